@@ -1,0 +1,1 @@
+//! Transport-free FHIR service: interactions, conditional logic, bundles, paging, CapabilityStatement.

@@ -1,0 +1,1 @@
+//! The subset of FHIRPath used by the R4 search-parameter expressions.

@@ -1,0 +1,31 @@
+//! The FHIR R4 domain of Wardline. This crate does no IO beyond reading the
+//! specification data compiled into it.
+//!
+//! * [`error`]: [`FhirError`], the one error type every layer speaks, which renders
+//!   as an `OperationOutcome` with an HTTP status.
+//! * [`nhs_number`]: Modulus 11 validation and formatting of NHS numbers.
+//! * [`definitions`]: the R4 resource and data-type model and search parameters,
+//!   compiled from the official CC0 definition bundles (see `data/README.md`).
+//! * [`validate`]: structural validation of a resource against that model.
+//! * [`fhirpath`]: the subset of FHIRPath that the official search-parameter
+//!   expressions use.
+//! * [`index`]: what a resource contributes to the search indexes ([`IndexEntry`]).
+//! * [`search`]: a parsed, typed search request ([`SearchQuery`]), independent of
+//!   any database.
+//! * [`datetime`]: FHIR date/dateTime/instant values as half-open ranges.
+
+pub mod datetime;
+pub mod definitions;
+pub mod error;
+pub mod fhirpath;
+pub mod index;
+pub mod nhs_number;
+pub mod search;
+pub mod validate;
+
+pub use error::{FhirError, Issue, IssueSeverity};
+pub use index::{IndexEntry, IndexValue};
+pub use search::SearchQuery;
+
+/// The NHS number identifier system.
+pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";

@@ -1,0 +1,1 @@
+//! Structural validation of a resource against the R4 model.

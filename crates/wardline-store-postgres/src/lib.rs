@@ -1,0 +1,1 @@
+//! PostgreSQL backend of the Wardline store (production).

@@ -1,0 +1,1 @@
+//! SQLite backend of the Wardline store (the embedded default).

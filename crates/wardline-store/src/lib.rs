@@ -1,0 +1,195 @@
+//! The storage interface of Wardline.
+//!
+//! Everything above this crate sees storage only through [`Store`] and
+//! [`StoreTx`]. The FHIR logic (versions, meta, conditional interactions,
+//! bundles, validation, index extraction) lives in `wardline-core`; a backend only
+//! persists what it is given, enforces optimistic version checks, and answers
+//! searches compiled from a [`SearchQuery`].
+//!
+//! Invariants every backend keeps (checked by [`conformance`]):
+//! * A write is visible, and `Ok` is returned from [`StoreTx::commit`], only after it
+//!   is durably committed.
+//! * History is append-only: every version ever written can be read back by
+//!   [`Store::vread`].
+//! * Index rows are replaced in the same transaction as the resource they index.
+//! * Every row of a patient-compartment resource carries its `patient_key`, so the
+//!   tables can be distributed by patient.
+//!
+//! The traits are synchronous: SQLite is synchronous anyway, and the HTTP layer
+//! runs store calls on tokio's blocking pool.
+
+use wardline_fhir::{FhirError, IndexEntry, SearchQuery};
+
+/// How a version came to be (for `_history` entries' `request.method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    Create,
+    Update,
+    Delete,
+}
+
+impl WriteMethod {
+    pub fn as_i64(self) -> i64 {
+        match self {
+            WriteMethod::Create => 0,
+            WriteMethod::Update => 1,
+            WriteMethod::Delete => 2,
+        }
+    }
+    pub fn from_i64(v: i64) -> WriteMethod {
+        match v {
+            0 => WriteMethod::Create,
+            2 => WriteMethod::Delete,
+            _ => WriteMethod::Update,
+        }
+    }
+    pub fn http_method(self) -> &'static str {
+        match self {
+            WriteMethod::Create => "POST",
+            WriteMethod::Update => "PUT",
+            WriteMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// The store's immutable surrogate key for this resource (same for all its versions).
+    pub rid: i64,
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub last_updated_ms: i64,
+    /// Global write sequence number of this version (orders system history).
+    pub seq: i64,
+    pub method: WriteMethod,
+    pub deleted: bool,
+    /// The resource JSON exactly as written (with `meta.versionId` and
+    /// `meta.lastUpdated` already set by the core); empty for a deletion.
+    pub json: String,
+}
+
+/// A new version to write. The core computes everything; the store persists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceWrite {
+    pub resource_type: String,
+    pub id: String,
+    /// The current version the writer based this on; `None` means the resource
+    /// must not exist yet (no row at all). A mismatch fails with
+    /// [`StoreError::VersionConflict`] and nothing is written.
+    pub expected_version: Option<i64>,
+    /// The new version number (`expected_version + 1`, or 1).
+    pub version: i64,
+    pub last_updated_ms: i64,
+    pub method: WriteMethod,
+    /// The full resource JSON; empty when `method` is `Delete`.
+    pub json: String,
+    /// The id of the Patient whose compartment this resource is in (its own id for
+    /// a Patient), or `None`. Used for compartment search and for sharding.
+    pub patient_key: Option<String>,
+    /// Search index entries; empty for a deletion.
+    pub index: Vec<IndexEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("version conflict on {resource_type}/{id}: expected {expected:?}, found {found:?}")]
+    VersionConflict {
+        resource_type: String,
+        id: String,
+        expected: Option<i64>,
+        found: Option<i64>,
+    },
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl From<StoreError> for FhirError {
+    fn from(e: StoreError) -> FhirError {
+        match e {
+            StoreError::VersionConflict { .. } => FhirError::conflict(e.to_string()),
+            StoreError::Backend(msg) => FhirError::internal(msg),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Paging position within a search.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageRequest {
+    /// Page size.
+    pub count: usize,
+    /// Rows to skip (used with an explicit `_sort`).
+    pub offset: usize,
+    /// Keyset cursor for the default order (by `rid`): return rows with `rid > after_rid`.
+    pub after_rid: Option<i64>,
+    /// Only resources with `rid <= snapshot_rid` (created before the first page was
+    /// served), so that later pages are stable under concurrent creates.
+    pub snapshot_rid: Option<i64>,
+    /// Whether to count all matches.
+    pub want_total: bool,
+    /// Count only; return no rows.
+    pub count_only: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchPage {
+    pub resources: Vec<StoredResource>,
+    pub total: Option<u64>,
+    /// More rows exist after this page.
+    pub has_more: bool,
+    /// The snapshot this paging session is pinned to (max rid when the first page ran).
+    pub snapshot_rid: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistoryScope {
+    System,
+    Type(String),
+    Instance(String, String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRequest {
+    pub scope: HistoryScope,
+    /// `_since`: versions with `last_updated_ms >= since_ms`.
+    pub since_ms: Option<i64>,
+    /// `_at`-style upper bound: versions with `last_updated_ms < before_ms`.
+    pub before_ms: Option<i64>,
+    /// Keyset cursor: versions with `seq < before_seq` (newest first).
+    pub before_seq: Option<i64>,
+    pub count: usize,
+}
+
+/// Read and search operations, available on the store and inside a transaction.
+pub trait Reader {
+    /// The current version (which may be a deletion tombstone), or `None`.
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>>;
+    /// Current versions of many resources in one round trip; missing ones are
+    /// left out. Order of the result is unspecified.
+    fn read_many(&self, keys: &[(String, String)]) -> Result<Vec<StoredResource>>;
+    /// Current, non-deleted resources matching `query`.
+    fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage>;
+}
+
+/// A storage backend.
+pub trait Store: Reader + Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    fn vread(&self, resource_type: &str, id: &str, version: i64)
+    -> Result<Option<StoredResource>>;
+    /// Versions newest first.
+    fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>>;
+    /// Starts a read-write transaction. Dropping it without [`StoreTx::commit`]
+    /// rolls back.
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>>;
+}
+
+/// A read-write transaction. Reads see the transaction's own writes.
+pub trait StoreTx: Reader {
+    fn write(&mut self, w: ResourceWrite) -> Result<()>;
+    /// Durably commits.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
