@@ -189,6 +189,28 @@ impl Env {
     }
 }
 
+/// Percent-encode the characters that may not appear raw in a URI (`|` in token
+/// searches, spaces, brackets, ...), leaving the rest (including existing `%XX`
+/// escapes, `?`, `&`, `=`) alone.
+pub fn escape_uri(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            ' ' | '|' | '[' | ']' | '"' | '<' | '>' | '^' | '`' | '{' | '}' | '\\' => {
+                out.push_str(&format!("%{:02X}", ch as u32))
+            }
+            c if !c.is_ascii() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
@@ -276,7 +298,7 @@ impl Server {
         } else if path.is_empty() {
             self.base.clone()
         } else {
-            format!("{}/{}", self.base, path.trim_start_matches('/'))
+            format!("{}/{}", self.base, escape_uri(path.trim_start_matches('/')))
         }
     }
 
