@@ -78,6 +78,10 @@ pub struct Definitions {
     /// Patient (e.g. Observation → [subject, performer]). `Patient` maps to `[]`
     /// (a Patient is in its own compartment).
     pub patient_compartment: HashMap<String, Vec<String>>,
+    /// Full element path → (type name, index into its elements).
+    pub element_index: HashMap<String, (String, usize)>,
+    /// Primitive type → the regex its value must match.
+    pub primitive_regex: HashMap<String, String>,
 }
 
 impl Definitions {
@@ -110,6 +114,214 @@ pub fn r4() -> &'static Definitions {
     DEFS.get_or_init(load_embedded)
 }
 
+static MODEL: &[u8] = include_bytes!("../data/r4-model.json.gz");
+
+#[derive(serde::Deserialize)]
+struct RawModel {
+    types: HashMap<String, RawType>,
+    params: Vec<RawParam>,
+    patient_compartment: HashMap<String, Vec<String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawType {
+    k: String,
+    a: bool,
+    e: Vec<serde_json::Value>,
+    #[serde(default)]
+    r: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawParam {
+    c: String,
+    b: Vec<String>,
+    t: String,
+    x: Option<String>,
+    g: Vec<String>,
+    u: Option<String>,
+    m: Vec<(String, String)>,
+}
+
 fn load_embedded() -> Definitions {
-    todo!("compile data/ and load it")
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(MODEL)
+        .read_to_string(&mut text)
+        .expect("embedded R4 model is valid gzip");
+    let raw: RawModel = serde_json::from_str(&text).expect("embedded R4 model is valid JSON");
+    let mut defs = Definitions::default();
+    for (name, t) in raw.types {
+        let kind = match t.k.as_str() {
+            "p" => TypeKind::PrimitiveType,
+            "c" => TypeKind::ComplexType,
+            _ => TypeKind::Resource,
+        };
+        let elements = t
+            .e
+            .iter()
+            .map(|e| ElementDef {
+                path: e[0].as_str().unwrap_or_default().to_owned(),
+                min: e[1].as_u64().unwrap_or(0) as u32,
+                max: e[2].as_str().and_then(|m| m.parse().ok()),
+                types: e[3]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|t| t.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                content_reference: e.get(4).and_then(|c| c.as_str()).map(str::to_owned),
+            })
+            .collect();
+        if let Some(r) = t.r {
+            defs.primitive_regex.insert(name.clone(), r);
+        }
+        defs.types.insert(
+            name.clone(),
+            TypeDef {
+                name,
+                kind,
+                is_abstract: t.a,
+                elements,
+            },
+        );
+    }
+    // url → code, for composite components.
+    let by_url: HashMap<&str, &str> = raw
+        .params
+        .iter()
+        .filter_map(|p| Some((p.u.as_deref()?, p.c.as_str())))
+        .collect();
+    let concrete: Vec<String> = defs.resource_types().into_iter().map(str::to_owned).collect();
+    for p in &raw.params {
+        let kind = match p.t.as_str() {
+            "number" => SearchParamType::Number,
+            "date" => SearchParamType::Date,
+            "string" => SearchParamType::String,
+            "token" => SearchParamType::Token,
+            "reference" => SearchParamType::Reference,
+            "composite" => SearchParamType::Composite,
+            "quantity" => SearchParamType::Quantity,
+            "uri" => SearchParamType::Uri,
+            _ => SearchParamType::Special,
+        };
+        let bases: Vec<String> = if p.b.iter().any(|b| b == "Resource" || b == "DomainResource") {
+            concrete.clone()
+        } else {
+            p.b.clone()
+        };
+        for base in bases {
+            let expression = p.x.as_deref().and_then(|x| restrict_expression(x, &base));
+            let def = SearchParamDef {
+                code: p.c.clone(),
+                resource_type: base.clone(),
+                kind,
+                expression,
+                targets: p.g.clone(),
+                components: p
+                    .m
+                    .iter()
+                    .map(|(url, expr)| {
+                        (by_url.get(url.as_str()).copied().unwrap_or(url).to_owned(), expr.clone())
+                    })
+                    .collect(),
+            };
+            defs.search_params.entry(base).or_default().insert(p.c.clone(), def);
+        }
+    }
+    defs.patient_compartment = raw.patient_compartment;
+    defs.build_index();
+    defs
+}
+
+/// Keeps the `|`-separated alternatives of a shared expression that are about
+/// `base` (`Patient.x`, `(Patient.x as T)`); common (`Resource.`) expressions are
+/// rewritten onto `base`. Returns `None` if nothing applies.
+fn restrict_expression(expr: &str, base: &str) -> Option<String> {
+    let parts = split_top_level(expr, '|');
+    let mut keep = Vec::new();
+    for part in parts {
+        let t = part.trim();
+        let inner = t.trim_start_matches('(');
+        let head = inner.split(['.', ' ', ')']).next().unwrap_or("");
+        if head == base {
+            keep.push(t.to_owned());
+        } else if head == "Resource" || head == "DomainResource" {
+            keep.push(t.replacen(head, base, 1));
+        }
+    }
+    if keep.is_empty() {
+        None
+    } else {
+        Some(keep.join(" | "))
+    }
+}
+
+/// Splits on `sep` outside parentheses and quotes.
+pub fn split_top_level(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut quote, mut start) = (0i32, false, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '\'' => quote = !quote,
+            '(' if !quote => depth += 1,
+            ')' if !quote => depth -= 1,
+            c if c == sep && !quote && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+impl Definitions {
+    fn build_index(&mut self) {
+        let mut index = HashMap::new();
+        for (tname, t) in &self.types {
+            for (i, e) in t.elements.iter().enumerate() {
+                index.insert(e.path.clone(), (tname.clone(), i));
+            }
+        }
+        self.element_index = index;
+    }
+
+    /// The element at a full snapshot path (`Patient.name`, `Observation.value[x]`).
+    pub fn element(&self, path: &str) -> Option<&ElementDef> {
+        let (t, i) = self.element_index.get(path)?;
+        self.types.get(t)?.elements.get(*i)
+    }
+
+    /// The regex a primitive type's value must match, if the spec gives one.
+    pub fn primitive_regex(&self, type_name: &str) -> Option<&str> {
+        self.primitive_regex.get(type_name).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_loads_with_expected_facts() {
+        let d = r4();
+        assert!(d.is_resource_type("Patient"));
+        assert!(!d.is_resource_type("DomainResource"));
+        let bd = d.element("Patient.birthDate").unwrap();
+        assert_eq!((bd.min, bd.max), (0, Some(1)));
+        assert_eq!(bd.types, vec!["date"]);
+        assert!(d.element("Observation.value[x]").unwrap().types.iter().any(|t| t == "Quantity"));
+        let p = d.search_param("Patient", "birthdate").unwrap();
+        assert_eq!(p.kind, SearchParamType::Date);
+        assert_eq!(p.expression.as_deref(), Some("Patient.birthDate"));
+        let p = d.search_param("Observation", "patient").unwrap();
+        assert_eq!(p.expression.as_deref(), Some("Observation.subject.where(resolve() is Patient)"));
+        assert!(d.search_param("Observation", "_lastUpdated").is_some());
+        assert!(d.patient_compartment["Observation"].iter().any(|p| p == "subject"));
+        assert!(d.resource_types().len() > 140);
+    }
 }
