@@ -1,1 +1,491 @@
-//! SQLite backend of the Wardline store (the embedded default).
+//! SQLite backend of the Wardline store: the embedded default.
+//!
+//! Schema and search SQL come from [`wardline_store::sql`] (shared with
+//! PostgreSQL). The database runs in WAL mode with `synchronous=FULL`, so a
+//! commit that returned is on disk.
+//!
+//! Connections: SQLite allows one writer at a time, so there is one writer
+//! connection behind a mutex ([`Store::begin`] takes it and issues
+//! `BEGIN IMMEDIATE`) and a small pool of reader connections, which WAL lets run
+//! alongside the writer. The pool is a few lines here because it only has to
+//! hand out idle connections; a general pool crate adds nothing for that.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value as SqlParam};
+use wardline_fhir::SearchQuery;
+use wardline_store::sql::{self, Dialect, SqlValue};
+use wardline_store::{
+    HistoryRequest, HistoryScope, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store,
+    StoreError, StoreTx, StoredResource, WriteMethod,
+};
+
+const READERS: usize = 4;
+
+fn be(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    available: Condvar,
+    path: Option<PathBuf>,
+}
+
+fn configure(c: &Connection) -> Result<()> {
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -65536;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(be)?;
+    c.set_prepared_statement_cache_capacity(256);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let writer = Connection::open(path).map_err(be)?;
+        configure(&writer)?;
+        migrate(&writer)?;
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            let r = Connection::open(path).map_err(be)?;
+            configure(&r)?;
+            readers.push(r);
+        }
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers: Mutex::new(readers),
+            available: Condvar::new(),
+            path: Some(path.to_owned()),
+        })
+    }
+
+    /// A private in-memory database (one connection serves reads and writes).
+    pub fn open_in_memory() -> Result<SqliteStore> {
+        let writer = Connection::open_in_memory().map_err(be)?;
+        migrate(&writer)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            available: Condvar::new(),
+            path: None,
+        })
+    }
+
+    /// Runs `f` on a reader connection (the writer for in-memory stores).
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.path.is_none() {
+            let w = lock(&self.writer);
+            return f(&w);
+        }
+        let conn = {
+            let mut pool = lock(&self.readers);
+            loop {
+                if let Some(c) = pool.pop() {
+                    break c;
+                }
+                pool = self.available.wait(pool).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let out = f(&conn);
+        lock(&self.readers).push(conn);
+        self.available.notify_one();
+        out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn migrate(c: &Connection) -> Result<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .map_err(be)?;
+    for (name, ddl) in sql::migrations(Dialect::Sqlite) {
+        let done: Option<String> = c
+            .query_row(
+                "SELECT name FROM schema_migrations WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(be)?;
+        if done.is_none() {
+            let tx = c.unchecked_transaction().map_err(be)?;
+            tx.execute_batch(&ddl).map_err(be)?;
+            tx.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2)",
+                rusqlite::params![name, wardline_fhir::datetime::now_ms()],
+            )
+            .map_err(be)?;
+            tx.commit().map_err(be)?;
+        }
+    }
+    Ok(())
+}
+
+fn to_params(v: &[SqlValue]) -> Vec<SqlParam> {
+    v.iter()
+        .map(|v| match v {
+            SqlValue::Int(i) => SqlParam::Integer(*i),
+            SqlValue::Real(f) => SqlParam::Real(*f),
+            SqlValue::Text(s) => SqlParam::Text(s.clone()),
+            SqlValue::Null => SqlParam::Null,
+        })
+        .collect()
+}
+
+fn row_to_resource(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
+    Ok(StoredResource {
+        rid: r.get(0)?,
+        resource_type: r.get(1)?,
+        id: r.get(2)?,
+        version: r.get(3)?,
+        last_updated_ms: r.get(4)?,
+        seq: r.get(5)?,
+        method: WriteMethod::from_i64(r.get(6)?),
+        deleted: r.get::<_, i64>(7)? != 0,
+        json: r.get(8)?,
+    })
+}
+
+fn read_current(c: &Connection, rtype: &str, id: &str) -> Result<Option<StoredResource>> {
+    let mut st = c
+        .prepare_cached(&format!(
+            "SELECT {} FROM resources WHERE res_type = ?1 AND res_id = ?2",
+            sql::RESOURCE_COLUMNS
+        ))
+        .map_err(be)?;
+    st.query_row([rtype, id], row_to_resource)
+        .optional()
+        .map_err(be)
+}
+
+fn read_many(c: &Connection, keys: &[(String, String)]) -> Result<Vec<StoredResource>> {
+    let mut out = Vec::with_capacity(keys.len());
+    for (t, id) in keys {
+        if let Some(r) = read_current(c, t, id)? {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn search(c: &Connection, q: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
+    let snapshot = match page.snapshot_rid {
+        Some(s) => s,
+        None => c
+            .query_row("SELECT COALESCE(MAX(rid), 0) FROM resources", [], |r| {
+                r.get(0)
+            })
+            .map_err(be)?,
+    };
+    let page = PageRequest {
+        snapshot_rid: Some(snapshot),
+        ..page.clone()
+    };
+    let total = if page.want_total || page.count_only {
+        let b = sql::count_sql(Dialect::Sqlite, q, &page);
+        let n: i64 = c
+            .prepare_cached(&b.sql)
+            .map_err(be)?
+            .query_row(params_from_iter(to_params(&b.params)), |r| r.get(0))
+            .map_err(be)?;
+        Some(n as u64)
+    } else {
+        None
+    };
+    if page.count_only {
+        return Ok(SearchPage {
+            resources: Vec::new(),
+            total,
+            has_more: false,
+            snapshot_rid: snapshot,
+        });
+    }
+    let b = sql::search_sql(Dialect::Sqlite, q, &page);
+    let mut st = c.prepare_cached(&b.sql).map_err(be)?;
+    let mut resources: Vec<StoredResource> = st
+        .query_map(params_from_iter(to_params(&b.params)), row_to_resource)
+        .map_err(be)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(be)?;
+    let has_more = resources.len() > page.count;
+    resources.truncate(page.count);
+    Ok(SearchPage {
+        resources,
+        total,
+        has_more,
+        snapshot_rid: snapshot,
+    })
+}
+
+impl Reader for SqliteStore {
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
+        self.with_reader(|c| read_current(c, resource_type, id))
+    }
+    fn read_many(&self, keys: &[(String, String)]) -> Result<Vec<StoredResource>> {
+        self.with_reader(|c| read_many(c, keys))
+    }
+    fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
+        self.with_reader(|c| search(c, query, page))
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+        self.with_reader(|c| {
+            if let Some(cur) = read_current(c, resource_type, id)? {
+                if cur.version == version {
+                    return Ok(Some(cur));
+                }
+                let mut st = c
+                    .prepare_cached(&format!(
+                        "SELECT {} FROM resource_history WHERE rid = ?1 AND version = ?2",
+                        sql::RESOURCE_COLUMNS
+                    ))
+                    .map_err(be)?;
+                return st
+                    .query_row(rusqlite::params![cur.rid, version], row_to_resource)
+                    .optional()
+                    .map_err(be);
+            }
+            Ok(None)
+        })
+    }
+
+    fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>> {
+        self.with_reader(|c| {
+            let mut b = sql::SqlBuilder::new(Dialect::Sqlite);
+            let mut cond = String::new();
+            // Conditions are written for each half of the UNION with the same binds.
+            let mut binds: Vec<SqlValue> = Vec::new();
+            match &req.scope {
+                HistoryScope::System => {}
+                HistoryScope::Type(t) => {
+                    binds.push(SqlValue::Text(t.clone()));
+                    cond.push_str(&format!(" AND res_type = ?{}", binds.len()));
+                }
+                HistoryScope::Instance(t, id) => {
+                    binds.push(SqlValue::Text(t.clone()));
+                    cond.push_str(&format!(" AND res_type = ?{}", binds.len()));
+                    binds.push(SqlValue::Text(id.clone()));
+                    cond.push_str(&format!(" AND res_id = ?{}", binds.len()));
+                }
+            }
+            if let Some(s) = req.since_ms {
+                binds.push(SqlValue::Int(s));
+                cond.push_str(&format!(" AND last_updated >= ?{}", binds.len()));
+            }
+            if let Some(s) = req.before_ms {
+                binds.push(SqlValue::Int(s));
+                cond.push_str(&format!(" AND last_updated < ?{}", binds.len()));
+            }
+            if let Some(s) = req.before_seq {
+                binds.push(SqlValue::Int(s));
+                cond.push_str(&format!(" AND seq < ?{}", binds.len()));
+            }
+            binds.push(SqlValue::Int(req.count as i64));
+            let limit = binds.len();
+            b.push(&format!(
+                "SELECT * FROM (SELECT {cols} FROM resources WHERE 1=1{cond} \
+                 UNION ALL SELECT {cols} FROM resource_history WHERE 1=1{cond}) \
+                 ORDER BY seq DESC LIMIT ?{limit}",
+                cols = sql::RESOURCE_COLUMNS
+            ));
+            let mut st = c.prepare_cached(&b.sql).map_err(be)?;
+            st.query_map(params_from_iter(to_params(&binds)), row_to_resource)
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)
+        })
+    }
+
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
+        let conn = lock(&self.writer);
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
+        Ok(Box::new(SqliteTx { conn, done: false }))
+    }
+}
+
+struct SqliteTx<'a> {
+    conn: MutexGuard<'a, Connection>,
+    done: bool,
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _rollback_result = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Reader for SqliteTx<'_> {
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
+        read_current(&self.conn, resource_type, id)
+    }
+    fn read_many(&self, keys: &[(String, String)]) -> Result<Vec<StoredResource>> {
+        read_many(&self.conn, keys)
+    }
+    fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
+        search(&self.conn, query, page)
+    }
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn write(&mut self, w: ResourceWrite) -> Result<()> {
+        let c = &*self.conn;
+        let current: Option<(i64, i64)> = c
+            .prepare_cached(
+                "SELECT rid, version FROM resources WHERE res_type = ?1 AND res_id = ?2",
+            )
+            .map_err(be)?
+            .query_row([&w.resource_type, &w.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(be)?;
+        if current.map(|c| c.1) != w.expected_version {
+            return Err(StoreError::VersionConflict {
+                resource_type: w.resource_type,
+                id: w.id,
+                expected: w.expected_version,
+                found: current.map(|c| c.1),
+            });
+        }
+        let seq: i64 = c
+            .prepare_cached("UPDATE seq_counter SET value = value + 1 WHERE id = 1 RETURNING value")
+            .map_err(be)?
+            .query_row([], |r| r.get(0))
+            .map_err(be)?;
+        let deleted = i64::from(w.method == WriteMethod::Delete);
+        let rid = match current {
+            Some((rid, _)) => {
+                c.prepare_cached(
+                    "INSERT INTO resource_history SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, patient_key, content FROM resources WHERE rid = ?1",
+                )
+                .map_err(be)?
+                .execute([rid])
+                .map_err(be)?;
+                c.prepare_cached(
+                    "UPDATE resources SET version = ?2, last_updated = ?3, seq = ?4, method = ?5, deleted = ?6, patient_key = ?7, content = ?8 WHERE rid = ?1",
+                )
+                .map_err(be)?
+                .execute(rusqlite::params![
+                    rid,
+                    w.version,
+                    w.last_updated_ms,
+                    seq,
+                    w.method.as_i64(),
+                    deleted,
+                    w.patient_key,
+                    w.json
+                ])
+                .map_err(be)?;
+                for t in [
+                    "idx_token",
+                    "idx_string",
+                    "idx_date",
+                    "idx_number",
+                    "idx_quantity",
+                    "idx_reference",
+                    "idx_uri",
+                ] {
+                    c.prepare_cached(&format!("DELETE FROM {t} WHERE rid = ?1"))
+                        .map_err(be)?
+                        .execute([rid])
+                        .map_err(be)?;
+                }
+                rid
+            }
+            None => {
+                c.prepare_cached(
+                    "INSERT INTO resources (res_type, res_id, version, last_updated, seq, method, deleted, patient_key, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(be)?
+                .execute(rusqlite::params![
+                    w.resource_type,
+                    w.id,
+                    w.version,
+                    w.last_updated_ms,
+                    seq,
+                    w.method.as_i64(),
+                    deleted,
+                    w.patient_key,
+                    w.json
+                ])
+                .map_err(be)?;
+                c.last_insert_rowid()
+            }
+        };
+        for e in &w.index {
+            let (table, cols, vals) = sql::index_row(&e.value);
+            let mut text = format!("INSERT INTO {table} (rid, res_type, param, patient_key");
+            for col in cols {
+                text.push_str(", ");
+                text.push_str(col);
+            }
+            text.push_str(") VALUES (?1, ?2, ?3, ?4");
+            for i in 0..cols.len() {
+                text.push_str(&format!(", ?{}", i + 5));
+            }
+            text.push(')');
+            let mut params = vec![
+                SqlParam::Integer(rid),
+                SqlParam::Text(w.resource_type.clone()),
+                SqlParam::Text(e.param.clone()),
+                w.patient_key.clone().map_or(SqlParam::Null, SqlParam::Text),
+            ];
+            params.extend(to_params(&vals));
+            c.prepare_cached(&text)
+                .map_err(be)?
+                .execute(params_from_iter(params))
+                .map_err(be)?;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(be)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance_on_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
+        wardline_store::conformance::run_all(&store);
+    }
+
+    #[test]
+    fn durability_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
+        let w = lock(&store.writer);
+        let mode: String = w
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = w.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous=FULL");
+    }
+}

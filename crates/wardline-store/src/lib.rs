@@ -178,8 +178,7 @@ pub trait Reader {
 pub trait Store: Reader + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
-    fn vread(&self, resource_type: &str, id: &str, version: i64)
-    -> Result<Option<StoredResource>>;
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>>;
     /// Versions newest first.
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>>;
     /// Starts a read-write transaction. Dropping it without [`StoreTx::commit`]
@@ -193,3 +192,6 @@ pub trait StoreTx: Reader {
     /// Durably commits.
     fn commit(self: Box<Self>) -> Result<()>;
 }
+
+pub mod conformance;
+pub mod sql;
