@@ -79,10 +79,7 @@ fn parse_time(date: Date, t: &str) -> Option<(i64, i64)> {
         if parts.next().is_some() {
             return None;
         }
-        (
-            &t[..i],
-            UtcOffset::from_hms(sign * oh, sign * om, 0).ok()?,
-        )
+        (&t[..i], UtcOffset::from_hms(sign * oh, sign * om, 0).ok()?)
     } else {
         (t, UtcOffset::UTC)
     };

@@ -157,24 +157,23 @@ fn load_embedded() -> Definitions {
             "c" => TypeKind::ComplexType,
             _ => TypeKind::Resource,
         };
-        let elements = t
-            .e
-            .iter()
-            .map(|e| ElementDef {
-                path: e[0].as_str().unwrap_or_default().to_owned(),
-                min: e[1].as_u64().unwrap_or(0) as u32,
-                max: e[2].as_str().and_then(|m| m.parse().ok()),
-                types: e[3]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|t| t.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                content_reference: e.get(4).and_then(|c| c.as_str()).map(str::to_owned),
-            })
-            .collect();
+        let elements =
+            t.e.iter()
+                .map(|e| ElementDef {
+                    path: e[0].as_str().unwrap_or_default().to_owned(),
+                    min: e[1].as_u64().unwrap_or(0) as u32,
+                    max: e[2].as_str().and_then(|m| m.parse().ok()),
+                    types: e[3]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|t| t.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    content_reference: e.get(4).and_then(|c| c.as_str()).map(str::to_owned),
+                })
+                .collect();
         if let Some(r) = t.r {
             defs.primitive_regex.insert(name.clone(), r);
         }
@@ -194,7 +193,11 @@ fn load_embedded() -> Definitions {
         .iter()
         .filter_map(|p| Some((p.u.as_deref()?, p.c.as_str())))
         .collect();
-    let concrete: Vec<String> = defs.resource_types().into_iter().map(str::to_owned).collect();
+    let concrete: Vec<String> = defs
+        .resource_types()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     for p in &raw.params {
         let kind = match p.t.as_str() {
             "number" => SearchParamType::Number,
@@ -224,11 +227,17 @@ fn load_embedded() -> Definitions {
                     .m
                     .iter()
                     .map(|(url, expr)| {
-                        (by_url.get(url.as_str()).copied().unwrap_or(url).to_owned(), expr.clone())
+                        (
+                            by_url.get(url.as_str()).copied().unwrap_or(url).to_owned(),
+                            expr.clone(),
+                        )
                     })
                     .collect(),
             };
-            defs.search_params.entry(base).or_default().insert(p.c.clone(), def);
+            defs.search_params
+                .entry(base)
+                .or_default()
+                .insert(p.c.clone(), def);
         }
     }
     defs.patient_compartment = raw.patient_compartment;
@@ -314,14 +323,27 @@ mod tests {
         let bd = d.element("Patient.birthDate").unwrap();
         assert_eq!((bd.min, bd.max), (0, Some(1)));
         assert_eq!(bd.types, vec!["date"]);
-        assert!(d.element("Observation.value[x]").unwrap().types.iter().any(|t| t == "Quantity"));
+        assert!(
+            d.element("Observation.value[x]")
+                .unwrap()
+                .types
+                .iter()
+                .any(|t| t == "Quantity")
+        );
         let p = d.search_param("Patient", "birthdate").unwrap();
         assert_eq!(p.kind, SearchParamType::Date);
         assert_eq!(p.expression.as_deref(), Some("Patient.birthDate"));
         let p = d.search_param("Observation", "patient").unwrap();
-        assert_eq!(p.expression.as_deref(), Some("Observation.subject.where(resolve() is Patient)"));
+        assert_eq!(
+            p.expression.as_deref(),
+            Some("Observation.subject.where(resolve() is Patient)")
+        );
         assert!(d.search_param("Observation", "_lastUpdated").is_some());
-        assert!(d.patient_compartment["Observation"].iter().any(|p| p == "subject"));
+        assert!(
+            d.patient_compartment["Observation"]
+                .iter()
+                .any(|p| p == "subject")
+        );
         assert!(d.resource_types().len() > 140);
     }
 }

@@ -26,11 +26,19 @@ pub enum IndexValue {
     },
     /// `norm` is lower-cased with accents and punctuation folded (for the default
     /// starts-with and `:contains` matches); `exact` is the value as written.
-    String { norm: String, exact: String },
+    String {
+        norm: String,
+        exact: String,
+    },
     /// A half-open interval `[lo, hi)` in milliseconds since the Unix epoch (UTC).
     /// A date of `2013` is `[2013-01-01, 2014-01-01)`; an open Period end is `i64::MAX`.
-    Date { lo: i64, hi: i64 },
-    Number { value: f64 },
+    Date {
+        lo: i64,
+        hi: i64,
+    },
+    Number {
+        value: f64,
+    },
     Quantity {
         value: f64,
         system: Option<String>,
@@ -44,7 +52,9 @@ pub enum IndexValue {
         target_id: Option<String>,
         url: String,
     },
-    Uri { value: String },
+    Uri {
+        value: String,
+    },
 }
 
 /// Folds a string for the default FHIR string search: lower-case, accents removed,

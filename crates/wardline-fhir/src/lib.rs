@@ -17,6 +17,7 @@
 pub mod datetime;
 pub mod definitions;
 pub mod error;
+pub mod extract;
 pub mod fhirpath;
 pub mod index;
 pub mod nhs_number;

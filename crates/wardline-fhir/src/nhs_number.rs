@@ -5,10 +5,7 @@
 
 /// Strips spaces and dashes. Returns `None` unless exactly ten digits remain.
 pub fn normalise(input: &str) -> Option<String> {
-    let digits: String = input
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .collect();
+    let digits: String = input.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     if digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) {
         Some(digits)
     } else {
@@ -80,9 +77,11 @@ mod tests {
     /// Reads the uk-fci language-agnostic vectors when the shared test data is present.
     #[test]
     fn uk_fci_vectors() {
-        let root = std::env::var("WARDLINE_TESTDATA")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").into());
-        let path = format!("{root}/nhs-numbers/uk-fci-nhs-number/tests/vectors/nhs_number_cases.json");
+        let root = std::env::var("WARDLINE_TESTDATA").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").into()
+        });
+        let path =
+            format!("{root}/nhs-numbers/uk-fci-nhs-number/tests/vectors/nhs_number_cases.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             eprintln!("SKIPPED: {path} is absent");
             return;
@@ -90,7 +89,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let mut n = 0;
         // Check-digit vectors are ground truth for us.
-        for case in v["calculate_checksum"].as_array().expect("calculate_checksum") {
+        for case in v["calculate_checksum"]
+            .as_array()
+            .expect("calculate_checksum")
+        {
             let ident = case["identifier"].as_str().unwrap_or_default();
             if ident.len() != 9 || !ident.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
@@ -105,7 +107,9 @@ mod tests {
         // is_valid vectors, except those uk-fci rejects for a Scottish CHI date
         // (a regional rule, not the check digit; see its notes).
         for case in v["is_valid"].as_array().expect("is_valid cases") {
-            let Some(input) = case["input"].as_str() else { continue };
+            let Some(input) = case["input"].as_str() else {
+                continue;
+            };
             let note = case["note"].as_str().unwrap_or_default();
             if note.contains("date") {
                 continue;

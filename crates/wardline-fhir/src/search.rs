@@ -64,9 +64,16 @@ pub enum Predicate {
     TokenText(String),
     /// `value` is already normalised for StartsWith/Contains (see
     /// [`crate::index::normalise_string`]) and as written for Exact.
-    String { value: String, mode: StringMatch },
+    String {
+        value: String,
+        mode: StringMatch,
+    },
     /// The search value's own range `[lo, hi)` in epoch milliseconds, from its precision.
-    Date { prefix: Prefix, lo: i64, hi: i64 },
+    Date {
+        prefix: Prefix,
+        lo: i64,
+        hi: i64,
+    },
     /// `[lo, hi)` is the implicit range from the value's significant figures;
     /// `value` is the number as written.
     Number {
@@ -90,7 +97,10 @@ pub enum Predicate {
         target_id: Option<String>,
         url: Option<String>,
     },
-    Uri { value: String, mode: UriMatch },
+    Uri {
+        value: String,
+        mode: UriMatch,
+    },
 }
 
 /// What a filter tests.
@@ -173,4 +183,536 @@ pub enum Handling {
     #[default]
     Lenient,
     Strict,
+}
+
+// ---- parsing ---------------------------------------------------------------
+
+use crate::definitions::{Definitions, SearchParamDef};
+use crate::error::FhirError;
+
+const RESULT_PARAMS: [&str; 9] = [
+    "_count",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_format",
+    "_pretty",
+];
+
+/// Parses URL query pairs into a [`SearchQuery`] for `resource_type` (`None`:
+/// a system-level search, which allows only the common parameters).
+pub fn parse(
+    defs: &Definitions,
+    resource_type: Option<&str>,
+    params: &[(String, String)],
+    handling: Handling,
+) -> Result<SearchQuery, FhirError> {
+    let mut q = SearchQuery {
+        resource_type: resource_type.map(str::to_owned),
+        ..SearchQuery::default()
+    };
+    let lookup = |code: &str| -> Option<&SearchParamDef> {
+        let t = resource_type.unwrap_or("Patient");
+        let p = defs.search_param(t, code)?;
+        if resource_type.is_none() && !code.starts_with('_') {
+            return None;
+        }
+        (resource_type.is_none() || defs.is_indexed(t, code)).then_some(p)
+    };
+    for (key, value) in params {
+        let unsupported = |q: &mut SearchQuery, why: String| -> Result<(), FhirError> {
+            match handling {
+                Handling::Strict => Err(FhirError::invalid(why).at(key.clone())),
+                Handling::Lenient => {
+                    q.ignored.push(key.clone());
+                    Ok(())
+                }
+            }
+        };
+        let bad = |why: String| FhirError::invalid(why).at(key.clone());
+        match key.as_str() {
+            "_format" | "_pretty" => continue,
+            "_count" => {
+                q.count =
+                    Some(value.parse().map_err(|_| {
+                        bad(format!("_count '{value}' is not a non-negative integer"))
+                    })?);
+                continue;
+            }
+            "_total" => {
+                q.total = match value.as_str() {
+                    "none" => Total::None,
+                    "estimate" => Total::Estimate,
+                    "accurate" => Total::Accurate,
+                    _ => {
+                        return Err(bad(format!(
+                            "_total '{value}' must be none, estimate or accurate"
+                        )));
+                    }
+                };
+                continue;
+            }
+            "_summary" => {
+                q.summary = match value.as_str() {
+                    "true" => Summary::True,
+                    "false" => Summary::False,
+                    "text" => Summary::Text,
+                    "data" => Summary::Data,
+                    "count" => Summary::Count,
+                    _ => {
+                        return Err(bad(format!(
+                            "_summary '{value}' is not one of true, false, text, data, count"
+                        )));
+                    }
+                };
+                continue;
+            }
+            "_elements" => {
+                q.elements = value.split(',').map(|s| s.trim().to_owned()).collect();
+                continue;
+            }
+            "_include" => {
+                q.include.push(value.clone());
+                continue;
+            }
+            "_revinclude" => {
+                q.revinclude.push(value.clone());
+                continue;
+            }
+            "_sort" => {
+                for k in value.split(',').filter(|s| !s.is_empty()) {
+                    let (desc, code) = match k.strip_prefix('-') {
+                        Some(c) => (true, c),
+                        None => (false, k),
+                    };
+                    let param_type = match code {
+                        "_id" | "_lastUpdated" => None,
+                        c => match lookup(c) {
+                            Some(p) => Some(p.kind),
+                            None => {
+                                return Err(bad(format!("cannot sort by unknown parameter '{c}'")));
+                            }
+                        },
+                    };
+                    q.sort.push(SortKey {
+                        param: code.to_owned(),
+                        param_type,
+                        descending: desc,
+                    });
+                }
+                continue;
+            }
+            _ => {}
+        }
+        debug_assert!(!RESULT_PARAMS.contains(&key.as_str()));
+        if key == "_has" || key.starts_with("_has:") {
+            unsupported(
+                &mut q,
+                "reverse chaining (_has) is not supported yet".into(),
+            )?;
+            continue;
+        }
+        let (code, modifier) = match key.split_once(':') {
+            Some((c, m)) => (c, Some(m)),
+            None => (key.as_str(), None),
+        };
+        if code.contains('.') || modifier.is_some_and(|m| m.contains('.')) {
+            unsupported(
+                &mut q,
+                format!("chained parameter '{key}' is not supported yet"),
+            )?;
+            continue;
+        }
+        let values = split_values(value);
+        if code == "_id" {
+            match modifier {
+                None => {
+                    q.filters.push(Filter {
+                        param: "_id".into(),
+                        param_type: None,
+                        kind: FilterKind::Id(values),
+                    });
+                }
+                Some("missing") => {}
+                Some(m) => unsupported(&mut q, format!("modifier ':{m}' is not supported on _id"))?,
+            }
+            continue;
+        }
+        if code == "_lastUpdated" {
+            let mut ranges = Vec::new();
+            for v in &values {
+                let (p, rest) = prefix(v);
+                let (lo, hi) = crate::datetime::parse_range(rest)
+                    .ok_or_else(|| bad(format!("_lastUpdated '{v}' is not a valid date")))?;
+                ranges.push((p, lo, hi));
+            }
+            q.filters.push(Filter {
+                param: "_lastUpdated".into(),
+                param_type: None,
+                kind: FilterKind::LastUpdated(ranges),
+            });
+            continue;
+        }
+        let Some(def) = lookup(code) else {
+            unsupported(
+                &mut q,
+                format!(
+                    "unknown search parameter '{code}' for {}",
+                    resource_type.unwrap_or("a system search")
+                ),
+            )?;
+            continue;
+        };
+        let kind = def.kind;
+        if modifier == Some("missing") {
+            let b = match value.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad(format!(":missing takes true or false, not '{value}'"))),
+            };
+            q.filters.push(Filter {
+                param: code.into(),
+                param_type: Some(kind),
+                kind: FilterKind::Missing(b),
+            });
+            continue;
+        }
+        let mut preds = Vec::new();
+        let mut negate = false;
+        for v in &values {
+            let p = match (kind, modifier) {
+                (SearchParamType::String, None | Some("contains") | Some("exact")) => {
+                    let mode = match modifier {
+                        Some("exact") => StringMatch::Exact,
+                        Some("contains") => StringMatch::Contains,
+                        _ => StringMatch::StartsWith,
+                    };
+                    let value = if mode == StringMatch::Exact {
+                        v.clone()
+                    } else {
+                        crate::index::normalise_string(v)
+                    };
+                    Predicate::String { value, mode }
+                }
+                (SearchParamType::Token, None | Some("not")) => {
+                    negate = modifier == Some("not");
+                    token(v)
+                }
+                (SearchParamType::Token, Some("text")) => {
+                    Predicate::TokenText(crate::index::normalise_string(v))
+                }
+                (SearchParamType::Date, None) => {
+                    let (p, rest) = prefix(v);
+                    let (lo, hi) = crate::datetime::parse_range(rest)
+                        .ok_or_else(|| bad(format!("'{v}' is not a valid date for {code}")))?;
+                    Predicate::Date { prefix: p, lo, hi }
+                }
+                (SearchParamType::Number, None) => {
+                    let (p, rest) = prefix(v);
+                    let (value, lo, hi) = number(rest)
+                        .ok_or_else(|| bad(format!("'{v}' is not a number for {code}")))?;
+                    Predicate::Number {
+                        prefix: p,
+                        value,
+                        lo,
+                        hi,
+                    }
+                }
+                (SearchParamType::Quantity, None) => {
+                    let mut parts = v.splitn(3, '|');
+                    let (p, rest) = prefix(parts.next().unwrap_or_default());
+                    let (value, lo, hi) = number(rest)
+                        .ok_or_else(|| bad(format!("'{v}' is not a quantity for {code}")))?;
+                    let system = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
+                    let unit = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
+                    Predicate::Quantity {
+                        prefix: p,
+                        value,
+                        lo,
+                        hi,
+                        system,
+                        code: unit,
+                    }
+                }
+                (SearchParamType::Reference, m) => {
+                    let type_mod = match m {
+                        None => None,
+                        Some(t) if defs.is_resource_type(t) => Some(t.to_owned()),
+                        Some(m) => {
+                            unsupported(
+                                &mut q,
+                                format!("modifier ':{m}' is not supported on {code}"),
+                            )?;
+                            preds.clear();
+                            break;
+                        }
+                    };
+                    reference(v, type_mod, def)
+                }
+                (SearchParamType::Uri, None | Some("below") | Some("above")) => Predicate::Uri {
+                    value: v.clone(),
+                    mode: match modifier {
+                        Some("below") => UriMatch::Below,
+                        Some("above") => UriMatch::Above,
+                        _ => UriMatch::Exact,
+                    },
+                },
+                (SearchParamType::Composite | SearchParamType::Special, _) => {
+                    unsupported(
+                        &mut q,
+                        format!("{code} is a composite or special parameter, not supported yet"),
+                    )?;
+                    preds.clear();
+                    break;
+                }
+                (_, Some(m)) => {
+                    unsupported(&mut q, format!("modifier ':{m}' is not valid on {code}"))?;
+                    preds.clear();
+                    break;
+                }
+            };
+            preds.push(p);
+        }
+        if !preds.is_empty() {
+            q.filters.push(Filter {
+                param: code.into(),
+                param_type: Some(kind),
+                kind: if negate {
+                    FilterKind::Not(preds)
+                } else {
+                    FilterKind::Match(preds)
+                },
+            });
+        }
+    }
+    Ok(q)
+}
+
+/// Splits on unescaped commas and unescapes `\,` `\|` `\$` `\\`.
+fn split_values(v: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n @ (',' | '$' | '\\')) => out.last_mut().expect("non-empty").push(n),
+                Some('|') => out.last_mut().expect("non-empty").push_str("\\|"),
+                Some(n) => {
+                    let last = out.last_mut().expect("non-empty");
+                    last.push('\\');
+                    last.push(n);
+                }
+                None => out.last_mut().expect("non-empty").push('\\'),
+            },
+            ',' => out.push(String::new()),
+            c => out.last_mut().expect("non-empty").push(c),
+        }
+    }
+    out
+}
+
+fn prefix(v: &str) -> (Prefix, &str) {
+    let p = match v.get(..2) {
+        Some("eq") => Prefix::Eq,
+        Some("ne") => Prefix::Ne,
+        Some("gt") => Prefix::Gt,
+        Some("lt") => Prefix::Lt,
+        Some("ge") => Prefix::Ge,
+        Some("le") => Prefix::Le,
+        Some("sa") => Prefix::Sa,
+        Some("eb") => Prefix::Eb,
+        Some("ap") => Prefix::Ap,
+        _ => return (Prefix::Eq, v),
+    };
+    (p, &v[2..])
+}
+
+/// A number and its implicit range from its significant figures.
+fn number(s: &str) -> Option<(f64, f64, f64)> {
+    let value: f64 = s.parse().ok()?;
+    if !value.is_finite() {
+        return None;
+    }
+    let (mantissa, exp) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
+        None => (s, 0),
+    };
+    let decimals = mantissa.split_once('.').map_or(0, |(_, d)| d.len() as i32);
+    let half = 0.5 * 10f64.powi(exp - decimals);
+    Some((value, value - half, value + half))
+}
+
+fn token(v: &str) -> Predicate {
+    // `\|` was kept escaped by split_values; split on unescaped `|`.
+    let mut idx = None;
+    let b = v.as_bytes();
+    for i in 0..b.len() {
+        if b[i] == b'|' && (i == 0 || b[i - 1] != b'\\') {
+            idx = Some(i);
+            break;
+        }
+    }
+    let un = |s: &str| s.replace("\\|", "|");
+    match idx {
+        None => Predicate::Token {
+            system: TokenSystem::Any,
+            code: Some(un(v)),
+        },
+        Some(i) => {
+            let (sys, code) = (&v[..i], &v[i + 1..]);
+            Predicate::Token {
+                system: if sys.is_empty() {
+                    TokenSystem::None
+                } else {
+                    TokenSystem::Is(un(sys))
+                },
+                code: if code.is_empty() {
+                    None
+                } else {
+                    Some(un(code))
+                },
+            }
+        }
+    }
+}
+
+fn reference(v: &str, type_mod: Option<String>, def: &SearchParamDef) -> Predicate {
+    if v.contains("://") {
+        if let Some((Some(t), Some(id))) = crate::extract::split_reference(v) {
+            return Predicate::Reference {
+                target_type: Some(t),
+                target_id: Some(id),
+                url: Some(v.to_owned()),
+            };
+        }
+        return Predicate::Reference {
+            target_type: None,
+            target_id: None,
+            url: Some(v.to_owned()),
+        };
+    }
+    match v.split_once('/') {
+        Some((t, id)) => Predicate::Reference {
+            target_type: Some(t.to_owned()),
+            target_id: Some(id.split('/').next().unwrap_or(id).to_owned()),
+            url: None,
+        },
+        None => Predicate::Reference {
+            target_type: type_mod
+                .or_else(|| (def.targets.len() == 1).then(|| def.targets[0].clone())),
+            target_id: Some(v.to_owned()),
+            url: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::r4;
+    use proptest::prelude::*;
+
+    fn p(t: &str, q: &[(&str, &str)], h: Handling) -> Result<SearchQuery, FhirError> {
+        let v: Vec<(String, String)> = q
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        parse(r4(), Some(t), &v, h)
+    }
+
+    #[test]
+    fn types_modifiers_prefixes() {
+        let q = p(
+            "Patient",
+            &[
+                ("family:exact", "Smith"),
+                ("birthdate", "ge1970-01"),
+                (
+                    "identifier",
+                    "https://fhir.nhs.uk/Id/nhs-number|9434765919,|x",
+                ),
+                ("gender:not", "male"),
+            ],
+            Handling::Strict,
+        )
+        .unwrap();
+        assert_eq!(q.filters.len(), 4);
+        assert!(
+            matches!(&q.filters[0].kind, FilterKind::Match(v) if v[0] == Predicate::String { value: "Smith".into(), mode: StringMatch::Exact })
+        );
+        assert!(
+            matches!(&q.filters[1].kind, FilterKind::Match(v) if matches!(v[0], Predicate::Date { prefix: Prefix::Ge, .. }))
+        );
+        assert!(
+            matches!(&q.filters[2].kind, FilterKind::Match(v) if v.len() == 2 && v[1] == Predicate::Token { system: TokenSystem::None, code: Some("x".into()) })
+        );
+        assert!(matches!(&q.filters[3].kind, FilterKind::Not(_)));
+        let q = p(
+            "Observation",
+            &[
+                ("value-quantity", "lt5.4|http://unitsofmeasure.org|mg"),
+                ("subject", "Patient/1"),
+                ("_sort", "-date,_id"),
+                ("_count", "5"),
+            ],
+            Handling::Strict,
+        )
+        .unwrap();
+        assert!(
+            matches!(&q.filters[0].kind, FilterKind::Match(v) if matches!(&v[0], Predicate::Quantity { prefix: Prefix::Lt, lo, hi, .. } if (*lo - 5.35).abs() < 1e-9 && (*hi - 5.45).abs() < 1e-9))
+        );
+        assert_eq!(q.sort.len(), 2);
+        assert!(q.sort[0].descending);
+        assert_eq!(q.count, Some(5));
+    }
+
+    #[test]
+    fn unknown_and_bad_values() {
+        let e = p("Patient", &[("nonsense", "1")], Handling::Strict).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.issues[0].expression, vec!["nonsense"]);
+        let q = p("Patient", &[("nonsense", "1")], Handling::Lenient).unwrap();
+        assert_eq!(q.ignored, vec!["nonsense"]);
+        assert_eq!(
+            p("Patient", &[("birthdate", "1970-99")], Handling::Lenient)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            p("Patient", &[("_count", "x")], Handling::Lenient)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert!(
+            p(
+                "Observation",
+                &[("subject:Patient.name", "x")],
+                Handling::Strict
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn implicit_ranges() {
+        assert_eq!(number("100"), Some((100.0, 99.5, 100.5)));
+        let (_, lo, hi) = number("100.0").unwrap();
+        assert!((lo - 99.95).abs() < 1e-9 && (hi - 100.05).abs() < 1e-9);
+        let (_, lo, hi) = number("1e2").unwrap();
+        assert!((lo - 50.0).abs() < 1e-9 && (hi - 150.0).abs() < 1e-9);
+        assert_eq!(split_values("a\\,b,c"), vec!["a,b", "c"]);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(k in "[_a-z:.\\-]{0,20}", v in "\\PC{0,30}") {
+            let _ = parse(r4(), Some("Observation"), &[(k.clone(), v.clone())], Handling::Lenient);
+            let _ = parse(r4(), None, &[(k, v)], Handling::Strict);
+        }
+    }
 }

@@ -1,0 +1,385 @@
+//! Turning a resource into search-index entries ([`Definitions::extract_index`])
+//! and finding its patient ([`Definitions::patient_key`]).
+//!
+//! Each search parameter's expression is compiled once (cached per process) and
+//! evaluated with [`crate::fhirpath`]; the nodes found are converted by their
+//! FHIR type into [`IndexValue`]s.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::datetime::parse_range;
+use crate::definitions::{Definitions, SearchParamType};
+use crate::fhirpath::{self, Expr, Node};
+use crate::index::{IndexEntry, IndexValue, normalise_string};
+
+type Compiled = HashMap<String, Vec<(String, SearchParamType, Expr)>>;
+
+/// Compiled expressions per resource type: (code, type, expression).
+fn compiled(defs: &Definitions) -> &Compiled {
+    static CACHE: OnceLock<Compiled> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let mut m: Compiled = HashMap::new();
+        for (t, ps) in &defs.search_params {
+            let mut v = Vec::new();
+            for p in ps.values() {
+                if matches!(
+                    p.kind,
+                    SearchParamType::Composite | SearchParamType::Special
+                ) || p.code == "_id"
+                    || p.code == "_lastUpdated"
+                {
+                    continue;
+                }
+                if let Some(e) = p.expression.as_deref().and_then(fhirpath::compile) {
+                    v.push((p.code.clone(), p.kind, e));
+                }
+            }
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            m.insert(t.clone(), v);
+        }
+        m
+    })
+}
+
+impl Definitions {
+    /// Whether the search parameter `code` of `resource_type` is indexed.
+    pub fn is_indexed(&self, resource_type: &str, code: &str) -> bool {
+        code == "_id"
+            || code == "_lastUpdated"
+            || compiled(self)
+                .get(resource_type)
+                .is_some_and(|v| v.iter().any(|(c, _, _)| c == code))
+    }
+
+    pub fn extract_index(&self, resource: &Value) -> Vec<IndexEntry> {
+        let rt = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        let Some(params) = compiled(self).get(rt) else {
+            return out;
+        };
+        for (code, kind, expr) in params {
+            let start = out.len();
+            for n in fhirpath::evaluate(self, expr, resource) {
+                convert(code, *kind, &n, &mut out);
+            }
+            // De-duplicate this parameter's entries.
+            let mut i = start;
+            while i < out.len() {
+                if out[start..i].contains(&out[i]) {
+                    out.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The id of the Patient whose compartment `resource` is in.
+    pub fn patient_key(&self, resource: &Value) -> Option<String> {
+        let rt = resource.get("resourceType")?.as_str()?;
+        if rt == "Patient" {
+            return resource.get("id")?.as_str().map(str::to_owned);
+        }
+        let params = self.patient_compartment.get(rt)?;
+        let compiled = compiled(self).get(rt)?;
+        for p in params {
+            let Some((_, _, expr)) = compiled.iter().find(|(c, _, _)| c == p) else {
+                continue;
+            };
+            for n in fhirpath::evaluate(self, expr, resource) {
+                if let Some(r) = n.value.get("reference").and_then(Value::as_str)
+                    && let Some((Some(t), Some(id))) = split_reference(r).map(|(t, i)| (t, i))
+                    && t == "Patient"
+                {
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// `Type/id`, `Type/id/_history/v` or an absolute URL ending so → (type, id).
+pub fn split_reference(r: &str) -> Option<(Option<String>, Option<String>)> {
+    if r.starts_with('#') || r.starts_with("urn:") {
+        return None;
+    }
+    let parts: Vec<&str> = r.split('/').collect();
+    let n = parts.len();
+    let (t, id) = if n >= 4 && parts[n - 2] == "_history" {
+        (parts[n - 4], parts[n - 3])
+    } else if n >= 2 {
+        (parts[n - 2], parts[n - 1])
+    } else {
+        return None;
+    };
+    if t.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !id.is_empty() {
+        Some((Some(t.to_owned()), Some(id.to_owned())))
+    } else {
+        None
+    }
+}
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn push_string(code: &str, v: &str, out: &mut Vec<IndexEntry>) {
+    if v.is_empty() {
+        return;
+    }
+    out.push(IndexEntry {
+        param: code.to_owned(),
+        value: IndexValue::String {
+            norm: normalise_string(v),
+            exact: v.to_owned(),
+        },
+    });
+}
+
+fn convert(code: &str, kind: SearchParamType, n: &Node<'_>, out: &mut Vec<IndexEntry>) {
+    let v = n.value;
+    let e = |value| IndexEntry {
+        param: code.to_owned(),
+        value,
+    };
+    match kind {
+        SearchParamType::Token => match v {
+            Value::String(x) => out.push(e(IndexValue::Token {
+                system: None,
+                code: Some(x.clone()),
+                text: None,
+            })),
+            Value::Bool(b) => out.push(e(IndexValue::Token {
+                system: None,
+                code: Some(b.to_string()),
+                text: None,
+            })),
+            Value::Object(o) => {
+                if let Some(codings) = o.get("coding").and_then(Value::as_array) {
+                    let text = s(v, "text");
+                    for c in codings {
+                        out.push(e(IndexValue::Token {
+                            system: s(c, "system"),
+                            code: s(c, "code"),
+                            text: s(c, "display").or_else(|| text.clone()),
+                        }));
+                    }
+                    if codings.is_empty() && text.is_some() {
+                        out.push(e(IndexValue::Token {
+                            system: None,
+                            code: None,
+                            text,
+                        }));
+                    }
+                } else if o.contains_key("value")
+                    && (o.contains_key("system")
+                        || n.type_name == "Identifier"
+                        || n.type_name == "ContactPoint")
+                {
+                    let text = v.get("type").and_then(|t| s(t, "text"));
+                    let system = if n.type_name == "ContactPoint" {
+                        None
+                    } else {
+                        s(v, "system")
+                    };
+                    out.push(e(IndexValue::Token {
+                        system,
+                        code: v.get("value").and_then(|x| match x {
+                            Value::String(s) => Some(s.clone()),
+                            other => Some(other.to_string()),
+                        }),
+                        text,
+                    }));
+                } else if o.contains_key("code") || o.contains_key("system") {
+                    out.push(e(IndexValue::Token {
+                        system: s(v, "system"),
+                        code: s(v, "code"),
+                        text: s(v, "display"),
+                    }));
+                } else if let Some(t) = s(v, "text") {
+                    out.push(e(IndexValue::Token {
+                        system: None,
+                        code: None,
+                        text: Some(t),
+                    }));
+                }
+            }
+            _ => {}
+        },
+        SearchParamType::String => match v {
+            Value::String(x) => push_string(code, x, out),
+            Value::Object(_) => {
+                for k in [
+                    "family",
+                    "text",
+                    "city",
+                    "district",
+                    "state",
+                    "postalCode",
+                    "country",
+                ] {
+                    if let Some(x) = v.get(k).and_then(Value::as_str) {
+                        push_string(code, x, out);
+                    }
+                }
+                for k in ["given", "prefix", "suffix", "line"] {
+                    if let Some(a) = v.get(k).and_then(Value::as_array) {
+                        for x in a.iter().filter_map(Value::as_str) {
+                            push_string(code, x, out);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        },
+        SearchParamType::Date => match v {
+            Value::String(x) => {
+                if let Some((lo, hi)) = parse_range(x) {
+                    out.push(e(IndexValue::Date { lo, hi }));
+                }
+            }
+            Value::Object(_) => {
+                if v.get("start").is_some() || v.get("end").is_some() {
+                    let lo = v
+                        .get("start")
+                        .and_then(Value::as_str)
+                        .and_then(parse_range)
+                        .map_or(i64::MIN, |r| r.0);
+                    let hi = v
+                        .get("end")
+                        .and_then(Value::as_str)
+                        .and_then(parse_range)
+                        .map_or(i64::MAX, |r| r.1);
+                    out.push(e(IndexValue::Date { lo, hi }));
+                } else if let Some(ev) = v.get("event").and_then(Value::as_array) {
+                    for x in ev.iter().filter_map(Value::as_str) {
+                        if let Some((lo, hi)) = parse_range(x) {
+                            out.push(e(IndexValue::Date { lo, hi }));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        },
+        SearchParamType::Number => {
+            if let Some(x) = v.as_f64() {
+                out.push(e(IndexValue::Number { value: x }));
+            }
+        }
+        SearchParamType::Quantity => {
+            if let Some(x) = v.get("value").and_then(Value::as_f64) {
+                out.push(e(IndexValue::Quantity {
+                    value: x,
+                    system: s(v, "system"),
+                    code: s(v, "code").or_else(|| s(v, "currency")),
+                    unit: s(v, "unit"),
+                }));
+            }
+        }
+        SearchParamType::Reference => match v {
+            Value::Object(_) => {
+                if let Some(r) = s(v, "reference") {
+                    if r.starts_with('#') {
+                        return;
+                    }
+                    let (target_type, target_id) = split_reference(&r).unwrap_or((None, None));
+                    out.push(e(IndexValue::Reference {
+                        target_type,
+                        target_id,
+                        url: r,
+                    }));
+                }
+            }
+            Value::String(x) => out.push(e(IndexValue::Reference {
+                target_type: None,
+                target_id: None,
+                url: x.clone(),
+            })),
+            _ => {}
+        },
+        SearchParamType::Uri => {
+            if let Some(x) = v.as_str() {
+                out.push(e(IndexValue::Uri {
+                    value: x.to_owned(),
+                }));
+            }
+        }
+        SearchParamType::Composite | SearchParamType::Special => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::r4;
+    use serde_json::json;
+
+    #[test]
+    fn patient_entries() {
+        let p = json!({
+            "resourceType": "Patient", "id": "p1",
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"}],
+            "name": [{"family": "Chalmers", "given": ["Peter", "James"]}],
+            "birthDate": "1974-12-25",
+            "gender": "male",
+            "generalPractitioner": [{"reference": "Organization/gp1"}]
+        });
+        let d = r4();
+        let idx = d.extract_index(&p);
+        let has = |param: &str, f: &dyn Fn(&IndexValue) -> bool| {
+            idx.iter().any(|e| e.param == param && f(&e.value))
+        };
+        assert!(has(
+            "family",
+            &|v| matches!(v, IndexValue::String { norm, .. } if norm == "chalmers")
+        ));
+        assert!(has(
+            "given",
+            &|v| matches!(v, IndexValue::String { norm, .. } if norm == "james")
+        ));
+        assert!(has(
+            "identifier",
+            &|v| matches!(v, IndexValue::Token { code: Some(c), .. } if c == "9434765919")
+        ));
+        assert!(has(
+            "gender",
+            &|v| matches!(v, IndexValue::Token { code: Some(c), .. } if c == "male")
+        ));
+        assert!(has(
+            "birthdate",
+            &|v| matches!(v, IndexValue::Date { lo, hi } if hi - lo == 86_400_000)
+        ));
+        assert!(has(
+            "general-practitioner",
+            &|v| matches!(v, IndexValue::Reference { target_id: Some(i), .. } if i == "gp1")
+        ));
+        assert_eq!(d.patient_key(&p).as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn observation_entries() {
+        let o = json!({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+            "subject": {"reference": "Patient/p9"},
+            "effectiveDateTime": "2024-01-02T10:00:00Z",
+            "valueQuantity": {"value": 72, "unit": "beats/min", "system": "http://unitsofmeasure.org", "code": "/min"}
+        });
+        let d = r4();
+        let idx = d.extract_index(&o);
+        assert!(idx.iter().any(|e| e.param == "code" && matches!(&e.value, IndexValue::Token { code: Some(c), system: Some(s), .. } if c == "8867-4" && s == "http://loinc.org")));
+        assert!(idx.iter().any(|e| e.param == "value-quantity"
+            && matches!(&e.value, IndexValue::Quantity { value, .. } if *value == 72.0)));
+        assert!(idx.iter().any(|e| e.param == "patient"));
+        assert!(idx.iter().any(|e| e.param == "date"));
+        assert_eq!(d.patient_key(&o).as_deref(), Some("p9"));
+    }
+}
