@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value as 
 use wardline_fhir::SearchQuery;
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
-    HistoryRequest, HistoryScope, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store,
+    HistoryRequest, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store,
     StoreError, StoreTx, StoredResource, WriteMethod,
 };
 
@@ -270,45 +270,9 @@ impl Store for SqliteStore {
 
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>> {
         self.with_reader(|c| {
-            let mut b = sql::SqlBuilder::new(Dialect::Sqlite);
-            let mut cond = String::new();
-            // Conditions are written for each half of the UNION with the same binds.
-            let mut binds: Vec<SqlValue> = Vec::new();
-            match &req.scope {
-                HistoryScope::System => {}
-                HistoryScope::Type(t) => {
-                    binds.push(SqlValue::Text(t.clone()));
-                    cond.push_str(&format!(" AND res_type = ?{}", binds.len()));
-                }
-                HistoryScope::Instance(t, id) => {
-                    binds.push(SqlValue::Text(t.clone()));
-                    cond.push_str(&format!(" AND res_type = ?{}", binds.len()));
-                    binds.push(SqlValue::Text(id.clone()));
-                    cond.push_str(&format!(" AND res_id = ?{}", binds.len()));
-                }
-            }
-            if let Some(s) = req.since_ms {
-                binds.push(SqlValue::Int(s));
-                cond.push_str(&format!(" AND last_updated >= ?{}", binds.len()));
-            }
-            if let Some(s) = req.before_ms {
-                binds.push(SqlValue::Int(s));
-                cond.push_str(&format!(" AND last_updated < ?{}", binds.len()));
-            }
-            if let Some(s) = req.before_seq {
-                binds.push(SqlValue::Int(s));
-                cond.push_str(&format!(" AND seq < ?{}", binds.len()));
-            }
-            binds.push(SqlValue::Int(req.count as i64));
-            let limit = binds.len();
-            b.push(&format!(
-                "SELECT * FROM (SELECT {cols} FROM resources WHERE 1=1{cond} \
-                 UNION ALL SELECT {cols} FROM resource_history WHERE 1=1{cond}) \
-                 ORDER BY seq DESC LIMIT ?{limit}",
-                cols = sql::RESOURCE_COLUMNS
-            ));
+            let b = sql::history_sql(Dialect::Sqlite, req);
             let mut st = c.prepare_cached(&b.sql).map_err(be)?;
-            st.query_map(params_from_iter(to_params(&binds)), row_to_resource)
+            st.query_map(params_from_iter(to_params(&b.params)), row_to_resource)
                 .map_err(be)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(be)

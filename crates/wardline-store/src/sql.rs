@@ -9,7 +9,7 @@ use wardline_fhir::search::{
     Filter, FilterKind, Predicate, Prefix, SearchQuery, StringMatch, TokenSystem, UriMatch,
 };
 
-use crate::PageRequest;
+use crate::{HistoryRequest, HistoryScope, PageRequest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -190,6 +190,15 @@ impl SqlBuilder {
     pub fn bind(&mut self, v: SqlValue) -> &mut Self {
         self.params.push(v);
         let n = self.params.len();
+        match self.dialect {
+            Dialect::Sqlite => self.sql.push_str(&format!("?{n}")),
+            Dialect::Postgres => self.sql.push_str(&format!("${n}")),
+        }
+        self
+    }
+
+    /// Appends a placeholder for the already bound parameter number `n` (1-based).
+    pub fn placeholder(&mut self, n: usize) -> &mut Self {
         match self.dialect {
             Dialect::Sqlite => self.sql.push_str(&format!("?{n}")),
             Dialect::Postgres => self.sql.push_str(&format!("${n}")),
@@ -538,10 +547,9 @@ pub fn search_sql(d: Dialect, q: &SearchQuery, page: &PageRequest) -> SqlBuilder
                 }
             }
             b.push(dir);
-            // Missing values last in either direction.
-            if d == Dialect::Postgres {
-                b.push(" NULLS LAST");
-            }
+            // Missing values last in either direction (SQLite >= 3.30 and
+            // PostgreSQL both accept this).
+            b.push(" NULLS LAST");
             b.push(", ");
         }
         b.push("r.rid");
@@ -551,4 +559,101 @@ pub fn search_sql(d: Dialect, q: &SearchQuery, page: &PageRequest) -> SqlBuilder
         b.push(" OFFSET ").int(page.offset as i64);
     }
     b
+}
+
+/// History of an instance, a type or the system, newest first: the current
+/// rows and the superseded versions as one `UNION ALL` ordered by `seq`, with
+/// keyset paging on `seq`.
+pub fn history_sql(d: Dialect, req: &HistoryRequest) -> SqlBuilder {
+    let mut b = SqlBuilder::new(d);
+    // Bind every value once, then refer to it from both halves of the UNION.
+    let mut conds: Vec<(&str, usize)> = Vec::new();
+    let mut bind = |b: &mut SqlBuilder, col: &'static str, v: SqlValue| {
+        b.params.push(v);
+        conds.push((col, b.params.len()));
+    };
+    match &req.scope {
+        HistoryScope::System => {}
+        HistoryScope::Type(t) => bind(&mut b, "res_type = ", SqlValue::Text(t.clone())),
+        HistoryScope::Instance(t, id) => {
+            bind(&mut b, "res_type = ", SqlValue::Text(t.clone()));
+            bind(&mut b, "res_id = ", SqlValue::Text(id.clone()));
+        }
+    }
+    if let Some(s) = req.since_ms {
+        bind(&mut b, "last_updated >= ", SqlValue::Int(s));
+    }
+    if let Some(s) = req.before_ms {
+        bind(&mut b, "last_updated < ", SqlValue::Int(s));
+    }
+    if let Some(s) = req.before_seq {
+        bind(&mut b, "seq < ", SqlValue::Int(s));
+    }
+    b.params.push(SqlValue::Int(req.count as i64));
+    let limit = b.params.len();
+    b.push("SELECT * FROM (");
+    for (i, table) in ["resources", "resource_history"].iter().enumerate() {
+        if i > 0 {
+            b.push(" UNION ALL ");
+        }
+        b.push("SELECT ")
+            .push(RESOURCE_COLUMNS)
+            .push(" FROM ")
+            .push(table)
+            .push(" WHERE 1 = 1");
+        for (col, n) in &conds {
+            b.push(" AND ").push(col).placeholder(*n);
+        }
+    }
+    b.push(") h ORDER BY seq DESC LIMIT ").placeholder(limit);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wardline_fhir::search::Filter;
+
+    #[test]
+    fn placeholders_follow_dialect_and_values_are_bound() {
+        let q = SearchQuery {
+            resource_type: Some("Patient".into()),
+            filters: vec![Filter {
+                param: "name".into(),
+                param_type: Some(SearchParamType::String),
+                kind: FilterKind::Match(vec![Predicate::String {
+                    value: "o'brien%".into(),
+                    mode: StringMatch::Contains,
+                }]),
+            }],
+            ..SearchQuery::default()
+        };
+        let page = PageRequest {
+            count: 10,
+            ..PageRequest::default()
+        };
+        let pg = search_sql(Dialect::Postgres, &q, &page);
+        let lite = search_sql(Dialect::Sqlite, &q, &page);
+        assert!(pg.sql.contains("$1") && !pg.sql.contains("?1"), "{}", pg.sql);
+        assert!(lite.sql.contains("?1") && !lite.sql.contains("$1"), "{}", lite.sql);
+        assert!(!pg.sql.contains("brien"), "values are never interpolated");
+        assert!(pg.params.contains(&SqlValue::Text("%o'brien\\%%".into())));
+    }
+
+    #[test]
+    fn history_reuses_binds_in_both_halves() {
+        let b = history_sql(
+            Dialect::Postgres,
+            &HistoryRequest {
+                scope: HistoryScope::Type("Patient".into()),
+                since_ms: Some(5),
+                before_ms: None,
+                before_seq: None,
+                count: 3,
+            },
+        );
+        assert_eq!(b.params.len(), 3);
+        assert_eq!(b.sql.matches("res_type = $1").count(), 2, "{}", b.sql);
+        assert!(b.sql.ends_with("LIMIT $3"));
+    }
 }
