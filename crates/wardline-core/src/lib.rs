@@ -1,1 +1,895 @@
-//! Transport-free FHIR service: interactions, conditional logic, bundles, paging, CapabilityStatement.
+//! Transport-free FHIR service: interactions, conditional logic, bundles,
+//! paging, CapabilityStatement.
+//!
+//! [`FhirService::handle`] takes a [`FhirRequest`] (method, path below the FHIR
+//! base, query pairs, the headers that matter, body) and returns a
+//! [`FhirResponse`]. The HTTP layer only translates; everything that makes an
+//! interaction correct is here, once:
+//!
+//! * every write is parsed, validated ([`Definitions::validate`]), stamped with
+//!   `id`/`meta`, indexed ([`Definitions::extract_index`]) and written through one
+//!   [`StoreTx`]; the response is built only after [`StoreTx::commit`] returned;
+//! * transactions run in one store transaction; batches entry by entry;
+//! * paging links are absolute and pinned to a snapshot (see `search`).
+
+mod bundle;
+mod capability;
+mod search;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use wardline_fhir::datetime::{format_instant, now_ms, parse_range};
+use wardline_fhir::definitions::{Definitions, r4};
+use wardline_fhir::search::Handling;
+use wardline_fhir::{FhirError, SearchQuery};
+use wardline_store::{
+    HistoryRequest, HistoryScope, PageRequest, Reader, ResourceWrite, Store, StoreTx,
+    StoredResource, WriteMethod,
+};
+
+pub struct ServiceConfig {
+    /// Absolute base URL of the FHIR endpoint, without a trailing slash.
+    pub base_url: String,
+    pub default_count: usize,
+    pub max_count: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            base_url: "http://127.0.0.1:8080/fhir".into(),
+            default_count: 20,
+            max_count: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+}
+
+pub struct FhirRequest {
+    pub method: Method,
+    /// Path below the FHIR base, split and percent-decoded.
+    pub path: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: RequestHeaders,
+    pub body: Option<Vec<u8>>,
+}
+
+#[derive(Default, Clone)]
+pub struct RequestHeaders {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_none_exist: Option<String>,
+    pub if_modified_since: Option<String>,
+    pub prefer_return: Option<PreferReturn>,
+    pub prefer_handling: Handling,
+    pub content_type: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreferReturn {
+    Minimal,
+    Representation,
+    OperationOutcome,
+}
+
+#[derive(Debug)]
+pub enum Body {
+    None,
+    Json(Value),
+    /// Stored JSON text served as-is.
+    Raw(String),
+}
+
+#[derive(Debug)]
+pub struct FhirResponse {
+    pub status: u16,
+    pub body: Body,
+    pub etag: Option<String>,
+    pub last_modified_ms: Option<i64>,
+    pub location: Option<String>,
+    pub content_location: Option<String>,
+}
+
+impl FhirResponse {
+    pub fn json(status: u16, v: Value) -> FhirResponse {
+        FhirResponse {
+            status,
+            body: Body::Json(v),
+            etag: None,
+            last_modified_ms: None,
+            location: None,
+            content_location: None,
+        }
+    }
+
+    pub fn error(e: &FhirError) -> FhirResponse {
+        FhirResponse::json(e.status, e.to_operation_outcome())
+    }
+}
+
+type R<T> = Result<T, FhirError>;
+
+pub struct FhirService {
+    store: Arc<dyn Store>,
+    defs: &'static Definitions,
+    config: ServiceConfig,
+}
+
+/// The outcome of one write, used for responses and transaction entries.
+pub(crate) struct Written {
+    pub status: u16,
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub last_updated_ms: i64,
+    pub json: String,
+}
+
+impl FhirService {
+    pub fn new(store: Arc<dyn Store>, config: ServiceConfig) -> FhirService {
+        FhirService {
+            store,
+            defs: r4(),
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    pub fn capability_statement(&self) -> Value {
+        capability::statement(self.defs, &self.config.base_url)
+    }
+
+    pub fn handle(&self, req: FhirRequest) -> FhirResponse {
+        match self.route(&req) {
+            Ok(r) => r,
+            Err(e) => {
+                if !e.is_client_error() {
+                    tracing::error!(status = e.status, error = %e, "request failed");
+                }
+                FhirResponse::error(&e)
+            }
+        }
+    }
+
+    fn check_type(&self, t: &str) -> R<()> {
+        if self.defs.is_resource_type(t) {
+            Ok(())
+        } else {
+            Err(FhirError::new(
+                404,
+                "not-supported",
+                format!("'{t}' is not a FHIR R4 resource type"),
+            ))
+        }
+    }
+
+    fn route(&self, req: &FhirRequest) -> R<FhirResponse> {
+        let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
+        let m = req.method;
+        let get = matches!(m, Method::Get | Method::Head);
+        match p.as_slice() {
+            [] if m == Method::Post => self.bundle(req),
+            [] if get => self.search(None, None, req),
+            ["metadata"] if get => Ok(FhirResponse::json(200, self.capability_statement())),
+            ["_history"] if get => self.history(HistoryScope::System, req),
+            ["_search"] if m == Method::Post => self.search(None, None, req),
+            [t] => {
+                self.check_type(t)?;
+                match m {
+                    Method::Get | Method::Head => self.search(Some(t), None, req),
+                    Method::Post => self.create(t, req),
+                    Method::Put => self.conditional_update(t, req),
+                    Method::Delete => self.conditional_delete(t, req),
+                    Method::Patch => Err(method_not_allowed()),
+                }
+            }
+            [t, "_search"] if m == Method::Post => {
+                self.check_type(t)?;
+                self.search(Some(t), None, req)
+            }
+            [t, "_history"] if get => {
+                self.check_type(t)?;
+                self.history(HistoryScope::Type((*t).into()), req)
+            }
+            [t, id] => {
+                self.check_type(t)?;
+                match m {
+                    Method::Get | Method::Head => self.read(t, id, req),
+                    Method::Put => self.update(t, id, req),
+                    Method::Patch => self.patch(t, id, req),
+                    Method::Delete => self.delete(t, id),
+                    Method::Post => Err(method_not_allowed()),
+                }
+            }
+            [t, id, "_history"] if get => {
+                self.check_type(t)?;
+                self.history(HistoryScope::Instance((*t).into(), (*id).into()), req)
+            }
+            [t, id, "_history", v] if get => {
+                self.check_type(t)?;
+                self.vread(t, id, v)
+            }
+            ["Patient", id, ct] if get => {
+                if *ct != "*" {
+                    self.check_type(ct)?;
+                }
+                let ct = if *ct == "*" { None } else { Some(*ct) };
+                self.search(ct, Some(("Patient", id)), req)
+            }
+            _ => Err(FhirError::new(
+                404,
+                "not-found",
+                format!("no FHIR interaction at /{}", req.path.join("/")),
+            )),
+        }
+    }
+
+    // ---- reads -------------------------------------------------------------
+
+    fn read(&self, t: &str, id: &str, req: &FhirRequest) -> R<FhirResponse> {
+        let r = self.store.read(t, id)?;
+        let r = existing(r, t, id)?;
+        if let Some(inm) = &req.headers.if_none_match
+            && etag_version(inm) == Some(r.version)
+        {
+            return Ok(FhirResponse {
+                status: 304,
+                body: Body::None,
+                etag: Some(etag(r.version)),
+                last_modified_ms: Some(r.last_updated_ms),
+                location: None,
+                content_location: None,
+            });
+        }
+        Ok(self.resource_response(200, &r, req))
+    }
+
+    fn vread(&self, t: &str, id: &str, v: &str) -> R<FhirResponse> {
+        let version: i64 = v
+            .parse()
+            .map_err(|_| FhirError::invalid(format!("'{v}' is not a version id")))?;
+        let r = self
+            .store
+            .vread(t, id, version)?
+            .ok_or_else(|| FhirError::not_found(format!("{t}/{id}/_history/{v} is not known")))?;
+        if r.deleted {
+            return Err(FhirError::gone(format!(
+                "{t}/{id} version {v} is a deletion"
+            )));
+        }
+        Ok(FhirResponse {
+            status: 200,
+            body: Body::Raw(r.json.clone()),
+            etag: Some(etag(r.version)),
+            last_modified_ms: Some(r.last_updated_ms),
+            location: None,
+            content_location: None,
+        })
+    }
+
+    fn resource_response(
+        &self,
+        status: u16,
+        r: &StoredResource,
+        req: &FhirRequest,
+    ) -> FhirResponse {
+        let body = match summary_elements(&req.query) {
+            Some(shape) => match serde_json::from_str::<Value>(&r.json) {
+                Ok(v) => Body::Json(search::shape_resource(self.defs, v, &shape)),
+                Err(_) => Body::Raw(r.json.clone()),
+            },
+            None => Body::Raw(r.json.clone()),
+        };
+        FhirResponse {
+            status,
+            body,
+            etag: Some(etag(r.version)),
+            last_modified_ms: Some(r.last_updated_ms),
+            location: None,
+            content_location: None,
+        }
+    }
+
+    fn history(&self, scope: HistoryScope, req: &FhirRequest) -> R<FhirResponse> {
+        let mut since = None;
+        let mut before_seq = None;
+        let mut count = self.config.default_count;
+        for (k, v) in &req.query {
+            match k.as_str() {
+                "_since" => {
+                    since = Some(
+                        parse_range(v)
+                            .ok_or_else(|| {
+                                FhirError::invalid(format!("_since '{v}' is not a date"))
+                            })?
+                            .0,
+                    )
+                }
+                "_count" => count = parse_count(v)?.min(self.config.max_count),
+                "_before_seq" => {
+                    before_seq = Some(
+                        v.parse()
+                            .map_err(|_| FhirError::invalid("bad _before_seq"))?,
+                    )
+                }
+                "_format" | "_pretty" => {}
+                other => {
+                    if req.headers.prefer_handling == Handling::Strict {
+                        return Err(FhirError::invalid(format!(
+                            "unknown _history parameter '{other}'"
+                        ))
+                        .at(other.to_owned()));
+                    }
+                }
+            }
+        }
+        if let HistoryScope::Instance(t, id) = &scope
+            && self.store.read(t, id)?.is_none()
+        {
+            return Err(FhirError::not_found(format!("{t}/{id} is not known")));
+        }
+        let rows = self.store.history(&HistoryRequest {
+            scope: scope.clone(),
+            since_ms: since,
+            before_ms: None,
+            before_seq,
+            count: count + 1,
+        })?;
+        let has_more = rows.len() > count;
+        let rows = &rows[..rows.len().min(count)];
+        let path = match &scope {
+            HistoryScope::System => "_history".to_owned(),
+            HistoryScope::Type(t) => format!("{t}/_history"),
+            HistoryScope::Instance(t, id) => format!("{t}/{id}/_history"),
+        };
+        let base = &self.config.base_url;
+        let mut keep: Vec<(String, String)> = req
+            .query
+            .iter()
+            .filter(|(k, _)| k != "_before_seq")
+            .cloned()
+            .collect();
+        let mut links = vec![json!({"relation": "self", "url": url_with(base, &path, &req.query)})];
+        if has_more && let Some(last) = rows.last() {
+            keep.push(("_before_seq".into(), last.seq.to_string()));
+            links.push(json!({"relation": "next", "url": url_with(base, &path, &keep)}));
+        }
+        let entries: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let full = format!("{base}/{}/{}", r.resource_type, r.id);
+                let mut e = json!({
+                    "fullUrl": full,
+                    "request": {
+                        "method": r.method.http_method(),
+                        "url": if r.method == WriteMethod::Create { r.resource_type.clone() } else { format!("{}/{}", r.resource_type, r.id) },
+                    },
+                    "response": {
+                        "status": match r.method { WriteMethod::Create => "201 Created", WriteMethod::Update => "200 OK", WriteMethod::Delete => "204 No Content" },
+                        "etag": etag(r.version),
+                        "lastModified": format_instant(r.last_updated_ms),
+                    },
+                });
+                if !r.deleted
+                    && let Ok(v) = serde_json::from_str::<Value>(&r.json)
+                {
+                    e["resource"] = v;
+                }
+                e
+            })
+            .collect();
+        Ok(FhirResponse::json(
+            200,
+            json!({
+                "resourceType": "Bundle",
+                "type": "history",
+                "link": links,
+                "entry": entries,
+            }),
+        ))
+    }
+
+    fn search(
+        &self,
+        t: Option<&str>,
+        compartment: Option<(&str, &str)>,
+        req: &FhirRequest,
+    ) -> R<FhirResponse> {
+        let mut params = req.query.clone();
+        if req.method == Method::Post
+            && let Some(body) = &req.body
+            && !body.is_empty()
+        {
+            params.extend(form_urlencoded::parse(body).into_owned());
+        }
+        let bundle = search::run(self, t, compartment, &params, &req.headers, &req.path)?;
+        Ok(FhirResponse::json(200, bundle))
+    }
+
+    // ---- writes ------------------------------------------------------------
+
+    pub(crate) fn parse_body(&self, req: &FhirRequest) -> R<Value> {
+        let body = req
+            .body
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| FhirError::invalid("the request has no body"))?;
+        serde_json::from_slice(body)
+            .map_err(|e| FhirError::structure(format!("the body is not valid JSON: {e}")))
+    }
+
+    fn create(&self, t: &str, req: &FhirRequest) -> R<FhirResponse> {
+        let mut resource = self.parse_body(req)?;
+        let mut tx = self.store.begin()?;
+        if let Some(cond) = &req.headers.if_none_exist {
+            let found = self.conditional_match(&*tx, t, cond)?;
+            match found.len() {
+                0 => {}
+                1 => {
+                    drop(tx);
+                    return Ok(self.resource_response(200, &found[0], req));
+                }
+                n => {
+                    return Err(FhirError::precondition_failed(format!(
+                        "If-None-Exist matched {n} resources"
+                    )));
+                }
+            }
+        }
+        let id = new_id();
+        let w = self.prepare_write(&mut *tx, t, &id, &mut resource, None, "")?;
+        tx.commit()?;
+        Ok(self.write_response(req, w))
+    }
+
+    fn update(&self, t: &str, id: &str, req: &FhirRequest) -> R<FhirResponse> {
+        let mut resource = self.parse_body(req)?;
+        match resource.get("id").and_then(Value::as_str) {
+            Some(bid) if bid == id => {}
+            Some(bid) => {
+                return Err(FhirError::invalid(format!(
+                    "the resource id '{bid}' does not match the URL id '{id}'"
+                ))
+                .at(format!("{t}.id")));
+            }
+            None => {
+                return Err(FhirError::invalid("an update must carry the resource id")
+                    .at(format!("{t}.id")));
+            }
+        }
+        let if_match = match &req.headers.if_match {
+            Some(v) => Some(etag_version(v).ok_or_else(|| {
+                FhirError::invalid(format!("If-Match '{v}' is not an ETag like W/\"3\""))
+            })?),
+            None => None,
+        };
+        let mut tx = self.store.begin()?;
+        let w = self.prepare_write(&mut *tx, t, id, &mut resource, if_match, "")?;
+        tx.commit().map_err(|e| conflict(e, if_match.is_some()))?;
+        Ok(self.write_response(req, w))
+    }
+
+    fn conditional_update(&self, t: &str, req: &FhirRequest) -> R<FhirResponse> {
+        let cond = query_string(&req.query);
+        if cond.is_empty() {
+            return Err(FhirError::new(
+                405,
+                "not-supported",
+                "PUT needs an id or search criteria",
+            ));
+        }
+        let mut resource = self.parse_body(req)?;
+        let mut tx = self.store.begin()?;
+        let found = self.conditional_match(&*tx, t, &cond)?;
+        let id = match found.len() {
+            0 => resource
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(new_id),
+            1 => {
+                let existing = found[0].id.clone();
+                if let Some(bid) = resource.get("id").and_then(Value::as_str)
+                    && bid != existing
+                {
+                    return Err(FhirError::invalid(format!(
+                        "the resource id '{bid}' does not match the matched resource '{existing}'"
+                    )));
+                }
+                existing
+            }
+            n => {
+                return Err(FhirError::precondition_failed(format!(
+                    "the conditional update matched {n} resources"
+                )));
+            }
+        };
+        let w = self.prepare_write(&mut *tx, t, &id, &mut resource, None, "")?;
+        tx.commit()?;
+        Ok(self.write_response(req, w))
+    }
+
+    fn patch(&self, t: &str, id: &str, req: &FhirRequest) -> R<FhirResponse> {
+        match req.headers.content_type.as_deref() {
+            Some("application/json-patch+json") | None => {}
+            Some(other) => {
+                return Err(FhirError::new(
+                    415,
+                    "not-supported",
+                    format!("PATCH supports application/json-patch+json, not {other}"),
+                ));
+            }
+        }
+        let patch_doc = self.parse_body(req)?;
+        let patch: json_patch::Patch = serde_json::from_value(patch_doc)
+            .map_err(|e| FhirError::invalid(format!("not a JSON Patch document: {e}")))?;
+        let mut tx = self.store.begin()?;
+        let cur = existing(tx.read(t, id)?, t, id)?;
+        if let Some(v) = &req.headers.if_match
+            && etag_version(v) != Some(cur.version)
+        {
+            return Err(FhirError::precondition_failed(format!(
+                "If-Match {v} does not match the current version {}",
+                cur.version
+            )));
+        }
+        let mut resource: Value = serde_json::from_str(&cur.json)
+            .map_err(|e| FhirError::internal(format!("stored JSON unreadable: {e}")))?;
+        json_patch::patch(&mut resource, &patch)
+            .map_err(|e| FhirError::unprocessable(format!("the patch cannot be applied: {e}")))?;
+        if resource.get("id").and_then(Value::as_str) != Some(id)
+            || resource.get("resourceType").and_then(Value::as_str) != Some(t)
+        {
+            return Err(FhirError::unprocessable(
+                "a patch may not change id or resourceType",
+            ));
+        }
+        let w = self.prepare_write(&mut *tx, t, id, &mut resource, Some(cur.version), "")?;
+        tx.commit()?;
+        Ok(self.write_response(req, w))
+    }
+
+    fn delete(&self, t: &str, id: &str) -> R<FhirResponse> {
+        let mut tx = self.store.begin()?;
+        self.delete_in(&mut *tx, t, id)?;
+        tx.commit()?;
+        Ok(FhirResponse {
+            status: 204,
+            body: Body::None,
+            etag: None,
+            last_modified_ms: None,
+            location: None,
+            content_location: None,
+        })
+    }
+
+    /// Writes a tombstone; deleting a missing or deleted resource succeeds and
+    /// writes nothing (delete is idempotent).
+    pub(crate) fn delete_in(&self, tx: &mut dyn StoreTx, t: &str, id: &str) -> R<()> {
+        let Some(cur) = tx.read(t, id)? else {
+            return Ok(());
+        };
+        if cur.deleted {
+            return Ok(());
+        }
+        tx.write(ResourceWrite {
+            resource_type: t.into(),
+            id: id.into(),
+            expected_version: Some(cur.version),
+            version: cur.version + 1,
+            last_updated_ms: now_ms(),
+            method: WriteMethod::Delete,
+            json: String::new(),
+            patient_key: None,
+            index: Vec::new(),
+        })?;
+        Ok(())
+    }
+
+    fn conditional_delete(&self, t: &str, req: &FhirRequest) -> R<FhirResponse> {
+        let cond = query_string(&req.query);
+        if cond.is_empty() {
+            return Err(FhirError::new(
+                405,
+                "not-supported",
+                "DELETE needs an id or search criteria",
+            ));
+        }
+        let mut tx = self.store.begin()?;
+        let found = self.conditional_match(&*tx, t, &cond)?;
+        if found.len() > 1 {
+            return Err(FhirError::precondition_failed(format!(
+                "the conditional delete matched {} resources",
+                found.len()
+            )));
+        }
+        for r in &found {
+            self.delete_in(&mut *tx, t, &r.id)?;
+        }
+        tx.commit()?;
+        Ok(FhirResponse {
+            status: 204,
+            body: Body::None,
+            etag: None,
+            last_modified_ms: None,
+            location: None,
+            content_location: None,
+        })
+    }
+
+    /// Resources of type `t` matching a query string (`identifier=a|b&...`), at most 2.
+    pub(crate) fn conditional_match(
+        &self,
+        r: &dyn Reader,
+        t: &str,
+        query: &str,
+    ) -> R<Vec<StoredResource>> {
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+                .into_owned()
+                .collect();
+        if pairs.is_empty() {
+            return Err(FhirError::invalid("conditional criteria are empty"));
+        }
+        let q: SearchQuery =
+            wardline_fhir::search::parse(self.defs, Some(t), &pairs, Handling::Strict)?;
+        let page = r.search(
+            &q,
+            &PageRequest {
+                count: 2,
+                ..PageRequest::default()
+            },
+        )?;
+        Ok(page.resources)
+    }
+
+    /// Validates, stamps and writes `resource` as `t/id` inside `tx`.
+    /// `expected` is the If-Match version, if any; `at` prefixes error
+    /// expressions (e.g. `Bundle.entry[3].resource`).
+    pub(crate) fn prepare_write(
+        &self,
+        tx: &mut dyn StoreTx,
+        t: &str,
+        id: &str,
+        resource: &mut Value,
+        expected: Option<i64>,
+        at: &str,
+    ) -> R<Written> {
+        let obj = resource
+            .as_object_mut()
+            .ok_or_else(|| FhirError::structure("a resource must be a JSON object"))?;
+        match obj.get("resourceType").and_then(Value::as_str) {
+            Some(rt) if rt == t => {}
+            Some(rt) => {
+                return Err(prefix(
+                    FhirError::invalid(format!(
+                        "resourceType '{rt}' does not match the URL type '{t}'"
+                    ))
+                    .at(format!("{t}.resourceType")),
+                    at,
+                ));
+            }
+            None => {
+                return Err(prefix(
+                    FhirError::new(400, "required", "resourceType is missing").at("resourceType"),
+                    at,
+                ));
+            }
+        }
+        if !valid_id(id) {
+            return Err(prefix(
+                FhirError::invalid(format!("'{id}' is not a valid FHIR id")).at(format!("{t}.id")),
+                at,
+            ));
+        }
+        obj.insert("id".into(), Value::String(id.into()));
+        let cur = tx.read(t, id)?;
+        let current_version = cur.as_ref().map(|c| c.version);
+        if let Some(e) = expected
+            && Some(e) != current_version.filter(|_| !cur.as_ref().is_some_and(|c| c.deleted))
+        {
+            return Err(FhirError::precondition_failed(format!(
+                "If-Match version {e} is not the current version of {t}/{id} ({})",
+                current_version.map_or("none".into(), |v| v.to_string())
+            )));
+        }
+        let version = current_version.unwrap_or(0) + 1;
+        let now = now_ms();
+        let meta = obj
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Some(meta) = meta.as_object_mut() else {
+            return Err(prefix(
+                FhirError::invalid("meta must be an object").at(format!("{t}.meta")),
+                at,
+            ));
+        };
+        meta.insert("versionId".into(), Value::String(version.to_string()));
+        meta.insert("lastUpdated".into(), Value::String(format_instant(now)));
+        self.defs.validate(resource).map_err(|e| prefix(e, at))?;
+        let index = self.defs.extract_index(resource);
+        let patient_key = self.defs.patient_key(resource);
+        let json = serde_json::to_string(resource)
+            .map_err(|e| FhirError::internal(format!("cannot serialise: {e}")))?;
+        tx.write(ResourceWrite {
+            resource_type: t.into(),
+            id: id.into(),
+            expected_version: current_version,
+            version,
+            last_updated_ms: now,
+            method: if current_version.is_some() {
+                WriteMethod::Update
+            } else {
+                WriteMethod::Create
+            },
+            json: json.clone(),
+            patient_key,
+            index,
+        })
+        .map_err(|e| conflict(e, expected.is_some()))?;
+        Ok(Written {
+            status: if current_version.is_some() && !cur.as_ref().is_some_and(|c| c.deleted) {
+                200
+            } else {
+                201
+            },
+            resource_type: t.into(),
+            id: id.into(),
+            version,
+            last_updated_ms: now,
+            json,
+        })
+    }
+
+    fn write_response(&self, req: &FhirRequest, w: Written) -> FhirResponse {
+        let location = format!(
+            "{}/{}/{}/_history/{}",
+            self.config.base_url, w.resource_type, w.id, w.version
+        );
+        let body = match req.headers.prefer_return {
+            Some(PreferReturn::Minimal) => Body::None,
+            Some(PreferReturn::OperationOutcome) => {
+                Body::Json(wardline_fhir::error::informational_outcome(format!(
+                    "{} {}/{} version {}",
+                    if w.status == 201 {
+                        "created"
+                    } else {
+                        "updated"
+                    },
+                    w.resource_type,
+                    w.id,
+                    w.version
+                )))
+            }
+            _ => Body::Raw(w.json),
+        };
+        FhirResponse {
+            status: w.status,
+            body,
+            etag: Some(etag(w.version)),
+            last_modified_ms: Some(w.last_updated_ms),
+            location: Some(location),
+            content_location: None,
+        }
+    }
+
+    fn bundle(&self, req: &FhirRequest) -> R<FhirResponse> {
+        let b = self.parse_body(req)?;
+        bundle::process(self, b).map(|v| FhirResponse::json(200, v))
+    }
+
+    pub(crate) fn defs(&self) -> &'static Definitions {
+        self.defs
+    }
+}
+
+fn method_not_allowed() -> FhirError {
+    FhirError::new(405, "not-supported", "that method is not allowed here")
+}
+
+fn conflict(e: wardline_store::StoreError, had_if_match: bool) -> FhirError {
+    let mut f: FhirError = e.into();
+    if had_if_match && f.status == 409 {
+        f.status = 412;
+    }
+    f
+}
+
+fn prefix(mut e: FhirError, at: &str) -> FhirError {
+    if at.is_empty() {
+        return e;
+    }
+    for i in &mut e.issues {
+        if i.expression.is_empty() {
+            i.expression.push(at.to_owned());
+        } else {
+            for x in &mut i.expression {
+                // `Patient.name` inside an entry → `Bundle.entry[3].resource.name`
+                let rest = x.split_once('.').map_or("", |(_, r)| r);
+                *x = if rest.is_empty() {
+                    at.to_owned()
+                } else {
+                    format!("{at}.{rest}")
+                };
+            }
+        }
+    }
+    e
+}
+
+pub(crate) fn existing(r: Option<StoredResource>, t: &str, id: &str) -> R<StoredResource> {
+    match r {
+        None => Err(FhirError::not_found(format!("{t}/{id} is not known"))),
+        Some(r) if r.deleted => Err(FhirError::gone(format!("{t}/{id} has been deleted"))),
+        Some(r) => Ok(r),
+    }
+}
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+pub fn etag_version(s: &str) -> Option<i64> {
+    s.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn parse_count(v: &str) -> R<usize> {
+    v.parse().map_err(|_| {
+        FhirError::invalid(format!("_count '{v}' is not a non-negative integer")).at("_count")
+    })
+}
+
+fn query_string(q: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(q.iter().filter(|(k, _)| k != "_format" && k != "_pretty"))
+        .finish()
+}
+
+pub(crate) fn url_with(base: &str, path: &str, q: &[(String, String)]) -> String {
+    let qs = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(q)
+        .finish();
+    if qs.is_empty() {
+        format!("{base}/{path}")
+    } else {
+        format!("{base}/{path}?{qs}")
+    }
+}
+
+/// `_summary`/`_elements` on a read.
+fn summary_elements(q: &[(String, String)]) -> Option<search::Shape> {
+    search::Shape::from_query(q)
+}

@@ -1,1 +1,324 @@
-//! Generates Wardline's demo trust: sites, wards, beds, staff and patients with histories, as FHIR resources.
+//! Generates Wardline's demo trust as a FHIR transaction Bundle: a trust with
+//! sites, wards, bays and beds, GP practices, staff, and patients with
+//! histories (encounters, conditions, vital signs, allergies, medications).
+//!
+//! Everything is derived from a seed, so the same seed gives the same trust.
+//! Every reference points inside the Bundle.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const FAMILY: [&str; 20] = [
+    "Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas",
+    "Johnson", "Roberts", "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards", "Hughes",
+    "Green", "Patel",
+];
+const GIVEN_F: [&str; 10] = [
+    "Olivia", "Amelia", "Isla", "Ava", "Mia", "Grace", "Sophie", "Margaret", "Aisha", "Eleanor",
+];
+const GIVEN_M: [&str; 10] = [
+    "Oliver", "George", "Harry", "Noah", "Jack", "Arthur", "Mohammed", "William", "Thomas", "David",
+];
+const TOWNS: [(&str, &str); 3] = [
+    ("Watford", "WD18"),
+    ("Hemel Hempstead", "HP2"),
+    ("St Albans", "AL1"),
+];
+const STREETS: [&str; 6] = [
+    "High Street",
+    "Station Road",
+    "Church Lane",
+    "Park Avenue",
+    "Victoria Road",
+    "Mill Lane",
+];
+const CONDITIONS: [(&str, &str); 6] = [
+    ("44054006", "Diabetes mellitus type 2"),
+    ("38341003", "Hypertensive disorder"),
+    ("195967001", "Asthma"),
+    ("13645005", "Chronic obstructive lung disease"),
+    ("49436004", "Atrial fibrillation"),
+    ("233604007", "Pneumonia"),
+];
+const MEDS: [(&str, &str); 5] = [
+    ("322236009", "Paracetamol 500mg tablets"),
+    ("325072002", "Amoxicillin 500mg capsules"),
+    ("317896006", "Metformin 500mg tablets"),
+    ("318420003", "Amlodipine 5mg tablets"),
+    ("320000009", "Salbutamol 100micrograms/dose inhaler"),
+];
+
+fn entry(resource: Value) -> Value {
+    let t = resource["resourceType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let id = resource["id"].as_str().unwrap_or_default().to_owned();
+    json!({
+        "fullUrl": format!("{t}/{id}"),
+        "resource": resource,
+        "request": {"method": "PUT", "url": format!("{t}/{id}")},
+    })
+}
+
+fn location(
+    id: &str,
+    name: &str,
+    kind: (&str, &str),
+    part_of: Option<&str>,
+    status: Option<&str>,
+) -> Value {
+    let mut l = json!({
+        "resourceType": "Location", "id": id, "status": "active", "name": name,
+        "physicalType": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/location-physical-type", "code": kind.0, "display": kind.1}]},
+        "managingOrganization": {"reference": "Organization/trust"},
+    });
+    if let Some(p) = part_of {
+        l["partOf"] = json!({"reference": format!("Location/{p}")});
+    }
+    if let Some(s) = status {
+        l["operationalStatus"] =
+            json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0116", "code": s});
+    }
+    l
+}
+
+/// A transaction Bundle holding the whole demo trust.
+pub fn generate(seed: u64, patients: usize) -> Value {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut entries = Vec::new();
+    entries.push(entry(json!({
+        "resourceType": "Organization", "id": "trust", "active": true,
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RWG"}],
+        "name": "West Hertfordshire Demo Hospitals NHS Trust",
+    })));
+    let mut beds = Vec::new();
+    let sites = [
+        ("watford", "Watford General Hospital"),
+        ("hemel", "Hemel Hempstead Hospital"),
+        ("stalbans", "St Albans City Hospital"),
+    ];
+    for (s, sname) in sites {
+        entries.push(entry(location(s, sname, ("si", "Site"), None, None)));
+        for w in 1..=2 {
+            let ward = format!("{s}-w{w}");
+            entries.push(entry(location(
+                &ward,
+                &format!("Ward {w}, {sname}"),
+                ("wa", "Ward"),
+                Some(s),
+                None,
+            )));
+            for b in 1..=2 {
+                let bay = format!("{ward}-b{b}");
+                entries.push(entry(location(
+                    &bay,
+                    &format!("Bay {b}"),
+                    ("ro", "Room"),
+                    Some(&ward),
+                    None,
+                )));
+                for n in 1..=4 {
+                    let bed = format!("{bay}-{n}");
+                    let status = ["O", "U", "H", "C"][rng.gen_range(0..4)];
+                    entries.push(entry(location(
+                        &bed,
+                        &format!("Bed {n}"),
+                        ("bd", "Bed"),
+                        Some(&bay),
+                        Some(status),
+                    )));
+                    beds.push(bed);
+                }
+            }
+        }
+    }
+    let practices = ["E82001", "E82002", "E82003"];
+    for (i, ods) in practices.iter().enumerate() {
+        entries.push(entry(json!({
+            "resourceType": "Organization", "id": format!("gp-{}", ods.to_lowercase()), "active": true,
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}],
+            "name": format!("{} Medical Centre", TOWNS[i].0),
+            "type": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/organisation-role", "code": "76", "display": "GP PRACTICE"}]}],
+        })));
+    }
+    let mut staff = Vec::new();
+    for i in 0..8 {
+        let id = format!("prac-{i}");
+        let consultant = i < 4;
+        entries.push(entry(json!({
+            "resourceType": "Practitioner", "id": id, "active": true,
+            "identifier": [{"system": "https://fhir.hl7.org.uk/Id/gmc-number", "value": format!("C{:07}", 4_000_000 + i)}],
+            "name": [{"family": FAMILY[(i * 3) % 20], "given": [GIVEN_M[i % 10]], "prefix": [if consultant { "Dr" } else { "Mr" }]}],
+        })));
+        entries.push(entry(json!({
+            "resourceType": "PractitionerRole", "id": format!("role-{i}"), "active": true,
+            "practitioner": {"reference": format!("Practitioner/{id}")},
+            "organization": {"reference": "Organization/trust"},
+            "location": [{"reference": format!("Location/{}", sites[i % 3].0)}],
+            "code": [{"text": if consultant { "Consultant" } else { "Staff Nurse" }}],
+        })));
+        staff.push(id);
+    }
+    for p in 0..patients {
+        let pid = format!("pat-{p:04}");
+        let female = rng.gen_bool(0.5);
+        let given = if female {
+            GIVEN_F[rng.gen_range(0..10)]
+        } else {
+            GIVEN_M[rng.gen_range(0..10)]
+        };
+        let family = FAMILY[rng.gen_range(0..20)];
+        let nhs = loop {
+            let mut d = [9u8, 9, 9, 0, 0, 0, 0, 0, 0];
+            for x in d.iter_mut().skip(3) {
+                *x = rng.gen_range(0..10);
+            }
+            if let Some(n) = wardline_fhir::nhs_number::complete(d) {
+                break n;
+            }
+        };
+        let town = rng.gen_range(0..3);
+        let year = rng.gen_range(1930..2020);
+        entries.push(entry(json!({
+            "resourceType": "Patient", "id": pid, "active": true,
+            "identifier": [
+                {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs},
+                {"system": "https://fhir.westherts.nhs.uk/Id/hospital-number", "value": format!("RWG{:06}", 100_000 + p)},
+            ],
+            "name": [{"use": "official", "family": family, "given": [given]}],
+            "gender": if female { "female" } else { "male" },
+            "birthDate": format!("{year}-{:02}-{:02}", rng.gen_range(1..13), rng.gen_range(1..29)),
+            "address": [{"use": "home", "line": [format!("{} {}", rng.gen_range(1..200), STREETS[rng.gen_range(0..6)])],
+                "city": TOWNS[town].0, "postalCode": format!("{} {}{}{}", TOWNS[town].1, rng.gen_range(1..10), (b'A' + rng.gen_range(0..26u8)) as char, (b'A' + rng.gen_range(0..26u8)) as char)}],
+            "generalPractitioner": [{"reference": format!("Organization/gp-{}", practices[town].to_lowercase())}],
+        })));
+        let n_enc = rng.gen_range(1..4);
+        for e in 0..n_enc {
+            let eid = format!("{pid}-enc{e}");
+            let day = rng.gen_range(1..28);
+            let month = rng.gen_range(1..13);
+            let inpatient = rng.gen_bool(0.4);
+            let class = if inpatient {
+                ("IMP", "inpatient encounter")
+            } else {
+                ("AMB", "ambulatory")
+            };
+            let bed = &beds[rng.gen_range(0..beds.len())];
+            let mut enc = json!({
+                "resourceType": "Encounter", "id": eid, "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class.0, "display": class.1},
+                "subject": {"reference": format!("Patient/{pid}")},
+                "participant": [{"individual": {"reference": format!("Practitioner/{}", staff[rng.gen_range(0..4)])}}],
+                "period": {"start": format!("2025-{month:02}-{day:02}T09:00:00Z"), "end": format!("2025-{month:02}-{day:02}T{}:00:00Z", if inpatient { 17 } else { 10 })},
+                "serviceProvider": {"reference": "Organization/trust"},
+            });
+            if inpatient {
+                enc["location"] = json!([{"location": {"reference": format!("Location/{bed}")}, "status": "completed"}]);
+            }
+            entries.push(entry(enc));
+            for (k, (code, display, unit, lo, hi)) in [
+                ("8867-4", "Heart rate", "/min", 55.0, 110.0),
+                ("8310-5", "Body temperature", "Cel", 36.0, 38.5),
+                ("59408-5", "Oxygen saturation", "%", 90.0, 100.0),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let v: f64 = rng.gen_range(lo..hi);
+                entries.push(entry(json!({
+                    "resourceType": "Observation", "id": format!("{eid}-obs{k}"), "status": "final",
+                    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+                    "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
+                    "subject": {"reference": format!("Patient/{pid}")},
+                    "encounter": {"reference": format!("Encounter/{eid}")},
+                    "effectiveDateTime": format!("2025-{month:02}-{day:02}T09:30:00Z"),
+                    "valueQuantity": {"value": (v * 10.0).round() / 10.0, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+                })));
+            }
+        }
+        if rng.gen_bool(0.5) {
+            let (code, display) = CONDITIONS[rng.gen_range(0..CONDITIONS.len())];
+            entries.push(entry(json!({
+                "resourceType": "Condition", "id": format!("{pid}-cond"),
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]},
+                "subject": {"reference": format!("Patient/{pid}")},
+            })));
+        }
+        if rng.gen_bool(0.2) {
+            entries.push(entry(json!({
+                "resourceType": "AllergyIntolerance", "id": format!("{pid}-allergy"),
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91936005", "display": "Allergy to penicillin"}]},
+                "patient": {"reference": format!("Patient/{pid}")},
+            })));
+        }
+        if rng.gen_bool(0.5) {
+            let (code, display) = MEDS[rng.gen_range(0..MEDS.len())];
+            entries.push(entry(json!({
+                "resourceType": "MedicationRequest", "id": format!("{pid}-med"), "status": "active", "intent": "order",
+                "medicationCodeableConcept": {"coding": [{"system": "https://dmd.nhs.uk", "code": code, "display": display}]},
+                "subject": {"reference": format!("Patient/{pid}")},
+                "requester": {"reference": format!("Practitioner/{}", staff[rng.gen_range(0..4)])},
+            })));
+        }
+    }
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, c) in o {
+                    if k == "reference" {
+                        out.push(c.as_str().unwrap_or_default().to_owned());
+                    } else {
+                        refs(c, out);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn deterministic_valid_and_closed() {
+        let a = generate(7, 30);
+        assert_eq!(a, generate(7, 30));
+        assert_ne!(a, generate(8, 30));
+        let entries = a["entry"].as_array().unwrap();
+        let ids: HashSet<String> = entries
+            .iter()
+            .map(|e| e["request"]["url"].as_str().unwrap().to_owned())
+            .collect();
+        let defs = wardline_fhir::definitions::r4();
+        let mut all = Vec::new();
+        for e in entries {
+            let r = &e["resource"];
+            defs.validate(r).unwrap_or_else(|err| panic!("{r}: {err}"));
+            if r["resourceType"] == "Patient" {
+                let nhs = r["identifier"][0]["value"].as_str().unwrap();
+                assert!(wardline_fhir::nhs_number::is_valid(nhs));
+            }
+            refs(r, &mut all);
+        }
+        for r in all {
+            assert!(ids.contains(&r), "dangling reference {r}");
+        }
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| e["resource"]["resourceType"] == "Patient")
+                .count(),
+            30
+        );
+    }
+}

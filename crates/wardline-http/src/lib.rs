@@ -1,1 +1,465 @@
-//! HTTP adapter: axum routes for the FHIR API, content negotiation, headers, /healthz, /metrics.
+//! HTTP adapter: axum routes for the FHIR API, content negotiation, headers,
+//! `/healthz`, `/metrics`.
+//!
+//! Thin by design: a request under `/fhir` becomes a [`FhirRequest`], runs on
+//! tokio's blocking pool (the store is synchronous), and the [`FhirResponse`]
+//! becomes HTTP. Nothing here knows FHIR semantics beyond media types.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+use wardline_core::{
+    Body as FhirBody, FhirRequest, FhirResponse, FhirService, Method, PreferReturn, RequestHeaders,
+};
+use wardline_fhir::FhirError;
+use wardline_fhir::search::Handling;
+
+const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+/// Largest accepted request body (transaction Bundles can be large).
+pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Request counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    by_class: [AtomicU64; 6],
+    /// Latency histogram buckets (seconds): 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, +Inf.
+    buckets: [AtomicU64; 7],
+    sum_micros: AtomicU64,
+}
+
+const BUCKETS: [f64; 6] = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5];
+
+impl Metrics {
+    fn observe(&self, status: u16, secs: f64) {
+        let class = usize::from(status / 100).min(5);
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(6);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, backend: &str) -> String {
+        let mut s = String::new();
+        s.push_str(
+            "# HELP wardline_build_info Build information.\n# TYPE wardline_build_info gauge\n",
+        );
+        s.push_str(&format!(
+            "wardline_build_info{{version=\"{}\",backend=\"{backend}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        s.push_str("# HELP wardline_http_requests_total HTTP requests by status class.\n# TYPE wardline_http_requests_total counter\n");
+        for (i, c) in self.by_class.iter().enumerate().skip(1) {
+            s.push_str(&format!(
+                "wardline_http_requests_total{{class=\"{i}xx\"}} {}\n",
+                c.load(Ordering::Relaxed)
+            ));
+        }
+        s.push_str("# HELP wardline_http_request_duration_seconds Request latency.\n# TYPE wardline_http_request_duration_seconds histogram\n");
+        let mut cum = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cum += self.buckets[i].load(Ordering::Relaxed);
+            s.push_str(&format!(
+                "wardline_http_request_duration_seconds_bucket{{le=\"{b}\"}} {cum}\n"
+            ));
+        }
+        cum += self.buckets[6].load(Ordering::Relaxed);
+        s.push_str(&format!(
+            "wardline_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {cum}\n"
+        ));
+        s.push_str(&format!(
+            "wardline_http_request_duration_seconds_sum {}\n",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+        s.push_str(&format!(
+            "wardline_http_request_duration_seconds_count {cum}\n"
+        ));
+        s
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    service: Arc<FhirService>,
+    metrics: Arc<Metrics>,
+}
+
+/// The whole HTTP surface of Wardline.
+pub fn router(service: Arc<FhirService>) -> Router {
+    let state = AppState {
+        service,
+        metrics: Arc::new(Metrics::default()),
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/fhir", any(fhir))
+        .route("/fhir/", any(fhir))
+        .route("/fhir/{*rest}", any(fhir))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .layer(tower_http::compression::CompressionLayer::new())
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    outcome_response(&FhirError::internal("internal error"), false)
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    let svc = s.service.clone();
+    let ok = tokio::task::spawn_blocking(move || svc.store().read("Patient", "-healthz-").is_ok())
+        .await
+        .unwrap_or(false);
+    let backend = s.service.store().backend();
+    let (code, status) = if ok {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"status": status, "backend": backend}).to_string(),
+    )
+        .into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(s.service.store().backend()),
+    )
+        .into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    outcome_response(
+        &FhirError::not_found(format!(
+            "no resource at {}; the FHIR API is under /fhir",
+            req.uri().path()
+        )),
+        false,
+    )
+}
+
+fn outcome_response(e: &FhirError, pretty: bool) -> Response {
+    json_response(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.to_operation_outcome(),
+        pretty,
+    )
+}
+
+fn json_response(status: StatusCode, v: &Value, pretty: bool) -> Response {
+    let text = if pretty {
+        serde_json::to_string_pretty(v)
+    } else {
+        serde_json::to_string(v)
+    }
+    .unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, FHIR_JSON)], text).into_response()
+}
+
+/// Accepts FHIR JSON (and plain JSON / anything); refuses XML and other types.
+fn acceptable_format(f: &str) -> bool {
+    let f = f.split(';').next().unwrap_or("").trim();
+    matches!(
+        f,
+        "json"
+            | "application/json"
+            | "application/fhir+json"
+            | "*/*"
+            | "application/*"
+            | ""
+            | "text/html"
+    )
+}
+
+async fn fhir(State(s): State<AppState>, req: Request) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = fhir_inner(&s, req).await;
+    let status = resp.status().as_u16();
+    let secs = start.elapsed().as_secs_f64();
+    s.metrics.observe(status, secs);
+    tracing::info!(method = %method, path = %path, status, micros = (secs * 1e6) as u64, "fhir request");
+    resp
+}
+
+async fn fhir_inner(s: &AppState, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let pretty = query.iter().any(|(k, v)| k == "_pretty" && v == "true");
+    // Content negotiation.
+    if let Some((_, f)) = query.iter().find(|(k, _)| k == "_format") {
+        if !acceptable_format(f) {
+            return outcome_response(
+                &FhirError::new(
+                    406,
+                    "not-supported",
+                    format!(
+                        "_format '{f}' is not supported; Wardline speaks application/fhir+json"
+                    ),
+                ),
+                pretty,
+            );
+        }
+    } else if let Some(accept) = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        && !accept.split(',').any(acceptable_format)
+    {
+        return outcome_response(
+            &FhirError::new(
+                406,
+                "not-supported",
+                format!(
+                    "Accept '{accept}' is not supported; Wardline speaks application/fhir+json"
+                ),
+            ),
+            pretty,
+        );
+    }
+    let method = match parts.method {
+        HttpMethod::GET => Method::Get,
+        HttpMethod::HEAD => Method::Head,
+        HttpMethod::POST => Method::Post,
+        HttpMethod::PUT => Method::Put,
+        HttpMethod::PATCH => Method::Patch,
+        HttpMethod::DELETE => Method::Delete,
+        _ => {
+            return outcome_response(
+                &FhirError::new(405, "not-supported", "method not allowed"),
+                pretty,
+            );
+        }
+    };
+    let content_type = header_str(&parts.headers, header::CONTENT_TYPE.as_str()).map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let bytes: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return outcome_response(
+                &FhirError::new(
+                    413,
+                    "too-costly",
+                    format!("the request body exceeds {BODY_LIMIT} bytes"),
+                ),
+                pretty,
+            );
+        }
+    };
+    let path: Vec<String> = parts
+        .uri
+        .path()
+        .trim_start_matches("/fhir")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s))
+        .collect();
+    let mut query = query;
+    let is_form = content_type.as_deref() == Some("application/x-www-form-urlencoded");
+    let body = if is_form && method == Method::Post {
+        query.extend(form_urlencoded::parse(&bytes).into_owned());
+        None
+    } else if bytes.is_empty() {
+        None
+    } else {
+        match content_type.as_deref() {
+            Some("application/fhir+json" | "application/json" | "application/json-patch+json")
+            | None => {}
+            Some(other) => {
+                return outcome_response(
+                    &FhirError::new(
+                        415,
+                        "not-supported",
+                        format!(
+                            "Content-Type '{other}' is not supported; send application/fhir+json"
+                        ),
+                    ),
+                    pretty,
+                );
+            }
+        }
+        Some(bytes.to_vec())
+    };
+    let prefer = header_str(&parts.headers, "prefer").unwrap_or_default();
+    let mut headers = RequestHeaders {
+        if_match: header_str(&parts.headers, "if-match"),
+        if_none_match: header_str(&parts.headers, "if-none-match"),
+        if_none_exist: header_str(&parts.headers, "if-none-exist"),
+        if_modified_since: header_str(&parts.headers, "if-modified-since"),
+        content_type,
+        ..RequestHeaders::default()
+    };
+    for p in prefer.split([',', ';']) {
+        match p.trim() {
+            "return=minimal" => headers.prefer_return = Some(PreferReturn::Minimal),
+            "return=representation" => headers.prefer_return = Some(PreferReturn::Representation),
+            "return=OperationOutcome" => {
+                headers.prefer_return = Some(PreferReturn::OperationOutcome)
+            }
+            "handling=strict" => headers.prefer_handling = Handling::Strict,
+            "handling=lenient" => headers.prefer_handling = Handling::Lenient,
+            _ => {}
+        }
+    }
+    let freq = FhirRequest {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    };
+    let svc = s.service.clone();
+    let resp = match tokio::task::spawn_blocking(move || svc.handle(freq)).await {
+        Ok(r) => r,
+        Err(_) => return outcome_response(&FhirError::internal("internal error"), pretty),
+    };
+    to_http(resp, pretty, method == Method::Head)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn to_http(r: FhirResponse, pretty: bool, head: bool) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let text = match r.body {
+        FhirBody::None => None,
+        FhirBody::Json(v) => Some(
+            if pretty {
+                serde_json::to_string_pretty(&v)
+            } else {
+                serde_json::to_string(&v)
+            }
+            .unwrap_or_default(),
+        ),
+        FhirBody::Raw(s) => Some(if pretty {
+            serde_json::from_str::<Value>(&s)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or(s)
+        } else {
+            s
+        }),
+    };
+    let mut builder = Response::builder().status(status);
+    if text.is_some() {
+        builder = builder.header(header::CONTENT_TYPE, FHIR_JSON);
+    }
+    if let Some(e) = r.etag
+        && let Ok(v) = HeaderValue::from_str(&e)
+    {
+        builder = builder.header(header::ETAG, v);
+    }
+    if let Some(ms) = r.last_modified_ms {
+        builder = builder.header(header::LAST_MODIFIED, http_date(ms));
+    }
+    if let Some(l) = r.location
+        && let Ok(v) = HeaderValue::from_str(&l)
+    {
+        builder = builder.header(header::LOCATION, v);
+    }
+    if let Some(l) = r.content_location
+        && let Ok(v) = HeaderValue::from_str(&l)
+    {
+        builder = builder.header(header::CONTENT_LOCATION, v);
+    }
+    let body = match (text, head) {
+        (Some(t), false) => Body::from(t),
+        _ => Body::empty(),
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// RFC 7231 IMF-fixdate.
+pub fn http_date(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[t.weekday().number_days_from_monday() as usize],
+        t.day(),
+        MONTHS[u8::from(t.month()) as usize - 1],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<FhirService>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_decoding() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(percent_decode("a%7Cb"), "a|b");
+        assert_eq!(percent_decode("a%7"), "a%7");
+        assert!(acceptable_format("application/fhir+json;q=0.9"));
+        assert!(!acceptable_format("application/fhir+xml"));
+        assert!(!acceptable_format("xml"));
+    }
+}

@@ -1,0 +1,88 @@
+//! The CapabilityStatement, generated from what the service really supports.
+
+use serde_json::{Value, json};
+use wardline_fhir::definitions::{Definitions, SearchParamType};
+
+pub(crate) fn statement(defs: &Definitions, base: &str) -> Value {
+    let resources: Vec<Value> = defs
+        .resource_types()
+        .into_iter()
+        .map(|t| {
+            let mut params: Vec<Value> = defs
+                .search_params
+                .get(t)
+                .map(|m| {
+                    let mut v: Vec<_> = m
+                        .values()
+                        .filter(|p| {
+                            !matches!(
+                                p.kind,
+                                SearchParamType::Composite | SearchParamType::Special
+                            ) && (p.expression.is_some()
+                                || p.code == "_id"
+                                || p.code == "_lastUpdated")
+                        })
+                        .map(|p| {
+                            json!({
+                                "name": p.code,
+                                "type": format!("{:?}", p.kind).to_lowercase(),
+                            })
+                        })
+                        .collect();
+                    v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+                    v
+                })
+                .unwrap_or_default();
+            params.dedup();
+            let interactions: Vec<Value> = [
+                "read",
+                "vread",
+                "update",
+                "patch",
+                "delete",
+                "history-instance",
+                "history-type",
+                "create",
+                "search-type",
+            ]
+            .iter()
+            .map(|c| json!({"code": c}))
+            .collect();
+            json!({
+                "type": t,
+                "interaction": interactions,
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": true,
+                "conditionalRead": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
+                "searchInclude": [format!("{t}:*")],
+                "searchRevInclude": ["*:*"],
+                "searchParam": params,
+            })
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-23",
+        "publisher": "Wardline",
+        "kind": "instance",
+        "software": {"name": "Wardline", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Wardline FHIR R4 server", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "resource": resources,
+            "interaction": [
+                {"code": "transaction"}, {"code": "batch"},
+                {"code": "search-system"}, {"code": "history-system"}
+            ],
+            "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
+        }],
+    })
+}
