@@ -1,1 +1,405 @@
 //! PostgreSQL backend of the Wardline store (production).
+//!
+//! # Schema
+//! The same tables, columns and versioned migrations as SQLite (see
+//! [`wardline_store::sql::migrations`]), recorded in `schema_migrations`:
+//! * `resources`: the current version of each resource. `rid` is an identity
+//!   surrogate key assigned on first write and never changed; `(res_type,
+//!   res_id)` is unique; `seq` (from the `write_seq` sequence) orders system
+//!   history; `content` is the resource JSON.
+//! * `resource_history`: superseded versions only, primary key `(rid, version)`.
+//!   A create writes the JSON once; an update moves the old row here.
+//! * `idx_token`, `idx_string`, `idx_date`, `idx_number`, `idx_quantity`,
+//!   `idx_reference`, `idx_uri`: one row per indexed value, keyed by `rid` and
+//!   carrying `res_type`, `param` and `patient_key`.
+//!
+//! `content` is `TEXT`, not `jsonb`: the store never queries inside the JSON
+//! (search goes through the index tables), and `TEXT` returns exactly the bytes
+//! written (key order, number formatting) with no parse/re-serialise cost on
+//! every read and write.
+//!
+//! # Writes
+//! A transaction buffers its writes and flushes them in a handful of
+//! statements per batch (array parameters with `unnest`, one statement per
+//! table), before any search or read of a buffered resource, every
+//! [`FLUSH_AT`] writes, and at commit. The version check happens at flush:
+//! current rows are locked with `SELECT ... FOR UPDATE` and compared to each
+//! write's expected version; a concurrent create of the same id fails on the
+//! unique key. Both are reported as [`StoreError::VersionConflict`], and a
+//! transaction that saw an error can only roll back. Commit uses the server's
+//! default `synchronous_commit`, so a returned commit is durable.
+//!
+//! # Scaling out by patient (Citus)
+//! Every row of a patient-compartment resource carries `patient_key` in
+//! `resources`, `resource_history` and all index tables. To distribute:
+//! make `patient_key` part of the distribution key (`SELECT
+//! create_distributed_table('resources', 'patient_key')`, likewise for the
+//! history and index tables, colocated), give non-patient resources (Practitioner,
+//! Organization, Location, ...) a `patient_key` of NULL and keep them in
+//! reference tables or a single shard, and extend the unique key and primary
+//! keys to include `patient_key` (Citus requires the distribution column in
+//! unique constraints). Compartment searches (`patient_key = $1`) then route to
+//! one shard; the `rid IN (SELECT rid FROM idx_x ...)` subqueries stay
+//! co-located because index rows share their resource's `patient_key`.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+
+use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use postgres::{Client, NoTls, Row, Statement};
+use r2d2::{ManageConnection, Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+use wardline_fhir::{IndexValue, SearchQuery};
+use wardline_store::sql::{self, Dialect, SqlValue};
+use wardline_store::{
+    HistoryRequest, PageRequest, Reader, Result, SearchPage, Store, StoreError, StoreTx,
+    StoredResource, WriteMethod,
+};
+
+mod write;
+
+/// Buffered writes are flushed when this many are pending.
+pub const FLUSH_AT: usize = 2000;
+
+pub(crate) fn be(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// A client with its own prepared-statement cache (a `prepare` is a round
+/// trip; the search SQL for a given query shape repeats).
+pub struct PgConn {
+    pub(crate) client: Client,
+    cache: HashMap<String, Statement>,
+}
+
+impl PgConn {
+    pub(crate) fn stmt(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.cache.get(sql) {
+            return Ok(s.clone());
+        }
+        if self.cache.len() >= 512 {
+            self.cache.clear();
+        }
+        let s = self.client.prepare(sql).map_err(be)?;
+        self.cache.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let s = self.stmt(sql)?;
+        self.client.query(&s, params).map_err(be)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let s = self.stmt(sql)?;
+        self.client.execute(&s, params).map_err(be)
+    }
+}
+
+/// r2d2 manager handing out [`PgConn`]s.
+pub struct Manager(PostgresConnectionManager<NoTls>);
+
+impl ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> std::result::Result<PgConn, postgres::Error> {
+        Ok(PgConn {
+            client: self.0.connect()?,
+            cache: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, c: &mut PgConn) -> std::result::Result<(), postgres::Error> {
+        c.client.simple_query("")?;
+        Ok(())
+    }
+
+    fn has_broken(&self, c: &mut PgConn) -> bool {
+        c.client.is_closed()
+    }
+}
+
+/// A bound value adapting to the parameter type the server inferred.
+#[derive(Debug)]
+struct Param<'a>(&'a SqlValue);
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self.0 {
+            SqlValue::Int(i) => match *ty {
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                _ => i.to_sql(ty, out),
+            },
+            SqlValue::Real(f) => match *ty {
+                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
+                _ => f.to_sql(ty, out),
+            },
+            SqlValue::Text(s) => s.as_str().to_sql(ty, out),
+            SqlValue::Null => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::INT2
+                | Type::INT4
+                | Type::INT8
+                | Type::FLOAT4
+                | Type::FLOAT8
+                | Type::TEXT
+                | Type::VARCHAR
+                | Type::BPCHAR
+                | Type::NAME
+                | Type::UNKNOWN
+        )
+    }
+
+    to_sql_checked!();
+}
+
+pub(crate) fn query_built(c: &mut PgConn, b: &sql::SqlBuilder) -> Result<Vec<Row>> {
+    let params: Vec<Param<'_>> = b.params.iter().map(Param).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    c.query(&b.sql, &refs)
+}
+
+pub(crate) fn row_to_resource(r: &Row) -> Result<StoredResource> {
+    let get = || -> std::result::Result<StoredResource, postgres::Error> {
+        Ok(StoredResource {
+            rid: r.try_get(0)?,
+            resource_type: r.try_get(1)?,
+            id: r.try_get(2)?,
+            version: r.try_get(3)?,
+            last_updated_ms: r.try_get(4)?,
+            seq: r.try_get(5)?,
+            method: WriteMethod::from_i64(i64::from(r.try_get::<_, i16>(6)?)),
+            deleted: r.try_get::<_, i16>(7)? != 0,
+            json: r.try_get(8)?,
+        })
+    };
+    get().map_err(be)
+}
+
+pub struct PostgresStore {
+    pool: Pool<Manager>,
+}
+
+fn valid_schema(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl PostgresStore {
+    /// Connects (pool of up to 16 connections) and applies migrations.
+    pub fn connect(url: &str) -> Result<PostgresStore> {
+        Self::open(url, None)
+    }
+
+    /// Like [`PostgresStore::connect`], but every connection uses `schema`
+    /// (created if missing) as its `search_path`: isolated stores in one
+    /// database, e.g. for parallel tests. `schema` must be a plain lower-case
+    /// identifier.
+    pub fn connect_with_schema(url: &str, schema: &str) -> Result<PostgresStore> {
+        if !valid_schema(schema) {
+            return Err(StoreError::Backend(format!(
+                "invalid schema name {schema:?}: use lower-case letters, digits and _"
+            )));
+        }
+        Self::open(url, Some(schema))
+    }
+
+    fn open(url: &str, schema: Option<&str>) -> Result<PostgresStore> {
+        let mut config: postgres::Config = url.parse().map_err(be)?;
+        if let Some(s) = schema {
+            let mut c = config.connect(NoTls).map_err(be)?;
+            c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                .map_err(be)?;
+            let opts = match config.get_options() {
+                Some(o) => format!("{o} -c search_path={s}"),
+                None => format!("-c search_path={s}"),
+            };
+            config.options(&opts);
+        }
+        let pool = Pool::builder()
+            .max_size(16)
+            .min_idle(Some(1))
+            .build(Manager(PostgresConnectionManager::new(config, NoTls)))
+            .map_err(be)?;
+        let store = PostgresStore { pool };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> Result<PooledConnection<Manager>> {
+        self.pool.get().map_err(be)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut c = self.conn()?;
+        let mut tx = c.client.transaction().map_err(be)?;
+        // Serialise concurrent starters on the same database.
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(7171001);
+             CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL);",
+        )
+        .map_err(be)?;
+        for (name, ddl) in sql::migrations(Dialect::Postgres) {
+            let done = tx
+                .query_opt(
+                    "SELECT name FROM schema_migrations WHERE name = $1",
+                    &[&name],
+                )
+                .map_err(be)?;
+            if done.is_none() {
+                tx.batch_execute(&ddl).map_err(be)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2)",
+                    &[&name, &wardline_fhir::datetime::now_ms()],
+                )
+                .map_err(be)?;
+            }
+        }
+        tx.commit().map_err(be)
+    }
+}
+
+const READ_SQL: &str = "SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, content FROM resources WHERE res_type = $1 AND res_id = $2";
+
+pub(crate) fn read_current(c: &mut PgConn, t: &str, id: &str) -> Result<Option<StoredResource>> {
+    let rows = c.query(READ_SQL, &[&t, &id])?;
+    rows.first().map(row_to_resource).transpose()
+}
+
+pub(crate) fn read_many(c: &mut PgConn, keys: &[(String, String)]) -> Result<Vec<StoredResource>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let types: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+    let ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+    let rows = c.query(
+        "SELECT r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.seq, r.method, r.deleted, r.content
+         FROM resources r JOIN unnest($1::text[], $2::text[]) AS u(t, i) ON r.res_type = u.t AND r.res_id = u.i",
+        &[&types, &ids],
+    )?;
+    rows.iter().map(row_to_resource).collect()
+}
+
+pub(crate) fn search(c: &mut PgConn, q: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
+    let snapshot = match page.snapshot_rid {
+        Some(s) => s,
+        None => c
+            .query("SELECT COALESCE(MAX(rid), 0)::bigint FROM resources", &[])?
+            .first()
+            .map(|r| r.try_get::<_, i64>(0))
+            .transpose()
+            .map_err(be)?
+            .unwrap_or(0),
+    };
+    let page = PageRequest {
+        snapshot_rid: Some(snapshot),
+        ..page.clone()
+    };
+    let total = if page.want_total || page.count_only {
+        let rows = query_built(c, &sql::count_sql(Dialect::Postgres, q, &page))?;
+        let n: i64 = rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(be)?
+            .unwrap_or(0);
+        Some(n as u64)
+    } else {
+        None
+    };
+    if page.count_only {
+        return Ok(SearchPage {
+            resources: Vec::new(),
+            total,
+            has_more: false,
+            snapshot_rid: snapshot,
+        });
+    }
+    let rows = query_built(c, &sql::search_sql(Dialect::Postgres, q, &page))?;
+    let mut resources = rows
+        .iter()
+        .map(row_to_resource)
+        .collect::<Result<Vec<_>>>()?;
+    let has_more = resources.len() > page.count;
+    resources.truncate(page.count);
+    Ok(SearchPage {
+        resources,
+        total,
+        has_more,
+        snapshot_rid: snapshot,
+    })
+}
+
+impl Reader for PostgresStore {
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
+        read_current(&mut *self.conn()?, resource_type, id)
+    }
+    fn read_many(&self, keys: &[(String, String)]) -> Result<Vec<StoredResource>> {
+        read_many(&mut *self.conn()?, keys)
+    }
+    fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
+        search(&mut *self.conn()?, query, page)
+    }
+}
+
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+        let mut c = self.conn()?;
+        let Some(cur) = read_current(&mut c, resource_type, id)? else {
+            return Ok(None);
+        };
+        if cur.version == version {
+            return Ok(Some(cur));
+        }
+        let rows = c.query(
+            "SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, content
+             FROM resource_history WHERE rid = $1 AND version = $2",
+            &[&cur.rid, &version],
+        )?;
+        rows.first().map(row_to_resource).transpose()
+    }
+
+    fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>> {
+        let mut c = self.conn()?;
+        let rows = query_built(&mut c, &sql::history_sql(Dialect::Postgres, req))?;
+        rows.iter().map(row_to_resource).collect()
+    }
+
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
+        let mut conn = self.conn()?;
+        conn.client.batch_execute("BEGIN").map_err(be)?;
+        Ok(Box::new(write::PgTx::new(conn)))
+    }
+}
+
+/// The index value columns of one row, for building per-table arrays.
+pub(crate) fn token_text(v: &IndexValue) -> Option<String> {
+    match v {
+        IndexValue::Token { text, .. } => {
+            text.as_deref().map(wardline_fhir::index::normalise_string)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

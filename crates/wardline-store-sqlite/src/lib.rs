@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value as 
 use wardline_fhir::SearchQuery;
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
-    HistoryRequest, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store,
-    StoreError, StoreTx, StoredResource, WriteMethod,
+    HistoryRequest, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store, StoreError,
+    StoreTx, StoredResource, WriteMethod,
 };
 
 const READERS: usize = 4;

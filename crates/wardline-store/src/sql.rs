@@ -634,8 +634,16 @@ mod tests {
         };
         let pg = search_sql(Dialect::Postgres, &q, &page);
         let lite = search_sql(Dialect::Sqlite, &q, &page);
-        assert!(pg.sql.contains("$1") && !pg.sql.contains("?1"), "{}", pg.sql);
-        assert!(lite.sql.contains("?1") && !lite.sql.contains("$1"), "{}", lite.sql);
+        assert!(
+            pg.sql.contains("$1") && !pg.sql.contains("?1"),
+            "{}",
+            pg.sql
+        );
+        assert!(
+            lite.sql.contains("?1") && !lite.sql.contains("$1"),
+            "{}",
+            lite.sql
+        );
         assert!(!pg.sql.contains("brien"), "values are never interpolated");
         assert!(pg.params.contains(&SqlValue::Text("%o'brien\\%%".into())));
     }

@@ -1,0 +1,61 @@
+use super::*;
+
+/// A store in a fresh schema of the database at `WARDLINE_TEST_PG_URL`, or
+/// `None` (after printing why) when the variable is not set.
+fn test_store(name: &str) -> Option<PostgresStore> {
+    let Ok(url) = std::env::var("WARDLINE_TEST_PG_URL") else {
+        println!("SKIPPED: WARDLINE_TEST_PG_URL not set");
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let schema = format!("t_{name}_{}_{nanos}", std::process::id());
+    Some(PostgresStore::connect_with_schema(&url, &schema).expect("connect"))
+}
+
+#[test]
+fn conformance() {
+    let Some(store) = test_store("conformance") else {
+        return;
+    };
+    wardline_store::conformance::run_all(&store);
+}
+
+#[test]
+fn migrations_are_recorded_and_idempotent() {
+    let Ok(url) = std::env::var("WARDLINE_TEST_PG_URL") else {
+        println!("SKIPPED: WARDLINE_TEST_PG_URL not set");
+        return;
+    };
+    let schema = format!("t_migr_{}", std::process::id());
+    let a = PostgresStore::connect_with_schema(&url, &schema).unwrap();
+    drop(a);
+    // Opening again must not re-apply anything.
+    let b = PostgresStore::connect_with_schema(&url, &schema).unwrap();
+    let mut c = b.conn().unwrap();
+    let names: Vec<String> = c
+        .query("SELECT name FROM schema_migrations ORDER BY name", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want: Vec<String> = sql::migrations(Dialect::Postgres)
+        .into_iter()
+        .map(|m| m.0.to_owned())
+        .collect();
+    assert_eq!(names, want);
+}
+
+#[test]
+fn schema_names_are_checked() {
+    assert!(valid_schema("t_abc_12"));
+    assert!(!valid_schema("x; DROP TABLE resources"));
+    assert!(!valid_schema("Upper"));
+    assert!(!valid_schema(""));
+    assert!(matches!(
+        PostgresStore::connect_with_schema("postgres://nowhere", "bad name"),
+        Err(StoreError::Backend(_))
+    ));
+}
