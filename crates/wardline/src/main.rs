@@ -1,1 +1,208 @@
-fn main() {}
+//! The `wardline` binary: `serve`, `import`, `bench`.
+//!
+//! This is the only crate that reads configuration (flags and `WARDLINE_*`
+//! environment variables) and chooses the storage backend.
+
+mod bench;
+mod import;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use wardline_core::{FhirService, ServiceConfig};
+use wardline_store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "wardline",
+    version,
+    about = "Wardline: an open-source electronic patient record (FHIR R4)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the FHIR server.
+    Serve(ServeArgs),
+    /// Load FHIR JSON resources, Bundles and NDJSON files into the store.
+    Import(ImportArgs),
+    /// Run a benchmark and print its figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Where the data lives.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Directory of the embedded SQLite database.
+    #[arg(long, env = "WARDLINE_DATA_DIR", default_value = "wardline-data")]
+    pub data_dir: PathBuf,
+    /// A postgres://… URL; when given, PostgreSQL is used instead of SQLite.
+    #[arg(long, env = "WARDLINE_DATABASE")]
+    pub database: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn open(&self) -> Result<Arc<dyn Store>> {
+        match &self.database {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let s = wardline_store_postgres::PostgresStore::connect(url)
+                    .with_context(|| "cannot connect to PostgreSQL".to_string())?;
+                Ok(Arc::new(s))
+            }
+            Some(other) => anyhow::bail!("--database must be a postgres:// URL, not '{other}'"),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+                let path = self.data_dir.join("wardline.db");
+                let s = wardline_store_sqlite::SqliteStore::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                Ok(Arc::new(s))
+            }
+        }
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "WARDLINE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Public base URL of the FHIR API (defaults to http://LISTEN/fhir).
+    #[arg(long, env = "WARDLINE_BASE_URL")]
+    base_url: Option<String>,
+    /// Load the demo trust when the store is empty.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Files or directories (searched recursively) of .json, .ndjson and .gz files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("WARDLINE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Import(a) => import::run(&a.paths, &a.store),
+        Command::Bench(b) => bench::run(b),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
+    let store = a.store.open()?;
+    let base = a
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/fhir", a.listen));
+    let service = Arc::new(FhirService::new(
+        store,
+        ServiceConfig {
+            base_url: base.trim_end_matches('/').to_owned(),
+            ..ServiceConfig::default()
+        },
+    ));
+    if a.demo {
+        load_demo(&service)?;
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            backend = service.store().backend(),
+            "listening on http://{addr} (FHIR base {base})"
+        );
+        println!("Wardline is listening on http://{addr}/fhir");
+        wardline_http::serve(listener, service, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Loads the demo trust through the core (validated and indexed) if the store
+/// has no Patient yet.
+fn load_demo(service: &FhirService) -> Result<()> {
+    use wardline_core::{FhirRequest, Method, RequestHeaders};
+    if service.store().read("Organization", "trust")?.is_some() {
+        tracing::info!("demo trust already loaded");
+        return Ok(());
+    }
+    let bundle = wardline_demo::generate(20_261_123, 100);
+    let resp = service.handle(FhirRequest {
+        method: Method::Post,
+        path: vec![],
+        query: vec![],
+        headers: RequestHeaders::default(),
+        body: Some(serde_json::to_vec(&bundle)?),
+    });
+    if resp.status != 200 {
+        anyhow::bail!(
+            "loading the demo trust failed: HTTP {} {:?}",
+            resp.status,
+            resp.body
+        );
+    }
+    tracing::info!(
+        resources = bundle["entry"].as_array().map_or(0, Vec::len),
+        "demo trust loaded"
+    );
+    Ok(())
+}
