@@ -72,6 +72,7 @@ impl Definitions {
                 .push(Issue::error("structure", "empty objects are not allowed").at(at.to_owned()));
             return;
         }
+        let mut choices: Vec<&str> = Vec::new();
         for (key, value) in obj {
             if is_resource && key == "resourceType" {
                 continue;
@@ -91,6 +92,19 @@ impl Definitions {
                 continue;
             };
             let repeats = el.max != Some(1) && el.max != Some(0);
+            if !is_ext && el.path.ends_with("[x]") {
+                if choices.contains(&el.path.as_str()) {
+                    issues.push(
+                        Issue::error(
+                            "structure",
+                            format!("only one type of '{}' may be given", el.path.rsplit('.').next().unwrap_or_default()),
+                        )
+                        .at(join(at, key)),
+                    );
+                    continue;
+                }
+                choices.push(el.path.as_str());
+            }
             if is_ext {
                 self.validate_primitive_ext(value, repeats, &join(at, key), issues);
                 continue;
@@ -504,6 +518,7 @@ mod tests {
                 "Patient.contained[0].nmae",
             ),
             (json!({"resourceType": "Nope"}), "resourceType"),
+            (json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueString": "a", "valueBoolean": true}), "Observation.valueBoolean"),
         ];
         for (v, path) in cases {
             let e = errs(v.clone());

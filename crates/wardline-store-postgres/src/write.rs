@@ -132,31 +132,17 @@ impl StoreTx for PgTx {
     }
 }
 
+type Opt<'a> = Vec<Option<&'a str>>;
+
 /// Per-table column arrays for one batch of index rows.
 #[derive(Default)]
 struct IndexRows<'a> {
-    token: (
-        Common<'a>,
-        Vec<Option<&'a str>>,
-        Vec<Option<&'a str>>,
-        Vec<Option<String>>,
-    ),
+    token: (Common<'a>, Opt<'a>, Opt<'a>, Vec<Option<String>>),
     string: (Common<'a>, Vec<&'a str>, Vec<&'a str>),
     date: (Common<'a>, Vec<i64>, Vec<i64>),
     number: (Common<'a>, Vec<f64>),
-    quantity: (
-        Common<'a>,
-        Vec<f64>,
-        Vec<Option<&'a str>>,
-        Vec<Option<&'a str>>,
-        Vec<Option<&'a str>>,
-    ),
-    reference: (
-        Common<'a>,
-        Vec<Option<&'a str>>,
-        Vec<Option<&'a str>>,
-        Vec<&'a str>,
-    ),
+    quantity: (Common<'a>, Vec<f64>, Opt<'a>, Opt<'a>, Opt<'a>),
+    reference: (Common<'a>, Opt<'a>, Opt<'a>, Vec<&'a str>),
     uri: (Common<'a>, Vec<&'a str>),
 }
 
