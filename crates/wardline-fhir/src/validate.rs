@@ -97,7 +97,10 @@ impl Definitions {
                     issues.push(
                         Issue::error(
                             "structure",
-                            format!("only one type of '{}' may be given", el.path.rsplit('.').next().unwrap_or_default()),
+                            format!(
+                                "only one type of '{}' may be given",
+                                el.path.rsplit('.').next().unwrap_or_default()
+                            ),
                         )
                         .at(join(at, key)),
                     );
@@ -518,7 +521,10 @@ mod tests {
                 "Patient.contained[0].nmae",
             ),
             (json!({"resourceType": "Nope"}), "resourceType"),
-            (json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueString": "a", "valueBoolean": true}), "Observation.valueBoolean"),
+            (
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueString": "a", "valueBoolean": true}),
+                "Observation.valueBoolean",
+            ),
         ];
         for (v, path) in cases {
             let e = errs(v.clone());
