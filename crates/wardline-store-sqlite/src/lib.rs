@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value as SqlParam};
-use wardline_fhir::SearchQuery;
+use wardline_fhir::index::normalise_string;
+use wardline_fhir::{IndexValue, SearchQuery};
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
     HistoryRequest, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store, StoreError,
@@ -395,29 +396,10 @@ impl StoreTx for SqliteTx<'_> {
                 c.last_insert_rowid()
             }
         };
+        let pk = w.patient_key.as_deref();
+        let t = w.resource_type.as_str();
         for e in &w.index {
-            let (table, cols, vals) = sql::index_row(&e.value);
-            let mut text = format!("INSERT INTO {table} (rid, res_type, param, patient_key");
-            for col in cols {
-                text.push_str(", ");
-                text.push_str(col);
-            }
-            text.push_str(") VALUES (?1, ?2, ?3, ?4");
-            for i in 0..cols.len() {
-                text.push_str(&format!(", ?{}", i + 5));
-            }
-            text.push(')');
-            let mut params = vec![
-                SqlParam::Integer(rid),
-                SqlParam::Text(w.resource_type.clone()),
-                SqlParam::Text(e.param.clone()),
-                w.patient_key.clone().map_or(SqlParam::Null, SqlParam::Text),
-            ];
-            params.extend(to_params(&vals));
-            c.prepare_cached(&text)
-                .map_err(be)?
-                .execute(params_from_iter(params))
-                .map_err(be)?;
+            insert_index(c, rid, t, &e.param, pk, &e.value)?;
         }
         Ok(())
     }
@@ -427,6 +409,76 @@ impl StoreTx for SqliteTx<'_> {
         self.done = true;
         Ok(())
     }
+}
+
+/// Inserts one index row with a fixed statement per table (cached), binding
+/// borrowed values.
+fn insert_index(
+    c: &Connection,
+    rid: i64,
+    t: &str,
+    param: &str,
+    pk: Option<&str>,
+    v: &IndexValue,
+) -> Result<()> {
+    use rusqlite::params;
+    let n = match v {
+        IndexValue::Token { system, code, text } => c
+            .prepare_cached(
+                "INSERT INTO idx_token (rid, res_type, param, patient_key, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    rid,
+                    t,
+                    param,
+                    pk,
+                    system,
+                    code,
+                    text.as_deref().map(normalise_string)
+                ])
+            }),
+        IndexValue::String { norm, exact } => c
+            .prepare_cached(
+                "INSERT INTO idx_string (rid, res_type, param, patient_key, norm, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, norm, exact])),
+        IndexValue::Date { lo, hi } => c
+            .prepare_cached(
+                "INSERT INTO idx_date (rid, res_type, param, patient_key, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, lo, hi])),
+        IndexValue::Number { value } => c
+            .prepare_cached(
+                "INSERT INTO idx_number (rid, res_type, param, patient_key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, value])),
+        IndexValue::Quantity {
+            value,
+            system,
+            code,
+            unit,
+        } => c
+            .prepare_cached(
+                "INSERT INTO idx_quantity (rid, res_type, param, patient_key, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, value, system, code, unit])),
+        IndexValue::Reference {
+            target_type,
+            target_id,
+            url,
+        } => c
+            .prepare_cached(
+                "INSERT INTO idx_reference (rid, res_type, param, patient_key, target_type, target_id, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, target_type, target_id, url])),
+        IndexValue::Uri { value } => c
+            .prepare_cached(
+                "INSERT INTO idx_uri (rid, res_type, param, patient_key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, value])),
+    };
+    n.map(|_| ()).map_err(be)
 }
 
 #[cfg(test)]
