@@ -95,7 +95,7 @@ impl Definitions {
             };
             for n in fhirpath::evaluate(self, expr, resource) {
                 if let Some(r) = n.value.get("reference").and_then(Value::as_str)
-                    && let Some((Some(t), Some(id))) = split_reference(r).map(|(t, i)| (t, i))
+                    && let Some((Some(t), Some(id))) = split_reference(r)
                     && t == "Patient"
                 {
                     return Some(id);
@@ -192,9 +192,9 @@ fn convert(code: &str, kind: SearchParamType, n: &Node<'_>, out: &mut Vec<IndexE
                     };
                     out.push(e(IndexValue::Token {
                         system,
-                        code: v.get("value").and_then(|x| match x {
-                            Value::String(s) => Some(s.clone()),
-                            other => Some(other.to_string()),
+                        code: v.get("value").map(|x| match x {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
                         }),
                         text,
                     }));

@@ -280,7 +280,7 @@ async fn fhir_inner(s: &AppState, req: Request) -> Response {
         .trim_start_matches("/fhir")
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect();
     let mut query = query;
     let is_form = content_type.as_deref() == Some("application/x-www-form-urlencoded");

@@ -6,7 +6,7 @@
 
 use wardline_fhir::definitions::SearchParamType;
 use wardline_fhir::search::{
-    Filter, FilterKind, Predicate, Prefix, SearchQuery, SortKey, StringMatch, TokenSystem,
+    Filter, FilterKind, Predicate, Prefix, SearchQuery, SortKey, StringMatch, TokenSystem, UriMatch,
 };
 use wardline_fhir::{IndexEntry, IndexValue};
 
@@ -22,6 +22,10 @@ pub fn run_all(store: &dyn Store) {
     delete_then_recreate(store);
     search_predicates(store);
     paging_is_stable(store);
+    index_replaced_on_update(store);
+    history_scopes(store);
+    conflict_in_multi_write_tx_writes_nothing(store);
+    more_predicates_sort_and_paging(store);
 }
 
 fn token(param: &str, system: &str, code: &str) -> IndexEntry {
@@ -504,4 +508,439 @@ pub fn paging_is_stable(store: &dyn Store) {
     }
     let want: Vec<String> = (0..7).map(|i| format!("pg{i}")).collect();
     assert_eq!(seen, want);
+}
+
+pub fn index_replaced_on_update(store: &dyn Store) {
+    let code = |c: &str| {
+        query(
+            "Flag",
+            vec![Filter {
+                param: "code".into(),
+                param_type: Some(SearchParamType::Token),
+                kind: FilterKind::Match(vec![Predicate::Token {
+                    system: TokenSystem::Any,
+                    code: Some(c.into()),
+                }]),
+            }],
+        )
+    };
+    write(
+        store,
+        "Flag",
+        "u1",
+        None,
+        vec![token("code", "s", "old")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(ids(store, &code("old")), vec!["u1"]);
+    write(
+        store,
+        "Flag",
+        "u1",
+        Some(1),
+        vec![token("code", "s", "new")],
+        None,
+    )
+    .unwrap();
+    assert!(
+        ids(store, &code("old")).is_empty(),
+        "old index rows removed"
+    );
+    assert_eq!(ids(store, &code("new")), vec!["u1"]);
+}
+
+pub fn history_scopes(store: &dyn Store) {
+    write(store, "Library", "l1", None, vec![], None).unwrap();
+    write(store, "Library", "l1", Some(1), vec![], None).unwrap();
+    write(store, "Library", "l2", None, vec![], None).unwrap();
+    let req = |scope: HistoryScope, since_ms: Option<i64>| HistoryRequest {
+        scope,
+        since_ms,
+        before_ms: None,
+        before_seq: None,
+        count: 100,
+    };
+    let ty = store
+        .history(&req(HistoryScope::Type("Library".into()), None))
+        .unwrap();
+    let got: Vec<(String, i64)> = ty.iter().map(|r| (r.id.clone(), r.version)).collect();
+    assert_eq!(
+        got,
+        vec![("l2".into(), 1), ("l1".into(), 2), ("l1".into(), 1)]
+    );
+    // The helper stamps version v at 1000 * v ms.
+    let since = store
+        .history(&req(HistoryScope::Type("Library".into()), Some(2_000)))
+        .unwrap();
+    assert_eq!(since.len(), 1);
+    assert_eq!((since[0].id.as_str(), since[0].version), ("l1", 2));
+    let sys = store.history(&req(HistoryScope::System, None)).unwrap();
+    assert_eq!(sys[0].id, "l2", "newest write first");
+    assert!(sys.len() >= 3);
+    assert!(
+        sys.windows(2).all(|w| w[0].seq > w[1].seq),
+        "strictly by seq"
+    );
+    // Keyset paging through system history sees every version exactly once.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .history(&HistoryRequest {
+                scope: HistoryScope::System,
+                since_ms: None,
+                before_ms: None,
+                before_seq: before,
+                count: 2,
+            })
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|r| r.seq);
+        seen.extend(page.into_iter().map(|r| r.seq));
+    }
+    assert_eq!(seen, sys.iter().map(|r| r.seq).collect::<Vec<_>>());
+}
+
+pub fn conflict_in_multi_write_tx_writes_nothing(store: &dyn Store) {
+    write(store, "Basic", "mw-existing", None, vec![], None).unwrap();
+    let mut tx = store.begin().unwrap();
+    let w = |id: &str, expected: Option<i64>| ResourceWrite {
+        resource_type: "Basic".into(),
+        id: id.into(),
+        expected_version: expected,
+        version: expected.unwrap_or(0) + 1,
+        last_updated_ms: 1,
+        method: WriteMethod::Create,
+        json: "{}".into(),
+        patient_key: None,
+        index: vec![token("code", "s", "mw")],
+    };
+    tx.write(w("mw-new", None)).unwrap();
+    // A conflict may be reported by the write or, at the latest, by the commit.
+    let e = match tx.write(w("mw-existing", None)) {
+        Err(e) => e,
+        Ok(()) => tx.commit().expect_err("commit must fail"),
+    };
+    assert!(matches!(e, StoreError::VersionConflict { .. }), "{e}");
+    assert!(store.read("Basic", "mw-new").unwrap().is_none());
+    // Expecting a version of a resource that does not exist is a conflict too.
+    let e = write(store, "Basic", "mw-absent", Some(1), vec![], None).unwrap_err();
+    assert!(matches!(e, StoreError::VersionConflict { .. }), "{e}");
+    assert!(store.read("Basic", "mw-absent").unwrap().is_none());
+}
+
+pub fn more_predicates_sort_and_paging(store: &dyn Store) {
+    let t = "RiskAssessment";
+    let day = 86_400_000;
+    let e = |param: &str, value: IndexValue| IndexEntry {
+        param: param.into(),
+        value,
+    };
+    let name = |s: &str| {
+        e(
+            "name",
+            IndexValue::String {
+                norm: s.into(),
+                exact: s.into(),
+            },
+        )
+    };
+    let num = |v: f64| e("probability", IndexValue::Number { value: v });
+    let uri = |u: &str| e("url", IndexValue::Uri { value: u.into() });
+    let date = |lo: i64, hi: i64| e("date", IndexValue::Date { lo, hi });
+    write(
+        store,
+        t,
+        "r1",
+        None,
+        vec![
+            name("b"),
+            num(0.5),
+            uri("http://a.org/fhir/x"),
+            date(10 * day, 11 * day),
+            e(
+                "code",
+                IndexValue::Token {
+                    system: Some("http://snomed.info/sct".into()),
+                    code: Some("84114007".into()),
+                    text: Some("Heart Failure".into()),
+                },
+            ),
+        ],
+        Some("p9"),
+    )
+    .unwrap();
+    write(
+        store,
+        t,
+        "r2",
+        None,
+        vec![
+            name("a"),
+            num(1.5),
+            uri("http://a.org/other"),
+            date(40 * day, 41 * day),
+            e(
+                "code",
+                IndexValue::Token {
+                    system: None,
+                    code: Some("x".into()),
+                    text: None,
+                },
+            ),
+        ],
+        None,
+    )
+    .unwrap();
+    write(store, t, "r3", None, vec![name("a")], None).unwrap();
+    write(store, t, "r4", None, vec![], None).unwrap();
+    // r2 gets a second version (last_updated 2000).
+    write(
+        store,
+        t,
+        "r2",
+        Some(1),
+        vec![
+            name("a"),
+            num(1.5),
+            uri("http://a.org/other"),
+            date(40 * day, 41 * day),
+            e(
+                "code",
+                IndexValue::Token {
+                    system: None,
+                    code: Some("x".into()),
+                    text: None,
+                },
+            ),
+        ],
+        None,
+    )
+    .unwrap();
+    write(store, "Basic", "mp-b", None, vec![], Some("p9")).unwrap();
+
+    let run = |param: &str, ty: SearchParamType, kind: FilterKind| {
+        ids(
+            store,
+            &query(
+                t,
+                vec![Filter {
+                    param: param.into(),
+                    param_type: Some(ty),
+                    kind,
+                }],
+            ),
+        )
+    };
+    let n = |p: Prefix, v: f64, lo: f64, hi: f64| {
+        run(
+            "probability",
+            SearchParamType::Number,
+            FilterKind::Match(vec![Predicate::Number {
+                prefix: p,
+                value: v,
+                lo,
+                hi,
+            }]),
+        )
+    };
+    assert_eq!(n(Prefix::Eq, 1.5, 1.45, 1.55), vec!["r2"]);
+    assert_eq!(n(Prefix::Eq, 1.0, 0.95, 1.05), Vec::<String>::new());
+    assert_eq!(n(Prefix::Gt, 1.0, 0.95, 1.05), vec!["r2"]);
+    assert_eq!(n(Prefix::Lt, 1.0, 0.95, 1.05), vec!["r1"]);
+    assert_eq!(n(Prefix::Ge, 1.5, 1.45, 1.55), vec!["r2"]);
+    assert_eq!(n(Prefix::Le, 1.5, 1.45, 1.55), vec!["r1", "r2"]);
+    assert_eq!(n(Prefix::Ne, 0.5, 0.45, 0.55), vec!["r2"]);
+    assert_eq!(n(Prefix::Ap, 0.52, 0.515, 0.525), vec!["r1"], "within 10%");
+    assert_eq!(n(Prefix::Ap, 0.6, 0.55, 0.65), Vec::<String>::new());
+    let num_missing = |m: bool| {
+        run(
+            "probability",
+            SearchParamType::Number,
+            FilterKind::Missing(m),
+        )
+    };
+    assert_eq!(num_missing(true), vec!["r3", "r4"]);
+    assert_eq!(num_missing(false), vec!["r1", "r2"]);
+
+    let u = |v: &str, mode: UriMatch| {
+        run(
+            "url",
+            SearchParamType::Uri,
+            FilterKind::Match(vec![Predicate::Uri {
+                value: v.into(),
+                mode,
+            }]),
+        )
+    };
+    assert_eq!(u("http://a.org/other", UriMatch::Exact), vec!["r2"]);
+    assert_eq!(
+        u("http://a.org/fhir", UriMatch::Exact),
+        Vec::<String>::new()
+    );
+    assert_eq!(u("http://a.org/fhir", UriMatch::Below), vec!["r1"]);
+    assert_eq!(u("http://a.org/fhir/x/y", UriMatch::Above), vec!["r1"]);
+
+    let tok = |p: Predicate| run("code", SearchParamType::Token, FilterKind::Match(vec![p]));
+    assert_eq!(tok(Predicate::TokenText("heart".into())), vec!["r1"]);
+    assert_eq!(
+        tok(Predicate::TokenText("failure".into())),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        tok(Predicate::Token {
+            system: TokenSystem::None,
+            code: Some("x".into())
+        }),
+        vec!["r2"]
+    );
+    assert_eq!(
+        tok(Predicate::Token {
+            system: TokenSystem::Is("http://snomed.info/sct".into()),
+            code: None
+        }),
+        vec!["r1"]
+    );
+    // OR within a filter.
+    assert_eq!(
+        run(
+            "code",
+            SearchParamType::Token,
+            FilterKind::Match(vec![
+                Predicate::Token {
+                    system: TokenSystem::Any,
+                    code: Some("x".into())
+                },
+                Predicate::Token {
+                    system: TokenSystem::Any,
+                    code: Some("84114007".into())
+                },
+            ])
+        ),
+        vec!["r1", "r2"]
+    );
+    // AND across filters.
+    let and = query(
+        t,
+        vec![
+            Filter {
+                param: "name".into(),
+                param_type: Some(SearchParamType::String),
+                kind: FilterKind::Match(vec![Predicate::String {
+                    value: "a".into(),
+                    mode: StringMatch::StartsWith,
+                }]),
+            },
+            Filter {
+                param: "probability".into(),
+                param_type: Some(SearchParamType::Number),
+                kind: FilterKind::Missing(true),
+            },
+        ],
+    );
+    assert_eq!(ids(store, &and), vec!["r3"]);
+
+    let d = |p: Prefix, lo: i64, hi: i64| {
+        run(
+            "date",
+            SearchParamType::Date,
+            FilterKind::Match(vec![Predicate::Date { prefix: p, lo, hi }]),
+        )
+    };
+    assert_eq!(d(Prefix::Ap, 10 * day, 11 * day), vec!["r1"]);
+    assert_eq!(d(Prefix::Ap, 25 * day, 26 * day), Vec::<String>::new());
+
+    let lu = |p: Prefix, lo: i64, hi: i64| {
+        ids(
+            store,
+            &query(
+                t,
+                vec![Filter {
+                    param: "_lastUpdated".into(),
+                    param_type: None,
+                    kind: FilterKind::LastUpdated(vec![(p, lo, hi)]),
+                }],
+            ),
+        )
+    };
+    assert_eq!(lu(Prefix::Gt, 1_000, 1_001), vec!["r2"]);
+    assert_eq!(lu(Prefix::Eq, 1_000, 1_001), vec!["r1", "r3", "r4"]);
+    assert_eq!(lu(Prefix::Lt, 2_000, 2_001), vec!["r1", "r3", "r4"]);
+
+    // Sorting: by name ascending, then _id descending; missing values last.
+    let sorted = |keys: Vec<(&str, Option<SearchParamType>, bool)>, page: PageRequest| {
+        let mut q = query(t, vec![]);
+        q.sort = keys
+            .into_iter()
+            .map(|(p, ty, desc)| SortKey {
+                param: p.into(),
+                param_type: ty,
+                descending: desc,
+            })
+            .collect();
+        store.search(&q, &page).unwrap()
+    };
+    let page = |count: usize, offset: usize| PageRequest {
+        count,
+        offset,
+        want_total: true,
+        ..PageRequest::default()
+    };
+    let p = sorted(
+        vec![
+            ("name", Some(SearchParamType::String), false),
+            ("_id", None, true),
+        ],
+        page(100, 0),
+    );
+    let got: Vec<&str> = p.resources.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(got, vec!["r3", "r2", "r1", "r4"]);
+    let p = sorted(
+        vec![("name", Some(SearchParamType::String), true)],
+        page(100, 0),
+    );
+    let got: Vec<&str> = p.resources.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(got, vec!["r1", "r2", "r3", "r4"]);
+    let p = sorted(vec![("_lastUpdated", None, true)], page(1, 0));
+    assert_eq!(p.resources[0].id, "r2");
+    // Offset paging with an explicit sort.
+    let keys = || {
+        vec![
+            ("name", Some(SearchParamType::String), false),
+            ("_id", None, true),
+        ]
+    };
+    let p1 = sorted(keys(), page(2, 0));
+    let p2 = sorted(keys(), page(2, 2));
+    assert!(p1.has_more && !p2.has_more);
+    assert_eq!(p1.total, Some(4));
+    let got: Vec<&str> = p1
+        .resources
+        .iter()
+        .chain(&p2.resources)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(got, vec!["r3", "r2", "r1", "r4"]);
+
+    // Across types, and by patient compartment across types.
+    let mut all = SearchQuery {
+        resource_type: None,
+        filters: vec![Filter {
+            param: "_id".into(),
+            param_type: None,
+            kind: FilterKind::Id(vec!["r1".into(), "mp-b".into()]),
+        }],
+        ..SearchQuery::default()
+    };
+    let mut got = ids(store, &all);
+    got.sort();
+    assert_eq!(got, vec!["mp-b", "r1"]);
+    all.filters.clear();
+    all.compartment = Some(("Patient".into(), "p9".into()));
+    let mut got = ids(store, &all);
+    got.sort();
+    assert_eq!(got, vec!["mp-b", "r1"]);
 }

@@ -713,7 +713,10 @@ fn last_updated_checks(c: &mut Checks, s: &Server) {
 /// pages hold exactly the resources that matched when the search started.
 fn paging_checks(c: &mut Checks, s: &Server, sort: Option<&str>) {
     // FHIR ids allow [A-Za-z0-9.-] only, so the sort key is sanitised.
-    let tag = format!("paging-{}", sort.unwrap_or("default").replace(['_', ','], "."));
+    let tag = format!(
+        "paging-{}",
+        sort.unwrap_or("default").replace(['_', ','], ".")
+    );
     let basic = |id: &str| {
         json!({"resourceType":"Basic","id":id,"code":{"text":"paging"},
             "identifier":[{"system":"http://example.org/paging","value":tag}]})
