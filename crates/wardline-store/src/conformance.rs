@@ -621,7 +621,11 @@ pub fn conflict_in_multi_write_tx_writes_nothing(store: &dyn Store) {
     tx.write(w("mw-new", None)).unwrap();
     // A conflict may be reported by the write or, at the latest, by the commit.
     let e = match tx.write(w("mw-existing", None)) {
-        Err(e) => e,
+        // Roll back (and, on SQLite, release the writer) before going on.
+        Err(e) => {
+            drop(tx);
+            e
+        }
         Ok(()) => tx.commit().expect_err("commit must fail"),
     };
     assert!(matches!(e, StoreError::VersionConflict { .. }), "{e}");
