@@ -46,7 +46,8 @@ pub(crate) fn run(
     let cfg = svc.config();
     page.count = q.count.unwrap_or(cfg.default_count).min(cfg.max_count);
     page.want_total = q.total == Total::Accurate;
-    page.count_only = q.summary == Summary::Count;
+    // `_count=0` asks for the total only (as `_summary=count` does).
+    page.count_only = q.summary == Summary::Count || q.count == Some(0);
     let result = svc.store().search(&q, &page)?;
 
     let base = &cfg.base_url;
