@@ -214,18 +214,24 @@ pub fn parse(
         resource_type: resource_type.map(str::to_owned),
         ..SearchQuery::default()
     };
-    let lookup = |code: &str| -> Option<&SearchParamDef> {
-        let t = resource_type.unwrap_or("Patient");
-        let p = defs.search_param(t, code)?;
+    // A system-level search allows only the common (`_`) parameters, which are
+    // defined on every resource type; Patient stands in for them.
+    let known = |code: &str| -> Option<&SearchParamDef> {
         if resource_type.is_none() && !code.starts_with('_') {
             return None;
         }
-        (resource_type.is_none() || defs.is_indexed(t, code)).then_some(p)
+        defs.search_param(resource_type.unwrap_or("Patient"), code)
+    };
+    let lookup = |code: &str| -> Option<&SearchParamDef> {
+        known(code).filter(|_| defs.is_indexed(resource_type.unwrap_or("Patient"), code))
     };
     for (key, value) in params {
-        let unsupported = |q: &mut SearchQuery, why: String| -> Result<(), FhirError> {
+        // Unknown parameters and invalid modifiers (`invalid`) and features not
+        // implemented yet (`not-supported`): refused under strict handling,
+        // reported in `ignored` under lenient handling.
+        let skip = |q: &mut SearchQuery, err: FhirError| -> Result<(), FhirError> {
             match handling {
-                Handling::Strict => Err(FhirError::invalid(why).at(key.clone())),
+                Handling::Strict => Err(err.at(key.clone())),
                 Handling::Lenient => {
                     q.ignored.push(key.clone());
                     Ok(())
@@ -309,9 +315,11 @@ pub fn parse(
         }
         debug_assert!(!RESULT_PARAMS.contains(&key.as_str()));
         if key == "_has" || key.starts_with("_has:") {
-            unsupported(
+            skip(
                 &mut q,
-                "reverse chaining (_has) is not supported yet".into(),
+                FhirError::not_supported(format!(
+                    "reverse chaining ('{key}') is not supported yet"
+                )),
             )?;
             continue;
         }
@@ -320,9 +328,9 @@ pub fn parse(
             None => (key.as_str(), None),
         };
         if code.contains('.') || modifier.is_some_and(|m| m.contains('.')) {
-            unsupported(
+            skip(
                 &mut q,
-                format!("chained parameter '{key}' is not supported yet"),
+                FhirError::not_supported(format!("chained parameter '{key}' is not supported yet")),
             )?;
             continue;
         }
@@ -336,12 +344,21 @@ pub fn parse(
                         kind: FilterKind::Id(values),
                     });
                 }
-                Some("missing") => {}
-                Some(m) => unsupported(&mut q, format!("modifier ':{m}' is not supported on _id"))?,
+                Some(m) => skip(
+                    &mut q,
+                    FhirError::invalid(format!("modifier ':{m}' is not valid on _id")),
+                )?,
             }
             continue;
         }
         if code == "_lastUpdated" {
+            if let Some(m) = modifier {
+                skip(
+                    &mut q,
+                    FhirError::invalid(format!("modifier ':{m}' is not valid on _lastUpdated")),
+                )?;
+                continue;
+            }
             let mut ranges = Vec::new();
             for v in &values {
                 let (p, rest) = prefix(v);
@@ -357,13 +374,18 @@ pub fn parse(
             continue;
         }
         let Some(def) = lookup(code) else {
-            unsupported(
-                &mut q,
-                format!(
+            let err = if known(code).is_some() {
+                FhirError::not_supported(format!(
+                    "search parameter '{code}' is not supported yet (composite, special, \
+                     or an expression Wardline does not evaluate)"
+                ))
+            } else {
+                FhirError::invalid(format!(
                     "unknown search parameter '{code}' for {}",
                     resource_type.unwrap_or("a system search")
-                ),
-            )?;
+                ))
+            };
+            skip(&mut q, err)?;
             continue;
         };
         let kind = def.kind;
@@ -441,10 +463,22 @@ pub fn parse(
                     let type_mod = match m {
                         None => None,
                         Some(t) if defs.is_resource_type(t) => Some(t.to_owned()),
-                        Some(m) => {
-                            unsupported(
+                        Some("identifier") => {
+                            skip(
                                 &mut q,
-                                format!("modifier ':{m}' is not supported on {code}"),
+                                FhirError::not_supported(format!(
+                                    "modifier ':identifier' on {code} is not supported yet"
+                                )),
+                            )?;
+                            preds.clear();
+                            break;
+                        }
+                        Some(m) => {
+                            skip(
+                                &mut q,
+                                FhirError::invalid(format!(
+                                    "modifier ':{m}' is not valid on {code}"
+                                )),
                             )?;
                             preds.clear();
                             break;
@@ -461,15 +495,20 @@ pub fn parse(
                     },
                 },
                 (SearchParamType::Composite | SearchParamType::Special, _) => {
-                    unsupported(
+                    skip(
                         &mut q,
-                        format!("{code} is a composite or special parameter, not supported yet"),
+                        FhirError::not_supported(format!(
+                            "{code} is a composite or special parameter, not supported yet"
+                        )),
                     )?;
                     preds.clear();
                     break;
                 }
                 (_, Some(m)) => {
-                    unsupported(&mut q, format!("modifier ':{m}' is not valid on {code}"))?;
+                    skip(
+                        &mut q,
+                        FhirError::invalid(format!("modifier ':{m}' is not valid on {code}")),
+                    )?;
                     preds.clear();
                     break;
                 }
@@ -601,12 +640,32 @@ fn reference(v: &str, type_mod: Option<String>, def: &SearchParamDef) -> Predica
             url: None,
         },
         None => Predicate::Reference {
-            target_type: type_mod
-                .or_else(|| (def.targets.len() == 1).then(|| def.targets[0].clone())),
+            target_type: type_mod.or_else(|| single_target(def)),
             target_id: Some(v.to_owned()),
             url: None,
         },
     }
+}
+
+/// The one resource type a reference parameter can point at: its single
+/// declared target, or the type every alternative of its expression restricts
+/// to with `where(resolve() is T)` (a shared `patient` parameter declares
+/// Patient and Group but `Observation.subject.where(resolve() is Patient)`).
+fn single_target(def: &SearchParamDef) -> Option<String> {
+    if def.targets.len() == 1 {
+        return Some(def.targets[0].clone());
+    }
+    let expr = def.expression.as_deref()?;
+    let mut found: Option<&str> = None;
+    for alt in crate::definitions::split_top_level(expr, '|') {
+        let (_, rest) = alt.split_once("where(resolve() is ")?;
+        let t = rest.split(')').next()?.trim();
+        if found.is_some_and(|f| f != t) {
+            return None;
+        }
+        found = Some(t);
+    }
+    found.map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -696,6 +755,278 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn not_supported_and_invalid_modifiers() {
+        let code = |t: &str, k: &str, v: &str| {
+            p(t, &[(k, v)], Handling::Strict)
+                .map(|_| "ok")
+                .unwrap_or_else(|e| {
+                    assert_eq!(e.status, 400);
+                    assert_eq!(e.issues[0].expression, vec![k.to_owned()]);
+                    e.issues[0].code
+                })
+        };
+        assert_eq!(code("Observation", "subject.name", "x"), "not-supported");
+        assert_eq!(
+            code("Observation", "subject:Patient.name", "x"),
+            "not-supported"
+        );
+        assert_eq!(
+            code("Patient", "_has:Observation:patient:code", "x"),
+            "not-supported"
+        );
+        assert_eq!(
+            code("Observation", "subject:identifier", "a|b"),
+            "not-supported"
+        );
+        assert_eq!(
+            code("Observation", "code-value-quantity", "x$5"),
+            "not-supported"
+        );
+        assert_eq!(code("Patient", "_id:missing", "true"), "invalid");
+        assert_eq!(code("Patient", "_lastUpdated:exact", "2020"), "invalid");
+        assert_eq!(code("Patient", "family:not", "x"), "invalid");
+        assert_eq!(code("Patient", "birthdate:exact", "2020"), "invalid");
+        assert_eq!(code("Observation", "subject:Nonsense", "1"), "invalid");
+        let q = p(
+            "Observation",
+            &[
+                ("subject.name", "x"),
+                ("_has:Observation:x:y", "1"),
+                ("foo", "1"),
+            ],
+            Handling::Lenient,
+        )
+        .unwrap();
+        assert_eq!(
+            q.ignored,
+            vec!["subject.name", "_has:Observation:x:y", "foo"]
+        );
+        assert!(q.filters.is_empty());
+        // System-level search: only the common parameters.
+        let sys = |k: &str, v: &str| {
+            parse(
+                r4(),
+                None,
+                &[(k.to_owned(), v.to_owned())],
+                Handling::Strict,
+            )
+        };
+        assert!(sys("_id", "a,b").is_ok());
+        assert!(sys("_lastUpdated", "gt2020").is_ok());
+        assert_eq!(sys("family", "x").unwrap_err().issues[0].code, "invalid");
+    }
+
+    #[test]
+    fn values_of_each_type() {
+        let one = |t: &str, k: &str, v: &str| -> Filter {
+            let mut q = p(t, &[(k, v)], Handling::Strict).unwrap();
+            assert_eq!(q.filters.len(), 1, "{k}={v}");
+            q.filters.remove(0)
+        };
+        let preds = |f: Filter| match f.kind {
+            FilterKind::Match(v) | FilterKind::Not(v) => v,
+            other => panic!("{other:?}"),
+        };
+        // string
+        assert_eq!(
+            preds(one("Patient", "family", "Zoë")),
+            vec![Predicate::String {
+                value: "zoe".into(),
+                mode: StringMatch::StartsWith
+            }]
+        );
+        assert_eq!(
+            preds(one("Patient", "name:contains", "AL")),
+            vec![Predicate::String {
+                value: "al".into(),
+                mode: StringMatch::Contains
+            }]
+        );
+        // token forms and escaping
+        assert_eq!(
+            preds(one("Observation", "code", "http://loinc.org|,|x,y,s|")),
+            vec![
+                Predicate::Token {
+                    system: TokenSystem::Is("http://loinc.org".into()),
+                    code: None
+                },
+                Predicate::Token {
+                    system: TokenSystem::None,
+                    code: Some("x".into())
+                },
+                Predicate::Token {
+                    system: TokenSystem::Any,
+                    code: Some("y".into())
+                },
+                Predicate::Token {
+                    system: TokenSystem::Is("s".into()),
+                    code: None
+                },
+            ]
+        );
+        assert_eq!(
+            preds(one("Observation", "code", "a\\|b\\,c")),
+            vec![Predicate::Token {
+                system: TokenSystem::Any,
+                code: Some("a|b,c".into())
+            }]
+        );
+        assert_eq!(
+            preds(one("Observation", "code:text", "Heart Rate")),
+            vec![Predicate::TokenText("heart rate".into())]
+        );
+        // date prefixes and precision
+        for (pre, want) in [
+            ("eq", Prefix::Eq),
+            ("ne", Prefix::Ne),
+            ("gt", Prefix::Gt),
+            ("lt", Prefix::Lt),
+            ("ge", Prefix::Ge),
+            ("le", Prefix::Le),
+            ("sa", Prefix::Sa),
+            ("eb", Prefix::Eb),
+            ("ap", Prefix::Ap),
+        ] {
+            let v = format!("{pre}2020-02");
+            match &preds(one("Patient", "birthdate", &v))[0] {
+                Predicate::Date { prefix, lo, hi } => {
+                    assert_eq!(*prefix, want);
+                    assert_eq!(hi - lo, 29 * 86_400_000);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // number
+        match &preds(one("RiskAssessment", "probability", "gt0.25"))[0] {
+            Predicate::Number {
+                prefix: Prefix::Gt,
+                value,
+                lo,
+                hi,
+            } => {
+                assert_eq!(*value, 0.25);
+                assert!((lo - 0.245).abs() < 1e-12 && (hi - 0.255).abs() < 1e-12);
+            }
+            other => panic!("{other:?}"),
+        }
+        // quantity `value||code`
+        match &preds(one("Observation", "value-quantity", "5.4||mg"))[0] {
+            Predicate::Quantity {
+                prefix: Prefix::Eq,
+                value,
+                system: None,
+                code: Some(c),
+                ..
+            } => {
+                assert_eq!((*value, c.as_str()), (5.4, "mg"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // reference forms
+        assert_eq!(
+            preds(one("Observation", "subject:Patient", "123")),
+            vec![Predicate::Reference {
+                target_type: Some("Patient".into()),
+                target_id: Some("123".into()),
+                url: None
+            }]
+        );
+        assert_eq!(
+            preds(one("Observation", "patient", "123")),
+            vec![Predicate::Reference {
+                target_type: Some("Patient".into()),
+                target_id: Some("123".into()),
+                url: None
+            }]
+        );
+        assert_eq!(
+            preds(one(
+                "Observation",
+                "subject",
+                "http://ex.org/fhir/Patient/9"
+            )),
+            vec![Predicate::Reference {
+                target_type: Some("Patient".into()),
+                target_id: Some("9".into()),
+                url: Some("http://ex.org/fhir/Patient/9".into())
+            }]
+        );
+        // uri
+        assert_eq!(
+            preds(one("ValueSet", "url:below", "http://ex.org/vs")),
+            vec![Predicate::Uri {
+                value: "http://ex.org/vs".into(),
+                mode: UriMatch::Below
+            }]
+        );
+        // :missing, _id, _lastUpdated
+        assert_eq!(
+            one("Patient", "birthdate:missing", "true").kind,
+            FilterKind::Missing(true)
+        );
+        assert_eq!(
+            one("Patient", "_id", "a,b").kind,
+            FilterKind::Id(vec!["a".into(), "b".into()])
+        );
+        assert!(matches!(
+            one("Patient", "_lastUpdated", "le2021-01-01T10:00:00Z").kind,
+            FilterKind::LastUpdated(v) if v[0].0 == Prefix::Le && v[0].2 - v[0].1 == 1000
+        ));
+        // bad values always 400, naming the parameter and the value
+        for (k, v) in [
+            ("birthdate", "xx2020"),
+            ("birthdate", "2020-13"),
+            ("_lastUpdated", "yesterday"),
+            ("birthdate:missing", "maybe"),
+            ("_total", "some"),
+            ("_summary", "yes"),
+            ("_count", "-1"),
+            ("_sort", "nonsense"),
+        ] {
+            let e = p("Patient", &[(k, v)], Handling::Lenient).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.issues[0].expression, vec![k.to_owned()], "{k}");
+            assert!(
+                e.issues[0].diagnostics.contains(v.trim_start_matches('-')),
+                "{e}"
+            );
+        }
+        let e = p(
+            "RiskAssessment",
+            &[("probability", "zz1")],
+            Handling::Lenient,
+        )
+        .unwrap_err();
+        assert!(e.issues[0].diagnostics.contains("zz1"));
+        let q = p(
+            "Patient",
+            &[
+                ("_total", "accurate"),
+                ("_summary", "count"),
+                ("_elements", "id,name"),
+                ("_include", "Patient:organization"),
+                ("_revinclude", "Observation:subject"),
+                ("_format", "json"),
+                ("_pretty", "true"),
+            ],
+            Handling::Strict,
+        )
+        .unwrap();
+        assert_eq!((q.total, q.summary), (Total::Accurate, Summary::Count));
+        assert_eq!(q.elements, vec!["id", "name"]);
+        assert_eq!(q.include, vec!["Patient:organization"]);
+        assert_eq!(q.revinclude, vec!["Observation:subject"]);
+        let q = p(
+            "Patient",
+            &[("_sort", "birthdate,-_lastUpdated")],
+            Handling::Strict,
+        )
+        .unwrap();
+        assert_eq!(q.sort[0].param_type, Some(SearchParamType::Date));
+        assert!(q.sort[1].descending && q.sort[1].param_type.is_none());
     }
 
     #[test]
