@@ -14,7 +14,7 @@ use wardline_fhir::FhirError;
 use wardline_fhir::datetime::format_instant;
 use wardline_store::{Reader, StoreTx};
 
-use crate::{FhirService, etag, etag_version, existing, new_id};
+use crate::{FhirService, Fresh, etag, etag_version, existing, new_id};
 
 type R<T> = Result<T, FhirError>;
 
@@ -214,7 +214,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                         FhirError::invalid("POST entry has no resource").at(at.clone())
                     })?;
                     let id = ids.get(&e.index).cloned().unwrap_or_else(new_id);
-                    let w = svc.prepare_write(&mut *tx, &t, &id, &mut r, None, &at)?;
+                    let w = svc.prepare_write(&mut *tx, &t, &id, &mut r, Fresh::NewId, &at)?;
                     created(&w)
                 }
             }
@@ -245,7 +245,8 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                     }
                 };
                 let expected = e.if_match.as_deref().and_then(etag_version);
-                let w = svc.prepare_write(&mut *tx, &t, &id, &mut r, expected, &at)?;
+                let w =
+                    svc.prepare_write(&mut *tx, &t, &id, &mut r, Fresh::Check(expected), &at)?;
                 created(&w)
             }
             Kind::Patch => {

@@ -454,7 +454,7 @@ impl FhirService {
             }
         }
         let id = new_id();
-        let w = self.prepare_write(&mut *tx, t, &id, &mut resource, None, "")?;
+        let w = self.prepare_write(&mut *tx, t, &id, &mut resource, Fresh::NewId, "")?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }
@@ -481,7 +481,7 @@ impl FhirService {
             None => None,
         };
         let mut tx = self.store.begin()?;
-        let w = self.prepare_write(&mut *tx, t, id, &mut resource, if_match, "")?;
+        let w = self.prepare_write(&mut *tx, t, id, &mut resource, Fresh::Check(if_match), "")?;
         tx.commit().map_err(|e| conflict(e, if_match.is_some()))?;
         Ok(self.write_response(req, w))
     }
@@ -521,7 +521,7 @@ impl FhirService {
                 )));
             }
         };
-        let w = self.prepare_write(&mut *tx, t, &id, &mut resource, None, "")?;
+        let w = self.prepare_write(&mut *tx, t, &id, &mut resource, Fresh::Check(None), "")?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }
@@ -561,7 +561,14 @@ impl FhirService {
                 "a patch may not change id or resourceType",
             ));
         }
-        let w = self.prepare_write(&mut *tx, t, id, &mut resource, Some(cur.version), "")?;
+        let w = self.prepare_write(
+            &mut *tx,
+            t,
+            id,
+            &mut resource,
+            Fresh::Check(Some(cur.version)),
+            "",
+        )?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }
@@ -661,17 +668,23 @@ impl FhirService {
     }
 
     /// Validates, stamps and writes `resource` as `t/id` inside `tx`.
-    /// `expected` is the If-Match version, if any; `at` prefixes error
-    /// expressions (e.g. `Bundle.entry[3].resource`).
+    /// `fresh` says whether the id was just generated (no read needed: the
+    /// store still refuses the write if the id exists) or carries the If-Match
+    /// version, if any; `at` prefixes error expressions (e.g.
+    /// `Bundle.entry[3].resource`).
     pub(crate) fn prepare_write(
         &self,
         tx: &mut dyn StoreTx,
         t: &str,
         id: &str,
         resource: &mut Value,
-        expected: Option<i64>,
+        fresh: Fresh,
         at: &str,
     ) -> R<Written> {
+        let expected = match fresh {
+            Fresh::NewId => None,
+            Fresh::Check(e) => e,
+        };
         let obj = resource
             .as_object_mut()
             .ok_or_else(|| FhirError::structure("a resource must be a JSON object"))?;
@@ -700,7 +713,10 @@ impl FhirService {
             ));
         }
         obj.insert("id".into(), Value::String(id.into()));
-        let cur = tx.read(t, id)?;
+        let cur = match fresh {
+            Fresh::NewId => None,
+            Fresh::Check(_) => tx.read(t, id)?,
+        };
         let current_version = cur.as_ref().map(|c| c.version);
         if let Some(e) = expected
             && Some(e) != current_version.filter(|_| !cur.as_ref().is_some_and(|c| c.deleted))
@@ -798,6 +814,15 @@ impl FhirService {
     pub(crate) fn defs(&self) -> &'static Definitions {
         self.defs
     }
+}
+
+/// Whether a write needs to look up the current version first.
+#[derive(Clone, Copy)]
+pub(crate) enum Fresh {
+    /// A server-generated id: the resource cannot exist yet.
+    NewId,
+    /// Read the current version; with `Some(v)`, it must be `v` (If-Match).
+    Check(Option<i64>),
 }
 
 fn method_not_allowed() -> FhirError {
