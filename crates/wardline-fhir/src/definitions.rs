@@ -82,6 +82,9 @@ pub struct Definitions {
     pub element_index: HashMap<String, (String, usize)>,
     /// Primitive type → the regex its value must match.
     pub primitive_regex: HashMap<String, String>,
+    /// The search-parameter expressions compiled for index extraction, built on
+    /// first use (see [`crate::extract`]).
+    pub extract_cache: crate::extract::ExtractCache,
 }
 
 impl Definitions {

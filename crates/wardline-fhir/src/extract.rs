@@ -17,10 +17,23 @@ use crate::index::{IndexEntry, IndexValue, normalise_string};
 
 type Compiled = HashMap<String, Vec<(String, SearchParamType, Expr)>>;
 
-/// Compiled expressions per resource type: (code, type, expression).
+/// Per-[`Definitions`] cache of compiled expressions per resource type:
+/// (code, type, expression), sorted by code.
+#[derive(Default)]
+pub struct ExtractCache(OnceLock<Compiled>);
+
+impl std::fmt::Debug for ExtractCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "ExtractCache(built)"
+        } else {
+            "ExtractCache(empty)"
+        })
+    }
+}
+
 fn compiled(defs: &Definitions) -> &Compiled {
-    static CACHE: OnceLock<Compiled> = OnceLock::new();
-    CACHE.get_or_init(|| {
+    defs.extract_cache.0.get_or_init(|| {
         let mut m: Compiled = HashMap::new();
         for (t, ps) in &defs.search_params {
             let mut v = Vec::new();
@@ -66,7 +79,7 @@ impl Definitions {
         for (code, kind, expr) in params {
             let start = out.len();
             for n in fhirpath::evaluate(self, expr, resource) {
-                convert(code, *kind, &n, &mut out);
+                convert(self, code, *kind, &n, &mut out);
             }
             // De-duplicate this parameter's entries.
             let mut i = start;
@@ -144,7 +157,13 @@ fn push_string(code: &str, v: &str, out: &mut Vec<IndexEntry>) {
     });
 }
 
-fn convert(code: &str, kind: SearchParamType, n: &Node<'_>, out: &mut Vec<IndexEntry>) {
+fn convert(
+    defs: &Definitions,
+    code: &str,
+    kind: SearchParamType,
+    n: &Node<'_>,
+    out: &mut Vec<IndexEntry>,
+) {
     let v = n.value;
     let e = |value| IndexEntry {
         param: code.to_owned(),
@@ -164,15 +183,21 @@ fn convert(code: &str, kind: SearchParamType, n: &Node<'_>, out: &mut Vec<IndexE
             })),
             Value::Object(o) => {
                 if let Some(codings) = o.get("coding").and_then(Value::as_array) {
+                    // One entry per coding, its text the display (else the
+                    // concept's text); the concept's text gets its own entry when
+                    // no coding carries it, so `:text` finds either.
                     let text = s(v, "text");
+                    let mut text_used = false;
                     for c in codings {
+                        let t = s(c, "display").or_else(|| text.clone());
+                        text_used |= t.is_some() && t == text;
                         out.push(e(IndexValue::Token {
                             system: s(c, "system"),
                             code: s(c, "code"),
-                            text: s(c, "display").or_else(|| text.clone()),
+                            text: t,
                         }));
                     }
-                    if codings.is_empty() && text.is_some() {
+                    if !text_used && text.is_some() {
                         out.push(e(IndexValue::Token {
                             system: None,
                             code: None,
@@ -285,12 +310,29 @@ fn convert(code: &str, kind: SearchParamType, n: &Node<'_>, out: &mut Vec<IndexE
             }
         }
         SearchParamType::Reference => match v {
+            // An embedded resource (`Bundle.entry[0].resource`): its own identity.
+            Value::Object(o) if o.contains_key("resourceType") => {
+                if let (Some(t), Some(id)) = (s(v, "resourceType"), s(v, "id")) {
+                    out.push(e(IndexValue::Reference {
+                        url: format!("{t}/{id}"),
+                        target_type: Some(t),
+                        target_id: Some(id),
+                    }));
+                }
+            }
             Value::Object(_) => {
                 if let Some(r) = s(v, "reference") {
                     if r.starts_with('#') {
                         return;
                     }
-                    let (target_type, target_id) = split_reference(&r).unwrap_or((None, None));
+                    let (target_type, target_id) = match split_reference(&r) {
+                        Some((Some(t), id))
+                            if defs.types.is_empty() || defs.is_resource_type(&t) =>
+                        {
+                            (Some(t), id)
+                        }
+                        _ => (None, None),
+                    };
                     out.push(e(IndexValue::Reference {
                         target_type,
                         target_id,
@@ -381,5 +423,160 @@ mod tests {
         assert!(idx.iter().any(|e| e.param == "patient"));
         assert!(idx.iter().any(|e| e.param == "date"));
         assert_eq!(d.patient_key(&o).as_deref(), Some("p9"));
+    }
+
+    fn testdata() -> Option<std::path::PathBuf> {
+        let root = std::env::var("WARDLINE_TESTDATA").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").to_owned()
+        });
+        let dir = std::path::PathBuf::from(root).join("fhir-r4-examples");
+        if dir.is_dir() {
+            Some(dir)
+        } else {
+            eprintln!("SKIPPED: no test data at {}", dir.display());
+            None
+        }
+    }
+
+    fn load(dir: &std::path::Path, name: &str) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+    }
+
+    fn values<'a>(idx: &'a [IndexEntry], param: &str) -> Vec<&'a IndexValue> {
+        idx.iter()
+            .filter(|e| e.param == param)
+            .map(|e| &e.value)
+            .collect()
+    }
+
+    #[test]
+    fn official_patient_example() {
+        let Some(dir) = testdata() else { return };
+        let p = load(&dir, "Patient-example.json");
+        let d = r4();
+        let idx = d.extract_index(&p);
+        let family = values(&idx, "family");
+        assert!(family.contains(&&IndexValue::String {
+            norm: "chalmers".into(),
+            exact: "Chalmers".into()
+        }));
+        assert!(
+            family
+                .iter()
+                .any(|v| matches!(v, IndexValue::String { norm, .. } if norm == "windsor"))
+        );
+        // 1974-12-25 is day 1819 after the epoch; a date covers that whole day.
+        let day = 1819 * 86_400_000i64;
+        assert_eq!(
+            values(&idx, "birthdate"),
+            vec![&IndexValue::Date {
+                lo: day,
+                hi: day + 86_400_000
+            }]
+        );
+        assert!(values(&idx, "identifier").contains(&&IndexValue::Token {
+            system: Some("urn:oid:1.2.36.146.595.217.0.1".into()),
+            code: Some("12345".into()),
+            text: None,
+        }));
+        assert!(values(&idx, "phone").contains(&&IndexValue::Token {
+            system: None,
+            code: Some("(03) 5555 6473".into()),
+            text: None,
+        }));
+        // `deceased.exists() and deceased != false` over deceasedBoolean false.
+        assert_eq!(
+            values(&idx, "deceased"),
+            vec![&IndexValue::Token {
+                system: None,
+                code: Some("false".into()),
+                text: None
+            }]
+        );
+        // "Peter" and "James" appear in two names: indexed once each.
+        let peters = values(&idx, "given")
+            .into_iter()
+            .filter(|v| matches!(v, IndexValue::String { norm, .. } if norm == "peter"))
+            .count();
+        assert_eq!(peters, 1);
+        assert!(
+            !idx.iter()
+                .any(|e| e.param == "_id" || e.param == "_lastUpdated")
+        );
+        assert_eq!(d.patient_key(&p).as_deref(), Some("example"));
+    }
+
+    #[test]
+    fn official_observation_example() {
+        let Some(dir) = testdata() else { return };
+        let o = load(&dir, "Observation-example.json");
+        let d = r4();
+        let idx = d.extract_index(&o);
+        let codes = values(&idx, "code");
+        assert_eq!(codes.len(), 4);
+        assert!(codes.contains(&&IndexValue::Token {
+            system: Some("http://loinc.org".into()),
+            code: Some("29463-7".into()),
+            text: Some("Body Weight".into()),
+        }));
+        assert_eq!(
+            values(&idx, "value-quantity"),
+            vec![&IndexValue::Quantity {
+                value: 185.0,
+                system: Some("http://unitsofmeasure.org".into()),
+                code: Some("[lb_av]".into()),
+                unit: Some("lbs".into()),
+            }]
+        );
+        let subject = IndexValue::Reference {
+            target_type: Some("Patient".into()),
+            target_id: Some("example".into()),
+            url: "Patient/example".into(),
+        };
+        assert_eq!(values(&idx, "subject"), vec![&subject]);
+        assert_eq!(values(&idx, "patient"), vec![&subject]);
+        assert_eq!(values(&idx, "date").len(), 1);
+        assert_eq!(d.patient_key(&o).as_deref(), Some("example"));
+    }
+
+    #[test]
+    fn every_official_example_extracts() {
+        let Some(dir) = testdata() else { return };
+        let d = r4();
+        let (mut files, mut entries, mut keyed) = (0, 0, 0);
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&std::fs::read_to_string(&path).unwrap())
+            else {
+                continue;
+            };
+            files += 1;
+            let idx = d.extract_index(&v);
+            entries += idx.len();
+            for (i, e) in idx.iter().enumerate() {
+                assert!(!idx[..i].contains(e), "{}: duplicate {e:?}", path.display());
+                if let IndexValue::Date { lo, hi } = e.value {
+                    assert!(lo < hi, "{}: {e:?}", path.display());
+                }
+            }
+            let key = d.patient_key(&v);
+            let rt = v["resourceType"].as_str().unwrap_or_default();
+            if rt == "Patient" {
+                assert_eq!(key.as_deref(), v["id"].as_str());
+            }
+            if matches!(rt, "Observation" | "Condition" | "Encounter")
+                && v["subject"]["reference"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("Patient/"))
+            {
+                assert!(key.is_some(), "{}: no patient key", path.display());
+            }
+            keyed += usize::from(key.is_some());
+        }
+        eprintln!("{files} examples, {entries} index entries, {keyed} with a patient key");
+        assert!(files > 100 && entries > files * 5 && keyed > 50);
     }
 }
