@@ -579,4 +579,258 @@ mod tests {
         eprintln!("{files} examples, {entries} index entries, {keyed} with a patient key");
         assert!(files > 100 && entries > files * 5 && keyed > 50);
     }
+
+    /// A small hand-built model: one resource type `Thing` with an element of
+    /// each datatype the converter handles, and a parameter over each.
+    fn hand_defs() -> Definitions {
+        use crate::definitions::{ElementDef, SearchParamDef, TypeDef, TypeKind};
+        let el = |path: &str, types: &[&str]| ElementDef {
+            path: path.into(),
+            min: 0,
+            max: None,
+            types: types.iter().map(|t| t.to_string()).collect(),
+            content_reference: None,
+        };
+        let thing = TypeDef {
+            name: "Thing".into(),
+            kind: TypeKind::Resource,
+            is_abstract: false,
+            elements: vec![
+                el("Thing", &[]),
+                el("Thing.period", &["Period"]),
+                el("Thing.timing", &["Timing"]),
+                el("Thing.cost", &["Money"]),
+                el("Thing.telecom", &["ContactPoint"]),
+                el("Thing.ident", &["Identifier"]),
+                el("Thing.concept", &["CodeableConcept"]),
+                el("Thing.ref", &["Reference"]),
+                el("Thing.name", &["HumanName"]),
+                el("Thing.address", &["Address"]),
+                el("Thing.count", &["integer"]),
+                el("Thing.url", &["uri"]),
+                el("Thing.when[x]", &["dateTime", "Period", "string"]),
+            ],
+        };
+        let patient = TypeDef {
+            name: "Patient".into(),
+            kind: TypeKind::Resource,
+            is_abstract: false,
+            elements: vec![el("Patient", &[])],
+        };
+        let mut d = Definitions::default();
+        for t in [thing, patient] {
+            for (i, e) in t.elements.iter().enumerate() {
+                d.element_index.insert(e.path.clone(), (t.name.clone(), i));
+            }
+            d.types.insert(t.name.clone(), t);
+        }
+        let params = [
+            ("period", SearchParamType::Date, "Thing.period"),
+            ("timing", SearchParamType::Date, "Thing.timing"),
+            ("when", SearchParamType::Date, "Thing.when"),
+            ("cost", SearchParamType::Quantity, "Thing.cost"),
+            ("telecom", SearchParamType::Token, "Thing.telecom"),
+            ("ident", SearchParamType::Token, "Thing.ident"),
+            ("concept", SearchParamType::Token, "Thing.concept"),
+            ("ref", SearchParamType::Reference, "Thing.ref"),
+            ("name", SearchParamType::String, "Thing.name"),
+            ("address", SearchParamType::String, "Thing.address"),
+            ("count", SearchParamType::Number, "Thing.count"),
+            ("url", SearchParamType::Uri, "Thing.url"),
+            ("_id", SearchParamType::Token, "Thing.id"),
+            ("odd", SearchParamType::Token, "Thing.ident.select(value)"),
+        ];
+        for (code, kind, x) in params {
+            d.search_params.entry("Thing".into()).or_default().insert(
+                code.into(),
+                SearchParamDef {
+                    code: code.into(),
+                    resource_type: "Thing".into(),
+                    kind,
+                    expression: Some(x.into()),
+                    targets: vec![],
+                    components: vec![],
+                },
+            );
+        }
+        d.patient_compartment
+            .insert("Thing".into(), vec!["ref".into()]);
+        d
+    }
+
+    #[test]
+    fn converts_each_datatype() {
+        let d = hand_defs();
+        let ms = |x: &str| parse_range(x).unwrap();
+        let thing = json!({
+            "resourceType": "Thing", "id": "t1",
+            "period": [{"start": "2020-01-01"}, {"end": "2021"}, {"start": "2020", "end": "2020-06"}],
+            "timing": {"event": ["2020-03-04T10:00:00Z", "not a date"]},
+            "whenString": "2020-01-01",
+            "cost": {"value": 12.5, "currency": "GBP"},
+            "telecom": [{"system": "email", "value": "a@b.uk"}],
+            "ident": {"system": "urn:x", "value": "42", "type": {"text": "Local"}},
+            "concept": [
+                {"coding": [{"system": "s", "code": "c1", "display": "One"}], "text": "Uno"},
+                {"text": "free text only"},
+                {"coding": [{"system": "s", "code": "c1", "display": "One"}], "text": "Uno"}
+            ],
+            "ref": [
+                {"reference": "Patient/p1/_history/3"},
+                {"reference": "#contained"},
+                {"reference": "urn:uuid:0f5e2c48-8c4a-4d3e-9a8e-000000000001"},
+                {"reference": "https://ex.org/fhir/Patient/p2"},
+                {"reference": "https://ex.org/fhir/NotAType/p3"}
+            ],
+            "name": {"text": "Dr Jo Bloggs", "family": "Bloggs", "given": ["Jo"], "prefix": ["Dr"], "suffix": ["PhD"]},
+            "address": {"line": ["1 High St"], "city": "Leeds", "district": "W Yorks", "state": "England", "postalCode": "LS1 1AA", "country": "UK", "text": "1 High St, Leeds"},
+            "count": 3,
+            "url": "http://ex.org/x"
+        });
+        let idx = d.extract_index(&thing);
+        assert_eq!(
+            values(&idx, "period"),
+            vec![
+                &IndexValue::Date {
+                    lo: ms("2020-01-01").0,
+                    hi: i64::MAX
+                },
+                &IndexValue::Date {
+                    lo: i64::MIN,
+                    hi: ms("2021").1
+                },
+                &IndexValue::Date {
+                    lo: ms("2020").0,
+                    hi: ms("2020-06").1
+                },
+            ]
+        );
+        assert_eq!(
+            values(&idx, "timing"),
+            vec![&IndexValue::Date {
+                lo: ms("2020-03-04T10:00:00Z").0,
+                hi: ms("2020-03-04T10:00:00Z").1
+            }]
+        );
+        // A string-typed choice in a date parameter is a date only if it parses.
+        assert_eq!(values(&idx, "when").len(), 1);
+        assert_eq!(
+            values(&idx, "cost"),
+            vec![&IndexValue::Quantity {
+                value: 12.5,
+                system: None,
+                code: Some("GBP".into()),
+                unit: None
+            }]
+        );
+        assert_eq!(
+            values(&idx, "telecom"),
+            vec![&IndexValue::Token {
+                system: None,
+                code: Some("a@b.uk".into()),
+                text: None
+            }]
+        );
+        assert_eq!(
+            values(&idx, "ident"),
+            vec![&IndexValue::Token {
+                system: Some("urn:x".into()),
+                code: Some("42".into()),
+                text: Some("Local".into())
+            }]
+        );
+        assert_eq!(
+            values(&idx, "concept"),
+            vec![
+                &IndexValue::Token {
+                    system: Some("s".into()),
+                    code: Some("c1".into()),
+                    text: Some("One".into())
+                },
+                &IndexValue::Token {
+                    system: None,
+                    code: None,
+                    text: Some("Uno".into())
+                },
+                &IndexValue::Token {
+                    system: None,
+                    code: None,
+                    text: Some("free text only".into())
+                },
+            ]
+        );
+        assert_eq!(
+            values(&idx, "ref"),
+            vec![
+                &IndexValue::Reference {
+                    target_type: Some("Patient".into()),
+                    target_id: Some("p1".into()),
+                    url: "Patient/p1/_history/3".into()
+                },
+                &IndexValue::Reference {
+                    target_type: None,
+                    target_id: None,
+                    url: "urn:uuid:0f5e2c48-8c4a-4d3e-9a8e-000000000001".into()
+                },
+                &IndexValue::Reference {
+                    target_type: Some("Patient".into()),
+                    target_id: Some("p2".into()),
+                    url: "https://ex.org/fhir/Patient/p2".into()
+                },
+                &IndexValue::Reference {
+                    target_type: None,
+                    target_id: None,
+                    url: "https://ex.org/fhir/NotAType/p3".into()
+                },
+            ]
+        );
+        let strings = |p: &str| -> Vec<String> {
+            values(&idx, p)
+                .into_iter()
+                .map(|v| match v {
+                    IndexValue::String { exact, .. } => exact.clone(),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let mut names = strings("name");
+        names.sort();
+        assert_eq!(names, vec!["Bloggs", "Dr", "Dr Jo Bloggs", "Jo", "PhD"]);
+        let mut addr = strings("address");
+        addr.sort();
+        assert_eq!(
+            addr,
+            vec![
+                "1 High St",
+                "1 High St, Leeds",
+                "England",
+                "LS1 1AA",
+                "Leeds",
+                "UK",
+                "W Yorks"
+            ]
+        );
+        assert_eq!(
+            values(&idx, "count"),
+            vec![&IndexValue::Number { value: 3.0 }]
+        );
+        assert_eq!(
+            values(&idx, "url"),
+            vec![&IndexValue::Uri {
+                value: "http://ex.org/x".into()
+            }]
+        );
+        // `_id` is the store's; an expression outside the subset is not evaluated.
+        assert!(values(&idx, "_id").is_empty() && values(&idx, "odd").is_empty());
+        assert!(
+            crate::fhirpath::unsupported_params(&d)
+                .iter()
+                .any(|p| p.starts_with("Thing.odd"))
+        );
+        assert_eq!(d.patient_key(&thing).as_deref(), Some("p1"));
+        let orphan = json!({"resourceType": "Thing", "ref": {"reference": "Group/g"}});
+        assert_eq!(d.patient_key(&orphan), None);
+        assert_eq!(d.patient_key(&json!({"resourceType": "Unknown"})), None);
+        assert!(d.extract_index(&json!({"no": "type"})).is_empty());
+    }
 }
