@@ -288,6 +288,16 @@ pub fn parse(
                 q.revinclude.push(value.clone());
                 continue;
             }
+            k if k.starts_with("_include:") || k.starts_with("_revinclude:") => {
+                let err = FhirError::not_supported(format!(
+                    "'{k}' (iterate/recurse includes) is not supported yet"
+                ));
+                match handling {
+                    Handling::Strict => return Err(err.at(k)),
+                    Handling::Lenient => q.ignored.push(k.to_owned()),
+                }
+                continue;
+            }
             "_sort" => {
                 for k in value.split(',').filter(|s| !s.is_empty()) {
                     let (desc, code) = match k.strip_prefix('-') {
@@ -484,7 +494,7 @@ pub fn parse(
                             break;
                         }
                     };
-                    reference(v, type_mod, def)
+                    reference(defs, v, type_mod, def).map_err(|why| bad(why))?
                 }
                 (SearchParamType::Uri, None | Some("below") | Some("above")) => Predicate::Uri {
                     value: v.clone(),
@@ -618,32 +628,72 @@ fn token(v: &str) -> Predicate {
     }
 }
 
-fn reference(v: &str, type_mod: Option<String>, def: &SearchParamDef) -> Predicate {
+fn reference(
+    defs: &Definitions,
+    v: &str,
+    type_mod: Option<String>,
+    def: &SearchParamDef,
+) -> Result<Predicate, String> {
     if v.contains("://") {
-        if let Some((Some(t), Some(id))) = crate::extract::split_reference(v) {
-            return Predicate::Reference {
+        if let Some((Some(t), Some(id))) = crate::extract::split_reference(v)
+            && defs.is_resource_type(&t)
+        {
+            return Ok(Predicate::Reference {
                 target_type: Some(t),
                 target_id: Some(id),
                 url: Some(v.to_owned()),
-            };
+            });
         }
-        return Predicate::Reference {
+        return Ok(Predicate::Reference {
             target_type: None,
             target_id: None,
             url: Some(v.to_owned()),
-        };
+        });
     }
+    if v.starts_with("urn:") {
+        return Ok(Predicate::Reference {
+            target_type: None,
+            target_id: None,
+            url: Some(v.to_owned()),
+        });
+    }
+    let bad = || {
+        format!(
+            "'{v}' is not a reference for {} (Type/id, id or URL)",
+            def.code
+        )
+    };
     match v.split_once('/') {
-        Some((t, id)) => Predicate::Reference {
-            target_type: Some(t.to_owned()),
-            target_id: Some(id.split('/').next().unwrap_or(id).to_owned()),
-            url: None,
-        },
-        None => Predicate::Reference {
+        Some((t, rest)) => {
+            let mut parts = rest.split('/');
+            let id = parts.next().unwrap_or_default();
+            // Only `Type/id` or `Type/id/_history/version`.
+            let tail: Vec<&str> = parts.collect();
+            if !defs.is_resource_type(t)
+                || id.is_empty()
+                || !(tail.is_empty() || (tail.len() == 2 && tail[0] == "_history"))
+            {
+                return Err(bad());
+            }
+            if type_mod.as_deref().is_some_and(|m| m != t) {
+                return Err(format!(
+                    "'{v}' does not match the :{} modifier on {}",
+                    type_mod.unwrap_or_default(),
+                    def.code
+                ));
+            }
+            Ok(Predicate::Reference {
+                target_type: Some(t.to_owned()),
+                target_id: Some(id.to_owned()),
+                url: None,
+            })
+        }
+        None if v.is_empty() => Err(bad()),
+        None => Ok(Predicate::Reference {
             target_type: type_mod.or_else(|| single_target(def)),
             target_id: Some(v.to_owned()),
             url: None,
-        },
+        }),
     }
 }
 
@@ -954,6 +1004,46 @@ mod tests {
                 url: Some("http://ex.org/fhir/Patient/9".into())
             }]
         );
+        for bad in ["Nonsense/1", "Patient/", "Patient/1/2", ""] {
+            let e = p("Observation", &[("subject", bad)], Handling::Lenient).unwrap_err();
+            assert_eq!(e.status, 400, "{bad}");
+            assert_eq!(e.issues[0].expression, vec!["subject"]);
+        }
+        assert!(
+            p(
+                "Observation",
+                &[("subject:Group", "Patient/1")],
+                Handling::Lenient
+            )
+            .is_err()
+        );
+        assert_eq!(
+            preds(one("Observation", "subject", "Patient/1/_history/2")),
+            vec![Predicate::Reference {
+                target_type: Some("Patient".into()),
+                target_id: Some("1".into()),
+                url: None
+            }]
+        );
+        assert_eq!(
+            preds(one("Observation", "subject", "urn:uuid:abc")),
+            vec![Predicate::Reference {
+                target_type: None,
+                target_id: None,
+                url: Some("urn:uuid:abc".into())
+            }]
+        );
+        assert_eq!(
+            p(
+                "Patient",
+                &[("_include:iterate", "Patient:link")],
+                Handling::Strict
+            )
+            .unwrap_err()
+            .issues[0]
+                .code,
+            "not-supported"
+        );
         // uri
         assert_eq!(
             preds(one("ValueSet", "url:below", "http://ex.org/vs")),
@@ -1044,6 +1134,28 @@ mod tests {
         fn never_panics(k in "[_a-z:.\\-]{0,20}", v in "\\PC{0,30}") {
             let _ = parse(r4(), Some("Observation"), &[(k.clone(), v.clone())], Handling::Lenient);
             let _ = parse(r4(), None, &[(k, v)], Handling::Strict);
+        }
+
+        #[test]
+        fn never_panics_on_real_params(
+            code in prop::sample::select(vec![
+                "code", "subject", "date", "value-quantity", "value-string", "status",
+                "patient", "_id", "_lastUpdated", "_sort", "_count", "_total", "_summary",
+                "combo-code-value-quantity", "identifier", "based-on", "_profile", "_tag",
+            ]),
+            modifier in prop::sample::select(vec![
+                "", ":exact", ":contains", ":missing", ":not", ":text", ":below", ":above",
+                ":Patient", ":identifier", ":Patient.name", ".name", ":", "::",
+            ]),
+            v in "[0-9a-zA-Z|,$\\\\/:.+\\-]{0,24}",
+            strict in any::<bool>(),
+        ) {
+            let h = if strict { Handling::Strict } else { Handling::Lenient };
+            let k = format!("{code}{modifier}");
+            if let Err(e) = parse(r4(), Some("Observation"), &[(k.clone(), v.clone())], h) {
+                prop_assert_eq!(e.status, 400);
+                prop_assert!(!e.issues[0].expression.is_empty());
+            }
         }
     }
 }
