@@ -494,7 +494,7 @@ pub fn parse(
                             break;
                         }
                     };
-                    reference(defs, v, type_mod, def).map_err(|why| bad(why))?
+                    reference(defs, v, type_mod, def).map_err(&bad)?
                 }
                 (SearchParamType::Uri, None | Some("below") | Some("above")) => Predicate::Uri {
                     value: v.clone(),
