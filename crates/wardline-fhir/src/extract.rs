@@ -577,6 +577,24 @@ mod tests {
             keyed += usize::from(key.is_some());
         }
         eprintln!("{files} examples, {entries} index entries, {keyed} with a patient key");
+        // Cost per resource (informational; run with --release for real figures).
+        let docs: Vec<Value> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|f| std::fs::read_to_string(f.ok()?.path()).ok())
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .filter(|v: &Value| v["resourceType"] != "Bundle")
+            .collect();
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for _ in 0..5 {
+            for v in &docs {
+                n += d.extract_index(v).len() + usize::from(d.patient_key(v).is_some());
+            }
+        }
+        eprintln!(
+            "extract_index + patient_key: {:.1} µs per resource ({n})",
+            t.elapsed().as_secs_f64() * 1e6 / (5 * docs.len()) as f64
+        );
         assert!(files > 100 && entries > files * 5 && keyed > 50);
     }
 

@@ -69,8 +69,12 @@ pub struct Expr {
 #[derive(Debug, Clone)]
 pub struct Node<'a> {
     pub value: &'a Value,
-    pub type_name: String,
-    context: String,
+    /// The FHIR type (`Quantity`, `dateTime`, the resource type for an embedded
+    /// resource); empty where the model does not say.
+    pub type_name: &'a str,
+    /// The snapshot path (or type name) its children are looked up under; empty
+    /// when unknown.
+    context: &'a str,
 }
 
 static TRUE: Value = Value::Bool(true);
@@ -79,8 +83,8 @@ static FALSE: Value = Value::Bool(false);
 fn boolean<'a>(b: bool) -> Node<'a> {
     Node {
         value: if b { &TRUE } else { &FALSE },
-        type_name: "boolean".to_owned(),
-        context: "boolean".to_owned(),
+        type_name: "boolean",
+        context: "boolean",
     }
 }
 
@@ -272,7 +276,7 @@ fn call<'a>(s: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Evaluates `expr` over `resource`.
-pub fn evaluate<'a>(defs: &Definitions, expr: &Expr, resource: &'a Value) -> Vec<Node<'a>> {
+pub fn evaluate<'a>(defs: &'a Definitions, expr: &Expr, resource: &'a Value) -> Vec<Node<'a>> {
     let mut out = Vec::new();
     for t in &expr.terms {
         out.extend(eval_term(defs, t, resource));
@@ -280,7 +284,7 @@ pub fn evaluate<'a>(defs: &Definitions, expr: &Expr, resource: &'a Value) -> Vec
     out
 }
 
-fn eval_term<'a>(defs: &Definitions, term: &Term, resource: &'a Value) -> Vec<Node<'a>> {
+fn eval_term<'a>(defs: &'a Definitions, term: &Term, resource: &'a Value) -> Vec<Node<'a>> {
     match term {
         Term::Path(root, steps) => {
             let rt = resource
@@ -292,8 +296,8 @@ fn eval_term<'a>(defs: &Definitions, term: &Term, resource: &'a Value) -> Vec<No
             }
             let start = vec![Node {
                 value: resource,
-                type_name: rt.to_owned(),
-                context: rt.to_owned(),
+                type_name: rt,
+                context: rt,
             }];
             apply_all(defs, steps, start)
         }
@@ -336,7 +340,7 @@ fn singleton_bool(nodes: &[Node<'_>]) -> Option<bool> {
     }
 }
 
-fn apply_all<'a>(defs: &Definitions, steps: &[Step], mut nodes: Vec<Node<'a>>) -> Vec<Node<'a>> {
+fn apply_all<'a>(defs: &'a Definitions, steps: &[Step], mut nodes: Vec<Node<'a>>) -> Vec<Node<'a>> {
     for step in steps {
         if nodes.is_empty() && *step != Step::Exists {
             break;
@@ -346,7 +350,7 @@ fn apply_all<'a>(defs: &Definitions, steps: &[Step], mut nodes: Vec<Node<'a>>) -
     nodes
 }
 
-fn apply<'a>(defs: &Definitions, step: &Step, nodes: Vec<Node<'a>>) -> Vec<Node<'a>> {
+fn apply<'a>(defs: &'a Definitions, step: &Step, nodes: Vec<Node<'a>>) -> Vec<Node<'a>> {
     let mut out = Vec::new();
     match step {
         Step::Member(name) => {
@@ -379,7 +383,7 @@ fn apply<'a>(defs: &Definitions, step: &Step, nodes: Vec<Node<'a>>) -> Vec<Node<
         Step::OfType(t) => out.extend(
             nodes
                 .into_iter()
-                .filter(|n| n.type_name == *t || types_compatible(&n.type_name, t)),
+                .filter(|n| n.type_name == *t || types_compatible(n.type_name, t)),
         ),
         Step::First => out.extend(nodes.into_iter().take(1)),
         Step::Index(i) => out.extend(nodes.into_iter().nth(*i)),
@@ -413,24 +417,29 @@ pub fn reference_type(r: &str) -> Option<&str> {
     None
 }
 
-fn member<'a>(defs: &Definitions, n: &Node<'a>, name: &str, out: &mut Vec<Node<'a>>) {
+fn member<'a>(defs: &'a Definitions, n: &Node<'a>, name: &str, out: &mut Vec<Node<'a>>) {
     let Value::Object(obj) = n.value else { return };
-    let path = format!("{}.{}", n.context, name);
-    let push = |v: &'a Value, t: &str, out: &mut Vec<Node<'a>>, elem_path: &str| {
+    // Most expressions name elements the resource does not have: leave before
+    // any lookup unless a key is `name` or a choice `nameXxx`.
+    let direct = obj.get(name);
+    if direct.is_none() && !obj.keys().any(|k| is_choice_key(k, name)) {
+        return;
+    }
+    let push = |v: &'a Value, t: &'a str, out: &mut Vec<Node<'a>>, elem_path: &'a str| {
         let context = child_context(defs, t, elem_path);
         let node = |x: &'a Value| match x.get("resourceType").and_then(Value::as_str) {
             // An embedded resource (`Bundle.entry.resource`, `contained`): its own type.
             Some(rt) if t == "Resource" || t == "DomainResource" || defs.is_resource_type(t) => {
                 Node {
                     value: x,
-                    type_name: rt.to_owned(),
-                    context: rt.to_owned(),
+                    type_name: rt,
+                    context: rt,
                 }
             }
             _ => Node {
                 value: x,
-                type_name: t.to_owned(),
-                context: context.clone(),
+                type_name: t,
+                context,
             },
         };
         match v {
@@ -438,56 +447,75 @@ fn member<'a>(defs: &Definitions, n: &Node<'a>, name: &str, out: &mut Vec<Node<'
             v => out.push(node(v)),
         }
     };
+    if n.context.is_empty() {
+        // Below something the model does not describe: go by shape alone.
+        if let Some(v) = direct {
+            push(v, "", out, "");
+        }
+        return;
+    }
+    let mut path = String::with_capacity(n.context.len() + name.len() + 4);
+    path.push_str(n.context);
+    path.push('.');
+    path.push_str(name);
     if let Some(el) = defs.element(&path) {
-        let t = el
-            .types
-            .first()
-            .cloned()
-            .or_else(|| {
-                el.content_reference
-                    .as_ref()
-                    .map(|_| "BackboneElement".to_owned())
-            })
-            .unwrap_or_default();
-        let elem_path = match &el.content_reference {
-            Some(cr) => cr.trim_start_matches('#').to_owned(),
-            None => path.clone(),
+        let t = match (el.types.first(), &el.content_reference) {
+            (Some(t), _) => t.as_str(),
+            (None, Some(_)) => "BackboneElement",
+            (None, None) => "",
         };
-        if let Some(v) = obj.get(name) {
-            push(v, &t, out, &elem_path);
+        let elem_path = match &el.content_reference {
+            Some(cr) => cr.trim_start_matches('#'),
+            None => el.path.as_str(),
+        };
+        if let Some(v) = direct {
+            push(v, t, out, elem_path);
         }
         return;
     }
     // A choice element: `value` → `valueQuantity` etc.
-    let choice = format!("{path}[x]");
-    if let Some(el) = defs.element(&choice) {
-        for t in &el.types {
-            let mut key = String::from(name);
-            let mut cs = t.chars();
-            if let Some(f) = cs.next() {
-                key.push(f.to_ascii_uppercase());
-                key.push_str(cs.as_str());
+    path.push_str("[x]");
+    if let Some(el) = defs.element(&path) {
+        for (k, v) in obj {
+            if !is_choice_key(k, name) {
+                continue;
             }
-            if let Some(v) = obj.get(&key) {
-                push(v, t, out, &choice);
+            let suffix = &k[name.len()..];
+            if let Some(t) = el.types.iter().find(|t| choice_suffix_is(suffix, t)) {
+                push(v, t.as_str(), out, el.path.as_str());
             }
         }
         return;
     }
     // Unknown to the model (e.g. inside an extension): fall back to shape.
-    if let Some(v) = obj.get(name) {
-        push(v, "", out, &path);
+    if let Some(v) = direct {
+        push(v, "", out, "");
     }
+}
+
+/// `key` is `name` followed by a capitalised type suffix (`valueQuantity`).
+fn is_choice_key(key: &str, name: &str) -> bool {
+    key.strip_prefix(name)
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| c.is_ascii_uppercase())
+}
+
+/// `Quantity` for `Quantity`, `DateTime` for `dateTime`.
+fn choice_suffix_is(suffix: &str, type_name: &str) -> bool {
+    let (Some(a), Some(b)) = (suffix.chars().next(), type_name.chars().next()) else {
+        return false;
+    };
+    a == b.to_ascii_uppercase() && suffix[a.len_utf8()..] == type_name[b.len_utf8()..]
 }
 
 /// Children of a node of type `t` at `elem_path` are found under the type's own
 /// definition for complex types, under the element path for backbone elements.
-fn child_context(defs: &Definitions, t: &str, elem_path: &str) -> String {
+fn child_context<'a>(defs: &'a Definitions, t: &'a str, elem_path: &'a str) -> &'a str {
     match t {
-        "BackboneElement" | "Element" | "" => elem_path.to_owned(),
+        "BackboneElement" | "Element" | "" => elem_path,
         other => match defs.types.get(other) {
-            Some(td) if td.kind != TypeKind::Resource => other.to_owned(),
-            _ => elem_path.to_owned(),
+            Some(td) if td.kind != TypeKind::Resource => other,
+            _ => elem_path,
         },
     }
 }
