@@ -181,6 +181,12 @@ fn convert(
                 code: Some(b.to_string()),
                 text: None,
             })),
+            // An integer-typed token path (e.g. a sequence number).
+            Value::Number(x) => out.push(e(IndexValue::Token {
+                system: None,
+                code: Some(x.to_string()),
+                text: None,
+            })),
             Value::Object(o) => {
                 if let Some(codings) = o.get("coding").and_then(Value::as_array) {
                     // One entry per coding, its text the display (else the

@@ -579,7 +579,10 @@ fn prefix(v: &str) -> (Prefix, &str) {
     (p, &v[2..])
 }
 
-/// A number and its implicit range from its significant figures.
+/// A number and its implicit range from its significant figures: `100` is
+/// `[99.5, 100.5)`, `100.0` is `[99.95, 100.05)`, and `1e2` (one significant
+/// figure) is `[50, 150)`. (The R4 search page's table gives `[95, 105)` for
+/// `1e2`, which no significant-figure rule yields; Wardline keeps the rule.)
 fn number(s: &str) -> Option<(f64, f64, f64)> {
     let value: f64 = s.parse().ok()?;
     if !value.is_finite() {
