@@ -29,18 +29,24 @@ pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Request counters for `/metrics`.
 #[derive(Default)]
 pub struct Metrics {
-    by_class: [AtomicU64; 6],
+    /// Request counts by method (see [`METHODS`]) and status class (1xx..5xx).
+    by_class: [[AtomicU64; 6]; 7],
     /// Latency histogram buckets (seconds): 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, +Inf.
     buckets: [AtomicU64; 7],
     sum_micros: AtomicU64,
 }
 
 const BUCKETS: [f64; 6] = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5];
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OTHER"];
 
 impl Metrics {
-    fn observe(&self, status: u16, secs: f64) {
+    fn observe(&self, method: &HttpMethod, status: u16, secs: f64) {
         let class = usize::from(status / 100).min(5);
-        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        let m = METHODS
+            .iter()
+            .position(|m| *m == method.as_str())
+            .unwrap_or(METHODS.len() - 1);
+        self.by_class[m][class].fetch_add(1, Ordering::Relaxed);
         let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(6);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_micros
@@ -56,12 +62,16 @@ impl Metrics {
             "wardline_build_info{{version=\"{}\",backend=\"{backend}\"}} 1\n",
             env!("CARGO_PKG_VERSION")
         ));
-        s.push_str("# HELP wardline_http_requests_total HTTP requests by status class.\n# TYPE wardline_http_requests_total counter\n");
-        for (i, c) in self.by_class.iter().enumerate().skip(1) {
-            s.push_str(&format!(
-                "wardline_http_requests_total{{class=\"{i}xx\"}} {}\n",
-                c.load(Ordering::Relaxed)
-            ));
+        s.push_str("# HELP wardline_http_requests_total HTTP requests by method and status class.\n# TYPE wardline_http_requests_total counter\n");
+        for (m, row) in METHODS.iter().zip(&self.by_class) {
+            for (i, c) in row.iter().enumerate().skip(1) {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    s.push_str(&format!(
+                        "wardline_http_requests_total{{method=\"{m}\",class=\"{i}xx\"}} {n}\n"
+                    ));
+                }
+            }
         }
         s.push_str("# HELP wardline_http_request_duration_seconds Request latency.\n# TYPE wardline_http_request_duration_seconds histogram\n");
         let mut cum = 0;
@@ -175,10 +185,13 @@ fn json_response(status: StatusCode, v: &Value, pretty: bool) -> Response {
 }
 
 /// Accepts FHIR JSON (and plain JSON / anything); refuses XML and other types.
+///
+/// An unencoded `+` in `?_format=application/fhir+json` arrives form-decoded
+/// as a space, so `application/fhir json` counts as FHIR JSON too.
 fn acceptable_format(f: &str) -> bool {
-    let f = f.split(';').next().unwrap_or("").trim();
+    let f = f.split(';').next().unwrap_or("").trim().replace(' ', "+");
     matches!(
-        f,
+        f.as_str(),
         "json"
             | "application/json"
             | "application/fhir+json"
@@ -196,7 +209,7 @@ async fn fhir(State(s): State<AppState>, req: Request) -> Response {
     let resp = fhir_inner(&s, req).await;
     let status = resp.status().as_u16();
     let secs = start.elapsed().as_secs_f64();
-    s.metrics.observe(status, secs);
+    s.metrics.observe(&method, status, secs);
     tracing::info!(method = %method, path = %path, status, micros = (secs * 1e6) as u64, "fhir request");
     resp
 }
@@ -461,5 +474,6 @@ mod tests {
         assert!(acceptable_format("application/fhir+json;q=0.9"));
         assert!(!acceptable_format("application/fhir+xml"));
         assert!(!acceptable_format("xml"));
+        assert!(acceptable_format("application/fhir json"));
     }
 }
