@@ -96,12 +96,15 @@ cargo_rc="$(cat "$LOGDIR/cargo.rc" 2>/dev/null || echo 99)"
 pytest_rc="$(cat "$LOGDIR/pytest.rc" 2>/dev/null || echo 99)"
 
 sum_cargo() { # $1 = passed|failed
-    grep -E '^test result: ' "$LOGDIR/cargo.log" 2>/dev/null |
-        grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'
+    { grep -E '^test result: ' "$LOGDIR/cargo.log" 2>/dev/null || true; } |
+        awk -v w="$1" '{for (i = 2; i <= NF; i++) if ($i ~ "^" w) s += $(i - 1)} END {print s + 0}'
 }
 sum_pytest() { # $1 = passed|failed|error
-    tail -n 5 "$LOGDIR/pytest.log" 2>/dev/null | grep -E '(passed|failed|error|skipped|no tests ran)' | tail -n 1 |
-        grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'
+    { tail -n 5 "$LOGDIR/pytest.log" 2>/dev/null || true; } |
+        awk -v w="$1" '/(passed|failed|error|skipped|no tests ran)/ {line = $0} END {
+            n = split(line, f, /[ ,]+/); s = 0
+            for (i = 2; i <= n; i++) if (f[i] ~ "^" w) s += f[i - 1]
+            print s + 0 }'
 }
 passed=$(($(sum_cargo passed) + $(sum_pytest passed)))
 failed=$(($(sum_cargo failed) + $(sum_pytest failed) + $(sum_pytest error)))
