@@ -1,0 +1,144 @@
+//! Command-line tests: `--help` everywhere, and `import` of good and bad files.
+
+use std::process::{Command, Output};
+
+fn wardline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wardline"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run wardline")
+}
+
+#[test]
+fn help_on_every_subcommand() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["import", "--help"],
+        vec!["bench", "--help"],
+        vec!["bench", "ingest", "--help"],
+        vec!["bench", "read", "--help"],
+        vec!["bench", "search", "--help"],
+    ] {
+        let out = wardline(&args);
+        assert!(out.status.success(), "{args:?} failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage:"), "{args:?}: {text}");
+    }
+    let top = String::from_utf8_lossy(&wardline(&["--help"]).stdout).into_owned();
+    for sub in ["serve", "import", "bench"] {
+        assert!(top.contains(sub), "{top}");
+    }
+    let serve = String::from_utf8_lossy(&wardline(&["serve", "--help"]).stdout).into_owned();
+    for flag in ["--data-dir", "--listen", "--database", "--demo"] {
+        assert!(serve.contains(flag), "{serve}");
+    }
+}
+
+fn exists(data_dir: &std::path::Path, rt: &str, id: &str) -> bool {
+    use wardline_store::Reader;
+    let store = wardline_store_sqlite::SqliteStore::open(&data_dir.join("wardline.db")).unwrap();
+    store.read(rt, id).unwrap().is_some()
+}
+
+#[test]
+fn import_good_and_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    std::fs::write(
+        input.join("good.json"),
+        r#"{"resourceType":"Patient","id":"good-1","gender":"female"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("sub/bad.json"),
+        r#"{"resourceType":"Patient","id":"bad-1","gender":"female","colour":"blue"}"#,
+    )
+    .unwrap();
+    let out = wardline(&[
+        "import",
+        input.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("loaded 1 resources from 2 files; rejected 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("bad.json"), "{stdout}");
+    assert!(!stdout.contains("good.json"), "{stdout}");
+    assert!(exists(&data, "Patient", "good-1"));
+    assert!(!exists(&data, "Patient", "bad-1"));
+}
+
+#[test]
+fn ndjson_bad_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("patients.ndjson");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"resourceType":"Patient","id":"n1"}"#,
+            "\n",
+            r#"{"resourceType":"Patient","id":"n2","birthDate":"not-a-date"}"#,
+            "\n",
+            r#"{"resourceType":"Patient","id":"n3"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = wardline(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("patients.ndjson:2:"), "{stdout}");
+    assert!(stdout.contains("loaded 2 resources"), "{stdout}");
+    assert!(exists(&data, "Patient", "n1"));
+    assert!(!exists(&data, "Patient", "n2"));
+    assert!(exists(&data, "Patient", "n3"));
+}
+
+#[test]
+fn import_gzip_and_transaction_bundle() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("tx.json.gz");
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:6f1c0a52-1111-4c3e-9d55-0a4f4b1c2d3e",
+             "resource": {"resourceType": "Patient", "gender": "male"},
+             "request": {"method": "POST", "url": "Patient"}},
+            {"resource": {"resourceType": "Observation", "status": "final",
+                "code": {"text": "pulse"},
+                "subject": {"reference": "urn:uuid:6f1c0a52-1111-4c3e-9d55-0a4f4b1c2d3e"}},
+             "request": {"method": "POST", "url": "Observation"}}
+        ]
+    });
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bundle.to_string().as_bytes()).unwrap();
+    std::fs::write(&file, enc.finish().unwrap()).unwrap();
+    let out = wardline(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("loaded 2 resources from 1 files; rejected 0"),
+        "{stdout}"
+    );
+}
