@@ -18,9 +18,7 @@ pub(crate) fn statement(defs: &Definitions, base: &str) -> Value {
                             !matches!(
                                 p.kind,
                                 SearchParamType::Composite | SearchParamType::Special
-                            ) && (p.expression.is_some()
-                                || p.code == "_id"
-                                || p.code == "_lastUpdated")
+                            ) && defs.is_indexed(t, &p.code)
                         })
                         .map(|p| {
                             json!({
