@@ -112,6 +112,18 @@ impl FhirResponse {
         }
     }
 
+    /// 204 with no body (deletions).
+    pub fn no_content() -> FhirResponse {
+        FhirResponse {
+            status: 204,
+            body: Body::None,
+            etag: None,
+            last_modified_ms: None,
+            location: None,
+            content_location: None,
+        }
+    }
+
     pub fn error(e: &FhirError) -> FhirResponse {
         FhirResponse::json(e.status, e.to_operation_outcome())
     }
@@ -577,14 +589,7 @@ impl FhirService {
         let mut tx = self.store.begin()?;
         self.delete_in(&mut *tx, t, id)?;
         tx.commit()?;
-        Ok(FhirResponse {
-            status: 204,
-            body: Body::None,
-            etag: None,
-            last_modified_ms: None,
-            location: None,
-            content_location: None,
-        })
+        Ok(FhirResponse::no_content())
     }
 
     /// Writes a tombstone; deleting a missing or deleted resource succeeds and
@@ -631,14 +636,7 @@ impl FhirService {
             self.delete_in(&mut *tx, t, &r.id)?;
         }
         tx.commit()?;
-        Ok(FhirResponse {
-            status: 204,
-            body: Body::None,
-            etag: None,
-            last_modified_ms: None,
-            location: None,
-            content_location: None,
-        })
+        Ok(FhirResponse::no_content())
     }
 
     /// Resources of type `t` matching a query string (`identifier=a|b&...`), at most 2.
