@@ -149,8 +149,12 @@ pub fn generate(seed: u64, patients: usize) -> Value {
         let consultant = i < 4;
         entries.push(entry(json!({
             "resourceType": "Practitioner", "id": id, "active": true,
-            "identifier": [{"system": "https://fhir.hl7.org.uk/Id/gmc-number", "value": format!("C{:07}", 4_000_000 + i)}],
-            "name": [{"family": FAMILY[(i * 3) % 20], "given": [GIVEN_M[i % 10]], "prefix": [if consultant { "Dr" } else { "Mr" }]}],
+            "identifier": [if consultant {
+                json!({"system": "https://fhir.hl7.org.uk/Id/gmc-number", "value": format!("{}", 4_000_000 + i)})
+            } else {
+                json!({"system": "https://fhir.hl7.org.uk/Id/nmc-number", "value": format!("{:02}A{:04}E", 10 + i, 1000 + i)})
+            }],
+            "name": [{"family": FAMILY[(i * 3) % 20], "given": [if i % 2 == 0 { GIVEN_M[i % 10] } else { GIVEN_F[i % 10] }], "prefix": [if consultant { "Dr" } else if i % 2 == 0 { "Mr" } else { "Ms" }]}],
         })));
         entries.push(entry(json!({
             "resourceType": "PractitionerRole", "id": format!("role-{i}"), "active": true,
@@ -199,11 +203,12 @@ pub fn generate(seed: u64, patients: usize) -> Value {
             let eid = format!("{pid}-enc{e}");
             let day = rng.gen_range(1..28);
             let month = rng.gen_range(1..13);
-            let inpatient = rng.gen_bool(0.4);
-            let class = if inpatient {
-                ("IMP", "inpatient encounter")
-            } else {
-                ("AMB", "ambulatory")
+            let kind = rng.gen_range(0..10);
+            let inpatient = kind < 4;
+            let class = match kind {
+                0..=3 => ("IMP", "inpatient encounter"),
+                4..=5 => ("EMER", "emergency"),
+                _ => ("AMB", "ambulatory"),
             };
             let bed = &beds[rng.gen_range(0..beds.len())];
             let mut enc = json!({
@@ -245,6 +250,8 @@ pub fn generate(seed: u64, patients: usize) -> Value {
                 "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
                 "code": {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]},
                 "subject": {"reference": format!("Patient/{pid}")},
+                "encounter": {"reference": format!("Encounter/{pid}-enc0")},
+                "recordedDate": "2025-01-01",
             })));
         }
         if rng.gen_bool(0.2) {
@@ -320,5 +327,18 @@ mod tests {
                 .count(),
             30
         );
+        let classes: HashSet<&str> = entries
+            .iter()
+            .filter_map(|e| e["resource"]["class"]["code"].as_str())
+            .collect();
+        for c in ["IMP", "EMER", "AMB"] {
+            assert!(classes.contains(c), "no {c} encounter in {classes:?}");
+        }
+        let beds = entries
+            .iter()
+            .filter(|e| e["resource"]["physicalType"]["coding"][0]["code"] == "bd")
+            .filter(|e| e["resource"]["partOf"]["reference"].is_string())
+            .count();
+        assert!(beds >= 24, "{beds} beds");
     }
 }
