@@ -33,6 +33,9 @@ pub struct ServiceConfig {
     pub base_url: String,
     pub default_count: usize,
     pub max_count: usize,
+    /// At most this many `_include`d / `_revinclude`d resources per page (a
+    /// warning in the Bundle says when more existed).
+    pub max_include: usize,
 }
 
 impl Default for ServiceConfig {
@@ -41,6 +44,7 @@ impl Default for ServiceConfig {
             base_url: "http://127.0.0.1:8080/fhir".into(),
             default_count: 20,
             max_count: 1000,
+            max_include: 2000,
         }
     }
 }
@@ -238,6 +242,7 @@ impl FhirService {
                 self.check_type(t)?;
                 self.vread(t, id, v)
             }
+            ["Patient", id, "$everything"] if get || m == Method::Post => self.everything(id, req),
             ["Patient", id, ct] if get => {
                 if *ct != "*" {
                     self.check_type(ct)?;
@@ -431,7 +436,74 @@ impl FhirService {
         {
             params.extend(form_urlencoded::parse(body).into_owned());
         }
-        let bundle = search::run(self, t, compartment, &params, &req.headers, &req.path)?;
+        let bundle = search::run(
+            self,
+            t,
+            compartment,
+            &params,
+            &req.headers,
+            &req.path,
+            false,
+        )?;
+        Ok(FhirResponse::json(200, bundle))
+    }
+
+    /// `Patient/ID/$everything` (`_since`, `_type`, `_count`, paging): the
+    /// patient, every resource in their compartment, and the resources those
+    /// refer to outside any patient's compartment.
+    fn everything(&self, id: &str, req: &FhirRequest) -> R<FhirResponse> {
+        let p = self.store.read("Patient", id)?;
+        existing(p, "Patient", id)?;
+        let mut given: Vec<(String, String)> = req.query.clone();
+        if req.method == Method::Post {
+            given.extend(operation_parameters(self.parse_body(req)?)?);
+        }
+        let mut params = Vec::new();
+        let mut has_count = false;
+        for (k, v) in given {
+            match k.as_str() {
+                "_since" => {
+                    if wardline_fhir::datetime::parse_range(&v).is_none() {
+                        return Err(
+                            FhirError::invalid(format!("_since '{v}' is not an instant"))
+                                .at("_since"),
+                        );
+                    }
+                    params.push(("_lastUpdated".to_owned(), format!("ge{v}")));
+                }
+                "_count" => {
+                    has_count = true;
+                    params.push((k, v));
+                }
+                "_type" | "_snapshot" | "_after" | "_format" | "_pretty" | "_lastUpdated" => {
+                    params.push((k, v))
+                }
+                "start" | "end" => {
+                    return Err(FhirError::not_supported(format!(
+                        "$everything '{k}' (clinical date range) is not supported; use _since"
+                    ))
+                    .at(k));
+                }
+                _ => {
+                    return Err(FhirError::invalid(format!(
+                        "'{k}' is not a parameter of Patient/$everything"
+                    ))
+                    .at(k));
+                }
+            }
+        }
+        if !has_count {
+            params.push(("_count".to_owned(), self.config.max_count.to_string()));
+        }
+        let bundle = search::run(
+            self,
+            None,
+            Some(("Patient", id)),
+            &params,
+            &req.headers,
+            &req.path,
+            true,
+        )?;
         Ok(FhirResponse::json(200, bundle))
     }
 
@@ -915,4 +987,40 @@ pub(crate) fn url_with(base: &str, path: &str, q: &[(String, String)]) -> String
 /// `_summary`/`_elements` on a read.
 fn summary_elements(q: &[(String, String)]) -> Option<search::Shape> {
     search::Shape::from_query(q)
+}
+
+/// The parameters of an operation invoked by POST with a `Parameters` body,
+/// as name/value strings (primitive values only).
+pub(crate) fn operation_parameters(body: Value) -> R<Vec<(String, String)>> {
+    if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(FhirError::invalid(
+            "the operation body must be a Parameters resource",
+        ));
+    }
+    let mut out = Vec::new();
+    for p in body
+        .get("parameter")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+        let value = p.as_object().and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.starts_with("value"))
+                .map(|(_, v)| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+        });
+        match value {
+            Some(v) => out.push((name.to_owned(), v)),
+            None => {
+                return Err(FhirError::invalid(format!(
+                    "parameter '{name}' has no primitive value"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }

@@ -23,6 +23,7 @@ pub(crate) fn run(
     params: &[(String, String)],
     headers: &RequestHeaders,
     path: &[String],
+    everything: bool,
 ) -> Result<Value, FhirError> {
     let mut page = PageRequest::default();
     let mut rest = Vec::new();
@@ -86,11 +87,8 @@ pub(crate) fn run(
 
     let shape = Shape::from_query(&rest);
     let mut entries = Vec::with_capacity(result.resources.len());
-    let mut matched_keys = Vec::new();
     for r in &result.resources {
-        let v: Value = serde_json::from_str(&r.json)
-            .map_err(|e| FhirError::internal(format!("stored JSON unreadable: {e}")))?;
-        matched_keys.push((r.resource_type.clone(), r.id.clone(), v.clone()));
+        let v = parse_stored(r)?;
         let v = match &shape {
             Some(s) => shape_resource(svc.defs(), v, s),
             None => v,
@@ -101,7 +99,67 @@ pub(crate) fn run(
             "search": {"mode": "match"},
         }));
     }
-    entries.extend(includes(svc, &q.include, &q.revinclude, &matched_keys)?);
+    let (mut include, mut revinclude) = (q.include.clone(), q.revinclude.clone());
+    if everything {
+        // `$everything` also returns what the compartment's resources refer to
+        // outside it (practitioners, locations, organisations, medications):
+        // every reference of every type on the page, in the same round trip.
+        let mut types: Vec<&str> = result
+            .resources
+            .iter()
+            .map(|r| r.resource_type.as_str())
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        include = types
+            .into_iter()
+            .map(|t| fsearch::Include {
+                source_type: t.to_owned(),
+                param: None,
+                target_type: None,
+                iterate: false,
+            })
+            .collect();
+        revinclude.clear();
+    }
+    let (mut included, truncated) = includes(
+        svc,
+        &include,
+        &revinclude,
+        &result.resources,
+        cfg.max_include,
+    )?;
+    if everything {
+        // Another patient's record is never pulled in through a reference.
+        included.retain(|r| {
+            !svc.defs()
+                .patient_compartment
+                .contains_key(&r.resource_type)
+        });
+    }
+    for r in &included {
+        entries.push(json!({
+            "fullUrl": format!("{base}/{}/{}", r.resource_type, r.id),
+            "resource": parse_stored(r)?,
+            "search": {"mode": "include"},
+        }));
+    }
+    if truncated {
+        entries.push(json!({
+            "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{
+                    "severity": "warning",
+                    "code": "too-costly",
+                    "diagnostics": format!(
+                        "only the first {} included resources are returned; narrow the search or page with a smaller _count",
+                        cfg.max_include
+                    ),
+                }],
+            },
+            "search": {"mode": "outcome"},
+        }));
+    }
     if !q.ignored.is_empty() {
         entries.push(json!({
             "resource": {
@@ -130,103 +188,65 @@ pub(crate) fn run(
     Ok(bundle)
 }
 
-/// `_include` (`Type:param[:Target]`) and `_revinclude`, one store round trip
-/// per include value.
-fn includes(
+/// How many rounds of `:iterate` includes run after the first (a bound on
+/// round trips and on cycles such as `Patient:link`).
+pub(crate) const MAX_ITERATE_ROUNDS: usize = 3;
+
+/// The resources `_include` / `_revinclude` add to `matched`: one store round
+/// trip for all of them, plus one per `:iterate` round, whatever their number.
+/// Returns the included resources and whether `limit` cut them short.
+pub(crate) fn includes(
     svc: &FhirService,
-    include: &[String],
-    revinclude: &[String],
-    matched: &[(String, String, Value)],
-) -> Result<Vec<Value>, FhirError> {
-    let base = &svc.config().base_url;
-    let mut out = Vec::new();
-    let mut seen: std::collections::HashSet<(String, String)> = matched
+    include: &[fsearch::Include],
+    revinclude: &[fsearch::Include],
+    matched: &[wardline_store::StoredResource],
+    limit: usize,
+) -> Result<(Vec<wardline_store::StoredResource>, bool), FhirError> {
+    let mut seen: std::collections::HashSet<i64> = matched.iter().map(|r| r.rid).collect();
+    let mut frontier: Vec<(i64, String, String)> = matched
         .iter()
-        .map(|(t, i, _)| (t.clone(), i.clone()))
+        .map(|r| (r.rid, r.resource_type.clone(), r.id.clone()))
         .collect();
-    let entry = |r: &wardline_store::StoredResource| -> Result<Value, FhirError> {
-        Ok(json!({
-            "fullUrl": format!("{base}/{}/{}", r.resource_type, r.id),
-            "resource": serde_json::from_str::<Value>(&r.json).map_err(|e| FhirError::internal(e.to_string()))?,
-            "search": {"mode": "include"},
-        }))
-    };
-    for inc in include {
-        let parts: Vec<&str> = inc.split(':').collect();
-        let (src, param, target) = match parts.as_slice() {
-            [s, p] => (*s, *p, None),
-            [s, p, t] if *t != "iterate" => (*s, *p, Some(*t)),
-            _ => {
-                return Err(FhirError::not_supported(format!(
-                    "_include '{inc}' is not supported"
-                )));
-            }
+    let mut out = Vec::new();
+    for round in 0..=MAX_ITERATE_ROUNDS {
+        let pick = |v: &[fsearch::Include]| -> Vec<fsearch::Include> {
+            v.iter()
+                .filter(|i| round == 0 || i.iterate)
+                .cloned()
+                .collect()
         };
-        let mut keys = Vec::new();
-        for (t, _, v) in matched.iter().filter(|(t, _, _)| t == src) {
-            for e in svc.defs().extract_index(v) {
-                if e.param != param {
-                    continue;
-                }
-                if let wardline_fhir::IndexValue::Reference {
-                    target_type: Some(tt),
-                    target_id: Some(ti),
-                    ..
-                } = e.value
-                    && target.is_none_or(|x| x == tt)
-                    && seen.insert((tt.clone(), ti.clone()))
-                {
-                    keys.push((tt, ti));
-                }
-            }
-            let _ = t;
+        let (forward, reverse) = (pick(include), pick(revinclude));
+        if frontier.is_empty() || (forward.is_empty() && reverse.is_empty()) {
+            break;
         }
-        if !keys.is_empty() {
-            for r in svc.store().read_many(&keys)? {
-                if !r.deleted {
-                    out.push(entry(&r)?);
-                }
+        let remaining = limit.saturating_sub(out.len());
+        let rows = svc.store().include(&wardline_store::IncludeRequest {
+            matched: std::mem::take(&mut frontier),
+            forward,
+            reverse,
+            limit: remaining,
+        })?;
+        let truncated = rows.len() > remaining;
+        for r in rows.into_iter().take(remaining) {
+            if seen.insert(r.rid) {
+                frontier.push((r.rid, r.resource_type.clone(), r.id.clone()));
+                out.push(r);
             }
+        }
+        if truncated {
+            return Ok((out, true));
         }
     }
-    for rev in revinclude {
-        let parts: Vec<&str> = rev.split(':').collect();
-        let (src, param) = match parts.as_slice() {
-            [s, p] | [s, p, _] => (*s, *p),
-            _ => {
-                return Err(FhirError::not_supported(format!(
-                    "_revinclude '{rev}' is not supported"
-                )));
-            }
-        };
-        if matched.is_empty() {
-            continue;
-        }
-        let refs = matched
-            .iter()
-            .map(|(t, i, _)| format!("{t}/{i}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let q = fsearch::parse(
-            svc.defs(),
-            Some(src),
-            &[(param.to_owned(), refs)],
-            wardline_fhir::search::Handling::Strict,
-        )?;
-        let page = svc.store().search(
-            &q,
-            &PageRequest {
-                count: svc.config().max_count,
-                ..PageRequest::default()
-            },
-        )?;
-        for r in page.resources {
-            if seen.insert((r.resource_type.clone(), r.id.clone())) {
-                out.push(entry(&r)?);
-            }
-        }
-    }
-    Ok(out)
+    Ok((out, false))
+}
+
+pub(crate) fn parse_stored(r: &wardline_store::StoredResource) -> Result<Value, FhirError> {
+    serde_json::from_str(&r.json).map_err(|e| {
+        FhirError::internal(format!(
+            "stored JSON of {}/{} unreadable: {e}",
+            r.resource_type, r.id
+        ))
+    })
 }
 
 /// `_summary` / `_elements` applied to a returned resource.

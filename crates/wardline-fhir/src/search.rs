@@ -116,6 +116,18 @@ pub enum FilterKind {
     Id(Vec<String>),
     /// `_lastUpdated` with prefixes (OR-ed).
     LastUpdated(Vec<(Prefix, i64, i64)>),
+    /// A chained parameter (`subject:Patient.identifier=...`): the reference
+    /// `param` points at a resource of one of these types matching its filter
+    /// (several types when the chain does not name one; OR-ed).
+    Chain(Vec<(String, Filter)>),
+    /// Reverse chaining (`_has:Observation:patient:code=...`): some
+    /// `source_type` resource refers to this one by `reference_param` and
+    /// matches `inner` (which may itself be a chain or `_has`).
+    Has {
+        source_type: String,
+        reference_param: String,
+        inner: Box<Filter>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +148,20 @@ pub struct SortKey {
     /// `None` for `_id` and `_lastUpdated`.
     pub param_type: Option<SearchParamType>,
     pub descending: bool,
+}
+
+/// One `_include` (`Source:param[:Target]`) or `_revinclude`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    /// The type holding the reference (`Encounter` in `Encounter:location`).
+    pub source_type: String,
+    /// The reference parameter, or `None` for `Source:*` (every reference).
+    pub param: Option<String>,
+    /// `Source:param:Target`: only references to this type.
+    pub target_type: Option<String>,
+    /// `:iterate` (or R4's `:recurse`): also applies to resources that were
+    /// themselves included.
+    pub iterate: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,6 +186,8 @@ pub enum Summary {
 pub struct SearchQuery {
     /// `None` for a system-level search over all types.
     pub resource_type: Option<String>,
+    /// `_type` (system search, `$everything`): only these types.
+    pub types: Vec<String>,
     /// `Patient/ID/Observation`: (compartment type, compartment id).
     pub compartment: Option<(String, String)>,
     pub filters: Vec<Filter>,
@@ -170,9 +198,9 @@ pub struct SearchQuery {
     pub summary: Summary,
     /// `_elements`, if given.
     pub elements: Vec<String>,
-    /// `_include` / `_revinclude` values as written (resolved by the service).
-    pub include: Vec<String>,
-    pub revinclude: Vec<String>,
+    /// `_include` / `_revinclude`, in the order given.
+    pub include: Vec<Include>,
+    pub revinclude: Vec<Include>,
     /// Parameters ignored under `Prefer: handling=lenient`, reported in the Bundle.
     pub ignored: Vec<String>,
 }
@@ -213,17 +241,6 @@ pub fn parse(
     let mut q = SearchQuery {
         resource_type: resource_type.map(str::to_owned),
         ..SearchQuery::default()
-    };
-    // A system-level search allows only the common (`_`) parameters, which are
-    // defined on every resource type; Patient stands in for them.
-    let known = |code: &str| -> Option<&SearchParamDef> {
-        if resource_type.is_none() && !code.starts_with('_') {
-            return None;
-        }
-        defs.search_param(resource_type.unwrap_or("Patient"), code)
-    };
-    let lookup = |code: &str| -> Option<&SearchParamDef> {
-        known(code).filter(|_| defs.is_indexed(resource_type.unwrap_or("Patient"), code))
     };
     for (key, value) in params {
         // Unknown parameters and invalid modifiers (`invalid`) and features not
@@ -280,21 +297,33 @@ pub fn parse(
                 q.elements = value.split(',').map(|s| s.trim().to_owned()).collect();
                 continue;
             }
-            "_include" => {
-                q.include.push(value.clone());
+            k if k == "_include"
+                || k.starts_with("_include:")
+                || k == "_revinclude"
+                || k.starts_with("_revinclude:") =>
+            {
+                let (name, modifier) = k.split_once(':').unwrap_or((k, ""));
+                let iterate = match modifier {
+                    "" => false,
+                    "iterate" | "recurse" => true,
+                    m => return Err(bad(format!("'{name}:{m}' is not valid (use :iterate)"))),
+                };
+                for v in value.split(',').filter(|v| !v.is_empty()) {
+                    let inc = parse_include(defs, v, iterate).map_err(&bad)?;
+                    if name == "_include" {
+                        q.include.push(inc);
+                    } else {
+                        q.revinclude.push(inc);
+                    }
+                }
                 continue;
             }
-            "_revinclude" => {
-                q.revinclude.push(value.clone());
-                continue;
-            }
-            k if k.starts_with("_include:") || k.starts_with("_revinclude:") => {
-                let err = FhirError::not_supported(format!(
-                    "'{k}' (iterate/recurse includes) is not supported yet"
-                ));
-                match handling {
-                    Handling::Strict => return Err(err.at(k)),
-                    Handling::Lenient => q.ignored.push(k.to_owned()),
+            "_type" if resource_type.is_none() => {
+                for t in value.split(',').filter(|t| !t.is_empty()) {
+                    if !defs.is_resource_type(t) {
+                        return Err(bad(format!("_type '{t}' is not a resource type")));
+                    }
+                    q.types.push(t.to_owned());
                 }
                 continue;
             }
@@ -306,7 +335,7 @@ pub fn parse(
                     };
                     let param_type = match code {
                         "_id" | "_lastUpdated" => None,
-                        c => match lookup(c) {
+                        c => match lookup(defs, resource_type, c) {
                             Some(p) => Some(p.kind),
                             None => {
                                 return Err(bad(format!("cannot sort by unknown parameter '{c}'")));
@@ -324,220 +353,413 @@ pub fn parse(
             _ => {}
         }
         debug_assert!(!RESULT_PARAMS.contains(&key.as_str()));
-        if key == "_has" || key.starts_with("_has:") {
-            skip(
-                &mut q,
-                FhirError::not_supported(format!(
-                    "reverse chaining ('{key}') is not supported yet"
-                )),
-            )?;
-            continue;
-        }
-        let (code, modifier) = match key.split_once(':') {
-            Some((c, m)) => (c, Some(m)),
-            None => (key.as_str(), None),
-        };
-        if code.contains('.') || modifier.is_some_and(|m| m.contains('.')) {
-            skip(
-                &mut q,
-                FhirError::not_supported(format!("chained parameter '{key}' is not supported yet")),
-            )?;
-            continue;
-        }
-        let values = split_values(value);
-        if code == "_id" {
-            match modifier {
-                None => {
-                    q.filters.push(Filter {
-                        param: "_id".into(),
-                        param_type: None,
-                        kind: FilterKind::Id(values),
-                    });
-                }
-                Some(m) => skip(
-                    &mut q,
-                    FhirError::invalid(format!("modifier ':{m}' is not valid on _id")),
-                )?,
-            }
-            continue;
-        }
-        if code == "_lastUpdated" {
-            if let Some(m) = modifier {
-                skip(
-                    &mut q,
-                    FhirError::invalid(format!("modifier ':{m}' is not valid on _lastUpdated")),
-                )?;
-                continue;
-            }
-            let mut ranges = Vec::new();
-            for v in &values {
-                let (p, rest) = prefix(v);
-                let (lo, hi) = crate::datetime::parse_range(rest)
-                    .ok_or_else(|| bad(format!("_lastUpdated '{v}' is not a valid date")))?;
-                ranges.push((p, lo, hi));
-            }
-            q.filters.push(Filter {
-                param: "_lastUpdated".into(),
-                param_type: None,
-                kind: FilterKind::LastUpdated(ranges),
-            });
-            continue;
-        }
-        let Some(def) = lookup(code) else {
-            let err = if known(code).is_some() {
-                FhirError::not_supported(format!(
-                    "search parameter '{code}' is not supported yet (composite, special, \
-                     or an expression Wardline does not evaluate)"
-                ))
-            } else {
-                FhirError::invalid(format!(
-                    "unknown search parameter '{code}' for {}",
-                    resource_type.unwrap_or("a system search")
-                ))
-            };
-            skip(&mut q, err)?;
-            continue;
-        };
-        let kind = def.kind;
-        if modifier == Some("missing") {
-            let b = match value.as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(bad(format!(":missing takes true or false, not '{value}'"))),
-            };
-            q.filters.push(Filter {
-                param: code.into(),
-                param_type: Some(kind),
-                kind: FilterKind::Missing(b),
-            });
-            continue;
-        }
-        let mut preds = Vec::new();
-        let mut negate = false;
-        for v in &values {
-            let p = match (kind, modifier) {
-                (SearchParamType::String, None | Some("contains") | Some("exact")) => {
-                    let mode = match modifier {
-                        Some("exact") => StringMatch::Exact,
-                        Some("contains") => StringMatch::Contains,
-                        _ => StringMatch::StartsWith,
-                    };
-                    let value = if mode == StringMatch::Exact {
-                        v.clone()
-                    } else {
-                        crate::index::normalise_string(v)
-                    };
-                    Predicate::String { value, mode }
-                }
-                (SearchParamType::Token, None | Some("not")) => {
-                    negate = modifier == Some("not");
-                    token(v)
-                }
-                (SearchParamType::Token, Some("text")) => {
-                    Predicate::TokenText(crate::index::normalise_string(v))
-                }
-                (SearchParamType::Date, None) => {
-                    let (p, rest) = prefix(v);
-                    let (lo, hi) = crate::datetime::parse_range(rest)
-                        .ok_or_else(|| bad(format!("'{v}' is not a valid date for {code}")))?;
-                    Predicate::Date { prefix: p, lo, hi }
-                }
-                (SearchParamType::Number, None) => {
-                    let (p, rest) = prefix(v);
-                    let (value, lo, hi) = number(rest)
-                        .ok_or_else(|| bad(format!("'{v}' is not a number for {code}")))?;
-                    Predicate::Number {
-                        prefix: p,
-                        value,
-                        lo,
-                        hi,
-                    }
-                }
-                (SearchParamType::Quantity, None) => {
-                    let mut parts = v.splitn(3, '|');
-                    let (p, rest) = prefix(parts.next().unwrap_or_default());
-                    let (value, lo, hi) = number(rest)
-                        .ok_or_else(|| bad(format!("'{v}' is not a quantity for {code}")))?;
-                    let system = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
-                    let unit = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
-                    Predicate::Quantity {
-                        prefix: p,
-                        value,
-                        lo,
-                        hi,
-                        system,
-                        code: unit,
-                    }
-                }
-                (SearchParamType::Reference, m) => {
-                    let type_mod = match m {
-                        None => None,
-                        Some(t) if defs.is_resource_type(t) => Some(t.to_owned()),
-                        Some("identifier") => {
-                            skip(
-                                &mut q,
-                                FhirError::not_supported(format!(
-                                    "modifier ':identifier' on {code} is not supported yet"
-                                )),
-                            )?;
-                            preds.clear();
-                            break;
-                        }
-                        Some(m) => {
-                            skip(
-                                &mut q,
-                                FhirError::invalid(format!(
-                                    "modifier ':{m}' is not valid on {code}"
-                                )),
-                            )?;
-                            preds.clear();
-                            break;
-                        }
-                    };
-                    reference(defs, v, type_mod, def).map_err(&bad)?
-                }
-                (SearchParamType::Uri, None | Some("below") | Some("above")) => Predicate::Uri {
-                    value: v.clone(),
-                    mode: match modifier {
-                        Some("below") => UriMatch::Below,
-                        Some("above") => UriMatch::Above,
-                        _ => UriMatch::Exact,
-                    },
-                },
-                (SearchParamType::Composite | SearchParamType::Special, _) => {
-                    skip(
-                        &mut q,
-                        FhirError::not_supported(format!(
-                            "{code} is a composite or special parameter, not supported yet"
-                        )),
-                    )?;
-                    preds.clear();
-                    break;
-                }
-                (_, Some(m)) => {
-                    skip(
-                        &mut q,
-                        FhirError::invalid(format!("modifier ':{m}' is not valid on {code}")),
-                    )?;
-                    preds.clear();
-                    break;
-                }
-            };
-            preds.push(p);
-        }
-        if !preds.is_empty() {
-            q.filters.push(Filter {
-                param: code.into(),
-                param_type: Some(kind),
-                kind: if negate {
-                    FilterKind::Not(preds)
-                } else {
-                    FilterKind::Match(preds)
-                },
-            });
+        match param_filter(defs, resource_type, key, value, 0)? {
+            Ok(f) => q.filters.push(f),
+            Err(e) => skip(&mut q, e)?,
         }
     }
     Ok(q)
+}
+
+/// `Source:param[:Target]` or `Source:*`.
+fn parse_include(defs: &Definitions, v: &str, iterate: bool) -> Result<Include, String> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, param, target) = match parts.as_slice() {
+        [s, p] => (*s, *p, None),
+        [s, p, t] => (*s, *p, Some(*t)),
+        _ => {
+            return Err(format!(
+                "'{v}' must be Type:parameter or Type:parameter:TargetType"
+            ));
+        }
+    };
+    if !defs.is_resource_type(src) {
+        return Err(format!("'{src}' in '{v}' is not a resource type"));
+    }
+    if let Some(t) = target
+        && !defs.is_resource_type(t)
+    {
+        return Err(format!("'{t}' in '{v}' is not a resource type"));
+    }
+    let param = if param == "*" {
+        None
+    } else {
+        match defs.search_param(src, param) {
+            Some(d) if d.kind == SearchParamType::Reference => Some(param.to_owned()),
+            Some(_) => return Err(format!("'{param}' of {src} is not a reference parameter")),
+            None => return Err(format!("unknown search parameter '{param}' for {src}")),
+        }
+    };
+    Ok(Include {
+        source_type: src.to_owned(),
+        param,
+        target_type: target.map(str::to_owned),
+        iterate,
+    })
+}
+
+/// How deep chains and `_has` may nest (a guard against pathological URLs;
+/// real queries use two or three levels).
+pub const MAX_CHAIN_DEPTH: usize = 8;
+
+/// A search parameter whose definition Wardline indexes.
+fn lookup<'d>(
+    defs: &'d Definitions,
+    rtype: Option<&str>,
+    code: &str,
+) -> Option<&'d SearchParamDef> {
+    known(defs, rtype, code).filter(|_| defs.is_indexed(rtype.unwrap_or("Patient"), code))
+}
+
+/// A search parameter defined for `rtype` (a system-level search allows only
+/// the common `_` parameters, which every type defines; Patient stands in).
+fn known<'d>(defs: &'d Definitions, rtype: Option<&str>, code: &str) -> Option<&'d SearchParamDef> {
+    if rtype.is_none() && !code.starts_with('_') {
+        return None;
+    }
+    defs.search_param(rtype.unwrap_or("Patient"), code)
+}
+
+/// One filter parameter (`key=value`) for `rtype`. The outer error is a bad
+/// request whatever the handling (an unparsable value); the inner error is a
+/// parameter Wardline does not know or support, which lenient handling ignores.
+fn param_filter(
+    defs: &Definitions,
+    resource_type: Option<&str>,
+    key: &str,
+    value: &str,
+    depth: usize,
+) -> Result<Result<Filter, FhirError>, FhirError> {
+    let bad = |why: String| FhirError::invalid(why).at(key);
+    if depth > MAX_CHAIN_DEPTH {
+        return Err(bad(format!(
+            "'{key}' nests chains or _has more than {MAX_CHAIN_DEPTH} deep"
+        )));
+    }
+    if key == "_has" || key.starts_with("_has:") {
+        return has_filter(defs, resource_type, key, value, depth);
+    }
+    let (code, modifier) = match key.split_once(':') {
+        Some((c, m)) => (c, Some(m)),
+        None => (key, None),
+    };
+    if let Some((head, rest)) = key.split_once('.') {
+        return chain_filter(defs, resource_type, key, head, rest, value, depth);
+    }
+    let values = split_values(value);
+    if code == "_id" {
+        return Ok(match modifier {
+            None => Ok(Filter {
+                param: "_id".into(),
+                param_type: None,
+                kind: FilterKind::Id(values),
+            }),
+            Some(m) => Err(FhirError::invalid(format!(
+                "modifier ':{m}' is not valid on _id"
+            ))),
+        });
+    }
+    if code == "_lastUpdated" {
+        if let Some(m) = modifier {
+            return Ok(Err(FhirError::invalid(format!(
+                "modifier ':{m}' is not valid on _lastUpdated"
+            ))));
+        }
+        let mut ranges = Vec::new();
+        for v in &values {
+            let (p, rest) = prefix(v);
+            let (lo, hi) = crate::datetime::parse_range(rest)
+                .ok_or_else(|| bad(format!("_lastUpdated '{v}' is not a valid date")))?;
+            ranges.push((p, lo, hi));
+        }
+        return Ok(Ok(Filter {
+            param: "_lastUpdated".into(),
+            param_type: None,
+            kind: FilterKind::LastUpdated(ranges),
+        }));
+    }
+    let Some(def) = lookup(defs, resource_type, code) else {
+        return Ok(Err(if known(defs, resource_type, code).is_some() {
+            FhirError::not_supported(format!(
+                "search parameter '{code}' is not supported yet (special, \
+                 or an expression Wardline does not evaluate)"
+            ))
+        } else {
+            FhirError::invalid(format!(
+                "unknown search parameter '{code}' for {}",
+                resource_type.unwrap_or("a system search")
+            ))
+        }));
+    };
+    let kind = def.kind;
+    if modifier == Some("missing") {
+        let b = match value {
+            "true" => true,
+            "false" => false,
+            _ => return Err(bad(format!(":missing takes true or false, not '{value}'"))),
+        };
+        return Ok(Ok(Filter {
+            param: code.into(),
+            param_type: Some(kind),
+            kind: FilterKind::Missing(b),
+        }));
+    }
+    if kind == SearchParamType::Composite {
+        if let Some(m) = modifier {
+            return Ok(Err(FhirError::invalid(format!(
+                "modifier ':{m}' is not valid on {code}"
+            ))));
+        }
+        return Ok(Err(FhirError::not_supported(format!(
+            "composite parameter '{code}' is not supported yet"
+        ))));
+    }
+    let mut preds = Vec::new();
+    let mut negate = false;
+    for v in &values {
+        let p = match value_predicate(defs, def, modifier, v) {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return Ok(Err(e)),
+            Err(why) => return Err(bad(why)),
+        };
+        negate = modifier == Some("not");
+        preds.push(p);
+    }
+    Ok(Ok(Filter {
+        param: code.into(),
+        param_type: Some(kind),
+        kind: if negate {
+            FilterKind::Not(preds)
+        } else {
+            FilterKind::Match(preds)
+        },
+    }))
+}
+
+/// The predicate for one value of a (non-composite) parameter. Outer error: a
+/// bad value (the message); inner error: an unsupported or invalid modifier.
+fn value_predicate(
+    defs: &Definitions,
+    def: &SearchParamDef,
+    modifier: Option<&str>,
+    v: &str,
+) -> Result<Result<Predicate, FhirError>, String> {
+    let code = &def.code;
+    Ok(Ok(match (def.kind, modifier) {
+        (SearchParamType::String, None | Some("contains") | Some("exact")) => {
+            let mode = match modifier {
+                Some("exact") => StringMatch::Exact,
+                Some("contains") => StringMatch::Contains,
+                _ => StringMatch::StartsWith,
+            };
+            let value = if mode == StringMatch::Exact {
+                v.to_owned()
+            } else {
+                crate::index::normalise_string(v)
+            };
+            Predicate::String { value, mode }
+        }
+        (SearchParamType::Token, None | Some("not")) => token(v),
+        (SearchParamType::Token, Some("text")) => {
+            Predicate::TokenText(crate::index::normalise_string(v))
+        }
+        (SearchParamType::Date, None) => {
+            let (p, rest) = prefix(v);
+            let (lo, hi) = crate::datetime::parse_range(rest)
+                .ok_or_else(|| format!("'{v}' is not a valid date for {code}"))?;
+            Predicate::Date { prefix: p, lo, hi }
+        }
+        (SearchParamType::Number, None) => {
+            let (p, rest) = prefix(v);
+            let (value, lo, hi) =
+                number(rest).ok_or_else(|| format!("'{v}' is not a number for {code}"))?;
+            Predicate::Number {
+                prefix: p,
+                value,
+                lo,
+                hi,
+            }
+        }
+        (SearchParamType::Quantity, None) => {
+            let mut parts = v.splitn(3, '|');
+            let (p, rest) = prefix(parts.next().unwrap_or_default());
+            let (value, lo, hi) =
+                number(rest).ok_or_else(|| format!("'{v}' is not a quantity for {code}"))?;
+            let system = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
+            let unit = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
+            Predicate::Quantity {
+                prefix: p,
+                value,
+                lo,
+                hi,
+                system,
+                code: unit,
+            }
+        }
+        (SearchParamType::Reference, m) => {
+            let type_mod = match m {
+                None => None,
+                Some(t) if defs.is_resource_type(t) => Some(t.to_owned()),
+                Some("identifier") => {
+                    return Ok(Err(FhirError::not_supported(format!(
+                        "modifier ':identifier' on {code} is not supported yet"
+                    ))));
+                }
+                Some(m) => {
+                    return Ok(Err(FhirError::invalid(format!(
+                        "modifier ':{m}' is not valid on {code}"
+                    ))));
+                }
+            };
+            reference(defs, v, type_mod, def)?
+        }
+        (SearchParamType::Uri, None | Some("below") | Some("above")) => Predicate::Uri {
+            value: v.to_owned(),
+            mode: match modifier {
+                Some("below") => UriMatch::Below,
+                Some("above") => UriMatch::Above,
+                _ => UriMatch::Exact,
+            },
+        },
+        (SearchParamType::Composite | SearchParamType::Special, _) => {
+            return Ok(Err(FhirError::not_supported(format!(
+                "{code} is a special parameter, not supported yet"
+            ))));
+        }
+        (_, Some(m)) => {
+            return Ok(Err(FhirError::invalid(format!(
+                "modifier ':{m}' is not valid on {code}"
+            ))));
+        }
+    }))
+}
+
+/// Points an error from a link of a chain at the whole parameter as written.
+fn whole_key(mut e: FhirError, key: &str) -> FhirError {
+    if let Some(i) = e.issues.first_mut() {
+        i.expression = vec![key.to_owned()];
+    }
+    e
+}
+
+/// A chained parameter: `head` is `param` or `param:Type`, `rest` the
+/// parameter (possibly chained again) of the referenced resource.
+fn chain_filter(
+    defs: &Definitions,
+    resource_type: Option<&str>,
+    key: &str,
+    head: &str,
+    rest: &str,
+    value: &str,
+    depth: usize,
+) -> Result<Result<Filter, FhirError>, FhirError> {
+    let (code, modifier) = match head.split_once(':') {
+        Some((c, m)) => (c, Some(m)),
+        None => (head, None),
+    };
+    let Some(def) = lookup(defs, resource_type, code) else {
+        return Ok(Err(FhirError::invalid(format!(
+            "unknown search parameter '{code}' in chain '{key}'"
+        ))));
+    };
+    if def.kind != SearchParamType::Reference {
+        return Err(FhirError::invalid(format!(
+            "'{code}' is not a reference parameter, so '{key}' cannot chain through it"
+        ))
+        .at(key));
+    }
+    let rest_code = rest.split(['.', ':']).next().unwrap_or_default().to_owned();
+    let candidates: Vec<String> = match modifier {
+        Some(t) if defs.is_resource_type(t) => vec![t.to_owned()],
+        Some(m) => {
+            return Ok(Err(FhirError::invalid(format!(
+                "':{m}' in chain '{key}' is not a resource type"
+            ))));
+        }
+        None => match single_target(def) {
+            Some(t) => vec![t],
+            None => def
+                .targets
+                .iter()
+                .filter(|t| {
+                    rest_code == "_has"
+                        || rest_code.starts_with('_')
+                        || known(defs, Some(t), &rest_code).is_some()
+                })
+                .cloned()
+                .collect(),
+        },
+    };
+    if candidates.is_empty() {
+        return Err(FhirError::invalid(format!(
+            "no resource type that '{code}' can refer to has a search parameter '{rest_code}'"
+        ))
+        .at(key));
+    }
+    let mut targets = Vec::with_capacity(candidates.len());
+    for t in candidates {
+        match param_filter(defs, Some(&t), rest, value, depth + 1).map_err(|e| whole_key(e, key))? {
+            Ok(inner) => targets.push((t, inner)),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(Filter {
+        param: code.into(),
+        param_type: Some(SearchParamType::Reference),
+        kind: FilterKind::Chain(targets),
+    }))
+}
+
+/// `_has:Source:param:rest=value`: resources that some `Source` refers to by
+/// `param`, where that `Source` matches `rest=value` (which may be another `_has`).
+fn has_filter(
+    defs: &Definitions,
+    resource_type: Option<&str>,
+    key: &str,
+    value: &str,
+    depth: usize,
+) -> Result<Result<Filter, FhirError>, FhirError> {
+    let bad = |why: String| FhirError::invalid(why).at(key);
+    let Some(target) = resource_type else {
+        return Err(bad(
+            "_has needs a resource type (it is not allowed in a system-level search)".into(),
+        ));
+    };
+    let mut parts = key.splitn(4, ':');
+    parts.next();
+    let (Some(source), Some(param), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad(format!(
+            "'{key}' must have the form _has:Type:reference-parameter:parameter"
+        )));
+    };
+    if !defs.is_resource_type(source) {
+        return Err(bad(format!("'{source}' in '{key}' is not a resource type")));
+    }
+    let Some(def) = lookup(defs, Some(source), param) else {
+        return Ok(Err(FhirError::invalid(format!(
+            "unknown search parameter '{param}' for {source} in '{key}'"
+        ))));
+    };
+    if def.kind != SearchParamType::Reference {
+        return Err(bad(format!(
+            "'{param}' of {source} is not a reference parameter"
+        )));
+    }
+    if !def.targets.is_empty() && !def.targets.iter().any(|t| t == target || t == "Resource") {
+        return Err(bad(format!("{source}.{param} cannot refer to a {target}")));
+    }
+    match param_filter(defs, Some(source), rest, value, depth + 1).map_err(|e| whole_key(e, key))? {
+        Ok(inner) => Ok(Ok(Filter {
+            param: "_has".into(),
+            param_type: None,
+            kind: FilterKind::Has {
+                source_type: source.to_owned(),
+                reference_param: param.to_owned(),
+                inner: Box::new(inner),
+            },
+        })),
+        Err(e) => Ok(Err(e)),
+    }
 }
 
 /// Splits on unescaped commas and unescapes `\,` `\|` `\$` `\\`.
@@ -803,11 +1025,84 @@ mod tests {
         assert!(
             p(
                 "Observation",
-                &[("subject:Patient.name", "x")],
+                &[("subject:Patient.name:nope", "x")],
                 Handling::Strict
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn chains_and_reverse_chains() {
+        let q = p(
+            "Observation",
+            &[(
+                "subject:Patient.general-practitioner:Organization.identifier",
+                "https://fhir.nhs.uk/Id/ods-organization-code|F81001",
+            )],
+            Handling::Strict,
+        )
+        .unwrap();
+        let FilterKind::Chain(targets) = &q.filters[0].kind else {
+            panic!("{q:?}")
+        };
+        assert_eq!(q.filters[0].param, "subject");
+        assert_eq!(targets[0].0, "Patient");
+        let FilterKind::Chain(inner) = &targets[0].1.kind else {
+            panic!("{targets:?}")
+        };
+        assert_eq!(inner[0].0, "Organization");
+        assert_eq!(inner[0].1.param, "identifier");
+        // Without a type, every target that has the parameter.
+        let q = p("Observation", &[("subject.name", "x")], Handling::Strict).unwrap();
+        let FilterKind::Chain(targets) = &q.filters[0].kind else {
+            panic!()
+        };
+        let types: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
+        assert!(
+            types.contains(&"Patient") && types.contains(&"Location"),
+            "{types:?}"
+        );
+        assert!(!types.contains(&"Device"), "Device has no name parameter");
+        // Nested _has, with the innermost parameter a chain.
+        let q = p(
+            "Patient",
+            &[(
+                "_has:Encounter:patient:_has:Observation:encounter:code",
+                "8867-4",
+            )],
+            Handling::Strict,
+        )
+        .unwrap();
+        let FilterKind::Has {
+            source_type,
+            reference_param,
+            inner,
+        } = &q.filters[0].kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (source_type.as_str(), reference_param.as_str()),
+            ("Encounter", "patient")
+        );
+        assert!(
+            matches!(&inner.kind, FilterKind::Has { source_type, .. } if source_type == "Observation")
+        );
+        // A bad value deep in a chain is a 400 naming the whole parameter.
+        let e = p(
+            "Observation",
+            &[("subject:Patient.birthdate", "notadate")],
+            Handling::Lenient,
+        )
+        .unwrap_err();
+        assert_eq!(e.issues[0].expression, vec!["subject:Patient.birthdate"]);
+        // Depth is bounded.
+        let deep = format!(
+            "subject:Patient{}.name",
+            ".link:Patient".repeat(MAX_CHAIN_DEPTH + 1)
+        );
+        assert!(p("Observation", &[(&deep, "x")], Handling::Strict).is_err());
     }
 
     #[test]
@@ -821,14 +1116,20 @@ mod tests {
                     e.issues[0].code
                 })
         };
-        assert_eq!(code("Observation", "subject.name", "x"), "not-supported");
+        assert_eq!(code("Observation", "subject.name", "x"), "ok");
+        assert_eq!(code("Observation", "subject:Patient.name", "x"), "ok");
+        assert_eq!(code("Patient", "_has:Observation:patient:code", "x"), "ok");
+        assert_eq!(code("Observation", "subject:Patient.nope", "x"), "invalid");
+        assert_eq!(code("Observation", "code.name", "x"), "invalid");
         assert_eq!(
-            code("Observation", "subject:Patient.name", "x"),
-            "not-supported"
+            code("Patient", "_has:Observation:code:code", "x"),
+            "invalid"
         );
+        assert_eq!(code("Patient", "_has:Nope:patient:code", "x"), "invalid");
+        assert_eq!(code("Patient", "_has:Observation:patient", "x"), "invalid");
         assert_eq!(
-            code("Patient", "_has:Observation:patient:code", "x"),
-            "not-supported"
+            code("Patient", "_has:Encounter:location:status", "x"),
+            "invalid"
         );
         assert_eq!(
             code("Observation", "subject:identifier", "a|b"),
@@ -846,8 +1147,9 @@ mod tests {
         let q = p(
             "Observation",
             &[
-                ("subject.name", "x"),
-                ("_has:Observation:x:y", "1"),
+                ("code-value-quantity", "x$1"),
+                ("subject:Patient.foo:bar", "x"),
+                ("_has:Observation:has-member:nope", "1"),
                 ("foo", "1"),
             ],
             Handling::Lenient,
@@ -855,7 +1157,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             q.ignored,
-            vec!["subject.name", "_has:Observation:x:y", "foo"]
+            vec![
+                "code-value-quantity",
+                "subject:Patient.foo:bar",
+                "_has:Observation:has-member:nope",
+                "foo"
+            ]
         );
         assert!(q.filters.is_empty());
         // System-level search: only the common parameters.
@@ -1036,16 +1343,15 @@ mod tests {
                 url: Some("urn:uuid:abc".into())
             }]
         );
-        assert_eq!(
+        assert!(
             p(
                 "Patient",
                 &[("_include:iterate", "Patient:link")],
                 Handling::Strict
             )
-            .unwrap_err()
-            .issues[0]
-                .code,
-            "not-supported"
+            .unwrap()
+            .include[0]
+                .iterate
         );
         // uri
         assert_eq!(
@@ -1110,8 +1416,53 @@ mod tests {
         .unwrap();
         assert_eq!((q.total, q.summary), (Total::Accurate, Summary::Count));
         assert_eq!(q.elements, vec!["id", "name"]);
-        assert_eq!(q.include, vec!["Patient:organization"]);
-        assert_eq!(q.revinclude, vec!["Observation:subject"]);
+        let inc = |s: &str, p: Option<&str>, t: Option<&str>, iterate| Include {
+            source_type: s.into(),
+            param: p.map(Into::into),
+            target_type: t.map(Into::into),
+            iterate,
+        };
+        assert_eq!(
+            q.include,
+            vec![inc("Patient", Some("organization"), None, false)]
+        );
+        assert_eq!(
+            q.revinclude,
+            vec![inc("Observation", Some("subject"), None, false)]
+        );
+        let q = p(
+            "MedicationRequest",
+            &[
+                (
+                    "_include",
+                    "MedicationRequest:medication,MedicationRequest:subject:Patient",
+                ),
+                ("_include:iterate", "Patient:general-practitioner"),
+                ("_revinclude:recurse", "Provenance:*"),
+            ],
+            Handling::Strict,
+        )
+        .unwrap();
+        assert_eq!(
+            q.include,
+            vec![
+                inc("MedicationRequest", Some("medication"), None, false),
+                inc("MedicationRequest", Some("subject"), Some("Patient"), false),
+                inc("Patient", Some("general-practitioner"), None, true),
+            ]
+        );
+        assert_eq!(q.revinclude, vec![inc("Provenance", None, None, true)]);
+        for (k, v) in [
+            ("_include", "Patient"),
+            ("_include", "Nope:subject"),
+            ("_include", "Patient:family"),
+            ("_include", "Patient:nope"),
+            ("_include", "Patient:organization:Nope"),
+            ("_include:deep", "Patient:organization"),
+        ] {
+            let e = p("Patient", &[(k, v)], Handling::Lenient).unwrap_err();
+            assert_eq!((e.status, e.issues[0].code), (400, "invalid"), "{k}={v}");
+        }
         let q = p(
             "Patient",
             &[("_sort", "birthdate,-_lastUpdated")],

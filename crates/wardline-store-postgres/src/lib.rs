@@ -52,8 +52,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use wardline_fhir::{IndexValue, SearchQuery};
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
-    HistoryRequest, PageRequest, Reader, Result, SearchPage, Store, StoreError, StoreTx,
-    StoredResource, WriteMethod,
+    HistoryRequest, IncludeRequest, PageRequest, Reader, Result, SearchPage, Store, StoreError,
+    StoreTx, StoredResource, WriteMethod,
 };
 
 mod write;
@@ -295,6 +295,13 @@ pub(crate) fn read_many(c: &mut PgConn, keys: &[(String, String)]) -> Result<Vec
     rows.iter().map(row_to_resource).collect()
 }
 
+pub(crate) fn include(c: &mut PgConn, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
+    let Some(b) = sql::include_sql(Dialect::Postgres, req) else {
+        return Ok(Vec::new());
+    };
+    query_built(c, &b)?.iter().map(row_to_resource).collect()
+}
+
 pub(crate) fn search(c: &mut PgConn, q: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
     let snapshot = match page.snapshot_rid {
         Some(s) => s,
@@ -354,6 +361,9 @@ impl Reader for PostgresStore {
     }
     fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
         search(&mut *self.conn()?, query, page)
+    }
+    fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
+        include(&mut *self.conn()?, req)
     }
 }
 

@@ -85,6 +85,9 @@ impl Reader for PgTx {
     fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
         self.flushed(|c| crate::search(c, query, page))
     }
+    fn include(&self, req: &wardline_store::IncludeRequest) -> Result<Vec<StoredResource>> {
+        self.flushed(|c| crate::include(c, req))
+    }
 }
 
 fn failed() -> StoreError {

@@ -18,8 +18,8 @@ use wardline_fhir::index::normalise_string;
 use wardline_fhir::{IndexValue, SearchQuery};
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
-    HistoryRequest, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store, StoreError,
-    StoreTx, StoredResource, WriteMethod,
+    HistoryRequest, IncludeRequest, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store,
+    StoreError, StoreTx, StoredResource, WriteMethod,
 };
 
 const READERS: usize = 4;
@@ -231,6 +231,17 @@ fn search(c: &Connection, q: &SearchQuery, page: &PageRequest) -> Result<SearchP
     })
 }
 
+fn include(c: &Connection, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
+    let Some(b) = sql::include_sql(Dialect::Sqlite, req) else {
+        return Ok(Vec::new());
+    };
+    let mut st = c.prepare(&b.sql).map_err(be)?;
+    st.query_map(params_from_iter(to_params(&b.params)), row_to_resource)
+        .map_err(be)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(be)
+}
+
 impl Reader for SqliteStore {
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
         self.with_reader(|c| read_current(c, resource_type, id))
@@ -240,6 +251,9 @@ impl Reader for SqliteStore {
     }
     fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
         self.with_reader(|c| search(c, query, page))
+    }
+    fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
+        self.with_reader(|c| include(c, req))
     }
 }
 
@@ -309,6 +323,9 @@ impl Reader for SqliteTx<'_> {
     }
     fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
         search(&self.conn, query, page)
+    }
+    fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
+        include(&self.conn, req)
     }
 }
 

@@ -26,6 +26,7 @@ pub fn run_all(store: &dyn Store) {
     history_scopes(store);
     conflict_in_multi_write_tx_writes_nothing(store);
     more_predicates_sort_and_paging(store);
+    chains_has_and_includes(store);
 }
 
 fn token(param: &str, system: &str, code: &str) -> IndexEntry {
@@ -947,4 +948,280 @@ pub fn more_predicates_sort_and_paging(store: &dyn Store) {
     let mut got = ids(store, &all);
     got.sort();
     assert_eq!(got, vec!["mp-b", "r1"]);
+}
+
+fn reference(param: &str, t: &str, id: &str) -> IndexEntry {
+    IndexEntry {
+        param: param.into(),
+        value: IndexValue::Reference {
+            target_type: Some(t.into()),
+            target_id: Some(id.into()),
+            url: format!("{t}/{id}"),
+        },
+    }
+}
+
+fn token_filter(param: &str, code: &str) -> Filter {
+    Filter {
+        param: param.into(),
+        param_type: Some(SearchParamType::Token),
+        kind: FilterKind::Match(vec![Predicate::Token {
+            system: TokenSystem::Any,
+            code: Some(code.into()),
+        }]),
+    }
+}
+
+fn chain(param: &str, target: &str, inner: Filter) -> Filter {
+    Filter {
+        param: param.into(),
+        param_type: Some(SearchParamType::Reference),
+        kind: FilterKind::Chain(vec![(target.into(), inner)]),
+    }
+}
+
+fn has(source: &str, param: &str, inner: Filter) -> Filter {
+    Filter {
+        param: "_has".into(),
+        param_type: None,
+        kind: FilterKind::Has {
+            source_type: source.into(),
+            reference_param: param.into(),
+            inner: Box::new(inner),
+        },
+    }
+}
+
+/// Chained and reverse-chained filters, and include rounds, over three
+/// made-up types (`COrg` ← `CPat` ← `CObs`).
+pub fn chains_has_and_includes(store: &dyn Store) {
+    use crate::IncludeRequest;
+    use wardline_fhir::search::Include;
+    let w =
+        |t: &str, id: &str, index: Vec<IndexEntry>| write(store, t, id, None, index, None).unwrap();
+    w("COrg", "org1", vec![token("identifier", "ods", "A")]);
+    w("COrg", "org2", vec![token("identifier", "ods", "B")]);
+    w(
+        "CPat",
+        "p1",
+        vec![
+            token("identifier", "nhs", "111"),
+            reference("gp", "COrg", "org1"),
+        ],
+    );
+    w(
+        "CPat",
+        "p2",
+        vec![
+            token("identifier", "nhs", "222"),
+            reference("gp", "COrg", "org2"),
+        ],
+    );
+    w(
+        "CObs",
+        "o1",
+        vec![token("code", "l", "c1"), reference("subject", "CPat", "p1")],
+    );
+    w(
+        "CObs",
+        "o2",
+        vec![token("code", "l", "c2"), reference("subject", "CPat", "p2")],
+    );
+    w(
+        "CObs",
+        "o3",
+        vec![token("code", "l", "c2"), reference("subject", "CPat", "p1")],
+    );
+    w(
+        "CObs",
+        "o4",
+        vec![
+            token("code", "l", "panel"),
+            reference("has-member", "CObs", "o1"),
+        ],
+    );
+    let sorted = |q: &SearchQuery| {
+        let mut v = ids(store, q);
+        v.sort();
+        v
+    };
+    // One link.
+    let q = query(
+        "CObs",
+        vec![chain("subject", "CPat", token_filter("identifier", "111"))],
+    );
+    assert_eq!(sorted(&q), vec!["o1", "o3"]);
+    // Two links.
+    let q = query(
+        "CObs",
+        vec![chain(
+            "subject",
+            "CPat",
+            chain("gp", "COrg", token_filter("identifier", "B")),
+        )],
+    );
+    assert_eq!(sorted(&q), vec!["o2"]);
+    // Several candidate target types are OR-ed.
+    let q = query(
+        "CObs",
+        vec![Filter {
+            param: "subject".into(),
+            param_type: Some(SearchParamType::Reference),
+            kind: FilterKind::Chain(vec![
+                ("COrg".into(), token_filter("identifier", "111")),
+                ("CPat".into(), token_filter("identifier", "222")),
+            ]),
+        }],
+    );
+    assert_eq!(sorted(&q), vec!["o2"]);
+    // A chain to an _id.
+    let q = query(
+        "CObs",
+        vec![chain(
+            "subject",
+            "CPat",
+            Filter {
+                param: "_id".into(),
+                param_type: None,
+                kind: FilterKind::Id(vec!["p2".into()]),
+            },
+        )],
+    );
+    assert_eq!(sorted(&q), vec!["o2"]);
+    // _has, nested _has, _has to an _id.
+    assert_eq!(
+        sorted(&query(
+            "CPat",
+            vec![has("CObs", "subject", token_filter("code", "c2"))]
+        )),
+        vec!["p1", "p2"]
+    );
+    assert_eq!(
+        sorted(&query(
+            "CPat",
+            vec![has("CObs", "subject", token_filter("code", "c1"))]
+        )),
+        vec!["p1"]
+    );
+    assert_eq!(
+        sorted(&query(
+            "COrg",
+            vec![has(
+                "CPat",
+                "gp",
+                has("CObs", "subject", token_filter("code", "c1"))
+            )]
+        )),
+        vec!["org1"]
+    );
+    let by_id = Filter {
+        param: "_id".into(),
+        param_type: None,
+        kind: FilterKind::Id(vec!["o2".into()]),
+    };
+    assert_eq!(
+        sorted(&query("CPat", vec![has("CObs", "subject", by_id)])),
+        vec!["p2"]
+    );
+    // A _has whose inner filter is a chain.
+    assert_eq!(
+        sorted(&query(
+            "CPat",
+            vec![has(
+                "CObs",
+                "subject",
+                chain(
+                    "subject",
+                    "CPat",
+                    chain("gp", "COrg", token_filter("identifier", "A"))
+                )
+            )]
+        )),
+        vec!["p1"]
+    );
+
+    // Includes: one request answers forward and reverse includes together.
+    let key = |t: &str, id: &str| {
+        let r = store.read(t, id).unwrap().unwrap();
+        (r.rid, t.to_owned(), id.to_owned())
+    };
+    let inc = |s: &str, p: Option<&str>, t: Option<&str>| Include {
+        source_type: s.into(),
+        param: p.map(Into::into),
+        target_type: t.map(Into::into),
+        iterate: false,
+    };
+    let got = |req: &IncludeRequest| {
+        let mut v: Vec<String> = store
+            .include(req)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}/{}", r.resource_type, r.id))
+            .collect();
+        v.sort();
+        v
+    };
+    let req = IncludeRequest {
+        matched: vec![key("CObs", "o1"), key("CObs", "o3")],
+        forward: vec![inc("CObs", Some("subject"), None)],
+        reverse: vec![inc("CObs", Some("has-member"), None)],
+        limit: 100,
+    };
+    assert_eq!(got(&req), vec!["CObs/o4", "CPat/p1"]);
+    // Target type and wildcard.
+    let req = IncludeRequest {
+        matched: vec![key("CPat", "p1"), key("CPat", "p2")],
+        forward: vec![inc("CPat", None, Some("COrg"))],
+        reverse: vec![inc("CObs", Some("subject"), None)],
+        limit: 100,
+    };
+    assert_eq!(
+        got(&req),
+        vec!["CObs/o1", "CObs/o2", "CObs/o3", "COrg/org1", "COrg/org2"]
+    );
+    let req = IncludeRequest {
+        matched: vec![key("CPat", "p1")],
+        forward: vec![inc("CPat", Some("gp"), Some("CPat"))],
+        reverse: vec![],
+        limit: 100,
+    };
+    assert!(got(&req).is_empty(), "target type excludes COrg");
+    // The limit: limit + 1 rows come back so the caller can tell.
+    let req = IncludeRequest {
+        matched: vec![key("CPat", "p1"), key("CPat", "p2")],
+        forward: vec![],
+        reverse: vec![inc("CObs", Some("subject"), None)],
+        limit: 1,
+    };
+    assert_eq!(store.include(&req).unwrap().len(), 2);
+
+    // A deleted source no longer satisfies _has nor is included.
+    let mut tx = store.begin().unwrap();
+    tx.write(ResourceWrite {
+        resource_type: "CObs".into(),
+        id: "o2".into(),
+        expected_version: Some(1),
+        version: 2,
+        last_updated_ms: 5,
+        method: WriteMethod::Delete,
+        json: String::new(),
+        patient_key: None,
+        index: vec![],
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(
+        sorted(&query(
+            "CPat",
+            vec![has("CObs", "subject", token_filter("code", "c2"))]
+        )),
+        vec!["p1"]
+    );
+    let req = IncludeRequest {
+        matched: vec![key("CPat", "p2")],
+        forward: vec![],
+        reverse: vec![inc("CObs", Some("subject"), None)],
+        limit: 100,
+    };
+    assert!(got(&req).is_empty());
 }

@@ -163,6 +163,19 @@ pub struct HistoryRequest {
     pub count: usize,
 }
 
+/// One round of `_include` / `_revinclude` (see [`sql::include_sql`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncludeRequest {
+    /// The resources to include from: (rid, type, id).
+    pub matched: Vec<(i64, String, String)>,
+    /// Resources these refer to.
+    pub forward: Vec<wardline_fhir::search::Include>,
+    /// Resources referring to these.
+    pub reverse: Vec<wardline_fhir::search::Include>,
+    /// At most this many are returned; one more is fetched to tell truncation.
+    pub limit: usize,
+}
+
 /// Read and search operations, available on the store and inside a transaction.
 pub trait Reader {
     /// The current version (which may be a deletion tombstone), or `None`.
@@ -172,6 +185,9 @@ pub trait Reader {
     fn read_many(&self, keys: &[(String, String)]) -> Result<Vec<StoredResource>>;
     /// Current, non-deleted resources matching `query`.
     fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage>;
+    /// One round of includes in one round trip: current, non-deleted resources
+    /// in `rid` order, at most `req.limit + 1` of them.
+    fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>>;
 }
 
 /// A storage backend.

@@ -238,6 +238,16 @@ fn where_clause(b: &mut SqlBuilder, q: &SearchQuery, page: &PageRequest) {
     if let Some(t) = &q.resource_type {
         b.push(" AND r.res_type = ").text(t);
     }
+    if !q.types.is_empty() {
+        b.push(" AND r.res_type IN (");
+        for (i, t) in q.types.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.text(t);
+        }
+        b.push(")");
+    }
     if let Some((_, id)) = &q.compartment {
         b.push(" AND r.patient_key = ").text(id);
     }
@@ -246,14 +256,94 @@ fn where_clause(b: &mut SqlBuilder, q: &SearchQuery, page: &PageRequest) {
     }
     for f in &q.filters {
         b.push(" AND ");
-        filter(b, q.resource_type.as_deref(), f);
+        filter(b, "r", q.resource_type.as_deref(), f, 0);
     }
 }
 
-fn filter(b: &mut SqlBuilder, rtype: Option<&str>, f: &Filter) {
+/// The condition for filter `f` on the resources row aliased `a` (of type
+/// `rtype`). Chains and `_has` nest uncorrelated `IN` subqueries, one level
+/// per link, so the whole search stays one statement.
+fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: usize) {
     match &f.kind {
+        FilterKind::Chain(targets) => {
+            // r.rid IN (the resources whose `param` reference points at a
+            // target of type T whose row matches the inner filter).
+            let t = format!("t{depth}");
+            b.push(a).push(".rid IN");
+            subquery_head(b, "idx_reference", rtype, &f.param);
+            b.push(" AND (");
+            for (i, (tt, inner)) in targets.iter().enumerate() {
+                if i > 0 {
+                    b.push(" OR ");
+                }
+                b.push("(x.target_type = ").text(tt);
+                b.push(" AND x.target_id IN (SELECT ")
+                    .push(&t)
+                    .push(".res_id FROM resources ");
+                b.push(&t)
+                    .push(" WHERE ")
+                    .push(&t)
+                    .push(".res_type = ")
+                    .text(tt);
+                b.push(" AND ").push(&t).push(".deleted = 0 AND ");
+                filter(b, &t, Some(tt), inner, depth + 1);
+                b.push("))");
+            }
+            b.push("))");
+        }
+        FilterKind::Has {
+            source_type,
+            reference_param,
+            inner,
+        } => {
+            // r.res_id IN (the ids that matching `source_type` resources refer
+            // to by `reference_param`). Deleted sources have no index rows.
+            let h = format!("h{depth}");
+            b.push(a)
+                .push(".res_id IN (SELECT ")
+                .push(&h)
+                .push(".target_id FROM idx_reference ");
+            b.push(&h)
+                .push(" WHERE ")
+                .push(&h)
+                .push(".res_type = ")
+                .text(source_type);
+            b.push(" AND ")
+                .push(&h)
+                .push(".param = ")
+                .text(reference_param);
+            if let Some(t) = rtype {
+                b.push(" AND ").push(&h).push(".target_type = ").text(t);
+            }
+            b.push(" AND ");
+            if matches!(
+                inner.kind,
+                FilterKind::Match(_)
+                    | FilterKind::Not(_)
+                    | FilterKind::Missing(_)
+                    | FilterKind::Chain(_)
+            ) {
+                // These test only `rid`, which the index row has.
+                filter(b, &h, Some(source_type), inner, depth + 1);
+            } else {
+                // `_id`, `_lastUpdated` and a nested `_has` need the source's
+                // own resources row.
+                let s = format!("s{depth}");
+                b.push(&h)
+                    .push(".rid IN (SELECT ")
+                    .push(&s)
+                    .push(".rid FROM resources ");
+                b.push(&s)
+                    .push(" WHERE ")
+                    .push(&s)
+                    .push(".deleted = 0 AND ");
+                filter(b, &s, Some(source_type), inner, depth + 1);
+                b.push(")");
+            }
+            b.push(")");
+        }
         FilterKind::Id(ids) => {
-            b.push("r.res_id IN (");
+            b.push(a).push(".res_id IN (");
             for (i, id) in ids.iter().enumerate() {
                 if i > 0 {
                     b.push(", ");
@@ -269,7 +359,13 @@ fn filter(b: &mut SqlBuilder, rtype: Option<&str>, f: &Filter) {
                     b.push(" OR ");
                 }
                 // lastUpdated is a point: treat it as [v, v+1).
-                range_cond(b, "r.last_updated", "(r.last_updated + 1)", *p, *lo, *hi);
+                // On an index-row alias (inside `_has`) the resource's own
+                // row is joined by rid.
+                let (lo_c, hi_c) = (
+                    format!("{a}.last_updated"),
+                    format!("({a}.last_updated + 1)"),
+                );
+                range_cond(b, &lo_c, &hi_c, *p, *lo, *hi);
             }
             b.push(")");
         }
@@ -278,7 +374,8 @@ fn filter(b: &mut SqlBuilder, rtype: Option<&str>, f: &Filter) {
                 b.push("1 = 0");
                 return;
             };
-            b.push(if *missing { "r.rid NOT IN" } else { "r.rid IN" });
+            b.push(a)
+                .push(if *missing { ".rid NOT IN" } else { ".rid IN" });
             subquery_head(b, table, rtype, &f.param);
             b.push(")");
         }
@@ -287,10 +384,10 @@ fn filter(b: &mut SqlBuilder, rtype: Option<&str>, f: &Filter) {
                 b.push("1 = 0");
                 return;
             };
-            b.push(if matches!(f.kind, FilterKind::Not(_)) {
-                "r.rid NOT IN"
+            b.push(a).push(if matches!(f.kind, FilterKind::Not(_)) {
+                ".rid NOT IN"
             } else {
-                "r.rid IN"
+                ".rid IN"
             });
             subquery_head(b, table, rtype, &f.param);
             b.push(" AND (");
@@ -489,6 +586,92 @@ fn predicate(b: &mut SqlBuilder, p: &Predicate) {
                 b.text(value).push(" LIKE (x.value || '%')");
             }
         },
+    }
+}
+
+/// One statement for every `_include` and `_revinclude` of one round: the
+/// resources referenced from `req.matched` by the forward includes, and those
+/// referring to `req.matched` by the reverse ones, as a `UNION` of rids
+/// (so the count of includes does not change the count of round trips).
+pub fn include_sql(d: Dialect, req: &crate::IncludeRequest) -> Option<SqlBuilder> {
+    if req.matched.is_empty() || (req.forward.is_empty() && req.reverse.is_empty()) {
+        return None;
+    }
+    let mut b = SqlBuilder::new(d);
+    b.push("SELECT ");
+    for c in RESOURCE_COLUMNS.split(", ") {
+        b.push("r.").push(c).push(", ");
+    }
+    b.sql.truncate(b.sql.len() - 2);
+    b.push(" FROM resources r WHERE r.deleted = 0 AND r.rid IN (");
+    let mut first = true;
+    if !req.forward.is_empty() {
+        first = false;
+        b.push("SELECT f.rid FROM idx_reference x JOIN resources f ON f.res_type = x.target_type AND f.res_id = x.target_id WHERE x.rid IN (");
+        for (i, (rid, _, _)) in req.matched.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.int(*rid);
+        }
+        b.push(") AND (");
+        include_conds(&mut b, &req.forward, "x.res_type", "x.target_type");
+        b.push(")");
+    }
+    if !req.reverse.is_empty() {
+        if !first {
+            b.push(" UNION ");
+        }
+        b.push("SELECT x.rid FROM idx_reference x WHERE (");
+        include_conds(&mut b, &req.reverse, "x.res_type", "x.target_type");
+        b.push(") AND (");
+        // Group the matched resources by type: (target_type = T AND target_id IN (...)).
+        let mut by_type: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (_, t, id) in &req.matched {
+            match by_type.iter_mut().find(|(bt, _)| bt == t) {
+                Some((_, ids)) => ids.push(id),
+                None => by_type.push((t, vec![id])),
+            }
+        }
+        for (i, (t, ids)) in by_type.iter().enumerate() {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push("(x.target_type = ")
+                .text(t)
+                .push(" AND x.target_id IN (");
+            for (j, id) in ids.iter().enumerate() {
+                if j > 0 {
+                    b.push(", ");
+                }
+                b.text(id);
+            }
+            b.push("))");
+        }
+        b.push(")");
+    }
+    b.push(") ORDER BY r.rid LIMIT ").int(req.limit as i64 + 1);
+    Some(b)
+}
+
+fn include_conds(
+    b: &mut SqlBuilder,
+    incs: &[wardline_fhir::search::Include],
+    src: &str,
+    tgt: &str,
+) {
+    for (i, inc) in incs.iter().enumerate() {
+        if i > 0 {
+            b.push(" OR ");
+        }
+        b.push("(").push(src).push(" = ").text(&inc.source_type);
+        if let Some(p) = &inc.param {
+            b.push(" AND x.param = ").text(p);
+        }
+        if let Some(t) = &inc.target_type {
+            b.push(" AND ").push(tgt).push(" = ").text(t);
+        }
+        b.push(")");
     }
 }
 
