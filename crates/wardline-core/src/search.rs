@@ -131,10 +131,13 @@ pub(crate) fn run(
     )?;
     if everything {
         // Another patient's record is never pulled in through a reference.
+        let defs = svc.defs();
         included.retain(|r| {
-            !svc.defs()
-                .patient_compartment
-                .contains_key(&r.resource_type)
+            r.resource_type != "Patient"
+                && defs
+                    .patient_compartment
+                    .get(&r.resource_type)
+                    .is_none_or(|params| params.is_empty())
         });
     }
     for r in &included {

@@ -1,0 +1,427 @@
+//! End-to-end tests of the searches that follow references: chained
+//! parameters, `_has`, `_include`/`_revinclude` (with `:iterate`) and
+//! `Patient/$everything`, on the real server and both backends.
+//!
+//! The data is the generated demo trust; every expected result is worked out
+//! here by walking the generated JSON (its references and codes), never by
+//! asking the server.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{Checks, Env, Server, entries, next_link};
+use serde_json::Value;
+
+const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
+
+/// The generated trust, indexed for the expectations.
+struct Data {
+    /// "Type/id" → resource.
+    all: BTreeMap<String, Value>,
+}
+
+impl Data {
+    fn new(bundle: &Value) -> Data {
+        let mut all = BTreeMap::new();
+        for e in bundle["entry"].as_array().unwrap() {
+            let r = &e["resource"];
+            all.insert(key(r), r.clone());
+        }
+        Data { all }
+    }
+
+    fn of_type<'a>(&'a self, t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.all.values().filter(move |r| r["resourceType"] == t)
+    }
+
+    /// "Type/id" keys of `t` resources whose JSON pointer `ptr` (a reference)
+    /// is `target`.
+    fn referring(&self, t: &str, ptr: &str, target: &str) -> BTreeSet<String> {
+        self.of_type(t)
+            .filter(|r| r.pointer(ptr).and_then(Value::as_str) == Some(target))
+            .map(key)
+            .collect()
+    }
+}
+
+fn key(r: &Value) -> String {
+    format!(
+        "{}/{}",
+        r["resourceType"].as_str().unwrap(),
+        r["id"].as_str().unwrap()
+    )
+}
+
+/// Every `reference` string anywhere in `v`.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "reference" {
+                    if let Some(s) = x.as_str() {
+                        out.push(s.to_owned());
+                    }
+                } else {
+                    references(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| references(x, out)),
+        _ => {}
+    }
+}
+
+fn has_code(r: &Value, ptr: &str, code: &str) -> bool {
+    r.pointer(ptr)
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["code"] == code))
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// (matches, includes) of a search, following `next` links.
+fn collect(s: &Server, path: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), String> {
+    let mut url = s.url(path);
+    let (mut m, mut inc) = (BTreeSet::new(), BTreeSet::new());
+    for _ in 0..1000 {
+        let r = s.get(&url);
+        if r.status != 200 {
+            return Err(r.brief());
+        }
+        for e in entries(&r.body) {
+            match e.pointer("/search/mode").and_then(Value::as_str) {
+                Some("match") => {
+                    if !m.insert(key(&e["resource"])) {
+                        return Err(format!("{} matched twice", key(&e["resource"])));
+                    }
+                }
+                Some("include") => {
+                    inc.insert(key(&e["resource"]));
+                }
+                other => return Err(format!("unexpected entry mode {other:?}")),
+            }
+        }
+        match next_link(&r.body) {
+            Some(n) => url = n,
+            None => return Ok((m, inc)),
+        }
+    }
+    Err("paging did not end".into())
+}
+
+fn matches(c: &mut Checks, s: &Server, path: &str, want: &BTreeSet<String>) {
+    match collect(s, path) {
+        Ok((m, _)) => c.eq(path, &m, want),
+        Err(e) => c.check(false, || format!("{path}: {e}")),
+    }
+}
+
+fn run(env: Env) {
+    let s = env.start();
+    let bundle = wardline_demo::generate(7, 24);
+    let r = s.post("", &bundle);
+    assert_eq!(r.status, 200, "{}", r.brief());
+    let d = Data::new(&bundle);
+    let mut c = Checks::default();
+    let patients: Vec<&Value> = d.of_type("Patient").collect();
+    assert!(patients.len() >= 20);
+
+    // ---- chained parameters -------------------------------------------------
+    for p in patients.iter().take(4) {
+        let pk = key(p);
+        let nhs = p["identifier"][0]["value"].as_str().unwrap();
+        let want = d.referring("Observation", "/subject/reference", &pk);
+        assert!(!want.is_empty() || pk.is_empty());
+        let q = format!("{NHS}|{nhs}");
+        matches(
+            &mut c,
+            &s,
+            &format!("Observation?subject:Patient.identifier={}", enc(&q)),
+            &want,
+        );
+        // Without the type: every target type of `subject` that has `identifier`.
+        matches(
+            &mut c,
+            &s,
+            &format!("Observation?subject.identifier={}", enc(&q)),
+            &want,
+        );
+    }
+    // Two links: encounters of the patients registered with one GP practice.
+    let practice = d
+        .of_type("Organization")
+        .find(|o| o["id"] != "trust")
+        .unwrap();
+    let ods = practice["identifier"][0]["value"].as_str().unwrap();
+    let registered = d.referring(
+        "Patient",
+        "/generalPractitioner/0/reference",
+        &key(practice),
+    );
+    assert!(
+        !registered.is_empty(),
+        "the demo registers patients with {ods}"
+    );
+    let want: BTreeSet<String> = d
+        .of_type("Encounter")
+        .filter(|e| registered.contains(e["subject"]["reference"].as_str().unwrap()))
+        .map(key)
+        .collect();
+    matches(
+        &mut c,
+        &s,
+        &format!(
+            "Encounter?subject:Patient.general-practitioner:Organization.identifier={}",
+            enc(&format!(
+                "https://fhir.nhs.uk/Id/ods-organization-code|{ods}"
+            ))
+        ),
+        &want,
+    );
+    // A chain combined with an ordinary parameter.
+    let want: BTreeSet<String> = d
+        .of_type("Observation")
+        .filter(|o| registered.contains(o["subject"]["reference"].as_str().unwrap()))
+        .filter(|o| has_code(o, "/code/coding", "8867-4"))
+        .map(key)
+        .collect();
+    matches(
+        &mut c,
+        &s,
+        &format!(
+            "Observation?code=http://loinc.org|8867-4&subject:Patient.general-practitioner:Organization.identifier={}",
+            enc(&format!(
+                "https://fhir.nhs.uk/Id/ods-organization-code|{ods}"
+            ))
+        ),
+        &want,
+    );
+
+    // ---- _has ---------------------------------------------------------------
+    let conditions: Vec<&Value> = d.of_type("Condition").collect();
+    let code = conditions[0]["code"]["coding"][0]["code"].as_str().unwrap();
+    let with_cond: BTreeSet<String> = conditions
+        .iter()
+        .filter(|x| has_code(x, "/code/coding", code))
+        .map(|x| x["subject"]["reference"].as_str().unwrap().to_owned())
+        .collect();
+    matches(
+        &mut c,
+        &s,
+        &format!("Patient?_has:Condition:patient:code={code}"),
+        &with_cond,
+    );
+    // Nested: GP practices with a patient who has that condition.
+    let want: BTreeSet<String> = with_cond
+        .iter()
+        .map(|p| {
+            d.all[p]["generalPractitioner"][0]["reference"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    matches(
+        &mut c,
+        &s,
+        &format!(
+            "Organization?_has:Patient:general-practitioner:_has:Condition:patient:code={code}"
+        ),
+        &want,
+    );
+    // _has AND an ordinary parameter AND a second _has.
+    let female: BTreeSet<String> = d
+        .of_type("Patient")
+        .filter(|p| p["gender"] == "female")
+        .map(key)
+        .collect();
+    let allergic: BTreeSet<String> = d
+        .of_type("AllergyIntolerance")
+        .map(|a| a["patient"]["reference"].as_str().unwrap().to_owned())
+        .collect();
+    let want: BTreeSet<String> = with_cond
+        .iter()
+        .filter(|p| female.contains(*p) && allergic.contains(*p))
+        .cloned()
+        .collect();
+    matches(
+        &mut c,
+        &s,
+        &format!(
+            "Patient?gender=female&_has:Condition:patient:code={code}&_has:AllergyIntolerance:patient:code=91936005"
+        ),
+        &want,
+    );
+
+    // ---- _include / _revinclude ----------------------------------------------
+    let p0 = key(patients[0]);
+    let p0_id = patients[0]["id"].as_str().unwrap();
+    let path = format!(
+        "Encounter?patient={p0_id}&_sort=-date&_count=3&_include=Encounter:location&_include=Encounter:participant"
+    );
+    match collect(&s, &path) {
+        Ok((m, inc)) => {
+            let mut want = BTreeSet::new();
+            for e in &m {
+                let mut refs = Vec::new();
+                references(&d.all[e]["location"], &mut refs);
+                references(&d.all[e]["participant"], &mut refs);
+                want.extend(refs);
+            }
+            c.eq(&format!("{path} (includes)"), &inc, &want);
+            c.eq(
+                &format!("{path} (matches)"),
+                &m,
+                &d.referring("Encounter", "/subject/reference", &p0),
+            );
+        }
+        Err(e) => c.check(false, || format!("{path}: {e}")),
+    }
+    // Reverse include plus a forward include in one search.
+    let path = format!(
+        "Patient?_id={p0_id}&_revinclude=Encounter:patient&_revinclude=Condition:patient&_include=Patient:general-practitioner"
+    );
+    match collect(&s, &path) {
+        Ok((_, inc)) => {
+            let mut want = d.referring("Encounter", "/subject/reference", &p0);
+            want.extend(d.referring("Condition", "/subject/reference", &p0));
+            want.insert(
+                patients[0]["generalPractitioner"][0]["reference"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+            c.eq(&path, &inc, &want);
+        }
+        Err(e) => c.check(false, || format!("{path}: {e}")),
+    }
+    // :iterate climbs the location hierarchy bed → bay → ward → site.
+    let inpatient = d
+        .of_type("Encounter")
+        .find(|e| e.get("location").is_some())
+        .unwrap();
+    let mut want = BTreeSet::new();
+    let mut loc = inpatient["location"][0]["location"]["reference"]
+        .as_str()
+        .map(str::to_owned);
+    while let Some(l) = loc {
+        loc = d.all[&l]
+            .pointer("/partOf/reference")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        want.insert(l);
+    }
+    assert!(want.len() >= 3, "bed, bay or ward, site: {want:?}");
+    let path = format!(
+        "Encounter?_id={}&_include=Encounter:location&_include:iterate=Location:partof",
+        inpatient["id"].as_str().unwrap()
+    );
+    match collect(&s, &path) {
+        Ok((_, inc)) => c.eq(&path, &inc, &want),
+        Err(e) => c.check(false, || format!("{path}: {e}")),
+    }
+    // Without :iterate only the first hop.
+    let path = format!(
+        "Encounter?_id={}&_include=Encounter:location&_include=Location:partof",
+        inpatient["id"].as_str().unwrap()
+    );
+    match collect(&s, &path) {
+        Ok((_, inc)) => c.eq(&format!("{path} (no iterate)"), inc.len(), 1),
+        Err(e) => c.check(false, || format!("{path}: {e}")),
+    }
+
+    // ---- $everything --------------------------------------------------------
+    let compartment: BTreeSet<String> = d
+        .all
+        .iter()
+        .filter(|(k, r)| {
+            *k == &p0 || {
+                let mut refs = Vec::new();
+                for f in ["subject", "patient"] {
+                    references(&r[f], &mut refs);
+                }
+                refs.contains(&p0)
+            }
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut referenced = BTreeSet::new();
+    for k in &compartment {
+        let mut refs = Vec::new();
+        references(&d.all[k], &mut refs);
+        for r in refs {
+            let t = r.split('/').next().unwrap();
+            if [
+                "Location",
+                "Organization",
+                "Practitioner",
+                "PractitionerRole",
+                "Medication",
+            ]
+            .contains(&t)
+            {
+                referenced.insert(r);
+            }
+        }
+    }
+    let path = format!("Patient/{p0_id}/$everything");
+    match collect(&s, &path) {
+        Ok((m, inc)) => {
+            c.eq(&format!("{path} (compartment)"), &m, &compartment);
+            c.eq(&format!("{path} (referenced)"), &inc, &referenced);
+        }
+        Err(e) => c.check(false, || format!("{path}: {e}")),
+    }
+    // Paged: the same compartment in pages of 7.
+    let path = format!("Patient/{p0_id}/$everything?_count=7");
+    match collect(&s, &path) {
+        Ok((m, _)) => c.eq(&path, &m, &compartment),
+        Err(e) => c.check(false, || format!("{path}: {e}")),
+    }
+    let want: BTreeSet<String> = compartment
+        .iter()
+        .filter(|k| k.starts_with("Condition/") || k.starts_with("AllergyIntolerance/"))
+        .cloned()
+        .collect();
+    matches(
+        &mut c,
+        &s,
+        &format!("Patient/{p0_id}/$everything?_type=Condition,AllergyIntolerance"),
+        &want,
+    );
+    matches(
+        &mut c,
+        &s,
+        &format!("Patient/{p0_id}/$everything?_since=2999-01-01T00:00:00Z"),
+        &BTreeSet::new(),
+    );
+    let r = s.get("Patient/no-such-patient/$everything");
+    c.eq("$everything of an unknown patient", r.status, 404);
+    let r = s.get(&format!("Patient/{p0_id}/$everything?_since=yesterday"));
+    c.eq("$everything with a bad _since", r.status, 400);
+
+    c.finish(&format!("[{}] graph searches", env.name));
+}
+
+#[test]
+fn graph_sqlite() {
+    run(Env::sqlite());
+}
+
+#[test]
+fn graph_postgres() {
+    if let Some(env) = Env::postgres() {
+        run(env);
+    }
+}
