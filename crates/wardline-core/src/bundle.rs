@@ -442,7 +442,8 @@ fn batch_entry(svc: &FhirService, e: Entry) -> R<Value> {
     let body = match resp.body {
         crate::Body::Json(v) => Some(v),
         crate::Body::Raw(s) => serde_json::from_str(&s).ok(),
-        crate::Body::None => None,
+        // A batch entry never downloads an export file.
+        crate::Body::None | crate::Body::File { .. } => None,
     };
     if let Some(b) = body {
         if resp.status >= 400 {

@@ -14,6 +14,7 @@
 
 mod bundle;
 mod capability;
+pub mod export;
 mod search;
 
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub struct RequestHeaders {
     pub if_modified_since: Option<String>,
     pub prefer_return: Option<PreferReturn>,
     pub prefer_handling: Handling,
+    /// `Prefer: respond-async`.
+    pub prefer_async: bool,
     pub content_type: Option<String>,
 }
 
@@ -92,6 +95,11 @@ pub enum Body {
     Json(Value),
     /// Stored JSON text served as-is.
     Raw(String),
+    /// A file streamed from disk (bulk export output).
+    File {
+        path: std::path::PathBuf,
+        content_type: &'static str,
+    },
 }
 
 #[derive(Debug)]
@@ -102,6 +110,8 @@ pub struct FhirResponse {
     pub last_modified_ms: Option<i64>,
     pub location: Option<String>,
     pub content_location: Option<String>,
+    /// Further response headers (`Retry-After`, `X-Progress`, `Expires`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl FhirResponse {
@@ -113,6 +123,7 @@ impl FhirResponse {
             last_modified_ms: None,
             location: None,
             content_location: None,
+            headers: Vec::new(),
         }
     }
 
@@ -125,6 +136,7 @@ impl FhirResponse {
             last_modified_ms: None,
             location: None,
             content_location: None,
+            headers: Vec::new(),
         }
     }
 
@@ -139,6 +151,7 @@ pub struct FhirService {
     store: Arc<dyn Store>,
     defs: &'static Definitions,
     config: ServiceConfig,
+    exports: Option<Arc<export::ExportJobs>>,
 }
 
 /// The outcome of one write, used for responses and transaction entries.
@@ -157,7 +170,19 @@ impl FhirService {
             store,
             defs: r4(),
             config,
+            exports: None,
         }
+    }
+
+    /// Enables Bulk Data `$export`, keeping jobs and their files under `dir`
+    /// (unfinished jobs from a previous run are started again).
+    pub fn with_exports(mut self, dir: std::path::PathBuf) -> std::io::Result<FhirService> {
+        self.exports = Some(export::ExportJobs::start(
+            dir,
+            self.store.clone(),
+            self.defs,
+        )?);
+        Ok(self)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -206,6 +231,17 @@ impl FhirService {
             ["metadata"] if get => Ok(FhirResponse::json(200, self.capability_statement())),
             ["_history"] if get => self.history(HistoryScope::System, req),
             ["_search"] if m == Method::Post => self.search(None, None, req),
+            ["$export"] if get || m == Method::Post => {
+                self.export_kickoff(export::ExportLevel::System, req)
+            }
+            ["Patient", "$export"] if get || m == Method::Post => {
+                self.export_kickoff(export::ExportLevel::Patient, req)
+            }
+            ["Group", id, "$export"] if get || m == Method::Post => {
+                self.export_kickoff(export::ExportLevel::Group((*id).to_owned()), req)
+            }
+            ["$export-poll-status"] if get || m == Method::Delete => self.export_status(req),
+            ["$export-file", job, file] if get => self.export_file(job, file),
             [t] => {
                 self.check_type(t)?;
                 match m {
@@ -273,6 +309,7 @@ impl FhirService {
                 last_modified_ms: Some(r.last_updated_ms),
                 location: None,
                 content_location: None,
+                headers: Vec::new(),
             });
         }
         Ok(self.resource_response(200, &r, req))
@@ -298,6 +335,7 @@ impl FhirService {
             last_modified_ms: Some(r.last_updated_ms),
             location: None,
             content_location: None,
+            headers: Vec::new(),
         })
     }
 
@@ -321,6 +359,7 @@ impl FhirService {
             last_modified_ms: Some(r.last_updated_ms),
             location: None,
             content_location: None,
+            headers: Vec::new(),
         }
     }
 
@@ -446,6 +485,112 @@ impl FhirService {
             false,
         )?;
         Ok(FhirResponse::json(200, bundle))
+    }
+
+    fn exports(&self) -> R<&Arc<export::ExportJobs>> {
+        self.exports.as_ref().ok_or_else(|| {
+            FhirError::new(
+                501,
+                "not-supported",
+                "bulk export is not enabled on this server",
+            )
+        })
+    }
+
+    /// `$export` kick-off: validates, records the job, answers 202 with the
+    /// status URL in `Content-Location`.
+    fn export_kickoff(&self, level: export::ExportLevel, req: &FhirRequest) -> R<FhirResponse> {
+        let jobs = self.exports()?;
+        if !req.headers.prefer_async {
+            return Err(FhirError::invalid(
+                "$export is asynchronous: send 'Prefer: respond-async'",
+            ));
+        }
+        let mut params = req.query.clone();
+        if req.method == Method::Post {
+            params.extend(operation_parameters(self.parse_body(req)?)?);
+        }
+        if let export::ExportLevel::Group(id) = &level {
+            let g = self.store.read("Group", id)?;
+            existing(g, "Group", id)?;
+        }
+        let spec = export::parse_spec(self.defs, level, &params)?;
+        let request = url_with(&self.config.base_url, &req.path.join("/"), &req.query);
+        let id = jobs.submit(&spec, request, wardline_fhir::datetime::now_ms())?;
+        let mut r = FhirResponse::no_content();
+        r.status = 202;
+        r.content_location = Some(format!(
+            "{}/$export-poll-status?_jobId={id}",
+            self.config.base_url
+        ));
+        Ok(r)
+    }
+
+    fn export_status(&self, req: &FhirRequest) -> R<FhirResponse> {
+        let jobs = self.exports()?;
+        let id = req
+            .query
+            .iter()
+            .find(|(k, _)| k == "_jobId")
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| FhirError::invalid("_jobId is required"))?;
+        let unknown = || FhirError::not_found(format!("no export job '{id}'"));
+        if req.method == Method::Delete {
+            return if jobs.delete(id) {
+                let mut r = FhirResponse::no_content();
+                r.status = 202;
+                Ok(r)
+            } else {
+                Err(unknown())
+            };
+        }
+        let v = jobs.view(id).ok_or_else(unknown)?;
+        match v.status {
+            export::JobStatus::Accepted | export::JobStatus::InProgress => {
+                let mut r = FhirResponse::no_content();
+                r.status = 202;
+                r.headers.push((
+                    "x-progress",
+                    format!("{}: {} resources written", v.status.as_str(), v.progress),
+                ));
+                r.headers.push(("retry-after", "1".into()));
+                Ok(r)
+            }
+            export::JobStatus::Complete => {
+                // The manifest is plain JSON, not a FHIR resource.
+                let mut r =
+                    FhirResponse::json(200, export::manifest(&self.config.base_url, id, &v));
+                r.headers.push(("content-type", "application/json".into()));
+                Ok(r)
+            }
+            export::JobStatus::Failed => Err(FhirError::new(
+                500,
+                "exception",
+                format!(
+                    "the export failed: {}",
+                    v.error.as_deref().unwrap_or("unknown error")
+                ),
+            )),
+        }
+    }
+
+    fn export_file(&self, job: &str, file: &str) -> R<FhirResponse> {
+        let path = self
+            .exports()?
+            .file(job, file)
+            .ok_or_else(|| FhirError::not_found(format!("no export file {job}/{file}")))?;
+        Ok(FhirResponse {
+            status: 200,
+            body: Body::File {
+                path,
+                content_type: "application/fhir+ndjson",
+            },
+            etag: None,
+            last_modified_ms: None,
+            location: None,
+            content_location: None,
+            headers: Vec::new(),
+        })
     }
 
     /// `Patient/ID/$everything` (`_since`, `_type`, `_count`, paging): the
@@ -873,6 +1018,7 @@ impl FhirService {
             last_modified_ms: Some(w.last_updated_ms),
             location: Some(location),
             content_location: None,
+            headers: Vec::new(),
         }
     }
 

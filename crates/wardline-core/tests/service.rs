@@ -42,6 +42,7 @@ fn call(
         Body::Json(v) => v,
         Body::Raw(s) => serde_json::from_str(&s).unwrap(),
         Body::None => Value::Null,
+        Body::File { path, .. } => Value::String(path.display().to_string()),
     };
     (r.status, v)
 }

@@ -150,6 +150,13 @@ pub struct SortKey {
     pub descending: bool,
 }
 
+/// Which patients' compartments a query is limited to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatientScope {
+    Any,
+    Of(Vec<String>),
+}
+
 /// One `_include` (`Source:param[:Target]`) or `_revinclude`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Include {
@@ -188,6 +195,9 @@ pub struct SearchQuery {
     pub resource_type: Option<String>,
     /// `_type` (system search, `$everything`): only these types.
     pub types: Vec<String>,
+    /// Bulk export: only resources in some patient's compartment (`Any`) or
+    /// in one of these patients' compartments.
+    pub patient_scope: Option<PatientScope>,
     /// `Patient/ID/Observation`: (compartment type, compartment id).
     pub compartment: Option<(String, String)>,
     pub filters: Vec<Filter>,

@@ -195,6 +195,8 @@ fn acceptable_format(f: &str) -> bool {
         "json"
             | "application/json"
             | "application/fhir+json"
+            | "application/fhir+ndjson"
+            | "application/ndjson"
             | "*/*"
             | "application/*"
             | ""
@@ -339,6 +341,7 @@ async fn fhir_inner(s: &AppState, req: Request) -> Response {
             }
             "handling=strict" => headers.prefer_handling = Handling::Strict,
             "handling=lenient" => headers.prefer_handling = Handling::Lenient,
+            "respond-async" => headers.prefer_async = true,
             _ => {}
         }
     }
@@ -354,7 +357,7 @@ async fn fhir_inner(s: &AppState, req: Request) -> Response {
         Ok(r) => r,
         Err(_) => return outcome_response(&FhirError::internal("internal error"), pretty),
     };
-    to_http(resp, pretty, method == Method::Head)
+    to_http(resp, pretty, method == Method::Head).await
 }
 
 fn percent_decode(s: &str) -> String {
@@ -380,9 +383,39 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-fn to_http(r: FhirResponse, pretty: bool, head: bool) -> Response {
+async fn to_http(r: FhirResponse, pretty: bool, head: bool) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = Response::builder().status(status);
+    for (k, v) in &r.headers {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            builder = builder.header(*k, v);
+        }
+    }
     let text = match r.body {
+        FhirBody::File { path, content_type } => {
+            // Streamed from disk: an export file can be far larger than memory.
+            return match tokio::fs::File::open(&path).await {
+                Ok(f) => {
+                    let len = f.metadata().await.map(|m| m.len()).ok();
+                    builder = builder.header(header::CONTENT_TYPE, content_type);
+                    if let Some(len) = len {
+                        builder = builder.header(header::CONTENT_LENGTH, len);
+                    }
+                    let body = if head {
+                        Body::empty()
+                    } else {
+                        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 1 << 16))
+                    };
+                    builder
+                        .body(body)
+                        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+                }
+                Err(e) => outcome_response(
+                    &FhirError::internal(format!("cannot open the export file: {e}")),
+                    pretty,
+                ),
+            };
+        }
         FhirBody::None => None,
         FhirBody::Json(v) => Some(
             if pretty {
@@ -400,8 +433,7 @@ fn to_http(r: FhirResponse, pretty: bool, head: bool) -> Response {
             s
         }),
     };
-    let mut builder = Response::builder().status(status);
-    if text.is_some() {
+    if text.is_some() && !r.headers.iter().any(|(k, _)| *k == "content-type") {
         builder = builder.header(header::CONTENT_TYPE, FHIR_JSON);
     }
     if let Some(e) = r.etag

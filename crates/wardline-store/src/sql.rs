@@ -6,7 +6,8 @@
 use wardline_fhir::IndexValue;
 use wardline_fhir::definitions::SearchParamType;
 use wardline_fhir::search::{
-    Filter, FilterKind, Predicate, Prefix, SearchQuery, StringMatch, TokenSystem, UriMatch,
+    Filter, FilterKind, PatientScope, Predicate, Prefix, SearchQuery, StringMatch, TokenSystem,
+    UriMatch,
 };
 
 use crate::{HistoryRequest, HistoryScope, PageRequest};
@@ -250,6 +251,25 @@ fn where_clause(b: &mut SqlBuilder, q: &SearchQuery, page: &PageRequest) {
     }
     if let Some((_, id)) = &q.compartment {
         b.push(" AND r.patient_key = ").text(id);
+    }
+    match &q.patient_scope {
+        None => {}
+        Some(PatientScope::Any) => {
+            b.push(" AND r.patient_key IS NOT NULL");
+        }
+        Some(PatientScope::Of(ids)) => {
+            b.push(" AND r.patient_key IN (");
+            if ids.is_empty() {
+                b.push("NULL");
+            }
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.text(id);
+            }
+            b.push(")");
+        }
     }
     if let Some(s) = page.snapshot_rid {
         b.push(" AND r.rid <= ").int(s);

@@ -4,6 +4,7 @@
 //! environment variables) and chooses the storage backend.
 
 mod bench;
+mod export;
 mod import;
 
 use std::net::SocketAddr;
@@ -32,6 +33,8 @@ enum Command {
     Serve(ServeArgs),
     /// Load FHIR JSON resources, Bundles and NDJSON files into the store.
     Import(ImportArgs),
+    /// Write a Bulk Data export (NDJSON per type) of the store to a directory.
+    Export(export::ExportArgs),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -114,6 +117,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => serve(a),
         Command::Import(a) => import::run(&a.paths, &a.store),
         Command::Bench(b) => bench::run(b),
+        Command::Export(a) => export::run(a),
     };
     match result {
         Ok(code) => code,
@@ -130,13 +134,18 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         .base_url
         .clone()
         .unwrap_or_else(|| format!("http://{}/fhir", a.listen));
-    let service = Arc::new(FhirService::new(
-        store,
-        ServiceConfig {
-            base_url: base.trim_end_matches('/').to_owned(),
-            ..ServiceConfig::default()
-        },
-    ));
+    let export_dir = a.store.data_dir.join("exports");
+    let service = Arc::new(
+        FhirService::new(
+            store,
+            ServiceConfig {
+                base_url: base.trim_end_matches('/').to_owned(),
+                ..ServiceConfig::default()
+            },
+        )
+        .with_exports(export_dir.clone())
+        .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,
+    );
     if a.demo {
         load_demo(&service)?;
     }

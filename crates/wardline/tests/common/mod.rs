@@ -133,6 +133,20 @@ impl Env {
         self.data_dir.path()
     }
 
+    /// The `--data-dir` / `--database` arguments for running another `wardline`
+    /// command (`import`, `export`) on this environment's store.
+    pub fn store_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "--data-dir".to_owned(),
+            self.data_dir.path().display().to_string(),
+        ];
+        if let Some(pg) = &self.pg {
+            v.push("--database".to_owned());
+            v.push(pg.url.clone());
+        }
+        v
+    }
+
     /// Start `wardline serve` on this backend and wait until `/healthz` answers.
     pub fn start(&self) -> Server {
         self.start_with(&[])
