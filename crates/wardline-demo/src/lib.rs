@@ -5,6 +5,8 @@
 //! Everything is derived from a seed, so the same seed gives the same trust.
 //! Every reference points inside the Bundle.
 
+pub mod population;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
