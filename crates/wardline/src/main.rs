@@ -5,6 +5,7 @@
 
 mod bench;
 mod export;
+mod generate;
 mod import;
 
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ enum Command {
     Import(ImportArgs),
     /// Write a Bulk Data export (NDJSON per type) of the store to a directory.
     Export(export::ExportArgs),
+    /// Write a reproducible synthetic population (NDJSON per type) for benchmarks.
+    Generate(generate::GenerateArgs),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -118,6 +121,7 @@ fn main() -> std::process::ExitCode {
         Command::Import(a) => import::run(&a.paths, &a.store),
         Command::Bench(b) => bench::run(b),
         Command::Export(a) => export::run(a),
+        Command::Generate(a) => generate::run(&a),
     };
     match result {
         Ok(code) => code,

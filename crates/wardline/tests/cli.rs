@@ -142,3 +142,83 @@ fn import_gzip_and_transaction_bundle() {
         "{stdout}"
     );
 }
+
+#[test]
+fn generate_then_import_and_refuse_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("gen");
+    let data = dir.path().join("data");
+    let out = wardline(&[
+        "generate",
+        "--patients",
+        "3",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = format!("for 3 patients in {}", out_dir.display());
+    assert!(
+        stdout.starts_with("generated ") && stdout.contains(&summary),
+        "{stdout}"
+    );
+    let total: usize = stdout["generated ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lines: usize = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(total, lines);
+    for rt in [
+        "Patient",
+        "Encounter",
+        "Observation",
+        "Location",
+        "Medication",
+    ] {
+        assert!(
+            out_dir.join(format!("{rt}.ndjson")).is_file(),
+            "no {rt}.ndjson"
+        );
+    }
+
+    let out = wardline(&[
+        "import",
+        out_dir.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("loaded {total} resources")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rejected 0"), "{stdout}");
+    assert!(exists(&data, "Patient", "pat-0"));
+    assert!(exists(&data, "Encounter", "enc-0-599"));
+
+    let again = wardline(&[
+        "generate",
+        "--patients",
+        "3",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains(out_dir.to_str().unwrap()), "{stderr}");
+}
