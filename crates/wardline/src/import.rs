@@ -85,6 +85,47 @@ pub fn load_value(service: &FhirService, v: Value) -> Result<usize, String> {
     Ok(1)
 }
 
+/// NDJSON lines loaded per store transaction. One transaction per line would
+/// pay a durable commit (an fsync) per resource.
+const CHUNK: usize = 1000;
+
+/// Loads NDJSON resources as one transaction; if it fails, line by line, so
+/// that every bad line is reported by number and every good one is loaded.
+fn load_chunk(
+    service: &FhirService,
+    name: &str,
+    chunk: &mut Vec<(usize, Value)>,
+    loaded: &mut usize,
+    rejected: &mut Vec<String>,
+) {
+    if chunk.is_empty() {
+        return;
+    }
+    let entries: Vec<Value> = chunk
+        .iter()
+        .map(|(_, r)| {
+            let t = r["resourceType"].as_str().unwrap_or_default().to_owned();
+            match r.get("id").and_then(Value::as_str) {
+                Some(id) => serde_json::json!({"resource": r, "request": {"method": "PUT", "url": format!("{t}/{id}")}}),
+                None => serde_json::json!({"resource": r, "request": {"method": "POST", "url": t}}),
+            }
+        })
+        .collect();
+    let bundle =
+        serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    if call(service, Method::Post, vec![], &bundle).is_ok() {
+        *loaded += chunk.len();
+    } else {
+        for (line, v) in chunk.drain(..) {
+            match load_value(service, v) {
+                Ok(n) => *loaded += n,
+                Err(e) => rejected.push(format!("{name}:{line}: {e}")),
+            }
+        }
+    }
+    chunk.clear();
+}
+
 fn call(
     service: &FhirService,
     method: Method,
@@ -182,18 +223,27 @@ pub fn run(paths: &[PathBuf], store: &StoreArgs) -> Result<ExitCode> {
         match read_text(f) {
             Err(e) => rejected.push(format!("{name}: cannot read: {e}")),
             Ok(text) if stem.ends_with(".ndjson") => {
+                let mut chunk: Vec<(usize, Value)> = Vec::with_capacity(CHUNK);
                 for (i, line) in text.lines().enumerate() {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    match serde_json::from_str::<Value>(line)
-                        .map_err(|e| format!("invalid JSON: {e}"))
-                        .and_then(|v| load_value(&service, v))
-                    {
-                        Ok(n) => loaded += n,
-                        Err(e) => rejected.push(format!("{name}:{}: {e}", i + 1)),
+                    match serde_json::from_str::<Value>(line) {
+                        Err(e) => rejected.push(format!("{name}:{}: invalid JSON: {e}", i + 1)),
+                        // Bundles in NDJSON are loaded on their own.
+                        Ok(v) if v["resourceType"] == "Bundle" => match load_value(&service, v) {
+                            Ok(n) => loaded += n,
+                            Err(e) => rejected.push(format!("{name}:{}: {e}", i + 1)),
+                        },
+                        Ok(v) => {
+                            chunk.push((i + 1, v));
+                            if chunk.len() == CHUNK {
+                                load_chunk(&service, &name, &mut chunk, &mut loaded, &mut rejected);
+                            }
+                        }
                     }
                 }
+                load_chunk(&service, &name, &mut chunk, &mut loaded, &mut rejected);
             }
             Ok(text) => match serde_json::from_str::<Value>(&text)
                 .map_err(|e| format!("invalid JSON at line {}: {e}", e.line()))
