@@ -25,6 +25,38 @@ pub enum BenchCommand {
     Read(HttpBenchArgs),
     /// Search over HTTP; report req/s, p50, p99.
     Search(HttpBenchArgs),
+    /// The chart-opening search mix over an existing store (load one with
+    /// `wardline generate` + `wardline import`); req/s, p50, p99 per query.
+    Chart(ScaleArgs),
+    /// `Patient/ID/$everything` over an existing store: latency of the first
+    /// page and of the whole record.
+    Everything(EverythingArgs),
+    /// System-level export of an existing store to NDJSON: resources/s, peak RSS.
+    Export(ScaleArgs),
+}
+
+#[derive(Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Concurrent HTTP clients (chart).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Total requests (chart).
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+}
+
+#[derive(Args)]
+pub struct EverythingArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The patient (generated patient 0 has 600+ encounters).
+    #[arg(long, default_value = "pat-0")]
+    patient: String,
+    /// Repetitions.
+    #[arg(long, default_value_t = 50)]
+    repeat: usize,
 }
 
 #[derive(Args)]
@@ -114,6 +146,9 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         }
         BenchCommand::Read(a) => http_bench(a, false)?,
         BenchCommand::Search(a) => http_bench(a, true)?,
+        BenchCommand::Chart(a) => chart_bench(a)?,
+        BenchCommand::Everything(a) => everything_bench(a)?,
+        BenchCommand::Export(a) => export_bench(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -196,6 +231,287 @@ fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
         l.len() as f64 / secs,
         pct(0.50),
         pct(0.99)
+    );
+    Ok(())
+}
+
+fn existing_service(store: &StoreArgs) -> Result<Arc<FhirService>> {
+    Ok(Arc::new(FhirService::new(
+        store.open()?,
+        ServiceConfig::default(),
+    )))
+}
+
+/// Number of Patients in the store.
+fn patient_count(service: &FhirService) -> Result<usize> {
+    let q = wardline_fhir::search::parse(
+        wardline_fhir::definitions::r4(),
+        Some("Patient"),
+        &[],
+        wardline_fhir::search::Handling::Strict,
+    )?;
+    let page = service.store().search(
+        &q,
+        &wardline_store::PageRequest {
+            count_only: true,
+            ..Default::default()
+        },
+    )?;
+    Ok(page.total.unwrap_or(0) as usize)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// One request of a benchmark: (query label, latency, HTTP status).
+type Sample = (&'static str, Duration, u16);
+
+/// Starts the HTTP server in-process, runs `clients` concurrent keep-alive
+/// clients over `urls(i)` for `requests` requests, and returns (label,
+/// latency, status) per request and the wall time.
+fn drive(
+    service: Arc<FhirService>,
+    clients: usize,
+    requests: usize,
+    urls: Arc<dyn Fn(usize) -> (&'static str, String) + Send + Sync>,
+) -> Result<(Vec<Sample>, f64)> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(wardline_http::serve(listener, service, async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(clients)
+            .build()?;
+        let per = requests / clients.max(1);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let client = client.clone();
+            let urls = urls.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::with_capacity(per);
+                for i in 0..per {
+                    let (label, path) = urls(c * per + i);
+                    let t = Instant::now();
+                    let status = match client
+                        .get(format!("http://{addr}/fhir/{path}"))
+                        .send()
+                        .await
+                    {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            s
+                        }
+                        Err(_) => 0,
+                    };
+                    out.push((label, t.elapsed(), status));
+                }
+                out
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await?);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let _ = tx.send(());
+        let _ = server.await;
+        Ok::<_, anyhow::Error>((all, secs))
+    })
+}
+
+/// The chart-opening mix of issue 3, on patients spread over the population
+/// (ids and NHS numbers as `wardline generate` makes them).
+fn chart_bench(a: ScaleArgs) -> Result<()> {
+    let service = existing_service(&a.store)?;
+    let backend = service.store().backend();
+    let patients = patient_count(&service)?;
+    anyhow::ensure!(
+        patients > 0,
+        "the store has no patients; load one with `wardline generate` and `wardline import`"
+    );
+    let urls: Arc<dyn Fn(usize) -> (&'static str, String) + Send + Sync> = Arc::new(move |i| {
+        // A spread of patients (a stride coprime with most sizes), cycling the queries.
+        let p = (i / 5).wrapping_mul(7919) % patients;
+        match i % 5 {
+            0 => (
+                "encounters+includes",
+                format!(
+                    "Encounter?patient=pat-{p}&_sort=-date&_count=20&_include=Encounter:location&_include=Encounter:participant"
+                ),
+            ),
+            1 => (
+                "vital-signs",
+                format!("Observation?patient=pat-{p}&category=vital-signs&_sort=-date"),
+            ),
+            2 => (
+                "active-meds+medication",
+                format!(
+                    "MedicationRequest?patient=pat-{p}&status=active&_include=MedicationRequest:medication"
+                ),
+            ),
+            3 => (
+                "chained-nhs-number",
+                format!(
+                    "Observation?subject:Patient.identifier=https://fhir.nhs.uk/Id/nhs-number%7C{}",
+                    wardline_demo::population::nhs_number(p)
+                ),
+            ),
+            _ => (
+                "has-heart-rate",
+                format!("Encounter?patient=pat-{p}&_has:Observation:encounter:code=8867-4"),
+            ),
+        }
+    });
+    let (results, secs) = drive(service, a.clients, a.requests, urls)?;
+    let failed = results.iter().filter(|(_, _, s)| *s != 200).count();
+    let mut all: Vec<Duration> = results.iter().map(|(_, d, _)| *d).collect();
+    all.sort();
+    println!(
+        "chart mix [{backend}, {patients} patients, {} clients]: {} requests in {secs:.2} s = {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {failed} non-200",
+        a.clients,
+        all.len(),
+        all.len() as f64 / secs,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99)
+    );
+    for label in [
+        "encounters+includes",
+        "vital-signs",
+        "active-meds+medication",
+        "chained-nhs-number",
+        "has-heart-rate",
+    ] {
+        let mut l: Vec<Duration> = results
+            .iter()
+            .filter(|(x, _, _)| *x == label)
+            .map(|(_, d, _)| *d)
+            .collect();
+        l.sort();
+        println!(
+            "  {label:<24} n={:<6} p50 {:>7.2} ms  p99 {:>7.2} ms",
+            l.len(),
+            percentile(&l, 0.5),
+            percentile(&l, 0.99)
+        );
+    }
+    anyhow::ensure!(failed == 0, "{failed} requests did not answer 200");
+    Ok(())
+}
+
+fn everything_bench(a: EverythingArgs) -> Result<()> {
+    use wardline_core::{Body, FhirRequest, Method, RequestHeaders};
+    let service = existing_service(&a.store)?;
+    let backend = service.store().backend();
+    let call = |query: Vec<(String, String)>| -> Result<serde_json::Value> {
+        let r = service.handle(FhirRequest {
+            method: Method::Get,
+            path: vec!["Patient".into(), a.patient.clone(), "$everything".into()],
+            query,
+            headers: RequestHeaders::default(),
+            body: None,
+        });
+        anyhow::ensure!(r.status == 200, "$everything answered {}", r.status);
+        match r.body {
+            Body::Json(v) => Ok(v),
+            _ => anyhow::bail!("no JSON body"),
+        }
+    };
+    let (mut first, mut whole) = (Vec::new(), Vec::new());
+    let (mut first_n, mut whole_n) = (0, 0);
+    for _ in 0..a.repeat {
+        let t = Instant::now();
+        let b = call(vec![])?;
+        // Serialising is part of answering.
+        let _ = serde_json::to_vec(&b)?;
+        first.push(t.elapsed());
+        first_n = b["entry"].as_array().map_or(0, Vec::len);
+        // The whole record, following next links (keyset paging).
+        let t = Instant::now();
+        let mut n = first_n;
+        let mut b = b;
+        while let Some(next) = b["link"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["relation"] == "next"))
+            .and_then(|x| x["url"].as_str())
+            .map(str::to_owned)
+        {
+            let q: Vec<(String, String)> =
+                form_urlencoded::parse(next.split_once('?').map_or("", |x| x.1).as_bytes())
+                    .into_owned()
+                    .collect();
+            b = call(q)?;
+            let _ = serde_json::to_vec(&b)?;
+            n += b["entry"].as_array().map_or(0, Vec::len);
+        }
+        whole.push(t.elapsed() + *first.last().expect("pushed"));
+        whole_n = n;
+    }
+    first.sort();
+    whole.sort();
+    println!(
+        "$everything [{backend}] Patient/{}: first page ({first_n} entries) p50 {:.2} ms p99 {:.2} ms; whole record ({whole_n} entries) p50 {:.2} ms p99 {:.2} ms ({} runs)",
+        a.patient,
+        percentile(&first, 0.5),
+        percentile(&first, 0.99),
+        percentile(&whole, 0.5),
+        percentile(&whole, 0.99),
+        a.repeat
+    );
+    Ok(())
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn export_bench(a: ScaleArgs) -> Result<()> {
+    use std::sync::atomic::AtomicBool;
+    use wardline_core::export::{self, ExportLevel};
+    let service = existing_service(&a.store)?;
+    let backend = service.store().backend();
+    let defs = wardline_fhir::definitions::r4();
+    let spec = export::parse_spec(defs, ExportLevel::System, &[])
+        .map_err(|e| anyhow::anyhow!("{}", e.issues[0].diagnostics))?;
+    let dir = tempfile::tempdir()?;
+    let rss_before = peak_rss_mib().unwrap_or(0.0);
+    let t = Instant::now();
+    let out = export::export_to_dir(
+        service.store().as_ref(),
+        defs,
+        &spec,
+        dir.path(),
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.issues[0].diagnostics))?;
+    let secs = t.elapsed().as_secs_f64();
+    let n: u64 = out.iter().map(|o| o.count).sum();
+    let bytes: u64 = out
+        .iter()
+        .filter_map(|o| std::fs::metadata(dir.path().join(&o.file)).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "export [{backend}]: {n} resources ({:.0} MB NDJSON, {} files) in {secs:.2} s = {:.0} resources/s; peak RSS {:.0} MiB (before export {:.0} MiB)",
+        bytes as f64 / 1e6,
+        out.len(),
+        n as f64 / secs,
+        peak_rss_mib().unwrap_or(0.0),
+        rss_before
     );
     Ok(())
 }
