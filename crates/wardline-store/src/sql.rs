@@ -274,60 +274,168 @@ fn where_clause(b: &mut SqlBuilder, q: &SearchQuery, page: &PageRequest) {
     if let Some(s) = page.snapshot_rid {
         b.push(" AND r.rid <= ").int(s);
     }
-    for f in &q.filters {
+    // One filter drives the query (an `IN` list the database walks); every
+    // other filter is a correlated probe by `rid` on its index table. Without
+    // this, `Observation?patient=X&category=vital-signs` materialises every
+    // vital-sign row of the store to intersect it with one patient's. A
+    // compartment drives through `resources(patient_key, res_type)` itself.
+    let driver = if q.compartment.is_some() {
+        None
+    } else {
+        q.filters
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| selectivity(f).map(|s| (s, i)))
+            .min()
+            .map(|(_, i)| i)
+    };
+    for (i, f) in q.filters.iter().enumerate() {
         b.push(" AND ");
-        filter(b, "r", q.resource_type.as_deref(), f, 0);
+        let mode = if Some(i) == driver {
+            Mode::Drive
+        } else {
+            Mode::Probe
+        };
+        filter(b, "r", q.resource_type.as_deref(), f, 0, mode);
     }
 }
 
+/// How a filter is compiled: as the set the query is driven from (`rid IN
+/// (uncorrelated subquery)`), or as a per-row test (`EXISTS (… WHERE x.rid = r.rid …)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Drive,
+    Probe,
+}
+
+/// A guess at how few rows a filter matches (lower is fewer), from its shape
+/// alone; `None` for filters that cannot drive (negations, `:missing`).
+fn selectivity(f: &Filter) -> Option<u8> {
+    Some(match &f.kind {
+        FilterKind::Id(_) => 0,
+        FilterKind::Match(preds) => preds
+            .iter()
+            .map(|p| match p {
+                Predicate::Reference {
+                    target_id: Some(_), ..
+                } => 1,
+                Predicate::Reference { .. } => 3,
+                Predicate::Token {
+                    system: TokenSystem::Is(_),
+                    code: Some(_),
+                } if f.param == "identifier" => 1,
+                Predicate::Token { code: Some(_), .. } if f.param == "identifier" => 2,
+                Predicate::String {
+                    mode: StringMatch::Exact,
+                    ..
+                } => 3,
+                Predicate::Uri {
+                    mode: UriMatch::Exact,
+                    ..
+                } => 3,
+                Predicate::String { .. } => 4,
+                Predicate::Token { code: Some(_), .. } => 6,
+                _ => 8,
+            })
+            .max()
+            .unwrap_or(8),
+        FilterKind::Chain(targets) => {
+            3 + targets
+                .iter()
+                .map(|(_, inner)| selectivity(inner).unwrap_or(9))
+                .max()
+                .unwrap_or(9)
+                .min(6)
+        }
+        FilterKind::Has { .. } => 9,
+        FilterKind::LastUpdated(_) => 9,
+        FilterKind::Not(_) | FilterKind::Missing(_) => return None,
+    })
+}
+
 /// The condition for filter `f` on the resources row aliased `a` (of type
-/// `rtype`). Chains and `_has` nest uncorrelated `IN` subqueries, one level
-/// per link, so the whole search stays one statement.
-fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: usize) {
+/// `rtype`). Chains and `_has` nest one subquery per link, so the whole
+/// search stays one statement; `mode` says whether it drives or probes, and
+/// links inside keep the mode of the filter.
+fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: usize, mode: Mode) {
+    let x = format!("x{depth}");
     match &f.kind {
         FilterKind::Chain(targets) => {
-            // r.rid IN (the resources whose `param` reference points at a
-            // target of type T whose row matches the inner filter).
             let t = format!("t{depth}");
-            b.push(a).push(".rid IN");
-            subquery_head(b, "idx_reference", rtype, &f.param);
-            b.push(" AND (");
-            for (i, (tt, inner)) in targets.iter().enumerate() {
-                if i > 0 {
-                    b.push(" OR ");
+            // (target_type = T AND the target row matches) OR ...
+            let targets_cond = |b: &mut SqlBuilder, drive: bool| {
+                b.push("(");
+                for (i, (tt, inner)) in targets.iter().enumerate() {
+                    if i > 0 {
+                        b.push(" OR ");
+                    }
+                    b.push("(").push(&x).push(".target_type = ").text(tt);
+                    if drive {
+                        b.push(" AND ").push(&x).push(".target_id IN (SELECT ");
+                        b.push(&t).push(".res_id FROM resources ").push(&t);
+                        b.push(" WHERE ").push(&t).push(".res_type = ").text(tt);
+                        b.push(" AND ").push(&t).push(".deleted = 0 AND ");
+                        filter(b, &t, Some(tt), inner, depth + 1, Mode::Drive);
+                        b.push("))");
+                    } else {
+                        b.push(" AND EXISTS (SELECT 1 FROM resources ").push(&t);
+                        b.push(" WHERE ").push(&t).push(".res_type = ").text(tt);
+                        b.push(" AND ")
+                            .push(&t)
+                            .push(".res_id = ")
+                            .push(&x)
+                            .push(".target_id");
+                        b.push(" AND ").push(&t).push(".deleted = 0 AND ");
+                        filter(b, &t, Some(tt), inner, depth + 1, Mode::Probe);
+                        b.push("))");
+                    }
                 }
-                b.push("(x.target_type = ").text(tt);
-                b.push(" AND x.target_id IN (SELECT ")
-                    .push(&t)
-                    .push(".res_id FROM resources ");
-                b.push(&t)
-                    .push(" WHERE ")
-                    .push(&t)
-                    .push(".res_type = ")
-                    .text(tt);
-                b.push(" AND ").push(&t).push(".deleted = 0 AND ");
-                filter(b, &t, Some(tt), inner, depth + 1);
-                b.push("))");
+                b.push(")");
+            };
+            match mode {
+                Mode::Drive => {
+                    b.push(a).push(".rid IN");
+                    subquery_head(b, "idx_reference", &x, rtype, &f.param);
+                    b.push(" AND ");
+                    targets_cond(b, true);
+                    b.push(")");
+                }
+                Mode::Probe => {
+                    probe_head(b, "idx_reference", &x, a, &f.param);
+                    b.push(" AND ");
+                    targets_cond(b, false);
+                    b.push(")");
+                }
             }
-            b.push("))");
         }
         FilterKind::Has {
             source_type,
             reference_param,
             inner,
         } => {
-            // r.res_id IN (the ids that matching `source_type` resources refer
-            // to by `reference_param`). Deleted sources have no index rows.
+            // Some `source_type` resource refers to this one by
+            // `reference_param` and matches `inner`. Deleted sources have no
+            // index rows.
             let h = format!("h{depth}");
-            b.push(a)
-                .push(".res_id IN (SELECT ")
-                .push(&h)
-                .push(".target_id FROM idx_reference ");
-            b.push(&h)
-                .push(" WHERE ")
-                .push(&h)
-                .push(".res_type = ")
-                .text(source_type);
+            match mode {
+                Mode::Drive => {
+                    b.push(a)
+                        .push(".res_id IN (SELECT ")
+                        .push(&h)
+                        .push(".target_id FROM idx_reference ");
+                    b.push(&h).push(" WHERE ");
+                }
+                Mode::Probe => {
+                    b.push("EXISTS (SELECT 1 FROM idx_reference ")
+                        .push(&h)
+                        .push(" WHERE ");
+                    b.push(&h)
+                        .push(".target_id = ")
+                        .push(a)
+                        .push(".res_id AND ");
+                }
+            }
+            b.push(&h).push(".res_type = ").text(source_type);
             b.push(" AND ")
                 .push(&h)
                 .push(".param = ")
@@ -344,20 +452,28 @@ fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: u
                     | FilterKind::Chain(_)
             ) {
                 // These test only `rid`, which the index row has.
-                filter(b, &h, Some(source_type), inner, depth + 1);
+                filter(b, &h, Some(source_type), inner, depth + 1, mode);
             } else {
                 // `_id`, `_lastUpdated` and a nested `_has` need the source's
                 // own resources row.
                 let s = format!("s{depth}");
-                b.push(&h)
-                    .push(".rid IN (SELECT ")
-                    .push(&s)
-                    .push(".rid FROM resources ");
-                b.push(&s)
-                    .push(" WHERE ")
-                    .push(&s)
-                    .push(".deleted = 0 AND ");
-                filter(b, &s, Some(source_type), inner, depth + 1);
+                match mode {
+                    Mode::Drive => {
+                        b.push(&h)
+                            .push(".rid IN (SELECT ")
+                            .push(&s)
+                            .push(".rid FROM resources ");
+                        b.push(&s).push(" WHERE ");
+                    }
+                    Mode::Probe => {
+                        b.push("EXISTS (SELECT 1 FROM resources ")
+                            .push(&s)
+                            .push(" WHERE ");
+                        b.push(&s).push(".rid = ").push(&h).push(".rid AND ");
+                    }
+                }
+                b.push(&s).push(".deleted = 0 AND ");
+                filter(b, &s, Some(source_type), inner, depth + 1, mode);
                 b.push(")");
             }
             b.push(")");
@@ -379,8 +495,6 @@ fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: u
                     b.push(" OR ");
                 }
                 // lastUpdated is a point: treat it as [v, v+1).
-                // On an index-row alias (inside `_has`) the resource's own
-                // row is joined by rid.
                 let (lo_c, hi_c) = (
                     format!("{a}.last_updated"),
                     format!("({a}.last_updated + 1)"),
@@ -394,9 +508,10 @@ fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: u
                 b.push("1 = 0");
                 return;
             };
-            b.push(a)
-                .push(if *missing { ".rid NOT IN" } else { ".rid IN" });
-            subquery_head(b, table, rtype, &f.param);
+            if *missing {
+                b.push("NOT ");
+            }
+            probe_head(b, table, &x, a, &f.param);
             b.push(")");
         }
         FilterKind::Match(preds) | FilterKind::Not(preds) => {
@@ -404,19 +519,23 @@ fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: u
                 b.push("1 = 0");
                 return;
             };
-            b.push(a).push(if matches!(f.kind, FilterKind::Not(_)) {
-                ".rid NOT IN"
+            let negated = matches!(f.kind, FilterKind::Not(_));
+            if mode == Mode::Drive && !negated {
+                b.push(a).push(".rid IN");
+                subquery_head(b, table, &x, rtype, &f.param);
             } else {
-                ".rid IN"
-            });
-            subquery_head(b, table, rtype, &f.param);
+                if negated {
+                    b.push("NOT ");
+                }
+                probe_head(b, table, &x, a, &f.param);
+            }
             b.push(" AND (");
             for (i, p) in preds.iter().enumerate() {
                 if i > 0 {
                     b.push(" OR ");
                 }
                 b.push("(");
-                predicate(b, p);
+                predicate(b, &x, p);
                 b.push(")");
             }
             b.push("))");
@@ -424,14 +543,35 @@ fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: u
     }
 }
 
-fn subquery_head(b: &mut SqlBuilder, table: &str, rtype: Option<&str>, param: &str) {
-    b.push(" (SELECT x.rid FROM ")
+/// ` (SELECT x.rid FROM table x WHERE x.param = ? [AND x.res_type = ?]` (the
+/// caller closes the parenthesis).
+fn subquery_head(b: &mut SqlBuilder, table: &str, x: &str, rtype: Option<&str>, param: &str) {
+    b.push(" (SELECT ")
+        .push(x)
+        .push(".rid FROM ")
         .push(table)
-        .push(" x WHERE x.param = ");
+        .push(" ")
+        .push(x);
+    b.push(" WHERE ").push(x).push(".param = ");
     b.text(param);
     if let Some(t) = rtype {
-        b.push(" AND x.res_type = ").text(t);
+        b.push(" AND ").push(x).push(".res_type = ").text(t);
     }
+}
+
+/// `EXISTS (SELECT 1 FROM table x WHERE x.rid = a.rid AND x.param = ?` (the
+/// caller closes the parenthesis).
+fn probe_head(b: &mut SqlBuilder, table: &str, x: &str, a: &str, param: &str) {
+    b.push("EXISTS (SELECT 1 FROM ")
+        .push(table)
+        .push(" ")
+        .push(x);
+    b.push(" WHERE ")
+        .push(x)
+        .push(".rid = ")
+        .push(a)
+        .push(".rid AND ");
+    b.push(x).push(".param = ").text(param);
 }
 
 /// Range comparison per FHIR prefix semantics. `lo_col`/`hi_col` are the
@@ -502,7 +642,7 @@ fn number_cond(b: &mut SqlBuilder, col: &str, p: Prefix, value: f64, lo: f64, hi
     }
 }
 
-fn predicate(b: &mut SqlBuilder, p: &Predicate) {
+fn predicate(b: &mut SqlBuilder, x: &str, p: &Predicate) {
     match p {
         Predicate::Token { system, code } => {
             let mut first = true;
@@ -516,48 +656,53 @@ fn predicate(b: &mut SqlBuilder, p: &Predicate) {
                 TokenSystem::Any => {}
                 TokenSystem::None => {
                     and(b);
-                    b.push("x.system IS NULL");
+                    b.push(x).push(".system IS NULL");
                 }
                 TokenSystem::Is(s) => {
                     and(b);
-                    b.push("x.system = ").text(s);
+                    b.push(x).push(".system = ").text(s);
                 }
             }
             if let Some(c) = code {
                 and(b);
-                b.push("x.code = ").text(c);
+                b.push(x).push(".code = ").text(c);
             }
             if first {
                 b.push("1 = 1");
             }
         }
         Predicate::TokenText(t) => {
-            b.push("x.text LIKE ")
+            b.push(x)
+                .push(".text LIKE ")
                 .text(&format!("{}%", like_escape(t)))
                 .push(" ESCAPE '\\'");
         }
         Predicate::String { value, mode } => match mode {
             StringMatch::Exact => {
-                b.push("x.exact = ").text(value);
+                b.push(x).push(".exact = ").text(value);
             }
             StringMatch::StartsWith => {
-                b.push("x.norm LIKE ")
+                b.push(x)
+                    .push(".norm LIKE ")
                     .text(&format!("{}%", like_escape(value)))
                     .push(" ESCAPE '\\'");
             }
             StringMatch::Contains => {
-                b.push("x.norm LIKE ")
+                b.push(x)
+                    .push(".norm LIKE ")
                     .text(&format!("%{}%", like_escape(value)))
                     .push(" ESCAPE '\\'");
             }
         },
-        Predicate::Date { prefix, lo, hi } => range_cond(b, "x.lo", "x.hi", *prefix, *lo, *hi),
+        Predicate::Date { prefix, lo, hi } => {
+            range_cond(b, &format!("{x}.lo"), &format!("{x}.hi"), *prefix, *lo, *hi)
+        }
         Predicate::Number {
             prefix,
             value,
             lo,
             hi,
-        } => number_cond(b, "x.value", *prefix, *value, *lo, *hi),
+        } => number_cond(b, &format!("{x}.value"), *prefix, *value, *lo, *hi),
         Predicate::Quantity {
             prefix,
             value,
@@ -566,13 +711,13 @@ fn predicate(b: &mut SqlBuilder, p: &Predicate) {
             system,
             code,
         } => {
-            number_cond(b, "x.value", *prefix, *value, *lo, *hi);
+            number_cond(b, &format!("{x}.value"), *prefix, *value, *lo, *hi);
             if let Some(s) = system {
-                b.push(" AND x.system = ").text(s);
+                b.push(" AND ").push(x).push(".system = ").text(s);
             }
             if let Some(c) = code {
-                b.push(" AND (x.code = ").text(c);
-                b.push(" OR x.unit = ").text(c).push(")");
+                b.push(" AND (").push(x).push(".code = ").text(c);
+                b.push(" OR ").push(x).push(".unit = ").text(c).push(")");
             }
         }
         Predicate::Reference {
@@ -581,13 +726,13 @@ fn predicate(b: &mut SqlBuilder, p: &Predicate) {
             url,
         } => match (target_id, url) {
             (Some(id), _) => {
-                b.push("x.target_id = ").text(id);
+                b.push(x).push(".target_id = ").text(id);
                 if let Some(t) = target_type {
-                    b.push(" AND x.target_type = ").text(t);
+                    b.push(" AND ").push(x).push(".target_type = ").text(t);
                 }
             }
             (None, Some(u)) => {
-                b.push("x.url = ").text(u);
+                b.push(x).push(".url = ").text(u);
             }
             (None, None) => {
                 b.push("1 = 0");
@@ -595,15 +740,16 @@ fn predicate(b: &mut SqlBuilder, p: &Predicate) {
         },
         Predicate::Uri { value, mode } => match mode {
             UriMatch::Exact => {
-                b.push("x.value = ").text(value);
+                b.push(x).push(".value = ").text(value);
             }
             UriMatch::Below => {
-                b.push("x.value LIKE ")
+                b.push(x)
+                    .push(".value LIKE ")
                     .text(&format!("{}%", like_escape(value)))
                     .push(" ESCAPE '\\'");
             }
             UriMatch::Above => {
-                b.text(value).push(" LIKE (x.value || '%')");
+                b.text(value).push(" LIKE (").push(x).push(".value || '%')");
             }
         },
     }
