@@ -127,6 +127,20 @@ impl FhirResponse {
         }
     }
 
+    /// A body that is already JSON text.
+    pub fn raw(status: u16, text: String) -> FhirResponse {
+        FhirResponse {
+            body: Body::Raw(text),
+            ..FhirResponse::no_content()
+        }
+        .with_status(status)
+    }
+
+    fn with_status(mut self, status: u16) -> FhirResponse {
+        self.status = status;
+        self
+    }
+
     /// 204 with no body (deletions).
     pub fn no_content() -> FhirResponse {
         FhirResponse {
@@ -484,7 +498,7 @@ impl FhirService {
             &req.path,
             false,
         )?;
-        Ok(FhirResponse::json(200, bundle))
+        Ok(FhirResponse::raw(200, bundle))
     }
 
     fn exports(&self) -> R<&Arc<export::ExportJobs>> {
@@ -649,7 +663,7 @@ impl FhirService {
             &req.path,
             true,
         )?;
-        Ok(FhirResponse::json(200, bundle))
+        Ok(FhirResponse::raw(200, bundle))
     }
 
     // ---- writes ------------------------------------------------------------

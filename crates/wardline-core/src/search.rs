@@ -24,7 +24,7 @@ pub(crate) fn run(
     headers: &RequestHeaders,
     path: &[String],
     everything: bool,
-) -> Result<Value, FhirError> {
+) -> Result<String, FhirError> {
     let mut page = PageRequest::default();
     let mut rest = Vec::new();
     for (k, v) in params {
@@ -86,18 +86,18 @@ pub(crate) fn run(
     }
 
     let shape = Shape::from_query(&rest);
-    let mut entries = Vec::with_capacity(result.resources.len());
+    // Entries are JSON text: stored resources are spliced in as written
+    // (compact, valid JSON by construction) instead of being parsed and
+    // serialised again; only shaped resources (`_summary`, `_elements`) are.
+    let mut entries: Vec<String> = Vec::with_capacity(result.resources.len());
     for r in &result.resources {
-        let v = parse_stored(r)?;
-        let v = match &shape {
-            Some(s) => shape_resource(svc.defs(), v, s),
-            None => v,
-        };
-        entries.push(json!({
-            "fullUrl": format!("{base}/{}/{}", r.resource_type, r.id),
-            "resource": v,
-            "search": {"mode": "match"},
-        }));
+        match &shape {
+            Some(s) => {
+                let v = shape_resource(svc.defs(), parse_stored(r)?, s);
+                entries.push(raw_entry(base, r, &v.to_string(), "match"));
+            }
+            None => entries.push(raw_entry(base, r, &r.json, "match")),
+        }
     }
     let (mut include, mut revinclude) = (q.include.clone(), q.revinclude.clone());
     if everything {
@@ -141,14 +141,10 @@ pub(crate) fn run(
         });
     }
     for r in &included {
-        entries.push(json!({
-            "fullUrl": format!("{base}/{}/{}", r.resource_type, r.id),
-            "resource": parse_stored(r)?,
-            "search": {"mode": "include"},
-        }));
+        entries.push(raw_entry(base, r, &r.json, "include"));
     }
     if truncated {
-        entries.push(json!({
+        entries.push(outcome_entry(json!({
             "resource": {
                 "resourceType": "OperationOutcome",
                 "issue": [{
@@ -161,10 +157,10 @@ pub(crate) fn run(
                 }],
             },
             "search": {"mode": "outcome"},
-        }));
+        })));
     }
     if !q.ignored.is_empty() {
-        entries.push(json!({
+        entries.push(outcome_entry(json!({
             "resource": {
                 "resourceType": "OperationOutcome",
                 "issue": [{
@@ -175,7 +171,7 @@ pub(crate) fn run(
                 }],
             },
             "search": {"mode": "outcome"},
-        }));
+        })));
     }
     let mut bundle = json!({
         "resourceType": "Bundle",
@@ -185,10 +181,25 @@ pub(crate) fn run(
     if let Some(total) = result.total {
         bundle["total"] = json!(total);
     }
+    let mut text = bundle.to_string();
     if !page.count_only {
-        bundle["entry"] = Value::Array(entries);
+        // `{…}` → `{…,"entry":[…]}`
+        text.pop();
+        text.push_str(",\"entry\":[");
+        text.push_str(&entries.join(","));
+        text.push_str("]}");
     }
-    Ok(bundle)
+    Ok(text)
+}
+
+/// A Bundle entry as JSON text around a resource's JSON text.
+fn raw_entry(base: &str, r: &wardline_store::StoredResource, resource: &str, mode: &str) -> String {
+    let full_url = Value::String(format!("{base}/{}/{}", r.resource_type, r.id));
+    format!(r#"{{"fullUrl":{full_url},"resource":{resource},"search":{{"mode":"{mode}"}}}}"#)
+}
+
+fn outcome_entry(v: Value) -> String {
+    v.to_string()
 }
 
 /// How many rounds of `:iterate` includes run after the first (a bound on

@@ -120,7 +120,12 @@ pub fn router(service: Arc<FhirService>) -> Router {
             panic_response,
         ))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
-        .layer(tower_http::compression::CompressionLayer::new())
+        // Fastest deflate: most of the win of gzip on FHIR JSON for a fraction
+        // of the CPU of the default level.
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
         .with_state(state)
 }
 
@@ -352,10 +357,21 @@ async fn fhir_inner(s: &AppState, req: Request) -> Response {
         headers,
         body,
     };
-    let svc = s.service.clone();
-    let resp = match tokio::task::spawn_blocking(move || svc.handle(freq)).await {
-        Ok(r) => r,
-        Err(_) => return outcome_response(&FhirError::internal("internal error"), pretty),
+    // The store is synchronous. `block_in_place` runs the request on this
+    // worker thread (tokio moves the worker's other tasks elsewhere) instead of
+    // handing it to the blocking pool and back: two context switches fewer per
+    // request, which was a sixth of the CPU of a search benchmark. A panic
+    // unwinds to the catch-panic layer and becomes a 500 OperationOutcome.
+    let resp = if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        tokio::task::block_in_place(|| s.service.handle(freq))
+    } else {
+        let svc = s.service.clone();
+        match tokio::task::spawn_blocking(move || svc.handle(freq)).await {
+            Ok(r) => r,
+            Err(_) => return outcome_response(&FhirError::internal("internal error"), pretty),
+        }
     };
     to_http(resp, pretty, method == Method::Head).await
 }

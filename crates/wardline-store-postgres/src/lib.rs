@@ -379,6 +379,15 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    fn explain(&self, query: &SearchQuery, page: &PageRequest) -> Result<Vec<String>> {
+        let mut b = sql::search_sql(Dialect::Postgres, query, page);
+        b.sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", b.sql);
+        let rows = query_built(&mut *self.conn()?, &b)?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(be))
+            .collect()
+    }
+
     fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
         let mut c = self.conn()?;
         let Some(cur) = read_current(&mut c, resource_type, id)? else {

@@ -294,6 +294,28 @@ impl Store for SqliteStore {
         })
     }
 
+    fn explain(&self, query: &SearchQuery, page: &PageRequest) -> Result<Vec<String>> {
+        let b = sql::search_sql(Dialect::Sqlite, query, page);
+        self.with_reader(|c| {
+            let mut st = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", b.sql))
+                .map_err(be)?;
+            st.query_map(params_from_iter(to_params(&b.params)), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(be)?
+            .map(|r| {
+                r.map(|(id, parent, detail)| format!("{id:>3} {parent:>3}  {detail}"))
+                    .map_err(be)
+            })
+            .collect()
+        })
+    }
+
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
         let conn = lock(&self.writer);
         conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;

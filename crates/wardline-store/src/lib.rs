@@ -197,6 +197,9 @@ pub trait Store: Reader + Send + Sync {
     fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>>;
     /// Versions newest first.
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>>;
+    /// The database's plan for the page query of `query` (`EXPLAIN QUERY PLAN`
+    /// on SQLite, `EXPLAIN` on PostgreSQL), one line per row; for operators.
+    fn explain(&self, query: &SearchQuery, page: &PageRequest) -> Result<Vec<String>>;
     /// Starts a read-write transaction. Dropping it without [`StoreTx::commit`]
     /// rolls back.
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>>;
