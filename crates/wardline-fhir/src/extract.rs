@@ -15,7 +15,21 @@ use crate::definitions::{Definitions, SearchParamType};
 use crate::fhirpath::{self, Expr, Node};
 use crate::index::{IndexEntry, IndexValue, normalise_string};
 
-type Compiled = HashMap<String, Vec<(String, SearchParamType, Expr)>>;
+/// Compiled expressions per resource type: (code, type, expression), sorted
+/// by code; and the composite parameters.
+#[derive(Default)]
+struct Compiled {
+    simple: HashMap<String, Vec<(String, SearchParamType, Expr)>>,
+    composite: HashMap<String, Vec<Composite>>,
+}
+
+/// A composite parameter: the base expression selects elements; each
+/// component's expression is evaluated relative to one element.
+struct Composite {
+    code: String,
+    base: Expr,
+    parts: Vec<(SearchParamType, Expr)>,
+}
 
 /// Per-[`Definitions`] cache of compiled expressions per resource type:
 /// (code, type, expression), sorted by code.
@@ -34,10 +48,17 @@ impl std::fmt::Debug for ExtractCache {
 
 fn compiled(defs: &Definitions) -> &Compiled {
     defs.extract_cache.0.get_or_init(|| {
-        let mut m: Compiled = HashMap::new();
+        let mut m: Compiled = Compiled::default();
         for (t, ps) in &defs.search_params {
             let mut v = Vec::new();
+            let mut composites = Vec::new();
             for p in ps.values() {
+                if p.kind == SearchParamType::Composite {
+                    if let Some(c) = compile_composite(defs, t, p) {
+                        composites.push(c);
+                    }
+                    continue;
+                }
                 if matches!(
                     p.kind,
                     SearchParamType::Composite | SearchParamType::Special
@@ -51,10 +72,40 @@ fn compiled(defs: &Definitions) -> &Compiled {
                 }
             }
             v.sort_by(|a, b| a.0.cmp(&b.0));
-            m.insert(t.clone(), v);
+            composites.sort_by(|a, b| a.code.cmp(&b.code));
+            m.simple.insert(t.clone(), v);
+            m.composite.insert(t.clone(), composites);
         }
         m
     })
+}
+
+/// `None` when the base or a component uses FHIRPath outside the subset (the
+/// parameter is then neither indexed nor advertised).
+fn compile_composite(
+    defs: &Definitions,
+    t: &str,
+    p: &crate::definitions::SearchParamDef,
+) -> Option<Composite> {
+    let base = fhirpath::compile(p.expression.as_deref()?)?;
+    let mut parts = Vec::new();
+    for (code, expr) in &p.components {
+        let kind = defs.search_param(t, code)?.kind;
+        if matches!(kind, SearchParamType::Composite | SearchParamType::Special) {
+            return None;
+        }
+        parts.push((kind, fhirpath::compile_relative(expr)?));
+    }
+    (!parts.is_empty()).then(|| Composite {
+        code: p.code.clone(),
+        base,
+        parts,
+    })
+}
+
+/// The index code of component `i` of composite parameter `code`.
+pub fn component_param(code: &str, i: usize) -> String {
+    format!("{code}${i}")
 }
 
 impl Definitions {
@@ -63,8 +114,13 @@ impl Definitions {
         code == "_id"
             || code == "_lastUpdated"
             || compiled(self)
+                .simple
                 .get(resource_type)
                 .is_some_and(|v| v.iter().any(|(c, _, _)| c == code))
+            || compiled(self)
+                .composite
+                .get(resource_type)
+                .is_some_and(|v| v.iter().any(|c| c.code == code))
     }
 
     pub fn extract_index(&self, resource: &Value) -> Vec<IndexEntry> {
@@ -73,7 +129,7 @@ impl Definitions {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let mut out = Vec::new();
-        let Some(params) = compiled(self).get(rt) else {
+        let Some(params) = compiled(self).simple.get(rt) else {
             return out;
         };
         for (code, kind, expr) in params {
@@ -91,6 +147,25 @@ impl Definitions {
                 }
             }
         }
+        // Composite parameters: every component value of one element carries
+        // that element's group number.
+        for c in compiled(self).composite.get(rt).into_iter().flatten() {
+            for (g, element) in fhirpath::evaluate(self, &c.base, resource)
+                .iter()
+                .enumerate()
+            {
+                let start = out.len();
+                for (i, (kind, expr)) in c.parts.iter().enumerate() {
+                    let code = component_param(&c.code, i);
+                    for n in fhirpath::evaluate_from(self, expr, element) {
+                        convert(self, &code, *kind, &n, &mut out);
+                    }
+                }
+                for e in &mut out[start..] {
+                    e.group = Some(g as u32);
+                }
+            }
+        }
         out
     }
 
@@ -101,7 +176,7 @@ impl Definitions {
             return resource.get("id")?.as_str().map(str::to_owned);
         }
         let params = self.patient_compartment.get(rt)?;
-        let compiled = compiled(self).get(rt)?;
+        let compiled = compiled(self).simple.get(rt)?;
         for p in params {
             let Some((_, _, expr)) = compiled.iter().find(|(c, _, _)| c == p) else {
                 continue;
@@ -154,6 +229,7 @@ fn push_string(code: &str, v: &str, out: &mut Vec<IndexEntry>) {
             norm: normalise_string(v),
             exact: v.to_owned(),
         },
+        group: None,
     });
 }
 
@@ -168,6 +244,7 @@ fn convert(
     let e = |value| IndexEntry {
         param: code.to_owned(),
         value,
+        group: None,
     };
     match kind {
         SearchParamType::Token => match v {
@@ -856,5 +933,63 @@ mod tests {
         assert_eq!(d.patient_key(&orphan), None);
         assert_eq!(d.patient_key(&json!({"resourceType": "Unknown"})), None);
         assert!(d.extract_index(&json!({"no": "type"})).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod composite_tests {
+    use crate::definitions::r4;
+    use crate::index::IndexValue;
+    use serde_json::json;
+
+    #[test]
+    fn components_of_one_element_share_a_group() {
+        let bp = json!({
+            "resourceType": "Observation", "id": "bp", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+            "component": [
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                 "valueQuantity": {"value": 120, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                 "valueQuantity": {"value": 150, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+            ]
+        });
+        let entries = r4().extract_index(&bp);
+        let comp: Vec<_> = entries
+            .iter()
+            .filter(|e| e.param.starts_with("component-code-value-quantity$"))
+            .collect();
+        assert_eq!(comp.len(), 4, "{comp:?}");
+        let systolic_group = comp
+            .iter()
+            .find(|e| matches!(&e.value, IndexValue::Token { code: Some(c), .. } if c == "8480-6"))
+            .and_then(|e| e.group)
+            .unwrap();
+        let value_120 = comp
+            .iter()
+            .find(|e| matches!(&e.value, IndexValue::Quantity { value, .. } if *value == 120.0))
+            .unwrap();
+        assert_eq!(value_120.param, "component-code-value-quantity$1");
+        assert_eq!(value_120.group, Some(systolic_group));
+        let value_150 = comp
+            .iter()
+            .find(|e| matches!(&e.value, IndexValue::Quantity { value, .. } if *value == 150.0))
+            .unwrap();
+        assert_ne!(value_150.group, Some(systolic_group));
+        // combo-: the Observation itself is group 0, each component one more.
+        let combo_groups: std::collections::BTreeSet<_> = entries
+            .iter()
+            .filter(|e| e.param.starts_with("combo-code-value-quantity$"))
+            .filter_map(|e| e.group)
+            .collect();
+        assert_eq!(combo_groups.len(), 3, "{entries:?}");
+        // Ordinary parameters carry no group.
+        assert!(
+            entries
+                .iter()
+                .filter(|e| !e.param.contains('$'))
+                .all(|e| e.group.is_none())
+        );
+        assert!(r4().is_indexed("Observation", "code-value-quantity"));
     }
 }

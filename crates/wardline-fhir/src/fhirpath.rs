@@ -97,6 +97,16 @@ pub fn compile(expr: &str) -> Option<Expr> {
     Some(Expr { terms })
 }
 
+/// Compiles an expression relative to an element (`code`, `value.as(Quantity)`),
+/// for [`evaluate_from`]: each alternative becomes a path from a placeholder root.
+pub fn compile_relative(expr: &str) -> Option<Expr> {
+    let mut terms = Vec::new();
+    for alt in crate::definitions::split_top_level(expr, '|') {
+        terms.push(compile_term(&format!("Relative.{}", alt.trim()))?);
+    }
+    Some(Expr { terms })
+}
+
 /// The search parameters (`Type.code: expression`) whose expressions are
 /// outside the subset, so are neither indexed nor advertised. Composite and
 /// special parameters are left out (they are not evaluated this way at all).
@@ -282,6 +292,26 @@ pub fn evaluate<'a>(defs: &'a Definitions, expr: &Expr, resource: &'a Value) -> 
         out.extend(eval_term(defs, t, resource));
     }
     out
+}
+
+/// Evaluates `expr` (from [`compile_relative`]) relative to `start` (a composite parameter's component
+/// expressions, such as `value.as(Quantity)`, are relative to the element the
+/// base expression selected). Only paths are relative; other terms are empty.
+pub fn evaluate_from<'a>(defs: &'a Definitions, expr: &Expr, start: &Node<'a>) -> Vec<Node<'a>> {
+    let mut out = Vec::new();
+    for t in &expr.terms {
+        out.extend(eval_term_from(defs, t, start));
+    }
+    out
+}
+
+fn eval_term_from<'a>(defs: &'a Definitions, term: &Term, start: &Node<'a>) -> Vec<Node<'a>> {
+    match term {
+        // The root is the placeholder of [`compile_relative`].
+        Term::Path(_, steps) => apply_all(defs, steps, vec![start.clone()]),
+        Term::Then(inner, steps) => apply_all(defs, steps, eval_term_from(defs, inner, start)),
+        Term::And(..) | Term::Cmp { .. } => Vec::new(),
+    }
 }
 
 fn eval_term<'a>(defs: &'a Definitions, term: &Term, resource: &'a Value) -> Vec<Node<'a>> {

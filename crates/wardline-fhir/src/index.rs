@@ -8,9 +8,24 @@
 /// One indexed value of one search parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexEntry {
-    /// The search parameter's code, e.g. `identifier`, `birthdate`, `subject`.
+    /// The search parameter's code, e.g. `identifier`, `birthdate`, `subject`;
+    /// for a component of a composite parameter, `code-value-quantity$1`.
     pub param: String,
     pub value: IndexValue,
+    /// For composite components: which element (e.g. which
+    /// `Observation.component`) the value came from, so that a composite
+    /// search matches components of the same element only.
+    pub group: Option<u32>,
+}
+
+impl IndexEntry {
+    pub fn new(param: impl Into<String>, value: IndexValue) -> IndexEntry {
+        IndexEntry {
+            param: param.into(),
+            value,
+            group: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -120,6 +120,11 @@ pub enum FilterKind {
     /// `param` points at a resource of one of these types matching its filter
     /// (several types when the chain does not name one; OR-ed).
     Chain(Vec<(String, Filter)>),
+    /// A composite parameter (`code-value-quantity=loinc|8480-6$gt140`):
+    /// alternatives (OR-ed), each the component predicates (with their
+    /// types) that must all hold on the same element (one
+    /// `Observation.component`, say).
+    Composite(Vec<Vec<(SearchParamType, Predicate)>>),
     /// Reverse chaining (`_has:Observation:patient:code=...`): some
     /// `source_type` resource refers to this one by `reference_param` and
     /// matches `inner` (which may itself be a chain or `_has`).
@@ -520,9 +525,9 @@ fn param_filter(
                 "modifier ':{m}' is not valid on {code}"
             ))));
         }
-        return Ok(Err(FhirError::not_supported(format!(
-            "composite parameter '{code}' is not supported yet"
-        ))));
+        return composite_filter(defs, def, &split_raw(value, ','))
+            .map(Ok)
+            .map_err(bad);
     }
     let mut preds = Vec::new();
     let mut negate = false;
@@ -770,6 +775,73 @@ fn has_filter(
         })),
         Err(e) => Ok(Err(e)),
     }
+}
+
+/// A composite parameter (`code-value-quantity=http://loinc.org|8480-6$gt100`):
+/// each comma-separated value is `$`-separated component values, each parsed
+/// by its component's own parameter type.
+fn composite_filter(
+    defs: &Definitions,
+    def: &SearchParamDef,
+    values: &[String],
+) -> Result<Filter, String> {
+    // `values` are raw (escapes kept): `$` separates components first.
+    let comps: Vec<&SearchParamDef> = def
+        .components
+        .iter()
+        .map(|(c, _)| {
+            defs.search_param(&def.resource_type, c)
+                .ok_or_else(|| format!("composite {} has an unknown component '{c}'", def.code))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut alts = Vec::new();
+    for v in values {
+        let parts: Vec<String> = split_raw(v, '$')
+            .iter()
+            .map(|p| split_values(p).concat())
+            .collect();
+        if parts.len() != comps.len() {
+            return Err(format!(
+                "'{v}' must have {} '$'-separated parts for {}",
+                comps.len(),
+                def.code
+            ));
+        }
+        let mut preds = Vec::new();
+        for (c, part) in comps.iter().zip(&parts) {
+            match value_predicate(defs, c, None, part)? {
+                Ok(p) => preds.push((c.kind, p)),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        alts.push(preds);
+    }
+    Ok(Filter {
+        param: def.code.clone(),
+        param_type: Some(SearchParamType::Composite),
+        kind: FilterKind::Composite(alts),
+    })
+}
+
+/// Splits on unescaped `sep`, keeping every escape as written (for the
+/// composite parser, whose parts are unescaped by [`split_values`] later).
+fn split_raw(v: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        let last = out.last_mut().expect("non-empty");
+        if c == '\\' {
+            last.push(c);
+            if let Some(n) = chars.next() {
+                last.push(n);
+            }
+        } else if c == sep {
+            out.push(String::new());
+        } else {
+            last.push(c);
+        }
+    }
+    out
 }
 
 /// Splits on unescaped commas and unescapes `\,` `\|` `\$` `\\`.
@@ -1043,6 +1115,67 @@ mod tests {
     }
 
     #[test]
+    fn composites() {
+        let q = p(
+            "Observation",
+            &[(
+                "component-code-value-quantity",
+                "http://loinc.org|8480-6$gt140|http://unitsofmeasure.org|mm[Hg],8462-4$ge90",
+            )],
+            Handling::Strict,
+        )
+        .unwrap();
+        let FilterKind::Composite(alts) = &q.filters[0].kind else {
+            panic!("{q:?}")
+        };
+        assert_eq!(alts.len(), 2);
+        assert_eq!(
+            alts[0][0],
+            (
+                SearchParamType::Token,
+                Predicate::Token {
+                    system: TokenSystem::Is("http://loinc.org".into()),
+                    code: Some("8480-6".into())
+                }
+            )
+        );
+        let (
+            kind,
+            Predicate::Quantity {
+                prefix,
+                value,
+                system,
+                code,
+                ..
+            },
+        ) = &alts[0][1]
+        else {
+            panic!("{alts:?}")
+        };
+        assert_eq!(*kind, SearchParamType::Quantity);
+        assert_eq!((*prefix, *value), (Prefix::Gt, 140.0));
+        assert_eq!(system.as_deref(), Some("http://unitsofmeasure.org"));
+        assert_eq!(code.as_deref(), Some("mm[Hg]"));
+        // An escaped `$` belongs to the component value.
+        let q = p(
+            "Observation",
+            &[("code-value-string", "c$a\\$b")],
+            Handling::Strict,
+        )
+        .unwrap();
+        let FilterKind::Composite(alts) = &q.filters[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            alts[0][1].1,
+            Predicate::String {
+                value: crate::index::normalise_string("a$b"),
+                mode: StringMatch::StartsWith
+            }
+        );
+    }
+
+    #[test]
     fn chains_and_reverse_chains() {
         let q = p(
             "Observation",
@@ -1145,9 +1278,14 @@ mod tests {
             code("Observation", "subject:identifier", "a|b"),
             "not-supported"
         );
+        assert_eq!(code("Observation", "code-value-quantity", "x$5"), "ok");
+        assert_eq!(code("Observation", "_text", "x"), "not-supported");
+        // A composite value needs one part per component, each valid.
+        assert_eq!(code("Observation", "code-value-quantity", "x"), "invalid");
+        assert_eq!(code("Observation", "code-value-quantity", "x$y"), "invalid");
         assert_eq!(
-            code("Observation", "code-value-quantity", "x$5"),
-            "not-supported"
+            code("Observation", "code-value-quantity:exact", "x$1"),
+            "invalid"
         );
         assert_eq!(code("Patient", "_id:missing", "true"), "invalid");
         assert_eq!(code("Patient", "_lastUpdated:exact", "2020"), "invalid");
@@ -1157,7 +1295,7 @@ mod tests {
         let q = p(
             "Observation",
             &[
-                ("code-value-quantity", "x$1"),
+                ("_text", "x"),
                 ("subject:Patient.foo:bar", "x"),
                 ("_has:Observation:has-member:nope", "1"),
                 ("foo", "1"),
@@ -1168,7 +1306,7 @@ mod tests {
         assert_eq!(
             q.ignored,
             vec![
-                "code-value-quantity",
+                "_text",
                 "subject:Patient.foo:bar",
                 "_has:Observation:has-member:nope",
                 "foo"

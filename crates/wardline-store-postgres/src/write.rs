@@ -155,14 +155,16 @@ struct Common<'a> {
     res_type: Vec<&'a str>,
     param: Vec<&'a str>,
     patient_key: Vec<Option<&'a str>>,
+    grp: Vec<Option<i32>>,
 }
 
 impl<'a> Common<'a> {
-    fn push(&mut self, rid: i64, w: &'a ResourceWrite, param: &'a str) {
+    fn push(&mut self, rid: i64, w: &'a ResourceWrite, e: &'a wardline_fhir::IndexEntry) {
         self.rid.push(rid);
         self.res_type.push(&w.resource_type);
-        self.param.push(param);
+        self.param.push(&e.param);
         self.patient_key.push(w.patient_key.as_deref());
+        self.grp.push(e.group.map(|g| g as i32));
     }
 }
 
@@ -326,26 +328,25 @@ fn flush_batch(c: &mut PgConn, batch: &[ResourceWrite]) -> Result<()> {
                 .ok_or_else(|| be(format!("no rid returned for {}/{}", w.resource_type, w.id)))?,
         };
         for e in &w.index {
-            let p = e.param.as_str();
             match &e.value {
                 IndexValue::Token { system, code, .. } => {
-                    ix.token.0.push(rid, w, p);
+                    ix.token.0.push(rid, w, e);
                     ix.token.1.push(system.as_deref());
                     ix.token.2.push(code.as_deref());
                     ix.token.3.push(crate::token_text(&e.value));
                 }
                 IndexValue::String { norm, exact } => {
-                    ix.string.0.push(rid, w, p);
+                    ix.string.0.push(rid, w, e);
                     ix.string.1.push(norm);
                     ix.string.2.push(exact);
                 }
                 IndexValue::Date { lo, hi } => {
-                    ix.date.0.push(rid, w, p);
+                    ix.date.0.push(rid, w, e);
                     ix.date.1.push(*lo);
                     ix.date.2.push(*hi);
                 }
                 IndexValue::Number { value } => {
-                    ix.number.0.push(rid, w, p);
+                    ix.number.0.push(rid, w, e);
                     ix.number.1.push(*value);
                 }
                 IndexValue::Quantity {
@@ -354,7 +355,7 @@ fn flush_batch(c: &mut PgConn, batch: &[ResourceWrite]) -> Result<()> {
                     code,
                     unit,
                 } => {
-                    ix.quantity.0.push(rid, w, p);
+                    ix.quantity.0.push(rid, w, e);
                     ix.quantity.1.push(*value);
                     ix.quantity.2.push(system.as_deref());
                     ix.quantity.3.push(code.as_deref());
@@ -365,66 +366,66 @@ fn flush_batch(c: &mut PgConn, batch: &[ResourceWrite]) -> Result<()> {
                     target_id,
                     url,
                 } => {
-                    ix.reference.0.push(rid, w, p);
+                    ix.reference.0.push(rid, w, e);
                     ix.reference.1.push(target_type.as_deref());
                     ix.reference.2.push(target_id.as_deref());
                     ix.reference.3.push(url);
                 }
                 IndexValue::Uri { value } => {
-                    ix.uri.0.push(rid, w, p);
+                    ix.uri.0.push(rid, w, e);
                     ix.uri.1.push(value);
                 }
             }
         }
     }
-    const HEAD: &str = "$1::int8[], $2::text[], $3::text[], $4::text[]";
+    const HEAD: &str = "$1::int8[], $2::text[], $3::text[], $4::text[], $5::int4[]";
     let (k, a, b, t) = &ix.token;
     if !k.rid.is_empty() {
         c.execute(
-            &format!("INSERT INTO idx_token (rid, res_type, param, patient_key, system, code, text) SELECT * FROM unnest({HEAD}, $5::text[], $6::text[], $7::text[])"),
-            &[&k.rid, &k.res_type, &k.param, &k.patient_key, a, b, t],
+            &format!("INSERT INTO idx_token (rid, res_type, param, patient_key, grp, system, code, text) SELECT * FROM unnest({HEAD}, $6::text[], $7::text[], $8::text[])"),
+            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a, b, t],
         )?;
     }
     let (k, a, b) = &ix.string;
     if !k.rid.is_empty() {
         c.execute(
-            &format!("INSERT INTO idx_string (rid, res_type, param, patient_key, norm, exact) SELECT * FROM unnest({HEAD}, $5::text[], $6::text[])"),
-            &[&k.rid, &k.res_type, &k.param, &k.patient_key, a, b],
+            &format!("INSERT INTO idx_string (rid, res_type, param, patient_key, grp, norm, exact) SELECT * FROM unnest({HEAD}, $6::text[], $7::text[])"),
+            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a, b],
         )?;
     }
     let (k, a, b) = &ix.date;
     if !k.rid.is_empty() {
         c.execute(
-            &format!("INSERT INTO idx_date (rid, res_type, param, patient_key, lo, hi) SELECT * FROM unnest({HEAD}, $5::int8[], $6::int8[])"),
-            &[&k.rid, &k.res_type, &k.param, &k.patient_key, a, b],
+            &format!("INSERT INTO idx_date (rid, res_type, param, patient_key, grp, lo, hi) SELECT * FROM unnest({HEAD}, $6::int8[], $7::int8[])"),
+            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a, b],
         )?;
     }
     let (k, a) = &ix.number;
     if !k.rid.is_empty() {
         c.execute(
-            &format!("INSERT INTO idx_number (rid, res_type, param, patient_key, value) SELECT * FROM unnest({HEAD}, $5::float8[])"),
-            &[&k.rid, &k.res_type, &k.param, &k.patient_key, a],
+            &format!("INSERT INTO idx_number (rid, res_type, param, patient_key, grp, value) SELECT * FROM unnest({HEAD}, $6::float8[])"),
+            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a],
         )?;
     }
     let (k, a, b, d, e) = &ix.quantity;
     if !k.rid.is_empty() {
         c.execute(
-            &format!("INSERT INTO idx_quantity (rid, res_type, param, patient_key, value, system, code, unit) SELECT * FROM unnest({HEAD}, $5::float8[], $6::text[], $7::text[], $8::text[])"),
-            &[&k.rid, &k.res_type, &k.param, &k.patient_key, a, b, d, e],
+            &format!("INSERT INTO idx_quantity (rid, res_type, param, patient_key, grp, value, system, code, unit) SELECT * FROM unnest({HEAD}, $6::float8[], $7::text[], $8::text[], $9::text[])"),
+            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a, b, d, e],
         )?;
     }
     let (k, a, b, d) = &ix.reference;
     if !k.rid.is_empty() {
         c.execute(
-            &format!("INSERT INTO idx_reference (rid, res_type, param, patient_key, target_type, target_id, url) SELECT * FROM unnest({HEAD}, $5::text[], $6::text[], $7::text[])"),
-            &[&k.rid, &k.res_type, &k.param, &k.patient_key, a, b, d],
+            &format!("INSERT INTO idx_reference (rid, res_type, param, patient_key, grp, target_type, target_id, url) SELECT * FROM unnest({HEAD}, $6::text[], $7::text[], $8::text[])"),
+            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a, b, d],
         )?;
     }
     let (k, a) = &ix.uri;
     if !k.rid.is_empty() {
         c.execute(
-            &format!("INSERT INTO idx_uri (rid, res_type, param, patient_key, value) SELECT * FROM unnest({HEAD}, $5::text[])"),
-            &[&k.rid, &k.res_type, &k.param, &k.patient_key, a],
+            &format!("INSERT INTO idx_uri (rid, res_type, param, patient_key, grp, value) SELECT * FROM unnest({HEAD}, $6::text[])"),
+            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a],
         )?;
     }
     Ok(())

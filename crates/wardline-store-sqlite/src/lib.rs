@@ -438,7 +438,7 @@ impl StoreTx for SqliteTx<'_> {
         let pk = w.patient_key.as_deref();
         let t = w.resource_type.as_str();
         for e in &w.index {
-            insert_index(c, rid, t, &e.param, pk, &e.value)?;
+            insert_index(c, rid, t, &e.param, pk, e.group, &e.value)?;
         }
         Ok(())
     }
@@ -458,13 +458,14 @@ fn insert_index(
     t: &str,
     param: &str,
     pk: Option<&str>,
+    grp: Option<u32>,
     v: &IndexValue,
 ) -> Result<()> {
     use rusqlite::params;
     let n = match v {
         IndexValue::Token { system, code, text } => c
             .prepare_cached(
-                "INSERT INTO idx_token (rid, res_type, param, patient_key, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO idx_token (rid, res_type, param, patient_key, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -472,6 +473,7 @@ fn insert_index(
                     t,
                     param,
                     pk,
+                    grp,
                     system,
                     code,
                     text.as_deref().map(normalise_string)
@@ -479,19 +481,19 @@ fn insert_index(
             }),
         IndexValue::String { norm, exact } => c
             .prepare_cached(
-                "INSERT INTO idx_string (rid, res_type, param, patient_key, norm, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO idx_string (rid, res_type, param, patient_key, grp, norm, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, norm, exact])),
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, norm, exact])),
         IndexValue::Date { lo, hi } => c
             .prepare_cached(
-                "INSERT INTO idx_date (rid, res_type, param, patient_key, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO idx_date (rid, res_type, param, patient_key, grp, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, lo, hi])),
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, lo, hi])),
         IndexValue::Number { value } => c
             .prepare_cached(
-                "INSERT INTO idx_number (rid, res_type, param, patient_key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO idx_number (rid, res_type, param, patient_key, grp, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, value])),
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, value])),
         IndexValue::Quantity {
             value,
             system,
@@ -499,23 +501,23 @@ fn insert_index(
             unit,
         } => c
             .prepare_cached(
-                "INSERT INTO idx_quantity (rid, res_type, param, patient_key, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO idx_quantity (rid, res_type, param, patient_key, grp, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, value, system, code, unit])),
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, value, system, code, unit])),
         IndexValue::Reference {
             target_type,
             target_id,
             url,
         } => c
             .prepare_cached(
-                "INSERT INTO idx_reference (rid, res_type, param, patient_key, target_type, target_id, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO idx_reference (rid, res_type, param, patient_key, grp, target_type, target_id, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, target_type, target_id, url])),
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, target_type, target_id, url])),
         IndexValue::Uri { value } => c
             .prepare_cached(
-                "INSERT INTO idx_uri (rid, res_type, param, patient_key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO idx_uri (rid, res_type, param, patient_key, grp, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, value])),
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, value])),
     };
     n.map(|_| ()).map_err(be)
 }

@@ -37,6 +37,7 @@ fn token(param: &str, system: &str, code: &str) -> IndexEntry {
             code: Some(code.into()),
             text: None,
         },
+        group: None,
     }
 }
 
@@ -216,6 +217,7 @@ pub fn search_predicates(store: &dyn Store) {
     let date = |lo: i64, hi: i64| IndexEntry {
         param: "date".into(),
         value: IndexValue::Date { lo, hi },
+        group: None,
     };
     let name = |s: &str| IndexEntry {
         param: "name".into(),
@@ -223,6 +225,7 @@ pub fn search_predicates(store: &dyn Store) {
             norm: wardline_fhir::index::normalise_string(s),
             exact: s.into(),
         },
+        group: None,
     };
     let qty = |v: f64| IndexEntry {
         param: "value-quantity".into(),
@@ -232,6 +235,7 @@ pub fn search_predicates(store: &dyn Store) {
             code: Some("mg".into()),
             unit: Some("mg".into()),
         },
+        group: None,
     };
     let subj = |id: &str| IndexEntry {
         param: "subject".into(),
@@ -240,6 +244,7 @@ pub fn search_predicates(store: &dyn Store) {
             target_id: Some(id.into()),
             url: format!("Patient/{id}"),
         },
+        group: None,
     };
     let day = 86_400_000;
     write(
@@ -643,6 +648,7 @@ pub fn more_predicates_sort_and_paging(store: &dyn Store) {
     let e = |param: &str, value: IndexValue| IndexEntry {
         param: param.into(),
         value,
+        group: None,
     };
     let name = |s: &str| {
         e(
@@ -958,6 +964,7 @@ fn reference(param: &str, t: &str, id: &str) -> IndexEntry {
             target_id: Some(id.into()),
             url: format!("{t}/{id}"),
         },
+        group: None,
     }
 }
 

@@ -163,7 +163,21 @@ pub fn migrations(d: Dialect) -> Vec<(&'static str, String)> {
         ),
         idx("idx_uri", "value TEXT NOT NULL"),
     );
-    vec![("0001_initial", v1)]
+    // Composite parameters: the element a component value came from.
+    let v2 = [
+        "idx_token",
+        "idx_string",
+        "idx_date",
+        "idx_number",
+        "idx_quantity",
+        "idx_reference",
+        "idx_uri",
+    ]
+    .iter()
+    .map(|t| format!("ALTER TABLE {t} ADD COLUMN grp INTEGER;"))
+    .collect::<Vec<_>>()
+    .join("\n");
+    vec![("0001_initial", v1), ("0002_composite_groups", v2)]
 }
 
 /// Incrementally builds SQL text and its bound parameters.
@@ -347,6 +361,7 @@ fn selectivity(f: &Filter) -> Option<u8> {
                 .unwrap_or(9)
                 .min(6)
         }
+        FilterKind::Composite(_) => 5,
         FilterKind::Has { .. } => 9,
         FilterKind::LastUpdated(_) => 9,
         FilterKind::Not(_) | FilterKind::Missing(_) => return None,
@@ -477,6 +492,76 @@ fn filter(b: &mut SqlBuilder, a: &str, rtype: Option<&str>, f: &Filter, depth: u
                 b.push(")");
             }
             b.push(")");
+        }
+        FilterKind::Composite(alts) => {
+            // One join of the component tables on (rid, grp): all components
+            // of one alternative must come from the same element.
+            let Some(kinds) = alts
+                .first()
+                .map(|a| a.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+            else {
+                b.push("1 = 0");
+                return;
+            };
+            let Some(tables) = kinds
+                .iter()
+                .map(|k| index_table(*k))
+                .collect::<Option<Vec<_>>>()
+            else {
+                b.push("1 = 0");
+                return;
+            };
+            let alias = |i: usize| format!("c{depth}_{i}");
+            match mode {
+                Mode::Drive => {
+                    b.push(a)
+                        .push(".rid IN (SELECT ")
+                        .push(&alias(0))
+                        .push(".rid FROM ");
+                }
+                Mode::Probe => {
+                    b.push("EXISTS (SELECT 1 FROM ");
+                }
+            }
+            for (i, t) in tables.iter().enumerate() {
+                let c = alias(i);
+                if i == 0 {
+                    b.push(t).push(" ").push(&c);
+                } else {
+                    let c0 = alias(0);
+                    b.push(" JOIN ").push(t).push(" ").push(&c).push(" ON ");
+                    b.push(&c).push(".rid = ").push(&c0).push(".rid AND ");
+                    b.push(&c).push(".grp = ").push(&c0).push(".grp");
+                }
+            }
+            b.push(" WHERE ");
+            if mode == Mode::Probe {
+                b.push(&alias(0)).push(".rid = ").push(a).push(".rid AND ");
+            } else if let Some(t) = rtype {
+                b.push(&alias(0)).push(".res_type = ").text(t).push(" AND ");
+            }
+            for i in 0..tables.len() {
+                b.push(&alias(i)).push(".param = ");
+                b.text(&wardline_fhir::extract::component_param(&f.param, i));
+                b.push(" AND ");
+            }
+            b.push("(");
+            for (j, alt) in alts.iter().enumerate() {
+                if j > 0 {
+                    b.push(" OR ");
+                }
+                b.push("(");
+                for (i, (_, p)) in alt.iter().enumerate() {
+                    if i > 0 {
+                        b.push(" AND ");
+                    }
+                    b.push("(");
+                    predicate(b, &alias(i), p);
+                    b.push(")");
+                }
+                b.push(")");
+            }
+            b.push("))");
         }
         FilterKind::Id(ids) => {
             b.push(a).push(".res_id IN (");

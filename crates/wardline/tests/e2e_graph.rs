@@ -411,6 +411,97 @@ fn run(env: Env) {
     let r = s.get(&format!("Patient/{p0_id}/$everything?_since=yesterday"));
     c.eq("$everything with a bad _since", r.status, 400);
 
+    // ---- composite parameters ----------------------------------------------
+    // Blood pressures whose components tempt a search that does not keep
+    // components together: bp2 has a normal systolic and a high diastolic.
+    let bp = |id: &str, sys: f64, dia: f64| {
+        serde_json::json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+            "subject": {"reference": format!("Patient/{p0_id}")},
+            "component": [
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                 "valueQuantity": {"value": sys, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                 "valueQuantity": {"value": dia, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+            ]
+        })
+    };
+    for (id, sys, dia) in [
+        ("bp1", 150.0, 80.0),
+        ("bp2", 120.0, 150.0),
+        ("bp3", 145.0, 95.0),
+    ] {
+        assert_eq!(
+            s.put(&format!("Observation/{id}"), &bp(id, sys, dia))
+                .status,
+            201
+        );
+    }
+    let obs = |ids: &[&str]| -> BTreeSet<String> {
+        ids.iter().map(|i| format!("Observation/{i}")).collect()
+    };
+    let cvq = "Observation?component-code-value-quantity=";
+    matches(
+        &mut c,
+        &s,
+        &format!("{cvq}{}", enc("http://loinc.org|8480-6$gt140")),
+        &obs(&["bp1", "bp3"]),
+    );
+    matches(
+        &mut c,
+        &s,
+        &format!("{cvq}{}", enc("8462-4$ge90")),
+        &obs(&["bp2", "bp3"]),
+    );
+    matches(
+        &mut c,
+        &s,
+        &format!(
+            "{cvq}{}",
+            enc("8480-6$gt149|http://unitsofmeasure.org|mm[Hg],8462-4$gt149")
+        ),
+        &obs(&["bp1", "bp2"]),
+    );
+    matches(
+        &mut c,
+        &s,
+        &format!(
+            "{cvq}{}&component-code-value-quantity={}",
+            enc("8480-6$gt140"),
+            enc("8462-4$ge90")
+        ),
+        &obs(&["bp3"]),
+    );
+    matches(
+        &mut c,
+        &s,
+        &format!("{cvq}{}", enc("8480-6$lt100")),
+        &BTreeSet::new(),
+    );
+    // code-value-quantity on the Observation's own code and value, from the generated data.
+    let want: BTreeSet<String> = d
+        .of_type("Observation")
+        .filter(|o| has_code(o, "/code/coding", "8867-4"))
+        .filter(|o| {
+            o["valueQuantity"]["value"]
+                .as_f64()
+                .is_some_and(|v| v > 90.0)
+        })
+        .map(key)
+        .collect();
+    matches(
+        &mut c,
+        &s,
+        &format!(
+            "Observation?code-value-quantity={}",
+            enc("http://loinc.org|8867-4$gt90")
+        ),
+        &want,
+    );
+    let r = s.get(&format!("{cvq}{}", enc("8480-6")));
+    c.eq("composite without all its parts", r.status, 400);
+
     c.finish(&format!("[{}] graph searches", env.name));
 }
 
