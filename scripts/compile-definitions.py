@@ -23,9 +23,9 @@ for f in ['Bundle-types.json.gz', 'Bundle-resources.json.gz']:
                 for ext in t.get('extension', []):
                     if ext['url'].endswith('/regex') and el['path'].endswith('.value'):
                         regex = ext['valueString']
-            item = [el['path'], el.get('min', 0), el.get('max', '*'), ts]
-            if 'contentReference' in el:
-                item.append(el['contentReference'])
+            # [path, min, max, types, contentReference|None, isSummary]
+            item = [el['path'], el.get('min', 0), el.get('max', '*'), ts,
+                    el.get('contentReference'), 1 if el.get('isSummary') else 0]
             els.append(item)
         types[r['name'] if kind != 'resource' else r['type']] = {'k': kind[0], 'a': r.get('abstract', False), 'e': els, **({'r': regex} if regex else {})}
 sp = load(f"{d}/Bundle-searchParams.json")

@@ -290,6 +290,22 @@ impl Shape {
     }
 }
 
+/// Whether `Type.name` (or its choice form `Type.name[x]` for `valueQuantity`)
+/// is a summary element.
+fn is_summary_element(defs: &Definitions, rt: &str, name: &str) -> bool {
+    if let Some(e) = defs.element(&format!("{rt}.{name}")) {
+        return e.is_summary;
+    }
+    // A choice element written with its type (`valueQuantity`, `deceasedBoolean`).
+    let cut = name
+        .char_indices()
+        .filter(|(_, c)| c.is_ascii_uppercase())
+        .map(|(i, _)| i)
+        .next();
+    cut.and_then(|i| defs.element(&format!("{rt}.{}[x]", &name[..i])))
+        .is_some_and(|e| e.is_summary)
+}
+
 /// Keeps the elements `shape` asks for, plus the mandatory ones, and marks the
 /// resource `SUBSETTED`.
 pub(crate) fn shape_resource(defs: &Definitions, v: Value, shape: &Shape) -> Value {
@@ -305,18 +321,18 @@ pub(crate) fn shape_resource(defs: &Definitions, v: Value, shape: &Shape) -> Val
         }
         match shape {
             Shape::Elements(els) => els.iter().any(|e| e == k),
-            Shape::Text => k == "text",
+            // text, id, meta and the top-level mandatory elements.
+            Shape::Text => {
+                k == "text"
+                    || defs
+                        .element(&format!("{rt}.{}", k.trim_start_matches('_')))
+                        .is_some_and(|e| e.min > 0)
+            }
             Shape::Data => k != "text",
             Shape::True => {
-                // Summary elements: required elements stand in for isSummary,
-                // which the compact model does not carry.
+                // The elements the specification marks isSummary.
                 let base = k.trim_start_matches('_');
-                defs.element(&format!("{rt}.{base}"))
-                    .is_some_and(|e| e.min > 0)
-                    || matches!(
-                        base,
-                        "identifier" | "status" | "name" | "code" | "subject" | "patient"
-                    )
+                is_summary_element(defs, &rt, base)
             }
         }
     };

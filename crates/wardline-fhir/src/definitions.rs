@@ -26,6 +26,8 @@ pub struct ElementDef {
     pub types: Vec<String>,
     /// `#Questionnaire.item`-style reuse of another element's children.
     pub content_reference: Option<String>,
+    /// Part of the summary view (`_summary=true`).
+    pub is_summary: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +177,7 @@ fn load_embedded() -> Definitions {
                         })
                         .unwrap_or_default(),
                     content_reference: e.get(4).and_then(|c| c.as_str()).map(str::to_owned),
+                    is_summary: e.get(5).and_then(|s| s.as_u64()) == Some(1),
                 })
                 .collect();
         if let Some(r) = t.r {

@@ -411,6 +411,73 @@ fn run(env: Env) {
     let r = s.get(&format!("Patient/{p0_id}/$everything?_since=yesterday"));
     c.eq("$everything with a bad _since", r.status, 400);
 
+    // ---- _summary -------------------------------------------------------------
+    // Patient's summary elements in R4 (isSummary in the specification).
+    let summary: BTreeSet<&str> = [
+        "resourceType",
+        "id",
+        "meta",
+        "identifier",
+        "active",
+        "name",
+        "telecom",
+        "gender",
+        "birthDate",
+        "deceasedBoolean",
+        "deceasedDateTime",
+        "address",
+        "managingOrganization",
+        "link",
+    ]
+    .into();
+    let keys_of = |path: &str| -> Vec<BTreeSet<String>> {
+        let r = s.get(path);
+        common::entries(&r.body)
+            .iter()
+            .map(|e| e["resource"].as_object().unwrap().keys().cloned().collect())
+            .collect()
+    };
+    let got = keys_of(&format!("Patient?_id={p0_id}&_summary=true"));
+    c.check(got.len() == 1, || format!("_summary=true: {got:?}"));
+    for k in got.first().into_iter().flatten() {
+        c.check(summary.contains(k.as_str()), || {
+            format!("_summary=true kept {k}")
+        });
+    }
+    c.check(
+        got.first().is_some_and(|k| {
+            k.contains("identifier")
+                && k.contains("birthDate")
+                && !k.contains("generalPractitioner")
+        }),
+        || format!("_summary=true: {got:?}"),
+    );
+    let r = s.get(&format!("Patient?_id={p0_id}&_summary=true"));
+    c.check(r.text.contains("SUBSETTED"), || {
+        "a summarised resource is tagged SUBSETTED".to_owned()
+    });
+    // _summary=text: text, id, meta and mandatory elements (Observation.status, .code).
+    let got = keys_of("Observation?_count=1&_summary=text");
+    c.eq(
+        "_summary=text on Observation",
+        got.first().cloned().unwrap_or_default(),
+        ["resourceType", "id", "meta", "status", "code"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
+    let got = keys_of(&format!("Patient?_id={p0_id}&_summary=data"));
+    c.check(
+        got.first()
+            .is_some_and(|k| !k.contains("text") && k.contains("generalPractitioner")),
+        || format!("_summary=data: {got:?}"),
+    );
+    let r = s.get("Patient?_summary=count");
+    c.check(
+        r.body["total"].as_u64() == Some(patients.len() as u64) && r.body.get("entry").is_none(),
+        || format!("_summary=count: {}", r.brief()),
+    );
+
     // ---- composite parameters ----------------------------------------------
     // Blood pressures whose components tempt a search that does not keep
     // components together: bp2 has a normal systolic and a high diastolic.
