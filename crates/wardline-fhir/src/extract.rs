@@ -691,6 +691,7 @@ mod tests {
             max: None,
             types: types.iter().map(|t| t.to_string()).collect(),
             content_reference: None,
+            is_summary: false,
         };
         let thing = TypeDef {
             name: "Thing".into(),
