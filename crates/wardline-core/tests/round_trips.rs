@@ -100,7 +100,7 @@ fn includes_do_not_multiply_round_trips() {
     });
     assert_eq!(r.status, 200);
 
-    let mut cost = |query: &[(&str, &str)]| -> (usize, usize) {
+    let cost = |query: &[(&str, &str)]| -> (usize, usize) {
         store.calls.store(0, Ordering::SeqCst);
         let b = get(&svc, "Encounter", query);
         (
