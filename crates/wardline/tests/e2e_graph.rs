@@ -411,6 +411,56 @@ fn run(env: Env) {
     let r = s.get(&format!("Patient/{p0_id}/$everything?_since=yesterday"));
     c.eq("$everything with a bad _since", r.status, 400);
 
+    // ---- _sort on several keys --------------------------------------------------
+    // The patient with the most encounters.
+    let busiest = patients
+        .iter()
+        .map(|p| key(p))
+        .max_by_key(|k| d.referring("Encounter", "/subject/reference", k).len())
+        .unwrap();
+    let mut encs: Vec<&Value> = d
+        .of_type("Encounter")
+        .filter(|e| e["subject"]["reference"] == busiest.as_str())
+        .collect();
+    let classes: BTreeSet<&str> = encs
+        .iter()
+        .map(|e| e["class"]["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        encs.len() >= 3 && classes.len() >= 2,
+        "{busiest}: {} encounters, classes {classes:?}",
+        encs.len()
+    );
+    encs.sort_by(|a, b| {
+        let ka = a["class"]["code"].as_str().unwrap();
+        let kb = b["class"]["code"].as_str().unwrap();
+        // Instants in one format, so text order is time order.
+        let da = a["period"]["start"].as_str().unwrap();
+        let db = b["period"]["start"].as_str().unwrap();
+        ka.cmp(kb).then(db.cmp(da))
+    });
+    let want: Vec<String> = encs.iter().map(|e| key(e)).collect();
+    let path = format!(
+        "Encounter?patient={}&_sort=class,-date&_count=3",
+        busiest.trim_start_matches("Patient/")
+    );
+    let mut got = Vec::new();
+    let mut url = s.url(&path);
+    for _ in 0..100 {
+        let r = s.get(&url);
+        got.extend(
+            entries(&r.body)
+                .iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| key(&e["resource"])),
+        );
+        match next_link(&r.body) {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    c.eq(&format!("{path} (order, paged)"), got, want);
+
     // ---- _summary -------------------------------------------------------------
     // Patient's summary elements in R4 (isSummary in the specification).
     let summary: BTreeSet<&str> = [
