@@ -196,7 +196,20 @@ pub(crate) fn row_to_resource(r: &Row) -> Result<StoredResource> {
 }
 
 pub struct PostgresStore {
-    pool: Pool<Manager>,
+    /// `Option` only so that [`Drop`] can move the pool to another thread.
+    pool: Option<Pool<Manager>>,
+}
+
+impl Drop for PostgresStore {
+    /// The synchronous `postgres` client closes its connection with its own
+    /// runtime's `block_on`, which panics (and aborts) if the store is dropped
+    /// inside an async context, as when the HTTP server shuts down. Closing the
+    /// connections on a plain thread works from any context.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
 }
 
 fn valid_schema(s: &str) -> bool {
@@ -243,13 +256,17 @@ impl PostgresStore {
             .min_idle(Some(1))
             .build(Manager(PostgresConnectionManager::new(config, NoTls)))
             .map_err(be)?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore { pool: Some(pool) };
         store.migrate()?;
         Ok(store)
     }
 
     fn conn(&self) -> Result<PooledConnection<Manager>> {
-        self.pool.get().map_err(be)
+        self.pool
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?
+            .get()
+            .map_err(be)
     }
 
     fn migrate(&self) -> Result<()> {

@@ -59,3 +59,17 @@ fn schema_names_are_checked() {
         Err(StoreError::Backend(_))
     ));
 }
+
+/// The HTTP server drops the store inside the tokio runtime when it shuts
+/// down; the synchronous client must not abort the process there.
+#[test]
+fn dropping_inside_an_async_context_does_not_abort() {
+    let Some(store) = test_store("drop") else {
+        return;
+    };
+    assert!(store.read("Patient", "nobody").unwrap().is_none());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        drop(store);
+    });
+}

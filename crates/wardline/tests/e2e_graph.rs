@@ -619,6 +619,13 @@ fn run(env: Env) {
     let r = s.get(&format!("{cvq}{}", enc("8480-6")));
     c.eq("composite without all its parts", r.status, 400);
 
+    // A graceful stop (SIGTERM) exits 0 on either backend.
+    let mut s = s;
+    let status = s.terminate();
+    c.check(status.is_some_and(|st| st.success()), || {
+        format!("SIGTERM: exit {status:?}; log: {}", s.log_tail(3000))
+    });
+
     c.finish(&format!("[{}] graph searches", env.name));
 }
 

@@ -281,6 +281,25 @@ impl Server {
         }
     }
 
+    /// SIGTERM the server and wait (bounded) for it to exit; its exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// SIGKILL the server (std's `Child::kill` sends SIGKILL on Unix) and reap it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
