@@ -392,7 +392,7 @@ mod tests {
         let m = Message::parse("MSH|^~\\&|S|SF|R|RF|2024||ORU^R01|C9|T|2.5\rPID|1").unwrap();
         let e = ErrorDetail::new(error_code::REQUIRED_FIELD_MISSING, "PID-3 missing: a|b")
             .at(&Path::parse("PID-3").unwrap());
-        let a = ack_with(&m, AckCode::AE, &[e.clone()], &opts());
+        let a = ack_with(&m, AckCode::AE, std::slice::from_ref(&e), &opts());
         assert_eq!(
             a.segments()[2].raw(),
             "ERR||PID^1^3|101^Required field missing^HL70357|E||||PID-3 missing: a\\F\\b"
