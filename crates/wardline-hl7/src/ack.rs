@@ -323,6 +323,29 @@ pub fn ack_with(
         .expect("an ACK is well-formed by construction: fixed segment ids, escaped values")
 }
 
+/// The ACK for an input that could not be parsed as a [`Message`] (for an
+/// MLLP listener that must still answer): when the first line is a readable
+/// MSH, the ACK is built from it as by [`ack`] (its separators, swapped
+/// applications, MSA-2 = its MSH-10); otherwise from an empty MSH with the
+/// standard separators `|^~\&` (MSA-2 empty). One ERR segment carries the
+/// parse error (see `From<&ParseError> for ErrorDetail`). Use
+/// [`AckCode::AR`] (or `AE`) as `code`.
+pub fn ack_unparsed(input: &[u8], code: AckCode, error: &ParseError) -> Message<'static> {
+    let text = String::from_utf8_lossy(input);
+    let text = text
+        .trim_start_matches('\u{feff}')
+        .trim_start_matches(['\r', '\n']);
+    let first = text.split(['\r', '\n']).next().unwrap_or("");
+    let errors = [ErrorDetail::from(error)];
+    match Message::parse(first) {
+        Ok(m) => ack(&m, code, &errors),
+        Err(_) => {
+            let empty = Message::parse("MSH|^~\\&").expect("a valid MSH");
+            ack(&empty, code, &errors)
+        }
+    }
+}
+
 /// Now, UTC, as `YYYYMMDDHHMMSS`.
 fn utc_timestamp() -> String {
     let secs = SystemTime::now()
@@ -408,6 +431,29 @@ mod tests {
             a.segments()[2].raw(),
             "ERR|PID^1^3^101&PID-3 missing: a\\F\\b&HL70357"
         );
+    }
+
+    #[test]
+    fn unparsed_inputs() {
+        let input = b"MSH^~|\\&^S^SF^R^RF^2024^^ADT~A01^C7^P^2.5\rPID^1\rpv1^x";
+        let err = Message::parse_bytes(input).unwrap_err();
+        let a = ack_unparsed(input, AckCode::AR, &err);
+        assert_eq!(a.separators().field, '^');
+        assert_eq!(a.get("MSA-1").unwrap(), Some("AR"));
+        assert_eq!(a.get("MSA-2").unwrap(), Some("C7"));
+        assert_eq!(a.get("MSH-5").unwrap(), Some("S"));
+        assert!(
+            a.text("ERR-8")
+                .unwrap()
+                .unwrap()
+                .starts_with("line 3: invalid segment id")
+        );
+        let junk = b"\xff\xfegarbage";
+        let err = Message::parse_bytes(junk).unwrap_err();
+        let a = ack_unparsed(junk, AckCode::AR, &err);
+        assert_eq!(a.separators(), &crate::Separators::default());
+        assert_eq!(a.get("MSA-2").unwrap(), Some(""));
+        assert!(a.text("ERR-8").unwrap().unwrap().contains("invalid UTF-8"));
     }
 
     #[test]

@@ -74,7 +74,9 @@ pub mod path;
 pub mod segment;
 pub mod separators;
 
-pub use ack::{AckCode, AckOptions, ErrorDetail, ErrorLocation, Severity, ack, ack_with};
+pub use ack::{
+    AckCode, AckOptions, ErrorDetail, ErrorLocation, Severity, ack, ack_unparsed, ack_with,
+};
 pub use builder::{MessageBuilder, SegmentBuilder};
 pub use error::{ParseError, PathError};
 pub use escape::{escape, unescape};

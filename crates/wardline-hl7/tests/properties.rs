@@ -5,7 +5,8 @@
 
 use proptest::prelude::*;
 use wardline_hl7::{
-    AckCode, ErrorDetail, Message, Separators, ack, escape, parse_file, parse_file_bytes,
+    AckCode, ErrorDetail, Message, Separators, ack, ack_unparsed, escape, parse_file,
+    parse_file_bytes,
 };
 
 const PUNCT: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
@@ -46,7 +47,11 @@ fn check_any(input: &[u8]) {
             assert_eq!(m.encode().as_bytes(), input);
             exercise(&m);
         }
-        Err(e) => assert!(e.line >= 1),
+        Err(e) => {
+            assert!(e.line >= 1);
+            let a = ack_unparsed(input, AckCode::AR, &e);
+            assert_eq!(a.get("MSA-1").unwrap(), Some("AR"));
+        }
     }
     match parse_file_bytes(input) {
         Ok(f) => {
