@@ -6,6 +6,7 @@
 mod bench;
 mod export;
 mod generate;
+mod hl7;
 mod import;
 
 use std::net::SocketAddr;
@@ -44,6 +45,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Write a reproducible synthetic population (NDJSON per type) for benchmarks.
     Generate(generate::GenerateArgs),
+    /// HL7 v2 tools.
+    #[command(subcommand)]
+    Hl7(hl7::Hl7Command),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -127,6 +131,7 @@ fn main() -> std::process::ExitCode {
         Command::Import(a) => import::run(&a.paths, &a.store),
         Command::Bench(b) => bench::run(b),
         Command::Export(a) => export::run(a),
+        Command::Hl7(c) => hl7::run(c),
         Command::Generate(a) => generate::run(&a),
     };
     match result {

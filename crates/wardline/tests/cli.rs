@@ -20,6 +20,14 @@ fn help_on_every_subcommand() {
         vec!["bench", "ingest", "--help"],
         vec!["bench", "read", "--help"],
         vec!["bench", "search", "--help"],
+        vec!["bench", "chart", "--help"],
+        vec!["bench", "everything", "--help"],
+        vec!["bench", "export", "--help"],
+        vec!["bench", "explain", "--help"],
+        vec!["export", "--help"],
+        vec!["generate", "--help"],
+        vec!["hl7", "--help"],
+        vec!["hl7", "parse", "--help"],
     ] {
         let out = wardline(&args);
         assert!(out.status.success(), "{args:?} failed");
@@ -27,7 +35,7 @@ fn help_on_every_subcommand() {
         assert!(text.contains("Usage:"), "{args:?}: {text}");
     }
     let top = String::from_utf8_lossy(&wardline(&["--help"]).stdout).into_owned();
-    for sub in ["serve", "import", "bench"] {
+    for sub in ["serve", "import", "export", "generate", "hl7", "bench"] {
         assert!(top.contains(sub), "{top}");
     }
     let serve = String::from_utf8_lossy(&wardline(&["serve", "--help"]).stdout).into_owned();
@@ -221,4 +229,43 @@ fn generate_then_import_and_refuse_to_overwrite() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(!again.status.success());
     assert!(stderr.contains(out_dir.to_str().unwrap()), "{stderr}");
+}
+
+/// `wardline hl7 parse`: separators from MSH-2 (here `#` for components),
+/// escapes decoded, CRLF terminators; a bad file is exit 1 naming the file
+/// and the segment line.
+#[test]
+fn hl7_parse_prints_json_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("adt.hl7");
+    std::fs::write(
+        &good,
+        "MSH|#~\\&|PAS|RWG|EPR|RWG|20261123090000||ADT#A01|MSG001|P|2.4\r\n\
+         PID|1||9434765919#####NHS~RWG0000001#####PAS||SMITH#JANE||19700101|F\r\n\
+         NTE|1||Ward 7 \\T\\ bay 2\r\n",
+    )
+    .unwrap();
+    let out = wardline(&["hl7", "parse", good.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let msg = &v["messages"][0];
+    assert_eq!(msg["segments"].as_array().unwrap().len(), 3);
+    let flat = msg.to_string();
+    assert!(
+        flat.contains("9434765919") && flat.contains("RWG0000001"),
+        "{flat}"
+    );
+    assert!(flat.contains("Ward 7 & bay 2"), "escape decoded: {flat}");
+
+    let bad = dir.path().join("bad.hl7");
+    std::fs::write(&bad, "PID|1||123\r").unwrap();
+    let out = wardline(&["hl7", "parse", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.hl7") && err.contains("MSH"), "{err}");
 }
