@@ -70,6 +70,7 @@ pub mod error;
 pub mod escape;
 pub mod file;
 pub mod message;
+pub mod mllp;
 pub mod path;
 pub mod segment;
 pub mod separators;
