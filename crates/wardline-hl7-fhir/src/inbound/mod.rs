@@ -1,0 +1,1 @@
+//! Inbound: v2 message → changes to the record. (Being written.)

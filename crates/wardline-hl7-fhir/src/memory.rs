@@ -1,0 +1,1 @@
+//! An in-memory [`Records`](crate::Records) for tests. (Being written.)

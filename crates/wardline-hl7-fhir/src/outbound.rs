@@ -1,0 +1,1 @@
+//! Outbound: FHIR change → v2 message. (Being written.)
