@@ -28,6 +28,7 @@ fn help_on_every_subcommand() {
         vec!["generate", "--help"],
         vec!["hl7", "--help"],
         vec!["hl7", "parse", "--help"],
+        vec!["hl7", "send", "--help"],
     ] {
         let out = wardline(&args);
         assert!(out.status.success(), "{args:?} failed");
@@ -268,4 +269,87 @@ fn hl7_parse_prints_json_and_names_bad_lines() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("bad.hl7") && err.contains("MSH"), "{err}");
+}
+
+/// `wardline hl7 send`: every message of a file goes out MLLP-framed, one at a
+/// time; each ACK is printed; exit 1 when any is not AA. The listener here is
+/// a minimal one written in the test (Wardline's own is tested in e2e_hl7.rs).
+#[test]
+fn hl7_send_prints_each_ack_and_fails_on_ae() {
+    use std::io::{Read, Write};
+    use wardline_hl7::mllp::{FrameDecoder, encode_frame};
+    use wardline_hl7::{AckCode, ErrorDetail, Message, ack};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut dec = FrameDecoder::new(1 << 20);
+        let mut buf = [0u8; 4096];
+        let mut received = Vec::new();
+        while received.len() < 3 {
+            while let Some(frame) = dec.next_frame() {
+                let text = String::from_utf8(frame.to_vec()).unwrap();
+                let msg = Message::parse(&text).unwrap();
+                let id = msg.control_id().unwrap().into_owned();
+                // The second message is refused, naming the field at fault.
+                let reply = if id == "M2" {
+                    ack(
+                        &msg,
+                        AckCode::AE,
+                        &[ErrorDetail::new(101, "PID-3 has no NHS number")],
+                    )
+                } else {
+                    ack(&msg, AckCode::AA, &[])
+                };
+                conn.write_all(&encode_frame(reply.encode().as_bytes()))
+                    .unwrap();
+                received.push(id);
+            }
+            if received.len() == 3 {
+                break;
+            }
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "client closed early");
+            dec.push(&buf[..n]).unwrap();
+        }
+        received
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("feed.hl7");
+    let mut text = String::new();
+    for id in ["M1", "M2", "M3"] {
+        text.push_str(&format!(
+            "MSH|^~\\&|PAS|RWG|EPR|RWG|20261123090000||ADT^A01|{id}|P|2.4\r\
+             PID|1||9434765919^^^NHS^NH||SMITH^JANE\r"
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let out = wardline(&["hl7", "send", file.to_str().unwrap(), "--to", &addr]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with("M1\tAA"), "{stdout}");
+    assert!(
+        lines[1].starts_with("M2\tAE") && lines[1].contains("PID-3 has no NHS number"),
+        "{stdout}"
+    );
+    assert!(lines[2].starts_with("M3\tAA"), "{stdout}");
+    assert_eq!(server.join().unwrap(), ["M1", "M2", "M3"]);
+
+    // Nothing listening: a clear error naming the address, not a panic.
+    drop(std::net::TcpListener::bind("127.0.0.1:0"));
+    let out = wardline(&["hl7", "send", file.to_str().unwrap(), "--to", "127.0.0.1:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("127.0.0.1:1"), "{err}");
 }
