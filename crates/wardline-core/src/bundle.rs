@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use wardline_fhir::FhirError;
 use wardline_fhir::datetime::format_instant;
-use wardline_store::{Reader, StoreTx};
+use wardline_store::Reader;
 
 use crate::{FhirService, Fresh, etag, etag_version, existing, new_id};
 
@@ -136,7 +136,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
             map.insert(f.clone(), e.url.clone());
         }
     }
-    let mut tx = svc.store().begin()?;
+    let mut tx = svc.begin()?;
     // Conditional PUT targets and conditional creates are resolved before
     // references are rewritten, so that references to them resolve too.
     let mut existing_for_create: HashMap<usize, String> = HashMap::new();
@@ -147,7 +147,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
         {
             let t = e.url.split(['?', '/']).next().unwrap_or_default();
             let found = svc
-                .conditional_match(&*tx, t, cond)
+                .conditional_match(&tx, t, cond)
                 .map_err(|x| x.at(at.clone()))?;
             match found.len() {
                 0 => {}
@@ -170,7 +170,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
     let mut cond_cache: HashMap<String, String> = HashMap::new();
     for e in &mut entries {
         if let Some(r) = &mut e.resource {
-            rewrite_refs(svc, &*tx, r, &map, &mut cond_cache, e.index)?;
+            rewrite_refs(svc, &tx, r, &map, &mut cond_cache, e.index)?;
         }
     }
     entries.sort_by_key(|e| (e.kind, e.index));
@@ -181,10 +181,10 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
             Kind::Delete => {
                 let (t, id) = split_url(&e.url, e.index)?;
                 match id {
-                    Some(id) => svc.delete_in(&mut *tx, &t, &id)?,
+                    Some(id) => svc.delete_in(tx.store_tx(), &t, &id)?,
                     None => {
                         let q = e.url.split_once('?').map_or("", |x| x.1);
-                        let found = svc.conditional_match(&*tx, &t, q)?;
+                        let found = svc.conditional_match(&tx, &t, q)?;
                         if found.len() > 1 {
                             return Err(FhirError::precondition_failed(
                                 "conditional delete matched several resources",
@@ -192,7 +192,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                             .at(format!("Bundle.entry[{}]", e.index)));
                         }
                         for r in found {
-                            svc.delete_in(&mut *tx, &t, &r.id)?;
+                            svc.delete_in(tx.store_tx(), &t, &r.id)?;
                         }
                     }
                 }
@@ -214,7 +214,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                         FhirError::invalid("POST entry has no resource").at(at.clone())
                     })?;
                     let id = ids.get(&e.index).cloned().unwrap_or_else(new_id);
-                    let w = svc.prepare_write(&mut *tx, &t, &id, &mut r, Fresh::NewId, &at)?;
+                    let w = svc.prepare_write(tx.store_tx(), &t, &id, &mut r, Fresh::NewId, &at)?;
                     created(&w)
                 }
             }
@@ -227,7 +227,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                     Some(id) => id,
                     None => {
                         let q = e.url.split_once('?').map_or("", |x| x.1);
-                        let found = svc.conditional_match(&*tx, &t, q)?;
+                        let found = svc.conditional_match(&tx, &t, q)?;
                         match found.len() {
                             0 => r
                                 .get("id")
@@ -246,7 +246,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                 };
                 let expected = e.if_match.as_deref().and_then(etag_version);
                 let w =
-                    svc.prepare_write(&mut *tx, &t, &id, &mut r, Fresh::Check(expected), &at)?;
+                    svc.prepare_write(tx.store_tx(), &t, &id, &mut r, Fresh::Check(expected), &at)?;
                 created(&w)
             }
             Kind::Patch => {
@@ -317,7 +317,7 @@ fn split_url(url: &str, index: usize) -> R<(String, Option<String>)> {
 /// through `map`, conditional references (`Type?criteria`) by search.
 fn rewrite_refs(
     svc: &FhirService,
-    tx: &dyn StoreTx,
+    tx: &dyn Reader,
     v: &mut Value,
     map: &HashMap<String, String>,
     cache: &mut HashMap<String, String>,

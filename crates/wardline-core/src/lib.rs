@@ -16,6 +16,9 @@ mod bundle;
 mod capability;
 pub mod export;
 mod search;
+pub mod txn;
+
+pub use txn::{Change, Saved, Tx, WriteHook};
 
 use std::sync::Arc;
 
@@ -166,6 +169,7 @@ pub struct FhirService {
     defs: &'static Definitions,
     config: ServiceConfig,
     exports: Option<Arc<export::ExportJobs>>,
+    hooks: Vec<Arc<dyn WriteHook>>,
 }
 
 /// The outcome of one write, used for responses and transaction entries.
@@ -185,6 +189,7 @@ impl FhirService {
             defs: r4(),
             config,
             exports: None,
+            hooks: Vec::new(),
         }
     }
 
@@ -680,9 +685,9 @@ impl FhirService {
 
     fn create(&self, t: &str, req: &FhirRequest) -> R<FhirResponse> {
         let mut resource = self.parse_body(req)?;
-        let mut tx = self.store.begin()?;
+        let mut tx = self.begin()?;
         if let Some(cond) = &req.headers.if_none_exist {
-            let found = self.conditional_match(&*tx, t, cond)?;
+            let found = self.conditional_match(&tx, t, cond)?;
             match found.len() {
                 0 => {}
                 1 => {
@@ -697,7 +702,7 @@ impl FhirService {
             }
         }
         let id = new_id();
-        let w = self.prepare_write(&mut *tx, t, &id, &mut resource, Fresh::NewId, "")?;
+        let w = self.prepare_write(tx.store_tx(), t, &id, &mut resource, Fresh::NewId, "")?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }
@@ -723,9 +728,9 @@ impl FhirService {
             })?),
             None => None,
         };
-        let mut tx = self.store.begin()?;
-        let w = self.prepare_write(&mut *tx, t, id, &mut resource, Fresh::Check(if_match), "")?;
-        tx.commit().map_err(|e| conflict(e, if_match.is_some()))?;
+        let mut tx = self.begin()?;
+        let w = self.prepare_write(tx.store_tx(), t, id, &mut resource, Fresh::Check(if_match), "")?;
+        tx.commit()?;
         Ok(self.write_response(req, w))
     }
 
@@ -739,8 +744,8 @@ impl FhirService {
             ));
         }
         let mut resource = self.parse_body(req)?;
-        let mut tx = self.store.begin()?;
-        let found = self.conditional_match(&*tx, t, &cond)?;
+        let mut tx = self.begin()?;
+        let found = self.conditional_match(&tx, t, &cond)?;
         let id = match found.len() {
             0 => resource
                 .get("id")
@@ -764,7 +769,7 @@ impl FhirService {
                 )));
             }
         };
-        let w = self.prepare_write(&mut *tx, t, &id, &mut resource, Fresh::Check(None), "")?;
+        let w = self.prepare_write(tx.store_tx(), t, &id, &mut resource, Fresh::Check(None), "")?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }
@@ -783,7 +788,7 @@ impl FhirService {
         let patch_doc = self.parse_body(req)?;
         let patch: json_patch::Patch = serde_json::from_value(patch_doc)
             .map_err(|e| FhirError::invalid(format!("not a JSON Patch document: {e}")))?;
-        let mut tx = self.store.begin()?;
+        let mut tx = self.begin()?;
         let cur = existing(tx.read(t, id)?, t, id)?;
         if let Some(v) = &req.headers.if_match
             && etag_version(v) != Some(cur.version)
@@ -805,7 +810,7 @@ impl FhirService {
             ));
         }
         let w = self.prepare_write(
-            &mut *tx,
+            tx.store_tx(),
             t,
             id,
             &mut resource,
@@ -817,8 +822,8 @@ impl FhirService {
     }
 
     fn delete(&self, t: &str, id: &str) -> R<FhirResponse> {
-        let mut tx = self.store.begin()?;
-        self.delete_in(&mut *tx, t, id)?;
+        let mut tx = self.begin()?;
+        self.delete_in(tx.store_tx(), t, id)?;
         tx.commit()?;
         Ok(FhirResponse::no_content())
     }
@@ -855,8 +860,8 @@ impl FhirService {
                 "DELETE needs an id or search criteria",
             ));
         }
-        let mut tx = self.store.begin()?;
-        let found = self.conditional_match(&*tx, t, &cond)?;
+        let mut tx = self.begin()?;
+        let found = self.conditional_match(&tx, t, &cond)?;
         if found.len() > 1 {
             return Err(FhirError::precondition_failed(format!(
                 "the conditional delete matched {} resources",
@@ -864,7 +869,7 @@ impl FhirService {
             )));
         }
         for r in &found {
-            self.delete_in(&mut *tx, t, &r.id)?;
+            self.delete_in(tx.store_tx(), t, &r.id)?;
         }
         tx.commit()?;
         Ok(FhirResponse::no_content())

@@ -1,0 +1,401 @@
+//! Transactions as a service API, and write hooks.
+//!
+//! [`FhirService::transact`] runs a closure over a [`Tx`]: reads see the
+//! transaction's own writes, every save goes through the same validation,
+//! stamping and indexing as a REST write, and everything commits together (or
+//! nothing does) when the closure returns `Ok`. Workflow services that change
+//! several resources at once (the HL7 v2 engine, ADT, merges) use this instead
+//! of building transaction Bundles.
+//!
+//! Every write path of the service (REST interactions, transaction Bundles,
+//! [`Tx`]) records the changes to resource types a [`WriteHook`] watches;
+//! just before commit each hook sees them (first `before`, last `after` per
+//! resource) and may write more in the same transaction. That is how the HL7
+//! v2 outbox is fed: the outbound message is committed with the change it
+//! announces, or neither is. Writes made by hooks are not shown to hooks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use wardline_fhir::{FhirError, SearchQuery};
+use wardline_store::{
+    IncludeRequest, PageRequest, Reader, ResourceWrite, SearchPage, StoreTx, StoredResource,
+    WriteMethod,
+};
+
+use crate::{FhirService, Fresh, R, new_id};
+
+/// One resource changed by a transaction, as hooks see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub resource_type: String,
+    pub id: String,
+    /// The current version before the transaction (JSON), `None` if it did
+    /// not exist or was deleted.
+    pub before: Option<String>,
+    /// The version the transaction leaves (JSON), `None` when it deletes it.
+    pub after: Option<String>,
+}
+
+/// Sees committed-to-be changes before commit; may write in the same
+/// transaction. An error aborts the whole transaction, so a hook must only
+/// fail for store errors, never because it dislikes the data.
+pub trait WriteHook: Send + Sync {
+    /// Whether changes of this resource type are passed to the hook.
+    fn watches(&self, resource_type: &str) -> bool;
+    fn before_commit(&self, tx: &mut Tx<'_>, changes: &[Change]) -> R<()>;
+}
+
+/// A store transaction that remembers what was written.
+struct Recording<'a> {
+    inner: Box<dyn StoreTx + 'a>,
+    hooks: &'a [Arc<dyn WriteHook>],
+    recording: bool,
+    changes: Vec<Change>,
+    positions: HashMap<(String, String), usize>,
+    written: Vec<(String, String)>,
+}
+
+impl Reader for Recording<'_> {
+    fn read(&self, t: &str, id: &str) -> wardline_store::Result<Option<StoredResource>> {
+        self.inner.read(t, id)
+    }
+    fn read_many(&self, keys: &[(String, String)]) -> wardline_store::Result<Vec<StoredResource>> {
+        self.inner.read_many(keys)
+    }
+    fn search(&self, q: &SearchQuery, p: &PageRequest) -> wardline_store::Result<SearchPage> {
+        self.inner.search(q, p)
+    }
+    fn include(&self, req: &IncludeRequest) -> wardline_store::Result<Vec<StoredResource>> {
+        self.inner.include(req)
+    }
+}
+
+impl StoreTx for Recording<'_> {
+    fn write(&mut self, w: ResourceWrite) -> wardline_store::Result<()> {
+        let key = (w.resource_type.clone(), w.id.clone());
+        if !self.written.contains(&key) {
+            self.written.push(key.clone());
+        }
+        if !self.recording || !self.hooks.iter().any(|h| h.watches(&w.resource_type)) {
+            return self.inner.write(w);
+        }
+        let after = (w.method != WriteMethod::Delete).then(|| w.json.clone());
+        match self.positions.get(&key) {
+            Some(&i) => {
+                self.inner.write(w)?;
+                self.changes[i].after = after;
+            }
+            None => {
+                let before = self
+                    .inner
+                    .read(&key.0, &key.1)?
+                    .filter(|r| !r.deleted)
+                    .map(|r| r.json);
+                self.inner.write(w)?;
+                self.positions.insert(key.clone(), self.changes.len());
+                self.changes.push(Change {
+                    resource_type: key.0,
+                    id: key.1,
+                    before,
+                    after,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> wardline_store::Result<()> {
+        self.inner.commit()
+    }
+}
+
+/// A read-write transaction of the service. Dropping it without
+/// [`Tx::commit`] rolls back.
+pub struct Tx<'a> {
+    svc: &'a FhirService,
+    rec: Recording<'a>,
+    origin: Option<String>,
+}
+
+/// The outcome of [`Tx::save`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    pub id: String,
+    pub version: i64,
+    /// Whether the save created the resource (or revived a deleted one).
+    pub created: bool,
+    /// The resource as stored (with `id` and `meta`).
+    pub resource: Value,
+}
+
+impl<'a> Tx<'a> {
+    pub(crate) fn begin(svc: &'a FhirService) -> R<Tx<'a>> {
+        Ok(Tx {
+            svc,
+            rec: Recording {
+                inner: svc.store().begin()?,
+                hooks: &svc.hooks,
+                recording: true,
+                changes: Vec::new(),
+                positions: HashMap::new(),
+                written: Vec::new(),
+            },
+            origin: None,
+        })
+    }
+
+    pub(crate) fn store_tx(&mut self) -> &mut dyn StoreTx {
+        &mut self.rec
+    }
+
+    /// Names the system a change came from (e.g. the HL7 sending
+    /// application), so that hooks can avoid echoing it back.
+    pub fn set_origin(&mut self, origin: impl Into<String>) {
+        self.origin = Some(origin.into());
+    }
+
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// Every resource written so far in this transaction, as `(type, id)`, in
+    /// first-write order.
+    pub fn written(&self) -> &[(String, String)] {
+        &self.rec.written
+    }
+
+    /// The current, non-deleted resource.
+    pub fn get(&self, t: &str, id: &str) -> R<Option<Value>> {
+        match self.rec.read(t, id)? {
+            Some(r) if !r.deleted => serde_json::from_str(&r.json)
+                .map(Some)
+                .map_err(|e| FhirError::internal(format!("stored {t}/{id} unreadable: {e}"))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Resources of type `t` matching a FHIR search query string (as in a
+    /// conditional create), at most the service's maximum page size.
+    pub fn find(&self, t: &str, query: &str) -> R<Vec<Value>> {
+        self.svc
+            .conditional_match(&self.rec, t, query)?
+            .into_iter()
+            .map(|r| {
+                serde_json::from_str(&r.json).map_err(|e| {
+                    FhirError::internal(format!("stored {t}/{} unreadable: {e}", r.id))
+                })
+            })
+            .collect()
+    }
+
+    /// Validates, stamps, indexes and writes `resource`: created with a new id
+    /// when it has none, otherwise created or updated under its id.
+    pub fn save(&mut self, mut resource: Value) -> R<Saved> {
+        let t = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .ok_or_else(|| FhirError::new(400, "required", "resourceType is missing"))?
+            .to_owned();
+        let (id, fresh) = match resource.get("id").and_then(Value::as_str) {
+            Some(id) => (id.to_owned(), Fresh::Check(None)),
+            None => (new_id(), Fresh::NewId),
+        };
+        let svc = self.svc;
+        let w = svc.prepare_write(&mut self.rec, &t, &id, &mut resource, fresh, "")?;
+        Ok(Saved {
+            id: w.id,
+            version: w.version,
+            created: w.status == 201,
+            resource,
+        })
+    }
+
+    /// Deletes (tombstones) a resource; deleting a missing one does nothing.
+    pub fn delete(&mut self, t: &str, id: &str) -> R<()> {
+        let svc = self.svc;
+        svc.delete_in(&mut self.rec, t, id)
+    }
+
+    /// Merges Patient `source` into `target` (FHIR `Patient/$merge`):
+    /// every resource in the source's compartment has its references to the
+    /// source repointed to the target; the source is kept, inactive, with a
+    /// `replaced-by` link and the target gains a `replaces` link and the
+    /// source's identifiers (use `old`). Returns the resources repointed.
+    pub fn merge_patients(&mut self, source: &str, target: &str) -> R<Vec<(String, String)>> {
+        if source == target {
+            return Err(FhirError::invalid("a patient cannot be merged into itself"));
+        }
+        let src = self
+            .get("Patient", source)?
+            .ok_or_else(|| FhirError::not_found(format!("Patient/{source} does not exist")))?;
+        let mut tgt = self
+            .get("Patient", target)?
+            .ok_or_else(|| FhirError::not_found(format!("Patient/{target} does not exist")))?;
+        let from = format!("Patient/{source}");
+        let to = format!("Patient/{target}");
+        // Everything in the source's compartment, then repoint.
+        let mut found: Vec<StoredResource> = Vec::new();
+        let mut after_rid = None;
+        loop {
+            let q = SearchQuery {
+                compartment: Some(("Patient".into(), source.into())),
+                ..SearchQuery::default()
+            };
+            let page = self.rec.search(
+                &q,
+                &PageRequest {
+                    count: 500,
+                    after_rid,
+                    ..PageRequest::default()
+                },
+            )?;
+            after_rid = page.resources.last().map(|r| r.rid);
+            let more = page.has_more;
+            found.extend(page.resources);
+            if !more || after_rid.is_none() {
+                break;
+            }
+        }
+        let mut repointed = Vec::new();
+        for r in found {
+            if r.resource_type == "Patient" {
+                continue;
+            }
+            let mut v: Value = serde_json::from_str(&r.json).map_err(|e| {
+                FhirError::internal(format!(
+                    "stored {}/{} unreadable: {e}",
+                    r.resource_type, r.id
+                ))
+            })?;
+            if repoint(&mut v, &from, &to) {
+                self.save(v)?;
+                repointed.push((r.resource_type, r.id));
+            }
+        }
+        // The source: inactive, replaced-by the target.
+        let mut src = src;
+        src["active"] = Value::Bool(false);
+        push_link(&mut src, &to, "replaced-by");
+        self.save(src.clone())?;
+        // The target: replaces the source, and knows its old identifiers.
+        push_link(&mut tgt, &from, "replaces");
+        if let Some(ids) = src.get("identifier").and_then(Value::as_array) {
+            let have: Vec<Value> = tgt
+                .get("identifier")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut merged = have.clone();
+            for i in ids {
+                let same = |h: &Value| {
+                    h.get("system") == i.get("system") && h.get("value") == i.get("value")
+                };
+                if !have.iter().any(same) {
+                    let mut old = i.clone();
+                    old["use"] = Value::String("old".into());
+                    merged.push(old);
+                }
+            }
+            tgt["identifier"] = Value::Array(merged);
+        }
+        self.save(tgt)?;
+        Ok(repointed)
+    }
+
+    /// Runs the hooks over the recorded changes, then commits durably.
+    pub fn commit(mut self) -> R<()> {
+        let changes = std::mem::take(&mut self.rec.changes);
+        self.rec.positions.clear();
+        if !changes.is_empty() {
+            self.rec.recording = false;
+            let hooks = self.rec.hooks;
+            for h in hooks {
+                let mine: Vec<Change> = changes
+                    .iter()
+                    .filter(|c| h.watches(&c.resource_type))
+                    .cloned()
+                    .collect();
+                if !mine.is_empty() {
+                    h.before_commit(&mut self, &mine)?;
+                }
+            }
+        }
+        Box::new(self.rec).commit()?;
+        Ok(())
+    }
+}
+
+impl Reader for Tx<'_> {
+    fn read(&self, t: &str, id: &str) -> wardline_store::Result<Option<StoredResource>> {
+        self.rec.read(t, id)
+    }
+    fn read_many(&self, keys: &[(String, String)]) -> wardline_store::Result<Vec<StoredResource>> {
+        self.rec.read_many(keys)
+    }
+    fn search(&self, q: &SearchQuery, p: &PageRequest) -> wardline_store::Result<SearchPage> {
+        self.rec.search(q, p)
+    }
+    fn include(&self, req: &IncludeRequest) -> wardline_store::Result<Vec<StoredResource>> {
+        self.rec.include(req)
+    }
+}
+
+/// Rewrites every `reference` equal to `from` (or ending in `/{from}` as an
+/// absolute URL) to `to`. Returns whether anything changed.
+fn repoint(v: &mut Value, from: &str, to: &str) -> bool {
+    match v {
+        Value::Object(m) => {
+            let mut changed = false;
+            for (k, x) in m.iter_mut() {
+                if k == "reference"
+                    && let Value::String(s) = x
+                    && (s == from || s.ends_with(&format!("/{from}")))
+                {
+                    *s = to.to_owned();
+                    changed = true;
+                } else {
+                    changed |= repoint(x, from, to);
+                }
+            }
+            changed
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |c, x| repoint(x, from, to) | c),
+        _ => false,
+    }
+}
+
+fn push_link(p: &mut Value, other: &str, kind: &str) {
+    let link = serde_json::json!({"other": {"reference": other}, "type": kind});
+    match p.get_mut("link").and_then(Value::as_array_mut) {
+        Some(a) => {
+            if !a.iter().any(|l| l == &link) {
+                a.push(link);
+            }
+        }
+        None => p["link"] = Value::Array(vec![link]),
+    }
+}
+
+impl FhirService {
+    /// Adds a hook that sees every change to the types it watches, in the
+    /// transaction that makes it.
+    pub fn with_hook(mut self, hook: Arc<dyn WriteHook>) -> FhirService {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Starts a transaction (see the module documentation).
+    pub fn begin(&self) -> R<Tx<'_>> {
+        Tx::begin(self)
+    }
+
+    /// Runs `f` in one transaction and commits when it returns `Ok`.
+    pub fn transact<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> R<T>) -> R<T> {
+        let mut tx = self.begin()?;
+        let out = f(&mut tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,244 @@
+//! `FhirService::transact` and write hooks: all-or-nothing, hooks see each
+//! changed resource once (first before, last after) from every write path and
+//! write in the same transaction; `merge_patients` repoints references.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use wardline_core::{
+    Change, FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig, Tx, WriteHook,
+};
+use wardline_fhir::FhirError;
+
+fn service(hooks: Vec<Arc<dyn WriteHook>>) -> FhirService {
+    let store = wardline_store_sqlite::SqliteStore::open_in_memory().unwrap();
+    let mut svc = FhirService::new(Arc::new(store), ServiceConfig::default());
+    for h in hooks {
+        svc = svc.with_hook(h);
+    }
+    svc
+}
+
+fn patient(nhs: &str, family: &str) -> Value {
+    json!({"resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
+        "name": [{"family": family}]})
+}
+
+/// Records what it saw; for every Patient change writes a Communication
+/// noting it, in the same transaction.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<Change>>,
+    fail: bool,
+}
+
+impl WriteHook for Recorder {
+    fn watches(&self, t: &str) -> bool {
+        t == "Patient"
+    }
+    fn before_commit(&self, tx: &mut Tx<'_>, changes: &[Change]) -> Result<(), FhirError> {
+        self.seen.lock().unwrap().extend(changes.iter().cloned());
+        if self.fail {
+            return Err(FhirError::internal("hook failed"));
+        }
+        for c in changes {
+            tx.save(
+                json!({"resourceType": "Communication", "status": "completed",
+                "about": [{"reference": format!("Patient/{}", c.id)}]}),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn count(svc: &FhirService, t: &str) -> u64 {
+    let r = svc.handle(FhirRequest {
+        method: Method::Get,
+        path: vec![t.into()],
+        query: vec![("_summary".into(), "count".into())],
+        headers: RequestHeaders::default(),
+        body: None,
+    });
+    let v: Value = match r.body {
+        wardline_core::Body::Json(v) => v,
+        wardline_core::Body::Raw(s) => serde_json::from_str(&s).unwrap(),
+        other => panic!("no body: {other:?}"),
+    };
+    v["total"].as_u64().unwrap()
+}
+
+#[test]
+fn transact_commits_all_or_nothing() {
+    let svc = service(vec![]);
+    let id = svc
+        .transact(|tx| {
+            let p = tx.save(patient("9434765919", "Smith"))?;
+            assert!(p.created);
+            // Reads see the transaction's own writes.
+            assert_eq!(tx.get("Patient", &p.id)?.unwrap()["name"][0]["family"], "Smith");
+            let found = tx.find("Patient", "identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919")?;
+            assert_eq!(found.len(), 1);
+            tx.save(json!({"resourceType": "Encounter", "status": "in-progress",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                "subject": {"reference": format!("Patient/{}", p.id)}}))?;
+            Ok(p.id)
+        })
+        .unwrap();
+    assert_eq!(count(&svc, "Encounter"), 1);
+
+    // An error after some saves rolls all of them back.
+    let err = svc
+        .transact(|tx| {
+            tx.save(patient("9434765870", "Jones"))?;
+            tx.save(json!({"resourceType": "Encounter", "status": 5}))?;
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(err.status, 400, "{err}");
+    assert_eq!(count(&svc, "Patient"), 1);
+    assert_eq!(count(&svc, "Encounter"), 1);
+
+    // An update keeps the id and bumps the version.
+    let v = svc
+        .transact(|tx| {
+            let mut p = tx.get("Patient", &id)?.unwrap();
+            p["name"][0]["family"] = json!("Smyth");
+            Ok(tx.save(p)?.version)
+        })
+        .unwrap();
+    assert_eq!(v, 2);
+}
+
+#[test]
+fn hooks_see_every_write_path_once_and_write_in_the_same_transaction() {
+    let rec = Arc::new(Recorder::default());
+    let svc = service(vec![rec.clone()]);
+    // REST create.
+    let r = svc.handle(FhirRequest {
+        method: Method::Post,
+        path: vec!["Patient".into()],
+        query: vec![],
+        headers: RequestHeaders::default(),
+        body: Some(patient("9434765919", "Smith").to_string().into_bytes()),
+    });
+    assert_eq!(r.status, 201);
+    // A transaction writing the same patient twice through Tx: one change.
+    svc.transact(|tx| {
+        let p = tx.save(patient("9434765870", "Jones"))?;
+        let mut v = p.resource;
+        v["name"][0]["family"] = json!("Jones-Smith");
+        tx.save(v)?;
+        // Not watched: not shown to the hook.
+        tx.save(json!({"resourceType": "Organization", "name": "RWG"}))?;
+        Ok(())
+    })
+    .unwrap();
+    let seen = rec.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].before.is_none() && seen[0].after.is_some());
+    let after: Value = serde_json::from_str(seen[1].after.as_deref().unwrap()).unwrap();
+    assert_eq!(after["name"][0]["family"], "Jones-Smith");
+    assert!(seen[1].before.is_none(), "first before of the transaction");
+    assert_eq!(count(&svc, "Communication"), 2);
+
+    // A transaction Bundle (the REST path) is seen too, with its before.
+    let id = seen[0].id.clone();
+    let mut p = patient("9434765919", "Smith");
+    p["id"] = json!(id);
+    p["gender"] = json!("female");
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": p, "request": {"method": "PUT", "url": format!("Patient/{id}")}}]});
+    let r = svc.handle(FhirRequest {
+        method: Method::Post,
+        path: vec![],
+        query: vec![],
+        headers: RequestHeaders::default(),
+        body: Some(bundle.to_string().into_bytes()),
+    });
+    assert_eq!(r.status, 200);
+    let seen = rec.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert!(seen[2].before.as_deref().unwrap().contains("Smith"));
+    assert!(!seen[2].before.as_deref().unwrap().contains("female"));
+    assert_eq!(count(&svc, "Communication"), 3);
+
+    // A REST delete: after is None.
+    let r = svc.handle(FhirRequest {
+        method: Method::Delete,
+        path: vec!["Patient".into(), id.clone()],
+        query: vec![],
+        headers: RequestHeaders::default(),
+        body: None,
+    });
+    assert_eq!(r.status, 204);
+    let seen = rec.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4);
+    assert!(seen[3].after.is_none() && seen[3].before.is_some());
+}
+
+#[test]
+fn a_failing_hook_aborts_the_write() {
+    let rec = Arc::new(Recorder {
+        fail: true,
+        ..Recorder::default()
+    });
+    let svc = service(vec![rec]);
+    let r = svc.handle(FhirRequest {
+        method: Method::Post,
+        path: vec!["Patient".into()],
+        query: vec![],
+        headers: RequestHeaders::default(),
+        body: Some(patient("9434765919", "Smith").to_string().into_bytes()),
+    });
+    assert_eq!(r.status, 500);
+    assert_eq!(count(&svc, "Patient"), 0);
+}
+
+#[test]
+fn merge_repoints_references_and_links_both_patients() {
+    let svc = service(vec![]);
+    let (src, tgt, enc) = svc
+        .transact(|tx| {
+            let a = tx.save(patient("9434765919", "Smith"))?.id;
+            let b = tx.save(patient("9434765870", "Smith"))?.id;
+            let e = tx
+                .save(json!({"resourceType": "Encounter", "status": "finished",
+                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                    "subject": {"reference": format!("Patient/{a}")}}))?
+                .id;
+            Ok((a, b, e))
+        })
+        .unwrap();
+    let repointed = svc.transact(|tx| tx.merge_patients(&src, &tgt)).unwrap();
+    assert_eq!(repointed, vec![("Encounter".to_owned(), enc.clone())]);
+    svc.transact(|tx| {
+        let e = tx.get("Encounter", &enc)?.unwrap();
+        assert_eq!(e["subject"]["reference"], format!("Patient/{tgt}"));
+        let s = tx.get("Patient", &src)?.unwrap();
+        assert_eq!(s["active"], false);
+        assert_eq!(s["link"][0]["type"], "replaced-by");
+        assert_eq!(s["link"][0]["other"]["reference"], format!("Patient/{tgt}"));
+        let t = tx.get("Patient", &tgt)?.unwrap();
+        assert_eq!(t["link"][0]["type"], "replaces");
+        let ids = t["identifier"].as_array().unwrap();
+        assert!(
+            ids.iter()
+                .any(|i| i["value"] == "9434765919" && i["use"] == "old"),
+            "{t}"
+        );
+        // The encounter is now in the target's compartment.
+        let theirs = tx.find("Encounter", &format!("patient={tgt}"))?;
+        assert_eq!(theirs.len(), 1);
+        Ok(())
+    })
+    .unwrap();
+    let err = svc
+        .transact(|tx| tx.merge_patients(&tgt, &tgt))
+        .unwrap_err();
+    assert_eq!(err.status, 400);
+    let err = svc
+        .transact(|tx| tx.merge_patients("nope", &tgt))
+        .unwrap_err();
+    assert_eq!(err.status, 404);
+}
