@@ -7,6 +7,12 @@
 //! by a mapping is a bug, so it is an [`MapError::internal`] naming the
 //! validation issues, and tests that save through here catch it.
 //!
+//! [`Records::find_by_identifier`]: after a merge the source Patient keeps its
+//! identifiers and the survivor carries them too (`use` `old`); when several
+//! resources match and some of them are Patients merged away (`link` type
+//! `replaced-by`), those are ignored, so the survivor is found. More than one
+//! remaining match is an error.
+//!
 //! [`save`]: Records::save
 
 use std::collections::BTreeMap;
@@ -102,6 +108,13 @@ fn has_identifier(resource: &Value, system: &str, value: &str) -> bool {
     })
 }
 
+/// True for a Patient merged into another (`link` of type `replaced-by`).
+fn is_replaced(r: &Value) -> bool {
+    r["link"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|x| x["type"] == "replaced-by"))
+}
+
 /// Replaces every `"reference": from` anywhere in `v` by `to`. Returns true if
 /// anything changed.
 fn repoint(v: &mut Value, from: &str, to: &str) -> bool {
@@ -142,6 +155,15 @@ impl Records for MemoryRecords {
             .filter(|((t, _), (_, r))| t == resource_type && has_identifier(r, system, value))
             .map(|(_, (_, r))| r)
             .collect();
+        // A Patient merged away (`link` `replaced-by`) shares its identifiers
+        // with the survivor (copied there as `old`): the survivor wins.
+        let mut found = found;
+        if found.len() > 1 {
+            let live: Vec<&Value> = found.iter().copied().filter(|r| !is_replaced(r)).collect();
+            if !live.is_empty() {
+                found = live;
+            }
+        }
         match found.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some((*one).clone())),
@@ -363,6 +385,12 @@ mod tests {
                 {"system": crate::NHS_NUMBER_SYSTEM, "value": "9434765870", "use": "old"}
             ])
         );
+        // The source's identifier now finds the survivor only.
+        let f = m
+            .find_by_identifier("Patient", crate::NHS_NUMBER_SYSTEM, "9434765870")
+            .unwrap()
+            .unwrap();
+        assert_eq!(f["id"], json!(tgt));
         assert!(m.merge_patients(&src, &src).is_err());
         assert!(m.merge_patients("nope", &tgt).is_err());
     }

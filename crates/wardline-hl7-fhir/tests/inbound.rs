@@ -1,0 +1,572 @@
+//! Inbound mappings against `MemoryRecords`, with project-written UK
+//! messages. Every saved resource is validated against R4 by
+//! `MemoryRecords::save`.
+
+use serde_json::{Value, json};
+use wardline_hl7::Message;
+use wardline_hl7_fhir::inbound::{self, Applied};
+use wardline_hl7_fhir::memory::MemoryRecords;
+use wardline_hl7_fhir::{MapError, MapErrorKind, MappingConfig, NHS_NUMBER_SYSTEM};
+
+const NHS1: &str = "9434765919";
+const NHS2: &str = "9434765870";
+// (9434765828, suggested in the brief, fails Modulus 11.)
+const NHS3: &str = "9434765838";
+
+fn msh(ty: &str, id: &str) -> String {
+    format!("MSH|^~\\&|PAS|RWG|WARDLINE|RWG|20240612093000||{ty}|{id}|P|2.4")
+}
+
+fn m(segments: &[&str]) -> String {
+    segments.join("\r") + "\r"
+}
+
+fn apply(records: &mut MemoryRecords, text: &str) -> Result<Applied, MapError> {
+    let msg = Message::parse(text).expect("test message parses");
+    inbound::apply(&msg, records, &MappingConfig::default())
+}
+
+fn ok(records: &mut MemoryRecords, text: &str) -> Applied {
+    match apply(records, text) {
+        Ok(a) => a,
+        Err(e) => panic!("{e:?} for\n{}", text.replace('\r', "\n")),
+    }
+}
+
+fn err(records: &mut MemoryRecords, text: &str) -> MapError {
+    match apply(records, text) {
+        Ok(a) => panic!("expected an error, got {a:?}"),
+        Err(e) => e,
+    }
+}
+
+fn assert_content(e: &MapError, code: u16, loc: &str, names: &str) {
+    assert_eq!(e.kind, MapErrorKind::Content, "{e:?}");
+    assert_eq!(e.code, code, "{e:?}");
+    assert_eq!(e.location.as_deref(), Some(loc), "{e:?}");
+    assert!(
+        e.text.contains(names),
+        "{:?} does not name {names:?}",
+        e.text
+    );
+}
+
+fn pid(nhs: &str) -> String {
+    format!(
+        "PID|1||{nhs}^^^NHS^NH~RWG123456^^^RWG^MR||SMITH^Jane^Anne^^Mrs^^L||19800214|F|||1 High Street^Flat 2^London^^nw32qg^GBR^H||020 7946 0000^PRN^PH~07700 900123^PRS^CP|0113 496 0000^WPN^PH||M"
+    )
+}
+
+/// A PV1 segment from (field number, value) pairs.
+fn seg(id: &str, fields: &[(usize, &str)]) -> String {
+    let n = fields.iter().map(|(i, _)| *i).max().unwrap_or(0);
+    let mut v = vec![""; n];
+    for (i, x) in fields {
+        v[i - 1] = x;
+    }
+    format!("{id}|{}", v.join("|"))
+}
+
+fn pv1(class: &str, loc: &str, visit: &str, extra44: &str) -> String {
+    seg(
+        "PV1",
+        &[
+            (1, "1"),
+            (2, class),
+            (3, loc),
+            (7, "1234567^JONES^Robert^^^Dr"),
+            (8, "C1234^BROWN^Alice^^^Dr"),
+            (10, "300"),
+            (14, "19"),
+            (19, visit),
+            (44, extra44),
+        ],
+    )
+}
+
+fn admit(nhs: &str, visit: &str, loc: &str) -> String {
+    m(&[
+        &msh("ADT^A01^ADT_A01", "1"),
+        "EVN|A01|20240612093000",
+        &pid(nhs),
+        "PD1|||Riverside Surgery^^Y12345|G1234567^PATEL^Anil^^^Dr",
+        &pv1("I", loc, visit, "20240612090000"),
+    ])
+}
+
+fn event(ev: &str, nhs: &str, visit: &str, loc: &str, when: &str) -> String {
+    m(&[
+        &msh(&format!("ADT^{ev}^ADT_A01"), "2"),
+        &format!("EVN|{ev}|{when}||||{when}"),
+        &format!("PID|1||{nhs}^^^NHS^NH"),
+        &seg("PV1", &[(1, "1"), (2, "I"), (3, loc), (19, visit)]),
+    ])
+}
+
+fn one(records: &MemoryRecords, rt: &str) -> Value {
+    let all = records.all(rt);
+    assert_eq!(all.len(), 1, "{rt}: {all:#?}");
+    all.into_iter().next().unwrap()
+}
+
+fn location_by_path(records: &MemoryRecords, path: &str) -> Value {
+    records
+        .all("Location")
+        .into_iter()
+        .find(|l| l["identifier"][0]["value"] == path)
+        .unwrap_or_else(|| panic!("no Location {path}"))
+}
+
+fn bed_status(records: &MemoryRecords, path: &str) -> String {
+    location_by_path(records, path)["operationalStatus"]["code"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned()
+}
+
+fn loc_ref(records: &MemoryRecords, path: &str) -> String {
+    format!(
+        "Location/{}",
+        location_by_path(records, path)["id"].as_str().unwrap()
+    )
+}
+
+const BED4: &str = "WARD7^BAY2^BED4^RWG";
+const BED1: &str = "WARD9^BAY1^BED1^RWG";
+
+#[test]
+fn admit_creates_patient_encounter_and_locations() {
+    let mut r = MemoryRecords::new();
+    let a = ok(&mut r, &admit(NHS1, "V1001", BED4));
+    let p = one(&r, "Patient");
+    assert_eq!(a.patient_id.as_deref(), p["id"].as_str());
+    assert_eq!(
+        p["identifier"],
+        json!([
+            {"system": NHS_NUMBER_SYSTEM, "value": NHS1},
+            {"use": "usual",
+             "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+             "system": "https://fhir.wardline.invalid/Id/rwg-mr", "value": "RWG123456"}
+        ])
+    );
+    assert_eq!(
+        p["name"],
+        json!([{"use": "official", "family": "SMITH", "given": ["Jane", "Anne"], "prefix": ["Mrs"]}])
+    );
+    assert_eq!(p["birthDate"], "1980-02-14");
+    assert_eq!(p["gender"], "female");
+    assert_eq!(p["address"][0]["postalCode"], "NW3 2QG");
+    assert_eq!(p["address"][0]["line"], json!(["1 High Street", "Flat 2"]));
+    assert_eq!(p["address"][0]["use"], "home");
+    assert_eq!(
+        p["telecom"],
+        json!([
+            {"system": "phone", "value": "020 7946 0000", "use": "home"},
+            {"system": "phone", "value": "07700 900123", "use": "mobile"},
+            {"system": "phone", "value": "0113 496 0000", "use": "work"}
+        ])
+    );
+    assert_eq!(p["maritalStatus"]["coding"][0]["code"], "M");
+    // GP practice and GP.
+    let org = one(&r, "Organization");
+    assert_eq!(org["identifier"][0]["value"], "Y12345");
+    let gps = &p["generalPractitioner"];
+    assert_eq!(
+        gps[0]["reference"],
+        format!("Organization/{}", org["id"].as_str().unwrap())
+    );
+    let gp = r
+        .all("Practitioner")
+        .into_iter()
+        .find(|x| x["identifier"][0]["system"] == "https://fhir.nhs.uk/Id/gmp-number")
+        .expect("GP");
+    assert_eq!(
+        gps[1]["reference"],
+        format!("Practitioner/{}", gp["id"].as_str().unwrap())
+    );
+
+    let e = one(&r, "Encounter");
+    assert_eq!(e["status"], "in-progress");
+    assert_eq!(e["class"]["code"], "IMP");
+    assert_eq!(e["identifier"][0]["value"], "V1001");
+    assert_eq!(
+        e["identifier"][0]["system"],
+        "https://fhir.wardline.invalid/Id/visit"
+    );
+    assert_eq!(e["period"]["start"], "2024-06-12T09:00:00+01:00");
+    assert_eq!(
+        e["subject"]["reference"],
+        format!("Patient/{}", p["id"].as_str().unwrap())
+    );
+    assert_eq!(e["serviceType"]["coding"][0]["code"], "300");
+    assert_eq!(
+        e["hospitalization"]["admitSource"]["coding"][0]["code"],
+        "19"
+    );
+    // Locations: site → ward → room → bed.
+    assert_eq!(r.count("Location"), 4);
+    let site = location_by_path(&r, "RWG");
+    let ward = location_by_path(&r, "RWG/WARD7");
+    let bay = location_by_path(&r, "RWG/WARD7/BAY2");
+    let bed = location_by_path(&r, "RWG/WARD7/BAY2/BED4");
+    assert_eq!(site["physicalType"]["coding"][0]["code"], "si");
+    assert_eq!(ward["physicalType"]["coding"][0]["code"], "wa");
+    assert_eq!(bay["physicalType"]["coding"][0]["code"], "ro");
+    assert_eq!(bed["physicalType"]["coding"][0]["code"], "bd");
+    assert_eq!(
+        ward["partOf"]["reference"],
+        format!("Location/{}", site["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        bed["partOf"]["reference"],
+        format!("Location/{}", bay["id"].as_str().unwrap())
+    );
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "O");
+    assert_eq!(
+        e["location"],
+        json!([{"location": {"reference": loc_ref(&r, "RWG/WARD7/BAY2/BED4"), "display": "RWG/WARD7/BAY2/BED4"},
+                "status": "active", "period": {"start": "2024-06-12T09:00:00+01:00"}}])
+    );
+    // Consultants.
+    let parts = e["participant"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0]["type"][0]["coding"][0]["code"], "ATND");
+    assert_eq!(parts[1]["type"][0]["coding"][0]["code"], "REF");
+    let gmc = r
+        .all("Practitioner")
+        .into_iter()
+        .find(|x| x["identifier"][0]["system"] == "https://fhir.hl7.org.uk/Id/gmc-number")
+        .expect("GMC consultant");
+    assert_eq!(gmc["identifier"][0]["value"], "1234567");
+    assert_eq!(
+        parts[0]["individual"]["reference"],
+        format!("Practitioner/{}", gmc["id"].as_str().unwrap())
+    );
+
+    // Resending the admission changes nothing but the versions.
+    ok(&mut r, &admit(NHS1, "V1001", BED4));
+    assert_eq!(r.count("Patient"), 1);
+    assert_eq!(r.count("Encounter"), 1);
+    assert_eq!(r.count("Location"), 4);
+    assert_eq!(r.count("Practitioner"), 3);
+    assert_eq!(
+        one(&r, "Encounter")["location"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn admit_transfer_discharge_keeps_location_history() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &admit(NHS1, "V2001", BED4));
+    ok(&mut r, &event("A02", NHS1, "V2001", BED1, "20240613140000"));
+    let e = one(&r, "Encounter");
+    let bed4 = loc_ref(&r, "RWG/WARD7/BAY2/BED4");
+    let bed1 = loc_ref(&r, "RWG/WARD9/BAY1/BED1");
+    assert_eq!(
+        e["location"],
+        json!([
+            {"location": {"reference": bed4, "display": "RWG/WARD7/BAY2/BED4"}, "status": "completed",
+             "period": {"start": "2024-06-12T09:00:00+01:00", "end": "2024-06-13T14:00:00+01:00"}},
+            {"location": {"reference": bed1, "display": "RWG/WARD9/BAY1/BED1"}, "status": "active",
+             "period": {"start": "2024-06-13T14:00:00+01:00"}}
+        ])
+    );
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "H");
+    assert_eq!(bed_status(&r, "RWG/WARD9/BAY1/BED1"), "O");
+    // Ward and site locations are shared, not duplicated.
+    assert_eq!(r.count("Location"), 7);
+
+    let discharge = m(&[
+        &msh("ADT^A03^ADT_A03", "3"),
+        "EVN|A03|20241201100000",
+        &format!("PID|1||{NHS1}^^^NHS^NH"),
+        &seg(
+            "PV1",
+            &[
+                (1, "1"),
+                (2, "I"),
+                (3, BED1),
+                (19, "V2001"),
+                (36, "01"),
+                (45, "20241201103000"),
+            ],
+        ),
+    ]);
+    ok(&mut r, &discharge);
+    let e = one(&r, "Encounter");
+    assert_eq!(e["status"], "finished");
+    assert_eq!(
+        e["period"]["end"], "2024-12-01T10:30:00+00:00",
+        "GMT in December"
+    );
+    assert_eq!(e["location"][1]["status"], "completed");
+    assert_eq!(
+        e["location"][1]["period"]["end"],
+        "2024-12-01T10:30:00+00:00"
+    );
+    assert_eq!(
+        e["hospitalization"]["dischargeDisposition"]["coding"][0],
+        json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0112", "code": "01"})
+    );
+    assert_eq!(bed_status(&r, "RWG/WARD9/BAY1/BED1"), "H");
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "H");
+}
+
+#[test]
+fn cancel_discharge_then_cancel_transfer_then_cancel_admit() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &admit(NHS1, "V3001", BED4));
+    ok(&mut r, &event("A02", NHS1, "V3001", BED1, "20240613140000"));
+    ok(&mut r, &event("A03", NHS1, "V3001", BED1, "20240614110000"));
+    assert_eq!(one(&r, "Encounter")["status"], "finished");
+
+    // A13: back in BED1, no end.
+    ok(&mut r, &event("A13", NHS1, "V3001", BED1, "20240614120000"));
+    let e = one(&r, "Encounter");
+    assert_eq!(e["status"], "in-progress");
+    assert!(e["period"].get("end").is_none(), "{e:#}");
+    assert_eq!(e["location"][1]["status"], "active");
+    assert!(e["location"][1]["period"].get("end").is_none());
+    assert_eq!(bed_status(&r, "RWG/WARD9/BAY1/BED1"), "O");
+    // Resent A13: nothing changes.
+    ok(&mut r, &event("A13", NHS1, "V3001", BED1, "20240614120000"));
+    assert_eq!(one(&r, "Encounter"), e);
+
+    // A12 (PV1-3 = the location before the transfer): BED4 active again.
+    ok(&mut r, &event("A12", NHS1, "V3001", BED4, "20240614130000"));
+    let e = one(&r, "Encounter");
+    let locs = e["location"].as_array().unwrap();
+    assert_eq!(locs.len(), 1);
+    assert_eq!(
+        locs[0]["location"]["reference"],
+        loc_ref(&r, "RWG/WARD7/BAY2/BED4")
+    );
+    assert_eq!(locs[0]["status"], "active");
+    assert_eq!(
+        locs[0]["period"],
+        json!({"start": "2024-06-12T09:00:00+01:00"})
+    );
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "O");
+    assert_eq!(bed_status(&r, "RWG/WARD9/BAY1/BED1"), "U");
+    // Resent A12: already back, nothing removed.
+    ok(&mut r, &event("A12", NHS1, "V3001", BED4, "20240614130000"));
+    assert_eq!(one(&r, "Encounter"), e);
+    // A12 with nothing to cancel.
+    let x = err(&mut r, &event("A12", NHS1, "V3001", BED1, "20240614130000"));
+    assert_content(&x, 204, "PV1-19", "V3001");
+
+    // A11: entered in error, bed unoccupied.
+    ok(&mut r, &event("A11", NHS1, "V3001", BED4, "20240614140000"));
+    let e = one(&r, "Encounter");
+    assert_eq!(e["status"], "entered-in-error");
+    assert_eq!(e["location"][0]["status"], "completed");
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "U");
+}
+
+#[test]
+fn a08_updates_and_keeps_other_identifiers() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &admit(NHS1, "V4001", BED4));
+    let a08 = m(&[
+        &msh("ADT^A08^ADT_A01", "4"),
+        "EVN|A08|20240615080000",
+        &format!("PID|1||{NHS1}^^^NHS^NH~X99^^^OTHER^PI||SMITH-JONES^Jane|||||||||||S"),
+        &seg(
+            "PV1",
+            &[
+                (1, "1"),
+                (2, "E"),
+                (7, "C555^GREEN^Gail"),
+                (10, "\"\""),
+                (19, "V4001"),
+            ],
+        ),
+    ]);
+    ok(&mut r, &a08);
+    let p = one(&r, "Patient");
+    let ids: Vec<&str> = p["identifier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![NHS1, "RWG123456", "X99"]);
+    assert_eq!(p["name"][0]["family"], "SMITH-JONES");
+    assert_eq!(p["birthDate"], "1980-02-14", "empty field leaves it");
+    assert_eq!(p["gender"], "female");
+    assert_eq!(p["maritalStatus"]["coding"][0]["code"], "S");
+    assert_eq!(p["address"][0]["postalCode"], "NW3 2QG");
+    let e = one(&r, "Encounter");
+    assert_eq!(e["class"]["code"], "EMER");
+    assert!(e.get("serviceType").is_none(), "\"\" removed PV1-10");
+    let atnd: Vec<&Value> = e["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"][0]["coding"][0]["code"] == "ATND")
+        .collect();
+    assert_eq!(atnd.len(), 1);
+    assert_eq!(atnd[0]["individual"]["display"], "Gail GREEN");
+    assert_eq!(
+        e["location"].as_array().unwrap().len(),
+        1,
+        "A08 does not move"
+    );
+}
+
+#[test]
+fn hl7_null_deletes_demographics() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &admit(NHS1, "V5001", BED4));
+    let a31 = m(&[
+        &msh("ADT^A31^ADT_A05", "5"),
+        "EVN|A31|20240615080000",
+        &format!("PID|1||{NHS1}^^^NHS^NH||\"\"||\"\"|\"\"|||\"\"||\"\"|\"\"||\"\""),
+        "PD1|||\"\"",
+    ]);
+    ok(&mut r, &a31);
+    let p = one(&r, "Patient");
+    for k in [
+        "name",
+        "birthDate",
+        "gender",
+        "address",
+        "telecom",
+        "maritalStatus",
+    ] {
+        assert!(p.get(k).is_none(), "{k} still in {p:#}");
+    }
+    // PD1-3 deleted, PD1-4 (empty) kept.
+    let gps = p["generalPractitioner"].as_array().unwrap();
+    assert_eq!(gps.len(), 1);
+    assert!(
+        gps[0]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("Practitioner/")
+    );
+    assert_eq!(p["identifier"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a40_merge_repoints_encounter() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &admit(NHS2, "V6001", BED4));
+    let a28 = m(&[
+        &msh("ADT^A28^ADT_A05", "6"),
+        "EVN|A28|20240615080000",
+        &format!("PID|1||{NHS3}^^^NHS^NH~RWG777^^^RWG^MR||BLOGGS^Joe||19700101|M"),
+    ]);
+    ok(&mut r, &a28);
+    assert_eq!(r.count("Patient"), 2);
+    let survivor = r
+        .all("Patient")
+        .into_iter()
+        .find(|p| p["identifier"][0]["value"] == NHS3)
+        .unwrap();
+    let sid = survivor["id"].as_str().unwrap().to_owned();
+    let a40 = m(&[
+        &msh("ADT^A40^ADT_A39", "7"),
+        "EVN|A40|20240615090000",
+        &format!("PID|1||{NHS3}^^^NHS^NH||BLOGGS^Joe"),
+        "MRG|RWG123456^^^RWG^MR",
+    ]);
+    let a = ok(&mut r, &a40);
+    assert_eq!(a.patient_id.as_deref(), Some(sid.as_str()));
+    let e = one(&r, "Encounter");
+    assert_eq!(e["subject"]["reference"], format!("Patient/{sid}"));
+    let old = r
+        .all("Patient")
+        .into_iter()
+        .find(|p| p["id"] != sid.as_str())
+        .unwrap();
+    assert_eq!(old["active"], false);
+    assert_eq!(old["link"][0]["type"], "replaced-by");
+    let s = r.get("Patient", &sid).unwrap();
+    assert!(
+        s["identifier"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["value"] == NHS2 && i["use"] == "old")
+    );
+    // Resent: nothing to do, no error.
+    ok(&mut r, &a40);
+    // Unknown prior identifier.
+    let x = err(
+        &mut r,
+        &m(&[
+            &msh("ADT^A40^ADT_A39", "8"),
+            &format!("PID|1||{NHS3}^^^NHS^NH"),
+            "MRG|NOPE42^^^RWG^MR",
+        ]),
+    );
+    assert_content(&x, 204, "MRG-1", "NOPE42");
+}
+
+#[test]
+fn adt_error_paths_name_the_value() {
+    let mut r = MemoryRecords::new();
+    let bad_nhs = admit("9434765918", "V7001", BED4);
+    assert_content(&err(&mut r, &bad_nhs), 102, "PID-3", "9434765918");
+    let no_id = m(&[
+        &msh("ADT^A01^ADT_A01", "9"),
+        "PID|1||||SMITH^A",
+        &pv1("I", BED4, "V1", ""),
+    ]);
+    assert_content(&err(&mut r, &no_id), 101, "PID-3", "PID-3");
+    let unknown_visit = event("A02", NHS1, "V-NOPE", BED1, "20240613140000");
+    assert_content(&err(&mut r, &unknown_visit), 204, "PV1-19", "V-NOPE");
+    for ev in ["A03", "A08", "A11", "A12", "A13"] {
+        let x = err(&mut r, &event(ev, NHS1, "V-GONE", BED1, "20240613140000"));
+        assert_content(&x, 204, "PV1-19", "V-GONE");
+    }
+    let no_visit = event("A02", NHS1, "", BED1, "20240613140000");
+    assert_content(&err(&mut r, &no_visit), 101, "PV1-19", "PV1-19");
+    let bad_birth = admit(NHS1, "V7002", BED4).replace("19800214", "19801314");
+    assert_content(&err(&mut r, &bad_birth), 102, "PID-7", "19801314");
+    let bad_sex = admit(NHS1, "V7003", BED4).replace("|F|||", "|Q|||");
+    assert_content(&err(&mut r, &bad_sex), 103, "PID-8", "'Q'");
+    let bad_class = m(&[
+        &msh("ADT^A01^ADT_A01", "10"),
+        &pid(NHS1),
+        &pv1("Z", BED4, "V7004", ""),
+    ]);
+    assert_content(&err(&mut r, &bad_class), 103, "PV1-2", "'Z'");
+    let bad_time = m(&[
+        &msh("ADT^A01^ADT_A01", "11"),
+        &pid(NHS1),
+        &pv1("I", BED4, "V7005", "2024061"),
+    ]);
+    assert_content(&err(&mut r, &bad_time), 102, "PV1-44", "2024061");
+    // A transfer needs a location.
+    ok(&mut r, &admit(NHS1, "V7006", BED4));
+    let bad_evn = event("A02", NHS1, "V7006", BED1, "2024-06-13");
+    assert_content(&err(&mut r, &bad_evn), 102, "EVN-6", "2024-06-13");
+    let no_loc = event("A02", NHS1, "V7006", "", "20240613140000");
+    assert_content(&err(&mut r, &no_loc), 101, "PV1-3", "V7006");
+    // Unsupported.
+    let e = err(&mut r, &m(&[&msh("ADT^A99", "12"), &pid(NHS1)]));
+    assert_eq!((e.kind, e.code), (MapErrorKind::Unsupported, 201));
+    assert!(
+        e.text.contains("ADT^A99") && e.text.contains("MSH-9"),
+        "{}",
+        e.text
+    );
+    let e = err(&mut r, &m(&[&msh("ZZZ^Z01", "13"), &pid(NHS1)]));
+    assert_eq!((e.kind, e.code), (MapErrorKind::Unsupported, 200));
+    assert!(e.text.contains("ZZZ^Z01"), "{}", e.text);
+}
+
+#[test]
+fn other_separators_and_escapes() {
+    let mut r = MemoryRecords::new();
+    let text = format!(
+        "MSH#*~!@#PAS#RWG#EPR#RWG#20240612093000##ADT*A28#1#P#2.4\rPID#1##{NHS1}***NHS*NH##O!S!BRIEN*Sean\r"
+    );
+    ok(&mut r, &text);
+    let p = one(&r, "Patient");
+    assert_eq!(p["name"][0]["family"], "O*BRIEN");
+    assert_eq!(p["name"][0]["given"], json!(["Sean"]));
+}
