@@ -176,11 +176,29 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// Resources of type `t` matching a FHIR search query string (as in a
-    /// conditional create), at most the service's maximum page size.
+    /// Resources of type `t` matching a FHIR search query string, in the
+    /// default order (creation order), at most `_count` of them (default
+    /// and cap: the service's maximum page size).
     pub fn find(&self, t: &str, query: &str) -> R<Vec<Value>> {
-        self.svc
-            .conditional_match(&self.rec, t, query)?
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+                .into_owned()
+                .collect();
+        let q = wardline_fhir::search::parse(
+            self.svc.defs(),
+            Some(t),
+            &pairs,
+            wardline_fhir::search::Handling::Strict,
+        )?;
+        let max = self.svc.config().max_count;
+        let page = self.rec.search(
+            &q,
+            &PageRequest {
+                count: q.count.unwrap_or(max).min(max),
+                ..PageRequest::default()
+            },
+        )?;
+        page.resources
             .into_iter()
             .map(|r| {
                 serde_json::from_str(&r.json).map_err(|e| {

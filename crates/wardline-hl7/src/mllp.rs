@@ -44,6 +44,8 @@ pub struct FrameDecoder {
     skipping: bool,
     max_frame: usize,
     frames: std::collections::VecDeque<Vec<u8>>,
+    /// The first bytes of the last oversize frame (to answer it).
+    oversize_head: Vec<u8>,
 }
 
 impl FrameDecoder {
@@ -55,6 +57,7 @@ impl FrameDecoder {
             skipping: false,
             max_frame,
             frames: std::collections::VecDeque::new(),
+            oversize_head: Vec::new(),
         }
     }
 
@@ -105,7 +108,8 @@ impl FrameDecoder {
                     if self.buf.len() >= self.max_frame {
                         self.in_frame = false;
                         self.skipping = true;
-                        self.buf = Vec::new();
+                        self.buf.truncate(4096);
+                        self.oversize_head = std::mem::take(&mut self.buf);
                         too_long = true;
                         continue;
                     }
@@ -125,6 +129,12 @@ impl FrameDecoder {
     /// The next complete message (without the framing bytes).
     pub fn next_frame(&mut self) -> Option<Vec<u8>> {
         self.frames.pop_front()
+    }
+
+    /// The first bytes (up to 4 KiB) of the frame that caused the last
+    /// [`FrameError::TooLong`], so that the caller can answer it (its MSH).
+    pub fn take_oversize_head(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.oversize_head)
     }
 
     /// Bytes of an unfinished frame held now.

@@ -96,17 +96,28 @@ impl Metrics {
     }
 }
 
+/// More Prometheus text appended to `/metrics` (other subsystems' counters,
+/// e.g. the HL7 engine's).
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
 #[derive(Clone)]
 struct AppState {
     service: Arc<FhirService>,
     metrics: Arc<Metrics>,
+    extra: Option<ExtraMetrics>,
 }
 
 /// The whole HTTP surface of Wardline.
 pub fn router(service: Arc<FhirService>) -> Router {
+    router_with(service, None)
+}
+
+/// [`router`] with more counters on `/metrics`.
+pub fn router_with(service: Arc<FhirService>, extra: Option<ExtraMetrics>) -> Router {
     let state = AppState {
         service,
         metrics: Arc::new(Metrics::default()),
+        extra,
     };
     Router::new()
         .route("/healthz", get(healthz))
@@ -156,7 +167,13 @@ async fn healthz(State(s): State<AppState>) -> Response {
 async fn metrics(State(s): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(s.service.store().backend()),
+        {
+            let mut text = s.metrics.render(s.service.store().backend());
+            if let Some(extra) = &s.extra {
+                text.push_str(&extra());
+            }
+            text
+        },
     )
         .into_response()
 }
@@ -505,7 +522,17 @@ pub async fn serve(
     service: Arc<FhirService>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service))
+    serve_with(listener, service, None, shutdown).await
+}
+
+/// [`serve`] with more counters on `/metrics`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    service: Arc<FhirService>,
+    extra: Option<ExtraMetrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with(service, extra))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -16,6 +16,127 @@ pub enum Hl7Command {
     /// for each ACK; prints one line per message (control id, ACK code,
     /// text). Exit 1 if any message is not acknowledged AA/CA.
     Send(SendArgs),
+    /// Apply a stored inbound message again (after it was refused, or stored
+    /// unmapped), optionally with a corrected text. Prints the new outcome.
+    Reprocess(ReprocessArgs),
+    /// Put an outbound message (e.g. a dead letter) back in its queue.
+    Retry(RetryArgs),
+    /// List stored HL7 messages, newest first: record id, direction, status,
+    /// type, control id, reason.
+    List(ListArgs),
+}
+
+/// Settings of the HL7 v2 engine shared by `serve` and the operator commands.
+#[derive(Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// Outbound MLLP destination, NAME=HOST:PORT or
+    /// NAME=HOST:PORT/APPLICATION^FACILITY (repeat, or comma-separate in the
+    /// environment variable).
+    #[arg(long = "hl7-destination", env = "WARDLINE_HL7_DESTINATIONS", value_delimiter = ',')]
+    pub destinations: Vec<String>,
+    /// What to do with well-formed messages of an unmapped type: store them
+    /// and answer AA (accept) or answer AR (reject). They are stored either way.
+    #[arg(long = "hl7-unsupported", env = "WARDLINE_HL7_UNSUPPORTED", default_value = "accept", value_parser = ["accept", "reject"])]
+    pub unsupported: String,
+    /// Base of the identifier systems given to local numbers from HL7 v2
+    /// (hospital numbers, visit numbers, order numbers, locations).
+    #[arg(long = "hl7-identifier-base", env = "WARDLINE_HL7_IDENTIFIER_BASE", default_value = "https://fhir.wardline.invalid/Id")]
+    pub identifier_base: String,
+    /// MSH-3 (sending application) of outbound messages.
+    #[arg(long = "hl7-application", env = "WARDLINE_HL7_APPLICATION", default_value = "WARDLINE")]
+    pub application: String,
+    /// MSH-4 (sending facility) of outbound messages.
+    #[arg(long = "hl7-facility", env = "WARDLINE_HL7_FACILITY", default_value = "WARDLINE")]
+    pub facility: String,
+}
+
+impl EngineArgs {
+    pub fn mapping(&self) -> wardline_hl7_fhir::MappingConfig {
+        wardline_hl7_fhir::MappingConfig {
+            identifier_base: self.identifier_base.trim_end_matches('/').to_owned(),
+            sending_application: self.application.clone(),
+            sending_facility: self.facility.clone(),
+        }
+    }
+
+    pub fn engine(&self) -> wardline_integration::EngineConfig {
+        wardline_integration::EngineConfig {
+            mapping: self.mapping(),
+            unsupported: if self.unsupported == "reject" {
+                wardline_integration::UnsupportedPolicy::Reject
+            } else {
+                wardline_integration::UnsupportedPolicy::Accept
+            },
+        }
+    }
+
+    pub fn destinations(&self) -> Result<Vec<wardline_integration::Destination>> {
+        let mut out: Vec<wardline_integration::Destination> = Vec::new();
+        for d in self.destinations.iter().filter(|d| !d.trim().is_empty()) {
+            let d = wardline_integration::Destination::parse(d.trim())
+                .map_err(|e| anyhow::anyhow!("--hl7-destination {e}"))?;
+            anyhow::ensure!(
+                !out.iter().any(|o| o.name == d.name),
+                "--hl7-destination: '{}' is given twice",
+                d.name
+            );
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// The service with the outbox hook when destinations are configured.
+    pub fn service(
+        &self,
+        service: wardline_core::FhirService,
+    ) -> Result<wardline_core::FhirService> {
+        let dests = self.destinations()?;
+        Ok(if dests.is_empty() {
+            service
+        } else {
+            service.with_hook(std::sync::Arc::new(wardline_integration::OutboxHook::new(
+                dests,
+                self.mapping(),
+            )))
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct ReprocessArgs {
+    /// The record id (Communication id) of the stored message.
+    id: String,
+    /// Use this corrected HL7 v2 file instead of the stored text.
+    #[arg(long = "with")]
+    with: Option<PathBuf>,
+    #[command(flatten)]
+    store: crate::StoreArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args)]
+pub struct RetryArgs {
+    /// The record id (Communication id) of the outbound message.
+    id: String,
+    #[command(flatten)]
+    store: crate::StoreArgs,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// inbound or outbound.
+    #[arg(long, value_parser = ["inbound", "outbound"])]
+    direction: Option<String>,
+    /// Record status: completed, not-done, on-hold (inbound); preparation,
+    /// completed, stopped (outbound: queued, delivered, dead letter).
+    #[arg(long)]
+    status: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    count: usize,
+    #[command(flatten)]
+    store: crate::StoreArgs,
 }
 
 #[derive(Args)]
@@ -38,6 +159,9 @@ pub fn run(cmd: Hl7Command) -> Result<ExitCode> {
     match cmd {
         Hl7Command::Parse(a) => parse(&a.file),
         Hl7Command::Send(a) => send(&a),
+        Hl7Command::Reprocess(a) => reprocess(a),
+        Hl7Command::Retry(a) => retry(a),
+        Hl7Command::List(a) => list(a),
     }
 }
 
@@ -125,4 +249,102 @@ fn parse(file: &std::path::Path) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn open_service(store: &crate::StoreArgs) -> Result<wardline_core::FhirService> {
+    Ok(wardline_core::FhirService::new(
+        store.open()?,
+        wardline_core::ServiceConfig::default(),
+    ))
+}
+
+fn reprocess(a: ReprocessArgs) -> Result<ExitCode> {
+    let svc = a.engine.service(open_service(&a.store)?)?;
+    let engine = wardline_integration::Engine::new(std::sync::Arc::new(svc), a.engine.engine());
+    let corrected = match &a.with {
+        Some(f) => Some(read_maybe_gz(f)?),
+        None => None,
+    };
+    match engine.reprocess(&a.id, corrected.as_deref()) {
+        Ok(r) => {
+            let ack = wardline_hl7::Message::parse(&r.ack).ok();
+            let why = ack
+                .as_ref()
+                .and_then(|m| {
+                    m.text("ERR-8")
+                        .ok()
+                        .flatten()
+                        .or_else(|| m.text("MSA-3").ok().flatten())
+                })
+                .map(|c| c.into_owned())
+                .unwrap_or_default();
+            println!("{}\t{}\t{why}", a.id, r.code.as_str());
+            Ok(if r.code == wardline_hl7::AckCode::AA {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn retry(a: RetryArgs) -> Result<ExitCode> {
+    let svc = open_service(&a.store)?;
+    match wardline_integration::outbox::retry(&svc, &a.id) {
+        Ok(()) => {
+            println!("Communication/{} queued again", a.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn list(a: ListArgs) -> Result<ExitCode> {
+    use wardline_integration::message_store::{DIRECTION_SYSTEM, EVENT_SYSTEM, MESSAGE_TYPE_SYSTEM};
+    let svc = open_service(&a.store)?;
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    match &a.direction {
+        Some(d) => q.append_pair("category", &format!("{DIRECTION_SYSTEM}|{d}")),
+        None => q.append_pair("category", &format!("{DIRECTION_SYSTEM}|inbound,{DIRECTION_SYSTEM}|outbound")),
+    };
+    if let Some(s) = &a.status {
+        q.append_pair("status", s);
+    }
+    q.append_pair("_sort", "-_lastUpdated");
+    q.append_pair("_count", &a.count.to_string());
+    let found = svc
+        .transact(|tx| tx.find("Communication", &q.finish()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let code = |r: &serde_json::Value, system: &str| -> String {
+        r["category"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["coding"].get(0))
+            .find(|c| c["system"] == system)
+            .and_then(|c| c["code"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    println!("id\tdirection\tstatus\ttype\tcontrol-id\treason");
+    for r in &found {
+        println!(
+            "{}\t{}\t{}\t{}^{}\t{}\t{}",
+            r["id"].as_str().unwrap_or(""),
+            code(r, DIRECTION_SYSTEM),
+            r["status"].as_str().unwrap_or(""),
+            code(r, MESSAGE_TYPE_SYSTEM),
+            code(r, EVENT_SYSTEM),
+            r["identifier"][0]["value"].as_str().unwrap_or(""),
+            r["statusReason"]["text"].as_str().unwrap_or(""),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

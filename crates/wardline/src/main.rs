@@ -98,6 +98,11 @@ struct ServeArgs {
     /// Load the demo trust when the store is empty.
     #[arg(long)]
     demo: bool,
+    /// Also accept HL7 v2 over MLLP on this address (e.g. 127.0.0.1:2575).
+    #[arg(long, env = "WARDLINE_MLLP_LISTEN")]
+    mllp_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    hl7: hl7::EngineArgs,
 }
 
 #[derive(Args)]
@@ -150,20 +155,40 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("http://{}/fhir", a.listen));
     let export_dir = a.store.data_dir.join("exports");
+    let destinations = a.hl7.destinations()?;
     let service = Arc::new(
-        FhirService::new(
-            store,
-            ServiceConfig {
-                base_url: base.trim_end_matches('/').to_owned(),
-                ..ServiceConfig::default()
-            },
-        )
-        .with_exports(export_dir.clone())
-        .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,
+        a.hl7.service(
+            FhirService::new(
+                store,
+                ServiceConfig {
+                    base_url: base.trim_end_matches('/').to_owned(),
+                    ..ServiceConfig::default()
+                },
+            )
+            .with_exports(export_dir.clone())
+            .with_context(|| {
+                format!("cannot use the export directory {}", export_dir.display())
+            })?,
+        )?,
     );
     if a.demo {
         load_demo(&service)?;
     }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for d in destinations {
+        tracing::info!(destination = d.name, address = d.address, "HL7 v2 outbound feed");
+        wardline_integration::Dispatcher::new(
+            service.clone(),
+            d,
+            wardline_integration::DispatchConfig::default(),
+            stop.clone(),
+        )
+        .spawn();
+    }
+    let engine = Arc::new(wardline_integration::Engine::new(
+        service.clone(),
+        a.hl7.engine(),
+    ));
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.listen)
@@ -175,7 +200,23 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             "listening on http://{addr} (FHIR base {base})"
         );
         println!("Wardline is listening on http://{addr}/fhir");
-        wardline_http::serve(listener, service, shutdown_signal()).await?;
+        if let Some(mllp) = a.mllp_listen {
+            let l = tokio::net::TcpListener::bind(mllp)
+                .await
+                .with_context(|| format!("cannot listen for MLLP on {mllp}"))?;
+            let mllp_addr = l.local_addr()?;
+            tracing::info!("HL7 v2 MLLP listening on {mllp_addr}");
+            println!("MLLP is listening on {mllp_addr}");
+            tokio::spawn(wardline_integration::serve(
+                l,
+                engine,
+                wardline_integration::ListenerConfig::default(),
+            ));
+        }
+        let extra: wardline_http::ExtraMetrics =
+            Arc::new(|| wardline_integration::metrics::METRICS.render());
+        wardline_http::serve_with(listener, service, Some(extra), shutdown_signal()).await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(std::process::ExitCode::SUCCESS)

@@ -1,0 +1,495 @@
+//! Inbound processing: one message in, one ACK out, the ACK only after the
+//! message, its effects and its record are durably committed.
+//!
+//! [`Engine::receive`] is synchronous (the store is) and transport-free; the
+//! MLLP listener calls it on a blocking thread, `wardline hl7 reprocess`
+//! directly.
+//!
+//! 1. Parse. Unparsable input is recorded (`not-done`, the raw bytes kept)
+//!    and answered `AR` with an ERR naming the segment and field
+//!    (`ack_unparsed`). A message without MSH-10 is refused the same way.
+//! 2. Duplicate check: the record id is a hash of sender and control id
+//!    ([`message_store::inbound_id`]); an existing record that was applied
+//!    (`completed`) or stored (`on-hold`) means a resend: its stored ACK is
+//!    sent again and nothing is applied. A record that was refused
+//!    (`not-done`) is processed again: the sender may have corrected it.
+//!    Check and apply run under a per-id lock and in one store transaction;
+//!    a concurrent writer elsewhere loses on the record's primary key.
+//! 3. Map and apply ([`wardline_hl7_fhir::inbound::apply`]) through a
+//!    [`Tx`]; the record (`completed`, `about` = every resource written,
+//!    `subject` = the patient, payload = message and ACK) is saved in the
+//!    same transaction. Write hooks (the outbound outbox) run in it too,
+//!    with the sender as origin so it is not echoed back.
+//! 4. On a content error the transaction is rolled back and the message is
+//!    recorded `not-done` with the error; `AE` names the field. An unmapped
+//!    type is recorded `on-hold` and answered `AA`, or recorded `not-done`
+//!    and answered `AR`, per [`UnsupportedPolicy`]. A store failure is
+//!    answered `AR` (resend later), never `AA`.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use wardline_core::{FhirService, Tx};
+use wardline_fhir::FhirError;
+use wardline_fhir::datetime::{format_instant, now_ms};
+use wardline_hl7::{AckCode, ErrorDetail, Message, ack, ack_unparsed};
+use wardline_hl7_fhir::{MapError, MapErrorKind, MappingConfig, Records, inbound};
+
+use crate::message_store::{
+    DIRECTION_SYSTEM, EVENT_SYSTEM, MESSAGE_TYPE_SYSTEM, attachment, coding, inbound_id,
+    payload_text, sender_system, status,
+};
+
+/// What to do with a well-formed message whose type or event is not mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnsupportedPolicy {
+    /// Record it (`on-hold`) and answer `AA`: it is kept, searchable and can
+    /// be reprocessed once a mapping exists.
+    #[default]
+    Accept,
+    /// Record it (`not-done`) and answer `AR` with error 200/201.
+    Reject,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    pub mapping: MappingConfig,
+    pub unsupported: UnsupportedPolicy,
+}
+
+/// The outcome of one inbound message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    /// The ACK to send back (ER7 text).
+    pub ack: String,
+    pub code: AckCode,
+    /// The id of the `Communication` recording the message, when recorded.
+    pub record_id: Option<String>,
+    /// The message had been received before; nothing was applied.
+    pub duplicate: bool,
+}
+
+pub struct Engine {
+    svc: Arc<FhirService>,
+    cfg: EngineConfig,
+    locks: Vec<Mutex<()>>,
+}
+
+const ATTEMPTS: usize = 3;
+
+impl Engine {
+    pub fn new(svc: Arc<FhirService>, cfg: EngineConfig) -> Engine {
+        Engine {
+            svc,
+            cfg,
+            locks: (0..64).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    pub fn service(&self) -> &Arc<FhirService> {
+        &self.svc
+    }
+
+    /// Processes one message (the bytes of one MLLP frame).
+    pub fn receive(&self, raw: &[u8]) -> Receipt {
+        let msg = match Message::parse_bytes(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                let reply = ack_unparsed(raw, AckCode::AR, &e).encode();
+                let record_id = self.record_unparsed(raw, &e.to_string(), &reply);
+                return Receipt {
+                    ack: reply,
+                    code: AckCode::AR,
+                    record_id,
+                    duplicate: false,
+                };
+            }
+        };
+        let control_id = msg.control_id().unwrap_or_default().into_owned();
+        if control_id.trim().is_empty() {
+            let detail =
+                ErrorDetail::new(101, "MSH-10 (message control id) is empty").at(&"MSH-10"
+                    .parse::<wardline_hl7::Path>()
+                    .expect("literal path"));
+            let reply = ack(&msg, AckCode::AR, &[detail]).encode();
+            let record_id = self.record_unparsed(raw, "MSH-10 is empty", &reply);
+            return Receipt {
+                ack: reply,
+                code: AckCode::AR,
+                record_id,
+                duplicate: false,
+            };
+        }
+        let app = msg.sending_application().unwrap_or_default().to_owned();
+        let facility = msg.sending_facility().unwrap_or_default().to_owned();
+        let id = inbound_id(&app, &facility, &control_id);
+        let _guard = self.locks[lock_index(&id)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut last_err = None;
+        for _ in 0..ATTEMPTS {
+            match self.try_receive(&msg, raw, &id, &app, &facility, &control_id, None) {
+                Ok(r) => return r,
+                // A version conflict: someone else wrote the record or a
+                // resource concurrently; look again.
+                Err(e) if e.status == 409 || e.status == 412 => last_err = Some(e),
+                Err(e) => {
+                    last_err = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = last_err.unwrap_or_else(|| FhirError::internal("unknown failure"));
+        tracing::error!(control_id, error = %e, "HL7 message could not be stored");
+        let detail = ErrorDetail::new(207, format!("not stored, send again later: {e}"));
+        Receipt {
+            ack: ack(&msg, AckCode::AR, &[detail]).encode(),
+            code: AckCode::AR,
+            record_id: None,
+            duplicate: false,
+        }
+    }
+
+    /// Applies a stored message again (after a mapping fix), or a corrected
+    /// text in its place. The record gets a new version with the outcome;
+    /// no ACK is sent anywhere. A message already applied is refused
+    /// (it would apply twice).
+    pub fn reprocess(&self, record_id: &str, corrected: Option<&[u8]>) -> Result<Receipt, String> {
+        let record = self
+            .svc
+            .transact(|tx| tx.get("Communication", record_id))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no HL7 message record Communication/{record_id}"))?;
+        if status(&record) == "completed" {
+            return Err(format!(
+                "Communication/{record_id} was applied already; reprocessing would apply it twice"
+            ));
+        }
+        let direction_in = record
+            .get("category")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|x| x == &coding(DIRECTION_SYSTEM, "inbound")));
+        if !direction_in {
+            return Err(format!(
+                "Communication/{record_id} is not an inbound HL7 message"
+            ));
+        }
+        let raw: Vec<u8> = match corrected {
+            Some(b) => b.to_vec(),
+            None => payload_text(&record, 0)
+                .ok_or_else(|| format!("Communication/{record_id} has no message payload"))?
+                .into_bytes(),
+        };
+        let msg =
+            Message::parse_bytes(&raw).map_err(|e| format!("the message does not parse: {e}"))?;
+        let control_id = msg.control_id().unwrap_or_default().into_owned();
+        let app = msg.sending_application().unwrap_or_default().to_owned();
+        let facility = msg.sending_facility().unwrap_or_default().to_owned();
+        let _guard = self.locks[lock_index(record_id)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.try_receive(
+            &msg,
+            &raw,
+            record_id,
+            &app,
+            &facility,
+            &control_id,
+            Some(()),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_receive(
+        &self,
+        msg: &Message<'_>,
+        raw: &[u8],
+        id: &str,
+        app: &str,
+        facility: &str,
+        control_id: &str,
+        reprocess: Option<()>,
+    ) -> Result<Receipt, FhirError> {
+        let mut tx = self.svc.begin()?;
+        let existing = tx.get("Communication", id)?;
+        if reprocess.is_none()
+            && let Some(rec) = &existing
+            && matches!(status(rec), "completed" | "on-hold")
+        {
+            drop(tx);
+            let reply = payload_text(rec, 1).unwrap_or_else(|| ack(msg, AckCode::AA, &[]).encode());
+            tracing::info!(
+                control_id,
+                sender = app,
+                "duplicate HL7 message acknowledged again"
+            );
+            return Ok(Receipt {
+                code: ack_code_of(&reply),
+                ack: reply,
+                record_id: Some(id.to_owned()),
+                duplicate: true,
+            });
+        }
+        let mtype = msg.message_type().unwrap_or_default().into_owned();
+        let event = msg.trigger_event().unwrap_or_default().into_owned();
+        let base = RecordBase {
+            id,
+            raw,
+            app,
+            facility,
+            control_id,
+            mtype: &mtype,
+            event: &event,
+        };
+        if !inbound::is_supported(&mtype, &event) {
+            let (code, st, err) = match self.cfg.unsupported {
+                UnsupportedPolicy::Accept => (AckCode::AA, "on-hold", None),
+                UnsupportedPolicy::Reject => (
+                    AckCode::AR,
+                    "not-done",
+                    Some(MapError::unsupported(
+                        if mtype == "ADT" || mtype == "ORM" || mtype == "ORU" {
+                            201
+                        } else {
+                            200
+                        },
+                        format!("{mtype}^{event} is not mapped by this system"),
+                    )),
+                ),
+            };
+            let details: Vec<ErrorDetail> = err.iter().map(MapError::to_detail).collect();
+            let reply = ack(msg, code, &details).encode();
+            let note = match &err {
+                Some(e) => e.text.clone(),
+                None => format!("{mtype}^{event} is not mapped: stored without applying"),
+            };
+            let rec = base.record(st, &reply, Some(&note), None, &[]);
+            tx.save(rec)?;
+            tx.commit()?;
+            return Ok(Receipt {
+                ack: reply,
+                code,
+                record_id: Some(id.to_owned()),
+                duplicate: false,
+            });
+        }
+        tx.set_origin(app);
+        let applied = {
+            let mut records = TxRecords { tx: &mut tx };
+            inbound::apply(msg, &mut records, &self.cfg.mapping)
+        };
+        match applied {
+            Ok(applied) => {
+                let reply = ack(msg, AckCode::AA, &[]).encode();
+                let about: Vec<(String, String)> = tx.written().to_vec();
+                let rec = base.record(
+                    "completed",
+                    &reply,
+                    None,
+                    applied.patient_id.as_deref(),
+                    &about,
+                );
+                tx.save(rec)?;
+                tx.commit()?;
+                Ok(Receipt {
+                    ack: reply,
+                    code: AckCode::AA,
+                    record_id: Some(id.to_owned()),
+                    duplicate: false,
+                })
+            }
+            Err(e) if e.kind == MapErrorKind::Internal => {
+                drop(tx);
+                Err(FhirError::internal(e.text))
+            }
+            Err(e) => {
+                drop(tx);
+                let code = if e.kind == MapErrorKind::Unsupported {
+                    AckCode::AR
+                } else {
+                    AckCode::AE
+                };
+                let reply = ack(msg, code, &[e.to_detail()]).encode();
+                let note = match &e.location {
+                    Some(l) => format!("{l}: {}", e.text),
+                    None => e.text.clone(),
+                };
+                let mut tx = self.svc.begin()?;
+                tx.save(base.record("not-done", &reply, Some(&note), None, &[]))?;
+                tx.commit()?;
+                tracing::warn!(control_id, sender = app, error = %note, "HL7 message refused");
+                Ok(Receipt {
+                    ack: reply,
+                    code,
+                    record_id: Some(id.to_owned()),
+                    duplicate: false,
+                })
+            }
+        }
+    }
+
+    /// Records input that could not be parsed (or has no control id) under
+    /// a fresh id. Best effort: a store failure is logged.
+    fn record_unparsed(&self, raw: &[u8], error: &str, reply: &str) -> Option<String> {
+        let rec = json!({
+            "resourceType": "Communication",
+            "status": "not-done",
+            "statusReason": {"text": error},
+            "category": [coding(DIRECTION_SYSTEM, "inbound")],
+            "received": format_instant(now_ms()),
+            "payload": [attachment(raw, "message"), attachment(reply.as_bytes(), "ACK")],
+            "note": [{"text": error}],
+        });
+        match self.svc.transact(|tx| tx.save(rec)) {
+            Ok(s) => Some(s.id),
+            Err(e) => {
+                tracing::error!(error = %e, "could not record an unparsable HL7 message");
+                None
+            }
+        }
+    }
+}
+
+struct RecordBase<'a> {
+    id: &'a str,
+    raw: &'a [u8],
+    app: &'a str,
+    facility: &'a str,
+    control_id: &'a str,
+    mtype: &'a str,
+    event: &'a str,
+}
+
+impl RecordBase<'_> {
+    fn record(
+        &self,
+        st: &str,
+        reply: &str,
+        error: Option<&str>,
+        patient: Option<&str>,
+        about: &[(String, String)],
+    ) -> Value {
+        let mut category = vec![coding(DIRECTION_SYSTEM, "inbound")];
+        if !self.mtype.is_empty() {
+            category.push(coding(MESSAGE_TYPE_SYSTEM, self.mtype));
+        }
+        if !self.event.is_empty() {
+            category.push(coding(EVENT_SYSTEM, self.event));
+        }
+        let mut rec = json!({
+            "resourceType": "Communication",
+            "id": self.id,
+            "identifier": [{"system": sender_system(self.app, self.facility), "value": self.control_id}],
+            "status": st,
+            "category": category,
+            "received": format_instant(now_ms()),
+            "payload": [attachment(self.raw, "message"), attachment(reply.as_bytes(), "ACK")],
+        });
+        if let Some(e) = error {
+            rec["statusReason"] = json!({"text": e});
+            rec["note"] = json!([{"text": e}]);
+        }
+        if let Some(p) = patient {
+            rec["subject"] = json!({"reference": format!("Patient/{p}")});
+        }
+        let about: Vec<Value> = about
+            .iter()
+            .filter(|(t, _)| t != "Communication")
+            .map(|(t, i)| json!({"reference": format!("{t}/{i}")}))
+            .collect();
+        if !about.is_empty() {
+            rec["about"] = Value::Array(about);
+        }
+        rec
+    }
+}
+
+fn lock_index(id: &str) -> usize {
+    id.bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
+        % 64
+}
+
+fn ack_code_of(reply: &str) -> AckCode {
+    match Message::parse(reply)
+        .ok()
+        .and_then(|m| m.get("MSA-1").ok().flatten().map(str::to_owned))
+        .as_deref()
+    {
+        Some("AE") => AckCode::AE,
+        Some("AR") => AckCode::AR,
+        Some("CA") => AckCode::CA,
+        _ => AckCode::AA,
+    }
+}
+
+/// [`Records`] over a service transaction.
+pub(crate) struct TxRecords<'t, 'a> {
+    pub tx: &'t mut Tx<'a>,
+}
+
+/// A token search value with FHIR search escaping (`\`, `|`, `,`, `$`).
+fn escape_token(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '|' | ',' | '$') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(crate) fn map_err(e: FhirError) -> MapError {
+    if e.status >= 500 || e.status == 409 || e.status == 412 {
+        MapError::internal(e.to_string())
+    } else {
+        MapError::content(
+            207,
+            None,
+            format!("the mapped resource is not valid FHIR: {e}"),
+        )
+    }
+}
+
+impl Records for TxRecords<'_, '_> {
+    fn find_by_identifier(
+        &mut self,
+        resource_type: &str,
+        system: &str,
+        value: &str,
+    ) -> Result<Option<Value>, MapError> {
+        let q = form_urlencoded::Serializer::new(String::new())
+            .append_pair(
+                "identifier",
+                &format!("{}|{}", escape_token(system), escape_token(value)),
+            )
+            .finish();
+        let mut found = self.tx.find(resource_type, &q).map_err(map_err)?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => Err(MapError::content(
+                205,
+                None,
+                format!("{n} {resource_type} resources carry the identifier {system}|{value}"),
+            )),
+        }
+    }
+
+    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<Value>, MapError> {
+        self.tx.get(resource_type, id).map_err(map_err)
+    }
+
+    fn save(&mut self, resource: Value) -> Result<String, MapError> {
+        self.tx.save(resource).map(|s| s.id).map_err(map_err)
+    }
+
+    fn merge_patients(&mut self, source_id: &str, target_id: &str) -> Result<(), MapError> {
+        self.tx
+            .merge_patients(source_id, target_id)
+            .map(|_| ())
+            .map_err(map_err)
+    }
+}
