@@ -570,3 +570,193 @@ fn other_separators_and_escapes() {
     assert_eq!(p["name"][0]["family"], "O*BRIEN");
     assert_eq!(p["name"][0]["given"], json!(["Sean"]));
 }
+
+fn orm(control: &str, placer: &str, filler: &str, extra: &[&str]) -> String {
+    let mut segs = vec![
+        msh("ORM^O01^ORM_O01", "20"),
+        format!("PID|1||{NHS1}^^^NHS^NH||SMITH^Jane||19800214|F"),
+        seg("PV1", &[(1, "1"), (2, "I"), (19, "V9001")]),
+        seg(
+            "ORC",
+            &[
+                (1, control),
+                (2, placer),
+                (3, filler),
+                (9, "20240612101500"),
+                (12, "C1234^BROWN^Alice^^^Dr"),
+            ],
+        ),
+        seg(
+            "OBR",
+            &[
+                (1, "1"),
+                (2, placer),
+                (3, filler),
+                (4, "26604007^Full blood count^SCT"),
+                (27, "^^^^^S"),
+            ],
+        ),
+    ];
+    segs.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    m(&refs)
+}
+
+fn oru(status: &str, value: &str, obx_status: &str) -> String {
+    m(&[
+        &msh("ORU^R01^ORU_R01", "30"),
+        &format!("PID|1||{NHS1}^^^NHS^NH||SMITH^Jane||19800214|F"),
+        &seg("PV1", &[(1, "1"), (2, "I"), (19, "V9001")]),
+        "ORC|RE|PL123|FL456",
+        &seg(
+            "OBR",
+            &[
+                (1, "1"),
+                (2, "PL123"),
+                (3, "FL456"),
+                (4, "26604007^Full blood count^SCT"),
+                (7, "20240612110000"),
+                (22, "20240612123000"),
+                (24, "HM"),
+                (25, status),
+            ],
+        ),
+        "NTE|1||Sample slightly haemolysed",
+        &format!(
+            "OBX|1|NM|718-7^Haemoglobin^LN||{value}|g/L^g/L^UCUM|115-165|L|||{obx_status}|||20240612110000"
+        ),
+        "NTE|1||Repeat advised\\.br\\if symptomatic",
+        &format!("OBX|2|NM|777-3^Platelets^LN||250|10*9/L|150-400|N|||{obx_status}"),
+        &format!("OBX|3|ST|COMMENT^Comment^L||Film reviewed \\T\\ normal||||||{obx_status}"),
+        &format!("OBX|4|SN|5905-5^Monocytes^LN||<^0.1|10*9/L|||||{obx_status}"),
+        &format!("OBX|5|CE|600-7^Culture^LN||3092008^Staphylococcus aureus^SCT||||||{obx_status}"),
+    ])
+}
+
+#[test]
+fn order_then_result_links_based_on() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &admit(NHS1, "V9001", BED4));
+    ok(&mut r, &orm("NW", "PL123", "", &["NTE|1||Fasting"]));
+    let sr = one(&r, "ServiceRequest");
+    assert_eq!(sr["status"], "active");
+    assert_eq!(sr["intent"], "order");
+    assert_eq!(sr["priority"], "stat");
+    assert_eq!(
+        sr["code"],
+        json!({"coding": [{"system": "http://snomed.info/sct", "code": "26604007", "display": "Full blood count"}],
+               "text": "Full blood count"})
+    );
+    assert_eq!(sr["authoredOn"], "2024-06-12T10:15:00+01:00");
+    assert_eq!(
+        sr["identifier"][0]["system"],
+        "https://fhir.wardline.invalid/Id/placer-order"
+    );
+    assert_eq!(sr["note"], json!([{"text": "Fasting"}]));
+    let enc = one(&r, "Encounter");
+    assert_eq!(
+        sr["encounter"]["reference"],
+        format!("Encounter/{}", enc["id"].as_str().unwrap())
+    );
+    assert!(
+        sr["requester"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("Practitioner/")
+    );
+    // The lab accepts it with a filler number: same ServiceRequest.
+    ok(
+        &mut r,
+        &orm("SC", "PL123", "FL456", &[]).replace("ORC|SC|PL123|FL456|", "ORC|SC|PL123|FL456||IP"),
+    );
+    let sr = one(&r, "ServiceRequest");
+    assert_eq!(sr["identifier"].as_array().unwrap().len(), 2);
+    assert_eq!(sr["status"], "active");
+
+    ok(&mut r, &oru("P", "110", "P"));
+    let dr = one(&r, "DiagnosticReport");
+    assert_eq!(dr["status"], "preliminary");
+    assert_eq!(
+        dr["basedOn"][0]["reference"],
+        format!("ServiceRequest/{}", sr["id"].as_str().unwrap())
+    );
+    assert_eq!(dr["identifier"][0]["value"], "FL456");
+    assert_eq!(dr["effectiveDateTime"], "2024-06-12T11:00:00+01:00");
+    assert_eq!(dr["issued"], "2024-06-12T12:30:00+01:00");
+    assert_eq!(dr["conclusion"], "Sample slightly haemolysed");
+    assert_eq!(dr["category"][0]["coding"][0]["code"], "HM");
+    assert_eq!(dr["result"].as_array().unwrap().len(), 5);
+    let obs = r.all("Observation");
+    assert_eq!(obs.len(), 5);
+    assert_eq!(obs[0]["status"], "preliminary");
+    assert_eq!(
+        obs[0]["valueQuantity"],
+        json!({"value": 110, "unit": "g/L", "system": "http://unitsofmeasure.org", "code": "g/L"})
+    );
+    assert_eq!(obs[0]["referenceRange"][0]["low"]["value"], 115);
+    assert_eq!(obs[0]["interpretation"][0]["coding"][0]["code"], "L");
+    assert_eq!(
+        obs[0]["note"],
+        json!([{"text": "Repeat advised\nif symptomatic"}])
+    );
+    assert_eq!(obs[1]["valueQuantity"]["code"], "10*9/L");
+    assert_eq!(obs[2]["valueString"], "Film reviewed & normal");
+    assert_eq!(obs[3]["valueQuantity"]["comparator"], "<");
+    assert_eq!(obs[3]["valueQuantity"]["value"], 0.1);
+    assert_eq!(
+        obs[4]["valueCodeableConcept"]["coding"][0]["code"],
+        "3092008"
+    );
+    assert_eq!(obs[0]["basedOn"], dr["basedOn"]);
+    assert_eq!(obs[0]["subject"], dr["subject"]);
+
+    // Corrected result: same report and observations, updated.
+    ok(&mut r, &oru("C", "120", "C"));
+    assert_eq!(r.count("DiagnosticReport"), 1);
+    assert_eq!(r.count("Observation"), 5);
+    let dr2 = one(&r, "DiagnosticReport");
+    assert_eq!(dr2["id"], dr["id"]);
+    assert_eq!(dr2["status"], "corrected");
+    assert_eq!(dr2["result"], dr["result"]);
+    let obs2 = r.all("Observation");
+    assert_eq!(obs2[0]["id"], obs[0]["id"]);
+    assert_eq!(obs2[0]["valueQuantity"]["value"], 120);
+    assert_eq!(obs2[0]["status"], "corrected");
+
+    // Cancel the order.
+    ok(&mut r, &orm("CA", "PL123", "FL456", &[]));
+    assert_eq!(one(&r, "ServiceRequest")["status"], "revoked");
+}
+
+#[test]
+fn order_and_result_errors_name_the_value() {
+    let mut r = MemoryRecords::new();
+    assert_content(
+        &err(&mut r, &orm("CA", "PL-NONE", "", &[])),
+        204,
+        "ORC-2",
+        "PL-NONE",
+    );
+    assert_content(
+        &err(&mut r, &orm("ZZ", "PL1", "", &[])),
+        103,
+        "ORC-1",
+        "'ZZ'",
+    );
+    assert_content(&err(&mut r, &orm("NW", "", "", &[])), 101, "ORC-2", "ORC-2");
+    let bad_prio = orm("NW", "PL2", "", &[]).replace("^^^^^S", "^^^^^Q");
+    assert_content(&err(&mut r, &bad_prio), 103, "OBR-27", "'Q'");
+    let bad_time = orm("NW", "PL3", "", &[]).replace("20240612101500", "20241612");
+    assert_content(&err(&mut r, &bad_time), 102, "ORC-9", "20241612");
+    assert_content(&err(&mut r, &oru("F", "1O5", "F")), 102, "OBX-5", "1O5");
+    assert_content(&err(&mut r, &oru("Q", "105", "F")), 103, "OBR-25", "'Q'");
+    assert_content(&err(&mut r, &oru("F", "105", "Q")), 103, "OBX-11", "'Q'");
+    let no_filler = oru("F", "105", "F")
+        .replace("|FL456|", "||")
+        .replace("ORC|RE|PL123|FL456", "ORC|RE|PL123");
+    assert_content(&err(&mut r, &no_filler), 101, "OBR-3", "PL123");
+    let bad_sn = oru("F", "105", "F").replace("<^0.1", "<^abc");
+    assert_content(&err(&mut r, &bad_sn), 102, "OBX[4]-5", "abc");
+    let no_code = oru("F", "105", "F").replace("OBX|3|ST|COMMENT^Comment^L|", "OBX|3|ST||");
+    assert_content(&err(&mut r, &no_code), 101, "OBX[3]-3", "FL456");
+}

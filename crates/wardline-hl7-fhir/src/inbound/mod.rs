@@ -118,6 +118,7 @@
 //!   target)`. When the prior identifiers already lead to the survivor
 //!   (resend) nothing changes.
 pub mod adt;
+mod orders;
 mod patient;
 pub(crate) mod ts;
 pub(crate) mod util;
@@ -143,6 +144,9 @@ const ADT_EVENTS: &[&str] = &[
 pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
     match message_type {
         "ADT" => ADT_EVENTS.contains(&trigger_event),
+        "ORM" => trigger_event == "O01",
+        "OML" => trigger_event == "O21",
+        "ORU" => trigger_event == "R01",
         _ => false,
     }
 }
@@ -171,6 +175,8 @@ pub fn apply(
     }
     match ty.as_str() {
         "ADT" => adt::apply(msg, records, cfg, &ev),
+        "ORM" | "OML" => orders::apply_order(msg, records, cfg, &format!("{ty}^{ev}")),
+        "ORU" => orders::apply_result(msg, records, cfg),
         _ => Err(MapError::unsupported(
             200,
             format!("MSH-9 message type '{ty}^{ev}' is not mapped"),
