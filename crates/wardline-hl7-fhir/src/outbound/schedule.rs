@@ -125,7 +125,8 @@ fn body(ctx: &mut Ctx, appt: &Value) -> Result<Vec<Seg>, MapError> {
         ais.text(1, "1").rep(3, ce(service)).opt(4, start.clone());
         out.push(ais);
     }
-    let (mut ail_n, mut aip_n) = (0, 0);
+    // SIU_S12 orders the resource groups: AIS, AIG, AIL..., AIP...
+    let (mut ails, mut aips) = (Vec::new(), Vec::new());
     for p in arr(appt, "participant") {
         let Some(actor) = p.get("actor") else {
             continue;
@@ -137,28 +138,28 @@ fn body(ctx: &mut Ctx, appt: &Value) -> Result<Vec<Seg>, MapError> {
         });
         match kind {
             Some("Location") => {
-                ail_n += 1;
                 let mut ail = Seg::new("AIL");
-                ail.text(1, ail_n.to_string())
+                ail.text(1, (ails.len() + 1).to_string())
                     .rep(3, visit::point_of_care(ctx, appt, actor)?)
                     .opt(6, start.clone());
-                out.push(ail);
+                ails.push(ail);
             }
             Some("Practitioner" | "PractitionerRole") => {
-                aip_n += 1;
                 let person = match ctx.practitioner(appt, actor)? {
                     Some(pr) => xcn(&pr, clinician_id(ctx.cfg, &pr)),
                     None => Rep::new().opt(2, str_of(actor, "display")),
                 };
                 let mut aip = Seg::new("AIP");
-                aip.text(1, aip_n.to_string())
+                aip.text(1, (aips.len() + 1).to_string())
                     .rep(3, person)
                     .rep(4, arr(p, "type").first().map(ce).unwrap_or_default())
                     .opt(6, start.clone());
-                out.push(aip);
+                aips.push(aip);
             }
             _ => {}
         }
     }
+    out.extend(ails);
+    out.extend(aips);
     Ok(out)
 }
