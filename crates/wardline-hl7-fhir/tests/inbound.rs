@@ -760,3 +760,177 @@ fn order_and_result_errors_name_the_value() {
     let no_code = oru("F", "105", "F").replace("OBX|3|ST|COMMENT^Comment^L|", "OBX|3|ST||");
     assert_content(&err(&mut r, &no_code), 101, "OBX[3]-3", "FL456");
 }
+
+fn siu(ev: &str, start: &str, extra_sch: &[(usize, &str)]) -> String {
+    let mut f = vec![
+        (1, "APT100"),
+        (2, "F-APT100"),
+        (6, "ROUTINE^Routine follow-up"),
+        (7, "FU^Follow up^L"),
+        (8, "NORMAL^Normal^HL70276"),
+    ];
+    f.extend_from_slice(extra_sch);
+    m(&[
+        &msh(&format!("SIU^{ev}^SIU_S12"), "40"),
+        &seg("SCH", &f),
+        &format!("PID|1||{NHS2}^^^NHS^NH||TAYLOR^Sam||19900101|M"),
+        "RGS|1",
+        &format!("AIS|1||CARD^Cardiology clinic^L|{start}|||30|min"),
+        "AIP|1||C1234^BROWN^Alice^^^Dr|CON^Consultant^L|||",
+        "AIL|1||OPD1^ROOM3^^RWG|||",
+        "AIG|1||ECG1^ECG machine 1|EQ^Equipment",
+    ])
+}
+
+#[test]
+fn siu_book_reschedule_cancel() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &siu("S12", "20240701093000", &[]));
+    let a = one(&r, "Appointment");
+    assert_eq!(a["status"], "booked");
+    assert_eq!(a["start"], "2024-07-01T09:30:00+01:00");
+    assert_eq!(a["end"], "2024-07-01T10:00:00+01:00");
+    assert_eq!(a["minutesDuration"], 30);
+    assert_eq!(a["identifier"].as_array().unwrap().len(), 2);
+    assert_eq!(a["appointmentType"]["coding"][0]["code"], "NORMAL");
+    assert_eq!(a["reasonCode"].as_array().unwrap().len(), 2);
+    assert_eq!(a["serviceType"][0]["coding"][0]["code"], "CARD");
+    let parts = a["participant"].as_array().unwrap();
+    assert_eq!(parts.len(), 4);
+    let p = one(&r, "Patient");
+    assert_eq!(
+        parts[0]["actor"]["reference"],
+        format!("Patient/{}", p["id"].as_str().unwrap())
+    );
+    assert!(
+        parts[1]["actor"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("Practitioner/")
+    );
+    assert_eq!(parts[1]["type"][0]["coding"][0]["code"], "CON");
+    assert_eq!(parts[2]["actor"]["display"], "RWG/OPD1/ROOM3");
+    assert_eq!(parts[3]["actor"], json!({"display": "ECG machine 1"}));
+
+    // S13: new times (SCH-11 wins over AIS), winter time.
+    ok(
+        &mut r,
+        &siu(
+            "S13",
+            "20241202140000",
+            &[(11, "^^^20241202140000^20241202144500")],
+        ),
+    );
+    let a2 = one(&r, "Appointment");
+    assert_eq!(a2["id"], a["id"]);
+    assert_eq!(a2["start"], "2024-12-02T14:00:00+00:00");
+    assert_eq!(a2["end"], "2024-12-02T14:45:00+00:00");
+    assert_eq!(a2["minutesDuration"], 45);
+
+    // S15: cancelled.
+    ok(&mut r, &siu("S15", "20241202140000", &[]));
+    let a3 = one(&r, "Appointment");
+    assert_eq!(a3["status"], "cancelled");
+    assert_eq!(a3["cancelationReason"]["coding"][0]["code"], "ROUTINE");
+    assert_eq!(r.count("Patient"), 1);
+
+    // Unknown appointment, bad duration unit, bad time.
+    let unknown = siu("S14", "20240701093000", &[]).replace("F-APT100", "F-NOPE");
+    let unknown = unknown.replace("SCH|APT100|", "SCH||");
+    assert_content(&err(&mut r, &unknown), 204, "SCH-2", "F-NOPE");
+    let bad_unit = siu("S12", "20240701093000", &[]).replace("|30|min", "|30|fortnights");
+    assert_content(&err(&mut r, &bad_unit), 103, "AIS-8", "fortnights");
+    let bad_time = siu("S12", "2024070109300", &[]);
+    assert_content(&err(&mut r, &bad_time), 102, "AIS-4", "2024070109300");
+    let no_ids = siu("S12", "20240701093000", &[]).replace("SCH|APT100|F-APT100|", "SCH|||");
+    assert_content(&err(&mut r, &no_ids), 101, "SCH-1", "SCH-1");
+}
+
+#[test]
+fn mdm_t02_text_document() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &admit(NHS1, "V8001", BED4));
+    let t02 = m(&[
+        &msh("MDM^T02^MDM_T02", "50"),
+        "EVN|T02|20240620101500",
+        &format!("PID|1||{NHS1}^^^NHS^NH"),
+        &seg("PV1", &[(1, "1"), (2, "I"), (19, "V8001")]),
+        &seg(
+            "TXA",
+            &[
+                (1, "1"),
+                (2, "DS^Discharge summary"),
+                (3, "TX"),
+                (4, "20240620100000"),
+                (6, "20240620090000"),
+                (9, "C1234^BROWN^Alice^^^Dr"),
+                (12, "DOC-77"),
+                (17, "AU"),
+                (19, "AV"),
+            ],
+        ),
+        "OBX|1|TX|DS^Discharge summary||Admitted with chest pain \\T\\ breathlessness.",
+        "OBX|2|FT|DS^Discharge summary||Discharged home.\\.br\\Follow up in clinic.",
+    ]);
+    ok(&mut r, &t02);
+    let d = one(&r, "DocumentReference");
+    assert_eq!(d["status"], "current");
+    assert_eq!(d["docStatus"], "final");
+    assert_eq!(d["identifier"][0]["value"], "DOC-77");
+    assert_eq!(d["type"]["coding"][0]["code"], "DS");
+    assert_eq!(d["date"], "2024-06-20T09:00:00+01:00");
+    assert_eq!(d["context"]["period"]["start"], "2024-06-20T10:00:00+01:00");
+    let enc = one(&r, "Encounter");
+    assert_eq!(
+        d["context"]["encounter"][0]["reference"],
+        format!("Encounter/{}", enc["id"].as_str().unwrap())
+    );
+    let att = &d["content"][0]["attachment"];
+    assert_eq!(att["contentType"], "text/plain");
+    let expected =
+        "Admitted with chest pain & breathlessness.\nDischarged home.\nFollow up in clinic.";
+    assert_eq!(att["data"], wardline_hl7_fhir_b64(expected));
+    assert!(
+        d["author"][0]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("Practitioner/")
+    );
+
+    // An edit (T08) updates the same document; T11 cancels it.
+    ok(
+        &mut r,
+        &t02.replace("MDM^T02", "MDM^T08").replace("|AU|", "|LA|"),
+    );
+    assert_eq!(r.count("DocumentReference"), 1);
+    ok(&mut r, &t02.replace("MDM^T02", "MDM^T11"));
+    assert_eq!(one(&r, "DocumentReference")["status"], "entered-in-error");
+
+    let no_number = t02.replace("|DOC-77|", "||");
+    assert_content(&err(&mut r, &no_number), 101, "TXA-12", "TXA-12");
+    let bad_status = t02.replace("|AU|", "|ZZ|");
+    assert_content(&err(&mut r, &bad_status), 103, "TXA-17", "'ZZ'");
+    let bad_date = t02.replace("20240620090000", "20240620256000");
+    assert_content(&err(&mut r, &bad_date), 102, "TXA-6", "20240620256000");
+}
+
+/// An independent base64 (not the one under test).
+fn wardline_hl7_fhir_b64(s: &str) -> String {
+    let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bits: String = s.bytes().map(|b| format!("{b:08b}")).collect();
+    let mut out: String = bits
+        .as_bytes()
+        .chunks(6)
+        .map(|c| {
+            let mut v = String::from_utf8(c.to_vec()).unwrap();
+            while v.len() < 6 {
+                v.push('0');
+            }
+            table[usize::from_str_radix(&v, 2).unwrap()] as char
+        })
+        .collect();
+    while !out.len().is_multiple_of(4) {
+        out.push('=');
+    }
+    out
+}

@@ -117,9 +117,94 @@
 //!   (unknown → 204 at MRG-1), then `Records::merge_patients(source,
 //!   target)`. When the prior identifiers already lead to the survivor
 //!   (resend) nothing changes.
+//!
+//! # ORM^O01 / OML^O21 → ServiceRequest
+//!
+//! * One ServiceRequest per order: an ORC starts an order, the OBR after it
+//!   joins it (an OBR without its own ORC starts one), NTEs → note.
+//! * Identifiers: placer ORC-2/OBR-2 (`{base}/placer-order`, type PLAC) and
+//!   filler ORC-3/OBR-3 (`{base}/filler-order`, type FILL); found by placer,
+//!   then filler; new numbers are added. Both empty → 101 at ORC-2.
+//! * ORC-1 (table 0119) → status: NW/RL/OK/SN/RO/RP (or empty) active,
+//!   CA/OC/DC/CR/OD/DR revoked, HD/OH on-hold; XO/XX/XR/SC/RE take ORC-5
+//!   (table 0038: A/IP/SC active, CA/DC/RP revoked, CM completed, ER
+//!   entered-in-error, HD on-hold) or keep the stored status. Unknown codes
+//!   → 103. Cancelling an unknown order → 204 at ORC-2. intent `order`.
+//! * code OBR-4; priority TQ1-9, else OBR-27.6, else ORC-7.6: S stat, A asap,
+//!   P/T urgent, R/C/PRN routine (else 103); requester ORC-12 (else OBR-16);
+//!   authoredOn ORC-9; reasonCode OBR-31; subject; encounter by PV1-19 when
+//!   that visit is known.
+//!
+//! # ORU^R01 → DiagnosticReport + Observations
+//!
+//! * One DiagnosticReport per OBR, identified by the filler number OBR-3
+//!   (else ORC-3; none → 101 at OBR-3); a report sent again (corrected,
+//!   final after preliminary) updates the same resources. basedOn the
+//!   ServiceRequest found by placer OBR-2/ORC-2 when it exists. code OBR-4
+//!   (required, 101); status OBR-25 (table 0123: O/I/S registered, A
+//!   partial, P/R preliminary, C/M corrected, F final, X cancelled, Y/Z or
+//!   empty unknown); category OBR-24 (v2-0074); effective OBR-7; issued
+//!   OBR-22; NTEs after the OBR → conclusion.
+//! * One Observation per OBX, identified by `{base}/observation` |
+//!   `<filler>-<OBR occurrence in the message>-<OBX-3 code>-<OBX-4>`, and
+//!   rewritten as a whole each time (a corrected value replaces the old one).
+//!   OBX-3 required (101). Value by OBX-2: NM → valueQuantity (a non-number
+//!   is 102), units OBX-6 as UCUM when declared UCUM or made of UCUM
+//!   characters only; SN → valueQuantity (with comparator `<` `>` `<=` `>=`),
+//!   valueRange (`a-b`), valueRatio (`a:b`, `a/b`), else valueString;
+//!   CE/CWE/CNE → valueCodeableConcept; DT/TS/DTM → valueDateTime; TM →
+//!   valueTime; ST/TX/FT and others → valueString (repetitions joined by
+//!   line breaks); ED → DiagnosticReport.presentedForm, not an Observation.
+//!   OBX-7 → referenceRange (`a-b`, `<b`, `>a`, else text); OBX-8 →
+//!   interpretation (v2-0078); OBX-11 (table 0085: F/U final, C corrected,
+//!   P/R/S preliminary, I/O registered, X/N cancelled, D/W entered-in-error;
+//!   empty → from the report status); OBX-14 effective (else OBR-7); NTEs
+//!   after the OBX → note. Observations of an earlier version that the new
+//!   message no longer carries are left as they are, but dropped from
+//!   DiagnosticReport.result.
+//!
+//! # SIU → Appointment
+//!
+//! * Identified by SCH-2 filler (`{base}/filler-appointment`) then SCH-1
+//!   placer (`{base}/placer-appointment`) appointment id; both empty → 101.
+//!   S12 creates (or updates a resend) with status booked; S13 reschedule
+//!   (booked, new times), S14 modification (status kept), S15 cancellation
+//!   (cancelled, SCH-6 → cancelationReason), S17 deletion
+//!   (entered-in-error), S26 no-show (noshow) need a known appointment (204
+//!   at SCH-2, or SCH-1 when only that is given).
+//! * start/end: SCH-11 TQ start (component 4) and end (5); else start from
+//!   AIS-4 (or AIG-8, AIL-6, AIP-6) and end = start + duration (AIS-7/AIS-8,
+//!   else SCH-9/SCH-10; units minutes by default, hours, days, seconds;
+//!   another unit is 103). FHIR wants start and end together: with a start
+//!   and no end, the start goes to requestedPeriod.
+//! * participant: the patient, AIP-3 Practitioners (AIP-4 role → type),
+//!   AIL-3 Locations (the PV1-3 hierarchy rules), AIG-3 resources as a
+//!   display-only actor; all `required`/`accepted`; rebuilt from each
+//!   message. reasonCode SCH-6 and SCH-7, appointmentType SCH-8, serviceType
+//!   AIS-3.
+//!
+//! # MDM → DocumentReference
+//!
+//! * T01–T11. Identified by TXA-12 (`{base}/document`, also the
+//!   masterIdentifier; empty → 101). TXA-2 → type (v2-0270); TXA-6
+//!   origination (else TXA-4 activity) → date; TXA-4 → context.period.start;
+//!   TXA-9 originator and TXA-5 provider → author; PV1-19 → context.encounter
+//!   when known. TXA-17 (table 0271) → docStatus: AU/LA final, DI/DO/IN/IP/PA
+//!   preliminary; TXA-19 (table 0273) → status: AV/UN current, CA
+//!   entered-in-error, OB superseded; T11 → entered-in-error; unknown codes
+//!   103. TXA-13 parent document on T05/T06 (addendum) → relatesTo
+//!   `appends`, on T09/T10 (replacement) → `replaces` and the parent becomes
+//!   superseded.
+//! * Content: the OBX values (TX/FT/ST…, repetitions and segments joined by
+//!   line breaks) as one `text/plain` attachment, base64 in `data`; each ED
+//!   OBX as an attachment of its own type. A notification without OBX keeps
+//!   the stored content, or gets a `text/plain` attachment without data
+//!   (titled TXA-16) since content is required.
 pub mod adt;
+mod document;
 mod orders;
 mod patient;
+mod sched;
 pub(crate) mod ts;
 pub(crate) mod util;
 
@@ -140,6 +225,12 @@ const ADT_EVENTS: &[&str] = &[
     "A01", "A02", "A03", "A04", "A05", "A08", "A11", "A12", "A13", "A28", "A31", "A40",
 ];
 
+const SIU_EVENTS: &[&str] = &["S12", "S13", "S14", "S15", "S17", "S26"];
+
+const MDM_EVENTS: &[&str] = &[
+    "T01", "T02", "T03", "T04", "T05", "T06", "T07", "T08", "T09", "T10", "T11",
+];
+
 /// Whether MSH-9 type^event is mapped.
 pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
     match message_type {
@@ -147,6 +238,8 @@ pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
         "ORM" => trigger_event == "O01",
         "OML" => trigger_event == "O21",
         "ORU" => trigger_event == "R01",
+        "SIU" => SIU_EVENTS.contains(&trigger_event),
+        "MDM" => MDM_EVENTS.contains(&trigger_event),
         _ => false,
     }
 }
@@ -177,6 +270,8 @@ pub fn apply(
         "ADT" => adt::apply(msg, records, cfg, &ev),
         "ORM" | "OML" => orders::apply_order(msg, records, cfg, &format!("{ty}^{ev}")),
         "ORU" => orders::apply_result(msg, records, cfg),
+        "SIU" => sched::apply(msg, records, cfg, &ev),
+        "MDM" => document::apply(msg, records, cfg, &ev),
         _ => Err(MapError::unsupported(
             200,
             format!("MSH-9 message type '{ty}^{ev}' is not mapped"),

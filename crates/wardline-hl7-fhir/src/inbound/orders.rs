@@ -277,10 +277,10 @@ pub(crate) fn apply_order(
         if let Some(e) = &encounter {
             sr["encounter"] = reference("Encounter", e);
         }
-        if let Some(orc) = &o.orc {
-            if let Some(t) = orc.ts(9)? {
-                sr["authoredOn"] = json!(t.date_time());
-            }
+        if let Some(orc) = &o.orc
+            && let Some(t) = orc.ts(9)?
+        {
+            sr["authoredOn"] = json!(t.date_time());
         }
         let requester = match (&o.orc, &o.obr) {
             (Some(orc), _) if !orc.reps(12).is_empty() => orc.reps(12).first().copied(),
@@ -600,7 +600,7 @@ pub(crate) fn ed_attachment(rep: &Repetition<'_>) -> Option<Value> {
         "BASE64" | "B64" => data.chars().filter(|c| !c.is_whitespace()).collect(),
         "HEX" => {
             let h: Vec<u8> = data.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-            if h.len() % 2 != 0 {
+            if !h.len().is_multiple_of(2) {
                 return None;
             }
             let bytes: Option<Vec<u8>> = h

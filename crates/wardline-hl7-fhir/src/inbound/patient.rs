@@ -141,10 +141,11 @@ fn merge_identifiers(p: &mut Value, ids: &[Value]) {
     for i in ids {
         match stored.iter_mut().find(|s| same_identifier(s, i)) {
             Some(s) => {
-                if s["use"] == "old" && i["system"] == NHS_NUMBER_SYSTEM {
-                    if let Some(o) = s.as_object_mut() {
-                        o.shift_remove("use");
-                    }
+                if s["use"] == "old"
+                    && i["system"] == NHS_NUMBER_SYSTEM
+                    && let Some(o) = s.as_object_mut()
+                {
+                    o.shift_remove("use");
                 }
             }
             None => stored.push(i.clone()),

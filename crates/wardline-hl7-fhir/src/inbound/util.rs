@@ -3,7 +3,7 @@
 //! find-or-create helpers for Practitioner / Organization.
 
 use serde_json::{Map, Value, json};
-use wardline_hl7::{Field, Message, Repetition, Segment};
+use wardline_hl7::{Message, Repetition, Segment};
 
 use crate::{MapError, MappingConfig, Records};
 
@@ -61,10 +61,6 @@ impl<'m, 'a> Seg<'m, 'a> {
         } else {
             format!("{}-{field}", self.id())
         }
-    }
-
-    pub fn field(&self, n: usize) -> Option<Field<'m>> {
-        self.seg.field(n)
     }
 
     /// The raw field ("" when absent).

@@ -1,0 +1,246 @@
+//! SIU^S12–S15 (and S17, S26) → Appointment (see the rules in the module
+//! doc of `inbound`).
+
+use serde_json::{Value, json};
+use wardline_hl7::Message;
+
+use crate::{MapError, MappingConfig, Records};
+
+use super::Applied;
+use super::adt::location_chain;
+use super::patient::{self, Mode};
+use super::ts::Ts;
+use super::util::{Seg, codeable, practitioner, rc, reference};
+
+fn minutes_per(unit: &str) -> Option<i64> {
+    Some(match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "min" | "mins" | "minute" | "minutes" => 1,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 60,
+        "d" | "day" | "days" => 1440,
+        "s" | "sec" | "secs" | "second" | "seconds" => 0,
+        _ => return None,
+    })
+}
+
+/// Duration (minutes) from a number field and a units (CE) field.
+fn duration(seg: &Seg<'_, '_>, num: usize, units: usize) -> Result<Option<i64>, MapError> {
+    let Some(n) = seg.v(num) else { return Ok(None) };
+    let value: f64 = n.parse().map_err(|_| {
+        MapError::content(
+            102,
+            Some(&seg.loc(num)),
+            format!("{} duration '{n}' is not a number", seg.loc(num)),
+        )
+    })?;
+    let unit = seg.v(units).or_else(|| seg.c(units, 2)).unwrap_or_default();
+    let per = minutes_per(&unit).ok_or_else(|| {
+        MapError::content(
+            103,
+            Some(&seg.loc(units)),
+            format!(
+                "{} duration unit '{unit}' is not minutes, hours, days or seconds",
+                seg.loc(units)
+            ),
+        )
+    })?;
+    if per == 0 {
+        return Ok(Some((value / 60.0).round() as i64));
+    }
+    Ok(Some((value * per as f64).round() as i64))
+}
+
+pub(crate) fn apply(
+    msg: &Message<'_>,
+    records: &mut dyn Records,
+    cfg: &MappingConfig,
+    event: &str,
+) -> Result<Applied, MapError> {
+    let Some(sch) = Seg::first(msg, "SCH") else {
+        return Err(MapError::content(
+            101,
+            Some("SCH-1"),
+            format!("SIU^{event} has no SCH segment, so no appointment id (SCH-1/SCH-2)"),
+        ));
+    };
+    let placer = sch.v(1);
+    let filler = sch.v(2);
+    let placer_sys = format!("{}/placer-appointment", cfg.identifier_base);
+    let filler_sys = format!("{}/filler-appointment", cfg.identifier_base);
+    if placer.is_none() && filler.is_none() {
+        return Err(MapError::content(
+            101,
+            Some("SCH-1"),
+            "SCH-1 placer and SCH-2 filler appointment ids are both empty".to_string(),
+        ));
+    }
+    let patient_id = patient::upsert(msg, records, cfg, Mode::FindOrCreate)?;
+    let mut found = None;
+    if let Some(f) = &filler {
+        found = records.find_by_identifier("Appointment", &filler_sys, f)?;
+    }
+    if found.is_none()
+        && let Some(p) = &placer
+    {
+        found = records.find_by_identifier("Appointment", &placer_sys, p)?;
+    }
+    let mut appt = match found {
+        Some(a) => a,
+        None if event == "S12" => json!({"resourceType": "Appointment", "status": "booked"}),
+        None => {
+            let (loc, v) = match (&filler, &placer) {
+                (Some(f), _) => ("SCH-2", f.clone()),
+                (None, Some(p)) => ("SCH-1", p.clone()),
+                _ => ("SCH-2", String::new()),
+            };
+            return Err(MapError::content(
+                204,
+                Some(loc),
+                format!("{loc} appointment '{v}' is not known (SIU^{event} needs an existing one)"),
+            ));
+        }
+    };
+    let mut ids: Vec<Value> = appt["identifier"].as_array().cloned().unwrap_or_default();
+    for (sys, v) in [(&placer_sys, &placer), (&filler_sys, &filler)] {
+        if let Some(v) = v
+            && !ids.iter().any(|i| i["system"] == *sys && i["value"] == *v)
+        {
+            ids.push(json!({"system": sys, "value": v}));
+        }
+    }
+    appt["identifier"] = Value::Array(ids);
+    match event {
+        "S12" | "S13" => appt["status"] = json!("booked"),
+        "S15" => appt["status"] = json!("cancelled"),
+        "S17" => appt["status"] = json!("entered-in-error"),
+        "S26" => appt["status"] = json!("noshow"),
+        _ => {}
+    }
+    if event == "S15"
+        && let Some(r) = sch.reps(6).first().and_then(|r| codeable(r, cfg))
+    {
+        appt["cancelationReason"] = r;
+    }
+    let reasons: Vec<Value> = [6, 7]
+        .iter()
+        .flat_map(|f| sch.reps(*f))
+        .filter_map(|r| codeable(&r, cfg))
+        .collect();
+    if !reasons.is_empty() && event != "S15" {
+        appt["reasonCode"] = Value::Array(reasons);
+    }
+    if let Some(t) = sch.reps(8).first().and_then(|r| codeable(r, cfg)) {
+        appt["appointmentType"] = t;
+    }
+
+    // Resources and times.
+    let all = Seg::all(msg);
+    let ais: Vec<Seg<'_, '_>> = all.iter().filter(|s| s.id() == "AIS").copied().collect();
+    let mut start: Option<Ts> = None;
+    let mut end: Option<Ts> = None;
+    if let Some(r) = sch.reps(11).first() {
+        let ts_of = |c: usize| -> Result<Option<Ts>, MapError> {
+            match rc(r, c) {
+                Some(v) => super::ts::parse(&v).map(Some).ok_or_else(|| {
+                    MapError::content(
+                        102,
+                        Some(&sch.loc(11)),
+                        format!("{} timing '{v}' is not a valid HL7 timestamp", sch.loc(11)),
+                    )
+                }),
+                None => Ok(None),
+            }
+        };
+        start = ts_of(4)?;
+        end = ts_of(5)?;
+    }
+    let mut minutes = None;
+    for s in &ais {
+        if start.is_none() {
+            start = s.ts(4)?;
+        }
+        if minutes.is_none() {
+            minutes = duration(s, 7, 8)?;
+        }
+        if let Some(c) = s.reps(3).first().and_then(|r| codeable(r, cfg)) {
+            appt["serviceType"] = json!([c]);
+        }
+    }
+    if minutes.is_none() {
+        minutes = duration(&sch, 9, 10)?;
+    }
+    let mut participants = vec![json!({
+        "actor": reference("Patient", &patient_id), "required": "required", "status": "accepted"})];
+    for s in all
+        .iter()
+        .filter(|s| matches!(s.id(), "AIG" | "AIL" | "AIP"))
+    {
+        let (start_field, actor) = match s.id() {
+            "AIP" => (
+                6,
+                match s.reps(3).first() {
+                    Some(r) => practitioner(r, records, cfg)?,
+                    None => None,
+                },
+            ),
+            "AIL" => (
+                6,
+                location_chain(s, 3, records, cfg)?.map(
+                    |(id, path, _)| json!({"reference": format!("Location/{id}"), "display": path}),
+                ),
+            ),
+            _ => (
+                8,
+                s.reps(3)
+                    .first()
+                    .and_then(|r| rc(r, 2).or_else(|| rc(r, 1)))
+                    .map(|d| json!({"display": d})),
+            ),
+        };
+        if start.is_none() {
+            start = s.ts(start_field)?;
+        }
+        if let Some(a) = actor {
+            let mut p = json!({"actor": a, "required": "required", "status": "accepted"});
+            let role = s.reps(4).first().and_then(|r| codeable(r, cfg));
+            if let Some(role) = role {
+                p["type"] = json!([role]);
+            }
+            participants.push(p);
+        }
+    }
+    appt["participant"] = Value::Array(participants);
+    if end.is_none()
+        && let (Some(s), Some(m)) = (&start, minutes)
+    {
+        end = s.plus_minutes(m);
+    }
+    if let Some(o) = appt.as_object_mut() {
+        o.shift_remove("requestedPeriod");
+    }
+    match (&start, &end) {
+        (Some(s), Some(e)) => {
+            appt["start"] = json!(s.instant());
+            appt["end"] = json!(e.instant());
+            if let (Some(a), Some(b)) = (s.to_offset_date_time(), e.to_offset_date_time()) {
+                let mins = (b - a).whole_minutes();
+                if mins > 0 {
+                    appt["minutesDuration"] = json!(mins);
+                }
+            }
+        }
+        (Some(s), None) => {
+            if let Some(o) = appt.as_object_mut() {
+                o.shift_remove("start");
+                o.shift_remove("end");
+            }
+            appt["requestedPeriod"] = json!([{"start": s.date_time()}]);
+        }
+        _ => {}
+    }
+    let status = appt["status"].as_str().unwrap_or_default().to_owned();
+    let id = records.save(appt)?;
+    Ok(Applied {
+        summary: format!("SIU^{event}: Patient/{patient_id}, Appointment/{id} {status}"),
+        patient_id: Some(patient_id),
+    })
+}
