@@ -934,3 +934,16 @@ fn wardline_hl7_fhir_b64(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn nm_with_comparator_keeps_it() {
+    let mut r = MemoryRecords::new();
+    ok(&mut r, &oru("F", "<15", "F"));
+    let obs = r.all("Observation");
+    assert_eq!(obs[0]["valueQuantity"]["comparator"], "<");
+    assert_eq!(obs[0]["valueQuantity"]["value"], 15);
+    assert_eq!(obs[0]["status"], "final");
+    assert_eq!(one(&r, "DiagnosticReport")["status"], "final");
+    // No ServiceRequest: no basedOn.
+    assert!(one(&r, "DiagnosticReport").get("basedOn").is_none());
+}

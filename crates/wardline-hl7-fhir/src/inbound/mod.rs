@@ -61,7 +61,8 @@
 //!   mobile, Internet/NET email, FX fax, BP pager), PID-14 → telecom `work`
 //!   (each field replaces only its own entries); PID-16 (table 0002) →
 //!   maritalStatus in v3-MaritalStatus (v2-0002 when it has no equivalent);
-//!   PID-29 → deceasedDateTime, else PID-30 Y/N → deceasedBoolean.
+//!   PID-29 → deceasedDateTime, else PID-30 Y/N (YES/NO accepted) →
+//!   deceasedBoolean.
 //! * PD1-3 (XON; ODS code in XON-10 or XON-3) → Organization found/created
 //!   by `https://fhir.nhs.uk/Id/ods-organization-code`; PD1-4 (XCN) → GP
 //!   Practitioner; both → generalPractitioner.
@@ -154,7 +155,8 @@
 //!   valueRange (`a-b`), valueRatio (`a:b`, `a/b`), else valueString;
 //!   CE/CWE/CNE → valueCodeableConcept; DT/TS/DTM → valueDateTime; TM →
 //!   valueTime; ST/TX/FT and others → valueString (repetitions joined by
-//!   line breaks); ED → DiagnosticReport.presentedForm, not an Observation.
+//!   line breaks); an NM with a leading `<` `>` `<=` `>=` (`<15`) keeps it as
+//!   the quantity's comparator; ED → DiagnosticReport.presentedForm, not an Observation.
 //!   OBX-7 → referenceRange (`a-b`, `<b`, `>a`, else text); OBX-8 →
 //!   interpretation (v2-0078); OBX-11 (table 0085: F/U final, C corrected,
 //!   P/R/S preliminary, I/O registered, X/N cancelled, D/W entered-in-error;

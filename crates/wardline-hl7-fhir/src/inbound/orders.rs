@@ -454,9 +454,18 @@ fn obx_value(
     let units = units.first();
     Ok(Some(match ty.as_str() {
         "NM" => {
+            // A leading comparator (`<15`, as many labs send) → comparator.
             let v = first.text().trim().to_owned();
-            let n = decimal(&v).ok_or_else(|| bad_value(obx, "number (NM)", &v))?;
-            ("valueQuantity", quantity(n, units))
+            let (cmp, num) = ["<=", ">=", "<", ">"]
+                .iter()
+                .find_map(|c| v.strip_prefix(c).map(|rest| (Some(*c), rest)))
+                .unwrap_or((None, v.as_str()));
+            let n = decimal(num).ok_or_else(|| bad_value(obx, "number (NM)", &v))?;
+            let mut q = quantity(n, units);
+            if let Some(c) = cmp {
+                q["comparator"] = json!(c);
+            }
+            ("valueQuantity", q)
         }
         "SN" => {
             let cmp = rc(first, 1).unwrap_or_default();

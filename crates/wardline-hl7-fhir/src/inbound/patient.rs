@@ -251,12 +251,12 @@ fn demographics(
         p["deceasedDateTime"] = json!(t.date_time());
     } else if let Some(ind) = pid.v(30) {
         match ind.to_ascii_uppercase().as_str() {
-            "Y" => {
+            "Y" | "YES" => {
                 if p.get("deceasedDateTime").is_none() {
                     p["deceasedBoolean"] = json!(true);
                 }
             }
-            "N" => {
+            "N" | "NO" => {
                 remove(p, "deceasedDateTime");
                 p["deceasedBoolean"] = json!(false);
             }
