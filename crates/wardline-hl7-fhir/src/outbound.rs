@@ -51,10 +51,11 @@
 //! MRG-1). PID-5 names, `official` first (XPN family^given^middle
 //! names^suffix^prefix^^type, type L/D/N/M/S from the name's use), PID-7
 //! birth date, PID-8 sex (M/F/O/U), PID-11 addresses other than `old`
-//! (line 1, remaining lines, city, district or state, postcode in XAD-5,
-//! country, type H/O/C/M), PID-13 home and other telecoms and PID-14 work
-//! ones (`number^PRN^PH`, mobile `CP`, fax `FX`, e-mail `^NET^Internet^addr`),
-//! PID-16 marital status, PID-29 death date/time and PID-30 `Y`/`N`.
+//! (line 1, line 2, city, district or state, postcode in XAD-5, country,
+//! type H/O/C/M, further lines in XAD-8), PID-13 home and other telecoms
+//! and PID-14 work ones (`number^PRN^PH`, mobile `CP`, fax `FX`, e-mail
+//! `^NET^Internet^addr`), PID-16 marital status, PID-29 death date/time
+//! and PID-30 `Y`/`N`.
 //! **PD1**-3 the GP practice (`name^^ODS code`) and PD1-4 the GP
 //! (`GMP code^family^given^^^prefix`) from `generalPractitioner`, when the
 //! reference resolves (or carries an identifier); otherwise left out.
@@ -138,10 +139,11 @@
 //! `S26`; proposed/waitlist → booked/pending `S12`; start or end changed
 //! `S13`; other changes `S14`. SCH-1/SCH-2 placer/filler appointment numbers
 //! (`{identifier_base}/placer-appointment`, `/filler-appointment`
-//! identifiers, else the resource id), SCH-6 reason, SCH-7 appointment type,
-//! SCH-9/10 duration in minutes, SCH-11 timing `^^^start^end`, SCH-25
-//! filler status (Pending, Waitlist, Booked, Started, Complete, Cancelled,
-//! Noshow, Deleted).
+//! identifiers, else the resource id), SCH-6 reason (the cancellation
+//! reason when cancelled or no-show), SCH-7 appointment type (table 0276,
+//! FHIR's appointmentType binding), SCH-9/10 duration in minutes, SCH-11
+//! timing `^^^start^end`, SCH-25 filler status (Pending, Waitlist, Booked,
+//! Started, Complete, Cancelled, Noshow, Deleted).
 //!
 //! **Errors**: a resource whose patient is required (Encounter,
 //! ServiceRequest, DiagnosticReport subject; an Appointment's Patient

@@ -45,7 +45,7 @@ fn ann() -> Value {
             {"use": "official", "family": "Smith", "given": ["Ann", "Marie"], "prefix": ["Mrs"]}],
         "gender": "female",
         "birthDate": "1980-03-14",
-        "address": [{"use": "home", "line": ["1 High Street", "Flat 2"], "city": "London", "postalCode": "NW3 2QG"}],
+        "address": [{"use": "home", "line": ["Flat 2", "1 High Street", "Hampstead"], "city": "London", "postalCode": "NW3 2QG"}],
         "telecom": [
             {"system": "phone", "value": "020 7946 0000", "use": "home"},
             {"system": "phone", "value": "07700 900123", "use": "mobile"},
@@ -173,7 +173,7 @@ fn patient_created_is_a28_with_header_pid_and_pd1() {
     assert_eq!(t(&m, "PID-8").as_deref(), Some("F"));
     assert_eq!(
         m.get("PID-11").unwrap(),
-        Some("1 High Street^Flat 2^London^^NW3 2QG^^H")
+        Some("Flat 2^1 High Street^London^^NW3 2QG^^H^Hampstead")
     );
     assert_eq!(t(&m, "PID-11.5").as_deref(), Some("NW3 2QG"));
     assert_eq!(m.get("PID-13[1]").unwrap(), Some("020 7946 0000^PRN^PH"));
@@ -907,9 +907,11 @@ fn appointment_transitions() {
     moved["end"] = json!("2026-12-02T09:20:00Z");
     let mut commented = appointment("booked");
     commented["comment"] = json!("Interpreter needed");
+    let mut cancelled = appointment("cancelled");
+    cancelled["cancelationReason"] = json!({"text": "Patient unwell"});
     let cases = [
         (moved, "SIU^S13", "Booked"),
-        (appointment("cancelled"), "SIU^S15", "Cancelled"),
+        (cancelled, "SIU^S15", "Cancelled"),
         (appointment("noshow"), "SIU^S26", "Noshow"),
         (appointment("arrived"), "SIU^S14", "Started"),
         (commented, "SIU^S14", "Booked"),
@@ -918,6 +920,12 @@ fn appointment_transitions() {
         let (out, m) = expect(&mut r, "Appointment", Some(&before), &after);
         assert_eq!(out.message_type, want, "{}", after["status"]);
         assert_eq!(t(&m, "SCH-25").as_deref(), Some(status));
+        let reason = if status == "Cancelled" {
+            "Patient unwell"
+        } else {
+            "Review of bloods"
+        };
+        assert_eq!(t(&m, "SCH-6.2").as_deref(), Some(reason));
     }
     let (out, _) = expect(
         &mut r,

@@ -233,11 +233,12 @@ fn xad(a: &Value) -> Rep {
     };
     let mut rep = Rep::new()
         .opt(1, lines.first())
-        .opt(2, (lines.len() > 1).then(|| lines[1..].join(", ")))
+        .opt(2, lines.get(1))
         .opt(3, str_of(a, "city"))
         .opt(4, str_of(a, "district").or_else(|| str_of(a, "state")))
         .opt(5, str_of(a, "postalCode"))
-        .opt(6, str_of(a, "country"));
+        .opt(6, str_of(a, "country"))
+        .opt(8, (lines.len() > 2).then(|| lines[2..].join(", ")));
     if rep.is_empty() {
         rep = rep.opt(1, str_of(a, "text"));
     }

@@ -68,6 +68,16 @@ pub(super) fn plan(
     }))
 }
 
+/// SCH-6: the cancellation reason of a cancelled appointment, else the
+/// first reason.
+fn event_reason(appt: &Value) -> Rep {
+    let cancelled = matches!(str_of(appt, "status"), Some("cancelled" | "noshow"));
+    match appt.get("cancelationReason") {
+        Some(r) if cancelled => ce(r),
+        _ => arr(appt, "reasonCode").first().map(ce).unwrap_or_default(),
+    }
+}
+
 fn is_patient_reference(actor: &Value) -> bool {
     str_of(actor, "type") == Some("Patient")
         || str_of(actor, "reference")
@@ -97,10 +107,7 @@ fn body(ctx: &mut Ctx, appt: &Value) -> Result<Vec<Seg>, MapError> {
     let mut sch = Seg::new("SCH");
     sch.opt(1, placer)
         .opt(2, filler)
-        .rep(
-            6,
-            arr(appt, "reasonCode").first().map(ce).unwrap_or_default(),
-        )
+        .rep(6, event_reason(appt))
         .rep(7, ce_of(appt, "appointmentType"));
     if let Some(m) = appt.get("minutesDuration").and_then(number) {
         sch.text(9, m).text(10, "min");
