@@ -28,7 +28,9 @@ pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 /// by the engine and in memory by [`memory::MemoryRecords`].
 pub trait Records {
     /// The current (not deleted) resource of `resource_type` carrying the
-    /// identifier `system|value`, or `None`. More than one match is an error.
+    /// identifier `system|value`, or `None`. A Patient merged away (`link`
+    /// of type `replaced-by`) does not match when its survivor does (the
+    /// survivor carries its identifiers). More than one match is an error.
     fn find_by_identifier(
         &mut self,
         resource_type: &str,

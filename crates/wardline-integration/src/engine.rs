@@ -73,9 +73,10 @@ pub struct Engine {
     svc: Arc<FhirService>,
     cfg: EngineConfig,
     locks: Vec<Mutex<()>>,
+    key_locks: Arc<KeyLocks>,
 }
 
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: usize = 5;
 
 impl Engine {
     pub fn new(svc: Arc<FhirService>, cfg: EngineConfig) -> Engine {
@@ -83,6 +84,7 @@ impl Engine {
             svc,
             cfg,
             locks: (0..64).map(|_| Mutex::new(())).collect(),
+            key_locks: Arc::new(KeyLocks::default()),
         }
     }
 
@@ -275,8 +277,12 @@ impl Engine {
             });
         }
         tx.set_origin(app);
+        let mut held = Held::new(self.key_locks.clone());
         let applied = {
-            let mut records = TxRecords { tx: &mut tx };
+            let mut records = TxRecords {
+                tx: &mut tx,
+                held: Some(&mut held),
+            };
             inbound::apply(msg, &mut records, &self.cfg.mapping)
         };
         match applied {
@@ -298,6 +304,15 @@ impl Engine {
                     record_id: Some(id.to_owned()),
                     duplicate: false,
                 })
+            }
+            Err(e) if e.kind == MapErrorKind::Internal && e.text == LOCK_TIMEOUT => {
+                drop(tx);
+                drop(held);
+                // Let the other message finish, then start again.
+                std::thread::sleep(std::time::Duration::from_millis(
+                    5 + (lock_index(control_id) as u64 % 20),
+                ));
+                Err(FhirError::conflict(e.text))
             }
             Err(e) if e.kind == MapErrorKind::Internal => {
                 drop(tx);
@@ -427,6 +442,87 @@ fn ack_code_of(reply: &str) -> AckCode {
 /// [`Records`] over a service transaction.
 pub(crate) struct TxRecords<'t, 'a> {
     pub tx: &'t mut Tx<'a>,
+    /// Identifier locks of this message (inbound only), held to commit.
+    pub held: Option<&'t mut Held>,
+}
+
+/// Per-identifier locks across concurrent inbound messages.
+///
+/// Find-or-create by identifier (the patient by NHS number, a ward by its
+/// code, a consultant by GMC number) is a read then a write. On SQLite
+/// transactions are serialised anyway; on PostgreSQL two messages about the
+/// same new patient or ward could both miss it and both create it. So every
+/// identifier a message looks up is locked (in this process) until its
+/// transaction ends. A message that cannot get a lock within
+/// [`LOCK_WAIT`] (two messages locking in opposite orders) gives up all its
+/// locks and is retried from the start.
+#[derive(Default)]
+pub struct KeyLocks {
+    held: Mutex<std::collections::HashSet<u64>>,
+    freed: std::sync::Condvar,
+}
+
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The locks one message holds; released on drop.
+pub(crate) struct Held {
+    locks: Arc<KeyLocks>,
+    keys: Vec<u64>,
+}
+
+impl Held {
+    pub(crate) fn new(locks: Arc<KeyLocks>) -> Held {
+        Held {
+            locks,
+            keys: Vec::new(),
+        }
+    }
+
+    fn acquire(&mut self, key: u64) -> Result<(), MapError> {
+        if self.keys.contains(&key) {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
+        while held.contains(&key) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(MapError::internal(LOCK_TIMEOUT));
+            }
+            held = self
+                .locks
+                .freed
+                .wait_timeout(held, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        held.insert(key);
+        self.keys.push(key);
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
+        for k in &self.keys {
+            held.remove(k);
+        }
+        drop(held);
+        self.locks.freed.notify_all();
+    }
+}
+
+const LOCK_TIMEOUT: &str = "timed out waiting for another message about the same record";
+
+fn key_of(parts: &[&str]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
 }
 
 /// A token search value with FHIR search escaping (`\`, `|`, `,`, `$`).
@@ -460,6 +556,9 @@ impl Records for TxRecords<'_, '_> {
         system: &str,
         value: &str,
     ) -> Result<Option<Value>, MapError> {
+        if let Some(h) = self.held.as_deref_mut() {
+            h.acquire(key_of(&[resource_type, system, value]))?;
+        }
         let q = form_urlencoded::Serializer::new(String::new())
             .append_pair(
                 "identifier",
@@ -467,6 +566,15 @@ impl Records for TxRecords<'_, '_> {
             )
             .finish();
         let mut found = self.tx.find(resource_type, &q).map_err(map_err)?;
+        if found.len() > 1 {
+            // After a merge the survivor carries the merged record's
+            // identifiers too: the merged-away record is not a match.
+            found.retain(|r| {
+                !r.get("link")
+                    .and_then(Value::as_array)
+                    .is_some_and(|l| l.iter().any(|x| x["type"] == "replaced-by"))
+            });
+        }
         match found.len() {
             0 => Ok(None),
             1 => Ok(found.pop()),

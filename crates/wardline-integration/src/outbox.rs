@@ -168,7 +168,10 @@ impl WriteHook for OutboxHook {
             };
             let ctrl = control_id();
             let built = {
-                let mut records = TxRecords { tx: &mut *tx };
+                let mut records = TxRecords {
+                    tx: &mut *tx,
+                    held: None,
+                };
                 outbound::message_for(&change, &mut records, &self.mapping, &ctrl, &hl7_now())
             };
             let about = json!([{"reference": format!("{}/{}", c.resource_type, c.id)}]);
