@@ -213,3 +213,129 @@ fn admit_then_discharge_round_trips_through_inbound() {
     assert_eq!(dest.count("Patient"), 1);
     assert_eq!(dest.count("Encounter"), 1);
 }
+
+fn send_any(r: &mut MemoryRecords, resource: &Value) -> OutboundMessage {
+    r.save(resource.clone()).expect("valid resource");
+    let change = Change {
+        resource_type: resource["resourceType"].as_str().unwrap(),
+        before: None,
+        after: Some(resource),
+    };
+    message_for(&change, r, &cfg(), "9", "20261123101500+0000")
+        .expect("maps")
+        .expect("a message")
+}
+
+#[test]
+fn order_result_and_appointment_round_trip_through_inbound() {
+    let base = cfg().identifier_base;
+    let ucum = "http://unitsofmeasure.org";
+    let mut src = source();
+    let mut dest = MemoryRecords::new();
+    let order = json!({"resourceType": "ServiceRequest", "id": "sr1", "status": "active", "intent": "order",
+        "identifier": [{"system": format!("{base}/placer-order"), "value": "PL123"}],
+        "priority": "routine",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2", "display": "CBC panel"}]},
+        "subject": {"reference": "Patient/p1"},
+        "requester": {"reference": "Practitioner/cons"},
+        "note": [{"text": "Fasting | 12h ^ water ok"}]});
+    for o in [
+        json!({"resourceType": "Observation", "id": "o1", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "718-7", "display": "Hemoglobin"}]},
+            "subject": {"reference": "Patient/p1"},
+            "valueQuantity": {"value": 101, "unit": "g/L", "system": ucum, "code": "g/L"},
+            "referenceRange": [{"low": {"value": 115}, "high": {"value": 165}}]}),
+        json!({"resourceType": "Observation", "id": "o2", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "883-9"}]},
+            "subject": {"reference": "Patient/p1"},
+            "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "112144000", "display": "Blood group A"}]}}),
+        json!({"resourceType": "Observation", "id": "o3", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "18314-6"}]},
+            "subject": {"reference": "Patient/p1"},
+            "valueString": "Target cells ^ seen | see note"}),
+    ] {
+        src.save(o).unwrap();
+    }
+    let report = json!({"resourceType": "DiagnosticReport", "id": "dr1", "status": "final",
+        "identifier": [{"system": format!("{base}/filler-order"), "value": "LAB777"}],
+        "basedOn": [{"reference": "ServiceRequest/sr1"}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-11-23T08:00:00+00:00",
+        "issued": "2026-11-23T10:14:59+00:00",
+        "result": [{"reference": "Observation/o1"}, {"reference": "Observation/o2"}, {"reference": "Observation/o3"}]});
+    let appointment = json!({"resourceType": "Appointment", "id": "ap1", "status": "booked",
+        "start": "2026-12-01T09:00:00Z", "end": "2026-12-01T09:20:00Z",
+        "participant": [{"actor": {"reference": "Patient/p1"}, "status": "accepted"},
+                        {"actor": {"reference": "Practitioner/cons"}, "status": "accepted"}]});
+
+    for resource in [&order, &report, &appointment] {
+        let out = send_any(&mut src, resource);
+        receive(&mut dest, &out);
+    }
+
+    let sr = dest
+        .find_by_identifier("ServiceRequest", &format!("{base}/placer-order"), "PL123")
+        .unwrap()
+        .expect("order created from ORC-2");
+    assert_eq!(sr["status"], "active");
+    assert_eq!(sr["priority"], "routine");
+    assert_eq!(sr["code"]["coding"][0]["system"], "http://loinc.org");
+    assert_eq!(sr["code"]["coding"][0]["code"], "58410-2");
+    assert_eq!(sr["note"][0]["text"], "Fasting | 12h ^ water ok");
+
+    let dr = dest
+        .find_by_identifier(
+            "DiagnosticReport",
+            &format!("{base}/filler-order"),
+            "LAB777",
+        )
+        .unwrap()
+        .expect("report created from OBR-3");
+    assert_eq!(dr["status"], "final");
+    assert_eq!(
+        dr["basedOn"][0]["reference"].as_str(),
+        Some(format!("ServiceRequest/{}", sr["id"].as_str().unwrap()).as_str())
+    );
+    let results = dr["result"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    let obs: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let id = r["reference"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("Observation/");
+            dest.read("Observation", id).unwrap().unwrap()
+        })
+        .collect();
+    assert_eq!(obs[0]["code"]["coding"][0]["code"], "718-7");
+    assert_eq!(obs[0]["valueQuantity"]["value"], json!(101));
+    assert_eq!(obs[0]["valueQuantity"]["code"], "g/L");
+    assert_eq!(obs[0]["referenceRange"][0]["low"]["value"], json!(115));
+    assert_eq!(
+        obs[1]["valueCodeableConcept"]["coding"][0]["code"],
+        "112144000"
+    );
+    assert_eq!(obs[2]["valueString"], "Target cells ^ seen | see note");
+    assert!(obs.iter().all(|o| o["status"] == "final"));
+
+    let appt = dest
+        .find_by_identifier("Appointment", &format!("{base}/filler-appointment"), "ap1")
+        .unwrap()
+        .expect("appointment created from SCH-2");
+    assert_eq!(appt["status"], "booked");
+    assert!(
+        appt["start"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-01T09:00:00")
+    );
+    assert!(
+        appt["end"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-01T09:20:00")
+    );
+    assert_eq!(dest.count("Patient"), 1);
+}
