@@ -29,7 +29,10 @@
 //! in error or cancelled) are status changes, which do produce messages. An
 //! **update that changes nothing the message carries** (only `meta`, the
 //! narrative, unmapped elements) gives no message: the segments the resource
-//! maps to are built from `before` and `after` and compared.
+//! maps to are built from `before` and `after` and compared. An update
+//! whose only change is that references to a merged Patient now point to
+//! its survivor (a merge repointing the patient's records) gives no message:
+//! the A40 announced it.
 //!
 //! **Patient** (PID, PD1, and `PV1|1|N` where the structure requires a PV1):
 //! * created → `ADT^A28^ADT_A05`;
@@ -213,6 +216,12 @@ pub fn message_for(
     }
     let mut ctx = Ctx { records, cfg };
     let before = change.before;
+    if let Some(b) = before
+        && change.resource_type != "Patient"
+        && only_repointed_by_merge(&mut ctx, b, after)?
+    {
+        return Ok(None);
+    }
     let planned = match change.resource_type {
         "Patient" => patient::plan(&mut ctx, before, after)?,
         "Encounter" => visit::plan(&mut ctx, before, after)?,
@@ -358,6 +367,70 @@ impl Ctx<'_> {
             _ => Ok(None),
         }
     }
+}
+
+/// Is the only difference between `before` and `after` that references to
+/// a Patient merged away (`link` `replaced-by`) now point to the survivor?
+/// A merge repoints every resource of the merged patient; the A40 already
+/// tells receivers, so these updates are not announced one by one.
+fn only_repointed_by_merge(ctx: &mut Ctx, before: &Value, after: &Value) -> Result<bool, MapError> {
+    fn patient_refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match x.as_str() {
+                        Some(r) if k == "reference" && r.starts_with("Patient/") => {
+                            out.push(r.to_owned())
+                        }
+                        _ => patient_refs(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| patient_refs(x, out)),
+            _ => {}
+        }
+    }
+    fn repoint(v: &mut Value, from: &str, to: &str) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if k == "reference" && x.as_str() == Some(from) {
+                        *x = Value::String(to.to_owned());
+                    } else {
+                        repoint(x, from, to);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| repoint(x, from, to)),
+            _ => {}
+        }
+    }
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    patient_refs(before, &mut old);
+    patient_refs(after, &mut new);
+    let gone: Vec<String> = old.into_iter().filter(|r| !new.contains(r)).collect();
+    if gone.is_empty() {
+        return Ok(false);
+    }
+    let mut repointed = without_meta(before);
+    for r in gone {
+        let Some((_, id)) = split_reference(&r) else {
+            return Ok(false);
+        };
+        let Some(merged) = ctx.records.read("Patient", id)? else {
+            return Ok(false);
+        };
+        let Some(survivor) = arr(&merged, "link")
+            .iter()
+            .find(|l| str_of(l, "type") == Some("replaced-by"))
+            .and_then(|l| l.get("other"))
+            .and_then(|o| str_of(o, "reference"))
+        else {
+            return Ok(false);
+        };
+        repoint(&mut repointed, &r, survivor);
+    }
+    Ok(repointed == without_meta(after))
 }
 
 /// `Type/id` of a literal reference (relative or absolute, `_history`

@@ -278,6 +278,9 @@ fn delimiters_in_names_are_escaped_and_read_back() {
 #[test]
 fn merge_is_a40_with_survivor_pid_and_merged_identifiers() {
     let mut r = records();
+    let mut bobs_visit = encounter("in-progress", "IMP");
+    bobs_visit["subject"] = json!({"reference": "Patient/p2"});
+    r.save(bobs_visit.clone()).unwrap();
     let source_before = r.read("Patient", "p2").unwrap().unwrap();
     let target_before = r.read("Patient", "p1").unwrap().unwrap();
     r.merge_patients("p2", "p1").unwrap();
@@ -297,11 +300,38 @@ fn merge_is_a40_with_survivor_pid_and_merged_identifiers() {
     assert_eq!(m.get("MRG-1[2]").unwrap(), Some("RFH456^^^RFH^MR"));
     assert_eq!(t(&m, "MRG-7.1").as_deref(), Some("Jones"));
 
-    // The survivor's own update is announced by that A40.
+    // The survivor's own update is announced by that A40, and so are the
+    // merged patient's records repointed to the survivor.
     assert_eq!(
         run(&mut r, "Patient", Some(&target_before), Some(&target_after)).unwrap(),
         None
     );
+    let repointed = r.read("Encounter", "e1").unwrap().unwrap();
+    assert_eq!(repointed["subject"]["reference"], "Patient/p1");
+    assert_eq!(
+        run(&mut r, "Encounter", Some(&bobs_visit), Some(&repointed)).unwrap(),
+        None
+    );
+    // A repointed record that also changed otherwise is announced.
+    let mut discharged = repointed.clone();
+    discharged["status"] = json!("finished");
+    let out = run(&mut r, "Encounter", Some(&bobs_visit), Some(&discharged))
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.message_type, "ADT^A03");
+    assert_eq!(out.patient_id.as_deref(), Some("p1"));
+}
+
+#[test]
+fn visit_moved_to_another_patient_is_a08() {
+    let mut r = records();
+    let before = encounter("in-progress", "IMP");
+    let mut after = before.clone();
+    after["subject"] = json!({"reference": "Patient/p2"});
+    let (out, m) = expect(&mut r, "Encounter", Some(&before), &after);
+    assert_eq!(out.message_type, "ADT^A08");
+    assert_eq!(out.patient_id.as_deref(), Some("p2"));
+    assert_eq!(m.get("PID-3[1].1").unwrap(), Some("9434765870"));
 }
 
 #[test]
