@@ -63,8 +63,9 @@ def with_dbname(url: str, name: str) -> str:
 
 
 class WardlineServer:
-    def __init__(self, backend: str):
+    def __init__(self, backend: str, extra_args=()):
         self.backend = backend
+        self.extra_args = list(extra_args)
         self.tmp = tempfile.TemporaryDirectory(prefix="wardline-py-")
         self.db_name = None
         self.admin_url = None
@@ -89,7 +90,7 @@ class WardlineServer:
             env.setdefault("RUST_LOG", "warn")
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    args + ["--listen", f"127.0.0.1:{self.port}"],
+                    args + ["--listen", f"127.0.0.1:{self.port}"] + self.extra_args,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

@@ -344,20 +344,65 @@ impl Engine {
         }
     }
 
-    /// Records input that could not be parsed (or has no control id) under
-    /// a fresh id. Best effort: a store failure is logged.
+    /// Records input that could not be parsed (or has no control id). When
+    /// its MSH line is readable the record is keyed like any other message
+    /// (sender and control id: findable, and a corrected resend replaces
+    /// it); otherwise it gets a fresh id. A record of an applied message is
+    /// never overwritten. Best effort: a store failure is logged.
     fn record_unparsed(&self, raw: &[u8], error: &str, reply: &str) -> Option<String> {
-        let rec = json!({
-            "resourceType": "Communication",
-            "status": "not-done",
-            "statusReason": {"text": error},
-            "category": [coding(DIRECTION_SYSTEM, "inbound")],
-            "received": format_instant(now_ms()),
-            "payload": [attachment(raw, "message"), attachment(reply.as_bytes(), "ACK")],
-            "note": [{"text": error}],
+        let text = String::from_utf8_lossy(raw);
+        let first = text
+            .trim_start_matches('\u{feff}')
+            .trim_start_matches(['\r', '\n'])
+            .split(['\r', '\n'])
+            .next()
+            .unwrap_or("");
+        let header = Message::parse(first).ok().and_then(|m| {
+            let ctrl = m.control_id()?.into_owned();
+            (!ctrl.trim().is_empty()).then(|| {
+                (
+                    m.sending_application().unwrap_or_default().to_owned(),
+                    m.sending_facility().unwrap_or_default().to_owned(),
+                    ctrl,
+                    m.message_type().unwrap_or_default().into_owned(),
+                    m.trigger_event().unwrap_or_default().into_owned(),
+                )
+            })
         });
-        match self.svc.transact(|tx| tx.save(rec)) {
-            Ok(s) => Some(s.id),
+        let result = self.svc.transact(|tx| {
+            let rec = match &header {
+                Some((app, fac, ctrl, mtype, event)) => {
+                    let id = inbound_id(app, fac, ctrl);
+                    if let Some(existing) = tx.get("Communication", &id)?
+                        && status(&existing) != "not-done"
+                    {
+                        return Ok(id);
+                    }
+                    RecordBase {
+                        id: &id,
+                        raw,
+                        app,
+                        facility: fac,
+                        control_id: ctrl,
+                        mtype,
+                        event,
+                    }
+                    .record("not-done", reply, Some(error), None, &[])
+                }
+                None => json!({
+                    "resourceType": "Communication",
+                    "status": "not-done",
+                    "statusReason": {"text": error},
+                    "category": [coding(DIRECTION_SYSTEM, "inbound")],
+                    "received": format_instant(now_ms()),
+                    "payload": [attachment(raw, "message"), attachment(reply.as_bytes(), "ACK")],
+                    "note": [{"text": error}],
+                }),
+            };
+            tx.save(rec).map(|s| s.id)
+        });
+        match result {
+            Ok(id) => Some(id),
             Err(e) => {
                 tracing::error!(error = %e, "could not record an unparsable HL7 message");
                 None
