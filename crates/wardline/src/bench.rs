@@ -35,6 +35,9 @@ pub enum BenchCommand {
     Export(ScaleArgs),
     /// Print the database's plans for the chart-mix queries.
     Explain(ScaleArgs),
+    /// Durable HL7 v2 ingest over MLLP (ADT^A01, ACK after commit) on a
+    /// fresh store: messages/s, ACK latency.
+    Mllp(crate::bench_mllp::MllpBenchArgs),
 }
 
 #[derive(Args)]
@@ -152,6 +155,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Everything(a) => everything_bench(a)?,
         BenchCommand::Export(a) => export_bench(a)?,
         BenchCommand::Explain(a) => explain_bench(a)?,
+        BenchCommand::Mllp(a) => crate::bench_mllp::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

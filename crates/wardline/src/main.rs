@@ -4,6 +4,7 @@
 //! environment variables) and chooses the storage backend.
 
 mod bench;
+mod bench_mllp;
 mod export;
 mod generate;
 mod hl7;
@@ -166,9 +167,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
                 },
             )
             .with_exports(export_dir.clone())
-            .with_context(|| {
-                format!("cannot use the export directory {}", export_dir.display())
-            })?,
+            .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,
         )?,
     );
     if a.demo {
@@ -176,7 +175,11 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for d in destinations {
-        tracing::info!(destination = d.name, address = d.address, "HL7 v2 outbound feed");
+        tracing::info!(
+            destination = d.name,
+            address = d.address,
+            "HL7 v2 outbound feed"
+        );
         wardline_integration::Dispatcher::new(
             service.clone(),
             d,

@@ -29,6 +29,10 @@ fn help_on_every_subcommand() {
         vec!["hl7", "--help"],
         vec!["hl7", "parse", "--help"],
         vec!["hl7", "send", "--help"],
+        vec!["hl7", "reprocess", "--help"],
+        vec!["hl7", "retry", "--help"],
+        vec!["hl7", "list", "--help"],
+        vec!["bench", "mllp", "--help"],
     ] {
         let out = wardline(&args);
         assert!(out.status.success(), "{args:?} failed");
@@ -40,7 +44,15 @@ fn help_on_every_subcommand() {
         assert!(top.contains(sub), "{top}");
     }
     let serve = String::from_utf8_lossy(&wardline(&["serve", "--help"]).stdout).into_owned();
-    for flag in ["--data-dir", "--listen", "--database", "--demo"] {
+    for flag in [
+        "--data-dir",
+        "--listen",
+        "--database",
+        "--demo",
+        "--mllp-listen",
+        "--hl7-destination",
+        "--hl7-unsupported",
+    ] {
         assert!(serve.contains(flag), "{serve}");
     }
 }

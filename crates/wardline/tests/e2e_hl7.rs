@@ -214,6 +214,51 @@ fn feed(env: &Env) {
     assert!(ack.contains("PID") && ack.contains("9434765918"), "{ack}");
     let refused = resources(&s.get("Communication?status=not-done").body);
     assert_eq!(refused.len(), 1);
+    let rec_id = refused[0]["id"].as_str().unwrap().to_owned();
+
+    // The operator lists the failure and reprocesses a corrected text.
+    let wardline = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(env.store_args());
+        std::process::Command::new(env!("CARGO_BIN_EXE_wardline"))
+            .args(&all)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = wardline(&["hl7", "list", "--status", "not-done"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    assert!(
+        listed.contains(&rec_id) && listed.contains("BAD-1") && listed.contains("9434765918"),
+        "{listed}"
+    );
+    let fixed = env.data_dir().join("fixed.hl7");
+    std::fs::write(
+        &fixed,
+        adt("A01", "BAD-1", &nhs(7), "VBAD", "BED9", "WARD7"),
+    )
+    .unwrap();
+    let out = wardline(&[
+        "hl7",
+        "reprocess",
+        &rec_id,
+        "--with",
+        fixed.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("\tAA"), "{said}");
+    patient_by_nhs(&s, &nhs(7));
+    let out = wardline(&["hl7", "reprocess", &rec_id]);
+    assert!(
+        !out.status.success(),
+        "applied messages are not reprocessed"
+    );
 
     // Bytes outside a frame are dropped; the next frame is served.
     let mut bytes = b"junk before the frame".to_vec();
