@@ -32,7 +32,11 @@ pub struct EngineArgs {
     /// Outbound MLLP destination, NAME=HOST:PORT or
     /// NAME=HOST:PORT/APPLICATION^FACILITY (repeat, or comma-separate in the
     /// environment variable).
-    #[arg(long = "hl7-destination", env = "WARDLINE_HL7_DESTINATIONS", value_delimiter = ',')]
+    #[arg(
+        long = "hl7-destination",
+        env = "WARDLINE_HL7_DESTINATIONS",
+        value_delimiter = ','
+    )]
     pub destinations: Vec<String>,
     /// What to do with well-formed messages of an unmapped type: store them
     /// and answer AA (accept) or answer AR (reject). They are stored either way.
@@ -40,13 +44,25 @@ pub struct EngineArgs {
     pub unsupported: String,
     /// Base of the identifier systems given to local numbers from HL7 v2
     /// (hospital numbers, visit numbers, order numbers, locations).
-    #[arg(long = "hl7-identifier-base", env = "WARDLINE_HL7_IDENTIFIER_BASE", default_value = "https://fhir.wardline.invalid/Id")]
+    #[arg(
+        long = "hl7-identifier-base",
+        env = "WARDLINE_HL7_IDENTIFIER_BASE",
+        default_value = "https://fhir.wardline.invalid/Id"
+    )]
     pub identifier_base: String,
     /// MSH-3 (sending application) of outbound messages.
-    #[arg(long = "hl7-application", env = "WARDLINE_HL7_APPLICATION", default_value = "WARDLINE")]
+    #[arg(
+        long = "hl7-application",
+        env = "WARDLINE_HL7_APPLICATION",
+        default_value = "WARDLINE"
+    )]
     pub application: String,
     /// MSH-4 (sending facility) of outbound messages.
-    #[arg(long = "hl7-facility", env = "WARDLINE_HL7_FACILITY", default_value = "WARDLINE")]
+    #[arg(
+        long = "hl7-facility",
+        env = "WARDLINE_HL7_FACILITY",
+        default_value = "WARDLINE"
+    )]
     pub facility: String,
 }
 
@@ -307,12 +323,17 @@ fn retry(a: RetryArgs) -> Result<ExitCode> {
 }
 
 fn list(a: ListArgs) -> Result<ExitCode> {
-    use wardline_integration::message_store::{DIRECTION_SYSTEM, EVENT_SYSTEM, MESSAGE_TYPE_SYSTEM};
+    use wardline_integration::message_store::{
+        DIRECTION_SYSTEM, EVENT_SYSTEM, MESSAGE_TYPE_SYSTEM,
+    };
     let svc = open_service(&a.store)?;
     let mut q = form_urlencoded::Serializer::new(String::new());
     match &a.direction {
         Some(d) => q.append_pair("category", &format!("{DIRECTION_SYSTEM}|{d}")),
-        None => q.append_pair("category", &format!("{DIRECTION_SYSTEM}|inbound,{DIRECTION_SYSTEM}|outbound")),
+        None => q.append_pair(
+            "category",
+            &format!("{DIRECTION_SYSTEM}|inbound,{DIRECTION_SYSTEM}|outbound"),
+        ),
     };
     if let Some(s) = &a.status {
         q.append_pair("status", s);
