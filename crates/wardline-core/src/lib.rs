@@ -729,7 +729,14 @@ impl FhirService {
             None => None,
         };
         let mut tx = self.begin()?;
-        let w = self.prepare_write(tx.store_tx(), t, id, &mut resource, Fresh::Check(if_match), "")?;
+        let w = self.prepare_write(
+            tx.store_tx(),
+            t,
+            id,
+            &mut resource,
+            Fresh::Check(if_match),
+            "",
+        )?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }

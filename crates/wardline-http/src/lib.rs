@@ -165,16 +165,13 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        {
-            let mut text = s.metrics.render(s.service.store().backend());
-            if let Some(extra) = &s.extra {
-                text.push_str(&extra());
-            }
-            text
-        },
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut text = s.metrics.render(s.service.store().backend());
+        if let Some(extra) = &s.extra {
+            text.push_str(&extra());
+        }
+        text
+    })
         .into_response()
 }
 
