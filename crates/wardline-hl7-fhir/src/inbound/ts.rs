@@ -43,7 +43,7 @@ pub(crate) fn parse(s: &str) -> Option<Ts> {
     let (body, offset) = match s.find(['+', '-']) {
         Some(i) => {
             let z = &s[i + 1..];
-            if z.len() != 4 {
+            if z.len() != 4 || !z.is_ascii() {
                 return None;
             }
             let hh = num(&z[..2])?;
@@ -247,6 +247,13 @@ mod tests {
         parse(s)
             .map(|t| t.date_time())
             .unwrap_or_else(|| "BAD".into())
+    }
+
+    #[test]
+    fn non_ascii_offsets_are_not_timestamps() {
+        // A four-byte character after the sign (found by the property test).
+        assert!(parse("2024+\u{1e2a4}").is_none());
+        assert!(parse("20240101-0\u{e9}0").is_none());
     }
 
     #[test]
