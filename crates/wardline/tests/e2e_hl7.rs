@@ -419,3 +419,114 @@ fn mllp_crash_postgres() {
         crash(&env);
     }
 }
+
+/// The outbound feed through the real binary: a FHIR write and an inbound
+/// admission reach a downstream MLLP system as v2 messages, and the records
+/// show them delivered.
+fn outbound(env: &Env) {
+    use wardline_hl7::{AckCode, ack};
+    let downstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = downstream.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let got = received.clone();
+    std::thread::spawn(move || {
+        for conn in downstream.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let got = got.clone();
+            std::thread::spawn(move || {
+                let mut dec = FrameDecoder::new(1 << 20);
+                let mut buf = [0u8; 8192];
+                loop {
+                    while let Some(f) = dec.next_frame() {
+                        let text = String::from_utf8(f).unwrap();
+                        let m = Message::parse(&text).unwrap();
+                        let reply = ack(&m, AckCode::AA, &[]).encode();
+                        conn.write_all(&encode_frame(reply.as_bytes())).unwrap();
+                        got.lock().unwrap().push(text);
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let _ = dec.push(&buf[..n]);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mllp = free_port();
+    let s = env.start_with(&[
+        "--mllp-listen",
+        &format!("127.0.0.1:{mllp}"),
+        "--hl7-destination",
+        &format!("RIS={addr}/RADIS^RWG"),
+    ]);
+    // A FHIR write.
+    let p = serde_json::json!({"resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs(20)}],
+        "name": [{"family": "OUTBOUND", "given": ["Olive"]}], "birthDate": "1980-02-29"});
+    assert_eq!(s.post("Patient", &p).status, 201);
+    // An admission from the PAS.
+    let mut c = Client::connect(mllp).unwrap();
+    let ack = c
+        .send(&adt("A01", "OUT-1", &nhs(21), "VOUT", "BED1", "WARD7"))
+        .unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AA", "{ack}");
+    // Bounded wait for delivery.
+    for _ in 0..200 {
+        if received.lock().unwrap().len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = received.lock().unwrap().clone();
+    let events: Vec<String> = got
+        .iter()
+        .map(|m| {
+            let msg = Message::parse(m).unwrap();
+            format!(
+                "{} {} {}",
+                msg.get("MSH-9.2").unwrap().unwrap_or(""),
+                msg.get("MSH-5").unwrap().unwrap_or(""),
+                msg.text("PID-5.1").unwrap().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "A28 RADIS OUTBOUND",
+            "A28 RADIS PATIENT",
+            "A01 RADIS PATIENT"
+        ],
+        "{got:?}"
+    );
+    assert!(got[0].contains(&nhs(20)));
+    // The records say delivered.
+    for _ in 0..100 {
+        let left = s
+            .get("Communication?status=preparation&_summary=count")
+            .body["total"]
+            .as_u64();
+        if left == Some(0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let done = resources(&s.get(&escape_uri(
+        "Communication?category=https://fhir.wardline.invalid/CodeSystem/hl7v2-destination|RIS&status=completed",
+    )).body);
+    assert_eq!(done.len(), 3);
+}
+
+#[test]
+fn mllp_outbound_sqlite() {
+    outbound(&Env::sqlite());
+}
+
+#[test]
+fn mllp_outbound_postgres() {
+    if let Some(env) = Env::postgres() {
+        outbound(&env);
+    }
+}
