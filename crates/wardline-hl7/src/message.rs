@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::error::{ParseError, PathError};
 use crate::escape::unescape;
 use crate::path::Path;
-use crate::segment::{Segment, split_lines, split_prefix};
+use crate::segment::{Lines, Segment, split_prefix};
 use crate::separators::Separators;
 
 /// One parsed message. See the crate doc for the data model.
@@ -31,8 +31,11 @@ impl<'a> Message<'a> {
     /// [`crate::parse_file`].
     pub fn parse(input: &'a str) -> Result<Message<'a>, ParseError> {
         let (prefix, rest, first_line) = split_prefix(input);
-        let lines = split_lines(rest, first_line);
-        let Some(first) = lines.first() else {
+        let mut lines = Lines {
+            rest,
+            line: first_line,
+        };
+        let Some(first) = lines.next() else {
             return Err(ParseError::new(first_line, "empty message"));
         };
         if !first.text.starts_with("MSH") {
@@ -47,11 +50,13 @@ impl<'a> Message<'a> {
                 format!("segment 1 does not start with MSH (found {found:?}){hint}"),
             ));
         }
-        let header = Segment::parse_header(first)?;
+        let header = Segment::parse_header(&first)?;
         let seps = *header.separators();
-        let mut segments = Vec::with_capacity(lines.len());
+        // A guess from the length (segments average 60-100 bytes), so that
+        // most messages need one allocation and none needs a scan to count.
+        let mut segments = Vec::with_capacity((rest.len() / 64).clamp(4, 64));
         segments.push(header);
-        for line in &lines[1..] {
+        for line in lines {
             let id = crate::segment::segment_id(line.text, line.line)?;
             if id == "MSH" {
                 return Err(ParseError::new(
@@ -69,7 +74,7 @@ impl<'a> Message<'a> {
                 )
                 .in_segment(id));
             }
-            segments.push(Segment::parse_body(line, seps)?);
+            segments.push(Segment::parse_body(&line, seps)?);
         }
         Ok(Message {
             prefix: Cow::Borrowed(prefix),

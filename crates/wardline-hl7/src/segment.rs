@@ -50,24 +50,41 @@ pub(crate) fn split_prefix(input: &str) -> (&str, &str, usize) {
 }
 
 /// Splits text that starts with a non-empty line into lines.
-pub(crate) fn split_lines(mut rest: &str, mut line: usize) -> Vec<RawLine<'_>> {
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let t = rest.find(['\r', '\n']).unwrap_or(rest.len());
+pub(crate) fn split_lines(rest: &str, line: usize) -> Vec<RawLine<'_>> {
+    Lines { rest, line }.collect()
+}
+
+/// The lines of text that starts with a non-empty line, lazily (what
+/// [`split_lines`] collects).
+pub(crate) struct Lines<'a> {
+    pub rest: &'a str,
+    pub line: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = RawLine<'a>;
+
+    fn next(&mut self) -> Option<RawLine<'a>> {
+        let rest = self.rest;
+        if rest.is_empty() {
+            return None;
+        }
+        // CR and LF are ASCII, so their byte offsets are char boundaries.
+        let t = line_end(rest.as_bytes());
         let after = &rest[t..];
         let r = after
             .bytes()
             .take_while(|&b| b == b'\r' || b == b'\n')
             .count();
-        out.push(RawLine {
+        let line = RawLine {
             text: &rest[..t],
             term: &after[..r],
-            line,
-        });
-        line += count_breaks(&after[..r]);
-        rest = &after[r..];
+            line: self.line,
+        };
+        self.line += count_breaks(&after[..r]);
+        self.rest = &after[r..];
+        Some(line)
     }
-    out
 }
 
 /// A segment: its text, its terminator and the byte ranges of its fields.
@@ -128,8 +145,7 @@ impl<'a> Segment<'a> {
         }
         let enc_end = text[4..].find(field).map_or(text.len(), |i| i + 4);
         let seps = Separators::validate(field, &text[4..enc_end], id, line.line)?;
-        let mut fields = vec![(0, 3), (3, 4)];
-        split_fields(text, 4, field, &mut fields);
+        let fields = split_fields(text, &[(0, 3), (3, 4)], field);
         Ok(Segment {
             text: Cow::Borrowed(text),
             terminator: Cow::Borrowed(line.term),
@@ -155,10 +171,11 @@ impl<'a> Segment<'a> {
             )
             .in_segment(id));
         }
-        let mut fields = vec![(0, 3)];
-        if text.len() > 3 {
-            split_fields(text, 4, seps.field, &mut fields);
-        }
+        let fields = if text.len() > 3 {
+            split_fields(text, &[(0, 3)], seps.field)
+        } else {
+            vec![(0, 3)]
+        };
         Ok(Segment {
             text: Cow::Borrowed(text),
             terminator: Cow::Borrowed(line.term),
@@ -274,18 +291,105 @@ impl<'a> Segment<'a> {
     }
 }
 
-fn split_fields(text: &str, from: usize, sep: char, out: &mut Vec<(usize, usize)>) {
-    let mut start = from;
-    if from > text.len() {
-        return;
-    }
-    for (i, c) in text[from..].char_indices() {
-        if c == sep {
-            out.push((start, from + i));
-            start = from + i + 1;
+// Byte scanning, eight bytes at a time in a `u64` (SWAR), in safe and
+// portable code. The parser only ever looks for ASCII bytes (separators, CR,
+// LF), and an ASCII byte never occurs inside a multi-byte UTF-8 sequence, so
+// every offset found is a char boundary.
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The word of the eight bytes of `c`, byte 0 in the lowest bits.
+#[inline]
+fn word(c: &[u8]) -> u64 {
+    u64::from_le_bytes(c.try_into().expect("chunks of 8 bytes"))
+}
+
+/// The high bit of every byte of `w` that equals `b`, and no other bit
+/// (exact: no carry crosses a byte).
+#[inline]
+fn eq_mask(w: u64, b: u8) -> u64 {
+    let x = w ^ (u64::from(b) * ONES);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// Offset of the first CR or LF in `bytes`, or its length.
+fn line_end(bytes: &[u8]) -> usize {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let w = word(c);
+        let m = eq_mask(w, b'\r') | eq_mask(w, b'\n');
+        if m != 0 {
+            return base + (m.trailing_zeros() / 8) as usize;
         }
+        base += 8;
     }
-    out.push((start, text.len()));
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .map_or(bytes.len(), |i| base + i)
+}
+
+/// How many times `b` occurs in `bytes`.
+fn count_byte(bytes: &[u8], b: u8) -> usize {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut n = 0;
+    for c in &mut chunks {
+        // One bit per match, at the bottom of its byte; the multiplication
+        // adds all eight bytes into the top one.
+        n += (((eq_mask(word(c), b) >> 7).wrapping_mul(ONES)) >> 56) as usize;
+    }
+    n + chunks.remainder().iter().filter(|&&x| x == b).count()
+}
+
+/// The byte ranges of the fields of `text` from byte 4 on (after the id and
+/// the first field separator), after the ranges in `head`.
+fn split_fields(text: &str, head: &[(usize, usize)], sep: char) -> Vec<(usize, usize)> {
+    const FROM: usize = 4;
+    let mut out;
+    if text.len() < FROM {
+        out = head.to_vec();
+    } else if sep.is_ascii() {
+        // Scanned as bytes (see `eq_mask`). Counting first sizes the vector
+        // exactly: one allocation per segment.
+        let sep = sep as u8;
+        let bytes = &text.as_bytes()[FROM..];
+        out = Vec::with_capacity(head.len() + count_byte(bytes, sep) + 1);
+        out.extend_from_slice(head);
+        let mut start = FROM;
+        let mut chunks = bytes.chunks_exact(8);
+        let mut base = FROM;
+        for c in &mut chunks {
+            let mut m = eq_mask(word(c), sep);
+            while m != 0 {
+                let i = base + (m.trailing_zeros() / 8) as usize;
+                out.push((start, i));
+                start = i + 1;
+                m &= m - 1;
+            }
+            base += 8;
+        }
+        for (k, &b) in chunks.remainder().iter().enumerate() {
+            if b == sep {
+                out.push((start, base + k));
+                start = base + k + 1;
+            }
+        }
+        out.push((start, text.len()));
+    } else {
+        out = head.to_vec();
+        let mut start = FROM;
+        for (i, c) in text[FROM..].char_indices() {
+            if c == sep {
+                out.push((start, FROM + i));
+                start = FROM + i + 1;
+            }
+        }
+        out.push((start, text.len()));
+    }
+    out
 }
 
 /// Splits `raw` on `sep`; when `sep` is `None` or the value is literal, the
@@ -456,6 +560,43 @@ mod tests {
         let lines = split_lines("A\rB\r\n\nC", 1);
         let v: Vec<_> = lines.iter().map(|l| (l.text, l.term, l.line)).collect();
         assert_eq!(v, [("A", "\r", 1), ("B", "\r\n\n", 2), ("C", "", 4)]);
+    }
+
+    #[test]
+    fn byte_scans_match_naive_scans() {
+        let samples = [
+            "",
+            "|",
+            "PID|",
+            "PID|1||A^B~C|é|ü€😀|x\u{7f}|\u{80}\u{ff}|||",
+            "OBX|1|ST|||a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|",
+            "PV1|1|I|RAL7W^BAY2^BED05^RFH||||||||||||||||||||||||||||||||||||RFH",
+        ];
+        for text in samples {
+            let b = text.as_bytes();
+            for sep in [b'|', b'^', b'\r', 0x7f] {
+                let naive = b.iter().filter(|&&x| x == sep).count();
+                assert_eq!(count_byte(b, sep), naive, "{text:?} {sep}");
+            }
+            for cut in 0..=b.len() {
+                let mut with_end = b[..cut].to_vec();
+                with_end.extend_from_slice(b"\n|\r");
+                assert_eq!(line_end(&with_end), cut, "{text:?} {cut}");
+            }
+            let mut naive = vec![(0, 3)];
+            if text.len() >= 4 {
+                let mut start = 4;
+                for (i, c) in text[4..].char_indices() {
+                    if c == '|' {
+                        naive.push((start, 4 + i));
+                        start = 4 + i + 1;
+                    }
+                }
+                naive.push((start, text.len()));
+            }
+            assert_eq!(split_fields(text, &[(0, 3)], '|'), naive, "{text:?}");
+            assert!(split_fields(text, &[(0, 3)], '§').len() <= 2);
+        }
     }
 
     #[test]

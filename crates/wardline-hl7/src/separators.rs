@@ -74,12 +74,19 @@ impl Separators {
         if encoding.is_empty() {
             return Err(err2(format!("{id}-2 encoding characters missing")));
         }
-        let chars: Vec<char> = encoding.chars().collect();
-        if chars.len() > 5 {
+        if encoding.chars().nth(5).is_some() {
             return Err(err2(format!(
                 "{id}-2 encoding characters {encoding:?} invalid: more than 5 characters"
             )));
         }
+        // At most 5: kept on the stack (this runs once per message).
+        let mut buf = ['\0'; 5];
+        let mut len = 0;
+        for (slot, c) in buf.iter_mut().zip(encoding.chars()) {
+            *slot = c;
+            len += 1;
+        }
+        let chars = &buf[..len];
         for (i, &c) in chars.iter().enumerate() {
             let role = ROLES[i];
             if !c.is_ascii_punctuation() {
