@@ -947,3 +947,28 @@ fn nm_with_comparator_keeps_it() {
     // No ServiceRequest: no basedOn.
     assert!(one(&r, "DiagnosticReport").get("basedOn").is_none());
 }
+
+/// Found by fuzzing: codes with inner whitespace runs and undecodable ED data
+/// must neither produce invalid FHIR nor be dropped.
+#[test]
+fn fuzz_findings_invalid_codes_and_bad_ed_data() {
+    let mut r = MemoryRecords::new();
+    let a = ok(
+        &mut r,
+        "MSH|^~\\&|LAB|RWG|EPR|RWG|20261123||ORU^R01|F1|P|2.4\rPID|||9434765919^^^NHS^NH\rOBR|1||FILL1|A  B^Odd code\rOBX|1|ST|X^Test^L||v|||H  L\r",
+    );
+    assert!(a.patient_id.is_some());
+    let dr = &r.all("DiagnosticReport")[0];
+    assert_eq!(dr["code"]["text"], "Odd code", "{dr}");
+    assert!(dr["code"].get("coding").is_none(), "{dr}");
+    let obs = &r.all("Observation")[0];
+    assert_eq!(obs["interpretation"][0]["text"], "H  L", "{obs}");
+
+    let e = err(
+        &mut MemoryRecords::new(),
+        "MSH|^~\\&|LAB|RWG|EPR|RWG|20261123||ORU^R01|F2|P|2.4\rPID|||9434765919^^^NHS^NH\rOBR|1||FILL2|X^Y^L\rOBX|1|ED|PDF^Report^L||^AP^PDF^Base64^VGhp?cw==\r",
+    );
+    assert_eq!(e.code, 102, "{e:?}");
+    assert_eq!(e.location.as_deref(), Some("OBX-5"));
+    assert!(e.text.contains("VGhp?cw=="), "{}", e.text);
+}

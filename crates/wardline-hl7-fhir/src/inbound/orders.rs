@@ -587,6 +587,19 @@ fn reference_range(s: &str, units: Option<&Repetition<'_>>) -> Value {
 }
 
 /// An ED (source^type^subtype^encoding^data) → Attachment.
+/// Standard, padded base64 as FHIR `base64Binary` requires.
+fn valid_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() || !b.len().is_multiple_of(4) {
+        return false;
+    }
+    let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
+    pad <= 2
+        && b[..b.len() - pad]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+}
+
 pub(crate) fn ed_attachment(rep: &Repetition<'_>) -> Option<Value> {
     let ty = rc(rep, 2)
         .unwrap_or_else(|| "application".into())
@@ -606,7 +619,13 @@ pub(crate) fn ed_attachment(rep: &Repetition<'_>) -> Option<Value> {
     let encoding = rc(rep, 4).unwrap_or_default().to_ascii_uppercase();
     let data = rc(rep, 5)?;
     let data = match encoding.as_str() {
-        "BASE64" | "B64" => data.chars().filter(|c| !c.is_whitespace()).collect(),
+        "BASE64" | "B64" => {
+            let d: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+            if !valid_base64(&d) {
+                return None;
+            }
+            d
+        }
         "HEX" => {
             let h: Vec<u8> = data.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
             if !h.len().is_multiple_of(2) {
@@ -711,8 +730,20 @@ pub(crate) fn apply_result(
         let mut forms = Vec::new();
         for (obx, notes) in &o.obx {
             if obx.v(2).is_some_and(|t| t.eq_ignore_ascii_case("ED")) {
-                if let Some(a) = obx.reps(5).first().and_then(ed_attachment) {
-                    forms.push(a);
+                if let Some(rep) = obx.reps(5).first() {
+                    match ed_attachment(rep) {
+                        Some(a) => forms.push(a),
+                        // Data present but not decodable: refuse rather
+                        // than drop or store it corrupt.
+                        None if rc(rep, 5).is_some() => {
+                            return Err(bad_value(
+                                obx,
+                                "encapsulated document (ED data in the encoding ED-4 names)",
+                                &rc(rep, 5).unwrap_or_default(),
+                            ));
+                        }
+                        None => {}
+                    }
                 }
                 continue;
             }

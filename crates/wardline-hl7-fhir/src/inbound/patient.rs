@@ -46,10 +46,12 @@ pub(crate) fn identifiers(
             json!({"system": NHS_NUMBER_SYSTEM, "value": n})
         } else {
             let mut i = json!({"use": "usual"});
-            if !type_code.is_empty() {
+            if crate::inbound::util::valid_code(&type_code) {
                 i["type"] = json!({"coding": [{
                     "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
                     "code": type_code}]});
+            } else if !type_code.is_empty() {
+                i["type"] = json!({"text": type_code});
             }
             i["system"] = json!(cfg.local_system(&authority, &type_code));
             i["value"] = json!(value);
@@ -527,6 +529,7 @@ fn marital(rep: &Repetition<'_>) -> Option<Value> {
             "code": "UNK", "display": d}),
         Some((c, d)) => json!({"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
             "code": c, "display": d}),
+        None if !crate::inbound::util::valid_code(&code) => return Some(json!({"text": code})),
         None => json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0002", "code": code}),
     };
     let mut cc = json!({"coding": [coding]});

@@ -217,8 +217,19 @@ pub(crate) fn local_code_system(cfg: &MappingConfig, name: &str) -> String {
     format!("{base}/CodeSystem/{slug}")
 }
 
+/// Whether `s` is a valid FHIR `code` (`[^\s]+( [^\s]+)*`). A v2 value that
+/// is not (e.g. `A  B`, found by fuzzing) is kept as `text`, never as a
+/// coding: FHIR would reject it, and rewriting it would alter the data.
+pub(crate) fn valid_code(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(' ')
+        && !s.ends_with(' ')
+        && !s.contains("  ")
+        && !s.chars().any(|c| c.is_whitespace() && c != ' ')
+}
+
 fn coding(code: Option<String>, display: Option<String>, sys: Option<String>) -> Option<Value> {
-    let code = code?;
+    let code = code.filter(|c| valid_code(c))?;
     let mut m = Map::new();
     if let Some(s) = sys {
         m.insert("system".into(), json!(s));
@@ -250,7 +261,11 @@ pub(crate) fn codeable(rep: &Repetition<'_>, cfg: &MappingConfig) -> Option<Valu
     ) {
         codings.push(c);
     }
-    let text = rc(rep, 9).or(text1).or(text2);
+    let not_codes = [rc(rep, 1), rc(rep, 4)]
+        .into_iter()
+        .flatten()
+        .find(|c| !valid_code(c));
+    let text = rc(rep, 9).or(text1).or(text2).or(not_codes);
     if codings.is_empty() && text.is_none() {
         return None;
     }
@@ -268,6 +283,9 @@ pub(crate) fn codeable(rep: &Repetition<'_>, cfg: &MappingConfig) -> Option<Valu
 /// with the given system.
 pub(crate) fn table_concept(rep: &Repetition<'_>, system: &str) -> Option<Value> {
     let code = rc(rep, 1)?;
+    if !valid_code(&code) {
+        return Some(json!({"text": code}));
+    }
     let mut c = json!({"system": system, "code": code});
     if let Some(d) = rc(rep, 2) {
         c["display"] = json!(d);
@@ -453,6 +471,28 @@ pub(crate) fn event_time(msg: &Message<'_>) -> Result<Option<Ts>, MapError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_codes_are_kept_as_text() {
+        assert!(valid_code("A B") && valid_code("H") && valid_code("8867-4"));
+        assert!(!valid_code("A  B") && !valid_code(" A") && !valid_code("A\tB"));
+        let msg = Message::parse(
+            "MSH|^~\\&|||||||ORU^R01\rOBR|||C|A  B^Full blood count\rOBX|1|ST|X||v|||H  L\r",
+        )
+        .unwrap();
+        let cfg = MappingConfig::default();
+        let obr4 = msg.segment("OBR").unwrap().field(4).unwrap();
+        let cc = codeable(&obr4.repetition(1).unwrap(), &cfg).unwrap();
+        assert!(cc.get("coding").is_none(), "{cc}");
+        assert_eq!(cc["text"], "Full blood count");
+        let obx8 = msg.segment("OBX").unwrap().field(8).unwrap();
+        let t = table_concept(
+            &obx8.repetition(1).unwrap(),
+            "http://terminology.hl7.org/CodeSystem/v2-0078",
+        )
+        .unwrap();
+        assert_eq!(t, json!({"text": "H  L"}));
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
