@@ -882,13 +882,9 @@ impl FhirService {
         Ok(FhirResponse::no_content())
     }
 
-    /// Resources of type `t` matching a query string (`identifier=a|b&...`), at most 2.
-    pub(crate) fn conditional_match(
-        &self,
-        r: &dyn Reader,
-        t: &str,
-        query: &str,
-    ) -> R<Vec<StoredResource>> {
+    /// A query string (`a=1&b=2`) as a search on type `t`, strictly
+    /// parsed (an unknown parameter is an error, never ignored).
+    pub(crate) fn parse_criteria(&self, t: &str, query: &str) -> R<SearchQuery> {
         let pairs: Vec<(String, String)> =
             form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
                 .into_owned()
@@ -896,8 +892,17 @@ impl FhirService {
         if pairs.is_empty() {
             return Err(FhirError::invalid("conditional criteria are empty"));
         }
-        let q: SearchQuery =
-            wardline_fhir::search::parse(self.defs, Some(t), &pairs, Handling::Strict)?;
+        wardline_fhir::search::parse(self.defs, Some(t), &pairs, Handling::Strict)
+    }
+
+    /// Resources of type `t` matching a query string (`identifier=a|b&...`), at most 2.
+    pub(crate) fn conditional_match(
+        &self,
+        r: &dyn Reader,
+        t: &str,
+        query: &str,
+    ) -> R<Vec<StoredResource>> {
+        let q = self.parse_criteria(t, query)?;
         let page = r.search(
             &q,
             &PageRequest {

@@ -55,6 +55,7 @@ struct Recording<'a> {
     changes: Vec<Change>,
     positions: HashMap<(String, String), usize>,
     written: Vec<(String, String)>,
+    written_set: std::collections::HashSet<(String, String)>,
 }
 
 impl Reader for Recording<'_> {
@@ -75,7 +76,9 @@ impl Reader for Recording<'_> {
 impl StoreTx for Recording<'_> {
     fn write(&mut self, w: ResourceWrite) -> wardline_store::Result<()> {
         let key = (w.resource_type.clone(), w.id.clone());
-        if !self.written.contains(&key) {
+        // A set beside the ordered list: an import writes thousands of
+        // resources in one transaction.
+        if self.written_set.insert(key.clone()) {
             self.written.push(key.clone());
         }
         if !self.recording || !self.hooks.iter().any(|h| h.watches(&w.resource_type)) {
@@ -141,6 +144,7 @@ impl<'a> Tx<'a> {
                 changes: Vec::new(),
                 positions: HashMap::new(),
                 written: Vec::new(),
+                written_set: Default::default(),
             },
             origin: None,
         })
@@ -180,16 +184,7 @@ impl<'a> Tx<'a> {
     /// default order (creation order), at most `_count` of them (default
     /// and cap: the service's maximum page size).
     pub fn find(&self, t: &str, query: &str) -> R<Vec<Value>> {
-        let pairs: Vec<(String, String)> =
-            form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
-                .into_owned()
-                .collect();
-        let q = wardline_fhir::search::parse(
-            self.svc.defs(),
-            Some(t),
-            &pairs,
-            wardline_fhir::search::Handling::Strict,
-        )?;
+        let q = self.svc.parse_criteria(t, query)?;
         let max = self.svc.config().max_count;
         let page = self.rec.search(
             &q,
