@@ -130,7 +130,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner());
         let mut last_err = None;
         for _ in 0..ATTEMPTS {
-            match self.try_receive(&msg, raw, &id, &app, &facility, &control_id, None) {
+            match self.try_receive(&msg, raw, &id, &app, &facility, &control_id, false) {
                 Ok(r) => return r,
                 // A version conflict: someone else wrote the record or a
                 // resource concurrently; look again.
@@ -190,16 +190,8 @@ impl Engine {
         let _guard = self.locks[lock_index(record_id)]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        self.try_receive(
-            &msg,
-            &raw,
-            record_id,
-            &app,
-            &facility,
-            &control_id,
-            Some(()),
-        )
-        .map_err(|e| e.to_string())
+        self.try_receive(&msg, &raw, record_id, &app, &facility, &control_id, true)
+            .map_err(|e| e.to_string())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -211,11 +203,11 @@ impl Engine {
         app: &str,
         facility: &str,
         control_id: &str,
-        reprocess: Option<()>,
+        reprocess: bool,
     ) -> Result<Receipt, FhirError> {
         let mut tx = self.svc.begin()?;
         let existing = tx.get("Communication", id)?;
-        if reprocess.is_none()
+        if !reprocess
             && let Some(rec) = &existing
             && matches!(status(rec), "completed" | "on-hold")
         {
@@ -305,7 +297,7 @@ impl Engine {
                     duplicate: false,
                 })
             }
-            Err(e) if e.kind == MapErrorKind::Internal && e.text == LOCK_TIMEOUT => {
+            Err(e) if e.kind == MapErrorKind::Internal && e.text.starts_with(RETRY) => {
                 drop(tx);
                 drop(held);
                 // Let the other message finish, then start again.
@@ -561,7 +553,11 @@ impl Drop for Held {
     }
 }
 
-const LOCK_TIMEOUT: &str = "timed out waiting for another message about the same record";
+/// Prefix of the internal errors after which the whole message is tried
+/// again: a lock wait that timed out, a version conflict with a concurrent
+/// writer.
+const RETRY: &str = "retry: ";
+const LOCK_TIMEOUT: &str = "retry: timed out waiting for another message about the same record";
 
 fn key_of(parts: &[&str]) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -583,7 +579,9 @@ fn escape_token(s: &str) -> String {
 }
 
 pub(crate) fn map_err(e: FhirError) -> MapError {
-    if e.status >= 500 || e.status == 409 || e.status == 412 {
+    if e.status == 409 || e.status == 412 {
+        MapError::internal(format!("{RETRY}{e}"))
+    } else if e.status >= 500 {
         MapError::internal(e.to_string())
     } else {
         MapError::content(

@@ -501,9 +501,20 @@ impl Dispatcher {
             if Instant::now() >= deadline {
                 return Err(SendError::Retry("no ACK in time".into()));
             }
-            let n = stream
-                .read(&mut buf)
-                .map_err(|e| SendError::Retry(format!("read: {e}")))?;
+            let n = match stream.read(&mut buf) {
+                Ok(n) => n,
+                // The socket's read timeout is shorter than the ACK
+                // timeout, so that `stop` is noticed; wait on to the deadline.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(SendError::Retry(format!("read: {e}"))),
+            };
             if n == 0 {
                 return Err(SendError::Retry("connection closed before the ACK".into()));
             }

@@ -449,3 +449,43 @@ fn a_refusal_dead_letters_holds_that_patients_later_messages_and_can_be_retried(
         wardline_integration::outbox::retry(&svc, done[0]["id"].as_str().unwrap()).unwrap_err();
     assert!(err.contains("delivered already"), "{err}");
 }
+
+#[test]
+fn the_listener_closes_idle_connections_and_serves_frames_in_order() {
+    let svc = service(vec![]);
+    let engine = Arc::new(Engine::new(svc, EngineConfig::default()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(wardline_integration::serve(
+        listener,
+        engine,
+        wardline_integration::ListenerConfig {
+            idle_timeout: Duration::from_millis(300),
+            ..Default::default()
+        },
+    ));
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Two frames in one write (a pipelining sender): two ACKs, in order.
+    let mut bytes = encode_frame(a01("P1", "9434765919", "BED1").as_bytes());
+    bytes.extend(encode_frame(a01("P2", "9434765870", "BED2").as_bytes()));
+    c.write_all(&bytes).unwrap();
+    let mut dec = FrameDecoder::new(1 << 20);
+    let mut buf = [0u8; 4096];
+    let mut acks = Vec::new();
+    while acks.len() < 2 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0);
+        dec.push(&buf[..n]).unwrap();
+        while let Some(f) = dec.next_frame() {
+            acks.push(msa(&String::from_utf8(f).unwrap(), "MSA-2"));
+        }
+    }
+    assert_eq!(acks, ["P1", "P2"]);
+    // Then silence: the server closes the connection (read returns 0).
+    let n = c.read(&mut buf).unwrap();
+    assert_eq!(n, 0, "closed after the idle timeout");
+}
