@@ -113,9 +113,11 @@ fn last_sunday(y: i32, m: Month) -> u8 {
     }
 }
 
-/// The Europe/London offset (minutes) of a local date and time.
-pub(crate) fn london_offset(y: i32, mo: u8, d: u8, h: u8) -> i32 {
-    let bst = match mo {
+/// Whether British Summer Time applies at day `d` hour `h` of month `mo`:
+/// from 01:00 on the last Sunday of March to `october_end_hour` on the last
+/// Sunday of October (02:00 on the local clock, 01:00 UTC).
+fn is_bst(y: i32, mo: u8, d: u8, h: u8, october_end_hour: u8) -> bool {
+    match mo {
         4..=9 => true,
         3 => {
             let ls = last_sunday(y, Month::March);
@@ -123,30 +125,21 @@ pub(crate) fn london_offset(y: i32, mo: u8, d: u8, h: u8) -> i32 {
         }
         10 => {
             let ls = last_sunday(y, Month::October);
-            d < ls || (d == ls && h < 2)
+            d < ls || (d == ls && h < october_end_hour)
         }
         _ => false,
-    };
-    if bst { 60 } else { 0 }
+    }
 }
 
-/// The Europe/London offset (minutes) at a UTC moment: BST from 01:00 UTC on
-/// the last Sunday of March to 01:00 UTC on the last Sunday of October.
+/// The Europe/London offset (minutes) of a local date and time.
+pub(crate) fn london_offset(y: i32, mo: u8, d: u8, h: u8) -> i32 {
+    if is_bst(y, mo, d, h, 2) { 60 } else { 0 }
+}
+
+/// The Europe/London offset (minutes) at a UTC moment.
 fn london_offset_utc(utc: OffsetDateTime) -> i32 {
     let (y, mo, d, h) = (utc.year(), utc.month() as u8, utc.day(), utc.hour());
-    let bst = match mo {
-        4..=9 => true,
-        3 => {
-            let ls = last_sunday(y, Month::March);
-            d > ls || (d == ls && h >= 1)
-        }
-        10 => {
-            let ls = last_sunday(y, Month::October);
-            d < ls || (d == ls && h < 1)
-        }
-        _ => false,
-    };
-    if bst { 60 } else { 0 }
+    if is_bst(y, mo, d, h, 1) { 60 } else { 0 }
 }
 
 fn fmt_offset(min: i32) -> String {
