@@ -331,19 +331,26 @@ pub fn ack_with(
 /// parse error (see `From<&ParseError> for ErrorDetail`). Use
 /// [`AckCode::AR`] (or `AE`) as `code`.
 pub fn ack_unparsed(input: &[u8], code: AckCode, error: &ParseError) -> Message<'static> {
+    let errors = [ErrorDetail::from(error)];
+    match salvage_header(input) {
+        Some(m) => ack(&m, code, &errors),
+        None => {
+            let empty = Message::parse("MSH|^~\\&").expect("a valid MSH");
+            ack(&empty, code, &errors)
+        }
+    }
+}
+
+/// The first segment of input that did not parse as a whole, as a message
+/// of its own, when it is a readable MSH (so that its sender, type and
+/// control id can still be used).
+pub fn salvage_header(input: &[u8]) -> Option<Message<'static>> {
     let text = String::from_utf8_lossy(input);
     let text = text
         .trim_start_matches('\u{feff}')
         .trim_start_matches(['\r', '\n']);
     let first = text.split(['\r', '\n']).next().unwrap_or("");
-    let errors = [ErrorDetail::from(error)];
-    match Message::parse(first) {
-        Ok(m) => ack(&m, code, &errors),
-        Err(_) => {
-            let empty = Message::parse("MSH|^~\\&").expect("a valid MSH");
-            ack(&empty, code, &errors)
-        }
-    }
+    Message::parse(first).ok().map(Message::into_owned)
 }
 
 /// Now, UTC, as `YYYYMMDDHHMMSS`.

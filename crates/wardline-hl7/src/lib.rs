@@ -77,6 +77,7 @@ pub mod separators;
 
 pub use ack::{
     AckCode, AckOptions, ErrorDetail, ErrorLocation, Severity, ack, ack_unparsed, ack_with,
+    salvage_header,
 };
 pub use builder::{MessageBuilder, SegmentBuilder};
 pub use error::{ParseError, PathError};

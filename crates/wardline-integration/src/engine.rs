@@ -342,14 +342,7 @@ impl Engine {
     /// it); otherwise it gets a fresh id. A record of an applied message is
     /// never overwritten. Best effort: a store failure is logged.
     fn record_unparsed(&self, raw: &[u8], error: &str, reply: &str) -> Option<String> {
-        let text = String::from_utf8_lossy(raw);
-        let first = text
-            .trim_start_matches('\u{feff}')
-            .trim_start_matches(['\r', '\n'])
-            .split(['\r', '\n'])
-            .next()
-            .unwrap_or("");
-        let header = Message::parse(first).ok().and_then(|m| {
+        let header = wardline_hl7::salvage_header(raw).and_then(|m| {
             let ctrl = m.control_id()?.into_owned();
             (!ctrl.trim().is_empty()).then(|| {
                 (
