@@ -105,7 +105,10 @@ fn admit_is_applied_recorded_and_acknowledged_after_commit() {
     );
     assert_eq!(by_type.len(), 1);
     // And by time received.
-    assert_eq!(find(&svc, "Communication", "received=ge2026-01-01").len(), 1);
+    assert_eq!(
+        find(&svc, "Communication", "received=ge2026-01-01").len(),
+        1
+    );
     assert!(find(&svc, "Communication", "received=lt2026-01-01").is_empty());
 }
 
