@@ -190,6 +190,7 @@ pub(crate) fn row_to_resource(r: &Row) -> Result<StoredResource> {
             method: WriteMethod::from_i64(i64::from(r.try_get::<_, i16>(6)?)),
             deleted: r.try_get::<_, i16>(7)? != 0,
             json: r.try_get(8)?,
+            patient_key: r.try_get(9)?,
         })
     };
     get().map_err(be)
@@ -298,7 +299,7 @@ impl PostgresStore {
     }
 }
 
-const READ_SQL: &str = "SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, content FROM resources WHERE res_type = $1 AND res_id = $2";
+const READ_SQL: &str = "SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, content, patient_key FROM resources WHERE res_type = $1 AND res_id = $2";
 
 pub(crate) fn read_current(c: &mut PgConn, t: &str, id: &str) -> Result<Option<StoredResource>> {
     let rows = c.query(READ_SQL, &[&t, &id])?;
@@ -312,7 +313,7 @@ pub(crate) fn read_many(c: &mut PgConn, keys: &[(String, String)]) -> Result<Vec
     let types: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
     let ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
     let rows = c.query(
-        "SELECT r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.seq, r.method, r.deleted, r.content
+        "SELECT r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.seq, r.method, r.deleted, r.content, r.patient_key
          FROM resources r JOIN unnest($1::text[], $2::text[]) AS u(t, i) ON r.res_type = u.t AND r.res_id = u.i",
         &[&types, &ids],
     )?;
@@ -414,7 +415,7 @@ impl Store for PostgresStore {
             return Ok(Some(cur));
         }
         let rows = c.query(
-            "SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, content
+            "SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, content, patient_key
              FROM resource_history WHERE rid = $1 AND version = $2",
             &[&cur.rid, &version],
         )?;

@@ -157,6 +157,7 @@ fn row_to_resource(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
         method: WriteMethod::from_i64(r.get(6)?),
         deleted: r.get::<_, i64>(7)? != 0,
         json: r.get(8)?,
+        patient_key: r.get(9)?,
     })
 }
 

@@ -65,6 +65,8 @@ pub struct StoredResource {
     pub seq: i64,
     pub method: WriteMethod,
     pub deleted: bool,
+    /// The Patient whose compartment this version is in (see [`ResourceWrite::patient_key`]).
+    pub patient_key: Option<String>,
     /// The resource JSON exactly as written (with `meta.versionId` and
     /// `meta.lastUpdated` already set by the core); empty for a deletion.
     pub json: String,
@@ -203,14 +205,84 @@ pub trait Store: Reader + Send + Sync {
     /// Starts a read-write transaction. Dropping it without [`StoreTx::commit`]
     /// rolls back.
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>>;
+
+    // ---- the audit trail (see [`audit`]) ----------------------------------
+
+    /// Appends rows to the audit chain in a transaction of their own and
+    /// returns their `seq`s once durably committed.
+    fn append_audit(&self, rows: &[audit::AuditAppend]) -> Result<Vec<i64>> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// Rows with `seq > after_seq` in ascending order, at most `limit`.
+    fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<audit::AuditRow>> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// Rows matching `q`, newest first, at most `q.count`.
+    fn search_audit(&self, q: &audit::AuditQuery) -> Result<Vec<audit::AuditRow>> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// The chain head: the newest `seq` and its hash (`0` and [`audit::GENESIS`]
+    /// for an empty chain).
+    fn audit_head(&self) -> Result<audit::AuditAnchor> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// The anchor left by the last purge, if any.
+    fn audit_anchor(&self) -> Result<Option<audit::AuditAnchor>> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// Deletes rows recorded before `before_ms` (never the newest row) and
+    /// moves the anchor to the last deleted one; returns how many went.
+    fn purge_audit(&self, before_ms: i64) -> Result<u64> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+
+    // ---- system key-value data (not FHIR: credentials, keys, sessions) ----
+
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// Entries of a namespace whose key starts with `prefix`, in key order.
+    fn kv_list(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// Inserts or replaces, durably, in a transaction of its own.
+    fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// Returns whether the entry existed.
+    fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
 }
 
 /// A read-write transaction. Reads see the transaction's own writes.
 pub trait StoreTx: Reader {
     fn write(&mut self, w: ResourceWrite) -> Result<()>;
+    /// Appends rows to the audit chain in this transaction; the chain head
+    /// stays locked until commit or rollback.
+    fn append_audit(&mut self, rows: &[audit::AuditAppend]) -> Result<()> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
+    /// [`Store::kv_put`] inside this transaction.
+    fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<()> {
+        let _ = ();
+        Err(StoreError::Backend("TEMP: not implemented yet".into()))
+    }
     /// Durably commits.
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
+pub mod audit;
 pub mod conformance;
 pub mod sql;

@@ -29,7 +29,7 @@ pub enum SqlValue {
 
 /// Columns selected for a [`crate::StoredResource`], in order.
 pub const RESOURCE_COLUMNS: &str =
-    "rid, res_type, res_id, version, last_updated, seq, method, deleted, content";
+    "rid, res_type, res_id, version, last_updated, seq, method, deleted, content, patient_key";
 
 /// The index table for a search parameter type.
 pub fn index_table(t: SearchParamType) -> Option<&'static str> {

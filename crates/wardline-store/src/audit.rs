@@ -1,0 +1,306 @@
+//! The audit trail as the store keeps it: an append-only, hash-chained log.
+//!
+//! Each row is one FHIR `AuditEvent` (built by `wardline-core`; the store
+//! never interprets it) plus the few columns IG officers search by. Rows are
+//! numbered `seq` = 1, 2, 3 … without gaps, and each carries
+//! `hash = SHA-256(prev_hash ‖ the row's fields)` where `prev_hash` is the
+//! previous row's hash (or the purge anchor's, see below). So an edit changes
+//! a hash, a deletion leaves a gap or a broken link, a reorder breaks links,
+//! and deleting the newest rows disagrees with the chain head the store keeps.
+//! [`verify`] walks the chain and reports every such finding.
+//!
+//! Rows are appended by [`crate::StoreTx::append_audit`] inside the
+//! transaction of the write they describe (the chain head is locked until
+//! commit, so the chain is in commit order on both backends), or by
+//! [`crate::Store::append_audit`] in a transaction of their own (reads, logins,
+//! batched by the caller).
+//!
+//! Retention: [`crate::Store::purge_audit`] deletes the oldest rows and records
+//! an anchor (the last purged `seq` and `hash`), from which verification of
+//! the remaining chain starts.
+
+use std::fmt::Write;
+
+/// A row to append. The store assigns `seq`, `prev_hash` and `hash`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditAppend {
+    pub recorded_ms: i64,
+    /// Who (a `Practitioner/…` reference, a client id, or an operator name).
+    pub agent: String,
+    /// FHIR `AuditEvent.action`: C, R, U, D or E.
+    pub action: String,
+    /// The interaction or event code (`read`, `search-type`, `create`, `login`, `break-glass` …).
+    pub subtype: String,
+    /// FHIR `AuditEvent.outcome`: 0, 4, 8 or 12.
+    pub outcome: i32,
+    /// Ids of the patients whose data the event touched (searchable).
+    pub patients: Vec<String>,
+    /// The `AuditEvent` JSON (without `id`/`meta`; the store adds nothing to it).
+    pub json: String,
+}
+
+/// A stored row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub recorded_ms: i64,
+    pub agent: String,
+    pub action: String,
+    pub subtype: String,
+    pub outcome: i32,
+    pub patients: Vec<String>,
+    pub json: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Criteria for [`crate::Store::search_audit`]; all given ones must hold.
+/// Rows come newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    pub patient: Option<String>,
+    pub agent: Option<String>,
+    pub action: Option<String>,
+    pub subtype: Option<String>,
+    pub outcome: Option<i32>,
+    /// `recorded_ms >= since_ms`.
+    pub since_ms: Option<i64>,
+    /// `recorded_ms < before_ms`.
+    pub before_ms: Option<i64>,
+    /// Keyset cursor: `seq < before_seq`.
+    pub before_seq: Option<i64>,
+    pub count: usize,
+}
+
+/// The last purged row, from which the remaining chain is verified.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditAnchor {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// The hash of the empty chain (what the first row's `prev_hash` is).
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The chain hash of a row: SHA-256 over `prev_hash` and every field, each
+/// length-prefixed so that no two different rows hash the same input.
+pub fn chain_hash(prev_hash: &str, seq: i64, row: &AuditAppend) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |s: &str| {
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    field(prev_hash);
+    field(&seq.to_string());
+    field(&row.recorded_ms.to_string());
+    field(&row.agent);
+    field(&row.action);
+    field(&row.subtype);
+    field(&row.outcome.to_string());
+    field(&row.patients.join(" "));
+    field(&row.json);
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+impl AuditRow {
+    pub fn append(&self) -> AuditAppend {
+        AuditAppend {
+            recorded_ms: self.recorded_ms,
+            agent: self.agent.clone(),
+            action: self.action.clone(),
+            subtype: self.subtype.clone(),
+            outcome: self.outcome,
+            patients: self.patients.clone(),
+            json: self.json.clone(),
+        }
+    }
+}
+
+/// Computes the rows to insert after a chain head of (`seq`, `hash`).
+pub fn chain(head_seq: i64, head_hash: &str, rows: &[AuditAppend]) -> Vec<AuditRow> {
+    let mut prev = head_hash.to_owned();
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let seq = head_seq + 1 + i as i64;
+            let hash = chain_hash(&prev, seq, r);
+            let row = AuditRow {
+                seq,
+                recorded_ms: r.recorded_ms,
+                agent: r.agent.clone(),
+                action: r.action.clone(),
+                subtype: r.subtype.clone(),
+                outcome: r.outcome,
+                patients: r.patients.clone(),
+                json: r.json.clone(),
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+            };
+            prev = hash;
+            row
+        })
+        .collect()
+}
+
+/// One thing [`verify`] found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The row's content does not give its hash: it was edited.
+    Edited { seq: i64 },
+    /// The row does not link to the row before it (reordered or replaced).
+    BrokenLink { seq: i64 },
+    /// Rows between these are missing (deleted).
+    Missing { after: i64, before: i64 },
+    /// The newest rows are missing: the chain head says `head`, the last row is `last`.
+    Truncated { last: i64, head: i64 },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::Edited { seq } => write!(f, "row {seq} was altered: its hash does not match its content"),
+            Finding::BrokenLink { seq } => write!(f, "row {seq} does not follow the row before it (reordered or replaced)"),
+            Finding::Missing { after, before } => write!(f, "rows {}..{} are missing (deleted)", after + 1, before - 1),
+            Finding::Truncated { last, head } => write!(f, "rows {}..{head} are missing from the end (the chain head is {head})", last + 1),
+        }
+    }
+}
+
+/// Walks rows in `seq` order (fed in pages by the caller) and collects findings.
+pub struct Verifier {
+    prev_seq: i64,
+    prev_hash: String,
+    pub rows: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl Verifier {
+    pub fn new(anchor: Option<&AuditAnchor>) -> Verifier {
+        let (prev_seq, prev_hash) = match anchor {
+            Some(a) => (a.seq, a.hash.clone()),
+            None => (0, GENESIS.to_owned()),
+        };
+        Verifier {
+            prev_seq,
+            prev_hash,
+            rows: 0,
+            findings: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, r: &AuditRow) {
+        self.rows += 1;
+        if chain_hash(&r.prev_hash, r.seq, &r.append()) != r.hash {
+            self.findings.push(Finding::Edited { seq: r.seq });
+        }
+        if r.seq > self.prev_seq + 1 {
+            self.findings.push(Finding::Missing {
+                after: self.prev_seq,
+                before: r.seq,
+            });
+        } else if r.prev_hash != self.prev_hash {
+            self.findings.push(Finding::BrokenLink { seq: r.seq });
+        }
+        self.prev_seq = r.seq;
+        self.prev_hash = r.hash.clone();
+    }
+
+    /// Ends the walk against the chain head the store keeps.
+    pub fn finish(mut self, head: &AuditAnchor) -> (u64, Vec<Finding>) {
+        if head.seq > self.prev_seq {
+            self.findings.push(Finding::Truncated {
+                last: self.prev_seq,
+                head: head.seq,
+            });
+        } else if head.seq == self.prev_seq && head.hash != self.prev_hash && self.rows > 0 {
+            self.findings.push(Finding::BrokenLink { seq: head.seq });
+        }
+        (self.rows, self.findings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: i64) -> AuditAppend {
+        AuditAppend {
+            recorded_ms: 1_700_000_000_000 + n,
+            agent: "Practitioner/a".into(),
+            action: "R".into(),
+            subtype: "read".into(),
+            outcome: 0,
+            patients: vec![format!("p{n}")],
+            json: format!("{{\"n\":{n}}}"),
+        }
+    }
+
+    fn verify(rows: &[AuditRow], head: &AuditAnchor) -> Vec<Finding> {
+        let mut v = Verifier::new(None);
+        for r in rows {
+            v.row(r);
+        }
+        v.finish(head).1
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_each_tamper_is_found() {
+        let rows = chain(0, GENESIS, &(1..=5).map(row).collect::<Vec<_>>());
+        let head = AuditAnchor {
+            seq: 5,
+            hash: rows[4].hash.clone(),
+        };
+        assert!(verify(&rows, &head).is_empty());
+
+        let mut edited = rows.clone();
+        edited[2].json = "{\"n\":99}".into();
+        assert_eq!(verify(&edited, &head), vec![Finding::Edited { seq: 3 }]);
+
+        let mut deleted = rows.clone();
+        deleted.remove(1);
+        assert_eq!(
+            verify(&deleted, &head),
+            vec![Finding::Missing {
+                after: 1,
+                before: 3
+            }]
+        );
+
+        let mut swapped = rows.clone();
+        let (a, b) = (swapped[1].clone(), swapped[2].clone());
+        swapped[1] = AuditRow { seq: 2, ..b };
+        swapped[2] = AuditRow { seq: 3, ..a };
+        let f = verify(&swapped, &head);
+        assert!(f.contains(&Finding::Edited { seq: 2 }), "{f:?}");
+        assert!(f.contains(&Finding::BrokenLink { seq: 2 }), "{f:?}");
+
+        let truncated = &rows[..3];
+        assert_eq!(
+            verify(truncated, &head),
+            vec![Finding::Truncated { last: 3, head: 5 }]
+        );
+    }
+
+    #[test]
+    fn chain_continues_from_an_anchor() {
+        let rows = chain(0, GENESIS, &(1..=4).map(row).collect::<Vec<_>>());
+        let anchor = AuditAnchor {
+            seq: 2,
+            hash: rows[1].hash.clone(),
+        };
+        let mut v = Verifier::new(Some(&anchor));
+        for r in &rows[2..] {
+            v.row(r);
+        }
+        let (n, f) = v.finish(&AuditAnchor {
+            seq: 4,
+            hash: rows[3].hash.clone(),
+        });
+        assert_eq!((n, f), (2, vec![]));
+    }
+}
