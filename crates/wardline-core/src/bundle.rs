@@ -14,17 +14,23 @@ use wardline_fhir::FhirError;
 use wardline_fhir::datetime::format_instant;
 use wardline_store::Reader;
 
-use crate::{FhirService, Fresh, etag, etag_version, existing, new_id};
+use crate::{Ctx, FhirService, Fresh, etag, etag_version, existing, new_id};
 
 type R<T> = Result<T, FhirError>;
 
-pub(crate) fn process(svc: &FhirService, bundle: Value) -> R<Value> {
+pub(crate) fn process(svc: &FhirService, cx: &Ctx<'_>, bundle: Value) -> R<Value> {
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(FhirError::invalid("POST to the base must carry a Bundle").at("resourceType"));
     }
     match bundle.get("type").and_then(Value::as_str) {
-        Some("transaction") => transaction(svc, bundle),
-        Some("batch") => batch(svc, bundle),
+        Some("transaction") => {
+            cx.name("transaction", "E");
+            transaction(svc, cx, bundle)
+        }
+        Some("batch") => {
+            cx.name("batch", "E");
+            batch(svc, cx, bundle)
+        }
         other => Err(FhirError::invalid(format!(
             "Bundle.type must be transaction or batch, not {}",
             other.unwrap_or("(missing)")
@@ -110,7 +116,7 @@ fn entries(bundle: &mut Value) -> R<Vec<Entry>> {
     Ok(out)
 }
 
-fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
+fn transaction(svc: &FhirService, cx: &Ctx<'_>, mut bundle: Value) -> R<Value> {
     let mut entries = entries(&mut bundle)?;
     // Assign ids to created resources and map their fullUrls.
     let mut map: HashMap<String, String> = HashMap::new();
@@ -136,7 +142,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
             map.insert(f.clone(), e.url.clone());
         }
     }
-    let mut tx = svc.begin()?;
+    let mut tx = svc.begin_in(cx)?;
     // Conditional PUT targets and conditional creates are resolved before
     // references are rewritten, so that references to them resolve too.
     let mut existing_for_create: HashMap<usize, String> = HashMap::new();
@@ -181,7 +187,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
             Kind::Delete => {
                 let (t, id) = split_url(&e.url, e.index)?;
                 match id {
-                    Some(id) => svc.delete_in(tx.store_tx(), &t, &id)?,
+                    Some(id) => svc.delete_in(&mut tx, &t, &id)?,
                     None => {
                         let q = e.url.split_once('?').map_or("", |x| x.1);
                         let found = svc.conditional_match(&tx, &t, q)?;
@@ -192,7 +198,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                             .at(format!("Bundle.entry[{}]", e.index)));
                         }
                         for r in found {
-                            svc.delete_in(tx.store_tx(), &t, &r.id)?;
+                            svc.delete_in(&mut tx, &t, &r.id)?;
                         }
                     }
                 }
@@ -202,6 +208,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                 if let Some(id) = existing_for_create.get(&e.index) {
                     let t = e.url.split(['?', '/']).next().unwrap_or_default();
                     let r = existing(tx.read(t, id)?, t, id)?;
+                    tx.check_read(&r).map_err(|x| x.at(at.clone()))?;
                     json!({"status": "200 OK", "location": format!("{t}/{id}/_history/{}", r.version), "etag": etag(r.version), "lastModified": format_instant(r.last_updated_ms)})
                 } else {
                     let t = e
@@ -214,7 +221,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                         FhirError::invalid("POST entry has no resource").at(at.clone())
                     })?;
                     let id = ids.get(&e.index).cloned().unwrap_or_else(new_id);
-                    let w = svc.prepare_write(tx.store_tx(), &t, &id, &mut r, Fresh::NewId, &at)?;
+                    let w = svc.prepare_write(&mut tx, &t, &id, &mut r, Fresh::NewId, &at)?;
                     created(&w)
                 }
             }
@@ -246,7 +253,7 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                 };
                 let expected = e.if_match.as_deref().and_then(etag_version);
                 let w =
-                    svc.prepare_write(tx.store_tx(), &t, &id, &mut r, Fresh::Check(expected), &at)?;
+                    svc.prepare_write(&mut tx, &t, &id, &mut r, Fresh::Check(expected), &at)?;
                 created(&w)
             }
             Kind::Patch => {
@@ -260,6 +267,8 @@ fn transaction(svc: &FhirService, mut bundle: Value) -> R<Value> {
                 match id {
                     Some(id) => {
                         let r = existing(tx.read(&t, &id)?, &t, &id)?;
+                        tx.check_read(&r)
+                            .map_err(|x| x.at(format!("Bundle.entry[{}]", e.index)))?;
                         json!({"status": "200 OK", "etag": etag(r.version), "resource": serde_json::from_str::<Value>(&r.json).unwrap_or(Value::Null)})
                     }
                     None => {
@@ -379,11 +388,11 @@ fn rewrite_refs(
     Ok(())
 }
 
-fn batch(svc: &FhirService, mut bundle: Value) -> R<Value> {
+fn batch(svc: &FhirService, cx: &Ctx<'_>, mut bundle: Value) -> R<Value> {
     let entries = entries(&mut bundle)?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let result = batch_entry(svc, e);
+        let result = batch_entry(svc, cx, e);
         out.push(match result {
             Ok(v) => v,
             Err(err) => json!({"response": {
@@ -395,7 +404,7 @@ fn batch(svc: &FhirService, mut bundle: Value) -> R<Value> {
     Ok(json!({"resourceType": "Bundle", "type": "batch-response", "entry": out}))
 }
 
-fn batch_entry(svc: &FhirService, e: Entry) -> R<Value> {
+fn batch_entry(svc: &FhirService, cx: &Ctx<'_>, e: Entry) -> R<Value> {
     use crate::{FhirRequest, Method, RequestHeaders};
     let (path, query) = match e.url.split_once('?') {
         Some((p, q)) => (
@@ -430,7 +439,8 @@ fn batch_entry(svc: &FhirService, e: Entry) -> R<Value> {
     if req.path.is_empty() {
         return Err(FhirError::invalid("a batch entry cannot target the base"));
     }
-    let resp = svc.handle(req);
+    // Each entry is an interaction of its own: checked and audited alone.
+    let resp = svc.handle(req, cx.access);
     let mut out =
         json!({"response": {"status": format!("{} {}", resp.status, reason(resp.status))}});
     if let Some(l) = resp.location {

@@ -712,7 +712,7 @@ mod tests {
             query: vec![],
             headers: RequestHeaders::default(),
             body: Some(v.to_string().into_bytes()),
-        });
+        }, &crate::Trusted::operator("test"));
         assert!(r.status < 300, "{:?}", r.body);
     }
 
@@ -810,7 +810,7 @@ mod tests {
                     .to_string()
                     .into_bytes(),
             ),
-        });
+        }, &crate::Trusted::operator("test"));
         assert_eq!(r.status, 200);
         let dir = tempfile::tempdir().unwrap();
         let spec = parse_spec(

@@ -12,12 +12,15 @@
 //! * transactions run in one store transaction; batches entry by entry;
 //! * paging links are absolute and pinned to a snapshot (see `search`).
 
+pub mod access;
+pub mod audit;
 mod bundle;
 mod capability;
 pub mod export;
 mod search;
 pub mod txn;
 
+pub use access::{Access, Agent, AgentKind, Op, Operation, ResourceView, Trusted};
 pub use txn::{Change, Saved, Tx, WriteHook};
 
 use std::sync::Arc;
@@ -28,7 +31,7 @@ use wardline_fhir::definitions::{Definitions, r4};
 use wardline_fhir::search::Handling;
 use wardline_fhir::{FhirError, SearchQuery};
 use wardline_store::{
-    HistoryRequest, HistoryScope, PageRequest, Reader, ResourceWrite, Store, StoreTx,
+    HistoryRequest, HistoryScope, PageRequest, Reader, ResourceWrite, Store,
     StoredResource, WriteMethod,
 };
 
@@ -170,6 +173,63 @@ pub struct FhirService {
     config: ServiceConfig,
     exports: Option<Arc<export::ExportJobs>>,
     hooks: Vec<Arc<dyn WriteHook>>,
+    audit_sink: std::sync::OnceLock<audit::AuditSink>,
+    audit_enabled: bool,
+}
+
+/// One interaction in progress: who asks, and the audit event it will leave.
+pub(crate) struct Ctx<'a> {
+    pub access: &'a dyn Access,
+    pub record: std::cell::RefCell<audit::AuditRecord>,
+    /// Set by a transaction that committed the event with its writes.
+    pub audited: std::cell::Cell<bool>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(access: &'a dyn Access) -> Ctx<'a> {
+        Ctx {
+            access,
+            record: std::cell::RefCell::new(audit::AuditRecord::rest("operation", "E")),
+            audited: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Names the interaction and checks the type-level permission.
+    fn start(&self, subtype: &str, op: Op, t: Option<&str>) -> R<()> {
+        {
+            let mut r = self.record.borrow_mut();
+            r.subtype.1 = subtype.to_owned();
+            r.action = op.audit_action();
+        }
+        self.access.check_type(op, t)
+    }
+
+    fn name(&self, subtype: &str, action: &'static str) {
+        let mut r = self.record.borrow_mut();
+        r.subtype.1 = subtype.to_owned();
+        r.action = action;
+    }
+
+    /// Checks that a resource may leave, and notes it for the audit event.
+    pub(crate) fn check_out(&self, op: Op, r: &StoredResource, reader: &dyn Reader) -> R<()> {
+        if self.access.restricted() && !r.deleted {
+            let view = ResourceView {
+                resource_type: &r.resource_type,
+                id: &r.id,
+                patient: r.patient_key.as_deref(),
+                json: &r.json,
+            };
+            self.access.check_resource(op, &view, reader)?;
+        }
+        let mut rec = self.record.borrow_mut();
+        rec.touch(&r.resource_type, &r.id, r.patient_key.as_deref());
+        if let Some(p) = r.patient_key.as_deref()
+            && rec.break_glass.is_none()
+        {
+            rec.break_glass = self.access.break_glass(p);
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of one write, used for responses and transaction entries.
@@ -190,7 +250,34 @@ impl FhirService {
             config,
             exports: None,
             hooks: Vec::new(),
+            audit_sink: std::sync::OnceLock::new(),
+            audit_enabled: true,
         }
+    }
+
+    /// Turns the audit trail off. For benchmarks that measure what auditing
+    /// costs (`wardline bench … --audit off`) only: the server never runs
+    /// without it.
+    pub fn without_audit_for_benchmark(mut self) -> FhirService {
+        self.audit_enabled = false;
+        self
+    }
+
+    pub(crate) fn audit_enabled(&self) -> bool {
+        self.audit_enabled
+    }
+
+    /// Records audit events outside any write transaction (reads, refusals,
+    /// logins), returning once they are durable.
+    pub fn record_audit(&self, agent: &Agent, records: &[audit::AuditRecord]) -> R<()> {
+        if !self.audit_enabled || records.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let rows = records.iter().map(|r| r.to_append(agent, now)).collect();
+        self.audit_sink
+            .get_or_init(|| audit::AuditSink::start(self.store.clone()))
+            .record(rows)
     }
 
     /// Enables Bulk Data `$export`, keeping jobs and their files under `dir`
@@ -208,6 +295,10 @@ impl FhirService {
         &self.store
     }
 
+    pub(crate) fn reader(&self) -> &dyn Reader {
+        &*self.store
+    }
+
     pub fn config(&self) -> &ServiceConfig {
         &self.config
     }
@@ -216,8 +307,26 @@ impl FhirService {
         capability::statement(self.defs, &self.config.base_url)
     }
 
-    pub fn handle(&self, req: FhirRequest) -> FhirResponse {
-        match self.route(&req) {
+    /// Runs one interaction for `access`: checks it, runs it, audits it.
+    pub fn handle(&self, req: FhirRequest, access: &dyn Access) -> FhirResponse {
+        let cx = Ctx::new(access);
+        let result = self.route(&req, &cx);
+        let (status, desc) = match &result {
+            Ok(r) => (r.status, None),
+            Err(e) => (e.status, Some(e.to_string())),
+        };
+        if !cx.audited.get() && !is_unaudited(&req) {
+            let mut rec = cx.record.into_inner();
+            rec.set_status(status, desc);
+            if !req.query.is_empty() && rec.action == "R" {
+                rec.query = Some(query_string(&req.query));
+            }
+            if let Err(e) = self.record_audit(access.agent(), &[rec]) {
+                tracing::error!(error = %e, "audit failed; the response is withheld");
+                return FhirResponse::error(&e);
+            }
+        }
+        match result {
             Ok(r) => r,
             Err(e) => {
                 if !e.is_client_error() {
@@ -226,6 +335,14 @@ impl FhirService {
                 FhirResponse::error(&e)
             }
         }
+    }
+
+    /// A transaction whose commit records the interaction's audit event.
+    fn begin_in<'a>(&'a self, cx: &'a Ctx<'a>) -> R<Tx<'a>> {
+        let mut tx = Tx::begin(self, cx.access)?;
+        tx.audit = cx.record.borrow().clone();
+        tx.audited = Some(&cx.audited);
+        Ok(tx)
     }
 
     fn check_type(&self, t: &str) -> R<()> {
@@ -240,70 +357,142 @@ impl FhirService {
         }
     }
 
-    fn route(&self, req: &FhirRequest) -> R<FhirResponse> {
+    fn route(&self, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
+        use Op::*;
         let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
         let m = req.method;
         let get = matches!(m, Method::Get | Method::Head);
         match p.as_slice() {
-            [] if m == Method::Post => self.bundle(req),
-            [] if get => self.search(None, None, req),
+            [] if m == Method::Post => self.bundle(req, cx),
+            [] if get => {
+                cx.start("search-system", Search, None)?;
+                cx.access.check_operation(Operation::SystemWide)?;
+                self.search(None, None, req, cx)
+            }
             ["metadata"] if get => Ok(FhirResponse::json(200, self.capability_statement())),
-            ["_history"] if get => self.history(HistoryScope::System, req),
-            ["_search"] if m == Method::Post => self.search(None, None, req),
+            ["_history"] if get => {
+                cx.start("history-system", Read, None)?;
+                cx.access.check_operation(Operation::SystemWide)?;
+                self.history(HistoryScope::System, req, cx)
+            }
+            ["_search"] if m == Method::Post => {
+                cx.start("search-system", Search, None)?;
+                cx.access.check_operation(Operation::SystemWide)?;
+                self.search(None, None, req, cx)
+            }
             ["$export"] if get || m == Method::Post => {
+                cx.name("export", "E");
+                cx.access.check_operation(Operation::Export)?;
                 self.export_kickoff(export::ExportLevel::System, req)
             }
             ["Patient", "$export"] if get || m == Method::Post => {
+                cx.name("export", "E");
+                cx.access.check_operation(Operation::Export)?;
                 self.export_kickoff(export::ExportLevel::Patient, req)
             }
             ["Group", id, "$export"] if get || m == Method::Post => {
+                cx.name("export", "E");
+                cx.access.check_operation(Operation::Export)?;
                 self.export_kickoff(export::ExportLevel::Group((*id).to_owned()), req)
             }
-            ["$export-poll-status"] if get || m == Method::Delete => self.export_status(req),
-            ["$export-file", job, file] if get => self.export_file(job, file),
+            ["$export-poll-status"] if get || m == Method::Delete => {
+                cx.name("export-status", "R");
+                cx.access.check_operation(Operation::Export)?;
+                self.export_status(req)
+            }
+            ["$export-file", job, file] if get => {
+                cx.name("export-file", "R");
+                cx.access.check_operation(Operation::Export)?;
+                self.export_file(job, file)
+            }
+            ["AuditEvent", rest @ ..] => {
+                if !get {
+                    cx.name("update", "U");
+                    return Err(FhirError::new(
+                        405,
+                        "not-supported",
+                        "the audit trail is written by the server only",
+                    ));
+                }
+                cx.start(if rest.is_empty() { "search-type" } else { "read" }, Search, Some("AuditEvent"))?;
+                cx.access.check_operation(Operation::AuditTrail)?;
+                self.audit_trail(rest, req)
+            }
             [t] => {
                 self.check_type(t)?;
                 match m {
-                    Method::Get | Method::Head => self.search(Some(t), None, req),
-                    Method::Post => self.create(t, req),
-                    Method::Put => self.conditional_update(t, req),
-                    Method::Delete => self.conditional_delete(t, req),
+                    Method::Get | Method::Head => {
+                        cx.start("search-type", Search, Some(t))?;
+                        self.search(Some(t), None, req, cx)
+                    }
+                    Method::Post => {
+                        cx.start("create", Create, Some(t))?;
+                        self.create(t, req, cx)
+                    }
+                    Method::Put => {
+                        cx.start("update", Update, Some(t))?;
+                        self.conditional_update(t, req, cx)
+                    }
+                    Method::Delete => {
+                        cx.start("delete", Delete, Some(t))?;
+                        self.conditional_delete(t, req, cx)
+                    }
                     Method::Patch => Err(method_not_allowed()),
                 }
             }
             [t, "_search"] if m == Method::Post => {
                 self.check_type(t)?;
-                self.search(Some(t), None, req)
+                cx.start("search-type", Search, Some(t))?;
+                self.search(Some(t), None, req, cx)
             }
             [t, "_history"] if get => {
                 self.check_type(t)?;
-                self.history(HistoryScope::Type((*t).into()), req)
+                cx.start("history-type", Read, Some(t))?;
+                self.history(HistoryScope::Type((*t).into()), req, cx)
             }
             [t, id] => {
                 self.check_type(t)?;
                 match m {
-                    Method::Get | Method::Head => self.read(t, id, req),
-                    Method::Put => self.update(t, id, req),
-                    Method::Patch => self.patch(t, id, req),
-                    Method::Delete => self.delete(t, id),
+                    Method::Get | Method::Head => {
+                        cx.start("read", Read, Some(t))?;
+                        self.read(t, id, req, cx)
+                    }
+                    Method::Put => {
+                        cx.start("update", Update, Some(t))?;
+                        self.update(t, id, req, cx)
+                    }
+                    Method::Patch => {
+                        cx.start("patch", Update, Some(t))?;
+                        self.patch(t, id, req, cx)
+                    }
+                    Method::Delete => {
+                        cx.start("delete", Delete, Some(t))?;
+                        self.delete(t, id, cx)
+                    }
                     Method::Post => Err(method_not_allowed()),
                 }
             }
             [t, id, "_history"] if get => {
                 self.check_type(t)?;
-                self.history(HistoryScope::Instance((*t).into(), (*id).into()), req)
+                cx.start("history-instance", Read, Some(t))?;
+                self.history(HistoryScope::Instance((*t).into(), (*id).into()), req, cx)
             }
             [t, id, "_history", v] if get => {
                 self.check_type(t)?;
-                self.vread(t, id, v)
+                cx.start("vread", Read, Some(t))?;
+                self.vread(t, id, v, cx)
             }
-            ["Patient", id, "$everything"] if get || m == Method::Post => self.everything(id, req),
+            ["Patient", id, "$everything"] if get || m == Method::Post => {
+                cx.start("operation", Search, None)?;
+                self.everything(id, req, cx)
+            }
             ["Patient", id, ct] if get => {
                 if *ct != "*" {
                     self.check_type(ct)?;
                 }
                 let ct = if *ct == "*" { None } else { Some(*ct) };
-                self.search(ct, Some(("Patient", id)), req)
+                cx.start("search-type", Search, ct)?;
+                self.search(ct, Some(("Patient", id)), req, cx)
             }
             _ => Err(FhirError::new(
                 404,
@@ -315,9 +504,10 @@ impl FhirService {
 
     // ---- reads -------------------------------------------------------------
 
-    fn read(&self, t: &str, id: &str, req: &FhirRequest) -> R<FhirResponse> {
+    fn read(&self, t: &str, id: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         let r = self.store.read(t, id)?;
         let r = existing(r, t, id)?;
+        cx.check_out(Op::Read, &r, self.reader())?;
         if let Some(inm) = &req.headers.if_none_match
             && etag_version(inm) == Some(r.version)
         {
@@ -334,7 +524,7 @@ impl FhirService {
         Ok(self.resource_response(200, &r, req))
     }
 
-    fn vread(&self, t: &str, id: &str, v: &str) -> R<FhirResponse> {
+    fn vread(&self, t: &str, id: &str, v: &str, cx: &Ctx<'_>) -> R<FhirResponse> {
         let version: i64 = v
             .parse()
             .map_err(|_| FhirError::invalid(format!("'{v}' is not a version id")))?;
@@ -347,6 +537,7 @@ impl FhirService {
                 "{t}/{id} version {v} is a deletion"
             )));
         }
+        cx.check_out(Op::Read, &r, self.reader())?;
         Ok(FhirResponse {
             status: 200,
             body: Body::Raw(r.json.clone()),
@@ -382,7 +573,7 @@ impl FhirService {
         }
     }
 
-    fn history(&self, scope: HistoryScope, req: &FhirRequest) -> R<FhirResponse> {
+    fn history(&self, scope: HistoryScope, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         let mut since = None;
         let mut before_seq = None;
         let mut count = self.config.default_count;
@@ -429,6 +620,16 @@ impl FhirService {
         })?;
         let has_more = rows.len() > count;
         let rows = &rows[..rows.len().min(count)];
+        // Versions the requester may not see are left out (and counted).
+        let mut withheld = 0usize;
+        let mut visible = Vec::with_capacity(rows.len());
+        for r in rows {
+            match cx.check_out(Op::Read, r, self.reader()) {
+                Ok(()) => visible.push(r),
+                Err(e) if e.status == 403 => withheld += 1,
+                Err(e) => return Err(e),
+            }
+        }
         let path = match &scope {
             HistoryScope::System => "_history".to_owned(),
             HistoryScope::Type(t) => format!("{t}/_history"),
@@ -446,7 +647,7 @@ impl FhirService {
             keep.push(("_before_seq".into(), last.seq.to_string()));
             links.push(json!({"relation": "next", "url": url_with(base, &path, &keep)}));
         }
-        let entries: Vec<Value> = rows
+        let mut entries: Vec<Value> = visible
             .iter()
             .map(|r| {
                 let full = format!("{base}/{}/{}", r.resource_type, r.id);
@@ -470,6 +671,9 @@ impl FhirService {
                 e
             })
             .collect();
+        if withheld > 0 {
+            entries.push(withheld_entry(withheld));
+        }
         Ok(FhirResponse::json(
             200,
             json!({
@@ -486,6 +690,7 @@ impl FhirService {
         t: Option<&str>,
         compartment: Option<(&str, &str)>,
         req: &FhirRequest,
+        cx: &Ctx<'_>,
     ) -> R<FhirResponse> {
         let mut params = req.query.clone();
         if req.method == Method::Post
@@ -496,6 +701,7 @@ impl FhirService {
         }
         let bundle = search::run(
             self,
+            cx,
             t,
             compartment,
             &params,
@@ -615,9 +821,10 @@ impl FhirService {
     /// `Patient/ID/$everything` (`_since`, `_type`, `_count`, paging): the
     /// patient, every resource in their compartment, and the resources those
     /// refer to outside any patient's compartment.
-    fn everything(&self, id: &str, req: &FhirRequest) -> R<FhirResponse> {
+    fn everything(&self, id: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         let p = self.store.read("Patient", id)?;
-        existing(p, "Patient", id)?;
+        let p = existing(p, "Patient", id)?;
+        cx.check_out(Op::Read, &p, self.reader())?;
         let mut given: Vec<(String, String)> = req.query.clone();
         if req.method == Method::Post {
             given.extend(operation_parameters(self.parse_body(req)?)?);
@@ -661,6 +868,7 @@ impl FhirService {
         }
         let bundle = search::run(
             self,
+            cx,
             None,
             Some(("Patient", id)),
             &params,
@@ -683,15 +891,17 @@ impl FhirService {
             .map_err(|e| FhirError::structure(format!("the body is not valid JSON: {e}")))
     }
 
-    fn create(&self, t: &str, req: &FhirRequest) -> R<FhirResponse> {
+    fn create(&self, t: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         let mut resource = self.parse_body(req)?;
-        let mut tx = self.begin()?;
+        let mut tx = self.begin_in(cx)?;
         if let Some(cond) = &req.headers.if_none_exist {
             let found = self.conditional_match(&tx, t, cond)?;
             match found.len() {
                 0 => {}
                 1 => {
                     drop(tx);
+                    cx.name("read", "R");
+                    cx.check_out(Op::Read, &found[0], self.reader())?;
                     return Ok(self.resource_response(200, &found[0], req));
                 }
                 n => {
@@ -702,12 +912,12 @@ impl FhirService {
             }
         }
         let id = new_id();
-        let w = self.prepare_write(tx.store_tx(), t, &id, &mut resource, Fresh::NewId, "")?;
+        let w = self.prepare_write(&mut tx, t, &id, &mut resource, Fresh::NewId, "")?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }
 
-    fn update(&self, t: &str, id: &str, req: &FhirRequest) -> R<FhirResponse> {
+    fn update(&self, t: &str, id: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         let mut resource = self.parse_body(req)?;
         match resource.get("id").and_then(Value::as_str) {
             Some(bid) if bid == id => {}
@@ -728,20 +938,13 @@ impl FhirService {
             })?),
             None => None,
         };
-        let mut tx = self.begin()?;
-        let w = self.prepare_write(
-            tx.store_tx(),
-            t,
-            id,
-            &mut resource,
-            Fresh::Check(if_match),
-            "",
-        )?;
+        let mut tx = self.begin_in(cx)?;
+        let w = self.prepare_write(&mut tx, t, id, &mut resource, Fresh::Check(if_match), "")?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }
 
-    fn conditional_update(&self, t: &str, req: &FhirRequest) -> R<FhirResponse> {
+    fn conditional_update(&self, t: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         let cond = query_string(&req.query);
         if cond.is_empty() {
             return Err(FhirError::new(
@@ -751,7 +954,7 @@ impl FhirService {
             ));
         }
         let mut resource = self.parse_body(req)?;
-        let mut tx = self.begin()?;
+        let mut tx = self.begin_in(cx)?;
         let found = self.conditional_match(&tx, t, &cond)?;
         let id = match found.len() {
             0 => resource
@@ -776,12 +979,12 @@ impl FhirService {
                 )));
             }
         };
-        let w = self.prepare_write(tx.store_tx(), t, &id, &mut resource, Fresh::Check(None), "")?;
+        let w = self.prepare_write(&mut tx, t, &id, &mut resource, Fresh::Check(None), "")?;
         tx.commit()?;
         Ok(self.write_response(req, w))
     }
 
-    fn patch(&self, t: &str, id: &str, req: &FhirRequest) -> R<FhirResponse> {
+    fn patch(&self, t: &str, id: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         match req.headers.content_type.as_deref() {
             Some("application/json-patch+json") | None => {}
             Some(other) => {
@@ -795,7 +998,7 @@ impl FhirService {
         let patch_doc = self.parse_body(req)?;
         let patch: json_patch::Patch = serde_json::from_value(patch_doc)
             .map_err(|e| FhirError::invalid(format!("not a JSON Patch document: {e}")))?;
-        let mut tx = self.begin()?;
+        let mut tx = self.begin_in(cx)?;
         let cur = existing(tx.read(t, id)?, t, id)?;
         if let Some(v) = &req.headers.if_match
             && etag_version(v) != Some(cur.version)
@@ -817,7 +1020,7 @@ impl FhirService {
             ));
         }
         let w = self.prepare_write(
-            tx.store_tx(),
+            &mut tx,
             t,
             id,
             &mut resource,
@@ -828,22 +1031,23 @@ impl FhirService {
         Ok(self.write_response(req, w))
     }
 
-    fn delete(&self, t: &str, id: &str) -> R<FhirResponse> {
-        let mut tx = self.begin()?;
-        self.delete_in(tx.store_tx(), t, id)?;
+    fn delete(&self, t: &str, id: &str, cx: &Ctx<'_>) -> R<FhirResponse> {
+        let mut tx = self.begin_in(cx)?;
+        self.delete_in(&mut tx, t, id)?;
         tx.commit()?;
         Ok(FhirResponse::no_content())
     }
 
     /// Writes a tombstone; deleting a missing or deleted resource succeeds and
     /// writes nothing (delete is idempotent).
-    pub(crate) fn delete_in(&self, tx: &mut dyn StoreTx, t: &str, id: &str) -> R<()> {
+    pub(crate) fn delete_in(&self, tx: &mut Tx<'_>, t: &str, id: &str) -> R<()> {
         let Some(cur) = tx.read(t, id)? else {
             return Ok(());
         };
         if cur.deleted {
             return Ok(());
         }
+        tx.check_write(Op::Delete, None, Some(&cur))?;
         tx.write(ResourceWrite {
             resource_type: t.into(),
             id: id.into(),
@@ -858,7 +1062,7 @@ impl FhirService {
         Ok(())
     }
 
-    fn conditional_delete(&self, t: &str, req: &FhirRequest) -> R<FhirResponse> {
+    fn conditional_delete(&self, t: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         let cond = query_string(&req.query);
         if cond.is_empty() {
             return Err(FhirError::new(
@@ -867,7 +1071,7 @@ impl FhirService {
                 "DELETE needs an id or search criteria",
             ));
         }
-        let mut tx = self.begin()?;
+        let mut tx = self.begin_in(cx)?;
         let found = self.conditional_match(&tx, t, &cond)?;
         if found.len() > 1 {
             return Err(FhirError::precondition_failed(format!(
@@ -876,7 +1080,7 @@ impl FhirService {
             )));
         }
         for r in &found {
-            self.delete_in(tx.store_tx(), t, &r.id)?;
+            self.delete_in(&mut tx, t, &r.id)?;
         }
         tx.commit()?;
         Ok(FhirResponse::no_content())
@@ -920,7 +1124,7 @@ impl FhirService {
     /// `Bundle.entry[3].resource`).
     pub(crate) fn prepare_write(
         &self,
-        tx: &mut dyn StoreTx,
+        tx: &mut Tx<'_>,
         t: &str,
         id: &str,
         resource: &mut Value,
@@ -990,6 +1194,19 @@ impl FhirService {
         let patient_key = self.defs.patient_key(resource);
         let json = serde_json::to_string(resource)
             .map_err(|e| FhirError::internal(format!("cannot serialise: {e}")))?;
+        let op = if current_version.is_some() && !cur.as_ref().is_some_and(|c| c.deleted) {
+            Op::Update
+        } else {
+            Op::Create
+        };
+        let view = ResourceView {
+            resource_type: t,
+            id,
+            patient: patient_key.as_deref(),
+            json: &json,
+        };
+        tx.check_write(op, Some(view), cur.as_ref())
+            .map_err(|e| prefix(e, at))?;
         tx.write(ResourceWrite {
             resource_type: t.into(),
             id: id.into(),
@@ -1053,9 +1270,111 @@ impl FhirService {
         }
     }
 
-    fn bundle(&self, req: &FhirRequest) -> R<FhirResponse> {
+    fn bundle(&self, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
         let b = self.parse_body(req)?;
-        bundle::process(self, b).map(|v| FhirResponse::json(200, v))
+        bundle::process(self, cx, b).map(|v| FhirResponse::json(200, v))
+    }
+
+    /// `GET AuditEvent[?…]` and `GET AuditEvent/SEQ`: the audit trail, from
+    /// the store's chain (searchable by `patient`, `agent`, `action`,
+    /// `subtype`, `outcome`, `date`; newest first).
+    fn audit_trail(&self, rest: &[&str], req: &FhirRequest) -> R<FhirResponse> {
+        match rest {
+            [] => {}
+            [id] => {
+                let seq: i64 = id
+                    .parse()
+                    .map_err(|_| FhirError::not_found(format!("AuditEvent/{id} is not known")))?;
+                let row = self
+                    .store
+                    .scan_audit(seq - 1, 1)?
+                    .into_iter()
+                    .find(|r| r.seq == seq)
+                    .ok_or_else(|| FhirError::not_found(format!("AuditEvent/{id} is not known")))?;
+                return Ok(FhirResponse::json(200, audit::row_to_resource(&row)));
+            }
+            _ => {
+                return Err(FhirError::not_found(format!(
+                    "no FHIR interaction at /{}",
+                    req.path.join("/")
+                )));
+            }
+        }
+        let mut q = wardline_store::audit::AuditQuery {
+            count: self.config.default_count,
+            ..Default::default()
+        };
+        for (k, v) in &req.query {
+            let reference = |v: &str, t: &str| v.strip_prefix(&format!("{t}/")).unwrap_or(v).to_owned();
+            match k.as_str() {
+                "patient" => q.patient = Some(reference(v, "Patient")),
+                "agent" | "who" => q.agent = Some(v.clone()),
+                "action" => q.action = Some(v.clone()),
+                "subtype" => q.subtype = Some(v.rsplit('|').next().unwrap_or(v).to_owned()),
+                "outcome" => {
+                    q.outcome = Some(v.parse().map_err(|_| {
+                        FhirError::invalid(format!("outcome '{v}' is not 0, 4, 8 or 12")).at("outcome")
+                    })?)
+                }
+                "date" => {
+                    let (prefix, value) = match v.get(..2) {
+                        Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &v[2..]),
+                        _ => ("eq", v.as_str()),
+                    };
+                    let (lo, hi) = parse_range(value).ok_or_else(|| {
+                        FhirError::invalid(format!("date '{v}' is not a date")).at("date")
+                    })?;
+                    match prefix {
+                        "ge" => q.since_ms = Some(lo),
+                        "gt" => q.since_ms = Some(hi),
+                        "lt" => q.before_ms = Some(lo),
+                        "le" => q.before_ms = Some(hi),
+                        _ => {
+                            q.since_ms = Some(lo);
+                            q.before_ms = Some(hi);
+                        }
+                    }
+                }
+                "_count" => q.count = parse_count(v)?.min(self.config.max_count),
+                "_before_seq" => {
+                    q.before_seq = Some(v.parse().map_err(|_| FhirError::invalid("bad _before_seq"))?)
+                }
+                "_format" | "_pretty" => {}
+                other => {
+                    return Err(FhirError::invalid(format!(
+                        "'{other}' is not a supported AuditEvent search parameter (patient, agent, action, subtype, outcome, date, _count)"
+                    ))
+                    .at(other.to_owned()));
+                }
+            }
+        }
+        let want = q.count;
+        q.count = want + 1;
+        let rows = self.store.search_audit(&q)?;
+        let has_more = rows.len() > want;
+        let rows = &rows[..rows.len().min(want)];
+        let base = &self.config.base_url;
+        let mut links = vec![json!({"relation": "self", "url": url_with(base, "AuditEvent", &req.query)})];
+        if has_more && let Some(last) = rows.last() {
+            let mut next: Vec<(String, String)> =
+                req.query.iter().filter(|(k, _)| k != "_before_seq").cloned().collect();
+            next.push(("_before_seq".into(), last.seq.to_string()));
+            links.push(json!({"relation": "next", "url": url_with(base, "AuditEvent", &next)}));
+        }
+        let entries: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "fullUrl": format!("{base}/AuditEvent/{}", r.seq),
+                    "resource": audit::row_to_resource(r),
+                    "search": {"mode": "match"},
+                })
+            })
+            .collect();
+        Ok(FhirResponse::json(
+            200,
+            json!({"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}),
+        ))
     }
 
     pub(crate) fn defs(&self) -> &'static Definitions {
@@ -1070,6 +1389,28 @@ pub(crate) enum Fresh {
     NewId,
     /// Read the current version; with `Some(v)`, it must be `v` (If-Match).
     Check(Option<i64>),
+}
+
+/// Interactions that touch no record and leave no audit event.
+fn is_unaudited(req: &FhirRequest) -> bool {
+    req.path.len() == 1 && req.path[0] == "metadata"
+}
+
+/// The search Bundle entry saying how many resources were withheld.
+pub(crate) fn withheld_entry(n: usize) -> Value {
+    json!({
+        "resource": {
+            "resourceType": "OperationOutcome",
+            "issue": [{
+                "severity": "information",
+                "code": "suppressed",
+                "diagnostics": format!(
+                    "{n} resource(s) matched but are not shown: you have no legitimate relationship with the patient, the patient has not consented to sharing with your organisation, or your access does not cover them"
+                ),
+            }],
+        },
+        "search": {"mode": "outcome"},
+    })
 }
 
 fn method_not_allowed() -> FhirError {

@@ -16,8 +16,10 @@ use crate::{FhirService, RequestHeaders, url_with};
 
 const PAGING: [&str; 3] = ["_snapshot", "_after", "_offset"];
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     svc: &FhirService,
+    cx: &crate::Ctx<'_>,
     t: Option<&str>,
     compartment: Option<(&str, &str)>,
     params: &[(String, String)],
@@ -49,7 +51,21 @@ pub(crate) fn run(
     page.want_total = q.total == Total::Accurate;
     // `_count=0` asks for the total only (as `_summary=count` does).
     page.count_only = q.summary == Summary::Count || q.count == Some(0);
-    let result = svc.store().search(&q, &page)?;
+    let mut result = svc.store().search(&q, &page)?;
+    // Matches the requester may not see are withheld (counted in an
+    // OperationOutcome entry; the total, which would count them, is dropped).
+    let reader = svc.reader();
+    let mut withheld = 0usize;
+    let mut kept = Vec::with_capacity(result.resources.len());
+    let last_rid = result.resources.last().map(|r| r.rid);
+    for r in std::mem::take(&mut result.resources) {
+        match cx.check_out(crate::Op::Search, &r, reader) {
+            Ok(()) => kept.push(r),
+            Err(e) if e.status == 403 => withheld += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    result.resources = kept;
 
     let base = &cfg.base_url;
     let path_s = if path.is_empty() || path.last().is_some_and(|p| p == "_search") {
@@ -73,8 +89,8 @@ pub(crate) fn run(
         let mut next = rest.clone();
         next.push(("_snapshot".into(), result.snapshot_rid.to_string()));
         if q.sort.is_empty() {
-            if let Some(last) = result.resources.last() {
-                next.push(("_after".into(), last.rid.to_string()));
+            if let Some(last) = last_rid {
+                next.push(("_after".into(), last.to_string()));
             }
         } else {
             next.push(("_offset".into(), (page.offset + page.count).to_string()));
@@ -141,7 +157,15 @@ pub(crate) fn run(
         });
     }
     for r in &included {
-        entries.push(raw_entry(base, r, &r.json, "include"));
+        match cx.check_out(crate::Op::Read, r, reader) {
+            Ok(()) => entries.push(raw_entry(base, r, &r.json, "include")),
+            Err(e) if e.status == 403 => withheld += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    if withheld > 0 {
+        entries.push(crate::withheld_entry(withheld).to_string());
+        result.total = None;
     }
     if truncated {
         entries.push(outcome_entry(json!({

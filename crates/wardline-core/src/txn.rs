@@ -24,6 +24,8 @@ use wardline_store::{
     WriteMethod,
 };
 
+use crate::access::{Access, Op, ResourceView};
+use crate::audit::AuditRecord;
 use crate::{FhirService, Fresh, R, new_id};
 
 /// One resource changed by a transaction, as hooks see it.
@@ -48,7 +50,7 @@ pub trait WriteHook: Send + Sync {
 }
 
 /// A store transaction that remembers what was written.
-struct Recording<'a> {
+pub(crate) struct Recording<'a> {
     inner: Box<dyn StoreTx + 'a>,
     hooks: &'a [Arc<dyn WriteHook>],
     recording: bool,
@@ -118,8 +120,13 @@ impl StoreTx for Recording<'_> {
 /// [`Tx::commit`] rolls back.
 pub struct Tx<'a> {
     svc: &'a FhirService,
-    rec: Recording<'a>,
+    pub(crate) rec: Recording<'a>,
     origin: Option<String>,
+    pub(crate) access: &'a dyn Access,
+    /// The audit event committed with the transaction's writes.
+    pub(crate) audit: AuditRecord,
+    /// Set when the event was committed (the REST layer then records no other).
+    pub(crate) audited: Option<&'a std::cell::Cell<bool>>,
 }
 
 /// The outcome of [`Tx::save`].
@@ -134,8 +141,11 @@ pub struct Saved {
 }
 
 impl<'a> Tx<'a> {
-    pub(crate) fn begin(svc: &'a FhirService) -> R<Tx<'a>> {
+    pub(crate) fn begin(svc: &'a FhirService, access: &'a dyn Access) -> R<Tx<'a>> {
         Ok(Tx {
+            access,
+            audit: AuditRecord::rest("transaction", "E"),
+            audited: None,
             svc,
             rec: Recording {
                 inner: svc.store().begin()?,
@@ -150,8 +160,80 @@ impl<'a> Tx<'a> {
         })
     }
 
-    pub(crate) fn store_tx(&mut self) -> &mut dyn StoreTx {
-        &mut self.rec
+    /// Names the interaction in the audit event (default `transaction`,
+    /// action `E`); e.g. an HL7 v2 engine names the message type.
+    pub fn set_audit_subtype(&mut self, system: &'static str, code: &str, action: &'static str) {
+        self.audit.subtype = (system, code.to_owned());
+        self.audit.action = action;
+    }
+
+    /// The requester this transaction acts for.
+    pub fn access(&self) -> &dyn Access {
+        self.access
+    }
+
+    /// Checks a read inside the transaction and notes it for the audit event.
+    pub(crate) fn check_read(&mut self, r: &StoredResource) -> R<()> {
+        if self.access.restricted() {
+            let view = ResourceView {
+                resource_type: &r.resource_type,
+                id: &r.id,
+                patient: r.patient_key.as_deref(),
+                json: &r.json,
+            };
+            self.access.check_resource(Op::Read, &view, &self.rec)?;
+        }
+        self.touch(&r.resource_type, &r.id, r.patient_key.as_deref());
+        Ok(())
+    }
+
+    /// Checks a write (the new content, and the current version it replaces)
+    /// and notes it for the audit event. Hooks' own writes are not checked:
+    /// they are the system's consequences of a permitted change.
+    pub(crate) fn check_write(
+        &mut self,
+        op: Op,
+        new: Option<ResourceView<'_>>,
+        current: Option<&StoredResource>,
+    ) -> R<()> {
+        if !self.rec.recording {
+            return Ok(());
+        }
+        if self.access.restricted() {
+            if let Some(c) = current.filter(|c| !c.deleted) {
+                let view = ResourceView {
+                    resource_type: &c.resource_type,
+                    id: &c.id,
+                    patient: c.patient_key.as_deref(),
+                    json: &c.json,
+                };
+                self.access.check_resource(op, &view, &self.rec)?;
+            }
+            if let Some(n) = &new {
+                self.access.check_resource(op, n, &self.rec)?;
+            }
+        }
+        let (t, id, patient) = match (&new, current) {
+            (Some(n), _) => (n.resource_type, n.id, n.patient),
+            (None, Some(c)) => (c.resource_type.as_str(), c.id.as_str(), c.patient_key.as_deref()),
+            (None, None) => return Ok(()),
+        };
+        let (t, id, patient) = (t.to_owned(), id.to_owned(), patient.map(str::to_owned));
+        self.touch(&t, &id, patient.as_deref());
+        Ok(())
+    }
+
+    fn touch(&mut self, t: &str, id: &str, patient: Option<&str>) {
+        self.audit.touch(t, id, patient);
+        if let Some(p) = patient
+            && self.audit.break_glass.is_none()
+        {
+            self.audit.break_glass = self.access.break_glass(p);
+        }
+    }
+
+    pub(crate) fn write(&mut self, w: ResourceWrite) -> wardline_store::Result<()> {
+        self.rec.write(w)
     }
 
     /// Names the system a change came from (e.g. the HL7 sending
@@ -171,11 +253,14 @@ impl<'a> Tx<'a> {
     }
 
     /// The current, non-deleted resource.
-    pub fn get(&self, t: &str, id: &str) -> R<Option<Value>> {
+    pub fn get(&mut self, t: &str, id: &str) -> R<Option<Value>> {
         match self.rec.read(t, id)? {
-            Some(r) if !r.deleted => serde_json::from_str(&r.json)
-                .map(Some)
-                .map_err(|e| FhirError::internal(format!("stored {t}/{id} unreadable: {e}"))),
+            Some(r) if !r.deleted => {
+                self.check_read(&r)?;
+                serde_json::from_str(&r.json)
+                    .map(Some)
+                    .map_err(|e| FhirError::internal(format!("stored {t}/{id} unreadable: {e}")))
+            }
             _ => Ok(None),
         }
     }
@@ -183,7 +268,7 @@ impl<'a> Tx<'a> {
     /// Resources of type `t` matching a FHIR search query string, in the
     /// default order (creation order), at most `_count` of them (default
     /// and cap: the service's maximum page size).
-    pub fn find(&self, t: &str, query: &str) -> R<Vec<Value>> {
+    pub fn find(&mut self, t: &str, query: &str) -> R<Vec<Value>> {
         let q = self.svc.parse_criteria(t, query)?;
         let max = self.svc.config().max_count;
         let page = self.rec.search(
@@ -193,14 +278,14 @@ impl<'a> Tx<'a> {
                 ..PageRequest::default()
             },
         )?;
-        page.resources
-            .into_iter()
-            .map(|r| {
-                serde_json::from_str(&r.json).map_err(|e| {
-                    FhirError::internal(format!("stored {t}/{} unreadable: {e}", r.id))
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(page.resources.len());
+        for r in page.resources {
+            self.check_read(&r)?;
+            out.push(serde_json::from_str(&r.json).map_err(|e| {
+                FhirError::internal(format!("stored {t}/{} unreadable: {e}", r.id))
+            })?);
+        }
+        Ok(out)
     }
 
     /// Validates, stamps, indexes and writes `resource`: created with a new id
@@ -216,7 +301,7 @@ impl<'a> Tx<'a> {
             None => (new_id(), Fresh::NewId),
         };
         let svc = self.svc;
-        let w = svc.prepare_write(&mut self.rec, &t, &id, &mut resource, fresh, "")?;
+        let w = svc.prepare_write(self, &t, &id, &mut resource, fresh, "")?;
         Ok(Saved {
             id: w.id,
             version: w.version,
@@ -228,7 +313,7 @@ impl<'a> Tx<'a> {
     /// Deletes (tombstones) a resource; deleting a missing one does nothing.
     pub fn delete(&mut self, t: &str, id: &str) -> R<()> {
         let svc = self.svc;
-        svc.delete_in(&mut self.rec, t, id)
+        svc.delete_in(self, t, id)
     }
 
     /// Merges Patient `source` into `target` (FHIR `Patient/$merge`):
@@ -335,7 +420,18 @@ impl<'a> Tx<'a> {
                 }
             }
         }
+        let touched = !self.rec.written.is_empty();
+        if touched && self.svc.audit_enabled() {
+            let row = self
+                .audit
+                .to_append(self.access.agent(), wardline_fhir::datetime::now_ms());
+            self.rec.inner.append_audit(&[row])?;
+        }
+        let audited = self.audited;
         Box::new(self.rec).commit()?;
+        if touched && let Some(a) = audited {
+            a.set(true);
+        }
         Ok(())
     }
 }
@@ -399,14 +495,20 @@ impl FhirService {
         self
     }
 
-    /// Starts a transaction (see the module documentation).
-    pub fn begin(&self) -> R<Tx<'_>> {
-        Tx::begin(self)
+    /// Starts a transaction on behalf of `access` (see the module
+    /// documentation): its reads and writes are checked, and its writes are
+    /// audited in it.
+    pub fn begin<'a>(&'a self, access: &'a dyn Access) -> R<Tx<'a>> {
+        Tx::begin(self, access)
     }
 
     /// Runs `f` in one transaction and commits when it returns `Ok`.
-    pub fn transact<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> R<T>) -> R<T> {
-        let mut tx = self.begin()?;
+    pub fn transact<T>(
+        &self,
+        access: &dyn Access,
+        f: impl FnOnce(&mut Tx<'_>) -> R<T>,
+    ) -> R<T> {
+        let mut tx = self.begin(access)?;
         let out = f(&mut tx)?;
         tx.commit()?;
         Ok(out)

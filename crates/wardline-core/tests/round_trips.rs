@@ -74,7 +74,7 @@ fn get(s: &FhirService, path: &str, query: &[(&str, &str)]) -> Value {
             .collect(),
         headers: RequestHeaders::default(),
         body: None,
-    });
+    }, &wardline_core::Trusted::operator("test"));
     assert_eq!(r.status, 200, "{:?}", r.body);
     match r.body {
         Body::Raw(t) => serde_json::from_str(&t).unwrap(),
@@ -97,7 +97,7 @@ fn includes_do_not_multiply_round_trips() {
         query: vec![],
         headers: RequestHeaders::default(),
         body: Some(bundle.to_string().into_bytes()),
-    });
+    }, &wardline_core::Trusted::operator("test"));
     assert_eq!(r.status, 200);
 
     let cost = |query: &[(&str, &str)]| -> (usize, usize) {

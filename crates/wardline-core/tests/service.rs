@@ -37,7 +37,7 @@ fn call(
             .collect(),
         headers: RequestHeaders::default(),
         body: body.map(|b| serde_json::to_vec(&b).unwrap()),
-    });
+    }, &wardline_core::Trusted::operator("test"));
     let v = match r.body {
         Body::Json(v) => v,
         Body::Raw(s) => serde_json::from_str(&s).unwrap(),
@@ -173,9 +173,9 @@ fn conditional_create_update_and_versioning() {
         },
         body: Some(serde_json::to_vec(&p).unwrap()),
     };
-    assert_eq!(s.handle(req("identifier=urn:x|1")).status, 201);
+    assert_eq!(s.handle(req("identifier=urn:x|1"), &wardline_core::Trusted::operator("test")).status, 201);
     assert_eq!(
-        s.handle(req("identifier=urn:x|1")).status,
+        s.handle(req("identifier=urn:x|1"), &wardline_core::Trusted::operator("test")).status,
         200,
         "existing match returned"
     );

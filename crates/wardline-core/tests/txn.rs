@@ -59,7 +59,7 @@ fn count(svc: &FhirService, t: &str) -> u64 {
         query: vec![("_summary".into(), "count".into())],
         headers: RequestHeaders::default(),
         body: None,
-    });
+    }, &wardline_core::Trusted::operator("test"));
     let v: Value = match r.body {
         wardline_core::Body::Json(v) => v,
         wardline_core::Body::Raw(s) => serde_json::from_str(&s).unwrap(),
@@ -72,7 +72,7 @@ fn count(svc: &FhirService, t: &str) -> u64 {
 fn transact_commits_all_or_nothing() {
     let svc = service(vec![]);
     let id = svc
-        .transact(|tx| {
+        .transact(&wardline_core::Trusted::operator("test"), |tx| {
             let p = tx.save(patient("9434765919", "Smith"))?;
             assert!(p.created);
             // Reads see the transaction's own writes.
@@ -89,7 +89,7 @@ fn transact_commits_all_or_nothing() {
 
     // An error after some saves rolls all of them back.
     let err = svc
-        .transact(|tx| {
+        .transact(&wardline_core::Trusted::operator("test"), |tx| {
             tx.save(patient("9434765870", "Jones"))?;
             tx.save(json!({"resourceType": "Encounter", "status": 5}))?;
             Ok(())
@@ -101,7 +101,7 @@ fn transact_commits_all_or_nothing() {
 
     // An update keeps the id and bumps the version.
     let v = svc
-        .transact(|tx| {
+        .transact(&wardline_core::Trusted::operator("test"), |tx| {
             let mut p = tx.get("Patient", &id)?.unwrap();
             p["name"][0]["family"] = json!("Smyth");
             Ok(tx.save(p)?.version)
@@ -121,10 +121,10 @@ fn hooks_see_every_write_path_once_and_write_in_the_same_transaction() {
         query: vec![],
         headers: RequestHeaders::default(),
         body: Some(patient("9434765919", "Smith").to_string().into_bytes()),
-    });
+    }, &wardline_core::Trusted::operator("test"));
     assert_eq!(r.status, 201);
     // A transaction writing the same patient twice through Tx: one change.
-    svc.transact(|tx| {
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
         let p = tx.save(patient("9434765870", "Jones"))?;
         let mut v = p.resource;
         v["name"][0]["family"] = json!("Jones-Smith");
@@ -155,7 +155,7 @@ fn hooks_see_every_write_path_once_and_write_in_the_same_transaction() {
         query: vec![],
         headers: RequestHeaders::default(),
         body: Some(bundle.to_string().into_bytes()),
-    });
+    }, &wardline_core::Trusted::operator("test"));
     assert_eq!(r.status, 200);
     let seen = rec.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
@@ -170,7 +170,7 @@ fn hooks_see_every_write_path_once_and_write_in_the_same_transaction() {
         query: vec![],
         headers: RequestHeaders::default(),
         body: None,
-    });
+    }, &wardline_core::Trusted::operator("test"));
     assert_eq!(r.status, 204);
     let seen = rec.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 4);
@@ -190,7 +190,7 @@ fn a_failing_hook_aborts_the_write() {
         query: vec![],
         headers: RequestHeaders::default(),
         body: Some(patient("9434765919", "Smith").to_string().into_bytes()),
-    });
+    }, &wardline_core::Trusted::operator("test"));
     assert_eq!(r.status, 500);
     assert_eq!(count(&svc, "Patient"), 0);
 }
@@ -199,7 +199,7 @@ fn a_failing_hook_aborts_the_write() {
 fn merge_repoints_references_and_links_both_patients() {
     let svc = service(vec![]);
     let (src, tgt, enc) = svc
-        .transact(|tx| {
+        .transact(&wardline_core::Trusted::operator("test"), |tx| {
             let a = tx.save(patient("9434765919", "Smith"))?.id;
             let b = tx.save(patient("9434765870", "Smith"))?.id;
             let e = tx
@@ -210,9 +210,9 @@ fn merge_repoints_references_and_links_both_patients() {
             Ok((a, b, e))
         })
         .unwrap();
-    let repointed = svc.transact(|tx| tx.merge_patients(&src, &tgt)).unwrap();
+    let repointed = svc.transact(&wardline_core::Trusted::operator("test"), |tx| tx.merge_patients(&src, &tgt)).unwrap();
     assert_eq!(repointed, vec![("Encounter".to_owned(), enc.clone())]);
-    svc.transact(|tx| {
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
         let e = tx.get("Encounter", &enc)?.unwrap();
         assert_eq!(e["subject"]["reference"], format!("Patient/{tgt}"));
         let s = tx.get("Patient", &src)?.unwrap();
@@ -234,11 +234,11 @@ fn merge_repoints_references_and_links_both_patients() {
     })
     .unwrap();
     let err = svc
-        .transact(|tx| tx.merge_patients(&tgt, &tgt))
+        .transact(&wardline_core::Trusted::operator("test"), |tx| tx.merge_patients(&tgt, &tgt))
         .unwrap_err();
     assert_eq!(err.status, 400);
     let err = svc
-        .transact(|tx| tx.merge_patients("nope", &tgt))
+        .transact(&wardline_core::Trusted::operator("test"), |tx| tx.merge_patients("nope", &tgt))
         .unwrap_err();
     assert_eq!(err.status, 404);
 }

@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
 use wardline_core::{
-    Body as FhirBody, FhirRequest, FhirResponse, FhirService, Method, PreferReturn, RequestHeaders,
+    Access, Body as FhirBody, FhirRequest, FhirResponse, FhirService, Method, PreferReturn,
+    RequestHeaders, Trusted,
 };
 use wardline_fhir::FhirError;
 use wardline_fhir::search::Handling;
@@ -100,24 +101,41 @@ impl Metrics {
 /// e.g. the HL7 engine's).
 pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Who is calling: turns a request's credentials into the [`Access`] the
+/// FHIR service checks and audits with. A request it refuses gets its error
+/// (401 with `WWW-Authenticate: Bearer` when there are no valid credentials).
+pub trait Authenticator: Send + Sync {
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Box<dyn Access>, FhirError>;
+}
+
 #[derive(Clone)]
 struct AppState {
     service: Arc<FhirService>,
     metrics: Arc<Metrics>,
     extra: Option<ExtraMetrics>,
+    auth: Arc<dyn Authenticator>,
 }
 
 /// The whole HTTP surface of Wardline.
-pub fn router(service: Arc<FhirService>) -> Router {
-    router_with(service, None)
+pub fn router(service: Arc<FhirService>, auth: Arc<dyn Authenticator>) -> Router {
+    router_with(service, None, auth)
 }
 
 /// [`router`] with more counters on `/metrics`.
-pub fn router_with(service: Arc<FhirService>, extra: Option<ExtraMetrics>) -> Router {
+pub fn router_with(
+    service: Arc<FhirService>,
+    extra: Option<ExtraMetrics>,
+    auth: Arc<dyn Authenticator>,
+) -> Router {
     let state = AppState {
         service,
         metrics: Arc::new(Metrics::default()),
         extra,
+        auth,
     };
     Router::new()
         .route("/healthz", get(healthz))
@@ -183,6 +201,17 @@ async fn not_found(req: Request) -> Response {
         )),
         false,
     )
+}
+
+fn unauthorised(e: &FhirError, pretty: bool) -> Response {
+    let mut r = outcome_response(e, pretty);
+    if e.status == 401 {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"wardline\""),
+        );
+    }
+    r
 }
 
 fn outcome_response(e: &FhirError, pretty: bool) -> Response {
@@ -371,6 +400,15 @@ async fn fhir_inner(s: &AppState, req: Request) -> Response {
         headers,
         body,
     };
+    // Only the CapabilityStatement is open; everything else needs credentials.
+    let access: Box<dyn Access> = if freq.path.len() == 1 && freq.path[0] == "metadata" {
+        Box::new(Trusted::operator("anonymous"))
+    } else {
+        match s.auth.authenticate(&parts.headers, None) {
+            Ok(a) => a,
+            Err(e) => return unauthorised(&e, pretty),
+        }
+    };
     // The store is synchronous. `block_in_place` runs the request on this
     // worker thread (tokio moves the worker's other tasks elsewhere) instead of
     // handing it to the blocking pool and back: two context switches fewer per
@@ -379,10 +417,10 @@ async fn fhir_inner(s: &AppState, req: Request) -> Response {
     let resp = if tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::MultiThread
     {
-        tokio::task::block_in_place(|| s.service.handle(freq))
+        tokio::task::block_in_place(|| s.service.handle(freq, &*access))
     } else {
         let svc = s.service.clone();
-        match tokio::task::spawn_blocking(move || svc.handle(freq)).await {
+        match tokio::task::spawn_blocking(move || svc.handle(freq, &*access)).await {
             Ok(r) => r,
             Err(_) => return outcome_response(&FhirError::internal("internal error"), pretty),
         }
@@ -517,9 +555,10 @@ pub fn http_date(ms: i64) -> String {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<FhirService>,
+    auth: Arc<dyn Authenticator>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, service, None, shutdown).await
+    serve_with(listener, service, None, auth, shutdown).await
 }
 
 /// [`serve`] with more counters on `/metrics`.
@@ -527,9 +566,10 @@ pub async fn serve_with(
     listener: tokio::net::TcpListener,
     service: Arc<FhirService>,
     extra: Option<ExtraMetrics>,
+    auth: Arc<dyn Authenticator>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router_with(service, extra))
+    axum::serve(listener, router_with(service, extra, auth))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -33,7 +33,7 @@ fn start() -> Server {
                 },
             ));
             tx_addr.send(addr).unwrap();
-            wardline_http::serve(listener, service, async {
+            wardline_http::serve(listener, service, Arc::new(Open), async {
                 let _ = rx_stop.await;
             })
             .await
@@ -285,4 +285,17 @@ fn healthz_and_metrics() {
         text.contains("wardline_http_request_duration_seconds_count 2"),
         "{text}"
     );
+}
+
+/// These tests are about HTTP, not access: every request is the operator's.
+struct Open;
+
+impl wardline_http::Authenticator for Open {
+    fn authenticate(
+        &self,
+        _: &axum::http::HeaderMap,
+        _: Option<std::net::IpAddr>,
+    ) -> Result<Box<dyn wardline_core::Access>, wardline_fhir::FhirError> {
+        Ok(Box::new(wardline_core::Trusted::operator("test")))
+    }
 }

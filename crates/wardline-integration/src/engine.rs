@@ -74,6 +74,8 @@ pub struct Engine {
     cfg: EngineConfig,
     locks: Vec<Mutex<()>>,
     key_locks: Arc<KeyLocks>,
+    /// Who the audit trail says made the engine's changes.
+    access: wardline_core::Trusted,
 }
 
 const ATTEMPTS: usize = 5;
@@ -85,6 +87,11 @@ impl Engine {
             cfg,
             locks: (0..64).map(|_| Mutex::new(())).collect(),
             key_locks: Arc::new(KeyLocks::default()),
+            access: wardline_core::Trusted::new(wardline_core::Agent {
+                kind: wardline_core::AgentKind::System,
+                name: "hl7-engine".into(),
+                ..Default::default()
+            }),
         }
     }
 
@@ -159,7 +166,7 @@ impl Engine {
     pub fn reprocess(&self, record_id: &str, corrected: Option<&[u8]>) -> Result<Receipt, String> {
         let record = self
             .svc
-            .transact(|tx| tx.get("Communication", record_id))
+            .transact(&self.access, |tx| tx.get("Communication", record_id))
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no HL7 message record Communication/{record_id}"))?;
         if status(&record) == "completed" {
@@ -205,7 +212,7 @@ impl Engine {
         control_id: &str,
         reprocess: bool,
     ) -> Result<Receipt, FhirError> {
-        let mut tx = self.svc.begin()?;
+        let mut tx = self.svc.begin(&self.access)?;
         let existing = tx.get("Communication", id)?;
         if !reprocess
             && let Some(rec) = &existing
@@ -322,7 +329,7 @@ impl Engine {
                     Some(l) => format!("{l}: {}", e.text),
                     None => e.text.clone(),
                 };
-                let mut tx = self.svc.begin()?;
+                let mut tx = self.svc.begin(&self.access)?;
                 tx.save(base.record("not-done", &reply, Some(&note), None, &[]))?;
                 tx.commit()?;
                 tracing::warn!(control_id, sender = app, error = %note, "HL7 message refused");
@@ -354,7 +361,7 @@ impl Engine {
                 )
             })
         });
-        let result = self.svc.transact(|tx| {
+        let result = self.svc.transact(&self.access, |tx| {
             let rec = match &header {
                 Some((app, fac, ctrl, mtype, event)) => {
                     let id = inbound_id(app, fac, ctrl);

@@ -36,7 +36,7 @@ fn a01(control: &str, nhs: &str, bed: &str) -> String {
 }
 
 fn find(svc: &FhirService, t: &str, q: &str) -> Vec<Value> {
-    svc.transact(|tx| tx.find(t, q)).unwrap()
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| tx.find(t, q)).unwrap()
 }
 
 fn msa(ack_text: &str, field: &str) -> String {
@@ -45,7 +45,7 @@ fn msa(ack_text: &str, field: &str) -> String {
 }
 
 fn record(svc: &FhirService, id: &str) -> Value {
-    svc.transact(|tx| tx.get("Communication", id))
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| tx.get("Communication", id))
         .unwrap()
         .unwrap()
 }
@@ -299,11 +299,11 @@ fn patient(svc: &FhirService, nhs: &str, family: &str) -> String {
     let p = serde_json::json!({"resourceType": "Patient",
         "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
         "name": [{"family": family}]});
-    svc.transact(|tx| tx.save(p).map(|s| s.id)).unwrap()
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| tx.save(p).map(|s| s.id)).unwrap()
 }
 
 fn rename(svc: &FhirService, id: &str, family: &str) {
-    svc.transact(|tx| {
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
         let mut p = tx.get("Patient", id)?.unwrap();
         p["name"][0]["family"] = family.into();
         tx.save(p).map(|_| ())
@@ -347,7 +347,7 @@ fn changes_are_queued_in_their_transaction_and_delivered_in_order() {
         query: vec![],
         headers: wardline_core::RequestHeaders::default(),
         body: Some(br#"{"resourceType":"Patient","name":[{"family":"REST"}]}"#.to_vec()),
-    });
+    }, &wardline_core::Trusted::operator("test"));
     assert_eq!(r.status, 201);
     assert_eq!(queue(&svc, "preparation").len(), 3);
     assert_eq!(find(&svc, "Communication", pas_q).len(), 1);

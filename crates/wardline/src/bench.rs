@@ -187,7 +187,7 @@ fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(wardline_http::serve(listener, service, async {
+        let server = tokio::spawn(wardline_http::serve(listener, service, std::sync::Arc::new(crate::OpenTemp), async {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder()
@@ -291,7 +291,7 @@ fn drive(
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(wardline_http::serve(listener, service, async {
+        let server = tokio::spawn(wardline_http::serve(listener, service, std::sync::Arc::new(crate::OpenTemp), async {
             let _ = rx.await;
         }));
         // Like most FHIR clients on a LAN, no gzip: compressing 2 MB/s of
@@ -457,7 +457,7 @@ fn everything_bench(a: EverythingArgs) -> Result<()> {
             query,
             headers: RequestHeaders::default(),
             body: None,
-        });
+        }, &wardline_core::Trusted::operator("bench"));
         anyhow::ensure!(r.status == 200, "$everything answered {}", r.status);
         match r.body {
             Body::Json(v) => Ok(v),

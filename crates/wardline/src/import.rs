@@ -138,7 +138,7 @@ fn call(
         query: vec![],
         headers: RequestHeaders::default(),
         body: Some(serde_json::to_vec(v).map_err(|e| e.to_string())?),
-    });
+    }, &wardline_core::Trusted::operator("import"));
     if resp.status >= 400 {
         let why = match &resp.body {
             Body::Json(oo) => oo["issue"]
