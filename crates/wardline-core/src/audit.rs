@@ -379,11 +379,7 @@ mod tests {
         let res = row_to_resource(&stored);
         assert_eq!(res["id"], "7");
         wardline_fhir::definitions::r4().validate(&res).unwrap();
-        let sec = AuditRecord::security(
-            ("110114", "User Authentication"),
-            (DCM, "110122"),
-            "E",
-        );
+        let sec = AuditRecord::security(("110114", "User Authentication"), (DCM, "110122"), "E");
         let v: Value =
             serde_json::from_str(&sec.to_append(&Agent::operator("cli"), 1).json).unwrap();
         wardline_fhir::definitions::r4().validate(&v).unwrap();

@@ -252,8 +252,7 @@ fn transaction(svc: &FhirService, cx: &Ctx<'_>, mut bundle: Value) -> R<Value> {
                     }
                 };
                 let expected = e.if_match.as_deref().and_then(etag_version);
-                let w =
-                    svc.prepare_write(&mut tx, &t, &id, &mut r, Fresh::Check(expected), &at)?;
+                let w = svc.prepare_write(&mut tx, &t, &id, &mut r, Fresh::Check(expected), &at)?;
                 created(&w)
             }
             Kind::Patch => {

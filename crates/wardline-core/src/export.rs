@@ -296,6 +296,11 @@ pub fn export_to_dir(
 ) -> R<Vec<ExportOutput>> {
     let io = |e: std::io::Error| FhirError::internal(format!("writing the export failed: {e}"));
     let scope = scope(store, spec)?;
+    // Patients under the national data opt-out are left out, with their
+    // whole compartment (see `consent`).
+    let opted_out =
+        crate::consent::secondary_use_opt_outs(defs, store, wardline_fhir::datetime::now_ms())?;
+    let mut withheld = 0u64;
     let mut outputs = Vec::new();
     let mut written = 0u64;
     // One snapshot for the whole export: later pages never see rows created
@@ -326,6 +331,13 @@ pub fn export_to_dir(
                 snapshot.get_or_insert(page.snapshot_rid);
                 for r in &page.resources {
                     if dedupe && !seen.insert(r.rid) {
+                        continue;
+                    }
+                    if r.patient_key
+                        .as_ref()
+                        .is_some_and(|p| opted_out.contains(p))
+                    {
+                        withheld += 1;
                         continue;
                     }
                     let f = match &mut file {
@@ -359,6 +371,13 @@ pub fn export_to_dir(
         }
     }
     fsync_dir(dir).map_err(io)?;
+    if withheld > 0 {
+        tracing::info!(
+            withheld,
+            patients = opted_out.len(),
+            "export: resources of patients under the national data opt-out left out"
+        );
+    }
     Ok(outputs)
 }
 
@@ -706,13 +725,16 @@ mod tests {
     fn put(svc: &FhirService, v: Value) {
         let t = v["resourceType"].as_str().unwrap().to_owned();
         let id = v["id"].as_str().unwrap().to_owned();
-        let r = svc.handle(FhirRequest {
-            method: Method::Put,
-            path: vec![t, id],
-            query: vec![],
-            headers: RequestHeaders::default(),
-            body: Some(v.to_string().into_bytes()),
-        }, &crate::Trusted::operator("test"));
+        let r = svc.handle(
+            FhirRequest {
+                method: Method::Put,
+                path: vec![t, id],
+                query: vec![],
+                headers: RequestHeaders::default(),
+                body: Some(v.to_string().into_bytes()),
+            },
+            &crate::Trusted::operator("test"),
+        );
         assert!(r.status < 300, "{:?}", r.body);
     }
 
@@ -800,17 +822,20 @@ mod tests {
             entries.push(json!({"resource": {"resourceType": "Basic", "id": format!("b{i}"), "code": {"text": "x"}},
                 "request": {"method": "PUT", "url": format!("Basic/b{i}")}}));
         }
-        let r = svc.handle(FhirRequest {
-            method: Method::Post,
-            path: vec![],
-            query: vec![],
-            headers: RequestHeaders::default(),
-            body: Some(
-                json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-                    .to_string()
-                    .into_bytes(),
-            ),
-        }, &crate::Trusted::operator("test"));
+        let r = svc.handle(
+            FhirRequest {
+                method: Method::Post,
+                path: vec![],
+                query: vec![],
+                headers: RequestHeaders::default(),
+                body: Some(
+                    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+                        .to_string()
+                        .into_bytes(),
+                ),
+            },
+            &crate::Trusted::operator("test"),
+        );
         assert_eq!(r.status, 200);
         let dir = tempfile::tempdir().unwrap();
         let spec = parse_spec(

@@ -16,6 +16,7 @@ pub mod access;
 pub mod audit;
 mod bundle;
 mod capability;
+pub mod consent;
 pub mod export;
 mod search;
 pub mod txn;
@@ -31,8 +32,8 @@ use wardline_fhir::definitions::{Definitions, r4};
 use wardline_fhir::search::Handling;
 use wardline_fhir::{FhirError, SearchQuery};
 use wardline_store::{
-    HistoryRequest, HistoryScope, PageRequest, Reader, ResourceWrite, Store,
-    StoredResource, WriteMethod,
+    HistoryRequest, HistoryScope, PageRequest, Reader, ResourceWrite, Store, StoredResource,
+    WriteMethod,
 };
 
 pub struct ServiceConfig {
@@ -414,7 +415,15 @@ impl FhirService {
                         "the audit trail is written by the server only",
                     ));
                 }
-                cx.start(if rest.is_empty() { "search-type" } else { "read" }, Search, Some("AuditEvent"))?;
+                cx.start(
+                    if rest.is_empty() {
+                        "search-type"
+                    } else {
+                        "read"
+                    },
+                    Search,
+                    Some("AuditEvent"),
+                )?;
                 cx.access.check_operation(Operation::AuditTrail)?;
                 self.audit_trail(rest, req)
             }
@@ -1305,7 +1314,8 @@ impl FhirService {
             ..Default::default()
         };
         for (k, v) in &req.query {
-            let reference = |v: &str, t: &str| v.strip_prefix(&format!("{t}/")).unwrap_or(v).to_owned();
+            let reference =
+                |v: &str, t: &str| v.strip_prefix(&format!("{t}/")).unwrap_or(v).to_owned();
             match k.as_str() {
                 "patient" => q.patient = Some(reference(v, "Patient")),
                 "agent" | "who" => q.agent = Some(v.clone()),
@@ -1313,7 +1323,8 @@ impl FhirService {
                 "subtype" => q.subtype = Some(v.rsplit('|').next().unwrap_or(v).to_owned()),
                 "outcome" => {
                     q.outcome = Some(v.parse().map_err(|_| {
-                        FhirError::invalid(format!("outcome '{v}' is not 0, 4, 8 or 12")).at("outcome")
+                        FhirError::invalid(format!("outcome '{v}' is not 0, 4, 8 or 12"))
+                            .at("outcome")
                     })?)
                 }
                 "date" => {
@@ -1337,7 +1348,10 @@ impl FhirService {
                 }
                 "_count" => q.count = parse_count(v)?.min(self.config.max_count),
                 "_before_seq" => {
-                    q.before_seq = Some(v.parse().map_err(|_| FhirError::invalid("bad _before_seq"))?)
+                    q.before_seq = Some(
+                        v.parse()
+                            .map_err(|_| FhirError::invalid("bad _before_seq"))?,
+                    )
                 }
                 "_format" | "_pretty" => {}
                 other => {
@@ -1354,10 +1368,15 @@ impl FhirService {
         let has_more = rows.len() > want;
         let rows = &rows[..rows.len().min(want)];
         let base = &self.config.base_url;
-        let mut links = vec![json!({"relation": "self", "url": url_with(base, "AuditEvent", &req.query)})];
+        let mut links =
+            vec![json!({"relation": "self", "url": url_with(base, "AuditEvent", &req.query)})];
         if has_more && let Some(last) = rows.last() {
-            let mut next: Vec<(String, String)> =
-                req.query.iter().filter(|(k, _)| k != "_before_seq").cloned().collect();
+            let mut next: Vec<(String, String)> = req
+                .query
+                .iter()
+                .filter(|(k, _)| k != "_before_seq")
+                .cloned()
+                .collect();
             next.push(("_before_seq".into(), last.seq.to_string()));
             links.push(json!({"relation": "next", "url": url_with(base, "AuditEvent", &next)}));
         }

@@ -215,7 +215,11 @@ impl<'a> Tx<'a> {
         }
         let (t, id, patient) = match (&new, current) {
             (Some(n), _) => (n.resource_type, n.id, n.patient),
-            (None, Some(c)) => (c.resource_type.as_str(), c.id.as_str(), c.patient_key.as_deref()),
+            (None, Some(c)) => (
+                c.resource_type.as_str(),
+                c.id.as_str(),
+                c.patient_key.as_deref(),
+            ),
             (None, None) => return Ok(()),
         };
         let (t, id, patient) = (t.to_owned(), id.to_owned(), patient.map(str::to_owned));
@@ -503,11 +507,7 @@ impl FhirService {
     }
 
     /// Runs `f` in one transaction and commits when it returns `Ok`.
-    pub fn transact<T>(
-        &self,
-        access: &dyn Access,
-        f: impl FnOnce(&mut Tx<'_>) -> R<T>,
-    ) -> R<T> {
+    pub fn transact<T>(&self, access: &dyn Access, f: impl FnOnce(&mut Tx<'_>) -> R<T>) -> R<T> {
         let mut tx = self.begin(access)?;
         let out = f(&mut tx)?;
         tx.commit()?;

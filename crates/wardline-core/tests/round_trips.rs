@@ -65,16 +65,19 @@ impl Store for Counting {
 }
 
 fn get(s: &FhirService, path: &str, query: &[(&str, &str)]) -> Value {
-    let r = s.handle(FhirRequest {
-        method: Method::Get,
-        path: path.split('/').map(str::to_owned).collect(),
-        query: query
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
-        headers: RequestHeaders::default(),
-        body: None,
-    }, &wardline_core::Trusted::operator("test"));
+    let r = s.handle(
+        FhirRequest {
+            method: Method::Get,
+            path: path.split('/').map(str::to_owned).collect(),
+            query: query
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            headers: RequestHeaders::default(),
+            body: None,
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     assert_eq!(r.status, 200, "{:?}", r.body);
     match r.body {
         Body::Raw(t) => serde_json::from_str(&t).unwrap(),
@@ -91,13 +94,16 @@ fn includes_do_not_multiply_round_trips() {
     });
     let svc = FhirService::new(store.clone(), ServiceConfig::default());
     let bundle = wardline_demo::generate(3, 10);
-    let r = svc.handle(FhirRequest {
-        method: Method::Post,
-        path: vec![],
-        query: vec![],
-        headers: RequestHeaders::default(),
-        body: Some(bundle.to_string().into_bytes()),
-    }, &wardline_core::Trusted::operator("test"));
+    let r = svc.handle(
+        FhirRequest {
+            method: Method::Post,
+            path: vec![],
+            query: vec![],
+            headers: RequestHeaders::default(),
+            body: Some(bundle.to_string().into_bytes()),
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     assert_eq!(r.status, 200);
 
     let cost = |query: &[(&str, &str)]| -> (usize, usize) {

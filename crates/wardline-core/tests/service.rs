@@ -24,20 +24,23 @@ fn call(
     query: &[(&str, &str)],
     body: Option<Value>,
 ) -> (u16, Value) {
-    let r: FhirResponse = s.handle(FhirRequest {
-        method,
-        path: path
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        query: query
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
-        headers: RequestHeaders::default(),
-        body: body.map(|b| serde_json::to_vec(&b).unwrap()),
-    }, &wardline_core::Trusted::operator("test"));
+    let r: FhirResponse = s.handle(
+        FhirRequest {
+            method,
+            path: path
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            query: query
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            headers: RequestHeaders::default(),
+            body: body.map(|b| serde_json::to_vec(&b).unwrap()),
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     let v = match r.body {
         Body::Json(v) => v,
         Body::Raw(s) => serde_json::from_str(&s).unwrap(),
@@ -173,9 +176,20 @@ fn conditional_create_update_and_versioning() {
         },
         body: Some(serde_json::to_vec(&p).unwrap()),
     };
-    assert_eq!(s.handle(req("identifier=urn:x|1"), &wardline_core::Trusted::operator("test")).status, 201);
     assert_eq!(
-        s.handle(req("identifier=urn:x|1"), &wardline_core::Trusted::operator("test")).status,
+        s.handle(
+            req("identifier=urn:x|1"),
+            &wardline_core::Trusted::operator("test")
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        s.handle(
+            req("identifier=urn:x|1"),
+            &wardline_core::Trusted::operator("test")
+        )
+        .status,
         200,
         "existing match returned"
     );

@@ -53,13 +53,16 @@ impl WriteHook for Recorder {
 }
 
 fn count(svc: &FhirService, t: &str) -> u64 {
-    let r = svc.handle(FhirRequest {
-        method: Method::Get,
-        path: vec![t.into()],
-        query: vec![("_summary".into(), "count".into())],
-        headers: RequestHeaders::default(),
-        body: None,
-    }, &wardline_core::Trusted::operator("test"));
+    let r = svc.handle(
+        FhirRequest {
+            method: Method::Get,
+            path: vec![t.into()],
+            query: vec![("_summary".into(), "count".into())],
+            headers: RequestHeaders::default(),
+            body: None,
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     let v: Value = match r.body {
         wardline_core::Body::Json(v) => v,
         wardline_core::Body::Raw(s) => serde_json::from_str(&s).unwrap(),
@@ -115,13 +118,16 @@ fn hooks_see_every_write_path_once_and_write_in_the_same_transaction() {
     let rec = Arc::new(Recorder::default());
     let svc = service(vec![rec.clone()]);
     // REST create.
-    let r = svc.handle(FhirRequest {
-        method: Method::Post,
-        path: vec!["Patient".into()],
-        query: vec![],
-        headers: RequestHeaders::default(),
-        body: Some(patient("9434765919", "Smith").to_string().into_bytes()),
-    }, &wardline_core::Trusted::operator("test"));
+    let r = svc.handle(
+        FhirRequest {
+            method: Method::Post,
+            path: vec!["Patient".into()],
+            query: vec![],
+            headers: RequestHeaders::default(),
+            body: Some(patient("9434765919", "Smith").to_string().into_bytes()),
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     assert_eq!(r.status, 201);
     // A transaction writing the same patient twice through Tx: one change.
     svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
@@ -149,13 +155,16 @@ fn hooks_see_every_write_path_once_and_write_in_the_same_transaction() {
     p["gender"] = json!("female");
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": p, "request": {"method": "PUT", "url": format!("Patient/{id}")}}]});
-    let r = svc.handle(FhirRequest {
-        method: Method::Post,
-        path: vec![],
-        query: vec![],
-        headers: RequestHeaders::default(),
-        body: Some(bundle.to_string().into_bytes()),
-    }, &wardline_core::Trusted::operator("test"));
+    let r = svc.handle(
+        FhirRequest {
+            method: Method::Post,
+            path: vec![],
+            query: vec![],
+            headers: RequestHeaders::default(),
+            body: Some(bundle.to_string().into_bytes()),
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     assert_eq!(r.status, 200);
     let seen = rec.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
@@ -164,13 +173,16 @@ fn hooks_see_every_write_path_once_and_write_in_the_same_transaction() {
     assert_eq!(count(&svc, "Communication"), 3);
 
     // A REST delete: after is None.
-    let r = svc.handle(FhirRequest {
-        method: Method::Delete,
-        path: vec!["Patient".into(), id.clone()],
-        query: vec![],
-        headers: RequestHeaders::default(),
-        body: None,
-    }, &wardline_core::Trusted::operator("test"));
+    let r = svc.handle(
+        FhirRequest {
+            method: Method::Delete,
+            path: vec!["Patient".into(), id.clone()],
+            query: vec![],
+            headers: RequestHeaders::default(),
+            body: None,
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     assert_eq!(r.status, 204);
     let seen = rec.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 4);
@@ -184,13 +196,16 @@ fn a_failing_hook_aborts_the_write() {
         ..Recorder::default()
     });
     let svc = service(vec![rec]);
-    let r = svc.handle(FhirRequest {
-        method: Method::Post,
-        path: vec!["Patient".into()],
-        query: vec![],
-        headers: RequestHeaders::default(),
-        body: Some(patient("9434765919", "Smith").to_string().into_bytes()),
-    }, &wardline_core::Trusted::operator("test"));
+    let r = svc.handle(
+        FhirRequest {
+            method: Method::Post,
+            path: vec!["Patient".into()],
+            query: vec![],
+            headers: RequestHeaders::default(),
+            body: Some(patient("9434765919", "Smith").to_string().into_bytes()),
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     assert_eq!(r.status, 500);
     assert_eq!(count(&svc, "Patient"), 0);
 }
@@ -210,7 +225,11 @@ fn merge_repoints_references_and_links_both_patients() {
             Ok((a, b, e))
         })
         .unwrap();
-    let repointed = svc.transact(&wardline_core::Trusted::operator("test"), |tx| tx.merge_patients(&src, &tgt)).unwrap();
+    let repointed = svc
+        .transact(&wardline_core::Trusted::operator("test"), |tx| {
+            tx.merge_patients(&src, &tgt)
+        })
+        .unwrap();
     assert_eq!(repointed, vec![("Encounter".to_owned(), enc.clone())]);
     svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
         let e = tx.get("Encounter", &enc)?.unwrap();
@@ -234,11 +253,15 @@ fn merge_repoints_references_and_links_both_patients() {
     })
     .unwrap();
     let err = svc
-        .transact(&wardline_core::Trusted::operator("test"), |tx| tx.merge_patients(&tgt, &tgt))
+        .transact(&wardline_core::Trusted::operator("test"), |tx| {
+            tx.merge_patients(&tgt, &tgt)
+        })
         .unwrap_err();
     assert_eq!(err.status, 400);
     let err = svc
-        .transact(&wardline_core::Trusted::operator("test"), |tx| tx.merge_patients("nope", &tgt))
+        .transact(&wardline_core::Trusted::operator("test"), |tx| {
+            tx.merge_patients("nope", &tgt)
+        })
         .unwrap_err();
     assert_eq!(err.status, 404);
 }
