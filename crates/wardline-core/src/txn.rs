@@ -127,6 +127,8 @@ pub struct Tx<'a> {
     pub(crate) audit: AuditRecord,
     /// Set when the event was committed (the REST layer then records no other).
     pub(crate) audited: Option<&'a std::cell::Cell<bool>>,
+    /// System data was written (the transaction is audited like a write).
+    kv_written: bool,
 }
 
 /// The outcome of [`Tx::save`].
@@ -146,6 +148,7 @@ impl<'a> Tx<'a> {
             access,
             audit: AuditRecord::rest("transaction", "E"),
             audited: None,
+            kv_written: false,
             svc,
             rec: Recording {
                 inner: svc.store().begin()?,
@@ -165,6 +168,20 @@ impl<'a> Tx<'a> {
     pub fn set_audit_subtype(&mut self, system: &'static str, code: &str, action: &'static str) {
         self.audit.subtype = (system, code.to_owned());
         self.audit.action = action;
+    }
+
+    /// The audit event this transaction will commit (to name the patient,
+    /// a break-glass reason or the event type of a workflow's action).
+    pub fn audit_record(&mut self) -> &mut AuditRecord {
+        &mut self.audit
+    }
+
+    /// Writes system key-value data (not FHIR: credentials, grants) in this
+    /// transaction.
+    pub fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> R<()> {
+        self.rec.inner.kv_put(namespace, key, value)?;
+        self.kv_written = true;
+        Ok(())
     }
 
     /// The requester this transaction acts for.
@@ -424,7 +441,7 @@ impl<'a> Tx<'a> {
                 }
             }
         }
-        let touched = !self.rec.written.is_empty();
+        let touched = !self.rec.written.is_empty() || self.kv_written;
         if touched && self.svc.audit_enabled() {
             let row = self
                 .audit
