@@ -380,7 +380,8 @@ impl Dispatcher {
                     rec["status"] = json!("completed");
                     rec["sent"] = json!(format_instant(now_ms()));
                     push_payload(&mut rec, &reply, "ACK");
-                    self.svc.transact(&outbox_access(), |tx| tx.save(rec).map(|_| ()))?;
+                    self.svc
+                        .transact(&outbox_access(), |tx| tx.save(rec).map(|_| ()))?;
                     METRICS.sent.fetch_add(1, Ordering::Relaxed);
                     progressed = true;
                 }
@@ -441,7 +442,8 @@ impl Dispatcher {
         let mut notes = rec["note"].as_array().cloned().unwrap_or_default();
         notes.push(json!({"text": why, "time": format_instant(now_ms())}));
         rec["note"] = Value::Array(notes);
-        self.svc.transact(&outbox_access(), |tx| tx.save(rec).map(|_| ()))
+        self.svc
+            .transact(&outbox_access(), |tx| tx.save(rec).map(|_| ()))
     }
 
     fn send(&mut self, text: &str) -> Result<String, SendError> {

@@ -36,7 +36,10 @@ fn a01(control: &str, nhs: &str, bed: &str) -> String {
 }
 
 fn find(svc: &FhirService, t: &str, q: &str) -> Vec<Value> {
-    svc.transact(&wardline_core::Trusted::operator("test"), |tx| tx.find(t, q)).unwrap()
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
+        tx.find(t, q)
+    })
+    .unwrap()
 }
 
 fn msa(ack_text: &str, field: &str) -> String {
@@ -45,9 +48,11 @@ fn msa(ack_text: &str, field: &str) -> String {
 }
 
 fn record(svc: &FhirService, id: &str) -> Value {
-    svc.transact(&wardline_core::Trusted::operator("test"), |tx| tx.get("Communication", id))
-        .unwrap()
-        .unwrap()
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
+        tx.get("Communication", id)
+    })
+    .unwrap()
+    .unwrap()
 }
 
 #[test]
@@ -299,7 +304,10 @@ fn patient(svc: &FhirService, nhs: &str, family: &str) -> String {
     let p = serde_json::json!({"resourceType": "Patient",
         "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
         "name": [{"family": family}]});
-    svc.transact(&wardline_core::Trusted::operator("test"), |tx| tx.save(p).map(|s| s.id)).unwrap()
+    svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
+        tx.save(p).map(|s| s.id)
+    })
+    .unwrap()
 }
 
 fn rename(svc: &FhirService, id: &str, family: &str) {
@@ -341,13 +349,16 @@ fn changes_are_queued_in_their_transaction_and_delivered_in_order() {
         "not echoed to its sender"
     );
     // A REST write queues too (for both destinations: it has no origin).
-    let r = svc.handle(wardline_core::FhirRequest {
-        method: wardline_core::Method::Post,
-        path: vec!["Patient".into()],
-        query: vec![],
-        headers: wardline_core::RequestHeaders::default(),
-        body: Some(br#"{"resourceType":"Patient","name":[{"family":"REST"}]}"#.to_vec()),
-    }, &wardline_core::Trusted::operator("test"));
+    let r = svc.handle(
+        wardline_core::FhirRequest {
+            method: wardline_core::Method::Post,
+            path: vec!["Patient".into()],
+            query: vec![],
+            headers: wardline_core::RequestHeaders::default(),
+            body: Some(br#"{"resourceType":"Patient","name":[{"family":"REST"}]}"#.to_vec()),
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
     assert_eq!(r.status, 201);
     assert_eq!(queue(&svc, "preparation").len(), 3);
     assert_eq!(find(&svc, "Communication", pas_q).len(), 1);

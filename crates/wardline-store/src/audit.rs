@@ -163,10 +163,25 @@ pub enum Finding {
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Finding::Edited { seq } => write!(f, "row {seq} was altered: its hash does not match its content"),
-            Finding::BrokenLink { seq } => write!(f, "row {seq} does not follow the row before it (reordered or replaced)"),
-            Finding::Missing { after, before } => write!(f, "rows {}..{} are missing (deleted)", after + 1, before - 1),
-            Finding::Truncated { last, head } => write!(f, "rows {}..{head} are missing from the end (the chain head is {head})", last + 1),
+            Finding::Edited { seq } => write!(
+                f,
+                "row {seq} was altered: its hash does not match its content"
+            ),
+            Finding::BrokenLink { seq } => write!(
+                f,
+                "row {seq} does not follow the row before it (reordered or replaced)"
+            ),
+            Finding::Missing { after, before } => write!(
+                f,
+                "rows {}..{} are missing (deleted)",
+                after + 1,
+                before - 1
+            ),
+            Finding::Truncated { last, head } => write!(
+                f,
+                "rows {}..{head} are missing from the end (the chain head is {head})",
+                last + 1
+            ),
         }
     }
 }

@@ -187,9 +187,14 @@ fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(wardline_http::serve(listener, service, std::sync::Arc::new(crate::OpenTemp), async {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(wardline_http::serve(
+            listener,
+            service,
+            std::sync::Arc::new(crate::OpenTemp),
+            async {
+                let _ = rx.await;
+            },
+        ));
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(a.clients)
             .build()?;
@@ -291,9 +296,14 @@ fn drive(
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(wardline_http::serve(listener, service, std::sync::Arc::new(crate::OpenTemp), async {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(wardline_http::serve(
+            listener,
+            service,
+            std::sync::Arc::new(crate::OpenTemp),
+            async {
+                let _ = rx.await;
+            },
+        ));
         // Like most FHIR clients on a LAN, no gzip: compressing 2 MB/s of
         // JSON on loopback measures deflate, not Wardline.
         let client = reqwest::Client::builder()
@@ -451,13 +461,16 @@ fn everything_bench(a: EverythingArgs) -> Result<()> {
     let service = existing_service(&a.store)?;
     let backend = service.store().backend();
     let call = |query: Vec<(String, String)>| -> Result<serde_json::Value> {
-        let r = service.handle(FhirRequest {
-            method: Method::Get,
-            path: vec!["Patient".into(), a.patient.clone(), "$everything".into()],
-            query,
-            headers: RequestHeaders::default(),
-            body: None,
-        }, &wardline_core::Trusted::operator("bench"));
+        let r = service.handle(
+            FhirRequest {
+                method: Method::Get,
+                path: vec!["Patient".into(), a.patient.clone(), "$everything".into()],
+                query,
+                headers: RequestHeaders::default(),
+                body: None,
+            },
+            &wardline_core::Trusted::operator("bench"),
+        );
         anyhow::ensure!(r.status == 200, "$everything answered {}", r.status);
         match r.body {
             Body::Json(v) => Ok(v),

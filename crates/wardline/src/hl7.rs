@@ -341,7 +341,9 @@ fn list(a: ListArgs) -> Result<ExitCode> {
     q.append_pair("_sort", "-_lastUpdated");
     q.append_pair("_count", &a.count.to_string());
     let found = svc
-        .transact(&wardline_core::Trusted::operator("hl7-cli"), |tx| tx.find("Communication", &q.finish()))
+        .transact(&wardline_core::Trusted::operator("hl7-cli"), |tx| {
+            tx.find("Communication", &q.finish())
+        })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let code = |r: &serde_json::Value, system: &str| -> String {
         r["category"]

@@ -132,13 +132,16 @@ fn call(
     path: Vec<String>,
     v: &Value,
 ) -> Result<Body, String> {
-    let resp = service.handle(FhirRequest {
-        method,
-        path,
-        query: vec![],
-        headers: RequestHeaders::default(),
-        body: Some(serde_json::to_vec(v).map_err(|e| e.to_string())?),
-    }, &wardline_core::Trusted::operator("import"));
+    let resp = service.handle(
+        FhirRequest {
+            method,
+            path,
+            query: vec![],
+            headers: RequestHeaders::default(),
+            body: Some(serde_json::to_vec(v).map_err(|e| e.to_string())?),
+        },
+        &wardline_core::Trusted::operator("import"),
+    );
     if resp.status >= 400 {
         let why = match &resp.body {
             Body::Json(oo) => oo["issue"]

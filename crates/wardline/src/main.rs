@@ -256,13 +256,16 @@ fn load_demo(service: &FhirService) -> Result<()> {
         return Ok(());
     }
     let bundle = wardline_demo::generate(20_261_123, 100);
-    let resp = service.handle(FhirRequest {
-        method: Method::Post,
-        path: vec![],
-        query: vec![],
-        headers: RequestHeaders::default(),
-        body: Some(serde_json::to_vec(&bundle)?),
-    }, &wardline_core::Trusted::operator("demo-loader"));
+    let resp = service.handle(
+        FhirRequest {
+            method: Method::Post,
+            path: vec![],
+            query: vec![],
+            headers: RequestHeaders::default(),
+            body: Some(serde_json::to_vec(&bundle)?),
+        },
+        &wardline_core::Trusted::operator("demo-loader"),
+    );
     if resp.status != 200 {
         anyhow::bail!(
             "loading the demo trust failed: HTTP {} {:?}",
