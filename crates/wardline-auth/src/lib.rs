@@ -1,0 +1,21 @@
+//! The security primitives of Wardline's information-governance layer. Pure: no IO, no
+//! store, no clock (every function that needs the time takes it as an argument).
+//!
+//! * [`scopes`]: SMART App Launch v2 scopes ([`scopes::ScopeSet`]): parse, check,
+//!   intersect, print canonically.
+//! * [`password`]: argon2id password hashes (PHC strings) and the password policy.
+//! * [`totp`]: RFC 6238 one-time codes, the second factor standing in for the NHS
+//!   smartcard.
+//! * [`token`]: Wardline's own access tokens (HS256 JWS) and SMART Backend Services
+//!   client assertions (`private_key_jwt`, ES/RS 256/384 keys from a JWKS).
+//! * [`pkce`]: RFC 7636 S256 code challenges, random tokens (codes, session ids, CSRF
+//!   tokens) and constant-time comparison.
+//! * [`rbac`]: activities and roles in the spirit of the NHS national RBAC baseline, and
+//!   the table of which activity each FHIR interaction needs.
+//! * `testkit` (feature `test-support`): mint client assertions in other crates' tests.
+//!
+//! No input makes a function panic; bad input is an error value. Nothing here decides
+//! policy that needs data (ward membership, legitimate relationships, consent): callers
+//! combine these answers with the record.
+
+pub mod scopes;
