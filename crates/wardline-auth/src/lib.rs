@@ -18,4 +18,6 @@
 //! policy that needs data (ward membership, legitimate relationships, consent): callers
 //! combine these answers with the record.
 
+pub mod password;
+pub mod pkce;
 pub mod scopes;
