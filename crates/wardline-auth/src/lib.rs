@@ -21,3 +21,4 @@
 pub mod password;
 pub mod pkce;
 pub mod scopes;
+pub mod totp;
