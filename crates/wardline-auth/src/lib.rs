@@ -21,4 +21,7 @@
 pub mod password;
 pub mod pkce;
 pub mod scopes;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testkit;
+pub mod token;
 pub mod totp;
