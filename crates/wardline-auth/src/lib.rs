@@ -20,6 +20,7 @@
 
 pub mod password;
 pub mod pkce;
+pub mod rbac;
 pub mod scopes;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testkit;
