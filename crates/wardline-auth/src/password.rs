@@ -211,6 +211,15 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn policy_and_verify_never_panic(pw in ".{0,40}", user in ".{0,10}", phc in "\\$?.{0,60}") {
+            let _ = check_policy(&pw, &user);
+            let _ = verify(&pw, &phc);
+            let _ = needs_rehash(&phc, Cost::TESTING);
+        }
+    }
+
     #[test]
     fn policy() {
         assert!(check_policy("purple-otter-tuesday", "jsmith").is_ok());

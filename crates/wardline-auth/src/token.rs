@@ -38,6 +38,18 @@ pub enum TokenError {
     Invalid(String),
 }
 
+/// A refused token as the FHIR API reports it: 401 with issue code `expired` or `login`.
+impl From<TokenError> for wardline_fhir::FhirError {
+    fn from(e: TokenError) -> wardline_fhir::FhirError {
+        let code = if e == TokenError::Expired {
+            "expired"
+        } else {
+            "login"
+        };
+        wardline_fhir::FhirError::new(401, code, e.to_string())
+    }
+}
+
 /// The server key for Wardline's own tokens.
 #[derive(Clone)]
 pub struct Keys {
@@ -360,6 +372,25 @@ mod tests {
             token.split('.').nth(1).unwrap()
         );
         assert!(verify(&keys, &none, NOW).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn verifiers_never_panic(s in ".{0,300}", jwks in ".{0,100}") {
+            let keys = Keys::new(b"k");
+            let _ = verify(&keys, &s, NOW);
+            let _ = verify_client_assertion(&s, &jwks, "c", TOKEN_URL, NOW);
+            let dotted = format!("{s}.{s}.{s}");
+            let _ = verify(&keys, &dotted, NOW);
+            let _ = verify_client_assertion(&dotted, r#"{"keys":[{"kid":"k"}]}"#, "c", TOKEN_URL, NOW);
+        }
+    }
+
+    #[test]
+    fn fhir_error_mapping() {
+        let e = wardline_fhir::FhirError::from(TokenError::Expired);
+        assert_eq!(e.status, 401);
+        assert_eq!(e.issues[0].code, "expired");
     }
 
     fn assertion_claims() -> Value {

@@ -146,6 +146,15 @@ mod tests {
         let _ = code_at(&[], -1, 0);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in ".{0,40}", t in proptest::num::i64::ANY, skew in 0u32..20) {
+            let _ = base32_decode(&s);
+            let _ = verify(s.as_bytes(), &s, t, skew);
+            let _ = code_at(s.as_bytes(), t, skew);
+        }
+    }
+
     #[test]
     fn base32_and_uri() {
         assert_eq!(base32_encode(b"foobar"), "MZXW6YTBOI");
