@@ -1,0 +1,449 @@
+//! The access policy: who may see and change what, for one request.
+//!
+//! A [`Policy`] is the [`Access`] of one authenticated request. Its decision
+//! for a resource, in order (the first refusal wins):
+//!
+//! 1. **Scopes** (SMART v2): the token's scopes must permit the interaction on
+//!    the type, in the token's context (`patient/`, `user/`, `system/`).
+//! 2. **Activities** (users): the position acted in must grant the activity
+//!    [`rbac::required_activity`] names for the type and interaction.
+//!    Administrators have no clinical activities, so no clinical access.
+//! 3. **Patient context** (`patient/` scopes): the resource must be in the
+//!    launch patient's compartment.
+//! 4. **Legitimate relationship** (users, clinical data): the position must
+//!    have a care relationship with the patient ([`relationship`]), or the
+//!    user must hold an unexpired break-glass grant for them. Demographics
+//!    (the Patient resource itself) need no relationship — finding a patient
+//!    comes before caring for them — but do need the activity.
+//! 5. **Consent**: staff of an organisation outside the trust never see the
+//!    record of a patient who dissented from sharing with it (break-glass
+//!    does not override a patient's dissent).
+//!
+//! Backend services (`system/` scopes) are trusted systems: scopes only. The
+//! national data opt-out is applied by exports themselves (`wardline-core`'s
+//! `consent`), whoever asks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use wardline_core::access::{Access, Agent, Op, Operation, ResourceView, forbidden};
+use wardline_fhir::FhirError;
+use wardline_store::Reader;
+
+use crate::directory::{Directory, Position};
+use crate::rbac::{self, Activity, Requirement};
+use crate::scopes::{Context, Perm, ScopeSet};
+
+/// Who made the request, as the token (or session) says.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub agent: Agent,
+    pub scopes: ScopeSet,
+    /// The context the token's resource scopes are in (the widest granted).
+    pub position: Option<Position>,
+    /// SMART launch context.
+    pub patient: Option<String>,
+    /// Break-glass grants in force: patient id → reason.
+    pub break_glass: HashMap<String, String>,
+    /// A backend service (client credentials).
+    pub system: bool,
+}
+
+/// The [`Access`] of one request.
+pub struct Policy {
+    principal: Principal,
+    directory: Arc<Directory>,
+    relationships: Mutex<HashMap<String, bool>>,
+    consents: Mutex<HashMap<String, wardline_core::consent::Sharing>>,
+}
+
+fn rbac_op(op: Op) -> rbac::Op {
+    match op {
+        Op::Create => rbac::Op::Create,
+        Op::Read => rbac::Op::Read,
+        Op::Update => rbac::Op::Update,
+        Op::Delete => rbac::Op::Delete,
+        Op::Search => rbac::Op::Search,
+    }
+}
+
+fn perm(op: Op) -> Perm {
+    match op {
+        Op::Create => Perm::C,
+        Op::Read => Perm::R,
+        Op::Update => Perm::U,
+        Op::Delete => Perm::D,
+        Op::Search => Perm::S,
+    }
+}
+
+impl Policy {
+    pub fn new(principal: Principal, directory: Arc<Directory>) -> Policy {
+        Policy {
+            principal,
+            directory,
+            relationships: Mutex::new(HashMap::new()),
+            consents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    fn scope_ok(&self, op: Op, t: &str) -> bool {
+        let p = perm(op);
+        let s = &self.principal.scopes;
+        if self.principal.system {
+            return s.permits(Context::System, t, p);
+        }
+        s.permits(Context::User, t, p) || s.permits(Context::Patient, t, p)
+    }
+
+    fn activity_ok(&self, op: Op, t: &str) -> Result<(), FhirError> {
+        if self.principal.system {
+            return Ok(());
+        }
+        let Some(pos) = &self.principal.position else {
+            return Err(forbidden(
+                "you act in no position: choose one of your positions to sign in with",
+            ));
+        };
+        let req = rbac::required_activity(t, rbac_op(op));
+        if pos.role.permits(req) {
+            Ok(())
+        } else {
+            Err(forbidden(format!(
+                "your position ({}) does not include {} {t}",
+                pos.role.display(),
+                describe(op, &req)
+            )))
+        }
+    }
+
+    fn related(&self, reader: &dyn Reader, patient: &str) -> Result<bool, FhirError> {
+        if let Some(&r) = self
+            .relationships
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(patient)
+        {
+            return Ok(r);
+        }
+        let r = match &self.principal.position {
+            Some(pos) => relationship(&self.directory, reader, pos, patient)?,
+            None => false,
+        };
+        self.relationships
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(patient.to_owned(), r);
+        Ok(r)
+    }
+
+    fn consent_ok(&self, reader: &dyn Reader, patient: &str) -> Result<(), FhirError> {
+        let Some(pos) = &self.principal.position else {
+            return Ok(());
+        };
+        let in_trust = self
+            .directory
+            .is_trust_organisation(reader, &pos.organization)?;
+        if in_trust {
+            return Ok(());
+        }
+        let cached = self
+            .consents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(patient)
+            .cloned();
+        let sharing = match cached {
+            Some(s) => s,
+            None => {
+                let s = wardline_core::consent::sharing(
+                    wardline_fhir::definitions::r4(),
+                    reader,
+                    patient,
+                    wardline_fhir::datetime::now_ms(),
+                )?;
+                self.consents
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(patient.to_owned(), s.clone());
+                s
+            }
+        };
+        if sharing.allows(&pos.organization, false) {
+            Ok(())
+        } else {
+            Err(forbidden(
+                "the patient has not consented to their record being shared with your organisation",
+            ))
+        }
+    }
+}
+
+fn describe(op: Op, req: &Requirement) -> String {
+    let verb = match op {
+        Op::Create => "creating",
+        Op::Read => "reading",
+        Op::Update => "updating",
+        Op::Delete => "deleting",
+        Op::Search => "searching",
+    };
+    match req {
+        Requirement::Never => format!("{verb} (nobody may)"),
+        other => format!("{verb} (needs {other:?})"),
+    }
+}
+
+impl Access for Policy {
+    fn agent(&self) -> &Agent {
+        &self.principal.agent
+    }
+
+    fn check_type(&self, op: Op, t: Option<&str>) -> Result<(), FhirError> {
+        let Some(t) = t else {
+            return Ok(());
+        };
+        if !self.scope_ok(op, t) {
+            return Err(forbidden(format!(
+                "the access token's scopes do not allow {} on {t} (scope: {})",
+                op.letter(),
+                self.principal.scopes
+            )));
+        }
+        self.activity_ok(op, t)
+    }
+
+    fn check_resource(
+        &self,
+        op: Op,
+        r: &ResourceView<'_>,
+        reader: &dyn Reader,
+    ) -> Result<(), FhirError> {
+        self.check_type(op, Some(r.resource_type))?;
+        let Some(patient) = r.patient else {
+            return Ok(());
+        };
+        if self.principal.system {
+            return Ok(());
+        }
+        // patient/ scopes: only the launch patient's compartment.
+        let p = perm(op);
+        let via_user = self
+            .principal
+            .scopes
+            .permits(Context::User, r.resource_type, p);
+        if !via_user {
+            match &self.principal.patient {
+                Some(ctx) if ctx == patient => {}
+                _ => {
+                    return Err(forbidden(
+                        "the access token is limited to another patient's record",
+                    ));
+                }
+            }
+        }
+        self.consent_ok(reader, patient)?;
+        // Demographics need no relationship; registering a new patient
+        // cannot have one yet.
+        if r.resource_type == "Patient" {
+            return Ok(());
+        }
+        if self.principal.break_glass.contains_key(patient) {
+            return Ok(());
+        }
+        if self.related(reader, patient)? {
+            return Ok(());
+        }
+        // A write that itself puts the patient in the position's care (an
+        // admission to the ward, a booking in the clinic) is the relationship.
+        if matches!(op, Op::Create | Op::Update)
+            && let Some(pos) = &self.principal.position
+            && !r.json.is_empty()
+            && let Ok(v) = serde_json::from_str::<Value>(r.json)
+            && involves(&self.directory, reader, pos, &v)?
+        {
+            return Ok(());
+        }
+        let bg = self
+            .principal
+            .position
+            .as_ref()
+            .is_some_and(|p| p.role.has(Activity::BreakGlass));
+        Err(forbidden(if bg {
+            format!(
+                "you have no legitimate relationship with this patient; if this is an emergency, use break-glass (POST /auth/break-glass with patient={patient} and your reason) — it is audited and reported to the privacy officer"
+            )
+        } else {
+            "you have no legitimate relationship with this patient".to_owned()
+        }))
+    }
+
+    fn check_operation(&self, op: Operation) -> Result<(), FhirError> {
+        let ok = match op {
+            Operation::Export => {
+                if self.principal.system {
+                    self.principal.scopes.permits(Context::System, "*", Perm::R)
+                        || self.principal.scopes.permits(Context::System, "*", Perm::S)
+                } else {
+                    self.principal
+                        .position
+                        .as_ref()
+                        .is_some_and(|p| p.role.has(Activity::Export))
+                }
+            }
+            Operation::SystemWide => {
+                self.principal.system
+                    || self
+                        .principal
+                        .position
+                        .as_ref()
+                        .is_some_and(|p| p.role.has(Activity::ViewClinical))
+            }
+            Operation::AuditTrail => self
+                .principal
+                .position
+                .as_ref()
+                .is_some_and(|p| p.role.has(Activity::IgAudit)),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(forbidden(match op {
+                Operation::Export => {
+                    "bulk export needs the export activity (or system/*.rs for a backend service)"
+                }
+                Operation::SystemWide => {
+                    "searching across every resource type is not allowed for you"
+                }
+                Operation::AuditTrail => {
+                    "the audit trail is open to information governance officers only"
+                }
+            }))
+        }
+    }
+
+    fn break_glass(&self, patient: &str) -> Option<String> {
+        self.principal.break_glass.get(patient).cloned()
+    }
+}
+
+fn reference_id<'a>(v: &'a Value, t: &str) -> Option<&'a str> {
+    v.get("reference")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit_once(&format!("{t}/")).map(|(_, id)| id))
+}
+
+/// Whether a resource names the position: its practitioner, the position
+/// itself, its organisation, or a location within its locations.
+fn involves(
+    dir: &Directory,
+    reader: &dyn Reader,
+    pos: &Position,
+    v: &Value,
+) -> Result<bool, FhirError> {
+    let mut refs = Vec::new();
+    collect_refs(v, &mut refs);
+    for r in refs {
+        if let Some((t, id)) = r.rsplit_once('/').and_then(|(head, id)| {
+            head.rsplit('/')
+                .next()
+                .map(|t| (t.to_owned(), id.to_owned()))
+        }) {
+            match t.as_str() {
+                "Practitioner" if id == pos.practitioner => return Ok(true),
+                "PractitionerRole" if id == pos.id => return Ok(true),
+                "Organization"
+                    if id == pos.organization
+                        && !pos.organization.is_empty()
+                        && !dir.is_trust_root(&id) =>
+                {
+                    return Ok(true);
+                }
+                "Location" if dir.location_within(reader, &id, &pos.locations)? => {
+                    return Ok(true);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "reference" {
+                    if let Value::String(s) = x {
+                        out.push(s.clone());
+                    }
+                } else if k != "subject" && k != "patient" {
+                    collect_refs(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+/// Whether the position has a care relationship with the patient:
+/// * an open encounter (planned, arrived, triaged, in progress, on leave)
+///   at one of its locations (or a bed, bay or ward within them), or naming
+///   its practitioner or the position as a participant;
+/// * an active episode of care, care team or referral (ServiceRequest)
+///   naming its practitioner, the position, or its organisation (when that is
+///   a team or partner, not the whole trust);
+/// * a booked or arrived appointment naming its practitioner, the position
+///   or one of its locations;
+/// * the patient's registered GP practice or GP (`generalPractitioner`).
+pub fn relationship(
+    dir: &Directory,
+    reader: &dyn Reader,
+    pos: &Position,
+    patient: &str,
+) -> Result<bool, FhirError> {
+    let checks: [(&str, &str); 5] = [
+        ("Encounter", "planned,arrived,triaged,in-progress,onleave"),
+        ("EpisodeOfCare", "active,waitlist"),
+        ("CareTeam", "active"),
+        ("ServiceRequest", "active,draft,on-hold"),
+        ("Appointment", "booked,arrived,checked-in,pending"),
+    ];
+    for (t, statuses) in checks {
+        for v in dir.search(
+            reader,
+            t,
+            &[
+                ("patient", format!("Patient/{patient}")),
+                ("status", statuses.to_owned()),
+            ],
+        )? {
+            if involves(dir, reader, pos, &v)? {
+                return Ok(true);
+            }
+        }
+    }
+    if let Some(p) = reader.read("Patient", patient)?.filter(|r| !r.deleted)
+        && let Ok(v) = serde_json::from_str::<Value>(&p.json)
+    {
+        for gp in v
+            .get("generalPractitioner")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if reference_id(gp, "Organization").is_some_and(|o| o == pos.organization)
+                || reference_id(gp, "Practitioner").is_some_and(|o| o == pos.practitioner)
+                || reference_id(gp, "PractitionerRole").is_some_and(|o| o == pos.id)
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}

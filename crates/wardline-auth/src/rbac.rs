@@ -1,0 +1,602 @@
+//! Activities and roles in the spirit of the NHS national RBAC baseline, and the table of
+//! which activity each FHIR interaction needs.
+//!
+//! A [`Role`] is a set of [`Activity`]s; [`required_activity`] says what a FHIR
+//! interaction (`resource type` x [`Op`]) needs; [`Role::permits`] combines the two.
+//! This answers only "may this *kind* of user ever do this": whether the user may see
+//! *this* patient (legitimate relationship, ward, consent, break-glass) is decided by the
+//! policy layer on top.
+//!
+//! # The table (reference)
+//!
+//! | resource types | read / search | create / update / delete |
+//! |---|---|---|
+//! | `Patient` | ViewDemographics | RegisterPatient |
+//! | `Encounter`, `EpisodeOfCare` | ViewClinical, Adt or ViewCareSummary | Adt |
+//! | `Appointment` | ViewClinical, ManageAppointments or ViewCareSummary | ManageAppointments |
+//! | `Slot`, `Schedule` | any staff | ManageAppointments |
+//! | `CarePlan`, `CareTeam`, `Flag` | ViewClinical or ViewCareSummary | RecordClinical |
+//! | `MedicationRequest` | ViewClinical | Prescribe |
+//! | `MedicationAdministration` | ViewClinical | AdministerMedication |
+//! | `ServiceRequest` | ViewClinical | OrderTests |
+//! | `Observation`, `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `DiagnosticReport`, `Procedure` | ViewClinical | RecordClinical |
+//! | `Practitioner`, `PractitionerRole` | any staff | ManageUsers |
+//! | `Organization`, `Location`, `HealthcareService`, `Endpoint` | any staff | ManageDirectory |
+//! | `Group` | ViewClinical | ManageDirectory |
+//! | `StructureDefinition`, `ValueSet`, `CodeSystem`, `SearchParameter`, `CapabilityStatement` | any staff | ManageDirectory |
+//! | `AuditEvent` | IgAudit | never (written only by the server) |
+//! | `Consent` | ViewClinical | RegisterPatient |
+//! | `Task` | ViewClinical or IgAudit | RecordClinical |
+//! | anything else | ViewClinical | RecordClinical |
+//!
+//! Deliberate additions to the baseline: clerical staff who book appointments or admit
+//! patients can read the appointments and encounters they manage without a clinical
+//! view, and [`Activity::ViewCareSummary`] is the "limited clinical view" of partner
+//! social workers (encounters, appointments, care plans, care teams, flags).
+//! [`Activity::ViewClinical`] implies ViewCareSummary and ViewDemographics.
+
+use std::fmt;
+
+/// Something a user may be entitled to do (an RBAC baseline "activity").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Activity {
+    /// Find a patient and see the banner (`view-demographics`).
+    ViewDemographics,
+    /// See the clinical record (`view-clinical-record`); implies ViewDemographics and
+    /// ViewCareSummary.
+    ViewClinical,
+    /// See the care summary only: encounters, appointments, care plans, care teams,
+    /// flags (`view-care-summary`); implies ViewDemographics.
+    ViewCareSummary,
+    /// Write clinical entries (`record-clinical`).
+    RecordClinical,
+    Prescribe,
+    AdministerMedication,
+    OrderTests,
+    /// Admit, transfer, discharge (`admit-transfer-discharge`).
+    Adt,
+    /// Register and update demographics, merge records (`register-patient`).
+    RegisterPatient,
+    ManageAppointments,
+    ManageUsers,
+    /// Organisations, locations, services, conformance resources (`manage-directory`).
+    ManageDirectory,
+    /// Read the audit trail, review break-glass events (`ig-audit`).
+    IgAudit,
+    /// May invoke emergency ("break-glass") access (`break-glass`).
+    BreakGlass,
+    /// Bulk and secondary-use extracts (`export`).
+    Export,
+}
+
+impl Activity {
+    pub const ALL: [Activity; 15] = [
+        Activity::ViewDemographics,
+        Activity::ViewClinical,
+        Activity::ViewCareSummary,
+        Activity::RecordClinical,
+        Activity::Prescribe,
+        Activity::AdministerMedication,
+        Activity::OrderTests,
+        Activity::Adt,
+        Activity::RegisterPatient,
+        Activity::ManageAppointments,
+        Activity::ManageUsers,
+        Activity::ManageDirectory,
+        Activity::IgAudit,
+        Activity::BreakGlass,
+        Activity::Export,
+    ];
+
+    /// The stable kebab-case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::ViewDemographics => "view-demographics",
+            Activity::ViewClinical => "view-clinical-record",
+            Activity::ViewCareSummary => "view-care-summary",
+            Activity::RecordClinical => "record-clinical",
+            Activity::Prescribe => "prescribe",
+            Activity::AdministerMedication => "administer-medication",
+            Activity::OrderTests => "order-tests",
+            Activity::Adt => "admit-transfer-discharge",
+            Activity::RegisterPatient => "register-patient",
+            Activity::ManageAppointments => "manage-appointments",
+            Activity::ManageUsers => "manage-users",
+            Activity::ManageDirectory => "manage-directory",
+            Activity::IgAudit => "ig-audit",
+            Activity::BreakGlass => "break-glass",
+            Activity::Export => "export",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Activity> {
+        Activity::ALL.into_iter().find(|a| a.as_str() == code)
+    }
+
+    /// The activities this one includes (not itself).
+    pub fn implies(self) -> &'static [Activity] {
+        match self {
+            Activity::ViewClinical => &[Activity::ViewDemographics, Activity::ViewCareSummary],
+            Activity::ViewCareSummary => &[Activity::ViewDemographics],
+            _ => &[],
+        }
+    }
+}
+
+impl fmt::Display for Activity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A FHIR interaction class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Create,
+    Read,
+    Update,
+    Delete,
+    Search,
+}
+
+impl Op {
+    /// From a SMART permission letter `c`, `r`, `u`, `d`, `s`.
+    pub fn from_char(c: char) -> Option<Op> {
+        match c {
+            'c' => Some(Op::Create),
+            'r' => Some(Op::Read),
+            'u' => Some(Op::Update),
+            'd' => Some(Op::Delete),
+            's' => Some(Op::Search),
+            _ => None,
+        }
+    }
+
+    pub fn as_char(self) -> char {
+        match self {
+            Op::Create => 'c',
+            Op::Read => 'r',
+            Op::Update => 'u',
+            Op::Delete => 'd',
+            Op::Search => 's',
+        }
+    }
+
+    /// The matching SMART scope permission.
+    pub fn perm(self) -> crate::scopes::Perm {
+        use crate::scopes::Perm;
+        match self {
+            Op::Create => Perm::C,
+            Op::Read => Perm::R,
+            Op::Update => Perm::U,
+            Op::Delete => Perm::D,
+            Op::Search => Perm::S,
+        }
+    }
+
+    pub fn is_write(self) -> bool {
+        matches!(self, Op::Create | Op::Update | Op::Delete)
+    }
+}
+
+/// What an interaction needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    Activity(Activity),
+    /// Any one of these activities.
+    AnyOf(&'static [Activity]),
+    /// Any authenticated member of staff (any role).
+    AnyStaff,
+    /// Nobody through the API (e.g. writing the audit trail).
+    Never,
+}
+
+const CLINICAL: Requirement = Requirement::Activity(Activity::ViewClinical);
+const CARE_SUMMARY: Requirement =
+    Requirement::AnyOf(&[Activity::ViewClinical, Activity::ViewCareSummary]);
+
+/// The activity an interaction of kind `op` on `resource_type` needs. See the table in
+/// the [module documentation](self).
+pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
+    use Activity as A;
+    use Requirement as R;
+    let read = !op.is_write();
+    match resource_type {
+        "Patient" if read => R::Activity(A::ViewDemographics),
+        "Patient" => R::Activity(A::RegisterPatient),
+        "Encounter" | "EpisodeOfCare" if read => {
+            R::AnyOf(&[A::ViewClinical, A::Adt, A::ViewCareSummary])
+        }
+        "Encounter" | "EpisodeOfCare" => R::Activity(A::Adt),
+        "Appointment" if read => {
+            R::AnyOf(&[A::ViewClinical, A::ManageAppointments, A::ViewCareSummary])
+        }
+        "Appointment" => R::Activity(A::ManageAppointments),
+        "Slot" | "Schedule" if read => R::AnyStaff,
+        "Slot" | "Schedule" => R::Activity(A::ManageAppointments),
+        "CarePlan" | "CareTeam" | "Flag" if read => CARE_SUMMARY,
+        "MedicationRequest" if !read => R::Activity(A::Prescribe),
+        "MedicationAdministration" if !read => R::Activity(A::AdministerMedication),
+        "ServiceRequest" if !read => R::Activity(A::OrderTests),
+        "Practitioner" | "PractitionerRole" if read => R::AnyStaff,
+        "Practitioner" | "PractitionerRole" => R::Activity(A::ManageUsers),
+        "Organization"
+        | "Location"
+        | "HealthcareService"
+        | "Endpoint"
+        | "StructureDefinition"
+        | "ValueSet"
+        | "CodeSystem"
+        | "SearchParameter"
+        | "CapabilityStatement"
+            if read =>
+        {
+            R::AnyStaff
+        }
+        "Organization"
+        | "Location"
+        | "HealthcareService"
+        | "Endpoint"
+        | "Group"
+        | "StructureDefinition"
+        | "ValueSet"
+        | "CodeSystem"
+        | "SearchParameter"
+        | "CapabilityStatement"
+            if !read =>
+        {
+            R::Activity(A::ManageDirectory)
+        }
+        "AuditEvent" if read => R::Activity(A::IgAudit),
+        "AuditEvent" => R::Never,
+        "Consent" if read => CLINICAL,
+        "Consent" => R::Activity(A::RegisterPatient),
+        "Task" if read => R::AnyOf(&[A::ViewClinical, A::IgAudit]),
+        _ if read => CLINICAL,
+        _ => R::Activity(A::RecordClinical),
+    }
+}
+
+/// A built-in role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Consultant,
+    Doctor,
+    StaffNurse,
+    WardSister,
+    HealthcareAssistant,
+    Pharmacist,
+    WardClerk,
+    BedManager,
+    Receptionist,
+    /// A clinician of a partner organisation (general practice).
+    Gp,
+    /// A partner organisation's social worker: demographics and the care summary.
+    SocialWorker,
+    /// Information governance: the audit trail only, no clinical access.
+    PrivacyOfficer,
+    /// Users and directory only, **no clinical access**.
+    SystemAdmin,
+    /// Bulk extracts only.
+    DataAnalyst,
+    /// The integration engine's service identity (HL7 v2 feeds).
+    IntegrationEngine,
+}
+
+impl Role {
+    const ALL: [Role; 15] = [
+        Role::Consultant,
+        Role::Doctor,
+        Role::StaffNurse,
+        Role::WardSister,
+        Role::HealthcareAssistant,
+        Role::Pharmacist,
+        Role::WardClerk,
+        Role::BedManager,
+        Role::Receptionist,
+        Role::Gp,
+        Role::SocialWorker,
+        Role::PrivacyOfficer,
+        Role::SystemAdmin,
+        Role::DataAnalyst,
+        Role::IntegrationEngine,
+    ];
+
+    pub fn all() -> &'static [Role] {
+        &Role::ALL
+    }
+
+    /// The stable kebab-case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::Consultant => "consultant",
+            Role::Doctor => "doctor",
+            Role::StaffNurse => "staff-nurse",
+            Role::WardSister => "ward-sister",
+            Role::HealthcareAssistant => "healthcare-assistant",
+            Role::Pharmacist => "pharmacist",
+            Role::WardClerk => "ward-clerk",
+            Role::BedManager => "bed-manager",
+            Role::Receptionist => "receptionist",
+            Role::Gp => "gp",
+            Role::SocialWorker => "social-worker",
+            Role::PrivacyOfficer => "privacy-officer",
+            Role::SystemAdmin => "system-admin",
+            Role::DataAnalyst => "data-analyst",
+            Role::IntegrationEngine => "integration-engine",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    pub fn display(self) -> &'static str {
+        match self {
+            Role::Consultant => "Consultant",
+            Role::Doctor => "Doctor",
+            Role::StaffNurse => "Staff nurse",
+            Role::WardSister => "Ward sister / charge nurse",
+            Role::HealthcareAssistant => "Healthcare assistant",
+            Role::Pharmacist => "Pharmacist",
+            Role::WardClerk => "Ward clerk",
+            Role::BedManager => "Bed manager",
+            Role::Receptionist => "Receptionist",
+            Role::Gp => "GP (partner organisation)",
+            Role::SocialWorker => "Social worker (partner organisation)",
+            Role::PrivacyOfficer => "Privacy officer",
+            Role::SystemAdmin => "System administrator",
+            Role::DataAnalyst => "Data analyst",
+            Role::IntegrationEngine => "Integration engine",
+        }
+    }
+
+    /// The activities granted explicitly (see [`Role::has`] for implied ones).
+    pub fn activities(self) -> &'static [Activity] {
+        use Activity::*;
+        match self {
+            Role::Consultant | Role::Doctor => &[
+                ViewClinical,
+                RecordClinical,
+                Prescribe,
+                OrderTests,
+                Adt,
+                ManageAppointments,
+                BreakGlass,
+            ],
+            Role::StaffNurse => &[
+                ViewClinical,
+                RecordClinical,
+                AdministerMedication,
+                OrderTests,
+                Adt,
+                BreakGlass,
+            ],
+            Role::WardSister => &[
+                ViewClinical,
+                RecordClinical,
+                AdministerMedication,
+                OrderTests,
+                Adt,
+                ManageAppointments,
+                BreakGlass,
+            ],
+            Role::HealthcareAssistant => &[ViewClinical, RecordClinical],
+            Role::Pharmacist => &[ViewClinical, RecordClinical, Prescribe],
+            Role::WardClerk => &[ViewDemographics, Adt, RegisterPatient, ManageAppointments],
+            Role::BedManager => &[ViewDemographics, Adt],
+            Role::Receptionist => &[ViewDemographics, RegisterPatient, ManageAppointments],
+            Role::Gp => &[ViewClinical, RecordClinical],
+            Role::SocialWorker => &[ViewCareSummary],
+            Role::PrivacyOfficer => &[IgAudit],
+            Role::SystemAdmin => &[ManageUsers, ManageDirectory],
+            Role::DataAnalyst => &[Export],
+            Role::IntegrationEngine => &[
+                ViewClinical,
+                RecordClinical,
+                RegisterPatient,
+                Adt,
+                OrderTests,
+                ManageAppointments,
+            ],
+        }
+    }
+
+    /// Whether the role has `activity`, directly or implied ([`Activity::implies`]).
+    pub fn has(self, activity: Activity) -> bool {
+        self.activities()
+            .iter()
+            .any(|a| *a == activity || a.implies().contains(&activity))
+    }
+
+    /// Whether the role meets `requirement`.
+    pub fn permits(&self, requirement: Requirement) -> bool {
+        match requirement {
+            Requirement::Activity(a) => self.has(a),
+            Requirement::AnyOf(list) => list.iter().any(|a| self.has(*a)),
+            Requirement::AnyStaff => true,
+            Requirement::Never => false,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn can(role: Role, ty: &str, op: char) -> bool {
+        role.permits(required_activity(ty, Op::from_char(op).unwrap()))
+    }
+
+    #[test]
+    fn codes_roundtrip() {
+        for a in Activity::ALL {
+            assert_eq!(Activity::parse(a.as_str()), Some(a));
+        }
+        for r in Role::all() {
+            assert_eq!(Role::parse(r.code()), Some(*r));
+            assert!(!r.display().is_empty());
+        }
+        assert_eq!(Activity::parse("Prescribe"), None);
+        assert_eq!(Role::parse(""), None);
+        for c in "cruds".chars() {
+            assert_eq!(Op::from_char(c).unwrap().as_char(), c);
+        }
+        assert_eq!(Op::from_char('x'), None);
+    }
+
+    #[test]
+    fn system_admin_has_no_clinical_access() {
+        let r = Role::SystemAdmin;
+        for ty in [
+            "Observation",
+            "Condition",
+            "Patient",
+            "Encounter",
+            "AuditEvent",
+            "Consent",
+        ] {
+            assert!(!can(r, ty, 'r'), "{ty}");
+            assert!(!can(r, ty, 's'), "{ty}");
+        }
+        assert!(can(r, "Practitioner", 'c'));
+        assert!(can(r, "PractitionerRole", 'u'));
+        assert!(can(r, "Location", 'c'));
+        assert!(can(r, "Group", 'u'));
+        assert!(can(r, "ValueSet", 'u'));
+        assert!(!r.has(Activity::BreakGlass));
+    }
+
+    #[test]
+    fn privacy_officer() {
+        let r = Role::PrivacyOfficer;
+        assert!(can(r, "AuditEvent", 's'));
+        assert!(can(r, "AuditEvent", 'r'));
+        assert!(!can(r, "AuditEvent", 'c'));
+        assert!(can(r, "Task", 'r'));
+        assert!(!can(r, "Task", 'u'));
+        assert!(!can(r, "Observation", 'r'));
+        assert!(!can(r, "Patient", 'r'));
+        assert!(can(r, "Organization", 'r'));
+    }
+
+    #[test]
+    fn audit_events_are_never_written() {
+        for r in Role::all() {
+            for op in "cud".chars() {
+                assert!(!can(*r, "AuditEvent", op), "{r} {op}");
+            }
+        }
+    }
+
+    #[test]
+    fn ward_clerk() {
+        let r = Role::WardClerk;
+        assert!(can(r, "Encounter", 'c'));
+        assert!(can(r, "Encounter", 'r'));
+        assert!(can(r, "Patient", 'r'));
+        assert!(can(r, "Patient", 'u'));
+        assert!(can(r, "Appointment", 'c'));
+        assert!(!can(r, "Observation", 'r'));
+        assert!(!can(r, "Condition", 's'));
+        assert!(!can(r, "Consent", 'r'));
+    }
+
+    #[test]
+    fn clinical_roles() {
+        assert!(!can(Role::Pharmacist, "Encounter", 'c'));
+        assert!(can(Role::Pharmacist, "MedicationRequest", 'u'));
+        assert!(!can(Role::Pharmacist, "MedicationAdministration", 'c'));
+        assert!(can(Role::StaffNurse, "MedicationAdministration", 'c'));
+        assert!(!can(Role::StaffNurse, "MedicationRequest", 'c'));
+        assert!(can(Role::Doctor, "MedicationRequest", 'c'));
+        assert!(can(Role::Doctor, "ServiceRequest", 'c'));
+        assert!(!can(Role::HealthcareAssistant, "ServiceRequest", 'c'));
+        assert!(can(Role::HealthcareAssistant, "Observation", 'c'));
+        assert!(can(Role::Consultant, "Patient", 'r'));
+        assert!(can(Role::Consultant, "Observation", 's'));
+        assert!(can(Role::Consultant, "Task", 'r'));
+        assert!(!can(Role::Consultant, "Patient", 'c'));
+        assert!(can(Role::Gp, "Observation", 'r'));
+        assert!(can(Role::Gp, "Consent", 'r'));
+        assert!(can(Role::Receptionist, "Consent", 'c'));
+        assert!(!can(Role::Gp, "Consent", 'c'));
+    }
+
+    #[test]
+    fn partner_and_non_clinical_roles() {
+        let sw = Role::SocialWorker;
+        assert!(can(sw, "Patient", 'r'));
+        assert!(can(sw, "CarePlan", 's'));
+        assert!(can(sw, "Encounter", 'r'));
+        assert!(!can(sw, "Observation", 'r'));
+        assert!(!can(sw, "CarePlan", 'u'));
+        assert!(can(Role::DataAnalyst, "Location", 'r'));
+        assert!(!can(Role::DataAnalyst, "Patient", 'r'));
+        assert!(Role::DataAnalyst.has(Activity::Export));
+        assert!(can(Role::BedManager, "Encounter", 'u'));
+        assert!(!can(Role::BedManager, "Patient", 'u'));
+        assert!(can(Role::IntegrationEngine, "Patient", 'u'));
+        assert!(can(Role::IntegrationEngine, "Observation", 'c'));
+        assert!(!can(Role::IntegrationEngine, "MedicationRequest", 'c'));
+    }
+
+    #[test]
+    fn table_defaults_and_directory() {
+        use Requirement as R;
+        assert_eq!(
+            required_activity("Immunization", Op::Read),
+            R::Activity(Activity::ViewClinical)
+        );
+        assert_eq!(
+            required_activity("Immunization", Op::Delete),
+            R::Activity(Activity::RecordClinical)
+        );
+        assert_eq!(
+            required_activity("CapabilityStatement", Op::Search),
+            R::AnyStaff
+        );
+        assert_eq!(required_activity("Slot", Op::Read), R::AnyStaff);
+        assert_eq!(
+            required_activity("Group", Op::Read),
+            R::Activity(Activity::ViewClinical)
+        );
+        assert_eq!(
+            required_activity("", Op::Read),
+            R::Activity(Activity::ViewClinical)
+        );
+        assert_eq!(
+            required_activity("EpisodeOfCare", Op::Create),
+            R::Activity(Activity::Adt)
+        );
+        for ty in [
+            "Observation",
+            "Condition",
+            "AllergyIntolerance",
+            "Flag",
+            "ClinicalImpression",
+            "DocumentReference",
+            "Composition",
+            "DiagnosticReport",
+            "Procedure",
+            "CarePlan",
+            "CareTeam",
+        ] {
+            assert_eq!(
+                required_activity(ty, Op::Update),
+                R::Activity(Activity::RecordClinical),
+                "{ty}"
+            );
+        }
+        for role in Role::all() {
+            assert!(role.permits(R::AnyStaff));
+            assert!(!role.permits(R::Never));
+        }
+    }
+}
