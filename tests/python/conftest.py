@@ -62,6 +62,15 @@ def with_dbname(url: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
+# Bearer tokens of the running test servers, by "http://127.0.0.1:PORT": every
+# request to one of them carries its token unless the test set its own
+# Authorization header (the suites are about FHIR, not sign-in; the access
+# tests build their own tokens).
+TOKENS: dict = {}
+
+TEST_CLIENT_SCOPE = "system/*.cruds"
+
+
 class WardlineServer:
     def __init__(self, backend: str, extra_args=()):
         self.backend = backend
@@ -98,9 +107,38 @@ class WardlineServer:
                 )
             ok, last = self._wait_healthy()
             if ok:
+                self.token = self.mint_token()
+                TOKENS[self.root] = self.token
                 return self
             self.kill()
         raise RuntimeError(f"wardline serve --demo did not start ({self.backend}): {last}\n{self.log_tail()}")
+
+    def store_args(self):
+        args = ["--data-dir", str(Path(self.tmp.name) / "data")]
+        if self.db_name:
+            args += ["--database", with_dbname(self.admin_url, self.db_name)]
+        return args
+
+    def cli(self, *args, input_text=None, env_extra=None):
+        """Run a `wardline` operator command on this server's store; its stdout."""
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "warn")
+        env.update(env_extra or {})
+        out = subprocess.run(
+            [wardline_bin(), *args, *self.store_args()],
+            input=input_text, capture_output=True, text=True, env=env, timeout=120,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"wardline {' '.join(args)} failed: {out.stderr}")
+        return out.stdout
+
+    def mint_token(self, scope=TEST_CLIENT_SCOPE) -> str:
+        try:
+            self.cli("client", "add", "wardline-py-tests", "--name", "Python test suite", "--scope", TEST_CLIENT_SCOPE)
+        except RuntimeError as e:
+            if "already" not in str(e):
+                raise
+        return self.cli("token", "--client", "wardline-py-tests", "--scope", scope, "--minutes", "600").strip()
 
     def _wait_healthy(self):
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -137,6 +175,7 @@ class WardlineServer:
             self.proc.wait()
 
     def stop(self):
+        TOKENS.pop(self.root, None)
         self.kill()
         if self.db_name:
             subprocess.run(
@@ -178,6 +217,10 @@ def validate_responses(monkeypatch):
     original_send = requests.Session.send
 
     def send(self, request, **kwargs):
+        url = request.url or ""
+        for root, token in TOKENS.items():
+            if url.startswith(root + "/") and "Authorization" not in request.headers:
+                request.headers["Authorization"] = f"Bearer {token}"
         response = original_send(self, request, **kwargs)
         url = request.url or ""
         if "/fhir" in url and url.startswith("http://127.0.0.1:") and response.content:

@@ -5,6 +5,10 @@
 //! tokio's blocking pool (the store is synchronous), and the [`FhirResponse`]
 //! becomes HTTP. Nothing here knows FHIR semantics beyond media types.
 
+mod bearer;
+
+pub use bearer::BearerAuthenticator;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

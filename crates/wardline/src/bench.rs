@@ -183,19 +183,16 @@ fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
     anyhow::ensure!(!patients.is_empty(), "no patients loaded");
     let rt = tokio::runtime::Runtime::new()?;
     let backend = service.store().backend();
+    let (auth, headers) = bench_access(&service)?;
     let (latencies, secs) = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(wardline_http::serve(
-            listener,
-            service,
-            std::sync::Arc::new(crate::OpenTemp),
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let server = tokio::spawn(wardline_http::serve(listener, service, auth, async {
+            let _ = rx.await;
+        }));
         let client = reqwest::Client::builder()
+            .default_headers(headers.clone())
             .pool_max_idle_per_host(a.clients)
             .build()?;
         let per = a.requests / a.clients.max(1);
@@ -292,21 +289,18 @@ fn drive(
     urls: Arc<dyn Fn(usize) -> (&'static str, String) + Send + Sync>,
 ) -> Result<(Vec<Sample>, f64)> {
     let rt = tokio::runtime::Runtime::new()?;
+    let (auth, headers) = bench_access(&service)?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(wardline_http::serve(
-            listener,
-            service,
-            std::sync::Arc::new(crate::OpenTemp),
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let server = tokio::spawn(wardline_http::serve(listener, service, auth, async {
+            let _ = rx.await;
+        }));
         // Like most FHIR clients on a LAN, no gzip: compressing 2 MB/s of
         // JSON on loopback measures deflate, not Wardline.
         let client = reqwest::Client::builder()
+            .default_headers(headers.clone())
             .pool_max_idle_per_host(clients)
             .no_gzip()
             .build()?;
@@ -563,4 +557,44 @@ fn export_bench(a: ScaleArgs) -> Result<()> {
         rss_before
     );
     Ok(())
+}
+
+/// The benchmarks' requests are a backend service's (`system/*.rs`), so they
+/// pay for authentication, the policy and the audit trail like real ones.
+fn bench_access(
+    service: &Arc<FhirService>,
+) -> Result<(
+    Arc<dyn wardline_http::Authenticator>,
+    reqwest::header::HeaderMap,
+)> {
+    let dir = Arc::new(
+        wardline_auth::directory::Directory::open(service.clone(), "trust")
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let scope: wardline_auth::scopes::ScopeSet =
+        "system/*.rs".parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if dir
+        .client("wardline-bench")
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_none()
+    {
+        dir.register_client(
+            &wardline_core::Trusted::operator("bench"),
+            &wardline_auth::directory::Client {
+                client_id: "wardline-bench".into(),
+                name: "wardline bench".into(),
+                redirect_uris: vec![],
+                scope: scope.to_string(),
+                jwks: None,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let token = dir.issue_system_token("wardline-bench", &scope, 24 * 3600);
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
+    Ok((Arc::new(wardline_http::BearerAuthenticator::new(dir)), h))
 }

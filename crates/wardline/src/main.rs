@@ -9,6 +9,7 @@ mod export;
 mod generate;
 mod hl7;
 mod import;
+mod user;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +53,15 @@ enum Command {
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Manage users and their positions (roles at organisations and wards).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Print a short-lived access token for a user or a backend client (for
+    /// scripts and automated clients; operator command on the data directory).
+    Token(user::TokenArgs),
+    /// Register SMART on FHIR clients (apps and backend services).
+    #[command(subcommand)]
+    Client(user::ClientCommand),
 }
 
 /// Where the data lives.
@@ -99,6 +109,8 @@ struct ServeArgs {
     /// Load the demo trust when the store is empty.
     #[arg(long)]
     demo: bool,
+    #[command(flatten)]
+    trust: user::TrustArgs,
     /// Also accept HL7 v2 over MLLP on this address (e.g. 127.0.0.1:2575).
     #[arg(long, env = "WARDLINE_MLLP_LISTEN")]
     mllp_listen: Option<SocketAddr>,
@@ -139,6 +151,9 @@ fn main() -> std::process::ExitCode {
         Command::Export(a) => export::run(a),
         Command::Hl7(c) => hl7::run(c),
         Command::Generate(a) => generate::run(&a),
+        Command::User(c) => user::run_user(c),
+        Command::Token(a) => user::run_token(a),
+        Command::Client(c) => user::run_client(c),
     };
     match result {
         Ok(code) => code,
@@ -172,6 +187,17 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     );
     if a.demo {
         load_demo(&service)?;
+    }
+    let directory = Arc::new(
+        wardline_auth::directory::Directory::open(service.clone(), &a.trust.trust_organization)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    if a.demo {
+        user::seed_demo_users(&directory)?;
+        println!(
+            "Demo staff: nurse.w1, dr.watford, clerk.watford, admin, ig.officer, gp.e82001 (password '{}'; `wardline user code NAME` prints the security code)",
+            user::DEMO_PASSWORD
+        );
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for d in destinations {
@@ -218,8 +244,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         }
         let extra: wardline_http::ExtraMetrics =
             Arc::new(|| wardline_integration::metrics::METRICS.render());
-        // TEMP until wardline-auth lands (this session): no authentication.
-        let auth: Arc<dyn wardline_http::Authenticator> = Arc::new(OpenTemp);
+        let auth: Arc<dyn wardline_http::Authenticator> =
+            Arc::new(wardline_http::BearerAuthenticator::new(directory));
         wardline_http::serve_with(listener, service, Some(extra), auth, shutdown_signal()).await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok::<_, anyhow::Error>(())
@@ -278,17 +304,4 @@ fn load_demo(service: &FhirService) -> Result<()> {
         "demo trust loaded"
     );
     Ok(())
-}
-
-/// TEMP until wardline-auth lands (this session).
-struct OpenTemp;
-
-impl wardline_http::Authenticator for OpenTemp {
-    fn authenticate(
-        &self,
-        _: &axum::http::HeaderMap,
-        _: Option<std::net::IpAddr>,
-    ) -> Result<Box<dyn wardline_core::Access>, wardline_fhir::FhirError> {
-        Ok(Box::new(wardline_core::Trusted::operator("open")))
-    }
 }

@@ -66,14 +66,16 @@ fn txn_bundle(tag: &str) -> Value {
 /// Run writers until the server is killed; returns once all writers stopped.
 fn write_until_killed(server: &mut Server, round: usize, log: &Arc<Mutex<Log>>) {
     let base = server.base.clone();
+    let token = server.token.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let creates = Arc::new(AtomicUsize::new(0));
     let txns = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for w in 0..2 {
         let (base, stop, creates, log) = (base.clone(), stop.clone(), creates.clone(), log.clone());
+        let token = token.clone();
         handles.push(std::thread::spawn(move || {
-            let client = common::client();
+            let client = common::authorised_client(&token);
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
@@ -99,8 +101,9 @@ fn write_until_killed(server: &mut Server, round: usize, log: &Arc<Mutex<Log>>) 
     }
     {
         let (base, stop, txns, log) = (base.clone(), stop.clone(), txns.clone(), log.clone());
+        let token = token.clone();
         handles.push(std::thread::spawn(move || {
-            let client = common::client();
+            let client = common::authorised_client(&token);
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;

@@ -97,6 +97,7 @@ pub struct Env {
     log_dir: tempfile::TempDir,
     pg: Option<PgDatabase>,
     starts: std::cell::Cell<u32>,
+    test_client: std::cell::Cell<bool>,
 }
 
 impl Env {
@@ -107,6 +108,7 @@ impl Env {
             log_dir: tempfile::tempdir().expect("tempdir"),
             pg: None,
             starts: 0.into(),
+            test_client: false.into(),
         }
     }
 
@@ -126,6 +128,7 @@ impl Env {
             log_dir: tempfile::tempdir().expect("tempdir"),
             pg: Some(PgDatabase::create(&url)),
             starts: 0.into(),
+            test_client: false.into(),
         })
     }
 
@@ -145,6 +148,56 @@ impl Env {
             v.push(pg.url.clone());
         }
         v
+    }
+
+    /// Runs a `wardline` operator command on this store; its stdout, or a
+    /// panic naming the command and its stderr.
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.cli_with_env(args, &[])
+    }
+
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_wardline"))
+            .args(args)
+            .args(self.store_args())
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wardline");
+        assert!(
+            out.status.success(),
+            "wardline {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A bearer token for the test suite's backend client (registered on first use).
+    pub fn system_token(&self, scope: &str) -> String {
+        if !self.test_client.get() {
+            self.cli(&[
+                "client",
+                "add",
+                "wardline-tests",
+                "--name",
+                "Wardline test suite",
+                "--scope",
+                TEST_CLIENT_SCOPE,
+            ]);
+            self.test_client.set(true);
+        }
+        self.cli(&[
+            "token",
+            "--client",
+            "wardline-tests",
+            "--scope",
+            scope,
+            "--minutes",
+            "600",
+        ])
+        .trim()
+        .to_owned()
     }
 
     /// Start `wardline serve` on this backend and wait until `/healthz` answers.
@@ -186,10 +239,19 @@ impl Env {
                 root: format!("http://127.0.0.1:{port}"),
                 log_path,
                 client: client(),
+                token: String::new(),
                 backend: self.name,
             };
             match server.wait_healthy() {
-                Ok(()) => return server,
+                Ok(()) => {
+                    // The suites are about FHIR and HL7, not sign-in: every
+                    // request carries a backend-service token minted by the
+                    // operator CLI (`tests/e2e_access.rs` tests access itself).
+                    let token = self.system_token(TEST_CLIENT_SCOPE);
+                    server.token = token.clone();
+                    server.client = authorised_client(&token);
+                    return server;
+                }
                 Err(e) => {
                     last_err = format!("{e}\n--- server log ---\n{}", server.log_tail(4000));
                     server.kill();
@@ -230,6 +292,24 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local_addr").port()
 }
 
+/// What the test suite's backend client may do.
+pub const TEST_CLIENT_SCOPE: &str = "system/*.cruds";
+
+/// A client that sends `Authorization: Bearer TOKEN` with every request.
+pub fn authorised_client(token: &str) -> reqwest::blocking::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token header"),
+    );
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(600))
+        .default_headers(h)
+        .build()
+        .expect("reqwest client")
+}
+
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .no_proxy()
@@ -247,7 +327,10 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`
     pub root: String,
     log_path: PathBuf,
+    /// Sends the test suite's bearer token with every request.
     pub client: reqwest::blocking::Client,
+    /// That token.
+    pub token: String,
     pub backend: &'static str,
 }
 

@@ -1,0 +1,410 @@
+//! `wardline user …`, `wardline token`, `wardline client …`: operator
+//! commands on the data directory (or database) for identities and access.
+//!
+//! They act as the operator (`Trusted`, named `cli:<command>` in the audit
+//! trail): whoever can run them can read the database anyway. Every change
+//! is audited like any other write.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use wardline_auth::directory::{Client, Directory};
+use wardline_auth::rbac::Role;
+use wardline_auth::scopes::ScopeSet;
+use wardline_core::{FhirService, ServiceConfig, Trusted};
+
+use crate::StoreArgs;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user (a Practitioner with a password and a TOTP second
+    /// factor). Prints the TOTP secret and an otpauth:// URI to enrol in an
+    /// authenticator app. The password is read from WARDLINE_NEW_PASSWORD or,
+    /// when unset, from the first line of standard input.
+    Add(AddArgs),
+    /// Give a user a position: a role at an organisation, optionally
+    /// limited to sites or wards.
+    Grant(GrantArgs),
+    /// End a user's positions with a role (or one position by its id).
+    Revoke(RevokeArgs),
+    /// List users and their active positions.
+    List(ListArgs),
+    /// Print a user's current TOTP code (for demos and scripted tests: the
+    /// operator holds the database, and with it the secrets).
+    Code(CodeArgs),
+}
+
+#[derive(Args)]
+pub struct CodeArgs {
+    pub username: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// Login name (letters, digits, '.', '_', '-').
+    pub username: String,
+    /// Full name, e.g. "Asha Patel".
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Args)]
+pub struct GrantArgs {
+    pub username: String,
+    /// Role code: consultant, doctor, staff-nurse, ward-sister,
+    /// healthcare-assistant, pharmacist, ward-clerk, bed-manager,
+    /// receptionist, gp, social-worker, privacy-officer, system-admin,
+    /// data-analyst, integration-engine.
+    #[arg(long)]
+    pub role: String,
+    /// Organization id the position is in (default: the trust).
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// Location ids (sites, wards, clinics) the position covers (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    pub location: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    pub username: String,
+    /// Role code, or a PractitionerRole id.
+    #[arg(long)]
+    pub role: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct TrustArgs {
+    /// Id of the trust's Organization (its departments are partOf it; other
+    /// organisations are partners).
+    #[arg(long, env = "WARDLINE_TRUST_ORGANIZATION", default_value = "trust")]
+    pub trust_organization: String,
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    /// The user the token is for.
+    #[arg(long, conflicts_with = "client")]
+    pub user: Option<String>,
+    /// A registered backend client the token is for (system/ scopes).
+    #[arg(long)]
+    pub client: Option<String>,
+    /// The position (PractitionerRole id) to act in; default: the user's
+    /// only position.
+    #[arg(long)]
+    pub position: Option<String>,
+    /// SMART scopes, e.g. "user/*.cruds" or "patient/Observation.rs".
+    #[arg(long)]
+    pub scope: String,
+    /// Patient launch context (for patient/ scopes).
+    #[arg(long)]
+    pub patient: Option<String>,
+    /// Lifetime in minutes.
+    #[arg(long, default_value_t = 15)]
+    pub minutes: i64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a SMART client: an app (--redirect-uri, authorization code +
+    /// PKCE) or a backend service (--jwks-file, client credentials with
+    /// private_key_jwt).
+    Add(ClientAddArgs),
+}
+
+#[derive(Args)]
+pub struct ClientAddArgs {
+    pub client_id: String,
+    #[arg(long)]
+    pub name: String,
+    /// The most the client may be granted, e.g. "launch/patient openid fhirUser user/*.rs".
+    #[arg(long)]
+    pub scope: String,
+    #[arg(long)]
+    pub redirect_uri: Vec<String>,
+    /// A JSON Web Key Set file with the backend service's public key(s).
+    #[arg(long)]
+    pub jwks_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+fn directory(store: &StoreArgs, trust: &TrustArgs) -> Result<Directory> {
+    let svc = Arc::new(FhirService::new(store.open()?, ServiceConfig::default()));
+    Directory::open(svc, &trust.trust_organization).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn operator(cmd: &str) -> Trusted {
+    Trusted::operator(format!("cli:{cmd}"))
+}
+
+fn read_password() -> Result<String> {
+    if let Ok(p) = std::env::var("WARDLINE_NEW_PASSWORD") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+pub fn run_user(c: UserCommand) -> Result<ExitCode> {
+    match c {
+        UserCommand::Add(a) => {
+            let dir = directory(&a.store, &a.trust)?;
+            let password = read_password()?;
+            let (practitioner, secret) = dir
+                .add_user(&operator("user-add"), &a.username, &a.name, &password)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("user {} created (Practitioner/{practitioner})", a.username);
+            println!("TOTP secret: {secret}");
+            println!(
+                "enrol: {}",
+                wardline_auth::totp::otpauth_uri(
+                    "Wardline",
+                    &a.username,
+                    &wardline_auth::totp::base32_decode(&secret).unwrap_or_default()
+                )
+            );
+        }
+        UserCommand::Grant(a) => {
+            let dir = directory(&a.store, &a.trust)?;
+            let role = Role::parse(&a.role)
+                .ok_or_else(|| anyhow::anyhow!("'{}' is not a role; see --help", a.role))?;
+            let org = a
+                .organization
+                .unwrap_or_else(|| a.trust.trust_organization.clone());
+            let id = dir
+                .grant(
+                    &operator("user-grant"),
+                    &a.username,
+                    role,
+                    &org,
+                    &a.location,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{} is now {} at Organization/{org} (PractitionerRole/{id})",
+                a.username,
+                role.display()
+            );
+        }
+        UserCommand::Revoke(a) => {
+            let dir = directory(&a.store, &a.trust)?;
+            let n = dir
+                .revoke(&operator("user-revoke"), &a.username, &a.role)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{n} position(s) of {} ended", a.username);
+        }
+        UserCommand::List(a) => {
+            let dir = directory(&a.store, &a.trust)?;
+            for (acc, positions) in dir.list().map_err(|e| anyhow::anyhow!("{e}"))? {
+                let state = if acc.disabled {
+                    " (disabled)"
+                } else if acc.locked_until_ms > wardline_fhir::datetime::now_ms() {
+                    " (locked)"
+                } else {
+                    ""
+                };
+                println!("{}{state}  Practitioner/{}", acc.username, acc.practitioner);
+                for p in positions {
+                    println!(
+                        "    {}  {} at Organization/{}{}",
+                        p.id,
+                        p.role.code(),
+                        p.organization,
+                        if p.locations.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", p.locations.join(", "))
+                        }
+                    );
+                }
+            }
+        }
+        UserCommand::Code(a) => {
+            let dir = directory(&a.store, &a.trust)?;
+            let acc = dir
+                .account(&a.username)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .ok_or_else(|| anyhow::anyhow!("no user '{}'", a.username))?;
+            let secret = wardline_auth::totp::base32_decode(&acc.totp_secret)
+                .ok_or_else(|| anyhow::anyhow!("the TOTP secret of '{}' is corrupt", a.username))?;
+            let now = wardline_fhir::datetime::now_ms() / 1000;
+            println!("{}", wardline_auth::totp::code_at(&secret, now, 6));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo trust's staff (created with `serve --demo` when absent), all
+/// with the password [`DEMO_PASSWORD`]; `wardline user code NAME` prints
+/// their current security code.
+pub const DEMO_PASSWORD: &str = "wardline-demo-only";
+
+pub fn seed_demo_users(dir: &Directory) -> Result<()> {
+    let users: [(&str, &str, Role, &str, &[&str]); 6] = [
+        (
+            "nurse.w1",
+            "Grace Okafor",
+            Role::parse("staff-nurse").expect("role"),
+            "trust",
+            &["watford-w1"],
+        ),
+        (
+            "dr.watford",
+            "Sanjay Mehta",
+            Role::parse("consultant").expect("role"),
+            "trust",
+            &["watford"],
+        ),
+        (
+            "clerk.watford",
+            "Tom Hughes",
+            Role::parse("ward-clerk").expect("role"),
+            "trust",
+            &["watford"],
+        ),
+        (
+            "admin",
+            "Pat Admin",
+            Role::parse("system-admin").expect("role"),
+            "trust",
+            &[],
+        ),
+        (
+            "ig.officer",
+            "Ruth Caldicott",
+            Role::parse("privacy-officer").expect("role"),
+            "trust",
+            &[],
+        ),
+        (
+            "gp.e82001",
+            "Helen Shah",
+            Role::parse("gp").expect("role"),
+            "gp-e82001",
+            &[],
+        ),
+    ];
+    let op = operator("demo");
+    for (name, full, role, org, locs) in users {
+        if dir
+            .account(name)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .is_some()
+        {
+            continue;
+        }
+        dir.add_user(&op, name, full, DEMO_PASSWORD)
+            .map_err(|e| anyhow::anyhow!("demo user {name}: {e}"))?;
+        let locs: Vec<String> = locs.iter().map(|s| (*s).to_owned()).collect();
+        dir.grant(&op, name, role, org, &locs)
+            .map_err(|e| anyhow::anyhow!("demo user {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub fn run_token(a: TokenArgs) -> Result<ExitCode> {
+    let dir = directory(&a.store, &a.trust)?;
+    let scope: ScopeSet = a
+        .scope
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+    let ttl = a.minutes.clamp(1, 24 * 60) * 60;
+    let token = match (&a.user, &a.client) {
+        (Some(user), _) => {
+            let position = match a.position {
+                Some(p) => p,
+                None => {
+                    let ps = dir.positions(user).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    match ps.as_slice() {
+                        [one] => one.id.clone(),
+                        [] => anyhow::bail!("'{user}' holds no active position"),
+                        _ => anyhow::bail!(
+                            "'{user}' holds several positions; choose one with --position ({})",
+                            ps.iter()
+                                .map(|p| p.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }
+                }
+            };
+            dir.issue_user_token(user, &position, &scope, a.patient.as_deref(), None, ttl)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+        }
+        (None, Some(client)) => {
+            let c = dir
+                .client(client)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .ok_or_else(|| anyhow::anyhow!("no registered client '{client}'"))?;
+            let allowed: ScopeSet = c.scope.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            dir.issue_system_token(client, &allowed.intersect(&scope), ttl)
+        }
+        (None, None) => anyhow::bail!("give --user NAME or --client ID"),
+    };
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_client(c: ClientCommand) -> Result<ExitCode> {
+    match c {
+        ClientCommand::Add(a) => {
+            let dir = directory(&a.store, &a.trust)?;
+            let jwks = match &a.jwks_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read {}", p.display()))?,
+                ),
+                None => None,
+            };
+            dir.register_client(
+                &operator("client-add"),
+                &Client {
+                    client_id: a.client_id.clone(),
+                    name: a.name,
+                    redirect_uris: a.redirect_uri,
+                    scope: a.scope,
+                    jwks,
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("client {} registered", a.client_id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
