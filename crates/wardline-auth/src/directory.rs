@@ -413,17 +413,24 @@ impl Directory {
                 return Err(FhirError::invalid(format!("no Location/{l}")));
             }
         }
+        let mut role_json = json!({
+            "resourceType": "PractitionerRole",
+            "active": true,
+            "period": {"start": format_instant(now_ms())},
+            "practitioner": {"reference": format!("Practitioner/{}", acc.practitioner), "display": username},
+            "organization": {"reference": format!("Organization/{organization}")},
+            "code": [{"coding": [{"system": ROLE_SYSTEM, "code": role.code(), "display": role.display()}]}],
+        });
+        // FHIR has no empty arrays: a position without locations has no `location`.
+        if !locations.is_empty() {
+            role_json["location"] = locations
+                .iter()
+                .map(|l| json!({"reference": format!("Location/{l}")}))
+                .collect();
+        }
         self.svc.transact(actor, |tx| {
             tx.set_audit_subtype(WARDLINE_SUBTYPE, "grant", "C");
-            let saved = tx.save(json!({
-                "resourceType": "PractitionerRole",
-                "active": true,
-                "period": {"start": format_instant(now_ms())},
-                "practitioner": {"reference": format!("Practitioner/{}", acc.practitioner), "display": username},
-                "organization": {"reference": format!("Organization/{organization}")},
-                "location": locations.iter().map(|l| json!({"reference": format!("Location/{l}")})).collect::<Vec<_>>(),
-                "code": [{"coding": [{"system": ROLE_SYSTEM, "code": role.code(), "display": role.display()}]}],
-            }))?;
+            let saved = tx.save(role_json)?;
             Ok(saved.id)
         })
     }
