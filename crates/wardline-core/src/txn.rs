@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use wardline_fhir::{FhirError, SearchQuery};
+use wardline_store::audit::AuditAppend;
 use wardline_store::{
     IncludeRequest, PageRequest, Reader, ResourceWrite, SearchPage, StoreTx, StoredResource,
     WriteMethod,
@@ -109,6 +110,14 @@ impl StoreTx for Recording<'_> {
             }
         }
         Ok(())
+    }
+
+    fn append_audit(&mut self, rows: &[AuditAppend]) -> wardline_store::Result<()> {
+        self.inner.append_audit(rows)
+    }
+
+    fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> wardline_store::Result<()> {
+        self.inner.kv_put(namespace, key, value)
     }
 
     fn commit(self: Box<Self>) -> wardline_store::Result<()> {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::Value;
 use wardline_core::{Body, FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig};
 use wardline_fhir::SearchQuery;
+use wardline_store::audit::{AuditAnchor, AuditAppend, AuditQuery, AuditRow};
 use wardline_store::{
     HistoryRequest, IncludeRequest, PageRequest, Reader, Result, SearchPage, Store, StoreTx,
     StoredResource,
@@ -61,6 +62,36 @@ impl Store for Counting {
     }
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
         self.inner.begin()
+    }
+    fn append_audit(&self, rows: &[AuditAppend]) -> Result<Vec<i64>> {
+        self.inner.append_audit(rows)
+    }
+    fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditRow>> {
+        self.inner.scan_audit(after_seq, limit)
+    }
+    fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        self.inner.search_audit(q)
+    }
+    fn audit_head(&self) -> Result<AuditAnchor> {
+        self.inner.audit_head()
+    }
+    fn audit_anchor(&self) -> Result<Option<AuditAnchor>> {
+        self.inner.audit_anchor()
+    }
+    fn purge_audit(&self, before_ms: i64) -> Result<u64> {
+        self.inner.purge_audit(before_ms)
+    }
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>> {
+        self.inner.kv_get(namespace, key)
+    }
+    fn kv_list(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        self.inner.kv_list(namespace, prefix)
+    }
+    fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()> {
+        self.inner.kv_put(namespace, key, value)
+    }
+    fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        self.inner.kv_delete(namespace, key)
     }
 }
 

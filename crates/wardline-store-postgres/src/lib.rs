@@ -50,12 +50,14 @@ use postgres::{Client, NoTls, Row, Statement};
 use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use wardline_fhir::{IndexValue, SearchQuery};
+use wardline_store::audit::{AuditAnchor, AuditAppend, AuditQuery, AuditRow};
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
     HistoryRequest, IncludeRequest, PageRequest, Reader, Result, SearchPage, Store, StoreError,
     StoreTx, StoredResource, WriteMethod,
 };
 
+mod audit;
 mod write;
 
 /// Buffered writes are flushed when this many are pending.
@@ -432,6 +434,50 @@ impl Store for PostgresStore {
         let mut conn = self.conn()?;
         conn.client.batch_execute("BEGIN").map_err(be)?;
         Ok(Box::new(write::PgTx::new(conn)))
+    }
+
+    fn append_audit(&self, rows: &[AuditAppend]) -> Result<Vec<i64>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        audit::in_tx(&mut *self.conn()?, |c| audit::append(c, rows))
+    }
+
+    fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditRow>> {
+        audit::scan(&mut *self.conn()?, after_seq, limit)
+    }
+
+    fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        audit::search(&mut *self.conn()?, q)
+    }
+
+    fn audit_head(&self) -> Result<AuditAnchor> {
+        audit::head(&mut *self.conn()?)
+    }
+
+    fn audit_anchor(&self) -> Result<Option<AuditAnchor>> {
+        audit::anchor(&mut *self.conn()?)
+    }
+
+    fn purge_audit(&self, before_ms: i64) -> Result<u64> {
+        audit::in_tx(&mut *self.conn()?, |c| audit::purge(c, before_ms))
+    }
+
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>> {
+        audit::kv_get(&mut *self.conn()?, namespace, key)
+    }
+
+    fn kv_list(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        audit::kv_list(&mut *self.conn()?, namespace, prefix)
+    }
+
+    fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()> {
+        // One statement outside a transaction block: committed (durably) by itself.
+        audit::kv_put(&mut *self.conn()?, namespace, key, value)
+    }
+
+    fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        audit::kv_delete(&mut *self.conn()?, namespace, key)
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use r2d2::PooledConnection;
 use wardline_fhir::{IndexValue, SearchQuery};
+use wardline_store::audit::AuditAppend;
 use wardline_store::{
     PageRequest, Reader, ResourceWrite, Result, SearchPage, StoreError, StoreTx, StoredResource,
     WriteMethod,
@@ -20,6 +21,8 @@ struct State {
     keys: HashMap<(String, String), usize>,
     /// Set after any error: the transaction can then only roll back.
     failed: bool,
+    /// Audit rows, chained and inserted at commit (see [`crate::audit`]).
+    audit: Vec<AuditAppend>,
 }
 
 pub(crate) struct PgTx {
@@ -35,6 +38,7 @@ impl PgTx {
                 pending: Vec::new(),
                 keys: HashMap::new(),
                 failed: false,
+                audit: Vec::new(),
             }),
             done: false,
         }
@@ -123,12 +127,42 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
+    fn append_audit(&mut self, rows: &[AuditAppend]) -> Result<()> {
+        let st = self.st.get_mut();
+        if st.failed {
+            return Err(failed());
+        }
+        // Chained at commit: the head lock is then held only for the insert
+        // and the commit, and never while this transaction waits for a row lock.
+        st.audit.extend_from_slice(rows);
+        Ok(())
+    }
+
+    fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<()> {
+        let st = self.st.get_mut();
+        if st.failed {
+            return Err(failed());
+        }
+        let out = crate::audit::kv_put(&mut st.conn, namespace, key, value);
+        if out.is_err() {
+            st.failed = true;
+        }
+        out
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         let st = self.st.get_mut();
         if st.failed {
             return Err(failed());
         }
         st.flush()?;
+        if !st.audit.is_empty() {
+            let rows = std::mem::take(&mut st.audit);
+            if let Err(e) = crate::audit::append(&mut st.conn, &rows) {
+                st.failed = true;
+                return Err(e);
+            }
+        }
         st.conn.client.batch_execute("COMMIT").map_err(be)?;
         self.done = true;
         Ok(())

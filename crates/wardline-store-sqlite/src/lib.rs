@@ -16,6 +16,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value as SqlParam};
 use wardline_fhir::index::normalise_string;
 use wardline_fhir::{IndexValue, SearchQuery};
+use wardline_store::audit::{self, AuditAnchor, AuditAppend, AuditQuery, AuditRow};
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
     HistoryRequest, IncludeRequest, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store,
@@ -100,6 +101,26 @@ impl SqliteStore {
         lock(&self.readers).push(conn);
         self.available.notify_one();
         out
+    }
+
+    /// Runs `f` in a write transaction of its own on the writer, committing
+    /// if it returns `Ok` and rolling back otherwise.
+    fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = lock(&self.writer);
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
+        match f(&conn) {
+            Ok(v) => match conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _rollback_result = conn.execute_batch("ROLLBACK");
+                    Err(be(e))
+                }
+            },
+            Err(e) => {
+                let _rollback_result = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 }
 
@@ -243,6 +264,121 @@ fn include(c: &Connection, req: &IncludeRequest) -> Result<Vec<StoredResource>> 
         .map_err(be)
 }
 
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.get(0)?,
+        recorded_ms: r.get(1)?,
+        agent: r.get(2)?,
+        action: r.get(3)?,
+        subtype: r.get(4)?,
+        outcome: r.get(5)?,
+        patients: sql::split_patients(&r.get::<_, String>(6)?),
+        json: r.get(7)?,
+        prev_hash: r.get(8)?,
+        hash: r.get(9)?,
+    })
+}
+
+/// Chains and inserts `rows` in the current write transaction of `c` (the
+/// writer, so the head cannot move under it).
+fn append_audit(c: &Connection, rows: &[AuditAppend]) -> Result<Vec<i64>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (head_seq, head_hash): (i64, String) = c
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .map_err(be)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(be)?;
+    let chained = audit::chain(head_seq, &head_hash, rows);
+    let mut log = c
+        .prepare_cached(
+            "INSERT INTO audit_log (seq, recorded, agent, action, subtype, outcome, patients, content, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(be)?;
+    let mut patient = c
+        .prepare_cached("INSERT INTO audit_patient (seq, patient) VALUES (?1, ?2)")
+        .map_err(be)?;
+    for r in &chained {
+        log.execute(rusqlite::params![
+            r.seq,
+            r.recorded_ms,
+            r.agent,
+            r.action,
+            r.subtype,
+            r.outcome,
+            r.patients.join(" "),
+            r.json,
+            r.prev_hash,
+            r.hash
+        ])
+        .map_err(be)?;
+        for p in sql::audit_patients(&r.patients) {
+            patient.execute(rusqlite::params![r.seq, p]).map_err(be)?;
+        }
+    }
+    if let Some(last) = chained.last() {
+        c.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
+            .map_err(be)?
+            .execute(rusqlite::params![last.seq, last.hash])
+            .map_err(be)?;
+    }
+    Ok(chained.iter().map(|r| r.seq).collect())
+}
+
+/// See [`Store::purge_audit`]; in the current write transaction of `c`.
+fn purge_audit(c: &Connection, before_ms: i64) -> Result<u64> {
+    let head: i64 = c
+        .query_row("SELECT seq FROM audit_head WHERE id = 1", [], |r| r.get(0))
+        .map_err(be)?;
+    // The first row to keep: walk the chain from its start (`+recorded`
+    // keeps SQLite on the rowid order instead of the `recorded` index).
+    let first_kept: Option<i64> = c
+        .query_row(
+            "SELECT seq FROM audit_log WHERE +recorded >= ?1 ORDER BY seq LIMIT 1",
+            [before_ms],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(be)?;
+    let cutoff = first_kept.map_or(i64::MAX, |s| s - 1).min(head - 1);
+    let last: Option<(i64, String)> = c
+        .query_row(
+            "SELECT seq, hash FROM audit_log WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1",
+            [cutoff],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(be)?;
+    let Some((seq, hash)) = last else {
+        return Ok(0);
+    };
+    let n = c
+        .execute("DELETE FROM audit_log WHERE seq <= ?1", [seq])
+        .map_err(be)?;
+    c.execute("DELETE FROM audit_patient WHERE seq <= ?1", [seq])
+        .map_err(be)?;
+    c.execute(
+        "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        rusqlite::params![seq, hash],
+    )
+    .map_err(be)?;
+    Ok(n as u64)
+}
+
+fn kv_put(c: &Connection, namespace: &str, key: &str, value: &str) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO system_kv (namespace, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+    )
+    .map_err(be)?
+    .execute([namespace, key, value])
+    .map_err(be)?;
+    Ok(())
+}
+
 impl Reader for SqliteStore {
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
         self.with_reader(|c| read_current(c, resource_type, id))
@@ -321,6 +457,118 @@ impl Store for SqliteStore {
         let conn = lock(&self.writer);
         conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
         Ok(Box::new(SqliteTx { conn, done: false }))
+    }
+
+    fn append_audit(&self, rows: &[AuditAppend]) -> Result<Vec<i64>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_writer(|c| append_audit(c, rows))
+    }
+
+    fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditRow>> {
+        self.with_reader(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM audit_log a WHERE a.seq > ?1 ORDER BY a.seq LIMIT ?2",
+                sql::AUDIT_COLUMNS
+            ))
+            .map_err(be)?
+            .query_map(rusqlite::params![after_seq, limit as i64], audit_row)
+            .map_err(be)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(be)
+        })
+    }
+
+    fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        let b = sql::audit_search_sql(Dialect::Sqlite, q);
+        self.with_reader(|c| {
+            c.prepare_cached(&b.sql)
+                .map_err(be)?
+                .query_map(params_from_iter(to_params(&b.params)), audit_row)
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)
+        })
+    }
+
+    fn audit_head(&self) -> Result<AuditAnchor> {
+        self.with_reader(|c| {
+            c.prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .map_err(be)?
+                .query_row([], |r| {
+                    Ok(AuditAnchor {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                    })
+                })
+                .map_err(be)
+        })
+    }
+
+    fn audit_anchor(&self) -> Result<Option<AuditAnchor>> {
+        self.with_reader(|c| {
+            c.prepare_cached("SELECT seq, hash FROM audit_anchor WHERE id = 1")
+                .map_err(be)?
+                .query_row([], |r| {
+                    Ok(AuditAnchor {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                    })
+                })
+                .optional()
+                .map_err(be)
+        })
+    }
+
+    fn purge_audit(&self, before_ms: i64) -> Result<u64> {
+        self.with_writer(|c| purge_audit(c, before_ms))
+    }
+
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>> {
+        self.with_reader(|c| {
+            c.prepare_cached("SELECT value FROM system_kv WHERE namespace = ?1 AND key = ?2")
+                .map_err(be)?
+                .query_row([namespace, key], |r| r.get(0))
+                .optional()
+                .map_err(be)
+        })
+    }
+
+    fn kv_list(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        // A range on the primary key: `LIKE` would treat `%` and `_` as wildcards.
+        let upper = sql::prefix_upper_bound(prefix);
+        let sql = if upper.is_some() {
+            "SELECT key, value FROM system_kv WHERE namespace = ?1 AND key >= ?2 AND key < ?3 ORDER BY key"
+        } else {
+            "SELECT key, value FROM system_kv WHERE namespace = ?1 AND key >= ?2 ORDER BY key"
+        };
+        let mut params: Vec<&str> = vec![namespace, prefix];
+        params.extend(upper.as_deref());
+        self.with_reader(|c| {
+            c.prepare_cached(sql)
+                .map_err(be)?
+                .query_map(params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)
+        })
+    }
+
+    fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()> {
+        // One statement: its own (durable) transaction.
+        let conn = lock(&self.writer);
+        kv_put(&conn, namespace, key, value)
+    }
+
+    fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        let conn = lock(&self.writer);
+        let n = conn
+            .prepare_cached("DELETE FROM system_kv WHERE namespace = ?1 AND key = ?2")
+            .map_err(be)?
+            .execute([namespace, key])
+            .map_err(be)?;
+        Ok(n > 0)
     }
 }
 
@@ -442,6 +690,16 @@ impl StoreTx for SqliteTx<'_> {
             insert_index(c, rid, t, &e.param, pk, e.group, &e.value)?;
         }
         Ok(())
+    }
+
+    fn append_audit(&mut self, rows: &[AuditAppend]) -> Result<()> {
+        // `BEGIN IMMEDIATE` made this transaction the writer: the head is ours
+        // until commit or rollback.
+        append_audit(&self.conn, rows).map(|_| ())
+    }
+
+    fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<()> {
+        kv_put(&self.conn, namespace, key, value)
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {

@@ -239,6 +239,57 @@ impl Verifier {
     }
 }
 
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    /// Rows walked.
+    pub rows: u64,
+    /// The first and last `seq` walked (`None` when there were no rows).
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    /// Where the walk started (`None`: at the genesis).
+    pub anchor: Option<AuditAnchor>,
+    /// The chain head the walk ended against.
+    pub head: AuditAnchor,
+    pub findings: Vec<Finding>,
+}
+
+/// Walks the chain of `store` from its anchor to the head it has when the
+/// walk starts (rows appended meanwhile are left for the next walk), reading
+/// `page` rows per round trip.
+pub fn verify(store: &dyn crate::Store, page: usize) -> crate::Result<Verification> {
+    let page = page.max(1);
+    let anchor = store.audit_anchor()?;
+    let head = store.audit_head()?;
+    let mut v = Verifier::new(anchor.as_ref());
+    let mut after = anchor.as_ref().map_or(0, |a| a.seq);
+    let (mut first_seq, mut last_seq) = (None, None);
+    'walk: loop {
+        let rows = store.scan_audit(after, page)?;
+        for r in &rows {
+            if r.seq > head.seq {
+                break 'walk;
+            }
+            first_seq.get_or_insert(r.seq);
+            last_seq = Some(r.seq);
+            v.row(r);
+        }
+        match rows.last() {
+            Some(r) if rows.len() == page => after = r.seq,
+            _ => break,
+        }
+    }
+    let (rows, findings) = v.finish(&head);
+    Ok(Verification {
+        rows,
+        first_seq,
+        last_seq,
+        anchor,
+        head,
+        findings,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

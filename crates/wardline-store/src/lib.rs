@@ -209,76 +209,47 @@ pub trait Store: Reader + Send + Sync {
     // ---- the audit trail (see [`audit`]) ----------------------------------
 
     /// Appends rows to the audit chain in a transaction of their own and
-    /// returns their `seq`s once durably committed.
-    fn append_audit(&self, rows: &[audit::AuditAppend]) -> Result<Vec<i64>> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    /// returns their `seq`s (contiguous) once durably committed. Empty input
+    /// does nothing.
+    fn append_audit(&self, rows: &[audit::AuditAppend]) -> Result<Vec<i64>>;
     /// Rows with `seq > after_seq` in ascending order, at most `limit`.
-    fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<audit::AuditRow>> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<audit::AuditRow>>;
     /// Rows matching `q`, newest first, at most `q.count`.
-    fn search_audit(&self, q: &audit::AuditQuery) -> Result<Vec<audit::AuditRow>> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    fn search_audit(&self, q: &audit::AuditQuery) -> Result<Vec<audit::AuditRow>>;
     /// The chain head: the newest `seq` and its hash (`0` and [`audit::GENESIS`]
     /// for an empty chain).
-    fn audit_head(&self) -> Result<audit::AuditAnchor> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    fn audit_head(&self) -> Result<audit::AuditAnchor>;
     /// The anchor left by the last purge, if any.
-    fn audit_anchor(&self) -> Result<Option<audit::AuditAnchor>> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
-    /// Deletes rows recorded before `before_ms` (never the newest row) and
-    /// moves the anchor to the last deleted one; returns how many went.
-    fn purge_audit(&self, before_ms: i64) -> Result<u64> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    fn audit_anchor(&self) -> Result<Option<audit::AuditAnchor>>;
+    /// Deletes the oldest rows, those recorded before `before_ms`, in one
+    /// transaction, and moves the anchor to the last deleted one; returns how
+    /// many went. Only a run from the start of the chain goes (a row recorded
+    /// before `before_ms` but after a younger row stays, so that no gap
+    /// opens), and never the newest row (the head).
+    fn purge_audit(&self, before_ms: i64) -> Result<u64>;
 
     // ---- system key-value data (not FHIR: credentials, keys, sessions) ----
 
-    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
-    /// Entries of a namespace whose key starts with `prefix`, in key order.
-    fn kv_list(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, String)>> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>>;
+    /// Entries of a namespace whose key starts with `prefix` (plain text: no
+    /// wildcards), in key order (by code point).
+    fn kv_list(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, String)>>;
     /// Inserts or replaces, durably, in a transaction of its own.
-    fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()>;
     /// Returns whether the entry existed.
-    fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool>;
 }
 
 /// A read-write transaction. Reads see the transaction's own writes.
 pub trait StoreTx: Reader {
     fn write(&mut self, w: ResourceWrite) -> Result<()>;
-    /// Appends rows to the audit chain in this transaction; the chain head
-    /// stays locked until commit or rollback.
-    fn append_audit(&mut self, rows: &[audit::AuditAppend]) -> Result<()> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    /// Appends rows to the audit chain in this transaction: they commit or
+    /// roll back with it. The chain head is locked from when the rows are
+    /// chained (at the latest, at commit) until commit or rollback, so the
+    /// chain is in commit order. Empty input does nothing.
+    fn append_audit(&mut self, rows: &[audit::AuditAppend]) -> Result<()>;
     /// [`Store::kv_put`] inside this transaction.
-    fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<()> {
-        let _ = ();
-        Err(StoreError::Backend("TEMP: not implemented yet".into()))
-    }
+    fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<()>;
     /// Durably commits.
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -177,7 +177,127 @@ pub fn migrations(d: Dialect) -> Vec<(&'static str, String)> {
     .map(|t| format!("ALTER TABLE {t} ADD COLUMN grp INTEGER;"))
     .collect::<Vec<_>>()
     .join("\n");
-    vec![("0001_initial", v1), ("0002_composite_groups", v2)]
+    vec![
+        ("0001_initial", v1),
+        ("0002_composite_groups", v2),
+        ("0003_audit_kv", audit_kv(d)),
+    ]
+}
+
+/// The audit chain and the system key-value table (see [`crate::audit`]).
+///
+/// None of these tables is distributed by patient: the chain is one sequence
+/// with one head, so on Citus they stay on the coordinator (local tables, or
+/// reference tables if workers must read them). `audit_patient` is the
+/// patient search side table, written with its row.
+fn audit_kv(d: Dialect) -> String {
+    // SQLite: `INTEGER PRIMARY KEY` makes `seq` the rowid (no separate index).
+    // PostgreSQL: keys compare byte by byte ("C"), as in SQLite, so that
+    // prefix listing is a range scan whatever the database's locale.
+    let (seq, kv_key) = match d {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY", "TEXT"),
+        Dialect::Postgres => ("BIGINT PRIMARY KEY", "TEXT COLLATE \"C\""),
+    };
+    format!(
+        "CREATE TABLE audit_log (
+            seq {seq}, recorded BIGINT NOT NULL, agent TEXT NOT NULL, action TEXT NOT NULL,
+            subtype TEXT NOT NULL, outcome INTEGER NOT NULL,
+            patients TEXT NOT NULL, -- space-joined patient ids
+            content TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+         CREATE INDEX audit_log_recorded ON audit_log (recorded);
+         CREATE INDEX audit_log_agent ON audit_log (agent, seq);
+         CREATE TABLE audit_patient (seq BIGINT NOT NULL, patient TEXT NOT NULL);
+         CREATE INDEX audit_patient_patient ON audit_patient (patient, seq);
+         CREATE INDEX audit_patient_seq ON audit_patient (seq);
+         CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL);
+         INSERT INTO audit_head VALUES (1, 0, '{genesis}');
+         CREATE TABLE audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL);
+         CREATE TABLE system_kv (
+            namespace TEXT NOT NULL, key {kv_key} NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (namespace, key));",
+        genesis = crate::audit::GENESIS,
+    )
+}
+
+/// Columns selected for an [`crate::audit::AuditRow`], in order, over the alias `a`.
+pub const AUDIT_COLUMNS: &str = "a.seq, a.recorded, a.agent, a.action, a.subtype, a.outcome, a.patients, a.content, a.prev_hash, a.hash";
+
+/// The page query of [`crate::Store::search_audit`]: rows matching `q`, newest
+/// first. A patient search walks `audit_patient (patient, seq)` backwards.
+pub fn audit_search_sql(d: Dialect, q: &crate::audit::AuditQuery) -> SqlBuilder {
+    let mut b = SqlBuilder::new(d);
+    b.push("SELECT ").push(AUDIT_COLUMNS);
+    let seq_col = if let Some(p) = &q.patient {
+        b.push(" FROM audit_patient p JOIN audit_log a ON a.seq = p.seq WHERE p.patient = ")
+            .text(p);
+        "p.seq"
+    } else {
+        b.push(" FROM audit_log a WHERE 1 = 1");
+        "a.seq"
+    };
+    if let Some(v) = &q.agent {
+        b.push(" AND a.agent = ").text(v);
+    }
+    if let Some(v) = &q.action {
+        b.push(" AND a.action = ").text(v);
+    }
+    if let Some(v) = &q.subtype {
+        b.push(" AND a.subtype = ").text(v);
+    }
+    if let Some(v) = q.outcome {
+        b.push(" AND a.outcome = ").int(i64::from(v));
+    }
+    if let Some(v) = q.since_ms {
+        b.push(" AND a.recorded >= ").int(v);
+    }
+    if let Some(v) = q.before_ms {
+        b.push(" AND a.recorded < ").int(v);
+    }
+    if let Some(v) = q.before_seq {
+        b.push(&format!(" AND {seq_col} < ")).int(v);
+    }
+    b.push(&format!(" ORDER BY {seq_col} DESC LIMIT "))
+        .int(q.count as i64);
+    b
+}
+
+/// The distinct patient ids of an audit row, for `audit_patient`.
+pub fn audit_patients(patients: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::with_capacity(patients.len());
+    for p in patients {
+        if !p.is_empty() && !out.contains(&p.as_str()) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The `patients` column value back as a list (`""` is no patient).
+pub fn split_patients(s: &str) -> Vec<String> {
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        s.split(' ').map(str::to_owned).collect()
+    }
+}
+
+/// The exclusive upper bound of the keys starting with `prefix` in code point
+/// (= UTF-8 byte) order, or `None` when there is none (empty prefix, or one of
+/// only `char::MAX`). Keys `>= prefix` and `<` this are exactly those starting
+/// with `prefix`.
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut n = last as u32 + 1;
+        if (0xD800..=0xDFFF).contains(&n) {
+            n = 0xE000;
+        }
+        if let Some(next) = char::from_u32(n) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// Incrementally builds SQL text and its bound parameters.
@@ -1097,5 +1217,51 @@ mod tests {
         assert_eq!(b.params.len(), 3);
         assert_eq!(b.sql.matches("res_type = $1").count(), 2, "{}", b.sql);
         assert!(b.sql.ends_with("LIMIT $3"));
+    }
+
+    #[test]
+    fn prefix_bounds_cover_exactly_the_prefixed_keys() {
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_upper_bound("a%").as_deref(), Some("a&"));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        let hi = prefix_upper_bound("k_").unwrap();
+        for (key, inside) in [
+            ("k_", true),
+            ("k_x", true),
+            ("k_\u{10FFFF}", true),
+            ("k`", false),
+            ("k", false),
+            ("kx", false),
+        ] {
+            assert_eq!(key >= "k_" && key < hi.as_str(), inside, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn audit_search_by_patient_walks_the_side_table() {
+        let q = crate::audit::AuditQuery {
+            patient: Some("p1".into()),
+            agent: Some("Practitioner/a".into()),
+            outcome: Some(4),
+            before_seq: Some(10),
+            count: 5,
+            ..Default::default()
+        };
+        let b = audit_search_sql(Dialect::Postgres, &q);
+        assert!(b.sql.contains("p.patient = $1"), "{}", b.sql);
+        assert!(b.sql.contains("p.seq < $4"), "{}", b.sql);
+        assert!(b.sql.ends_with("ORDER BY p.seq DESC LIMIT $5"), "{}", b.sql);
+        assert_eq!(
+            audit_patients(&["a".into(), "".into(), "b".into(), "a".into()]),
+            vec!["a", "b"]
+        );
+        assert_eq!(split_patients(""), Vec::<String>::new());
+        assert_eq!(split_patients("a b"), vec!["a", "b"]);
     }
 }
