@@ -72,6 +72,10 @@ pub struct BenchArgs {
     /// Directory of Synthea transaction bundles (*.json or *.json.gz).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// `off` measures what the audit trail costs (benchmarks only: the
+    /// server always audits).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    audit: String,
 }
 
 #[derive(Args)]
@@ -98,10 +102,12 @@ fn fresh_service(a: &BenchArgs) -> Result<(Arc<FhirService>, tempfile::TempDir)>
         database: a.database.clone(),
     }
     .open()?;
-    Ok((
-        Arc::new(FhirService::new(store, ServiceConfig::default())),
-        dir,
-    ))
+    let mut svc = FhirService::new(store, ServiceConfig::default());
+    if a.audit == "off" {
+        svc = svc.without_audit_for_benchmark();
+    }
+    println!("audit trail: {}", a.audit);
+    Ok((Arc::new(svc), dir))
 }
 
 /// Loads support bundles first, then patients. Returns (resources, seconds).

@@ -56,12 +56,24 @@ fn run(env: Env) {
     let mut stored = Vec::new();
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     let mut rejected_as_expected = 0;
+    let mut audit_refused = 0;
 
     for (file, res) in &examples {
         let rt = res["resourceType"].as_str().expect("resourceType");
         let id = res["id"].as_str().expect("every example has an id");
         let r = server.put(&format!("{rt}/{id}"), res);
         *by_status.entry(r.status).or_default() += 1;
+        if rt == "AuditEvent" {
+            // The audit trail is written by the server only.
+            if r.status != 405 || r.body["resourceType"] != "OperationOutcome" {
+                failures.push(format!(
+                    "{file}: an AuditEvent write must be refused with 405, got {}",
+                    r.brief()
+                ));
+            }
+            audit_refused += 1;
+            continue;
+        }
         let expected_rejection = EXPECTED_REJECTIONS.iter().find(|(f, _)| f == file);
         match (expected_rejection, r.status) {
             (None, 200 | 201) => {
@@ -136,6 +148,7 @@ fn run(env: Env) {
     );
     check_type_counts(&server, &stored, &mut failures);
     assert_eq!(rejected_as_expected, EXPECTED_REJECTIONS.len());
+    assert!(audit_refused > 0, "the shared examples include AuditEvents");
     assert!(
         failures.is_empty(),
         "[{}] {} example failures:\n  {}",
