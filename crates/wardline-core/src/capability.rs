@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 use wardline_fhir::definitions::{Definitions, SearchParamType};
 
-pub(crate) fn statement(defs: &Definitions, base: &str) -> Value {
+use crate::OAuthUris;
+
+pub(crate) fn statement(defs: &Definitions, base: &str, oauth: Option<&OAuthUris>) -> Value {
     let resources: Vec<Value> = defs
         .resource_types()
         .into_iter()
@@ -62,6 +64,33 @@ pub(crate) fn statement(defs: &Definitions, base: &str) -> Value {
             })
         })
         .collect();
+    let mut rest = json!({
+        "mode": "server",
+        "resource": resources,
+        "interaction": [
+            {"code": "transaction"}, {"code": "batch"},
+            {"code": "search-system"}, {"code": "history-system"}
+        ],
+        "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
+    });
+    if let Some(o) = oauth {
+        rest["security"] = json!({
+            "cors": false,
+            "service": [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR",
+                "display": "SMART-on-FHIR",
+            }]}],
+            "description": "SMART App Launch v2 (authorization code with PKCE) and SMART Backend Services (client credentials with private_key_jwt); see .well-known/smart-configuration",
+            "extension": [{
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [
+                    {"url": "authorize", "valueUri": o.authorize},
+                    {"url": "token", "valueUri": o.token},
+                ],
+            }],
+        });
+    }
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -73,14 +102,6 @@ pub(crate) fn statement(defs: &Definitions, base: &str) -> Value {
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [{
-            "mode": "server",
-            "resource": resources,
-            "interaction": [
-                {"code": "transaction"}, {"code": "batch"},
-                {"code": "search-system"}, {"code": "history-system"}
-            ],
-            "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
-        }],
+        "rest": [rest],
     })
 }

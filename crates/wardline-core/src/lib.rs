@@ -44,6 +44,16 @@ pub struct ServiceConfig {
     /// At most this many `_include`d / `_revinclude`d resources per page (a
     /// warning in the Bundle says when more existed).
     pub max_include: usize,
+    /// The SMART on FHIR OAuth endpoints, when the server offers them (the
+    /// CapabilityStatement then carries a SMART `security` element).
+    pub oauth: Option<OAuthUris>,
+}
+
+/// Absolute URLs of the OAuth 2.0 authorization and token endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthUris {
+    pub authorize: String,
+    pub token: String,
 }
 
 impl Default for ServiceConfig {
@@ -53,6 +63,7 @@ impl Default for ServiceConfig {
             default_count: 20,
             max_count: 1000,
             max_include: 2000,
+            oauth: None,
         }
     }
 }
@@ -305,7 +316,7 @@ impl FhirService {
     }
 
     pub fn capability_statement(&self) -> Value {
-        capability::statement(self.defs, &self.config.base_url)
+        capability::statement(self.defs, &self.config.base_url, self.config.oauth.as_ref())
     }
 
     /// Runs one interaction for `access`: checks it, runs it, audits it.

@@ -4,22 +4,35 @@
 //! Thin by design: a request under `/fhir` becomes a [`FhirRequest`], runs on
 //! tokio's blocking pool (the store is synchronous), and the [`FhirResponse`]
 //! becomes HTTP. Nothing here knows FHIR semantics beyond media types.
+//!
+//! Around it: the SMART on FHIR authorization server ([`smart`]: discovery,
+//! `/auth/authorize`, `/auth/token`, web sessions, break-glass), security
+//! headers on every response, and TLS ([`serve_app`]). Every route is in
+//! [`ROUTES`], open or protected; anything not open answers 401 without
+//! credentials.
 
 mod bearer;
+pub mod session;
+mod smart;
 
-pub use bearer::BearerAuthenticator;
+pub use bearer::{BearerAuthenticator, SESSION_SCOPE, principal_for};
+pub use session::{Session, session_user};
+pub use smart::DEFAULT_ATTEMPTS_PER_MINUTE;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{MethodRouter, any, get, post};
 use serde_json::{Value, json};
+use wardline_auth::directory::Directory;
 use wardline_core::{
     Access, Body as FhirBody, FhirRequest, FhirResponse, FhirService, Method, PreferReturn,
     RequestHeaders, Trusted,
@@ -109,19 +122,204 @@ pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 /// FHIR service checks and audits with. A request it refuses gets its error
 /// (401 with `WWW-Authenticate: Bearer` when there are no valid credentials).
 pub trait Authenticator: Send + Sync {
+    /// Credentials of a request whose method is not known: treated as
+    /// state-changing (a session cookie then needs its CSRF token).
     fn authenticate(
         &self,
         headers: &HeaderMap,
         peer: Option<std::net::IpAddr>,
     ) -> Result<Box<dyn Access>, FhirError>;
+
+    /// Credentials of a request with this method (GET and HEAD are safe).
+    fn authenticate_request(
+        &self,
+        method: &HttpMethod,
+        headers: &HeaderMap,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Box<dyn Access>, FhirError> {
+        let _ = method;
+        self.authenticate(headers, peer)
+    }
+}
+
+/// The client's address, when the server was started with connect info
+/// ([`serve_app`] does).
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// One route of the HTTP surface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// `GET`, `POST`, … or `ANY`.
+    pub method: &'static str,
+    /// axum path pattern.
+    pub path: &'static str,
+    /// Answers without credentials. Every other route answers 401 without them.
+    pub open: bool,
+    pub what: &'static str,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    open: bool,
+    what: &'static str,
+) -> RouteInfo {
+    RouteInfo {
+        method,
+        path,
+        open,
+        what,
+    }
+}
+
+/// Every route the router serves. Paths not listed answer 401 without
+/// credentials and 404 with them.
+pub const ROUTES: &[RouteInfo] = &[
+    route("GET", "/healthz", true, "liveness and store check"),
+    route(
+        "GET",
+        "/metrics",
+        false,
+        "Prometheus metrics; any valid credentials, or open with `serve --metrics-open`",
+    ),
+    route(
+        "GET",
+        "/.well-known/smart-configuration",
+        true,
+        "SMART App Launch v2 discovery",
+    ),
+    route(
+        "GET",
+        "/fhir/.well-known/smart-configuration",
+        true,
+        "SMART App Launch v2 discovery (below the FHIR base)",
+    ),
+    route(
+        "GET",
+        "/fhir/metadata",
+        true,
+        "CapabilityStatement (the rest of /fhir needs credentials)",
+    ),
+    route("ANY", "/fhir", false, "FHIR API: system interactions"),
+    route("ANY", "/fhir/", false, "FHIR API: system interactions"),
+    route("ANY", "/fhir/{*rest}", false, "FHIR API"),
+    route(
+        "GET",
+        "/auth/authorize",
+        true,
+        "OAuth 2.0 authorization endpoint: validates the request, sign-in form",
+    ),
+    route(
+        "POST",
+        "/auth/authorize",
+        true,
+        "sign-in form (credentials, then position and patient) → redirect with code",
+    ),
+    route(
+        "POST",
+        "/auth/token",
+        true,
+        "OAuth 2.0 token endpoint: authorization_code + PKCE, client_credentials",
+    ),
+    route("GET", "/auth/login", true, "web sign-in form (session)"),
+    route(
+        "POST",
+        "/auth/login",
+        true,
+        "web sign-in → wardline_session cookie",
+    ),
+    route(
+        "POST",
+        "/auth/logout",
+        false,
+        "ends the web session (CSRF-checked)",
+    ),
+    route(
+        "GET",
+        "/auth/session",
+        false,
+        "the web session's user, position and CSRF token",
+    ),
+    route(
+        "POST",
+        "/auth/break-glass",
+        false,
+        "emergency access to a patient's record (reason, minutes)",
+    ),
+];
+
+fn method_router(r: &RouteInfo) -> Option<MethodRouter<AppState>> {
+    Some(match (r.method, r.path) {
+        ("GET", "/healthz") => get(healthz),
+        ("GET", "/metrics") => get(metrics),
+        ("GET", "/.well-known/smart-configuration" | "/fhir/.well-known/smart-configuration") => {
+            get(smart::smart_configuration)
+        }
+        // Served by the FHIR handler, which leaves it open.
+        ("GET", "/fhir/metadata") => any(fhir),
+        ("ANY", "/fhir" | "/fhir/" | "/fhir/{*rest}") => any(fhir),
+        ("GET", "/auth/authorize") => get(smart::authorize_get),
+        ("POST", "/auth/authorize") => post(smart::authorize_post),
+        ("POST", "/auth/token") => post(smart::token),
+        ("GET", "/auth/login") => get(smart::login_get),
+        ("POST", "/auth/login") => post(smart::login_post),
+        ("POST", "/auth/logout") => post(smart::logout),
+        ("GET", "/auth/session") => get(smart::session_info),
+        ("POST", "/auth/break-glass") => post(smart::break_glass),
+        _ => return None,
+    })
+}
+
+/// How the HTTP surface is set up.
+#[derive(Clone)]
+pub struct Options {
+    /// More Prometheus text on `/metrics`.
+    pub extra: Option<ExtraMetrics>,
+    /// The directory of users and clients: enables the `/auth` routes and
+    /// the smart-configuration documents (503 without it).
+    pub directory: Option<Arc<Directory>>,
+    /// `/metrics` without credentials.
+    pub metrics_open: bool,
+    /// Served over TLS: cookies are `Secure`, responses carry HSTS.
+    pub tls: bool,
+    /// Sign-in attempts (`/auth/login`, `/auth/authorize` POST,
+    /// `/auth/token`) per client address per minute.
+    pub attempts_per_minute: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            extra: None,
+            directory: None,
+            metrics_open: false,
+            tls: false,
+            attempts_per_minute: DEFAULT_ATTEMPTS_PER_MINUTE,
+        }
+    }
 }
 
 #[derive(Clone)]
-struct AppState {
+pub(crate) struct AppState {
     service: Arc<FhirService>,
     metrics: Arc<Metrics>,
     extra: Option<ExtraMetrics>,
     auth: Arc<dyn Authenticator>,
+    smart: Option<Arc<smart::Smart>>,
+    metrics_open: bool,
 }
 
 /// The whole HTTP surface of Wardline.
@@ -135,19 +333,52 @@ pub fn router_with(
     extra: Option<ExtraMetrics>,
     auth: Arc<dyn Authenticator>,
 ) -> Router {
+    app(
+        service,
+        auth,
+        Options {
+            extra,
+            ..Options::default()
+        },
+    )
+}
+
+/// The whole HTTP surface, built from [`ROUTES`].
+pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Options) -> Router {
+    let tls = opts.tls;
     let state = AppState {
         service,
         metrics: Arc::new(Metrics::default()),
-        extra,
+        extra: opts.extra,
         auth,
+        smart: opts
+            .directory
+            .map(|d| Arc::new(smart::Smart::new(d, tls, opts.attempts_per_minute))),
+        metrics_open: opts.metrics_open,
     };
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/fhir", any(fhir))
-        .route("/fhir/", any(fhir))
-        .route("/fhir/{*rest}", any(fhir))
-        .fallback(not_found)
+    let mut paths: Vec<&str> = Vec::new();
+    for r in ROUTES {
+        if !paths.contains(&r.path) {
+            paths.push(r.path);
+        }
+    }
+    let mut router = Router::new();
+    for path in paths {
+        let mut mr: Option<MethodRouter<AppState>> = None;
+        for r in ROUTES.iter().filter(|r| r.path == path) {
+            if let Some(m) = method_router(r) {
+                mr = Some(match mr {
+                    Some(prev) if r.method != "ANY" => prev.merge(m),
+                    _ => m,
+                });
+            }
+        }
+        if let Some(mr) = mr {
+            router = router.route(path, mr);
+        }
+    }
+    router
+        .fallback(fallback)
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
@@ -159,6 +390,9 @@ pub fn router_with(
             tower_http::compression::CompressionLayer::new()
                 .quality(tower_http::CompressionLevel::Fastest),
         )
+        .layer(axum::middleware::map_response(move |r: Response| {
+            security_headers(r, tls)
+        }))
         .with_state(state)
 }
 
@@ -186,7 +420,90 @@ async fn healthz(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
+/// The security headers of every response.
+async fn security_headers(mut r: Response, tls: bool) -> Response {
+    let html = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/html"));
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    let csp = if html {
+        html_csp()
+    } else {
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    r
+}
+
+/// The Content-Security-Policy of the server-rendered pages: nothing but
+/// their own stylesheet (by hash) and forms posted back here.
+fn html_csp() -> HeaderValue {
+    static CSP: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use sha2::Digest;
+        let hash = data_encoding::BASE64.encode(&sha2::Sha256::digest(smart::STYLE.as_bytes()));
+        HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+    })
+    .clone()
+}
+
+/// Unknown paths: 401 without credentials (so nothing about the surface
+/// leaks), 404 with them.
+async fn fallback(State(s): State<AppState>, Peer(peer): Peer, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let auth = s.auth.clone();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let r = tokio::task::spawn_blocking(move || {
+        auth.authenticate_request(&method, &headers, peer)
+            .map(|_| ())
+    })
+    .await
+    .unwrap_or_else(|_| Err(FhirError::internal("internal error")));
+    if let Err(e) = r {
+        return unauthorised(&e, false);
+    }
+    outcome_response(
+        &FhirError::not_found(format!(
+            "no resource at {path}; the FHIR API is under /fhir"
+        )),
+        false,
+    )
+}
+
+async fn metrics(State(s): State<AppState>, Peer(peer): Peer, headers: HeaderMap) -> Response {
+    if !s.metrics_open {
+        let auth = s.auth.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            auth.authenticate_request(&HttpMethod::GET, &headers, peer)
+                .map(|_| ())
+        })
+        .await
+        .unwrap_or_else(|_| Err(FhirError::internal("internal error")));
+        if let Err(e) = r {
+            return unauthorised(&e, false);
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
         let mut text = s.metrics.render(s.service.store().backend());
         if let Some(extra) = &s.extra {
@@ -197,17 +514,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn not_found(req: Request) -> Response {
-    outcome_response(
-        &FhirError::not_found(format!(
-            "no resource at {}; the FHIR API is under /fhir",
-            req.uri().path()
-        )),
-        false,
-    )
-}
-
-fn unauthorised(e: &FhirError, pretty: bool) -> Response {
+pub(crate) fn unauthorised(e: &FhirError, pretty: bool) -> Response {
     let mut r = outcome_response(e, pretty);
     if e.status == 401 {
         r.headers_mut().insert(
@@ -218,7 +525,7 @@ fn unauthorised(e: &FhirError, pretty: bool) -> Response {
     r
 }
 
-fn outcome_response(e: &FhirError, pretty: bool) -> Response {
+pub(crate) fn outcome_response(e: &FhirError, pretty: bool) -> Response {
     json_response(
         StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &e.to_operation_outcome(),
@@ -256,11 +563,11 @@ fn acceptable_format(f: &str) -> bool {
     )
 }
 
-async fn fhir(State(s): State<AppState>, req: Request) -> Response {
+async fn fhir(State(s): State<AppState>, Peer(peer): Peer, req: Request) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = fhir_inner(&s, req).await;
+    let resp = fhir_inner(&s, req, peer).await;
     let status = resp.status().as_u16();
     let secs = start.elapsed().as_secs_f64();
     s.metrics.observe(&method, status, secs);
@@ -268,7 +575,7 @@ async fn fhir(State(s): State<AppState>, req: Request) -> Response {
     resp
 }
 
-async fn fhir_inner(s: &AppState, req: Request) -> Response {
+async fn fhir_inner(s: &AppState, req: Request, peer: Option<IpAddr>) -> Response {
     let (parts, body) = req.into_parts();
     let query: Vec<(String, String)> = parts
         .uri
@@ -405,10 +712,16 @@ async fn fhir_inner(s: &AppState, req: Request) -> Response {
         body,
     };
     // Only the CapabilityStatement is open; everything else needs credentials.
-    let access: Box<dyn Access> = if freq.path.len() == 1 && freq.path[0] == "metadata" {
+    let access: Box<dyn Access> = if matches!(method, Method::Get | Method::Head)
+        && freq.path.len() == 1
+        && freq.path[0] == "metadata"
+    {
         Box::new(Trusted::operator("anonymous"))
     } else {
-        match s.auth.authenticate(&parts.headers, None) {
+        match s
+            .auth
+            .authenticate_request(&parts.method, &parts.headers, peer)
+        {
             Ok(a) => a,
             Err(e) => return unauthorised(&e, pretty),
         }
@@ -573,9 +886,48 @@ pub async fn serve_with(
     auth: Arc<dyn Authenticator>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router_with(service, extra, auth))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_app(listener, router_with(service, extra, auth), None, shutdown).await
+}
+
+/// The TLS configuration of `serve --tls-cert FILE --tls-key FILE` (PEM
+/// certificate chain and private key; rustls with the ring provider).
+pub async fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<axum_server::tls_rustls::RustlsConfig> {
+    // The process-wide provider; an error only means one is installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await
+}
+
+/// Serves `app` on `listener` (with each connection's peer address, for the
+/// audit trail) until `shutdown` resolves; over TLS when `tls` is given.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, make)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)
+                .handle(handle)
+                .serve(make)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]
@@ -591,5 +943,14 @@ mod tests {
         assert!(!acceptable_format("application/fhir+xml"));
         assert!(!acceptable_format("xml"));
         assert!(acceptable_format("application/fhir json"));
+    }
+
+    #[test]
+    fn every_route_has_a_handler() {
+        for r in ROUTES {
+            assert!(method_router(r).is_some(), "{r:?}");
+        }
+        let open: Vec<_> = ROUTES.iter().filter(|r| r.open).map(|r| r.path).collect();
+        assert!(open.contains(&"/auth/token") && !open.contains(&"/auth/break-glass"));
     }
 }

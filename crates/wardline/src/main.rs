@@ -120,6 +120,15 @@ struct ServeArgs {
     mllp_listen: Option<SocketAddr>,
     #[command(flatten)]
     hl7: hl7::EngineArgs,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "WARDLINE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "WARDLINE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve /metrics without credentials (by default it needs a valid token).
+    #[arg(long)]
+    metrics_open: bool,
 }
 
 #[derive(Args)]
@@ -171,10 +180,17 @@ fn main() -> std::process::ExitCode {
 
 fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     let store = a.store.open()?;
+    let scheme = if a.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let base = a
         .base_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}/fhir", a.listen));
+        .unwrap_or_else(|| format!("{scheme}://{}/fhir", a.listen));
+    let base = base.trim_end_matches('/').to_owned();
+    let origin = base.strip_suffix("/fhir").unwrap_or(&base).to_owned();
     let export_dir = a.store.data_dir.join("exports");
     let destinations = a.hl7.destinations()?;
     let service = Arc::new(
@@ -182,7 +198,11 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             FhirService::new(
                 store,
                 ServiceConfig {
-                    base_url: base.trim_end_matches('/').to_owned(),
+                    base_url: base.clone(),
+                    oauth: Some(wardline_core::OAuthUris {
+                        authorize: format!("{origin}/auth/authorize"),
+                        token: format!("{origin}/auth/token"),
+                    }),
                     ..ServiceConfig::default()
                 },
             )
@@ -229,11 +249,25 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", a.listen))?;
         let addr = listener.local_addr()?;
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                wardline_http::tls_config(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot load the TLS certificate {} and key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?,
+            ),
+            _ => None,
+        };
         tracing::info!(
             backend = service.store().backend(),
-            "listening on http://{addr} (FHIR base {base})"
+            "listening on {scheme}://{addr} (FHIR base {base})"
         );
-        println!("Wardline is listening on http://{addr}/fhir");
+        println!("Wardline is listening on {scheme}://{addr}/fhir");
         if let Some(mllp) = a.mllp_listen {
             let l = tokio::net::TcpListener::bind(mllp)
                 .await
@@ -250,8 +284,19 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         let extra: wardline_http::ExtraMetrics =
             Arc::new(|| wardline_integration::metrics::METRICS.render());
         let auth: Arc<dyn wardline_http::Authenticator> =
-            Arc::new(wardline_http::BearerAuthenticator::new(directory));
-        wardline_http::serve_with(listener, service, Some(extra), auth, shutdown_signal()).await?;
+            Arc::new(wardline_http::BearerAuthenticator::new(directory.clone()));
+        let app = wardline_http::app(
+            service,
+            auth,
+            wardline_http::Options {
+                extra: Some(extra),
+                directory: Some(directory),
+                metrics_open: a.metrics_open,
+                tls: tls.is_some(),
+                ..wardline_http::Options::default()
+            },
+        );
+        wardline_http::serve_app(listener, app, tls, shutdown_signal()).await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok::<_, anyhow::Error>(())
     })?;
