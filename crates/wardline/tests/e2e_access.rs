@@ -40,10 +40,6 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
         "as above, for POST _search",
     ),
     (
-        "sweep /metrics:",
-        "/metrics is served without credentials (wardline-http routes it outside the authenticator)",
-    ),
-    (
         "audit: a refused read names the patient",
         "a refused read is audited (outcome 4) without its patient or resource: check_out refuses before touching the record, so AuditEvent?patient= does not find attempted access",
     ),
@@ -1304,17 +1300,37 @@ fn route_sweep(c: &mut Checks, env: &Env, s: &Server, tokens: &BTreeMap<String, 
     let r = get(s, &patient_only, &format!("Patient/{P1}"));
     c.eq("sweep: user/Patient.r reading a Patient", r.status, 200);
     let _ = tokens;
-    // The open routes.
-    for (label, url) in [
-        ("/healthz", format!("{}/healthz", s.root)),
-        ("/fhir/metadata", format!("{}/metadata", s.base)),
-    ] {
-        let r = send(s, None, Method::GET, &url, None, &[]);
-        c.eq(
-            &format!("open route {label} without credentials"),
-            r.status,
-            200,
-        );
+    // Every route of the HTTP surface, from its own table: open ones answer
+    // without credentials, the rest refuse them (and bad tokens) with 401.
+    for ri in wardline_http::ROUTES {
+        let path = ri.path.replace("{*rest}", "Patient");
+        let url = format!("{}{path}", s.root);
+        let method = match ri.method {
+            "ANY" => Method::GET,
+            m => Method::from_bytes(m.as_bytes()).expect("method"),
+        };
+        let body =
+            (method == Method::POST).then(|| ("application/x-www-form-urlencoded", String::new()));
+        let label = format!("route table {} {}", ri.method, ri.path);
+        let r = send(s, None, method.clone(), &url, body.clone(), &[]);
+        if ri.open {
+            c.check(r.status != 401 && r.status != 404 && r.status < 500, || {
+                format!("{label} (open): without credentials: {}", r.brief())
+            });
+            if method == Method::GET && !ri.path.starts_with("/auth/") {
+                c.eq(&format!("{label} (open): status"), r.status, 200);
+            }
+        } else {
+            c.check(r.status == 401, || {
+                format!("{label}: no credentials: expected 401, got {}", r.brief())
+            });
+            for t in ["not-a-token", wrong_key.as_str()] {
+                let r = send(s, Some(t), method.clone(), &url, body.clone(), &[]);
+                c.check(r.status == 401, || {
+                    format!("{label}: a bad token: expected 401, got {}", r.brief())
+                });
+            }
+        }
     }
 }
 
