@@ -415,15 +415,21 @@ impl Directory {
         }
         self.svc.transact(actor, |tx| {
             tx.set_audit_subtype(WARDLINE_SUBTYPE, "grant", "C");
-            let saved = tx.save(json!({
+            let mut role_resource = json!({
                 "resourceType": "PractitionerRole",
                 "active": true,
                 "period": {"start": format_instant(now_ms())},
                 "practitioner": {"reference": format!("Practitioner/{}", acc.practitioner), "display": username},
                 "organization": {"reference": format!("Organization/{organization}")},
-                "location": locations.iter().map(|l| json!({"reference": format!("Location/{l}")})).collect::<Vec<_>>(),
                 "code": [{"coding": [{"system": ROLE_SYSTEM, "code": role.code(), "display": role.display()}]}],
-            }))?;
+            });
+            if !locations.is_empty() {
+                role_resource["location"] = locations
+                    .iter()
+                    .map(|l| json!({"reference": format!("Location/{l}")}))
+                    .collect();
+            }
+            let saved = tx.save(role_resource)?;
             Ok(saved.id)
         })
     }

@@ -41,6 +41,9 @@
 //! unique constraints). Compartment searches (`patient_key = $1`) then route to
 //! one shard; the `rid IN (SELECT rid FROM idx_x ...)` subqueries stay
 //! co-located because index rows share their resource's `patient_key`.
+//! The audit chain (`audit_log`, `audit_patient`, `audit_head`,
+//! `audit_anchor`) and `system_kv` are not distributed: the chain has one
+//! head, so they stay local tables of the coordinator.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;

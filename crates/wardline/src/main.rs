@@ -3,6 +3,7 @@
 //! This is the only crate that reads configuration (flags and `WARDLINE_*`
 //! environment variables) and chooses the storage backend.
 
+mod audit;
 mod bench;
 mod bench_mllp;
 mod export;
@@ -50,6 +51,9 @@ enum Command {
     /// HL7 v2 tools.
     #[command(subcommand)]
     Hl7(hl7::Hl7Command),
+    /// Audit trail tools: verify the hash chain, purge old rows.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -159,6 +163,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(b) => bench::run(b),
         Command::Export(a) => export::run(a),
         Command::Hl7(c) => hl7::run(c),
+        Command::Audit(c) => audit::run(c),
         Command::Generate(a) => generate::run(&a),
         Command::User(c) => user::run_user(c),
         Command::Token(a) => user::run_token(a),

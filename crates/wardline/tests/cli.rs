@@ -33,6 +33,9 @@ fn help_on_every_subcommand() {
         vec!["hl7", "retry", "--help"],
         vec!["hl7", "list", "--help"],
         vec!["bench", "mllp", "--help"],
+        vec!["audit", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "purge", "--help"],
     ] {
         let out = wardline(&args);
         assert!(out.status.success(), "{args:?} failed");
