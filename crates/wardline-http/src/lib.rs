@@ -453,14 +453,15 @@ async fn security_headers(mut r: Response, tls: bool) -> Response {
 }
 
 /// The Content-Security-Policy of the server-rendered pages: nothing but
-/// their own stylesheet (by hash) and forms posted back here.
+/// their own stylesheet (by hash). No `form-action`: browsers apply it to the
+/// redirect after the sign-in POST, which goes to the app's redirect URI.
 fn html_csp() -> HeaderValue {
     static CSP: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
     CSP.get_or_init(|| {
         use sha2::Digest;
         let hash = data_encoding::BASE64.encode(&sha2::Sha256::digest(smart::STYLE.as_bytes()));
         HeaderValue::from_str(&format!(
-            "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
         ))
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
     })
