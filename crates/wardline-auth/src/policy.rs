@@ -205,7 +205,23 @@ impl Access for Policy {
 
     fn check_type(&self, op: Op, t: Option<&str>) -> Result<(), FhirError> {
         let Some(t) = t else {
-            return Ok(());
+            // Across all types: some scope must allow this kind of
+            // interaction at all (each resource is still checked).
+            let p = perm(op);
+            if self
+                .principal
+                .scopes
+                .resources
+                .iter()
+                .any(|s| s.query.is_empty() && s.perms.contains(p))
+            {
+                return Ok(());
+            }
+            return Err(forbidden(format!(
+                "the access token's scopes allow no {} interaction (scope: {})",
+                op.letter(),
+                self.principal.scopes
+            )));
         };
         if !self.scope_ok(op, t) {
             return Err(forbidden(format!(

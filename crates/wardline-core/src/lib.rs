@@ -231,7 +231,18 @@ impl<'a> Ctx<'a> {
                 patient: r.patient_key.as_deref(),
                 json: &r.json,
             };
-            self.access.check_resource(op, &view, reader)?;
+            if let Err(e) = self.access.check_resource(op, &view, reader) {
+                // A refused single read names what was asked for, so that
+                // `AuditEvent?patient=…` finds attempted access too.
+                if op == Op::Read {
+                    self.record.borrow_mut().touch(
+                        &r.resource_type,
+                        &r.id,
+                        r.patient_key.as_deref(),
+                    );
+                }
+                return Err(e);
+            }
         }
         let mut rec = self.record.borrow_mut();
         rec.touch(&r.resource_type, &r.id, r.patient_key.as_deref());

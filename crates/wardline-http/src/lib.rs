@@ -713,35 +713,41 @@ async fn fhir_inner(s: &AppState, req: Request, peer: Option<IpAddr>) -> Respons
         body,
     };
     // Only the CapabilityStatement is open; everything else needs credentials.
-    let access: Box<dyn Access> = if matches!(method, Method::Get | Method::Head)
+    let open = matches!(method, Method::Get | Method::Head)
         && freq.path.len() == 1
-        && freq.path[0] == "metadata"
-    {
-        Box::new(Trusted::operator("anonymous"))
-    } else {
-        match s
-            .auth
-            .authenticate_request(&parts.method, &parts.headers, peer)
-        {
-            Ok(a) => a,
-            Err(e) => return unauthorised(&e, pretty),
-        }
+        && freq.path[0] == "metadata";
+    // Authentication reads the store too, so it runs with the request off the
+    // async worker (the PostgreSQL client must not run inside the runtime).
+    let auth = s.auth.clone();
+    let svc = s.service.clone();
+    let http_method = parts.method.clone();
+    let http_headers = parts.headers.clone();
+    let work = move || -> Result<FhirResponse, FhirError> {
+        let access: Box<dyn Access> = if open {
+            Box::new(Trusted::operator("anonymous"))
+        } else {
+            auth.authenticate_request(&http_method, &http_headers, peer)?
+        };
+        Ok(svc.handle(freq, &*access))
     };
     // The store is synchronous. `block_in_place` runs the request on this
     // worker thread (tokio moves the worker's other tasks elsewhere) instead of
     // handing it to the blocking pool and back: two context switches fewer per
     // request, which was a sixth of the CPU of a search benchmark. A panic
     // unwinds to the catch-panic layer and becomes a 500 OperationOutcome.
-    let resp = if tokio::runtime::Handle::current().runtime_flavor()
+    let result = if tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::MultiThread
     {
-        tokio::task::block_in_place(|| s.service.handle(freq, &*access))
+        tokio::task::block_in_place(work)
     } else {
-        let svc = s.service.clone();
-        match tokio::task::spawn_blocking(move || svc.handle(freq, &*access)).await {
+        match tokio::task::spawn_blocking(work).await {
             Ok(r) => r,
             Err(_) => return outcome_response(&FhirError::internal("internal error"), pretty),
         }
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => return unauthorised(&e, pretty),
     };
     to_http(resp, pretty, method == Method::Head).await
 }

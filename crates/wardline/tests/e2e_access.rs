@@ -26,24 +26,7 @@ const WITHHELD: &str = "matched but are not shown";
 /// documented policy says: (prefix of the failure message, why). They are
 /// reported, not hidden: each must still fail (a fixed gap fails the test
 /// until it is removed from this list), and every other check must pass.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "sweep history (system): a token without the scope",
-        "whole-system history with a token that may read nothing answers 200 with everything withheld (Access::check_type(op, None) always allows)",
-    ),
-    (
-        "sweep search (system): a token without the scope",
-        "whole-system search with a token that may search nothing answers 200 with everything withheld",
-    ),
-    (
-        "sweep search (system, POST _search): a token without the scope",
-        "as above, for POST _search",
-    ),
-    (
-        "audit: a refused read names the patient",
-        "a refused read is audited (outcome 4) without its patient or resource: check_out refuses before touching the record, so AuditEvent?patient= does not find attempted access",
-    ),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 // ---- the people ----------------------------------------------------------
 
