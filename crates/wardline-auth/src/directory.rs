@@ -170,12 +170,9 @@ impl Directory {
             Some(k) => totp::base32_decode(&k)
                 .ok_or_else(|| FhirError::internal("the token signing key is corrupt"))?,
             None => {
-                let k = totp::new_secret();
-                let mut k32 = k.clone();
-                k32.extend(totp::new_secret());
-                k32.truncate(32);
-                store.kv_put("auth", "signing-key", &totp::base32_encode(&k32))?;
-                k32
+                let k = pkce::random_bytes(32);
+                store.kv_put("auth", "signing-key", &totp::base32_encode(&k))?;
+                k
             }
         };
         Ok(Directory {

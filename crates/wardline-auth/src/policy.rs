@@ -58,26 +58,6 @@ pub struct Policy {
     consents: Mutex<HashMap<String, wardline_core::consent::Sharing>>,
 }
 
-fn rbac_op(op: Op) -> rbac::Op {
-    match op {
-        Op::Create => rbac::Op::Create,
-        Op::Read => rbac::Op::Read,
-        Op::Update => rbac::Op::Update,
-        Op::Delete => rbac::Op::Delete,
-        Op::Search => rbac::Op::Search,
-    }
-}
-
-fn perm(op: Op) -> Perm {
-    match op {
-        Op::Create => Perm::C,
-        Op::Read => Perm::R,
-        Op::Update => Perm::U,
-        Op::Delete => Perm::D,
-        Op::Search => Perm::S,
-    }
-}
-
 impl Policy {
     pub fn new(principal: Principal, directory: Arc<Directory>) -> Policy {
         Policy {
@@ -93,7 +73,7 @@ impl Policy {
     }
 
     fn scope_ok(&self, op: Op, t: &str) -> bool {
-        let p = perm(op);
+        let p = Perm::of(op);
         let s = &self.principal.scopes;
         if self.principal.system {
             return s.permits(Context::System, t, p);
@@ -110,7 +90,7 @@ impl Policy {
                 "you act in no position: choose one of your positions to sign in with",
             ));
         };
-        let req = rbac::required_activity(t, rbac_op(op));
+        let req = rbac::required_activity(t, op);
         if pos.role.permits(req) {
             Ok(())
         } else {
@@ -194,7 +174,15 @@ fn describe(op: Op, req: &Requirement) -> String {
     };
     match req {
         Requirement::Never => format!("{verb} (nobody may)"),
-        other => format!("{verb} (needs {other:?})"),
+        Requirement::AnyStaff => verb.to_owned(),
+        Requirement::Activity(a) => format!("{verb} (needs the activity {a})"),
+        Requirement::AnyOf(list) => format!(
+            "{verb} (needs one of the activities {})",
+            list.iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -207,7 +195,7 @@ impl Access for Policy {
         let Some(t) = t else {
             // Across all types: some scope must allow this kind of
             // interaction at all (each resource is still checked).
-            let p = perm(op);
+            let p = Perm::of(op);
             if self
                 .principal
                 .scopes
@@ -247,7 +235,7 @@ impl Access for Policy {
             return Ok(());
         }
         // patient/ scopes: only the launch patient's compartment.
-        let p = perm(op);
+        let p = Perm::of(op);
         let via_user = self
             .principal
             .scopes

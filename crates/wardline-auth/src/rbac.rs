@@ -129,55 +129,8 @@ impl fmt::Display for Activity {
     }
 }
 
-/// A FHIR interaction class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    Create,
-    Read,
-    Update,
-    Delete,
-    Search,
-}
-
-impl Op {
-    /// From a SMART permission letter `c`, `r`, `u`, `d`, `s`.
-    pub fn from_char(c: char) -> Option<Op> {
-        match c {
-            'c' => Some(Op::Create),
-            'r' => Some(Op::Read),
-            'u' => Some(Op::Update),
-            'd' => Some(Op::Delete),
-            's' => Some(Op::Search),
-            _ => None,
-        }
-    }
-
-    pub fn as_char(self) -> char {
-        match self {
-            Op::Create => 'c',
-            Op::Read => 'r',
-            Op::Update => 'u',
-            Op::Delete => 'd',
-            Op::Search => 's',
-        }
-    }
-
-    /// The matching SMART scope permission.
-    pub fn perm(self) -> crate::scopes::Perm {
-        use crate::scopes::Perm;
-        match self {
-            Op::Create => Perm::C,
-            Op::Read => Perm::R,
-            Op::Update => Perm::U,
-            Op::Delete => Perm::D,
-            Op::Search => Perm::S,
-        }
-    }
-
-    pub fn is_write(self) -> bool {
-        matches!(self, Op::Create | Op::Update | Op::Delete)
-    }
-}
+/// A FHIR interaction class (the core's, with its SMART letter).
+pub use wardline_core::access::Op;
 
 /// What an interaction needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,7 +384,7 @@ mod tests {
     use super::*;
 
     fn can(role: Role, ty: &str, op: char) -> bool {
-        role.permits(required_activity(ty, Op::from_char(op).unwrap()))
+        role.permits(required_activity(ty, Op::from_letter(op).unwrap()))
     }
 
     #[test]
@@ -446,9 +399,9 @@ mod tests {
         assert_eq!(Activity::parse("Prescribe"), None);
         assert_eq!(Role::parse(""), None);
         for c in "cruds".chars() {
-            assert_eq!(Op::from_char(c).unwrap().as_char(), c);
+            assert_eq!(Op::from_letter(c).unwrap().letter(), c);
         }
-        assert_eq!(Op::from_char('x'), None);
+        assert_eq!(Op::from_letter('x'), None);
     }
 
     #[test]

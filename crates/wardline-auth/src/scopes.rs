@@ -107,6 +107,18 @@ impl Perm {
         Some(perm)
     }
 
+    /// The permission letter of an interaction.
+    pub fn of(op: wardline_core::access::Op) -> Perm {
+        use wardline_core::access::Op;
+        match op {
+            Op::Create => Perm::C,
+            Op::Read => Perm::R,
+            Op::Update => Perm::U,
+            Op::Delete => Perm::D,
+            Op::Search => Perm::S,
+        }
+    }
+
     pub fn contains(self, other: Perm) -> bool {
         self.0 & other.0 == other.0
     }

@@ -50,6 +50,22 @@ impl Op {
         }
     }
 
+    /// From a SMART permission letter `c`, `r`, `u`, `d`, `s`.
+    pub fn from_letter(c: char) -> Option<Op> {
+        match c {
+            'c' => Some(Op::Create),
+            'r' => Some(Op::Read),
+            'u' => Some(Op::Update),
+            'd' => Some(Op::Delete),
+            's' => Some(Op::Search),
+            _ => None,
+        }
+    }
+
+    pub fn is_write(self) -> bool {
+        matches!(self, Op::Create | Op::Update | Op::Delete)
+    }
+
     /// FHIR `AuditEvent.action`.
     pub fn audit_action(self) -> &'static str {
         match self {
