@@ -223,7 +223,9 @@ def validate_responses(monkeypatch):
                 request.headers["Authorization"] = f"Bearer {token}"
         response = original_send(self, request, **kwargs)
         url = request.url or ""
-        if "/fhir" in url and url.startswith("http://127.0.0.1:") and response.content:
+        # FHIR responses only: the SMART discovery document under /fhir is OAuth JSON.
+        is_fhir = "/fhir" in url and "/.well-known/" not in url
+        if is_fhir and url.startswith("http://127.0.0.1:") and response.content:
             ctype = response.headers.get("Content-Type", "")
             where = f"{request.method} {url} -> {response.status_code}"
             if "json" not in ctype:
