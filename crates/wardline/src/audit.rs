@@ -1,9 +1,11 @@
 //! `wardline audit …`: operator commands for the audit chain.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use wardline_store::Store;
 
 /// Rows read per round trip by `verify`.
 const PAGE: usize = 1_000;
@@ -74,12 +76,42 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-fn purge(a: &PurgeArgs) -> Result<ExitCode> {
-    let store = a.store.open()?;
-    let before = wardline_fhir::datetime::now_ms() - i64::from(a.older_than_days) * DAY_MS;
+/// Purges audit rows recorded more than `days` days ago; returns how many
+/// went and the cut-off instant.
+pub fn purge_older_than(store: &dyn Store, days: u32) -> Result<(u64, i64)> {
+    let before = wardline_fhir::datetime::now_ms() - i64::from(days) * DAY_MS;
     let n = store
         .purge_audit(before)
         .context("cannot purge the audit chain")?;
+    Ok((n, before))
+}
+
+/// `serve --audit-retention-days`: purge at start-up and then once a day, on
+/// a thread of its own (a purge deletes in one transaction per call).
+pub fn spawn_retention(store: Arc<dyn Store>, days: u32) {
+    let spawned = std::thread::Builder::new()
+        .name("audit-retention".into())
+        .spawn(move || {
+            loop {
+                match purge_older_than(store.as_ref(), days) {
+                    Ok((n, before)) => tracing::info!(
+                        purged = n,
+                        before = %wardline_fhir::datetime::format_instant(before),
+                        "audit retention"
+                    ),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "audit retention failed"),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(DAY_MS as u64));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the audit retention thread");
+    }
+}
+
+fn purge(a: &PurgeArgs) -> Result<ExitCode> {
+    let store = a.store.open()?;
+    let (n, before) = purge_older_than(store.as_ref(), a.older_than_days)?;
     println!(
         "purged {n} audit rows recorded before {}",
         wardline_fhir::datetime::format_instant(before)

@@ -129,6 +129,11 @@ struct ServeArgs {
     /// Serve /metrics without credentials (by default it needs a valid token).
     #[arg(long)]
     metrics_open: bool,
+    /// Keep audit events this many days: older ones are purged at start-up
+    /// and daily after (as `wardline audit purge --older-than-days`). Unset
+    /// keeps them for ever.
+    #[arg(long, env = "WARDLINE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    audit_retention_days: Option<u32>,
 }
 
 #[derive(Args)]
@@ -225,6 +230,9 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         );
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(days) = a.audit_retention_days {
+        audit::spawn_retention(service.store().clone(), days);
+    }
     for d in destinations {
         tracing::info!(
             destination = d.name,
