@@ -1,0 +1,1 @@
+//! Admission, transfer and discharge; the bed board.

@@ -1,0 +1,1 @@
+//! The Patient Master Index.
