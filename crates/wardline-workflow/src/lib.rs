@@ -9,6 +9,9 @@
 //! * [`pmi`] — the Patient Master Index: search, registration with NHS
 //!   number checks, scored duplicate detection with a review queue, and
 //!   merge / unmerge with `Patient/$merge` semantics.
+//! * [`chart`] — the chart summary behind the patient banner.
+//! * [`fhir`] — the one way workflows read: FHIR interactions through the
+//!   service with the caller's access.
 //! * [`adt`] — admission, transfer, discharge and their cancellations as
 //!   `Encounter` location history and `Location` bed state; the bed board.
 //!
@@ -16,4 +19,6 @@
 //! no rules of their own.
 
 pub mod adt;
+pub mod chart;
+pub mod fhir;
 pub mod pmi;

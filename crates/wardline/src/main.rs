@@ -294,10 +294,11 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         let auth: Arc<dyn wardline_http::Authenticator> =
             Arc::new(wardline_http::BearerAuthenticator::new(directory.clone()));
         let app = wardline_http::app(
-            service,
+            service.clone(),
             auth,
             wardline_http::Options {
                 extra: Some(extra),
+                ui: Some(wardline_web::router(service.clone(), directory.clone())),
                 directory: Some(directory),
                 metrics_open: a.metrics_open,
                 tls: tls.is_some(),
