@@ -228,6 +228,16 @@ impl Access for Policy {
         reader: &dyn Reader,
     ) -> Result<(), FhirError> {
         self.check_type(op, Some(r.resource_type))?;
+        if r.resource_type == "Task"
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+            && !rbac::task_permitted(pos.role, op, r.json)
+        {
+            return Err(forbidden(format!(
+                "your position ({}) may work the duplicate-record review queue, but not other tasks",
+                pos.role.display()
+            )));
+        }
         let Some(patient) = r.patient else {
             return Ok(());
         };

@@ -1,1 +1,0 @@
-//! The Patient Master Index.
