@@ -884,3 +884,56 @@ fn patients_the_caller_may_not_see_are_withheld() {
         assert!(board(svc, "w1").bays[0].beds.iter().all(|b| !b.withheld));
     }
 }
+
+/// Every ADT action is announced to HL7 v2 destinations by the outbox, in
+/// the action's own transaction, with the trigger event a PAS expects.
+#[test]
+fn each_action_queues_its_hl7_trigger_event() {
+    use wardline_integration::outbox::{Destination, OutboxHook};
+    let dir = tempfile::tempdir().unwrap();
+    let store = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
+    let hook = OutboxHook::new(
+        vec![Destination::parse("PAS=127.0.0.1:9").unwrap()],
+        wardline_hl7_fhir::MappingConfig::default(),
+    );
+    let svc = FhirService::new(Arc::new(store), ServiceConfig::default()).with_hook(Arc::new(hook));
+    seed(&svc);
+    let events = |svc: &FhirService| -> Vec<String> {
+        let mut r = req(Method::Get, vec!["Communication".into()], None);
+        r.query = vec![("_count".into(), "100".into())];
+        let v = match svc.handle(r, &op()).body {
+            Body::Json(v) => v,
+            Body::Raw(s) => serde_json::from_str(&s).unwrap(),
+            _ => panic!("no body"),
+        };
+        v["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|e| {
+                e["resource"]["category"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|c| {
+                let c = &c["coding"][0];
+                (c["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003")
+                    .then(|| c["code"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let a = &op();
+    let e = admit_at(&svc, "f1", "a1", T0);
+    adt::transfer_at(&svc, a, &e, "b1", T1).unwrap();
+    adt::cancel_transfer(&svc, a, &e).unwrap();
+    adt::discharge_at(&svc, a, &e, "19", "1", T2).unwrap();
+    adt::cancel_discharge(&svc, a, &e).unwrap();
+    adt::cancel_admission(&svc, a, &e).unwrap();
+    // Bed states are not announced (Locations are not v2 trigger resources).
+    adt::set_bed_state(&svc, a, "a2", BedState::Closed).unwrap();
+    let got = events(&svc);
+    // The seed's four Patients are announced first (A28).
+    assert_eq!(got[..4], ["A28", "A28", "A28", "A28"]);
+    assert_eq!(got[4..], ["A01", "A02", "A12", "A03", "A13", "A11"]);
+}
