@@ -1,1 +1,0 @@
-//! Admission, transfer and discharge; the bed board.
