@@ -13,6 +13,10 @@
 //! what it serves, for the route sweep). Without a session a page redirects
 //! to `/auth/login?next=…`; a form post without one answers 401.
 
+// Helpers return `Result<T, Response>` so a handler can `?`-style return the
+// error page it built; the page is the error, and it is large by nature.
+#![allow(clippy::result_large_err)]
+
 mod adt;
 mod assets;
 mod beds;
@@ -179,12 +183,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
 /// A signed-in request: who, in which position, and their access.
 pub(crate) struct Cx {
     pub svc: Arc<FhirService>,
-    pub dir: Arc<Directory>,
     pub access: Box<dyn Access>,
     pub session: Session,
     /// "Staff Nurse at trust (watford-w1)".
     pub position: String,
-    pub target: String,
 }
 
 impl Cx {
@@ -293,11 +295,9 @@ impl Ui {
             .unwrap_or_default();
         let cx = Cx {
             svc: self.svc.clone(),
-            dir: self.dir.clone(),
             access: Box::new(Policy::new(principal, self.dir.clone())),
             session,
             position,
-            target: req.target,
         };
         f(&cx, form)
     }
