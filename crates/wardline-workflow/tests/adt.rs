@@ -937,3 +937,67 @@ fn each_action_queues_its_hl7_trigger_event() {
     assert_eq!(got[..4], ["A28", "A28", "A28", "A28"]);
     assert_eq!(got[4..], ["A01", "A02", "A12", "A03", "A13", "A11"]);
 }
+
+/// The demo trust's bed board: every site and ward, admissions in beds, the
+/// isolation flag and the deliberate mixed-sex bay.
+#[test]
+fn the_demo_trust_makes_a_full_bed_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
+    let svc = FhirService::new(Arc::new(store), ServiceConfig::default());
+    let bundle = wardline_demo::generate_on(20_261_123, 100, "2025-06-15");
+    let r = svc.handle(req(Method::Post, vec![], Some(bundle.clone())), &op());
+    assert_eq!(r.status, 200);
+    let admitted = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["resource"]["resourceType"] == "Encounter" && e["resource"]["status"] == "in-progress"
+        })
+        .count();
+    let sites = adt::sites(&svc, &op()).unwrap();
+    assert_eq!(sites.len(), 3);
+    assert!(sites.iter().all(|s| s.wards.len() == 2));
+    let occupied: usize = sites.iter().map(|s| s.occupancy.occupied).sum();
+    assert_eq!(occupied, admitted);
+    let (mut mixed, mut isolated, mut beds) = (0, 0, 0);
+    for s in &sites {
+        for w in &s.wards {
+            let b = adt::ward_board(&svc, &op(), &w.id).unwrap();
+            assert_eq!(b.occupancy, w.occupancy);
+            mixed += b.bays.iter().filter(|b| b.mixed_sex).count();
+            for bed in b.bays.iter().flat_map(|b| &b.beds) {
+                beds += 1;
+                assert_eq!(
+                    bed.state == BedState::Occupied,
+                    bed.patient.is_some(),
+                    "{bed:?}"
+                );
+                isolated += bed
+                    .patient
+                    .as_ref()
+                    .and_then(|p| p.isolation.as_ref())
+                    .is_some() as usize;
+            }
+        }
+    }
+    assert_eq!((mixed, isolated, beds), (1, 1, 48));
+    // An admitted demo patient can be discharged through the workflow.
+    let any = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["resource"]["resourceType"] == "Encounter" && e["resource"]["status"] == "in-progress"
+        })
+        .unwrap();
+    adt::discharge(
+        &svc,
+        &op(),
+        any["resource"]["id"].as_str().unwrap(),
+        "19",
+        "1",
+    )
+    .unwrap();
+}
