@@ -74,23 +74,21 @@ export async function startServer () {
 }
 
 export async function launchBrowser () {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'wardline-chromium-'))
-  // A persistent context needs its own directory; plain launch + newContext
-  // keeps contexts isolated, which the two-user tests rely on.
+  // Playwright gives each launch a fresh temporary profile; browser
+  // contexts within it are isolated (separate cookies), which the two-user
+  // tests rely on.
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--user-data-dir=${userDataDir}`
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'
     ]
   })
   return {
     browser,
     async close () {
       await browser.close()
-      rmSync(userDataDir, { recursive: true, force: true })
     }
   }
 }

@@ -33,6 +33,18 @@ after(async () => {
   await server?.stop()
 })
 
+/** Clicks a form's submit button and waits for the redirect to a URL
+ * matching `done`; if the form comes back with errors instead, fails with
+ * what it says. */
+async function submitExpecting (page, button, done) {
+  await Promise.all([page.waitForLoadState('domcontentloaded'), page.click(button)])
+  await page.waitForLoadState('domcontentloaded')
+  if (!done.test(page.url())) {
+    const problem = await page.locator('.nhsuk-error-summary, h1 + p').first().textContent().catch(() => '')
+    assert.fail(`${button} did not lead to ${done}: at ${page.url()}: ${problem}`)
+  }
+}
+
 async function assertAccessible (page, where) {
   const problems = await accessibilityProblems(page)
   assert.deepEqual(problems, [], `${where}: ${problems.join('; ')}`)
@@ -167,8 +179,7 @@ test('admit to a bed: the board shows it without a reload', async () => {
   await clerk.selectOption('#bed', firstBed)
   await clerk.selectOption('#specialty', { index: 1 })
   await screenshot(clerk, '09-admit')
-  await clerk.click('button:has-text("Admit patient")')
-  await clerk.waitForURL(/\?done=admitted/)
+  await submitExpecting(clerk, 'button:has-text("Admit patient")', /\?done=admitted/)
   assert.doesNotMatch(await clerk.textContent('[data-testid="banner-location"]'), /Not admitted/)
   await waitForBed(firstBed, 'occupied')
   assert.equal(await nurse.evaluate(() => window.__notReloaded), true, 'the board page was reloaded')
@@ -200,8 +211,7 @@ test('transfer: the old bed goes to cleaning and the new one fills', async () =>
   await clerk.click('a:has-text("Transfer")')
   await clerk.waitForSelector('#bed')
   await clerk.selectOption('#bed', secondBed)
-  await clerk.click('button:has-text("Transfer patient")')
-  await clerk.waitForURL(/\?done=transferred/)
+  await submitExpecting(clerk, 'button:has-text("Transfer patient")', /\?done=transferred/)
   await waitForBed(secondBed, 'occupied')
   await waitForBed(firstBed, 'cleaning')
   assert.equal(await nurse.evaluate(() => window.__notReloaded), true)
@@ -215,8 +225,7 @@ test('discharge: the bed goes to cleaning; the record says not admitted', async 
   await clerk.selectOption('#destination', { index: 1 })
   await clerk.selectOption('#method', { index: 1 })
   await screenshot(clerk, '11-discharge')
-  await clerk.click('button:has-text("Discharge patient")')
-  await clerk.waitForURL(/\?done=discharged/)
+  await submitExpecting(clerk, 'button:has-text("Discharge patient")', /\?done=discharged/)
   assert.match(await clerk.textContent('[data-testid="banner-location"]'), /Not admitted/)
   await waitForBed(secondBed, 'cleaning')
   await screenshot(nurse, '12-bed-board-after-discharge')

@@ -238,6 +238,16 @@ impl Access for Policy {
                 pos.role.display()
             )));
         }
+        if r.resource_type == "Location"
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+            && !rbac::location_permitted(pos.role, op, r.json)
+        {
+            return Err(forbidden(format!(
+                "your position ({}) may change the state of a bed, but not other locations",
+                pos.role.display()
+            )));
+        }
         let Some(patient) = r.patient else {
             return Ok(());
         };

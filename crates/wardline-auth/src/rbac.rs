@@ -177,6 +177,10 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "MedicationRequest" if !read => R::Activity(A::Prescribe),
         "MedicationAdministration" if !read => R::Activity(A::AdministerMedication),
         "ServiceRequest" if !read => R::Activity(A::OrderTests),
+        // Bed state (`Location.operationalStatus`) is part of ADT; the
+        // policy narrows ADT holders to updating beds
+        // ([`location_permitted`]).
+        "Location" if op == Op::Update => R::AnyOf(&[A::ManageDirectory, A::Adt]),
         "Practitioner" | "PractitionerRole" if read => R::AnyStaff,
         "Practitioner" | "PractitionerRole" => R::Activity(A::ManageUsers),
         "Organization"
@@ -224,6 +228,27 @@ pub const DUPLICATE_REVIEW_CODE: &str = "duplicate-review";
 /// Whether `role` may do `op` on this `Task` (its JSON; empty for a deletion
 /// tombstone), beyond the type-level table: a role that reaches tasks only
 /// through [`Activity::RegisterPatient`] is limited to duplicate-record reviews.
+/// Whether `role` may write this `Location`: the directory's managers any;
+/// ADT staff only an update of a bed (`physicalType` `bd`), which is how
+/// the bed's state is kept — they cannot add, remove or rename wards.
+pub fn location_permitted(role: Role, op: Op, location_json: &str) -> bool {
+    if !op.is_write() || role.has(Activity::ManageDirectory) {
+        return true;
+    }
+    if op != Op::Update || !role.has(Activity::Adt) {
+        return false;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(location_json) else {
+        return false;
+    };
+    v.pointer("/physicalType/coding")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("code").and_then(serde_json::Value::as_str) == Some("bd"))
+        })
+}
+
 pub fn task_permitted(role: Role, op: Op, task_json: &str) -> bool {
     let clinical = if op.is_write() {
         role.has(Activity::RecordClinical)
@@ -532,6 +557,23 @@ mod tests {
         assert!(task_permitted(Role::PrivacyOfficer, Op::Read, &clinical));
         assert!(!task_permitted(Role::PrivacyOfficer, Op::Update, &clinical));
         assert!(!can(Role::PrivacyOfficer, "Task", 'u'));
+    }
+
+    #[test]
+    fn adt_staff_update_beds_but_not_other_locations() {
+        let bed = r#"{"resourceType":"Location","physicalType":{"coding":[{"code":"bd"}]}}"#;
+        let ward = r#"{"resourceType":"Location","physicalType":{"coding":[{"code":"wa"}]}}"#;
+        for r in [Role::WardClerk, Role::BedManager, Role::StaffNurse] {
+            assert!(can(r, "Location", 'u'), "{r}");
+            assert!(location_permitted(r, Op::Update, bed), "{r}");
+            assert!(!location_permitted(r, Op::Update, ward), "{r}");
+            assert!(!can(r, "Location", 'c'), "{r}");
+            assert!(!can(r, "Location", 'd'), "{r}");
+            assert!(!location_permitted(r, Op::Create, bed), "{r}");
+        }
+        assert!(!can(Role::Receptionist, "Location", 'u'));
+        assert!(!location_permitted(Role::Receptionist, Op::Update, bed));
+        assert!(location_permitted(Role::SystemAdmin, Op::Update, ward));
     }
 
     #[test]

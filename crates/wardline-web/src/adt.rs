@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use wardline_workflow::adt::{self, AdmissionKind, Admission, AdtError};
+use wardline_workflow::adt::{self, Admission, AdmissionKind, AdtError};
 use wardline_workflow::pmi;
 
 use crate::layout::{self, Field, Nav};
@@ -121,7 +121,13 @@ pub(crate) async fn admit_post(
             Err(r) => return r,
         };
         let again = |field: &str, msg: &str| match admit_form(cx, &p, &f, Some((field, msg))) {
-            Ok(body) => layout::page_with(StatusCode::UNPROCESSABLE_ENTITY, cx, "Admit", Nav::Patients, body),
+            Ok(body) => layout::page_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                cx,
+                "Admit",
+                Nav::Patients,
+                body,
+            ),
             Err(e) => adt_error(&e),
         };
         let kind: AdmissionKind = match get(&f, "kind").parse() {
@@ -208,14 +214,22 @@ pub(crate) async fn transfer_post(
         } else {
             match adt::transfer(&cx.svc, cx.access(), &id, bed) {
                 Ok(()) => Ok(()),
-                Err(e) if e.status() < 500 && e.status() != 403 => Err(layout::sentence(&e.message)),
+                Err(e) if e.status() < 500 && e.status() != 403 => {
+                    Err(layout::sentence(&e.message))
+                }
                 Err(e) => return adt_error(&e),
             }
         };
         match result {
             Ok(()) => see_other(&format!("/ui/patients/{}?done=transferred", enc(&p.id))),
             Err(msg) => match transfer_form(cx, &stay, &p, Some(&msg)) {
-                Ok(b) => layout::page_with(StatusCode::UNPROCESSABLE_ENTITY, cx, "Transfer", Nav::Patients, b),
+                Ok(b) => layout::page_with(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    cx,
+                    "Transfer",
+                    Nav::Patients,
+                    b,
+                ),
                 Err(e) => adt_error(&e),
             },
         }
@@ -251,7 +265,12 @@ pub(crate) async fn discharge_page(State(ui): St, req: Req, Path(id): Path<Strin
             Ok(x) => x,
             Err(r) => return r,
         };
-        layout::page(cx, "Discharge", Nav::Patients, discharge_form(cx, &stay, &p, &q, None))
+        layout::page(
+            cx,
+            "Discharge",
+            Nav::Patients,
+            discharge_form(cx, &stay, &p, &q, None),
+        )
     })
     .await
 }
@@ -282,7 +301,13 @@ pub(crate) async fn discharge_post(
         if get(&f, "method").is_empty() {
             return again("method", "Choose the discharge method");
         }
-        match adt::discharge(&cx.svc, cx.access(), &id, get(&f, "destination"), get(&f, "method")) {
+        match adt::discharge(
+            &cx.svc,
+            cx.access(),
+            &id,
+            get(&f, "destination"),
+            get(&f, "method"),
+        ) {
             Ok(()) => see_other(&format!("/ui/patients/{}?done=discharged", enc(&p.id))),
             Err(e) if e.status() < 500 && e.status() != 403 && e.status() != 404 => {
                 again("destination", &layout::sentence(&e.message))

@@ -27,7 +27,10 @@ macro_rules! asset {
 
 const ASSETS: &[Asset] = &[
     asset!("nhsuk/nhsuk-frontend.min.css", "text/css; charset=utf-8"),
-    asset!("nhsuk/nhsuk-frontend.min.js", "text/javascript; charset=utf-8"),
+    asset!(
+        "nhsuk/nhsuk-frontend.min.js",
+        "text/javascript; charset=utf-8"
+    ),
     asset!("nhsuk/images/favicon.ico", "image/x-icon"),
     asset!("nhsuk/images/favicon.svg", "image/svg+xml"),
     asset!("nhsuk/images/nhsuk-icon-arrow-down.svg", "image/svg+xml"),
@@ -116,13 +119,12 @@ mod tests {
                 let css = std::str::from_utf8(a.bytes).unwrap();
                 for url in css.split("url(").skip(1) {
                     let target = url.split(')').next().unwrap_or_default();
-                    let local = format!(
-                        "{}/{}",
-                        a.path.rsplit_once('/').map_or("", |x| x.0),
-                        target
-                    );
+                    let local =
+                        format!("{}/{}", a.path.rsplit_once('/').map_or("", |x| x.0), target);
                     assert!(
-                        ASSETS.iter().any(|b| b.path == local.trim_start_matches('/')),
+                        ASSETS
+                            .iter()
+                            .any(|b| b.path == local.trim_start_matches('/')),
                         "{} refers to {target}, which is not served",
                         a.path
                     );

@@ -107,7 +107,7 @@ fn board(cx: &Cx, b: &WardBoard) -> Markup {
                                         br;
                                         (nhs_text(p.nhs_number.as_deref()))
                                         @if let Some(d) = &p.expected_discharge { br; "Expected discharge " (layout::long_date(d)) }
-                                        @if let Some(i) = &p.isolation { br; strong class="nhsuk-tag nhsuk-tag--orange" { "Isolation: " (i) } }
+                                        @if let Some(i) = &p.isolation { br; strong class="nhsuk-tag nhsuk-tag--orange" { "Isolation" } " " (i.trim_start_matches("Isolation:").trim()) }
                                     }
                                 } @else if bed.withheld {
                                     span class="wl-bed__patient" { "Patient details not shown" }

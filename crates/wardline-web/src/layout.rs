@@ -179,7 +179,10 @@ pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Resp
 pub(crate) fn fhir_error_page(e: &FhirError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (title, message) = match e.status {
-        401 => ("Sign in again", "Your session has ended. Sign in again.".to_owned()),
+        401 => (
+            "Sign in again",
+            "Your session has ended. Sign in again.".to_owned(),
+        ),
         403 => (
             "You do not have access",
             format!(

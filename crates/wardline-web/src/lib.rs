@@ -68,22 +68,50 @@ pub const ROUTES: &[UiRoute] = &[
     r("GET", "/ui/patients/{id}", "chart summary and banner"),
     r("GET", "/ui/patients/{id}/admit", "admit to a bed"),
     r("POST", "/ui/patients/{id}/admit", "admit to a bed"),
-    r("GET", "/ui/encounters/{id}/transfer", "transfer to another bed"),
-    r("POST", "/ui/encounters/{id}/transfer", "transfer to another bed"),
+    r(
+        "GET",
+        "/ui/encounters/{id}/transfer",
+        "transfer to another bed",
+    ),
+    r(
+        "POST",
+        "/ui/encounters/{id}/transfer",
+        "transfer to another bed",
+    ),
     r("GET", "/ui/encounters/{id}/discharge", "discharge"),
     r("POST", "/ui/encounters/{id}/discharge", "discharge"),
-    r("POST", "/ui/encounters/{id}/cancel", "cancel the last ADT event"),
+    r(
+        "POST",
+        "/ui/encounters/{id}/cancel",
+        "cancel the last ADT event",
+    ),
     r("GET", "/ui/duplicates", "possible duplicates to review"),
     r("POST", "/ui/duplicates/scan", "look for duplicates now"),
-    r("POST", "/ui/duplicates/{task}/dismiss", "not the same person"),
+    r(
+        "POST",
+        "/ui/duplicates/{task}/dismiss",
+        "not the same person",
+    ),
     r("GET", "/ui/merge", "confirm a merge"),
     r("POST", "/ui/merge", "merge two records"),
     r("POST", "/ui/patients/{id}/unmerge", "undo a merge"),
     r("GET", "/ui/beds", "bed state by site and ward"),
     r("GET", "/ui/beds/{ward}", "the ward's bed board (live)"),
-    r("POST", "/ui/beds/{ward}/{bed}/state", "bed cleaned, closed, blocked"),
-    r("GET", "/ui/events", "server-sent events: the record changed"),
-    r("GET", "/ui/static/{*file}", "stylesheets, scripts and icons"),
+    r(
+        "POST",
+        "/ui/beds/{ward}/{bed}/state",
+        "bed cleaned, closed, blocked",
+    ),
+    r(
+        "GET",
+        "/ui/events",
+        "server-sent events: the record changed",
+    ),
+    r(
+        "GET",
+        "/ui/static/{*file}",
+        "stylesheets, scripts and icons",
+    ),
 ];
 
 /// The UI's shared state.

@@ -23,7 +23,12 @@ fn side_by_side(a: &PatientSummary, b: &PatientSummary, a_title: &str, b_title: 
             }
         }
     };
-    let d = |p: &PatientSummary| p.birth_date.as_deref().map(layout::long_date).unwrap_or_default();
+    let d = |p: &PatientSummary| {
+        p.birth_date
+            .as_deref()
+            .map(layout::long_date)
+            .unwrap_or_default()
+    };
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     html! {
         table class="nhsuk-table" data-testid="side-by-side" {

@@ -158,12 +158,7 @@ fn register_form(
     errors: &[(String, String)],
     duplicates: &[pmi::Candidate],
 ) -> Markup {
-    let err = |f: &str| {
-        errors
-            .iter()
-            .find(|(k, _)| k == f)
-            .map(|(_, m)| m.as_str())
-    };
+    let err = |f: &str| errors.iter().find(|(k, _)| k == f).map(|(_, m)| m.as_str());
     html! {
         h1 { "Register a patient" }
         (layout::error_summary(errors))

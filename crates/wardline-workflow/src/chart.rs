@@ -184,11 +184,7 @@ pub fn summary(
         svc,
         access,
         "DiagnosticReport",
-        &[
-            ("patient", pat()),
-            ("_sort", "-date".into()),
-            ("_count", n),
-        ],
+        &[("patient", pat()), ("_sort", "-date".into()), ("_count", n)],
     )?;
     s.results = reports
         .resources
@@ -273,7 +269,10 @@ fn observation_line(o: &Value) -> ObservationLine {
 
 fn quantity(q: &Value) -> Option<String> {
     let v = q["value"].as_f64()?;
-    let unit = q["unit"].as_str().or_else(|| q["code"].as_str()).unwrap_or("");
+    let unit = q["unit"]
+        .as_str()
+        .or_else(|| q["code"].as_str())
+        .unwrap_or("");
     let num = if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {

@@ -73,7 +73,7 @@ fn csrf(root: &str, c: &Client) -> String {
         .unwrap()
         .json()
         .unwrap();
-    v["csrf"].as_str().unwrap().to_owned()
+    v["csrf_token"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -140,12 +140,7 @@ fn web_ui_over_http() {
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "no-store");
-    assert!(
-        h["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
     let css = clerk
         .get(format!("{root}/ui/static/nhsuk/nhsuk-frontend.min.css"))
         .send()
@@ -200,7 +195,11 @@ fn web_ui_over_http() {
 
     // --- the IG officer sees it all in the audit trail ---------------------------
     let ig = env.cli(&[
-        "token", "--user", "ig.officer", "--scope", "user/AuditEvent.rs",
+        "token",
+        "--user",
+        "ig.officer",
+        "--scope",
+        "user/AuditEvent.rs",
     ]);
     let audit: Value = common::authorised_client(ig.trim())
         .get(s.url(&format!("AuditEvent?patient={id}&_count=100")))
@@ -214,9 +213,14 @@ fn web_ui_over_http() {
         .filter_map(|e| e["resource"]["action"].as_str())
         .collect();
     assert!(actions.contains(&"C"), "registration audited: {actions:?}");
-    assert!(actions.contains(&"R") || actions.contains(&"E"), "{actions:?}");
     assert!(
-        events.iter().all(|e| e["resource"]["agent"][0]["altId"] == "clerk.watford"),
+        actions.contains(&"R") || actions.contains(&"E"),
+        "{actions:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["resource"]["agent"][0]["altId"] == "clerk.watford"),
         "every event names the clerk: {audit}"
     );
 }

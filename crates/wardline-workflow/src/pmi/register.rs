@@ -308,6 +308,11 @@ pub fn register(
         }
     }
     let saved = svc.transact(access, |tx| {
+        tx.set_audit_subtype(
+            wardline_core::audit::WARDLINE_SUBTYPE,
+            "pmi-register",
+            "C",
+        );
         let first = tx.save(resource.clone())?;
         let key = tx
             .read("Patient", &first.id)?
