@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole Wardline test suite (the README's test command; .ci/run calls exactly this).
 #
-# Installs what it needs and is missing: PostgreSQL from Debian's packages (when
-# initdb is not found) and the Python test clients from PyPI (into a venv under
-# the cargo target directory). Then: rustfmt check, clippy (-D warnings), build,
-# and, inside scripts/with-postgres.sh (a throw-away PostgreSQL on a loopback
-# port in a temp dir, exported as WARDLINE_TEST_PG_URL), every Rust test of every
-# crate and the Python external-client tests. Ends with "N passed, N failed".
+# Installs what it needs and is missing: PostgreSQL and Chromium from Debian's
+# packages, the Python test clients from PyPI (into a venv under the cargo target
+# directory) and playwright-core from npm (tests/browser, from its lockfile).
+# Then: rustfmt check, clippy (-D warnings), build; inside
+# scripts/with-postgres.sh (a throw-away PostgreSQL on a loopback port in a temp
+# dir, exported as WARDLINE_TEST_PG_URL) every Rust test of every crate and the
+# Python external-client tests; then the browser tests (headless Chromium
+# against `wardline serve --demo`). Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -61,6 +63,23 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-sha256" 2>/dev/n
     echo "$REQ_HASH" >"$VENV/.requirements-sha256"
 fi
 
+# --- Browser tests: Debian Chromium and npm playwright-core ---------------------
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM" ]; then
+    apt_install chromium
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+export CHROMIUM
+BROWSER_DIR="$ROOT/tests/browser"
+LOCK_HASH="$(sha256sum "$BROWSER_DIR/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$BROWSER_DIR/node_modules/.lock-sha256" 2>/dev/null)" != "$LOCK_HASH" ]; then
+    log "installing the browser test client (npm ci)"
+    (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --silent)
+    echo "$LOCK_HASH" >"$BROWSER_DIR/node_modules/.lock-sha256"
+fi
+
 # --- Static checks and build ---------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -90,9 +109,14 @@ scripts/with-postgres.sh bash -c '
     echo "${PIPESTATUS[0]}" >"$LOGDIR/pytest.rc"
 '
 wrapper_rc=$?
+log "browser tests (headless Chromium; screenshots in $TARGET_DIR/browser-artifacts)"
+export WARDLINE_ARTIFACTS="$TARGET_DIR/browser-artifacts"
+(cd "$ROOT/tests/browser" && node --test --test-concurrency=1 --test-reporter=tap) 2>&1 | tee "$LOGDIR/browser.log"
+echo "${PIPESTATUS[0]}" >"$LOGDIR/browser.rc"
 set -e
 
 cargo_rc="$(cat "$LOGDIR/cargo.rc" 2>/dev/null || echo 99)"
+browser_rc="$(cat "$LOGDIR/browser.rc" 2>/dev/null || echo 99)"
 pytest_rc="$(cat "$LOGDIR/pytest.rc" 2>/dev/null || echo 99)"
 
 sum_cargo() { # $1 = passed|failed
@@ -106,8 +130,11 @@ sum_pytest() { # $1 = passed|failed|error
             for (i = 2; i <= n; i++) if (f[i] ~ "^" w) s += f[i - 1]
             print s + 0 }'
 }
-passed=$(($(sum_cargo passed) + $(sum_pytest passed)))
-failed=$(($(sum_cargo failed) + $(sum_pytest failed) + $(sum_pytest error)))
+sum_browser() { # $1 = pass|fail (node --test TAP summary: "# pass N")
+    { grep -E "^# $1 [0-9]+" "$LOGDIR/browser.log" 2>/dev/null || true; } | awk '{s += $3} END {print s + 0}'
+}
+passed=$(($(sum_cargo passed) + $(sum_pytest passed) + $(sum_browser pass)))
+failed=$(($(sum_cargo failed) + $(sum_pytest failed) + $(sum_pytest error) + $(sum_browser fail)))
 
 status=0
 if [ "$wrapper_rc" -ne 0 ] && [ "$cargo_rc" -eq 0 ] && [ "$pytest_rc" -eq 0 ]; then
@@ -123,6 +150,14 @@ if [ "$pytest_rc" -eq 5 ]; then
     status=1
 elif [ "$pytest_rc" -ne 0 ]; then
     echo "pytest failed (exit $pytest_rc)" >&2
+    status=1
+fi
+if [ "$browser_rc" -ne 0 ]; then
+    echo "browser tests failed (exit $browser_rc)" >&2
+    status=1
+fi
+if [ "$(sum_browser pass)" -eq 0 ]; then
+    echo "the browser tests ran no test: that is a failure" >&2
     status=1
 fi
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then

@@ -228,6 +228,26 @@ impl Access for Policy {
         reader: &dyn Reader,
     ) -> Result<(), FhirError> {
         self.check_type(op, Some(r.resource_type))?;
+        if r.resource_type == "Task"
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+            && !rbac::task_permitted(pos.role, op, r.json)
+        {
+            return Err(forbidden(format!(
+                "your position ({}) may work the duplicate-record review queue, but not other tasks",
+                pos.role.display()
+            )));
+        }
+        if r.resource_type == "Location"
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+            && !rbac::location_permitted(pos.role, op, r.json)
+        {
+            return Err(forbidden(format!(
+                "your position ({}) may change the state of a bed, but not other locations",
+                pos.role.display()
+            )));
+        }
         let Some(patient) = r.patient else {
             return Ok(());
         };

@@ -26,7 +26,7 @@
 //! | `StructureDefinition`, `ValueSet`, `CodeSystem`, `SearchParameter`, `CapabilityStatement` | any staff | ManageDirectory |
 //! | `AuditEvent` | IgAudit | never (written only by the server) |
 //! | `Consent` | ViewClinical | RegisterPatient |
-//! | `Task` | ViewClinical or IgAudit | RecordClinical |
+//! | `Task` | ViewClinical, IgAudit or RegisterPatient¹ | RecordClinical or RegisterPatient¹ |
 //! | anything else | ViewClinical | RecordClinical |
 //!
 //! Deliberate additions to the baseline: clerical staff who book appointments or admit
@@ -34,6 +34,12 @@
 //! view, and [`Activity::ViewCareSummary`] is the "limited clinical view" of partner
 //! social workers (encounters, appointments, care plans, care teams, flags).
 //! [`Activity::ViewClinical`] implies ViewCareSummary and ViewDemographics.
+//!
+//! ¹ Registration staff work the Patient Master Index's duplicate-record review
+//! queue, which is a queue of `Task`s: holders of [`Activity::RegisterPatient`]
+//! without the clinical activity may read and write a `Task` only when its code
+//! is [`DUPLICATE_REVIEW_CODE`] ([`task_permitted`], applied per resource by the
+//! policy); every other task stays clinical.
 
 use std::fmt;
 
@@ -171,6 +177,10 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "MedicationRequest" if !read => R::Activity(A::Prescribe),
         "MedicationAdministration" if !read => R::Activity(A::AdministerMedication),
         "ServiceRequest" if !read => R::Activity(A::OrderTests),
+        // Bed state (`Location.operationalStatus`) is part of ADT; the
+        // policy narrows ADT holders to updating beds
+        // ([`location_permitted`]).
+        "Location" if op == Op::Update => R::AnyOf(&[A::ManageDirectory, A::Adt]),
         "Practitioner" | "PractitionerRole" if read => R::AnyStaff,
         "Practitioner" | "PractitionerRole" => R::Activity(A::ManageUsers),
         "Organization"
@@ -204,10 +214,66 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "AuditEvent" => R::Never,
         "Consent" if read => CLINICAL,
         "Consent" => R::Activity(A::RegisterPatient),
-        "Task" if read => R::AnyOf(&[A::ViewClinical, A::IgAudit]),
+        "Task" if read => R::AnyOf(&[A::ViewClinical, A::IgAudit, A::RegisterPatient]),
+        "Task" => R::AnyOf(&[A::RecordClinical, A::RegisterPatient]),
         _ if read => CLINICAL,
         _ => R::Activity(A::RecordClinical),
     }
+}
+
+/// `Task.code` (system [`crate::directory::TASK_SYSTEM`]) of a Patient Master
+/// Index duplicate-record review.
+pub const DUPLICATE_REVIEW_CODE: &str = "duplicate-review";
+
+/// Whether `role` may do `op` on this `Task` (its JSON; empty for a deletion
+/// tombstone), beyond the type-level table: a role that reaches tasks only
+/// through [`Activity::RegisterPatient`] is limited to duplicate-record reviews.
+/// Whether `role` may write this `Location`: the directory's managers any;
+/// ADT staff only an update of a bed (`physicalType` `bd`), which is how
+/// the bed's state is kept — they cannot add, remove or rename wards.
+pub fn location_permitted(role: Role, op: Op, location_json: &str) -> bool {
+    if !op.is_write() || role.has(Activity::ManageDirectory) {
+        return true;
+    }
+    if op != Op::Update || !role.has(Activity::Adt) {
+        return false;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(location_json) else {
+        return false;
+    };
+    v.pointer("/physicalType/coding")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("code").and_then(serde_json::Value::as_str) == Some("bd"))
+        })
+}
+
+pub fn task_permitted(role: Role, op: Op, task_json: &str) -> bool {
+    let clinical = if op.is_write() {
+        role.has(Activity::RecordClinical)
+    } else {
+        role.has(Activity::ViewClinical) || role.has(Activity::IgAudit)
+    };
+    if clinical {
+        return true;
+    }
+    if !role.has(Activity::RegisterPatient) {
+        return false;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(task_json) else {
+        return false;
+    };
+    v.pointer("/code/coding")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("system").and_then(serde_json::Value::as_str)
+                    == Some(crate::directory::TASK_SYSTEM)
+                    && c.get("code").and_then(serde_json::Value::as_str)
+                        == Some(DUPLICATE_REVIEW_CODE)
+            })
+        })
 }
 
 /// A built-in role.
@@ -459,6 +525,55 @@ mod tests {
         assert!(!can(r, "Observation", 'r'));
         assert!(!can(r, "Condition", 's'));
         assert!(!can(r, "Consent", 'r'));
+    }
+
+    #[test]
+    fn registration_staff_work_the_duplicate_review_queue_only() {
+        let review = format!(
+            r#"{{"resourceType":"Task","code":{{"coding":[{{"system":"{}","code":"{DUPLICATE_REVIEW_CODE}"}}]}}}}"#,
+            crate::directory::TASK_SYSTEM
+        );
+        let clinical = format!(
+            r#"{{"resourceType":"Task","code":{{"coding":[{{"system":"{}","code":"break-glass-review"}}]}}}}"#,
+            crate::directory::TASK_SYSTEM
+        );
+        for r in [Role::WardClerk, Role::Receptionist] {
+            assert!(can(r, "Task", 's'), "{r}");
+            assert!(can(r, "Task", 'u'), "{r}");
+            for op in [Op::Read, Op::Search, Op::Create, Op::Update] {
+                assert!(task_permitted(r, op, &review), "{r} {op:?}");
+                assert!(!task_permitted(r, op, &clinical), "{r} {op:?}");
+            }
+            assert!(!task_permitted(r, Op::Delete, ""), "{r}");
+            // Demographics stay readable; clinical data does not.
+            assert!(can(r, "Patient", 's'));
+            assert!(!can(r, "Observation", 's'));
+        }
+        // A bed manager registers nobody: no tasks at all.
+        assert!(!can(Role::BedManager, "Task", 'r'));
+        assert!(!task_permitted(Role::BedManager, Op::Read, &review));
+        // Clinical roles are unaffected.
+        assert!(task_permitted(Role::StaffNurse, Op::Update, &clinical));
+        assert!(task_permitted(Role::PrivacyOfficer, Op::Read, &clinical));
+        assert!(!task_permitted(Role::PrivacyOfficer, Op::Update, &clinical));
+        assert!(!can(Role::PrivacyOfficer, "Task", 'u'));
+    }
+
+    #[test]
+    fn adt_staff_update_beds_but_not_other_locations() {
+        let bed = r#"{"resourceType":"Location","physicalType":{"coding":[{"code":"bd"}]}}"#;
+        let ward = r#"{"resourceType":"Location","physicalType":{"coding":[{"code":"wa"}]}}"#;
+        for r in [Role::WardClerk, Role::BedManager, Role::StaffNurse] {
+            assert!(can(r, "Location", 'u'), "{r}");
+            assert!(location_permitted(r, Op::Update, bed), "{r}");
+            assert!(!location_permitted(r, Op::Update, ward), "{r}");
+            assert!(!can(r, "Location", 'c'), "{r}");
+            assert!(!can(r, "Location", 'd'), "{r}");
+            assert!(!location_permitted(r, Op::Create, bed), "{r}");
+        }
+        assert!(!can(Role::Receptionist, "Location", 'u'));
+        assert!(!location_permitted(Role::Receptionist, Op::Update, bed));
+        assert!(location_permitted(Role::SystemAdmin, Op::Update, ward));
     }
 
     #[test]

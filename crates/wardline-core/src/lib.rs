@@ -187,6 +187,8 @@ pub struct FhirService {
     hooks: Vec<Arc<dyn WriteHook>>,
     audit_sink: std::sync::OnceLock<audit::AuditSink>,
     audit_enabled: bool,
+    /// Commits that wrote resources (see [`FhirService::change_count`]).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 /// One interaction in progress: who asks, and the audit event it will leave.
@@ -275,7 +277,24 @@ impl FhirService {
             hooks: Vec::new(),
             audit_sink: std::sync::OnceLock::new(),
             audit_enabled: true,
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many transactions that wrote resources have committed since the
+    /// service started, whatever the path (REST interaction, transaction
+    /// Bundle, a workflow's or the HL7 v2 engine's [`Tx`]). It only grows,
+    /// and grows after the commit is durable, so a live page that saw `n`
+    /// and now sees more knows the record changed and should refresh. It
+    /// counts this process's commits only: another server on the same
+    /// database is not seen.
+    pub fn change_count(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn note_change(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Turns the audit trail off. For benchmarks that measure what auditing

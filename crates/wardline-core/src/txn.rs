@@ -458,7 +458,12 @@ impl<'a> Tx<'a> {
             self.rec.inner.append_audit(&[row])?;
         }
         let audited = self.audited;
+        let wrote = !self.rec.written.is_empty();
+        let svc = self.svc;
         Box::new(self.rec).commit()?;
+        if wrote {
+            svc.note_change();
+        }
         if touched && let Some(a) = audited {
             a.set(true);
         }

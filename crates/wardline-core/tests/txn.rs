@@ -265,3 +265,67 @@ fn merge_repoints_references_and_links_both_patients() {
         .unwrap_err();
     assert_eq!(err.status, 404);
 }
+
+#[test]
+fn change_count_grows_after_each_committed_write_from_every_path() {
+    let svc = service(vec![]);
+    let op = wardline_core::Trusted::operator("test");
+    assert_eq!(svc.change_count(), 0);
+    let req = |method: Method, path: Vec<String>, body: Option<Value>| FhirRequest {
+        method,
+        path,
+        query: vec![],
+        headers: RequestHeaders::default(),
+        body: body.map(|b| b.to_string().into_bytes()),
+    };
+    // REST create.
+    let r = svc.handle(
+        req(
+            Method::Post,
+            vec!["Patient".into()],
+            Some(patient("9434765919", "Smith")),
+        ),
+        &op,
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(svc.change_count(), 1);
+    // Reads and searches change nothing.
+    let r = svc.handle(req(Method::Get, vec!["Patient".into()], None), &op);
+    assert_eq!(r.status, 200);
+    assert_eq!(svc.change_count(), 1);
+    // A transaction Bundle of two writes is one commit.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient("9434765870", "Jones"), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Organization", "name": "RWG"}, "request": {"method": "POST", "url": "Organization"}}]});
+    let r = svc.handle(req(Method::Post, vec![], Some(bundle)), &op);
+    assert_eq!(r.status, 200);
+    assert_eq!(svc.change_count(), 2);
+    // A service transaction (workflows, the HL7 engine).
+    svc.transact(&op, |tx| {
+        tx.save(json!({"resourceType": "Organization", "name": "Other"}))?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(svc.change_count(), 3);
+    // A transaction that writes nothing, or fails, does not count.
+    svc.transact(&op, |tx| {
+        tx.find("Patient", "family=Smith")?;
+        Ok(())
+    })
+    .unwrap();
+    let failed = svc.transact(&op, |tx| {
+        tx.save(json!({"resourceType": "Organization", "name": "Lost"}))?;
+        Err::<(), _>(FhirError::invalid("changed my mind"))
+    });
+    assert!(failed.is_err());
+    let r = svc.handle(
+        req(
+            Method::Post,
+            vec!["Patient".into()],
+            Some(json!({"resourceType": "Patient", "gender": 7})),
+        ),
+        &op,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(svc.change_count(), 3);
+}

@@ -80,14 +80,53 @@ fn location(
         l["partOf"] = json!({"reference": format!("Location/{p}")});
     }
     if let Some(s) = status {
-        l["operationalStatus"] =
-            json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0116", "code": s});
+        l["operationalStatus"] = bed_status(s);
     }
     l
 }
 
-/// A transaction Bundle holding the whole demo trust.
+/// A bed's `operationalStatus`: HL7 v2 table 0116, plus Wardline's
+/// `blocked` (see `wardline_workflow::adt`).
+fn bed_status(code: &str) -> Value {
+    match code {
+        "blocked" => json!({"system": "https://fhir.wardline.invalid/CodeSystem/bed-status",
+            "code": "blocked", "display": "Blocked"}),
+        c => json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0116", "code": c,
+        "display": match c {
+            "O" => "Occupied",
+            "U" => "Unoccupied",
+            "H" => "Housekeeping",
+            "C" => "Closed",
+            _ => "Contaminated",
+        }}),
+    }
+}
+
+/// The day `days` after `day` (`YYYY-MM-DD`; negative: before).
+fn shift_day(day: &str, days: i64) -> String {
+    let (lo, _) = wardline_fhir::datetime::parse_range(day).unwrap_or((0, 0));
+    wardline_fhir::datetime::format_instant(lo + days * 86_400_000)[..10].to_owned()
+}
+
+/// The day current admissions are relative to in [`generate`].
+pub const DEFAULT_TODAY: &str = "2025-12-31";
+
+/// A transaction Bundle holding the whole demo trust, its current
+/// admissions relative to [`DEFAULT_TODAY`].
 pub fn generate(seed: u64, patients: usize) -> Value {
+    generate_on(seed, patients, DEFAULT_TODAY)
+}
+
+/// [`generate`], with the current admissions (and their expected discharge
+/// dates) around `today` (`YYYY-MM-DD`), so that a demo server shows a
+/// bed board of this week.
+///
+/// Bed board content: beds occupied by an in-progress inpatient Encounter
+/// (bed as its active location, consultant, specialty, expected discharge
+/// date for most), beds being cleaned, closed and one blocked; bays are
+/// single-sex (bay 1 women, bay 2 men) except one deliberate mixed-sex
+/// breach; one admitted patient has an isolation Flag.
+pub fn generate_on(seed: u64, patients: usize, today: &str) -> Value {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut entries = Vec::new();
     entries.push(entry(json!({
@@ -96,6 +135,9 @@ pub fn generate(seed: u64, patients: usize) -> Value {
         "name": "West Hertfordshire Demo Hospitals NHS Trust",
     })));
     let mut beds = Vec::new();
+    // (entry index, bed id, bay number): beds drawn occupied.
+    let mut occupied: Vec<(usize, String, u32)> = Vec::new();
+    let mut blocked_one = false;
     let sites = [
         ("watford", "Watford General Hospital"),
         ("hemel", "Hemel Hempstead Hospital"),
@@ -123,7 +165,13 @@ pub fn generate(seed: u64, patients: usize) -> Value {
                 )));
                 for n in 1..=4 {
                     let bed = format!("{bay}-{n}");
-                    let status = ["O", "U", "H", "C"][rng.gen_range(0..4)];
+                    let mut status = ["O", "U", "H", "C"][rng.gen_range(0..4)];
+                    if status == "O" {
+                        occupied.push((entries.len(), bed.clone(), b));
+                    } else if status == "U" && w == 2 && !blocked_one {
+                        status = "blocked";
+                        blocked_one = true;
+                    }
                     entries.push(entry(location(
                         &bed,
                         &format!("Bed {n}"),
@@ -167,6 +215,7 @@ pub fn generate(seed: u64, patients: usize) -> Value {
         })));
         staff.push(id);
     }
+    let mut people: Vec<(String, bool)> = Vec::new();
     for p in 0..patients {
         let pid = format!("pat-{p:04}");
         let female = rng.gen_bool(0.5);
@@ -185,6 +234,7 @@ pub fn generate(seed: u64, patients: usize) -> Value {
                 break n;
             }
         };
+        people.push((pid.clone(), female));
         let town = rng.gen_range(0..3);
         let year = rng.gen_range(1930..2020);
         entries.push(entry(json!({
@@ -274,7 +324,116 @@ pub fn generate(seed: u64, patients: usize) -> Value {
             })));
         }
     }
+    admissions(&mut entries, seed, today, &occupied, &people, &staff);
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+const SPECIALTIES: [(&str, &str); 5] = [
+    ("300", "General Internal Medicine"),
+    ("430", "Elderly Medicine"),
+    ("100", "General Surgery"),
+    ("340", "Respiratory Medicine"),
+    ("320", "Cardiology"),
+];
+
+/// Puts a patient in every bed drawn occupied (an in-progress Encounter
+/// with the bed as its active location), or marks the bed unoccupied when
+/// no patient of the bay's sex is left. Uses its own random stream, so the
+/// rest of the trust is the same as without it.
+fn admissions(
+    entries: &mut Vec<Value>,
+    seed: u64,
+    today: &str,
+    occupied: &[(usize, String, u32)],
+    people: &[(String, bool)],
+    staff: &[String],
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xAD7_B0A2D);
+    let mut used = std::collections::HashSet::new();
+    let mut in_bay: std::collections::HashMap<String, usize> = Default::default();
+    let mut breach_done = false;
+    let mut isolation_done = false;
+    let mut extra = Vec::new();
+    for (index, bed, bay) in occupied {
+        let bay_key = bed
+            .rsplit_once('-')
+            .map_or(bed.as_str(), |(b, _)| b)
+            .to_owned();
+        let n = in_bay.entry(bay_key).or_default();
+        let mut female = *bay == 1;
+        if *n == 1 && !breach_done {
+            // One mixed-sex bay, for the bed board's warning.
+            female = !female;
+            breach_done = true;
+        }
+        let Some((pid, _)) = people
+            .iter()
+            .find(|(p, f)| *f == female && !used.contains(p))
+        else {
+            entries[*index]["resource"]["operationalStatus"] = bed_status("U");
+            continue;
+        };
+        used.insert(pid.clone());
+        *n += 1;
+        let days_in = rng.gen_range(0..8);
+        let start = format!(
+            "{}T{:02}:{:02}:00Z",
+            shift_day(today, -days_in),
+            rng.gen_range(8..20),
+            5 * rng.gen_range(0..12)
+        );
+        let (method, method_display, source, source_display, kind) = if rng.gen_bool(0.7) {
+            (
+                "21",
+                "Emergency admission: emergency care department",
+                "emd",
+                "From accident/emergency department",
+                "Emergency",
+            )
+        } else {
+            (
+                "11",
+                "Elective admission: waiting list",
+                "outp",
+                "From outpatient department",
+                "Elective",
+            )
+        };
+        let (spec, spec_display) = SPECIALTIES[rng.gen_range(0..SPECIALTIES.len())];
+        let consultant = &staff[rng.gen_range(0..4)];
+        let mut enc = json!({
+            "resourceType": "Encounter", "id": format!("{pid}-adm"), "status": "in-progress",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP", "display": "inpatient encounter"},
+            "subject": {"reference": format!("Patient/{pid}")},
+            "participant": [{"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "ATND", "display": "attender"}]}],
+                "individual": {"reference": format!("Practitioner/{consultant}")}}],
+            "serviceType": {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-treatment-function", "code": spec, "display": spec_display}]},
+            "period": {"start": start},
+            "hospitalization": {"admitSource": {"coding": [
+                {"system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-AdmissionMethodEngland", "code": method, "display": method_display},
+                {"system": "http://terminology.hl7.org/CodeSystem/admit-source", "code": source, "display": source_display}],
+                "text": kind}},
+            "location": [{"location": {"reference": format!("Location/{bed}")}, "status": "active", "period": {"start": start}}],
+            "serviceProvider": {"reference": "Organization/trust"},
+        });
+        if rng.gen_bool(0.8) {
+            enc["extension"] = json!([{"url": "https://fhir.wardline.invalid/StructureDefinition/expected-discharge-date",
+                "valueDate": shift_day(today, rng.gen_range(0..6))}]);
+        }
+        extra.push(entry(enc));
+        if !isolation_done {
+            isolation_done = true;
+            extra.push(entry(json!({
+                "resourceType": "Flag", "id": format!("{pid}-isolation"), "status": "active",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "clinical", "display": "Clinical"}]}],
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "40174006", "display": "Isolation procedure"}],
+                    "text": "Isolation: MRSA, side room or bay end only"},
+                "subject": {"reference": format!("Patient/{pid}")},
+                "period": {"start": start},
+            })));
+        }
+    }
+    entries.extend(extra);
 }
 
 #[cfg(test)]
@@ -342,5 +501,71 @@ mod tests {
             .filter(|e| e["resource"]["partOf"]["reference"].is_string())
             .count();
         assert!(beds >= 24, "{beds} beds");
+    }
+
+    #[test]
+    fn the_bed_board_has_patients_in_beds_and_beds_in_every_state() {
+        let a = generate_on(20_261_123, 100, "2026-03-10");
+        assert_eq!(a, generate_on(20_261_123, 100, "2026-03-10"));
+        let res: Vec<&Value> = a["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .collect();
+        let beds: Vec<&Value> = res
+            .iter()
+            .copied()
+            .filter(|r| r["physicalType"]["coding"][0]["code"] == "bd")
+            .collect();
+        let current: Vec<&Value> = res
+            .iter()
+            .copied()
+            .filter(|r| r["resourceType"] == "Encounter" && r["status"] == "in-progress")
+            .collect();
+        // Every bed marked occupied has exactly one current admission in it,
+        // and no admission is in a bed not marked occupied.
+        let mut in_bed = std::collections::HashMap::new();
+        for e in &current {
+            let bed = e["location"][0]["location"]["reference"].as_str().unwrap();
+            assert_eq!(e["location"][0]["status"], "active");
+            assert!(
+                in_bed
+                    .insert(bed.to_owned(), e["subject"].clone())
+                    .is_none(),
+                "two in {bed}"
+            );
+            let start = e["period"]["start"].as_str().unwrap();
+            assert!(start < "2026-03-11" && start > "2026-03-01", "{start}");
+        }
+        for b in &beds {
+            let key = format!("Location/{}", b["id"].as_str().unwrap());
+            assert_eq!(
+                b["operationalStatus"]["code"] == "O",
+                in_bed.contains_key(&key),
+                "{key}"
+            );
+        }
+        let codes: HashSet<&str> = beds
+            .iter()
+            .filter_map(|b| b["operationalStatus"]["code"].as_str())
+            .collect();
+        for c in ["O", "U", "H", "C", "blocked"] {
+            assert!(codes.contains(c), "no bed {c}: {codes:?}");
+        }
+        assert!(current.len() >= 8, "{} admissions", current.len());
+        assert!(
+            current
+                .iter()
+                .any(|e| e["extension"][0]["valueDate"].is_string())
+        );
+        assert_eq!(
+            res.iter()
+                .filter(
+                    |r| r["resourceType"] == "Flag" && r["code"]["coding"][0]["code"] == "40174006"
+                )
+                .count(),
+            1
+        );
     }
 }

@@ -322,6 +322,16 @@ fn convert(
             }
             _ => {}
         },
+        // `phonetic` (Patient, Person, Practitioner, RelatedPerson: `.name`):
+        // the names' phonetic codes, matched by equality (see `crate::phonetic`).
+        SearchParamType::String if code == "phonetic" => {
+            for c in crate::phonetic::name_codes(v) {
+                out.push(e(IndexValue::String {
+                    norm: c.to_ascii_lowercase(),
+                    exact: c,
+                }));
+            }
+        }
         SearchParamType::String => match v {
             Value::String(x) => push_string(code, x, out),
             Value::Object(_) => {
@@ -487,6 +497,45 @@ mod tests {
             &|v| matches!(v, IndexValue::Reference { target_id: Some(i), .. } if i == "gp1")
         ));
         assert_eq!(d.patient_key(&p).as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn phonetic_entries_are_codes() {
+        let p = json!({"resourceType": "Patient", "name": [{"family": "Smyth", "given": ["Jon"]}]});
+        let idx = r4().extract_index(&p);
+        let codes: Vec<&str> = idx
+            .iter()
+            .filter(|e| e.param == "phonetic")
+            .filter_map(|e| match &e.value {
+                IndexValue::String { norm, .. } => Some(norm.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(codes, vec!["sm0", "xmt", "jn", "an"]);
+        // The query side encodes the same way: `phonetic=Smith` asks for these.
+        let q = crate::search::parse(
+            r4(),
+            Some("Patient"),
+            &[("phonetic".into(), "Smith".into())],
+            crate::search::Handling::Strict,
+        )
+        .unwrap();
+        assert!(matches!(
+            &q.filters[0].kind,
+            crate::search::FilterKind::Match(v) if v == &vec![
+                crate::search::Predicate::String { value: "sm0".into(), mode: crate::search::StringMatch::Equal },
+                crate::search::Predicate::String { value: "xmt".into(), mode: crate::search::StringMatch::Equal },
+            ]
+        ));
+        assert!(
+            crate::search::parse(
+                r4(),
+                Some("Patient"),
+                &[("phonetic".into(), "123".into())],
+                crate::search::Handling::Strict,
+            )
+            .is_err()
+        );
     }
 
     #[test]

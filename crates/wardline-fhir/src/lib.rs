@@ -4,6 +4,8 @@
 //! * [`error`]: [`FhirError`], the one error type every layer speaks, which renders
 //!   as an `OperationOutcome` with an HTTP status.
 //! * [`nhs_number`]: Modulus 11 validation and formatting of NHS numbers.
+//! * [`phonetic`]: Double Metaphone codes of names (the `phonetic` search
+//!   parameter, patient matching).
 //! * [`definitions`]: the R4 resource and data-type model and search parameters,
 //!   compiled from the official CC0 definition bundles (see `data/README.md`).
 //! * [`validate`]: structural validation of a resource against that model.
@@ -21,6 +23,7 @@ pub mod extract;
 pub mod fhirpath;
 pub mod index;
 pub mod nhs_number;
+pub mod phonetic;
 pub mod search;
 pub mod validate;
 

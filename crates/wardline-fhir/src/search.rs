@@ -31,6 +31,9 @@ pub enum StringMatch {
     Exact,
     /// `:contains`: case-insensitive substring match on the normalised value.
     Contains,
+    /// Whole-value equality on the normalised value. Not a FHIR modifier:
+    /// what `phonetic` searches compile to (its index values are codes).
+    Equal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -531,6 +534,29 @@ fn param_filter(
     }
     let mut preds = Vec::new();
     let mut negate = false;
+    // `phonetic`: each value's codes (any of them matches), compared whole
+    // with the indexed codes (see `crate::phonetic`); `:exact` and
+    // `:contains` mean the same.
+    if kind == SearchParamType::String
+        && code == "phonetic"
+        && matches!(modifier, None | Some("exact") | Some("contains"))
+    {
+        for v in &values {
+            let codes = crate::phonetic::query_codes(v);
+            if codes.is_empty() {
+                return Err(bad(format!("'{v}' has no letters to match by sound")));
+            }
+            preds.extend(codes.into_iter().map(|c| Predicate::String {
+                value: c.to_ascii_lowercase(),
+                mode: StringMatch::Equal,
+            }));
+        }
+        return Ok(Ok(Filter {
+            param: code.into(),
+            param_type: Some(kind),
+            kind: FilterKind::Match(preds),
+        }));
+    }
     for v in &values {
         let p = match value_predicate(defs, def, modifier, v) {
             Ok(Ok(p)) => p,

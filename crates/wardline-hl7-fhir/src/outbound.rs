@@ -75,9 +75,12 @@
 //!   cancelled/entered-in-error → `A11` (ADT_A09); `planned` → in progress →
 //!   `A01`/`A04` as for a create; in-progress → `onleave` → `A21`, back →
 //!   `A22` (ADT_A21); class changed to IMP from another class → `A06`, from
-//!   IMP to another → `A07` (ADT_A06); the active location changed (both
-//!   before and after have one) → `A02` (ADT_A02) with PV1-6 the prior
-//!   location; any other change to PID/PV1 → `A08` (ADT_A01).
+//!   IMP to another → `A07` (ADT_A06); the last transfer undone (the
+//!   last `location` entry, which was active, removed and the completed
+//!   one before it active again, earlier entries unchanged) → `A12`
+//!   (ADT_A12, PV1-3 the location the patient is back in); the active
+//!   location changed (both before and after have one) → `A02` (ADT_A02)
+//!   with PV1-6 the prior location; any other change to PID/PV1 → `A08` (ADT_A01).
 //! * **PV1**: PV1-1 `1`; PV1-2 class IMP/ACUTE/NONAC/SS → I, EMER → E,
 //!   AMB/HH/VR/FLD → O, PRENC → P, else U; PV1-3 the current location (the
 //!   last `location` with status `active`, else the last without status or

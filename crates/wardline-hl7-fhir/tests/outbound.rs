@@ -445,6 +445,35 @@ fn encounter_transfer_is_a02_with_prior_location() {
 }
 
 #[test]
+fn encounter_transfer_undone_is_a12_back_in_the_prior_location() {
+    let mut r = records();
+    let mut before = encounter("in-progress", "IMP");
+    before["location"] = json!([
+        {"location": {"reference": "Location/bed3"}, "status": "completed",
+         "period": {"start": "2026-11-23T09:30:00+00:00", "end": "2026-11-23T12:00:00+00:00"}},
+        {"location": {"reference": "Location/bed7"}, "status": "active",
+         "period": {"start": "2026-11-23T12:00:00+00:00"}}]);
+    let mut after = before.clone();
+    after["location"] = json!([
+        {"location": {"reference": "Location/bed3"}, "status": "active",
+         "period": {"start": "2026-11-23T09:30:00+00:00"}}]);
+    let (out, m) = expect(&mut r, "Encounter", Some(&before), &after);
+    assert_eq!(out.message_type, "ADT^A12");
+    assert_eq!(t(&m, "MSH-9").as_deref(), Some("ADT^A12^ADT_A12"));
+    assert_eq!(m.get("PV1-3").unwrap(), Some("WARD1^BAY2^BED3^RFH"));
+    // Moving on to a third bed instead is a transfer, not a cancellation.
+    let mut moved = before.clone();
+    moved["location"][1]["status"] = json!("completed");
+    moved["location"][1]["period"]["end"] = json!("2026-11-23T13:00:00+00:00");
+    moved["location"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"location": {"reference": "Location/bed3"}, "status": "active"}));
+    let (out, _) = expect(&mut r, "Encounter", Some(&before), &moved);
+    assert_eq!(out.message_type, "ADT^A02");
+}
+
+#[test]
 fn encounter_status_transitions() {
     let cases = [
         ("in-progress", "IMP", "finished", "IMP", "ADT^A03^ADT_A03"),

@@ -298,6 +298,9 @@ pub struct Options {
     /// Sign-in attempts (`/auth/login`, `/auth/authorize` POST,
     /// `/auth/token`) per client address per minute.
     pub attempts_per_minute: u32,
+    /// The web UI (`wardline-web`), mounted under `/ui`; `/` then redirects
+    /// there. Its routes are listed by the UI crate itself.
+    pub ui: Option<Router>,
 }
 
 impl Default for Options {
@@ -308,6 +311,7 @@ impl Default for Options {
             metrics_open: false,
             tls: false,
             attempts_per_minute: DEFAULT_ATTEMPTS_PER_MINUTE,
+            ui: None,
         }
     }
 }
@@ -377,6 +381,11 @@ pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Option
             router = router.route(path, mr);
         }
     }
+    if let Some(ui) = opts.ui {
+        router = router
+            .nest_service("/ui", ui)
+            .route("/", get(|| async { redirect_to("/ui/") }));
+    }
     router
         .fallback(fallback)
         .layer(DefaultBodyLimit::disable())
@@ -394,6 +403,15 @@ pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Option
             security_headers(r, tls)
         }))
         .with_state(state)
+}
+
+fn redirect_to(location: &'static str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location)],
+        String::new(),
+    )
+        .into_response()
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -452,8 +470,9 @@ async fn security_headers(mut r: Response, tls: bool) -> Response {
     r
 }
 
-/// The Content-Security-Policy of the server-rendered pages: nothing but
-/// their own stylesheet (by hash). No `form-action`: browsers apply it to the
+/// The Content-Security-Policy of the server-rendered pages: the sign-in
+/// pages' own stylesheet (by hash), and the UI's stylesheets, scripts and
+/// event stream from this origin only (no inline script, nothing external). No `form-action`: browsers apply it to the
 /// redirect after the sign-in POST, which goes to the app's redirect URI.
 fn html_csp() -> HeaderValue {
     static CSP: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
@@ -461,7 +480,7 @@ fn html_csp() -> HeaderValue {
         use sha2::Digest;
         let hash = data_encoding::BASE64.encode(&sha2::Sha256::digest(smart::STYLE.as_bytes()));
         HeaderValue::from_str(&format!(
-            "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'self' 'sha256-{hash}'; script-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
         ))
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
     })

@@ -364,6 +364,9 @@ struct Pending {
     scope: String,
     #[serde(default)]
     launch_patient: bool,
+    /// Web sign-in: the page of this server to go back to afterwards.
+    #[serde(default)]
+    next: Option<String>,
     /// Digest of the pre-auth cookie.
     preauth: String,
     csrf: String,
@@ -820,6 +823,7 @@ fn authorize_start(smart: &Smart, query: &str) -> Response {
         code_challenge: Some(challenge.to_owned()),
         scope: granted.to_string(),
         launch_patient: granted.has("launch/patient"),
+        next: None,
         preauth: String::new(),
         csrf: String::new(),
         expires_ms: 0,
@@ -1221,13 +1225,37 @@ fn audit_token(smart: &Smart, agent: &Agent, patient: Option<&str>) -> Result<()
 
 // ---- /auth/login, /auth/logout, /auth/session ------------------------------------------
 
-pub(crate) async fn login_get(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// A `next` page to return to after signing in: a path on this server only
+/// (never `//host` or a scheme), so the sign-in cannot be used to redirect
+/// somewhere else.
+fn local_next(query: Option<&str>) -> Option<String> {
+    let q = query?;
+    let next = form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.into_owned())?;
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.len() <= 512
+        && next.chars().all(|c| !c.is_control());
+    ok.then_some(next)
+}
+
+pub(crate) async fn login_get(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let smart = match smart_of(&s) {
         Ok(x) => x,
         Err(r) => return r,
     };
+    let next = local_next(q.as_deref());
     blocking(move || match session::session_user(&smart.dir, &headers) {
-        Ok(Some(sess)) => signed_in_page(&sess),
+        Ok(Some(sess)) => match &next {
+            Some(n) => redirect(n),
+            None => signed_in_page(&sess),
+        },
         Ok(None) => start_sign_in(
             &smart,
             Pending {
@@ -1239,6 +1267,7 @@ pub(crate) async fn login_get(State(s): State<AppState>, headers: HeaderMap) -> 
                 code_challenge: None,
                 scope: String::new(),
                 launch_patient: false,
+                next,
                 preauth: String::new(),
                 csrf: String::new(),
                 expires_ms: 0,
@@ -1301,7 +1330,7 @@ pub(crate) async fn login_post(
             Ok(x) => x,
             Err(e) => return internal(e),
         };
-        let mut r = redirect("/auth/login");
+        let mut r = redirect(p.next.as_deref().unwrap_or("/auth/login"));
         add_cookie(
             &mut r,
             &session::set_cookie(

@@ -739,8 +739,13 @@ fn discovery_security_headers_and_protected_routes() {
         .to_str()
         .unwrap()
         .to_owned();
+    // Scripts and styles from this origin only (the UI's files), the
+    // sign-in page's own style by hash; nothing inline, nothing external.
     assert!(
-        csp.contains("style-src 'sha256-") && !csp.contains("script-src"),
+        csp.contains("style-src 'self' 'sha256-")
+            && csp.contains("script-src 'self';")
+            && !csp.contains("unsafe-inline")
+            && !csp.contains("http"),
         "{csp}"
     );
 

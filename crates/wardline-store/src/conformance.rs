@@ -408,6 +408,8 @@ pub fn search_predicates(store: &dyn Store) {
     assert_eq!(s("sm", StringMatch::Contains), vec!["o1", "o2"]);
     assert_eq!(s("Ann Smith", StringMatch::Exact), vec!["o1"]);
     assert_eq!(s("ann smith", StringMatch::Exact), Vec::<String>::new());
+    assert_eq!(s("ann smith", StringMatch::Equal), vec!["o1"]);
+    assert_eq!(s("ann", StringMatch::Equal), Vec::<String>::new());
     assert_eq!(
         s("%", StringMatch::Contains),
         Vec::<String>::new(),

@@ -460,7 +460,7 @@ fn selectivity(f: &Filter) -> Option<u8> {
                 } if f.param == "identifier" => 1,
                 Predicate::Token { code: Some(_), .. } if f.param == "identifier" => 2,
                 Predicate::String {
-                    mode: StringMatch::Exact,
+                    mode: StringMatch::Exact | StringMatch::Equal,
                     ..
                 } => 3,
                 Predicate::Uri {
@@ -885,6 +885,9 @@ fn predicate(b: &mut SqlBuilder, x: &str, p: &Predicate) {
         Predicate::String { value, mode } => match mode {
             StringMatch::Exact => {
                 b.push(x).push(".exact = ").text(value);
+            }
+            StringMatch::Equal => {
+                b.push(x).push(".norm = ").text(value);
             }
             StringMatch::StartsWith => {
                 b.push(x)

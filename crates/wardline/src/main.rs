@@ -294,10 +294,11 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         let auth: Arc<dyn wardline_http::Authenticator> =
             Arc::new(wardline_http::BearerAuthenticator::new(directory.clone()));
         let app = wardline_http::app(
-            service,
+            service.clone(),
             auth,
             wardline_http::Options {
                 extra: Some(extra),
+                ui: Some(wardline_web::router(service.clone(), directory.clone())),
                 directory: Some(directory),
                 metrics_open: a.metrics_open,
                 tls: tls.is_some(),
@@ -339,7 +340,9 @@ fn load_demo(service: &FhirService) -> Result<()> {
         tracing::info!("demo trust already loaded");
         return Ok(());
     }
-    let bundle = wardline_demo::generate(20_261_123, 100);
+    // Current admissions around today, so the bed board looks like this week.
+    let today = wardline_fhir::datetime::format_instant(wardline_fhir::datetime::now_ms());
+    let bundle = wardline_demo::generate_on(20_261_123, 100, &today[..10]);
     let resp = service.handle(
         FhirRequest {
             method: Method::Post,

@@ -96,6 +96,8 @@ fn update_event(
         ("A06", "ADT_A06")
     } else if is_current(new) && old_class == "I" && !matches!(new_class, "I" | "U") {
         ("A07", "ADT_A06")
+    } else if is_current(new) && is_cancelled_transfer(before, after) {
+        ("A12", "ADT_A12")
     } else if let (Some(a), Some(b)) = (location_key(before), location_key(after))
         && a != b
     {
@@ -107,6 +109,27 @@ fn update_event(
         }
         ("A08", "ADT_A01")
     }))
+}
+
+/// Whether `after` undoes the last transfer of `before`: the last location
+/// entry removed and the one before it active again, earlier entries
+/// unchanged.
+fn is_cancelled_transfer(before: &Value, after: &Value) -> bool {
+    let (b, a) = (arr(before, "location"), arr(after, "location"));
+    let n = b.len();
+    if n < 2 || a.len() != n - 1 {
+        return false;
+    }
+    fn reference(l: &Value) -> Option<&str> {
+        l.get("location").and_then(|r| str_of(r, "reference"))
+    }
+    let reopened = &a[n - 2];
+    str_of(&b[n - 1], "status") == Some("active")
+        && str_of(&b[n - 2], "status") == Some("completed")
+        && str_of(reopened, "status") == Some("active")
+        && reference(reopened).is_some()
+        && reference(reopened) == reference(&b[n - 2])
+        && a[..n - 2] == b[..n - 2]
 }
 
 /// The Encounter's current `location` element: the last `active` one, else

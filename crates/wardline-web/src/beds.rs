@@ -1,0 +1,227 @@
+//! The bed board: occupancy by site and ward, and a ward's live board.
+//!
+//! The ward page holds its board in a live region: `wardline.js` listens to
+//! `/ui/events` and re-fetches `?fragment=board` whenever the record
+//! changes, from whatever source (UI, FHIR API, HL7 v2).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use wardline_workflow::adt::{self, BedState, Occupancy, WardBoard};
+
+use crate::layout::{self, Nav};
+use crate::patients::nhs_text;
+use crate::{Cx, Req, St, enc, see_other};
+
+/// How often the event stream looks for changes.
+const POLL: Duration = Duration::from_millis(250);
+/// How often it re-checks that the session is still valid.
+const SESSION_CHECK: Duration = Duration::from_secs(60);
+
+fn meter(o: &Occupancy) -> Markup {
+    html! {
+        span class="wl-meter" {
+            (o.occupied) " of " (o.beds) " beds occupied (" (format!("{:.0}", o.percent())) "%)"
+            " · " (o.available) " available"
+            @if o.cleaning > 0 { " · " (o.cleaning) " being cleaned" }
+            @if o.closed > 0 { " · " (o.closed) " closed" }
+            @if o.blocked > 0 { " · " (o.blocked) " blocked" }
+        }
+    }
+}
+
+pub(crate) async fn sites_page(State(ui): St, req: Req) -> Response {
+    ui.run(req, None, |cx, _| {
+        let sites = match adt::sites(&cx.svc, cx.access()) {
+            Ok(s) => s,
+            Err(e) => return crate::adt::adt_error(&e),
+        };
+        let body = html! {
+            h1 { "Bed board" }
+            @for s in &sites {
+                h2 { (s.name) }
+                p { (meter(&s.occupancy)) }
+                table class="nhsuk-table" data-testid={ "site-" (s.id) } {
+                    thead class="nhsuk-table__head" { tr { th scope="col" { "Ward" } th scope="col" { "Occupancy" } } }
+                    tbody class="nhsuk-table__body" {
+                        @for w in &s.wards {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" { a href={ "/ui/beds/" (enc(&w.id)) } { (w.name) } }
+                                td class="nhsuk-table__cell" { (meter(&w.occupancy)) }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        layout::page(cx, "Bed board", Nav::Beds, body)
+    })
+    .await
+}
+
+fn state_actions(cx: &Cx, ward: &str, bed: &adt::Bed) -> Markup {
+    let to: &[(&str, &str)] = match bed.state {
+        BedState::Occupied => &[],
+        BedState::Cleaning => &[("available", "Mark cleaned")],
+        BedState::Available => &[("closed", "Close"), ("blocked", "Block")],
+        BedState::Closed | BedState::Blocked => &[("available", "Reopen")],
+    };
+    html! {
+        @for (state, label) in to {
+            form method="post" action={ "/ui/beds/" (enc(ward)) "/" (enc(&bed.id)) "/state" } novalidate {
+                (layout::csrf(cx))
+                input type="hidden" name="state" value=(state);
+                button class="nhsuk-button nhsuk-button--secondary nhsuk-button--small" type="submit" aria-label={ (label) " " (bed.name) } { (label) }
+            }
+        }
+    }
+}
+
+/// The board itself (the live region's content).
+fn board(cx: &Cx, b: &WardBoard) -> Markup {
+    html! {
+        p data-testid="ward-occupancy" { (meter(&b.occupancy)) }
+        div class="wl-board" {
+            @for bay in &b.bays {
+                section class="wl-bay" aria-labelledby={ "bay-" (bay.id) } {
+                    h3 id={ "bay-" (bay.id) } {
+                        (bay.name)
+                        @if bay.mixed_sex {
+                            " " strong class="nhsuk-tag nhsuk-tag--red" data-testid="mixed-sex" { "Mixed-sex bay" }
+                        }
+                    }
+                    ul class="wl-beds" {
+                        @for bed in &bay.beds {
+                            li class={ "wl-bed wl-bed--" (bed.state.css()) } data-testid={ "bed-" (bed.id) } data-state=(bed.state.css()) {
+                                span class="wl-bed__name" { (bed.name) }
+                                span class="wl-bed__state" { (bed.state.label()) }
+                                @if let Some(p) = &bed.patient {
+                                    span class="wl-bed__patient" {
+                                        a href={ "/ui/patients/" (enc(&p.id)) } { (p.name) }
+                                        br;
+                                        (nhs_text(p.nhs_number.as_deref()))
+                                        @if let Some(d) = &p.expected_discharge { br; "Expected discharge " (layout::long_date(d)) }
+                                        @if let Some(i) = &p.isolation { br; strong class="nhsuk-tag nhsuk-tag--orange" { "Isolation" } " " (i.trim_start_matches("Isolation:").trim()) }
+                                    }
+                                } @else if bed.withheld {
+                                    span class="wl-bed__patient" { "Patient details not shown" }
+                                }
+                                div class="wl-actions" { (state_actions(cx, &b.id, bed)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) async fn ward_page(State(ui): St, req: Req, Path(ward): Path<String>) -> Response {
+    ui.run(req, None, move |cx, q| {
+        let b = match adt::ward_board(&cx.svc, cx.access(), &ward) {
+            Ok(b) => b,
+            Err(e) => return crate::adt::adt_error(&e),
+        };
+        if q.get("fragment").map(String::as_str) == Some("board") {
+            return layout::fragment(board(cx, &b));
+        }
+        let body = html! {
+            (layout::back_link("/ui/beds", "All wards"))
+            h1 { span class="nhsuk-caption-l" { (b.site) } (b.name) }
+            p class="nhsuk-body-s" { "Updates as patients move. Last updated " span data-updated-at { "when the page loaded" } "." }
+            div id="board" data-live={ "/ui/beds/" (enc(&b.id)) "?fragment=board" } aria-live="polite" {
+                (board(cx, &b))
+            }
+        };
+        layout::page(cx, &b.name, Nav::Beds, body)
+    })
+    .await
+}
+
+pub(crate) async fn bed_state_post(
+    State(ui): St,
+    req: Req,
+    Path((ward, bed)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    ui.run(req, Some(&body), move |cx, f| {
+        let state = match f.get("state").map(String::as_str) {
+            Some("available") => BedState::Available,
+            Some("closed") => BedState::Closed,
+            Some("blocked") => BedState::Blocked,
+            Some("cleaning") => BedState::Cleaning,
+            _ => {
+                return layout::error_page(
+                    StatusCode::BAD_REQUEST,
+                    "That could not be done",
+                    "Choose available, closed, blocked or being cleaned.",
+                );
+            }
+        };
+        match adt::set_bed_state(&cx.svc, cx.access(), &bed, state) {
+            Ok(()) => see_other(&format!("/ui/beds/{}", enc(&ward))),
+            Err(e) => crate::adt::adt_error(&e),
+        }
+    })
+    .await
+}
+
+/// `GET /ui/events`: a `change` event whenever anything was committed (the
+/// page then re-fetches what it shows, through the access gate as usual).
+/// The stream carries no patient data: only a counter.
+pub(crate) async fn events(State(ui): St, req: Req) -> Response {
+    let dir = ui.dir.clone();
+    let headers = req.headers.clone();
+    let signed_in = tokio::task::spawn_blocking(move || {
+        matches!(wardline_http::session_user(&dir, &headers), Ok(Some(_)))
+    })
+    .await
+    .unwrap_or(false);
+    if !signed_in {
+        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+    }
+    let svc = ui.svc.clone();
+    let dir = ui.dir.clone();
+    let headers = req.headers;
+    let start = svc.change_count();
+    let stream = futures_util::stream::unfold(
+        (start, tokio::time::Instant::now()),
+        move |(mut seen, mut checked)| {
+            let svc = svc.clone();
+            let dir = dir.clone();
+            let headers = headers.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(POLL).await;
+                    if checked.elapsed() >= SESSION_CHECK {
+                        let (d, h) = (dir.clone(), headers.clone());
+                        let ok = tokio::task::spawn_blocking(move || {
+                            matches!(wardline_http::session_user(&d, &h), Ok(Some(_)))
+                        })
+                        .await
+                        .unwrap_or(false);
+                        if !ok {
+                            return None;
+                        }
+                        checked = tokio::time::Instant::now();
+                    }
+                    let now = svc.change_count();
+                    if now != seen {
+                        seen = now;
+                        let ev = Event::default().event("change").data(now.to_string());
+                        return Some((Ok::<_, Infallible>(ev), (seen, checked)));
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}

@@ -1,0 +1,448 @@
+//! The page shell (NHS header with the user's position, navigation, footer)
+//! and the design-system components the pages share. maud escapes every
+//! value, so nothing a user typed can become markup.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use wardline_fhir::FhirError;
+
+use crate::Cx;
+use crate::assets::version;
+
+/// The section of the menu a page belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Nav {
+    Patients,
+    Register,
+    Beds,
+    Duplicates,
+    None,
+}
+
+const NHS_LOGO: &str = r#"<svg class="nhsuk-header__logo" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 80" height="40" width="100" focusable="false" role="img" aria-label="NHS"><title>NHS</title><path fill="currentcolor" d="M200 0v80H0V0h200Zm-27.5 5.5c-14.5 0-29 5-29 22 0 10.2 7.7 13.5 14.7 16.3l.7.3c5.4 2 10.1 3.9 10.1 8.4 0 6.5-8.5 7.5-14 7.5s-12.5-1.5-16-3.5L135 70c5.5 2 13.5 3.5 20 3.5 15.5 0 32-4.5 32-22.5 0-19.5-25.5-16.5-25.5-25.5 0-5.5 5.5-6.5 12.5-6.5a35 35 0 0 1 14.5 3l4-13.5c-4.5-2-12-3-20-3Zm-131 2h-22l-14 65H22l9-45h.5l13.5 45h21.5l14-65H64l-9 45h-.5l-13-45Zm63 0h-18l-13 65h17l6-28H117l-5.5 28H129l13.5-65H125L119.5 32h-20l5-24.5Z"/></svg>"#;
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " – Wardline" }
+            link rel="icon" href={ "/ui/static/nhsuk/images/favicon.svg?v=" (version("nhsuk/images/favicon.svg")) } type="image/svg+xml";
+            link rel="stylesheet" href={ "/ui/static/nhsuk/nhsuk-frontend.min.css?v=" (version("nhsuk/nhsuk-frontend.min.css")) };
+            link rel="stylesheet" href={ "/ui/static/wardline.css?v=" (version("wardline.css")) };
+            script type="module" src={ "/ui/static/wardline.js?v=" (version("wardline.js")) } {}
+        }
+    }
+}
+
+fn header(cx: Option<&Cx>, active: Nav) -> Markup {
+    let items = [
+        (Nav::Patients, "/ui/patients", "Find a patient"),
+        (Nav::Register, "/ui/patients/new", "Register a patient"),
+        (Nav::Beds, "/ui/beds", "Bed board"),
+        (Nav::Duplicates, "/ui/duplicates", "Possible duplicates"),
+    ];
+    html! {
+        header class="nhsuk-header" data-module="nhsuk-header" role="banner" {
+            div class="nhsuk-header__container nhsuk-width-container" {
+                div class="nhsuk-header__service" {
+                    a class="nhsuk-header__service-logo" href="/ui/" aria-label="NHS Wardline homepage" {
+                        (PreEscaped(NHS_LOGO))
+                        span class="nhsuk-header__service-name" { "Wardline" }
+                    }
+                }
+                @if let Some(cx) = cx {
+                    search class="nhsuk-header__search" {
+                        form class="nhsuk-header__search-form" id="search" action="/ui/patients" method="get" novalidate {
+                            div class="nhsuk-form-group" {
+                                label class="nhsuk-label nhsuk-u-visually-hidden" for="search-field" { "Find a patient by name, NHS number or hospital number" }
+                                div class="nhsuk-input-wrapper" {
+                                    input class="nhsuk-input" id="search-field" name="q" type="search" autocomplete="off" placeholder="Name or NHS number";
+                                    button class="nhsuk-button nhsuk-button--icon nhsuk-button--small" data-module="nhsuk-button" type="submit" aria-label="Search" {
+                                        (PreEscaped(r#"<svg class="nhsuk-icon nhsuk-icon--search" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16" focusable="false" aria-hidden="true"><path d="m20.7 18.9-4.1-4.1a7 7 0 1 0-1.4 1.4l4 4.1a1 1 0 0 0 1.5 0c.4-.4.4-1 0-1.4ZM6 10.6a5 5 0 1 1 10 0 5 5 0 0 1-10 0Z"/></svg>"#))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    nav class="nhsuk-header__account" aria-label="Account" {
+                        ul class="nhsuk-header__account-list" {
+                            li class="nhsuk-header__account-item" data-testid="signed-in-user" { (cx.session.username) }
+                            li class="nhsuk-header__account-item" { (cx.position) }
+                            li class="nhsuk-header__account-item" {
+                                form class="nhsuk-header__account-form" action="/auth/logout" method="post" novalidate {
+                                    input type="hidden" name="csrf" value=(cx.session.csrf);
+                                    button class="nhsuk-header__account-button" { "Sign out" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if cx.is_some() {
+                nav class="nhsuk-header__navigation" aria-label="Menu" {
+                    div class="nhsuk-header__navigation-container nhsuk-width-container" {
+                        ul class="nhsuk-header__navigation-list" {
+                            @for (nav, href, label) in items {
+                                li class={ "nhsuk-header__navigation-item" @if nav == active { " nhsuk-header__navigation-item--current" } } {
+                                    @if nav == active {
+                                        a class="nhsuk-header__navigation-link" href=(href) aria-current="page" { (label) }
+                                    } @else {
+                                        a class="nhsuk-header__navigation-link" href=(href) { (label) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn shell(cx: Option<&Cx>, title: &str, active: Nav, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a class="nhsuk-skip-link" data-module="nhsuk-skip-link" href="#maincontent" { "Skip to main content" }
+                (header(cx, active))
+                div class="nhsuk-width-container" {
+                    main class="nhsuk-main-wrapper" id="maincontent" role="main" {
+                        (body)
+                    }
+                }
+                footer class="nhsuk-footer" role="contentinfo" {
+                    div class="nhsuk-width-container" {
+                        div class="nhsuk-footer__meta" {
+                            p class="nhsuk-body-s" { "Wardline – every access to a record is audited." }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn html_response(status: StatusCode, m: Markup) -> Response {
+    let mut r = (status, m.into_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A full page for a signed-in user.
+pub(crate) fn page(cx: &Cx, title: &str, active: Nav, body: Markup) -> Response {
+    html_response(StatusCode::OK, shell(Some(cx), title, active, body))
+}
+
+/// A full page with another status (a form shown again with its errors).
+pub(crate) fn page_with(
+    status: StatusCode,
+    cx: &Cx,
+    title: &str,
+    active: Nav,
+    body: Markup,
+) -> Response {
+    html_response(status, shell(Some(cx), title, active, body))
+}
+
+/// A fragment (a live region's content): no shell.
+pub(crate) fn fragment(m: Markup) -> Response {
+    html_response(StatusCode::OK, m)
+}
+
+/// An error page: what happened and what to do, never internals.
+pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    html_response(
+        status,
+        shell(
+            None,
+            title,
+            Nav::None,
+            html! {
+                h1 { (title) }
+                p { (message) }
+                p { a href="/ui/patients" { "Go to patient search" } }
+            },
+        ),
+    )
+}
+
+/// A FHIR error (refused, not found, conflict…) as an error page.
+pub(crate) fn fhir_error_page(e: &FhirError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (title, message) = match e.status {
+        401 => (
+            "Sign in again",
+            "Your session has ended. Sign in again.".to_owned(),
+        ),
+        403 => (
+            "You do not have access",
+            format!(
+                "{} Access to records is limited to staff with a legitimate relationship with the patient.",
+                sentence(&e.to_string())
+            ),
+        ),
+        404 | 410 => ("Not found", sentence(&e.to_string())),
+        409 | 412 => (
+            "That could not be done",
+            format!(
+                "{} Reload the page to see the latest state.",
+                sentence(&e.to_string())
+            ),
+        ),
+        s if s < 500 => ("That could not be done", sentence(&e.to_string())),
+        _ => {
+            tracing::error!(error = %e, "UI request failed");
+            (
+                "Something went wrong",
+                "Wardline could not finish this request. Try again; if it keeps happening, tell the service desk.".to_owned(),
+            )
+        }
+    };
+    error_page(status, title, &message)
+}
+
+/// Starts with a capital and ends with a full stop.
+pub(crate) fn sentence(s: &str) -> String {
+    let s = s.trim();
+    let mut out: String = s
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().chain(s.chars().skip(1)).collect())
+        .unwrap_or_default();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+// ---- components -------------------------------------------------------------
+
+/// The error summary at the top of a form: each error links to its field.
+pub(crate) fn error_summary(errors: &[(String, String)]) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            div class="nhsuk-error-summary" data-module="nhsuk-error-summary" {
+                div role="alert" {
+                    h2 class="nhsuk-error-summary__heading" { "There is a problem" }
+                    div class="nhsuk-error-summary__body" {
+                        ul class="nhsuk-list nhsuk-error-summary__list" {
+                            @for (field, msg) in errors {
+                                li { a href={ "#" (field) } { (msg) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct Field<'a> {
+    pub id: &'a str,
+    pub label: &'a str,
+    pub hint: Option<&'a str>,
+    pub value: &'a str,
+    pub error: Option<&'a str>,
+    /// `text`, `date`, `tel`, …
+    pub kind: &'a str,
+    /// e.g. `nhsuk-input--width-10`.
+    pub width: &'a str,
+    pub autocomplete: &'a str,
+}
+
+impl<'a> Field<'a> {
+    pub fn new(id: &'a str, label: &'a str) -> Field<'a> {
+        Field {
+            id,
+            label,
+            hint: None,
+            value: "",
+            error: None,
+            kind: "text",
+            width: "",
+            autocomplete: "off",
+        }
+    }
+}
+
+pub(crate) fn input(f: &Field) -> Markup {
+    let described = match (f.hint.is_some(), f.error.is_some()) {
+        (true, true) => format!("{0}-hint {0}-error", f.id),
+        (true, false) => format!("{}-hint", f.id),
+        (false, true) => format!("{}-error", f.id),
+        (false, false) => String::new(),
+    };
+    html! {
+        div class={ "nhsuk-form-group" @if f.error.is_some() { " nhsuk-form-group--error" } } {
+            label class="nhsuk-label" for=(f.id) { (f.label) }
+            @if let Some(h) = f.hint { div class="nhsuk-hint" id={ (f.id) "-hint" } { (h) } }
+            @if let Some(e) = f.error {
+                span class="nhsuk-error-message" id={ (f.id) "-error" } {
+                    span class="nhsuk-u-visually-hidden" { "Error: " } (e)
+                }
+            }
+            input class={ "nhsuk-input " (f.width) @if f.error.is_some() { " nhsuk-input--error" } }
+                id=(f.id) name=(f.id) type=(f.kind) value=(f.value) autocomplete=(f.autocomplete)
+                aria-describedby=[(!described.is_empty()).then_some(described.as_str())];
+        }
+    }
+}
+
+pub(crate) fn select(
+    id: &str,
+    label: &str,
+    options: &[(String, String)],
+    selected: &str,
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        div class={ "nhsuk-form-group" @if error.is_some() { " nhsuk-form-group--error" } } {
+            label class="nhsuk-label" for=(id) { (label) }
+            @if let Some(e) = error {
+                span class="nhsuk-error-message" id={ (id) "-error" } {
+                    span class="nhsuk-u-visually-hidden" { "Error: " } (e)
+                }
+            }
+            select class={ "nhsuk-select" @if error.is_some() { " nhsuk-select--error" } } id=(id) name=(id) {
+                @for (value, text) in options {
+                    option value=(value) selected[value == selected] { (text) }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn radios(
+    name: &str,
+    legend: &str,
+    options: &[(&str, &str)],
+    selected: &str,
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        div class={ "nhsuk-form-group" @if error.is_some() { " nhsuk-form-group--error" } } {
+            fieldset class="nhsuk-fieldset" {
+                legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { (legend) }
+                @if let Some(e) = error {
+                    span class="nhsuk-error-message" id={ (name) "-error" } {
+                        span class="nhsuk-u-visually-hidden" { "Error: " } (e)
+                    }
+                }
+                div class="nhsuk-radios nhsuk-radios--inline" data-module="nhsuk-radios" {
+                    @for (i, (value, text)) in options.iter().enumerate() {
+                        @let id = if i == 0 { name.to_owned() } else { format!("{name}-{}", i + 1) };
+                        div class="nhsuk-radios__item" {
+                            input class="nhsuk-radios__input" id=(id) name=(name) type="radio" value=(value) checked[*value == selected];
+                            label class="nhsuk-label nhsuk-radios__label" for=(id) { (text) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn csrf(cx: &Cx) -> Markup {
+    html! { input type="hidden" name="csrf" value=(cx.session.csrf); }
+}
+
+/// A one-button form (post an action).
+pub(crate) fn action_button(cx: &Cx, action: &str, label: &str, class: &str) -> Markup {
+    html! {
+        form method="post" action=(action) novalidate {
+            (csrf(cx))
+            button class={ "nhsuk-button " (class) } data-module="nhsuk-button" type="submit" { (label) }
+        }
+    }
+}
+
+/// The green banner after something was done.
+pub(crate) fn success(message: &str) -> Markup {
+    html! {
+        div class="nhsuk-notification-banner nhsuk-notification-banner--success" data-module="nhsuk-notification-banner" role="alert" aria-labelledby="success-title" {
+            div class="nhsuk-notification-banner__header" {
+                h2 class="nhsuk-notification-banner__title" id="success-title" { "Success" }
+            }
+            div class="nhsuk-notification-banner__content" {
+                p class="nhsuk-notification-banner__heading" { (message) }
+            }
+        }
+    }
+}
+
+pub(crate) fn back_link(href: &str, text: &str) -> Markup {
+    html! {
+        div class="nhsuk-back-link" {
+            a class="nhsuk-back-link__link" href=(href) { (text) }
+        }
+    }
+}
+
+/// "1986-03-04" → "4 March 1986"; anything else as given.
+pub(crate) fn long_date(d: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let date = &d[..d.len().min(10)];
+    let parts: Vec<&str> = date.split('-').collect();
+    if let [y, m, day] = parts.as_slice()
+        && let (Ok(m), Ok(day)) = (m.parse::<usize>(), day.parse::<u32>())
+        && (1..=12).contains(&m)
+    {
+        let mut s = format!("{day} {} {y}", MONTHS[m - 1]);
+        if d.len() > 15 && d.as_bytes().get(10) == Some(&b'T') {
+            s.push_str(&format!(" {}", &d[11..16]));
+        }
+        return s;
+    }
+    d.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_read_the_nhs_way() {
+        assert_eq!(long_date("1986-03-04"), "4 March 1986");
+        assert_eq!(long_date("2026-11-23T09:05:00Z"), "23 November 2026 09:05");
+        assert_eq!(long_date("1986"), "1986");
+    }
+
+    #[test]
+    fn sentences() {
+        assert_eq!(sentence("bed is taken"), "Bed is taken.");
+        assert_eq!(sentence("Done!"), "Done!");
+    }
+
+    #[test]
+    fn inputs_escape_values_and_link_errors() {
+        let mut f = Field::new("family", "Surname");
+        f.value = "<script>";
+        f.error = Some("Enter the surname");
+        let s = input(&f).into_string();
+        assert!(s.contains("&lt;script&gt;"));
+        assert!(s.contains(r#"aria-describedby="family-error""#));
+        assert!(s.contains("nhsuk-form-group--error"));
+    }
+}

@@ -1,0 +1,368 @@
+//! The clinical workspace: server-rendered HTML in the NHS design system
+//! (`nhsuk-frontend`, vendored under `assets/nhsuk` by
+//! `scripts/vendor-nhsuk.sh` and embedded in the binary).
+//!
+//! Every page is a thin view over `wardline-workflow`: a handler checks the
+//! web session, builds the caller's [`Access`] (the same policy as the FHIR
+//! API), calls one workflow function on a blocking thread and renders the
+//! result. Rules live in the workflows, never here. Forms post back with the
+//! session's CSRF token and redirect (post/redirect/get); errors are plain
+//! sentences on an error page or beside the field, never a stack trace.
+//!
+//! The router is mounted by `wardline-http` under `/ui` ([`ROUTES`] lists
+//! what it serves, for the route sweep). Without a session a page redirects
+//! to `/auth/login?next=…`; a form post without one answers 401.
+
+// Helpers return `Result<T, Response>` so a handler can `?`-style return the
+// error page it built; the page is the error, and it is large by nature.
+#![allow(clippy::result_large_err)]
+
+mod adt;
+mod assets;
+mod beds;
+mod chart;
+mod layout;
+mod merge;
+mod patients;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use wardline_auth::directory::Directory;
+use wardline_auth::pkce;
+use wardline_auth::policy::Policy;
+use wardline_core::{Access, FhirService};
+use wardline_fhir::FhirError;
+use wardline_http::session::{self, Session};
+
+pub use layout::Nav;
+
+/// One page or action of the UI (paths relative to the server root).
+#[derive(Clone, Copy, Debug)]
+pub struct UiRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub what: &'static str,
+}
+
+const fn r(method: &'static str, path: &'static str, what: &'static str) -> UiRoute {
+    UiRoute { method, path, what }
+}
+
+/// Everything the UI serves. All of it needs a signed-in session: GETs
+/// redirect to the sign-in page without one, POSTs answer 401, and POSTs
+/// need the session's CSRF token (403 without it).
+pub const ROUTES: &[UiRoute] = &[
+    r("GET", "/ui/", "home: redirects to patient search"),
+    r("GET", "/ui/patients", "find a patient"),
+    r("GET", "/ui/patients/new", "register a patient"),
+    r("POST", "/ui/patients/new", "register a patient"),
+    r("GET", "/ui/patients/{id}", "chart summary and banner"),
+    r("GET", "/ui/patients/{id}/admit", "admit to a bed"),
+    r("POST", "/ui/patients/{id}/admit", "admit to a bed"),
+    r(
+        "GET",
+        "/ui/encounters/{id}/transfer",
+        "transfer to another bed",
+    ),
+    r(
+        "POST",
+        "/ui/encounters/{id}/transfer",
+        "transfer to another bed",
+    ),
+    r("GET", "/ui/encounters/{id}/discharge", "discharge"),
+    r("POST", "/ui/encounters/{id}/discharge", "discharge"),
+    r(
+        "POST",
+        "/ui/encounters/{id}/cancel",
+        "cancel the last ADT event",
+    ),
+    r("GET", "/ui/duplicates", "possible duplicates to review"),
+    r("POST", "/ui/duplicates/scan", "look for duplicates now"),
+    r(
+        "POST",
+        "/ui/duplicates/{task}/dismiss",
+        "not the same person",
+    ),
+    r("GET", "/ui/merge", "confirm a merge"),
+    r("POST", "/ui/merge", "merge two records"),
+    r("POST", "/ui/patients/{id}/unmerge", "undo a merge"),
+    r("GET", "/ui/beds", "bed state by site and ward"),
+    r("GET", "/ui/beds/{ward}", "the ward's bed board (live)"),
+    r(
+        "POST",
+        "/ui/beds/{ward}/{bed}/state",
+        "bed cleaned, closed, blocked",
+    ),
+    r(
+        "GET",
+        "/ui/events",
+        "server-sent events: the record changed",
+    ),
+    r(
+        "GET",
+        "/ui/static/{*file}",
+        "stylesheets, scripts and icons",
+    ),
+];
+
+/// The UI's shared state.
+#[derive(Clone)]
+pub(crate) struct Ui {
+    pub svc: Arc<FhirService>,
+    pub dir: Arc<Directory>,
+}
+
+/// The web UI router (paths below `/ui`; `wardline-http` nests it).
+pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
+    let ui = Ui { svc, dir };
+    Router::new()
+        .route("/", get(|| async { see_other("/ui/patients") }))
+        .route("/patients", get(patients::search_page))
+        .route(
+            "/patients/new",
+            get(patients::register_page).post(patients::register_post),
+        )
+        .route("/patients/{id}", get(chart::chart_page))
+        .route(
+            "/patients/{id}/admit",
+            get(adt::admit_page).post(adt::admit_post),
+        )
+        .route("/patients/{id}/unmerge", post(merge::unmerge_post))
+        .route(
+            "/encounters/{id}/transfer",
+            get(adt::transfer_page).post(adt::transfer_post),
+        )
+        .route(
+            "/encounters/{id}/discharge",
+            get(adt::discharge_page).post(adt::discharge_post),
+        )
+        .route("/encounters/{id}/cancel", post(adt::cancel_post))
+        .route("/duplicates", get(merge::queue_page))
+        .route("/duplicates/scan", post(merge::scan_post))
+        .route("/duplicates/{task}/dismiss", post(merge::dismiss_post))
+        .route("/merge", get(merge::confirm_page).post(merge::merge_post))
+        .route("/beds", get(beds::sites_page))
+        .route("/beds/{ward}", get(beds::ward_page))
+        .route("/beds/{ward}/{bed}/state", post(beds::bed_state_post))
+        .route("/events", get(beds::events))
+        .route("/static/{*file}", get(assets::serve))
+        .fallback(|| async {
+            layout::error_page(
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "There is no page at this address. Check it, or use the menu.",
+            )
+        })
+        .with_state(ui)
+}
+
+pub(crate) fn see_other(location: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location.to_owned())],
+        String::new(),
+    )
+        .into_response()
+}
+
+/// What a UI handler knows about its request before the session is checked.
+pub(crate) struct Req {
+    pub method: Method,
+    /// Path and query as the browser asked for them (`/ui/...`).
+    pub target: String,
+    pub headers: HeaderMap,
+    pub peer: Option<IpAddr>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Req {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Req, Self::Rejection> {
+        let wardline_http::Peer(peer) = wardline_http::Peer::from_request_parts(parts, state)
+            .await
+            .unwrap_or(wardline_http::Peer(None));
+        // Nested under /ui: the original URI keeps the prefix.
+        let uri = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map(|o| o.0.clone())
+            .unwrap_or_else(|| parts.uri.clone());
+        Ok(Req {
+            method: parts.method.clone(),
+            target: uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/ui/".into()),
+            headers: parts.headers.clone(),
+            peer,
+        })
+    }
+}
+
+/// A signed-in request: who, in which position, and their access.
+pub(crate) struct Cx {
+    pub svc: Arc<FhirService>,
+    pub access: Box<dyn Access>,
+    pub session: Session,
+    /// "Staff Nurse at trust (watford-w1)".
+    pub position: String,
+}
+
+impl Cx {
+    pub fn access(&self) -> &dyn Access {
+        &*self.access
+    }
+}
+
+/// A form body as name → value (the last of repeated names wins).
+pub(crate) type Form = HashMap<String, String>;
+
+pub(crate) fn parse_form(body: &[u8]) -> Form {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+pub(crate) fn query_of(target: &str) -> Form {
+    target
+        .split_once('?')
+        .map(|(_, q)| parse_form(q.as_bytes()))
+        .unwrap_or_default()
+}
+
+impl Ui {
+    /// Runs `f` for a signed-in user on a blocking thread. `form` is the
+    /// posted body of a POST, whose `csrf` field must match the session.
+    pub(crate) async fn run(
+        &self,
+        req: Req,
+        form: Option<&Bytes>,
+        f: impl FnOnce(&Cx, Form) -> Response + Send + 'static,
+    ) -> Response {
+        let ui = self.clone();
+        let form = form.map(|b| parse_form(b));
+        tokio::task::spawn_blocking(move || ui.run_blocking(req, form, f))
+            .await
+            .unwrap_or_else(|_| {
+                layout::error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Wardline could not finish this request. Try again; if it keeps happening, tell the service desk.",
+                )
+            })
+    }
+
+    fn run_blocking(
+        &self,
+        req: Req,
+        form: Option<Form>,
+        f: impl FnOnce(&Cx, Form) -> Response,
+    ) -> Response {
+        let session = match session::session_user(&self.dir, &req.headers) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                if req.method == Method::GET || req.method == Method::HEAD {
+                    let next: String =
+                        form_urlencoded::byte_serialize(req.target.as_bytes()).collect();
+                    return see_other(&format!("/auth/login?next={next}"));
+                }
+                return layout::error_page(
+                    StatusCode::UNAUTHORIZED,
+                    "Sign in again",
+                    "Your session has ended, so this was not saved. Sign in again and repeat it.",
+                );
+            }
+            Err(e) => return layout::fhir_error_page(&e),
+        };
+        let form = match form {
+            Some(fm) => {
+                let ok = fm
+                    .get("csrf")
+                    .is_some_and(|c| pkce::constant_time_eq(c.as_bytes(), session.csrf.as_bytes()));
+                if !ok {
+                    return layout::error_page(
+                        StatusCode::FORBIDDEN,
+                        "This form has expired",
+                        "The form could not be checked (it may be from an earlier session, or from another site). Go back, reload the page and try again.",
+                    );
+                }
+                fm
+            }
+            None => query_of(&req.target),
+        };
+        // The session is checked; the CSRF token too for posts: authenticate
+        // as a safe request.
+        let principal = match wardline_http::principal_for(
+            &self.dir,
+            Some(&Method::GET),
+            &req.headers,
+            req.peer,
+        ) {
+            Ok(p) => p,
+            Err(e) => return layout::fhir_error_page(&e),
+        };
+        let position = self
+            .dir
+            .positions(&session.username)
+            .ok()
+            .and_then(|ps| ps.into_iter().find(|p| p.id == session.position))
+            .map(|p| {
+                let mut s = format!("{} at {}", p.role.display(), p.organization);
+                if !p.locations.is_empty() {
+                    s.push_str(&format!(" ({})", p.locations.join(", ")));
+                }
+                s
+            })
+            .unwrap_or_default();
+        let cx = Cx {
+            svc: self.svc.clone(),
+            access: Box::new(Policy::new(principal, self.dir.clone())),
+            session,
+            position,
+        };
+        f(&cx, form)
+    }
+}
+
+/// `State` + `Req` + optional body: the arguments of every page handler.
+pub(crate) type St = State<Ui>;
+
+/// An error from a workflow as a page.
+pub(crate) fn fhir_error(e: &FhirError) -> Response {
+    layout::fhir_error_page(e)
+}
+
+/// A path segment or id from the URL, safe to put back into one.
+pub(crate) fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(r.path.starts_with("/ui/"), "{r:?}");
+            assert!(seen.insert((r.method, r.path)), "listed twice: {r:?}");
+        }
+    }
+
+    #[test]
+    fn forms_and_queries_parse() {
+        let f = parse_form(b"a=1&b=x+y&csrf=%2F");
+        assert_eq!(f["b"], "x y");
+        assert_eq!(f["csrf"], "/");
+        assert_eq!(query_of("/ui/patients?q=smith")["q"], "smith");
+        assert!(query_of("/ui/patients").is_empty());
+    }
+}

@@ -1,0 +1,189 @@
+//! Possible duplicates: the review queue, merge (with a side-by-side check
+//! first) and unmerge.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{Markup, html};
+use wardline_workflow::pmi::{self, PatientSummary};
+
+use crate::layout::{self, Nav};
+use crate::patients::nhs;
+use crate::{Cx, Req, St, enc, see_other};
+
+fn side_by_side(a: &PatientSummary, b: &PatientSummary, a_title: &str, b_title: &str) -> Markup {
+    let row = |label: &str, x: String, y: String| {
+        let differs = x != y;
+        html! {
+            tr class="nhsuk-table__row" {
+                th class="nhsuk-table__header" scope="row" { (label) }
+                td class="nhsuk-table__cell" { (x) }
+                td class="nhsuk-table__cell" { (y) @if differs { " " strong class="nhsuk-tag nhsuk-tag--yellow" { "differs" } } }
+            }
+        }
+    };
+    let d = |p: &PatientSummary| {
+        p.birth_date
+            .as_deref()
+            .map(layout::long_date)
+            .unwrap_or_default()
+    };
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    html! {
+        table class="nhsuk-table" data-testid="side-by-side" {
+            thead class="nhsuk-table__head" {
+                tr { th scope="col" { span class="nhsuk-u-visually-hidden" { "Field" } } th scope="col" { (a_title) } th scope="col" { (b_title) } }
+            }
+            tbody class="nhsuk-table__body" {
+                (row("Name", a.display_name.clone(), b.display_name.clone()))
+                (row("NHS number", nhs(a), nhs(b)))
+                (row("Date of birth", d(a), d(b)))
+                (row("Gender", o(&a.gender), o(&b.gender)))
+                (row("Address", o(&a.address), o(&b.address)))
+                (row("Postcode", o(&a.postcode), o(&b.postcode)))
+                (row("Hospital number", o(&a.hospital_number), o(&b.hospital_number)))
+            }
+        }
+    }
+}
+
+pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
+    ui.run(req, None, |cx, q| {
+        let queue = match pmi::review_queue(&cx.svc, cx.access()) {
+            Ok(q) => q,
+            Err(e) => return crate::fhir_error(&e),
+        };
+        let body = html! {
+            @if let Some(n) = q.get("found") { (layout::success(&format!("Scan finished: {n} new possible duplicate{} to review.", if n == "1" { "" } else { "s" }))) }
+            @if q.get("done").map(String::as_str) == Some("dismissed") { (layout::success("Marked as different people. This pair will not be raised again.")) }
+            h1 { "Possible duplicates" }
+            p { "Records that look like the same person. Check each pair; merge them only if you are sure." }
+            div class="wl-actions" { (layout::action_button(cx, "/ui/duplicates/scan", "Look for duplicates now", "nhsuk-button--secondary")) }
+            @if queue.is_empty() {
+                p data-testid="queue-empty" { "There are no possible duplicates to review." }
+            }
+            @for r in &queue {
+                div class="nhsuk-card" data-testid="review" {
+                    div class="nhsuk-card__content" {
+                        h2 class="nhsuk-card__heading nhsuk-heading-m" {
+                            (r.a.display_name) " and " (r.b.display_name)
+                            " " span class="nhsuk-caption-m nhsuk-u-display-inline" { "(match " (format!("{:.0}", r.score * 100.0)) "%)" }
+                        }
+                        p { (r.reasons.join(", ")) }
+                        (side_by_side(&r.a, &r.b, "Record A", "Record B"))
+                        div class="wl-actions" {
+                            a class="nhsuk-button" href={ "/ui/merge?source=" (enc(&r.b.id)) "&target=" (enc(&r.a.id)) } { "Merge B into A" }
+                            a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/merge?source=" (enc(&r.a.id)) "&target=" (enc(&r.b.id)) } { "Merge A into B" }
+                            (layout::action_button(cx, &format!("/ui/duplicates/{}/dismiss", enc(&r.task_id)), "Not the same person", "nhsuk-button--secondary"))
+                        }
+                    }
+                }
+            }
+        };
+        layout::page(cx, "Possible duplicates", Nav::Duplicates, body)
+    })
+    .await
+}
+
+pub(crate) async fn scan_post(State(ui): St, req: Req, body: Bytes) -> Response {
+    ui.run(req, Some(&body), |cx, _| {
+        match pmi::scan_duplicates(&cx.svc, cx.access()) {
+            Ok(n) => see_other(&format!("/ui/duplicates?found={n}")),
+            Err(e) => crate::fhir_error(&e),
+        }
+    })
+    .await
+}
+
+pub(crate) async fn dismiss_post(
+    State(ui): St,
+    req: Req,
+    Path(task): Path<String>,
+    body: Bytes,
+) -> Response {
+    ui.run(req, Some(&body), move |cx, _| {
+        match pmi::dismiss_review(&cx.svc, cx.access(), &task) {
+            Ok(()) => see_other("/ui/duplicates?done=dismissed"),
+            Err(e) => crate::fhir_error(&e),
+        }
+    })
+    .await
+}
+
+fn load(cx: &Cx, id: &str) -> Result<PatientSummary, Response> {
+    match pmi::summary(&cx.svc, cx.access(), id) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(layout::error_page(
+            StatusCode::NOT_FOUND,
+            "Patient not found",
+            "One of the records to merge does not exist.",
+        )),
+        Err(e) => Err(crate::fhir_error(&e)),
+    }
+}
+
+pub(crate) async fn confirm_page(State(ui): St, req: Req) -> Response {
+    ui.run(req, None, |cx, q| {
+        let (Some(source), Some(target)) = (q.get("source"), q.get("target")) else {
+            return layout::error_page(
+                StatusCode::BAD_REQUEST,
+                "Choose two records",
+                "Open a possible duplicate and choose which record to keep.",
+            );
+        };
+        let (s, t) = match (load(cx, source), load(cx, target)) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        let body = html! {
+            (layout::back_link("/ui/duplicates", "Back to possible duplicates"))
+            h1 { "Merge these records?" }
+            div class="nhsuk-warning-callout" {
+                h2 class="nhsuk-warning-callout__label" { span role="text" { span class="nhsuk-u-visually-hidden" { "Important: " } "Check before you merge" } }
+                p { "Everything recorded against the record being retired will move to the record being kept. The retired record will point to the one kept. A merge can be undone from the retired record." }
+            }
+            (side_by_side(&s, &t, "Retire this record", "Keep this record"))
+            form method="post" action="/ui/merge" novalidate {
+                (layout::csrf(cx))
+                input type="hidden" name="source" value=(s.id);
+                input type="hidden" name="target" value=(t.id);
+                button class="nhsuk-button nhsuk-button--warning" data-module="nhsuk-button" type="submit" { "Merge records" }
+            }
+        };
+        layout::page(cx, "Merge records", Nav::Duplicates, body)
+    })
+    .await
+}
+
+pub(crate) async fn merge_post(State(ui): St, req: Req, body: Bytes) -> Response {
+    ui.run(req, Some(&body), |cx, f| {
+        let (Some(source), Some(target)) = (f.get("source"), f.get("target")) else {
+            return layout::error_page(
+                StatusCode::BAD_REQUEST,
+                "Choose two records",
+                "Open a possible duplicate and choose which record to keep.",
+            );
+        };
+        match pmi::merge(&cx.svc, cx.access(), source, target) {
+            Ok(out) => see_other(&format!("/ui/patients/{}?done=merged", enc(&out.target))),
+            Err(e) => crate::fhir_error(&e),
+        }
+    })
+    .await
+}
+
+pub(crate) async fn unmerge_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    ui.run(req, Some(&body), move |cx, _| {
+        match pmi::unmerge(&cx.svc, cx.access(), &id) {
+            Ok(out) => see_other(&format!("/ui/patients/{}?done=unmerged", enc(&out.source))),
+            Err(e) => crate::fhir_error(&e),
+        }
+    })
+    .await
+}

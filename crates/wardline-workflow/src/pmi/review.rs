@@ -1,0 +1,345 @@
+//! The duplicate-record review queue: `Task`s, one per pair of patients.
+//!
+//! A review is a FHIR `Task` (status `requested`, intent `proposal`) with
+//! `code` = [`TASK_SYSTEM`]`|`[`DUPLICATE_REVIEW_CODE`], `focus` = one
+//! Patient, `input` = the other Patient, the score and the reasons, and the
+//! identifier [`DUPLICATE_PAIR_SYSTEM`]`|a:b` (the two ids sorted), so the
+//! same pair is raised once, ever: a dismissed review (`completed`, output
+//! "not the same person") keeps it from being raised again. The Task names no
+//! patient in `for`, so it is outside both patients' compartments (a merge
+//! does not repoint it).
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use wardline_core::{Access, FhirService, Tx};
+use wardline_fhir::FhirError;
+use wardline_fhir::datetime::{format_instant, now_ms};
+use wardline_fhir::definitions::r4;
+use wardline_fhir::search::Handling;
+use wardline_store::{PageRequest, Reader};
+
+use super::matching::{Match, score_candidates};
+use super::{
+    DUPLICATE_PAIR_SYSTEM, DUPLICATE_REVIEW_CODE, PatientSummary, TASK_SYSTEM, fhir_search,
+};
+
+/// One open review.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Review {
+    pub task_id: String,
+    pub a: PatientSummary,
+    pub b: PatientSummary,
+    pub score: f64,
+    pub reasons: Vec<String>,
+}
+
+/// The pair key: the two ids sorted, joined by `:` (never in a FHIR id).
+pub(crate) fn pair_key(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a}:{b}")
+    } else {
+        format!("{b}:{a}")
+    }
+}
+
+/// Every resource of type `t` matching `params`, page by page inside `tx`
+/// (each checked for the caller as it is read).
+pub(crate) fn find_all(
+    tx: &mut Tx<'_>,
+    t: &str,
+    params: &[(&str, String)],
+    mut each: impl FnMut(&mut Tx<'_>, Value) -> Result<(), FhirError>,
+) -> Result<(), FhirError> {
+    let pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let q = wardline_fhir::search::parse(r4(), Some(t), &pairs, Handling::Strict)?;
+    let mut after_rid = None;
+    let mut snapshot_rid = None;
+    loop {
+        let page = tx.search(
+            &q,
+            &PageRequest {
+                count: 500,
+                after_rid,
+                snapshot_rid,
+                ..PageRequest::default()
+            },
+        )?;
+        snapshot_rid = Some(page.snapshot_rid);
+        after_rid = page.resources.last().map(|r| r.rid);
+        for r in &page.resources {
+            // Through the transaction's checked read.
+            if let Some(v) = tx.get(&r.resource_type, &r.id)? {
+                each(tx, v)?;
+            }
+        }
+        if !page.has_more || after_rid.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+fn review_task(a: &Value, b: &Value, m: &Match) -> Value {
+    let id = |v: &Value| {
+        v.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (ia, ib) = (id(a), id(b));
+    let (first, second) = if ia <= ib { (&ia, &ib) } else { (&ib, &ia) };
+    let name = |v: &Value| PatientSummary::from_resource(v).display_name;
+    let mut input = vec![
+        json!({"type": {"text": "other patient"}, "valueReference": {"reference": format!("Patient/{second}")}}),
+        json!({"type": {"text": "match score"}, "valueDecimal": (m.score * 1000.0).round() / 1000.0}),
+    ];
+    for r in &m.reasons {
+        input.push(json!({"type": {"text": "reason"}, "valueString": r}));
+    }
+    json!({
+        "resourceType": "Task",
+        "identifier": [{"system": DUPLICATE_PAIR_SYSTEM, "value": pair_key(&ia, &ib)}],
+        "status": "requested",
+        "intent": "proposal",
+        "priority": "routine",
+        "code": {"coding": [{"system": TASK_SYSTEM, "code": DUPLICATE_REVIEW_CODE,
+                             "display": "Review possible duplicate patient records"}]},
+        "description": format!("{} and {} may be the same person ({:.0}% match)",
+                               name(a), name(b), m.score * 100.0),
+        "focus": {"reference": format!("Patient/{first}")},
+        "authoredOn": format_instant(now_ms()),
+        "input": input,
+    })
+}
+
+/// The background job: walks every active patient, scores its blocking
+/// candidates and opens a review for each pair at or above the threshold
+/// that was never queued (or dismissed) before. Returns how many it opened.
+pub fn scan_duplicates(svc: &FhirService, access: &dyn Access) -> Result<usize, FhirError> {
+    svc.transact(access, |tx| {
+        tx.set_audit_subtype(
+            wardline_core::audit::WARDLINE_SUBTYPE,
+            "pmi-duplicate-scan",
+            "E",
+        );
+        let mut known: HashSet<String> = HashSet::new();
+        find_all(
+            tx,
+            "Task",
+            &[("code", format!("{TASK_SYSTEM}|{DUPLICATE_REVIEW_CODE}"))],
+            |_, t| {
+                for i in t
+                    .get("identifier")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if i.get("system").and_then(Value::as_str) == Some(DUPLICATE_PAIR_SYSTEM)
+                        && let Some(v) = i.get("value").and_then(Value::as_str)
+                    {
+                        known.insert(v.to_owned());
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let mut patients: Vec<Value> = Vec::new();
+        find_all(tx, "Patient", &[], |_, p| {
+            if p.get("active").and_then(Value::as_bool) != Some(false) {
+                patients.push(p);
+            }
+            Ok(())
+        })?;
+        let mut opened = 0;
+        for p in &patients {
+            let id = p.get("id").and_then(Value::as_str).unwrap_or_default();
+            let found = score_candidates(p, Some(id), |params| {
+                let q: Vec<String> = params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", encode(v)))
+                    .collect();
+                tx.find("Patient", &q.join("&"))
+            })?;
+            for (other, m) in found {
+                let oid = other.get("id").and_then(Value::as_str).unwrap_or_default();
+                if known.insert(pair_key(id, oid)) {
+                    tx.save(review_task(p, &other, &m))?;
+                    opened += 1;
+                }
+            }
+        }
+        Ok(opened)
+    })
+}
+
+/// Percent-encodes a query value (`|`, `&`, `=`, `+`, `%`, `#`, spaces).
+fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn reference_id(v: &Value) -> Option<String> {
+    v.get("reference")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("Patient/"))
+        .map(str::to_owned)
+}
+
+/// The open reviews, best match first.
+pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review>, FhirError> {
+    let tasks = fhir_search(
+        svc,
+        access,
+        "Task",
+        vec![
+            (
+                "code".into(),
+                format!("{TASK_SYSTEM}|{DUPLICATE_REVIEW_CODE}"),
+            ),
+            (
+                "status".into(),
+                "requested,received,accepted,in-progress".into(),
+            ),
+            ("_count".into(), "500".into()),
+        ],
+    )?;
+    let mut pairs = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    for t in &tasks {
+        let Some(a) = t.get("focus").and_then(reference_id) else {
+            continue;
+        };
+        let mut b = None;
+        let mut score = 0.0;
+        let mut reasons = Vec::new();
+        for i in t
+            .get("input")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            match i.pointer("/type/text").and_then(Value::as_str) {
+                Some("other patient") => b = i.get("valueReference").and_then(reference_id),
+                Some("match score") => {
+                    score = i.get("valueDecimal").and_then(Value::as_f64).unwrap_or(0.0)
+                }
+                Some("reason") => reasons.extend(
+                    i.get("valueString")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                ),
+                _ => {}
+            }
+        }
+        let Some(b) = b else { continue };
+        for x in [&a, &b] {
+            if !ids.contains(x) {
+                ids.push(x.clone());
+            }
+        }
+        let task_id = t
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        pairs.push((task_id, a, b, score, reasons));
+    }
+    let mut patients = std::collections::HashMap::new();
+    for chunk in ids.chunks(100) {
+        for p in fhir_search(
+            svc,
+            access,
+            "Patient",
+            vec![
+                ("_id".into(), chunk.join(",")),
+                ("_count".into(), "100".into()),
+            ],
+        )? {
+            let s = PatientSummary::from_resource(&p);
+            patients.insert(s.id.clone(), s);
+        }
+    }
+    let mut out: Vec<Review> = pairs
+        .into_iter()
+        .filter_map(|(task_id, a, b, score, reasons)| {
+            Some(Review {
+                task_id,
+                a: patients.get(&a)?.clone(),
+                b: patients.get(&b)?.clone(),
+                score,
+                reasons,
+            })
+        })
+        // A pair already merged is no longer a question.
+        .filter(|r| r.a.active && r.b.active)
+        .collect();
+    out.sort_by(|x, y| y.score.total_cmp(&x.score));
+    Ok(out)
+}
+
+/// Closes a review Task with an outcome (`not the same person`, `merged`).
+pub(crate) fn close(tx: &mut Tx<'_>, mut task: Value, outcome: &str) -> Result<(), FhirError> {
+    task["status"] = json!("completed");
+    task["businessStatus"] = json!({"text": outcome});
+    task["lastModified"] = json!(format_instant(now_ms()));
+    task["output"] = json!([{"type": {"text": "outcome"}, "valueString": outcome}]);
+    tx.save(task)?;
+    Ok(())
+}
+
+/// Marks a review "not the same person": the Task is completed and the pair
+/// is never raised again.
+pub fn dismiss_review(
+    svc: &FhirService,
+    access: &dyn Access,
+    task_id: &str,
+) -> Result<(), FhirError> {
+    svc.transact(access, |tx| {
+        let task = tx
+            .get("Task", task_id)?
+            .ok_or_else(|| FhirError::not_found(format!("There is no review {task_id}")))?;
+        let is_review = task
+            .pointer("/code/coding")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("system").and_then(Value::as_str) == Some(TASK_SYSTEM)
+                        && c.get("code").and_then(Value::as_str) == Some(DUPLICATE_REVIEW_CODE)
+                })
+            });
+        if !is_review {
+            return Err(FhirError::invalid(format!(
+                "Task {task_id} is not a duplicate-record review"
+            )));
+        }
+        if task.get("status").and_then(Value::as_str) == Some("completed") {
+            return Err(FhirError::conflict(format!(
+                "Review {task_id} was already closed"
+            )));
+        }
+        close(tx, task, "not the same person")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_keys_are_symmetric() {
+        assert_eq!(pair_key("b", "a"), "a:b");
+        assert_eq!(pair_key("a", "b"), "a:b");
+        assert_eq!(encode("https://x|1 2"), "https://x%7C1%202");
+    }
+}

@@ -1,0 +1,246 @@
+// The clinical workspace in a real browser: headless Chromium against a real
+// `wardline serve --demo`. Every step is what a ward clerk or nurse would do;
+// the bed board is watched from a second browser context, signed in as
+// another user, and must follow each move without a reload.
+//
+// Run with `npm test` in tests/browser (scripts/test.sh does). Screenshots of
+// the main pages go to target/browser-artifacts.
+
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import {
+  startServer, launchBrowser, signIn, screenshot, accessibilityProblems, newNhsNumber
+} from './harness.mjs'
+
+// Generous: these bound a wait, they do not measure anything.
+const LIVE_TIMEOUT_MS = 15_000
+
+let server, chrome, clerk, nurse
+const WARD = 'watford-w1'
+const family = 'Playwright' + Math.random().toString(36).slice(2, 7).replace(/[0-9]/g, 'x')
+const nhsNumber = newNhsNumber()
+let patientPath // /ui/patients/{id} of the registered patient
+
+before(async () => {
+  server = await startServer()
+  chrome = await launchBrowser()
+  clerk = await (await chrome.browser.newContext()).newPage()
+  nurse = await (await chrome.browser.newContext()).newPage()
+})
+
+after(async () => {
+  await chrome?.close()
+  await server?.stop()
+})
+
+/** Clicks a form's submit button and waits for the redirect to a URL
+ * matching `done`; if the form comes back with errors instead, fails with
+ * what it says. */
+async function submitExpecting (page, button, done) {
+  await Promise.all([page.waitForLoadState('domcontentloaded'), page.click(button)])
+  await page.waitForLoadState('domcontentloaded')
+  if (!done.test(page.url())) {
+    const problem = await page.locator('.nhsuk-error-summary, h1 + p').first().textContent().catch(() => '')
+    assert.fail(`${button} did not lead to ${done}: at ${page.url()}: ${problem}`)
+  }
+}
+
+async function assertAccessible (page, where) {
+  const problems = await accessibilityProblems(page)
+  assert.deepEqual(problems, [], `${where}: ${problems.join('; ')}`)
+}
+
+function registerForm (page, fields) {
+  return (async () => {
+    for (const [id, value] of Object.entries(fields)) {
+      if (id === 'gender') await page.check(`input[name="gender"][value="${value}"]`)
+      else await page.fill(`#${id}`, value)
+    }
+    await page.click('button:has-text("Register patient")')
+    await page.waitForLoadState('domcontentloaded')
+  })()
+}
+
+test('a page asks for sign-in first, then comes back to it', async () => {
+  await clerk.goto(server.url + '/ui/patients')
+  await clerk.waitForURL(/\/auth\/login\?next=/)
+  await screenshot(clerk, '01-sign-in')
+  await signIn(clerk, server, 'clerk.watford', '/ui/patients')
+  assert.equal(await clerk.textContent('[data-testid="signed-in-user"]'), 'clerk.watford')
+  await assertAccessible(clerk, 'search page')
+})
+
+test('find demo patients by surname', async () => {
+  await clerk.fill('#q', 'Smith')
+  await clerk.click('main button:has-text("Search")')
+  await clerk.waitForSelector('[data-testid="patient-results"]')
+  const rows = await clerk.locator('[data-testid="patient-results"] tbody tr').count()
+  assert.ok(rows > 0, 'no Smiths in the demo trust')
+  await screenshot(clerk, '02-search-results')
+})
+
+test('registering with an invalid NHS number is refused with a clear message', async () => {
+  await clerk.goto(server.url + '/ui/patients/new')
+  await assertAccessible(clerk, 'register page')
+  await registerForm(clerk, {
+    nhs_number: '943 476 5918', given: 'Ada', family, birth_date: '1961-07-14', gender: 'female',
+    address_line: '1 High Street', city: 'Watford', postcode: 'WD18 0AA'
+  })
+  const summary = await clerk.textContent('.nhsuk-error-summary')
+  assert.match(summary, /NHS number/i)
+  assert.match(summary, /not a valid NHS number/i)
+  // The message is tied to the field, and the other answers are kept.
+  assert.equal(await clerk.inputValue('#family'), family)
+  assert.ok(await clerk.getAttribute('#nhs_number', 'aria-describedby'))
+  await assertAccessible(clerk, 'register page with errors')
+  await screenshot(clerk, '03-register-invalid-nhs-number')
+})
+
+test('a valid registration opens the new record', async () => {
+  await clerk.fill('#nhs_number', nhsNumber)
+  await clerk.click('button:has-text("Register patient")')
+  await clerk.waitForURL(/\/ui\/patients\/[^/?]+\?done=registered/)
+  patientPath = new URL(clerk.url()).pathname
+  const shown = (await clerk.textContent('[data-testid="banner-nhs"]')).trim()
+  assert.equal(shown, `${nhsNumber.slice(0, 3)} ${nhsNumber.slice(3, 6)} ${nhsNumber.slice(6)}`)
+  await assertAccessible(clerk, 'chart')
+  await screenshot(clerk, '04-chart-registered')
+})
+
+test('registering the same person again warns of a duplicate', async () => {
+  await clerk.goto(server.url + '/ui/patients/new')
+  // No NHS number, a typo in the surname: what happens at a busy front desk.
+  await registerForm(clerk, {
+    given: 'Ada', family: family.slice(0, -1) + 'e', birth_date: '1961-07-14', gender: 'female',
+    address_line: '1 High Street', city: 'Watford', postcode: 'WD18 0AA'
+  })
+  await clerk.waitForSelector('[data-testid="possible-duplicates"]')
+  assert.match(await clerk.textContent('[data-testid="possible-duplicates"]'), new RegExp(family, 'i'))
+  await screenshot(clerk, '05-duplicate-warning')
+  // The clerk overrides (e.g. to show the merge flow); the record is created.
+  await clerk.check('#confirm')
+  await clerk.click('button:has-text("Register patient")')
+  await clerk.waitForURL(/\?done=registered/)
+})
+
+test('the duplicate is found by the scan and merged', async () => {
+  await clerk.goto(server.url + '/ui/duplicates')
+  await clerk.click('button:has-text("Look for duplicates now")')
+  await clerk.waitForURL(/\/ui\/duplicates/)
+  const card = clerk.locator('[data-testid="review"]', { hasText: family }).first()
+  await card.waitFor()
+  await assertAccessible(clerk, 'duplicates queue')
+  await screenshot(clerk, '06-duplicates-queue')
+  // Keep the record with the NHS number.
+  const merges = card.locator('a:has-text("Merge")')
+  let chosen = null
+  for (let i = 0; i < await merges.count(); i++) {
+    const href = await merges.nth(i).getAttribute('href')
+    if (href.includes(`target=${encodeURIComponent(patientPath.split('/').pop())}`)) chosen = merges.nth(i)
+  }
+  assert.ok(chosen, 'no merge link keeping the registered record')
+  await chosen.click()
+  await clerk.waitForSelector('[data-testid="side-by-side"]')
+  await screenshot(clerk, '07-merge-confirm')
+  await clerk.click('button:has-text("Merge records")')
+  await clerk.waitForURL(/\?done=merged/)
+  assert.equal(new URL(clerk.url()).pathname, patientPath)
+  assert.match(await clerk.textContent('.nhsuk-notification-banner'), /merged/i)
+})
+
+async function boardBed (state) {
+  // A bed on the ward in `state`, read from the nurse's live board.
+  const bed = nurse.locator(`li[data-state="${state}"]`).first()
+  await bed.waitFor()
+  return (await bed.getAttribute('data-testid')).replace(/^bed-/, '')
+}
+
+function waitForBed (bedId, state) {
+  return nurse.waitForSelector(`[data-testid="bed-${bedId}"][data-state="${state}"]`, { timeout: LIVE_TIMEOUT_MS })
+}
+
+test('the nurse watches the ward board', async () => {
+  await signIn(nurse, server, 'nurse.w1', `/ui/beds/${WARD}`)
+  await nurse.waitForSelector('body[data-live-connected="true"]', { timeout: LIVE_TIMEOUT_MS })
+  await assertAccessible(nurse, 'bed board')
+  await screenshot(nurse, '08-bed-board')
+})
+
+let firstBed, secondBed
+
+test('admit to a bed: the board shows it without a reload', async () => {
+  firstBed = await boardBed('available')
+  await nurse.evaluate(() => { window.__notReloaded = true })
+  await clerk.goto(server.url + patientPath)
+  await clerk.click('a:has-text("Admit")')
+  await clerk.waitForSelector('#bed')
+  await assertAccessible(clerk, 'admit form')
+  await clerk.check('input[name="kind"][value="emergency"]')
+  await clerk.selectOption('#bed', firstBed)
+  await clerk.selectOption('#specialty', { index: 1 })
+  await screenshot(clerk, '09-admit')
+  await submitExpecting(clerk, 'button:has-text("Admit patient")', /\?done=admitted/)
+  assert.doesNotMatch(await clerk.textContent('[data-testid="banner-location"]'), /Not admitted/)
+  await waitForBed(firstBed, 'occupied')
+  assert.equal(await nurse.evaluate(() => window.__notReloaded), true, 'the board page was reloaded')
+  assert.match(await nurse.textContent(`[data-testid="bed-${firstBed}"]`), new RegExp(family, 'i'))
+  await screenshot(nurse, '10-bed-board-after-admission')
+})
+
+test('an occupied bed is not offered for another admission', async () => {
+  // Another patient, straight to the occupied bed by its id.
+  await clerk.goto(server.url + '/ui/patients/new')
+  await registerForm(clerk, {
+    nhs_number: newNhsNumber(), given: 'Bo', family: family + 'two', birth_date: '1970-01-02',
+    gender: 'male', address_line: '2 Mill Lane', city: 'Watford', postcode: 'WD18 0BB'
+  })
+  await clerk.waitForURL(/\?done=registered/)
+  const other = new URL(clerk.url()).pathname
+  await clerk.click('a:has-text("Admit")')
+  await clerk.waitForSelector('#bed')
+  // The occupied bed is not offered.
+  const offered = await clerk.locator(`#bed option[value="${firstBed}"]`).count()
+  assert.equal(offered, 0, 'an occupied bed was offered')
+  await clerk.goto(server.url + other)
+})
+
+test('transfer: the old bed goes to cleaning and the new one fills', async () => {
+  secondBed = await boardBed('available')
+  assert.notEqual(secondBed, firstBed)
+  await clerk.goto(server.url + patientPath)
+  await clerk.click('a:has-text("Transfer")')
+  await clerk.waitForSelector('#bed')
+  await clerk.selectOption('#bed', secondBed)
+  await submitExpecting(clerk, 'button:has-text("Transfer patient")', /\?done=transferred/)
+  await waitForBed(secondBed, 'occupied')
+  await waitForBed(firstBed, 'cleaning')
+  assert.equal(await nurse.evaluate(() => window.__notReloaded), true)
+})
+
+test('discharge: the bed goes to cleaning; the record says not admitted', async () => {
+  await clerk.goto(server.url + patientPath)
+  await clerk.click('a:has-text("Discharge")')
+  await clerk.waitForSelector('#destination')
+  await assertAccessible(clerk, 'discharge form')
+  await clerk.selectOption('#destination', { index: 1 })
+  await clerk.selectOption('#method', { index: 1 })
+  await screenshot(clerk, '11-discharge')
+  await submitExpecting(clerk, 'button:has-text("Discharge patient")', /\?done=discharged/)
+  assert.match(await clerk.textContent('[data-testid="banner-location"]'), /Not admitted/)
+  await waitForBed(secondBed, 'cleaning')
+  await screenshot(nurse, '12-bed-board-after-discharge')
+})
+
+test('the nurse marks the bed cleaned from the board', async () => {
+  await nurse.click(`[data-testid="bed-${secondBed}"] button:has-text("Mark cleaned")`)
+  await nurse.waitForURL(new RegExp(`/ui/beds/${WARD}$`))
+  await waitForBed(secondBed, 'available')
+})
+
+test('errors are pages with words, not stack traces', async () => {
+  const r = await clerk.goto(server.url + '/ui/patients/no-such-patient')
+  assert.equal(r.status(), 404)
+  assert.match(await clerk.textContent('h1'), /not found/i)
+  const body = await clerk.textContent('body')
+  assert.doesNotMatch(body, /panicked|backtrace|at src\//i)
+})
