@@ -103,7 +103,7 @@ scripts/with-postgres.sh bash -c '
         echo "with-postgres.sh did not set WARDLINE_TEST_PG_URL" >&2
         exit 97
     fi
-    cargo test --workspace 2>&1 | tee "$LOGDIR/cargo.log"
+    cargo test --workspace --no-fail-fast 2>&1 | tee "$LOGDIR/cargo.log"
     echo "${PIPESTATUS[0]}" >"$LOGDIR/cargo.rc"
     (cd "$ROOT/tests/python" && "$VENV/bin/python" -m pytest -p no:cacheprovider) 2>&1 | tee "$LOGDIR/pytest.log"
     echo "${PIPESTATUS[0]}" >"$LOGDIR/pytest.rc"

@@ -219,6 +219,7 @@ fn run(env: Env) {
         "Condition",
         "AllergyIntolerance",
         "MedicationRequest",
+        "Flag",
     ];
     check_export(
         &mut c,
