@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use wardline_core::{Access, Body, FhirRequest, FhirService, Method, RequestHeaders};
-use wardline_fhir::FhirError;
+use wardline_fhir::{FhirError, Issue};
 
 /// The matches of a search and how many the access gate held back.
 #[derive(Debug, Clone, Default)]
@@ -23,47 +23,64 @@ fn body_json(body: Body) -> Result<Value, FhirError> {
     match body {
         Body::Json(v) => Ok(v),
         Body::Raw(s) => serde_json::from_str(&s)
-            .map_err(|e| FhirError::internal(format!("stored JSON does not parse: {e}"))),
-        _ => Err(FhirError::internal("unexpected response body")),
+            .map_err(|e| FhirError::internal(format!("unreadable response: {e}"))),
+        _ => Ok(Value::Null),
     }
 }
 
-fn error_of(status: u16, body: Body) -> FhirError {
-    let msg = body_json(body)
-        .ok()
-        .and_then(|v| {
-            v["issue"].as_array().map(|issues| {
-                issues
-                    .iter()
-                    .filter_map(|i| i["diagnostics"].as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-        })
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| format!("the request failed ({status})"));
+/// The error an error response describes: one issue per `diagnostics` (or
+/// `details.text`) of its OperationOutcome, coded by the status.
+fn error_of(status: u16, outcome: &Value) -> FhirError {
     let code = match status {
         401 => "login",
         403 => "forbidden",
         404 => "not-found",
+        410 => "deleted",
         409 | 412 => "conflict",
-        _ if status < 500 => "invalid",
-        _ => "exception",
+        s if s >= 500 => "exception",
+        _ => "invalid",
     };
-    FhirError::new(status, code, msg)
+    let issues: Vec<Issue> = outcome["issue"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| {
+            i["diagnostics"]
+                .as_str()
+                .or_else(|| i["details"]["text"].as_str())
+        })
+        .map(|d| Issue::error(code, d))
+        .collect();
+    if issues.is_empty() {
+        return FhirError::new(status, code, format!("the request failed (HTTP {status})"));
+    }
+    FhirError { status, issues }
 }
 
-fn request(method: Method, path: &[&str], query: &[(&str, String)]) -> FhirRequest {
-    FhirRequest {
-        method,
-        path: path.iter().map(|s| (*s).to_owned()).collect(),
-        query: query
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-        headers: RequestHeaders::default(),
-        body: None,
+/// `GET path?query` through the service with the caller's access; an error
+/// response becomes the error it describes.
+pub fn get(
+    svc: &FhirService,
+    access: &dyn Access,
+    path: Vec<String>,
+    query: Vec<(String, String)>,
+) -> Result<Value, FhirError> {
+    let r = svc.handle(
+        FhirRequest {
+            method: Method::Get,
+            path,
+            query,
+            headers: RequestHeaders::default(),
+            body: None,
+        },
+        access,
+    );
+    let status = r.status;
+    let body = body_json(r.body)?;
+    if status >= 400 {
+        return Err(error_of(status, &body));
     }
+    Ok(body)
 }
 
 /// `GET [type]?query`: one page of matches.
@@ -73,11 +90,11 @@ pub fn search(
     resource_type: &str,
     query: &[(&str, String)],
 ) -> Result<Found, FhirError> {
-    let r = svc.handle(request(Method::Get, &[resource_type], query), access);
-    if r.status != 200 {
-        return Err(error_of(r.status, r.body));
-    }
-    let bundle = body_json(r.body)?;
+    let query = query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let bundle = get(svc, access, vec![resource_type.to_owned()], query)?;
     let mut found = Found {
         total: bundle["total"].as_u64(),
         ..Found::default()
@@ -101,8 +118,8 @@ pub fn search(
     Ok(found)
 }
 
-/// The number in a "suppressed" issue's diagnostics ("3 matches were
-/// withheld…"), if it starts with one.
+/// The number in a "suppressed" issue's diagnostics ("3 resource(s)
+/// matched but are not shown…"), if it starts with one.
 fn withheld_count(issue: &Value) -> Option<usize> {
     issue["diagnostics"]
         .as_str()?
@@ -120,11 +137,15 @@ pub fn read(
     resource_type: &str,
     id: &str,
 ) -> Result<Option<Value>, FhirError> {
-    let r = svc.handle(request(Method::Get, &[resource_type, id], &[]), access);
-    match r.status {
-        200 => body_json(r.body).map(Some),
-        404 | 410 => Ok(None),
-        s => Err(error_of(s, r.body)),
+    match get(
+        svc,
+        access,
+        vec![resource_type.to_owned(), id.to_owned()],
+        Vec::new(),
+    ) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.status == 404 || e.status == 410 => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -142,12 +163,14 @@ pub fn concept_text(c: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `Reference.reference` → the id, when it points at `resource_type`.
+/// The id of a `Type/id` reference (relative, or absolute ending in
+/// `Type/id`).
 pub fn reference_id<'a>(r: &'a Value, resource_type: &str) -> Option<&'a str> {
-    r["reference"]
-        .as_str()?
-        .strip_prefix(resource_type)?
-        .strip_prefix('/')
+    let r = r["reference"].as_str()?;
+    let id = r
+        .rsplit_once(&format!("{resource_type}/"))
+        .map(|(_, id)| id)?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
 #[cfg(test)]
@@ -174,5 +197,11 @@ mod tests {
         assert_eq!(reference_id(&r, "Patient"), Some("p1"));
         assert_eq!(reference_id(&r, "Pat"), None);
         assert_eq!(reference_id(&json!({}), "Patient"), None);
+        let abs = json!({"reference": "https://x.example/fhir/Patient/p2"});
+        assert_eq!(reference_id(&abs, "Patient"), Some("p2"));
+        assert_eq!(
+            reference_id(&json!({"reference": "Patient/"}), "Patient"),
+            None
+        );
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use wardline_core::{Access, Body, FhirRequest, FhirService, Method, RequestHeaders};
+use wardline_core::{Access, FhirService};
 use wardline_fhir::SearchQuery;
 use wardline_fhir::search::Handling;
 use wardline_store::{PageRequest, Reader, StoredResource};
@@ -80,12 +80,7 @@ pub(crate) fn json_of(r: &StoredResource) -> Result<Value, AdtError> {
     })
 }
 
-/// The id of a `Type/id` reference.
-pub(crate) fn ref_id<'a>(v: &'a Value, t: &str) -> Option<&'a str> {
-    let r = v["reference"].as_str()?;
-    let id = r.rsplit_once(&format!("{t}/")).map(|(_, id)| id)?;
-    (!id.is_empty() && !id.contains('/')).then_some(id)
-}
+pub(crate) use crate::fhir::reference_id as ref_id;
 
 /// What a search through the service returned.
 #[derive(Default)]
@@ -98,70 +93,28 @@ pub(crate) struct Found {
     pub refused: bool,
 }
 
-fn body_json(body: Body) -> Result<Value, AdtError> {
-    match body {
-        Body::Json(v) => Ok(v),
-        Body::Raw(s) => serde_json::from_str(&s)
-            .map_err(|e| AdtError::store(format!("unreadable response: {e}"))),
-        _ => Err(AdtError::store("the service answered without a body")),
-    }
-}
-
-fn request(method: Method, path: Vec<String>, query: Vec<(String, String)>) -> FhirRequest {
-    FhirRequest {
-        method,
-        path,
-        query,
-        headers: RequestHeaders::default(),
-        body: None,
-    }
-}
-
 /// A search through the service with the caller's access: authorised, the
 /// refused matches withheld (counted from the `suppressed` outcome entry)
-/// and audited. A type-level refusal (403) is `refused`, not an error.
+/// and audited. A type-level refusal (401/403) is `refused`, not an error.
 pub(crate) fn search_as(
     svc: &FhirService,
     access: &dyn Access,
     t: &str,
     pairs: &[(&str, String)],
 ) -> Result<Found, AdtError> {
-    let q = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    let r = svc.handle(request(Method::Get, vec![t.to_owned()], q), access);
-    if r.status == 403 || r.status == 401 {
-        return Ok(Found {
+    match crate::fhir::search(svc, access, t, pairs) {
+        Ok(f) => Ok(Found {
+            matches: f.resources,
+            included: f.included,
+            withheld: f.withheld,
+            refused: false,
+        }),
+        Err(e) if e.status == 401 || e.status == 403 => Ok(Found {
             refused: true,
             ..Found::default()
-        });
+        }),
+        Err(e) => Err(e.into()),
     }
-    let status = r.status;
-    let v = body_json(r.body)?;
-    if status != 200 {
-        return Err(error_from_outcome(status, &v));
-    }
-    let mut out = Found::default();
-    for e in v["entry"].as_array().into_iter().flatten() {
-        let res = &e["resource"];
-        match e["search"]["mode"].as_str() {
-            Some("include") => out.included.push(res.clone()),
-            Some("outcome") => {
-                for i in res["issue"].as_array().into_iter().flatten() {
-                    if i["code"] == "suppressed" {
-                        out.withheld += i["diagnostics"]
-                            .as_str()
-                            .and_then(|d| d.split_whitespace().next())
-                            .and_then(|n| n.parse::<usize>().ok())
-                            .unwrap_or(1);
-                    }
-                }
-            }
-            _ => out.matches.push(res.clone()),
-        }
-    }
-    Ok(out)
 }
 
 /// A read through the service with the caller's access (`None` when it does
@@ -172,29 +125,7 @@ pub(crate) fn read_as(
     t: &str,
     id: &str,
 ) -> Result<Option<Value>, AdtError> {
-    let r = svc.handle(
-        request(Method::Get, vec![t.to_owned(), id.to_owned()], vec![]),
-        access,
-    );
-    let status = r.status;
-    if status == 404 || status == 410 {
-        return Ok(None);
-    }
-    let v = body_json(r.body)?;
-    if status != 200 {
-        return Err(error_from_outcome(status, &v));
-    }
-    Ok(Some(v))
-}
-
-fn error_from_outcome(status: u16, oo: &Value) -> AdtError {
-    let issues = oo["issue"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| wardline_fhir::Issue::error("exception", i["diagnostics"].as_str().unwrap_or("")))
-        .collect();
-    AdtError::from(wardline_fhir::FhirError { status, issues })
+    Ok(crate::fhir::read(svc, access, t, id)?)
 }
 
 /// One Location as the board needs it.

@@ -284,11 +284,13 @@ fn compare_people(a: &Person, b: &Person) -> Match {
         }
     }
     if !a.families.is_empty() && !b.families.is_empty() {
-        let mut best: (f64, &str) = (-2.0, "different surname");
-        for (i, x) in a.families.iter().enumerate() {
-            for (j, y) in b.families.iter().enumerate() {
+        let best = best_pair(
+            &a.families,
+            &b.families,
+            (-2.0, "different surname"),
+            |i, x, j, y| {
                 let current = i == 0 && j == 0;
-                let cand = if x == y {
+                Some(if x == y {
                     (
                         5.0,
                         if current {
@@ -302,20 +304,19 @@ fn compare_people(a: &Person, b: &Person) -> Match {
                 } else if sounds_alike(x, y) {
                     (3.0, "surname sounds alike")
                 } else {
-                    continue;
-                };
-                if cand.0 > best.0 {
-                    best = cand;
-                }
-            }
-        }
+                    return None;
+                })
+            },
+        );
         add(best.0, best.1);
     }
     if !a.firsts.is_empty() && !b.firsts.is_empty() {
-        let mut best: (f64, &str) = (-7.0, "different first name");
-        for x in &a.firsts {
-            for y in &b.firsts {
-                let cand = if x == y {
+        let best = best_pair(
+            &a.firsts,
+            &b.firsts,
+            (-7.0, "different first name"),
+            |_, x, _, y| {
+                Some(if x == y {
                     (4.0, "same first name")
                 } else if nicknames(x, y) {
                     (3.0, "first name is a short form of the other")
@@ -326,13 +327,10 @@ fn compare_people(a: &Person, b: &Person) -> Match {
                 } else if (x.len() == 1 || y.len() == 1) && x[..1] == y[..1] {
                     (1.5, "same first initial")
                 } else {
-                    continue;
-                };
-                if cand.0 > best.0 {
-                    best = cand;
-                }
-            }
-        }
+                    return None;
+                })
+            },
+        );
         add(best.0, best.1);
     }
     if let (Some(x), Some(y)) = (&a.sex, &b.sex) {
@@ -444,13 +442,35 @@ pub fn duplicates_of(
     access: &dyn Access,
     id: &str,
 ) -> Result<Vec<Candidate>, FhirError> {
-    let p = super::fhir_get(
+    let p = crate::fhir::get(
         svc,
         access,
         vec!["Patient".into(), id.to_owned()],
         Vec::new(),
     )?;
     candidates_for(svc, access, &p, Some(id))
+}
+
+/// The best grade of any pair of names (`grade` gets each name's index and
+/// text, `None` when the pair says nothing), or `worst` when no pair grades
+/// higher.
+fn best_pair(
+    xs: &[String],
+    ys: &[String],
+    worst: (f64, &'static str),
+    grade: impl Fn(usize, &str, usize, &str) -> Option<(f64, &'static str)>,
+) -> (f64, &'static str) {
+    let mut best = worst;
+    for (i, x) in xs.iter().enumerate() {
+        for (j, y) in ys.iter().enumerate() {
+            if let Some(g) = grade(i, x, j, y)
+                && g.0 > best.0
+            {
+                best = g;
+            }
+        }
+    }
+    best
 }
 
 #[cfg(test)]

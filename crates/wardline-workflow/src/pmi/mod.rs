@@ -32,8 +32,7 @@ mod review;
 
 use serde::Serialize;
 use serde_json::Value;
-use wardline_core::Body;
-use wardline_core::{Access, FhirRequest, FhirService, Method, RequestHeaders};
+use wardline_core::{Access, FhirService};
 use wardline_fhir::{FhirError, nhs_number};
 
 pub use matching::{Candidate, DUPLICATE_THRESHOLD, duplicates_of};
@@ -310,7 +309,7 @@ pub(crate) fn fhir_search(
     resource_type: &str,
     params: Vec<(String, String)>,
 ) -> Result<Vec<Value>, FhirError> {
-    let bundle = fhir_get(svc, access, vec![resource_type.to_owned()], params)?;
+    let bundle = crate::fhir::get(svc, access, vec![resource_type.to_owned()], params)?;
     Ok(bundle
         .get("entry")
         .and_then(Value::as_array)
@@ -322,85 +321,13 @@ pub(crate) fn fhir_search(
         .collect())
 }
 
-/// `GET path?params` through the service; an error response becomes the
-/// error it describes.
-pub(crate) fn fhir_get(
-    svc: &FhirService,
-    access: &dyn Access,
-    path: Vec<String>,
-    query: Vec<(String, String)>,
-) -> Result<Value, FhirError> {
-    let resp = svc.handle(
-        FhirRequest {
-            method: Method::Get,
-            path,
-            query,
-            headers: RequestHeaders::default(),
-            body: None,
-        },
-        access,
-    );
-    let body = match resp.body {
-        Body::Json(v) => v,
-        Body::Raw(t) => serde_json::from_str(&t)
-            .map_err(|e| FhirError::internal(format!("unreadable response: {e}")))?,
-        _ => Value::Null,
-    };
-    if resp.status >= 400 {
-        return Err(error_from_outcome(resp.status, &body));
-    }
-    Ok(body)
-}
-
-fn error_from_outcome(status: u16, body: &Value) -> FhirError {
-    let text: Vec<String> = body
-        .get("issue")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|i| {
-            i.get("diagnostics")
-                .and_then(Value::as_str)
-                .or_else(|| i.pointer("/details/text").and_then(Value::as_str))
-                .map(str::to_owned)
-        })
-        .collect();
-    let code = match status {
-        401 => "login",
-        403 => "forbidden",
-        404 => "not-found",
-        410 => "deleted",
-        409 => "conflict",
-        s if s >= 500 => "exception",
-        _ => "invalid",
-    };
-    FhirError::new(
-        status,
-        code,
-        if text.is_empty() {
-            format!("the request failed (HTTP {status})")
-        } else {
-            text.join("; ")
-        },
-    )
-}
-
 /// The patient with this id, if it exists and the caller may see it.
 pub fn summary(
     svc: &FhirService,
     access: &dyn Access,
     id: &str,
 ) -> Result<Option<PatientSummary>, FhirError> {
-    match fhir_get(
-        svc,
-        access,
-        vec!["Patient".into(), id.to_owned()],
-        Vec::new(),
-    ) {
-        Ok(p) => Ok(Some(PatientSummary::from_resource(&p))),
-        Err(e) if e.status == 404 || e.status == 410 => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(crate::fhir::read(svc, access, "Patient", id)?.map(|p| PatientSummary::from_resource(&p)))
 }
 
 /// What the search box holds.

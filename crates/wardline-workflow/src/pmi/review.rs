@@ -158,11 +158,7 @@ pub fn scan_duplicates(svc: &FhirService, access: &dyn Access) -> Result<usize, 
         for p in &patients {
             let id = p.get("id").and_then(Value::as_str).unwrap_or_default();
             let found = score_candidates(p, Some(id), |params| {
-                let q: Vec<String> = params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", encode(v)))
-                    .collect();
-                tx.find("Patient", &q.join("&"))
+                tx.find("Patient", &query_string(&params))
             })?;
             for (other, m) in found {
                 let oid = other.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -176,24 +172,15 @@ pub fn scan_duplicates(svc: &FhirService, access: &dyn Access) -> Result<usize, 
     })
 }
 
-/// Percent-encodes a query value (`|`, `&`, `=`, `+`, `%`, `#`, spaces).
-fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// `k=v&…`, encoded as `Tx::find` decodes it (form encoding).
+fn query_string(params: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
 }
 
-fn reference_id(v: &Value) -> Option<String> {
-    v.get("reference")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("Patient/"))
-        .map(str::to_owned)
+fn patient_ref(v: &Value) -> Option<String> {
+    crate::fhir::reference_id(v, "Patient").map(str::to_owned)
 }
 
 /// The open reviews, best match first.
@@ -217,7 +204,7 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
     let mut pairs = Vec::new();
     let mut ids: Vec<String> = Vec::new();
     for t in &tasks {
-        let Some(a) = t.get("focus").and_then(reference_id) else {
+        let Some(a) = patient_ref(&t["focus"]) else {
             continue;
         };
         let mut b = None;
@@ -230,7 +217,7 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
             .flatten()
         {
             match i.pointer("/type/text").and_then(Value::as_str) {
-                Some("other patient") => b = i.get("valueReference").and_then(reference_id),
+                Some("other patient") => b = patient_ref(&i["valueReference"]),
                 Some("match score") => {
                     score = i.get("valueDecimal").and_then(Value::as_f64).unwrap_or(0.0)
                 }
@@ -340,6 +327,13 @@ mod tests {
     fn pair_keys_are_symmetric() {
         assert_eq!(pair_key("b", "a"), "a:b");
         assert_eq!(pair_key("a", "b"), "a:b");
-        assert_eq!(encode("https://x|1 2"), "https://x%7C1%202");
+        let params = vec![
+            ("identifier".to_owned(), "https://x|1 2".to_owned()),
+            ("name".to_owned(), "O'Neil & Sons=+%#".to_owned()),
+        ];
+        let back: Vec<(String, String)> = form_urlencoded::parse(query_string(&params).as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(back, params);
     }
 }
