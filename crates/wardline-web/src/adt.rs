@@ -9,6 +9,7 @@ use wardline_workflow::adt::{self, Admission, AdmissionKind, AdtError};
 use wardline_workflow::pmi;
 
 use crate::layout::{self, Field, Nav};
+use crate::patients::patient_or_404;
 use crate::{Cx, Form, Req, St, enc, see_other};
 
 fn get<'a>(f: &'a Form, k: &str) -> &'a str {
@@ -81,18 +82,6 @@ fn admit_form(
             button class="nhsuk-button" data-module="nhsuk-button" type="submit" { "Admit patient" }
         }
     })
-}
-
-fn patient_or_404(cx: &Cx, id: &str) -> Result<pmi::PatientSummary, Response> {
-    match pmi::summary(&cx.svc, cx.access(), id) {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(layout::error_page(
-            StatusCode::NOT_FOUND,
-            "Patient not found",
-            "There is no patient record with this id.",
-        )),
-        Err(e) => Err(crate::fhir_error(&e)),
-    }
 }
 
 pub(crate) async fn admit_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {

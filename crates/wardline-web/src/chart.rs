@@ -2,7 +2,6 @@
 //! current stay and the record's possible duplicates.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use wardline_workflow::pmi::PatientSummary;
@@ -241,16 +240,9 @@ fn summary_panels(s: &chart::ChartSummary) -> Markup {
 
 pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
-        let p = match pmi::summary(&cx.svc, cx.access(), &id) {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                return layout::error_page(
-                    StatusCode::NOT_FOUND,
-                    "Patient not found",
-                    "There is no patient record with this id.",
-                );
-            }
-            Err(e) => return crate::fhir_error(&e),
+        let p = match crate::patients::patient_or_404(cx, &id) {
+            Ok(p) => p,
+            Err(r) => return r,
         };
         let stay = match adt::current_stay(&cx.svc, cx.access(), &p.id) {
             Ok(s) => s,
@@ -263,7 +255,15 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
         // Possible duplicates are a registration concern: shown when the
         // caller may search for them, silently skipped otherwise.
         let duplicates = if p.active {
-            pmi::duplicates_of(&cx.svc, cx.access(), &p.id).unwrap_or_default()
+            match pmi::duplicates_of(&cx.svc, cx.access(), &p.id) {
+                Ok(d) => d,
+                Err(e) if e.status == 401 || e.status == 403 => Vec::new(),
+                Err(e) => {
+                    // The chart is still worth showing; the failure is logged.
+                    tracing::warn!(error = %e, patient = %p.id, "duplicate check failed");
+                    Vec::new()
+                }
+            }
         } else {
             Vec::new()
         };

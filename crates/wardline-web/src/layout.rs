@@ -175,6 +175,22 @@ pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Resp
     )
 }
 
+/// What a FHIR error says, for people: its issues' diagnostics, without the
+/// status and issue codes that `Display` adds for logs.
+pub(crate) fn what_happened(e: &FhirError) -> String {
+    let text: Vec<&str> = e
+        .issues
+        .iter()
+        .map(|i| i.diagnostics.trim().trim_end_matches('.'))
+        .filter(|d| !d.is_empty())
+        .collect();
+    if text.is_empty() {
+        "the request could not be completed".to_owned()
+    } else {
+        text.join("; ")
+    }
+}
+
 /// A FHIR error (refused, not found, conflict…) as an error page.
 pub(crate) fn fhir_error_page(e: &FhirError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -187,18 +203,18 @@ pub(crate) fn fhir_error_page(e: &FhirError) -> Response {
             "You do not have access",
             format!(
                 "{} Access to records is limited to staff with a legitimate relationship with the patient.",
-                sentence(&e.to_string())
+                sentence(&what_happened(e))
             ),
         ),
-        404 | 410 => ("Not found", sentence(&e.to_string())),
+        404 | 410 => ("Not found", sentence(&what_happened(e))),
         409 | 412 => (
             "That could not be done",
             format!(
                 "{} Reload the page to see the latest state.",
-                sentence(&e.to_string())
+                sentence(&what_happened(e))
             ),
         ),
-        s if s < 500 => ("That could not be done", sentence(&e.to_string())),
+        s if s < 500 => ("That could not be done", sentence(&what_happened(e))),
         _ => {
             tracing::error!(error = %e, "UI request failed");
             (
@@ -427,6 +443,16 @@ mod tests {
         assert_eq!(long_date("1986-03-04"), "4 March 1986");
         assert_eq!(long_date("2026-11-23T09:05:00Z"), "23 November 2026 09:05");
         assert_eq!(long_date("1986"), "1986");
+    }
+
+    #[test]
+    fn error_pages_speak_plainly() {
+        let e = FhirError::new(403, "forbidden", "your position does not include this.");
+        assert_eq!(what_happened(&e), "your position does not include this");
+        let page = fhir_error_page(&e);
+        assert_eq!(page.status(), StatusCode::FORBIDDEN);
+        let e = FhirError::from_issues(404, Vec::new());
+        assert_eq!(what_happened(&e), "the request could not be completed");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use maud::{Markup, html};
 use wardline_workflow::pmi::{self, PatientSummary};
 
 use crate::layout::{self, Nav};
-use crate::patients::nhs;
-use crate::{Cx, Req, St, enc, see_other};
+use crate::patients::{nhs, patient_or_404};
+use crate::{Req, St, enc, see_other};
 
 fn side_by_side(a: &PatientSummary, b: &PatientSummary, a_title: &str, b_title: &str) -> Markup {
     let row = |label: &str, x: String, y: String| {
@@ -111,18 +111,6 @@ pub(crate) async fn dismiss_post(
     .await
 }
 
-fn load(cx: &Cx, id: &str) -> Result<PatientSummary, Response> {
-    match pmi::summary(&cx.svc, cx.access(), id) {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(layout::error_page(
-            StatusCode::NOT_FOUND,
-            "Patient not found",
-            "One of the records to merge does not exist.",
-        )),
-        Err(e) => Err(crate::fhir_error(&e)),
-    }
-}
-
 pub(crate) async fn confirm_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, |cx, q| {
         let (Some(source), Some(target)) = (q.get("source"), q.get("target")) else {
@@ -132,7 +120,7 @@ pub(crate) async fn confirm_page(State(ui): St, req: Req) -> Response {
                 "Open a possible duplicate and choose which record to keep.",
             );
         };
-        let (s, t) = match (load(cx, source), load(cx, target)) {
+        let (s, t) = match (patient_or_404(cx, source), patient_or_404(cx, target)) {
             (Ok(s), Ok(t)) => (s, t),
             (Err(r), _) | (_, Err(r)) => return r,
         };

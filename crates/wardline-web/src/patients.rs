@@ -27,6 +27,20 @@ pub(crate) fn nhs_text(n: Option<&str>) -> String {
         .unwrap_or_else(|| "NHS number not known".into())
 }
 
+/// The patient with this id, or the page to answer instead (not found, or
+/// refused).
+pub(crate) fn patient_or_404(cx: &Cx, id: &str) -> Result<pmi::PatientSummary, Response> {
+    match pmi::summary(&cx.svc, cx.access(), id) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(layout::error_page(
+            StatusCode::NOT_FOUND,
+            "Patient not found",
+            "There is no patient record with this id.",
+        )),
+        Err(e) => Err(crate::fhir_error(&e)),
+    }
+}
+
 fn gender_label(g: Option<&str>) -> &'static str {
     match g {
         Some("male") => "Male",
@@ -86,7 +100,7 @@ pub(crate) async fn search_page(State(ui): St, req: Req) -> Response {
         let (results, error) = if searched {
             match pmi::search(&cx.svc, cx.access(), &query, LIMIT) {
                 Ok(r) => (Some(r), None),
-                Err(e) if e.status == 400 => (None, Some(layout::sentence(&e.to_string()))),
+                Err(e) if e.status == 400 => (None, Some(layout::sentence(&layout::what_happened(&e)))),
                 Err(e) => return crate::fhir_error(&e),
             }
         } else {
