@@ -132,6 +132,17 @@ class WardlineServer:
             raise RuntimeError(f"wardline {' '.join(args)} failed: {out.stderr}")
         return out.stdout
 
+    def put(self, path, body):
+        """PUT a resource with the suite's token; asserts it was stored."""
+        r = requests.put(
+            f"{self.base}/{path}",
+            json=body,
+            headers={"Content-Type": "application/fhir+json", "Authorization": f"Bearer {self.token}"},
+            timeout=60,
+        )
+        assert r.status_code in (200, 201), f"PUT {path}: {r.status_code} {r.text}"
+        return r
+
     def mint_token(self, scope=TEST_CLIENT_SCOPE) -> str:
         try:
             self.cli("client", "add", "wardline-py-tests", "--name", "Python test suite", "--scope", TEST_CLIENT_SCOPE)

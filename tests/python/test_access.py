@@ -17,16 +17,6 @@ from fhirclient.models.patient import Patient
 PASSWORD = "correct horse battery staple 7"
 
 
-def put(srv, path, body):
-    r = requests.put(
-        f"{srv.base}/{path}",
-        json=body,
-        headers={"Content-Type": "application/fhir+json", "Authorization": f"Bearer {srv.token}"},
-        timeout=60,
-    )
-    assert r.status_code in (200, 201), f"PUT {path}: {r.status_code} {r.text}"
-
-
 def observation(oid, pid):
     return {
         "resourceType": "Observation", "id": oid, "status": "final",
@@ -42,12 +32,12 @@ def ward(server):
     tag = uuid.uuid4().hex[:8]
     p1, p2 = f"py-acc-{tag}-1", f"py-acc-{tag}-2"
     for pid in (p1, p2):
-        put(server, f"Patient/{pid}", {
+        server.put(f"Patient/{pid}", {
             "resourceType": "Patient", "id": pid, "active": True,
             "name": [{"family": f"Pyaccess{tag}", "given": ["Test"]}], "gender": "unknown",
         })
-        put(server, f"Observation/{pid}-obs", observation(f"{pid}-obs", pid))
-    put(server, f"Encounter/{p1}-enc", {
+        server.put(f"Observation/{pid}-obs", observation(f"{pid}-obs", pid))
+    server.put(f"Encounter/{p1}-enc", {
         "resourceType": "Encounter", "id": f"{p1}-enc", "status": "in-progress",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
         "subject": {"reference": f"Patient/{p1}"},

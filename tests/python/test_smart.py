@@ -67,16 +67,6 @@ class Form(html.parser.HTMLParser):
             self._done = True
 
 
-def put(srv, path, body):
-    r = requests.put(
-        f"{srv.base}/{path}",
-        json=body,
-        headers={"Content-Type": "application/fhir+json", "Authorization": f"Bearer {srv.token}"},
-        timeout=60,
-    )
-    assert r.status_code in (200, 201), f"PUT {path}: {r.status_code} {r.text}"
-
-
 @pytest.fixture(scope="module")
 def world(server):
     """A consultant on watford-w1; P1 (with an NHS number) in a bed there and
@@ -91,14 +81,14 @@ def world(server):
         }
         if pid == p1:
             body["identifier"] = [{"system": NHS_SYSTEM, "value": nhs}]
-        put(server, f"Patient/{pid}", body)
-        put(server, f"Observation/{pid}-obs", {
+        server.put(f"Patient/{pid}", body)
+        server.put(f"Observation/{pid}-obs", {
             "resourceType": "Observation", "id": f"{pid}-obs", "status": "final",
             "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
             "subject": {"reference": f"Patient/{pid}"},
             "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
         })
-    put(server, f"Encounter/{p1}-enc", {
+    server.put(f"Encounter/{p1}-enc", {
         "resourceType": "Encounter", "id": f"{p1}-enc", "status": "in-progress",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
         "subject": {"reference": f"Patient/{p1}"},
