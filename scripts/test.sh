@@ -81,12 +81,17 @@ if [ "$(cat "$BROWSER_DIR/node_modules/.lock-sha256" 2>/dev/null)" != "$LOCK_HAS
 fi
 
 # --- Static checks and build ---------------------------------------------------
+# No incremental state: it only pays off across edits, and on CI it would
+# double the target directory (a full build must fit a small disk).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# One build of tests and binary: `cargo test` builds the `wardline` binary too
+# (with the dev-dependency features it is tested with), so a separate `cargo
+# build` would only compile the stack a second time.
 log "cargo build (tests and binary)"
-cargo build --workspace
 cargo test --workspace --no-run
 
 # --- Tests, inside a throw-away PostgreSQL --------------------------------------

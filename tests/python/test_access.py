@@ -2,7 +2,7 @@
 staff's token reads a patient they care for and is refused (403, raised by
 fhirclient) one they have no relationship with.
 
-The server's policy is tested in depth by crates/wardline/tests/e2e_access.rs;
+The server's policy is tested in depth by crates/wardline/tests/e2e/access.rs;
 this checks that a standard SMART client sees the same answers.
 """
 

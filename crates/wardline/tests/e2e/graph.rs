@@ -6,7 +6,7 @@
 //! here by walking the generated JSON (its references and codes), never by
 //! asking the server.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

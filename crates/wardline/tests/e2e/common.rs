@@ -1,4 +1,4 @@
-//! Shared harness for the end-to-end tests (`tests/e2e_*.rs`).
+//! Shared harness for the end-to-end tests (the modules of `tests/e2e`).
 //!
 //! Each test starts the real `wardline` binary on 127.0.0.1 with a free port and
 //! a fresh data directory (SQLite), or a fresh PostgreSQL database created on the
@@ -231,6 +231,10 @@ impl Env {
             if std::env::var_os("RUST_LOG").is_none() {
                 cmd.env("RUST_LOG", "warn");
             }
+            // No background duplicate scan unless a test asks for one (with
+            // `--duplicate-scan-minutes`, which wins over the environment):
+            // its review Tasks and audit events would change other tests' counts.
+            cmd.env("WARDLINE_DUPLICATE_SCAN_MINUTES", "0");
             let child = cmd.spawn().expect("spawn wardline binary");
             let mut server = Server {
                 child: Some(child),
@@ -246,7 +250,7 @@ impl Env {
                 Ok(()) => {
                     // The suites are about FHIR and HL7, not sign-in: every
                     // request carries a backend-service token minted by the
-                    // operator CLI (`tests/e2e_access.rs` tests access itself).
+                    // operator CLI (`tests/e2e/access.rs` tests access itself).
                     let token = self.system_token(TEST_CLIENT_SCOPE);
                     server.token = token.clone();
                     server.client = authorised_client(&token);

@@ -10,7 +10,7 @@
 //!
 //! Two kill/restart rounds run on the same store.
 
-mod common;
+use crate::common;
 
 use common::{Env, Server, entries};
 use serde_json::{Value, json};

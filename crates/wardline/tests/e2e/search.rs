@@ -4,7 +4,7 @@
 //! precision, implicit ranges for numbers, starts-with/accent-insensitive strings,
 //! token system|code forms, ...). Each check is listed with its expected ids.
 
-mod common;
+use crate::common;
 
 use common::{Checks, Env, Server, entries, next_link};
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@
 //!   admissions; after a restart every ACKed message and its effects are
 //!   there, and resending every message (ACKed or not) duplicates nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -9,7 +9,7 @@
 //!   (checked with batched `_id` searches plus a direct GET for a sample);
 //!   no `urn:uuid:` or conditional reference is left unresolved.
 
-mod common;
+use crate::common;
 
 use common::{Env, Server, entries, rid, rtype};
 use flate2::read::GzDecoder;

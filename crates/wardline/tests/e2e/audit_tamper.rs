@@ -4,7 +4,7 @@
 //! on a fresh store of 20 rows, on SQLite and (when `WARDLINE_TEST_PG_URL` is
 //! set) PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

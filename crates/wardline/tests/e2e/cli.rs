@@ -288,7 +288,7 @@ fn hl7_parse_prints_json_and_names_bad_lines() {
 
 /// `wardline hl7 send`: every message of a file goes out MLLP-framed, one at a
 /// time; each ACK is printed; exit 1 when any is not AA. The listener here is
-/// a minimal one written in the test (Wardline's own is tested in e2e_hl7.rs).
+/// a minimal one written in the test (Wardline's own is tested in e2e/hl7.rs).
 #[test]
 fn hl7_send_prints_each_ack_and_fails_on_ae() {
     use std::io::{Read, Write};

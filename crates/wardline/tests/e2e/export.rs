@@ -6,7 +6,7 @@
 //! Expected contents are worked out from the generated trust, not from the
 //! server.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! The expected outcomes are written down here ([`MATRIX`]) from the
 //! documented policy, not read back from the server.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

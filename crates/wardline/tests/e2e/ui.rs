@@ -9,7 +9,7 @@
 //!   the reason, a valid one lands on the new record, and the IG officer
 //!   finds both the registration and the clerk's reads in the audit trail.
 
-mod common;
+use crate::common;
 
 use common::Env;
 use reqwest::blocking::Client;

@@ -9,7 +9,7 @@
 //! transaction Bundles resolve `urn:uuid:` and conditional references), so such
 //! resources are stored as written and must be accepted like the rest.
 
-mod common;
+use crate::common;
 
 use common::{Env, Server, json_diff, strip_meta};
 use serde_json::Value;

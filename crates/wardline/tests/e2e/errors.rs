@@ -2,7 +2,7 @@
 //! OperationOutcome (whose `expression` points at the offending element where
 //! there is one), nothing may be written, and nothing may be a 5xx.
 
-mod common;
+use crate::common;
 
 use common::{Checks, Env, Resp, Server, entries};
 use reqwest::Method;

@@ -1,0 +1,20 @@
+//! End-to-end tests of the `wardline` binary: each starts the real server (or
+//! runs the CLI) and drives it from outside, over HTTP, MLLP or the command line.
+//!
+//! One test binary, one module per area. Linking the whole stack once instead of
+//! once per file keeps the build small enough for CI's disk and quicker to link.
+
+mod common;
+
+mod access;
+mod audit_tamper;
+mod cli;
+mod crash;
+mod errors;
+mod examples;
+mod export;
+mod graph;
+mod hl7;
+mod search;
+mod synthea;
+mod ui;
