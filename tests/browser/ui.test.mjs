@@ -127,6 +127,7 @@ test('the duplicate is found by the scan and merged', async () => {
   await clerk.goto(server.url + '/ui/duplicates')
   await clerk.click('button:has-text("Look for duplicates now")')
   await clerk.waitForURL(/\/ui\/duplicates/)
+  assert.match(await clerk.textContent('[data-testid="last-scan"]'), /Last checked .* records?, \d+ new/)
   const card = clerk.locator('[data-testid="review"]', { hasText: family }).first()
   await card.waitFor()
   await assertAccessible(clerk, 'duplicates queue')

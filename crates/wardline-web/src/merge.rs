@@ -54,11 +54,23 @@ pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
             Ok(q) => q,
             Err(e) => return crate::fhir_error(&e),
         };
+        // Not knowing when it last ran is no reason to hide the queue.
+        let last = pmi::last_scan(&cx.svc).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read when the duplicate scan last ran");
+            None
+        });
         let body = html! {
             @if let Some(n) = q.get("found") { (layout::success(&format!("Scan finished: {n} new possible duplicate{} to review.", if n == "1" { "" } else { "s" }))) }
             @if q.get("done").map(String::as_str) == Some("dismissed") { (layout::success("Marked as different people. This pair will not be raised again.")) }
             h1 { "Possible duplicates" }
             p { "Records that look like the same person. Check each pair; merge them only if you are sure." }
+            @if let Some(l) = &last {
+                p class="nhsuk-body-s" data-testid="last-scan" {
+                    "Wardline checks for duplicates by itself. Last checked "
+                    (layout::long_date(&l.finished)) " at " (l.finished.get(11..16).unwrap_or("")) " UTC: "
+                    (l.examined) " record" @if l.examined != 1 { "s" } ", " (l.opened) " new."
+                }
+            }
             div class="wl-actions" { (layout::action_button(cx, "/ui/duplicates/scan", "Look for duplicates now", "nhsuk-button--secondary")) }
             @if queue.is_empty() {
                 p data-testid="queue-empty" { "There are no possible duplicates to review." }

@@ -314,7 +314,13 @@ fn scenarios(svc: &FhirService) {
     let dups = pmi::duplicates_of(svc, &op, &jon.id).unwrap();
     assert_eq!(dups.len(), 1);
     assert_eq!(dups[0].patient.id, john.id);
-    assert_eq!(pmi::scan_duplicates(svc, &op).unwrap(), 1);
+    // In batches of one patient (one transaction each), the pair is met from
+    // both sides and opened once.
+    let first = pmi::scan_duplicates_by(svc, &op, 1).unwrap();
+    assert_eq!(first.opened, 1, "{first:?}");
+    assert!(first.examined >= 3, "{first:?}");
+    let last = pmi::last_scan(svc).unwrap().expect("the scan is recorded");
+    assert_eq!((last.examined, last.opened), (first.examined, 1));
     assert_eq!(
         pmi::scan_duplicates(svc, &op).unwrap(),
         0,

@@ -1,7 +1,6 @@
 //! `wardline audit …`: operator commands for the audit chain.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -84,29 +83,6 @@ pub fn purge_older_than(store: &dyn Store, days: u32) -> Result<(u64, i64)> {
         .purge_audit(before)
         .context("cannot purge the audit chain")?;
     Ok((n, before))
-}
-
-/// `serve --audit-retention-days`: purge at start-up and then once a day, on
-/// a thread of its own (a purge deletes in one transaction per call).
-pub fn spawn_retention(store: Arc<dyn Store>, days: u32) {
-    let spawned = std::thread::Builder::new()
-        .name("audit-retention".into())
-        .spawn(move || {
-            loop {
-                match purge_older_than(store.as_ref(), days) {
-                    Ok((n, before)) => tracing::info!(
-                        purged = n,
-                        before = %wardline_fhir::datetime::format_instant(before),
-                        "audit retention"
-                    ),
-                    Err(e) => tracing::error!(error = %format!("{e:#}"), "audit retention failed"),
-                }
-                std::thread::sleep(std::time::Duration::from_millis(DAY_MS as u64));
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the audit retention thread");
-    }
 }
 
 fn purge(a: &PurgeArgs) -> Result<ExitCode> {

@@ -10,6 +10,7 @@ mod export;
 mod generate;
 mod hl7;
 mod import;
+mod jobs;
 mod user;
 
 use std::net::SocketAddr;
@@ -134,6 +135,16 @@ struct ServeArgs {
     /// keeps them for ever.
     #[arg(long, env = "WARDLINE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     audit_retention_days: Option<u32>,
+    /// Look for duplicate patient records at start-up and then every this
+    /// many minutes; likely pairs go to the review queue (/ui/duplicates).
+    /// 0 turns the scan off.
+    #[arg(
+        long,
+        env = "WARDLINE_DUPLICATE_SCAN_MINUTES",
+        value_name = "MINUTES",
+        default_value_t = 60
+    )]
+    duplicate_scan_minutes: u64,
 }
 
 #[derive(Args)]
@@ -231,7 +242,10 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(days) = a.audit_retention_days {
-        audit::spawn_retention(service.store().clone(), days);
+        jobs::spawn_audit_retention(service.store().clone(), days);
+    }
+    if a.duplicate_scan_minutes > 0 {
+        jobs::spawn_duplicate_scan(service.clone(), a.duplicate_scan_minutes);
     }
     for d in destinations {
         tracing::info!(

@@ -16,7 +16,8 @@
 //!   official name, gender, birth date, home address, phone); a hospital
 //!   number assigned; an NHS number already on the index refused; possible
 //!   duplicates returned for the clerk to look at unless they confirmed.
-//! * **Duplicates** ([`duplicates_of`], [`scan_duplicates`], [`review_queue`],
+//! * **Duplicates** ([`duplicates_of`], [`scan_duplicates`] (in batches of
+//!   [`SCAN_BATCH`], each its own transaction), [`review_queue`],
 //!   [`dismiss_review`]): candidates found by blocking searches (same NHS
 //!   number, birth date, surname sound, postcode), scored by
 //!   [`matching::compare`]; pairs above [`DUPLICATE_THRESHOLD`] become review
@@ -38,7 +39,10 @@ use wardline_fhir::{FhirError, nhs_number};
 pub use matching::{Candidate, DUPLICATE_THRESHOLD, duplicates_of};
 pub use merge::{MergeOutcome, merge, unmerge};
 pub use register::{FieldError, NewPatient, RegisterError, register};
-pub use review::{Review, dismiss_review, review_queue, scan_duplicates};
+pub use review::{
+    LastScan, Review, SCAN_BATCH, ScanReport, dismiss_review, last_scan, review_queue,
+    scan_duplicates, scan_duplicates_by,
+};
 
 /// The NHS number identifier system.
 pub const NHS_NUMBER_SYSTEM: &str = wardline_fhir::NHS_NUMBER_SYSTEM;

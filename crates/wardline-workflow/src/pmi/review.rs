@@ -116,59 +116,141 @@ fn review_task(a: &Value, b: &Value, m: &Match) -> Value {
     })
 }
 
-/// The background job: walks every active patient, scores its blocking
-/// candidates and opens a review for each pair at or above the threshold
-/// that was never queued (or dismissed) before. Returns how many it opened.
+/// Patients examined per transaction by [`scan_duplicates`]: a scan of a
+/// million-patient index never holds them all, nor one long transaction.
+pub const SCAN_BATCH: usize = 500;
+
+/// What one scan did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ScanReport {
+    /// Active patients whose candidates were scored.
+    pub examined: usize,
+    /// Reviews opened.
+    pub opened: usize,
+}
+
+/// The background job: walks every active patient, [`SCAN_BATCH`] at a time
+/// (each batch its own transaction), scores its blocking candidates and opens
+/// a review for each pair at or above the threshold that was never queued
+/// (or dismissed) before. Returns how many it opened.
 pub fn scan_duplicates(svc: &FhirService, access: &dyn Access) -> Result<usize, FhirError> {
+    Ok(scan_duplicates_by(svc, access, SCAN_BATCH)?.opened)
+}
+
+/// [`scan_duplicates`] with the batch size given, reporting what it did.
+pub fn scan_duplicates_by(
+    svc: &FhirService,
+    access: &dyn Access,
+    batch: usize,
+) -> Result<ScanReport, FhirError> {
+    let mut report = ScanReport::default();
+    let mut after: Option<i64> = None;
+    loop {
+        match scan_batch(svc, access, after, batch.max(1), &mut report)? {
+            Some(rid) => after = Some(rid),
+            None => return Ok(report),
+        }
+    }
+}
+
+/// Where [`last_scan`] is kept (system key-value data, not FHIR).
+const LAST_SCAN: (&str, &str) = ("pmi", "duplicate-scan");
+
+/// When the last scan finished, and what it did.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LastScan {
+    /// An instant, `2026-11-23T14:05:00.000Z`.
+    pub finished: String,
+    pub examined: usize,
+    pub opened: usize,
+}
+
+/// The last finished scan, if any.
+pub fn last_scan(svc: &FhirService) -> Result<Option<LastScan>, FhirError> {
+    let v = svc.store().kv_get(LAST_SCAN.0, LAST_SCAN.1)?;
+    Ok(v.and_then(|s| serde_json::from_str(&s).ok()))
+}
+
+/// One batch: up to `batch` patients stored after `after` (a store row id),
+/// in one transaction, added to `report`. Returns where the next batch
+/// starts, or `None` at the end; the last batch records [`LastScan`], so
+/// that every scan leaves one audit event even when it opens nothing.
+fn scan_batch(
+    svc: &FhirService,
+    access: &dyn Access,
+    after: Option<i64>,
+    batch: usize,
+    report: &mut ScanReport,
+) -> Result<Option<i64>, FhirError> {
     svc.transact(access, |tx| {
         tx.set_audit_subtype(
             wardline_core::audit::WARDLINE_SUBTYPE,
             "pmi-duplicate-scan",
             "E",
         );
-        let mut known: HashSet<String> = HashSet::new();
-        find_all(
-            tx,
-            "Task",
-            &[("code", format!("{TASK_SYSTEM}|{DUPLICATE_REVIEW_CODE}"))],
-            |_, t| {
-                for i in t
-                    .get("identifier")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if i.get("system").and_then(Value::as_str) == Some(DUPLICATE_PAIR_SYSTEM)
-                        && let Some(v) = i.get("value").and_then(Value::as_str)
-                    {
-                        known.insert(v.to_owned());
-                    }
-                }
-                Ok(())
+        let q = wardline_fhir::search::parse(r4(), Some("Patient"), &[], Handling::Strict)?;
+        let page = tx.search(
+            &q,
+            &PageRequest {
+                count: batch,
+                after_rid: after,
+                ..PageRequest::default()
             },
         )?;
-        let mut patients: Vec<Value> = Vec::new();
-        find_all(tx, "Patient", &[], |_, p| {
-            if p.get("active").and_then(Value::as_bool) != Some(false) {
-                patients.push(p);
+        let next = if page.has_more {
+            page.resources.last().map(|r| r.rid)
+        } else {
+            None
+        };
+        // Pairs opened in this batch (the store is asked about earlier ones).
+        let mut opened_now: HashSet<String> = HashSet::new();
+        let (mut examined, mut opened) = (0, 0);
+        for r in &page.resources {
+            // Through the transaction's checked read.
+            let Some(p) = tx.get(&r.resource_type, &r.id)? else {
+                continue;
+            };
+            if p.get("active").and_then(Value::as_bool) == Some(false) {
+                continue;
             }
-            Ok(())
-        })?;
-        let mut opened = 0;
-        for p in &patients {
+            examined += 1;
             let id = p.get("id").and_then(Value::as_str).unwrap_or_default();
-            let found = score_candidates(p, Some(id), |params| {
+            let found = score_candidates(&p, Some(id), |params| {
                 tx.find("Patient", &query_string(&params))
             })?;
             for (other, m) in found {
                 let oid = other.get("id").and_then(Value::as_str).unwrap_or_default();
-                if known.insert(pair_key(id, oid)) {
-                    tx.save(review_task(p, &other, &m))?;
+                let key = pair_key(id, oid);
+                if opened_now.contains(&key) {
+                    continue;
+                }
+                let known = tx.find(
+                    "Task",
+                    &query_string(&[(
+                        "identifier".to_owned(),
+                        format!("{DUPLICATE_PAIR_SYSTEM}|{key}"),
+                    )]),
+                )?;
+                if known.is_empty() {
+                    tx.save(review_task(&p, &other, &m))?;
+                    opened_now.insert(key);
                     opened += 1;
                 }
             }
         }
-        Ok(opened)
+        report.examined += examined;
+        report.opened += opened;
+        if next.is_none() {
+            let last = LastScan {
+                finished: format_instant(now_ms()),
+                examined: report.examined,
+                opened: report.opened,
+            };
+            let text =
+                serde_json::to_string(&last).map_err(|e| FhirError::internal(e.to_string()))?;
+            tx.kv_put(LAST_SCAN.0, LAST_SCAN.1, &text)?;
+        }
+        Ok(next)
     })
 }
 

@@ -1,0 +1,68 @@
+//! `wardline serve`'s periodic background jobs, each on a thread of its own:
+//! audit retention (`--audit-retention-days`) and the duplicate-patient scan
+//! (`--duplicate-scan-minutes`). A job runs once at start-up, then once per
+//! period; a failed run is logged and the next one goes ahead.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wardline_core::{FhirService, Trusted};
+use wardline_store::Store;
+
+/// Runs `run` now and then every `period`, on a thread named `name`.
+fn every(name: &'static str, period: Duration, mut run: impl FnMut() + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            loop {
+                run();
+                std::thread::sleep(period);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(job = name, error = %e, "cannot start a background job");
+    }
+}
+
+/// `serve --audit-retention-days`: purge at start-up and then once a day
+/// (a purge deletes in one transaction per call).
+pub fn spawn_audit_retention(store: Arc<dyn Store>, days: u32) {
+    every("audit-retention", Duration::from_secs(86_400), move || {
+        match crate::audit::purge_older_than(store.as_ref(), days) {
+            Ok((n, before)) => tracing::info!(
+                purged = n,
+                before = %wardline_fhir::datetime::format_instant(before),
+                "audit retention"
+            ),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "audit retention failed"),
+        }
+    });
+}
+
+/// `serve --duplicate-scan-minutes`: scores every active patient against
+/// its look-alikes and queues a review `Task` for each new likely pair
+/// (`wardline_workflow::pmi::scan_duplicates`), audited as the operator
+/// `duplicate-scan`.
+pub fn spawn_duplicate_scan(service: Arc<FhirService>, minutes: u64) {
+    let access = Trusted::operator("duplicate-scan");
+    every(
+        "duplicate-scan",
+        Duration::from_secs(minutes.max(1) * 60),
+        move || {
+            let t = Instant::now();
+            match wardline_workflow::pmi::scan_duplicates_by(
+                &service,
+                &access,
+                wardline_workflow::pmi::SCAN_BATCH,
+            ) {
+                Ok(r) => tracing::info!(
+                    examined = r.examined,
+                    opened = r.opened,
+                    ms = t.elapsed().as_millis() as u64,
+                    "duplicate scan"
+                ),
+                Err(e) => tracing::error!(error = %e, "duplicate scan failed"),
+            }
+        },
+    );
+}
