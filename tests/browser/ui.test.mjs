@@ -245,3 +245,35 @@ test('errors are pages with words, not stack traces', async () => {
   const body = await clerk.textContent('body')
   assert.doesNotMatch(body, /panicked|backtrace|at src\//i)
 })
+
+test('on a phone: no page scrolls sideways, and the controls are big enough to tap', async () => {
+  const phone = await (await chrome.browser.newContext({
+    viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2
+  })).newPage()
+  await signIn(phone, server, 'dr.watford', '/ui/beds')
+  const pages = [
+    ['/ui/beds', 'phone-bed-board'],
+    [`/ui/beds/${WARD}`, 'phone-ward-board'],
+    ['/ui/patients?q=Smith', 'phone-search'],
+    [patientPath, 'phone-chart'],
+    ['/ui/duplicates', 'phone-duplicates']
+  ]
+  for (const [path, shot] of pages) {
+    await phone.goto(server.url + path)
+    await phone.waitForLoadState('domcontentloaded')
+    const { scroll, width } = await phone.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth, width: window.innerWidth
+    }))
+    assert.ok(scroll <= width, `${path}: the page is ${scroll}px wide on a ${width}px screen`)
+    // WCAG 2.5.8 (AA): targets at least 24 by 24 CSS pixels.
+    const small = await phone.evaluate(() => [...document.querySelectorAll('main button, main input, main select')]
+      .filter(e => e.type !== 'hidden' && e.type !== 'radio' && e.type !== 'checkbox' && e.offsetParent !== null)
+      .map(e => [e.getBoundingClientRect(), e.name || e.textContent.trim()])
+      .filter(([r]) => r.width < 24 || r.height < 24)
+      .map(([r, n]) => `${n} (${Math.round(r.width)}x${Math.round(r.height)})`))
+    assert.deepEqual(small, [], `${path}: controls too small to tap`)
+    await assertAccessible(phone, `${path} on a phone`)
+    await screenshot(phone, shot)
+  }
+  await phone.context().close()
+})
