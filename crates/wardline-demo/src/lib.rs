@@ -108,6 +108,68 @@ fn shift_day(day: &str, days: i64) -> String {
     wardline_fhir::datetime::format_instant(lo + days * 86_400_000)[..10].to_owned()
 }
 
+/// Beds to a bay, bays to a ward and wards to a site in [`bed_model`].
+pub const MODEL_BEDS_PER_BAY: usize = 6;
+pub const MODEL_BAYS_PER_WARD: usize = 4;
+pub const MODEL_WARDS_PER_SITE: usize = 10;
+
+/// A transaction Bundle of a trust's bed model alone, for measuring at
+/// hospital scale: the trust, and at least `beds` beds (whole bays of
+/// [`MODEL_BEDS_PER_BAY`], [`MODEL_BAYS_PER_WARD`] bays to a ward,
+/// [`MODEL_WARDS_PER_SITE`] wards to a site), every bed available. 1,000
+/// beds is 42 wards (1,008 beds) on 5 sites. Ids: site `scale-s1`, ward
+/// `scale-s1-w1`, bay `scale-s1-w1-b1`, bed `scale-s1-w1-b1-1`.
+pub fn bed_model(beds: usize) -> Value {
+    let per_ward = MODEL_BEDS_PER_BAY * MODEL_BAYS_PER_WARD;
+    let wards = beds.div_ceil(per_ward).max(1);
+    let mut entries = vec![entry(json!({
+        "resourceType": "Organization", "id": "trust", "active": true,
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RWG"}],
+        "name": "West Hertfordshire Demo Hospitals NHS Trust",
+    }))];
+    for w in 0..wards {
+        let (s, wn) = (w / MODEL_WARDS_PER_SITE + 1, w % MODEL_WARDS_PER_SITE + 1);
+        let site = format!("scale-s{s}");
+        if wn == 1 {
+            entries.push(entry(location(
+                &site,
+                &format!("Site {s}"),
+                ("si", "Site"),
+                None,
+                None,
+            )));
+        }
+        let ward = format!("{site}-w{wn}");
+        entries.push(entry(location(
+            &ward,
+            &format!("Ward {wn}, Site {s}"),
+            ("wa", "Ward"),
+            Some(&site),
+            None,
+        )));
+        for b in 1..=MODEL_BAYS_PER_WARD {
+            let bay = format!("{ward}-b{b}");
+            entries.push(entry(location(
+                &bay,
+                &format!("Bay {b}"),
+                ("ro", "Room"),
+                Some(&ward),
+                None,
+            )));
+            for n in 1..=MODEL_BEDS_PER_BAY {
+                entries.push(entry(location(
+                    &format!("{bay}-{n}"),
+                    &format!("Bed {n}"),
+                    ("bd", "Bed"),
+                    Some(&bay),
+                    Some("U"),
+                )));
+            }
+        }
+    }
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
 /// The day current admissions are relative to in [`generate`].
 pub const DEFAULT_TODAY: &str = "2025-12-31";
 
@@ -440,6 +502,36 @@ fn admissions(
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn bed_model_has_the_beds_asked_for_in_whole_bays() {
+        let b = bed_model(1000);
+        let kinds = |code: &str| {
+            b["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["resource"]["physicalType"]["coding"][0]["code"] == code)
+                .count()
+        };
+        assert_eq!(kinds("bd"), 1008);
+        assert_eq!(kinds("ro"), 168);
+        assert_eq!(kinds("wa"), 42);
+        assert_eq!(kinds("si"), 5);
+        let mut ids = HashSet::new();
+        let mut all_refs = Vec::new();
+        for e in b["entry"].as_array().unwrap() {
+            assert!(ids.insert(format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )));
+            refs(&e["resource"], &mut all_refs);
+        }
+        for r in all_refs {
+            assert!(ids.contains(&r), "dangling {r}");
+        }
+    }
 
     fn refs(v: &Value, out: &mut Vec<String>) {
         match v {

@@ -419,9 +419,11 @@ fn where_clause(b: &mut SqlBuilder, q: &SearchQuery, page: &PageRequest) {
         q.filters
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| selectivity(f).map(|s| (s, i)))
+            // Between equals, the longer string drives: `name=olivia&name=
+            // fairbridge` walks the forty Fairbridges, not the Olivias.
+            .filter_map(|(i, f)| selectivity(f).map(|s| (s, std::cmp::Reverse(string_len(f)), i)))
             .min()
-            .map(|(_, i)| i)
+            .map(|(_, _, i)| i)
     };
     for (i, f) in q.filters.iter().enumerate() {
         b.push(" AND ");
@@ -440,6 +442,21 @@ fn where_clause(b: &mut SqlBuilder, q: &SearchQuery, page: &PageRequest) {
 enum Mode {
     Drive,
     Probe,
+}
+
+/// The length of a string filter's longest value (0 for other filters).
+fn string_len(f: &Filter) -> usize {
+    match &f.kind {
+        FilterKind::Match(preds) => preds
+            .iter()
+            .map(|p| match p {
+                Predicate::String { value, .. } => value.chars().count(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// A guess at how few rows a filter matches (lower is fewer), from its shape
@@ -890,6 +907,15 @@ fn predicate(b: &mut SqlBuilder, x: &str, p: &Predicate) {
                 b.push(x).push(".norm = ").text(value);
             }
             StringMatch::StartsWith => {
+                // The range lets both databases walk the index (SQLite does
+                // not for `LIKE … ESCAPE`, PostgreSQL not under a non-C
+                // collation); the LIKE keeps the match exact whatever the
+                // collation orders.
+                if let Some(hi) = prefix_upper_bound(value) {
+                    b.push(x).push(".norm >= ").text(value);
+                    b.push(" AND ").push(x).push(".norm < ").text(&hi);
+                    b.push(" AND ");
+                }
                 b.push(x)
                     .push(".norm LIKE ")
                     .text(&format!("{}%", like_escape(value)))
@@ -1168,8 +1194,23 @@ pub fn history_sql(d: Dialect, req: &HistoryRequest) -> SqlBuilder {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use wardline_fhir::search::Filter;
+
+    #[test]
+    fn prefix_upper_bound_is_the_least_string_above_the_prefix() {
+        assert_eq!(prefix_upper_bound("smith").as_deref(), Some("smiti"));
+        assert_eq!(prefix_upper_bound("o'b").as_deref(), Some("o'c"));
+        assert_eq!(prefix_upper_bound("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound(""), None);
+        for (p, s) in [("smith", "smith"), ("smith", "smithson"), ("zo", "zoë")] {
+            let hi = prefix_upper_bound(p).unwrap();
+            assert!(p <= s && s < hi.as_str(), "{s} in [{p}, {hi})");
+        }
+        assert!("smiti" >= prefix_upper_bound("smith").unwrap().as_str());
+    }
 
     #[test]
     fn placeholders_follow_dialect_and_values_are_bound() {

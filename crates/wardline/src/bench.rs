@@ -38,6 +38,10 @@ pub enum BenchCommand {
     /// Durable HL7 v2 ingest over MLLP (ADT^A01, ACK after commit) on a
     /// fresh store: messages/s, ACK latency.
     Mllp(crate::bench_mllp::MllpBenchArgs),
+    /// The clinical workspace at trust scale: bed board of a 1,000-bed
+    /// trust, the chart of a 600-encounter patient and PMI search over a
+    /// million patients; service time and page time (min, p50, p99).
+    Workspace(crate::bench_workspace::WorkspaceBenchArgs),
 }
 
 #[derive(Args)]
@@ -162,6 +166,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Export(a) => export_bench(a)?,
         BenchCommand::Explain(a) => explain_bench(a)?,
         BenchCommand::Mllp(a) => crate::bench_mllp::run(a)?,
+        BenchCommand::Workspace(a) => crate::bench_workspace::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

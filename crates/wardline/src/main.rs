@@ -6,6 +6,7 @@
 mod audit;
 mod bench;
 mod bench_mllp;
+mod bench_workspace;
 mod export;
 mod generate;
 mod hl7;

@@ -359,26 +359,37 @@ fn compare_people(a: &Person, b: &Person) -> Match {
 }
 
 /// The blocking searches for a patient: (param, value) pairs, each one search.
-pub(crate) fn blocking_keys(p: &Value) -> Vec<(String, String)> {
+pub(crate) fn blocking_keys(p: &Value) -> Vec<Vec<(String, String)>> {
     let who = person(p);
     let mut keys = Vec::new();
     if let Some(n) = &who.nhs {
-        keys.push(("identifier".into(), format!("{NHS_NUMBER_SYSTEM}|{n}")));
+        keys.push(vec![(
+            "identifier".into(),
+            format!("{NHS_NUMBER_SYSTEM}|{n}"),
+        )]);
     }
-    if let Some(d) = p
+    let birth = p
         .get("birthDate")
         .and_then(Value::as_str)
-        .filter(|d| d.len() == 10)
-    {
-        keys.push(("birthdate".into(), d.to_owned()));
+        .filter(|d| d.len() == 10);
+    if let Some(d) = birth {
+        keys.push(vec![("birthdate".into(), d.to_owned())]);
     }
     for f in &who.families {
         if !wardline_fhir::phonetic::word_codes(f).is_empty() {
-            keys.push(("phonetic".into(), f.clone()));
+            // A common surname's sound alone matches thousands of records
+            // in a large index, more than a block brings back: narrowed to
+            // the birth year (a wrong day or month is still found; a wrong
+            // year is left to the birth-date and postcode blocks).
+            let mut key = vec![("phonetic".to_owned(), f.clone())];
+            if let Some(d) = birth {
+                key.push(("birthdate".into(), d[..4].to_owned()));
+            }
+            keys.push(key);
         }
     }
     if let Some(pc) = &who.postcode {
-        keys.push(("address-postalcode".into(), pc.clone()));
+        keys.push(vec![("address-postalcode".into(), pc.clone())]);
     }
     keys
 }
@@ -396,8 +407,9 @@ pub(crate) fn score_candidates(
 ) -> Result<Vec<(Value, Match)>, FhirError> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
-    for (k, v) in blocking_keys(p) {
-        for other in find(vec![(k, v), ("_count".into(), BLOCK_SIZE.to_string())])? {
+    for mut key in blocking_keys(p) {
+        key.push(("_count".into(), BLOCK_SIZE.to_string()));
+        for other in find(key)? {
             let Some(id) = other.get("id").and_then(Value::as_str) else {
                 continue;
             };
@@ -607,10 +619,18 @@ mod tests {
             "male",
             "ls1 4ap",
         );
-        let keys: Vec<String> = blocking_keys(&a).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<Vec<String>> = blocking_keys(&a)
+            .into_iter()
+            .map(|k| k.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+            .collect();
         assert_eq!(
             keys,
-            vec!["identifier", "birthdate", "phonetic", "address-postalcode"]
+            vec![
+                vec!["identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919".to_owned()],
+                vec!["birthdate=1970-01-31".to_owned()],
+                vec!["phonetic=SMITH".to_owned(), "birthdate=1970".to_owned()],
+                vec!["address-postalcode=LS1 4AP".to_owned()],
+            ]
         );
     }
 
