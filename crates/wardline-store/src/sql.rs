@@ -1194,7 +1194,6 @@ pub fn history_sql(d: Dialect, req: &HistoryRequest) -> SqlBuilder {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use wardline_fhir::search::Filter;
 

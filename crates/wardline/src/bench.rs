@@ -280,7 +280,8 @@ fn patient_count(service: &FhirService) -> Result<usize> {
     Ok(page.total.unwrap_or(0) as usize)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+/// The `p` quantile of `sorted`, in milliseconds (0 when empty).
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

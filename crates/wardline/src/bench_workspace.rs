@@ -66,15 +66,10 @@ pub fn run(a: WorkspaceBenchArgs) -> Result<()> {
     ));
     let op = Trusted::operator("bench");
     let wards = load_trust(&service, &op, a.beds)?;
+    let sites = ids_of_kind(&wardline_demo::bed_model(a.beds), "si");
     load_pmi(&service, a.patients)?;
     let dir =
         Arc::new(Directory::open(service.clone(), "trust").map_err(|e| anyhow::anyhow!("{e}"))?);
-    let sites: Vec<String> = wards
-        .iter()
-        .map(|w| w.rsplit_once("-w").map_or(w.clone(), |(s, _)| s.to_owned()))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
     ensure_user(&dir, &sites)?;
 
     let probes = pmi_probes(a.patients);
@@ -90,17 +85,10 @@ pub fn run(a: WorkspaceBenchArgs) -> Result<()> {
     );
     for (label, (svc, page)) in results {
         let f = |d: &[Duration]| {
-            if d.is_empty() {
-                return ("—".to_owned(), "—".to_owned(), "—".to_owned());
-            }
             let mut d = d.to_vec();
             d.sort();
-            let ms = |x: Duration| format!("{:.2}", x.as_secs_f64() * 1000.0);
-            (
-                ms(d[0]),
-                ms(d[(d.len() - 1) / 2]),
-                ms(d[((d.len() as f64 * 0.99) as usize).min(d.len() - 1)]),
-            )
+            let ms = |p: f64| format!("{:.2}", crate::bench::percentile(&d, p));
+            (ms(0.0), ms(0.5), ms(0.99))
         };
         let (s0, s1, s2) = f(&svc);
         let (p0, p1, p2) = f(&page);
@@ -114,22 +102,8 @@ pub fn run(a: WorkspaceBenchArgs) -> Result<()> {
 /// patient, unless done before. Returns the ward ids.
 fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec<String>> {
     let model = wardline_demo::bed_model(beds);
-    let wards: Vec<String> = model["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| &e["resource"])
-        .filter(|r| r["physicalType"]["coding"][0]["code"] == "wa")
-        .filter_map(|r| r["id"].as_str().map(str::to_owned))
-        .collect();
-    let bed_ids: Vec<String> = model["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| &e["resource"])
-        .filter(|r| r["physicalType"]["coding"][0]["code"] == "bd")
-        .filter_map(|r| r["id"].as_str().map(str::to_owned))
-        .collect();
+    let wards = ids_of_kind(&model, "wa");
+    let bed_ids = ids_of_kind(&model, "bd");
     if service.store().read("Patient", HEAVY)?.is_some() {
         println!("trust already loaded ({} wards)", wards.len());
         return Ok(wards);
@@ -153,23 +127,10 @@ fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec
     }
     // The heavy patient's record (its references to the demo's practices,
     // staff and medicines are left dangling: only the chart is measured).
-    let entries: Vec<Value> = wardline_demo::population::patient_resources(7, 0)
-        .into_iter()
-        .map(|r| {
-            let url = format!(
-                "{}/{}",
-                r["resourceType"].as_str().unwrap_or_default(),
-                r["id"].as_str().unwrap_or_default()
-            );
-            json!({"resource": r, "request": {"method": "PUT", "url": url}})
-        })
-        .collect();
-    let n = entries.len();
-    crate::import::load_value(
-        service,
-        json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    let resources = wardline_demo::population::patient_resources(7, 0);
+    let n = resources.len();
+    crate::import::load_value(service, crate::import::transaction(resources))
+        .map_err(|e| anyhow::anyhow!(e))?;
     let free = bed_ids
         .iter()
         .find(|b| !occupied.contains(b))
@@ -183,6 +144,19 @@ fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec
         t.elapsed().as_secs_f64()
     );
     Ok(wards)
+}
+
+/// The ids of the bed model's Locations of physical type `code` (`si`,
+/// `wa`, `ro`, `bd`).
+fn ids_of_kind(model: &Value, code: &str) -> Vec<String> {
+    model["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["resource"])
+        .filter(|r| r["physicalType"]["coding"][0]["code"] == code)
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect()
 }
 
 fn admit(service: &FhirService, op: &dyn Access, patient: &str, bed: &str, k: usize) -> Result<()> {
@@ -234,19 +208,17 @@ fn load_pmi(service: &FhirService, n: usize) -> Result<()> {
     let bar = progress(n as u64, "loading PMI patients");
     bar.set_position((lo * PMI_CHUNK) as u64);
     for c in lo..chunks {
-        let entries: Vec<Value> = (c * PMI_CHUNK..((c + 1) * PMI_CHUNK).min(n))
+        let patients: Vec<Value> = (c * PMI_CHUNK..((c + 1) * PMI_CHUNK).min(n))
             .map(|i| {
-                let mut p = pmi_patient(i, wardline_demo::population::nhs_number(PMI_NHS_OFFSET + i));
+                let mut p =
+                    pmi_patient(i, wardline_demo::population::nhs_number(PMI_NHS_OFFSET + i));
                 p["id"] = json!(format!("pmi-{i}"));
-                json!({"resource": p, "request": {"method": "PUT", "url": format!("Patient/pmi-{i}")}})
+                p
             })
             .collect();
-        let k = entries.len();
-        crate::import::load_value(
-            service,
-            json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
-        )
-        .map_err(|e| anyhow::anyhow!(e))?;
+        let k = patients.len();
+        crate::import::load_value(service, crate::import::transaction(patients))
+            .map_err(|e| anyhow::anyhow!(e))?;
         bar.inc(k as u64);
     }
     bar.finish_and_clear();

@@ -55,27 +55,15 @@ pub fn load_value(service: &FhirService, v: Value) -> Result<usize, String> {
             return Ok(n);
         }
         // Other Bundles: load each entry's resource as a transaction of PUTs/POSTs.
-        let entries: Vec<Value> = v
+        let resources: Vec<Value> = v
             .get("entry")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|e| e.get("resource").cloned())
-            .map(|r| {
-                let t = r["resourceType"].as_str().unwrap_or_default().to_owned();
-                match r.get("id").and_then(Value::as_str) {
-                    Some(id) => serde_json::json!({"resource": r, "request": {"method": "PUT", "url": format!("{t}/{id}")}}),
-                    None => serde_json::json!({"resource": r, "request": {"method": "POST", "url": t}}),
-                }
-            })
             .collect();
-        let n = entries.len();
-        call(
-            service,
-            Method::Post,
-            vec![],
-            &serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
-        )?;
+        let n = resources.len();
+        call(service, Method::Post, vec![], &transaction(resources))?;
         return Ok(n);
     }
     match v.get("id").and_then(Value::as_str) {
@@ -83,6 +71,22 @@ pub fn load_value(service: &FhirService, v: Value) -> Result<usize, String> {
         None => call(service, Method::Post, vec![rt], &v)?,
     };
     Ok(1)
+}
+
+/// A transaction Bundle writing `resources`: each a PUT to its id, or a
+/// POST when it has none.
+pub fn transaction(resources: impl IntoIterator<Item = Value>) -> Value {
+    let entries: Vec<Value> = resources
+        .into_iter()
+        .map(|r| {
+            let t = r["resourceType"].as_str().unwrap_or_default().to_owned();
+            match r.get("id").and_then(Value::as_str).map(str::to_owned) {
+                Some(id) => serde_json::json!({"resource": r, "request": {"method": "PUT", "url": format!("{t}/{id}")}}),
+                None => serde_json::json!({"resource": r, "request": {"method": "POST", "url": t}}),
+            }
+        })
+        .collect();
+    serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
 /// NDJSON lines loaded per store transaction. One transaction per line would
@@ -101,18 +105,7 @@ fn load_chunk(
     if chunk.is_empty() {
         return;
     }
-    let entries: Vec<Value> = chunk
-        .iter()
-        .map(|(_, r)| {
-            let t = r["resourceType"].as_str().unwrap_or_default().to_owned();
-            match r.get("id").and_then(Value::as_str) {
-                Some(id) => serde_json::json!({"resource": r, "request": {"method": "PUT", "url": format!("{t}/{id}")}}),
-                None => serde_json::json!({"resource": r, "request": {"method": "POST", "url": t}}),
-            }
-        })
-        .collect();
-    let bundle =
-        serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let bundle = transaction(chunk.iter().map(|(_, r)| r.clone()));
     if call(service, Method::Post, vec![], &bundle).is_ok() {
         *loaded += chunk.len();
     } else {

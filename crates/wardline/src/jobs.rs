@@ -47,7 +47,7 @@ pub fn spawn_duplicate_scan(service: Arc<FhirService>, minutes: u64) {
     let access = Trusted::operator("duplicate-scan");
     every(
         "duplicate-scan",
-        Duration::from_secs(minutes.max(1) * 60),
+        Duration::from_secs(minutes.max(1).saturating_mul(60)),
         move || {
             let t = Instant::now();
             match wardline_workflow::pmi::scan_duplicates_by(

@@ -165,10 +165,17 @@ pub struct LastScan {
     pub opened: usize,
 }
 
-/// The last finished scan, if any.
+/// The last finished scan, if any; an unreadable record is an error, not
+/// "never ran".
 pub fn last_scan(svc: &FhirService) -> Result<Option<LastScan>, FhirError> {
-    let v = svc.store().kv_get(LAST_SCAN.0, LAST_SCAN.1)?;
-    Ok(v.and_then(|s| serde_json::from_str(&s).ok()))
+    match svc.store().kv_get(LAST_SCAN.0, LAST_SCAN.1)? {
+        Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| {
+            FhirError::internal(format!(
+                "the record of the last duplicate scan is unreadable: {e}"
+            ))
+        }),
+        None => Ok(None),
+    }
 }
 
 /// One batch: up to `batch` patients stored after `after` (a store row id),
