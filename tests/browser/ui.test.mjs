@@ -121,6 +121,11 @@ test('registering the same person again warns of a duplicate', async () => {
   await clerk.check('#confirm')
   await clerk.click('button:has-text("Register patient")')
   await clerk.waitForURL(/\?done=registered/)
+  // The new record's chart finds the first one once the page has loaded.
+  const found = clerk.locator('[data-testid="chart-duplicates"]')
+  await found.waitFor()
+  assert.match(await found.textContent(), new RegExp(family, 'i'))
+  assert.equal(await clerk.getAttribute('[data-testid="duplicates"]', 'data-loaded'), 'true')
 })
 
 test('the duplicate is found by the scan and merged', async () => {

@@ -2,10 +2,24 @@
 // Pages work without it (forms post, links navigate); with it, an element
 // with data-live="URL" is re-fetched from URL whenever the record changes
 // (server-sent events from /ui/events), so a bed board follows admissions,
-// transfers and discharges from any source without a reload.
+// transfers and discharges from any source without a reload; an element with
+// data-fragment="URL" (a part of the page too slow to hold the page up for,
+// such as the chart's duplicate check) is filled from URL once the page has
+// loaded, and keeps its no-script link if that fails.
 import { initAll } from './nhsuk/nhsuk-frontend.min.js'
 
 initAll()
+
+for (const el of document.querySelectorAll('[data-fragment]')) {
+  fetch(el.dataset.fragment, { credentials: 'same-origin' })
+    .then(async (r) => {
+      if (r.ok) {
+        el.innerHTML = await r.text()
+        el.setAttribute('data-loaded', 'true')
+      }
+    })
+    .catch(() => {})
+}
 
 const regions = document.querySelectorAll('[data-live]')
 if (regions.length > 0 && 'EventSource' in window) {

@@ -238,12 +238,70 @@ fn summary_panels(s: &chart::ChartSummary) -> Markup {
     }
 }
 
+/// The possible duplicates of an active record, found live: a warning with
+/// a link to review and merge each, or a line saying none were found. A
+/// caller who may not search for them sees nothing.
+fn duplicates_panel(cx: &Cx, p: &PatientSummary) -> Markup {
+    if !p.active {
+        return html! {};
+    }
+    let duplicates = match pmi::duplicates_of(&cx.svc, cx.access(), &p.id) {
+        Ok(d) => d,
+        Err(e) if e.status == 401 || e.status == 403 => return html! {},
+        Err(e) => {
+            // The chart is still worth showing; the failure is logged and said.
+            tracing::warn!(error = %e, patient = %p.id, "duplicate check failed");
+            return html! {
+                p class="nhsuk-body-s" data-testid="duplicates-failed" {
+                    "The check for possible duplicate records could not be run. Try again later."
+                }
+            };
+        }
+    };
+    if duplicates.is_empty() {
+        return html! {
+            p class="nhsuk-body-s" data-testid="no-duplicates" { "No possible duplicate records found." }
+        };
+    }
+    html! {
+        div class="nhsuk-warning-callout" data-testid="chart-duplicates" {
+            h2 class="nhsuk-warning-callout__label" { span role="text" { "Possible duplicate records" } }
+            ul {
+                @for c in &duplicates {
+                    li {
+                        a href={ "/ui/patients/" (enc(&c.patient.id)) } { (c.patient.display_name) } " – " (nhs(&c.patient))
+                        " (match " (format!("{:.0}", c.score * 100.0)) "%: " (c.reasons.join(", ")) ") "
+                        a href={ "/ui/merge?source=" (enc(&c.patient.id)) "&target=" (enc(&p.id)) } { "Review and merge into this record" }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
         let p = match crate::patients::patient_or_404(cx, &id) {
             Ok(p) => p,
             Err(r) => return r,
         };
+        // The possible-duplicates check searches the whole index (about
+        // 80 ms at a million patients), so it is not run inline: the page
+        // carries a placeholder that the script fills from
+        // `?fragment=duplicates`, and without the script a link reruns the
+        // page with `?check=duplicates`, the check inline.
+        match q.get("fragment").map(String::as_str) {
+            Some("duplicates") => return layout::fragment(duplicates_panel(cx, &p)),
+            Some(other) => {
+                return layout::error_page(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "Page not found",
+                    &format!("There is no part of the chart called '{other}'."),
+                );
+            }
+            None => {}
+        }
+        let inline_check = q.get("check").map(String::as_str) == Some("duplicates");
         let stay = match adt::current_stay(&cx.svc, cx.access(), &p.id) {
             Ok(s) => s,
             Err(e) => return crate::adt::adt_error(&e),
@@ -251,21 +309,6 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
         let summary = match chart::summary(&cx.svc, cx.access(), &p.id) {
             Ok(s) => s,
             Err(e) => return crate::fhir_error(&e),
-        };
-        // Possible duplicates are a registration concern: shown when the
-        // caller may search for them, silently skipped otherwise.
-        let duplicates = if p.active {
-            match pmi::duplicates_of(&cx.svc, cx.access(), &p.id) {
-                Ok(d) => d,
-                Err(e) if e.status == 401 || e.status == 403 => Vec::new(),
-                Err(e) => {
-                    // The chart is still worth showing; the failure is logged.
-                    tracing::warn!(error = %e, patient = %p.id, "duplicate check failed");
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
         };
         let body = html! {
             @if let Some(m) = q.get("done").and_then(|d| done_message(d)) { (layout::success(m)) }
@@ -277,16 +320,14 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
                     (layout::action_button(cx, &format!("/ui/patients/{}/unmerge", enc(&p.id)), "Undo the merge", "nhsuk-button--secondary"))
                 }
             }
-            @if !duplicates.is_empty() {
-                div class="nhsuk-warning-callout" data-testid="chart-duplicates" {
-                    h2 class="nhsuk-warning-callout__label" { span role="text" { "Possible duplicate records" } }
-                    ul {
-                        @for c in &duplicates {
-                            li {
-                                a href={ "/ui/patients/" (enc(&c.patient.id)) } { (c.patient.display_name) } " – " (nhs(&c.patient))
-                                " (match " (format!("{:.0}", c.score * 100.0)) "%: " (c.reasons.join(", ")) ") "
-                                a href={ "/ui/merge?source=" (enc(&c.patient.id)) "&target=" (enc(&p.id)) } { "Review and merge into this record" }
-                            }
+            @if p.active {
+                div data-fragment=[(!inline_check).then(|| format!("/ui/patients/{}?fragment=duplicates", enc(&p.id)))]
+                    aria-live="polite" data-testid="duplicates" {
+                    @if inline_check {
+                        (duplicates_panel(cx, &p))
+                    } @else {
+                        p class="nhsuk-body-s" {
+                            a href={ "/ui/patients/" (enc(&p.id)) "?check=duplicates" } { "Check for possible duplicate records" }
                         }
                     }
                 }

@@ -193,6 +193,69 @@ fn web_ui_over_http() {
     let html = chart.text().unwrap();
     assert!(html.contains("943 476 5919"), "{html}");
 
+    // --- the chart's duplicate check is loaded after the page --------------------
+    // The same person again, without an NHS number, the clerk overriding
+    // the warning.
+    let mut again = form("");
+    again.push(("confirm", "yes".to_owned()));
+    let twin = clerk
+        .post(format!("{root}/ui/patients/new"))
+        .form(&again)
+        .send()
+        .unwrap();
+    assert_eq!(twin.status(), 303, "{}", twin.text().unwrap_or_default());
+    assert!(
+        !html.contains(r#"data-testid="chart-duplicates""#),
+        "not run inline: {html}"
+    );
+    let chart = clerk
+        .get(format!("{root}/ui/patients/{id}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        chart.contains(&format!(
+            r#"data-fragment="/ui/patients/{id}?fragment=duplicates""#
+        )),
+        "{chart}"
+    );
+    assert!(
+        chart.contains(&format!(r#"href="/ui/patients/{id}?check=duplicates""#)),
+        "a link for browsers without the script: {chart}"
+    );
+    let panel = clerk
+        .get(format!("{root}/ui/patients/{id}?fragment=duplicates"))
+        .send()
+        .unwrap();
+    assert_eq!(panel.status(), 200);
+    let panel = panel.text().unwrap();
+    assert!(
+        panel.contains(r#"data-testid="chart-duplicates""#),
+        "{panel}"
+    );
+    assert!(
+        panel.contains("Review and merge into this record"),
+        "{panel}"
+    );
+    assert!(!panel.contains("<html"), "a fragment, not a page: {panel}");
+    let inline = clerk
+        .get(format!("{root}/ui/patients/{id}?check=duplicates"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        inline.contains(r#"data-testid="chart-duplicates""#),
+        "{inline}"
+    );
+    assert!(!inline.contains("data-fragment="), "{inline}");
+    let unknown = clerk
+        .get(format!("{root}/ui/patients/{id}?fragment=nonsense"))
+        .send()
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
     // --- the IG officer sees it all in the audit trail ---------------------------
     let ig = env.cli(&[
         "token",
