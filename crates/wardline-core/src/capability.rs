@@ -5,7 +5,12 @@ use wardline_fhir::definitions::{Definitions, SearchParamType};
 
 use crate::OAuthUris;
 
-pub(crate) fn statement(defs: &Definitions, base: &str, oauth: Option<&OAuthUris>) -> Value {
+pub(crate) fn statement(
+    defs: &Definitions,
+    base: &str,
+    oauth: Option<&OAuthUris>,
+    operations: &[(&str, &str, &'static str)],
+) -> Value {
     let resources: Vec<Value> = defs
         .resource_types()
         .into_iter()
@@ -48,7 +53,15 @@ pub(crate) fn statement(defs: &Definitions, base: &str, oauth: Option<&OAuthUris
             .iter()
             .map(|c| json!({"code": c}))
             .collect();
-            json!({
+            let mut ops: Vec<Value> = operations
+                .iter()
+                .filter(|(ot, _, _)| *ot == t)
+                .map(|(_, name, definition)| json!({"name": name, "definition": definition}))
+                .collect();
+            if t == "Patient" {
+                ops.push(json!({"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}));
+            }
+            let mut r = json!({
                 "type": t,
                 "interaction": interactions,
                 "versioning": "versioned-update",
@@ -61,7 +74,11 @@ pub(crate) fn statement(defs: &Definitions, base: &str, oauth: Option<&OAuthUris
                 "searchInclude": [format!("{t}:*")],
                 "searchRevInclude": ["*:*"],
                 "searchParam": params,
-            })
+            });
+            if !ops.is_empty() {
+                r["operation"] = Value::Array(ops);
+            }
+            r
         })
         .collect();
     let mut rest = json!({

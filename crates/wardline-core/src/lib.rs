@@ -18,10 +18,12 @@ mod bundle;
 mod capability;
 pub mod consent;
 pub mod export;
+pub mod operation;
 mod search;
 pub mod txn;
 
 pub use access::{Access, Agent, AgentKind, Op, Operation, ResourceView, Trusted};
+pub use operation::TypeOperation;
 pub use txn::{Change, Saved, Tx, WriteHook};
 
 use std::sync::Arc;
@@ -185,6 +187,7 @@ pub struct FhirService {
     config: ServiceConfig,
     exports: Option<Arc<export::ExportJobs>>,
     hooks: Vec<Arc<dyn WriteHook>>,
+    operations: operation::Operations,
     audit_sink: std::sync::OnceLock<audit::AuditSink>,
     audit_enabled: bool,
     /// Commits that wrote resources (see [`FhirService::change_count`]).
@@ -275,6 +278,7 @@ impl FhirService {
             config,
             exports: None,
             hooks: Vec::new(),
+            operations: operation::Operations::default(),
             audit_sink: std::sync::OnceLock::new(),
             audit_enabled: true,
             changes: std::sync::atomic::AtomicU64::new(0),
@@ -346,7 +350,23 @@ impl FhirService {
     }
 
     pub fn capability_statement(&self) -> Value {
-        capability::statement(self.defs, &self.config.base_url, self.config.oauth.as_ref())
+        capability::statement(
+            self.defs,
+            &self.config.base_url,
+            self.config.oauth.as_ref(),
+            &self.operations.listed(),
+        )
+    }
+
+    /// Registers `POST [base]/[resource_type]/$name` (see [`operation`]).
+    pub fn with_operation(
+        mut self,
+        resource_type: &str,
+        name: &str,
+        op: Arc<dyn TypeOperation>,
+    ) -> FhirService {
+        self.operations.add(resource_type, name, op);
+        self
     }
 
     /// Runs one interaction for `access`: checks it, runs it, audits it.
@@ -499,6 +519,30 @@ impl FhirService {
                 self.check_type(t)?;
                 cx.start("history-type", Read, Some(t))?;
                 self.history(HistoryScope::Type((*t).into()), req, cx)
+            }
+            [t, op] if op.starts_with('$') => {
+                self.check_type(t)?;
+                let name = &op[1..];
+                let Some(o) = self.operations.get(t, name) else {
+                    return Err(FhirError::new(
+                        404,
+                        "not-supported",
+                        format!("there is no operation ${name} on {t}"),
+                    ));
+                };
+                if m != Method::Post {
+                    return Err(FhirError::new(
+                        405,
+                        "not-supported",
+                        format!("{t}/${name} changes the record: send it with POST"),
+                    ));
+                }
+                let parameters = self.parse_body(req)?;
+                operation::check_parameters(&parameters)?;
+                let r = o.invoke(self, cx.access, &parameters)?;
+                // Its transaction recorded the audit event (see `operation`).
+                cx.audited.set(true);
+                Ok(r)
             }
             [t, id] => {
                 self.check_type(t)?;

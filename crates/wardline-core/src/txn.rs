@@ -138,6 +138,8 @@ pub struct Tx<'a> {
     pub(crate) audited: Option<&'a std::cell::Cell<bool>>,
     /// System data was written (the transaction is audited like a write).
     kv_written: bool,
+    /// See [`Tx::audit_reads`].
+    audit_reads: bool,
 }
 
 /// The outcome of [`Tx::save`].
@@ -158,6 +160,7 @@ impl<'a> Tx<'a> {
             audit: AuditRecord::rest("transaction", "E"),
             audited: None,
             kv_written: false,
+            audit_reads: false,
             svc,
             rec: Recording {
                 inner: svc.store().begin()?,
@@ -177,6 +180,14 @@ impl<'a> Tx<'a> {
     pub fn set_audit_subtype(&mut self, system: &'static str, code: &str, action: &'static str) {
         self.audit.subtype = (system, code.to_owned());
         self.audit.action = action;
+    }
+
+    /// Commits the audit event even if the transaction writes nothing: for a
+    /// workflow whose reads are the point (a preview shown to a person).
+    /// Without it a read-only transaction leaves no event, so that the
+    /// system's own polling (the HL7 outbox) does not fill the trail.
+    pub fn audit_reads(&mut self) {
+        self.audit_reads = true;
     }
 
     /// The audit event this transaction will commit (to name the patient,
@@ -450,7 +461,7 @@ impl<'a> Tx<'a> {
                 }
             }
         }
-        let touched = !self.rec.written.is_empty() || self.kv_written;
+        let touched = !self.rec.written.is_empty() || self.kv_written || self.audit_reads;
         if touched && self.svc.audit_enabled() {
             let row = self
                 .audit

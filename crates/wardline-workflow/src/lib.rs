@@ -8,7 +8,8 @@
 //!
 //! * [`pmi`] — the Patient Master Index: search, registration with NHS
 //!   number checks, scored duplicate detection with a review queue, and
-//!   merge / unmerge with `Patient/$merge` semantics.
+//!   merge / unmerge with `Patient/$merge` semantics, also served over
+//!   FHIR REST as `POST Patient/$merge`.
 //! * [`chart`] — the chart summary behind the patient banner.
 //! * [`fhir`] — the one way workflows read: FHIR interactions through the
 //!   service with the caller's access.
@@ -22,3 +23,13 @@ pub mod adt;
 pub mod chart;
 pub mod fhir;
 pub mod pmi;
+
+use std::sync::Arc;
+
+use wardline_core::FhirService;
+
+/// The service with the workflows' FHIR operations registered
+/// (`Patient/$merge`); the server's composition root calls this.
+pub fn with_operations(svc: FhirService) -> FhirService {
+    svc.with_operation("Patient", "merge", Arc::new(pmi::MergeOperation))
+}

@@ -211,7 +211,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     let export_dir = a.store.data_dir.join("exports");
     let destinations = a.hl7.destinations()?;
     let service = Arc::new(
-        a.hl7.service(
+        a.hl7.service(wardline_workflow::with_operations(
             FhirService::new(
                 store,
                 ServiceConfig {
@@ -225,7 +225,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             )
             .with_exports(export_dir.clone())
             .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,
-        )?,
+        ))?,
     );
     if a.demo {
         load_demo(&service)?;

@@ -286,6 +286,11 @@ fn versioned(t: &str, id: &str, version: i64) -> Value {
     json!({"reference": format!("{t}/{id}/_history/{version}")})
 }
 
+/// A merge or unmerge the record's state does not allow: 422 `business-rule`.
+fn refused(diagnostics: impl Into<String>) -> FhirError {
+    FhirError::new(422, "business-rule", diagnostics)
+}
+
 fn get_patient(tx: &mut Tx<'_>, id: &str) -> Result<Value, FhirError> {
     tx.get("Patient", id)?
         .ok_or_else(|| FhirError::not_found(format!("There is no patient record {id}")))
@@ -306,32 +311,65 @@ pub fn merge(
     source_id: &str,
     target_id: &str,
 ) -> Result<MergeOutcome, FhirError> {
+    run_merge(svc, access, source_id, target_id, false).map(|(out, _)| out)
+}
+
+/// What [`merge`] would do, without doing it: the same checks and refusals,
+/// how many resources would be repointed, and the target as it would be.
+/// Its `provenance` is empty (nothing is recorded but the audit event of
+/// the records read).
+pub fn preview_merge(
+    svc: &FhirService,
+    access: &dyn Access,
+    source_id: &str,
+    target_id: &str,
+) -> Result<(MergeOutcome, Value), FhirError> {
+    run_merge(svc, access, source_id, target_id, true)
+}
+
+/// [`merge`], returning the target as it now is; with `preview`, writes
+/// nothing.
+pub(crate) fn run_merge(
+    svc: &FhirService,
+    access: &dyn Access,
+    source_id: &str,
+    target_id: &str,
+    preview: bool,
+) -> Result<(MergeOutcome, Value), FhirError> {
     if source_id == target_id {
-        return Err(FhirError::invalid(
-            "A patient record cannot be merged into itself",
-        ));
+        return Err(refused("A patient record cannot be merged into itself"));
     }
     // Merging is updating both Patient records: the caller must be allowed to.
     access.check_type(Op::Update, Some("Patient"))?;
     let gate = MergeGate { caller: access };
     svc.transact(&gate, |tx| {
-        tx.set_audit_subtype(wardline_core::audit::WARDLINE_SUBTYPE, "pmi-merge", "U");
+        if preview {
+            tx.set_audit_subtype(
+                wardline_core::audit::WARDLINE_SUBTYPE,
+                "pmi-merge-preview",
+                "R",
+            );
+            // It writes nothing, but a person is shown both records.
+            tx.audit_reads();
+        } else {
+            tx.set_audit_subtype(wardline_core::audit::WARDLINE_SUBTYPE, "pmi-merge", "U");
+        }
         let source = get_patient(tx, source_id)?;
         let target = get_patient(tx, target_id)?;
         if let Some(t) = links(&target, "replaced-by").first() {
-            return Err(FhirError::invalid(format!(
+            return Err(refused(format!(
                 "{} has been retired: it was merged into record {t}; merge into that record instead",
                 describe(&target)
             )));
         }
         if target.get("active").and_then(Value::as_bool) == Some(false) {
-            return Err(FhirError::invalid(format!(
+            return Err(refused(format!(
                 "{} is not active; a record cannot be merged into a retired record",
                 describe(&target)
             )));
         }
         if let Some(t) = links(&source, "replaced-by").first() {
-            return Err(FhirError::invalid(format!(
+            return Err(refused(format!(
                 "{} was already merged into record {t}",
                 describe(&source)
             )));
@@ -339,7 +377,7 @@ pub fn merge(
         if let (Some(a), Some(b)) = (nhs(&source), nhs(&target))
             && a != b
         {
-            return Err(FhirError::invalid(format!(
+            return Err(refused(format!(
                 "{} has NHS number {a} and {} has NHS number {b}: records with different NHS numbers belong to different people and cannot be merged",
                 describe(&source),
                 describe(&target)
@@ -351,6 +389,7 @@ pub fn merge(
             .unwrap_or_default();
         let to = format!("Patient/{target_id}");
         let mut targets: Vec<Value> = Vec::new();
+        let mut repointed = 0;
         for (t, id) in referrers(tx, source_id)? {
             let Some(mut v) = tx.get(&t, &id)? else {
                 continue;
@@ -359,18 +398,30 @@ pub fn merge(
                 continue;
             }
             if repoint(&mut v, source_id, &to) {
-                let saved = tx.save(v)?;
-                targets.push(versioned(&t, &id, saved.version));
+                repointed += 1;
+                if !preview {
+                    let saved = tx.save(v)?;
+                    targets.push(versioned(&t, &id, saved.version));
+                }
             }
         }
-        let repointed = targets.len();
         let mut source = source;
         source["active"] = json!(false);
         push_link(&mut source, target_id, "replaced-by");
-        let s = tx.save(source)?;
         let mut target = target;
         push_link(&mut target, source_id, "replaces");
+        if preview {
+            let out = MergeOutcome {
+                source: source_id.to_owned(),
+                target: target_id.to_owned(),
+                repointed,
+                provenance: String::new(),
+            };
+            return Ok((out, target));
+        }
+        let s = tx.save(source)?;
         let t = tx.save(target)?;
+        let target = t.resource.clone();
         targets.push(versioned("Patient", source_id, s.version));
         targets.push(versioned("Patient", target_id, t.version));
         let prov = tx.save(json!({
@@ -399,12 +450,13 @@ pub fn merge(
         for task in open {
             close(tx, task, "merged")?;
         }
-        Ok(MergeOutcome {
+        let out = MergeOutcome {
             source: source_id.to_owned(),
             target: target_id.to_owned(),
             repointed,
             provenance: prov.id,
-        })
+        };
+        Ok((out, target))
     })
 }
 
@@ -446,7 +498,7 @@ pub fn unmerge(
         tx.set_audit_subtype(wardline_core::audit::WARDLINE_SUBTYPE, "pmi-unmerge", "U");
         let mut source = get_patient(tx, source_id)?;
         let Some(target_id) = links(&source, "replaced-by").into_iter().next() else {
-            return Err(FhirError::invalid(format!(
+            return Err(refused(format!(
                 "{} is not merged into another record, so there is nothing to unmerge",
                 describe(&source)
             )));
@@ -488,7 +540,7 @@ pub fn unmerge(
                 !undone.iter().any(|u| u == id) && names_target(p)
             })
         else {
-            return Err(FhirError::invalid(format!(
+            return Err(refused(format!(
                 "No record of how {} was merged was found, so it cannot be unmerged automatically",
                 describe(&source)
             )));

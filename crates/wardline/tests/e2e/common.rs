@@ -200,6 +200,24 @@ impl Env {
         .to_owned()
     }
 
+    /// A client for a privacy officer (created on this store as `ig.test`),
+    /// who may read the audit trail. The store must hold `Organization/trust`.
+    pub fn privacy_officer(&self) -> reqwest::blocking::Client {
+        self.cli_with_env(
+            &["user", "add", "ig.test", "--name", "Ida Governance"],
+            &[("WARDLINE_NEW_PASSWORD", "a-test-password-1")],
+        );
+        self.cli(&["user", "grant", "ig.test", "--role", "privacy-officer"]);
+        let token = self.cli(&[
+            "token",
+            "--user",
+            "ig.test",
+            "--scope",
+            "user/AuditEvent.rs",
+        ]);
+        authorised_client(token.trim())
+    }
+
     /// Start `wardline serve` on this backend and wait until `/healthz` answers.
     pub fn start(&self) -> Server {
         self.start_with(&[])

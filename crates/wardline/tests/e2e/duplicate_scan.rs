@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{self, Env, Server, entries};
+use crate::common::{Env, Server, entries};
 use serde_json::{Value, json};
 
 const REVIEWS: &str = "Task?code=https://fhir.wardline.invalid/CodeSystem/task|duplicate-review";
@@ -64,19 +64,7 @@ fn run(env: Env) {
     );
     assert!(!text.contains("dup-other"), "{task}");
     // Audited under the job's own name, as the privacy officer sees it.
-    env.cli_with_env(
-        &["user", "add", "ig.test", "--name", "Ida Governance"],
-        &[("WARDLINE_NEW_PASSWORD", "a-test-password-1")],
-    );
-    env.cli(&["user", "grant", "ig.test", "--role", "privacy-officer"]);
-    let ig = env.cli(&[
-        "token",
-        "--user",
-        "ig.test",
-        "--scope",
-        "user/AuditEvent.rs",
-    ]);
-    let ig = common::authorised_client(ig.trim());
+    let ig = env.privacy_officer();
     let scans = |s: &Server| -> Vec<Value> {
         let r: Value = ig
             .get(s.url("AuditEvent?subtype=pmi-duplicate-scan&_count=100"))
