@@ -253,7 +253,7 @@ fn duplicates_panel(cx: &Cx, p: &PatientSummary) -> Markup {
             tracing::warn!(error = %e, patient = %p.id, "duplicate check failed");
             return html! {
                 p class="nhsuk-body-s" data-testid="duplicates-failed" {
-                    "The check for possible duplicate records could not be run. Try again later."
+                    "Wardline could not check whether this record has duplicates. Try again later."
                 }
             };
         }

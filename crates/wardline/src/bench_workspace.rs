@@ -601,6 +601,20 @@ async fn measure(
         let p = page(format!("/ui/patients/{HEAVY}"), "Encounters").await?;
         push(&mut out, "chart: patient with 600+ encounters", d, p);
 
+        // Its possible-duplicates check, which the page loads after itself.
+        let (s, a) = (service.clone(), access.clone());
+        let d = svc_time(move || {
+            pmi::duplicates_of(&s, &*a, HEAVY).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(())
+        })
+        .await?;
+        let p = page(
+            format!("/ui/patients/{HEAVY}?fragment=duplicates"),
+            "ossible duplicate records",
+        )
+        .await?;
+        push(&mut out, "chart: possible duplicates (loaded after)", d, p);
+
         for (label, q) in &probes {
             let (s, a, qq) = (service.clone(), access.clone(), q.clone());
             let d = svc_time(move || {
