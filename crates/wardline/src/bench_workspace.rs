@@ -445,13 +445,14 @@ fn hidden(html: &str, name: &str) -> Result<String> {
 }
 
 /// Signs in through the form; returns the `Cookie` header to send.
-async fn sign_in(client: &reqwest::Client, root: &str, dir: &Directory) -> Result<String> {
+async fn sign_in(client: &reqwest::Client, root: &str, dir: Arc<Directory>) -> Result<String> {
     let form = client.get(format!("{root}/auth/login")).send().await?;
     // The form's CSRF check is tied to a cookie set with it.
     let pre = set_cookies(&form);
     let html = form.text().await?;
-    let acc = dir
-        .account(BENCH_USER)
+    // The store is read on a blocking thread (the PostgreSQL client blocks).
+    let acc = tokio::task::spawn_blocking(move || dir.account(BENCH_USER))
+        .await?
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .context("bench user")?;
     let secret = wardline_auth::totp::base32_decode(&acc.totp_secret).context("TOTP secret")?;
@@ -520,13 +521,16 @@ async fn measure(
         .redirect(reqwest::redirect::Policy::none())
         .no_gzip()
         .build()?;
-    let cookie = sign_in(&client, &root, &dir).await?;
+    let cookie = sign_in(&client, &root, dir.clone()).await?;
     // The same policy the pages run under, for the service-time figures.
     let mut headers = axum::http::HeaderMap::new();
     headers.insert(axum::http::header::COOKIE, cookie.parse()?);
-    let principal =
-        wardline_http::principal_for(&dir, Some(&axum::http::Method::GET), &headers, None)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let d = dir.clone();
+    let principal = tokio::task::spawn_blocking(move || {
+        wardline_http::principal_for(&d, Some(&axum::http::Method::GET), &headers, None)
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let access: Arc<dyn Access + Send + Sync> =
         Arc::new(wardline_auth::policy::Policy::new(principal, dir.clone()));
 
