@@ -314,21 +314,10 @@ pub fn merge(
     run_merge(svc, access, source_id, target_id, false).map(|(out, _)| out)
 }
 
-/// What [`merge`] would do, without doing it: the same checks and refusals,
-/// how many resources would be repointed, and the target as it would be.
-/// Its `provenance` is empty (nothing is recorded but the audit event of
-/// the records read).
-pub fn preview_merge(
-    svc: &FhirService,
-    access: &dyn Access,
-    source_id: &str,
-    target_id: &str,
-) -> Result<(MergeOutcome, Value), FhirError> {
-    run_merge(svc, access, source_id, target_id, true)
-}
-
-/// [`merge`], returning the target as it now is; with `preview`, writes
-/// nothing.
+/// [`merge`], returning the target as it now is. With `preview` it writes
+/// nothing: the same checks and refusals, how many resources would be
+/// repointed and the target as it would be, with an empty `provenance`
+/// (only the audit event of the records read is recorded).
 pub(crate) fn run_merge(
     svc: &FhirService,
     access: &dyn Access,
@@ -405,9 +394,6 @@ pub(crate) fn run_merge(
                 }
             }
         }
-        let mut source = source;
-        source["active"] = json!(false);
-        push_link(&mut source, target_id, "replaced-by");
         let mut target = target;
         push_link(&mut target, source_id, "replaces");
         if preview {
@@ -419,6 +405,9 @@ pub(crate) fn run_merge(
             };
             return Ok((out, target));
         }
+        let mut source = source;
+        source["active"] = json!(false);
+        push_link(&mut source, target_id, "replaced-by");
         let s = tx.save(source)?;
         let t = tx.save(target)?;
         let target = t.resource.clone();
