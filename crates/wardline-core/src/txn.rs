@@ -120,6 +120,10 @@ impl StoreTx for Recording<'_> {
         self.inner.kv_put(namespace, key, value)
     }
 
+    fn lock(&mut self, keys: &[&str]) -> wardline_store::Result<()> {
+        self.inner.lock(keys)
+    }
+
     fn commit(self: Box<Self>) -> wardline_store::Result<()> {
         self.inner.commit()
     }
@@ -202,6 +206,22 @@ impl<'a> Tx<'a> {
         self.rec.inner.kv_put(namespace, key, value)?;
         self.kv_written = true;
         Ok(())
+    }
+
+    /// Locks the records a rule is about (`Location/b1`, `Patient/p1`, an
+    /// identifier) until this transaction ends, in the database, so that two
+    /// transactions deciding on the same bed or patient — from any channel
+    /// and any server on the same database — run one after the other, the
+    /// second seeing what the first committed. Lock before reading what the
+    /// rule decides on. The keys are sorted and deduplicated, so callers
+    /// that lock everything at once never wait for each other in a circle;
+    /// a deadlock between incremental lockers fails one transaction with a
+    /// 409 (try it again). See [`wardline_store::StoreTx::lock`].
+    pub fn lock<S: AsRef<str>>(&mut self, keys: &[S]) -> R<()> {
+        let mut keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(self.rec.inner.lock(&keys)?)
     }
 
     /// The requester this transaction acts for.
@@ -306,6 +326,23 @@ impl<'a> Tx<'a> {
         }
     }
 
+    /// An earlier version of a resource (as committed; versions are never
+    /// changed), checked and audited like [`Tx::get`]. `None` when there is
+    /// no such version or it is a deletion.
+    pub fn vread(&mut self, t: &str, id: &str, version: i64) -> R<Option<Value>> {
+        match self.svc.store().vread(t, id, version)? {
+            Some(r) if !r.deleted => {
+                self.check_read(&r)?;
+                serde_json::from_str(&r.json).map(Some).map_err(|e| {
+                    FhirError::internal(format!(
+                        "stored {t}/{id}/_history/{version} unreadable: {e}"
+                    ))
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Resources of type `t` matching a FHIR search query string, in the
     /// default order (creation order), at most `_count` of them (default
     /// and cap: the service's maximum page size).
@@ -355,92 +392,6 @@ impl<'a> Tx<'a> {
     pub fn delete(&mut self, t: &str, id: &str) -> R<()> {
         let svc = self.svc;
         svc.delete_in(self, t, id)
-    }
-
-    /// Merges Patient `source` into `target` (FHIR `Patient/$merge`):
-    /// every resource in the source's compartment has its references to the
-    /// source repointed to the target; the source is kept, inactive, with a
-    /// `replaced-by` link and the target gains a `replaces` link and the
-    /// source's identifiers (use `old`). Returns the resources repointed.
-    pub fn merge_patients(&mut self, source: &str, target: &str) -> R<Vec<(String, String)>> {
-        if source == target {
-            return Err(FhirError::invalid("a patient cannot be merged into itself"));
-        }
-        let src = self
-            .get("Patient", source)?
-            .ok_or_else(|| FhirError::not_found(format!("Patient/{source} does not exist")))?;
-        let mut tgt = self
-            .get("Patient", target)?
-            .ok_or_else(|| FhirError::not_found(format!("Patient/{target} does not exist")))?;
-        let from = format!("Patient/{source}");
-        let to = format!("Patient/{target}");
-        // Everything in the source's compartment, then repoint.
-        let mut found: Vec<StoredResource> = Vec::new();
-        let mut after_rid = None;
-        loop {
-            let q = SearchQuery {
-                compartment: Some(("Patient".into(), source.into())),
-                ..SearchQuery::default()
-            };
-            let page = self.rec.search(
-                &q,
-                &PageRequest {
-                    count: 500,
-                    after_rid,
-                    ..PageRequest::default()
-                },
-            )?;
-            after_rid = page.resources.last().map(|r| r.rid);
-            let more = page.has_more;
-            found.extend(page.resources);
-            if !more || after_rid.is_none() {
-                break;
-            }
-        }
-        let mut repointed = Vec::new();
-        for r in found {
-            if r.resource_type == "Patient" {
-                continue;
-            }
-            let mut v: Value = serde_json::from_str(&r.json).map_err(|e| {
-                FhirError::internal(format!(
-                    "stored {}/{} unreadable: {e}",
-                    r.resource_type, r.id
-                ))
-            })?;
-            if repoint(&mut v, &from, &to) {
-                self.save(v)?;
-                repointed.push((r.resource_type, r.id));
-            }
-        }
-        // The source: inactive, replaced-by the target.
-        let mut src = src;
-        src["active"] = Value::Bool(false);
-        push_link(&mut src, &to, "replaced-by");
-        self.save(src.clone())?;
-        // The target: replaces the source, and knows its old identifiers.
-        push_link(&mut tgt, &from, "replaces");
-        if let Some(ids) = src.get("identifier").and_then(Value::as_array) {
-            let have: Vec<Value> = tgt
-                .get("identifier")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let mut merged = have.clone();
-            for i in ids {
-                let same = |h: &Value| {
-                    h.get("system") == i.get("system") && h.get("value") == i.get("value")
-                };
-                if !have.iter().any(same) {
-                    let mut old = i.clone();
-                    old["use"] = Value::String("old".into());
-                    merged.push(old);
-                }
-            }
-            tgt["identifier"] = Value::Array(merged);
-        }
-        self.save(tgt)?;
-        Ok(repointed)
     }
 
     /// Runs the hooks over the recorded changes, then commits durably.
@@ -494,42 +445,6 @@ impl Reader for Tx<'_> {
     }
     fn include(&self, req: &IncludeRequest) -> wardline_store::Result<Vec<StoredResource>> {
         self.rec.include(req)
-    }
-}
-
-/// Rewrites every `reference` equal to `from` (or ending in `/{from}` as an
-/// absolute URL) to `to`. Returns whether anything changed.
-fn repoint(v: &mut Value, from: &str, to: &str) -> bool {
-    match v {
-        Value::Object(m) => {
-            let mut changed = false;
-            for (k, x) in m.iter_mut() {
-                if k == "reference"
-                    && let Value::String(s) = x
-                    && (s == from || s.ends_with(&format!("/{from}")))
-                {
-                    *s = to.to_owned();
-                    changed = true;
-                } else {
-                    changed |= repoint(x, from, to);
-                }
-            }
-            changed
-        }
-        Value::Array(a) => a.iter_mut().fold(false, |c, x| repoint(x, from, to) | c),
-        _ => false,
-    }
-}
-
-fn push_link(p: &mut Value, other: &str, kind: &str) {
-    let link = serde_json::json!({"other": {"reference": other}, "type": kind});
-    match p.get_mut("link").and_then(Value::as_array_mut) {
-        Some(a) => {
-            if !a.iter().any(|l| l == &link) {
-                a.push(link);
-            }
-        }
-        None => p["link"] = Value::Array(vec![link]),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `FhirService::transact` and write hooks: all-or-nothing, hooks see each
 //! changed resource once (first before, last after) from every write path and
-//! write in the same transaction; `merge_patients` repoints references.
+//! write in the same transaction. (Merging patients is a workflow:
+//! `wardline-workflow` `pmi::merge`, tested there.)
 
 use std::sync::{Arc, Mutex};
 
@@ -208,62 +209,6 @@ fn a_failing_hook_aborts_the_write() {
     );
     assert_eq!(r.status, 500);
     assert_eq!(count(&svc, "Patient"), 0);
-}
-
-#[test]
-fn merge_repoints_references_and_links_both_patients() {
-    let svc = service(vec![]);
-    let (src, tgt, enc) = svc
-        .transact(&wardline_core::Trusted::operator("test"), |tx| {
-            let a = tx.save(patient("9434765919", "Smith"))?.id;
-            let b = tx.save(patient("9434765870", "Smith"))?.id;
-            let e = tx
-                .save(json!({"resourceType": "Encounter", "status": "finished",
-                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-                    "subject": {"reference": format!("Patient/{a}")}}))?
-                .id;
-            Ok((a, b, e))
-        })
-        .unwrap();
-    let repointed = svc
-        .transact(&wardline_core::Trusted::operator("test"), |tx| {
-            tx.merge_patients(&src, &tgt)
-        })
-        .unwrap();
-    assert_eq!(repointed, vec![("Encounter".to_owned(), enc.clone())]);
-    svc.transact(&wardline_core::Trusted::operator("test"), |tx| {
-        let e = tx.get("Encounter", &enc)?.unwrap();
-        assert_eq!(e["subject"]["reference"], format!("Patient/{tgt}"));
-        let s = tx.get("Patient", &src)?.unwrap();
-        assert_eq!(s["active"], false);
-        assert_eq!(s["link"][0]["type"], "replaced-by");
-        assert_eq!(s["link"][0]["other"]["reference"], format!("Patient/{tgt}"));
-        let t = tx.get("Patient", &tgt)?.unwrap();
-        assert_eq!(t["link"][0]["type"], "replaces");
-        let ids = t["identifier"].as_array().unwrap();
-        assert!(
-            ids.iter()
-                .any(|i| i["value"] == "9434765919" && i["use"] == "old"),
-            "{t}"
-        );
-        // The encounter is now in the target's compartment.
-        let theirs = tx.find("Encounter", &format!("patient={tgt}"))?;
-        assert_eq!(theirs.len(), 1);
-        Ok(())
-    })
-    .unwrap();
-    let err = svc
-        .transact(&wardline_core::Trusted::operator("test"), |tx| {
-            tx.merge_patients(&tgt, &tgt)
-        })
-        .unwrap_err();
-    assert_eq!(err.status, 400);
-    let err = svc
-        .transact(&wardline_core::Trusted::operator("test"), |tx| {
-            tx.merge_patients("nope", &tgt)
-        })
-        .unwrap_err();
-    assert_eq!(err.status, 404);
 }
 
 #[test]

@@ -1,13 +1,19 @@
-//! HL7 v2 ↔ FHIR R4 mappings for Wardline's integration engine.
+//! HL7 v2 ↔ FHIR R4 translation for Wardline's integration engine: this
+//! crate translates, it holds no clinical rule of its own.
 //!
-//! * [`inbound`]: a parsed v2 message is *applied* to the record through a
-//!   [`Records`] handle (find by identifier, read, save). The caller (the
-//!   engine in `wardline-integration`) runs that inside one store transaction,
-//!   so a message and all its effects commit together or not at all.
-//! * [`outbound`]: a change to a FHIR resource (before/after) becomes the v2
-//!   message a downstream system expects (ADT, ORM, ORU, SIU), or none.
-//!
-//! Nothing here does IO: tests run the mappings against [`memory::MemoryRecords`].
+//! * [`inbound`]: a parsed v2 message becomes calls inside one service
+//!   transaction ([`records::TxRecords`]): plain finds and saves for what is
+//!   only data (demographics, orders, results, documents), and the domain
+//!   services of `wardline-workflow` for what has rules — a patient entering
+//!   or leaving a bed goes through `adt::beds` (locks, bed checks, the bed
+//!   master policy), A40 through `pmi::merge_in` (every reference repointed,
+//!   Provenance, unmerge). The caller (the engine in `wardline-integration`)
+//!   commits it with the message's record, so a message and all its effects
+//!   commit together or not at all.
+//! * [`outbound`]: a committed change to a FHIR resource (before/after)
+//!   becomes the v2 message a downstream system expects (ADT, ORM, ORU,
+//!   SIU), or none. It only reads, through [`Records`]; its tests run
+//!   against [`memory::MemoryRecords`].
 //!
 //! UK conventions (see `ARCHITECTURE.md`, "HL7 v2 mappings"): the NHS number
 //! is the PID-3 repetition whose assigning authority (CX-4) is `NHS` (or
@@ -18,14 +24,18 @@
 pub mod inbound;
 pub mod memory;
 pub mod outbound;
+pub mod records;
 
 use serde_json::Value;
 use wardline_hl7::ErrorDetail;
 
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
-/// Access to the record for a mapping. Implemented over a store transaction
-/// by the engine and in memory by [`memory::MemoryRecords`].
+/// Access to the record for a mapping: find, read, save. Implemented over a
+/// service transaction by [`records::TxRecords`] and in memory by
+/// [`memory::MemoryRecords`] (outbound tests). Clinical rules (beds, merges)
+/// are not here: the inbound mapping calls the domain services of
+/// `wardline-workflow` for them.
 pub trait Records {
     /// The current (not deleted) resource of `resource_type` carrying the
     /// identifier `system|value`, or `None`. A Patient merged away (`link`
@@ -45,12 +55,6 @@ pub trait Records {
     /// creates/updates it under its `id`. Returns the id. The resource is
     /// validated against FHIR R4 on save; an invalid one is an error.
     fn save(&mut self, resource: Value) -> Result<String, MapError>;
-
-    /// Merges Patient `source_id` into `target_id` with FHIR `Patient/$merge`
-    /// semantics: references to the source are repointed to the target, the
-    /// source is kept inactive with `link` `replaced-by`, the target gains a
-    /// `replaces` link and the source's identifiers (marked `old`).
-    fn merge_patients(&mut self, source_id: &str, target_id: &str) -> Result<(), MapError>;
 }
 
 /// Why a message could not be mapped. Becomes the ACK's ERR segment.
@@ -138,6 +142,9 @@ pub struct MappingConfig {
     /// MSH-3/MSH-4 this system puts on outbound messages.
     pub sending_application: String,
     pub sending_facility: String,
+    /// Who is master of the beds when a message puts a patient in a bed
+    /// Wardline holds otherwise (see `wardline_workflow::adt::beds`).
+    pub bed_master: wardline_workflow::adt::BedMaster,
 }
 
 impl Default for MappingConfig {
@@ -146,6 +153,7 @@ impl Default for MappingConfig {
             identifier_base: "https://fhir.wardline.invalid/Id".into(),
             sending_application: "WARDLINE".into(),
             sending_facility: "WARDLINE".into(),
+            bed_master: wardline_workflow::adt::BedMaster::default(),
         }
     }
 }

@@ -1,4 +1,6 @@
-//! An in-memory [`Records`] for tests and tools.
+//! An in-memory [`Records`] for the outbound mapping's tests and tools: the
+//! outbound direction only reads the record. (The inbound direction calls
+//! the domain services, so its tests run on a real store.)
 //!
 //! Resources are kept by `(resourceType, id)` in insertion order. [`save`]
 //! assigns ids `r1`, `r2`, … (deterministic, one counter for all types) to
@@ -17,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{MapError, Records};
 
@@ -115,33 +117,6 @@ fn is_replaced(r: &Value) -> bool {
         .is_some_and(|l| l.iter().any(|x| x["type"] == "replaced-by"))
 }
 
-/// Replaces every `"reference": from` anywhere in `v` by `to`. Returns true if
-/// anything changed.
-fn repoint(v: &mut Value, from: &str, to: &str) -> bool {
-    match v {
-        Value::Object(m) => {
-            let mut changed = false;
-            for (k, x) in m.iter_mut() {
-                if k == "reference" && x.as_str() == Some(from) {
-                    *x = Value::String(to.to_owned());
-                    changed = true;
-                } else {
-                    changed |= repoint(x, from, to);
-                }
-            }
-            changed
-        }
-        Value::Array(a) => {
-            let mut changed = false;
-            for x in a {
-                changed |= repoint(x, from, to);
-            }
-            changed
-        }
-        _ => false,
-    }
-}
-
 impl Records for MemoryRecords {
     fn find_by_identifier(
         &mut self,
@@ -195,83 +170,12 @@ impl Records for MemoryRecords {
             .map_err(|e| MapError::internal(format!("invalid {rt} produced: {e}")))?;
         Ok(self.insert(resource))
     }
-
-    fn merge_patients(&mut self, source_id: &str, target_id: &str) -> Result<(), MapError> {
-        if source_id == target_id {
-            return Err(MapError::internal(format!(
-                "cannot merge Patient/{source_id} into itself"
-            )));
-        }
-        let mut source = self
-            .get("Patient", source_id)
-            .ok_or_else(|| MapError::internal(format!("Patient/{source_id} not found")))?;
-        let mut target = self
-            .get("Patient", target_id)
-            .ok_or_else(|| MapError::internal(format!("Patient/{target_id} not found")))?;
-        let from = format!("Patient/{source_id}");
-        let to = format!("Patient/{target_id}");
-
-        // Repoint references in every other resource.
-        let keys: Vec<(String, String)> = self.resources.keys().cloned().collect();
-        for key in keys {
-            if key.0 == "Patient" && (key.1 == source_id || key.1 == target_id) {
-                continue;
-            }
-            let Some((_, r)) = self.resources.get(&key) else {
-                continue;
-            };
-            let mut r = r.clone();
-            if repoint(&mut r, &from, &to) {
-                self.save(r)?;
-            }
-        }
-
-        // Target: source identifiers as "old", a `replaces` link.
-        let src_ids: Vec<Value> = source["identifier"].as_array().cloned().unwrap_or_default();
-        let mut ids: Vec<Value> = target["identifier"].as_array().cloned().unwrap_or_default();
-        for mut i in src_ids {
-            let dup = ids
-                .iter()
-                .any(|t| t["system"] == i["system"] && t["value"] == i["value"]);
-            if dup {
-                continue;
-            }
-            i["use"] = json!("old");
-            ids.push(i);
-        }
-        if !ids.is_empty() {
-            target["identifier"] = Value::Array(ids);
-        }
-        push_link(&mut target, &from, "replaces");
-
-        // Source: inactive, `replaced-by` link.
-        source["active"] = json!(false);
-        if let Some(links) = source["link"].as_array_mut() {
-            links.retain(|l| l["type"].as_str() != Some("replaced-by"));
-        }
-        push_link(&mut source, &to, "replaced-by");
-
-        self.save(target)?;
-        self.save(source)?;
-        Ok(())
-    }
-}
-
-fn push_link(patient: &mut Value, other: &str, kind: &str) {
-    let link = json!({"other": {"reference": other}, "type": kind});
-    match patient["link"].as_array_mut() {
-        Some(a) => {
-            if !a.contains(&link) {
-                a.push(link);
-            }
-        }
-        None => patient["link"] = json!([link]),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn patient(nhs: &str) -> Value {
         json!({"resourceType": "Patient",
@@ -341,57 +245,5 @@ mod tests {
             .find_by_identifier("Patient", crate::NHS_NUMBER_SYSTEM, "9434765919")
             .unwrap_err();
         assert!(e.text.contains("2 Patient"), "{}", e.text);
-    }
-
-    #[test]
-    fn merge_repoints_and_links() {
-        let mut m = MemoryRecords::new();
-        let src = m.save(patient("9434765870")).unwrap();
-        let tgt = m.save(patient("9434765919")).unwrap();
-        let enc = m
-            .save(json!({"resourceType": "Encounter", "status": "finished",
-                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
-                "subject": {"reference": format!("Patient/{src}")}}))
-            .unwrap();
-        let other = m
-            .save(json!({"resourceType": "Encounter", "status": "finished",
-                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
-                "subject": {"reference": "Patient/elsewhere"}}))
-            .unwrap();
-        m.merge_patients(&src, &tgt).unwrap();
-        assert_eq!(
-            m.get("Encounter", &enc).unwrap()["subject"]["reference"],
-            format!("Patient/{tgt}")
-        );
-        assert_eq!(
-            m.get("Encounter", &other).unwrap()["subject"]["reference"],
-            "Patient/elsewhere"
-        );
-        let s = m.get("Patient", &src).unwrap();
-        assert_eq!(s["active"], false);
-        assert_eq!(
-            s["link"],
-            json!([{"other": {"reference": format!("Patient/{tgt}")}, "type": "replaced-by"}])
-        );
-        let t = m.get("Patient", &tgt).unwrap();
-        assert_eq!(
-            t["link"],
-            json!([{"other": {"reference": format!("Patient/{src}")}, "type": "replaces"}])
-        );
-        assert_eq!(
-            t["identifier"],
-            json!([
-                {"system": crate::NHS_NUMBER_SYSTEM, "value": "9434765919"},
-                {"system": crate::NHS_NUMBER_SYSTEM, "value": "9434765870", "use": "old"}
-            ])
-        );
-        // The source's identifier now finds the survivor only.
-        let f = m
-            .find_by_identifier("Patient", crate::NHS_NUMBER_SYSTEM, "9434765870")
-            .unwrap()
-            .unwrap();
-        assert_eq!(f["id"], json!(tgt));
-        assert!(m.merge_patients(&src, &src).is_err());
-        assert!(m.merge_patients("nope", &tgt).is_err());
     }
 }

@@ -1,12 +1,14 @@
-//! Inbound mappings against `MemoryRecords`, with project-written UK
+//! Inbound mappings against `TestRecord`, with project-written UK
 //! messages. Every saved resource is validated against R4 by
-//! `MemoryRecords::save`.
+//! `TestRecord::save`.
 
 use serde_json::{Value, json};
 use wardline_hl7::Message;
-use wardline_hl7_fhir::inbound::{self, Applied};
-use wardline_hl7_fhir::memory::MemoryRecords;
-use wardline_hl7_fhir::{MapError, MapErrorKind, MappingConfig, NHS_NUMBER_SYSTEM};
+
+mod support;
+use support::TestRecord;
+use wardline_hl7_fhir::inbound::Applied;
+use wardline_hl7_fhir::{MapError, MapErrorKind, MappingConfig, NHS_NUMBER_SYSTEM, Records};
 
 const NHS1: &str = "9434765919";
 const NHS2: &str = "9434765870";
@@ -21,19 +23,19 @@ fn m(segments: &[&str]) -> String {
     segments.join("\r") + "\r"
 }
 
-fn apply(records: &mut MemoryRecords, text: &str) -> Result<Applied, MapError> {
+fn apply(records: &mut TestRecord, text: &str) -> Result<Applied, MapError> {
     let msg = Message::parse(text).expect("test message parses");
-    inbound::apply(&msg, records, &MappingConfig::default())
+    records.apply(&msg, &MappingConfig::default())
 }
 
-fn ok(records: &mut MemoryRecords, text: &str) -> Applied {
+fn ok(records: &mut TestRecord, text: &str) -> Applied {
     match apply(records, text) {
         Ok(a) => a,
         Err(e) => panic!("{e:?} for\n{}", text.replace('\r', "\n")),
     }
 }
 
-fn err(records: &mut MemoryRecords, text: &str) -> MapError {
+fn err(records: &mut TestRecord, text: &str) -> MapError {
     match apply(records, text) {
         Ok(a) => panic!("expected an error, got {a:?}"),
         Err(e) => e,
@@ -103,13 +105,13 @@ fn event(ev: &str, nhs: &str, visit: &str, loc: &str, when: &str) -> String {
     ])
 }
 
-fn one(records: &MemoryRecords, rt: &str) -> Value {
+fn one(records: &TestRecord, rt: &str) -> Value {
     let all = records.all(rt);
     assert_eq!(all.len(), 1, "{rt}: {all:#?}");
     all.into_iter().next().unwrap()
 }
 
-fn location_by_path(records: &MemoryRecords, path: &str) -> Value {
+fn location_by_path(records: &TestRecord, path: &str) -> Value {
     records
         .all("Location")
         .into_iter()
@@ -117,14 +119,14 @@ fn location_by_path(records: &MemoryRecords, path: &str) -> Value {
         .unwrap_or_else(|| panic!("no Location {path}"))
 }
 
-fn bed_status(records: &MemoryRecords, path: &str) -> String {
+fn bed_status(records: &TestRecord, path: &str) -> String {
     location_by_path(records, path)["operationalStatus"]["code"]
         .as_str()
         .unwrap_or("none")
         .to_owned()
 }
 
-fn loc_ref(records: &MemoryRecords, path: &str) -> String {
+fn loc_ref(records: &TestRecord, path: &str) -> String {
     format!(
         "Location/{}",
         location_by_path(records, path)["id"].as_str().unwrap()
@@ -136,7 +138,7 @@ const BED1: &str = "WARD9^BAY1^BED1^RWG";
 
 #[test]
 fn admit_creates_patient_encounter_and_locations() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     let a = ok(&mut r, &admit(NHS1, "V1001", BED4));
     let p = one(&r, "Patient");
     assert_eq!(a.patient_id.as_deref(), p["id"].as_str());
@@ -257,7 +259,7 @@ fn admit_creates_patient_encounter_and_locations() {
 
 #[test]
 fn admit_transfer_discharge_keeps_location_history() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     ok(&mut r, &admit(NHS1, "V2001", BED4));
     ok(&mut r, &event("A02", NHS1, "V2001", BED1, "20240613140000"));
     let e = one(&r, "Encounter");
@@ -315,7 +317,7 @@ fn admit_transfer_discharge_keeps_location_history() {
 
 #[test]
 fn cancel_discharge_then_cancel_transfer_then_cancel_admit() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     ok(&mut r, &admit(NHS1, "V3001", BED4));
     ok(&mut r, &event("A02", NHS1, "V3001", BED1, "20240613140000"));
     ok(&mut r, &event("A03", NHS1, "V3001", BED1, "20240614110000"));
@@ -366,7 +368,7 @@ fn cancel_discharge_then_cancel_transfer_then_cancel_admit() {
 
 #[test]
 fn a08_updates_and_keeps_other_identifiers() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     ok(&mut r, &admit(NHS1, "V4001", BED4));
     let a08 = m(&[
         &msh("ADT^A08^ADT_A01", "4"),
@@ -417,7 +419,7 @@ fn a08_updates_and_keeps_other_identifiers() {
 
 #[test]
 fn hl7_null_deletes_demographics() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     ok(&mut r, &admit(NHS1, "V5001", BED4));
     let a31 = m(&[
         &msh("ADT^A31^ADT_A05", "5"),
@@ -451,8 +453,15 @@ fn hl7_null_deletes_demographics() {
 
 #[test]
 fn a40_merge_repoints_encounter() {
-    let mut r = MemoryRecords::new();
-    ok(&mut r, &admit(NHS2, "V6001", BED4));
+    let mut r = TestRecord::new();
+    // The record to retire was registered under the hospital number only.
+    let admitted = m(&[
+        &msh("ADT^A01^ADT_A01", "5"),
+        "EVN|A01|20240612093000",
+        "PID|1||RWG123456^^^RWG^MR||SMITH^Jane||19800214|F",
+        &pv1("I", BED4, "V6001", "20240612090000"),
+    ]);
+    ok(&mut r, &admitted);
     let a28 = m(&[
         &msh("ADT^A28^ADT_A05", "6"),
         "EVN|A28|20240615080000",
@@ -484,15 +493,23 @@ fn a40_merge_repoints_encounter() {
     assert_eq!(old["active"], false);
     assert_eq!(old["link"][0]["type"], "replaced-by");
     let s = r.get("Patient", &sid).unwrap();
-    assert!(
-        s["identifier"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["value"] == NHS2 && i["use"] == "old")
-    );
+    assert_eq!(s["link"][0]["type"], "replaces");
+    // The PMI's merge: a Provenance lists what was repointed (so it can be
+    // undone), and the retired record's numbers lead to the survivor.
+    let prov = one(&r, "Provenance");
+    assert_eq!(prov["activity"]["coding"][0]["code"], "merge");
+    let found = r
+        .find_by_identifier(
+            "Patient",
+            &MappingConfig::default().local_system("RWG", "MR"),
+            "RWG123456",
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(found["id"], sid.as_str());
     // Resent: nothing to do, no error.
     ok(&mut r, &a40);
+    assert_eq!(r.count("Provenance"), 1);
     // Unknown prior identifier.
     let x = err(
         &mut r,
@@ -506,8 +523,33 @@ fn a40_merge_repoints_encounter() {
 }
 
 #[test]
+fn a40_across_two_nhs_numbers_is_refused_by_the_pmi() {
+    let mut r = TestRecord::new();
+    ok(&mut r, &admit(NHS2, "V6101", BED4));
+    ok(
+        &mut r,
+        &m(&[
+            &msh("ADT^A28^ADT_A05", "9"),
+            &format!("PID|1||{NHS3}^^^NHS^NH||BLOGGS^Joe||19700101|M"),
+        ]),
+    );
+    let x = err(
+        &mut r,
+        &m(&[
+            &msh("ADT^A40^ADT_A39", "10"),
+            &format!("PID|1||{NHS3}^^^NHS^NH||BLOGGS^Joe"),
+            "MRG|RWG123456^^^RWG^MR",
+        ]),
+    );
+    assert_content(&x, 207, "MRG-1", "different NHS numbers");
+    // Nothing was merged.
+    assert!(r.all("Patient").iter().all(|p| p["active"] == true));
+    assert_eq!(r.count("Provenance"), 0);
+}
+
+#[test]
 fn adt_error_paths_name_the_value() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     let bad_nhs = admit("9434765918", "V7001", BED4);
     assert_content(&err(&mut r, &bad_nhs), 102, "PID-3", "9434765918");
     let no_id = m(&[
@@ -561,7 +603,7 @@ fn adt_error_paths_name_the_value() {
 
 #[test]
 fn other_separators_and_escapes() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     let text = format!(
         "MSH#*~!@#PAS#RWG#EPR#RWG#20240612093000##ADT*A28#1#P#2.4\rPID#1##{NHS1}***NHS*NH##O!S!BRIEN*Sean\r"
     );
@@ -635,7 +677,7 @@ fn oru(status: &str, value: &str, obx_status: &str) -> String {
 
 #[test]
 fn order_then_result_links_based_on() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     ok(&mut r, &admit(NHS1, "V9001", BED4));
     ok(&mut r, &orm("NW", "PL123", "", &["NTE|1||Fasting"]));
     let sr = one(&r, "ServiceRequest");
@@ -730,7 +772,7 @@ fn order_then_result_links_based_on() {
 
 #[test]
 fn order_and_result_errors_name_the_value() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     assert_content(
         &err(&mut r, &orm("CA", "PL-NONE", "", &[])),
         204,
@@ -784,7 +826,7 @@ fn siu(ev: &str, start: &str, extra_sch: &[(usize, &str)]) -> String {
 
 #[test]
 fn siu_book_reschedule_cancel() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     ok(&mut r, &siu("S12", "20240701093000", &[]));
     let a = one(&r, "Appointment");
     assert_eq!(a["status"], "booked");
@@ -848,7 +890,7 @@ fn siu_book_reschedule_cancel() {
 
 #[test]
 fn mdm_t02_text_document() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     ok(&mut r, &admit(NHS1, "V8001", BED4));
     let t02 = m(&[
         &msh("MDM^T02^MDM_T02", "50"),
@@ -937,7 +979,7 @@ fn wardline_hl7_fhir_b64(s: &str) -> String {
 
 #[test]
 fn nm_with_comparator_keeps_it() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     ok(&mut r, &oru("F", "<15", "F"));
     let obs = r.all("Observation");
     assert_eq!(obs[0]["valueQuantity"]["comparator"], "<");
@@ -952,7 +994,7 @@ fn nm_with_comparator_keeps_it() {
 /// must neither produce invalid FHIR nor be dropped.
 #[test]
 fn fuzz_findings_invalid_codes_and_bad_ed_data() {
-    let mut r = MemoryRecords::new();
+    let mut r = TestRecord::new();
     let a = ok(
         &mut r,
         "MSH|^~\\&|LAB|RWG|EPR|RWG|20261123||ORU^R01|F1|P|2.4\rPID|||9434765919^^^NHS^NH\rOBR|1||FILL1|A  B^Odd code\rOBX|1|ST|X^Test^L||v|||H  L\r",
@@ -965,7 +1007,7 @@ fn fuzz_findings_invalid_codes_and_bad_ed_data() {
     assert_eq!(obs["interpretation"][0]["text"], "H  L", "{obs}");
 
     let e = err(
-        &mut MemoryRecords::new(),
+        &mut TestRecord::new(),
         "MSH|^~\\&|LAB|RWG|EPR|RWG|20261123||ORU^R01|F2|P|2.4\rPID|||9434765919^^^NHS^NH\rOBR|1||FILL2|X^Y^L\rOBX|1|ED|PDF^Report^L||^AP^PDF^Base64^VGhp?cw==\r",
     );
     assert_eq!(e.code, 102, "{e:?}");

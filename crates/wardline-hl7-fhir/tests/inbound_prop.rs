@@ -4,8 +4,9 @@
 
 use proptest::prelude::*;
 use wardline_hl7::Message;
-use wardline_hl7_fhir::inbound;
-use wardline_hl7_fhir::memory::MemoryRecords;
+
+mod support;
+use support::TestRecord;
 use wardline_hl7_fhir::{MapErrorKind, MappingConfig};
 
 fn value() -> impl Strategy<Value = String> {
@@ -40,8 +41,8 @@ proptest! {
             clean(&evn), clean(&pid), clean(&pv1)
         );
         let Ok(msg) = Message::parse(&text) else { return Ok(()); };
-        let mut records = MemoryRecords::new();
-        match inbound::apply(&msg, &mut records, &MappingConfig::default()) {
+        let records = TestRecord::new();
+        match records.apply(&msg, &MappingConfig::default()) {
             Ok(a) => prop_assert!(a.patient_id.is_some()),
             Err(e) => {
                 prop_assert!(e.kind != MapErrorKind::Internal, "internal error (invalid FHIR?): {e:?}\n{text}");

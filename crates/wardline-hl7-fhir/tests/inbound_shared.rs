@@ -1,6 +1,6 @@
 //! Every message of the shared HL7 v2 test data whose type is mapped is
-//! applied to a fresh `MemoryRecords`: it either maps (every saved resource
-//! is valid R4, checked by `MemoryRecords::save`) or fails with exactly the
+//! applied to a fresh record (`support::TestRecord`, a real store): it either
+//! maps (every saved resource is valid R4, checked on save) or fails with exactly the
 //! Content error listed in [`EXPECTED_FAILURES`]. Any other outcome (an
 //! unexpected error, an expected one that no longer happens, an internal
 //! error, a panic) fails the test.
@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use wardline_hl7::parse_file_bytes;
+
+mod support;
+use support::TestRecord;
 use wardline_hl7_fhir::inbound;
-use wardline_hl7_fhir::memory::MemoryRecords;
 use wardline_hl7_fhir::{MapErrorKind, MappingConfig};
 
 /// (file under hl7v2/, MSH-10 control id, code, location, a word of the text).
@@ -201,8 +203,8 @@ fn shared_hl7v2_messages_map_or_fail_as_expected() {
             }
             *by_type.entry(format!("{ty}^{ev}")).or_default() += 1;
             let control = msg.control_id().unwrap_or_default().into_owned();
-            let mut records = MemoryRecords::new();
-            match inbound::apply(msg, &mut records, &cfg) {
+            let records = TestRecord::new();
+            match records.apply(msg, &cfg) {
                 Ok(a) => {
                     *counts.entry("mapped").or_default() += 1;
                     *counts.entry("resources saved").or_default() += records.len();

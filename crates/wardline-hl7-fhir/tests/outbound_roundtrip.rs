@@ -4,9 +4,12 @@
 
 use serde_json::{Value, json};
 use wardline_hl7::Message;
+
+mod support;
+use support::TestRecord;
 use wardline_hl7_fhir::memory::MemoryRecords;
 use wardline_hl7_fhir::outbound::{Change, OutboundMessage, message_for};
-use wardline_hl7_fhir::{MappingConfig, NHS_NUMBER_SYSTEM, Records, inbound};
+use wardline_hl7_fhir::{MappingConfig, NHS_NUMBER_SYSTEM, Records};
 
 const PHYS: &str = "http://terminology.hl7.org/CodeSystem/location-physical-type";
 
@@ -82,15 +85,15 @@ fn send(
         .expect("a message")
 }
 
-fn receive(dest: &mut MemoryRecords, out: &OutboundMessage) {
+fn receive(dest: &mut TestRecord, out: &OutboundMessage) {
     let msg = Message::parse(&out.text).expect("parses");
-    inbound::apply(&msg, dest, &cfg())
+    dest.apply(&msg, &cfg())
         .unwrap_or_else(|e| panic!("{}: {e:?}\n{}", out.message_type, out.text));
 }
 
 /// `RFH/WARD7/BAY2/BED4`-style path of a Location: the identifiers up the
 /// `partOf` chain, read from `dest`.
-fn location_path(dest: &mut MemoryRecords, reference: &str) -> Vec<String> {
+fn location_path(dest: &mut TestRecord, reference: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut next = reference.strip_prefix("Location/").map(str::to_owned);
     while let Some(id) = next.take() {
@@ -119,7 +122,7 @@ fn location_path(dest: &mut MemoryRecords, reference: &str) -> Vec<String> {
 #[test]
 fn admit_then_discharge_round_trips_through_inbound() {
     let mut src = source();
-    let mut dest = MemoryRecords::new();
+    let mut dest = TestRecord::new();
     let visit_system = format!("{}/visit", cfg().identifier_base);
 
     let a01 = send(&mut src, None, &encounter("in-progress"), "1");
@@ -231,7 +234,7 @@ fn order_result_and_appointment_round_trip_through_inbound() {
     let base = cfg().identifier_base;
     let ucum = "http://unitsofmeasure.org";
     let mut src = source();
-    let mut dest = MemoryRecords::new();
+    let mut dest = TestRecord::new();
     let order = json!({"resourceType": "ServiceRequest", "id": "sr1", "status": "active", "intent": "order",
         "identifier": [{"system": format!("{base}/placer-order"), "value": "PL123"}],
         "priority": "routine",

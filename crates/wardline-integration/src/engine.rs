@@ -26,14 +26,15 @@
 //!    and answered `AR`, per [`UnsupportedPolicy`]. A store failure is
 //!    answered `AR` (resend later), never `AA`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
-use wardline_core::{FhirService, Tx};
+use wardline_core::FhirService;
 use wardline_fhir::FhirError;
 use wardline_fhir::datetime::{format_instant, now_ms};
 use wardline_hl7::{AckCode, ErrorDetail, Message, ack, ack_unparsed};
-use wardline_hl7_fhir::{MapError, MapErrorKind, MappingConfig, Records, inbound};
+use wardline_hl7_fhir::records::{RETRY, TxRecords};
+use wardline_hl7_fhir::{MapError, MapErrorKind, MappingConfig, inbound};
 
 use crate::message_store::{
     DIRECTION_SYSTEM, EVENT_SYSTEM, MESSAGE_TYPE_SYSTEM, attachment, coding, inbound_id,
@@ -72,8 +73,6 @@ pub struct Receipt {
 pub struct Engine {
     svc: Arc<FhirService>,
     cfg: EngineConfig,
-    locks: Vec<Mutex<()>>,
-    key_locks: Arc<KeyLocks>,
     /// Who the audit trail says made the engine's changes.
     access: wardline_core::Trusted,
 }
@@ -85,8 +84,6 @@ impl Engine {
         Engine {
             svc,
             cfg,
-            locks: (0..64).map(|_| Mutex::new(())).collect(),
-            key_locks: Arc::new(KeyLocks::default()),
             access: wardline_core::Trusted::new(wardline_core::Agent {
                 kind: wardline_core::AgentKind::System,
                 name: "hl7-engine".into(),
@@ -132,9 +129,6 @@ impl Engine {
         let app = msg.sending_application().unwrap_or_default().to_owned();
         let facility = msg.sending_facility().unwrap_or_default().to_owned();
         let id = inbound_id(&app, &facility, &control_id);
-        let _guard = self.locks[lock_index(&id)]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         let mut last_err = None;
         for _ in 0..ATTEMPTS {
             match self.try_receive(&msg, raw, &id, &app, &facility, &control_id, false) {
@@ -194,9 +188,6 @@ impl Engine {
         let control_id = msg.control_id().unwrap_or_default().into_owned();
         let app = msg.sending_application().unwrap_or_default().to_owned();
         let facility = msg.sending_facility().unwrap_or_default().to_owned();
-        let _guard = self.locks[lock_index(record_id)]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         self.try_receive(&msg, &raw, record_id, &app, &facility, &control_id, true)
             .map_err(|e| e.to_string())
     }
@@ -213,6 +204,10 @@ impl Engine {
         reprocess: bool,
     ) -> Result<Receipt, FhirError> {
         let mut tx = self.svc.begin(&self.access)?;
+        // One message at a time per sender and control id, in the database:
+        // a resend arriving at another connection or server waits, then
+        // finds this one's record.
+        tx.lock(&[format!("hl7-message:{id}")])?;
         let existing = tx.get("Communication", id)?;
         if !reprocess
             && let Some(rec) = &existing
@@ -276,14 +271,7 @@ impl Engine {
             });
         }
         tx.set_origin(app);
-        let mut held = Held::new(self.key_locks.clone());
-        let applied = {
-            let mut records = TxRecords {
-                tx: &mut tx,
-                held: Some(&mut held),
-            };
-            inbound::apply(msg, &mut records, &self.cfg.mapping)
-        };
+        let applied = inbound::apply(msg, &mut TxRecords::inbound(&mut tx), &self.cfg.mapping);
         match applied {
             Ok(applied) => {
                 let reply = ack(msg, AckCode::AA, &[]).encode();
@@ -306,7 +294,6 @@ impl Engine {
             }
             Err(e) if e.kind == MapErrorKind::Internal && e.text.starts_with(RETRY) => {
                 drop(tx);
-                drop(held);
                 // Let the other message finish, then start again.
                 std::thread::sleep(std::time::Duration::from_millis(
                     5 + (lock_index(control_id) as u64 % 20),
@@ -473,174 +460,5 @@ fn ack_code_of(reply: &str) -> AckCode {
         Some("AR") => AckCode::AR,
         Some("CA") => AckCode::CA,
         _ => AckCode::AA,
-    }
-}
-
-/// [`Records`] over a service transaction.
-pub(crate) struct TxRecords<'t, 'a> {
-    pub tx: &'t mut Tx<'a>,
-    /// Identifier locks of this message (inbound only), held to commit.
-    pub held: Option<&'t mut Held>,
-}
-
-/// Per-identifier locks across concurrent inbound messages.
-///
-/// Find-or-create by identifier (the patient by NHS number, a ward by its
-/// code, a consultant by GMC number) is a read then a write. On SQLite
-/// transactions are serialised anyway; on PostgreSQL two messages about the
-/// same new patient or ward could both miss it and both create it. So every
-/// identifier a message looks up is locked (in this process) until its
-/// transaction ends. A message that cannot get a lock within
-/// [`LOCK_WAIT`] (two messages locking in opposite orders) gives up all its
-/// locks and is retried from the start.
-#[derive(Default)]
-pub struct KeyLocks {
-    held: Mutex<std::collections::HashSet<u64>>,
-    freed: std::sync::Condvar,
-}
-
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The locks one message holds; released on drop.
-pub(crate) struct Held {
-    locks: Arc<KeyLocks>,
-    keys: Vec<u64>,
-}
-
-impl Held {
-    pub(crate) fn new(locks: Arc<KeyLocks>) -> Held {
-        Held {
-            locks,
-            keys: Vec::new(),
-        }
-    }
-
-    fn acquire(&mut self, key: u64) -> Result<(), MapError> {
-        if self.keys.contains(&key) {
-            return Ok(());
-        }
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
-        while held.contains(&key) {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Err(MapError::internal(LOCK_TIMEOUT));
-            }
-            held = self
-                .locks
-                .freed
-                .wait_timeout(held, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        held.insert(key);
-        self.keys.push(key);
-        Ok(())
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if self.keys.is_empty() {
-            return;
-        }
-        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
-        for k in &self.keys {
-            held.remove(k);
-        }
-        drop(held);
-        self.locks.freed.notify_all();
-    }
-}
-
-/// Prefix of the internal errors after which the whole message is tried
-/// again: a lock wait that timed out, a version conflict with a concurrent
-/// writer.
-const RETRY: &str = "retry: ";
-const LOCK_TIMEOUT: &str = "retry: timed out waiting for another message about the same record";
-
-fn key_of(parts: &[&str]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    parts.hash(&mut h);
-    h.finish()
-}
-
-/// A token search value with FHIR search escaping (`\`, `|`, `,`, `$`).
-fn escape_token(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '|' | ',' | '$') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-pub(crate) fn map_err(e: FhirError) -> MapError {
-    if e.status == 409 || e.status == 412 {
-        MapError::internal(format!("{RETRY}{e}"))
-    } else if e.status >= 500 {
-        MapError::internal(e.to_string())
-    } else {
-        MapError::content(
-            207,
-            None,
-            format!("the mapped resource is not valid FHIR: {e}"),
-        )
-    }
-}
-
-impl Records for TxRecords<'_, '_> {
-    fn find_by_identifier(
-        &mut self,
-        resource_type: &str,
-        system: &str,
-        value: &str,
-    ) -> Result<Option<Value>, MapError> {
-        if let Some(h) = self.held.as_deref_mut() {
-            h.acquire(key_of(&[resource_type, system, value]))?;
-        }
-        let q = form_urlencoded::Serializer::new(String::new())
-            .append_pair(
-                "identifier",
-                &format!("{}|{}", escape_token(system), escape_token(value)),
-            )
-            .finish();
-        let mut found = self.tx.find(resource_type, &q).map_err(map_err)?;
-        if found.len() > 1 {
-            // After a merge the survivor carries the merged record's
-            // identifiers too: the merged-away record is not a match.
-            found.retain(|r| {
-                !r.get("link")
-                    .and_then(Value::as_array)
-                    .is_some_and(|l| l.iter().any(|x| x["type"] == "replaced-by"))
-            });
-        }
-        match found.len() {
-            0 => Ok(None),
-            1 => Ok(found.pop()),
-            n => Err(MapError::content(
-                205,
-                None,
-                format!("{n} {resource_type} resources carry the identifier {system}|{value}"),
-            )),
-        }
-    }
-
-    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<Value>, MapError> {
-        self.tx.get(resource_type, id).map_err(map_err)
-    }
-
-    fn save(&mut self, resource: Value) -> Result<String, MapError> {
-        self.tx.save(resource).map(|s| s.id).map_err(map_err)
-    }
-
-    fn merge_patients(&mut self, source_id: &str, target_id: &str) -> Result<(), MapError> {
-        self.tx
-            .merge_patients(source_id, target_id)
-            .map(|_| ())
-            .map_err(map_err)
     }
 }

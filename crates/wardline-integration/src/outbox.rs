@@ -42,12 +42,12 @@ use wardline_hl7::Message;
 use wardline_hl7::mllp::{FrameDecoder, encode_frame};
 use wardline_hl7_fhir::{MappingConfig, outbound};
 
-use crate::engine::TxRecords;
 use crate::message_store::{
     DESTINATION_SYSTEM, DIRECTION_SYSTEM, EVENT_SYSTEM, MESSAGE_TYPE_SYSTEM, attachment, coding,
     payload_text,
 };
 use crate::metrics::METRICS;
+use wardline_hl7_fhir::records::TxRecords;
 
 /// A downstream system fed over MLLP.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,10 +168,7 @@ impl WriteHook for OutboxHook {
             };
             let ctrl = control_id();
             let built = {
-                let mut records = TxRecords {
-                    tx: &mut *tx,
-                    held: None,
-                };
+                let mut records = TxRecords::reading(&mut *tx);
                 outbound::message_for(&change, &mut records, &self.mapping, &ctrl, &hl7_now())
             };
             let about = json!([{"reference": format!("{}/{}", c.resource_type, c.id)}]);

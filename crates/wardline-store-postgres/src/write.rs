@@ -150,6 +150,36 @@ impl StoreTx for PgTx {
         out
     }
 
+    fn lock(&mut self, keys: &[&str]) -> Result<()> {
+        let st = self.st.get_mut();
+        if st.failed {
+            return Err(failed());
+        }
+        for k in keys {
+            // A transaction-level advisory lock on a 64-bit hash of the key:
+            // released by COMMIT or ROLLBACK, never left in a table. Two keys
+            // sharing a hash only serialise more than needed.
+            let out = st
+                .conn
+                .client
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    &[k],
+                )
+                .map(|_| ());
+            if let Err(e) = out {
+                st.failed = true;
+                let deadlock = e.code() == Some(&postgres::error::SqlState::T_R_DEADLOCK_DETECTED);
+                return Err(if deadlock {
+                    StoreError::LockConflict(format!("deadlock while locking {k}"))
+                } else {
+                    crate::be(e)
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         let st = self.st.get_mut();
         if st.failed {

@@ -702,6 +702,12 @@ impl StoreTx for SqliteTx<'_> {
         kv_put(&self.conn, namespace, key, value)
     }
 
+    fn lock(&mut self, _keys: &[&str]) -> Result<()> {
+        // `BEGIN IMMEDIATE` made this transaction the database's only writer
+        // until it ends: every key is already ours.
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(be)?;
         self.done = true;

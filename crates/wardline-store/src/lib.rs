@@ -103,6 +103,11 @@ pub enum StoreError {
         expected: Option<i64>,
         found: Option<i64>,
     },
+    /// Two transactions waited for each other's locks (PostgreSQL chose
+    /// this one to fail) or a lock could not be had: nothing was written,
+    /// and the whole transaction may be tried again.
+    #[error("lock conflict: {0}")]
+    LockConflict(String),
     #[error("database error: {0}")]
     Backend(String),
 }
@@ -110,7 +115,9 @@ pub enum StoreError {
 impl From<StoreError> for FhirError {
     fn from(e: StoreError) -> FhirError {
         match e {
-            StoreError::VersionConflict { .. } => FhirError::conflict(e.to_string()),
+            StoreError::VersionConflict { .. } | StoreError::LockConflict(_) => {
+                FhirError::conflict(e.to_string())
+            }
             StoreError::Backend(msg) => FhirError::internal(msg),
         }
     }
@@ -250,6 +257,15 @@ pub trait StoreTx: Reader {
     fn append_audit(&mut self, rows: &[audit::AuditAppend]) -> Result<()>;
     /// [`Store::kv_put`] inside this transaction.
     fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<()>;
+    /// Takes an exclusive lock on each key (the name of a record a rule is
+    /// about: `Location/b1`, an identifier), held in the database until this
+    /// transaction commits or rolls back, so a second transaction locking
+    /// the same key — from this process or another server on the same
+    /// database — waits for it and then reads what it committed. Nothing is
+    /// written and nothing is left behind. Keys are locked in the order
+    /// given; a caller locks all it needs at once, sorted, where it can. On
+    /// a deadlock one transaction fails with [`StoreError::LockConflict`].
+    fn lock(&mut self, keys: &[&str]) -> Result<()>;
     /// Durably commits.
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -64,6 +64,17 @@ pub struct EngineArgs {
         default_value = "WARDLINE"
     )]
     pub facility: String,
+    /// Who is master of the beds when an HL7 v2 message puts a patient in a
+    /// bed that is occupied, closed or blocked: `wardline` (default; the
+    /// message is refused with AE naming the bed) or `external` (the PAS:
+    /// its admission stands and a bed-clash task goes to the bed manager).
+    #[arg(
+        long = "hl7-bed-master",
+        env = "WARDLINE_HL7_BED_MASTER",
+        default_value = "wardline",
+        value_parser = ["wardline", "external"]
+    )]
+    pub bed_master: String,
 }
 
 impl EngineArgs {
@@ -72,6 +83,11 @@ impl EngineArgs {
             identifier_base: self.identifier_base.trim_end_matches('/').to_owned(),
             sending_application: self.application.clone(),
             sending_facility: self.facility.clone(),
+            bed_master: if self.bed_master == "external" {
+                wardline_workflow::adt::BedMaster::External
+            } else {
+                wardline_workflow::adt::BedMaster::Wardline
+            },
         }
     }
 

@@ -3,7 +3,10 @@
 
 use serde_json::{Map, Value, json};
 use wardline_hl7::Message;
+use wardline_workflow::adt::beds::{self, Mover};
+use wardline_workflow::adt::{AdtError, AdtErrorKind, BedState};
 
+use crate::records::{RETRY, TxRecords, map_err};
 use crate::{MapError, MappingConfig, Records};
 
 use super::Applied;
@@ -15,11 +18,23 @@ use super::util::{
 };
 
 const PHYSICAL_TYPE: &str = "http://terminology.hl7.org/CodeSystem/location-physical-type";
-const BED_STATUS: &str = "http://terminology.hl7.org/CodeSystem/v2-0116";
+
+/// A refusal of the bed rules as the ACK's error, at the field the message
+/// put the patient with (PV1-3).
+fn refused(e: AdtError, location: &str) -> MapError {
+    match e.kind {
+        AdtErrorKind::Conflict | AdtErrorKind::Invalid => {
+            MapError::content(207, Some(location), e.message)
+        }
+        AdtErrorKind::NotFound => MapError::content(204, Some(location), e.message),
+        AdtErrorKind::Concurrent => MapError::internal(format!("{RETRY}{}", e.message)),
+        AdtErrorKind::Forbidden | AdtErrorKind::Store => MapError::internal(e.message),
+    }
+}
 
 pub(crate) fn apply(
     msg: &Message<'_>,
-    records: &mut dyn Records,
+    records: &mut TxRecords<'_, '_>,
     cfg: &MappingConfig,
     event: &str,
 ) -> Result<Applied, MapError> {
@@ -40,7 +55,7 @@ pub(crate) fn apply(
 /// merged into it.
 fn merge(
     msg: &Message<'_>,
-    records: &mut dyn Records,
+    records: &mut TxRecords<'_, '_>,
     cfg: &MappingConfig,
 ) -> Result<Applied, MapError> {
     let Some(mrg) = Seg::first(msg, "MRG") else {
@@ -83,7 +98,19 @@ fn merge(
             patient_id: Some(target),
         });
     }
-    records.merge_patients(&source, &target)?;
+    // The PMI's merge: every reference repointed, Provenance, unmerge; its
+    // refusals (different NHS numbers, a retired survivor) are the sender's.
+    wardline_workflow::pmi::merge_in(records.tx(), &source, &target, false).map_err(|e| {
+        if e.status == 422 || e.status == 404 {
+            MapError::content(
+                if e.status == 404 { 204 } else { 207 },
+                Some("MRG-1"),
+                e.to_string(),
+            )
+        } else {
+            map_err(e)
+        }
+    })?;
     Ok(Applied {
         summary: format!("ADT^A40: Patient/{source} merged into Patient/{target}"),
         patient_id: Some(target),
@@ -114,7 +141,7 @@ pub(crate) fn find_encounter(
 
 fn visit_event(
     msg: &Message<'_>,
-    records: &mut dyn Records,
+    records: &mut TxRecords<'_, '_>,
     cfg: &MappingConfig,
     event: &str,
 ) -> Result<Applied, MapError> {
@@ -162,6 +189,13 @@ fn visit_event(
         }
     };
     enc["subject"] = reference("Patient", &patient_id);
+    let mover = Mover::Feed(cfg.bed_master);
+    if let Some(id) = enc["id"].as_str() {
+        records
+            .tx()
+            .lock(&[beds::key("Encounter", id)])
+            .map_err(map_err)?;
+    }
     let when = event_time(msg)?;
     let when_s = when.as_ref().map(Ts::date_time);
     let mut note = String::new();
@@ -174,18 +208,16 @@ fn visit_event(
             if let Some(s) = &start {
                 enc["period"]["start"] = json!(s);
             }
-            if let Some((loc_id, path, is_bed)) = location_chain(&pv1, 3, records, cfg)? {
-                move_to(
+            if let Some((loc_id, path, _)) = location_chain(&pv1, 3, records, cfg)? {
+                beds::enter(
+                    records.tx(),
                     &mut enc,
                     &loc_id,
-                    &path,
+                    Some(&path),
                     start.as_deref(),
-                    "active",
-                    records,
-                )?;
-                if is_bed {
-                    set_bed_status(records, &loc_id, "O")?;
-                }
+                    mover,
+                )
+                .map_err(|e| refused(e, "PV1-3"))?;
                 note = format!(" at {path}");
             }
             visit_fields(&mut enc, &pv1, records, cfg)?;
@@ -215,7 +247,7 @@ fn visit_event(
             visit_fields(&mut enc, &pv1, records, cfg)?;
         }
         "A02" => {
-            let Some((loc_id, path, is_bed)) = location_chain(&pv1, 3, records, cfg)? else {
+            let Some((loc_id, path, _)) = location_chain(&pv1, 3, records, cfg)? else {
                 return Err(MapError::content(
                     101,
                     Some("PV1-3"),
@@ -224,20 +256,15 @@ fn visit_event(
                     ),
                 ));
             };
-            let previous = active_location(&enc);
-            if previous.as_deref() != Some(&format!("Location/{loc_id}")) {
-                move_to(
-                    &mut enc,
-                    &loc_id,
-                    &path,
-                    when_s.as_deref(),
-                    "active",
-                    records,
-                )?;
-                if is_bed {
-                    set_bed_status(records, &loc_id, "O")?;
-                }
-            }
+            beds::enter(
+                records.tx(),
+                &mut enc,
+                &loc_id,
+                Some(&path),
+                when_s.as_deref(),
+                mover,
+            )
+            .map_err(|e| refused(e, "PV1-3"))?;
             note = format!(" to {path}");
             visit_fields(&mut enc, &pv1, records, cfg)?;
         }
@@ -247,10 +274,8 @@ fn visit_event(
             if let Some(e) = &end {
                 enc["period"]["end"] = json!(e);
             }
-            if let Some(prev) = active_location(&enc) {
-                close_active(&mut enc, end.as_deref());
-                free_bed(records, &prev, "H")?;
-            }
+            beds::leave(records.tx(), &mut enc, end.as_deref(), BedState::Cleaning)
+                .map_err(|e| refused(e, "PV1-3"))?;
             if let Some(r) = pv1.reps(36).first()
                 && let Some(d) = table_concept(r, "http://terminology.hl7.org/CodeSystem/v2-0112")
             {
@@ -266,10 +291,13 @@ fn visit_event(
         }
         "A11" => {
             enc["status"] = json!("entered-in-error");
-            if let Some(prev) = active_location(&enc) {
-                close_active(&mut enc, when_s.as_deref());
-                free_bed(records, &prev, "U")?;
-            }
+            beds::leave(
+                records.tx(),
+                &mut enc,
+                when_s.as_deref(),
+                BedState::Available,
+            )
+            .map_err(|e| refused(e, "PV1-3"))?;
         }
         "A12" => {
             let here = location_chain(&pv1, 3, records, cfg)?;
@@ -287,21 +315,7 @@ fn visit_event(
                         format!("PV1-19 visit '{visit}' has no transfer to cancel"),
                     ));
                 }
-                let mut locs = enc["location"].as_array().cloned().unwrap_or_default();
-                let cancelled = locs.pop();
-                if let Some(c) = cancelled
-                    .as_ref()
-                    .and_then(|c| c["location"]["reference"].as_str())
-                {
-                    free_bed(records, c, "U")?;
-                }
-                if let Some(last) = locs.last_mut() {
-                    reopen(last);
-                    if let Some(r) = last["location"]["reference"].as_str() {
-                        occupy_bed(records, r)?;
-                    }
-                }
-                enc["location"] = Value::Array(locs);
+                beds::undo_move(records.tx(), &mut enc, mover).map_err(|e| refused(e, "PV1-3"))?;
             }
             note = active_location(&enc)
                 .map(|l| format!(" back at {l}"))
@@ -312,13 +326,8 @@ fn visit_event(
                 enc["status"] = json!("in-progress");
                 remove(&mut enc["period"], "end");
                 remove(&mut enc["hospitalization"], "dischargeDisposition");
-                if let Some(last) = enc["location"].as_array_mut().and_then(|l| l.last_mut()) {
-                    reopen(last);
-                    if let Some(r) = last["location"]["reference"].as_str() {
-                        let r = r.to_owned();
-                        occupy_bed(records, &r)?;
-                    }
-                }
+                beds::return_to_last(records.tx(), &mut enc, mover)
+                    .map_err(|e| refused(e, "PV1-3"))?;
             }
         }
         _ => {
@@ -452,100 +461,6 @@ fn active_location(enc: &Value) -> Option<String> {
         .find(|l| l["status"] == "active")
         .and_then(|l| l["location"]["reference"].as_str())
         .map(str::to_owned)
-}
-
-/// Completes the active location entries at `end`.
-fn close_active(enc: &mut Value, end: Option<&str>) {
-    if let Some(locs) = enc["location"].as_array_mut() {
-        for l in locs.iter_mut().filter(|l| l["status"] == "active") {
-            l["status"] = json!("completed");
-            if let Some(e) = end {
-                l["period"]["end"] = json!(e);
-            }
-        }
-    }
-}
-
-/// Makes a location entry active again (no end).
-fn reopen(entry: &mut Value) {
-    entry["status"] = json!("active");
-    if let Some(p) = entry.get_mut("period") {
-        remove(p, "end");
-        if p.as_object().is_some_and(Map::is_empty) {
-            remove(entry, "period");
-        }
-    }
-}
-
-/// Moves the encounter to a location: the active entry is completed at
-/// `at` and a new entry with `status` is appended (no change when the patient
-/// is already there).
-fn move_to(
-    enc: &mut Value,
-    loc_id: &str,
-    path: &str,
-    at: Option<&str>,
-    status: &str,
-    records: &mut dyn Records,
-) -> Result<(), MapError> {
-    let reference = format!("Location/{loc_id}");
-    let current = active_location(enc);
-    if current.as_deref() == Some(reference.as_str()) {
-        return Ok(());
-    }
-    if let Some(prev) = current {
-        close_active(enc, at);
-        free_bed(records, &prev, "H")?;
-    }
-    let mut entry =
-        json!({"location": {"reference": reference, "display": path}, "status": status});
-    if let Some(a) = at {
-        entry["period"] = json!({"start": a});
-    }
-    match enc["location"].as_array_mut() {
-        Some(l) => l.push(entry),
-        None => enc["location"] = json!([entry]),
-    }
-    Ok(())
-}
-
-/// Sets a bed's operationalStatus (table 0116) when the location is a bed.
-fn set_bed_status(records: &mut dyn Records, loc_id: &str, code: &str) -> Result<(), MapError> {
-    let Some(mut loc) = records.read("Location", loc_id)? else {
-        return Ok(());
-    };
-    if loc["physicalType"]["coding"][0]["code"] != "bd" {
-        return Ok(());
-    }
-    let display = match code {
-        "O" => "Occupied",
-        "H" => "Housekeeping",
-        "U" => "Unoccupied",
-        "C" => "Closed",
-        "I" => "Isolated",
-        _ => "Contaminated",
-    };
-    let new = json!({"system": BED_STATUS, "code": code, "display": display});
-    if loc["operationalStatus"] != new {
-        loc["operationalStatus"] = new;
-        records.save(loc)?;
-    }
-    Ok(())
-}
-
-fn loc_id_of(reference: &str) -> Option<&str> {
-    reference.strip_prefix("Location/")
-}
-
-fn free_bed(records: &mut dyn Records, reference: &str, code: &str) -> Result<(), MapError> {
-    match loc_id_of(reference) {
-        Some(id) => set_bed_status(records, id, code),
-        None => Ok(()),
-    }
-}
-
-fn occupy_bed(records: &mut dyn Records, reference: &str) -> Result<(), MapError> {
-    free_bed(records, reference, "O")
 }
 
 /// PL (ward^room^bed^facility) → the Location hierarchy site → ward → room

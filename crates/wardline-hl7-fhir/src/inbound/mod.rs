@@ -212,7 +212,8 @@ pub(crate) mod util;
 
 use wardline_hl7::Message;
 
-use crate::{MapError, MappingConfig, Records};
+use crate::records::TxRecords;
+use crate::{MapError, MappingConfig};
 
 /// What a message did.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,7 +254,7 @@ fn known_type(message_type: &str) -> bool {
 /// Applies the message to the record (see the module doc).
 pub fn apply(
     msg: &Message<'_>,
-    records: &mut dyn Records,
+    records: &mut TxRecords<'_, '_>,
     cfg: &MappingConfig,
 ) -> Result<Applied, MapError> {
     let ty = msg.message_type().unwrap_or_default().trim().to_owned();

@@ -64,6 +64,7 @@
 //! read through the service with the caller's access: a bed whose patient
 //! the caller may not see is shown occupied and `withheld`.
 
+pub mod beds;
 mod board;
 mod codes;
 mod read;
@@ -86,11 +87,10 @@ pub use codes::{
     WARDLINE_BED_STATUS, discharge_destinations, discharge_methods, specialties,
 };
 
+use beds::Mover;
+pub use beds::{BED_CLASH_CODE, BedMaster};
 use codes::{ACT_CODE, PARTICIPATION_TYPE, label_of};
 use read::{Places, current_location, is_current, is_inpatient, json_of, ref_id};
-
-/// The system key-value namespace of the per-bed/patient/encounter locks.
-const LOCK_NS: &str = "adt-lock";
 
 // ---------------------------------------------------------------- types
 
@@ -326,6 +326,9 @@ pub enum AdtErrorKind {
     NotFound,
     /// The caller may not (403).
     Forbidden,
+    /// Another transaction changed the same record at the same moment
+    /// (409): nothing was saved, and trying again may succeed.
+    Concurrent,
     /// Wardline failed (500).
     Store,
 }
@@ -376,6 +379,7 @@ impl AdtError {
             AdtErrorKind::Conflict => 409,
             AdtErrorKind::NotFound => 404,
             AdtErrorKind::Forbidden => 403,
+            AdtErrorKind::Concurrent => 409,
             AdtErrorKind::Store => 500,
         }
     }
@@ -405,9 +409,10 @@ impl From<FhirError> for AdtError {
                 format!("You are not allowed to do this: {text}.")
             }),
             404 | 410 => AdtError::not_found(format!("{text}.")),
-            409 | 412 => AdtError::conflict(
-                "Someone else changed this record at the same moment. Reload the page and try again.",
-            ),
+            409 | 412 => AdtError {
+                kind: AdtErrorKind::Concurrent,
+                message: "Someone else changed this record at the same moment. Reload the page and try again.".to_owned(),
+            },
             400..=499 => AdtError::invalid(format!("The record was not saved: {text}.")),
             _ => AdtError::store(format!(
                 "Wardline could not complete this ({text}). Nothing was changed; try again, and report it if it happens again."
@@ -483,16 +488,9 @@ fn start_ms(v: &Value) -> Option<i64> {
         .map(|r| r.0)
 }
 
-/// Takes the row locks on `keys` (see the module documentation).
+/// Takes the database locks on `keys` (see the module documentation).
 fn lock(tx: &mut Tx<'_>, keys: &[String]) -> Result<(), AdtError> {
-    let mut keys: Vec<&String> = keys.iter().collect();
-    keys.sort();
-    keys.dedup();
-    let stamp = now();
-    for k in keys {
-        tx.kv_put(LOCK_NS, k, &stamp)?;
-    }
-    Ok(())
+    Ok(tx.lock(keys)?)
 }
 
 fn begin<'a>(
@@ -517,68 +515,6 @@ fn patient_of(enc: &Value) -> Result<String, AdtError> {
     ref_id(&enc["subject"], "Patient")
         .map(str::to_owned)
         .ok_or_else(|| AdtError::invalid("The admission does not name its patient."))
-}
-
-/// A bed and the places above it, read in the transaction.
-struct BedInfo {
-    id: String,
-    label: String,
-    json: Value,
-    state: BedState,
-}
-
-fn load_bed(tx: &mut Tx<'_>, bed_id: &str) -> Result<BedInfo, AdtError> {
-    let json = tx
-        .get("Location", bed_id)?
-        .ok_or_else(|| AdtError::not_found(format!("There is no bed with id {bed_id}.")))?;
-    let mut places = Places::default();
-    places.add(&json);
-    places.load_ancestors(&*tx)?;
-    let place = places
-        .get(bed_id)
-        .cloned()
-        .ok_or_else(|| AdtError::store(format!("Location/{bed_id} could not be read")))?;
-    let label = places.label(bed_id);
-    if !place.is_bed() {
-        return Err(AdtError::invalid(format!("{label} is not a bed.")));
-    }
-    if !place.active {
-        return Err(AdtError::conflict(format!("{label} is no longer in use.")));
-    }
-    let occupied = read::occupants(&*tx, Some(&[bed_id.to_owned()]), None)?;
-    let state = if occupied.contains_key(bed_id) {
-        BedState::Occupied
-    } else {
-        BedState::of_status(place.status.as_ref().map(|(s, c)| (s.as_str(), c.as_str())))
-    };
-    Ok(BedInfo {
-        id: bed_id.to_owned(),
-        label,
-        json,
-        state,
-    })
-}
-
-/// Whether another current encounter (not `except`) is in the bed.
-fn other_occupant(tx: &Tx<'_>, bed_id: &str, except: &str) -> Result<bool, AdtError> {
-    Ok(read::occupants(tx, Some(&[bed_id.to_owned()]), Some(except))?.contains_key(bed_id))
-}
-
-/// Writes the bed's operationalStatus (when it is a bed and it changes).
-fn set_status(tx: &mut Tx<'_>, bed: &mut Value, state: BedState) -> Result<(), AdtError> {
-    if read::Place::of(bed).is_bed() && bed["operationalStatus"] != state.coding() {
-        bed["operationalStatus"] = state.coding();
-        tx.save(bed.clone())?;
-    }
-    Ok(())
-}
-
-/// Writes a Location's state, reading it fresh.
-fn set_location_status(tx: &mut Tx<'_>, id: &str, state: BedState) -> Result<(), AdtError> {
-    if let Some(mut l) = tx.get("Location", id)? {
-        set_status(tx, &mut l, state)?;
-    }
-    Ok(())
 }
 
 /// The patient's current inpatient admission other than `except`, if any:
@@ -630,21 +566,6 @@ fn already_admitted(tx: &Tx<'_>, found: (String, Option<String>)) -> Result<AdtE
     )))
 }
 
-fn check_state_for_admission(bed: &BedInfo) -> Result<(), AdtError> {
-    match bed.state {
-        BedState::Available => Ok(()),
-        BedState::Occupied => Err(AdtError::conflict(format!(
-            "{} is occupied. Choose an available bed.",
-            bed.label
-        ))),
-        s => Err(AdtError::conflict(format!(
-            "{} is {}: only an available bed can take a patient.",
-            bed.label,
-            s.label().to_lowercase()
-        ))),
-    }
-}
-
 fn status_of(enc: &Value) -> &str {
     enc["status"].as_str().unwrap_or("unknown")
 }
@@ -660,14 +581,6 @@ fn not_in_progress(enc: &Value, what: &str) -> AdtError {
     AdtError::conflict(format!(
         "Only an admission in progress can be {what}: {why}."
     ))
-}
-
-fn location_entry(bed: &BedInfo, at: &str) -> Value {
-    json!({
-        "location": {"reference": format!("Location/{}", bed.id), "display": bed.label},
-        "status": "active",
-        "period": {"start": at},
-    })
 }
 
 fn remove(v: &mut Value, key: &str) {
@@ -793,8 +706,7 @@ pub fn admit_at(
             "This patient record is inactive (merged into another record): admit the patient on their current record.",
         ));
     }
-    let bed = load_bed(&mut tx, &a.bed_id)?;
-    check_state_for_admission(&bed)?;
+    let bed = beds::require_bed(&mut tx, &a.bed_id)?;
     if let Some(found) = active_admission(&tx, &a.patient_id, None)? {
         return Err(already_admitted(&tx, found)?);
     }
@@ -825,7 +737,6 @@ pub fn admit_at(
             {"system": ADMISSION_METHOD, "code": m_code, "display": m_display},
             {"system": ADMIT_SOURCE, "code": s_code, "display": s_display}],
             "text": kind.label()}},
-        "location": [location_entry(&bed, at)],
     });
     if let Some(d) = &expected {
         enc["extension"] = json!([{"url": EXPECTED_DISCHARGE_EXT, "valueDate": d}]);
@@ -839,13 +750,18 @@ pub fn admit_at(
         enc["serviceType"] =
             json!({"coding": [{"system": TREATMENT_FUNCTION, "code": code, "display": label}]});
     }
-    if bed.json["managingOrganization"]["reference"].is_string() {
-        enc["serviceProvider"] =
-            json!({"reference": bed.json["managingOrganization"]["reference"]});
+    if bed["managingOrganization"]["reference"].is_string() {
+        enc["serviceProvider"] = json!({"reference": bed["managingOrganization"]["reference"]});
     }
+    beds::enter(
+        &mut tx,
+        &mut enc,
+        &a.bed_id,
+        None,
+        Some(at),
+        Mover::Wardline,
+    )?;
     let saved = tx.save(enc)?;
-    let mut bed_json = bed.json;
-    set_status(&mut tx, &mut bed_json, BedState::Occupied)?;
     tx.commit()?;
     Ok(saved.id)
 }
@@ -885,24 +801,17 @@ pub fn transfer_at(
     if from.as_deref() == Some(to_bed_id) {
         return Err(AdtError::invalid("The patient is already in that bed."));
     }
-    let bed = load_bed(&mut tx, to_bed_id)?;
-    check_state_for_admission(&bed)?;
+    beds::require_bed(&mut tx, to_bed_id)?;
     check_after_start(&enc, at_ms, at, "transfer")?;
-    if let Some(locs) = enc["location"].as_array_mut() {
-        for l in locs.iter_mut().filter(|l| l["status"] == "active") {
-            l["status"] = json!("completed");
-            l["period"]["end"] = json!(at);
-        }
-        locs.push(location_entry(&bed, at));
-    } else {
-        enc["location"] = json!([location_entry(&bed, at)]);
-    }
+    beds::enter(
+        &mut tx,
+        &mut enc,
+        to_bed_id,
+        None,
+        Some(at),
+        Mover::Wardline,
+    )?;
     tx.save(enc)?;
-    if let Some(f) = &from {
-        set_location_status(&mut tx, f, BedState::Cleaning)?;
-    }
-    let mut bed_json = bed.json;
-    set_status(&mut tx, &mut bed_json, BedState::Occupied)?;
     tx.commit()?;
     Ok(())
 }
@@ -954,12 +863,7 @@ pub fn discharge_at(
     check_after_start(&enc, at_ms, at, "discharge")?;
     enc["status"] = json!("finished");
     enc["period"]["end"] = json!(at);
-    if let Some(locs) = enc["location"].as_array_mut() {
-        for l in locs.iter_mut().filter(|l| l["status"] == "active") {
-            l["status"] = json!("completed");
-            l["period"]["end"] = json!(at);
-        }
-    }
+    beds::leave(&mut tx, &mut enc, Some(at), BedState::Cleaning)?;
     let h = &mut enc["hospitalization"];
     h["dischargeDisposition"] = json!({"coding": [
         {"system": DISCHARGE_DESTINATION, "code": destination, "display": dest_label}]});
@@ -973,9 +877,6 @@ pub fn discharge_at(
         None => h["extension"] = json!([ext]),
     }
     tx.save(enc)?;
-    if let Some(f) = &from {
-        set_location_status(&mut tx, f, BedState::Cleaning)?;
-    }
     tx.commit()?;
     Ok(())
 }
@@ -1005,16 +906,8 @@ pub fn cancel_admission(
     keys.extend(from.iter().map(|f| format!("Location/{f}")));
     lock(&mut tx, &keys)?;
     enc["status"] = json!("entered-in-error");
-    if let Some(locs) = enc["location"].as_array_mut() {
-        for l in locs.iter_mut().filter(|l| l["status"] == "active") {
-            l["status"] = json!("completed");
-            l["period"]["end"] = json!(at);
-        }
-    }
+    beds::leave(&mut tx, &mut enc, Some(&at), BedState::Available)?;
     tx.save(enc)?;
-    if let Some(f) = &from {
-        set_location_status(&mut tx, f, BedState::Available)?;
-    }
     tx.commit()?;
     Ok(())
 }
@@ -1041,34 +934,9 @@ pub fn cancel_transfer(
             "This admission has no transfer to cancel.",
         ));
     }
-    let (Some(current), Some(previous)) = (
-        ref_id(&locs[n - 1]["location"], "Location").map(str::to_owned),
-        ref_id(&locs[n - 2]["location"], "Location").map(str::to_owned),
-    ) else {
-        return Err(AdtError::conflict(
-            "This admission has no transfer to cancel.",
-        ));
-    };
-    lock(
-        &mut tx,
-        &[
-            format!("Location/{current}"),
-            format!("Location/{previous}"),
-            format!("Patient/{patient}"),
-        ],
-    )?;
-    let back = back_to(&mut tx, &previous, encounter_id)?;
-    let mut locs = locs;
-    locs.pop();
-    if let Some(last) = locs.last_mut() {
-        reopen(last);
-    }
-    enc["location"] = Value::Array(locs);
+    lock(&mut tx, &[format!("Patient/{patient}")])?;
+    beds::undo_move(&mut tx, &mut enc, Mover::Wardline)?;
     tx.save(enc)?;
-    set_location_status(&mut tx, &current, BedState::Available)?;
-    if let Some(mut b) = back {
-        set_status(&mut tx, &mut b, BedState::Occupied)?;
-    }
     tx.commit()?;
     Ok(())
 }
@@ -1104,10 +972,7 @@ pub fn cancel_discharge(
     if let Some(found) = active_admission(&tx, &patient, Some(encounter_id))? {
         return Err(already_admitted(&tx, found)?);
     }
-    let back = match &last {
-        Some(l) => back_to(&mut tx, l, encounter_id)?,
-        None => None,
-    };
+    beds::return_to_last(&mut tx, &mut enc, Mover::Wardline)?;
     enc["status"] = json!("in-progress");
     remove(&mut enc["period"], "end");
     remove_if_empty(&mut enc, "period");
@@ -1118,54 +983,9 @@ pub fn cancel_discharge(
     }
     remove_if_empty(h, "extension");
     remove_if_empty(&mut enc, "hospitalization");
-    if let Some(l) = enc["location"].as_array_mut().and_then(|l| l.last_mut()) {
-        reopen(l);
-    }
     tx.save(enc)?;
-    if let Some(mut b) = back {
-        set_status(&mut tx, &mut b, BedState::Occupied)?;
-    }
     tx.commit()?;
     Ok(())
-}
-
-/// Checks that the patient can go back to bed `id` (no one else in it, not
-/// closed or blocked); returns its Location when it is a bed.
-fn back_to(tx: &mut Tx<'_>, id: &str, encounter_id: &str) -> Result<Option<Value>, AdtError> {
-    let Some(json) = tx.get("Location", id)? else {
-        return Err(AdtError::conflict(format!(
-            "The bed the patient was in (Location/{id}) no longer exists."
-        )));
-    };
-    let place = read::Place::of(&json);
-    if !place.is_bed() {
-        return Ok(None);
-    }
-    let label = place_label(tx, id)?;
-    if other_occupant(tx, id, encounter_id)? {
-        return Err(AdtError::conflict(format!(
-            "{label} now has another patient in it, so the patient cannot go back there. Transfer them to a free bed instead."
-        )));
-    }
-    match BedState::of_status(place.status.as_ref().map(|(s, c)| (s.as_str(), c.as_str()))) {
-        s @ (BedState::Closed | BedState::Blocked) => Err(AdtError::conflict(format!(
-            "{label} has been {} since, so the patient cannot go back there. Reopen it or transfer them to a free bed.",
-            s.label().to_lowercase()
-        ))),
-        BedState::Occupied => Err(AdtError::conflict(format!(
-            "{label} is marked occupied, so the patient cannot go back there. Transfer them to a free bed instead."
-        ))),
-        _ => Ok(Some(json)),
-    }
-}
-
-/// Makes a location entry active again (no end).
-fn reopen(entry: &mut Value) {
-    entry["status"] = json!("active");
-    if entry.get("period").is_some() {
-        remove(&mut entry["period"], "end");
-        remove_if_empty(entry, "period");
-    }
 }
 
 /// Marks a bed cleaned (available), being cleaned, closed or blocked. A bed
@@ -1177,22 +997,8 @@ pub fn set_bed_state(
     bed_id: &str,
     state: BedState,
 ) -> Result<(), AdtError> {
-    if state == BedState::Occupied {
-        return Err(AdtError::invalid(
-            "A bed becomes occupied only by admitting or transferring a patient into it.",
-        ));
-    }
     let mut tx = begin(svc, access, "adt-bed-state", "U")?;
-    lock(&mut tx, &[format!("Location/{bed_id}")])?;
-    let bed = load_bed(&mut tx, bed_id)?;
-    if other_occupant(&tx, bed_id, "")? {
-        return Err(AdtError::conflict(format!(
-            "{} has a patient in it: discharge or transfer the patient first.",
-            bed.label
-        )));
-    }
-    let mut json = bed.json;
-    set_status(&mut tx, &mut json, state)?;
+    beds::set_state(&mut tx, bed_id, state)?;
     tx.commit()?;
     Ok(())
 }
@@ -1369,7 +1175,8 @@ mod tests {
             (404, "Patient/x does not exist.")
         );
         let e = AdtError::from(FhirError::conflict("version conflict on Location/b"));
-        assert_eq!(e.kind, AdtErrorKind::Conflict);
+        assert_eq!(e.kind, AdtErrorKind::Concurrent);
+        assert_eq!(e.status(), 409);
         assert!(!e.message.contains("version"), "{e}");
         let e = AdtError::from(wardline_core::access::forbidden("no relationship"));
         assert_eq!(e.status(), 403);

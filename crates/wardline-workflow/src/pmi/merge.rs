@@ -325,9 +325,6 @@ pub(crate) fn run_merge(
     target_id: &str,
     preview: bool,
 ) -> Result<(MergeOutcome, Value), FhirError> {
-    if source_id == target_id {
-        return Err(refused("A patient record cannot be merged into itself"));
-    }
     // Merging is updating both Patient records: the caller must be allowed to.
     access.check_type(Op::Update, Some("Patient"))?;
     let gate = MergeGate { caller: access };
@@ -343,6 +340,29 @@ pub(crate) fn run_merge(
         } else {
             tx.set_audit_subtype(wardline_core::audit::WARDLINE_SUBTYPE, "pmi-merge", "U");
         }
+        merge_in(tx, source_id, target_id, preview)
+    })
+}
+
+/// The merge itself, inside the caller's transaction: what every channel
+/// runs (the REST operation and the UI through [`merge`], an HL7 v2 A40
+/// through the inbound mapping, in the message's own transaction). Locks
+/// both records first. The Provenance names the transaction's requester.
+/// With `preview` it writes nothing (see [`run_merge`]).
+pub fn merge_in(
+    tx: &mut Tx<'_>,
+    source_id: &str,
+    target_id: &str,
+    preview: bool,
+) -> Result<(MergeOutcome, Value), FhirError> {
+    if source_id == target_id {
+        return Err(refused("A patient record cannot be merged into itself"));
+    }
+    tx.lock(&[
+        format!("Patient/{source_id}"),
+        format!("Patient/{target_id}"),
+    ])?;
+    {
         let source = get_patient(tx, source_id)?;
         let target = get_patient(tx, target_id)?;
         if let Some(t) = links(&target, "replaced-by").first() {
@@ -419,7 +439,7 @@ pub(crate) fn run_merge(
             "recorded": format_instant(now_ms()),
             "activity": {"coding": [{"system": LIFECYCLE_SYSTEM, "code": "merge", "display": "Merge Record Lifecycle Event"}],
                          "text": format!("Patient/{source_id} merged into Patient/{target_id}")},
-            "agent": [agent_json(access)],
+            "agent": [agent_json(tx.access())],
             "entity": [{"role": "revision", "what": versioned("Patient", source_id, source_version_before)}],
         }))?;
         // The pair's open reviews are answered.
@@ -446,7 +466,7 @@ pub(crate) fn run_merge(
             provenance: prov.id,
         };
         Ok((out, target))
-    })
+    }
 }
 
 /// Parses `Type/id/_history/v`.
@@ -555,16 +575,9 @@ pub fn unmerge(
                 continue;
             };
             // The references that pointed at the source before the merge.
-            let Some(before) = svc
-                .store()
-                .vread(&t, &id, version - 1)?
-                .filter(|r| !r.deleted)
-            else {
+            let Some(before) = tx.vread(&t, &id, version - 1)? else {
                 continue;
             };
-            let before: Value = serde_json::from_str(&before.json).map_err(|e| {
-                FhirError::internal(format!("stored {t}/{id} unreadable: {e}"))
-            })?;
             let mut paths = Vec::new();
             reference_paths(&before, source_id, "", &mut paths);
             let mut changed = false;
@@ -592,8 +605,9 @@ pub fn unmerge(
             .filter_map(parse_versioned)
             .find(|(t, id, _)| t == "Patient" && id == source_id)
             .map(|(_, _, v)| v)
-            .and_then(|v| svc.store().vread("Patient", source_id, v).ok().flatten())
-            .and_then(|r| serde_json::from_str::<Value>(&r.json).ok())
+            .map(|v| tx.vread("Patient", source_id, v))
+            .transpose()?
+            .flatten()
             .map(|p| p.get("active").cloned());
         match before_active {
             Some(Some(a)) => source["active"] = a,

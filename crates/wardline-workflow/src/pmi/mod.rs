@@ -38,7 +38,7 @@ use wardline_core::{Access, FhirService};
 use wardline_fhir::{FhirError, nhs_number};
 
 pub use matching::{Candidate, DUPLICATE_THRESHOLD, duplicates_of};
-pub use merge::{MergeOutcome, merge, unmerge};
+pub use merge::{MergeOutcome, merge, merge_in, unmerge};
 pub use operation::{MERGE_DEFINITION, MergeOperation};
 pub use register::{FieldError, NewPatient, RegisterError, register};
 pub use review::{

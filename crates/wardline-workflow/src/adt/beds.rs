@@ -1,0 +1,437 @@
+//! The bed rules: the one place where a patient enters or leaves a bed.
+//!
+//! Every channel that moves a patient calls these functions inside its own
+//! transaction: the ADT actions of this module (the UI and anything else
+//! over [`super::admit`] and friends) and the HL7 v2 inbound mapping
+//! (`wardline-hl7-fhir`, A01–A03, A11–A13). Each takes its lock on the
+//! bed it decides on ([`Tx::lock`], held in the database until commit, so
+//! two servers on one PostgreSQL are as safe as one), checks the bed,
+//! edits the Encounter's `location[]` (which the caller saves with the rest
+//! of its changes) and writes the beds' `operationalStatus`.
+//!
+//! **When the bed is not free.** A person in Wardline is refused (the bed
+//! is named; only an available bed takes a patient). A message from
+//! another system is decided by [`BedMaster`]: where Wardline is master of
+//! its beds (the default) a bed with another patient in it, or closed or
+//! blocked, refuses the message (`AE` naming the bed); a bed marked for
+//! cleaning is taken (the PAS saw it cleaned). Where an external PAS is
+//! master its admission stands, and the clash becomes a [`BED_CLASH_CODE`]
+//! `Task` on the bed manager's list (shown on the ward's board) — never a
+//! silent double occupancy.
+
+use serde_json::{Value, json};
+use wardline_core::Tx;
+use wardline_fhir::FhirError;
+
+use super::read::{self, Places, current_location, ref_id};
+use super::{AdtError, BedState};
+use crate::pmi::TASK_SYSTEM;
+
+/// The Task code of a bed clash left for the bed manager.
+pub const BED_CLASH_CODE: &str = "bed-clash";
+
+/// Who is master of the beds when a message from another system puts a
+/// patient in a bed Wardline holds otherwise (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BedMaster {
+    /// Wardline: the message is refused, naming the bed.
+    #[default]
+    Wardline,
+    /// The external PAS: its admission stands and a Task records the clash.
+    External,
+}
+
+impl std::str::FromStr for BedMaster {
+    type Err = String;
+    fn from_str(s: &str) -> Result<BedMaster, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "wardline" => Ok(BedMaster::Wardline),
+            "external" | "pas" => Ok(BedMaster::External),
+            other => Err(format!(
+                "'{other}' is not a bed master: choose wardline or external"
+            )),
+        }
+    }
+}
+
+/// Who is moving the patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mover {
+    /// A person in Wardline: a bed that is not available is refused.
+    Wardline,
+    /// A message from another system, decided by the bed master.
+    Feed(BedMaster),
+}
+
+/// The lock key of a record.
+pub fn key(resource_type: &str, id: &str) -> String {
+    format!("{resource_type}/{id}")
+}
+
+/// A bed (or other place) as a rule sees it, read in the transaction.
+struct Spot {
+    id: String,
+    label: String,
+    json: Value,
+    is_bed: bool,
+    /// The state `operationalStatus` says (not who is in it).
+    marked: BedState,
+}
+
+fn spot(tx: &mut Tx<'_>, id: &str) -> Result<Option<Spot>, AdtError> {
+    let Some(json) = tx.get("Location", id)? else {
+        return Ok(None);
+    };
+    let place = read::Place::of(&json);
+    let mut places = Places::default();
+    places.add(&json);
+    places.load_ancestors(&*tx)?;
+    Ok(Some(Spot {
+        id: id.to_owned(),
+        label: places.label(id),
+        is_bed: place.is_bed(),
+        marked: BedState::of_status(place.status.as_ref().map(|(s, c)| (s.as_str(), c.as_str()))),
+        json,
+    }))
+}
+
+/// The other current encounter in the bed, if any (not `except`).
+fn occupant(tx: &Tx<'_>, bed_id: &str, except: Option<&str>) -> Result<Option<String>, AdtError> {
+    Ok(read::occupants(tx, Some(&[bed_id.to_owned()]), except)?
+        .remove(bed_id)
+        .map(|o| o.encounter_id))
+}
+
+/// What is wrong with putting a patient in the bed, if anything.
+fn clash(
+    tx: &Tx<'_>,
+    bed: &Spot,
+    except: Option<&str>,
+    mover: Mover,
+) -> Result<Option<String>, AdtError> {
+    if occupant(tx, &bed.id, except)?.is_some() {
+        return Ok(Some(format!(
+            "{} is occupied by another patient",
+            bed.label
+        )));
+    }
+    let refused = match (bed.marked, mover) {
+        (BedState::Available, _) => false,
+        // A feed's system saw the bed cleaned.
+        (BedState::Cleaning, Mover::Feed(_)) => false,
+        _ => true,
+    };
+    Ok(refused.then(|| match bed.marked {
+        BedState::Occupied => format!("{} is marked occupied", bed.label),
+        s => format!("{} is {}", bed.label, s.label().to_lowercase()),
+    }))
+}
+
+/// Decides a clash: refused for a person and where Wardline is master;
+/// recorded as a Task where an external PAS is.
+fn settle(
+    tx: &mut Tx<'_>,
+    bed: &Spot,
+    why: String,
+    mover: Mover,
+    enc: &Value,
+) -> Result<(), AdtError> {
+    match mover {
+        Mover::Wardline => Err(AdtError::conflict(format!(
+            "{why}: only an available bed can take a patient. Choose an available bed."
+        ))),
+        Mover::Feed(BedMaster::Wardline) => Err(AdtError::conflict(format!(
+            "{why}; Wardline is master of its beds, so the patient was not put there"
+        ))),
+        Mover::Feed(BedMaster::External) => {
+            let mut task = json!({
+                "resourceType": "Task",
+                "status": "requested",
+                "intent": "order",
+                "priority": "urgent",
+                "code": {"coding": [{"system": TASK_SYSTEM, "code": BED_CLASH_CODE, "display": "Bed clash"}]},
+                "description": format!("{why}, and the patient administration system has put another patient there. Check who is in the bed and move one of them."),
+                "focus": {"reference": format!("Location/{}", bed.id), "display": bed.label},
+                "authoredOn": super::now(),
+                "performerType": [{"text": "Bed manager"}],
+            });
+            if let Some(p) = ref_id(&enc["subject"], "Patient") {
+                task["for"] = json!({"reference": format!("Patient/{p}")});
+            }
+            tx.save(task)?;
+            Ok(())
+        }
+    }
+}
+
+/// Writes a bed's `operationalStatus` when it is a bed and it changes.
+fn mark(tx: &mut Tx<'_>, spot: &mut Spot, state: BedState) -> Result<(), AdtError> {
+    if spot.is_bed && spot.json["operationalStatus"] != state.coding() {
+        spot.json["operationalStatus"] = state.coding();
+        tx.save(spot.json.clone())?;
+    }
+    Ok(())
+}
+
+/// Marks the place `id` (when it is a bed) after a patient left it: `then`
+/// unless another patient is in it now.
+fn vacate(tx: &mut Tx<'_>, id: &str, then: BedState, except: Option<&str>) -> Result<(), AdtError> {
+    tx.lock(&[key("Location", id)])?;
+    if let Some(mut s) = spot(tx, id)?
+        && s.is_bed
+        && occupant(tx, id, except)?.is_none()
+    {
+        mark(tx, &mut s, then)?;
+    }
+    Ok(())
+}
+
+fn encounter_id(enc: &Value) -> Option<&str> {
+    enc["id"].as_str()
+}
+
+/// Completes the active location entries at `at`.
+fn close_active(enc: &mut Value, at: Option<&str>) {
+    if let Some(locs) = enc["location"].as_array_mut() {
+        for l in locs.iter_mut().filter(|l| l["status"] == "active") {
+            l["status"] = json!("completed");
+            if let Some(a) = at {
+                l["period"]["end"] = json!(a);
+            }
+        }
+    }
+}
+
+/// Makes a location entry active again (no end).
+fn reopen(entry: &mut Value) {
+    entry["status"] = json!("active");
+    if let Some(p) = entry.get_mut("period").and_then(Value::as_object_mut) {
+        p.shift_remove("end");
+        if p.is_empty()
+            && let Some(o) = entry.as_object_mut()
+        {
+            o.shift_remove("period");
+        }
+    }
+}
+
+/// The patient moves into the place `id` (a bed, or a ward or bay) at `at`:
+/// the bed is locked and checked (see the module documentation), the active
+/// location entry is completed and the bed left goes to cleaning, a new
+/// active entry is appended (shown as `display`, else the place's label)
+/// and the bed is marked occupied. Nothing changes when the patient is
+/// already there. The caller saves `enc`.
+pub fn enter(
+    tx: &mut Tx<'_>,
+    enc: &mut Value,
+    id: &str,
+    display: Option<&str>,
+    at: Option<&str>,
+    mover: Mover,
+) -> Result<(), AdtError> {
+    let reference = format!("Location/{id}");
+    let from = current_location(enc);
+    if from.as_deref() == Some(id) {
+        return Ok(());
+    }
+    let mut keys = vec![key("Location", id)];
+    keys.extend(from.iter().map(|f| key("Location", f)));
+    tx.lock(&keys)?;
+    let Some(mut here) = spot(tx, id)? else {
+        return Err(AdtError::not_found(format!(
+            "There is no place with id {id}."
+        )));
+    };
+    if here.is_bed {
+        if read::Place::of(&here.json).active {
+            if let Some(why) = clash(tx, &here, encounter_id(enc), mover)? {
+                settle(tx, &here, why, mover, enc)?;
+            }
+        } else {
+            let why = format!("{} is no longer in use", here.label);
+            settle(tx, &here, why, mover, enc)?;
+        }
+    }
+    close_active(enc, at);
+    let display = display.unwrap_or(&here.label);
+    let mut entry =
+        json!({"location": {"reference": reference, "display": display}, "status": "active"});
+    if let Some(a) = at {
+        entry["period"] = json!({"start": a});
+    }
+    match enc["location"].as_array_mut() {
+        Some(l) => l.push(entry),
+        None => enc["location"] = json!([entry]),
+    }
+    if let Some(f) = &from {
+        vacate(tx, f, BedState::Cleaning, encounter_id(enc))?;
+    }
+    mark(tx, &mut here, BedState::Occupied)
+}
+
+/// The patient leaves their current place at `at` (discharge: the bed goes
+/// to cleaning; a cancelled admission: available). The caller saves `enc`.
+pub fn leave(
+    tx: &mut Tx<'_>,
+    enc: &mut Value,
+    at: Option<&str>,
+    then: BedState,
+) -> Result<(), AdtError> {
+    let from = current_location(enc);
+    close_active(enc, at);
+    if let Some(f) = &from {
+        vacate(tx, f, then, encounter_id(enc))?;
+    }
+    Ok(())
+}
+
+/// Undoes the last move: the latest location entry is removed (its bed
+/// available again) and the patient is back in the one before, which must
+/// still take them (checked like [`enter`]). Refused when there is no move
+/// to undo. The caller saves `enc`.
+pub fn undo_move(tx: &mut Tx<'_>, enc: &mut Value, mover: Mover) -> Result<(), AdtError> {
+    let locs: Vec<Value> = enc["location"].as_array().cloned().unwrap_or_default();
+    let n = locs.len();
+    let ids = |i: usize| ref_id(&locs[i]["location"], "Location").map(str::to_owned);
+    let (Some(current), Some(previous)) = (
+        (n >= 2).then(|| ids(n - 1)).flatten(),
+        (n >= 2).then(|| ids(n - 2)).flatten(),
+    ) else {
+        return Err(AdtError::conflict(
+            "This admission has no transfer to cancel.",
+        ));
+    };
+    tx.lock(&[key("Location", &current), key("Location", &previous)])?;
+    let mut locs = locs;
+    locs.pop();
+    if let Some(last) = locs.last_mut() {
+        reopen(last);
+    }
+    enc["location"] = Value::Array(locs);
+    back_to(tx, enc, &previous, mover)?;
+    vacate(tx, &current, BedState::Available, encounter_id(enc))
+}
+
+/// The patient is back in their last place (a cancelled discharge), which
+/// must still take them (checked like [`enter`]). The caller saves `enc`.
+pub fn return_to_last(tx: &mut Tx<'_>, enc: &mut Value, mover: Mover) -> Result<(), AdtError> {
+    let last = enc["location"]
+        .as_array()
+        .and_then(|l| l.last())
+        .and_then(|l| ref_id(&l["location"], "Location"))
+        .map(str::to_owned);
+    if let Some(l) = enc["location"].as_array_mut().and_then(|l| l.last_mut()) {
+        reopen(l);
+    }
+    match last {
+        Some(id) => {
+            tx.lock(&[key("Location", &id)])?;
+            back_to(tx, enc, &id, mover)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Checks that the patient can be back in bed `id` and marks it occupied.
+fn back_to(tx: &mut Tx<'_>, enc: &Value, id: &str, mover: Mover) -> Result<(), AdtError> {
+    let Some(mut bed) = spot(tx, id)? else {
+        return Err(AdtError::conflict(format!(
+            "The bed the patient was in (Location/{id}) no longer exists."
+        )));
+    };
+    if !bed.is_bed {
+        return Ok(());
+    }
+    let other = occupant(tx, id, encounter_id(enc))?;
+    let why = match (other, bed.marked) {
+        (Some(_), _) => Some(format!(
+            "{} now has another patient in it, so the patient cannot go back there",
+            bed.label
+        )),
+        (None, s @ (BedState::Closed | BedState::Blocked)) => Some(format!(
+            "{} has been {} since, so the patient cannot go back there",
+            bed.label,
+            s.label().to_lowercase()
+        )),
+        (None, BedState::Occupied) if mover == Mover::Wardline => Some(format!(
+            "{} is marked occupied, so the patient cannot go back there",
+            bed.label
+        )),
+        _ => None,
+    };
+    if let Some(why) = why {
+        match mover {
+            Mover::Wardline => {
+                return Err(AdtError::conflict(format!(
+                    "{why}. Transfer them to a free bed instead."
+                )));
+            }
+            _ => settle(tx, &bed, why, mover, enc)?,
+        }
+    }
+    mark(tx, &mut bed, BedState::Occupied)
+}
+
+/// Sets a bed's state by hand (cleaned, closed, blocked): refused while a
+/// patient is in it; no bed becomes occupied this way.
+pub fn set_state(tx: &mut Tx<'_>, bed_id: &str, state: BedState) -> Result<(), AdtError> {
+    if state == BedState::Occupied {
+        return Err(AdtError::invalid(
+            "A bed becomes occupied only by admitting or transferring a patient into it.",
+        ));
+    }
+    tx.lock(&[key("Location", bed_id)])?;
+    let Some(mut bed) = spot(tx, bed_id)? else {
+        return Err(AdtError::not_found(format!(
+            "There is no bed with id {bed_id}."
+        )));
+    };
+    if !bed.is_bed {
+        return Err(AdtError::invalid(format!("{} is not a bed.", bed.label)));
+    }
+    if occupant(tx, bed_id, None)?.is_some() {
+        return Err(AdtError::conflict(format!(
+            "{} has a patient in it: discharge or transfer the patient first.",
+            bed.label
+        )));
+    }
+    mark(tx, &mut bed, state)
+}
+
+impl From<AdtError> for FhirError {
+    fn from(e: AdtError) -> FhirError {
+        let code = match e.kind {
+            super::AdtErrorKind::Invalid => "invalid",
+            super::AdtErrorKind::Conflict => "business-rule",
+            super::AdtErrorKind::Concurrent => "conflict",
+            super::AdtErrorKind::NotFound => "not-found",
+            super::AdtErrorKind::Forbidden => "forbidden",
+            super::AdtErrorKind::Store => "exception",
+        };
+        let status = match e.kind {
+            super::AdtErrorKind::Conflict => 422,
+            _ => e.status(),
+        };
+        FhirError::new(status, code, e.message)
+    }
+}
+
+/// The bed `id`, active, for a person to put a patient in: not found, not a
+/// bed and out of use are refused. Returns its Location.
+pub fn require_bed(tx: &mut Tx<'_>, id: &str) -> Result<Value, AdtError> {
+    let Some(bed) = spot(tx, id)? else {
+        return Err(AdtError::not_found(format!(
+            "There is no bed with id {id}."
+        )));
+    };
+    if !bed.is_bed {
+        return Err(AdtError::invalid(format!("{} is not a bed.", bed.label)));
+    }
+    if !read::Place::of(&bed.json).active {
+        return Err(AdtError::conflict(format!(
+            "{} is no longer in use.",
+            bed.label
+        )));
+    }
+    Ok(bed.json)
+}
