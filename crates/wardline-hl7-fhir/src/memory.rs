@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
+use wardline_fhir::reference;
 
 use crate::{MapError, Records};
 
@@ -115,33 +116,6 @@ fn is_replaced(r: &Value) -> bool {
         .is_some_and(|l| l.iter().any(|x| x["type"] == "replaced-by"))
 }
 
-/// Replaces every `"reference": from` anywhere in `v` by `to`. Returns true if
-/// anything changed.
-fn repoint(v: &mut Value, from: &str, to: &str) -> bool {
-    match v {
-        Value::Object(m) => {
-            let mut changed = false;
-            for (k, x) in m.iter_mut() {
-                if k == "reference" && x.as_str() == Some(from) {
-                    *x = Value::String(to.to_owned());
-                    changed = true;
-                } else {
-                    changed |= repoint(x, from, to);
-                }
-            }
-            changed
-        }
-        Value::Array(a) => {
-            let mut changed = false;
-            for x in a {
-                changed |= repoint(x, from, to);
-            }
-            changed
-        }
-        _ => false,
-    }
-}
-
 impl Records for MemoryRecords {
     fn find_by_identifier(
         &mut self,
@@ -221,7 +195,7 @@ impl Records for MemoryRecords {
                 continue;
             };
             let mut r = r.clone();
-            if repoint(&mut r, &from, &to) {
+            if reference::rewrite_references(&mut r, |s| (s == from).then(|| to.clone())) > 0 {
                 self.save(r)?;
             }
         }
