@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use wardline_core::access::{Access, Agent, Op, Operation, ResourceView, forbidden};
 use wardline_fhir::FhirError;
+use wardline_fhir::reference;
 use wardline_store::Reader;
 
 use crate::directory::{Directory, Position};
@@ -361,6 +362,23 @@ fn reference_id<'a>(v: &'a Value, t: &str) -> Option<&'a str> {
         .and_then(|r| r.rsplit_once(&format!("{t}/")).map(|(_, id)| id))
 }
 
+/// The references of a resource that may name a position: every reference
+/// except those under a `subject` or `patient` element (the patient's own)
+/// and those inside a `reference` element that is itself a Reference
+/// (`Consent.provision.actor.reference`).
+fn naming_refs(v: &Value) -> impl Iterator<Item = &str> {
+    reference::references_with_pointers(v)
+        .into_iter()
+        .filter(|(pointer, _)| {
+            let mut keys: Vec<&str> = pointer.split('/').collect();
+            keys.pop();
+            !keys
+                .iter()
+                .any(|k| matches!(*k, "subject" | "patient" | "reference"))
+        })
+        .map(|(_, r)| r)
+}
+
 /// Whether a resource names the position: its practitioner, the position
 /// itself, its organisation, or a location within its locations.
 fn involves(
@@ -369,9 +387,7 @@ fn involves(
     pos: &Position,
     v: &Value,
 ) -> Result<bool, FhirError> {
-    let mut refs = Vec::new();
-    collect_refs(v, &mut refs);
-    for r in refs {
+    for r in naming_refs(v) {
         if let Some((t, id)) = r.rsplit_once('/').and_then(|(head, id)| {
             head.rsplit('/')
                 .next()
@@ -395,24 +411,6 @@ fn involves(
         }
     }
     Ok(false)
-}
-
-fn collect_refs(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if k == "reference" {
-                    if let Value::String(s) = x {
-                        out.push(s.clone());
-                    }
-                } else if k != "subject" && k != "patient" {
-                    collect_refs(x, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
-        _ => {}
-    }
 }
 
 /// Whether the position has a care relationship with the patient:
@@ -470,4 +468,41 @@ pub fn relationship(
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_patients_own_references_do_not_name_a_position() {
+        let v = json!({
+            "resourceType": "Encounter",
+            "subject": {"reference": "Patient/p"},
+            "participant": [{"individual": {"reference": "Practitioner/x"}},
+                            {"individual": {"reference": "https://h/fhir/PractitionerRole/r"}}],
+            "location": [{"location": {"reference": "Location/w"}}],
+            "contained": [{"resourceType": "Observation", "subject": {"reference": "Group/g"},
+                           "performer": [{"reference": "Organization/o"}]}],
+            "extension": [{"url": "https://example.org/x", "valueReference": {"reference": "Practitioner/e"}},
+                          {"url": "https://example.org/y", "extension": [
+                              {"url": "patient", "valueReference": {"reference": "Practitioner/in-ext"}}]}],
+            "hospitalization": {"origin": {"reference": "Location/o"}},
+            "patient": [{"link": {"reference": "Practitioner/under-patient"}}],
+            "provision": {"actor": [{"reference": {"reference": "Organization/actor"}}]}
+        });
+        assert_eq!(
+            naming_refs(&v).collect::<Vec<_>>(),
+            vec![
+                "Practitioner/x",
+                "https://h/fhir/PractitionerRole/r",
+                "Location/w",
+                "Organization/o",
+                "Practitioner/e",
+                "Practitioner/in-ext",
+                "Location/o"
+            ]
+        );
+    }
 }

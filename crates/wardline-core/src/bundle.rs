@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use wardline_fhir::FhirError;
 use wardline_fhir::datetime::format_instant;
+use wardline_fhir::reference;
 use wardline_store::Reader;
 
 use crate::{Ctx, FhirService, Fresh, etag, etag_version, existing, new_id};
@@ -176,7 +177,9 @@ fn transaction(svc: &FhirService, cx: &Ctx<'_>, mut bundle: Value) -> R<Value> {
     let mut cond_cache: HashMap<String, String> = HashMap::new();
     for e in &mut entries {
         if let Some(r) = &mut e.resource {
-            rewrite_refs(svc, &tx, r, &map, &mut cond_cache, e.index)?;
+            reference::try_rewrite_references(r, |s| {
+                rewrite_ref(svc, &tx, s, &map, &mut cond_cache, e.index)
+            })?;
         }
     }
     entries.sort_by_key(|e| (e.kind, e.index));
@@ -321,70 +324,50 @@ fn split_url(url: &str, index: usize) -> R<(String, Option<String>)> {
     }
 }
 
-/// Rewrites every `reference` string in `v`: `urn:uuid:`/`urn:oid:` fullUrls
-/// through `map`, conditional references (`Type?criteria`) by search.
-fn rewrite_refs(
+/// What one `reference` of an entry's resource becomes in a transaction:
+/// a `urn:uuid:`/`urn:oid:` fullUrl through `map` (one matching no fullUrl is
+/// an error), a conditional reference (`Type?criteria`) by search (exactly
+/// one match, remembered in `cache`); anything else stays.
+fn rewrite_ref(
     svc: &FhirService,
     tx: &dyn Reader,
-    v: &mut Value,
+    s: &str,
     map: &HashMap<String, String>,
     cache: &mut HashMap<String, String>,
     index: usize,
-) -> R<()> {
-    match v {
-        Value::Object(o) => {
-            for (k, child) in o.iter_mut() {
-                if k == "reference"
-                    && let Value::String(s) = child
-                {
-                    if let Some(to) = map.get(s.as_str()) {
-                        *s = to.clone();
-                    } else if s.starts_with("urn:uuid:") || s.starts_with("urn:oid:") {
-                        return Err(FhirError::invalid(format!(
-                            "reference '{s}' matches no fullUrl in the transaction"
-                        ))
-                        .at(format!("Bundle.entry[{index}].resource")));
-                    } else if let Some((t, q)) = s.split_once('?')
-                        && !t.contains('/')
-                    {
-                        if let Some(hit) = cache.get(s.as_str()) {
-                            *s = hit.clone();
-                        } else {
-                            let found = svc
-                                .conditional_match(tx as &dyn Reader, t, q)
-                                .map_err(|e| e.at(format!("Bundle.entry[{index}].resource")))?;
-                            if found.len() != 1 {
-                                return Err(FhirError::new(
-                                    if found.is_empty() { 400 } else { 412 },
-                                    "not-found",
-                                    format!(
-                                        "conditional reference '{s}' matched {} resources; it must match exactly one",
-                                        found.len()
-                                    ),
-                                )
-                                .at(format!("Bundle.entry[{index}].resource")));
-                            }
-                            let to = format!("{t}/{}", found[0].id);
-                            cache.insert(s.clone(), to.clone());
-                            *s = to;
-                        }
-                    }
-                } else {
-                    rewrite_refs(svc, tx, child, map, cache, index)?;
-                }
-            }
-        }
-        Value::Array(a) => {
-            for x in a {
-                rewrite_refs(svc, tx, x, map, cache, index)?;
-            }
-        }
-        Value::String(s) if map.contains_key(s.as_str()) && s.starts_with("urn:uuid:") => {
-            // e.g. attachment urls or canonical-like uses of the fullUrl
-        }
-        _ => {}
+) -> R<Option<String>> {
+    if let Some(to) = map.get(s) {
+        return Ok(Some(to.clone()));
     }
-    Ok(())
+    if s.starts_with("urn:uuid:") || s.starts_with("urn:oid:") {
+        return Err(FhirError::invalid(format!(
+            "reference '{s}' matches no fullUrl in the transaction"
+        ))
+        .at(format!("Bundle.entry[{index}].resource")));
+    }
+    let Some((t, q)) = s.split_once('?').filter(|(t, _)| !t.contains('/')) else {
+        return Ok(None);
+    };
+    if let Some(hit) = cache.get(s) {
+        return Ok(Some(hit.clone()));
+    }
+    let found = svc
+        .conditional_match(tx, t, q)
+        .map_err(|e| e.at(format!("Bundle.entry[{index}].resource")))?;
+    if found.len() != 1 {
+        return Err(FhirError::new(
+            if found.is_empty() { 400 } else { 412 },
+            "not-found",
+            format!(
+                "conditional reference '{s}' matched {} resources; it must match exactly one",
+                found.len()
+            ),
+        )
+        .at(format!("Bundle.entry[{index}].resource")));
+    }
+    let to = format!("{t}/{}", found[0].id);
+    cache.insert(s.to_owned(), to.clone());
+    Ok(Some(to))
 }
 
 fn batch(svc: &FhirService, cx: &Ctx<'_>, mut bundle: Value) -> R<Value> {

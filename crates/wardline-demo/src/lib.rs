@@ -533,20 +533,17 @@ mod tests {
         }
     }
 
+    /// The references of `v`; every `reference` key must hold one (a string).
     fn refs(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(o) => {
-                for (k, c) in o {
-                    if k == "reference" {
-                        out.push(c.as_str().unwrap_or_default().to_owned());
-                    } else {
-                        refs(c, out);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
-            _ => {}
-        }
+        let found: Vec<String> = wardline_fhir::reference::references(v)
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            found.len(),
+            v.to_string().matches("\"reference\":").count(),
+            "a reference that is not a string in {v}"
+        );
+        out.extend(found);
     }
 
     #[test]

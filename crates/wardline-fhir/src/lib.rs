@@ -11,6 +11,8 @@
 //! * [`validate`]: structural validation of a resource against that model.
 //! * [`fhirpath`]: the subset of FHIRPath that the official search-parameter
 //!   expressions use.
+//! * [`reference`](mod@reference): the literal references of a resource
+//!   (every `reference` string, at any depth), found, matched and rewritten.
 //! * [`index`]: what a resource contributes to the search indexes ([`IndexEntry`]).
 //! * [`search`]: a parsed, typed search request ([`SearchQuery`]), independent of
 //!   any database.
@@ -24,6 +26,7 @@ pub mod fhirpath;
 pub mod index;
 pub mod nhs_number;
 pub mod phonetic;
+pub mod reference;
 pub mod search;
 pub mod validate;
 

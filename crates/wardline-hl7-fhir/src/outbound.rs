@@ -165,6 +165,7 @@ mod schedule;
 mod visit;
 
 use serde_json::Value;
+use wardline_fhir::reference;
 use wardline_hl7::{MessageBuilder, Separators};
 
 use crate::{MapError, MappingConfig, Records};
@@ -377,41 +378,18 @@ impl Ctx<'_> {
 /// A merge repoints every resource of the merged patient; the A40 already
 /// tells receivers, so these updates are not announced one by one.
 fn only_repointed_by_merge(ctx: &mut Ctx, before: &Value, after: &Value) -> Result<bool, MapError> {
-    fn patient_refs(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    match x.as_str() {
-                        Some(r) if k == "reference" && r.starts_with("Patient/") => {
-                            out.push(r.to_owned())
-                        }
-                        _ => patient_refs(x, out),
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| patient_refs(x, out)),
-            _ => {}
-        }
+    // The relative references to a Patient (`Patient/…`).
+    fn patient_refs(v: &Value) -> Vec<&str> {
+        reference::references(v)
+            .filter(|r| r.starts_with("Patient/"))
+            .collect()
     }
-    fn repoint(v: &mut Value, from: &str, to: &str) {
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m.iter_mut() {
-                    if k == "reference" && x.as_str() == Some(from) {
-                        *x = Value::String(to.to_owned());
-                    } else {
-                        repoint(x, from, to);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| repoint(x, from, to)),
-            _ => {}
-        }
-    }
-    let (mut old, mut new) = (Vec::new(), Vec::new());
-    patient_refs(before, &mut old);
-    patient_refs(after, &mut new);
-    let gone: Vec<String> = old.into_iter().filter(|r| !new.contains(r)).collect();
+    let new = patient_refs(after);
+    let gone: Vec<String> = patient_refs(before)
+        .into_iter()
+        .filter(|r| !new.contains(r))
+        .map(str::to_owned)
+        .collect();
     if gone.is_empty() {
         return Ok(false);
     }
@@ -431,7 +409,7 @@ fn only_repointed_by_merge(ctx: &mut Ctx, before: &Value, after: &Value) -> Resu
         else {
             return Ok(false);
         };
-        repoint(&mut repointed, &r, survivor);
+        reference::rewrite_references(&mut repointed, |s| (s == r).then(|| survivor.to_owned()));
     }
     Ok(repointed == without_meta(after))
 }

@@ -33,6 +33,7 @@ use wardline_core::{Access, FhirService, Op, ResourceView, Tx};
 use wardline_fhir::FhirError;
 use wardline_fhir::datetime::{format_instant, now_ms};
 use wardline_fhir::definitions::{SearchParamType, r4};
+use wardline_fhir::reference;
 use wardline_fhir::search::SearchQuery;
 use wardline_store::{PageRequest, Reader};
 
@@ -106,10 +107,11 @@ fn is_review_task(v: &Value) -> bool {
             })
 }
 
-/// Whether a reference string points at `Patient/{id}` (relative or absolute).
+/// Whether a reference string points at `Patient/{id}` (relative or
+/// absolute). A versioned reference (`/_history/{version}`) does not count:
+/// it cites that version of the source and is left as it is.
 fn refers_to(s: &str, id: &str) -> bool {
-    let rel = format!("Patient/{id}");
-    s == rel || s.ends_with(&format!("/{rel}"))
+    reference::unversioned(s) == s && reference::is_reference_to(s, "Patient", id)
 }
 
 /// Every (type, id) that refers to Patient `id`: the compartment, and each
@@ -178,48 +180,16 @@ fn referrers(tx: &Tx<'_>, id: &str) -> Result<Vec<(String, String)>, FhirError> 
 
 /// Rewrites references to the source patient; returns whether anything changed.
 fn repoint(v: &mut Value, source: &str, to: &str) -> bool {
-    match v {
-        Value::Object(m) => {
-            let mut changed = false;
-            for (k, x) in m.iter_mut() {
-                if k == "reference"
-                    && let Value::String(s) = x
-                    && refers_to(s, source)
-                {
-                    *s = to.to_owned();
-                    changed = true;
-                } else {
-                    changed |= repoint(x, source, to);
-                }
-            }
-            changed
-        }
-        Value::Array(a) => a.iter_mut().fold(false, |c, x| repoint(x, source, to) | c),
-        _ => false,
-    }
+    reference::rewrite_references(v, |s| refers_to(s, source).then(|| to.to_owned())) > 0
 }
 
 /// JSON pointers of the `reference`s in `v` that point at Patient `id`, with their text.
-fn reference_paths(v: &Value, id: &str, at: &str, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-                match x {
-                    Value::String(s) if k == "reference" && refers_to(s, id) => {
-                        out.push((here, s.clone()));
-                    }
-                    _ => reference_paths(x, id, &here, out),
-                }
-            }
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                reference_paths(x, id, &format!("{at}/{i}"), out);
-            }
-        }
-        _ => {}
-    }
+fn reference_paths(v: &Value, id: &str) -> Vec<(String, String)> {
+    reference::references_with_pointers(v)
+        .into_iter()
+        .filter(|(_, s)| refers_to(s, id))
+        .map(|(p, s)| (p, s.to_owned()))
+        .collect()
 }
 
 fn links(p: &Value, kind: &str) -> Vec<String> {
@@ -578,10 +548,8 @@ pub fn unmerge(
             let Some(before) = tx.vread(&t, &id, version - 1)? else {
                 continue;
             };
-            let mut paths = Vec::new();
-            reference_paths(&before, source_id, "", &mut paths);
             let mut changed = false;
-            for (path, original) in paths {
+            for (path, original) in reference_paths(&before, source_id) {
                 if let Some(Value::String(s)) = current.pointer_mut(&path)
                     && (*s == to || refers_to(s, &target_id))
                 {
@@ -652,10 +620,8 @@ mod tests {
         let mut v = json!({"subject": {"reference": "Patient/a"},
             "performer": [{"reference": "Practitioner/x"}, {"reference": "https://h/fhir/Patient/a"}],
             "note": [{"text": "Patient/a"}]});
-        let mut paths = Vec::new();
-        reference_paths(&v, "a", "", &mut paths);
         assert_eq!(
-            paths,
+            reference_paths(&v, "a"),
             vec![
                 ("/subject/reference".to_owned(), "Patient/a".to_owned()),
                 (
