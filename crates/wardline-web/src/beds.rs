@@ -112,6 +112,11 @@ fn board(cx: &Cx, b: &WardBoard) -> Markup {
                                 } @else if bed.withheld {
                                     span class="wl-bed__patient" { "Patient details not shown" }
                                 }
+                                @if let Some(c) = &bed.clash {
+                                    span class="wl-bed__clash" data-testid="bed-clash" {
+                                        strong class="nhsuk-tag nhsuk-tag--red" { "Bed clash" } " " (c)
+                                    }
+                                }
                                 div class="wl-actions" { (state_actions(cx, &b.id, bed)) }
                             }
                         }

@@ -19,9 +19,12 @@
 //! `Task` on the bed manager's list (shown on the ward's board) — never a
 //! silent double occupancy.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use wardline_core::Tx;
 use wardline_fhir::FhirError;
+use wardline_store::Reader;
 
 use super::read::{self, Places, current_location, ref_id};
 use super::{AdtError, BedState};
@@ -174,16 +177,92 @@ fn mark(tx: &mut Tx<'_>, spot: &mut Spot, state: BedState) -> Result<(), AdtErro
 }
 
 /// Marks the place `id` (when it is a bed) after a patient left it: `then`
-/// unless another patient is in it now.
+/// unless another patient is in it now. A bed clash on it is resolved once
+/// at most one patient is left.
 fn vacate(tx: &mut Tx<'_>, id: &str, then: BedState, except: Option<&str>) -> Result<(), AdtError> {
     tx.lock(&[key("Location", id)])?;
-    if let Some(mut s) = spot(tx, id)?
-        && s.is_bed
-        && occupant(tx, id, except)?.is_none()
-    {
+    let Some(mut s) = spot(tx, id)? else {
+        return Ok(());
+    };
+    if !s.is_bed {
+        return Ok(());
+    }
+    let left = in_bed(tx, id, except)?;
+    if left == 0 {
         mark(tx, &mut s, then)?;
     }
+    if left <= 1 {
+        resolve_clashes(tx, id)?;
+    }
     Ok(())
+}
+
+/// How many current encounters are in the bed now (not `except`).
+fn in_bed(tx: &Tx<'_>, bed_id: &str, except: Option<&str>) -> Result<usize, AdtError> {
+    let found = read::search_all(
+        tx,
+        "Encounter",
+        &[
+            ("location", format!("Location/{bed_id}")),
+            ("status", read::CURRENT.to_owned()),
+        ],
+    )?;
+    let mut n = 0;
+    for r in &found {
+        if Some(r.id.as_str()) == except {
+            continue;
+        }
+        if current_location(&read::json_of(r)?).as_deref() == Some(bed_id) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+const OPEN: &str = "requested,received,accepted,ready,in-progress,on-hold";
+
+fn clash_query(bed_refs: String) -> [(&'static str, String); 3] {
+    [
+        ("code", format!("{TASK_SYSTEM}|{BED_CLASH_CODE}")),
+        ("status", OPEN.to_owned()),
+        ("focus", bed_refs),
+    ]
+}
+
+/// Completes the open clash tasks of a bed that holds one patient again.
+fn resolve_clashes(tx: &mut Tx<'_>, bed_id: &str) -> Result<(), AdtError> {
+    let found = read::search_all(&*tx, "Task", &clash_query(format!("Location/{bed_id}")))?;
+    for r in &found {
+        let mut task = read::json_of(r)?;
+        task["status"] = json!("completed");
+        task["statusReason"] = json!({"text": "The bed holds one patient again."});
+        task["lastModified"] = json!(super::now());
+        tx.save(task)?;
+    }
+    Ok(())
+}
+
+/// The open bed clashes of these beds: bed id → the task's description.
+pub(crate) fn open_clashes<R: Reader + ?Sized>(
+    r: &R,
+    bed_ids: &[String],
+) -> Result<HashMap<String, String>, AdtError> {
+    let mut out = HashMap::new();
+    for chunk in bed_ids.chunks(200) {
+        let refs = chunk
+            .iter()
+            .map(|id| format!("Location/{id}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        for s in read::search_all(r, "Task", &clash_query(refs))? {
+            let t = read::json_of(&s)?;
+            if let Some(bed) = ref_id(&t["focus"], "Location") {
+                let text = t["description"].as_str().unwrap_or("Bed clash").to_owned();
+                out.insert(bed.to_owned(), text);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn encounter_id(enc: &Value) -> Option<&str> {

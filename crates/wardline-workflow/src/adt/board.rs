@@ -111,6 +111,9 @@ pub struct Bed {
     pub patient: Option<BoardPatient>,
     /// Occupied, but the caller may not see by whom.
     pub withheld: bool,
+    /// An open bed clash on this bed (the text of its task: an external
+    /// PAS put a second patient here), for the bed manager to resolve.
+    pub clash: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -361,6 +364,7 @@ pub fn ward_board(
             .collect()
     };
 
+    let clashes = super::beds::open_clashes(store, &bed_ids)?;
     let places = &tree.places;
     let mut occupancy = Occupancy::default();
     let mut bays = Vec::new();
@@ -398,6 +402,7 @@ pub fn ward_board(
                 state,
                 withheld: who.is_some() && patient.is_none(),
                 patient,
+                clash: clashes.get(id).cloned(),
             });
         }
         bays.push(Bay {
