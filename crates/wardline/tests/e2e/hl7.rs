@@ -22,13 +22,13 @@ use wardline_hl7::Message;
 use wardline_hl7::mllp::{FrameDecoder, encode_frame};
 
 /// One MLLP connection of a test client.
-struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     decoder: FrameDecoder,
 }
 
 impl Client {
-    fn connect(port: u16) -> std::io::Result<Client> {
+    pub(crate) fn connect(port: u16) -> std::io::Result<Client> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         Ok(Client {
@@ -53,12 +53,12 @@ impl Client {
         }
     }
 
-    fn send(&mut self, msg: &str) -> std::io::Result<String> {
+    pub(crate) fn send(&mut self, msg: &str) -> std::io::Result<String> {
         self.exchange_raw(&encode_frame(msg.as_bytes()))
     }
 }
 
-fn field(ack: &str, path: &str) -> String {
+pub(crate) fn field(ack: &str, path: &str) -> String {
     Message::parse(ack)
         .unwrap_or_else(|e| panic!("ACK does not parse ({e}): {ack:?}"))
         .text(path)

@@ -265,3 +265,110 @@ fn merge_operation_postgres() {
     let Some(env) = Env::postgres() else { return };
     run(env);
 }
+
+// ---------------------------------------------------------------------------
+// An HL7 v2 A40 is the PMI's merge: undone from the UI, both records are
+// exactly as they were.
+
+/// The resource without `meta` (versions and times change; content must not).
+fn content(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("meta");
+    }
+    v
+}
+
+fn one_by(s: &Server, query: &str) -> Value {
+    let found = s.search_all(&common::escape_uri(query));
+    assert_eq!(found.len(), 1, "{query}: {found:?}");
+    found[0].clone()
+}
+
+fn a40_then_unmerge(env: Env) {
+    use crate::hl7::{Client, field};
+    use crate::ui::{browser, csrf, sign_in};
+
+    let mllp = common::free_port();
+    let s = env.start_with(&["--demo", "--mllp-listen", &format!("127.0.0.1:{mllp}")]);
+    let mut c = Client::connect(mllp).unwrap();
+    let msh = |ty: &str, ctrl: &str| {
+        format!("MSH|^~\\&|PAS|RWG|WARDLINE|RWG|20261123090000||{ty}|{ctrl}|P|2.4\r")
+    };
+    // The record to retire: registered by the PAS under its hospital number,
+    // with a visit; the survivor: registered with an NHS number.
+    let admit = format!(
+        "{}EVN|A01|20261123090000\rPID|1||RWG900001^^^RWG^MR||MERGEABLE^Ann||19610714|F\r\
+         PV1|1|I|WARD7^BAY1^BED9^RWG||||||||||||||||VM1|||||||||||||||||||||||||20261123090000\r",
+        msh("ADT^A01^ADT_A01", "M1")
+    );
+    let register = format!(
+        "{}EVN|A28|20261123091000\rPID|1||9434765919^^^NHS^NH~RWG900002^^^RWG^MR||MERGEABLE^Ann||19610714|F\r",
+        msh("ADT^A28^ADT_A05", "M2")
+    );
+    for m in [&admit, &register] {
+        let ack = c.send(m).unwrap();
+        assert_eq!(field(&ack, "MSA-1"), "AA", "{ack}");
+    }
+    let local = "https://fhir.wardline.invalid/Id/rwg-mr";
+    let source = one_by(&s, &format!("Patient?identifier={local}|RWG900001"));
+    let target = one_by(&s, &format!("Patient?identifier={local}|RWG900002"));
+    let sid = source["id"].as_str().unwrap().to_owned();
+    let tid = target["id"].as_str().unwrap().to_owned();
+    let visit = one_by(&s, &format!("Encounter?patient=Patient/{sid}"));
+    let eid = visit["id"].as_str().unwrap().to_owned();
+
+    // A40: the survivor in PID, the retired record's number in MRG-1.
+    let merge = format!(
+        "{}EVN|A40|20261123100000\rPID|1||9434765919^^^NHS^NH~RWG900002^^^RWG^MR||MERGEABLE^Ann||19610714|F\r\
+         MRG|RWG900001^^^RWG^MR\r",
+        msh("ADT^A40^ADT_A39", "M3")
+    );
+    let ack = c.send(&merge).unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AA", "{ack}");
+    let merged = s.get(&format!("Patient/{sid}")).body;
+    assert_eq!(merged["active"], false, "{merged}");
+    assert_eq!(merged["link"][0]["type"], "replaced-by");
+    let moved = s.get(&format!("Encounter/{eid}")).body;
+    assert_eq!(moved["subject"]["reference"], format!("Patient/{tid}"));
+    // The merge is recorded as the PMI records it (so it can be undone).
+    let prov = s.search_all(&format!("Provenance?target=Patient/{sid}"));
+    assert_eq!(prov.len(), 1, "{prov:?}");
+    assert_eq!(prov[0]["activity"]["coding"][0]["code"], "merge");
+
+    // The clerk undoes it from the retired record's chart.
+    let root = s.root.clone();
+    let clerk = browser();
+    sign_in(&env, &root, &clerk, "clerk.watford");
+    let token = csrf(&root, &clerk);
+    let r = clerk
+        .post(format!("{root}/ui/patients/{sid}/unmerge"))
+        .form(&[("csrf", token)])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().unwrap());
+
+    // Both records, and the visit, exactly as before the A40.
+    assert_eq!(
+        content(s.get(&format!("Patient/{sid}")).body),
+        content(source)
+    );
+    assert_eq!(
+        content(s.get(&format!("Patient/{tid}")).body),
+        content(target)
+    );
+    assert_eq!(
+        content(s.get(&format!("Encounter/{eid}")).body),
+        content(visit)
+    );
+}
+
+#[test]
+fn hl7_a40_then_ui_unmerge_sqlite() {
+    a40_then_unmerge(Env::sqlite());
+}
+
+#[test]
+fn hl7_a40_then_ui_unmerge_postgres() {
+    let Some(env) = Env::postgres() else { return };
+    a40_then_unmerge(env);
+}

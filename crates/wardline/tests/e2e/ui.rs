@@ -17,7 +17,7 @@ use serde_json::Value;
 
 const DEMO_PASSWORD: &str = "wardline-demo-only";
 
-fn browser() -> Client {
+pub(crate) fn browser() -> Client {
     Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -43,7 +43,7 @@ fn concrete(path: &str) -> String {
 }
 
 /// Signs in through the form; the client then holds the session cookie.
-fn sign_in(env: &Env, root: &str, c: &Client, user: &str) {
+pub(crate) fn sign_in(env: &Env, root: &str, c: &Client, user: &str) {
     let html = c
         .get(format!("{root}/auth/login"))
         .send()
@@ -66,7 +66,7 @@ fn sign_in(env: &Env, root: &str, c: &Client, user: &str) {
     assert_eq!(r.status(), 303, "sign-in of {user}: {}", r.text().unwrap());
 }
 
-fn csrf(root: &str, c: &Client) -> String {
+pub(crate) fn csrf(root: &str, c: &Client) -> String {
     let v: Value = c
         .get(format!("{root}/auth/session"))
         .send()
