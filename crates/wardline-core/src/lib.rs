@@ -19,11 +19,13 @@ mod capability;
 pub mod consent;
 pub mod export;
 pub mod operation;
+mod records;
 mod search;
 pub mod txn;
 
 pub use access::{Access, Agent, AgentKind, Op, Operation, ResourceView, Trusted};
 pub use operation::TypeOperation;
+pub use records::Found;
 pub use txn::{Change, Saved, Tx, WriteHook};
 
 use std::sync::Arc;

@@ -16,17 +16,36 @@ use crate::{FhirService, RequestHeaders, url_with};
 
 const PAGING: [&str; 3] = ["_snapshot", "_after", "_offset"];
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run(
+/// What a search found, as the requester may see it, before it is rendered
+/// (as a searchset Bundle by [`run`], as typed values by
+/// [`FhirService::search_as`]).
+pub(crate) struct Executed {
+    pub query: fsearch::SearchQuery,
+    pub page: PageRequest,
+    /// The parameters other than paging.
+    pub rest: Vec<(String, String)>,
+    /// The matches the requester may see (`result.total` dropped when some
+    /// were withheld).
+    pub result: wardline_store::SearchPage,
+    pub last_rid: Option<i64>,
+    /// `_include`d resources the requester may see.
+    pub included: Vec<wardline_store::StoredResource>,
+    /// Matches and includes withheld from the requester.
+    pub withheld: usize,
+    /// The include limit cut the includes short.
+    pub truncated: bool,
+}
+
+/// Parses, runs and checks a search (see the module documentation).
+pub(crate) fn execute(
     svc: &FhirService,
     cx: &crate::Ctx<'_>,
     t: Option<&str>,
     compartment: Option<(&str, &str)>,
     params: &[(String, String)],
     headers: &RequestHeaders,
-    path: &[String],
     everything: bool,
-) -> Result<String, FhirError> {
+) -> Result<Executed, FhirError> {
     let mut page = PageRequest::default();
     let mut rest = Vec::new();
     for (k, v) in params {
@@ -66,7 +85,93 @@ pub(crate) fn run(
         }
     }
     result.resources = kept;
+    let (mut include, mut revinclude) = (q.include.clone(), q.revinclude.clone());
+    if everything {
+        // `$everything` also returns what the compartment's resources refer to
+        // outside it (practitioners, locations, organisations, medications):
+        // every reference of every type on the page, in the same round trip.
+        let mut types: Vec<&str> = result
+            .resources
+            .iter()
+            .map(|r| r.resource_type.as_str())
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        include = types
+            .into_iter()
+            .map(|t| fsearch::Include {
+                source_type: t.to_owned(),
+                param: None,
+                target_type: None,
+                iterate: false,
+            })
+            .collect();
+        revinclude.clear();
+    }
+    let (mut included, truncated) = includes(
+        svc,
+        &include,
+        &revinclude,
+        &result.resources,
+        cfg.max_include,
+    )?;
+    if everything {
+        // Another patient's record is never pulled in through a reference.
+        let defs = svc.defs();
+        included.retain(|r| {
+            r.resource_type != "Patient"
+                && defs
+                    .patient_compartment
+                    .get(&r.resource_type)
+                    .is_none_or(|params| params.is_empty())
+        });
+    }
+    let mut visible = Vec::with_capacity(included.len());
+    for r in included {
+        match cx.check_out(crate::Op::Read, &r, reader) {
+            Ok(()) => visible.push(r),
+            Err(e) if e.status == 403 => withheld += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    if withheld > 0 {
+        result.total = None;
+    }
+    Ok(Executed {
+        query: q,
+        page,
+        rest,
+        result,
+        last_rid,
+        included: visible,
+        withheld,
+        truncated,
+    })
+}
 
+/// A search as a searchset Bundle (JSON text), with paging links.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    svc: &FhirService,
+    cx: &crate::Ctx<'_>,
+    t: Option<&str>,
+    compartment: Option<(&str, &str)>,
+    params: &[(String, String)],
+    headers: &RequestHeaders,
+    path: &[String],
+    everything: bool,
+) -> Result<String, FhirError> {
+    let Executed {
+        query: q,
+        page,
+        rest,
+        result,
+        last_rid,
+        included,
+        withheld,
+        truncated,
+    } = execute(svc, cx, t, compartment, params, headers, everything)?;
+    let cfg = svc.config();
     let base = &cfg.base_url;
     let path_s = if path.is_empty() || path.last().is_some_and(|p| p == "_search") {
         path.iter()
@@ -115,57 +220,11 @@ pub(crate) fn run(
             None => entries.push(raw_entry(base, r, &r.json, "match")),
         }
     }
-    let (mut include, mut revinclude) = (q.include.clone(), q.revinclude.clone());
-    if everything {
-        // `$everything` also returns what the compartment's resources refer to
-        // outside it (practitioners, locations, organisations, medications):
-        // every reference of every type on the page, in the same round trip.
-        let mut types: Vec<&str> = result
-            .resources
-            .iter()
-            .map(|r| r.resource_type.as_str())
-            .collect();
-        types.sort_unstable();
-        types.dedup();
-        include = types
-            .into_iter()
-            .map(|t| fsearch::Include {
-                source_type: t.to_owned(),
-                param: None,
-                target_type: None,
-                iterate: false,
-            })
-            .collect();
-        revinclude.clear();
-    }
-    let (mut included, truncated) = includes(
-        svc,
-        &include,
-        &revinclude,
-        &result.resources,
-        cfg.max_include,
-    )?;
-    if everything {
-        // Another patient's record is never pulled in through a reference.
-        let defs = svc.defs();
-        included.retain(|r| {
-            r.resource_type != "Patient"
-                && defs
-                    .patient_compartment
-                    .get(&r.resource_type)
-                    .is_none_or(|params| params.is_empty())
-        });
-    }
     for r in &included {
-        match cx.check_out(crate::Op::Read, r, reader) {
-            Ok(()) => entries.push(raw_entry(base, r, &r.json, "include")),
-            Err(e) if e.status == 403 => withheld += 1,
-            Err(e) => return Err(e),
-        }
+        entries.push(raw_entry(base, r, &r.json, "include"));
     }
     if withheld > 0 {
         entries.push(crate::withheld_entry(withheld).to_string());
-        result.total = None;
     }
     if truncated {
         entries.push(outcome_entry(json!({

@@ -128,16 +128,23 @@ fn a_duplicate_is_acknowledged_again_and_not_applied_twice() {
     assert_eq!(again.code, AckCode::AA);
     assert_eq!(again.ack, first.ack, "the same ACK is sent again");
     assert_eq!(find(&svc, "Encounter", "status=in-progress").len(), 1);
-    let versions = svc
-        .store()
-        .history(&wardline_store::HistoryRequest {
-            scope: wardline_store::HistoryScope::Type("Encounter".into()),
-            since_ms: None,
-            before_ms: None,
-            before_seq: None,
-            count: 100,
-        })
-        .unwrap();
+    let r = svc.handle(
+        wardline_core::FhirRequest {
+            method: wardline_core::Method::Get,
+            path: vec!["Encounter".into(), "_history".into()],
+            query: vec![("_count".into(), "100".into())],
+            headers: Default::default(),
+            body: None,
+        },
+        &wardline_core::Trusted::operator("test"),
+    );
+    assert_eq!(r.status, 200);
+    let bundle: Value = match r.body {
+        wardline_core::Body::Raw(t) => serde_json::from_str(&t).unwrap(),
+        wardline_core::Body::Json(v) => v,
+        _ => panic!("no history bundle"),
+    };
+    let versions = bundle["entry"].as_array().cloned().unwrap_or_default();
     assert_eq!(versions.len(), 1, "no second version of the encounter");
     // The same control id from another sender is another message.
     let other = a01("DUP1", "9434765870", "BED5")

@@ -7,7 +7,8 @@ use serde_json::Value;
 use wardline_core::{Access, FhirService};
 use wardline_fhir::FhirError;
 
-use crate::fhir::{self, concept_text};
+use crate::fhir::concept_text;
+use wardline_core::Found;
 
 /// How many of each list the summary shows.
 pub const RECENT: usize = 10;
@@ -73,15 +74,15 @@ fn section(
     access: &dyn Access,
     resource_type: &str,
     query: &[(&str, String)],
-) -> Result<fhir::Found, FhirError> {
-    match fhir::search(svc, access, resource_type, query) {
+) -> Result<Found, FhirError> {
+    match svc.search_as(access, resource_type, query) {
         Ok(f) => {
             s.withheld += f.withheld;
             Ok(f)
         }
         Err(e) if e.status == 403 => {
             s.not_permitted.push(name);
-            Ok(fhir::Found::default())
+            Ok(Found::default())
         }
         Err(e) => Err(e),
     }

@@ -606,7 +606,7 @@ fn two_admissions_racing_for_one_bed_leave_exactly_one() {
             )
             .unwrap();
             let page = svc
-                .store()
+                .system_reader()
                 .search(
                     &q,
                     &wardline_store::PageRequest {

@@ -154,7 +154,7 @@ fn state_of(place: &Place, occupied: bool) -> BedState {
 /// Every site with its wards and their occupancy.
 pub fn sites(svc: &FhirService, access: &dyn Access) -> Result<Vec<SiteSummary>, AdtError> {
     may_see_locations(access)?;
-    let store = &**svc.store();
+    let store = svc.system_reader();
     let (places, occ) = whole_trust(store)?;
     let mut wards: HashMap<String, WardSummary> = HashMap::new();
     for p in places.map.values().filter(|p| p.is_bed() && p.active) {
@@ -303,7 +303,7 @@ pub fn ward_board(
     ward_id: &str,
 ) -> Result<WardBoard, AdtError> {
     may_see_locations(access)?;
-    let store = &**svc.store();
+    let store = svc.system_reader();
     let tree = ward_tree(store, ward_id)?;
     let bed_ids: Vec<String> = tree.bays.iter().flat_map(|b| b.2.iter().cloned()).collect();
     let occ = read::occupants(store, Some(&bed_ids), None)?;
@@ -434,7 +434,7 @@ pub fn available_beds(
     ward_id: Option<&str>,
 ) -> Result<Vec<(String, String)>, AdtError> {
     may_see_locations(access)?;
-    let store = &**svc.store();
+    let store = svc.system_reader();
     let (places, occ) = match ward_id {
         Some(w) => {
             let tree = ward_tree(store, w)?;
@@ -626,7 +626,7 @@ pub(crate) fn consultant_of(svc: &FhirService, enc: &Value) -> Result<Option<Str
         return Ok(None);
     };
     let found = svc
-        .store()
+        .system_reader()
         .read("Practitioner", id)
         .map_err(FhirError::from)?
         .filter(|r| !r.deleted);

@@ -1049,7 +1049,7 @@ pub fn stay(svc: &FhirService, access: &dyn Access, encounter_id: &str) -> Resul
 }
 
 fn stay_of(svc: &FhirService, enc: &Value) -> Result<Stay, AdtError> {
-    let store = svc.store();
+    let store = svc.system_reader();
     let mut places = Places::default();
     let locs: Vec<&Value> = enc["location"]
         .as_array()
@@ -1065,7 +1065,7 @@ fn stay_of(svc: &FhirService, enc: &Value) -> Result<Stay, AdtError> {
     if !ids.is_empty() {
         let found = store.read_many(&ids).map_err(FhirError::from)?;
         places.add_stored(&found)?;
-        places.load_ancestors(&**store)?;
+        places.load_ancestors(store)?;
     }
     let name_of = |id: &str, kind: &str| places.ancestor(id, kind).map(|p| p.name.clone());
     let movements = locs

@@ -94,15 +94,14 @@ pub(crate) struct Found {
 }
 
 /// A search through the service with the caller's access: authorised, the
-/// refused matches withheld (counted from the `suppressed` outcome entry)
-/// and audited. A type-level refusal (401/403) is `refused`, not an error.
+/// refused matches withheld (counted) and audited. A type-level refusal (401/403) is `refused`, not an error.
 pub(crate) fn search_as(
     svc: &FhirService,
     access: &dyn Access,
     t: &str,
     pairs: &[(&str, String)],
 ) -> Result<Found, AdtError> {
-    match crate::fhir::search(svc, access, t, pairs) {
+    match svc.search_as(access, t, pairs) {
         Ok(f) => Ok(Found {
             matches: f.resources,
             included: f.included,
@@ -125,7 +124,7 @@ pub(crate) fn read_as(
     t: &str,
     id: &str,
 ) -> Result<Option<Value>, AdtError> {
-    Ok(crate::fhir::read(svc, access, t, id)?)
+    Ok(svc.read_as(access, t, id)?)
 }
 
 /// One Location as the board needs it.

@@ -454,12 +454,9 @@ pub fn duplicates_of(
     access: &dyn Access,
     id: &str,
 ) -> Result<Vec<Candidate>, FhirError> {
-    let p = crate::fhir::get(
-        svc,
-        access,
-        vec!["Patient".into(), id.to_owned()],
-        Vec::new(),
-    )?;
+    let p = svc
+        .read_as(access, "Patient", id)?
+        .ok_or_else(|| FhirError::not_found(format!("Patient/{id} does not exist")))?;
     candidates_for(svc, access, &p, Some(id))
 }
 

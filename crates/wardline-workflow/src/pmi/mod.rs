@@ -315,16 +315,7 @@ pub(crate) fn fhir_search(
     resource_type: &str,
     params: Vec<(String, String)>,
 ) -> Result<Vec<Value>, FhirError> {
-    let bundle = crate::fhir::get(svc, access, vec![resource_type.to_owned()], params)?;
-    Ok(bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.pointer("/search/mode").and_then(Value::as_str) != Some("outcome"))
-        .filter_map(|e| e.get("resource").cloned())
-        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some(resource_type))
-        .collect())
+    Ok(svc.search_as(access, resource_type, &params)?.resources)
 }
 
 /// The patient with this id, if it exists and the caller may see it.
@@ -333,7 +324,9 @@ pub fn summary(
     access: &dyn Access,
     id: &str,
 ) -> Result<Option<PatientSummary>, FhirError> {
-    Ok(crate::fhir::read(svc, access, "Patient", id)?.map(|p| PatientSummary::from_resource(&p)))
+    Ok(svc
+        .read_as(access, "Patient", id)?
+        .map(|p| PatientSummary::from_resource(&p)))
 }
 
 /// What the search box holds.
