@@ -849,7 +849,7 @@ impl FhirService {
             &params,
             &req.headers,
             &req.path,
-            false,
+            None,
         )?;
         Ok(FhirResponse::raw(200, bundle))
     }
@@ -963,9 +963,25 @@ impl FhirService {
         })
     }
 
-    /// `Patient/[id]/$everything` (`_since`, `_type`, `_count`, paging): the
-    /// patient, every resource in their compartment, and the resources those
-    /// refer to outside any patient's compartment.
+    /// `Patient/[id]/$everything` (`start`, `end`, `_since`, `_type`,
+    /// `_count`, paging): the patient, every resource in their compartment,
+    /// and the resources those refer to outside any patient's compartment.
+    ///
+    /// `start` and `end` are the care dates of the specification ("all
+    /// records relating to care provided in a certain date range"; without
+    /// `start` everything before `end`, without `end` everything after
+    /// `start`), taken inclusively to the precision given (`end=2023`
+    /// reaches the end of 2023). A resource's care dates are the values of
+    /// every date search parameter of its type, except the record-keeping
+    /// `_lastUpdated` and the people's `birthdate` and `death-date`
+    /// (Observation `date`, Encounter `date`, Condition `onset-date`,
+    /// `abatement-date` and `recorded-date`, MedicationRequest
+    /// `authoredon` …): it is returned when any of them overlaps the
+    /// range. A resource without any such date (none in its type, or none
+    /// filled in) is returned whatever the range, since nothing says it
+    /// lies outside, and so is the patient. Resources referred to are
+    /// those of the resources returned. A date that cannot be read is 400
+    /// naming the parameter.
     fn everything(&self, req: &OperationRequest<'_>) -> R<FhirResponse> {
         let cx = req.cx;
         cx.start("operation", Op::Search, None)?;
@@ -976,6 +992,7 @@ impl FhirService {
         let given = req.primitive_parameters()?;
         let mut params = Vec::new();
         let mut has_count = false;
+        let mut range = search::CareDates::default();
         for (k, v) in given {
             match k.as_str() {
                 "_since" => {
@@ -994,12 +1011,7 @@ impl FhirService {
                 "_type" | "_snapshot" | "_after" | "_format" | "_pretty" | "_lastUpdated" => {
                     params.push((k, v))
                 }
-                "start" | "end" => {
-                    return Err(FhirError::not_supported(format!(
-                        "$everything '{k}' (clinical date range) is not supported; use _since"
-                    ))
-                    .at(k));
-                }
+                "start" | "end" => range.set(&k, v)?,
                 _ => {
                     return Err(FhirError::invalid(format!(
                         "'{k}' is not a parameter of Patient/$everything"
@@ -1008,6 +1020,7 @@ impl FhirService {
                 }
             }
         }
+        range.check()?;
         if !has_count {
             params.push(("_count".to_owned(), self.config.max_count.to_string()));
         }
@@ -1019,7 +1032,7 @@ impl FhirService {
             &params,
             req.headers(),
             req.path(),
-            true,
+            Some(&range),
         )?;
         Ok(FhirResponse::raw(200, bundle))
     }
