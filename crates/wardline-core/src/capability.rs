@@ -1,15 +1,32 @@
-//! The CapabilityStatement, generated from what the service really supports.
+//! The CapabilityStatement, generated from what the service really supports:
+//! its search parameters from the definitions, its operations from the
+//! operations table (system ones under `rest.operation`, type and instance
+//! ones under their resource type's `operation`).
 
 use serde_json::{Value, json};
 use wardline_fhir::definitions::{Definitions, SearchParamType};
 
 use crate::OAuthUris;
+use crate::operation::{Level, Operations};
+
+/// `{name, definition}` of each operation at a level that `want` accepts,
+/// once per name and definition.
+fn operations(ops: &Operations, want: impl Fn(&Level) -> bool) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for o in ops.iter().filter(|o| want(o.level())) {
+        let v = json!({"name": o.name(), "definition": o.definition()});
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
 
 pub(crate) fn statement(
     defs: &Definitions,
     base: &str,
     oauth: Option<&OAuthUris>,
-    operations: &[(&str, &str, &'static str)],
+    ops: &Operations,
 ) -> Value {
     let resources: Vec<Value> = defs
         .resource_types()
@@ -53,14 +70,7 @@ pub(crate) fn statement(
             .iter()
             .map(|c| json!({"code": c}))
             .collect();
-            let mut ops: Vec<Value> = operations
-                .iter()
-                .filter(|(ot, _, _)| *ot == t)
-                .map(|(_, name, definition)| json!({"name": name, "definition": definition}))
-                .collect();
-            if t == "Patient" {
-                ops.push(json!({"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}));
-            }
+            let ops = operations(ops, |l| l.resource_type() == Some(t));
             let mut r = json!({
                 "type": t,
                 "interaction": interactions,
@@ -90,6 +100,10 @@ pub(crate) fn statement(
         ],
         "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
     });
+    let system = operations(ops, |l| *l == Level::System);
+    if !system.is_empty() {
+        rest["operation"] = Value::Array(system);
+    }
     if let Some(o) = oauth {
         rest["security"] = json!({
             "cors": false,

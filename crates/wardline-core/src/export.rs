@@ -36,6 +36,13 @@ use wardline_store::{PageRequest, Store};
 
 type R<T> = Result<T, FhirError>;
 
+/// The canonical URLs of the Bulk Data OperationDefinitions, at each level.
+pub const SYSTEM_DEFINITION: &str = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export";
+pub const PATIENT_DEFINITION: &str =
+    "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export";
+pub const GROUP_DEFINITION: &str =
+    "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export";
+
 /// Resources read per store round trip while exporting.
 pub const EXPORT_PAGE: usize = 5000;
 

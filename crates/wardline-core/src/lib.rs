@@ -24,7 +24,7 @@ mod search;
 pub mod txn;
 
 pub use access::{Access, Agent, AgentKind, Op, Operation, ResourceView, Trusted};
-pub use operation::TypeOperation;
+pub use operation::{Level, OperationHandler, OperationRequest, OperationSpec};
 pub use records::Found;
 pub use txn::{Change, Saved, Tx, WriteHook};
 
@@ -183,6 +183,10 @@ impl FhirResponse {
 
 type R<T> = Result<T, FhirError>;
 
+/// The canonical URL of `Patient/[id]/$everything`'s OperationDefinition.
+pub const EVERYTHING_DEFINITION: &str =
+    "http://hl7.org/fhir/OperationDefinition/Patient-everything";
+
 pub struct FhirService {
     store: Arc<dyn Store>,
     defs: &'static Definitions,
@@ -274,13 +278,24 @@ pub(crate) struct Written {
 
 impl FhirService {
     pub fn new(store: Arc<dyn Store>, config: ServiceConfig) -> FhirService {
+        let mut operations = operation::Operations::default();
+        operations.add(
+            OperationSpec::instance(
+                "Patient",
+                "everything",
+                EVERYTHING_DEFINITION,
+                FhirService::everything,
+            )
+            .with_get()
+            .audited_by_interaction(),
+        );
         FhirService {
             store,
             defs: r4(),
             config,
             exports: None,
             hooks: Vec::new(),
-            operations: operation::Operations::default(),
+            operations,
             audit_sink: std::sync::OnceLock::new(),
             audit_enabled: true,
             changes: std::sync::atomic::AtomicU64::new(0),
@@ -329,13 +344,45 @@ impl FhirService {
     }
 
     /// Enables Bulk Data `$export`, keeping jobs and their files under `dir`
-    /// (unfinished jobs from a previous run are started again).
+    /// (unfinished jobs from a previous run are started again), and
+    /// registers the operation at its three levels: `[base]/$export`,
+    /// `Patient/$export` and `Group/[id]/$export`.
     pub fn with_exports(mut self, dir: std::path::PathBuf) -> std::io::Result<FhirService> {
         self.exports = Some(export::ExportJobs::start(
             dir,
             self.store.clone(),
             self.defs,
         )?);
+        let specs = [
+            OperationSpec::system(
+                "export",
+                export::SYSTEM_DEFINITION,
+                |svc: &FhirService, r: &OperationRequest<'_>| {
+                    svc.export_kickoff(export::ExportLevel::System, r)
+                },
+            ),
+            OperationSpec::type_level(
+                "Patient",
+                "export",
+                export::PATIENT_DEFINITION,
+                |svc: &FhirService, r: &OperationRequest<'_>| {
+                    svc.export_kickoff(export::ExportLevel::Patient, r)
+                },
+            ),
+            OperationSpec::instance(
+                "Group",
+                "export",
+                export::GROUP_DEFINITION,
+                |svc: &FhirService, r: &OperationRequest<'_>| {
+                    let id = r.id().unwrap_or_default().to_owned();
+                    svc.export_kickoff(export::ExportLevel::Group(id), r)
+                },
+            ),
+        ];
+        for spec in specs {
+            self.operations
+                .add(spec.with_get().audited_by_interaction());
+        }
         Ok(self)
     }
 
@@ -356,19 +403,20 @@ impl FhirService {
             self.defs,
             &self.config.base_url,
             self.config.oauth.as_ref(),
-            &self.operations.listed(),
+            &self.operations,
         )
     }
 
-    /// Registers `POST [base]/[resource_type]/$name` (see [`operation`]).
-    pub fn with_operation(
-        mut self,
-        resource_type: &str,
-        name: &str,
-        op: Arc<dyn TypeOperation>,
-    ) -> FhirService {
-        self.operations.add(resource_type, name, op);
+    /// Registers an operation in the operations table, replacing one of the
+    /// same level and name (see [`operation`]).
+    pub fn with_operation(mut self, spec: OperationSpec) -> FhirService {
+        self.operations.add(spec);
         self
+    }
+
+    /// The operations table: every operation the service answers.
+    pub fn operations(&self) -> impl Iterator<Item = &OperationSpec> {
+        self.operations.iter()
     }
 
     /// Runs one interaction for `access`: checks it, runs it, audits it.
@@ -444,21 +492,6 @@ impl FhirService {
                 cx.access.check_operation(Operation::SystemWide)?;
                 self.search(None, None, req, cx)
             }
-            ["$export"] if get || m == Method::Post => {
-                cx.name("export", "E");
-                cx.access.check_operation(Operation::Export)?;
-                self.export_kickoff(export::ExportLevel::System, req)
-            }
-            ["Patient", "$export"] if get || m == Method::Post => {
-                cx.name("export", "E");
-                cx.access.check_operation(Operation::Export)?;
-                self.export_kickoff(export::ExportLevel::Patient, req)
-            }
-            ["Group", id, "$export"] if get || m == Method::Post => {
-                cx.name("export", "E");
-                cx.access.check_operation(Operation::Export)?;
-                self.export_kickoff(export::ExportLevel::Group((*id).to_owned()), req)
-            }
             ["$export-poll-status"] if get || m == Method::Delete => {
                 cx.name("export-status", "R");
                 cx.access.check_operation(Operation::Export)?;
@@ -469,6 +502,7 @@ impl FhirService {
                 cx.access.check_operation(Operation::Export)?;
                 self.export_file(job, file)
             }
+            [op] if op.starts_with('$') => self.operation(req, cx, None, None, &op[1..]),
             ["AuditEvent", rest @ ..] => {
                 if !get {
                     cx.name("update", "U");
@@ -524,27 +558,7 @@ impl FhirService {
             }
             [t, op] if op.starts_with('$') => {
                 self.check_type(t)?;
-                let name = &op[1..];
-                let Some(o) = self.operations.get(t, name) else {
-                    return Err(FhirError::new(
-                        404,
-                        "not-supported",
-                        format!("there is no operation ${name} on {t}"),
-                    ));
-                };
-                if m != Method::Post {
-                    return Err(FhirError::new(
-                        405,
-                        "not-supported",
-                        format!("{t}/${name} changes the record: send it with POST"),
-                    ));
-                }
-                let parameters = self.parse_body(req)?;
-                operation::check_parameters(&parameters)?;
-                let r = o.invoke(self, cx.access, &parameters)?;
-                // Its transaction recorded the audit event (see `operation`).
-                cx.audited.set(true);
-                Ok(r)
+                self.operation(req, cx, Some(t), None, &op[1..])
             }
             [t, id] => {
                 self.check_type(t)?;
@@ -578,9 +592,9 @@ impl FhirService {
                 cx.start("vread", Read, Some(t))?;
                 self.vread(t, id, v, cx)
             }
-            ["Patient", id, "$everything"] if get || m == Method::Post => {
-                cx.start("operation", Search, None)?;
-                self.everything(id, req, cx)
+            [t, id, op] if op.starts_with('$') => {
+                self.check_type(t)?;
+                self.operation(req, cx, Some(t), Some(id), &op[1..])
             }
             ["Patient", id, ct] if get => {
                 if *ct != "*" {
@@ -596,6 +610,40 @@ impl FhirService {
                 format!("no FHIR interaction at /{}", req.path.join("/")),
             )),
         }
+    }
+
+    /// Runs operation `name` from the operations table: on the system (`t`
+    /// None), on type `t`, or on instance `t/id`.
+    fn operation(
+        &self,
+        req: &FhirRequest,
+        cx: &Ctx<'_>,
+        t: Option<&str>,
+        id: Option<&str>,
+        name: &str,
+    ) -> R<FhirResponse> {
+        let Some(spec) = self.operations.find(t, id.is_some(), name) else {
+            let on = match (t, id) {
+                (None, _) => String::new(),
+                (Some(t), None) => format!(" on {t}"),
+                (Some(t), Some(id)) => format!(" on {t}/{id}"),
+            };
+            return Err(FhirError::new(
+                404,
+                "not-supported",
+                format!("there is no operation ${name}{on}"),
+            ));
+        };
+        if !spec.accepts(req.method) {
+            return Err(spec.wrong_method(req.method));
+        }
+        let call = OperationRequest::new(req, t, id, cx);
+        let r = spec.handler().invoke(self, &call)?;
+        if spec.audit() == operation::Audit::ByOperation {
+            // Its transaction recorded the audit event (see `operation`).
+            cx.audited.set(true);
+        }
+        Ok(r)
     }
 
     // ---- reads -------------------------------------------------------------
@@ -803,7 +851,7 @@ impl FhirService {
             &params,
             &req.headers,
             &req.path,
-            false,
+            None,
         )?;
         Ok(FhirResponse::raw(200, bundle))
     }
@@ -820,23 +868,26 @@ impl FhirService {
 
     /// `$export` kick-off: validates, records the job, answers 202 with the
     /// status URL in `Content-Location`.
-    fn export_kickoff(&self, level: export::ExportLevel, req: &FhirRequest) -> R<FhirResponse> {
+    fn export_kickoff(
+        &self,
+        level: export::ExportLevel,
+        req: &OperationRequest<'_>,
+    ) -> R<FhirResponse> {
+        req.cx.name("export", "E");
+        req.cx.access.check_operation(Operation::Export)?;
         let jobs = self.exports()?;
-        if !req.headers.prefer_async {
+        if !req.headers().prefer_async {
             return Err(FhirError::invalid(
                 "$export is asynchronous: send 'Prefer: respond-async'",
             ));
         }
-        let mut params = req.query.clone();
-        if req.method == Method::Post {
-            params.extend(operation_parameters(self.parse_body(req)?)?);
-        }
+        let params = req.primitive_parameters()?;
         if let export::ExportLevel::Group(id) = &level {
             let g = self.store.read("Group", id)?;
             existing(g, "Group", id)?;
         }
         let spec = export::parse_spec(self.defs, level, &params)?;
-        let request = url_with(&self.config.base_url, &req.path.join("/"), &req.query);
+        let request = url_with(&self.config.base_url, &req.path().join("/"), req.query());
         let id = jobs.submit(&spec, request, wardline_fhir::datetime::now_ms())?;
         let mut r = FhirResponse::no_content();
         r.status = 202;
@@ -914,19 +965,36 @@ impl FhirService {
         })
     }
 
-    /// `Patient/ID/$everything` (`_since`, `_type`, `_count`, paging): the
-    /// patient, every resource in their compartment, and the resources those
-    /// refer to outside any patient's compartment.
-    fn everything(&self, id: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
+    /// `Patient/[id]/$everything` (`start`, `end`, `_since`, `_type`,
+    /// `_count`, paging): the patient, every resource in their compartment,
+    /// and the resources those refer to outside any patient's compartment.
+    ///
+    /// `start` and `end` are the care dates of the specification ("all
+    /// records relating to care provided in a certain date range"; without
+    /// `start` everything before `end`, without `end` everything after
+    /// `start`), taken inclusively to the precision given (`end=2023`
+    /// reaches the end of 2023). A resource's care dates are the values of
+    /// every date search parameter of its type, except the record-keeping
+    /// `_lastUpdated` and the people's `birthdate` and `death-date`
+    /// (Observation `date`, Encounter `date`, Condition `onset-date`,
+    /// `abatement-date` and `recorded-date`, MedicationRequest
+    /// `authoredon` …): it is returned when any of them overlaps the
+    /// range. A resource without any such date (none in its type, or none
+    /// filled in) is returned whatever the range, since nothing says it
+    /// lies outside, and so is the patient. Resources referred to are
+    /// those of the resources returned. A date that cannot be read is 400
+    /// naming the parameter.
+    fn everything(&self, req: &OperationRequest<'_>) -> R<FhirResponse> {
+        let cx = req.cx;
+        cx.start("operation", Op::Search, None)?;
+        let id = req.id().unwrap_or_default();
         let p = self.store.read("Patient", id)?;
         let p = existing(p, "Patient", id)?;
         cx.check_out(Op::Read, &p, self.reader())?;
-        let mut given: Vec<(String, String)> = req.query.clone();
-        if req.method == Method::Post {
-            given.extend(operation_parameters(self.parse_body(req)?)?);
-        }
+        let given = req.primitive_parameters()?;
         let mut params = Vec::new();
         let mut has_count = false;
+        let mut range = search::CareDates::default();
         for (k, v) in given {
             match k.as_str() {
                 "_since" => {
@@ -945,12 +1013,7 @@ impl FhirService {
                 "_type" | "_snapshot" | "_after" | "_format" | "_pretty" | "_lastUpdated" => {
                     params.push((k, v))
                 }
-                "start" | "end" => {
-                    return Err(FhirError::not_supported(format!(
-                        "$everything '{k}' (clinical date range) is not supported; use _since"
-                    ))
-                    .at(k));
-                }
+                "start" | "end" => range.set(&k, v)?,
                 _ => {
                     return Err(FhirError::invalid(format!(
                         "'{k}' is not a parameter of Patient/$everything"
@@ -959,6 +1022,7 @@ impl FhirService {
                 }
             }
         }
+        range.check()?;
         if !has_count {
             params.push(("_count".to_owned(), self.config.max_count.to_string()));
         }
@@ -968,9 +1032,9 @@ impl FhirService {
             None,
             Some(("Patient", id)),
             &params,
-            &req.headers,
-            &req.path,
-            true,
+            req.headers(),
+            req.path(),
+            Some(&range),
         )?;
         Ok(FhirResponse::raw(200, bundle))
     }
@@ -978,13 +1042,7 @@ impl FhirService {
     // ---- writes ------------------------------------------------------------
 
     pub(crate) fn parse_body(&self, req: &FhirRequest) -> R<Value> {
-        let body = req
-            .body
-            .as_deref()
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| FhirError::invalid("the request has no body"))?;
-        serde_json::from_slice(body)
-            .map_err(|e| FhirError::structure(format!("the body is not valid JSON: {e}")))
+        operation::parse_body(req)
     }
 
     fn create(&self, t: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
@@ -1611,40 +1669,4 @@ pub(crate) fn url_with(base: &str, path: &str, q: &[(String, String)]) -> String
 /// `_summary`/`_elements` on a read.
 fn summary_elements(q: &[(String, String)]) -> Option<search::Shape> {
     search::Shape::from_query(q)
-}
-
-/// The parameters of an operation invoked by POST with a `Parameters` body,
-/// as name/value strings (primitive values only).
-pub(crate) fn operation_parameters(body: Value) -> R<Vec<(String, String)>> {
-    if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-        return Err(FhirError::invalid(
-            "the operation body must be a Parameters resource",
-        ));
-    }
-    let mut out = Vec::new();
-    for p in body
-        .get("parameter")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
-        let value = p.as_object().and_then(|o| {
-            o.iter()
-                .find(|(k, _)| k.starts_with("value"))
-                .map(|(_, v)| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-        });
-        match value {
-            Some(v) => out.push((name.to_owned(), v)),
-            None => {
-                return Err(FhirError::invalid(format!(
-                    "parameter '{name}' has no primitive value"
-                )));
-            }
-        }
-    }
-    Ok(out)
 }

@@ -119,7 +119,7 @@ impl FhirService {
                     prefer_handling: wardline_fhir::search::Handling::Strict,
                     ..RequestHeaders::default()
                 },
-                false,
+                None,
             )?;
             let shape = Shape::from_query(&ex.rest);
             let shaped = |v: Value| match &shape {

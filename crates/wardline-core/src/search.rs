@@ -6,15 +6,118 @@
 //! in and none are skipped. With `_sort` the link carries `_offset` instead,
 //! within the same snapshot.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
-use wardline_fhir::FhirError;
-use wardline_fhir::definitions::Definitions;
+use wardline_fhir::definitions::{Definitions, SearchParamType};
 use wardline_fhir::search::{self as fsearch, Summary, Total};
+use wardline_fhir::{FhirError, IndexValue};
 use wardline_store::PageRequest;
 
 use crate::{FhirService, RequestHeaders, url_with};
 
 const PAGING: [&str; 3] = ["_snapshot", "_after", "_offset"];
+
+/// The care-date range of `Patient/$everything` (`start`, `end`; the rule
+/// is on `FhirService::everything`).
+#[derive(Default)]
+pub(crate) struct CareDates {
+    /// The start of `start` and the end of `end` (epoch ms), with the value
+    /// given.
+    start: Option<(i64, String)>,
+    end: Option<(i64, String)>,
+}
+
+/// Date search parameters that are no care date.
+const NOT_CARE_DATES: [&str; 2] = ["birthdate", "death-date"];
+
+impl CareDates {
+    /// Takes `start` or `end`; a value that is not a date, or one given
+    /// twice, is 400 naming the parameter.
+    pub(crate) fn set(&mut self, k: &str, v: String) -> Result<(), FhirError> {
+        let (lo, hi) = wardline_fhir::datetime::parse_range(&v).ok_or_else(|| {
+            FhirError::invalid(format!(
+                "{k} '{v}' is not a date (YYYY, YYYY-MM or YYYY-MM-DD)"
+            ))
+            .at(k.to_owned())
+        })?;
+        let (slot, at) = if k == "start" {
+            (&mut self.start, lo)
+        } else {
+            (&mut self.end, hi)
+        };
+        if slot.is_some() {
+            return Err(
+                FhirError::invalid(format!("'{k}' is given more than once")).at(k.to_owned())
+            );
+        }
+        *slot = Some((at, v));
+        Ok(())
+    }
+
+    /// A start after the end is 400.
+    pub(crate) fn check(&self) -> Result<(), FhirError> {
+        if let (Some((lo, s)), Some((hi, e))) = (&self.start, &self.end)
+            && lo >= hi
+        {
+            return Err(FhirError::invalid(format!("start '{s}' is after end '{e}'")).at("start"));
+        }
+        Ok(())
+    }
+
+    fn is_set(&self) -> bool {
+        self.start.is_some() || self.end.is_some()
+    }
+
+    /// `start` and `end` as given, for the links of the Bundle.
+    fn params(&self) -> Vec<(String, String)> {
+        [("start", &self.start), ("end", &self.end)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|(_, v)| (k.to_owned(), v.clone())))
+            .collect()
+    }
+
+    /// Whether `r` has a care date in the range, or none at all.
+    fn keeps(
+        &self,
+        defs: &Definitions,
+        codes: &mut HashMap<String, Vec<String>>,
+        r: &wardline_store::StoredResource,
+    ) -> Result<bool, FhirError> {
+        let codes = codes.entry(r.resource_type.clone()).or_insert_with(|| {
+            defs.search_params
+                .get(&r.resource_type)
+                .map(|ps| {
+                    ps.values()
+                        .filter(|p| {
+                            p.kind == SearchParamType::Date
+                                && !p.code.starts_with('_')
+                                && !NOT_CARE_DATES.contains(&p.code.as_str())
+                        })
+                        .map(|p| p.code.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        if codes.is_empty() || r.deleted {
+            return Ok(true);
+        }
+        let lo = self.start.as_ref().map_or(i64::MIN, |(t, _)| *t);
+        let hi = self.end.as_ref().map_or(i64::MAX, |(t, _)| *t);
+        let mut dated = false;
+        for e in defs.extract_index(&parse_stored(r)?) {
+            if let IndexValue::Date { lo: dlo, hi: dhi } = e.value
+                && codes.contains(&e.param)
+            {
+                if dlo < hi && dhi > lo {
+                    return Ok(true);
+                }
+                dated = true;
+            }
+        }
+        Ok(!dated)
+    }
+}
 
 /// What a search found, as the requester may see it, before it is rendered
 /// (as a searchset Bundle by [`run`], as typed values by
@@ -22,10 +125,11 @@ const PAGING: [&str; 3] = ["_snapshot", "_after", "_offset"];
 pub(crate) struct Executed {
     pub query: fsearch::SearchQuery,
     pub page: PageRequest,
-    /// The parameters other than paging.
+    /// The parameters other than paging (with the care dates of
+    /// `$everything`, which the links carry).
     pub rest: Vec<(String, String)>,
     /// The matches the requester may see (`result.total` dropped when some
-    /// were withheld).
+    /// were withheld or filtered out).
     pub result: wardline_store::SearchPage,
     pub last_rid: Option<i64>,
     /// `_include`d resources the requester may see.
@@ -44,7 +148,7 @@ pub(crate) fn execute(
     compartment: Option<(&str, &str)>,
     params: &[(String, String)],
     headers: &RequestHeaders,
-    everything: bool,
+    everything: Option<&CareDates>,
 ) -> Result<Executed, FhirError> {
     let mut page = PageRequest::default();
     let mut rest = Vec::new();
@@ -62,6 +166,11 @@ pub(crate) fn execute(
         }
     }
     let mut q = fsearch::parse(svc.defs(), t, &rest, headers.prefer_handling)?;
+    // The care dates are no search parameter, but the links carry them.
+    let care_dates = everything.filter(|c| c.is_set());
+    if let Some(c) = care_dates {
+        rest.extend(c.params());
+    }
     if let Some((ct, id)) = compartment {
         q.compartment = Some((ct.to_owned(), id.to_owned()));
     }
@@ -77,6 +186,19 @@ pub(crate) fn execute(
     let mut withheld = 0usize;
     let mut kept = Vec::with_capacity(result.resources.len());
     let last_rid = result.resources.last().map(|r| r.rid);
+    if let Some(c) = care_dates {
+        // Filtered after the page is read (the next one starts after the
+        // last rid read), so the total, which counts all, is dropped.
+        let mut codes = HashMap::new();
+        let mut in_range = Vec::with_capacity(result.resources.len());
+        for r in std::mem::take(&mut result.resources) {
+            if c.keeps(svc.defs(), &mut codes, &r)? {
+                in_range.push(r);
+            }
+        }
+        result.resources = in_range;
+        result.total = None;
+    }
     for r in std::mem::take(&mut result.resources) {
         match cx.check_out(crate::Op::Search, &r, reader) {
             Ok(()) => kept.push(r),
@@ -86,7 +208,7 @@ pub(crate) fn execute(
     }
     result.resources = kept;
     let (mut include, mut revinclude) = (q.include.clone(), q.revinclude.clone());
-    if everything {
+    if everything.is_some() {
         // `$everything` also returns what the compartment's resources refer to
         // outside it (practitioners, locations, organisations, medications):
         // every reference of every type on the page, in the same round trip.
@@ -115,7 +237,7 @@ pub(crate) fn execute(
         &result.resources,
         cfg.max_include,
     )?;
-    if everything {
+    if everything.is_some() {
         // Another patient's record is never pulled in through a reference.
         let defs = svc.defs();
         included.retain(|r| {
@@ -159,7 +281,7 @@ pub(crate) fn run(
     params: &[(String, String)],
     headers: &RequestHeaders,
     path: &[String],
-    everything: bool,
+    everything: Option<&CareDates>,
 ) -> Result<String, FhirError> {
     let Executed {
         query: q,
@@ -172,6 +294,7 @@ pub(crate) fn run(
         truncated,
     } = execute(svc, cx, t, compartment, params, headers, everything)?;
     let cfg = svc.config();
+
     let base = &cfg.base_url;
     let path_s = if path.is_empty() || path.last().is_some_and(|p| p == "_search") {
         path.iter()

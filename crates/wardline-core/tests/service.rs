@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use wardline_core::{
-    Body, FhirRequest, FhirResponse, FhirService, Method, RequestHeaders, ServiceConfig,
+    Body, FhirRequest, FhirResponse, FhirService, Method, OperationRequest, OperationSpec,
+    RequestHeaders, ServiceConfig,
 };
+use wardline_fhir::FhirError;
 
 fn service() -> (FhirService, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -262,4 +264,211 @@ fn capability_statement_lists_supported_params() {
             .iter()
             .any(|p| p["name"] == "birthdate")
     );
+}
+
+/// A stand-in for an operation a module above the core would define.
+fn cancel(svc: &FhirService, r: &OperationRequest<'_>) -> Result<FhirResponse, FhirError> {
+    let p = r.parameters()?;
+    let reason = p["parameter"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|x| x["name"] == "reason"))
+        .and_then(|x| x["valueString"].as_str())
+        .unwrap_or("none")
+        .to_owned();
+    assert!(svc.config().base_url.starts_with("http"));
+    Ok(FhirResponse::json(
+        200,
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "id", "valueString": r.id()},
+            {"name": "type", "valueString": r.resource_type()},
+            {"name": "reason", "valueString": reason},
+        ]}),
+    ))
+}
+
+/// Audit events of operations (reading them leaves one of another subtype).
+fn audit_count(s: &FhirService) -> usize {
+    let (st, b) = call(
+        s,
+        Method::Get,
+        "AuditEvent",
+        &[("subtype", "operation"), ("_count", "1000")],
+        None,
+    );
+    assert_eq!(st, 200, "{b}");
+    b["entry"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn an_instance_operation_registered_outside_the_core_is_routed_listed_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = wardline_store_sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let definition = "https://fhir.wardline.invalid/OperationDefinition/MedicationRequest-cancel";
+    let s = FhirService::new(Arc::new(store), ServiceConfig::default())
+        .with_exports(dir.path().join("exports"))
+        .unwrap()
+        .with_operation(OperationSpec::instance(
+            "MedicationRequest",
+            "cancel",
+            definition,
+            cancel,
+        ))
+        .with_operation(
+            OperationSpec::system(
+                "ping",
+                "https://fhir.wardline.invalid/OperationDefinition/ping",
+                |_: &FhirService, r: &OperationRequest<'_>| {
+                    Ok(FhirResponse::json(200, r.parameters()?.clone()))
+                },
+            )
+            .with_get(),
+        );
+
+    // Routed, with the id and the Parameters body.
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "reason", "valueString": "entered in error"}]});
+    let before = audit_count(&s);
+    let (st, r) = call(
+        &s,
+        Method::Post,
+        "MedicationRequest/mr1/$cancel",
+        &[],
+        Some(body.clone()),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["parameter"][0]["valueString"], "mr1");
+    assert_eq!(r["parameter"][1]["valueString"], "MedicationRequest");
+    assert_eq!(r["parameter"][2]["valueString"], "entered in error");
+    // It wrote nothing: its transactions would have recorded the event.
+    assert_eq!(audit_count(&s), before);
+
+    // Listed in the CapabilityStatement, with the core's own operations.
+    let (_, cs) = call(&s, Method::Get, "metadata", &[], None);
+    let resource = |t: &str| {
+        cs["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == t)
+            .unwrap()
+            .clone()
+    };
+    let has = |ops: &Value, name: &str, def: &str| {
+        ops.as_array().is_some_and(|os| {
+            os.iter()
+                .any(|o| o["name"] == name && o["definition"] == def)
+        })
+    };
+    assert!(
+        has(
+            &resource("MedicationRequest")["operation"],
+            "cancel",
+            definition
+        ),
+        "{}",
+        resource("MedicationRequest")
+    );
+    let patient = resource("Patient");
+    assert!(has(
+        &patient["operation"],
+        "everything",
+        wardline_core::EVERYTHING_DEFINITION
+    ));
+    assert!(has(
+        &patient["operation"],
+        "export",
+        wardline_core::export::PATIENT_DEFINITION
+    ));
+    assert!(has(
+        &resource("Group")["operation"],
+        "export",
+        wardline_core::export::GROUP_DEFINITION
+    ));
+    let system = &cs["rest"][0]["operation"];
+    assert!(has(
+        system,
+        "export",
+        wardline_core::export::SYSTEM_DEFINITION
+    ));
+    assert!(has(
+        system,
+        "ping",
+        "https://fhir.wardline.invalid/OperationDefinition/ping"
+    ));
+    assert!(resource("Observation").get("operation").is_none());
+
+    // A method it does not accept is 405 (and the attempt is audited).
+    let (st, r) = call(&s, Method::Get, "MedicationRequest/mr1/$cancel", &[], None);
+    assert_eq!(st, 405, "{r}");
+    assert_eq!(r["resourceType"], "OperationOutcome");
+    assert!(
+        r["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("MedicationRequest/[id]/$cancel"),
+        "{r}"
+    );
+    assert_eq!(audit_count(&s), before + 1);
+    let (st, _) = call(
+        &s,
+        Method::Delete,
+        "MedicationRequest/mr1/$cancel",
+        &[],
+        None,
+    );
+    assert_eq!(st, 405);
+
+    // Registered on instances only: not on the type, nor on another type.
+    let (st, r) = call(
+        &s,
+        Method::Post,
+        "MedicationRequest/$cancel",
+        &[],
+        Some(body.clone()),
+    );
+    assert_eq!(st, 404, "{r}");
+    assert!(r.to_string().contains("no operation $cancel"), "{r}");
+    let (st, _) = call(&s, Method::Post, "Observation/o1/$cancel", &[], Some(body));
+    assert_eq!(st, 404);
+    let (st, _) = call(&s, Method::Post, "NoSuchType/x/$cancel", &[], None);
+    assert_eq!(st, 404);
+    // A body that is not Parameters is 400.
+    let (st, r) = call(
+        &s,
+        Method::Post,
+        "MedicationRequest/mr1/$cancel",
+        &[],
+        Some(json!({"resourceType": "Patient"})),
+    );
+    assert_eq!(st, 400, "{r}");
+
+    // A system operation that also accepts GET: the URL parameters become
+    // its Parameters; an unknown system operation is 404.
+    let (st, r) = call(&s, Method::Get, "$ping", &[("say", "hello")], None);
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        r["parameter"][0],
+        json!({"name": "say", "valueString": "hello"})
+    );
+    let (st, r) = call(&s, Method::Get, "$nothing", &[], None);
+    assert_eq!(st, 404, "{r}");
+}
+
+#[test]
+fn export_and_everything_are_unknown_where_not_registered() {
+    // Without exports enabled, `$export` is not in the table (nor in the
+    // CapabilityStatement); `$everything` always is.
+    let (s, _d) = service();
+    let (st, _) = call(&s, Method::Get, "$export", &[], None);
+    assert_eq!(st, 404);
+    let (_, cs) = call(&s, Method::Get, "metadata", &[], None);
+    assert!(
+        cs["rest"][0].get("operation").is_none(),
+        "{}",
+        cs["rest"][0]["operation"]
+    );
+    let (st, _) = call(&s, Method::Get, "Patient/nobody/$everything", &[], None);
+    assert_eq!(st, 404);
+    let (st, _) = call(&s, Method::Delete, "Patient/nobody/$everything", &[], None);
+    assert_eq!(st, 405);
 }

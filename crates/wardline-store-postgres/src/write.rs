@@ -156,14 +156,16 @@ impl StoreTx for PgTx {
             return Err(failed());
         }
         for k in keys {
-            // A transaction-level advisory lock on a 64-bit hash of the key:
-            // released by COMMIT or ROLLBACK, never left in a table. Two keys
-            // sharing a hash only serialise more than needed.
+            // A transaction-level advisory lock on a 64-bit hash of the
+            // schema and the key: released by COMMIT or ROLLBACK, never left
+            // in a table. Advisory locks are per database, so the schema keeps
+            // two Wardlines sharing a database (tests, tenants) apart. Two
+            // keys sharing a hash only serialise more than needed.
             let out = st
                 .conn
                 .client
                 .execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))",
                     &[k],
                 )
                 .map(|_| ());

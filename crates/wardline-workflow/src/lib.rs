@@ -24,12 +24,10 @@ pub mod chart;
 pub mod fhir;
 pub mod pmi;
 
-use std::sync::Arc;
-
 use wardline_core::FhirService;
 
 /// The service with the workflows' FHIR operations registered
 /// (`Patient/$merge`); the server's composition root calls this.
 pub fn with_operations(svc: FhirService) -> FhirService {
-    svc.with_operation("Patient", "merge", Arc::new(pmi::MergeOperation))
+    svc.with_operation(pmi::MergeOperation::spec())
 }

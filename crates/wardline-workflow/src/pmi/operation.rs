@@ -16,15 +16,25 @@
 //! record is 404.
 
 use serde_json::{Value, json};
-use wardline_core::{Access, FhirResponse, FhirService, TypeOperation};
+use wardline_core::{
+    Access, FhirResponse, FhirService, OperationHandler, OperationRequest, OperationSpec,
+};
 use wardline_fhir::FhirError;
 
 /// The canonical URL of the operation's definition.
 pub const MERGE_DEFINITION: &str = "http://hl7.org/fhir/OperationDefinition/Patient-merge";
 
 /// `Patient/$merge`; register it with
-/// `FhirService::with_operation("Patient", "merge", Arc::new(MergeOperation))`.
+/// `FhirService::with_operation(MergeOperation::spec())`.
 pub struct MergeOperation;
+
+impl MergeOperation {
+    /// Its entry in the operations table: `POST [base]/Patient/$merge`
+    /// (POST only: it changes the record).
+    pub fn spec() -> OperationSpec {
+        OperationSpec::type_level("Patient", "merge", MERGE_DEFINITION, MergeOperation)
+    }
+}
 
 const KNOWN: [&str; 6] = [
     "source-patient",
@@ -176,17 +186,14 @@ fn preview_flag(p: &Value) -> Result<bool, FhirError> {
     Ok(v)
 }
 
-impl TypeOperation for MergeOperation {
-    fn definition(&self) -> &'static str {
-        MERGE_DEFINITION
-    }
-
+impl OperationHandler for MergeOperation {
     fn invoke(
         &self,
         svc: &FhirService,
-        access: &dyn Access,
-        p: &Value,
+        req: &OperationRequest<'_>,
     ) -> Result<FhirResponse, FhirError> {
+        let p = req.parameters()?;
+        let access = req.access();
         for x in p
             .get("parameter")
             .and_then(Value::as_array)

@@ -1,6 +1,7 @@
 //! End-to-end tests of the searches that follow references: chained
 //! parameters, `_has`, `_include`/`_revinclude` (with `:iterate`) and
-//! `Patient/$everything`, on the real server and both backends.
+//! `Patient/$everything` (with its `start`/`end` care dates), on the real
+//! server and both backends.
 //!
 //! The data is the generated demo trust; every expected result is worked out
 //! here by walking the generated JSON (its references and codes), never by
@@ -619,6 +620,8 @@ fn run(env: Env) {
     let r = s.get(&format!("{cvq}{}", enc("8480-6")));
     c.eq("composite without all its parts", r.status, 400);
 
+    care_dates(&mut c, &s);
+
     // A graceful stop (SIGTERM) exits 0 on either backend.
     let mut s = s;
     let status = s.terminate();
@@ -627,6 +630,163 @@ fn run(env: Env) {
     });
 
     c.finish(&format!("[{}] graph searches", env.name));
+}
+
+/// `Patient/[id]/$everything` with `start`/`end`: a patient of their own
+/// whose resources have known care dates (and some none).
+fn care_dates(c: &mut Checks, s: &Server) {
+    use serde_json::json;
+    let p = "range-p";
+    let subject = json!({"reference": format!("Patient/{p}")});
+    let code = json!({"coding": [{"system": "http://loinc.org", "code": "8867-4"}]});
+    let obs = |id: &str, when: Option<&str>, by: &str| {
+        let mut o = json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "code": code, "subject": subject,
+            "performer": [{"reference": format!("Practitioner/{by}")}],
+        });
+        if let Some(w) = when {
+            o["effectiveDateTime"] = json!(w);
+        }
+        o
+    };
+    let condition = |id: &str, onset: &str, recorded: &str| {
+        json!({"resourceType": "Condition", "id": id, "subject": subject,
+               "code": {"text": "asthma"},
+               "onsetDateTime": onset, "recordedDate": recorded})
+    };
+    let encounter = |id: &str, period: Value| {
+        json!({"resourceType": "Encounter", "id": id, "status": "finished",
+               "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+               "subject": subject, "period": period})
+    };
+    let resources = [
+        json!({"resourceType": "Patient", "id": p, "birthDate": "1950-01-01"}),
+        json!({"resourceType": "Practitioner", "id": "range-pr-early"}),
+        json!({"resourceType": "Practitioner", "id": "range-pr-late"}),
+        obs(
+            "range-obs-2020",
+            Some("2020-06-01T10:00:00Z"),
+            "range-pr-early",
+        ),
+        obs(
+            "range-obs-2023",
+            Some("2023-03-15T10:00:00Z"),
+            "range-pr-late",
+        ),
+        // No care date at all: kept whatever the range.
+        obs("range-obs-undated", None, "range-pr-late"),
+        condition("range-cond-2021", "2021-05-01", "2021-05-02"),
+        // Began before the records, recorded in 2022: either date counts.
+        condition("range-cond-2022", "2019-07-01", "2022-02-01"),
+        encounter(
+            "range-enc-2019",
+            json!({"start": "2019-01-01T09:00:00Z", "end": "2019-01-03T12:00:00Z"}),
+        ),
+        // Still open: it reaches every later date.
+        encounter("range-enc-open", json!({"start": "2021-12-01T09:00:00Z"})),
+    ];
+    for r in &resources {
+        let path = format!(
+            "{}/{}",
+            r["resourceType"].as_str().unwrap(),
+            r["id"].as_str().unwrap()
+        );
+        let got = s.put(&path, r);
+        assert!(got.is_success(), "{path}: {}", got.brief());
+    }
+    let set = |keys: &[&str]| -> BTreeSet<String> { keys.iter().map(|k| k.to_string()).collect() };
+    let in_2022_2023 = set(&[
+        "Patient/range-p",
+        "Observation/range-obs-2023",
+        "Observation/range-obs-undated",
+        "Condition/range-cond-2022",
+        "Encounter/range-enc-open",
+    ]);
+    let everything = format!("Patient/{p}/$everything");
+    for (query, want, want_inc) in [
+        (
+            "start=2022-01-01&end=2023-12-31",
+            &in_2022_2023,
+            set(&["Practitioner/range-pr-late"]),
+        ),
+        // Paged: the links carry the range.
+        (
+            "start=2022-01-01&end=2023-12-31&_count=2",
+            &in_2022_2023,
+            set(&["Practitioner/range-pr-late"]),
+        ),
+        // Without an end, everything after the start.
+        (
+            "start=2022",
+            &in_2022_2023,
+            set(&["Practitioner/range-pr-late"]),
+        ),
+        // Without a start, everything before the end (inclusive of 2020).
+        (
+            "end=2020",
+            &set(&[
+                "Patient/range-p",
+                "Observation/range-obs-2020",
+                "Observation/range-obs-undated",
+                "Condition/range-cond-2022",
+                "Encounter/range-enc-2019",
+            ]),
+            set(&["Practitioner/range-pr-early", "Practitioner/range-pr-late"]),
+        ),
+        (
+            "start=2021-05-02&end=2021-05-02",
+            &set(&[
+                "Patient/range-p",
+                "Observation/range-obs-undated",
+                "Condition/range-cond-2021",
+            ]),
+            set(&["Practitioner/range-pr-late"]),
+        ),
+    ] {
+        let path = format!("{everything}?{query}");
+        match collect(s, &path) {
+            Ok((m, inc)) => {
+                c.eq(&format!("{path} (matches)"), &m, want);
+                c.eq(&format!("{path} (referenced)"), &inc, &want_inc);
+            }
+            Err(e) => c.check(false, || format!("{path}: {e}")),
+        }
+    }
+    // The same by POST, with the dates in a Parameters body.
+    let r = s.post(
+        &everything,
+        &json!({"resourceType": "Parameters", "parameter": [
+            {"name": "start", "valueDate": "2022-01-01"},
+            {"name": "end", "valueDate": "2023-12-31"}]}),
+    );
+    let got: BTreeSet<String> = entries(&r.body)
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| key(&e["resource"]))
+        .collect();
+    c.eq(
+        "$everything by POST with start and end",
+        &got,
+        &in_2022_2023,
+    );
+    // A date that cannot be read is 400 naming the parameter.
+    for (query, name) in [
+        ("start=yesterday", "start"),
+        ("start=2022-01-01&end=2023-13-01", "end"),
+        ("start=2024-01-01&end=2023-12-31", "start"),
+    ] {
+        let r = s.get(&format!("{everything}?{query}"));
+        c.check(
+            r.status == 400
+                && r.body["resourceType"] == "OperationOutcome"
+                && r.body["issue"][0]["expression"][0] == name
+                && r.body["issue"][0]["diagnostics"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(name)),
+            || format!("$everything?{query}: want 400 naming {name}: {}", r.brief()),
+        );
+    }
 }
 
 #[test]
