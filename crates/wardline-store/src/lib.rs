@@ -271,5 +271,6 @@ pub trait StoreTx: Reader {
 }
 
 pub mod audit;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod sql;
