@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Vendors the NHS design system (npm `nhsuk-frontend`, MIT) into
-# crates/wardline-web/assets/nhsuk: the compiled stylesheet, the script
+# crates/wardline-nhsuk/assets/nhsuk: the compiled stylesheet, the script
 # module and the icons the stylesheet uses. The server embeds these files at
 # build time and serves them itself, so nothing is fetched at run time.
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 VERSION=10.6.1
 INTEGRITY="sha512-PZorqQZjZx/A26yJoskCL9z0ib6AtkAyF0o4K/RHr8zRrJyXrUOCnMbjy0VNXsGO4tfTNMwqlkwATKs4a0xayw=="
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-OUT="$ROOT/crates/wardline-web/assets/nhsuk"
+OUT="$ROOT/crates/wardline-nhsuk/assets/nhsuk"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 (cd "$TMP" && npm pack --silent "nhsuk-frontend@$VERSION" >/dev/null)

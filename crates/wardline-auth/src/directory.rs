@@ -165,13 +165,13 @@ impl Directory {
     /// Organization (its departments are `partOf` it; everything else is a
     /// partner).
     pub fn open(svc: Arc<FhirService>, trust: &str) -> Result<Directory, FhirError> {
-        let store = svc.store().clone();
-        let key = match store.kv_get("auth", "signing-key")? {
+        let kv = svc.system_data();
+        let key = match kv.get("auth", "signing-key")? {
             Some(k) => totp::base32_decode(&k)
                 .ok_or_else(|| FhirError::internal("the token signing key is corrupt"))?,
             None => {
                 let k = pkce::random_bytes(32);
-                store.kv_put("auth", "signing-key", &totp::base32_encode(&k))?;
+                kv.put("auth", "signing-key", &totp::base32_encode(&k))?;
                 k
             }
         };
@@ -184,7 +184,7 @@ impl Directory {
     }
 
     fn reader(&self) -> &dyn Reader {
-        &**self.svc.store()
+        self.svc.system_reader()
     }
 
     pub fn service(&self) -> &Arc<FhirService> {
@@ -305,7 +305,7 @@ impl Directory {
     // ---- accounts ------------------------------------------------------------
 
     pub fn account(&self, username: &str) -> Result<Option<Account>, FhirError> {
-        match self.svc.store().kv_get("account", username)? {
+        match self.svc.system_data().get("account", username)? {
             Some(s) => serde_json::from_str(&s)
                 .map(Some)
                 .map_err(|e| FhirError::internal(format!("account {username} unreadable: {e}"))),
@@ -317,7 +317,7 @@ impl Directory {
         let s = serde_json::to_string(a).map_err(store_err)?;
         match tx {
             Some(tx) => tx.kv_put("account", &a.username, &s),
-            None => Ok(self.svc.store().kv_put("account", &a.username, &s)?),
+            None => self.svc.system_data().put("account", &a.username, &s),
         }
     }
 
@@ -493,7 +493,7 @@ impl Directory {
     /// Every user with their active positions.
     pub fn list(&self) -> Result<Vec<(Account, Vec<Position>)>, FhirError> {
         let mut out = Vec::new();
-        for (_, v) in self.svc.store().kv_list("account", "")? {
+        for (_, v) in self.svc.system_data().list("account", "")? {
             let a: Account = serde_json::from_str(&v).map_err(store_err)?;
             let p = self.positions_of(&a.practitioner)?;
             out.push((a, p));
@@ -707,8 +707,8 @@ impl Directory {
         let mut break_glass = HashMap::new();
         for (k, v) in self
             .svc
-            .store()
-            .kv_list("break-glass", &format!("{}/", claims.sub))?
+            .system_data()
+            .list("break-glass", &format!("{}/", claims.sub))?
         {
             if let Ok(g) = serde_json::from_str::<Value>(&v)
                 && g.get("expires").and_then(Value::as_i64).unwrap_or(0) > now
@@ -819,7 +819,7 @@ impl Directory {
     // ---- SMART clients ------------------------------------------------------
 
     pub fn client(&self, id: &str) -> Result<Option<Client>, FhirError> {
-        match self.svc.store().kv_get("client", id)? {
+        match self.svc.system_data().get("client", id)? {
             Some(s) => Ok(Some(serde_json::from_str(&s).map_err(store_err)?)),
             None => Ok(None),
         }

@@ -187,6 +187,45 @@ type R<T> = Result<T, FhirError>;
 pub const EVERYTHING_DEFINITION: &str =
     "http://hl7.org/fhir/OperationDefinition/Patient-everything";
 
+/// System key-value data: what Wardline keeps beside the FHIR record and
+/// that is not FHIR (credentials, the token signing key, SMART clients,
+/// sessions, sign-ins in progress, authorization codes). Entries are text
+/// values under a `namespace` and a `key`; each call is its own durable
+/// transaction (a write inside a FHIR transaction is `Tx::kv_put`). Nothing
+/// here is audited or access-checked: callers are the access machinery
+/// itself, and never put patient data here.
+///
+/// Obtained from [`FhirService::system_data`]; the narrow alternative to
+/// [`FhirService::store`] for crates that need only this.
+#[derive(Clone, Copy)]
+pub struct SystemData<'a> {
+    store: &'a dyn Store,
+}
+
+impl SystemData<'_> {
+    /// The value under `namespace`/`key`, if any.
+    pub fn get(&self, namespace: &str, key: &str) -> R<Option<String>> {
+        Ok(self.store.kv_get(namespace, key)?)
+    }
+
+    /// The entries of `namespace` whose key starts with `prefix` (plain
+    /// text, no wildcards), in key order.
+    pub fn list(&self, namespace: &str, prefix: &str) -> R<Vec<(String, String)>> {
+        Ok(self.store.kv_list(namespace, prefix)?)
+    }
+
+    /// Inserts or replaces, durably.
+    pub fn put(&self, namespace: &str, key: &str, value: &str) -> R<()> {
+        Ok(self.store.kv_put(namespace, key, value)?)
+    }
+
+    /// Deletes; returns whether the entry existed (so that of two callers
+    /// deleting the same entry, exactly one sees `true`: one-use codes).
+    pub fn delete(&self, namespace: &str, key: &str) -> R<bool> {
+        Ok(self.store.kv_delete(namespace, key)?)
+    }
+}
+
 pub struct FhirService {
     store: Arc<dyn Store>,
     defs: &'static Definitions,
@@ -386,12 +425,39 @@ impl FhirService {
         Ok(self)
     }
 
+    /// The whole store: for the composition root, operator commands and
+    /// the layers that write through their own transactions. Crates that
+    /// only need system key-value data, the backend's name or a health
+    /// check use [`FhirService::system_data`], [`FhirService::backend`] and
+    /// [`FhirService::health_check`] instead.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    /// The store's reads, inside the core. Above it: [`FhirService::system_reader`].
     pub(crate) fn reader(&self) -> &dyn Reader {
         &*self.store
+    }
+
+    /// The system key-value data kept beside the FHIR record (credentials,
+    /// keys, sessions, sign-ins in progress): see [`SystemData`].
+    pub fn system_data(&self) -> SystemData<'_> {
+        SystemData {
+            store: &*self.store,
+        }
+    }
+
+    /// The storage backend's name (`sqlite`, `postgres`), for `/healthz`
+    /// and `/metrics`.
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    /// Whether the store answers: one primary-key read (of a resource that
+    /// does not exist), so it costs one round trip and reads nothing.
+    pub fn health_check(&self) -> R<()> {
+        self.store.read("Patient", "-healthz-")?;
+        Ok(())
     }
 
     pub fn config(&self) -> &ServiceConfig {

@@ -13,8 +13,9 @@
 //!
 //! [`FhirService::system_reader`] is for the system's own decisions that
 //! must see past the caller's access (a bed is occupied whoever's patient is
-//! in it; a duplicate scan reads every record): unchecked and unaudited, so
-//! nothing read through it is shown to a person as it is.
+//! in it; a duplicate scan reads every record; the directory resolving
+//! positions and relationships for a policy decision): unchecked and
+//! unaudited, so nothing read through it is shown to a person as it is.
 
 use serde_json::Value;
 use wardline_fhir::FhirError;

@@ -5,19 +5,24 @@
 //! tokio's blocking pool (the store is synchronous), and the [`FhirResponse`]
 //! becomes HTTP. Nothing here knows FHIR semantics beyond media types.
 //!
-//! Around it: the SMART on FHIR authorization server ([`smart`]: discovery,
-//! `/auth/authorize`, `/auth/token`, web sessions, break-glass), security
-//! headers on every response, and TLS ([`serve_app`]). Every route is in
-//! [`ROUTES`], open or protected; anything not open answers 401 without
-//! credentials.
+//! Contract: every request the server answers passes through here — it is
+//! authenticated (an [`Authenticator`], by default [`BearerAuthenticator`])
+//! unless its route is open, and every response carries the security
+//! headers (`nosniff`, `X-Frame-Options`, `Referrer-Policy`, a strict
+//! Content-Security-Policy, HSTS over TLS). The whole surface is one table,
+//! [`ROUTES`]: the FHIR API, `/healthz` and `/metrics` are served here; the
+//! authorization server (`wardline-auth-server`: discovery, `/auth/…`, web
+//! sessions; it answers 503 when there is no directory) is mounted beside
+//! them, and the web UI (`wardline-web`, given as a router) under `/ui`. Anything not open
+//! answers 401 without credentials. [`serve_app`] serves it, over TLS when
+//! asked.
 
 mod bearer;
-pub mod session;
-mod smart;
 
-pub use bearer::{BearerAuthenticator, SESSION_SCOPE, principal_for};
-pub use session::{Session, session_user};
-pub use smart::DEFAULT_ATTEMPTS_PER_MINUTE;
+pub use bearer::BearerAuthenticator;
+pub use wardline_auth_server::{
+    DEFAULT_ATTEMPTS_PER_MINUTE, Peer, RouteInfo, SESSION_SCOPE, principal_for,
+};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,11 +31,10 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, post};
+use axum::routing::{MethodRouter, any, get};
 use serde_json::{Value, json};
 use wardline_auth::directory::Directory;
 use wardline_core::{
@@ -142,70 +146,23 @@ pub trait Authenticator: Send + Sync {
     }
 }
 
-/// The client's address, when the server was started with connect info
-/// ([`serve_app`] does).
-pub struct Peer(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
-    }
-}
-
-/// One route of the HTTP surface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RouteInfo {
-    /// `GET`, `POST`, … or `ANY`.
-    pub method: &'static str,
-    /// axum path pattern.
-    pub path: &'static str,
-    /// Answers without credentials. Every other route answers 401 without them.
-    pub open: bool,
-    pub what: &'static str,
-}
-
 const fn route(
     method: &'static str,
     path: &'static str,
     open: bool,
     what: &'static str,
 ) -> RouteInfo {
-    RouteInfo {
-        method,
-        path,
-        open,
-        what,
-    }
+    RouteInfo::new(method, path, open, what)
 }
 
-/// Every route the router serves. Paths not listed answer 401 without
-/// credentials and 404 with them.
-pub const ROUTES: &[RouteInfo] = &[
+/// The routes served here (the FHIR API, health and metrics).
+const OWN_ROUTES: &[RouteInfo] = &[
     route("GET", "/healthz", true, "liveness and store check"),
     route(
         "GET",
         "/metrics",
         false,
         "Prometheus metrics; any valid credentials, or open with `serve --metrics-open`",
-    ),
-    route(
-        "GET",
-        "/.well-known/smart-configuration",
-        true,
-        "SMART App Launch v2 discovery",
-    ),
-    route(
-        "GET",
-        "/fhir/.well-known/smart-configuration",
-        true,
-        "SMART App Launch v2 discovery (below the FHIR base)",
     ),
     route(
         "GET",
@@ -216,69 +173,40 @@ pub const ROUTES: &[RouteInfo] = &[
     route("ANY", "/fhir", false, "FHIR API: system interactions"),
     route("ANY", "/fhir/", false, "FHIR API: system interactions"),
     route("ANY", "/fhir/{*rest}", false, "FHIR API"),
-    route(
-        "GET",
-        "/auth/authorize",
-        true,
-        "OAuth 2.0 authorization endpoint: validates the request, sign-in form",
-    ),
-    route(
-        "POST",
-        "/auth/authorize",
-        true,
-        "sign-in form (credentials, then position and patient) → redirect with code",
-    ),
-    route(
-        "POST",
-        "/auth/token",
-        true,
-        "OAuth 2.0 token endpoint: authorization_code + PKCE, client_credentials",
-    ),
-    route("GET", "/auth/login", true, "web sign-in form (session)"),
-    route(
-        "POST",
-        "/auth/login",
-        true,
-        "web sign-in → wardline_session cookie",
-    ),
-    route(
-        "POST",
-        "/auth/logout",
-        false,
-        "ends the web session (CSRF-checked)",
-    ),
-    route(
-        "GET",
-        "/auth/session",
-        false,
-        "the web session's user, position and CSRF token",
-    ),
-    route(
-        "POST",
-        "/auth/break-glass",
-        false,
-        "emergency access to a patient's record (reason, minutes)",
-    ),
 ];
+
+/// `a` then `b`, as one array (so [`ROUTES`] stays one constant table).
+const fn concat<const N: usize>(a: &[RouteInfo], b: &[RouteInfo]) -> [RouteInfo; N] {
+    let mut out = [route("", "", false, ""); N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
+
+const ALL_ROUTES: [RouteInfo; OWN_ROUTES.len() + wardline_auth_server::ROUTES.len()] =
+    concat(OWN_ROUTES, wardline_auth_server::ROUTES);
+
+/// Every route the router serves (apart from the UI's, which
+/// `wardline_web::ROUTES` lists): the FHIR API, health and metrics, then
+/// the authorization server's ([`wardline_auth_server::ROUTES`]). Paths not
+/// listed answer 401 without credentials and 404 with them.
+pub const ROUTES: &[RouteInfo] = &ALL_ROUTES;
 
 fn method_router(r: &RouteInfo) -> Option<MethodRouter<AppState>> {
     Some(match (r.method, r.path) {
         ("GET", "/healthz") => get(healthz),
         ("GET", "/metrics") => get(metrics),
-        ("GET", "/.well-known/smart-configuration" | "/fhir/.well-known/smart-configuration") => {
-            get(smart::smart_configuration)
-        }
         // Served by the FHIR handler, which leaves it open.
         ("GET", "/fhir/metadata") => any(fhir),
         ("ANY", "/fhir" | "/fhir/" | "/fhir/{*rest}") => any(fhir),
-        ("GET", "/auth/authorize") => get(smart::authorize_get),
-        ("POST", "/auth/authorize") => post(smart::authorize_post),
-        ("POST", "/auth/token") => post(smart::token),
-        ("GET", "/auth/login") => get(smart::login_get),
-        ("POST", "/auth/login") => post(smart::login_post),
-        ("POST", "/auth/logout") => post(smart::logout),
-        ("GET", "/auth/session") => get(smart::session_info),
-        ("POST", "/auth/break-glass") => post(smart::break_glass),
         _ => return None,
     })
 }
@@ -288,8 +216,9 @@ fn method_router(r: &RouteInfo) -> Option<MethodRouter<AppState>> {
 pub struct Options {
     /// More Prometheus text on `/metrics`.
     pub extra: Option<ExtraMetrics>,
-    /// The directory of users and clients: enables the `/auth` routes and
-    /// the smart-configuration documents (503 without it).
+    /// The directory of users and clients: the authorization server
+    /// (`wardline-auth-server`: the `/auth` routes and the
+    /// smart-configuration documents) signs in against it (503 without it).
     pub directory: Option<Arc<Directory>>,
     /// `/metrics` without credentials.
     pub metrics_open: bool,
@@ -322,7 +251,6 @@ pub(crate) struct AppState {
     metrics: Arc<Metrics>,
     extra: Option<ExtraMetrics>,
     auth: Arc<dyn Authenticator>,
-    smart: Option<Arc<smart::Smart>>,
     metrics_open: bool,
 }
 
@@ -355,21 +283,25 @@ pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Option
         metrics: Arc::new(Metrics::default()),
         extra: opts.extra,
         auth,
-        smart: opts
-            .directory
-            .map(|d| Arc::new(smart::Smart::new(d, tls, opts.attempts_per_minute))),
         metrics_open: opts.metrics_open,
     };
+    let auth_server = wardline_auth_server::router(
+        opts.directory,
+        wardline_auth_server::Options {
+            tls,
+            attempts_per_minute: opts.attempts_per_minute,
+        },
+    );
     let mut paths: Vec<&str> = Vec::new();
-    for r in ROUTES {
+    for r in OWN_ROUTES {
         if !paths.contains(&r.path) {
             paths.push(r.path);
         }
     }
-    let mut router = Router::new();
+    let mut router: Router<AppState> = Router::new();
     for path in paths {
         let mut mr: Option<MethodRouter<AppState>> = None;
-        for r in ROUTES.iter().filter(|r| r.path == path) {
+        for r in OWN_ROUTES.iter().filter(|r| r.path == path) {
             if let Some(m) = method_router(r) {
                 mr = Some(match mr {
                     Some(prev) if r.method != "ANY" => prev.merge(m),
@@ -388,6 +320,8 @@ pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Option
     }
     router
         .fallback(fallback)
+        .with_state(state)
+        .merge(auth_server)
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
@@ -402,7 +336,6 @@ pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Option
         .layer(axum::middleware::map_response(move |r: Response| {
             security_headers(r, tls)
         }))
-        .with_state(state)
 }
 
 fn redirect_to(location: &'static str) -> Response {
@@ -421,10 +354,10 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 async fn healthz(State(s): State<AppState>) -> Response {
     let svc = s.service.clone();
-    let ok = tokio::task::spawn_blocking(move || svc.store().read("Patient", "-healthz-").is_ok())
+    let ok = tokio::task::spawn_blocking(move || svc.health_check().is_ok())
         .await
         .unwrap_or(false);
-    let backend = s.service.store().backend();
+    let backend = s.service.backend();
     let (code, status) = if ok {
         (StatusCode::OK, "ok")
     } else {
@@ -456,7 +389,7 @@ async fn security_headers(mut r: Response, tls: bool) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     let csp = if html {
-        html_csp()
+        HeaderValue::from_static(HTML_CSP)
     } else {
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
     };
@@ -470,22 +403,13 @@ async fn security_headers(mut r: Response, tls: bool) -> Response {
     r
 }
 
-/// The Content-Security-Policy of the server-rendered pages: the sign-in
-/// pages' own stylesheet (by hash), and the UI's stylesheets, scripts and
-/// event stream from this origin only (no inline script, nothing external). No `form-action`: browsers apply it to the
-/// redirect after the sign-in POST, which goes to the app's redirect URI.
-fn html_csp() -> HeaderValue {
-    static CSP: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
-    CSP.get_or_init(|| {
-        use sha2::Digest;
-        let hash = data_encoding::BASE64.encode(&sha2::Sha256::digest(smart::STYLE.as_bytes()));
-        HeaderValue::from_str(&format!(
-            "default-src 'none'; style-src 'self' 'sha256-{hash}'; script-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
-    })
-    .clone()
-}
+/// The Content-Security-Policy of the server-rendered pages (the sign-in
+/// pages and the UI, all in the NHS design system): stylesheets, scripts,
+/// images and the event stream from this origin only; nothing inline (no
+/// `'unsafe-inline'`, no hashes), nothing external. No `form-action`:
+/// browsers apply it to the redirect after the sign-in POST, which goes to
+/// the app's redirect URI.
+const HTML_CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Unknown paths: 401 without credentials (so nothing about the surface
 /// leaks), 404 with them.
@@ -525,7 +449,7 @@ async fn metrics(State(s): State<AppState>, Peer(peer): Peer, headers: HeaderMap
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
-        let mut text = s.metrics.render(s.service.store().backend());
+        let mut text = s.metrics.render(s.service.backend());
         if let Some(extra) = &s.extra {
             text.push_str(&extra());
         }
@@ -534,7 +458,7 @@ async fn metrics(State(s): State<AppState>, Peer(peer): Peer, headers: HeaderMap
         .into_response()
 }
 
-pub(crate) fn unauthorised(e: &FhirError, pretty: bool) -> Response {
+fn unauthorised(e: &FhirError, pretty: bool) -> Response {
     let mut r = outcome_response(e, pretty);
     if e.status == 401 {
         r.headers_mut().insert(
@@ -545,7 +469,7 @@ pub(crate) fn unauthorised(e: &FhirError, pretty: bool) -> Response {
     r
 }
 
-pub(crate) fn outcome_response(e: &FhirError, pretty: bool) -> Response {
+fn outcome_response(e: &FhirError, pretty: bool) -> Response {
     json_response(
         StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &e.to_operation_outcome(),
@@ -973,8 +897,15 @@ mod tests {
 
     #[test]
     fn every_route_has_a_handler() {
-        for r in ROUTES {
+        for r in OWN_ROUTES {
             assert!(method_router(r).is_some(), "{r:?}");
+        }
+        assert_eq!(
+            ROUTES.len(),
+            OWN_ROUTES.len() + wardline_auth_server::ROUTES.len()
+        );
+        for r in wardline_auth_server::ROUTES {
+            assert_eq!(ROUTES.iter().filter(|x| *x == r).count(), 1, "{r:?}");
         }
         let open: Vec<_> = ROUTES.iter().filter(|r| r.open).map(|r| r.path).collect();
         assert!(open.contains(&"/auth/token") && !open.contains(&"/auth/break-glass"));

@@ -681,6 +681,110 @@ fn single_position_goes_straight_through() {
 }
 
 #[test]
+fn sign_in_pages_are_in_the_nhs_design_system() {
+    let s = start();
+    let c = browser();
+    let r = c.get(format!("{}/auth/login", s.base)).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("style-src 'self';") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = r.text().unwrap();
+    // The design system's stylesheet, linked (never inline), and its shell.
+    assert!(
+        html.contains("<link rel=\"stylesheet\" href=\"/ui/static/nhsuk/nhsuk-frontend.min.css?v="),
+        "{html}"
+    );
+    assert!(html.contains("<header class=\"nhsuk-header\""), "{html}");
+    assert!(html.contains("nhsuk-header__service-name"), "{html}");
+    assert!(html.contains("<footer class=\"nhsuk-footer\""), "{html}");
+    assert!(
+        html.contains("href=\"#maincontent\""),
+        "a skip link: {html}"
+    );
+    assert!(
+        !html.contains("<style") && !html.contains("style=\""),
+        "{html}"
+    );
+    assert!(!html.contains("nhsuk-error-summary"), "{html}");
+    for id in ["username", "password", "code"] {
+        assert!(
+            html.contains(&format!("<label class=\"nhsuk-label\" for=\"{id}\">")),
+            "a label for {id}: {html}"
+        );
+    }
+    let (rid, csrf) = (field(&html, "request"), field(&html, "csrf"));
+
+    // A wrong password: the form again, with the error summary linking to
+    // the password field and the message beside it.
+    let r = c
+        .post(format!("{}/auth/login", s.base))
+        .form(&[
+            ("request", rid.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", "nurse"),
+            ("password", "not the password"),
+            ("code", "123456"),
+            ("action", "sign-in"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let html = r.text().unwrap();
+    assert!(
+        html.contains("<title>Error: Sign in – Wardline</title>"),
+        "{html}"
+    );
+    assert!(html.contains("class=\"nhsuk-error-summary\""), "{html}");
+    assert!(html.contains("There is a problem"), "{html}");
+    assert!(
+        html.contains(
+            "<a href=\"#password\">The user name, password or security code is not right."
+        ),
+        "the summary names the field: {html}"
+    );
+    assert!(html.contains("id=\"password-error\""), "{html}");
+    assert!(
+        html.contains("aria-describedby=\"password-error\""),
+        "the message is tied to the field: {html}"
+    );
+    assert!(html.contains("nhsuk-form-group--error"), "{html}");
+    assert!(
+        html.contains("value=\"nurse\""),
+        "the user name is kept: {html}"
+    );
+
+    // Nothing entered: each field says what it needs.
+    let r = c
+        .post(format!("{}/auth/login", s.base))
+        .form(&[
+            ("request", rid.as_str()),
+            ("csrf", csrf.as_str()),
+            ("action", "sign-in"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().unwrap();
+    for (id, says) in [
+        ("username", "Enter your user name"),
+        ("password", "Enter your password"),
+        ("code", "Enter the 6-digit security code"),
+    ] {
+        assert!(
+            html.contains(&format!("<a href=\"#{id}\">{says}")),
+            "{id}: {html}"
+        );
+        assert!(html.contains(&format!("id=\"{id}-error\"")), "{id}: {html}");
+    }
+}
+
+#[test]
 fn discovery_security_headers_and_protected_routes() {
     let s = start();
     let c = browser();
@@ -739,12 +843,13 @@ fn discovery_security_headers_and_protected_routes() {
         .to_str()
         .unwrap()
         .to_owned();
-    // Scripts and styles from this origin only (the UI's files), the
-    // sign-in page's own style by hash; nothing inline, nothing external.
+    // Scripts and styles from this origin only (the design system's and the
+    // UI's files); nothing inline, not even by hash; nothing external.
     assert!(
-        csp.contains("style-src 'self' 'sha256-")
+        csp.contains("style-src 'self';")
             && csp.contains("script-src 'self';")
             && !csp.contains("unsafe-inline")
+            && !csp.contains("sha256-")
             && !csp.contains("http"),
         "{csp}"
     );

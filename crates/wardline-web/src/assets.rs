@@ -1,19 +1,17 @@
-//! Static files, embedded at build time: the vendored NHS design system and
-//! Wardline's own small stylesheet and script. Served with a content hash as
-//! the ETag and a day's caching.
-
-use std::sync::OnceLock;
+//! Static files under `/ui/static/`: the NHS design system (`nhsuk/…`, from
+//! `wardline-nhsuk`) and Wardline's own small stylesheet and script, all
+//! embedded at build time and served with a content hash as the ETag and a
+//! day's caching.
+//!
+//! The design system's files are public code holding no data, and the
+//! sign-in pages (shown before there is a session) use them, so they are
+//! served to anyone; Wardline's own files, like every other UI route, need
+//! a session.
 
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-
-struct Asset {
-    path: &'static str,
-    mime: &'static str,
-    bytes: &'static [u8],
-}
+use wardline_nhsuk::assets::{Asset, Assets, DESIGN_SYSTEM};
 
 macro_rules! asset {
     ($path:literal, $mime:literal) => {
@@ -25,42 +23,17 @@ macro_rules! asset {
     };
 }
 
-const ASSETS: &[Asset] = &[
-    asset!("nhsuk/nhsuk-frontend.min.css", "text/css; charset=utf-8"),
-    asset!(
-        "nhsuk/nhsuk-frontend.min.js",
-        "text/javascript; charset=utf-8"
-    ),
-    asset!("nhsuk/images/favicon.ico", "image/x-icon"),
-    asset!("nhsuk/images/favicon.svg", "image/svg+xml"),
-    asset!("nhsuk/images/nhsuk-icon-arrow-down.svg", "image/svg+xml"),
-    asset!("nhsuk/images/nhsuk-icon-arrow-up-down.svg", "image/svg+xml"),
-    asset!("nhsuk/images/nhsuk-icon-arrow-up.svg", "image/svg+xml"),
-    asset!("nhsuk/images/nhsuk-icon-cross.svg", "image/svg+xml"),
+static OWN: Assets = Assets::new(&[
     asset!("wardline.css", "text/css; charset=utf-8"),
     asset!("wardline.js", "text/javascript; charset=utf-8"),
-];
-
-fn etags() -> &'static Vec<String> {
-    static E: OnceLock<Vec<String>> = OnceLock::new();
-    E.get_or_init(|| {
-        ASSETS
-            .iter()
-            .map(|a| {
-                let h = Sha256::digest(a.bytes);
-                format!("\"{}\"", data_encoding::HEXLOWER.encode(&h[..12]))
-            })
-            .collect()
-    })
-}
+]);
 
 /// `?v=` for a static URL, so a new build's files are fetched at once.
 pub(crate) fn version(path: &str) -> &'static str {
-    ASSETS
-        .iter()
-        .position(|a| a.path == path)
-        .map(|i| etags()[i].trim_matches('"'))
-        .unwrap_or("0")
+    match path.strip_prefix("nhsuk/") {
+        Some(p) => DESIGN_SYSTEM.version(p),
+        None => OWN.version(path),
+    }
 }
 
 pub(crate) async fn serve(
@@ -69,10 +42,11 @@ pub(crate) async fn serve(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    // The files are public design-system code, but the UI's rule holds for
-    // them too: nothing is served without a session.
+    if let Some(p) = file.strip_prefix("nhsuk/") {
+        return DESIGN_SYSTEM.respond(p, &headers);
+    }
     let signed_in = tokio::task::spawn_blocking(move || {
-        wardline_http::session_user(&ui.dir, &headers).map(|s| (s.is_some(), headers))
+        wardline_auth_server::session_user(&ui.dir, &headers).map(|s| (s.is_some(), headers))
     })
     .await;
     let headers = match signed_in {
@@ -80,29 +54,7 @@ pub(crate) async fn serve(
         Ok(Ok((false, _))) => return StatusCode::UNAUTHORIZED.into_response(),
         _ => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };
-    let Some(i) = ASSETS.iter().position(|a| a.path == file) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let etag = &etags()[i];
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
-        return StatusCode::NOT_MODIFIED.into_response();
-    }
-    let a = &ASSETS[i];
-    let mut r = a.bytes.into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.mime));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
-    );
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
-    }
-    r
+    OWN.respond(&file, &headers)
 }
 
 #[cfg(test)]
@@ -110,25 +62,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_stylesheet_loads_nothing_from_elsewhere() {
-        let css = std::str::from_utf8(ASSETS[0].bytes).unwrap();
-        assert!(css.contains(".nhsuk-header"));
-        assert!(!css.contains("https://"), "external URL in the stylesheet");
-        for a in ASSETS {
+    fn own_stylesheets_load_nothing_from_elsewhere() {
+        for a in OWN.files() {
             if a.mime.starts_with("text/css") {
                 let css = std::str::from_utf8(a.bytes).unwrap();
-                for url in css.split("url(").skip(1) {
-                    let target = url.split(')').next().unwrap_or_default();
-                    let local =
-                        format!("{}/{}", a.path.rsplit_once('/').map_or("", |x| x.0), target);
-                    assert!(
-                        ASSETS
-                            .iter()
-                            .any(|b| b.path == local.trim_start_matches('/')),
-                        "{} refers to {target}, which is not served",
-                        a.path
-                    );
-                }
+                assert!(!css.contains("url("), "{} loads a file", a.path);
+                assert!(!css.contains("https://"), "external URL in {}", a.path);
             }
         }
     }
@@ -136,6 +75,7 @@ mod tests {
     #[test]
     fn versions_differ_per_file() {
         assert_ne!(version("wardline.css"), version("wardline.js"));
+        assert_ne!(version("nhsuk/nhsuk-frontend.min.css"), "0");
         assert_eq!(version("missing"), "0");
     }
 }

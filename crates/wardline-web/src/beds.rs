@@ -184,7 +184,10 @@ pub(crate) async fn events(State(ui): St, req: Req) -> Response {
     let dir = ui.dir.clone();
     let headers = req.headers.clone();
     let signed_in = tokio::task::spawn_blocking(move || {
-        matches!(wardline_http::session_user(&dir, &headers), Ok(Some(_)))
+        matches!(
+            wardline_auth_server::session_user(&dir, &headers),
+            Ok(Some(_))
+        )
     })
     .await
     .unwrap_or(false);
@@ -207,7 +210,7 @@ pub(crate) async fn events(State(ui): St, req: Req) -> Response {
                     if checked.elapsed() >= SESSION_CHECK {
                         let (d, h) = (dir.clone(), headers.clone());
                         let ok = tokio::task::spawn_blocking(move || {
-                            matches!(wardline_http::session_user(&d, &h), Ok(Some(_)))
+                            matches!(wardline_auth_server::session_user(&d, &h), Ok(Some(_)))
                         })
                         .await
                         .unwrap_or(false);

@@ -2,10 +2,11 @@
 //! and the design-system components the pages share. maud escapes every
 //! value, so nothing a user typed can become markup.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{Markup, PreEscaped, html};
 use wardline_fhir::FhirError;
+use wardline_nhsuk::{Shell, html_response};
 
 use crate::Cx;
 use crate::assets::version;
@@ -20,23 +21,46 @@ pub enum Nav {
     None,
 }
 
-const NHS_LOGO: &str = r#"<svg class="nhsuk-header__logo" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 80" height="40" width="100" focusable="false" role="img" aria-label="NHS"><title>NHS</title><path fill="currentcolor" d="M200 0v80H0V0h200Zm-27.5 5.5c-14.5 0-29 5-29 22 0 10.2 7.7 13.5 14.7 16.3l.7.3c5.4 2 10.1 3.9 10.1 8.4 0 6.5-8.5 7.5-14 7.5s-12.5-1.5-16-3.5L135 70c5.5 2 13.5 3.5 20 3.5 15.5 0 32-4.5 32-22.5 0-19.5-25.5-16.5-25.5-25.5 0-5.5 5.5-6.5 12.5-6.5a35 35 0 0 1 14.5 3l4-13.5c-4.5-2-12-3-20-3Zm-131 2h-22l-14 65H22l9-45h.5l13.5 45h21.5l14-65H64l-9 45h-.5l-13-45Zm63 0h-18l-13 65h17l6-28H117l-5.5 28H129l13.5-65H125L119.5 32h-20l5-24.5Z"/></svg>"#;
-
-fn head(title: &str) -> Markup {
+fn head() -> Markup {
     html! {
-        head {
-            meta charset="utf-8";
-            meta name="viewport" content="width=device-width, initial-scale=1";
-            title { (title) " – Wardline" }
-            link rel="icon" href={ "/ui/static/nhsuk/images/favicon.svg?v=" (version("nhsuk/images/favicon.svg")) } type="image/svg+xml";
-            link rel="stylesheet" href={ "/ui/static/nhsuk/nhsuk-frontend.min.css?v=" (version("nhsuk/nhsuk-frontend.min.css")) };
-            link rel="stylesheet" href={ "/ui/static/wardline.css?v=" (version("wardline.css")) };
-            script type="module" src={ "/ui/static/wardline.js?v=" (version("wardline.js")) } {}
+        link rel="stylesheet" href={ "/ui/static/wardline.css?v=" (version("wardline.css")) };
+        script type="module" src={ "/ui/static/wardline.js?v=" (version("wardline.js")) } {}
+    }
+}
+
+/// The header's search and account menu, for a signed-in user.
+fn account(cx: &Cx) -> Markup {
+    html! {
+        search class="nhsuk-header__search" {
+            form class="nhsuk-header__search-form" id="search" action="/ui/patients" method="get" novalidate {
+                div class="nhsuk-form-group" {
+                    label class="nhsuk-label nhsuk-u-visually-hidden" for="search-field" { "Find a patient by name, NHS number or hospital number" }
+                    div class="nhsuk-input-wrapper" {
+                        input class="nhsuk-input" id="search-field" name="q" type="search" autocomplete="off" placeholder="Name or NHS number";
+                        button class="nhsuk-button nhsuk-button--icon nhsuk-button--small" data-module="nhsuk-button" type="submit" aria-label="Search" {
+                            (PreEscaped(r#"<svg class="nhsuk-icon nhsuk-icon--search" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16" focusable="false" aria-hidden="true"><path d="m20.7 18.9-4.1-4.1a7 7 0 1 0-1.4 1.4l4 4.1a1 1 0 0 0 1.5 0c.4-.4.4-1 0-1.4ZM6 10.6a5 5 0 1 1 10 0 5 5 0 0 1-10 0Z"/></svg>"#))
+                        }
+                    }
+                }
+            }
+        }
+        nav class="nhsuk-header__account" aria-label="Account" {
+            ul class="nhsuk-header__account-list" {
+                li class="nhsuk-header__account-item" data-testid="signed-in-user" { (cx.session.username) }
+                li class="nhsuk-header__account-item" { (cx.position) }
+                li class="nhsuk-header__account-item" {
+                    form class="nhsuk-header__account-form" action="/auth/logout" method="post" novalidate {
+                        input type="hidden" name="csrf" value=(cx.session.csrf);
+                        button class="nhsuk-header__account-button" { "Sign out" }
+                    }
+                }
+            }
         }
     }
 }
 
-fn header(cx: Option<&Cx>, active: Nav) -> Markup {
+/// The menu, for a signed-in user.
+fn navigation(active: Nav) -> Markup {
     let items = [
         (Nav::Patients, "/ui/patients", "Find a patient"),
         (Nav::Register, "/ui/patients/new", "Register a patient"),
@@ -44,54 +68,15 @@ fn header(cx: Option<&Cx>, active: Nav) -> Markup {
         (Nav::Duplicates, "/ui/duplicates", "Possible duplicates"),
     ];
     html! {
-        header class="nhsuk-header" data-module="nhsuk-header" role="banner" {
-            div class="nhsuk-header__container nhsuk-width-container" {
-                div class="nhsuk-header__service" {
-                    a class="nhsuk-header__service-logo" href="/ui/" aria-label="NHS Wardline homepage" {
-                        (PreEscaped(NHS_LOGO))
-                        span class="nhsuk-header__service-name" { "Wardline" }
-                    }
-                }
-                @if let Some(cx) = cx {
-                    search class="nhsuk-header__search" {
-                        form class="nhsuk-header__search-form" id="search" action="/ui/patients" method="get" novalidate {
-                            div class="nhsuk-form-group" {
-                                label class="nhsuk-label nhsuk-u-visually-hidden" for="search-field" { "Find a patient by name, NHS number or hospital number" }
-                                div class="nhsuk-input-wrapper" {
-                                    input class="nhsuk-input" id="search-field" name="q" type="search" autocomplete="off" placeholder="Name or NHS number";
-                                    button class="nhsuk-button nhsuk-button--icon nhsuk-button--small" data-module="nhsuk-button" type="submit" aria-label="Search" {
-                                        (PreEscaped(r#"<svg class="nhsuk-icon nhsuk-icon--search" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16" focusable="false" aria-hidden="true"><path d="m20.7 18.9-4.1-4.1a7 7 0 1 0-1.4 1.4l4 4.1a1 1 0 0 0 1.5 0c.4-.4.4-1 0-1.4ZM6 10.6a5 5 0 1 1 10 0 5 5 0 0 1-10 0Z"/></svg>"#))
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    nav class="nhsuk-header__account" aria-label="Account" {
-                        ul class="nhsuk-header__account-list" {
-                            li class="nhsuk-header__account-item" data-testid="signed-in-user" { (cx.session.username) }
-                            li class="nhsuk-header__account-item" { (cx.position) }
-                            li class="nhsuk-header__account-item" {
-                                form class="nhsuk-header__account-form" action="/auth/logout" method="post" novalidate {
-                                    input type="hidden" name="csrf" value=(cx.session.csrf);
-                                    button class="nhsuk-header__account-button" { "Sign out" }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            @if cx.is_some() {
-                nav class="nhsuk-header__navigation" aria-label="Menu" {
-                    div class="nhsuk-header__navigation-container nhsuk-width-container" {
-                        ul class="nhsuk-header__navigation-list" {
-                            @for (nav, href, label) in items {
-                                li class={ "nhsuk-header__navigation-item" @if nav == active { " nhsuk-header__navigation-item--current" } } {
-                                    @if nav == active {
-                                        a class="nhsuk-header__navigation-link" href=(href) aria-current="page" { (label) }
-                                    } @else {
-                                        a class="nhsuk-header__navigation-link" href=(href) { (label) }
-                                    }
-                                }
+        nav class="nhsuk-header__navigation" aria-label="Menu" {
+            div class="nhsuk-header__navigation-container nhsuk-width-container" {
+                ul class="nhsuk-header__navigation-list" {
+                    @for (nav, href, label) in items {
+                        li class={ "nhsuk-header__navigation-item" @if nav == active { " nhsuk-header__navigation-item--current" } } {
+                            @if nav == active {
+                                a class="nhsuk-header__navigation-link" href=(href) aria-current="page" { (label) }
+                            } @else {
+                                a class="nhsuk-header__navigation-link" href=(href) { (label) }
                             }
                         }
                     }
@@ -101,40 +86,18 @@ fn header(cx: Option<&Cx>, active: Nav) -> Markup {
     }
 }
 
+/// The design system's page shell (`wardline-nhsuk`) with the UI's own
+/// stylesheet and script, and, for a signed-in user, search, account menu
+/// and navigation.
 fn shell(cx: Option<&Cx>, title: &str, active: Nav, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            (head(title))
-            body {
-                a class="nhsuk-skip-link" data-module="nhsuk-skip-link" href="#maincontent" { "Skip to main content" }
-                (header(cx, active))
-                div class="nhsuk-width-container" {
-                    main class="nhsuk-main-wrapper" id="maincontent" role="main" {
-                        (body)
-                    }
-                }
-                footer class="nhsuk-footer" role="contentinfo" {
-                    div class="nhsuk-width-container" {
-                        div class="nhsuk-footer__meta" {
-                            p class="nhsuk-body-s" { "Wardline – every access to a record is audited." }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn html_response(status: StatusCode, m: Markup) -> Response {
-    let mut r = (status, m.into_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    wardline_nhsuk::shell(Shell {
+        title,
+        head: Some(head()),
+        home: "/ui/",
+        header: cx.map(account),
+        navigation: cx.map(|_| navigation(active)),
+        body,
+    })
 }
 
 /// A full page for a signed-in user.
@@ -243,24 +206,7 @@ pub(crate) fn sentence(s: &str) -> String {
 // ---- components -------------------------------------------------------------
 
 /// The error summary at the top of a form: each error links to its field.
-pub(crate) fn error_summary(errors: &[(String, String)]) -> Markup {
-    html! {
-        @if !errors.is_empty() {
-            div class="nhsuk-error-summary" data-module="nhsuk-error-summary" {
-                div role="alert" {
-                    h2 class="nhsuk-error-summary__heading" { "There is a problem" }
-                    div class="nhsuk-error-summary__body" {
-                        ul class="nhsuk-list nhsuk-error-summary__list" {
-                            @for (field, msg) in errors {
-                                li { a href={ "#" (field) } { (msg) } }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
+pub(crate) use wardline_nhsuk::error_summary;
 
 pub(crate) struct Field<'a> {
     pub id: &'a str,

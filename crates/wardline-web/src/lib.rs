@@ -39,9 +39,9 @@ use axum::routing::{get, post};
 use wardline_auth::directory::Directory;
 use wardline_auth::pkce;
 use wardline_auth::policy::Policy;
+use wardline_auth_server::session::{self, Session};
 use wardline_core::{Access, FhirService};
 use wardline_fhir::FhirError;
-use wardline_http::session::{self, Session};
 
 pub use layout::Nav;
 
@@ -187,9 +187,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Req, Self::Rejection> {
-        let wardline_http::Peer(peer) = wardline_http::Peer::from_request_parts(parts, state)
-            .await
-            .unwrap_or(wardline_http::Peer(None));
+        let wardline_auth_server::Peer(peer) =
+            wardline_auth_server::Peer::from_request_parts(parts, state)
+                .await
+                .unwrap_or(wardline_auth_server::Peer(None));
         // Nested under /ui: the original URI keeps the prefix.
         let uri = parts
             .extensions
@@ -299,7 +300,7 @@ impl Ui {
         };
         // The session is checked; the CSRF token too for posts: authenticate
         // as a safe request.
-        let principal = match wardline_http::principal_for(
+        let principal = match wardline_auth_server::principal_for(
             &self.dir,
             Some(&Method::GET),
             &req.headers,

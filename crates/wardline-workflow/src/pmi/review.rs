@@ -168,7 +168,7 @@ pub struct LastScan {
 /// The last finished scan, if any; an unreadable record is an error, not
 /// "never ran".
 pub fn last_scan(svc: &FhirService) -> Result<Option<LastScan>, FhirError> {
-    match svc.store().kv_get(LAST_SCAN.0, LAST_SCAN.1)? {
+    match svc.system_data().get(LAST_SCAN.0, LAST_SCAN.1)? {
         Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| {
             FhirError::internal(format!(
                 "the record of the last duplicate scan is unreadable: {e}"

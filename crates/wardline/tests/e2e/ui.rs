@@ -2,8 +2,9 @@
 //!
 //! * every route of `wardline_web::ROUTES` refuses a request without a
 //!   session (pages redirect to sign-in with `next`, posts answer 401, the
-//!   event stream and static files 401) and every post refuses a session
-//!   without its CSRF token (403);
+//!   event stream and Wardline's static files 401; the design system's
+//!   files, which the sign-in pages use, are public) and every post refuses
+//!   a session without its CSRF token (403);
 //! * pages carry the security headers and a script-tight CSP;
 //! * registration through the form: an invalid NHS number is refused with
 //!   the reason, a valid one lands on the new record, and the IG officer
@@ -118,6 +119,30 @@ fn web_ui_over_http() {
             }
         }
     }
+
+    // The design system's files are public (the sign-in pages use them
+    // before there is a session); Wardline's own need one (the sweep above).
+    let css = anon
+        .get(format!("{root}/ui/static/nhsuk/nhsuk-frontend.min.css"))
+        .send()
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    let login = anon
+        .get(format!("{root}/auth/login"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        login.contains("href=\"/ui/static/nhsuk/nhsuk-frontend.min.css?v="),
+        "the sign-in page uses the design system: {login}"
+    );
 
     // --- signed in, posts without the CSRF token ------------------------------
     let clerk = browser();

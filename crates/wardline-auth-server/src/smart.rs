@@ -12,13 +12,12 @@
 //! | `assertion-jti` | `client/jti`            | a client assertion seen, until its exp |
 //! | `session`       | SHA-256 of the cookie   | a web session ([`crate::session`])     |
 //!
+//! (the system key-value data, `FhirService::system_data`).
+//!
 //! The parameters of an authorization request are validated on GET and kept
 //! in the `authz-request` record; the form only carries the record's id and
 //! a CSRF token, which must match the record and the short-lived
 //! `wardline_preauth` cookie set with the form.
-
-// Early returns carry the finished HTTP response; it is built once per request.
-#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,8 +38,9 @@ use wardline_core::audit::{AuditRecord, WARDLINE_SUBTYPE};
 use wardline_fhir::FhirError;
 use wardline_fhir::datetime::{format_instant, now_ms};
 
+use crate::pages::{self, FieldError, PositionChoice};
 use crate::session::{self, SESSION_COOKIE};
-use crate::{AppState, Peer, outcome_response};
+use crate::{Peer, Shared, outcome_response, unauthorised};
 
 /// Pre-authentication cookie binding a sign-in form to its browser.
 pub const PREAUTH_COOKIE: &str = "wardline_preauth";
@@ -142,11 +142,7 @@ fn too_many(retry_after: u64, json_body: bool) -> Response {
             "too many attempts from this address; wait and try again",
         )
     } else {
-        page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "<h1>Too many attempts</h1><p>There have been too many sign-in attempts from this device. Wait a minute and try again.</p>",
-        )
+        pages::too_many()
     };
     if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -160,19 +156,16 @@ fn too_many(retry_after: u64, json_body: bool) -> Response {
 async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
     tokio::task::spawn_blocking(f)
         .await
-        .unwrap_or_else(|_| outcome_response(&FhirError::internal("internal error"), false))
+        .unwrap_or_else(|_| outcome_response(&FhirError::internal("internal error")))
 }
 
-fn smart_of(s: &AppState) -> Result<Arc<Smart>, Response> {
-    s.smart.clone().ok_or_else(|| {
-        outcome_response(
-            &FhirError::new(
-                503,
-                "not-supported",
-                "sign-in is not configured on this server",
-            ),
-            false,
-        )
+fn smart_of(s: &Shared) -> Result<Arc<Smart>, Response> {
+    s.clone().ok_or_else(|| {
+        outcome_response(&FhirError::new(
+            503,
+            "not-supported",
+            "sign-in is not configured on this server",
+        ))
     })
 }
 
@@ -195,50 +188,8 @@ fn params_once(text: &[u8]) -> Result<HashMap<String, String>, String> {
     Ok(m)
 }
 
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// The one stylesheet of the server-rendered pages (allowed by hash in the
-/// Content-Security-Policy).
-pub(crate) const STYLE: &str = "body{font-family:Arial,Helvetica,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;color:#212b32;line-height:1.5}h1{font-size:1.8rem}label{display:block;font-weight:bold;margin-top:1rem}input[type=text],input[type=password]{width:100%;padding:.5rem;font-size:1rem;border:2px solid #4c6272;box-sizing:border-box}input:focus,button:focus{outline:3px solid #ffeb3b}.radio{margin-top:.5rem}.radio label{display:inline;font-weight:normal}button{margin:1.5rem .5rem 0 0;padding:.6rem 1.2rem;font-size:1rem;background:#007f3b;color:#fff;border:0;cursor:pointer}button.secondary{background:#4c6272}.error{border-left:5px solid #d5281b;padding:.25rem 1rem;color:#d5281b;font-weight:bold}.hint{color:#4c6272}fieldset{border:0;padding:0;margin:1rem 0 0}legend{font-weight:bold}";
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en-GB\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} – Wardline</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
-        esc(title)
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        html,
-    )
-        .into_response()
-}
-
 fn error_page(status: StatusCode, message: &str) -> Response {
-    page(
-        status,
-        "Sign-in problem",
-        &format!(
-            "<h1>There is a problem</h1><p class=\"error\" role=\"alert\">{}</p>",
-            esc(message)
-        ),
-    )
+    pages::problem(status, message)
 }
 
 fn add_cookie(r: &mut Response, cookie: &str) {
@@ -328,7 +279,7 @@ pub(crate) fn configuration(smart: &Smart) -> Value {
     })
 }
 
-pub(crate) async fn smart_configuration(State(s): State<AppState>) -> Response {
+pub(crate) async fn smart_configuration(State(s): State<Shared>) -> Response {
     match smart_of(&s) {
         Ok(smart) => (
             [
@@ -396,7 +347,7 @@ struct CodeGrant {
 
 fn put_json(dir: &Directory, ns: &str, key: &str, v: &impl Serialize) -> Result<(), FhirError> {
     let text = serde_json::to_string(v).map_err(|e| FhirError::internal(e.to_string()))?;
-    Ok(dir.service().store().kv_put(ns, key, &text)?)
+    dir.service().system_data().put(ns, key, &text)
 }
 
 /// Stores a new sign-in and renders its form with the pre-auth cookie.
@@ -409,7 +360,7 @@ fn start_sign_in(smart: &Smart, mut p: Pending, action: &str) -> Response {
     if let Err(e) = put_json(&smart.dir, PENDING_NS, &rid, &p) {
         return internal(e);
     }
-    let mut r = sign_in_page(StatusCode::OK, action, &rid, &p, None, "");
+    let mut r = sign_in_page(StatusCode::OK, action, &rid, &p, &[], "");
     add_cookie(
         &mut r,
         &session::set_cookie(
@@ -423,51 +374,26 @@ fn start_sign_in(smart: &Smart, mut p: Pending, action: &str) -> Response {
     r
 }
 
-fn hidden(rid: &str, csrf: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"request\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(rid),
-        esc(csrf)
-    )
-}
-
-fn error_block(error: Option<&str>) -> String {
-    error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default()
-}
-
 fn sign_in_page(
     status: StatusCode,
     action: &str,
     rid: &str,
     p: &Pending,
-    error: Option<&str>,
+    errors: &[FieldError],
     username: &str,
 ) -> Response {
-    let intro = match &p.client_name {
-        Some(n) => format!(
-            "<p>Sign in to let <strong>{}</strong> use Wardline on your behalf.</p>",
-            esc(n)
-        ),
-        None => "<p>Sign in with your Wardline account.</p>".to_owned(),
-    };
-    let cancel = if p.kind == "authorize" {
-        "<button type=\"submit\" name=\"action\" value=\"cancel\" class=\"secondary\" formnovalidate>Cancel</button>"
-    } else {
-        ""
-    };
-    let body = format!(
-        "<h1>Sign in</h1>{intro}{}<form method=\"post\" action=\"{action}\">{}\
-<label for=\"username\">User name</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required value=\"{}\">\
-<label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-<label for=\"code\">Security code</label><p class=\"hint\" id=\"code-hint\">The 6-digit code from your authenticator app.</p><input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" autocomplete=\"one-time-code\" aria-describedby=\"code-hint\" required>\
-<button type=\"submit\" name=\"action\" value=\"sign-in\">Sign in</button>{cancel}</form>",
-        error_block(error),
-        hidden(rid, &p.csrf),
-        esc(username),
-    );
-    page(status, "Sign in", &body)
+    pages::sign_in(
+        status,
+        &pages::SignIn {
+            action,
+            rid,
+            csrf: &p.csrf,
+            client_name: p.client_name.as_deref(),
+            cancel: p.kind == "authorize",
+            username,
+        },
+        errors,
+    )
 }
 
 fn position_label(p: &Position) -> String {
@@ -484,44 +410,45 @@ fn choose_page(
     rid: &str,
     p: &Pending,
     positions: &[Position],
-    error: Option<&str>,
+    errors: &[FieldError],
 ) -> Response {
-    let mut radios = String::new();
-    if positions.len() > 1 {
-        radios.push_str("<fieldset><legend>Which position are you working in?</legend>");
-        for (i, pos) in positions.iter().enumerate() {
-            radios.push_str(&format!(
-                "<div class=\"radio\"><input type=\"radio\" id=\"position-{i}\" name=\"position\" value=\"{}\"{}> <label for=\"position-{i}\">{}</label></div>",
-                esc(&pos.id),
-                if i == 0 { " checked" } else { "" },
-                esc(&position_label(pos))
-            ));
-        }
-        radios.push_str("</fieldset>");
-    } else if let Some(pos) = positions.first() {
-        radios.push_str(&format!(
-            "<input type=\"hidden\" name=\"position\" value=\"{}\"><p>Position: {}</p>",
-            esc(&pos.id),
-            esc(&position_label(pos))
+    let positions: Vec<PositionChoice> = positions
+        .iter()
+        .map(|pos| PositionChoice {
+            id: pos.id.clone(),
+            label: position_label(pos),
+        })
+        .collect();
+    pages::choose(
+        status,
+        &pages::Choose {
+            action,
+            rid,
+            csrf: &p.csrf,
+            positions: &positions,
+            patient: p.launch_patient,
+            cancel: p.kind == "authorize",
+        },
+        errors,
+    )
+}
+
+/// The fields of the credentials form left empty, each with what to do.
+fn missing_credentials(username: &str, password: &str, code: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if username.is_empty() {
+        errors.push(("username", "Enter your user name".to_owned()));
+    }
+    if password.is_empty() {
+        errors.push(("password", "Enter your password".to_owned()));
+    }
+    if code.is_empty() {
+        errors.push((
+            "code",
+            "Enter the 6-digit security code from your authenticator app".to_owned(),
         ));
     }
-    let patient = if p.launch_patient {
-        "<label for=\"patient\">Patient</label><p class=\"hint\" id=\"patient-hint\">The 10-digit NHS number or the Wardline record id.</p><input type=\"text\" id=\"patient\" name=\"patient\" autocomplete=\"off\" aria-describedby=\"patient-hint\" required>"
-    } else {
-        ""
-    };
-    let cancel = if p.kind == "authorize" {
-        "<button type=\"submit\" name=\"action\" value=\"cancel\" class=\"secondary\" formnovalidate>Cancel</button>"
-    } else {
-        ""
-    };
-    let body = format!(
-        "<h1>Continue</h1>{}<form method=\"post\" action=\"{action}\">{}<input type=\"hidden\" name=\"stage\" value=\"choose\">{radios}{patient}\
-<button type=\"submit\" name=\"action\" value=\"continue\">Continue</button>{cancel}</form>",
-        error_block(error),
-        hidden(rid, &p.csrf),
-    );
-    page(status, "Choose position", &body)
+    errors
 }
 
 /// Loads the sign-in a form was posted for and checks its CSRF token and
@@ -541,13 +468,14 @@ fn load_pending(
     if rid.is_empty() || rid.len() > 100 {
         return Err(expired());
     }
-    let p: Pending = match dir.service().store().kv_get(PENDING_NS, &rid) {
+    let kv = dir.service().system_data();
+    let p: Pending = match kv.get(PENDING_NS, &rid) {
         Ok(Some(v)) => serde_json::from_str(&v).map_err(internal)?,
         Ok(None) => return Err(expired()),
         Err(e) => return Err(internal(e)),
     };
     if p.expires_ms <= now_ms() {
-        let _ = dir.service().store().kv_delete(PENDING_NS, &rid);
+        let _ = kv.delete(PENDING_NS, &rid);
         return Err(expired());
     }
     let cookie_ok = session::cookie(headers, PREAUTH_COOKIE).is_some_and(|c| {
@@ -586,21 +514,36 @@ fn sign_in_step(
             let username = f.get("username").map(|u| u.trim()).unwrap_or_default();
             let password = f.get("password").map(String::as_str).unwrap_or_default();
             let code = f.get("code").map(|c| c.trim()).unwrap_or_default();
+            let missing = missing_credentials(username, password, code);
+            if !missing.is_empty() {
+                return Step::Page(sign_in_page(
+                    StatusCode::BAD_REQUEST,
+                    action,
+                    rid,
+                    p,
+                    &missing,
+                    username,
+                ));
+            }
             let address = peer.map(|a| a.to_string());
             match dir.login(username, password, code, address.as_deref()) {
                 Ok(_) => {}
                 Err(LoginError::Store(e)) => return Step::Page(internal(e)),
                 Err(e) => {
-                    let status = match e {
-                        LoginError::Invalid => StatusCode::UNAUTHORIZED,
-                        _ => StatusCode::FORBIDDEN,
+                    // Which of the three was wrong is not said (that would
+                    // tell a guesser which user names exist); the message is
+                    // shown at the password, the field most often mistyped.
+                    // An account problem is shown at the user name.
+                    let (status, field) = match e {
+                        LoginError::Invalid => (StatusCode::UNAUTHORIZED, "password"),
+                        _ => (StatusCode::FORBIDDEN, "username"),
                     };
                     return Step::Page(sign_in_page(
                         status,
                         action,
                         rid,
                         p,
-                        Some(&e.to_string()),
+                        &[(field, sentence(&e.to_string()))],
                         username,
                     ));
                 }
@@ -622,14 +565,7 @@ fn sign_in_step(
             if let Err(e) = put_json(dir, PENDING_NS, rid, p) {
                 return Step::Page(internal(e));
             }
-            Step::Page(choose_page(
-                StatusCode::OK,
-                action,
-                rid,
-                p,
-                &positions,
-                None,
-            ))
+            Step::Page(choose_page(StatusCode::OK, action, rid, p, &positions, &[]))
         }
         Some(username) => {
             let positions = match dir.positions(username) {
@@ -644,7 +580,7 @@ fn sign_in_step(
                     rid,
                     p,
                     &positions,
-                    Some("Choose one of your positions."),
+                    &[("position", "Choose one of your positions".to_owned())],
                 ));
             };
             let patient = if p.launch_patient {
@@ -658,7 +594,7 @@ fn sign_in_step(
                             rid,
                             p,
                             &positions,
-                            Some(&msg),
+                            &[("patient", msg)],
                         ));
                     }
                 }
@@ -676,14 +612,14 @@ fn resolve_patient(dir: &Directory, input: &str) -> Result<String, String> {
     if compact.is_empty() {
         return Err("Enter the patient's NHS number or record id.".into());
     }
-    let store = dir.service().store();
+    let reader = dir.service().system_reader();
     if compact.len() == 10 && compact.bytes().all(|b| b.is_ascii_digit()) {
         if !wardline_fhir::nhs_number::is_valid(&compact) {
             return Err(format!("{compact} is not a valid NHS number."));
         }
         let found = dir
             .search(
-                &**store,
+                reader,
                 "Patient",
                 &[("identifier", format!("{NHS_NUMBER_SYSTEM}|{compact}"))],
             )
@@ -707,7 +643,7 @@ fn resolve_patient(dir: &Directory, input: &str) -> Result<String, String> {
     {
         return Err("Enter a 10-digit NHS number or a record id.".into());
     }
-    match store.read("Patient", &compact) {
+    match reader.read("Patient", &compact) {
         Ok(Some(r)) if !r.deleted => Ok(compact),
         Ok(_) => Err(format!("No patient has record id {compact}.")),
         Err(e) => Err(e.to_string()),
@@ -723,7 +659,7 @@ fn clear_preauth(r: &mut Response, secure: bool) {
 
 // ---- /auth/authorize ------------------------------------------------------------
 
-pub(crate) async fn authorize_get(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
+pub(crate) async fn authorize_get(State(s): State<Shared>, RawQuery(q): RawQuery) -> Response {
     let smart = match smart_of(&s) {
         Ok(x) => x,
         Err(r) => return r,
@@ -833,7 +769,7 @@ fn authorize_start(smart: &Smart, query: &str) -> Response {
 }
 
 pub(crate) async fn authorize_post(
-    State(s): State<AppState>,
+    State(s): State<Shared>,
     Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
@@ -851,7 +787,7 @@ pub(crate) async fn authorize_post(
             Ok(x) => x,
             Err(r) => return r,
         };
-        let store = smart.dir.service().store();
+        let kv = smart.dir.service().system_data();
         let (Some(redirect_uri), Some(client_id)) = (p.redirect_uri.clone(), p.client_id.clone())
         else {
             return error_page(
@@ -861,7 +797,7 @@ pub(crate) async fn authorize_post(
         };
         let state = p.state.clone().unwrap_or_default();
         if f.get("action").map(String::as_str) == Some("cancel") {
-            let _ = store.kv_delete(PENDING_NS, &rid);
+            let _ = kv.delete(PENDING_NS, &rid);
             let mut r = redirect_with(
                 &redirect_uri,
                 &[
@@ -899,7 +835,7 @@ pub(crate) async fn authorize_post(
         if let Err(e) = put_json(&smart.dir, CODE_NS, &session::digest(&code), &grant) {
             return internal(e);
         }
-        let _ = store.kv_delete(PENDING_NS, &rid);
+        let _ = kv.delete(PENDING_NS, &rid);
         let mut r = redirect_with(&redirect_uri, &[("code", &code), ("state", &state)]);
         clear_preauth(&mut r, smart.secure);
         r
@@ -910,7 +846,7 @@ pub(crate) async fn authorize_post(
 // ---- /auth/token ----------------------------------------------------------------
 
 pub(crate) async fn token(
-    State(s): State<AppState>,
+    State(s): State<Shared>,
     Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
@@ -996,12 +932,12 @@ fn check_assertion(
         now,
     )
     .map_err(|e| invalid_client(&format!("client assertion refused: {e}")))?;
-    let store = smart.dir.service().store();
+    let kv = smart.dir.service().system_data();
     let key = format!("{}/{}", client.client_id, claims.jti);
     if key.len() > 512 {
         return Err(invalid_client("the assertion's jti is too long"));
     }
-    match store.kv_get(JTI_NS, &key) {
+    match kv.get(JTI_NS, &key) {
         Ok(Some(v)) if v.parse::<i64>().unwrap_or(i64::MAX) >= now => {
             return Err(invalid_client("this client assertion was already used"));
         }
@@ -1009,20 +945,19 @@ fn check_assertion(
         Err(e) => return Err(internal_json(e)),
     }
     // Forget expired ones of this client.
-    if let Ok(seen) = store.kv_list(JTI_NS, &format!("{}/", client.client_id)) {
+    if let Ok(seen) = kv.list(JTI_NS, &format!("{}/", client.client_id)) {
         for (k, v) in seen {
             if v.parse::<i64>().unwrap_or(0) + wardline_auth::token::LEEWAY_SECS < now {
-                let _ = store.kv_delete(JTI_NS, &k);
+                let _ = kv.delete(JTI_NS, &k);
             }
         }
     }
-    store
-        .kv_put(
-            JTI_NS,
-            &key,
-            &(claims.exp + wardline_auth::token::LEEWAY_SECS).to_string(),
-        )
-        .map_err(internal_json)?;
+    kv.put(
+        JTI_NS,
+        &key,
+        &(claims.exp + wardline_auth::token::LEEWAY_SECS).to_string(),
+    )
+    .map_err(internal_json)?;
     Ok(())
 }
 
@@ -1049,9 +984,9 @@ fn code_grant(smart: &Smart, f: &HashMap<String, String>, address: Option<String
             "code, redirect_uri, client_id and code_verifier are required",
         );
     };
-    let store = smart.dir.service().store();
+    let kv = smart.dir.service().system_data();
     let key = session::digest(code);
-    let grant: CodeGrant = match store.kv_get(CODE_NS, &key) {
+    let grant: CodeGrant = match kv.get(CODE_NS, &key) {
         Ok(Some(v)) => match serde_json::from_str(&v) {
             Ok(g) => g,
             Err(e) => return internal_json(e),
@@ -1060,7 +995,7 @@ fn code_grant(smart: &Smart, f: &HashMap<String, String>, address: Option<String
         Err(e) => return internal_json(e),
     };
     // One use: whoever deletes it first has it.
-    match store.kv_delete(CODE_NS, &key) {
+    match kv.delete(CODE_NS, &key) {
         Ok(true) => {}
         Ok(false) => return invalid_grant("the code is unknown, used or expired"),
         Err(e) => return internal_json(e),
@@ -1242,7 +1177,7 @@ fn local_next(query: Option<&str>) -> Option<String> {
 }
 
 pub(crate) async fn login_get(
-    State(s): State<AppState>,
+    State(s): State<Shared>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -1281,19 +1216,11 @@ pub(crate) async fn login_get(
 }
 
 fn signed_in_page(s: &session::Session) -> Response {
-    page(
-        StatusCode::OK,
-        "Signed in",
-        &format!(
-            "<h1>Signed in</h1><p>You are signed in as <strong>{}</strong>.</p><form method=\"post\" action=\"/auth/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" class=\"secondary\">Sign out</button></form>",
-            esc(&s.username),
-            esc(&s.csrf)
-        ),
-    )
+    pages::signed_in(&s.username, &s.csrf)
 }
 
 pub(crate) async fn login_post(
-    State(s): State<AppState>,
+    State(s): State<Shared>,
     Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
@@ -1325,7 +1252,7 @@ pub(crate) async fn login_post(
                 .map(|u| u.trim().to_owned())
                 .unwrap_or_default(),
         };
-        let _ = smart.dir.service().store().kv_delete(PENDING_NS, &rid);
+        let _ = smart.dir.service().system_data().delete(PENDING_NS, &rid);
         let (sid, _) = match session::create(&smart.dir, &username, &position) {
             Ok(x) => x,
             Err(e) => return internal(e),
@@ -1348,7 +1275,7 @@ pub(crate) async fn login_post(
 }
 
 pub(crate) async fn logout(
-    State(s): State<AppState>,
+    State(s): State<Shared>,
     Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
@@ -1361,12 +1288,9 @@ pub(crate) async fn logout(
         let sess = match session::session_user(&smart.dir, &headers) {
             Ok(Some(x)) => x,
             Ok(None) => {
-                return crate::unauthorised(
-                    &FhirError::new(401, "login", "you are not signed in"),
-                    false,
-                );
+                return unauthorised(&FhirError::new(401, "login", "you are not signed in"));
             }
-            Err(e) => return outcome_response(&e, false),
+            Err(e) => return outcome_response(&e),
         };
         let f = form(&body);
         let token = f
@@ -1375,13 +1299,14 @@ pub(crate) async fn logout(
             .or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))
             .unwrap_or_default();
         if !pkce::constant_time_eq(token.as_bytes(), sess.csrf.as_bytes()) {
-            return outcome_response(
-                &FhirError::new(403, "forbidden", "sign-out needs the session's CSRF token"),
-                false,
-            );
+            return outcome_response(&FhirError::new(
+                403,
+                "forbidden",
+                "sign-out needs the session's CSRF token",
+            ));
         }
         if let Err(e) = session::delete(&smart.dir, &sess) {
-            return outcome_response(&e, false);
+            return outcome_response(&e);
         }
         let who = smart
             .dir
@@ -1403,7 +1328,7 @@ pub(crate) async fn logout(
             "E",
         );
         if let Err(e) = smart.dir.service().record_audit(&agent, &[rec]) {
-            return outcome_response(&e, false);
+            return outcome_response(&e);
         }
         let mut r = redirect("/auth/login");
         add_cookie(
@@ -1417,7 +1342,7 @@ pub(crate) async fn logout(
 
 /// `GET /auth/session`: who the session cookie belongs to, and its CSRF
 /// token (for the UI's scripts).
-pub(crate) async fn session_info(State(s): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn session_info(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let smart = match smart_of(&s) {
         Ok(x) => x,
         Err(r) => return r,
@@ -1432,11 +1357,8 @@ pub(crate) async fn session_info(State(s): State<AppState>, headers: HeaderMap) 
                 "expires": format_instant(sess.expires_ms),
             }),
         ),
-        Ok(None) => crate::unauthorised(
-            &FhirError::new(401, "login", "you are not signed in"),
-            false,
-        ),
-        Err(e) => outcome_response(&e, false),
+        Ok(None) => unauthorised(&FhirError::new(401, "login", "you are not signed in")),
+        Err(e) => outcome_response(&e),
     })
     .await
 }
@@ -1444,7 +1366,7 @@ pub(crate) async fn session_info(State(s): State<AppState>, headers: HeaderMap) 
 // ---- /auth/break-glass ------------------------------------------------------------
 
 pub(crate) async fn break_glass(
-    State(s): State<AppState>,
+    State(s): State<Shared>,
     Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
@@ -1454,11 +1376,11 @@ pub(crate) async fn break_glass(
         Err(r) => return r,
     };
     blocking(move || {
-        let principal =
-            match crate::bearer::principal_for(&smart.dir, Some(&Method::POST), &headers, peer) {
-                Ok(p) => p,
-                Err(e) => return crate::unauthorised(&e, false),
-            };
+        let principal = match crate::principal_for(&smart.dir, Some(&Method::POST), &headers, peer)
+        {
+            Ok(p) => p,
+            Err(e) => return unauthorised(&e),
+        };
         let is_json = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -1467,10 +1389,9 @@ pub(crate) async fn break_glass(
             match serde_json::from_slice(&body) {
                 Ok(v) => v,
                 Err(e) => {
-                    return outcome_response(
-                        &FhirError::invalid(format!("the body is not JSON: {e}")),
-                        false,
-                    );
+                    return outcome_response(&FhirError::invalid(format!(
+                        "the body is not JSON: {e}"
+                    )));
                 }
             }
         } else {
@@ -1482,7 +1403,7 @@ pub(crate) async fn break_glass(
             _ => None,
         };
         let Some(patient) = text("patient").filter(|p| !p.is_empty()) else {
-            return outcome_response(&FhirError::invalid("patient is required"), false);
+            return outcome_response(&FhirError::invalid("patient is required"));
         };
         let patient = patient
             .strip_prefix("Patient/")
@@ -1494,10 +1415,7 @@ pub(crate) async fn break_glass(
             Some(m) => match m.parse::<i64>() {
                 Ok(m) => m,
                 Err(_) => {
-                    return outcome_response(
-                        &FhirError::invalid("minutes must be a whole number"),
-                        false,
-                    );
+                    return outcome_response(&FhirError::invalid("minutes must be a whole number"));
                 }
             },
         };
@@ -1514,8 +1432,22 @@ pub(crate) async fn break_glass(
                 json!({"patient": patient, "expires": format_instant(expires)}).to_string(),
             )
                 .into_response(),
-            Err(e) => outcome_response(&e, false),
+            Err(e) => outcome_response(&e),
         }
     })
     .await
+}
+
+/// Starts with a capital and ends with a full stop.
+fn sentence(s: &str) -> String {
+    let s = s.trim();
+    let mut out: String = s
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().chain(s.chars().skip(1)).collect())
+        .unwrap_or_default();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }

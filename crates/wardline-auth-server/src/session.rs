@@ -1,7 +1,7 @@
 //! Web sessions for the UI: a random session id in the `wardline_session`
-//! cookie, the session itself in the store's system key-value table
-//! (namespace `session`, keyed by the SHA-256 of the id, so a copy of the
-//! table holds no usable cookie).
+//! cookie, the session itself in the system key-value data
+//! (`FhirService::system_data`, namespace `session`, keyed by the SHA-256
+//! of the id, so a copy of the table holds no usable cookie).
 //!
 //! A session lasts at most [`SESSION_MAX_MS`] (a shift) and ends sooner
 //! after [`SESSION_IDLE_MS`] without a request.
@@ -93,7 +93,7 @@ pub fn create(
 
 fn put(dir: &Directory, s: &Session) -> Result<(), FhirError> {
     let v = serde_json::to_string(s).map_err(|e| FhirError::internal(e.to_string()))?;
-    Ok(dir.service().store().kv_put(SESSION_NS, &s.key, &v)?)
+    dir.service().system_data().put(SESSION_NS, &s.key, &v)
 }
 
 /// The live session of the request's `wardline_session` cookie, if any
@@ -106,18 +106,18 @@ pub fn session_user(dir: &Directory, headers: &HeaderMap) -> Result<Option<Sessi
         return Ok(None);
     }
     let key = digest(&sid);
-    let store = dir.service().store();
-    let Some(v) = store.kv_get(SESSION_NS, &key)? else {
+    let kv = dir.service().system_data();
+    let Some(v) = kv.get(SESSION_NS, &key)? else {
         return Ok(None);
     };
     let Ok(mut s) = serde_json::from_str::<Session>(&v) else {
-        store.kv_delete(SESSION_NS, &key)?;
+        kv.delete(SESSION_NS, &key)?;
         return Ok(None);
     };
     s.key = key;
     let now = now_ms();
     if s.expires_ms <= now || s.created_ms + SESSION_MAX_MS <= now {
-        store.kv_delete(SESSION_NS, &s.key)?;
+        kv.delete(SESSION_NS, &s.key)?;
         return Ok(None);
     }
     // Slide the idle expiry, writing at most once a minute.
@@ -131,7 +131,7 @@ pub fn session_user(dir: &Directory, headers: &HeaderMap) -> Result<Option<Sessi
 
 /// Ends a session.
 pub fn delete(dir: &Directory, s: &Session) -> Result<(), FhirError> {
-    dir.service().store().kv_delete(SESSION_NS, &s.key)?;
+    dir.service().system_data().delete(SESSION_NS, &s.key)?;
     Ok(())
 }
 
