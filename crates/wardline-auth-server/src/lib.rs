@@ -24,7 +24,7 @@
 //!
 //! [`router`] serves [`ROUTES`]; `wardline-http` mounts it beside the FHIR
 //! API and adds the security headers every response carries.
-
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 // Early returns carry the finished HTTP response; it is built once per request.
 #![allow(clippy::result_large_err)]
 

@@ -28,6 +28,7 @@
 //! * [`policy`]: [`policy::Policy`], the `Access` of one request — scopes,
 //!   position activities, patient context, legitimate relationships,
 //!   break-glass, consent — asked by `wardline-core` at every read and write.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod directory;
 pub mod password;

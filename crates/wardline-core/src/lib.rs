@@ -11,6 +11,7 @@
 //!   [`StoreTx`]; the response is built only after [`StoreTx::commit`] returned;
 //! * transactions run in one store transaction; batches entry by entry;
 //! * paging links are absolute and pinned to a snapshot (see `search`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod access;
 pub mod audit;

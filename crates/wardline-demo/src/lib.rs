@@ -4,6 +4,7 @@
 //!
 //! Everything is derived from a seed, so the same seed gives the same trust.
 //! Every reference points inside the Bundle.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod population;
 

@@ -17,6 +17,7 @@
 //! * [`search`]: a parsed, typed search request ([`SearchQuery`]), independent of
 //!   any database.
 //! * [`datetime`]: FHIR date/dateTime/instant values as half-open ranges.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod datetime;
 pub mod definitions;

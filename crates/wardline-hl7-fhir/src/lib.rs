@@ -20,6 +20,7 @@
 //! whose identifier type CX-5 is `NH`), stored with the system
 //! [`NHS_NUMBER_SYSTEM`]; other PID-3 repetitions are local numbers whose
 //! system is built by [`MappingConfig::local_system`].
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod inbound;
 pub mod memory;

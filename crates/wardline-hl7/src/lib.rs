@@ -62,6 +62,7 @@
 //! let reply = ack(&msg, AckCode::AA, &[]);
 //! assert_eq!(reply.get("MSA-2").unwrap(), Some("42"));
 //! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod ack;
 pub mod builder;

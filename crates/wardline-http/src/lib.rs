@@ -16,6 +16,7 @@
 //! them, and the web UI (`wardline-web`, given as a router) under `/ui`. Anything not open
 //! answers 401 without credentials. [`serve_app`] serves it, over TLS when
 //! asked.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bearer;
 

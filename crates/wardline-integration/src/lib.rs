@@ -10,6 +10,7 @@
 //!
 //! The v2 ↔ FHIR mappings themselves are in `wardline-hl7-fhir`, the syntax
 //! in `wardline-hl7`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod engine;
 pub mod listener;

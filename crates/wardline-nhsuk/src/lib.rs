@@ -18,6 +18,7 @@
 //!
 //! It knows nothing of users, records or the store: callers pass what goes
 //! into the header and the body. maud escapes every value.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod assets;
 

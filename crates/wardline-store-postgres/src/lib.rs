@@ -44,6 +44,7 @@
 //! The audit chain (`audit_log`, `audit_patient`, `audit_head`,
 //! `audit_anchor`) and `system_kv` are not distributed: the chain has one
 //! head, so they stay local tables of the coordinator.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::collections::HashMap;
 use std::error::Error as StdError;

@@ -9,6 +9,7 @@
 //! `BEGIN IMMEDIATE`) and a small pool of reader connections, which WAL lets run
 //! alongside the writer. The pool is a few lines here because it only has to
 //! hand out idle connections; a general pool crate adds nothing for that.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};

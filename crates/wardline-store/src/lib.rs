@@ -17,6 +17,7 @@
 //!
 //! The traits are synchronous: SQLite is synchronous anyway, and the HTTP layer
 //! runs store calls on tokio's blocking pool.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use wardline_fhir::{FhirError, IndexEntry, SearchQuery};
 

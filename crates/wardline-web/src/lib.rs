@@ -12,7 +12,7 @@
 //! The router is mounted by `wardline-http` under `/ui` ([`ROUTES`] lists
 //! what it serves, for the route sweep). Without a session a page redirects
 //! to `/auth/login?next=…`; a form post without one answers 401.
-
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 // Helpers return `Result<T, Response>` so a handler can `?`-style return the
 // error page it built; the page is the error, and it is large by nature.
 #![allow(clippy::result_large_err)]

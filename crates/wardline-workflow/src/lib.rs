@@ -18,6 +18,7 @@
 //!
 //! The web UI (`wardline-web`) and the FHIR operations call these; they hold
 //! no rules of their own.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod adt;
 pub mod chart;

@@ -2,6 +2,7 @@
 //!
 //! This is the only crate that reads configuration (flags and `WARDLINE_*`
 //! environment variables) and chooses the storage backend.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod audit;
 mod bench;

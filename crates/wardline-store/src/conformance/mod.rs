@@ -5,6 +5,8 @@
 //!
 //! Each case writes resources of its own resource type name space (unique ids
 //! per case) so the cases can share one store.
+// A test suite: it panics on the first difference.
+#![allow(clippy::unwrap_used)]
 
 use wardline_fhir::definitions::SearchParamType;
 use wardline_fhir::search::{
