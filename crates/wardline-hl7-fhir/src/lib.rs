@@ -21,6 +21,7 @@
 //! [`NHS_NUMBER_SYSTEM`]; other PID-3 repetitions are local numbers whose
 //! system is built by [`MappingConfig::local_system`].
 
+pub mod codes;
 pub mod inbound;
 pub mod memory;
 pub mod outbound;

@@ -6,7 +6,7 @@ use super::datatypes::{ce, ce_of, clinician_id, dtm_of, number, xcn};
 use super::{
     Ctx, Planned, Rep, Seg, arr, identifier_value, patient, split_reference, str_of, visit,
 };
-use crate::MapError;
+use crate::{MapError, codes};
 
 fn booked(status: &str) -> bool {
     matches!(status, "booked" | "pending" | "arrived" | "checked-in")
@@ -107,8 +107,8 @@ fn body(ctx: &mut Ctx, appt: &Value) -> Result<Vec<Seg>, MapError> {
     let mut sch = Seg::new("SCH");
     sch.opt(1, placer)
         .opt(2, filler)
-        .rep(6, event_reason(appt))
-        .rep(7, ce_of(appt, "appointmentType"));
+        .rep(codes::SCH_REASON, event_reason(appt))
+        .rep(codes::SCH_APPOINTMENT_TYPE, ce_of(appt, "appointmentType"));
     if let Some(m) = appt.get("minutesDuration").and_then(number) {
         sch.text(9, m).text(10, "min");
     }
