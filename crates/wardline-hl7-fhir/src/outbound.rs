@@ -149,12 +149,13 @@
 //! unresolvable one is an error), RGS, AIS for the service type, AIL per
 //! Location, AIP per Practitioner/PractitionerRole participant):
 //! created booked/pending/arrived/checked-in → `S12` (proposed/waitlist: none
-//! until booked); update: → cancelled/entered-in-error `S15`; → noshow
+//! until booked); update: → cancelled `S15`; → entered-in-error `S17`
+//! (deletion: it was recorded in error, as inbound reads S17); → noshow
 //! `S26`; proposed/waitlist → booked/pending `S12`; start or end changed
 //! `S13`; other changes `S14`. SCH-1/SCH-2 placer/filler appointment numbers
 //! (`{identifier_base}/placer-appointment`, `/filler-appointment`
 //! identifiers, else the resource id), SCH-6 reason (the cancellation
-//! reason when cancelled or no-show), SCH-7 appointment type (table 0276,
+//! reason when cancelled), SCH-7 appointment type (table 0276,
 //! FHIR's appointmentType binding; inbound reads it back from SCH-7), SCH-9/10 duration in minutes, SCH-11
 //! timing `^^^start^end`, SCH-25 filler status (Pending, Waitlist, Booked,
 //! Started, Complete, Cancelled, Noshow, Deleted).

@@ -227,7 +227,7 @@
 //! * participant: the patient, AIP-3 Practitioners (AIP-4 role → type),
 //!   AIL-3 Locations (the PV1-3 hierarchy rules), AIG-3 resources as a
 //!   display-only actor; all `required`/`accepted`; rebuilt from each
-//!   message. SCH-6 → reasonCode (S15/S26: cancelationReason), SCH-7
+//!   message. SCH-6 → reasonCode (S15: cancelationReason), SCH-7
 //!   (table 0276) → appointmentType, the binding FHIR R4 gives it and what
 //!   Wardline sends there (SCH-8, table 0277, only when SCH-7 is empty);
 //!   `codes::SCH_*`. serviceType AIS-3.

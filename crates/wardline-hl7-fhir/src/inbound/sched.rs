@@ -115,14 +115,14 @@ pub(crate) fn apply(
         "S26" => appt["status"] = json!("noshow"),
         _ => {}
     }
-    // SCH-6 is the reason (the cancellation reason of a cancellation or
-    // no-show), SCH-7 the appointment type (see `codes::SCH_APPOINTMENT_TYPE`).
+    // SCH-6 is the reason (the cancellation reason of a cancellation),
+    // SCH-7 the appointment type (see `codes::SCH_APPOINTMENT_TYPE`).
     let reason = sch
         .reps(codes::SCH_REASON)
         .first()
         .and_then(|r| codeable(r, cfg));
     match (event, reason) {
-        ("S15" | "S26", Some(r)) => appt["cancelationReason"] = r,
+        ("S15", Some(r)) => appt["cancelationReason"] = r,
         (_, Some(r)) => appt["reasonCode"] = json!([r]),
         _ => {}
     }

@@ -24,7 +24,10 @@ pub(super) fn plan(
         Some(b) => {
             let old = str_of(b, "status").unwrap_or("");
             let void = |s: &str| matches!(s, "cancelled" | "entered-in-error");
-            if void(status) && !void(old) {
+            if status == "entered-in-error" && !void(old) {
+                // Deleted (recorded in error), as inbound reads S17.
+                "S17"
+            } else if void(status) && !void(old) {
                 "S15"
             } else if status == "noshow" && old != "noshow" {
                 "S26"
@@ -69,9 +72,9 @@ pub(super) fn plan(
 }
 
 /// SCH-6: the cancellation reason of a cancelled appointment, else the
-/// first reason.
+/// first reason (as inbound reads it back).
 fn event_reason(appt: &Value) -> Rep {
-    let cancelled = matches!(str_of(appt, "status"), Some("cancelled" | "noshow"));
+    let cancelled = str_of(appt, "status") == Some("cancelled");
     match appt.get("cancelationReason") {
         Some(r) if cancelled => ce(r),
         _ => arr(appt, "reasonCode").first().map(ce).unwrap_or_default(),
