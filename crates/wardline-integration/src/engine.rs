@@ -25,6 +25,17 @@
 //!    type is recorded `on-hold` and answered `AA`, or recorded `not-done`
 //!    and answered `AR`, per [`UnsupportedPolicy`]. A store failure is
 //!    answered `AR` (resend later), never `AA`.
+//! 5. Acknowledgement mode ([`Receipt::replies`]). Original mode (MSH-15
+//!    and MSH-16 both empty): the one reply is the ACK above, exactly as
+//!    before. Enhanced mode (either present; table 0155 AL always, NE
+//!    never, ER only on error or reject, SU only on success; an empty one
+//!    of the two counts as AL): the commit ACK when MSH-15 wants it — `CA`
+//!    applied and committed, `CE` refused for its content, `CR` rejected
+//!    (unparsable, unmapped under the reject policy, not stored) — the same
+//!    ACK with the commit code and its own MSH-10, then the application ACK
+//!    (`AA`/`AE`/`AR`, the one recorded) when MSH-16 wants it. Both are made
+//!    once the outcome is committed, so a `CA` always means committed. A
+//!    resend gets the same replies for its mode.
 
 use std::sync::Arc;
 
