@@ -22,6 +22,7 @@
 //! system is built by [`MappingConfig::local_system`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod codes;
 pub mod inbound;
 pub mod memory;
 pub mod outbound;

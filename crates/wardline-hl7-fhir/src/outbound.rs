@@ -20,6 +20,13 @@
 //! * FHIR dates and times become HL7 DTM: `2026-11-23T10:15:00+01:00` →
 //!   `20261123101500+0100`, `Z` → `+0000`, partial dates keep their precision.
 //!
+//! Every code table this direction shares with `inbound` (patient class,
+//! priority, order/report/observation status, the SCH fields) is in
+//! [`crate::codes`], so a message Wardline sends reads back, through
+//! Wardline's own inbound mapping, as the record it was made from (the
+//! few codes v2 cannot carry are listed there; `tests/outbound_roundtrip.rs`
+//! checks every event).
+//!
 //! # Which change gives which message
 //!
 //! Common rules: a **delete gives no message**: in v2 deletes (A23, A29)
@@ -109,7 +116,8 @@
 //! present, ORC-5 status (active IP, on-hold HD, revoked CA, completed CM,
 //! entered-in-error ER), ORC-7/OBR-27 timing (TQ-4 occurrence start, TQ-6
 //! priority: stat S, asap/urgent A, routine R), ORC-9 authoredOn, ORC-12 and
-//! OBR-16 the requester (XCN), OBR-4 the code, OBR-31 reason codes.
+//! OBR-16 the requester (XCN), OBR-4 the code, OBR-31 reason codes. (An
+//! urgent request goes out as `A`, never lower: table 0027 has no urgent.)
 //!
 //! **Codes** (CE/CWE): `code^display^system` for the first coding and the
 //! alternate triplet from the second; systems LOINC → `LN`, SNOMED CT →
@@ -141,13 +149,14 @@
 //! unresolvable one is an error), RGS, AIS for the service type, AIL per
 //! Location, AIP per Practitioner/PractitionerRole participant):
 //! created booked/pending/arrived/checked-in → `S12` (proposed/waitlist: none
-//! until booked); update: → cancelled/entered-in-error `S15`; → noshow
+//! until booked); update: → cancelled `S15`; → entered-in-error `S17`
+//! (deletion: it was recorded in error, as inbound reads S17); → noshow
 //! `S26`; proposed/waitlist → booked/pending `S12`; start or end changed
 //! `S13`; other changes `S14`. SCH-1/SCH-2 placer/filler appointment numbers
 //! (`{identifier_base}/placer-appointment`, `/filler-appointment`
 //! identifiers, else the resource id), SCH-6 reason (the cancellation
-//! reason when cancelled or no-show), SCH-7 appointment type (table 0276,
-//! FHIR's appointmentType binding), SCH-9/10 duration in minutes, SCH-11
+//! reason when cancelled), SCH-7 appointment type (table 0276,
+//! FHIR's appointmentType binding; inbound reads it back from SCH-7), SCH-9/10 duration in minutes, SCH-11
 //! timing `^^^start^end`, SCH-25 filler status (Pending, Waitlist, Booked,
 //! Started, Complete, Cancelled, Noshow, Deleted).
 //!

@@ -834,8 +834,11 @@ fn siu_book_reschedule_cancel() {
     assert_eq!(a["end"], "2024-07-01T10:00:00+01:00");
     assert_eq!(a["minutesDuration"], 30);
     assert_eq!(a["identifier"].as_array().unwrap().len(), 2);
-    assert_eq!(a["appointmentType"]["coding"][0]["code"], "NORMAL");
-    assert_eq!(a["reasonCode"].as_array().unwrap().len(), 2);
+    // SCH-7 (table 0276) is the appointment type, as FHIR binds it and as
+    // Wardline sends it; SCH-6 the reason; SCH-8 only when SCH-7 is empty.
+    assert_eq!(a["appointmentType"]["coding"][0]["code"], "FU");
+    assert_eq!(a["reasonCode"].as_array().unwrap().len(), 1);
+    assert_eq!(a["reasonCode"][0]["coding"][0]["code"], "ROUTINE");
     assert_eq!(a["serviceType"][0]["coding"][0]["code"], "CARD");
     let parts = a["participant"].as_array().unwrap();
     assert_eq!(parts.len(), 4);
@@ -1013,4 +1016,187 @@ fn fuzz_findings_invalid_codes_and_bad_ed_data() {
     assert_eq!(e.code, 102, "{e:?}");
     assert_eq!(e.location.as_deref(), Some("OBX-5"));
     assert!(e.text.contains("VGhp?cw=="), "{}", e.text);
+}
+
+/// An ADT event with a given patient class (PV1-2).
+fn class_event(ev: &str, class: &str, visit: &str, loc: &str, when: &str) -> String {
+    m(&[
+        &msh(&format!("ADT^{ev}^ADT_A01"), &format!("{ev}-{when}")),
+        &format!("EVN|{ev}|{when}||||{when}"),
+        &format!("PID|1||{NHS1}^^^NHS^NH"),
+        &seg("PV1", &[(1, "1"), (2, class), (3, loc), (19, visit)]),
+    ])
+}
+
+#[test]
+fn a06_a07_change_the_class_and_a06_admits_to_the_bed() {
+    let mut r = TestRecord::new();
+    // An outpatient attendance (A04, no bed).
+    ok(
+        &mut r,
+        &class_event("A04", "O", "V6001", "OPD1", "20240612090000"),
+    );
+    let e = one(&r, "Encounter");
+    assert_eq!(e["class"]["code"], "AMB");
+    // A06: becomes an inpatient, admitted to BED4 through the bed rules.
+    let a = ok(
+        &mut r,
+        &class_event("A06", "I", "V6001", BED4, "20240612110000"),
+    );
+    assert!(a.summary.contains("RWG/WARD7/BAY2/BED4"), "{}", a.summary);
+    let e = one(&r, "Encounter");
+    assert_eq!(e["status"], "in-progress");
+    assert_eq!(e["class"]["code"], "IMP");
+    let locs = e["location"].as_array().unwrap();
+    assert_eq!(locs.last().unwrap()["status"], "active");
+    assert_eq!(
+        locs.last().unwrap()["location"]["reference"],
+        loc_ref(&r, "RWG/WARD7/BAY2/BED4")
+    );
+    assert_eq!(locs.iter().filter(|l| l["status"] == "active").count(), 1);
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "O");
+    // A resend changes nothing.
+    ok(
+        &mut r,
+        &class_event("A06", "I", "V6001", BED4, "20240612110000"),
+    );
+    assert_eq!(one(&r, "Encounter")["location"], e["location"]);
+    // A07 back to outpatient: class AMB; PV1-3 where they are: no move.
+    ok(
+        &mut r,
+        &class_event("A07", "O", "V6001", BED4, "20240613090000"),
+    );
+    let e7 = one(&r, "Encounter");
+    assert_eq!(e7["class"]["code"], "AMB");
+    assert_eq!(e7["status"], "in-progress");
+    assert_eq!(e7["location"], e["location"]);
+    // A07 with an empty PV1-2 defaults to outpatient.
+    ok(
+        &mut r,
+        &class_event("A06", "", "V6001", "", "20240613100000"),
+    );
+    assert_eq!(one(&r, "Encounter")["class"]["code"], "IMP");
+    ok(
+        &mut r,
+        &class_event("A07", "", "V6001", "", "20240613110000"),
+    );
+    assert_eq!(one(&r, "Encounter")["class"]["code"], "AMB");
+    // A06 into a bed someone else is in is refused (Wardline is master).
+    ok(&mut r, &admit(NHS2, "V6002", BED1));
+    let clash = class_event("A06", "I", "V6001", BED1, "20240613120000");
+    assert_content(&err(&mut r, &clash), 207, "PV1-3", "occupied");
+    // Unknown visit; a finished visit cannot change class.
+    let unknown = class_event("A06", "I", "V6999", BED4, "20240613120000");
+    assert_content(&err(&mut r, &unknown), 204, "PV1-19", "'V6999'");
+    ok(
+        &mut r,
+        &class_event("A03", "O", "V6001", "", "20240614090000"),
+    );
+    let done = class_event("A06", "I", "V6001", BED4, "20240614100000");
+    assert_content(&err(&mut r, &done), 207, "PV1-19", "finished");
+}
+
+#[test]
+fn a21_a22_leave_of_absence_keeps_the_bed() {
+    let mut r = TestRecord::new();
+    ok(&mut r, &admit(NHS1, "V7001", BED4));
+    let before = r
+        .all("Encounter")
+        .into_iter()
+        .find(|e| e["identifier"][0]["value"] == "V7001")
+        .unwrap();
+    let a = ok(
+        &mut r,
+        &class_event("A21", "I", "V7001", BED4, "20240613090000"),
+    );
+    assert!(a.summary.contains("onleave"), "{}", a.summary);
+    let e = one(&r, "Encounter");
+    assert_eq!(e["status"], "onleave");
+    // The bed is held: same location entries, still occupied.
+    assert_eq!(e["location"], before["location"]);
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "O");
+    // Nobody else can be admitted to it meanwhile.
+    assert_content(
+        &err(&mut r, &admit(NHS2, "V7002", BED4)),
+        207,
+        "PV1-3",
+        "occupied",
+    );
+    // A resend of the A21 changes nothing.
+    ok(
+        &mut r,
+        &class_event("A21", "I", "V7001", BED4, "20240613090000"),
+    );
+    assert_eq!(one(&r, "Encounter")["status"], "onleave");
+    // A22: back in progress in the same bed.
+    let a = ok(
+        &mut r,
+        &class_event("A22", "I", "V7001", BED4, "20240614090000"),
+    );
+    assert!(a.summary.contains("back at"), "{}", a.summary);
+    let e = one(&r, "Encounter");
+    assert_eq!(e["status"], "in-progress");
+    assert_eq!(e["location"], before["location"]);
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "O");
+    // Resend of A22: nothing changes.
+    ok(
+        &mut r,
+        &class_event("A22", "I", "V7001", BED4, "20240614090000"),
+    );
+    assert_eq!(one(&r, "Encounter")["status"], "in-progress");
+    // A21 for a visit that is not in progress is refused.
+    ok(
+        &mut r,
+        &class_event("A03", "I", "V7001", "", "20240615090000"),
+    );
+    let late = class_event("A21", "I", "V7001", "", "20240615100000");
+    assert_content(&err(&mut r, &late), 207, "PV1-19", "finished");
+    let late = class_event("A22", "I", "V7001", "", "20240615100000");
+    assert_content(
+        &err(&mut r, &late),
+        207,
+        "PV1-19",
+        "Only a patient on leave",
+    );
+    let unknown = class_event("A21", "I", "V7999", "", "20240615100000");
+    assert_content(&err(&mut r, &unknown), 204, "PV1-19", "'V7999'");
+}
+
+#[test]
+fn a38_cancels_a_pre_admission_only() {
+    let mut r = TestRecord::new();
+    let a05 = m(&[
+        &msh("ADT^A05^ADT_A05", "80"),
+        "EVN|A05|20240612093000",
+        &format!("PID|1||{NHS1}^^^NHS^NH"),
+        &seg("PV1", &[(1, "1"), (2, "P"), (3, BED4), (19, "V8501")]),
+        &seg("PV2", &[(8, "20240620090000")]),
+    ]);
+    ok(&mut r, &a05);
+    let planned = one(&r, "Encounter");
+    assert_eq!(planned["status"], "planned");
+    let a = ok(
+        &mut r,
+        &class_event("A38", "P", "V8501", "", "20240613090000"),
+    );
+    assert!(a.summary.contains("cancelled"), "{}", a.summary);
+    let e = one(&r, "Encounter");
+    assert_eq!(e["status"], "cancelled");
+    assert_eq!(e["class"], planned["class"]);
+    assert_eq!(e["period"], planned["period"]);
+    assert_eq!(e["location"], planned["location"]);
+    // A pre-admission held no bed and none is touched.
+    assert_eq!(bed_status(&r, "RWG/WARD7/BAY2/BED4"), "none");
+    // Resend: nothing changes.
+    ok(
+        &mut r,
+        &class_event("A38", "P", "V8501", "", "20240613090000"),
+    );
+    assert_eq!(one(&r, "Encounter")["status"], "cancelled");
+    // An admission in progress is not a pre-admission (A11 cancels it).
+    ok(&mut r, &admit(NHS1, "V8502", BED1));
+    let wrong = class_event("A38", "I", "V8502", "", "20240613100000");
+    assert_content(&err(&mut r, &wrong), 207, "PV1-19", "in-progress");
+    let unknown = class_event("A38", "P", "V8599", "", "20240613100000");
+    assert_content(&err(&mut r, &unknown), 204, "PV1-19", "'V8599'");
 }

@@ -40,6 +40,20 @@ const EXPECTED_FAILURES: &[Expected] = &[
         "'40007716'",
     ),
     (
+        "fhir-converter/ADT-A06-01.hl7",
+        "MSG00006",
+        204,
+        "PV1-19",
+        "'5001'",
+    ),
+    (
+        "fhir-converter/ADT-A07-01.hl7",
+        "MSG00007",
+        204,
+        "PV1-19",
+        "'5001'",
+    ),
+    (
         "fhir-converter/ADT-A08-01.hl7",
         "MSG00001",
         204,

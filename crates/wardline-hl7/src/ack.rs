@@ -52,6 +52,127 @@ impl AckCode {
     }
 }
 
+impl AckCode {
+    /// The code of an MSA-1 value, or `None`.
+    pub fn parse(s: &str) -> Option<AckCode> {
+        Some(match s.trim() {
+            "AA" => AckCode::AA,
+            "AE" => AckCode::AE,
+            "AR" => AckCode::AR,
+            "CA" => AckCode::CA,
+            "CE" => AckCode::CE,
+            "CR" => AckCode::CR,
+            _ => return None,
+        })
+    }
+
+    /// The enhanced-mode commit code of an outcome: accepted `CA`, error
+    /// `CE`, reject `CR` (a commit code is returned as it is).
+    pub fn commit(self) -> AckCode {
+        match self {
+            AckCode::AA | AckCode::CA => AckCode::CA,
+            AckCode::AE | AckCode::CE => AckCode::CE,
+            AckCode::AR | AckCode::CR => AckCode::CR,
+        }
+    }
+
+    /// Whether the code says the message was accepted (`AA` or `CA`).
+    pub fn is_accept(self) -> bool {
+        matches!(self, AckCode::AA | AckCode::CA)
+    }
+}
+
+/// When an acknowledgement is wanted (table 0155, MSH-15 and MSH-16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckCondition {
+    /// `AL`, and an empty or unknown value (HL7's default: always).
+    Always,
+    /// `NE`
+    Never,
+    /// `ER`: only on an error or reject.
+    ErrorOnly,
+    /// `SU`: only on success.
+    SuccessOnly,
+}
+
+impl AckCondition {
+    pub fn parse(s: &str) -> AckCondition {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "NE" => AckCondition::Never,
+            "ER" => AckCondition::ErrorOnly,
+            "SU" => AckCondition::SuccessOnly,
+            _ => AckCondition::Always,
+        }
+    }
+
+    /// Whether an acknowledgement is sent for an outcome.
+    pub fn wants(self, accepted: bool) -> bool {
+        match self {
+            AckCondition::Always => true,
+            AckCondition::Never => false,
+            AckCondition::ErrorOnly => !accepted,
+            AckCondition::SuccessOnly => accepted,
+        }
+    }
+}
+
+/// The acknowledgement mode a message asks for: original when MSH-15 and
+/// MSH-16 are both empty, else enhanced (an empty one of the two is `AL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    Original,
+    Enhanced {
+        /// MSH-15: the commit (accept) acknowledgement.
+        accept: AckCondition,
+        /// MSH-16: the application acknowledgement.
+        application: AckCondition,
+    },
+}
+
+impl AckMode {
+    pub fn of(msg: &Message<'_>) -> AckMode {
+        let field = |n: usize| {
+            msg.header()
+                .field(n)
+                .map(|f| f.raw().trim().to_owned())
+                .unwrap_or_default()
+        };
+        let (accept, application) = (field(15), field(16));
+        if accept.is_empty() && application.is_empty() {
+            AckMode::Original
+        } else {
+            AckMode::Enhanced {
+                accept: AckCondition::parse(&accept),
+                application: AckCondition::parse(&application),
+            }
+        }
+    }
+}
+
+/// The enhanced-mode commit acknowledgement of an acknowledgement built by
+/// [`ack`]: the same ACK (header, MSA-2, ERR segments) with MSA-1 the commit
+/// code ([`AckCode::commit`]) and its own MSH-10 (the application ACK's
+/// with `C` appended). `None` when `application_ack` has no MSH or MSA.
+pub fn commit_ack(application_ack: &str) -> Option<String> {
+    let sep = application_ack.get(3..4)?;
+    let mut saw_msa = false;
+    let mut out = Vec::new();
+    for seg in application_ack.split('\r') {
+        let mut fields: Vec<String> = seg.split(sep).map(str::to_owned).collect();
+        match fields.first().map(String::as_str) {
+            // MSH-1 is the separator itself, so MSH-n is fields[n - 1].
+            Some("MSH") if fields.len() > 9 => fields[9].push('C'),
+            Some("MSA") if fields.len() > 1 => {
+                fields[1] = AckCode::parse(&fields[1])?.commit().as_str().to_owned();
+                saw_msa = true;
+            }
+            _ => {}
+        }
+        out.push(fields.join(sep));
+    }
+    saw_msa.then(|| out.join("\r"))
+}
+
 /// ERR-4 severity (table 0516).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Severity {

@@ -77,8 +77,8 @@ pub mod segment;
 pub mod separators;
 
 pub use ack::{
-    AckCode, AckOptions, ErrorDetail, ErrorLocation, Severity, ack, ack_unparsed, ack_with,
-    salvage_header,
+    AckCode, AckCondition, AckMode, AckOptions, ErrorDetail, ErrorLocation, Severity, ack,
+    ack_unparsed, ack_with, commit_ack, salvage_header,
 };
 pub use builder::{MessageBuilder, SegmentBuilder};
 pub use error::{ParseError, PathError};

@@ -25,6 +25,17 @@
 //!    type is recorded `on-hold` and answered `AA`, or recorded `not-done`
 //!    and answered `AR`, per [`UnsupportedPolicy`]. A store failure is
 //!    answered `AR` (resend later), never `AA`.
+//! 5. Acknowledgement mode ([`Receipt::replies`]). Original mode (MSH-15
+//!    and MSH-16 both empty): the one reply is the ACK above, exactly as
+//!    before. Enhanced mode (either present; table 0155 AL always, NE
+//!    never, ER only on error or reject, SU only on success; an empty one
+//!    of the two counts as AL): the commit ACK when MSH-15 wants it — `CA`
+//!    applied and committed, `CE` refused for its content, `CR` rejected
+//!    (unparsable, unmapped under the reject policy, not stored) — the same
+//!    ACK with the commit code and its own MSH-10, then the application ACK
+//!    (`AA`/`AE`/`AR`, the one recorded) when MSH-16 wants it. Both are made
+//!    once the outcome is committed, so a `CA` always means committed. A
+//!    resend gets the same replies for its mode.
 
 use std::sync::Arc;
 
@@ -32,7 +43,7 @@ use serde_json::{Value, json};
 use wardline_core::FhirService;
 use wardline_fhir::FhirError;
 use wardline_fhir::datetime::{format_instant, now_ms};
-use wardline_hl7::{AckCode, ErrorDetail, Message, ack, ack_unparsed};
+use wardline_hl7::{AckCode, AckMode, ErrorDetail, Message, ack, ack_unparsed, commit_ack};
 use wardline_hl7_fhir::records::{RETRY, TxRecords};
 use wardline_hl7_fhir::{MapError, MapErrorKind, MappingConfig, inbound};
 
@@ -61,13 +72,57 @@ pub struct EngineConfig {
 /// The outcome of one inbound message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Receipt {
-    /// The ACK to send back (ER7 text).
+    /// The (application) ACK of the outcome (ER7 text), `AA`/`AE`/`AR`:
+    /// the one kept in the message's record and sent again for a resend.
+    /// In original mode it is the reply.
     pub ack: String,
+    /// Its MSA-1 code.
     pub code: AckCode,
     /// The id of the `Communication` recording the message, when recorded.
     pub record_id: Option<String>,
     /// The message had been received before; nothing was applied.
     pub duplicate: bool,
+    /// What goes back over the connection, in order: in original mode
+    /// `[ack]`; in enhanced mode the commit ACK (`CA`/`CE`/`CR`) when MSH-15
+    /// asks for it, then the application ACK (`ack`) when MSH-16 does.
+    /// Possibly empty (`NE`, or `ER` on success / `SU` on failure).
+    pub replies: Vec<String>,
+}
+
+/// The acknowledgement mode of raw input: from its MSH when it parses (or
+/// its MSH line can be salvaged), else original.
+fn ack_mode_of(raw: &[u8]) -> AckMode {
+    match Message::parse_bytes(raw) {
+        Ok(m) => AckMode::of(&m),
+        Err(_) => wardline_hl7::salvage_header(raw)
+            .map(|m| AckMode::of(&m))
+            .unwrap_or(AckMode::Original),
+    }
+}
+
+/// The replies of a receipt in an acknowledgement mode (see
+/// [`Receipt::replies`]). Called only once the outcome is durably
+/// committed (or refused), so a `CA` always means committed.
+fn replies(mode: AckMode, r: &Receipt) -> Vec<String> {
+    match mode {
+        AckMode::Original => vec![r.ack.clone()],
+        AckMode::Enhanced {
+            accept,
+            application,
+        } => {
+            let accepted = r.code.is_accept();
+            let mut out = Vec::new();
+            if accept.wants(accepted)
+                && let Some(c) = commit_ack(&r.ack)
+            {
+                out.push(c);
+            }
+            if application.wants(accepted) {
+                out.push(r.ack.clone());
+            }
+            out
+        }
+    }
 }
 
 pub struct Engine {
@@ -96,8 +151,16 @@ impl Engine {
         &self.svc
     }
 
-    /// Processes one message (the bytes of one MLLP frame).
+    /// Processes one message (the bytes of one MLLP frame). The receipt's
+    /// [`Receipt::replies`] are what goes back to the sender, in order (see
+    /// the module documentation on acknowledgement modes).
     pub fn receive(&self, raw: &[u8]) -> Receipt {
+        let mut r = self.receive_applied(raw);
+        r.replies = replies(ack_mode_of(raw), &r);
+        r
+    }
+
+    fn receive_applied(&self, raw: &[u8]) -> Receipt {
         let msg = match Message::parse_bytes(raw) {
             Ok(m) => m,
             Err(e) => {
@@ -108,6 +171,7 @@ impl Engine {
                     code: AckCode::AR,
                     record_id,
                     duplicate: false,
+                    replies: Vec::new(),
                 };
             }
         };
@@ -124,6 +188,7 @@ impl Engine {
                 code: AckCode::AR,
                 record_id,
                 duplicate: false,
+                replies: Vec::new(),
             };
         }
         let app = msg.sending_application().unwrap_or_default().to_owned();
@@ -150,6 +215,7 @@ impl Engine {
             code: AckCode::AR,
             record_id: None,
             duplicate: false,
+            replies: Vec::new(),
         }
     }
 
@@ -225,6 +291,7 @@ impl Engine {
                 ack: reply,
                 record_id: Some(id.to_owned()),
                 duplicate: true,
+                replies: Vec::new(),
             });
         }
         let mtype = msg.message_type().unwrap_or_default().into_owned();
@@ -268,6 +335,7 @@ impl Engine {
                 code,
                 record_id: Some(id.to_owned()),
                 duplicate: false,
+                replies: Vec::new(),
             });
         }
         tx.set_origin(app);
@@ -290,6 +358,7 @@ impl Engine {
                     code: AckCode::AA,
                     record_id: Some(id.to_owned()),
                     duplicate: false,
+                    replies: Vec::new(),
                 })
             }
             Err(e) if e.kind == MapErrorKind::Internal && e.text.starts_with(RETRY) => {
@@ -325,6 +394,7 @@ impl Engine {
                     code,
                     record_id: Some(id.to_owned()),
                     duplicate: false,
+                    replies: Vec::new(),
                 })
             }
         }
@@ -451,14 +521,8 @@ fn lock_index(id: &str) -> usize {
 }
 
 fn ack_code_of(reply: &str) -> AckCode {
-    match Message::parse(reply)
+    Message::parse(reply)
         .ok()
-        .and_then(|m| m.get("MSA-1").ok().flatten().map(str::to_owned))
-        .as_deref()
-    {
-        Some("AE") => AckCode::AE,
-        Some("AR") => AckCode::AR,
-        Some("CA") => AckCode::CA,
-        _ => AckCode::AA,
-    }
+        .and_then(|m| m.get("MSA-1").ok().flatten().and_then(AckCode::parse))
+        .unwrap_or(AckCode::AA)
 }

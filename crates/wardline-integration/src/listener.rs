@@ -8,6 +8,20 @@
 //! the back-pressure: a sender in original mode waits for each ACK anyway,
 //! and one that pipelines fills the socket buffers and is slowed by TCP.
 //!
+//! **Acknowledgement modes.** In original mode (MSH-15 and MSH-16 empty)
+//! the one reply is the ACK (`AA`/`AE`/`AR`). In enhanced mode (either
+//! present) the replies are written back to back on the same connection:
+//! first the commit ACK (`CA`/`CE`/`CR`) when MSH-15 asks for it, then the
+//! application ACK (`AA`/`AE`/`AR`) when MSH-16 does, each its own MLLP
+//! frame with its own MSH-10. Both are written only after the message and
+//! its record are committed (Wardline commits and applies in one
+//! transaction, so the application outcome is known when the commit ACK
+//! goes). Wardline does not open a connection back to the sender for the
+//! application ACK (it has no address for it): a sender in enhanced mode
+//! reads it from this connection after the commit ACK. When neither is
+//! wanted (`NE`/`NE`, or `ER` on success) nothing is written and the next
+//! frame is read.
+//!
 //! Framing errors never close a healthy connection: bytes outside a frame
 //! are dropped with a warning; a frame over [`ListenerConfig::max_frame`]
 //! is answered `AR` (from whatever MSH it starts with) and skipped. A
@@ -85,9 +99,9 @@ async fn connection(
                 .await
                 .map_err(std::io::Error::other)?;
             METRICS.count(&receipt);
-            stream
-                .write_all(&encode_frame(receipt.ack.as_bytes()))
-                .await?;
+            for reply in &receipt.replies {
+                stream.write_all(&encode_frame(reply.as_bytes())).await?;
+            }
         }
         let n = match tokio::time::timeout(cfg.idle_timeout, stream.read(&mut buf)).await {
             Ok(r) => r?,

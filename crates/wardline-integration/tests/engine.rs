@@ -513,3 +513,141 @@ fn the_listener_closes_idle_connections_and_serves_frames_in_order() {
     let n = c.read(&mut buf).unwrap();
     assert_eq!(n, 0, "closed after the idle timeout");
 }
+
+/// `a01` asking for enhanced mode (MSH-15, MSH-16).
+fn enhanced(text: &str, accept: &str, application: &str) -> String {
+    text.replacen("|P|2.4\r", &format!("|P|2.4|||{accept}|{application}\r"), 1)
+}
+
+/// MSA-1 of each reply.
+fn codes(r: &wardline_integration::Receipt) -> Vec<String> {
+    r.replies.iter().map(|a| msa(a, "MSA-1")).collect()
+}
+
+#[test]
+fn original_mode_replies_with_the_one_ack() {
+    let engine = Engine::new(service(vec![]), EngineConfig::default());
+    let r = engine.receive(a01("O1", "9434765919", "BED1").as_bytes());
+    assert_eq!(r.replies, std::slice::from_ref(&r.ack));
+    assert_eq!(codes(&r), ["AA"]);
+    let bad = engine.receive(a01("O2", "9434765918", "BED2").as_bytes());
+    assert_eq!(codes(&bad), ["AE"]);
+    assert_eq!(bad.replies, std::slice::from_ref(&bad.ack));
+}
+
+#[test]
+fn enhanced_mode_commit_ack_after_commit_then_application_ack() {
+    let svc = service(vec![]);
+    let engine = Engine::new(svc.clone(), EngineConfig::default());
+
+    // AL/AL: CA then AA, both for the message, each with its own MSH-10.
+    let r = engine.receive(enhanced(&a01("E1", "9434765919", "BED1"), "AL", "AL").as_bytes());
+    assert_eq!(codes(&r), ["CA", "AA"], "{:?}", r.replies);
+    assert_eq!(r.code, AckCode::AA);
+    assert_eq!(
+        r.replies[1], r.ack,
+        "the application ACK is the recorded one"
+    );
+    for a in &r.replies {
+        assert_eq!(msa(a, "MSA-2"), "E1");
+    }
+    assert_ne!(msa(&r.replies[0], "MSH-10"), msa(&r.replies[1], "MSH-10"));
+    // CA means committed: the admission is there when the receipt is.
+    assert_eq!(find(&svc, "Encounter", "status=in-progress").len(), 1);
+    assert_eq!(
+        record(&svc, r.record_id.as_deref().unwrap())["status"],
+        "completed"
+    );
+    // A resend is acknowledged the same way, nothing applied again.
+    let again = engine.receive(enhanced(&a01("E1", "9434765919", "BED1"), "AL", "AL").as_bytes());
+    assert!(again.duplicate);
+    assert_eq!(codes(&again), ["CA", "AA"]);
+
+    // Each condition of table 0155, on success and on a content error.
+    let bad_nhs = "9434765918";
+    for (accept, application, ok_codes, err_codes) in [
+        ("AL", "NE", vec!["CA"], vec!["CE"]),
+        ("NE", "AL", vec!["AA"], vec!["AE"]),
+        ("NE", "NE", vec![], vec![]),
+        ("ER", "AL", vec!["AA"], vec!["CE", "AE"]),
+        ("SU", "ER", vec!["CA"], vec!["AE"]),
+        ("AL", "SU", vec!["CA", "AA"], vec!["CE"]),
+        ("AL", "", vec!["CA", "AA"], vec!["CE", "AE"]),
+        ("", "ER", vec!["CA"], vec!["CE", "AE"]),
+    ] {
+        let n = format!("{accept}{application}");
+        let good = enhanced(
+            &a01(&format!("G{n}"), "9434765870", &format!("B{n}")),
+            accept,
+            application,
+        );
+        let r = engine.receive(good.as_bytes());
+        assert_eq!(r.code, AckCode::AA, "{}", r.ack);
+        assert_eq!(codes(&r), ok_codes, "{accept}/{application} success");
+        let bad = enhanced(&a01(&format!("X{n}"), bad_nhs, "BED9"), accept, application);
+        let r = engine.receive(bad.as_bytes());
+        assert_eq!(r.code, AckCode::AE, "{}", r.ack);
+        assert_eq!(codes(&r), err_codes, "{accept}/{application} content error");
+        // The commit error names the field like the application error.
+        for a in &r.replies {
+            assert!(a.contains(bad_nhs), "{a}");
+        }
+    }
+
+    // A reject (type not mapped, policy reject): CR then AR.
+    let strict = Engine::new(
+        svc.clone(),
+        EngineConfig {
+            unsupported: UnsupportedPolicy::Reject,
+            ..EngineConfig::default()
+        },
+    );
+    let vxu = "MSH|^~\\&|PAS|RWG|WARDLINE|RWG|20261123090000||VXU^V04^VXU_V04|R1|P|2.4|||AL|AL\r\
+               PID|1||9434765919^^^NHS^NH||SMITH^JANE\r";
+    assert_eq!(codes(&strict.receive(vxu.as_bytes())), ["CR", "AR"]);
+    // Refused before mapping (no MSH-10), asking for the commit ACK only.
+    let no_id = "MSH|^~\\&|PAS|RWG|WARDLINE|RWG|20261123090000||ADT^A01||P|2.4|||AL|NE\rPID|1\r";
+    let r = engine.receive(no_id.as_bytes());
+    assert_eq!(r.code, AckCode::AR, "{}", r.ack);
+    assert_eq!(codes(&r), ["CR"], "{:?}", r.replies);
+}
+
+#[test]
+fn the_listener_writes_the_commit_ack_then_the_application_ack() {
+    let svc = service(vec![]);
+    let engine = Arc::new(Engine::new(svc.clone(), EngineConfig::default()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(wardline_integration::serve(
+        listener,
+        engine,
+        wardline_integration::ListenerConfig::default(),
+    ));
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Enhanced (AL/AL), then NE/NE (no reply at all), then original mode.
+    let mut bytes = encode_frame(enhanced(&a01("L1", "9434765919", "BED1"), "AL", "AL").as_bytes());
+    bytes.extend(encode_frame(
+        enhanced(&a01("L2", "9434765870", "BED2"), "NE", "NE").as_bytes(),
+    ));
+    bytes.extend(encode_frame(a01("L3", "9434765838", "BED3").as_bytes()));
+    c.write_all(&bytes).unwrap();
+    let mut dec = FrameDecoder::new(1 << 20);
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0);
+        dec.push(&buf[..n]).unwrap();
+        while let Some(f) = dec.next_frame() {
+            let t = String::from_utf8(f).unwrap();
+            got.push(format!("{} {}", msa(&t, "MSA-1"), msa(&t, "MSA-2")));
+        }
+    }
+    assert_eq!(got, ["CA L1", "AA L1", "AA L3"]);
+    // L2 was applied although nothing was sent back for it.
+    assert_eq!(find(&svc, "Encounter", "status=in-progress").len(), 3);
+}

@@ -1001,3 +1001,68 @@ fn the_demo_trust_makes_a_full_bed_board() {
     )
     .unwrap();
 }
+
+#[test]
+fn leave_of_absence_keeps_the_bed_held() {
+    use wardline_workflow::adt::beds::{self, BedMaster, Mover};
+    for b in backends("leave") {
+        let (svc, a) = (&b.svc, &op());
+        let e1 = admit_at(svc, "f1", "a1", T0);
+        // On leave: the bed stays theirs (occupied, nobody else goes in).
+        svc.transact(a, |tx| {
+            let mut enc = tx.get("Encounter", &e1)?.unwrap();
+            beds::go_on_leave(&mut enc)?;
+            tx.save(enc).map(|_| ())
+        })
+        .unwrap();
+        let enc = get(svc, "Encounter", &e1);
+        assert_eq!(enc["status"], "onleave", "{}", b.name);
+        assert_eq!(enc["location"][0]["status"], "active");
+        assert_eq!(bed_state(svc, "w1", "a1"), BedState::Occupied);
+        refused(
+            adt::admit_at(svc, a, &admission("m1", "a1"), T1),
+            AdtErrorKind::Conflict,
+            "Cedar Ward · Bay A · Bed 1 is occupied",
+        );
+        refused(
+            adt::set_bed_state(svc, a, "a1", BedState::Closed),
+            AdtErrorKind::Conflict,
+            "has a patient in it",
+        );
+        // Going on leave twice changes nothing; a finished stay cannot.
+        let mut again = get(svc, "Encounter", &e1);
+        beds::go_on_leave(&mut again).unwrap();
+        assert_eq!(without_meta(again), without_meta(enc.clone()));
+        let mut done = enc.clone();
+        done["status"] = json!("finished");
+        refused(
+            beds::go_on_leave(&mut done),
+            AdtErrorKind::Conflict,
+            "finished",
+        );
+
+        // Back: in progress again in the same bed, still occupied.
+        for mover in [Mover::Feed(BedMaster::Wardline), Mover::Wardline] {
+            svc.transact(a, |tx| {
+                let mut enc = tx.get("Encounter", &e1)?.unwrap();
+                beds::back_from_leave(tx, &mut enc, mover)?;
+                tx.save(enc).map(|_| ())
+            })
+            .unwrap();
+        }
+        let back = get(svc, "Encounter", &e1);
+        assert_eq!(back["status"], "in-progress");
+        assert_eq!(back["location"], enc["location"]);
+        assert_eq!(bed_state(svc, "w1", "a1"), BedState::Occupied);
+        let mut planned = back.clone();
+        planned["status"] = json!("planned");
+        let r = svc.transact(a, |tx| {
+            beds::back_from_leave(tx, &mut planned, Mover::Wardline).map_err(Into::into)
+        });
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.to_string().contains("Only a patient on leave")),
+            "{r:?}"
+        );
+    }
+}

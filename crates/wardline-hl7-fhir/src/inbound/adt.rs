@@ -7,7 +7,7 @@ use wardline_workflow::adt::beds::{self, Mover};
 use wardline_workflow::adt::{AdtError, AdtErrorKind, BedState};
 
 use crate::records::{RETRY, TxRecords, map_err};
-use crate::{MapError, MappingConfig, Records};
+use crate::{MapError, MappingConfig, Records, codes};
 
 use super::Applied;
 use super::patient::{self, Mode};
@@ -29,6 +29,19 @@ fn refused(e: AdtError, location: &str) -> MapError {
         AdtErrorKind::NotFound => MapError::content(204, Some(location), e.message),
         AdtErrorKind::Concurrent => MapError::internal(format!("{RETRY}{}", e.message)),
         AdtErrorKind::Forbidden | AdtErrorKind::Store => MapError::internal(e.message),
+    }
+}
+
+/// A visit in the wrong state for the event (A21 for a patient not in
+/// progress, A22 for one not on leave): the sender's content, at PV1-19.
+fn state_refused(e: AdtError, visit: &str, event: &str) -> MapError {
+    match e.kind {
+        AdtErrorKind::Conflict => MapError::content(
+            207,
+            Some("PV1-19"),
+            format!("PV1-19 visit '{visit}' (ADT^{event}): {}", e.message),
+        ),
+        _ => refused(e, "PV1-19"),
     }
 }
 
@@ -277,7 +290,7 @@ fn visit_event(
             beds::leave(records.tx(), &mut enc, end.as_deref(), BedState::Cleaning)
                 .map_err(|e| refused(e, "PV1-3"))?;
             if let Some(r) = pv1.reps(36).first()
-                && let Some(d) = table_concept(r, "http://terminology.hl7.org/CodeSystem/v2-0112")
+                && let Some(d) = table_concept(r, codes::DISCHARGE_DISPOSITION_SYSTEM)
             {
                 enc["hospitalization"]["dischargeDisposition"] = d;
             }
@@ -321,6 +334,78 @@ fn visit_event(
                 .map(|l| format!(" back at {l}"))
                 .unwrap_or_default();
         }
+        "A06" | "A07" => {
+            // Change of class: an outpatient (or emergency) becomes an
+            // inpatient, or the reverse. The visit must still be open.
+            let st = enc["status"].as_str().unwrap_or_default().to_owned();
+            if matches!(st.as_str(), "finished" | "cancelled" | "entered-in-error") {
+                return Err(MapError::content(
+                    207,
+                    Some("PV1-19"),
+                    format!(
+                        "PV1-19 visit '{visit}' is {st}, so its class cannot change (ADT^{event})"
+                    ),
+                ));
+            }
+            enc["class"] = class_coding(&pv1, event)?;
+            let mut start = None;
+            if st == "planned" {
+                enc["status"] = json!("in-progress");
+                start = pv1.ts(44)?.map(|t| t.date_time()).or(when_s.clone());
+                if let Some(s) = &start {
+                    enc["period"]["start"] = json!(s);
+                }
+            }
+            // A PV1-3 other than where the patient is: they move there (an
+            // A06 admits them to that bed), through the bed rules.
+            if let Some((loc_id, path, _)) = location_chain(&pv1, 3, records, cfg)? {
+                let at = start.or(when_s.clone());
+                beds::enter(
+                    records.tx(),
+                    &mut enc,
+                    &loc_id,
+                    Some(&path),
+                    at.as_deref(),
+                    mover,
+                )
+                .map_err(|e| refused(e, "PV1-3"))?;
+                note = format!(" at {path}");
+            }
+            visit_fields(&mut enc, &pv1, records, cfg)?;
+        }
+        "A21" => {
+            beds::go_on_leave(&mut enc).map_err(|e| state_refused(e, &visit, event))?;
+        }
+        "A22" => {
+            beds::back_from_leave(records.tx(), &mut enc, mover).map_err(|e| {
+                if e.kind == AdtErrorKind::Conflict && e.message.starts_with("Only a patient") {
+                    state_refused(e, &visit, event)
+                } else {
+                    refused(e, "PV1-3")
+                }
+            })?;
+            note = active_location(&enc)
+                .map(|l| format!(" back at {l}"))
+                .unwrap_or_default();
+        }
+        "A38" => {
+            // Cancel pre-admit: a planned visit that will not happen. A
+            // pre-admission holds no bed (its location entry is only
+            // `planned`), so no bed rule is involved.
+            match enc["status"].as_str().unwrap_or_default() {
+                "planned" => enc["status"] = json!("cancelled"),
+                "cancelled" => {}
+                other => {
+                    return Err(MapError::content(
+                        207,
+                        Some("PV1-19"),
+                        format!(
+                            "PV1-19 visit '{visit}' is {other}, not a pre-admission: ADT^A38 cancels only a planned visit (A11 cancels an admission)"
+                        ),
+                    ));
+                }
+            }
+        }
         "A13" => {
             if enc["status"] == "finished" {
                 enc["status"] = json!("in-progress");
@@ -363,37 +448,30 @@ fn tidy(enc: &mut Value) {
     }
 }
 
-/// PV1-2 patient class (table 0004) → Encounter.class (v3 ActCode); empty,
-/// `N` and `U` take the event's default.
+/// PV1-2 patient class (table 0004) → Encounter.class (v3 ActCode,
+/// [`codes::PATIENT_CLASS`]); empty, `N` and `U` take the event's default
+/// (A04 and A07 AMB, A05 PRENC, else IMP).
 fn class_coding(pv1: &Seg<'_, '_>, event: &str) -> Result<Value, MapError> {
     let given = pv1.v(2).map(|c| c.to_ascii_uppercase());
     let code = match given.as_deref() {
-        Some("I") | Some("B") => "IMP",
-        Some("E") => "EMER",
-        Some("O") | Some("R") | Some("C") => "AMB",
-        Some("P") => "PRENC",
         Some("N") | Some("U") | None => match event {
-            "A04" => "AMB",
+            "A04" | "A07" => "AMB",
             "A05" => "PRENC",
             _ => "IMP",
         },
-        Some(other) => {
-            return Err(MapError::content(
+        Some(other) => codes::to_fhir(codes::PATIENT_CLASS, other).ok_or_else(|| {
+            MapError::content(
                 103,
                 Some(&pv1.loc(2)),
                 format!(
-                    "{} patient class '{other}' is not in HL7 table 0004 (E, I, O, P, R, B, C, N, U)",
-                    pv1.loc(2)
+                    "{} patient class '{other}' is not in HL7 table 0004 ({}, N, U)",
+                    pv1.loc(2),
+                    codes::v2_codes(codes::PATIENT_CLASS)
                 ),
-            ));
-        }
+            )
+        })?,
     };
-    let display = match code {
-        "IMP" => "inpatient encounter",
-        "EMER" => "emergency",
-        "AMB" => "ambulatory",
-        _ => "pre-admission",
-    };
+    let display = codes::patient_class_display(code);
     Ok(json!({"system": V3_ACT_CODE, "code": code, "display": display}))
 }
 
@@ -438,14 +516,14 @@ fn visit_fields(
     if pv1.is_null(10) {
         remove(enc, "serviceType");
     } else if let Some(r) = pv1.reps(10).first()
-        && let Some(c) = table_concept(r, "http://terminology.hl7.org/CodeSystem/v2-0069")
+        && let Some(c) = table_concept(r, codes::SERVICE_TYPE_SYSTEM)
     {
         enc["serviceType"] = c;
     }
     if pv1.is_null(14) {
         remove(&mut enc["hospitalization"], "admitSource");
     } else if let Some(r) = pv1.reps(14).first()
-        && let Some(c) = table_concept(r, "http://terminology.hl7.org/CodeSystem/v2-0023")
+        && let Some(c) = table_concept(r, codes::ADMIT_SOURCE_SYSTEM)
     {
         enc["hospitalization"]["admitSource"] = c;
     }

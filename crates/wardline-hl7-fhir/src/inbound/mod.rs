@@ -69,26 +69,41 @@
 //!
 //! # ADT → Encounter and Location
 //!
+//! * Every event here is one Wardline also sends (`outbound`): applied to
+//!   the Encounter as it was before the change that made outbound send it,
+//!   the event gives the Encounter as it was after (the round trip is
+//!   tested in `tests/outbound_roundtrip.rs`).
 //! * The Encounter is identified by the visit number PV1-19 (system
-//!   `{base}/visit`). A01/A04/A05 create it; A02, A03, A08 (with a PV1-19),
-//!   A11, A12, A13 need a known one (204 at PV1-19 naming the value; an empty
-//!   PV1-19 is 101). A08 without PV1-19 updates the patient only.
-//! * PV1-2 (table 0004) → class (v3 ActCode): I/B IMP, E EMER, O/R/C AMB, P
-//!   PRENC; empty/N/U → the event's default (A04 AMB, A05 PRENC, else IMP).
+//!   `{base}/visit`). A01/A04/A05 create it; A02, A03, A06, A07, A08 (with a
+//!   PV1-19), A11, A12, A13, A21, A22, A38 need a known one (204 at PV1-19
+//!   naming the value; an empty PV1-19 is 101). A08 without PV1-19 updates
+//!   the patient only.
+//! * PV1-2 (table 0004) → class (v3 ActCode), by the table both directions
+//!   share (`codes::PATIENT_CLASS`): I/B IMP, E EMER, O/R/C AMB, P PRENC;
+//!   empty/N/U → the event's default (A04 and A07 AMB, A05 PRENC, else IMP).
 //! * PV1-3 PL (ward^room^bed^facility) → Locations site (PL-4) → ward (PL-1)
 //!   → room (PL-2) → bed (PL-3), each found/created by `{base}/location` with
 //!   the path of the levels present (`RWG/WARD7/BAY2/BED4`), physicalType
 //!   si/wa/ro/bd, `partOf` the level above. Encounter.location holds the most
 //!   specific level, with `status` and `period`.
-//! * Bed operationalStatus (v2-0116): `O` when a patient is admitted,
-//!   registered or transferred into it (and when a cancel transfer/discharge
-//!   puts them back), `H` housekeeping when they leave it (transfer out,
-//!   discharge), `U` unoccupied after a cancelled admission or a cancelled
-//!   transfer into it.
+//! * Beds: the mapping never writes a bed itself. Every event that puts a
+//!   patient in or out of a bed calls `wardline_workflow::adt::beds`
+//!   (`enter`, `leave`, `undo_move`, `return_to_last`, `go_on_leave`,
+//!   `back_from_leave`, as `Mover::Feed(MappingConfig::bed_master)`), which
+//!   locks and checks the bed and keeps its operationalStatus (v2-0116):
+//!   `O` when a patient is admitted, registered or transferred into it (and
+//!   when a cancel transfer/discharge puts them back), `H` housekeeping when
+//!   they leave it (transfer out, discharge), `U` unoccupied after a
+//!   cancelled admission or a cancelled transfer into it. A bed that cannot
+//!   take the patient (another patient, closed, blocked) refuses the message
+//!   with 207 at PV1-3 where Wardline is bed master, or stands with a
+//!   bed-clash Task where an external PAS is.
 //! * PV1-7/8/17 (XCN) → participant ATND/REF/ADM (v3-ParticipationType),
 //!   replacing the participants of that type; PV1-10 → serviceType
 //!   (v2-0069); PV1-14 → hospitalization.admitSource (v2-0023); PV1-36 →
-//!   hospitalization.dischargeDisposition (v2-0112).
+//!   hospitalization.dischargeDisposition (v2-0112). These are IS fields:
+//!   the code comes without its system, so it is read back with the system
+//!   of its v2 table whatever system it was sent from.
 //! * Event times: the event time is EVN-6, else EVN-2, else MSH-7.
 //! * A01 admit / A04 register: status in-progress, period.start PV1-44 else
 //!   the event time, the location becomes the active entry (a resend at the
@@ -112,11 +127,38 @@
 //! * A13 cancel discharge: back to in-progress, period.end and
 //!   dischargeDisposition removed, the last location active again (bed `O`);
 //!   an encounter that is not finished is left as it is (resend).
+//! * A06 change an outpatient to an inpatient / A07 an inpatient to an
+//!   outpatient (outbound sends them when the class of a current encounter
+//!   changes to or from IMP): class from PV1-2 (default IMP for A06, AMB for
+//!   A07); a `planned` visit becomes in-progress (period.start as A01); a
+//!   PV1-3 other than the patient's current place moves them there through
+//!   `beds::enter` (A06: the admission to that bed; the bed rules apply, 207
+//!   at PV1-3 when refused); PV1-3 empty or where they are: no move (an A07
+//!   does not by itself free the bed: a transfer or discharge does). A
+//!   finished, cancelled or entered-in-error visit → 207 at PV1-19.
+//! * A21 leave of absence (in-progress → `onleave`) through
+//!   `beds::go_on_leave`: the location entry stays active, so **the bed
+//!   stays held** (`onleave` is a current status: the board shows it
+//!   occupied and no one else can be admitted to it); nothing is written to
+//!   the bed. A22 back from leave (`onleave` → in-progress) through
+//!   `beds::back_from_leave`, which checks the held bed still takes them
+//!   (like A13) and marks it occupied. A resend (already on leave / back)
+//!   changes nothing; A21 for a visit not in progress or A22 for one not on
+//!   leave → 207 at PV1-19.
+//! * A38 cancel pre-admit: a `planned` visit becomes `cancelled` (a
+//!   pre-admission that will not happen; period and planned location are
+//!   kept as the record of what was planned). A pre-admission holds no bed
+//!   (its location entry is only `planned`), so no bed rule is involved. An
+//!   already cancelled visit is a resend (nothing changes); any other status
+//!   → 207 at PV1-19 (an admission is cancelled with A11). Outbound also
+//!   sends A38 for a planned visit entered in error: it reads back
+//!   `cancelled`.
 //! * A28 add person / A31 update person: Patient only (created when unknown).
 //! * A40 merge: PID is the surviving patient (found/created and updated),
 //!   MRG-1 the prior identifiers (same NHS/local rules) → the source patient
-//!   (unknown → 204 at MRG-1), then `Records::merge_patients(source,
-//!   target)`. When the prior identifiers already lead to the survivor
+//!   (unknown → 204 at MRG-1), then `wardline_workflow::pmi::merge_in(source,
+//!   target)` (references repointed, Provenance, unmerge; its refusals are
+//!   207 at MRG-1). When the prior identifiers already lead to the survivor
 //!   (resend) nothing changes.
 //!
 //! # ORM^O01 / OML^O21 → ServiceRequest
@@ -127,12 +169,15 @@
 //!   filler ORC-3/OBR-3 (`{base}/filler-order`, type FILL); found by placer,
 //!   then filler; new numbers are added. Both empty → 101 at ORC-2.
 //! * ORC-1 (table 0119) → status: NW/RL/OK/SN/RO/RP (or empty) active,
-//!   CA/OC/DC/CR/OD/DR revoked, HD/OH on-hold; XO/XX/XR/SC/RE take ORC-5
-//!   (table 0038: A/IP/SC active, CA/DC/RP revoked, CM completed, ER
-//!   entered-in-error, HD on-hold) or keep the stored status. Unknown codes
-//!   → 103. Cancelling an unknown order → 204 at ORC-2. intent `order`.
-//! * code OBR-4; priority TQ1-9, else OBR-27.6, else ORC-7.6: S stat, A asap,
-//!   P/T urgent, R/C/PRN routine (else 103); requester ORC-12 (else OBR-16);
+//!   CA/OC/DC/CR/OD/DR revoked (entered-in-error when ORC-5 is ER, as
+//!   Wardline sends a request entered in error), HD/OH on-hold;
+//!   XO/XX/XR/SC/RE take ORC-5 (table 0038, `codes::ORDER_STATUS`: A/IP/SC
+//!   active, CA/DC/RP revoked, CM completed, ER entered-in-error, HD
+//!   on-hold) or keep the stored status. Unknown codes → 103. Cancelling an
+//!   unknown order → 204 at ORC-2. intent `order`.
+//! * code OBR-4; priority TQ1-9, else OBR-27.6, else ORC-7.6
+//!   (`codes::PRIORITY`): S stat, A asap, P/T urgent, R/C/PRN routine (else
+//!   103); requester ORC-12 (else OBR-16);
 //!   authoredOn ORC-9; reasonCode OBR-31; subject; encounter by PV1-19 when
 //!   that visit is known.
 //!
@@ -145,7 +190,7 @@
 //!   (required, 101); status OBR-25 (table 0123: O/I/S registered, A
 //!   partial, P/R preliminary, C/M corrected, F final, X cancelled, Y/Z or
 //!   empty unknown); category OBR-24 (v2-0074); effective OBR-7; issued
-//!   OBR-22; NTEs after the OBR → conclusion.
+//!   OBR-22; NTEs after the OBR → conclusion. (`codes::REPORT_STATUS`.)
 //! * One Observation per OBX, identified by `{base}/observation` |
 //!   `<filler>-<OBR occurrence in the message>-<OBX-3 code>-<OBX-4>`, and
 //!   rewritten as a whole each time (a corrected value replaces the old one).
@@ -160,7 +205,7 @@
 //!   OBX-7 → referenceRange (`a-b`, `<b`, `>a`, else text); OBX-8 →
 //!   interpretation (v2-0078); OBX-11 (table 0085: F/U final, C corrected,
 //!   P/R/S preliminary, I/O registered, X/N cancelled, D/W entered-in-error;
-//!   empty → from the report status); OBX-14 effective (else OBR-7); NTEs
+//!   empty → from the report status; `codes::OBSERVATION_STATUS`); OBX-14 effective (else OBR-7); NTEs
 //!   after the OBX → note. Observations of an earlier version that the new
 //!   message no longer carries are left as they are, but dropped from
 //!   DiagnosticReport.result.
@@ -182,8 +227,10 @@
 //! * participant: the patient, AIP-3 Practitioners (AIP-4 role → type),
 //!   AIL-3 Locations (the PV1-3 hierarchy rules), AIG-3 resources as a
 //!   display-only actor; all `required`/`accepted`; rebuilt from each
-//!   message. reasonCode SCH-6 and SCH-7, appointmentType SCH-8, serviceType
-//!   AIS-3.
+//!   message. SCH-6 → reasonCode (S15: cancelationReason), SCH-7
+//!   (table 0276) → appointmentType, the binding FHIR R4 gives it and what
+//!   Wardline sends there (SCH-8, table 0277, only when SCH-7 is empty);
+//!   `codes::SCH_*`. serviceType AIS-3.
 //!
 //! # MDM → DocumentReference
 //!
@@ -225,7 +272,8 @@ pub struct Applied {
 }
 
 const ADT_EVENTS: &[&str] = &[
-    "A01", "A02", "A03", "A04", "A05", "A08", "A11", "A12", "A13", "A28", "A31", "A40",
+    "A01", "A02", "A03", "A04", "A05", "A06", "A07", "A08", "A11", "A12", "A13", "A21", "A22",
+    "A28", "A31", "A38", "A40",
 ];
 
 const SIU_EVENTS: &[&str] = &["S12", "S13", "S14", "S15", "S17", "S26"];

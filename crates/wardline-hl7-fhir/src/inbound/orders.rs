@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use wardline_hl7::{Message, Repetition};
 
-use crate::{MapError, MappingConfig, Records};
+use crate::{MapError, MappingConfig, Records, codes};
 
 use super::Applied;
 use super::adt::find_encounter;
@@ -113,31 +113,30 @@ fn order_status(orc: &Seg<'_, '_>) -> Result<Option<&'static str>, MapError> {
     let control = orc.v(1).map(|c| c.to_ascii_uppercase());
     let from_status = |orc: &Seg<'_, '_>| -> Result<Option<&'static str>, MapError> {
         let Some(st) = orc.v(5) else { return Ok(None) };
-        Ok(Some(match st.to_ascii_uppercase().as_str() {
-            "A" | "IP" | "SC" => "active",
-            "CA" | "DC" | "RP" => "revoked",
-            "CM" => "completed",
-            "ER" => "entered-in-error",
-            "HD" => "on-hold",
-            other => {
-                return Err(MapError::content(
-                    103,
-                    Some(&orc.loc(5)),
-                    format!(
-                        "{} order status '{other}' is not in HL7 table 0038",
-                        orc.loc(5)
-                    ),
-                ));
-            }
-        }))
+        match codes::to_fhir(codes::ORDER_STATUS, &st) {
+            Some(s) => Ok(Some(s)),
+            None => Err(MapError::content(
+                103,
+                Some(&orc.loc(5)),
+                format!(
+                    "{} order status '{st}' is not in HL7 table 0038",
+                    orc.loc(5)
+                ),
+            )),
+        }
     };
     Ok(match control.as_deref() {
         None => Some("active"),
         Some("NW") | Some("RL") | Some("OK") | Some("SN") | Some("RO") | Some("RP") => {
             Some("active")
         }
+        // A cancel whose ORC-5 says the order was entered in error (as
+        // Wardline sends it) withdraws it as such.
         Some("CA") | Some("OC") | Some("DC") | Some("CR") | Some("OD") | Some("DR") => {
-            Some("revoked")
+            match from_status(orc)? {
+                Some("entered-in-error") => Some("entered-in-error"),
+                _ => Some("revoked"),
+            }
         }
         Some("HD") | Some("OH") => Some("on-hold"),
         Some("XO") | Some("XX") | Some("XR") | Some("SC") | Some("RE") => from_status(orc)?,
@@ -168,19 +167,17 @@ fn priority(o: &Order<'_, '_>) -> Result<Option<&'static str>, MapError> {
         (Some(x), _, _) | (None, Some(x), _) | (None, None, Some(x)) => x,
         _ => return Ok(None),
     };
-    Ok(Some(match code.to_ascii_uppercase().as_str() {
-        "S" => "stat",
-        "A" => "asap",
-        "P" | "T" => "urgent",
-        "R" | "C" | "PRN" => "routine",
-        other => {
-            return Err(MapError::content(
-                103,
-                Some(&loc),
-                format!("{loc} priority '{other}' is not S, A, R, P, T, C or PRN"),
-            ));
-        }
-    }))
+    match codes::to_fhir(codes::PRIORITY, &code) {
+        Some(p) => Ok(Some(p)),
+        None => Err(MapError::content(
+            103,
+            Some(&loc),
+            format!(
+                "{loc} priority '{code}' is not {}",
+                codes::v2_codes(codes::PRIORITY)
+            ),
+        )),
+    }
 }
 
 pub(crate) fn apply_order(
@@ -323,24 +320,16 @@ fn report_status(obr: &Seg<'_, '_>) -> Result<&'static str, MapError> {
     let Some(s) = obr.v(25) else {
         return Ok("unknown");
     };
-    Ok(match s.to_ascii_uppercase().as_str() {
-        "O" | "I" | "S" => "registered",
-        "A" => "partial",
-        "P" | "R" => "preliminary",
-        "C" | "M" => "corrected",
-        "F" => "final",
-        "X" => "cancelled",
-        "Y" | "Z" => "unknown",
-        other => {
-            return Err(MapError::content(
-                103,
-                Some(&obr.loc(25)),
-                format!(
-                    "{} result status '{other}' is not in HL7 table 0123 (O, I, S, A, P, C, R, F, X, Y, Z)",
-                    obr.loc(25)
-                ),
-            ));
-        }
+    codes::to_fhir(codes::REPORT_STATUS, &s).ok_or_else(|| {
+        MapError::content(
+            103,
+            Some(&obr.loc(25)),
+            format!(
+                "{} result status '{s}' is not in HL7 table 0123 ({})",
+                obr.loc(25),
+                codes::v2_codes(codes::REPORT_STATUS)
+            ),
+        )
     })
 }
 
@@ -356,23 +345,15 @@ fn observation_status(obx: &Seg<'_, '_>, report: &str) -> Result<&'static str, M
             _ => "unknown",
         });
     };
-    Ok(match s.to_ascii_uppercase().as_str() {
-        "F" | "U" => "final",
-        "C" => "corrected",
-        "P" | "R" | "S" => "preliminary",
-        "I" | "O" => "registered",
-        "X" | "N" => "cancelled",
-        "D" | "W" => "entered-in-error",
-        other => {
-            return Err(MapError::content(
-                103,
-                Some(&obx.loc(11)),
-                format!(
-                    "{} observation result status '{other}' is not in HL7 table 0085",
-                    obx.loc(11)
-                ),
-            ));
-        }
+    codes::to_fhir(codes::OBSERVATION_STATUS, &s).ok_or_else(|| {
+        MapError::content(
+            103,
+            Some(&obx.loc(11)),
+            format!(
+                "{} observation result status '{s}' is not in HL7 table 0085",
+                obx.loc(11)
+            ),
+        )
     })
 }
 

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use wardline_hl7::Message;
 
-use crate::{MapError, MappingConfig, Records};
+use crate::{MapError, MappingConfig, Records, codes};
 
 use super::Applied;
 use super::adt::location_chain;
@@ -115,20 +115,23 @@ pub(crate) fn apply(
         "S26" => appt["status"] = json!("noshow"),
         _ => {}
     }
-    if event == "S15"
-        && let Some(r) = sch.reps(6).first().and_then(|r| codeable(r, cfg))
+    // SCH-6 is the reason (the cancellation reason of a cancellation),
+    // SCH-7 the appointment type (see `codes::SCH_APPOINTMENT_TYPE`).
+    let reason = sch
+        .reps(codes::SCH_REASON)
+        .first()
+        .and_then(|r| codeable(r, cfg));
+    match (event, reason) {
+        ("S15", Some(r)) => appt["cancelationReason"] = r,
+        (_, Some(r)) => appt["reasonCode"] = json!([r]),
+        _ => {}
+    }
+    if let Some(t) = sch
+        .reps(codes::SCH_APPOINTMENT_TYPE)
+        .first()
+        .or(sch.reps(codes::SCH_TYPE_0277).first())
+        .and_then(|r| codeable(r, cfg))
     {
-        appt["cancelationReason"] = r;
-    }
-    let reasons: Vec<Value> = [6, 7]
-        .iter()
-        .flat_map(|f| sch.reps(*f))
-        .filter_map(|r| codeable(&r, cfg))
-        .collect();
-    if !reasons.is_empty() && event != "S15" {
-        appt["reasonCode"] = Value::Array(reasons);
-    }
-    if let Some(t) = sch.reps(8).first().and_then(|r| codeable(r, cfg)) {
         appt["appointmentType"] = t;
     }
 

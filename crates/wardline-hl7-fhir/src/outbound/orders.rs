@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::datatypes::{ce, ce_of, clinician_id, dtm, dtm_of, number, xcn};
 use super::{Ctx, Planned, Rep, Seg, arr, first_code, identifier_value, patient, str_of, visit};
-use crate::MapError;
+use crate::{MapError, codes};
 
 /// PID, PD1 of the subject (required) and PV1 of the encounter (when it
 /// resolves).
@@ -99,20 +99,8 @@ pub(super) fn plan_order(
 fn order_segments(ctx: &mut Ctx, sr: &Value) -> Result<Vec<Seg>, MapError> {
     let placer = placer(ctx, sr);
     let filler = filler(ctx, sr);
-    let status = match str_of(sr, "status") {
-        Some("active") => Some("IP"),
-        Some("on-hold") => Some("HD"),
-        Some("revoked") => Some("CA"),
-        Some("completed") => Some("CM"),
-        Some("entered-in-error") => Some("ER"),
-        _ => None,
-    };
-    let priority = match str_of(sr, "priority") {
-        Some("stat") => Some("S"),
-        Some("asap" | "urgent") => Some("A"),
-        Some("routine") => Some("R"),
-        _ => None,
-    };
+    let status = str_of(sr, "status").and_then(|s| codes::to_v2(codes::ORDER_STATUS, s));
+    let priority = str_of(sr, "priority").and_then(|p| codes::to_v2(codes::PRIORITY, p));
     let start = dtm_of(sr, "occurrenceDateTime")
         .or_else(|| sr.get("occurrencePeriod").and_then(|p| dtm_of(p, "start")));
     let timing = Rep::new().opt(4, start).opt(6, priority);
@@ -194,13 +182,7 @@ fn report_segments(ctx: &mut Ctx, dr: &Value) -> Result<Vec<Seg>, MapError> {
         }
     }
     let filler_number = filler(ctx, dr).or_else(|| str_of(dr, "id").map(str::to_owned));
-    let status = match str_of(dr, "status") {
-        Some("final") => Some("F"),
-        Some("corrected" | "amended" | "appended") => Some("C"),
-        Some("preliminary" | "partial") => Some("P"),
-        Some("cancelled" | "entered-in-error") => Some("X"),
-        _ => None,
-    };
+    let status = str_of(dr, "status").and_then(|s| codes::to_v2(codes::REPORT_STATUS, s));
     let (start, end) = effective(dr);
     let mut obr = Seg::new("OBR");
     obr.text(1, "1")
@@ -310,15 +292,7 @@ fn obx(set_id: usize, obs: &Value, item: &Value, sub_id: Option<&str>) -> Seg {
     );
     s.opt(
         11,
-        match str_of(obs, "status") {
-            Some("final") => Some("F"),
-            Some("amended" | "corrected") => Some("C"),
-            Some("preliminary") => Some("P"),
-            Some("registered") => Some("I"),
-            Some("cancelled") => Some("X"),
-            Some("entered-in-error") => Some("W"),
-            _ => None,
-        },
+        str_of(obs, "status").and_then(|s| codes::to_v2(codes::OBSERVATION_STATUS, s)),
     );
     s.opt(14, effective(obs).0);
     s

@@ -6,7 +6,7 @@ use super::datatypes::{ce, ce_of, clinician_id, dtm_of, number, xcn};
 use super::{
     Ctx, Planned, Rep, Seg, arr, identifier_value, patient, split_reference, str_of, visit,
 };
-use crate::MapError;
+use crate::{MapError, codes};
 
 fn booked(status: &str) -> bool {
     matches!(status, "booked" | "pending" | "arrived" | "checked-in")
@@ -24,7 +24,10 @@ pub(super) fn plan(
         Some(b) => {
             let old = str_of(b, "status").unwrap_or("");
             let void = |s: &str| matches!(s, "cancelled" | "entered-in-error");
-            if void(status) && !void(old) {
+            if status == "entered-in-error" && !void(old) {
+                // Deleted (recorded in error), as inbound reads S17.
+                "S17"
+            } else if void(status) && !void(old) {
                 "S15"
             } else if status == "noshow" && old != "noshow" {
                 "S26"
@@ -69,9 +72,9 @@ pub(super) fn plan(
 }
 
 /// SCH-6: the cancellation reason of a cancelled appointment, else the
-/// first reason.
+/// first reason (as inbound reads it back).
 fn event_reason(appt: &Value) -> Rep {
-    let cancelled = matches!(str_of(appt, "status"), Some("cancelled" | "noshow"));
+    let cancelled = str_of(appt, "status") == Some("cancelled");
     match appt.get("cancelationReason") {
         Some(r) if cancelled => ce(r),
         _ => arr(appt, "reasonCode").first().map(ce).unwrap_or_default(),
@@ -107,8 +110,8 @@ fn body(ctx: &mut Ctx, appt: &Value) -> Result<Vec<Seg>, MapError> {
     let mut sch = Seg::new("SCH");
     sch.opt(1, placer)
         .opt(2, filler)
-        .rep(6, event_reason(appt))
-        .rep(7, ce_of(appt, "appointmentType"));
+        .rep(codes::SCH_REASON, event_reason(appt))
+        .rep(codes::SCH_APPOINTMENT_TYPE, ce_of(appt, "appointmentType"));
     if let Some(m) = appt.get("minutesDuration").and_then(number) {
         sch.text(9, m).text(10, "min");
     }

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::datatypes::{clinician_id, dtm, xcn};
 use super::{Ctx, Planned, Rep, Seg, arr, concept_code, first_code, patient, str_of};
-use crate::MapError;
+use crate::{MapError, codes};
 
 /// Statuses in which the patient is (or is about to be) in the visit.
 fn is_current(status: &str) -> bool {
@@ -15,15 +15,13 @@ fn is_void(status: &str) -> bool {
     matches!(status, "cancelled" | "entered-in-error")
 }
 
-/// PV1-2 patient class from Encounter.class.
+/// PV1-2 patient class from Encounter.class ([`codes::PATIENT_CLASS`];
+/// `U` when it has no v2 class).
 fn patient_class(enc: &Value) -> &'static str {
-    match enc.get("class").and_then(first_code) {
-        Some("IMP" | "ACUTE" | "NONAC" | "SS") => "I",
-        Some("EMER") => "E",
-        Some("AMB" | "HH" | "VR" | "FLD") => "O",
-        Some("PRENC") => "P",
-        _ => "U",
-    }
+    enc.get("class")
+        .and_then(first_code)
+        .and_then(|c| codes::to_v2(codes::PATIENT_CLASS, c))
+        .unwrap_or("U")
 }
 
 /// Admission (A01) for inpatients, registration (A04) otherwise.

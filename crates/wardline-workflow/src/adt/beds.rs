@@ -3,7 +3,8 @@
 //! Every channel that moves a patient calls these functions inside its own
 //! transaction: the ADT actions of this module (the UI and anything else
 //! over [`super::admit`] and friends) and the HL7 v2 inbound mapping
-//! (`wardline-hl7-fhir`, A01–A03, A11–A13). Each takes its lock on the
+//! (`wardline-hl7-fhir`, A01–A03, A06, A07, A11–A13, A21, A22). Each takes
+//! its lock on the
 //! bed it decides on ([`Tx::lock`], held in the database until commit, so
 //! two servers on one PostgreSQL are as safe as one), checks the bed,
 //! edits the Encounter's `location[]` (which the caller saves with the rest
@@ -403,6 +404,63 @@ pub fn return_to_last(tx: &mut Tx<'_>, enc: &mut Value, mover: Mover) -> Result<
         reopen(l);
     }
     match last {
+        Some(id) => {
+            tx.lock(&[key("Location", &id)])?;
+            back_to(tx, enc, &id, mover)
+        }
+        None => Ok(()),
+    }
+}
+
+/// The patient goes on leave of absence (HL7 v2 A21: they leave the
+/// hospital for a while, their bed kept for them). The encounter becomes
+/// `onleave` and its active location entry stays active, so **the bed
+/// stays held**: `onleave` is a current status, so the board shows the
+/// bed occupied by them and no one else can be put in it, and nothing is
+/// written to the bed. Only an encounter `in-progress` can go on leave
+/// (one already on leave is left as it is: a resend). The caller saves
+/// `enc`.
+pub fn go_on_leave(enc: &mut Value) -> Result<(), AdtError> {
+    match enc["status"].as_str().unwrap_or_default() {
+        "onleave" => Ok(()),
+        "in-progress" => {
+            enc["status"] = json!("onleave");
+            Ok(())
+        }
+        other => Err(AdtError::conflict(format!(
+            "Only a patient whose stay is in progress can go on leave; this one is {}.",
+            if other.is_empty() {
+                "without a status"
+            } else {
+                other
+            }
+        ))),
+    }
+}
+
+/// The patient is back from leave of absence (HL7 v2 A22): the encounter
+/// is `in-progress` again, in the bed held for them, which is checked like
+/// [`return_to_last`] (a bed given to someone else, closed or blocked
+/// meanwhile refuses a person, and a feed per the bed master) and marked
+/// occupied. Only an encounter `onleave` comes back (one already in
+/// progress is left as it is: a resend). The caller saves `enc`.
+pub fn back_from_leave(tx: &mut Tx<'_>, enc: &mut Value, mover: Mover) -> Result<(), AdtError> {
+    match enc["status"].as_str().unwrap_or_default() {
+        "in-progress" => return Ok(()),
+        "onleave" => {}
+        other => {
+            return Err(AdtError::conflict(format!(
+                "Only a patient on leave can come back from leave; this one is {}.",
+                if other.is_empty() {
+                    "without a status"
+                } else {
+                    other
+                }
+            )));
+        }
+    }
+    enc["status"] = json!("in-progress");
+    match current_location(enc) {
         Some(id) => {
             tx.lock(&[key("Location", &id)])?;
             back_to(tx, enc, &id, mover)

@@ -5,6 +5,8 @@
 //!   message records searchable;
 //! * resends acknowledged again and not applied twice; bad content `AE`
 //!   naming the field; bytes outside frames tolerated; an oversize frame `AR`;
+//!   enhanced mode (MSH-15/16): commit ACK then application ACK on the one
+//!   connection, none when not asked for (A21/A22 leave of absence);
 //! * crash safety: the server is SIGKILLed while four connections stream
 //!   admissions; after a restart every ACKed message and its effects are
 //!   there, and resending every message (ACKed or not) duplicates nothing.
@@ -296,6 +298,49 @@ fn feed(env: &Env) {
         "{m}"
     );
     assert!(m.contains("wardline_hl7_inbound_duplicates_total 1"), "{m}");
+
+    // Enhanced mode (MSH-15/MSH-16) on the same connection: the commit ACK
+    // (CA, sent after commit) then the application ACK, each a frame; with
+    // ER/NE a success is not acknowledged at all. A leave of absence (A21)
+    // and the return (A22) round the stay off.
+    let enhanced = |m: String, accept: &str, app: &str| {
+        m.replacen("|P|2.4\r", &format!("|P|2.4|||{accept}|{app}\r"), 1)
+    };
+    let (pe, ve) = (nhs(10), "VE1");
+    let ack = c
+        .send(&adt("A01", "E-1", &pe, ve, "BED8", "WARD7"))
+        .unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AA", "{ack}");
+    let commit = c
+        .send(&enhanced(
+            adt("A21", "E-2", &pe, ve, "BED8", "WARD7"),
+            "AL",
+            "AL",
+        ))
+        .unwrap();
+    assert_eq!(field(&commit, "MSA-1"), "CA", "{commit}");
+    assert_eq!(field(&commit, "MSA-2"), "E-2");
+    let app = c.exchange_raw(&[]).unwrap();
+    assert_eq!(field(&app, "MSA-1"), "AA", "{app}");
+    assert_eq!(field(&app, "MSA-2"), "E-2");
+    assert_ne!(field(&commit, "MSH-10"), field(&app, "MSH-10"));
+    // ER/NE on success: nothing comes back; the next message's ACK is next.
+    c.stream
+        .write_all(&encode_frame(
+            enhanced(adt("A22", "E-3", &pe, ve, "BED8", "WARD7"), "ER", "NE").as_bytes(),
+        ))
+        .unwrap();
+    let bad = adt("A22", "E-4", &pe, "VE-NOPE", "BED8", "WARD7");
+    let err = c.send(&enhanced(bad, "AL", "NE")).unwrap();
+    assert_eq!(field(&err, "MSA-2"), "E-4", "{err}");
+    assert_eq!(field(&err, "MSA-1"), "CE", "{err}");
+    let r = s.get(&escape_uri(&format!(
+        "Encounter?identifier=https://fhir.wardline.invalid/Id/visit|{ve}"
+    )));
+    assert_eq!(r.status, 200);
+    let e = resources(&r.body);
+    assert_eq!(e.len(), 1, "{}", r.body);
+    assert_eq!(e[0]["status"], "in-progress", "back from leave: {}", e[0]);
 }
 
 #[test]
