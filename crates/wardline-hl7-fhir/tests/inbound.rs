@@ -1200,3 +1200,23 @@ fn a38_cancels_a_pre_admission_only() {
     let unknown = class_event("A38", "P", "V8599", "", "20240613100000");
     assert_content(&err(&mut r, &unknown), 204, "PV1-19", "'V8599'");
 }
+
+#[test]
+fn an_order_follows_the_orders_lifecycle() {
+    let mut r = TestRecord::new();
+    ok(&mut r, &orm("NW", "PL900", "", &[]));
+    assert_eq!(one(&r, "ServiceRequest")["status"], "active");
+    // Cancelled (CA): an end.
+    ok(&mut r, &orm("CA", "PL900", "", &[]));
+    assert_eq!(one(&r, "ServiceRequest")["status"], "revoked");
+    // A new-order message for it again does not restart it.
+    let e = err(&mut r, &orm("NW", "PL900", "", &[]));
+    assert_content(&e, 207, "ORC-1", "place a new order");
+    assert_eq!(one(&r, "ServiceRequest")["status"], "revoked");
+    // Marking it entered in error is always possible (XO with ORC-5 ER).
+    ok(
+        &mut r,
+        &orm("XO", "PL900", "", &[]).replace("ORC|XO|PL900||", "ORC|XO|PL900|||ER"),
+    );
+    assert_eq!(one(&r, "ServiceRequest")["status"], "entered-in-error");
+}

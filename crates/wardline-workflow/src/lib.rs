@@ -1,20 +1,26 @@
-//! Workflow services: what clerks, nurses and bed managers do, as operations
-//! over FHIR resources in the one store. Nothing here has a schema of its
-//! own: a workflow reads and writes resources through
-//! [`wardline_core::FhirService`] with the caller's
-//! [`wardline_core::Access`], so every step is authorised, validated,
-//! indexed and audited like a REST interaction, and committed in one
-//! transaction.
+//! The domain services: the one home of every clinical rule. What clerks,
+//! nurses and bed managers do, as operations over FHIR resources in the one
+//! store, with no schema of their own, and reached the same way from every
+//! channel (the web UI, FHIR operations, the HL7 v2 mapping, the CLI,
+//! background jobs). A rule is written once, over a `wardline_core::Tx`
+//! (so a channel that must apply it inside its own transaction can), and
+//! offered to people and REST as a function over
+//! [`wardline_core::FhirService`] and the caller's
+//! [`wardline_core::Access`] that runs one authorised, validated and audited
+//! transaction. ARCHITECTURE.md's recipe says how a new module is added.
 //!
 //! * [`pmi`] — the Patient Master Index: search, registration with NHS
 //!   number checks, scored duplicate detection with a review queue, and
 //!   merge / unmerge with `Patient/$merge` semantics, also served over
 //!   FHIR REST as `POST Patient/$merge`.
 //! * [`chart`] — the chart summary behind the patient banner.
-//! * [`fhir`] — the one way workflows read: FHIR interactions through the
-//!   service with the caller's access.
+//! * [`fhir`] — small readers of FHIR values (a concept's text, a
+//!   reference's id); reading the record is the core's typed API.
 //! * [`adt`] — admission, transfer, discharge and their cancellations as
-//!   `Encounter` location history and `Location` bed state; the bed board.
+//!   `Encounter` location history and `Location` bed state; the bed board;
+//!   [`adt::beds`], the one place a patient enters or leaves a bed.
+//! * [`orders`] — order communications: the `ServiceRequest` status
+//!   lifecycle every channel obeys.
 //!
 //! The web UI (`wardline-web`) and the FHIR operations call these; they hold
 //! no rules of their own.
@@ -23,6 +29,7 @@
 pub mod adt;
 pub mod chart;
 pub mod fhir;
+pub mod orders;
 pub mod pmi;
 
 use wardline_core::FhirService;

@@ -174,7 +174,10 @@
 //!   XO/XX/XR/SC/RE take ORC-5 (table 0038, `codes::ORDER_STATUS`: A/IP/SC
 //!   active, CA/DC/RP revoked, CM completed, ER entered-in-error, HD
 //!   on-hold) or keep the stored status. Unknown codes → 103. Cancelling an
-//!   unknown order → 204 at ORC-2. intent `order`.
+//!   unknown order → 204 at ORC-2. The change obeys the order lifecycle of
+//!   `wardline_workflow::orders` (a completed or cancelled order is not
+//!   started again; entered-in-error is final): a message that breaks it →
+//!   207 at ORC-1 with the reason. intent `order`.
 //! * code OBR-4; priority TQ1-9, else OBR-27.6, else ORC-7.6
 //!   (`codes::PRIORITY`): S stat, A asap, P/T urgent, R/C/PRN routine (else
 //!   103); requester ORC-12 (else OBR-16);

@@ -259,7 +259,11 @@ pub(crate) fn apply_order(
         }
         sr["identifier"] = Value::Array(ids);
         if let Some(s) = status {
-            sr["status"] = json!(s);
+            // The order's lifecycle is the orders domain's: a message may not
+            // restart a completed or cancelled order.
+            let at = o.orc.as_ref().map_or("ORC-1".into(), |s| s.loc(1));
+            wardline_workflow::orders::set_status(&mut sr, s)
+                .map_err(|e| MapError::content(207, Some(&at), e.message))?;
         }
         if let Some(obr) = &o.obr
             && let Some(r) = obr.reps(4).first()
