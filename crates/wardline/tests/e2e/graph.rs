@@ -56,21 +56,7 @@ fn key(r: &Value) -> String {
 
 /// Every `reference` string anywhere in `v`.
 fn references(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if k == "reference" {
-                    if let Some(s) = x.as_str() {
-                        out.push(s.to_owned());
-                    }
-                } else {
-                    references(x, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| references(x, out)),
-        _ => {}
-    }
+    out.extend(wardline_fhir::reference::references(v).map(str::to_owned));
 }
 
 fn has_code(r: &Value, ptr: &str, code: &str) -> bool {

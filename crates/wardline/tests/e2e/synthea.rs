@@ -140,21 +140,7 @@ fn post_bundle(server: &Server, file: &Path, bundle: &Value, failures: &mut Vec<
 }
 
 fn collect_refs(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if k == "reference"
-                    && let Some(s) = x.as_str()
-                {
-                    out.push(s.to_string());
-                } else {
-                    collect_refs(x, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
-        _ => {}
-    }
+    out.extend(wardline_fhir::reference::references(v).map(str::to_owned));
 }
 
 fn run(env: Env) {
