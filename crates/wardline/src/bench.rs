@@ -535,7 +535,7 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn export_bench(a: ScaleArgs) -> Result<()> {
     use std::sync::atomic::AtomicBool;
-    use wardline_core::export::{self, ExportLevel};
+    use wardline_export::{self as export, ExportLevel};
     let service = existing_service(&a.store)?;
     let backend = service.store().backend();
     let defs = wardline_fhir::definitions::r4();
@@ -545,8 +545,7 @@ fn export_bench(a: ScaleArgs) -> Result<()> {
     let rss_before = peak_rss_mib().unwrap_or(0.0);
     let t = Instant::now();
     let out = export::export_to_dir(
-        service.store().as_ref(),
-        defs,
+        &service.bulk_reader(),
         &spec,
         dir.path(),
         &mut |_| {},

@@ -212,18 +212,20 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     let destinations = a.hl7.destinations()?;
     let service = Arc::new(
         a.hl7.service(wardline_workflow::with_operations(
-            FhirService::new(
-                store,
-                ServiceConfig {
-                    base_url: base.clone(),
-                    oauth: Some(wardline_core::OAuthUris {
-                        authorize: format!("{origin}/auth/authorize"),
-                        token: format!("{origin}/auth/token"),
-                    }),
-                    ..ServiceConfig::default()
-                },
+            wardline_export::with_exports(
+                FhirService::new(
+                    store,
+                    ServiceConfig {
+                        base_url: base.clone(),
+                        oauth: Some(wardline_core::OAuthUris {
+                            authorize: format!("{origin}/auth/authorize"),
+                            token: format!("{origin}/auth/token"),
+                        }),
+                        ..ServiceConfig::default()
+                    },
+                ),
+                export_dir.clone(),
             )
-            .with_exports(export_dir.clone())
             .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,
         ))?,
     );
