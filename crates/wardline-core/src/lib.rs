@@ -325,7 +325,7 @@ impl FhirService {
     }
 
     /// Turns the audit trail off. For benchmarks that measure what auditing
-    /// costs (`wardline bench … --audit off`) only: the server never runs
+    /// costs (`wardline-bench … --audit off`) only: the server never runs
     /// without it.
     pub fn without_audit_for_benchmark(mut self) -> FhirService {
         self.audit_enabled = false;

@@ -1,12 +1,11 @@
-//! The `wardline` binary: `serve`, `import`, `bench`.
+//! The `wardline` binary: `serve`, `import`, `export` and the other
+//! operator commands.
 //!
-//! This is the only crate that reads configuration (flags and `WARDLINE_*`
-//! environment variables) and chooses the storage backend.
+//! This is the only crate of the shipped system that reads configuration
+//! (flags and `WARDLINE_*` environment variables) and chooses the storage
+//! backend. The benchmarks are a binary of their own, `wardline-bench`.
 
 mod audit;
-mod bench;
-mod bench_mllp;
-mod bench_workspace;
 mod export;
 mod generate;
 mod hl7;
@@ -56,9 +55,6 @@ enum Command {
     /// Audit trail tools: verify the hash chain, purge old rows.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Run a benchmark and print its figures.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Manage users and their positions (roles at organisations and wards).
     #[command(subcommand)]
     User(user::UserCommand),
@@ -177,7 +173,6 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(a) => serve(a),
         Command::Import(a) => import::run(&a.paths, &a.store),
-        Command::Bench(b) => bench::run(b),
         Command::Export(a) => export::run(a),
         Command::Hl7(c) => hl7::run(c),
         Command::Audit(c) => audit::run(c),
