@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The issue-3 benchmarks at hospital scale, run on demand (never in CI):
 # generates a synthetic population, loads it into SQLite and into a throwaway
-# PostgreSQL, and runs `wardline bench chart|everything|export|explain` on each.
+# PostgreSQL, and runs `wardline-bench chart|everything|export|explain` on each.
 #
 #   scripts/bench-scale.sh [PATIENTS]        (default 10000 ≈ 1.05M resources)
 #
@@ -13,8 +13,10 @@ P="${1:-10000}"
 DIR="${BENCH_DIR:-target/bench-scale}"
 BACKENDS="${BENCH_BACKENDS:-sqlite postgres}"
 mkdir -p "$DIR"
-cargo build --release -q -p wardline
-W="$PWD/target/release/wardline"
+cargo build --release -q -p wardline -p wardline-bench
+T="${CARGO_TARGET_DIR:-$PWD/target}"
+W="$T/release/wardline"
+WB="$T/release/wardline-bench"
 GEN="$DIR/gen-$P"
 if [ ! -f "$GEN/Patient.ndjson" ]; then
     "$W" generate --patients "$P" --out "$GEN"
@@ -23,10 +25,10 @@ export RUST_LOG=warn
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%F)"
 
 run_benches() {
-    "$W" bench chart "$@"
-    "$W" bench everything "$@"
-    "$W" bench export "$@"
-    "$W" bench explain "$@"
+    "$WB" chart "$@"
+    "$WB" everything "$@"
+    "$WB" export "$@"
+    "$WB" explain "$@"
 }
 
 for b in $BACKENDS; do
@@ -41,7 +43,7 @@ for b in $BACKENDS; do
         ;;
     postgres)
         export -f run_benches
-        export W GEN
+        export W WB GEN
         scripts/with-postgres.sh bash -c '
             set -euo pipefail
             echo "== loading $GEN into PostgreSQL"

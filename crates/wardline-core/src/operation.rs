@@ -30,17 +30,33 @@
 //! implementing [`OperationHandler`] or a function
 //! `Fn(&FhirService, &OperationRequest<'_>) -> Result<FhirResponse, FhirError>`.
 //!
-//! The core registers its own operations in the same table: `$everything`
-//! on `Patient/[id]` when the service is built, and `$export` (system,
-//! `Patient` and `Group/[id]`) when exports are enabled
-//! ([`FhirService::with_exports`]). An operation that is a workflow (such as
-//! `Patient/$merge`, which lives in `wardline-workflow`) is registered by the
-//! composition root with [`FhirService::with_operation`], so the core
-//! depends on no workflow and the workflow on no web layer. The
-//! CapabilityStatement lists every entry: system operations under
-//! `rest.operation`, the others under their resource type's `operation`.
-//! (`$export-poll-status` and `$export-file` are the status and file URLs
-//! of an export, not operations; they stay routes of their own.)
+//! The core registers its own operation, `$everything` on `Patient/[id]`,
+//! when the service is built. An operation defined above the core is
+//! registered by the composition root with [`FhirService::with_operation`],
+//! through a function of its crate: `wardline_workflow::with_operations`
+//! adds `Patient/$merge`, `wardline_export::with_exports` adds Bulk Data
+//! `$export` at its three levels. So the core depends on no workflow and
+//! no export, and the workflow on no web layer. The CapabilityStatement
+//! lists every operation: system operations under `rest.operation`, the
+//! others under their resource type's `operation`.
+//!
+//! **Operation URLs.** Some operations hand out URLs of their own that are
+//! not operations: an asynchronous `$export` answers with a status URL
+//! (`$export-poll-status?_jobId=…`, polled with GET, cancelled with
+//! DELETE) whose manifest lists file URLs (`$export-file/[job]/[file]`).
+//! They live in the same table as [`OperationUrl`] entries, registered with
+//! [`FhirService::with_operation_url`]: a first segment `$name`, a fixed
+//! number of further segments, the methods accepted (GET, and DELETE with
+//! [`OperationUrl::with_delete`]) and an [`OperationHandler`], which reads
+//! the further segments with [`OperationRequest::tail`]. The choice, and
+//! why: the router already sends every `$`-path to the table (no resource
+//! type begins with `$`, so these paths can never be taken from a FHIR
+//! interaction), the handler API is the operations' own, and the module
+//! that owns the operation owns its URLs, so `route()` stays free of any
+//! module's knowledge. A separate entry type rather than an operation
+//! flag, because these URLs are not operations: they take DELETE and
+//! further path segments, which no operation does, and the
+//! CapabilityStatement does not list them.
 //!
 //! Routing: a path whose last segment starts with `$` is an operation. An
 //! unknown name at that level is 404 `not-supported`, a known one with a
@@ -48,14 +64,19 @@
 //! type; whether the instance exists is for the handler to say (after its
 //! access checks), as `$everything` does with 404 for an unknown patient.
 //!
-//! **Audit.** An operation registered from above the core writes through
+//! **Audit.** An operation that changes the record writes through
 //! [`FhirService::transact`], whose commit records the audit event of what
-//! it did (and reads through [`FhirService::handle`], each read audited as
-//! one); the interaction then records nothing more. A request that fails
-//! records one event for the attempt, with its status and reason, as any
-//! failed interaction does. The core's own operations are audited as reads
-//! are: the interaction records one event naming what left (`$export`
-//! under the subtype `export`, `$everything` under `operation`).
+//! it did (and reads through [`FhirService::handle`] or the typed record
+//! API, each read audited as one); the interaction then records nothing
+//! more. An operation that writes nothing through a transaction (a read,
+//! or work kept outside the record, such as an export job) is registered
+//! [`OperationSpec::audited_by_interaction`]: the interaction records one
+//! event, as for a read, which the handler names with
+//! [`OperationRequest::audit_as`] (`$export` under the subtype `export`,
+//! `$everything` under `operation`). Operation URLs are always audited
+//! that way (`export-status`, `export-file`). A request that fails records
+//! one event for the attempt, with its status and reason, as any failed
+//! interaction does.
 
 use std::cell::OnceCell;
 use std::sync::Arc;
@@ -122,9 +143,11 @@ where
 /// Who records the audit event of a successful call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Audit {
-    /// The operation's own transactions (every operation from above the core).
+    /// The operation's own transactions (an operation that changes the
+    /// record).
     ByOperation,
-    /// The interaction, as for a read (the core's own operations).
+    /// The interaction, as for a read (an operation that writes nothing
+    /// through a transaction).
     ByInteraction,
 }
 
@@ -216,10 +239,11 @@ impl OperationSpec {
         self
     }
 
-    /// The interaction records the audit event, as for a read: for the
-    /// core's own operations, whose handlers name the event and note what
-    /// leaves through the interaction's context.
-    pub(crate) fn audited_by_interaction(mut self) -> OperationSpec {
+    /// The interaction records the audit event, as for a read: for an
+    /// operation that writes nothing through [`FhirService::transact`]
+    /// (whose commit would record it). Its handler names the event with
+    /// [`OperationRequest::audit_as`].
+    pub fn audited_by_interaction(mut self) -> OperationSpec {
         self.audit = Audit::ByInteraction;
         self
     }
@@ -290,10 +314,103 @@ fn method_name(m: Method) -> &'static str {
     }
 }
 
-/// The table: at most one operation per level, resource type and name.
+/// A URL an operation hands out that is not itself an operation (see the
+/// module documentation): `[base]/$name` followed by a fixed number of
+/// further segments, answered by a handler. GET (and HEAD) is accepted;
+/// DELETE with [`OperationUrl::with_delete`]. Not listed in the
+/// CapabilityStatement; audited by the interaction, under the subtype the
+/// handler gives with [`OperationRequest::audit_as`].
+#[derive(Clone)]
+pub struct OperationUrl {
+    name: String,
+    segments: usize,
+    delete: bool,
+    handler: Arc<dyn OperationHandler>,
+}
+
+impl std::fmt::Debug for OperationUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperationUrl")
+            .field("name", &self.name)
+            .field("segments", &self.segments)
+            .field("delete", &self.delete)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OperationUrl {
+    /// `[base]/$name` (the `$` is taken off `name` if present), GET only,
+    /// no further segments.
+    pub fn new(name: &str, handler: impl OperationHandler + 'static) -> OperationUrl {
+        OperationUrl {
+            name: name.trim_start_matches('$').to_owned(),
+            segments: 0,
+            delete: false,
+            handler: Arc::new(handler),
+        }
+    }
+
+    /// `[base]/$name/[1]/…/[n]`: exactly `n` further segments, which the
+    /// handler reads with [`OperationRequest::tail`].
+    pub fn with_segments(mut self, n: usize) -> OperationUrl {
+        self.segments = n;
+        self
+    }
+
+    /// Also accepts DELETE.
+    pub fn with_delete(mut self) -> OperationUrl {
+        self.delete = true;
+        self
+    }
+
+    /// The name of the first segment, without `$`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many segments follow `$name`.
+    pub fn segments(&self) -> usize {
+        self.segments
+    }
+
+    /// Whether it may be requested with `m`.
+    pub fn accepts(&self, m: Method) -> bool {
+        match m {
+            Method::Get | Method::Head => true,
+            Method::Delete => self.delete,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn handler(&self) -> &dyn OperationHandler {
+        &*self.handler
+    }
+
+    /// The 405 for a method it does not accept.
+    pub(crate) fn wrong_method(&self, m: Method) -> FhirError {
+        let accepted = if self.delete {
+            "GET or DELETE"
+        } else {
+            "GET only"
+        };
+        FhirError::new(
+            405,
+            "not-supported",
+            format!(
+                "${} is requested with {accepted}, not {}",
+                self.name,
+                method_name(m)
+            ),
+        )
+    }
+}
+
+/// The table: at most one operation per level, resource type and name, and
+/// at most one operation URL per name and number of segments.
 #[derive(Default, Clone)]
 pub(crate) struct Operations {
     entries: Vec<OperationSpec>,
+    urls: Vec<OperationUrl>,
 }
 
 impl Operations {
@@ -323,9 +440,23 @@ impl Operations {
         })
     }
 
-    /// Every entry, in the order registered.
+    /// Every operation, in the order registered.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &OperationSpec> {
         self.entries.iter()
+    }
+
+    /// Adds `url`, replacing one of the same name and number of segments.
+    pub(crate) fn add_url(&mut self, url: OperationUrl) {
+        self.urls
+            .retain(|u| !(u.name == url.name && u.segments == url.segments));
+        self.urls.push(url);
+    }
+
+    /// The operation URL `$name` followed by `segments` segments.
+    pub(crate) fn find_url(&self, name: &str, segments: usize) -> Option<&OperationUrl> {
+        self.urls
+            .iter()
+            .find(|u| u.name == name && u.segments == segments)
     }
 }
 
@@ -334,6 +465,7 @@ pub struct OperationRequest<'a> {
     req: &'a FhirRequest,
     resource_type: Option<&'a str>,
     id: Option<&'a str>,
+    tail: &'a [String],
     pub(crate) cx: &'a Ctx<'a>,
     parameters: OnceCell<Result<Value, FhirError>>,
 }
@@ -343,18 +475,20 @@ impl<'a> OperationRequest<'a> {
         req: &'a FhirRequest,
         resource_type: Option<&'a str>,
         id: Option<&'a str>,
+        tail: &'a [String],
         cx: &'a Ctx<'a>,
     ) -> OperationRequest<'a> {
         OperationRequest {
             req,
             resource_type,
             id,
+            tail,
             cx,
             parameters: OnceCell::new(),
         }
     }
 
-    /// GET, HEAD or POST.
+    /// GET, HEAD or POST (and DELETE for an [`OperationUrl`] that takes it).
     pub fn method(&self) -> Method {
         self.req.method
     }
@@ -383,9 +517,24 @@ impl<'a> OperationRequest<'a> {
         &self.req.path
     }
 
+    /// The segments after `$name` of an [`OperationUrl`] (`[job, file]` of
+    /// `$export-file/[job]/[file]`); empty for an operation.
+    pub fn tail(&self) -> &[String] {
+        self.tail
+    }
+
     /// Who asks.
     pub fn access(&self) -> &dyn Access {
         self.cx.access
+    }
+
+    /// Names the audit event the interaction records (for an operation
+    /// [`OperationSpec::audited_by_interaction`] and an [`OperationUrl`]):
+    /// its Wardline subtype and its FHIR action code (`C`, `R`, `U`, `D`
+    /// or `E`). Call it first, so that a refusal is recorded under the name
+    /// too.
+    pub fn audit_as(&self, subtype: &str, action: &'static str) {
+        self.cx.name(subtype, action);
     }
 
     /// The `Parameters` resource: with POST the body (it must be one, each

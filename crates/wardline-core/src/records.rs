@@ -16,10 +16,24 @@
 //! in it; a duplicate scan reads every record; the directory resolving
 //! positions and relationships for a policy decision): unchecked and
 //! unaudited, so nothing read through it is shown to a person as it is.
+//!
+//! [`FhirService::bulk_reader`] is the population-level read of bulk
+//! extracts (Bulk Data `$export`, in `wardline-export`): every current
+//! resource of a query, page by page in `rid` order, pinned to one
+//! snapshot, with the resources of patients under the national data
+//! opt-out left out by the core (see [`crate::consent`]) so that no extract
+//! can forget them. It checks no caller's access and records no audit
+//! event per page: whoever starts an extract checks
+//! [`crate::Operation::Export`] first and is audited then (the REST
+//! kick-off is an interaction), or is the operator (`wardline export`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::Value;
-use wardline_fhir::FhirError;
-use wardline_store::Reader;
+use wardline_fhir::definitions::Definitions;
+use wardline_fhir::{FhirError, SearchQuery};
+use wardline_store::{PageRequest, Reader, Store};
 
 use crate::access::{Access, Op};
 use crate::search::{self, Shape, parse_stored, shape_resource};
@@ -148,5 +162,170 @@ impl FhirService {
     /// what it returns to a person as it is.
     pub fn system_reader(&self) -> &dyn Reader {
         self.reader()
+    }
+}
+
+impl FhirService {
+    /// The population-level reader of bulk extracts (see the module
+    /// documentation). It is owned (`Clone`, `Send`, `'static`), so an
+    /// extract can run on a worker thread of its own.
+    pub fn bulk_reader(&self) -> BulkReader {
+        BulkReader {
+            store: self.store.clone(),
+            defs: self.defs,
+        }
+    }
+}
+
+/// Reads for bulk extracts: see [`FhirService::bulk_reader`]. Unchecked
+/// and unaudited; the national data opt-out is applied by [`BulkScan`].
+#[derive(Clone)]
+pub struct BulkReader {
+    store: Arc<dyn Store>,
+    defs: &'static Definitions,
+}
+
+impl std::fmt::Debug for BulkReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkReader")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BulkReader {
+    /// The FHIR definitions the service validates and searches with.
+    pub fn definitions(&self) -> &'static Definitions {
+        self.defs
+    }
+
+    /// The current version of `t/id`, for the extract's own decisions (the
+    /// members of a Group): 404 when there is none, 410 when it was deleted.
+    pub fn read(&self, t: &str, id: &str) -> R<Value> {
+        parse_stored(&existing(self.store.read(t, id)?, t, id)?)
+    }
+
+    /// How many current resources match `q` (the opt-out not subtracted:
+    /// for progress bars).
+    pub fn count(&self, q: &SearchQuery) -> R<u64> {
+        let page = self.store.search(
+            q,
+            &PageRequest {
+                count_only: true,
+                ..PageRequest::default()
+            },
+        )?;
+        Ok(page.total.unwrap_or(0))
+    }
+
+    /// Starts a scan: reads, once and now, which patients are under the
+    /// national data opt-out.
+    pub fn scan(&self) -> R<BulkScan> {
+        let opted_out = crate::consent::secondary_use_opt_outs(
+            self.defs,
+            &*self.store,
+            wardline_fhir::datetime::now_ms(),
+        )?;
+        Ok(BulkScan {
+            reader: self.clone(),
+            opted_out,
+            snapshot: None,
+            withheld: 0,
+        })
+    }
+}
+
+/// One extract's reads: pages of any number of queries, all pinned to the
+/// snapshot of the first page (rows created after it are not seen; updates
+/// to existing rows are), with opted-out patients' resources left out.
+#[derive(Debug)]
+pub struct BulkScan {
+    reader: BulkReader,
+    opted_out: HashSet<String>,
+    snapshot: Option<i64>,
+    withheld: u64,
+}
+
+/// One page of a [`BulkScan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkPage {
+    /// The matches that may leave, in `rid` order.
+    pub resources: Vec<BulkEntry>,
+    /// How many matches the page read, those left out included.
+    pub read: usize,
+    /// Where the next page starts (the `after` of [`BulkScan::page`]), when
+    /// there are more matches.
+    pub next: Option<i64>,
+}
+
+/// A current resource in a [`BulkPage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkEntry {
+    /// The store's immutable row id: unique, and the order of the pages.
+    pub rid: i64,
+    pub resource_type: String,
+    pub id: String,
+    /// The stored JSON, compact (one line) by construction.
+    pub json: String,
+}
+
+impl BulkScan {
+    /// Up to `count` current resources matching `q` whose `rid` is above
+    /// `after` (from the start with `None`), in `rid` order. `q` may hold
+    /// filters and a patient scope only: no `_sort`, `_include` or
+    /// `_revinclude`.
+    pub fn page(&mut self, q: &SearchQuery, after: Option<i64>, count: usize) -> R<BulkPage> {
+        if !q.sort.is_empty() || !q.include.is_empty() || !q.revinclude.is_empty() {
+            return Err(FhirError::invalid(
+                "a bulk read takes filters only (no _sort, _include or _revinclude)",
+            ));
+        }
+        let page = self.reader.store.search(
+            q,
+            &PageRequest {
+                count,
+                after_rid: after,
+                snapshot_rid: self.snapshot,
+                ..PageRequest::default()
+            },
+        )?;
+        self.snapshot.get_or_insert(page.snapshot_rid);
+        let next = match (page.has_more, page.resources.last()) {
+            (true, Some(last)) => Some(last.rid),
+            _ => None,
+        };
+        let read = page.resources.len();
+        let mut resources = Vec::with_capacity(read);
+        for r in page.resources {
+            if r.patient_key
+                .as_ref()
+                .is_some_and(|p| self.opted_out.contains(p))
+            {
+                self.withheld += 1;
+                continue;
+            }
+            resources.push(BulkEntry {
+                rid: r.rid,
+                resource_type: r.resource_type,
+                id: r.id,
+                json: r.json,
+            });
+        }
+        Ok(BulkPage {
+            resources,
+            read,
+            next,
+        })
+    }
+
+    /// Resources left out so far because their patient is under the
+    /// national data opt-out.
+    pub fn withheld(&self) -> u64 {
+        self.withheld
+    }
+
+    /// How many patients are under the national data opt-out.
+    pub fn opted_out_patients(&self) -> usize {
+        self.opted_out.len()
     }
 }

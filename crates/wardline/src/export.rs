@@ -1,5 +1,7 @@
 //! `wardline export`: the Bulk Data export of the server, straight from the
-//! store to a directory (one NDJSON file per type), with a progress bar.
+//! store to a directory (one NDJSON file per type), with a progress bar:
+//! the engine of `wardline-export`, reading through the core's
+//! `BulkReader` (so the national data opt-out applies here too).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +10,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use wardline_core::export::{self, ExportLevel};
+use wardline_core::{FhirService, ServiceConfig};
+use wardline_export::{self as export, ExportLevel};
 
 use crate::StoreArgs;
 
@@ -68,8 +71,8 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
             a.out.display()
         );
     }
-    let store = a.store.open()?;
-    let total = export::count(store.as_ref(), defs, &spec)
+    let reader = FhirService::new(a.store.open()?, ServiceConfig::default()).bulk_reader();
+    let total = export::count(&reader, &spec)
         .map_err(|e| anyhow::anyhow!("{}", e.issues[0].diagnostics))?;
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -81,8 +84,7 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
     );
     let started = std::time::Instant::now();
     let outputs = export::export_to_dir(
-        store.as_ref(),
-        defs,
+        &reader,
         &spec,
         &a.out,
         &mut |n| bar.set_position(n),

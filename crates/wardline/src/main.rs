@@ -1,13 +1,12 @@
-//! The `wardline` binary: `serve`, `import`, `bench`.
+//! The `wardline` binary: `serve`, `import`, `export` and the other
+//! operator commands.
 //!
-//! This is the only crate that reads configuration (flags and `WARDLINE_*`
-//! environment variables) and chooses the storage backend.
+//! This is the only crate of the shipped system that reads configuration
+//! (flags and `WARDLINE_*` environment variables) and chooses the storage
+//! backend. The benchmarks are a binary of their own, `wardline-bench`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod audit;
-mod bench;
-mod bench_mllp;
-mod bench_workspace;
 mod export;
 mod generate;
 mod hl7;
@@ -57,9 +56,6 @@ enum Command {
     /// Audit trail tools: verify the hash chain, purge old rows.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Run a benchmark and print its figures.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Manage users and their positions (roles at organisations and wards).
     #[command(subcommand)]
     User(user::UserCommand),
@@ -178,7 +174,6 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(a) => serve(a),
         Command::Import(a) => import::run(&a.paths, &a.store),
-        Command::Bench(b) => bench::run(b),
         Command::Export(a) => export::run(a),
         Command::Hl7(c) => hl7::run(c),
         Command::Audit(c) => audit::run(c),
@@ -213,18 +208,20 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     let destinations = a.hl7.destinations()?;
     let service = Arc::new(
         a.hl7.service(wardline_workflow::with_operations(
-            FhirService::new(
-                store,
-                ServiceConfig {
-                    base_url: base.clone(),
-                    oauth: Some(wardline_core::OAuthUris {
-                        authorize: format!("{origin}/auth/authorize"),
-                        token: format!("{origin}/auth/token"),
-                    }),
-                    ..ServiceConfig::default()
-                },
+            wardline_export::with_exports(
+                FhirService::new(
+                    store,
+                    ServiceConfig {
+                        base_url: base.clone(),
+                        oauth: Some(wardline_core::OAuthUris {
+                            authorize: format!("{origin}/auth/authorize"),
+                            token: format!("{origin}/auth/token"),
+                        }),
+                        ..ServiceConfig::default()
+                    },
+                ),
+                export_dir.clone(),
             )
-            .with_exports(export_dir.clone())
             .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,
         ))?,
     );

@@ -1,4 +1,4 @@
-//! `wardline bench mllp`: durable HL7 v2 ingest over MLLP.
+//! `wardline-bench mllp`: durable HL7 v2 ingest over MLLP.
 //!
 //! A fresh store (SQLite in a temp dir, or `--database`), the engine and the
 //! MLLP listener in this process on 127.0.0.1, and `--connections` client

@@ -1,4 +1,4 @@
-//! `wardline bench workspace`: the clinical workspace at trust scale.
+//! `wardline-bench workspace`: the clinical workspace at trust scale.
 //!
 //! Builds (or reuses, in `--data-dir`) a store holding:
 //! * a bed model of `--beds` beds ([`wardline_demo::bed_model`]), about 85 %
@@ -109,7 +109,7 @@ fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec
         return Ok(wards);
     }
     let t = Instant::now();
-    crate::import::load_value(service, model).map_err(|e| anyhow::anyhow!(e))?;
+    crate::load::load_value(service, model).map_err(|e| anyhow::anyhow!(e))?;
     let occupied: Vec<&String> = bed_ids
         .iter()
         .enumerate()
@@ -121,7 +121,7 @@ fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec
         let id = format!("inpatient-{k}");
         let mut p = pmi_patient(k, wardline_demo::population::nhs_number(1 + k));
         p["id"] = json!(id);
-        crate::import::load_value(service, p).map_err(|e| anyhow::anyhow!(e))?;
+        crate::load::load_value(service, p).map_err(|e| anyhow::anyhow!(e))?;
         admit(service, op, &id, bed, k)?;
         bar.inc(1);
     }
@@ -129,7 +129,7 @@ fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec
     // staff and medicines are left dangling: only the chart is measured).
     let resources = wardline_demo::population::patient_resources(7, 0);
     let n = resources.len();
-    crate::import::load_value(service, crate::import::transaction(resources))
+    crate::load::load_value(service, crate::load::transaction(resources))
         .map_err(|e| anyhow::anyhow!(e))?;
     let free = bed_ids
         .iter()
@@ -217,7 +217,7 @@ fn load_pmi(service: &FhirService, n: usize) -> Result<()> {
             })
             .collect();
         let k = patients.len();
-        crate::import::load_value(service, crate::import::transaction(patients))
+        crate::load::load_value(service, crate::load::transaction(patients))
             .map_err(|e| anyhow::anyhow!(e))?;
         bar.inc(k as u64);
     }

@@ -1,4 +1,4 @@
-//! `wardline bench`: benchmarks run on demand (never in the test suite).
+//! The benchmarks: `ingest`, `read`, `search`, `chart`, `everything`, `export`, `explain`.
 //!
 //! * `ingest`: loads the Synthea transaction bundles through the core into a
 //!   fresh store and reports resources/s.
@@ -37,11 +37,11 @@ pub enum BenchCommand {
     Explain(ScaleArgs),
     /// Durable HL7 v2 ingest over MLLP (ADT^A01, ACK after commit) on a
     /// fresh store: messages/s, ACK latency.
-    Mllp(crate::bench_mllp::MllpBenchArgs),
+    Mllp(crate::mllp::MllpBenchArgs),
     /// The clinical workspace at trust scale: bed board of a 1,000-bed
     /// trust, the chart of a 600-encounter patient and PMI search over a
     /// million patients; service time and page time (min, p50, p99).
-    Workspace(crate::bench_workspace::WorkspaceBenchArgs),
+    Workspace(crate::workspace::WorkspaceBenchArgs),
 }
 
 #[derive(Args)]
@@ -136,13 +136,13 @@ fn ingest(service: &FhirService, dir: &std::path::Path) -> Result<(usize, f64)> 
     let mut bundles = Vec::new();
     for f in &files {
         bundles.push(serde_json::from_str::<serde_json::Value>(
-            &crate::import::read_text(f)?,
+            &crate::load::read_text(f)?,
         )?);
     }
     let start = Instant::now();
     let mut n = 0;
     for b in bundles {
-        n += crate::import::load_value(service, b).map_err(|e| anyhow::anyhow!(e))?;
+        n += crate::load::load_value(service, b).map_err(|e| anyhow::anyhow!(e))?;
     }
     Ok((n, start.elapsed().as_secs_f64()))
 }
@@ -165,8 +165,8 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Everything(a) => everything_bench(a)?,
         BenchCommand::Export(a) => export_bench(a)?,
         BenchCommand::Explain(a) => explain_bench(a)?,
-        BenchCommand::Mllp(a) => crate::bench_mllp::run(a)?,
-        BenchCommand::Workspace(a) => crate::bench_workspace::run(a)?,
+        BenchCommand::Mllp(a) => crate::mllp::run(a)?,
+        BenchCommand::Workspace(a) => crate::workspace::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -535,7 +535,7 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn export_bench(a: ScaleArgs) -> Result<()> {
     use std::sync::atomic::AtomicBool;
-    use wardline_core::export::{self, ExportLevel};
+    use wardline_export::{self as export, ExportLevel};
     let service = existing_service(&a.store)?;
     let backend = service.store().backend();
     let defs = wardline_fhir::definitions::r4();
@@ -545,8 +545,7 @@ fn export_bench(a: ScaleArgs) -> Result<()> {
     let rss_before = peak_rss_mib().unwrap_or(0.0);
     let t = Instant::now();
     let out = export::export_to_dir(
-        service.store().as_ref(),
-        defs,
+        &service.bulk_reader(),
         &spec,
         dir.path(),
         &mut |_| {},

@@ -1,0 +1,92 @@
+//! `wardline-bench`: Wardline's benchmarks, run on demand (never in the test
+//! suite) and kept out of the shipped `wardline` binary.
+//!
+//! `wardline-bench ingest|read|search|chart|everything|export|explain|mllp|
+//! workspace` (see `--help` of each, and `BENCHMARKS.md` for the figures).
+//! It is tooling that composes the system as the `wardline` binary does:
+//! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
+//! `FhirService`, and starts the HTTP server, the MLLP listener or the
+//! workspace in-process. It also reads the store directly
+//! (`FhirService::store()`) for what is not being measured — counting the
+//! patients loaded, picking ids to request, the database's query plans
+//! (`explain`), the backend's name — which no product code above the core
+//! does. What it measures goes through the same paths as production
+//! (`handle`, HTTP with a real token and the access policy, the export
+//! engine of `wardline-export`, the workflows).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod bench;
+mod load;
+mod mllp;
+mod workspace;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser};
+use wardline_store::Store;
+
+// As in the `wardline` binary, so the figures are those of the server.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "wardline-bench",
+    version,
+    about = "Wardline's benchmarks: run one and print its figures"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: bench::BenchCommand,
+}
+
+/// Where the data lives (as `wardline`'s `--data-dir` / `--database`).
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Directory of the embedded SQLite database.
+    #[arg(long, env = "WARDLINE_DATA_DIR", default_value = "wardline-data")]
+    pub data_dir: PathBuf,
+    /// A postgres://… URL; when given, PostgreSQL is used instead of SQLite.
+    #[arg(long, env = "WARDLINE_DATABASE")]
+    pub database: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn open(&self) -> Result<Arc<dyn Store>> {
+        match &self.database {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let s = wardline_store_postgres::PostgresStore::connect(url)
+                    .with_context(|| "cannot connect to PostgreSQL".to_string())?;
+                Ok(Arc::new(s))
+            }
+            Some(other) => anyhow::bail!("--database must be a postgres:// URL, not '{other}'"),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+                let path = self.data_dir.join("wardline.db");
+                let s = wardline_store_sqlite::SqliteStore::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                Ok(Arc::new(s))
+            }
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match bench::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
