@@ -2,8 +2,14 @@
 
 The shared HL7 v2 test data (every message of every file under
 `$WARDLINE_TESTDATA/hl7v2`, in sorted order) is sent to `wardline serve
---mllp-listen` with python-hl7's `MLLPClient`. Each reply must be an ACK that
-python-hl7 parses, acknowledging that message's control id. Each message is
+--mllp-listen` with python-hl7's `MLLPClient`, in original acknowledgement
+mode: a message whose MSH-15/MSH-16 ask for enhanced mode (some samples carry
+`AL`/`NE` out of habit) has those two fields emptied in flight, so that every
+message gets exactly the one reply this request/response client reads. Each
+reply must be an ACK that python-hl7 parses, acknowledging that message's
+control id. Enhanced mode itself is tested separately below with the
+messages as they are (commit ACK `CA`, then the application ACK, as the
+sender asks). Each message is
 then read back over the FHIR API: its record (`Communication`, found by the
 control id and compared byte for byte), and for an applied message its patient
 and every resource it touched. Every FHIR response is validated against the R4
@@ -70,6 +76,31 @@ def msh_fields(msg: str):
     return [""] + first.split(sep)  # fields[n] is MSH-n
 
 
+def original_mode(msg: str) -> str:
+    """`msg` with MSH-15 and MSH-16 emptied (original acknowledgement mode)."""
+    first, _, rest = msg.partition("\r")
+    sep = first[3] if len(first) > 3 else "|"
+    parts = first.split(sep)  # parts[n - 1] is MSH-n (MSH-1 is the separator)
+    for n in (15, 16):
+        if len(parts) > n - 1:
+            parts[n - 1] = ""
+    return sep.join(parts) + "\r" + rest
+
+
+def read_frames(sock, n: int) -> list:
+    """`n` MLLP frames from `sock` (the socket has a timeout)."""
+    buf, frames = b"", []
+    while len(frames) < n:
+        while b"\x1c\r" not in buf:
+            chunk = sock.recv(65536)
+            assert chunk, "the connection closed before the replies came"
+            buf += chunk
+        frame, buf = buf.split(b"\x1c\r", 1)
+        frames.append(frame.lstrip(b"\x0b").decode("utf-8"))
+    assert buf == b"", f"more than {n} replies: {buf!r}"
+    return frames
+
+
 def unframe(reply: bytes) -> str:
     return reply.strip(b"\x0b\x1c\r").decode("utf-8")
 
@@ -100,8 +131,10 @@ def test_shared_messages_over_mllp_then_fhir(mllp):
     seen = set()
     counts = {"AA": 0, "AE": 0, "AR": 0, "checked": 0, "unreadable_msh": 0}
     with MLLPClient("127.0.0.1", mllp.mllp_port) as client:
+        client.socket.settimeout(60)  # a missing reply fails, never hangs
         for path in files:
             for msg in split_messages(path.read_bytes()):
+                msg = original_mode(msg)
                 f = msh_fields(msg)
                 ctrl = f[10] if len(f) > 10 else ""
                 reply = unframe(client.send_message(msg.encode("utf-8", errors="surrogateescape")))
@@ -140,6 +173,39 @@ def test_shared_messages_over_mllp_then_fhir(mllp):
     assert counts["AA"] >= 0.9 * total, counts
     assert counts["checked"] >= 400, counts
     assert counts["unreadable_msh"] <= 5, counts
+
+
+def test_enhanced_mode_messages_get_the_acks_they_ask_for(mllp):
+    """Shared messages asking for enhanced mode, sent as they are: `AL` in
+    MSH-15 gets the commit ACK `CA` after the commit, and `AL` in MSH-16 the
+    application ACK after it, on the same connection; `NE` gets none."""
+    if not SHARED_HL7.is_dir():
+        pytest.skip(f"SKIPPED: shared test data not found at {SHARED_HL7}")
+    wanted = {}
+    for path in sorted(p for p in SHARED_HL7.rglob("*") if p.is_file()):
+        for msg in split_messages(path.read_bytes()):
+            f = msh_fields(msg)
+            accept = f[15] if len(f) > 15 else ""
+            app = f[16] if len(f) > 16 else ""
+            # Conditions whose reply count does not depend on the outcome.
+            if accept in ("AL", "NE") and app in ("AL", "NE") and (accept, app) != ("NE", "NE"):
+                wanted.setdefault((accept, app), msg)
+    if not wanted:
+        pytest.skip("SKIPPED: no shared message asks for enhanced mode")
+    with MLLPClient("127.0.0.1", mllp.mllp_port) as client:
+        client.socket.settimeout(60)
+        for (accept, app), msg in sorted(wanted.items()):
+            ctrl = msh_fields(msg)[10]
+            client.socket.sendall(b"\x0b" + msg.encode("utf-8", errors="surrogateescape") + b"\x1c\r")
+            frames = read_frames(client.socket, (accept == "AL") + (app == "AL"))
+            codes = [str(hl7.parse(fr).segment("MSA")[1]) for fr in frames]
+            if accept == "AL":
+                assert codes[0] in ("CA", "CE", "CR"), f"{ctrl} {accept}/{app}: {codes}"
+            if app == "AL":
+                assert codes[-1] in ("AA", "AE", "AR"), f"{ctrl} {accept}/{app}: {codes}"
+            for fr in frames:
+                assert str(hl7.parse(fr).segment("MSA")[2]) == ctrl, fr
+    print(f"enhanced mode: {sorted(wanted)}")
 
 
 def test_mllp_send_command(mllp, tmp_path):
