@@ -104,11 +104,15 @@ pub fn summary(
         svc,
         access,
         "Flag",
-        &[("patient", pat()), ("status", "active".into())],
+        // R4 defines no `status` search parameter for Flag: the patient's
+        // flags are read and the active ones kept here (a lenient search
+        // would silently ignore `status=active` and show ended alerts).
+        &[("patient", pat()), ("_count", "100".into())],
     )?;
     s.alerts = flags
         .resources
         .iter()
+        .filter(|f| f["status"] == "active")
         .map(|f| Alert {
             kind: "Flag",
             text: concept_text(&f["code"]).unwrap_or_else(|| "Alert".into()),
