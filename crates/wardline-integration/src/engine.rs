@@ -55,12 +55,18 @@ use crate::message_store::{
 /// What to do with a well-formed message whose type or event is not mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UnsupportedPolicy {
-    /// Record it (`on-hold`) and answer `AA`: it is kept, searchable and can
-    /// be reprocessed once a mapping exists.
+    /// Record it (`not-done`, kept for `reprocess` once a mapping exists) and
+    /// answer `AR` with error 200 (unsupported message type) or 201
+    /// (unsupported event) at MSH-9: nothing was applied, and the sender
+    /// knows. The default: a message Wardline cannot apply is never
+    /// acknowledged as accepted (hazard H-014).
     #[default]
-    Accept,
-    /// Record it (`not-done`) and answer `AR` with error 200/201.
     Reject,
+    /// Park it (`on-hold`, for `reprocess` once a mapping exists) and answer
+    /// `AE` with the same error at MSH-9 and a text saying it is held, not
+    /// applied: for a deployment that wants such messages kept rather than
+    /// resent. Still never `AA`.
+    Hold,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -306,27 +312,25 @@ impl Engine {
             event: &event,
         };
         if !inbound::is_supported(&mtype, &event) {
-            let (code, st, err) = match self.cfg.unsupported {
-                UnsupportedPolicy::Accept => (AckCode::AA, "on-hold", None),
-                UnsupportedPolicy::Reject => (
-                    AckCode::AR,
-                    "not-done",
-                    Some(MapError::unsupported(
-                        if mtype == "ADT" || mtype == "ORM" || mtype == "ORU" {
-                            201
-                        } else {
-                            200
-                        },
-                        format!("{mtype}^{event} is not mapped by this system"),
-                    )),
+            let (code, st, held) = match self.cfg.unsupported {
+                UnsupportedPolicy::Reject => (AckCode::AR, "not-done", ""),
+                UnsupportedPolicy::Hold => (
+                    AckCode::AE,
+                    "on-hold",
+                    ": kept on hold, not applied; it is applied when reprocessed once a mapping exists",
                 ),
             };
-            let details: Vec<ErrorDetail> = err.iter().map(MapError::to_detail).collect();
-            let reply = ack(msg, code, &details).encode();
-            let note = match &err {
-                Some(e) => e.text.clone(),
-                None => format!("{mtype}^{event} is not mapped: stored without applying"),
-            };
+            let mut err = MapError::unsupported(
+                if inbound::is_known_type(&mtype) {
+                    201
+                } else {
+                    200
+                },
+                format!("MSH-9 {mtype}^{event} is not mapped by this system{held}"),
+            );
+            err.location = Some("MSH-9".to_owned());
+            let reply = ack(msg, code, &[err.to_detail()]).encode();
+            let note = err.text.clone();
             let rec = base.record(st, &reply, Some(&note), None, &[]);
             tx.save(rec)?;
             tx.commit()?;

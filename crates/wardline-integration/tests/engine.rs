@@ -222,24 +222,54 @@ fn unparsable_and_unsupported_input_is_stored_and_answered() {
         r.ack
     );
 
-    // An unmapped type: stored on hold and accepted (the default policy)…
+    // An unmapped type (a pharmacy order, before the medicines module):
+    // rejected by default, naming MSH-9, and kept for reprocessing — never
+    // acknowledged as accepted (issue 15; before, this was AA).
+    let rde = "MSH|^~\\&|EPMA|RWG|WARDLINE|RWG|20261123||RDE^O11^RDE_O11|R1|P|2.5\r\
+               PID|1||9434765919^^^NHS^NH||SMITH^JANE\r";
+    let r = engine.receive(rde.as_bytes());
+    assert_eq!(r.code, AckCode::AR, "{}", r.ack);
+    // v2.5: ERR-2 is the location, ERR-3 the code (`^` in the text is
+    // escaped as \S\).
+    assert!(r.ack.contains("ERR||MSH^1^9|200^"), "{}", r.ack);
+    assert!(
+        r.ack.contains("MSH-9 RDE\\S\\O11 is not mapped"),
+        "{}",
+        r.ack
+    );
+    assert_eq!(
+        record(&svc, r.record_id.as_deref().unwrap())["status"],
+        "not-done"
+    );
+    // An unmapped event of a mapped type is error 201.
+    let a60 = "MSH|^~\\&|PAS|RWG|WARDLINE|RWG|20261123||ADT^A60^ADT_A60|R2|P|2.5\r\
+               PID|1||9434765919^^^NHS^NH||SMITH^JANE\r";
+    let r = engine.receive(a60.as_bytes());
+    assert_eq!(r.code, AckCode::AR, "{}", r.ack);
+    assert!(r.ack.contains("ERR||MSH^1^9|201^"), "{}", r.ack);
+    // A deployment that parks them: on hold, answered AE saying so.
     let vxu = "MSH|^~\\&|IMM|RWG|WARDLINE|RWG|20261123||VXU^V04^VXU_V04|V1|P|2.5.1\r\
                PID|1||9434765919^^^NHS^NH||SMITH^JANE\r";
-    let r = engine.receive(vxu.as_bytes());
-    assert_eq!(r.code, AckCode::AA);
+    let holding = Engine::new(
+        svc.clone(),
+        EngineConfig {
+            unsupported: UnsupportedPolicy::Hold,
+            ..EngineConfig::default()
+        },
+    );
+    let r = holding.receive(vxu.as_bytes());
+    assert_eq!(r.code, AckCode::AE, "{}", r.ack);
+    assert!(
+        r.ack.contains("VXU") && r.ack.contains("kept on hold, not applied"),
+        "{}",
+        r.ack
+    );
     assert_eq!(
         record(&svc, r.record_id.as_deref().unwrap())["status"],
         "on-hold"
     );
-    // …or rejected, and still stored.
-    let strict = Engine::new(
-        svc.clone(),
-        EngineConfig {
-            unsupported: UnsupportedPolicy::Reject,
-            ..EngineConfig::default()
-        },
-    );
-    let r = strict.receive(vxu.replace("|V1|", "|V2|").as_bytes());
+    // Rejected by default, and still stored.
+    let r = engine.receive(vxu.replace("|V1|", "|V2|").as_bytes());
     assert_eq!(r.code, AckCode::AR);
     assert!(r.ack.contains("VXU"), "{}", r.ack);
     assert_eq!(

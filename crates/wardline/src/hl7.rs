@@ -38,9 +38,11 @@ pub struct EngineArgs {
         value_delimiter = ','
     )]
     pub destinations: Vec<String>,
-    /// What to do with well-formed messages of an unmapped type: store them
-    /// and answer AA (accept) or answer AR (reject). They are stored either way.
-    #[arg(long = "hl7-unsupported", env = "WARDLINE_HL7_UNSUPPORTED", default_value = "accept", value_parser = ["accept", "reject"])]
+    /// What to do with well-formed messages of a type or event Wardline does not
+    /// map: `reject` (answer AR with error 200/201 at MSH-9) or `hold` (park
+    /// them on hold and answer AE saying they were held, not applied). Either
+    /// way they are stored and can be reprocessed once mapped; never AA.
+    #[arg(long = "hl7-unsupported", env = "WARDLINE_HL7_UNSUPPORTED", default_value = "reject", value_parser = ["reject", "hold"])]
     pub unsupported: String,
     /// Base of the identifier systems given to local numbers from HL7 v2
     /// (hospital numbers, visit numbers, order numbers, locations).
@@ -94,10 +96,10 @@ impl EngineArgs {
     pub fn engine(&self) -> wardline_integration::EngineConfig {
         wardline_integration::EngineConfig {
             mapping: self.mapping(),
-            unsupported: if self.unsupported == "reject" {
-                wardline_integration::UnsupportedPolicy::Reject
+            unsupported: if self.unsupported == "hold" {
+                wardline_integration::UnsupportedPolicy::Hold
             } else {
-                wardline_integration::UnsupportedPolicy::Accept
+                wardline_integration::UnsupportedPolicy::Reject
             },
         }
     }

@@ -298,7 +298,9 @@ pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
     }
 }
 
-fn known_type(message_type: &str) -> bool {
+/// Whether Wardline maps some events of this message type (an unmapped event
+/// of it is error 201, an unmapped type 200).
+pub fn is_known_type(message_type: &str) -> bool {
     matches!(message_type, "ADT" | "ORM" | "OML" | "ORU" | "SIU" | "MDM")
 }
 
@@ -311,7 +313,7 @@ pub fn apply(
     let ty = msg.message_type().unwrap_or_default().trim().to_owned();
     let ev = msg.trigger_event().unwrap_or_default().trim().to_owned();
     if !is_supported(&ty, &ev) {
-        return Err(if known_type(&ty) {
+        return Err(if is_known_type(&ty) {
             MapError::unsupported(
                 201,
                 format!("MSH-9 event '{ty}^{ev}' is not mapped for message type {ty}"),

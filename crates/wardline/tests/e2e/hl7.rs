@@ -262,6 +262,22 @@ fn feed(env: &Env) {
         "applied messages are not reprocessed"
     );
 
+    // A type Wardline does not map yet (a pharmacy order before the
+    // medicines module) is refused, never AA: AR, error 200 at MSH-9, and
+    // kept for reprocessing, listed with the refused messages (issue 15).
+    let rde = "MSH|^~\\&|EPMA|RWG|WARDLINE|RWG|20261123090000||RDE^O11^RDE_O11|RX-1|P|2.5\r\
+               PID|1||9434765919^^^NHS^NH||SMITH^JANE\r\
+               ORC|NW|RX1\r";
+    let ack = c.send(rde).unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AR", "{ack}");
+    assert!(ack.contains("ERR||MSH^1^9|200^"), "{ack}");
+    let out = wardline(&["hl7", "list", "--status", "not-done"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("RX-1") && listed.contains("RDE"),
+        "{listed}"
+    );
+
     // Bytes outside a frame are dropped; the next frame is served.
     let mut bytes = b"junk before the frame".to_vec();
     bytes.extend(encode_frame(
