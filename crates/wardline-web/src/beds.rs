@@ -24,14 +24,18 @@ const POLL: Duration = Duration::from_millis(250);
 /// How often it re-checks that the session is still valid.
 const SESSION_CHECK: Duration = Duration::from_secs(60);
 
+/// Occupancy in words: the percentage is of the open beds, and the text
+/// says so; closed and blocked beds and the total are said too.
 fn meter(o: &Occupancy) -> Markup {
+    let open = o.beds.saturating_sub(o.closed + o.blocked);
     html! {
         span class="wl-meter" {
-            (o.occupied) " of " (o.beds) " beds occupied (" (format!("{:.0}", o.percent())) "%)"
+            (o.occupied) " of " (open) " open beds occupied (" (format!("{:.0}", o.percent())) "%)"
             " · " (o.available) " available"
             @if o.cleaning > 0 { " · " (o.cleaning) " being cleaned" }
             @if o.closed > 0 { " · " (o.closed) " closed" }
             @if o.blocked > 0 { " · " (o.blocked) " blocked" }
+            @if open != o.beds { " · " (o.beds) " beds in all" }
         }
     }
 }
@@ -232,4 +236,35 @@ pub(crate) async fn events(State(ui): St, req: Req) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: "7 of 16 beds occupied (64%)" took the percentage over the
+    /// open beds while the words said all beds.
+    #[test]
+    fn occupancy_says_what_its_percentage_is_of() {
+        let o = Occupancy {
+            beds: 16,
+            occupied: 7,
+            available: 4,
+            cleaning: 0,
+            closed: 3,
+            blocked: 2,
+        };
+        let text = meter(&o).into_string();
+        assert!(text.contains("7 of 11 open beds occupied (64%)"), "{text}");
+        assert!(text.contains("3 closed · 2 blocked · 16 beds in all"), "{text}");
+        let all_open = Occupancy {
+            beds: 4,
+            occupied: 1,
+            available: 3,
+            ..o
+        };
+        let text = meter(&Occupancy { closed: 0, blocked: 0, ..all_open }).into_string();
+        assert!(text.contains("1 of 4 open beds occupied (25%)"), "{text}");
+        assert!(!text.contains("in all"), "{text}");
+    }
 }
