@@ -256,14 +256,22 @@ mod tests {
         };
         let text = meter(&o).into_string();
         assert!(text.contains("7 of 11 open beds occupied (64%)"), "{text}");
-        assert!(text.contains("3 closed · 2 blocked · 16 beds in all"), "{text}");
+        assert!(
+            text.contains("3 closed · 2 blocked · 16 beds in all"),
+            "{text}"
+        );
         let all_open = Occupancy {
             beds: 4,
             occupied: 1,
             available: 3,
             ..o
         };
-        let text = meter(&Occupancy { closed: 0, blocked: 0, ..all_open }).into_string();
+        let text = meter(&Occupancy {
+            closed: 0,
+            blocked: 0,
+            ..all_open
+        })
+        .into_string();
         assert!(text.contains("1 of 4 open beds occupied (25%)"), "{text}");
         assert!(!text.contains("in all"), "{text}");
     }

@@ -52,7 +52,7 @@ pub(crate) fn banner(p: &PatientSummary, stay: Option<&adt::Stay>) -> Markup {
                     dd data-testid="banner-location" {
                         @match stay {
                             Some(s) => {
-                                (s.site.as_deref().unwrap_or("")) " · " (s.ward.as_deref().unwrap_or("")) " · " (s.bed.as_deref().unwrap_or("no bed"))
+                                (s.place()) @if s.bed.is_none() { " · no bed" }
                             }
                             None => { "Not admitted" }
                         }
@@ -99,7 +99,7 @@ fn stay_panel(
         @match stay {
             Some(s) => {
                 dl class="nhsuk-summary-list" data-testid="current-stay" {
-                    div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Bed" } dd class="nhsuk-summary-list__value" { (s.site.as_deref().unwrap_or("")) " · " (s.ward.as_deref().unwrap_or("")) " · " (s.bed.as_deref().unwrap_or("")) } }
+                    div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Bed" } dd class="nhsuk-summary-list__value" { (s.place()) } }
                     div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Admitted" } dd class="nhsuk-summary-list__value" { (layout::long_date(&s.admitted)) " (" (s.kind.label()) ")" } }
                     @if let Some(c) = &s.consultant { div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Consultant" } dd class="nhsuk-summary-list__value" { (c) } } }
                     @if let Some(sp) = &s.specialty { div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Specialty" } dd class="nhsuk-summary-list__value" { (sp) } } }
@@ -109,7 +109,7 @@ fn stay_panel(
                     h3 { "Moves during this stay" }
                     ol {
                         @for m in &s.movements {
-                            li { (m.ward) " · " (m.bed) ": " (layout::long_date(&m.from)) @if let Some(t) = &m.to { " to " (layout::long_date(t)) } }
+                            li { (m.place()) ": " (layout::long_date(&m.from)) @if let Some(t) = &m.to { " to " (layout::long_date(t)) } }
                         }
                     }
                 }

@@ -241,17 +241,23 @@ fn admit_transfer_discharge_keeps_the_bed_history() {
         assert_eq!(s.status, "finished");
         assert_eq!(s.discharged.as_deref(), Some(T2));
         assert_eq!(s.bed.as_deref(), Some("Bed 2"));
+        // Issue 15: the bay is part of where a patient is (two patients in
+        // different bays both showed "Ward · Bed 1").
+        assert_eq!(s.bay.as_deref(), Some("Bay C"));
+        assert_eq!(s.place(), "Watford General · Oak Ward · Bay C · Bed 2");
         assert_eq!(
             s.movements,
             vec![
                 adt::Movement {
                     bed: "Bed 1".into(),
+                    bay: "Bay A".into(),
                     ward: "Cedar Ward".into(),
                     from: T0.into(),
                     to: Some(T1.into())
                 },
                 adt::Movement {
                     bed: "Bed 2".into(),
+                    bay: "Bay C".into(),
                     ward: "Oak Ward".into(),
                     from: T1.into(),
                     to: Some(T2.into())

@@ -102,6 +102,32 @@ pub enum AdmissionKind {
     TransferIn,
 }
 
+impl Stay {
+    /// Where the patient is, as people say it: site · ward · bay · bed (the
+    /// parts known; a bed directly in a ward has no bay).
+    pub fn place(&self) -> String {
+        [&self.site, &self.ward, &self.bay, &self.bed]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+}
+
+impl Movement {
+    /// Ward · bay · bed.
+    pub fn place(&self) -> String {
+        [&self.ward, &self.bay, &self.bed]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+}
+
 impl AdmissionKind {
     pub const ALL: [AdmissionKind; 3] = [
         AdmissionKind::Elective,
@@ -425,6 +451,8 @@ impl From<FhirError> for AdtError {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Movement {
     pub bed: String,
+    /// The bay (room) the bed is in; empty for a bed directly in a ward.
+    pub bay: String,
     pub ward: String,
     pub from: String,
     pub to: Option<String>,
@@ -439,6 +467,8 @@ pub struct Stay {
     pub kind: AdmissionKind,
     pub bed_id: Option<String>,
     pub bed: Option<String>,
+    /// The bay (room) of the bed, when it is in one.
+    pub bay: Option<String>,
     pub ward_id: Option<String>,
     pub ward: Option<String>,
     pub site: Option<String>,
@@ -1077,6 +1107,7 @@ fn stay_of(svc: &FhirService, enc: &Value) -> Result<Stay, AdtError> {
                     .or_else(|| places.get(id).map(|p| p.name.clone()))
                     .or_else(|| l["location"]["display"].as_str().map(str::to_owned))
                     .unwrap_or_else(|| id.to_owned()),
+                bay: name_of(id, "ro").unwrap_or_default(),
                 ward: name_of(id, "wa").unwrap_or_default(),
                 from: l["period"]["start"].as_str().unwrap_or_default().to_owned(),
                 to: l["period"]["end"].as_str().map(str::to_owned),
@@ -1093,6 +1124,7 @@ fn stay_of(svc: &FhirService, enc: &Value) -> Result<Stay, AdtError> {
         current_location(enc)
     };
     let bed = cur.as_deref().and_then(|c| places.ancestor(c, "bd"));
+    let bay = cur.as_deref().and_then(|c| places.ancestor(c, "ro"));
     let ward = cur.as_deref().and_then(|c| places.ancestor(c, "wa"));
     let site = cur.as_deref().and_then(|c| places.ancestor(c, "si"));
     let consultant = board::consultant_of(svc, enc)?;
@@ -1106,6 +1138,7 @@ fn stay_of(svc: &FhirService, enc: &Value) -> Result<Stay, AdtError> {
         bed_id: bed.map(|b| b.id.clone()),
         bed: bed.map(|b| b.name.clone()),
         ward_id: ward.map(|w| w.id.clone()),
+        bay: bay.map(|b| b.name.clone()),
         ward: ward.map(|w| w.name.clone()),
         site: site.map(|s| s.name.clone()),
         admitted: enc["period"]["start"]
