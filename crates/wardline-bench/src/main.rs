@@ -16,16 +16,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bench;
-mod load;
 mod mllp;
 mod workspace;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use anyhow::{Context, Result};
-use clap::{Args, Parser};
-use wardline_store::Store;
+use clap::Parser;
+use wardline::{StoreArgs, load};
 
 // As in the `wardline` binary, so the figures are those of the server.
 #[global_allocator]
@@ -40,38 +35,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: bench::BenchCommand,
-}
-
-/// Where the data lives (as `wardline`'s `--data-dir` / `--database`).
-#[derive(Args, Clone)]
-pub struct StoreArgs {
-    /// Directory of the embedded SQLite database.
-    #[arg(long, env = "WARDLINE_DATA_DIR", default_value = "wardline-data")]
-    pub data_dir: PathBuf,
-    /// A postgres://… URL; when given, PostgreSQL is used instead of SQLite.
-    #[arg(long, env = "WARDLINE_DATABASE")]
-    pub database: Option<String>,
-}
-
-impl StoreArgs {
-    pub fn open(&self) -> Result<Arc<dyn Store>> {
-        match &self.database {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let s = wardline_store_postgres::PostgresStore::connect(url)
-                    .with_context(|| "cannot connect to PostgreSQL".to_string())?;
-                Ok(Arc::new(s))
-            }
-            Some(other) => anyhow::bail!("--database must be a postgres:// URL, not '{other}'"),
-            None => {
-                std::fs::create_dir_all(&self.data_dir)
-                    .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
-                let path = self.data_dir.join("wardline.db");
-                let s = wardline_store_sqlite::SqliteStore::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                Ok(Arc::new(s))
-            }
-        }
-    }
 }
 
 fn main() -> std::process::ExitCode {

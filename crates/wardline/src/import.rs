@@ -3,91 +3,16 @@
 //! Each file (each NDJSON line, each Bundle) is its own store transaction, so a
 //! rejected item never stops the rest and never half-writes.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
-use wardline_core::{Body, FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig};
+use wardline_core::{FhirService, Method, ServiceConfig};
 
 use crate::StoreArgs;
-
-/// Loads `resource` (a plain resource or a Bundle) through the core. Returns
-/// the number of resources written.
-pub fn load_value(service: &FhirService, v: Value) -> Result<usize, String> {
-    let rt = v
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .ok_or("not a FHIR resource (no resourceType)")?
-        .to_owned();
-    if rt == "Bundle" {
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
-        if kind == "transaction" || kind == "batch" {
-            let n = v.get("entry").and_then(Value::as_array).map_or(0, Vec::len);
-            let resp = call(service, Method::Post, vec![], &v)?;
-            if kind == "batch"
-                && let Body::Json(b) = &resp
-            {
-                let failed: Vec<String> = b["entry"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                    .filter(|(_, e)| {
-                        !e["response"]["status"]
-                            .as_str()
-                            .unwrap_or("")
-                            .starts_with('2')
-                    })
-                    .map(|(i, e)| {
-                        format!(
-                            "entry {i}: {}",
-                            e["response"]["outcome"]["issue"][0]["diagnostics"]
-                        )
-                    })
-                    .collect();
-                if !failed.is_empty() {
-                    return Err(format!("batch entries failed: {}", failed.join("; ")));
-                }
-            }
-            return Ok(n);
-        }
-        // Other Bundles: load each entry's resource as a transaction of PUTs/POSTs.
-        let resources: Vec<Value> = v
-            .get("entry")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.get("resource").cloned())
-            .collect();
-        let n = resources.len();
-        call(service, Method::Post, vec![], &transaction(resources))?;
-        return Ok(n);
-    }
-    match v.get("id").and_then(Value::as_str) {
-        Some(id) => call(service, Method::Put, vec![rt.clone(), id.to_owned()], &v)?,
-        None => call(service, Method::Post, vec![rt], &v)?,
-    };
-    Ok(1)
-}
-
-/// A transaction Bundle writing `resources`: each a PUT to its id, or a
-/// POST when it has none.
-pub fn transaction(resources: impl IntoIterator<Item = Value>) -> Value {
-    let entries: Vec<Value> = resources
-        .into_iter()
-        .map(|r| {
-            let t = r["resourceType"].as_str().unwrap_or_default().to_owned();
-            match r.get("id").and_then(Value::as_str).map(str::to_owned) {
-                Some(id) => serde_json::json!({"resource": r, "request": {"method": "PUT", "url": format!("{t}/{id}")}}),
-                None => serde_json::json!({"resource": r, "request": {"method": "POST", "url": t}}),
-            }
-        })
-        .collect();
-    serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-}
+use wardline::load::{call, load_value, read_text, transaction};
 
 /// NDJSON lines loaded per store transaction. One transaction per line would
 /// pay a durable commit (an fsync) per resource.
@@ -119,49 +44,6 @@ fn load_chunk(
     chunk.clear();
 }
 
-fn call(
-    service: &FhirService,
-    method: Method,
-    path: Vec<String>,
-    v: &Value,
-) -> Result<Body, String> {
-    let resp = service.handle(
-        FhirRequest {
-            method,
-            path,
-            query: vec![],
-            headers: RequestHeaders::default(),
-            body: Some(serde_json::to_vec(v).map_err(|e| e.to_string())?),
-        },
-        &wardline_core::Trusted::operator("import"),
-    );
-    if resp.status >= 400 {
-        let why = match &resp.body {
-            Body::Json(oo) => oo["issue"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|i| {
-                    let at = i["expression"]
-                        .as_array()
-                        .and_then(|a| a.first())
-                        .and_then(Value::as_str);
-                    match at {
-                        Some(at) => {
-                            format!("{} (at {at})", i["diagnostics"].as_str().unwrap_or(""))
-                        }
-                        None => i["diagnostics"].as_str().unwrap_or("").to_owned(),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-            _ => String::new(),
-        };
-        return Err(format!("HTTP {}: {why}", resp.status));
-    }
-    Ok(resp.body)
-}
-
 fn collect(p: &Path, out: &mut Vec<PathBuf>) {
     if p.is_dir() {
         let mut children: Vec<PathBuf> = std::fs::read_dir(p)
@@ -176,17 +58,6 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) {
         }
     } else {
         out.push(p.to_owned());
-    }
-}
-
-pub fn read_text(p: &Path) -> std::io::Result<String> {
-    let raw = std::fs::read(p)?;
-    if p.extension().is_some_and(|e| e == "gz") {
-        let mut s = String::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_string(&mut s)?;
-        Ok(s)
-    } else {
-        String::from_utf8(raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
 

@@ -26,8 +26,8 @@ use anyhow::{Context, Result};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Args, Parser, Subcommand};
+use wardline::StoreArgs;
 use wardline_core::{FhirService, ServiceConfig};
-use wardline_store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -65,38 +65,6 @@ enum Command {
     /// Register SMART on FHIR clients (apps and backend services).
     #[command(subcommand)]
     Client(user::ClientCommand),
-}
-
-/// Where the data lives.
-#[derive(Args, Clone)]
-pub struct StoreArgs {
-    /// Directory of the embedded SQLite database.
-    #[arg(long, env = "WARDLINE_DATA_DIR", default_value = "wardline-data")]
-    pub data_dir: PathBuf,
-    /// A postgres://… URL; when given, PostgreSQL is used instead of SQLite.
-    #[arg(long, env = "WARDLINE_DATABASE")]
-    pub database: Option<String>,
-}
-
-impl StoreArgs {
-    pub fn open(&self) -> Result<Arc<dyn Store>> {
-        match &self.database {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let s = wardline_store_postgres::PostgresStore::connect(url)
-                    .with_context(|| "cannot connect to PostgreSQL".to_string())?;
-                Ok(Arc::new(s))
-            }
-            Some(other) => anyhow::bail!("--database must be a postgres:// URL, not '{other}'"),
-            None => {
-                std::fs::create_dir_all(&self.data_dir)
-                    .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
-                let path = self.data_dir.join("wardline.db");
-                let s = wardline_store_sqlite::SqliteStore::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                Ok(Arc::new(s))
-            }
-        }
-    }
 }
 
 #[derive(Args)]

@@ -1,8 +1,7 @@
-//! Loading FHIR JSON through the core, as `wardline import` does (the same
-//! code, kept here so the benchmarks need nothing of the `wardline` binary):
-//! a resource is a PUT (or a POST without an id), a transaction or batch
-//! Bundle is posted as it is, any other Bundle becomes a transaction of its
-//! entries' resources.
+//! Loading FHIR JSON through the core, for `wardline import` and the
+//! benchmarks: a resource is a PUT (or a POST without an id), a transaction
+//! or batch Bundle is posted as it is, any other Bundle becomes a transaction
+//! of its entries' resources.
 
 use std::io::Read;
 use std::path::Path;
@@ -85,7 +84,7 @@ pub fn transaction(resources: impl IntoIterator<Item = Value>) -> Value {
     serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
-fn call(
+pub fn call(
     service: &FhirService,
     method: Method,
     path: Vec<String>,
