@@ -295,6 +295,7 @@ impl FhirService {
             }
         }
         range.check()?;
+        range.patient = Some(id.to_owned());
         if !has_count {
             params.push(("_count".to_owned(), self.config.max_count.to_string()));
         }

@@ -18,14 +18,19 @@ use crate::{FhirService, RequestHeaders, url_with};
 
 const PAGING: [&str; 3] = ["_snapshot", "_after", "_offset"];
 
-/// The care-date range of `Patient/$everything` (`start`, `end`; the rule
-/// is on `FhirService::everything`).
+/// What `Patient/$everything` adds to a compartment search: its patient,
+/// and the care-date range (`start`, `end`; the rule is on
+/// `FhirService::everything`).
 #[derive(Default)]
 pub(crate) struct CareDates {
     /// The start of `start` and the end of `end` (epoch ms), with the value
     /// given.
     start: Option<(i64, String)>,
     end: Option<(i64, String)>,
+    /// The patient whose record it is: returned first, on the first page
+    /// (a client that reads one page must not get a record without its
+    /// patient), and on no other page.
+    pub(crate) patient: Option<String>,
 }
 
 /// Date search parameters that are no care date.
@@ -166,6 +171,7 @@ pub(crate) fn execute(
         }
     }
     let mut q = fsearch::parse(svc.defs(), t, &rest, headers.prefer_handling)?;
+    let asked = rest.clone();
     // The care dates are no search parameter, but the links carry them.
     let care_dates = everything.filter(|c| c.is_set());
     if let Some(c) = care_dates {
@@ -207,6 +213,48 @@ pub(crate) fn execute(
         }
     }
     result.resources = kept;
+    if let Some(pid) = everything.and_then(|c| c.patient.as_deref()) {
+        let first_page = page.after_rid.is_none() && page.offset == 0 && !page.count_only;
+        let here = result
+            .resources
+            .iter()
+            .position(|r| r.resource_type == "Patient" && r.id == pid);
+        match (here, first_page) {
+            (Some(i), true) => {
+                let p = result.resources.remove(i);
+                result.resources.insert(0, p);
+            }
+            (Some(i), false) => {
+                result.resources.remove(i);
+            }
+            (None, true) => {
+                // Written after the rest of its record: fetched, if it
+                // matches what was asked (`_type`, `_since`). One more store
+                // call, only then.
+                let mut one = asked.clone();
+                one.retain(|(k, _)| k != "_count" && k != "_sort");
+                one.push(("_id".to_owned(), pid.to_owned()));
+                let mut pq = fsearch::parse(svc.defs(), t, &one, headers.prefer_handling)?;
+                pq.compartment = q.compartment.clone();
+                let found = svc.store().search(
+                    &pq,
+                    &PageRequest {
+                        count: 10,
+                        ..PageRequest::default()
+                    },
+                )?;
+                if let Some(p) = found
+                    .resources
+                    .into_iter()
+                    .find(|r| r.resource_type == "Patient" && r.id == pid)
+                {
+                    cx.check_out(crate::Op::Search, &p, reader)?;
+                    result.resources.insert(0, p);
+                }
+            }
+            (None, false) => {}
+        }
+    }
     let (mut include, mut revinclude) = (q.include.clone(), q.revinclude.clone());
     if everything.is_some() {
         // `$everything` also returns what the compartment's resources refer to
