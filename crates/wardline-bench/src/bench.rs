@@ -155,7 +155,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
             let (n, secs) = ingest(&service, &data)?;
             println!(
                 "ingest [{}]: {n} resources in {secs:.2} s = {:.0} resources/s",
-                service.store().backend(),
+                service.backend(),
                 n as f64 / secs
             );
         }
@@ -182,7 +182,7 @@ fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
             &[],
             wardline_fhir::search::Handling::Strict,
         )?;
-        let page = service.store().search(
+        let page = service.system_reader().search(
             &q,
             &wardline_store::PageRequest {
                 count: 1000,
@@ -193,7 +193,7 @@ fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
     };
     anyhow::ensure!(!patients.is_empty(), "no patients loaded");
     let rt = tokio::runtime::Runtime::new()?;
-    let backend = service.store().backend();
+    let backend = service.backend();
     let (auth, headers) = bench_access(&service)?;
     let (latencies, secs) = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -270,7 +270,7 @@ fn patient_count(service: &FhirService) -> Result<usize> {
         &[],
         wardline_fhir::search::Handling::Strict,
     )?;
-    let page = service.store().search(
+    let page = service.system_reader().search(
         &q,
         &wardline_store::PageRequest {
             count_only: true,
@@ -415,7 +415,7 @@ fn explain_bench(a: ScaleArgs) -> Result<()> {
 /// (ids and NHS numbers as `wardline generate` makes them).
 fn chart_bench(a: ScaleArgs) -> Result<()> {
     let service = existing_service(&a.store)?;
-    let backend = service.store().backend();
+    let backend = service.backend();
     let patients = patient_count(&service)?;
     anyhow::ensure!(
         patients > 0,
@@ -465,7 +465,7 @@ fn chart_bench(a: ScaleArgs) -> Result<()> {
 fn everything_bench(a: EverythingArgs) -> Result<()> {
     use wardline_core::{Body, FhirRequest, Method, RequestHeaders};
     let service = existing_service(&a.store)?;
-    let backend = service.store().backend();
+    let backend = service.backend();
     let call = |query: Vec<(String, String)>| -> Result<serde_json::Value> {
         let r = service.handle(
             FhirRequest {
@@ -537,7 +537,7 @@ fn export_bench(a: ScaleArgs) -> Result<()> {
     use std::sync::atomic::AtomicBool;
     use wardline_export::{self as export, ExportLevel};
     let service = existing_service(&a.store)?;
-    let backend = service.store().backend();
+    let backend = service.backend();
     let defs = wardline_fhir::definitions::r4();
     let spec = export::parse_spec(defs, ExportLevel::System, &[])
         .map_err(|e| anyhow::anyhow!("{}", e.issues[0].diagnostics))?;

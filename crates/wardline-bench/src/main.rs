@@ -6,13 +6,13 @@
 //! It is tooling that composes the system as the `wardline` binary does:
 //! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
 //! `FhirService`, and starts the HTTP server, the MLLP listener or the
-//! workspace in-process. It also reads the store directly
-//! (`FhirService::store()`) for what is not being measured — counting the
-//! patients loaded, picking ids to request, the database's query plans
-//! (`explain`), the backend's name — which no product code above the core
-//! does. What it measures goes through the same paths as production
-//! (`handle`, HTTP with a real token and the access policy, the export
-//! engine of `wardline-export`, the workflows).
+//! workspace in-process. What is not being measured — counting the
+//! patients loaded, picking ids to request — reads through the core's
+//! unaudited `system_reader`; only `explain` (the database's query plans)
+//! needs the store itself (`FhirService::store()`), which no product code
+//! above the core calls. What it measures goes through the same paths as
+//! production (`handle`, HTTP with a real token and the access policy, the
+//! export engine of `wardline-export`, the workflows).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bench;

@@ -104,7 +104,7 @@ fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec
     let model = wardline_demo::bed_model(beds);
     let wards = ids_of_kind(&model, "wa");
     let bed_ids = ids_of_kind(&model, "bd");
-    if service.store().read("Patient", HEAVY)?.is_some() {
+    if service.system_reader().read("Patient", HEAVY)?.is_some() {
         println!("trust already loaded ({} wards)", wards.len());
         return Ok(wards);
     }
@@ -185,7 +185,7 @@ fn admit(service: &FhirService, op: &dyn Access, patient: &str, bed: &str, k: us
 fn load_pmi(service: &FhirService, n: usize) -> Result<()> {
     let has = |i: usize| -> Result<bool> {
         Ok(service
-            .store()
+            .system_reader()
             .read("Patient", &format!("pmi-{i}"))?
             .is_some())
     };

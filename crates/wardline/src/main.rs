@@ -253,7 +253,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             _ => None,
         };
         tracing::info!(
-            backend = service.store().backend(),
+            backend = service.backend(),
             "listening on {scheme}://{addr} (FHIR base {base})"
         );
         println!("Wardline is listening on {scheme}://{addr}/fhir");
@@ -317,7 +317,11 @@ async fn shutdown_signal() {
 /// has no Patient yet.
 fn load_demo(service: &FhirService) -> Result<()> {
     use wardline_core::{FhirRequest, Method, RequestHeaders};
-    if service.store().read("Organization", "trust")?.is_some() {
+    if service
+        .system_reader()
+        .read("Organization", "trust")?
+        .is_some()
+    {
         tracing::info!("demo trust already loaded");
         return Ok(());
     }
