@@ -99,11 +99,9 @@ fn spot(tx: &mut Tx<'_>, id: &str) -> Result<Option<Spot>, AdtError> {
     }))
 }
 
-/// The other current encounter in the bed, if any (not `except`).
-fn occupant(tx: &Tx<'_>, bed_id: &str, except: Option<&str>) -> Result<Option<String>, AdtError> {
-    Ok(read::occupants(tx, Some(&[bed_id.to_owned()]), except)?
-        .remove(bed_id)
-        .map(|o| o.encounter_id))
+/// Whether another current encounter (not `except`) is in the bed.
+fn occupied(tx: &Tx<'_>, bed_id: &str, except: Option<&str>) -> Result<bool, AdtError> {
+    Ok(in_bed(tx, bed_id, except)? > 0)
 }
 
 /// What is wrong with putting a patient in the bed, if anything.
@@ -113,7 +111,7 @@ fn clash(
     except: Option<&str>,
     mover: Mover,
 ) -> Result<Option<String>, AdtError> {
-    if occupant(tx, &bed.id, except)?.is_some() {
+    if occupied(tx, &bed.id, except)? {
         return Ok(Some(format!(
             "{} is occupied by another patient",
             bed.label
@@ -154,7 +152,7 @@ fn settle(
                 "intent": "order",
                 "priority": "urgent",
                 "code": {"coding": [{"system": TASK_SYSTEM, "code": BED_CLASH_CODE, "display": "Bed clash"}]},
-                "description": format!("{why}, and the patient administration system has put another patient there. Check who is in the bed and move one of them."),
+                "description": format!("{why}, and the patient administration system has put a patient there. Check who is in the bed and whether it can take them, and move the patient if not."),
                 "focus": {"reference": format!("Location/{}", bed.id), "display": bed.label},
                 "authoredOn": super::now(),
                 "performerType": [{"text": "Bed manager"}],
@@ -479,18 +477,18 @@ fn back_to(tx: &mut Tx<'_>, enc: &Value, id: &str, mover: Mover) -> Result<(), A
     if !bed.is_bed {
         return Ok(());
     }
-    let other = occupant(tx, id, encounter_id(enc))?;
+    let other = occupied(tx, id, encounter_id(enc))?;
     let why = match (other, bed.marked) {
-        (Some(_), _) => Some(format!(
+        (true, _) => Some(format!(
             "{} now has another patient in it, so the patient cannot go back there",
             bed.label
         )),
-        (None, s @ (BedState::Closed | BedState::Blocked)) => Some(format!(
+        (false, s @ (BedState::Closed | BedState::Blocked)) => Some(format!(
             "{} has been {} since, so the patient cannot go back there",
             bed.label,
             s.label().to_lowercase()
         )),
-        (None, BedState::Occupied) if mover == Mover::Wardline => Some(format!(
+        (false, BedState::Occupied) if mover == Mover::Wardline => Some(format!(
             "{} is marked occupied, so the patient cannot go back there",
             bed.label
         )),
@@ -526,7 +524,7 @@ pub fn set_state(tx: &mut Tx<'_>, bed_id: &str, state: BedState) -> Result<(), A
     if !bed.is_bed {
         return Err(AdtError::invalid(format!("{} is not a bed.", bed.label)));
     }
-    if occupant(tx, bed_id, None)?.is_some() {
+    if occupied(tx, bed_id, None)? {
         return Err(AdtError::conflict(format!(
             "{} has a patient in it: discharge or transfer the patient first.",
             bed.label
