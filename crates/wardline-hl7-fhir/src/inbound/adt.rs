@@ -377,11 +377,14 @@ fn visit_event(
             beds::go_on_leave(&mut enc).map_err(|e| state_refused(e, &visit, event))?;
         }
         "A22" => {
+            // A visit not on leave is refused for its state (PV1-19); one on
+            // leave can only be refused for its bed (PV1-3).
+            let on_leave = enc["status"] == "onleave";
             beds::back_from_leave(records.tx(), &mut enc, mover).map_err(|e| {
-                if e.kind == AdtErrorKind::Conflict && e.message.starts_with("Only a patient") {
-                    state_refused(e, &visit, event)
-                } else {
+                if on_leave {
                     refused(e, "PV1-3")
+                } else {
+                    state_refused(e, &visit, event)
                 }
             })?;
             note = active_location(&enc)
