@@ -459,23 +459,13 @@ impl FhirService {
 
     /// Runs one interaction for `access`: checks it, runs it, audits it.
     pub fn handle(&self, req: FhirRequest, access: &dyn Access) -> FhirResponse {
-        let cx = Ctx::new(access);
-        let result = self.route(&req, &cx);
-        let (status, desc) = match &result {
-            Ok(r) => (r.status, None),
-            Err(e) => (e.status, Some(e.to_string())),
-        };
-        if !cx.audited.get() && !is_unaudited(&req) {
-            let mut rec = cx.record.into_inner();
-            rec.set_status(status, desc);
-            if !req.query.is_empty() && rec.action == "R" {
-                rec.query = Some(query_string(&req.query));
-            }
-            if let Err(e) = self.record_audit(access.agent(), &[rec]) {
-                tracing::error!(error = %e, "audit failed; the response is withheld");
-                return FhirResponse::error(&e);
-            }
-        }
+        let query = (!req.query.is_empty()).then(|| query_string(&req.query));
+        let result = self.interaction(access, !is_unaudited(&req), query, |cx| {
+            self.route(&req, cx).map(|r| {
+                let status = r.status;
+                (r, status)
+            })
+        });
         match result {
             Ok(r) => r,
             Err(e) => {
@@ -485,6 +475,40 @@ impl FhirService {
                 FhirResponse::error(&e)
             }
         }
+    }
+
+    /// One interaction for `access`: `f` runs it, and unless a transaction
+    /// of it already committed the event (or `audited` is false), its audit
+    /// event is recorded with its status, reason and (for a read) `query`
+    /// before the result is returned: every channel (REST through
+    /// [`FhirService::handle`], code through `read_as` / `search_as`) is
+    /// audited the same way. If the event cannot be recorded the result is
+    /// withheld and the error returned.
+    pub(crate) fn interaction<T>(
+        &self,
+        access: &dyn Access,
+        audited: bool,
+        query: Option<String>,
+        f: impl FnOnce(&Ctx<'_>) -> R<(T, u16)>,
+    ) -> R<T> {
+        let cx = Ctx::new(access);
+        let result = f(&cx);
+        let (status, desc) = match &result {
+            Ok((_, s)) => (*s, None),
+            Err(e) => (e.status, Some(e.to_string())),
+        };
+        if audited && !cx.audited.get() {
+            let mut rec = cx.record.into_inner();
+            rec.set_status(status, desc);
+            if rec.action == "R" {
+                rec.query = query;
+            }
+            if let Err(e) = self.record_audit(access.agent(), &[rec]) {
+                tracing::error!(error = %e, "audit failed; the response is withheld");
+                return Err(e);
+            }
+        }
+        result.map(|(v, _)| v)
     }
 
     /// A transaction whose commit records the interaction's audit event.

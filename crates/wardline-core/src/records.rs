@@ -37,7 +37,7 @@ use wardline_store::{PageRequest, Reader, Store};
 
 use crate::access::{Access, Op};
 use crate::search::{self, Shape, parse_stored, shape_resource};
-use crate::{Ctx, FhirService, R, RequestHeaders, existing};
+use crate::{FhirService, R, RequestHeaders, existing};
 
 /// The matches of a search that the caller may see.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -56,36 +56,11 @@ pub struct Found {
 }
 
 impl FhirService {
-    /// One interaction run for `access` outside HTTP, audited as
-    /// [`FhirService::handle`] audits it (status and reason included).
-    fn interaction<T>(
-        &self,
-        access: &dyn Access,
-        query: Option<String>,
-        f: impl FnOnce(&Ctx<'_>) -> R<(T, u16)>,
-    ) -> R<T> {
-        let cx = Ctx::new(access);
-        let result = f(&cx);
-        let (status, desc) = match &result {
-            Ok((_, s)) => (*s, None),
-            Err(e) => (e.status, Some(e.to_string())),
-        };
-        if !cx.audited.get() {
-            let mut rec = cx.record.into_inner();
-            rec.set_status(status, desc);
-            if rec.action == "R" {
-                rec.query = query;
-            }
-            self.record_audit(access.agent(), &[rec])?;
-        }
-        result.map(|(v, _)| v)
-    }
-
     /// `GET [type]/[id]` for `access`: the current resource, or `None` when
     /// there is none (or it was deleted). A refusal is an error; every call
     /// is audited.
     pub fn read_as(&self, access: &dyn Access, t: &str, id: &str) -> R<Option<Value>> {
-        self.interaction(access, None, |cx| {
+        self.interaction(access, true, None, |cx| {
             cx.start("read", Op::Read, Some(t))?;
             let found = match existing(self.store.read(t, id)?, t, id) {
                 Ok(r) => r,
@@ -114,7 +89,7 @@ impl FhirService {
         let query = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&params)
             .finish();
-        self.interaction(access, Some(query), |cx| {
+        self.interaction(access, true, Some(query), |cx| {
             cx.start("search-type", Op::Search, Some(t))?;
             if t == "AuditEvent" {
                 return Err(FhirError::new(
