@@ -102,12 +102,17 @@ export LOGDIR VENV ROOT
 
 log "tests (Rust and Python) inside scripts/with-postgres.sh"
 set +e
+# WARDLINE_REQUIRE_PG=1: a PostgreSQL variant without a database fails, never
+# skips (crates/wardline-store-postgres/src/testenv.rs, tests/python/conftest.py).
+# If PostgreSQL cannot start, with-postgres.sh exits non-zero before any test
+# runs, no cargo.rc is written, and the suite fails below.
 scripts/with-postgres.sh bash -c '
     set -u
     if [ -z "${WARDLINE_TEST_PG_URL:-}" ]; then
         echo "with-postgres.sh did not set WARDLINE_TEST_PG_URL" >&2
         exit 97
     fi
+    export WARDLINE_REQUIRE_PG=1
     cargo test --workspace --no-fail-fast 2>&1 | tee "$LOGDIR/cargo.log"
     echo "${PIPESTATUS[0]}" >"$LOGDIR/cargo.rc"
     (cd "$ROOT/tests/python" && "$VENV/bin/python" -m pytest -p no:cacheprovider) 2>&1 | tee "$LOGDIR/pytest.log"
@@ -142,6 +147,10 @@ passed=$(($(sum_cargo passed) + $(sum_pytest passed) + $(sum_browser pass)))
 failed=$(($(sum_cargo failed) + $(sum_pytest failed) + $(sum_pytest error) + $(sum_browser fail)))
 
 status=0
+if [ ! -f "$LOGDIR/cargo.rc" ]; then
+    echo "scripts/with-postgres.sh failed (exit $wrapper_rc) before any test ran: PostgreSQL could not be started" >&2
+    status=1
+fi
 if [ "$wrapper_rc" -ne 0 ] && [ "$cargo_rc" -eq 0 ] && [ "$pytest_rc" -eq 0 ]; then
     echo "scripts/with-postgres.sh failed (exit $wrapper_rc)" >&2
     status=1

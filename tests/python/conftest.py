@@ -3,7 +3,8 @@
 Each test module gets a real `wardline serve --demo` (binary from env
 `WARDLINE_BIN`) on 127.0.0.1 with a free port: once on SQLite in a temporary
 data directory, and once on a fresh PostgreSQL database when
-`WARDLINE_TEST_PG_URL` is set (skipped otherwise).
+`WARDLINE_TEST_PG_URL` is set (skipped otherwise, unless `WARDLINE_REQUIRE_PG`
+is set, as `scripts/test.sh` does: then a missing database fails the test).
 
 Every HTTP response the tests receive from the server, through any client
 library (fhirclient and fhirpy both use `requests`), is checked by
@@ -196,10 +197,19 @@ class WardlineServer:
         self.tmp.cleanup()
 
 
+def require_backend(backend):
+    """Skips a PostgreSQL variant when no test database is given, or fails it
+    when one is required (`WARDLINE_REQUIRE_PG`, set by scripts/test.sh)."""
+    if backend != "postgres" or os.environ.get("WARDLINE_TEST_PG_URL", "").strip():
+        return
+    if os.environ.get("WARDLINE_REQUIRE_PG", "").strip() not in ("", "0"):
+        pytest.fail("WARDLINE_REQUIRE_PG is set but WARDLINE_TEST_PG_URL is not: PostgreSQL is missing")
+    pytest.skip("WARDLINE_TEST_PG_URL not set")
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def server(request):
-    if request.param == "postgres" and not os.environ.get("WARDLINE_TEST_PG_URL"):
-        pytest.skip("WARDLINE_TEST_PG_URL not set")
+    require_backend(request.param)
     srv = WardlineServer(request.param).start()
     yield srv
     srv.stop()

@@ -29,7 +29,7 @@ import pytest
 import requests
 from hl7.client import MLLPClient
 
-from conftest import REPO, WardlineServer, free_port
+from conftest import REPO, WardlineServer, free_port, require_backend
 
 TESTDATA = Path(os.environ.get("WARDLINE_TESTDATA", REPO.parent / "shared" / "testdata"))
 SHARED_HL7 = TESTDATA / "hl7v2"
@@ -38,8 +38,7 @@ BATCH = ("FHS", "BHS", "BTS", "FTS")
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def mllp(request):
-    if request.param == "postgres" and not os.environ.get("WARDLINE_TEST_PG_URL"):
-        pytest.skip("WARDLINE_TEST_PG_URL not set")
+    require_backend(request.param)
     port = free_port()
     srv = WardlineServer(request.param, ["--mllp-listen", f"127.0.0.1:{port}"]).start()
     srv.mllp_port = port

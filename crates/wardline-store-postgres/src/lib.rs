@@ -62,6 +62,7 @@ use wardline_store::{
 };
 
 mod audit;
+pub mod testenv;
 mod write;
 
 /// Buffered writes are flushed when this many are pending.

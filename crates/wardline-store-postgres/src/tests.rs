@@ -1,18 +1,8 @@
 use super::*;
 
-/// A store in a fresh schema of the database at `WARDLINE_TEST_PG_URL`, or
-/// `None` (after printing why) when the variable is not set.
+/// A store in a fresh schema of the test database (see [`crate::testenv`]).
 fn test_store(name: &str) -> Option<PostgresStore> {
-    let Ok(url) = std::env::var("WARDLINE_TEST_PG_URL") else {
-        println!("SKIPPED: WARDLINE_TEST_PG_URL not set");
-        return None;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let schema = format!("t_{name}_{}_{nanos}", std::process::id());
-    Some(PostgresStore::connect_with_schema(&url, &schema).expect("connect"))
+    crate::testenv::store(name).map(|(s, _, _)| s)
 }
 
 #[test]
@@ -25,8 +15,7 @@ fn conformance() {
 
 #[test]
 fn migrations_are_recorded_and_idempotent() {
-    let Ok(url) = std::env::var("WARDLINE_TEST_PG_URL") else {
-        println!("SKIPPED: WARDLINE_TEST_PG_URL not set");
+    let Some(url) = crate::testenv::url() else {
         return;
     };
     let schema = format!("t_migr_{}", std::process::id());

@@ -41,17 +41,7 @@ impl Drop for PgSchema {
 }
 
 fn postgres_service(name: &str) -> Option<(Arc<FhirService>, PgSchema)> {
-    let Ok(url) = std::env::var("WARDLINE_TEST_PG_URL") else {
-        println!("SKIPPED: WARDLINE_TEST_PG_URL not set");
-        return None;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let schema = format!("t_pmi_{name}_{}_{nanos}", std::process::id());
-    let store = wardline_store_postgres::PostgresStore::connect_with_schema(&url, &schema)
-        .expect("connect to WARDLINE_TEST_PG_URL");
+    let (store, url, schema) = wardline_store_postgres::testenv::store(&format!("pmi_{name}"))?;
     Some((
         Arc::new(FhirService::new(Arc::new(store), ServiceConfig::default())),
         PgSchema { url, schema },

@@ -112,16 +112,11 @@ impl Env {
         }
     }
 
-    /// `None` (after printing `SKIPPED: ...`) when `WARDLINE_TEST_PG_URL` is unset.
+    /// `None` (after printing `SKIPPED: ...`) when `WARDLINE_TEST_PG_URL` is
+    /// unset; a failure instead when `WARDLINE_REQUIRE_PG` is set (see
+    /// `wardline_store_postgres::testenv`).
     pub fn postgres() -> Option<Env> {
-        let Ok(url) = std::env::var("WARDLINE_TEST_PG_URL") else {
-            println!("SKIPPED: WARDLINE_TEST_PG_URL not set");
-            return None;
-        };
-        if url.trim().is_empty() {
-            println!("SKIPPED: WARDLINE_TEST_PG_URL not set");
-            return None;
-        }
+        let url = wardline_store_postgres::testenv::url()?;
         Some(Env {
             name: "postgres",
             data_dir: tempfile::tempdir().expect("tempdir"),
