@@ -161,6 +161,29 @@ async function boardBed (state) {
   return (await bed.getAttribute('data-testid')).replace(/^bed-/, '')
 }
 
+/** An available bed in a bay where a patient in isolation is, from the
+ * nurse's live board (the demo's ward 1 has one, with MRSA, in bay 1). */
+async function bedInBayWithIsolation () {
+  const bay = nurse.locator('section.wl-bay')
+    .filter({ has: nurse.locator('li[data-state="occupied"] .nhsuk-tag:has-text("Isolation")') })
+    .filter({ has: nurse.locator('li[data-state="available"]') })
+    .first()
+  await bay.waitFor()
+  const bed = bay.locator('li[data-state="available"]').first()
+  return (await bed.getAttribute('data-testid')).replace(/^bed-/, '')
+}
+
+/** Submits an admit or transfer form; when the bed raises placement
+ * concerns (mixed-sex bay, isolation), gives `reason` and submits again. */
+async function submitPlacing (page, button, done, reason = 'No other bed on the ward tonight') {
+  await Promise.all([page.waitForLoadState('domcontentloaded'), page.click(button)])
+  await page.waitForLoadState('domcontentloaded')
+  if (await page.locator('[data-testid="placement-concerns"]').count()) {
+    await page.fill('#placement_reason', reason)
+  }
+  await submitExpecting(page, button, done)
+}
+
 function waitForBed (bedId, state) {
   return nurse.waitForSelector(`[data-testid="bed-${bedId}"][data-state="${state}"]`, { timeout: LIVE_TIMEOUT_MS })
 }
@@ -174,8 +197,9 @@ test('the nurse watches the ward board', async () => {
 
 let firstBed, secondBed
 
-test('admit to a bed: the board shows it without a reload', async () => {
-  firstBed = await boardBed('available')
+test('admit to a bed: isolation in the bay is warned of first; the board shows the admission without a reload', async () => {
+  // Ada into a bay where a patient is in isolation.
+  firstBed = await bedInBayWithIsolation()
   await nurse.evaluate(() => { window.__notReloaded = true })
   await clerk.goto(server.url + patientPath)
   await clerk.click('a:has-text("Admit")')
@@ -184,7 +208,18 @@ test('admit to a bed: the board shows it without a reload', async () => {
   await clerk.check('input[name="kind"][value="emergency"]')
   await clerk.selectOption('#bed', firstBed)
   await clerk.selectOption('#specialty', { index: 1 })
+  // The consultant is chosen from a list of names, not typed as an id.
+  assert.ok(await clerk.locator('#consultant option').count() > 1, 'no consultants to choose from')
+  await clerk.selectOption('#consultant', { index: 1 })
   await screenshot(clerk, '09-admit')
+  await Promise.all([clerk.waitForLoadState('domcontentloaded'), clerk.click('button:has-text("Admit patient")')])
+  await clerk.waitForSelector('[data-testid="placement-concerns"]')
+  assert.match(await clerk.textContent('[data-testid="placement-concerns"]'), /in isolation \(.*MRSA/i)
+  assert.match(await clerk.textContent('.nhsuk-error-summary'), /reason/i)
+  assert.equal(await nurse.getAttribute(`[data-testid="bed-${firstBed}"]`, 'data-state'), 'available', 'admitted before the warning was answered')
+  await assertAccessible(clerk, 'admit form with placement concerns')
+  await screenshot(clerk, '09b-admit-placement-concerns')
+  await clerk.fill('#placement_reason', 'Only bed free; infection control agreed bay end')
   await submitExpecting(clerk, 'button:has-text("Admit patient")', /\?done=admitted/)
   assert.doesNotMatch(await clerk.textContent('[data-testid="banner-location"]'), /Not admitted/)
   await waitForBed(firstBed, 'occupied')
@@ -217,7 +252,7 @@ test('transfer: the old bed goes to cleaning and the new one fills', async () =>
   await clerk.click('a:has-text("Transfer")')
   await clerk.waitForSelector('#bed')
   await clerk.selectOption('#bed', secondBed)
-  await submitExpecting(clerk, 'button:has-text("Transfer patient")', /\?done=transferred/)
+  await submitPlacing(clerk, 'button:has-text("Transfer patient")', /\?done=transferred/)
   await waitForBed(secondBed, 'occupied')
   await waitForBed(firstBed, 'cleaning')
   assert.equal(await nurse.evaluate(() => window.__notReloaded), true)

@@ -174,6 +174,8 @@ fn admit(service: &FhirService, op: &dyn Access, patient: &str, bed: &str, k: us
             consultant_id: None,
             specialty: Some("300".into()),
             expected_discharge: Some(format!("2027-01-{:02}", k % 28 + 1)),
+            // Random patients into random beds: a bay may become mixed-sex.
+            placement_reason: Some("Benchmark load".into()),
         },
     )
     .map_err(|e| anyhow::anyhow!("admitting {patient} to {bed}: {}", e.message))?;

@@ -192,6 +192,7 @@ fn race(
                     consultant_id: None,
                     specialty: None,
                     expected_discharge: None,
+                    placement_reason: Some("Every bed of this test is in one bay".into()),
                 },
                 "2026-11-23T09:00:00Z",
             )
@@ -277,6 +278,7 @@ fn where_an_external_pas_is_bed_master_its_admission_stands_and_a_clash_is_a_tas
                 consultant_id: None,
                 specialty: None,
                 expected_discharge: None,
+                placement_reason: Some("Every bed of this test is in one bay".into()),
             },
             "2026-11-23T08:00:00Z",
         )

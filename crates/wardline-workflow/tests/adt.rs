@@ -147,12 +147,22 @@ fn admission(patient: &str, bed: &str) -> Admission {
         consultant_id: Some("cons".into()),
         specialty: Some("300".into()),
         expected_discharge: Some("2025-03-10".into()),
+        placement_reason: None,
     }
 }
 
 fn admit_at(svc: &FhirService, patient: &str, bed: &str, at: &str) -> String {
     adt::admit_at(svc, &op(), &admission(patient, bed), at)
         .unwrap_or_else(|e| panic!("admit {patient} to {bed}: {e}"))
+}
+
+/// Admits despite placement concerns (a deliberate mixed-sex bay).
+fn admit_giving_reason(svc: &FhirService, patient: &str, bed: &str, at: &str) -> String {
+    let a = Admission {
+        placement_reason: Some("No other bed".into()),
+        ..admission(patient, bed)
+    };
+    adt::admit_at(svc, &op(), &a, at).unwrap_or_else(|e| panic!("admit {patient} to {bed}: {e}"))
 }
 
 fn board(svc: &FhirService, ward: &str) -> WardBoard {
@@ -265,6 +275,7 @@ fn admit_transfer_discharge_keeps_the_bed_history() {
             &op(),
             &Admission {
                 expected_discharge: None,
+                placement_reason: None,
                 ..admission("f1", "a1")
             },
         )
@@ -343,7 +354,7 @@ fn every_rule_is_refused_with_a_plain_message() {
             "no bed",
         );
         refused(
-            adt::transfer(svc, a, "nothing", "b2"),
+            adt::transfer(svc, a, "nothing", "b2", None),
             AdtErrorKind::NotFound,
             "no admission",
         );
@@ -366,6 +377,7 @@ fn every_rule_is_refused_with_a_plain_message() {
                 a,
                 &Admission {
                     expected_discharge: Some("2025-02-01".into()),
+                    placement_reason: None,
                     ..admission("m1", "b2")
                 },
                 T1,
@@ -704,7 +716,7 @@ fn occupancy_per_ward_and_site_and_mixed_sex_bays() {
     for b in backends("occupancy") {
         let (svc, a) = (&b.svc, &op());
         admit_at(svc, "f1", "a1", T0);
-        admit_at(svc, "m1", "a2", T0);
+        admit_giving_reason(svc, "m1", "a2", T0);
         admit_at(svc, "f2", "b1", T0);
         admit_at(svc, "m2", "w2x", T0);
         adt::set_bed_state(svc, a, "a3", BedState::Closed).unwrap();
@@ -789,6 +801,138 @@ fn occupancy_per_ward_and_site_and_mixed_sex_bays() {
     }
 }
 
+fn flag_isolation(svc: &FhirService, patient: &str) {
+    let r = svc.handle(
+        req(Method::Post, vec!["Flag".into()], Some(json!({"resourceType": "Flag", "status": "active",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "40174006"}], "text": "Isolation: MRSA"},
+            "subject": {"reference": format!("Patient/{patient}")}}))),
+        &op(),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+fn concern_kinds(e: &adt::AdtError) -> Vec<adt::ConcernKind> {
+    assert_eq!(e.kind, AdtErrorKind::NeedsReason, "{e}");
+    assert_eq!(e.status(), 409);
+    e.concerns.iter().map(|c| c.kind).collect()
+}
+
+/// Regression (issue 15): a male patient admitted into a bay with a female
+/// patient, or next to a patient in isolation, went ahead with no warning;
+/// the board said "mixed-sex bay" only afterwards. Now the allocation is
+/// refused with the concerns until a reason is given, and the reason is kept.
+#[test]
+fn placement_concerns_come_before_the_move_and_the_reason_is_kept() {
+    use adt::ConcernKind::{IsolationInBay, MixedSex, PatientIsolated};
+    for b in backends("placement") {
+        let (svc, a) = (&b.svc, &op());
+        admit_at(svc, "f1", "a1", T0);
+
+        // A man into Bay A with Alice in Bed 1: refused, with the concern.
+        let e = adt::admit_at(svc, a, &admission("m1", "a2"), T0).unwrap_err();
+        assert_eq!(concern_kinds(&e), [MixedSex], "{}", b.name);
+        let said = &e.concerns[0].message;
+        assert!(
+            said.contains("Bay A") && said.contains("Bed 1") && said.contains("female"),
+            "{said}"
+        );
+        assert!(
+            !said.contains("Smith") && !said.contains("Alice"),
+            "names the other patient: {said}"
+        );
+        assert_eq!(
+            bed_state(svc, "w1", "a2"),
+            BedState::Available,
+            "saved before the warning was answered"
+        );
+        // A blank reason is no reason.
+        let blank = Admission {
+            placement_reason: Some("  ".into()),
+            ..admission("m1", "a2")
+        };
+        assert_eq!(
+            concern_kinds(&adt::admit_at(svc, a, &blank, T0).unwrap_err()),
+            [MixedSex]
+        );
+
+        // With a reason it goes ahead, and the reason is kept on the bed's entry.
+        let enc_id = admit_giving_reason(svc, "m1", "a2", T0);
+        let enc = get(svc, "Encounter", &enc_id);
+        let ext = &enc["location"][0]["extension"][0];
+        assert_eq!(ext["url"], adt::PLACEMENT_EXT);
+        let parts = ext["extension"].as_array().unwrap();
+        assert!(
+            parts.iter().any(|p| p["url"] == "concern"
+                && p["valueString"].as_str().unwrap().contains("mixed-sex"))
+        );
+        assert!(
+            parts
+                .iter()
+                .any(|p| p["url"] == "reason" && p["valueString"] == "No other bed")
+        );
+
+        // A woman into an empty bay, or a side room: nothing to say.
+        admit_at(svc, "f2", "b1", T0);
+        // Beth is put in isolation; moving Alice next to her raises it.
+        flag_isolation(svc, "f2");
+        let alice = adt::current_stay(svc, a, "f1")
+            .unwrap()
+            .unwrap()
+            .encounter_id;
+        let e = adt::transfer_at(svc, a, &alice, "b2", T1).unwrap_err();
+        assert_eq!(concern_kinds(&e), [IsolationInBay], "{}", b.name);
+        assert!(
+            e.concerns[0].message.contains("MRSA"),
+            "{}",
+            e.concerns[0].message
+        );
+        adt::transfer_at_with_reason(
+            svc,
+            a,
+            &alice,
+            "b2",
+            T1,
+            Some("Cohorted by infection control"),
+        )
+        .unwrap();
+        assert_eq!(bed_state(svc, "w1", "b2"), BedState::Occupied);
+
+        // A patient in isolation into a bay with others (Carl in Bay A).
+        flag_isolation(svc, "m2");
+        let e = adt::admit_at(svc, a, &admission("m2", "a3"), T1).unwrap_err();
+        assert_eq!(concern_kinds(&e), [PatientIsolated], "{}", b.name);
+        // ...but into a side room there is nothing to warn of.
+        admit_at(svc, "m2", "w2x", T1);
+    }
+}
+
+/// The consultants offered for an admission: consultant roles, by name.
+#[test]
+fn consultants_are_offered_by_name() {
+    for b in backends("consultants") {
+        let svc = &b.svc;
+        for r in [
+            json!({"resourceType": "PractitionerRole", "active": true, "practitioner": {"reference": "Practitioner/cons"}, "code": [{"text": "Consultant"}]}),
+            json!({"resourceType": "Practitioner", "id": "nurse", "name": [{"family": "Nightingale", "given": ["Flo"]}]}),
+            json!({"resourceType": "PractitionerRole", "active": true, "practitioner": {"reference": "Practitioner/nurse"}, "code": [{"text": "Staff Nurse"}]}),
+        ] {
+            let t = r["resourceType"].as_str().unwrap().to_owned();
+            let (method, path) = match r["id"].as_str() {
+                Some(id) => (Method::Put, vec![t, id.to_owned()]),
+                None => (Method::Post, vec![t]),
+            };
+            let res = svc.handle(req(method, path, Some(r)), &op());
+            assert!(res.status < 300, "{:?}", res.body);
+        }
+        assert_eq!(
+            adt::consultants(svc, &op()).unwrap(),
+            vec![("cons".to_owned(), "Dr Greg House".to_owned())],
+            "{}",
+            b.name
+        );
+    }
+}
+
 /// A requester with no relationship to one patient.
 struct NoRelationship {
     agent: Agent,
@@ -819,7 +963,7 @@ fn patients_the_caller_may_not_see_are_withheld() {
     for b in backends("withheld") {
         let svc = &b.svc;
         admit_at(svc, "f1", "a1", T0);
-        admit_at(svc, "m1", "a2", T0);
+        admit_giving_reason(svc, "m1", "a2", T0);
         let r = svc.handle(
             req(Method::Post, vec!["Flag".into()], Some(json!({"resourceType": "Flag", "status": "active",
                 "code": {"coding": [{"system": "http://snomed.info/sct", "code": "40174006"}], "text": "Isolation: C. difficile"},

@@ -23,7 +23,9 @@ const PHYSICAL_TYPE: &str = "http://terminology.hl7.org/CodeSystem/location-phys
 /// put the patient with (PV1-3).
 fn refused(e: AdtError, location: &str) -> MapError {
     match e.kind {
-        AdtErrorKind::Conflict | AdtErrorKind::Invalid => {
+        // NeedsReason never comes from a feed (placement concerns are asked
+        // of a person only); were it to, it is the sender's content.
+        AdtErrorKind::Conflict | AdtErrorKind::Invalid | AdtErrorKind::NeedsReason => {
             MapError::content(207, Some(location), e.message)
         }
         AdtErrorKind::NotFound => MapError::content(204, Some(location), e.message),

@@ -537,14 +537,14 @@ impl From<AdtError> for FhirError {
     fn from(e: AdtError) -> FhirError {
         let code = match e.kind {
             super::AdtErrorKind::Invalid => "invalid",
-            super::AdtErrorKind::Conflict => "business-rule",
+            super::AdtErrorKind::Conflict | super::AdtErrorKind::NeedsReason => "business-rule",
             super::AdtErrorKind::Concurrent => "conflict",
             super::AdtErrorKind::NotFound => "not-found",
             super::AdtErrorKind::Forbidden => "forbidden",
             super::AdtErrorKind::Store => "exception",
         };
         let status = match e.kind {
-            super::AdtErrorKind::Conflict => 422,
+            super::AdtErrorKind::Conflict | super::AdtErrorKind::NeedsReason => 422,
             _ => e.status(),
         };
         FhirError::new(status, code, e.message)

@@ -18,7 +18,7 @@ use wardline_core::{Access, FhirService, Op};
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
 
-use super::codes::{EXPECTED_DISCHARGE_EXT, ISOLATION_CODE, SNOMED};
+use super::codes::EXPECTED_DISCHARGE_EXT;
 use super::read::{self, Occupant, Place, Places, natural_cmp, ref_id};
 use super::{AdtError, BedState};
 
@@ -463,16 +463,16 @@ pub fn available_beds(
     Ok(out)
 }
 
-/// Active isolation flags of the patients, by patient id (one search).
+/// Active isolation flags of the patients, by patient id (one search; the
+/// reading of a flag is [`super::placement::isolation_by_patient`]).
 fn isolation_of<'a>(
     svc: &FhirService,
     access: &dyn Access,
     patients: impl Iterator<Item = &'a str>,
 ) -> Result<HashMap<String, String>, AdtError> {
     let ids: Vec<String> = patients.map(|p| format!("Patient/{p}")).collect();
-    let mut out = HashMap::new();
     if ids.is_empty() {
-        return Ok(out);
+        return Ok(HashMap::new());
     }
     let found = read::search_as(
         svc,
@@ -480,42 +480,10 @@ fn isolation_of<'a>(
         "Flag",
         &[("patient", ids.join(",")), ("_count", "1000".to_owned())],
     )?;
-    let now = wardline_fhir::datetime::now_ms();
-    for f in &found.matches {
-        if f["status"] != "active" || !is_isolation(f) {
-            continue;
-        }
-        let ended = f["period"]["end"]
-            .as_str()
-            .and_then(wardline_fhir::datetime::parse_range)
-            .is_some_and(|(_, hi)| hi <= now);
-        if ended {
-            continue;
-        }
-        let Some(pid) = ref_id(&f["subject"], "Patient") else {
-            continue;
-        };
-        let text = f["code"]["text"]
-            .as_str()
-            .or_else(|| f["code"]["coding"][0]["display"].as_str())
-            .unwrap_or("Isolation")
-            .to_owned();
-        out.entry(pid.to_owned())
-            .and_modify(|t: &mut String| {
-                t.push_str("; ");
-                t.push_str(&text);
-            })
-            .or_insert(text);
-    }
-    Ok(out)
-}
-
-fn is_isolation(flag: &Value) -> bool {
-    flag["code"]["coding"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["system"] == SNOMED && c["code"] == ISOLATION_CODE)
+    Ok(super::placement::isolation_by_patient(
+        &found.matches,
+        wardline_fhir::datetime::now_ms(),
+    ))
 }
 
 /// The expected discharge date of an Encounter.
@@ -636,6 +604,60 @@ pub(crate) fn consultant_of(svc: &FhirService, enc: &Value) -> Result<Option<Str
     })
 }
 
+/// Whether a PractitionerRole is a consultant's: its `code` says
+/// "Consultant" (text or a coding's display), as the demo trust and most
+/// staff directories record the job role.
+fn is_consultant_role(role: &Value) -> bool {
+    role["code"].as_array().into_iter().flatten().any(|c| {
+        let said = |v: &Value| {
+            v.as_str()
+                .is_some_and(|t| t.to_ascii_lowercase().contains("consultant"))
+        };
+        said(&c["text"])
+            || c["coding"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|cd| said(&cd["display"]))
+    })
+}
+
+/// The consultants a patient can be admitted under, as (Practitioner id,
+/// name), by name: the practitioners of active consultant
+/// PractitionerRoles (read with the caller's access).
+pub fn consultants(
+    svc: &FhirService,
+    access: &dyn Access,
+) -> Result<Vec<(String, String)>, AdtError> {
+    let found = read::search_as(
+        svc,
+        access,
+        "PractitionerRole",
+        &[
+            ("active", "true".to_owned()),
+            ("_include", "PractitionerRole:practitioner".to_owned()),
+            ("_count", "1000".to_owned()),
+        ],
+    )?;
+    let people: HashMap<&str, &Value> = found
+        .included
+        .iter()
+        .filter(|p| p["resourceType"] == "Practitioner" && p["active"] != false)
+        .filter_map(|p| Some((p["id"].as_str()?, p)))
+        .collect();
+    let mut out: Vec<(String, String)> = found
+        .matches
+        .iter()
+        .filter(|r| is_consultant_role(r))
+        .filter_map(|r| ref_id(&r["practitioner"], "Practitioner"))
+        .filter_map(|id| Some((id.to_owned(), person_name(people.get(id)?))))
+        .filter(|(_, name)| !name.is_empty())
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    out.dedup_by(|a, b| a.0 == b.0);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,6 +679,20 @@ mod tests {
         assert_eq!((o.beds, o.open()), (6, 4));
         assert!((o.percent() - 50.0).abs() < 1e-9);
         assert_eq!(Occupancy::default().percent(), 0.0);
+    }
+
+    #[test]
+    fn consultant_roles_are_recognised_by_their_code() {
+        assert!(is_consultant_role(
+            &json!({"code": [{"text": "Consultant"}]})
+        ));
+        assert!(is_consultant_role(
+            &json!({"code": [{"coding": [{"display": "Consultant Physician"}]}]})
+        ));
+        assert!(!is_consultant_role(
+            &json!({"code": [{"text": "Staff Nurse"}]})
+        ));
+        assert!(!is_consultant_role(&json!({})));
     }
 
     #[test]

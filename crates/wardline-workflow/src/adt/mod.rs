@@ -47,15 +47,17 @@
 //! Every action is one transaction through [`FhirService::begin`] with the
 //! caller's [`Access`] (authorised, validated, audited, and announced by the
 //! HL7 outbox in the same transaction). Before reading anything it decides
-//! on, an action takes **row locks** on the beds, the patient and the
-//! encounter it is about: it writes a row per key in the system key-value
-//! table (namespace `adt-lock`), in sorted key order so two actions never
-//! wait for each other in a circle. On PostgreSQL a second transaction
-//! writing the same key waits until the first commits, and its reads after
+//! on, an action takes **locks** on the beds, the patient and the encounter
+//! it is about ([`Tx::lock`]: transaction-scoped advisory locks on
+//! PostgreSQL, taken in sorted key order so two actions never wait for each
+//! other in a circle; a deadlock that happens anyway is a 409 to retry).
+//! A second transaction locking the same key waits until the first commits, and its reads after
 //! that (READ COMMITTED: each statement sees what is committed) see the
 //! first one's admission; on SQLite write transactions are serial anyway
 //! (`BEGIN IMMEDIATE`). The bed's own version check is a second line: every
-//! action that changes who is in a bed also writes the bed.
+//! action that changes who is in a bed also writes the bed. Placing a
+//! person's patient also locks the bay and checks it first ([`placement`]:
+//! mixed-sex and isolation concerns need a reason to go ahead).
 //!
 //! Reads that decide a rule look at the store directly inside the
 //! transaction (the caller may not be allowed to see the other patient in a
@@ -67,6 +69,7 @@
 pub mod beds;
 mod board;
 mod codes;
+pub mod placement;
 mod read;
 
 use std::str::FromStr;
@@ -78,8 +81,8 @@ use wardline_core::{Access, FhirService, Tx};
 use wardline_fhir::FhirError;
 
 pub use board::{
-    Bay, Bed, BoardPatient, Occupancy, SiteSummary, WardBoard, WardSummary, available_beds, sites,
-    ward_board,
+    Bay, Bed, BoardPatient, Occupancy, SiteSummary, WardBoard, WardSummary, available_beds,
+    consultants, sites, ward_board,
 };
 pub use codes::{
     ADMISSION_METHOD, ADMIT_SOURCE, BED_STATUS, DISCHARGE_DESTINATION, DISCHARGE_METHOD,
@@ -90,6 +93,7 @@ pub use codes::{
 use beds::Mover;
 pub use beds::{BED_CLASH_CODE, BedMaster};
 use codes::{ACT_CODE, PARTICIPATION_TYPE, label_of};
+pub use placement::{Concern, ConcernKind, PLACEMENT_EXT};
 use read::{Places, current_location, is_current, is_inpatient, json_of, ref_id};
 
 // ---------------------------------------------------------------- types
@@ -340,6 +344,10 @@ pub struct Admission {
     pub specialty: Option<String>,
     /// `YYYY-MM-DD`.
     pub expected_discharge: Option<String>,
+    /// Why the patient goes to this bed despite the placement concerns
+    /// (mixed-sex bay, isolation; see [`placement`]); without one an
+    /// admission with concerns is refused with them attached.
+    pub placement_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -355,6 +363,9 @@ pub enum AdtErrorKind {
     /// Another transaction changed the same record at the same moment
     /// (409): nothing was saved, and trying again may succeed.
     Concurrent,
+    /// The bed raises placement concerns ([`AdtError::concerns`]): the
+    /// person must see them and give a reason to go ahead (409).
+    NeedsReason,
     /// Wardline failed (500).
     Store,
 }
@@ -364,6 +375,9 @@ pub enum AdtErrorKind {
 pub struct AdtError {
     pub kind: AdtErrorKind,
     pub message: String,
+    /// The placement concerns, for [`AdtErrorKind::NeedsReason`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub concerns: Vec<Concern>,
 }
 
 impl AdtError {
@@ -371,30 +385,51 @@ impl AdtError {
         AdtError {
             kind: AdtErrorKind::Invalid,
             message: m.into(),
+            concerns: Vec::new(),
         }
     }
     pub fn conflict(m: impl Into<String>) -> AdtError {
         AdtError {
             kind: AdtErrorKind::Conflict,
             message: m.into(),
+            concerns: Vec::new(),
         }
     }
     pub fn not_found(m: impl Into<String>) -> AdtError {
         AdtError {
             kind: AdtErrorKind::NotFound,
             message: m.into(),
+            concerns: Vec::new(),
         }
     }
     pub fn forbidden(m: impl Into<String>) -> AdtError {
         AdtError {
             kind: AdtErrorKind::Forbidden,
             message: m.into(),
+            concerns: Vec::new(),
+        }
+    }
+    /// Placement concerns and no reason given: the move is refused with
+    /// the concerns attached.
+    pub fn needs_reason(concerns: Vec<Concern>) -> AdtError {
+        AdtError {
+            kind: AdtErrorKind::NeedsReason,
+            message: format!(
+                "Check before placing the patient: {} Give a reason to go ahead.",
+                concerns
+                    .iter()
+                    .map(|c| c.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            concerns,
         }
     }
     pub fn store(m: impl Into<String>) -> AdtError {
         AdtError {
             kind: AdtErrorKind::Store,
             message: m.into(),
+            concerns: Vec::new(),
         }
     }
 
@@ -406,6 +441,7 @@ impl AdtError {
             AdtErrorKind::NotFound => 404,
             AdtErrorKind::Forbidden => 403,
             AdtErrorKind::Concurrent => 409,
+            AdtErrorKind::NeedsReason => 409,
             AdtErrorKind::Store => 500,
         }
     }
@@ -438,6 +474,7 @@ impl From<FhirError> for AdtError {
             409 | 412 => AdtError {
                 kind: AdtErrorKind::Concurrent,
                 message: "Someone else changed this record at the same moment. Reload the page and try again.".to_owned(),
+                concerns: Vec::new(),
             },
             400..=499 => AdtError::invalid(format!("The record was not saved: {text}.")),
             _ => AdtError::store(format!(
@@ -783,6 +820,8 @@ pub fn admit_at(
     if bed["managingOrganization"]["reference"].is_string() {
         enc["serviceProvider"] = json!({"reference": bed["managingOrganization"]["reference"]});
     }
+    // The bed rules first (a bed that cannot take the patient is refused
+    // as such), then the placement concerns; nothing is kept on a refusal.
     beds::enter(
         &mut tx,
         &mut enc,
@@ -791,28 +830,52 @@ pub fn admit_at(
         Some(at),
         Mover::Wardline,
     )?;
+    let concerns = placement::concerns(&mut tx, &patient, &a.bed_id, None, at_ms)?;
+    let reason = placement::reason(a.placement_reason.as_deref());
+    if !concerns.is_empty() && reason.is_none() {
+        return Err(AdtError::needs_reason(concerns));
+    }
+    if let Some(r) = reason.filter(|_| !concerns.is_empty()) {
+        placement::record(&mut enc, &concerns, r);
+    }
     let saved = tx.save(enc)?;
     tx.commit()?;
     Ok(saved.id)
 }
 
-/// Moves an admitted patient to another bed now.
+/// Moves an admitted patient to another bed now. `reason` is why the
+/// patient goes there despite placement concerns, as
+/// [`Admission::placement_reason`].
 pub fn transfer(
     svc: &FhirService,
     access: &dyn Access,
     encounter_id: &str,
     to_bed_id: &str,
+    reason: Option<&str>,
 ) -> Result<(), AdtError> {
-    transfer_at(svc, access, encounter_id, to_bed_id, &now())
+    transfer_at_with_reason(svc, access, encounter_id, to_bed_id, &now(), reason)
 }
 
-/// [`transfer`] at a given time. The bed left goes to cleaning.
+/// [`transfer`] at a given time, with no reason for placement concerns.
+/// The bed left goes to cleaning.
 pub fn transfer_at(
     svc: &FhirService,
     access: &dyn Access,
     encounter_id: &str,
     to_bed_id: &str,
     at: &str,
+) -> Result<(), AdtError> {
+    transfer_at_with_reason(svc, access, encounter_id, to_bed_id, at, None)
+}
+
+/// [`transfer`] at a given time.
+pub fn transfer_at_with_reason(
+    svc: &FhirService,
+    access: &dyn Access,
+    encounter_id: &str,
+    to_bed_id: &str,
+    at: &str,
+    reason: Option<&str>,
 ) -> Result<(), AdtError> {
     let at_ms = check_time(at, "transfer")?;
     let mut tx = begin(svc, access, "adt-transfer", "U")?;
@@ -833,6 +896,9 @@ pub fn transfer_at(
     }
     beds::require_bed(&mut tx, to_bed_id)?;
     check_after_start(&enc, at_ms, at, "transfer")?;
+    let person = tx
+        .get("Patient", &patient)?
+        .ok_or_else(|| AdtError::not_found(format!("There is no patient with id {patient}.")))?;
     beds::enter(
         &mut tx,
         &mut enc,
@@ -841,6 +907,14 @@ pub fn transfer_at(
         Some(at),
         Mover::Wardline,
     )?;
+    let concerns = placement::concerns(&mut tx, &person, to_bed_id, Some(encounter_id), at_ms)?;
+    let reason = placement::reason(reason);
+    if !concerns.is_empty() && reason.is_none() {
+        return Err(AdtError::needs_reason(concerns));
+    }
+    if let Some(r) = reason.filter(|_| !concerns.is_empty()) {
+        placement::record(&mut enc, &concerns, r);
+    }
     tx.save(enc)?;
     tx.commit()?;
     Ok(())
