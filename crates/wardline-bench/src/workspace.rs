@@ -598,8 +598,9 @@ async fn measure(
         // The chart of the 600-encounter patient.
         let (s, a) = (service.clone(), access.clone());
         let d = svc_time(move || {
-            let c = chart::summary(&s, &*a, HEAVY).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let n = c.encounter_total.unwrap_or(0);
+            let now = wardline_fhir::datetime::now_ms();
+            let c = chart::summary(&s, &*a, HEAVY, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let n = c.encounters.total.unwrap_or(0);
             anyhow::ensure!(n >= 500, "{n} encounters");
             Ok(())
         })

@@ -78,10 +78,10 @@ fn done_message(code: &str) -> Option<&'static str> {
 
 /// The most recent inpatient stay, when it ended in the last day and there
 /// is no current one: its discharge can be cancelled (recorded in error).
-fn last_discharge(s: &chart::ChartSummary) -> Option<&chart::EncounterLine> {
-    use wardline_fhir::datetime::{format_instant, now_ms};
-    let since = format_instant(now_ms() - 86_400_000);
+fn last_discharge(s: &chart::ChartSummary, now_ms: i64) -> Option<&chart::EncounterLine> {
+    let since = wardline_fhir::datetime::format_instant(now_ms - 86_400_000);
     s.encounters
+        .entries
         .iter()
         .find(|e| e.class == "Inpatient")
         .filter(|e| e.status == "finished")
@@ -93,6 +93,7 @@ fn stay_panel(
     p: &PatientSummary,
     stay: Option<&adt::Stay>,
     summary: &chart::ChartSummary,
+    now_ms: i64,
 ) -> Markup {
     html! {
         h2 { "Current stay" }
@@ -129,7 +130,7 @@ fn stay_panel(
                 @if p.active {
                     div class="wl-actions" {
                         a class="nhsuk-button" href={ "/ui/patients/" (enc(&p.id)) "/admit" } { "Admit" }
-                        @if let Some(e) = last_discharge(summary) {
+                        @if let Some(e) = last_discharge(summary, now_ms) {
                             form method="post" action={ "/ui/encounters/" (enc(&e.id)) "/cancel" } novalidate {
                                 (layout::csrf(cx))
                                 input type="hidden" name="what" value="discharge";
@@ -145,94 +146,276 @@ fn stay_panel(
     }
 }
 
+/// One list of a section as its notices name it: how many it lists and
+/// what it hid.
+struct Part {
+    /// Plural, lower case: "alerts", "encounters".
+    many: &'static str,
+    /// One entry: "alert", "encounter".
+    one: &'static str,
+    listed: usize,
+    hidden: chart::Hidden,
+}
+
+fn part<T>(section: &chart::Section<T>, many: &'static str, one: &'static str) -> Part {
+    Part {
+        many,
+        one,
+        listed: section.entries.len(),
+        hidden: section.hidden,
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// "a", "a and b", "a, b and c" (`last` = "and" or "or").
+fn joined(words: &[&str], last: &str) -> String {
+    match words {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., tail] => format!("{} {last} {tail}", init.join(", ")),
+    }
+}
+
+/// What a section says about what it does not list, in place (H-050):
+/// the lists the caller's position does not cover ("Alerts and allergies
+/// are not shown to your position."), the entries withheld from them ("9
+/// encounters are not shown to you."), and "No … recorded." — said of a
+/// list only when it lists nothing and hid nothing.
+fn notices(testid: &str, parts: &[Part]) -> Markup {
+    let not_covered: Vec<&Part> = parts.iter().filter(|p| p.hidden.not_covered).collect();
+    let uncovered_names: Vec<&str> = not_covered.iter().map(|p| p.many).collect();
+    let some = not_covered.iter().any(|p| p.listed > 0);
+    let clear: Vec<&str> = parts
+        .iter()
+        .filter(|p| p.listed == 0 && p.hidden.nothing())
+        .map(|p| p.many)
+        .collect();
+    html! {
+        @if !not_covered.is_empty() {
+            div class="nhsuk-inset-text wl-hidden" data-testid={ (testid) "-not-covered" } {
+                p {
+                    @if some { "Some " (joined(&uncovered_names, "and")) } @else { (capitalised(&joined(&uncovered_names, "and"))) }
+                    " are not shown to your position."
+                }
+            }
+        }
+        @for p in parts.iter().filter(|p| p.hidden.withheld > 0) {
+            @let n = p.hidden.withheld;
+            div class="nhsuk-inset-text wl-hidden" data-testid={ (testid) "-withheld" } {
+                p {
+                    @if p.hidden.at_least { "At least " }
+                    (n) " " @if n == 1 { (p.one) " is" } @else { (p.many) " are" }
+                    " not shown to you."
+                }
+            }
+        }
+        @if !clear.is_empty() {
+            p data-testid={ (testid) "-none" } { "No " (joined(&clear, "or")) " recorded." }
+        }
+    }
+}
+
+/// A status as an NHS tag: current entries in blue, ended ones grey.
+fn status_tag(text: &str, current: bool) -> Markup {
+    html! {
+        strong class={ "nhsuk-tag" @if !current { " nhsuk-tag--grey" } } { (text) }
+    }
+}
+
+fn alerts_panel(s: &chart::ChartSummary) -> Markup {
+    let alerts = part(&s.alerts, "alerts", "alert");
+    let allergies = part(&s.allergies, "allergies", "allergy");
+    html! {
+        section aria-labelledby="alerts-heading" data-testid="alerts-section" {
+            h2 id="alerts-heading" { "Alerts and allergies" }
+            @if !(s.alerts.entries.is_empty() && s.allergies.entries.is_empty()) {
+                ul class="nhsuk-list" data-testid="alerts" {
+                    @for a in s.alerts.entries.iter().chain(&s.allergies.entries) {
+                        li {
+                            strong class={ "nhsuk-tag " @if a.kind == "Flag" { "nhsuk-tag--red" } @else { "nhsuk-tag--orange" } } {
+                                @if a.kind == "Flag" { "Alert" } @else { "Allergy" }
+                            }
+                            " " (a.text)
+                            @if let Some(d) = &a.detail { " (" (d) ")" }
+                        }
+                    }
+                }
+            }
+            (notices("alerts", &[alerts, allergies]))
+        }
+    }
+}
+
+fn observations_panel(s: &chart::Section<chart::ObservationLine>) -> Markup {
+    let list = part(s, "observations", "observation");
+    html! {
+        section aria-labelledby="observations-heading" data-testid="observations-section" {
+            h2 id="observations-heading" { "Recent observations" }
+            @if !s.entries.is_empty() {
+                table class="nhsuk-table" data-testid="observations" {
+                    thead class="nhsuk-table__head" { tr { th scope="col" { "Taken" } th scope="col" { "Observation" } th scope="col" { "Value" } } }
+                    tbody class="nhsuk-table__body" {
+                        @for o in &s.entries {
+                            tr class={ "nhsuk-table__row" @if o.old { " wl-old" } } data-old=(o.old) {
+                                td class="nhsuk-table__cell" {
+                                    @match &o.when {
+                                        Some(w) => { (layout::long_date(w)) }
+                                        None => { "Date not recorded" }
+                                    }
+                                    @if let Some(a) = &o.age { br; span class="wl-age" data-testid="observation-age" { (a) } }
+                                    @if o.old { br; strong class="nhsuk-tag nhsuk-tag--yellow" { "Not current" } }
+                                }
+                                td class="nhsuk-table__cell" { (o.name) }
+                                td class="nhsuk-table__cell" data-testid="observation-value" { (o.value) }
+                            }
+                        }
+                    }
+                }
+            }
+            (notices("observations", &[list]))
+        }
+    }
+}
+
+fn problems_panel(s: &chart::Section<chart::ProblemLine>) -> Markup {
+    let list = part(s, "problems", "problem");
+    html! {
+        section aria-labelledby="problems-heading" data-testid="problems-section" {
+            h2 id="problems-heading" { "Problems" }
+            @if !s.entries.is_empty() {
+                table class="nhsuk-table" data-testid="problems" {
+                    thead class="nhsuk-table__head" { tr { th scope="col" { "Problem" } th scope="col" { "Status" } th scope="col" { "Verification" } th scope="col" { "Onset" } } }
+                    tbody class="nhsuk-table__body" {
+                        @for p in &s.entries {
+                            tr class={ "nhsuk-table__row" @if !p.current { " wl-ended" } } data-current=(p.current) {
+                                td class="nhsuk-table__cell" { (p.text) }
+                                td class="nhsuk-table__cell" {
+                                    (status_tag(p.clinical_status.as_deref().unwrap_or("Status not recorded"), p.current))
+                                    @if let Some(e) = &p.ended { br; "Ended " (layout::long_date(e)) }
+                                }
+                                td class="nhsuk-table__cell" { (p.verification.as_deref().unwrap_or("")) }
+                                td class="nhsuk-table__cell" { (p.onset.as_deref().map(layout::long_date).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if s.more { p class="nhsuk-body-s" { "More than " (chart::CURRENT_MAX) " current problems are recorded; the first " (chart::CURRENT_MAX) " are listed." } }
+            (notices("problems", &[list]))
+        }
+    }
+}
+
+fn medicines_panel(s: &chart::Section<chart::MedicineLine>) -> Markup {
+    let list = part(s, "medicines", "medicine");
+    html! {
+        section aria-labelledby="medicines-heading" data-testid="medicines-section" {
+            h2 id="medicines-heading" { "Medicines" }
+            @if !s.entries.is_empty() {
+                table class="nhsuk-table" data-testid="medicines" {
+                    thead class="nhsuk-table__head" { tr { th scope="col" { "Medicine" } th scope="col" { "Dose" } th scope="col" { "Status" } th scope="col" { "Dates" } } }
+                    tbody class="nhsuk-table__body" {
+                        @for m in &s.entries {
+                            tr class={ "nhsuk-table__row" @if !m.current { " wl-ended" } } data-current=(m.current) {
+                                td class="nhsuk-table__cell" {
+                                    (m.medication)
+                                    br; span class="nhsuk-body-s" { @if m.kind == "MedicationStatement" { "Reported" } @else { "Prescribed" } }
+                                }
+                                td class="nhsuk-table__cell" { (m.dosage.as_deref().unwrap_or("")) }
+                                td class="nhsuk-table__cell" { (status_tag(&m.status_text, m.current)) }
+                                td class="nhsuk-table__cell" {
+                                    @if let Some(f) = &m.start { "From " (layout::long_date(f)) }
+                                    @if let Some(t) = &m.end { @if m.start.is_some() { br; } "To " (layout::long_date(t)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if s.more { p class="nhsuk-body-s" { "More than " (chart::CURRENT_MAX) " current medicines of one kind are recorded; the first " (chart::CURRENT_MAX) " are listed." } }
+            (notices("medicines", &[list]))
+        }
+    }
+}
+
+fn results_panel(s: &chart::Section<chart::ResultLine>) -> Markup {
+    let list = part(s, "results", "result");
+    html! {
+        section aria-labelledby="results-heading" data-testid="results-section" {
+            h2 id="results-heading" { "Results" }
+            @if !s.entries.is_empty() {
+                table class="nhsuk-table" {
+                    thead class="nhsuk-table__head" { tr { th scope="col" { "When" } th scope="col" { "Report" } th scope="col" { "Status" } th scope="col" { "Conclusion" } } }
+                    tbody class="nhsuk-table__body" {
+                        @for r in &s.entries {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" {
+                                    (r.when.as_deref().map(layout::long_date).unwrap_or_default())
+                                    @if let Some(a) = &r.age { br; span class="wl-age" { (a) } }
+                                }
+                                td class="nhsuk-table__cell" { (r.name) }
+                                td class="nhsuk-table__cell" { (r.status) }
+                                td class="nhsuk-table__cell" { (r.conclusion.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+            (notices("results", &[list]))
+        }
+    }
+}
+
+fn encounters_panel(s: &chart::Section<chart::EncounterLine>) -> Markup {
+    let list = part(s, "encounters", "encounter");
+    html! {
+        section aria-labelledby="encounters-heading" data-testid="encounters-section" {
+            h2 id="encounters-heading" {
+                "Encounters"
+                @if let Some(t) = s.total { " " span class="nhsuk-caption-m nhsuk-u-display-inline" { "(" (t) " in all, newest first)" } }
+            }
+            @if !s.entries.is_empty() {
+                table class="nhsuk-table" data-testid="encounters" {
+                    thead class="nhsuk-table__head" { tr { th scope="col" { "Start" } th scope="col" { "End" } th scope="col" { "Type" } th scope="col" { "Status" } } }
+                    tbody class="nhsuk-table__body" {
+                        @for e in &s.entries {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" { (e.start.as_deref().map(layout::long_date).unwrap_or_default()) }
+                                td class="nhsuk-table__cell" { (e.end.as_deref().map(layout::long_date).unwrap_or_default()) }
+                                td class="nhsuk-table__cell" { (e.class) @if let Some(k) = &e.kind { " – " (k) } }
+                                td class="nhsuk-table__cell" { (e.status) }
+                            }
+                        }
+                    }
+                }
+            }
+            (notices("encounters", &[list]))
+        }
+    }
+}
+
+/// The chart's sections, each saying in place what it does not show.
+/// Another section is one more panel function here.
 fn summary_panels(s: &chart::ChartSummary) -> Markup {
     html! {
         div class="nhsuk-grid-row" {
-            div class="nhsuk-grid-column-one-half" {
-                h2 { "Alerts and allergies" }
-                @if s.alerts.is_empty() && s.allergies.is_empty() {
-                    p data-testid="no-alerts" { "No alerts or allergies recorded." }
-                } @else {
-                    ul class="nhsuk-list" data-testid="alerts" {
-                        @for a in s.alerts.iter().chain(&s.allergies) {
-                            li {
-                                strong class={ "nhsuk-tag " @if a.kind == "Flag" { "nhsuk-tag--red" } @else { "nhsuk-tag--orange" } } {
-                                    @if a.kind == "Flag" { "Alert" } @else { "Allergy" }
-                                }
-                                " " (a.text)
-                                @if let Some(d) = &a.detail { " (" (d) ")" }
-                            }
-                        }
-                    }
-                }
-            }
-            div class="nhsuk-grid-column-one-half" {
-                h2 { "Recent observations" }
-                @if s.observations.is_empty() {
-                    p { "None recorded." }
-                } @else {
-                    table class="nhsuk-table" {
-                        thead class="nhsuk-table__head" { tr { th scope="col" { "When" } th scope="col" { "Observation" } th scope="col" { "Value" } } }
-                        tbody class="nhsuk-table__body" {
-                            @for o in &s.observations {
-                                tr class="nhsuk-table__row" {
-                                    td class="nhsuk-table__cell" { (o.when.as_deref().map(layout::long_date).unwrap_or_default()) }
-                                    td class="nhsuk-table__cell" { (o.name) }
-                                    td class="nhsuk-table__cell" { (o.value) }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            div class="nhsuk-grid-column-one-half" { (alerts_panel(s)) }
+            div class="nhsuk-grid-column-one-half" { (observations_panel(&s.observations)) }
         }
-        h2 { "Results" }
-        @if s.results.is_empty() {
-            p { "None recorded." }
-        } @else {
-            table class="nhsuk-table" {
-                thead class="nhsuk-table__head" { tr { th scope="col" { "When" } th scope="col" { "Report" } th scope="col" { "Status" } th scope="col" { "Conclusion" } } }
-                tbody class="nhsuk-table__body" {
-                    @for r in &s.results {
-                        tr class="nhsuk-table__row" {
-                            td class="nhsuk-table__cell" { (r.when.as_deref().map(layout::long_date).unwrap_or_default()) }
-                            td class="nhsuk-table__cell" { (r.name) }
-                            td class="nhsuk-table__cell" { (r.status) }
-                            td class="nhsuk-table__cell" { (r.conclusion.as_deref().unwrap_or("")) }
-                        }
-                    }
-                }
-            }
-        }
-        h2 {
-            "Encounters"
-            @if let Some(t) = s.encounter_total { " " span class="nhsuk-caption-m nhsuk-u-display-inline" { "(" (t) " in all, newest first)" } }
-        }
-        @if s.encounters.is_empty() {
-            p { "None recorded." }
-        } @else {
-            table class="nhsuk-table" data-testid="encounters" {
-                thead class="nhsuk-table__head" { tr { th scope="col" { "Start" } th scope="col" { "End" } th scope="col" { "Type" } th scope="col" { "Status" } } }
-                tbody class="nhsuk-table__body" {
-                    @for e in &s.encounters {
-                        tr class="nhsuk-table__row" {
-                            td class="nhsuk-table__cell" { (e.start.as_deref().map(layout::long_date).unwrap_or_default()) }
-                            td class="nhsuk-table__cell" { (e.end.as_deref().map(layout::long_date).unwrap_or_default()) }
-                            td class="nhsuk-table__cell" { (e.class) @if let Some(k) = &e.kind { " – " (k) } }
-                            td class="nhsuk-table__cell" { (e.status) }
-                        }
-                    }
-                }
-            }
-        }
-        @if !s.not_permitted.is_empty() {
-            div class="nhsuk-inset-text" data-testid="not-permitted" {
-                p { "Your position does not cover: " (s.not_permitted.join(", ")) "." }
-            }
-        }
-        @if s.withheld > 0 {
-            div class="nhsuk-inset-text" {
-                p { (s.withheld) " entr" (if s.withheld == 1 { "y is" } else { "ies are" }) " not shown: the patient has not consented to sharing with your organisation, or your access does not cover them." }
+        (problems_panel(&s.problems))
+        (medicines_panel(&s.medicines))
+        (results_panel(&s.results))
+        (encounters_panel(&s.encounters))
+        @if s.hides_anything() {
+            div class="nhsuk-inset-text" data-testid="hidden-why" {
+                p { "Entries not shown to you are held back because your position does not cover them, you have no care relationship with the patient, or the patient has not consented to sharing with your organisation." }
             }
         }
     }
@@ -306,7 +489,9 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             Ok(s) => s,
             Err(e) => return crate::adt::adt_error(&e),
         };
-        let summary = match chart::summary(&cx.svc, cx.access(), &p.id) {
+        // The one clock of the page: ages and "recent" are measured from it.
+        let now = wardline_fhir::datetime::now_ms();
+        let summary = match chart::summary(&cx.svc, cx.access(), &p.id, now) {
             Ok(s) => s,
             Err(e) => return crate::fhir_error(&e),
         };
@@ -332,7 +517,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
                     }
                 }
             }
-            (stay_panel(cx, &p, stay.as_ref(), &summary))
+            (stay_panel(cx, &p, stay.as_ref(), &summary, now))
             (summary_panels(&summary))
         };
         layout::page(cx, &p.display_name, Nav::Patients, body)
@@ -343,6 +528,118 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use wardline_workflow::chart::{ChartSummary, Hidden, ObservationLine, ProblemLine, Section};
+
+    fn text(m: Markup) -> String {
+        m.into_string()
+    }
+
+    #[test]
+    fn a_list_the_position_does_not_cover_is_not_none_recorded() {
+        // The ward clerk's chart: alerts and allergies not covered.
+        let mut s = ChartSummary::default();
+        s.alerts.hidden.not_covered = true;
+        s.allergies.hidden.not_covered = true;
+        let page = text(summary_panels(&s));
+        assert!(
+            page.contains("Alerts and allergies are not shown to your position."),
+            "{page}"
+        );
+        assert!(!page.contains("No alerts"), "{page}");
+        assert!(page.contains(r#"data-testid="hidden-why""#), "{page}");
+        // Only allergies not covered (a social worker sees alerts).
+        let mut s = ChartSummary::default();
+        s.allergies.hidden.not_covered = true;
+        let page = text(alerts_panel(&s));
+        assert!(
+            page.contains("Allergies are not shown to your position."),
+            "{page}"
+        );
+        assert!(page.contains("No alerts recorded."), "{page}");
+        assert!(!page.contains("or allergies recorded"), "{page}");
+        // Nothing hidden, nothing listed: now, and only now, none recorded.
+        let page = text(summary_panels(&ChartSummary::default()));
+        assert!(page.contains("No alerts or allergies recorded."), "{page}");
+        assert!(page.contains("No encounters recorded."), "{page}");
+        assert!(page.contains("No problems recorded."), "{page}");
+        assert!(page.contains("No medicines recorded."), "{page}");
+        assert!(!page.contains("not shown"), "{page}");
+    }
+
+    #[test]
+    fn withheld_entries_are_counted_in_place() {
+        // The nurse after the discharge: every encounter withheld.
+        let enc: Section<wardline_workflow::chart::EncounterLine> = Section {
+            hidden: Hidden {
+                withheld: 9,
+                ..Hidden::default()
+            },
+            ..Section::default()
+        };
+        let page = text(encounters_panel(&enc));
+        assert!(
+            page.contains("9 encounters are not shown to you."),
+            "{page}"
+        );
+        assert!(!page.contains("No encounters"), "{page}");
+        // One withheld beside those shown, more beyond the page.
+        let problems = Section {
+            entries: vec![ProblemLine {
+                text: "Asthma".into(),
+                current: true,
+                ..ProblemLine::default()
+            }],
+            hidden: Hidden {
+                withheld: 1,
+                at_least: true,
+                ..Hidden::default()
+            },
+            ..Section::default()
+        };
+        let page = text(problems_panel(&problems));
+        assert!(page.contains("Asthma"), "{page}");
+        assert!(
+            page.contains("At least 1 problem is not shown to you."),
+            "{page}"
+        );
+        assert!(!page.contains("No problems"), "{page}");
+    }
+
+    #[test]
+    fn old_observations_are_marked_with_their_age() {
+        let obs = Section {
+            entries: vec![
+                ObservationLine {
+                    name: "Body temperature".into(),
+                    value: "37.8 °C".into(),
+                    when: Some("2025-01-14T09:30:00Z".into()),
+                    age: Some("1 year 10 months ago".into()),
+                    old: true,
+                    ..ObservationLine::default()
+                },
+                ObservationLine {
+                    name: "Heart rate".into(),
+                    value: "88 beats per minute".into(),
+                    when: Some("2026-11-20T08:00:00Z".into()),
+                    age: Some("2 hours ago".into()),
+                    old: false,
+                    ..ObservationLine::default()
+                },
+            ],
+            ..Section::default()
+        };
+        let page = text(observations_panel(&obs));
+        assert!(page.contains("14 January 2025 09:30"), "{page}");
+        assert!(page.contains("1 year 10 months ago"), "{page}");
+        assert!(page.contains("37.8 °C"), "{page}");
+        assert_eq!(page.matches("Not current").count(), 1, "{page}");
+        assert!(
+            page.contains(r#"class="nhsuk-table__row wl-old" data-old="true""#),
+            "{page}"
+        );
+        assert!(page.contains(r#"data-old="false""#), "{page}");
+    }
 
     #[test]
     fn ages_are_whole_years() {

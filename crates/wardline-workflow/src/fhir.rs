@@ -1,5 +1,5 @@
 //! Small readers of FHIR values the workflows share (a concept's text, the
-//! id in a reference). Reading the record itself is the core's typed API:
+//! id in a reference, a quantity with its unit as people write it). Reading the record itself is the core's typed API:
 //! [`wardline_core::FhirService::read_as`] / `search_as` for what a person
 //! is shown (checked and audited like REST), a [`wardline_core::Tx`] for what
 //! a workflow decides and writes.
@@ -28,6 +28,123 @@ pub fn reference_id<'a>(r: &'a Value, resource_type: &str) -> Option<&'a str> {
         .rsplit_once(&format!("{resource_type}/"))
         .map(|(_, id)| id)?;
     (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// The UCUM system URI.
+pub const UCUM: &str = "http://unitsofmeasure.org";
+
+/// How people write the common clinical UCUM units: `Cel` is °C, `mm[Hg]`
+/// mmHg. A small table, not a UCUM implementation: the Rust UCUM crates
+/// parse and convert units but carry no print symbols, and the chart only
+/// needs the units clinical records use. A code not listed is shown as it
+/// is (an annotation's braces dropped).
+const UCUM_PRINT: &[(&str, &str)] = &[
+    ("Cel", "°C"),
+    ("[degF]", "°F"),
+    ("mm[Hg]", "mmHg"),
+    ("cm[H2O]", "cmH₂O"),
+    ("/min", "/min"),
+    ("1/min", "/min"),
+    ("{beats}/min", "beats/min"),
+    ("{breaths}/min", "breaths/min"),
+    ("/h", "/hour"),
+    ("%", "%"),
+    ("kg", "kg"),
+    ("g", "g"),
+    ("mg", "mg"),
+    ("ug", "µg"),
+    ("cm", "cm"),
+    ("m", "m"),
+    ("m2", "m²"),
+    ("kg/m2", "kg/m²"),
+    ("[lb_av]", "lb"),
+    ("[oz_av]", "oz"),
+    ("[stone_av]", "st"),
+    ("[in_i]", "in"),
+    ("[ft_i]", "ft"),
+    ("L", "L"),
+    ("mL", "mL"),
+    ("L/min", "L/min"),
+    ("mL/min", "mL/min"),
+    ("mL/h", "mL/hour"),
+    ("mmol/L", "mmol/L"),
+    ("umol/L", "µmol/L"),
+    ("nmol/L", "nmol/L"),
+    ("mmol/mol", "mmol/mol"),
+    ("mg/L", "mg/L"),
+    ("mg/dL", "mg/dL"),
+    ("ug/L", "µg/L"),
+    ("ng/mL", "ng/mL"),
+    ("ng/L", "ng/L"),
+    ("g/L", "g/L"),
+    ("g/dL", "g/dL"),
+    ("10*9/L", "×10⁹/L"),
+    ("10*12/L", "×10¹²/L"),
+    ("U/L", "U/L"),
+    ("[iU]/L", "IU/L"),
+    ("[IU]/L", "IU/L"),
+    ("meq/L", "mEq/L"),
+    ("mosm/kg", "mOsm/kg"),
+    ("fL", "fL"),
+    ("pg", "pg"),
+    ("mm/h", "mm/hour"),
+    ("s", "seconds"),
+    ("min", "minutes"),
+    ("h", "hours"),
+    ("d", "days"),
+    ("wk", "weeks"),
+    ("mo", "months"),
+    ("a", "years"),
+    ("{score}", ""),
+    ("1", ""),
+];
+
+/// A UCUM unit code as people write it: `Cel` → `°C`, `mm[Hg]` → `mmHg`,
+/// `{beats}/min` → `beats/min`; a code not in the table as it is.
+pub fn ucum_print(code: &str) -> String {
+    if let Some((_, print)) = UCUM_PRINT.iter().find(|(c, _)| *c == code) {
+        return (*print).to_owned();
+    }
+    // An annotation ({tablets}) is a word in braces: the word is the unit.
+    code.replace(['{', '}'], "")
+}
+
+/// The unit of a Quantity as it is shown: `unit` when present (itself
+/// printed as UCUM prints it when it is a UCUM code in the table, as
+/// `Cel` often is), otherwise the print form of a UCUM `code`, otherwise
+/// the code of another system as it is. `None` when there is no unit.
+pub fn unit_text(q: &Value) -> Option<String> {
+    let unit = q["unit"].as_str().map(str::trim).filter(|s| !s.is_empty());
+    let code = q["code"].as_str().map(str::trim).filter(|s| !s.is_empty());
+    let ucum = q["system"].as_str().is_none_or(|s| s == UCUM);
+    let text = match (unit, code) {
+        (Some(u), _) => match UCUM_PRINT.iter().find(|(c, _)| *c == u) {
+            Some((_, print)) => (*print).to_owned(),
+            None => u.to_owned(),
+        },
+        (None, Some(c)) if ucum => ucum_print(c),
+        (None, Some(c)) => c.to_owned(),
+        (None, None) => return None,
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// A Quantity as people read it: `37.2 °C`, `120 mmHg`, `7` (a score);
+/// `None` without a value. A comparator (`<`, `>=`) comes first.
+pub fn quantity_text(q: &Value) -> Option<String> {
+    let v = q["value"].as_f64()?;
+    let num = if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    };
+    let comparator = q["comparator"].as_str().unwrap_or("");
+    Some(match unit_text(q) {
+        // °C and % sit close to the number as people write them.
+        Some(u) if u == "%" => format!("{comparator}{num}%"),
+        Some(u) => format!("{comparator}{num} {u}"),
+        None => format!("{comparator}{num}"),
+    })
 }
 
 #[cfg(test)]
@@ -60,5 +177,41 @@ mod tests {
             reference_id(&json!({"reference": "Patient/"}), "Patient"),
             None
         );
+    }
+
+    #[test]
+    fn units_read_as_people_write_them() {
+        // The UCUM code in `unit` (as the demo trust and many feeds send it).
+        let t = json!({"value": 37.2, "unit": "Cel", "system": UCUM, "code": "Cel"});
+        assert_eq!(quantity_text(&t).as_deref(), Some("37.2 °C"));
+        // No unit: the code's print form.
+        let bp = json!({"value": 120, "system": UCUM, "code": "mm[Hg]"});
+        assert_eq!(quantity_text(&bp).as_deref(), Some("120 mmHg"));
+        // A unit written for people is kept as it is.
+        let hr = json!({"value": 72, "unit": "beats per minute", "system": UCUM, "code": "/min"});
+        assert_eq!(quantity_text(&hr).as_deref(), Some("72 beats per minute"));
+        // Annotations lose their braces; a score has no unit.
+        assert_eq!(ucum_print("{breaths}/min"), "breaths/min");
+        assert_eq!(ucum_print("{tablets}"), "tablets");
+        assert_eq!(
+            quantity_text(&json!({"value": 3, "system": UCUM, "code": "{score}"})).as_deref(),
+            Some("3")
+        );
+        // Another system's code is not read as UCUM.
+        let other = json!({"value": 2, "system": "http://example.org/units", "code": "a"});
+        assert_eq!(quantity_text(&other).as_deref(), Some("2 a"));
+        assert_eq!(
+            quantity_text(&json!({"value": 2, "system": UCUM, "code": "a"})).as_deref(),
+            Some("2 years")
+        );
+        assert_eq!(
+            quantity_text(&json!({"value": 97, "unit": "%"})).as_deref(),
+            Some("97%")
+        );
+        assert_eq!(
+            quantity_text(&json!({"value": 5.5, "comparator": "<", "code": "mmol/L"})).as_deref(),
+            Some("<5.5 mmol/L")
+        );
+        assert_eq!(quantity_text(&json!({"unit": "Cel"})), None);
     }
 }

@@ -13,7 +13,9 @@
 //!   number checks, scored duplicate detection with a review queue, and
 //!   merge / unmerge with `Patient/$merge` semantics, also served over
 //!   FHIR REST as `POST Patient/$merge`.
-//! * [`chart`] — the chart summary behind the patient banner.
+//! * [`chart`] — the chart summary behind the patient banner: each list as
+//!   the caller may see it and what was hidden from them, problems and
+//!   medicines current first, observations with their age.
 //! * [`fhir`] — small readers of FHIR values (a concept's text, a
 //!   reference's id); reading the record is the core's typed API.
 //! * [`adt`] — admission, transfer, discharge and their cancellations as
