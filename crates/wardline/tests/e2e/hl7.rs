@@ -277,6 +277,21 @@ fn feed(env: &Env) {
         listed.contains("RX-1") && listed.contains("RDE"),
         "{listed}"
     );
+    // Reprocessing it before the type is mapped refuses it again and keeps
+    // it (never marked done, never lost); once the medicines module maps
+    // RDE^O11 (issue 17) the same command applies it.
+    let rx_id = listed
+        .lines()
+        .find(|l| l.contains("RX-1"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap()
+        .to_owned();
+    let out = wardline(&["hl7", "reprocess", &rx_id]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("\tAR"), "{said}");
+    let out = wardline(&["hl7", "list", "--status", "not-done"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&rx_id));
 
     // Bytes outside a frame are dropped; the next frame is served.
     let mut bytes = b"junk before the frame".to_vec();
