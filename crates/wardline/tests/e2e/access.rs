@@ -752,7 +752,7 @@ fn run(env: Env) {
     audit_checks(&mut c, &s, &tokens, &practitioners);
     demographics_audit(&mut c, &s, &tokens, &practitioners);
 
-    // 2c. Break-glass, when the endpoint exists.
+    // 2c. Break-glass (the endpoint must exist: a 404 or 405 fails).
     break_glass(&mut c, &s, &tokens, &practitioners);
 
     // 3b. National data opt-out: P5 is not exported, P1 is.
@@ -1026,20 +1026,25 @@ fn break_glass(
     tokens: &BTreeMap<String, String>,
     practitioners: &BTreeMap<String, String>,
 ) {
-    let probe = send(
-        s,
-        Some(&tokens["t.consultant"]),
-        Method::POST,
-        &format!("{}/auth/break-glass", s.root),
-        Some((
-            "application/x-www-form-urlencoded",
-            format!("patient={P2}&reason=probe"),
-        )),
-        &[],
-    );
-    if probe.status == 404 || probe.status == 405 {
-        println!("SKIPPED: break-glass column (no POST /auth/break-glass on this build)");
-        return;
+    // A reason is required, and the time is limited.
+    for (body, why) in [
+        (format!("patient={P2}&reason="), "no reason"),
+        (
+            format!("patient={P2}&reason=Collapsed+in+the+corridor&minutes=100000"),
+            "more than 12 hours",
+        ),
+    ] {
+        let r = send(
+            s,
+            Some(&tokens["t.consultant"]),
+            Method::POST,
+            &format!("{}/auth/break-glass", s.root),
+            Some(("application/x-www-form-urlencoded", body)),
+            &[],
+        );
+        c.check(r.status == 400 && is_outcome(&r), || {
+            format!("break-glass with {why}: expected 400, got {}", r.brief())
+        });
     }
     let users: Vec<&str> = {
         let mut u: Vec<&str> = BREAK_GLASS.iter().map(|r| r.0).collect();
