@@ -293,7 +293,10 @@ mod tests {
         assert!(trace("Patient", &format!("{nhs}&birthdate=1970-01-01")));
         assert!(trace("Patient", &format!("{nhs}&birthdate=eq1970-01-01")));
         // Narrowed further: still a trace.
-        assert!(trace("Patient", &format!("{nhs}&birthdate=1970-01-01&family=Smith")));
+        assert!(trace(
+            "Patient",
+            &format!("{nhs}&birthdate=1970-01-01&family=Smith")
+        ));
         // Not a trace: one key alone, a broader date, a list, a prefix, a
         // modifier, another identifier system, another type.
         assert!(!trace("Patient", nhs));
@@ -301,7 +304,10 @@ mod tests {
         assert!(!trace("Patient", &format!("{nhs}&birthdate=1970")));
         assert!(!trace("Patient", &format!("{nhs}&birthdate=1970-01")));
         assert!(!trace("Patient", &format!("{nhs}&birthdate=ge1970-01-01")));
-        assert!(!trace("Patient", &format!("{nhs}&birthdate=1970-01-01,1971-01-01")));
+        assert!(!trace(
+            "Patient",
+            &format!("{nhs}&birthdate=1970-01-01,1971-01-01")
+        ));
         assert!(!trace(
             "Patient",
             "identifier=https://fhir.nhs.uk/Id/nhs-number%7C9434765919,https://fhir.nhs.uk/Id/nhs-number%7C9990000018&birthdate=1970-01-01"
@@ -310,7 +316,10 @@ mod tests {
             "Patient",
             "identifier:not=https://fhir.nhs.uk/Id/nhs-number%7C9434765919&birthdate=1970-01-01"
         ));
-        assert!(!trace("Patient", "identifier=9434765919&birthdate=1970-01-01"));
+        assert!(!trace(
+            "Patient",
+            "identifier=9434765919&birthdate=1970-01-01"
+        ));
         assert!(!trace(
             "Patient",
             "identifier=https://example.org/mrn%7C9434765919&birthdate=1970-01-01"

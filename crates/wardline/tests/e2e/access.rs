@@ -758,6 +758,11 @@ fn run(env: Env) {
     // 3b. National data opt-out: P5 is not exported, P1 is.
     opt_out_export(&mut c, &s);
 
+    // 5. The same through the web UI: the no-access page and break-glass,
+    // the privacy officer's review list, consent recorded in the chart and
+    // honoured by the API.
+    ui_access(&mut c, &env, &s, &tokens);
+
     // An expired token is refused.
     let wait = Duration::from_secs(95).saturating_sub(minted.elapsed());
     std::thread::sleep(wait);
@@ -963,7 +968,11 @@ fn demographics_audit(
 ) {
     let ig = &tokens["t.privacy"];
     let prac = &practitioners["t.gp"];
-    let evs = audit_events(s, ig, &format!("agent=Practitioner/{prac}&subtype=patient-trace"));
+    let evs = audit_events(
+        s,
+        ig,
+        &format!("agent=Practitioner/{prac}&subtype=patient-trace"),
+    );
     c.check(
         evs.iter().any(|e| {
             by_agent(e, prac)
@@ -978,7 +987,11 @@ fn demographics_audit(
             )
         },
     );
-    let evs = audit_events(s, ig, &format!("agent=Practitioner/{prac}&subtype=search-type"));
+    let evs = audit_events(
+        s,
+        ig,
+        &format!("agent=Practitioner/{prac}&subtype=search-type"),
+    );
     c.check(
         evs.iter().any(|e| {
             by_agent(e, prac)
@@ -1027,11 +1040,12 @@ fn break_glass(
     practitioners: &BTreeMap<String, String>,
 ) {
     // A reason is required, and the time is limited.
-    for (body, why) in [
-        (format!("patient={P2}&reason="), "no reason"),
+    for (body, why, element) in [
+        (format!("patient={P2}&reason="), "no reason", "reason"),
         (
             format!("patient={P2}&reason=Collapsed+in+the+corridor&minutes=100000"),
             "more than 12 hours",
+            "minutes",
         ),
     ] {
         let r = send(
@@ -1042,9 +1056,15 @@ fn break_glass(
             Some(("application/x-www-form-urlencoded", body)),
             &[],
         );
-        c.check(r.status == 400 && is_outcome(&r), || {
-            format!("break-glass with {why}: expected 400, got {}", r.brief())
-        });
+        c.check(
+            r.status == 400 && is_outcome(&r) && r.body["issue"][0]["expression"][0] == element,
+            || {
+                format!(
+                    "break-glass with {why}: expected 400 naming {element}, got {}",
+                    r.brief()
+                )
+            },
+        );
     }
     let users: Vec<&str> = {
         let mut u: Vec<&str> = BREAK_GLASS.iter().map(|r| r.0).collect();
@@ -1483,4 +1503,245 @@ fn access_postgres() {
     if let Some(env) = Env::postgres() {
         run(env);
     }
+}
+
+/// A page of the UI as `client` (a signed-in web session): status and HTML.
+fn page(s: &Server, client: &reqwest::blocking::Client, path: &str) -> (u16, String) {
+    let r = client
+        .get(format!("{}{path}", s.root))
+        .send()
+        .expect("UI request");
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+/// A form post as `client`, with the session's CSRF token: status, the
+/// redirect's location, and the HTML.
+fn submit(
+    s: &Server,
+    client: &reqwest::blocking::Client,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let token = crate::ui::csrf(&s.root, client);
+    let mut form: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
+    form.extend_from_slice(fields);
+    let r = client
+        .post(format!("{}{path}", s.root))
+        .form(&form)
+        .send()
+        .expect("UI post");
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (r.status().as_u16(), location, r.text().unwrap_or_default())
+}
+
+fn ui_access(c: &mut Checks, env: &Env, s: &Server, tokens: &BTreeMap<String, String>) {
+    // A partner GP opening a patient outside the practice: "You do not have
+    // access", and no break-glass (the role has none).
+    let gp = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &gp, "gp.e82001");
+    let (status, html) = page(s, &gp, &format!("/ui/patients/{P2}"));
+    c.check(
+        status == 403 && html.contains("You do not have access") && !html.contains("Use emergency access"),
+        || format!("ui: the GP opening P2: expected 403 'You do not have access' without break-glass, got {status}: {html}"),
+    );
+    c.check(!html.contains(&family(P2)), || {
+        "ui: the GP's no-access page shows P2's name".to_owned()
+    });
+
+    // The GP's patient search: an unrelated patient by name is not shown
+    // (and the page says why and how to trace); by NHS number and date of
+    // birth together (an exact trace) the patient is found.
+    let (status, html) = page(s, &gp, "/ui/patients?q=Zzp");
+    c.check(
+        status == 200
+            && html.contains(r#"data-testid="search-withheld""#)
+            && html.contains(&format!("/ui/patients/{P3}\""))
+            && !html.contains(&format!("/ui/patients/{P2}\"")),
+        || format!("ui: the GP's name search 'Zzp': expected P3 listed, P2 withheld with the trace hint, got {status}: {html}"),
+    );
+    let (status, html) = page(
+        s,
+        &gp,
+        &format!("/ui/patients?q={}&dob={BIRTH_DATE}", nhs_number(P2)),
+    );
+    c.check(
+        status == 200 && html.contains(&format!("/ui/patients/{P2}\"")),
+        || format!("ui: the GP's trace of P2 (NHS number and date of birth): expected P2 listed, got {status}: {html}"),
+    );
+
+    // A ward nurse opening a patient outside her ward: the chart says she
+    // does not have access and offers break-glass.
+    let nurse = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &nurse, "nurse.w1");
+    let chart = format!("/ui/patients/{P2}");
+    let (status, html) = page(s, &nurse, &chart);
+    c.check(
+        status == 200
+            && html.contains(r#"data-testid="no-access""#)
+            && html.contains(r#"data-testid="break-glass""#)
+            && html.contains(&format!(r#"action="/ui/patients/{P2}/break-glass""#)),
+        || format!("ui: nurse.w1 opening P2: expected the chart with the no-access notice and the break-glass form, got {status}: {html}"),
+    );
+    let bg = format!("/ui/patients/{P2}/break-glass");
+    let (status, _, html) = submit(s, &nurse, &bg, &[("reason", ""), ("minutes", "30")]);
+    c.check(
+        status == 422 && html.contains("nhsuk-error-summary") && html.contains(r##"href="#reason""##),
+        || format!("ui: break-glass without a reason: expected 422 naming the reason field, got {status}: {html}"),
+    );
+    let (status, location, _) = submit(
+        s,
+        &nurse,
+        &bg,
+        &[
+            ("reason", "Collapsed on the ward corridor, no notes"),
+            ("minutes", "30"),
+        ],
+    );
+    c.check(
+        status == 303 && location.ends_with("?done=break-glass"),
+        || {
+            format!(
+                "ui: break-glass with a reason: expected 303 to the chart, got {status} {location}"
+            )
+        },
+    );
+    let (status, html) = page(s, &nurse, &chart);
+    c.check(
+        status == 200
+            && html.contains(r#"data-testid="break-glass-in-force""#)
+            && html.contains("Collapsed on the ward corridor")
+            && !html.contains(r#"data-testid="no-access""#),
+        || format!("ui: after break-glass the nurse sees P2's chart under emergency access: {status}: {html}"),
+    );
+    // Reviewed by information governance, and by nobody else.
+    let ig = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &ig, "ig.officer");
+    let (status, html) = page(s, &ig, "/ui/break-glass");
+    c.check(
+        status == 200
+            && html.contains("nurse.w1")
+            && html.contains(P2)
+            && html.contains("Collapsed on the ward corridor, no notes"),
+        || format!("ui: the privacy officer's review list shows nurse.w1's break-glass on P2 with the reason: {status}: {html}"),
+    );
+    let (status, _) = page(s, &nurse, "/ui/break-glass");
+    c.eq(
+        "ui: a nurse opening the break-glass review list",
+        status,
+        403,
+    );
+
+    // Consent recorded in the chart by registration staff: P1 (in a
+    // watford-w1 bed) refuses sharing with the council, whose social
+    // worker shares P1's care.
+    let social = &tokens["t.social"];
+    let r = get(s, social, &format!("Patient/{P1}"));
+    c.eq(
+        "ui consent: before, the social worker reads P1",
+        r.status,
+        200,
+    );
+    let clerk = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &clerk, "clerk.watford");
+    let chart = format!("/ui/patients/{P1}");
+    let (status, html) = page(s, &clerk, &chart);
+    c.check(
+        status == 200
+            && html.contains(r#"data-testid="no-consent""#)
+            && html.contains(&format!(r#"href="/ui/patients/{P1}/consent""#)),
+        || {
+            format!(
+                "ui consent: the clerk sees no decision yet and may record one: {status}: {html}"
+            )
+        },
+    );
+    let (status, html) = page(s, &clerk, &format!("/ui/patients/{P1}/consent"));
+    c.check(
+        status == 200
+            && html.contains(r#"value="acc-council""#)
+            && !html.contains(r#"value="trust""#),
+        || {
+            format!(
+                "ui consent: the form offers partner organisations, not the trust: {status}: {html}"
+            )
+        },
+    );
+    let form = format!("/ui/patients/{P1}/consent");
+    let (status, _, html) = submit(s, &clerk, &form, &[("organisation", "acc-council")]);
+    c.check(status == 422 && html.contains(r##"href="#kind""##), || {
+        format!(
+            "ui consent: no decision chosen: expected 422 naming the field, got {status}: {html}"
+        )
+    });
+    let (status, location, _) = submit(
+        s,
+        &clerk,
+        &form,
+        &[("kind", "no-sharing"), ("organisation", "acc-council")],
+    );
+    c.check(status == 303 && location.ends_with("?done=consent"), || {
+        format!("ui consent: recording: expected 303, got {status} {location}")
+    });
+    let council = "Hertfordshire County Council Adult Social Care";
+    let (_, html) = page(s, &clerk, &chart);
+    c.check(
+        html.contains(r#"data-testid="consent-decisions""#) && html.contains(council),
+        || format!("ui consent: the clerk's chart lists the decision: {html}"),
+    );
+    // Seen by the clinicians caring for P1; honoured by the API.
+    let doctor = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &doctor, "dr.watford");
+    let (_, html) = page(s, &doctor, &chart);
+    c.check(html.contains(council) && html.contains("In force"), || {
+        format!("ui consent: dr.watford's chart of P1 lists the decision: {html}")
+    });
+    let r = get(s, social, &format!("Patient/{P1}"));
+    c.check(r.status == 403 && is_outcome(&r), || {
+        format!("ui consent: after P1's dissent recorded in the UI the council's social worker is refused P1: {}", r.brief())
+    });
+    // Withdrawn: sharing again.
+    let consents = get(s, &tokens["t.consultant"], &format!("Consent?patient={P1}"));
+    let (ids, _) = search_result(&consents);
+    let Some(id) = ids.first() else {
+        c.check(false, || {
+            format!(
+                "ui consent: no Consent for P1 over the API: {}",
+                consents.brief()
+            )
+        });
+        return;
+    };
+    // Withdrawing it through another patient's chart is refused.
+    let (status, _, _) = submit(
+        s,
+        &clerk,
+        &format!("/ui/patients/{P2}/consent/{id}/withdraw"),
+        &[],
+    );
+    c.eq(
+        "ui consent: withdrawing P1's decision from P2's chart",
+        status,
+        404,
+    );
+    let (status, location, _) = submit(
+        s,
+        &clerk,
+        &format!("/ui/patients/{P1}/consent/{id}/withdraw"),
+        &[],
+    );
+    c.check(
+        status == 303 && location.ends_with("?done=consent-withdrawn"),
+        || format!("ui consent: withdrawing: expected 303, got {status} {location}"),
+    );
+    let r = get(s, social, &format!("Patient/{P1}"));
+    c.eq(
+        "ui consent: after the withdrawal the social worker reads P1 again",
+        r.status,
+        200,
+    );
 }
