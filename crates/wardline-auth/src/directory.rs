@@ -44,6 +44,28 @@ pub const LOCKOUT_MS: i64 = 15 * 60 * 1000;
 /// Longest break-glass grant.
 pub const MAX_BREAK_GLASS_MINUTES: i64 = 12 * 60;
 
+/// `Task.code` (system [`TASK_SYSTEM`]) of a break-glass review.
+pub const BREAK_GLASS_REVIEW_CODE: &str = "break-glass-review";
+
+/// One use of break-glass, for the privacy officer's review.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BreakGlassReview {
+    /// The review Task's id.
+    pub task: String,
+    /// The user's login name.
+    pub user: String,
+    /// `Practitioner/…` of the user.
+    pub practitioner: Option<String>,
+    /// The patient's id.
+    pub patient: Option<String>,
+    pub reason: String,
+    /// When it was granted, and until when (instants).
+    pub granted: Option<String>,
+    pub until: Option<String>,
+    /// The review Task's status (`requested` until someone reviews it).
+    pub status: String,
+}
+
 /// A position a user holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Position {
@@ -767,12 +789,14 @@ impl Directory {
         if reason.len() < 10 {
             return Err(FhirError::invalid(
                 "state the reason for emergency access (at least 10 characters)",
-            ));
+            )
+            .at("reason"));
         }
         if !(1..=MAX_BREAK_GLASS_MINUTES).contains(&minutes) {
             return Err(FhirError::invalid(format!(
                 "break-glass lasts 1 to {MAX_BREAK_GLASS_MINUTES} minutes"
-            )));
+            ))
+            .at("minutes"));
         }
         let now = now_ms();
         let expires = now + minutes * 60_000;
@@ -803,17 +827,62 @@ impl Directory {
                 "status": "requested",
                 "intent": "order",
                 "priority": "urgent",
-                "code": {"coding": [{"system": TASK_SYSTEM, "code": "break-glass-review", "display": "Review emergency (break-glass) access"}]},
+                "code": {"coding": [{"system": TASK_SYSTEM, "code": BREAK_GLASS_REVIEW_CODE, "display": "Review emergency (break-glass) access"}]},
                 "description": format!("{} used break-glass: {reason}", principal.agent.name),
                 "for": {"reference": format!("Patient/{patient}")},
                 "authoredOn": format_instant(now),
-                "requester": {"reference": principal.agent.who.clone().unwrap_or_default()},
+                "requester": {"reference": principal.agent.who.clone().unwrap_or_default(), "display": principal.agent.name},
+                "reasonCode": {"text": reason},
                 "owner": {"reference": format!("Organization/{}", self.trust), "display": "Privacy officer"},
                 "restriction": {"period": {"start": format_instant(now), "end": format_instant(expires)}},
             }))?;
             Ok(())
         })?;
         Ok(expires)
+    }
+
+    /// The break-glass events to review, newest first (at most 200): the
+    /// review Tasks [`Directory::break_glass`] raised, read with the
+    /// reviewer's `access`, so the reading is audited. They are part of the
+    /// audit trail: only those the policy lets read it (information
+    /// governance) may list them; others are refused (403).
+    pub fn break_glass_reviews(
+        &self,
+        access: &dyn Access,
+    ) -> Result<Vec<BreakGlassReview>, FhirError> {
+        access.check_operation(wardline_core::access::Operation::AuditTrail)?;
+        let found = self.svc.search_as(
+            access,
+            "Task",
+            &[
+                ("code", format!("{TASK_SYSTEM}|{BREAK_GLASS_REVIEW_CODE}")),
+                ("_sort", "-_lastUpdated".to_owned()),
+                ("_count", "200".to_owned()),
+            ],
+        )?;
+        let text = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        Ok(found
+            .resources
+            .iter()
+            .map(|t| {
+                let description = text(t, "/description").unwrap_or_default();
+                BreakGlassReview {
+                    task: text(t, "/id").unwrap_or_default(),
+                    user: text(t, "/requester/display")
+                        .or_else(|| description.split(' ').next().map(str::to_owned))
+                        .unwrap_or_default(),
+                    practitioner: text(t, "/requester/reference"),
+                    patient: text(t, "/for/reference")
+                        .and_then(|r| r.strip_prefix("Patient/").map(str::to_owned)),
+                    reason: text(t, "/reasonCode/text")
+                        .or_else(|| description.split_once(": ").map(|(_, r)| r.to_owned()))
+                        .unwrap_or_default(),
+                    granted: text(t, "/authoredOn"),
+                    until: text(t, "/restriction/period/end"),
+                    status: text(t, "/status").unwrap_or_default(),
+                }
+            })
+            .collect())
     }
 
     // ---- SMART clients ------------------------------------------------------

@@ -12,9 +12,18 @@
 //!    launch patient's compartment.
 //! 4. **Legitimate relationship** (users, clinical data): the position must
 //!    have a care relationship with the patient ([`relationship`]), or the
-//!    user must hold an unexpired break-glass grant for them. Demographics
-//!    (the Patient resource itself) need no relationship — finding a patient
-//!    comes before caring for them — but do need the activity.
+//!    user must hold an unexpired break-glass grant for them.
+//!    **Demographics** (the Patient resource itself) have a sharing
+//!    boundary instead: staff of the trust (its organisation or a
+//!    department of it) need no relationship — finding a patient comes
+//!    before caring for them; staff of a partner organisation (a GP
+//!    practice, the council) see a patient's demographics only when the
+//!    patient has a relationship with them (registered practice, referral,
+//!    shared care: [`relationship`]), under a break-glass grant, or when
+//!    the patient is a match of an exact trace (NHS number and date of
+//!    birth, `wardline_core::access::is_trace`), so a partner cannot list
+//!    the Patient Master Index. Registering a new patient (create) needs
+//!    only the activity.
 //! 5. **Consent**: staff of an organisation outside the trust never see the
 //!    record of a patient who dissented from sharing with it (break-glass
 //!    does not override a patient's dissent).
@@ -165,6 +174,37 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The sharing boundary of demographics (see the module documentation):
+    /// trust staff see every patient's; partner staff only those related to
+    /// them, under break-glass, or found by an exact trace. A new patient
+    /// (create) cannot have a relationship yet.
+    fn demographics_ok(
+        &self,
+        op: Op,
+        r: &ResourceView<'_>,
+        reader: &dyn Reader,
+        patient: &str,
+    ) -> Result<(), FhirError> {
+        let Some(pos) = &self.principal.position else {
+            return Ok(());
+        };
+        if op == Op::Create
+            || self
+                .directory
+                .is_trust_organisation(reader, &pos.organization)?
+            || (op == Op::Search && r.traced)
+            || self.principal.break_glass.contains_key(patient)
+            || self.related(reader, patient)?
+        {
+            return Ok(());
+        }
+        Err(forbidden(
+            "this patient has no relationship with your organisation (registered practice, referral or shared care); staff outside the trust find other patients by an exact trace: NHS number and date of birth",
+        ))
+    }
+}
+
 fn describe(op: Op, req: &Requirement) -> String {
     let verb = match op {
         Op::Create => "creating",
@@ -272,10 +312,8 @@ impl Access for Policy {
             }
         }
         self.consent_ok(reader, patient)?;
-        // Demographics need no relationship; registering a new patient
-        // cannot have one yet.
         if r.resource_type == "Patient" {
-            return Ok(());
+            return self.demographics_ok(op, r, reader, patient);
         }
         if self.principal.break_glass.contains_key(patient) {
             return Ok(());
@@ -422,7 +460,8 @@ fn involves(
 ///   a team or partner, not the whole trust);
 /// * a booked or arrived appointment naming its practitioner, the position
 ///   or one of its locations;
-/// * the patient's registered GP practice or GP (`generalPractitioner`).
+/// * the patient's registered GP practice or GP (`generalPractitioner`, or
+///   `managingOrganization` when that is a partner organisation).
 pub fn relationship(
     dir: &Directory,
     reader: &dyn Reader,
@@ -465,6 +504,17 @@ pub fn relationship(
             {
                 return Ok(true);
             }
+        }
+        // The organisation that keeps the patient's record, when it is a
+        // partner (a GP practice's own registered list); the trust keeping
+        // a record is no relationship with every one of its positions.
+        if let Some(m) = v
+            .get("managingOrganization")
+            .and_then(|m| reference_id(m, "Organization"))
+            && m == pos.organization
+            && !dir.is_trust_organisation(reader, m)?
+        {
+            return Ok(true);
         }
     }
     Ok(false)

@@ -25,7 +25,7 @@
 //! | `Group` | ViewClinical | ManageDirectory |
 //! | `StructureDefinition`, `ValueSet`, `CodeSystem`, `SearchParameter`, `CapabilityStatement` | any staff | ManageDirectory |
 //! | `AuditEvent` | IgAudit | never (written only by the server) |
-//! | `Consent` | ViewClinical | RegisterPatient |
+//! | `Consent` | ViewClinical or RegisterPatient² | RegisterPatient |
 //! | `Task` | ViewClinical, IgAudit or RegisterPatient¹ | RecordClinical or RegisterPatient¹ |
 //! | anything else | ViewClinical | RecordClinical |
 //!
@@ -40,6 +40,10 @@
 //! without the clinical activity may read and write a `Task` only when its code
 //! is [`DUPLICATE_REVIEW_CODE`] ([`task_permitted`], applied per resource by the
 //! policy); every other task stays clinical.
+//!
+//! ² Registration staff record patients' consent decisions (dissent from
+//! sharing, the national data opt-out), so they read them too: what is
+//! already recorded, before recording more. A Consent holds no clinical data.
 
 use std::fmt;
 
@@ -212,7 +216,7 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         }
         "AuditEvent" if read => R::Activity(A::IgAudit),
         "AuditEvent" => R::Never,
-        "Consent" if read => CLINICAL,
+        "Consent" if read => R::AnyOf(&[A::ViewClinical, A::RegisterPatient]),
         "Consent" => R::Activity(A::RegisterPatient),
         "Task" if read => R::AnyOf(&[A::ViewClinical, A::IgAudit, A::RegisterPatient]),
         "Task" => R::AnyOf(&[A::RecordClinical, A::RegisterPatient]),
@@ -524,7 +528,11 @@ mod tests {
         assert!(can(r, "Appointment", 'c'));
         assert!(!can(r, "Observation", 'r'));
         assert!(!can(r, "Condition", 's'));
-        assert!(!can(r, "Consent", 'r'));
+        // Registration staff record consent decisions, and see what is recorded.
+        assert!(can(r, "Consent", 'r'));
+        assert!(can(r, "Consent", 'c'));
+        assert!(!can(Role::BedManager, "Consent", 'r'));
+        assert!(!can(Role::SocialWorker, "Consent", 'r'));
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //! * [`Access::check_operation`] for system-level operations (`$export`,
 //!   whole-system search and history, the audit trail).
 //!
+//! A search match carries [`ResourceView::traced`] when the search was an
+//! exact patient trace ([`is_trace`]: a `Patient` search by one NHS number
+//! and one whole date of birth, as a PDS trace is), so that a policy can let
+//! a trace find a patient it would not list in a broader search. Such a
+//! search is audited with the subtype [`TRACE_SUBTYPE`].
+//!
 //! The policy itself (SMART scopes, positions and activities, legitimate
 //! relationships, break-glass, consent) lives in `wardline-auth`; the core
 //! only guarantees it is asked everywhere. [`Trusted`] is the operator's and
@@ -26,7 +32,12 @@
 use std::borrow::Cow;
 
 use wardline_fhir::FhirError;
+use wardline_fhir::search::{FilterKind, Predicate, Prefix, SearchQuery, TokenSystem};
 use wardline_store::Reader;
+
+/// The audit subtype (system [`crate::audit::WARDLINE_SUBTYPE`]) of a search
+/// that is an exact patient trace ([`is_trace`]).
+pub const TRACE_SUBTYPE: &str = "patient-trace";
 
 /// The SMART v2 interaction letters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -145,6 +156,41 @@ pub struct ResourceView<'a> {
     pub patient: Option<&'a str>,
     /// Its JSON (empty for a deletion tombstone).
     pub json: &'a str,
+    /// A match of an exact patient trace ([`is_trace`]); `false` for
+    /// everything else (reads by id, broader searches, includes, writes).
+    pub traced: bool,
+}
+
+/// Whether a search is an **exact patient trace**: a `Patient` search with
+/// exactly one NHS number (`identifier=https://fhir.nhs.uk/Id/nhs-number|N`,
+/// one value, no modifier) and exactly one whole date of birth
+/// (`birthdate=YYYY-MM-DD`, no prefix other than `eq`), like a PDS trace.
+/// Other parameters are allowed: the filters of a query are AND-ed, so they
+/// can only narrow it. A comma-separated list, a partial date, a prefix, a
+/// `:not` or `:missing` is no trace (each finds more than the one person).
+pub fn is_trace(q: &SearchQuery) -> bool {
+    if q.resource_type.as_deref() != Some("Patient") || q.compartment.is_some() {
+        return false;
+    }
+    const DAY_MS: i64 = 86_400_000;
+    let nhs = q.filters.iter().any(|f| {
+        f.param == "identifier"
+            && matches!(&f.kind, FilterKind::Match(p) if matches!(p.as_slice(), [Predicate::Token {
+                system: TokenSystem::Is(sys),
+                code: Some(code),
+            }] if sys == wardline_fhir::NHS_NUMBER_SYSTEM
+                && code.len() == 10
+                && code.bytes().all(|b| b.is_ascii_digit())))
+    });
+    let born = q.filters.iter().any(|f| {
+        f.param == "birthdate"
+            && matches!(&f.kind, FilterKind::Match(p) if matches!(p.as_slice(), [Predicate::Date {
+                prefix: Prefix::Eq,
+                lo,
+                hi,
+            }] if hi - lo == DAY_MS))
+    });
+    nhs && born
 }
 
 /// A requester's identity and policy. One value per request (it may cache
@@ -221,4 +267,70 @@ impl Access for Trusted {
 /// The standard refusal.
 pub fn forbidden(msg: impl Into<String>) -> FhirError {
     FhirError::new(403, "forbidden", msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(t: &str, query: &str) -> bool {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let q = wardline_fhir::search::parse(
+            wardline_fhir::definitions::r4(),
+            Some(t),
+            &pairs,
+            wardline_fhir::search::Handling::Strict,
+        )
+        .unwrap();
+        is_trace(&q)
+    }
+
+    #[test]
+    fn an_exact_trace_is_one_nhs_number_and_one_whole_birth_date() {
+        let nhs = "identifier=https://fhir.nhs.uk/Id/nhs-number%7C9434765919";
+        assert!(trace("Patient", &format!("{nhs}&birthdate=1970-01-01")));
+        assert!(trace("Patient", &format!("{nhs}&birthdate=eq1970-01-01")));
+        // Narrowed further: still a trace.
+        assert!(trace(
+            "Patient",
+            &format!("{nhs}&birthdate=1970-01-01&family=Smith")
+        ));
+        // Not a trace: one key alone, a broader date, a list, a prefix, a
+        // modifier, another identifier system, another type.
+        assert!(!trace("Patient", nhs));
+        assert!(!trace("Patient", "birthdate=1970-01-01"));
+        assert!(!trace("Patient", &format!("{nhs}&birthdate=1970")));
+        assert!(!trace("Patient", &format!("{nhs}&birthdate=1970-01")));
+        assert!(!trace("Patient", &format!("{nhs}&birthdate=ge1970-01-01")));
+        assert!(!trace(
+            "Patient",
+            &format!("{nhs}&birthdate=1970-01-01,1971-01-01")
+        ));
+        assert!(!trace(
+            "Patient",
+            "identifier=https://fhir.nhs.uk/Id/nhs-number%7C9434765919,https://fhir.nhs.uk/Id/nhs-number%7C9990000018&birthdate=1970-01-01"
+        ));
+        assert!(!trace(
+            "Patient",
+            "identifier:not=https://fhir.nhs.uk/Id/nhs-number%7C9434765919&birthdate=1970-01-01"
+        ));
+        assert!(!trace(
+            "Patient",
+            "identifier=9434765919&birthdate=1970-01-01"
+        ));
+        assert!(!trace(
+            "Patient",
+            "identifier=https://example.org/mrn%7C9434765919&birthdate=1970-01-01"
+        ));
+        assert!(!trace(
+            "Patient",
+            "identifier=https://fhir.nhs.uk/Id/nhs-number%7C&birthdate=1970-01-01"
+        ));
+        assert!(!trace(
+            "RelatedPerson",
+            "identifier=https://fhir.nhs.uk/Id/nhs-number%7C9434765919&birthdate=1970-01-01"
+        ));
+    }
 }

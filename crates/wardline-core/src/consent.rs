@@ -18,6 +18,10 @@
 //!
 //! A Consent is in force when its status is `active` and `provision.period`
 //! (if any) contains now.
+//!
+//! [`resource`] writes a [`Decision`] as the Consent that [`apply`] reads
+//! (what the workflows record), and [`decision_of`] reads one back (what
+//! the chart shows), so recording and honouring cannot drift apart.
 
 use std::collections::HashSet;
 
@@ -48,6 +52,81 @@ impl Sharing {
         }
         !self.deny_all_partners && !self.deny_organisations.iter().any(|o| o == org)
     }
+}
+
+/// A decision a patient can make about their record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Dissent from sharing with organisations outside the trust: with
+    /// these (Organization ids), or with every one when empty.
+    NoSharing(Vec<String>),
+    /// The national data opt-out: no use for research or planning.
+    NationalOptOut,
+}
+
+/// The Consent that records `decision` for `patient`, made at `now_ms`:
+/// scope `patient-privacy` or `research`, `provision.type` `deny`, the
+/// organisations as `provision.actor` (role `IRCP`, information recipient).
+pub fn resource(patient: &str, decision: &Decision, now_ms: i64) -> Value {
+    let scope = match decision {
+        Decision::NoSharing(_) => ("patient-privacy", "Privacy Consent"),
+        Decision::NationalOptOut => ("research", "Research"),
+    };
+    let mut c = serde_json::json!({
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"system": SCOPE, "code": scope.0, "display": scope.1}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}],
+        "patient": {"reference": format!("Patient/{patient}")},
+        "dateTime": wardline_fhir::datetime::format_instant(now_ms),
+        "performer": [{"reference": format!("Patient/{patient}")}],
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT", "display": "opt-out"}]},
+        "provision": {"type": "deny"},
+    });
+    if let Decision::NoSharing(orgs) = decision
+        && !orgs.is_empty()
+    {
+        c["provision"]["actor"] = orgs
+            .iter()
+            .map(|o| serde_json::json!({
+                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP", "display": "information recipient"}]},
+                "reference": {"reference": format!("Organization/{o}")},
+            }))
+            .collect();
+    }
+    c
+}
+
+/// The decision a Consent records, if it is one Wardline honours (a `deny`
+/// of scope `patient-privacy` or `research`), whether or not it is in
+/// force now ([`is_in_force`]).
+pub fn decision_of(c: &Value) -> Option<Decision> {
+    if !denies(c) {
+        return None;
+    }
+    if scope_is(c, "research") {
+        return Some(Decision::NationalOptOut);
+    }
+    if scope_is(c, "patient-privacy") {
+        return Some(Decision::NoSharing(actors(c)));
+    }
+    None
+}
+
+/// Whether a Consent is in force at `now_ms` (status `active`, and
+/// `provision.period`, if any, contains it).
+pub fn is_in_force(c: &Value, now_ms: i64) -> bool {
+    in_force(c, now_ms)
+}
+
+fn actors(c: &Value) -> Vec<String> {
+    c.pointer("/provision/actor")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.pointer("/reference/reference").and_then(Value::as_str))
+        .filter_map(|r| r.rsplit_once("Organization/").map(|(_, id)| id.to_owned()))
+        .collect()
 }
 
 fn in_force(c: &Value, now_ms: i64) -> bool {
@@ -95,14 +174,7 @@ pub fn apply(s: &mut Sharing, c: &Value, now_ms: i64) {
         s.secondary_use_opt_out = true;
     }
     if scope_is(c, "patient-privacy") {
-        let orgs: Vec<String> = c
-            .pointer("/provision/actor")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.pointer("/reference/reference").and_then(Value::as_str))
-            .filter_map(|r| r.rsplit_once("Organization/").map(|(_, id)| id.to_owned()))
-            .collect();
+        let orgs = actors(c);
         if orgs.is_empty() {
             s.deny_all_partners = true;
         } else {
@@ -211,6 +283,36 @@ mod tests {
             );
         }
         c
+    }
+
+    #[test]
+    fn what_is_recorded_is_what_is_honoured() {
+        let defs = wardline_fhir::definitions::r4();
+        let now = wardline_fhir::datetime::now_ms();
+        for (d, all, council, opt_out) in [
+            (Decision::NoSharing(vec![]), true, true, false),
+            (
+                Decision::NoSharing(vec!["council".into()]),
+                false,
+                true,
+                false,
+            ),
+            (Decision::NationalOptOut, false, false, true),
+        ] {
+            let c = resource("p1", &d, now);
+            defs.validate(&c).unwrap();
+            assert_eq!(decision_of(&c), Some(d.clone()));
+            assert!(is_in_force(&c, now));
+            let mut s = Sharing::default();
+            apply(&mut s, &c, now);
+            assert_eq!(s.deny_all_partners, all, "{d:?}");
+            assert_eq!(!s.allows("council", false), council, "{d:?}");
+            assert_eq!(s.secondary_use_opt_out, opt_out, "{d:?}");
+            assert!(s.allows("trust", true));
+        }
+        let mut permit = resource("p1", &Decision::NationalOptOut, now);
+        permit["provision"]["type"] = json!("permit");
+        assert_eq!(decision_of(&permit), None);
     }
 
     #[test]

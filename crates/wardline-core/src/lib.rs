@@ -282,12 +282,25 @@ impl<'a> Ctx<'a> {
 
     /// Checks that a resource may leave, and notes it for the audit event.
     pub(crate) fn check_out(&self, op: Op, r: &StoredResource, reader: &dyn Reader) -> R<()> {
+        self.check_out_found(op, r, reader, false)
+    }
+
+    /// [`Ctx::check_out`] for a search match, saying whether the search was
+    /// an exact patient trace ([`access::is_trace`]).
+    pub(crate) fn check_out_found(
+        &self,
+        op: Op,
+        r: &StoredResource,
+        reader: &dyn Reader,
+        traced: bool,
+    ) -> R<()> {
         if self.access.restricted() && !r.deleted {
             let view = ResourceView {
                 resource_type: &r.resource_type,
                 id: &r.id,
                 patient: r.patient_key.as_deref(),
                 json: &r.json,
+                traced,
             };
             if let Err(e) = self.access.check_resource(op, &view, reader) {
                 // A refused single read names what was asked for, so that

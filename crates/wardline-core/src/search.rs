@@ -205,8 +205,17 @@ pub(crate) fn execute(
         result.resources = in_range;
         result.total = None;
     }
+    // An exact patient trace may find a patient a broader search would not
+    // list (the policy decides); it is audited as such.
+    let traced = crate::access::is_trace(&q);
+    if traced {
+        cx.record.borrow_mut().subtype = (
+            crate::audit::WARDLINE_SUBTYPE,
+            crate::access::TRACE_SUBTYPE.to_owned(),
+        );
+    }
     for r in std::mem::take(&mut result.resources) {
-        match cx.check_out(crate::Op::Search, &r, reader) {
+        match cx.check_out_found(crate::Op::Search, &r, reader, traced) {
             Ok(()) => kept.push(r),
             Err(e) if e.status == 403 => withheld += 1,
             Err(e) => return Err(e),
@@ -306,6 +315,11 @@ pub(crate) fn execute(
     }
     if withheld > 0 {
         result.total = None;
+        // The audit event says how much the requester was not shown.
+        cx.record.borrow_mut().outcome_desc = Some(format!(
+            "{withheld} matching resource{} withheld",
+            if withheld == 1 { "" } else { "s" }
+        ));
     }
     Ok(Executed {
         query: q,

@@ -237,6 +237,7 @@ impl<'a> Tx<'a> {
                 id: &r.id,
                 patient: r.patient_key.as_deref(),
                 json: &r.json,
+                traced: false,
             };
             self.access.check_resource(Op::Read, &view, &self.rec)?;
         }
@@ -263,6 +264,7 @@ impl<'a> Tx<'a> {
                     id: &c.id,
                     patient: c.patient_key.as_deref(),
                     json: &c.json,
+                    traced: false,
                 };
                 self.access.check_resource(op, &view, &self.rec)?;
             }

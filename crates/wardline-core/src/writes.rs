@@ -354,6 +354,7 @@ impl FhirService {
             id,
             patient: patient_key.as_deref(),
             json: &json,
+            traced: false,
         };
         tx.check_write(op, Some(view), cur.as_ref())
             .map_err(|e| prefix(e, at))?;

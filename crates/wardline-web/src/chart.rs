@@ -72,6 +72,9 @@ fn done_message(code: &str) -> Option<&'static str> {
         "cancelled" => "The last event was cancelled.",
         "merged" => "Records merged. This is now the record to use.",
         "unmerged" => "The merge was undone.",
+        "break-glass" => "Emergency access granted. It is recorded and will be reviewed.",
+        "consent" => "Consent decision recorded.",
+        "consent-withdrawn" => "Consent decision withdrawn.",
         _ => return None,
     })
 }
@@ -517,8 +520,10 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
                     }
                 }
             }
+            (crate::access::chart_notice(cx, &p.id, summary.withheld()))
             (stay_panel(cx, &p, stay.as_ref(), &summary, now))
             (summary_panels(&summary))
+            (crate::consent::section(cx, &p.id))
         };
         layout::page(cx, &p.display_name, Nav::Patients, body)
     })

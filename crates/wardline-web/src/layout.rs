@@ -18,6 +18,8 @@ pub enum Nav {
     Register,
     Beds,
     Duplicates,
+    /// Break-glass uses to review (information governance only).
+    Reviews,
     None,
 }
 
@@ -59,14 +61,21 @@ fn account(cx: &Cx) -> Markup {
     }
 }
 
-/// The menu, for a signed-in user.
-fn navigation(active: Nav) -> Markup {
-    let items = [
+/// The menu, for a signed-in user (the break-glass reviews only for
+/// those who review them).
+fn navigation(cx: &Cx, active: Nav) -> Markup {
+    let mut items = vec![
         (Nav::Patients, "/ui/patients", "Find a patient"),
         (Nav::Register, "/ui/patients/new", "Register a patient"),
         (Nav::Beds, "/ui/beds", "Bed board"),
         (Nav::Duplicates, "/ui/duplicates", "Possible duplicates"),
     ];
+    if cx
+        .role
+        .is_some_and(|r| r.has(wardline_auth::rbac::Activity::IgAudit))
+    {
+        items.push((Nav::Reviews, "/ui/break-glass", "Break-glass reviews"));
+    }
     html! {
         nav class="nhsuk-header__navigation" aria-label="Menu" {
             div class="nhsuk-header__navigation-container nhsuk-width-container" {
@@ -95,7 +104,7 @@ fn shell(cx: Option<&Cx>, title: &str, active: Nav, body: Markup) -> Markup {
         head: Some(head()),
         home: "/ui/",
         header: cx.map(account),
-        navigation: cx.map(|_| navigation(active)),
+        navigation: cx.map(|c| navigation(c, active)),
         body,
     })
 }
@@ -274,7 +283,8 @@ pub(crate) fn select(
                     span class="nhsuk-u-visually-hidden" { "Error: " } (e)
                 }
             }
-            select class={ "nhsuk-select" @if error.is_some() { " nhsuk-select--error" } } id=(id) name=(id) {
+            select class={ "nhsuk-select" @if error.is_some() { " nhsuk-select--error" } } id=(id) name=(id)
+                aria-describedby=[error.is_some().then(|| format!("{id}-error"))] {
                 @for (value, text) in options {
                     option value=(value) selected[value == selected] { (text) }
                 }

@@ -17,10 +17,12 @@
 // error page it built; the page is the error, and it is large by nature.
 #![allow(clippy::result_large_err)]
 
+mod access;
 mod adt;
 mod assets;
 mod beds;
 mod chart;
+mod consent;
 mod layout;
 mod merge;
 mod patients;
@@ -38,7 +40,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use wardline_auth::directory::Directory;
 use wardline_auth::pkce;
-use wardline_auth::policy::Policy;
+use wardline_auth::policy::{Policy, Principal};
+use wardline_auth::rbac::Role;
 use wardline_auth_server::session::{self, Session};
 use wardline_core::{Access, FhirService};
 use wardline_fhir::FhirError;
@@ -84,6 +87,36 @@ pub const ROUTES: &[UiRoute] = &[
         "POST",
         "/ui/encounters/{id}/cancel",
         "cancel the last ADT event",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/break-glass",
+        "emergency access (break-glass): reason and time limit",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/break-glass",
+        "emergency access (break-glass): audited, raised for review",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/consent",
+        "record a consent decision",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/consent",
+        "record a consent decision",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/consent/{consent}/withdraw",
+        "withdraw a consent decision",
+    ),
+    r(
+        "GET",
+        "/ui/break-glass",
+        "break-glass uses to review (information governance)",
     ),
     r("GET", "/ui/duplicates", "possible duplicates to review"),
     r("POST", "/ui/duplicates/scan", "look for duplicates now"),
@@ -137,6 +170,19 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             get(adt::admit_page).post(adt::admit_post),
         )
         .route("/patients/{id}/unmerge", post(merge::unmerge_post))
+        .route(
+            "/patients/{id}/break-glass",
+            get(access::break_glass_page).post(access::break_glass_post),
+        )
+        .route(
+            "/patients/{id}/consent",
+            get(consent::form_page).post(consent::form_post),
+        )
+        .route(
+            "/patients/{id}/consent/{consent}/withdraw",
+            post(consent::withdraw_post),
+        )
+        .route("/break-glass", get(access::reviews_page))
         .route(
             "/encounters/{id}/transfer",
             get(adt::transfer_page).post(adt::transfer_post),
@@ -212,7 +258,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
 /// A signed-in request: who, in which position, and their access.
 pub(crate) struct Cx {
     pub svc: Arc<FhirService>,
+    pub dir: Arc<Directory>,
     pub access: Box<dyn Access>,
+    /// Who is signed in, as the policy sees them (break-glass is asked
+    /// for in their name).
+    pub principal: Principal,
+    /// The role of the position acted in.
+    pub role: Option<Role>,
     pub session: Session,
     /// "Staff Nurse at trust (watford-w1)".
     pub position: String,
@@ -309,11 +361,10 @@ impl Ui {
             Ok(p) => p,
             Err(e) => return layout::fhir_error_page(&e),
         };
-        let position = self
-            .dir
-            .positions(&session.username)
-            .ok()
-            .and_then(|ps| ps.into_iter().find(|p| p.id == session.position))
+        let role = principal.position.as_ref().map(|p| p.role);
+        let position = principal
+            .position
+            .as_ref()
             .map(|p| {
                 let mut s = format!("{} at {}", p.role.display(), p.organization);
                 if !p.locations.is_empty() {
@@ -324,7 +375,10 @@ impl Ui {
             .unwrap_or_default();
         let cx = Cx {
             svc: self.svc.clone(),
-            access: Box::new(Policy::new(principal, self.dir.clone())),
+            dir: self.dir.clone(),
+            access: Box::new(Policy::new(principal.clone(), self.dir.clone())),
+            principal,
+            role,
             session,
             position,
         };

@@ -28,7 +28,8 @@ pub(crate) fn nhs_text(n: Option<&str>) -> String {
 }
 
 /// The patient with this id, or the page to answer instead (not found, or
-/// refused).
+/// refused: "You do not have access", with break-glass where the position
+/// may use it).
 pub(crate) fn patient_or_404(cx: &Cx, id: &str) -> Result<pmi::PatientSummary, Response> {
     match pmi::summary(&cx.svc, cx.access(), id) {
         Ok(Some(p)) => Ok(p),
@@ -37,6 +38,7 @@ pub(crate) fn patient_or_404(cx: &Cx, id: &str) -> Result<pmi::PatientSummary, R
             "Patient not found",
             "There is no patient record with this id.",
         )),
+        Err(e) if e.status == 403 => Err(crate::access::no_access_page(cx, id, &e)),
         Err(e) => Err(crate::fhir_error(&e)),
     }
 }
@@ -98,7 +100,7 @@ pub(crate) async fn search_page(State(ui): St, req: Req) -> Response {
         };
         let searched = !query.text.is_empty() || query.birth_date.is_some() || query.postcode.is_some();
         let (results, error) = if searched {
-            match pmi::search(&cx.svc, cx.access(), &query, LIMIT) {
+            match pmi::search_counted(&cx.svc, cx.access(), &query, LIMIT) {
                 Ok(r) => (Some(r), None),
                 Err(e) if e.status == 400 => (None, Some(layout::sentence(&layout::what_happened(&e)))),
                 Err(e) => return crate::fhir_error(&e),
@@ -137,8 +139,19 @@ pub(crate) async fn search_page(State(ui): St, req: Req) -> Response {
         };
         let body = html! {
             (form)
-            @if let Some(results) = &results {
-                @if results.is_empty() {
+            @if let Some(found) = &results {
+                @let results = &found.patients;
+                @if found.withheld > 0 {
+                    div class="nhsuk-inset-text" data-testid="search-withheld" {
+                        p {
+                            (found.withheld) " matching patient" (if found.withheld == 1 { " is" } else { "s are" })
+                            " not shown: your organisation has no relationship with them. To find a patient outside your organisation's care, search by their NHS number and date of birth together."
+                        }
+                    }
+                }
+                @if results.is_empty() && found.withheld > 0 {
+                    h2 data-testid="no-results" { "No patients shown" }
+                } @else if results.is_empty() {
                     h2 data-testid="no-results" { "No patients found" }
                     p { "Check the spelling or the NHS number, or search by date of birth and postcode." }
                     p { a href="/ui/patients/new" { "Register a new patient" } }

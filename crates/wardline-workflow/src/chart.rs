@@ -198,6 +198,23 @@ pub struct ChartSummary {
 }
 
 impl ChartSummary {
+    /// How many entries were withheld from the caller, over all sections (a
+    /// lower bound where a section read only the first page).
+    pub fn withheld(&self) -> usize {
+        [
+            self.alerts.hidden,
+            self.allergies.hidden,
+            self.problems.hidden,
+            self.medicines.hidden,
+            self.encounters.hidden,
+            self.observations.hidden,
+            self.results.hidden,
+        ]
+        .iter()
+        .map(|h| h.withheld)
+        .sum()
+    }
+
     /// Whether any section hid entries from the caller (withheld, not
     /// covered).
     pub fn hides_anything(&self) -> bool {

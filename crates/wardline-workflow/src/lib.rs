@@ -23,6 +23,8 @@
 //!   [`adt::beds`], the one place a patient enters or leaves a bed.
 //! * [`orders`] — order communications: the `ServiceRequest` status
 //!   lifecycle every channel obeys.
+//! * [`consent`] — recording, withdrawing and listing patients' consent
+//!   decisions (what they mean is the core's `consent`).
 //!
 //! The web UI (`wardline-web`) and the FHIR operations call these; they hold
 //! no rules of their own.
@@ -30,6 +32,7 @@
 
 pub mod adt;
 pub mod chart;
+pub mod consent;
 pub mod fhir;
 pub mod orders;
 pub mod pmi;

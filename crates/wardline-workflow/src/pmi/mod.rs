@@ -378,6 +378,27 @@ pub fn search(
     q: &PatientQuery,
     limit: usize,
 ) -> Result<Vec<PatientSummary>, FhirError> {
+    Ok(search_counted(svc, access, q, limit)?.patients)
+}
+
+/// What a patient search found for the caller.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatientSearch {
+    pub patients: Vec<PatientSummary>,
+    /// Matches the caller's access does not cover (at least this many; not
+    /// shown): staff outside the trust see only the patients related to
+    /// their organisation, or found by an exact trace (NHS number and date
+    /// of birth).
+    pub withheld: usize,
+}
+
+/// [`search`], saying how many matches were withheld from the caller.
+pub fn search_counted(
+    svc: &FhirService,
+    access: &dyn Access,
+    q: &PatientQuery,
+    limit: usize,
+) -> Result<PatientSearch, FhirError> {
     let limit = limit.clamp(1, 200);
     let mut narrow: Vec<(String, String)> = Vec::new();
     if let Some(d) = q
@@ -442,13 +463,17 @@ pub fn search(
         }
     }
     let mut out: Vec<PatientSummary> = Vec::new();
+    let mut withheld = 0;
     for mut params in runs {
         if out.len() >= limit {
             break;
         }
         params.extend(narrow.iter().cloned());
         params.push(count.clone());
-        for p in fhir_search(svc, access, "Patient", params)? {
+        let found = svc.search_as(access, "Patient", &params)?;
+        // The runs overlap (prefix, then sound): the most any one withheld.
+        withheld = withheld.max(found.withheld);
+        for p in found.resources {
             let s = PatientSummary::from_resource(&p);
             if !out.iter().any(|o| o.id == s.id) {
                 out.push(s);
@@ -458,7 +483,10 @@ pub fn search(
     // Stable: prefix matches before sound-alikes, active before retired.
     out.sort_by_key(|s| !s.active);
     out.truncate(limit);
-    Ok(out)
+    Ok(PatientSearch {
+        patients: out,
+        withheld,
+    })
 }
 
 #[cfg(test)]

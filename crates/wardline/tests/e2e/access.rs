@@ -21,6 +21,7 @@ const PASSWORD: &str = "correct horse battery staple 7";
 const ALL: &str = "user/*.cruds";
 const ASYNC: (&str, &str) = ("Prefer", "respond-async");
 const WITHHELD: &str = "matched but are not shown";
+const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
 /// Checks that fail today because the server does not (yet) do what the
 /// documented policy says: (prefix of the failure message, why). They are
@@ -97,6 +98,29 @@ const P3: &str = "acc-p3";
 const P4: &str = "acc-p4";
 const P5: &str = "acc-p5";
 const P6: &str = "acc-p6";
+/// Kept by the GP practice (`managingOrganization` = gp-e82001): on its list.
+const P7: &str = "acc-p7";
+/// Referred to the trust by the GP practice (an active ServiceRequest whose
+/// requester is Organization/gp-e82001).
+const P8: &str = "acc-p8";
+
+/// Each test patient's NHS number (valid, in the 999 test range the demo
+/// trust does not use).
+fn nhs_number(p: &str) -> &'static str {
+    match p {
+        P1 => "9990000018",
+        P2 => "9990000026",
+        P3 => "9990000034",
+        P4 => "9990000042",
+        P5 => "9990000050",
+        P6 => "9990000069",
+        P7 => "9990000077",
+        P8 => "9990000085",
+        _ => "9990000093",
+    }
+}
+
+const BIRTH_DATE: &str = "1970-01-01";
 
 fn family(p: &str) -> String {
     // Unique, searchable family names (the demo trust has none like these).
@@ -109,6 +133,10 @@ fn family(p: &str) -> String {
 enum Act {
     ReadPatient,
     SearchPatientByName,
+    /// `Patient?identifier=<NHS number>` alone: no trace.
+    SearchPatientByNhsNumber,
+    /// An exact trace: `Patient?identifier=<NHS number>&birthdate=<date of birth>`.
+    TracePatient,
     ReadObservation,
     SearchObservation,
     CreateObservation,
@@ -127,6 +155,10 @@ enum Rel {
     Unrelated,
     /// P2 again, after the user asked for break-glass access to it.
     BreakGlass,
+    /// P7, whose record the GP practice keeps (`managingOrganization`).
+    OnPracticeList,
+    /// P8, referred by the GP practice.
+    Referred,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +186,8 @@ const MATRIX: &[(&str, Act, Rel, Want)] = &[
     ("t.consultant", ReadPatient, Unrelated, Ok),
     ("t.consultant", SearchPatientByName, Related, Ok),
     ("t.consultant", SearchPatientByName, Unrelated, Ok),
+    ("t.consultant", SearchPatientByNhsNumber, Unrelated, Ok),
+    ("t.consultant", TracePatient, Unrelated, Ok),
     ("t.consultant", ReadObservation, Related, Ok),
     ("t.consultant", ReadObservation, Unrelated, Forbidden),
     ("t.consultant", SearchObservation, Related, Ok),
@@ -192,6 +226,7 @@ const MATRIX: &[(&str, Act, Rel, Want)] = &[
     ("t.clerk", ReadPatient, Related, Ok),
     ("t.clerk", ReadPatient, Unrelated, Ok),
     ("t.clerk", SearchPatientByName, Unrelated, Ok),
+    ("t.clerk", SearchPatientByNhsNumber, Unrelated, Ok),
     ("t.clerk", ReadObservation, Related, Forbidden),
     ("t.clerk", SearchObservation, Related, Forbidden),
     ("t.clerk", CreateObservation, Related, Forbidden),
@@ -203,6 +238,7 @@ const MATRIX: &[(&str, Act, Rel, Want)] = &[
     // System administrator: users and directory, no clinical access at all.
     ("t.admin", ReadPatient, Unrelated, Forbidden),
     ("t.admin", SearchPatientByName, Unrelated, Forbidden),
+    ("t.admin", TracePatient, Unrelated, Forbidden),
     ("t.admin", ReadObservation, Related, Forbidden),
     ("t.admin", SearchObservation, Related, Forbidden),
     ("t.admin", CreateObservation, Related, Forbidden),
@@ -221,10 +257,22 @@ const MATRIX: &[(&str, Act, Rel, Want)] = &[
     ("t.privacy", ReadAuditEvent, Related, Ok),
     ("t.privacy", ReadAuditEvent, Unrelated, Ok),
     ("t.privacy", Export, Unrelated, Forbidden),
-    // GP at gp-e82001 (a partner): clinical view of registered patients.
+    // GP at gp-e82001 (a partner): clinical view of registered patients;
+    // demographics only of patients related to the practice (registered,
+    // on its list, referred), or found by an exact trace.
     ("t.gp", ReadPatient, Related, Ok),
-    ("t.gp", ReadPatient, Unrelated, Ok),
+    ("t.gp", ReadPatient, Unrelated, Forbidden),
+    ("t.gp", ReadPatient, OnPracticeList, Ok),
+    ("t.gp", ReadPatient, Referred, Ok),
     ("t.gp", SearchPatientByName, Related, Ok),
+    ("t.gp", SearchPatientByName, Unrelated, Withheld),
+    ("t.gp", SearchPatientByName, OnPracticeList, Ok),
+    ("t.gp", SearchPatientByName, Referred, Ok),
+    ("t.gp", SearchPatientByNhsNumber, Unrelated, Withheld),
+    ("t.gp", TracePatient, Unrelated, Ok),
+    ("t.gp", TracePatient, Related, Ok),
+    ("t.gp", ReadObservation, OnPracticeList, Ok),
+    ("t.gp", ReadObservation, Referred, Ok),
     ("t.gp", ReadObservation, Related, Ok),
     ("t.gp", ReadObservation, Unrelated, Forbidden),
     ("t.gp", SearchObservation, Related, Ok),
@@ -237,8 +285,11 @@ const MATRIX: &[(&str, Act, Rel, Want)] = &[
     ("t.gp", Export, Unrelated, Forbidden),
     // Social worker at a council: demographics and the care summary only.
     ("t.social", ReadPatient, Related, Ok),
-    ("t.social", ReadPatient, Unrelated, Ok),
-    ("t.social", SearchPatientByName, Unrelated, Ok),
+    ("t.social", ReadPatient, Unrelated, Forbidden),
+    ("t.social", SearchPatientByName, Related, Ok),
+    ("t.social", SearchPatientByName, Unrelated, Withheld),
+    ("t.social", TracePatient, Unrelated, Ok),
+    ("t.social", ReadPatient, OnPracticeList, Forbidden),
     ("t.social", ReadObservation, Related, Forbidden),
     ("t.social", SearchObservation, Related, Forbidden),
     ("t.social", CreateObservation, Related, Forbidden),
@@ -392,10 +443,11 @@ fn patient(id: &str, gp: Option<&str>) -> Value {
         "resourceType": "Patient",
         "id": id,
         "active": true,
-        "identifier": [{"system": "https://fhir.wardline.invalid/Id/access-test", "value": id}],
+        "identifier": [{"system": "https://fhir.wardline.invalid/Id/access-test", "value": id},
+                       {"system": NHS_SYSTEM, "value": nhs_number(id)}],
         "name": [{"use": "official", "family": family(id), "given": ["Test"]}],
         "gender": "unknown",
-        "birthDate": "1970-01-01",
+        "birthDate": BIRTH_DATE,
     });
     if let Some(gp) = gp {
         v["generalPractitioner"] = json!([{"reference": format!("Organization/{gp}")}]);
@@ -442,8 +494,23 @@ fn setup(env: &Env, s: &Server) -> BTreeMap<String, String> {
     put_ok(s, &format!("Patient/{P4}"), patient(P4, Some("gp-e82001")));
     put_ok(s, &format!("Patient/{P5}"), patient(P5, None));
     put_ok(s, &format!("Patient/{P6}"), patient(P6, None));
+    let mut listed = patient(P7, None);
+    listed["managingOrganization"] = json!({"reference": "Organization/gp-e82001"});
+    put_ok(s, &format!("Patient/{P7}"), listed);
+    put_ok(s, &format!("Patient/{P8}"), patient(P8, None));
+    put_ok(
+        s,
+        "ServiceRequest/acc-p8-referral",
+        json!({"resourceType": "ServiceRequest", "id": "acc-p8-referral",
+            "status": "active", "intent": "order",
+            "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]}],
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "183519002", "display": "Referral to cardiology service"}]},
+            "subject": {"reference": format!("Patient/{P8}")},
+            "requester": {"reference": "Organization/gp-e82001"},
+            "performer": [{"reference": "Organization/trust"}]}),
+    );
     put_ok(s, "Patient/acc-sweep", patient("acc-sweep", None));
-    for p in [P1, P2, P3, P4, P5, P6] {
+    for p in [P1, P2, P3, P4, P5, P6, P7, P8] {
         put_ok(
             s,
             &format!("Observation/{p}-obs"),
@@ -557,11 +624,26 @@ fn run_row(
     let p = match rel {
         Related => related_patient(user),
         Unrelated | BreakGlass => P2,
+        OnPracticeList => P7,
+        Referred => P8,
     };
     let obs = format!("{p}-obs");
     let r = match act {
         ReadPatient => get(s, token, &format!("Patient/{p}")),
         SearchPatientByName => get(s, token, &format!("Patient?name={}", family(p))),
+        SearchPatientByNhsNumber => get(
+            s,
+            token,
+            &format!("Patient?identifier={NHS_SYSTEM}|{}", nhs_number(p)),
+        ),
+        TracePatient => get(
+            s,
+            token,
+            &format!(
+                "Patient?identifier={NHS_SYSTEM}|{}&birthdate={BIRTH_DATE}",
+                nhs_number(p)
+            ),
+        ),
         ReadObservation => get(s, token, &format!("Observation/{obs}")),
         SearchObservation => get(s, token, &format!("Observation?subject=Patient/{p}")),
         CreateObservation => post(s, token, "Observation", &observation(None, p)),
@@ -578,7 +660,7 @@ fn run_row(
         ),
     };
     let expected_match = match act {
-        SearchPatientByName => Some(p.to_owned()),
+        SearchPatientByName | SearchPatientByNhsNumber | TracePatient => Some(p.to_owned()),
         SearchObservation => Some(obs.clone()),
         _ => None,
     };
@@ -637,7 +719,7 @@ fn run(env: Env) {
     let mut c = Checks::default();
 
     // Sanity: the set-up gives the relationships the matrix relies on.
-    for p in [P1, P2, P3, P4, P5, P6] {
+    for p in [P1, P2, P3, P4, P5, P6, P7, P8] {
         c.eq(
             &format!("set-up: Observation/{p}-obs readable by the system client"),
             s.get(&format!("Observation/{p}-obs")).status,
@@ -668,12 +750,18 @@ fn run(env: Env) {
 
     // 4. Audit.
     audit_checks(&mut c, &s, &tokens, &practitioners);
+    demographics_audit(&mut c, &s, &tokens, &practitioners);
 
-    // 2c. Break-glass, when the endpoint exists.
+    // 2c. Break-glass (the endpoint must exist: a 404 or 405 fails).
     break_glass(&mut c, &s, &tokens, &practitioners);
 
     // 3b. National data opt-out: P5 is not exported, P1 is.
     opt_out_export(&mut c, &s);
+
+    // 5. The same through the web UI: the no-access page and break-glass,
+    // the privacy officer's review list, consent recorded in the chart and
+    // honoured by the API.
+    ui_access(&mut c, &env, &s, &tokens);
 
     // An expired token is refused.
     let wait = Duration::from_secs(95).saturating_sub(minted.elapsed());
@@ -869,26 +957,114 @@ fn audit_checks(
     c.eq("audit: a nurse searches the audit trail", r.status, 403);
 }
 
+/// A partner's searches of demographics are audited: the broad one with
+/// its query and how many matches were withheld, the exact trace as a
+/// trace (subtype `patient-trace`) naming the patient it found.
+fn demographics_audit(
+    c: &mut Checks,
+    s: &Server,
+    tokens: &BTreeMap<String, String>,
+    practitioners: &BTreeMap<String, String>,
+) {
+    let ig = &tokens["t.privacy"];
+    let prac = &practitioners["t.gp"];
+    let evs = audit_events(
+        s,
+        ig,
+        &format!("agent=Practitioner/{prac}&subtype=patient-trace"),
+    );
+    c.check(
+        evs.iter().any(|e| {
+            by_agent(e, prac)
+                && names(e, &format!("Patient/{P2}"))
+                && e.to_string().contains("\"query\"")
+                && e["subtype"].to_string().contains("patient-trace")
+        }),
+        || {
+            format!(
+                "demographics audit: no trace event (subtype patient-trace, naming Patient/{P2}, with its query) by the GP: {}",
+                serde_json::to_string(&evs).unwrap_or_default()
+            )
+        },
+    );
+    let evs = audit_events(
+        s,
+        ig,
+        &format!("agent=Practitioner/{prac}&subtype=search-type"),
+    );
+    c.check(
+        evs.iter().any(|e| {
+            by_agent(e, prac)
+                && e.to_string().contains("\"query\"")
+                && e["outcomeDesc"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("withheld"))
+        }),
+        || {
+            format!(
+                "demographics audit: no search event by the GP with its query saying how many matches were withheld: {}",
+                serde_json::to_string(&evs).unwrap_or_default()
+            )
+        },
+    );
+    // A broad search lists the practice's patients only (P4 has dissented
+    // from sharing with it by now), and its audit event names none of the
+    // others.
+    let r = get(s, &tokens["t.gp"], "Patient?name=Zz&_count=100");
+    let (ids, outcome) = search_result(&r);
+    let practice = [P3, P7, P8];
+    c.check(
+        r.status == 200
+            && practice.iter().all(|p| ids.contains(&(*p).to_owned()))
+            && ids.iter().all(|i| practice.contains(&i.as_str()))
+            && outcome.contains(WITHHELD),
+        || {
+            format!(
+                "demographics: the GP's search of every test patient lists exactly the practice's (P3, P7, P8) and says others were withheld: {ids:?} {outcome}"
+            )
+        },
+    );
+    let evs = audit_events(s, ig, &format!("agent=Practitioner/{prac}&patient={P6}"));
+    c.check(evs.is_empty(), || {
+        format!(
+            "demographics audit: an event names P6 (no relationship with the practice) for the GP: {}",
+            serde_json::to_string(&evs).unwrap_or_default()
+        )
+    });
+}
+
 fn break_glass(
     c: &mut Checks,
     s: &Server,
     tokens: &BTreeMap<String, String>,
     practitioners: &BTreeMap<String, String>,
 ) {
-    let probe = send(
-        s,
-        Some(&tokens["t.consultant"]),
-        Method::POST,
-        &format!("{}/auth/break-glass", s.root),
-        Some((
-            "application/x-www-form-urlencoded",
-            format!("patient={P2}&reason=probe"),
-        )),
-        &[],
-    );
-    if probe.status == 404 || probe.status == 405 {
-        println!("SKIPPED: break-glass column (no POST /auth/break-glass on this build)");
-        return;
+    // A reason is required, and the time is limited.
+    for (body, why, element) in [
+        (format!("patient={P2}&reason="), "no reason", "reason"),
+        (
+            format!("patient={P2}&reason=Collapsed+in+the+corridor&minutes=100000"),
+            "more than 12 hours",
+            "minutes",
+        ),
+    ] {
+        let r = send(
+            s,
+            Some(&tokens["t.consultant"]),
+            Method::POST,
+            &format!("{}/auth/break-glass", s.root),
+            Some(("application/x-www-form-urlencoded", body)),
+            &[],
+        );
+        c.check(
+            r.status == 400 && is_outcome(&r) && r.body["issue"][0]["expression"][0] == element,
+            || {
+                format!(
+                    "break-glass with {why}: expected 400 naming {element}, got {}",
+                    r.brief()
+                )
+            },
+        );
     }
     let users: Vec<&str> = {
         let mut u: Vec<&str> = BREAK_GLASS.iter().map(|r| r.0).collect();
@@ -1327,4 +1503,245 @@ fn access_postgres() {
     if let Some(env) = Env::postgres() {
         run(env);
     }
+}
+
+/// A page of the UI as `client` (a signed-in web session): status and HTML.
+fn page(s: &Server, client: &reqwest::blocking::Client, path: &str) -> (u16, String) {
+    let r = client
+        .get(format!("{}{path}", s.root))
+        .send()
+        .expect("UI request");
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+/// A form post as `client`, with the session's CSRF token: status, the
+/// redirect's location, and the HTML.
+fn submit(
+    s: &Server,
+    client: &reqwest::blocking::Client,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let token = crate::ui::csrf(&s.root, client);
+    let mut form: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
+    form.extend_from_slice(fields);
+    let r = client
+        .post(format!("{}{path}", s.root))
+        .form(&form)
+        .send()
+        .expect("UI post");
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (r.status().as_u16(), location, r.text().unwrap_or_default())
+}
+
+fn ui_access(c: &mut Checks, env: &Env, s: &Server, tokens: &BTreeMap<String, String>) {
+    // A partner GP opening a patient outside the practice: "You do not have
+    // access", and no break-glass (the role has none).
+    let gp = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &gp, "gp.e82001");
+    let (status, html) = page(s, &gp, &format!("/ui/patients/{P2}"));
+    c.check(
+        status == 403 && html.contains("You do not have access") && !html.contains("Use emergency access"),
+        || format!("ui: the GP opening P2: expected 403 'You do not have access' without break-glass, got {status}: {html}"),
+    );
+    c.check(!html.contains(&family(P2)), || {
+        "ui: the GP's no-access page shows P2's name".to_owned()
+    });
+
+    // The GP's patient search: an unrelated patient by name is not shown
+    // (and the page says why and how to trace); by NHS number and date of
+    // birth together (an exact trace) the patient is found.
+    let (status, html) = page(s, &gp, "/ui/patients?q=Zzp");
+    c.check(
+        status == 200
+            && html.contains(r#"data-testid="search-withheld""#)
+            && html.contains(&format!("/ui/patients/{P3}\""))
+            && !html.contains(&format!("/ui/patients/{P2}\"")),
+        || format!("ui: the GP's name search 'Zzp': expected P3 listed, P2 withheld with the trace hint, got {status}: {html}"),
+    );
+    let (status, html) = page(
+        s,
+        &gp,
+        &format!("/ui/patients?q={}&dob={BIRTH_DATE}", nhs_number(P2)),
+    );
+    c.check(
+        status == 200 && html.contains(&format!("/ui/patients/{P2}\"")),
+        || format!("ui: the GP's trace of P2 (NHS number and date of birth): expected P2 listed, got {status}: {html}"),
+    );
+
+    // A ward nurse opening a patient outside her ward: the chart says she
+    // does not have access and offers break-glass.
+    let nurse = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &nurse, "nurse.w1");
+    let chart = format!("/ui/patients/{P2}");
+    let (status, html) = page(s, &nurse, &chart);
+    c.check(
+        status == 200
+            && html.contains(r#"data-testid="no-access""#)
+            && html.contains(r#"data-testid="break-glass""#)
+            && html.contains(&format!(r#"action="/ui/patients/{P2}/break-glass""#)),
+        || format!("ui: nurse.w1 opening P2: expected the chart with the no-access notice and the break-glass form, got {status}: {html}"),
+    );
+    let bg = format!("/ui/patients/{P2}/break-glass");
+    let (status, _, html) = submit(s, &nurse, &bg, &[("reason", ""), ("minutes", "30")]);
+    c.check(
+        status == 422 && html.contains("nhsuk-error-summary") && html.contains(r##"href="#reason""##),
+        || format!("ui: break-glass without a reason: expected 422 naming the reason field, got {status}: {html}"),
+    );
+    let (status, location, _) = submit(
+        s,
+        &nurse,
+        &bg,
+        &[
+            ("reason", "Collapsed on the ward corridor, no notes"),
+            ("minutes", "30"),
+        ],
+    );
+    c.check(
+        status == 303 && location.ends_with("?done=break-glass"),
+        || {
+            format!(
+                "ui: break-glass with a reason: expected 303 to the chart, got {status} {location}"
+            )
+        },
+    );
+    let (status, html) = page(s, &nurse, &chart);
+    c.check(
+        status == 200
+            && html.contains(r#"data-testid="break-glass-in-force""#)
+            && html.contains("Collapsed on the ward corridor")
+            && !html.contains(r#"data-testid="no-access""#),
+        || format!("ui: after break-glass the nurse sees P2's chart under emergency access: {status}: {html}"),
+    );
+    // Reviewed by information governance, and by nobody else.
+    let ig = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &ig, "ig.officer");
+    let (status, html) = page(s, &ig, "/ui/break-glass");
+    c.check(
+        status == 200
+            && html.contains("nurse.w1")
+            && html.contains(P2)
+            && html.contains("Collapsed on the ward corridor, no notes"),
+        || format!("ui: the privacy officer's review list shows nurse.w1's break-glass on P2 with the reason: {status}: {html}"),
+    );
+    let (status, _) = page(s, &nurse, "/ui/break-glass");
+    c.eq(
+        "ui: a nurse opening the break-glass review list",
+        status,
+        403,
+    );
+
+    // Consent recorded in the chart by registration staff: P1 (in a
+    // watford-w1 bed) refuses sharing with the council, whose social
+    // worker shares P1's care.
+    let social = &tokens["t.social"];
+    let r = get(s, social, &format!("Patient/{P1}"));
+    c.eq(
+        "ui consent: before, the social worker reads P1",
+        r.status,
+        200,
+    );
+    let clerk = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &clerk, "clerk.watford");
+    let chart = format!("/ui/patients/{P1}");
+    let (status, html) = page(s, &clerk, &chart);
+    c.check(
+        status == 200
+            && html.contains(r#"data-testid="no-consent""#)
+            && html.contains(&format!(r#"href="/ui/patients/{P1}/consent""#)),
+        || {
+            format!(
+                "ui consent: the clerk sees no decision yet and may record one: {status}: {html}"
+            )
+        },
+    );
+    let (status, html) = page(s, &clerk, &format!("/ui/patients/{P1}/consent"));
+    c.check(
+        status == 200
+            && html.contains(r#"value="acc-council""#)
+            && !html.contains(r#"value="trust""#),
+        || {
+            format!(
+                "ui consent: the form offers partner organisations, not the trust: {status}: {html}"
+            )
+        },
+    );
+    let form = format!("/ui/patients/{P1}/consent");
+    let (status, _, html) = submit(s, &clerk, &form, &[("organisation", "acc-council")]);
+    c.check(status == 422 && html.contains(r##"href="#kind""##), || {
+        format!(
+            "ui consent: no decision chosen: expected 422 naming the field, got {status}: {html}"
+        )
+    });
+    let (status, location, _) = submit(
+        s,
+        &clerk,
+        &form,
+        &[("kind", "no-sharing"), ("organisation", "acc-council")],
+    );
+    c.check(status == 303 && location.ends_with("?done=consent"), || {
+        format!("ui consent: recording: expected 303, got {status} {location}")
+    });
+    let council = "Hertfordshire County Council Adult Social Care";
+    let (_, html) = page(s, &clerk, &chart);
+    c.check(
+        html.contains(r#"data-testid="consent-decisions""#) && html.contains(council),
+        || format!("ui consent: the clerk's chart lists the decision: {html}"),
+    );
+    // Seen by the clinicians caring for P1; honoured by the API.
+    let doctor = crate::ui::browser();
+    crate::ui::sign_in(env, &s.root, &doctor, "dr.watford");
+    let (_, html) = page(s, &doctor, &chart);
+    c.check(html.contains(council) && html.contains("In force"), || {
+        format!("ui consent: dr.watford's chart of P1 lists the decision: {html}")
+    });
+    let r = get(s, social, &format!("Patient/{P1}"));
+    c.check(r.status == 403 && is_outcome(&r), || {
+        format!("ui consent: after P1's dissent recorded in the UI the council's social worker is refused P1: {}", r.brief())
+    });
+    // Withdrawn: sharing again.
+    let consents = get(s, &tokens["t.consultant"], &format!("Consent?patient={P1}"));
+    let (ids, _) = search_result(&consents);
+    let Some(id) = ids.first() else {
+        c.check(false, || {
+            format!(
+                "ui consent: no Consent for P1 over the API: {}",
+                consents.brief()
+            )
+        });
+        return;
+    };
+    // Withdrawing it through another patient's chart is refused.
+    let (status, _, _) = submit(
+        s,
+        &clerk,
+        &format!("/ui/patients/{P2}/consent/{id}/withdraw"),
+        &[],
+    );
+    c.eq(
+        "ui consent: withdrawing P1's decision from P2's chart",
+        status,
+        404,
+    );
+    let (status, location, _) = submit(
+        s,
+        &clerk,
+        &format!("/ui/patients/{P1}/consent/{id}/withdraw"),
+        &[],
+    );
+    c.check(
+        status == 303 && location.ends_with("?done=consent-withdrawn"),
+        || format!("ui consent: withdrawing: expected 303, got {status} {location}"),
+    );
+    let r = get(s, social, &format!("Patient/{P1}"));
+    c.eq(
+        "ui consent: after the withdrawal the social worker reads P1 again",
+        r.status,
+        200,
+    );
 }

@@ -41,6 +41,7 @@ fn concrete(path: &str) -> String {
         .replace("{task}", "x")
         .replace("{ward}", "x")
         .replace("{bed}", "x")
+        .replace("{consent}", "x")
 }
 
 /// Signs in through the form; the client then holds the session cookie.
