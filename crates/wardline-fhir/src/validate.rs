@@ -6,7 +6,8 @@
 //! the element repeats and single values where it does not; required elements;
 //! primitive JSON types and formats; complex types and backbone elements
 //! recursively; contained and nested resources by their own type; empty
-//! objects, arrays and strings; the NHS number check digit. FHIRPath invariants
+//! objects, arrays and strings; decimals an `f64` can hold (what the search
+//! index keeps); the NHS number check digit. FHIRPath invariants
 //! (`constraint`) are not evaluated.
 //!
 //! Paths are built only when an issue is reported, so the happy path does not
@@ -341,11 +342,16 @@ impl Definitions {
                     format!("expected a non-negative integer, found {}", kind(v)),
                 ),
             },
-            "decimal" | "Decimal" => {
-                if !v.is_number() {
-                    bad(issues, format!("expected a number, found {}", kind(v)));
-                }
-            }
+            "decimal" | "Decimal" => match v {
+                // Kept as written; the index holds it as an f64, so a value
+                // beyond one's range would be stored but never found.
+                Value::Number(n) if n.as_f64().is_none() => bad(
+                    issues,
+                    format!("{n} is out of the range of decimals Wardline can search"),
+                ),
+                Value::Number(_) => {}
+                _ => bad(issues, format!("expected a number, found {}", kind(v))),
+            },
             _ => {
                 let Some(s) = v.as_str() else {
                     bad(
@@ -533,5 +539,21 @@ mod tests {
                 "{v}: expected an issue at {path}, got {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn refuses_decimals_beyond_an_f64() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1e400}}"#,
+        )
+        .unwrap();
+        let e = errs(v);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "Observation.valueQuantity.value");
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":12345678901234567890.123}}"#,
+        )
+        .unwrap();
+        assert!(errs(v).is_empty());
     }
 }

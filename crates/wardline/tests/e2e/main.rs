@@ -16,6 +16,7 @@ mod examples;
 mod export;
 mod graph;
 mod hl7;
+mod input;
 mod merge;
 mod search;
 mod synthea;

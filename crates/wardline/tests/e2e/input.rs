@@ -1,0 +1,195 @@
+//! FHIR input handling through the real server, on both backends (issue 15):
+//!
+//! * decimals come back exactly as written from every read path (read,
+//!   vread, history, search, `$everything`, Bulk export).
+//!
+//! A decimal beyond an f64's range is refused (400 naming the element).
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::{Checks, Env, Resp, Server, entries, expect_outcome};
+use reqwest::Method;
+use serde_json::json;
+
+/// Decimals as a client writes them: trailing zeros, more significant digits
+/// than an f64 holds, a tiny value, an exponent.
+const DECIMALS: [&str; 5] = [
+    "1.50",
+    "12345678901234567890.123",
+    "0.000010",
+    "-0.10",
+    "1.0e-3",
+];
+
+fn raw(s: &Server, method: Method, path: &str, body: &str) -> Resp {
+    s.raw(method, path, "application/fhir+json", body.to_owned(), &[])
+}
+
+/// A 4xx OperationOutcome with an issue whose expression is `expr`.
+fn refused(c: &mut Checks, label: &str, r: &Resp, expr: &str) {
+    if !(400..500).contains(&r.status) || r.body["resourceType"] != "OperationOutcome" {
+        c.failures.push(format!(
+            "{label}: expected a 4xx OperationOutcome, got {}",
+            r.brief()
+        ));
+        return;
+    }
+    let exprs = expect_outcome(r, label);
+    c.check(exprs.iter().any(|e| e == expr), || {
+        format!(
+            "{label}: no issue at {expr} (expressions {exprs:?}): {}",
+            r.brief()
+        )
+    });
+}
+
+/// Each decimal must appear in `text` exactly as written, as the JSON
+/// number (not a string, not rounded).
+fn has_decimals(c: &mut Checks, label: &str, text: &str) {
+    for d in DECIMALS {
+        c.check(text.contains(&format!("\"value\":{d}")), || {
+            format!("{label}: {d} not returned as written: {text:.1500}")
+        });
+    }
+}
+
+fn decimals(c: &mut Checks, s: &Server) {
+    let r = s.post(
+        "Patient",
+        &json!({"resourceType":"Patient","name":[{"family":"Decimal"}]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.brief());
+    let pid = r.body["id"].as_str().unwrap().to_owned();
+    let components: Vec<String> = DECIMALS
+        .iter()
+        .map(|d| {
+            format!(r#"{{"code":{{"text":"c {d}"}},"valueQuantity":{{"value":{d},"unit":"mg"}}}}"#)
+        })
+        .collect();
+    let body = format!(
+        r#"{{"resourceType":"Observation","status":"final","code":{{"text":"dose"}},
+        "subject":{{"reference":"Patient/{pid}"}},
+        "valueQuantity":{{"value":1.50,"unit":"mg"}},
+        "component":[{}]}}"#,
+        components.join(",")
+    );
+    let r = raw(s, Method::POST, "Observation", &body);
+    assert_eq!(r.status, 201, "{}", r.brief());
+    has_decimals(c, "create response", &r.text);
+    let oid = r.body["id"].as_str().unwrap().to_owned();
+
+    // A second version, by update, so that history holds two.
+    let updated = body.replacen(
+        r#""resourceType":"Observation","#,
+        &format!(r#""resourceType":"Observation","id":"{oid}","#),
+        1,
+    );
+    let r = raw(s, Method::PUT, &format!("Observation/{oid}"), &updated);
+    assert_eq!(r.status, 200, "{}", r.brief());
+    has_decimals(c, "update response", &r.text);
+
+    has_decimals(c, "read", &s.get(&format!("Observation/{oid}")).text);
+    has_decimals(
+        c,
+        "vread",
+        &s.get(&format!("Observation/{oid}/_history/1")).text,
+    );
+    let h = s.get(&format!("Observation/{oid}/_history"));
+    c.eq("history entries", entries(&h.body).len(), 2);
+    has_decimals(c, "history", &h.text);
+    has_decimals(
+        c,
+        "search",
+        &s.get(&format!("Observation?subject=Patient/{pid}")).text,
+    );
+    has_decimals(
+        c,
+        "$everything",
+        &s.get(&format!("Patient/{pid}/$everything")).text,
+    );
+    match export_observations(s) {
+        Ok(ndjson) => has_decimals(c, "Bulk export", &ndjson),
+        Err(e) => c.failures.push(format!("Bulk export: {e}")),
+    }
+
+    // The index still reads the numbers: a quantity search finds the value
+    // (1.50 lies in the implicit range of 1.5), and not another.
+    let found = |q: &str| {
+        let r = s.get(&format!("Observation?subject=Patient/{pid}&{q}"));
+        entries(&r.body).len()
+    };
+    c.eq("value-quantity=1.5", found("value-quantity=1.5"), 1);
+    c.eq("value-quantity=1.50", found("value-quantity=1.50"), 1);
+    c.eq("value-quantity=1.6", found("value-quantity=1.6"), 0);
+    c.eq(
+        "component-value-quantity=12345678901234567890.123",
+        found("component-value-quantity=12345678901234567890.123"),
+        1,
+    );
+
+    // A decimal beyond what the index can hold is refused, not stored unindexed.
+    let r = raw(
+        s,
+        Method::POST,
+        "Observation",
+        r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1e400}}"#,
+    );
+    refused(
+        c,
+        "decimal out of range",
+        &r,
+        "Observation.valueQuantity.value",
+    );
+}
+
+/// The system-level export's Observation file.
+fn export_observations(s: &Server) -> Result<String, String> {
+    let r = s.get_with("$export?_type=Observation", &[("Prefer", "respond-async")]);
+    if r.status != 202 {
+        return Err(format!("kick-off: {}", r.brief()));
+    }
+    let status = r.header("content-location").ok_or("no Content-Location")?;
+    for _ in 0..600 {
+        let r = s.get(&status);
+        match r.status {
+            202 => std::thread::sleep(Duration::from_millis(50)),
+            200 => {
+                let mut text = String::new();
+                for o in r.body["output"].as_array().ok_or("no output")? {
+                    let url = o["url"].as_str().ok_or("no url")?;
+                    let f = s
+                        .client
+                        .get(url)
+                        .header("Accept", "application/fhir+ndjson")
+                        .send()
+                        .map_err(|e| e.to_string())?;
+                    text.push_str(&f.text().map_err(|e| e.to_string())?);
+                }
+                return Ok(text);
+            }
+            _ => return Err(format!("status: {}", r.brief())),
+        }
+    }
+    Err("the export did not finish in 30 s".into())
+}
+
+fn run(env: Env) {
+    let s = env.start();
+    let mut c = Checks::default();
+    decimals(&mut c, &s);
+    c.finish(&format!("[{}] input", env.name));
+}
+
+#[test]
+fn input_sqlite() {
+    run(Env::sqlite());
+}
+
+#[test]
+fn input_postgres() {
+    if let Some(env) = Env::postgres() {
+        run(env);
+    }
+}
