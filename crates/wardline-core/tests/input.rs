@@ -1,6 +1,8 @@
 //! FHIR input through the core, without HTTP:
 //!
-//! * decimals come back as written (a property test over the service).
+//! * decimals come back as written (a property test over the service);
+//! * a REST body with a key given twice is refused (`FhirService::handle`
+//!   parses with `wardline_fhir::json`).
 
 use std::sync::Arc;
 
@@ -40,6 +42,64 @@ fn call(svc: &FhirService, method: Method, path: &str, body: Option<&str>) -> (u
         Body::File { path, .. } => path.display().to_string(),
     };
     (r.status, text)
+}
+
+fn count(svc: &FhirService, t: &str) -> usize {
+    let (st, text) = call(svc, Method::Get, t, None);
+    assert_eq!(st, 200, "{text}");
+    let b: Value = serde_json::from_str(&text).unwrap();
+    b["entry"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn rest_bodies_with_a_duplicate_key_are_refused() {
+    let svc = service();
+    let (st, text) = call(
+        &svc,
+        Method::Post,
+        "Patient",
+        Some(r#"{"resourceType":"Patient","gender":"male","gender":"female"}"#),
+    );
+    assert_eq!(st, 400, "{text}");
+    assert!(
+        text.contains(r#""expression":["Patient.gender"]"#),
+        "{text}"
+    );
+    let (st, text) = call(
+        &svc,
+        Method::Post,
+        "",
+        Some(
+            r#"{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},
+            "request":{"method":"POST","url":"Patient"},"request":{"method":"POST","url":"Patient"}}]}"#,
+        ),
+    );
+    assert_eq!(st, 400, "{text}");
+    assert!(
+        text.contains(r#""expression":["Bundle.entry[0].request"]"#),
+        "{text}"
+    );
+    // A JSON Patch document is parsed the same way.
+    let (st, created) = call(
+        &svc,
+        Method::Post,
+        "Patient",
+        Some(r#"{"resourceType":"Patient","gender":"male"}"#),
+    );
+    assert_eq!(st, 201);
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, text) = call(
+        &svc,
+        Method::Patch,
+        &format!("Patient/{id}"),
+        Some(r#"[{"op":"replace","path":"/gender","value":"female","value":"other"}]"#),
+    );
+    assert_eq!(st, 400, "{text}");
+    assert!(text.contains(r#""expression":["[0].value"]"#), "{text}");
+    assert_eq!(count(&svc, "Patient"), 1);
 }
 
 /// A FHIR decimal's text: sign, digits (more than an f64 holds), a

@@ -8,6 +8,8 @@
 //!   parameter, patient matching).
 //! * [`definitions`]: the R4 resource and data-type model and search parameters,
 //!   compiled from the official CC0 definition bundles (see `data/README.md`).
+//! * [`json`]: parsing FHIR JSON text: a key given twice is refused, numbers
+//!   keep the text they were written in (a decimal's precision).
 //! * [`validate`]: structural validation of a resource against that model.
 //! * [`fhirpath`]: the subset of FHIRPath that the official search-parameter
 //!   expressions use.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod extract;
 pub mod fhirpath;
 pub mod index;
+pub mod json;
 pub mod nhs_number;
 pub mod phonetic;
 pub mod reference;

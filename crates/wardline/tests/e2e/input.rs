@@ -1,9 +1,11 @@
 //! FHIR input handling through the real server, on both backends (issue 15):
 //!
 //! * decimals come back exactly as written from every read path (read,
-//!   vread, history, search, `$everything`, Bulk export).
+//!   vread, history, search, `$everything`, Bulk export);
+//! * a body with a key given twice is refused.
 //!
-//! A decimal beyond an f64's range is refused (400 naming the element).
+//! A refusal is a 4xx OperationOutcome naming the element, on create, update
+//! and in transactions, and nothing is written.
 
 use crate::common;
 
@@ -175,10 +177,52 @@ fn export_observations(s: &Server) -> Result<String, String> {
     Err("the export did not finish in 30 s".into())
 }
 
+fn duplicate_keys(c: &mut Checks, s: &Server) {
+    let before = s.count("Patient");
+    let r = raw(
+        s,
+        Method::POST,
+        "Patient",
+        r#"{"resourceType":"Patient","gender":"male","gender":"female"}"#,
+    );
+    refused(c, "duplicate top-level key", &r, "Patient.gender");
+    let r = raw(
+        s,
+        Method::PUT,
+        "Patient/dup1",
+        r#"{"resourceType":"Patient","id":"dup1","name":[{"family":"A","given":["B"],"family":"C"}]}"#,
+    );
+    refused(c, "duplicate nested key", &r, "Patient.name[0].family");
+    let r = raw(
+        s,
+        Method::POST,
+        "",
+        r#"{"resourceType":"Bundle","type":"transaction","entry":[
+            {"resource":{"resourceType":"Patient","birthDate":"1970-01-01","birthDate":"1971-01-01"},
+             "request":{"method":"POST","url":"Patient"}}]}"#,
+    );
+    refused(
+        c,
+        "duplicate key in a transaction",
+        &r,
+        "Bundle.entry[0].resource.birthDate",
+    );
+    // The same key in two different objects is no duplicate.
+    let r = raw(
+        s,
+        Method::POST,
+        "Patient",
+        r#"{"resourceType":"Patient","name":[{"family":"A"},{"family":"B"}]}"#,
+    );
+    c.eq("same key in sibling objects", r.status, 201);
+    c.eq("no duplicate written", s.count("Patient"), before + 1);
+}
+
 fn run(env: Env) {
     let s = env.start();
     let mut c = Checks::default();
     decimals(&mut c, &s);
+    duplicate_keys(&mut c, &s);
     c.finish(&format!("[{}] input", env.name));
 }
 
