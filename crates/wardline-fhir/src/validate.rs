@@ -6,9 +6,10 @@
 //! the element repeats and single values where it does not; required elements;
 //! primitive JSON types and formats; complex types and backbone elements
 //! recursively; contained and nested resources by their own type; empty
-//! objects, arrays and strings; decimals an `f64` can hold (what the search
-//! index keeps); the NHS number check digit. FHIRPath invariants
-//! (`constraint`) are not evaluated.
+//! objects, arrays and strings; strings free of control characters (below
+//! U+0020 except tab, CR and LF, as FHIR's `string` requires); decimals an
+//! `f64` can hold (what the search index keeps); the NHS number check digit.
+//! FHIRPath invariants (`constraint`) are not evaluated.
 //!
 //! Paths are built only when an issue is reported, so the happy path does not
 //! allocate per element beyond the element-path lookups.
@@ -360,6 +361,19 @@ impl Definitions {
                     );
                     return;
                 };
+                if let Some(c) = s
+                    .chars()
+                    .find(|c| *c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+                {
+                    bad(
+                        issues,
+                        format!(
+                            "contains the control character U+{:04X}; FHIR strings may hold none but tab, carriage return and line feed",
+                            c as u32
+                        ),
+                    );
+                    return;
+                }
                 if s.is_empty() {
                     bad(issues, "empty strings are not allowed".into());
                     return;
@@ -455,6 +469,7 @@ fn or_root(at: &str) -> String {
 #[cfg(test)]
 mod tests {
     use crate::definitions::r4;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn errs(v: serde_json::Value) -> Vec<(String, String)> {
@@ -542,6 +557,56 @@ mod tests {
     }
 
     #[test]
+    fn refuses_control_characters_in_any_string() {
+        for c in [
+            '\u{0}', '\u{1}', '\u{7}', '\u{b}', '\u{c}', '\u{1b}', '\u{1f}',
+        ] {
+            let cases = [
+                (
+                    json!({"resourceType": "Patient", "name": [{"family": format!("a{c}b")}]}),
+                    "Patient.name[0].family",
+                ),
+                (
+                    json!({"resourceType": "Patient", "id": format!("a{c}")}),
+                    "Patient.id",
+                ),
+                (
+                    json!({"resourceType": "Patient", "gender": format!("male{c}")}),
+                    "Patient.gender",
+                ),
+                (
+                    json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                        "valueString": format!("{c}")}),
+                    "Observation.valueString",
+                ),
+                (
+                    json!({"resourceType": "Patient", "extension": [{"url": format!("http://x/{c}"), "valueBoolean": true}]}),
+                    "Patient.extension[0].url",
+                ),
+                (
+                    json!({"resourceType": "Patient", "meta": {"source": format!("{c}")}}),
+                    "Patient.meta.source",
+                ),
+                (
+                    json!({"resourceType": "Patient", "text": {"status": "generated",
+                        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{c}</div>")}}),
+                    "Patient.text.div",
+                ),
+            ];
+            for (v, path) in cases {
+                let e = errs(v.clone());
+                assert!(
+                    e.iter()
+                        .any(|(p, d)| p == path && d.contains("control character")),
+                    "{v}: expected a control-character issue at {path}, got {e:?}"
+                );
+            }
+        }
+        let e = errs(json!({"resourceType": "Patient", "name": [{"text": "a\tb\r\nc"}]}));
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
     fn refuses_decimals_beyond_an_f64() {
         let v: serde_json::Value = serde_json::from_str(
             r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1e400}}"#,
@@ -555,5 +620,36 @@ mod tests {
         )
         .unwrap();
         assert!(errs(v).is_empty());
+    }
+
+    proptest! {
+        /// A string holding a C0 control character other than tab, CR or LF
+        /// is refused wherever it is; one without is accepted.
+        #[test]
+        fn control_characters_are_refused(
+            before in "[a-zA-Z \t\r\n\u{e9}\u{7f}]{0,10}",
+            after in "[a-zA-Z \t\r\n\u{e9}]{0,10}",
+            c in (0u32..0x20).prop_filter("not tab, CR, LF", |c| ![9, 10, 13].contains(c)),
+            with in any::<bool>(),
+            where_ in 0usize..3,
+        ) {
+            let s = if with {
+                format!("{before}{}{after}", char::from_u32(c).unwrap())
+            } else {
+                format!("x{before}{after}")
+            };
+            let (v, path) = match where_ {
+                0 => (json!({"resourceType": "Patient", "name": [{"given": ["a", s]}]}), "Patient.name[0].given[1]"),
+                1 => (json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                        "note": [{"text": s}]}), "Observation.note[0].text"),
+                _ => (json!({"resourceType": "Patient", "address": [{"line": [s]}]}), "Patient.address[0].line[0]"),
+            };
+            let e = errs(v);
+            if with {
+                prop_assert!(e.iter().any(|(p, d)| p == path && d.contains("control character")), "{:?}", e);
+            } else {
+                prop_assert!(e.is_empty(), "{:?}", e);
+            }
+        }
     }
 }

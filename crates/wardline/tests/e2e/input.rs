@@ -2,7 +2,8 @@
 //!
 //! * decimals come back exactly as written from every read path (read,
 //!   vread, history, search, `$everything`, Bulk export);
-//! * a body with a key given twice is refused.
+//! * a body with a key given twice is refused;
+//! * a string holding a C0 control character is refused.
 //!
 //! A refusal is a 4xx OperationOutcome naming the element, on create, update
 //! and in transactions, and nothing is written.
@@ -177,6 +178,54 @@ fn export_observations(s: &Server) -> Result<String, String> {
     Err("the export did not finish in 30 s".into())
 }
 
+fn control_characters(c: &mut Checks, s: &Server) {
+    let before = s.count("Patient");
+    for (name, ch) in [("NUL", "\\u0000"), ("BEL", "\\u0007"), ("ESC", "\\u001b")] {
+        let r = raw(
+            s,
+            Method::POST,
+            "Patient",
+            &format!(r#"{{"resourceType":"Patient","name":[{{"family":"Smi{ch}th"}}]}}"#),
+        );
+        refused(
+            c,
+            &format!("{name} in a name"),
+            &r,
+            "Patient.name[0].family",
+        );
+    }
+    let r = raw(
+        s,
+        Method::PUT,
+        "Patient/ctl1",
+        r#"{"resourceType":"Patient","id":"ctl1","identifier":[{"system":"urn:x","value":"a\u0001b"}]}"#,
+    );
+    refused(c, "SOH in an update", &r, "Patient.identifier[0].value");
+    let r = raw(
+        s,
+        Method::POST,
+        "",
+        r#"{"resourceType":"Bundle","type":"transaction","entry":[
+            {"resource":{"resourceType":"Patient","name":[{"family":"Ok"}]},"request":{"method":"POST","url":"Patient"}},
+            {"resource":{"resourceType":"Patient","name":[{"text":"line\u000bfeed"}]},"request":{"method":"POST","url":"Patient"}}]}"#,
+    );
+    refused(
+        c,
+        "VT in a transaction",
+        &r,
+        "Bundle.entry[1].resource.name[0].text",
+    );
+    c.eq("no Patient written", s.count("Patient"), before);
+    // Tab, carriage return and line feed are allowed.
+    let r = raw(
+        s,
+        Method::POST,
+        "Patient",
+        r#"{"resourceType":"Patient","name":[{"text":"a\tb\r\nc"}]}"#,
+    );
+    c.eq("tab, CR, LF accepted", r.status, 201);
+}
+
 fn duplicate_keys(c: &mut Checks, s: &Server) {
     let before = s.count("Patient");
     let r = raw(
@@ -223,6 +272,7 @@ fn run(env: Env) {
     let mut c = Checks::default();
     decimals(&mut c, &s);
     duplicate_keys(&mut c, &s);
+    control_characters(&mut c, &s);
     c.finish(&format!("[{}] input", env.name));
 }
 
