@@ -11,6 +11,9 @@
 //! `f64` can hold (what the search index keeps); the NHS number check digit.
 //! FHIRPath invariants (`constraint`) are not evaluated.
 //!
+//! The whole resource is checked, `id` and `meta` included: the core
+//! validates what the client sent before it stamps `id` and `meta`.
+//!
 //! Paths are built only when an issue is reported, so the happy path does not
 //! allocate per element beyond the element-path lookups.
 
@@ -603,6 +606,27 @@ mod tests {
             }
         }
         let e = errs(json!({"resourceType": "Patient", "name": [{"text": "a\tb\r\nc"}]}));
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn validates_meta_like_any_element() {
+        for (meta, path) in [
+            (json!({"versionId": {"a": 1}}), "Patient.meta.versionId"),
+            (json!({"versionId": "a b"}), "Patient.meta.versionId"),
+            (
+                json!({"lastUpdated": "2020-01-01"}),
+                "Patient.meta.lastUpdated",
+            ),
+            (json!({"tag": {"code": "x"}}), "Patient.meta.tag"),
+            (json!({"colour": 1}), "Patient.meta.colour"),
+            (json!("x"), "Patient.meta"),
+        ] {
+            let e = errs(json!({"resourceType": "Patient", "meta": meta}));
+            assert!(e.iter().any(|(p, _)| p == path), "{meta}: {e:?}");
+        }
+        let e = errs(json!({"resourceType": "Patient", "meta": {"versionId": "3",
+            "lastUpdated": "2020-01-01T00:00:00Z", "profile": ["http://x"]}}));
         assert!(e.is_empty(), "{e:?}");
     }
 

@@ -3,7 +3,8 @@
 //! * decimals come back exactly as written from every read path (read,
 //!   vread, history, search, `$everything`, Bulk export);
 //! * a body with a key given twice is refused;
-//! * a string holding a C0 control character is refused.
+//! * a string holding a C0 control character is refused;
+//! * a `meta` of the wrong shape is refused.
 //!
 //! A refusal is a 4xx OperationOutcome naming the element, on create, update
 //! and in transactions, and nothing is written.
@@ -267,12 +268,62 @@ fn duplicate_keys(c: &mut Checks, s: &Server) {
     c.eq("no duplicate written", s.count("Patient"), before + 1);
 }
 
+fn meta(c: &mut Checks, s: &Server) {
+    let before = s.count("Patient");
+    let cases = [
+        (json!({"versionId": {"a": 1}}), "Patient.meta.versionId"),
+        (json!({"versionId": 7}), "Patient.meta.versionId"),
+        (
+            json!({"lastUpdated": "yesterday"}),
+            "Patient.meta.lastUpdated",
+        ),
+        (
+            json!({"lastUpdated": ["2020-01-01T00:00:00Z"]}),
+            "Patient.meta.lastUpdated",
+        ),
+        (json!({"profile": "http://x"}), "Patient.meta.profile"),
+        (
+            json!({"tag": [{"code": {"c": 1}}]}),
+            "Patient.meta.tag[0].code",
+        ),
+        (json!({"colour": "blue"}), "Patient.meta.colour"),
+    ];
+    for (m, at) in &cases {
+        let r = s.post("Patient", &json!({"resourceType":"Patient","meta": m}));
+        refused(c, &format!("create with meta {m}"), &r, at);
+        let r = s.put(
+            "Patient/meta1",
+            &json!({"resourceType":"Patient","id":"meta1","meta": m}),
+        );
+        refused(c, &format!("update with meta {m}"), &r, at);
+    }
+    c.eq("no Patient written", s.count("Patient"), before);
+    // A well-formed meta is kept (tags, profiles), its version and time stamped.
+    let r = s.post(
+        "Patient",
+        &json!({"resourceType":"Patient","meta":{"versionId":"99","lastUpdated":"2001-01-01T00:00:00Z",
+            "tag":[{"system":"urn:x","code":"t"}]}}),
+    );
+    c.eq("good meta accepted", r.status, 201);
+    c.eq(
+        "versionId stamped",
+        r.body["meta"]["versionId"].as_str(),
+        Some("1"),
+    );
+    c.eq(
+        "tag kept",
+        r.body["meta"]["tag"][0]["code"].as_str(),
+        Some("t"),
+    );
+}
+
 fn run(env: Env) {
     let s = env.start();
     let mut c = Checks::default();
     decimals(&mut c, &s);
     duplicate_keys(&mut c, &s);
     control_characters(&mut c, &s);
+    meta(&mut c, &s);
     c.finish(&format!("[{}] input", env.name));
 }
 
