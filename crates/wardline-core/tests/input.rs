@@ -2,13 +2,17 @@
 //!
 //! * decimals come back as written (a property test over the service);
 //! * a REST body with a key given twice is refused (`FhirService::handle`
-//!   parses with `wardline_fhir::json`).
+//!   parses with `wardline_fhir::json`);
+//! * what workflows, the HL7 v2 mapping and the import write through
+//!   `Tx::save` meets the same validation as a REST write: codes outside a
+//!   required binding, control characters, a `meta` of the wrong shape.
 
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wardline_core::{Body, FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig};
+use wardline_fhir::FhirError;
 
 fn service() -> FhirService {
     let store = wardline_store_sqlite::SqliteStore::open_in_memory().unwrap();
@@ -49,6 +53,59 @@ fn count(svc: &FhirService, t: &str) -> usize {
     assert_eq!(st, 200, "{text}");
     let b: Value = serde_json::from_str(&text).unwrap();
     b["entry"].as_array().map_or(0, Vec::len)
+}
+
+fn expressions(e: &FhirError) -> Vec<String> {
+    e.issues.iter().flat_map(|i| i.expression.clone()).collect()
+}
+
+#[test]
+fn tx_save_validates_what_every_channel_writes() {
+    let svc = service();
+    let cases = [
+        (
+            json!({"resourceType": "Patient", "gender": "banana"}),
+            "Patient.gender",
+        ),
+        (
+            json!({"resourceType": "Observation", "status": "banana", "code": {"text": "x"}}),
+            "Observation.status",
+        ),
+        (
+            json!({"resourceType": "Patient", "name": [{"family": "Smi\u{7}th"}]}),
+            "Patient.name[0].family",
+        ),
+        (
+            json!({"resourceType": "Patient", "meta": {"versionId": {"a": 1}}}),
+            "Patient.meta.versionId",
+        ),
+        (
+            json!({"resourceType": "Patient", "id": "p1", "meta": {"lastUpdated": "soon"}}),
+            "Patient.meta.lastUpdated",
+        ),
+    ];
+    for (resource, at) in cases {
+        let err = svc
+            .transact(&trusted(), |tx| {
+                tx.save(json!({"resourceType": "Patient", "gender": "female"}))?;
+                tx.save(resource.clone())
+            })
+            .unwrap_err();
+        assert_eq!(err.status, 400, "{resource}: {err}");
+        assert_eq!(expressions(&err), vec![at.to_owned()], "{resource}: {err}");
+    }
+    // Nothing of the failed transactions was written.
+    assert_eq!(count(&svc, "Patient"), 0);
+    assert_eq!(count(&svc, "Observation"), 0);
+    // The server still stamps meta over a well-formed one.
+    let saved = svc
+        .transact(&trusted(), |tx| {
+            tx.save(json!({"resourceType": "Patient", "gender": "other",
+                "meta": {"versionId": "9", "tag": [{"system": "urn:x", "code": "t"}]}}))
+        })
+        .unwrap();
+    assert_eq!(saved.resource["meta"]["versionId"], "1");
+    assert_eq!(saved.resource["meta"]["tag"][0]["code"], "t");
 }
 
 #[test]

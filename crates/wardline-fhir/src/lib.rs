@@ -10,7 +10,8 @@
 //!   compiled from the official CC0 definition bundles (see `data/README.md`).
 //! * [`json`]: parsing FHIR JSON text: a key given twice is refused, numbers
 //!   keep the text they were written in (a decimal's precision).
-//! * [`validate`]: structural validation of a resource against that model.
+//! * [`validate`]: validation of a resource against that model: structure,
+//!   types, strings free of control characters, required bindings.
 //! * [`fhirpath`]: the subset of FHIRPath that the official search-parameter
 //!   expressions use.
 //! * [`reference`](mod@reference): the literal references of a resource

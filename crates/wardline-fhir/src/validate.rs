@@ -8,7 +8,10 @@
 //! recursively; contained and nested resources by their own type; empty
 //! objects, arrays and strings; strings free of control characters (below
 //! U+0020 except tab, CR and LF, as FHIR's `string` requires); decimals an
-//! `f64` can hold (what the search index keeps); the NHS number check digit.
+//! `f64` can hold (what the search index keeps); codes of every element bound
+//! `required` to a value set the server knows ([`Definitions::required_binding`]:
+//! a `code` must be one of its codes, a Coding its system and code, a
+//! CodeableConcept must carry such a Coding); the NHS number check digit.
 //! FHIRPath invariants (`constraint`) are not evaluated.
 //!
 //! The whole resource is checked, `id` and `meta` included: the core
@@ -19,7 +22,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::definitions::{Definitions, ElementDef, TypeKind};
+use crate::definitions::{Definitions, ElementDef, TypeKind, ValueSetCodes};
 use crate::error::{FhirError, Issue};
 
 impl Definitions {
@@ -279,6 +282,11 @@ impl Definitions {
                 None => self.validate_primitive(v, t, at, issues),
             },
         }
+        if matches!(type_code, "code" | "Coding" | "CodeableConcept")
+            && let Some(vs) = self.required_binding(&el.path)
+        {
+            check_binding(v, vs, type_code, at, issues);
+        }
     }
 
     fn check_nhs_number(&self, o: &Map<String, Value>, at: &str, issues: &mut Vec<Issue>) {
@@ -420,6 +428,69 @@ impl Definitions {
             }
         }
     }
+}
+
+/// A value of an element bound `required` to `vs` must be from it.
+fn check_binding(
+    v: &Value,
+    vs: &ValueSetCodes,
+    type_code: &str,
+    at: &str,
+    issues: &mut Vec<Issue>,
+) {
+    let in_set = |c: &Value| match (
+        c.get("system").and_then(Value::as_str),
+        c.get("code").and_then(Value::as_str),
+    ) {
+        (Some(system), Some(code)) => vs.has(system, code),
+        _ => false,
+    };
+    let (ok, found) = match type_code {
+        // Not a string: already reported as the wrong type.
+        "code" => match v.as_str() {
+            Some(code) => (code.is_empty() || vs.has_code(code), format!("'{code}'")),
+            None => (true, String::new()),
+        },
+        "Coding" => (
+            !v.is_object() || in_set(v),
+            format!(
+                "'{}|{}' is not",
+                v.get("system").and_then(Value::as_str).unwrap_or_default(),
+                v.get("code").and_then(Value::as_str).unwrap_or_default()
+            ),
+        ),
+        _ => (
+            !v.is_object()
+                || v.get("coding")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(in_set)),
+            "it needs a coding".into(),
+        ),
+    };
+    if ok {
+        return;
+    }
+    let mut listed: Vec<&str> = vs.codes().take(13).collect();
+    let more = if listed.len() > 12 {
+        listed.truncate(12);
+        ", …"
+    } else {
+        ""
+    };
+    let systems: Vec<&str> = vs.systems.iter().map(|(s, _)| s.as_str()).collect();
+    let codes = listed.join(", ");
+    let diagnostics = match type_code {
+        "code" => format!(
+            "{found} is not a code of the required value set {} ({codes}{more})",
+            vs.url
+        ),
+        _ => format!(
+            "{found} from the required value set {} (system {}; codes {codes}{more})",
+            vs.url,
+            systems.join(" or ")
+        ),
+    };
+    issues.push(Issue::error("code-invalid", diagnostics).at(at.to_owned()));
 }
 
 fn valid_date(s: &str, allow_time: bool) -> bool {
@@ -644,6 +715,111 @@ mod tests {
         )
         .unwrap();
         assert!(errs(v).is_empty());
+    }
+
+    #[test]
+    fn checks_required_bindings() {
+        let bad = [
+            (
+                json!({"resourceType": "Patient", "gender": "m"}),
+                "Patient.gender",
+            ),
+            (
+                json!({"resourceType": "Patient", "gender": "banana"}),
+                "Patient.gender",
+            ),
+            (
+                json!({"resourceType": "Patient", "contact": [{"gender": "F"}]}),
+                "Patient.contact[0].gender",
+            ),
+            (
+                json!({"resourceType": "Observation", "status": "banana", "code": {"text": "x"}}),
+                "Observation.status",
+            ),
+            // In a data type, at any depth.
+            (
+                json!({"resourceType": "Patient", "name": [{"use": "nick"}]}),
+                "Patient.name[0].use",
+            ),
+            (
+                json!({"resourceType": "Patient", "telecom": [{"system": "pager", "value": "1"}, {"system": "carrier-pigeon", "value": "2"}]}),
+                "Patient.telecom[1].system",
+            ),
+            // A repeating code.
+            (
+                json!({"resourceType": "CapabilityStatement", "status": "active", "date": "2020", "kind": "instance",
+                "fhirVersion": "4.0.1", "format": ["json"], "implementation": {"description": "x"},
+                "patchFormat": ["application/json-patch+json"], "instantiates": ["http://x"],
+                "rest": [{"mode": "server", "interaction": [{"code": "transaction"}, {"code": "teleport"}]}]}),
+                "CapabilityStatement.rest[0].interaction[1].code",
+            ),
+            // In a contained resource and in a Bundle entry.
+            (
+                json!({"resourceType": "Patient", "contained": [{"resourceType": "Patient", "id": "c", "gender": "x"}]}),
+                "Patient.contained[0].gender",
+            ),
+            (
+                json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient", "gender": "x"}}]}),
+                "Bundle.entry[0].resource.gender",
+            ),
+            (
+                json!({"resourceType": "Bundle", "type": "banana"}),
+                "Bundle.type",
+            ),
+            // CodeableConcept: a coding of the value set, by system and code.
+            (
+                json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "gone"}]}}),
+                "Condition.clinicalStatus",
+            ),
+            (
+                json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://example.org", "code": "active"}]}}),
+                "Condition.clinicalStatus",
+            ),
+            (
+                json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"text": "active"}}),
+                "Condition.clinicalStatus",
+            ),
+            // Choice of type, backbone elements reused by contentReference.
+            (
+                json!({"resourceType": "Questionnaire", "status": "draft",
+                "item": [{"linkId": "1", "type": "group", "item": [{"linkId": "1.1", "type": "essay"}]}]}),
+                "Questionnaire.item[0].item[0].type",
+            ),
+        ];
+        for (v, path) in bad {
+            let e = errs(v.clone());
+            assert!(
+                e.iter().any(|(p, _)| p == path),
+                "{v}: expected an issue at {path}, got {e:?}"
+            );
+        }
+        let e = errs(json!({"resourceType": "Patient", "gender": "banana"}));
+        assert!(
+            e[0].1.contains("administrative-gender")
+                && e[0].1.contains("female, male, other, unknown"),
+            "{e:?}"
+        );
+        let good = [
+            json!({"resourceType": "Patient", "gender": "unknown", "contact": [{"gender": "female"}],
+                "name": [{"use": "maiden", "family": "x"}], "telecom": [{"system": "phone", "value": "1"}]}),
+            // An element with only an extension, no code.
+            json!({"resourceType": "Patient", "_gender": {"extension": [{"url": "http://x", "valueBoolean": true}]}}),
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://example.org", "code": "x"},
+                    {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "remission"}],
+                    "text": "in remission"}}),
+            // Observation.status: a code nested under another in its code system.
+            json!({"resourceType": "Observation", "status": "corrected", "code": {"text": "x"}}),
+            // Extensible and preferred bindings are not enforced.
+            json!({"resourceType": "Patient", "maritalStatus": {"coding": [{"system": "http://example.org", "code": "x"}]}}),
+        ];
+        for v in good {
+            let e = errs(v.clone());
+            assert!(e.is_empty(), "{v}: {e:?}");
+        }
     }
 
     proptest! {

@@ -4,7 +4,8 @@
 //!   vread, history, search, `$everything`, Bulk export);
 //! * a body with a key given twice is refused;
 //! * a string holding a C0 control character is refused;
-//! * a `meta` of the wrong shape is refused.
+//! * a `meta` of the wrong shape is refused;
+//! * a code outside a required binding is refused.
 //!
 //! A refusal is a 4xx OperationOutcome naming the element, on create, update
 //! and in transactions, and nothing is written.
@@ -317,6 +318,67 @@ fn meta(c: &mut Checks, s: &Server) {
     );
 }
 
+fn bindings(c: &mut Checks, s: &Server) {
+    let before = (s.count("Patient"), s.count("Observation"));
+    for g in ["m", "banana", "Male", ""] {
+        let r = s.post("Patient", &json!({"resourceType":"Patient","gender": g}));
+        refused(c, &format!("Patient.gender {g:?}"), &r, "Patient.gender");
+    }
+    let r = s.post(
+        "Observation",
+        &json!({"resourceType":"Observation","status":"banana","code":{"text":"x"}}),
+    );
+    refused(c, "Observation.status banana", &r, "Observation.status");
+    let r = s.put(
+        "Patient/bind1",
+        &json!({"resourceType":"Patient","id":"bind1","contact":[{"gender":"f"}]}),
+    );
+    refused(
+        c,
+        "contact gender on update",
+        &r,
+        "Patient.contact[0].gender",
+    );
+    let r = s.post(
+        "Patient",
+        &json!({"resourceType":"Patient","name":[{"use":"nickname","family":"X"},{"use":"alias"}]}),
+    );
+    refused(c, "HumanName.use (a data type)", &r, "Patient.name[1].use");
+    let r = s.post(
+        "Condition",
+        &json!({"resourceType":"Condition","subject":{"reference":"Patient/x"},
+            "clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"gone"}]}}),
+    );
+    refused(
+        c,
+        "Condition.clinicalStatus (CodeableConcept)",
+        &r,
+        "Condition.clinicalStatus",
+    );
+    let r = s.post(
+        "",
+        &json!({"resourceType":"Bundle","type":"transaction","entry":[
+            {"resource":{"resourceType":"Patient","gender":"female"},"request":{"method":"POST","url":"Patient"}},
+            {"resource":{"resourceType":"Observation","status":"done","code":{"text":"x"}},
+             "request":{"method":"POST","url":"Observation"}}]}),
+    );
+    refused(
+        c,
+        "binding in a transaction",
+        &r,
+        "Bundle.entry[1].resource.status",
+    );
+    c.eq(
+        "nothing written",
+        (s.count("Patient"), s.count("Observation")),
+        before,
+    );
+    for g in ["male", "female", "other", "unknown"] {
+        let r = s.post("Patient", &json!({"resourceType":"Patient","gender": g}));
+        c.eq(&format!("Patient.gender {g}"), r.status, 201);
+    }
+}
+
 fn run(env: Env) {
     let s = env.start();
     let mut c = Checks::default();
@@ -324,6 +386,7 @@ fn run(env: Env) {
     duplicate_keys(&mut c, &s);
     control_characters(&mut c, &s);
     meta(&mut c, &s);
+    bindings(&mut c, &s);
     c.finish(&format!("[{}] input", env.name));
 }
 
@@ -336,5 +399,64 @@ fn input_sqlite() {
 fn input_postgres() {
     if let Some(env) = Env::postgres() {
         run(env);
+    }
+}
+
+/// `wardline import` refuses what the REST API refuses, naming file and
+/// element: a key given twice, a control character, a wrong `meta`, a code
+/// outside a required binding.
+#[test]
+fn input_import_refuses_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let files = [
+        (
+            "good.json",
+            r#"{"resourceType":"Patient","id":"good","gender":"female"}"#,
+        ),
+        (
+            "gender.json",
+            r#"{"resourceType":"Patient","id":"g","gender":"banana"}"#,
+        ),
+        (
+            "dup.json",
+            r#"{"resourceType":"Patient","id":"d","gender":"male","gender":"female"}"#,
+        ),
+        (
+            "ctl.json",
+            r#"{"resourceType":"Patient","id":"c","name":[{"family":"a\u0000"}]}"#,
+        ),
+        (
+            "meta.json",
+            r#"{"resourceType":"Patient","id":"m","meta":{"versionId":{"a":1}}}"#,
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(input.join(name), text).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wardline"))
+        .args(["import", input.to_str().unwrap(), "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("loaded 1 resources from 5 files; rejected 4"),
+        "{stdout}"
+    );
+    for (file, at) in [
+        ("gender.json", "Patient.gender"),
+        ("dup.json", "Patient.gender"),
+        ("ctl.json", "Patient.name[0].family"),
+        ("meta.json", "Patient.meta.versionId"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.contains(file) && l.contains(at)),
+            "{file} not refused at {at}: {stdout}"
+        );
     }
 }
