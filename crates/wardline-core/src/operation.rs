@@ -606,8 +606,7 @@ pub(crate) fn parse_body(req: &FhirRequest) -> Result<Value, FhirError> {
         .as_deref()
         .filter(|b| !b.is_empty())
         .ok_or_else(|| FhirError::invalid("the request has no body"))?;
-    serde_json::from_slice(body)
-        .map_err(|e| FhirError::structure(format!("the body is not valid JSON: {e}")))
+    wardline_fhir::json::parse(body)
 }
 
 /// Checks that a body is a `Parameters` resource with a `parameter` list

@@ -267,7 +267,7 @@ impl FhirService {
         Ok(page.resources)
     }
 
-    /// Validates, stamps and writes `resource` as `t/id` inside `tx`.
+    /// Validates (as sent), stamps and writes `resource` as `t/id` inside `tx`.
     /// `fresh` says whether the id was just generated (no read needed: the
     /// store still refuses the write if the id exists) or carries the If-Match
     /// version, if any; `at` prefixes error expressions (e.g.
@@ -286,7 +286,7 @@ impl FhirService {
             Fresh::Check(e) => e,
         };
         let obj = resource
-            .as_object_mut()
+            .as_object()
             .ok_or_else(|| FhirError::structure("a resource must be a JSON object"))?;
         match obj.get("resourceType").and_then(Value::as_str) {
             Some(rt) if rt == t => {}
@@ -306,12 +306,19 @@ impl FhirService {
                 ));
             }
         }
+        // The resource as sent, `id` and `meta` included, before they are
+        // stamped: a `meta.versionId` of the wrong type is refused, not
+        // overwritten.
+        self.defs.validate(resource).map_err(|e| prefix(e, at))?;
         if !valid_id(id) {
             return Err(prefix(
                 FhirError::invalid(format!("'{id}' is not a valid FHIR id")).at(format!("{t}.id")),
                 at,
             ));
         }
+        let Some(obj) = resource.as_object_mut() else {
+            return Err(FhirError::structure("a resource must be a JSON object"));
+        };
         obj.insert("id".into(), Value::String(id.into()));
         let cur = match fresh {
             Fresh::NewId => None,
@@ -339,7 +346,6 @@ impl FhirService {
         };
         meta.insert("versionId".into(), Value::String(version.to_string()));
         meta.insert("lastUpdated".into(), Value::String(format_instant(now)));
-        self.defs.validate(resource).map_err(|e| prefix(e, at))?;
         let index = self.defs.extract_index(resource);
         let patient_key = self.defs.patient_key(resource);
         let json = serde_json::to_string(resource)

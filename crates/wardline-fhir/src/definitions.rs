@@ -87,6 +87,45 @@ pub struct Definitions {
     /// The search-parameter expressions compiled for index extraction, built on
     /// first use (see [`crate::extract`]).
     pub extract_cache: crate::extract::ExtractCache,
+    /// Required bindings the server can check: full element path
+    /// (`Patient.gender`, `HumanName.use`) → index into `value_sets`.
+    pub required_bindings: HashMap<String, usize>,
+    /// The value sets of `required_bindings`, their codes listed.
+    pub value_sets: Vec<ValueSetCodes>,
+}
+
+/// The codes of a value set, by code system (compiled into
+/// `data/r4-bindings.json.gz` by `scripts/compile-bindings.py`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ValueSetCodes {
+    /// Canonical URL, without version.
+    pub url: String,
+    /// (system, its codes sorted).
+    pub systems: Vec<(String, Vec<String>)>,
+}
+
+impl ValueSetCodes {
+    /// Whether `code` is in the value set from any system (a `code` element,
+    /// whose system is implied by the binding).
+    pub fn has_code(&self, code: &str) -> bool {
+        self.systems
+            .iter()
+            .any(|(_, codes)| codes.binary_search_by(|c| c.as_str().cmp(code)).is_ok())
+    }
+
+    /// Whether `system|code` is in the value set (a Coding).
+    pub fn has(&self, system: &str, code: &str) -> bool {
+        self.systems.iter().any(|(s, codes)| {
+            s == system && codes.binary_search_by(|c| c.as_str().cmp(code)).is_ok()
+        })
+    }
+
+    /// Every code, in system order (for messages).
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        self.systems
+            .iter()
+            .flat_map(|(_, c)| c.iter().map(String::as_str))
+    }
 }
 
 impl Definitions {
@@ -120,6 +159,15 @@ pub fn r4() -> &'static Definitions {
 }
 
 static MODEL: &[u8] = include_bytes!("../data/r4-model.json.gz");
+static BINDINGS: &[u8] = include_bytes!("../data/r4-bindings.json.gz");
+
+#[derive(serde::Deserialize)]
+struct RawBindings {
+    /// element path → value set url
+    b: HashMap<String, String>,
+    /// value set url → [(system, [code])]
+    v: HashMap<String, Vec<(String, Vec<String>)>>,
+}
 
 #[derive(serde::Deserialize)]
 struct RawModel {
@@ -248,7 +296,31 @@ fn load_embedded() -> Definitions {
     }
     defs.patient_compartment = raw.patient_compartment;
     defs.build_index();
+    load_bindings(&mut defs);
     defs
+}
+
+fn load_bindings(defs: &mut Definitions) {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(BINDINGS)
+        .read_to_string(&mut text)
+        .expect("embedded R4 bindings are valid gzip");
+    let raw: RawBindings =
+        serde_json::from_str(&text).expect("embedded R4 bindings are valid JSON");
+    let mut by_url: HashMap<String, usize> = HashMap::new();
+    for (url, mut systems) in raw.v {
+        for (_, codes) in &mut systems {
+            codes.sort_unstable();
+        }
+        by_url.insert(url.clone(), defs.value_sets.len());
+        defs.value_sets.push(ValueSetCodes { url, systems });
+    }
+    for (path, url) in raw.b {
+        if let Some(&i) = by_url.get(&url) {
+            defs.required_bindings.insert(path, i);
+        }
+    }
 }
 
 /// Keeps the `|`-separated alternatives of a shared expression that are about
@@ -311,6 +383,12 @@ impl Definitions {
         self.types.get(t)?.elements.get(*i)
     }
 
+    /// The value set an element (full snapshot path) is bound to with
+    /// strength `required`, when the server knows its codes.
+    pub fn required_binding(&self, path: &str) -> Option<&ValueSetCodes> {
+        self.value_sets.get(*self.required_bindings.get(path)?)
+    }
+
     /// The regex a primitive type's value must match, if the spec gives one.
     pub fn primitive_regex(&self, type_name: &str) -> Option<&str> {
         self.primitive_regex.get(type_name).map(String::as_str)
@@ -351,5 +429,37 @@ mod tests {
                 .any(|p| p == "subject")
         );
         assert!(d.resource_types().len() > 140);
+    }
+
+    #[test]
+    fn required_bindings_load() {
+        let d = r4();
+        let g = d.required_binding("Patient.gender").unwrap();
+        assert_eq!(g.url, "http://hl7.org/fhir/ValueSet/administrative-gender");
+        assert_eq!(
+            g.codes().collect::<Vec<_>>(),
+            ["female", "male", "other", "unknown"]
+        );
+        assert!(g.has_code("male") && !g.has_code("m") && !g.has_code("Male"));
+        // A data type's element, and a CodeableConcept with its system.
+        assert!(
+            d.required_binding("HumanName.use")
+                .unwrap()
+                .has_code("maiden")
+        );
+        let cs = d.required_binding("Condition.clinicalStatus").unwrap();
+        assert!(cs.has(
+            "http://terminology.hl7.org/CodeSystem/condition-clinical",
+            "active"
+        ));
+        assert!(!cs.has("http://example.org", "active"));
+        // Value sets from whole code systems, nested concepts included.
+        let os = d.required_binding("Observation.status").unwrap();
+        assert!(os.has_code("final") && os.has_code("corrected"));
+        // Preferred and extensible bindings are not checked; nor are value
+        // sets whose codes the server cannot list (MIME types).
+        assert!(d.required_binding("Patient.maritalStatus").is_none());
+        assert!(d.required_binding("Attachment.contentType").is_none());
+        assert!(d.required_bindings.len() > 300);
     }
 }

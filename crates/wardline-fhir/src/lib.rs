@@ -8,7 +8,10 @@
 //!   parameter, patient matching).
 //! * [`definitions`]: the R4 resource and data-type model and search parameters,
 //!   compiled from the official CC0 definition bundles (see `data/README.md`).
-//! * [`validate`]: structural validation of a resource against that model.
+//! * [`json`]: parsing FHIR JSON text: a key given twice is refused, numbers
+//!   keep the text they were written in (a decimal's precision).
+//! * [`validate`]: validation of a resource against that model: structure,
+//!   types, strings free of control characters, required bindings.
 //! * [`fhirpath`]: the subset of FHIRPath that the official search-parameter
 //!   expressions use.
 //! * [`reference`](mod@reference): the literal references of a resource
@@ -25,6 +28,7 @@ pub mod error;
 pub mod extract;
 pub mod fhirpath;
 pub mod index;
+pub mod json;
 pub mod nhs_number;
 pub mod phonetic;
 pub mod reference;

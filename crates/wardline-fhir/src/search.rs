@@ -924,7 +924,12 @@ fn number(s: &str) -> Option<(f64, f64, f64)> {
     };
     let decimals = mantissa.split_once('.').map_or(0, |(_, d)| d.len() as i32);
     let half = 0.5 * 10f64.powi(exp - decimals);
-    Some((value, value - half, value + half))
+    // A value written more precisely than an f64 holds (20 significant
+    // digits) has a range narrower than one f64 step: keep at least the
+    // value itself in it, or nothing would ever match.
+    let lo = (value - half).min(value.next_down());
+    let hi = (value + half).max(value.next_up());
+    Some((value, lo, hi))
 }
 
 fn token(v: &str) -> Predicate {
@@ -1655,6 +1660,21 @@ mod tests {
         let (_, lo, hi) = number("1e2").unwrap();
         assert!((lo - 50.0).abs() < 1e-9 && (hi - 150.0).abs() < 1e-9);
         assert_eq!(split_values("a\\,b,c"), vec!["a,b", "c"]);
+        // More digits than an f64 holds: the range still holds the value.
+        let (v, lo, hi) = number("12345678901234567890.123").unwrap();
+        assert!(lo < v && v < hi, "{lo} {v} {hi}");
+        assert_eq!((lo.next_up(), hi.next_down()), (v, v));
+    }
+
+    proptest! {
+        /// The value parsed from a decimal's text (what the index holds) is
+        /// always inside the implicit range of that same text.
+        #[test]
+        fn a_decimal_matches_itself(int in "-?[1-9][0-9]{0,24}", frac in "(\\.[0-9]{1,12})?") {
+            let text = format!("{int}{frac}");
+            let (v, lo, hi) = number(&text).unwrap();
+            prop_assert!(lo <= v && v < hi, "{} {} {} {}", text, lo, v, hi);
+        }
     }
 
     proptest! {

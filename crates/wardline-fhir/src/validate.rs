@@ -6,15 +6,23 @@
 //! the element repeats and single values where it does not; required elements;
 //! primitive JSON types and formats; complex types and backbone elements
 //! recursively; contained and nested resources by their own type; empty
-//! objects, arrays and strings; the NHS number check digit. FHIRPath invariants
-//! (`constraint`) are not evaluated.
+//! objects, arrays and strings; strings free of control characters (below
+//! U+0020 except tab, CR and LF, as FHIR's `string` requires); decimals an
+//! `f64` can hold (what the search index keeps); codes of every element bound
+//! `required` to a value set the server knows ([`Definitions::required_binding`]:
+//! a `code` must be one of its codes, a Coding its system and code, a
+//! CodeableConcept must carry such a Coding); the NHS number check digit.
+//! FHIRPath invariants (`constraint`) are not evaluated.
+//!
+//! The whole resource is checked, `id` and `meta` included: the core
+//! validates what the client sent before it stamps `id` and `meta`.
 //!
 //! Paths are built only when an issue is reported, so the happy path does not
 //! allocate per element beyond the element-path lookups.
 
 use serde_json::{Map, Value};
 
-use crate::definitions::{Definitions, ElementDef, TypeKind};
+use crate::definitions::{Definitions, ElementDef, TypeKind, ValueSetCodes};
 use crate::error::{FhirError, Issue};
 
 impl Definitions {
@@ -274,6 +282,11 @@ impl Definitions {
                 None => self.validate_primitive(v, t, at, issues),
             },
         }
+        if matches!(type_code, "code" | "Coding" | "CodeableConcept")
+            && let Some(vs) = self.required_binding(&el.path)
+        {
+            check_binding(v, vs, type_code, at, issues);
+        }
     }
 
     fn check_nhs_number(&self, o: &Map<String, Value>, at: &str, issues: &mut Vec<Issue>) {
@@ -341,11 +354,16 @@ impl Definitions {
                     format!("expected a non-negative integer, found {}", kind(v)),
                 ),
             },
-            "decimal" | "Decimal" => {
-                if !v.is_number() {
-                    bad(issues, format!("expected a number, found {}", kind(v)));
-                }
-            }
+            "decimal" | "Decimal" => match v {
+                // Kept as written; the index holds it as an f64, so a value
+                // beyond one's range would be stored but never found.
+                Value::Number(n) if n.as_f64().is_none() => bad(
+                    issues,
+                    format!("{n} is out of the range of decimals Wardline can search"),
+                ),
+                Value::Number(_) => {}
+                _ => bad(issues, format!("expected a number, found {}", kind(v))),
+            },
             _ => {
                 let Some(s) = v.as_str() else {
                     bad(
@@ -354,6 +372,19 @@ impl Definitions {
                     );
                     return;
                 };
+                if let Some(c) = s
+                    .chars()
+                    .find(|c| *c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+                {
+                    bad(
+                        issues,
+                        format!(
+                            "contains the control character U+{:04X}; FHIR strings may hold none but tab, carriage return and line feed",
+                            c as u32
+                        ),
+                    );
+                    return;
+                }
                 if s.is_empty() {
                     bad(issues, "empty strings are not allowed".into());
                     return;
@@ -397,6 +428,69 @@ impl Definitions {
             }
         }
     }
+}
+
+/// A value of an element bound `required` to `vs` must be from it.
+fn check_binding(
+    v: &Value,
+    vs: &ValueSetCodes,
+    type_code: &str,
+    at: &str,
+    issues: &mut Vec<Issue>,
+) {
+    let in_set = |c: &Value| match (
+        c.get("system").and_then(Value::as_str),
+        c.get("code").and_then(Value::as_str),
+    ) {
+        (Some(system), Some(code)) => vs.has(system, code),
+        _ => false,
+    };
+    let (ok, found) = match type_code {
+        // Not a string: already reported as the wrong type.
+        "code" => match v.as_str() {
+            Some(code) => (code.is_empty() || vs.has_code(code), format!("'{code}'")),
+            None => (true, String::new()),
+        },
+        "Coding" => (
+            !v.is_object() || in_set(v),
+            format!(
+                "'{}|{}' is not",
+                v.get("system").and_then(Value::as_str).unwrap_or_default(),
+                v.get("code").and_then(Value::as_str).unwrap_or_default()
+            ),
+        ),
+        _ => (
+            !v.is_object()
+                || v.get("coding")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(in_set)),
+            "it needs a coding".into(),
+        ),
+    };
+    if ok {
+        return;
+    }
+    let mut listed: Vec<&str> = vs.codes().take(13).collect();
+    let more = if listed.len() > 12 {
+        listed.truncate(12);
+        ", …"
+    } else {
+        ""
+    };
+    let systems: Vec<&str> = vs.systems.iter().map(|(s, _)| s.as_str()).collect();
+    let codes = listed.join(", ");
+    let diagnostics = match type_code {
+        "code" => format!(
+            "{found} is not a code of the required value set {} ({codes}{more})",
+            vs.url
+        ),
+        _ => format!(
+            "{found} from the required value set {} (system {}; codes {codes}{more})",
+            vs.url,
+            systems.join(" or ")
+        ),
+    };
+    issues.push(Issue::error("code-invalid", diagnostics).at(at.to_owned()));
 }
 
 fn valid_date(s: &str, allow_time: bool) -> bool {
@@ -449,6 +543,7 @@ fn or_root(at: &str) -> String {
 #[cfg(test)]
 mod tests {
     use crate::definitions::r4;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn errs(v: serde_json::Value) -> Vec<(String, String)> {
@@ -532,6 +627,229 @@ mod tests {
                 e.iter().any(|(p, _)| p == path),
                 "{v}: expected an issue at {path}, got {e:?}"
             );
+        }
+    }
+
+    #[test]
+    fn refuses_control_characters_in_any_string() {
+        for c in [
+            '\u{0}', '\u{1}', '\u{7}', '\u{b}', '\u{c}', '\u{1b}', '\u{1f}',
+        ] {
+            let cases = [
+                (
+                    json!({"resourceType": "Patient", "name": [{"family": format!("a{c}b")}]}),
+                    "Patient.name[0].family",
+                ),
+                (
+                    json!({"resourceType": "Patient", "id": format!("a{c}")}),
+                    "Patient.id",
+                ),
+                (
+                    json!({"resourceType": "Patient", "gender": format!("male{c}")}),
+                    "Patient.gender",
+                ),
+                (
+                    json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                        "valueString": format!("{c}")}),
+                    "Observation.valueString",
+                ),
+                (
+                    json!({"resourceType": "Patient", "extension": [{"url": format!("http://x/{c}"), "valueBoolean": true}]}),
+                    "Patient.extension[0].url",
+                ),
+                (
+                    json!({"resourceType": "Patient", "meta": {"source": format!("{c}")}}),
+                    "Patient.meta.source",
+                ),
+                (
+                    json!({"resourceType": "Patient", "text": {"status": "generated",
+                        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{c}</div>")}}),
+                    "Patient.text.div",
+                ),
+            ];
+            for (v, path) in cases {
+                let e = errs(v.clone());
+                assert!(
+                    e.iter()
+                        .any(|(p, d)| p == path && d.contains("control character")),
+                    "{v}: expected a control-character issue at {path}, got {e:?}"
+                );
+            }
+        }
+        let e = errs(json!({"resourceType": "Patient", "name": [{"text": "a\tb\r\nc"}]}));
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn validates_meta_like_any_element() {
+        for (meta, path) in [
+            (json!({"versionId": {"a": 1}}), "Patient.meta.versionId"),
+            (json!({"versionId": "a b"}), "Patient.meta.versionId"),
+            (
+                json!({"lastUpdated": "2020-01-01"}),
+                "Patient.meta.lastUpdated",
+            ),
+            (json!({"tag": {"code": "x"}}), "Patient.meta.tag"),
+            (json!({"colour": 1}), "Patient.meta.colour"),
+            (json!("x"), "Patient.meta"),
+        ] {
+            let e = errs(json!({"resourceType": "Patient", "meta": meta}));
+            assert!(e.iter().any(|(p, _)| p == path), "{meta}: {e:?}");
+        }
+        let e = errs(json!({"resourceType": "Patient", "meta": {"versionId": "3",
+            "lastUpdated": "2020-01-01T00:00:00Z", "profile": ["http://x"]}}));
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn refuses_decimals_beyond_an_f64() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1e400}}"#,
+        )
+        .unwrap();
+        let e = errs(v);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "Observation.valueQuantity.value");
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":12345678901234567890.123}}"#,
+        )
+        .unwrap();
+        assert!(errs(v).is_empty());
+    }
+
+    #[test]
+    fn checks_required_bindings() {
+        let bad = [
+            (
+                json!({"resourceType": "Patient", "gender": "m"}),
+                "Patient.gender",
+            ),
+            (
+                json!({"resourceType": "Patient", "gender": "banana"}),
+                "Patient.gender",
+            ),
+            (
+                json!({"resourceType": "Patient", "contact": [{"gender": "F"}]}),
+                "Patient.contact[0].gender",
+            ),
+            (
+                json!({"resourceType": "Observation", "status": "banana", "code": {"text": "x"}}),
+                "Observation.status",
+            ),
+            // In a data type, at any depth.
+            (
+                json!({"resourceType": "Patient", "name": [{"use": "nick"}]}),
+                "Patient.name[0].use",
+            ),
+            (
+                json!({"resourceType": "Patient", "telecom": [{"system": "pager", "value": "1"}, {"system": "carrier-pigeon", "value": "2"}]}),
+                "Patient.telecom[1].system",
+            ),
+            // A repeating code.
+            (
+                json!({"resourceType": "CapabilityStatement", "status": "active", "date": "2020", "kind": "instance",
+                "fhirVersion": "4.0.1", "format": ["json"], "implementation": {"description": "x"},
+                "patchFormat": ["application/json-patch+json"], "instantiates": ["http://x"],
+                "rest": [{"mode": "server", "interaction": [{"code": "transaction"}, {"code": "teleport"}]}]}),
+                "CapabilityStatement.rest[0].interaction[1].code",
+            ),
+            // In a contained resource and in a Bundle entry.
+            (
+                json!({"resourceType": "Patient", "contained": [{"resourceType": "Patient", "id": "c", "gender": "x"}]}),
+                "Patient.contained[0].gender",
+            ),
+            (
+                json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient", "gender": "x"}}]}),
+                "Bundle.entry[0].resource.gender",
+            ),
+            (
+                json!({"resourceType": "Bundle", "type": "banana"}),
+                "Bundle.type",
+            ),
+            // CodeableConcept: a coding of the value set, by system and code.
+            (
+                json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "gone"}]}}),
+                "Condition.clinicalStatus",
+            ),
+            (
+                json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://example.org", "code": "active"}]}}),
+                "Condition.clinicalStatus",
+            ),
+            (
+                json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"text": "active"}}),
+                "Condition.clinicalStatus",
+            ),
+            // Choice of type, backbone elements reused by contentReference.
+            (
+                json!({"resourceType": "Questionnaire", "status": "draft",
+                "item": [{"linkId": "1", "type": "group", "item": [{"linkId": "1.1", "type": "essay"}]}]}),
+                "Questionnaire.item[0].item[0].type",
+            ),
+        ];
+        for (v, path) in bad {
+            let e = errs(v.clone());
+            assert!(
+                e.iter().any(|(p, _)| p == path),
+                "{v}: expected an issue at {path}, got {e:?}"
+            );
+        }
+        let e = errs(json!({"resourceType": "Patient", "gender": "banana"}));
+        assert!(
+            e[0].1.contains("administrative-gender")
+                && e[0].1.contains("female, male, other, unknown"),
+            "{e:?}"
+        );
+        let good = [
+            json!({"resourceType": "Patient", "gender": "unknown", "contact": [{"gender": "female"}],
+                "name": [{"use": "maiden", "family": "x"}], "telecom": [{"system": "phone", "value": "1"}]}),
+            // An element with only an extension, no code.
+            json!({"resourceType": "Patient", "_gender": {"extension": [{"url": "http://x", "valueBoolean": true}]}}),
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://example.org", "code": "x"},
+                    {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "remission"}],
+                    "text": "in remission"}}),
+            // Observation.status: a code nested under another in its code system.
+            json!({"resourceType": "Observation", "status": "corrected", "code": {"text": "x"}}),
+            // Extensible and preferred bindings are not enforced.
+            json!({"resourceType": "Patient", "maritalStatus": {"coding": [{"system": "http://example.org", "code": "x"}]}}),
+        ];
+        for v in good {
+            let e = errs(v.clone());
+            assert!(e.is_empty(), "{v}: {e:?}");
+        }
+    }
+
+    proptest! {
+        /// A string holding a C0 control character other than tab, CR or LF
+        /// is refused wherever it is; one without is accepted.
+        #[test]
+        fn control_characters_are_refused(
+            before in "[a-zA-Z \t\r\n\u{e9}\u{7f}]{0,10}",
+            after in "[a-zA-Z \t\r\n\u{e9}]{0,10}",
+            c in (0u32..0x20).prop_filter("not tab, CR, LF", |c| ![9, 10, 13].contains(c)),
+            with in any::<bool>(),
+            where_ in 0usize..3,
+        ) {
+            let s = if with {
+                format!("{before}{}{after}", char::from_u32(c).unwrap())
+            } else {
+                format!("x{before}{after}")
+            };
+            let (v, path) = match where_ {
+                0 => (json!({"resourceType": "Patient", "name": [{"given": ["a", s]}]}), "Patient.name[0].given[1]"),
+                1 => (json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                        "note": [{"text": s}]}), "Observation.note[0].text"),
+                _ => (json!({"resourceType": "Patient", "address": [{"line": [s]}]}), "Patient.address[0].line[0]"),
+            };
+            let e = errs(v);
+            if with {
+                prop_assert!(e.iter().any(|(p, d)| p == path && d.contains("control character")), "{:?}", e);
+            } else {
+                prop_assert!(e.is_empty(), "{:?}", e);
+            }
         }
     }
 }

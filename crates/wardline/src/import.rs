@@ -18,6 +18,22 @@ use wardline::load::{call, load_value, read_text, transaction};
 /// pay a durable commit (an fsync) per resource.
 const CHUNK: usize = 1000;
 
+/// JSON text as the REST API parses a body (`wardline_fhir::json`: a key
+/// given twice is refused, decimals keep their precision); the error names
+/// the element.
+fn parse(text: &str) -> Result<Value, String> {
+    wardline_fhir::json::parse(text.as_bytes()).map_err(|e| {
+        e.issues
+            .iter()
+            .map(|i| match i.expression.first() {
+                Some(at) => format!("{} (at {at})", i.diagnostics),
+                None => i.diagnostics.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// Loads NDJSON resources as one transaction; if it fails, line by line, so
 /// that every bad line is reported by number and every good one is loaded.
 fn load_chunk(
@@ -95,8 +111,8 @@ pub fn run(paths: &[PathBuf], store: &StoreArgs) -> Result<ExitCode> {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    match serde_json::from_str::<Value>(line) {
-                        Err(e) => rejected.push(format!("{name}:{}: invalid JSON: {e}", i + 1)),
+                    match parse(line) {
+                        Err(e) => rejected.push(format!("{name}:{}: {e}", i + 1)),
                         // Bundles in NDJSON are loaded on their own.
                         Ok(v) if v["resourceType"] == "Bundle" => match load_value(&service, v) {
                             Ok(n) => loaded += n,
@@ -112,10 +128,7 @@ pub fn run(paths: &[PathBuf], store: &StoreArgs) -> Result<ExitCode> {
                 }
                 load_chunk(&service, &name, &mut chunk, &mut loaded, &mut rejected);
             }
-            Ok(text) => match serde_json::from_str::<Value>(&text)
-                .map_err(|e| format!("invalid JSON at line {}: {e}", e.line()))
-                .and_then(|v| load_value(&service, v))
-            {
+            Ok(text) => match parse(&text).and_then(|v| load_value(&service, v)) {
                 Ok(n) => loaded += n,
                 Err(e) => rejected.push(format!("{name}: {e}")),
             },

@@ -193,9 +193,15 @@ pub(crate) fn dtm_of(v: &Value, key: &str) -> Option<String> {
     str_of(v, key).and_then(dtm)
 }
 
-/// A JSON number as HL7 NM text (never in exponent form).
+/// A JSON number as HL7 NM text (never in exponent form): as written in the
+/// record when that has no exponent (`1.50` stays `1.50`: a decimal's
+/// precision is part of its value), else its value in full.
 pub(crate) fn number(v: &Value) -> Option<String> {
     let n = v.as_number()?;
+    let written = n.to_string();
+    if !written.contains(['e', 'E']) {
+        return Some(written);
+    }
     if let Some(i) = n.as_i64() {
         return Some(i.to_string());
     }
@@ -355,6 +361,13 @@ mod tests {
         assert_eq!(number(&json!(0.00001)).as_deref(), Some("0.00001"));
         assert_eq!(number(&json!(4.5)).as_deref(), Some("4.5"));
         assert_eq!(number(&json!("4.5")), None);
+        // Decimals as written in the record, every digit kept.
+        for text in ["1.50", "-0.10", "12345678901234567890.123", "0.000010"] {
+            let v: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(number(&v).as_deref(), Some(text));
+        }
+        let v: Value = serde_json::from_str("1.5e2").unwrap();
+        assert_eq!(number(&v).as_deref(), Some("150"));
     }
 
     #[test]

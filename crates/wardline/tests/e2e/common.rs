@@ -689,7 +689,8 @@ pub fn json_diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>, max: u
                 json_diff(va, vb, &format!("{path}[{i}]"), out, max);
             }
         }
-        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+        // Numbers compare as written (serde_json's `arbitrary_precision`):
+        // a decimal's precision is part of its value.
         _ if a == b => {}
         _ => out.push(format!("{path}: sent {a} got {b}")),
     }

@@ -17,6 +17,7 @@ mod examples;
 mod export;
 mod graph;
 mod hl7;
+mod input;
 mod merge;
 mod search;
 mod synthea;
