@@ -340,6 +340,10 @@ impl FhirService {
         meta.insert("versionId".into(), Value::String(version.to_string()));
         meta.insert("lastUpdated".into(), Value::String(format_instant(now)));
         self.defs.validate(resource).map_err(|e| prefix(e, at))?;
+        // The UK Core profiles it claims (422 when it does not conform).
+        wardline_fhir::profile::uk_core()
+            .validate(self.defs, resource)
+            .map_err(|e| prefix(e, at))?;
         let index = self.defs.extract_index(resource);
         let patient_key = self.defs.patient_key(resource);
         let json = serde_json::to_string(resource)

@@ -9,6 +9,9 @@
 //! * [`definitions`]: the R4 resource and data-type model and search parameters,
 //!   compiled from the official CC0 definition bundles (see `data/README.md`).
 //! * [`validate`]: structural validation of a resource against that model.
+//! * [`profile`]: UK Core profile validation (`UKCore-Patient`,
+//!   `UKCore-Encounter`, their extensions and required value sets, compiled
+//!   from the UK Core package into `data/uk-core.json`).
 //! * [`fhirpath`]: the subset of FHIRPath that the official search-parameter
 //!   expressions use.
 //! * [`reference`](mod@reference): the literal references of a resource
@@ -27,6 +30,7 @@ pub mod fhirpath;
 pub mod index;
 pub mod nhs_number;
 pub mod phonetic;
+pub mod profile;
 pub mod reference;
 pub mod search;
 pub mod validate;
