@@ -998,7 +998,8 @@ mod tests {
 
     #[test]
     fn each_constraint_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|p| {
                     let second = json!({"system": NHS, "value": "9000000009"});
