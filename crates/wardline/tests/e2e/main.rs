@@ -20,3 +20,4 @@ mod merge;
 mod search;
 mod synthea;
 mod ui;
+mod uk_core;
