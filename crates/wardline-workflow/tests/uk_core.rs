@@ -119,6 +119,7 @@ fn registration_admission_and_discharge_write_uk_core() {
             city: "Leeds".into(),
             postcode: "LS1 4AP".into(),
             phone: "0113 496 0000".into(),
+            ethnic_category: "H".into(),
         };
         let p = pmi::register(&svc, &op(), &form, true).unwrap();
         let patient = read(&svc, "Patient", &p.id);
@@ -132,6 +133,12 @@ fn registration_admission_and_discharge_write_uk_core() {
         assert_eq!(
             nhs["extension"][0]["valueCodeableConcept"]["coding"][0]["code"], "02",
             "{name}: number present but not traced"
+        );
+        assert_eq!(
+            patient["extension"][0]["valueCodeableConcept"]["coding"][0],
+            json!({"system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland",
+                "code": "H", "display": "Asian or Asian British - Indian"}),
+            "{name}: the ethnic category as UK Core carries it"
         );
 
         // A bed.

@@ -12,8 +12,9 @@
 //!   birth, postcode and gender. Prefix matches come before sound-alikes;
 //!   active records before retired (merged) ones, which say what replaced them.
 //! * **Registration** ([`register`]): every field checked with a message
-//!   naming it; a UK Core Patient (NHS number with its verification status,
-//!   official name, gender, birth date, home address, phone); a hospital
+//!   naming it; a UK Core Patient (claiming the profile; NHS number with its
+//!   verification status, official name, gender, birth date, home address,
+//!   phone, the ethnic category as UK Core's extension); a hospital
 //!   number assigned; an NHS number already on the index refused; possible
 //!   duplicates returned for the clerk to look at unless they confirmed.
 //! * **Duplicates** ([`duplicates_of`], [`scan_duplicates`] (in batches of
