@@ -263,3 +263,35 @@ fn the_status_and_the_category_go_out_and_read_back() {
     assert_eq!(code_of(&nhs_identifiers(back)[0]["extension"][0]), "01");
     assert_eq!(code_of(&back["extension"][0]), "G");
 }
+
+/// A record changed by the mapping before issue 15 (the replaced NHS number
+/// kept as a second NHS-number identifier, `use` `old`) and claiming UK
+/// Core is made UK Core by the next message, even one with no NHS number.
+#[test]
+fn an_old_second_nhs_number_is_superseded_by_the_next_message() {
+    let r = TestRecord::new();
+    ok(&r, &a28(&pid(NHS1, "", ""), "1"));
+    let mut p = r.all("Patient")[0].clone();
+    p["identifier"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"use": "old", "system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS2}));
+    // Stored as it was then: without the claim (the core would refuse it).
+    p["meta"] = serde_json::json!({});
+    let id = p["id"].as_str().unwrap().to_owned();
+    r.svc
+        .transact(&wardline_core::Trusted::operator("t"), |tx| {
+            tx.save(p.clone())
+        })
+        .unwrap();
+    let mut claimed = r.get("Patient", &id).unwrap();
+    claimed["meta"] = serde_json::json!({"profile": [PATIENT]});
+    assert!(!uk_core().issues(r4(), &claimed).is_empty());
+    // An A31 quoting only the hospital number.
+    ok(&r, &a31("PID|1||RWG123456^^^RWG^MR||SMITH^Janet", "2"));
+    let p = r.get("Patient", &id).unwrap();
+    assert_eq!(nhs_identifiers(&p).len(), 1, "{p}");
+    let mut claimed = p.clone();
+    claimed["meta"] = serde_json::json!({"profile": [PATIENT]});
+    assert!(uk_core().issues(r4(), &claimed).is_empty(), "{p}");
+}

@@ -176,6 +176,12 @@ pub(crate) fn upsert(
 /// one the stored status stays.
 fn merge_identifiers(p: &mut Value, ids: &[Value]) {
     let mut stored: Vec<Value> = p["identifier"].as_array().cloned().unwrap_or_default();
+    // Replaced numbers stored before issue 15 (NHS system, `use` `old`).
+    for s in stored.iter_mut() {
+        if s["system"] == NHS_NUMBER_SYSTEM && s["use"] == "old" {
+            *s = json!({"use": "old", "system": SUPERSEDED_NHS_NUMBER_SYSTEM, "value": s["value"]});
+        }
+    }
     if let Some(n) = ids.iter().find(|i| i["system"] == NHS_NUMBER_SYSTEM) {
         stored
             .retain(|s| !(s["system"] == SUPERSEDED_NHS_NUMBER_SYSTEM && s["value"] == n["value"]));
