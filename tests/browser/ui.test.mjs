@@ -54,6 +54,7 @@ function registerForm (page, fields) {
   return (async () => {
     for (const [id, value] of Object.entries(fields)) {
       if (id === 'gender') await page.check(`input[name="gender"][value="${value}"]`)
+      else if (id === 'ethnic_category') await page.selectOption('#ethnic_category', value)
       else await page.fill(`#${id}`, value)
     }
     await page.click('button:has-text("Register patient")')
@@ -84,13 +85,14 @@ test('registering with an invalid NHS number is refused with a clear message', a
   await assertAccessible(clerk, 'register page')
   await registerForm(clerk, {
     nhs_number: '943 476 5918', given: 'Ada', family, birth_date: '1961-07-14', gender: 'female',
-    address_line: '1 High Street', city: 'Watford', postcode: 'WD18 0AA'
+    ethnic_category: 'G', address_line: '1 High Street', city: 'Watford', postcode: 'WD18 0AA'
   })
   const summary = await clerk.textContent('.nhsuk-error-summary')
   assert.match(summary, /NHS number/i)
   assert.match(summary, /not a valid NHS number/i)
   // The message is tied to the field, and the other answers are kept.
   assert.equal(await clerk.inputValue('#family'), family)
+  assert.equal(await clerk.inputValue('#ethnic_category'), 'G')
   assert.ok(await clerk.getAttribute('#nhs_number', 'aria-describedby'))
   await assertAccessible(clerk, 'register page with errors')
   await screenshot(clerk, '03-register-invalid-nhs-number')

@@ -1,7 +1,10 @@
 //! The CapabilityStatement, generated from what the service really supports:
 //! its search parameters from the definitions, its operations from the
 //! operations table (system ones under `rest.operation`, type and instance
-//! ones under their resource type's `operation`).
+//! ones under their resource type's `operation`; the implementation guides
+//! they are part of in `instantiates`), and the profiles it checks: each
+//! resource type's base definition as `profile`, the UK Core profiles
+//! carried by `wardline_fhir::profile` as `supportedProfile`.
 
 use serde_json::{Value, json};
 use wardline_fhir::definitions::{Definitions, SearchParamType};
@@ -88,6 +91,13 @@ pub(crate) fn statement(
             if !ops.is_empty() {
                 r["operation"] = Value::Array(ops);
             }
+            // Every write is held to the base definition, and to the UK
+            // Core profiles it claims in meta.profile.
+            r["profile"] = json!(format!("http://hl7.org/fhir/StructureDefinition/{t}"));
+            let profiles = wardline_fhir::profile::uk_core().profiles_for(t);
+            if !profiles.is_empty() {
+                r["supportedProfile"] = json!(profiles);
+            }
             r
         })
         .collect();
@@ -122,7 +132,13 @@ pub(crate) fn statement(
             }],
         });
     }
-    json!({
+    let mut instantiates: Vec<&str> = Vec::new();
+    for i in ops.iter().filter_map(|o| o.instantiates()) {
+        if !instantiates.contains(&i) {
+            instantiates.push(i);
+        }
+    }
+    let mut cs = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": "2026-11-23",
@@ -134,5 +150,9 @@ pub(crate) fn statement(
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
         "rest": [rest],
-    })
+    });
+    if !instantiates.is_empty() {
+        cs["instantiates"] = json!(instantiates);
+    }
+    cs
 }

@@ -159,6 +159,7 @@ pub struct OperationSpec {
     definition: String,
     get: bool,
     audit: Audit,
+    instantiates: Option<String>,
     handler: Arc<dyn OperationHandler>,
 }
 
@@ -189,6 +190,7 @@ impl OperationSpec {
             definition: definition.to_owned(),
             get: false,
             audit: Audit::ByOperation,
+            instantiates: None,
             handler: Arc::new(handler),
         }
     }
@@ -246,6 +248,19 @@ impl OperationSpec {
     pub fn audited_by_interaction(mut self) -> OperationSpec {
         self.audit = Audit::ByInteraction;
         self
+    }
+
+    /// The canonical URL of the CapabilityStatement of the implementation
+    /// guide this operation is part of (Bulk Data's for `$export`): the
+    /// server's CapabilityStatement lists it in `instantiates`.
+    pub fn instantiating(mut self, capability_statement: &str) -> OperationSpec {
+        self.instantiates = Some(capability_statement.to_owned());
+        self
+    }
+
+    /// See [`instantiating`](Self::instantiating).
+    pub fn instantiates(&self) -> Option<&str> {
+        self.instantiates.as_deref()
     }
 
     pub fn level(&self) -> &Level {

@@ -310,6 +310,10 @@ impl FhirService {
         // stamped: a `meta.versionId` of the wrong type is refused, not
         // overwritten.
         self.defs.validate(resource).map_err(|e| prefix(e, at))?;
+        // The UK Core profiles it claims (422 when it does not conform).
+        wardline_fhir::profile::uk_core()
+            .validate(self.defs, resource)
+            .map_err(|e| prefix(e, at))?;
         if !valid_id(id) {
             return Err(prefix(
                 FhirError::invalid(format!("'{id}' is not a valid FHIR id")).at(format!("{t}.id")),

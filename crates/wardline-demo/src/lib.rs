@@ -171,6 +171,22 @@ pub fn bed_model(beds: usize) -> Value {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
+/// The UK Core profiles every demo Patient and Encounter claims (and the
+/// core holds them to when they are loaded).
+pub const UK_CORE_PATIENT: &str = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient";
+pub const UK_CORE_ENCOUNTER: &str = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Encounter";
+
+/// The UK Core NHS number verification status "01 Number present and
+/// verified" (the demo's numbers are in the 999 test range).
+pub(crate) fn verified() -> Value {
+    json!({
+        "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",
+        "valueCodeableConcept": {"coding": [{
+            "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland",
+            "code": "01", "display": "Number present and verified"}]}
+    })
+}
+
 /// The day current admissions are relative to in [`generate`].
 pub const DEFAULT_TODAY: &str = "2025-12-31";
 
@@ -302,8 +318,9 @@ pub fn generate_on(seed: u64, patients: usize, today: &str) -> Value {
         let year = rng.gen_range(1930..2020);
         entries.push(entry(json!({
             "resourceType": "Patient", "id": pid, "active": true,
+            "meta": {"profile": [UK_CORE_PATIENT]},
             "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs},
+                {"extension": [verified()], "system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs},
                 {"system": "https://fhir.westherts.nhs.uk/Id/hospital-number", "value": format!("RWG{:06}", 100_000 + p)},
             ],
             "name": [{"use": "official", "family": family, "given": [given]}],
@@ -328,6 +345,7 @@ pub fn generate_on(seed: u64, patients: usize, today: &str) -> Value {
             let bed = &beds[rng.gen_range(0..beds.len())];
             let mut enc = json!({
                 "resourceType": "Encounter", "id": eid, "status": "finished",
+                "meta": {"profile": [UK_CORE_ENCOUNTER]},
                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class.0, "display": class.1},
                 "subject": {"reference": format!("Patient/{pid}")},
                 "participant": [{"individual": {"reference": format!("Practitioner/{}", staff[rng.gen_range(0..4)])}}],
@@ -466,16 +484,20 @@ fn admissions(
         let consultant = &staff[rng.gen_range(0..4)];
         let mut enc = json!({
             "resourceType": "Encounter", "id": format!("{pid}-adm"), "status": "in-progress",
+            "meta": {"profile": [UK_CORE_ENCOUNTER]},
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP", "display": "inpatient encounter"},
             "subject": {"reference": format!("Patient/{pid}")},
             "participant": [{"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "ATND", "display": "attender"}]}],
                 "individual": {"reference": format!("Practitioner/{consultant}")}}],
             "serviceType": {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-treatment-function", "code": spec, "display": spec_display}]},
             "period": {"start": start},
-            "hospitalization": {"admitSource": {"coding": [
-                {"system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-AdmissionMethodEngland", "code": method, "display": method_display},
-                {"system": "http://terminology.hl7.org/CodeSystem/admit-source", "code": source, "display": source_display}],
-                "text": kind}},
+            "hospitalization": {
+                "extension": [{"url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-AdmissionMethod",
+                    "valueCodeableConcept": {"coding": [
+                        {"system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-AdmissionMethodEngland", "code": method, "display": method_display}]}}],
+                "admitSource": {"coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/admit-source", "code": source, "display": source_display}],
+                    "text": kind}},
             "location": [{"location": {"reference": format!("Location/{bed}")}, "status": "active", "period": {"start": start}}],
             "serviceProvider": {"reference": "Organization/trust"},
         });

@@ -447,6 +447,7 @@ impl Chart {
         }
         self.out.push(json!({
             "resourceType": "Encounter", "id": eid,
+            "meta": {"profile": [crate::UK_CORE_ENCOUNTER]},
             "status": if end.is_some() { "finished" } else { "in-progress" },
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class.0, "display": class.1},
             "subject": self.subject(),
@@ -681,12 +682,10 @@ pub fn patient_resources(seed: u64, index: usize) -> Vec<Value> {
     };
     chart.out.push(json!({
         "resourceType": "Patient", "id": pid, "active": true,
+        "meta": {"profile": [crate::UK_CORE_PATIENT]},
         "identifier": [
             {
-                "extension": [{
-                    "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",
-                    "valueCodeableConcept": coding("https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatus", "01", "Number present and verified"),
-                }],
+                "extension": [crate::verified()],
                 "system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(index),
             },
             {"system": "https://fhir.westherts.nhs.uk/Id/hospital-number", "value": format!("RWG{:07}", index + 1)},

@@ -38,7 +38,9 @@ pub use engine::{
     EXPORT_PAGE, ExportLevel, ExportOutput, ExportSpec, count, export_to_dir, parse_spec,
 };
 pub use jobs::{ExportJobs, JobStatus, JobView, manifest};
-pub use rest::{GROUP_DEFINITION, PATIENT_DEFINITION, SYSTEM_DEFINITION, with_exports};
+pub use rest::{
+    BULK_DATA_CAPABILITY, GROUP_DEFINITION, PATIENT_DEFINITION, SYSTEM_DEFINITION, with_exports,
+};
 
 type R<T> = Result<T, wardline_fhir::FhirError>;
 

@@ -21,6 +21,10 @@ pub const PATIENT_DEFINITION: &str =
     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export";
 pub const GROUP_DEFINITION: &str =
     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export";
+/// The Bulk Data IG's CapabilityStatement, which a server offering
+/// `$export` declares it instantiates.
+pub const BULK_DATA_CAPABILITY: &str =
+    "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data";
 
 /// Enables Bulk Data `$export` on `svc`, keeping jobs and their files under
 /// `dir` (created; unfinished jobs from a previous run are started again):
@@ -58,7 +62,11 @@ pub fn with_exports(svc: FhirService, dir: PathBuf) -> std::io::Result<FhirServi
     ];
     let mut svc = svc;
     for spec in specs {
-        svc = svc.with_operation(spec.with_get().audited_by_interaction());
+        svc = svc.with_operation(
+            spec.with_get()
+                .audited_by_interaction()
+                .instantiating(BULK_DATA_CAPABILITY),
+        );
     }
     let status_jobs = jobs.clone();
     Ok(svc

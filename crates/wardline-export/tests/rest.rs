@@ -153,6 +153,11 @@ fn export_is_registered_listed_run_and_checked() {
     ));
     // The status and file URLs are not operations.
     assert!(!cs.to_string().contains("export-poll-status"));
+    // The server declares the Bulk Data IG's CapabilityStatement.
+    assert_eq!(
+        cs["instantiates"],
+        json!(["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"])
+    );
 
     // Refused without the export activity, at every URL.
     let no = NoExport(Agent::operator("no-export"));

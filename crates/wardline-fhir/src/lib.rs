@@ -12,6 +12,9 @@
 //!   keep the text they were written in (a decimal's precision).
 //! * [`validate`]: validation of a resource against that model: structure,
 //!   types, strings free of control characters, required bindings.
+//! * [`profile`]: UK Core profile validation (`UKCore-Patient`,
+//!   `UKCore-Encounter`, their extensions and required value sets, compiled
+//!   from the UK Core package into `data/uk-core.json`).
 //! * [`fhirpath`]: the subset of FHIRPath that the official search-parameter
 //!   expressions use.
 //! * [`reference`](mod@reference): the literal references of a resource
@@ -31,6 +34,7 @@ pub mod index;
 pub mod json;
 pub mod nhs_number;
 pub mod phonetic;
+pub mod profile;
 pub mod reference;
 pub mod search;
 pub mod validate;

@@ -165,6 +165,30 @@ pub const ADMIT_SOURCE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-
 /// `hospitalization.dischargeDisposition`.
 pub const DISCHARGE_DISPOSITION_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0112";
 
+/// PID-32 identity reliability code (table 0445 as the NHS HL7 v2 ADT
+/// specification extends it: `NSTS01`–`NSTS08`, the NHS Number Status
+/// Indicator) ↔ the UK Core NHS number verification status (England codes
+/// `01`–`08`). The bare codes `01`–`08` are accepted inbound too. Other
+/// 0445 codes (`AL`, `UD`, …) are not about the NHS number and are not read.
+pub const NHS_NUMBER_STATUS: Rows = &[
+    ("NSTS01", "01"),
+    ("NSTS02", "02"),
+    ("NSTS03", "03"),
+    ("NSTS04", "04"),
+    ("NSTS05", "05"),
+    ("NSTS06", "06"),
+    ("NSTS07", "07"),
+    ("NSTS08", "08"),
+    ("01", "01"),
+    ("02", "02"),
+    ("03", "03"),
+    ("04", "04"),
+    ("05", "05"),
+    ("06", "06"),
+    ("07", "07"),
+    ("08", "08"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,8 +64,10 @@
 //! (line 1, line 2, city, district or state, postcode in XAD-5, country,
 //! type H/O/C/M, further lines in XAD-8), PID-13 home and other telecoms
 //! and PID-14 work ones (`number^PRN^PH`, mobile `CP`, fax `FX`, e-mail
-//! `^NET^Internet^addr`), PID-16 marital status, PID-29 death date/time
-//! and PID-30 `Y`/`N`.
+//! `^NET^Internet^addr`), PID-16 marital status, PID-22 the UK Core ethnic
+//! category when coded in `UKCore-EthnicCategoryEngland` (`code^display`),
+//! PID-29 death date/time, PID-30 `Y`/`N` and PID-32 the current NHS
+//! number's UK Core verification status (`NSTS01`–`NSTS08`).
 //! **PD1**-3 the GP practice (`name^^ODS code`) and PD1-4 the GP
 //! (`GMP code^family^given^^^prefix`) from `generalPractitioner`, when the
 //! reference resolves (or carries an identifier); otherwise left out.

@@ -176,7 +176,19 @@ fn new_patient(f: &Form) -> NewPatient {
         city: get(f, "city").to_owned(),
         postcode: get(f, "postcode").to_owned(),
         phone: get(f, "phone").to_owned(),
+        ethnic_category: get(f, "ethnic_category").to_owned(),
     }
+}
+
+/// The NHS ethnic categories, after "not asked".
+fn ethnic_categories() -> Vec<(String, String)> {
+    let mut v = vec![(String::new(), "Not asked".to_owned())];
+    v.extend(
+        pmi::ETHNIC_CATEGORIES
+            .iter()
+            .map(|(c, l)| ((*c).to_owned(), (*l).to_owned())),
+    );
+    v
 }
 
 fn register_form(
@@ -225,6 +237,7 @@ fn register_form(
                 ..Field::new("birth_date", "Date of birth")
             }))
             (layout::radios("gender", "Gender", &[("female", "Female"), ("male", "Male"), ("other", "Other"), ("unknown", "Not known")], &p.gender, err("gender")))
+            (layout::select("ethnic_category", "Ethnic category (as the patient describes it)", &ethnic_categories(), &p.ethnic_category, err("ethnic_category")))
             (layout::input(&Field { value: &p.address_line, error: err("address_line"), autocomplete: "address-line1", ..Field::new("address_line", "Address") }))
             (layout::input(&Field { value: &p.city, error: err("city"), autocomplete: "address-level2", width: "nhsuk-u-width-two-thirds", ..Field::new("city", "Town or city") }))
             (layout::input(&Field { value: &p.postcode, error: err("postcode"), autocomplete: "postal-code", width: "nhsuk-input--width-10", ..Field::new("postcode", "Postcode") }))

@@ -194,9 +194,14 @@ fn admit_transfer_discharge_keeps_the_bed_history() {
         assert_eq!(enc["status"], "in-progress", "{}", b.name);
         assert_eq!(enc["class"]["code"], "IMP");
         assert_eq!(enc["period"]["start"], T0);
+        // UK Core: the admission method is its extension on hospitalization.
+        assert_eq!(
+            enc["hospitalization"]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"],
+            "21"
+        );
         assert_eq!(
             enc["hospitalization"]["admitSource"]["coding"][0]["code"],
-            "21"
+            "emd"
         );
         assert_eq!(
             enc["participant"][0]["individual"]["reference"],
@@ -232,8 +237,13 @@ fn admit_transfer_discharge_keeps_the_bed_history() {
             enc["hospitalization"]["dischargeDisposition"]["coding"][0]["code"],
             "19"
         );
+        // UK Core: the discharge method is its extension on the Encounter.
         assert_eq!(
-            enc["hospitalization"]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"],
+            enc["extension"][1]["url"],
+            "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-DischargeMethod"
+        );
+        assert_eq!(
+            enc["extension"][1]["valueCodeableConcept"]["coding"][0]["code"],
             "1"
         );
 

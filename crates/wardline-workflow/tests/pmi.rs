@@ -63,6 +63,7 @@ fn form(nhs: &str, family: &str, given: &str, dob: &str, gender: &str, pc: &str)
         city: "Leeds".into(),
         postcode: pc.into(),
         phone: "0113 496 0000".into(),
+        ethnic_category: String::new(),
     }
 }
 

@@ -188,6 +188,7 @@ fn visit_event(
         Some(e) => e,
         None if creates => json!({
             "resourceType": "Encounter",
+            "meta": {"profile": [wardline_workflow::adt::UK_CORE_ENCOUNTER]},
             "identifier": [{"system": visit_system(cfg), "value": visit}],
             "status": "planned",
             "class": class_coding(&pv1, event)?,

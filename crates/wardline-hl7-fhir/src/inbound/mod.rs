@@ -42,12 +42,24 @@
 //!   system `https://fhir.nhs.uk/Id/nhs-number`. Other repetitions are local
 //!   numbers (`use` `usual`, CX-5 as a v2-0203 `type`) with system
 //!   `MappingConfig::local_system(CX-4, CX-5)`. No identifier → 101 at PID-3.
-//! * The patient is found by NHS number first, then by each local number;
-//!   else it is created (`active` true).
+//! * The patient is found by NHS number first (as a current one, then as a
+//!   superseded one), then by each local number; else it is created
+//!   (`active` true), claiming UK Core Patient (`meta.profile`; the core
+//!   holds every write of it to the profile).
+//! * PID-32 (identity reliability, table 0445 as the NHS ADT specification
+//!   extends it: `NSTS01`–`NSTS08`, or `01`–`08`) → the UK Core NHS number
+//!   verification status extension on the NHS number (`codes::NHS_NUMBER_STATUS`;
+//!   another `NSTS` code is 103; other 0445 codes are not read); none keeps
+//!   the stored status. PID-22 (ethnic group, CE) → the UK Core ethnic
+//!   category extension: an NHS Data Dictionary code (`A`–`Z`, `99`) without
+//!   a coding system (or `NHS`) in `UKCore-EthnicCategoryEngland`, anything
+//!   else by the CE rule; `""` removes it.
 //! * ADT messages update the found patient: the message's identifiers are
 //!   added (others kept; a different NHS number replaces the stored one,
-//!   which is kept with `use` `old`), and present demographics replace the
-//!   stored ones. Orders, results, appointments and documents only find the
+//!   which is kept with `use` `old` under
+//!   `https://fhir.wardline.invalid/Id/superseded-nhs-number`, since UK Core
+//!   allows one NHS number), and present demographics replace the stored
+//!   ones. Orders, results, appointments and documents only find the
 //!   patient (or create it with the message's demographics); they never
 //!   change a stored patient.
 //! * PID-5 XPN → name (family^given^middle^suffix^prefix^degree^type; type
@@ -74,7 +86,7 @@
 //!   the event gives the Encounter as it was after (the round trip is
 //!   tested in `tests/outbound_roundtrip.rs`).
 //! * The Encounter is identified by the visit number PV1-19 (system
-//!   `{base}/visit`). A01/A04/A05 create it; A02, A03, A06, A07, A08 (with a
+//!   `{base}/visit`). A01/A04/A05 create it (claiming UK Core Encounter); A02, A03, A06, A07, A08 (with a
 //!   PV1-19), A11, A12, A13, A21, A22, A38 need a known one (204 at PV1-19
 //!   naming the value; an empty PV1-19 is 101). A08 without PV1-19 updates
 //!   the patient only.

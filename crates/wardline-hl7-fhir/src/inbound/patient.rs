@@ -3,10 +3,15 @@
 use serde_json::{Map, Value, json};
 use wardline_fhir::nhs_number;
 use wardline_hl7::{Message, Repetition};
+use wardline_workflow::pmi::{
+    ETHNIC_CATEGORY_EXTENSION, NHS_VERIFICATION_EXTENSION, SUPERSEDED_NHS_NUMBER_SYSTEM,
+    UK_CORE_PATIENT, ethnic_category_extension, nhs_verification_extension,
+};
 
+use crate::codes::{self, NHS_NUMBER_STATUS};
 use crate::{MapError, MappingConfig, NHS_NUMBER_SYSTEM, Records};
 
-use super::util::{Seg, Upd, id_of, organization, practitioner, rc, rcs, upd};
+use super::util::{Seg, Upd, codeable, id_of, organization, practitioner, rc, rcs, upd};
 
 /// How the demographics of a found patient are treated.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,18 +73,48 @@ pub(crate) fn same_identifier(a: &Value, b: &Value) -> bool {
     a["system"] == b["system"] && a["value"] == b["value"]
 }
 
-/// The stored patient carrying one of the identifiers, NHS number first.
+/// The stored patient carrying one of the identifiers: the NHS number as a
+/// current one, then as a superseded one, then the local numbers.
 pub(crate) fn find(records: &mut dyn Records, ids: &[Value]) -> Result<Option<Value>, MapError> {
-    let nhs_first = ids
-        .iter()
-        .filter(|i| i["system"] == NHS_NUMBER_SYSTEM)
-        .chain(ids.iter().filter(|i| i["system"] != NHS_NUMBER_SYSTEM));
-    for i in nhs_first {
-        let (Some(s), Some(v)) = (i["system"].as_str(), i["value"].as_str()) else {
+    let nhs = ids.iter().filter(|i| i["system"] == NHS_NUMBER_SYSTEM);
+    let lookups = nhs
+        .clone()
+        .map(|i| (NHS_NUMBER_SYSTEM, &i["value"]))
+        .chain(nhs.map(|i| (SUPERSEDED_NHS_NUMBER_SYSTEM, &i["value"])))
+        .chain(
+            ids.iter()
+                .filter(|i| i["system"] != NHS_NUMBER_SYSTEM)
+                .filter_map(|i| Some((i["system"].as_str()?, &i["value"]))),
+        );
+    for (s, v) in lookups {
+        let Some(v) = v.as_str() else {
             continue;
         };
         if let Some(p) = records.find_by_identifier("Patient", s, v)? {
             return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+/// PID-32 → the verification status of the message's NHS number (the
+/// first repetition with an NHS number status; other table 0445 codes are
+/// not about it). An `NSTS` code outside the table is 103.
+fn nhs_number_status(pid: &Seg<'_, '_>) -> Result<Option<Value>, MapError> {
+    for rep in pid.reps(32) {
+        let Some(code) = rc(&rep, 1) else { continue };
+        if let Some(status) = codes::to_fhir(NHS_NUMBER_STATUS, &code) {
+            return Ok(nhs_verification_extension(status));
+        }
+        if code.to_ascii_uppercase().starts_with("NSTS") {
+            return Err(content(
+                103,
+                &pid.loc(32),
+                format!(
+                    "{} NHS number status '{code}' is not one of NSTS01 to NSTS08",
+                    pid.loc(32)
+                ),
+            ));
         }
     }
     Ok(None)
@@ -99,7 +134,12 @@ pub(crate) fn upsert(
             "the message has no PID segment, so no patient identifier (PID-3)",
         ));
     };
-    let ids = identifiers(&pid, 3, cfg)?;
+    let mut ids = identifiers(&pid, 3, cfg)?;
+    if let Some(status) = nhs_number_status(&pid)?
+        && let Some(n) = ids.iter_mut().find(|i| i["system"] == NHS_NUMBER_SYSTEM)
+    {
+        n["extension"] = json!([status]);
+    }
     if ids.is_empty() {
         return Err(MapError::content(
             101,
@@ -120,34 +160,53 @@ pub(crate) fn upsert(
             records.save(p)
         }
         None => {
-            let mut p = json!({"resourceType": "Patient", "identifier": ids, "active": true});
+            let mut p = json!({"resourceType": "Patient", "meta": {"profile": [UK_CORE_PATIENT]},
+                "identifier": ids, "active": true});
             demographics(&mut p, &pid, pd1.as_ref(), msg, records, cfg)?;
             records.save(p)
         }
     }
 }
 
-/// Adds the message's identifiers to the stored ones. A different NHS number
-/// replaces the stored one, which is kept with `use` `old`.
+/// Adds the message's identifiers to the stored ones. A different NHS
+/// number replaces the stored one, which is kept under
+/// [`SUPERSEDED_NHS_NUMBER_SYSTEM`] with `use` `old` (UK Core allows one NHS
+/// number); an NHS number that had been superseded is current again. The
+/// message's NHS number status (PID-32) replaces the stored one; without
+/// one the stored status stays.
 fn merge_identifiers(p: &mut Value, ids: &[Value]) {
     let mut stored: Vec<Value> = p["identifier"].as_array().cloned().unwrap_or_default();
-    let new_nhs = ids.iter().find(|i| i["system"] == NHS_NUMBER_SYSTEM);
+    // Replaced numbers stored before issue 15 (NHS system, `use` `old`).
     for s in stored.iter_mut() {
-        if let Some(n) = new_nhs
-            && s["system"] == NHS_NUMBER_SYSTEM
-            && s["value"] != n["value"]
-        {
-            s["use"] = json!("old");
+        if s["system"] == NHS_NUMBER_SYSTEM && s["use"] == "old" {
+            *s = json!({"use": "old", "system": SUPERSEDED_NHS_NUMBER_SYSTEM, "value": s["value"]});
         }
+    }
+    if let Some(n) = ids.iter().find(|i| i["system"] == NHS_NUMBER_SYSTEM) {
+        stored
+            .retain(|s| !(s["system"] == SUPERSEDED_NHS_NUMBER_SYSTEM && s["value"] == n["value"]));
+        for s in stored.iter_mut() {
+            if s["system"] == NHS_NUMBER_SYSTEM && s["value"] != n["value"] {
+                *s = json!({"use": "old", "system": SUPERSEDED_NHS_NUMBER_SYSTEM, "value": s["value"]});
+            }
+        }
+        let mut seen = Vec::new();
+        stored.retain(|s| {
+            let key = (s["system"].clone(), s["value"].clone());
+            let first = !seen.contains(&key);
+            seen.push(key);
+            first
+        });
     }
     for i in ids {
         match stored.iter_mut().find(|s| same_identifier(s, i)) {
             Some(s) => {
-                if s["use"] == "old"
-                    && i["system"] == NHS_NUMBER_SYSTEM
-                    && let Some(o) = s.as_object_mut()
-                {
-                    o.shift_remove("use");
+                if let Some(status) = i["extension"].as_array().and_then(|e| e.first()) {
+                    let mut exts: Vec<Value> =
+                        s["extension"].as_array().cloned().unwrap_or_default();
+                    exts.retain(|e| e["url"] != NHS_VERIFICATION_EXTENSION);
+                    exts.push(status.clone());
+                    s["extension"] = Value::Array(exts);
                 }
             }
             None => stored.push(i.clone()),
@@ -237,6 +296,23 @@ fn demographics(
     }
 
     upd(pid, 16, |reps| Ok(marital(&reps[0])))?.apply_to(p, "maritalStatus", |v| v);
+
+    // PID-22 → the UK Core ethnic category (one, on the Patient).
+    let ethnic = upd(pid, 22, |reps| Ok(ethnic_category(&reps[0], cfg)))?;
+    if !matches!(ethnic, Upd::Keep) {
+        let mut exts: Vec<Value> = p["extension"].as_array().cloned().unwrap_or_default();
+        exts.retain(|e| e["url"] != ETHNIC_CATEGORY_EXTENSION);
+        if let Upd::Set(e) = ethnic {
+            exts.push(e);
+        }
+        if exts.is_empty() {
+            if let Some(o) = p.as_object_mut() {
+                o.shift_remove("extension");
+            }
+        } else {
+            p["extension"] = Value::Array(exts);
+        }
+    }
 
     // Death: PID-29 date/time, PID-30 indicator.
     let remove = |p: &mut Value, k: &str| {
@@ -505,6 +581,22 @@ fn telecoms(reps: &[Repetition<'_>], work: bool) -> Vec<Value> {
             Some(t)
         })
         .collect()
+}
+
+/// PID-22 (CE) → the UK Core ethnic category extension: an NHS Data
+/// Dictionary code (`A`–`Z`, `99`) sent without a coding system (or as
+/// `NHS`) in the England code system; any other value as the general CE
+/// rule maps it (a local system, or text).
+fn ethnic_category(rep: &Repetition<'_>, cfg: &MappingConfig) -> Option<Value> {
+    let code = rc(rep, 1);
+    let system = rc(rep, 3).unwrap_or_default();
+    if (system.is_empty() || system.eq_ignore_ascii_case("NHS"))
+        && let Some(e) = code.as_deref().and_then(ethnic_category_extension)
+    {
+        return Some(e);
+    }
+    let value = codeable(rep, cfg)?;
+    Some(json!({"url": ETHNIC_CATEGORY_EXTENSION, "valueCodeableConcept": value}))
 }
 
 /// PID-16 (table 0002) → maritalStatus (v3-MaritalStatus where it has the

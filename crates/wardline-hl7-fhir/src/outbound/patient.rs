@@ -4,7 +4,11 @@ use serde_json::Value;
 
 use super::datatypes::{clinician_id, dtm_of, joined, main_name, xcn};
 use super::{Ctx, Planned, Rep, Seg, arr, concept_code, str_of, system_is};
-use crate::{MapError, MappingConfig, NHS_NUMBER_SYSTEM};
+use crate::{MapError, MappingConfig, NHS_NUMBER_SYSTEM, codes};
+use wardline_workflow::pmi::{
+    ETHNIC_CATEGORY_EXTENSION, ETHNIC_CATEGORY_SYSTEM, NHS_VERIFICATION_EXTENSION,
+    NHS_VERIFICATION_SYSTEM,
+};
 
 /// HL7 table 0203 identifier type codes, to read a one-slug local system
 /// (`{identifier_base}/mr`) as a type rather than an authority.
@@ -307,6 +311,28 @@ pub(crate) fn pid(cfg: &MappingConfig, patient: &Value) -> Seg {
         }
     }
     s.opt(16, concept_code(patient, "maritalStatus"));
+    // PID-22: the UK Core ethnic category, when coded in the England code
+    // system (sent without a coding system, as inbound reads it back).
+    if let Some(c) = extension_codings(patient, ETHNIC_CATEGORY_EXTENSION)
+        .find(|c| str_of(c, "system") == Some(ETHNIC_CATEGORY_SYSTEM))
+        && let Some(code) = str_of(c, "code")
+    {
+        s.rep(22, Rep::text(code).opt(2, str_of(c, "display")));
+    }
+    // PID-32: the verification status of the current NHS number (NSTS0n).
+    let nhs = arr(patient, "identifier").iter().find(|i| {
+        str_of(i, "system") == Some(NHS_NUMBER_SYSTEM) && str_of(i, "use") != Some("old")
+    });
+    if let Some(status) = nhs
+        .and_then(|i| {
+            extension_codings(i, NHS_VERIFICATION_EXTENSION)
+                .find(|c| str_of(c, "system") == Some(NHS_VERIFICATION_SYSTEM))
+        })
+        .and_then(|c| str_of(c, "code"))
+        .and_then(|code| codes::to_v2(codes::NHS_NUMBER_STATUS, code))
+    {
+        s.text(32, status);
+    }
     if let Some(d) = dtm_of(patient, "deceasedDateTime") {
         s.text(29, d).text(30, "Y");
     } else {
@@ -321,6 +347,19 @@ pub(crate) fn pid(cfg: &MappingConfig, patient: &Value) -> Seg {
         }
     }
     s
+}
+
+/// The codings of the `valueCodeableConcept` of `v`'s extensions with `url`.
+fn extension_codings<'v>(v: &'v Value, url: &'v str) -> impl Iterator<Item = &'v Value> {
+    arr(v, "extension")
+        .iter()
+        .filter(move |e| str_of(e, "url") == Some(url))
+        .flat_map(|e| {
+            e.get("valueCodeableConcept")
+                .map(|cc| arr(cc, "coding").iter())
+                .into_iter()
+                .flatten()
+        })
 }
 
 /// PD1-3 (GP practice) and PD1-4 (GP) from `generalPractitioner`.

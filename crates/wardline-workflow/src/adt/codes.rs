@@ -22,10 +22,17 @@ pub const DISCHARGE_DESTINATION: &str =
 /// NHS Data Dictionary DISCHARGE METHOD (England).
 pub const DISCHARGE_METHOD: &str =
     "https://fhir.hl7.org.uk/CodeSystem/UKCore-DischargeMethodEngland";
-/// The UK Core extension (on `Encounter.hospitalization`) carrying the
-/// discharge method.
+/// The UK Core extension carrying the discharge method: on the
+/// `Encounter` itself (its context in UK Core).
 pub const DISCHARGE_METHOD_EXT: &str =
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-DischargeMethod";
+/// The UK Core extension carrying the admission method: on
+/// `Encounter.hospitalization`.
+pub const ADMISSION_METHOD_EXT: &str =
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-AdmissionMethod";
+/// The UK Core Encounter profile. Every Encounter Wardline creates claims
+/// it, so the core holds it to the profile on every write.
+pub const UK_CORE_ENCOUNTER: &str = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Encounter";
 /// NHS Data Dictionary TREATMENT FUNCTION CODE: `Encounter.serviceType`.
 pub const TREATMENT_FUNCTION: &str =
     "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-treatment-function";

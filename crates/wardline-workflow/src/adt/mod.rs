@@ -20,10 +20,12 @@
 //!   admission and transfer in, `H` after discharge and transfer out (the
 //!   HL7 inbound mapping does the same), `U` after a cancelled admission or
 //!   transfer.
-//! * **An admission** is an `Encounter`: class `IMP`, status `in-progress`,
-//!   `subject`, `period.start`; `hospitalization.admitSource` carries the
-//!   NHS admission method (11 elective, 21 emergency, 81 transfer from
-//!   another hospital) and the FHIR admit-source code beside it;
+//! * **An admission** is a UK Core `Encounter` (claiming
+//!   [`UK_CORE_ENCOUNTER`]): class `IMP`, status `in-progress`, `subject`,
+//!   `period.start`; the UK Core admission-method extension on
+//!   `hospitalization` carries the NHS admission method (11 elective, 21
+//!   emergency, 81 transfer from another hospital) and
+//!   `hospitalization.admitSource` the FHIR admit-source code;
 //!   `participant` type `ATND` is the consultant (what PV1-7 carries);
 //!   `serviceType` the treatment function code; the expected date of
 //!   discharge is the extension [`EXPECTED_DISCHARGE_EXT`] (R4 and UK Core
@@ -31,7 +33,9 @@
 //!   bed, `active` for the current one, `completed` with `period.end` for
 //!   the earlier ones. A discharge sets status `finished`, `period.end`,
 //!   `hospitalization.dischargeDisposition` (NHS discharge destination) and
-//!   the UK Core discharge-method extension on `hospitalization`.
+//!   the UK Core discharge-method extension on the Encounter (its UK Core
+//!   context; before issue 15 it was written on `hospitalization`, where a
+//!   cancelled discharge still removes it).
 //! * **Isolation** is a `Flag` on the patient (code SNOMED CT 40174006
 //!   |Isolation procedure|, the organism or reason in `code.text`), not a
 //!   bed state: it belongs to the patient, follows them through transfers,
@@ -85,9 +89,10 @@ pub use board::{
     consultants, sites, ward_board,
 };
 pub use codes::{
-    ADMISSION_METHOD, ADMIT_SOURCE, BED_STATUS, DISCHARGE_DESTINATION, DISCHARGE_METHOD,
-    DISCHARGE_METHOD_EXT, EXPECTED_DISCHARGE_EXT, ISOLATION_CODE, SNOMED, TREATMENT_FUNCTION,
-    WARDLINE_BED_STATUS, discharge_destinations, discharge_methods, specialties,
+    ADMISSION_METHOD, ADMISSION_METHOD_EXT, ADMIT_SOURCE, BED_STATUS, DISCHARGE_DESTINATION,
+    DISCHARGE_METHOD, DISCHARGE_METHOD_EXT, EXPECTED_DISCHARGE_EXT, ISOLATION_CODE, SNOMED,
+    TREATMENT_FUNCTION, UK_CORE_ENCOUNTER, WARDLINE_BED_STATUS, discharge_destinations,
+    discharge_methods, specialties,
 };
 
 use beds::Mover;
@@ -176,17 +181,28 @@ impl AdmissionKind {
         }
     }
 
-    /// From an Encounter's `hospitalization.admitSource`: NHS admission
-    /// methods 11–13 elective, 2x emergency, 81 transfer; FHIR admit-source
-    /// `emd` emergency, `hosp-trans` transfer; HL7 v2-0023 as sent by a PAS
-    /// is not interpreted. Anything else reads as emergency when the
-    /// encounter's class is `EMER`, else elective.
+    /// From an Encounter's UK Core admission-method extension (or, as
+    /// written before issue 15, an admission-method coding in
+    /// `hospitalization.admitSource`): NHS admission methods 11–13 elective,
+    /// 2x emergency, 81 transfer; then FHIR admit-source `emd` emergency,
+    /// `hosp-trans` transfer; HL7 v2-0023 as sent by a PAS is not
+    /// interpreted. Anything else reads as emergency when the encounter's
+    /// class is `EMER`, else elective.
     pub fn of_encounter(enc: &Value) -> AdmissionKind {
-        for c in enc["hospitalization"]["admitSource"]["coding"]
+        let h = &enc["hospitalization"];
+        let method = h["extension"]
             .as_array()
             .into_iter()
             .flatten()
-        {
+            .filter(|e| e["url"] == ADMISSION_METHOD_EXT)
+            .flat_map(|e| {
+                e["valueCodeableConcept"]["coding"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+            });
+        let source = h["admitSource"]["coding"].as_array().into_iter().flatten();
+        for c in method.chain(source) {
             let code = c["code"].as_str().unwrap_or_default();
             let sys = c["system"].as_str().unwrap_or_default();
             if sys == ADMISSION_METHOD {
@@ -796,14 +812,17 @@ pub fn admit_at(
     let (s_code, s_display) = kind.admit_source();
     let mut enc = json!({
         "resourceType": "Encounter",
+        "meta": {"profile": [UK_CORE_ENCOUNTER]},
         "status": "in-progress",
         "class": {"system": ACT_CODE, "code": "IMP", "display": "inpatient encounter"},
         "subject": {"reference": format!("Patient/{}", a.patient_id)},
         "period": {"start": at},
-        "hospitalization": {"admitSource": {"coding": [
-            {"system": ADMISSION_METHOD, "code": m_code, "display": m_display},
-            {"system": ADMIT_SOURCE, "code": s_code, "display": s_display}],
-            "text": kind.label()}},
+        "hospitalization": {
+            "extension": [{"url": ADMISSION_METHOD_EXT, "valueCodeableConcept": {"coding": [
+                {"system": ADMISSION_METHOD, "code": m_code, "display": m_display}]}}],
+            "admitSource": {"coding": [
+                {"system": ADMIT_SOURCE, "code": s_code, "display": s_display}],
+                "text": kind.label()}},
     });
     if let Some(d) = &expected {
         enc["extension"] = json!([{"url": EXPECTED_DISCHARGE_EXT, "valueDate": d}]);
@@ -968,17 +987,16 @@ pub fn discharge_at(
     enc["status"] = json!("finished");
     enc["period"]["end"] = json!(at);
     beds::leave(&mut tx, &mut enc, Some(at), BedState::Cleaning)?;
-    let h = &mut enc["hospitalization"];
-    h["dischargeDisposition"] = json!({"coding": [
+    enc["hospitalization"]["dischargeDisposition"] = json!({"coding": [
         {"system": DISCHARGE_DESTINATION, "code": destination, "display": dest_label}]});
     let ext = json!({"url": DISCHARGE_METHOD_EXT, "valueCodeableConcept": {"coding": [
         {"system": DISCHARGE_METHOD, "code": method, "display": method_label}]}});
-    match h["extension"].as_array_mut() {
+    match enc["extension"].as_array_mut() {
         Some(a) => {
             a.retain(|e| e["url"] != DISCHARGE_METHOD_EXT);
             a.push(ext);
         }
-        None => h["extension"] = json!([ext]),
+        None => enc["extension"] = json!([ext]),
     }
     tx.save(enc)?;
     tx.commit()?;
@@ -1080,6 +1098,12 @@ pub fn cancel_discharge(
     enc["status"] = json!("in-progress");
     remove(&mut enc["period"], "end");
     remove_if_empty(&mut enc, "period");
+    // The discharge method is on the Encounter (on `hospitalization` in
+    // records discharged before issue 15).
+    if let Some(a) = enc["extension"].as_array_mut() {
+        a.retain(|e| e["url"] != DISCHARGE_METHOD_EXT);
+    }
+    remove_if_empty(&mut enc, "extension");
     let h = &mut enc["hospitalization"];
     remove(h, "dischargeDisposition");
     if let Some(a) = h["extension"].as_array_mut() {
@@ -1262,6 +1286,10 @@ mod tests {
             assert_eq!(k.code().parse::<AdmissionKind>().unwrap(), k);
             assert_eq!(k.admission_method().0.parse::<AdmissionKind>().unwrap(), k);
             let (m, _) = k.admission_method();
+            // As UK Core carries it, and as it was written before issue 15.
+            let enc = json!({"hospitalization": {"extension": [{"url": ADMISSION_METHOD_EXT,
+                "valueCodeableConcept": {"coding": [{"system": ADMISSION_METHOD, "code": m}]}}]}});
+            assert_eq!(AdmissionKind::of_encounter(&enc), k);
             let enc = json!({"hospitalization": {"admitSource": {"coding": [
                 {"system": ADMISSION_METHOD, "code": m}]}}});
             assert_eq!(AdmissionKind::of_encounter(&enc), k);

@@ -12,8 +12,9 @@
 //!   birth, postcode and gender. Prefix matches come before sound-alikes;
 //!   active records before retired (merged) ones, which say what replaced them.
 //! * **Registration** ([`register`]): every field checked with a message
-//!   naming it; a UK Core Patient (NHS number with its verification status,
-//!   official name, gender, birth date, home address, phone); a hospital
+//!   naming it; a UK Core Patient (claiming the profile; NHS number with its
+//!   verification status, official name, gender, birth date, home address,
+//!   phone, the ethnic category as UK Core's extension); a hospital
 //!   number assigned; an NHS number already on the index refused; possible
 //!   duplicates returned for the clerk to look at unless they confirmed.
 //! * **Duplicates** ([`duplicates_of`], [`scan_duplicates`] (in batches of
@@ -55,8 +56,78 @@ pub const NHS_VERIFICATION_EXTENSION: &str =
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus";
 pub const NHS_VERIFICATION_SYSTEM: &str =
     "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland";
-/// The UK Core Patient profile.
+/// The UK Core Patient profile. Every Patient Wardline creates claims it,
+/// so the core holds it to the profile on every write.
 pub const UK_CORE_PATIENT: &str = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient";
+/// NHS Number Status Indicator Code (England): code, display.
+pub const NHS_VERIFICATION_STATUSES: &[(&str, &str)] = &[
+    ("01", "Number present and verified"),
+    ("02", "Number present but not traced"),
+    ("03", "Trace required"),
+    ("04", "Trace attempted - No match or multiple match found"),
+    (
+        "05",
+        "Trace needs to be resolved - (NHS number or patient detail conflict)",
+    ),
+    ("06", "Trace in progress"),
+    ("07", "Number not present and trace not required"),
+    ("08", "Trace postponed (baby under six weeks old)"),
+];
+/// An NHS number that a newer one replaced. UK Core allows one NHS number
+/// per Patient (`identifier:nhsNumber` is `0..1`), so the replaced one is
+/// kept under this system, `use` `old`, and lookups by NHS number try it
+/// after the current ones.
+pub const SUPERSEDED_NHS_NUMBER_SYSTEM: &str =
+    "https://fhir.wardline.invalid/Id/superseded-nhs-number";
+/// UK Core: the patient's ethnic category (on the Patient, at most once).
+pub const ETHNIC_CATEGORY_EXTENSION: &str =
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory";
+/// NHS Data Dictionary ETHNIC CATEGORY (England), as UK Core names it.
+pub const ETHNIC_CATEGORY_SYSTEM: &str =
+    "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland";
+/// The ethnic categories of [`ETHNIC_CATEGORY_SYSTEM`]: code, display.
+pub const ETHNIC_CATEGORIES: &[(&str, &str)] = &[
+    ("A", "White - British"),
+    ("B", "White - Irish"),
+    ("C", "White - Any other White background"),
+    ("D", "Mixed - White and Black Caribbean"),
+    ("E", "Mixed - White and Black African"),
+    ("F", "Mixed - White and Asian"),
+    ("G", "Mixed - Any other mixed background"),
+    ("H", "Asian or Asian British - Indian"),
+    ("J", "Asian or Asian British - Pakistani"),
+    ("K", "Asian or Asian British - Bangladeshi"),
+    ("L", "Asian or Asian British - Any other Asian background"),
+    ("M", "Black or Black British - Caribbean"),
+    ("N", "Black or Black British - African"),
+    ("P", "Black or Black British - Any other Black background"),
+    ("R", "Other Ethnic Groups - Chinese"),
+    ("S", "Other Ethnic Groups - Any other ethnic group"),
+    ("Z", "Not stated"),
+    ("99", "Not known"),
+];
+
+/// The UK Core NHS number verification status extension for `code` (one
+/// of [`NHS_VERIFICATION_STATUSES`]).
+pub fn nhs_verification_extension(code: &str) -> Option<Value> {
+    let (code, display) = NHS_VERIFICATION_STATUSES.iter().find(|(c, _)| *c == code)?;
+    Some(serde_json::json!({
+        "url": NHS_VERIFICATION_EXTENSION,
+        "valueCodeableConcept": {"coding": [{
+            "system": NHS_VERIFICATION_SYSTEM, "code": code, "display": display}]}
+    }))
+}
+
+/// The UK Core ethnic category extension for an England code (one of
+/// [`ETHNIC_CATEGORIES`]).
+pub fn ethnic_category_extension(code: &str) -> Option<Value> {
+    let (code, display) = ETHNIC_CATEGORIES.iter().find(|(c, _)| *c == code)?;
+    Some(serde_json::json!({
+        "url": ETHNIC_CATEGORY_EXTENSION,
+        "valueCodeableConcept": {"coding": [{
+            "system": ETHNIC_CATEGORY_SYSTEM, "code": code, "display": display}]}
+    }))
+}
 /// Wardline's task codes (shared with `wardline-auth`, whose policy lets
 /// registration staff work [`DUPLICATE_REVIEW_CODE`] tasks).
 pub const TASK_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/task";

@@ -31,6 +31,11 @@ pub struct NewPatient {
     pub city: String,
     pub postcode: String,
     pub phone: String,
+    /// NHS Data Dictionary ethnic category code (one of
+    /// [`ETHNIC_CATEGORIES`](super::ETHNIC_CATEGORIES): `A`…`Z`, `99`), as
+    /// the patient states it; empty when not asked. Recorded as the UK Core
+    /// ethnic category extension.
+    pub ethnic_category: String,
 }
 
 /// A problem with one field of [`NewPatient`].
@@ -152,6 +157,13 @@ pub(crate) fn validate(p: &NewPatient, today: &str) -> Vec<FieldError> {
             ),
         );
     }
+    let ethnic = p.ethnic_category.trim();
+    if !ethnic.is_empty() && super::ethnic_category_extension(ethnic).is_none() {
+        err(
+            "ethnic_category",
+            format!("Ethnic category '{ethnic}' is not one of the NHS ethnic categories"),
+        );
+    }
     if p.address_line.trim().chars().count() > 100 {
         err(
             "address_line",
@@ -233,6 +245,9 @@ pub(crate) fn patient_resource(p: &NewPatient) -> Value {
     }
     if !p.phone.trim().is_empty() {
         v["telecom"] = json!([{"system": "phone", "value": p.phone.trim(), "use": "home"}]);
+    }
+    if let Some(e) = super::ethnic_category_extension(p.ethnic_category.trim()) {
+        v["extension"] = json!([e]);
     }
     v
 }
@@ -353,6 +368,7 @@ mod tests {
             city: "Leeds".into(),
             postcode: "ls14ap".into(),
             phone: "0113 496 0000".into(),
+            ethnic_category: "B".into(),
         }
     }
 
@@ -367,10 +383,22 @@ mod tests {
         );
         assert_eq!(v["name"][0]["given"], json!(["Mary", "Ann"]));
         assert_eq!(v["address"][0]["postalCode"], "LS1 4AP");
+        assert_eq!(
+            v["extension"][0]["url"],
+            super::super::ETHNIC_CATEGORY_EXTENSION
+        );
+        assert_eq!(
+            v["extension"][0]["valueCodeableConcept"]["coding"][0]["code"],
+            "B"
+        );
         let mut no_nhs = good();
         no_nhs.nhs_number = " ".into();
         assert!(validate(&no_nhs, "2024-06-01").is_empty());
         assert!(patient_resource(&no_nhs).get("identifier").is_none());
+        let mut not_asked = good();
+        not_asked.ethnic_category = String::new();
+        assert!(validate(&not_asked, "2024-06-01").is_empty());
+        assert!(patient_resource(&not_asked).get("extension").is_none());
     }
 
     #[test]
@@ -385,6 +413,7 @@ mod tests {
             city: "".into(),
             postcode: "12345".into(),
             phone: "12ab".into(),
+            ethnic_category: "W".into(),
         };
         let errs = validate(&bad, "2024-06-01");
         let fields: Vec<&str> = errs.iter().map(|e| e.field).collect();
@@ -396,6 +425,7 @@ mod tests {
                 "given",
                 "birth_date",
                 "gender",
+                "ethnic_category",
                 "postcode",
                 "phone"
             ]
@@ -406,7 +436,11 @@ mod tests {
         );
         assert_eq!(errs[1].message, "Family name is required");
         assert!(errs[3].message.contains("in the future"));
-        assert!(errs[5].message.starts_with("Postcode"));
+        assert!(errs[6].message.starts_with("Postcode"));
+        assert_eq!(
+            errs[5].message,
+            "Ethnic category 'W' is not one of the NHS ethnic categories"
+        );
     }
 
     #[test]

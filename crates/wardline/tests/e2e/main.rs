@@ -22,3 +22,4 @@ mod merge;
 mod search;
 mod synthea;
 mod ui;
+mod uk_core;
