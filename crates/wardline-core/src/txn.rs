@@ -235,6 +235,10 @@ impl<'a> Tx<'a> {
         Ok(self.rec.inner.lock(&keys)?)
     }
 
+    pub(crate) fn service(&self) -> &'a FhirService {
+        self.svc
+    }
+
     /// The requester this transaction acts for.
     pub fn access(&self) -> &dyn Access {
         self.access
