@@ -21,7 +21,10 @@ fn sqlite() -> (Arc<FhirService>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = wardline_store_sqlite::SqliteStore::open(&dir.path().join("pmi.db")).unwrap();
     (
-        Arc::new(FhirService::new(Arc::new(store), ServiceConfig::default())),
+        Arc::new(wardline_workflow::with_rules(FhirService::new(
+            Arc::new(store),
+            ServiceConfig::default(),
+        ))),
         dir,
     )
 }
@@ -53,7 +56,10 @@ fn postgres_service(name: &str) -> Option<(Arc<FhirService>, PgSchema)> {
     let store = wardline_store_postgres::PostgresStore::connect_with_schema(&url, &schema)
         .expect("connect to WARDLINE_TEST_PG_URL");
     Some((
-        Arc::new(FhirService::new(Arc::new(store), ServiceConfig::default())),
+        Arc::new(wardline_workflow::with_rules(FhirService::new(
+            Arc::new(store),
+            ServiceConfig::default(),
+        ))),
         PgSchema { url, schema },
     ))
 }

@@ -17,6 +17,7 @@ mod export;
 mod graph;
 mod hl7;
 mod merge;
+mod pmi;
 mod search;
 mod synthea;
 mod ui;
