@@ -80,6 +80,33 @@ test('find demo patients by surname', async () => {
   await screenshot(clerk, '02-search-results')
 })
 
+test('find a demo patient by hospital number', async () => {
+  // The results list each patient's hospital number, in the trust's scheme.
+  const first = clerk.locator('[data-testid="patient-results"] tbody tr').first()
+  const name = (await first.locator('td a').first().textContent()).trim()
+  const number = (await first.locator('td').nth(5).textContent()).replace('Hospital number', '').trim()
+  assert.match(number, /^W\d{8}$/, `the hospital number column shows the number: '${number}'`)
+  // Typed as staff type it (lower case), it finds that patient and nobody else.
+  await clerk.fill('#q', number.toLowerCase())
+  await Promise.all([
+    clerk.waitForURL(url => url.searchParams.get('q') === number.toLowerCase()),
+    clerk.click('main button:has-text("Search")')
+  ])
+  const rows = clerk.locator('[data-testid="patient-results"] tbody tr')
+  assert.equal(await rows.count(), 1)
+  assert.equal((await rows.first().locator('td a').first().textContent()).trim(), name)
+  await screenshot(clerk, '02b-search-by-hospital-number')
+  // A wrong check digit is refused with the reason, not answered with nobody.
+  const typo = number.slice(0, -1) + String((Number(number.slice(-1)) + 1) % 10)
+  await clerk.fill('#q', typo)
+  await Promise.all([
+    clerk.waitForURL(url => url.searchParams.get('q') === typo),
+    clerk.click('main button:has-text("Search")')
+  ])
+  assert.match(await clerk.textContent('.nhsuk-error-summary'), /check digit is wrong/)
+  await assertAccessible(clerk, 'search page with a mistyped hospital number')
+})
+
 test('registering with an invalid NHS number is refused with a clear message', async () => {
   await clerk.goto(server.url + '/ui/patients/new')
   await assertAccessible(clerk, 'register page')

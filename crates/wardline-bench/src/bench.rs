@@ -106,7 +106,7 @@ fn fresh_service(a: &BenchArgs) -> Result<(Arc<FhirService>, tempfile::TempDir)>
         database: a.database.clone(),
     }
     .open()?;
-    let mut svc = FhirService::new(store, ServiceConfig::default());
+    let mut svc = wardline::service(store, ServiceConfig::default());
     if a.audit == "off" {
         svc = svc.without_audit_for_benchmark();
     }
@@ -256,7 +256,7 @@ fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
 }
 
 fn existing_service(store: &StoreArgs) -> Result<Arc<FhirService>> {
-    Ok(Arc::new(FhirService::new(
+    Ok(Arc::new(wardline::service(
         store.open()?,
         ServiceConfig::default(),
     )))

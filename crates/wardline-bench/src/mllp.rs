@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
-use wardline_core::{FhirService, ServiceConfig};
+use wardline_core::ServiceConfig;
 use wardline_hl7::mllp::{FrameDecoder, encode_frame};
 
 #[derive(Args)]
@@ -74,7 +74,7 @@ pub fn run(a: MllpBenchArgs) -> Result<()> {
     }
     .open()?;
     let backend = store.backend();
-    let service = Arc::new(FhirService::new(store, ServiceConfig::default()));
+    let service = Arc::new(wardline::service(store, ServiceConfig::default()));
     let engine = Arc::new(wardline_integration::Engine::new(
         service,
         wardline_integration::EngineConfig::default(),

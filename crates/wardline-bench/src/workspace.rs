@@ -57,7 +57,7 @@ const PMI_CHUNK: usize = 1000;
 pub fn run(a: WorkspaceBenchArgs) -> Result<()> {
     let store = a.store.open()?;
     let backend = store.backend();
-    let service = Arc::new(FhirService::new(
+    let service = Arc::new(wardline::service(
         store,
         ServiceConfig {
             base_url: "http://127.0.0.1/fhir".into(),
@@ -119,7 +119,7 @@ fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec
     let bar = progress(occupied.len() as u64 + 1, "admitting");
     for (k, bed) in occupied.iter().enumerate() {
         let id = format!("inpatient-{k}");
-        let mut p = pmi_patient(k, wardline_demo::population::nhs_number(1 + k));
+        let mut p = pmi_patient(k, wardline_demo::population::nhs_number(1 + k), 2 + k);
         p["id"] = json!(id);
         crate::load::load_value(service, p).map_err(|e| anyhow::anyhow!(e))?;
         admit(service, op, &id, bed, k)?;
@@ -127,7 +127,7 @@ fn load_trust(service: &FhirService, op: &dyn Access, beds: usize) -> Result<Vec
     }
     // The heavy patient's record (its references to the demo's practices,
     // staff and medicines are left dangling: only the chart is measured).
-    let resources = wardline_demo::population::patient_resources(7, 0);
+    let resources = wardline_demo::population::patient_resources(7, 0, pmi::hospital_numbers());
     let n = resources.len();
     crate::load::load_value(service, crate::load::transaction(resources))
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -212,8 +212,11 @@ fn load_pmi(service: &FhirService, n: usize) -> Result<()> {
     for c in lo..chunks {
         let patients: Vec<Value> = (c * PMI_CHUNK..((c + 1) * PMI_CHUNK).min(n))
             .map(|i| {
-                let mut p =
-                    pmi_patient(i, wardline_demo::population::nhs_number(PMI_NHS_OFFSET + i));
+                let mut p = pmi_patient(
+                    i,
+                    wardline_demo::population::nhs_number(PMI_NHS_OFFSET + i),
+                    pmi_serial(i),
+                );
                 p["id"] = json!(format!("pmi-{i}"));
                 p
             })
@@ -296,7 +299,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Patient `i` of the PMI population: a UK Core Patient (no id).
-fn pmi_patient(i: usize, nhs: String) -> Value {
+fn pmi_patient(i: usize, nhs: String, serial: usize) -> Value {
     let r = |k: u64| mix((i as u64) << 8 | k);
     let surname = if r(1) % 100 < 6 {
         // weight 1/rank over COMMON
@@ -339,7 +342,7 @@ fn pmi_patient(i: usize, nhs: String) -> Value {
         "meta": {"profile": [pmi::UK_CORE_PATIENT]},
         "identifier": [
             {"system": pmi::NHS_NUMBER_SYSTEM, "value": nhs},
-            {"system": pmi::HOSPITAL_NUMBER_SYSTEM, "value": hospital_number(i)},
+            {"system": pmi::hospital_numbers().system(), "value": pmi::hospital_numbers().format(serial as u64)},
         ],
         "name": [{"use": "official", "family": surname, "given": [given]}],
         "gender": if female { "female" } else { "male" },
@@ -349,8 +352,10 @@ fn pmi_patient(i: usize, nhs: String) -> Value {
     })
 }
 
-fn hospital_number(i: usize) -> String {
-    format!("B{:08}", i)
+/// The hospital-number serial of PMI patient `i` (the heavy patient has 1,
+/// admitted patient `k` has `2 + k`: the trust's scheme, no number twice).
+fn pmi_serial(i: usize) -> usize {
+    PMI_NHS_OFFSET + 1 + i
 }
 
 /// A date between 1920-01-01 and 2024-12-31.
@@ -370,7 +375,11 @@ fn pmi_probes(n: usize) -> Vec<(String, pmi::PatientQuery)> {
     };
     let mut out = Vec::new();
     let i = n.saturating_sub(1) * 7 / 10;
-    let p = pmi_patient(i, wardline_demo::population::nhs_number(PMI_NHS_OFFSET + i));
+    let p = pmi_patient(
+        i,
+        wardline_demo::population::nhs_number(PMI_NHS_OFFSET + i),
+        pmi_serial(i),
+    );
     let family = p["name"][0]["family"]
         .as_str()
         .unwrap_or_default()
@@ -386,7 +395,11 @@ fn pmi_probes(n: usize) -> Vec<(String, pmi::PatientQuery)> {
     ));
     out.push((
         "PMI: hospital number".into(),
-        q(&hospital_number(i), None, None),
+        q(
+            &pmi::hospital_numbers().format(pmi_serial(i) as u64),
+            None,
+            None,
+        ),
     ));
     out.push((
         "PMI: surname + date of birth".into(),

@@ -16,7 +16,8 @@
 //! vread, history, search, `$everything`, the audit trail) and `writes`
 //! (create, update, patch, delete, conditional interactions, the one write
 //! path) answer them, `bundle` runs transactions and batches, [`operation`]
-//! is the operations table, [`txn`] the service-level transaction, `records`
+//! is the operations table, [`txn`] the service-level transaction, [`rules`]
+//! the refusals registered from above that every write passes, `records`
 //! the typed record API for code above the core (and [`BulkReader`], the
 //! population-level read of bulk extracts), [`access`] the gate, [`audit`]
 //! the trail, [`consent`] the patients' decisions.
@@ -31,6 +32,7 @@ pub mod operation;
 mod reads;
 mod records;
 mod route;
+pub mod rules;
 mod search;
 pub mod txn;
 mod writes;
@@ -38,6 +40,7 @@ mod writes;
 pub use access::{Access, Agent, AgentKind, Op, Operation, ResourceView, Trusted};
 pub use operation::{Level, OperationHandler, OperationRequest, OperationSpec, OperationUrl};
 pub use records::{BulkEntry, BulkPage, BulkReader, BulkScan, Found};
+pub use rules::{ProposedWrite, RuleTx, WriteRule};
 pub use txn::{Change, Saved, Tx, WriteHook};
 
 use std::sync::Arc;
@@ -240,6 +243,7 @@ pub struct FhirService {
     defs: &'static Definitions,
     config: ServiceConfig,
     hooks: Vec<Arc<dyn WriteHook>>,
+    rules: Vec<Arc<dyn WriteRule>>,
     operations: operation::Operations,
     audit_sink: std::sync::OnceLock<audit::AuditSink>,
     audit_enabled: bool,
@@ -354,6 +358,7 @@ impl FhirService {
             defs: r4(),
             config,
             hooks: Vec::new(),
+            rules: Vec::new(),
             operations,
             audit_sink: std::sync::OnceLock::new(),
             audit_enabled: true,

@@ -120,6 +120,10 @@ impl StoreTx for Recording<'_> {
         self.inner.kv_put(namespace, key, value)
     }
 
+    fn kv_get(&mut self, namespace: &str, key: &str) -> wardline_store::Result<Option<String>> {
+        self.inner.kv_get(namespace, key)
+    }
+
     fn lock(&mut self, keys: &[&str]) -> wardline_store::Result<()> {
         self.inner.lock(keys)
     }
@@ -208,6 +212,13 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Reads system key-value data in this transaction (its own
+    /// [`Tx::kv_put`]s included). Under a [`Tx::lock`] every writer of the
+    /// entry takes, the value is the latest committed: how a counter is kept.
+    pub fn kv_get(&mut self, namespace: &str, key: &str) -> R<Option<String>> {
+        Ok(self.rec.inner.kv_get(namespace, key)?)
+    }
+
     /// Locks the records a rule is about (`Location/b1`, `Patient/p1`, an
     /// identifier) until this transaction ends, in the database, so that two
     /// transactions deciding on the same bed or patient — from any channel
@@ -222,6 +233,10 @@ impl<'a> Tx<'a> {
         keys.sort_unstable();
         keys.dedup();
         Ok(self.rec.inner.lock(&keys)?)
+    }
+
+    pub(crate) fn service(&self) -> &'a FhirService {
+        self.svc
     }
 
     /// The requester this transaction acts for.

@@ -1,6 +1,7 @@
 //! The write side of the REST API: create, update, patch, delete, their
 //! conditional forms, and the one place a resource is validated, stamped,
-//! checked and written ([`FhirService::prepare_write`]).
+//! checked (access, then the registered [`crate::rules`]) and written
+//! ([`FhirService::prepare_write`]).
 
 use serde_json::{Map, Value};
 use wardline_fhir::datetime::{format_instant, now_ms};
@@ -368,6 +369,21 @@ impl FhirService {
         };
         tx.check_write(op, Some(view), cur.as_ref())
             .map_err(|e| prefix(e, at))?;
+        if self.has_rules_for(t) {
+            let current: Option<Value> = match cur.as_ref().filter(|c| !c.deleted) {
+                Some(c) => Some(serde_json::from_str(&c.json).map_err(|e| {
+                    FhirError::internal(format!("stored {t}/{id} unreadable: {e}"))
+                })?),
+                None => None,
+            };
+            let proposed = crate::ProposedWrite {
+                resource_type: t,
+                id,
+                resource,
+                current: current.as_ref(),
+            };
+            self.check_rules(tx, &proposed).map_err(|e| prefix(e, at))?;
+        }
         tx.write(ResourceWrite {
             resource_type: t.into(),
             id: id.into(),

@@ -3,7 +3,10 @@
 //! histories (encounters, conditions, vital signs, allergies, medications).
 //!
 //! Everything is derived from a seed, so the same seed gives the same trust.
-//! Every reference points inside the Bundle.
+//! Every reference points inside the Bundle. Patients carry distinct NHS
+//! numbers and hospital numbers of the trust's scheme
+//! ([`wardline_fhir::hospital_number::Scheme`], the one registration
+//! allocates from), patient `p` the serial `p + 1`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod population;
@@ -11,6 +14,7 @@ pub mod population;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use wardline_fhir::hospital_number::Scheme;
 
 const FAMILY: [&str; 20] = [
     "Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas",
@@ -51,6 +55,11 @@ const MEDS: [(&str, &str); 5] = [
     ("318420003", "Amlodipine 5mg tablets"),
     ("320000009", "Salbutamol 100micrograms/dose inhaler"),
 ];
+
+/// A patient's hospital number, as registration records one.
+pub fn hospital_number(numbers: &Scheme, serial: u64) -> Value {
+    numbers.identifier(&numbers.format(serial))
+}
 
 fn entry(resource: Value) -> Value {
     let t = resource["resourceType"]
@@ -192,20 +201,21 @@ pub const DEFAULT_TODAY: &str = "2025-12-31";
 
 /// A transaction Bundle holding the whole demo trust, its current
 /// admissions relative to [`DEFAULT_TODAY`].
+/// Hospital numbers are of the default scheme.
 pub fn generate(seed: u64, patients: usize) -> Value {
-    generate_on(seed, patients, DEFAULT_TODAY)
+    generate_on(seed, patients, DEFAULT_TODAY, &Scheme::default())
 }
 
 /// [`generate`], with the current admissions (and their expected discharge
 /// dates) around `today` (`YYYY-MM-DD`), so that a demo server shows a
-/// bed board of this week.
+/// bed board of this week, and the patients' hospital numbers of `numbers`.
 ///
 /// Bed board content: beds occupied by an in-progress inpatient Encounter
 /// (bed as its active location, consultant, specialty, expected discharge
 /// date for most), beds being cleaned, closed and one blocked; bays are
 /// single-sex (bay 1 women, bay 2 men) except one deliberate mixed-sex
 /// breach; one admitted patient has an isolation Flag.
-pub fn generate_on(seed: u64, patients: usize, today: &str) -> Value {
+pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) -> Value {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut entries = Vec::new();
     entries.push(entry(json!({
@@ -295,6 +305,7 @@ pub fn generate_on(seed: u64, patients: usize, today: &str) -> Value {
         staff.push(id);
     }
     let mut people: Vec<(String, bool)> = Vec::new();
+    let mut nhs_numbers = std::collections::HashSet::new();
     for p in 0..patients {
         let pid = format!("pat-{p:04}");
         let female = rng.gen_bool(0.5);
@@ -309,7 +320,9 @@ pub fn generate_on(seed: u64, patients: usize, today: &str) -> Value {
             for x in d.iter_mut().skip(3) {
                 *x = rng.gen_range(0..10);
             }
-            if let Some(n) = wardline_fhir::nhs_number::complete(d) {
+            if let Some(n) = wardline_fhir::nhs_number::complete(d)
+                && nhs_numbers.insert(n.clone())
+            {
                 break n;
             }
         };
@@ -321,7 +334,7 @@ pub fn generate_on(seed: u64, patients: usize, today: &str) -> Value {
             "meta": {"profile": [UK_CORE_PATIENT]},
             "identifier": [
                 {"extension": [verified()], "system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs},
-                {"system": "https://fhir.westherts.nhs.uk/Id/hospital-number", "value": format!("RWG{:06}", 100_000 + p)},
+                hospital_number(numbers, p as u64 + 1),
             ],
             "name": [{"use": "official", "family": family, "given": [given]}],
             "gender": if female { "female" } else { "male" },
@@ -527,6 +540,36 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
+    fn patients_carry_distinct_numbers_of_the_trusts_scheme() {
+        let scheme = Scheme::new("https://fhir.example.nhs.uk/Id/mrn", "RWG", 6).unwrap();
+        let b = generate_on(20_261_123, 100, DEFAULT_TODAY, &scheme);
+        let patients: Vec<&Value> = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["resourceType"] == "Patient")
+            .collect();
+        assert_eq!(patients.len(), 100);
+        let (mut nhs, mut serials) = (HashSet::new(), HashSet::new());
+        for p in patients {
+            let ids = p["identifier"].as_array().unwrap();
+            assert!(nhs.insert(ids[0]["value"].as_str().unwrap().to_owned()));
+            let hn = ids
+                .iter()
+                .find(|i| i["system"] == scheme.system())
+                .unwrap_or_else(|| panic!("no hospital number: {p}"));
+            let serial = scheme.serial(hn["value"].as_str().unwrap()).unwrap();
+            assert!(serials.insert(serial));
+        }
+        assert_eq!(serials, (1..=100).collect());
+        // The population generator uses the same scheme and numbering.
+        let p = population::patient_resources(3, 41, &scheme);
+        let hn = p[0]["identifier"][1]["value"].as_str().unwrap();
+        assert_eq!(hn, scheme.format(42));
+    }
+
+    #[test]
     fn bed_model_has_the_beds_asked_for_in_whole_bays() {
         let b = bed_model(1000);
         let kinds = |code: &str| {
@@ -617,8 +660,11 @@ mod tests {
 
     #[test]
     fn the_bed_board_has_patients_in_beds_and_beds_in_every_state() {
-        let a = generate_on(20_261_123, 100, "2026-03-10");
-        assert_eq!(a, generate_on(20_261_123, 100, "2026-03-10"));
+        let a = generate_on(20_261_123, 100, "2026-03-10", &Scheme::default());
+        assert_eq!(
+            a,
+            generate_on(20_261_123, 100, "2026-03-10", &Scheme::default())
+        );
         let res: Vec<&Value> = a["entry"]
             .as_array()
             .unwrap()

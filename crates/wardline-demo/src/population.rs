@@ -22,6 +22,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use wardline_fhir::hospital_number::Scheme;
 
 /// The most patients [`patient_resources`] gives distinct NHS numbers for.
 pub const MAX_PATIENTS: usize = 10_000_000;
@@ -619,10 +620,11 @@ const IMP: u8 = 0;
 const EMER: u8 = 1;
 const AMB: u8 = 2;
 
-/// Everything about patient `index`: the Patient, then Encounters with their
-/// vital signs, Conditions, AllergyIntolerances and MedicationRequests.
-/// Depends on `(seed, index)` only.
-pub fn patient_resources(seed: u64, index: usize) -> Vec<Value> {
+/// Everything about patient `index`: the Patient (hospital number serial
+/// `index + 1` of `numbers`), then Encounters with their vital signs,
+/// Conditions, AllergyIntolerances and MedicationRequests. Depends on
+/// `(seed, index)` and the scheme only.
+pub fn patient_resources(seed: u64, index: usize, numbers: &Scheme) -> Vec<Value> {
     let mut rng = patient_rng(seed, index);
     let heavy = index == 0;
     let pid = format!("pat-{index}");
@@ -688,7 +690,7 @@ pub fn patient_resources(seed: u64, index: usize) -> Vec<Value> {
                 "extension": [crate::verified()],
                 "system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(index),
             },
-            {"system": "https://fhir.westherts.nhs.uk/Id/hospital-number", "value": format!("RWG{:07}", index + 1)},
+            crate::hospital_number(numbers, index as u64 + 1),
         ],
         "name": [name],
         "telecom": [{"system": "phone", "value": format!("07700 9{:05}", rng.gen_range(0..100_000)), "use": "mobile"}],
@@ -906,10 +908,19 @@ mod tests {
         assert_eq!(shared_resources(5), shared_resources(5));
         assert_ne!(shared_resources(5), shared_resources(6));
         for i in [0, 1, 17, 199] {
-            assert_eq!(patient_resources(5, i), patient_resources(5, i));
-            assert_ne!(patient_resources(5, i), patient_resources(6, i));
+            assert_eq!(
+                patient_resources(5, i, &Scheme::default()),
+                patient_resources(5, i, &Scheme::default())
+            );
+            assert_ne!(
+                patient_resources(5, i, &Scheme::default()),
+                patient_resources(6, i, &Scheme::default())
+            );
         }
-        assert_ne!(patient_resources(5, 1), patient_resources(5, 2));
+        assert_ne!(
+            patient_resources(5, 1, &Scheme::default()),
+            patient_resources(5, 2, &Scheme::default())
+        );
         // Shared ids do not depend on the seed.
         let ids = |s| shared_resources(s).iter().map(key).collect::<Vec<_>>();
         assert_eq!(ids(1), ids(2));
@@ -929,7 +940,7 @@ mod tests {
         let mut types = HashSet::new();
         let mut total = 0usize;
         for i in 0..200 {
-            let mine = patient_resources(1, i);
+            let mine = patient_resources(1, i, &Scheme::default());
             total += mine.len();
             let mut ids = shared_ids.clone();
             for r in &mine {
@@ -971,7 +982,7 @@ mod tests {
 
     #[test]
     fn heavy_patient_zero() {
-        let p = patient_resources(1, 0);
+        let p = patient_resources(1, 0, &Scheme::default());
         let encounters = p
             .iter()
             .filter(|r| r["resourceType"] == "Encounter")

@@ -4,6 +4,8 @@
 //! * [`error`]: [`FhirError`], the one error type every layer speaks, which renders
 //!   as an `OperationOutcome` with an HTTP status.
 //! * [`nhs_number`]: Modulus 11 validation and formatting of NHS numbers.
+//! * [`hospital_number`]: a trust's hospital-number scheme (system, prefix,
+//!   width, Luhn check digit): formatting and checking.
 //! * [`phonetic`]: Double Metaphone codes of names (the `phonetic` search
 //!   parameter, patient matching).
 //! * [`definitions`]: the R4 resource and data-type model and search parameters,
@@ -30,6 +32,7 @@ pub mod definitions;
 pub mod error;
 pub mod extract;
 pub mod fhirpath;
+pub mod hospital_number;
 pub mod index;
 pub mod json;
 pub mod nhs_number;

@@ -150,6 +150,18 @@ impl StoreTx for PgTx {
         out
     }
 
+    fn kv_get(&mut self, namespace: &str, key: &str) -> Result<Option<String>> {
+        let st = self.st.get_mut();
+        if st.failed {
+            return Err(failed());
+        }
+        let out = crate::audit::kv_get(&mut st.conn, namespace, key);
+        if out.is_err() {
+            st.failed = true;
+        }
+        out
+    }
+
     fn lock(&mut self, keys: &[&str]) -> Result<()> {
         let st = self.st.get_mut();
         if st.failed {

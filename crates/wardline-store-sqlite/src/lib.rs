@@ -703,6 +703,15 @@ impl StoreTx for SqliteTx<'_> {
         kv_put(&self.conn, namespace, key, value)
     }
 
+    fn kv_get(&mut self, namespace: &str, key: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT value FROM system_kv WHERE namespace = ?1 AND key = ?2")
+            .map_err(be)?
+            .query_row([namespace, key], |r| r.get(0))
+            .optional()
+            .map_err(be)
+    }
+
     fn lock(&mut self, _keys: &[&str]) -> Result<()> {
         // `BEGIN IMMEDIATE` made this transaction the database's only writer
         // until it ends: every key is already ours.

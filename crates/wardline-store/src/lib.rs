@@ -258,6 +258,11 @@ pub trait StoreTx: Reader {
     fn append_audit(&mut self, rows: &[audit::AuditAppend]) -> Result<()>;
     /// [`Store::kv_put`] inside this transaction.
     fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<()>;
+    /// [`Store::kv_get`] inside this transaction: it sees the transaction's
+    /// own [`StoreTx::kv_put`]s, and what others committed before (so a value
+    /// read under a [`StoreTx::lock`] that every writer of it takes is
+    /// current: a counter).
+    fn kv_get(&mut self, namespace: &str, key: &str) -> Result<Option<String>>;
     /// Takes an exclusive lock on each key (the name of a record a rule is
     /// about: `Location/b1`, an identifier), held in the database until this
     /// transaction commits or rolls back, so a second transaction locking

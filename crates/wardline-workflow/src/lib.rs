@@ -10,7 +10,9 @@
 //! transaction. ARCHITECTURE.md's recipe says how a new module is added.
 //!
 //! * [`pmi`] — the Patient Master Index: search, registration with NHS
-//!   number checks, scored duplicate detection with a review queue, and
+//!   number checks and the trust's hospital numbers, one active record per
+//!   NHS number on every channel ([`with_rules`]), scored duplicate
+//!   detection with a review queue, and
 //!   merge / unmerge with `Patient/$merge` semantics, also served over
 //!   FHIR REST as `POST Patient/$merge`.
 //! * [`chart`] — the chart summary behind the patient banner: each list as
@@ -43,4 +45,13 @@ use wardline_core::FhirService;
 /// (`Patient/$merge`); the server's composition root calls this.
 pub fn with_operations(svc: FhirService) -> FhirService {
     svc.with_operation(pmi::MergeOperation::spec())
+}
+
+/// The service with the workflows' write rules registered, which the core
+/// asks on every write path (`pmi::UniqueIdentifiers`: one active record per
+/// NHS number, one record per hospital number); every composition root
+/// that writes calls this. A module whose rule a single write of any
+/// channel could break adds its `wardline_core::WriteRule` here.
+pub fn with_rules(svc: FhirService) -> FhirService {
+    svc.with_rule(std::sync::Arc::new(pmi::UniqueIdentifiers))
 }

@@ -1095,7 +1095,12 @@ fn the_demo_trust_makes_a_full_bed_board() {
     let dir = tempfile::tempdir().unwrap();
     let store = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
     let svc = FhirService::new(Arc::new(store), ServiceConfig::default());
-    let bundle = wardline_demo::generate_on(20_261_123, 100, "2025-06-15");
+    let bundle = wardline_demo::generate_on(
+        20_261_123,
+        100,
+        "2025-06-15",
+        &wardline_fhir::hospital_number::Scheme::default(),
+    );
     let r = svc.handle(req(Method::Post, vec![], Some(bundle.clone())), &op());
     assert_eq!(r.status, 200);
     let admitted = bundle["entry"]

@@ -21,7 +21,10 @@ fn sqlite() -> (Arc<FhirService>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = wardline_store_sqlite::SqliteStore::open(&dir.path().join("pmi.db")).unwrap();
     (
-        Arc::new(FhirService::new(Arc::new(store), ServiceConfig::default())),
+        Arc::new(wardline_workflow::with_rules(FhirService::new(
+            Arc::new(store),
+            ServiceConfig::default(),
+        ))),
         dir,
     )
 }
@@ -43,7 +46,10 @@ impl Drop for PgSchema {
 fn postgres_service(name: &str) -> Option<(Arc<FhirService>, PgSchema)> {
     let (store, url, schema) = wardline_store_postgres::testenv::store(&format!("pmi_{name}"))?;
     Some((
-        Arc::new(FhirService::new(Arc::new(store), ServiceConfig::default())),
+        Arc::new(wardline_workflow::with_rules(FhirService::new(
+            Arc::new(store),
+            ServiceConfig::default(),
+        ))),
         PgSchema { url, schema },
     ))
 }

@@ -1,5 +1,6 @@
 //! `wardline generate`: a synthetic population as NDJSON, one file per resource
-//! type, for benchmarks (see `wardline_demo::population`).
+//! type, for benchmarks (see `wardline_demo::population`), with hospital
+//! numbers of the trust's scheme (`--hospital-number-*`).
 //!
 //! The shared resources (trust, sites, wards, beds, GP practices, staff,
 //! medicines) come first in each file, then patients in index order. Patients
@@ -138,6 +139,8 @@ pub fn run(a: &GenerateArgs) -> Result<ExitCode> {
     );
     let chunk = workers * PER_WORKER;
     let seed = a.seed;
+    // The trust's hospital numbers (`--hospital-number-*`), as a demo server's.
+    let numbers = wardline_workflow::pmi::hospital_numbers();
     let mut start = 0;
     while start < a.patients {
         let end = (start + chunk).min(a.patients);
@@ -150,7 +153,7 @@ pub fn run(a: &GenerateArgs) -> Result<ExitCode> {
                         (start + w..end)
                             .step_by(workers)
                             .map(|i| {
-                                population::patient_resources(seed, i)
+                                population::patient_resources(seed, i, numbers)
                                     .iter()
                                     .map(serialise)
                                     .collect::<Result<Vec<_>>>()

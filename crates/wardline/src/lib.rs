@@ -1,8 +1,10 @@
 //! The composition root's reusable parts, shared by the `wardline` binary
 //! and the `wardline-bench` tool so that neither writes them twice: where
 //! the data lives ([`StoreArgs`]: `--data-dir` / `--database`, the one place
-//! that picks the backend) and loading FHIR JSON through the core
-//! ([`load`]: what `wardline import` and the benchmarks load with).
+//! that picks the backend), the service every command writes through
+//! ([`service`]: the core with the workflows' write rules) and loading FHIR
+//! JSON through the core ([`load`]: what `wardline import` and the
+//! benchmarks load with).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod load;
@@ -12,7 +14,17 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use wardline_core::{FhirService, ServiceConfig};
 use wardline_store::Store;
+
+/// The FHIR service over `store` with the workflows' write rules
+/// (`wardline_workflow::with_rules`: one active record per NHS number, one
+/// record per hospital number), so that no command that writes — `serve`,
+/// `import`, the HL7 tools, the user tools — skips them. `serve` adds the
+/// operations, exports and the HL7 outbox on top.
+pub fn service(store: Arc<dyn Store>, config: ServiceConfig) -> FhirService {
+    wardline_workflow::with_rules(FhirService::new(store, config))
+}
 
 /// Where the data lives.
 #[derive(Args, Clone)]

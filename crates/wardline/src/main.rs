@@ -38,6 +38,53 @@ use wardline_core::{FhirService, ServiceConfig};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    hospital_numbers: HospitalNumberArgs,
+}
+
+/// The trust's hospital numbers: one identifier system and one scheme
+/// (prefix, serial digits, Luhn check digit), used by registration, the demo
+/// and the generator, search, display and the uniqueness rule. Every
+/// command takes them (set them once in the environment).
+#[derive(Args)]
+struct HospitalNumberArgs {
+    /// The identifier system of the trust's hospital numbers.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDLINE_HOSPITAL_NUMBER_SYSTEM",
+        default_value = wardline_fhir::hospital_number::DEFAULT_SYSTEM
+    )]
+    hospital_number_system: String,
+    /// The letters a hospital number starts with (1 to 6).
+    #[arg(
+        long,
+        global = true,
+        env = "WARDLINE_HOSPITAL_NUMBER_PREFIX",
+        default_value = "W"
+    )]
+    hospital_number_prefix: String,
+    /// How many digits follow the prefix, before the check digit (4 to 12).
+    #[arg(
+        long,
+        global = true,
+        env = "WARDLINE_HOSPITAL_NUMBER_DIGITS",
+        default_value_t = 7
+    )]
+    hospital_number_digits: usize,
+}
+
+impl HospitalNumberArgs {
+    /// Sets this process's scheme (before anything reads it).
+    fn configure(&self) -> Result<()> {
+        let scheme = wardline_fhir::hospital_number::Scheme::new(
+            &self.hospital_number_system,
+            &self.hospital_number_prefix,
+            self.hospital_number_digits,
+        )
+        .map_err(|e| anyhow::anyhow!("--hospital-number-*: {e}"))?;
+        wardline_workflow::pmi::configure_hospital_numbers(scheme).map_err(|e| anyhow::anyhow!(e))
+    }
 }
 
 #[derive(Subcommand)]
@@ -139,6 +186,10 @@ fn init_logging() {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Err(e) = cli.hospital_numbers.configure() {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(a) => serve(a),
         Command::Import(a) => import::run(&a.paths, &a.store),
@@ -177,7 +228,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     let service = Arc::new(
         a.hl7.service(wardline_workflow::with_operations(
             wardline_export::with_exports(
-                FhirService::new(
+                wardline::service(
                     store,
                     ServiceConfig {
                         base_url: base.clone(),
@@ -327,7 +378,12 @@ fn load_demo(service: &FhirService) -> Result<()> {
     }
     // Current admissions around today, so the bed board looks like this week.
     let today = wardline_fhir::datetime::format_instant(wardline_fhir::datetime::now_ms());
-    let bundle = wardline_demo::generate_on(20_261_123, 100, &today[..10]);
+    let bundle = wardline_demo::generate_on(
+        20_261_123,
+        100,
+        &today[..10],
+        wardline_workflow::pmi::hospital_numbers(),
+    );
     let resp = service.handle(
         FhirRequest {
             method: Method::Post,

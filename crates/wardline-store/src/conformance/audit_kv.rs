@@ -348,8 +348,15 @@ pub fn kv_put_get_list_delete(store: &dyn Store) {
     }
     assert_eq!(store.kv_get(ns, "tx:rolled-back").unwrap(), None);
     let mut tx = store.begin().unwrap();
+    assert_eq!(tx.kv_get(ns, "tx:committed").unwrap(), None);
     tx.kv_put(ns, "tx:committed", "1").unwrap();
     tx.kv_put(ns, "tx:committed", "2").unwrap();
+    // Read inside the transaction: its own write, and what others committed.
+    assert_eq!(tx.kv_get(ns, "tx:committed").unwrap().as_deref(), Some("2"));
+    assert_eq!(
+        tx.kv_get(ns, "user:bob").unwrap().as_deref(),
+        Some("replaced")
+    );
     tx.commit().unwrap();
     assert_eq!(
         store.kv_get(ns, "tx:committed").unwrap().as_deref(),

@@ -6,7 +6,8 @@
 //! searches (`GET Patient?…`), registration and merges are transactions.
 //!
 //! * **Search** ([`search`]): one box takes an NHS number (spaces allowed,
-//!   Modulus 11 checked), a hospital number or a name — `smith`, `john smi`,
+//!   Modulus 11 checked), a hospital number (of the trust's scheme, its
+//!   check digit checked) or a name — `smith`, `john smi`,
 //!   `Smith, John` — matched by prefix (`name=`) and by sound (`phonetic=`,
 //!   Double Metaphone codes indexed by `wardline-fhir`), narrowed by date of
 //!   birth, postcode and gender. Prefix matches come before sound-alikes;
@@ -14,9 +15,16 @@
 //! * **Registration** ([`register`]): every field checked with a message
 //!   naming it; a UK Core Patient (claiming the profile; NHS number with its
 //!   verification status, official name, gender, birth date, home address,
-//!   phone, the ethnic category as UK Core's extension); a hospital
-//!   number assigned; an NHS number already on the index refused; possible
-//!   duplicates returned for the clerk to look at unless they confirmed.
+//!   phone, the ethnic category as UK Core's extension); the trust's
+//!   next hospital number ([`allocate_hospital_number`], in the scheme of
+//!   [`hospital_numbers`]); an NHS number already on the index refused;
+//!   possible duplicates returned for the clerk to look at unless they
+//!   confirmed.
+//! * **Uniqueness on every channel** ([`UniqueIdentifiers`], a core write
+//!   rule registered by [`crate::with_rules`]): no write — REST, Bundle, HL7
+//!   v2, import, workflow — gives a Patient an NHS number another active
+//!   record holds, or a hospital number another record holds (422
+//!   `duplicate`, naming that record); see `unique` for retired records.
 //! * **Duplicates** ([`duplicates_of`], [`scan_duplicates`] (in batches of
 //!   [`SCAN_BATCH`], each its own transaction), [`review_queue`],
 //!   [`dismiss_review`]): candidates found by blocking searches (same NHS
@@ -29,9 +37,11 @@
 
 pub mod matching;
 mod merge;
+mod numbers;
 mod operation;
 mod register;
 mod review;
+mod unique;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -40,17 +50,21 @@ use wardline_fhir::{FhirError, nhs_number};
 
 pub use matching::{Candidate, DUPLICATE_THRESHOLD, duplicates_of};
 pub use merge::{MergeOutcome, merge, merge_in, unmerge};
+pub use numbers::{allocate_hospital_number, configure_hospital_numbers, hospital_numbers};
 pub use operation::{MERGE_DEFINITION, MergeOperation};
 pub use register::{FieldError, NewPatient, RegisterError, register};
 pub use review::{
     LastScan, Review, SCAN_BATCH, ScanReport, dismiss_review, last_scan, review_queue,
     scan_duplicates, scan_duplicates_by,
 };
+pub use unique::{Clash, Kind as ClashKind, UniqueIdentifiers, clash_in};
+pub use wardline_fhir::hospital_number::Scheme as HospitalNumberScheme;
 
 /// The NHS number identifier system.
 pub const NHS_NUMBER_SYSTEM: &str = wardline_fhir::NHS_NUMBER_SYSTEM;
-/// The trust's hospital number (MRN) system.
-pub const HOSPITAL_NUMBER_SYSTEM: &str = "https://fhir.wardline.invalid/Id/hospital-number";
+/// The default scheme's hospital number (MRN) system; the trust's own is
+/// `hospital_numbers().system()`, which search, display and allocation use.
+pub const HOSPITAL_NUMBER_SYSTEM: &str = wardline_fhir::hospital_number::DEFAULT_SYSTEM;
 /// UK Core: how far the NHS number has been verified.
 pub const NHS_VERIFICATION_EXTENSION: &str =
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus";
@@ -271,7 +285,7 @@ impl PatientSummary {
         PatientSummary {
             id: s(p, "id").unwrap_or_default(),
             nhs_number: ident(NHS_NUMBER_SYSTEM).map(|n| format_nhs_number(&n)),
-            hospital_number: ident(HOSPITAL_NUMBER_SYSTEM),
+            hospital_number: ident(hospital_numbers().system()),
             family,
             given,
             display_name,
@@ -517,10 +531,16 @@ pub fn search_counted(
             "identifier".into(),
             format!("{NHS_NUMBER_SYSTEM}|{n}"),
         )]),
-        Key::Hospital(h) => runs.push(vec![(
-            "identifier".into(),
-            format!("{HOSPITAL_NUMBER_SYSTEM}|{h}"),
-        )]),
+        Key::Hospital(h) => {
+            let scheme = hospital_numbers();
+            if let Some(m) = scheme.problem(&h) {
+                return Err(FhirError::invalid(m).at("text"));
+            }
+            runs.push(vec![(
+                "identifier".into(),
+                format!("{}|{h}", scheme.system()),
+            )])
+        }
         Key::Name(words) => {
             runs.push(words.iter().map(|w| ("name".into(), w.clone())).collect());
             let sounds: Vec<(String, String)> = words

@@ -1,18 +1,15 @@
 //! Registration: checking a new patient's details and creating the record.
 
-use std::sync::Mutex;
-
 use serde::Serialize;
 use serde_json::{Value, json};
 use wardline_core::{Access, FhirService};
 use wardline_fhir::FhirError;
-use wardline_store::Reader;
 
 use super::matching::{self, Candidate};
 use super::{
-    GENDERS, HOSPITAL_NUMBER_SYSTEM, NHS_NUMBER_SYSTEM, NHS_VERIFICATION_EXTENSION,
-    NHS_VERIFICATION_SYSTEM, PatientSummary, UK_CORE_PATIENT, canonical_postcode, date_problem,
-    format_nhs_number, is_postcode, nhs_number_problem,
+    GENDERS, NHS_NUMBER_SYSTEM, NHS_VERIFICATION_EXTENSION, NHS_VERIFICATION_SYSTEM,
+    PatientSummary, UK_CORE_PATIENT, canonical_postcode, date_problem, format_nhs_number,
+    is_postcode, nhs_number_problem,
 };
 
 /// The registration form.
@@ -252,33 +249,13 @@ pub(crate) fn patient_resource(p: &NewPatient) -> Value {
     v
 }
 
-/// The hospital number derived from the record's store key (`rid`), which
-/// the database assigns uniquely even to concurrent transactions: `W`, the
-/// key zero-padded to seven digits, and a Luhn check digit.
-pub fn hospital_number_for(key: i64) -> String {
-    let body = format!("{:07}", key.max(0));
-    let mut sum = 0u32;
-    for (i, c) in body.bytes().rev().enumerate() {
-        let mut d = u32::from(c - b'0');
-        if i % 2 == 0 {
-            d *= 2;
-            if d > 9 {
-                d -= 9;
-            }
-        }
-        sum += d;
-    }
-    format!("W{body}{}", (10 - sum % 10) % 10)
-}
-
-/// Serialises registrations in this process, so that two clerks registering
-/// the same NHS number at once cannot both pass the clash check.
-static REGISTERING: Mutex<()> = Mutex::new(());
-
 /// Registers a new patient: checks every field, refuses an NHS number
 /// already on the index, returns possible duplicates unless
-/// `confirm_not_duplicate`, then creates the Patient with a new hospital
-/// number in one transaction.
+/// `confirm_not_duplicate`, then creates the Patient with the trust's next
+/// hospital number in one transaction. The NHS number is checked again
+/// inside that transaction under its database lock (the check of the
+/// uniqueness rule, [`super::clash_in`]), so of two clerks registering one
+/// number at once — on one server or several — exactly one succeeds.
 pub fn register(
     svc: &FhirService,
     access: &dyn Access,
@@ -291,8 +268,7 @@ pub fn register(
         return Err(RegisterError::Invalid(errs));
     }
     let mut resource = patient_resource(p);
-    let _guard = REGISTERING.lock().unwrap_or_else(|e| e.into_inner());
-    // Exact NHS number clash: never a second record.
+    // Exact NHS number clash, as the clerk may see it: never a second record.
     if let Some(n) = wardline_fhir::nhs_number::normalise(p.nhs_number.trim()) {
         let same = super::fhir_search(
             svc,
@@ -322,35 +298,29 @@ pub fn register(
             return Err(RegisterError::PossibleDuplicates(candidates));
         }
     }
-    let saved = svc.transact(access, |tx| {
-        tx.set_audit_subtype(
-            wardline_core::audit::WARDLINE_SUBTYPE,
-            "pmi-register",
-            "C",
-        );
-        let first = tx.save(resource.clone())?;
-        let key = tx
-            .read("Patient", &first.id)?
-            .map(|r| r.rid)
-            .ok_or_else(|| FhirError::internal("the new patient record vanished"))?;
-        let mut v = first.resource;
-        let ids = v
-            .as_object_mut()
-            .expect("a Patient is an object")
+    let mut tx = svc.begin(access)?;
+    tx.set_audit_subtype(wardline_core::audit::WARDLINE_SUBTYPE, "pmi-register", "C");
+    // Under the number's lock, past what the clerk may see, and racing
+    // registrations included.
+    if let Some(c) = super::clash_in(&mut tx, None, &resource, None)? {
+        return Err(RegisterError::Invalid(vec![FieldError {
+            field: "nhs_number",
+            message: c.message(),
+        }]));
+    }
+    let scheme = super::hospital_numbers();
+    let number = super::allocate_hospital_number(&mut tx, scheme)?;
+    if let Some(o) = resource.as_object_mut()
+        && let Some(ids) = o
             .entry("identifier")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Some(a) = ids.as_array_mut() {
-            a.push(json!({
-                "use": "usual",
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR", "display": "Medical record number"}]},
-                "system": HOSPITAL_NUMBER_SYSTEM,
-                "value": hospital_number_for(key)
-            }));
-        }
-        tx.save(v)
-    })?;
-    resource = saved.resource;
-    Ok(PatientSummary::from_resource(&resource))
+            .or_insert_with(|| Value::Array(Vec::new()))
+            .as_array_mut()
+    {
+        ids.push(scheme.identifier(&number));
+    }
+    let saved = tx.save(resource)?;
+    tx.commit()?;
+    Ok(PatientSummary::from_resource(&saved.resource))
 }
 
 #[cfg(test)]
@@ -441,12 +411,5 @@ mod tests {
             errs[5].message,
             "Ethnic category 'W' is not one of the NHS ethnic categories"
         );
-    }
-
-    #[test]
-    fn hospital_numbers_are_distinct_and_checked() {
-        assert_eq!(hospital_number_for(1), "W00000018");
-        let all: std::collections::HashSet<String> = (0..5000).map(hospital_number_for).collect();
-        assert_eq!(all.len(), 5000);
     }
 }

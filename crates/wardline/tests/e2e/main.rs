@@ -19,6 +19,7 @@ mod graph;
 mod hl7;
 mod input;
 mod merge;
+mod pmi;
 mod search;
 mod synthea;
 mod ui;
