@@ -62,7 +62,7 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) {
 }
 
 pub fn run(paths: &[PathBuf], store: &StoreArgs) -> Result<ExitCode> {
-    let service = FhirService::new(store.open()?, ServiceConfig::default());
+    let service = store.service(ServiceConfig::default())?;
     let mut files = Vec::new();
     for p in paths {
         if !p.exists() {

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use wardline_auth::directory::{Client, Directory};
 use wardline_auth::rbac::Role;
 use wardline_auth::scopes::ScopeSet;
-use wardline_core::{FhirService, ServiceConfig, Trusted};
+use wardline_core::{ServiceConfig, Trusted};
 
 use crate::StoreArgs;
 
@@ -162,7 +162,7 @@ pub struct ClientAddArgs {
 }
 
 fn directory(store: &StoreArgs, trust: &TrustArgs) -> Result<Directory> {
-    let svc = Arc::new(FhirService::new(store.open()?, ServiceConfig::default()));
+    let svc = Arc::new(store.service(ServiceConfig::default())?);
     Directory::open(svc, &trust.trust_organization).map_err(|e| anyhow::anyhow!("{e}"))
 }
 

@@ -16,6 +16,7 @@ mod examples;
 mod export;
 mod graph;
 mod hl7;
+mod local_time;
 mod merge;
 mod search;
 mod synthea;
