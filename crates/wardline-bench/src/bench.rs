@@ -101,12 +101,12 @@ fn default_data() -> PathBuf {
 
 fn fresh_service(a: &BenchArgs) -> Result<(Arc<FhirService>, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
-    let store = StoreArgs {
+    let mut svc = StoreArgs {
         data_dir: dir.path().to_owned(),
         database: a.database.clone(),
+        time_zone: None,
     }
-    .open()?;
-    let mut svc = wardline::service(store, ServiceConfig::default());
+    .service(ServiceConfig::default())?;
     if a.audit == "off" {
         svc = svc.without_audit_for_benchmark();
     }
@@ -256,10 +256,7 @@ fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
 }
 
 fn existing_service(store: &StoreArgs) -> Result<Arc<FhirService>> {
-    Ok(Arc::new(wardline::service(
-        store.open()?,
-        ServiceConfig::default(),
-    )))
+    Ok(Arc::new(store.service(ServiceConfig::default())?))
 }
 
 /// Number of Patients in the store.
@@ -392,8 +389,9 @@ fn explain_bench(a: ScaleArgs) -> Result<()> {
         let (t, qs) = path.split_once('?').expect("query");
         let pairs: Vec<(String, String)> =
             form_urlencoded::parse(qs.as_bytes()).into_owned().collect();
-        let q = wardline_fhir::search::parse(
+        let q = wardline_fhir::search::parse_in(
             defs,
+            service.time_zone(),
             Some(t),
             &pairs,
             wardline_fhir::search::Handling::Strict,
@@ -538,8 +536,7 @@ fn export_bench(a: ScaleArgs) -> Result<()> {
     use wardline_export::{self as export, ExportLevel};
     let service = existing_service(&a.store)?;
     let backend = service.backend();
-    let defs = wardline_fhir::definitions::r4();
-    let spec = export::parse_spec(defs, ExportLevel::System, &[])
+    let spec = export::parse_spec(&service.bulk_reader(), ExportLevel::System, &[])
         .map_err(|e| anyhow::anyhow!("{}", e.issues[0].diagnostics))?;
     let dir = tempfile::tempdir()?;
     let rss_before = peak_rss_mib().unwrap_or(0.0);

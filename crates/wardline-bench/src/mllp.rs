@@ -68,13 +68,15 @@ pub fn a01(i: usize) -> String {
 
 pub fn run(a: MllpBenchArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = crate::StoreArgs {
-        data_dir: dir.path().to_owned(),
-        database: a.database.clone(),
-    }
-    .open()?;
-    let backend = store.backend();
-    let service = Arc::new(wardline::service(store, ServiceConfig::default()));
+    let service = Arc::new(
+        crate::StoreArgs {
+            data_dir: dir.path().to_owned(),
+            database: a.database.clone(),
+            time_zone: None,
+        }
+        .service(ServiceConfig::default())?,
+    );
+    let backend = service.backend();
     let engine = Arc::new(wardline_integration::Engine::new(
         service,
         wardline_integration::EngineConfig::default(),

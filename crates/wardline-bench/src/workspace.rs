@@ -55,15 +55,11 @@ const PMI_NHS_OFFSET: usize = 100_000;
 const PMI_CHUNK: usize = 1000;
 
 pub fn run(a: WorkspaceBenchArgs) -> Result<()> {
-    let store = a.store.open()?;
-    let backend = store.backend();
-    let service = Arc::new(wardline::service(
-        store,
-        ServiceConfig {
-            base_url: "http://127.0.0.1/fhir".into(),
-            ..ServiceConfig::default()
-        },
-    ));
+    let service = Arc::new(a.store.service(ServiceConfig {
+        base_url: "http://127.0.0.1/fhir".into(),
+        ..ServiceConfig::default()
+    })?);
+    let backend = service.backend();
     let op = Trusted::operator("bench");
     let wards = load_trust(&service, &op, a.beds)?;
     let sites = ids_of_kind(&wardline_demo::bed_model(a.beds), "si");

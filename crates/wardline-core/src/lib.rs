@@ -20,7 +20,8 @@
 //! the refusals registered from above that every write passes, `records`
 //! the typed record API for code above the core (and [`BulkReader`], the
 //! population-level read of bulk extracts), [`access`] the gate, [`audit`]
-//! the trail, [`consent`] the patients' decisions.
+//! the trail, [`consent`] the patients' decisions, [`reindex`] the index
+//! kept in the format (and the trust's time zone) this service writes.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod access;
@@ -31,6 +32,7 @@ pub mod consent;
 pub mod operation;
 mod reads;
 mod records;
+pub mod reindex;
 mod route;
 pub mod rules;
 mod search;
@@ -47,7 +49,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use wardline_fhir::FhirError;
-use wardline_fhir::datetime::now_ms;
+use wardline_fhir::datetime::{LocalZone, now_ms};
 use wardline_fhir::definitions::{Definitions, r4};
 use wardline_fhir::search::Handling;
 use wardline_store::{Reader, Store, StoredResource};
@@ -63,6 +65,12 @@ pub struct ServiceConfig {
     /// The SMART on FHIR OAuth endpoints, when the server offers them (the
     /// CapabilityStatement then carries a SMART `security` element).
     pub oauth: Option<OAuthUris>,
+    /// The trust's local time zone: date values without a time-zone offset
+    /// (a date of birth, `birthdate=2024-07-01`) are read in it, in the index
+    /// and in searches alike (see `wardline_fhir::datetime`). The index is
+    /// built in it: [`FhirService::reindex_if_needed`] rebuilds the index of
+    /// a database built in another.
+    pub time_zone: LocalZone,
 }
 
 /// Absolute URLs of the OAuth 2.0 authorization and token endpoints.
@@ -80,6 +88,7 @@ impl Default for ServiceConfig {
             max_count: 1000,
             max_include: 2000,
             oauth: None,
+            time_zone: LocalZone::default(),
         }
     }
 }
@@ -445,6 +454,11 @@ impl FhirService {
 
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// The trust's local time zone (see [`ServiceConfig::time_zone`]).
+    pub fn time_zone(&self) -> &LocalZone {
+        &self.config.time_zone
     }
 
     pub fn capability_statement(&self) -> Value {

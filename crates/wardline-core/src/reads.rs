@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use wardline_fhir::FhirError;
-use wardline_fhir::datetime::{format_instant, parse_range};
+use wardline_fhir::datetime::{format_instant, parse_range_in};
 use wardline_fhir::search::Handling;
 use wardline_store::{HistoryRequest, HistoryScope, StoredResource, WriteMethod};
 
@@ -106,7 +106,7 @@ impl FhirService {
             match k.as_str() {
                 "_since" => {
                     since = Some(
-                        parse_range(v)
+                        parse_range_in(v, &self.config.time_zone)
                             .ok_or_else(|| {
                                 FhirError::invalid(format!("_since '{v}' is not a date"))
                             })?
@@ -285,7 +285,7 @@ impl FhirService {
                 "_type" | "_snapshot" | "_after" | "_format" | "_pretty" | "_lastUpdated" => {
                     params.push((k, v))
                 }
-                "start" | "end" => range.set(&k, v)?,
+                "start" | "end" => range.set(&k, v, &self.config.time_zone)?,
                 _ => {
                     return Err(FhirError::invalid(format!(
                         "'{k}' is not a parameter of Patient/$everything"
@@ -360,9 +360,10 @@ impl FhirService {
                         Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &v[2..]),
                         _ => ("eq", v.as_str()),
                     };
-                    let (lo, hi) = parse_range(value).ok_or_else(|| {
-                        FhirError::invalid(format!("date '{v}' is not a date")).at("date")
-                    })?;
+                    let (lo, hi) =
+                        parse_range_in(value, &self.config.time_zone).ok_or_else(|| {
+                            FhirError::invalid(format!("date '{v}' is not a date")).at("date")
+                        })?;
                     match prefix {
                         "ge" => q.since_ms = Some(lo),
                         "gt" => q.since_ms = Some(hi),

@@ -148,6 +148,7 @@ impl FhirService {
         BulkReader {
             store: self.store.clone(),
             defs: self.defs,
+            zone: self.config.time_zone.clone(),
         }
     }
 }
@@ -158,6 +159,7 @@ impl FhirService {
 pub struct BulkReader {
     store: Arc<dyn Store>,
     defs: &'static Definitions,
+    zone: wardline_fhir::datetime::LocalZone,
 }
 
 impl std::fmt::Debug for BulkReader {
@@ -172,6 +174,12 @@ impl BulkReader {
     /// The FHIR definitions the service validates and searches with.
     pub fn definitions(&self) -> &'static Definitions {
         self.defs
+    }
+
+    /// The trust's local time zone, in which the service reads zone-less
+    /// dates (an extract's `_typeFilter` and `_since` are read in it).
+    pub fn time_zone(&self) -> &wardline_fhir::datetime::LocalZone {
+        &self.zone
     }
 
     /// The current version of `t/id`, for the extract's own decisions (the

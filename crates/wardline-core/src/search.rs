@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
+use wardline_fhir::datetime::LocalZone;
 use wardline_fhir::definitions::{Definitions, SearchParamType};
 use wardline_fhir::search::{self as fsearch, Summary, Total};
 use wardline_fhir::{FhirError, IndexValue};
@@ -39,8 +40,8 @@ const NOT_CARE_DATES: [&str; 2] = ["birthdate", "death-date"];
 impl CareDates {
     /// Takes `start` or `end`; a value that is not a date, or one given
     /// twice, is 400 naming the parameter.
-    pub(crate) fn set(&mut self, k: &str, v: String) -> Result<(), FhirError> {
-        let (lo, hi) = wardline_fhir::datetime::parse_range(&v).ok_or_else(|| {
+    pub(crate) fn set(&mut self, k: &str, v: String, zone: &LocalZone) -> Result<(), FhirError> {
+        let (lo, hi) = wardline_fhir::datetime::parse_range_in(&v, zone).ok_or_else(|| {
             FhirError::invalid(format!(
                 "{k} '{v}' is not a date (YYYY, YYYY-MM or YYYY-MM-DD)"
             ))
@@ -86,6 +87,7 @@ impl CareDates {
     fn keeps(
         &self,
         defs: &Definitions,
+        zone: &LocalZone,
         codes: &mut HashMap<String, Vec<String>>,
         r: &wardline_store::StoredResource,
     ) -> Result<bool, FhirError> {
@@ -110,7 +112,7 @@ impl CareDates {
         let lo = self.start.as_ref().map_or(i64::MIN, |(t, _)| *t);
         let hi = self.end.as_ref().map_or(i64::MAX, |(t, _)| *t);
         let mut dated = false;
-        for e in defs.extract_index(&parse_stored(r)?) {
+        for e in defs.extract_index(&parse_stored(r)?, zone) {
             if let IndexValue::Date { lo: dlo, hi: dhi } = e.value
                 && codes.contains(&e.param)
             {
@@ -170,7 +172,13 @@ pub(crate) fn execute(
             _ => rest.push((k.clone(), v.clone())),
         }
     }
-    let mut q = fsearch::parse(svc.defs(), t, &rest, headers.prefer_handling)?;
+    let mut q = fsearch::parse_in(
+        svc.defs(),
+        svc.time_zone(),
+        t,
+        &rest,
+        headers.prefer_handling,
+    )?;
     let asked = rest.clone();
     // The care dates are no search parameter, but the links carry them.
     let care_dates = everything.filter(|c| c.is_set());
@@ -198,7 +206,7 @@ pub(crate) fn execute(
         let mut codes = HashMap::new();
         let mut in_range = Vec::with_capacity(result.resources.len());
         for r in std::mem::take(&mut result.resources) {
-            if c.keeps(svc.defs(), &mut codes, &r)? {
+            if c.keeps(svc.defs(), svc.time_zone(), &mut codes, &r)? {
                 in_range.push(r);
             }
         }
@@ -243,7 +251,13 @@ pub(crate) fn execute(
                 let mut one = asked.clone();
                 one.retain(|(k, _)| k != "_count" && k != "_sort");
                 one.push(("_id".to_owned(), pid.to_owned()));
-                let mut pq = fsearch::parse(svc.defs(), t, &one, headers.prefer_handling)?;
+                let mut pq = fsearch::parse_in(
+                    svc.defs(),
+                    svc.time_zone(),
+                    t,
+                    &one,
+                    headers.prefer_handling,
+                )?;
                 pq.compartment = q.compartment.clone();
                 let found = svc.store().search(
                     &pq,

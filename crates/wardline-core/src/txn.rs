@@ -21,8 +21,8 @@ use serde_json::Value;
 use wardline_fhir::{FhirError, SearchQuery};
 use wardline_store::audit::AuditAppend;
 use wardline_store::{
-    IncludeRequest, PageRequest, Reader, ResourceWrite, SearchPage, StoreTx, StoredResource,
-    WriteMethod,
+    IncludeRequest, PageRequest, Reader, Reindex, ResourceWrite, SearchPage, StoreTx,
+    StoredResource, WriteMethod,
 };
 
 use crate::access::{Access, Op, ResourceView};
@@ -110,6 +110,11 @@ impl StoreTx for Recording<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Not a change of any resource: nothing is recorded.
+    fn reindex(&mut self, items: &[Reindex]) -> wardline_store::Result<usize> {
+        self.inner.reindex(items)
     }
 
     fn append_audit(&mut self, rows: &[AuditAppend]) -> wardline_store::Result<()> {

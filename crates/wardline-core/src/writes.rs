@@ -247,7 +247,13 @@ impl FhirService {
         if pairs.is_empty() {
             return Err(FhirError::invalid("conditional criteria are empty"));
         }
-        wardline_fhir::search::parse(self.defs, Some(t), &pairs, Handling::Strict)
+        wardline_fhir::search::parse_in(
+            self.defs,
+            &self.config.time_zone,
+            Some(t),
+            &pairs,
+            Handling::Strict,
+        )
     }
 
     /// Resources of type `t` matching a query string (`identifier=a|b&...`), at most 2.
@@ -351,7 +357,7 @@ impl FhirService {
         };
         meta.insert("versionId".into(), Value::String(version.to_string()));
         meta.insert("lastUpdated".into(), Value::String(format_instant(now)));
-        let index = self.defs.extract_index(resource);
+        let index = self.defs.extract_index(resource, &self.config.time_zone);
         let patient_key = self.defs.patient_key(resource);
         let json = serde_json::to_string(resource)
             .map_err(|e| FhirError::internal(format!("cannot serialise: {e}")))?;

@@ -72,12 +72,14 @@ pub struct ExportOutput {
 
 const FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
 
-/// Validates the kick-off parameters.
+/// Validates the kick-off parameters (dates without a time-zone offset are
+/// read in the reader's time zone).
 pub fn parse_spec(
-    defs: &Definitions,
+    reader: &BulkReader,
     level: ExportLevel,
     params: &[(String, String)],
 ) -> R<ExportSpec> {
+    let (defs, zone) = (reader.definitions(), reader.time_zone());
     let mut spec = ExportSpec {
         level,
         types: Vec::new(),
@@ -107,7 +109,7 @@ pub fn parse_spec(
                 }
             }
             "_since" => {
-                let (lo, _) = wardline_fhir::datetime::parse_range(v)
+                let (lo, _) = wardline_fhir::datetime::parse_range_in(v, zone)
                     .ok_or_else(|| bad(k, format!("_since '{v}' is not an instant")))?;
                 spec.since_ms = Some(lo);
             }
@@ -128,8 +130,8 @@ pub fn parse_spec(
                     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
                         .into_owned()
                         .collect();
-                    let q =
-                        fsearch::parse(defs, Some(t), &pairs, Handling::Strict).map_err(|e| {
+                    let q = fsearch::parse_in(defs, zone, Some(t), &pairs, Handling::Strict)
+                        .map_err(|e| {
                             bad(k, format!("_typeFilter '{f}': {}", e.issues[0].diagnostics))
                         })?;
                     if !q.include.is_empty() || !q.revinclude.is_empty() || !q.sort.is_empty() {
@@ -383,7 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reader = svc.bulk_reader();
         let spec = parse_spec(
-            reader.definitions(),
+            &reader,
             ExportLevel::System,
             &[("_type".into(), "Basic".into())],
         )

@@ -271,7 +271,7 @@ impl ExportJobs {
                 continue;
             }
             tracing::info!(job = %id, "export started");
-            let result = parse_spec(reader.definitions(), level, &params).and_then(|spec| {
+            let result = parse_spec(&reader, level, &params).and_then(|spec| {
                 export_to_dir(
                     &reader,
                     &spec,
@@ -400,12 +400,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let jobs = ExportJobs::start(dir.path().to_owned(), svc.bulk_reader()).unwrap();
         // The Group vanishes between kick-off and run: the job fails, visibly.
-        let spec = parse_spec(
-            svc.bulk_reader().definitions(),
-            ExportLevel::Group("gone".into()),
-            &[],
-        )
-        .unwrap();
+        let spec = parse_spec(&svc.bulk_reader(), ExportLevel::Group("gone".into()), &[]).unwrap();
         let id = jobs
             .submit(&spec, "http://x/fhir/Group/gone/$export".into(), 0)
             .unwrap();

@@ -106,7 +106,7 @@ fn kickoff(
     if let ExportLevel::Group(id) = &level {
         reader.read("Group", id)?;
     }
-    let spec = parse_spec(reader.definitions(), level, &params)?;
+    let spec = parse_spec(&reader, level, &params)?;
     let base = &svc.config().base_url;
     let request = url_with(base, &req.path().join("/"), req.query());
     let id = jobs.submit(&spec, request, wardline_fhir::datetime::now_ms())?;

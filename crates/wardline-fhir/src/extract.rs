@@ -10,10 +10,18 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::datetime::parse_range;
+use crate::datetime::{LocalZone, parse_range_in};
 use crate::definitions::{Definitions, SearchParamType};
 use crate::fhirpath::{self, Expr, Node};
 use crate::index::{IndexEntry, IndexValue, normalise_string};
+
+/// The version of what [`Definitions::extract_index`] computes. It goes up
+/// whenever the same resource would be indexed differently, so that a
+/// database indexed before is reindexed (the core keeps which version, and
+/// which time zone, built a store's index). 1: zone-less dates as UTC, a
+/// canonical's version kept in its URL. 2: zone-less dates in the trust's
+/// time zone, a canonical's version apart.
+pub const INDEX_FORMAT: u32 = 2;
 
 /// Compiled expressions per resource type: (code, type, expression), sorted
 /// by code; and the composite parameters.
@@ -21,6 +29,35 @@ use crate::index::{IndexEntry, IndexValue, normalise_string};
 struct Compiled {
     simple: HashMap<String, Vec<(String, SearchParamType, Expr)>>,
     composite: HashMap<String, Vec<Composite>>,
+    /// Reference parameters whose expression can reach a canonical (or
+    /// other URL) element: type → code → what its values can be.
+    reference_kinds: HashMap<String, HashMap<String, ReferenceKinds>>,
+}
+
+/// What the values of a reference parameter can be, from the types of the
+/// elements its expression reaches: `Reference` (or an embedded resource)
+/// gives literal references, matched by type and id; `canonical` (and
+/// `uri`, `url`) gives URLs, matched by URL and version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReferenceKinds {
+    pub literal: bool,
+    pub canonical: bool,
+}
+
+impl ReferenceKinds {
+    fn of(types: &[String]) -> ReferenceKinds {
+        let url = |t: &str| matches!(t, "canonical" | "uri" | "url");
+        ReferenceKinds {
+            literal: types.is_empty() || types.iter().any(|t| !url(t)),
+            canonical: types.iter().any(|t| url(t)),
+        }
+    }
+}
+
+/// Whether a node holds a canonical URL (`url|version`, the version
+/// indexed apart).
+fn is_canonical(n: &Node<'_>) -> bool {
+    n.type_name == "canonical"
 }
 
 /// A composite parameter: the base expression selects elements; each
@@ -68,6 +105,13 @@ fn compiled(defs: &Definitions) -> &Compiled {
                     continue;
                 }
                 if let Some(e) = p.expression.as_deref().and_then(fhirpath::compile) {
+                    if p.kind == SearchParamType::Reference {
+                        let kinds = ReferenceKinds::of(&fhirpath::result_types(defs, &e));
+                        m.reference_kinds
+                            .entry(t.clone())
+                            .or_default()
+                            .insert(p.code.clone(), kinds);
+                    }
                     v.push((p.code.clone(), p.kind, e));
                 }
             }
@@ -123,7 +167,24 @@ impl Definitions {
                 .is_some_and(|v| v.iter().any(|c| c.code == code))
     }
 
-    pub fn extract_index(&self, resource: &Value) -> Vec<IndexEntry> {
+    /// What the values of reference parameter `code` of `resource_type` can
+    /// be (literal references only, for a parameter that is not indexed).
+    pub fn reference_kinds(&self, resource_type: &str, code: &str) -> ReferenceKinds {
+        compiled(self)
+            .reference_kinds
+            .get(resource_type)
+            .and_then(|m| m.get(code))
+            .copied()
+            .unwrap_or(ReferenceKinds {
+                literal: true,
+                canonical: false,
+            })
+    }
+
+    /// The index entries of `resource`; its date values without an offset
+    /// are read in `zone`, the trust's local time zone (see
+    /// [`crate::datetime`]).
+    pub fn extract_index(&self, resource: &Value, zone: &LocalZone) -> Vec<IndexEntry> {
         let rt = resource
             .get("resourceType")
             .and_then(Value::as_str)
@@ -135,7 +196,7 @@ impl Definitions {
         for (code, kind, expr) in params {
             let start = out.len();
             for n in fhirpath::evaluate(self, expr, resource) {
-                convert(self, code, *kind, &n, &mut out);
+                convert(self, zone, code, *kind, &n, &mut out);
             }
             // De-duplicate this parameter's entries.
             let mut i = start;
@@ -158,7 +219,7 @@ impl Definitions {
                 for (i, (kind, expr)) in c.parts.iter().enumerate() {
                     let code = component_param(&c.code, i);
                     for n in fhirpath::evaluate_from(self, expr, element) {
-                        convert(self, &code, *kind, &n, &mut out);
+                        convert(self, zone, &code, *kind, &n, &mut out);
                     }
                 }
                 for e in &mut out[start..] {
@@ -235,6 +296,7 @@ fn push_string(code: &str, v: &str, out: &mut Vec<IndexEntry>) {
 
 fn convert(
     defs: &Definitions,
+    zone: &LocalZone,
     code: &str,
     kind: SearchParamType,
     n: &Node<'_>,
@@ -360,7 +422,7 @@ fn convert(
         },
         SearchParamType::Date => match v {
             Value::String(x) => {
-                if let Some((lo, hi)) = parse_range(x) {
+                if let Some((lo, hi)) = parse_range_in(x, zone) {
                     out.push(e(IndexValue::Date { lo, hi }));
                 }
             }
@@ -369,17 +431,17 @@ fn convert(
                     let lo = v
                         .get("start")
                         .and_then(Value::as_str)
-                        .and_then(parse_range)
+                        .and_then(|x| parse_range_in(x, zone))
                         .map_or(i64::MIN, |r| r.0);
                     let hi = v
                         .get("end")
                         .and_then(Value::as_str)
-                        .and_then(parse_range)
+                        .and_then(|x| parse_range_in(x, zone))
                         .map_or(i64::MAX, |r| r.1);
                     out.push(e(IndexValue::Date { lo, hi }));
                 } else if let Some(ev) = v.get("event").and_then(Value::as_array) {
                     for x in ev.iter().filter_map(Value::as_str) {
-                        if let Some((lo, hi)) = parse_range(x) {
+                        if let Some((lo, hi)) = parse_range_in(x, zone) {
                             out.push(e(IndexValue::Date { lo, hi }));
                         }
                     }
@@ -410,6 +472,7 @@ fn convert(
                         url: format!("{t}/{id}"),
                         target_type: Some(t),
                         target_id: Some(id),
+                        version: None,
                     }));
                 }
             }
@@ -430,14 +493,23 @@ fn convert(
                         target_type,
                         target_id,
                         url: r,
+                        version: None,
                     }));
                 }
             }
-            Value::String(x) => out.push(e(IndexValue::Reference {
-                target_type: None,
-                target_id: None,
-                url: x.clone(),
-            })),
+            // A canonical (`url|version`) or another URL: matched by URL.
+            Value::String(x) => {
+                let (url, version) = match x.split_once('|') {
+                    Some((u, v)) if is_canonical(n) => (u.to_owned(), Some(v.to_owned())),
+                    _ => (x.clone(), None),
+                };
+                out.push(e(IndexValue::Reference {
+                    target_type: None,
+                    target_id: None,
+                    url,
+                    version,
+                }))
+            }
             _ => {}
         },
         SearchParamType::Uri => {
@@ -468,7 +540,7 @@ mod tests {
             "generalPractitioner": [{"reference": "Organization/gp1"}]
         });
         let d = r4();
-        let idx = d.extract_index(&p);
+        let idx = d.extract_index(&p, &LocalZone::utc());
         let has = |param: &str, f: &dyn Fn(&IndexValue) -> bool| {
             idx.iter().any(|e| e.param == param && f(&e.value))
         };
@@ -502,7 +574,7 @@ mod tests {
     #[test]
     fn phonetic_entries_are_codes() {
         let p = json!({"resourceType": "Patient", "name": [{"family": "Smyth", "given": ["Jon"]}]});
-        let idx = r4().extract_index(&p);
+        let idx = r4().extract_index(&p, &LocalZone::utc());
         let codes: Vec<&str> = idx
             .iter()
             .filter(|e| e.param == "phonetic")
@@ -548,7 +620,7 @@ mod tests {
             "valueQuantity": {"value": 72, "unit": "beats/min", "system": "http://unitsofmeasure.org", "code": "/min"}
         });
         let d = r4();
-        let idx = d.extract_index(&o);
+        let idx = d.extract_index(&o, &LocalZone::utc());
         assert!(idx.iter().any(|e| e.param == "code" && matches!(&e.value, IndexValue::Token { code: Some(c), system: Some(s), .. } if c == "8867-4" && s == "http://loinc.org")));
         assert!(idx.iter().any(|e| e.param == "value-quantity"
             && matches!(&e.value, IndexValue::Quantity { value, .. } if *value == 72.0)));
@@ -586,7 +658,7 @@ mod tests {
         let Some(dir) = testdata() else { return };
         let p = load(&dir, "Patient-example.json");
         let d = r4();
-        let idx = d.extract_index(&p);
+        let idx = d.extract_index(&p, &LocalZone::utc());
         let family = values(&idx, "family");
         assert!(family.contains(&&IndexValue::String {
             norm: "chalmers".into(),
@@ -643,7 +715,7 @@ mod tests {
         let Some(dir) = testdata() else { return };
         let o = load(&dir, "Observation-example.json");
         let d = r4();
-        let idx = d.extract_index(&o);
+        let idx = d.extract_index(&o, &LocalZone::utc());
         let codes = values(&idx, "code");
         assert_eq!(codes.len(), 4);
         assert!(codes.contains(&&IndexValue::Token {
@@ -664,6 +736,7 @@ mod tests {
             target_type: Some("Patient".into()),
             target_id: Some("example".into()),
             url: "Patient/example".into(),
+            version: None,
         };
         assert_eq!(values(&idx, "subject"), vec![&subject]);
         assert_eq!(values(&idx, "patient"), vec![&subject]);
@@ -686,7 +759,7 @@ mod tests {
                 continue;
             };
             files += 1;
-            let idx = d.extract_index(&v);
+            let idx = d.extract_index(&v, &LocalZone::utc());
             entries += idx.len();
             for (i, e) in idx.iter().enumerate() {
                 assert!(!idx[..i].contains(e), "{}: duplicate {e:?}", path.display());
@@ -720,7 +793,8 @@ mod tests {
         let mut n = 0;
         for _ in 0..5 {
             for v in &docs {
-                n += d.extract_index(v).len() + usize::from(d.patient_key(v).is_some());
+                n += d.extract_index(v, &LocalZone::utc()).len()
+                    + usize::from(d.patient_key(v).is_some());
             }
         }
         eprintln!(
@@ -812,7 +886,7 @@ mod tests {
     #[test]
     fn converts_each_datatype() {
         let d = hand_defs();
-        let ms = |x: &str| parse_range(x).unwrap();
+        let ms = |x: &str| crate::datetime::parse_range(x).unwrap();
         let thing = json!({
             "resourceType": "Thing", "id": "t1",
             "period": [{"start": "2020-01-01"}, {"end": "2021"}, {"start": "2020", "end": "2020-06"}],
@@ -838,7 +912,7 @@ mod tests {
             "count": 3,
             "url": "http://ex.org/x"
         });
-        let idx = d.extract_index(&thing);
+        let idx = d.extract_index(&thing, &LocalZone::utc());
         assert_eq!(
             values(&idx, "period"),
             vec![
@@ -916,22 +990,26 @@ mod tests {
                 &IndexValue::Reference {
                     target_type: Some("Patient".into()),
                     target_id: Some("p1".into()),
-                    url: "Patient/p1/_history/3".into()
+                    url: "Patient/p1/_history/3".into(),
+                    version: None
                 },
                 &IndexValue::Reference {
                     target_type: None,
                     target_id: None,
-                    url: "urn:uuid:0f5e2c48-8c4a-4d3e-9a8e-000000000001".into()
+                    url: "urn:uuid:0f5e2c48-8c4a-4d3e-9a8e-000000000001".into(),
+                    version: None
                 },
                 &IndexValue::Reference {
                     target_type: Some("Patient".into()),
                     target_id: Some("p2".into()),
-                    url: "https://ex.org/fhir/Patient/p2".into()
+                    url: "https://ex.org/fhir/Patient/p2".into(),
+                    version: None
                 },
                 &IndexValue::Reference {
                     target_type: None,
                     target_id: None,
-                    url: "https://ex.org/fhir/NotAType/p3".into()
+                    url: "https://ex.org/fhir/NotAType/p3".into(),
+                    version: None
                 },
             ]
         );
@@ -982,12 +1060,110 @@ mod tests {
         let orphan = json!({"resourceType": "Thing", "ref": {"reference": "Group/g"}});
         assert_eq!(d.patient_key(&orphan), None);
         assert_eq!(d.patient_key(&json!({"resourceType": "Unknown"})), None);
-        assert!(d.extract_index(&json!({"no": "type"})).is_empty());
+        assert!(
+            d.extract_index(&json!({"no": "type"}), &LocalZone::utc())
+                .is_empty()
+        );
+    }
+}
+
+#[cfg(test)]
+mod canonical_and_zone_tests {
+    use crate::datetime::{LocalZone, parse_range_in};
+    use crate::definitions::r4;
+    use crate::fhirpath;
+    use crate::index::IndexValue;
+    use serde_json::json;
+
+    fn values(v: &serde_json::Value, param: &str, zone: &LocalZone) -> Vec<IndexValue> {
+        r4().extract_index(v, zone)
+            .into_iter()
+            .filter(|e| e.param == param)
+            .map(|e| e.value)
+            .collect()
+    }
+
+    fn url(url: &str, version: Option<&str>) -> IndexValue {
+        IndexValue::Reference {
+            target_type: None,
+            target_id: None,
+            url: url.into(),
+            version: version.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_canonical_keeps_its_version_apart() {
+        let utc = LocalZone::utc();
+        let qr = json!({"resourceType": "QuestionnaireResponse", "status": "completed",
+            "questionnaire": "http://example.org/Questionnaire/gcs|2.0"});
+        assert_eq!(
+            values(&qr, "questionnaire", &utc),
+            vec![url("http://example.org/Questionnaire/gcs", Some("2.0"))]
+        );
+        let mr = json!({"resourceType": "MeasureReport", "status": "complete", "type": "individual",
+            "measure": "Measure/CMS146", "period": {"start": "2014-01-01", "end": "2014-03-31"}});
+        assert_eq!(
+            values(&mr, "measure", &utc),
+            vec![url("Measure/CMS146", None)]
+        );
+        // A uri is a URL as written: `|` is no version separator there.
+        let cm = json!({"resourceType": "ConceptMap", "status": "draft", "sourceUri": "http://a.org/x|1"});
+        assert_eq!(
+            values(&cm, "source-uri", &utc),
+            vec![url("http://a.org/x|1", None)]
+        );
+    }
+
+    #[test]
+    fn result_types_come_from_the_definitions() {
+        let d = r4();
+        let types = |e: &str| fhirpath::result_types(d, &fhirpath::compile(e).unwrap());
+        assert_eq!(
+            types("PlanDefinition.action.definition"),
+            vec!["canonical", "uri"]
+        );
+        assert_eq!(
+            types("Observation.subject.where(resolve() is Patient)"),
+            vec!["Reference"]
+        );
+        assert_eq!(types("(ConceptMap.source as uri)"), vec!["uri"]);
+        assert_eq!(
+            types(
+                "ActivityDefinition.relatedArtifact.where(type='depends-on').resource | ActivityDefinition.library"
+            ),
+            vec!["canonical"]
+        );
+        assert_eq!(types("Patient.birthDate"), vec!["date"]);
+    }
+
+    /// Issue 15: stored zone-less dates are read in the trust's zone, like
+    /// the searches for them; instants keep theirs.
+    #[test]
+    fn stored_dates_are_read_in_the_zone() {
+        let london = LocalZone::london();
+        let p = json!({"resourceType": "Patient", "birthDate": "2024-07-01"});
+        let (lo, hi) = parse_range_in("2024-07-01", &london).unwrap();
+        assert_eq!(
+            values(&p, "birthdate", &london),
+            vec![IndexValue::Date { lo, hi }]
+        );
+        let e = json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"code": "IMP"},
+            "period": {"start": "2024-07-01", "end": "2024-07-02T10:00:00+01:00"}});
+        let end = crate::datetime::parse_range("2024-07-02T10:00:00+01:00")
+            .unwrap()
+            .1;
+        assert_eq!(
+            values(&e, "date", &london),
+            vec![IndexValue::Date { lo, hi: end }]
+        );
     }
 }
 
 #[cfg(test)]
 mod composite_tests {
+    use crate::datetime::LocalZone;
     use crate::definitions::r4;
     use crate::index::IndexValue;
     use serde_json::json;
@@ -1004,7 +1180,7 @@ mod composite_tests {
                  "valueQuantity": {"value": 150, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
             ]
         });
-        let entries = r4().extract_index(&bp);
+        let entries = r4().extract_index(&bp, &LocalZone::utc());
         let comp: Vec<_> = entries
             .iter()
             .filter(|e| e.param.starts_with("component-code-value-quantity$"))

@@ -550,6 +550,97 @@ fn child_context<'a>(defs: &'a Definitions, t: &'a str, elem_path: &'a str) -> &
     }
 }
 
+/// The FHIR types the nodes of `expr` can have, found from the element
+/// definitions alone (no resource): what [`evaluate`] would give each node
+/// as its `type_name`, for every resource. A member the model does not
+/// describe gives `""`. Used to tell which reference parameters hold
+/// canonical URLs rather than literal references.
+pub fn result_types(defs: &Definitions, expr: &Expr) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in &expr.terms {
+        for (ty, _) in term_types(defs, t) {
+            if !out.contains(&ty) {
+                out.push(ty);
+            }
+        }
+    }
+    out
+}
+
+/// (type, context) pairs a term can produce (see [`result_types`]).
+fn term_types(defs: &Definitions, term: &Term) -> Vec<(String, String)> {
+    match term {
+        Term::Path(root, steps) => steps_types(defs, steps, vec![(root.clone(), root.clone())]),
+        Term::Then(inner, steps) => steps_types(defs, steps, term_types(defs, inner)),
+        Term::And(..) | Term::Cmp { .. } => vec![("boolean".into(), "boolean".into())],
+    }
+}
+
+fn steps_types(
+    defs: &Definitions,
+    steps: &[Step],
+    mut nodes: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    for step in steps {
+        let mut next: Vec<(String, String)> = Vec::new();
+        let mut add = |t: &str, context: &str| {
+            let n = (t.to_owned(), context.to_owned());
+            if !next.contains(&n) {
+                next.push(n);
+            }
+        };
+        match step {
+            Step::Member(name) | Step::Extension(name) => {
+                let name = if matches!(step, Step::Extension(_)) {
+                    "extension"
+                } else {
+                    name.as_str()
+                };
+                for (_, context) in &nodes {
+                    if context.is_empty() {
+                        add("", "");
+                        continue;
+                    }
+                    let path = format!("{context}.{name}");
+                    if let Some(el) = defs.element(&path) {
+                        let t = match (el.types.first(), &el.content_reference) {
+                            (Some(t), _) => t.as_str(),
+                            (None, Some(_)) => "BackboneElement",
+                            (None, None) => "",
+                        };
+                        let elem_path = match &el.content_reference {
+                            Some(cr) => cr.trim_start_matches('#'),
+                            None => el.path.as_str(),
+                        };
+                        add(t, child_context(defs, t, elem_path));
+                    } else if let Some(el) = defs.element(&format!("{path}[x]")) {
+                        for t in &el.types {
+                            add(t, child_context(defs, t, &el.path));
+                        }
+                    } else {
+                        add("", "");
+                    }
+                }
+            }
+            Step::OfType(t) => {
+                for (ty, context) in &nodes {
+                    if ty == t || types_compatible(ty, t) || ty.is_empty() {
+                        add(if ty.is_empty() { t } else { ty }, context);
+                    }
+                }
+            }
+            Step::Exists => add("boolean", "boolean"),
+            Step::ResolveIs(_) | Step::WhereEq(..) | Step::First | Step::Index(_) => {
+                for (t, context) in &nodes {
+                    add(t, context);
+                }
+            }
+        }
+        nodes = next;
+    }
+    nodes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

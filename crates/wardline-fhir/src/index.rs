@@ -61,11 +61,14 @@ pub enum IndexValue {
         unit: Option<String>,
     },
     /// A reference. Relative references are split into `target_type`/`target_id`;
-    /// absolute or canonical references keep `url` only.
+    /// absolute references keep `url` only. A canonical (`url|version`) keeps
+    /// its URL in `url` and its version, if any, in `version` (matched by URL,
+    /// and by version when a search gives one).
     Reference {
         target_type: Option<String>,
         target_id: Option<String>,
         url: String,
+        version: Option<String>,
     },
     Uri {
         value: String,

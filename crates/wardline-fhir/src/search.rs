@@ -104,6 +104,17 @@ pub enum Predicate {
         value: String,
         mode: UriMatch,
     },
+    /// A canonical reference (`url` or `url|version`), for a reference
+    /// parameter whose elements hold canonical URLs: the indexed URL equals
+    /// `url` (any version, or `version` when given). With `below` (the
+    /// `:below` modifier): the indexed URL starts with `url` when no version
+    /// is given; with one, the URL is `url` and the version is `version` or
+    /// below it (`1.2` finds `1.2` and `1.2.3`).
+    Canonical {
+        url: String,
+        version: Option<String>,
+        below: bool,
+    },
 }
 
 /// What a filter tests.
@@ -233,6 +244,7 @@ pub enum Handling {
 
 // ---- parsing ---------------------------------------------------------------
 
+use crate::datetime::{FhirDate, LocalZone};
 use crate::definitions::{Definitions, SearchParamDef};
 use crate::error::FhirError;
 
@@ -249,13 +261,70 @@ const RESULT_PARAMS: [&str; 9] = [
 ];
 
 /// Parses URL query pairs into a [`SearchQuery`] for `resource_type` (`None`:
-/// a system-level search, which allows only the common parameters).
+/// a system-level search, which allows only the common parameters), with
+/// date values that have no time-zone offset read in `zone`, the trust's
+/// local time zone (see [`crate::datetime`]). What a user or another system
+/// asked is parsed so.
+pub fn parse_in(
+    defs: &Definitions,
+    zone: &LocalZone,
+    resource_type: Option<&str>,
+    params: &[(String, String)],
+    handling: Handling,
+) -> Result<SearchQuery, FhirError> {
+    parse_with(
+        Cx {
+            defs,
+            zone: Some(zone),
+        },
+        resource_type,
+        params,
+        handling,
+    )
+}
+
+/// [`parse_in`] without a time zone, for the queries code builds itself: a
+/// date value without a time-zone offset is refused (400) rather than read
+/// in a zone the caller did not choose.
 pub fn parse(
     defs: &Definitions,
     resource_type: Option<&str>,
     params: &[(String, String)],
     handling: Handling,
 ) -> Result<SearchQuery, FhirError> {
+    parse_with(Cx { defs, zone: None }, resource_type, params, handling)
+}
+
+/// What parsing reads values with.
+#[derive(Clone, Copy)]
+struct Cx<'a> {
+    defs: &'a Definitions,
+    zone: Option<&'a LocalZone>,
+}
+
+impl Cx<'_> {
+    /// The range of date search value `v` (`shown` as written, with its
+    /// prefix, for the error) of parameter `code`.
+    fn date(&self, v: &str, shown: &str, code: &str) -> Result<(i64, i64), String> {
+        let d = FhirDate::parse(v)
+            .ok_or_else(|| format!("'{shown}' is not a valid date for {code}"))?;
+        match self.zone {
+            Some(z) => Ok(d.range_in(z)),
+            None if d.has_offset() => Ok(d.range_in(&LocalZone::utc())),
+            None => Err(format!(
+                "'{shown}' for {code} has no time-zone offset, and this query is not read in the trust's time zone"
+            )),
+        }
+    }
+}
+
+fn parse_with(
+    cx: Cx<'_>,
+    resource_type: Option<&str>,
+    params: &[(String, String)],
+    handling: Handling,
+) -> Result<SearchQuery, FhirError> {
+    let defs = cx.defs;
     let mut q = SearchQuery {
         resource_type: resource_type.map(str::to_owned),
         ..SearchQuery::default()
@@ -371,7 +440,7 @@ pub fn parse(
             _ => {}
         }
         debug_assert!(!RESULT_PARAMS.contains(&key.as_str()));
-        match param_filter(defs, resource_type, key, value, 0)? {
+        match param_filter(cx, resource_type, key, value, 0)? {
             Ok(f) => q.filters.push(f),
             Err(e) => skip(&mut q, e)?,
         }
@@ -442,12 +511,13 @@ fn known<'d>(defs: &'d Definitions, rtype: Option<&str>, code: &str) -> Option<&
 /// request whatever the handling (an unparsable value); the inner error is a
 /// parameter Wardline does not know or support, which lenient handling ignores.
 fn param_filter(
-    defs: &Definitions,
+    cx: Cx<'_>,
     resource_type: Option<&str>,
     key: &str,
     value: &str,
     depth: usize,
 ) -> Result<Result<Filter, FhirError>, FhirError> {
+    let defs = cx.defs;
     let bad = |why: String| FhirError::invalid(why).at(key);
     if depth > MAX_CHAIN_DEPTH {
         return Err(bad(format!(
@@ -455,14 +525,14 @@ fn param_filter(
         )));
     }
     if key == "_has" || key.starts_with("_has:") {
-        return has_filter(defs, resource_type, key, value, depth);
+        return has_filter(cx, resource_type, key, value, depth);
     }
     let (code, modifier) = match key.split_once(':') {
         Some((c, m)) => (c, Some(m)),
         None => (key, None),
     };
     if let Some((head, rest)) = key.split_once('.') {
-        return chain_filter(defs, resource_type, key, head, rest, value, depth);
+        return chain_filter(cx, resource_type, key, head, rest, value, depth);
     }
     let values = split_values(value);
     if code == "_id" {
@@ -486,8 +556,7 @@ fn param_filter(
         let mut ranges = Vec::new();
         for v in &values {
             let (p, rest) = prefix(v);
-            let (lo, hi) = crate::datetime::parse_range(rest)
-                .ok_or_else(|| bad(format!("_lastUpdated '{v}' is not a valid date")))?;
+            let (lo, hi) = cx.date(rest, v, "_lastUpdated").map_err(bad)?;
             ranges.push((p, lo, hi));
         }
         return Ok(Ok(Filter {
@@ -528,7 +597,7 @@ fn param_filter(
                 "modifier ':{m}' is not valid on {code}"
             ))));
         }
-        return composite_filter(defs, def, &split_raw(value, ','))
+        return composite_filter(cx, def, &split_raw(value, ','))
             .map(Ok)
             .map_err(bad);
     }
@@ -558,7 +627,15 @@ fn param_filter(
         }));
     }
     for v in &values {
-        let p = match value_predicate(defs, def, modifier, v) {
+        if kind == SearchParamType::Reference {
+            match reference_predicates(cx, def, modifier, v) {
+                Ok(Ok(p)) => preds.extend(p),
+                Ok(Err(e)) => return Ok(Err(e)),
+                Err(why) => return Err(bad(why)),
+            }
+            continue;
+        }
+        let p = match value_predicate(cx, def, modifier, v) {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => return Ok(Err(e)),
             Err(why) => return Err(bad(why)),
@@ -580,11 +657,12 @@ fn param_filter(
 /// The predicate for one value of a (non-composite) parameter. Outer error: a
 /// bad value (the message); inner error: an unsupported or invalid modifier.
 fn value_predicate(
-    defs: &Definitions,
+    cx: Cx<'_>,
     def: &SearchParamDef,
     modifier: Option<&str>,
     v: &str,
 ) -> Result<Result<Predicate, FhirError>, String> {
+    let defs = cx.defs;
     let code = &def.code;
     Ok(Ok(match (def.kind, modifier) {
         (SearchParamType::String, None | Some("contains") | Some("exact")) => {
@@ -606,8 +684,7 @@ fn value_predicate(
         }
         (SearchParamType::Date, None) => {
             let (p, rest) = prefix(v);
-            let (lo, hi) = crate::datetime::parse_range(rest)
-                .ok_or_else(|| format!("'{v}' is not a valid date for {code}"))?;
+            let (lo, hi) = cx.date(rest, v, code)?;
             Predicate::Date { prefix: p, lo, hi }
         }
         (SearchParamType::Number, None) => {
@@ -675,6 +752,48 @@ fn value_predicate(
     }))
 }
 
+/// The predicates for one value of a reference parameter, OR-ed: a literal
+/// reference (type and id, or a URL) where the parameter's elements are
+/// References, and the value as a canonical URL (`url|version`) where they
+/// are canonicals; both for a parameter that has both. `:below` is for
+/// canonicals only. Outer error: a bad value; inner: a bad modifier.
+fn reference_predicates(
+    cx: Cx<'_>,
+    def: &SearchParamDef,
+    modifier: Option<&str>,
+    v: &str,
+) -> Result<Result<Vec<Predicate>, FhirError>, String> {
+    let kinds = cx.defs.reference_kinds(&def.resource_type, &def.code);
+    let below = modifier == Some("below");
+    let typed = modifier.is_some_and(|m| cx.defs.is_resource_type(m));
+    if !kinds.canonical || !(modifier.is_none() || below || typed) {
+        return Ok(value_predicate(cx, def, modifier, v)?.map(|p| vec![p]));
+    }
+    let mut out = Vec::new();
+    if kinds.literal && !below && !v.contains('|') {
+        match value_predicate(cx, def, modifier, v)? {
+            Ok(p) => out.push(p),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let (url, version) = match v.split_once('|') {
+        Some((u, ver)) => (u, Some(ver).filter(|x| !x.is_empty())),
+        None => (v, None),
+    };
+    if url.is_empty() {
+        return Err(format!(
+            "'{v}' is not a canonical URL for {} (url or url|version)",
+            def.code
+        ));
+    }
+    out.push(Predicate::Canonical {
+        url: url.to_owned(),
+        version: version.map(str::to_owned),
+        below,
+    });
+    Ok(Ok(out))
+}
+
 /// Points an error from a link of a chain at the whole parameter as written.
 fn whole_key(mut e: FhirError, key: &str) -> FhirError {
     if let Some(i) = e.issues.first_mut() {
@@ -686,7 +805,7 @@ fn whole_key(mut e: FhirError, key: &str) -> FhirError {
 /// A chained parameter: `head` is `param` or `param:Type`, `rest` the
 /// parameter (possibly chained again) of the referenced resource.
 fn chain_filter(
-    defs: &Definitions,
+    cx: Cx<'_>,
     resource_type: Option<&str>,
     key: &str,
     head: &str,
@@ -694,6 +813,7 @@ fn chain_filter(
     value: &str,
     depth: usize,
 ) -> Result<Result<Filter, FhirError>, FhirError> {
+    let defs = cx.defs;
     let (code, modifier) = match head.split_once(':') {
         Some((c, m)) => (c, Some(m)),
         None => (head, None),
@@ -739,7 +859,7 @@ fn chain_filter(
     }
     let mut targets = Vec::with_capacity(candidates.len());
     for t in candidates {
-        match param_filter(defs, Some(&t), rest, value, depth + 1).map_err(|e| whole_key(e, key))? {
+        match param_filter(cx, Some(&t), rest, value, depth + 1).map_err(|e| whole_key(e, key))? {
             Ok(inner) => targets.push((t, inner)),
             Err(e) => return Ok(Err(e)),
         }
@@ -754,12 +874,13 @@ fn chain_filter(
 /// `_has:Source:param:rest=value`: resources that some `Source` refers to by
 /// `param`, where that `Source` matches `rest=value` (which may be another `_has`).
 fn has_filter(
-    defs: &Definitions,
+    cx: Cx<'_>,
     resource_type: Option<&str>,
     key: &str,
     value: &str,
     depth: usize,
 ) -> Result<Result<Filter, FhirError>, FhirError> {
+    let defs = cx.defs;
     let bad = |why: String| FhirError::invalid(why).at(key);
     let Some(target) = resource_type else {
         return Err(bad(
@@ -789,7 +910,7 @@ fn has_filter(
     if !def.targets.is_empty() && !def.targets.iter().any(|t| t == target || t == "Resource") {
         return Err(bad(format!("{source}.{param} cannot refer to a {target}")));
     }
-    match param_filter(defs, Some(source), rest, value, depth + 1).map_err(|e| whole_key(e, key))? {
+    match param_filter(cx, Some(source), rest, value, depth + 1).map_err(|e| whole_key(e, key))? {
         Ok(inner) => Ok(Ok(Filter {
             param: "_has".into(),
             param_type: None,
@@ -806,11 +927,8 @@ fn has_filter(
 /// A composite parameter (`code-value-quantity=http://loinc.org|8480-6$gt100`):
 /// each comma-separated value is `$`-separated component values, each parsed
 /// by its component's own parameter type.
-fn composite_filter(
-    defs: &Definitions,
-    def: &SearchParamDef,
-    values: &[String],
-) -> Result<Filter, String> {
+fn composite_filter(cx: Cx<'_>, def: &SearchParamDef, values: &[String]) -> Result<Filter, String> {
+    let defs = cx.defs;
     // `values` are raw (escapes kept): `$` separates components first.
     let comps: Vec<&SearchParamDef> = def
         .components
@@ -835,7 +953,7 @@ fn composite_filter(
         }
         let mut preds = Vec::new();
         for (c, part) in comps.iter().zip(&parts) {
-            match value_predicate(defs, c, None, part)? {
+            match value_predicate(cx, c, None, part)? {
                 Ok(p) => preds.push((c.kind, p)),
                 Err(e) => return Err(e.to_string()),
             }
@@ -1067,7 +1185,7 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
-        parse(r4(), Some(t), &v, h)
+        parse_in(r4(), &LocalZone::utc(), Some(t), &v, h)
     }
 
     #[test]
@@ -1346,8 +1464,9 @@ mod tests {
         assert!(q.filters.is_empty());
         // System-level search: only the common parameters.
         let sys = |k: &str, v: &str| {
-            parse(
+            parse_in(
                 r4(),
+                &LocalZone::utc(),
                 None,
                 &[(k.to_owned(), v.to_owned())],
                 Handling::Strict,
@@ -1650,6 +1769,176 @@ mod tests {
         .unwrap();
         assert_eq!(q.sort[0].param_type, Some(SearchParamType::Date));
         assert!(q.sort[1].descending && q.sort[1].param_type.is_none());
+    }
+
+    /// Issue 15: a canonical was indexed without type and id while a
+    /// `Type/id` query compared ids, so `MeasureReport?measure=Measure/CMS146`
+    /// found nothing. Canonical-typed reference parameters match by URL.
+    #[test]
+    fn canonical_parameters_match_by_url_and_version() {
+        let preds = |t: &str, k: &str, v: &str| -> Vec<Predicate> {
+            let q = p(t, &[(k, v)], Handling::Strict).unwrap();
+            match &q.filters[0].kind {
+                FilterKind::Match(v) => v.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let canon = |url: &str, version: Option<&str>, below: bool| Predicate::Canonical {
+            url: url.into(),
+            version: version.map(str::to_owned),
+            below,
+        };
+        assert_eq!(
+            preds("MeasureReport", "measure", "Measure/CMS146"),
+            vec![canon("Measure/CMS146", None, false)]
+        );
+        assert_eq!(
+            preds("Procedure", "instantiates-canonical", "PlanDefinition/KDN5"),
+            vec![canon("PlanDefinition/KDN5", None, false)]
+        );
+        assert_eq!(
+            preds(
+                "QuestionnaireResponse",
+                "questionnaire",
+                "http://example.org/Questionnaire/gcs|2.0"
+            ),
+            vec![canon(
+                "http://example.org/Questionnaire/gcs",
+                Some("2.0"),
+                false
+            )]
+        );
+        assert_eq!(
+            preds(
+                "QuestionnaireResponse",
+                "questionnaire",
+                "Questionnaire/gcs|"
+            ),
+            vec![canon("Questionnaire/gcs", None, false)]
+        );
+        assert_eq!(
+            preds(
+                "QuestionnaireResponse",
+                "questionnaire:below",
+                "http://example.org/Questionnaire/gcs|2"
+            ),
+            vec![canon(
+                "http://example.org/Questionnaire/gcs",
+                Some("2"),
+                true
+            )]
+        );
+        // Two values: OR-ed.
+        assert_eq!(
+            preds("MeasureReport", "measure", "Measure/a,Measure/b").len(),
+            2
+        );
+        // A literal reference parameter is unchanged, and takes no :below.
+        assert_eq!(
+            preds("Observation", "subject", "Patient/1"),
+            vec![Predicate::Reference {
+                target_type: Some("Patient".into()),
+                target_id: Some("1".into()),
+                url: None
+            }]
+        );
+        let e = p(
+            "Observation",
+            &[("subject:below", "Patient/1")],
+            Handling::Strict,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.status, e.issues[0].expression.clone()),
+            (400, vec!["subject:below".to_owned()])
+        );
+        // No URL: a bad value, whatever the handling.
+        let e = p("MeasureReport", &[("measure", "|1.0")], Handling::Lenient).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.issues[0].expression, vec!["measure"]);
+        // What the definitions say of the parameters.
+        let d = r4();
+        let k = d.reference_kinds("QuestionnaireResponse", "questionnaire");
+        assert!(k.canonical && !k.literal);
+        let k = d.reference_kinds("Observation", "subject");
+        assert!(k.literal && !k.canonical);
+        assert!(d.reference_kinds("PlanDefinition", "definition").canonical);
+    }
+
+    /// Issue 15: zone-less date values were the UTC day; they are read in
+    /// the zone given (the trust's), and refused where none is.
+    #[test]
+    fn dates_without_an_offset_are_read_in_the_zone() {
+        let london = LocalZone::london();
+        let pin = |t: &str, k: &str, v: &str| {
+            parse_in(
+                r4(),
+                &london,
+                Some(t),
+                &[(k.to_owned(), v.to_owned())],
+                Handling::Strict,
+            )
+        };
+        let range = |q: SearchQuery| -> (i64, i64) {
+            fn find(f: &Filter) -> (i64, i64) {
+                match &f.kind {
+                    FilterKind::Match(v) => match v[0] {
+                        Predicate::Date { lo, hi, .. } => (lo, hi),
+                        ref other => panic!("{other:?}"),
+                    },
+                    FilterKind::LastUpdated(r) => (r[0].1, r[0].2),
+                    FilterKind::Chain(t) => find(&t[0].1),
+                    other => panic!("{other:?}"),
+                }
+            }
+            find(&q.filters[0])
+        };
+        let july = crate::datetime::parse_range_in("2024-07-01", &london).unwrap();
+        assert_eq!(
+            crate::datetime::format_instant(july.0),
+            "2024-06-30T23:00:00.000Z"
+        );
+        assert_eq!(
+            range(pin("Patient", "birthdate", "2024-07-01").unwrap()),
+            july
+        );
+        assert_eq!(
+            range(pin("Patient", "birthdate", "ge2024-07-01").unwrap()),
+            july
+        );
+        assert_eq!(
+            range(pin("Patient", "_lastUpdated", "2024-07-01").unwrap()),
+            july
+        );
+        assert_eq!(
+            range(pin("Observation", "subject:Patient.birthdate", "2024-07-01").unwrap()),
+            july
+        );
+        // An offset wins over the zone.
+        let utc = crate::datetime::parse_range("2024-07-01T00:00:00Z").unwrap();
+        assert_eq!(
+            range(pin("Patient", "birthdate", "2024-07-01T00:00:00Z").unwrap()),
+            utc
+        );
+        // Without a zone: an instant is fine, a zone-less date is refused.
+        let none = |v: &str| {
+            parse(
+                r4(),
+                Some("Patient"),
+                &[("birthdate".to_owned(), v.to_owned())],
+                Handling::Strict,
+            )
+        };
+        assert_eq!(range(none("lt2024-07-01T00:00:00Z").unwrap()).0, utc.0);
+        let e = none("2024-07-01").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.issues[0].expression, vec!["birthdate"]);
+        assert!(e.issues[0].diagnostics.contains("no time-zone offset"));
+        assert!(
+            none("2024-13-01").unwrap_err().issues[0]
+                .diagnostics
+                .contains("not a valid date")
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use r2d2::PooledConnection;
 use wardline_fhir::{IndexValue, SearchQuery};
 use wardline_store::audit::AuditAppend;
 use wardline_store::{
-    PageRequest, Reader, ResourceWrite, Result, SearchPage, StoreError, StoreTx, StoredResource,
-    WriteMethod,
+    PageRequest, Reader, Reindex, ResourceWrite, Result, SearchPage, StoreError, StoreTx,
+    StoredResource, WriteMethod,
 };
 
 use crate::{FLUSH_AT, Manager, PgConn, be};
@@ -127,6 +127,13 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
+    fn reindex(&mut self, items: &[Reindex]) -> Result<usize> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        self.flushed(|c| reindex(c, items))
+    }
+
     fn append_audit(&mut self, rows: &[AuditAppend]) -> Result<()> {
         let st = self.st.get_mut();
         if st.failed {
@@ -223,7 +230,7 @@ struct IndexRows<'a> {
     date: (Common<'a>, Vec<i64>, Vec<i64>),
     number: (Common<'a>, Vec<f64>),
     quantity: (Common<'a>, Vec<f64>, Opt<'a>, Opt<'a>, Opt<'a>),
-    reference: (Common<'a>, Opt<'a>, Opt<'a>, Vec<&'a str>),
+    reference: (Common<'a>, Opt<'a>, Opt<'a>, Vec<&'a str>, Opt<'a>),
     uri: (Common<'a>, Vec<&'a str>),
 }
 
@@ -236,14 +243,71 @@ struct Common<'a> {
     grp: Vec<Option<i32>>,
 }
 
+/// The index rows of one resource: its rid, type, patient and entries.
+type Indexed<'a> = (
+    i64,
+    &'a str,
+    Option<&'a str>,
+    &'a [wardline_fhir::IndexEntry],
+);
+
 impl<'a> Common<'a> {
-    fn push(&mut self, rid: i64, w: &'a ResourceWrite, e: &'a wardline_fhir::IndexEntry) {
+    fn push(
+        &mut self,
+        rid: i64,
+        res_type: &'a str,
+        patient_key: Option<&'a str>,
+        e: &'a wardline_fhir::IndexEntry,
+    ) {
         self.rid.push(rid);
-        self.res_type.push(&w.resource_type);
+        self.res_type.push(res_type);
         self.param.push(&e.param);
-        self.patient_key.push(w.patient_key.as_deref());
+        self.patient_key.push(patient_key);
         self.grp.push(e.group.map(|g| g as i32));
     }
+}
+
+/// See [`StoreTx::reindex`]: the current rows locked, those still at the
+/// version given get their index rows replaced.
+fn reindex(c: &mut PgConn, items: &[Reindex]) -> Result<usize> {
+    let types: Vec<&str> = items.iter().map(|w| w.resource_type.as_str()).collect();
+    let ids: Vec<&str> = items.iter().map(|w| w.id.as_str()).collect();
+    let rows = c.query(
+        "SELECT r.res_type, r.res_id, r.rid, r.version, r.deleted, r.patient_key FROM resources r
+         JOIN unnest($1::text[], $2::text[]) AS u(t, i) ON r.res_type = u.t AND r.res_id = u.i
+         FOR UPDATE OF r",
+        &[&types, &ids],
+    )?;
+    /// rid, version, deleted, patient key.
+    type Current = (i64, i64, i16, Option<String>);
+    let mut current: HashMap<(String, String), Current> = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        current.insert(
+            (r.try_get(0).map_err(be)?, r.try_get(1).map_err(be)?),
+            (
+                r.try_get(2).map_err(be)?,
+                r.try_get(3).map_err(be)?,
+                r.try_get(4).map_err(be)?,
+                r.try_get(5).map_err(be)?,
+            ),
+        );
+    }
+    let mut rows: Vec<Indexed<'_>> = Vec::with_capacity(items.len());
+    for it in items {
+        if let Some((rid, version, deleted, pk)) =
+            current.get(&(it.resource_type.clone(), it.id.clone()))
+            && *version == it.version
+            && *deleted == 0
+        {
+            rows.push((*rid, &it.resource_type, pk.as_deref(), &it.index));
+        }
+    }
+    let rids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    for t in INDEX_TABLES {
+        c.execute(&format!("DELETE FROM {t} WHERE rid = ANY($1)"), &[&rids])?;
+    }
+    insert_index_rows(c, &rows)?;
+    Ok(rows.len())
 }
 
 const INDEX_TABLES: [&str; 7] = [
@@ -397,7 +461,7 @@ fn flush_batch(c: &mut PgConn, batch: &[ResourceWrite]) -> Result<()> {
     }
 
     // 4. Index rows, one INSERT per table.
-    let mut ix = IndexRows::default();
+    let mut rows: Vec<Indexed<'_>> = Vec::with_capacity(batch.len());
     for (w, r) in batch.iter().zip(&rids) {
         let rid = match r {
             Some(r) => *r,
@@ -405,26 +469,35 @@ fn flush_batch(c: &mut PgConn, batch: &[ResourceWrite]) -> Result<()> {
                 .get(&(w.resource_type.clone(), w.id.clone()))
                 .ok_or_else(|| be(format!("no rid returned for {}/{}", w.resource_type, w.id)))?,
         };
-        for e in &w.index {
+        rows.push((rid, &w.resource_type, w.patient_key.as_deref(), &w.index));
+    }
+    insert_index_rows(c, &rows)
+}
+
+/// The index rows of `rows`, one INSERT per table.
+fn insert_index_rows(c: &mut PgConn, rows: &[Indexed<'_>]) -> Result<()> {
+    let mut ix = IndexRows::default();
+    for &(rid, t, pk, index) in rows {
+        for e in index {
             match &e.value {
                 IndexValue::Token { system, code, .. } => {
-                    ix.token.0.push(rid, w, e);
+                    ix.token.0.push(rid, t, pk, e);
                     ix.token.1.push(system.as_deref());
                     ix.token.2.push(code.as_deref());
                     ix.token.3.push(crate::token_text(&e.value));
                 }
                 IndexValue::String { norm, exact } => {
-                    ix.string.0.push(rid, w, e);
+                    ix.string.0.push(rid, t, pk, e);
                     ix.string.1.push(norm);
                     ix.string.2.push(exact);
                 }
                 IndexValue::Date { lo, hi } => {
-                    ix.date.0.push(rid, w, e);
+                    ix.date.0.push(rid, t, pk, e);
                     ix.date.1.push(*lo);
                     ix.date.2.push(*hi);
                 }
                 IndexValue::Number { value } => {
-                    ix.number.0.push(rid, w, e);
+                    ix.number.0.push(rid, t, pk, e);
                     ix.number.1.push(*value);
                 }
                 IndexValue::Quantity {
@@ -433,7 +506,7 @@ fn flush_batch(c: &mut PgConn, batch: &[ResourceWrite]) -> Result<()> {
                     code,
                     unit,
                 } => {
-                    ix.quantity.0.push(rid, w, e);
+                    ix.quantity.0.push(rid, t, pk, e);
                     ix.quantity.1.push(*value);
                     ix.quantity.2.push(system.as_deref());
                     ix.quantity.3.push(code.as_deref());
@@ -443,14 +516,16 @@ fn flush_batch(c: &mut PgConn, batch: &[ResourceWrite]) -> Result<()> {
                     target_type,
                     target_id,
                     url,
+                    version,
                 } => {
-                    ix.reference.0.push(rid, w, e);
+                    ix.reference.0.push(rid, t, pk, e);
                     ix.reference.1.push(target_type.as_deref());
                     ix.reference.2.push(target_id.as_deref());
                     ix.reference.3.push(url);
+                    ix.reference.4.push(version.as_deref());
                 }
                 IndexValue::Uri { value } => {
-                    ix.uri.0.push(rid, w, e);
+                    ix.uri.0.push(rid, t, pk, e);
                     ix.uri.1.push(value);
                 }
             }
@@ -492,11 +567,11 @@ fn flush_batch(c: &mut PgConn, batch: &[ResourceWrite]) -> Result<()> {
             &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a, b, d, e],
         )?;
     }
-    let (k, a, b, d) = &ix.reference;
+    let (k, a, b, d, v) = &ix.reference;
     if !k.rid.is_empty() {
         c.execute(
-            &format!("INSERT INTO idx_reference (rid, res_type, param, patient_key, grp, target_type, target_id, url) SELECT * FROM unnest({HEAD}, $6::text[], $7::text[], $8::text[])"),
-            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a, b, d],
+            &format!("INSERT INTO idx_reference (rid, res_type, param, patient_key, grp, target_type, target_id, url, version) SELECT * FROM unnest({HEAD}, $6::text[], $7::text[], $8::text[], $9::text[])"),
+            &[&k.rid, &k.res_type, &k.param, &k.patient_key, &k.grp, a, b, d, v],
         )?;
     }
     let (k, a) = &ix.uri;

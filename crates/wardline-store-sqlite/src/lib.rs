@@ -20,8 +20,8 @@ use wardline_fhir::{IndexValue, SearchQuery};
 use wardline_store::audit::{self, AuditAnchor, AuditAppend, AuditQuery, AuditRow};
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
-    HistoryRequest, IncludeRequest, PageRequest, Reader, ResourceWrite, Result, SearchPage, Store,
-    StoreError, StoreTx, StoredResource, WriteMethod,
+    HistoryRequest, IncludeRequest, PageRequest, Reader, Reindex, ResourceWrite, Result,
+    SearchPage, Store, StoreError, StoreTx, StoredResource, WriteMethod,
 };
 
 const READERS: usize = 4;
@@ -649,20 +649,7 @@ impl StoreTx for SqliteTx<'_> {
                     w.json
                 ])
                 .map_err(be)?;
-                for t in [
-                    "idx_token",
-                    "idx_string",
-                    "idx_date",
-                    "idx_number",
-                    "idx_quantity",
-                    "idx_reference",
-                    "idx_uri",
-                ] {
-                    c.prepare_cached(&format!("DELETE FROM {t} WHERE rid = ?1"))
-                        .map_err(be)?
-                        .execute([rid])
-                        .map_err(be)?;
-                }
+                delete_index(c, rid)?;
                 rid
             }
             None => {
@@ -691,6 +678,43 @@ impl StoreTx for SqliteTx<'_> {
             insert_index(c, rid, t, &e.param, pk, e.group, &e.value)?;
         }
         Ok(())
+    }
+
+    fn reindex(&mut self, items: &[Reindex]) -> Result<usize> {
+        let c = &*self.conn;
+        let mut n = 0;
+        for it in items {
+            let current: Option<(i64, i64, i64, Option<String>)> = c
+                .prepare_cached(
+                    "SELECT rid, version, deleted, patient_key FROM resources WHERE res_type = ?1 AND res_id = ?2",
+                )
+                .map_err(be)?
+                .query_row([&it.resource_type, &it.id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+                .map_err(be)?;
+            let Some((rid, version, deleted, pk)) = current else {
+                continue;
+            };
+            if version != it.version || deleted != 0 {
+                continue;
+            }
+            delete_index(c, rid)?;
+            for e in &it.index {
+                insert_index(
+                    c,
+                    rid,
+                    &it.resource_type,
+                    &e.param,
+                    pk.as_deref(),
+                    e.group,
+                    &e.value,
+                )?;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     fn append_audit(&mut self, rows: &[AuditAppend]) -> Result<()> {
@@ -723,6 +747,25 @@ impl StoreTx for SqliteTx<'_> {
         self.done = true;
         Ok(())
     }
+}
+
+/// Deletes every index row of `rid`.
+fn delete_index(c: &Connection, rid: i64) -> Result<()> {
+    for t in [
+        "idx_token",
+        "idx_string",
+        "idx_date",
+        "idx_number",
+        "idx_quantity",
+        "idx_reference",
+        "idx_uri",
+    ] {
+        c.prepare_cached(&format!("DELETE FROM {t} WHERE rid = ?1"))
+            .map_err(be)?
+            .execute([rid])
+            .map_err(be)?;
+    }
+    Ok(())
 }
 
 /// Inserts one index row with a fixed statement per table (cached), binding
@@ -783,11 +826,12 @@ fn insert_index(
             target_type,
             target_id,
             url,
+            version,
         } => c
             .prepare_cached(
-                "INSERT INTO idx_reference (rid, res_type, param, patient_key, grp, target_type, target_id, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO idx_reference (rid, res_type, param, patient_key, grp, target_type, target_id, url, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, target_type, target_id, url])),
+            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, target_type, target_id, url, version])),
         IndexValue::Uri { value } => c
             .prepare_cached(
                 "INSERT INTO idx_uri (rid, res_type, param, patient_key, grp, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

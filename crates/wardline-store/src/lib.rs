@@ -95,6 +95,17 @@ pub struct ResourceWrite {
     pub index: Vec<IndexEntry>,
 }
 
+/// The index of a current version, rebuilt by the core (see
+/// [`StoreTx::reindex`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reindex {
+    pub resource_type: String,
+    pub id: String,
+    /// The version `index` was computed from.
+    pub version: i64,
+    pub index: Vec<IndexEntry>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("version conflict on {resource_type}/{id}: expected {expected:?}, found {found:?}")]
@@ -251,6 +262,13 @@ pub trait Store: Reader + Send + Sync {
 /// A read-write transaction. Reads see the transaction's own writes.
 pub trait StoreTx: Reader {
     fn write(&mut self, w: ResourceWrite) -> Result<()>;
+    /// Replaces every index row of each resource's current version with
+    /// the entries given, writing no new version (no history, no `seq`, no
+    /// `lastUpdated`): how the core rebuilds the index when the way values
+    /// are indexed changes. A resource whose current version is not the
+    /// one given (written since it was read), or is deleted or missing, is
+    /// left as it is. Returns how many were reindexed.
+    fn reindex(&mut self, items: &[Reindex]) -> Result<usize>;
     /// Appends rows to the audit chain in this transaction: they commit or
     /// roll back with it. The chain head is locked from when the rows are
     /// chained (at the latest, at commit) until commit or rollback, so the

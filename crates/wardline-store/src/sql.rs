@@ -86,10 +86,16 @@ pub fn index_row(v: &IndexValue) -> (&'static str, &'static [&'static str], Vec<
             target_type,
             target_id,
             url,
+            version,
         } => (
             "idx_reference",
-            &["target_type", "target_id", "url"],
-            vec![t(target_type), t(target_id), SqlValue::Text(url.clone())],
+            &["target_type", "target_id", "url", "version"],
+            vec![
+                t(target_type),
+                t(target_id),
+                SqlValue::Text(url.clone()),
+                t(version),
+            ],
         ),
         IndexValue::Uri { value } => ("idx_uri", &["value"], vec![SqlValue::Text(value.clone())]),
     }
@@ -177,10 +183,15 @@ pub fn migrations(d: Dialect) -> Vec<(&'static str, String)> {
     .map(|t| format!("ALTER TABLE {t} ADD COLUMN grp INTEGER;"))
     .collect::<Vec<_>>()
     .join("\n");
+    // Canonical references: the version of `url|version`, apart from the URL
+    // (the rows written before keep the version in `url` until the core
+    // reindexes them; see `INDEX_FORMAT` in wardline-fhir).
+    let v4 = "ALTER TABLE idx_reference ADD COLUMN version TEXT;".to_owned();
     vec![
         ("0001_initial", v1),
         ("0002_composite_groups", v2),
         ("0003_audit_kv", audit_kv(d)),
+        ("0004_canonical_version", v4),
     ]
 }
 
@@ -483,7 +494,8 @@ fn selectivity(f: &Filter) -> Option<u8> {
                 Predicate::Uri {
                     mode: UriMatch::Exact,
                     ..
-                } => 3,
+                }
+                | Predicate::Canonical { below: false, .. } => 3,
                 Predicate::String { .. } => 4,
                 Predicate::Token { code: Some(_), .. } => 6,
                 _ => 8,
@@ -972,6 +984,40 @@ fn predicate(b: &mut SqlBuilder, x: &str, p: &Predicate) {
                 b.push("1 = 0");
             }
         },
+        Predicate::Canonical {
+            url,
+            version,
+            below,
+        } => {
+            // `substr` rather than `LIKE`: exact and case-sensitive on both
+            // backends (SQLite's `LIKE` ignores ASCII case).
+            let starts = |b: &mut SqlBuilder, col: &str, prefix: &str| {
+                b.push("substr(").push(x).push(".").push(col).push(", 1, ");
+                b.int(prefix.chars().count() as i64)
+                    .push(") = ")
+                    .text(prefix);
+            };
+            match (version, below) {
+                (None, false) => {
+                    b.push(x).push(".url = ").text(url);
+                }
+                (Some(v), false) => {
+                    b.push(x).push(".url = ").text(url);
+                    b.push(" AND ").push(x).push(".version = ").text(v);
+                }
+                (None, true) => starts(b, "url", url),
+                (Some(v), true) => {
+                    b.push(x).push(".url = ").text(url);
+                    b.push(" AND (")
+                        .push(x)
+                        .push(".version = ")
+                        .text(v)
+                        .push(" OR ");
+                    starts(b, "version", &format!("{v}."));
+                    b.push(")");
+                }
+            }
+        }
         Predicate::Uri { value, mode } => match mode {
             UriMatch::Exact => {
                 b.push(x).push(".value = ").text(value);

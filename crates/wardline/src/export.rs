@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use wardline_core::{FhirService, ServiceConfig};
+use wardline_core::ServiceConfig;
 use wardline_export::{self as export, ExportLevel};
 
 use crate::StoreArgs;
@@ -56,8 +56,8 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
     for f in &a.type_filters {
         params.push(("_typeFilter".to_owned(), f.clone()));
     }
-    let defs = wardline_fhir::definitions::r4();
-    let spec = export::parse_spec(defs, level, &params)
+    let reader = a.store.service(ServiceConfig::default())?.bulk_reader();
+    let spec = export::parse_spec(&reader, level, &params)
         .map_err(|e| anyhow::anyhow!("{}", e.issues[0].diagnostics))?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
@@ -71,7 +71,6 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
             a.out.display()
         );
     }
-    let reader = FhirService::new(a.store.open()?, ServiceConfig::default()).bulk_reader();
     let total = export::count(&reader, &spec)
         .map_err(|e| anyhow::anyhow!("{}", e.issues[0].diagnostics))?;
     let bar = ProgressBar::new(total);

@@ -286,10 +286,7 @@ fn parse(file: &std::path::Path) -> Result<ExitCode> {
 }
 
 fn open_service(store: &crate::StoreArgs) -> Result<wardline_core::FhirService> {
-    Ok(wardline::service(
-        store.open()?,
-        wardline_core::ServiceConfig::default(),
-    ))
+    store.service(wardline_core::ServiceConfig::default())
 }
 
 fn reprocess(a: ReprocessArgs) -> Result<ExitCode> {

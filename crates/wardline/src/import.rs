@@ -78,7 +78,7 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) {
 }
 
 pub fn run(paths: &[PathBuf], store: &StoreArgs) -> Result<ExitCode> {
-    let service = wardline::service(store.open()?, ServiceConfig::default());
+    let service = store.service(ServiceConfig::default())?;
     let mut files = Vec::new();
     for p in paths {
         if !p.exists() {

@@ -1,9 +1,11 @@
 //! The composition root's reusable parts, shared by the `wardline` binary
 //! and the `wardline-bench` tool so that neither writes them twice: where
 //! the data lives ([`StoreArgs`]: `--data-dir` / `--database`, the one place
-//! that picks the backend), the service every command writes through
-//! ([`service`]: the core with the workflows' write rules) and loading FHIR
-//! JSON through the core ([`load`]: what `wardline import` and the
+//! that picks the backend, and `--time-zone`, the trust's, in which the
+//! index is built), the service every command writes through ([`service`]:
+//! the core with the workflows' write rules; [`StoreArgs::service`] opens
+//! the store and builds it with its index brought up to date) and loading
+//! FHIR JSON through the core ([`load`]: what `wardline import` and the
 //! benchmarks load with).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use wardline_core::{FhirService, ServiceConfig};
+use wardline_fhir::datetime::LocalZone;
 use wardline_store::Store;
 
 /// The FHIR service over `store` with the workflows' write rules
@@ -35,9 +38,53 @@ pub struct StoreArgs {
     /// A postgres://… URL; when given, PostgreSQL is used instead of SQLite.
     #[arg(long, env = "WARDLINE_DATABASE")]
     pub database: Option<String>,
+    /// The trust's local time zone (an IANA name such as Europe/London):
+    /// dates without a time-zone offset, stored or searched for (a date of
+    /// birth, `birthdate=2024-07-01`), are read in it. The search index is
+    /// built in it and the database remembers it: without this option a
+    /// command uses the database's zone (Europe/London for a new one); with
+    /// another zone, the index is rebuilt in it before the command runs.
+    #[arg(
+        long,
+        env = "WARDLINE_TIME_ZONE",
+        value_name = "ZONE",
+        value_parser = LocalZone::named
+    )]
+    pub time_zone: Option<LocalZone>,
 }
 
 impl StoreArgs {
+    /// Opens the store and builds the service over it in the trust's time
+    /// zone (`config.time_zone` is set: `--time-zone`, else the one the
+    /// database's index was built in, else Europe/London), after bringing
+    /// its search index to the service's format ([`prepare_index`]).
+    pub fn service(&self, config: ServiceConfig) -> Result<FhirService> {
+        let store = self.open()?;
+        let time_zone = match &self.time_zone {
+            Some(z) => z.clone(),
+            None => match wardline_core::reindex::recorded_zone(&*store)
+                .map_err(|e| anyhow::anyhow!("cannot read the index's time zone: {e}"))?
+            {
+                Some(name) => LocalZone::named(&name).map_err(|_| {
+                    anyhow::anyhow!(
+                        "the database's index was built in the time zone '{name}', which this \
+                         build does not know; give --time-zone"
+                    )
+                })?,
+                None => LocalZone::default(),
+            },
+        };
+        let svc = service(
+            store,
+            ServiceConfig {
+                time_zone,
+                ..config
+            },
+        );
+        prepare_index(&svc)?;
+        Ok(svc)
+    }
+
     pub fn open(&self) -> Result<Arc<dyn Store>> {
         match &self.database {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -56,4 +103,29 @@ impl StoreArgs {
             }
         }
     }
+}
+
+/// Rebuilds the search index when it was built in another format or time
+/// zone ([`FhirService::reindex_if_needed`]), logging its progress; before
+/// the service is used.
+pub fn prepare_index(svc: &FhirService) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut said = started;
+    let rebuilt = svc
+        .reindex_if_needed(&mut |n| {
+            if said.elapsed().as_secs() >= 10 {
+                said = std::time::Instant::now();
+                tracing::info!(resources = n, "rebuilding the search index");
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot rebuild the search index: {e}"))?;
+    if let Some(n) = rebuilt {
+        tracing::info!(
+            resources = n,
+            format = %svc.index_format(),
+            seconds = started.elapsed().as_secs(),
+            "search index rebuilt"
+        );
+    }
+    Ok(())
 }

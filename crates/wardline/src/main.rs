@@ -211,7 +211,6 @@ fn main() -> std::process::ExitCode {
 }
 
 fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
-    let store = a.store.open()?;
     let scheme = if a.tls_cert.is_some() {
         "https"
     } else {
@@ -228,17 +227,14 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     let service = Arc::new(
         a.hl7.service(wardline_workflow::with_operations(
             wardline_export::with_exports(
-                wardline::service(
-                    store,
-                    ServiceConfig {
-                        base_url: base.clone(),
-                        oauth: Some(wardline_core::OAuthUris {
-                            authorize: format!("{origin}/auth/authorize"),
-                            token: format!("{origin}/auth/token"),
-                        }),
-                        ..ServiceConfig::default()
-                    },
-                ),
+                a.store.service(ServiceConfig {
+                    base_url: base.clone(),
+                    oauth: Some(wardline_core::OAuthUris {
+                        authorize: format!("{origin}/auth/authorize"),
+                        token: format!("{origin}/auth/token"),
+                    }),
+                    ..ServiceConfig::default()
+                })?,
                 export_dir.clone(),
             )
             .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,

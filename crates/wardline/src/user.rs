@@ -162,7 +162,7 @@ pub struct ClientAddArgs {
 }
 
 fn directory(store: &StoreArgs, trust: &TrustArgs) -> Result<Directory> {
-    let svc = Arc::new(wardline::service(store.open()?, ServiceConfig::default()));
+    let svc = Arc::new(store.service(ServiceConfig::default())?);
     Directory::open(svc, &trust.trust_organization).map_err(|e| anyhow::anyhow!("{e}"))
 }
 

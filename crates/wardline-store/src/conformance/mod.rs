@@ -20,7 +20,9 @@ use crate::{
 };
 
 mod audit_kv;
+mod canonical_reindex;
 pub use audit_kv::*;
+pub use canonical_reindex::*;
 
 /// Runs every case.
 pub fn run_all(store: &dyn Store) {
@@ -35,6 +37,8 @@ pub fn run_all(store: &dyn Store) {
     conflict_in_multi_write_tx_writes_nothing(store);
     more_predicates_sort_and_paging(store);
     chains_has_and_includes(store);
+    canonical_references(store);
+    reindex_replaces_index_rows(store);
     audit_append_in_and_out_of_transactions(store);
     audit_search(store);
     audit_concurrent_appends(store);
@@ -258,6 +262,7 @@ pub fn search_predicates(store: &dyn Store) {
             target_type: Some("Patient".into()),
             target_id: Some(id.into()),
             url: format!("Patient/{id}"),
+            version: None,
         },
         group: None,
     };
@@ -980,6 +985,7 @@ fn reference(param: &str, t: &str, id: &str) -> IndexEntry {
             target_type: Some(t.into()),
             target_id: Some(id.into()),
             url: format!("{t}/{id}"),
+            version: None,
         },
         group: None,
     }

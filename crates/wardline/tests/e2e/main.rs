@@ -18,6 +18,7 @@ mod export;
 mod graph;
 mod hl7;
 mod input;
+mod local_time;
 mod merge;
 mod pmi;
 mod search;
