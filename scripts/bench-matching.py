@@ -7,7 +7,7 @@ cluster are the same person, from the record ids `rec-N-org`/`rec-N-dup-K`;
 checked against the package's own list of true links). Nothing is kept in
 the repository.
 
-`baseline DIR`: the toolkit's deduplication tutorial on each set (its
+`baseline DIR [NAME …]`: the toolkit's deduplication tutorial on each set (its
 comparisons of given name, surname, date of birth, suburb, state and
 address; its classifier: more than 3 of the 6 agree), first exactly as the
 tutorial indexes (blocking on given name), then with candidates from four
@@ -71,8 +71,8 @@ def figures(predicted, truth):
     return p, r, f
 
 
-def baseline(out):
-    for name, _, _ in datasets():
+def baseline(out, names):
+    for name in names or ["febrl1", "febrl2", "febrl3", "febrl4"]:
         df = pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False).set_index("rec_id")
         df = df.replace("", None)
         truth = true_pairs(df)
@@ -101,6 +101,9 @@ def baseline(out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("export", "baseline"):
-        sys.exit("usage: bench-matching.py export|baseline DIR")
-    {"export": export, "baseline": baseline}[sys.argv[1]](Path(sys.argv[2]))
+    if len(sys.argv) < 3 or sys.argv[1] not in ("export", "baseline"):
+        sys.exit("usage: bench-matching.py export DIR | baseline DIR [febrl1 …]")
+    if sys.argv[1] == "export":
+        export(Path(sys.argv[2]))
+    else:
+        baseline(Path(sys.argv[2]), sys.argv[3:])

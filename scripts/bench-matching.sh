@@ -49,7 +49,7 @@ trap 'rm -rf "$DATA"' EXIT
 
 RESULTS="$DATA/results"
 echo "==> the toolkit's tutorial baseline" >&2
-"$VENV/bin/python" -W ignore "$ROOT/scripts/bench-matching.py" baseline "$DATA" | tee -a "$RESULTS" >&2
+"$VENV/bin/python" -W ignore "$ROOT/scripts/bench-matching.py" baseline "$DATA" "${SETS[@]}" | tee -a "$RESULTS" >&2
 for s in "${SETS[@]}"; do
     echo "==> wardline-bench matching on $s" >&2
     # shellcheck disable=SC2086 # WARDLINE_BENCH_ARGS is a list of arguments
@@ -58,7 +58,7 @@ for s in "${SETS[@]}"; do
 done
 
 echo
-printf '%-8s %-62s %6s %6s %6s\n' set method P R F1
+printf '%-8s %-68s %6s %6s %6s\n' set method P R F1
 for s in "${SETS[@]}"; do
-    awk -v s="$s" '$1 == "RESULT" && $2 == s { printf "%-8s %-62s %6s %6s %6s\n", $2, $3, $5, $7, $9 }' "$RESULTS"
+    awk -v s="$s" '$1 == "RESULT" && $2 == s { printf "%-8s %-68s %6s %6s %6s\n", $2, $3, $5, $7, $9 }' "$RESULTS"
 done

@@ -315,12 +315,9 @@ pub fn run(a: MatchingBenchArgs) -> Result<()> {
     scored.sort_by(|x, y| x.0.cmp(&y.0));
     let scorer_probable = scored
         .iter()
-        .filter(|(_, m)| m.score >= pmi::DUPLICATE_THRESHOLD)
+        .filter(|(_, m)| m.band == Some(pmi::Band::Probable))
         .count();
-    let scorer_any = scored
-        .iter()
-        .filter(|(_, m)| m.score >= pmi::DUPLICATE_THRESHOLD)
-        .count();
+    let scorer_any = scored.iter().filter(|(_, m)| m.band.is_some()).count();
 
     println!(
         "matching [{}] {name}: {} records, {} true pairs, {} dates of birth not in the calendar left out; \

@@ -48,6 +48,16 @@ fn side_by_side(a: &PatientSummary, b: &PatientSummary, a_title: &str, b_title: 
     }
 }
 
+/// The band's tag: probable and possible look different, so a reviewer
+/// can tell them apart at a glance.
+fn band_tag(band: pmi::Band) -> Markup {
+    let class = match band {
+        pmi::Band::Probable => "nhsuk-tag nhsuk-tag--orange",
+        pmi::Band::Possible => "nhsuk-tag nhsuk-tag--blue",
+    };
+    html! { strong class=(class) data-testid="band" { (band.label()) } }
+}
+
 pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, |cx, q| {
         let queue = match pmi::review_queue(&cx.svc, cx.access()) {
@@ -64,6 +74,8 @@ pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
             @if q.get("done").map(String::as_str) == Some("dismissed") { (layout::success("Marked as different people. This pair will not be raised again.")) }
             h1 { "Possible duplicates" }
             p { "Records that look like the same person. Check each pair; merge them only if you are sure." }
+            p { "The strongest matches come first. " strong { "Probable" } " duplicates agree on most of what identifies a person; "
+                strong { "possible" } " ones agree on much but differ on something that usually tells people apart (a first name or a date of birth), as twins or a parent and child would, or a record keyed wrongly." }
             @if let Some(l) = &last {
                 p class="nhsuk-body-s" data-testid="last-scan" {
                     "Wardline checks for duplicates by itself. Last checked "
@@ -76,12 +88,13 @@ pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
                 p data-testid="queue-empty" { "There are no possible duplicates to review." }
             }
             @for r in &queue {
-                div class="nhsuk-card" data-testid="review" {
+                div class="nhsuk-card" data-testid="review" data-band=(r.band.code()) {
                     div class="nhsuk-card__content" {
                         h2 class="nhsuk-card__heading nhsuk-heading-m" {
                             (r.a.display_name) " and " (r.b.display_name)
                             " " span class="nhsuk-caption-m nhsuk-u-display-inline" { "(match " (format!("{:.0}", r.score * 100.0)) "%)" }
                         }
+                        p { (band_tag(r.band)) }
                         p { (r.reasons.join(", ")) }
                         (side_by_side(&r.a, &r.b, "Record A", "Record B"))
                         div class="wl-actions" {

@@ -1080,10 +1080,19 @@ fn near_duplicate(rng: &mut StdRng, p: &Person) -> Person {
     q
 }
 
-/// Someone else who looks alike.
-fn look_alike(rng: &mut StdRng, p: &Person) -> Person {
+/// The kinds of look-alike [`look_alike`] makes.
+const LOOK_ALIKES: [&str; 4] = [
+    "same surname and date of birth, elsewhere",
+    "twin",
+    "parent and child of the same name",
+    "same name and birth year, elsewhere",
+];
+
+/// Someone else who looks alike, and which kind ([`LOOK_ALIKES`]).
+fn look_alike(rng: &mut StdRng, p: &Person) -> (Person, usize) {
     let mut q = person(rng);
-    match rng.gen_range(0..4) {
+    let kind = rng.gen_range(0..4);
+    match kind {
         // Same surname and date of birth, unrelated.
         0 => {
             q.family = p.family.clone();
@@ -1116,7 +1125,7 @@ fn look_alike(rng: &mut StdRng, p: &Person) -> Person {
             q.dob = format!("{}{}", &p.dob[..4], &q.dob[4..]);
         }
     }
-    q
+    (q, kind)
 }
 
 #[test]
@@ -1125,6 +1134,9 @@ fn matching_precision_and_recall() {
     let (mut tp, mut fn_, mut fp, mut tn) = (0u32, 0u32, 0u32, 0u32);
     let mut missed: Vec<String> = Vec::new();
     let mut false_alarms: Vec<String> = Vec::new();
+    // Per kind of look-alike: how many, how many possible, how many probable.
+    let mut by_kind = [(0u32, 0u32, 0u32); 4];
+    let mut possible_tp = 0u32;
     let n = 2000;
     for _ in 0..n {
         let p = person(&mut rng);
@@ -1133,6 +1145,7 @@ fn matching_precision_and_recall() {
         if m.score >= pmi::DUPLICATE_THRESHOLD {
             tp += 1;
         } else {
+            possible_tp += u32::from(m.band == Some(pmi::Band::Possible));
             fn_ += 1;
             if missed.len() < 5 {
                 missed.push(format!(
@@ -1141,8 +1154,11 @@ fn matching_precision_and_recall() {
                 ));
             }
         }
-        let other = look_alike(&mut rng, &p);
+        let (other, kind) = look_alike(&mut rng, &p);
         let m = pmi::matching::compare(&p.resource(), &other.resource());
+        by_kind[kind].0 += 1;
+        by_kind[kind].1 += u32::from(m.band == Some(pmi::Band::Possible));
+        by_kind[kind].2 += u32::from(m.band == Some(pmi::Band::Probable));
         if m.score >= pmi::DUPLICATE_THRESHOLD {
             fp += 1;
             if false_alarms.len() < 5 {
@@ -1169,8 +1185,31 @@ fn matching_precision_and_recall() {
          TP {tp} FN {fn_} FP {fp} TN {tn}; precision {precision:.4}, recall {recall:.4}",
         pmi::DUPLICATE_THRESHOLD
     );
+    println!(
+        "of the {fn_} missed, {possible_tp} are queued as possible (recall with them {:.4})",
+        f64::from(tp + possible_tp) / f64::from(tp + fn_)
+    );
+    for (k, (all, possible, probable)) in by_kind.iter().enumerate() {
+        println!(
+            "look-alikes '{}': {all}, {possible} possible, {probable} probable",
+            LOOK_ALIKES[k]
+        );
+    }
     println!("missed (first 5): {missed:#?}");
     println!("false alarms (first 5): {false_alarms:#?}");
     assert!(precision >= 0.95, "precision {precision:.4}");
-    assert!(recall >= 0.85, "recall {recall:.4}");
+    assert!(recall >= 0.92, "recall {recall:.4}");
+    // Twins (same surname, birth date and address, another first name) are
+    // never probable; they may be queued as possible.
+    assert_eq!(by_kind[1].2, 0, "twins called probable");
+    // Strangers elsewhere who share a name and a birth year, or a surname and
+    // a birth date, are rarely worth a review.
+    for k in [0, 3] {
+        let (all, possible, _) = by_kind[k];
+        assert!(
+            f64::from(possible) <= 0.02 * f64::from(all),
+            "{}: {possible} of {all} possible",
+            LOOK_ALIKES[k]
+        );
+    }
 }

@@ -7,7 +7,8 @@
 //! same pair is raised once, ever: a dismissed review (`completed`, output
 //! "not the same person") keeps it from being raised again. The Task names no
 //! patient in `for`, so it is outside both patients' compartments (a merge
-//! does not repoint it).
+//! does not repoint it). Its band (`probable` or `possible`, [`Band`]) is
+//! an input beside the score.
 
 use std::collections::HashSet;
 
@@ -20,7 +21,7 @@ use wardline_fhir::definitions::r4;
 use wardline_fhir::search::Handling;
 use wardline_store::{PageRequest, Reader};
 
-use super::matching::{Match, score_candidates};
+use super::matching::{Band, Match, score_candidates};
 use super::{
     DUPLICATE_PAIR_SYSTEM, DUPLICATE_REVIEW_CODE, PatientSummary, TASK_SYSTEM, fhir_search,
 };
@@ -32,6 +33,7 @@ pub struct Review {
     pub a: PatientSummary,
     pub b: PatientSummary,
     pub score: f64,
+    pub band: Band,
     pub reasons: Vec<String>,
 }
 
@@ -93,9 +95,11 @@ fn review_task(a: &Value, b: &Value, m: &Match) -> Value {
     let (ia, ib) = (id(a), id(b));
     let (first, second) = if ia <= ib { (&ia, &ib) } else { (&ib, &ia) };
     let name = |v: &Value| PatientSummary::from_resource(v).display_name;
+    let band = m.band.unwrap_or(Band::Possible);
     let mut input = vec![
         json!({"type": {"text": "other patient"}, "valueReference": {"reference": format!("Patient/{second}")}}),
         json!({"type": {"text": "match score"}, "valueDecimal": (m.score * 1000.0).round() / 1000.0}),
+        json!({"type": {"text": "match band"}, "valueCode": band.code()}),
     ];
     for r in &m.reasons {
         input.push(json!({"type": {"text": "reason"}, "valueString": r}));
@@ -108,8 +112,8 @@ fn review_task(a: &Value, b: &Value, m: &Match) -> Value {
         "priority": "routine",
         "code": {"coding": [{"system": TASK_SYSTEM, "code": DUPLICATE_REVIEW_CODE,
                              "display": "Review possible duplicate patient records"}]},
-        "description": format!("{} and {} may be the same person ({:.0}% match)",
-                               name(a), name(b), m.score * 100.0),
+        "description": format!("{} and {} may be the same person ({}, {:.0}% match)",
+                               name(a), name(b), band.label().to_lowercase(), m.score * 100.0),
         "focus": {"reference": format!("Patient/{first}")},
         "authoredOn": format_instant(now_ms()),
         "input": input,
@@ -222,7 +226,7 @@ fn scan_batch(
             }
             examined += 1;
             let id = p.get("id").and_then(Value::as_str).unwrap_or_default();
-            let found = score_candidates(&p, Some(id), |params| {
+            let found = score_candidates(&p, Some(id), Band::Possible, |params| {
                 tx.find("Patient", &query_string(&params))
             })?;
             for (other, m) in found {
@@ -298,6 +302,7 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
         };
         let mut b = None;
         let mut score = 0.0;
+        let mut band = None;
         let mut reasons = Vec::new();
         for i in t
             .get("input")
@@ -310,6 +315,12 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
                 Some("match score") => {
                     score = i.get("valueDecimal").and_then(Value::as_f64).unwrap_or(0.0)
                 }
+                Some("match band") => {
+                    band = i
+                        .get("valueCode")
+                        .and_then(Value::as_str)
+                        .and_then(Band::from_code)
+                }
                 Some("reason") => reasons.extend(
                     i.get("valueString")
                         .and_then(Value::as_str)
@@ -319,6 +330,8 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
             }
         }
         let Some(b) = b else { continue };
+        // Reviews raised before there were bands were all probable.
+        let band = band.or(Band::of(score)).unwrap_or(Band::Probable);
         for x in [&a, &b] {
             if !ids.contains(x) {
                 ids.push(x.clone());
@@ -329,7 +342,7 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        pairs.push((task_id, a, b, score, reasons));
+        pairs.push((task_id, a, b, score, band, reasons));
     }
     let mut patients = std::collections::HashMap::new();
     for chunk in ids.chunks(100) {
@@ -348,12 +361,13 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
     }
     let mut out: Vec<Review> = pairs
         .into_iter()
-        .filter_map(|(task_id, a, b, score, reasons)| {
+        .filter_map(|(task_id, a, b, score, band, reasons)| {
             Some(Review {
                 task_id,
                 a: patients.get(&a)?.clone(),
                 b: patients.get(&b)?.clone(),
                 score,
+                band,
                 reasons,
             })
         })
