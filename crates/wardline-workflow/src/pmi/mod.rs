@@ -22,8 +22,8 @@
 //!   number, birth date, surname sound, postcode), scored by
 //!   [`matching::compare`]; pairs in the probable band (score ≥
 //!   [`DUPLICATE_THRESHOLD`]) or the possible one (≥ [`POSSIBLE_THRESHOLD`])
-//!   become review `Task`s (code `duplicate-review`), dismissed ones are
-//!   never raised again.
+//!   become review `Task`s (code `duplicate-review`), read a page at a time
+//!   strongest first; dismissed ones are never raised again.
 //! * **Merge** ([`merge`], [`unmerge`]): `Patient/$merge` semantics with a
 //!   `Provenance` recording exactly what was repointed, so that unmerge puts
 //!   back those resources and only those.
@@ -44,8 +44,8 @@ pub use merge::{MergeOutcome, merge, merge_in, unmerge};
 pub use operation::{MERGE_DEFINITION, MergeOperation};
 pub use register::{FieldError, NewPatient, RegisterError, register};
 pub use review::{
-    LastScan, Review, SCAN_BATCH, ScanReport, dismiss_review, last_scan, review_queue,
-    scan_duplicates, scan_duplicates_by,
+    DUPLICATE_SCORE_SYSTEM, LastScan, REVIEW_PAGE_SIZE, Review, ReviewPage, SCAN_BATCH, ScanReport,
+    dismiss_review, last_scan, review_queue, scan_duplicates, scan_duplicates_by,
 };
 
 /// The NHS number identifier system.

@@ -10,6 +10,7 @@ mod access;
 mod audit_tamper;
 mod cli;
 mod crash;
+mod duplicate_queue;
 mod duplicate_scan;
 mod errors;
 mod examples;
