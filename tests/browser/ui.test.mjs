@@ -164,6 +164,16 @@ test('the duplicate is found by the scan and merged', async () => {
   assert.match(await clerk.textContent('[data-testid="last-scan"]'), /Last checked .* records?, \d+ new/)
   const card = clerk.locator('[data-testid="review"]', { hasText: family }).first()
   await card.waitFor()
+  // The same person with a typo in the surname: a probable duplicate, and
+  // the card says so (possible ones carry another tag).
+  assert.equal(await card.getAttribute('data-band'), 'probable')
+  assert.equal((await card.locator('[data-testid="band"]').textContent()).trim(), 'Probable duplicate')
+  // The whole queue is counted, strongest first: no card above scores less
+  // than one below.
+  assert.match(await clerk.textContent('[data-testid="queue-count"]'), /\d+ open reviews?\./)
+  const scores = (await clerk.locator('[data-testid="review"]').evaluateAll(
+    cards => cards.map(c => Number(c.getAttribute('data-score')))))
+  assert.deepEqual(scores, [...scores].sort((a, b) => b - a))
   await assertAccessible(clerk, 'duplicates queue')
   await screenshot(clerk, '06-duplicates-queue')
   // Keep the record with the NHS number.

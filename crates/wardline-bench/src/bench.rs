@@ -42,6 +42,9 @@ pub enum BenchCommand {
     /// trust, the chart of a 600-encounter patient and PMI search over a
     /// million patients; service time and page time (min, p50, p99).
     Workspace(crate::workspace::WorkspaceBenchArgs),
+    /// Duplicate detection on an external labelled set (FEBRL, exported by
+    /// `scripts/bench-matching.sh`): precision, recall and F1 of the scan.
+    Matching(crate::matching::MatchingBenchArgs),
 }
 
 #[derive(Args)]
@@ -167,6 +170,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Explain(a) => explain_bench(a)?,
         BenchCommand::Mllp(a) => crate::mllp::run(a)?,
         BenchCommand::Workspace(a) => crate::workspace::run(a)?,
+        BenchCommand::Matching(a) => crate::matching::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

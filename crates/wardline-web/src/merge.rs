@@ -48,9 +48,74 @@ fn side_by_side(a: &PatientSummary, b: &PatientSummary, a_title: &str, b_title: 
     }
 }
 
+/// The band's tag: probable and possible look different, so a reviewer
+/// can tell them apart at a glance.
+fn band_tag(band: pmi::Band) -> Markup {
+    let class = match band {
+        pmi::Band::Probable => "nhsuk-tag nhsuk-tag--orange",
+        pmi::Band::Possible => "nhsuk-tag nhsuk-tag--blue",
+    };
+    html! { strong class=(class) data-testid="band" { (band.label()) } }
+}
+
+/// Previous, the page numbers, next (the design system's numbered pagination).
+fn pagination(page: usize, pages: Option<usize>, more: bool) -> Markup {
+    let href = |n: usize| format!("/ui/duplicates?page={n}");
+    html! {
+        @if page > 1 || more {
+            nav class="nhsuk-pagination nhsuk-pagination--numbered" role="navigation" aria-label="Pagination" data-testid="queue-pages" {
+                @if page > 1 {
+                    div class="nhsuk-pagination__previous" {
+                        a class="nhsuk-link nhsuk-pagination__link" href=(href(page - 1)) rel="prev" {
+                            span class="nhsuk-pagination__title" { "Previous" span class="nhsuk-u-visually-hidden" { " page" } }
+                        }
+                    }
+                }
+                @if let Some(pages) = pages {
+                    ul class="nhsuk-pagination__list" {
+                        @for n in 1..=pages.max(page) {
+                            @if n == 1 || n == pages || n.abs_diff(page) <= 2 {
+                                @if n == page {
+                                    li class="nhsuk-pagination__item nhsuk-pagination__item--current" {
+                                        a class="nhsuk-link nhsuk-pagination__link" href=(href(n)) aria-label={ "Page " (n) } aria-current="page" { (n) }
+                                    }
+                                } @else {
+                                    li class="nhsuk-pagination__item" {
+                                        a class="nhsuk-link nhsuk-pagination__link" href=(href(n)) aria-label={ "Page " (n) } { (n) }
+                                    }
+                                }
+                            } @else if n.abs_diff(page) == 3 {
+                                li class="nhsuk-pagination__item nhsuk-pagination__item--ellipsis" { "⋯" }
+                            }
+                        }
+                    }
+                }
+                @if more {
+                    div class="nhsuk-pagination__next" {
+                        a class="nhsuk-link nhsuk-pagination__link" href=(href(page + 1)) rel="next" {
+                            span class="nhsuk-pagination__title" { "Next" span class="nhsuk-u-visually-hidden" { " page" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, |cx, q| {
-        let queue = match pmi::review_queue(&cx.svc, cx.access()) {
+        let page = match q.get("page").map(|p| p.trim().parse::<usize>()) {
+            None => 1,
+            Some(Ok(n)) if n >= 1 => n,
+            Some(_) => {
+                return layout::error_page(
+                    StatusCode::BAD_REQUEST,
+                    "There is no such page",
+                    "The page of the queue must be a whole number from 1. Go back to the first page of possible duplicates.",
+                );
+            }
+        };
+        let queue = match pmi::review_queue(&cx.svc, cx.access(), page) {
             Ok(q) => q,
             Err(e) => return crate::fhir_error(&e),
         };
@@ -59,11 +124,17 @@ pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
             tracing::warn!(error = %e, "cannot read when the duplicate scan last ran");
             None
         });
+        let pages = queue
+            .total
+            .map(|t| (t as usize).div_ceil(pmi::REVIEW_PAGE_SIZE).max(1));
+        let first = (page - 1) * pmi::REVIEW_PAGE_SIZE + 1;
         let body = html! {
             @if let Some(n) = q.get("found") { (layout::success(&format!("Scan finished: {n} new possible duplicate{} to review.", if n == "1" { "" } else { "s" }))) }
             @if q.get("done").map(String::as_str) == Some("dismissed") { (layout::success("Marked as different people. This pair will not be raised again.")) }
             h1 { "Possible duplicates" }
             p { "Records that look like the same person. Check each pair; merge them only if you are sure." }
+            p { "The strongest matches come first. " strong { "Probable" } " duplicates agree on most of what identifies a person; "
+                strong { "possible" } " ones agree on much but differ on something that usually tells people apart (a first name or a date of birth), as twins or a parent and child would, or a record keyed wrongly." }
             @if let Some(l) = &last {
                 p class="nhsuk-body-s" data-testid="last-scan" {
                     "Wardline checks for duplicates by itself. Last checked "
@@ -72,16 +143,29 @@ pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
                 }
             }
             div class="wl-actions" { (layout::action_button(cx, "/ui/duplicates/scan", "Look for duplicates now", "nhsuk-button--secondary")) }
-            @if queue.is_empty() {
-                p data-testid="queue-empty" { "There are no possible duplicates to review." }
+            @if let Some(t) = queue.total {
+                @if t > 0 {
+                    p data-testid="queue-count" {
+                        (t) " open review" @if t != 1 { "s" } "."
+                        @if let Some(p) = pages { @if p > 1 { " Page " (page) " of " (p) ", from review " (first) "." } }
+                    }
+                }
             }
-            @for r in &queue {
-                div class="nhsuk-card" data-testid="review" {
+            @if queue.reviews.is_empty() {
+                @if page == 1 {
+                    p data-testid="queue-empty" { "There are no possible duplicates to review." }
+                } @else {
+                    p data-testid="queue-empty" { "There are no reviews on this page. " a href="/ui/duplicates" { "Go to the first page" } "." }
+                }
+            }
+            @for r in &queue.reviews {
+                div class="nhsuk-card" data-testid="review" data-band=(r.band.code()) data-score=(format!("{:.3}", r.score)) {
                     div class="nhsuk-card__content" {
                         h2 class="nhsuk-card__heading nhsuk-heading-m" {
                             (r.a.display_name) " and " (r.b.display_name)
                             " " span class="nhsuk-caption-m nhsuk-u-display-inline" { "(match " (format!("{:.0}", r.score * 100.0)) "%)" }
                         }
+                        p { (band_tag(r.band)) }
                         p { (r.reasons.join(", ")) }
                         (side_by_side(&r.a, &r.b, "Record A", "Record B"))
                         div class="wl-actions" {
@@ -92,6 +176,7 @@ pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
                     }
                 }
             }
+            (pagination(page, pages, queue.more))
         };
         layout::page(cx, "Possible duplicates", Nav::Duplicates, body)
     })

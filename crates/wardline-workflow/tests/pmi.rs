@@ -323,7 +323,7 @@ fn scenarios(svc: &FhirService) {
         0,
         "never queued twice"
     );
-    let queue = pmi::review_queue(svc, &op).unwrap();
+    let queue = pmi::review_queue(svc, &op, 1).unwrap().reviews;
     assert_eq!(queue.len(), 1);
     let mut pair = [queue[0].a.id.clone(), queue[0].b.id.clone()];
     pair.sort();
@@ -332,7 +332,7 @@ fn scenarios(svc: &FhirService) {
     assert_eq!(pair, want);
     assert!(queue[0].reasons.contains(&"same date of birth".to_owned()));
     pmi::dismiss_review(svc, &op, &queue[0].task_id).unwrap();
-    assert!(pmi::review_queue(svc, &op).unwrap().is_empty());
+    assert!(pmi::review_queue(svc, &op, 1).unwrap().reviews.is_empty());
     assert_eq!(
         pmi::scan_duplicates(svc, &op).unwrap(),
         0,
@@ -406,7 +406,7 @@ fn scenarios(svc: &FhirService) {
     assert_eq!(prov["target"].as_array().unwrap().len(), 7);
     assert_eq!(prov["agent"][0]["who"]["display"], "pmi-test");
     // The pair's review was answered by the merge.
-    assert!(pmi::review_queue(svc, &op).unwrap().is_empty());
+    assert!(pmi::review_queue(svc, &op, 1).unwrap().reviews.is_empty());
     // The retired record is still found, and says where it went.
     let found = one(query(jane2.hospital_number.as_deref().unwrap()));
     assert_eq!(found[0].replaced_by.as_deref(), Some(jane.id.as_str()));
@@ -477,6 +477,187 @@ fn pmi_on_postgres() {
         return;
     };
     scenarios(&svc);
+}
+
+// ---- the review queue at length ----------------------------------------------
+
+/// A review Task as the scan writes it (score sortable in `businessStatus`),
+/// or as scans wrote them before (`legacy`: no band, no sortable score).
+fn review_task(id: &str, a: &str, b: &str, score: f64, legacy: bool) -> Value {
+    let mut t = json!({"resourceType": "Task", "id": id, "status": "requested", "intent": "proposal",
+        // The pair's key (`a:b`, ids sorted); the made-up pairs repeat, so
+        // theirs carry the task's id too.
+        "identifier": [{"system": pmi::DUPLICATE_PAIR_SYSTEM,
+            "value": if id == "legacy-real" {
+                format!("{a}:{b}")
+            } else {
+                format!("{a}:{b}:{id}")
+            }}],
+        "code": {"coding": [{"system": pmi::TASK_SYSTEM, "code": pmi::DUPLICATE_REVIEW_CODE}]},
+        "focus": {"reference": format!("Patient/{a}")},
+        "input": [
+            {"type": {"text": "other patient"}, "valueReference": {"reference": format!("Patient/{b}")}},
+            {"type": {"text": "match score"}, "valueDecimal": score},
+            {"type": {"text": "reason"}, "valueString": "same date of birth"}]});
+    if !legacy {
+        let band = if score >= pmi::DUPLICATE_THRESHOLD {
+            "probable"
+        } else {
+            "possible"
+        };
+        t["input"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": {"text": "match band"}, "valueCode": band}));
+        t["businessStatus"] = json!({"coding": [{"system": pmi::DUPLICATE_SCORE_SYSTEM,
+            "code": format!("{:04}", (score * 1000.0).round() as u32)}]});
+    }
+    t
+}
+
+/// More open reviews than one store page (500) and than many queue pages:
+/// every one is shown once, strongest first, the strongest on the first page
+/// although it was stored last; reviews written before scores were sortable
+/// come last, and a scan that meets one again brings it up to date.
+fn long_queue(svc: &FhirService) {
+    let op = clerk_op();
+    const FIRST: &[&str] = &[
+        "Ada", "Bea", "Cal", "Dov", "Eli", "Fen", "Gus", "Hal", "Ivo", "Jem",
+    ];
+    let mut patients = Vec::new();
+    for (i, given) in FIRST.iter().enumerate() {
+        for (j, family) in ["Quist", "Roper", "Sayle"].iter().enumerate() {
+            patients.push(
+                json!({"resourceType": "Patient", "id": format!("q{i}{j}"), "active": true,
+                "name": [{"use": "official", "family": family, "given": [given]}],
+                "birthDate": format!("19{}{}-0{}-1{}", 3 + j, i, 1 + j, i),
+                "address": [{"use": "home", "postalCode": format!("B{i}{j} 1AA")}]}),
+            );
+        }
+    }
+    // One real pair: the same person twice.
+    for id in ["dupa", "dupb"] {
+        patients.push(json!({"resourceType": "Patient", "id": id, "active": true,
+            "name": [{"use": "official", "family": "Fairweather", "given": ["Imogen"]}],
+            "birthDate": "1961-07-14", "gender": "female",
+            "address": [{"use": "home", "line": ["1 High Street"], "city": "Watford", "postalCode": "WD18 0HB"}]}));
+    }
+    let ids: Vec<String> = patients
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut tasks = Vec::new();
+    // Legacy reviews first (the real pair among them), then 1,100 scored ones
+    // in an order unrelated to their scores, the strongest stored last.
+    tasks.push(review_task("legacy-real", "dupa", "dupb", 0.93, true));
+    for k in 0..9 {
+        tasks.push(review_task(
+            &format!("legacy-{k}"),
+            &ids[k],
+            &ids[k + 1],
+            0.85,
+            true,
+        ));
+    }
+    let n = 1100;
+    for k in 0..n {
+        let score = if k == n - 1 {
+            0.999
+        } else {
+            0.2 + f64::from((k as u32 * 7919) % 790) / 1000.0
+        };
+        let (a, b) = (&ids[k % 30], &ids[(k / 30 + k + 1) % 30]);
+        tasks.push(review_task(&format!("r{k:04}"), a, b, score, false));
+    }
+    svc.transact(&op, |tx| {
+        for p in patients {
+            tx.save(p)?;
+        }
+        for t in &tasks {
+            tx.save(t.clone())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+
+    let walk = |svc: &FhirService| {
+        let mut seen: Vec<(String, f64, pmi::Band)> = Vec::new();
+        let mut page = 1;
+        loop {
+            let p = pmi::review_queue(svc, &op, page).unwrap();
+            assert_eq!(p.page, page);
+            assert_eq!(p.total, Some(tasks.len() as u64));
+            assert!(p.reviews.len() <= pmi::REVIEW_PAGE_SIZE);
+            seen.extend(
+                p.reviews
+                    .iter()
+                    .map(|r| (r.task_id.clone(), r.score, r.band)),
+            );
+            if !p.more {
+                break;
+            }
+            page += 1;
+        }
+        assert_eq!(page, tasks.len().div_ceil(pmi::REVIEW_PAGE_SIZE));
+        assert!(
+            pmi::review_queue(svc, &op, page + 1)
+                .unwrap()
+                .reviews
+                .is_empty()
+        );
+        seen
+    };
+    let seen = walk(svc);
+    assert_eq!(seen.len(), tasks.len(), "every review, once");
+    let mut unique: Vec<&String> = seen.iter().map(|s| &s.0).collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), tasks.len());
+    assert_eq!(seen[0].0, format!("r{:04}", n - 1), "the strongest first");
+    assert_eq!(seen[0].2, pmi::Band::Probable);
+    let scored = &seen[..n];
+    assert!(
+        scored.windows(2).all(|w| w[0].1 >= w[1].1),
+        "strongest first across pages"
+    );
+    assert!(scored.iter().any(|s| s.2 == pmi::Band::Possible));
+    assert!(
+        seen[n..].iter().all(|s| s.0.starts_with("legacy")),
+        "{:?}",
+        &seen[n..]
+    );
+    assert!(seen[n..].iter().all(|s| s.2 == pmi::Band::Probable));
+
+    // The scan meets the real pair again: its review is brought up to date
+    // (score, band, sortable) and none is opened.
+    assert_eq!(pmi::scan_duplicates(svc, &op).unwrap(), 0);
+    let refreshed = read(svc, "Task", "legacy-real");
+    assert_eq!(
+        refreshed["businessStatus"]["coding"][0]["system"],
+        pmi::DUPLICATE_SCORE_SYSTEM
+    );
+    let first = pmi::review_queue(svc, &op, 1).unwrap().reviews;
+    assert_eq!(first[0].task_id, "legacy-real", "{:?}", first[0]);
+    assert!(first[0].score > 0.999, "{:?}", first[0]);
+    assert!(
+        first[0].reasons.contains(&"same address".to_owned()),
+        "{:?}",
+        first[0].reasons
+    );
+}
+
+#[test]
+fn long_queue_on_sqlite() {
+    let (svc, _dir) = sqlite();
+    long_queue(&svc);
+}
+
+#[test]
+fn long_queue_on_postgres() {
+    let Some((svc, _schema)) = postgres_service("queue") else {
+        return;
+    };
+    long_queue(&svc);
 }
 
 // ---- access: the registration roles -----------------------------------------
@@ -553,7 +734,7 @@ fn registration_staff_find_register_review_and_merge_but_see_no_clinical_data() 
     assert_eq!(status, 403);
     // The review queue is theirs to work.
     assert_eq!(pmi::scan_duplicates(&svc, &clerk).unwrap(), 1);
-    assert_eq!(pmi::review_queue(&svc, &clerk).unwrap().len(), 1);
+    assert_eq!(pmi::review_queue(&svc, &clerk, 1).unwrap().reviews.len(), 1);
     // A clinical task is not.
     let clinical_task = save(
         &svc,
@@ -577,7 +758,7 @@ fn registration_staff_find_register_review_and_merge_but_see_no_clinical_data() 
             .len(),
         2
     );
-    assert_eq!(pmi::review_queue(&svc, &beds).unwrap_err().status, 403);
+    assert_eq!(pmi::review_queue(&svc, &beds, 1).unwrap_err().status, 403);
     assert_eq!(pmi::unmerge(&svc, &beds, &b.id).unwrap_err().status, 403);
     // A receptionist can undo it.
     let reception = policy(&dir, Role::Receptionist);
@@ -1077,10 +1258,19 @@ fn near_duplicate(rng: &mut StdRng, p: &Person) -> Person {
     q
 }
 
-/// Someone else who looks alike.
-fn look_alike(rng: &mut StdRng, p: &Person) -> Person {
+/// The kinds of look-alike [`look_alike`] makes.
+const LOOK_ALIKES: [&str; 4] = [
+    "same surname and date of birth, elsewhere",
+    "twin",
+    "parent and child of the same name",
+    "same name and birth year, elsewhere",
+];
+
+/// Someone else who looks alike, and which kind ([`LOOK_ALIKES`]).
+fn look_alike(rng: &mut StdRng, p: &Person) -> (Person, usize) {
     let mut q = person(rng);
-    match rng.gen_range(0..4) {
+    let kind = rng.gen_range(0..4);
+    match kind {
         // Same surname and date of birth, unrelated.
         0 => {
             q.family = p.family.clone();
@@ -1113,7 +1303,7 @@ fn look_alike(rng: &mut StdRng, p: &Person) -> Person {
             q.dob = format!("{}{}", &p.dob[..4], &q.dob[4..]);
         }
     }
-    q
+    (q, kind)
 }
 
 #[test]
@@ -1122,6 +1312,9 @@ fn matching_precision_and_recall() {
     let (mut tp, mut fn_, mut fp, mut tn) = (0u32, 0u32, 0u32, 0u32);
     let mut missed: Vec<String> = Vec::new();
     let mut false_alarms: Vec<String> = Vec::new();
+    // Per kind of look-alike: how many, how many possible, how many probable.
+    let mut by_kind = [(0u32, 0u32, 0u32); 4];
+    let mut possible_tp = 0u32;
     let n = 2000;
     for _ in 0..n {
         let p = person(&mut rng);
@@ -1130,6 +1323,7 @@ fn matching_precision_and_recall() {
         if m.score >= pmi::DUPLICATE_THRESHOLD {
             tp += 1;
         } else {
+            possible_tp += u32::from(m.band == Some(pmi::Band::Possible));
             fn_ += 1;
             if missed.len() < 5 {
                 missed.push(format!(
@@ -1138,8 +1332,11 @@ fn matching_precision_and_recall() {
                 ));
             }
         }
-        let other = look_alike(&mut rng, &p);
+        let (other, kind) = look_alike(&mut rng, &p);
         let m = pmi::matching::compare(&p.resource(), &other.resource());
+        by_kind[kind].0 += 1;
+        by_kind[kind].1 += u32::from(m.band == Some(pmi::Band::Possible));
+        by_kind[kind].2 += u32::from(m.band == Some(pmi::Band::Probable));
         if m.score >= pmi::DUPLICATE_THRESHOLD {
             fp += 1;
             if false_alarms.len() < 5 {
@@ -1166,8 +1363,31 @@ fn matching_precision_and_recall() {
          TP {tp} FN {fn_} FP {fp} TN {tn}; precision {precision:.4}, recall {recall:.4}",
         pmi::DUPLICATE_THRESHOLD
     );
+    println!(
+        "of the {fn_} missed, {possible_tp} are queued as possible (recall with them {:.4})",
+        f64::from(tp + possible_tp) / f64::from(tp + fn_)
+    );
+    for (k, (all, possible, probable)) in by_kind.iter().enumerate() {
+        println!(
+            "look-alikes '{}': {all}, {possible} possible, {probable} probable",
+            LOOK_ALIKES[k]
+        );
+    }
     println!("missed (first 5): {missed:#?}");
     println!("false alarms (first 5): {false_alarms:#?}");
     assert!(precision >= 0.95, "precision {precision:.4}");
-    assert!(recall >= 0.85, "recall {recall:.4}");
+    assert!(recall >= 0.92, "recall {recall:.4}");
+    // Twins (same surname, birth date and address, another first name) are
+    // never probable; they may be queued as possible.
+    assert_eq!(by_kind[1].2, 0, "twins called probable");
+    // Strangers elsewhere who share a name and a birth year, or a surname and
+    // a birth date, are rarely worth a review.
+    for k in [0, 3] {
+        let (all, possible, _) = by_kind[k];
+        assert!(
+            f64::from(possible) <= 0.02 * f64::from(all),
+            "{}: {possible} of {all} possible",
+            LOOK_ALIKES[k]
+        );
+    }
 }

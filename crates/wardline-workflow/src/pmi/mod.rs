@@ -29,8 +29,10 @@
 //!   [`SCAN_BATCH`], each its own transaction), [`review_queue`],
 //!   [`dismiss_review`]): candidates found by blocking searches (same NHS
 //!   number, birth date, surname sound, postcode), scored by
-//!   [`matching::compare`]; pairs above [`DUPLICATE_THRESHOLD`] become review
-//!   `Task`s (code `duplicate-review`), dismissed ones are never raised again.
+//!   [`matching::compare`]; pairs in the probable band (score ≥
+//!   [`DUPLICATE_THRESHOLD`]) or the possible one (≥ [`POSSIBLE_THRESHOLD`])
+//!   become review `Task`s (code `duplicate-review`), read a page at a time
+//!   strongest first; dismissed ones are never raised again.
 //! * **Merge** ([`merge`], [`unmerge`]): `Patient/$merge` semantics with a
 //!   `Provenance` recording exactly what was repointed, so that unmerge puts
 //!   back those resources and only those.
@@ -48,14 +50,14 @@ use serde_json::Value;
 use wardline_core::{Access, FhirService};
 use wardline_fhir::{FhirError, nhs_number};
 
-pub use matching::{Candidate, DUPLICATE_THRESHOLD, duplicates_of};
+pub use matching::{Band, Candidate, DUPLICATE_THRESHOLD, POSSIBLE_THRESHOLD, duplicates_of};
 pub use merge::{MergeOutcome, merge, merge_in, unmerge};
 pub use numbers::{allocate_hospital_number, configure_hospital_numbers, hospital_numbers};
 pub use operation::{MERGE_DEFINITION, MergeOperation};
 pub use register::{FieldError, NewPatient, RegisterError, register};
 pub use review::{
-    LastScan, Review, SCAN_BATCH, ScanReport, dismiss_review, last_scan, review_queue,
-    scan_duplicates, scan_duplicates_by,
+    DUPLICATE_SCORE_SYSTEM, LastScan, REVIEW_PAGE_SIZE, Review, ReviewPage, SCAN_BATCH, ScanReport,
+    dismiss_review, last_scan, review_queue, scan_duplicates, scan_duplicates_by,
 };
 pub use unique::{Clash, Kind as ClashKind, UniqueIdentifiers, clash_in};
 pub use wardline_fhir::hospital_number::Scheme as HospitalNumberScheme;

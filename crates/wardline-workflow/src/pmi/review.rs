@@ -8,6 +8,14 @@
 //! "not the same person") keeps it from being raised again. The Task names no
 //! patient in `for`, so it is outside both patients' compartments (a merge
 //! does not repoint it).
+//!
+//! Its band (`probable` or `possible`, [`Band`]) is an input, and its score
+//! is also `Task.businessStatus` coded [`DUPLICATE_SCORE_SYSTEM`]`|0953`
+//! (thousandths, four digits), so that the store sorts the queue by it
+//! (`_sort=-business-status`) and [`review_queue`] reads it a page at a
+//! time, strongest first, however long it is. A scan that meets an open
+//! review again brings its score, band and reasons up to date (reviews
+//! opened before the score was sortable gain it then).
 
 use std::collections::HashSet;
 
@@ -20,10 +28,17 @@ use wardline_fhir::definitions::r4;
 use wardline_fhir::search::Handling;
 use wardline_store::{PageRequest, Reader};
 
-use super::matching::{Match, score_candidates};
+use super::matching::{Band, Match, score_candidates};
 use super::{
     DUPLICATE_PAIR_SYSTEM, DUPLICATE_REVIEW_CODE, PatientSummary, TASK_SYSTEM, fhir_search,
 };
+
+/// `Task.businessStatus` of an open review: the match score in thousandths,
+/// four digits (`0953`), so that sorting the codes sorts the scores.
+pub const DUPLICATE_SCORE_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/duplicate-score";
+
+/// Reviews per page of [`review_queue`].
+pub const REVIEW_PAGE_SIZE: usize = 50;
 
 /// One open review.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,7 +47,29 @@ pub struct Review {
     pub a: PatientSummary,
     pub b: PatientSummary,
     pub score: f64,
+    pub band: Band,
     pub reasons: Vec<String>,
+}
+
+/// One page of the open reviews, strongest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewPage {
+    /// This page's reviews. A review whose record was merged since it was
+    /// raised is no longer a question and is left out, so a page may hold
+    /// fewer than [`REVIEW_PAGE_SIZE`].
+    pub reviews: Vec<Review>,
+    /// 1-based.
+    pub page: usize,
+    /// Open reviews in the whole queue, when the store could count them all
+    /// for the caller.
+    pub total: Option<u64>,
+    /// Later pages follow.
+    pub more: bool,
+}
+
+/// The sortable code of a score.
+fn score_code(score: f64) -> String {
+    format!("{:04}", (score.clamp(0.0, 1.0) * 1000.0).round() as u32)
 }
 
 /// The pair key: the two ids sorted, joined by `:` (never in a FHIR id).
@@ -93,9 +130,11 @@ fn review_task(a: &Value, b: &Value, m: &Match) -> Value {
     let (ia, ib) = (id(a), id(b));
     let (first, second) = if ia <= ib { (&ia, &ib) } else { (&ib, &ia) };
     let name = |v: &Value| PatientSummary::from_resource(v).display_name;
+    let band = m.band.unwrap_or(Band::Possible);
     let mut input = vec![
         json!({"type": {"text": "other patient"}, "valueReference": {"reference": format!("Patient/{second}")}}),
         json!({"type": {"text": "match score"}, "valueDecimal": (m.score * 1000.0).round() / 1000.0}),
+        json!({"type": {"text": "match band"}, "valueCode": band.code()}),
     ];
     for r in &m.reasons {
         input.push(json!({"type": {"text": "reason"}, "valueString": r}));
@@ -108,12 +147,41 @@ fn review_task(a: &Value, b: &Value, m: &Match) -> Value {
         "priority": "routine",
         "code": {"coding": [{"system": TASK_SYSTEM, "code": DUPLICATE_REVIEW_CODE,
                              "display": "Review possible duplicate patient records"}]},
-        "description": format!("{} and {} may be the same person ({:.0}% match)",
-                               name(a), name(b), m.score * 100.0),
+        "description": format!("{} and {} may be the same person ({}, {:.0}% match)",
+                               name(a), name(b), band.label().to_lowercase(), m.score * 100.0),
+        "businessStatus": {
+            "coding": [{"system": DUPLICATE_SCORE_SYSTEM, "code": score_code(m.score)}],
+            "text": format!("{} ({:.0}% match)", band.label(), m.score * 100.0),
+        },
         "focus": {"reference": format!("Patient/{first}")},
         "authoredOn": format_instant(now_ms()),
         "input": input,
     })
+}
+
+/// Whether a review Task is still waiting for a person.
+fn is_open(task: &Value) -> bool {
+    matches!(
+        task.get("status").and_then(Value::as_str),
+        Some("requested" | "received" | "accepted" | "in-progress")
+    )
+}
+
+/// An open review brought up to date with a fresh one of the same pair
+/// (score, band, reasons, description), or `None` when it is closed or
+/// already says the same.
+fn refreshed(mut task: Value, fresh: &Value) -> Option<Value> {
+    if !is_open(&task) {
+        return None;
+    }
+    let mut changed = false;
+    for k in ["input", "businessStatus", "description"] {
+        if task.get(k) != fresh.get(k) {
+            task[k] = fresh[k].clone();
+            changed = true;
+        }
+    }
+    changed.then_some(task)
 }
 
 /// Patients examined per transaction by [`scan_duplicates`]: a scan of a
@@ -222,7 +290,7 @@ fn scan_batch(
             }
             examined += 1;
             let id = p.get("id").and_then(Value::as_str).unwrap_or_default();
-            let found = score_candidates(&p, Some(id), |params| {
+            let found = score_candidates(&p, Some(id), Band::Possible, |params| {
                 tx.find("Patient", &query_string(&params))
             })?;
             for (other, m) in found {
@@ -238,11 +306,18 @@ fn scan_batch(
                         format!("{DUPLICATE_PAIR_SYSTEM}|{key}"),
                     )]),
                 )?;
+                let fresh = review_task(&p, &other, &m);
                 if known.is_empty() {
-                    tx.save(review_task(&p, &other, &m))?;
-                    opened_now.insert(key);
+                    tx.save(fresh)?;
                     opened += 1;
+                } else {
+                    for task in known {
+                        if let Some(task) = refreshed(task, &fresh) {
+                            tx.save(task)?;
+                        }
+                    }
                 }
+                opened_now.insert(key);
             }
         }
         report.examined += examined;
@@ -272,32 +347,37 @@ fn patient_ref(v: &Value) -> Option<String> {
     crate::fhir::reference_id(v, "Patient").map(str::to_owned)
 }
 
-/// The open reviews, best match first.
-pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review>, FhirError> {
-    let tasks = fhir_search(
-        svc,
+/// Page `page` (1-based) of the open reviews, strongest first: the store
+/// sorts the whole queue by score, so the first page holds the strongest
+/// matches however many reviews are open.
+pub fn review_queue(
+    svc: &FhirService,
+    access: &dyn Access,
+    page: usize,
+) -> Result<ReviewPage, FhirError> {
+    let page = page.max(1);
+    let found = svc.search_as(
         access,
         "Task",
-        vec![
-            (
-                "code".into(),
-                format!("{TASK_SYSTEM}|{DUPLICATE_REVIEW_CODE}"),
-            ),
-            (
-                "status".into(),
-                "requested,received,accepted,in-progress".into(),
-            ),
-            ("_count".into(), "500".into()),
+        &[
+            ("code", format!("{TASK_SYSTEM}|{DUPLICATE_REVIEW_CODE}")),
+            ("status", "requested,received,accepted,in-progress".into()),
+            // Strongest first; reviews of equal score in the order raised.
+            ("_sort", "-business-status".into()),
+            ("_count", REVIEW_PAGE_SIZE.to_string()),
+            ("_offset", ((page - 1) * REVIEW_PAGE_SIZE).to_string()),
+            ("_total", "accurate".into()),
         ],
     )?;
     let mut pairs = Vec::new();
     let mut ids: Vec<String> = Vec::new();
-    for t in &tasks {
+    for t in &found.resources {
         let Some(a) = patient_ref(&t["focus"]) else {
             continue;
         };
         let mut b = None;
         let mut score = 0.0;
+        let mut band = None;
         let mut reasons = Vec::new();
         for i in t
             .get("input")
@@ -310,6 +390,12 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
                 Some("match score") => {
                     score = i.get("valueDecimal").and_then(Value::as_f64).unwrap_or(0.0)
                 }
+                Some("match band") => {
+                    band = i
+                        .get("valueCode")
+                        .and_then(Value::as_str)
+                        .and_then(Band::from_code)
+                }
                 Some("reason") => reasons.extend(
                     i.get("valueString")
                         .and_then(Value::as_str)
@@ -319,6 +405,8 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
             }
         }
         let Some(b) = b else { continue };
+        // Reviews raised before there were bands were all probable.
+        let band = band.or(Band::of(score)).unwrap_or(Band::Probable);
         for x in [&a, &b] {
             if !ids.contains(x) {
                 ids.push(x.clone());
@@ -329,7 +417,7 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        pairs.push((task_id, a, b, score, reasons));
+        pairs.push((task_id, a, b, score, band, reasons));
     }
     let mut patients = std::collections::HashMap::new();
     for chunk in ids.chunks(100) {
@@ -346,22 +434,27 @@ pub fn review_queue(svc: &FhirService, access: &dyn Access) -> Result<Vec<Review
             patients.insert(s.id.clone(), s);
         }
     }
-    let mut out: Vec<Review> = pairs
+    let reviews: Vec<Review> = pairs
         .into_iter()
-        .filter_map(|(task_id, a, b, score, reasons)| {
+        .filter_map(|(task_id, a, b, score, band, reasons)| {
             Some(Review {
                 task_id,
                 a: patients.get(&a)?.clone(),
                 b: patients.get(&b)?.clone(),
                 score,
+                band,
                 reasons,
             })
         })
         // A pair already merged is no longer a question.
         .filter(|r| r.a.active && r.b.active)
         .collect();
-    out.sort_by(|x, y| y.score.total_cmp(&x.score));
-    Ok(out)
+    Ok(ReviewPage {
+        reviews,
+        page,
+        total: found.total,
+        more: found.more,
+    })
 }
 
 /// Closes a review Task with an outcome (`not the same person`, `merged`).
