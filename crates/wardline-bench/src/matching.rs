@@ -24,7 +24,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Value, json};
-use wardline_core::{FhirService, ServiceConfig, Trusted};
+use wardline_core::{ServiceConfig, Trusted};
 use wardline_workflow::pmi;
 
 use crate::StoreArgs;
@@ -248,12 +248,12 @@ pub fn run(a: MatchingBenchArgs) -> Result<()> {
     }
 
     let dir = tempfile::tempdir()?;
-    let store = StoreArgs {
+    let svc = StoreArgs {
         data_dir: dir.path().to_owned(),
         database: a.database.clone(),
+        time_zone: None,
     }
-    .open()?;
-    let svc = FhirService::new(store, ServiceConfig::default());
+    .service(ServiceConfig::default())?;
     let access = Trusted::operator("bench");
     let mut ids: Vec<&String> = by_id.keys().collect();
     ids.sort();

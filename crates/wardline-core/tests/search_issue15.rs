@@ -32,22 +32,12 @@ fn backends(test: &str) -> Vec<Backend> {
         svc: FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
         _dir: Some(dir),
     }];
-    match std::env::var("WARDLINE_TEST_PG_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let schema = format!("t_i15_{test}_{}_{nanos}", std::process::id());
-            let pg = wardline_store_postgres::PostgresStore::connect_with_schema(&url, &schema)
-                .expect("connect to WARDLINE_TEST_PG_URL");
-            out.push(Backend {
-                name: "postgres",
-                svc: FhirService::new(Arc::new(pg), ServiceConfig::default()),
-                _dir: None,
-            });
-        }
-        _ => println!("SKIPPED (PostgreSQL): WARDLINE_TEST_PG_URL not set"),
+    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("i15_{test}")) {
+        out.push(Backend {
+            name: "postgres",
+            svc: FhirService::new(Arc::new(pg), ServiceConfig::default()),
+            _dir: None,
+        });
     }
     out
 }

@@ -19,18 +19,8 @@ fn stores(test: &str) -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::Tem
     let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
     let mut out: Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> =
         vec![("sqlite", Arc::new(sqlite), Some(dir))];
-    match std::env::var("WARDLINE_TEST_PG_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let schema = format!("t_tz_{test}_{}_{nanos}", std::process::id());
-            let pg = wardline_store_postgres::PostgresStore::connect_with_schema(&url, &schema)
-                .expect("connect to WARDLINE_TEST_PG_URL");
-            out.push(("postgres", Arc::new(pg), None));
-        }
-        _ => println!("SKIPPED (PostgreSQL): WARDLINE_TEST_PG_URL not set"),
+    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("tz_{test}")) {
+        out.push(("postgres", Arc::new(pg), None));
     }
     out
 }

@@ -51,22 +51,14 @@ fn backends(test: &str) -> Vec<(&'static str, Arc<FhirService>, Guard)> {
         Arc::new(FhirService::new(Arc::new(sqlite), ServiceConfig::default())),
         Guard::Sqlite(dir),
     )];
-    match std::env::var("WARDLINE_TEST_PG_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let schema = format!("t_chart_{test}_{}_{nanos}", std::process::id());
-            let pg = wardline_store_postgres::PostgresStore::connect_with_schema(&url, &schema)
-                .expect("connect to WARDLINE_TEST_PG_URL");
-            out.push((
-                "postgres",
-                Arc::new(FhirService::new(Arc::new(pg), ServiceConfig::default())),
-                Guard::Pg(PgSchema { url, schema }),
-            ));
-        }
-        _ => println!("SKIPPED (PostgreSQL): WARDLINE_TEST_PG_URL not set"),
+    if let Some((pg, url, schema)) =
+        wardline_store_postgres::testenv::store(&format!("chart_{test}"))
+    {
+        out.push((
+            "postgres",
+            Arc::new(FhirService::new(Arc::new(pg), ServiceConfig::default())),
+            Guard::Pg(PgSchema { url, schema }),
+        ));
     }
     out
 }

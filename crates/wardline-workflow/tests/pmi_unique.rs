@@ -51,15 +51,8 @@ impl Drop for PgSchema {
 }
 
 fn postgres() -> Option<(Opener, PgSchema)> {
-    let Ok(url) = std::env::var("WARDLINE_TEST_PG_URL") else {
-        println!("SKIPPED: WARDLINE_TEST_PG_URL not set");
-        return None;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let schema = format!("t_pmi_unique_{}_{nanos}", std::process::id());
+    let url = wardline_store_postgres::testenv::url()?;
+    let schema = wardline_store_postgres::testenv::fresh_schema("pmi_unique");
     let (u, s) = (url.clone(), schema.clone());
     let open: Opener = Box::new(move || {
         Arc::new(
@@ -85,6 +78,7 @@ fn form(nhs: &str, family: &str, given: &str) -> NewPatient {
         city: "Watford".into(),
         postcode: "WD17 1AA".into(),
         phone: String::new(),
+        ethnic_category: String::new(),
     }
 }
 

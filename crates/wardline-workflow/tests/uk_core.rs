@@ -32,22 +32,12 @@ fn backends(test: &str) -> Vec<(&'static str, FhirService, Option<tempfile::Temp
         FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
         Some(dir),
     )];
-    match std::env::var("WARDLINE_TEST_PG_URL") {
-        Ok(url) => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let schema = format!("t_ukcore_{test}_{}_{nanos}", std::process::id());
-            let pg = wardline_store_postgres::PostgresStore::connect_with_schema(&url, &schema)
-                .expect("connect to WARDLINE_TEST_PG_URL");
-            out.push((
-                "postgres",
-                FhirService::new(Arc::new(pg), ServiceConfig::default()),
-                None,
-            ));
-        }
-        Err(_) => println!("SKIPPED (PostgreSQL): WARDLINE_TEST_PG_URL not set"),
+    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("ukcore_{test}")) {
+        out.push((
+            "postgres",
+            FhirService::new(Arc::new(pg), ServiceConfig::default()),
+            None,
+        ));
     }
     out
 }
@@ -167,6 +157,7 @@ fn registration_admission_and_discharge_write_uk_core() {
             consultant_id: None,
             specialty: None,
             expected_discharge: None,
+            placement_reason: None,
         };
         let eid = adt::admit_at(&svc, &op(), &admission, "2025-03-01T09:00:00Z").unwrap();
         let enc = read(&svc, "Encounter", &eid);
@@ -271,7 +262,12 @@ fn an_old_discharge_is_cancelled_cleanly() {
 /// conforms, and the whole trust loads (so the core agreed).
 #[test]
 fn the_demo_trust_is_uk_core() {
-    let bundle = wardline_demo::generate_on(20_261_123, 60, "2025-06-15");
+    let bundle = wardline_demo::generate_on(
+        20_261_123,
+        60,
+        "2025-06-15",
+        &wardline_fhir::hospital_number::Scheme::default(),
+    );
     let (mut patients, mut encounters) = (0, 0);
     for e in bundle["entry"].as_array().unwrap() {
         let r = &e["resource"];
@@ -295,7 +291,11 @@ fn the_demo_trust_is_uk_core() {
     }
     // The benchmark population too.
     for index in 0..5 {
-        for r in wardline_demo::population::patient_resources(7, index) {
+        for r in wardline_demo::population::patient_resources(
+            7,
+            index,
+            &wardline_fhir::hospital_number::Scheme::default(),
+        ) {
             match r["resourceType"].as_str() {
                 Some("Patient") => conforms(&r, UK_CORE_PATIENT, "population patient"),
                 Some("Encounter") => conforms(&r, UK_CORE_ENCOUNTER, "population encounter"),

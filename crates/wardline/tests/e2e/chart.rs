@@ -147,7 +147,14 @@ fn scenario(env: &Env) {
         &clerk,
         &root,
         &format!("/ui/patients/{PATIENT}/admit"),
-        &[("kind", "emergency"), ("bed", &bed)],
+        // The demo's ward 1 has a patient in isolation: the reason is given
+        // up front (the placement check itself is tested in the workflow).
+        &[
+            ("kind", "emergency"),
+            ("bed", &bed),
+            ("placement_bed", &bed),
+            ("placement_reason", "Only bed on the ward"),
+        ],
     );
     assert_eq!(
         r.status(),
