@@ -277,8 +277,9 @@ mod tests {
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
-        let q = wardline_fhir::search::parse(
+        let q = wardline_fhir::search::parse_in(
             wardline_fhir::definitions::r4(),
+            &wardline_fhir::datetime::LocalZone::default(),
             Some(t),
             &pairs,
             wardline_fhir::search::Handling::Strict,

@@ -58,10 +58,7 @@ use wardline_core::{Access, FhirService};
 use wardline_fhir::FhirError;
 use wardline_fhir::phonetic::{fold_name, sounds_alike};
 
-use super::{
-    HOSPITAL_NUMBER_SYSTEM, NHS_NUMBER_SYSTEM, PatientSummary, canonical_postcode, home_address,
-    official_name,
-};
+use super::{NHS_NUMBER_SYSTEM, PatientSummary, canonical_postcode, home_address, official_name};
 
 /// Pairs scoring at least this are probable duplicates (W ≥ 10 bits).
 pub const DUPLICATE_THRESHOLD: f64 = 0.8;
@@ -226,6 +223,8 @@ fn address(a: &Value) -> Option<Address> {
 
 fn person(p: &Value) -> Person {
     let mut out = Person::default();
+    // The trust's hospital numbers, whatever its scheme's system.
+    let hospital_system = super::hospital_numbers().system();
     for i in p
         .get("identifier")
         .and_then(Value::as_array)
@@ -237,7 +236,7 @@ fn person(p: &Value) -> Person {
             Some(NHS_NUMBER_SYSTEM) if out.nhs.is_none() => {
                 out.nhs = wardline_fhir::nhs_number::normalise(value);
             }
-            Some(HOSPITAL_NUMBER_SYSTEM) if !value.is_empty() => {
+            Some(system) if system == hospital_system && !value.is_empty() => {
                 out.hospital.push(value.to_uppercase())
             }
             _ => {}
