@@ -63,18 +63,6 @@ impl<'t, 'a> TxRecords<'t, 'a> {
     }
 }
 
-/// A token search value with FHIR search escaping (`\`, `|`, `,`, `$`).
-fn escape_token(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '|' | ',' | '$') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Whether two versions of a resource say the same, `meta` aside.
 fn same_content(a: &Value, b: &Value) -> bool {
     match (a.as_object(), b.as_object()) {
@@ -111,13 +99,21 @@ impl Records for TxRecords<'_, '_> {
     ) -> Result<Option<Value>, MapError> {
         if self.locking {
             self.tx
-                .lock(&[format!("identifier:{resource_type}|{system}|{value}")])
+                .lock(&[wardline_workflow::pmi::lookup_key(
+                    resource_type,
+                    system,
+                    value,
+                )])
                 .map_err(map_err)?;
         }
         let q = form_urlencoded::Serializer::new(String::new())
             .append_pair(
                 "identifier",
-                &format!("{}|{}", escape_token(system), escape_token(value)),
+                &format!(
+                    "{}|{}",
+                    wardline_fhir::search::escape_value(system),
+                    wardline_fhir::search::escape_value(value)
+                ),
             )
             .finish();
         let mut found = self.tx.find(resource_type, &q).map_err(map_err)?;

@@ -52,7 +52,9 @@ use wardline_fhir::{FhirError, nhs_number};
 
 pub use matching::{Band, Candidate, DUPLICATE_THRESHOLD, POSSIBLE_THRESHOLD, duplicates_of};
 pub use merge::{MergeOutcome, merge, merge_in, unmerge};
-pub use numbers::{allocate_hospital_number, configure_hospital_numbers, hospital_numbers};
+pub use numbers::{
+    allocate_hospital_number, configure_hospital_numbers, hospital_numbers, lookup_key,
+};
 pub use operation::{MERGE_DEFINITION, MergeOperation};
 pub use register::{FieldError, NewPatient, RegisterError, register};
 pub use review::{

@@ -24,7 +24,7 @@ use wardline_core::Tx;
 use wardline_fhir::FhirError;
 use wardline_fhir::definitions::r4;
 use wardline_fhir::hospital_number::Scheme;
-use wardline_fhir::search::Handling;
+use wardline_fhir::search::{Handling, escape_value};
 use wardline_store::{PageRequest, Reader};
 
 static SCHEME: OnceLock<Scheme> = OnceLock::new();
@@ -54,19 +54,14 @@ pub fn hospital_numbers() -> &'static Scheme {
 /// of a Patient: the same key as the HL7 v2 mapping's lookups, so a message,
 /// a registration and a REST write about one number take turns.
 pub(crate) fn identifier_key(system: &str, value: &str) -> String {
-    format!("identifier:Patient|{system}|{value}")
+    lookup_key("Patient", system, value)
 }
 
-/// A token search value with FHIR search escaping (`\`, `|`, `,`, `$`).
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '|' | ',' | '$') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+/// The lock key of a lookup of a resource by identifier
+/// (`identifier:{type}|{system}|{value}`), for every channel that decides
+/// on one (the HL7 v2 inbound mapping's lookups, the PMI's rules).
+pub fn lookup_key(resource_type: &str, system: &str, value: &str) -> String {
+    format!("identifier:{resource_type}|{system}|{value}")
 }
 
 /// The current Patients holding `system|value` (any `use`), at most `limit`,
@@ -82,7 +77,7 @@ pub(crate) fn holders(
         Some("Patient"),
         &[(
             "identifier".to_owned(),
-            format!("{}|{}", escape(system), escape(value)),
+            format!("{}|{}", escape_value(system), escape_value(value)),
         )],
         Handling::Strict,
     )?;
