@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use r2d2::PooledConnection;
 use wardline_fhir::{IndexValue, SearchQuery};
 use wardline_store::audit::AuditAppend;
+use wardline_store::sql::INDEX_TABLES;
 use wardline_store::{
     PageRequest, Reader, Reindex, ResourceWrite, Result, SearchPage, StoreError, StoreTx,
     StoredResource, WriteMethod,
@@ -309,16 +310,6 @@ fn reindex(c: &mut PgConn, items: &[Reindex]) -> Result<usize> {
     insert_index_rows(c, &rows)?;
     Ok(rows.len())
 }
-
-const INDEX_TABLES: [&str; 7] = [
-    "idx_token",
-    "idx_string",
-    "idx_date",
-    "idx_number",
-    "idx_quantity",
-    "idx_reference",
-    "idx_uri",
-];
 
 fn unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)

@@ -751,15 +751,7 @@ impl StoreTx for SqliteTx<'_> {
 
 /// Deletes every index row of `rid`.
 fn delete_index(c: &Connection, rid: i64) -> Result<()> {
-    for t in [
-        "idx_token",
-        "idx_string",
-        "idx_date",
-        "idx_number",
-        "idx_quantity",
-        "idx_reference",
-        "idx_uri",
-    ] {
+    for t in wardline_store::sql::INDEX_TABLES {
         c.prepare_cached(&format!("DELETE FROM {t} WHERE rid = ?1"))
             .map_err(be)?
             .execute([rid])

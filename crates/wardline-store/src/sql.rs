@@ -32,6 +32,18 @@ pub const RESOURCE_COLUMNS: &str =
     "rid, res_type, res_id, version, last_updated, seq, method, deleted, content, patient_key";
 
 /// The index table for a search parameter type.
+/// The index tables, one per kind of search value: every row keyed by the
+/// resource's `rid` (see [`migrations`]).
+pub const INDEX_TABLES: [&str; 7] = [
+    "idx_token",
+    "idx_string",
+    "idx_date",
+    "idx_number",
+    "idx_quantity",
+    "idx_reference",
+    "idx_uri",
+];
+
 pub fn index_table(t: SearchParamType) -> Option<&'static str> {
     Some(match t {
         SearchParamType::Token => "idx_token",
@@ -170,19 +182,11 @@ pub fn migrations(d: Dialect) -> Vec<(&'static str, String)> {
         idx("idx_uri", "value TEXT NOT NULL"),
     );
     // Composite parameters: the element a component value came from.
-    let v2 = [
-        "idx_token",
-        "idx_string",
-        "idx_date",
-        "idx_number",
-        "idx_quantity",
-        "idx_reference",
-        "idx_uri",
-    ]
-    .iter()
-    .map(|t| format!("ALTER TABLE {t} ADD COLUMN grp INTEGER;"))
-    .collect::<Vec<_>>()
-    .join("\n");
+    let v2 = INDEX_TABLES
+        .iter()
+        .map(|t| format!("ALTER TABLE {t} ADD COLUMN grp INTEGER;"))
+        .collect::<Vec<_>>()
+        .join("\n");
     // Canonical references: the version of `url|version`, apart from the URL
     // (the rows written before keep the version in `url` until the core
     // reindexes them; see `INDEX_FORMAT` in wardline-fhir).
