@@ -452,6 +452,14 @@ impl FhirService {
         Ok(())
     }
 
+    /// Audit retention: removes the audit rows recorded before `before_ms`
+    /// (never the newest) and moves the chain's anchor, so the rest still
+    /// verifies; returns how many went. For the retention job, which holds
+    /// the service, not the store.
+    pub fn purge_audit_before(&self, before_ms: i64) -> R<u64> {
+        Ok(self.store.purge_audit(before_ms)?)
+    }
+
     pub fn config(&self) -> &ServiceConfig {
         &self.config
     }

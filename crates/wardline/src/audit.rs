@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use wardline_store::Store;
+use wardline_core::FhirService;
 
 /// Rows read per round trip by `verify`.
 const PAGE: usize = 1_000;
@@ -77,17 +77,18 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode> {
 
 /// Purges audit rows recorded more than `days` days ago; returns how many
 /// went and the cut-off instant.
-pub fn purge_older_than(store: &dyn Store, days: u32) -> Result<(u64, i64)> {
+pub fn purge_older_than(service: &FhirService, days: u32) -> Result<(u64, i64)> {
     let before = wardline_fhir::datetime::now_ms() - i64::from(days) * DAY_MS;
-    let n = store
-        .purge_audit(before)
-        .context("cannot purge the audit chain")?;
+    let n = service
+        .purge_audit_before(before)
+        .map_err(|e| anyhow::anyhow!("cannot purge the audit chain: {e}"))?;
     Ok((n, before))
 }
 
 fn purge(a: &PurgeArgs) -> Result<ExitCode> {
     let store = a.store.open()?;
-    let (n, before) = purge_older_than(store.as_ref(), a.older_than_days)?;
+    let service = FhirService::new(store.clone(), wardline_core::ServiceConfig::default());
+    let (n, before) = purge_older_than(&service, a.older_than_days)?;
     println!(
         "purged {n} audit rows recorded before {}",
         wardline_fhir::datetime::format_instant(before)

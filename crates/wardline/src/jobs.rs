@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wardline_core::{FhirService, Trusted};
-use wardline_store::Store;
 
 /// Runs `run` now and then every `period`, on a thread named `name`.
 fn every(name: &'static str, period: Duration, mut run: impl FnMut() + Send + 'static) {
@@ -26,9 +25,9 @@ fn every(name: &'static str, period: Duration, mut run: impl FnMut() + Send + 's
 
 /// `serve --audit-retention-days`: purge at start-up and then once a day
 /// (a purge deletes in one transaction per call).
-pub fn spawn_audit_retention(store: Arc<dyn Store>, days: u32) {
+pub fn spawn_audit_retention(service: Arc<FhirService>, days: u32) {
     every("audit-retention", Duration::from_secs(86_400), move || {
-        match crate::audit::purge_older_than(store.as_ref(), days) {
+        match crate::audit::purge_older_than(&service, days) {
             Ok((n, before)) => tracing::info!(
                 purged = n,
                 before = %wardline_fhir::datetime::format_instant(before),

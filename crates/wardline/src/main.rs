@@ -256,7 +256,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(days) = a.audit_retention_days {
-        jobs::spawn_audit_retention(service.store().clone(), days);
+        jobs::spawn_audit_retention(service.clone(), days);
     }
     if a.duplicate_scan_minutes > 0 {
         jobs::spawn_duplicate_scan(service.clone(), a.duplicate_scan_minutes);
