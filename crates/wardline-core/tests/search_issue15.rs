@@ -10,13 +10,14 @@
 //! `Observation?date=2024-07-01` meant the UTC day, so an observation at
 //! 00:30 BST on 1 July was not found and one at 00:00 BST on 2 July was.
 
+mod support;
+use support::{put, request};
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use wardline_core::{
-    Body, FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig, Trusted,
-};
+use wardline_core::{FhirService, Method, ServiceConfig};
 
 struct Backend {
     name: &'static str,
@@ -40,47 +41,6 @@ fn backends(test: &str) -> Vec<Backend> {
         });
     }
     out
-}
-
-fn request(
-    svc: &FhirService,
-    method: Method,
-    path: &str,
-    query: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, Value) {
-    let r = svc.handle(
-        FhirRequest {
-            method,
-            path: path.split('/').map(str::to_owned).collect(),
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            headers: RequestHeaders::default(),
-            body: body.map(|b| b.to_string().into_bytes()),
-        },
-        &Trusted::operator("test"),
-    );
-    let v = match r.body {
-        Body::Raw(t) => serde_json::from_str(&t).unwrap(),
-        Body::Json(v) => v,
-        _ => Value::Null,
-    };
-    (r.status, v)
-}
-
-fn put(svc: &FhirService, r: Value) {
-    let path = format!(
-        "{}/{}",
-        r["resourceType"].as_str().unwrap(),
-        r["id"].as_str().unwrap()
-    );
-    let (status, body) = request(svc, Method::Put, &path, &[], Some(r));
-    assert!(
-        status == 200 || status == 201,
-        "PUT {path}: {status} {body}"
-    );
 }
 
 /// The ids a search finds (all on one page).

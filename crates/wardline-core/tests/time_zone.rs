@@ -3,13 +3,14 @@
 //! earlier Wardline (zone-less dates as UTC, a canonical's version in its
 //! URL) or in another zone. SQLite and PostgreSQL.
 
+mod support;
+use support::{put, request};
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-use wardline_core::{
-    Body, FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig, Trusted,
-};
+use serde_json::json;
+use wardline_core::{FhirService, Method, ServiceConfig};
 use wardline_fhir::datetime::LocalZone;
 use wardline_fhir::{IndexEntry, IndexValue};
 use wardline_store::{Reindex, Store};
@@ -33,47 +34,6 @@ fn service(store: &Arc<dyn Store>, zone: &str) -> FhirService {
             ..ServiceConfig::default()
         },
     )
-}
-
-fn request(
-    svc: &FhirService,
-    method: Method,
-    path: &str,
-    query: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, Value) {
-    let r = svc.handle(
-        FhirRequest {
-            method,
-            path: path.split('/').map(str::to_owned).collect(),
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            headers: RequestHeaders::default(),
-            body: body.map(|b| b.to_string().into_bytes()),
-        },
-        &Trusted::operator("test"),
-    );
-    let v = match r.body {
-        Body::Raw(t) => serde_json::from_str(&t).unwrap(),
-        Body::Json(v) => v,
-        _ => Value::Null,
-    };
-    (r.status, v)
-}
-
-fn put(svc: &FhirService, r: Value) {
-    let path = format!(
-        "{}/{}",
-        r["resourceType"].as_str().unwrap(),
-        r["id"].as_str().unwrap()
-    );
-    let (status, body) = request(svc, Method::Put, &path, &[], Some(r));
-    assert!(
-        status == 200 || status == 201,
-        "PUT {path}: {status} {body}"
-    );
 }
 
 fn found(svc: &FhirService, t: &str, query: &[(&str, &str)]) -> BTreeSet<String> {
