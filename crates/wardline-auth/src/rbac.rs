@@ -77,10 +77,23 @@ pub enum Activity {
     BreakGlass,
     /// Bulk and secondary-use extracts (`export`).
     Export,
+    /// Keep the order catalogue: tests, panels, examinations, order sets
+    /// (`manage-order-catalogue`).
+    ManageCatalogue,
+    /// Read and acknowledge results in a results inbox (`review-results`).
+    ReviewResults,
+    /// The pathology laboratory's bench work: receive specimens, enter and
+    /// technically validate results (`laboratory-process`).
+    LabProcess,
+    /// Authorise and release laboratory results (`laboratory-authorise`).
+    LabAuthorise,
+    /// Radiology department work: vet and justify imaging requests (IR(ME)R),
+    /// record examinations and reports (`radiology-process`).
+    Radiology,
 }
 
 impl Activity {
-    pub const ALL: [Activity; 15] = [
+    pub const ALL: [Activity; 20] = [
         Activity::ViewDemographics,
         Activity::ViewClinical,
         Activity::ViewCareSummary,
@@ -96,6 +109,11 @@ impl Activity {
         Activity::IgAudit,
         Activity::BreakGlass,
         Activity::Export,
+        Activity::ManageCatalogue,
+        Activity::ReviewResults,
+        Activity::LabProcess,
+        Activity::LabAuthorise,
+        Activity::Radiology,
     ];
 
     /// The stable kebab-case code.
@@ -116,6 +134,11 @@ impl Activity {
             Activity::IgAudit => "ig-audit",
             Activity::BreakGlass => "break-glass",
             Activity::Export => "export",
+            Activity::ManageCatalogue => "manage-order-catalogue",
+            Activity::ReviewResults => "review-results",
+            Activity::LabProcess => "laboratory-process",
+            Activity::LabAuthorise => "laboratory-authorise",
+            Activity::Radiology => "radiology-process",
         }
     }
 
@@ -304,10 +327,20 @@ pub enum Role {
     DataAnalyst,
     /// The integration engine's service identity (HL7 v2 feeds).
     IntegrationEngine,
+    /// Pathology laboratory: specimen reception, analysis, technical validation.
+    BiomedicalScientist,
+    /// Pathology laboratory: authorises and releases results (clinical
+    /// scientist or consultant pathologist).
+    ClinicalScientist,
+    /// Pathology laboratory manager: the bench and authorisation, the order
+    /// catalogue, turnaround times.
+    LaboratoryManager,
+    /// Radiology department staff (radiographer).
+    Radiographer,
 }
 
 impl Role {
-    const ALL: [Role; 15] = [
+    const ALL: [Role; 19] = [
         Role::Consultant,
         Role::Doctor,
         Role::StaffNurse,
@@ -323,6 +356,10 @@ impl Role {
         Role::SystemAdmin,
         Role::DataAnalyst,
         Role::IntegrationEngine,
+        Role::BiomedicalScientist,
+        Role::ClinicalScientist,
+        Role::LaboratoryManager,
+        Role::Radiographer,
     ];
 
     pub fn all() -> &'static [Role] {
@@ -347,6 +384,10 @@ impl Role {
             Role::SystemAdmin => "system-admin",
             Role::DataAnalyst => "data-analyst",
             Role::IntegrationEngine => "integration-engine",
+            Role::BiomedicalScientist => "biomedical-scientist",
+            Role::ClinicalScientist => "clinical-scientist",
+            Role::LaboratoryManager => "laboratory-manager",
+            Role::Radiographer => "radiographer",
         }
     }
 
@@ -371,6 +412,10 @@ impl Role {
             Role::SystemAdmin => "System administrator",
             Role::DataAnalyst => "Data analyst",
             Role::IntegrationEngine => "Integration engine",
+            Role::BiomedicalScientist => "Biomedical scientist (pathology)",
+            Role::ClinicalScientist => "Clinical scientist (pathology)",
+            Role::LaboratoryManager => "Laboratory manager (pathology)",
+            Role::Radiographer => "Radiographer",
         }
     }
 
@@ -383,6 +428,7 @@ impl Role {
                 RecordClinical,
                 Prescribe,
                 OrderTests,
+                ReviewResults,
                 Adt,
                 ManageAppointments,
                 BreakGlass,
@@ -400,6 +446,7 @@ impl Role {
                 RecordClinical,
                 AdministerMedication,
                 OrderTests,
+                ReviewResults,
                 Adt,
                 ManageAppointments,
                 BreakGlass,
@@ -412,7 +459,7 @@ impl Role {
             Role::Gp => &[ViewClinical, RecordClinical],
             Role::SocialWorker => &[ViewCareSummary],
             Role::PrivacyOfficer => &[IgAudit],
-            Role::SystemAdmin => &[ManageUsers, ManageDirectory],
+            Role::SystemAdmin => &[ManageUsers, ManageDirectory, ManageCatalogue],
             Role::DataAnalyst => &[Export],
             Role::IntegrationEngine => &[
                 ViewClinical,
@@ -422,6 +469,12 @@ impl Role {
                 OrderTests,
                 ManageAppointments,
             ],
+            Role::BiomedicalScientist => &[ViewDemographics, LabProcess],
+            Role::ClinicalScientist => &[ViewDemographics, LabProcess, LabAuthorise],
+            Role::LaboratoryManager => {
+                &[ViewDemographics, LabProcess, LabAuthorise, ManageCatalogue]
+            }
+            Role::Radiographer => &[ViewDemographics, Radiology],
         }
     }
 

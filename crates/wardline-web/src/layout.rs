@@ -20,6 +20,14 @@ pub enum Nav {
     Duplicates,
     /// Break-glass uses to review (information governance only).
     Reviews,
+    /// The results inbox (those who review results).
+    Results,
+    /// The pathology laboratory: reception, bench, authorisation.
+    Laboratory,
+    /// The radiology department's requests.
+    Radiology,
+    /// The order catalogue (its managers).
+    Catalogue,
     None,
 }
 
@@ -75,6 +83,20 @@ fn navigation(cx: &Cx, active: Nav) -> Markup {
         .is_some_and(|r| r.has(wardline_auth::rbac::Activity::IgAudit))
     {
         items.push((Nav::Reviews, "/ui/break-glass", "Break-glass reviews"));
+    }
+    let has = |a| cx.role.is_some_and(|r| r.has(a));
+    use wardline_auth::rbac::Activity as A;
+    if has(A::ReviewResults) {
+        items.push((Nav::Results, "/ui/results", "Results inbox"));
+    }
+    if has(A::LabProcess) {
+        items.push((Nav::Laboratory, "/ui/lab", "Laboratory"));
+    }
+    if has(A::Radiology) {
+        items.push((Nav::Radiology, "/ui/radiology", "Radiology"));
+    }
+    if has(A::ManageCatalogue) {
+        items.push((Nav::Catalogue, "/ui/catalogue", "Order catalogue"));
     }
     html! {
         nav class="nhsuk-header__navigation" aria-label="Menu" {

@@ -21,11 +21,15 @@ mod access;
 mod adt;
 mod assets;
 mod beds;
+mod catalogue;
 mod chart;
 mod consent;
+mod lab;
 mod layout;
 mod merge;
+mod orders;
 mod patients;
+mod results;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -135,6 +139,12 @@ pub const ROUTES: &[UiRoute] = &[
         "/ui/beds/{ward}/{bed}/state",
         "bed cleaned, closed, blocked",
     ),
+    // ── issue 16: the order catalogue (catalogue.rs) ──
+    // ── issue 16: requesting, specimen labels (orders.rs) ──
+    // ── issue 16: results inbox, result view, cumulative view (results.rs) ──
+    // ── issue 16: unmatched results worklist (results.rs) ──
+    // ── issue 16: the laboratory and radiology (lab.rs) ──
+    // ── end of issue 16 ──
     r(
         "GET",
         "/ui/events",
@@ -199,6 +209,12 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/beds", get(beds::sites_page))
         .route("/beds/{ward}", get(beds::ward_page))
         .route("/beds/{ward}/{bed}/state", post(beds::bed_state_post))
+        // ── issue 16: the order catalogue (catalogue.rs) ──
+        // ── issue 16: requesting, specimen labels (orders.rs) ──
+        // ── issue 16: results inbox, result view, cumulative view (results.rs) ──
+        // ── issue 16: unmatched results worklist (results.rs) ──
+        // ── issue 16: the laboratory and radiology (lab.rs) ──
+        // ── end of issue 16 ──
         .route("/events", get(beds::events))
         .route("/static/{*file}", get(assets::serve))
         .fallback(|| async {

@@ -36,8 +36,10 @@ pub mod adt;
 pub mod chart;
 pub mod consent;
 pub mod fhir;
+pub mod laboratory;
 pub mod orders;
 pub mod pmi;
+pub mod results;
 
 use wardline_core::FhirService;
 

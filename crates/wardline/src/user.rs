@@ -276,7 +276,7 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
 pub const DEMO_PASSWORD: &str = "wardline-demo-only";
 
 pub fn seed_demo_users(dir: &Directory) -> Result<()> {
-    let users: [(&str, &str, Role, &str, &[&str]); 6] = [
+    let users: [(&str, &str, Role, &str, &[&str]); 10] = [
         (
             "nurse.w1",
             "Grace Okafor",
@@ -318,6 +318,34 @@ pub fn seed_demo_users(dir: &Directory) -> Result<()> {
             Role::parse("gp").expect("role"),
             "gp-e82001",
             &[],
+        ),
+        (
+            "bms.lab",
+            "Priya Nair",
+            Role::parse("biomedical-scientist").expect("role"),
+            "trust",
+            &["watford"],
+        ),
+        (
+            "cs.lab",
+            "Owen Price",
+            Role::parse("clinical-scientist").expect("role"),
+            "trust",
+            &["watford"],
+        ),
+        (
+            "lab.manager",
+            "Nadia Begum",
+            Role::parse("laboratory-manager").expect("role"),
+            "trust",
+            &["watford"],
+        ),
+        (
+            "rad.watford",
+            "Liam Brennan",
+            Role::parse("radiographer").expect("role"),
+            "trust",
+            &["watford"],
         ),
     ];
     let op = operator("demo");

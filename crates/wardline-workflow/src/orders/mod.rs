@@ -26,6 +26,10 @@
 //! * Setting the status an order already has is no change (a message sent
 //!   again).
 
+pub mod catalogue;
+pub mod label;
+pub mod request;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 

@@ -1,0 +1,1 @@
+//! The pathology laboratory's workflow (issue 16: being built).
