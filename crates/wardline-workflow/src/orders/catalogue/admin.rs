@@ -480,3 +480,29 @@ pub fn resource_as(
     svc.read_as(access, resource_type, id)?
         .ok_or_else(|| CatalogueError::NotFound(format!("There is no {resource_type}/{id}.")))
 }
+
+/// The catalogue as `access` may read it (checked and audited like REST
+/// searches): what the admin screens show a person. Every member of staff
+/// may read it; more than the service's page size of one type is reported
+/// in `problems`.
+pub fn load_as(svc: &FhirService, access: &dyn Access) -> Result<Catalogue, CatalogueError> {
+    let max = svc.config().max_count.to_string();
+    let mut lists = Vec::new();
+    for t in ["ActivityDefinition", "PlanDefinition", "Questionnaire"] {
+        let found = svc.search_as(access, t, &[("_count", max.as_str())])?;
+        lists.push((t, found));
+    }
+    let mut c = from_resources(
+        &lists[0].1.resources,
+        &lists[1].1.resources,
+        &lists[2].1.resources,
+    );
+    for (t, f) in &lists {
+        if f.more {
+            c.problems.push(format!(
+                "There are more {t} resources than one page ({max}); not all are shown."
+            ));
+        }
+    }
+    Ok(c)
+}
