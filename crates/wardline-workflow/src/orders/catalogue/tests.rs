@@ -1,3 +1,4 @@
+use super::parse::parse_analyte;
 use super::*;
 use proptest::prelude::*;
 
