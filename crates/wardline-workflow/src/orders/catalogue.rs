@@ -83,7 +83,7 @@ mod admin;
 mod parse;
 
 pub use admin::{
-    CatalogueError, CatalogueRule, ImportReport, check_bundle, import, resource_as, save_order_set,
+    CatalogueError, CatalogueRule, ImportReport, check_bundle, import, load_as, resource_as, save_order_set,
     save_orderable, set_active,
 };
 pub use parse::{parse_order_set, parse_orderable, parse_questionnaire, valid_id};
@@ -141,6 +141,19 @@ pub const MODALITIES: [(&str, &str); 7] = [
     ("US", "Ultrasound"),
     ("NM", "Nuclear Medicine"),
     ("XA", "X-Ray Angiography"),
+];
+
+/// Specimen types (SNOMED CT) the admin screens offer.
+pub const SPECIMEN_TYPES: [(&str, &str); 9] = [
+    ("119297000", "Blood specimen"),
+    ("122555007", "Venous blood specimen"),
+    ("122552005", "Arterial blood specimen"),
+    ("119364003", "Serum specimen"),
+    ("119361006", "Plasma specimen"),
+    ("122575003", "Urine specimen"),
+    ("258574006", "Mid-stream urine specimen"),
+    ("119339001", "Stool specimen"),
+    ("119334006", "Sputum specimen"),
 ];
 
 /// The whole catalogue, active and retired.

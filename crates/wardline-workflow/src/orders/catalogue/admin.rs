@@ -196,7 +196,7 @@ pub fn import(
         "U",
     );
     let mut report = ImportReport::default();
-    for r in entries {
+    for (i, r) in entries {
         let t = r["resourceType"].as_str().unwrap_or_default().to_owned();
         let id = r["id"].as_str().unwrap_or_default().to_owned();
         let key = format!("{t}/{id}");
@@ -207,7 +207,12 @@ pub fn import(
             report.unchanged.push(key);
             continue;
         }
-        tx.save(r)?;
+        tx.save(r).map_err(|e| match CatalogueError::from(e) {
+            CatalogueError::Invalid(m) => {
+                CatalogueError::Invalid(format!("Entry {i} ({key}): {m}"))
+            }
+            other => other,
+        })?;
         if before.is_some() {
             report.updated.push(key);
         } else {
@@ -231,8 +236,12 @@ fn same_content(a: &Value, b: &Value) -> bool {
 }
 
 /// Checks a catalogue Bundle (see [`import`]) and returns its resources in
-/// the order they can be written (questionnaires, orderables, sets).
-pub fn check_bundle(svc: &FhirService, bundle: &Value) -> Result<Vec<Value>, CatalogueError> {
+/// the order they can be written (questionnaires, orderables, sets), each
+/// with its entry number (from 1).
+pub fn check_bundle(
+    svc: &FhirService,
+    bundle: &Value,
+) -> Result<Vec<(usize, Value)>, CatalogueError> {
     let invalid = |m: String| CatalogueError::Invalid(m);
     if bundle["resourceType"] != "Bundle" {
         return Err(invalid(
@@ -300,7 +309,7 @@ pub fn check_bundle(svc: &FhirService, bundle: &Value) -> Result<Vec<Value>, Cat
         if r["resourceType"] == "Questionnaire" {
             let q = parse_questionnaire(r).map_err(|e| invalid(format!("{name}: {e}.")))?;
             qs.insert(q.url.clone(), q);
-            q_out.push(r.clone());
+            q_out.push((*i, r.clone()));
         }
     }
     let mut urls: HashMap<String, String> = stored
@@ -323,7 +332,7 @@ pub fn check_bundle(svc: &FhirService, bundle: &Value) -> Result<Vec<Value>, Cat
                 )));
             }
             urls.insert(o.url.clone(), o.id.clone());
-            ad_out.push(r.clone());
+            ad_out.push((*i, r.clone()));
         }
     }
     for (i, r) in &resources {
@@ -335,7 +344,7 @@ pub fn check_bundle(svc: &FhirService, bundle: &Value) -> Result<Vec<Value>, Cat
         if r["resourceType"] == "PlanDefinition" {
             parse_order_set(r, &|u| urls.get(u).cloned())
                 .map_err(|e| invalid(format!("{name}: {e}.")))?;
-            pd_out.push(r.clone());
+            pd_out.push((*i, r.clone()));
         }
     }
     q_out.extend(ad_out);
@@ -470,4 +479,30 @@ pub fn resource_as(
 ) -> Result<Value, CatalogueError> {
     svc.read_as(access, resource_type, id)?
         .ok_or_else(|| CatalogueError::NotFound(format!("There is no {resource_type}/{id}.")))
+}
+
+/// The catalogue as `access` may read it (checked and audited like REST
+/// searches): what the admin screens show a person. Every member of staff
+/// may read it; more than the service's page size of one type is reported
+/// in `problems`.
+pub fn load_as(svc: &FhirService, access: &dyn Access) -> Result<Catalogue, CatalogueError> {
+    let max = svc.config().max_count.to_string();
+    let mut lists = Vec::new();
+    for t in ["ActivityDefinition", "PlanDefinition", "Questionnaire"] {
+        let found = svc.search_as(access, t, &[("_count", max.as_str())])?;
+        lists.push((t, found));
+    }
+    let mut c = from_resources(
+        &lists[0].1.resources,
+        &lists[1].1.resources,
+        &lists[2].1.resources,
+    );
+    for (t, f) in &lists {
+        if f.more {
+            c.problems.push(format!(
+                "There are more {t} resources than one page ({max}); not all are shown."
+            ));
+        }
+    }
+    Ok(c)
 }

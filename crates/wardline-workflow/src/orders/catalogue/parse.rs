@@ -546,7 +546,12 @@ impl Analyte {
             "preferredReportName": self.display,
         });
         if let Some(u) = unit {
-            od["quantitativeDetails"] = json!({"unit": {"coding": [{"system": UCUM, "code": u}], "text": crate::fhir::ucum_print(u)}});
+            let mut unit = json!({"coding": [{"system": UCUM, "code": u}]});
+            let print = crate::fhir::ucum_print(u);
+            if !print.is_empty() {
+                unit["text"] = json!(print);
+            }
+            od["quantitativeDetails"] = json!({ "unit": unit });
         }
         let mut intervals = Vec::new();
         if self.sex_ranges.is_empty() && (self.low.is_some() || self.high.is_some()) {
