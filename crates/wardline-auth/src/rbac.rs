@@ -20,6 +20,8 @@
 //! | `MedicationAdministration` | ViewClinical | AdministerMedication |
 //! | `ServiceRequest` | ViewClinical | OrderTests |
 //! | `DiagnosticReport`, `Observation` | ViewClinical | RecordClinical, LabProcess or LabAuthorise |
+//! | `Specimen` | ViewClinical | OrderTests or LabProcess |
+//! | `QuestionnaireResponse` | ViewClinical | RecordClinical or OrderTests |
 //! | `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `Procedure` | ViewClinical | RecordClinical |
 //! | `Practitioner`, `PractitionerRole` | any staff | ManageUsers |
 //! | `Organization`, `Location`, `HealthcareService`, `Endpoint` | any staff | ManageDirectory |
@@ -209,6 +211,11 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "MedicationRequest" if !read => R::Activity(A::Prescribe),
         "MedicationAdministration" if !read => R::Activity(A::AdministerMedication),
         "ServiceRequest" if !read => R::Activity(A::OrderTests),
+        // Requesting (issue 16): the tube of a requisition is written by
+        // whoever orders (and updated by the laboratory that receives it);
+        // the answers to an order's questions by whoever orders or records.
+        "Specimen" if !read => R::AnyOf(&[A::OrderTests, A::LabProcess]),
+        "QuestionnaireResponse" if !read => R::AnyOf(&[A::RecordClinical, A::OrderTests]),
         // Bed state (`Location.operationalStatus`) is part of ADT; the
         // policy narrows ADT holders to updating beds
         // ([`location_permitted`]).
@@ -623,6 +630,27 @@ mod tests {
         assert!(!can(r, "Observation", 'r'));
         assert!(!can(r, "Patient", 'r'));
         assert!(can(r, "Organization", 'r'));
+    }
+
+    #[test]
+    fn requesters_write_specimens_and_answers() {
+        for r in [Role::Consultant, Role::StaffNurse] {
+            assert!(can(r, "Specimen", 'c'), "{r}");
+            assert!(can(r, "QuestionnaireResponse", 'c'), "{r}");
+        }
+        assert!(can(Role::BiomedicalScientist, "Specimen", 'u'));
+        assert!(!can(
+            Role::BiomedicalScientist,
+            "QuestionnaireResponse",
+            'c'
+        ));
+        for r in [Role::WardClerk, Role::SystemAdmin, Role::Radiographer] {
+            assert!(!can(r, "Specimen", 'c'), "{r}");
+            assert!(!can(r, "QuestionnaireResponse", 'u'), "{r}");
+        }
+        // A healthcare assistant records answers but orders nothing.
+        assert!(can(Role::HealthcareAssistant, "QuestionnaireResponse", 'c'));
+        assert!(!can(Role::HealthcareAssistant, "Specimen", 'c'));
     }
 
     #[test]
