@@ -18,15 +18,18 @@
 //! | `CarePlan`, `CareTeam`, `Flag` | ViewClinical or ViewCareSummary | RecordClinical |
 //! | `MedicationRequest` | ViewClinical | Prescribe |
 //! | `MedicationAdministration` | ViewClinical | AdministerMedication |
-//! | `ServiceRequest` | ViewClinical | OrderTests |
-//! | `Observation`, `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `DiagnosticReport`, `Procedure` | ViewClinical | RecordClinical |
+//! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise or Radiology | OrderTests |
+//! | `Specimen` | ViewClinical, LabProcess or LabAuthorise | OrderTests or LabProcess |
+//! | `DiagnosticReport`, `Observation` | ViewClinical, LabProcess or LabAuthorise | RecordClinical or LabProcess³ |
+//! | `QuestionnaireResponse` | ViewClinical or Radiology | RecordClinical |
+//! | `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `Procedure` | ViewClinical | RecordClinical |
 //! | `Practitioner`, `PractitionerRole` | any staff | ManageUsers |
 //! | `Organization`, `Location`, `HealthcareService`, `Endpoint` | any staff | ManageDirectory |
 //! | `Group` | ViewClinical | ManageDirectory |
 //! | `StructureDefinition`, `ValueSet`, `CodeSystem`, `SearchParameter`, `CapabilityStatement` | any staff | ManageDirectory |
 //! | `AuditEvent` | IgAudit | never (written only by the server) |
 //! | `Consent` | ViewClinical or RegisterPatient² | RegisterPatient |
-//! | `Task` | ViewClinical, IgAudit or RegisterPatient¹ | RecordClinical or RegisterPatient¹ |
+//! | `Task` | ViewClinical, IgAudit, RegisterPatient¹, LabAuthorise¹ or Radiology¹ | RecordClinical, RegisterPatient¹, LabAuthorise¹ or Radiology¹ |
 //! | anything else | ViewClinical | RecordClinical |
 //!
 //! Deliberate additions to the baseline: clerical staff who book appointments or admit
@@ -40,6 +43,16 @@
 //! without the clinical activity may read and write a `Task` only when its code
 //! is [`DUPLICATE_REVIEW_CODE`] ([`task_permitted`], applied per resource by the
 //! policy); every other task stays clinical.
+//!
+//! Holders of LabAuthorise reach only the result-review tasks releasing a
+//! result creates, and radiology staff only IR(ME)R justifications
+//! ([`NON_CLINICAL_TASKS`]).
+//!
+//! ³ The records the laboratory keeps (tagged [`LABORATORY_TAG`]) only by
+//! laboratory staff, and once authorised only by those who authorise
+//! ([`laboratory_record_permitted`]). Laboratory and radiology staff have a
+//! care relationship with a patient through an open request of their
+//! department ([`request_relates`]).
 //!
 //! ² Registration staff record patients' consent decisions (dissent from
 //! sharing, the national data opt-out), so they read them too: what is
@@ -241,8 +254,34 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "AuditEvent" => R::Never,
         "Consent" if read => R::AnyOf(&[A::ViewClinical, A::RegisterPatient]),
         "Consent" => R::Activity(A::RegisterPatient),
-        "Task" if read => R::AnyOf(&[A::ViewClinical, A::IgAudit, A::RegisterPatient]),
-        "Task" => R::AnyOf(&[A::RecordClinical, A::RegisterPatient]),
+        // Issue 16, the laboratory and radiology (lab): their staff read the
+        // requests, specimens and results they work on, and write the
+        // laboratory's records ([`laboratory_record_permitted`] narrows it).
+        "ServiceRequest" if read => R::AnyOf(&[
+            A::ViewClinical,
+            A::LabProcess,
+            A::LabAuthorise,
+            A::Radiology,
+        ]),
+        "Specimen" | "DiagnosticReport" | "Observation" if read => {
+            R::AnyOf(&[A::ViewClinical, A::LabProcess, A::LabAuthorise])
+        }
+        "Specimen" => R::AnyOf(&[A::OrderTests, A::LabProcess]),
+        "DiagnosticReport" | "Observation" => R::AnyOf(&[A::RecordClinical, A::LabProcess]),
+        "QuestionnaireResponse" if read => R::AnyOf(&[A::ViewClinical, A::Radiology]),
+        "Task" if read => R::AnyOf(&[
+            A::ViewClinical,
+            A::IgAudit,
+            A::RegisterPatient,
+            A::LabAuthorise,
+            A::Radiology,
+        ]),
+        "Task" => R::AnyOf(&[
+            A::RecordClinical,
+            A::RegisterPatient,
+            A::LabAuthorise,
+            A::Radiology,
+        ]),
         _ if read => CLINICAL,
         _ => R::Activity(A::RecordClinical),
     }
@@ -285,22 +324,120 @@ pub fn task_permitted(role: Role, op: Op, task_json: &str) -> bool {
     if clinical {
         return true;
     }
-    if !role.has(Activity::RegisterPatient) {
-        return false;
-    }
     let Ok(v) = serde_json::from_str::<serde_json::Value>(task_json) else {
         return false;
     };
-    v.pointer("/code/coding")
+    let code = v
+        .pointer("/code/coding")
         .and_then(serde_json::Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("system").and_then(serde_json::Value::as_str)
-                    == Some(crate::directory::TASK_SYSTEM)
-                    && c.get("code").and_then(serde_json::Value::as_str)
-                        == Some(DUPLICATE_REVIEW_CODE)
-            })
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c.get("system").and_then(serde_json::Value::as_str)
+                == Some(crate::directory::TASK_SYSTEM)
         })
+        .and_then(|c| c.get("code").and_then(serde_json::Value::as_str));
+    NON_CLINICAL_TASKS
+        .iter()
+        .any(|(a, c)| Some(*c) == code && role.has(*a))
+}
+
+/// The tasks a role reaches without the clinical activities, by the
+/// activity that reaches them: registration staff the duplicate-record
+/// reviews; those who authorise laboratory results the result-review
+/// notifications that releasing a result creates (issue 16); radiology
+/// staff the IR(ME)R justification of an imaging request.
+pub const NON_CLINICAL_TASKS: &[(Activity, &str)] = &[
+    (Activity::RegisterPatient, DUPLICATE_REVIEW_CODE),
+    (Activity::LabAuthorise, RESULT_REVIEW_CODE),
+    (Activity::Radiology, IRMER_JUSTIFICATION_CODE),
+];
+
+/// `Task.code` of a result waiting in a results inbox (issue 16).
+pub const RESULT_REVIEW_CODE: &str = "result-review";
+/// `Task.code` of a radiographer's IR(ME)R justification of a request.
+pub const IRMER_JUSTIFICATION_CODE: &str = "irmer-justification";
+
+/// The `meta.tag` (system, code) of the records the pathology laboratory
+/// keeps: the `DiagnosticReport`s and `Observation`s its reception and
+/// bench create (issue 16, `wardline_workflow::laboratory`).
+pub const LABORATORY_TAG: (&str, &str) = (
+    "https://fhir.wardline.invalid/CodeSystem/record-keeper",
+    "laboratory",
+);
+/// The extension of a `DiagnosticReport` authorised by the laboratory.
+pub const LABORATORY_AUTHORISATION_EXT: &str =
+    "https://fhir.wardline.invalid/StructureDefinition/laboratory-authorisation";
+
+/// Whether `role` may write this `DiagnosticReport` or `Observation` (its
+/// JSON), beyond the type-level table: a record the laboratory keeps
+/// ([`LABORATORY_TAG`]) is written only by laboratory staff
+/// ([`Activity::LabProcess`]), and once authorised (a report with
+/// [`LABORATORY_AUTHORISATION_EXT`], a final, amended or corrected
+/// observation) only by those who authorise ([`Activity::LabAuthorise`]) —
+/// so a bench result cannot be made final, nor a released one changed,
+/// through a plain write. `Err` names the activity missing.
+pub fn laboratory_record_permitted(role: Role, op: Op, json: &str) -> Result<(), Activity> {
+    if !op.is_write() {
+        return Ok(());
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Ok(());
+    };
+    let kept = v
+        .pointer("/meta/tag")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t.get("system").and_then(serde_json::Value::as_str) == Some(LABORATORY_TAG.0)
+                    && t.get("code").and_then(serde_json::Value::as_str) == Some(LABORATORY_TAG.1)
+            })
+        });
+    if !kept {
+        return Ok(());
+    }
+    if !role.has(Activity::LabProcess) {
+        return Err(Activity::LabProcess);
+    }
+    let authorised = match v.get("resourceType").and_then(serde_json::Value::as_str) {
+        Some("DiagnosticReport") => v
+            .get("extension")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|es| {
+                es.iter().any(|e| {
+                    e.get("url").and_then(serde_json::Value::as_str)
+                        == Some(LABORATORY_AUTHORISATION_EXT)
+                })
+            }),
+        _ => matches!(
+            v.get("status").and_then(serde_json::Value::as_str),
+            Some("final" | "amended" | "corrected")
+        ),
+    };
+    if authorised && !role.has(Activity::LabAuthorise) {
+        return Err(Activity::LabAuthorise);
+    }
+    Ok(())
+}
+
+/// Whether a position in `role` has a care relationship with a patient
+/// through this open `ServiceRequest`: the pathology laboratory's staff
+/// with the patient of a laboratory request (SNOMED CT 108252007), the
+/// radiology department's with that of an imaging request (363679005) —
+/// they work on the patient's specimen or examination while it is open.
+pub fn request_relates(role: Role, service_request: &serde_json::Value) -> bool {
+    let has = |code: &str| {
+        service_request
+            .get("category")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("coding").and_then(serde_json::Value::as_array))
+            .flatten()
+            .any(|c| c.get("code").and_then(serde_json::Value::as_str) == Some(code))
+    };
+    (role.has(Activity::LabProcess) && has("108252007"))
+        || (role.has(Activity::Radiology) && has("363679005"))
 }
 
 /// A built-in role.
@@ -705,14 +842,12 @@ mod tests {
             R::Activity(Activity::Adt)
         );
         for ty in [
-            "Observation",
             "Condition",
             "AllergyIntolerance",
             "Flag",
             "ClinicalImpression",
             "DocumentReference",
             "Composition",
-            "DiagnosticReport",
             "Procedure",
             "CarePlan",
             "CareTeam",
@@ -727,5 +862,131 @@ mod tests {
             assert!(role.permits(R::AnyStaff));
             assert!(!role.permits(R::Never));
         }
+    }
+
+    #[test]
+    fn laboratory_staff_work_their_records_only() {
+        let bms = Role::BiomedicalScientist;
+        let cs = Role::ClinicalScientist;
+        for ty in [
+            "ServiceRequest",
+            "Specimen",
+            "DiagnosticReport",
+            "Observation",
+        ] {
+            assert!(can(bms, ty, 'r') && can(bms, ty, 's'), "{ty}");
+        }
+        assert!(can(bms, "Specimen", 'u'));
+        assert!(can(bms, "DiagnosticReport", 'c'));
+        assert!(
+            !can(bms, "ServiceRequest", 'u'),
+            "the request is the requester's"
+        );
+        assert!(!can(bms, "Condition", 'r'));
+        assert!(!can(Role::Radiographer, "Observation", 'r'));
+        assert!(can(Role::Radiographer, "QuestionnaireResponse", 'r'));
+        // Observations stay clinical writes too (vital signs).
+        assert!(can(Role::StaffNurse, "Observation", 'c'));
+
+        let tagged = |extra: &str| {
+            format!(
+                r#"{{"resourceType": "DiagnosticReport", "status": "preliminary", "meta": {{"tag": [{{"system": "{}", "code": "{}"}}]}}{extra}}}"#,
+                LABORATORY_TAG.0, LABORATORY_TAG.1
+            )
+        };
+        let bench = tagged("");
+        let released = tagged(&format!(
+            r#", "extension": [{{"url": "{LABORATORY_AUTHORISATION_EXT}"}}]"#
+        ));
+        assert_eq!(laboratory_record_permitted(bms, Op::Update, &bench), Ok(()));
+        assert_eq!(
+            laboratory_record_permitted(bms, Op::Update, &released),
+            Err(Activity::LabAuthorise)
+        );
+        assert_eq!(
+            laboratory_record_permitted(cs, Op::Update, &released),
+            Ok(())
+        );
+        assert_eq!(
+            laboratory_record_permitted(Role::Doctor, Op::Update, &bench),
+            Err(Activity::LabProcess),
+            "a clinician cannot finalise a bench result"
+        );
+        assert_eq!(
+            laboratory_record_permitted(Role::Doctor, Op::Read, &bench),
+            Ok(())
+        );
+        let vitals = r#"{"resourceType": "Observation", "status": "final"}"#;
+        assert_eq!(
+            laboratory_record_permitted(Role::StaffNurse, Op::Create, vitals),
+            Ok(())
+        );
+        let final_obs = format!(
+            r#"{{"resourceType": "Observation", "status": "final", "meta": {{"tag": [{{"system": "{}", "code": "{}"}}]}}}}"#,
+            LABORATORY_TAG.0, LABORATORY_TAG.1
+        );
+        assert_eq!(
+            laboratory_record_permitted(bms, Op::Update, &final_obs),
+            Err(Activity::LabAuthorise)
+        );
+    }
+
+    #[test]
+    fn tasks_beyond_the_clinical_ones() {
+        let task = |code: &str| {
+            format!(
+                r#"{{"resourceType": "Task", "code": {{"coding": [{{"system": "{}", "code": "{code}"}}]}}}}"#,
+                crate::directory::TASK_SYSTEM
+            )
+        };
+        let cs = Role::ClinicalScientist;
+        assert!(task_permitted(cs, Op::Create, &task(RESULT_REVIEW_CODE)));
+        assert!(!task_permitted(
+            cs,
+            Op::Create,
+            &task(DUPLICATE_REVIEW_CODE)
+        ));
+        assert!(!task_permitted(
+            Role::BiomedicalScientist,
+            Op::Create,
+            &task(RESULT_REVIEW_CODE)
+        ));
+        assert!(task_permitted(
+            Role::Radiographer,
+            Op::Create,
+            &task(IRMER_JUSTIFICATION_CODE)
+        ));
+        assert!(!task_permitted(
+            Role::Radiographer,
+            Op::Read,
+            &task(RESULT_REVIEW_CODE)
+        ));
+        assert!(task_permitted(
+            Role::Receptionist,
+            Op::Update,
+            &task(DUPLICATE_REVIEW_CODE)
+        ));
+        assert!(!task_permitted(
+            Role::Receptionist,
+            Op::Update,
+            &task(IRMER_JUSTIFICATION_CODE)
+        ));
+        assert!(task_permitted(Role::Doctor, Op::Create, &task("anything")));
+    }
+
+    #[test]
+    fn department_requests_relate() {
+        let sr = |code: &str| {
+            serde_json::json!({"resourceType": "ServiceRequest",
+            "category": [{"coding": [{"system": "http://snomed.info/sct", "code": code}]}]})
+        };
+        assert!(request_relates(Role::BiomedicalScientist, &sr("108252007")));
+        assert!(!request_relates(
+            Role::BiomedicalScientist,
+            &sr("363679005")
+        ));
+        assert!(request_relates(Role::Radiographer, &sr("363679005")));
+        assert!(!request_relates(Role::Radiographer, &sr("108252007")));
+        assert!(!request_relates(Role::Doctor, &sr("108252007")));
     }
 }
