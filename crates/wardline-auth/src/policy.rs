@@ -279,6 +279,16 @@ impl Access for Policy {
                 pos.role.display()
             )));
         }
+        if r.resource_type == "ServiceRequest"
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+            && !rbac::service_request_permitted(pos.role, op, r.json)
+        {
+            return Err(forbidden(format!(
+                "your position ({}) may complete laboratory requests, but not change other requests",
+                pos.role.display()
+            )));
+        }
         if matches!(r.resource_type, "DiagnosticReport" | "Observation")
             && !self.principal.system
             && let Some(pos) = &self.principal.position

@@ -18,7 +18,7 @@
 //! | `CarePlan`, `CareTeam`, `Flag` | ViewClinical or ViewCareSummary | RecordClinical |
 //! | `MedicationRequest` | ViewClinical | Prescribe |
 //! | `MedicationAdministration` | ViewClinical | AdministerMedication |
-//! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise or Radiology | OrderTests |
+//! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise or Radiology | OrderTests (update: or LabAuthorise, laboratory requests only) |
 //! | `Specimen` | ViewClinical, LabProcess or LabAuthorise | OrderTests or LabProcess |
 //! | `DiagnosticReport`, `Observation` | ViewClinical, LabProcess or LabAuthorise | RecordClinical or LabProcess³ |
 //! | `QuestionnaireResponse` | ViewClinical or Radiology | RecordClinical |
@@ -216,6 +216,9 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "CarePlan" | "CareTeam" | "Flag" if read => CARE_SUMMARY,
         "MedicationRequest" if !read => R::Activity(A::Prescribe),
         "MedicationAdministration" if !read => R::Activity(A::AdministerMedication),
+        // Issue 16 (lab): authorising a laboratory result completes its
+        // request ([`request_relates`] narrows it to laboratory requests).
+        "ServiceRequest" if op == Op::Update => R::AnyOf(&[A::OrderTests, A::LabAuthorise]),
         "ServiceRequest" if !read => R::Activity(A::OrderTests),
         // Bed state (`Location.operationalStatus`) is part of ADT; the
         // policy narrows ADT holders to updating beds
@@ -418,6 +421,18 @@ pub fn laboratory_record_permitted(role: Role, op: Op, json: &str) -> Result<(),
         return Err(Activity::LabAuthorise);
     }
     Ok(())
+}
+
+/// Whether `role` may write this `ServiceRequest` beyond the type-level
+/// table: without [`Activity::OrderTests`], those who authorise laboratory
+/// results update laboratory requests only (completing them).
+pub fn service_request_permitted(role: Role, op: Op, json: &str) -> bool {
+    if !op.is_write() || role.has(Activity::OrderTests) {
+        return true;
+    }
+    serde_json::from_str::<serde_json::Value>(json).is_ok_and(|v| {
+        role.has(Activity::LabAuthorise) && request_relates(Role::BiomedicalScientist, &v)
+    })
 }
 
 /// Whether a position in `role` has a care relationship with a patient

@@ -381,7 +381,7 @@ pub(crate) fn set_ext(r: &mut Value, e: Value) {
 }
 
 pub(crate) fn remove_ext(r: &mut Value, url: &str) {
-    if let Some(a) = r["extension"].as_array_mut() {
+    if let Some(a) = r.get_mut("extension").and_then(Value::as_array_mut) {
         a.retain(|x| x["url"] != url);
         if a.is_empty()
             && let Some(o) = r.as_object_mut()
