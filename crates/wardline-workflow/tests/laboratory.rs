@@ -147,6 +147,7 @@ fn analyte(
         critical_high: critical.1,
         delta_absolute,
         delta_percent,
+        sex_ranges: Vec::new(),
     }
 }
 
@@ -164,7 +165,11 @@ fn orderable(id: &str, title: &str, code: Value, analytes: Vec<Analyte>) -> Orde
         retest_interval_hours: None,
         analytes,
         active: true,
-        ..Orderable::default()
+        specimen: None,
+        preparation: None,
+        timing: None,
+        questionnaire: None,
+        description: None,
     }
 }
 

@@ -10,8 +10,8 @@ use wardline_core::{Access, FhirService, Tx};
 
 use super::delta::{self, DeltaLimit};
 use super::{
-    DELTA_CHECK_EXT, DeltaFinding, FILLER_ORDER, INTERPRETATION, LABORATORY_AUTHORISATION_EXT,
-    LabError, OBSERVATION_CATEGORY, SPECIMEN_ID, TECHNICAL_VALIDATION_EXT, actor, begin, code_key,
+    DELTA_CHECK_EXT, DeltaFinding, FILLER_ORDER, LABORATORY_AUTHORISATION_EXT, LabError,
+    OBSERVATION_CATEGORY, SPECIMEN_ID, TECHNICAL_VALIDATION_EXT, actor, begin, code_key,
     code_matches, ext, identifier, is_lab_record, lock, now_utc, remove_ext, set_ext, signoff_ext,
     signoff_of, stamp, tag,
 };
@@ -248,43 +248,6 @@ fn quantity(value: Value, unit: &str) -> Value {
     json!({"value": value, "unit": crate::fhir::ucum_print(unit), "system": UCUM, "code": unit})
 }
 
-fn number(x: f64) -> Value {
-    serde_json::from_str(&delta::trim(x)).unwrap_or(Value::Null)
-}
-
-fn interpretation(code: &str) -> Value {
-    let display = match code {
-        "N" => "Normal",
-        "L" => "Low",
-        "H" => "High",
-        "LL" => "Critical low",
-        "HH" => "Critical high",
-        other => other,
-    };
-    json!([{"coding": [{"system": INTERPRETATION, "code": code, "display": display}]}])
-}
-
-fn reference_range(a: &Analyte) -> Option<Value> {
-    let unit = a.unit.as_deref()?;
-    let mut r = json!({});
-    if let Some(l) = a.low {
-        r["low"] = quantity(number(l), unit);
-    }
-    if let Some(h) = a.high {
-        r["high"] = quantity(number(h), unit);
-    }
-    (r.as_object().is_some_and(|o| !o.is_empty())).then(|| json!([r]))
-}
-
-fn range_text(a: &Analyte) -> Option<String> {
-    match (a.low, a.high) {
-        (Some(l), Some(h)) => Some(format!("{}–{}", delta::trim(l), delta::trim(h))),
-        (Some(l), None) => Some(format!("≥ {}", delta::trim(l))),
-        (None, Some(h)) => Some(format!("≤ {}", delta::trim(h))),
-        (None, None) => None,
-    }
-}
-
 fn numeric_value(o: &Value) -> Option<f64> {
     let v = &o["valueQuantity"]["value"];
     v.as_f64().or_else(|| v.to_string().parse().ok())
@@ -380,6 +343,9 @@ pub fn enter_results_in(
             received.unwrap_or_else(|| stamp(now))
         }
     };
+    let gender = tx
+        .get("Patient", &patient)?
+        .and_then(|p| p["gender"].as_str().map(str::to_owned));
     let mut written = Vec::new();
     let mut any = false;
     for (code, text) in values {
@@ -429,12 +395,15 @@ pub fn enter_results_in(
             }
         }
         remove_ext(&mut o, DELTA_CHECK_EXT);
+        // The range that applies to the patient's sex.
+        let a = &a.for_sex(gender.as_deref());
         match (&a.unit, parse_number(text)) {
             (Some(unit), Some((x, v))) => {
                 o["valueQuantity"] = quantity(v, unit);
-                o["interpretation"] = interpretation(a.interpret(x).code());
-                if let Some(rr) = reference_range(a) {
-                    o["referenceRange"] = rr;
+                o["interpretation"] = json!([a.interpret(x).concept()]);
+                let rr = a.reference_range();
+                if !rr.is_empty() {
+                    o["referenceRange"] = json!(rr);
                 }
             }
             (Some(unit), None) => {
@@ -445,7 +414,7 @@ pub fn enter_results_in(
             }
             (None, Some((x, v))) if a.low.is_some() || a.high.is_some() => {
                 o["valueQuantity"] = json!({"value": v});
-                o["interpretation"] = interpretation(a.interpret(x).code());
+                o["interpretation"] = json!([a.interpret(x).concept()]);
             }
             (None, _) => {
                 if text.chars().count() > 1000 {
@@ -779,7 +748,7 @@ pub fn report(
                 code: code_key(&a.code),
                 display: a.display.clone(),
                 unit: a.unit.clone(),
-                range: range_text(a),
+                range: a.range_text(),
                 value: o.and_then(value_text),
                 critical: matches!(flag.as_deref(), Some("LL" | "HH")),
                 abnormal: matches!(flag.as_deref(), Some("L" | "H" | "LL" | "HH")),
