@@ -20,7 +20,7 @@
 //! | `MedicationAdministration` | ViewClinical | AdministerMedication |
 //! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise or Radiology | OrderTests (update: or LabAuthorise, laboratory requests only) |
 //! | `Specimen` | ViewClinical, LabProcess or LabAuthorise | OrderTests or LabProcess |
-//! | `DiagnosticReport`, `Observation` | ViewClinical, LabProcess or LabAuthorise | RecordClinical or LabProcess³ |
+//! | `DiagnosticReport`, `Observation` | ViewClinical, LabProcess or LabAuthorise | RecordClinical, LabProcess or LabAuthorise³ |
 //! | `QuestionnaireResponse` | ViewClinical or Radiology | RecordClinical |
 //! | `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `Procedure` | ViewClinical | RecordClinical |
 //! | `Practitioner`, `PractitionerRole` | any staff | ManageUsers |
@@ -29,7 +29,7 @@
 //! | `StructureDefinition`, `ValueSet`, `CodeSystem`, `SearchParameter`, `CapabilityStatement` | any staff | ManageDirectory |
 //! | `AuditEvent` | IgAudit | never (written only by the server) |
 //! | `Consent` | ViewClinical or RegisterPatient² | RegisterPatient |
-//! | `Task` | ViewClinical, IgAudit, RegisterPatient¹, LabAuthorise¹ or Radiology¹ | RecordClinical, RegisterPatient¹, LabAuthorise¹ or Radiology¹ |
+//! | `Task` | ViewClinical, IgAudit, RegisterPatient¹, LabProcess¹, LabAuthorise¹ or Radiology¹ | RecordClinical, RegisterPatient¹, LabProcess¹, LabAuthorise¹ or Radiology¹ |
 //! | anything else | ViewClinical | RecordClinical |
 //!
 //! Deliberate additions to the baseline: clerical staff who book appointments or admit
@@ -44,8 +44,8 @@
 //! is [`DUPLICATE_REVIEW_CODE`] ([`task_permitted`], applied per resource by the
 //! policy); every other task stays clinical.
 //!
-//! Holders of LabAuthorise reach only the result-review tasks releasing a
-//! result creates, and radiology staff only IR(ME)R justifications
+//! Laboratory staff reach only the result-review tasks releasing a result
+//! creates, and radiology staff only IR(ME)R justifications
 //! ([`NON_CLINICAL_TASKS`]).
 //!
 //! ³ The records the laboratory keeps (tagged [`LABORATORY_TAG`]) only by
@@ -286,7 +286,11 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
             R::AnyOf(&[A::ViewClinical, A::LabProcess, A::LabAuthorise])
         }
         "Specimen" => R::AnyOf(&[A::OrderTests, A::LabProcess]),
-        "DiagnosticReport" | "Observation" => R::AnyOf(&[A::RecordClinical, A::LabProcess]),
+        // Results: the laboratory's bench and release, and clinicians'
+        // own entries (vitals) alike.
+        "DiagnosticReport" | "Observation" => {
+            R::AnyOf(&[A::RecordClinical, A::LabProcess, A::LabAuthorise])
+        }
         "QuestionnaireResponse" if read => R::AnyOf(&[A::ViewClinical, A::Radiology]),
         "Task" if read => R::AnyOf(&[
             A::ViewClinical,
@@ -298,6 +302,7 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "Task" => R::AnyOf(&[
             A::RecordClinical,
             A::RegisterPatient,
+            A::LabProcess,
             A::LabAuthorise,
             A::Radiology,
         ]),
@@ -358,18 +363,21 @@ pub fn task_permitted(role: Role, op: Op, task_json: &str) -> bool {
         .and_then(|c| c.get("code").and_then(serde_json::Value::as_str));
     NON_CLINICAL_TASKS
         .iter()
-        .any(|(a, c)| Some(*c) == code && role.has(*a))
+        .any(|(a, c, reads)| Some(*c) == code && role.has(*a) && (*reads || op.is_write()))
 }
 
 /// The tasks a role reaches without the clinical activities, by the
 /// activity that reaches them: registration staff the duplicate-record
-/// reviews; those who authorise laboratory results the result-review
-/// notifications that releasing a result creates (issue 16); radiology
-/// staff the IR(ME)R justification of an imaging request.
-pub const NON_CLINICAL_TASKS: &[(Activity, &str)] = &[
-    (Activity::RegisterPatient, DUPLICATE_REVIEW_CODE),
-    (Activity::LabAuthorise, RESULT_REVIEW_CODE),
-    (Activity::Radiology, IRMER_JUSTIFICATION_CODE),
+/// reviews; laboratory staff the result-review notifications that
+/// releasing a result creates (issue 16, `wardline_workflow::results`); radiology
+/// staff the IR(ME)R justification of an imaging request;
+/// and whether it also reads them (the laboratory only writes the
+/// notifications: the results core reads inboxes in its transaction).
+pub const NON_CLINICAL_TASKS: &[(Activity, &str, bool)] = &[
+    (Activity::RegisterPatient, DUPLICATE_REVIEW_CODE, true),
+    (Activity::LabProcess, RESULT_REVIEW_CODE, false),
+    (Activity::LabAuthorise, RESULT_REVIEW_CODE, false),
+    (Activity::Radiology, IRMER_JUSTIFICATION_CODE, true),
 ];
 
 /// `Task.code` of a result waiting in a results inbox (issue 16).
@@ -718,6 +726,30 @@ mod tests {
     }
 
     #[test]
+    fn laboratory_staff_write_results_and_tell_the_requester() {
+        for ty in ["Observation", "DiagnosticReport"] {
+            assert_eq!(
+                required_activity(ty, Op::Update),
+                Requirement::AnyOf(&[
+                    Activity::RecordClinical,
+                    Activity::LabProcess,
+                    Activity::LabAuthorise
+                ]),
+                "{ty}"
+            );
+            assert!(!Role::Receptionist.permits(required_activity(ty, Op::Create)));
+            assert!(Role::BiomedicalScientist.permits(required_activity(ty, Op::Create)));
+        }
+        // Laboratory staff write result-review Tasks (the release), nothing else.
+        let review = r#"{"resourceType":"Task","code":{"coding":[{"system":"https://fhir.wardline.invalid/CodeSystem/task","code":"result-review"}]}}"#;
+        let other = r#"{"resourceType":"Task","code":{"coding":[{"system":"https://fhir.wardline.invalid/CodeSystem/task","code":"result-action"}]}}"#;
+        assert!(task_permitted(Role::ClinicalScientist, Op::Create, review));
+        assert!(!task_permitted(Role::ClinicalScientist, Op::Create, other));
+        assert!(!task_permitted(Role::ClinicalScientist, Op::Read, review));
+        assert!(!task_permitted(Role::Receptionist, Op::Create, review));
+    }
+
+    #[test]
     fn privacy_officer() {
         let r = Role::PrivacyOfficer;
         assert!(can(r, "AuditEvent", 's'));
@@ -872,6 +904,26 @@ mod tests {
             required_activity("EpisodeOfCare", Op::Create),
             R::Activity(Activity::Adt)
         );
+        for ty in ["Observation", "DiagnosticReport"] {
+            assert_eq!(
+                required_activity(ty, Op::Update),
+                R::AnyOf(&[
+                    Activity::RecordClinical,
+                    Activity::LabProcess,
+                    Activity::LabAuthorise
+                ]),
+                "{ty}"
+            );
+            assert!(!Role::Receptionist.permits(required_activity(ty, Op::Create)));
+            assert!(Role::BiomedicalScientist.permits(required_activity(ty, Op::Create)));
+        }
+        // Laboratory staff write result-review Tasks (the release), nothing else.
+        let review = r#"{"resourceType":"Task","code":{"coding":[{"system":"https://fhir.wardline.invalid/CodeSystem/task","code":"result-review"}]}}"#;
+        let other = r#"{"resourceType":"Task","code":{"coding":[{"system":"https://fhir.wardline.invalid/CodeSystem/task","code":"result-action"}]}}"#;
+        assert!(task_permitted(Role::ClinicalScientist, Op::Create, review));
+        assert!(!task_permitted(Role::ClinicalScientist, Op::Create, other));
+        assert!(!task_permitted(Role::ClinicalScientist, Op::Read, review));
+        assert!(!task_permitted(Role::Receptionist, Op::Create, review));
         for ty in [
             "Condition",
             "AllergyIntolerance",
@@ -977,10 +1029,16 @@ mod tests {
             Op::Create,
             &task(DUPLICATE_REVIEW_CODE)
         ));
-        assert!(!task_permitted(
+        assert!(task_permitted(
             Role::BiomedicalScientist,
             Op::Create,
             &task(RESULT_REVIEW_CODE)
+        ));
+        assert!(!task_permitted(cs, Op::Read, &task(RESULT_REVIEW_CODE)));
+        assert!(task_permitted(
+            Role::Radiographer,
+            Op::Read,
+            &task(IRMER_JUSTIFICATION_CODE)
         ));
         assert!(task_permitted(
             Role::Radiographer,

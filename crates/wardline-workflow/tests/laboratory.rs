@@ -575,6 +575,17 @@ fn validation_needs_delta_confirmation_and_another_person_authorises() {
             .unwrap()
             .unwrap();
         assert_eq!(sr["status"], "completed", "{n}: the request is done");
+        // Released to the requester's inbox, critical first (H-093).
+        assert_eq!(a.notified.len(), 1, "{n}: {a:?}");
+        let task = lab
+            .svc
+            .read_as(&op(), "Task", &a.notified[0])
+            .unwrap()
+            .unwrap();
+        assert_eq!(task["owner"]["reference"], "Practitioner/doc", "{n}");
+        assert_eq!(task["focus"]["reference"], format!("DiagnosticReport/{ue}"));
+        assert_eq!(task["priority"], "stat", "{n}: a critical potassium");
+        assert_eq!(task["status"], "requested");
 
         // No result is authorised twice.
         let e = laboratory::authorise_at(

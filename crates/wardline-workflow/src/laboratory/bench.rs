@@ -690,18 +690,25 @@ pub fn authorise_in(
     })
 }
 
-/// Saves the authorised report and its results and tells the requester.
+/// Releases the authorised report: through the results core, the one home
+/// of result status rules, which saves it with its results and tells the
+/// requester's inbox (a critical value first).
 fn release_in(
     tx: &mut Tx<'_>,
     dr: Value,
     observations: Vec<Value>,
-    _now: OffsetDateTime,
+    now: OffsetDateTime,
 ) -> Result<Vec<String>, LabError> {
-    for o in observations {
-        tx.save(o)?;
-    }
-    tx.save(dr)?;
-    Ok(Vec::new())
+    let received = crate::results::receive_in(
+        tx,
+        crate::results::Incoming {
+            report: dr,
+            observations,
+            source: crate::results::Source::Laboratory,
+        },
+        now,
+    )?;
+    Ok(received.notified)
 }
 
 // ---------------------------------------------------------------- the view

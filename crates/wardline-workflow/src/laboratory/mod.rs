@@ -279,6 +279,19 @@ impl From<FhirError> for LabError {
     }
 }
 
+impl From<crate::results::ResultsError> for LabError {
+    fn from(e: crate::results::ResultsError) -> LabError {
+        use crate::results::ResultsError as R;
+        match e {
+            R::Invalid(m) => LabError::invalid(m),
+            R::NotFound(m) => LabError::not_found(m),
+            R::Forbidden(m) => LabError::forbidden(m),
+            R::Conflict(m) => LabError::conflict(m),
+            R::Store(m) => LabError::store(m),
+        }
+    }
+}
+
 impl From<crate::orders::LifecycleError> for LabError {
     fn from(e: crate::orders::LifecycleError) -> LabError {
         LabError::conflict(e.message)
