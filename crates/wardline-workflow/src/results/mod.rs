@@ -4,3 +4,28 @@ pub mod cumulative;
 pub mod escalation;
 pub mod inbox;
 pub mod unmatched;
+
+// TEMPORARY (cum): stands in for res's `ResultsError` until h-res has its
+// `API:` commit; replaced by res's mod.rs at the merge.
+use wardline_fhir::FhirError;
+
+#[derive(Debug, Clone)]
+pub enum ResultsError {
+    Invalid(String),
+    NotFound(String),
+    Forbidden(String),
+    Conflict(String),
+    Store(String),
+}
+
+impl From<FhirError> for ResultsError {
+    fn from(e: FhirError) -> Self {
+        match e.status {
+            403 | 401 => ResultsError::Forbidden(e.to_string()),
+            404 | 410 => ResultsError::NotFound(e.to_string()),
+            409 | 412 => ResultsError::Conflict(e.to_string()),
+            400..=499 => ResultsError::Invalid(e.to_string()),
+            _ => ResultsError::Store(e.to_string()),
+        }
+    }
+}
