@@ -29,3 +29,19 @@ impl From<FhirError> for ResultsError {
         }
     }
 }
+
+// TEMPORARY (cum): the contract's `Received` and `notify_in`, until h-res.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub report: String,
+    pub matched: bool,
+    pub notified: Vec<String>,
+}
+
+pub fn notify_in(
+    _tx: &mut wardline_core::Tx<'_>,
+    _report: &str,
+    _now: time::OffsetDateTime,
+) -> Result<Vec<String>, ResultsError> {
+    Ok(Vec::new())
+}
