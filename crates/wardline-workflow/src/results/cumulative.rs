@@ -282,7 +282,9 @@ pub fn build(patient: &str, observations: &[Value]) -> Cumulative {
         read: observations.len(),
         ..Cumulative::default()
     };
-    let mut series: Vec<(Series, Option<(i64, Option<f64>, Option<f64>)>)> = Vec::new();
+    // Each series with the time and limits of its newest reference range.
+    type Range = Option<(i64, Option<f64>, Option<f64>)>;
+    let mut series: Vec<(Series, Range)> = Vec::new();
     let mut times: Vec<(i64, String)> = Vec::new();
     for o in observations {
         let Some(at) = o["effectiveDateTime"]
@@ -893,7 +895,7 @@ mod tests {
                 let (x, y) = (sc.x(*t), sc.y(*v));
                 prop_assert!(x >= ml - 1e-9 && x <= CHART_WIDTH - mr + 1e-9, "x {x}");
                 prop_assert!(y >= mt - 1e-9 && y <= CHART_HEIGHT - mb + 1e-9, "y {y}");
-                prop_assert!(x >= 0.0 && x <= CHART_WIDTH && y >= 0.0 && y <= CHART_HEIGHT);
+                prop_assert!((0.0..=CHART_WIDTH).contains(&x) && (0.0..=CHART_HEIGHT).contains(&y));
             }
             for r in [low, high].into_iter().flatten() {
                 let y = sc.y(r);

@@ -45,3 +45,27 @@ pub fn notify_in(
 ) -> Result<Vec<String>, ResultsError> {
     Ok(Vec::new())
 }
+
+impl ResultsError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ResultsError::Invalid(_) => 400,
+            ResultsError::NotFound(_) => 404,
+            ResultsError::Forbidden(_) => 403,
+            ResultsError::Conflict(_) => 409,
+            ResultsError::Store(_) => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for ResultsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResultsError::Invalid(m)
+            | ResultsError::NotFound(m)
+            | ResultsError::Forbidden(m)
+            | ResultsError::Conflict(m)
+            | ResultsError::Store(m) => f.write_str(m),
+        }
+    }
+}

@@ -542,12 +542,12 @@ pub fn match_report_in(
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| invalid(format!("The time of matching is not valid: {e}.")))?;
     // The report.
-    if let Some(meta) = r["meta"].as_object_mut() {
-        if let Some(tags) = meta.get_mut("tag").and_then(Value::as_array_mut) {
-            tags.retain(|t| !(t["system"] == TAG_SYSTEM && t["code"] == TAG_CODE));
-            if tags.is_empty() {
-                meta.remove("tag");
-            }
+    if let Some(meta) = r["meta"].as_object_mut()
+        && let Some(tags) = meta.get_mut("tag").and_then(Value::as_array_mut)
+    {
+        tags.retain(|t| !(t["system"] == TAG_SYSTEM && t["code"] == TAG_CODE));
+        if tags.is_empty() {
+            meta.remove("tag");
         }
     }
     if let Some(exts) = r["extension"].as_array_mut() {
