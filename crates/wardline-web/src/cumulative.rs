@@ -12,7 +12,7 @@ use maud::{Markup, PreEscaped, html};
 use time::{Duration, OffsetDateTime};
 use wardline_auth::rbac::Activity;
 use wardline_workflow::results::ResultsError;
-use wardline_workflow::results::cumulative::{self, Cumulative, Flag, Point, Series};
+use wardline_workflow::results::cumulative::{self, Cumulative, Point, Series, ValueFlag};
 use wardline_workflow::results::unmatched::{self, MatchView, UnmatchedItem};
 
 use crate::layout::{self, Nav};
@@ -46,7 +46,7 @@ const PERIODS: [(&str, &str, Option<i64>); 4] = [
     ("all", "All results", None),
 ];
 
-fn flag_tag(f: Flag) -> Markup {
+fn flag_tag(f: ValueFlag) -> Markup {
     let class = if f.is_critical() {
         "nhsuk-tag nhsuk-tag--red"
     } else if f.is_abnormal() {
@@ -319,6 +319,9 @@ fn match_body(cx: &Cx, v: &MatchView, lookup: &str, error: Option<&str>) -> Mark
                         @if let Some(h) = &c.patient.hospital_number { ", hospital number " (h) }
                     }
                     p class="nhsuk-body-s" { "Offered because: " (c.why.join("; ")) }
+                    @if c.orders.is_empty() {
+                        p { "This patient has no orders in Wardline. A result is filed against the request it answers: find out who asked for it, and record the request first." }
+                    } @else {
                     form method="post" action=(action) novalidate {
                         (layout::csrf(cx))
                         input type="hidden" name="patient" value=(c.patient.id);
@@ -337,15 +340,11 @@ fn match_body(cx: &Cx, v: &MatchView, lookup: &str, error: Option<&str>) -> Mark
                                             }
                                         }
                                     }
-                                    @let none_id = format!("order-{}-none", c.patient.id);
-                                    div class="nhsuk-radios__item" {
-                                        input class="nhsuk-radios__input" id=(none_id) name="order" type="radio" value="";
-                                        label class="nhsuk-label nhsuk-radios__label" for=(none_id) { "No order: file it to the record (you will be sent it to pass on)" }
-                                    }
                                 }
                             }
                         }
                         button class="nhsuk-button" type="submit" data-testid="match-button" { "Match to " (c.patient.display_name) }
+                    }
                     }
                 }
             }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use wardline_core::{FhirService, ServiceConfig, Trusted};
 use wardline_workflow::results::ResultsError;
-use wardline_workflow::results::cumulative::{self, Flag};
+use wardline_workflow::results::cumulative::{self, ValueFlag};
 use wardline_workflow::results::unmatched::{self, REPORTED_PATIENT_EXT, TAG_CODE, TAG_SYSTEM};
 
 // ------------------------------------------------------------------ setup
@@ -226,7 +226,10 @@ fn the_table_shows_the_latest_version_of_each_value_and_only_results() {
             "{}",
             b.name
         );
-        assert_eq!(creat.at("2026-03-10T09:00:00Z").unwrap().flag, Flag::High);
+        assert_eq!(
+            creat.at("2026-03-10T09:00:00Z").unwrap().flag,
+            ValueFlag::High
+        );
 
         // A correction: a new version of c2 with another value.
         let mut corrected = read(svc, "Observation", "c2");
@@ -245,7 +248,7 @@ fn the_table_shows_the_latest_version_of_each_value_and_only_results() {
         let p = creat.at("2026-03-10T09:00:00Z").unwrap();
         assert_eq!(
             (p.status.as_str(), p.flag),
-            ("corrected", Flag::Normal),
+            ("corrected", ValueFlag::Normal),
             "{}",
             b.name
         );
@@ -459,8 +462,13 @@ fn a_report_is_never_matched_to_another_patients_order() {
             Err(ResultsError::NotFound(m)) if m.contains("nope")
         ));
         assert!(matches!(
-            unmatched::match_report(svc, &lab(), "nope", "p1", None, NOW),
+            unmatched::match_report(svc, &lab(), "nope", "p1", Some("sr1"), NOW),
             Err(ResultsError::NotFound(_))
+        ));
+        // No order: refused, saying why (nobody would be told).
+        assert!(matches!(
+            unmatched::match_report(svc, &lab(), "u1", "p1", None, NOW),
+            Err(ResultsError::Invalid(m)) if m.contains("order")
         ));
         // A merged record is refused, naming its replacement.
         let mut merged = patient("p3", "Able", "9434765862");
@@ -472,6 +480,75 @@ fn a_report_is_never_matched_to_another_patients_order() {
                 unmatched::match_report(svc, &lab(), "u1", "p3", None, NOW),
                 Err(ResultsError::Conflict(m)) if m.contains("merged into p1")
             ),
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[test]
+fn a_result_received_unmatched_is_matched_and_its_correction_replaces_the_value() {
+    use wardline_workflow::results::{self, Incoming, Source};
+    for b in backends("received") {
+        let svc = &b.svc;
+        // Arrives (e.g. over HL7) with a patient nobody could identify.
+        let mut sent = unmatched_report("x", "9434765919", Some("R0000001-1"));
+        let mut report = sent.pop().unwrap();
+        let mut o = sent.pop().unwrap();
+        for v in [&mut report, &mut o] {
+            v.as_object_mut().unwrap().remove("id");
+        }
+        report.as_object_mut().unwrap().remove("meta");
+        report.as_object_mut().unwrap().remove("result");
+        report["identifier"] = json!([{"system": "https://fhir.wardline.invalid/Id/filler-order", "value": "L0000042"}]);
+        let incoming = |report: &Value, o: &Value| Incoming {
+            report: report.clone(),
+            observations: vec![o.clone()],
+            source: Source::Hl7 {
+                sender: "LAB".into(),
+            },
+        };
+        let r = results::receive(svc, &op(), incoming(&report, &o), NOW).unwrap();
+        assert!(!r.matched && r.notified.is_empty(), "{}", b.name);
+        let page = unmatched::unmatched(svc, &lab(), 0).unwrap();
+        assert_eq!(page.items.len(), 1, "{}: on the worklist", b.name);
+        assert_eq!(page.items[0].report, r.report);
+        assert!(
+            cumulative::cumulative(svc, &op(), "p1", None, None)
+                .unwrap()
+                .series
+                .is_empty(),
+            "{}: not in anyone's record before it is matched",
+            b.name
+        );
+
+        let m = unmatched::match_report(svc, &lab(), &r.report, "p1", Some("sr1"), NOW).unwrap();
+        assert_eq!(m.notified.len(), 1, "{}", b.name);
+        let c = cumulative::cumulative(svc, &op(), "p1", None, None).unwrap();
+        assert_eq!(
+            c.series[0]
+                .points
+                .iter()
+                .map(|p| p.value)
+                .collect::<Vec<_>>(),
+            [Some(300.0)]
+        );
+
+        // The laboratory corrects it (same filler number): the table shows
+        // the corrected value only, the history keeps the first.
+        let mut corrected = report.clone();
+        corrected["status"] = json!("corrected");
+        let mut o2 = o.clone();
+        o2["valueQuantity"]["value"] = json!(130.0);
+        let r2 = results::receive(svc, &op(), incoming(&corrected, &o2), NOW).unwrap();
+        assert_eq!(r2.report, r.report, "{}", b.name);
+        assert!(r2.matched, "{}: the correction follows the match", b.name);
+        let c = cumulative::cumulative(svc, &op(), "p1", None, None).unwrap();
+        let pts = &c.series[0].points;
+        assert_eq!(pts.len(), 1, "{}: one value, not two: {pts:?}", b.name);
+        assert_eq!(
+            (pts[0].value, pts[0].status.as_str()),
+            (Some(130.0), "corrected"),
             "{}",
             b.name
         );

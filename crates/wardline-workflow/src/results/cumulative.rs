@@ -31,7 +31,7 @@
 //! * **Flag**: `Observation.interpretation` as the laboratory sent it (the
 //!   HL7 v2 table 0078 codes `H`, `L`, `HH`, `LL`, `A`, `AA`, `N` and the
 //!   FHIR equivalents), else, for a number with a reference range on the
-//!   Observation, `H`/`L` computed from the range; see [`Flag`].
+//!   Observation, `H`/`L` computed from the range; see [`ValueFlag`].
 //! * **Reference range**: the `referenceRange` of the newest value that has
 //!   one (ranges change when a laboratory changes its method; the band drawn
 //!   is the current one).
@@ -73,8 +73,8 @@ const NOT_RESULTS: &str = "vital-signs,social-history,survey,exam,activity";
 
 /// How a value stands against its range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Flag {
-    /// Critically high (`HH`, or `>` the critical range).
+pub enum ValueFlag {
+    /// Critically high (`HH`).
     CriticalHigh,
     /// Critically low (`LL`).
     CriticalLow,
@@ -89,56 +89,67 @@ pub enum Flag {
     Unknown,
 }
 
-impl Flag {
+impl ValueFlag {
     /// The code the laboratory uses (`HH`, `H`…); empty for normal/unknown.
     pub fn code(self) -> &'static str {
         match self {
-            Flag::CriticalHigh => "HH",
-            Flag::CriticalLow => "LL",
-            Flag::Critical => "AA",
-            Flag::High => "H",
-            Flag::Low => "L",
-            Flag::Abnormal => "A",
-            Flag::Normal | Flag::Unknown => "",
+            ValueFlag::CriticalHigh => "HH",
+            ValueFlag::CriticalLow => "LL",
+            ValueFlag::Critical => "AA",
+            ValueFlag::High => "H",
+            ValueFlag::Low => "L",
+            ValueFlag::Abnormal => "A",
+            ValueFlag::Normal | ValueFlag::Unknown => "",
         }
     }
 
     /// In words, for people (never only a colour or a letter).
     pub fn words(self) -> &'static str {
         match self {
-            Flag::CriticalHigh => "critically high",
-            Flag::CriticalLow => "critically low",
-            Flag::Critical => "critical",
-            Flag::High => "high",
-            Flag::Low => "low",
-            Flag::Abnormal => "abnormal",
-            Flag::Normal => "normal",
-            Flag::Unknown => "",
+            ValueFlag::CriticalHigh => "critically high",
+            ValueFlag::CriticalLow => "critically low",
+            ValueFlag::Critical => "critical",
+            ValueFlag::High => "high",
+            ValueFlag::Low => "low",
+            ValueFlag::Abnormal => "abnormal",
+            ValueFlag::Normal => "normal",
+            ValueFlag::Unknown => "",
         }
     }
 
     pub fn is_critical(self) -> bool {
         matches!(
             self,
-            Flag::CriticalHigh | Flag::CriticalLow | Flag::Critical
+            ValueFlag::CriticalHigh | ValueFlag::CriticalLow | ValueFlag::Critical
         )
     }
 
+    /// The inbox's coarser flag (`results::Flag`) this falls under.
+    pub fn severity(self) -> super::Flag {
+        if self.is_critical() {
+            super::Flag::Critical
+        } else if self.is_abnormal() {
+            super::Flag::Abnormal
+        } else {
+            super::Flag::Normal
+        }
+    }
+
     pub fn is_abnormal(self) -> bool {
-        !matches!(self, Flag::Normal | Flag::Unknown)
+        !matches!(self, ValueFlag::Normal | ValueFlag::Unknown)
     }
 
     /// The flag an `Observation.interpretation` code says (HL7 v2 table
     /// 0078 / FHIR v3 ObservationInterpretation).
-    pub fn of_code(code: &str) -> Option<Flag> {
+    pub fn of_code(code: &str) -> Option<ValueFlag> {
         Some(match code {
-            "HH" | "HU" | ">" => Flag::CriticalHigh,
-            "LL" | "LU" | "<" => Flag::CriticalLow,
-            "AA" => Flag::Critical,
-            "H" | "HX" => Flag::High,
-            "L" | "LX" => Flag::Low,
-            "A" | "POS" | "DET" | "R" => Flag::Abnormal,
-            "N" | "NEG" | "ND" | "S" => Flag::Normal,
+            "HH" | "HU" => ValueFlag::CriticalHigh,
+            "LL" | "LU" => ValueFlag::CriticalLow,
+            "AA" | "critical" => ValueFlag::Critical,
+            "H" | "HX" | ">" => ValueFlag::High,
+            "L" | "LX" | "<" => ValueFlag::Low,
+            "A" | "POS" | "DET" | "R" => ValueFlag::Abnormal,
+            "N" | "NEG" | "ND" | "S" => ValueFlag::Normal,
             _ => return None,
         })
     }
@@ -157,7 +168,7 @@ pub struct Point {
     pub value: Option<f64>,
     /// The value as people read it (`132 µmol/L`, `Positive`).
     pub text: String,
-    pub flag: Flag,
+    pub flag: ValueFlag,
     /// The Observation's status (`final`, `corrected`…).
     pub status: String,
 }
@@ -405,21 +416,21 @@ fn value_text(o: &Value) -> String {
 
 /// The flag of a value: what the laboratory said, else computed from the
 /// Observation's own range.
-fn flag(o: &Value, value: Option<f64>, low: Option<f64>, high: Option<f64>) -> Flag {
+fn flag(o: &Value, value: Option<f64>, low: Option<f64>, high: Option<f64>) -> ValueFlag {
     let said = o["interpretation"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|i| i["coding"].as_array().into_iter().flatten())
-        .find_map(|c| c["code"].as_str().and_then(Flag::of_code));
+        .find_map(|c| c["code"].as_str().and_then(ValueFlag::of_code));
     if let Some(f) = said {
         return f;
     }
     match value {
-        Some(v) if low.is_some_and(|l| v < l) => Flag::Low,
-        Some(v) if high.is_some_and(|h| v > h) => Flag::High,
-        Some(_) if low.is_some() || high.is_some() => Flag::Normal,
-        _ => Flag::Unknown,
+        Some(v) if low.is_some_and(|l| v < l) => ValueFlag::Low,
+        Some(v) if high.is_some_and(|h| v > h) => ValueFlag::High,
+        Some(_) if low.is_some() || high.is_some() => ValueFlag::Normal,
+        _ => ValueFlag::Unknown,
     }
 }
 
@@ -747,11 +758,11 @@ mod tests {
         assert_eq!(creat.points[0].value, Some(80.0), "oldest first");
         assert_eq!(
             creat.at("2026-03-01T09:00:00Z").map(|p| p.flag),
-            Some(Flag::High)
+            Some(ValueFlag::High)
         );
         assert_eq!(
             creat.at("2026-01-01T09:00:00Z").map(|p| p.flag),
-            Some(Flag::Normal)
+            Some(ValueFlag::Normal)
         );
         assert!(creat.at("2026-02-01T09:00:00Z").is_none());
         assert_eq!(creat.unit.as_deref(), Some("µmol/L"));
@@ -775,7 +786,7 @@ mod tests {
         o.push(undated);
         let c = build("p", &o);
         assert_eq!(c.undated, 1);
-        assert_eq!(c.series[0].points[0].flag, Flag::CriticalHigh);
+        assert_eq!(c.series[0].points[0].flag, ValueFlag::CriticalHigh);
     }
 
     #[test]
@@ -871,7 +882,7 @@ mod tests {
                     at_ms: *t,
                     value: Some(*v),
                     text: v.to_string(),
-                    flag: Flag::Unknown,
+                    flag: ValueFlag::Unknown,
                     status: "final".into(),
                 })
                 .collect(),

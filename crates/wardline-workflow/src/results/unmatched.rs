@@ -96,15 +96,22 @@
 //!    each Observation in `result` gets the same `subject` (and `basedOn`);
 //! 5. then the same notification as a result that arrived matched
 //!    (`results::notify_in`): the requester's inbox, and everyone the
-//!    status rules say. Without an order (an unsolicited result filed to
-//!    the patient's record) there is no requester, so the person who
-//!    matched it gets the inbox Task: whoever files a result makes sure it
-//!    is seen.
+//!    status rules say, in the same transaction (if nobody can be told —
+//!    an order with no requester and no responsible consultant — nothing
+//!    is filed).
+//!
+//! An **order is required**: a result is filed against a request so that
+//! someone is told (the results model treats a report nobody would be told
+//! about as unmatched). A result with no request in Wardline (asked for on
+//! paper, or by another organisation) stays on the worklist until the
+//! laboratory has found who asked for it and the request is recorded;
+//! `order` is an `Option` only so that leaving it out is refused with a
+//! sentence (400) rather than by the type.
 
 /// The tag system marking an unmatched result.
-pub const TAG_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/result-match";
+pub const TAG_SYSTEM: &str = super::RESULT_MATCH_SYSTEM;
 /// The tag code marking an unmatched result.
-pub const TAG_CODE: &str = "unmatched";
+pub const TAG_CODE: &str = super::UNMATCHED;
 /// The extension pointing at what the sender said about the patient.
 pub const REPORTED_PATIENT_EXT: &str =
     "https://fhir.wardline.invalid/StructureDefinition/reported-patient";
@@ -209,14 +216,7 @@ fn not_found(m: impl Into<String>) -> ResultsError {
     ResultsError::NotFound(m.into())
 }
 
-/// Whether a report carries the unmatched tag.
-pub fn is_unmatched(report: &Value) -> bool {
-    report["meta"]["tag"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|t| t["system"] == TAG_SYSTEM && t["code"] == TAG_CODE)
-}
+pub use super::is_unmatched;
 
 /// The worklist item of an unmatched report (what the screens show).
 pub fn item(report: &Value) -> UnmatchedItem {
@@ -494,6 +494,9 @@ pub fn match_report_in(
         format!("Patient/{patient}"),
     ];
     keys.extend(order.map(|o| format!("ServiceRequest/{o}")));
+    // The results module's own lock on the report (which `notify_in` and
+    // `receive_in` take), here with the others in one sorted set.
+    keys.push(super::report_lock(report));
     tx.lock(&keys)?;
     let mut r = tx
         .get("DiagnosticReport", report)?
@@ -516,8 +519,13 @@ pub fn match_report_in(
         }));
     }
     let subject = json!({"reference": format!("Patient/{patient}"), "display": ps.display_name});
-    let based_on = match order {
-        Some(o) => {
+    let Some(o) = order else {
+        return Err(invalid(
+            "Choose the order the result answers: a result is filed against a request so that its requester is told. If the request is not in Wardline, find out who asked for it and record the request first.",
+        ));
+    };
+    let based_on = {
+        {
             let sr = tx
                 .get("ServiceRequest", o)?
                 .ok_or_else(|| not_found(format!("There is no order with id {o}.")))?;
@@ -534,9 +542,8 @@ pub fn match_report_in(
                     placer_number(&sr).unwrap_or_else(|| o.to_owned())
                 )));
             }
-            Some(json!([{"reference": format!("ServiceRequest/{o}")}]))
+            json!([{"reference": format!("ServiceRequest/{o}")}])
         }
-        None => None,
     };
     let at = now
         .format(&time::format_description::well_known::Rfc3339)
@@ -564,9 +571,7 @@ pub fn match_report_in(
         None => r["extension"] = json!([matched]),
     }
     r["subject"] = subject.clone();
-    if let Some(b) = &based_on {
-        r["basedOn"] = b.clone();
-    }
+    r["basedOn"] = based_on.clone();
     let results: Vec<String> = r["result"]
         .as_array()
         .into_iter()
@@ -580,9 +585,7 @@ pub fn match_report_in(
             continue;
         };
         o["subject"] = subject.clone();
-        if let Some(b) = &based_on {
-            o["basedOn"] = b.clone();
-        }
+        o["basedOn"] = based_on.clone();
         tx.save(o)?;
     }
     let notified = super::notify_in(tx, report, now)?;
