@@ -552,6 +552,13 @@ impl<'a> OperationRequest<'a> {
         self.cx.name(subtype, action);
     }
 
+    /// The POST body as a resource, for an operation whose one input is a
+    /// resource (FHIR allows that resource as the body itself, e.g. a
+    /// Bundle), without the `Parameters` check of [`Self::parameters`].
+    pub fn body(&self) -> Result<Value, FhirError> {
+        parse_body(self.req)
+    }
+
     /// The `Parameters` resource: with POST the body (it must be one, each
     /// parameter with a name), with GET one made of the URL parameters,
     /// each a `valueString`. The body is read on the first call.

@@ -143,6 +143,21 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 16: the order catalogue (catalogue.rs) ──
     // ── issue 16: requesting, specimen labels (orders.rs) ──
     // ── issue 16: results inbox, result view, cumulative view (results.rs) ──
+    r(
+        "GET",
+        "/ui/results",
+        "results inbox: critical and new first; team escalations",
+    ),
+    r(
+        "GET",
+        "/ui/results/{task}",
+        "a result: ranges, flags, earlier values (marks it read)",
+    ),
+    r(
+        "POST",
+        "/ui/results/{task}/acknowledge",
+        "acknowledge a result with an outcome",
+    ),
     // ── issue 16: unmatched results worklist (results.rs) ──
     r(
         "GET",
@@ -229,6 +244,12 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 16: the order catalogue (catalogue.rs) ──
         // ── issue 16: requesting, specimen labels (orders.rs) ──
         // ── issue 16: results inbox, result view, cumulative view (results.rs) ──
+        .route("/results", get(results::inbox_page))
+        .route("/results/{task}", get(results::result_page))
+        .route(
+            "/results/{task}/acknowledge",
+            post(results::acknowledge_post),
+        )
         // ── issue 16: unmatched results worklist (results.rs) ──
         .route("/patients/{id}/results", get(cumulative::cumulative_page))
         .route("/results/unmatched", get(cumulative::worklist_page))

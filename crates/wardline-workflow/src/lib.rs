@@ -25,6 +25,10 @@
 //!   [`adt::beds`], the one place a patient enters or leaves a bed.
 //! * [`orders`] — order communications: the `ServiceRequest` status
 //!   lifecycle every channel obeys.
+//! * [`results`] — results: the `DiagnosticReport` status rules every
+//!   channel obeys, matched results told to the requester's inbox (and
+//!   corrections to everyone who read them), acknowledgement, escalation
+//!   of unacknowledged critical results; `DiagnosticReport/$submit`.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -44,9 +48,11 @@ pub mod results;
 use wardline_core::FhirService;
 
 /// The service with the workflows' FHIR operations registered
-/// (`Patient/$merge`); the server's composition root calls this.
+/// (`Patient/$merge`, `DiagnosticReport/$submit`); the server's composition
+/// root calls this.
 pub fn with_operations(svc: FhirService) -> FhirService {
     svc.with_operation(pmi::MergeOperation::spec())
+        .with_operation(results::operation::SubmitOperation::spec())
 }
 
 /// The service with the workflows' write rules registered, which the core

@@ -1,6 +1,7 @@
 //! `wardline serve`'s periodic background jobs, each on a thread of its own:
-//! audit retention (`--audit-retention-days`) and the duplicate-patient scan
-//! (`--duplicate-scan-minutes`). A job runs once at start-up, then once per
+//! audit retention (`--audit-retention-days`), the duplicate-patient scan
+//! (`--duplicate-scan-minutes`) and the escalation of unacknowledged
+//! critical results (`--critical-result-escalation-minutes`). A job runs once at start-up, then once per
 //! period; a failed run is logged and the next one goes ahead.
 
 use std::sync::Arc;
@@ -64,4 +65,31 @@ pub fn spawn_duplicate_scan(service: Arc<FhirService>, minutes: u64) {
             }
         },
     );
+}
+
+/// `serve --critical-result-escalation-minutes`: every minute, escalates
+/// each critical result not acknowledged within `minutes` of its
+/// notification to the responsible consultant
+/// (`wardline_workflow::results::escalate_due`, once per result), audited
+/// as the operator `result-escalation`. The clock is the job's `now`
+/// (`wardline results escalate --now …` runs the same step at a chosen
+/// time).
+pub fn spawn_result_escalation(service: Arc<FhirService>, minutes: u32) {
+    let access = Trusted::operator("result-escalation");
+    let limit = time::Duration::minutes(i64::from(minutes.max(1)));
+    every("result-escalation", Duration::from_secs(60), move || {
+        match wardline_workflow::results::escalate_due(
+            &service,
+            &access,
+            time::OffsetDateTime::now_utc(),
+            limit,
+        ) {
+            Ok(created) if created.is_empty() => {}
+            Ok(created) => tracing::warn!(
+                escalated = created.len(),
+                "critical results not acknowledged in time were escalated"
+            ),
+            Err(e) => tracing::error!(error = %e, "result escalation failed"),
+        }
+    });
 }

@@ -12,6 +12,7 @@ mod generate;
 mod hl7;
 mod import;
 mod jobs;
+mod results;
 mod user;
 
 use std::net::SocketAddr;
@@ -112,6 +113,9 @@ enum Command {
     /// Register SMART on FHIR clients (apps and backend services).
     #[command(subcommand)]
     Client(user::ClientCommand),
+    /// Results inbox tools: escalate unacknowledged critical results.
+    #[command(subcommand)]
+    Results(results::ResultsCommand),
 }
 
 #[derive(Args)]
@@ -158,6 +162,17 @@ struct ServeArgs {
         default_value_t = 60
     )]
     duplicate_scan_minutes: u64,
+    /// Escalate a critical result nobody has acknowledged this many minutes
+    /// after it reached the inbox to the responsible consultant (checked
+    /// every minute; `wardline results escalate` runs the same check).
+    #[arg(
+        long,
+        env = "WARDLINE_CRITICAL_RESULT_ESCALATION_MINUTES",
+        value_name = "MINUTES",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    critical_result_escalation_minutes: u32,
 }
 
 #[derive(Args)]
@@ -200,6 +215,7 @@ fn main() -> std::process::ExitCode {
         Command::User(c) => user::run_user(c),
         Command::Token(a) => user::run_token(a),
         Command::Client(c) => user::run_client(c),
+        Command::Results(c) => results::run(c),
     };
     match result {
         Ok(code) => code,
@@ -261,6 +277,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     if a.duplicate_scan_minutes > 0 {
         jobs::spawn_duplicate_scan(service.clone(), a.duplicate_scan_minutes);
     }
+    jobs::spawn_result_escalation(service.clone(), a.critical_result_escalation_minutes);
     for d in destinations {
         tracing::info!(
             destination = d.name,

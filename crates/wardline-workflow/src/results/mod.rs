@@ -71,6 +71,7 @@
 pub mod cumulative;
 pub mod escalation;
 pub mod inbox;
+pub mod operation;
 pub mod unmatched;
 
 use std::collections::{BTreeMap, BTreeSet};
