@@ -309,6 +309,16 @@ impl Access for Policy {
                 pos.role.display()
             )));
         }
+        if r.resource_type == "DiagnosticReport"
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+            && !rbac::diagnostic_report_permitted(pos.role, op, r.json)
+        {
+            return Err(forbidden(format!(
+                "an unmatched result is seen by the laboratory only, to match it to its patient; your position ({}) does not include it",
+                pos.role.display()
+            )));
+        }
         let Some(patient) = r.patient else {
             return Ok(());
         };

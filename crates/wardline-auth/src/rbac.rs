@@ -385,7 +385,43 @@ pub const NON_CLINICAL_TASKS: &[(Activity, &str, bool)] = &[
     (Activity::Radiology, IRMER_JUSTIFICATION_CODE, true),
 ];
 
-/// `Task.code` of a result waiting in a results inbox (issue 16).
+/// The `meta.tag` (system, code) of a result waiting in the unmatched-results
+/// worklist (`wardline_workflow::results::unmatched`).
+pub const UNMATCHED_RESULT_TAG: (&str, &str) = (
+    "https://fhir.wardline.invalid/CodeSystem/result-match",
+    "unmatched",
+);
+
+/// Whether `role` may do `op` on this `DiagnosticReport` (its JSON), beyond
+/// the type-level table: a report in the unmatched-results worklist holds
+/// what a sender said about a person Wardline could not identify, with no
+/// patient to check a relationship against, so only the laboratory
+/// ([`Activity::LabProcess`], who work the worklist) reads it. Writes are
+/// not narrowed here (a sender files an unmatched result; matching reads it
+/// first, which this check covers).
+pub fn diagnostic_report_permitted(role: Role, op: Op, report_json: &str) -> bool {
+    if op.is_write()
+        || role.has(Activity::LabProcess)
+        || !report_json.contains(UNMATCHED_RESULT_TAG.0)
+    {
+        return true;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(report_json) else {
+        return false;
+    };
+    !v.pointer("/meta/tag")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|tags| {
+            tags.iter().any(|t| {
+                t.get("system").and_then(serde_json::Value::as_str) == Some(UNMATCHED_RESULT_TAG.0)
+                    && t.get("code").and_then(serde_json::Value::as_str)
+                        == Some(UNMATCHED_RESULT_TAG.1)
+            })
+        })
+}
+
+/// `Task.code` (system [`crate::directory::TASK_SYSTEM`]) of a result to
+/// review: the inbox item a laboratory's release creates.
 pub const RESULT_REVIEW_CODE: &str = "result-review";
 /// `Task.code` of a radiographer's IR(ME)R justification of a request.
 pub const IRMER_JUSTIFICATION_CODE: &str = "irmer-justification";
@@ -689,6 +725,37 @@ mod tests {
 
     fn can(role: Role, ty: &str, op: char) -> bool {
         role.permits(required_activity(ty, Op::from_letter(op).unwrap()))
+    }
+
+    #[test]
+    fn unmatched_results_are_read_by_the_laboratory_only() {
+        let tagged = r#"{"resourceType":"DiagnosticReport","meta":{"tag":[{"system":"https://fhir.wardline.invalid/CodeSystem/result-match","code":"unmatched"}]}}"#;
+        let filed = r#"{"resourceType":"DiagnosticReport","subject":{"reference":"Patient/p"}}"#;
+        assert!(!diagnostic_report_permitted(
+            Role::Consultant,
+            Op::Read,
+            tagged
+        ));
+        assert!(!diagnostic_report_permitted(
+            Role::Consultant,
+            Op::Search,
+            tagged
+        ));
+        assert!(diagnostic_report_permitted(
+            Role::Consultant,
+            Op::Read,
+            filed
+        ));
+        assert!(diagnostic_report_permitted(
+            Role::BiomedicalScientist,
+            Op::Read,
+            tagged
+        ));
+        assert!(diagnostic_report_permitted(
+            Role::Consultant,
+            Op::Create,
+            tagged
+        ));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod beds;
 mod catalogue;
 mod chart;
 mod consent;
+mod cumulative;
 mod lab;
 mod layout;
 mod merge;
@@ -227,6 +228,22 @@ pub const ROUTES: &[UiRoute] = &[
         "acknowledge a result with an outcome",
     ),
     // ── issue 16: unmatched results worklist (results.rs) ──
+    r(
+        "GET",
+        "/ui/patients/{id}/results",
+        "cumulative results: table and trend charts",
+    ),
+    r("GET", "/ui/results/unmatched", "unmatched results worklist"),
+    r(
+        "GET",
+        "/ui/results/unmatched/{report}",
+        "match an unmatched result",
+    ),
+    r(
+        "POST",
+        "/ui/results/unmatched/{report}",
+        "match an unmatched result",
+    ),
     // ── issue 16: the laboratory and radiology (lab.rs) ──
     // ── end of issue 16 ──
     r(
@@ -348,6 +365,12 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             post(results::acknowledge_post),
         )
         // ── issue 16: unmatched results worklist (results.rs) ──
+        .route("/patients/{id}/results", get(cumulative::cumulative_page))
+        .route("/results/unmatched", get(cumulative::worklist_page))
+        .route(
+            "/results/unmatched/{report}",
+            get(cumulative::match_page).post(cumulative::match_post),
+        )
         // ── issue 16: the laboratory and radiology (lab.rs) ──
         // ── end of issue 16 ──
         .route("/events", get(beds::events))
