@@ -258,6 +258,11 @@ pub(crate) fn apply_order(
             }
         }
         sr["identifier"] = Value::Array(ids);
+        // ORC-4 placer group number: the requisition the order belongs to.
+        if let Some(group) = o.orc.as_ref().and_then(|c| c.v(4)) {
+            sr["requisition"] =
+                json!({"system": format!("{}/requisition", cfg.identifier_base), "value": group});
+        }
         if let Some(s) = status {
             // The order's lifecycle is the orders domain's: a message may not
             // restart a completed or cancelled order.
