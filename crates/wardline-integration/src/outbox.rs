@@ -329,6 +329,7 @@ pub struct Dispatcher {
     conn: Option<(TcpStream, FrameDecoder)>,
     attempts: HashMap<String, (u32, Instant)>,
     dest_backoff: Option<(Duration, Instant)>,
+    mapping: MappingConfig,
 }
 
 impl Dispatcher {
@@ -346,7 +347,63 @@ impl Dispatcher {
             conn: None,
             attempts: HashMap::new(),
             dest_backoff: None,
+            mapping: MappingConfig::default(),
         }
+    }
+
+    /// The mapping the filler's order replies (ORL^O22 / ORR^O02 as the
+    /// application acknowledgement) are read with; the default otherwise.
+    pub fn with_mapping(mut self, mapping: MappingConfig) -> Dispatcher {
+        self.mapping = mapping;
+        self
+    }
+
+    /// When the reply to a delivered message is an order reply (ORL^O22,
+    /// ORR^O02), applies it to the orders it answers for
+    /// (`inbound::apply`: accepted, filler number, refused or cancelled
+    /// through the order lifecycle) in one transaction whose origin is
+    /// this destination (so the change is not echoed back to it). Returns
+    /// a sentence for the record when it could not be applied.
+    fn apply_reply(&self, reply: &str) -> Option<String> {
+        let msg = Message::parse(reply).ok()?;
+        let ty = msg.message_type().unwrap_or_default().into_owned();
+        let ev = msg.trigger_event().unwrap_or_default().into_owned();
+        if !matches!((ty.as_str(), ev.as_str()), ("ORL", "O22") | ("ORR", "O02")) {
+            return None;
+        }
+        let result = (|| -> Result<Result<String, String>, FhirError> {
+            let access = outbox_access();
+            let mut tx = self.svc.begin(&access)?;
+            tx.set_origin(&self.dest.name);
+            match wardline_hl7_fhir::inbound::apply(
+                &msg,
+                &mut TxRecords::inbound(&mut tx),
+                &self.mapping,
+            ) {
+                Ok(a) => {
+                    tx.commit()?;
+                    Ok(Ok(a.summary))
+                }
+                Err(e) => Ok(Err(match &e.location {
+                    Some(l) => format!("{l}: {}", e.text),
+                    None => e.text,
+                })),
+            }
+        })();
+        match result {
+            Ok(Ok(summary)) => {
+                tracing::info!(destination = self.dest.name, "order reply applied: {summary}");
+                None
+            }
+            Ok(Err(why)) => Some(self.reply_failed(&ty, &ev, &why)),
+            Err(e) => Some(self.reply_failed(&ty, &ev, &e.to_string())),
+        }
+    }
+
+    fn reply_failed(&self, ty: &str, ev: &str, why: &str) -> String {
+        let why = format!("the {ty}^{ev} reply could not be applied: {why}");
+        tracing::warn!(destination = self.dest.name, "{why}");
+        why
     }
 
     /// Starts the dispatcher on its own thread.
@@ -435,6 +492,11 @@ impl Dispatcher {
                     rec["status"] = json!("completed");
                     rec["sent"] = json!(format_instant(now_ms()));
                     push_payload(&mut rec, &reply, "ACK");
+                    if let Some(why) = self.apply_reply(&reply) {
+                        let mut notes = rec["note"].as_array().cloned().unwrap_or_default();
+                        notes.push(json!({"text": why, "time": format_instant(now_ms())}));
+                        rec["note"] = Value::Array(notes);
+                    }
                     self.svc
                         .transact(&outbox_access(), |tx| tx.save(rec).map(|_| ()))?;
                     METRICS.sent.fetch_add(1, Ordering::Relaxed);
@@ -472,6 +534,13 @@ impl Dispatcher {
                 }
                 Err(SendError::Refused(why, reply)) => {
                     self.attempts.remove(&id);
+                    // An order the filler refuses (ORL with AE and ORC UA)
+                    // is cancelled with its reason, though the message is
+                    // a dead letter.
+                    let why = match self.apply_reply(&reply) {
+                        Some(more) => format!("{why}; {more}"),
+                        None => why,
+                    };
                     let mut rec = rec;
                     push_payload(&mut rec, &reply, "ACK");
                     self.dead_letter(rec, &format!("refused by {}: {why}", self.dest.name))?;
