@@ -392,7 +392,10 @@ impl Dispatcher {
         })();
         match result {
             Ok(Ok(summary)) => {
-                tracing::info!(destination = self.dest.name, "order reply applied: {summary}");
+                tracing::info!(
+                    destination = self.dest.name,
+                    "order reply applied: {summary}"
+                );
                 None
             }
             Ok(Err(why)) => Some(self.reply_failed(&ty, &ev, &why)),

@@ -266,6 +266,7 @@
 //!   (titled TXA-16) since content is required.
 pub mod adt;
 mod document;
+mod matching;
 mod orders;
 mod patient;
 mod replies;

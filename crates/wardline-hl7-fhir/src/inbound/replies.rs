@@ -66,11 +66,7 @@ fn reason(msg: &Message<'_>, all: &[Seg<'_, '_>], at: usize) -> Option<String> {
     all.iter()
         .find(|s| s.id() == "ERR")
         .and_then(|e| e.v(8))
-        .or_else(|| {
-            all.iter()
-                .find(|s| s.id() == "MSA")
-                .and_then(|m| m.v(3))
-        })
+        .or_else(|| all.iter().find(|s| s.id() == "MSA").and_then(|m| m.v(3)))
 }
 
 pub(crate) fn apply_reply(
