@@ -274,8 +274,13 @@ impl Access for Policy {
             && let Some(pos) = &self.principal.position
             && !rbac::task_permitted(pos.role, op, r.json)
         {
+            let what = if pos.role.has(Activity::RegisterPatient) {
+                "may work the duplicate-record review queue"
+            } else {
+                "may send results to the requester's inbox"
+            };
             return Err(forbidden(format!(
-                "your position ({}) may work the duplicate-record review queue, but not other tasks",
+                "your position ({}) {what}, but not other tasks",
                 pos.role.display()
             )));
         }

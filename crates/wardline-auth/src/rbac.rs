@@ -19,14 +19,15 @@
 //! | `MedicationRequest` | ViewClinical | Prescribe |
 //! | `MedicationAdministration` | ViewClinical | AdministerMedication |
 //! | `ServiceRequest` | ViewClinical | OrderTests |
-//! | `Observation`, `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `DiagnosticReport`, `Procedure` | ViewClinical | RecordClinical |
+//! | `DiagnosticReport`, `Observation` | ViewClinical | RecordClinical, LabProcess or LabAuthorise |
+//! | `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `Procedure` | ViewClinical | RecordClinical |
 //! | `Practitioner`, `PractitionerRole` | any staff | ManageUsers |
 //! | `Organization`, `Location`, `HealthcareService`, `Endpoint` | any staff | ManageDirectory |
 //! | `Group` | ViewClinical | ManageDirectory |
 //! | `StructureDefinition`, `ValueSet`, `CodeSystem`, `SearchParameter`, `CapabilityStatement` | any staff | ManageDirectory |
 //! | `AuditEvent` | IgAudit | never (written only by the server) |
 //! | `Consent` | ViewClinical or RegisterPatient² | RegisterPatient |
-//! | `Task` | ViewClinical, IgAudit or RegisterPatient¹ | RecordClinical or RegisterPatient¹ |
+//! | `Task` | ViewClinical, IgAudit or RegisterPatient¹ | RecordClinical, RegisterPatient¹ or LabProcess/LabAuthorise³ |
 //! | anything else | ViewClinical | RecordClinical |
 //!
 //! Deliberate additions to the baseline: clerical staff who book appointments or admit
@@ -40,6 +41,10 @@
 //! without the clinical activity may read and write a `Task` only when its code
 //! is [`DUPLICATE_REVIEW_CODE`] ([`task_permitted`], applied per resource by the
 //! policy); every other task stays clinical.
+//!
+//! ³ Releasing a result tells the requester through a result-review `Task`
+//! (`wardline_workflow::results`): laboratory staff without the clinical
+//! activity may write a `Task` only when its code is [`RESULT_REVIEW_CODE`].
 //!
 //! ² Registration staff record patients' consent decisions (dissent from
 //! sharing, the national data opt-out), so they read them too: what is
@@ -242,7 +247,17 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "Consent" if read => R::AnyOf(&[A::ViewClinical, A::RegisterPatient]),
         "Consent" => R::Activity(A::RegisterPatient),
         "Task" if read => R::AnyOf(&[A::ViewClinical, A::IgAudit, A::RegisterPatient]),
-        "Task" => R::AnyOf(&[A::RecordClinical, A::RegisterPatient]),
+        "Task" => R::AnyOf(&[
+            A::RecordClinical,
+            A::RegisterPatient,
+            A::LabProcess,
+            A::LabAuthorise,
+        ]),
+        // Results: the laboratory's bench and release, and clinicians'
+        // own entries (vitals) alike.
+        "DiagnosticReport" | "Observation" if !read => {
+            R::AnyOf(&[A::RecordClinical, A::LabProcess, A::LabAuthorise])
+        }
         _ if read => CLINICAL,
         _ => R::Activity(A::RecordClinical),
     }
@@ -285,23 +300,31 @@ pub fn task_permitted(role: Role, op: Op, task_json: &str) -> bool {
     if clinical {
         return true;
     }
-    if !role.has(Activity::RegisterPatient) {
+    let lab = op.is_write() && (role.has(Activity::LabProcess) || role.has(Activity::LabAuthorise));
+    if !role.has(Activity::RegisterPatient) && !lab {
         return false;
     }
     let Ok(v) = serde_json::from_str::<serde_json::Value>(task_json) else {
         return false;
     };
-    v.pointer("/code/coding")
-        .and_then(serde_json::Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("system").and_then(serde_json::Value::as_str)
-                    == Some(crate::directory::TASK_SYSTEM)
-                    && c.get("code").and_then(serde_json::Value::as_str)
-                        == Some(DUPLICATE_REVIEW_CODE)
+    let has_code = |code: &str| {
+        v.pointer("/code/coding")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("system").and_then(serde_json::Value::as_str)
+                        == Some(crate::directory::TASK_SYSTEM)
+                        && c.get("code").and_then(serde_json::Value::as_str) == Some(code)
+                })
             })
-        })
+    };
+    (role.has(Activity::RegisterPatient) && has_code(DUPLICATE_REVIEW_CODE))
+        || (lab && has_code(RESULT_REVIEW_CODE))
 }
+
+/// `Task.code` (system [`crate::directory::TASK_SYSTEM`]) of a result to
+/// review: the inbox item a laboratory's release creates.
+pub const RESULT_REVIEW_CODE: &str = "result-review";
 
 /// A built-in role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -550,6 +573,30 @@ mod tests {
     }
 
     #[test]
+    fn laboratory_staff_write_results_and_tell_the_requester() {
+        for ty in ["Observation", "DiagnosticReport"] {
+            assert_eq!(
+                required_activity(ty, Op::Update),
+                Requirement::AnyOf(&[
+                    Activity::RecordClinical,
+                    Activity::LabProcess,
+                    Activity::LabAuthorise
+                ]),
+                "{ty}"
+            );
+            assert!(!Role::Receptionist.permits(required_activity(ty, Op::Create)));
+            assert!(Role::BiomedicalScientist.permits(required_activity(ty, Op::Create)));
+        }
+        // Laboratory staff write result-review Tasks (the release), nothing else.
+        let review = r#"{"resourceType":"Task","code":{"coding":[{"system":"https://fhir.wardline.invalid/CodeSystem/task","code":"result-review"}]}}"#;
+        let other = r#"{"resourceType":"Task","code":{"coding":[{"system":"https://fhir.wardline.invalid/CodeSystem/task","code":"result-action"}]}}"#;
+        assert!(task_permitted(Role::ClinicalScientist, Op::Create, review));
+        assert!(!task_permitted(Role::ClinicalScientist, Op::Create, other));
+        assert!(!task_permitted(Role::ClinicalScientist, Op::Read, review));
+        assert!(!task_permitted(Role::Receptionist, Op::Create, review));
+    }
+
+    #[test]
     fn privacy_officer() {
         let r = Role::PrivacyOfficer;
         assert!(can(r, "AuditEvent", 's'));
@@ -704,15 +751,33 @@ mod tests {
             required_activity("EpisodeOfCare", Op::Create),
             R::Activity(Activity::Adt)
         );
+        for ty in ["Observation", "DiagnosticReport"] {
+            assert_eq!(
+                required_activity(ty, Op::Update),
+                R::AnyOf(&[
+                    Activity::RecordClinical,
+                    Activity::LabProcess,
+                    Activity::LabAuthorise
+                ]),
+                "{ty}"
+            );
+            assert!(!Role::Receptionist.permits(required_activity(ty, Op::Create)));
+            assert!(Role::BiomedicalScientist.permits(required_activity(ty, Op::Create)));
+        }
+        // Laboratory staff write result-review Tasks (the release), nothing else.
+        let review = r#"{"resourceType":"Task","code":{"coding":[{"system":"https://fhir.wardline.invalid/CodeSystem/task","code":"result-review"}]}}"#;
+        let other = r#"{"resourceType":"Task","code":{"coding":[{"system":"https://fhir.wardline.invalid/CodeSystem/task","code":"result-action"}]}}"#;
+        assert!(task_permitted(Role::ClinicalScientist, Op::Create, review));
+        assert!(!task_permitted(Role::ClinicalScientist, Op::Create, other));
+        assert!(!task_permitted(Role::ClinicalScientist, Op::Read, review));
+        assert!(!task_permitted(Role::Receptionist, Op::Create, review));
         for ty in [
-            "Observation",
             "Condition",
             "AllergyIntolerance",
             "Flag",
             "ClinicalImpression",
             "DocumentReference",
             "Composition",
-            "DiagnosticReport",
             "Procedure",
             "CarePlan",
             "CareTeam",
