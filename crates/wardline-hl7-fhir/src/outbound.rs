@@ -212,6 +212,116 @@ pub const TRIGGER_TYPES: &[&str] = &[
     "Appointment",
 ];
 
+/// Which message a destination takes orders in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderFormat {
+    /// `OML^O21` (v2.5.1), one per requisition: the default.
+    #[default]
+    Oml,
+    /// `ORM^O01` (v2.4), one per ServiceRequest: for systems that take
+    /// only that.
+    Orm,
+}
+
+/// A message built for some of a transaction's changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Built {
+    /// `Type/id` of the changed resources the message announces.
+    pub about: Vec<String>,
+    /// The message, none, or why it could not be built.
+    pub message: Result<Option<OutboundMessage>, MapError>,
+}
+
+/// The messages announcing a transaction's changes, in the order of the
+/// changes, for a destination taking orders as `orders`. With
+/// [`OrderFormat::Oml`] the changed ServiceRequests of one requisition
+/// (`{identifier_base}/requisition`) become **one** `OML^O21` (at the place
+/// of the first), each order with its own ORC-1; a ServiceRequest without
+/// a requisition is an OML^O21 of its own. Every other change, and every
+/// ServiceRequest with [`OrderFormat::Orm`], is [`message_for`].
+/// `control_id` gives MSH-10 of each message.
+pub fn messages_for(
+    changes: &[Change],
+    records: &mut dyn Records,
+    cfg: &MappingConfig,
+    orders: OrderFormat,
+    control_id: &mut dyn FnMut() -> String,
+    timestamp: &str,
+) -> Vec<Built> {
+    let mut out = Vec::new();
+    let mut done = vec![false; changes.len()];
+    for i in 0..changes.len() {
+        if done[i] {
+            continue;
+        }
+        let c = &changes[i];
+        let about_of = |c: &Change| -> String {
+            let id = c
+                .after
+                .or(c.before)
+                .and_then(|v| str_of(v, "id"))
+                .unwrap_or("");
+            format!("{}/{id}", c.resource_type)
+        };
+        if c.resource_type != "ServiceRequest" || orders == OrderFormat::Orm || c.after.is_none() {
+            done[i] = true;
+            out.push(Built {
+                about: vec![about_of(c)],
+                message: message_for(c, records, cfg, &control_id(), timestamp),
+            });
+            continue;
+        }
+        let mut ctx = Ctx {
+            records: &mut *records,
+            cfg,
+        };
+        let group = c.after.and_then(|a| orders::requisition(&ctx, a));
+        let mut members = Vec::new();
+        for (j, d) in changes.iter().enumerate().skip(i) {
+            let Some(after) = d.after else { continue };
+            if done[j] || d.resource_type != "ServiceRequest" {
+                continue;
+            }
+            if j == i || (group.is_some() && orders::requisition(&ctx, after) == group) {
+                done[j] = true;
+                members.push(d);
+            }
+        }
+        let mut items = Vec::new();
+        let mut message = Ok(None);
+        for m in &members {
+            let (Some(after), before) = (m.after, m.before) else {
+                continue;
+            };
+            if let Some(b) = before
+                && without_meta(b) == without_meta(after)
+            {
+                continue;
+            }
+            if let Some(b) = before {
+                match only_repointed_by_merge(&mut ctx, b, after) {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => {
+                        message = Err(e);
+                        break;
+                    }
+                }
+            }
+            items.push((before, after));
+        }
+        if message.is_ok() {
+            message = orders::plan_oml(&mut ctx, &items)
+                .map(|p| p.map(|p| p.into_message(cfg, &control_id(), timestamp)));
+        }
+        out.push(Built {
+            about: members.iter().map(|m| about_of(m)).collect(),
+            message,
+        });
+    }
+    out
+}
+
 /// The v2 message announcing `change`, or None when the change is not worth
 /// a message (see the module documentation for the rules).
 pub fn message_for(
@@ -274,7 +384,8 @@ impl Planned {
             .set_component(9, 3, self.structure)
             .set(10, control_id)
             .set(11, "P")
-            .set(12, "2.4")
+            // OML^O21 carries SPM and TQ1, which came with v2.5.
+            .set(12, if self.code == "OML" { "2.5.1" } else { "2.4" })
             .set(18, "UNICODE UTF-8");
         if self.code == "ADT" {
             b.segment("EVN").set(1, self.event).set(2, timestamp);

@@ -1002,7 +1002,10 @@ fn fuzz_findings_invalid_codes_and_bad_ed_data() {
         &mut r,
         "MSH|^~\\&|LAB|RWG|EPR|RWG|20261123||ORU^R01|F1|P|2.4\rPID|||9434765919^^^NHS^NH\rOBR|1||FILL1|A  B^Odd code\rOBX|1|ST|X^Test^L||v|||H  L\r",
     );
-    assert!(a.patient_id.is_some());
+    // Issue 16: no Patient is made from a result; an unknown patient's
+    // result is kept unmatched for the worklist.
+    assert!(a.patient_id.is_none());
+    assert_eq!(r.count("Patient"), 0);
     let dr = &r.all("DiagnosticReport")[0];
     assert_eq!(dr["code"]["text"], "Odd code", "{dr}");
     assert!(dr["code"].get("coding").is_none(), "{dr}");

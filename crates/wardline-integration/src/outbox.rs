@@ -40,6 +40,7 @@ use wardline_fhir::FhirError;
 use wardline_fhir::datetime::{format_instant, now_ms};
 use wardline_hl7::Message;
 use wardline_hl7::mllp::{FrameDecoder, encode_frame};
+use wardline_hl7_fhir::outbound::OrderFormat;
 use wardline_hl7_fhir::{MappingConfig, outbound};
 
 use crate::message_store::{
@@ -59,12 +60,33 @@ pub struct Destination {
     /// MSH-5 / MSH-6 of the messages to it.
     pub receiving_application: String,
     pub receiving_facility: String,
+    /// The message orders go to it in: `OML^O21` per requisition (the
+    /// default), or `ORM^O01` per order (`;orders=orm`).
+    pub orders: OrderFormat,
 }
 
 impl Destination {
     /// Parses `NAME=HOST:PORT` (MSH-5 is NAME, MSH-6 empty) or
-    /// `NAME=HOST:PORT/APPLICATION^FACILITY`.
+    /// `NAME=HOST:PORT/APPLICATION^FACILITY`, either optionally followed by
+    /// `;orders=oml` (the default) or `;orders=orm`.
     pub fn parse(spec: &str) -> Result<Destination, String> {
+        let (main, options) = match spec.split_once(';') {
+            Some((m, o)) => (m, Some(o)),
+            None => (spec, None),
+        };
+        let mut orders = OrderFormat::default();
+        for opt in options.into_iter().flat_map(|o| o.split(';')) {
+            match opt.trim().split_once('=') {
+                Some(("orders", v)) if v.eq_ignore_ascii_case("oml") => orders = OrderFormat::Oml,
+                Some(("orders", v)) if v.eq_ignore_ascii_case("orm") => orders = OrderFormat::Orm,
+                _ => {
+                    return Err(format!(
+                        "'{spec}': unknown option '{opt}' (expected orders=oml or orders=orm)"
+                    ));
+                }
+            }
+        }
+        let spec = main;
         let (name, rest) = spec
             .split_once('=')
             .ok_or_else(|| format!("'{spec}': expected NAME=HOST:PORT"))?;
@@ -97,6 +119,7 @@ impl Destination {
             address: address.to_owned(),
             receiving_application: app.to_owned(),
             receiving_facility: fac.to_owned(),
+            orders,
         })
     }
 
@@ -158,63 +181,98 @@ impl WriteHook for OutboxHook {
         if targets.is_empty() {
             return Ok(());
         }
-        for c in changes {
-            let before = parse(c.before.as_deref());
-            let after = parse(c.after.as_deref());
-            let change = outbound::Change {
+        let parsed: Vec<(Option<Value>, Option<Value>)> = changes
+            .iter()
+            .map(|c| (parse(c.before.as_deref()), parse(c.after.as_deref())))
+            .collect();
+        let views: Vec<outbound::Change> = changes
+            .iter()
+            .zip(&parsed)
+            .map(|(c, (b, a))| outbound::Change {
                 resource_type: &c.resource_type,
-                before: before.as_ref(),
-                after: after.as_ref(),
-            };
-            let ctrl = control_id();
+                before: b.as_ref(),
+                after: a.as_ref(),
+            })
+            .collect();
+        for format in [OrderFormat::Oml, OrderFormat::Orm] {
+            let these: Vec<&Destination> = targets
+                .iter()
+                .copied()
+                .filter(|d| d.orders == format)
+                .collect();
+            if these.is_empty() {
+                continue;
+            }
             let built = {
                 let mut records = TxRecords::reading(&mut *tx);
-                outbound::message_for(&change, &mut records, &self.mapping, &ctrl, &hl7_now())
+                outbound::messages_for(
+                    &views,
+                    &mut records,
+                    &self.mapping,
+                    format,
+                    &mut control_id,
+                    &hl7_now(),
+                )
             };
-            let about = json!([{"reference": format!("{}/{}", c.resource_type, c.id)}]);
-            for d in &targets {
-                let mut rec = json!({
-                    "resourceType": "Communication",
-                    "identifier": [{"system": format!("urn:wardline:hl7v2:outbound:{}", d.name), "value": ctrl}],
-                    "category": [coding(DIRECTION_SYSTEM, "outbound"), coding(DESTINATION_SYSTEM, &d.name)],
-                    "about": about,
-                });
-                match &built {
-                    Ok(None) => continue,
-                    Ok(Some(m)) => {
-                        let text = with_receiver(&m.text, d);
-                        let (mtype, event) = m
-                            .message_type
-                            .split_once('^')
-                            .unwrap_or((m.message_type.as_str(), ""));
-                        let cats = rec["category"].as_array_mut().expect("array");
-                        cats.push(coding(MESSAGE_TYPE_SYSTEM, mtype));
-                        if !event.is_empty() {
-                            cats.push(coding(EVENT_SYSTEM, event.split('^').next().unwrap_or("")));
-                        }
-                        rec["status"] = json!("preparation");
-                        rec["payload"] = json!([attachment(text.as_bytes(), "message")]);
-                        if let Some(p) = &m.patient_id {
-                            rec["subject"] = json!({"reference": format!("Patient/{p}")});
-                        }
-                    }
-                    Err(e) if e.kind == wardline_hl7_fhir::MapErrorKind::Internal => {
-                        return Err(FhirError::internal(e.text.clone()));
-                    }
-                    Err(e) => {
-                        let why = format!("no message could be built: {e}");
-                        tracing::warn!(resource = %format!("{}/{}", c.resource_type, c.id), destination = d.name, "{why}");
-                        METRICS.dead_letters.fetch_add(1, Ordering::Relaxed);
-                        rec["status"] = json!("stopped");
-                        rec["statusReason"] = json!({"text": why});
-                        rec["note"] = json!([{"text": why}]);
-                    }
-                }
-                tx.save(rec)?;
+            for b in built {
+                queue(tx, &these, b)?;
             }
         }
         Ok(())
     }
+}
+
+/// Queues one built message (or its dead letter) for each destination.
+fn queue(tx: &mut Tx<'_>, targets: &[&Destination], b: outbound::Built) -> Result<(), FhirError> {
+    let about: Vec<Value> = b.about.iter().map(|r| json!({"reference": r})).collect();
+    let ctrl = match &b.message {
+        Ok(Some(m)) => Message::parse(&m.text)
+            .ok()
+            .and_then(|p| p.control_id().map(|c| c.into_owned()))
+            .unwrap_or_else(control_id),
+        _ => control_id(),
+    };
+    for d in targets {
+        let mut rec = json!({
+            "resourceType": "Communication",
+            "identifier": [{"system": format!("urn:wardline:hl7v2:outbound:{}", d.name), "value": ctrl}],
+            "category": [coding(DIRECTION_SYSTEM, "outbound"), coding(DESTINATION_SYSTEM, &d.name)],
+            "about": about,
+        });
+        match &b.message {
+            Ok(None) => continue,
+            Ok(Some(m)) => {
+                let text = with_receiver(&m.text, d);
+                let (mtype, event) = m
+                    .message_type
+                    .split_once('^')
+                    .unwrap_or((m.message_type.as_str(), ""));
+                let cats = rec["category"].as_array_mut().expect("array");
+                cats.push(coding(MESSAGE_TYPE_SYSTEM, mtype));
+                if !event.is_empty() {
+                    cats.push(coding(EVENT_SYSTEM, event.split('^').next().unwrap_or("")));
+                }
+                rec["status"] = json!("preparation");
+                rec["payload"] = json!([attachment(text.as_bytes(), "message")]);
+                if let Some(p) = &m.patient_id {
+                    rec["subject"] = json!({"reference": format!("Patient/{p}")});
+                }
+            }
+            Err(e) if e.kind == wardline_hl7_fhir::MapErrorKind::Internal => {
+                return Err(FhirError::internal(e.text.clone()));
+            }
+            Err(e) => {
+                let why = format!("no message could be built: {e}");
+                tracing::warn!(resource = %b.about.join(", "), destination = d.name, "{why}");
+                METRICS.dead_letters.fetch_add(1, Ordering::Relaxed);
+                rec["status"] = json!("stopped");
+                rec["statusReason"] = json!({"text": why});
+                rec["note"] = json!([{"text": why}]);
+            }
+        }
+        tx.save(rec)?;
+    }
+    Ok(())
 }
 
 /// The message with MSH-5/MSH-6 set for `d` (outbound messages use the
@@ -271,6 +329,7 @@ pub struct Dispatcher {
     conn: Option<(TcpStream, FrameDecoder)>,
     attempts: HashMap<String, (u32, Instant)>,
     dest_backoff: Option<(Duration, Instant)>,
+    mapping: MappingConfig,
 }
 
 impl Dispatcher {
@@ -288,7 +347,66 @@ impl Dispatcher {
             conn: None,
             attempts: HashMap::new(),
             dest_backoff: None,
+            mapping: MappingConfig::default(),
         }
+    }
+
+    /// The mapping the filler's order replies (ORL^O22 / ORR^O02 as the
+    /// application acknowledgement) are read with; the default otherwise.
+    pub fn with_mapping(mut self, mapping: MappingConfig) -> Dispatcher {
+        self.mapping = mapping;
+        self
+    }
+
+    /// When the reply to a delivered message is an order reply (ORL^O22,
+    /// ORR^O02), applies it to the orders it answers for
+    /// (`inbound::apply`: accepted, filler number, refused or cancelled
+    /// through the order lifecycle) in one transaction whose origin is
+    /// this destination (so the change is not echoed back to it). Returns
+    /// a sentence for the record when it could not be applied.
+    fn apply_reply(&self, reply: &str) -> Option<String> {
+        let msg = Message::parse(reply).ok()?;
+        let ty = msg.message_type().unwrap_or_default().into_owned();
+        let ev = msg.trigger_event().unwrap_or_default().into_owned();
+        if !matches!((ty.as_str(), ev.as_str()), ("ORL", "O22") | ("ORR", "O02")) {
+            return None;
+        }
+        let result = (|| -> Result<Result<String, String>, FhirError> {
+            let access = outbox_access();
+            let mut tx = self.svc.begin(&access)?;
+            tx.set_origin(&self.dest.name);
+            match wardline_hl7_fhir::inbound::apply(
+                &msg,
+                &mut TxRecords::inbound(&mut tx),
+                &self.mapping,
+            ) {
+                Ok(a) => {
+                    tx.commit()?;
+                    Ok(Ok(a.summary))
+                }
+                Err(e) => Ok(Err(match &e.location {
+                    Some(l) => format!("{l}: {}", e.text),
+                    None => e.text,
+                })),
+            }
+        })();
+        match result {
+            Ok(Ok(summary)) => {
+                tracing::info!(
+                    destination = self.dest.name,
+                    "order reply applied: {summary}"
+                );
+                None
+            }
+            Ok(Err(why)) => Some(self.reply_failed(&ty, &ev, &why)),
+            Err(e) => Some(self.reply_failed(&ty, &ev, &e.to_string())),
+        }
+    }
+
+    fn reply_failed(&self, ty: &str, ev: &str, why: &str) -> String {
+        let why = format!("the {ty}^{ev} reply could not be applied: {why}");
+        tracing::warn!(destination = self.dest.name, "{why}");
+        why
     }
 
     /// Starts the dispatcher on its own thread.
@@ -377,6 +495,11 @@ impl Dispatcher {
                     rec["status"] = json!("completed");
                     rec["sent"] = json!(format_instant(now_ms()));
                     push_payload(&mut rec, &reply, "ACK");
+                    if let Some(why) = self.apply_reply(&reply) {
+                        let mut notes = rec["note"].as_array().cloned().unwrap_or_default();
+                        notes.push(json!({"text": why, "time": format_instant(now_ms())}));
+                        rec["note"] = Value::Array(notes);
+                    }
                     self.svc
                         .transact(&outbox_access(), |tx| tx.save(rec).map(|_| ()))?;
                     METRICS.sent.fetch_add(1, Ordering::Relaxed);
@@ -414,6 +537,13 @@ impl Dispatcher {
                 }
                 Err(SendError::Refused(why, reply)) => {
                     self.attempts.remove(&id);
+                    // An order the filler refuses (ORL with AE and ORC UA)
+                    // is cancelled with its reason, though the message is
+                    // a dead letter.
+                    let why = match self.apply_reply(&reply) {
+                        Some(more) => format!("{why}; {more}"),
+                        None => why,
+                    };
                     let mut rec = rec;
                     push_payload(&mut rec, &reply, "ACK");
                     self.dead_letter(rec, &format!("refused by {}: {why}", self.dest.name))?;

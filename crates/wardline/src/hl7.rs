@@ -30,7 +30,9 @@ pub enum Hl7Command {
 #[derive(Args, Clone, Debug)]
 pub struct EngineArgs {
     /// Outbound MLLP destination, NAME=HOST:PORT or
-    /// NAME=HOST:PORT/APPLICATION^FACILITY (repeat, or comma-separate in the
+    /// NAME=HOST:PORT/APPLICATION^FACILITY, optionally followed by
+    /// `;orders=orm` for a system taking orders as ORM^O01 (default: one
+    /// OML^O21 per requisition) (repeat, or comma-separate in the
     /// environment variable).
     #[arg(
         long = "hl7-destination",

@@ -291,6 +291,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             wardline_integration::DispatchConfig::default(),
             stop.clone(),
         )
+        .with_mapping(a.hl7.mapping())
         .spawn();
     }
     let engine = Arc::new(wardline_integration::Engine::new(

@@ -266,8 +266,10 @@
 //!   (titled TXA-16) since content is required.
 pub mod adt;
 mod document;
+mod matching;
 mod orders;
 mod patient;
+mod replies;
 mod sched;
 pub(crate) mod ts;
 pub(crate) mod util;
@@ -303,6 +305,8 @@ pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
         "ADT" => ADT_EVENTS.contains(&trigger_event),
         "ORM" => trigger_event == "O01",
         "OML" => trigger_event == "O21",
+        "ORL" => trigger_event == "O22",
+        "ORR" => trigger_event == "O02",
         "ORU" => trigger_event == "R01",
         "SIU" => SIU_EVENTS.contains(&trigger_event),
         "MDM" => MDM_EVENTS.contains(&trigger_event),
@@ -313,7 +317,10 @@ pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
 /// Whether Wardline maps some events of this message type (an unmapped event
 /// of it is error 201, an unmapped type 200).
 pub fn is_known_type(message_type: &str) -> bool {
-    matches!(message_type, "ADT" | "ORM" | "OML" | "ORU" | "SIU" | "MDM")
+    matches!(
+        message_type,
+        "ADT" | "ORM" | "OML" | "ORL" | "ORR" | "ORU" | "SIU" | "MDM"
+    )
 }
 
 /// Applies the message to the record (see the module doc).
@@ -337,6 +344,7 @@ pub fn apply(
     match ty.as_str() {
         "ADT" => adt::apply(msg, records, cfg, &ev),
         "ORM" | "OML" => orders::apply_order(msg, records, cfg, &format!("{ty}^{ev}")),
+        "ORL" | "ORR" => replies::apply_reply(msg, records, cfg, &format!("{ty}^{ev}")),
         "ORU" => orders::apply_result(msg, records, cfg),
         "SIU" => sched::apply(msg, records, cfg, &ev),
         "MDM" => document::apply(msg, records, cfg, &ev),

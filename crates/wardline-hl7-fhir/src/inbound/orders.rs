@@ -5,9 +5,11 @@ use serde_json::{Map, Value, json};
 use wardline_hl7::{Message, Repetition};
 
 use crate::{MapError, MappingConfig, Records, codes};
+use wardline_workflow::results::unmatched;
 
 use super::Applied;
 use super::adt::find_encounter;
+use super::matching::{self, PatientMatch};
 use super::patient::{self, Mode};
 use super::util::{Seg, base64, codeable, formatted_text, id_of, practitioner, rc, reference};
 
@@ -258,6 +260,11 @@ pub(crate) fn apply_order(
             }
         }
         sr["identifier"] = Value::Array(ids);
+        // ORC-4 placer group number: the requisition the order belongs to.
+        if let Some(group) = o.orc.as_ref().and_then(|c| c.v(4)) {
+            sr["requisition"] =
+                json!({"system": format!("{}/requisition", cfg.identifier_base), "value": group});
+        }
         if let Some(s) = status {
             // The order's lifecycle is the orders domain's: a message may not
             // restart a completed or cancelled order.
@@ -636,8 +643,20 @@ pub(crate) fn apply_result(
     records: &mut dyn Records,
     cfg: &MappingConfig,
 ) -> Result<Applied, MapError> {
-    let patient_id = patient::upsert(msg, records, cfg, Mode::FindOrCreate)?;
-    let encounter = find_encounter(msg, records, cfg)?.map(|e| id_of(&e));
+    // Never a Patient made from a result: the patient is found with
+    // certainty or the result waits in the worklist.
+    let reported = patient::reported(msg, records, cfg)?;
+    let who = matching::patient(msg, records, cfg, reported.as_ref())?;
+    let patient_id = match &who {
+        PatientMatch::Found(p) => Some(id_of(p)),
+        PatientMatch::Unmatched(_) => None,
+    };
+    let encounter = match &patient_id {
+        Some(pid) => find_encounter(msg, records, cfg)?
+            .filter(|e| e["subject"]["reference"] == format!("Patient/{pid}").as_str())
+            .map(|e| id_of(&e)),
+        None => None,
+    };
     let groups: Vec<Order<'_, '_>> = orders(msg)
         .into_iter()
         .filter(|o| o.obr.is_some())
@@ -651,6 +670,7 @@ pub(crate) fn apply_result(
     }
     let obs_system = format!("{}/observation", cfg.identifier_base);
     let mut saved = Vec::new();
+    let mut filed_patient: Option<String> = None;
     for o in &groups {
         let Some(obr) = o.obr else { continue };
         let Some(filler) = first_id(&[(Some(obr), 3), (o.orc, 3)]) else {
@@ -682,12 +702,72 @@ pub(crate) fn apply_result(
                        "identifier": [order_identifier(cfg, false, &filler)]})
             });
         dr["status"] = json!(status);
-        if let Some(placer) = first_id(&[(Some(obr), 2), (o.orc, 2)])
-            && let Some(sr) =
-                records.find_by_identifier("ServiceRequest", &placer_system(cfg), &placer)?
-        {
-            dr["basedOn"] = json!([reference("ServiceRequest", &id_of(&sr))]);
+        let placer = first_id(&[(Some(obr), 2), (o.orc, 2)]);
+        let filed = filed_to(&dr, &who, &obr)?;
+        let (subject, based_on, why) = match filed {
+            Some(f) => f,
+            None => match (
+                &who,
+                matching::order(records, cfg, placer.as_deref(), Some(&filler))?,
+            ) {
+                (PatientMatch::Unmatched(why), _) => (None, None, Some(why.clone())),
+                (PatientMatch::Found(_), Err(why)) => (None, None, Some(why)),
+                (PatientMatch::Found(p), Ok(Some(sr))) => {
+                    let pid = id_of(p);
+                    if sr["subject"]["reference"] == format!("Patient/{pid}").as_str() {
+                        (Some(pid), Some(id_of(&sr)), None)
+                    } else {
+                        (
+                            None,
+                            None,
+                            Some(format!(
+                                "order {} is not an order of Patient/{pid}, whose numbers the result carries",
+                                placer.clone().unwrap_or_else(|| filler.clone())
+                            )),
+                        )
+                    }
+                }
+                (PatientMatch::Found(p), Ok(None)) => (
+                    None,
+                    None,
+                    Some(match &placer {
+                        Some(n) => format!(
+                            "no order with placer number {n} or filler number {filler} (Patient/{} is known)",
+                            id_of(p)
+                        ),
+                        None => format!(
+                            "the result quotes no placer order number and no order has filler number {filler} (Patient/{} is known)",
+                            id_of(p)
+                        ),
+                    }),
+                ),
+            },
+        };
+        match &why {
+            None => {
+                dr["subject"] = reference("Patient", subject.as_deref().unwrap_or_default());
+                dr["basedOn"] = json!([reference(
+                    "ServiceRequest",
+                    based_on.as_deref().unwrap_or_default()
+                )]);
+                unmark(&mut dr);
+            }
+            Some(reason) => {
+                mark_unmatched(
+                    &mut dr,
+                    cfg,
+                    reported.as_ref(),
+                    placer.as_deref(),
+                    &filler,
+                    reason,
+                );
+            }
         }
+        let encounter = if why.is_none() && subject == patient_id {
+            encounter.clone()
+        } else {
+            None
+        };
         if let Some(r) = obr.reps(24).first()
             && let Some(c) =
                 super::util::table_concept(r, "http://terminology.hl7.org/CodeSystem/v2-0074")
@@ -695,7 +775,6 @@ pub(crate) fn apply_result(
             dr["category"] = json!([c]);
         }
         dr["code"] = code;
-        dr["subject"] = reference("Patient", &patient_id);
         if let Some(e) = &encounter {
             dr["encounter"] = reference("Encounter", e);
         }
@@ -762,7 +841,9 @@ pub(crate) fn apply_result(
             }
             ob["status"] = json!(observation_status(obx, status)?);
             ob["code"] = obs_code;
-            ob["subject"] = reference("Patient", &patient_id);
+            if let Some(p) = dr.get("subject") {
+                ob["subject"] = p.clone();
+            }
             if let Some(e) = &encounter {
                 ob["encounter"] = reference("Encounter", e);
             }
@@ -813,14 +894,171 @@ pub(crate) fn apply_result(
         }
         let id = records.save(dr)?;
         saved.push(format!(
-            "DiagnosticReport/{id} ({filler}) {status} with {} observations",
-            results.len()
+            "DiagnosticReport/{id} ({filler}) {status} with {} observations{}",
+            results.len(),
+            match &why {
+                None => String::new(),
+                Some(w) => format!(", unmatched: {w}"),
+            }
         ));
+        if why.is_none() && filed_patient.is_none() {
+            filed_patient = subject;
+        }
     }
     Ok(Applied {
-        summary: format!("ORU^R01: Patient/{patient_id}, {}", saved.join(", ")),
-        patient_id: Some(patient_id),
+        summary: format!(
+            "ORU^R01: {}, {}",
+            filed_patient
+                .as_deref()
+                .map_or("no patient matched".to_owned(), |p| format!("Patient/{p}")),
+            saved.join(", ")
+        ),
+        patient_id: filed_patient,
     })
+}
+
+/// The patient and order a stored report was already filed to (by an
+/// earlier message or by a person matching it from the worklist): they
+/// stand, unless this message names, with certainty, another patient —
+/// then it is refused (a result moves between patients only by a person).
+#[allow(clippy::type_complexity)]
+fn filed_to(
+    stored: &Value,
+    who: &PatientMatch,
+    obr: &Seg<'_, '_>,
+) -> Result<Option<(Option<String>, Option<String>, Option<String>)>, MapError> {
+    let unmatched = stored["meta"]["tag"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["system"] == unmatched::TAG_SYSTEM));
+    let (Some(subject), Some(order)) = (
+        stored["subject"]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("Patient/")),
+        stored["basedOn"][0]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("ServiceRequest/")),
+    ) else {
+        return Ok(None);
+    };
+    if unmatched {
+        return Ok(None);
+    }
+    if let PatientMatch::Found(p) = who
+        && id_of(p) != subject
+    {
+        return Err(MapError::content(
+            207,
+            Some("PID-3"),
+            format!(
+                "report {} is filed to Patient/{subject}, but this message names Patient/{}: a result is moved to another patient only by cancelling it and sending it for the right one",
+                obr.v(3).unwrap_or_default(),
+                id_of(p)
+            ),
+        ));
+    }
+    Ok(Some((
+        Some(subject.to_owned()),
+        Some(order.to_owned()),
+        None,
+    )))
+}
+
+/// Removes the marks of an unmatched report (it is matched now).
+fn unmark(dr: &mut Value) {
+    let Some(o) = dr.as_object_mut() else { return };
+    if let Some(meta) = o.get_mut("meta").and_then(Value::as_object_mut) {
+        if let Some(tags) = meta.get_mut("tag").and_then(Value::as_array_mut) {
+            tags.retain(|t| t["system"] != unmatched::TAG_SYSTEM);
+        }
+        if meta
+            .get("tag")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            meta.shift_remove("tag");
+        }
+    }
+    if let Some(ext) = o.get_mut("extension").and_then(Value::as_array_mut) {
+        ext.retain(|e| {
+            !matches!(
+                e["url"].as_str(),
+                Some(
+                    unmatched::REPORTED_PATIENT_EXT
+                        | unmatched::REPORTED_ORDER_EXT
+                        | unmatched::UNMATCHED_REASON_EXT
+                )
+            )
+        });
+    }
+    if let Some(c) = o.get_mut("contained").and_then(Value::as_array_mut) {
+        c.retain(|r| r["id"] != unmatched::REPORTED_PATIENT_ID);
+    }
+    for k in ["extension", "contained"] {
+        if o.get(k)
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            o.shift_remove(k);
+        }
+    }
+}
+
+/// The shape of an unmatched report (`wardline_workflow::results::unmatched`):
+/// tagged, no subject and no basedOn, what the sender said about the
+/// patient as a contained Patient, the order numbers it quoted, and why.
+fn mark_unmatched(
+    dr: &mut Value,
+    cfg: &MappingConfig,
+    reported: Option<&Value>,
+    placer: Option<&str>,
+    filler: &str,
+    reason: &str,
+) {
+    unmark(dr);
+    if let Some(o) = dr.as_object_mut() {
+        o.shift_remove("subject");
+        o.shift_remove("basedOn");
+        o.shift_remove("encounter");
+    }
+    let mut tags = dr
+        .pointer("/meta/tag")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    tags.push(json!({"system": unmatched::TAG_SYSTEM, "code": unmatched::TAG_CODE}));
+    if !dr.get("meta").is_some_and(Value::is_object) {
+        dr["meta"] = json!({});
+    }
+    dr["meta"]["tag"] = Value::Array(tags);
+    let mut ext = dr
+        .get("extension")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(p) = reported {
+        let mut p = p.clone();
+        p["id"] = json!(unmatched::REPORTED_PATIENT_ID);
+        let mut contained = dr
+            .get("contained")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        contained.push(p);
+        dr["contained"] = Value::Array(contained);
+        ext.push(json!({"url": unmatched::REPORTED_PATIENT_EXT,
+            "valueReference": {"reference": format!("#{}", unmatched::REPORTED_PATIENT_ID)}}));
+    }
+    for (system, value) in [
+        (placer_system(cfg), placer),
+        (filler_system(cfg), Some(filler)),
+    ] {
+        if let Some(v) = value {
+            ext.push(json!({"url": unmatched::REPORTED_ORDER_EXT,
+                "valueIdentifier": {"system": system, "value": v}}));
+        }
+    }
+    ext.push(json!({"url": unmatched::UNMATCHED_REASON_EXT, "valueString": reason}));
+    dr["extension"] = Value::Array(ext);
 }
 
 #[cfg(test)]

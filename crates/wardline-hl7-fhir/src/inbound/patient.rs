@@ -168,6 +168,27 @@ pub(crate) fn upsert(
     }
 }
 
+/// What the message's PID says about the patient, as a Patient that is
+/// not saved (identifiers, names, birth date, sex, address, telecom; no
+/// GP): for a result that cannot be matched, kept as what the sender said.
+/// `None` when there is no PID.
+pub(crate) fn reported(
+    msg: &Message<'_>,
+    records: &mut dyn Records,
+    cfg: &MappingConfig,
+) -> Result<Option<Value>, MapError> {
+    let Some(pid) = Seg::first(msg, "PID") else {
+        return Ok(None);
+    };
+    let ids = identifiers(&pid, 3, cfg)?;
+    let mut p = json!({"resourceType": "Patient"});
+    if !ids.is_empty() {
+        p["identifier"] = Value::Array(ids);
+    }
+    demographics(&mut p, &pid, None, msg, records, cfg)?;
+    Ok(Some(p))
+}
+
 /// Adds the message's identifiers to the stored ones. A different NHS
 /// number replaces the stored one, which is kept under
 /// [`SUPERSEDED_NHS_NUMBER_SYSTEM`] with `use` `old` (UK Core allows one NHS

@@ -116,6 +116,12 @@ impl Seg {
         self
     }
 
+    /// Empties `field`.
+    pub fn clear(&mut self, field: usize) -> &mut Seg {
+        self.fields.remove(&field);
+        self
+    }
+
     /// Does the segment hold any field?
     pub fn has_data(&self) -> bool {
         !self.fields.is_empty()

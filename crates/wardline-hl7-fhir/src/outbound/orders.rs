@@ -1,8 +1,10 @@
-//! ServiceRequest → ORM^O01, DiagnosticReport (+ Observations) → ORU^R01.
+//! ServiceRequest → ORM^O01 or (a requisition) OML^O21, DiagnosticReport
+//! (+ Observations) → ORU^R01.
 
 use serde_json::Value;
 
 use super::datatypes::{ce, ce_of, clinician_id, dtm, dtm_of, number, xcn};
+
 use super::{Ctx, Planned, Rep, Seg, arr, first_code, identifier_value, patient, str_of, visit};
 use crate::{MapError, codes};
 
@@ -48,16 +50,18 @@ fn filler(ctx: &Ctx, resource: &Value) -> Option<String> {
     identifier_value(resource, &system).map(str::to_owned)
 }
 
-// ---- ServiceRequest → ORM^O01 ----
+// ---- ServiceRequest → ORM^O01 / OML^O21 ----
 
-pub(super) fn plan_order(
+/// ORC-1 for a change of a ServiceRequest, or `None` when the change is
+/// not worth a message (see the module documentation of `outbound`).
+fn order_control(
     ctx: &mut Ctx,
     before: Option<&Value>,
     after: &Value,
-) -> Result<Option<Planned>, MapError> {
+) -> Result<Option<&'static str>, MapError> {
     let status = str_of(after, "status").unwrap_or("");
     let voided = |s: &str| matches!(s, "revoked" | "entered-in-error");
-    let control = match before {
+    Ok(Some(match before {
         None if status == "draft" || voided(status) => return Ok(None),
         None => "NW",
         Some(b) => {
@@ -79,6 +83,16 @@ pub(super) fn plan_order(
                 "XO"
             }
         }
+    }))
+}
+
+pub(super) fn plan_order(
+    ctx: &mut Ctx,
+    before: Option<&Value>,
+    after: &Value,
+) -> Result<Option<Planned>, MapError> {
+    let Some(control) = order_control(ctx, before, after)? else {
+        return Ok(None);
     };
     let (mut segments, patient_id) = patient_and_visit(ctx, after)?;
     let mut body = order_segments(ctx, after)?;
@@ -93,6 +107,155 @@ pub(super) fn plan_order(
         segments,
         patient_id,
     }))
+}
+
+/// The requisition (placer group number) of a ServiceRequest:
+/// `{identifier_base}/requisition` in `requisition`, else in `identifier`.
+pub(super) fn requisition(ctx: &Ctx, sr: &Value) -> Option<String> {
+    let system = format!("{}/requisition", ctx.cfg.identifier_base);
+    sr.get("requisition")
+        .filter(|r| str_of(r, "system") == Some(system.as_str()))
+        .and_then(|r| str_of(r, "value"))
+        .or_else(|| identifier_value(sr, &system))
+        .map(str::to_owned)
+}
+
+/// One OML^O21 for the changed ServiceRequests of one requisition (each
+/// `(before, after)`), in the order given: an ORC (with its own ORC-1),
+/// TQ1, OBR, NTEs, an OBX per answered question and an SPM per specimen of
+/// each order that gives a message. `None` when none does.
+pub(super) fn plan_oml(
+    ctx: &mut Ctx,
+    items: &[(Option<&Value>, &Value)],
+) -> Result<Option<Planned>, MapError> {
+    let mut body = Vec::new();
+    let mut first: Option<&Value> = None;
+    for (before, after) in items {
+        let Some(control) = order_control(ctx, *before, after)? else {
+            continue;
+        };
+        if first.is_none() {
+            first = Some(after);
+        }
+        body.extend(oml_order(ctx, after, control)?);
+    }
+    let Some(first) = first else {
+        return Ok(None);
+    };
+    let (mut segments, patient_id) = patient_and_visit(ctx, first)?;
+    segments.extend(body);
+    Ok(Some(Planned {
+        code: "OML",
+        event: "O21",
+        structure: "OML_O21",
+        segments,
+        patient_id,
+    }))
+}
+
+/// The order group of an OML^O21 (HL7 v2.5.1): ORC, TQ1, OBR, NTE, OBX
+/// (questionnaire answers), SPM.
+fn oml_order(ctx: &mut Ctx, sr: &Value, control: &str) -> Result<Vec<Seg>, MapError> {
+    let mut segs = order_segments(ctx, sr)?;
+    let group = requisition(ctx, sr);
+    let priority = str_of(sr, "priority").and_then(|p| codes::to_v2(codes::PRIORITY, p));
+    let start = dtm_of(sr, "occurrenceDateTime")
+        .or_else(|| sr.get("occurrencePeriod").and_then(|p| dtm_of(p, "start")));
+    let timed = priority.is_some() || start.is_some();
+    let mut tq1 = Seg::new("TQ1");
+    tq1.text(1, "1").opt(7, start).opt(9, priority);
+    let mut out = Vec::new();
+    for mut s in segs.drain(..) {
+        match s.id {
+            "ORC" => {
+                s.text(1, control).opt(4, group.as_deref());
+                // v2.5: timing is TQ1, not ORC-7/OBR-27.
+                s.clear(7);
+                out.push(s);
+                if timed {
+                    out.push(tq1.clone());
+                }
+            }
+            "OBR" => {
+                s.clear(27);
+                out.push(s);
+            }
+            _ => out.push(s),
+        }
+    }
+    out.extend(answers(ctx, sr)?);
+    let mut n = 0;
+    for r in arr(sr, "specimen") {
+        if let Some(sp) = ctx.resolve_as(sr, r, "Specimen")? {
+            n += 1;
+            out.push(spm(ctx, n, &sp));
+        }
+    }
+    Ok(out)
+}
+
+/// OBX per answered item of the QuestionnaireResponses in `supportingInfo`
+/// (the questions the department asks: OBX-3 `linkId^question^L`).
+fn answers(ctx: &mut Ctx, sr: &Value) -> Result<Vec<Seg>, MapError> {
+    let mut out = Vec::new();
+    for r in arr(sr, "supportingInfo") {
+        let Some(qr) = ctx.resolve_as(sr, r, "QuestionnaireResponse")? else {
+            continue;
+        };
+        for item in arr(&qr, "item") {
+            let Some(link) = str_of(item, "linkId") else {
+                continue;
+            };
+            let Some(answer) = arr(item, "answer").first() else {
+                continue;
+            };
+            let (dt, value) = if let Some(s) = str_of(answer, "valueString") {
+                ("ST", Rep::text(s))
+            } else if let Some(b) = answer.get("valueBoolean").and_then(Value::as_bool) {
+                ("ID", Rep::text(if b { "Y" } else { "N" }))
+            } else if let Some(n) = answer.get("valueDecimal").and_then(number) {
+                ("NM", Rep::text(n))
+            } else if let Some(n) = answer.get("valueInteger").and_then(number) {
+                ("NM", Rep::text(n))
+            } else if let Some(c) = answer.get("valueCoding") {
+                ("CWE", ce(c))
+            } else {
+                continue;
+            };
+            let mut obx = Seg::new("OBX");
+            obx.text(1, (out.len() + 1).to_string())
+                .text(2, dt)
+                .rep(3, Rep::text(link).opt(2, str_of(item, "text")).c(3, "L"))
+                .rep(5, value)
+                .text(11, "F");
+            out.push(obx);
+        }
+    }
+    Ok(out)
+}
+
+/// SPM of a Specimen: SPM-2 its `{identifier_base}/specimen` identifier
+/// (the label's barcode), else its id; SPM-4 type; SPM-17 collected;
+/// SPM-18 received; SPM-27 container.
+fn spm(ctx: &Ctx, n: usize, sp: &Value) -> Seg {
+    let system = format!("{}/specimen", ctx.cfg.identifier_base);
+    let id = identifier_value(sp, &system).or_else(|| str_of(sp, "id"));
+    let collected = sp
+        .get("collection")
+        .and_then(|c| dtm_of(c, "collectedDateTime"));
+    let container = arr(sp, "container")
+        .first()
+        .and_then(|c| c.get("type"))
+        .map(ce)
+        .unwrap_or_default();
+    let mut s = Seg::new("SPM");
+    s.text(1, n.to_string())
+        .opt(2, id)
+        .rep(4, ce_of(sp, "type"))
+        .opt(17, collected)
+        .opt(18, dtm_of(sp, "receivedTime"))
+        .rep(27, container);
+    s
 }
 
 /// ORC (without ORC-1), OBR and NTEs of a ServiceRequest.
