@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -88,11 +89,12 @@ fn status_tag(active: bool) -> Markup {
 }
 
 fn retest_text(h: Option<u32>) -> String {
+    let plural = |n: u32, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match h {
         None => String::new(),
-        Some(h) if h % (24 * 7) == 0 => format!("{} weeks", h / (24 * 7)),
-        Some(h) if h % 24 == 0 => format!("{} days", h / 24),
-        Some(h) => format!("{h} hours"),
+        Some(h) if h % (24 * 7) == 0 => plural(h / (24 * 7), "week"),
+        Some(h) if h % 24 == 0 => plural(h / 24, "day"),
+        Some(h) => plural(h, "hour"),
     }
 }
 
@@ -1212,29 +1214,39 @@ pub(crate) async fn import_page(State(ui): St, req: Req) -> Response {
 const MAX_FILE: usize = 16 * 1024 * 1024;
 
 /// `POST /ui/catalogue/import` (multipart: `csrf` and the file `bundle`).
-pub(crate) async fn import_post(State(ui): St, req: Req, mut multipart: Multipart) -> Response {
+pub(crate) async fn import_post(
+    State(ui): St,
+    req: Req,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
     let mut fields: HashMap<String, Vec<u8>> = HashMap::new();
     let mut failure = None;
-    loop {
-        match multipart.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                match field.bytes().await {
-                    Ok(b) if b.len() <= MAX_FILE => {
-                        fields.insert(name, b.to_vec());
+    // Not a multipart body: no CSRF token either, so the run refuses it
+    // (401 without a session, 403 with one) before the failure is shown.
+    match multipart {
+        Err(_) => failure = Some("Send the file with the form (a multipart upload)."),
+        Ok(mut multipart) => loop {
+            match multipart.next_field().await {
+                Ok(Some(field)) => {
+                    let name = field.name().unwrap_or_default().to_owned();
+                    match field.bytes().await {
+                        Ok(b) if b.len() <= MAX_FILE => {
+                            fields.insert(name, b.to_vec());
+                        }
+                        Ok(_) => {
+                            failure =
+                                Some("The file is larger than 16 MB: that is not a catalogue.")
+                        }
+                        Err(_) => failure = Some("The upload did not arrive whole. Try again."),
                     }
-                    Ok(_) => {
-                        failure = Some("The file is larger than 16 MB: that is not a catalogue.")
-                    }
-                    Err(_) => failure = Some("The upload did not arrive whole. Try again."),
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    failure = Some("The upload could not be read. Choose the file again.");
+                    break;
                 }
             }
-            Ok(None) => break,
-            Err(_) => {
-                failure = Some("The upload could not be read. Choose the file again.");
-                break;
-            }
-        }
+        },
     }
     // The CSRF token travels in the multipart body; the run checks it.
     let csrf =
@@ -1323,6 +1335,15 @@ mod tests {
             }
             assert_eq!(back, want, "{}", o.id);
         }
+    }
+
+    #[test]
+    fn intervals_read_as_people_say_them() {
+        assert_eq!(retest_text(Some(168)), "1 week");
+        assert_eq!(retest_text(Some(48)), "2 days");
+        assert_eq!(retest_text(Some(1)), "1 hour");
+        assert_eq!(retest_text(Some(2160)), "90 days");
+        assert_eq!(retest_text(None), "");
     }
 
     #[test]
