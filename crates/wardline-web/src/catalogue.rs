@@ -736,9 +736,14 @@ fn orderable_form(
                     .map(|q| (q.url.clone(), q.title.clone())),
             )
             .collect();
+    // The rows filled in (up to the last one), then blank ones to add.
     let rows = (0..200)
         .take_while(|i| f.contains_key(&format!("a{i}_code")))
-        .count()
+        .filter(|i| {
+            !get(f, &format!("a{i}_code")).is_empty() || !get(f, &format!("a{i}_name")).is_empty()
+        })
+        .last()
+        .map_or(0, |i| i + 1)
         + BLANK_ROWS;
     let (action, heading) = match editing {
         Some(id) => (
@@ -793,7 +798,10 @@ fn orderable_form(
             }
             (layout::select("questionnaire", "Questions the requester must answer", &questionnaires, get(f, "questionnaire"), err("questionnaire")))
             (field("retest", "Minimum retest interval (hours)", Some("Ordering it again within this time warns of a duplicate. Leave empty for none."), "nhsuk-input--width-5"))
-            h2 { "Results it produces" }
+            h2 id="results" { "Results it produces" }
+            @if let Some(e) = err("results") {
+                p class="nhsuk-error-message" data-testid="results-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
+            }
             p class="nhsuk-hint" { "Reference limits are inclusive; a value below the critical low or above the critical high is critical. Give male and female ranges only where they differ (then leave the general range empty). Delta: the largest change from the patient's previous result that passes technical validation." }
             @for i in 0..rows {
                 @let k = |n: &str| format!("a{i}_{n}");
@@ -864,7 +872,15 @@ fn save(cx: &Cx, f: &Form, editing: Option<&str>) -> Response {
             enc(&id),
             if editing.is_some() { "saved" } else { "added" }
         )),
-        Err(CatalogueError::Invalid(m)) => again(&[("title".to_owned(), layout::sentence(&m))]),
+        Err(CatalogueError::Invalid(m)) => {
+            // The rule names what is wrong; results' problems go by the results.
+            let at = if m.contains("analyte") {
+                "results"
+            } else {
+                "title"
+            };
+            again(&[(at.to_owned(), layout::sentence(&m))])
+        }
         Err(e) => error_response(&e),
     }
 }
@@ -1186,7 +1202,8 @@ fn import_form(cx: &Cx, errors: &[(String, String)]) -> Markup {
                 @if let Some((_, e)) = errors.first() {
                     span class="nhsuk-error-message" id="bundle-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
                 }
-                input class="nhsuk-file-upload" id="bundle" name="bundle" type="file" accept=".json,application/json,application/fhir+json";
+                input class="nhsuk-file-upload" id="bundle" name="bundle" type="file" accept=".json,application/json,application/fhir+json"
+                    aria-describedby=[(!errors.is_empty()).then_some("bundle-error")];
             }
             button class="nhsuk-button" data-module="nhsuk-button" type="submit" { "Import" }
         }
