@@ -69,6 +69,9 @@
 //!   that sex's range; without a known sex the range is the widest of them,
 //!   so no value is flagged that either sex's range would call normal, and
 //!   critical limits never depend on sex.
+//! * [`Analyte::delta_exceeded`] is the one delta-check calculation (a change
+//!   larger than the absolute limit, or than the percentage of the previous
+//!   value; a change equal to a limit passes).
 //!
 //! The seed catalogue (`wardline-demo`'s `data/order-catalogue.json`) holds
 //! **demonstration values**: adult ranges per common UK laboratory practice
@@ -412,6 +415,23 @@ impl Analyte {
             r["text"] = json!(t);
         }
         vec![r]
+    }
+
+    /// Whether the change from the patient's `previous` result to `value`
+    /// fails the delta check: larger than the absolute limit, or than the
+    /// percentage limit of the previous value (a previous value of zero
+    /// has no percentage change: only the absolute limit applies). Without
+    /// a delta check nothing fails; a value that is not a number fails.
+    pub fn delta_exceeded(&self, previous: f64, value: f64) -> bool {
+        if !previous.is_finite() || !value.is_finite() {
+            return self.delta_absolute.is_some() || self.delta_percent.is_some();
+        }
+        let change = (value - previous).abs();
+        let absolute = self.delta_absolute.is_some_and(|d| change > d);
+        let percent = self
+            .delta_percent
+            .is_some_and(|p| previous != 0.0 && change * 100.0 > p * previous.abs());
+        absolute || percent
     }
 
     /// Parses a result as typed (`5.3`, `-1`, ` 12 `): a finite decimal,
