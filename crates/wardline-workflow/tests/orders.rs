@@ -140,23 +140,16 @@ fn json_of(b: Body) -> Value {
     }
 }
 
-/// Drops empty strings (the seed's INR unit has `text: ""`, which FHIR
-/// refuses; reported to the catalogue's owner).
-fn without_empty_strings(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.retain(|_, x| x != &json!(""));
-            m.values_mut().for_each(without_empty_strings);
-        }
-        Value::Array(a) => a.iter_mut().for_each(without_empty_strings),
-        _ => {}
-    }
-}
-
 fn seed(svc: &FhirService) {
-    let mut bundle = wardline_demo::order_catalogue();
-    without_empty_strings(&mut bundle);
-    let r = svc.handle(req(Method::Post, vec![], vec![], Some(bundle)), &op());
+    let r = svc.handle(
+        req(
+            Method::Post,
+            vec![],
+            vec![],
+            Some(wardline_demo::order_catalogue()),
+        ),
+        &op(),
+    );
     assert_eq!(r.status, 200, "catalogue: {:?}", r.body);
     let rs = [
         json!({"resourceType": "Patient", "id": "f1", "active": true, "gender": "female", "birthDate": "1990-05-01",

@@ -83,8 +83,8 @@ mod admin;
 mod parse;
 
 pub use admin::{
-    CatalogueError, CatalogueRule, ImportReport, check_bundle, import, load_as, resource_as, save_order_set,
-    save_orderable, set_active,
+    CatalogueError, CatalogueRule, ImportReport, check_bundle, import, load_as, resource_as,
+    save_order_set, save_orderable, set_active,
 };
 pub use parse::{parse_order_set, parse_orderable, parse_questionnaire, valid_id};
 
