@@ -328,6 +328,13 @@ fn order_form(
 
 pub(crate) async fn order_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
+        if !cx.role.is_some_and(|r| r.has(Activity::OrderTests)) {
+            return layout::error_page(
+                StatusCode::FORBIDDEN,
+                "You do not have access",
+                "Your position does not include ordering tests or imaging.",
+            );
+        }
         let p = match patient_or_404(cx, &id) {
             Ok(p) => p,
             Err(r) => return r,

@@ -469,6 +469,18 @@ fn a_repeat_within_the_retest_interval_is_a_duplicate_unless_a_reason_is_given()
         let (lines, _) = orders::patient_orders(svc, &doctor(), "f1", 50).unwrap();
         assert_eq!(lines.len(), 1, "{}", b.name);
 
+        // Someone who may not order is refused before the duplicate check:
+        // never told of the patient's other orders.
+        let e = orders::place_at(
+            svc,
+            &as_role(Role::WardClerk),
+            cat,
+            &order("f1", &["path-crp"]),
+            later,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 403, "{}: {e}", b.name);
+
         // Another patient's CRP is no duplicate.
         orders::place_at(svc, &doctor(), cat, &order("m1", &["path-crp"]), later).unwrap();
 

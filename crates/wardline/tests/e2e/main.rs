@@ -21,6 +21,7 @@ mod hl7;
 mod input;
 mod local_time;
 mod merge;
+mod orders;
 mod pmi;
 mod search;
 mod synthea;
