@@ -393,6 +393,17 @@ fn bad_requests_are_refused_naming_what_is_wrong() {
             400,
         );
         refuse(order("nobody", &["path-fbc"]), "no patient", 404);
+        // A retired test is no longer offered.
+        let mut retired = cat.clone();
+        retired
+            .orderables
+            .iter_mut()
+            .find(|o| o.id == "path-esr")
+            .unwrap()
+            .active = false;
+        let e = orders::place_at(svc, &doctor(), &retired, &order("f1", &["path-esr"]), T0)
+            .unwrap_err();
+        assert!(e.message().contains("no longer offered"), "{e}");
         // The X-ray without its clinical indication.
         let mut o = order("f1", &["rad-cxr"]);
         o.answers
