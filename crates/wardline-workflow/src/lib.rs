@@ -26,7 +26,9 @@
 //! * [`orders`] — order communications: the `ServiceRequest` status
 //!   lifecycle every channel obeys; [`orders::catalogue`], what can be
 //!   ordered (tests, examinations, order sets, analytes and their ranges,
-//!   the one home of abnormal flags).
+//!   the one home of abnormal flags); [`orders::request`], requesting from
+//!   the chart (requisitions, specimens, the duplicate-order rule) and
+//!   [`orders::label`], specimen labels with their barcodes.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
