@@ -4,7 +4,7 @@
 //! * `/ui/patients/{id}/order` — choose tests by department (or start from
 //!   an order set: `?set=ID` ticks its tests), the priority, the clinical
 //!   details and, for imaging, the department's questions (revealed under
-//!   the ticked examination). A duplicate within a test's retest interval
+//!   the ticked examination by `orders.js`; all shown without it). A duplicate within a test's retest interval
 //!   is shown with who ordered it and when; the form comes back with the
 //!   tests still ticked and asks for a reason to order again.
 //! * `/ui/requisitions/{r}` — the requisition: its tests with status and
@@ -79,6 +79,14 @@ fn status_tag(status: &str) -> Markup {
 
 fn load_catalogue(cx: &Cx) -> Result<Catalogue, Response> {
     catalogue::load(&cx.svc).map_err(|e| crate::fhir_error(&e))
+}
+
+/// The page's own stylesheet and script (`orders.css`, `orders.js`).
+fn assets() -> Markup {
+    html! {
+        link rel="stylesheet" href={ "/ui/static/orders.css?v=" (crate::assets::version("orders.css")) };
+        script type="module" src={ "/ui/static/orders.js?v=" (crate::assets::version("orders.js")) } {}
+    }
 }
 
 // ---------------------------------------------------------------- the form
@@ -223,7 +231,7 @@ fn department_fieldset(dept: &str, list: &[&Orderable], f: &Form, set: &[String]
                             input class="nhsuk-checkboxes__input" id=(id) name=(name) type="checkbox" value="yes"
                                 checked[checked]
                                 aria-describedby=[(!hint.is_empty()).then(|| format!("{id}-hint"))]
-                                data-aria-controls=[o.questionnaire.as_ref().map(|_| format!("conditional-{id}"))];
+                                data-reveal=[o.questionnaire.as_ref().map(|_| format!("conditional-{id}"))];
                             label class="nhsuk-label nhsuk-checkboxes__label" for=(id) {
                                 (o.title)
                                 @if o.local_code { " " strong class="nhsuk-tag nhsuk-tag--grey" title="A local code, not SNOMED CT" { "Local code" } }
@@ -233,7 +241,7 @@ fn department_fieldset(dept: &str, list: &[&Orderable], f: &Form, set: &[String]
                             }
                         }
                         @if let Some(qn) = &o.questionnaire {
-                            div class="nhsuk-checkboxes__conditional nhsuk-checkboxes__conditional--hidden" id={ "conditional-" (id) } data-testid={ "questions-" (o.id) } {
+                            div class="nhsuk-checkboxes__conditional" id={ "conditional-" (id) } data-testid={ "questions-" (o.id) } {
                                 @for q in &qn.items { (question_field(o, q, f)) }
                             }
                         }
@@ -269,9 +277,10 @@ fn order_form(
     };
     let action = format!("/ui/patients/{}/order", enc(&p.id));
     html! {
+        (assets())
         (layout::back_link(&format!("/ui/patients/{}", enc(&p.id)), "Back to the record"))
         (crate::chart::banner(p, None))
-        h1 { "Order tests" }
+        h2 { "Order tests" }
         @if let Some(e) = error { (layout::error_summary(&[("tests".to_owned(), e.to_owned())])) }
         @let sets: Vec<_> = cat.sets.iter().filter(|s| s.active).collect();
         @if !sets.is_empty() {
@@ -328,6 +337,13 @@ fn order_form(
 
 pub(crate) async fn order_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
+        if !cx.role.is_some_and(|r| r.has(Activity::OrderTests)) {
+            return layout::error_page(
+                StatusCode::FORBIDDEN,
+                "You do not have access",
+                "Your position does not include ordering tests or imaging.",
+            );
+        }
         let p = match patient_or_404(cx, &id) {
             Ok(p) => p,
             Err(r) => return r,
@@ -404,7 +420,7 @@ pub(crate) async fn requisition_page(State(ui): St, req: Req, Path(r): Path<Stri
             }
             (layout::back_link(&format!("/ui/patients/{}", enc(&rq.patient.id)), "Back to the record"))
             (crate::chart::banner(&rq.patient, None))
-            h1 { "Requisition " span data-testid="requisition" { (rq.requisition) } }
+            h2 { "Requisition " span data-testid="requisition" { (rq.requisition) } }
             dl class="nhsuk-summary-list" {
                 div class="nhsuk-summary-list__row" {
                     dt class="nhsuk-summary-list__key" { "Requested" }
@@ -529,7 +545,8 @@ fn label_markup(l: &label::Label) -> Markup {
                 @if l.priority != "routine" { " · " strong { (priority_label(&l.priority).to_uppercase()) } }
             }
             p class="wl-label__line" data-testid="label-tube" {
-                (l.container) @if let Some(c) = &l.colour { " – " (c) }
+                (l.container)
+                @if let Some(c) = l.colour.as_ref().filter(|c| !l.container.to_lowercase().contains(&c.to_lowercase())) { " – " (c) }
             }
             p class="wl-label__line" data-testid="label-tests" { (l.tests.join(", ")) }
             div class="wl-label__barcode" data-testid="label-barcode" { (PreEscaped(&l.barcode)) }
@@ -548,8 +565,7 @@ pub(crate) async fn labels_page(State(ui): St, req: Req, Path(r): Path<String>) 
             Err(e) => return orders_error(&e),
         };
         let body = html! {
-            link rel="stylesheet" href={ "/ui/static/orders.css?v=" (crate::assets::version("orders.css")) };
-            script type="module" src={ "/ui/static/orders.js?v=" (crate::assets::version("orders.js")) } {}
+            (assets())
             div class="wl-no-print" {
                 (layout::back_link(&format!("/ui/requisitions/{}", enc(&rq.requisition)), "Back to the requisition"))
                 h1 { "Specimen labels" }
@@ -723,10 +739,7 @@ mod tests {
         let o = orderable("rad-cxr", Some(questions()));
         let m = department_fieldset("radiology", &[&o], &Form::new(), &["rad-cxr".to_owned()])
             .into_string();
-        assert!(
-            m.contains(r#"data-aria-controls="conditional-t-rad-cxr""#),
-            "{m}"
-        );
+        assert!(m.contains(r#"data-reveal="conditional-t-rad-cxr""#), "{m}");
         assert!(m.contains(r#"id="conditional-t-rad-cxr""#), "{m}");
         assert!(m.contains(r#"name="q:rad-cxr:clinical-indication""#), "{m}");
         assert!(m.contains("checked"), "an order set ticks its tests: {m}");

@@ -26,7 +26,9 @@
 //! * [`orders`] — order communications: the `ServiceRequest` status
 //!   lifecycle every channel obeys; [`orders::catalogue`], what can be
 //!   ordered (tests, examinations, order sets, analytes and their ranges,
-//!   the one home of abnormal flags).
+//!   the one home of abnormal flags); [`orders::request`], requesting from
+//!   the chart (requisitions, specimens, the duplicate-order rule) and
+//!   [`orders::label`], specimen labels with their barcodes.
 //! * [`results`] — results: the `DiagnosticReport` status rules every
 //!   channel obeys, matched results told to the requester's inbox (and
 //!   corrections to everyone who read them), acknowledgement, escalation

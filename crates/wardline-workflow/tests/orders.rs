@@ -140,23 +140,16 @@ fn json_of(b: Body) -> Value {
     }
 }
 
-/// Drops empty strings (the seed's INR unit has `text: ""`, which FHIR
-/// refuses; reported to the catalogue's owner).
-fn without_empty_strings(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.retain(|_, x| x != &json!(""));
-            m.values_mut().for_each(without_empty_strings);
-        }
-        Value::Array(a) => a.iter_mut().for_each(without_empty_strings),
-        _ => {}
-    }
-}
-
 fn seed(svc: &FhirService) {
-    let mut bundle = wardline_demo::order_catalogue();
-    without_empty_strings(&mut bundle);
-    let r = svc.handle(req(Method::Post, vec![], vec![], Some(bundle)), &op());
+    let r = svc.handle(
+        req(
+            Method::Post,
+            vec![],
+            vec![],
+            Some(wardline_demo::order_catalogue()),
+        ),
+        &op(),
+    );
     assert_eq!(r.status, 200, "catalogue: {:?}", r.body);
     let rs = [
         json!({"resourceType": "Patient", "id": "f1", "active": true, "gender": "female", "birthDate": "1990-05-01",
@@ -400,6 +393,17 @@ fn bad_requests_are_refused_naming_what_is_wrong() {
             400,
         );
         refuse(order("nobody", &["path-fbc"]), "no patient", 404);
+        // A retired test is no longer offered.
+        let mut retired = cat.clone();
+        retired
+            .orderables
+            .iter_mut()
+            .find(|o| o.id == "path-esr")
+            .unwrap()
+            .active = false;
+        let e = orders::place_at(svc, &doctor(), &retired, &order("f1", &["path-esr"]), T0)
+            .unwrap_err();
+        assert!(e.message().contains("no longer offered"), "{e}");
         // The X-ray without its clinical indication.
         let mut o = order("f1", &["rad-cxr"]);
         o.answers
@@ -475,6 +479,18 @@ fn a_repeat_within_the_retest_interval_is_a_duplicate_unless_a_reason_is_given()
         // Nothing was placed, and no number was used.
         let (lines, _) = orders::patient_orders(svc, &doctor(), "f1", 50).unwrap();
         assert_eq!(lines.len(), 1, "{}", b.name);
+
+        // Someone who may not order is refused before the duplicate check:
+        // never told of the patient's other orders.
+        let e = orders::place_at(
+            svc,
+            &as_role(Role::WardClerk),
+            cat,
+            &order("f1", &["path-crp"]),
+            later,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 403, "{}: {e}", b.name);
 
         // Another patient's CRP is no duplicate.
         orders::place_at(svc, &doctor(), cat, &order("m1", &["path-crp"]), later).unwrap();

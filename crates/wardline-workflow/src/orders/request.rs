@@ -740,6 +740,21 @@ pub fn place_in(
         .map(str::trim)
         .filter(|r| !r.is_empty());
 
+    // --- may the caller write what this places? (before anything is read:
+    // a refusal never tells them about the patient's other orders) -------
+    let mut types = vec!["ServiceRequest"];
+    if chosen.iter().any(|o| !o.imaging && o.specimen.is_some()) {
+        types.push("Specimen");
+    }
+    if chosen.iter().any(|o| o.questionnaire.is_some()) {
+        types.push("QuestionnaireResponse");
+    }
+    for t in types {
+        tx.access()
+            .check_type(wardline_core::Op::Create, Some(t))
+            .map_err(OrdersError::from)?;
+    }
+
     // --- the patient, locked with the sequence ------------------------
     tx.lock(&[
         format!("orders:Patient/{patient_id}"),

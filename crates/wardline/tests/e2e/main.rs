@@ -22,6 +22,7 @@ mod hl7;
 mod input;
 mod local_time;
 mod merge;
+mod orders;
 mod orders_hl7;
 mod pmi;
 mod search;
