@@ -589,6 +589,13 @@ pub fn acknowledge(
         .to_owned();
     tx.lock(&[report_lock(&report_id)])?;
     let t = load_task(&mut tx, task)?;
+    // The acknowledger must be allowed to see the result itself (and the
+    // audit event names its patient).
+    if tx.get("DiagnosticReport", &report_id)?.is_none() {
+        return Err(ResultsError::NotFound(format!(
+            "DiagnosticReport/{report_id} not found."
+        )));
+    }
     match t["status"].as_str() {
         Some("completed") => {
             return Err(ResultsError::Conflict(format!(

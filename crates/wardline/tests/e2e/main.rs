@@ -22,6 +22,7 @@ mod input;
 mod local_time;
 mod merge;
 mod pmi;
+mod results;
 mod search;
 mod synthea;
 mod ui;
