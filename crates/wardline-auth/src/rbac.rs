@@ -215,6 +215,22 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "Location" if op == Op::Update => R::AnyOf(&[A::ManageDirectory, A::Adt]),
         "Practitioner" | "PractitionerRole" if read => R::AnyStaff,
         "Practitioner" | "PractitionerRole" => R::Activity(A::ManageUsers),
+        // The order catalogue (issue 16): every member of staff reads what
+        // can be ordered; catalogue managers change it.
+        "ActivityDefinition"
+        | "PlanDefinition"
+        | "SpecimenDefinition"
+        | "ObservationDefinition"
+        | "Questionnaire"
+            if read =>
+        {
+            R::AnyStaff
+        }
+        "ActivityDefinition"
+        | "PlanDefinition"
+        | "SpecimenDefinition"
+        | "ObservationDefinition"
+        | "Questionnaire" => R::Activity(A::ManageCatalogue),
         "Organization"
         | "Location"
         | "HealthcareService"

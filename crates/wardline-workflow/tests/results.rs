@@ -671,3 +671,85 @@ fn the_inbox_puts_critical_and_new_first() {
         assert!(matches!(e, ResultsError::Invalid(_)));
     }
 }
+
+#[test]
+fn values_sent_without_flags_are_flagged_from_the_catalogue() {
+    for b in backends("interpret") {
+        let svc = &b.svc;
+        wardline_workflow::orders::catalogue::import(svc, &op(), &wardline_demo::order_catalogue())
+            .unwrap();
+        let bare = |v: f64, unit: &str| {
+            json!({"resourceType": "Observation",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3", "display": "Potassium"}]},
+                "valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
+        };
+        // 7.0 mmol/L is above the catalogue's critical high (6.5): critical.
+        let r = results::receive(
+            svc,
+            &op(),
+            incoming(
+                report("I1", Some("sr1"), Some("p1"), "final"),
+                vec![bare(7.0, "mmol/L")],
+            ),
+            T0,
+        )
+        .unwrap();
+        assert_eq!(task(svc, &r.notified[0])["priority"], "stat", "{}", b.name);
+        let rep = svc
+            .read_as(&op(), "DiagnosticReport", &r.report)
+            .unwrap()
+            .unwrap();
+        let oid = rep["result"][0]["reference"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("Observation/")
+            .unwrap()
+            .to_owned();
+        let o = svc.read_as(&op(), "Observation", &oid).unwrap().unwrap();
+        assert_eq!(
+            o["interpretation"][0]["coding"][0]["code"], "HH",
+            "{}",
+            b.name
+        );
+        assert_eq!(o["referenceRange"][0]["low"]["value"], 3.5);
+        // A flag sent is kept as sent.
+        let mut sent = bare(4.0, "mmol/L");
+        sent["interpretation"] = json!([{"coding": [{"code": "H"}]}]);
+        let r = results::receive(
+            svc,
+            &op(),
+            incoming(report("I2", Some("sr1"), Some("p1"), "final"), vec![sent]),
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            task(svc, &r.notified[0])["priority"],
+            "urgent",
+            "{}",
+            b.name
+        );
+        // Another unit than the analyte's: not flagged by its ranges.
+        let r = results::receive(
+            svc,
+            &op(),
+            incoming(
+                report("I3", Some("sr1"), Some("p1"), "final"),
+                vec![bare(27.0, "mg/dL")],
+            ),
+            T0,
+        )
+        .unwrap();
+        let rep = svc
+            .read_as(&op(), "DiagnosticReport", &r.report)
+            .unwrap()
+            .unwrap();
+        let oid = rep["result"][0]["reference"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("Observation/")
+            .unwrap()
+            .to_owned();
+        let o = svc.read_as(&op(), "Observation", &oid).unwrap().unwrap();
+        assert!(o.get("interpretation").is_none(), "{}: {o}", b.name);
+    }
+}
