@@ -306,6 +306,8 @@ fn no_acknowledgement_without_reading_and_only_by_the_team() {
 
         let v = results::open(svc, &person("dr1"), t, T0 + Duration::minutes(5)).unwrap();
         assert!(v.may_acknowledge);
+        assert_eq!(v.read_by[0].0, "Ravi Patel", "who read it, by name");
+        assert_eq!(v.owner.as_deref(), Some("Ravi Patel"));
         assert_eq!(v.flag, Flag::Critical);
         assert_eq!(
             v.observations[0].flag_words.as_deref(),
