@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -88,11 +89,12 @@ fn status_tag(active: bool) -> Markup {
 }
 
 fn retest_text(h: Option<u32>) -> String {
+    let plural = |n: u32, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match h {
         None => String::new(),
-        Some(h) if h % (24 * 7) == 0 => format!("{} weeks", h / (24 * 7)),
-        Some(h) if h % 24 == 0 => format!("{} days", h / 24),
-        Some(h) => format!("{h} hours"),
+        Some(h) if h % (24 * 7) == 0 => plural(h / (24 * 7), "week"),
+        Some(h) if h % 24 == 0 => plural(h / 24, "day"),
+        Some(h) => plural(h, "hour"),
     }
 }
 
@@ -734,9 +736,14 @@ fn orderable_form(
                     .map(|q| (q.url.clone(), q.title.clone())),
             )
             .collect();
+    // The rows filled in (up to the last one), then blank ones to add.
     let rows = (0..200)
         .take_while(|i| f.contains_key(&format!("a{i}_code")))
-        .count()
+        .filter(|i| {
+            !get(f, &format!("a{i}_code")).is_empty() || !get(f, &format!("a{i}_name")).is_empty()
+        })
+        .last()
+        .map_or(0, |i| i + 1)
         + BLANK_ROWS;
     let (action, heading) = match editing {
         Some(id) => (
@@ -791,7 +798,10 @@ fn orderable_form(
             }
             (layout::select("questionnaire", "Questions the requester must answer", &questionnaires, get(f, "questionnaire"), err("questionnaire")))
             (field("retest", "Minimum retest interval (hours)", Some("Ordering it again within this time warns of a duplicate. Leave empty for none."), "nhsuk-input--width-5"))
-            h2 { "Results it produces" }
+            h2 id="results" { "Results it produces" }
+            @if let Some(e) = err("results") {
+                p class="nhsuk-error-message" data-testid="results-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
+            }
             p class="nhsuk-hint" { "Reference limits are inclusive; a value below the critical low or above the critical high is critical. Give male and female ranges only where they differ (then leave the general range empty). Delta: the largest change from the patient's previous result that passes technical validation." }
             @for i in 0..rows {
                 @let k = |n: &str| format!("a{i}_{n}");
@@ -862,7 +872,15 @@ fn save(cx: &Cx, f: &Form, editing: Option<&str>) -> Response {
             enc(&id),
             if editing.is_some() { "saved" } else { "added" }
         )),
-        Err(CatalogueError::Invalid(m)) => again(&[("title".to_owned(), layout::sentence(&m))]),
+        Err(CatalogueError::Invalid(m)) => {
+            // The rule names what is wrong; results' problems go by the results.
+            let at = if m.contains("analyte") {
+                "results"
+            } else {
+                "title"
+            };
+            again(&[(at.to_owned(), layout::sentence(&m))])
+        }
         Err(e) => error_response(&e),
     }
 }
@@ -1184,7 +1202,8 @@ fn import_form(cx: &Cx, errors: &[(String, String)]) -> Markup {
                 @if let Some((_, e)) = errors.first() {
                     span class="nhsuk-error-message" id="bundle-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
                 }
-                input class="nhsuk-file-upload" id="bundle" name="bundle" type="file" accept=".json,application/json,application/fhir+json";
+                input class="nhsuk-file-upload" id="bundle" name="bundle" type="file" accept=".json,application/json,application/fhir+json"
+                    aria-describedby=[(!errors.is_empty()).then_some("bundle-error")];
             }
             button class="nhsuk-button" data-module="nhsuk-button" type="submit" { "Import" }
         }
@@ -1212,29 +1231,39 @@ pub(crate) async fn import_page(State(ui): St, req: Req) -> Response {
 const MAX_FILE: usize = 16 * 1024 * 1024;
 
 /// `POST /ui/catalogue/import` (multipart: `csrf` and the file `bundle`).
-pub(crate) async fn import_post(State(ui): St, req: Req, mut multipart: Multipart) -> Response {
+pub(crate) async fn import_post(
+    State(ui): St,
+    req: Req,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
     let mut fields: HashMap<String, Vec<u8>> = HashMap::new();
     let mut failure = None;
-    loop {
-        match multipart.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                match field.bytes().await {
-                    Ok(b) if b.len() <= MAX_FILE => {
-                        fields.insert(name, b.to_vec());
+    // Not a multipart body: no CSRF token either, so the run refuses it
+    // (401 without a session, 403 with one) before the failure is shown.
+    match multipart {
+        Err(_) => failure = Some("Send the file with the form (a multipart upload)."),
+        Ok(mut multipart) => loop {
+            match multipart.next_field().await {
+                Ok(Some(field)) => {
+                    let name = field.name().unwrap_or_default().to_owned();
+                    match field.bytes().await {
+                        Ok(b) if b.len() <= MAX_FILE => {
+                            fields.insert(name, b.to_vec());
+                        }
+                        Ok(_) => {
+                            failure =
+                                Some("The file is larger than 16 MB: that is not a catalogue.")
+                        }
+                        Err(_) => failure = Some("The upload did not arrive whole. Try again."),
                     }
-                    Ok(_) => {
-                        failure = Some("The file is larger than 16 MB: that is not a catalogue.")
-                    }
-                    Err(_) => failure = Some("The upload did not arrive whole. Try again."),
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    failure = Some("The upload could not be read. Choose the file again.");
+                    break;
                 }
             }
-            Ok(None) => break,
-            Err(_) => {
-                failure = Some("The upload could not be read. Choose the file again.");
-                break;
-            }
-        }
+        },
     }
     // The CSRF token travels in the multipart body; the run checks it.
     let csrf =
@@ -1323,6 +1352,15 @@ mod tests {
             }
             assert_eq!(back, want, "{}", o.id);
         }
+    }
+
+    #[test]
+    fn intervals_read_as_people_say_them() {
+        assert_eq!(retest_text(Some(168)), "1 week");
+        assert_eq!(retest_text(Some(48)), "2 days");
+        assert_eq!(retest_text(Some(1)), "1 hour");
+        assert_eq!(retest_text(Some(2160)), "90 days");
+        assert_eq!(retest_text(None), "");
     }
 
     #[test]

@@ -108,6 +108,9 @@ impl WriteRule for CatalogueRule {
 
     fn check(&self, tx: &mut RuleTx<'_, '_>, write: &ProposedWrite<'_>) -> Result<(), FhirError> {
         let r = write.resource;
+        if !in_catalogue(r) {
+            return Ok(());
+        }
         let refuse = |why: String| {
             FhirError::new(
                 422,
@@ -117,14 +120,7 @@ impl WriteRule for CatalogueRule {
             .at(write.resource_type)
         };
         match write.resource_type {
-            "Questionnaire" => {
-                // Only the catalogue's questionnaires (urls under the base)
-                // are its to check; others are other modules' forms.
-                if r["url"].as_str().is_some_and(|u| u.starts_with(BASE)) {
-                    parse_questionnaire(r).map_err(refuse)?;
-                }
-                Ok(())
-            }
+            "Questionnaire" => parse_questionnaire(r).map(|_| ()).map_err(refuse),
             "ActivityDefinition" => {
                 let mut qs = HashMap::new();
                 if let Some(url) = ext(r, QUESTIONNAIRE).and_then(|e| e["valueCanonical"].as_str())
@@ -141,17 +137,10 @@ impl WriteRule for CatalogueRule {
                 parse_orderable(r, &qs).map(|_| ()).map_err(refuse)
             }
             _ => {
-                if !r["type"]["coding"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["code"] == "order-set")
-                {
-                    return Ok(());
-                }
                 let ads = json_all(tx.reader(), "ActivityDefinition")?;
                 let lookup = |u: &str| {
                     ads.iter()
+                        .filter(|a| in_catalogue(a))
                         .find(|a| a["url"] == u)
                         .and_then(|a| a["id"].as_str().map(str::to_owned))
                 };
