@@ -755,3 +755,65 @@ fn values_sent_without_flags_are_flagged_from_the_catalogue() {
         assert!(o.get("interpretation").is_none(), "{}: {o}", b.name);
     }
 }
+
+#[test]
+fn the_same_result_from_two_channels_at_once_is_stored_and_told_once() {
+    for b in backends("race") {
+        let svc = Arc::new(b.svc);
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let svc = svc.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    // A laboratory release and an HL7 resend of the same report.
+                    let source = if i == 0 {
+                        Source::Laboratory
+                    } else {
+                        Source::Hl7 {
+                            sender: "LAB".into(),
+                        }
+                    };
+                    loop {
+                        match results::receive(
+                            &svc,
+                            &op(),
+                            Incoming {
+                                report: report("RACE1", Some("sr1"), Some("p1"), "final"),
+                                observations: vec![potassium(6.8, "HH")],
+                                source: source.clone(),
+                            },
+                            T0,
+                        ) {
+                            // A deadlock or write clash between the two is a 409 to retry.
+                            Err(ResultsError::Conflict(m)) if m.contains("at the same moment") => {
+                                continue;
+                            }
+                            other => return other.unwrap(),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(got[0].report, got[1].report, "{}: one report", b.name);
+        assert_eq!(
+            got.iter().map(|g| g.notified.len()).sum::<usize>(),
+            1,
+            "{}: told once",
+            b.name
+        );
+        let reports = svc
+            .search_as(
+                &op(),
+                "DiagnosticReport",
+                &[(
+                    "identifier",
+                    "https://fhir.wardline.invalid/Id/filler-order|RACE1",
+                )],
+            )
+            .unwrap();
+        assert_eq!(reports.resources.len(), 1, "{}", b.name);
+    }
+}

@@ -29,7 +29,11 @@
 //!   writes new *versions* of the same Observations (an incoming
 //!   Observation without an id takes the id of the report's earlier
 //!   Observation with the same code), so the history keeps every earlier
-//!   value.
+//!   value. A report is the same report when it has the same `id`, or
+//!   shares an `identifier` (the filler's accession number) with a stored
+//!   one; the identifiers are locked before the look-up, so the same result
+//!   arriving on two channels at once is stored and told once. A report
+//!   with neither is always new.
 //! * **The inbox** ([`inbox`]) is `Task`s: `code` [`TASK_SYSTEM`]`|`
 //!   [`RESULT_REVIEW`], `focus` the report, `for` the patient, `owner` the
 //!   requester (`ServiceRequest.requester`), `status` `requested` (new) →
