@@ -352,6 +352,18 @@ fn no_acknowledgement_without_reading_and_only_by_the_team() {
         // Not twice.
         let e = results::acknowledge(svc, &person("dr1"), t, "filed", None, T0).unwrap_err();
         assert_eq!(e.status(), 409);
+        // Off the inbox, on the acknowledged queue.
+        assert!(
+            inbox(svc, &op(), "Practitioner/dr1", 1)
+                .unwrap()
+                .items
+                .is_empty(),
+            "{}",
+            b.name
+        );
+        let done = inbox_queue(svc, &op(), "Practitioner/dr1", Queue::Done, 1).unwrap();
+        assert_eq!(done.items.len(), 1, "{}", b.name);
+        assert_eq!(done.items[0].state, "acknowledged");
     }
 }
 
