@@ -465,6 +465,8 @@ fn involves(
 ///   a team or partner, not the whole trust);
 /// * a booked or arrived appointment naming its practitioner, the position
 ///   or one of its locations;
+/// * an open task for the patient naming its practitioner or the position
+///   (a result to review in their inbox, an escalation, a follow-up);
 /// * the patient's registered GP practice or GP (`generalPractitioner`, or
 ///   `managingOrganization` when that is a partner organisation).
 pub fn relationship(
@@ -473,12 +475,19 @@ pub fn relationship(
     pos: &Position,
     patient: &str,
 ) -> Result<bool, FhirError> {
-    let checks: [(&str, &str); 5] = [
+    let checks: [(&str, &str); 6] = [
         ("Encounter", "planned,arrived,triaged,in-progress,onleave"),
         ("EpisodeOfCare", "active,waitlist"),
         ("CareTeam", "active"),
         ("ServiceRequest", "active,draft,on-hold"),
         ("Appointment", "booked,arrived,checked-in,pending"),
+        // Work given to them about the patient: a result to review (which
+        // outlives the request, completed when the result is released), an
+        // escalation, a follow-up.
+        (
+            "Task",
+            "requested,received,accepted,ready,in-progress,on-hold",
+        ),
     ];
     for (t, statuses) in checks {
         for v in dir.search(

@@ -140,6 +140,13 @@ fn submit_then_inbox_acknowledge_and_escalate_over_http() {
     assert!(row.contains("data-flag=\"critical\""), "{row}");
     assert!(html.contains("RESULTSON, Rita"), "{html}");
 
+    // The laboratory completes the request when it releases the result: the
+    // result to review keeps the requester's relationship with the patient.
+    let mut done_sr = s.get(&format!("/fhir/{sr}")).body;
+    done_sr["status"] = json!("completed");
+    let put = s.put(&format!("/fhir/{sr}"), &done_sr);
+    assert_eq!(put.status, 200, "{}", put.brief());
+
     // Acknowledging before opening is refused.
     let token = csrf(&root, &c);
     let early = c
