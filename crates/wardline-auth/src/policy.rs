@@ -465,8 +465,9 @@ fn involves(
 ///   a team or partner, not the whole trust);
 /// * a booked or arrived appointment naming its practitioner, the position
 ///   or one of its locations;
-/// * an open task for the patient naming its practitioner or the position
-///   (a result to review in their inbox, an escalation, a follow-up);
+/// * an open results task for the patient owned by its practitioner or the
+///   position (a result to review in their inbox, an escalation, a
+///   follow-up of one; [`rbac::RESULT_TASK_CODES`]);
 /// * the patient's registered GP practice or GP (`generalPractitioner`, or
 ///   `managingOrganization` when that is a partner organisation).
 pub fn relationship(
@@ -475,19 +476,12 @@ pub fn relationship(
     pos: &Position,
     patient: &str,
 ) -> Result<bool, FhirError> {
-    let checks: [(&str, &str); 6] = [
+    let checks: [(&str, &str); 5] = [
         ("Encounter", "planned,arrived,triaged,in-progress,onleave"),
         ("EpisodeOfCare", "active,waitlist"),
         ("CareTeam", "active"),
         ("ServiceRequest", "active,draft,on-hold"),
         ("Appointment", "booked,arrived,checked-in,pending"),
-        // Work given to them about the patient: a result to review (which
-        // outlives the request, completed when the result is released), an
-        // escalation, a follow-up.
-        (
-            "Task",
-            "requested,received,accepted,ready,in-progress,on-hold",
-        ),
     ];
     for (t, statuses) in checks {
         for v in dir.search(
@@ -501,6 +495,40 @@ pub fn relationship(
             if involves(dir, reader, pos, &v)? {
                 return Ok(true);
             }
+        }
+    }
+    // A result in their inbox (which outlives the request: the laboratory
+    // completes it when it releases the result), an escalation or a
+    // follow-up of one: an open results Task for the patient *owned* by
+    // the practitioner or the position. Only these codes and only the
+    // owner: other tasks name people for other reasons (the requester of a
+    // break-glass review must not keep access through it).
+    for v in dir.search(
+        reader,
+        "Task",
+        &[
+            ("patient", format!("Patient/{patient}")),
+            (
+                "status",
+                "requested,received,accepted,ready,in-progress,on-hold".to_owned(),
+            ),
+            (
+                "code",
+                rbac::RESULT_TASK_CODES
+                    .iter()
+                    .map(|c| format!("{}|{c}", crate::directory::TASK_SYSTEM))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ],
+    )? {
+        let owner = v.get("owner").and_then(|o| {
+            reference_id(o, "Practitioner")
+                .filter(|id| *id == pos.practitioner)
+                .or_else(|| reference_id(o, "PractitionerRole").filter(|id| *id == pos.id))
+        });
+        if owner.is_some() {
+            return Ok(true);
         }
     }
     if let Some(p) = reader.read("Patient", patient)?.filter(|r| !r.deleted)

@@ -342,6 +342,16 @@ pub fn task_permitted(role: Role, op: Op, task_json: &str) -> bool {
 /// review: the inbox item a laboratory's release creates.
 pub const RESULT_REVIEW_CODE: &str = "result-review";
 
+/// `Task.code`s of the results inbox (a result to review, an escalation, the
+/// follow-ups of an acknowledgement): an open one owned by a clinician is a
+/// legitimate relationship with its patient (`policy::relationship`).
+pub const RESULT_TASK_CODES: [&str; 4] = [
+    RESULT_REVIEW_CODE,
+    "result-escalation",
+    "result-action",
+    "contact-patient",
+];
+
 /// A built-in role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {

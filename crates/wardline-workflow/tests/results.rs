@@ -829,3 +829,19 @@ fn the_same_result_from_two_channels_at_once_is_stored_and_told_once() {
         assert_eq!(reports.resources.len(), 1, "{}", b.name);
     }
 }
+
+#[test]
+fn the_policy_knows_the_inbox_task_codes() {
+    // An open one owned by a clinician relates them to the patient
+    // (`wardline_auth::policy::relationship`): the two lists are one.
+    assert_eq!(
+        wardline_auth::rbac::RESULT_TASK_CODES,
+        [
+            results::RESULT_REVIEW,
+            results::RESULT_ESCALATION,
+            results::RESULT_ACTION,
+            results::CONTACT_PATIENT
+        ]
+    );
+    assert_eq!(wardline_auth::rbac::RESULT_REVIEW_CODE, results::RESULT_REVIEW);
+}
