@@ -843,5 +843,8 @@ fn the_policy_knows_the_inbox_task_codes() {
             results::CONTACT_PATIENT
         ]
     );
-    assert_eq!(wardline_auth::rbac::RESULT_REVIEW_CODE, results::RESULT_REVIEW);
+    assert_eq!(
+        wardline_auth::rbac::RESULT_REVIEW_CODE,
+        results::RESULT_REVIEW
+    );
 }
