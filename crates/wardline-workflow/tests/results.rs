@@ -270,6 +270,35 @@ fn unmatched_results_go_to_the_worklist_and_tell_nobody() {
         .unwrap();
         assert!(!r.matched && r.notified.is_empty(), "{}", b.name);
         assert!(tasks_of(svc, &r.report).is_empty());
+        // A later version of a result never moves it to another patient.
+        let first = results::receive(
+            svc,
+            &op(),
+            incoming(
+                report("L9", Some("sr1"), Some("p1"), "preliminary"),
+                vec![potassium(6.8, "HH")],
+            ),
+            T0,
+        )
+        .unwrap();
+        let e = results::receive(
+            svc,
+            &op(),
+            incoming(
+                report("L9", Some("sr2"), Some("p2"), "final"),
+                vec![potassium(6.8, "HH")],
+            ),
+            T0,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 409, "{}: {e}", b.name);
+        assert!(e.message().contains("another patient"), "{e}");
+        let kept = svc
+            .read_as(&op(), "DiagnosticReport", &first.report)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept["subject"]["reference"], "Patient/p1");
+        assert_eq!(kept["status"], "preliminary");
         // notify_in refuses an unmatched report.
         let a = op();
         let mut tx = svc.begin(&a).unwrap();

@@ -918,6 +918,20 @@ pub fn receive_in(
         None => Vec::new(),
     };
     let to = report["status"].as_str().unwrap_or("unknown").to_owned();
+    // A later version never moves a result to another patient: that is a
+    // different result, or a misfiled one for a person to sort out.
+    if let Some(o) = &old
+        && let (Some(was), Some(now)) = (
+            reference_of(&o["subject"]),
+            reference_of(&report["subject"]),
+        )
+        && was != now
+    {
+        return Err(ResultsError::Conflict(format!(
+            "DiagnosticReport/{} is filed for {was}, and this version names {now}: a result is never moved to another patient by a resend. Send it as a new report, or mark the earlier one entered in error.",
+            existing.as_deref().unwrap_or("")
+        )));
+    }
     // Carry what identifies the patient and the request from the stored
     // version when a later one does not repeat it.
     if let Some(o) = &old {
