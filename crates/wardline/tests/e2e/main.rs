@@ -25,6 +25,7 @@ mod merge;
 mod orders;
 mod orders_hl7;
 mod pmi;
+mod results;
 mod search;
 mod synthea;
 mod ui;
