@@ -323,11 +323,21 @@ pub fn is_known_type(message_type: &str) -> bool {
     )
 }
 
-/// Applies the message to the record (see the module doc).
+/// Applies the message to the record (see the module doc), now.
 pub fn apply(
     msg: &Message<'_>,
     records: &mut TxRecords<'_, '_>,
     cfg: &MappingConfig,
+) -> Result<Applied, MapError> {
+    apply_at(msg, records, cfg, time::OffsetDateTime::now_utc())
+}
+
+/// [`apply`] at a given time (when results are notified).
+pub fn apply_at(
+    msg: &Message<'_>,
+    records: &mut TxRecords<'_, '_>,
+    cfg: &MappingConfig,
+    now: time::OffsetDateTime,
 ) -> Result<Applied, MapError> {
     let ty = msg.message_type().unwrap_or_default().trim().to_owned();
     let ev = msg.trigger_event().unwrap_or_default().trim().to_owned();
@@ -345,7 +355,7 @@ pub fn apply(
         "ADT" => adt::apply(msg, records, cfg, &ev),
         "ORM" | "OML" => orders::apply_order(msg, records, cfg, &format!("{ty}^{ev}")),
         "ORL" | "ORR" => replies::apply_reply(msg, records, cfg, &format!("{ty}^{ev}")),
-        "ORU" => orders::apply_result(msg, records, cfg),
+        "ORU" => orders::apply_result(msg, records, cfg, now),
         "SIU" => sched::apply(msg, records, cfg, &ev),
         "MDM" => document::apply(msg, records, cfg, &ev),
         _ => Err(MapError::unsupported(
