@@ -344,7 +344,7 @@ fn shared_results(env: &Env) {
                     m.sending_application().unwrap_or_default().to_owned(),
                     m.sending_facility().unwrap_or_default().to_owned(),
                     m.control_id().unwrap_or_default().into_owned(),
-                    original_mode(&m),
+                    original_mode(m),
                 ));
             }
         }
