@@ -179,7 +179,16 @@ fn uncertain_patients_and_wrong_orders_are_not_guessed() {
     let b = patient(&r, NHS_B, "H2", "1975-05-05");
     order(&r, &a, "R0000001-1");
     order(&r, &b, "R0000002-1");
+    // A third record carrying A's hospital number (a keying error).
+    patient(&r, "9434765838", "H1", "1990-12-31");
     let cases = [
+        // A number two patients carry.
+        (
+            "H1^^^RWG^MR".to_owned(),
+            "19800214",
+            "R0000001-1",
+            "carried by more than one patient",
+        ),
         // B's order with A's numbers.
         (
             format!("{NHS_A}^^^NHS^NH"),
@@ -229,7 +238,7 @@ fn uncertain_patients_and_wrong_orders_are_not_guessed() {
         assert!(dr.get("subject").is_none(), "case {i}");
         assert!(reason(&dr).contains(words), "case {i}: {}", reason(&dr));
     }
-    assert_eq!(r.count("Patient"), 2);
+    assert_eq!(r.count("Patient"), 3);
 }
 
 #[test]
