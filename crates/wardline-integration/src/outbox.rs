@@ -377,7 +377,11 @@ impl Dispatcher {
         let msg = Message::parse(reply).ok()?;
         let ty = msg.message_type().unwrap_or_default().into_owned();
         let ev = msg.trigger_event().unwrap_or_default().into_owned();
-        if !matches!((ty.as_str(), ev.as_str()), ("ORL", "O22") | ("ORR", "O02")) {
+        // A reply that names no order (a bare refusal of the message) has
+        // nothing to apply: the acknowledgement code says it all.
+        if !matches!((ty.as_str(), ev.as_str()), ("ORL", "O22") | ("ORR", "O02"))
+            || msg.segment("ORC").is_none()
+        {
             return None;
         }
         let result = (|| -> Result<Result<String, String>, FhirError> {
