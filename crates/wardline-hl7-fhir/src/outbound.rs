@@ -107,7 +107,22 @@
 //!   number (`{identifier_base}/visit` identifier, else the Encounter id);
 //!   PV1-44/45 period start/end.
 //!
-//! **ServiceRequest** → `ORM^O01^ORM_O01` (PID of `subject`, PD1, PV1 of
+//! **ServiceRequest**, per destination ([`OrderFormat`], [`messages_for`]):
+//! by default the changed ServiceRequests of one transaction that share a
+//! requisition (`requisition` `{identifier_base}/requisition`) are **one
+//! `OML^O21^OML_O21`** (MSH-12 `2.5.1`): PID, PD1, PV1 as below, then per
+//! order that gives a message (the ORC-1 rules below, each order its own):
+//! ORC (ORC-4 placer group number = the requisition; timing not in ORC-7),
+//! TQ1 (TQ1-7 start, TQ1-9 priority) when either is known, OBR (as below,
+//! without OBR-27), NTE per note, an OBX per answered item of the
+//! QuestionnaireResponses in `supportingInfo` (OBX-3 `linkId^question^L`,
+//! ST/ID/NM/CWE by answer type, OBX-11 F: the questions the department
+//! asks), and an SPM per Specimen in `specimen` (SPM-2 its
+//! `{identifier_base}/specimen` identifier — the label's barcode — else its
+//! id, SPM-4 type, SPM-17 collected, SPM-18 received, SPM-27 container). A
+//! request without a requisition is an OML of its own. A destination
+//! configured for ORM (`NAME=HOST:PORT;orders=orm`) gets, as before,
+//! `ORM^O01^ORM_O01` per ServiceRequest ([`message_for`]): (PID of `subject`, PD1, PV1 of
 //! `encounter` when it resolves, ORC, OBR, NTE per note). ORC-1: `NW` when
 //! created (or when a `draft` becomes active), `CA` when the status becomes
 //! revoked/entered-in-error, `SC` for other status changes, `XO` for other

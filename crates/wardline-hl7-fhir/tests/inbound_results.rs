@@ -47,10 +47,16 @@ fn patient(r: &TestRecord, nhs: &str, hospital: &str, dob: &str) -> String {
 fn order(r: &TestRecord, patient: &str, placer: &str) -> String {
     save(
         r,
+        json!({"resourceType": "Practitioner", "id": "doc",
+            "name": [{"family": "House", "given": ["Gregory"]}]}),
+    );
+    save(
+        r,
         json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
             "identifier": [{"system": format!("{WL}/Id/placer-order"), "value": placer}],
             "requisition": {"system": format!("{WL}/Id/requisition"), "value": "R0000001"},
             "code": {"text": "Full blood count"},
+            "requester": {"reference": "Practitioner/doc"},
             "subject": {"reference": format!("Patient/{patient}")}}),
     )
 }
@@ -173,7 +179,16 @@ fn uncertain_patients_and_wrong_orders_are_not_guessed() {
     let b = patient(&r, NHS_B, "H2", "1975-05-05");
     order(&r, &a, "R0000001-1");
     order(&r, &b, "R0000002-1");
+    // A third record carrying A's hospital number (a keying error).
+    patient(&r, "9434765838", "H1", "1990-12-31");
     let cases = [
+        // A number two patients carry.
+        (
+            "H1^^^RWG^MR".to_owned(),
+            "19800214",
+            "R0000001-1",
+            "carried by more than one patient",
+        ),
         // B's order with A's numbers.
         (
             format!("{NHS_A}^^^NHS^NH"),
@@ -223,7 +238,7 @@ fn uncertain_patients_and_wrong_orders_are_not_guessed() {
         assert!(dr.get("subject").is_none(), "case {i}");
         assert!(reason(&dr).contains(words), "case {i}: {}", reason(&dr));
     }
-    assert_eq!(r.count("Patient"), 2);
+    assert_eq!(r.count("Patient"), 3);
 }
 
 #[test]
@@ -295,6 +310,57 @@ fn a_filed_result_stays_filed_and_another_patient_named_is_refused() {
         e.text
     );
     assert_eq!(report(&r)["status"], "final", "nothing changed");
+}
+
+#[test]
+fn a_filed_result_reaches_the_requesters_inbox_and_the_status_rules_refuse_naming_obr_25() {
+    let r = TestRecord::new();
+    let p = patient(&r, NHS_A, "H1", "1980-02-14");
+    order(&r, &p, "R0000001-1");
+    let pid3 = format!("{NHS_A}^^^NHS^NH");
+    ok(&r, &oru("1", &pid3, "19800214", "R0000001-1", "L1", "F"));
+    let dr = report(&r);
+    let inbox = wardline_workflow::results::inbox(
+        &r.svc,
+        &Trusted::operator("test"),
+        "Practitioner/doc",
+        1,
+    )
+    .expect("inbox");
+    assert_eq!(inbox.items.len(), 1, "{:?}", inbox.items);
+    let item = &inbox.items[0];
+    assert_eq!(item.report, dr["id"].as_str().unwrap());
+    assert_eq!(item.patient, p);
+    assert_eq!(
+        item.flag,
+        wardline_workflow::results::Flag::Critical,
+        "LL is critical"
+    );
+    // The same message again: no change, nobody told twice.
+    ok(&r, &oru("2", &pid3, "19800214", "R0000001-1", "L1", "F"));
+    assert_eq!(r.count("Task"), 1);
+    // Final again with another value: refused, naming OBR-25.
+    let changed = oru("3", &pid3, "19800214", "R0000001-1", "L1", "F").replace("||62|", "||64|");
+    let e = apply(&r, &changed).unwrap_err();
+    assert_eq!(
+        (e.code, e.location.as_deref()),
+        (207, Some("OBR-25")),
+        "{e:?}"
+    );
+    assert!(e.text.contains("correction"), "{}", e.text);
+    // Sent as a correction it is accepted, and the requester is told again.
+    let corrected = oru("4", &pid3, "19800214", "R0000001-1", "L1", "C").replace("||62|", "||64|");
+    ok(&r, &corrected);
+    assert_eq!(report(&r)["status"], "corrected");
+    let open_tasks = r
+        .all("Task")
+        .into_iter()
+        .filter(|t| t["status"] == "requested")
+        .count();
+    assert_eq!(open_tasks, 1, "one open inbox item per report");
+    // A final never goes back to preliminary.
+    let e = apply(&r, &oru("5", &pid3, "19800214", "R0000001-1", "L1", "P")).unwrap_err();
+    assert_eq!(e.location.as_deref(), Some("OBR-25"), "{e:?}");
 }
 
 // ---------------------------------------------------------------- replies

@@ -139,6 +139,16 @@ const EXPECTED_FAILURES: &[Expected] = &[
         "PV1-19",
         "PV1-19",
     ),
+    // Two OBRs with one filler number: the second would change, without a
+    // correction, the final report the first made (issue 16's status
+    // rules, `results::receive_in`), so the message is refused naming OBR-25.
+    (
+        "npm-nodehl7/test/testfiles/birp_ORUR01.adm",
+        "3629",
+        207,
+        "OBR[2]-25",
+        "correction",
+    ),
     // A result with neither filler nor placer number.
     (
         "npm-simple-hl7/test/samples/oru-imm.hl7",

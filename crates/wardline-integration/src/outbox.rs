@@ -20,6 +20,15 @@
 //!   with exponential back-off; after `max_attempts` → dead letter;
 //! * cannot connect → the destination backs off; no message is blamed.
 //!
+//! **Orders** go to a destination as one OML^O21 per requisition (the
+//! default) or as ORM^O01 per order (`;orders=orm`), see
+//! [`outbound::messages_for`]. When the reply to a delivered message is an
+//! order reply (ORL^O22, ORR^O02: the filler's application
+//! acknowledgement), the dispatcher applies it to the orders it names
+//! (filler number; refused or cancelled through the order lifecycle) in a
+//! transaction whose origin is the destination, so the change is not
+//! echoed back; a reply that cannot be applied is noted on the record.
+//!
 //! **Order per patient:** a message waiting for a retry, or dead-lettered,
 //! holds back every later message for the same patient to the same
 //! destination (others flow on). An operator sees dead letters with
@@ -368,7 +377,11 @@ impl Dispatcher {
         let msg = Message::parse(reply).ok()?;
         let ty = msg.message_type().unwrap_or_default().into_owned();
         let ev = msg.trigger_event().unwrap_or_default().into_owned();
-        if !matches!((ty.as_str(), ev.as_str()), ("ORL", "O22") | ("ORR", "O02")) {
+        // A reply that names no order (a bare refusal of the message) has
+        // nothing to apply: the acknowledgement code says it all.
+        if !matches!((ty.as_str(), ev.as_str()), ("ORL", "O22") | ("ORR", "O02"))
+            || msg.segment("ORC").is_none()
+        {
             return None;
         }
         let result = (|| -> Result<Result<String, String>, FhirError> {

@@ -87,6 +87,41 @@ fn destinations_take_an_order_format() {
     assert!(Destination::parse("RIS=127.0.0.1:2577;colour=red").is_err());
 }
 
+proptest::proptest! {
+    /// Any well-formed spec reads back as what it says, with or without
+    /// the order option; an unknown option is refused naming it.
+    #[test]
+    fn destination_specs(
+        name in "[A-Za-z0-9_-]{1,12}",
+        port in 1u16..,
+        app in proptest::option::of("[A-Z]{1,8}"),
+        orders in proptest::option::of(proptest::sample::select(vec!["oml", "orm", "ORM", "other"])),
+    ) {
+        let mut spec = format!("{name}=127.0.0.1:{port}");
+        if let Some(a) = &app {
+            spec.push_str(&format!("/{a}^RWG"));
+        }
+        if let Some(o) = orders {
+            spec.push_str(&format!(";orders={o}"));
+        }
+        match (Destination::parse(&spec), orders) {
+            (Err(e), Some("other")) => proptest::prop_assert!(e.contains("orders=other"), "{}", e),
+            (Ok(d), o) => {
+                proptest::prop_assert_eq!(&d.name, &name);
+                proptest::prop_assert_eq!(d.address, format!("127.0.0.1:{port}"));
+                proptest::prop_assert_eq!(d.receiving_application, app.clone().unwrap_or(name.clone()));
+                let want = if o.is_some_and(|o| o.eq_ignore_ascii_case("orm")) {
+                    OrderFormat::Orm
+                } else {
+                    OrderFormat::Oml
+                };
+                proptest::prop_assert_eq!(d.orders, want);
+            }
+            (r, o) => proptest::prop_assert!(false, "{spec}: {r:?} ({o:?})"),
+        }
+    }
+}
+
 #[test]
 fn a_requisition_is_one_oml_or_an_orm_per_order_by_destination() {
     let svc = service(vec![

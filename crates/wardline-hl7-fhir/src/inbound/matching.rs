@@ -135,3 +135,83 @@ pub(crate) fn order(
     }
     Ok(Ok(None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryRecords;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const NHS: [&str; 3] = ["9434765919", "9434765870", "9434765838"];
+    const DOB: [&str; 3] = ["1980-02-14", "1975-05-05", "1990-12-31"];
+
+    fn record() -> (MemoryRecords, Vec<String>) {
+        let cfg = MappingConfig::default();
+        let mut r = MemoryRecords::new();
+        let ids = (0..3)
+            .map(|i| {
+                r.save(json!({"resourceType": "Patient",
+                    "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": NHS[i]},
+                                   {"system": cfg.local_system("RWG", "MR"), "value": format!("H{i}")}],
+                    "birthDate": DOB[i]}))
+                    .expect("saves")
+            })
+            .collect();
+        (r, ids)
+    }
+
+    /// A PID-3 repetition: (kind, patient) — 0 NHS number, 1 RWG hospital
+    /// number, 2 a hospital number without an assigner, 3 an NHS number
+    /// no one has.
+    fn rep(kind: usize, i: usize) -> String {
+        match kind {
+            0 => format!("{}^^^NHS^NH", NHS[i]),
+            1 => format!("H{i}^^^RWG^MR"),
+            2 => format!("H{i}^^^^MR"),
+            _ => "9434765846^^^NHS^NH".to_owned(),
+        }
+    }
+
+    proptest! {
+        /// A patient is found only when every identifying number the
+        /// record knows is theirs, at least one is, and the date of birth
+        /// does not disagree; and then it is always found.
+        #[test]
+        fn found_exactly_when_certain(
+            reps in proptest::collection::vec((0usize..4, 0usize..3), 0..4),
+            dob in proptest::option::of(0usize..3),
+        ) {
+            let (mut r, ids) = record();
+            let pid3: Vec<String> = reps.iter().map(|(k, i)| rep(*k, *i)).collect();
+            let pid7 = dob.map(|d| DOB[d].replace('-', "")).unwrap_or_default();
+            let text = format!(
+                "MSH|^~\\&|LAB|RWG|WL|RWG|20261123||ORU^R01|1|P|2.5.1\rPID|1||{}||X^Y||{pid7}\r",
+                pid3.join("~")
+            );
+            let msg = Message::parse(&text).expect("parses");
+            let reported = dob.map(|d| json!({"birthDate": DOB[d]}));
+            let out = patient(&msg, &mut r, &MappingConfig::default(), reported.as_ref())
+                .expect("no store error");
+            // Who the identifying, known numbers point at.
+            let named: std::collections::BTreeSet<usize> = reps
+                .iter()
+                .filter(|(k, _)| *k == 0 || *k == 1)
+                .map(|(_, i)| *i)
+                .collect();
+            let certain = named.len() == 1
+                && dob.is_none_or(|d| Some(&d) == named.iter().next());
+            match out {
+                PatientMatch::Found(p) => {
+                    prop_assert!(certain, "{text:?} found {p}");
+                    let i = *named.iter().next().expect("one");
+                    prop_assert_eq!(id_of(&p), ids[i].clone());
+                }
+                PatientMatch::Unmatched(why) => {
+                    prop_assert!(!certain, "{text:?} not found: {why}");
+                    prop_assert!(!why.is_empty());
+                }
+            }
+        }
+    }
+}

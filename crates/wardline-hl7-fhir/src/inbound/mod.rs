@@ -59,9 +59,9 @@
 //!   which is kept with `use` `old` under
 //!   `https://fhir.wardline.invalid/Id/superseded-nhs-number`, since UK Core
 //!   allows one NHS number), and present demographics replace the stored
-//!   ones. Orders, results, appointments and documents only find the
-//!   patient (or create it with the message's demographics); they never
-//!   change a stored patient.
+//!   ones. Orders, appointments and documents only find the patient (or
+//!   create it with the message's demographics); they never change a
+//!   stored patient. **Results never create one** (see ORU^R01 below).
 //! * PID-5 XPN → name (family^given^middle^suffix^prefix^degree^type; type
 //!   L official, D/A usual, M/B maiden, N nickname, S anonymous; middle
 //!   names are extra `given`); PID-7 → birthDate (date part); PID-8 sex M/F →
@@ -179,7 +179,9 @@
 //!   joins it (an OBR without its own ORC starts one), NTEs → note.
 //! * Identifiers: placer ORC-2/OBR-2 (`{base}/placer-order`, type PLAC) and
 //!   filler ORC-3/OBR-3 (`{base}/filler-order`, type FILL); found by placer,
-//!   then filler; new numbers are added. Both empty → 101 at ORC-2.
+//!   then filler; new numbers are added. Both empty → 101 at ORC-2. ORC-4
+//!   (placer group number) → `requisition` (`{base}/requisition`), as
+//!   Wardline's OML^O21 sends it.
 //! * ORC-1 (table 0119) → status: NW/RL/OK/SN/RO/RP (or empty) active,
 //!   CA/OC/DC/CR/OD/DR revoked (entered-in-error when ORC-5 is ER, as
 //!   Wardline sends a request entered in error), HD/OH on-hold;
@@ -196,13 +198,76 @@
 //!   authoredOn ORC-9; reasonCode OBR-31; subject; encounter by PV1-19 when
 //!   that visit is known.
 //!
-//! # ORU^R01 → DiagnosticReport + Observations
+//! # ORL^O22 / ORR^O02 → the filler's answer to an order
 //!
+//! * The reply to an order Wardline sent (as the application
+//!   acknowledgement the outbound dispatcher receives, or sent to the
+//!   listener). Each ORC names an order by placer number ORC-2 (else OBR-2),
+//!   else filler number ORC-3 (else OBR-3); an order Wardline does not hold
+//!   → 204 at ORC-2; no ORC → 101.
+//! * ORC-3 is recorded as the order's filler number (`{base}/filler-order`,
+//!   type FILL), so results quoting only it find the order.
+//! * ORC-1: `OK`/`NA` accepted — the status is kept (an order stays
+//!   `active`); `UA` (unable to accept), `CR` (cancelled as requested), `OC`
+//!   (cancelled by the filler) → `revoked` through
+//!   `wardline_workflow::orders::set_status` (a lifecycle refusal, e.g. a
+//!   completed order, is 207 at ORC-1), with a note "LABSYS could not
+//!   accept the order (UA): reason" (MSH-3; the reason is ORC-16 text or
+//!   code, else the NTEs of that order, else ERR-8, else MSA-3; the note's
+//!   time is MSH-7); an order already cancelled gets no second note; `UC`
+//!   (unable to cancel) adds a note and changes no status; any other code →
+//!   103 at ORC-1. Nothing else of the order changes; a reply sent again
+//!   writes nothing.
+//!
+//! # ORU^R01 → DiagnosticReport + Observations, through `results::receive_in`
+//!
+//! * **Never a Patient from a result.** The patient is the one PID-3 names
+//!   with certainty: each number that can identify a person — the NHS
+//!   number (CX-4 `NHS` or CX-5 `NH`, Modulus 11 checked, found as a
+//!   current NHS number) and local numbers whose assigning authority CX-4
+//!   is given (system `MappingConfig::local_system(CX-4, CX-5)`) — that is
+//!   in the record must lead to the same Patient, at least one must, none
+//!   may be carried by two patients, and PID-7 must agree with the stored
+//!   birth date when both are present. A number without an assigner, a
+//!   name or a date of birth alone identify no one.
+//! * **The order** is the ServiceRequest with the placer number
+//!   OBR-2/ORC-2, else the one with the filler number OBR-3 (recorded from
+//!   the filler's ORL/ORR), and it must be **that patient's**.
+//! * Matched (patient and order): `subject`, `basedOn` and (when PV1-19 is
+//!   a visit of that patient) `encounter` are set on the report and its
+//!   Observations. Otherwise the report is stored **unmatched** in the
+//!   shape `wardline_workflow::results::unmatched` documents: `meta.tag`
+//!   `result-match|unmatched`, no subject, basedOn or encounter, what PID
+//!   said (identifiers, names, birth date, sex, address, telecom) as the
+//!   contained Patient `#reported-patient` (extension `reported-patient`),
+//!   the placer and filler numbers as `reported-order` extensions and the
+//!   reason as `unmatched-reason` ("no patient with NHS number …", "order
+//!   … is not an order of Patient/…", "… are different patients' numbers",
+//!   "the date of birth sent … is not …"). **The message is acknowledged
+//!   `AA`**: the result is kept, whole, on the matching worklist — nothing
+//!   is lost and nothing is filed to a best guess. A message without PID is
+//!   stored unmatched the same way.
+//! * A report already filed to a patient (by an earlier message, or by a
+//!   person from the worklist) stays filed to that patient and order; a
+//!   message naming, with certainty, another patient is refused, 207 at
+//!   PID-3 (a result moves between patients only by cancelling it and
+//!   sending it for the right one). An unmatched report that a later
+//!   message can match is filed then (the marks removed).
+//! * The report and its Observations go to
+//!   `wardline_workflow::results::receive_in` (source `Hl7 { sender:
+//!   MSH-3 }`) in the message's transaction: the status rules, the
+//!   matching tag and the inbox notification of the requester (and of
+//!   everyone who read an earlier version) are the results service's. Its
+//!   refusals — a final sent as final again with other values, a final
+//!   going back to preliminary, a cancelled report reopened — are **207 at
+//!   OBR-25** with its sentence (`AE`), and nothing of the message is
+//!   applied; the same message again changes nothing and tells no one twice.
+//!   A report whose order names no requester and no consultant is kept
+//!   unmatched by `receive_in` (nobody would be told).
 //! * One DiagnosticReport per OBR, identified by the filler number OBR-3
 //!   (else ORC-3; none → 101 at OBR-3); a report sent again (corrected,
-//!   final after preliminary) updates the same resources. basedOn the
-//!   ServiceRequest found by placer OBR-2/ORC-2 when it exists. code OBR-4
-//!   (required, 101); status OBR-25 (table 0123: O/I/S registered, A
+//!   final after preliminary) is a new version of the same resources. code
+//!   OBR-4 (required, 101); status OBR-25 (table 0123: O/I/S registered, A
 //!   partial, P/R preliminary, C/M corrected, F final, X cancelled, Y/Z or
 //!   empty unknown); category OBR-24 (v2-0074); effective OBR-7; issued
 //!   OBR-22; NTEs after the OBR → conclusion. (`codes::REPORT_STATUS`.)
@@ -218,7 +283,8 @@
 //!   line breaks); an NM with a leading `<` `>` `<=` `>=` (`<15`) keeps it as
 //!   the quantity's comparator; ED → DiagnosticReport.presentedForm, not an Observation.
 //!   OBX-7 → referenceRange (`a-b`, `<b`, `>a`, else text); OBX-8 →
-//!   interpretation (v2-0078); OBX-11 (table 0085: F/U final, C corrected,
+//!   interpretation (v2-0078; when absent, `receive_in` may compute it from
+//!   the catalogue's analyte); OBX-11 (table 0085: F/U final, C corrected,
 //!   P/R/S preliminary, I/O registered, X/N cancelled, D/W entered-in-error;
 //!   empty → from the report status; `codes::OBSERVATION_STATUS`); OBX-14 effective (else OBR-7); NTEs
 //!   after the OBX → note. Observations of an earlier version that the new
@@ -323,11 +389,21 @@ pub fn is_known_type(message_type: &str) -> bool {
     )
 }
 
-/// Applies the message to the record (see the module doc).
+/// Applies the message to the record (see the module doc), now.
 pub fn apply(
     msg: &Message<'_>,
     records: &mut TxRecords<'_, '_>,
     cfg: &MappingConfig,
+) -> Result<Applied, MapError> {
+    apply_at(msg, records, cfg, time::OffsetDateTime::now_utc())
+}
+
+/// [`apply`] at a given time (when results are notified).
+pub fn apply_at(
+    msg: &Message<'_>,
+    records: &mut TxRecords<'_, '_>,
+    cfg: &MappingConfig,
+    now: time::OffsetDateTime,
 ) -> Result<Applied, MapError> {
     let ty = msg.message_type().unwrap_or_default().trim().to_owned();
     let ev = msg.trigger_event().unwrap_or_default().trim().to_owned();
@@ -345,7 +421,7 @@ pub fn apply(
         "ADT" => adt::apply(msg, records, cfg, &ev),
         "ORM" | "OML" => orders::apply_order(msg, records, cfg, &format!("{ty}^{ev}")),
         "ORL" | "ORR" => replies::apply_reply(msg, records, cfg, &format!("{ty}^{ev}")),
-        "ORU" => orders::apply_result(msg, records, cfg),
+        "ORU" => orders::apply_result(msg, records, cfg, now),
         "SIU" => sched::apply(msg, records, cfg, &ev),
         "MDM" => document::apply(msg, records, cfg, &ev),
         _ => Err(MapError::unsupported(

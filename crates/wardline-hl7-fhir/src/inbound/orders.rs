@@ -4,8 +4,9 @@
 use serde_json::{Map, Value, json};
 use wardline_hl7::{Message, Repetition};
 
+use crate::records::{RETRY, TxRecords};
 use crate::{MapError, MappingConfig, Records, codes};
-use wardline_workflow::results::unmatched;
+use wardline_workflow::results::{self, ResultsError, unmatched};
 
 use super::Applied;
 use super::adt::find_encounter;
@@ -638,10 +639,33 @@ pub(crate) fn ed_attachment(rep: &Repetition<'_>) -> Option<Value> {
     Some(json!({"contentType": format!("{ty}/{sub}"), "data": data}))
 }
 
+/// A refusal of the results service as the ACK's error: the status rules'
+/// refusals name OBR-25.
+fn results_error(e: ResultsError, obr: &Seg<'_, '_>) -> MapError {
+    match e {
+        ResultsError::Conflict(m) if m.starts_with("Someone else") => {
+            MapError::internal(format!("{RETRY}{m}"))
+        }
+        ResultsError::Conflict(m) => MapError::content(
+            207,
+            Some(&obr.loc(25)),
+            format!(
+                "{} result status '{}' (report '{}'): {m}",
+                obr.loc(25),
+                obr.v(25).unwrap_or_default(),
+                obr.v(3).unwrap_or_default()
+            ),
+        ),
+        ResultsError::Invalid(m) | ResultsError::NotFound(m) => MapError::content(207, None, m),
+        ResultsError::Forbidden(m) | ResultsError::Store(m) => MapError::internal(m),
+    }
+}
+
 pub(crate) fn apply_result(
     msg: &Message<'_>,
-    records: &mut dyn Records,
+    records: &mut TxRecords<'_, '_>,
     cfg: &MappingConfig,
+    now: time::OffsetDateTime,
 ) -> Result<Applied, MapError> {
     // Never a Patient made from a result: the patient is found with
     // certainty or the result waits in the worklist.
@@ -879,29 +903,40 @@ pub(crate) fn apply_result(
             if !n.is_empty() {
                 ob["note"] = Value::Array(n.into_iter().map(|t| json!({"text": t})).collect());
             }
-            let id = records.save(ob)?;
-            results.push(reference("Observation", &id));
+            results.push(ob);
         }
-        if results.is_empty() {
-            if let Some(m) = dr.as_object_mut() {
-                m.shift_remove("result");
-            }
-        } else {
-            dr["result"] = Value::Array(results.clone());
+        // `result` is what the results service makes of the Observations.
+        if let Some(m) = dr.as_object_mut() {
+            m.shift_remove("result");
         }
         if !forms.is_empty() {
             dr["presentedForm"] = Value::Array(forms);
         }
-        let id = records.save(dr)?;
+        let count = results.len();
+        // The status rules, matching and notification are the results
+        // service's (`results::receive_in`), in this message's transaction.
+        let received = results::receive_in(
+            records.tx(),
+            results::Incoming {
+                report: dr,
+                observations: results,
+                source: results::Source::Hl7 {
+                    sender: msg.sending_application().unwrap_or_default().to_owned(),
+                },
+            },
+            now,
+        )
+        .map_err(|e| results_error(e, &obr))?;
+        let id = received.report;
         saved.push(format!(
-            "DiagnosticReport/{id} ({filler}) {status} with {} observations{}",
-            results.len(),
-            match &why {
-                None => String::new(),
-                Some(w) => format!(", unmatched: {w}"),
+            "DiagnosticReport/{id} ({filler}) {status} with {count} observations{}",
+            match (&why, received.matched) {
+                (None, true) => format!(", {} notified", received.notified.len()),
+                (Some(w), _) => format!(", unmatched: {w}"),
+                (None, false) => ", unmatched: the order names no one to tell".to_owned(),
             }
         ));
-        if why.is_none() && filed_patient.is_none() {
+        if received.matched && filed_patient.is_none() {
             filed_patient = subject;
         }
     }

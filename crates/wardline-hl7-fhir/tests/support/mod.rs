@@ -18,6 +18,10 @@ use wardline_hl7_fhir::{MapError, MappingConfig, Records};
 pub struct TestRecord {
     pub svc: FhirService,
     access: Trusted,
+    /// The store's directory (a file store: reading an earlier version
+    /// inside a write transaction, as result notification does, needs a
+    /// reader beside the writer, which an in-memory store does not have).
+    _dir: tempfile::TempDir,
 }
 
 impl Default for TestRecord {
@@ -28,10 +32,13 @@ impl Default for TestRecord {
 
 impl TestRecord {
     pub fn new() -> TestRecord {
-        let store = wardline_store_sqlite::SqliteStore::open_in_memory().expect("in-memory store");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = wardline_store_sqlite::SqliteStore::open(&dir.path().join("wardline.db"))
+            .expect("file store");
         TestRecord {
             svc: FhirService::new(Arc::new(store), ServiceConfig::default()),
             access: Trusted::operator("hl7-test"),
+            _dir: dir,
         }
     }
 

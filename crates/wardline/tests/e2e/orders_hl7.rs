@@ -4,8 +4,8 @@
 //!   answers with ORL^O22 accepting each order with its own number; the
 //!   orders then carry the filler numbers;
 //! * an ORU^R01 sent back over MLLP lands against the right order of the
-//!   right patient (and in the requester's inbox once results are
-//!   notified); a result for a patient Wardline does not know is accepted
+//!   right patient and in the requester's inbox (a critical result-review
+//!   Task); a result for a patient Wardline does not know is accepted
 //!   (AA) and waits unmatched — no Patient is made from it;
 //! * every ORU^R01 of the shared test data (`$WARDLINE_TESTDATA` or
 //!   `../shared/testdata`, `hl7v2/`) is acknowledged AA or AE with a reason,
@@ -244,6 +244,20 @@ fn orders_round_trip(env: &Env) {
             .get("tag")
             .is_none_or(|t| !t.to_string().contains("unmatched"))
     );
+    // … and in the requester's inbox: a result-review Task, critical.
+    let inbox = s.search_all(&escape_uri(&format!(
+        "Task?owner=Practitioner/doc&code={WL}/CodeSystem/task|result-review"
+    )));
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(
+        inbox[0]["focus"]["reference"],
+        format!("DiagnosticReport/{}", reports[0]["id"].as_str().unwrap())
+    );
+    assert_eq!(inbox[0]["for"]["reference"], "Patient/p1");
+    assert_eq!(
+        inbox[0]["priority"], "stat",
+        "haemoglobin 62 g/L, LL: critical"
+    );
 
     // A result for a patient Wardline does not know: accepted, unmatched,
     // and no Patient made from it.
@@ -330,7 +344,7 @@ fn shared_results(env: &Env) {
                     m.sending_application().unwrap_or_default().to_owned(),
                     m.sending_facility().unwrap_or_default().to_owned(),
                     m.control_id().unwrap_or_default().into_owned(),
-                    original_mode(&m),
+                    original_mode(m),
                 ));
             }
         }
