@@ -74,6 +74,9 @@ impl Reader for Recording<'_> {
     fn include(&self, req: &IncludeRequest) -> wardline_store::Result<Vec<StoredResource>> {
         self.inner.include(req)
     }
+    fn vread(&self, t: &str, id: &str, v: i64) -> wardline_store::Result<Option<StoredResource>> {
+        self.inner.vread(t, id, v)
+    }
 }
 
 impl StoreTx for Recording<'_> {
@@ -352,7 +355,7 @@ impl<'a> Tx<'a> {
     /// changed), checked and audited like [`Tx::get`]. `None` when there is
     /// no such version or it is a deletion.
     pub fn vread(&mut self, t: &str, id: &str, version: i64) -> R<Option<Value>> {
-        match self.svc.store().vread(t, id, version)? {
+        match Reader::vread(&self.rec, t, id, version)? {
             Some(r) if !r.deleted => {
                 self.check_read(&r)?;
                 serde_json::from_str(&r.json).map(Some).map_err(|e| {
@@ -467,6 +470,9 @@ impl Reader for Tx<'_> {
     }
     fn include(&self, req: &IncludeRequest) -> wardline_store::Result<Vec<StoredResource>> {
         self.rec.include(req)
+    }
+    fn vread(&self, t: &str, id: &str, v: i64) -> wardline_store::Result<Option<StoredResource>> {
+        self.rec.vread(t, id, v)
     }
 }
 

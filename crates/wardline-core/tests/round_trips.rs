@@ -43,15 +43,15 @@ impl Reader for Counting {
         self.tick();
         self.inner.include(req)
     }
+    fn vread(&self, t: &str, id: &str, v: i64) -> Result<Option<StoredResource>> {
+        self.tick();
+        self.inner.vread(t, id, v)
+    }
 }
 
 impl Store for Counting {
     fn backend(&self) -> &'static str {
         "counting"
-    }
-    fn vread(&self, t: &str, id: &str, v: i64) -> Result<Option<StoredResource>> {
-        self.tick();
-        self.inner.vread(t, id, v)
     }
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>> {
         self.tick();

@@ -274,3 +274,41 @@ fn change_count_grows_after_each_committed_write_from_every_path() {
     assert_eq!(r.status, 400);
     assert_eq!(svc.change_count(), 3);
 }
+
+/// `Tx::vread` reads an earlier version through the transaction's own
+/// connection: on the embedded store (one connection, held by the open
+/// transaction) reading through the store instead waited on itself for
+/// ever — a correction of a result, which reads the values it replaces,
+/// hung. The read runs on a thread so that a regression fails the test
+/// (after a generous bound) instead of hanging the suite.
+#[test]
+fn vread_inside_a_transaction_reads_through_it() {
+    let (done, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let svc = service(vec![]);
+        let op = wardline_core::Trusted::operator("test");
+        let v1 = svc
+            .transact(&op, |tx| tx.save(patient("9434765919", "Earlier")))
+            .unwrap();
+        let id = v1.id.clone();
+        let seen = svc
+            .transact(&op, |tx| {
+                let mut p = tx.get("Patient", &id)?.unwrap();
+                p["name"] = json!([{"family": "Later"}]);
+                tx.save(p)?;
+                let before = tx.vread("Patient", &id, 1)?.unwrap();
+                let now = tx.vread("Patient", &id, 2)?.unwrap();
+                Ok((
+                    before["name"][0]["family"].clone(),
+                    now["name"][0]["family"].clone(),
+                ))
+            })
+            .unwrap();
+        let _ = done.send(seen);
+    });
+    let (before, now) = got
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("vread inside a transaction waited on its own connection");
+    assert_eq!(before, json!("Earlier"));
+    assert_eq!(now, json!("Later"));
+}

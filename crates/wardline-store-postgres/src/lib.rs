@@ -397,6 +397,30 @@ impl Reader for PostgresStore {
     fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
         include(&mut *self.conn()?, req)
     }
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+        vread(&mut *self.conn()?, resource_type, id, version)
+    }
+}
+
+/// One version of a resource: the current row, or its row in the history.
+pub(crate) fn vread(
+    c: &mut PgConn,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<StoredResource>> {
+    let Some(cur) = read_current(c, resource_type, id)? else {
+        return Ok(None);
+    };
+    if cur.version == version {
+        return Ok(Some(cur));
+    }
+    let rows = c.query(
+        "SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, content, patient_key
+         FROM resource_history WHERE rid = $1 AND version = $2",
+        &[&cur.rid, &version],
+    )?;
+    rows.first().map(row_to_resource).transpose()
 }
 
 impl Store for PostgresStore {
@@ -411,22 +435,6 @@ impl Store for PostgresStore {
         rows.iter()
             .map(|r| r.try_get::<_, String>(0).map_err(be))
             .collect()
-    }
-
-    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
-        let mut c = self.conn()?;
-        let Some(cur) = read_current(&mut c, resource_type, id)? else {
-            return Ok(None);
-        };
-        if cur.version == version {
-            return Ok(Some(cur));
-        }
-        let rows = c.query(
-            "SELECT rid, res_type, res_id, version, last_updated, seq, method, deleted, content, patient_key
-             FROM resource_history WHERE rid = $1 AND version = $2",
-            &[&cur.rid, &version],
-        )?;
-        rows.first().map(row_to_resource).transpose()
     }
 
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>> {

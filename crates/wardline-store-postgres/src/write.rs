@@ -93,6 +93,9 @@ impl Reader for PgTx {
     fn include(&self, req: &wardline_store::IncludeRequest) -> Result<Vec<StoredResource>> {
         self.flushed(|c| crate::include(c, req))
     }
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+        self.flushed(|c| crate::vread(c, resource_type, id, version))
+    }
 }
 
 fn failed() -> StoreError {

@@ -393,32 +393,33 @@ impl Reader for SqliteStore {
     fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
         self.with_reader(|c| include(c, req))
     }
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+        self.with_reader(|c| vread(c, resource_type, id, version))
+    }
+}
+
+/// One version of a resource: the current row, or its row in the history.
+fn vread(c: &Connection, rtype: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+    let Some(cur) = read_current(c, rtype, id)? else {
+        return Ok(None);
+    };
+    if cur.version == version {
+        return Ok(Some(cur));
+    }
+    let mut st = c
+        .prepare_cached(&format!(
+            "SELECT {} FROM resource_history WHERE rid = ?1 AND version = ?2",
+            sql::RESOURCE_COLUMNS
+        ))
+        .map_err(be)?;
+    st.query_row(rusqlite::params![cur.rid, version], row_to_resource)
+        .optional()
+        .map_err(be)
 }
 
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
-    }
-
-    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
-        self.with_reader(|c| {
-            if let Some(cur) = read_current(c, resource_type, id)? {
-                if cur.version == version {
-                    return Ok(Some(cur));
-                }
-                let mut st = c
-                    .prepare_cached(&format!(
-                        "SELECT {} FROM resource_history WHERE rid = ?1 AND version = ?2",
-                        sql::RESOURCE_COLUMNS
-                    ))
-                    .map_err(be)?;
-                return st
-                    .query_row(rusqlite::params![cur.rid, version], row_to_resource)
-                    .optional()
-                    .map_err(be);
-            }
-            Ok(None)
-        })
     }
 
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>> {
@@ -598,6 +599,9 @@ impl Reader for SqliteTx<'_> {
     }
     fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
         include(&self.conn, req)
+    }
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+        vread(&self.conn, resource_type, id, version)
     }
 }
 

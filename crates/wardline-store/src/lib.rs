@@ -209,13 +209,16 @@ pub trait Reader {
     /// One round of includes in one round trip: current, non-deleted resources
     /// in `rid` order, at most `req.limit + 1` of them.
     fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>>;
+    /// One version of a resource (current or historic), or `None`. Inside a
+    /// transaction it reads through the transaction's own connection (an
+    /// embedded store with one connection would otherwise wait on itself).
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>>;
 }
 
 /// A storage backend.
 pub trait Store: Reader + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
-    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>>;
     /// Versions newest first.
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>>;
     /// The database's plan for the page query of `query` (`EXPLAIN QUERY PLAN`
