@@ -478,7 +478,9 @@ fn involves(
 /// * an active episode of care, care team or referral (ServiceRequest)
 ///   naming its practitioner, the position, or its organisation (when that is
 ///   a team or partner, not the whole trust); for laboratory and radiology
-///   staff, an open request of their department ([`rbac::request_relates`]);
+///   staff, an open request of their department ([`rbac::request_relates`]),
+///   and for laboratory staff a completed laboratory request too (the
+///   laboratory keeps the patient's results history);
 /// * a booked or arrived appointment naming its practitioner, the position
 ///   or one of its locations;
 /// * the patient's registered GP practice or GP (`generalPractitioner`, or
@@ -508,6 +510,23 @@ pub fn relationship(
             if involves(dir, reader, pos, &v)?
                 || (t == "ServiceRequest" && rbac::request_relates(pos.role, &v))
             {
+                return Ok(true);
+            }
+        }
+    }
+    // The laboratory keeps a patient's results history (delta checks,
+    // cumulative results, corrections): its staff's relationship goes on
+    // through the patient's completed laboratory requests too.
+    if pos.role.has(Activity::LabProcess) {
+        for v in dir.search(
+            reader,
+            "ServiceRequest",
+            &[
+                ("patient", format!("Patient/{patient}")),
+                ("status", "completed".to_owned()),
+            ],
+        )? {
+            if rbac::request_relates(pos.role, &v) {
                 return Ok(true);
             }
         }
