@@ -755,7 +755,7 @@ pub fn report(
                 code: code_key(&a.code),
                 display: a.display.clone(),
                 unit: a.unit.clone(),
-                range: a.range_text(),
+                range: a.for_sex(pat.gender.as_deref()).range_text(),
                 value: o.and_then(value_text),
                 critical: matches!(flag.as_deref(), Some("LL" | "HH")),
                 abnormal: matches!(flag.as_deref(), Some("L" | "H" | "LL" | "HH")),
