@@ -8,6 +8,7 @@ mod common;
 
 mod access;
 mod audit_tamper;
+mod catalogue;
 mod chart;
 mod cli;
 mod crash;

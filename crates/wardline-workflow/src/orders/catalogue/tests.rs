@@ -166,6 +166,33 @@ fn sex_specific_ranges_and_the_widest_without_sex() {
 }
 
 #[test]
+fn delta_checks_as_the_laboratory_sets_them() {
+    let k = potassium(); // ± 1.0 mmol/L
+    assert!(
+        !k.delta_exceeded(4.0, 5.0),
+        "a change of exactly the limit passes"
+    );
+    assert!(k.delta_exceeded(4.0, 5.1));
+    assert!(k.delta_exceeded(4.0, 2.9));
+    let creat = Analyte {
+        delta_absolute: None,
+        delta_percent: Some(50.0),
+        ..potassium()
+    };
+    assert!(!creat.delta_exceeded(100.0, 150.0));
+    assert!(creat.delta_exceeded(100.0, 151.0));
+    assert!(creat.delta_exceeded(100.0, 49.0));
+    assert!(!creat.delta_exceeded(0.0, 10.0), "no percentage of zero");
+    let none = Analyte {
+        delta_absolute: None,
+        delta_percent: None,
+        ..potassium()
+    };
+    assert!(!none.delta_exceeded(1.0, 1000.0));
+    assert!(k.delta_exceeded(4.0, f64::NAN));
+}
+
+#[test]
 fn values_are_parsed_strictly() {
     assert_eq!(Analyte::parse_value(" 5.3 "), Ok(5.3));
     assert_eq!(Analyte::parse_value("-1"), Ok(-1.0));
@@ -322,6 +349,20 @@ proptest! {
         }
         if a.critical_high.is_some_and(|c| hi > c) {
             prop_assert_eq!(g, Interpretation::CriticalHigh);
+        }
+    }
+
+    /// No change never fails a delta check, and a larger change in the
+    /// same direction fails whenever a smaller one does.
+    #[test]
+    fn delta_checks_are_monotone(a in analyte(), abs in proptest::option::of(1u32..100), pct in proptest::option::of(1u32..200), prev in -500i32..500, d1 in 0u32..1000, d2 in 0u32..1000, up in any::<bool>()) {
+        let a = Analyte { delta_absolute: abs.map(|v| f64::from(v) / 10.0), delta_percent: pct.map(f64::from), ..a };
+        let prev = f64::from(prev) / 10.0;
+        prop_assert!(!a.delta_exceeded(prev, prev));
+        let (small, large) = (f64::from(d1.min(d2)) / 10.0, f64::from(d1.max(d2)) / 10.0);
+        let sign = if up { 1.0 } else { -1.0 };
+        if a.delta_exceeded(prev, prev + sign * small) {
+            prop_assert!(a.delta_exceeded(prev, prev + sign * large));
         }
     }
 
