@@ -24,6 +24,7 @@ mod lab;
 mod local_time;
 mod merge;
 mod pmi;
+mod results;
 mod search;
 mod synthea;
 mod ui;
