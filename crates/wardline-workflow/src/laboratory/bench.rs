@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use wardline_core::{Access, FhirService, Tx};
 
-use super::delta::{self, DeltaLimit};
+use super::delta;
 use super::{
     DELTA_CHECK_EXT, DeltaFinding, FILLER_ORDER, LABORATORY_AUTHORISATION_EXT, LabError,
     OBSERVATION_CATEGORY, SPECIMEN_ID, TECHNICAL_VALIDATION_EXT, actor, begin, code_key,
@@ -475,10 +475,7 @@ fn deltas_in(
         let Some(a) = analyte_of(work.analytes, o) else {
             continue;
         };
-        let limit = DeltaLimit {
-            absolute: a.delta_absolute,
-            percent: a.delta_percent,
-        };
+        let limit = delta::limit_of(a);
         let Some(current) = numeric_value(o) else {
             continue;
         };
@@ -501,7 +498,7 @@ fn deltas_in(
         let Some(prev) = numeric_value(&p) else {
             continue;
         };
-        let d = delta::check(prev, current, limit);
+        let d = delta::check(a, prev, current);
         if d.exceeded {
             out.push((
                 DeltaFinding {
