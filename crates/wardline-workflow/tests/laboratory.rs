@@ -13,7 +13,10 @@
 //! * no result is authorised twice (H-092); authorisation releases the
 //!   report and completes the request;
 //! * an analyser file enters results through the same rules, all or none;
-//! * turnaround times per test; radiology's IR(ME)R justification.
+//! * turnaround times per test; radiology's IR(ME)R justification;
+//! * two scans of one tube, and two authorisations of one report, racing
+//!   on two threads: one wins, the other is refused, the requester is told
+//!   once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -840,5 +843,84 @@ fn radiology_justifies_once() {
             list[0].justification.as_ref().is_some_and(|j| j.justified),
             "{n}"
         );
+    }
+}
+
+// ------------------------------------------------------------------ races
+
+/// Runs `f(0)` and `f(1)` at the same moment on two threads.
+fn race<T: Send>(f: impl Fn(i64) -> T + Sync) -> Vec<T> {
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|i| {
+                let (f, barrier) = (&f, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn two_scans_and_two_authorisers_race() {
+    for lab in backends("race") {
+        let n = lab.name;
+        let cat = catalogue();
+        // Two benches scan the same tube at once: one receives it.
+        let out = race(|i| {
+            let who = if i == 0 { bms(&lab) } else { cs(&lab) };
+            laboratory::receive_specimen_at(&lab.svc, &who, "R0000002-1", at(i))
+        });
+        assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 1, "{n}: {out:?}");
+        let refused = out.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert_eq!(refused.status(), 409, "{n}: {refused}");
+        let found = lab
+            .svc
+            .search_as(&op(), "DiagnosticReport", &[("specimen", "Specimen/sp2")])
+            .unwrap();
+        assert_eq!(
+            found.resources.len(),
+            1,
+            "{n}: one report for the one request"
+        );
+        let ue = found.resources[0]["id"].as_str().unwrap().to_owned();
+
+        laboratory::enter_results_at(
+            &lab.svc,
+            &bms(&lab),
+            &cat,
+            &ue,
+            &values(&[("2951-2", "140"), ("2823-3", "4.5"), ("14682-9", "80")]),
+            at(5),
+        )
+        .unwrap();
+        laboratory::validate_at(&lab.svc, &bms(&lab), &cat, &ue, &BTreeMap::new(), at(6)).unwrap();
+        // Two clinical scientists authorise at once: one does, once.
+        let out = race(|i| {
+            let who = if i == 0 {
+                cs(&lab)
+            } else {
+                user(&lab, "cs2", "Ada Lamb", Role::ClinicalScientist)
+            };
+            laboratory::authorise_at(&lab.svc, &who, &cat, &ue, at(10 + i))
+        });
+        assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 1, "{n}: {out:?}");
+        assert_eq!(
+            out.iter().find_map(|r| r.as_ref().err()).unwrap().status(),
+            409
+        );
+        let tasks = lab
+            .svc
+            .search_as(
+                &op(),
+                "Task",
+                &[("focus", format!("DiagnosticReport/{ue}"))],
+            )
+            .unwrap();
+        assert_eq!(tasks.resources.len(), 1, "{n}: the requester is told once");
     }
 }
