@@ -21,7 +21,7 @@
 //! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise or Radiology | OrderTests (update: or LabAuthorise, laboratory requests only) |
 //! | `Specimen` | ViewClinical, LabProcess or LabAuthorise | OrderTests or LabProcess |
 //! | `DiagnosticReport`, `Observation` | ViewClinical, LabProcess or LabAuthorise | RecordClinical, LabProcess or LabAuthorise³ |
-//! | `QuestionnaireResponse` | ViewClinical or Radiology | RecordClinical |
+//! | `QuestionnaireResponse` | ViewClinical or Radiology | RecordClinical or OrderTests |
 //! | `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `Procedure` | ViewClinical | RecordClinical |
 //! | `Practitioner`, `PractitionerRole` | any staff | ManageUsers |
 //! | `Organization`, `Location`, `HealthcareService`, `Endpoint` | any staff | ManageDirectory |
@@ -221,6 +221,11 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         // request ([`request_relates`] narrows it to laboratory requests).
         "ServiceRequest" if op == Op::Update => R::AnyOf(&[A::OrderTests, A::LabAuthorise]),
         "ServiceRequest" if !read => R::Activity(A::OrderTests),
+        // Requesting (issue 16): the tube of a requisition is written by
+        // whoever orders (and updated by the laboratory that receives it);
+        // the answers to an order's questions by whoever orders or records.
+        "Specimen" if !read => R::AnyOf(&[A::OrderTests, A::LabProcess]),
+        "QuestionnaireResponse" if !read => R::AnyOf(&[A::RecordClinical, A::OrderTests]),
         // Bed state (`Location.operationalStatus`) is part of ADT; the
         // policy narrows ADT holders to updating beds
         // ([`location_permitted`]).
@@ -286,7 +291,6 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "Specimen" | "DiagnosticReport" | "Observation" if read => {
             R::AnyOf(&[A::ViewClinical, A::LabProcess, A::LabAuthorise])
         }
-        "Specimen" => R::AnyOf(&[A::OrderTests, A::LabProcess]),
         // Results: the laboratory's bench and release, and clinicians'
         // own entries (vitals) alike.
         "DiagnosticReport" | "Observation" => {
@@ -761,6 +765,27 @@ mod tests {
         assert!(!can(r, "Observation", 'r'));
         assert!(!can(r, "Patient", 'r'));
         assert!(can(r, "Organization", 'r'));
+    }
+
+    #[test]
+    fn requesters_write_specimens_and_answers() {
+        for r in [Role::Consultant, Role::StaffNurse] {
+            assert!(can(r, "Specimen", 'c'), "{r}");
+            assert!(can(r, "QuestionnaireResponse", 'c'), "{r}");
+        }
+        assert!(can(Role::BiomedicalScientist, "Specimen", 'u'));
+        assert!(!can(
+            Role::BiomedicalScientist,
+            "QuestionnaireResponse",
+            'c'
+        ));
+        for r in [Role::WardClerk, Role::SystemAdmin, Role::Radiographer] {
+            assert!(!can(r, "Specimen", 'c'), "{r}");
+            assert!(!can(r, "QuestionnaireResponse", 'u'), "{r}");
+        }
+        // A healthcare assistant records answers but orders nothing.
+        assert!(can(Role::HealthcareAssistant, "QuestionnaireResponse", 'c'));
+        assert!(!can(Role::HealthcareAssistant, "Specimen", 'c'));
     }
 
     #[test]

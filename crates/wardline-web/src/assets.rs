@@ -26,6 +26,9 @@ macro_rules! asset {
 static OWN: Assets = Assets::new(&[
     asset!("wardline.css", "text/css; charset=utf-8"),
     asset!("wardline.js", "text/javascript; charset=utf-8"),
+    // Specimen labels (issue 16): the print stylesheet and print button.
+    asset!("orders.css", "text/css; charset=utf-8"),
+    asset!("orders.js", "text/javascript; charset=utf-8"),
 ]);
 
 /// `?v=` for a static URL, so a new build's files are fetched at once.

@@ -523,6 +523,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             (crate::access::chart_notice(cx, &p.id, summary.withheld()))
             (stay_panel(cx, &p, stay.as_ref(), &summary, now))
             (summary_panels(&summary))
+            (crate::orders::section(cx, &p.id))
             (crate::consent::section(cx, &p.id))
         };
         layout::page(cx, &p.display_name, Nav::Patients, body)

@@ -193,6 +193,23 @@ pub const ROUTES: &[UiRoute] = &[
         "reinstate a test or examination",
     ),
     // ── issue 16: requesting, specimen labels (orders.rs) ──
+    r("GET", "/ui/patients/{id}/order", "order tests and imaging"),
+    r("POST", "/ui/patients/{id}/order", "order tests and imaging"),
+    r(
+        "GET",
+        "/ui/requisitions/{requisition}",
+        "a requisition: its tests, status and tubes",
+    ),
+    r(
+        "POST",
+        "/ui/requisitions/{requisition}/cancel",
+        "cancel a test of a requisition",
+    ),
+    r(
+        "GET",
+        "/ui/requisitions/{requisition}/labels",
+        "printable specimen labels with barcodes",
+    ),
     // ── issue 16: results inbox, result view, cumulative view (results.rs) ──
     r(
         "GET",
@@ -348,6 +365,19 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/catalogue/{id}/retire", post(catalogue::retire_post))
         .route("/catalogue/{id}/reinstate", post(catalogue::reinstate_post))
         // ── issue 16: requesting, specimen labels (orders.rs) ──
+        .route(
+            "/patients/{id}/order",
+            get(orders::order_page).post(orders::order_post),
+        )
+        .route("/requisitions/{requisition}", get(orders::requisition_page))
+        .route(
+            "/requisitions/{requisition}/cancel",
+            post(orders::cancel_post),
+        )
+        .route(
+            "/requisitions/{requisition}/labels",
+            get(orders::labels_page),
+        )
         // ── issue 16: results inbox, result view, cumulative view (results.rs) ──
         .route("/results", get(results::inbox_page))
         .route("/results/{task}", get(results::result_page))

@@ -26,11 +26,17 @@
 //! * [`orders`] — order communications: the `ServiceRequest` status
 //!   lifecycle every channel obeys; [`orders::catalogue`], what can be
 //!   ordered (tests, examinations, order sets, analytes and their ranges,
-//!   the one home of abnormal flags).
+//!   the one home of abnormal flags); [`orders::request`], requesting from
+//!   the chart (requisitions, specimens, the duplicate-order rule) and
+//!   [`orders::label`], specimen labels with their barcodes.
 //! * [`results`] — results: the `DiagnosticReport` status rules every
 //!   channel obeys, matched results told to the requester's inbox (and
 //!   corrections to everyone who read them), acknowledgement, escalation
 //!   of unacknowledged critical results; `DiagnosticReport/$submit`.
+//! * [`laboratory`] — the pathology laboratory (reception by barcode,
+//!   result entry and analyser files, technical validation with delta
+//!   checks, authorisation by another person, release to the requester,
+//!   turnaround) and radiology's IR(ME)R justification.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!

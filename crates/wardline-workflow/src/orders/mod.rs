@@ -25,10 +25,21 @@
 //!   anything; nothing becomes `unknown` once known.
 //! * Setting the status an order already has is no change (a message sent
 //!   again).
+//!
+//! [`request`] places a requisition from the chart (ServiceRequests,
+//! Specimens, the answers to the orderable's questions; the duplicate-order
+//! rule) and cancels an order; [`label`] prints the specimen labels with
+//! their Code 128 barcodes.
 
 pub mod catalogue;
 pub mod label;
 pub mod request;
+
+pub use request::{
+    DuplicateWarning, OrderLine, OrderRequest, OrdersError, Placed, RequestLine, Requisition,
+    SpecimenLine, cancel, cancel_at, cancel_in, patient_orders, place, place_at, place_in,
+    requisition,
+};
 
 use serde::Serialize;
 use serde_json::{Value, json};

@@ -23,6 +23,7 @@ mod input;
 mod lab;
 mod local_time;
 mod merge;
+mod orders;
 mod pmi;
 mod results;
 mod search;

@@ -42,6 +42,7 @@ fn concrete(path: &str) -> String {
         .replace("{ward}", "x")
         .replace("{bed}", "x")
         .replace("{consent}", "x")
+        .replace("{requisition}", "R0000001")
 }
 
 /// Signs in through the form; the client then holds the session cookie.
