@@ -4,7 +4,8 @@
 //! receives the tube by its barcode (a second scan is refused), enters
 //! results with a critical potassium and validates them; the same person
 //! cannot authorise; `cs.lab` authorises, and the requester's inbox holds a
-//! `stat` result-review Task for the report.
+//! `stat` result-review Task for the report. Radiology: `rad.watford`
+//! justifies an imaging request once, with the referrer's answers in view.
 
 use crate::common;
 use crate::ui::{browser, csrf, sign_in};
@@ -257,4 +258,115 @@ fn the_laboratory_over_http() {
     assert_eq!(dr.body["status"], "final");
     let sr = s.get("ServiceRequest/lab-e2e-ue");
     assert_eq!(sr.body["status"], "completed");
+}
+
+/// Radiology over HTTP: `rad.watford` sees an open chest X-ray request with
+/// the referrer's answers, is refused "not justified" without a reason, and
+/// records it justified once.
+#[test]
+fn radiology_justification_over_http() {
+    let env = Env::sqlite();
+    let s = env.start_with(&["--demo"]);
+    let root = s.root.clone();
+    let doc = practitioner(&env, "dr.watford");
+    let subject = json!({"reference": "Patient/rad-e2e"});
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "rad-e2e", "active": true,
+            "name": [{"family": "Okoro", "given": ["Femi"]}], "gender": "male", "birthDate": "1961-01-02"},
+         "request": {"method": "PUT", "url": "Patient/rad-e2e"}},
+        {"resource": {"resourceType": "QuestionnaireResponse", "id": "rad-e2e-qr", "status": "completed", "subject": subject,
+            "item": [{"linkId": "clinical-indication", "text": "Clinical indication", "answer": [{"valueString": "Fever, right basal crackles"}]},
+                     {"linkId": "irmer-justification", "text": "Clinical question (IR(ME)R)", "answer": [{"valueString": "Consolidation?"}]}]},
+         "request": {"method": "PUT", "url": "QuestionnaireResponse/rad-e2e-qr"}},
+        {"resource": {"resourceType": "ServiceRequest", "id": "rad-e2e-cxr", "status": "active", "intent": "order", "priority": "routine",
+            "category": [{"coding": [{"system": SNOMED, "code": "363679005", "display": "Imaging"}]}],
+            "code": {"coding": [{"system": SNOMED, "code": "399208008", "display": "Plain chest X-ray"}], "text": "Chest X-ray"},
+            "subject": subject, "requester": {"reference": format!("Practitioner/{doc}"), "display": "Sanjay Mehta"},
+            "authoredOn": "2026-06-01T08:00:00Z",
+            "supportingInfo": [{"reference": "QuestionnaireResponse/rad-e2e-qr"}]},
+         "request": {"method": "PUT", "url": "ServiceRequest/rad-e2e-cxr"}},
+    ]});
+    let r = s.client.post(&s.base).json(&bundle).send().unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+
+    let rad = browser();
+    sign_in(&env, &root, &rad, "rad.watford");
+    let page = rad
+        .get(format!("{root}/ui/radiology"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("Chest X-ray") && page.contains("OKORO, Femi"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Consolidation?"),
+        "the referrer's question: {page}"
+    );
+    let token = csrf(&root, &rad);
+    let r = rad
+        .post(format!("{root}/ui/radiology/rad-e2e-cxr/justify"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("decision", "not-justified"),
+            ("reason", ""),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let next = r.headers()["location"].to_str().unwrap().to_owned();
+    let page = rad
+        .get(format!("{root}{next}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("say why the exposure is not justified"),
+        "{page}"
+    );
+    let r = rad
+        .post(format!("{root}/ui/radiology/rad-e2e-cxr/justify"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("decision", "justified"),
+            ("reason", ""),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let page = rad
+        .get(format!("{root}/ui/radiology"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("Justified (IR(ME)R)") && page.contains("by rad.watford"),
+        "{page}"
+    );
+    let again = rad
+        .post(format!("{root}/ui/radiology/rad-e2e-cxr/justify"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("decision", "justified"),
+            ("reason", ""),
+        ])
+        .send()
+        .unwrap();
+    let next = again.headers()["location"].to_str().unwrap().to_owned();
+    let page = rad
+        .get(format!("{root}{next}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("already justified"), "once: {page}");
+    let tasks = s.search_all(
+        "Task?code=https://fhir.wardline.invalid/CodeSystem/task|irmer-justification&focus=ServiceRequest/rad-e2e-cxr",
+    );
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["status"], "completed");
 }
