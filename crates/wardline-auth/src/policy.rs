@@ -488,7 +488,9 @@ fn involves(
 /// * an active episode of care, care team or referral (ServiceRequest)
 ///   naming its practitioner, the position, or its organisation (when that is
 ///   a team or partner, not the whole trust); for laboratory and radiology
-///   staff, an open request of their department ([`rbac::request_relates`]);
+///   staff, an open request of their department ([`rbac::request_relates`]),
+///   and for laboratory staff a completed laboratory request too (the
+///   laboratory keeps the patient's results history);
 /// * a booked or arrived appointment naming its practitioner, the position
 ///   or one of its locations;
 /// * an open results task for the patient owned by its practitioner or the
@@ -557,6 +559,23 @@ pub fn relationship(
         });
         if owner.is_some() {
             return Ok(true);
+        }
+    }
+    // The laboratory keeps a patient's results history (delta checks,
+    // cumulative results, corrections): its staff's relationship goes on
+    // through the patient's completed laboratory requests too.
+    if pos.role.has(Activity::LabProcess) {
+        for v in dir.search(
+            reader,
+            "ServiceRequest",
+            &[
+                ("patient", format!("Patient/{patient}")),
+                ("status", "completed".to_owned()),
+            ],
+        )? {
+            if rbac::request_relates(pos.role, &v) {
+                return Ok(true);
+            }
         }
     }
     if let Some(p) = reader.read("Patient", patient)?.filter(|r| !r.deleted)

@@ -52,7 +52,8 @@
 //! laboratory staff, and once authorised only by those who authorise
 //! ([`laboratory_record_permitted`]). Laboratory and radiology staff have a
 //! care relationship with a patient through an open request of their
-//! department ([`request_relates`]).
+//! department ([`request_relates`]); laboratory staff through a completed
+//! laboratory request too (the results history the laboratory keeps).
 //!
 //! ² Registration staff record patients' consent decisions (dissent from
 //! sharing, the national data opt-out), so they read them too: what is
@@ -290,7 +291,6 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "Specimen" | "DiagnosticReport" | "Observation" if read => {
             R::AnyOf(&[A::ViewClinical, A::LabProcess, A::LabAuthorise])
         }
-        "Specimen" => R::AnyOf(&[A::OrderTests, A::LabProcess]),
         // Results: the laboratory's bench and release, and clinicians'
         // own entries (vitals) alike.
         "DiagnosticReport" | "Observation" => {

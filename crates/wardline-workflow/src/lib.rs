@@ -33,6 +33,10 @@
 //!   channel obeys, matched results told to the requester's inbox (and
 //!   corrections to everyone who read them), acknowledgement, escalation
 //!   of unacknowledged critical results; `DiagnosticReport/$submit`.
+//! * [`laboratory`] — the pathology laboratory (reception by barcode,
+//!   result entry and analyser files, technical validation with delta
+//!   checks, authorisation by another person, release to the requester,
+//!   turnaround) and radiology's IR(ME)R justification.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!

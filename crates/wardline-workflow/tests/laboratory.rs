@@ -13,7 +13,12 @@
 //! * no result is authorised twice (H-092); authorisation releases the
 //!   report and completes the request;
 //! * an analyser file enters results through the same rules, all or none;
-//! * turnaround times per test; radiology's IR(ME)R justification.
+//! * turnaround times per test; radiology's IR(ME)R justification;
+//! * two scans of one tube, and two authorisations of one report, racing
+//!   on two threads: one wins, the other is refused, the requester is told
+//!   once;
+//! * a requisition placed through `orders::request` (demo catalogue) is
+//!   received, resulted and released: the two sides agree on the shapes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -277,9 +282,9 @@ fn specimen(id: &str, barcode: &str, patient: &str, requests: &[&str]) -> Value 
         "request": requests.iter().map(|r| json!({"reference": format!("ServiceRequest/{r}")})).collect::<Vec<_>>()})
 }
 
-/// Patients p1, p2; requisition R0000001 for p1: U&E + CRP in one tube
-/// (R0000001-1); R0000002 for p1: U&E alone (R0000002-1); a tube labelled
-/// for p2 holding p1's request (R0000003-1); p1's potassium of last month.
+/// Patients p1, p2; requisition R9000001 for p1: U&E + CRP in one tube
+/// (R9000001-1); R9000002 for p1: U&E alone (R9000002-1); a tube labelled
+/// for p2 holding p1's request (R9000003-1); p1's potassium of last month.
 fn seed(svc: &FhirService) {
     let ue = catalogue().orderables[0].code.clone();
     let crp = catalogue().orderables[1].code.clone();
@@ -295,21 +300,21 @@ fn seed(svc: &FhirService) {
                 "path-ue",
                 ue.clone(),
                 "108252007",
-                "R0000001-1",
+                "R9000001-1",
             ),
-            sr("sr-crp", "p1", "path-crp", crp, "108252007", "R0000001-2"),
+            sr("sr-crp", "p1", "path-crp", crp, "108252007", "R9000001-2"),
             sr(
                 "sr-ue2",
                 "p1",
                 "path-ue",
                 ue.clone(),
                 "108252007",
-                "R0000002-1",
+                "R9000002-1",
             ),
-            sr("sr-ue3", "p1", "path-ue", ue, "108252007", "R0000003-1"),
-            specimen("sp1", "R0000001-1", "p1", &["sr-ue", "sr-crp"]),
-            specimen("sp2", "R0000002-1", "p1", &["sr-ue2"]),
-            specimen("sp3", "R0000003-1", "p2", &["sr-ue3"]),
+            sr("sr-ue3", "p1", "path-ue", ue, "108252007", "R9000003-1"),
+            specimen("sp1", "R9000001-1", "p1", &["sr-ue", "sr-crp"]),
+            specimen("sp2", "R9000002-1", "p1", &["sr-ue2"]),
+            specimen("sp3", "R9000003-1", "p2", &["sr-ue3"]),
             json!({"resourceType": "Observation", "id": "k-before", "status": "final",
                 "code": {"coding": [{"system": LOINC, "code": "2823-3"}]},
                 "subject": {"reference": "Patient/p1"},
@@ -345,8 +350,8 @@ fn a_tube_is_received_once() {
     for lab in backends("receive") {
         let n = lab.name;
         let r =
-            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), " R0000001-1\n", at(0)).unwrap();
-        assert_eq!(r.barcode, "R0000001-1");
+            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), " R9000001-1\n", at(0)).unwrap();
+        assert_eq!(r.barcode, "R9000001-1");
         assert_eq!(
             r.patient.id, "p1",
             "{n}: the patient to check against the tube"
@@ -380,7 +385,7 @@ fn a_tube_is_received_once() {
         assert_eq!(sr["status"], "active", "{n}: the request stays active");
 
         let again =
-            laboratory::receive_specimen_at(&lab.svc, &cs(&lab), "R0000001-1", at(5)).unwrap_err();
+            laboratory::receive_specimen_at(&lab.svc, &cs(&lab), "R9000001-1", at(5)).unwrap_err();
         assert_eq!(again.status(), 409, "{n}: {again}");
         assert!(
             again
@@ -412,11 +417,21 @@ fn unknown_and_wrong_patient_tubes_are_refused() {
         assert_eq!(e.status(), 400);
         assert!(e.message.starts_with("Barcode"), "{e}");
         // Labelled for p2, holding p1's request: never resulted.
-        let e = laboratory::receive_specimen_at(&lab.svc, &op(), "R0000003-1", at(0)).unwrap_err();
+        let e = laboratory::receive_specimen_at(&lab.svc, &op(), "R9000003-1", at(0)).unwrap_err();
         assert_eq!(e.status(), 409, "{n}: {e}");
         assert!(e.message.contains("different patients"), "{e}");
         let spec = lab.svc.read_as(&op(), "Specimen", "sp3").unwrap().unwrap();
         assert!(spec.get("receivedTime").is_none(), "{n}: nothing saved");
+        // Two tubes with one barcode (one written by another system): never
+        // a guess between them.
+        save_all(
+            &lab.svc,
+            vec![specimen("sp-dup", "R9000002-1", "p1", &["sr-ue2"])],
+        );
+        let e =
+            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R9000002-1", at(0)).unwrap_err();
+        assert_eq!(e.status(), 409, "{n}: {e}");
+        assert!(e.message.contains("More than one specimen"), "{e}");
     }
 }
 
@@ -428,7 +443,7 @@ fn validation_needs_delta_confirmation_and_another_person_authorises() {
         let n = lab.name;
         let cat = catalogue();
         let recv =
-            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R0000002-1", at(0)).unwrap();
+            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R9000002-1", at(0)).unwrap();
         let ue = report_for(&recv, "Urea and electrolytes");
 
         // Not everything entered yet: partial, and not validated.
@@ -621,7 +636,7 @@ fn the_validator_cannot_authorise() {
         let n = lab.name;
         let cat = catalogue();
         let recv =
-            laboratory::receive_specimen_at(&lab.svc, &cs(&lab), "R0000001-1", at(0)).unwrap();
+            laboratory::receive_specimen_at(&lab.svc, &cs(&lab), "R9000001-1", at(0)).unwrap();
         let crp = report_for(&recv, "C-reactive protein measurement");
         laboratory::enter_results_at(
             &lab.svc,
@@ -669,11 +684,11 @@ fn an_analyser_file_enters_all_or_nothing() {
         let n = lab.name;
         let cat = catalogue();
         let recv =
-            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R0000001-1", at(0)).unwrap();
+            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R9000001-1", at(0)).unwrap();
         let ue = report_for(&recv, "Urea and electrolytes");
         let crp = report_for(&recv, "C-reactive protein measurement");
         // A unit the analyte is not reported in: the whole file is refused.
-        let bad = "specimen barcode,analyte code,value,unit\nR0000001-1,2951-2,140,mmol/L\nR0000001-1,1988-5,12,mg/dL\n";
+        let bad = "specimen barcode,analyte code,value,unit\nR9000001-1,2951-2,140,mmol/L\nR9000001-1,1988-5,12,mg/dL\n";
         let e = laboratory::import_csv_at(&lab.svc, &bms(&lab), &cat, bad, at(5)).unwrap_err();
         assert_eq!(e.status(), 400, "{n}: {e}");
         assert!(
@@ -690,13 +705,13 @@ fn an_analyser_file_enters_all_or_nothing() {
             &lab.svc,
             &bms(&lab),
             &cat,
-            "R0000002-1,2951-2,140,mmol/L\n",
+            "R9000002-1,2951-2,140,mmol/L\n",
             at(5),
         )
         .unwrap_err();
         assert!(e.message.contains("not been received"), "{n}: {e}");
 
-        let good = "R0000001-1,2951-2,140,mmol/L\nR0000001-1,2823-3,4.4,mmol/L\nR0000001-1,14682-9,90,\nR0000001-1,1988-5,120,mg/L\n";
+        let good = "R9000001-1,2951-2,140,mmol/L\nR9000001-1,2823-3,4.4,mmol/L\nR9000001-1,14682-9,90,\nR9000001-1,1988-5,120,mg/L\n";
         let r = laboratory::import_csv_at(&lab.svc, &bms(&lab), &cat, good, at(6)).unwrap();
         assert_eq!(r.rows, 4);
         assert_eq!(r.reports.len(), 2, "{n}");
@@ -717,12 +732,12 @@ fn turnaround_per_test() {
     for lab in backends("turnaround") {
         let n = lab.name;
         let cat = catalogue();
-        // R0000001-1 received at 0, CRP authorised at +40, U&E at +90;
-        // R0000002-1 received at +10, U&E authorised at +70.
+        // R9000001-1 received at 0, CRP authorised at +40, U&E at +90;
+        // R9000002-1 received at +10, U&E authorised at +70.
         let r1 =
-            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R0000001-1", at(0)).unwrap();
+            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R9000001-1", at(0)).unwrap();
         let r2 =
-            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R0000002-1", at(10)).unwrap();
+            laboratory::receive_specimen_at(&lab.svc, &bms(&lab), "R9000002-1", at(10)).unwrap();
         let ue1 = report_for(&r1, "Urea and electrolytes");
         let crp = report_for(&r1, "C-reactive protein measurement");
         let ue2 = report_for(&r2, "Urea and electrolytes");
@@ -780,7 +795,7 @@ fn radiology_justifies_once() {
             "rad-cxr",
             json!({"coding": [{"system": SNOMED, "code": "399208008", "display": "Plain chest X-ray"}]}),
             "363679005",
-            "R0000004-1",
+            "R9000004-1",
         );
         cxr["supportingInfo"] = json!([{"reference": "QuestionnaireResponse/qr1"}]);
         save_all(
@@ -840,5 +855,173 @@ fn radiology_justifies_once() {
             list[0].justification.as_ref().is_some_and(|j| j.justified),
             "{n}"
         );
+    }
+}
+
+// ------------------------------------------------------------------ races
+
+/// Runs `f(0)` and `f(1)` at the same moment on two threads.
+fn race<T: Send>(f: impl Fn(i64) -> T + Sync) -> Vec<T> {
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|i| {
+                let (f, barrier) = (&f, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn two_scans_and_two_authorisers_race() {
+    for lab in backends("race") {
+        let n = lab.name;
+        let cat = catalogue();
+        // Two benches scan the same tube at once: one receives it.
+        let out = race(|i| {
+            let who = if i == 0 { bms(&lab) } else { cs(&lab) };
+            laboratory::receive_specimen_at(&lab.svc, &who, "R9000002-1", at(i))
+        });
+        assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 1, "{n}: {out:?}");
+        let refused = out.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert_eq!(refused.status(), 409, "{n}: {refused}");
+        let found = lab
+            .svc
+            .search_as(&op(), "DiagnosticReport", &[("specimen", "Specimen/sp2")])
+            .unwrap();
+        assert_eq!(
+            found.resources.len(),
+            1,
+            "{n}: one report for the one request"
+        );
+        let ue = found.resources[0]["id"].as_str().unwrap().to_owned();
+
+        laboratory::enter_results_at(
+            &lab.svc,
+            &bms(&lab),
+            &cat,
+            &ue,
+            &values(&[("2951-2", "140"), ("2823-3", "4.5"), ("14682-9", "80")]),
+            at(5),
+        )
+        .unwrap();
+        laboratory::validate_at(&lab.svc, &bms(&lab), &cat, &ue, &BTreeMap::new(), at(6)).unwrap();
+        // Two clinical scientists authorise at once: one does, once.
+        let out = race(|i| {
+            let who = if i == 0 {
+                cs(&lab)
+            } else {
+                user(&lab, "cs2", "Ada Lamb", Role::ClinicalScientist)
+            };
+            laboratory::authorise_at(&lab.svc, &who, &cat, &ue, at(10 + i))
+        });
+        assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 1, "{n}: {out:?}");
+        assert_eq!(
+            out.iter().find_map(|r| r.as_ref().err()).unwrap().status(),
+            409
+        );
+        let tasks = lab
+            .svc
+            .search_as(
+                &op(),
+                "Task",
+                &[("focus", format!("DiagnosticReport/{ue}"))],
+            )
+            .unwrap();
+        assert_eq!(tasks.resources.len(), 1, "{n}: the requester is told once");
+    }
+}
+
+// ------------------------------------------------------------------ with requesting
+
+/// A requisition placed through `orders::request` with the demo catalogue
+/// (FBC and U&E: two tubes) is received by each tube's barcode, resulted,
+/// validated and authorised, and reaches the requester: the laboratory
+/// reads exactly what the requesting side writes.
+#[test]
+fn a_requisition_placed_on_the_ward_is_worked_by_the_laboratory() {
+    use wardline_workflow::orders::{catalogue as cat_mod, request};
+    for lab in backends("placed") {
+        let n = lab.name;
+        cat_mod::import(&lab.svc, &op(), &wardline_demo::order_catalogue()).unwrap();
+        let cat = cat_mod::load(&lab.svc).unwrap();
+        let doctor = Trusted::new(Agent {
+            name: "dr.test".into(),
+            who: Some("Practitioner/doc".into()),
+            ..Agent::default()
+        });
+        let placed = request::place_at(
+            &lab.svc,
+            &doctor,
+            &cat,
+            &request::OrderRequest {
+                patient: "p2".into(),
+                orderables: vec!["path-fbc".into(), "path-ue".into()],
+                priority: "urgent".into(),
+                clinical_details: "Lethargy".into(),
+                answers: Default::default(),
+                duplicate_override: None,
+            },
+            at(-30),
+        )
+        .unwrap();
+        assert_eq!(placed.specimens.len(), 2, "{n}: an EDTA and a serum tube");
+        let mut reports = Vec::new();
+        for sid in &placed.specimens {
+            let spec = lab.svc.read_as(&op(), "Specimen", sid).unwrap().unwrap();
+            let barcode = spec["identifier"][0]["value"].as_str().unwrap().to_owned();
+            assert!(barcode.starts_with(&placed.requisition), "{barcode}");
+            let r = laboratory::receive_specimen_at(&lab.svc, &bms(&lab), &barcode, at(0)).unwrap();
+            assert_eq!(r.patient.id, "p2");
+            reports.extend(r.reports.into_iter().map(|x| x.report));
+        }
+        assert_eq!(reports.len(), 2, "{n}");
+        for report in &reports {
+            let view = laboratory::report(&lab.svc, &bms(&lab), &cat, report).unwrap();
+            let vals: Vec<(String, String)> = view
+                .rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.code.clone(),
+                        if r.display == "Haemoglobin" {
+                            "65".into()
+                        } else {
+                            "5".into()
+                        },
+                    )
+                })
+                .collect();
+            laboratory::enter_results_at(&lab.svc, &bms(&lab), &cat, report, &vals, at(10))
+                .unwrap();
+            laboratory::validate_at(&lab.svc, &bms(&lab), &cat, report, &BTreeMap::new(), at(11))
+                .unwrap();
+            let a = laboratory::authorise_at(&lab.svc, &cs(&lab), &cat, report, at(12)).unwrap();
+            assert_eq!(a.notified.len(), 1, "{n}: the requester is told");
+        }
+        let fbc = reports
+            .iter()
+            .map(|r| laboratory::report(&lab.svc, &cs(&lab), &cat, r).unwrap())
+            .find(|v| v.rows.iter().any(|r| r.display == "Haemoglobin"))
+            .unwrap();
+        let hb = fbc
+            .rows
+            .iter()
+            .find(|r| r.display == "Haemoglobin")
+            .unwrap();
+        assert_eq!(hb.flag.as_deref(), Some("LL"), "{n}: Hb 65 g/L is critical");
+        for sr in &placed.requests {
+            let sr = lab
+                .svc
+                .read_as(&op(), "ServiceRequest", sr)
+                .unwrap()
+                .unwrap();
+            assert_eq!(sr["status"], "completed", "{n}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use wardline_core::{Access, FhirService, Tx};
 
-use super::delta::{self, DeltaLimit};
+use super::delta;
 use super::{
     DELTA_CHECK_EXT, DeltaFinding, FILLER_ORDER, LABORATORY_AUTHORISATION_EXT, LabError,
     OBSERVATION_CATEGORY, SPECIMEN_ID, TECHNICAL_VALIDATION_EXT, actor, begin, code_key,
@@ -475,10 +475,7 @@ fn deltas_in(
         let Some(a) = analyte_of(work.analytes, o) else {
             continue;
         };
-        let limit = DeltaLimit {
-            absolute: a.delta_absolute,
-            percent: a.delta_percent,
-        };
+        let limit = delta::limit_of(a);
         let Some(current) = numeric_value(o) else {
             continue;
         };
@@ -501,7 +498,7 @@ fn deltas_in(
         let Some(prev) = numeric_value(&p) else {
             continue;
         };
-        let d = delta::check(prev, current, limit);
+        let d = delta::check(a, prev, current);
         if d.exceeded {
             out.push((
                 DeltaFinding {
@@ -755,7 +752,7 @@ pub fn report(
                 code: code_key(&a.code),
                 display: a.display.clone(),
                 unit: a.unit.clone(),
-                range: a.range_text(),
+                range: a.for_sex(pat.gender.as_deref()).range_text(),
                 value: o.and_then(value_text),
                 critical: matches!(flag.as_deref(), Some("LL" | "HH")),
                 abnormal: matches!(flag.as_deref(), Some("L" | "H" | "LL" | "HH")),

@@ -40,7 +40,7 @@
 //!    through the order lifecycle (`orders::set_status`). A report is
 //!    authorised once: a second authorisation is refused (409), a change
 //!    after release is a correction, which goes through the results core.
-//! 5. **Turnaround** ([`turnaround`]): per test, received → authorised,
+//! 5. **Turnaround** ([`turnaround()`]): per test, received → authorised,
 //!    count, median and 90th percentile (nearest rank), for the laboratory's
 //!    managers.
 //!
