@@ -427,10 +427,15 @@ impl Analyte {
             return self.delta_absolute.is_some() || self.delta_percent.is_some();
         }
         let change = (value - previous).abs();
-        let absolute = self.delta_absolute.is_some_and(|d| change > d);
-        let percent = self
-            .delta_percent
-            .is_some_and(|p| previous != 0.0 && change * 100.0 > p * previous.abs());
+        // Results and limits are decimals as written; in binary floating
+        // point 1.0 - 0.7 is 0.30000000000000004, so a change exactly at
+        // the limit must not count as beyond it: compare with a tolerance
+        // far below any reported precision.
+        let eps = 1e-9 * (1.0 + previous.abs().max(value.abs()));
+        let absolute = self.delta_absolute.is_some_and(|d| change - d > eps);
+        let percent = self.delta_percent.is_some_and(|p| {
+            previous != 0.0 && change * 100.0 - p * previous.abs() > eps * 100.0 * (1.0 + p)
+        });
         absolute || percent
     }
 

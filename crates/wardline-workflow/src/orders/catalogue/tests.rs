@@ -190,6 +190,23 @@ fn delta_checks_as_the_laboratory_sets_them() {
     };
     assert!(!none.delta_exceeded(1.0, 1000.0));
     assert!(k.delta_exceeded(4.0, f64::NAN));
+    // Decimal limits at their edge, where binary arithmetic overshoots
+    // (1.0 - 0.7 = 0.30000000000000004): exactly the limit passes.
+    let small = Analyte {
+        delta_absolute: Some(0.3),
+        delta_percent: None,
+        ..potassium()
+    };
+    assert!(!small.delta_exceeded(0.7, 1.0));
+    assert!(!small.delta_exceeded(1.0, 0.7));
+    assert!(small.delta_exceeded(0.7, 1.01));
+    let pct = Analyte {
+        delta_absolute: None,
+        delta_percent: Some(10.0),
+        ..potassium()
+    };
+    assert!(!pct.delta_exceeded(0.7, 0.77));
+    assert!(pct.delta_exceeded(0.7, 0.78));
 }
 
 #[test]
