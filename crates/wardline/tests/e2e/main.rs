@@ -11,6 +11,7 @@ mod audit_tamper;
 mod chart;
 mod cli;
 mod crash;
+mod cumulative;
 mod duplicate_queue;
 mod duplicate_scan;
 mod errors;
