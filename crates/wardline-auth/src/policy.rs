@@ -274,13 +274,28 @@ impl Access for Policy {
             && let Some(pos) = &self.principal.position
             && !rbac::task_permitted(pos.role, op, r.json)
         {
-            let what = if pos.role.has(Activity::RegisterPatient) {
-                "may work the duplicate-record review queue"
-            } else {
-                "may send results to the requester's inbox"
-            };
             return Err(forbidden(format!(
-                "your position ({}) {what}, but not other tasks",
+                "your position ({}) does not include this kind of task",
+                pos.role.display()
+            )));
+        }
+        if r.resource_type == "ServiceRequest"
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+            && !rbac::service_request_permitted(pos.role, op, r.json)
+        {
+            return Err(forbidden(format!(
+                "your position ({}) may complete laboratory requests, but not change other requests",
+                pos.role.display()
+            )));
+        }
+        if matches!(r.resource_type, "DiagnosticReport" | "Observation")
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+            && let Err(missing) = rbac::laboratory_record_permitted(pos.role, op, r.json)
+        {
+            return Err(forbidden(format!(
+                "this is a record the pathology laboratory keeps: changing it needs {missing}, which your position ({}) does not include",
                 pos.role.display()
             )));
         }
@@ -472,7 +487,10 @@ fn involves(
 ///   its practitioner or the position as a participant;
 /// * an active episode of care, care team or referral (ServiceRequest)
 ///   naming its practitioner, the position, or its organisation (when that is
-///   a team or partner, not the whole trust);
+///   a team or partner, not the whole trust); for laboratory and radiology
+///   staff, an open request of their department ([`rbac::request_relates`]),
+///   and for laboratory staff a completed laboratory request too (the
+///   laboratory keeps the patient's results history);
 /// * a booked or arrived appointment naming its practitioner, the position
 ///   or one of its locations;
 /// * the patient's registered GP practice or GP (`generalPractitioner`, or
@@ -499,7 +517,26 @@ pub fn relationship(
                 ("status", statuses.to_owned()),
             ],
         )? {
-            if involves(dir, reader, pos, &v)? {
+            if involves(dir, reader, pos, &v)?
+                || (t == "ServiceRequest" && rbac::request_relates(pos.role, &v))
+            {
+                return Ok(true);
+            }
+        }
+    }
+    // The laboratory keeps a patient's results history (delta checks,
+    // cumulative results, corrections): its staff's relationship goes on
+    // through the patient's completed laboratory requests too.
+    if pos.role.has(Activity::LabProcess) {
+        for v in dir.search(
+            reader,
+            "ServiceRequest",
+            &[
+                ("patient", format!("Patient/{patient}")),
+                ("status", "completed".to_owned()),
+            ],
+        )? {
+            if rbac::request_relates(pos.role, &v) {
                 return Ok(true);
             }
         }

@@ -18,8 +18,10 @@
 //! | `CarePlan`, `CareTeam`, `Flag` | ViewClinical or ViewCareSummary | RecordClinical |
 //! | `MedicationRequest` | ViewClinical | Prescribe |
 //! | `MedicationAdministration` | ViewClinical | AdministerMedication |
-//! | `ServiceRequest` | ViewClinical | OrderTests |
-//! | `DiagnosticReport`, `Observation` | ViewClinical | RecordClinical, LabProcess or LabAuthorise |
+//! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise or Radiology | OrderTests (update: or LabAuthorise, laboratory requests only) |
+//! | `Specimen` | ViewClinical, LabProcess or LabAuthorise | OrderTests or LabProcess |
+//! | `DiagnosticReport`, `Observation` | ViewClinical, LabProcess or LabAuthorise | RecordClinical, LabProcess or LabAuthorise³ |
+//! | `QuestionnaireResponse` | ViewClinical or Radiology | RecordClinical |
 //! | `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `Procedure` | ViewClinical | RecordClinical |
 //! | `Practitioner`, `PractitionerRole` | any staff | ManageUsers |
 //! | `Organization`, `Location`, `HealthcareService`, `Endpoint` | any staff | ManageDirectory |
@@ -27,7 +29,7 @@
 //! | `StructureDefinition`, `ValueSet`, `CodeSystem`, `SearchParameter`, `CapabilityStatement` | any staff | ManageDirectory |
 //! | `AuditEvent` | IgAudit | never (written only by the server) |
 //! | `Consent` | ViewClinical or RegisterPatient² | RegisterPatient |
-//! | `Task` | ViewClinical, IgAudit or RegisterPatient¹ | RecordClinical, RegisterPatient¹ or LabProcess/LabAuthorise³ |
+//! | `Task` | ViewClinical, IgAudit, RegisterPatient¹, LabProcess¹, LabAuthorise¹ or Radiology¹ | RecordClinical, RegisterPatient¹, LabProcess¹, LabAuthorise¹ or Radiology¹ |
 //! | anything else | ViewClinical | RecordClinical |
 //!
 //! Deliberate additions to the baseline: clerical staff who book appointments or admit
@@ -42,9 +44,16 @@
 //! is [`DUPLICATE_REVIEW_CODE`] ([`task_permitted`], applied per resource by the
 //! policy); every other task stays clinical.
 //!
-//! ³ Releasing a result tells the requester through a result-review `Task`
-//! (`wardline_workflow::results`): laboratory staff without the clinical
-//! activity may write a `Task` only when its code is [`RESULT_REVIEW_CODE`].
+//! Laboratory staff reach only the result-review tasks releasing a result
+//! creates, and radiology staff only IR(ME)R justifications
+//! ([`NON_CLINICAL_TASKS`]).
+//!
+//! ³ The records the laboratory keeps (tagged [`LABORATORY_TAG`]) only by
+//! laboratory staff, and once authorised only by those who authorise
+//! ([`laboratory_record_permitted`]). Laboratory and radiology staff have a
+//! care relationship with a patient through an open request of their
+//! department ([`request_relates`]); laboratory staff through a completed
+//! laboratory request too (the results history the laboratory keeps).
 //!
 //! ² Registration staff record patients' consent decisions (dissent from
 //! sharing, the national data opt-out), so they read them too: what is
@@ -208,6 +217,9 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "CarePlan" | "CareTeam" | "Flag" if read => CARE_SUMMARY,
         "MedicationRequest" if !read => R::Activity(A::Prescribe),
         "MedicationAdministration" if !read => R::Activity(A::AdministerMedication),
+        // Issue 16 (lab): authorising a laboratory result completes its
+        // request ([`request_relates`] narrows it to laboratory requests).
+        "ServiceRequest" if op == Op::Update => R::AnyOf(&[A::OrderTests, A::LabAuthorise]),
         "ServiceRequest" if !read => R::Activity(A::OrderTests),
         // Bed state (`Location.operationalStatus`) is part of ADT; the
         // policy narrows ADT holders to updating beds
@@ -215,6 +227,22 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "Location" if op == Op::Update => R::AnyOf(&[A::ManageDirectory, A::Adt]),
         "Practitioner" | "PractitionerRole" if read => R::AnyStaff,
         "Practitioner" | "PractitionerRole" => R::Activity(A::ManageUsers),
+        // The order catalogue (issue 16): every member of staff reads what
+        // can be ordered; catalogue managers change it.
+        "ActivityDefinition"
+        | "PlanDefinition"
+        | "SpecimenDefinition"
+        | "ObservationDefinition"
+        | "Questionnaire"
+            if read =>
+        {
+            R::AnyStaff
+        }
+        "ActivityDefinition"
+        | "PlanDefinition"
+        | "SpecimenDefinition"
+        | "ObservationDefinition"
+        | "Questionnaire" => R::Activity(A::ManageCatalogue),
         "Organization"
         | "Location"
         | "HealthcareService"
@@ -246,18 +274,39 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "AuditEvent" => R::Never,
         "Consent" if read => R::AnyOf(&[A::ViewClinical, A::RegisterPatient]),
         "Consent" => R::Activity(A::RegisterPatient),
-        "Task" if read => R::AnyOf(&[A::ViewClinical, A::IgAudit, A::RegisterPatient]),
+        // Issue 16, the laboratory and radiology (lab): their staff read the
+        // requests, specimens and results they work on, and write the
+        // laboratory's records ([`laboratory_record_permitted`] narrows it).
+        "ServiceRequest" if read => R::AnyOf(&[
+            A::ViewClinical,
+            A::LabProcess,
+            A::LabAuthorise,
+            A::Radiology,
+        ]),
+        "Specimen" | "DiagnosticReport" | "Observation" if read => {
+            R::AnyOf(&[A::ViewClinical, A::LabProcess, A::LabAuthorise])
+        }
+        "Specimen" => R::AnyOf(&[A::OrderTests, A::LabProcess]),
+        // Results: the laboratory's bench and release, and clinicians'
+        // own entries (vitals) alike.
+        "DiagnosticReport" | "Observation" => {
+            R::AnyOf(&[A::RecordClinical, A::LabProcess, A::LabAuthorise])
+        }
+        "QuestionnaireResponse" if read => R::AnyOf(&[A::ViewClinical, A::Radiology]),
+        "Task" if read => R::AnyOf(&[
+            A::ViewClinical,
+            A::IgAudit,
+            A::RegisterPatient,
+            A::LabAuthorise,
+            A::Radiology,
+        ]),
         "Task" => R::AnyOf(&[
             A::RecordClinical,
             A::RegisterPatient,
             A::LabProcess,
             A::LabAuthorise,
+            A::Radiology,
         ]),
-        // Results: the laboratory's bench and release, and clinicians'
-        // own entries (vitals) alike.
-        "DiagnosticReport" | "Observation" if !read => {
-            R::AnyOf(&[A::RecordClinical, A::LabProcess, A::LabAuthorise])
-        }
         _ if read => CLINICAL,
         _ => R::Activity(A::RecordClinical),
     }
@@ -300,26 +349,22 @@ pub fn task_permitted(role: Role, op: Op, task_json: &str) -> bool {
     if clinical {
         return true;
     }
-    let lab = op.is_write() && (role.has(Activity::LabProcess) || role.has(Activity::LabAuthorise));
-    if !role.has(Activity::RegisterPatient) && !lab {
-        return false;
-    }
     let Ok(v) = serde_json::from_str::<serde_json::Value>(task_json) else {
         return false;
     };
-    let has_code = |code: &str| {
-        v.pointer("/code/coding")
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter().any(|c| {
-                    c.get("system").and_then(serde_json::Value::as_str)
-                        == Some(crate::directory::TASK_SYSTEM)
-                        && c.get("code").and_then(serde_json::Value::as_str) == Some(code)
-                })
-            })
-    };
-    (role.has(Activity::RegisterPatient) && has_code(DUPLICATE_REVIEW_CODE))
-        || (lab && has_code(RESULT_REVIEW_CODE))
+    let code = v
+        .pointer("/code/coding")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c.get("system").and_then(serde_json::Value::as_str)
+                == Some(crate::directory::TASK_SYSTEM)
+        })
+        .and_then(|c| c.get("code").and_then(serde_json::Value::as_str));
+    NON_CLINICAL_TASKS
+        .iter()
+        .any(|(a, c, reads)| Some(*c) == code && role.has(*a) && (*reads || op.is_write()))
 }
 
 /// The `meta.tag` (system, code) of a result waiting in the unmatched-results
@@ -357,9 +402,118 @@ pub fn diagnostic_report_permitted(role: Role, op: Op, report_json: &str) -> boo
         })
 }
 
-/// `Task.code` (system [`crate::directory::TASK_SYSTEM`]) of a result to
-/// review: the inbox item a laboratory's release creates.
+/// The tasks a role reaches without the clinical activities, by the
+/// activity that reaches them: registration staff the duplicate-record
+/// reviews; laboratory staff the result-review notifications that
+/// releasing a result creates (issue 16, `wardline_workflow::results`); radiology
+/// staff the IR(ME)R justification of an imaging request;
+/// and whether it also reads them (the laboratory only writes the
+/// notifications: the results core reads inboxes in its transaction).
+pub const NON_CLINICAL_TASKS: &[(Activity, &str, bool)] = &[
+    (Activity::RegisterPatient, DUPLICATE_REVIEW_CODE, true),
+    (Activity::LabProcess, RESULT_REVIEW_CODE, false),
+    (Activity::LabAuthorise, RESULT_REVIEW_CODE, false),
+    (Activity::Radiology, IRMER_JUSTIFICATION_CODE, true),
+];
+
+/// `Task.code` of a result waiting in a results inbox (issue 16).
 pub const RESULT_REVIEW_CODE: &str = "result-review";
+/// `Task.code` of a radiographer's IR(ME)R justification of a request.
+pub const IRMER_JUSTIFICATION_CODE: &str = "irmer-justification";
+
+/// The `meta.tag` (system, code) of the records the pathology laboratory
+/// keeps: the `DiagnosticReport`s and `Observation`s its reception and
+/// bench create (issue 16, `wardline_workflow::laboratory`).
+pub const LABORATORY_TAG: (&str, &str) = (
+    "https://fhir.wardline.invalid/CodeSystem/record-keeper",
+    "laboratory",
+);
+/// The extension of a `DiagnosticReport` authorised by the laboratory.
+pub const LABORATORY_AUTHORISATION_EXT: &str =
+    "https://fhir.wardline.invalid/StructureDefinition/laboratory-authorisation";
+
+/// Whether `role` may write this `DiagnosticReport` or `Observation` (its
+/// JSON), beyond the type-level table: a record the laboratory keeps
+/// ([`LABORATORY_TAG`]) is written only by laboratory staff
+/// ([`Activity::LabProcess`]), and once authorised (a report with
+/// [`LABORATORY_AUTHORISATION_EXT`], a final, amended or corrected
+/// observation) only by those who authorise ([`Activity::LabAuthorise`]) —
+/// so a bench result cannot be made final, nor a released one changed,
+/// through a plain write. `Err` names the activity missing.
+pub fn laboratory_record_permitted(role: Role, op: Op, json: &str) -> Result<(), Activity> {
+    if !op.is_write() {
+        return Ok(());
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Ok(());
+    };
+    let kept = v
+        .pointer("/meta/tag")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t.get("system").and_then(serde_json::Value::as_str) == Some(LABORATORY_TAG.0)
+                    && t.get("code").and_then(serde_json::Value::as_str) == Some(LABORATORY_TAG.1)
+            })
+        });
+    if !kept {
+        return Ok(());
+    }
+    if !role.has(Activity::LabProcess) {
+        return Err(Activity::LabProcess);
+    }
+    let authorised = match v.get("resourceType").and_then(serde_json::Value::as_str) {
+        Some("DiagnosticReport") => v
+            .get("extension")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|es| {
+                es.iter().any(|e| {
+                    e.get("url").and_then(serde_json::Value::as_str)
+                        == Some(LABORATORY_AUTHORISATION_EXT)
+                })
+            }),
+        _ => matches!(
+            v.get("status").and_then(serde_json::Value::as_str),
+            Some("final" | "amended" | "corrected")
+        ),
+    };
+    if authorised && !role.has(Activity::LabAuthorise) {
+        return Err(Activity::LabAuthorise);
+    }
+    Ok(())
+}
+
+/// Whether `role` may write this `ServiceRequest` beyond the type-level
+/// table: without [`Activity::OrderTests`], those who authorise laboratory
+/// results update laboratory requests only (completing them).
+pub fn service_request_permitted(role: Role, op: Op, json: &str) -> bool {
+    if !op.is_write() || role.has(Activity::OrderTests) {
+        return true;
+    }
+    serde_json::from_str::<serde_json::Value>(json).is_ok_and(|v| {
+        role.has(Activity::LabAuthorise) && request_relates(Role::BiomedicalScientist, &v)
+    })
+}
+
+/// Whether a position in `role` has a care relationship with a patient
+/// through this open `ServiceRequest`: the pathology laboratory's staff
+/// with the patient of a laboratory request (SNOMED CT 108252007), the
+/// radiology department's with that of an imaging request (363679005) —
+/// they work on the patient's specimen or examination while it is open.
+pub fn request_relates(role: Role, service_request: &serde_json::Value) -> bool {
+    let has = |code: &str| {
+        service_request
+            .get("category")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("coding").and_then(serde_json::Value::as_array))
+            .flatten()
+            .any(|c| c.get("code").and_then(serde_json::Value::as_str) == Some(code))
+    };
+    (role.has(Activity::LabProcess) && has("108252007"))
+        || (role.has(Activity::Radiology) && has("363679005"))
+}
 
 /// A built-in role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -858,5 +1012,137 @@ mod tests {
             assert!(role.permits(R::AnyStaff));
             assert!(!role.permits(R::Never));
         }
+    }
+
+    #[test]
+    fn laboratory_staff_work_their_records_only() {
+        let bms = Role::BiomedicalScientist;
+        let cs = Role::ClinicalScientist;
+        for ty in [
+            "ServiceRequest",
+            "Specimen",
+            "DiagnosticReport",
+            "Observation",
+        ] {
+            assert!(can(bms, ty, 'r') && can(bms, ty, 's'), "{ty}");
+        }
+        assert!(can(bms, "Specimen", 'u'));
+        assert!(can(bms, "DiagnosticReport", 'c'));
+        assert!(
+            !can(bms, "ServiceRequest", 'u'),
+            "the request is the requester's"
+        );
+        assert!(!can(bms, "Condition", 'r'));
+        assert!(!can(Role::Radiographer, "Observation", 'r'));
+        assert!(can(Role::Radiographer, "QuestionnaireResponse", 'r'));
+        // Observations stay clinical writes too (vital signs).
+        assert!(can(Role::StaffNurse, "Observation", 'c'));
+
+        let tagged = |extra: &str| {
+            format!(
+                r#"{{"resourceType": "DiagnosticReport", "status": "preliminary", "meta": {{"tag": [{{"system": "{}", "code": "{}"}}]}}{extra}}}"#,
+                LABORATORY_TAG.0, LABORATORY_TAG.1
+            )
+        };
+        let bench = tagged("");
+        let released = tagged(&format!(
+            r#", "extension": [{{"url": "{LABORATORY_AUTHORISATION_EXT}"}}]"#
+        ));
+        assert_eq!(laboratory_record_permitted(bms, Op::Update, &bench), Ok(()));
+        assert_eq!(
+            laboratory_record_permitted(bms, Op::Update, &released),
+            Err(Activity::LabAuthorise)
+        );
+        assert_eq!(
+            laboratory_record_permitted(cs, Op::Update, &released),
+            Ok(())
+        );
+        assert_eq!(
+            laboratory_record_permitted(Role::Doctor, Op::Update, &bench),
+            Err(Activity::LabProcess),
+            "a clinician cannot finalise a bench result"
+        );
+        assert_eq!(
+            laboratory_record_permitted(Role::Doctor, Op::Read, &bench),
+            Ok(())
+        );
+        let vitals = r#"{"resourceType": "Observation", "status": "final"}"#;
+        assert_eq!(
+            laboratory_record_permitted(Role::StaffNurse, Op::Create, vitals),
+            Ok(())
+        );
+        let final_obs = format!(
+            r#"{{"resourceType": "Observation", "status": "final", "meta": {{"tag": [{{"system": "{}", "code": "{}"}}]}}}}"#,
+            LABORATORY_TAG.0, LABORATORY_TAG.1
+        );
+        assert_eq!(
+            laboratory_record_permitted(bms, Op::Update, &final_obs),
+            Err(Activity::LabAuthorise)
+        );
+    }
+
+    #[test]
+    fn tasks_beyond_the_clinical_ones() {
+        let task = |code: &str| {
+            format!(
+                r#"{{"resourceType": "Task", "code": {{"coding": [{{"system": "{}", "code": "{code}"}}]}}}}"#,
+                crate::directory::TASK_SYSTEM
+            )
+        };
+        let cs = Role::ClinicalScientist;
+        assert!(task_permitted(cs, Op::Create, &task(RESULT_REVIEW_CODE)));
+        assert!(!task_permitted(
+            cs,
+            Op::Create,
+            &task(DUPLICATE_REVIEW_CODE)
+        ));
+        assert!(task_permitted(
+            Role::BiomedicalScientist,
+            Op::Create,
+            &task(RESULT_REVIEW_CODE)
+        ));
+        assert!(!task_permitted(cs, Op::Read, &task(RESULT_REVIEW_CODE)));
+        assert!(task_permitted(
+            Role::Radiographer,
+            Op::Read,
+            &task(IRMER_JUSTIFICATION_CODE)
+        ));
+        assert!(task_permitted(
+            Role::Radiographer,
+            Op::Create,
+            &task(IRMER_JUSTIFICATION_CODE)
+        ));
+        assert!(!task_permitted(
+            Role::Radiographer,
+            Op::Read,
+            &task(RESULT_REVIEW_CODE)
+        ));
+        assert!(task_permitted(
+            Role::Receptionist,
+            Op::Update,
+            &task(DUPLICATE_REVIEW_CODE)
+        ));
+        assert!(!task_permitted(
+            Role::Receptionist,
+            Op::Update,
+            &task(IRMER_JUSTIFICATION_CODE)
+        ));
+        assert!(task_permitted(Role::Doctor, Op::Create, &task("anything")));
+    }
+
+    #[test]
+    fn department_requests_relate() {
+        let sr = |code: &str| {
+            serde_json::json!({"resourceType": "ServiceRequest",
+            "category": [{"coding": [{"system": "http://snomed.info/sct", "code": code}]}]})
+        };
+        assert!(request_relates(Role::BiomedicalScientist, &sr("108252007")));
+        assert!(!request_relates(
+            Role::BiomedicalScientist,
+            &sr("363679005")
+        ));
+        assert!(request_relates(Role::Radiographer, &sr("363679005")));
+        assert!(!request_relates(Role::Radiographer, &sr("108252007")));
+        assert!(!request_relates(Role::Doctor, &sr("108252007")));
     }
 }

@@ -76,7 +76,11 @@ pub fn run(a: ResultsBenchArgs) -> Result<()> {
     crate::workspace::load_pmi(&service, a.patients)?;
     // The trust the bench consultant works for (the workspace bench's bed
     // model holds the same one).
-    if service.system_reader().read("Organization", "trust")?.is_none() {
+    if service
+        .system_reader()
+        .read("Organization", "trust")?
+        .is_none()
+    {
         crate::load::load_value(
             &service,
             json!({"resourceType": "Organization", "id": "trust", "active": true,

@@ -56,6 +56,19 @@ const MEDS: [(&str, &str); 5] = [
     ("320000009", "Salbutamol 100micrograms/dose inhaler"),
 ];
 
+/// The demo trust's order catalogue: a FHIR `transaction` Bundle of PUTs
+/// (`Questionnaire`s, `ActivityDefinition`s, order-set `PlanDefinition`s;
+/// see `wardline_workflow::orders::catalogue` for the shape). Its reference
+/// and critical ranges are demonstration values that a trust replaces with
+/// its own laboratory's.
+pub fn order_catalogue() -> Value {
+    // The file is checked by this crate's tests and the catalogue's.
+    serde_json::from_str(ORDER_CATALOGUE).unwrap_or_else(|_| json!({}))
+}
+
+/// The text of [`order_catalogue`] (`data/order-catalogue.json`).
+pub const ORDER_CATALOGUE: &str = include_str!("../data/order-catalogue.json");
+
 /// A patient's hospital number, as registration records one.
 pub fn hospital_number(numbers: &Scheme, serial: u64) -> Value {
     numbers.identifier(&numbers.format(serial))
@@ -538,6 +551,36 @@ fn admissions(
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn the_order_catalogue_is_a_transaction_of_puts() {
+        let parsed: Value = serde_json::from_str(ORDER_CATALOGUE).unwrap();
+        assert_eq!(order_catalogue(), parsed);
+        assert_eq!(parsed["type"], "transaction");
+        let entries = parsed["entry"].as_array().unwrap();
+        let count = |t: &str| {
+            entries
+                .iter()
+                .filter(|e| e["resource"]["resourceType"] == t)
+                .count()
+        };
+        assert!(
+            count("ActivityDefinition") >= 28,
+            "{}",
+            count("ActivityDefinition")
+        );
+        assert!(count("PlanDefinition") >= 3);
+        for e in entries {
+            let r = &e["resource"];
+            let url = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            );
+            assert_eq!(e["request"]["method"], "PUT");
+            assert_eq!(e["request"]["url"], url.as_str());
+        }
+    }
 
     #[test]
     fn patients_carry_distinct_numbers_of_the_trusts_scheme() {

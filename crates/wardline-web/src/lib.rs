@@ -176,6 +176,44 @@ pub const ROUTES: &[UiRoute] = &[
         "match an unmatched result",
     ),
     // ── issue 16: the laboratory and radiology (lab.rs) ──
+    r(
+        "GET",
+        "/ui/lab",
+        "laboratory: receive a specimen by its barcode; the bench worklist",
+    ),
+    r(
+        "POST",
+        "/ui/lab/receive",
+        "receive a specimen by its barcode",
+    ),
+    r("POST", "/ui/lab/import", "enter an analyser's results file"),
+    r(
+        "GET",
+        "/ui/lab/reports/{id}",
+        "a laboratory report: enter, validate, authorise",
+    ),
+    r("POST", "/ui/lab/reports/{id}/results", "enter results"),
+    r(
+        "POST",
+        "/ui/lab/reports/{id}/validate",
+        "technical validation with delta checks",
+    ),
+    r(
+        "POST",
+        "/ui/lab/reports/{id}/authorise",
+        "authorise and release a report",
+    ),
+    r("GET", "/ui/lab/turnaround", "turnaround times per test"),
+    r(
+        "GET",
+        "/ui/radiology",
+        "imaging requests to justify (IR(ME)R)",
+    ),
+    r(
+        "POST",
+        "/ui/radiology/{id}/justify",
+        "record an IR(ME)R justification",
+    ),
     // ── end of issue 16 ──
     r(
         "GET",
@@ -258,6 +296,16 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             get(cumulative::match_page).post(cumulative::match_post),
         )
         // ── issue 16: the laboratory and radiology (lab.rs) ──
+        .route("/lab", get(lab::lab_page))
+        .route("/lab/receive", post(lab::receive_post))
+        .route("/lab/import", post(lab::import_post))
+        .route("/lab/reports/{id}", get(lab::report_page))
+        .route("/lab/reports/{id}/results", post(lab::results_post))
+        .route("/lab/reports/{id}/validate", post(lab::validate_post))
+        .route("/lab/reports/{id}/authorise", post(lab::authorise_post))
+        .route("/lab/turnaround", get(lab::turnaround_page))
+        .route("/radiology", get(lab::radiology_page))
+        .route("/radiology/{id}/justify", post(lab::justify_post))
         // ── end of issue 16 ──
         .route("/events", get(beds::events))
         .route("/static/{*file}", get(assets::serve))

@@ -24,7 +24,9 @@
 //!   `Encounter` location history and `Location` bed state; the bed board;
 //!   [`adt::beds`], the one place a patient enters or leaves a bed.
 //! * [`orders`] — order communications: the `ServiceRequest` status
-//!   lifecycle every channel obeys.
+//!   lifecycle every channel obeys; [`orders::catalogue`], what can be
+//!   ordered (tests, examinations, order sets, analytes and their ranges,
+//!   the one home of abnormal flags).
 //! * [`results`] — results: the `DiagnosticReport` status rules every
 //!   channel obeys, matched results told to the requester's inbox (and
 //!   corrections to everyone who read them), acknowledgement, escalation
@@ -62,4 +64,5 @@ pub fn with_operations(svc: FhirService) -> FhirService {
 /// channel could break adds its `wardline_core::WriteRule` here.
 pub fn with_rules(svc: FhirService) -> FhirService {
     svc.with_rule(std::sync::Arc::new(pmi::UniqueIdentifiers))
+        .with_rule(std::sync::Arc::new(orders::catalogue::CatalogueRule))
 }

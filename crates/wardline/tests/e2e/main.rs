@@ -20,6 +20,7 @@ mod export;
 mod graph;
 mod hl7;
 mod input;
+mod lab;
 mod local_time;
 mod merge;
 mod pmi;
