@@ -243,7 +243,7 @@ fn load_results(service: &FhirService, owner: &str, a: &ResultsBenchArgs) -> Res
                     let p = j / PER_PATIENT;
                     let patient = format!("pmi-{}", p % a.patients.max(1));
                     let order = format!("bench-sr-{p}");
-                    if j % PER_PATIENT == 0 {
+                    if j.is_multiple_of(PER_PATIENT) {
                         tx.save(order_of(&order, &patient, owner))?;
                     }
                     let at = wardline_fhir::datetime::format_instant(
