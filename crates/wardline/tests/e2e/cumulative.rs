@@ -1,5 +1,6 @@
 //! The cumulative results view and the unmatched-results worklist over real
 //! HTTP, on the demo server: results sent with `DiagnosticReport/$submit`;
+//! on SQLite, and PostgreSQL when `WARDLINE_TEST_PG_URL` is set;
 //! the requesting consultant opens the patient's results (table and an SVG
 //! trend chart with a point per value) and may not see the worklist; the
 //! laboratory scientist sees the unmatched report with what the sender said,
@@ -51,7 +52,13 @@ fn param<'a>(p: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn cumulative_view_and_unmatched_worklist_over_http() {
-    let env = Env::sqlite();
+    run(Env::sqlite());
+    if let Some(env) = Env::postgres() {
+        run(env);
+    }
+}
+
+fn run(env: Env) {
     let s = env.start_with(&["--demo"]);
     let root = s.root.clone();
     let dr = practitioner_of(&s, "dr.watford");
