@@ -493,6 +493,9 @@ fn involves(
 ///   laboratory keeps the patient's results history);
 /// * a booked or arrived appointment naming its practitioner, the position
 ///   or one of its locations;
+/// * an open results task for the patient owned by its practitioner or the
+///   position (a result to review in their inbox, an escalation, a
+///   follow-up of one; [`rbac::RESULT_TASK_CODES`]);
 /// * the patient's registered GP practice or GP (`generalPractitioner`, or
 ///   `managingOrganization` when that is a partner organisation).
 pub fn relationship(
@@ -539,6 +542,40 @@ pub fn relationship(
             if rbac::request_relates(pos.role, &v) {
                 return Ok(true);
             }
+        }
+    }
+    // A result in their inbox (which outlives the request: the laboratory
+    // completes it when it releases the result), an escalation or a
+    // follow-up of one: an open results Task for the patient *owned* by
+    // the practitioner or the position. Only these codes and only the
+    // owner: other tasks name people for other reasons (the requester of a
+    // break-glass review must not keep access through it).
+    for v in dir.search(
+        reader,
+        "Task",
+        &[
+            ("patient", format!("Patient/{patient}")),
+            (
+                "status",
+                "requested,received,accepted,ready,in-progress,on-hold".to_owned(),
+            ),
+            (
+                "code",
+                rbac::RESULT_TASK_CODES
+                    .iter()
+                    .map(|c| format!("{}|{c}", crate::directory::TASK_SYSTEM))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ],
+    )? {
+        let owner = v.get("owner").and_then(|o| {
+            reference_id(o, "Practitioner")
+                .filter(|id| *id == pos.practitioner)
+                .or_else(|| reference_id(o, "PractitionerRole").filter(|id| *id == pos.id))
+        });
+        if owner.is_some() {
+            return Ok(true);
         }
     }
     if let Some(p) = reader.read("Patient", patient)?.filter(|r| !r.deleted)

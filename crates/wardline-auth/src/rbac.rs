@@ -515,6 +515,16 @@ pub fn request_relates(role: Role, service_request: &serde_json::Value) -> bool 
         || (role.has(Activity::Radiology) && has("363679005"))
 }
 
+/// `Task.code`s of the results inbox (a result to review, an escalation, the
+/// follow-ups of an acknowledgement): an open one owned by a clinician is a
+/// legitimate relationship with its patient (`policy::relationship`).
+pub const RESULT_TASK_CODES: [&str; 4] = [
+    RESULT_REVIEW_CODE,
+    "result-escalation",
+    "result-action",
+    "contact-patient",
+];
+
 /// A built-in role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {

@@ -141,6 +141,58 @@ pub const ROUTES: &[UiRoute] = &[
         "bed cleaned, closed, blocked",
     ),
     // ── issue 16: the order catalogue (catalogue.rs) ──
+    r(
+        "GET",
+        "/ui/catalogue",
+        "the order catalogue by department, and order sets",
+    ),
+    r("GET", "/ui/catalogue/new", "add a test or examination"),
+    r("POST", "/ui/catalogue/new", "add a test or examination"),
+    r("GET", "/ui/catalogue/import", "import a catalogue Bundle"),
+    r(
+        "POST",
+        "/ui/catalogue/import",
+        "import a catalogue Bundle (file upload)",
+    ),
+    r("GET", "/ui/catalogue/sets/new", "add an order set"),
+    r("POST", "/ui/catalogue/sets/new", "add an order set"),
+    r(
+        "GET",
+        "/ui/catalogue/sets/{id}",
+        "an order set (and its form)",
+    ),
+    r("POST", "/ui/catalogue/sets/{id}", "change an order set"),
+    r(
+        "POST",
+        "/ui/catalogue/sets/{id}/retire",
+        "retire an order set",
+    ),
+    r(
+        "POST",
+        "/ui/catalogue/sets/{id}/reinstate",
+        "reinstate an order set",
+    ),
+    r("GET", "/ui/catalogue/{id}", "a test or examination"),
+    r(
+        "GET",
+        "/ui/catalogue/{id}/edit",
+        "edit a test or examination",
+    ),
+    r(
+        "POST",
+        "/ui/catalogue/{id}/edit",
+        "edit a test or examination",
+    ),
+    r(
+        "POST",
+        "/ui/catalogue/{id}/retire",
+        "retire a test or examination",
+    ),
+    r(
+        "POST",
+        "/ui/catalogue/{id}/reinstate",
+        "reinstate a test or examination",
+    ),
     // ── issue 16: requesting, specimen labels (orders.rs) ──
     // ── issue 16: results inbox, result view, cumulative view (results.rs) ──
     r(
@@ -280,6 +332,38 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/beds/{ward}", get(beds::ward_page))
         .route("/beds/{ward}/{bed}/state", post(beds::bed_state_post))
         // ── issue 16: the order catalogue (catalogue.rs) ──
+        .route("/catalogue", get(catalogue::list_page))
+        .route(
+            "/catalogue/new",
+            get(catalogue::new_page).post(catalogue::new_post),
+        )
+        .route(
+            "/catalogue/import",
+            get(catalogue::import_page).post(catalogue::import_post),
+        )
+        .route(
+            "/catalogue/sets/new",
+            get(catalogue::set_new_page).post(catalogue::set_new_post),
+        )
+        .route(
+            "/catalogue/sets/{id}",
+            get(catalogue::set_page).post(catalogue::set_post),
+        )
+        .route(
+            "/catalogue/sets/{id}/retire",
+            post(catalogue::set_retire_post),
+        )
+        .route(
+            "/catalogue/sets/{id}/reinstate",
+            post(catalogue::set_reinstate_post),
+        )
+        .route("/catalogue/{id}", get(catalogue::view_page))
+        .route(
+            "/catalogue/{id}/edit",
+            get(catalogue::edit_page).post(catalogue::edit_post),
+        )
+        .route("/catalogue/{id}/retire", post(catalogue::retire_post))
+        .route("/catalogue/{id}/reinstate", post(catalogue::reinstate_post))
         // ── issue 16: requesting, specimen labels (orders.rs) ──
         // ── issue 16: results inbox, result view, cumulative view (results.rs) ──
         .route("/results", get(results::inbox_page))

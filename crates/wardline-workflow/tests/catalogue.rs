@@ -258,6 +258,23 @@ fn rest_writes_pass_the_same_rule() {
         let other = json!({"resourceType": "Questionnaire", "id": "q1", "status": "active",
             "url": "http://example.org/fhir/Questionnaire/intake"});
         assert_eq!(put(&b.svc, &other).0, 201);
+        // Nor are definitions of other systems (an official example's
+        // protocol, an order set of another catalogue): stored, not loaded.
+        let ad = json!({"resourceType": "ActivityDefinition", "id": "citalopramPrescription",
+            "url": "http://example.org/fhir/ActivityDefinition/citalopram", "status": "draft",
+            "kind": "MedicationRequest"});
+        assert_eq!(put(&b.svc, &ad).0, 201);
+        let pd = json!({"resourceType": "PlanDefinition", "id": "example-os", "status": "draft",
+            "url": "http://example.org/fhir/PlanDefinition/os",
+            "type": {"coding": [{"code": "order-set"}]},
+            "action": [{"definitionCanonical": "http://example.org/fhir/ActivityDefinition/citalopram"}]});
+        assert_eq!(put(&b.svc, &pd).0, 201);
+        let after = catalogue::load(&b.svc).unwrap();
+        assert!(after.problems.is_empty(), "{:?}", after.problems);
+        assert!(
+            after.orderable("citalopramPrescription").is_none()
+                && after.set("example-os").is_none()
+        );
     }
 }
 

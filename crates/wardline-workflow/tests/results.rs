@@ -270,6 +270,35 @@ fn unmatched_results_go_to_the_worklist_and_tell_nobody() {
         .unwrap();
         assert!(!r.matched && r.notified.is_empty(), "{}", b.name);
         assert!(tasks_of(svc, &r.report).is_empty());
+        // A later version of a result never moves it to another patient.
+        let first = results::receive(
+            svc,
+            &op(),
+            incoming(
+                report("L9", Some("sr1"), Some("p1"), "preliminary"),
+                vec![potassium(6.8, "HH")],
+            ),
+            T0,
+        )
+        .unwrap();
+        let e = results::receive(
+            svc,
+            &op(),
+            incoming(
+                report("L9", Some("sr2"), Some("p2"), "final"),
+                vec![potassium(6.8, "HH")],
+            ),
+            T0,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 409, "{}: {e}", b.name);
+        assert!(e.message().contains("another patient"), "{e}");
+        let kept = svc
+            .read_as(&op(), "DiagnosticReport", &first.report)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept["subject"]["reference"], "Patient/p1");
+        assert_eq!(kept["status"], "preliminary");
         // notify_in refuses an unmatched report.
         let a = op();
         let mut tx = svc.begin(&a).unwrap();
@@ -306,6 +335,8 @@ fn no_acknowledgement_without_reading_and_only_by_the_team() {
 
         let v = results::open(svc, &person("dr1"), t, T0 + Duration::minutes(5)).unwrap();
         assert!(v.may_acknowledge);
+        assert_eq!(v.read_by[0].0, "Ravi Patel", "who read it, by name");
+        assert_eq!(v.owner.as_deref(), Some("Ravi Patel"));
         assert_eq!(v.flag, Flag::Critical);
         assert_eq!(
             v.observations[0].flag_words.as_deref(),
@@ -350,6 +381,18 @@ fn no_acknowledgement_without_reading_and_only_by_the_team() {
         // Not twice.
         let e = results::acknowledge(svc, &person("dr1"), t, "filed", None, T0).unwrap_err();
         assert_eq!(e.status(), 409);
+        // Off the inbox, on the acknowledged queue.
+        assert!(
+            inbox(svc, &op(), "Practitioner/dr1", 1)
+                .unwrap()
+                .items
+                .is_empty(),
+            "{}",
+            b.name
+        );
+        let done = inbox_queue(svc, &op(), "Practitioner/dr1", Queue::Done, 1).unwrap();
+        assert_eq!(done.items.len(), 1, "{}", b.name);
+        assert_eq!(done.items[0].state, "acknowledged");
     }
 }
 
@@ -670,4 +713,167 @@ fn the_inbox_puts_critical_and_new_first() {
         let e = inbox(svc, &op(), "dr1", 1).unwrap_err();
         assert!(matches!(e, ResultsError::Invalid(_)));
     }
+}
+
+#[test]
+fn values_sent_without_flags_are_flagged_from_the_catalogue() {
+    for b in backends("interpret") {
+        let svc = &b.svc;
+        wardline_workflow::orders::catalogue::import(svc, &op(), &wardline_demo::order_catalogue())
+            .unwrap();
+        let bare = |v: f64, unit: &str| {
+            json!({"resourceType": "Observation",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3", "display": "Potassium"}]},
+                "valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
+        };
+        // 7.0 mmol/L is above the catalogue's critical high (6.5): critical.
+        let r = results::receive(
+            svc,
+            &op(),
+            incoming(
+                report("I1", Some("sr1"), Some("p1"), "final"),
+                vec![bare(7.0, "mmol/L")],
+            ),
+            T0,
+        )
+        .unwrap();
+        assert_eq!(task(svc, &r.notified[0])["priority"], "stat", "{}", b.name);
+        let rep = svc
+            .read_as(&op(), "DiagnosticReport", &r.report)
+            .unwrap()
+            .unwrap();
+        let oid = rep["result"][0]["reference"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("Observation/")
+            .unwrap()
+            .to_owned();
+        let o = svc.read_as(&op(), "Observation", &oid).unwrap().unwrap();
+        assert_eq!(
+            o["interpretation"][0]["coding"][0]["code"], "HH",
+            "{}",
+            b.name
+        );
+        assert_eq!(o["referenceRange"][0]["low"]["value"], 3.5);
+        // A flag sent is kept as sent.
+        let mut sent = bare(4.0, "mmol/L");
+        sent["interpretation"] = json!([{"coding": [{"code": "H"}]}]);
+        let r = results::receive(
+            svc,
+            &op(),
+            incoming(report("I2", Some("sr1"), Some("p1"), "final"), vec![sent]),
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            task(svc, &r.notified[0])["priority"],
+            "urgent",
+            "{}",
+            b.name
+        );
+        // Another unit than the analyte's: not flagged by its ranges.
+        let r = results::receive(
+            svc,
+            &op(),
+            incoming(
+                report("I3", Some("sr1"), Some("p1"), "final"),
+                vec![bare(27.0, "mg/dL")],
+            ),
+            T0,
+        )
+        .unwrap();
+        let rep = svc
+            .read_as(&op(), "DiagnosticReport", &r.report)
+            .unwrap()
+            .unwrap();
+        let oid = rep["result"][0]["reference"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("Observation/")
+            .unwrap()
+            .to_owned();
+        let o = svc.read_as(&op(), "Observation", &oid).unwrap().unwrap();
+        assert!(o.get("interpretation").is_none(), "{}: {o}", b.name);
+    }
+}
+
+#[test]
+fn the_same_result_from_two_channels_at_once_is_stored_and_told_once() {
+    for b in backends("race") {
+        let svc = Arc::new(b.svc);
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let svc = svc.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    // A laboratory release and an HL7 resend of the same report.
+                    let source = if i == 0 {
+                        Source::Laboratory
+                    } else {
+                        Source::Hl7 {
+                            sender: "LAB".into(),
+                        }
+                    };
+                    loop {
+                        match results::receive(
+                            &svc,
+                            &op(),
+                            Incoming {
+                                report: report("RACE1", Some("sr1"), Some("p1"), "final"),
+                                observations: vec![potassium(6.8, "HH")],
+                                source: source.clone(),
+                            },
+                            T0,
+                        ) {
+                            // A deadlock or write clash between the two is a 409 to retry.
+                            Err(ResultsError::Conflict(m)) if m.contains("at the same moment") => {
+                                continue;
+                            }
+                            other => return other.unwrap(),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(got[0].report, got[1].report, "{}: one report", b.name);
+        assert_eq!(
+            got.iter().map(|g| g.notified.len()).sum::<usize>(),
+            1,
+            "{}: told once",
+            b.name
+        );
+        let reports = svc
+            .search_as(
+                &op(),
+                "DiagnosticReport",
+                &[(
+                    "identifier",
+                    "https://fhir.wardline.invalid/Id/filler-order|RACE1",
+                )],
+            )
+            .unwrap();
+        assert_eq!(reports.resources.len(), 1, "{}", b.name);
+    }
+}
+
+#[test]
+fn the_policy_knows_the_inbox_task_codes() {
+    // An open one owned by a clinician relates them to the patient
+    // (`wardline_auth::policy::relationship`): the two lists are one.
+    assert_eq!(
+        wardline_auth::rbac::RESULT_TASK_CODES,
+        [
+            results::RESULT_REVIEW,
+            results::RESULT_ESCALATION,
+            results::RESULT_ACTION,
+            results::CONTACT_PATIENT
+        ]
+    );
+    assert_eq!(
+        wardline_auth::rbac::RESULT_REVIEW_CODE,
+        results::RESULT_REVIEW
+    );
 }

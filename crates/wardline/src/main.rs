@@ -258,6 +258,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     );
     if a.demo {
         load_demo(&service)?;
+        load_demo_catalogue(&service)?;
     }
     let directory = Arc::new(
         wardline_auth::directory::Directory::open(service.clone(), &a.trust.trust_organization)
@@ -375,6 +376,28 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Loads the demo order catalogue (`wardline-demo`'s
+/// `data/order-catalogue.json`) through the catalogue's import — checked
+/// whole, then written in one audited transaction — unless the store already
+/// has a catalogue (an administrator's changes are never overwritten).
+fn load_demo_catalogue(service: &FhirService) -> Result<()> {
+    use wardline_workflow::orders::catalogue;
+    if !catalogue::load(service)?.orderables.is_empty() {
+        return Ok(());
+    }
+    let report = catalogue::import(
+        service,
+        &wardline_core::Trusted::operator("demo-loader"),
+        &wardline_demo::order_catalogue(),
+    )
+    .map_err(|e| anyhow::anyhow!("loading the demo order catalogue failed: {e}"))?;
+    tracing::info!(
+        resources = report.created.len(),
+        "demo order catalogue loaded"
+    );
+    Ok(())
 }
 
 /// Loads the demo trust through the core (validated and indexed) if the store

@@ -54,7 +54,9 @@
 //!   reject, naming what is wrong — a reference range whose low is above its
 //!   high, a critical limit inside the reference range, a pathology test
 //!   without a specimen, an examination without a modality, an order set
-//!   naming an orderable that does not exist.
+//!   naming an orderable that does not exist. Definitions that are not the
+//!   catalogue's ([`in_catalogue`]: urls elsewhere, no department) are
+//!   other modules' business and pass untouched.
 //! * [`import`] checks a whole Bundle first and refuses all of it with the
 //!   entry named; nothing is half-imported.
 //! * Orderables are never deleted: they are retired ([`set_active`]), so the
@@ -83,8 +85,8 @@ mod admin;
 mod parse;
 
 pub use admin::{
-    CatalogueError, CatalogueRule, ImportReport, check_bundle, import, resource_as, save_order_set,
-    save_orderable, set_active,
+    CatalogueError, CatalogueRule, ImportReport, check_bundle, import, load_as, resource_as,
+    save_order_set, save_orderable, set_active,
 };
 pub use parse::{parse_order_set, parse_orderable, parse_questionnaire, valid_id};
 
@@ -141,6 +143,19 @@ pub const MODALITIES: [(&str, &str); 7] = [
     ("US", "Ultrasound"),
     ("NM", "Nuclear Medicine"),
     ("XA", "X-Ray Angiography"),
+];
+
+/// Specimen types (SNOMED CT) the admin screens offer.
+pub const SPECIMEN_TYPES: [(&str, &str); 9] = [
+    ("119297000", "Blood specimen"),
+    ("122555007", "Venous blood specimen"),
+    ("122552005", "Arterial blood specimen"),
+    ("119364003", "Serum specimen"),
+    ("119361006", "Plasma specimen"),
+    ("122575003", "Urine specimen"),
+    ("258574006", "Mid-stream urine specimen"),
+    ("119339001", "Stool specimen"),
+    ("119334006", "Sputum specimen"),
 ];
 
 /// The whole catalogue, active and retired.
@@ -545,8 +560,35 @@ pub(super) fn dept_rank(code: &str) -> usize {
         .unwrap_or(DEPARTMENTS.len())
 }
 
-/// Builds a catalogue from its resources (any order); what does not parse
-/// goes to `problems`.
+/// Whether a stored resource is the catalogue's (see [`in_catalogue`]).
+///
+/// The store also holds definitions that are not orderables (the official
+/// examples, other modules' forms and protocols). The catalogue's are:
+/// a `Questionnaire` or `PlanDefinition` whose `url` is under [`BASE`]; an
+/// `ActivityDefinition` whose `url` is under [`BASE`] or that names a
+/// department of [`DEPARTMENT`] in its `topic`. Others are neither loaded
+/// nor checked by the write rule; [`import`] treats every entry of its
+/// Bundle as the catalogue's.
+pub fn in_catalogue(r: &Value) -> bool {
+    let ours = r["url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with(&format!("{BASE}/")));
+    match r["resourceType"].as_str() {
+        Some("ActivityDefinition") => {
+            ours || r["topic"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["coding"].as_array().into_iter().flatten())
+                .any(|c| c["system"] == DEPARTMENT)
+        }
+        Some("PlanDefinition" | "Questionnaire") => ours,
+        _ => false,
+    }
+}
+
+/// Builds a catalogue from its resources (any order; those not
+/// [`in_catalogue`] are left out); what does not parse goes to `problems`.
 pub fn from_resources(
     activity_definitions: &[Value],
     plan_definitions: &[Value],
@@ -555,7 +597,7 @@ pub fn from_resources(
     let mut problems = Vec::new();
     let mut qs = HashMap::new();
     let mut qlist = Vec::new();
-    for q in questionnaires {
+    for q in questionnaires.iter().filter(|r| in_catalogue(r)) {
         match parse_questionnaire(q) {
             Ok(p) => {
                 qs.insert(p.url.clone(), p.clone());
@@ -568,7 +610,7 @@ pub fn from_resources(
         }
     }
     let mut orderables = Vec::new();
-    for ad in activity_definitions {
+    for ad in activity_definitions.iter().filter(|r| in_catalogue(r)) {
         match parse_orderable(ad, &qs) {
             Ok(o) => orderables.push(o),
             Err(e) => problems.push(format!(
@@ -586,16 +628,7 @@ pub fn from_resources(
         .map(|o| (o.url.clone(), o.id.clone()))
         .collect();
     let mut sets = Vec::new();
-    for pd in plan_definitions {
-        // Only order sets are the catalogue's.
-        if !pd["type"]["coding"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["code"] == "order-set")
-        {
-            continue;
-        }
+    for pd in plan_definitions.iter().filter(|r| in_catalogue(r)) {
         match parse_order_set(pd, &|u| by_url.get(u).cloned()) {
             Ok(s) => sets.push(s),
             Err(e) => problems.push(format!(

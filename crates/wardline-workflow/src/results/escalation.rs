@@ -115,6 +115,9 @@ pub fn escalate_due_in(
         let Some(consultant) = responsible_consultant(tx, &report_id)? else {
             continue;
         };
+        // Read through the transaction so that the audit event names the
+        // report and its patient.
+        tx.get("DiagnosticReport", &report_id)?;
         let now_s = now_text(now);
         let minutes = limit.whole_minutes();
         let owner = reference_of(&task["owner"])

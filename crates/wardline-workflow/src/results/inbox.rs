@@ -139,6 +139,31 @@ fn patient_name(p: &Value) -> String {
     }
 }
 
+/// A Practitioner's name ("Dr Sanjay Mehta"; its text when given).
+fn practitioner_name(p: &Value) -> String {
+    let n = p["name"]
+        .as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or(Value::Null);
+    if let Some(t) = n["text"].as_str() {
+        return t.to_owned();
+    }
+    let parts: Vec<&str> = n["prefix"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(n["given"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .chain(n["family"].as_str())
+        .collect();
+    if parts.is_empty() {
+        format!("Practitioner/{}", p["id"].as_str().unwrap_or(""))
+    } else {
+        parts.join(" ")
+    }
+}
+
 fn nhs_number(p: &Value) -> Option<String> {
     p["identifier"]
         .as_array()
@@ -278,11 +303,12 @@ pub struct ResultView {
     pub conclusion: Option<String>,
     /// The Task's notes (what changed, why escalated).
     pub notes: Vec<String>,
-    /// Who read it, and when.
+    /// Who read it (their name), and when.
     pub read_by: Vec<(String, String)>,
+    /// Whose inbox it is in (their name).
     pub owner: Option<String>,
     pub may_acknowledge: bool,
-    /// (outcome, by whom, when) once acknowledged.
+    /// (outcome, by whom (their name), when) once acknowledged.
     pub acknowledged: Option<(String, String, String)>,
     pub escalated: Option<String>,
 }
@@ -507,6 +533,34 @@ pub fn open(
             })
             .collect::<Vec<_>>(),
     );
+    // Who is named, as people read it.
+    let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut name_of = |tx: &mut Tx<'_>, r: &str| -> Result<String, ResultsError> {
+        if let Some(n) = names.get(r) {
+            return Ok(n.clone());
+        }
+        let n = match r.strip_prefix("Practitioner/") {
+            Some(id) => tx
+                .get("Practitioner", id)?
+                .map(|p| practitioner_name(&p))
+                .unwrap_or_else(|| r.to_owned()),
+            None => r.to_owned(),
+        };
+        names.insert(r.to_owned(), n.clone());
+        Ok(n)
+    };
+    let mut read_by = Vec::new();
+    for (who, when) in read_list(&t) {
+        read_by.push((name_of(&mut tx, &who)?, when));
+    }
+    let acknowledged = match acknowledged {
+        Some((o, by, at)) => Some((o, name_of(&mut tx, &by)?, at)),
+        None => None,
+    };
+    let owner = match reference_of(&t["owner"]) {
+        Some(o) => Some(name_of(&mut tx, o)?),
+        None => None,
+    };
     let view = ResultView {
         task: task.to_owned(),
         task_status: t["status"].as_str().unwrap_or("").to_owned(),
@@ -532,8 +586,8 @@ pub fn open(
             .flatten()
             .filter_map(|n| n["text"].as_str().map(str::to_owned))
             .collect(),
-        read_by: read_list(&t),
-        owner: reference_of(&t["owner"]).map(str::to_owned),
+        read_by,
+        owner,
         may_acknowledge: may && matches!(t["status"].as_str(), Some("requested" | "in-progress")),
         acknowledged,
         escalated: t["extension"]
@@ -589,6 +643,13 @@ pub fn acknowledge(
         .to_owned();
     tx.lock(&[report_lock(&report_id)])?;
     let t = load_task(&mut tx, task)?;
+    // The acknowledger must be allowed to see the result itself (and the
+    // audit event names its patient).
+    if tx.get("DiagnosticReport", &report_id)?.is_none() {
+        return Err(ResultsError::NotFound(format!(
+            "DiagnosticReport/{report_id} not found."
+        )));
+    }
     match t["status"].as_str() {
         Some("completed") => {
             return Err(ResultsError::Conflict(format!(

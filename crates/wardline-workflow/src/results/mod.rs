@@ -29,7 +29,11 @@
 //!   writes new *versions* of the same Observations (an incoming
 //!   Observation without an id takes the id of the report's earlier
 //!   Observation with the same code), so the history keeps every earlier
-//!   value.
+//!   value. A report is the same report when it has the same `id`, or
+//!   shares an `identifier` (the filler's accession number) with a stored
+//!   one; the identifiers are locked before the look-up, so the same result
+//!   arriving on two channels at once is stored and told once. A report
+//!   with neither is always new.
 //! * **The inbox** ([`inbox`]) is `Task`s: `code` [`TASK_SYSTEM`]`|`
 //!   [`RESULT_REVIEW`], `focus` the report, `for` the patient, `owner` the
 //!   requester (`ServiceRequest.requester`), `status` `requested` (new) →
@@ -71,6 +75,7 @@
 pub mod cumulative;
 pub mod escalation;
 pub mod inbox;
+mod notify;
 pub mod operation;
 pub mod unmatched;
 
@@ -88,6 +93,8 @@ pub use escalation::{escalate_due, escalate_due_in, responsible_consultant};
 pub use inbox::{
     InboxItem, InboxPage, ObservationLine, Queue, ResultView, acknowledge, inbox, inbox_queue, open,
 };
+pub use notify::notify_in;
+pub(crate) use notify::{order_code, task_code};
 
 pub use crate::pmi::TASK_SYSTEM;
 
@@ -130,7 +137,7 @@ pub const STATUSES: [&str; 10] = [
 ];
 
 /// Statuses in which a matched report is told to people.
-const NOTIFY: [&str; 7] = [
+pub(crate) const NOTIFY: [&str; 7] = [
     "preliminary",
     "final",
     "amended",
@@ -233,8 +240,20 @@ impl Flag {
         }
     }
 
-    /// The flag of one interpretation code (v3 ObservationInterpretation).
+    /// The flag of one interpretation code (v3 ObservationInterpretation): the
+    /// catalogue's reading of `N`, `L`, `H`, `LL`, `HH`, `<`, `>`, then the
+    /// codes without a direction (`AA` critical; `A`, `HX`, `LX`, `POS`…
+    /// abnormal).
     pub fn of_code(code: &str) -> Flag {
+        if let Some(i) = crate::orders::catalogue::Interpretation::from_code(code) {
+            return if i.is_critical() {
+                Flag::Critical
+            } else if i.is_abnormal() {
+                Flag::Abnormal
+            } else {
+                Flag::Normal
+            };
+        }
         match code {
             "HH" | "LL" | "AA" | "HU" | "LU" | "critical" => Flag::Critical,
             "H" | "L" | "A" | "HX" | "LX" | ">" | "<" | "POS" | "DET" | "R" => Flag::Abnormal,
@@ -375,7 +394,7 @@ fn rank(status: &str) -> Option<u8> {
     }
 }
 
-fn is_correction(status: &str) -> bool {
+pub(crate) fn is_correction(status: &str) -> bool {
     matches!(status, "amended" | "corrected" | "appended")
 }
 
@@ -816,6 +835,63 @@ pub fn is_unmatched(report: &Value) -> bool {
 
 // -------------------------------------------------------------- receive
 
+/// Flags the Observations sent without an interpretation whose value is a
+/// number, from the catalogue's analyte of the same code
+/// (`orders::catalogue::Analyte::interpret`, the one place flags are
+/// computed; the patient's sex picks a sex-specific range), and gives them
+/// the analyte's reference range when they carry none. A value in another
+/// unit than the analyte's is never flagged by it (a range in mmol/L says
+/// nothing about mg/dL): it stays as sent.
+fn interpret_from_catalogue(
+    tx: &Tx<'_>,
+    observations: &mut [Value],
+    subject: Option<&str>,
+) -> Result<(), ResultsError> {
+    let needs = |o: &Value| {
+        o.get("interpretation").is_none() && o["valueQuantity"]["value"].as_f64().is_some()
+    };
+    if !observations.iter().any(needs) {
+        return Ok(());
+    }
+    let catalogue = crate::orders::catalogue::load_from(tx)?;
+    let gender = match subject.and_then(|s| s.strip_prefix("Patient/")) {
+        Some(id) => {
+            stored(tx, "Patient", id)?.and_then(|p| p["gender"].as_str().map(str::to_owned))
+        }
+        None => None,
+    };
+    for o in observations.iter_mut().filter(|o| needs(o)) {
+        let tokens: Vec<String> = o["code"]["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some(format!("{}|{}", c["system"].as_str()?, c["code"].as_str()?)))
+            .collect();
+        let Some(analyte) = tokens.iter().find_map(|t| catalogue.analyte(t)) else {
+            continue;
+        };
+        let analyte = analyte.for_sex(gender.as_deref());
+        let q = &o["valueQuantity"];
+        let unit = q["code"].as_str().or(q["unit"].as_str());
+        if let Some(au) = &analyte.unit
+            && unit != Some(au.as_str())
+        {
+            continue;
+        }
+        let Some(v) = q["value"].as_f64() else {
+            continue;
+        };
+        o["interpretation"] = json!([analyte.interpret(v).concept()]);
+        if o.get("referenceRange").is_none() {
+            let rr = analyte.reference_range();
+            if !rr.is_empty() {
+                o["referenceRange"] = Value::Array(rr);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Stores a result under the status rules and tells people about it (see
 /// the module documentation), in the caller's transaction.
 pub fn receive_in(
@@ -842,6 +918,20 @@ pub fn receive_in(
         None => Vec::new(),
     };
     let to = report["status"].as_str().unwrap_or("unknown").to_owned();
+    // A later version never moves a result to another patient: that is a
+    // different result, or a misfiled one for a person to sort out.
+    if let Some(o) = &old
+        && let (Some(was), Some(now)) = (
+            reference_of(&o["subject"]),
+            reference_of(&report["subject"]),
+        )
+        && was != now
+    {
+        return Err(ResultsError::Conflict(format!(
+            "DiagnosticReport/{} is filed for {was}, and this version names {now}: a result is never moved to another patient by a resend. Send it as a new report, or mark the earlier one entered in error.",
+            existing.as_deref().unwrap_or("")
+        )));
+    }
     // Carry what identifies the patient and the request from the stored
     // version when a later one does not repeat it.
     if let Some(o) = &old {
@@ -887,6 +977,8 @@ pub fn receive_in(
     let mut refs: Vec<String> = Vec::new();
     let mut replaced: BTreeSet<String> = BTreeSet::new();
     let obs_status = observation_status(&to);
+    let mut observations = observations;
+    interpret_from_catalogue(tx, &mut observations, reference_of(&report["subject"]))?;
     for mut o in observations {
         if o.get("id").is_none()
             && let Some(id) = code_key(&o["code"]).and_then(|k| by_code.remove(&k))
@@ -1018,194 +1110,6 @@ pub fn report_flag(observations: &[Value]) -> Flag {
         .map(Flag::of_observation)
         .min()
         .unwrap_or(Flag::Normal)
-}
-
-/// The inbox sort key (see the module documentation): flag rank, then 1
-/// unread, 2 read, 3 done.
-pub(crate) fn order_code(flag: Flag, state: u8) -> Value {
-    json!({"system": INBOX_ORDER_SYSTEM, "code": format!("{}{}", flag.rank(), state)})
-}
-
-pub(crate) fn task_code(t: &Value) -> Option<&str> {
-    t["code"]["coding"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["system"] == TASK_SYSTEM)
-        .and_then(|c| c["code"].as_str())
-}
-
-/// Who had read a Task: its owner once it is in progress or done, and
-/// everyone its [`READ_EXT`] names.
-pub(crate) fn readers_of(task: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if matches!(task["status"].as_str(), Some("in-progress" | "completed"))
-        && let Some(o) = reference_of(&task["owner"])
-    {
-        out.push(o.to_owned());
-    }
-    for e in task["extension"].as_array().into_iter().flatten() {
-        if e["url"] == READ_EXT {
-            for s in e["extension"].as_array().into_iter().flatten() {
-                if s["url"] == "who"
-                    && let Some(w) = reference_of(&s["valueReference"])
-                {
-                    out.push(w.to_owned());
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The earlier values of a report's Observations that differ from the
-/// current ones (from their history), as sentences.
-fn earlier_values(tx: &mut Tx<'_>, observations: &[Value]) -> Result<Vec<String>, ResultsError> {
-    let mut out = Vec::new();
-    for o in observations {
-        let Some(id) = o["id"].as_str() else { continue };
-        let version: i64 = o["meta"]["versionId"]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        if version <= 1 {
-            continue;
-        }
-        // The latest earlier version whose value differs.
-        let now_text = value_text(o);
-        for v in (1..version).rev() {
-            if let Some(prev) = tx.vread("Observation", id, v)? {
-                let was = value_text(&prev);
-                if was != now_text {
-                    out.push(format!(
-                        "{}: was {was}, now {now_text}",
-                        crate::fhir::concept_text(&o["code"]).unwrap_or_default()
-                    ));
-                }
-                break;
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Tells people about a stored, matched report (the notification step of
-/// [`receive_in`] alone, for a report just matched from the worklist):
-/// closes the report's earlier open Tasks as superseded and creates a new
-/// inbox Task for the requester and for everyone who had read an earlier
-/// version (see the module documentation). Returns the Task ids created.
-/// A report not in a status that is told (`registered`, `partial`) tells
-/// nobody; an unmatched one is refused (409).
-pub fn notify_in(
-    tx: &mut Tx<'_>,
-    report_id: &str,
-    now: OffsetDateTime,
-) -> Result<Vec<String>, ResultsError> {
-    tx.lock(&[report_lock(report_id)])?;
-    let report = stored(tx, "DiagnosticReport", report_id)?.ok_or_else(|| {
-        ResultsError::NotFound(format!("DiagnosticReport/{report_id} not found."))
-    })?;
-    let status = report["status"].as_str().unwrap_or("unknown").to_owned();
-    let Some(target) = target_in(tx, &report)? else {
-        return Err(ResultsError::Conflict(format!(
-            "DiagnosticReport/{report_id} is not matched to a patient and a request of theirs (with a requester or a consultant), so there is nobody to tell."
-        )));
-    };
-    if !NOTIFY.contains(&status.as_str()) {
-        return Ok(Vec::new());
-    }
-    let observations = result_observations(tx, &report)?;
-    let flag = if matches!(status.as_str(), "cancelled" | "entered-in-error") {
-        Flag::Normal
-    } else {
-        report_flag(&observations)
-    };
-    let earlier = earlier_values(tx, &observations)?;
-    let now_s = now_text(now);
-    let focus = format!("DiagnosticReport/{report_id}");
-
-    // Earlier Tasks of this report: who read them; close the open ones.
-    let earlier_tasks = stored_search(tx, "Task", &[("focus", focus.clone())])?;
-    let mut readers: BTreeSet<String> = BTreeSet::new();
-    for mut t in earlier_tasks {
-        if !matches!(task_code(&t), Some(RESULT_REVIEW | RESULT_ESCALATION)) {
-            continue;
-        }
-        readers.extend(readers_of(&t));
-        if matches!(t["status"].as_str(), Some("requested" | "in-progress")) {
-            t["status"] = json!("cancelled");
-            t["statusReason"] = json!({"text": format!(
-                "Superseded: the report was sent again ({status}) on {now_s}"
-            )});
-            t["lastModified"] = json!(now_s);
-            t["businessStatus"]["coding"] = json!([order_code(flag, 3)]);
-            tx.save(t)?;
-        }
-    }
-    let mut owners: Vec<String> = Vec::new();
-    if let Some(r) = target.requester.clone().or(target.consultant.clone()) {
-        owners.push(r);
-    }
-    for r in &readers {
-        if r.starts_with("Practitioner/") && !owners.contains(r) {
-            owners.push(r.clone());
-        }
-    }
-    let title = crate::fhir::concept_text(&report["code"]).unwrap_or_else(|| "Result".to_owned());
-    let mut created = Vec::new();
-    for owner in owners {
-        let had_read = readers.contains(&owner);
-        let (state_text, note) = match status.as_str() {
-            "cancelled" => (
-                "cancelled",
-                Some("The laboratory cancelled this result.".to_owned()),
-            ),
-            "entered-in-error" => (
-                "cancelled",
-                Some("This result was entered in error: disregard its earlier values.".to_owned()),
-            ),
-            s if is_correction(s) => (
-                "corrected",
-                Some(if earlier.is_empty() {
-                    format!("The report was {s}.")
-                } else {
-                    format!("The report was {s}. {}.", earlier.join("; "))
-                }),
-            ),
-            _ if had_read => (
-                flag.code(),
-                Some(if earlier.is_empty() {
-                    format!("Updated ({status}) after you read an earlier version.")
-                } else {
-                    format!(
-                        "Updated ({status}) after you read an earlier version. {}.",
-                        earlier.join("; ")
-                    )
-                }),
-            ),
-            _ => (flag.code(), None),
-        };
-        let mut task = json!({
-            "resourceType": "Task",
-            "status": "requested",
-            "intent": "order",
-            "priority": flag.priority(),
-            "code": {"coding": [{"system": TASK_SYSTEM, "code": RESULT_REVIEW, "display": "Review result"}]},
-            "description": title,
-            "focus": {"reference": focus},
-            "for": {"reference": target.patient},
-            "basedOn": target.requests.iter().map(|r| json!({"reference": r})).collect::<Vec<_>>(),
-            "owner": {"reference": owner},
-            "authoredOn": now_s,
-            "lastModified": now_s,
-            "businessStatus": {"coding": [order_code(flag, 1)], "text": state_text},
-        });
-        if let Some(n) = note {
-            task["note"] = json!([{"time": now_s, "text": n}]);
-        }
-        created.push(tx.save(task)?.id);
-    }
-    Ok(created)
 }
 
 #[cfg(test)]

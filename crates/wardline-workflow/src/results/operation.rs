@@ -165,6 +165,38 @@ mod tests {
         assert!(incoming_of(&p).is_ok());
     }
 
+    proptest::proptest! {
+        /// Whatever the order of the entries, the one report is found and
+        /// every Observation is kept, in the order sent; a second report
+        /// anywhere is refused naming its entry.
+        #[test]
+        fn entries_in_any_order(n in 0usize..6, at in 0usize..6, twice in proptest::bool::ANY) {
+            let at = at.min(n);
+            let mut entries: Vec<Value> = (0..n)
+                .map(|i| json!({"resource": {"resourceType": "Observation", "id": format!("o{i}")}}))
+                .collect();
+            entries.insert(at, json!({"resource": {"resourceType": "DiagnosticReport", "status": "final"}}));
+            if twice {
+                entries.push(json!({"resource": {"resourceType": "DiagnosticReport", "status": "final"}}));
+            }
+            let b = json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+            match incoming_of(&b) {
+                Ok(i) => {
+                    proptest::prop_assert!(!twice);
+                    let ids: Vec<String> = i.observations.iter().map(|o| o["id"].as_str().unwrap_or("").to_owned()).collect();
+                    let want: Vec<String> = (0..n).map(|i| format!("o{i}")).collect();
+                    proptest::prop_assert_eq!(ids, want);
+                    proptest::prop_assert_eq!(&i.report["status"], "final");
+                }
+                Err(e) => {
+                    proptest::prop_assert!(twice);
+                    let where_ = format!("entry[{}]", n + 1);
+                    proptest::prop_assert!(e.issues[0].diagnostics.contains(&where_));
+                }
+            }
+        }
+    }
+
     #[test]
     fn anything_else_is_named() {
         let bad = |v: Value| incoming_of(&v).unwrap_err().issues[0].diagnostics.clone();

@@ -8,6 +8,7 @@ mod common;
 
 mod access;
 mod audit_tamper;
+mod catalogue;
 mod chart;
 mod cli;
 mod crash;
@@ -24,6 +25,7 @@ mod lab;
 mod local_time;
 mod merge;
 mod pmi;
+mod results;
 mod search;
 mod synthea;
 mod ui;

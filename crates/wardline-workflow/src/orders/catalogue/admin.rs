@@ -108,6 +108,9 @@ impl WriteRule for CatalogueRule {
 
     fn check(&self, tx: &mut RuleTx<'_, '_>, write: &ProposedWrite<'_>) -> Result<(), FhirError> {
         let r = write.resource;
+        if !in_catalogue(r) {
+            return Ok(());
+        }
         let refuse = |why: String| {
             FhirError::new(
                 422,
@@ -117,14 +120,7 @@ impl WriteRule for CatalogueRule {
             .at(write.resource_type)
         };
         match write.resource_type {
-            "Questionnaire" => {
-                // Only the catalogue's questionnaires (urls under the base)
-                // are its to check; others are other modules' forms.
-                if r["url"].as_str().is_some_and(|u| u.starts_with(BASE)) {
-                    parse_questionnaire(r).map_err(refuse)?;
-                }
-                Ok(())
-            }
+            "Questionnaire" => parse_questionnaire(r).map(|_| ()).map_err(refuse),
             "ActivityDefinition" => {
                 let mut qs = HashMap::new();
                 if let Some(url) = ext(r, QUESTIONNAIRE).and_then(|e| e["valueCanonical"].as_str())
@@ -141,17 +137,10 @@ impl WriteRule for CatalogueRule {
                 parse_orderable(r, &qs).map(|_| ()).map_err(refuse)
             }
             _ => {
-                if !r["type"]["coding"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["code"] == "order-set")
-                {
-                    return Ok(());
-                }
                 let ads = json_all(tx.reader(), "ActivityDefinition")?;
                 let lookup = |u: &str| {
                     ads.iter()
+                        .filter(|a| in_catalogue(a))
                         .find(|a| a["url"] == u)
                         .and_then(|a| a["id"].as_str().map(str::to_owned))
                 };
@@ -479,4 +468,30 @@ pub fn resource_as(
 ) -> Result<Value, CatalogueError> {
     svc.read_as(access, resource_type, id)?
         .ok_or_else(|| CatalogueError::NotFound(format!("There is no {resource_type}/{id}.")))
+}
+
+/// The catalogue as `access` may read it (checked and audited like REST
+/// searches): what the admin screens show a person. Every member of staff
+/// may read it; more than the service's page size of one type is reported
+/// in `problems`.
+pub fn load_as(svc: &FhirService, access: &dyn Access) -> Result<Catalogue, CatalogueError> {
+    let max = svc.config().max_count.to_string();
+    let mut lists = Vec::new();
+    for t in ["ActivityDefinition", "PlanDefinition", "Questionnaire"] {
+        let found = svc.search_as(access, t, &[("_count", max.as_str())])?;
+        lists.push((t, found));
+    }
+    let mut c = from_resources(
+        &lists[0].1.resources,
+        &lists[1].1.resources,
+        &lists[2].1.resources,
+    );
+    for (t, f) in &lists {
+        if f.more {
+            c.problems.push(format!(
+                "There are more {t} resources than one page ({max}); not all are shown."
+            ));
+        }
+    }
+    Ok(c)
 }
