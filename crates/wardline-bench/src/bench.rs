@@ -45,6 +45,10 @@ pub enum BenchCommand {
     /// Duplicate detection on an external labelled set (FEBRL, exported by
     /// `scripts/bench-matching.sh`): precision, recall and F1 of the scan.
     Matching(crate::matching::MatchingBenchArgs),
+    /// The results inbox of a clinician with 10,000 results and the
+    /// cumulative view of a patient with 5,000 observations, at scale;
+    /// service time and page time (min, p50, p99).
+    Results(crate::results::ResultsBenchArgs),
 }
 
 #[derive(Args)]
@@ -171,6 +175,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Mllp(a) => crate::mllp::run(a)?,
         BenchCommand::Workspace(a) => crate::workspace::run(a)?,
         BenchCommand::Matching(a) => crate::matching::run(a)?,
+        BenchCommand::Results(a) => crate::results::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

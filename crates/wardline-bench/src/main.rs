@@ -2,7 +2,7 @@
 //! suite) and kept out of the shipped `wardline` binary.
 //!
 //! `wardline-bench ingest|read|search|chart|everything|export|explain|mllp|
-//! workspace|matching` (see `--help` of each, and `BENCHMARKS.md` for the figures).
+//! workspace|matching|results` (see `--help` of each, and `BENCHMARKS.md` for the figures).
 //! It is tooling that composes the system as the `wardline` binary does:
 //! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
 //! `FhirService`, and starts the HTTP server, the MLLP listener or the
@@ -18,6 +18,7 @@
 mod bench;
 mod matching;
 mod mllp;
+mod results;
 mod workspace;
 
 use clap::Parser;

@@ -48,7 +48,7 @@ pub struct WorkspaceBenchArgs {
 
 /// The generated patient with 600+ encounters.
 const HEAVY: &str = "pat-0";
-const BENCH_USER: &str = "bench.consultant";
+pub(crate) const BENCH_USER: &str = "bench.consultant";
 const BENCH_PASSWORD: &str = "bench-only-password";
 /// The part of the index the PMI patients take (see `population::nhs_number`).
 const PMI_NHS_OFFSET: usize = 100_000;
@@ -75,6 +75,12 @@ pub fn run(a: WorkspaceBenchArgs) -> Result<()> {
         "workspace [{backend}]: {} beds, {} PMI patients, {} repetitions, one signed-in consultant",
         a.beds, a.patients, a.repeat
     );
+    print_timings(&results);
+    Ok(())
+}
+
+/// Prints each operation's service and page times: min, p50, p99.
+pub(crate) fn print_timings(results: &Timings) {
     println!(
         "{:<44} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
         "operation", "svc min", "svc p50", "svc p99", "page min", "page p50", "page p99"
@@ -86,12 +92,11 @@ pub fn run(a: WorkspaceBenchArgs) -> Result<()> {
             let ms = |p: f64| format!("{:.2}", crate::bench::percentile(&d, p));
             (ms(0.0), ms(0.5), ms(0.99))
         };
-        let (s0, s1, s2) = f(&svc);
-        let (p0, p1, p2) = f(&page);
+        let (s0, s1, s2) = f(svc);
+        let (p0, p1, p2) = f(page);
         println!("{label:<44} {s0:>9} {s1:>9} {s2:>9}   {p0:>9} {p1:>9} {p2:>9}");
     }
     println!("(milliseconds; svc = the workflow call alone, page = GET over HTTP)");
-    Ok(())
 }
 
 /// Loads the bed model, fills about 85 % of its beds and admits the heavy
@@ -180,7 +185,7 @@ fn admit(service: &FhirService, op: &dyn Access, patient: &str, bed: &str, k: us
 
 /// Loads PMI patients `pmi-0 … pmi-(n-1)` in transactions of
 /// [`PMI_CHUNK`], after the last chunk already there.
-fn load_pmi(service: &FhirService, n: usize) -> Result<()> {
+pub(crate) fn load_pmi(service: &FhirService, n: usize) -> Result<()> {
     let has = |i: usize| -> Result<bool> {
         Ok(service
             .system_reader()
@@ -232,7 +237,7 @@ fn load_pmi(service: &FhirService, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn progress(n: u64, what: &'static str) -> ProgressBar {
+pub(crate) fn progress(n: u64, what: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(n);
     bar.set_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})")
@@ -430,7 +435,7 @@ fn pmi_probes(n: usize) -> Vec<(String, pmi::PatientQuery)> {
 
 // ---- signing in and timing ----------------------------------------------------
 
-fn ensure_user(dir: &Directory, sites: &[String]) -> Result<()> {
+pub(crate) fn ensure_user(dir: &Directory, sites: &[String]) -> Result<()> {
     let op = Trusted::operator("bench");
     if dir
         .account(BENCH_USER)
@@ -502,7 +507,100 @@ fn set_cookies(r: &reqwest::Response) -> String {
         .join("; ")
 }
 
-type Timings = BTreeMap<String, (Vec<Duration>, Vec<Duration>)>;
+pub(crate) type Timings = BTreeMap<String, (Vec<Duration>, Vec<Duration>)>;
+
+/// The HTTP server with the UI, and one signed-in bench consultant.
+pub(crate) struct Server {
+    root: String,
+    client: reqwest::Client,
+    cookie: String,
+    /// The policy the pages run under, for the service-time figures.
+    pub access: Arc<dyn Access + Send + Sync>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    pub(crate) async fn start(service: Arc<FhirService>, dir: Arc<Directory>) -> Result<Server> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let root = format!("http://{}", listener.local_addr()?);
+        let auth: Arc<dyn wardline_http::Authenticator> =
+            Arc::new(wardline_http::BearerAuthenticator::new(dir.clone()));
+        let app = wardline_http::app(
+            service.clone(),
+            auth,
+            wardline_http::Options {
+                ui: Some(wardline_web::router(service.clone(), dir.clone())),
+                directory: Some(dir.clone()),
+                ..wardline_http::Options::default()
+            },
+        );
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(wardline_http::serve_app(listener, app, None, async {
+            let _ = stop_rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_gzip()
+            .build()?;
+        let cookie = sign_in(&client, &root, dir.clone()).await?;
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(axum::http::header::COOKIE, cookie.parse()?);
+        let d = dir.clone();
+        let principal = tokio::task::spawn_blocking(move || {
+            wardline_http::principal_for(&d, Some(&axum::http::Method::GET), &headers, None)
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let access: Arc<dyn Access + Send + Sync> =
+            Arc::new(wardline_auth::policy::Policy::new(principal, dir.clone()));
+        Ok(Server {
+            root,
+            client,
+            cookie,
+            access,
+            stop,
+            handle,
+        })
+    }
+
+    /// GET `path`, expecting 200 and `marker` in the HTML: the time taken.
+    pub(crate) async fn page(&self, path: String, marker: &'static str) -> Result<Duration> {
+        let url = format!("{}{path}", self.root);
+        let t = Instant::now();
+        let r = self
+            .client
+            .get(&url)
+            .header(reqwest::header::COOKIE, self.cookie.clone())
+            .send()
+            .await?;
+        let status = r.status();
+        let body = r.text().await?;
+        let d = t.elapsed();
+        if !status.is_success() || !body.contains(marker) {
+            bail!("GET {url}: {status}, no '{marker}' in the page");
+        }
+        Ok(d)
+    }
+
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
+    }
+}
+
+/// Runs `f` on a blocking thread, timed there.
+pub(crate) async fn svc_time<F>(f: F) -> Result<Duration>
+where
+    F: FnOnce() -> Result<()> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        f()?;
+        Ok(t.elapsed())
+    })
+    .await?
+}
 
 async fn measure(
     service: Arc<FhirService>,
@@ -511,74 +609,10 @@ async fn measure(
     probes: Vec<(String, pmi::PatientQuery)>,
     repeat: usize,
 ) -> Result<Timings> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let root = format!("http://{}", listener.local_addr()?);
-    let auth: Arc<dyn wardline_http::Authenticator> =
-        Arc::new(wardline_http::BearerAuthenticator::new(dir.clone()));
-    let app = wardline_http::app(
-        service.clone(),
-        auth,
-        wardline_http::Options {
-            ui: Some(wardline_web::router(service.clone(), dir.clone())),
-            directory: Some(dir.clone()),
-            ..wardline_http::Options::default()
-        },
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(wardline_http::serve_app(listener, app, None, async {
-        let _ = stop_rx.await;
-    }));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_gzip()
-        .build()?;
-    let cookie = sign_in(&client, &root, dir.clone()).await?;
-    // The same policy the pages run under, for the service-time figures.
-    let mut headers = axum::http::HeaderMap::new();
-    headers.insert(axum::http::header::COOKIE, cookie.parse()?);
-    let d = dir.clone();
-    let principal = tokio::task::spawn_blocking(move || {
-        wardline_http::principal_for(&d, Some(&axum::http::Method::GET), &headers, None)
-    })
-    .await?
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let access: Arc<dyn Access + Send + Sync> =
-        Arc::new(wardline_auth::policy::Policy::new(principal, dir.clone()));
-
+    let server = Server::start(service.clone(), dir).await?;
+    let access = server.access.clone();
     let mut out: Timings = BTreeMap::new();
-    // Page: GET, expect 200 and `marker` in the HTML.
-    let page = |path: String, marker: &'static str| {
-        let client = client.clone();
-        let cookie = cookie.clone();
-        let url = format!("{root}{path}");
-        async move {
-            let t = Instant::now();
-            let r = client
-                .get(&url)
-                .header(reqwest::header::COOKIE, cookie)
-                .send()
-                .await?;
-            let status = r.status();
-            let body = r.text().await?;
-            let d = t.elapsed();
-            if !status.is_success() || !body.contains(marker) {
-                bail!("GET {url}: {status}, no '{marker}' in the page");
-            }
-            Ok::<Duration, anyhow::Error>(d)
-        }
-    };
-    // Service: run `f` on a blocking thread, timed there.
-    async fn svc_time<F>(f: F) -> Result<Duration>
-    where
-        F: FnOnce() -> Result<()> + Send + 'static,
-    {
-        tokio::task::spawn_blocking(move || {
-            let t = Instant::now();
-            f()?;
-            Ok(t.elapsed())
-        })
-        .await?
-    }
+    let page = |path: String, marker: &'static str| server.page(path, marker);
 
     for k in 0..repeat {
         // Trust-wide bed board (every site and ward with occupancy).
@@ -655,12 +689,11 @@ async fn measure(
             push(&mut out, label, d, p);
         }
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    server.stop().await;
     Ok(out)
 }
 
-fn push(out: &mut Timings, label: &str, svc: Duration, page: Duration) {
+pub(crate) fn push(out: &mut Timings, label: &str, svc: Duration, page: Duration) {
     let e = out.entry(label.to_owned()).or_default();
     e.0.push(svc);
     e.1.push(page);

@@ -470,6 +470,18 @@ fn a_report_is_never_matched_to_another_patients_order() {
             unmatched::match_report(svc, &lab(), "u1", "p1", None, NOW),
             Err(ResultsError::Invalid(m)) if m.contains("order")
         ));
+        // An order entered in error is refused.
+        let mut wrong = order("sr3", "p1", "R0000003-1");
+        wrong["status"] = json!("entered-in-error");
+        save_all(svc, vec![wrong]);
+        assert!(
+            matches!(
+                unmatched::match_report(svc, &lab(), "u1", "p1", Some("sr3"), NOW),
+                Err(ResultsError::Conflict(m)) if m.contains("entered in error")
+            ),
+            "{}",
+            b.name
+        );
         // A merged record is refused, naming its replacement.
         let mut merged = patient("p3", "Able", "9434765862");
         merged["active"] = json!(false);

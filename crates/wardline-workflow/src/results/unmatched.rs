@@ -595,3 +595,54 @@ pub fn match_report_in(
         notified,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_sender_said_is_read_from_the_contained_patient() {
+        let r = json!({"resourceType": "DiagnosticReport", "id": "u1", "status": "final",
+            "meta": {"tag": [{"system": TAG_SYSTEM, "code": TAG_CODE}]},
+            "code": {"text": "Full blood count"}, "issued": "2026-05-31T11:00:00Z",
+            "contained": [
+                {"resourceType": "Patient", "id": "other", "name": [{"family": "WRONG"}]},
+                {"resourceType": "Patient", "id": "reported-patient",
+                 "identifier": [
+                    {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"},
+                    {"type": {"text": "RWG MRN"}, "value": "H123"}],
+                 "name": [{"family": "SMITH", "given": ["JOHN"]}], "birthDate": "1970-01-01"}],
+            "extension": [
+                {"url": REPORTED_PATIENT_EXT, "valueReference": {"reference": "#reported-patient"}},
+                {"url": REPORTED_ORDER_EXT, "valueIdentifier": {"system": "https://fhir.wardline.invalid/Id/placer-order", "value": "R0000007-1"}},
+                {"url": UNMATCHED_REASON_EXT, "valueString": "no patient with NHS number 9434765919"}],
+            "result": [{"reference": "Observation/a"}, {"reference": "Observation/b"}]});
+        assert!(is_unmatched(&r));
+        let it = item(&r);
+        let p = it.reported.expect("reported patient");
+        assert_eq!(p.display_name, "SMITH, JOHN");
+        assert_eq!(p.birth_date.as_deref(), Some("1970-01-01"));
+        assert_eq!(
+            it.identifiers,
+            [
+                (
+                    "https://fhir.nhs.uk/Id/nhs-number".to_owned(),
+                    "9434765919".to_owned()
+                ),
+                ("RWG MRN".to_owned(), "H123".to_owned())
+            ]
+        );
+        assert_eq!(it.orders[0].1, "R0000007-1");
+        assert_eq!(
+            it.reason.as_deref(),
+            Some("no patient with NHS number 9434765919")
+        );
+        assert_eq!((it.title.as_str(), it.values), ("Full blood count", 2));
+        // Nothing said: no reported patient, not an error.
+        let bare = item(&json!({"resourceType": "DiagnosticReport", "id": "u2"}));
+        assert!(bare.reported.is_none() && bare.identifiers.is_empty());
+        assert!(!is_unmatched(
+            &json!({"meta": {"tag": [{"system": TAG_SYSTEM, "code": "matched"}]}})
+        ));
+    }
+}

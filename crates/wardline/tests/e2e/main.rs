@@ -12,6 +12,7 @@ mod catalogue;
 mod chart;
 mod cli;
 mod crash;
+mod cumulative;
 mod duplicate_queue;
 mod duplicate_scan;
 mod errors;
