@@ -131,7 +131,6 @@ fn inbox_body(cx: &Cx, queue: Queue, page: &InboxPage, done: Option<&str>) -> Ma
                     }
                 }
             }
-            @if let Some(t) = page.total { p class="nhsuk-body-s" { (t) " in this queue." } }
             @if page.withheld > 0 { p { (page.withheld) " more not shown: your access does not cover them." } }
             nav class="nhsuk-pagination" role="navigation" aria-label="Pagination" {
                 ul class="nhsuk-list nhsuk-pagination__list" {
