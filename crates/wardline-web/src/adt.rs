@@ -18,21 +18,7 @@ fn get<'a>(f: &'a Form, k: &str) -> &'a str {
 
 /// A workflow refusal as a page: the rule that stopped it, in words.
 pub(crate) fn adt_error(e: &AdtError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if status.is_server_error() {
-        tracing::error!(error = %e.message, "ADT request failed");
-        return layout::error_page(
-            status,
-            "Something went wrong",
-            "Wardline could not finish this request. Try again; if it keeps happening, tell the service desk.",
-        );
-    }
-    let title = match status.as_u16() {
-        403 => "You do not have access",
-        404 => "Not found",
-        _ => "That could not be done",
-    };
-    layout::error_page(status, title, &layout::sentence(&e.message))
+    layout::refusal_page(e.status(), &e.message, "ADT")
 }
 
 fn bed_options(cx: &Cx) -> Result<Vec<(String, String)>, AdtError> {

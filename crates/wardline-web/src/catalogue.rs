@@ -49,14 +49,7 @@ fn refuse_unless_manager(cx: &Cx) -> Result<(), Response> {
 }
 
 fn error_response(e: &CatalogueError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let title = match e.status() {
-        403 => "You do not have access",
-        404 => "Not found",
-        500.. => "Something went wrong",
-        _ => "That could not be done",
-    };
-    layout::error_page(status, title, &layout::sentence(e.message()))
+    layout::refusal_page(e.status(), e.message(), "catalogue")
 }
 
 fn load(cx: &Cx) -> Result<Catalogue, Response> {

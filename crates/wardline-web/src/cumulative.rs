@@ -20,20 +20,7 @@ use crate::{Cx, Form, Req, St, enc, see_other};
 
 /// A workflow refusal or failure as a page.
 fn results_error(e: &ResultsError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let (title, message) = match e.status() {
-        403 => ("You do not have access", layout::sentence(&e.to_string())),
-        404 => ("Not found", layout::sentence(&e.to_string())),
-        s if s < 500 => ("That could not be done", layout::sentence(&e.to_string())),
-        _ => {
-            tracing::error!(error = %e, "results page failed");
-            (
-                "Something went wrong",
-                "Wardline could not finish this request. Try again; if it keeps happening, tell the service desk.".to_owned(),
-            )
-        }
-    };
-    layout::error_page(status, title, &message)
+    layout::refusal_page(e.status(), &e.to_string(), "results")
 }
 
 // ------------------------------------------------------------ cumulative

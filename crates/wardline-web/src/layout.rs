@@ -152,6 +152,27 @@ pub(crate) fn fragment(m: Markup) -> Response {
     html_response(StatusCode::OK, m)
 }
 
+/// A workflow's refusal as a page (every module's error type says its
+/// status and sentence): the rule that stopped it, in words; a server error
+/// is logged (`what` names the module) and shown without its details.
+pub(crate) fn refusal_page(status: u16, message: &str, what: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        tracing::error!(error = %message, "{what} request failed");
+        return error_page(
+            status,
+            "Something went wrong",
+            "Wardline could not finish this request. Try again; if it keeps happening, tell the service desk.",
+        );
+    }
+    let title = match status.as_u16() {
+        403 => "You do not have access",
+        404 => "Not found",
+        _ => "That could not be done",
+    };
+    error_page(status, title, &sentence(message))
+}
+
 /// An error page: what happened and what to do, never internals.
 pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     html_response(

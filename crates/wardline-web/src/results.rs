@@ -26,21 +26,7 @@ use crate::{Cx, Form, Req, St, enc, see_other};
 
 /// A workflow refusal as a page.
 fn results_error(e: &ResultsError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if status.is_server_error() {
-        tracing::error!(error = %e, "results request failed");
-        return layout::error_page(
-            status,
-            "Something went wrong",
-            "Wardline could not finish this request. Try again; if it keeps happening, tell the service desk.",
-        );
-    }
-    let title = match status.as_u16() {
-        403 => "You do not have access",
-        404 => "Not found",
-        _ => "That could not be done",
-    };
-    layout::error_page(status, title, &layout::sentence(e.message()))
+    layout::refusal_page(e.status(), e.message(), "results")
 }
 
 /// The flag as a coloured tag, in words.

@@ -2,9 +2,54 @@
 //! id in a reference, a quantity with its unit as people write it). Reading the record itself is the core's typed API:
 //! [`wardline_core::FhirService::read_as`] / `search_as` for what a person
 //! is shown (checked and audited like REST), a [`wardline_core::Tx`] for what
-//! a workflow decides and writes.
+//! a workflow decides and writes. [`Refusal`] is what a core error means
+//! to a person, which each domain's error type takes as its own.
 
 use serde_json::Value;
+use wardline_fhir::FhirError;
+
+/// What a core error means to the person who asked: its kind and a
+/// sentence to show them. Every domain's error type converts from
+/// `FhirError` through this, so a refusal reads the same in every module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Forbidden(String),
+    NotFound(String),
+    /// Someone else changed the record at the same moment (409/412).
+    Concurrent(String),
+    Invalid(String),
+    Store(String),
+}
+
+impl Refusal {
+    /// `e` as a person reads it; `what` names what was not saved ("record",
+    /// "order", "result").
+    pub fn of(e: &FhirError, what: &str) -> Refusal {
+        let text = e
+            .issues
+            .iter()
+            .map(|i| i.diagnostics.trim().trim_end_matches('.').to_owned())
+            .filter(|d| !d.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        match e.status {
+            401 | 403 => Refusal::Forbidden(if text.is_empty() {
+                "You are not allowed to do this.".to_owned()
+            } else {
+                format!("You are not allowed to do this: {text}.")
+            }),
+            404 | 410 => Refusal::NotFound(format!("{text}.")),
+            409 | 412 => Refusal::Concurrent(
+                "Someone else changed this record at the same moment. Reload the page and try again."
+                    .to_owned(),
+            ),
+            400..=499 => Refusal::Invalid(format!("The {what} was not saved: {text}.")),
+            _ => Refusal::Store(format!(
+                "Wardline could not complete this ({text}). Nothing was changed; try again, and report it if it happens again."
+            )),
+        }
+    }
+}
 
 /// The display text of a CodeableConcept: its text, else the first coding's
 /// display, else its code.

@@ -473,29 +473,17 @@ impl std::error::Error for AdtError {}
 
 impl From<FhirError> for AdtError {
     fn from(e: FhirError) -> AdtError {
-        let text = e
-            .issues
-            .iter()
-            .map(|i| i.diagnostics.trim().trim_end_matches('.').to_owned())
-            .filter(|d| !d.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
-        match e.status {
-            401 | 403 => AdtError::forbidden(if text.is_empty() {
-                "You are not allowed to do this.".to_owned()
-            } else {
-                format!("You are not allowed to do this: {text}.")
-            }),
-            404 | 410 => AdtError::not_found(format!("{text}.")),
-            409 | 412 => AdtError {
+        use crate::fhir::Refusal as R;
+        match R::of(&e, "record") {
+            R::Forbidden(m) => AdtError::forbidden(m),
+            R::NotFound(m) => AdtError::not_found(m),
+            R::Concurrent(message) => AdtError {
                 kind: AdtErrorKind::Concurrent,
-                message: "Someone else changed this record at the same moment. Reload the page and try again.".to_owned(),
+                message,
                 concerns: Vec::new(),
             },
-            400..=499 => AdtError::invalid(format!("The record was not saved: {text}.")),
-            _ => AdtError::store(format!(
-                "Wardline could not complete this ({text}). Nothing was changed; try again, and report it if it happens again."
-            )),
+            R::Invalid(m) => AdtError::invalid(m),
+            R::Store(m) => AdtError::store(m),
         }
     }
 }

@@ -253,28 +253,13 @@ impl std::error::Error for LabError {}
 
 impl From<FhirError> for LabError {
     fn from(e: FhirError) -> LabError {
-        let text = e
-            .issues
-            .iter()
-            .map(|i| i.diagnostics.trim().trim_end_matches('.').to_owned())
-            .filter(|d| !d.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
-        match e.status {
-            401 | 403 => LabError::forbidden(if text.is_empty() {
-                "You are not allowed to do this.".to_owned()
-            } else {
-                format!("You are not allowed to do this: {text}.")
-            }),
-            404 | 410 => LabError::not_found(format!("{text}.")),
-            409 | 412 => LabError::of(
-                LabErrorKind::Concurrent,
-                "Someone else changed this record at the same moment. Reload the page and try again.",
-            ),
-            400..=499 => LabError::invalid(format!("The record was not saved: {text}.")),
-            _ => LabError::store(format!(
-                "Wardline could not complete this ({text}). Nothing was changed; try again, and report it if it happens again."
-            )),
+        use crate::fhir::Refusal as R;
+        match R::of(&e, "record") {
+            R::Forbidden(m) => LabError::forbidden(m),
+            R::NotFound(m) => LabError::not_found(m),
+            R::Concurrent(m) => LabError::of(LabErrorKind::Concurrent, m),
+            R::Invalid(m) => LabError::invalid(m),
+            R::Store(m) => LabError::store(m),
         }
     }
 }

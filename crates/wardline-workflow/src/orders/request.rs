@@ -151,28 +151,13 @@ impl std::error::Error for OrdersError {}
 
 impl From<FhirError> for OrdersError {
     fn from(e: FhirError) -> OrdersError {
-        let text = e
-            .issues
-            .iter()
-            .map(|i| i.diagnostics.trim().trim_end_matches('.').to_owned())
-            .filter(|d| !d.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
-        match e.status {
-            401 | 403 => OrdersError::Forbidden(if text.is_empty() {
-                "You are not allowed to do this.".to_owned()
-            } else {
-                format!("You are not allowed to do this: {text}.")
-            }),
-            404 | 410 => OrdersError::NotFound(format!("{text}.")),
-            409 | 412 => OrdersError::Conflict(
-                "Someone else changed this record at the same moment. Reload the page and try again."
-                    .to_owned(),
-            ),
-            400..=499 => OrdersError::Invalid(format!("The order was not saved: {text}.")),
-            _ => OrdersError::Store(format!(
-                "Wardline could not complete this ({text}). Nothing was changed; try again, and report it if it happens again."
-            )),
+        use crate::fhir::Refusal as R;
+        match R::of(&e, "order") {
+            R::Forbidden(m) => OrdersError::Forbidden(m),
+            R::NotFound(m) => OrdersError::NotFound(m),
+            R::Concurrent(m) => OrdersError::Conflict(m),
+            R::Invalid(m) => OrdersError::Invalid(m),
+            R::Store(m) => OrdersError::Store(m),
         }
     }
 }

@@ -349,28 +349,13 @@ impl std::error::Error for ResultsError {}
 
 impl From<FhirError> for ResultsError {
     fn from(e: FhirError) -> ResultsError {
-        let text = e
-            .issues
-            .iter()
-            .map(|i| i.diagnostics.trim().trim_end_matches('.').to_owned())
-            .filter(|d| !d.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
-        match e.status {
-            401 | 403 => ResultsError::Forbidden(if text.is_empty() {
-                "You are not allowed to do this.".to_owned()
-            } else {
-                format!("You are not allowed to do this: {text}.")
-            }),
-            404 | 410 => ResultsError::NotFound(format!("{text}.")),
-            409 | 412 => ResultsError::Conflict(
-                "Someone else changed this record at the same moment. Reload the page and try again."
-                    .to_owned(),
-            ),
-            400..=499 => ResultsError::Invalid(format!("The result was not saved: {text}.")),
-            _ => ResultsError::Store(format!(
-                "Wardline could not complete this ({text}). Nothing was changed; try again, and report it if it happens again."
-            )),
+        use crate::fhir::Refusal as R;
+        match R::of(&e, "result") {
+            R::Forbidden(m) => ResultsError::Forbidden(m),
+            R::NotFound(m) => ResultsError::NotFound(m),
+            R::Concurrent(m) => ResultsError::Conflict(m),
+            R::Invalid(m) => ResultsError::Invalid(m),
+            R::Store(m) => ResultsError::Store(m),
         }
     }
 }
