@@ -57,7 +57,7 @@ use wardline_core::{Access, FhirService};
 use wardline_fhir::datetime::parse_range;
 
 use super::ResultsError;
-use crate::fhir::{concept_text, quantity_text, unit_text};
+use crate::fhir::{concept_text, unit_text};
 
 /// How many values the overview reads (the newest).
 pub const OVERVIEW_LIMIT: usize = 500;
@@ -201,14 +201,10 @@ impl Series {
         self.points.last()
     }
 
-    /// The reference range as people read it (`59–104`, `< 5`, `> 60`).
+    /// The reference range as people read it (`59–104`, `≤ 5`, `≥ 60`:
+    /// the limits themselves are within range), as the catalogue writes it.
     pub fn range_text(&self) -> Option<String> {
-        match (self.low, self.high) {
-            (Some(l), Some(h)) => Some(format!("{}–{}", num(l), num(h))),
-            (Some(l), None) => Some(format!("> {}", num(l))),
-            (None, Some(h)) => Some(format!("< {}", num(h))),
-            (None, None) => None,
-        }
+        crate::orders::catalogue::range_text(self.low, self.high, None)
     }
 }
 
@@ -343,7 +339,7 @@ pub fn build(patient: &str, observations: &[Value]) -> Cumulative {
             at: at.to_owned(),
             at_ms,
             value,
-            text: value_text(o),
+            text: super::value_only(o),
             flag: flag(o, value, low, high),
             status: o["status"].as_str().unwrap_or_default().to_owned(),
         });
@@ -393,25 +389,6 @@ fn analyte(code: &Value) -> (String, String) {
 fn reference_range(o: &Value) -> (Option<f64>, Option<f64>) {
     let r = &o["referenceRange"][0];
     (r["low"]["value"].as_f64(), r["high"]["value"].as_f64())
-}
-
-fn value_text(o: &Value) -> String {
-    if let Some(t) = quantity_text(&o["valueQuantity"]) {
-        return t;
-    }
-    if let Some(t) = concept_text(&o["valueCodeableConcept"]) {
-        return t;
-    }
-    for k in ["valueString", "valueInteger", "valueBoolean"] {
-        match &o[k] {
-            Value::String(s) => return s.clone(),
-            Value::Null => {}
-            v => return v.to_string(),
-        }
-    }
-    concept_text(&o["dataAbsentReason"])
-        .map(|r| format!("No value ({r})"))
-        .unwrap_or_default()
 }
 
 /// The flag of a value: what the laboratory said, else computed from the
@@ -767,6 +744,13 @@ mod tests {
         assert!(creat.at("2026-02-01T09:00:00Z").is_none());
         assert_eq!(creat.unit.as_deref(), Some("µmol/L"));
         assert_eq!(creat.range_text().as_deref(), Some("59–104"));
+        // One-sided ranges include their limit, as the catalogue writes them.
+        let egfr = Series {
+            low: Some(60.0),
+            high: None,
+            ..creat.clone()
+        };
+        assert_eq!(egfr.range_text().as_deref(), Some("≥ 60"));
     }
 
     #[test]

@@ -527,7 +527,26 @@ pub(crate) fn report_lock(id: &str) -> String {
 /// The value of an Observation as people read it (`6.8 mmol/L`, a coded
 /// answer, a string), with its flag code when abnormal.
 pub fn value_text(o: &Value) -> String {
-    let v = if let Some(q) = o.get("valueQuantity") {
+    let v = value_only(o);
+    let flags: Vec<&str> = o["interpretation"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+        .filter_map(|c| c["code"].as_str())
+        .filter(|c| *c != "N")
+        .collect();
+    if flags.is_empty() {
+        v
+    } else {
+        format!("{v} ({})", flags.join(", "))
+    }
+}
+
+/// The value of an Observation as people read it, without its flag (for
+/// views that show the flag apart).
+pub fn value_only(o: &Value) -> String {
+    if let Some(q) = o.get("valueQuantity") {
         crate::fhir::quantity_text(q).unwrap_or_default()
     } else if let Some(c) = o.get("valueCodeableConcept") {
         crate::fhir::concept_text(c).unwrap_or_default()
@@ -562,19 +581,6 @@ pub fn value_text(o: &Value) -> String {
             })
             .collect();
         parts.join(", ")
-    };
-    let flags: Vec<&str> = o["interpretation"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c["coding"].as_array().into_iter().flatten())
-        .filter_map(|c| c["code"].as_str())
-        .filter(|c| *c != "N")
-        .collect();
-    if flags.is_empty() {
-        v
-    } else {
-        format!("{v} ({})", flags.join(", "))
     }
 }
 
