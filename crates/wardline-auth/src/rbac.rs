@@ -16,7 +16,9 @@
 //! | `Appointment` | ViewClinical, ManageAppointments or ViewCareSummary | ManageAppointments |
 //! | `Slot`, `Schedule` | any staff | ManageAppointments |
 //! | `CarePlan`, `CareTeam`, `Flag` | ViewClinical or ViewCareSummary | RecordClinical |
-//! | `MedicationRequest` | ViewClinical | Prescribe |
+//! | `MedicationRequest` | ViewClinical | Prescribe or ScreenPrescriptions |
+//! | `Medication` (the formulary) | any staff | ManageFormulary |
+//! | `DetectedIssue` | ViewClinical | Prescribe |
 //! | `MedicationAdministration` | ViewClinical | AdministerMedication |
 //! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise or Radiology | OrderTests (update: or LabAuthorise, laboratory requests only) |
 //! | `Specimen` | ViewClinical, LabProcess or LabAuthorise | OrderTests or LabProcess |
@@ -104,10 +106,15 @@ pub enum Activity {
     /// Radiology department work: vet and justify imaging requests (IR(ME)R),
     /// record examinations and reports (`radiology-process`).
     Radiology,
+    /// Clinically screen prescriptions, annotate them and query the
+    /// prescriber (`pharmacy-screen`): pharmacists.
+    ScreenPrescriptions,
+    /// Keep the formulary and the chemotherapy regimens (`manage-formulary`).
+    ManageFormulary,
 }
 
 impl Activity {
-    pub const ALL: [Activity; 20] = [
+    pub const ALL: [Activity; 22] = [
         Activity::ViewDemographics,
         Activity::ViewClinical,
         Activity::ViewCareSummary,
@@ -128,6 +135,8 @@ impl Activity {
         Activity::LabProcess,
         Activity::LabAuthorise,
         Activity::Radiology,
+        Activity::ScreenPrescriptions,
+        Activity::ManageFormulary,
     ];
 
     /// The stable kebab-case code.
@@ -153,6 +162,8 @@ impl Activity {
             Activity::LabProcess => "laboratory-process",
             Activity::LabAuthorise => "laboratory-authorise",
             Activity::Radiology => "radiology-process",
+            Activity::ScreenPrescriptions => "pharmacy-screen",
+            Activity::ManageFormulary => "manage-formulary",
         }
     }
 
@@ -215,7 +226,12 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "Slot" | "Schedule" if read => R::AnyStaff,
         "Slot" | "Schedule" => R::Activity(A::ManageAppointments),
         "CarePlan" | "CareTeam" | "Flag" if read => CARE_SUMMARY,
-        "MedicationRequest" if !read => R::Activity(A::Prescribe),
+        // Issue 17 (medicines): pharmacists' screening is kept on the
+        // prescription; the formulary is read by all staff.
+        "MedicationRequest" if !read => R::AnyOf(&[A::Prescribe, A::ScreenPrescriptions]),
+        "Medication" if read => R::AnyStaff,
+        "Medication" => R::Activity(A::ManageFormulary),
+        "DetectedIssue" if !read => R::Activity(A::Prescribe),
         "MedicationAdministration" if !read => R::Activity(A::AdministerMedication),
         // Issue 16 (lab): authorising a laboratory result completes its
         // request ([`request_relates`] narrows it to laboratory requests).
@@ -679,7 +695,13 @@ impl Role {
                 BreakGlass,
             ],
             Role::HealthcareAssistant => &[ViewClinical, RecordClinical],
-            Role::Pharmacist => &[ViewClinical, RecordClinical, Prescribe],
+            Role::Pharmacist => &[
+                ViewClinical,
+                RecordClinical,
+                Prescribe,
+                ScreenPrescriptions,
+                ManageFormulary,
+            ],
             Role::WardClerk => &[ViewDemographics, Adt, RegisterPatient, ManageAppointments],
             Role::BedManager => &[ViewDemographics, Adt],
             Role::Receptionist => &[ViewDemographics, RegisterPatient, ManageAppointments],

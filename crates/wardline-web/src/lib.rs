@@ -23,13 +23,18 @@ mod assets;
 mod beds;
 mod catalogue;
 mod chart;
+mod chemo;
 mod consent;
 mod cumulative;
+mod formulary;
 mod lab;
 mod layout;
+mod mar;
+mod medicines;
 mod merge;
 mod orders;
 mod patients;
+mod pharmacy;
 mod results;
 
 use std::collections::HashMap;
@@ -284,6 +289,16 @@ pub const ROUTES: &[UiRoute] = &[
         "record an IR(ME)R justification",
     ),
     // ── end of issue 16 ──
+    // ── issue 17: formulary ──
+    // ── end of issue 17: formulary ──
+    // ── issue 17: prescribing ──
+    // ── end of issue 17: prescribing ──
+    // ── issue 17: screening ──
+    // ── end of issue 17: screening ──
+    // ── issue 17: mar ──
+    // ── end of issue 17: mar ──
+    // ── issue 17: chemotherapy ──
+    // ── end of issue 17: chemotherapy ──
     r(
         "GET",
         "/ui/events",
@@ -421,6 +436,16 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/radiology", get(lab::radiology_page))
         .route("/radiology/{id}/justify", post(lab::justify_post))
         // ── end of issue 16 ──
+        // ── issue 17: formulary ──
+        // ── end of issue 17: formulary ──
+        // ── issue 17: prescribing ──
+        // ── end of issue 17: prescribing ──
+        // ── issue 17: screening ──
+        // ── end of issue 17: screening ──
+        // ── issue 17: mar ──
+        // ── end of issue 17: mar ──
+        // ── issue 17: chemotherapy ──
+        // ── end of issue 17: chemotherapy ──
         .route("/events", get(beds::events))
         .route("/static/{*file}", get(assets::serve))
         .fallback(|| async {

@@ -7,6 +7,8 @@
 
 use serde_json::Value;
 use wardline_fhir::FhirError;
+use wardline_fhir::search::Handling;
+use wardline_store::{PageRequest, Reader, StoredResource};
 
 /// What a core error means to the person who asked: its kind and a
 /// sentence to show them. Every domain's error type converts from
@@ -259,4 +261,41 @@ mod tests {
         );
         assert_eq!(quantity_text(&json!({"unit": "Cel"})), None);
     }
+}
+
+/// Every current resource of type `t` the reader sees (paged through, 1000 at
+/// a time): for small, non-patient sets such as the catalogue or the formulary.
+pub fn all_of<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<StoredResource>, FhirError> {
+    let q = wardline_fhir::search::parse(
+        wardline_fhir::definitions::r4(),
+        Some(t),
+        &[] as &[(String, String)],
+        Handling::Strict,
+    )?;
+    let mut out = Vec::new();
+    let mut page = PageRequest {
+        count: 1000,
+        ..PageRequest::default()
+    };
+    loop {
+        let p = r.search(&q, &page)?;
+        page.snapshot_rid = Some(p.snapshot_rid);
+        page.after_rid = p.resources.last().map(|r| r.rid);
+        let more = p.has_more && page.after_rid.is_some();
+        out.extend(p.resources);
+        if !more {
+            return Ok(out);
+        }
+    }
+}
+
+/// [`all_of`] as JSON values.
+pub fn json_all<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<Value>, FhirError> {
+    all_of(r, t)?
+        .into_iter()
+        .map(|s| {
+            serde_json::from_str(&s.json)
+                .map_err(|e| FhirError::internal(format!("stored {t}/{} is unreadable: {e}", s.id)))
+        })
+        .collect()
 }

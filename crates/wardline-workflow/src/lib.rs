@@ -37,6 +37,9 @@
 //!   result entry and analyser files, technical validation with delta
 //!   checks, authorisation by another person, release to the requester,
 //!   turnaround) and radiology's IR(ME)R justification.
+//! * [`medicines`] — the formulary, prescribing on the inpatient drug
+//!   chart with decision support, pharmacist screening, the medication
+//!   administration record, discharge medicines and chemotherapy cycles.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -49,6 +52,7 @@ pub mod chart;
 pub mod consent;
 pub mod fhir;
 pub mod laboratory;
+pub mod medicines;
 pub mod orders;
 pub mod pmi;
 pub mod results;

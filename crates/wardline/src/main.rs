@@ -267,7 +267,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     if a.demo {
         user::seed_demo_users(&directory)?;
         println!(
-            "Demo staff: nurse.w1, dr.watford, clerk.watford, admin, ig.officer, gp.e82001, bms.lab, cs.lab, lab.manager, rad.watford (password '{}'; `wardline user code NAME` prints the security code)",
+            "Demo staff: nurse.w1, dr.watford, clerk.watford, admin, ig.officer, gp.e82001, bms.lab, cs.lab, lab.manager, rad.watford, pharm.watford, nurse2.w1, dr2.watford (password '{}'; `wardline user code NAME` prints the security code)",
             user::DEMO_PASSWORD
         );
     }

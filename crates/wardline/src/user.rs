@@ -276,7 +276,7 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
 pub const DEMO_PASSWORD: &str = "wardline-demo-only";
 
 pub fn seed_demo_users(dir: &Directory) -> Result<()> {
-    let users: [(&str, &str, Role, &str, &[&str]); 10] = [
+    let users: [(&str, &str, Role, &str, &[&str]); 13] = [
         (
             "nurse.w1",
             "Grace Okafor",
@@ -344,6 +344,27 @@ pub fn seed_demo_users(dir: &Directory) -> Result<()> {
             "rad.watford",
             "Liam Brennan",
             Role::parse("radiographer").expect("role"),
+            "trust",
+            &["watford"],
+        ),
+        (
+            "pharm.watford",
+            "Aisha Rahman",
+            Role::parse("pharmacist").expect("role"),
+            "trust",
+            &["watford"],
+        ),
+        (
+            "nurse2.w1",
+            "Megan Lloyd",
+            Role::parse("staff-nurse").expect("role"),
+            "trust",
+            &["watford-w1"],
+        ),
+        (
+            "dr2.watford",
+            "Farah Iqbal",
+            Role::parse("doctor").expect("role"),
             "trust",
             &["watford"],
         ),

@@ -99,10 +99,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use wardline_core::FhirService;
 use wardline_fhir::FhirError;
-use wardline_fhir::search::Handling;
-use wardline_store::{PageRequest, Reader, StoredResource};
+use wardline_store::Reader;
 
-use crate::fhir::UCUM;
+use crate::fhir::{UCUM, json_all};
 
 /// The project's base for local systems and canonical urls.
 pub const BASE: &str = "https://fhir.wardline.invalid";
@@ -543,40 +542,6 @@ pub fn department_name(code: &str) -> &str {
 }
 
 // ---- reading the store -------------------------------------------------------
-
-fn all_of<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<StoredResource>, FhirError> {
-    let q = wardline_fhir::search::parse(
-        wardline_fhir::definitions::r4(),
-        Some(t),
-        &[] as &[(String, String)],
-        Handling::Strict,
-    )?;
-    let mut out = Vec::new();
-    let mut page = PageRequest {
-        count: 1000,
-        ..PageRequest::default()
-    };
-    loop {
-        let p = r.search(&q, &page)?;
-        page.snapshot_rid = Some(p.snapshot_rid);
-        page.after_rid = p.resources.last().map(|r| r.rid);
-        let more = p.has_more && page.after_rid.is_some();
-        out.extend(p.resources);
-        if !more {
-            return Ok(out);
-        }
-    }
-}
-
-fn json_all<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<Value>, FhirError> {
-    all_of(r, t)?
-        .into_iter()
-        .map(|s| {
-            serde_json::from_str(&s.json)
-                .map_err(|e| FhirError::internal(format!("stored {t}/{} is unreadable: {e}", s.id)))
-        })
-        .collect()
-}
 
 pub(super) fn dept_rank(code: &str) -> usize {
     DEPARTMENTS

@@ -1,0 +1,1 @@
+//! (issue 17: placeholder; the owner writes this module.)
