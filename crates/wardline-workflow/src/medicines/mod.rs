@@ -181,6 +181,25 @@ pub fn administrable(status: &str) -> bool {
     status == "active"
 }
 
+/// A prescription's pharmacist screening as the chart shows it:
+/// `unscreened` (no [`SCREENING_EXT`]), `screened` or `queried` — the one
+/// reading of it.
+pub fn screening_status(mr: &Value) -> &str {
+    mr["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["url"] == SCREENING_EXT)
+        .and_then(|e| {
+            e["extension"]
+                .as_array()?
+                .iter()
+                .find(|s| s["url"] == "status")?["valueCode"]
+                .as_str()
+        })
+        .unwrap_or("unscreened")
+}
+
 /// What kind of prescription a `MedicationRequest` is, read from its
 /// first `dosageInstruction` (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -323,5 +342,12 @@ mod tests {
         assert_eq!(kind(&var), Kind::VariableDose);
         let inf = json!({"dosageInstruction": [{"doseAndRate": [{"rateQuantity": {"value": 125, "unit": "mL/h"}}]}]});
         assert_eq!(kind(&inf), Kind::Infusion);
+    }
+
+    #[test]
+    fn screening_is_read_from_its_extension() {
+        assert_eq!(screening_status(&json!({})), "unscreened");
+        let s = json!({"extension": [{"url": SCREENING_EXT, "extension": [{"url": "status", "valueCode": "queried"}]}]});
+        assert_eq!(screening_status(&s), "queried");
     }
 }
