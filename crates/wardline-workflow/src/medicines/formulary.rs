@@ -396,3 +396,64 @@ pub fn load_as(
     }
     Ok(Formulary::from_medications(&all))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn starter() -> Formulary {
+        Formulary::from_entries(parse(wardline_demo::FORMULARY).unwrap_or_default())
+    }
+
+    #[test]
+    fn search_finds_by_prefix_substance_brand_and_class_best_first() {
+        let f = starter();
+        let names =
+            |q: &str| -> Vec<String> { f.search(q).iter().map(|e| e.name().to_owned()).collect() };
+        // A name starting with the text comes first.
+        assert!(names("para")[0].starts_with("Paracetamol"));
+        assert!(names("amox 500")[0].starts_with("Amoxicillin 500mg"));
+        // Words in any order; case ignored.
+        let mut both = names("TABLETS 500MG paracetamol");
+        both.sort();
+        assert_eq!(
+            both,
+            [
+                "Paracetamol 500mg soluble tablets",
+                "Paracetamol 500mg tablets"
+            ]
+        );
+        // By brand (AMP) and by class.
+        assert!(names("lantus")[0].starts_with("Insulin glargine"));
+        assert!(
+            names("penicillin")
+                .iter()
+                .any(|n| n.starts_with("Flucloxacillin"))
+        );
+        // By code, exactly.
+        assert_eq!(names("42109611000001109"), ["Paracetamol 500mg tablets"]);
+        assert!(names("").is_empty() && names("   ").is_empty());
+        assert!(names("no such medicine").is_empty());
+    }
+
+    #[test]
+    fn withdrawn_entries_are_never_offered() {
+        let mut f = starter();
+        for e in &mut f.entries {
+            if e.vtm.display == "Warfarin" {
+                e.active = false;
+            }
+        }
+        assert!(f.search("warfarin").is_empty());
+        assert_eq!(f.search_all("warfarin", true).len(), 4);
+        assert!(f.entry("Medication/med-42109611000001109").is_some());
+    }
+
+    #[test]
+    fn tags_name_the_flags() {
+        let f = starter();
+        let m = f.search("morphine 10mg/1ml injection")[0];
+        assert_eq!(m.tags(), ["CD2", "high risk", "local code"]);
+        assert_eq!(m.strength_text().as_deref(), Some("10 mg/1 mL"));
+    }
+}

@@ -166,6 +166,9 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, Vec<ParseError>> {
         message,
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // One line ending, so that line numbers count as an editor does (the
+    // csv reader counts only LF; a browser sends a pasted text with CRLF).
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -889,6 +892,20 @@ mod tests {
             let errs = one(&fs.join(",")).unwrap_err();
             assert_eq!(errs[0].field.as_deref(), Some(field), "{value}: {errs:?}");
             assert_eq!(errs[0].line, 2);
+        }
+    }
+
+    #[test]
+    fn line_numbers_hold_with_crlf_and_comments() {
+        let rows = [
+            "# a comment",
+            HEADER.trim_end(),
+            "local,L1,Thing,L2,Thing 1mg tablets,,Tablet,1 mg/1 tablet,26643006,tablet,,no,no,,,",
+            "local,L1,Thing,L3,Thing 2mg tablets,,Tablet,2 mg/1 tablet,1234,tablet,,no,no,,,",
+        ];
+        for sep in ["\n", "\r\n"] {
+            let errs = parse(&rows.join(sep)).unwrap_err();
+            assert_eq!(errs[0].line, 4, "{sep:?}: {errs:?}");
         }
     }
 
