@@ -29,7 +29,8 @@ function medication (id, name) {
     resourceType: 'Medication',
     id,
     status: 'active',
-    code: { coding: [{ system: 'https://fhir.wardline.invalid/CodeSystem/local-medicine', code: id, display: name }] },
+    code: { coding: [{ system: 'https://fhir.wardline.invalid/CodeSystem/local-medicine', code: id.replace('med-', ''), display: name }] },
+    form: { text: 'Tablet' },
     ingredient: [{
       itemCodeableConcept: { text: name },
       strength: { numerator: { value: 500, unit: 'mg' }, denominator: { value: 1, unit: 'tablet' } }
@@ -37,6 +38,7 @@ function medication (id, name) {
     extension: [{
       url: 'https://fhir.wardline.invalid/StructureDefinition/formulary-entry',
       extension: [
+        { url: 'vtm', valueCoding: { system: 'https://fhir.wardline.invalid/CodeSystem/local-medicine', code: id.replace('med-', 'LV'), display: name.split(' ')[0] } },
         { url: 'unitOfDose', valueString: 'tablet' },
         { url: 'route', valueCoding: { system: 'http://snomed.info/sct', code: '26643006', display: 'Oral' } }
       ]
@@ -48,7 +50,7 @@ async function addMedicines () {
   server.cli('client', 'add', 'browser-prescribe', '--name', 'Browser prescribing test', '--scope', 'system/*.cruds')
   const token = server.cli('token', '--client', 'browser-prescribe', '--scope', 'system/*.cruds', '--minutes', '60').trim()
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' }
-  for (const [id, name] of [['med-browser-1', 'Browsaparin 500mg tablets'], ['med-browser-2', 'Browsocodone 500mg tablets']]) {
+  for (const [id, name] of [['med-LBROWSER1', 'Browsaparin 500mg tablets'], ['med-LBROWSER2', 'Browsocodone 500mg tablets']]) {
     const r = await fetch(`${server.url}/fhir/Medication/${id}`, { method: 'PUT', headers, body: JSON.stringify(medication(id, name)) })
     assert.ok(r.ok, `PUT Medication/${id}: ${r.status} ${await r.text()}`)
   }
@@ -86,7 +88,7 @@ test('the consultant prescribes a regular and an as-required medicine', async ()
   drugChart = doctor.url().split('?')[0]
   await assertAccessible(doctor, 'drug chart')
 
-  await choose('browsaparin', 'med-browser-1', 'regular')
+  await choose('browsaparin', 'med-LBROWSER1', 'regular')
   await assertAccessible(doctor, 'prescription form')
   await doctor.fill('#dose', '1000')
   await doctor.selectOption('#dose_unit', 'mg')
@@ -97,7 +99,7 @@ test('the consultant prescribes a regular and an as-required medicine', async ()
   await doctor.click('#sign')
   await doctor.waitForURL(/\/medicines\?done=prescribed/)
 
-  await choose('browsocodone', 'med-browser-2', 'as-required')
+  await choose('browsocodone', 'med-LBROWSER2', 'as-required')
   await doctor.fill('#dose', '1')
   await doctor.selectOption('#dose_unit', 'tablet')
   await doctor.fill('#prn_reason', 'pain')

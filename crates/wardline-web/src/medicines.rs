@@ -230,16 +230,29 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
 
 // ---------------------------------------------------------------- the form
 
-/// Administration times for a default frequency written the usual ways.
-fn default_times(freq: &str) -> &'static str {
-    match freq.trim().to_uppercase().as_str() {
-        "OD" | "ONCE DAILY" | "OM" | "MANE" => "08:00",
-        "ON" | "NOCTE" | "AT NIGHT" => "22:00",
-        "BD" | "TWICE DAILY" => "08:00, 20:00",
-        "TDS" | "THREE TIMES DAILY" => "08:00, 14:00, 22:00",
-        "QDS" | "FOUR TIMES DAILY" => "08:00, 12:00, 18:00, 22:00",
-        _ => "",
+/// Administration times for a default frequency written the usual ways
+/// ("BD", "twice a day", "once daily at 18:00"); empty when not known.
+fn default_times(freq: &str) -> String {
+    let f = freq.trim().to_lowercase();
+    if let Some(at) = f.split_whitespace().find_map(prescribe::parse_time_of_day) {
+        return at[..5].to_owned();
     }
+    let by_word = [
+        (["qds", "four times"], "08:00, 12:00, 18:00, 22:00"),
+        (["tds", "three times"], "08:00, 14:00, 22:00"),
+        (["bd", "twice"], "08:00, 20:00"),
+        (["on", "at night"], "22:00"),
+        (["od", "once"], "08:00"),
+    ];
+    for (words, times) in by_word {
+        if words
+            .iter()
+            .any(|w| f == *w || (w.len() > 3 && f.contains(w)))
+        {
+            return times.to_owned();
+        }
+    }
+    String::new()
 }
 
 fn units(e: &Entry) -> Vec<String> {
@@ -387,10 +400,10 @@ fn defaults(e: &Entry, kind: Kind) -> Form {
     if let Some(r) = e.routes.first() {
         f.insert("route".into(), r.code.clone());
     }
-    if kind == Kind::Regular
+    if matches!(kind, Kind::Regular | Kind::VariableDose)
         && let Some(fr) = &e.default_frequency
     {
-        f.insert("times".into(), default_times(fr).to_owned());
+        f.insert("times".into(), default_times(fr));
     }
     f
 }
@@ -915,11 +928,16 @@ fn form_of(cx: &Cx, p: &Prescription) -> Form {
         f.insert("max_24h".into(), n(m.value));
     }
     if let Some(t) = p.once_at {
-        let _ = cx;
+        // The trust's local clock at that instant: the offset is what
+        // reading the UTC clock's figures as local time moves them by.
         let t = t.to_offset(time::UtcOffset::UTC);
+        let naive = format!("{}T{:02}:{:02}", t.date(), t.hour(), t.minute());
+        let local = parse_local(cx, &naive)
+            .map(|as_local| t + (t - as_local))
+            .unwrap_or(t);
         f.insert(
             "once_at".into(),
-            format!("{}T{:02}:{:02}", t.date(), t.hour(), t.minute()),
+            format!("{}T{:02}:{:02}", local.date(), local.hour(), local.minute()),
         );
     }
     for (k, v) in [

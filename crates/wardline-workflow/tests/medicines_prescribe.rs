@@ -20,8 +20,8 @@ use wardline_workflow::medicines::prescribe::{
     self, Prescriber, Prescription, discontinue_in, prescribe_in, set_status_in,
 };
 use wardline_workflow::medicines::{
-    DMD_SYSTEM, FORMULARY_EXT, Kind, MedicinesError, SIGNATURE_EXT, SNOMED_SYSTEM, administrable,
-    kind,
+    FORMULARY_EXT, Kind, LOCAL_MEDICINE_SYSTEM, MedicinesError, SIGNATURE_EXT, SNOMED_SYSTEM,
+    administrable, kind,
 };
 
 struct Backend {
@@ -131,9 +131,14 @@ fn medication(
     strength_mg: Option<f64>,
     route: (&str, &str),
 ) -> Value {
+    // In the shape the formulary's own rule accepts: a local VMP code
+    // (L…), id med-{code}, the VTM and the form.
+    let code = id.trim_start_matches("med-");
     let mut m = json!({"resourceType": "Medication", "id": id, "status": "active",
-        "code": {"coding": [{"system": DMD_SYSTEM, "code": id.trim_start_matches("med-"), "display": name}]},
+        "code": {"coding": [{"system": LOCAL_MEDICINE_SYSTEM, "code": code, "display": name}]},
+        "form": {"text": if unit == "mL" { "Infusion" } else { "Tablet" }},
         "extension": [{"url": FORMULARY_EXT, "extension": [
+            {"url": "vtm", "valueCoding": {"system": LOCAL_MEDICINE_SYSTEM, "code": format!("LV{code}"), "display": name.split(' ').next().unwrap()}},
             {"url": "unitOfDose", "valueString": unit},
             {"url": "route", "valueCoding": {"system": SNOMED_SYSTEM, "code": route.0, "display": route.1}}]}]});
     if let Some(s) = strength_mg {
@@ -149,21 +154,21 @@ const IV: (&str, &str) = ("47625008", "Intravenous");
 fn seed(svc: &FhirService) {
     let rs = [
         medication(
-            "med-1001",
+            "med-LT1001",
             "Paracetamol 500mg tablets",
             "tablet",
             Some(500.0),
             ORAL,
         ),
         medication(
-            "med-1002",
+            "med-LT1002",
             "Warfarin 1mg tablets",
             "tablet",
             Some(1.0),
             ORAL,
         ),
         medication(
-            "med-1003",
+            "med-LT1003",
             "Sodium chloride 0.9% infusion 1litre bags",
             "mL",
             None,
@@ -207,7 +212,7 @@ fn q(v: f64, u: &str) -> Qty {
 }
 
 fn regular() -> Prescription {
-    let mut p = Prescription::new("p1", "med-1001", Kind::Regular);
+    let mut p = Prescription::new("p1", "med-LT1001", Kind::Regular);
     p.dose = Some(q(1.0, "g").clone());
     p.dose = Some(q(1000.0, "mg"));
     p.route = ORAL.0.into();
@@ -223,25 +228,25 @@ fn regular() -> Prescription {
 }
 
 fn each_kind() -> Vec<Prescription> {
-    let mut prn = Prescription::new("p1", "med-1001", Kind::AsRequired);
+    let mut prn = Prescription::new("p1", "med-LT1001", Kind::AsRequired);
     prn.dose = Some(q(1.0, "tablet"));
     prn.route = ORAL.0.into();
     prn.prn_reason = Some("pain".into());
     prn.min_interval_hours = Some(4.0);
     prn.max_per_24h = Some(q(8.0, "tablet"));
     prn.indication = "Pain".into();
-    let mut once = Prescription::new("p1", "med-1001", Kind::OnceOnly);
+    let mut once = Prescription::new("p1", "med-LT1001", Kind::OnceOnly);
     once.dose = Some(q(2.0, "tablet"));
     once.route = ORAL.0.into();
     once.once_at = Some(datetime!(2026-03-01 10:00 UTC));
     once.indication = "Fever".into();
-    let mut var = Prescription::new("p1", "med-1002", Kind::VariableDose);
+    let mut var = Prescription::new("p1", "med-LT1002", Kind::VariableDose);
     var.dose_range = Some((q(1.0, "mg"), q(10.0, "mg")));
     var.route = ORAL.0.into();
     var.times = vec!["18:00".into()];
     var.instructions = Some("Dose by INR: see the anticoagulation chart".into());
     var.indication = "Atrial fibrillation".into();
-    let mut inf = Prescription::new("p1", "med-1003", Kind::Infusion);
+    let mut inf = Prescription::new("p1", "med-LT1003", Kind::Infusion);
     inf.route = IV.0.into();
     inf.rate_ml_h = Some(125.0);
     inf.volume_ml = Some(1000.0);

@@ -48,11 +48,15 @@ fn attrs(html: &str, attr: &str) -> Vec<String> {
 }
 
 fn medication(id: &str, name: &str) -> Value {
+    // In the shape the formulary's own rule accepts (local codes L…).
+    let code = id.trim_start_matches("med-");
     json!({"resourceType": "Medication", "id": id, "status": "active",
-        "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": id, "display": name}]},
+        "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": code, "display": name}]},
+        "form": {"text": "Tablet"},
         "ingredient": [{"itemCodeableConcept": {"text": name}, "strength": {
             "numerator": {"value": 500, "unit": "mg"}, "denominator": {"value": 1, "unit": "tablet"}}}],
         "extension": [{"url": "https://fhir.wardline.invalid/StructureDefinition/formulary-entry", "extension": [
+            {"url": "vtm", "valueCoding": {"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": format!("LV{code}"), "display": name.split(' ').next().unwrap()}},
             {"url": "unitOfDose", "valueString": "tablet"},
             {"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral"}}]}]})
 }
@@ -61,8 +65,8 @@ fn scenario(env: &Env) {
     let s = env.start_with(&["--demo"]);
     let root = s.root.clone();
     for (id, name) in [
-        ("med-e2e-1", "Zedoparin 500mg tablets (e2e)"),
-        ("med-e2e-2", "Zedocodone 500mg tablets (e2e)"),
+        ("med-LE2E1", "Zedoparin 500mg tablets (e2e)"),
+        ("med-LE2E2", "Zedocodone 500mg tablets (e2e)"),
     ] {
         let r = s.put(&format!("Medication/{id}"), &medication(id, name));
         assert!(r.is_success(), "{}: {}", env.name, r.brief());
@@ -87,16 +91,16 @@ fn scenario(env: &Env) {
     let new = format!("/ui/patients/{patient}/medicines/new");
     let found = page(&doctor, &format!("{root}{new}?q=zedoparin"));
     assert!(
-        found.contains(r#"data-id="med-e2e-1""#),
+        found.contains(r#"data-id="med-LE2E1""#),
         "{}: {found}",
         env.name
     );
-    assert!(!found.contains(r#"data-id="med-e2e-2""#));
-    let kinds = page(&doctor, &format!("{root}{new}?medicine=med-e2e-1"));
+    assert!(!found.contains(r#"data-id="med-LE2E2""#));
+    let kinds = page(&doctor, &format!("{root}{new}?medicine=med-LE2E1"));
     assert!(kinds.contains(r#"value="as-required""#));
     let form = page(
         &doctor,
-        &format!("{root}{new}?medicine=med-e2e-1&kind=regular"),
+        &format!("{root}{new}?medicine=med-LE2E1&kind=regular"),
     );
     for name in [
         "dose",
@@ -110,7 +114,7 @@ fn scenario(env: &Env) {
     }
 
     let regular = [
-        ("medicine", "med-e2e-1"),
+        ("medicine", "med-LE2E1"),
         ("kind", "regular"),
         ("dose", "1000"),
         ("dose_unit", "mg"),
@@ -130,7 +134,7 @@ fn scenario(env: &Env) {
     let r = post(&doctor, &root, &new, &regular);
     assert_eq!(r.status(), 303, "{}: {}", env.name, r.text().unwrap());
     let prn = [
-        ("medicine", "med-e2e-2"),
+        ("medicine", "med-LE2E2"),
         ("kind", "as-required"),
         ("dose", "1"),
         ("dose_unit", "tablet"),
@@ -217,7 +221,7 @@ fn scenario(env: &Env) {
     let rest = common::authorised_client(token.trim());
     let mr = json!({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
         "subject": {"reference": format!("Patient/{patient}")},
-        "medicationReference": {"reference": "Medication/med-e2e-1"},
+        "medicationReference": {"reference": "Medication/med-LE2E1"},
         "reasonCode": [{"text": "Back pain"}],
         "dosageInstruction": [{"route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]},
             "timing": {"repeat": {"timeOfDay": ["08:00:00"], "frequency": 1, "period": 1, "periodUnit": "d"}},
