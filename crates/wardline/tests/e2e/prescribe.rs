@@ -199,14 +199,6 @@ fn scenario(env: &Env) {
     assert_eq!(r.status(), 403, "{}", env.name);
     let r = post(&nurse, &root, &new, &regular);
     assert_eq!(r.status(), 403, "{}", env.name);
-    let nurse_chart = nurse.get(&drug_chart).send().unwrap();
-    assert_eq!(nurse_chart.status(), 200, "a nurse sees the drug chart");
-    assert!(
-        !nurse_chart
-            .text()
-            .unwrap()
-            .contains(r#"data-testid="prescribe""#)
-    );
 
     // Over FHIR REST, as the consultant.
     let token = env.cli(&[
