@@ -71,8 +71,8 @@ after(async () => {
 async function choose (query, id, kind) {
   await doctor.goto(drugChart)
   await doctor.click('[data-testid="prescribe"]')
-  await doctor.fill('#q', query)
-  await doctor.click('#search')
+  await doctor.fill('#medicine-search', query)
+  await doctor.click('#medicine-search-button')
   await doctor.click(`[data-testid="choose-medicine"][data-id="${id}"]`)
   await doctor.check(`input[name="kind"][value="${kind}"]`)
   await doctor.click('#choose-kind')
@@ -81,10 +81,12 @@ async function choose (query, id, kind) {
 
 test('the consultant prescribes a regular and an as-required medicine', async () => {
   await signIn(doctor, server, 'dr.watford', '/ui/beds/watford-w2')
-  const href = await doctor.locator('main a[href^="/ui/patients/"]').first().getAttribute('href')
+  // An admitted patient: one in a bed.
+  const href = await doctor.locator('.wl-bed__patient a[href^="/ui/patients/"]').first().getAttribute('href')
   await doctor.goto(server.url + href)
   await doctor.click('[data-testid="drug-chart-link"] a')
   await doctor.waitForSelector('h2:has-text("Drug chart")')
+  assert.notEqual((await doctor.textContent('[data-testid="banner-location"]')).trim(), 'Not admitted')
   drugChart = doctor.url().split('?')[0]
   await assertAccessible(doctor, 'drug chart')
 

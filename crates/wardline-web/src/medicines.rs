@@ -115,6 +115,15 @@ fn flags(l: &ChartLine) -> Markup {
     }
 }
 
+/// The patient banner with where the patient is now (the page still
+/// shows if the stay cannot be read).
+fn banner(cx: &Cx, p: &PatientSummary) -> Markup {
+    let stay = wardline_workflow::adt::current_stay(&cx.svc, cx.access(), &p.id)
+        .ok()
+        .flatten();
+    crate::chart::banner(p, stay.as_ref())
+}
+
 fn date_of(s: &str) -> String {
     layout::long_date(s.get(..10).unwrap_or(s))
 }
@@ -192,7 +201,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
                 _ => {}
             }
             (layout::back_link(&format!("/ui/patients/{}", enc(&p.id)), "Back to the record"))
-            (crate::chart::banner(&p, None))
+            (banner(cx, &p))
             h2 { "Drug chart" }
             @if may_prescribe(cx) {
                 a class="nhsuk-button" href={ "/ui/patients/" (enc(&p.id)) "/medicines/new" } data-testid="prescribe" { "Prescribe" }
@@ -600,11 +609,11 @@ fn search_step(cx: &Cx, p: &PatientSummary, formulary: &Formulary, q: &Form) -> 
     html! {
         form method="get" action={ "/ui/patients/" (enc(&p.id)) "/medicines/new" } novalidate {
             div class="nhsuk-form-group" {
-                label class="nhsuk-label" for="q" { "Search the formulary" }
-                div class="nhsuk-hint" id="q-hint" { "A medicine's name, substance or code" }
-                input class="nhsuk-input nhsuk-input--width-20" id="q" name="q" type="search" value=(text) aria-describedby="q-hint" autocomplete="off";
+                label class="nhsuk-label" for="medicine-search" { "Search the formulary" }
+                div class="nhsuk-hint" id="medicine-search-hint" { "A medicine's name, substance or code" }
+                input class="nhsuk-input nhsuk-input--width-20" id="medicine-search" name="q" type="search" value=(text) aria-describedby="medicine-search-hint" autocomplete="off";
             }
-            button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" id="search" { "Search" }
+            button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" id="medicine-search-button" { "Search" }
         }
         @if !text.is_empty() {
             @if found.is_empty() {
@@ -642,7 +651,7 @@ fn new_page_body(cx: &Cx, p: &PatientSummary, formulary: &Formulary, q: &Form) -
     let kind = kind_of(get(q, "kind"));
     html! {
         (layout::back_link(&back, "Back to the drug chart"))
-        (crate::chart::banner(p, None))
+        (banner(cx, p))
         h2 { "Prescribe" }
         @match (entry, kind) {
             (Some(e), Some(k)) => {
@@ -714,7 +723,7 @@ fn submit(cx: &Cx, p: &PatientSummary, f: &Form, change_of: Option<&str>) -> Res
     let again = |status: StatusCode, error: Option<&str>, alerts: &[Alert]| {
         let body = html! {
             (layout::back_link(&format!("/ui/patients/{}/medicines", enc(&p.id)), "Back to the drug chart"))
-            (crate::chart::banner(p, None))
+            (banner(cx, p))
             h2 { @if change_of.is_some() { "Change a prescription" } @else { "Prescribe" } }
             (prescription_form(cx, &fc, f, error, alerts))
         };
@@ -804,7 +813,7 @@ pub(crate) async fn detail_page(State(ui): St, req: Req, Path(id): Path<String>)
         let body = html! {
             @if get(&q, "done") == "discontinued" { (layout::success("The prescription was discontinued.")) }
             (layout::back_link(&format!("/ui/patients/{}/medicines", enc(&p.id)), "Back to the drug chart"))
-            (crate::chart::banner(&p, None))
+            (banner(cx, &p))
             h2 data-testid="prescription-title" { (l.medicine) (flags(l)) }
             dl class="nhsuk-summary-list" {
                 (row("Status", html! { (status_tag(&l.status)) @if let Some(r) = &l.status_reason { " " span data-testid="status-reason" { (r) } } }))
@@ -998,7 +1007,7 @@ pub(crate) async fn change_page(State(ui): St, req: Req, Path(id): Path<String>)
         };
         let body = html! {
             (layout::back_link(&format!("/ui/prescriptions/{}", enc(&id)), "Back to the prescription"))
-            (crate::chart::banner(&p, None))
+            (banner(cx, &p))
             h2 { "Change a prescription" }
             p { "The current prescription is stopped and the changed one signed in its place." }
             (prescription_form(cx, &fc, &form_of(cx, &rx), None, &[]))
