@@ -268,7 +268,7 @@ fn unit_fits(e: &Entry, unit: &str) -> bool {
     if ok.is_empty() {
         return !u.is_empty();
     }
-    ok.iter().any(|k| *k == u)
+    ok.contains(&u)
 }
 
 fn units_allowed(e: &Entry) -> String {
