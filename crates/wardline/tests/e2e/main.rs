@@ -28,6 +28,7 @@ mod merge;
 mod orders;
 mod orders_hl7;
 mod pmi;
+mod prescribe;
 mod results;
 mod search;
 mod synthea;
