@@ -65,6 +65,8 @@ use wardline_core::FhirService;
 pub fn with_operations(svc: FhirService) -> FhirService {
     svc.with_operation(pmi::MergeOperation::spec())
         .with_operation(results::operation::SubmitOperation::spec())
+        .with_operation(medicines::prescribe::operation::PrescribeOperation::spec())
+        .with_operation(medicines::prescribe::operation::DiscontinueOperation::spec())
 }
 
 /// The service with the workflows' write rules registered, which the core
@@ -76,4 +78,5 @@ pub fn with_rules(svc: FhirService) -> FhirService {
     svc.with_rule(std::sync::Arc::new(pmi::UniqueIdentifiers))
         .with_rule(std::sync::Arc::new(orders::catalogue::CatalogueRule))
         .with_rule(std::sync::Arc::new(medicines::formulary::FormularyRule))
+        .with_rule(std::sync::Arc::new(medicines::prescribe::PrescriptionRule))
 }
