@@ -120,7 +120,8 @@ fn seed(svc: &FhirService) {
         med("med-simva", "Simvastatin 40mg tablets", "simvastatin", &["statin"], 40.0, (1.0, "tablet")),
         med("med-morph", "Morphine 10mg/5ml oral solution", "morphine", &["opioid"], 2.0, (1.0, "mL")),
         med("med-diazepam", "Diazepam 2mg tablets", "diazepam", &["benzodiazepine"], 2.0, (1.0, "tablet")),
-        med("med-gaba", "Gabapentin 300mg capsules", "gabapentin", &["gabapentinoid"], 300.0, (1.0, "capsule")),
+        med("med-clopi", "Clopidogrel 75mg tablets", "clopidogrel", &["antiplatelet"], 75.0, (1.0, "tablet")),
+        med("med-omep", "Omeprazole 20mg capsules", "omeprazole", &["ppi"], 20.0, (1.0, "capsule")),
     ];
     let a = op();
     let mut tx = svc.begin(&a).unwrap();
@@ -190,6 +191,42 @@ fn assess(svc: &FhirService, candidate: &Value) -> Vec<Alert> {
 
 fn of(alerts: &[Alert], kind: AlertKind) -> Vec<&Alert> {
     alerts.iter().filter(|a| a.kind == kind).collect()
+}
+
+/// Every substance and class the knowledge names is one of the starter
+/// formulary's (a knowledge entry keyed by a code no medicine has would
+/// never fire).
+#[test]
+fn the_knowledge_is_keyed_by_the_starter_formularys_codes() {
+    let entries = formulary::parse(wardline_demo::FORMULARY).unwrap();
+    let k = knowledge::get().unwrap();
+    let has_vtm = |v: &str| entries.iter().any(|e| e.vtm.code == v);
+    let has_class = |c: &str| entries.iter().any(|e| e.classes.iter().any(|k| k == c));
+    let targets = k
+        .renal_rules
+        .iter()
+        .map(|r| &r.on)
+        .chain(k.interactions.iter().flat_map(|i| [&i.a, &i.b]));
+    for t in targets {
+        if let Some(v) = &t.vtm {
+            assert!(has_vtm(v), "{} ({v}) is not a VTM of the formulary", t.name);
+        }
+        if let Some(c) = &t.class {
+            assert!(has_class(c), "{} ({c}) is not a class of the formulary", t.name);
+        }
+    }
+    for m in &k.maximum_doses {
+        assert!(has_vtm(&m.vtm), "{} ({}) is not a VTM of the formulary", m.name, m.vtm);
+    }
+    for d in &k.duplicate_classes {
+        assert!(has_class(&d.class), "{} is not a class of the formulary", d.class);
+    }
+    for x in &k.cross_sensitivities {
+        assert!(k.allergy_class(&x.allergy_class).is_some(), "{}", x.allergy_class);
+        assert!(has_class(&x.medicine_class), "{}", x.medicine_class);
+    }
+    // Paracetamol is keyed by its real dm+d VTM.
+    assert_eq!(vtm("paracetamol"), "90332006");
 }
 
 // ------------------------------------------------------------------ allergy
@@ -408,7 +445,8 @@ fn interactions_with_current_prescriptions() {
         let i = assess(svc, &regular("med-diazepam", 1.0, "tablet", &["22:00:00"]));
         assert_eq!(of(&i, AlertKind::Interaction)[0].grade, Grade::Override, "{n}");
         // Moderate: advisory.
-        let i = assess(svc, &regular("med-gaba", 1.0, "capsule", &["08:00:00"]));
+        save(svc, regular("med-clopi", 1.0, "tablet", &["08:00:00"]));
+        let i = assess(svc, &regular("med-omep", 1.0, "capsule", &["08:00:00"]));
         assert_eq!(of(&i, AlertKind::Interaction)[0].grade, Grade::Advisory, "{n}");
         // Paracetamol interacts with none of them.
         save(svc, obs("w", "29463-7", 70.0, "kg", "2026-12-02T06:00:00Z"));
