@@ -1,22 +1,29 @@
 //! Decision support at the point of prescribing: allergy and intolerance
-//! (by substance and by class), duplicate therapy, maximum daily dose,
-//! renal dose rules and interactions, each a graded [`Alert`].
+//! (by substance and by class), duplicate therapy, maximum daily dose
+//! (across all routes, weight-adjusted), renal dose rules (eGFR or
+//! Cockcroft–Gault creatinine clearance) and interactions, each a graded
+//! [`Alert`].
 //!
-//! CONTRACT (issue 17; the decision-support owner fills in [`assess_in`]
-//! and [`record_in`], keeping these types): prescribing calls
-//! [`assess_in`] in its transaction with the prescription about to be
-//! saved; a [`Grade::HardStop`] refuses it, each [`Grade::Override`] alert
-//! needs an [`Override`] with a reason, [`Grade::Advisory`] alerts are shown
-//! and kept. [`record_in`] keeps every alert gone past as a
-//! `DetectedIssue`.
+//! Prescribing calls [`assess_in`] in its transaction with the
+//! prescription about to be saved; a [`Grade::HardStop`] refuses it, each
+//! [`Grade::Override`] alert needs an [`Override`] with a reason
+//! ([`gate`]), [`Grade::Advisory`] alerts are shown and kept. [`record_in`]
+//! keeps every alert gone past as a `DetectedIssue`; [`alerts_of`] reads
+//! them back for a prescription's page.
+//!
+//! * [`knowledge`]: the curated data (`medicines/knowledge.json`, compiled
+//!   in) — its source, limits and the **grade of each alert** are in
+//!   `docs/medicines-knowledge.md`;
+//! * [`dose`]: the arithmetic (the most of a prescription in 24 hours in
+//!   mg, Cockcroft–Gault), pure and property-tested;
+//! * `assess`: the checks over the record in the transaction;
+//! * `record`: the `DetectedIssue`s.
 
 use serde::Serialize;
 use serde_json::Value;
 use wardline_core::Tx;
 
 use super::MedicinesError;
-#[allow(unused_imports)]
-use super::{ALERT_GRADE_EXT, ALERT_KIND_SYSTEM};
 use super::formulary::Formulary;
 
 mod assess;
@@ -130,9 +137,9 @@ pub fn gate(alerts: &[Alert], overrides: &[Override]) -> Result<(), MedicinesErr
 
 /// Keeps each alert gone past as a `DetectedIssue` implicating the saved
 /// prescription `prescription` (`MedicationRequest/{id}` or the id):
-/// status `final`, `code` the kind ([`ALERT_KIND_SYSTEM`]), `severity`
+/// status `final`, `code` the kind ([`ALERT_KIND_SYSTEM`](super::ALERT_KIND_SYSTEM)), `severity`
 /// (hard stop high, override moderate, advisory low), the grade
-/// ([`ALERT_GRADE_EXT`]), `patient`, `implicated` the prescription and what
+/// ([`ALERT_GRADE_EXT`](super::ALERT_GRADE_EXT)), `patient`, `implicated` the prescription and what
 /// it clashes with, `detail` the message, `identifiedDateTime` `now`,
 /// `author` the prescription's requester, and `mitigation[0].action.text`
 /// the prescriber's reason. Refuses (as [`gate`] does) when a hard stop is
