@@ -289,6 +289,36 @@ fn allergy_by_substance_class_and_cross_sensitivity() {
     }
 }
 
+/// The demo's (and many systems') shape: a SNOMED CT finding "Allergy to
+/// penicillin", no text.
+#[test]
+fn an_allergy_recorded_as_a_finding_matches_its_substance() {
+    for b in backends("finding") {
+        let svc = &b.svc;
+        let n = b.name;
+        let mut a = allergy("f1", "x", Some("91936005"), "low", "allergy");
+        a["code"] = json!({"coding": [{"system": SNOMED_SYSTEM, "code": "91936005", "display": "Allergy to penicillin"}]});
+        save(svc, a);
+        let g = |m: &str| {
+            of(&assess(svc, &regular(m, 1.0, "capsule", &QDS)), AlertKind::Allergy)
+                .first()
+                .map(|a| a.grade)
+        };
+        assert_eq!(g("med-amox"), Some(Grade::Override), "{n}");
+        assert_eq!(g("med-cefalexin"), Some(Grade::Advisory), "{n}");
+        assert_eq!(g("med-para-tab"), None, "{n}");
+        let mut b2 = allergy("f2", "x", None, "low", "allergy");
+        b2["code"] = json!({"coding": [{"system": SNOMED_SYSTEM, "code": "294505008", "display": "Allergy to amoxicillin"}]});
+        b2["patient"] = json!({"reference": "Patient/p1"});
+        save(svc, b2);
+        let alerts = assess(svc, &regular("med-fluclox", 1.0, "capsule", &QDS));
+        let al = of(&alerts, AlertKind::Allergy);
+        // The penicillin group (f1) directly, amoxicillin (f2) by class.
+        assert_eq!(al.len(), 2, "{n}: {alerts:?}");
+        assert!(al.iter().all(|a| a.grade == Grade::Override));
+    }
+}
+
 // ------------------------------------------------------- duplicate therapy
 
 #[test]

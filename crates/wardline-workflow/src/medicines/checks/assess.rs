@@ -260,14 +260,14 @@ fn allergen(a: &Value, k: &Knowledge, formulary: &Formulary) -> Allergen {
     let mut codes: Vec<&str> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     if let Some(t) = c["text"].as_str() {
-        names.push(t.trim().to_lowercase());
+        names.push(allergen_name(t));
     }
     for coding in c["coding"].as_array().into_iter().flatten() {
         if let Some(code) = coding["code"].as_str() {
             codes.push(code);
         }
         if let Some(d) = coding["display"].as_str() {
-            names.push(d.trim().to_lowercase());
+            names.push(allergen_name(d));
         }
     }
     let mut vtms: Vec<String> = Vec::new();
@@ -306,6 +306,29 @@ fn allergen(a: &Value, k: &Knowledge, formulary: &Formulary) -> Allergen {
         classes,
         text: crate::fhir::concept_text(c).unwrap_or_else(|| "a substance".to_owned()),
     }
+}
+
+/// The substance an allergy's text or display names, lower case: without
+/// a finding's wording ("Allergy to penicillin", "Latex allergy") or a
+/// SNOMED CT semantic tag ("Amoxicillin (substance)").
+pub(super) fn allergen_name(text: &str) -> String {
+    let mut t = text.trim().to_lowercase();
+    for tag in [" (substance)", " (finding)", " (disorder)", " (product)"] {
+        if let Some(s) = t.strip_suffix(tag) {
+            t = s.to_owned();
+        }
+    }
+    for prefix in ["allergy to ", "intolerance to ", "allergic to ", "hypersensitivity to "] {
+        if let Some(s) = t.strip_prefix(prefix) {
+            t = s.to_owned();
+        }
+    }
+    for suffix in [" allergy", " intolerance"] {
+        if let Some(s) = t.strip_suffix(suffix) {
+            t = s.to_owned();
+        }
+    }
+    t.trim().to_owned()
 }
 
 /// An immediate, severe reaction: high criticality, a severe reaction or
@@ -827,6 +850,15 @@ mod tests {
         assert_eq!(age_years("1956-12-03", date!(2026 - 12 - 02)), Some(69));
         assert_eq!(age_years("1956", date!(2026 - 12 - 02)), Some(70));
         assert_eq!(age_years("nonsense", date!(2026 - 12 - 02)), None);
+    }
+
+    #[test]
+    fn allergen_names_lose_the_wording_of_a_finding() {
+        assert_eq!(allergen_name("Allergy to penicillin"), "penicillin");
+        assert_eq!(allergen_name("Latex allergy"), "latex");
+        assert_eq!(allergen_name("Amoxicillin (substance)"), "amoxicillin");
+        assert_eq!(allergen_name(" Penicillins "), "penicillins");
+        assert_eq!(allergen_name("Intolerance to codeine"), "codeine");
     }
 
     #[test]
