@@ -968,6 +968,16 @@ pub fn discontinue_in(
             "Reason: say why the prescription is discontinued.".into(),
         ));
     }
+    tx.lock(&[format!("MedicationRequest/{id}")])?;
+    let current = tx
+        .get("MedicationRequest", id)?
+        .ok_or_else(|| MedicinesError::NotFound(format!("There is no prescription {id}.")))?;
+    let status = current["status"].as_str().unwrap_or("unknown");
+    if status != "active" && status != "on-hold" {
+        return Err(MedicinesError::Conflict(format!(
+            "Only a current prescription is discontinued; this one is {status}."
+        )));
+    }
     let mut mr = set_status_in(tx, id, "stopped", reason)?;
     let mut note = json!({"text": format!("Discontinued: {reason}"), "time": fhir_time(now)});
     if let Some(w) = who {
