@@ -369,3 +369,30 @@ pub fn load(svc: &FhirService) -> Result<Formulary, FhirError> {
 pub fn load_from<Rd: Reader + ?Sized>(r: &Rd) -> Result<Formulary, FhirError> {
     Ok(Formulary::from_medications(&json_all(r, "Medication")?))
 }
+
+/// The formulary as `access` may read it (checked and audited like a REST
+/// search; any member of staff may): what the formulary pages show a
+/// person. Withdrawn entries included.
+pub fn load_as(
+    svc: &FhirService,
+    access: &dyn wardline_core::Access,
+) -> Result<Formulary, super::MedicinesError> {
+    let max = svc.config().max_count.to_string();
+    let mut all = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let off = offset.to_string();
+        let mut params = vec![("_count", max.as_str()), ("_sort", "_id")];
+        if offset > 0 {
+            params.push(("_offset", off.as_str()));
+        }
+        let found = svc.search_as(access, "Medication", &params)?;
+        let n = found.resources.len();
+        all.extend(found.resources);
+        if !found.more || n == 0 {
+            break;
+        }
+        offset += n;
+    }
+    Ok(Formulary::from_medications(&all))
+}
