@@ -308,9 +308,21 @@ pub const ROUTES: &[UiRoute] = &[
     r("GET", "/ui/patients/{id}/medicines/new", "prescribe"),
     r("POST", "/ui/patients/{id}/medicines/new", "prescribe"),
     r("GET", "/ui/prescriptions/{id}", "a prescription"),
-    r("GET", "/ui/prescriptions/{id}/change", "change a prescription"),
-    r("POST", "/ui/prescriptions/{id}/change", "change a prescription"),
-    r("POST", "/ui/prescriptions/{id}/discontinue", "discontinue a prescription"),
+    r(
+        "GET",
+        "/ui/prescriptions/{id}/change",
+        "change a prescription",
+    ),
+    r(
+        "POST",
+        "/ui/prescriptions/{id}/change",
+        "change a prescription",
+    ),
+    r(
+        "POST",
+        "/ui/prescriptions/{id}/discontinue",
+        "discontinue a prescription",
+    ),
     // ── end of issue 17: prescribing ──
     // ── issue 17: screening ──
     // ── end of issue 17: screening ──

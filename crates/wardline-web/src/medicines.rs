@@ -55,7 +55,10 @@ const KINDS: [(&str, &str); 5] = [
     ("regular", "Regular"),
     ("as-required", "As required (PRN)"),
     ("once-only", "Once only"),
-    ("variable-dose", "Variable dose (e.g. warfarin, sliding scale insulin)"),
+    (
+        "variable-dose",
+        "Variable dose (e.g. warfarin, sliding scale insulin)",
+    ),
     ("infusion", "Infusion"),
 ];
 
@@ -227,16 +230,29 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
 
 // ---------------------------------------------------------------- the form
 
-/// Administration times for a default frequency written the usual ways.
-fn default_times(freq: &str) -> &'static str {
-    match freq.trim().to_uppercase().as_str() {
-        "OD" | "ONCE DAILY" | "OM" | "MANE" => "08:00",
-        "ON" | "NOCTE" | "AT NIGHT" => "22:00",
-        "BD" | "TWICE DAILY" => "08:00, 20:00",
-        "TDS" | "THREE TIMES DAILY" => "08:00, 14:00, 22:00",
-        "QDS" | "FOUR TIMES DAILY" => "08:00, 12:00, 18:00, 22:00",
-        _ => "",
+/// Administration times for a default frequency written the usual ways
+/// ("BD", "twice a day", "once daily at 18:00"); empty when not known.
+fn default_times(freq: &str) -> String {
+    let f = freq.trim().to_lowercase();
+    if let Some(at) = f.split_whitespace().find_map(prescribe::parse_time_of_day) {
+        return at[..5].to_owned();
     }
+    let by_word = [
+        (["qds", "four times"], "08:00, 12:00, 18:00, 22:00"),
+        (["tds", "three times"], "08:00, 14:00, 22:00"),
+        (["bd", "twice"], "08:00, 20:00"),
+        (["on", "at night"], "22:00"),
+        (["od", "once"], "08:00"),
+    ];
+    for (words, times) in by_word {
+        if words
+            .iter()
+            .any(|w| f == *w || (w.len() > 3 && f.contains(w)))
+        {
+            return times.to_owned();
+        }
+    }
+    String::new()
 }
 
 fn units(e: &Entry) -> Vec<String> {
@@ -267,7 +283,11 @@ fn parse_local(cx: &Cx, s: &str) -> Option<OffsetDateTime> {
     if s.is_empty() {
         return None;
     }
-    let full = if s.len() == 16 { format!("{s}:00") } else { s.to_owned() };
+    let full = if s.len() == 16 {
+        format!("{s}:00")
+    } else {
+        s.to_owned()
+    };
     let (ms, _) = wardline_fhir::datetime::parse_range_in(&full, cx.svc.time_zone())?;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
@@ -296,10 +316,19 @@ fn prescription_of(
     });
     if kind == Kind::VariableDose {
         p.dose = None;
-        if let (Some(lo), Some(hi)) = (num("dose_low", "Lowest dose")?, num("dose_high", "Highest dose")?) {
+        if let (Some(lo), Some(hi)) = (
+            num("dose_low", "Lowest dose")?,
+            num("dose_high", "Highest dose")?,
+        ) {
             p.dose_range = Some((
-                Qty { value: lo, unit: unit.clone() },
-                Qty { value: hi, unit: unit.clone() },
+                Qty {
+                    value: lo,
+                    unit: unit.clone(),
+                },
+                Qty {
+                    value: hi,
+                    unit: unit.clone(),
+                },
             ));
         }
     }
@@ -324,7 +353,9 @@ fn prescription_of(
     });
     p.once_at = match get(f, "once_at") {
         "" => None,
-        v => Some(parse_local(cx, v).ok_or_else(|| format!("Time: '{v}' is not a date and time."))?),
+        v => {
+            Some(parse_local(cx, v).ok_or_else(|| format!("Time: '{v}' is not a date and time."))?)
+        }
     };
     p.rate_ml_h = num("rate", "Rate")?;
     p.volume_ml = num("volume", "Volume")?;
@@ -369,15 +400,22 @@ fn defaults(e: &Entry, kind: Kind) -> Form {
     if let Some(r) = e.routes.first() {
         f.insert("route".into(), r.code.clone());
     }
-    if kind == Kind::Regular
+    if matches!(kind, Kind::Regular | Kind::VariableDose)
         && let Some(fr) = &e.default_frequency
     {
-        f.insert("times".into(), default_times(fr).to_owned());
+        f.insert("times".into(), default_times(fr));
     }
     f
 }
 
-fn text_field(id: &str, label: &str, hint: Option<&str>, f: &Form, width: &str, kind: &str) -> Markup {
+fn text_field(
+    id: &str,
+    label: &str,
+    hint: Option<&str>,
+    f: &Form,
+    width: &str,
+    kind: &str,
+) -> Markup {
     let field = layout::Field {
         hint,
         value: get(f, id),
@@ -443,11 +481,21 @@ fn prescription_form(
 ) -> Markup {
     let e = fc.entry;
     let hard = alerts.iter().any(|a| a.grade == Grade::HardStop);
-    let unit_options: Vec<(String, String)> = units(e).into_iter().map(|u| (u.clone(), u)).collect();
+    let unit_options: Vec<(String, String)> =
+        units(e).into_iter().map(|u| (u.clone(), u)).collect();
     let route_options: Vec<(String, String)> = e
         .routes
         .iter()
-        .map(|r| (r.code.clone(), if r.display.is_empty() { r.code.clone() } else { r.display.clone() }))
+        .map(|r| {
+            (
+                r.code.clone(),
+                if r.display.is_empty() {
+                    r.code.clone()
+                } else {
+                    r.display.clone()
+                },
+            )
+        })
         .collect();
     let unit = match get(f, "dose_unit") {
         "" => unit_options.first().map(|(u, _)| u.as_str()).unwrap_or(""),
@@ -543,7 +591,11 @@ fn prescription_form(
 
 fn search_step(cx: &Cx, p: &PatientSummary, formulary: &Formulary, q: &Form) -> Markup {
     let text = get(q, "q");
-    let found: Vec<&Entry> = if text.is_empty() { Vec::new() } else { formulary.search(text) };
+    let found: Vec<&Entry> = if text.is_empty() {
+        Vec::new()
+    } else {
+        formulary.search(text)
+    };
     let _ = cx;
     html! {
         form method="get" action={ "/ui/patients/" (enc(&p.id)) "/medicines/new" } novalidate {
@@ -625,7 +677,12 @@ pub(crate) async fn new_page(State(ui): St, req: Req, Path(id): Path<String>) ->
             Ok(f) => f,
             Err(r) => return r,
         };
-        layout::page(cx, "Prescribe", Nav::Patients, new_page_body(cx, &p, &formulary, &q))
+        layout::page(
+            cx,
+            "Prescribe",
+            Nav::Patients,
+            new_page_body(cx, &p, &formulary, &q),
+        )
     })
     .await
 }
@@ -647,7 +704,13 @@ fn submit(cx: &Cx, p: &PatientSummary, f: &Form, change_of: Option<&str>) -> Res
         Some(old) => format!("/ui/prescriptions/{}/change", enc(old)),
         None => format!("/ui/patients/{}/medicines/new", enc(&p.id)),
     };
-    let fc = FormCx { patient: p, entry, kind, action, change_of };
+    let fc = FormCx {
+        patient: p,
+        entry,
+        kind,
+        action,
+        change_of,
+    };
     let again = |status: StatusCode, error: Option<&str>, alerts: &[Alert]| {
         let body = html! {
             (layout::back_link(&format!("/ui/patients/{}/medicines", enc(&p.id)), "Back to the drug chart"))
@@ -663,14 +726,27 @@ fn submit(cx: &Cx, p: &PatientSummary, f: &Form, change_of: Option<&str>) -> Res
     };
     let now = OffsetDateTime::now_utc();
     let done = match change_of {
-        Some(old) => prescribe::change(&cx.svc, cx.access(), &formulary, old, &rx, get(f, "reason"), &overrides, now),
+        Some(old) => prescribe::change(
+            &cx.svc,
+            cx.access(),
+            &formulary,
+            old,
+            &rx,
+            get(f, "reason"),
+            &overrides,
+            now,
+        ),
         None => prescribe::prescribe(&cx.svc, cx.access(), &formulary, &rx, &overrides, now),
     };
     match done {
         Ok(_) => see_other(&format!(
             "/ui/patients/{}/medicines?done={}",
             enc(&p.id),
-            if change_of.is_some() { "changed" } else { "prescribed" }
+            if change_of.is_some() {
+                "changed"
+            } else {
+                "prescribed"
+            }
         )),
         Err(MedicinesError::Alerts(alerts)) => again(StatusCode::CONFLICT, None, &alerts),
         Err(e @ (MedicinesError::Invalid(_) | MedicinesError::Conflict(_))) => again(
@@ -852,14 +928,23 @@ fn form_of(cx: &Cx, p: &Prescription) -> Form {
         f.insert("max_24h".into(), n(m.value));
     }
     if let Some(t) = p.once_at {
-        let _ = cx;
+        // The trust's local clock at that instant: the offset is what
+        // reading the UTC clock's figures as local time moves them by.
         let t = t.to_offset(time::UtcOffset::UTC);
+        let naive = format!("{}T{:02}:{:02}", t.date(), t.hour(), t.minute());
+        let local = parse_local(cx, &naive)
+            .map(|as_local| t + (t - as_local))
+            .unwrap_or(t);
         f.insert(
             "once_at".into(),
-            format!("{}T{:02}:{:02}", t.date(), t.hour(), t.minute()),
+            format!("{}T{:02}:{:02}", local.date(), local.hour(), local.minute()),
         );
     }
-    for (k, v) in [("rate", p.rate_ml_h), ("volume", p.volume_ml), ("duration", p.duration_hours)] {
+    for (k, v) in [
+        ("rate", p.rate_ml_h),
+        ("volume", p.volume_ml),
+        ("duration", p.duration_hours),
+    ] {
         if let Some(v) = v {
             f.insert(k.into(), n(v));
         }

@@ -20,8 +20,8 @@ use wardline_workflow::medicines::prescribe::{
     self, Prescriber, Prescription, discontinue_in, prescribe_in, set_status_in,
 };
 use wardline_workflow::medicines::{
-    DMD_SYSTEM, FORMULARY_EXT, Kind, MedicinesError, SIGNATURE_EXT, SNOMED_SYSTEM, administrable,
-    kind,
+    FORMULARY_EXT, Kind, LOCAL_MEDICINE_SYSTEM, MedicinesError, SIGNATURE_EXT, SNOMED_SYSTEM,
+    administrable, kind,
 };
 
 struct Backend {
@@ -83,7 +83,12 @@ impl Access for AsRole {
             _ => Ok(()),
         }
     }
-    fn check_resource(&self, op: Op, r: &ResourceView<'_>, _: &dyn Reader) -> Result<(), FhirError> {
+    fn check_resource(
+        &self,
+        op: Op,
+        r: &ResourceView<'_>,
+        _: &dyn Reader,
+    ) -> Result<(), FhirError> {
         self.check_type(op, Some(r.resource_type))
     }
     fn check_operation(&self, _: Operation) -> Result<(), FhirError> {
@@ -119,10 +124,21 @@ fn json_of(b: Body) -> Value {
     }
 }
 
-fn medication(id: &str, name: &str, unit: &str, strength_mg: Option<f64>, route: (&str, &str)) -> Value {
+fn medication(
+    id: &str,
+    name: &str,
+    unit: &str,
+    strength_mg: Option<f64>,
+    route: (&str, &str),
+) -> Value {
+    // In the shape the formulary's own rule accepts: a local VMP code
+    // (L…), id med-{code}, the VTM and the form.
+    let code = id.trim_start_matches("med-");
     let mut m = json!({"resourceType": "Medication", "id": id, "status": "active",
-        "code": {"coding": [{"system": DMD_SYSTEM, "code": id.trim_start_matches("med-"), "display": name}]},
+        "code": {"coding": [{"system": LOCAL_MEDICINE_SYSTEM, "code": code, "display": name}]},
+        "form": {"text": if unit == "mL" { "Infusion" } else { "Tablet" }},
         "extension": [{"url": FORMULARY_EXT, "extension": [
+            {"url": "vtm", "valueCoding": {"system": LOCAL_MEDICINE_SYSTEM, "code": format!("LV{code}"), "display": name.split(' ').next().unwrap()}},
             {"url": "unitOfDose", "valueString": unit},
             {"url": "route", "valueCoding": {"system": SNOMED_SYSTEM, "code": route.0, "display": route.1}}]}]});
     if let Some(s) = strength_mg {
@@ -137,9 +153,27 @@ const IV: (&str, &str) = ("47625008", "Intravenous");
 
 fn seed(svc: &FhirService) {
     let rs = [
-        medication("med-1001", "Paracetamol 500mg tablets", "tablet", Some(500.0), ORAL),
-        medication("med-1002", "Warfarin 1mg tablets", "tablet", Some(1.0), ORAL),
-        medication("med-1003", "Sodium chloride 0.9% infusion 1litre bags", "mL", None, IV),
+        medication(
+            "med-LT1001",
+            "Paracetamol 500mg tablets",
+            "tablet",
+            Some(500.0),
+            ORAL,
+        ),
+        medication(
+            "med-LT1002",
+            "Warfarin 1mg tablets",
+            "tablet",
+            Some(1.0),
+            ORAL,
+        ),
+        medication(
+            "med-LT1003",
+            "Sodium chloride 0.9% infusion 1litre bags",
+            "mL",
+            None,
+            IV,
+        ),
         json!({"resourceType": "Patient", "id": "p1", "active": true, "gender": "male", "birthDate": "1950-01-01",
             "name": [{"use": "official", "family": "Brown", "given": ["Carl"]}]}),
         json!({"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Mehta", "given": ["Sanjay"], "prefix": ["Dr"]}]}),
@@ -153,7 +187,10 @@ fn seed(svc: &FhirService) {
             r["resourceType"].as_str().unwrap().to_owned(),
             r["id"].as_str().unwrap().to_owned(),
         );
-        let res = svc.handle(req(Method::Put, vec![t.clone(), id.clone()], Some(r)), &op());
+        let res = svc.handle(
+            req(Method::Put, vec![t.clone(), id.clone()], Some(r)),
+            &op(),
+        );
         assert!(res.status < 300, "{t}/{id}: {:?}", res.body);
     }
 }
@@ -168,40 +205,48 @@ fn dr() -> Prescriber {
 }
 
 fn q(v: f64, u: &str) -> Qty {
-    Qty { value: v, unit: u.into() }
+    Qty {
+        value: v,
+        unit: u.into(),
+    }
 }
 
 fn regular() -> Prescription {
-    let mut p = Prescription::new("p1", "med-1001", Kind::Regular);
+    let mut p = Prescription::new("p1", "med-LT1001", Kind::Regular);
     p.dose = Some(q(1.0, "g").clone());
     p.dose = Some(q(1000.0, "mg"));
     p.route = ORAL.0.into();
-    p.times = vec!["08:00".into(), "12:00".into(), "18:00".into(), "22:00".into()];
+    p.times = vec![
+        "08:00".into(),
+        "12:00".into(),
+        "18:00".into(),
+        "22:00".into(),
+    ];
     p.indication = "Pain after fracture".into();
     p.review = Some(date!(2026 - 03 - 04));
     p
 }
 
 fn each_kind() -> Vec<Prescription> {
-    let mut prn = Prescription::new("p1", "med-1001", Kind::AsRequired);
+    let mut prn = Prescription::new("p1", "med-LT1001", Kind::AsRequired);
     prn.dose = Some(q(1.0, "tablet"));
     prn.route = ORAL.0.into();
     prn.prn_reason = Some("pain".into());
     prn.min_interval_hours = Some(4.0);
     prn.max_per_24h = Some(q(8.0, "tablet"));
     prn.indication = "Pain".into();
-    let mut once = Prescription::new("p1", "med-1001", Kind::OnceOnly);
+    let mut once = Prescription::new("p1", "med-LT1001", Kind::OnceOnly);
     once.dose = Some(q(2.0, "tablet"));
     once.route = ORAL.0.into();
     once.once_at = Some(datetime!(2026-03-01 10:00 UTC));
     once.indication = "Fever".into();
-    let mut var = Prescription::new("p1", "med-1002", Kind::VariableDose);
+    let mut var = Prescription::new("p1", "med-LT1002", Kind::VariableDose);
     var.dose_range = Some((q(1.0, "mg"), q(10.0, "mg")));
     var.route = ORAL.0.into();
     var.times = vec!["18:00".into()];
     var.instructions = Some("Dose by INR: see the anticoagulation chart".into());
     var.indication = "Atrial fibrillation".into();
-    let mut inf = Prescription::new("p1", "med-1003", Kind::Infusion);
+    let mut inf = Prescription::new("p1", "med-LT1003", Kind::Infusion);
     inf.route = IV.0.into();
     inf.rate_ml_h = Some(125.0);
     inf.volume_ml = Some(1000.0);
@@ -219,7 +264,14 @@ fn prescribe(b: &Backend, p: &Prescription) -> Result<String, MedicinesError> {
 }
 
 fn get(svc: &FhirService, id: &str) -> Value {
-    let r = svc.handle(req(Method::Get, vec!["MedicationRequest".into(), id.into()], None), &op());
+    let r = svc.handle(
+        req(
+            Method::Get,
+            vec!["MedicationRequest".into(), id.into()],
+            None,
+        ),
+        &op(),
+    );
     assert_eq!(r.status, 200, "MedicationRequest/{id}");
     json_of(r.body)
 }
@@ -227,7 +279,11 @@ fn get(svc: &FhirService, id: &str) -> Value {
 fn put(svc: &FhirService, mr: &Value) -> (u16, Value) {
     let id = mr["id"].as_str().unwrap().to_owned();
     let r = svc.handle(
-        req(Method::Put, vec!["MedicationRequest".into(), id], Some(mr.clone())),
+        req(
+            Method::Put,
+            vec!["MedicationRequest".into(), id],
+            Some(mr.clone()),
+        ),
         &op(),
     );
     (r.status, json_of(r.body))
@@ -244,11 +300,18 @@ fn each_kind_is_prescribed_signed_and_on_the_chart() {
             assert_eq!(kind(&mr), p.kind, "{}: {mr:#}", b.name);
             assert_eq!(mr["encounter"]["reference"], "Encounter/e-p1", "{}", b.name);
             assert_eq!(mr["requester"]["reference"], "Practitioner/dr1");
-            assert!(mr["extension"].as_array().unwrap().iter().any(|e| e["url"] == SIGNATURE_EXT));
+            assert!(
+                mr["extension"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["url"] == SIGNATURE_EXT)
+            );
             ids.push(id);
         }
         let doctor = as_role(Role::Doctor, "dr1");
-        let chart = prescribe::drug_chart(&b.svc, &doctor, "p1", datetime!(2026-03-04 09:00 UTC)).unwrap();
+        let chart =
+            prescribe::drug_chart(&b.svc, &doctor, "p1", datetime!(2026-03-04 09:00 UTC)).unwrap();
         assert_eq!(chart.regular.len(), 1, "{}", b.name);
         assert_eq!(chart.as_required.len(), 1);
         assert_eq!(chart.once_only.len(), 1);
@@ -262,7 +325,11 @@ fn each_kind_is_prescribed_signed_and_on_the_chart() {
         assert_eq!(reg.screening, "unscreened");
         assert_eq!(reg.prescriber.as_deref(), Some("Dr Sanjay Mehta"));
         assert!(chart.as_required[0].timing.contains("at least 4 h apart"));
-        assert!(chart.as_required[0].timing.contains("at most 8 tablet in 24 h"));
+        assert!(
+            chart.as_required[0]
+                .timing
+                .contains("at most 8 tablet in 24 h")
+        );
         assert_eq!(chart.infusions[0].dose, "1000 mL at 125 mL/h over 8 h");
         assert_eq!(chart.variable[0].dose, "1–10 mg");
     }
@@ -293,14 +360,27 @@ fn change_stops_the_old_and_links_the_new() {
         p.dose = Some(q(500.0, "mg"));
         let who = op();
         let mut tx = b.svc.begin(&who).unwrap();
-        let new = prescribe::change_in(&mut tx, &b.formulary, &dr(), &old, &p, "weight 45 kg", &[], T0).unwrap();
+        let new = prescribe::change_in(
+            &mut tx,
+            &b.formulary,
+            &dr(),
+            &old,
+            &p,
+            "weight 45 kg",
+            &[],
+            T0,
+        )
+        .unwrap();
         tx.commit().unwrap();
         let o = get(&b.svc, &old);
         assert_eq!(o["status"], "stopped", "{}", b.name);
         assert_eq!(o["statusReason"]["text"], "changed: weight 45 kg");
         let n = get(&b.svc, &new.id);
         assert_eq!(n["status"], "active");
-        assert_eq!(n["priorPrescription"]["reference"], format!("MedicationRequest/{old}"));
+        assert_eq!(
+            n["priorPrescription"]["reference"],
+            format!("MedicationRequest/{old}")
+        );
         let chart = prescribe::drug_chart(&b.svc, &op(), "p1", T0).unwrap();
         assert_eq!(chart.regular.len(), 1, "only the new one is current");
         assert_eq!(chart.regular[0].dose, "500 mg");
@@ -331,7 +411,10 @@ fn discontinue_needs_a_reason_and_ends_it() {
         let id = prescribe(&b, &regular()).unwrap();
         let who = op();
         let mut tx = b.svc.begin(&who).unwrap();
-        assert!(matches!(discontinue_in(&mut tx, &id, "  ", Some(&dr()), T0), Err(MedicinesError::Invalid(_))));
+        assert!(matches!(
+            discontinue_in(&mut tx, &id, "  ", Some(&dr()), T0),
+            Err(MedicinesError::Invalid(_))
+        ));
         drop(tx);
         let mut tx = b.svc.begin(&who).unwrap();
         discontinue_in(&mut tx, &id, "No longer in pain", Some(&dr()), T0).unwrap();
@@ -369,7 +452,10 @@ fn the_lifecycle_holds_through_set_status_in_and_a_plain_write() {
         mr["status"] = json!("active");
         let (status, body) = put(&b.svc, &mr);
         assert_eq!(status, 422, "{}: {body}", b.name);
-        assert_eq!(body["issue"][0]["expression"][0], "MedicationRequest.status");
+        assert_eq!(
+            body["issue"][0]["expression"][0],
+            "MedicationRequest.status"
+        );
         assert_eq!(get(&b.svc, &id)["status"], "stopped");
         // Created active without a signature: refused too.
         let mut unsigned = get(&b.svc, &id);
@@ -378,7 +464,10 @@ fn the_lifecycle_holds_through_set_status_in_and_a_plain_write() {
         unsigned.as_object_mut().unwrap().remove("extension");
         let (status, body) = put(&b.svc, &unsigned);
         assert_eq!(status, 422, "{}: {body}", b.name);
-        assert_eq!(body["issue"][0]["expression"][0], "MedicationRequest.status");
+        assert_eq!(
+            body["issue"][0]["expression"][0],
+            "MedicationRequest.status"
+        );
         // Through a transaction Bundle: the same.
         let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
             {"resource": unsigned, "request": {"method": "PUT", "url": "MedicationRequest/unsigned-1"}}]});
@@ -396,7 +485,8 @@ fn a_draft_is_not_active_until_signed() {
     for b in backends("draft") {
         let who = op();
         let mut tx = b.svc.begin(&who).unwrap();
-        let draft = prescribe::draft_in(&mut tx, &b.formulary, &dr(), &regular(), false, T0).unwrap();
+        let draft =
+            prescribe::draft_in(&mut tx, &b.formulary, &dr(), &regular(), false, T0).unwrap();
         tx.commit().unwrap();
         let id = draft["id"].as_str().unwrap().to_owned();
         let mr = get(&b.svc, &id);
@@ -404,7 +494,9 @@ fn a_draft_is_not_active_until_signed() {
         assert!(!administrable("draft"));
         // Not made active without the signature, by either way.
         let mut tx = b.svc.begin(&who).unwrap();
-        assert!(matches!(set_status_in(&mut tx, &id, "active", ""), Err(MedicinesError::Conflict(m)) if m.contains("not signed")));
+        assert!(
+            matches!(set_status_in(&mut tx, &id, "active", ""), Err(MedicinesError::Conflict(m)) if m.contains("not signed"))
+        );
         drop(tx);
         let mut plain = mr.clone();
         plain["status"] = json!("active");
@@ -430,7 +522,8 @@ fn a_nurse_cannot_prescribe_a_doctor_can() {
             other => panic!("{}: {other:?}", b.name),
         }
         let doctor = as_role(Role::Doctor, "dr1");
-        let done = prescribe::prescribe(&b.svc, &doctor, &b.formulary, &regular(), &[], T0).unwrap();
+        let done =
+            prescribe::prescribe(&b.svc, &doctor, &b.formulary, &regular(), &[], T0).unwrap();
         let mr = get(&b.svc, &done.id);
         assert_eq!(mr["requester"]["display"], "Dr Sanjay Mehta", "{}", b.name);
         // A nurse may not discontinue either.
@@ -450,7 +543,11 @@ fn prescribe_operation_over_rest() {
         let doctor = as_role(Role::Doctor, "dr1");
         let body = json!({"resourceType": "Parameters", "parameter": [{"name": "prescription", "resource": mr}]});
         let r = b.svc.handle(
-            req(Method::Post, vec!["MedicationRequest".into(), "$prescribe".into()], Some(body)),
+            req(
+                Method::Post,
+                vec!["MedicationRequest".into(), "$prescribe".into()],
+                Some(body),
+            ),
             &doctor,
         );
         assert_eq!(r.status, 201, "{}: {:?}", b.name, r.body);
@@ -464,21 +561,42 @@ fn prescribe_operation_over_rest() {
         let mr = prescribe::build(e, &dr(), &bad, "active", false, T0);
         let body = json!({"resourceType": "Parameters", "parameter": [{"name": "prescription", "resource": mr}]});
         let r = b.svc.handle(
-            req(Method::Post, vec!["MedicationRequest".into(), "$prescribe".into()], Some(body)),
+            req(
+                Method::Post,
+                vec!["MedicationRequest".into(), "$prescribe".into()],
+                Some(body),
+            ),
             &doctor,
         );
         assert_eq!(r.status, 400);
-        assert!(json_of(r.body)["issue"][0]["diagnostics"].as_str().unwrap().starts_with("Indication"));
+        assert!(
+            json_of(r.body)["issue"][0]["diagnostics"]
+                .as_str()
+                .unwrap()
+                .starts_with("Indication")
+        );
         // $discontinue.
         let body = json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "Finished"}]});
         let r = b.svc.handle(
-            req(Method::Post, vec!["MedicationRequest".into(), id.clone(), "$discontinue".into()], Some(body.clone())),
+            req(
+                Method::Post,
+                vec![
+                    "MedicationRequest".into(),
+                    id.clone(),
+                    "$discontinue".into(),
+                ],
+                Some(body.clone()),
+            ),
             &doctor,
         );
         assert_eq!(r.status, 200, "{}: {:?}", b.name, r.body);
         assert_eq!(json_of(r.body)["status"], "stopped");
         let r = b.svc.handle(
-            req(Method::Post, vec!["MedicationRequest".into(), id, "$discontinue".into()], Some(body)),
+            req(
+                Method::Post,
+                vec!["MedicationRequest".into(), id, "$discontinue".into()],
+                Some(body),
+            ),
             &doctor,
         );
         assert_eq!(r.status, 409);

@@ -238,7 +238,20 @@ fn positive(v: Option<f64>, what: &str) -> Result<f64, MedicinesError> {
     }
 }
 
-/// Whether `unit` is one a dose of `e` may be written in.
+/// Units of mass a dose may be written in when the strength is a mass.
+const MASS_UNITS: [&str; 7] = [
+    "g",
+    "mg",
+    "microgram",
+    "micrograms",
+    "mcg",
+    "nanogram",
+    "ng",
+];
+
+/// Whether `unit` is one a dose of `e` may be written in: its unit of
+/// dose, its strength's unit, or (when the strength is a mass) another
+/// unit of mass.
 fn unit_fits(e: &Entry, unit: &str) -> bool {
     let u = unit.trim().to_lowercase();
     let mut ok: Vec<String> = Vec::new();
@@ -246,7 +259,11 @@ fn unit_fits(e: &Entry, unit: &str) -> bool {
         ok.push(e.unit_of_dose.to_lowercase());
     }
     if let Some((n, _)) = &e.strength {
-        ok.push(n.unit.to_lowercase());
+        let n = n.unit.to_lowercase();
+        if MASS_UNITS.contains(&n.as_str()) {
+            ok.extend(MASS_UNITS.iter().map(|m| (*m).to_owned()));
+        }
+        ok.push(n);
     }
     if ok.is_empty() {
         return !u.is_empty();
@@ -1306,13 +1323,18 @@ impl ChartLine {
     }
 }
 
-/// An instant as the chart shows it (`2026-12-02 10:00`), in the text given
+/// An instant as the chart shows it (`2026-12-02 10:00 UTC`), in the text given
 /// when it is not one.
 pub fn when_text(at: &str) -> String {
     match parse_instant(at) {
         Some(t) => {
             let t = t.to_offset(time::UtcOffset::UTC);
-            format!("{} {:02}:{:02}", date_text(t.date()), t.hour(), t.minute())
+            format!(
+                "{} {:02}:{:02} UTC",
+                date_text(t.date()),
+                t.hour(),
+                t.minute()
+            )
         }
         None => at.to_owned(),
     }

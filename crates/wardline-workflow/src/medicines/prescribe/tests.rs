@@ -159,6 +159,12 @@ fn refusals_name_the_field() {
     p.dose = Some(q(1.0, "mL"));
     assert!(refusal(&p).contains("unit 'mL'"));
     let mut p = base[0].clone();
+    p.dose = Some(q(1.0, "g"));
+    assert!(
+        validate(&formulary(), &p, now()).is_ok(),
+        "another unit of mass"
+    );
+    let mut p = base[0].clone();
     p.dose = Some(q(0.0, "mg"));
     assert!(refusal(&p).contains("greater than zero"));
     let mut p = base[0].clone();
