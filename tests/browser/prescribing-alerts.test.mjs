@@ -42,8 +42,9 @@ async function recordAllergy (patient, code, criticality) {
       patient: { reference: `Patient/${patient}` }
     })
   })
-  assert.equal(r.status, 201, `POST AllergyIntolerance: ${r.status} ${await r.text()}`)
-  return (await r.json()).id
+  const text = await r.text()
+  assert.equal(r.status, 201, `POST AllergyIntolerance: ${r.status} ${text}`)
+  return JSON.parse(text).id
 }
 
 /** From the formulary search to the regular prescription's form. */
@@ -54,6 +55,9 @@ async function openForm (patient, search, medicine) {
   await doctor.check('input[name="kind"][value="regular"]')
   await doctor.click('#choose-kind')
   await doctor.waitForSelector('form#prescription')
+  await doctor.fill('#dose', '500')
+  await doctor.selectOption('#dose_unit', 'mg')
+  await doctor.fill('#times', '08:00, 14:00, 22:00')
   await doctor.fill('#indication', 'Community-acquired pneumonia')
 }
 
