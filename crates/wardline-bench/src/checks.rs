@@ -47,7 +47,11 @@ const LOINC: &str = "http://loinc.org";
 /// The 20 medicines on the chart: (VTM name, dose in units of dose, times);
 /// paracetamol as tablets.
 const CHART: [(&str, f64, &[&str]); 20] = [
-    ("Paracetamol", 2.0, &["06:00:00", "12:00:00", "18:00:00", "22:00:00"]),
+    (
+        "Paracetamol",
+        2.0,
+        &["06:00:00", "12:00:00", "18:00:00", "22:00:00"],
+    ),
     ("Morphine", 1.0, &["08:00:00", "20:00:00"]),
     ("Diazepam", 1.0, &["22:00:00"]),
     ("Warfarin", 3.0, &["18:00:00"]),
@@ -163,9 +167,7 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
 fn entry_of<'a>(f: &'a Formulary, vtm: &str, form: &str) -> Result<&'a formulary::Entry> {
     f.entries
         .iter()
-        .find(|e| {
-            e.vtm.display.eq_ignore_ascii_case(vtm) && e.form.to_lowercase().contains(form)
-        })
+        .find(|e| e.vtm.display.eq_ignore_ascii_case(vtm) && e.form.to_lowercase().contains(form))
         .with_context(|| format!("{vtm} ({form}) is not in the formulary"))
 }
 
@@ -175,17 +177,14 @@ fn prescription(e: &formulary::Entry, dose: f64, times: &[&str], practitioner: &
         "medicationReference": {"reference": format!("Medication/{}", e.id)},
         "subject": {"reference": format!("Patient/{PATIENT}")},
         "requester": {"reference": format!("Practitioner/{practitioner}")},
+        "extension": [{"url": wardline_workflow::medicines::SIGNATURE_EXT, "extension": [
+            {"url": "by", "valueReference": {"reference": format!("Practitioner/{practitioner}")}},
+            {"url": "at", "valueDateTime": "2026-12-01T09:00:00Z"}]}],
         "dosageInstruction": [{"timing": {"repeat": {"timeOfDay": times, "frequency": times.len(), "period": 1, "periodUnit": "d"}},
             "doseAndRate": [{"doseQuantity": {"value": dose, "unit": e.unit_of_dose}}]}]})
 }
 
-fn candidate(
-    f: &Formulary,
-    vtm: &str,
-    form: &str,
-    practitioner: &str,
-    prn: bool,
-) -> Result<Value> {
+fn candidate(f: &Formulary, vtm: &str, form: &str, practitioner: &str, prn: bool) -> Result<Value> {
     let e = entry_of(f, vtm, form)?;
     let mut mr = prescription(e, 1.0, &["08:00:00", "20:00:00"], practitioner);
     if prn {
@@ -214,9 +213,11 @@ fn load_patient(
 ) -> Result<()> {
     let t = Instant::now();
     let mut tx = service.begin(op)?;
-    tx.save(json!({"resourceType": "Patient", "id": PATIENT, "active": true,
+    tx.save(
+        json!({"resourceType": "Patient", "id": PATIENT, "active": true,
         "gender": "male", "birthDate": "1950-03-14",
-        "name": [{"use": "official", "family": "Heavy", "given": ["Checks"]}]}))?;
+        "name": [{"use": "official", "family": "Heavy", "given": ["Checks"]}]}),
+    )?;
     tx.save(json!({"resourceType": "Encounter", "status": "in-progress",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
         "subject": {"reference": format!("Patient/{PATIENT}")},
@@ -238,8 +239,18 @@ fn load_patient(
     for k in 0..history {
         let at = now - time::Duration::hours(12 + 24 * k as i64);
         tx.save(observation("29463-7", 70.0 + (k % 5) as f64, "kg", at)?)?;
-        tx.save(observation("62238-1", 55.0 + (k % 20) as f64, "mL/min/{1.73_m2}", at)?)?;
-        tx.save(observation("14682-9", 95.0 + (k % 30) as f64, "umol/L", at)?)?;
+        tx.save(observation(
+            "62238-1",
+            55.0 + (k % 20) as f64,
+            "mL/min/{1.73_m2}",
+            at,
+        )?)?;
+        tx.save(observation(
+            "14682-9",
+            95.0 + (k % 30) as f64,
+            "umol/L",
+            at,
+        )?)?;
     }
     tx.commit()?;
     println!(

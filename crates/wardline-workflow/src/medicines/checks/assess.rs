@@ -318,7 +318,12 @@ pub(super) fn allergen_name(text: &str) -> String {
             t = s.to_owned();
         }
     }
-    for prefix in ["allergy to ", "intolerance to ", "allergic to ", "hypersensitivity to "] {
+    for prefix in [
+        "allergy to ",
+        "intolerance to ",
+        "allergic to ",
+        "hypersensitivity to ",
+    ] {
         if let Some(s) = t.strip_prefix(prefix) {
             t = s.to_owned();
         }
@@ -337,12 +342,19 @@ fn severe(a: &Value) -> bool {
     a["criticality"] == "high"
         || a["reaction"].as_array().into_iter().flatten().any(|r| {
             r["severity"] == "severe"
-                || r["manifestation"].as_array().into_iter().flatten().any(|m| {
-                    m["coding"].as_array().into_iter().flatten().any(|c| {
-                        c["system"] == SNOMED_SYSTEM && c["code"] == ANAPHYLAXIS
-                    }) || crate::fhir::concept_text(m)
-                        .is_some_and(|t| t.to_lowercase().contains("anaphyla"))
-                })
+                || r["manifestation"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|m| {
+                        m["coding"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|c| c["system"] == SNOMED_SYSTEM && c["code"] == ANAPHYLAXIS)
+                            || crate::fhir::concept_text(m)
+                                .is_some_and(|t| t.to_lowercase().contains("anaphyla"))
+                    })
         })
 }
 
@@ -369,14 +381,18 @@ fn allergies(
         let reference = format!("AllergyIntolerance/{id}");
         let who = allergen(&a, k, formulary);
         let intolerance = a["type"] == "intolerance";
-        let what = if intolerance { "intolerance" } else { "allergy" };
+        let what = if intolerance {
+            "intolerance"
+        } else {
+            "allergy"
+        };
         let detail = if severe(&a) {
             " (high criticality or a severe reaction)"
         } else {
             ""
         };
-        let direct = who.vtms.contains(&med.vtm)
-            || who.groups.iter().any(|g| med.classes.contains(g));
+        let direct =
+            who.vtms.contains(&med.vtm) || who.groups.iter().any(|g| med.classes.contains(g));
         let class = who
             .classes
             .iter()
@@ -727,7 +743,12 @@ fn renal(
         Measure::Crcl => crcl.or_else(|| {
             egfr.map(|(v, m, o, _)| {
                 let why = r.no_crcl.unwrap_or("no creatinine is recorded");
-                (v, m, o, format!(" (used as creatinine clearance could not be calculated: {why})"))
+                (
+                    v,
+                    m,
+                    o,
+                    format!(" (used as creatinine clearance could not be calculated: {why})"),
+                )
             })
         }),
         Measure::Egfr => egfr.or(crcl),
@@ -885,8 +906,14 @@ mod tests {
         assert!(severe(&json!({"criticality": "high"})));
         assert!(!severe(&json!({"criticality": "low"})));
         assert!(severe(&json!({"reaction": [{"severity": "severe"}]})));
-        assert!(severe(&json!({"reaction": [{"manifestation": [{"coding": [{"system": SNOMED_SYSTEM, "code": ANAPHYLAXIS}]}]}]})));
-        assert!(severe(&json!({"reaction": [{"manifestation": [{"text": "Anaphylactic shock"}]}]})));
-        assert!(!severe(&json!({"reaction": [{"manifestation": [{"text": "rash"}]}]})));
+        assert!(severe(
+            &json!({"reaction": [{"manifestation": [{"coding": [{"system": SNOMED_SYSTEM, "code": ANAPHYLAXIS}]}]}]})
+        ));
+        assert!(severe(
+            &json!({"reaction": [{"manifestation": [{"text": "Anaphylactic shock"}]}]})
+        ));
+        assert!(!severe(
+            &json!({"reaction": [{"manifestation": [{"text": "rash"}]}]})
+        ));
     }
 }

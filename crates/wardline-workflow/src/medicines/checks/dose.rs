@@ -140,7 +140,9 @@ pub fn most_in_24h_mg(mr: &Value, entry: Option<&Entry>) -> Option<f64> {
 
 /// The sum over prescriptions (each its most in 24 hours) and how many
 /// could not be counted.
-pub fn total_mg<'a>(items: impl IntoIterator<Item = (&'a Value, Option<&'a Entry>)>) -> (f64, usize) {
+pub fn total_mg<'a>(
+    items: impl IntoIterator<Item = (&'a Value, Option<&'a Entry>)>,
+) -> (f64, usize) {
     let mut total = 0.0;
     let mut unknown = 0;
     for (mr, e) in items {
@@ -155,7 +157,12 @@ pub fn total_mg<'a>(items: impl IntoIterator<Item = (&'a Value, Option<&'a Entry
 /// Creatinine clearance (mL/min) by Cockcroft–Gault with serum creatinine
 /// in µmol/L: (140 − age) × weight (kg) × 1.23 (male) or 1.04 (female) ÷
 /// creatinine. Never below zero.
-pub fn cockcroft_gault(age_years: f64, weight_kg: f64, female: bool, creatinine_umol_l: f64) -> f64 {
+pub fn cockcroft_gault(
+    age_years: f64,
+    weight_kg: f64,
+    female: bool,
+    creatinine_umol_l: f64,
+) -> f64 {
     if creatinine_umol_l <= 0.0 {
         return f64::INFINITY;
     }

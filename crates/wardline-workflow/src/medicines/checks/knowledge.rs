@@ -204,17 +204,22 @@ pub struct Knowledge {
 
 impl Knowledge {
     pub fn parse(s: &str) -> Result<Knowledge, String> {
-        let k: Knowledge =
-            serde_json::from_str(s).map_err(|e| format!("knowledge.json: {e}"))?;
+        let k: Knowledge = serde_json::from_str(s).map_err(|e| format!("knowledge.json: {e}"))?;
         for r in &k.renal_rules {
             if r.on.vtm.is_none() && r.on.class.is_none() {
-                return Err(format!("knowledge.json: renal rule '{}' names no vtm or class", r.on.name));
+                return Err(format!(
+                    "knowledge.json: renal rule '{}' names no vtm or class",
+                    r.on.name
+                ));
             }
         }
         for i in &k.interactions {
             for t in [&i.a, &i.b] {
                 if t.vtm.is_none() && t.class.is_none() {
-                    return Err(format!("knowledge.json: interaction side '{}' names no vtm or class", t.name));
+                    return Err(format!(
+                        "knowledge.json: interaction side '{}' names no vtm or class",
+                        t.name
+                    ));
                 }
             }
         }

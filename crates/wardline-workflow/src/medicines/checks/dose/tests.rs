@@ -9,8 +9,14 @@ fn tablet_500() -> Entry {
         id: "med-para-500".into(),
         unit_of_dose: "tablet".into(),
         strength: Some((
-            Qty { value: 500.0, unit: "mg".into() },
-            Qty { value: 1.0, unit: "tablet".into() },
+            Qty {
+                value: 500.0,
+                unit: "mg".into(),
+            },
+            Qty {
+                value: 1.0,
+                unit: "tablet".into(),
+            },
         )),
         ..Entry::default()
     }
@@ -21,8 +27,14 @@ fn iv_10mg_ml() -> Entry {
         id: "med-para-iv".into(),
         unit_of_dose: "mL".into(),
         strength: Some((
-            Qty { value: 10.0, unit: "mg".into() },
-            Qty { value: 1.0, unit: "mL".into() },
+            Qty {
+                value: 10.0,
+                unit: "mg".into(),
+            },
+            Qty {
+                value: 1.0,
+                unit: "mL".into(),
+            },
         )),
         ..Entry::default()
     }
@@ -42,7 +54,8 @@ fn prn(value: f64, unit: &str, max: Option<(f64, &str)>, interval_h: Option<f64>
             "denominator": {"value": 24, "unit": "h"}});
     }
     if let Some(h) = interval_h {
-        d["extension"] = json!([{"url": MIN_INTERVAL_EXT, "valueDuration": {"value": h, "unit": "h"}}]);
+        d["extension"] =
+            json!([{"url": MIN_INTERVAL_EXT, "valueDuration": {"value": h, "unit": "h"}}]);
     }
     json!({"resourceType": "MedicationRequest", "dosageInstruction": [d]})
 }
@@ -88,11 +101,20 @@ fn frequencies_and_units() {
     assert_eq!(mass_mg(1.0, "g"), Some(1000.0));
     assert_eq!(mass_mg(1.0, "tablet"), None);
     // Every 6 hours.
-    assert_eq!(times_in_24h(&json!({"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}})), 4.0);
+    assert_eq!(
+        times_in_24h(&json!({"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}})),
+        4.0
+    );
     // Weekly (methotrexate): one dose can fall in a day.
-    assert_eq!(times_in_24h(&json!({"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}})), 1.0);
+    assert_eq!(
+        times_in_24h(&json!({"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}})),
+        1.0
+    );
     // Three times a day by times of day only.
-    assert_eq!(times_in_24h(&json!({"repeat": {"timeOfDay": ["08:00:00", "14:00:00", "22:00:00"]}})), 3.0);
+    assert_eq!(
+        times_in_24h(&json!({"repeat": {"timeOfDay": ["08:00:00", "14:00:00", "22:00:00"]}})),
+        3.0
+    );
     // A dose in units cannot be made mg.
     let insulin = regular(10.0, "unit", &["08:00:00"]);
     assert_eq!(most_in_24h_mg(&insulin, None), None);
