@@ -502,7 +502,7 @@ fn interactions(k: &Knowledge, med: &Med, others: &[Other<'_>], alerts: &mut Vec
         if found.is_empty() {
             continue;
         }
-        found.sort_by(|a, b| b.severity.cmp(&a.severity));
+        found.sort_by_key(|i| std::cmp::Reverse(i.severity));
         let top = found[0].severity;
         let mut message = format!("Interaction with {}:", o.label());
         for i in found {
