@@ -49,6 +49,9 @@ pub enum BenchCommand {
     /// cumulative view of a patient with 5,000 observations, at scale;
     /// service time and page time (min, p50, p99).
     Results(crate::results::ResultsBenchArgs),
+    /// Decision support at the point of prescribing for a patient on 20
+    /// medicines (`checks::assess_in`): min, p50, p99.
+    Checks(crate::checks::ChecksBenchArgs),
 }
 
 #[derive(Args)]
@@ -176,6 +179,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Workspace(a) => crate::workspace::run(a)?,
         BenchCommand::Matching(a) => crate::matching::run(a)?,
         BenchCommand::Results(a) => crate::results::run(a)?,
+        BenchCommand::Checks(a) => crate::checks::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

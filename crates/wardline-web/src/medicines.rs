@@ -461,7 +461,7 @@ fn alerts_panel(alerts: &[Alert], f: &Form) -> Markup {
                             @let name = format!("override.{}", a.key);
                             div class="nhsuk-form-group" {
                                 label class="nhsuk-label" for=(name) { "Reason to override: " (a.message) }
-                                textarea class="nhsuk-textarea" id=(name) name=(name) rows="2" required { (get(f, &name)) }
+                                textarea class="nhsuk-textarea" id=(name) name=(name) form="prescription" rows="2" required { (get(f, &name)) }
                             }
                         }
                     }

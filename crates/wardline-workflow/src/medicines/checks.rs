@@ -1,14 +1,23 @@
 //! Decision support at the point of prescribing: allergy and intolerance
-//! (by substance and by class), duplicate therapy, maximum daily dose,
-//! renal dose rules and interactions, each a graded [`Alert`].
+//! (by substance and by class), duplicate therapy, maximum daily dose
+//! (across all routes, weight-adjusted), renal dose rules (eGFR or
+//! Cockcroft–Gault creatinine clearance) and interactions, each a graded
+//! [`Alert`].
 //!
-//! CONTRACT (issue 17; the decision-support owner fills in [`assess_in`]
-//! and [`record_in`], keeping these types): prescribing calls
-//! [`assess_in`] in its transaction with the prescription about to be
-//! saved; a [`Grade::HardStop`] refuses it, each [`Grade::Override`] alert
-//! needs an [`Override`] with a reason, [`Grade::Advisory`] alerts are shown
-//! and kept. [`record_in`] keeps every alert gone past as a
-//! `DetectedIssue`.
+//! Prescribing calls [`assess_in`] in its transaction with the
+//! prescription about to be saved; a [`Grade::HardStop`] refuses it, each
+//! [`Grade::Override`] alert needs an [`Override`] with a reason
+//! ([`gate`]), [`Grade::Advisory`] alerts are shown and kept. [`record_in`]
+//! keeps every alert gone past as a `DetectedIssue`; [`alerts_of`] reads
+//! them back for a prescription's page.
+//!
+//! * [`knowledge`]: the curated data (`medicines/knowledge.json`, compiled
+//!   in) — its source, limits and the **grade of each alert** are in
+//!   `docs/medicines-knowledge.md`;
+//! * [`dose`]: the arithmetic (the most of a prescription in 24 hours in
+//!   mg, Cockcroft–Gault), pure and property-tested;
+//! * `assess`: the checks over the record in the transaction;
+//! * `record`: the `DetectedIssue`s.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -16,6 +25,13 @@ use wardline_core::Tx;
 
 use super::MedicinesError;
 use super::formulary::Formulary;
+
+mod assess;
+pub mod dose;
+pub mod knowledge;
+mod record;
+
+pub use record::{RecordedAlert, alerts_of};
 
 /// How strongly an alert stands in the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -86,15 +102,20 @@ pub struct Override {
 }
 
 /// The alerts for `candidate` (a MedicationRequest not yet saved, for
-/// `patient`) against the patient's record as the transaction sees it.
+/// `patient`) against the patient's record as the transaction sees it,
+/// hard stops first. A change names the prescription it replaces in
+/// `priorPrescription`, which is then not counted (nor is `candidate`'s
+/// own id). The caller holds the lock it prescribes under (the patient's
+/// medicines), so two prescriptions racing are assessed one after the
+/// other. See the [module documentation](self) for the checks and grades.
 pub fn assess_in(
-    _tx: &mut Tx<'_>,
-    _formulary: &Formulary,
-    _patient: &str,
-    _candidate: &Value,
-    _now: time::OffsetDateTime,
+    tx: &mut Tx<'_>,
+    formulary: &Formulary,
+    patient: &str,
+    candidate: &Value,
+    now: time::OffsetDateTime,
 ) -> Result<Vec<Alert>, MedicinesError> {
-    Ok(Vec::new())
+    assess::assess_in(tx, formulary, patient, candidate, now)
 }
 
 /// Checks the overrides against the alerts: `Err(Alerts)` when a hard stop
@@ -115,16 +136,24 @@ pub fn gate(alerts: &[Alert], overrides: &[Override]) -> Result<(), MedicinesErr
 }
 
 /// Keeps each alert gone past as a `DetectedIssue` implicating the saved
-/// prescription `prescription` (`MedicationRequest/{id}`).
+/// prescription `prescription` (`MedicationRequest/{id}` or the id):
+/// status `final`, `code` the kind ([`ALERT_KIND_SYSTEM`](super::ALERT_KIND_SYSTEM)), `severity`
+/// (hard stop high, override moderate, advisory low), the grade
+/// ([`ALERT_GRADE_EXT`](super::ALERT_GRADE_EXT)), `patient`, `implicated` the prescription and what
+/// it clashes with, `detail` the message, `identifiedDateTime` `now`,
+/// `author` the prescription's requester, and `mitigation[0].action.text`
+/// the prescriber's reason. Refuses (as [`gate`] does) when a hard stop is
+/// among the alerts or an override alert has no reason: nothing is kept
+/// for a prescription that should not have been saved.
 pub fn record_in(
-    _tx: &mut Tx<'_>,
-    _patient: &str,
-    _prescription: &str,
-    _alerts: &[Alert],
-    _overrides: &[Override],
-    _now: time::OffsetDateTime,
+    tx: &mut Tx<'_>,
+    patient: &str,
+    prescription: &str,
+    alerts: &[Alert],
+    overrides: &[Override],
+    now: time::OffsetDateTime,
 ) -> Result<(), MedicinesError> {
-    Ok(())
+    record::record_in(tx, patient, prescription, alerts, overrides, now)
 }
 
 /// The alerts in a sentence or two.
