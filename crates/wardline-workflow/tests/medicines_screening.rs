@@ -15,6 +15,7 @@ use wardline_core::{
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
 use wardline_workflow::medicines::discharge::{Change, discharge_medicines};
+use wardline_workflow::medicines::prescribe::{Prescriber, signature};
 use wardline_workflow::medicines::screening::{
     self, annotate, open_queries, query, resolve_query, screen, screened_by, worklist,
 };
@@ -223,6 +224,7 @@ fn prescription(svc: &FhirService, rx: Rx<'_>) {
             "encounter": {"reference": format!("Encounter/{}", rx.encounter)},
             "requester": {"reference": "Practitioner/dr1"},
             "authoredOn": rx.authored,
+            "extension": [signature(&Prescriber { reference: "Practitioner/dr1".into(), display: "Dr Sanjay Mehta".into() }, NOW)],
             "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", "timeOfDay": ["08:00:00"]}},
                 "route": {"text": "Oral"},
                 "doseAndRate": [{"doseQuantity": {"value": rx.dose, "unit": rx.unit}}]}]}),
@@ -307,13 +309,14 @@ fn screening_writes_the_verdict_and_nothing_else() {
         assert_eq!(after["note"][0]["text"], "Dose checked against weight.");
         assert_eq!(after["note"][0]["authorReference"]["reference"], "Practitioner/ph1");
         assert_eq!(
-            without(before, &["meta", "extension", "note"]),
+            without(before.clone(), &["meta", "extension", "note"]),
             without(after.clone(), &["meta", "extension", "note"]),
             "{}: screening changed something else",
             b.name
         );
-        assert_eq!(after["extension"].as_array().unwrap().len(), 1);
-        assert_eq!(after["extension"][0]["url"], SCREENING_EXT);
+        assert_eq!(after["extension"].as_array().unwrap().len(), 2);
+        assert_eq!(after["extension"][1]["url"], SCREENING_EXT);
+        assert_eq!(after["extension"][0], before["extension"][0]);
 
         // Annotating adds a note only.
         annotate(svc, &pharmacist(), "a", "Check levels on day 3.", NOW).unwrap();

@@ -53,9 +53,7 @@ use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 
 use super::formulary::Entry;
-use super::{
-    CATEGORY_SYSTEM, MedicinesError, PHARMACY_QUERY_CODE, SCREENING_EXT, screening_status,
-};
+use super::{MedicinesError, PHARMACY_QUERY_CODE, SCREENING_EXT, screening_status};
 use crate::fhir::{concept_text, quantity_text, reference_id};
 use crate::pmi::TASK_SYSTEM;
 
@@ -77,16 +75,7 @@ fn parse_ms(s: &str) -> Option<i64> {
     wardline_fhir::datetime::parse_range(s).map(|r| r.0)
 }
 
-/// Whether the prescription is a discharge prescription (TTO).
-pub fn is_discharge(mr: &Value) -> bool {
-    mr["category"].as_array().into_iter().flatten().any(|c| {
-        c["coding"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| x["system"] == CATEGORY_SYSTEM && x["code"] == "discharge")
-    })
-}
+pub use super::prescribe::is_discharge;
 
 /// Whether a prescription in this state is screened: one in force
 /// (`active`, `on-hold`) or a discharge prescription waiting (`draft`).
@@ -752,7 +741,7 @@ mod tests {
 
     #[test]
     fn a_discharge_draft_is_screenable_an_inpatient_draft_is_not() {
-        let tto = json!({"status": "draft", "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "discharge"}]}]});
+        let tto = json!({"status": "draft", "category": [{"coding": [{"system": super::super::CATEGORY_SYSTEM, "code": "discharge"}]}]});
         assert!(screenable(&tto));
         assert!(!screenable(&json!({"status": "draft"})));
         assert!(!screenable(&json!({"status": "stopped"})));
