@@ -26,6 +26,7 @@ mod local_time;
 mod merge;
 mod orders;
 mod orders_hl7;
+mod pharmacy;
 mod pmi;
 mod results;
 mod search;
