@@ -335,6 +335,7 @@ mod document;
 mod matching;
 mod orders;
 mod patient;
+mod pharmacy;
 mod replies;
 mod sched;
 pub(crate) mod ts;
@@ -374,6 +375,7 @@ pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
         "ORL" => trigger_event == "O22",
         "ORR" => trigger_event == "O02",
         "ORU" => trigger_event == "R01",
+        "RDE" => trigger_event == "O11",
         "SIU" => SIU_EVENTS.contains(&trigger_event),
         "MDM" => MDM_EVENTS.contains(&trigger_event),
         _ => false,
@@ -385,7 +387,7 @@ pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
 pub fn is_known_type(message_type: &str) -> bool {
     matches!(
         message_type,
-        "ADT" | "ORM" | "OML" | "ORL" | "ORR" | "ORU" | "SIU" | "MDM"
+        "ADT" | "ORM" | "OML" | "ORL" | "ORR" | "ORU" | "RDE" | "SIU" | "MDM"
     )
 }
 
@@ -422,6 +424,7 @@ pub fn apply_at(
         "ORM" | "OML" => orders::apply_order(msg, records, cfg, &format!("{ty}^{ev}")),
         "ORL" | "ORR" => replies::apply_reply(msg, records, cfg, &format!("{ty}^{ev}")),
         "ORU" => orders::apply_result(msg, records, cfg, now),
+        "RDE" => pharmacy::apply_rde(msg, records, cfg, now),
         "SIU" => sched::apply(msg, records, cfg, &ev),
         "MDM" => document::apply(msg, records, cfg, &ev),
         _ => Err(MapError::unsupported(

@@ -27,6 +27,7 @@ mod merge;
 mod orders;
 mod orders_hl7;
 mod pharmacy;
+mod pharmacy_hl7;
 mod pmi;
 mod results;
 mod search;
