@@ -92,10 +92,19 @@ fn scenario(env: &Env) {
     .find(|e| e["class"]["code"] == "IMP")
     .expect("the admission");
     let enc_id = enc["id"].as_str().unwrap().to_owned();
-    let dr = common::entries(&s.get("Practitioner?family=Mehta&given=Sanjay").body)[0]["resource"]
-        ["id"]
+    // dr.watford's Practitioner, through the position they are signed in as.
+    let sess: Value = doctor
+        .get(format!("{root}/auth/session"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let position = sess["position"].as_str().expect("a position").to_owned();
+    let role = s.get(&format!("PractitionerRole/{}", position.trim_start_matches("PractitionerRole/")));
+    let dr = role.body["practitioner"]["reference"]
         .as_str()
-        .expect("dr.watford's Practitioner")
+        .unwrap_or_else(|| panic!("{}: {}", env.name, role.text))
+        .trim_start_matches("Practitioner/")
         .to_owned();
     let med = common::entries(&s.get("Medication?_count=1").body)[0]["resource"]["id"]
         .as_str()
