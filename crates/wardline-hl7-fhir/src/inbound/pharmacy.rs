@@ -26,6 +26,8 @@ struct Order<'m, 'a> {
     rxe: Option<Seg<'m, 'a>>,
     rxr: Option<Seg<'m, 'a>>,
     tq1: Option<Seg<'m, 'a>>,
+    /// A TQ1 after the RXE (the RXE's own timing) wins over one before it.
+    tq1_after: bool,
 }
 
 fn orders<'m, 'a>(msg: &'m Message<'a>) -> Vec<Order<'m, 'a>> {
@@ -38,12 +40,15 @@ fn orders<'m, 'a>(msg: &'m Message<'a>) -> Vec<Order<'m, 'a>> {
             }),
             ("RXE", Some(o)) if o.rxe.is_none() => {
                 o.rxe = Some(s);
-                // The timing and route that belong to the RXE follow it.
+                // The route that belongs to the RXE follows it (an RXR
+                // before it is the RXO's).
                 o.rxr = None;
-                o.tq1 = None;
             }
             ("RXR", Some(o)) if o.rxr.is_none() => o.rxr = Some(s),
-            ("TQ1", Some(o)) if o.tq1.is_none() => o.tq1 = Some(s),
+            ("TQ1", Some(o)) if o.tq1.is_none() || (o.rxe.is_some() && !o.tq1_after) => {
+                o.tq1 = Some(s);
+                o.tq1_after = o.rxe.is_some();
+            }
             _ => {}
         }
     }

@@ -106,10 +106,13 @@ fn scenario(env: &Env) {
         .unwrap_or_else(|| panic!("{}: {}", env.name, role.text))
         .trim_start_matches("Practitioner/")
         .to_owned();
-    let med = common::entries(&s.get("Medication?_count=1").body)[0]["resource"]["id"]
-        .as_str()
-        .expect("a Medication")
-        .to_owned();
+    let med = "med-e2e-para".to_owned();
+    let r = s.put(
+        "Medication/med-e2e-para",
+        &json!({"resourceType": "Medication", "id": med, "status": "active",
+            "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": "E2EPARA500", "display": "Paracetamol 500mg tablets"}]}}),
+    );
+    assert!(r.is_success(), "{}: {}", env.name, r.brief());
     let r = s.put(
         "MedicationRequest/e2e-rx-1",
         &prescription("e2e-rx-1", &patient, &enc_id, &dr, &med, "inpatient"),
