@@ -292,6 +292,13 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 17: formulary ──
     // ── end of issue 17: formulary ──
     // ── issue 17: prescribing ──
+    r("GET", "/ui/patients/{id}/medicines", "the drug chart"),
+    r("GET", "/ui/patients/{id}/medicines/new", "prescribe"),
+    r("POST", "/ui/patients/{id}/medicines/new", "prescribe"),
+    r("GET", "/ui/prescriptions/{id}", "a prescription"),
+    r("GET", "/ui/prescriptions/{id}/change", "change a prescription"),
+    r("POST", "/ui/prescriptions/{id}/change", "change a prescription"),
+    r("POST", "/ui/prescriptions/{id}/discontinue", "discontinue a prescription"),
     // ── end of issue 17: prescribing ──
     // ── issue 17: screening ──
     r("GET", "/ui/pharmacy", "the pharmacist's screening worklist, by ward"),
@@ -447,6 +454,20 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 17: formulary ──
         // ── end of issue 17: formulary ──
         // ── issue 17: prescribing ──
+        .route("/patients/{id}/medicines", get(medicines::chart_page))
+        .route(
+            "/patients/{id}/medicines/new",
+            get(medicines::new_page).post(medicines::new_post),
+        )
+        .route("/prescriptions/{id}", get(medicines::detail_page))
+        .route(
+            "/prescriptions/{id}/change",
+            get(medicines::change_page).post(medicines::change_post),
+        )
+        .route(
+            "/prescriptions/{id}/discontinue",
+            post(medicines::discontinue_post),
+        )
         // ── end of issue 17: prescribing ──
         // ── issue 17: screening ──
         .route("/pharmacy", get(pharmacy::worklist_page))

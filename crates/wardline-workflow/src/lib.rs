@@ -65,6 +65,8 @@ use wardline_core::FhirService;
 pub fn with_operations(svc: FhirService) -> FhirService {
     svc.with_operation(pmi::MergeOperation::spec())
         .with_operation(results::operation::SubmitOperation::spec())
+        .with_operation(medicines::prescribe::operation::PrescribeOperation::spec())
+        .with_operation(medicines::prescribe::operation::DiscontinueOperation::spec())
 }
 
 /// The service with the workflows' write rules registered, which the core
