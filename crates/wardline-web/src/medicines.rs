@@ -55,7 +55,10 @@ const KINDS: [(&str, &str); 5] = [
     ("regular", "Regular"),
     ("as-required", "As required (PRN)"),
     ("once-only", "Once only"),
-    ("variable-dose", "Variable dose (e.g. warfarin, sliding scale insulin)"),
+    (
+        "variable-dose",
+        "Variable dose (e.g. warfarin, sliding scale insulin)",
+    ),
     ("infusion", "Infusion"),
 ];
 
@@ -267,7 +270,11 @@ fn parse_local(cx: &Cx, s: &str) -> Option<OffsetDateTime> {
     if s.is_empty() {
         return None;
     }
-    let full = if s.len() == 16 { format!("{s}:00") } else { s.to_owned() };
+    let full = if s.len() == 16 {
+        format!("{s}:00")
+    } else {
+        s.to_owned()
+    };
     let (ms, _) = wardline_fhir::datetime::parse_range_in(&full, cx.svc.time_zone())?;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
@@ -296,10 +303,19 @@ fn prescription_of(
     });
     if kind == Kind::VariableDose {
         p.dose = None;
-        if let (Some(lo), Some(hi)) = (num("dose_low", "Lowest dose")?, num("dose_high", "Highest dose")?) {
+        if let (Some(lo), Some(hi)) = (
+            num("dose_low", "Lowest dose")?,
+            num("dose_high", "Highest dose")?,
+        ) {
             p.dose_range = Some((
-                Qty { value: lo, unit: unit.clone() },
-                Qty { value: hi, unit: unit.clone() },
+                Qty {
+                    value: lo,
+                    unit: unit.clone(),
+                },
+                Qty {
+                    value: hi,
+                    unit: unit.clone(),
+                },
             ));
         }
     }
@@ -324,7 +340,9 @@ fn prescription_of(
     });
     p.once_at = match get(f, "once_at") {
         "" => None,
-        v => Some(parse_local(cx, v).ok_or_else(|| format!("Time: '{v}' is not a date and time."))?),
+        v => {
+            Some(parse_local(cx, v).ok_or_else(|| format!("Time: '{v}' is not a date and time."))?)
+        }
     };
     p.rate_ml_h = num("rate", "Rate")?;
     p.volume_ml = num("volume", "Volume")?;
@@ -377,7 +395,14 @@ fn defaults(e: &Entry, kind: Kind) -> Form {
     f
 }
 
-fn text_field(id: &str, label: &str, hint: Option<&str>, f: &Form, width: &str, kind: &str) -> Markup {
+fn text_field(
+    id: &str,
+    label: &str,
+    hint: Option<&str>,
+    f: &Form,
+    width: &str,
+    kind: &str,
+) -> Markup {
     let field = layout::Field {
         hint,
         value: get(f, id),
@@ -443,11 +468,21 @@ fn prescription_form(
 ) -> Markup {
     let e = fc.entry;
     let hard = alerts.iter().any(|a| a.grade == Grade::HardStop);
-    let unit_options: Vec<(String, String)> = units(e).into_iter().map(|u| (u.clone(), u)).collect();
+    let unit_options: Vec<(String, String)> =
+        units(e).into_iter().map(|u| (u.clone(), u)).collect();
     let route_options: Vec<(String, String)> = e
         .routes
         .iter()
-        .map(|r| (r.code.clone(), if r.display.is_empty() { r.code.clone() } else { r.display.clone() }))
+        .map(|r| {
+            (
+                r.code.clone(),
+                if r.display.is_empty() {
+                    r.code.clone()
+                } else {
+                    r.display.clone()
+                },
+            )
+        })
         .collect();
     let unit = match get(f, "dose_unit") {
         "" => unit_options.first().map(|(u, _)| u.as_str()).unwrap_or(""),
@@ -543,7 +578,11 @@ fn prescription_form(
 
 fn search_step(cx: &Cx, p: &PatientSummary, formulary: &Formulary, q: &Form) -> Markup {
     let text = get(q, "q");
-    let found: Vec<&Entry> = if text.is_empty() { Vec::new() } else { formulary.search(text) };
+    let found: Vec<&Entry> = if text.is_empty() {
+        Vec::new()
+    } else {
+        formulary.search(text)
+    };
     let _ = cx;
     html! {
         form method="get" action={ "/ui/patients/" (enc(&p.id)) "/medicines/new" } novalidate {
@@ -625,7 +664,12 @@ pub(crate) async fn new_page(State(ui): St, req: Req, Path(id): Path<String>) ->
             Ok(f) => f,
             Err(r) => return r,
         };
-        layout::page(cx, "Prescribe", Nav::Patients, new_page_body(cx, &p, &formulary, &q))
+        layout::page(
+            cx,
+            "Prescribe",
+            Nav::Patients,
+            new_page_body(cx, &p, &formulary, &q),
+        )
     })
     .await
 }
@@ -647,7 +691,13 @@ fn submit(cx: &Cx, p: &PatientSummary, f: &Form, change_of: Option<&str>) -> Res
         Some(old) => format!("/ui/prescriptions/{}/change", enc(old)),
         None => format!("/ui/patients/{}/medicines/new", enc(&p.id)),
     };
-    let fc = FormCx { patient: p, entry, kind, action, change_of };
+    let fc = FormCx {
+        patient: p,
+        entry,
+        kind,
+        action,
+        change_of,
+    };
     let again = |status: StatusCode, error: Option<&str>, alerts: &[Alert]| {
         let body = html! {
             (layout::back_link(&format!("/ui/patients/{}/medicines", enc(&p.id)), "Back to the drug chart"))
@@ -663,14 +713,27 @@ fn submit(cx: &Cx, p: &PatientSummary, f: &Form, change_of: Option<&str>) -> Res
     };
     let now = OffsetDateTime::now_utc();
     let done = match change_of {
-        Some(old) => prescribe::change(&cx.svc, cx.access(), &formulary, old, &rx, get(f, "reason"), &overrides, now),
+        Some(old) => prescribe::change(
+            &cx.svc,
+            cx.access(),
+            &formulary,
+            old,
+            &rx,
+            get(f, "reason"),
+            &overrides,
+            now,
+        ),
         None => prescribe::prescribe(&cx.svc, cx.access(), &formulary, &rx, &overrides, now),
     };
     match done {
         Ok(_) => see_other(&format!(
             "/ui/patients/{}/medicines?done={}",
             enc(&p.id),
-            if change_of.is_some() { "changed" } else { "prescribed" }
+            if change_of.is_some() {
+                "changed"
+            } else {
+                "prescribed"
+            }
         )),
         Err(MedicinesError::Alerts(alerts)) => again(StatusCode::CONFLICT, None, &alerts),
         Err(e @ (MedicinesError::Invalid(_) | MedicinesError::Conflict(_))) => again(
@@ -859,7 +922,11 @@ fn form_of(cx: &Cx, p: &Prescription) -> Form {
             format!("{}T{:02}:{:02}", t.date(), t.hour(), t.minute()),
         );
     }
-    for (k, v) in [("rate", p.rate_ml_h), ("volume", p.volume_ml), ("duration", p.duration_hours)] {
+    for (k, v) in [
+        ("rate", p.rate_ml_h),
+        ("volume", p.volume_ml),
+        ("duration", p.duration_hours),
+    ] {
         if let Some(v) = v {
             f.insert(k.into(), n(v));
         }

@@ -171,8 +171,12 @@ pub(crate) async fn worklist_page(State(ui): St, req: Req) -> Response {
             Some("queried") => Some("Query sent to the prescriber."),
             _ => None,
         };
-        match screening::worklist(&cx.svc, cx.access(), ward.as_deref(), OffsetDateTime::now_utc())
-        {
+        match screening::worklist(
+            &cx.svc,
+            cx.access(),
+            ward.as_deref(),
+            OffsetDateTime::now_utc(),
+        ) {
             Ok(w) => layout::page(
                 cx,
                 "Prescriptions to screen",
@@ -198,7 +202,9 @@ fn view(cx: &Cx, id: &str) -> Result<View, MedicinesError> {
     let mr = cx
         .svc
         .read_as(cx.access(), "MedicationRequest", id)?
-        .ok_or_else(|| MedicinesError::NotFound(format!("There is no prescription with id {id}.")))?;
+        .ok_or_else(|| {
+            MedicinesError::NotFound(format!("There is no prescription with id {id}."))
+        })?;
     let name_of = |t: &str, r: &Value| -> Option<String> {
         let id = wardline_workflow::fhir::reference_id(r, t)?;
         cx.svc
@@ -390,7 +396,13 @@ pub(crate) async fn query_post(
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let question = f.get("question").map(String::as_str).unwrap_or("");
-        match screening::query(&cx.svc, cx.access(), &id, question, OffsetDateTime::now_utc()) {
+        match screening::query(
+            &cx.svc,
+            cx.access(),
+            &id,
+            question,
+            OffsetDateTime::now_utc(),
+        ) {
             Ok(_) => see_other("/ui/pharmacy?done=queried"),
             Err(MedicinesError::Invalid(m)) => shown_again(cx, &id, "question", m),
             Err(e) => refusal(&e),
@@ -461,8 +473,13 @@ pub(crate) async fn answer_post(
             .get(&format!("answer-{task}"))
             .map(String::as_str)
             .unwrap_or("");
-        match screening::resolve_query(&cx.svc, cx.access(), &task, answer, OffsetDateTime::now_utc())
-        {
+        match screening::resolve_query(
+            &cx.svc,
+            cx.access(),
+            &task,
+            answer,
+            OffsetDateTime::now_utc(),
+        ) {
             Ok(()) => see_other("/ui/pharmacy/queries?done=answered"),
             Err(MedicinesError::Invalid(m)) => match my_queries(cx) {
                 Ok(qs) => layout::page_with(
@@ -555,11 +572,18 @@ fn discharge_body(d: &DischargeMedicines) -> Markup {
 
 /// `GET /ui/encounters/{id}/discharge-medicines`.
 pub(crate) async fn discharge_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| {
-        match discharge::discharge_medicines(&cx.svc, cx.access(), &id, OffsetDateTime::now_utc()) {
+    ui.run(
+        req,
+        None,
+        move |cx, _| match discharge::discharge_medicines(
+            &cx.svc,
+            cx.access(),
+            &id,
+            OffsetDateTime::now_utc(),
+        ) {
             Ok(d) => layout::page(cx, "Discharge medicines", Nav::None, discharge_body(&d)),
             Err(e) => refusal(&e),
-        }
-    })
+        },
+    )
     .await
 }

@@ -83,7 +83,12 @@ impl Access for AsRole {
             _ => Ok(()),
         }
     }
-    fn check_resource(&self, op: Op, r: &ResourceView<'_>, _: &dyn Reader) -> Result<(), FhirError> {
+    fn check_resource(
+        &self,
+        op: Op,
+        r: &ResourceView<'_>,
+        _: &dyn Reader,
+    ) -> Result<(), FhirError> {
         self.check_type(op, Some(r.resource_type))
     }
     fn check_operation(&self, _: Operation) -> Result<(), FhirError> {
@@ -119,7 +124,13 @@ fn json_of(b: Body) -> Value {
     }
 }
 
-fn medication(id: &str, name: &str, unit: &str, strength_mg: Option<f64>, route: (&str, &str)) -> Value {
+fn medication(
+    id: &str,
+    name: &str,
+    unit: &str,
+    strength_mg: Option<f64>,
+    route: (&str, &str),
+) -> Value {
     let mut m = json!({"resourceType": "Medication", "id": id, "status": "active",
         "code": {"coding": [{"system": DMD_SYSTEM, "code": id.trim_start_matches("med-"), "display": name}]},
         "extension": [{"url": FORMULARY_EXT, "extension": [
@@ -137,9 +148,27 @@ const IV: (&str, &str) = ("47625008", "Intravenous");
 
 fn seed(svc: &FhirService) {
     let rs = [
-        medication("med-1001", "Paracetamol 500mg tablets", "tablet", Some(500.0), ORAL),
-        medication("med-1002", "Warfarin 1mg tablets", "tablet", Some(1.0), ORAL),
-        medication("med-1003", "Sodium chloride 0.9% infusion 1litre bags", "mL", None, IV),
+        medication(
+            "med-1001",
+            "Paracetamol 500mg tablets",
+            "tablet",
+            Some(500.0),
+            ORAL,
+        ),
+        medication(
+            "med-1002",
+            "Warfarin 1mg tablets",
+            "tablet",
+            Some(1.0),
+            ORAL,
+        ),
+        medication(
+            "med-1003",
+            "Sodium chloride 0.9% infusion 1litre bags",
+            "mL",
+            None,
+            IV,
+        ),
         json!({"resourceType": "Patient", "id": "p1", "active": true, "gender": "male", "birthDate": "1950-01-01",
             "name": [{"use": "official", "family": "Brown", "given": ["Carl"]}]}),
         json!({"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Mehta", "given": ["Sanjay"], "prefix": ["Dr"]}]}),
@@ -153,7 +182,10 @@ fn seed(svc: &FhirService) {
             r["resourceType"].as_str().unwrap().to_owned(),
             r["id"].as_str().unwrap().to_owned(),
         );
-        let res = svc.handle(req(Method::Put, vec![t.clone(), id.clone()], Some(r)), &op());
+        let res = svc.handle(
+            req(Method::Put, vec![t.clone(), id.clone()], Some(r)),
+            &op(),
+        );
         assert!(res.status < 300, "{t}/{id}: {:?}", res.body);
     }
 }
@@ -168,7 +200,10 @@ fn dr() -> Prescriber {
 }
 
 fn q(v: f64, u: &str) -> Qty {
-    Qty { value: v, unit: u.into() }
+    Qty {
+        value: v,
+        unit: u.into(),
+    }
 }
 
 fn regular() -> Prescription {
@@ -176,7 +211,12 @@ fn regular() -> Prescription {
     p.dose = Some(q(1.0, "g").clone());
     p.dose = Some(q(1000.0, "mg"));
     p.route = ORAL.0.into();
-    p.times = vec!["08:00".into(), "12:00".into(), "18:00".into(), "22:00".into()];
+    p.times = vec![
+        "08:00".into(),
+        "12:00".into(),
+        "18:00".into(),
+        "22:00".into(),
+    ];
     p.indication = "Pain after fracture".into();
     p.review = Some(date!(2026 - 03 - 04));
     p
@@ -219,7 +259,14 @@ fn prescribe(b: &Backend, p: &Prescription) -> Result<String, MedicinesError> {
 }
 
 fn get(svc: &FhirService, id: &str) -> Value {
-    let r = svc.handle(req(Method::Get, vec!["MedicationRequest".into(), id.into()], None), &op());
+    let r = svc.handle(
+        req(
+            Method::Get,
+            vec!["MedicationRequest".into(), id.into()],
+            None,
+        ),
+        &op(),
+    );
     assert_eq!(r.status, 200, "MedicationRequest/{id}");
     json_of(r.body)
 }
@@ -227,7 +274,11 @@ fn get(svc: &FhirService, id: &str) -> Value {
 fn put(svc: &FhirService, mr: &Value) -> (u16, Value) {
     let id = mr["id"].as_str().unwrap().to_owned();
     let r = svc.handle(
-        req(Method::Put, vec!["MedicationRequest".into(), id], Some(mr.clone())),
+        req(
+            Method::Put,
+            vec!["MedicationRequest".into(), id],
+            Some(mr.clone()),
+        ),
         &op(),
     );
     (r.status, json_of(r.body))
@@ -244,11 +295,18 @@ fn each_kind_is_prescribed_signed_and_on_the_chart() {
             assert_eq!(kind(&mr), p.kind, "{}: {mr:#}", b.name);
             assert_eq!(mr["encounter"]["reference"], "Encounter/e-p1", "{}", b.name);
             assert_eq!(mr["requester"]["reference"], "Practitioner/dr1");
-            assert!(mr["extension"].as_array().unwrap().iter().any(|e| e["url"] == SIGNATURE_EXT));
+            assert!(
+                mr["extension"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["url"] == SIGNATURE_EXT)
+            );
             ids.push(id);
         }
         let doctor = as_role(Role::Doctor, "dr1");
-        let chart = prescribe::drug_chart(&b.svc, &doctor, "p1", datetime!(2026-03-04 09:00 UTC)).unwrap();
+        let chart =
+            prescribe::drug_chart(&b.svc, &doctor, "p1", datetime!(2026-03-04 09:00 UTC)).unwrap();
         assert_eq!(chart.regular.len(), 1, "{}", b.name);
         assert_eq!(chart.as_required.len(), 1);
         assert_eq!(chart.once_only.len(), 1);
@@ -262,7 +320,11 @@ fn each_kind_is_prescribed_signed_and_on_the_chart() {
         assert_eq!(reg.screening, "unscreened");
         assert_eq!(reg.prescriber.as_deref(), Some("Dr Sanjay Mehta"));
         assert!(chart.as_required[0].timing.contains("at least 4 h apart"));
-        assert!(chart.as_required[0].timing.contains("at most 8 tablet in 24 h"));
+        assert!(
+            chart.as_required[0]
+                .timing
+                .contains("at most 8 tablet in 24 h")
+        );
         assert_eq!(chart.infusions[0].dose, "1000 mL at 125 mL/h over 8 h");
         assert_eq!(chart.variable[0].dose, "1–10 mg");
     }
@@ -293,14 +355,27 @@ fn change_stops_the_old_and_links_the_new() {
         p.dose = Some(q(500.0, "mg"));
         let who = op();
         let mut tx = b.svc.begin(&who).unwrap();
-        let new = prescribe::change_in(&mut tx, &b.formulary, &dr(), &old, &p, "weight 45 kg", &[], T0).unwrap();
+        let new = prescribe::change_in(
+            &mut tx,
+            &b.formulary,
+            &dr(),
+            &old,
+            &p,
+            "weight 45 kg",
+            &[],
+            T0,
+        )
+        .unwrap();
         tx.commit().unwrap();
         let o = get(&b.svc, &old);
         assert_eq!(o["status"], "stopped", "{}", b.name);
         assert_eq!(o["statusReason"]["text"], "changed: weight 45 kg");
         let n = get(&b.svc, &new.id);
         assert_eq!(n["status"], "active");
-        assert_eq!(n["priorPrescription"]["reference"], format!("MedicationRequest/{old}"));
+        assert_eq!(
+            n["priorPrescription"]["reference"],
+            format!("MedicationRequest/{old}")
+        );
         let chart = prescribe::drug_chart(&b.svc, &op(), "p1", T0).unwrap();
         assert_eq!(chart.regular.len(), 1, "only the new one is current");
         assert_eq!(chart.regular[0].dose, "500 mg");
@@ -331,7 +406,10 @@ fn discontinue_needs_a_reason_and_ends_it() {
         let id = prescribe(&b, &regular()).unwrap();
         let who = op();
         let mut tx = b.svc.begin(&who).unwrap();
-        assert!(matches!(discontinue_in(&mut tx, &id, "  ", Some(&dr()), T0), Err(MedicinesError::Invalid(_))));
+        assert!(matches!(
+            discontinue_in(&mut tx, &id, "  ", Some(&dr()), T0),
+            Err(MedicinesError::Invalid(_))
+        ));
         drop(tx);
         let mut tx = b.svc.begin(&who).unwrap();
         discontinue_in(&mut tx, &id, "No longer in pain", Some(&dr()), T0).unwrap();
@@ -369,7 +447,10 @@ fn the_lifecycle_holds_through_set_status_in_and_a_plain_write() {
         mr["status"] = json!("active");
         let (status, body) = put(&b.svc, &mr);
         assert_eq!(status, 422, "{}: {body}", b.name);
-        assert_eq!(body["issue"][0]["expression"][0], "MedicationRequest.status");
+        assert_eq!(
+            body["issue"][0]["expression"][0],
+            "MedicationRequest.status"
+        );
         assert_eq!(get(&b.svc, &id)["status"], "stopped");
         // Created active without a signature: refused too.
         let mut unsigned = get(&b.svc, &id);
@@ -378,7 +459,10 @@ fn the_lifecycle_holds_through_set_status_in_and_a_plain_write() {
         unsigned.as_object_mut().unwrap().remove("extension");
         let (status, body) = put(&b.svc, &unsigned);
         assert_eq!(status, 422, "{}: {body}", b.name);
-        assert_eq!(body["issue"][0]["expression"][0], "MedicationRequest.status");
+        assert_eq!(
+            body["issue"][0]["expression"][0],
+            "MedicationRequest.status"
+        );
         // Through a transaction Bundle: the same.
         let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
             {"resource": unsigned, "request": {"method": "PUT", "url": "MedicationRequest/unsigned-1"}}]});
@@ -396,7 +480,8 @@ fn a_draft_is_not_active_until_signed() {
     for b in backends("draft") {
         let who = op();
         let mut tx = b.svc.begin(&who).unwrap();
-        let draft = prescribe::draft_in(&mut tx, &b.formulary, &dr(), &regular(), false, T0).unwrap();
+        let draft =
+            prescribe::draft_in(&mut tx, &b.formulary, &dr(), &regular(), false, T0).unwrap();
         tx.commit().unwrap();
         let id = draft["id"].as_str().unwrap().to_owned();
         let mr = get(&b.svc, &id);
@@ -404,7 +489,9 @@ fn a_draft_is_not_active_until_signed() {
         assert!(!administrable("draft"));
         // Not made active without the signature, by either way.
         let mut tx = b.svc.begin(&who).unwrap();
-        assert!(matches!(set_status_in(&mut tx, &id, "active", ""), Err(MedicinesError::Conflict(m)) if m.contains("not signed")));
+        assert!(
+            matches!(set_status_in(&mut tx, &id, "active", ""), Err(MedicinesError::Conflict(m)) if m.contains("not signed"))
+        );
         drop(tx);
         let mut plain = mr.clone();
         plain["status"] = json!("active");
@@ -430,7 +517,8 @@ fn a_nurse_cannot_prescribe_a_doctor_can() {
             other => panic!("{}: {other:?}", b.name),
         }
         let doctor = as_role(Role::Doctor, "dr1");
-        let done = prescribe::prescribe(&b.svc, &doctor, &b.formulary, &regular(), &[], T0).unwrap();
+        let done =
+            prescribe::prescribe(&b.svc, &doctor, &b.formulary, &regular(), &[], T0).unwrap();
         let mr = get(&b.svc, &done.id);
         assert_eq!(mr["requester"]["display"], "Dr Sanjay Mehta", "{}", b.name);
         // A nurse may not discontinue either.
@@ -450,7 +538,11 @@ fn prescribe_operation_over_rest() {
         let doctor = as_role(Role::Doctor, "dr1");
         let body = json!({"resourceType": "Parameters", "parameter": [{"name": "prescription", "resource": mr}]});
         let r = b.svc.handle(
-            req(Method::Post, vec!["MedicationRequest".into(), "$prescribe".into()], Some(body)),
+            req(
+                Method::Post,
+                vec!["MedicationRequest".into(), "$prescribe".into()],
+                Some(body),
+            ),
             &doctor,
         );
         assert_eq!(r.status, 201, "{}: {:?}", b.name, r.body);
@@ -464,21 +556,42 @@ fn prescribe_operation_over_rest() {
         let mr = prescribe::build(e, &dr(), &bad, "active", false, T0);
         let body = json!({"resourceType": "Parameters", "parameter": [{"name": "prescription", "resource": mr}]});
         let r = b.svc.handle(
-            req(Method::Post, vec!["MedicationRequest".into(), "$prescribe".into()], Some(body)),
+            req(
+                Method::Post,
+                vec!["MedicationRequest".into(), "$prescribe".into()],
+                Some(body),
+            ),
             &doctor,
         );
         assert_eq!(r.status, 400);
-        assert!(json_of(r.body)["issue"][0]["diagnostics"].as_str().unwrap().starts_with("Indication"));
+        assert!(
+            json_of(r.body)["issue"][0]["diagnostics"]
+                .as_str()
+                .unwrap()
+                .starts_with("Indication")
+        );
         // $discontinue.
         let body = json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "Finished"}]});
         let r = b.svc.handle(
-            req(Method::Post, vec!["MedicationRequest".into(), id.clone(), "$discontinue".into()], Some(body.clone())),
+            req(
+                Method::Post,
+                vec![
+                    "MedicationRequest".into(),
+                    id.clone(),
+                    "$discontinue".into(),
+                ],
+                Some(body.clone()),
+            ),
             &doctor,
         );
         assert_eq!(r.status, 200, "{}: {:?}", b.name, r.body);
         assert_eq!(json_of(r.body)["status"], "stopped");
         let r = b.svc.handle(
-            req(Method::Post, vec!["MedicationRequest".into(), id, "$discontinue".into()], Some(body)),
+            req(
+                Method::Post,
+                vec!["MedicationRequest".into(), id, "$discontinue".into()],
+                Some(body),
+            ),
             &doctor,
         );
         assert_eq!(r.status, 409);

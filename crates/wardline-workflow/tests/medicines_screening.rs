@@ -143,7 +143,10 @@ fn put(svc: &FhirService, r: Value) {
         r["resourceType"].as_str().unwrap().to_owned(),
         r["id"].as_str().unwrap().to_owned(),
     );
-    let res = svc.handle(req(Method::Put, vec![t.clone(), id.clone()], Some(r)), &op());
+    let res = svc.handle(
+        req(Method::Put, vec![t.clone(), id.clone()], Some(r)),
+        &op(),
+    );
     assert!(res.status < 300, "{t}/{id}: {:?}", res.body);
 }
 
@@ -191,11 +194,36 @@ fn seed(svc: &FhirService) {
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
             "subject": {"reference": "Patient/p2"}, "period": {"start": "2026-02-27T10:00:00Z"},
             "location": [{"location": {"reference": "Location/b2"}, "status": "active"}]}),
-        medication("paracetamol-1g", "Paracetamol 500mg tablets", "paracetamol", false),
-        medication("enoxaparin-40", "Enoxaparin 40mg injection", "enoxaparin", true),
-        medication("amlodipine-5", "Amlodipine 5mg tablets", "amlodipine", false),
-        medication("amlodipine-10", "Amlodipine 10mg tablets", "amlodipine", false),
-        medication("omeprazole-20", "Omeprazole 20mg capsules", "omeprazole", false),
+        medication(
+            "paracetamol-1g",
+            "Paracetamol 500mg tablets",
+            "paracetamol",
+            false,
+        ),
+        medication(
+            "enoxaparin-40",
+            "Enoxaparin 40mg injection",
+            "enoxaparin",
+            true,
+        ),
+        medication(
+            "amlodipine-5",
+            "Amlodipine 5mg tablets",
+            "amlodipine",
+            false,
+        ),
+        medication(
+            "amlodipine-10",
+            "Amlodipine 10mg tablets",
+            "amlodipine",
+            false,
+        ),
+        medication(
+            "omeprazole-20",
+            "Omeprazole 20mg capsules",
+            "omeprazole",
+            false,
+        ),
     ];
     for r in rs {
         put(svc, r);
@@ -261,12 +289,38 @@ fn the_worklist_is_unscreened_prescriptions_oldest_day_first_high_risk_first() {
         prescription(svc, rx("a", "paracetamol-1g", "2026-03-02T08:00:00Z"));
         prescription(svc, rx("b", "enoxaparin-40", "2026-03-02T11:00:00Z"));
         prescription(svc, rx("c", "omeprazole-20", "2026-03-01T20:00:00Z"));
-        prescription(svc, Rx { patient: "p2", encounter: "e2", ..rx("d", "paracetamol-1g", "2026-03-02T09:00:00Z") });
+        prescription(
+            svc,
+            Rx {
+                patient: "p2",
+                encounter: "e2",
+                ..rx("d", "paracetamol-1g", "2026-03-02T09:00:00Z")
+            },
+        );
         // Not on it: an inpatient draft, a stopped one.
-        prescription(svc, Rx { status: "draft", ..rx("e", "paracetamol-1g", "2026-03-02T09:00:00Z") });
-        prescription(svc, Rx { status: "stopped", ..rx("f", "paracetamol-1g", "2026-03-02T09:00:00Z") });
+        prescription(
+            svc,
+            Rx {
+                status: "draft",
+                ..rx("e", "paracetamol-1g", "2026-03-02T09:00:00Z")
+            },
+        );
+        prescription(
+            svc,
+            Rx {
+                status: "stopped",
+                ..rx("f", "paracetamol-1g", "2026-03-02T09:00:00Z")
+            },
+        );
         // On it: a draft discharge prescription.
-        prescription(svc, Rx { status: "draft", category: "discharge", ..rx("g", "amlodipine-5", "2026-03-02T10:00:00Z") });
+        prescription(
+            svc,
+            Rx {
+                status: "draft",
+                category: "discharge",
+                ..rx("g", "amlodipine-5", "2026-03-02T10:00:00Z")
+            },
+        );
 
         let w = worklist(svc, &pharmacist(), None, NOW).unwrap();
         let ids: Vec<&str> = w.items.iter().map(|i| i.prescription.as_str()).collect();
@@ -283,7 +337,11 @@ fn the_worklist_is_unscreened_prescriptions_oldest_day_first_high_risk_first() {
         assert!(w.items[4].discharge);
 
         let ward2 = worklist(svc, &pharmacist(), Some("w2"), NOW).unwrap();
-        let ids: Vec<&str> = ward2.items.iter().map(|i| i.prescription.as_str()).collect();
+        let ids: Vec<&str> = ward2
+            .items
+            .iter()
+            .map(|i| i.prescription.as_str())
+            .collect();
         assert_eq!(ids, ["d"], "{}", b.name);
 
         // Screened: off the worklist.
@@ -299,7 +357,14 @@ fn screening_writes_the_verdict_and_nothing_else() {
         let svc = &b.svc;
         prescription(svc, rx("a", "paracetamol-1g", "2026-03-02T08:00:00Z"));
         let before = get(svc, "MedicationRequest", "a");
-        screen(svc, &pharmacist(), "a", Some("Dose checked against weight."), NOW).unwrap();
+        screen(
+            svc,
+            &pharmacist(),
+            "a",
+            Some("Dose checked against weight."),
+            NOW,
+        )
+        .unwrap();
         let after = get(svc, "MedicationRequest", "a");
         assert_eq!(screening_status(&after), "screened", "{}", b.name);
         assert_eq!(
@@ -307,7 +372,10 @@ fn screening_writes_the_verdict_and_nothing_else() {
             Some(("Practitioner/ph1".into(), "2026-03-02T12:00:00Z".into()))
         );
         assert_eq!(after["note"][0]["text"], "Dose checked against weight.");
-        assert_eq!(after["note"][0]["authorReference"]["reference"], "Practitioner/ph1");
+        assert_eq!(
+            after["note"][0]["authorReference"]["reference"],
+            "Practitioner/ph1"
+        );
         assert_eq!(
             without(before.clone(), &["meta", "extension", "note"]),
             without(after.clone(), &["meta", "extension", "note"]),
@@ -337,17 +405,32 @@ fn only_a_pharmacist_screens() {
         prescription(svc, rx("a", "paracetamol-1g", "2026-03-02T08:00:00Z"));
         for role in [Role::Doctor, Role::Consultant, Role::StaffNurse] {
             let e = screen(svc, &as_role(role, "dr1"), "a", None, NOW).unwrap_err();
-            assert!(matches!(e, MedicinesError::Forbidden(_)), "{} {role:?}: {e:?}", b.name);
+            assert!(
+                matches!(e, MedicinesError::Forbidden(_)),
+                "{} {role:?}: {e:?}",
+                b.name
+            );
             let e = query(svc, &as_role(role, "dr1"), "a", "Why?", NOW).unwrap_err();
-            assert!(matches!(e, MedicinesError::Forbidden(_)), "{} {role:?}: {e:?}", b.name);
+            assert!(
+                matches!(e, MedicinesError::Forbidden(_)),
+                "{} {role:?}: {e:?}",
+                b.name
+            );
         }
-        assert_eq!(screening_status(&get(svc, "MedicationRequest", "a")), "unscreened");
+        assert_eq!(
+            screening_status(&get(svc, "MedicationRequest", "a")),
+            "unscreened"
+        );
         screen(svc, &pharmacist(), "a", None, NOW).unwrap();
         // A prescriber's plain write cannot remove the screening…
         let mut mr = get(svc, "MedicationRequest", "a");
         mr.as_object_mut().unwrap().remove("extension");
         let r = svc.handle(
-            req(Method::Put, vec!["MedicationRequest".into(), "a".into()], Some(mr)),
+            req(
+                Method::Put,
+                vec!["MedicationRequest".into(), "a".into()],
+                Some(mr),
+            ),
             &as_role(Role::Doctor, "dr1"),
         );
         assert_eq!(r.status, 403, "{}", b.name);
@@ -355,7 +438,11 @@ fn only_a_pharmacist_screens() {
         let mut mr = get(svc, "MedicationRequest", "a");
         mr["status"] = json!("stopped");
         let r = svc.handle(
-            req(Method::Put, vec!["MedicationRequest".into(), "a".into()], Some(mr)),
+            req(
+                Method::Put,
+                vec!["MedicationRequest".into(), "a".into()],
+                Some(mr),
+            ),
             &as_role(Role::Doctor, "dr1"),
         );
         assert_eq!(r.status, 200, "{}: {:?}", b.name, r.body);
@@ -372,7 +459,14 @@ fn a_query_goes_to_the_prescriber_and_back() {
     for b in backends("query") {
         let svc = &b.svc;
         prescription(svc, rx("a", "enoxaparin-40", "2026-03-02T08:00:00Z"));
-        let task = query(svc, &pharmacist(), "a", "Weight 48 kg: is 40 mg intended?", NOW).unwrap();
+        let task = query(
+            svc,
+            &pharmacist(),
+            "a",
+            "Weight 48 kg: is 40 mg intended?",
+            NOW,
+        )
+        .unwrap();
         let mr = get(svc, "MedicationRequest", "a");
         assert_eq!(screening_status(&mr), "queried", "{}", b.name);
         let t = get(svc, "Task", &task);
@@ -384,24 +478,49 @@ fn a_query_goes_to_the_prescriber_and_back() {
         assert_eq!(t["status"], "requested");
 
         // The prescriber sees it among their open queries.
-        let mine = open_queries(svc, &as_role(Role::Doctor, "dr1"), Some("Practitioner/dr1")).unwrap();
+        let mine =
+            open_queries(svc, &as_role(Role::Doctor, "dr1"), Some("Practitioner/dr1")).unwrap();
         assert_eq!(mine.len(), 1, "{}", b.name);
         assert_eq!(mine[0].question, "Weight 48 kg: is 40 mg intended?");
         assert_eq!(mine[0].asked_by.as_deref(), Some("Ada Okafor"));
-        assert!(open_queries(svc, &op(), Some("Practitioner/other")).unwrap().is_empty());
+        assert!(
+            open_queries(svc, &op(), Some("Practitioner/other"))
+                .unwrap()
+                .is_empty()
+        );
         // Still on the worklist, queried, with the question.
         let w = worklist(svc, &pharmacist(), None, NOW).unwrap();
         assert_eq!(w.items[0].screening, "queried");
-        assert_eq!(w.items[0].query.as_ref().unwrap().question, "Weight 48 kg: is 40 mg intended?");
+        assert_eq!(
+            w.items[0].query.as_ref().unwrap().question,
+            "Weight 48 kg: is 40 mg intended?"
+        );
 
         // The prescriber answers: the Task closes, the prescription waits
         // for the pharmacist.
-        resolve_query(svc, &as_role(Role::Doctor, "dr1"), &task, "Yes: VTE prophylaxis, weight checked.", NOW).unwrap();
+        resolve_query(
+            svc,
+            &as_role(Role::Doctor, "dr1"),
+            &task,
+            "Yes: VTE prophylaxis, weight checked.",
+            NOW,
+        )
+        .unwrap();
         let t = get(svc, "Task", &task);
         assert_eq!(t["status"], "completed");
-        assert_eq!(t["output"][0]["valueString"], "Yes: VTE prophylaxis, weight checked.");
-        assert!(open_queries(svc, &op(), Some("Practitioner/dr1")).unwrap().is_empty());
-        assert_eq!(screening_status(&get(svc, "MedicationRequest", "a")), "queried");
+        assert_eq!(
+            t["output"][0]["valueString"],
+            "Yes: VTE prophylaxis, weight checked."
+        );
+        assert!(
+            open_queries(svc, &op(), Some("Practitioner/dr1"))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            screening_status(&get(svc, "MedicationRequest", "a")),
+            "queried"
+        );
         let w = worklist(svc, &pharmacist(), None, NOW).unwrap();
         assert_eq!(
             w.items[0].query.as_ref().unwrap().answer.as_deref(),
@@ -416,7 +535,10 @@ fn a_query_goes_to_the_prescriber_and_back() {
         let t2 = query(svc, &pharmacist(), "a", "Renal function?", NOW).unwrap();
         screen(svc, &pharmacist(), "a", None, NOW).unwrap();
         assert_eq!(get(svc, "Task", &t2)["status"], "cancelled");
-        assert_eq!(screening_status(&get(svc, "MedicationRequest", "a")), "screened");
+        assert_eq!(
+            screening_status(&get(svc, "MedicationRequest", "a")),
+            "screened"
+        );
     }
 }
 
@@ -431,11 +553,22 @@ fn a_changed_prescription_starts_unscreened() {
         old["status"] = json!("stopped");
         old["statusReason"] = json!({"text": "changed"});
         let r = svc.handle(
-            req(Method::Put, vec!["MedicationRequest".into(), "a".into()], Some(old)),
+            req(
+                Method::Put,
+                vec!["MedicationRequest".into(), "a".into()],
+                Some(old),
+            ),
             &as_role(Role::Doctor, "dr1"),
         );
         assert_eq!(r.status, 200, "{}", b.name);
-        prescription(svc, Rx { dose: 500.0, unit: "mg", ..rx("a2", "paracetamol-1g", "2026-03-02T11:00:00Z") });
+        prescription(
+            svc,
+            Rx {
+                dose: 500.0,
+                unit: "mg",
+                ..rx("a2", "paracetamol-1g", "2026-03-02T11:00:00Z")
+            },
+        );
         let w = worklist(svc, &pharmacist(), None, NOW).unwrap();
         let ids: Vec<&str> = w.items.iter().map(|i| i.prescription.as_str()).collect();
         assert_eq!(ids, ["a2"], "{}", b.name);
@@ -443,7 +576,11 @@ fn a_changed_prescription_starts_unscreened() {
         let mut copy = get(svc, "MedicationRequest", "a2");
         copy["extension"] = get(svc, "MedicationRequest", "a")["extension"].clone();
         let r = svc.handle(
-            req(Method::Put, vec!["MedicationRequest".into(), "a2".into()], Some(copy)),
+            req(
+                Method::Put,
+                vec!["MedicationRequest".into(), "a2".into()],
+                Some(copy),
+            ),
             &as_role(Role::Doctor, "dr1"),
         );
         assert_eq!(r.status, 403, "{}", b.name);
@@ -472,10 +609,18 @@ fn the_discharge_medicines_against_the_chart_and_ready_once_screened() {
         put(svc, aml);
 
         let d = discharge_medicines(svc, &pharmacist(), "e1", NOW).unwrap();
-        let by = |id: &str| d.lines.iter().find(|l| l.prescription.as_deref() == Some(id)).unwrap();
+        let by = |id: &str| {
+            d.lines
+                .iter()
+                .find(|l| l.prescription.as_deref() == Some(id))
+                .unwrap()
+        };
         assert_eq!(by("t-para").change, Change::Continued, "{}", b.name);
         assert_eq!(by("t-aml").change, Change::Changed);
-        assert_eq!(by("t-aml").reason.as_deref(), Some("BP above target on 5 mg"));
+        assert_eq!(
+            by("t-aml").reason.as_deref(),
+            Some("BP above target on 5 mg")
+        );
         assert_eq!(by("t-aml").inpatient.as_deref(), Some("in-aml"));
         assert_eq!(by("t-ome").change, Change::Started);
         let stopped: Vec<&str> = d
@@ -493,7 +638,11 @@ fn the_discharge_medicines_against_the_chart_and_ready_once_screened() {
         }
         let d = discharge_medicines(svc, &pharmacist(), "e1", NOW).unwrap();
         assert_eq!(d.unscreened, 1);
-        assert!(!d.ready, "{}: a TTO with an unscreened item is not ready", b.name);
+        assert!(
+            !d.ready,
+            "{}: a TTO with an unscreened item is not ready",
+            b.name
+        );
         screen(svc, &pharmacist(), "t-ome", None, NOW).unwrap();
         let d = discharge_medicines(svc, &pharmacist(), "e1", NOW).unwrap();
         assert!(d.ready, "{}", b.name);

@@ -116,7 +116,11 @@ fn unit_matches(entry: &Entry, unit: &str) -> Option<String> {
     allowed
         .into_iter()
         .filter(|a| !a.is_empty())
-        .find(|a| a.eq_ignore_ascii_case(u) || a.trim_end_matches('s').eq_ignore_ascii_case(u.trim_end_matches('s')))
+        .find(|a| {
+            a.eq_ignore_ascii_case(u)
+                || a.trim_end_matches('s')
+                    .eq_ignore_ascii_case(u.trim_end_matches('s'))
+        })
         .map(str::to_owned)
 }
 
@@ -134,26 +138,52 @@ fn prescription_of(
     // RXE-2 give code.
     let give = rxe.reps(2);
     let Some(code) = give.first().and_then(|r| rc(r, 1)) else {
-        return Err(bad(101, &rxe.loc(2), format!("{} (give code) is empty", rxe.loc(2))));
+        return Err(bad(
+            101,
+            &rxe.loc(2),
+            format!("{} (give code) is empty", rxe.loc(2)),
+        ));
     };
     let text = give.first().and_then(|r| rc(r, 2)).unwrap_or_default();
     let entry = entry_for(formulary, &code).ok_or_else(|| {
         bad(
             103,
             &rxe.loc(2),
-            format!("{} give code '{code}' ({text}) is not in the formulary", rxe.loc(2)),
+            format!(
+                "{} give code '{code}' ({text}) is not in the formulary",
+                rxe.loc(2)
+            ),
         )
     })?;
     // RXE-3 dose, RXE-5 its unit.
-    let amount = rxe
-        .v(3)
-        .ok_or_else(|| bad(101, &rxe.loc(3), format!("{} (give amount) is empty", rxe.loc(3))))?;
-    let value: f64 = amount.parse().ok().filter(|v: &f64| *v > 0.0).ok_or_else(|| {
-        bad(102, &rxe.loc(3), format!("{} give amount '{amount}' is not a positive number", rxe.loc(3)))
+    let amount = rxe.v(3).ok_or_else(|| {
+        bad(
+            101,
+            &rxe.loc(3),
+            format!("{} (give amount) is empty", rxe.loc(3)),
+        )
     })?;
-    let unit_raw = rxe
-        .v(5)
-        .ok_or_else(|| bad(101, &rxe.loc(5), format!("{} (give units) is empty", rxe.loc(5))))?;
+    let value: f64 = amount
+        .parse()
+        .ok()
+        .filter(|v: &f64| *v > 0.0)
+        .ok_or_else(|| {
+            bad(
+                102,
+                &rxe.loc(3),
+                format!(
+                    "{} give amount '{amount}' is not a positive number",
+                    rxe.loc(3)
+                ),
+            )
+        })?;
+    let unit_raw = rxe.v(5).ok_or_else(|| {
+        bad(
+            101,
+            &rxe.loc(5),
+            format!("{} (give units) is empty", rxe.loc(5)),
+        )
+    })?;
     let unit = unit_matches(entry, &unit_raw).ok_or_else(|| {
         bad(
             103,
@@ -167,7 +197,9 @@ fn prescription_of(
         )
     })?;
     // RXR-1 route.
-    let rxr = o.rxr.ok_or_else(|| bad(101, "RXR-1", "the order has no RXR segment, so no route"))?;
+    let rxr = o
+        .rxr
+        .ok_or_else(|| bad(101, "RXR-1", "the order has no RXR segment, so no route"))?;
     let route_raw = rxr
         .v(1)
         .ok_or_else(|| bad(101, &rxr.loc(1), format!("{} (route) is empty", rxr.loc(1))))?;
@@ -194,19 +226,25 @@ fn prescription_of(
         ));
     }
     if !snomed.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(103, &rxr.loc(1), format!("{} route '{route_raw}' is not a table 0162 or SNOMED CT route", rxr.loc(1))));
+        return Err(bad(
+            103,
+            &rxr.loc(1),
+            format!(
+                "{} route '{route_raw}' is not a table 0162 or SNOMED CT route",
+                rxr.loc(1)
+            ),
+        ));
     }
     // Timing: TQ1-3 repeat pattern (else RXE-1.2), TQ1-4 explicit times.
     let (pattern, pattern_at) = match o.tq1.and_then(|t| t.v(3)) {
         Some(p) => (p, o.tq1.map_or("TQ1-3".into(), |t| t.loc(3))),
-        None => (
-            rxe.c(1, 2).unwrap_or_default(),
-            rxe.loc(1),
-        ),
+        None => (rxe.c(1, 2).unwrap_or_default(), rxe.loc(1)),
     };
     let upper = pattern.to_ascii_uppercase();
     let prn = upper.split_whitespace().any(|w| w == "PRN")
-        || o.tq1.and_then(|t| t.v(9)).is_some_and(|p| p.eq_ignore_ascii_case("PRN"));
+        || o.tq1
+            .and_then(|t| t.v(9))
+            .is_some_and(|p| p.eq_ignore_ascii_case("PRN"));
     let once = matches!(upper.trim(), "ONCE" | "STAT")
         || o.tq1.and_then(|t| t.v(14)).is_some_and(|n| n == "1");
     let start = match o.tq1 {
@@ -214,7 +252,10 @@ fn prescription_of(
         None => None,
     };
     let stop = match o.tq1 {
-        Some(t) => t.ts(8)?.and_then(|ts| ts.to_offset_date_time()).map(|d| d.date()),
+        Some(t) => t
+            .ts(8)?
+            .and_then(|ts| ts.to_offset_date_time())
+            .map(|d| d.date()),
         None => None,
     };
     let dose = Qty { value, unit };
@@ -263,7 +304,13 @@ fn prescription_of(
                     }
                 })
                 .collect::<Result<_, String>>()
-                .map_err(|t| bad(102, "TQ1-4", format!("TQ1-4 explicit time '{t}' is not HHMM")))?;
+                .map_err(|t| {
+                    bad(
+                        102,
+                        "TQ1-4",
+                        format!("TQ1-4 explicit time '{t}' is not HHMM"),
+                    )
+                })?;
             p.times = if explicit.is_empty() {
                 times_of(&pattern).ok_or_else(|| {
                     bad(
@@ -287,7 +334,10 @@ fn prescription_of(
             bad(
                 101,
                 &rxe.loc(27),
-                format!("{} (give indication) is empty: a prescription needs its indication", rxe.loc(27)),
+                format!(
+                    "{} (give indication) is empty: a prescription needs its indication",
+                    rxe.loc(27)
+                ),
             )
         })?;
     // RXE-7 provider's administration instructions.
@@ -352,11 +402,15 @@ fn prescribe_on_feed(
 ) -> Result<String, MedicinesError> {
     let run = |tx: &mut wardline_core::Tx<'_>, ov: &[Override]| match old {
         None => prescribe::prescribe_in(tx, formulary, prescriber, p, ov, now),
-        Some((id, reason)) => prescribe::change_in(tx, formulary, prescriber, id, p, reason, ov, now),
+        Some((id, reason)) => {
+            prescribe::change_in(tx, formulary, prescriber, id, p, reason, ov, now)
+        }
     };
     match run(tx, &[]) {
         Ok(done) => Ok(done.id),
-        Err(MedicinesError::Alerts(alerts)) if !alerts.iter().any(|a| a.grade == Grade::HardStop) => {
+        Err(MedicinesError::Alerts(alerts))
+            if !alerts.iter().any(|a| a.grade == Grade::HardStop) =>
+        {
             let ov: Vec<Override> = alerts
                 .iter()
                 .filter(|a| a.grade == Grade::Override)
@@ -399,7 +453,9 @@ fn tag_placer(
     let mut mr = tx
         .get("MedicationRequest", id)
         .map_err(store)?
-        .ok_or_else(|| MapError::content(207, Some("ORC-2"), "the saved prescription is missing"))?;
+        .ok_or_else(|| {
+            MapError::content(207, Some("ORC-2"), "the saved prescription is missing")
+        })?;
     let ident = json!({"system": placer_system(cfg), "value": placer,
         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "PLAC"}]}});
     match mr.get_mut("identifier").and_then(Value::as_array_mut) {
@@ -420,11 +476,22 @@ pub(crate) fn apply_rde(
     // The patient must be known: a prescription is never filed against a
     // patient a pharmacy message made up.
     let Some(pid) = Seg::first(msg, "PID") else {
-        return Err(bad(101, "PID-3", "the message has no PID segment, so no patient identifier (PID-3)"));
+        return Err(bad(
+            101,
+            "PID-3",
+            "the message has no PID segment, so no patient identifier (PID-3)",
+        ));
     };
     let ids = patient::identifiers(&pid, 3, cfg)?;
     if ids.is_empty() {
-        return Err(bad(101, "PID-3", format!("PID-3 (patient identifier list) has no identifier: '{}'", pid.raw(3))));
+        return Err(bad(
+            101,
+            "PID-3",
+            format!(
+                "PID-3 (patient identifier list) has no identifier: '{}'",
+                pid.raw(3)
+            ),
+        ));
     }
     let patient_id = patient::find(records, &ids)?
         .map(|p| id_of(&p))
@@ -449,15 +516,20 @@ pub(crate) fn apply_rde(
     if groups.is_empty() {
         return Err(bad(101, "ORC-1", "RDE^O11 has no ORC segment, so no order"));
     }
-    let formulary = formulary::load_from(records.tx())
-        .map_err(|e| MapError::content(207, None, format!("the formulary could not be read: {e}")))?;
+    let formulary = formulary::load_from(records.tx()).map_err(|e| {
+        MapError::content(207, None, format!("the formulary could not be read: {e}"))
+    })?;
     let mut done = Vec::new();
     for o in &groups {
         let orc = o.orc.ok_or_else(|| bad(101, "ORC-1", "no ORC"))?;
         let control = orc.v(1).unwrap_or_default().to_ascii_uppercase();
-        let placer = orc
-            .v(2)
-            .ok_or_else(|| bad(101, &orc.loc(2), format!("{} (placer order number) is empty", orc.loc(2))))?;
+        let placer = orc.v(2).ok_or_else(|| {
+            bad(
+                101,
+                &orc.loc(2),
+                format!("{} (placer order number) is empty", orc.loc(2)),
+            )
+        })?;
         let prescriber = match orc.reps(12).first() {
             Some(r) => practitioner(r, records, cfg)?.and_then(|v| {
                 Some(Prescriber {
@@ -498,31 +570,68 @@ pub(crate) fn apply_rde(
                 let p = prescription_of(o, &formulary, &patient_id, encounter.as_deref(), now)?;
                 let tx = records.tx();
                 let old = current_by_placer(tx, cfg, &placer)?.ok_or_else(|| {
-                    bad(204, &orc.loc(2), format!("{} order '{placer}' to change is not on the drug chart", orc.loc(2)))
+                    bad(
+                        204,
+                        &orc.loc(2),
+                        format!(
+                            "{} order '{placer}' to change is not on the drug chart",
+                            orc.loc(2)
+                        ),
+                    )
                 })?;
                 let old_id = id_of(&old);
                 let why = reason("Changed");
-                let id = prescribe_on_feed(tx, &formulary, &prescriber, &p, Some((&old_id, &why)), &sender, now)
-                    .map_err(|e| refusal(e, &rxe_at))?;
+                let id = prescribe_on_feed(
+                    tx,
+                    &formulary,
+                    &prescriber,
+                    &p,
+                    Some((&old_id, &why)),
+                    &sender,
+                    now,
+                )
+                .map_err(|e| refusal(e, &rxe_at))?;
                 tag_placer(tx, cfg, &id, &placer)?;
                 done.push(format!("MedicationRequest/{id} (replaces {old_id})"));
             }
             "DC" | "CA" | "OC" => {
                 let tx = records.tx();
                 let old = current_by_placer(tx, cfg, &placer)?.ok_or_else(|| {
-                    bad(204, &orc.loc(2), format!("{} order '{placer}' to discontinue is not on the drug chart", orc.loc(2)))
+                    bad(
+                        204,
+                        &orc.loc(2),
+                        format!(
+                            "{} order '{placer}' to discontinue is not on the drug chart",
+                            orc.loc(2)
+                        ),
+                    )
                 })?;
                 let old_id = id_of(&old);
-                prescribe::discontinue_in(tx, &old_id, &reason("Discontinued"), prescriber.as_ref(), now)
-                    .map_err(|e| refusal(e, &orc.loc(1)))?;
+                prescribe::discontinue_in(
+                    tx,
+                    &old_id,
+                    &reason("Discontinued"),
+                    prescriber.as_ref(),
+                    now,
+                )
+                .map_err(|e| refusal(e, &orc.loc(1)))?;
                 done.push(format!("MedicationRequest/{old_id} discontinued"));
             }
-            "" => return Err(bad(101, &orc.loc(1), format!("{} (order control) is empty", orc.loc(1)))),
+            "" => {
+                return Err(bad(
+                    101,
+                    &orc.loc(1),
+                    format!("{} (order control) is empty", orc.loc(1)),
+                ));
+            }
             other => {
                 return Err(bad(
                     103,
                     &orc.loc(1),
-                    format!("{} order control '{other}' is not mapped for RDE^O11 (NW, XO, DC, CA, OC)", orc.loc(1)),
+                    format!(
+                        "{} order control '{other}' is not mapped for RDE^O11 (NW, XO, DC, CA, OC)",
+                        orc.loc(1)
+                    ),
                 ));
             }
         }

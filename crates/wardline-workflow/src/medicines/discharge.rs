@@ -165,9 +165,15 @@ pub fn discharge_medicines(
                 matched[i] = true;
                 let c = chart[i];
                 let cd = dose_text(c);
-                let same = cd == dose && key(c) == k && c["medicationReference"] == t["medicationReference"];
+                let same = cd == dose
+                    && key(c) == k
+                    && c["medicationReference"] == t["medicationReference"];
                 (
-                    if same { Change::Continued } else { Change::Changed },
+                    if same {
+                        Change::Continued
+                    } else {
+                        Change::Changed
+                    },
                     c["id"].as_str().map(str::to_owned),
                     Some(cd),
                     if same {

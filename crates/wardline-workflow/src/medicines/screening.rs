@@ -94,7 +94,11 @@ pub fn medicine_text(mr: &Value) -> String {
         .as_str()
         .map(str::to_owned)
         .or_else(|| concept_text(&mr["medicationCodeableConcept"]))
-        .or_else(|| mr["medicationReference"]["reference"].as_str().map(str::to_owned))
+        .or_else(|| {
+            mr["medicationReference"]["reference"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "Unnamed medicine".to_owned())
 }
 
@@ -204,9 +208,9 @@ fn begin<'a>(
 /// Locks and reads the prescription in `tx`; refuses one not in force.
 fn in_force(tx: &mut Tx<'_>, id: &str) -> Result<Value, MedicinesError> {
     tx.lock(&[format!("MedicationRequest/{id}")])?;
-    let mr = tx
-        .get("MedicationRequest", id)?
-        .ok_or_else(|| MedicinesError::NotFound(format!("There is no prescription with id {id}.")))?;
+    let mr = tx.get("MedicationRequest", id)?.ok_or_else(|| {
+        MedicinesError::NotFound(format!("There is no prescription with id {id}."))
+    })?;
     if !screenable(&mr) {
         return Err(MedicinesError::Conflict(format!(
             "This prescription is {} and no longer in force: there is nothing to screen.",

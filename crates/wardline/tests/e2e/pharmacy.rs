@@ -35,7 +35,9 @@ fn screening(mr: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|e| e["url"] == "https://fhir.wardline.invalid/StructureDefinition/pharmacy-screening")
+        .find(|e| {
+            e["url"] == "https://fhir.wardline.invalid/StructureDefinition/pharmacy-screening"
+        })
         .and_then(|e| {
             e["extension"]
                 .as_array()?
@@ -84,8 +86,10 @@ fn scenario(env: &Env) {
         .find(|id| id != "new" && !id.contains(['/', '?']))
         .unwrap_or_else(|| panic!("{}: no patient on the board", env.name));
     let enc = common::entries(
-        &s.get(&format!("Encounter?patient=Patient/{patient}&status=in-progress"))
-            .body,
+        &s.get(&format!(
+            "Encounter?patient=Patient/{patient}&status=in-progress"
+        ))
+        .body,
     )
     .into_iter()
     .map(|e| e["resource"].clone())
@@ -100,7 +104,10 @@ fn scenario(env: &Env) {
         .json()
         .unwrap();
     let position = sess["position"].as_str().expect("a position").to_owned();
-    let role = s.get(&format!("PractitionerRole/{}", position.trim_start_matches("PractitionerRole/")));
+    let role = s.get(&format!(
+        "PractitionerRole/{}",
+        position.trim_start_matches("PractitionerRole/")
+    ));
     let dr = role.body["practitioner"]["reference"]
         .as_str()
         .unwrap_or_else(|| panic!("{}: {}", env.name, role.text))
@@ -121,14 +128,30 @@ fn scenario(env: &Env) {
 
     // On the worklist, also filtered to the ward.
     let w = page(&pharm, &format!("{root}/ui/pharmacy"));
-    assert!(w.contains(r#"data-prescription="e2e-rx-1""#), "{}: {w}", env.name);
+    assert!(
+        w.contains(r#"data-prescription="e2e-rx-1""#),
+        "{}: {w}",
+        env.name
+    );
     let w = page(&pharm, &format!("{root}/ui/pharmacy?ward=watford-w1"));
-    assert!(w.contains(r#"data-prescription="e2e-rx-1""#), "{}: {w}", env.name);
+    assert!(
+        w.contains(r#"data-prescription="e2e-rx-1""#),
+        "{}: {w}",
+        env.name
+    );
 
     // The consultant cannot screen it.
-    let r = post(&doctor, &root, "/ui/pharmacy/prescriptions/e2e-rx-1/screen", &[]);
+    let r = post(
+        &doctor,
+        &root,
+        "/ui/pharmacy/prescriptions/e2e-rx-1/screen",
+        &[],
+    );
     assert_eq!(r.status(), 403, "{}", env.name);
-    assert_eq!(screening(&s.get("MedicationRequest/e2e-rx-1").body), "unscreened");
+    assert_eq!(
+        screening(&s.get("MedicationRequest/e2e-rx-1").body),
+        "unscreened"
+    );
 
     // Query → answer → screen.
     let r = post(
@@ -138,9 +161,16 @@ fn scenario(env: &Env) {
         &[("question", "Weight 48 kg: reduce to 500 mg?")],
     );
     assert_eq!(r.status(), 303, "{}", env.name);
-    assert_eq!(screening(&s.get("MedicationRequest/e2e-rx-1").body), "queried");
+    assert_eq!(
+        screening(&s.get("MedicationRequest/e2e-rx-1").body),
+        "queried"
+    );
     let q = page(&doctor, &format!("{root}/ui/pharmacy/queries"));
-    assert!(q.contains("Weight 48 kg: reduce to 500 mg?"), "{}: {q}", env.name);
+    assert!(
+        q.contains("Weight 48 kg: reduce to 500 mg?"),
+        "{}: {q}",
+        env.name
+    );
     let key = r#"data-testid="open-query" data-task=""#;
     let at = q.find(key).expect("an open query") + key.len();
     let task = &q[at..at + q[at..].find('"').unwrap()];
@@ -151,13 +181,28 @@ fn scenario(env: &Env) {
         &[(&format!("answer-{task}"), "Weight is 68 kg; 1 g is right.")],
     );
     assert_eq!(r.status(), 303, "{}", env.name);
-    let p = page(&pharm, &format!("{root}/ui/pharmacy/prescriptions/e2e-rx-1"));
+    let p = page(
+        &pharm,
+        &format!("{root}/ui/pharmacy/prescriptions/e2e-rx-1"),
+    );
     assert!(p.contains("Weight is 68 kg; 1 g is right."), "{}", env.name);
-    let r = post(&pharm, &root, "/ui/pharmacy/prescriptions/e2e-rx-1/screen", &[("note", "")]);
+    let r = post(
+        &pharm,
+        &root,
+        "/ui/pharmacy/prescriptions/e2e-rx-1/screen",
+        &[("note", "")],
+    );
     assert_eq!(r.status(), 303, "{}", env.name);
-    assert_eq!(screening(&s.get("MedicationRequest/e2e-rx-1").body), "screened");
+    assert_eq!(
+        screening(&s.get("MedicationRequest/e2e-rx-1").body),
+        "screened"
+    );
     let w = page(&pharm, &format!("{root}/ui/pharmacy"));
-    assert!(!w.contains(r#"data-prescription="e2e-rx-1""#), "{}", env.name);
+    assert!(
+        !w.contains(r#"data-prescription="e2e-rx-1""#),
+        "{}",
+        env.name
+    );
 
     // The discharge medicines: not ready until the TTO is screened.
     let r = s.put(
@@ -168,8 +213,17 @@ fn scenario(env: &Env) {
     let url = format!("{root}/ui/encounters/{enc_id}/discharge-medicines");
     let d = page(&doctor, &url);
     assert!(d.contains(r#"data-ready="false""#), "{}: {d}", env.name);
-    assert!(d.contains(r#"data-change="continued""#), "{}: {d}", env.name);
-    let r = post(&pharm, &root, "/ui/pharmacy/prescriptions/e2e-tto-1/screen", &[]);
+    assert!(
+        d.contains(r#"data-change="continued""#),
+        "{}: {d}",
+        env.name
+    );
+    let r = post(
+        &pharm,
+        &root,
+        "/ui/pharmacy/prescriptions/e2e-tto-1/screen",
+        &[],
+    );
     assert_eq!(r.status(), 303, "{}", env.name);
     let d = page(&doctor, &url);
     assert!(d.contains(r#"data-ready="true""#), "{}: {d}", env.name);

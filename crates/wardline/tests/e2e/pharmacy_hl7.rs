@@ -19,7 +19,9 @@ const NHS: &str = "9434765919";
 
 fn rde(control: &str, nhs: &str, orc1: &str, placer: &str, give: &str, units: &str) -> String {
     [
-        format!("MSH|^~\\&|EPMA|RWG|WARDLINE|RWG|20260302090000||RDE^O11^RDE_O11|{control}|P|2.5.1"),
+        format!(
+            "MSH|^~\\&|EPMA|RWG|WARDLINE|RWG|20260302090000||RDE^O11^RDE_O11|{control}|P|2.5.1"
+        ),
         format!("PID|1||{nhs}^^^NHS^NH||Smith^Alice||19500501|F"),
         format!("ORC|{orc1}|{placer}|||||||20260302090000|||1234567^Mehta^Sanjay^^^Dr"),
         "TQ1|1||QDS".to_owned(),
@@ -54,7 +56,11 @@ fn scenario(env: &Env) {
                 {"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral"}},
                 {"url": "unitOfDose", "valueString": "tablet"}]}]}),
     ] {
-        let path = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
+        let path = format!(
+            "{}/{}",
+            r["resourceType"].as_str().unwrap(),
+            r["id"].as_str().unwrap()
+        );
         let res = s.put(&path, &r);
         assert!(res.is_success(), "{}: {path}: {}", env.name, res.brief());
     }
@@ -63,25 +69,62 @@ fn scenario(env: &Env) {
 
     // Refusals, each naming its field, nothing saved.
     let ack = c
-        .send(&rde("RDE-BAD-1", NHS, "NW", "RX9001", "NOPE123^Unknown tablets^LOCAL", "tablet"))
+        .send(&rde(
+            "RDE-BAD-1",
+            NHS,
+            "NW",
+            "RX9001",
+            "NOPE123^Unknown tablets^LOCAL",
+            "tablet",
+        ))
         .unwrap();
     assert_eq!(field(&ack, "MSA-1"), "AE", "{}: {ack}", env.name);
-    assert!(ack.contains("RXE-2") && ack.contains("NOPE123"), "{}: {ack}", env.name);
+    assert!(
+        ack.contains("RXE-2") && ack.contains("NOPE123"),
+        "{}: {ack}",
+        env.name
+    );
     let ack = c
-        .send(&rde("RDE-BAD-2", NHS, "NW", "RX9002", "E2EPARA500^Paracetamol^LOCAL", "mL"))
+        .send(&rde(
+            "RDE-BAD-2",
+            NHS,
+            "NW",
+            "RX9002",
+            "E2EPARA500^Paracetamol^LOCAL",
+            "mL",
+        ))
         .unwrap();
     assert_eq!(field(&ack, "MSA-1"), "AE", "{}: {ack}", env.name);
     assert!(ack.contains("RXE-5"), "{}: {ack}", env.name);
     let ack = c
-        .send(&rde("RDE-BAD-3", "9434765870", "NW", "RX9003", "E2EPARA500^Paracetamol^LOCAL", "tablet"))
+        .send(&rde(
+            "RDE-BAD-3",
+            "9434765870",
+            "NW",
+            "RX9003",
+            "E2EPARA500^Paracetamol^LOCAL",
+            "tablet",
+        ))
         .unwrap();
     assert_eq!(field(&ack, "MSA-1"), "AE", "{}: {ack}", env.name);
     assert!(ack.contains("PID-3"), "{}: {ack}", env.name);
-    assert_eq!(count(&s), before, "{}: a refused RDE saved something", env.name);
+    assert_eq!(
+        count(&s),
+        before,
+        "{}: a refused RDE saved something",
+        env.name
+    );
 
     // Applied.
     let ack = c
-        .send(&rde("RDE-1", NHS, "NW", "RX1001", "E2EPARA500^Paracetamol 500mg tablets^LOCAL", "tablet"))
+        .send(&rde(
+            "RDE-1",
+            NHS,
+            "NW",
+            "RX1001",
+            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "tablet",
+        ))
         .unwrap();
     assert_eq!(field(&ack, "MSA-1"), "AA", "{}: {ack}", env.name);
     let found = common::entries(&s.get("MedicationRequest?identifier=RX1001").body);
@@ -89,8 +132,14 @@ fn scenario(env: &Env) {
     let mr = &found[0]["resource"];
     assert_eq!(mr["status"], "active");
     assert_eq!(mr["subject"]["reference"], "Patient/rde-p1");
-    assert_eq!(mr["medicationReference"]["reference"], "Medication/med-e2e-para");
-    assert_eq!(mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"], 2.0);
+    assert_eq!(
+        mr["medicationReference"]["reference"],
+        "Medication/med-e2e-para"
+    );
+    assert_eq!(
+        mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"],
+        2.0
+    );
     assert_eq!(
         mr["dosageInstruction"][0]["timing"]["repeat"]["timeOfDay"]
             .as_array()
@@ -105,18 +154,35 @@ fn scenario(env: &Env) {
     );
     // A resend changes nothing.
     let ack = c
-        .send(&rde("RDE-1b", NHS, "NW", "RX1001", "E2EPARA500^Paracetamol 500mg tablets^LOCAL", "tablet"))
+        .send(&rde(
+            "RDE-1b",
+            NHS,
+            "NW",
+            "RX1001",
+            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "tablet",
+        ))
         .unwrap();
     assert_eq!(field(&ack, "MSA-1"), "AA", "{}: {ack}", env.name);
     assert_eq!(count(&s), before + 1, "{}", env.name);
 
     // Discontinued.
     let ack = c
-        .send(&rde("RDE-2", NHS, "DC", "RX1001", "E2EPARA500^Paracetamol 500mg tablets^LOCAL", "tablet"))
+        .send(&rde(
+            "RDE-2",
+            NHS,
+            "DC",
+            "RX1001",
+            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "tablet",
+        ))
         .unwrap();
     assert_eq!(field(&ack, "MSA-1"), "AA", "{}: {ack}", env.name);
     let id = mr["id"].as_str().unwrap();
-    assert_eq!(s.get(&format!("MedicationRequest/{id}")).body["status"], "stopped");
+    assert_eq!(
+        s.get(&format!("MedicationRequest/{id}")).body["status"],
+        "stopped"
+    );
 
     // The public example: its patient is unknown here.
     match common::testdata_dir("hl7v2/fhir-converter") {
