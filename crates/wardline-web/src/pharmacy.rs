@@ -454,7 +454,7 @@ pub(crate) async fn queries_page(State(ui): St, req: Req) -> Response {
             cx,
             "Pharmacy queries",
             Nav::None,
-            queries_body(cx, &qs, None, q.get("done").is_some()),
+            queries_body(cx, &qs, None, q.contains_key("done")),
         ),
         Err(e) => refusal(&e),
     })
