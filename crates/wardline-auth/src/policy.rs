@@ -299,6 +299,23 @@ impl Access for Policy {
                 pos.role.display()
             )));
         }
+        if r.resource_type == "MedicationRequest"
+            && op.is_write()
+            && !r.json.is_empty()
+            && !self.principal.system
+            && let Some(pos) = &self.principal.position
+        {
+            let current = reader
+                .read("MedicationRequest", r.id)?
+                .filter(|c| !c.deleted)
+                .map(|c| c.json);
+            if !rbac::screening_permitted(pos.role, r.json, current.as_deref()) {
+                return Err(forbidden(format!(
+                    "only a pharmacist screens a prescription; your position ({}) does not include screening",
+                    pos.role.display()
+                )));
+            }
+        }
         if r.resource_type == "Location"
             && !self.principal.system
             && let Some(pos) = &self.principal.position

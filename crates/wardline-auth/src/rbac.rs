@@ -339,6 +339,34 @@ pub const DUPLICATE_REVIEW_CODE: &str = "duplicate-review";
 /// Whether `role` may do `op` on this `Task` (its JSON; empty for a deletion
 /// tombstone), beyond the type-level table: a role that reaches tasks only
 /// through [`Activity::RegisterPatient`] is limited to duplicate-record reviews.
+/// The pharmacist's screening on a `MedicationRequest` (issue 17,
+/// `wardline_workflow::medicines::SCREENING_EXT`).
+pub const SCREENING_EXT: &str =
+    "https://fhir.wardline.invalid/StructureDefinition/pharmacy-screening";
+
+/// Whether `role` may write this `MedicationRequest` (`new_json`, replacing
+/// `current_json` when it exists), beyond the type-level table: its
+/// pharmacist screening ([`SCREENING_EXT`]) is added, changed or removed
+/// only by those who screen ([`Activity::ScreenPrescriptions`]). A
+/// prescriber's other changes keep the screening as it is and pass.
+pub fn screening_permitted(role: Role, new_json: &str, current_json: Option<&str>) -> bool {
+    if role.has(Activity::ScreenPrescriptions) {
+        return true;
+    }
+    let screening = |json: &str| -> Option<serde_json::Value> {
+        if !json.contains(SCREENING_EXT) {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        v.get("extension")?
+            .as_array()?
+            .iter()
+            .find(|e| e.get("url").and_then(serde_json::Value::as_str) == Some(SCREENING_EXT))
+            .cloned()
+    };
+    screening(new_json) == current_json.and_then(screening)
+}
+
 /// Whether `role` may write this `Location`: the directory's managers any;
 /// ADT staff only an update of a bed (`physicalType` `bd`), which is how
 /// the bed's state is kept — they cannot add, remove or rename wards.
@@ -966,6 +994,16 @@ mod tests {
     fn clinical_roles() {
         assert!(!can(Role::Pharmacist, "Encounter", 'c'));
         assert!(can(Role::Pharmacist, "MedicationRequest", 'u'));
+        // Issue 17: only pharmacists change the screening of a prescription.
+        let plain = r#"{"resourceType":"MedicationRequest","status":"active"}"#;
+        let screened = r#"{"resourceType":"MedicationRequest","status":"active","extension":[{"url":"https://fhir.wardline.invalid/StructureDefinition/pharmacy-screening","extension":[{"url":"status","valueCode":"screened"}]}]}"#;
+        let stopped = r#"{"resourceType":"MedicationRequest","status":"stopped","extension":[{"url":"https://fhir.wardline.invalid/StructureDefinition/pharmacy-screening","extension":[{"url":"status","valueCode":"screened"}]}]}"#;
+        assert!(screening_permitted(Role::Pharmacist, screened, Some(plain)));
+        assert!(!screening_permitted(Role::Doctor, screened, Some(plain)));
+        assert!(!screening_permitted(Role::StaffNurse, screened, None));
+        assert!(!screening_permitted(Role::Doctor, plain, Some(screened)));
+        assert!(screening_permitted(Role::Doctor, stopped, Some(screened)));
+        assert!(screening_permitted(Role::Doctor, plain, None));
         assert!(!can(Role::Pharmacist, "MedicationAdministration", 'c'));
         assert!(can(Role::StaffNurse, "MedicationAdministration", 'c'));
         assert!(!can(Role::StaffNurse, "MedicationRequest", 'c'));

@@ -325,6 +325,46 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 17: prescribing ──
     // ── issue 17: screening ──
+    r(
+        "GET",
+        "/ui/pharmacy",
+        "the pharmacist's screening worklist, by ward",
+    ),
+    r(
+        "GET",
+        "/ui/pharmacy/prescriptions/{id}",
+        "one prescription to screen, annotate or query",
+    ),
+    r(
+        "POST",
+        "/ui/pharmacy/prescriptions/{id}/screen",
+        "mark a prescription screened",
+    ),
+    r(
+        "POST",
+        "/ui/pharmacy/prescriptions/{id}/annotate",
+        "annotate a prescription",
+    ),
+    r(
+        "POST",
+        "/ui/pharmacy/prescriptions/{id}/query",
+        "query a prescription with its prescriber",
+    ),
+    r(
+        "GET",
+        "/ui/pharmacy/queries",
+        "the prescriber's open pharmacy queries",
+    ),
+    r(
+        "POST",
+        "/ui/pharmacy/queries/{task}/answer",
+        "answer a pharmacy query",
+    ),
+    r(
+        "GET",
+        "/ui/encounters/{id}/discharge-medicines",
+        "an admission's discharge medicines (TTO)",
+    ),
     // ── end of issue 17: screening ──
     // ── issue 17: mar ──
     // ── end of issue 17: mar ──
@@ -492,6 +532,32 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         )
         // ── end of issue 17: prescribing ──
         // ── issue 17: screening ──
+        .route("/pharmacy", get(pharmacy::worklist_page))
+        .route(
+            "/pharmacy/prescriptions/{id}",
+            get(pharmacy::prescription_page),
+        )
+        .route(
+            "/pharmacy/prescriptions/{id}/screen",
+            post(pharmacy::screen_post),
+        )
+        .route(
+            "/pharmacy/prescriptions/{id}/annotate",
+            post(pharmacy::annotate_post),
+        )
+        .route(
+            "/pharmacy/prescriptions/{id}/query",
+            post(pharmacy::query_post),
+        )
+        .route("/pharmacy/queries", get(pharmacy::queries_page))
+        .route(
+            "/pharmacy/queries/{task}/answer",
+            post(pharmacy::answer_post),
+        )
+        .route(
+            "/encounters/{id}/discharge-medicines",
+            get(pharmacy::discharge_page),
+        )
         // ── end of issue 17: screening ──
         // ── issue 17: mar ──
         // ── end of issue 17: mar ──

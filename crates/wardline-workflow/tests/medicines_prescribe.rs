@@ -155,6 +155,7 @@ fn seed(svc: &FhirService) {
     let rs = [
         medication(
             "med-LT1001",
+            "med-1001",
             "Paracetamol 500mg tablets",
             "tablet",
             Some(500.0),
@@ -162,6 +163,7 @@ fn seed(svc: &FhirService) {
         ),
         medication(
             "med-LT1002",
+            "med-1002",
             "Warfarin 1mg tablets",
             "tablet",
             Some(1.0),
@@ -169,6 +171,7 @@ fn seed(svc: &FhirService) {
         ),
         medication(
             "med-LT1003",
+            "med-1003",
             "Sodium chloride 0.9% infusion 1litre bags",
             "mL",
             None,

@@ -291,6 +291,47 @@
 //!   message no longer carries are left as they are, but dropped from
 //!   DiagnosticReport.result.
 //!
+//! # RDE^O11 → MedicationRequest (issue 17)
+//!
+//! Orders from an external e-prescribing system become prescriptions on
+//! the drug chart through `wardline_workflow::medicines::prescribe`
+//! (`prescribe_in`, `change_in`, `discontinue_in`) on the message's
+//! transaction — the same rules as a prescriber on the chart.
+//!
+//! * PID-3: the patient must be known (found as for orders); an unknown
+//!   patient is 204 at PID-3 — a pharmacy message never creates one. PV1-19
+//!   names the admission when known, else the patient's current one.
+//! * One prescription per ORC, with the RXE, RXR and TQ1 after it. ORC-1
+//!   (table 0119): `NW` new (a resend of a placer number already on the
+//!   chart changes nothing), `XO` change (the current prescription of that
+//!   placer number is stopped "changed" and replaced), `DC`/`CA`/`OC`
+//!   discontinue (reason ORC-16, else "Discontinued by {MSH-3}"); an unknown
+//!   placer number is 204 at ORC-2, other codes 103 at ORC-1.
+//! * ORC-2 placer number → `identifier` `{base}/pharmacy-order` (type
+//!   PLAC), 101 when empty. ORC-12 (XCN) → the prescriber, found or created
+//!   as for orders, who signs the prescription: 101 when empty (NW, XO).
+//! * RXE-2 give code: a formulary entry's VMP or AMP code (103 naming the
+//!   code when none). RXE-3 dose (102 unless a positive number); RXE-5 its
+//!   unit: the entry's unit of dose or strength unit (103 otherwise, naming
+//!   both). RXR-1: a table 0162 route (PO, IV, IM, SC, PR, SL, TP → SNOMED
+//!   CT) or a SNOMED CT route code, one of the entry's routes (103
+//!   otherwise).
+//! * Timing: TQ1-3 repeat pattern (else RXE-1.2): OD/QD/DAILY/OM 08:00,
+//!   BD/BID/Q12H 08:00 20:00, TDS/TID/Q8H 06:00 14:00 22:00, QDS/QID 08:00
+//!   12:00 18:00 22:00, Q6H, Q4H, ON/QHS/NOCTE 22:00; TQ1-4 explicit times
+//!   (HHMM) replace them; `PRN` in the pattern or TQ1-9 is as required, its
+//!   minimum interval from `Q{n}H` (101 without one) and its maximum in 24
+//!   hours that interval's doses; `ONCE`/`STAT` or TQ1-14 = 1 once only at
+//!   TQ1-7. TQ1-7/8 start and stop. Other patterns are 103 at TQ1-3.
+//! * RXE-27 give indication (else ORC-16) → the indication (101 at RXE-27
+//!   when neither). RXE-7 → further instructions.
+//! * Decision support runs as at the chart: a hard stop is 207 at RXE-2
+//!   naming the alert; override alerts are gone past with the reason that
+//!   the order was signed in the sending system, kept as DetectedIssues,
+//!   and the prescription is unscreened like any other until a pharmacist
+//!   screens it. Any other refusal of the workflow is 207 naming the field
+//!   it is about. Every refusal rolls the whole message back.
+//!
 //! # SIU → Appointment
 //!
 //! * Identified by SCH-2 filler (`{base}/filler-appointment`) then SCH-1
@@ -335,6 +376,7 @@ mod document;
 mod matching;
 mod orders;
 mod patient;
+mod pharmacy;
 mod replies;
 mod sched;
 pub(crate) mod ts;
@@ -374,6 +416,7 @@ pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
         "ORL" => trigger_event == "O22",
         "ORR" => trigger_event == "O02",
         "ORU" => trigger_event == "R01",
+        "RDE" => trigger_event == "O11",
         "SIU" => SIU_EVENTS.contains(&trigger_event),
         "MDM" => MDM_EVENTS.contains(&trigger_event),
         _ => false,
@@ -385,7 +428,7 @@ pub fn is_supported(message_type: &str, trigger_event: &str) -> bool {
 pub fn is_known_type(message_type: &str) -> bool {
     matches!(
         message_type,
-        "ADT" | "ORM" | "OML" | "ORL" | "ORR" | "ORU" | "SIU" | "MDM"
+        "ADT" | "ORM" | "OML" | "ORL" | "ORR" | "ORU" | "RDE" | "SIU" | "MDM"
     )
 }
 
@@ -422,6 +465,7 @@ pub fn apply_at(
         "ORM" | "OML" => orders::apply_order(msg, records, cfg, &format!("{ty}^{ev}")),
         "ORL" | "ORR" => replies::apply_reply(msg, records, cfg, &format!("{ty}^{ev}")),
         "ORU" => orders::apply_result(msg, records, cfg, now),
+        "RDE" => pharmacy::apply_rde(msg, records, cfg, now),
         "SIU" => sched::apply(msg, records, cfg, &ev),
         "MDM" => document::apply(msg, records, cfg, &ev),
         _ => Err(MapError::unsupported(

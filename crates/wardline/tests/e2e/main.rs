@@ -27,6 +27,8 @@ mod local_time;
 mod merge;
 mod orders;
 mod orders_hl7;
+mod pharmacy;
+mod pharmacy_hl7;
 mod pmi;
 mod prescribe;
 mod results;

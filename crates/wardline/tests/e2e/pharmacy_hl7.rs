@@ -1,0 +1,209 @@
+//! RDE^O11 over MLLP on SQLite and PostgreSQL (issue 17):
+//! * a new order for a known patient is applied as a signed, active
+//!   prescription (AA), found by its placer number; its discontinuation
+//!   (ORC-1 DC) stops it;
+//! * a give code not in the formulary is `AE` naming RXE-2, units that are
+//!   not the medicine's `AE` naming RXE-5, an unknown patient `AE` naming
+//!   PID-3 — and nothing is saved for any of them (H-118, H-119);
+//! * the real RDE^O11 of the shared test data (`hl7v2/fhir-converter/`),
+//!   whose patient Wardline does not know, is refused with AE naming PID-3.
+
+use crate::common;
+
+use common::{Env, free_port};
+use serde_json::json;
+
+use crate::hl7::{Client, field};
+
+const NHS: &str = "9434765919";
+
+fn rde(control: &str, nhs: &str, orc1: &str, placer: &str, give: &str, units: &str) -> String {
+    [
+        format!(
+            "MSH|^~\\&|EPMA|RWG|WARDLINE|RWG|20260302090000||RDE^O11^RDE_O11|{control}|P|2.5.1"
+        ),
+        format!("PID|1||{nhs}^^^NHS^NH||Smith^Alice||19500501|F"),
+        format!("ORC|{orc1}|{placer}|||||||20260302090000|||1234567^Mehta^Sanjay^^^Dr"),
+        "TQ1|1||QDS".to_owned(),
+        format!("RXE||{give}|2||{units}||||||||||||||||||||||^Pain"),
+        "RXR|PO^Oral^HL70162".to_owned(),
+    ]
+    .join("\r")
+        + "\r"
+}
+
+fn count(s: &common::Server) -> u64 {
+    s.count("MedicationRequest")
+}
+
+fn scenario(env: &Env) {
+    let mllp = free_port();
+    let s = env.start_with(&["--mllp-listen", &format!("127.0.0.1:{mllp}")]);
+    for r in [
+        json!({"resourceType": "Patient", "id": "rde-p1", "active": true, "gender": "female", "birthDate": "1950-05-01",
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
+            "name": [{"use": "official", "family": "Smith", "given": ["Alice"]}]}),
+        json!({"resourceType": "Encounter", "id": "rde-e1", "status": "in-progress",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+            "subject": {"reference": "Patient/rde-p1"}, "period": {"start": "2026-03-01T10:00:00Z"}}),
+        json!({"resourceType": "Medication", "id": "med-e2e-para", "status": "active",
+            "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": "E2EPARA500", "display": "Paracetamol 500mg tablets"}]},
+            "form": {"text": "Tablet"},
+            "ingredient": [{"itemCodeableConcept": {"text": "Paracetamol"}, "strength": {
+                "numerator": {"value": 500, "unit": "mg"}, "denominator": {"value": 1, "unit": "tablet"}}}],
+            "extension": [{"url": "https://fhir.wardline.invalid/StructureDefinition/formulary-entry", "extension": [
+                {"url": "vtm", "valueCoding": {"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": "paracetamol", "display": "Paracetamol"}},
+                {"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral"}},
+                {"url": "unitOfDose", "valueString": "tablet"}]}]}),
+    ] {
+        let path = format!(
+            "{}/{}",
+            r["resourceType"].as_str().unwrap(),
+            r["id"].as_str().unwrap()
+        );
+        let res = s.put(&path, &r);
+        assert!(res.is_success(), "{}: {path}: {}", env.name, res.brief());
+    }
+    let before = count(&s);
+    let mut c = Client::connect(mllp).unwrap();
+
+    // Refusals, each naming its field, nothing saved.
+    let ack = c
+        .send(&rde(
+            "RDE-BAD-1",
+            NHS,
+            "NW",
+            "RX9001",
+            "NOPE123^Unknown tablets^LOCAL",
+            "tablet",
+        ))
+        .unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AE", "{}: {ack}", env.name);
+    assert!(
+        ack.contains("RXE-2") && ack.contains("NOPE123"),
+        "{}: {ack}",
+        env.name
+    );
+    let ack = c
+        .send(&rde(
+            "RDE-BAD-2",
+            NHS,
+            "NW",
+            "RX9002",
+            "E2EPARA500^Paracetamol^LOCAL",
+            "mL",
+        ))
+        .unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AE", "{}: {ack}", env.name);
+    assert!(ack.contains("RXE-5"), "{}: {ack}", env.name);
+    let ack = c
+        .send(&rde(
+            "RDE-BAD-3",
+            "9434765870",
+            "NW",
+            "RX9003",
+            "E2EPARA500^Paracetamol^LOCAL",
+            "tablet",
+        ))
+        .unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AE", "{}: {ack}", env.name);
+    assert!(ack.contains("PID-3"), "{}: {ack}", env.name);
+    assert_eq!(
+        count(&s),
+        before,
+        "{}: a refused RDE saved something",
+        env.name
+    );
+
+    // Applied.
+    let ack = c
+        .send(&rde(
+            "RDE-1",
+            NHS,
+            "NW",
+            "RX1001",
+            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "tablet",
+        ))
+        .unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AA", "{}: {ack}", env.name);
+    let found = common::entries(&s.get("MedicationRequest?identifier=RX1001").body);
+    assert_eq!(found.len(), 1, "{}", env.name);
+    let mr = &found[0]["resource"];
+    assert_eq!(mr["status"], "active");
+    assert_eq!(mr["subject"]["reference"], "Patient/rde-p1");
+    assert_eq!(
+        mr["medicationReference"]["reference"],
+        "Medication/med-e2e-para"
+    );
+    assert_eq!(
+        mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"],
+        2.0
+    );
+    assert_eq!(
+        mr["dosageInstruction"][0]["timing"]["repeat"]["timeOfDay"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+    assert!(
+        mr["extension"].as_array().unwrap().iter().any(|e| e["url"]
+            == "https://fhir.wardline.invalid/StructureDefinition/prescriber-signature"),
+        "{}: unsigned: {mr}",
+        env.name
+    );
+    // A resend changes nothing.
+    let ack = c
+        .send(&rde(
+            "RDE-1b",
+            NHS,
+            "NW",
+            "RX1001",
+            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "tablet",
+        ))
+        .unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AA", "{}: {ack}", env.name);
+    assert_eq!(count(&s), before + 1, "{}", env.name);
+
+    // Discontinued.
+    let ack = c
+        .send(&rde(
+            "RDE-2",
+            NHS,
+            "DC",
+            "RX1001",
+            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "tablet",
+        ))
+        .unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AA", "{}: {ack}", env.name);
+    let id = mr["id"].as_str().unwrap();
+    assert_eq!(
+        s.get(&format!("MedicationRequest/{id}")).body["status"],
+        "stopped"
+    );
+
+    // The public example: its patient is unknown here.
+    match common::testdata_dir("hl7v2/fhir-converter") {
+        Some(dir) => {
+            let text = std::fs::read_to_string(dir.join("RDE-O11-01.hl7")).unwrap();
+            let ack = c.send(&text.replace('\n', "\r")).unwrap();
+            assert_eq!(field(&ack, "MSA-1"), "AE", "{}: {ack}", env.name);
+            assert!(ack.contains("PID-3"), "{}: {ack}", env.name);
+        }
+        None => eprintln!("skipped: the shared HL7 v2 test data (hl7v2/fhir-converter) is absent"),
+    }
+}
+
+#[test]
+fn mllp_rde_sqlite() {
+    scenario(&Env::sqlite());
+}
+
+#[test]
+fn mllp_rde_postgres() {
+    if let Some(pg) = Env::postgres() {
+        scenario(&pg);
+    }
+}
