@@ -12,6 +12,7 @@ mod generate;
 mod hl7;
 mod import;
 mod jobs;
+mod medicines;
 mod results;
 mod user;
 
@@ -116,6 +117,9 @@ enum Command {
     /// Results inbox tools: escalate unacknowledged critical results.
     #[command(subcommand)]
     Results(results::ResultsCommand),
+    /// Drug round tools: escalate late time-critical doses.
+    #[command(subcommand)]
+    Medicines(medicines::MedicinesCommand),
 }
 
 #[derive(Args)]
@@ -173,6 +177,17 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     critical_result_escalation_minutes: u32,
+    /// Escalate a dose of a time-critical medicine with nothing recorded
+    /// this many minutes after its time to the ward's nurse in charge
+    /// (checked every minute; `wardline medicines escalate` runs the same check).
+    #[arg(
+        long,
+        env = "WARDLINE_TIME_CRITICAL_DOSE_MINUTES",
+        value_name = "MINUTES",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    time_critical_dose_minutes: u32,
 }
 
 #[derive(Args)]
@@ -216,6 +231,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(a) => user::run_token(a),
         Command::Client(c) => user::run_client(c),
         Command::Results(c) => results::run(c),
+        Command::Medicines(c) => medicines::run(c),
     };
     match result {
         Ok(code) => code,
@@ -279,6 +295,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         jobs::spawn_duplicate_scan(service.clone(), a.duplicate_scan_minutes);
     }
     jobs::spawn_result_escalation(service.clone(), a.critical_result_escalation_minutes);
+    jobs::spawn_late_dose_escalation(service.clone(), a.time_critical_dose_minutes);
     for d in destinations {
         tracing::info!(
             destination = d.name,
