@@ -20,7 +20,7 @@ use wardline_workflow::medicines::mar::{
 };
 use wardline_workflow::medicines::{
     DMD_SYSTEM, DOSE_SLOT_SYSTEM, FORMULARY_EXT, MIN_INTERVAL_EXT, MedicinesError,
-    OMISSION_SYSTEM, VARIABLE_DOSE_EXT,
+    OMISSION_SYSTEM, SIGNATURE_EXT, VARIABLE_DOSE_EXT,
 };
 
 struct Backend {
@@ -158,6 +158,9 @@ fn request(id: &str, med: &str, status: &str, dosage: Value) -> Value {
         "subject": {"reference": "Patient/p1"},
         "encounter": {"reference": "Encounter/e1"},
         "authoredOn": "2026-03-01T09:00:00Z",
+        "extension": [{"url": SIGNATURE_EXT, "extension": [
+            {"url": "by", "valueReference": {"reference": "Practitioner/dr1"}},
+            {"url": "at", "valueDateTime": "2026-03-01T09:00:00Z"}]}],
         "dispenseRequest": {"validityPeriod": {"start": "2026-03-01T09:00:00Z"}},
         "dosageInstruction": [dosage]})
 }
@@ -454,7 +457,7 @@ fn once_only_and_variable_doses() {
             "doseAndRate": [{"doseRange": {"low": {"value": 1, "unit": "mg"}, "high": {"value": 10, "unit": "mg"}}}]});
         var["route"] = json!({"text": "Oral"});
         let mut mr = request("mr-war", "med-war", "active", var);
-        mr["extension"] = json!([{"url": VARIABLE_DOSE_EXT, "valueBoolean": true}]);
+        mr["extension"].as_array_mut().unwrap().push(json!({"url": VARIABLE_DOSE_EXT, "valueBoolean": true}));
         put(svc, mr);
         let e = give(svc, &nurse("n1"), &dose_at("mr-war", at(18, 0)), None, at(18, 0)).unwrap_err();
         assert!(e.message().contains("variable-dose"), "{e:?}");

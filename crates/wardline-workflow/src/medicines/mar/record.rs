@@ -252,7 +252,7 @@ pub fn give_in(
         return Err(invalid("The time given cannot be in the future."));
     }
     let slot_key = g.slot.map(|s| slot_id(id, s));
-    let mut mr = locked_request(tx, id, slot_key.as_deref())?;
+    let mr = locked_request(tx, id, slot_key.as_deref())?;
     let zone = tx.time_zone().clone();
     let entry = entry_of(tx, &mr)?;
     let name = medicine_name(&mr, entry.as_ref());
@@ -375,12 +375,10 @@ pub fn give_in(
     ma["note"] = json!([note]);
     let saved = tx.save(ma)?;
 
-    // A once-only prescription is done when its dose is given. (Issue 17's
-    // prescribing owner's `set_status_in` will be the one home of status
-    // changes; until it lands this is the lifecycle's `allowed` move.)
-    if k == Kind::OnceOnly && crate::medicines::allowed("active", "completed") {
-        mr["status"] = json!("completed");
-        tx.save(mr)?;
+    // A once-only prescription is done when its dose is given: through the
+    // one place a prescription's status changes.
+    if k == Kind::OnceOnly {
+        crate::medicines::prescribe::set_status_in(tx, id, "completed", "")?;
     }
     Ok(saved.id)
 }
