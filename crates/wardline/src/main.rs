@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod audit;
+mod demo_drugs;
 mod export;
 mod generate;
 mod hl7;
@@ -275,6 +276,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     if a.demo {
         load_demo(&service)?;
         load_demo_catalogue(&service)?;
+        // Issue 17, the MAR: after the demo formulary is loaded.
+        demo_drugs::load(&service)?;
     }
     let directory = Arc::new(
         wardline_auth::directory::Directory::open(service.clone(), &a.trust.trust_organization)

@@ -22,6 +22,7 @@ mod graph;
 mod hl7;
 mod input;
 mod lab;
+mod mar;
 mod local_time;
 mod merge;
 mod orders;
