@@ -49,6 +49,10 @@ pub enum BenchCommand {
     /// cumulative view of a patient with 5,000 observations, at scale;
     /// service time and page time (min, p50, p99).
     Results(crate::results::ResultsBenchArgs),
+    /// The ward drug round (issue 17): 30 patients × 15 active
+    /// prescriptions with two days of doses; the page's workflow call
+    /// (min, p50, p99).
+    Mar(crate::mar::MarBenchArgs),
 }
 
 #[derive(Args)]
@@ -176,6 +180,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Workspace(a) => crate::workspace::run(a)?,
         BenchCommand::Matching(a) => crate::matching::run(a)?,
         BenchCommand::Results(a) => crate::results::run(a)?,
+        BenchCommand::Mar(a) => crate::mar::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
