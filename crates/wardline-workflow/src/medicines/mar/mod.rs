@@ -34,7 +34,8 @@
 //!   than its minimum interval or past its 24-hour maximum (saying when
 //!   the next dose may be given); an omission without one of
 //!   [`OMISSION_REASONS`]. A once-only prescription becomes `completed`
-//!   when its dose is given.
+//!   when its dose is given ([`rule::OnceOnlyDone`], a write hook, so on
+//!   every channel and as the system's consequence of the dose).
 //! * **One record per dose, on every channel** — [`rule::DoseSlotRule`], a
 //!   core write rule (registered by `with_rules`): no second
 //!   MedicationAdministration with a dose-slot identifier another current
@@ -74,7 +75,7 @@ use super::{DOSE_SLOT_SYSTEM, OMISSION_SYSTEM};
 pub use escalate::{LATE_DOSE_CODE, escalate_late, escalate_late_in};
 pub use record::{Give, Omit, give, give_in, omit, omit_in};
 pub use round::{DrugRound, PatientMar, drug_round, patient_mar};
-pub use rule::DoseSlotRule;
+pub use rule::{DoseSlotRule, OnceOnlyDone};
 
 /// `performer.function` codes (FHIR's med-admin-perform-function).
 pub const PERFORM_FUNCTION_SYSTEM: &str =

@@ -375,11 +375,8 @@ pub fn give_in(
     ma["note"] = json!([note]);
     let saved = tx.save(ma)?;
 
-    // A once-only prescription is done when its dose is given: through the
-    // one place a prescription's status changes.
-    if k == Kind::OnceOnly {
-        crate::medicines::prescribe::set_status_in(tx, id, "completed", "")?;
-    }
+    // A once-only prescription is completed by `rule::OnceOnlyDone` at
+    // commit (the nurse may not write prescriptions; the system does).
     Ok(saved.id)
 }
 

@@ -112,3 +112,61 @@ impl WriteRule for DoseSlotRule {
         Ok(())
     }
 }
+
+/// A once-only prescription is `completed` when its dose is given — on
+/// every channel, and whoever gives it: a core `WriteHook` on
+/// `MedicationAdministration` (registered by [`crate::with_rules`]), so the
+/// change is the system's consequence of the dose, made in the same
+/// transaction through the one place a prescription's status changes
+/// (`prescribe::set_status_in`), not a prescribing act of the nurse's (who
+/// may not write prescriptions). A hook never refuses: a prescription that
+/// cannot be completed is left as it is.
+pub struct OnceOnlyDone;
+
+impl wardline_core::WriteHook for OnceOnlyDone {
+    fn watches(&self, resource_type: &str) -> bool {
+        resource_type == "MedicationAdministration"
+    }
+
+    fn before_commit(
+        &self,
+        tx: &mut wardline_core::Tx<'_>,
+        changes: &[wardline_core::Change],
+    ) -> Result<(), FhirError> {
+        use crate::medicines::{Kind, MedicinesError, kind};
+        for c in changes {
+            let Some(after) = c.after.as_deref() else {
+                continue;
+            };
+            let Ok(ma) = serde_json::from_str::<Value>(after) else {
+                continue;
+            };
+            let was_given = c
+                .before
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                .is_some_and(|b| b["status"] == "completed");
+            if ma["status"] != "completed" || was_given {
+                continue;
+            }
+            let Some(mr_id) = crate::fhir::reference_id(&ma["request"], "MedicationRequest")
+            else {
+                continue;
+            };
+            let Some(mr) = super::stored(&*tx, "MedicationRequest", mr_id)? else {
+                continue;
+            };
+            if mr["status"] != "active" || kind(&mr) != Kind::OnceOnly {
+                continue;
+            }
+            match crate::medicines::prescribe::set_status_in(tx, mr_id, "completed", "") {
+                Ok(_) => {}
+                Err(MedicinesError::Store(m)) => return Err(FhirError::internal(m)),
+                Err(e) => {
+                    tracing::warn!(prescription = mr_id, error = %e, "a once-only prescription given was not completed");
+                }
+            }
+        }
+        Ok(())
+    }
+}
