@@ -229,6 +229,7 @@ fn no_dose_of_a_discontinued_or_unreleased_prescription() {
                     "effectiveDateTime": "2026-03-02T08:00:00Z"}))
                 .unwrap_err();
             assert_eq!(e.status, 422, "{}: {e:?}", b.name);
+            drop(tx);
             assert!(administrations(svc, id).is_empty());
         }
         // The same prescription once active may be given.
@@ -283,8 +284,10 @@ fn two_nurses_cannot_record_the_same_dose() {
                     let (barrier, ma) = (&barrier, ma.clone());
                     s.spawn(move || {
                         let a = op();
-                        let mut tx = svc.begin(&a)?;
+                        // (SQLite's transaction takes the database's write
+                        // lock at its start: both start after the barrier.)
                         barrier.wait();
+                        let mut tx = svc.begin(&a)?;
                         tx.save(ma)?;
                         tx.commit()
                     })

@@ -119,7 +119,13 @@ pub fn escalate_late_in(
             let Some(id) = mr["id"].as_str().map(str::to_owned) else {
                 continue;
             };
-            let due = schedule::slots(&mr, &zone, now - LOOK_BACK, now + Duration::seconds(1));
+            // Up to an hour ahead: a dose recorded as not given before its time.
+            let due = schedule::slots(
+                &mr,
+                &zone,
+                now - LOOK_BACK,
+                now + schedule::EARLY + Duration::seconds(1),
+            );
             if due.is_empty() {
                 continue;
             }
