@@ -69,6 +69,14 @@ pub fn order_catalogue() -> Value {
 /// The text of [`order_catalogue`] (`data/order-catalogue.json`).
 pub const ORDER_CATALOGUE: &str = include_str!("../data/order-catalogue.json");
 
+/// The demo trust's starter formulary (`data/formulary.csv`): over 150
+/// common inpatient medicines, one row per VMP, in the format of
+/// `docs/formulary-format.md` (read by
+/// `wardline_workflow::medicines::formulary::parse`, which its tests check
+/// it with). Demonstration data: local codes except paracetamol's dm+d
+/// codes; doses and flags are examples.
+pub const FORMULARY: &str = include_str!("../data/formulary.csv");
+
 /// A patient's hospital number, as registration records one.
 pub fn hospital_number(numbers: &Scheme, serial: u64) -> Value {
     numbers.identifier(&numbers.format(serial))

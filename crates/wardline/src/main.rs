@@ -9,6 +9,7 @@
 mod audit;
 mod demo_drugs;
 mod export;
+mod formulary;
 mod generate;
 mod hl7;
 mod import;
@@ -118,6 +119,9 @@ enum Command {
     /// Results inbox tools: escalate unacknowledged critical results.
     #[command(subcommand)]
     Results(results::ResultsCommand),
+    /// The medicines formulary: import a formulary file.
+    #[command(subcommand)]
+    Formulary(formulary::FormularyCommand),
     /// Drug round tools: escalate late time-critical doses.
     #[command(subcommand)]
     Medicines(medicines::MedicinesCommand),
@@ -232,6 +236,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(a) => user::run_token(a),
         Command::Client(c) => user::run_client(c),
         Command::Results(c) => results::run(c),
+        Command::Formulary(c) => formulary::run(c),
         Command::Medicines(c) => medicines::run(c),
     };
     match result {
@@ -276,6 +281,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     if a.demo {
         load_demo(&service)?;
         load_demo_catalogue(&service)?;
+        load_demo_formulary(&service)?;
         // Issue 17, the MAR: after the demo formulary is loaded.
         demo_drugs::load(&service)?;
     }
@@ -418,6 +424,25 @@ fn load_demo_catalogue(service: &FhirService) -> Result<()> {
         resources = report.created.len(),
         "demo order catalogue loaded"
     );
+    Ok(())
+}
+
+/// Loads the demo starter formulary (`wardline-demo`'s
+/// `data/formulary.csv`) through the formulary's import, unless the store
+/// already has a formulary (a pharmacist's imports are never overwritten).
+fn load_demo_formulary(service: &FhirService) -> Result<()> {
+    use wardline_workflow::medicines::formulary;
+    if !formulary::load(service)?.entries.is_empty() {
+        return Ok(());
+    }
+    let report = formulary::import(
+        service,
+        &wardline_core::Trusted::operator("demo-loader"),
+        wardline_demo::FORMULARY,
+        "formulary.csv",
+    )
+    .map_err(|e| anyhow::anyhow!("loading the demo formulary failed: {e}"))?;
+    tracing::info!(medicines = report.added.len(), "demo formulary loaded");
     Ok(())
 }
 

@@ -18,6 +18,7 @@ mod duplicate_scan;
 mod errors;
 mod examples;
 mod export;
+mod formulary;
 mod graph;
 mod hl7;
 mod input;
