@@ -34,7 +34,7 @@ use wardline_workflow::medicines::mar::round::{
 use wardline_workflow::medicines::mar::{
     self, Give, OMISSION_REASONS, Omit, drug_round, patient_mar,
 };
-use wardline_workflow::medicines::{Kind, MedicinesError};
+use wardline_workflow::medicines::MedicinesError;
 
 use crate::layout::{self, Nav};
 use crate::{Cx, Form, Req, St, enc, see_other};
@@ -602,6 +602,7 @@ mod tests {
 
     #[test]
     fn kinds_have_labels() {
+        use wardline_workflow::medicines::Kind;
         assert_eq!(Kind::AsRequired.label(), "As required");
     }
 }
