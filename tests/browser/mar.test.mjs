@@ -31,7 +31,9 @@ after(async () => {
 })
 
 test('a nurse gives a dose and records an omission on the drug round', async () => {
-  await signIn(nurse, server, 'nurse.w1', '/ui/drug-round')
+  await signIn(nurse, server, 'nurse.w1', '/ui/wards/watford-w1/drug-round')
+  // The nurse's own round is their ward's.
+  await nurse.goto(server.url + '/ui/drug-round')
   await nurse.waitForURL(/\/ui\/wards\/watford-w1\/drug-round/)
   await nurse.waitForSelector('[data-testid="round-patient"]')
   await assertAccessible(nurse, 'drug round')

@@ -22,7 +22,7 @@ use wardline::StoreArgs;
 use wardline_core::{Agent, ServiceConfig, Trusted};
 use wardline_workflow::medicines::mar::{self, Give, Omit};
 use wardline_workflow::medicines::{
-    DMD_SYSTEM, FORMULARY_EXT, MIN_INTERVAL_EXT, SIGNATURE_EXT, VARIABLE_DOSE_EXT,
+    FORMULARY_EXT, LOCAL_MEDICINE_SYSTEM, MIN_INTERVAL_EXT, SIGNATURE_EXT, VARIABLE_DOSE_EXT,
 };
 
 #[derive(Args)]
@@ -59,7 +59,7 @@ fn medication(i: usize) -> Value {
         subs.push(json!({"url": "controlledDrug", "valueString": "2"}));
     }
     json!({"resourceType": "Medication", "id": format!("bench-med-{i}"), "status": "active",
-        "code": {"coding": [{"system": DMD_SYSTEM, "code": format!("9000000{i:02}"), "display": format!("Bench medicine {i} tablets")}]},
+        "code": {"coding": [{"system": LOCAL_MEDICINE_SYSTEM, "code": format!("LPBENCH{i:02}"), "display": format!("Bench medicine {i} tablets")}]},
         "extension": [{"url": FORMULARY_EXT, "extension": subs}]})
 }
 
