@@ -102,14 +102,13 @@ fn seeded_dose(r: Result<String, wardline_workflow::medicines::MedicinesError>) 
     }
 }
 
-/// Seeds the drug round once (a demo store that has prescriptions already
-/// is left alone).
+/// Seeds the drug round once (a store where it was seeded is left alone).
 pub fn load(service: &FhirService) -> Result<()> {
     let op = Trusted::operator("demo-loader");
-    if !service
-        .search_as(&op, "MedicationRequest", &[("_count", "1")])?
-        .resources
-        .is_empty()
+    if service
+        .system_reader()
+        .read("MedicationRequest", "demo-mar-0-reg")?
+        .is_some()
     {
         return Ok(());
     }
