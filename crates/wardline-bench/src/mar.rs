@@ -58,7 +58,7 @@ fn medication(i: usize) -> Value {
     if i == 2 {
         subs.push(json!({"url": "controlledDrug", "valueString": "2"}));
     }
-    json!({"resourceType": "Medication", "id": format!("bench-med-{i}"), "status": "active",
+    json!({"resourceType": "Medication", "id": format!("med-LPBENCH{i:02}"), "status": "active",
         "code": {"coding": [{"system": LOCAL_MEDICINE_SYSTEM, "code": format!("LPBENCH{i:02}"), "display": format!("Bench medicine {i} tablets")}]},
         "extension": [{"url": FORMULARY_EXT, "extension": subs}]})
 }
@@ -84,7 +84,7 @@ fn prescription(id: &str, patient: &str, encounter: &str, med: usize, start: &st
     };
     let mut mr = json!({"resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category", "code": "inpatient"}]}],
-        "medicationReference": {"reference": format!("Medication/bench-med-{med}")},
+        "medicationReference": {"reference": format!("Medication/med-LPBENCH{med:02}")},
         "subject": {"reference": format!("Patient/{patient}")},
         "encounter": {"reference": format!("Encounter/{encounter}")},
         "authoredOn": start,
