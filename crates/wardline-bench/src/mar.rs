@@ -3,7 +3,7 @@
 //! Builds (in a fresh store: SQLite in a temporary directory, or
 //! `--database`) one ward of `--patients` beds (five bays), each bed's
 //! patient admitted with `--prescriptions` active prescriptions from a
-//! formulary of 15 medicines — regular one to four times a day (one
+//! formulary of 15 medicines (from the demo's starter formulary) — regular one to four times a day (one
 //! time-critical, one controlled drug), as required (with interval and
 //! maximum), once only and variable dose — and two days of doses recorded
 //! (given, a few omitted) through `medicines::mar::give_in` / `omit_in`.
@@ -20,9 +20,10 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 use wardline::StoreArgs;
 use wardline_core::{Agent, ServiceConfig, Trusted};
+use wardline_workflow::medicines::formulary;
 use wardline_workflow::medicines::mar::{self, Give, Omit};
 use wardline_workflow::medicines::{
-    FORMULARY_EXT, LOCAL_MEDICINE_SYSTEM, MIN_INTERVAL_EXT, SIGNATURE_EXT, VARIABLE_DOSE_EXT,
+    MIN_INTERVAL_EXT, SIGNATURE_EXT, VARIABLE_DOSE_EXT,
 };
 
 #[derive(Args)]
@@ -50,19 +51,6 @@ fn loc(id: &str, name: &str, kind: &str, part_of: Option<&str>) -> Value {
     l
 }
 
-fn medication(i: usize) -> Value {
-    let mut subs = vec![json!({"url": "unitOfDose", "valueString": "tablet"})];
-    if i == 1 {
-        subs.push(json!({"url": "timeCritical", "valueBoolean": true}));
-    }
-    if i == 2 {
-        subs.push(json!({"url": "controlledDrug", "valueString": "2"}));
-    }
-    json!({"resourceType": "Medication", "id": format!("med-LPBENCH{i:02}"), "status": "active",
-        "code": {"coding": [{"system": LOCAL_MEDICINE_SYSTEM, "code": format!("LPBENCH{i:02}"), "display": format!("Bench medicine {i} tablets")}]},
-        "extension": [{"url": FORMULARY_EXT, "extension": subs}]})
-}
-
 const TIMES: [&[&str]; 4] = [
     &["08:00:00"],
     &["08:00:00", "20:00:00"],
@@ -70,7 +58,7 @@ const TIMES: [&[&str]; 4] = [
     &["06:00:00", "12:00:00", "18:00:00", "22:00:00"],
 ];
 
-fn prescription(id: &str, patient: &str, encounter: &str, med: usize, start: &str, event: &str) -> Value {
+fn prescription(id: &str, patient: &str, encounter: &str, med: usize, med_id: &str, start: &str, event: &str) -> Value {
     let dosage = match med {
         12 | 13 => json!({"asNeededBoolean": true,
             "extension": [{"url": MIN_INTERVAL_EXT, "valueDuration": {"value": 4, "unit": "hours", "code": "h"}}],
@@ -84,7 +72,7 @@ fn prescription(id: &str, patient: &str, encounter: &str, med: usize, start: &st
     };
     let mut mr = json!({"resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category", "code": "inpatient"}]}],
-        "medicationReference": {"reference": format!("Medication/med-LPBENCH{med:02}")},
+        "medicationReference": {"reference": format!("Medication/{med_id}")},
         "subject": {"reference": format!("Patient/{patient}")},
         "encounter": {"reference": format!("Encounter/{encounter}")},
         "authoredOn": start,
@@ -123,12 +111,23 @@ pub fn run(a: MarBenchArgs) -> Result<()> {
     for b in 0..5 {
         base.push(loc(&format!("bench-bay-{b}"), &format!("Bay {b}"), "ro", Some("bench-ward")));
     }
-    base.extend((0..15).map(medication));
     let mut tx = svc.begin(&op)?;
     for r in base {
         tx.save(r)?;
     }
     tx.commit()?;
+    // The demo's starter formulary; 15 of its medicines, the second
+    // time-critical and the third a controlled drug.
+    formulary::import(&svc, &op, wardline_demo::FORMULARY, "formulary.csv")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let f = formulary::load(&svc)?;
+    let plain: Vec<&str> = f.entries.iter().filter(|e| e.active && !e.time_critical && e.controlled_drug.is_none()).map(|e| e.id.as_str()).take(13).collect();
+    let tc = f.entries.iter().find(|e| e.time_critical).map(|e| e.id.as_str());
+    let cd = f.entries.iter().find(|e| e.needs_witness()).map(|e| e.id.as_str());
+    let (Some(tc), Some(cd), true) = (tc, cd, plain.len() == 13) else {
+        anyhow::bail!("the starter formulary lacks the medicines the bench needs");
+    };
+    let meds: Vec<&str> = [plain[0], tc, cd].into_iter().chain(plain[1..].iter().copied()).collect();
     let loading = Instant::now();
     for p in 0..a.patients {
         let (pid, eid, bed) = (format!("bench-p{p}"), format!("bench-e{p}"), format!("bench-bed-{p}"));
@@ -141,7 +140,7 @@ pub fn run(a: MarBenchArgs) -> Result<()> {
             "subject": {"reference": format!("Patient/{pid}")}, "period": {"start": start},
             "location": [{"location": {"reference": format!("Location/{bed}")}, "status": "active", "period": {"start": start}}]}))?;
         for m in 0..a.prescriptions {
-            tx.save(prescription(&format!("bench-mr-{p}-{m}"), &pid, &eid, m % 15, &start, &event))?;
+            tx.save(prescription(&format!("bench-mr-{p}-{m}"), &pid, &eid, m % 15, meds[m % 15], &start, &event))?;
         }
         tx.commit()?;
         // Two days of doses: every scheduled dose before now given (one in
