@@ -22,9 +22,7 @@ use wardline::StoreArgs;
 use wardline_core::{Agent, ServiceConfig, Trusted};
 use wardline_workflow::medicines::formulary;
 use wardline_workflow::medicines::mar::{self, Give, Omit};
-use wardline_workflow::medicines::{
-    MIN_INTERVAL_EXT, SIGNATURE_EXT, VARIABLE_DOSE_EXT,
-};
+use wardline_workflow::medicines::{MIN_INTERVAL_EXT, SIGNATURE_EXT, VARIABLE_DOSE_EXT};
 
 #[derive(Args)]
 pub struct MarBenchArgs {
@@ -58,7 +56,15 @@ const TIMES: [&[&str]; 4] = [
     &["06:00:00", "12:00:00", "18:00:00", "22:00:00"],
 ];
 
-fn prescription(id: &str, patient: &str, encounter: &str, med: usize, med_id: &str, start: &str, event: &str) -> Value {
+fn prescription(
+    id: &str,
+    patient: &str,
+    encounter: &str,
+    med: usize,
+    med_id: &str,
+    start: &str,
+    event: &str,
+) -> Value {
     let dosage = match med {
         12 | 13 => json!({"asNeededBoolean": true,
             "extension": [{"url": MIN_INTERVAL_EXT, "valueDuration": {"value": 4, "unit": "hours", "code": "h"}}],
@@ -66,9 +72,11 @@ fn prescription(id: &str, patient: &str, encounter: &str, med: usize, med_id: &s
             "maxDosePerPeriod": {"numerator": {"value": 8, "unit": "tablet"}, "denominator": {"value": 24, "unit": "hours", "code": "h"}}}),
         14 => json!({"timing": {"event": [event], "repeat": {"count": 1}},
             "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}]}),
-        _ => json!({"timing": {"repeat": {"timeOfDay": TIMES[med % 4], "period": 1, "periodUnit": "d"}},
+        _ => {
+            json!({"timing": {"repeat": {"timeOfDay": TIMES[med % 4], "period": 1, "periodUnit": "d"}},
             "route": {"text": "Oral"},
-            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}]}),
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}]})
+        }
     };
     let mut mr = json!({"resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category", "code": "inpatient"}]}],
@@ -82,7 +90,9 @@ fn prescription(id: &str, patient: &str, encounter: &str, med: usize, med_id: &s
         "dispenseRequest": {"validityPeriod": {"start": start}},
         "dosageInstruction": [dosage]});
     if med == 11 {
-        mr["extension"].as_array_mut().map(|e| e.push(json!({"url": VARIABLE_DOSE_EXT, "valueBoolean": true})));
+        mr["extension"]
+            .as_array_mut()
+            .map(|e| e.push(json!({"url": VARIABLE_DOSE_EXT, "valueBoolean": true})));
         mr["dosageInstruction"][0]["doseAndRate"] = json!([{"doseRange": {"low": {"value": 1, "unit": "tablet"}, "high": {"value": 4, "unit": "tablet"}}}]);
     }
     mr
@@ -109,7 +119,12 @@ pub fn run(a: MarBenchArgs) -> Result<()> {
         json!({"resourceType": "Practitioner", "id": "bench-n2", "name": [{"family": "Nurse", "given": ["Two"]}]}),
     ];
     for b in 0..5 {
-        base.push(loc(&format!("bench-bay-{b}"), &format!("Bay {b}"), "ro", Some("bench-ward")));
+        base.push(loc(
+            &format!("bench-bay-{b}"),
+            &format!("Bay {b}"),
+            "ro",
+            Some("bench-ward"),
+        ));
     }
     let mut tx = svc.begin(&op)?;
     for r in base {
@@ -121,18 +136,44 @@ pub fn run(a: MarBenchArgs) -> Result<()> {
     formulary::import(&svc, &op, wardline_demo::FORMULARY, "formulary.csv")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let f = formulary::load(&svc)?;
-    let plain: Vec<&str> = f.entries.iter().filter(|e| e.active && !e.time_critical && e.controlled_drug.is_none()).map(|e| e.id.as_str()).take(13).collect();
-    let tc = f.entries.iter().find(|e| e.time_critical).map(|e| e.id.as_str());
-    let cd = f.entries.iter().find(|e| e.needs_witness()).map(|e| e.id.as_str());
+    let plain: Vec<&str> = f
+        .entries
+        .iter()
+        .filter(|e| e.active && !e.time_critical && e.controlled_drug.is_none())
+        .map(|e| e.id.as_str())
+        .take(13)
+        .collect();
+    let tc = f
+        .entries
+        .iter()
+        .find(|e| e.time_critical)
+        .map(|e| e.id.as_str());
+    let cd = f
+        .entries
+        .iter()
+        .find(|e| e.needs_witness())
+        .map(|e| e.id.as_str());
     let (Some(tc), Some(cd), true) = (tc, cd, plain.len() == 13) else {
         anyhow::bail!("the starter formulary lacks the medicines the bench needs");
     };
-    let meds: Vec<&str> = [plain[0], tc, cd].into_iter().chain(plain[1..].iter().copied()).collect();
+    let meds: Vec<&str> = [plain[0], tc, cd]
+        .into_iter()
+        .chain(plain[1..].iter().copied())
+        .collect();
     let loading = Instant::now();
     for p in 0..a.patients {
-        let (pid, eid, bed) = (format!("bench-p{p}"), format!("bench-e{p}"), format!("bench-bed-{p}"));
+        let (pid, eid, bed) = (
+            format!("bench-p{p}"),
+            format!("bench-e{p}"),
+            format!("bench-bed-{p}"),
+        );
         let mut tx = svc.begin(&op)?;
-        tx.save(loc(&bed, &format!("Bed {p}"), "bd", Some(&format!("bench-bay-{}", p % 5))))?;
+        tx.save(loc(
+            &bed,
+            &format!("Bed {p}"),
+            "bd",
+            Some(&format!("bench-bay-{}", p % 5)),
+        ))?;
         tx.save(json!({"resourceType": "Patient", "id": pid, "active": true,
             "name": [{"use": "official", "family": format!("Bench{p}"), "given": ["Pat"]}], "gender": if p % 2 == 0 { "female" } else { "male" }}))?;
         tx.save(json!({"resourceType": "Encounter", "id": eid, "status": "in-progress",
@@ -140,23 +181,61 @@ pub fn run(a: MarBenchArgs) -> Result<()> {
             "subject": {"reference": format!("Patient/{pid}")}, "period": {"start": start},
             "location": [{"location": {"reference": format!("Location/{bed}")}, "status": "active", "period": {"start": start}}]}))?;
         for m in 0..a.prescriptions {
-            tx.save(prescription(&format!("bench-mr-{p}-{m}"), &pid, &eid, m % 15, meds[m % 15], &start, &event))?;
+            tx.save(prescription(
+                &format!("bench-mr-{p}-{m}"),
+                &pid,
+                &eid,
+                m % 15,
+                meds[m % 15],
+                &start,
+                &event,
+            ))?;
         }
         tx.commit()?;
         // Two days of doses: every scheduled dose before now given (one in
         // ten omitted), and as-required doses twice a day.
-        let nurse = Trusted::new(Agent { name: "bench-n1".into(), who: Some("Practitioner/bench-n1".into()), ..Agent::default() });
-        let witness = Trusted::new(Agent { name: "bench-n2".into(), who: Some("Practitioner/bench-n2".into()), ..Agent::default() });
+        let nurse = Trusted::new(Agent {
+            name: "bench-n1".into(),
+            who: Some("Practitioner/bench-n1".into()),
+            ..Agent::default()
+        });
+        let witness = Trusted::new(Agent {
+            name: "bench-n2".into(),
+            who: Some("Practitioner/bench-n2".into()),
+            ..Agent::default()
+        });
         let mut tx = svc.begin(&nurse)?;
         for m in 0..a.prescriptions {
             let id = format!("bench-mr-{p}-{m}");
-            let Some(mr) = tx.get("MedicationRequest", &id)? else { continue };
-            let slots = mar::schedule::slots(&mr, svc.time_zone(), now - Duration::days(2), now - Duration::hours(1));
+            let Some(mr) = tx.get("MedicationRequest", &id)? else {
+                continue;
+            };
+            let slots = mar::schedule::slots(
+                &mr,
+                svc.time_zone(),
+                now - Duration::days(2),
+                now - Duration::hours(1),
+            );
             for (k, s) in slots.iter().enumerate() {
                 let r = if (k + m) % 10 == 9 {
-                    mar::omit_in(&mut tx, &Omit { request: id.clone(), slot: s.at, reason: "refused".into(), note: None }, s.at)
+                    mar::omit_in(
+                        &mut tx,
+                        &Omit {
+                            request: id.clone(),
+                            slot: s.at,
+                            reason: "refused".into(),
+                            note: None,
+                        },
+                        s.at,
+                    )
                 } else {
-                    let g = Give { request: id.clone(), slot: Some(s.at), dose: (m % 15 == 11).then_some(2.0), given_at: Some(s.at + Duration::minutes(5)), ..Give::default() };
+                    let g = Give {
+                        request: id.clone(),
+                        slot: Some(s.at),
+                        dose: (m % 15 == 11).then_some(2.0),
+                        given_at: Some(s.at + Duration::minutes(5)),
+                        ..Give::default()
+                    };
                     let w = (m % 15 == 2).then_some(&witness as &dyn wardline_core::Access);
                     mar::give_in(&mut tx, &g, w, s.at + Duration::minutes(5))
                 };
@@ -165,8 +244,17 @@ pub fn run(a: MarBenchArgs) -> Result<()> {
             if matches!(m % 15, 12 | 13) {
                 for h in [30, 18, 6] {
                     let t = now - Duration::hours(h);
-                    mar::give_in(&mut tx, &Give { request: id.clone(), given_at: Some(t), ..Give::default() }, None, t)
-                        .map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
+                    mar::give_in(
+                        &mut tx,
+                        &Give {
+                            request: id.clone(),
+                            given_at: Some(t),
+                            ..Give::default()
+                        },
+                        None,
+                        t,
+                    )
+                    .map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
                 }
             }
         }
@@ -179,17 +267,39 @@ pub fn run(a: MarBenchArgs) -> Result<()> {
         a.prescriptions,
         loading.elapsed().as_secs_f64()
     );
-    let nurse = Trusted::new(Agent { name: "bench-n1".into(), who: Some("Practitioner/bench-n1".into()), ..Agent::default() });
+    let nurse = Trusted::new(Agent {
+        name: "bench-n1".into(),
+        who: Some("Practitioner/bench-n1".into()),
+        ..Agent::default()
+    });
     // Warm up, and check the page is whole.
-    let r = mar::drug_round(&svc, &nurse, "bench-ward", now, Duration::hours(12), Duration::hours(4))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = mar::drug_round(
+        &svc,
+        &nurse,
+        "bench-ward",
+        now,
+        Duration::hours(12),
+        Duration::hours(4),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let rxs: usize = r.patients.iter().map(|p| p.prescriptions.len()).sum();
-    anyhow::ensure!(r.patients.len() == a.patients && rxs == a.patients * a.prescriptions, "the round shows {} patients, {rxs} prescriptions", r.patients.len());
+    anyhow::ensure!(
+        r.patients.len() == a.patients && rxs == a.patients * a.prescriptions,
+        "the round shows {} patients, {rxs} prescriptions",
+        r.patients.len()
+    );
     let mut times: Vec<StdDuration> = Vec::with_capacity(a.repeat);
     for _ in 0..a.repeat {
         let t = Instant::now();
-        let r = mar::drug_round(&svc, &nurse, "bench-ward", now, Duration::hours(12), Duration::hours(4))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let r = mar::drug_round(
+            &svc,
+            &nurse,
+            "bench-ward",
+            now,
+            Duration::hours(12),
+            Duration::hours(4),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(t.elapsed());
         std::hint::black_box(r);
     }

@@ -28,13 +28,13 @@ use maud::{Markup, html};
 use time::{Duration, OffsetDateTime};
 use wardline_auth::policy::Policy;
 use wardline_auth::rbac::Activity;
+use wardline_workflow::medicines::MedicinesError;
 use wardline_workflow::medicines::mar::round::{
     Dose, DoseState, Prescription, Recorded, RoundPatient,
 };
 use wardline_workflow::medicines::mar::{
     self, Give, OMISSION_REASONS, Omit, drug_round, patient_mar,
 };
-use wardline_workflow::medicines::MedicinesError;
 
 use crate::layout::{self, Nav};
 use crate::{Cx, Form, Req, St, enc, see_other};
@@ -85,7 +85,12 @@ fn record_text(r: &Recorded) -> Markup {
 }
 
 fn dose_href(patient: &str, request: &str, instant: Option<&str>, back: &str) -> String {
-    let mut s = format!("/ui/patients/{}/mar/{}/dose?back={}", enc(patient), enc(request), enc(back));
+    let mut s = format!(
+        "/ui/patients/{}/mar/{}/dose?back={}",
+        enc(patient),
+        enc(request),
+        enc(back)
+    );
     if let Some(i) = instant {
         s.push_str(&format!("&slot={}", enc(i)));
     }
@@ -308,11 +313,20 @@ fn dose_form(
     let err = |k: &str| errors.iter().find(|(f, _)| f == k).map(|(_, m)| m.as_str());
     let val = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
     let slot = dose.map(|d| d.instant.clone()).unwrap_or_default();
-    let reasons: Vec<(String, String)> = std::iter::once((String::new(), "Choose a reason".to_owned()))
-        .chain(OMISSION_REASONS.iter().map(|(c, d)| ((*c).to_owned(), (*d).to_owned())))
-        .collect();
+    let reasons: Vec<(String, String)> =
+        std::iter::once((String::new(), "Choose a reason".to_owned()))
+            .chain(
+                OMISSION_REASONS
+                    .iter()
+                    .map(|(c, d)| ((*c).to_owned(), (*d).to_owned())),
+            )
+            .collect();
     let default_dose = rx.prescribed.map(mar::amount_text).unwrap_or_default();
-    let dose_value = if f.contains_key("dose") { val("dose").to_owned() } else { default_dose };
+    let dose_value = if f.contains_key("dose") {
+        val("dose").to_owned()
+    } else {
+        default_dose
+    };
     html! {
         (layout::back_link(&back, "Back"))
         span class="nhsuk-caption-l" { (rx.kind.label()) }
@@ -397,34 +411,62 @@ fn find(
         .prescriptions
         .into_iter()
         .find(|p| p.id == request)
-        .ok_or_else(|| mar_error(&MedicinesError::NotFound(format!("There is no prescription {request} on this patient's chart."))))?;
+        .ok_or_else(|| {
+            mar_error(&MedicinesError::NotFound(format!(
+                "There is no prescription {request} on this patient's chart."
+            )))
+        })?;
     let dose = match slot {
         Some(s) => Some(
             rx.doses
                 .iter()
                 .find(|d| d.slot.at == s)
                 .cloned()
-                .ok_or_else(|| mar_error(&MedicinesError::Invalid("That is not one of this prescription's dose times.".into())))?,
+                .ok_or_else(|| {
+                    mar_error(&MedicinesError::Invalid(
+                        "That is not one of this prescription's dose times.".into(),
+                    ))
+                })?,
         ),
         None => None,
     };
     Ok((rx, dose))
 }
 
-fn form_page(cx: &Cx, patient: &str, request: &str, f: &Form, errors: &Errors, status: StatusCode) -> Response {
+fn form_page(
+    cx: &Cx,
+    patient: &str,
+    request: &str,
+    f: &Form,
+    errors: &Errors,
+    status: StatusCode,
+) -> Response {
     let slot = match slot_of_form(f) {
         Ok(s) => s,
         Err(m) => return mar_error(&MedicinesError::Invalid(m)),
     };
     match find(cx, patient, request, slot) {
-        Ok((rx, dose)) => layout::page_with(status, cx, &rx.medicine.clone(), Nav::Patients, dose_form(cx, patient, &rx, dose.as_ref(), f, errors)),
+        Ok((rx, dose)) => layout::page_with(
+            status,
+            cx,
+            &rx.medicine.clone(),
+            Nav::Patients,
+            dose_form(cx, patient, &rx, dose.as_ref(), f, errors),
+        ),
         Err(r) => r,
     }
 }
 
 /// `GET /ui/patients/{id}/mar/{request}/dose?slot=…`.
-pub(crate) async fn dose_page(State(ui): St, req: Req, Path((id, request)): Path<(String, String)>) -> Response {
-    ui.run(req, None, move |cx, q| form_page(cx, &id, &request, &q, &Vec::new(), StatusCode::OK)).await
+pub(crate) async fn dose_page(
+    State(ui): St,
+    req: Req,
+    Path((id, request)): Path<(String, String)>,
+) -> Response {
+    ui.run(req, None, move |cx, q| {
+        form_page(cx, &id, &request, &q, &Vec::new(), StatusCode::OK)
+    })
+    .await
 }
 
 /// The witness's access: their sign-in checked by the directory, then their
@@ -439,13 +481,22 @@ fn witness_access(cx: &Cx, f: &Form) -> Result<Option<Policy>, Errors> {
     }
     let mut errors = Vec::new();
     if user.is_empty() {
-        errors.push(("witness_username".to_owned(), "Enter the witness's username".to_owned()));
+        errors.push((
+            "witness_username".to_owned(),
+            "Enter the witness's username".to_owned(),
+        ));
     }
     if password.is_empty() {
-        errors.push(("witness_password".to_owned(), "Enter the witness's password".to_owned()));
+        errors.push((
+            "witness_password".to_owned(),
+            "Enter the witness's password".to_owned(),
+        ));
     }
     if code.is_empty() {
-        errors.push(("witness_code".to_owned(), "Enter the witness's authenticator code".to_owned()));
+        errors.push((
+            "witness_code".to_owned(),
+            "Enter the witness's authenticator code".to_owned(),
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -454,8 +505,13 @@ fn witness_access(cx: &Cx, f: &Form) -> Result<Option<Policy>, Errors> {
     let acc = cx
         .dir
         .login(user, password, code, cx.principal.agent.address.as_deref())
-        .map_err(|_| bad("The witness's sign-in was not accepted: check the username, password and code"))?;
-    let positions = cx.dir.positions(&acc.username).map_err(|_| bad("The witness's positions could not be read"))?;
+        .map_err(|_| {
+            bad("The witness's sign-in was not accepted: check the username, password and code")
+        })?;
+    let positions = cx
+        .dir
+        .positions(&acc.username)
+        .map_err(|_| bad("The witness's positions could not be read"))?;
     let position = positions
         .iter()
         .filter(|p| p.active)
@@ -493,7 +549,12 @@ fn field_of(m: &str) -> &'static str {
 }
 
 /// `POST /ui/patients/{id}/mar/{request}/give`.
-pub(crate) async fn give_post(State(ui): St, req: Req, Path((id, request)): Path<(String, String)>, body: Bytes) -> Response {
+pub(crate) async fn give_post(
+    State(ui): St,
+    req: Req,
+    Path((id, request)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let slot = match slot_of_form(&f) {
             Ok(s) => s,
@@ -506,16 +567,25 @@ pub(crate) async fn give_post(State(ui): St, req: Req, Path((id, request)): Path
             match dose_text.parse::<f64>() {
                 Ok(d) => Some(d),
                 Err(_) => {
-                    let errors = vec![("dose".to_owned(), "Enter the dose as a number, like 1 or 0.5".to_owned())];
+                    let errors = vec![(
+                        "dose".to_owned(),
+                        "Enter the dose as a number, like 1 or 0.5".to_owned(),
+                    )];
                     return form_page(cx, &id, &request, &f, &errors, StatusCode::BAD_REQUEST);
                 }
             }
         };
         let witness = match witness_access(cx, &f) {
             Ok(w) => w,
-            Err(errors) => return form_page(cx, &id, &request, &f, &errors, StatusCode::BAD_REQUEST),
+            Err(errors) => {
+                return form_page(cx, &id, &request, &f, &errors, StatusCode::BAD_REQUEST);
+            }
         };
-        let text = |k: &str| f.get(k).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let text = |k: &str| {
+            f.get(k)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
         let g = Give {
             request: request.clone(),
             slot,
@@ -529,7 +599,11 @@ pub(crate) async fn give_post(State(ui): St, req: Req, Path((id, request)): Path
         let w = witness.as_ref().map(|p| p as &dyn wardline_core::Access);
         match mar::give(&cx.svc, cx.access(), &g, w, OffsetDateTime::now_utc()) {
             Ok(_) => see_other(&with_done(&back_of(&f, &id), "given")),
-            Err(e @ (MedicinesError::Invalid(_) | MedicinesError::Conflict(_) | MedicinesError::Forbidden(_))) => {
+            Err(
+                e @ (MedicinesError::Invalid(_)
+                | MedicinesError::Conflict(_)
+                | MedicinesError::Forbidden(_)),
+            ) => {
                 let m = e.message();
                 let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
                 let errors = vec![(field_of(&m).to_owned(), m)];
@@ -547,29 +621,51 @@ fn with_done(back: &str, done: &str) -> String {
 }
 
 /// `POST /ui/patients/{id}/mar/{request}/omit`.
-pub(crate) async fn omit_post(State(ui): St, req: Req, Path((id, request)): Path<(String, String)>, body: Bytes) -> Response {
+pub(crate) async fn omit_post(
+    State(ui): St,
+    req: Req,
+    Path((id, request)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let slot = match slot_of_form(&f) {
             Ok(Some(s)) => s,
-            Ok(None) => return mar_error(&MedicinesError::Invalid("Only a scheduled dose can be recorded as not given.".into())),
+            Ok(None) => {
+                return mar_error(&MedicinesError::Invalid(
+                    "Only a scheduled dose can be recorded as not given.".into(),
+                ));
+            }
             Err(m) => return mar_error(&MedicinesError::Invalid(m)),
         };
-        let reason = f.get("reason").map(|s| s.trim().to_owned()).unwrap_or_default();
+        let reason = f
+            .get("reason")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
         if reason.is_empty() {
-            let errors = vec![("reason".to_owned(), "Choose why the dose was not given".to_owned())];
+            let errors = vec![(
+                "reason".to_owned(),
+                "Choose why the dose was not given".to_owned(),
+            )];
             return form_page(cx, &id, &request, &f, &errors, StatusCode::BAD_REQUEST);
         }
         let o = Omit {
             request: request.clone(),
             slot,
             reason,
-            note: f.get("omit_note").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+            note: f
+                .get("omit_note")
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
         };
         match mar::omit(&cx.svc, cx.access(), &o, OffsetDateTime::now_utc()) {
             Ok(_) => see_other(&with_done(&back_of(&f, &id), "omitted")),
             Err(e @ (MedicinesError::Invalid(_) | MedicinesError::Conflict(_))) => {
                 let m = e.message();
-                let field = if m.contains("Say why") { "omit_note" } else { "reason" };
+                let field = if m.contains("Say why") {
+                    "omit_note"
+                } else {
+                    "reason"
+                };
                 let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
                 form_page(cx, &id, &request, &f, &vec![(field.to_owned(), m)], status)
             }
@@ -596,7 +692,10 @@ mod tests {
 
     #[test]
     fn refusals_land_on_their_field() {
-        assert_eq!(field_of("Morphine is a controlled drug"), "witness_username");
+        assert_eq!(
+            field_of("Morphine is a controlled drug"),
+            "witness_username"
+        );
         assert_eq!(field_of("Too soon: a dose was given at 10:00"), "dose");
     }
 

@@ -52,7 +52,9 @@ fn dose_of(e: &Entry) -> (f64, String) {
 
 fn route_of(e: &Entry) -> Value {
     match e.routes.first() {
-        Some(r) => json!({"coding": [{"system": SNOMED_SYSTEM, "code": r.code, "display": r.display}], "text": r.display}),
+        Some(r) => {
+            json!({"coding": [{"system": SNOMED_SYSTEM, "code": r.code, "display": r.display}], "text": r.display})
+        }
         None => json!({"text": "Oral"}),
     }
 }
@@ -114,10 +116,22 @@ pub fn load(service: &FhirService) -> Result<()> {
     }
     let f = formulary::load(service)?;
     let (Some(prn), Some(tc), Some(cd), Some(reg)) = (
-        pick(&f, |e| !e.time_critical && e.controlled_drug.is_none(), &["paracetamol 500mg tablet", "paracetamol"]),
-        pick(&f, |e| e.time_critical, &["co-careldopa", "levodopa", "insulin"]),
+        pick(
+            &f,
+            |e| !e.time_critical && e.controlled_drug.is_none(),
+            &["paracetamol 500mg tablet", "paracetamol"],
+        ),
+        pick(
+            &f,
+            |e| e.time_critical,
+            &["co-careldopa", "levodopa", "insulin"],
+        ),
         pick(&f, Entry::needs_witness, &["morphine", "oxycodone"]),
-        pick(&f, |e| !e.time_critical && e.controlled_drug.is_none() && !e.high_risk, &["amlodipine", "omeprazole", "lansoprazole"]),
+        pick(
+            &f,
+            |e| !e.time_critical && e.controlled_drug.is_none() && !e.high_risk,
+            &["amlodipine", "omeprazole", "lansoprazole"],
+        ),
     ) else {
         tracing::warn!("the demo formulary has no medicines to seed the drug round with");
         return Ok(());
@@ -126,24 +140,64 @@ pub fn load(service: &FhirService) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("demo drug round: {e}"))?;
     let zone = service.time_zone().clone();
     let now = OffsetDateTime::now_utc();
-    let hour = now.replace_minute(0)?.replace_second(0)?.replace_nanosecond(0)?;
+    let hour = now
+        .replace_minute(0)?
+        .replace_second(0)?
+        .replace_nanosecond(0)?;
     let start = mar::instant_text(now - Duration::days(2));
-    let nurse = Trusted::new(Agent { name: "demo-nurse".into(), who: Some("Practitioner/prac-5".into()), ..Agent::default() });
-    let witness = Trusted::new(Agent { name: "demo-nurse-2".into(), who: Some("Practitioner/prac-7".into()), ..Agent::default() });
+    let nurse = Trusted::new(Agent {
+        name: "demo-nurse".into(),
+        who: Some("Practitioner/prac-5".into()),
+        ..Agent::default()
+    });
+    let witness = Trusted::new(Agent {
+        name: "demo-nurse-2".into(),
+        who: Some("Practitioner/prac-7".into()),
+        ..Agent::default()
+    });
     let mut seeded = 0;
     for (n, (patient, encounter)) in board
         .bays
         .iter()
         .flat_map(|b| &b.beds)
-        .filter_map(|b| b.patient.as_ref().map(|p| (p.id.clone(), p.encounter_id.clone())))
+        .filter_map(|b| {
+            b.patient
+                .as_ref()
+                .map(|p| (p.id.clone(), p.encounter_id.clone()))
+        })
         .enumerate()
     {
         let id = |k: &str| format!("demo-mar-{n}-{k}");
         let mut rs = vec![
-            prescription(&id("reg"), &patient, &encounter, "prac-0", &start, reg,
-                regular(reg, &[hhmm(&zone, hour), hhmm(&zone, hour + Duration::hours(12))]), "Long-term medicine"),
-            prescription(&id("tc"), &patient, &encounter, "prac-0", &start, tc,
-                regular(tc, &[hhmm(&zone, hour - Duration::hours(2)), hhmm(&zone, hour + Duration::hours(4))]), "Time-critical: give on time"),
+            prescription(
+                &id("reg"),
+                &patient,
+                &encounter,
+                "prac-0",
+                &start,
+                reg,
+                regular(
+                    reg,
+                    &[hhmm(&zone, hour), hhmm(&zone, hour + Duration::hours(12))],
+                ),
+                "Long-term medicine",
+            ),
+            prescription(
+                &id("tc"),
+                &patient,
+                &encounter,
+                "prac-0",
+                &start,
+                tc,
+                regular(
+                    tc,
+                    &[
+                        hhmm(&zone, hour - Duration::hours(2)),
+                        hhmm(&zone, hour + Duration::hours(4)),
+                    ],
+                ),
+                "Time-critical: give on time",
+            ),
             {
                 let (v, u) = dose_of(prn);
                 let mut d = json!({"asNeededCodeableConcept": {"text": "Pain or fever"}, "route": route_of(prn),
@@ -151,15 +205,36 @@ pub fn load(service: &FhirService) -> Result<()> {
                     "doseAndRate": [{"doseQuantity": {"value": v, "unit": u}}],
                     "maxDosePerPeriod": {"numerator": {"value": v * 4.0, "unit": u}, "denominator": {"value": 24, "unit": "hours", "system": "http://unitsofmeasure.org", "code": "h"}}});
                 d["text"] = json!("Every 4 hours when required, at most 4 doses in 24 hours");
-                prescription(&id("prn"), &patient, &encounter, "prac-0", &start, prn, d, "Pain or fever")
+                prescription(
+                    &id("prn"),
+                    &patient,
+                    &encounter,
+                    "prac-0",
+                    &start,
+                    prn,
+                    d,
+                    "Pain or fever",
+                )
             },
         ];
         if n % 2 == 0 {
-            rs.push(prescription(&id("cd"), &patient, &encounter, "prac-0", &start, cd,
-                regular(cd, &[hhmm(&zone, hour)]), "Pain (controlled drug: witnessed)"));
+            rs.push(prescription(
+                &id("cd"),
+                &patient,
+                &encounter,
+                "prac-0",
+                &start,
+                cd,
+                regular(cd, &[hhmm(&zone, hour)]),
+                "Pain (controlled drug: witnessed)",
+            ));
         }
         let mut tx = service.begin(&op)?;
-        tx.set_audit_subtype(wardline_core::audit::WARDLINE_SUBTYPE, "demo-drug-round", "C");
+        tx.set_audit_subtype(
+            wardline_core::audit::WARDLINE_SUBTYPE,
+            "demo-drug-round",
+            "C",
+        );
         for r in rs {
             tx.save(r)?;
         }
@@ -167,17 +242,71 @@ pub fn load(service: &FhirService) -> Result<()> {
         // Yesterday's doses, and an as-required dose an hour ago.
         let at_y = |t: OffsetDateTime| t - Duration::days(1);
         let y_reg = at_y(hour);
-        seeded_dose(mar::give(service, &nurse, &Give { request: id("reg"), slot: Some(y_reg), given_at: Some(y_reg + Duration::minutes(10)), ..Give::default() }, None, y_reg + Duration::minutes(10)));
+        seeded_dose(mar::give(
+            service,
+            &nurse,
+            &Give {
+                request: id("reg"),
+                slot: Some(y_reg),
+                given_at: Some(y_reg + Duration::minutes(10)),
+                ..Give::default()
+            },
+            None,
+            y_reg + Duration::minutes(10),
+        ));
         let y_tc = at_y(hour - Duration::hours(2));
         if n % 3 == 0 {
-            seeded_dose(mar::omit(service, &nurse, &Omit { request: id("tc"), slot: y_tc, reason: "nil-by-mouth".into(), note: Some("Nil by mouth for theatre".into()) }, y_tc + Duration::minutes(5)));
+            seeded_dose(mar::omit(
+                service,
+                &nurse,
+                &Omit {
+                    request: id("tc"),
+                    slot: y_tc,
+                    reason: "nil-by-mouth".into(),
+                    note: Some("Nil by mouth for theatre".into()),
+                },
+                y_tc + Duration::minutes(5),
+            ));
         } else {
-            seeded_dose(mar::give(service, &nurse, &Give { request: id("tc"), slot: Some(y_tc), given_at: Some(y_tc + Duration::minutes(5)), ..Give::default() }, None, y_tc + Duration::minutes(5)));
+            seeded_dose(mar::give(
+                service,
+                &nurse,
+                &Give {
+                    request: id("tc"),
+                    slot: Some(y_tc),
+                    given_at: Some(y_tc + Duration::minutes(5)),
+                    ..Give::default()
+                },
+                None,
+                y_tc + Duration::minutes(5),
+            ));
         }
         if n % 2 == 0 {
-            seeded_dose(mar::give(service, &nurse, &Give { request: id("cd"), slot: Some(y_reg), batch: Some("DEMO-CD-01".into()), given_at: Some(y_reg + Duration::minutes(15)), ..Give::default() }, Some(&witness), y_reg + Duration::minutes(15)));
+            seeded_dose(mar::give(
+                service,
+                &nurse,
+                &Give {
+                    request: id("cd"),
+                    slot: Some(y_reg),
+                    batch: Some("DEMO-CD-01".into()),
+                    given_at: Some(y_reg + Duration::minutes(15)),
+                    ..Give::default()
+                },
+                Some(&witness),
+                y_reg + Duration::minutes(15),
+            ));
         }
-        seeded_dose(mar::give(service, &nurse, &Give { request: id("prn"), given_at: Some(now - Duration::hours(1)), ..Give::default() }, None, now));
+        seeded_dose(mar::give(
+            service,
+            &nurse,
+            &Give {
+                request: id("prn"),
+                given_at: Some(now - Duration::hours(1)),
+                ..Give::default()
+            },
+            None,
+            now,
+        ));
         seeded += 1;
     }
     tracing::info!(patients = seeded, ward = WARD, "demo drug round seeded");

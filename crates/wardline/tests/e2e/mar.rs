@@ -68,10 +68,23 @@ fn scenario(env: &Env) {
 
     let r = nurse.get(format!("{root}/ui/drug-round")).send().unwrap();
     assert_eq!(r.status(), 303, "{}", env.name);
-    assert_eq!(location(&r), "/ui/wards/watford-w1/drug-round", "{}", env.name);
+    assert_eq!(
+        location(&r),
+        "/ui/wards/watford-w1/drug-round",
+        "{}",
+        env.name
+    );
     let round = page(&nurse, &format!("{root}/ui/wards/watford-w1/drug-round"));
-    assert!(round.contains(r#"data-testid="round-patient""#), "{}: {round}", env.name);
-    assert!(round.contains("late time-critical"), "{}: no late dose marked", env.name);
+    assert!(
+        round.contains(r#"data-testid="round-patient""#),
+        "{}: {round}",
+        env.name
+    );
+    assert!(
+        round.contains("late time-critical"),
+        "{}: no late dose marked",
+        env.name
+    );
 
     // A due (or overdue) dose recorded as not given, with its reason.
     let dose_links = links(&round, "record-dose");
@@ -84,14 +97,33 @@ fn scenario(env: &Env) {
     assert!(form.contains(r#"data-testid="omit-form""#));
     let slot = hidden(&form, "slot");
     let omit = action(&regular, "omit");
-    let r = post(&nurse, &root, &omit, &[("slot", &slot), ("reason", ""), ("back", "/ui/drug-round")]);
+    let r = post(
+        &nurse,
+        &root,
+        &omit,
+        &[("slot", &slot), ("reason", ""), ("back", "/ui/drug-round")],
+    );
     assert_eq!(r.status(), 400, "{}: a reason is needed", env.name);
-    let r = post(&nurse, &root, &omit, &[("slot", &slot), ("reason", "away"), ("omit_note", "In X-ray"), ("back", "/ui/wards/watford-w1/drug-round")]);
+    let r = post(
+        &nurse,
+        &root,
+        &omit,
+        &[
+            ("slot", &slot),
+            ("reason", "away"),
+            ("omit_note", "In X-ray"),
+            ("back", "/ui/wards/watford-w1/drug-round"),
+        ],
+    );
     assert_eq!(r.status(), 303, "{}", env.name);
     assert!(location(&r).contains("done=omitted"), "{}", env.name);
     let patient = regular.split('/').nth(3).unwrap().to_owned();
     let chart = page(&nurse, &format!("{root}/ui/patients/{patient}/mar"));
-    assert!(chart.contains("Patient away from ward") && chart.contains("In X-ray"), "{}: {chart}", env.name);
+    assert!(
+        chart.contains("Patient away from ward") && chart.contains("In X-ray"),
+        "{}: {chart}",
+        env.name
+    );
     // The same dose again: one record per dose.
     let r = post(&nurse, &root, &action(&regular, "give"), &[("slot", &slot)]);
     assert_eq!(r.status(), 409, "{}", env.name);
@@ -103,11 +135,24 @@ fn scenario(env: &Env) {
         .find(|l| l.contains("-prn/"))
         .unwrap_or_else(|| panic!("{}: no as-required medicine", env.name));
     let form = page(&nurse, &format!("{root}{prn}"));
-    assert!(form.contains(r#"data-testid="prn-next""#), "{}: {form}", env.name);
-    let r = post(&nurse, &root, &action(&prn, "give"), &[("slot", ""), ("dose", &hidden_dose(&form))]);
+    assert!(
+        form.contains(r#"data-testid="prn-next""#),
+        "{}: {form}",
+        env.name
+    );
+    let r = post(
+        &nurse,
+        &root,
+        &action(&prn, "give"),
+        &[("slot", ""), ("dose", &hidden_dose(&form))],
+    );
     assert_eq!(r.status(), 409, "{}", env.name);
     let html = r.text().unwrap();
-    assert!(html.contains("Too soon") && html.contains("The next dose may be given from"), "{}: {html}", env.name);
+    assert!(
+        html.contains("Too soon") && html.contains("The next dose may be given from"),
+        "{}: {html}",
+        env.name
+    );
 
     // A controlled drug: no witness, then nurse2.w1 as witness.
     let cd = dose_links
@@ -123,11 +168,25 @@ fn scenario(env: &Env) {
     assert_eq!(r.status(), 400, "{}", env.name);
     assert!(r.text().unwrap().contains("controlled drug"));
     let code = env.cli(&["user", "code", "nurse2.w1"]);
-    let r = post(&nurse, &root, &give, &[
-        ("slot", &slot), ("batch", "CD-42"),
-        ("witness_username", "nurse2.w1"), ("witness_password", "wardline-demo-only"), ("witness_code", code.trim()),
-    ]);
-    assert_eq!(r.status(), 303, "{}: {}", env.name, r.text().unwrap_or_default());
+    let r = post(
+        &nurse,
+        &root,
+        &give,
+        &[
+            ("slot", &slot),
+            ("batch", "CD-42"),
+            ("witness_username", "nurse2.w1"),
+            ("witness_password", "wardline-demo-only"),
+            ("witness_code", code.trim()),
+        ],
+    );
+    assert_eq!(
+        r.status(),
+        303,
+        "{}: {}",
+        env.name,
+        r.text().unwrap_or_default()
+    );
     let cd_patient = cd.split('/').nth(3).unwrap().to_owned();
     let chart = page(&nurse, &format!("{root}/ui/patients/{cd_patient}/mar"));
     assert!(chart.contains("(witness "), "{}: {chart}", env.name);
@@ -139,7 +198,11 @@ fn scenario(env: &Env) {
     let out = env.cli(&["medicines", "escalate", "--now", &later]);
     assert!(out.contains("escalated: Task/"), "{}: {out}", env.name);
     let again = env.cli(&["medicines", "escalate", "--now", &later]);
-    assert!(again.contains("nothing to escalate"), "{}: {again}", env.name);
+    assert!(
+        again.contains("nothing to escalate"),
+        "{}: {again}",
+        env.name
+    );
 }
 
 fn location(r: &reqwest::blocking::Response) -> String {

@@ -25,7 +25,9 @@ use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 
 use super::schedule;
-use super::{administrations_of, instant_text, omission_of, search_all, slot_id, slot_lock, slot_of, stored};
+use super::{
+    administrations_of, instant_text, omission_of, search_all, slot_id, slot_lock, slot_of, stored,
+};
 use crate::medicines::formulary::Entry;
 use crate::medicines::{DOSE_SLOT_SYSTEM, MedicinesError};
 use crate::pmi::TASK_SYSTEM;
@@ -67,7 +69,10 @@ pub fn ward_of<Rd: wardline_store::Reader + ?Sized>(
             .flatten()
             .any(|c| c["code"] == "wa");
         if is_ward {
-            return Ok(Some((loc, l["name"].as_str().unwrap_or_default().to_owned())));
+            return Ok(Some((
+                loc,
+                l["name"].as_str().unwrap_or_default().to_owned(),
+            )));
         }
         match crate::fhir::reference_id(&l["partOf"], "Location") {
             Some(p) => loc = p.to_owned(),
@@ -213,7 +218,8 @@ pub fn escalate_late_in(
                     task["encounter"] = mr_now["encounter"].clone();
                 }
                 if let Some((wid, wname)) = ward {
-                    task["location"] = json!({"reference": format!("Location/{wid}"), "display": wname});
+                    task["location"] =
+                        json!({"reference": format!("Location/{wid}"), "display": wname});
                 }
                 created.push(tx.save(task)?.id);
             }

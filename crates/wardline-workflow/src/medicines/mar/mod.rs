@@ -240,7 +240,11 @@ pub fn dose_range(mr: &Value) -> Option<(Option<f64>, Option<f64>, String)> {
     } else {
         unit_of(&r["high"])
     };
-    Some((r["low"]["value"].as_f64(), r["high"]["value"].as_f64(), unit))
+    Some((
+        r["low"]["value"].as_f64(),
+        r["high"]["value"].as_f64(),
+        unit,
+    ))
 }
 
 pub(crate) fn unit_of(q: &Value) -> String {

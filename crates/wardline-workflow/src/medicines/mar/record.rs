@@ -66,11 +66,7 @@ fn status_words(status: &str) -> &str {
 
 /// The prescription, locked with `extra` keys and read in the transaction,
 /// refused unless it may be given.
-fn locked_request(
-    tx: &mut Tx<'_>,
-    id: &str,
-    extra: Option<&str>,
-) -> Result<Value, MedicinesError> {
+fn locked_request(tx: &mut Tx<'_>, id: &str, extra: Option<&str>) -> Result<Value, MedicinesError> {
     let mut keys = vec![format!("MedicationRequest/{id}")];
     keys.extend(extra.map(slot_lock));
     tx.lock(&keys)?;
@@ -98,19 +94,28 @@ fn entry_of(tx: &Tx<'_>, mr: &Value) -> Result<Option<Entry>, MedicinesError> {
 fn medicine_name(mr: &Value, entry: Option<&Entry>) -> String {
     entry
         .map(|e| e.name().to_owned())
-        .or_else(|| mr["medicationReference"]["display"].as_str().map(str::to_owned))
+        .or_else(|| {
+            mr["medicationReference"]["display"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .or_else(|| crate::fhir::concept_text(&mr["medicationCodeableConcept"]))
         .unwrap_or_else(|| "this medicine".to_owned())
 }
 
 /// The person acting: their `Practitioner/…` reference with a display.
 fn person(tx: &Tx<'_>, access: &dyn Access) -> Result<Value, MedicinesError> {
-    let who = access.agent().who.clone().filter(|w| w.starts_with("Practitioner/")).ok_or_else(|| {
-        MedicinesError::Forbidden(
+    let who = access
+        .agent()
+        .who
+        .clone()
+        .filter(|w| w.starts_with("Practitioner/"))
+        .ok_or_else(|| {
+            MedicinesError::Forbidden(
             "A dose is recorded by a member of staff on record; this sign-in is not linked to one."
                 .to_owned(),
         )
-    })?;
+        })?;
     let display = crate::fhir::reference_id(&json!({"reference": who}), "Practitioner")
         .and_then(|id| stored(tx, "Practitioner", id).ok().flatten())
         .and_then(|p| {
@@ -132,7 +137,12 @@ fn check_slot(
     when: OffsetDateTime,
 ) -> Result<String, MedicinesError> {
     let zone = tx.time_zone();
-    let slots = schedule::slots(mr, zone, at - Duration::seconds(1), at + Duration::seconds(1));
+    let slots = schedule::slots(
+        mr,
+        zone,
+        at - Duration::seconds(1),
+        at + Duration::seconds(1),
+    );
     if !slots.iter().any(|s| s.at == at) {
         return Err(invalid(format!(
             "No dose of this prescription is due at {}: choose one of its dose times.",
@@ -154,7 +164,11 @@ fn check_slot(
         return Err(MedicinesError::Conflict(format!(
             "The {} dose is already recorded ({} as MedicationAdministration/{}): one record per dose.",
             schedule::local_text(zone, at),
-            if done["status"] == "not-done" { "not given" } else { "given" },
+            if done["status"] == "not-done" {
+                "not given"
+            } else {
+                "given"
+            },
             done["id"].as_str().unwrap_or("?")
         )));
     }
@@ -175,20 +189,23 @@ fn check_witness(
         if needs {
             return Err(invalid(format!(
                 "{name} is a controlled drug (schedule {}): a second member of staff who may give medicines must witness the dose.",
-                entry.and_then(|e| e.controlled_drug.as_deref()).unwrap_or("2")
+                entry
+                    .and_then(|e| e.controlled_drug.as_deref())
+                    .unwrap_or("2")
             )));
         }
         return Ok(None);
     };
-    let wp = person(tx, w).map_err(|_| {
-        invalid("The witness must be a member of staff on record.")
-    })?;
+    let wp =
+        person(tx, w).map_err(|_| invalid("The witness must be a member of staff on record."))?;
     if wp["reference"] == giver["reference"] {
         return Err(invalid(
             "The witness must be a second person, not the one giving the dose.",
         ));
     }
-    if w.check_type(Op::Create, Some("MedicationAdministration")).is_err() {
+    if w.check_type(Op::Create, Some("MedicationAdministration"))
+        .is_err()
+    {
         return Err(MedicinesError::Forbidden(format!(
             "{} may not give medicines, so may not witness a controlled drug.",
             wp["display"].as_str().unwrap_or("The witness")
@@ -220,7 +237,10 @@ fn base(mr: &Value, id: &str, status: &str) -> Value {
 
 fn refusal_of(zone: &wardline_fhir::datetime::LocalZone, r: &PrnRefusal, unit: &str) -> String {
     let next = |n: &Option<OffsetDateTime>| match n {
-        Some(t) => format!(" The next dose may be given from {}.", schedule::local_text(zone, *t)),
+        Some(t) => format!(
+            " The next dose may be given from {}.",
+            schedule::local_text(zone, *t)
+        ),
         None => " This dose is more than the 24-hour maximum on its own.".to_owned(),
     };
     match r {
@@ -278,7 +298,9 @@ pub fn give_in(
     let range = dose_range(&mr);
     let (amount, unit) = match (k, g.dose, &prescribed, &range) {
         (Kind::VariableDose, None, None, _) => {
-            return Err(invalid("Enter the dose given: this is a variable-dose prescription."));
+            return Err(invalid(
+                "Enter the dose given: this is a variable-dose prescription.",
+            ));
         }
         (_, Some(d), _, _) if !(d.is_finite() && d > 0.0) => {
             return Err(invalid("The dose must be a number greater than zero."));
@@ -402,7 +424,8 @@ pub fn omit_in(tx: &mut Tx<'_>, o: &Omit, now: OffsetDateTime) -> Result<String,
     let slot = check_slot(tx, &mr, id, o.slot, now)?;
     let mut ma = base(&mr, id, "not-done");
     ma["identifier"] = json!([{"system": DOSE_SLOT_SYSTEM, "value": slot}]);
-    let mut sr = json!({"coding": [{"system": OMISSION_SYSTEM, "code": reason, "display": display}]});
+    let mut sr =
+        json!({"coding": [{"system": OMISSION_SYSTEM, "code": reason, "display": display}]});
     if let Some(n) = note {
         sr["text"] = json!(n);
     }

@@ -237,10 +237,15 @@ fn recorded(ma: &Value, zone: &LocalZone) -> Recorded {
             .find(|p| role(p) != "witness")
             .map(|p| name(p))
             .unwrap_or_default(),
-        witness: performers.iter().find(|p| role(p) == "witness").map(|p| name(p)),
-        dose: dose["value"]
-            .as_f64()
-            .map(|v| format!("{} {}", amount_text(v), super::unit_of(dose)).trim().to_owned()),
+        witness: performers
+            .iter()
+            .find(|p| role(p) == "witness")
+            .map(|p| name(p)),
+        dose: dose["value"].as_f64().map(|v| {
+            format!("{} {}", amount_text(v), super::unit_of(dose))
+                .trim()
+                .to_owned()
+        }),
         route: crate::fhir::concept_text(&ma["dosage"]["route"]),
         site: crate::fhir::concept_text(&ma["dosage"]["site"]),
         batch: ma["extension"]
@@ -250,12 +255,8 @@ fn recorded(ma: &Value, zone: &LocalZone) -> Recorded {
             .find(|e| e["url"] == BATCH_EXT)
             .and_then(|e| e["valueString"].as_str())
             .map(str::to_owned),
-        reason: omission_of(ma).map(|c| {
-            (
-                c.to_owned(),
-                omission_display(c).unwrap_or(c).to_owned(),
-            )
-        }),
+        reason: omission_of(ma)
+            .map(|c| (c.to_owned(), omission_display(c).unwrap_or(c).to_owned())),
         note: ma["note"][0]["text"]
             .as_str()
             .filter(|t| *t != "Recorded")
@@ -275,9 +276,9 @@ fn dose_text(mr: &Value) -> String {
         ),
         _ => String::new(),
     };
-    let rate = d["doseAndRate"][0]["rateQuantity"]
-        .as_object()
-        .map(|_| crate::fhir::quantity_text(&d["doseAndRate"][0]["rateQuantity"]).unwrap_or_default());
+    let rate = d["doseAndRate"][0]["rateQuantity"].as_object().map(|_| {
+        crate::fhir::quantity_text(&d["doseAndRate"][0]["rateQuantity"]).unwrap_or_default()
+    });
     let route = crate::fhir::concept_text(&d["route"]).unwrap_or_default();
     [amount, rate.unwrap_or_default(), route]
         .into_iter()
@@ -335,7 +336,10 @@ fn prescription(
     let (unit, prescribed) = match (prescribed_dose(mr), dose_range(mr)) {
         (Some((v, u)), _) => (u, Some(v)),
         (None, Some((_, _, u))) => (u, None),
-        _ => (entry.map(|e| e.unit_of_dose.clone()).unwrap_or_default(), None),
+        _ => (
+            entry.map(|e| e.unit_of_dose.clone()).unwrap_or_default(),
+            None,
+        ),
     };
     let prn = (k == Kind::AsRequired).then(|| {
         let limits = prn_limits(mr);
@@ -388,7 +392,11 @@ fn prescription(
     Prescription {
         medicine: entry
             .map(|e| e.name().to_owned())
-            .or_else(|| mr["medicationReference"]["display"].as_str().map(str::to_owned))
+            .or_else(|| {
+                mr["medicationReference"]["display"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
             .or_else(|| crate::fhir::concept_text(&mr["medicationCodeableConcept"]))
             .unwrap_or_else(|| "Unknown medicine".to_owned()),
         kind: k,
@@ -425,7 +433,10 @@ fn entries(svc: &FhirService, mrs: &[Value]) -> Result<HashMap<String, Entry>, M
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let found = svc.system_reader().read_many(&keys).map_err(FhirError::from)?;
+    let found = svc
+        .system_reader()
+        .read_many(&keys)
+        .map_err(FhirError::from)?;
     Ok(found
         .iter()
         .filter(|r| !r.deleted)
@@ -460,7 +471,13 @@ fn search_patients(
     for group in patients.chunks(5) {
         let ask = |ps: &[String]| {
             let mut params: Vec<(&str, String)> = vec![
-                (param, ps.iter().map(|p| format!("Patient/{p}")).collect::<Vec<_>>().join(",")),
+                (
+                    param,
+                    ps.iter()
+                        .map(|p| format!("Patient/{p}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
                 ("_count", "1000".to_owned()),
             ];
             params.extend(extra.iter().cloned());
@@ -497,7 +514,14 @@ fn views(
     now: OffsetDateTime,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<(HashMap<String, Vec<Prescription>>, usize, Vec<(String, String)>), MedicinesError> {
+) -> Result<
+    (
+        HashMap<String, Vec<Prescription>>,
+        usize,
+        Vec<(String, String)>,
+    ),
+    MedicinesError,
+> {
     let zone = svc.time_zone().clone();
     let (mrs, withheld) = search_patients(
         svc,
@@ -654,11 +678,18 @@ pub fn patient_mar(
 ) -> Result<PatientMar, MedicinesError> {
     let zone = svc.time_zone().clone();
     let today = schedule::local(&zone, now).0;
-    let start = schedule::instant_of(&today, &zone, false).unwrap_or(now) - Duration::days(days_back);
+    let start =
+        schedule::instant_of(&today, &zone, false).unwrap_or(now) - Duration::days(days_back);
     // The end of today: the start of the local day after.
     let end = schedule::instant_of(&today, &zone, true).unwrap_or(now + Duration::days(1));
-    if svc.read_as(access, "Patient", patient).map_err(me)?.is_none() {
-        return Err(MedicinesError::NotFound(format!("There is no patient {patient}.")));
+    if svc
+        .read_as(access, "Patient", patient)
+        .map_err(me)?
+        .is_none()
+    {
+        return Err(MedicinesError::NotFound(format!(
+            "There is no patient {patient}."
+        )));
     }
     let (mut by_patient, withheld, _) = views(
         svc,

@@ -149,8 +149,7 @@ impl wardline_core::WriteHook for OnceOnlyDone {
             if ma["status"] != "completed" || was_given {
                 continue;
             }
-            let Some(mr_id) = crate::fhir::reference_id(&ma["request"], "MedicationRequest")
-            else {
+            let Some(mr_id) = crate::fhir::reference_id(&ma["request"], "MedicationRequest") else {
                 continue;
             };
             let Some(mr) = super::stored(&*tx, "MedicationRequest", mr_id)? else {

@@ -165,11 +165,17 @@ pub fn slots(mr: &Value, zone: &LocalZone, from: OffsetDateTime, to: OffsetDateT
             let (Some(f), Some(t)) = (to_ts(from), to_ts(to)) else {
                 return Vec::new();
             };
-            let anchor = start
-                .and_then(to_ts)
-                .map(|s| tz.to_datetime(s).date());
-            let mut day = tz.to_datetime(f).date().yesterday().unwrap_or(jiff::civil::Date::MIN);
-            let last = tz.to_datetime(t).date().tomorrow().unwrap_or(jiff::civil::Date::MAX);
+            let anchor = start.and_then(to_ts).map(|s| tz.to_datetime(s).date());
+            let mut day = tz
+                .to_datetime(f)
+                .date()
+                .yesterday()
+                .unwrap_or(jiff::civil::Date::MIN);
+            let last = tz
+                .to_datetime(t)
+                .date()
+                .tomorrow()
+                .unwrap_or(jiff::civil::Date::MAX);
             let mut out = Vec::new();
             while day <= last {
                 let on_period = anchor.is_none_or(|a| {
@@ -264,7 +270,11 @@ pub enum PrnRefusal {
 
 const DAY: Duration = Duration::hours(24);
 
-fn sum_in(doses: &[(OffsetDateTime, f64)], lo_excl: OffsetDateTime, hi_incl: OffsetDateTime) -> f64 {
+fn sum_in(
+    doses: &[(OffsetDateTime, f64)],
+    lo_excl: OffsetDateTime,
+    hi_incl: OffsetDateTime,
+) -> f64 {
     doses
         .iter()
         .filter(|(t, _)| *t > lo_excl && *t <= hi_incl)
@@ -420,15 +430,35 @@ mod tests {
     fn regular_times_are_the_trusts_clock_in_winter_and_summer() {
         let z = LocalZone::london();
         let mr = regular(&["08:00:00", "20:00:00"], "2026-01-01T00:00:00Z", None);
-        let w = slots(&mr, &z, datetime!(2026-01-10 00:00 UTC), datetime!(2026-01-11 00:00 UTC));
-        assert_eq!(w.iter().map(|s| s.at).collect::<Vec<_>>(),
-            vec![datetime!(2026-01-10 08:00 UTC), datetime!(2026-01-10 20:00 UTC)]);
+        let w = slots(
+            &mr,
+            &z,
+            datetime!(2026-01-10 00:00 UTC),
+            datetime!(2026-01-11 00:00 UTC),
+        );
+        assert_eq!(
+            w.iter().map(|s| s.at).collect::<Vec<_>>(),
+            vec![
+                datetime!(2026-01-10 08:00 UTC),
+                datetime!(2026-01-10 20:00 UTC)
+            ]
+        );
         // Summer: 08:00 BST is 07:00 UTC.
-        let s = slots(&mr, &z, datetime!(2026-07-10 00:00 UTC), datetime!(2026-07-11 00:00 UTC));
+        let s = slots(
+            &mr,
+            &z,
+            datetime!(2026-07-10 00:00 UTC),
+            datetime!(2026-07-11 00:00 UTC),
+        );
         assert_eq!(s[0].at, datetime!(2026-07-10 07:00 UTC));
         assert_eq!(s[0].time, "08:00");
         // The same prescription in UTC.
-        let u = slots(&mr, &LocalZone::utc(), datetime!(2026-07-10 00:00 UTC), datetime!(2026-07-11 00:00 UTC));
+        let u = slots(
+            &mr,
+            &LocalZone::utc(),
+            datetime!(2026-07-10 00:00 UTC),
+            datetime!(2026-07-11 00:00 UTC),
+        );
         assert_eq!(u[0].at, datetime!(2026-07-10 08:00 UTC));
     }
 
@@ -436,14 +466,34 @@ mod tests {
     fn clock_change_days_have_every_dose_once() {
         let z = LocalZone::london();
         // 29 March 2026: 01:00 GMT → 02:00 BST. 01:30 does not exist.
-        let mr = regular(&["01:30:00", "08:00:00", "22:00:00"], "2026-03-01T00:00:00Z", None);
-        let s = slots(&mr, &z, datetime!(2026-03-28 23:00 UTC), datetime!(2026-03-29 23:00 UTC));
-        assert_eq!(times(&s), vec!["2026-03-29 02:30", "2026-03-29 08:00", "2026-03-29 22:00"]);
+        let mr = regular(
+            &["01:30:00", "08:00:00", "22:00:00"],
+            "2026-03-01T00:00:00Z",
+            None,
+        );
+        let s = slots(
+            &mr,
+            &z,
+            datetime!(2026-03-28 23:00 UTC),
+            datetime!(2026-03-29 23:00 UTC),
+        );
+        assert_eq!(
+            times(&s),
+            vec!["2026-03-29 02:30", "2026-03-29 08:00", "2026-03-29 22:00"]
+        );
         assert_eq!(s[0].at, datetime!(2026-03-29 01:30 UTC));
         assert_eq!(s[1].at, datetime!(2026-03-29 07:00 UTC));
         // 25 October 2026: 02:00 BST → 01:00 GMT. 01:30 happens twice: one dose.
-        let s = slots(&mr, &z, datetime!(2026-10-24 23:00 UTC), datetime!(2026-10-26 00:00 UTC));
-        assert_eq!(times(&s), vec!["2026-10-25 01:30", "2026-10-25 08:00", "2026-10-25 22:00"]);
+        let s = slots(
+            &mr,
+            &z,
+            datetime!(2026-10-24 23:00 UTC),
+            datetime!(2026-10-26 00:00 UTC),
+        );
+        assert_eq!(
+            times(&s),
+            vec!["2026-10-25 01:30", "2026-10-25 08:00", "2026-10-25 22:00"]
+        );
         assert_eq!(s[0].at, datetime!(2026-10-25 00:30 UTC));
         assert_eq!(s[1].at, datetime!(2026-10-25 08:00 UTC));
     }
@@ -451,13 +501,38 @@ mod tests {
     #[test]
     fn start_and_stop_bound_the_slots() {
         let z = LocalZone::london();
-        let mr = regular(&["08:00:00", "20:00:00"], "2026-01-10T12:00:00Z", Some("2026-01-12"));
-        let s = slots(&mr, &z, datetime!(2026-01-09 00:00 UTC), datetime!(2026-01-20 00:00 UTC));
-        assert_eq!(times(&s), vec![
-            "2026-01-10 20:00", "2026-01-11 08:00", "2026-01-11 20:00",
-            "2026-01-12 08:00", "2026-01-12 20:00"]);
-        let mr = regular(&["08:00:00", "20:00:00"], "2026-01-10T12:00:00Z", Some("2026-01-11T12:00:00Z"));
-        let s = slots(&mr, &z, datetime!(2026-01-09 00:00 UTC), datetime!(2026-01-20 00:00 UTC));
+        let mr = regular(
+            &["08:00:00", "20:00:00"],
+            "2026-01-10T12:00:00Z",
+            Some("2026-01-12"),
+        );
+        let s = slots(
+            &mr,
+            &z,
+            datetime!(2026-01-09 00:00 UTC),
+            datetime!(2026-01-20 00:00 UTC),
+        );
+        assert_eq!(
+            times(&s),
+            vec![
+                "2026-01-10 20:00",
+                "2026-01-11 08:00",
+                "2026-01-11 20:00",
+                "2026-01-12 08:00",
+                "2026-01-12 20:00"
+            ]
+        );
+        let mr = regular(
+            &["08:00:00", "20:00:00"],
+            "2026-01-10T12:00:00Z",
+            Some("2026-01-11T12:00:00Z"),
+        );
+        let s = slots(
+            &mr,
+            &z,
+            datetime!(2026-01-09 00:00 UTC),
+            datetime!(2026-01-20 00:00 UTC),
+        );
         assert_eq!(times(&s), vec!["2026-01-10 20:00", "2026-01-11 08:00"]);
     }
 
@@ -467,41 +542,101 @@ mod tests {
         let mut mr = regular(&["09:00:00"], "2026-01-05", None); // a Monday
         mr["dosageInstruction"][0]["timing"]["repeat"]["period"] = json!(1);
         mr["dosageInstruction"][0]["timing"]["repeat"]["periodUnit"] = json!("wk");
-        let s = slots(&mr, &z, datetime!(2026-01-01 00:00 UTC), datetime!(2026-01-31 00:00 UTC));
-        assert_eq!(times(&s), vec!["2026-01-05 09:00", "2026-01-12 09:00", "2026-01-19 09:00", "2026-01-26 09:00"]);
+        let s = slots(
+            &mr,
+            &z,
+            datetime!(2026-01-01 00:00 UTC),
+            datetime!(2026-01-31 00:00 UTC),
+        );
+        assert_eq!(
+            times(&s),
+            vec![
+                "2026-01-05 09:00",
+                "2026-01-12 09:00",
+                "2026-01-19 09:00",
+                "2026-01-26 09:00"
+            ]
+        );
         mr["dosageInstruction"][0]["timing"]["repeat"]["period"] = json!(2);
         mr["dosageInstruction"][0]["timing"]["repeat"]["periodUnit"] = json!("d");
-        let s = slots(&mr, &z, datetime!(2026-01-05 00:00 UTC), datetime!(2026-01-10 00:00 UTC));
-        assert_eq!(times(&s), vec!["2026-01-05 09:00", "2026-01-07 09:00", "2026-01-09 09:00"]);
+        let s = slots(
+            &mr,
+            &z,
+            datetime!(2026-01-05 00:00 UTC),
+            datetime!(2026-01-10 00:00 UTC),
+        );
+        assert_eq!(
+            times(&s),
+            vec!["2026-01-05 09:00", "2026-01-07 09:00", "2026-01-09 09:00"]
+        );
         // Hourly is not a drug-round schedule.
         mr["dosageInstruction"][0]["timing"]["repeat"]["periodUnit"] = json!("h");
-        assert!(slots(&mr, &z, datetime!(2026-01-05 00:00 UTC), datetime!(2026-01-10 00:00 UTC)).is_empty());
+        assert!(
+            slots(
+                &mr,
+                &z,
+                datetime!(2026-01-05 00:00 UTC),
+                datetime!(2026-01-10 00:00 UTC)
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn once_only_and_as_required() {
         let z = LocalZone::london();
         let once = json!({"dosageInstruction": [{"timing": {"event": ["2026-06-01T14:00:00+01:00"], "repeat": {"count": 1}}}]});
-        let s = slots(&once, &z, datetime!(2026-06-01 00:00 UTC), datetime!(2026-06-02 00:00 UTC));
+        let s = slots(
+            &once,
+            &z,
+            datetime!(2026-06-01 00:00 UTC),
+            datetime!(2026-06-02 00:00 UTC),
+        );
         assert_eq!(times(&s), vec!["2026-06-01 14:00"]);
         let prn = json!({"dosageInstruction": [{"asNeededBoolean": true, "timing": {"repeat": {"timeOfDay": ["08:00:00"]}}}]});
-        assert!(slots(&prn, &z, datetime!(2026-06-01 00:00 UTC), datetime!(2026-06-02 00:00 UTC)).is_empty());
+        assert!(
+            slots(
+                &prn,
+                &z,
+                datetime!(2026-06-01 00:00 UTC),
+                datetime!(2026-06-02 00:00 UTC)
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn a_slot_is_due_then_late() {
         let at = datetime!(2026-01-10 08:00 UTC);
-        assert_eq!(timeliness(at, at - Duration::minutes(61), false), Timeliness::NotYetDue);
-        assert_eq!(timeliness(at, at - Duration::minutes(60), false), Timeliness::Due);
-        assert_eq!(timeliness(at, at + Duration::minutes(45), false), Timeliness::Due);
-        assert_eq!(timeliness(at, at + Duration::minutes(45), true), Timeliness::Overdue);
-        assert_eq!(timeliness(at, at + Duration::minutes(61), false), Timeliness::Overdue);
+        assert_eq!(
+            timeliness(at, at - Duration::minutes(61), false),
+            Timeliness::NotYetDue
+        );
+        assert_eq!(
+            timeliness(at, at - Duration::minutes(60), false),
+            Timeliness::Due
+        );
+        assert_eq!(
+            timeliness(at, at + Duration::minutes(45), false),
+            Timeliness::Due
+        );
+        assert_eq!(
+            timeliness(at, at + Duration::minutes(45), true),
+            Timeliness::Overdue
+        );
+        assert_eq!(
+            timeliness(at, at + Duration::minutes(61), false),
+            Timeliness::Overdue
+        );
     }
 
     #[test]
     fn paracetamol_prn_four_hourly_max_four_grams() {
         // 1 g at most 4-hourly, at most 4 g in 24 hours.
-        let l = PrnLimits { interval: Some(Duration::hours(4)), max_24h: Some(4.0) };
+        let l = PrnLimits {
+            interval: Some(Duration::hours(4)),
+            max_24h: Some(4.0),
+        };
         let t0 = datetime!(2026-01-10 06:00 UTC);
         let doses: Vec<(OffsetDateTime, f64)> =
             (0..4).map(|i| (t0 + Duration::hours(4 * i), 1.0)).collect(); // 06, 10, 14, 18
@@ -534,10 +669,14 @@ mod tests {
     }
 
     fn limits() -> impl Strategy<Value = PrnLimits> {
-        (proptest::option::of(1i64..=12), proptest::option::of(1u32..=8)).prop_map(|(h, m)| PrnLimits {
-            interval: h.map(Duration::hours),
-            max_24h: m.map(f64::from),
-        })
+        (
+            proptest::option::of(1i64..=12),
+            proptest::option::of(1u32..=8),
+        )
+            .prop_map(|(h, m)| PrnLimits {
+                interval: h.map(Duration::hours),
+                max_24h: m.map(f64::from),
+            })
     }
 
     proptest! {
