@@ -54,7 +54,7 @@ pub fn ward_of<Rd: wardline_store::Reader + ?Sized>(
         .filter(|l| l["status"] == "active" || l["status"].is_null())
         .filter(|l| l["period"]["end"].is_null())
         .filter_map(|l| crate::fhir::reference_id(&l["location"], "Location"))
-        .last()
+        .next_back()
         .map(str::to_owned)
     else {
         return Ok(None);
