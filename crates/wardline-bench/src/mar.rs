@@ -90,9 +90,9 @@ fn prescription(
         "dispenseRequest": {"validityPeriod": {"start": start}},
         "dosageInstruction": [dosage]});
     if med == 11 {
-        mr["extension"]
-            .as_array_mut()
-            .map(|e| e.push(json!({"url": VARIABLE_DOSE_EXT, "valueBoolean": true})));
+        if let Some(e) = mr["extension"].as_array_mut() {
+            e.push(json!({"url": VARIABLE_DOSE_EXT, "valueBoolean": true}));
+        }
         mr["dosageInstruction"][0]["doseAndRate"] = json!([{"doseRange": {"low": {"value": 1, "unit": "tablet"}, "high": {"value": 4, "unit": "tablet"}}}]);
     }
     mr

@@ -138,7 +138,7 @@ fn round_patient(p: &RoundPatient, back: &str) -> Markup {
                                             @for d in &rx.doses {
                                                 li data-testid="dose" data-slot=(d.slot_id) data-state=(d.state.code()) {
                                                     strong { (d.slot.time) } " "
-                                                    @if d.slot.day != "" { span class="nhsuk-body-s" { (d.slot.day) " " } }
+                                                    @if !d.slot.day.is_empty() { span class="nhsuk-body-s" { (d.slot.day) " " } }
                                                     (state_tag(d))
                                                     @if d.escalated { " " strong class="nhsuk-tag nhsuk-tag--red" { "Escalated" } }
                                                     @if let Some(r) = &d.record { " " (record_text(r)) }
