@@ -52,6 +52,10 @@ pub enum BenchCommand {
     /// Decision support at the point of prescribing for a patient on 20
     /// medicines (`checks::assess_in`): min, p50, p99.
     Checks(crate::checks::ChecksBenchArgs),
+    /// The ward drug round (issue 17): 30 patients × 15 active
+    /// prescriptions with two days of doses; the page's workflow call
+    /// (min, p50, p99).
+    Mar(crate::mar::MarBenchArgs),
 }
 
 #[derive(Args)]
@@ -180,6 +184,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Matching(a) => crate::matching::run(a)?,
         BenchCommand::Results(a) => crate::results::run(a)?,
         BenchCommand::Checks(a) => crate::checks::run(a)?,
+        BenchCommand::Mar(a) => crate::mar::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

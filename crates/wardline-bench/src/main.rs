@@ -3,6 +3,7 @@
 //!
 //! `wardline-bench ingest|read|search|chart|everything|export|explain|mllp|
 //! workspace|matching|results|checks` (see `--help` of each, and `BENCHMARKS.md` for the figures).
+//! workspace|matching|results|mar` (see `--help` of each, and `BENCHMARKS.md` for the figures).
 //! It is tooling that composes the system as the `wardline` binary does:
 //! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
 //! `FhirService`, and starts the HTTP server, the MLLP listener or the
@@ -17,6 +18,7 @@
 
 mod bench;
 mod checks;
+mod mar;
 mod matching;
 mod mllp;
 mod results;

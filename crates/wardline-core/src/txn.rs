@@ -247,6 +247,12 @@ impl<'a> Tx<'a> {
         self.svc
     }
 
+    /// The trust's local time zone (the service's), for rules that read
+    /// wall-clock times (a drug round's dose times).
+    pub fn time_zone(&self) -> &wardline_fhir::datetime::LocalZone {
+        self.svc.time_zone()
+    }
+
     /// The requester this transaction acts for.
     pub fn access(&self) -> &dyn Access {
         self.access

@@ -367,6 +367,36 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 17: screening ──
     // ── issue 17: mar ──
+    r(
+        "GET",
+        "/ui/drug-round",
+        "the signed-in nurse's ward's drug round",
+    ),
+    r(
+        "GET",
+        "/ui/wards/{ward}/drug-round",
+        "a ward's drug round: due, overdue, given",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/mar",
+        "the medication administration record",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/mar/{request}/dose",
+        "give or omit a dose",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/mar/{request}/give",
+        "record a dose given (witness for a controlled drug)",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/mar/{request}/omit",
+        "record a dose not given, with its reason",
+    ),
     // ── end of issue 17: mar ──
     // ── issue 17: chemotherapy ──
     // ── end of issue 17: chemotherapy ──
@@ -560,6 +590,12 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         )
         // ── end of issue 17: screening ──
         // ── issue 17: mar ──
+        .route("/drug-round", get(mar::my_round_page))
+        .route("/wards/{ward}/drug-round", get(mar::round_page))
+        .route("/patients/{id}/mar", get(mar::mar_page))
+        .route("/patients/{id}/mar/{request}/dose", get(mar::dose_page))
+        .route("/patients/{id}/mar/{request}/give", post(mar::give_post))
+        .route("/patients/{id}/mar/{request}/omit", post(mar::omit_post))
         // ── end of issue 17: mar ──
         // ── issue 17: chemotherapy ──
         // ── end of issue 17: chemotherapy ──

@@ -79,4 +79,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(orders::catalogue::CatalogueRule))
         .with_rule(std::sync::Arc::new(medicines::prescribe::PrescriptionRule))
         .with_rule(std::sync::Arc::new(medicines::formulary::FormularyRule))
+        .with_rule(std::sync::Arc::new(medicines::mar::DoseSlotRule))
+        // Not a rule but a consequence every writer needs: a once-only
+        // prescription completed when its dose is given.
+        .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
 }

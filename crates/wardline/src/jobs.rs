@@ -1,7 +1,8 @@
 //! `wardline serve`'s periodic background jobs, each on a thread of its own:
 //! audit retention (`--audit-retention-days`), the duplicate-patient scan
 //! (`--duplicate-scan-minutes`) and the escalation of unacknowledged
-//! critical results (`--critical-result-escalation-minutes`). A job runs once at start-up, then once per
+//! critical results (`--critical-result-escalation-minutes`) and of late
+//! time-critical doses (`--time-critical-dose-minutes`). A job runs once at start-up, then once per
 //! period; a failed run is logged and the next one goes ahead.
 
 use std::sync::Arc;
@@ -90,6 +91,33 @@ pub fn spawn_result_escalation(service: Arc<FhirService>, minutes: u32) {
                 "critical results not acknowledged in time were escalated"
             ),
             Err(e) => tracing::error!(error = %e, "result escalation failed"),
+        }
+    });
+}
+
+/// `serve --time-critical-dose-minutes`: every minute, escalates each dose
+/// of a time-critical medicine with nothing recorded `minutes` after its
+/// time (or not given for want of the medicine) to its ward's nurse in
+/// charge (`wardline_workflow::medicines::mar::escalate_late`, once per
+/// dose), audited as the operator `late-dose-escalation`. The clock is the
+/// job's `now` (`wardline medicines escalate --now …` runs the same step
+/// at a chosen time).
+pub fn spawn_late_dose_escalation(service: Arc<FhirService>, minutes: u32) {
+    let access = Trusted::operator("late-dose-escalation");
+    let grace = time::Duration::minutes(i64::from(minutes.max(1)));
+    every("late-dose-escalation", Duration::from_secs(60), move || {
+        match wardline_workflow::medicines::mar::escalate_late(
+            &service,
+            &access,
+            time::OffsetDateTime::now_utc(),
+            grace,
+        ) {
+            Ok(created) if created.is_empty() => {}
+            Ok(created) => tracing::warn!(
+                escalated = created.len(),
+                "late time-critical doses were escalated to their wards"
+            ),
+            Err(e) => tracing::error!(error = %e, "late dose escalation failed"),
         }
     });
 }

@@ -7,12 +7,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod audit;
+mod demo_drugs;
 mod export;
 mod formulary;
 mod generate;
 mod hl7;
 mod import;
 mod jobs;
+mod medicines;
 mod results;
 mod user;
 
@@ -120,6 +122,9 @@ enum Command {
     /// The medicines formulary: import a formulary file.
     #[command(subcommand)]
     Formulary(formulary::FormularyCommand),
+    /// Drug round tools: escalate late time-critical doses.
+    #[command(subcommand)]
+    Medicines(medicines::MedicinesCommand),
 }
 
 #[derive(Args)]
@@ -177,6 +182,17 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     critical_result_escalation_minutes: u32,
+    /// Escalate a dose of a time-critical medicine with nothing recorded
+    /// this many minutes after its time to the ward's nurse in charge
+    /// (checked every minute; `wardline medicines escalate` runs the same check).
+    #[arg(
+        long,
+        env = "WARDLINE_TIME_CRITICAL_DOSE_MINUTES",
+        value_name = "MINUTES",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    time_critical_dose_minutes: u32,
 }
 
 #[derive(Args)]
@@ -221,6 +237,7 @@ fn main() -> std::process::ExitCode {
         Command::Client(c) => user::run_client(c),
         Command::Results(c) => results::run(c),
         Command::Formulary(c) => formulary::run(c),
+        Command::Medicines(c) => medicines::run(c),
     };
     match result {
         Ok(code) => code,
@@ -265,6 +282,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         load_demo(&service)?;
         load_demo_catalogue(&service)?;
         load_demo_formulary(&service)?;
+        // Issue 17, the MAR: after the demo formulary is loaded.
+        demo_drugs::load(&service)?;
     }
     let directory = Arc::new(
         wardline_auth::directory::Directory::open(service.clone(), &a.trust.trust_organization)
@@ -285,6 +304,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         jobs::spawn_duplicate_scan(service.clone(), a.duplicate_scan_minutes);
     }
     jobs::spawn_result_escalation(service.clone(), a.critical_result_escalation_minutes);
+    jobs::spawn_late_dose_escalation(service.clone(), a.time_critical_dose_minutes);
     for d in destinations {
         tracing::info!(
             destination = d.name,

@@ -24,6 +24,7 @@ mod hl7;
 mod input;
 mod lab;
 mod local_time;
+mod mar;
 mod merge;
 mod orders;
 mod orders_hl7;

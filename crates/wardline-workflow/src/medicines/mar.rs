@@ -1,1 +1,0 @@
-//! (issue 17: placeholder; the owner writes this module.)
