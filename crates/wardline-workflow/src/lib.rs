@@ -65,6 +65,7 @@ use wardline_core::FhirService;
 pub fn with_operations(svc: FhirService) -> FhirService {
     svc.with_operation(pmi::MergeOperation::spec())
         .with_operation(results::operation::SubmitOperation::spec())
+        .with_operation(medicines::chemo::operation::CycleOperation::spec())
 }
 
 /// The service with the workflows' write rules registered, which the core
