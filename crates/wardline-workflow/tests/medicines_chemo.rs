@@ -238,12 +238,12 @@ fn a_stale_weight_is_refused() {
     for b in backends("stale") {
         obs(&b.svc, "p1", "8302-2", 170.0, "cm", "2026-06-01T10:00:00Z");
         // 15 days before day 1 (the limit is 14).
-        obs(&b.svc, "p1", "29463-7", 70.0, "kg", "2026-11-17T10:00:00Z");
+        obs(&b.svc, "p1", "29463-7", 70.0, "kg", "2026-11-16T10:00:00Z");
         let e = prescribe(&b, &request("p1", "chemo-ac", 1)).unwrap_err();
         assert_eq!(e.status(), 409, "{}", b.name);
         assert!(e.message().contains("weigh the patient again"), "{e}");
         // 14 days before is still allowed.
-        obs(&b.svc, "p1", "29463-7", 70.0, "kg", "2026-11-18T10:00:00Z");
+        obs(&b.svc, "p1", "29463-7", 70.0, "kg", "2026-11-17T10:00:00Z");
         prescribe(&b, &request("p1", "chemo-ac", 1)).unwrap();
         // No height at all: refused, naming it.
         obs(&b.svc, "p2", "29463-7", 60.0, "kg", "2026-11-30T10:00:00Z");

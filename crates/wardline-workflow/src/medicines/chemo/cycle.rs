@@ -19,7 +19,7 @@ use super::dose::{self, Basis, Calculation, Standing};
 use super::regimen::{self, Regimen};
 use super::*;
 use crate::medicines::formulary::Formulary;
-use crate::medicines::{LOCAL_CATEGORY_SYSTEM, MedicinesError, SIGNATURE_EXT, allowed};
+use crate::medicines::{LOCAL_CATEGORY_SYSTEM, MedicinesError, SIGNATURE_EXT};
 
 type R<T> = Result<T, MedicinesError>;
 
@@ -1081,8 +1081,9 @@ fn overridden(cp: &Value) -> Vec<String> {
 /// Releases a cycle: both verifications recorded, every pre-cycle check
 /// passed, and no lifetime limit gone past (counting what was released
 /// since it was prescribed) without the consultant's override; then the
-/// CarePlan is `active` and each prescription `active`, through the
-/// prescription lifecycle (`medicines::allowed`).
+/// CarePlan is `active` and each prescription `active`, through
+/// `medicines::prescribe::set_status_in` (the one place a prescription's
+/// status changes).
 pub fn release_in(
     tx: &mut Tx<'_>,
     config: &ChemoConfig,
@@ -1150,21 +1151,18 @@ pub fn release_in(
             )));
         }
     }
-    for mut mr in mrs {
-        let from = mr["status"].as_str().unwrap_or("unknown").to_owned();
-        if from == "active" {
+    for mr in mrs {
+        if mr["status"] == "active" {
             continue;
         }
-        if !allowed(&from, "active") {
-            return Err(MedicinesError::Conflict(format!(
-                "MedicationRequest/{} is {from}: it cannot be released.",
-                mr["id"].as_str().unwrap_or_default()
-            )));
-        }
-        // Until helper `prescribing`'s `medicines::prescribe::set_status_in`
-        // lands, the lifecycle is applied here through `allowed`.
-        mr["status"] = json!("active");
-        tx.save(mr)?;
+        // The one place a prescription's status changes (it refuses a
+        // move `medicines::allowed` forbids).
+        crate::medicines::prescribe::set_status_in(
+            tx,
+            mr["id"].as_str().unwrap_or_default(),
+            "active",
+            "",
+        )?;
     }
     cp["status"] = json!("active");
     let (me, _) = actor(tx.access());
@@ -1248,13 +1246,7 @@ pub fn delay_in(
         let Some(mut mr) = tx.get("MedicationRequest", id)? else {
             continue;
         };
-        let status = mr["status"].as_str().unwrap_or("unknown").to_owned();
-        if status == "active" {
-            if !allowed("active", "on-hold") {
-                return Err(MedicinesError::Conflict("a released prescription cannot be held".into()));
-            }
-            mr["status"] = json!("on-hold");
-        }
+        let held = mr["status"] == "active";
         let b = &mut mr["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"];
         for k in ["start", "end"] {
             if let Some(d) = b[k].as_str().and_then(parse_date) {
@@ -1262,6 +1254,9 @@ pub fn delay_in(
             }
         }
         tx.save(mr)?;
+        if held {
+            crate::medicines::prescribe::set_status_in(tx, id, "on-hold", reason)?;
+        }
     }
     let (me, _) = actor(tx.access());
     let e = json!({"url": DELAY_EXT, "extension": [

@@ -35,7 +35,8 @@
 //!   └──delay──► on-hold                       any ──► revoked
 //! ```
 //!
-//! A prescription follows its cycle through `medicines::allowed`:
+//! A prescription follows its cycle through
+//! `medicines::prescribe::set_status_in` (which applies `medicines::allowed`):
 //! `draft → active` on release, `active → on-hold` on a delay.
 //!
 //! # Rules (one home each, in [`cycle`])
