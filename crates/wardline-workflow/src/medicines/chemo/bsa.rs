@@ -167,8 +167,12 @@ mod tests {
         #[test]
         fn formulas_agree_and_grow(h in 140.0f64..210.0, w in 40.0f64..150.0, dh in 0.1f64..10.0, dw in 0.1f64..10.0) {
             let (m, d) = (mosteller(h, w), dubois(h, w));
-            // Both formulas agree within 5 % over adult sizes.
-            prop_assert!((m - d).abs() / m < 0.05, "{h} {w}: {m} vs {d}");
+            // Both formulas agree within 5 % for a BMI of 18–35 (they part
+            // in obesity, DuBois lower: why the formula is shown).
+            let bmi = w / (h / 100.0).powi(2);
+            if (18.0..=35.0).contains(&bmi) {
+                prop_assert!((m - d).abs() / m < 0.05, "{h} {w}: {m} vs {d}");
+            }
             // Taller or heavier never gives a smaller BSA.
             prop_assert!(mosteller(h + dh, w + dw) > m);
             prop_assert!(dubois(h + dh, w + dw) > d);

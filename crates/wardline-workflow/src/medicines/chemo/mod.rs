@@ -61,6 +61,7 @@ pub mod cycle;
 pub mod dose;
 pub mod operation;
 pub mod regimen;
+pub mod view;
 
 use serde::Serialize;
 
