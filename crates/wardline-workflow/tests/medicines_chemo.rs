@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use time::macros::{date, datetime};
 use time::{Date, OffsetDateTime};
 use wardline_core::{Agent, FhirService, ServiceConfig, Trusted};
-use wardline_store::Reader;
 use wardline_workflow::medicines::chemo::cycle::{self, Reduction, Request, VerifyAs};
 use wardline_workflow::medicines::chemo::{ChemoConfig, regimen};
 use wardline_workflow::medicines::formulary::{self, Formulary};
@@ -84,7 +83,8 @@ const DRUGS: [&str; 11] = [
 ];
 
 fn save(svc: &FhirService, r: Value) {
-    let mut tx = svc.begin(&op()).unwrap();
+    let access = op();
+    let mut tx = svc.begin(&access).unwrap();
     tx.save(r).unwrap();
     tx.commit().unwrap();
 }

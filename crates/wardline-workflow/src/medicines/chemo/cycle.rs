@@ -225,7 +225,8 @@ pub fn latest_in(tx: &mut Tx<'_>, patient: &str, code: &str, unit: &str) -> R<Op
         let Some(value) = value_in(&o["valueQuantity"], unit) else {
             continue;
         };
-        if best.as_ref().is_none_or(|b| at_ms > b.at_ms) {
+        // Equal times: the one recorded later (creation order) wins.
+        if best.as_ref().is_none_or(|b| at_ms >= b.at_ms) {
             best = Some(Measure {
                 observation: o["id"].as_str().unwrap_or_default().to_owned(),
                 value,
