@@ -45,10 +45,19 @@ before(async () => {
     code: { coding: [{ system: 'http://loinc.org', code }] }, subject, effectiveDateTime: at,
     valueQuantity: { value, unit, system: 'http://unitsofmeasure.org', code: unit }
   })
+  const LOCAL = 'https://fhir.wardline.invalid/CodeSystem/local-medicine'
   const meds = ['Doxorubicin', 'Cyclophosphamide'].map(d => ({
-    resourceType: 'Medication', id: `med-browser-${d.toLowerCase()}`, status: 'active',
-    code: { coding: [{ system: 'https://fhir.wardline.invalid/CodeSystem/local-medicine', code: `browser-${d.toLowerCase()}`, display: `${d} (browser test)` }] },
-    extension: [{ url: FORMULARY_EXT, extension: [{ url: 'vtm', valueCoding: { system: 'https://dmd.nhs.uk', code: `browser-vtm-${d.toLowerCase()}`, display: d } }] }]
+    resourceType: 'Medication', id: `med-LB-${d.toUpperCase()}-${SUFFIX}`, status: 'active',
+    code: { coding: [{ system: LOCAL, code: `LB-${d.toUpperCase()}-${SUFFIX}`, display: `${d} (browser test)` }] },
+    form: { text: 'Solution for infusion' },
+    extension: [{
+      url: FORMULARY_EXT,
+      extension: [
+        { url: 'vtm', valueCoding: { system: LOCAL, code: `LVB-${d.toUpperCase()}`, display: d } },
+        { url: 'route', valueCoding: { system: 'http://snomed.info/sct', code: '47625008', display: 'Intravenous route' } },
+        { url: 'unitOfDose', valueString: 'mg' }
+      ]
+    }]
   }))
   await fhir('POST', '', {
     resourceType: 'Bundle',

@@ -96,14 +96,24 @@ fn seed(svc: &FhirService) {
         &serde_json::from_str(wardline_demo::CHEMOTHERAPY_REGIMENS).unwrap(),
     )
     .unwrap();
+    // Fixture formulary entries in the formulary's shape (local codes).
     for d in DRUGS {
-        let code = d.to_lowercase();
+        let code = d.to_uppercase();
+        let oral = matches!(d, "Prednisolone" | "Capecitabine");
+        let (route, display) = if oral {
+            ("26643006", "Oral route")
+        } else {
+            ("47625008", "Intravenous route")
+        };
         save(
             svc,
-            json!({"resourceType": "Medication", "id": format!("med-test-{code}"), "status": "active",
-                "code": {"coding": [{"system": LOCAL_MEDICINE_SYSTEM, "code": format!("test-{code}"), "display": format!("{d} (test)")}]},
+            json!({"resourceType": "Medication", "id": format!("med-LT-{code}"), "status": "active",
+                "code": {"coding": [{"system": LOCAL_MEDICINE_SYSTEM, "code": format!("LT-{code}"), "display": format!("{d} (test)")}]},
+                "form": {"text": if oral { "Tablet" } else { "Solution for infusion" }},
                 "extension": [{"url": FORMULARY_EXT, "extension": [
-                    {"url": "vtm", "valueCoding": {"system": "https://dmd.nhs.uk", "code": format!("vtm-{code}"), "display": d}}]}]}),
+                    {"url": "vtm", "valueCoding": {"system": LOCAL_MEDICINE_SYSTEM, "code": format!("LVT-{code}"), "display": d}},
+                    {"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": route, "display": display}},
+                    {"url": "unitOfDose", "valueString": if oral { "tablet" } else { "mg" }}]}]}),
         );
     }
     for (who, role) in [

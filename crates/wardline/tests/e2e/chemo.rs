@@ -14,6 +14,7 @@ use common::Env;
 use serde_json::{Value, json};
 
 const FORMULARY_EXT: &str = "https://fhir.wardline.invalid/StructureDefinition/formulary-entry";
+const LOCAL: &str = "https://fhir.wardline.invalid/CodeSystem/local-medicine";
 
 fn today() -> String {
     let d = time::OffsetDateTime::now_utc().date();
@@ -60,11 +61,14 @@ fn seed(s: &common::Server, patient: &str) {
         obs("plt", "777-3", 210.0, "10*9/L", at(1)),
     ];
     for d in ["Doxorubicin", "Cyclophosphamide"] {
-        let c = d.to_lowercase();
-        entries.push(put(json!({"resourceType": "Medication", "id": format!("med-e2e-{c}"), "status": "active",
-            "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": format!("e2e-{c}"), "display": format!("{d} (e2e)")}]},
+        let c = d.to_uppercase();
+        entries.push(put(json!({"resourceType": "Medication", "id": format!("med-LE2E-{c}"), "status": "active",
+            "code": {"coding": [{"system": LOCAL, "code": format!("LE2E-{c}"), "display": format!("{d} (e2e)")}]},
+            "form": {"text": "Solution for infusion"},
             "extension": [{"url": FORMULARY_EXT, "extension": [
-                {"url": "vtm", "valueCoding": {"system": "https://dmd.nhs.uk", "code": format!("e2e-vtm-{c}"), "display": d}}]}]})));
+                {"url": "vtm", "valueCoding": {"system": LOCAL, "code": format!("LVE2E-{c}"), "display": d}},
+                {"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route"}},
+                {"url": "unitOfDose", "valueString": "mg"}]}]})));
     }
     let r = s
         .client
