@@ -81,6 +81,14 @@ pub fn chemotherapy_regimens() -> Value {
     serde_json::from_str(CHEMOTHERAPY_REGIMENS).unwrap_or_else(|_| json!({}))
 }
 
+/// The demo trust's starter formulary (`data/formulary.csv`): over 150
+/// common inpatient medicines, one row per VMP, in the format of
+/// `docs/formulary-format.md` (read by
+/// `wardline_workflow::medicines::formulary::parse`, which its tests check
+/// it with). Demonstration data: local codes except paracetamol's dm+d
+/// codes; doses and flags are examples.
+pub const FORMULARY: &str = include_str!("../data/formulary.csv");
+
 /// A patient's hospital number, as registration records one.
 pub fn hospital_number(numbers: &Scheme, serial: u64) -> Value {
     numbers.identifier(&numbers.format(serial))

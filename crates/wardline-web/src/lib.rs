@@ -290,6 +290,18 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 16 ──
     // ── issue 17: formulary ──
+    r(
+        "GET",
+        "/ui/formulary",
+        "the formulary: search the medicines",
+    ),
+    r("GET", "/ui/formulary/import", "import a formulary file"),
+    r(
+        "POST",
+        "/ui/formulary/import",
+        "import a formulary file (upload or paste)",
+    ),
+    r("GET", "/ui/formulary/{id}", "a medicine of the formulary"),
     // ── end of issue 17: formulary ──
     // ── issue 17: prescribing ──
     // ── end of issue 17: prescribing ──
@@ -467,6 +479,12 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/radiology/{id}/justify", post(lab::justify_post))
         // ── end of issue 16 ──
         // ── issue 17: formulary ──
+        .route("/formulary", get(formulary::list_page))
+        .route(
+            "/formulary/import",
+            get(formulary::import_page).post(formulary::import_post),
+        )
+        .route("/formulary/{id}", get(formulary::view_page))
         // ── end of issue 17: formulary ──
         // ── issue 17: prescribing ──
         // ── end of issue 17: prescribing ──

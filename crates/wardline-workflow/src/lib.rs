@@ -77,4 +77,5 @@ pub fn with_rules(svc: FhirService) -> FhirService {
     svc.with_rule(std::sync::Arc::new(pmi::UniqueIdentifiers))
         .with_rule(std::sync::Arc::new(orders::catalogue::CatalogueRule))
         .with_rule(std::sync::Arc::new(medicines::prescribe::PrescriptionRule))
+        .with_rule(std::sync::Arc::new(medicines::formulary::FormularyRule))
 }

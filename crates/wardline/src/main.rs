@@ -8,6 +8,7 @@
 
 mod audit;
 mod export;
+mod formulary;
 mod generate;
 mod hl7;
 mod import;
@@ -116,6 +117,9 @@ enum Command {
     /// Results inbox tools: escalate unacknowledged critical results.
     #[command(subcommand)]
     Results(results::ResultsCommand),
+    /// The medicines formulary: import a formulary file.
+    #[command(subcommand)]
+    Formulary(formulary::FormularyCommand),
 }
 
 #[derive(Args)]
@@ -216,6 +220,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(a) => user::run_token(a),
         Command::Client(c) => user::run_client(c),
         Command::Results(c) => results::run(c),
+        Command::Formulary(c) => formulary::run(c),
     };
     match result {
         Ok(code) => code,
@@ -260,6 +265,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         load_demo(&service)?;
         load_demo_catalogue(&service)?;
         load_demo_regimens(&service)?;
+        load_demo_formulary(&service)?;
     }
     let directory = Arc::new(
         wardline_auth::directory::Directory::open(service.clone(), &a.trust.trust_organization)
@@ -421,6 +427,25 @@ fn load_demo_regimens(service: &FhirService) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("loading the demo chemotherapy regimens failed: {e}"))?;
     tracing::info!(regimens = ids.len(), "demo chemotherapy regimens loaded");
+    Ok(())
+}
+
+/// Loads the demo starter formulary (`wardline-demo`'s
+/// `data/formulary.csv`) through the formulary's import, unless the store
+/// already has a formulary (a pharmacist's imports are never overwritten).
+fn load_demo_formulary(service: &FhirService) -> Result<()> {
+    use wardline_workflow::medicines::formulary;
+    if !formulary::load(service)?.entries.is_empty() {
+        return Ok(());
+    }
+    let report = formulary::import(
+        service,
+        &wardline_core::Trusted::operator("demo-loader"),
+        wardline_demo::FORMULARY,
+        "formulary.csv",
+    )
+    .map_err(|e| anyhow::anyhow!("loading the demo formulary failed: {e}"))?;
+    tracing::info!(medicines = report.added.len(), "demo formulary loaded");
     Ok(())
 }
 

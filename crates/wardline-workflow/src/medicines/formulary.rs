@@ -3,14 +3,34 @@
 //! [module documentation](super) for the shape). [`load`] reads it;
 //! [`Formulary::entry`] and [`Formulary::search`] are what prescribing,
 //! decision support, the drug round and chemotherapy look a medicine up by.
+//!
+//! The formulary is changed by importing a file ([`import`]; the format is
+//! `docs/formulary-format.md`, read by [`parse()`]): the whole file is
+//! checked before anything is written, entries are created or updated as
+//! `Medication/med-{vmp_code}`, and entries no longer in the file are marked
+//! `inactive` — never deleted, since charts name them. [`FormularyRule`]
+//! refuses a malformed formulary `Medication` on every channel.
+//!
+//! Tests of other modules get the demo's starter formulary with
+//! `formulary::parse(wardline_demo::FORMULARY)` (the file is
+//! `crates/wardline-demo/data/formulary.csv`) and
+//! [`Formulary::from_entries`], or import it into a store with
+//! [`import_in`].
+
+mod import;
+pub mod parse;
+
+pub use import::{FormularyRule, ImportError, ImportReport, Reported, import, import_in};
+pub use parse::{CLASSES, ParseError, ROUTES, parse, write};
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::json;
 use wardline_core::FhirService;
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
 
-use super::{DMD_SYSTEM, FORMULARY_EXT, LOCAL_MEDICINE_SYSTEM};
+use super::{CLASS_SYSTEM, DMD_SYSTEM, FORMULARY_EXT, LOCAL_MEDICINE_SYSTEM};
 use crate::fhir::json_all;
 
 /// A code with its system and display.
@@ -53,6 +73,29 @@ impl Qty {
                 .unwrap_or_default()
                 .to_owned(),
         })
+    }
+}
+
+/// A JSON number: whole values as integers (`500`, not `500.0`).
+fn number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        #[allow(clippy::cast_possible_truncation)]
+        let i = v as i64;
+        json!(i)
+    } else {
+        json!(v)
+    }
+}
+
+impl Qty {
+    fn to_json(&self) -> Value {
+        json!({"value": number(self.value), "unit": self.unit})
+    }
+}
+
+impl Code {
+    fn to_json(&self) -> Value {
+        json!({"system": self.system, "code": self.code, "display": self.display})
     }
 }
 
@@ -101,6 +144,80 @@ impl Entry {
     /// Whether it is a controlled drug needing a witness (schedule 2 or 3).
     pub fn needs_witness(&self) -> bool {
         matches!(self.controlled_drug.as_deref(), Some("2" | "3"))
+    }
+
+    /// The names of its flags, as the screens tag it: `CD2`, `high risk`,
+    /// `time critical`, `local code`.
+    pub fn tags(&self) -> Vec<String> {
+        let mut t = Vec::new();
+        if let Some(s) = &self.controlled_drug {
+            t.push(format!("CD{s}"));
+        }
+        if self.high_risk {
+            t.push("high risk".to_owned());
+        }
+        if self.time_critical {
+            t.push("time critical".to_owned());
+        }
+        if self.is_local() {
+            t.push("local code".to_owned());
+        }
+        t
+    }
+
+    /// The strength as written (`500 mg/1 tablet`).
+    pub fn strength_text(&self) -> Option<String> {
+        self.strength
+            .as_ref()
+            .map(|(n, d)| format!("{}/{}", parse::qty_text(n), parse::qty_text(d)))
+    }
+
+    /// The `Medication` of this entry (see the [module documentation](super)).
+    pub fn to_medication(&self) -> Value {
+        let mut subs = vec![json!({"url": "vtm", "valueCoding": self.vtm.to_json()})];
+        subs.extend(
+            self.amps
+                .iter()
+                .map(|a| json!({"url": "amp", "valueCoding": a.to_json()})),
+        );
+        subs.extend(
+            self.routes
+                .iter()
+                .map(|r| json!({"url": "route", "valueCoding": r.to_json()})),
+        );
+        subs.push(json!({"url": "unitOfDose", "valueString": self.unit_of_dose}));
+        if let Some(s) = &self.controlled_drug {
+            subs.push(json!({"url": "controlledDrug", "valueString": s}));
+        }
+        subs.push(json!({"url": "highRisk", "valueBoolean": self.high_risk}));
+        subs.push(json!({"url": "timeCritical", "valueBoolean": self.time_critical}));
+        subs.extend(
+            self.classes.iter().map(
+                |c| json!({"url": "class", "valueCoding": {"system": CLASS_SYSTEM, "code": c}}),
+            ),
+        );
+        if let Some(q) = &self.default_dose {
+            subs.push(json!({"url": "defaultDose", "valueQuantity": q.to_json()}));
+        }
+        if let Some(f) = &self.default_frequency {
+            subs.push(json!({"url": "defaultFrequency", "valueString": f}));
+        }
+        let mut ingredient = json!({
+            "itemCodeableConcept": {"coding": [self.vtm.to_json()], "text": self.vtm.display},
+            "isActive": true,
+        });
+        if let Some((n, d)) = &self.strength {
+            ingredient["strength"] = json!({"numerator": n.to_json(), "denominator": d.to_json()});
+        }
+        json!({
+            "resourceType": "Medication",
+            "id": self.id,
+            "extension": [{"url": FORMULARY_EXT, "extension": subs}],
+            "code": {"coding": [self.vmp.to_json()], "text": self.vmp.display},
+            "status": if self.active { "active" } else { "inactive" },
+            "form": {"text": self.form},
+            "ingredient": [ingredient],
+        })
     }
 
     /// Reads a `Medication` carrying [`FORMULARY_EXT`]; `None` for one that
@@ -168,7 +285,11 @@ pub struct Formulary {
 
 impl Formulary {
     pub fn from_medications(ms: &[Value]) -> Formulary {
-        let mut entries: Vec<Entry> = ms.iter().filter_map(Entry::from_medication).collect();
+        Formulary::from_entries(ms.iter().filter_map(Entry::from_medication).collect())
+    }
+
+    /// The formulary of these entries (e.g. [`parse()`]'s), in name order.
+    pub fn from_entries(mut entries: Vec<Entry>) -> Formulary {
         entries.sort_by_key(|e| e.name().to_lowercase());
         Formulary { entries }
     }
@@ -179,18 +300,58 @@ impl Formulary {
         self.entries.iter().find(|e| e.id == id)
     }
 
-    /// Active entries whose name, VTM or code contains every word of `text`
-    /// (case-insensitive).
+    /// Active entries matching `text`: every word of it is found in the
+    /// entry's name, VTM name, a brand (AMP) name, a class, or is its VMP
+    /// or VTM code (case-insensitive; `amox 500` finds amoxicillin 500mg
+    /// capsules). Best first: entries whose name starts with the text, then
+    /// whose substance (VTM) or a word of the name starts with it, then
+    /// the rest; in name order within each. Withdrawn entries are never
+    /// offered. An empty text finds nothing.
     pub fn search(&self, text: &str) -> Vec<&Entry> {
-        let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
-        self.entries
+        self.search_all(text, false)
+    }
+
+    /// [`Formulary::search`], withdrawn entries included (the formulary
+    /// pages list them, marked).
+    pub fn search_all(&self, text: &str, withdrawn: bool) -> Vec<&Entry> {
+        let q = text.trim().to_lowercase();
+        let words: Vec<&str> = q.split_whitespace().collect();
+        if words.is_empty() {
+            return Vec::new();
+        }
+        let mut found: Vec<(u8, &Entry)> = self
+            .entries
             .iter()
-            .filter(|e| e.active)
-            .filter(|e| {
-                let hay = format!("{} {} {}", e.name(), e.vtm.display, e.vmp.code).to_lowercase();
-                words.iter().all(|w| hay.contains(w))
+            .filter(|e| e.active || withdrawn)
+            .filter_map(|e| {
+                let name = e.name().to_lowercase();
+                let vtm = e.vtm.display.to_lowercase();
+                let amps: Vec<String> = e.amps.iter().map(|a| a.display.to_lowercase()).collect();
+                let all = words.iter().all(|w| {
+                    name.contains(w)
+                        || vtm.contains(w)
+                        || amps.iter().any(|a| a.contains(w))
+                        || e.classes.iter().any(|c| c.contains(w))
+                        || e.vmp.code.to_lowercase() == *w
+                        || e.vtm.code.to_lowercase() == *w
+                });
+                if !all {
+                    return None;
+                }
+                let rank = if name.starts_with(&q) {
+                    0
+                } else if vtm.starts_with(&q)
+                    || name.split([' ', '-', '(']).any(|x| x.starts_with(words[0]))
+                {
+                    1
+                } else {
+                    2
+                };
+                Some((rank, e))
             })
-            .collect()
+            .collect();
+        found.sort_by_key(|(rank, _)| *rank);
+        found.into_iter().map(|(_, e)| e).collect()
     }
 
     /// Every entry of a substance (VTM code).
@@ -207,4 +368,31 @@ pub fn load(svc: &FhirService) -> Result<Formulary, FhirError> {
 /// [`load`] from any reader (a transaction sees its own writes).
 pub fn load_from<Rd: Reader + ?Sized>(r: &Rd) -> Result<Formulary, FhirError> {
     Ok(Formulary::from_medications(&json_all(r, "Medication")?))
+}
+
+/// The formulary as `access` may read it (checked and audited like a REST
+/// search; any member of staff may): what the formulary pages show a
+/// person. Withdrawn entries included.
+pub fn load_as(
+    svc: &FhirService,
+    access: &dyn wardline_core::Access,
+) -> Result<Formulary, super::MedicinesError> {
+    let max = svc.config().max_count.to_string();
+    let mut all = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let off = offset.to_string();
+        let mut params = vec![("_count", max.as_str()), ("_sort", "_id")];
+        if offset > 0 {
+            params.push(("_offset", off.as_str()));
+        }
+        let found = svc.search_as(access, "Medication", &params)?;
+        let n = found.resources.len();
+        all.extend(found.resources);
+        if !found.more || n == 0 {
+            break;
+        }
+        offset += n;
+    }
+    Ok(Formulary::from_medications(&all))
 }
