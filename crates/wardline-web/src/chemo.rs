@@ -18,7 +18,9 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 use wardline_auth::rbac::Activity;
 use wardline_workflow::medicines::MedicinesError;
-use wardline_workflow::medicines::chemo::cycle::{self, CycleView, Plan, Reduction, Request, VerifyAs};
+use wardline_workflow::medicines::chemo::cycle::{
+    self, CycleView, Plan, Reduction, Request, VerifyAs,
+};
 use wardline_workflow::medicines::chemo::dose::{self, Standing};
 use wardline_workflow::medicines::chemo::regimen::{self, Regimen};
 use wardline_workflow::medicines::chemo::{ChemoConfig, bsa};
@@ -97,12 +99,12 @@ fn bsa_summary(
 
 fn regimen_options(regimens: &[Regimen]) -> Vec<(String, String)> {
     let mut o = vec![(String::new(), "Choose a regimen".to_owned())];
-    o.extend(
-        regimens
-            .iter()
-            .filter(|r| r.active)
-            .map(|r| (r.id.clone(), format!("{} ({} cycles of {} days)", r.title, r.cycles, r.cycle_days))),
-    );
+    o.extend(regimens.iter().filter(|r| r.active).map(|r| {
+        (
+            r.id.clone(),
+            format!("{} ({} cycles of {} days)", r.title, r.cycles, r.cycle_days),
+        )
+    }));
     o
 }
 
@@ -116,9 +118,14 @@ fn request_of(patient: &str, regimens: &[Regimen], f: &Form) -> Result<Request, 
         .parse()
         .ok()
         .filter(|c| (1..=r.cycles).contains(c))
-        .ok_or(("cycle".to_owned(), format!("Give a cycle number from 1 to {}", r.cycles)))?;
-    let start = cycle::parse_date(get(f, "start"))
-        .ok_or(("start".to_owned(), "Give day 1 as a date (YYYY-MM-DD)".to_owned()))?;
+        .ok_or((
+            "cycle".to_owned(),
+            format!("Give a cycle number from 1 to {}", r.cycles),
+        ))?;
+    let start = cycle::parse_date(get(f, "start")).ok_or((
+        "start".to_owned(),
+        "Give day 1 as a date (YYYY-MM-DD)".to_owned(),
+    ))?;
     let mut reductions = Vec::new();
     for (i, d) in r.drugs_in(c).enumerate() {
         let p = get(f, &format!("reduce-{i}"));
@@ -126,7 +133,10 @@ fn request_of(patient: &str, regimens: &[Regimen], f: &Form) -> Result<Request, 
             continue;
         }
         let percent: f64 = p.parse().map_err(|_| {
-            (format!("reduce-{i}"), format!("{}: give the reduction as a percentage", d.name))
+            (
+                format!("reduce-{i}"),
+                format!("{}: give the reduction as a percentage", d.name),
+            )
         })?;
         reductions.push(Reduction {
             drug: d.name.clone(),
@@ -237,10 +247,20 @@ fn patient_page(
     } else {
         None
     };
-    let err = |k: &str| error.as_ref().filter(|(f, _)| f == k).map(|(_, m)| m.as_str());
+    let err = |k: &str| {
+        error
+            .as_ref()
+            .filter(|(f, _)| f == k)
+            .map(|(_, m)| m.as_str())
+    };
     let today = OffsetDateTime::now_utc().date();
     let start = match get(f, "start") {
-        "" => format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day()),
+        "" => format!(
+            "{:04}-{:02}-{:02}",
+            today.year(),
+            u8::from(today.month()),
+            today.day()
+        ),
         s => s.to_owned(),
     };
     let beyond = plan
@@ -310,9 +330,15 @@ fn patient_page(
     layout::page_with(status, cx, "Chemotherapy", Nav::Patients, body)
 }
 
-pub(crate) async fn patient_chemo_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, q| patient_page(cx, &id, &q, None, StatusCode::OK))
-        .await
+pub(crate) async fn patient_chemo_page(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+) -> Response {
+    ui.run(req, None, move |cx, q| {
+        patient_page(cx, &id, &q, None, StatusCode::OK)
+    })
+    .await
 }
 
 pub(crate) async fn prescribe_post(
@@ -338,8 +364,18 @@ pub(crate) async fn prescribe_post(
             Ok(x) => x,
             Err(e) => return crate::fhir_error(&e),
         };
-        match cycle::prescribe_cycle(&cx.svc, cx.access(), &fm, &cfg, &req, OffsetDateTime::now_utc()) {
-            Ok(p) => see_other(&format!("/ui/chemotherapy/{}?done=prescribed", enc(&p.careplan))),
+        match cycle::prescribe_cycle(
+            &cx.svc,
+            cx.access(),
+            &fm,
+            &cfg,
+            &req,
+            OffsetDateTime::now_utc(),
+        ) {
+            Ok(p) => see_other(&format!(
+                "/ui/chemotherapy/{}?done=prescribed",
+                enc(&p.careplan)
+            )),
             Err(e) if matches!(e.status(), 400 | 403 | 409) => patient_page(
                 cx,
                 &id,
@@ -358,7 +394,9 @@ pub(crate) async fn prescribe_post(
 fn cycle_body(cx: &Cx, v: &CycleView, q: &Form) -> Markup {
     let me = cx.access().agent().key().into_owned();
     let may_prescribe = cx.role.is_some_and(|r| r.has(Activity::Prescribe));
-    let may_screen = cx.role.is_some_and(|r| r.has(Activity::ScreenPrescriptions));
+    let may_screen = cx
+        .role
+        .is_some_and(|r| r.has(Activity::ScreenPrescriptions));
     let open = matches!(v.status.as_str(), "draft" | "on-hold");
     let action = |what: &str| format!("/ui/chemotherapy/{}/{what}", enc(&v.id));
     let error = get(q, "error");
@@ -513,11 +551,17 @@ pub(crate) async fn verify_post(
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let Some(role) = VerifyAs::parse(get(&f, "role")) else {
-            return back(&id, Err(MedicinesError::Invalid("Say which verification this is.".into())));
+            return back(
+                &id,
+                Err(MedicinesError::Invalid(
+                    "Say which verification this is.".into(),
+                )),
+            );
         };
         back(
             &id,
-            cycle::verify(&cx.svc, cx.access(), &id, role, OffsetDateTime::now_utc()).map(|_| "verified"),
+            cycle::verify(&cx.svc, cx.access(), &id, role, OffsetDateTime::now_utc())
+                .map(|_| "verified"),
         )
     })
     .await
@@ -536,7 +580,8 @@ pub(crate) async fn release_post(
         };
         back(
             &id,
-            cycle::release(&cx.svc, cx.access(), &cfg, &id, OffsetDateTime::now_utc()).map(|_| "released"),
+            cycle::release(&cx.svc, cx.access(), &cfg, &id, OffsetDateTime::now_utc())
+                .map(|_| "released"),
         )
     })
     .await
@@ -550,12 +595,24 @@ pub(crate) async fn delay_post(
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let Some(to) = cycle::parse_date(get(&f, "to")) else {
-            return back(&id, Err(MedicinesError::Invalid("Give the new day 1 as a date.".into())));
+            return back(
+                &id,
+                Err(MedicinesError::Invalid(
+                    "Give the new day 1 as a date.".into(),
+                )),
+            );
         };
         back(
             &id,
-            cycle::delay(&cx.svc, cx.access(), &id, get(&f, "reason"), to, OffsetDateTime::now_utc())
-                .map(|_| "delayed"),
+            cycle::delay(
+                &cx.svc,
+                cx.access(),
+                &id,
+                get(&f, "reason"),
+                to,
+                OffsetDateTime::now_utc(),
+            )
+            .map(|_| "delayed"),
         )
     })
     .await

@@ -234,7 +234,10 @@ fn a_cycle_is_calculated_from_the_latest_height_and_weight() {
         for id in &p.prescriptions {
             let mr = read(&b.svc, "MedicationRequest", id);
             assert_eq!(mr["status"], "draft");
-            assert_eq!(mr["basedOn"][0]["reference"], format!("CarePlan/{}", p.careplan));
+            assert_eq!(
+                mr["basedOn"][0]["reference"],
+                format!("CarePlan/{}", p.careplan)
+            );
             assert_eq!(mr["category"][0]["coding"][0]["code"], "chemotherapy");
         }
         // The same cycle twice is refused.
@@ -271,7 +274,14 @@ fn carboplatin_is_dosed_by_calvert_from_cockcroft_gault() {
         obs(&b.svc, "p1", "29463-7", 72.0, "kg", "2026-11-30T10:00:00Z");
         let e = prescribe(&b, &request("p1", "chemo-carboplatin-auc5", 1)).unwrap_err();
         assert!(e.message().contains("creatinine"), "{e}");
-        obs(&b.svc, "p1", "14682-9", 88.4, "umol/L", "2026-11-30T08:00:00Z");
+        obs(
+            &b.svc,
+            "p1",
+            "14682-9",
+            88.4,
+            "umol/L",
+            "2026-11-30T08:00:00Z",
+        );
         let p = prescribe(&b, &request("p1", "chemo-carboplatin-auc5", 1)).unwrap();
         let g = p.plan.gfr.clone().unwrap();
         assert_eq!((g.age, g.crcl, g.capped), (60, 80.0, false), "{}", b.name);
@@ -279,7 +289,11 @@ fn carboplatin_is_dosed_by_calvert_from_cockcroft_gault() {
         // The creatinine is among the pre-cycle checks.
         bloods(&b.svc, "p1", 2.0, 200.0, "2026-11-30T08:00:00Z");
         let v = cycle::view(&b.svc, &user("dr"), &cfg(), &p.careplan).unwrap();
-        assert!(v.checks.iter().any(|c| c.name.starts_with("Creatinine") && c.passed));
+        assert!(
+            v.checks
+                .iter()
+                .any(|c| c.name.starts_with("Creatinine") && c.passed)
+        );
     }
 }
 
@@ -309,8 +323,15 @@ fn the_pre_cycle_checks_block_release() {
         let v = cycle::view(&b.svc, &user("dr"), &cfg(), &p.careplan).unwrap();
         assert!(v.checks.iter().all(|c| c.passed), "{:?}", v.checks);
         // Move day 1 three weeks on: the bloods are now too old.
-        cycle::delay(&b.svc, &user("dr"), &p.careplan, "Patient unwell", date!(2026 - 12 - 23), T0)
-            .unwrap();
+        cycle::delay(
+            &b.svc,
+            &user("dr"),
+            &p.careplan,
+            "Patient unwell",
+            date!(2026 - 12 - 23),
+            T0,
+        )
+        .unwrap();
         let e = rel(&b).unwrap_err();
         assert!(e.message().contains("counts as missing"), "{e}");
         bloods(&b.svc, "p1", 1.8, 180.0, "2026-12-22T08:00:00Z");
@@ -382,7 +403,12 @@ fn the_cumulative_limit_is_warned_then_refused_unless_a_consultant_overrides() {
         }
         // AC 1: 360 (80 %), within. AC 2: 420 (93 %): warned.
         let p1 = prescribe(&b, &request("p1", "chemo-ac", 1)).unwrap();
-        assert_eq!(p1.plan.cumulative[0].standing, Standing::Within, "{}", b.name);
+        assert_eq!(
+            p1.plan.cumulative[0].standing,
+            Standing::Within,
+            "{}",
+            b.name
+        );
         verify_both(&b, &p1.careplan);
         cycle::release(&b.svc, &user("dr"), &cfg(), &p1.careplan, T0).unwrap();
         let p2 = prescribe(&b, &request("p1", "chemo-ac", 2)).unwrap();
@@ -448,12 +474,20 @@ fn reductions_carry_their_reason() {
         assert!(e.message().contains("needs its reason"), "{}: {e}", b.name);
         r.reductions[0].reason = "Grade 3 mucositis after cycle 1".into();
         let p = prescribe(&b, &r).unwrap();
-        let dox = p.plan.doses.iter().find(|d| d.drug == "Doxorubicin").unwrap();
+        let dox = p
+            .plan
+            .doses
+            .iter()
+            .find(|d| d.drug == "Doxorubicin")
+            .unwrap();
         // 60 × 1.82 = 109.2 mg, less 25 % = 81.9 mg.
         assert_eq!(dox.calc.final_dose, 81.9);
         let v = cycle::view(&b.svc, &user("dr"), &cfg(), &p.careplan).unwrap();
         let d = v.doses.iter().find(|d| d.dose_mg == 81.9).unwrap();
-        assert_eq!(d.reduction.clone().unwrap().1, "Grade 3 mucositis after cycle 1");
+        assert_eq!(
+            d.reduction.clone().unwrap().1,
+            "Grade 3 mucositis after cycle 1"
+        );
         r.reductions[0].drug = "Docetaxel".into();
         assert!(prescribe(&b, &r).is_err());
     }
@@ -464,8 +498,9 @@ fn the_cycle_is_shared_as_a_valid_bundle() {
     for b in backends("share") {
         measured(&b.svc, "p1");
         let p = prescribe(&b, &request("p1", "chemo-fec-t", 1)).unwrap();
-        let bundle = cycle::share_bundle(&b.svc, &user("dr"), &p.careplan, "https://w.example/fhir")
-            .unwrap();
+        let bundle =
+            cycle::share_bundle(&b.svc, &user("dr"), &p.careplan, "https://w.example/fhir")
+                .unwrap();
         wardline_fhir::definitions::r4()
             .validate(&bundle)
             .unwrap_or_else(|e| panic!("{}: {e:?}", b.name));
@@ -475,14 +510,27 @@ fn the_cycle_is_shared_as_a_valid_bundle() {
             .iter()
             .map(|e| e["resource"]["resourceType"].as_str().unwrap())
             .collect();
-        for t in ["Patient", "CarePlan", "PlanDefinition", "MedicationRequest", "Medication", "Observation"] {
+        for t in [
+            "Patient",
+            "CarePlan",
+            "PlanDefinition",
+            "MedicationRequest",
+            "Medication",
+            "Observation",
+        ] {
             assert!(types.contains(&t), "{t} in {types:?}");
         }
-        assert_eq!(types.iter().filter(|t| **t == "MedicationRequest").count(), 3);
+        assert_eq!(
+            types.iter().filter(|t| **t == "MedicationRequest").count(),
+            3
+        );
         // Round trip: every entry is the stored resource, as it was stored.
         for e in bundle["entry"].as_array().unwrap() {
             let r = &e["resource"];
-            let (t, id) = (r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
+            let (t, id) = (
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap(),
+            );
             assert_eq!(r, &read(&b.svc, t, id));
             assert_eq!(e["fullUrl"], format!("https://w.example/fhir/{t}/{id}"));
         }

@@ -574,9 +574,7 @@ pub fn in_catalogue(r: &Value) -> bool {
         }
         // Chemotherapy protocols (issue 17) are PlanDefinitions under the
         // same base but not order sets.
-        Some("PlanDefinition") => {
-            ours && !crate::medicines::chemo::regimen::is_protocol_type(r)
-        }
+        Some("PlanDefinition") => ours && !crate::medicines::chemo::regimen::is_protocol_type(r),
         Some("Questionnaire") => ours,
         _ => false,
     }

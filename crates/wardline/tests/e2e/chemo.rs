@@ -41,20 +41,26 @@ fn seed(s: &common::Server, patient: &str) {
         )
     };
     let obs = |id: &str, code: &str, v: f64, unit: &str, when: String| {
-        put(json!({"resourceType": "Observation", "id": format!("{patient}-{id}"), "status": "final",
+        put(
+            json!({"resourceType": "Observation", "id": format!("{patient}-{id}"), "status": "final",
             "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
             "subject": {"reference": format!("Patient/{patient}")}, "effectiveDateTime": when,
-            "valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}))
+            "valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}),
+        )
     };
     let mut entries = vec![
-        put(json!({"resourceType": "Patient", "id": patient, "active": true,
+        put(
+            json!({"resourceType": "Patient", "id": patient, "active": true,
             "name": [{"use": "official", "family": "Okafor", "given": ["Grace"]}],
-            "gender": "female", "birthDate": "1968-02-14"})),
-        put(json!({"resourceType": "Encounter", "id": format!("{patient}-enc"), "status": "in-progress",
+            "gender": "female", "birthDate": "1968-02-14"}),
+        ),
+        put(
+            json!({"resourceType": "Encounter", "id": format!("{patient}-enc"), "status": "in-progress",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
             "subject": {"reference": format!("Patient/{patient}")},
             "location": [{"location": {"reference": "Location/watford-w1"}, "status": "active"}],
-            "period": {"start": at(1)}})),
+            "period": {"start": at(1)}}),
+        ),
         obs("height", "8302-2", 170.0, "cm", at(30)),
         obs("weight", "29463-7", 70.0, "kg", at(2)),
         obs("neut", "751-8", 2.4, "10*9/L", at(1)),
@@ -109,15 +115,24 @@ fn a_chemotherapy_cycle_over_http() {
     let dr = browser();
     sign_in(&env, &root, &dr, "dr.watford");
     let html = page(&dr, &format!("{root}/ui/patients/chemo-e2e/chemotherapy"));
-    assert!(html.contains("BSA (Mosteller)") && html.contains("1.82 m²"), "{html}");
+    assert!(
+        html.contains("BSA (Mosteller)") && html.contains("1.82 m²"),
+        "{html}"
+    );
     assert!(html.contains("BSA (DuBois)") && html.contains("1.81 m²"));
-    assert!(html.contains("AC (doxorubicin, cyclophosphamide)"), "the demo regimens");
+    assert!(
+        html.contains("AC (doxorubicin, cyclophosphamide)"),
+        "the demo regimens"
+    );
     let preview = page(
         &dr,
         &format!("{root}/ui/patients/chemo-e2e/chemotherapy?regimen=chemo-ac&cycle=1&start={day1}"),
     );
     // Doxorubicin 60 mg/m² × 1.82 m² = 109.2 mg; cyclophosphamide 600 × 1.82 = 1092 mg.
-    assert!(preview.contains("60 mg/m² × 1.82 m² = 109.2 mg"), "{preview}");
+    assert!(
+        preview.contains("60 mg/m² × 1.82 m² = 109.2 mg"),
+        "{preview}"
+    );
     assert!(preview.contains("1092 mg"));
     assert!(preview.contains("Prescribe cycle"));
     let r = post(
@@ -145,10 +160,18 @@ fn a_chemotherapy_cycle_over_http() {
     assert!(next.starts_with("/ui/chemotherapy/"), "{next}");
     let cp = next["/ui/chemotherapy/".len()..next.find('?').unwrap()].to_owned();
     let html = page(&dr, &format!("{root}{next}"));
-    assert!(html.contains("109.2 mg") && html.contains("Not verified"), "{html}");
+    assert!(
+        html.contains("109.2 mg") && html.contains("Not verified"),
+        "{html}"
+    );
     assert!(html.contains("Prescribed: not released"));
     // The prescriber cannot verify their own cycle.
-    let r = post(&dr, &root, &format!("/ui/chemotherapy/{cp}/verify"), &[("role", "clinical")]);
+    let r = post(
+        &dr,
+        &root,
+        &format!("/ui/chemotherapy/{cp}/verify"),
+        &[("role", "clinical")],
+    );
     assert_eq!(r.status(), 303);
     assert!(r.headers()["location"].to_str().unwrap().contains("error="));
     // Release before verification is refused.
@@ -159,19 +182,42 @@ fn a_chemotherapy_cycle_over_http() {
     // --- verification -------------------------------------------------------
     let dr2 = browser();
     sign_in(&env, &root, &dr2, "dr2.watford");
-    let r = post(&dr2, &root, &format!("/ui/chemotherapy/{cp}/verify"), &[("role", "clinical")]);
-    assert!(r.headers()["location"].to_str().unwrap().ends_with("done=verified"));
+    let r = post(
+        &dr2,
+        &root,
+        &format!("/ui/chemotherapy/{cp}/verify"),
+        &[("role", "clinical")],
+    );
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("done=verified")
+    );
     let pharm = browser();
     sign_in(&env, &root, &pharm, "pharm.watford");
     let html = page(&pharm, &format!("{root}/ui/chemotherapy/{cp}"));
     assert!(html.contains("Verify as pharmacist"), "{html}");
-    let r = post(&pharm, &root, &format!("/ui/chemotherapy/{cp}/verify"), &[("role", "pharmacy")]);
-    assert!(r.headers()["location"].to_str().unwrap().ends_with("done=verified"));
+    let r = post(
+        &pharm,
+        &root,
+        &format!("/ui/chemotherapy/{cp}/verify"),
+        &[("role", "pharmacy")],
+    );
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("done=verified")
+    );
 
     // --- release ------------------------------------------------------------
     let r = post(&dr, &root, &format!("/ui/chemotherapy/{cp}/release"), &[]);
     assert!(
-        r.headers()["location"].to_str().unwrap().ends_with("done=released"),
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("done=released"),
         "{:?}",
         r.headers()["location"]
     );
@@ -199,7 +245,13 @@ fn a_chemotherapy_cycle_over_http() {
         .collect();
     assert_eq!(mrs.len(), 2);
     assert!(mrs.iter().all(|m| m["status"] == "active"));
-    for t in ["CarePlan", "PlanDefinition", "Patient", "Medication", "Observation"] {
+    for t in [
+        "CarePlan",
+        "PlanDefinition",
+        "Patient",
+        "Medication",
+        "Observation",
+    ] {
         assert!(res.iter().any(|r| r["resourceType"] == t), "{t}");
     }
     // Each entry is what the server holds.

@@ -416,8 +416,13 @@ pub fn plan_in(
             config.weight_max_age_days
         )));
     }
-    let bsa = bsa::compute(height.value, weight.value, config.bsa_formula, config.bsa_cap)
-        .map_err(MedicinesError::Conflict)?;
+    let bsa = bsa::compute(
+        height.value,
+        weight.value,
+        config.bsa_formula,
+        config.bsa_cap,
+    )
+    .map_err(MedicinesError::Conflict)?;
     let drugs: Vec<&regimen::Drug> = regimen.drugs_in(req.cycle).collect();
     for r in &req.reductions {
         if !drugs.iter().any(|d| d.name == r.drug) {
@@ -428,7 +433,14 @@ pub fn plan_in(
         }
     }
     let gfr = if drugs.iter().any(|d| d.basis == Basis::Auc) {
-        Some(gfr_in(tx, config, &req.patient, &patient, &weight, req.start)?)
+        Some(gfr_in(
+            tx,
+            config,
+            &req.patient,
+            &patient,
+            &weight,
+            req.start,
+        )?)
     } else {
         None
     };
@@ -605,7 +617,11 @@ pub fn prescribe_cycle_in(
     let (me, _) = actor(tx.access());
     let at = stamp(now);
     let mut overrides = Vec::new();
-    for line in plan.cumulative.iter().filter(|l| l.standing == Standing::Beyond) {
+    for line in plan
+        .cumulative
+        .iter()
+        .filter(|l| l.standing == Standing::Beyond)
+    {
         let reason = req
             .cumulative_override
             .as_deref()
@@ -613,12 +629,14 @@ pub fn prescribe_cycle_in(
             .filter(|r| !r.is_empty());
         let consultant = role_in(tx)? == Some(Role::Consultant);
         match (reason, consultant) {
-            (Some(r), true) => overrides.push(json!({"url": CUMULATIVE_OVERRIDE_EXT, "extension": [
-                {"url": "class", "valueCode": line.class},
-                {"url": "reason", "valueString": r},
-                {"url": "by", "valueReference": me},
-                {"url": "at", "valueDateTime": at},
-            ]})),
+            (Some(r), true) => {
+                overrides.push(json!({"url": CUMULATIVE_OVERRIDE_EXT, "extension": [
+                    {"url": "class", "valueCode": line.class},
+                    {"url": "reason", "valueString": r},
+                    {"url": "by", "valueReference": me},
+                    {"url": "at", "valueDateTime": at},
+                ]}))
+            }
             (_, false) => {
                 return Err(MedicinesError::Conflict(format!(
                     "{} Refused: only a consultant may go past a lifetime limit, with a reason.",
@@ -671,7 +689,11 @@ pub fn prescribe_cycle_in(
             "{} mg {}{} day {} ({}){}",
             dose::trim(c.final_dose),
             d.route.to_lowercase(),
-            if d.times_per_day == 2 { " twice daily" } else { "" },
+            if d.times_per_day == 2 {
+                " twice daily"
+            } else {
+                ""
+            },
             regimen::days_text(&d.days),
             c.steps.join("; "),
             d.infusion
@@ -679,7 +701,14 @@ pub fn prescribe_cycle_in(
                 .map(|i| format!("; {i}"))
                 .unwrap_or_default()
         );
-        let mut route = regimen::coding_json(&plan.regimen.drugs_in(req.cycle).find(|x| x.name == d.drug).map(|x| x.route.clone()).unwrap_or_default());
+        let mut route = regimen::coding_json(
+            &plan
+                .regimen
+                .drugs_in(req.cycle)
+                .find(|x| x.name == d.drug)
+                .map(|x| x.route.clone())
+                .unwrap_or_default(),
+        );
         if route.as_object().is_some_and(serde_json::Map::is_empty) {
             route = Value::Null;
         }
@@ -854,11 +883,26 @@ pub fn checks_in(tx: &mut Tx<'_>, config: &ChemoConfig, cp: &Value) -> R<Vec<Che
         }
     }
     let mut wanted = vec![
-        ("Neutrophils", NEUTROPHILS_LOINC, "10*9/L", Some(config.neutrophils_min)),
-        ("Platelets", PLATELETS_LOINC, "10*9/L", Some(config.platelets_min)),
+        (
+            "Neutrophils",
+            NEUTROPHILS_LOINC,
+            "10*9/L",
+            Some(config.neutrophils_min),
+        ),
+        (
+            "Platelets",
+            PLATELETS_LOINC,
+            "10*9/L",
+            Some(config.platelets_min),
+        ),
     ];
     if auc {
-        wanted.push(("Creatinine (for carboplatin's GFR)", CREATININE_LOINC, "umol/L", None));
+        wanted.push((
+            "Creatinine (for carboplatin's GFR)",
+            CREATININE_LOINC,
+            "umol/L",
+            None,
+        ));
     }
     let mut out = Vec::new();
     for (name, code, unit, min) in wanted {
@@ -866,7 +910,10 @@ pub fn checks_in(tx: &mut Tx<'_>, config: &ChemoConfig, cp: &Value) -> R<Vec<Che
         let shown_unit = unit.replace("10*9/L", "×10⁹/L").replace("umol/L", "µmol/L");
         let needed = match min {
             Some(m) => format!("≥ {} {shown_unit}", dose::trim(m)),
-            None => format!("a result from the {} days before day 1", config.blood_max_age_days),
+            None => format!(
+                "a result from the {} days before day 1",
+                config.blood_max_age_days
+            ),
         };
         let problem = match &result {
             None => Some("no result".to_owned()),
@@ -1021,7 +1068,11 @@ pub fn verify_in(tx: &mut Tx<'_>, careplan: &str, role: VerifyAs, now: OffsetDat
             return Err(MedicinesError::Conflict(format!(
                 "The {} verification is already recorded ({} at {}).",
                 role.label().to_lowercase(),
-                if v.by_name.is_empty() { &v.by } else { &v.by_name },
+                if v.by_name.is_empty() {
+                    &v.by
+                } else {
+                    &v.by_name
+                },
                 v.at
             )));
         }
@@ -1116,7 +1167,14 @@ pub fn release_in(
     let failed: Vec<String> = checks_in(tx, config, &cp)?
         .into_iter()
         .filter(|c| !c.passed)
-        .map(|c| format!("{} (needs {}): {}", c.name, c.needed, c.problem.unwrap_or_default()))
+        .map(|c| {
+            format!(
+                "{} (needs {}): {}",
+                c.name,
+                c.needed,
+                c.problem.unwrap_or_default()
+            )
+        })
         .collect();
     if !failed.is_empty() {
         return Err(MedicinesError::Conflict(format!(
@@ -1128,7 +1186,11 @@ pub fn release_in(
         .unwrap_or_default()
         .to_owned();
     let ids = prescriptions_of(&cp);
-    tx.lock(&ids.iter().map(|i| format!("MedicationRequest/{i}")).collect::<Vec<_>>())?;
+    tx.lock(
+        &ids.iter()
+            .map(|i| format!("MedicationRequest/{i}"))
+            .collect::<Vec<_>>(),
+    )?;
     let mut mrs = Vec::new();
     let mut this = Vec::new();
     for id in &ids {
@@ -1167,8 +1229,18 @@ pub fn release_in(
     }
     cp["status"] = json!("active");
     let (me, _) = actor(tx.access());
-    set_sub_ext(&mut cp, CYCLE_EXT, "releasedBy", json!({"valueReference": me}));
-    set_sub_ext(&mut cp, CYCLE_EXT, "releasedAt", json!({"valueDateTime": stamp(now)}));
+    set_sub_ext(
+        &mut cp,
+        CYCLE_EXT,
+        "releasedBy",
+        json!({"valueReference": me}),
+    );
+    set_sub_ext(
+        &mut cp,
+        CYCLE_EXT,
+        "releasedAt",
+        json!({"valueDateTime": stamp(now)}),
+    );
     tx.save(cp)?;
     Ok(ids)
 }
@@ -1220,7 +1292,9 @@ pub fn delay_in(
 ) -> R<()> {
     let reason = reason.trim();
     if reason.is_empty() {
-        return Err(MedicinesError::Invalid("Give the reason for the delay.".into()));
+        return Err(MedicinesError::Invalid(
+            "Give the reason for the delay.".into(),
+        ));
     }
     let mut cp = lock_cycle(tx, careplan)?;
     if !matches!(cp["status"].as_str(), Some("draft" | "active" | "on-hold")) {
@@ -1242,7 +1316,11 @@ pub fn delay_in(
     }
     let shift = to - from;
     let ids = prescriptions_of(&cp);
-    tx.lock(&ids.iter().map(|i| format!("MedicationRequest/{i}")).collect::<Vec<_>>())?;
+    tx.lock(
+        &ids.iter()
+            .map(|i| format!("MedicationRequest/{i}"))
+            .collect::<Vec<_>>(),
+    )?;
     for id in &ids {
         let Some(mut mr) = tx.get("MedicationRequest", id)? else {
             continue;

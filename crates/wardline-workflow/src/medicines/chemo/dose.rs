@@ -178,9 +178,7 @@ pub fn calculate(
             (Some(b), p.dose * b)
         }
         Basis::PerKg => {
-            let w = patient
-                .weight_kg
-                .ok_or("A dose per kg needs the weight.")?;
+            let w = patient.weight_kg.ok_or("A dose per kg needs the weight.")?;
             steps.push(format!(
                 "{} × {} kg = {} mg",
                 p.basis.describe(p.dose),
@@ -445,7 +443,10 @@ mod tests {
             ..Patient::default()
         };
         // 1250 × 1.83 = 2287.5 → 2250 (nearest 150).
-        assert_eq!(calculate(&cape, &p18, 0.0, None).unwrap().final_dose, 2250.0);
+        assert_eq!(
+            calculate(&cape, &p18, 0.0, None).unwrap().final_dose,
+            2250.0
+        );
     }
 
     #[test]

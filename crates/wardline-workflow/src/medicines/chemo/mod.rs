@@ -151,8 +151,9 @@ impl ChemoConfig {
         let mut c = ChemoConfig::default();
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         if let Some(v) = var("WARDLINE_CHEMO_BSA_FORMULA") {
-            c.bsa_formula = bsa::Formula::parse(&v)
-                .ok_or(format!("WARDLINE_CHEMO_BSA_FORMULA: '{v}' is not mosteller or dubois"))?;
+            c.bsa_formula = bsa::Formula::parse(&v).ok_or(format!(
+                "WARDLINE_CHEMO_BSA_FORMULA: '{v}' is not mosteller or dubois"
+            ))?;
         }
         if let Some(v) = var("WARDLINE_CHEMO_BSA_CAP") {
             c.bsa_cap = if v.trim().eq_ignore_ascii_case("none") {
@@ -163,13 +164,21 @@ impl ChemoConfig {
                         .parse::<f64>()
                         .ok()
                         .filter(|x| *x > 0.5 && *x < 4.0)
-                        .ok_or(format!("WARDLINE_CHEMO_BSA_CAP: '{v}' is not a BSA in m² or none"))?,
+                        .ok_or(format!(
+                            "WARDLINE_CHEMO_BSA_CAP: '{v}' is not a BSA in m² or none"
+                        ))?,
                 )
             };
         }
         for (k, slot) in [
-            ("WARDLINE_CHEMO_WEIGHT_MAX_AGE_DAYS", &mut c.weight_max_age_days),
-            ("WARDLINE_CHEMO_BLOOD_MAX_AGE_DAYS", &mut c.blood_max_age_days),
+            (
+                "WARDLINE_CHEMO_WEIGHT_MAX_AGE_DAYS",
+                &mut c.weight_max_age_days,
+            ),
+            (
+                "WARDLINE_CHEMO_BLOOD_MAX_AGE_DAYS",
+                &mut c.blood_max_age_days,
+            ),
         ] {
             if let Some(v) = var(k) {
                 *slot = v

@@ -21,8 +21,13 @@ pub struct CycleOperation;
 
 impl CycleOperation {
     pub fn spec() -> OperationSpec {
-        OperationSpec::instance("CarePlan", "chemotherapy-cycle", CYCLE_DEFINITION, CycleOperation)
-            .with_get()
+        OperationSpec::instance(
+            "CarePlan",
+            "chemotherapy-cycle",
+            CYCLE_DEFINITION,
+            CycleOperation,
+        )
+        .with_get()
     }
 }
 

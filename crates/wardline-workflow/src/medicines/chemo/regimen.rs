@@ -272,10 +272,15 @@ pub fn parse(pd: &Value) -> Result<Regimen, String> {
 /// Every regimen in the store (read as the system: protocols are not
 /// patient data), in title order; protocols that do not parse are left out
 /// and listed in the second value.
-pub fn load_from<Rd: Reader + ?Sized>(r: &Rd) -> Result<(Vec<Regimen>, Vec<String>), MedicinesError> {
+pub fn load_from<Rd: Reader + ?Sized>(
+    r: &Rd,
+) -> Result<(Vec<Regimen>, Vec<String>), MedicinesError> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    for pd in json_all(r, "PlanDefinition")?.iter().filter(|p| is_regimen(p)) {
+    for pd in json_all(r, "PlanDefinition")?
+        .iter()
+        .filter(|p| is_regimen(p))
+    {
         match parse(pd) {
             Ok(r) => out.push(r),
             Err(e) => problems.push(e),
@@ -326,7 +331,11 @@ pub fn import(
 /// A `Coding` of a code, leaving out empty parts (FHIR allows no empty strings).
 pub fn coding_json(c: &Code) -> Value {
     let mut m = serde_json::Map::new();
-    for (k, v) in [("system", &c.system), ("code", &c.code), ("display", &c.display)] {
+    for (k, v) in [
+        ("system", &c.system),
+        ("code", &c.code),
+        ("display", &c.display),
+    ] {
         if !v.is_empty() {
             m.insert(k.into(), json!(v));
         }
@@ -426,19 +435,42 @@ mod tests {
             .map(|e| parse(&e["resource"]).unwrap())
             .collect();
         let codes: Vec<&str> = rs.iter().map(|r| r.code.as_str()).collect();
-        for want in ["R-CHOP-21", "FEC-T", "AC", "DOCETAXEL-21", "CAPECITABINE", "CARBOPLATIN-AUC5"] {
+        for want in [
+            "R-CHOP-21",
+            "FEC-T",
+            "AC",
+            "DOCETAXEL-21",
+            "CAPECITABINE",
+            "CARBOPLATIN-AUC5",
+        ] {
             assert!(codes.contains(&want), "{want} in {codes:?}");
         }
         let rchop = rs.iter().find(|r| r.code == "R-CHOP-21").unwrap();
         assert_eq!((rchop.cycle_days, rchop.cycles), (21, 6));
-        let vcr = rchop.drugs.iter().find(|d| d.name == "Vincristine").unwrap();
+        let vcr = rchop
+            .drugs
+            .iter()
+            .find(|d| d.name == "Vincristine")
+            .unwrap();
         assert_eq!(vcr.max_dose, Some(2.0));
         assert!(vcr.band_table.is_some());
-        let pred = rchop.drugs.iter().find(|d| d.name == "Prednisolone").unwrap();
-        assert_eq!((pred.basis, pred.days_text().as_str()), (Basis::Flat, "1–5"));
+        let pred = rchop
+            .drugs
+            .iter()
+            .find(|d| d.name == "Prednisolone")
+            .unwrap();
+        assert_eq!(
+            (pred.basis, pred.days_text().as_str()),
+            (Basis::Flat, "1–5")
+        );
         let fect = rs.iter().find(|r| r.code == "FEC-T").unwrap();
         assert_eq!(fect.drugs_in(1).count(), 3);
-        assert_eq!(fect.drugs_in(4).map(|d| d.name.as_str()).collect::<Vec<_>>(), ["Docetaxel"]);
+        assert_eq!(
+            fect.drugs_in(4)
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Docetaxel"]
+        );
         // Round trip through the builder.
         let again = parse(&plan_definition(rchop, "x")).unwrap();
         assert_eq!(&again, rchop);

@@ -15,7 +15,6 @@ use super::cycle::{
 use super::*;
 use crate::medicines::MedicinesError;
 
-
 /// A dose as saved on its prescription.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SavedDose {
@@ -139,18 +138,31 @@ fn view_in(tx: &mut Tx<'_>, config: &ChemoConfig, cp: &Value) -> R<CycleView> {
             at: sub_str(d, "at").unwrap_or_default().to_owned(),
         })
         .collect();
-    let dt = |n: &str| sub_str(s, n).map(|d| d.get(..10).unwrap_or(d).to_owned()).unwrap_or_default();
+    let dt = |n: &str| {
+        sub_str(s, n)
+            .map(|d| d.get(..10).unwrap_or(d).to_owned())
+            .unwrap_or_default()
+    };
     Ok(CycleView {
         id: cp["id"].as_str().unwrap_or_default().to_owned(),
         patient: crate::fhir::reference_id(&cp["subject"], "Patient")
             .unwrap_or_default()
             .to_owned(),
         title: cp["title"].as_str().unwrap_or_default().to_owned(),
-        regimen_url: cp["instantiatesCanonical"][0].as_str().unwrap_or_default().to_owned(),
+        regimen_url: cp["instantiatesCanonical"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         number: cycle_number(cp),
         status: cp["status"].as_str().unwrap_or_default().to_owned(),
-        start: cp["period"]["start"].as_str().unwrap_or_default().to_owned(),
-        prescriber: cp["author"]["display"].as_str().unwrap_or_default().to_owned(),
+        start: cp["period"]["start"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        prescriber: cp["author"]["display"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         prescriber_key: prescriber_key(cp),
         bsa: sub_f64(s, "bsa"),
         bsa_formula: sub_str(s, "bsaFormula")
@@ -232,7 +244,12 @@ pub fn patient_cycles(
     let height = latest_in(&mut tx, patient, HEIGHT_LOINC, "cm")?;
     let weight = latest_in(&mut tx, patient, WEIGHT_LOINC, "kg")?;
     let bsa = match (&height, &weight) {
-        (Some(h), Some(w)) => Some(bsa::compute(h.value, w.value, config.bsa_formula, config.bsa_cap)),
+        (Some(h), Some(w)) => Some(bsa::compute(
+            h.value,
+            w.value,
+            config.bsa_formula,
+            config.bsa_cap,
+        )),
         _ => None,
     };
     tx.commit()?;
@@ -273,7 +290,10 @@ pub fn share_bundle_in(tx: &mut Tx<'_>, careplan: &str, base: &str) -> R<Value> 
     if let Some(p) = tx.get("Patient", &patient)? {
         push(p, &mut entries);
     }
-    let canonical = cp["instantiatesCanonical"][0].as_str().unwrap_or_default().to_owned();
+    let canonical = cp["instantiatesCanonical"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let mut others = Vec::new();
     for id in prescriptions_of(&cp) {
         if let Some(mr) = tx.get("MedicationRequest", &id)? {
@@ -311,7 +331,12 @@ pub fn share_bundle_in(tx: &mut Tx<'_>, careplan: &str, base: &str) -> R<Value> 
 }
 
 /// [`share_bundle_in`] in one audited read (`chemo-share`).
-pub fn share_bundle(svc: &FhirService, access: &dyn Access, careplan: &str, base: &str) -> R<Value> {
+pub fn share_bundle(
+    svc: &FhirService,
+    access: &dyn Access,
+    careplan: &str,
+    base: &str,
+) -> R<Value> {
     let mut tx = begin(svc, access, "chemo-share", "R")?;
     tx.audit_reads();
     let b = share_bundle_in(&mut tx, careplan, base)?;
