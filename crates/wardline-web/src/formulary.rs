@@ -79,7 +79,10 @@ fn list(cx: &Cx, f: &Formulary, form: &Form) -> Markup {
     let q = get(form, "q");
     let withdrawn = get(form, "withdrawn") == "yes";
     let found: Vec<&Entry> = if q.is_empty() {
-        f.entries.iter().filter(|e| e.active || withdrawn).collect()
+        f.entries
+            .iter()
+            .filter(|e| e.active || withdrawn)
+            .collect()
     } else {
         f.search_all(q, withdrawn)
     };
@@ -236,15 +239,10 @@ pub(crate) async fn view_page(State(ui): St, req: Req, Path(id): Path<String>) -
         };
         match f.entry(&id) {
             Some(e) => {
-                let siblings: Vec<&Entry> =
-                    f.of_vtm(&e.vtm.code).filter(|s| s.id != e.id).collect();
+                let siblings: Vec<&Entry> = f.of_vtm(&e.vtm.code).filter(|s| s.id != e.id).collect();
                 layout::page(cx, e.name(), Nav::None, view(e, &siblings))
             }
-            None => layout::refusal_page(
-                404,
-                &format!("There is no medicine {id} in the formulary."),
-                "formulary",
-            ),
+            None => layout::refusal_page(404, &format!("There is no medicine {id} in the formulary."), "formulary"),
         }
     })
     .await
@@ -344,10 +342,7 @@ pub(crate) async fn import_post(
                         Ok(b) if b.len() <= MAX_FILE => {
                             fields.insert(name, (file_name, b.to_vec()));
                         }
-                        Ok(_) => {
-                            failure =
-                                Some("The file is larger than 16 MB: that is not a formulary.")
-                        }
+                        Ok(_) => failure = Some("The file is larger than 16 MB: that is not a formulary."),
                         Err(_) => failure = Some("The upload did not arrive whole. Try again."),
                     }
                 }
@@ -394,33 +389,20 @@ pub(crate) async fn import_post(
         let (source, text) = if !file.is_empty() {
             match String::from_utf8(file.clone()) {
                 Ok(t) => (
-                    file_name
-                        .clone()
-                        .filter(|n| !n.is_empty())
-                        .unwrap_or_else(|| "the file".to_owned()),
+                    file_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "the file".to_owned()),
                     t,
                 ),
-                Err(_) => {
-                    return again(
-                        &pasted,
-                        vec!["The file is not UTF-8 text (save it as CSV UTF-8).".to_owned()],
-                    );
-                }
+                Err(_) => return again(&pasted, vec!["The file is not UTF-8 text (save it as CSV UTF-8).".to_owned()]),
             }
         } else if !pasted.trim().is_empty() {
             ("the pasted file".to_owned(), pasted.clone())
         } else {
-            return again(
-                "",
-                vec!["Choose the formulary file, or paste it.".to_owned()],
-            );
+            return again("", vec!["Choose the formulary file, or paste it.".to_owned()]);
         };
         match formulary::import(&cx.svc, cx.access(), &text, &source) {
             Ok(r) => layout::page(cx, "Formulary imported", Nav::None, report_page(&r)),
             Err(ImportError::File(problems)) => again(&pasted, problems),
-            Err(ImportError::Medicines(e)) => {
-                layout::refusal_page(e.status(), &e.message(), "formulary")
-            }
+            Err(ImportError::Medicines(e)) => layout::refusal_page(e.status(), &e.message(), "formulary"),
         }
     })
     .await

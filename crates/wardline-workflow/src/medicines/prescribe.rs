@@ -359,9 +359,7 @@ pub fn validate<'f>(
             check_dose(e, dose, "dose")?;
             positive(p.min_interval_hours, "minimum interval (hours)")?;
             let max = p.max_per_24h.as_ref().ok_or_else(|| {
-                MedicinesError::Invalid(
-                    "Maximum in 24 hours: give the most that may be given in 24 hours.".into(),
-                )
+                MedicinesError::Invalid("Maximum in 24 hours: give the most that may be given in 24 hours.".into())
             })?;
             check_dose(e, max, "maximum in 24 hours")?;
             if max.unit.trim().to_lowercase() == dose.unit.trim().to_lowercase()
@@ -558,11 +556,7 @@ pub fn build(
     if let Some(s) = p.stop {
         validity["end"] = json!(date_text(s));
     }
-    let category = if p.discharge {
-        "discharge"
-    } else {
-        "inpatient"
-    };
+    let category = if p.discharge { "discharge" } else { "inpatient" };
     let mut mr = json!({
         "resourceType": "MedicationRequest",
         "status": status,
@@ -654,7 +648,10 @@ fn qty_of(v: &Value) -> Option<Qty> {
 }
 
 fn ext_of<'a>(v: &'a Value, url: &str) -> Option<&'a Value> {
-    v["extension"].as_array()?.iter().find(|e| e["url"] == url)
+    v["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"] == url)
 }
 
 /// Reads a MedicationRequest of the contract's shape back into a
@@ -726,13 +723,11 @@ pub fn read_prescription(mr: &Value) -> Result<Prescription, MedicinesError> {
     p.once_at = d["timing"]["event"][0].as_str().and_then(parse_instant);
     p.rate_ml_h = dr["rateQuantity"]["value"].as_f64();
     p.volume_ml = ext_of(d, INFUSION_VOLUME_EXT).and_then(|e| e["valueQuantity"]["value"].as_f64());
-    p.duration_hours = repeat["duration"]
-        .as_f64()
-        .map(|v| match repeat["durationUnit"].as_str() {
-            Some("min") => v / 60.0,
-            Some("d") => v * 24.0,
-            _ => v,
-        });
+    p.duration_hours = repeat["duration"].as_f64().map(|v| match repeat["durationUnit"].as_str() {
+        Some("min") => v / 60.0,
+        Some("d") => v * 24.0,
+        _ => v,
+    });
     p.indication = mr["reasonCode"][0]["text"]
         .as_str()
         .map(str::to_owned)
@@ -763,12 +758,7 @@ fn patient_in(tx: &mut Tx<'_>, p: &Prescription) -> Result<Option<String>, Medic
             "This record is not active (it may have been merged): prescribe on the patient's current record.".into(),
         ));
     }
-    match p
-        .encounter
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
+    match p.encounter.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         Some(e) => {
             let enc = tx.get("Encounter", e)?.ok_or_else(|| {
                 MedicinesError::Invalid(format!("Encounter: there is no encounter {e}."))
@@ -1137,10 +1127,7 @@ pub fn lifecycle_refusal(resource: &Value, current: Option<&Value>) -> Option<St
             "A prescription that is {from} cannot be made {to}: a stopped, completed or cancelled prescription is never restarted (prescribe it again)."
         ));
     }
-    if to == "active"
-        && from != Some("active")
-        && on_drug_chart(resource)
-        && signed(resource).is_none()
+    if to == "active" && from != Some("active") && on_drug_chart(resource) && signed(resource).is_none()
     {
         return Some(
             "A drug chart prescription is active only when signed by its prescriber (extension prescriber-signature): prescribe through MedicationRequest/$prescribe.".into(),

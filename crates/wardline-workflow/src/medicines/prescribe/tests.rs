@@ -1,13 +1,7 @@
 use super::*;
 use crate::medicines::{FORMULARY_EXT, kind};
 
-fn medication(
-    id: &str,
-    name: &str,
-    unit: &str,
-    strength_mg: Option<f64>,
-    routes: &[(&str, &str)],
-) -> Value {
+fn medication(id: &str, name: &str, unit: &str, strength_mg: Option<f64>, routes: &[(&str, &str)]) -> Value {
     let mut subs = vec![
         json!({"url": "unitOfDose", "valueString": unit}),
         json!({"url": "vtm", "valueCoding": {"system": crate::medicines::DMD_SYSTEM, "code": format!("vtm-{id}"), "display": name}}),
@@ -27,27 +21,9 @@ fn medication(
 
 fn formulary() -> Formulary {
     Formulary::from_medications(&[
-        medication(
-            "med-para",
-            "Paracetamol 500mg tablets",
-            "tablet",
-            Some(500.0),
-            &[("26643006", "Oral")],
-        ),
-        medication(
-            "med-warf",
-            "Warfarin 1mg tablets",
-            "tablet",
-            Some(1.0),
-            &[("26643006", "Oral")],
-        ),
-        medication(
-            "med-saline",
-            "Sodium chloride 0.9% infusion 1000mL",
-            "mL",
-            None,
-            &[("47625008", "Intravenous")],
-        ),
+        medication("med-para", "Paracetamol 500mg tablets", "tablet", Some(500.0), &[("26643006", "Oral")]),
+        medication("med-warf", "Warfarin 1mg tablets", "tablet", Some(1.0), &[("26643006", "Oral")]),
+        medication("med-saline", "Sodium chloride 0.9% infusion 1000mL", "mL", None, &[("47625008", "Intravenous")]),
     ])
 }
 
@@ -56,17 +32,11 @@ fn now() -> OffsetDateTime {
 }
 
 fn who() -> Prescriber {
-    Prescriber {
-        reference: "Practitioner/dr".into(),
-        display: "Dr Test".into(),
-    }
+    Prescriber { reference: "Practitioner/dr".into(), display: "Dr Test".into() }
 }
 
 fn q(v: f64, u: &str) -> Qty {
-    Qty {
-        value: v,
-        unit: u.into(),
-    }
+    Qty { value: v, unit: u.into() }
 }
 
 fn each_kind() -> Vec<Prescription> {
@@ -75,8 +45,8 @@ fn each_kind() -> Vec<Prescription> {
     reg.route = "26643006".into();
     reg.times = vec!["08:00".into(), "14:00".into(), "22:00".into()];
     reg.indication = "pain".into();
-    reg.review = Some(time::macros::date!(2026 - 12 - 09));
-    reg.stop = Some(time::macros::date!(2026 - 12 - 16));
+    reg.review = Some(time::macros::date!(2026-12-09));
+    reg.stop = Some(time::macros::date!(2026-12-16));
     let mut prn = Prescription::new("p1", "med-para", Kind::AsRequired);
     prn.dose = Some(q(1.0, "tablet"));
     prn.route = "26643006".into();
@@ -130,14 +100,7 @@ fn a_tto_is_category_discharge() {
     let f = formulary();
     let mut p = each_kind().remove(0);
     p.discharge = true;
-    let mr = build(
-        validate(&f, &p, now()).unwrap(),
-        &who(),
-        &p,
-        "active",
-        true,
-        now(),
-    );
+    let mr = build(validate(&f, &p, now()).unwrap(), &who(), &p, "active", true, now());
     assert!(is_discharge(&mr));
     assert!(read_prescription(&mr).unwrap().discharge);
 }
@@ -174,7 +137,7 @@ fn refusals_name_the_field() {
     p.medicine = "med-nothing".into();
     assert!(refusal(&p).starts_with("Medicine:"));
     let mut p = base[0].clone();
-    p.review = Some(time::macros::date!(2026 - 11 - 01));
+    p.review = Some(time::macros::date!(2026-11-01));
     assert!(refusal(&p).starts_with("Review date:"));
     let mut p = base[1].clone();
     p.min_interval_hours = None;
@@ -208,35 +171,13 @@ fn time_of_day() {
 fn the_rule_keeps_the_lifecycle() {
     let f = formulary();
     let p = each_kind().remove(0);
-    let signed_mr = build(
-        validate(&f, &p, now()).unwrap(),
-        &who(),
-        &p,
-        "active",
-        true,
-        now(),
-    );
-    let unsigned = build(
-        validate(&f, &p, now()).unwrap(),
-        &who(),
-        &p,
-        "active",
-        false,
-        now(),
-    );
+    let signed_mr = build(validate(&f, &p, now()).unwrap(), &who(), &p, "active", true, now());
+    let unsigned = build(validate(&f, &p, now()).unwrap(), &who(), &p, "active", false, now());
     assert_eq!(lifecycle_refusal(&signed_mr, None), None);
-    assert!(
-        lifecycle_refusal(&unsigned, None)
-            .unwrap()
-            .contains("signed")
-    );
+    assert!(lifecycle_refusal(&unsigned, None).unwrap().contains("signed"));
     let mut stopped = signed_mr.clone();
     stopped["status"] = json!("stopped");
-    assert!(
-        lifecycle_refusal(&signed_mr, Some(&stopped))
-            .unwrap()
-            .contains("stopped")
-    );
+    assert!(lifecycle_refusal(&signed_mr, Some(&stopped)).unwrap().contains("stopped"));
     assert_eq!(lifecycle_refusal(&stopped, Some(&signed_mr)), None);
     // A draft made active by a plain write needs the signature.
     let mut draft = unsigned.clone();
