@@ -69,6 +69,18 @@ pub fn order_catalogue() -> Value {
 /// The text of [`order_catalogue`] (`data/order-catalogue.json`).
 pub const ORDER_CATALOGUE: &str = include_str!("../data/order-catalogue.json");
 
+/// The demo trust's chemotherapy regimens: a FHIR `transaction` Bundle of
+/// PUTs of protocol `PlanDefinition`s (see
+/// `wardline_workflow::medicines::chemo::regimen` for the shape). The doses
+/// are those of widely published protocol summaries, for demonstration: a
+/// trust's own approved protocols replace them.
+pub const CHEMOTHERAPY_REGIMENS: &str = include_str!("../data/chemotherapy-regimens.json");
+
+/// [`CHEMOTHERAPY_REGIMENS`] parsed.
+pub fn chemotherapy_regimens() -> Value {
+    serde_json::from_str(CHEMOTHERAPY_REGIMENS).unwrap_or_else(|_| json!({}))
+}
+
 /// The demo trust's starter formulary (`data/formulary.csv`): over 150
 /// common inpatient medicines, one row per VMP, in the format of
 /// `docs/formulary-format.md` (read by

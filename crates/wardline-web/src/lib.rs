@@ -399,6 +399,36 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 17: mar ──
     // ── issue 17: chemotherapy ──
+    r(
+        "GET",
+        "/ui/patients/{id}/chemotherapy",
+        "a patient's chemotherapy cycles; prescribe a cycle",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/chemotherapy",
+        "prescribe a chemotherapy cycle",
+    ),
+    r(
+        "GET",
+        "/ui/chemotherapy/{id}",
+        "a chemotherapy cycle: doses, checks, verification",
+    ),
+    r(
+        "POST",
+        "/ui/chemotherapy/{id}/verify",
+        "verify a chemotherapy cycle",
+    ),
+    r(
+        "POST",
+        "/ui/chemotherapy/{id}/release",
+        "release a chemotherapy cycle",
+    ),
+    r(
+        "POST",
+        "/ui/chemotherapy/{id}/delay",
+        "delay a chemotherapy cycle",
+    ),
     // ── end of issue 17: chemotherapy ──
     r(
         "GET",
@@ -598,6 +628,14 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/patients/{id}/mar/{request}/omit", post(mar::omit_post))
         // ── end of issue 17: mar ──
         // ── issue 17: chemotherapy ──
+        .route(
+            "/patients/{id}/chemotherapy",
+            get(chemo::patient_chemo_page).post(chemo::prescribe_post),
+        )
+        .route("/chemotherapy/{id}", get(chemo::cycle_page))
+        .route("/chemotherapy/{id}/verify", post(chemo::verify_post))
+        .route("/chemotherapy/{id}/release", post(chemo::release_post))
+        .route("/chemotherapy/{id}/delay", post(chemo::delay_post))
         // ── end of issue 17: chemotherapy ──
         .route("/events", get(beds::events))
         .route("/static/{*file}", get(assets::serve))

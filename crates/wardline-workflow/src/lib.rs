@@ -67,6 +67,7 @@ pub fn with_operations(svc: FhirService) -> FhirService {
         .with_operation(results::operation::SubmitOperation::spec())
         .with_operation(medicines::prescribe::operation::PrescribeOperation::spec())
         .with_operation(medicines::prescribe::operation::DiscontinueOperation::spec())
+        .with_operation(medicines::chemo::operation::CycleOperation::spec())
 }
 
 /// The service with the workflows' write rules registered, which the core

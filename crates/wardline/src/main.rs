@@ -281,6 +281,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     if a.demo {
         load_demo(&service)?;
         load_demo_catalogue(&service)?;
+        load_demo_regimens(&service)?;
         load_demo_formulary(&service)?;
         // Issue 17, the MAR: after the demo formulary is loaded.
         demo_drugs::load(&service)?;
@@ -424,6 +425,28 @@ fn load_demo_catalogue(service: &FhirService) -> Result<()> {
         resources = report.created.len(),
         "demo order catalogue loaded"
     );
+    Ok(())
+}
+
+/// Loads the demo chemotherapy regimens (`wardline-demo`'s
+/// `data/chemotherapy-regimens.json`, protocol `PlanDefinition`s) through
+/// the regimens' import unless the store already has regimens (a trust's
+/// own protocols are never overwritten).
+fn load_demo_regimens(service: &FhirService) -> Result<()> {
+    use wardline_workflow::medicines::chemo::regimen;
+    if !regimen::load(service)
+        .map_err(|e| anyhow::anyhow!("reading the chemotherapy regimens failed: {e}"))?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let ids = regimen::import(
+        service,
+        &wardline_core::Trusted::operator("demo-loader"),
+        &wardline_demo::chemotherapy_regimens(),
+    )
+    .map_err(|e| anyhow::anyhow!("loading the demo chemotherapy regimens failed: {e}"))?;
+    tracing::info!(regimens = ids.len(), "demo chemotherapy regimens loaded");
     Ok(())
 }
 

@@ -572,7 +572,10 @@ pub fn in_catalogue(r: &Value) -> bool {
                 .flat_map(|t| t["coding"].as_array().into_iter().flatten())
                 .any(|c| c["system"] == DEPARTMENT)
         }
-        Some("PlanDefinition" | "Questionnaire") => ours,
+        // Chemotherapy protocols (issue 17) are PlanDefinitions under the
+        // same base but not order sets.
+        Some("PlanDefinition") => ours && !crate::medicines::chemo::regimen::is_protocol_type(r),
+        Some("Questionnaire") => ours,
         _ => false,
     }
 }

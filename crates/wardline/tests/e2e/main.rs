@@ -10,6 +10,7 @@ mod access;
 mod audit_tamper;
 mod catalogue;
 mod chart;
+mod chemo;
 mod cli;
 mod crash;
 mod cumulative;
