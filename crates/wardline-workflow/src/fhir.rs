@@ -194,6 +194,43 @@ pub fn quantity_text(q: &Value) -> Option<String> {
     })
 }
 
+/// Every current resource of type `t` the reader sees (paged through, 1000 at
+/// a time): for small, non-patient sets such as the catalogue or the formulary.
+pub fn all_of<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<StoredResource>, FhirError> {
+    let q = wardline_fhir::search::parse(
+        wardline_fhir::definitions::r4(),
+        Some(t),
+        &[] as &[(String, String)],
+        Handling::Strict,
+    )?;
+    let mut out = Vec::new();
+    let mut page = PageRequest {
+        count: 1000,
+        ..PageRequest::default()
+    };
+    loop {
+        let p = r.search(&q, &page)?;
+        page.snapshot_rid = Some(p.snapshot_rid);
+        page.after_rid = p.resources.last().map(|r| r.rid);
+        let more = p.has_more && page.after_rid.is_some();
+        out.extend(p.resources);
+        if !more {
+            return Ok(out);
+        }
+    }
+}
+
+/// [`all_of`] as JSON values.
+pub fn json_all<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<Value>, FhirError> {
+    all_of(r, t)?
+        .into_iter()
+        .map(|s| {
+            serde_json::from_str(&s.json)
+                .map_err(|e| FhirError::internal(format!("stored {t}/{} is unreadable: {e}", s.id)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,41 +298,4 @@ mod tests {
         );
         assert_eq!(quantity_text(&json!({"unit": "Cel"})), None);
     }
-}
-
-/// Every current resource of type `t` the reader sees (paged through, 1000 at
-/// a time): for small, non-patient sets such as the catalogue or the formulary.
-pub fn all_of<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<StoredResource>, FhirError> {
-    let q = wardline_fhir::search::parse(
-        wardline_fhir::definitions::r4(),
-        Some(t),
-        &[] as &[(String, String)],
-        Handling::Strict,
-    )?;
-    let mut out = Vec::new();
-    let mut page = PageRequest {
-        count: 1000,
-        ..PageRequest::default()
-    };
-    loop {
-        let p = r.search(&q, &page)?;
-        page.snapshot_rid = Some(p.snapshot_rid);
-        page.after_rid = p.resources.last().map(|r| r.rid);
-        let more = p.has_more && page.after_rid.is_some();
-        out.extend(p.resources);
-        if !more {
-            return Ok(out);
-        }
-    }
-}
-
-/// [`all_of`] as JSON values.
-pub fn json_all<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<Value>, FhirError> {
-    all_of(r, t)?
-        .into_iter()
-        .map(|s| {
-            serde_json::from_str(&s.json)
-                .map_err(|e| FhirError::internal(format!("stored {t}/{} is unreadable: {e}", s.id)))
-        })
-        .collect()
 }

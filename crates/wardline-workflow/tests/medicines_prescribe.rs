@@ -155,7 +155,6 @@ fn seed(svc: &FhirService) {
     let rs = [
         medication(
             "med-LT1001",
-            "med-1001",
             "Paracetamol 500mg tablets",
             "tablet",
             Some(500.0),
@@ -163,7 +162,6 @@ fn seed(svc: &FhirService) {
         ),
         medication(
             "med-LT1002",
-            "med-1002",
             "Warfarin 1mg tablets",
             "tablet",
             Some(1.0),
@@ -171,7 +169,6 @@ fn seed(svc: &FhirService) {
         ),
         medication(
             "med-LT1003",
-            "med-1003",
             "Sodium chloride 0.9% infusion 1litre bags",
             "mL",
             None,

@@ -41,6 +41,7 @@
 //!     administration;
 //!   - *infusion*: `doseAndRate[0].rateQuantity` (mL/h), the volume in
 //!     [`INFUSION_VOLUME_EXT`] and `timing.repeat.duration`/`durationUnit`.
+//!
 //!   The prescriber's signature is [`SIGNATURE_EXT`] (`by`, a reference to
 //!   the Practitioner; `at`, the instant).
 //! * **Decision support** ([`checks`]) at prescribing raises graded
