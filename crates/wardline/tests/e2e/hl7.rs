@@ -262,24 +262,24 @@ fn feed(env: &Env) {
         "applied messages are not reprocessed"
     );
 
-    // A type Wardline does not map yet (a pharmacy order before the
-    // medicines module) is refused, never AA: AR, error 200 at MSH-9, and
-    // kept for reprocessing, listed with the refused messages (issue 15).
-    let rde = "MSH|^~\\&|EPMA|RWG|WARDLINE|RWG|20261123090000||RDE^O11^RDE_O11|RX-1|P|2.5\r\
+    // A type Wardline does not map (an immunisation record) is refused,
+    // never AA: AR, error 200 at MSH-9, and kept for reprocessing, listed
+    // with the refused messages (issue 15).
+    let vxu = "MSH|^~\\&|CHIS|RWG|WARDLINE|RWG|20261123090000||VXU^V04^VXU_V04|RX-1|P|2.5\r\
                PID|1||9434765919^^^NHS^NH||SMITH^JANE\r\
-               ORC|NW|RX1\r";
-    let ack = c.send(rde).unwrap();
+               ORC|RE|VX1\r";
+    let ack = c.send(vxu).unwrap();
     assert_eq!(field(&ack, "MSA-1"), "AR", "{ack}");
     assert!(ack.contains("ERR||MSH^1^9|200^"), "{ack}");
     let out = wardline(&["hl7", "list", "--status", "not-done"]);
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        listed.contains("RX-1") && listed.contains("RDE"),
+        listed.contains("RX-1") && listed.contains("VXU"),
         "{listed}"
     );
-    // Reprocessing it before the type is mapped refuses it again and keeps
-    // it (never marked done, never lost); once the medicines module maps
-    // RDE^O11 (issue 17) the same command applies it.
+    // Reprocessing it while the type is not mapped refuses it again and
+    // keeps it (never marked done, never lost); once a module maps it, the
+    // same command applies it.
     let rx_id = listed
         .lines()
         .find(|l| l.contains("RX-1"))
