@@ -187,6 +187,7 @@
 mod datatypes;
 mod orders;
 mod patient;
+mod pharmacy;
 mod schedule;
 mod visit;
 
@@ -226,6 +227,20 @@ pub const TRIGGER_TYPES: &[&str] = &[
     "DiagnosticReport",
     "Appointment",
 ];
+
+/// Resource types whose changes may produce pharmacy messages
+/// ([`pharmacy_message_for`]), for destinations that take them.
+pub const PHARMACY_TRIGGER_TYPES: &[&str] = &["MedicationAdministration"];
+
+/// Which pharmacy messages a destination takes (`;pharmacy=ras`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PharmacyFeed {
+    /// None: the default, so existing feeds are unchanged.
+    #[default]
+    None,
+    /// `RAS^O17` (v2.5.1) for each dose given or not given.
+    Ras,
+}
 
 /// Which message a destination takes orders in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -373,6 +388,38 @@ pub fn message_for(
     Ok(planned.map(|p| p.into_message(cfg, control_id, timestamp)))
 }
 
+/// The `RAS^O17` announcing a change to a MedicationAdministration (a dose
+/// given, not given, corrected or withdrawn), or None when the change is
+/// not worth one (see the module documentation). Only for destinations
+/// configured [`PharmacyFeed::Ras`]; [`message_for`] never sends one.
+pub fn pharmacy_message_for(
+    change: &Change,
+    records: &mut dyn Records,
+    cfg: &MappingConfig,
+    control_id: &str,
+    timestamp: &str,
+) -> Result<Option<OutboundMessage>, MapError> {
+    let Some(after) = change.after else {
+        return Ok(None);
+    };
+    if change.resource_type != "MedicationAdministration" {
+        return Ok(None);
+    }
+    if let Some(before) = change.before
+        && without_meta(before) == without_meta(after)
+    {
+        return Ok(None);
+    }
+    let mut ctx = Ctx { records, cfg };
+    if let Some(b) = change.before
+        && only_repointed_by_merge(&mut ctx, b, after)?
+    {
+        return Ok(None);
+    }
+    let planned = pharmacy::plan(&mut ctx, change.before, after)?;
+    Ok(planned.map(|p| p.into_message(cfg, control_id, timestamp)))
+}
+
 /// What a mapping decided: the message type and its segments after MSH.
 pub(crate) struct Planned {
     pub code: &'static str,
@@ -399,8 +446,16 @@ impl Planned {
             .set_component(9, 3, self.structure)
             .set(10, control_id)
             .set(11, "P")
-            // OML^O21 carries SPM and TQ1, which came with v2.5.
-            .set(12, if self.code == "OML" { "2.5.1" } else { "2.4" })
+            // OML^O21 carries SPM and TQ1, which came with v2.5; RAS^O17
+            // is a v2.5.1 structure.
+            .set(
+                12,
+                if matches!(self.code, "OML" | "RAS") {
+                    "2.5.1"
+                } else {
+                    "2.4"
+                },
+            )
             .set(18, "UNICODE UTF-8");
         if self.code == "ADT" {
             b.segment("EVN").set(1, self.event).set(2, timestamp);

@@ -49,7 +49,7 @@ use wardline_fhir::FhirError;
 use wardline_fhir::datetime::{format_instant, now_ms};
 use wardline_hl7::Message;
 use wardline_hl7::mllp::{FrameDecoder, encode_frame};
-use wardline_hl7_fhir::outbound::OrderFormat;
+use wardline_hl7_fhir::outbound::{OrderFormat, PharmacyFeed};
 use wardline_hl7_fhir::{MappingConfig, outbound};
 
 use crate::message_store::{
@@ -72,25 +72,38 @@ pub struct Destination {
     /// The message orders go to it in: `OML^O21` per requisition (the
     /// default), or `ORM^O01` per order (`;orders=orm`).
     pub orders: OrderFormat,
+    /// Pharmacy messages it takes: none (the default), or `RAS^O17` per
+    /// dose given or not given (`;pharmacy=ras`).
+    pub pharmacy: PharmacyFeed,
 }
 
 impl Destination {
     /// Parses `NAME=HOST:PORT` (MSH-5 is NAME, MSH-6 empty) or
     /// `NAME=HOST:PORT/APPLICATION^FACILITY`, either optionally followed by
-    /// `;orders=oml` (the default) or `;orders=orm`.
+    /// `;orders=oml` (the default) or `;orders=orm`, and `;pharmacy=ras`
+    /// for a pharmacy system told of each dose.
     pub fn parse(spec: &str) -> Result<Destination, String> {
         let (main, options) = match spec.split_once(';') {
             Some((m, o)) => (m, Some(o)),
             None => (spec, None),
         };
         let mut orders = OrderFormat::default();
+        let mut pharmacy = PharmacyFeed::default();
         for opt in options.into_iter().flat_map(|o| o.split(';')) {
             match opt.trim().split_once('=') {
                 Some(("orders", v)) if v.eq_ignore_ascii_case("oml") => orders = OrderFormat::Oml,
                 Some(("orders", v)) if v.eq_ignore_ascii_case("orm") => orders = OrderFormat::Orm,
+                Some(("pharmacy", v)) if v.eq_ignore_ascii_case("ras") => {
+                    pharmacy = PharmacyFeed::Ras;
+                }
+                Some(("pharmacy", v)) if v.eq_ignore_ascii_case("rds") => {
+                    return Err(format!(
+                        "'{spec}': Wardline does not send RDS^O13: a dispense is the pharmacy system's message (use pharmacy=ras)"
+                    ));
+                }
                 _ => {
                     return Err(format!(
-                        "'{spec}': unknown option '{opt}' (expected orders=oml or orders=orm)"
+                        "'{spec}': unknown option '{opt}' (expected orders=oml, orders=orm or pharmacy=ras)"
                     ));
                 }
             }
@@ -129,6 +142,7 @@ impl Destination {
             receiving_application: app.to_owned(),
             receiving_facility: fac.to_owned(),
             orders,
+            pharmacy,
         })
     }
 
@@ -177,7 +191,12 @@ fn parse(json: Option<&str>) -> Option<Value> {
 
 impl WriteHook for OutboxHook {
     fn watches(&self, resource_type: &str) -> bool {
-        !self.destinations.is_empty() && outbound::TRIGGER_TYPES.contains(&resource_type)
+        (!self.destinations.is_empty() && outbound::TRIGGER_TYPES.contains(&resource_type))
+            || (outbound::PHARMACY_TRIGGER_TYPES.contains(&resource_type)
+                && self
+                    .destinations
+                    .iter()
+                    .any(|d| d.pharmacy != PharmacyFeed::None))
     }
 
     fn before_commit(&self, tx: &mut Tx<'_>, changes: &[Change]) -> Result<(), FhirError> {
@@ -194,7 +213,7 @@ impl WriteHook for OutboxHook {
             .iter()
             .map(|c| (parse(c.before.as_deref()), parse(c.after.as_deref())))
             .collect();
-        let views: Vec<outbound::Change> = changes
+        let all: Vec<outbound::Change> = changes
             .iter()
             .zip(&parsed)
             .map(|(c, (b, a))| outbound::Change {
@@ -203,6 +222,10 @@ impl WriteHook for OutboxHook {
                 after: a.as_ref(),
             })
             .collect();
+        // Pharmacy changes go only to destinations that take them (below).
+        let (pharmacy, views): (Vec<outbound::Change>, Vec<outbound::Change>) = all
+            .into_iter()
+            .partition(|c| outbound::PHARMACY_TRIGGER_TYPES.contains(&c.resource_type));
         for format in [OrderFormat::Oml, OrderFormat::Orm] {
             let these: Vec<&Destination> = targets
                 .iter()
@@ -226,6 +249,37 @@ impl WriteHook for OutboxHook {
             for b in built {
                 queue(tx, &these, b)?;
             }
+        }
+        let takers: Vec<&Destination> = targets
+            .iter()
+            .copied()
+            .filter(|d| d.pharmacy == PharmacyFeed::Ras)
+            .collect();
+        if takers.is_empty() {
+            return Ok(());
+        }
+        for c in &pharmacy {
+            let id = c
+                .after
+                .or(c.before)
+                .and_then(|v| v.get("id"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let message = {
+                let mut records = TxRecords::reading(&mut *tx);
+                outbound::pharmacy_message_for(
+                    c,
+                    &mut records,
+                    &self.mapping,
+                    &control_id(),
+                    &hl7_now(),
+                )
+            };
+            let b = outbound::Built {
+                about: vec![format!("{}/{id}", c.resource_type)],
+                message,
+            };
+            queue(tx, &takers, b)?;
         }
         Ok(())
     }
