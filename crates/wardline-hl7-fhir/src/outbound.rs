@@ -177,6 +177,36 @@
 //! timing `^^^start^end`, SCH-25 filler status (Pending, Waitlist, Booked,
 //! Started, Complete, Cancelled, Noshow, Deleted).
 //!
+//! **MedicationAdministration** → `RAS^O17^RAS_O17` (MSH-12 `2.5.1`), only
+//! through [`pharmacy_message_for`], for destinations configured
+//! `;pharmacy=ras` ([`PharmacyFeed`]); [`message_for`] never sends one, so
+//! no other feed changes. A dose recorded `completed`, `not-done` or
+//! `stopped` (created, or reaching one of those) → RXA-21 `A`; a later
+//! change to what the message carries → `U`; `entered-in-error` after one
+//! of those → `D` (the segments as reported). In progress, deletes: none.
+//! Segments: PID/PD1 of `subject` (required), PV1 of `context` when it
+//! resolves, ORC, RXA, RXR. **ORC**-1 `RE`; ORC-2 the placer number: for a
+//! prescription that came by RDE^O11 its `{identifier_base}/pharmacy-order`
+//! identifier (the sender's number, as inbound stores ORC-2) with ORC-3 the
+//! MedicationRequest id, else ORC-2 the MedicationRequest id; ORC-9 its
+//! authoredOn; ORC-12 its requester (XCN). **RXA** (v2.5.1): RXA-1 `0`,
+//! RXA-2 `1`, RXA-3/4 effective time (or period start/end), RXA-5 the
+//! Medication's code — dm+d `code^name^DMD`, a local code `code^name^L`
+//! (table 0396), else CE — RXA-6 the dose (`0` when not given, `999` when
+//! given without an amount), RXA-7 its unit (`code^unit^UCUM` when coded),
+//! RXA-10 the performer who gave it (not the witness; XCN), RXA-15 the
+//! batch, RXA-18 the omission reason (`statusReason`, not-done only),
+//! RXA-20 completion status (table 0322: CP given, PA stopped part way, RE
+//! refused — omission `refused` — NA any other not-done), RXA-21 action.
+//! **RXR**-1 the route (the dose's, else the prescription's): a SNOMED CT
+//! route with a table 0162 code is `PO^Oral^HL70162^26643006^Oral^SCT` (the
+//! codes inbound RDE reads), else CE; RXR-2 site. Errors: no request or an
+//! unresolvable one (ORC-2), no medicine (RXA-5), no time (RXA-3), and a
+//! dose whose `subject` is not its prescription's (PID-3, 207) — a dead
+//! letter, never a message about the wrong patient. RDS^O13 is not sent: a
+//! dispense is the pharmacy system's message to the ward (v2 chapter 4A),
+//! and Wardline dispenses nothing.
+//!
 //! **Errors**: a resource whose patient is required (Encounter,
 //! ServiceRequest, DiagnosticReport subject; an Appointment's Patient
 //! participant; a merge's surviving patient) and does not resolve to a

@@ -22,7 +22,10 @@
 //!
 //! **Orders** go to a destination as one OML^O21 per requisition (the
 //! default) or as ORM^O01 per order (`;orders=orm`), see
-//! [`outbound::messages_for`]. When the reply to a delivered message is an
+//! [`outbound::messages_for`]. **Doses** (MedicationAdministration) go as
+//! RAS^O17 only to destinations configured `;pharmacy=ras`
+//! ([`outbound::pharmacy_message_for`]); the hook watches them only then.
+//! When the reply to a delivered message is an
 //! order reply (ORL^O22, ORR^O02: the filler's application
 //! acknowledgement), the dispatcher applies it to the orders it names
 //! (filler number; refused or cancelled through the order lifecycle) in a
@@ -793,4 +796,36 @@ fn outbox_access() -> wardline_core::Trusted {
         name: "hl7-outbox".into(),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pharmacy_feeds_only_where_asked() {
+        let d = Destination::parse("PHARM=127.0.0.1:2577;pharmacy=ras").unwrap();
+        assert_eq!(d.pharmacy, PharmacyFeed::Ras);
+        assert_eq!(d.orders, OrderFormat::Oml);
+        let d = Destination::parse("LAB=127.0.0.1:2575;orders=orm").unwrap();
+        assert_eq!(d.pharmacy, PharmacyFeed::None);
+        let d = Destination::parse("P=127.0.0.1:1/JAC^RWG;orders=orm;pharmacy=RAS").unwrap();
+        assert_eq!((d.orders, d.pharmacy), (OrderFormat::Orm, PharmacyFeed::Ras));
+        let e = Destination::parse("P=127.0.0.1:1;pharmacy=rds").unwrap_err();
+        assert!(e.contains("RDS^O13"), "{e}");
+        let e = Destination::parse("P=127.0.0.1:1;pharmacy=xyz").unwrap_err();
+        assert!(e.contains("pharmacy=ras"), "{e}");
+        // Administrations are watched only when a destination takes them.
+        let lab = OutboxHook::new(
+            vec![Destination::parse("LAB=127.0.0.1:2575").unwrap()],
+            MappingConfig::default(),
+        );
+        assert!(!lab.watches("MedicationAdministration"));
+        assert!(lab.watches("Patient"));
+        let pharm = OutboxHook::new(
+            vec![Destination::parse("PHARM=127.0.0.1:2577;pharmacy=ras").unwrap()],
+            MappingConfig::default(),
+        );
+        assert!(pharm.watches("MedicationAdministration"));
+    }
 }
