@@ -118,7 +118,9 @@ fn ids(m: &Message) -> Vec<String> {
 #[test]
 fn a_dose_given_is_one_ras_o17_with_every_field() {
     let mut r = records();
-    let out = ras(&mut r, None, Some(&given())).unwrap().expect("a message");
+    let out = ras(&mut r, None, Some(&given()))
+        .unwrap()
+        .expect("a message");
     assert_eq!(out.message_type, "RAS^O17");
     assert_eq!(out.patient_id.as_deref(), Some("p1"));
     let m = parsed(&out);
@@ -171,7 +173,11 @@ fn a_dose_given_is_one_ras_o17_with_every_field() {
 #[test]
 fn a_dose_not_given_is_na_or_re_with_the_omission_reason_and_escaped_text() {
     let mut r = records();
-    let m = parsed(&ras(&mut r, None, Some(&omitted())).unwrap().expect("a message"));
+    let m = parsed(
+        &ras(&mut r, None, Some(&omitted()))
+            .unwrap()
+            .expect("a message"),
+    );
     // No encounter on the record: no PV1.
     assert_eq!(ids(&m), ["MSH", "PID", "ORC", "RXA", "RXR"]);
     // Prescribed elsewhere (RDE^O11): its number is the placer's.
@@ -181,7 +187,10 @@ fn a_dose_not_given_is_na_or_re_with_the_omission_reason_and_escaped_text() {
     assert_eq!(t(&m, "RXA-5"), "MIX^1");
     assert_eq!(t(&m, "RXA-5-2"), "Magic mouthwash | 5mL & swish");
     assert_eq!(t(&m, "RXA-5-3"), "L");
-    assert!(m.encode().contains("MIX\\S\\1^Magic mouthwash \\F\\ 5mL \\T\\ swish^L"));
+    assert!(
+        m.encode()
+            .contains("MIX\\S\\1^Magic mouthwash \\F\\ 5mL \\T\\ swish^L")
+    );
     assert_eq!(t(&m, "RXA-3"), "20261123140000+0000");
     assert_eq!(t(&m, "RXA-6"), "0");
     assert_eq!(t(&m, "RXA-7"), "");
@@ -213,13 +222,24 @@ fn corrections_and_withdrawals() {
     // A corrected amount: U.
     let mut fixed = a.clone();
     fixed["dosage"]["dose"]["value"] = json!(1);
-    let m = parsed(&ras(&mut r, Some(&a), Some(&fixed)).unwrap().expect("a message"));
+    let m = parsed(
+        &ras(&mut r, Some(&a), Some(&fixed))
+            .unwrap()
+            .expect("a message"),
+    );
     assert_eq!((t(&m, "RXA-21"), t(&m, "RXA-6")), ("U".into(), "1".into()));
     // Entered in error: D, describing the dose as it was reported.
     let mut wrong = fixed.clone();
     wrong["status"] = json!("entered-in-error");
-    let m = parsed(&ras(&mut r, Some(&fixed), Some(&wrong)).unwrap().expect("a message"));
-    assert_eq!((t(&m, "RXA-21"), t(&m, "RXA-20")), ("D".into(), "CP".into()));
+    let m = parsed(
+        &ras(&mut r, Some(&fixed), Some(&wrong))
+            .unwrap()
+            .expect("a message"),
+    );
+    assert_eq!(
+        (t(&m, "RXA-21"), t(&m, "RXA-20")),
+        ("D".into(), "CP".into())
+    );
     // A record made in progress, or in error, tells nobody.
     let mut pending = given();
     pending["id"] = json!("ma9");

@@ -810,7 +810,10 @@ mod tests {
         let d = Destination::parse("LAB=127.0.0.1:2575;orders=orm").unwrap();
         assert_eq!(d.pharmacy, PharmacyFeed::None);
         let d = Destination::parse("P=127.0.0.1:1/JAC^RWG;orders=orm;pharmacy=RAS").unwrap();
-        assert_eq!((d.orders, d.pharmacy), (OrderFormat::Orm, PharmacyFeed::Ras));
+        assert_eq!(
+            (d.orders, d.pharmacy),
+            (OrderFormat::Orm, PharmacyFeed::Ras)
+        );
         let e = Destination::parse("P=127.0.0.1:1;pharmacy=rds").unwrap_err();
         assert!(e.contains("RDS^O13"), "{e}");
         let e = Destination::parse("P=127.0.0.1:1;pharmacy=xyz").unwrap_err();

@@ -7,8 +7,8 @@ use wardline_workflow::medicines::{DMD_SYSTEM, LOCAL_MEDICINE_SYSTEM, SNOMED_SYS
 
 use super::datatypes::{ce, clinician_id, dtm_of, number, system_code, xcn};
 use super::{Ctx, Planned, Rep, Seg, arr, describe, identifier_value, patient, str_of, visit};
-use crate::inbound::pharmacy::{ROUTES_0162, placer_system};
 use crate::MapError;
+use crate::inbound::pharmacy::{ROUTES_0162, placer_system};
 
 /// A statused administration a pharmacy system is told of: given
 /// (`completed`), not given (`not-done`) or stopped part way (`stopped`).
@@ -47,7 +47,11 @@ pub(super) fn plan(
         return Ok(None);
     };
     // A withdrawal describes the record as it was reported.
-    let shown = if code == "D" { before.unwrap_or(after) } else { after };
+    let shown = if code == "D" {
+        before.unwrap_or(after)
+    } else {
+        after
+    };
     let patient = ctx.required_patient(shown, shown.get("subject"), "subject")?;
     let mut segments = patient::segments(ctx, &patient)?;
     if let Some(r) = shown.get("context")
@@ -89,7 +93,11 @@ fn body(ctx: &mut Ctx, ma: &Value) -> Result<Vec<Seg>, MapError> {
             format!("{me} request is not a MedicationRequest in the record"),
         ));
     };
-    let subject = |v: &Value| v.get("subject").and_then(|s| str_of(s, "reference")).map(str::to_owned);
+    let subject = |v: &Value| {
+        v.get("subject")
+            .and_then(|s| str_of(s, "reference"))
+            .map(str::to_owned)
+    };
     if subject(ma) != subject(&mr) {
         return Err(MapError::content(
             207,
@@ -176,7 +184,7 @@ fn body(ctx: &mut Ctx, ma: &Value) -> Result<Vec<Seg>, MapError> {
         .iter()
         .find(|p| {
             p.get("function")
-                .and_then(|f| super::first_code(f))
+                .and_then(super::first_code)
                 .is_none_or(|c| c == "performer")
         })
         .and_then(|p| p.get("actor"))

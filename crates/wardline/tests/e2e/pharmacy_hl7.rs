@@ -50,13 +50,13 @@ fn fixtures(env: &Env, s: &common::Server) {
         json!({"resourceType": "Encounter", "id": "rde-e1", "status": "in-progress",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
             "subject": {"reference": "Patient/rde-p1"}, "period": {"start": "2026-03-01T10:00:00Z"}}),
-        json!({"resourceType": "Medication", "id": "med-e2e-para", "status": "active",
-            "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": "E2EPARA500", "display": "Paracetamol 500mg tablets"}]},
+        json!({"resourceType": "Medication", "id": "med-LE2EPARA500", "status": "active",
+            "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": "LE2EPARA500", "display": "Paracetamol 500mg tablets"}]},
             "form": {"text": "Tablet"},
             "ingredient": [{"itemCodeableConcept": {"text": "Paracetamol"}, "strength": {
                 "numerator": {"value": 500, "unit": "mg"}, "denominator": {"value": 1, "unit": "tablet"}}}],
             "extension": [{"url": "https://fhir.wardline.invalid/StructureDefinition/formulary-entry", "extension": [
-                {"url": "vtm", "valueCoding": {"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": "paracetamol", "display": "Paracetamol"}},
+                {"url": "vtm", "valueCoding": {"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": "LPARACETAMOL", "display": "Paracetamol"}},
                 {"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral"}},
                 {"url": "unitOfDose", "valueString": "tablet"}]}]}),
     ] {
@@ -100,7 +100,7 @@ fn scenario(env: &Env) {
             NHS,
             "NW",
             "RX9002",
-            "E2EPARA500^Paracetamol^LOCAL",
+            "LE2EPARA500^Paracetamol^LOCAL",
             "mL",
         ))
         .unwrap();
@@ -112,7 +112,7 @@ fn scenario(env: &Env) {
             "9434765870",
             "NW",
             "RX9003",
-            "E2EPARA500^Paracetamol^LOCAL",
+            "LE2EPARA500^Paracetamol^LOCAL",
             "tablet",
         ))
         .unwrap();
@@ -132,7 +132,7 @@ fn scenario(env: &Env) {
             NHS,
             "NW",
             "RX1001",
-            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "LE2EPARA500^Paracetamol 500mg tablets^LOCAL",
             "tablet",
         ))
         .unwrap();
@@ -144,7 +144,7 @@ fn scenario(env: &Env) {
     assert_eq!(mr["subject"]["reference"], "Patient/rde-p1");
     assert_eq!(
         mr["medicationReference"]["reference"],
-        "Medication/med-e2e-para"
+        "Medication/med-LE2EPARA500"
     );
     assert_eq!(
         mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"],
@@ -169,7 +169,7 @@ fn scenario(env: &Env) {
             NHS,
             "NW",
             "RX1001",
-            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "LE2EPARA500^Paracetamol 500mg tablets^LOCAL",
             "tablet",
         ))
         .unwrap();
@@ -183,7 +183,7 @@ fn scenario(env: &Env) {
             NHS,
             "DC",
             "RX1001",
-            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "LE2EPARA500^Paracetamol 500mg tablets^LOCAL",
             "tablet",
         ))
         .unwrap();
@@ -273,7 +273,7 @@ fn ras_scenario(env: &Env) {
             NHS,
             "NW",
             "RX2001",
-            "E2EPARA500^Paracetamol 500mg tablets^LOCAL",
+            "LE2EPARA500^Paracetamol 500mg tablets^LOCAL",
             "tablet",
         ))
         .unwrap();
@@ -284,7 +284,7 @@ fn ras_scenario(env: &Env) {
 
     let dose = |status: &str| {
         let mut ma = json!({"resourceType": "MedicationAdministration", "status": status,
-            "medicationReference": {"reference": "Medication/med-e2e-para"},
+            "medicationReference": {"reference": "Medication/med-LE2EPARA500"},
             "subject": {"reference": "Patient/rde-p1"},
             "context": {"reference": "Encounter/rde-e1"},
             "request": {"reference": format!("MedicationRequest/{mr_id}")},
@@ -338,7 +338,7 @@ fn ras_scenario(env: &Env) {
     assert_eq!(f(given, "ORC-3"), mr_id);
     assert_eq!(f(given, "ORC-12.2"), "Mehta");
     assert_eq!(f(given, "RXA-3"), "20260302120500+0000");
-    assert_eq!(f(given, "RXA-5.1"), "E2EPARA500");
+    assert_eq!(f(given, "RXA-5.1"), "LE2EPARA500");
     assert_eq!(f(given, "RXA-5.3"), "L");
     assert_eq!(f(given, "RXA-6"), "2");
     assert_eq!(f(given, "RXA-7.1"), "tablet");
