@@ -177,6 +177,36 @@
 //! timing `^^^start^end`, SCH-25 filler status (Pending, Waitlist, Booked,
 //! Started, Complete, Cancelled, Noshow, Deleted).
 //!
+//! **MedicationAdministration** → `RAS^O17^RAS_O17` (MSH-12 `2.5.1`), only
+//! through [`pharmacy_message_for`], for destinations configured
+//! `;pharmacy=ras` ([`PharmacyFeed`]); [`message_for`] never sends one, so
+//! no other feed changes. A dose recorded `completed`, `not-done` or
+//! `stopped` (created, or reaching one of those) → RXA-21 `A`; a later
+//! change to what the message carries → `U`; `entered-in-error` after one
+//! of those → `D` (the segments as reported). In progress, deletes: none.
+//! Segments: PID/PD1 of `subject` (required), PV1 of `context` when it
+//! resolves, ORC, RXA, RXR. **ORC**-1 `RE`; ORC-2 the placer number: for a
+//! prescription that came by RDE^O11 its `{identifier_base}/pharmacy-order`
+//! identifier (the sender's number, as inbound stores ORC-2) with ORC-3 the
+//! MedicationRequest id, else ORC-2 the MedicationRequest id; ORC-9 its
+//! authoredOn; ORC-12 its requester (XCN). **RXA** (v2.5.1): RXA-1 `0`,
+//! RXA-2 `1`, RXA-3/4 effective time (or period start/end), RXA-5 the
+//! Medication's code — dm+d `code^name^DMD`, a local code `code^name^L`
+//! (table 0396), else CE — RXA-6 the dose (`0` when not given, `999` when
+//! given without an amount), RXA-7 its unit (`code^unit^UCUM` when coded),
+//! RXA-10 the performer who gave it (not the witness; XCN), RXA-15 the
+//! batch, RXA-18 the omission reason (`statusReason`, not-done only),
+//! RXA-20 completion status (table 0322: CP given, PA stopped part way, RE
+//! refused — omission `refused` — NA any other not-done), RXA-21 action.
+//! **RXR**-1 the route (the dose's, else the prescription's): a SNOMED CT
+//! route with a table 0162 code is `PO^Oral^HL70162^26643006^Oral^SCT` (the
+//! codes inbound RDE reads), else CE; RXR-2 site. Errors: no request or an
+//! unresolvable one (ORC-2), no medicine (RXA-5), no time (RXA-3), and a
+//! dose whose `subject` is not its prescription's (PID-3, 207) — a dead
+//! letter, never a message about the wrong patient. RDS^O13 is not sent: a
+//! dispense is the pharmacy system's message to the ward (v2 chapter 4A),
+//! and Wardline dispenses nothing.
+//!
 //! **Errors**: a resource whose patient is required (Encounter,
 //! ServiceRequest, DiagnosticReport subject; an Appointment's Patient
 //! participant; a merge's surviving patient) and does not resolve to a
@@ -187,6 +217,7 @@
 mod datatypes;
 mod orders;
 mod patient;
+mod pharmacy;
 mod schedule;
 mod visit;
 
@@ -226,6 +257,20 @@ pub const TRIGGER_TYPES: &[&str] = &[
     "DiagnosticReport",
     "Appointment",
 ];
+
+/// Resource types whose changes may produce pharmacy messages
+/// ([`pharmacy_message_for`]), for destinations that take them.
+pub const PHARMACY_TRIGGER_TYPES: &[&str] = &["MedicationAdministration"];
+
+/// Which pharmacy messages a destination takes (`;pharmacy=ras`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PharmacyFeed {
+    /// None: the default, so existing feeds are unchanged.
+    #[default]
+    None,
+    /// `RAS^O17` (v2.5.1) for each dose given or not given.
+    Ras,
+}
 
 /// Which message a destination takes orders in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -373,6 +418,38 @@ pub fn message_for(
     Ok(planned.map(|p| p.into_message(cfg, control_id, timestamp)))
 }
 
+/// The `RAS^O17` announcing a change to a MedicationAdministration (a dose
+/// given, not given, corrected or withdrawn), or None when the change is
+/// not worth one (see the module documentation). Only for destinations
+/// configured [`PharmacyFeed::Ras`]; [`message_for`] never sends one.
+pub fn pharmacy_message_for(
+    change: &Change,
+    records: &mut dyn Records,
+    cfg: &MappingConfig,
+    control_id: &str,
+    timestamp: &str,
+) -> Result<Option<OutboundMessage>, MapError> {
+    let Some(after) = change.after else {
+        return Ok(None);
+    };
+    if change.resource_type != "MedicationAdministration" {
+        return Ok(None);
+    }
+    if let Some(before) = change.before
+        && without_meta(before) == without_meta(after)
+    {
+        return Ok(None);
+    }
+    let mut ctx = Ctx { records, cfg };
+    if let Some(b) = change.before
+        && only_repointed_by_merge(&mut ctx, b, after)?
+    {
+        return Ok(None);
+    }
+    let planned = pharmacy::plan(&mut ctx, change.before, after)?;
+    Ok(planned.map(|p| p.into_message(cfg, control_id, timestamp)))
+}
+
 /// What a mapping decided: the message type and its segments after MSH.
 pub(crate) struct Planned {
     pub code: &'static str,
@@ -399,8 +476,16 @@ impl Planned {
             .set_component(9, 3, self.structure)
             .set(10, control_id)
             .set(11, "P")
-            // OML^O21 carries SPM and TQ1, which came with v2.5.
-            .set(12, if self.code == "OML" { "2.5.1" } else { "2.4" })
+            // OML^O21 carries SPM and TQ1, which came with v2.5; RAS^O17
+            // is a v2.5.1 structure.
+            .set(
+                12,
+                if matches!(self.code, "OML" | "RAS") {
+                    "2.5.1"
+                } else {
+                    "2.4"
+                },
+            )
             .set(18, "UNICODE UTF-8");
         if self.code == "ADT" {
             b.segment("EVN").set(1, self.event).set(2, timestamp);

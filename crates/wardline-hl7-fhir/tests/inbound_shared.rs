@@ -24,6 +24,14 @@ use wardline_hl7_fhir::{MapErrorKind, MappingConfig};
 type Expected = (&'static str, &'static str, u16, &'static str, &'static str);
 
 const EXPECTED_FAILURES: &[Expected] = &[
+    // A pharmacy order never creates a patient (issue 17, H-118).
+    (
+        "fhir-converter/RDE-O11-01.hl7",
+        "MSG00001",
+        204,
+        "PID-3",
+        "a prescription is only filed for a known patient",
+    ),
     // Events on a visit/appointment/patient the (fresh) record has never seen.
     (
         "fhir-converter/ADT-A02-01.hl7",

@@ -22,7 +22,10 @@
 //!
 //! **Orders** go to a destination as one OML^O21 per requisition (the
 //! default) or as ORM^O01 per order (`;orders=orm`), see
-//! [`outbound::messages_for`]. When the reply to a delivered message is an
+//! [`outbound::messages_for`]. **Doses** (MedicationAdministration) go as
+//! RAS^O17 only to destinations configured `;pharmacy=ras`
+//! ([`outbound::pharmacy_message_for`]); the hook watches them only then.
+//! When the reply to a delivered message is an
 //! order reply (ORL^O22, ORR^O02: the filler's application
 //! acknowledgement), the dispatcher applies it to the orders it names
 //! (filler number; refused or cancelled through the order lifecycle) in a
@@ -49,7 +52,7 @@ use wardline_fhir::FhirError;
 use wardline_fhir::datetime::{format_instant, now_ms};
 use wardline_hl7::Message;
 use wardline_hl7::mllp::{FrameDecoder, encode_frame};
-use wardline_hl7_fhir::outbound::OrderFormat;
+use wardline_hl7_fhir::outbound::{OrderFormat, PharmacyFeed};
 use wardline_hl7_fhir::{MappingConfig, outbound};
 
 use crate::message_store::{
@@ -72,25 +75,38 @@ pub struct Destination {
     /// The message orders go to it in: `OML^O21` per requisition (the
     /// default), or `ORM^O01` per order (`;orders=orm`).
     pub orders: OrderFormat,
+    /// Pharmacy messages it takes: none (the default), or `RAS^O17` per
+    /// dose given or not given (`;pharmacy=ras`).
+    pub pharmacy: PharmacyFeed,
 }
 
 impl Destination {
     /// Parses `NAME=HOST:PORT` (MSH-5 is NAME, MSH-6 empty) or
     /// `NAME=HOST:PORT/APPLICATION^FACILITY`, either optionally followed by
-    /// `;orders=oml` (the default) or `;orders=orm`.
+    /// `;orders=oml` (the default) or `;orders=orm`, and `;pharmacy=ras`
+    /// for a pharmacy system told of each dose.
     pub fn parse(spec: &str) -> Result<Destination, String> {
         let (main, options) = match spec.split_once(';') {
             Some((m, o)) => (m, Some(o)),
             None => (spec, None),
         };
         let mut orders = OrderFormat::default();
+        let mut pharmacy = PharmacyFeed::default();
         for opt in options.into_iter().flat_map(|o| o.split(';')) {
             match opt.trim().split_once('=') {
                 Some(("orders", v)) if v.eq_ignore_ascii_case("oml") => orders = OrderFormat::Oml,
                 Some(("orders", v)) if v.eq_ignore_ascii_case("orm") => orders = OrderFormat::Orm,
+                Some(("pharmacy", v)) if v.eq_ignore_ascii_case("ras") => {
+                    pharmacy = PharmacyFeed::Ras;
+                }
+                Some(("pharmacy", v)) if v.eq_ignore_ascii_case("rds") => {
+                    return Err(format!(
+                        "'{spec}': Wardline does not send RDS^O13: a dispense is the pharmacy system's message (use pharmacy=ras)"
+                    ));
+                }
                 _ => {
                     return Err(format!(
-                        "'{spec}': unknown option '{opt}' (expected orders=oml or orders=orm)"
+                        "'{spec}': unknown option '{opt}' (expected orders=oml, orders=orm or pharmacy=ras)"
                     ));
                 }
             }
@@ -129,6 +145,7 @@ impl Destination {
             receiving_application: app.to_owned(),
             receiving_facility: fac.to_owned(),
             orders,
+            pharmacy,
         })
     }
 
@@ -177,7 +194,12 @@ fn parse(json: Option<&str>) -> Option<Value> {
 
 impl WriteHook for OutboxHook {
     fn watches(&self, resource_type: &str) -> bool {
-        !self.destinations.is_empty() && outbound::TRIGGER_TYPES.contains(&resource_type)
+        (!self.destinations.is_empty() && outbound::TRIGGER_TYPES.contains(&resource_type))
+            || (outbound::PHARMACY_TRIGGER_TYPES.contains(&resource_type)
+                && self
+                    .destinations
+                    .iter()
+                    .any(|d| d.pharmacy != PharmacyFeed::None))
     }
 
     fn before_commit(&self, tx: &mut Tx<'_>, changes: &[Change]) -> Result<(), FhirError> {
@@ -194,7 +216,7 @@ impl WriteHook for OutboxHook {
             .iter()
             .map(|c| (parse(c.before.as_deref()), parse(c.after.as_deref())))
             .collect();
-        let views: Vec<outbound::Change> = changes
+        let all: Vec<outbound::Change> = changes
             .iter()
             .zip(&parsed)
             .map(|(c, (b, a))| outbound::Change {
@@ -203,6 +225,10 @@ impl WriteHook for OutboxHook {
                 after: a.as_ref(),
             })
             .collect();
+        // Pharmacy changes go only to destinations that take them (below).
+        let (pharmacy, views): (Vec<outbound::Change>, Vec<outbound::Change>) = all
+            .into_iter()
+            .partition(|c| outbound::PHARMACY_TRIGGER_TYPES.contains(&c.resource_type));
         for format in [OrderFormat::Oml, OrderFormat::Orm] {
             let these: Vec<&Destination> = targets
                 .iter()
@@ -226,6 +252,37 @@ impl WriteHook for OutboxHook {
             for b in built {
                 queue(tx, &these, b)?;
             }
+        }
+        let takers: Vec<&Destination> = targets
+            .iter()
+            .copied()
+            .filter(|d| d.pharmacy == PharmacyFeed::Ras)
+            .collect();
+        if takers.is_empty() {
+            return Ok(());
+        }
+        for c in &pharmacy {
+            let id = c
+                .after
+                .or(c.before)
+                .and_then(|v| v.get("id"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let message = {
+                let mut records = TxRecords::reading(&mut *tx);
+                outbound::pharmacy_message_for(
+                    c,
+                    &mut records,
+                    &self.mapping,
+                    &control_id(),
+                    &hl7_now(),
+                )
+            };
+            let b = outbound::Built {
+                about: vec![format!("{}/{id}", c.resource_type)],
+                message,
+            };
+            queue(tx, &takers, b)?;
         }
         Ok(())
     }
@@ -739,4 +796,39 @@ fn outbox_access() -> wardline_core::Trusted {
         name: "hl7-outbox".into(),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pharmacy_feeds_only_where_asked() {
+        let d = Destination::parse("PHARM=127.0.0.1:2577;pharmacy=ras").unwrap();
+        assert_eq!(d.pharmacy, PharmacyFeed::Ras);
+        assert_eq!(d.orders, OrderFormat::Oml);
+        let d = Destination::parse("LAB=127.0.0.1:2575;orders=orm").unwrap();
+        assert_eq!(d.pharmacy, PharmacyFeed::None);
+        let d = Destination::parse("P=127.0.0.1:1/JAC^RWG;orders=orm;pharmacy=RAS").unwrap();
+        assert_eq!(
+            (d.orders, d.pharmacy),
+            (OrderFormat::Orm, PharmacyFeed::Ras)
+        );
+        let e = Destination::parse("P=127.0.0.1:1;pharmacy=rds").unwrap_err();
+        assert!(e.contains("RDS^O13"), "{e}");
+        let e = Destination::parse("P=127.0.0.1:1;pharmacy=xyz").unwrap_err();
+        assert!(e.contains("pharmacy=ras"), "{e}");
+        // Administrations are watched only when a destination takes them.
+        let lab = OutboxHook::new(
+            vec![Destination::parse("LAB=127.0.0.1:2575").unwrap()],
+            MappingConfig::default(),
+        );
+        assert!(!lab.watches("MedicationAdministration"));
+        assert!(lab.watches("Patient"));
+        let pharm = OutboxHook::new(
+            vec![Destination::parse("PHARM=127.0.0.1:2577;pharmacy=ras").unwrap()],
+            MappingConfig::default(),
+        );
+        assert!(pharm.watches("MedicationAdministration"));
+    }
 }

@@ -222,10 +222,11 @@ fn unparsable_and_unsupported_input_is_stored_and_answered() {
         r.ack
     );
 
-    // An unmapped type (a pharmacy order, before the medicines module):
+    // An unmapped type (a pharmacy give, RGV^O15; RDE^O11 is mapped since
+    // issue 17):
     // rejected by default, naming MSH-9, and kept for reprocessing — never
     // acknowledged as accepted (issue 15; before, this was AA).
-    let rde = "MSH|^~\\&|EPMA|RWG|WARDLINE|RWG|20261123||RDE^O11^RDE_O11|R1|P|2.5\r\
+    let rde = "MSH|^~\\&|EPMA|RWG|WARDLINE|RWG|20261123||RGV^O15^RGV_O15|R1|P|2.5\r\
                PID|1||9434765919^^^NHS^NH||SMITH^JANE\r";
     let r = engine.receive(rde.as_bytes());
     assert_eq!(r.code, AckCode::AR, "{}", r.ack);
@@ -233,7 +234,7 @@ fn unparsable_and_unsupported_input_is_stored_and_answered() {
     // escaped as \S\).
     assert!(r.ack.contains("ERR||MSH^1^9|200^"), "{}", r.ack);
     assert!(
-        r.ack.contains("MSH-9 RDE\\S\\O11 is not mapped"),
+        r.ack.contains("MSH-9 RGV\\S\\O15 is not mapped"),
         "{}",
         r.ack
     );

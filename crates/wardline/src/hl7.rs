@@ -32,8 +32,9 @@ pub struct EngineArgs {
     /// Outbound MLLP destination, NAME=HOST:PORT or
     /// NAME=HOST:PORT/APPLICATION^FACILITY, optionally followed by
     /// `;orders=orm` for a system taking orders as ORM^O01 (default: one
-    /// OML^O21 per requisition) (repeat, or comma-separate in the
-    /// environment variable).
+    /// OML^O21 per requisition) and/or `;pharmacy=ras` for a pharmacy
+    /// system told of each dose given or not given (RAS^O17) (repeat, or
+    /// comma-separate in the environment variable).
     #[arg(
         long = "hl7-destination",
         env = "WARDLINE_HL7_DESTINATIONS",

@@ -376,7 +376,7 @@ mod document;
 mod matching;
 mod orders;
 mod patient;
-mod pharmacy;
+pub(crate) mod pharmacy;
 mod replies;
 mod sched;
 pub(crate) mod ts;
