@@ -19,8 +19,8 @@ use wardline_workflow::medicines::mar::{
     self, Give, LATE_DOSE_CODE, Omit, drug_round, escalate_late, give, omit, patient_mar,
 };
 use wardline_workflow::medicines::{
-    DMD_SYSTEM, DOSE_SLOT_SYSTEM, FORMULARY_EXT, MIN_INTERVAL_EXT, MedicinesError, OMISSION_SYSTEM,
-    SIGNATURE_EXT, VARIABLE_DOSE_EXT,
+    DOSE_SLOT_SYSTEM, FORMULARY_EXT, LOCAL_MEDICINE_SYSTEM, MIN_INTERVAL_EXT, MedicinesError,
+    OMISSION_SYSTEM, SIGNATURE_EXT, VARIABLE_DOSE_EXT,
 };
 
 struct Backend {
@@ -104,8 +104,19 @@ fn medication(id: &str, name: &str, unit: &str, cd: Option<&str>, tc: bool) -> V
     if tc {
         subs.push(json!({"url": "timeCritical", "valueBoolean": true}));
     }
+    let code = id.trim_start_matches("med-");
+    subs.push(json!({"url": "vtm", "valueCoding": {"system": LOCAL_MEDICINE_SYSTEM, "code": format!("{code}V"), "display": name}}));
+    for (route, display) in [
+        ("26643006", "Oral"),
+        ("47625008", "Intravenous"),
+        ("34206005", "Subcutaneous"),
+        ("78421000", "Intramuscular"),
+    ] {
+        subs.push(json!({"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": route, "display": display}}));
+    }
     json!({"resourceType": "Medication", "id": id, "status": "active",
-        "code": {"coding": [{"system": DMD_SYSTEM, "code": id.trim_start_matches("med-"), "display": name}]},
+        "code": {"coding": [{"system": LOCAL_MEDICINE_SYSTEM, "code": code, "display": name}]},
+        "form": {"text": "Tablet"},
         "extension": [{"url": FORMULARY_EXT, "extension": subs}]})
 }
 
@@ -139,27 +150,27 @@ fn seed(svc: &FhirService) {
             "location": [{"location": {"reference": "Location/a1"}, "status": "active",
                 "period": {"start": "2026-03-01T10:00:00Z"}}]}),
         medication(
-            "med-para",
+            "med-LPARA",
             "Paracetamol 500mg tablets",
             "tablet",
             None,
             false,
         ),
         medication(
-            "med-ins",
+            "med-LINS",
             "Insulin glargine 100units/ml",
             "unit",
             None,
             true,
         ),
         medication(
-            "med-mor",
+            "med-LMOR",
             "Morphine sulfate 10mg/1ml injection",
             "mg",
             Some("2"),
             false,
         ),
-        medication("med-war", "Warfarin 1mg tablets", "mg", None, true),
+        medication("med-LWAR", "Warfarin 1mg tablets", "mg", None, true),
     ];
     let a = op();
     let mut tx = svc.begin(&a).unwrap();
@@ -239,7 +250,7 @@ fn no_dose_of_a_discontinued_or_unreleased_prescription() {
                 svc,
                 request(
                     id,
-                    "med-para",
+                    "med-LPARA",
                     status,
                     regular(&["08:00:00"], 1.0, "tablet"),
                 ),
@@ -278,7 +289,7 @@ fn no_dose_of_a_discontinued_or_unreleased_prescription() {
             let e = tx
                 .save(
                     json!({"resourceType": "MedicationAdministration", "status": "completed",
-                    "medicationReference": {"reference": "Medication/med-para"},
+                    "medicationReference": {"reference": "Medication/med-LPARA"},
                     "subject": {"reference": "Patient/p1"},
                     "request": {"reference": format!("MedicationRequest/{id}")},
                     "effectiveDateTime": "2026-03-02T08:00:00Z"}),
@@ -293,7 +304,7 @@ fn no_dose_of_a_discontinued_or_unreleased_prescription() {
             svc,
             request(
                 "mr-ok",
-                "med-para",
+                "med-LPARA",
                 "active",
                 regular(&["08:00:00"], 1.0, "tablet"),
             ),
@@ -317,7 +328,7 @@ fn two_nurses_cannot_record_the_same_dose() {
             svc,
             request(
                 "mr1",
-                "med-para",
+                "med-LPARA",
                 "active",
                 regular(&["08:00:00", "20:00:00"], 2.0, "tablet"),
             ),
@@ -378,7 +389,7 @@ fn two_nurses_cannot_record_the_same_dose() {
         let slot = mar::slot_id("mr1", at(20, 0));
         let ma = json!({"resourceType": "MedicationAdministration", "status": "completed",
             "identifier": [{"system": DOSE_SLOT_SYSTEM, "value": slot}],
-            "medicationReference": {"reference": "Medication/med-para"},
+            "medicationReference": {"reference": "Medication/med-LPARA"},
             "subject": {"reference": "Patient/p1"},
             "request": {"reference": "MedicationRequest/mr1"},
             "effectiveDateTime": "2026-03-02T20:00:00Z"});
@@ -437,7 +448,7 @@ fn a_controlled_drug_needs_a_witness_who_may_give_medicines() {
         let svc = &b.svc;
         let mut d = regular(&["10:00:00"], 5.0, "mg");
         d["route"] = json!({"text": "Subcutaneous"});
-        put(svc, request("mr-cd", "med-mor", "active", d));
+        put(svc, request("mr-cd", "med-LMOR", "active", d));
         let g = Give {
             batch: Some("B123".into()),
             site: Some("Left abdomen".into()),
@@ -482,7 +493,7 @@ fn as_required_doses_keep_their_interval_and_maximum() {
         // Paracetamol 1 g (2 tablets) 4-hourly when required, at most 8 tablets in 24 hours.
         put(
             svc,
-            request("mr-prn", "med-para", "active", prn(2.0, "tablet", 4, 8.0)),
+            request("mr-prn", "med-LPARA", "active", prn(2.0, "tablet", 4, 8.0)),
         );
         let g = |t: OffsetDateTime| Give {
             request: "mr-prn".into(),
@@ -563,7 +574,7 @@ fn an_omission_is_kept_with_its_reason() {
             svc,
             request(
                 "mr1",
-                "med-para",
+                "med-LPARA",
                 "active",
                 regular(&["08:00:00", "12:00:00"], 2.0, "tablet"),
             ),
@@ -653,12 +664,12 @@ fn late_time_critical_doses_are_escalated_once() {
             mr["dispenseRequest"]["validityPeriod"]["start"] = json!("2026-03-02T00:00:00Z");
             mr
         };
-        put(svc, today(request("mr-ins", "med-ins", "active", d)));
+        put(svc, today(request("mr-ins", "med-LINS", "active", d)));
         put(
             svc,
             today(request(
                 "mr-para",
-                "med-para",
+                "med-LPARA",
                 "active",
                 regular(&["08:00:00"], 2.0, "tablet"),
             )),
@@ -754,7 +765,7 @@ fn once_only_and_variable_doses() {
         let svc = &b.svc;
         let once = json!({"timing": {"event": ["2026-03-02T14:00:00Z"], "repeat": {"count": 1}},
             "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablet"}}]});
-        put(svc, request("mr-once", "med-para", "active", once));
+        put(svc, request("mr-once", "med-LPARA", "active", once));
         let e = give(
             svc,
             &nurse("n1"),
@@ -786,7 +797,7 @@ fn once_only_and_variable_doses() {
             "text": "Dose by INR",
             "doseAndRate": [{"doseRange": {"low": {"value": 1, "unit": "mg"}, "high": {"value": 10, "unit": "mg"}}}]});
         var["route"] = json!({"text": "Oral"});
-        let mut mr = request("mr-war", "med-war", "active", var);
+        let mut mr = request("mr-war", "med-LWAR", "active", var);
         mr["extension"]
             .as_array_mut()
             .unwrap()

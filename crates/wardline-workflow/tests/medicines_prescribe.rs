@@ -15,6 +15,7 @@ use wardline_core::{
 };
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
+use wardline_workflow::medicines::checks::Override;
 use wardline_workflow::medicines::formulary::{self, Formulary, Qty};
 use wardline_workflow::medicines::prescribe::{
     self, Prescriber, Prescription, discontinue_in, prescribe_in, set_status_in,
@@ -263,6 +264,29 @@ fn prescribe(b: &Backend, p: &Prescription) -> Result<String, MedicinesError> {
     Ok(done.id)
 }
 
+/// [`prescribe`], going past decision support's override alerts (the
+/// same medicine prescribed as every kind is duplicate therapy) with a
+/// reason; a hard stop still refuses.
+fn prescribe_past_alerts(b: &Backend, p: &Prescription) -> Result<String, MedicinesError> {
+    match prescribe(b, p) {
+        Err(MedicinesError::Alerts(alerts)) => {
+            let overrides: Vec<Override> = alerts
+                .iter()
+                .map(|a| Override {
+                    key: a.key.clone(),
+                    reason: "each kind of prescription is tested".into(),
+                })
+                .collect();
+            let who = op();
+            let mut tx = b.svc.begin(&who).unwrap();
+            let done = prescribe_in(&mut tx, &b.formulary, &dr(), p, &overrides, T0)?;
+            tx.commit().unwrap();
+            Ok(done.id)
+        }
+        other => other,
+    }
+}
+
 fn get(svc: &FhirService, id: &str) -> Value {
     let r = svc.handle(
         req(
@@ -294,7 +318,8 @@ fn each_kind_is_prescribed_signed_and_on_the_chart() {
     for b in backends("kinds") {
         let mut ids = Vec::new();
         for p in each_kind() {
-            let id = prescribe(&b, &p).unwrap_or_else(|e| panic!("{}: {:?}: {e}", b.name, p.kind));
+            let id = prescribe_past_alerts(&b, &p)
+                .unwrap_or_else(|e| panic!("{}: {:?}: {e}", b.name, p.kind));
             let mr = get(&b.svc, &id);
             assert_eq!(mr["status"], "active", "{}", b.name);
             assert_eq!(kind(&mr), p.kind, "{}: {mr:#}", b.name);

@@ -166,10 +166,15 @@ fn location(id: &str, name: &str, kind: &str, parent: Option<&str>) -> Value {
 }
 
 fn medication(id: &str, name: &str, vtm: &str, high_risk: bool) -> Value {
+    let code = id.trim_start_matches("med-");
     json!({"resourceType": "Medication", "id": id, "status": "active",
-        "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": id, "display": name}]},
+        "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": code, "display": name}]},
+        "form": {"text": "Tablet"},
         "extension": [{"url": FORMULARY_EXT, "extension": [
-            {"url": "vtm", "valueCoding": {"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": vtm, "display": vtm}},
+            {"url": "vtm", "valueCoding": {"system": "https://fhir.wardline.invalid/CodeSystem/local-medicine", "code": format!("L{}", vtm.to_uppercase()), "display": vtm}},
+            {"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral"}},
+            {"url": "route", "valueCoding": {"system": "http://snomed.info/sct", "code": "34206005", "display": "Subcutaneous"}},
+            {"url": "unitOfDose", "valueString": "tablet"},
             {"url": "highRisk", "valueBoolean": high_risk}]}]})
 }
 
@@ -195,31 +200,21 @@ fn seed(svc: &FhirService) {
             "subject": {"reference": "Patient/p2"}, "period": {"start": "2026-02-27T10:00:00Z"},
             "location": [{"location": {"reference": "Location/b2"}, "status": "active"}]}),
         medication(
-            "paracetamol-1g",
+            "med-LPARA1G",
             "Paracetamol 500mg tablets",
             "paracetamol",
             false,
         ),
         medication(
-            "enoxaparin-40",
+            "med-LENOX40",
             "Enoxaparin 40mg injection",
             "enoxaparin",
             true,
         ),
+        medication("med-LAML5", "Amlodipine 5mg tablets", "amlodipine", false),
+        medication("med-LAML10", "Amlodipine 10mg tablets", "amlodipine", false),
         medication(
-            "amlodipine-5",
-            "Amlodipine 5mg tablets",
-            "amlodipine",
-            false,
-        ),
-        medication(
-            "amlodipine-10",
-            "Amlodipine 10mg tablets",
-            "amlodipine",
-            false,
-        ),
-        medication(
-            "omeprazole-20",
+            "med-LOME20",
             "Omeprazole 20mg capsules",
             "omeprazole",
             false,
@@ -286,15 +281,15 @@ fn without(mut v: Value, keys: &[&str]) -> Value {
 fn the_worklist_is_unscreened_prescriptions_oldest_day_first_high_risk_first() {
     for b in backends("worklist") {
         let svc = &b.svc;
-        prescription(svc, rx("a", "paracetamol-1g", "2026-03-02T08:00:00Z"));
-        prescription(svc, rx("b", "enoxaparin-40", "2026-03-02T11:00:00Z"));
-        prescription(svc, rx("c", "omeprazole-20", "2026-03-01T20:00:00Z"));
+        prescription(svc, rx("a", "med-LPARA1G", "2026-03-02T08:00:00Z"));
+        prescription(svc, rx("b", "med-LENOX40", "2026-03-02T11:00:00Z"));
+        prescription(svc, rx("c", "med-LOME20", "2026-03-01T20:00:00Z"));
         prescription(
             svc,
             Rx {
                 patient: "p2",
                 encounter: "e2",
-                ..rx("d", "paracetamol-1g", "2026-03-02T09:00:00Z")
+                ..rx("d", "med-LPARA1G", "2026-03-02T09:00:00Z")
             },
         );
         // Not on it: an inpatient draft, a stopped one.
@@ -302,14 +297,14 @@ fn the_worklist_is_unscreened_prescriptions_oldest_day_first_high_risk_first() {
             svc,
             Rx {
                 status: "draft",
-                ..rx("e", "paracetamol-1g", "2026-03-02T09:00:00Z")
+                ..rx("e", "med-LPARA1G", "2026-03-02T09:00:00Z")
             },
         );
         prescription(
             svc,
             Rx {
                 status: "stopped",
-                ..rx("f", "paracetamol-1g", "2026-03-02T09:00:00Z")
+                ..rx("f", "med-LPARA1G", "2026-03-02T09:00:00Z")
             },
         );
         // On it: a draft discharge prescription.
@@ -318,7 +313,7 @@ fn the_worklist_is_unscreened_prescriptions_oldest_day_first_high_risk_first() {
             Rx {
                 status: "draft",
                 category: "discharge",
-                ..rx("g", "amlodipine-5", "2026-03-02T10:00:00Z")
+                ..rx("g", "med-LAML5", "2026-03-02T10:00:00Z")
             },
         );
 
@@ -355,7 +350,7 @@ fn the_worklist_is_unscreened_prescriptions_oldest_day_first_high_risk_first() {
 fn screening_writes_the_verdict_and_nothing_else() {
     for b in backends("screen") {
         let svc = &b.svc;
-        prescription(svc, rx("a", "paracetamol-1g", "2026-03-02T08:00:00Z"));
+        prescription(svc, rx("a", "med-LPARA1G", "2026-03-02T08:00:00Z"));
         let before = get(svc, "MedicationRequest", "a");
         screen(
             svc,
@@ -402,7 +397,7 @@ fn screening_writes_the_verdict_and_nothing_else() {
 fn only_a_pharmacist_screens() {
     for b in backends("who") {
         let svc = &b.svc;
-        prescription(svc, rx("a", "paracetamol-1g", "2026-03-02T08:00:00Z"));
+        prescription(svc, rx("a", "med-LPARA1G", "2026-03-02T08:00:00Z"));
         for role in [Role::Doctor, Role::Consultant, Role::StaffNurse] {
             let e = screen(svc, &as_role(role, "dr1"), "a", None, NOW).unwrap_err();
             assert!(
@@ -458,7 +453,7 @@ fn only_a_pharmacist_screens() {
 fn a_query_goes_to_the_prescriber_and_back() {
     for b in backends("query") {
         let svc = &b.svc;
-        prescription(svc, rx("a", "enoxaparin-40", "2026-03-02T08:00:00Z"));
+        prescription(svc, rx("a", "med-LENOX40", "2026-03-02T08:00:00Z"));
         let task = query(
             svc,
             &pharmacist(),
@@ -546,7 +541,7 @@ fn a_query_goes_to_the_prescriber_and_back() {
 fn a_changed_prescription_starts_unscreened() {
     for b in backends("changed") {
         let svc = &b.svc;
-        prescription(svc, rx("a", "paracetamol-1g", "2026-03-02T08:00:00Z"));
+        prescription(svc, rx("a", "med-LPARA1G", "2026-03-02T08:00:00Z"));
         screen(svc, &pharmacist(), "a", None, NOW).unwrap();
         // The change: the old one stopped (keeping its screening), a new one.
         let mut old = get(svc, "MedicationRequest", "a");
@@ -566,7 +561,7 @@ fn a_changed_prescription_starts_unscreened() {
             Rx {
                 dose: 500.0,
                 unit: "mg",
-                ..rx("a2", "paracetamol-1g", "2026-03-02T11:00:00Z")
+                ..rx("a2", "med-LPARA1G", "2026-03-02T11:00:00Z")
             },
         );
         let w = worklist(svc, &pharmacist(), None, NOW).unwrap();
@@ -591,9 +586,9 @@ fn a_changed_prescription_starts_unscreened() {
 fn the_discharge_medicines_against_the_chart_and_ready_once_screened() {
     for b in backends("tto") {
         let svc = &b.svc;
-        prescription(svc, rx("in-para", "paracetamol-1g", "2026-02-28T08:00:00Z"));
-        prescription(svc, rx("in-aml", "amlodipine-5", "2026-02-28T08:00:00Z"));
-        prescription(svc, rx("in-enox", "enoxaparin-40", "2026-02-28T08:00:00Z"));
+        prescription(svc, rx("in-para", "med-LPARA1G", "2026-02-28T08:00:00Z"));
+        prescription(svc, rx("in-aml", "med-LAML5", "2026-02-28T08:00:00Z"));
+        prescription(svc, rx("in-enox", "med-LENOX40", "2026-02-28T08:00:00Z"));
         let tto = |id: &'static str, med: &'static str, dose: f64, unit: &'static str| Rx {
             status: "draft",
             category: "discharge",
@@ -601,9 +596,9 @@ fn the_discharge_medicines_against_the_chart_and_ready_once_screened() {
             unit,
             ..rx(id, med, "2026-03-02T09:00:00Z")
         };
-        prescription(svc, tto("t-para", "paracetamol-1g", 1.0, "g"));
-        prescription(svc, tto("t-aml", "amlodipine-10", 10.0, "mg"));
-        prescription(svc, tto("t-ome", "omeprazole-20", 20.0, "mg"));
+        prescription(svc, tto("t-para", "med-LPARA1G", 1.0, "g"));
+        prescription(svc, tto("t-aml", "med-LAML10", 10.0, "mg"));
+        prescription(svc, tto("t-ome", "med-LOME20", 20.0, "mg"));
         let mut aml = get(svc, "MedicationRequest", "t-aml");
         aml["note"] = json!([{"text": "BP above target on 5 mg"}]);
         put(svc, aml);
