@@ -93,6 +93,23 @@ export async function launchBrowser () {
   }
 }
 
+// The one-time codes each server has accepted, by user: a code is single
+// use, so a second sign-in of the same user within one 30-second step
+// waits for the next code (a bounded wait: at most one step).
+const spentCodes = new WeakMap()
+
+async function freshCode (server, username) {
+  if (!spentCodes.has(server)) spentCodes.set(server, new Map())
+  const spent = spentCodes.get(server)
+  let code = server.cli('user', 'code', username).trim()
+  for (let i = 0; i < 35 && spent.get(username) === code; i++) {
+    await sleep(1000)
+    code = server.cli('user', 'code', username).trim()
+  }
+  spent.set(username, code)
+  return code
+}
+
 /** Signs `username` in through the real sign-in form (password + TOTP),
  * starting from `path`, and returns once that page has loaded. */
 export async function signIn (page, server, username, path = '/ui/patients') {
@@ -100,7 +117,7 @@ export async function signIn (page, server, username, path = '/ui/patients') {
   await page.waitForURL(/\/auth\/login/)
   await page.fill('#username', username)
   await page.fill('#password', DEMO_PASSWORD)
-  await page.fill('#code', server.cli('user', 'code', username).trim())
+  await page.fill('#code', await freshCode(server, username))
   await page.click('button[value="sign-in"]')
   // A user with several positions chooses one.
   if (await page.locator('input[name="stage"][value="choose"]').count() > 0) {
