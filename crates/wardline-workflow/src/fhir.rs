@@ -197,10 +197,25 @@ pub fn quantity_text(q: &Value) -> Option<String> {
 /// Every current resource of type `t` the reader sees (paged through, 1000 at
 /// a time): for small, non-patient sets such as the catalogue or the formulary.
 pub fn all_of<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<StoredResource>, FhirError> {
+    matching(r, t, &[])
+}
+
+/// Every current resource of type `t` matching the search `pairs`, paged
+/// through 1000 at a time, read past any access: for deciding a rule,
+/// never shown as it is.
+pub fn matching<Rd: Reader + ?Sized>(
+    r: &Rd,
+    t: &str,
+    pairs: &[(&str, String)],
+) -> Result<Vec<StoredResource>, FhirError> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
     let q = wardline_fhir::search::parse(
         wardline_fhir::definitions::r4(),
         Some(t),
-        &[] as &[(String, String)],
+        &pairs,
         Handling::Strict,
     )?;
     let mut out = Vec::new();
@@ -222,7 +237,16 @@ pub fn all_of<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<StoredResource
 
 /// [`all_of`] as JSON values.
 pub fn json_all<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<Value>, FhirError> {
-    all_of(r, t)?
+    search_all(r, t, &[])
+}
+
+/// [`matching`] as JSON values.
+pub fn search_all<Rd: Reader + ?Sized>(
+    r: &Rd,
+    t: &str,
+    pairs: &[(&str, String)],
+) -> Result<Vec<Value>, FhirError> {
+    matching(r, t, pairs)?
         .into_iter()
         .map(|s| {
             serde_json::from_str(&s.json)

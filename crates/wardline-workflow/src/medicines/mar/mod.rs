@@ -68,7 +68,7 @@ pub mod schedule;
 use serde_json::Value;
 use time::OffsetDateTime;
 use wardline_fhir::FhirError;
-use wardline_store::{PageRequest, Reader};
+use wardline_store::Reader;
 
 use super::{DOSE_SLOT_SYSTEM, OMISSION_SYSTEM};
 
@@ -155,43 +155,9 @@ pub fn omission_of(ma: &Value) -> Option<&str> {
         .as_str()
 }
 
-/// Every current resource of `t` matching `pairs` (paged through), read
-/// past any access: for deciding a rule, never shown as it is.
-pub(crate) fn search_all<Rd: Reader + ?Sized>(
-    r: &Rd,
-    t: &str,
-    pairs: &[(&str, String)],
-) -> Result<Vec<Value>, FhirError> {
-    let pairs: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    let q = wardline_fhir::search::parse(
-        wardline_fhir::definitions::r4(),
-        Some(t),
-        &pairs,
-        wardline_fhir::search::Handling::Strict,
-    )?;
-    let mut out = Vec::new();
-    let mut page = PageRequest {
-        count: 1000,
-        ..PageRequest::default()
-    };
-    loop {
-        let p = r.search(&q, &page)?;
-        page.snapshot_rid = Some(p.snapshot_rid);
-        page.after_rid = p.resources.last().map(|r| r.rid);
-        let more = p.has_more && page.after_rid.is_some();
-        for s in p.resources {
-            out.push(serde_json::from_str(&s.json).map_err(|e| {
-                FhirError::internal(format!("stored {t}/{} is unreadable: {e}", s.id))
-            })?);
-        }
-        if !more {
-            return Ok(out);
-        }
-    }
-}
+/// Every current resource of `t` matching `pairs`, read past any access
+/// (the workflows' one paged search, [`crate::fhir::search_all`]).
+pub(crate) use crate::fhir::search_all;
 
 /// A current resource read past any access (for deciding a rule).
 pub(crate) fn stored<Rd: Reader + ?Sized>(
