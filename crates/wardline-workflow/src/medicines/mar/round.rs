@@ -531,16 +531,47 @@ fn views(
         &[("status", statuses.to_owned())],
     )?;
     let mrs: Vec<Value> = mrs.into_iter().filter(|m| !is_discharge(m)).collect();
-    let (mas, _) = search_patients(
+    // A slot's dose is recorded no earlier than `EARLY` before it, so the
+    // window's records start there; only as-required prescriptions need
+    // the 24 hours before `now` (their interval and maximum), read by
+    // request.
+    let since = from - schedule::EARLY;
+    let (mut mas, _) = search_patients(
         svc,
         access,
         "MedicationAdministration",
         patients,
-        &[(
-            "effective-time",
-            format!("ge{}", instant_text(from - Duration::hours(24))),
-        )],
+        &[("effective-time", format!("ge{}", instant_text(since)))],
     )?;
+    let prn_since = now - Duration::hours(24);
+    if prn_since < since {
+        let prn: Vec<String> = mrs
+            .iter()
+            .filter(|m| kind(m) == Kind::AsRequired)
+            .filter_map(|m| m["id"].as_str())
+            .map(|id| format!("MedicationRequest/{id}"))
+            .collect();
+        for group in prn.chunks(50) {
+            let found = svc
+                .search_as(
+                    access,
+                    "MedicationAdministration",
+                    &[
+                        ("request", group.join(",")),
+                        ("effective-time", format!("ge{}", instant_text(prn_since))),
+                        ("effective-time", format!("lt{}", instant_text(since))),
+                        ("_count", "1000".to_owned()),
+                    ],
+                )
+                .map_err(me)?;
+            if found.more {
+                return Err(MedicinesError::Store(
+                    "More as-required doses in the last 24 hours than one page holds.".to_owned(),
+                ));
+            }
+            mas.extend(found.resources);
+        }
+    }
     let (tasks, _) = search_patients(
         svc,
         access,
