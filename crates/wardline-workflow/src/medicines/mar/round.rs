@@ -456,30 +456,23 @@ fn is_discharge(mr: &Value) -> bool {
     })
 }
 
-/// Every match of a search for `access`, a page of up to 1000 per group of
-/// patients (a group whose page is full is asked patient by patient).
-fn search_patients(
+/// Every match of a search for `access` by `param` over `refs` (full
+/// references), a page of up to 1000 per group of `group` references (a
+/// group whose page is full is asked reference by reference; one whose own
+/// page is full is an error, never a silent cut).
+fn search_by(
     svc: &FhirService,
     access: &dyn Access,
     t: &str,
-    patients: &[String],
+    (param, refs, group): (&str, &[String], usize),
     extra: &[(&str, String)],
 ) -> Result<(Vec<Value>, usize), MedicinesError> {
     let mut out = Vec::new();
     let mut withheld = 0;
-    let param = if t == "Task" { "patient" } else { "subject" };
-    for group in patients.chunks(5) {
-        let ask = |ps: &[String]| {
-            let mut params: Vec<(&str, String)> = vec![
-                (
-                    param,
-                    ps.iter()
-                        .map(|p| format!("Patient/{p}"))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                ),
-                ("_count", "1000".to_owned()),
-            ];
+    for group in refs.chunks(group) {
+        let ask = |rs: &[String]| {
+            let mut params: Vec<(&str, String)> =
+                vec![(param, rs.join(",")), ("_count", "1000".to_owned())];
             params.extend(extra.iter().cloned());
             svc.search_as(access, t, &params).map_err(me)
         };
@@ -493,7 +486,7 @@ fn search_patients(
             let found = ask(std::slice::from_ref(p))?;
             if found.more {
                 return Err(MedicinesError::Store(format!(
-                    "Patient/{p} has more {t} records in this window than one page holds."
+                    "{p} has more {t} records in this window than one page holds."
                 )));
             }
             withheld += found.withheld;
@@ -523,11 +516,12 @@ fn views(
     MedicinesError,
 > {
     let zone = svc.time_zone().clone();
-    let (mrs, withheld) = search_patients(
+    let refs: Vec<String> = patients.iter().map(|p| format!("Patient/{p}")).collect();
+    let (mrs, withheld) = search_by(
         svc,
         access,
         "MedicationRequest",
-        patients,
+        ("subject", &refs, 5),
         &[("status", statuses.to_owned())],
     )?;
     let mrs: Vec<Value> = mrs.into_iter().filter(|m| !is_discharge(m)).collect();
@@ -536,11 +530,11 @@ fn views(
     // the 24 hours before `now` (their interval and maximum), read by
     // request.
     let since = from - schedule::EARLY;
-    let (mut mas, _) = search_patients(
+    let (mut mas, _) = search_by(
         svc,
         access,
         "MedicationAdministration",
-        patients,
+        ("subject", &refs, 5),
         &[("effective-time", format!("ge{}", instant_text(since)))],
     )?;
     let prn_since = now - Duration::hours(24);
@@ -551,32 +545,23 @@ fn views(
             .filter_map(|m| m["id"].as_str())
             .map(|id| format!("MedicationRequest/{id}"))
             .collect();
-        for group in prn.chunks(50) {
-            let found = svc
-                .search_as(
-                    access,
-                    "MedicationAdministration",
-                    &[
-                        ("request", group.join(",")),
-                        ("effective-time", format!("ge{}", instant_text(prn_since))),
-                        ("effective-time", format!("lt{}", instant_text(since))),
-                        ("_count", "1000".to_owned()),
-                    ],
-                )
-                .map_err(me)?;
-            if found.more {
-                return Err(MedicinesError::Store(
-                    "More as-required doses in the last 24 hours than one page holds.".to_owned(),
-                ));
-            }
-            mas.extend(found.resources);
-        }
+        let (earlier, _) = search_by(
+            svc,
+            access,
+            "MedicationAdministration",
+            ("request", &prn, 50),
+            &[
+                ("effective-time", format!("ge{}", instant_text(prn_since))),
+                ("effective-time", format!("lt{}", instant_text(since))),
+            ],
+        )?;
+        mas.extend(earlier);
     }
-    let (tasks, _) = search_patients(
+    let (tasks, _) = search_by(
         svc,
         access,
         "Task",
-        patients,
+        ("patient", &refs, 5),
         &[
             ("code", format!("{TASK_SYSTEM}|{LATE_DOSE_CODE}")),
             ("status", "requested,in-progress".to_owned()),
