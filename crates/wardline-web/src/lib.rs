@@ -26,16 +26,19 @@ mod chart;
 mod chemo;
 mod consent;
 mod cumulative;
+mod discharge;
 mod formulary;
 mod lab;
 mod layout;
 mod mar;
 mod medicines;
 mod merge;
+mod notes;
 mod orders;
 mod patients;
 mod pharmacy;
 mod results;
+mod transfers;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -430,6 +433,12 @@ pub const ROUTES: &[UiRoute] = &[
         "delay a chemotherapy cycle",
     ),
     // ── end of issue 17: chemotherapy ──
+    // ── issue 18: notes ──
+    // ── end of issue 18: notes ──
+    // ── issue 18: discharge ──
+    // ── end of issue 18: discharge ──
+    // ── issue 18: transfers ──
+    // ── end of issue 18: transfers ──
     r(
         "GET",
         "/ui/events",
@@ -637,6 +646,12 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/chemotherapy/{id}/release", post(chemo::release_post))
         .route("/chemotherapy/{id}/delay", post(chemo::delay_post))
         // ── end of issue 17: chemotherapy ──
+        // ── issue 18: notes ──
+        // ── end of issue 18: notes ──
+        // ── issue 18: discharge ──
+        // ── end of issue 18: discharge ──
+        // ── issue 18: transfers ──
+        // ── end of issue 18: transfers ──
         .route("/events", get(beds::events))
         .route("/static/{*file}", get(assets::serve))
         .fallback(|| async {

@@ -50,12 +50,14 @@
 pub mod adt;
 pub mod chart;
 pub mod consent;
+pub mod documents;
 pub mod fhir;
 pub mod laboratory;
 pub mod medicines;
 pub mod orders;
 pub mod pmi;
 pub mod results;
+pub mod transfers;
 
 use wardline_core::FhirService;
 

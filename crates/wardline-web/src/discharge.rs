@@ -1,0 +1,1 @@
+//! Discharge summary pages (issue 18): filled in by the discharge part.

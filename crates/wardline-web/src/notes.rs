@@ -1,0 +1,1 @@
+//! Clinical notes pages (issue 18): filled in by the notes part.

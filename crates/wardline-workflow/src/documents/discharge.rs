@@ -1,0 +1,1 @@
+//! Discharge summaries (issue 18): filled in by the discharge part.

@@ -1,0 +1,1 @@
+//! Transfers of care (issue 18): delivery of documents to GP practices over MESH and email.
