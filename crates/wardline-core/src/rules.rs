@@ -75,6 +75,17 @@ impl RuleTx<'_, '_> {
         &*self.tx
     }
 
+    /// Whether the workflow writing in this transaction vouched for `key`
+    /// ([`Tx::vouch`]): what only a workflow in this process can attest.
+    pub fn vouched(&self, key: &str) -> bool {
+        self.tx.vouched(key)
+    }
+
+    /// The trust's time zone ([`Tx::time_zone`]).
+    pub fn time_zone(&self) -> &wardline_fhir::datetime::LocalZone {
+        self.tx.time_zone()
+    }
+
     /// The current resource (the transaction's own writes included),
     /// unchecked and unaudited.
     pub fn get(&self, resource_type: &str, id: &str) -> R<Option<Value>> {

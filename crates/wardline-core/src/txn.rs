@@ -156,6 +156,8 @@ pub struct Tx<'a> {
     kv_written: bool,
     /// See [`Tx::audit_reads`].
     audit_reads: bool,
+    /// See [`Tx::vouch`].
+    vouched: std::collections::BTreeSet<String>,
 }
 
 /// The outcome of [`Tx::save`].
@@ -188,6 +190,7 @@ impl<'a> Tx<'a> {
                 written_set: Default::default(),
             },
             origin: None,
+            vouched: Default::default(),
         })
     }
 
@@ -336,6 +339,21 @@ impl<'a> Tx<'a> {
 
     pub fn origin(&self) -> Option<&str> {
         self.origin.as_deref()
+    }
+
+    /// Records that a workflow, in this process and this transaction,
+    /// checked something a [`WriteRule`](crate::WriteRule) cannot check
+    /// from the record alone — a second person's own sign-in, say — so the
+    /// rule may let a write through that it would refuse from any other
+    /// channel ([`RuleTx::vouched`](crate::RuleTx::vouched)). Nothing a
+    /// client sends can set it: it lives only in this transaction.
+    pub fn vouch(&mut self, key: impl Into<String>) {
+        self.vouched.insert(key.into());
+    }
+
+    /// Whether [`Tx::vouch`] was called with `key` in this transaction.
+    pub fn vouched(&self, key: &str) -> bool {
+        self.vouched.contains(key)
     }
 
     /// Every resource written so far in this transaction, as `(type, id)`, in

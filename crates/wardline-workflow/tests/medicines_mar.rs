@@ -566,6 +566,114 @@ fn as_required_doses_keep_their_interval_and_maximum() {
     }
 }
 
+/// A write that is not the drug round's (REST create, a Bundle, an import)
+/// gets the same witness and as-required rules: a witness named in the
+/// record proves nothing, and the limits are read the same way.
+#[test]
+fn plain_writes_obey_the_witness_and_as_required_rules() {
+    for b in backends("plain") {
+        let svc = &b.svc;
+        put(
+            svc,
+            request(
+                "mr-cd2",
+                "med-LMOR",
+                "active",
+                regular(&["10:00:00"], 5.0, "mg"),
+            ),
+        );
+        put(
+            svc,
+            request("mr-prn2", "med-LPARA", "active", prn(2.0, "tablet", 4, 8.0)),
+        );
+        let performer = |who: &str, f: &str| {
+            json!({"function": {"coding": [{"system": mar::PERFORM_FUNCTION_SYSTEM, "code": f}]},
+                "actor": {"reference": format!("Practitioner/{who}")}})
+        };
+        let written = |mr: &str, t: OffsetDateTime, dose: f64, unit: &str, performers: Value| {
+            let mut ma = json!({"resourceType": "MedicationAdministration", "status": "completed",
+                "subject": {"reference": "Patient/p1"},
+                "request": {"reference": format!("MedicationRequest/{mr}")},
+                "effectiveDateTime": mar::instant_text(t),
+                "performer": performers,
+                "dosage": {"dose": {"value": dose, "unit": unit}}});
+            if mr == "mr-cd2" {
+                ma["medicationReference"] = json!({"reference": "Medication/med-LMOR"});
+                ma["identifier"] = json!([{"system": DOSE_SLOT_SYSTEM,
+                    "value": mar::slot_id("mr-cd2", at(10, 0))}]);
+            } else {
+                ma["medicationReference"] = json!({"reference": "Medication/med-LPARA"});
+            }
+            ma
+        };
+        let save = |ma: Value| -> Result<String, FhirError> {
+            let n = nurse("n1");
+            let mut tx = svc.begin(&n)?;
+            let id = tx.save(ma)?.id;
+            tx.commit()?;
+            Ok(id)
+        };
+        // A controlled drug with a witness merely named: refused.
+        let e = save(written(
+            "mr-cd2",
+            at(10, 1),
+            5.0,
+            "mg",
+            json!([performer("n1", "performer"), performer("n2", "witness")]),
+        ))
+        .unwrap_err();
+        assert_eq!(e.status, 422, "{}: {e:?}", b.name);
+        assert!(e.to_string().contains("controlled drug"), "{e}");
+        assert!(
+            e.to_string().contains("MedicationAdministration.performer"),
+            "{e}"
+        );
+        assert!(administrations(svc, "mr-cd2").is_empty());
+        // The drug round, with the witness signed in, records it.
+        give(
+            svc,
+            &nurse("n1"),
+            &dose_at("mr-cd2", at(10, 0)),
+            Some(&nurse("n2")),
+            at(10, 2),
+        )
+        .unwrap();
+        // As required: a plain write within the interval is refused, saying when.
+        let paracetamol = |t| {
+            written(
+                "mr-prn2",
+                t,
+                2.0,
+                "tablet",
+                json!([performer("n1", "performer")]),
+            )
+        };
+        let first = save(paracetamol(at(6, 0))).unwrap();
+        let e = save(paracetamol(at(8, 0))).unwrap_err();
+        assert_eq!(e.status, 422, "{}: {e:?}", b.name);
+        assert!(
+            e.to_string().contains("Too soon") && e.to_string().contains("2026-03-02 10:00"),
+            "{e}"
+        );
+        // Moving a recorded dose into another's interval is refused too.
+        for h in [10, 14, 18] {
+            save(paracetamol(at(h, 0))).unwrap();
+        }
+        let e = save(paracetamol(at(22, 30))).unwrap_err();
+        assert!(e.to_string().contains("24-hour maximum"), "{e}");
+        let mut moved = read(svc, "MedicationAdministration", &first);
+        moved["effectiveDateTime"] = json!(mar::instant_text(at(12, 0)));
+        let e = save(moved).unwrap_err();
+        assert!(e.to_string().contains("Too soon"), "{e}");
+        // A dose without an amount cannot be checked, so it is refused.
+        let mut no_amount = paracetamol(at(30, 0));
+        no_amount.as_object_mut().unwrap().remove("dosage");
+        let e = save(no_amount).unwrap_err();
+        assert!(e.to_string().contains("dosage.dose"), "{e}");
+        assert_eq!(administrations(svc, "mr-prn2").len(), 4);
+    }
+}
+
 #[test]
 fn an_omission_is_kept_with_its_reason() {
     for b in backends("omit") {

@@ -40,7 +40,10 @@
 //!   core write rule (registered by `with_rules`): no second
 //!   MedicationAdministration with a dose-slot identifier another current
 //!   record (not `entered-in-error`) holds, and none for a prescription that
-//!   is not `active`, whoever writes it (the drug round, REST, an import).
+//!   is not `active`, whoever writes it (the drug round, REST, an import);
+//!   and with it the as-required limits ([`prn_refusal`], the one reading
+//!   of them) and the controlled-drug witness, whom only a channel that
+//!   authenticated them can vouch for (see *Witnesses*).
 //! * **Late time-critical doses** — [`escalate::escalate_late_in`]: a
 //!   time-critical medicine's dose not recorded by its time plus the grace
 //!   raises one `Task` (`late-time-critical-dose`) for the ward's nurse in
@@ -253,6 +256,72 @@ pub fn prn_limits(mr: &Value) -> schedule::PrnLimits {
         Some(num * (86_400.0 / per.as_seconds_f64()))
     })();
     schedule::PrnLimits { interval, max_24h }
+}
+
+/// What [`record::give_in`] vouches for ([`wardline_core::Tx::vouch`]) once
+/// the witness of a controlled drug has signed in and been checked:
+/// `witness|{prescription id}|{Practitioner/…}`. [`rule::DoseSlotRule`]
+/// lets a controlled drug's dose through only with it.
+pub(crate) fn witness_key(request: &str, witness: &str) -> String {
+    format!("witness|{request}|{witness}")
+}
+
+/// The as-required rules for `amount` (in `unit`) given at `when`: the
+/// minimum interval and the 24-hour maximum over the prescription's doses
+/// given (read past any access, `except` the record being rewritten) of
+/// the prescription `mr` (as stored, with its `id`).
+/// The one reading of the limits: [`record::give_in`] and
+/// [`rule::DoseSlotRule`] both ask it. `Ok(None)` lets the dose through;
+/// `Ok(Some(words))` says why not and when the next dose may be given.
+pub(crate) fn prn_refusal<Rd: Reader + ?Sized>(
+    r: &Rd,
+    zone: &wardline_fhir::datetime::LocalZone,
+    mr: &Value,
+    except: Option<&str>,
+    when: OffsetDateTime,
+    amount: f64,
+    unit: &str,
+) -> Result<Option<String>, FhirError> {
+    let request = mr["id"].as_str().unwrap_or_default();
+    let doses: Vec<(OffsetDateTime, f64)> = administrations_of(r, request)?
+        .iter()
+        .filter(|m| m["status"] == "completed" && except.is_none_or(|id| m["id"] != id))
+        .filter_map(|m| {
+            let t = schedule::instant_of(m["effectiveDateTime"].as_str()?, zone, false)?;
+            let q = &m["dosage"]["dose"];
+            let v = schedule::convert(q["value"].as_f64()?, &unit_of(q), unit)?;
+            Some((t, v))
+        })
+        .collect();
+    Ok(schedule::prn_check(&doses, when, amount, prn_limits(mr))
+        .err()
+        .map(|r| prn_refusal_text(zone, &r, unit)))
+}
+
+fn prn_refusal_text(
+    zone: &wardline_fhir::datetime::LocalZone,
+    r: &schedule::PrnRefusal,
+    unit: &str,
+) -> String {
+    let next = |n: &Option<OffsetDateTime>| match n {
+        Some(t) => format!(
+            " The next dose may be given from {}.",
+            schedule::local_text(zone, *t)
+        ),
+        None => " This dose is more than the 24-hour maximum on its own.".to_owned(),
+    };
+    match r {
+        schedule::PrnRefusal::TooSoon { last, next: n } => format!(
+            "Too soon: a dose was given at {}, within the minimum interval.{}",
+            schedule::local_text(zone, *last),
+            next(n)
+        ),
+        schedule::PrnRefusal::OverMax { given, next: n } => format!(
+            "Over the 24-hour maximum: {} {unit} already given in the last 24 hours.{}",
+            amount_text(*given),
+            next(n)
+        ),
+    }
 }
 
 /// A FHIR Duration / Quantity of time (`h`, `min`, `d`, `wk`) as a duration.

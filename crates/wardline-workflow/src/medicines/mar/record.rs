@@ -8,10 +8,10 @@ use time::{Duration, OffsetDateTime};
 use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Op, Tx};
 
-use super::schedule::{self, PrnRefusal, Timeliness};
+use super::schedule::{self, Timeliness};
 use super::{
     PERFORM_FUNCTION_SYSTEM, administrations_of, amount_text, dose_range, instant_text,
-    omission_display, prescribed_dose, prn_limits, slot_id, slot_lock, slot_of, stored,
+    omission_display, prescribed_dose, slot_id, slot_lock, slot_of, stored, witness_key,
 };
 use crate::medicines::formulary::Entry;
 use crate::medicines::{
@@ -235,28 +235,6 @@ fn base(mr: &Value, id: &str, status: &str) -> Value {
     ma
 }
 
-fn refusal_of(zone: &wardline_fhir::datetime::LocalZone, r: &PrnRefusal, unit: &str) -> String {
-    let next = |n: &Option<OffsetDateTime>| match n {
-        Some(t) => format!(
-            " The next dose may be given from {}.",
-            schedule::local_text(zone, *t)
-        ),
-        None => " This dose is more than the 24-hour maximum on its own.".to_owned(),
-    };
-    match r {
-        PrnRefusal::TooSoon { last, next: n } => format!(
-            "Too soon: a dose was given at {}, within the minimum interval.{}",
-            schedule::local_text(zone, *last),
-            next(n)
-        ),
-        PrnRefusal::OverMax { given, next: n } => format!(
-            "Over the 24-hour maximum: {} {unit} already given in the last 24 hours.{}",
-            amount_text(*given),
-            next(n)
-        ),
-    }
-}
-
 /// Records a dose given, in the caller's transaction; `witness` is the
 /// authenticated second person for a controlled drug. Returns the
 /// `MedicationAdministration` id.
@@ -332,24 +310,21 @@ pub fn give_in(
 
     // As required: the minimum interval and the 24-hour maximum.
     if k == Kind::AsRequired {
-        let limits = prn_limits(&mr);
         let amount = amount.ok_or_else(|| invalid("Enter the dose given."))?;
-        let doses: Vec<(OffsetDateTime, f64)> = administrations_of(tx, id)?
-            .iter()
-            .filter(|m| m["status"] == "completed")
-            .filter_map(|m| {
-                let t = schedule::instant_of(m["effectiveDateTime"].as_str()?, &zone, false)?;
-                let q = &m["dosage"]["dose"];
-                let v = schedule::convert(q["value"].as_f64()?, &super::unit_of(q), &unit)?;
-                Some((t, v))
-            })
-            .collect();
-        if let Err(r) = schedule::prn_check(&doses, when, amount, limits) {
-            return Err(MedicinesError::Conflict(refusal_of(&zone, &r, &unit)));
+        if let Some(words) = super::prn_refusal(&*tx, &zone, &mr, None, when, amount, &unit)? {
+            return Err(MedicinesError::Conflict(words));
         }
     }
 
     let witness = check_witness(tx, &giver, witness, entry.as_ref(), &name)?;
+    if let Some(w) = witness
+        .as_ref()
+        .and_then(|w| w["actor"]["reference"].as_str())
+    {
+        // The witness signed in and was checked here: the one-dose rule may
+        // let this controlled drug's dose through (see `rule`).
+        tx.vouch(witness_key(id, w));
+    }
 
     let mut ma = base(&mr, id, "completed");
     ma["effectiveDateTime"] = json!(instant_text(when));
