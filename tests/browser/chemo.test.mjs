@@ -157,5 +157,15 @@ test('a chemotherapy cycle is prescribed, verified twice and released, with its 
   assert.deepEqual(doses.map(d => d.trim()).sort(), ['102.6 mg', '1026 mg'])
   assert.deepEqual(await accessibilityProblems(rel), [])
   await screenshot(rel, 'chemo-released')
+
+  // --- the patient declines further treatment: the cycle is cancelled ----------
+  await rel.fill('#revoke_reason', 'Patient declined further treatment')
+  await Promise.all([
+    rel.waitForURL(u => u.searchParams.get('done') === 'revoked'),
+    rel.click('[data-testid="revoke"]')
+  ])
+  assert.match(await rel.textContent('[data-testid="cycle-status"]'), /Cancelled/)
+  assert.match(await rel.textContent('[data-testid="revoked"]'), /Patient declined further treatment/)
+  assert.equal(await rel.locator('[data-testid="revoke"]').count(), 0)
   await drContext.close()
 })

@@ -23,7 +23,7 @@ use wardline_workflow::medicines::chemo::cycle::{
 };
 use wardline_workflow::medicines::chemo::dose::{self, Standing};
 use wardline_workflow::medicines::chemo::regimen::{self, Regimen};
-use wardline_workflow::medicines::chemo::{ChemoConfig, bsa};
+use wardline_workflow::medicines::chemo::{ChemoConfig, bsa, revoke};
 use wardline_workflow::medicines::formulary;
 
 use crate::layout::{self, Nav};
@@ -408,6 +408,7 @@ fn cycle_body(cx: &Cx, v: &CycleView, q: &Form) -> Markup {
             "verified" => (layout::success("Your verification was recorded.")),
             "released" => (layout::success("The cycle was released: its prescriptions are active.")),
             "delayed" => (layout::success("The cycle was delayed.")),
+            "revoked" => (layout::success("The cycle was cancelled: none of its doses can be given.")),
             _ => {}
         }
         @if !error.is_empty() { (layout::error_summary(&[("actions".to_owned(), error.to_owned())])) }
@@ -507,6 +508,16 @@ fn cycle_body(cx: &Cx, v: &CycleView, q: &Form) -> Markup {
                 (layout::input(&layout::Field { kind: "date", width: "nhsuk-input--width-10", ..layout::Field::new("to", "New day 1") }))
                 (layout::input(&layout::Field::new("reason", "Reason for the delay")))
                 button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" { "Delay cycle" }
+            }
+        }
+        @if let Some(why) = &v.revoked { p data-testid="revoked" { "Cancelled: " (why) } }
+        @if may_prescribe && matches!(v.status.as_str(), "draft" | "active" | "on-hold") {
+            h2 { "Cancel the cycle" }
+            p class="nhsuk-body-s" { "Cancels the prescriptions not yet released and stops those released: none of this cycle's doses can then be given." }
+            form method="post" action=(action("revoke")) novalidate {
+                (layout::csrf(cx))
+                (layout::input(&layout::Field::new("revoke_reason", "Reason for cancelling")))
+                button class="nhsuk-button nhsuk-button--warning" data-module="nhsuk-button" type="submit" data-testid="revoke" { "Cancel cycle" }
             }
         }
         p class="nhsuk-body-s" { "Shared with the cancer centre as FHIR: "
@@ -613,6 +624,28 @@ pub(crate) async fn delay_post(
                 OffsetDateTime::now_utc(),
             )
             .map(|_| "delayed"),
+        )
+    })
+    .await
+}
+
+pub(crate) async fn revoke_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    ui.run(req, Some(&body), move |cx, f| {
+        back(
+            &id,
+            revoke::revoke(
+                &cx.svc,
+                cx.access(),
+                &id,
+                get(&f, "revoke_reason"),
+                OffsetDateTime::now_utc(),
+            )
+            .map(|_| "revoked"),
         )
     })
     .await

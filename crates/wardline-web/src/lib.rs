@@ -432,6 +432,11 @@ pub const ROUTES: &[UiRoute] = &[
         "/ui/chemotherapy/{id}/delay",
         "delay a chemotherapy cycle",
     ),
+    r(
+        "POST",
+        "/ui/chemotherapy/{id}/revoke",
+        "cancel (revoke) a chemotherapy cycle",
+    ),
     // ── end of issue 17: chemotherapy ──
     // ── issue 18: notes ──
     // ── end of issue 18: notes ──
@@ -645,6 +650,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/chemotherapy/{id}/verify", post(chemo::verify_post))
         .route("/chemotherapy/{id}/release", post(chemo::release_post))
         .route("/chemotherapy/{id}/delay", post(chemo::delay_post))
+        .route("/chemotherapy/{id}/revoke", post(chemo::revoke_post))
         // ── end of issue 17: chemotherapy ──
         // ── issue 18: notes ──
         // ── end of issue 18: notes ──

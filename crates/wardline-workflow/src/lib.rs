@@ -86,4 +86,6 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
+        // The formulary kept in memory is read again after any change.
+        .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
 }

@@ -348,6 +348,53 @@ fn the_pre_cycle_checks_block_release() {
     }
 }
 
+/// A cycle revoked with its reason: its draft prescriptions cancelled, its
+/// released ones stopped, none administrable; it cannot be verified,
+/// released or revoked again, and the cycle may be prescribed anew.
+#[test]
+fn a_revoked_cycle_cancels_or_stops_every_prescription() {
+    use wardline_workflow::medicines::chemo::revoke;
+    for b in backends("revoke") {
+        measured(&b.svc, "p1");
+        // A draft cycle.
+        let p = prescribe(&b, &request("p1", "chemo-ac", 1)).unwrap();
+        let e = revoke::revoke(&b.svc, &user("dr"), &p.careplan, "  ", T0).unwrap_err();
+        assert_eq!(e.status(), 400, "{}: {e}", b.name);
+        let e = revoke::revoke(&b.svc, &user("nurse"), &p.careplan, "Unwell", T0).unwrap_err();
+        assert_eq!(e.status(), 403, "{}: {e}", b.name);
+        revoke::revoke(&b.svc, &user("dr"), &p.careplan, "Patient declined", T0).unwrap();
+        assert_eq!(status(&b, "CarePlan", &p.careplan), "revoked");
+        let cp = read(&b.svc, "CarePlan", &p.careplan);
+        let ext = cp["extension"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["url"] == revoke::REVOKE_EXT)
+            .unwrap();
+        assert_eq!(ext["extension"][0]["valueString"], "Patient declined");
+        for id in &p.prescriptions {
+            let s = status(&b, "MedicationRequest", id);
+            assert_eq!(s, "cancelled", "{}", b.name);
+            assert!(!wardline_workflow::medicines::administrable(&s));
+        }
+        let e =
+            cycle::verify(&b.svc, &user("dr2"), &p.careplan, VerifyAs::Clinical, T0).unwrap_err();
+        assert_eq!(e.status(), 409, "{e}");
+        let e = revoke::revoke(&b.svc, &user("dr"), &p.careplan, "Again", T0).unwrap_err();
+        assert_eq!(e.status(), 409, "{e}");
+        // The same cycle number may be prescribed again, released, then revoked.
+        let again = prescribe(&b, &request("p1", "chemo-ac", 1)).unwrap();
+        verify_both(&b, &again.careplan);
+        cycle::release(&b.svc, &user("dr"), &cfg(), &again.careplan, T0).unwrap();
+        revoke::revoke(&b.svc, &user("dr"), &again.careplan, "Progression", T0).unwrap();
+        for id in &again.prescriptions {
+            assert_eq!(status(&b, "MedicationRequest", id), "stopped", "{}", b.name);
+        }
+        let e = cycle::release(&b.svc, &user("dr"), &cfg(), &again.careplan, T0).unwrap_err();
+        assert_eq!(e.status(), 409, "{e}");
+    }
+}
+
 #[test]
 fn verification_needs_two_other_people_and_release_needs_both() {
     for b in backends("verify") {

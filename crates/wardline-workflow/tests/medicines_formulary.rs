@@ -136,6 +136,68 @@ fn the_starter_imports_and_imports_again_unchanged() {
     }
 }
 
+/// The formulary is kept in memory between reads (`load_shared`), and any
+/// change to a `Medication` — by an import, by REST, through another server
+/// sharing the database — is read at the next load: the write gives the
+/// formulary a new generation in its own transaction.
+#[test]
+fn the_formulary_kept_in_memory_is_read_again_after_any_change() {
+    for b in backends("cache") {
+        formulary::import(&b.svc, &op(), STARTER, "formulary.csv").unwrap();
+        let first = formulary::load_shared(&b.svc).unwrap();
+        let again = formulary::load_shared(&b.svc).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "{}: read twice", b.name);
+        let tab = first.entry("med-42109611000001109").unwrap().clone();
+        assert!(!tab.high_risk, "{}", b.name);
+
+        // A second server over the same database.
+        let other = Arc::new(wardline_workflow::with_rules(FhirService::new(
+            b.svc.store().clone(),
+            ServiceConfig::default(),
+        )));
+        assert_eq!(
+            formulary::load_shared(&other).unwrap().entries.len(),
+            first.entries.len()
+        );
+
+        // A change over REST on the first is seen by both.
+        let mut med = b
+            .svc
+            .read_as(&op(), "Medication", "med-42109611000001109")
+            .unwrap()
+            .unwrap();
+        med["code"]["coding"][0]["display"] = json!("Paracetamol 500mg tablets (changed)");
+        let (status, body) = put(&b.svc, &med);
+        assert_eq!(status, 200, "{}: {body}", b.name);
+        for svc in [&b.svc, &other] {
+            let f = formulary::load_shared(svc).unwrap();
+            assert!(!Arc::ptr_eq(&f, &first), "{}", b.name);
+            assert_eq!(
+                f.entry("med-42109611000001109").unwrap().name(),
+                "Paracetamol 500mg tablets (changed)",
+                "{}",
+                b.name
+            );
+        }
+        // A withdrawal by re-import, made on the other server, likewise.
+        formulary::import(
+            &other,
+            &op(),
+            &variant("42109611000001109", |l| l.to_owned()),
+            "formulary.csv",
+        )
+        .unwrap();
+        let f = formulary::load(&b.svc).unwrap();
+        assert!(
+            f.search("paracetamol 500mg tablets")
+                .iter()
+                .all(|e| e.id != "med-42109611000001109"),
+            "{}: withdrawn",
+            b.name
+        );
+    }
+}
+
 #[test]
 fn a_reimport_updates_withdraws_and_reinstates_never_deleting() {
     for b in backends("reimport") {

@@ -31,7 +31,7 @@ pub mod dose;
 pub mod knowledge;
 mod record;
 
-pub use record::{RecordedAlert, alerts_of};
+pub use record::{RecordedAlert, alerts_among, alerts_of};
 
 /// How strongly an alert stands in the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -360,9 +360,81 @@ impl Formulary {
     }
 }
 
-/// The formulary, read as the system (it is not patient data).
+/// The formulary, read as the system (it is not patient data). Kept in
+/// memory between calls while its generation ([`FormularyChanged`]) stands:
+/// one key read instead of reading and parsing every `Medication` on each
+/// prescription, chart and drug round.
 pub fn load(svc: &FhirService) -> Result<Formulary, FhirError> {
-    load_from(svc.system_reader())
+    Ok(Formulary::clone(&*load_shared(svc)?))
+}
+
+/// The system-data namespace and key of the formulary's generation.
+const GENERATION: (&str, &str) = ("formulary", "generation");
+
+/// The formularies read lately, by generation (a few: tests open many
+/// stores in one process; a server has one).
+static CACHE: std::sync::Mutex<Vec<(String, std::sync::Arc<Formulary>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// [`load`], shared rather than copied.
+///
+/// The generation is read **before** the medicines, so a change committed
+/// between the two reads is at worst read once more next time, never
+/// cached under the older generation and missed. A store without one yet
+/// gets a fresh one, so two stores never share an entry.
+pub fn load_shared(svc: &FhirService) -> Result<std::sync::Arc<Formulary>, FhirError> {
+    let data = svc.system_data();
+    let generation = match data.get(GENERATION.0, GENERATION.1)? {
+        Some(g) => g,
+        None => {
+            let g = uuid::Uuid::new_v4().to_string();
+            data.put(GENERATION.0, GENERATION.1, &g)?;
+            g
+        }
+    };
+    let cache = |c: &mut Vec<(String, std::sync::Arc<Formulary>)>| {
+        c.iter()
+            .find(|(g, _)| *g == generation)
+            .map(|(_, f)| f.clone())
+    };
+    if let Some(f) = cache(&mut CACHE.lock().unwrap_or_else(|p| p.into_inner())) {
+        return Ok(f);
+    }
+    let f = std::sync::Arc::new(load_from(svc.system_reader())?);
+    let mut c = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    c.retain(|(g, _)| *g != generation);
+    if c.len() >= 8 {
+        c.remove(0);
+    }
+    c.push((generation, f.clone()));
+    Ok(f)
+}
+
+/// Any write of a `Medication`, on any channel (a formulary import, REST, a
+/// Bundle, the HL7 pharmacy feed's local medicines), gives the formulary a
+/// new generation in the same transaction, so every server reading it
+/// ([`load_shared`]) reads it again. Registered by `crate::with_rules`.
+pub struct FormularyChanged;
+
+impl wardline_core::WriteHook for FormularyChanged {
+    fn watches(&self, resource_type: &str) -> bool {
+        resource_type == "Medication"
+    }
+
+    fn before_commit(
+        &self,
+        tx: &mut wardline_core::Tx<'_>,
+        changes: &[wardline_core::Change],
+    ) -> Result<(), FhirError> {
+        if !changes.is_empty() {
+            tx.kv_put(
+                GENERATION.0,
+                GENERATION.1,
+                &uuid::Uuid::new_v4().to_string(),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// [`load`] from any reader (a transaction sees its own writes).

@@ -87,7 +87,7 @@ use time::OffsetDateTime;
 use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 use wardline_fhir::FhirError;
-use wardline_store::{PageRequest, Reader};
+use wardline_store::Reader;
 
 pub use escalation::{escalate_due, escalate_due_in, responsible_consultant};
 pub use inbox::{
@@ -470,35 +470,8 @@ pub(crate) fn stored_search(
     t: &str,
     pairs: &[(&str, String)],
 ) -> Result<Vec<Value>, ResultsError> {
-    let pairs: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    let q = wardline_fhir::search::parse(
-        wardline_fhir::definitions::r4(),
-        Some(t),
-        &pairs,
-        wardline_fhir::search::Handling::Strict,
-    )?;
-    let mut out = Vec::new();
-    let mut page = PageRequest {
-        count: 1000,
-        ..PageRequest::default()
-    };
-    loop {
-        let p = Reader::search(tx, &q, &page)?;
-        page.snapshot_rid = Some(p.snapshot_rid);
-        page.after_rid = p.resources.last().map(|r| r.rid);
-        let more = p.has_more && page.after_rid.is_some();
-        for r in p.resources {
-            out.push(serde_json::from_str(&r.json).map_err(|e| {
-                ResultsError::Store(format!("stored {t}/{} is unreadable: {e}", r.id))
-            })?);
-        }
-        if !more {
-            return Ok(out);
-        }
-    }
+    // The workflows' one paged search past access.
+    Ok(crate::fhir::search_all(tx, t, pairs)?)
 }
 
 pub(crate) fn reference_of(v: &Value) -> Option<&str> {

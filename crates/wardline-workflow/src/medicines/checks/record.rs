@@ -161,8 +161,15 @@ pub fn alerts_of(
             ("_count", "100".to_owned()),
         ],
     )?;
+    Ok(alerts_among(&found.resources, id))
+}
+
+/// The alerts kept for prescription `id` among DetectedIssues read by the
+/// caller (those whose first `implicated` is it), most severe first: the
+/// one reading of a kept alert, for [`alerts_of`] and the prescription's
+/// detail page, which reads them in its own audited transaction.
+pub fn alerts_among(found: &[Value], id: &str) -> Vec<RecordedAlert> {
     let mut out: Vec<RecordedAlert> = found
-        .resources
         .iter()
         .filter(|d| {
             d["implicated"][0]["reference"].as_str() == Some(&format!("MedicationRequest/{id}"))
@@ -175,5 +182,5 @@ pub fn alerts_of(
         _ => 2,
     };
     out.sort_by(|a, b| rank(&a.grade).cmp(&rank(&b.grade)).then(a.key.cmp(&b.key)));
-    Ok(out)
+    out
 }

@@ -240,7 +240,7 @@ pub fn latest_in(tx: &mut Tx<'_>, patient: &str, code: &str, unit: &str) -> R<Op
 }
 
 /// The caller's position's role, read in the transaction.
-fn role_in(tx: &mut Tx<'_>) -> R<Option<Role>> {
+pub(super) fn role_in(tx: &mut Tx<'_>) -> R<Option<Role>> {
     let Some(pos) = tx.access().agent().position.clone() else {
         return Ok(None);
     };
@@ -259,7 +259,7 @@ fn role_in(tx: &mut Tx<'_>) -> R<Option<Role>> {
 
 /// The caller as a reference and the key compared when one person may not
 /// do two steps.
-fn actor(access: &dyn Access) -> (Value, String) {
+pub(super) fn actor(access: &dyn Access) -> (Value, String) {
     crate::laboratory::actor(access)
 }
 
@@ -1023,7 +1023,7 @@ pub(super) fn prescriber_key(cp: &Value) -> String {
         .to_owned()
 }
 
-fn lock_cycle(tx: &mut Tx<'_>, id: &str) -> R<Value> {
+pub(super) fn lock_cycle(tx: &mut Tx<'_>, id: &str) -> R<Value> {
     tx.lock(&[format!("CarePlan/{id}")])?;
     tx.get("CarePlan", id)?
         .filter(is_chemo)

@@ -37,7 +37,9 @@
 //!
 //! A prescription follows its cycle through
 //! `medicines::prescribe::set_status_in` (which applies `medicines::allowed`):
-//! `draft → active` on release, `active → on-hold` on a delay.
+//! `draft → active` on release, `active → on-hold` on a delay; a cycle
+//! revoked ([`revoke`], with its reason) cancels its draft prescriptions and
+//! stops its released ones.
 //!
 //! # Rules (one home each, in [`cycle`])
 //!
@@ -61,6 +63,7 @@ pub mod cycle;
 pub mod dose;
 pub mod operation;
 pub mod regimen;
+pub mod revoke;
 pub mod view;
 
 use serde::Serialize;

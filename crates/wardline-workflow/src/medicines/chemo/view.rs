@@ -64,6 +64,8 @@ pub struct CycleView {
     pub verifications: Vec<Verification>,
     pub delays: Vec<Delay>,
     pub overrides: Vec<String>,
+    /// Why the cycle was revoked ([`super::revoke`]), if it was.
+    pub revoked: Option<String>,
 }
 
 impl CycleView {
@@ -180,6 +182,10 @@ fn view_in(tx: &mut Tx<'_>, config: &ChemoConfig, cp: &Value) -> R<CycleView> {
         checks,
         verifications: verifications(cp),
         delays,
+        revoked: ext_subs(cp, super::revoke::REVOKE_EXT)
+            .first()
+            .and_then(|r| sub_str(r, "reason"))
+            .map(str::to_owned),
         overrides: ext_subs(cp, CUMULATIVE_OVERRIDE_EXT)
             .into_iter()
             .map(|o| {

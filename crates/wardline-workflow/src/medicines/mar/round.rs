@@ -420,32 +420,6 @@ fn prescription(
     }
 }
 
-/// The formulary entries of these prescriptions (read as the system: the
-/// formulary is not patient data).
-fn entries(svc: &FhirService, mrs: &[Value]) -> Result<HashMap<String, Entry>, MedicinesError> {
-    let mut keys: Vec<(String, String)> = mrs
-        .iter()
-        .filter_map(|m| crate::fhir::reference_id(&m["medicationReference"], "Medication"))
-        .map(|id| ("Medication".to_owned(), id.to_owned()))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let found = svc
-        .system_reader()
-        .read_many(&keys)
-        .map_err(FhirError::from)?;
-    Ok(found
-        .iter()
-        .filter(|r| !r.deleted)
-        .filter_map(|r| serde_json::from_str::<Value>(&r.json).ok())
-        .filter_map(|m| Entry::from_medication(&m))
-        .map(|e| (e.id.clone(), e))
-        .collect())
-}
-
 fn is_discharge(mr: &Value) -> bool {
     mr["category"].as_array().into_iter().flatten().any(|c| {
         c["coding"]
@@ -582,7 +556,9 @@ fn views(
         }
         escalations.push((t["id"].as_str().unwrap_or_default().to_owned(), text));
     }
-    let formulary = entries(svc, &mrs)?;
+    // The formulary as kept in memory (read as the system: it is not
+    // patient data; read again after any change).
+    let formulary = crate::medicines::formulary::load_shared(svc)?;
     let mut by_request: HashMap<&str, Vec<&Value>> = HashMap::new();
     for m in mas.iter().filter(|m| m["status"] != "entered-in-error") {
         if let Some(r) = crate::fhir::reference_id(&m["request"], "MedicationRequest") {
@@ -596,7 +572,7 @@ fn views(
         };
         let id = mr["id"].as_str().unwrap_or_default();
         let entry = crate::fhir::reference_id(&mr["medicationReference"], "Medication")
-            .and_then(|m| formulary.get(m));
+            .and_then(|m| formulary.entry(m));
         let records = by_request.get(id).cloned().unwrap_or_default();
         out.entry(pid.to_owned()).or_default().push(prescription(
             mr, entry, &records, &escalated, &zone, now, from, to,

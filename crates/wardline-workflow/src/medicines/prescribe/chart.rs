@@ -351,30 +351,19 @@ pub fn detail(
             });
         }
     }
-    let issues = tx
-        .find(
-            "DetectedIssue",
-            &format!("implicated=MedicationRequest/{id}&_count=100"),
-        )?
-        .iter()
-        .map(|d| IssueLine {
-            id: d["id"].as_str().unwrap_or_default().to_owned(),
-            kind: d["code"]["coding"][0]["code"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            grade: ext_of(d, super::super::ALERT_GRADE_EXT)
-                .and_then(|e| e["valueCode"].as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            detail: d["detail"].as_str().unwrap_or_default().to_owned(),
-            override_reason: d["mitigation"][0]["action"]["text"]
-                .as_str()
-                .map(str::to_owned),
-            date: d["identifiedDateTime"]
-                .as_str()
-                .or_else(|| d["mitigation"][0]["date"].as_str())
-                .map(when_text),
+    let issues = tx.find(
+        "DetectedIssue",
+        &format!("implicated=MedicationRequest/{id}&_count=100"),
+    )?;
+    let issues = super::super::checks::alerts_among(&issues, id)
+        .into_iter()
+        .map(|a| IssueLine {
+            id: a.id,
+            kind: a.kind,
+            grade: a.grade,
+            detail: a.message,
+            override_reason: a.reason,
+            date: a.at.as_deref().map(when_text),
         })
         .collect();
     let mut replaced: Vec<String> = Vec::new();
