@@ -83,7 +83,7 @@ fn worklist_body(
         h1 { "Prescriptions to screen" }
         form method="get" action="/ui/pharmacy" class="nhsuk-u-margin-bottom-4" {
             div class="nhsuk-form-group" {
-                label class="nhsuk-label" for="ward" { "Ward" }
+                label class="nhsuk-label" for="ward" { "Ward or site" }
                 select class="nhsuk-select" id="ward" name="ward" data-testid="ward-filter" {
                     option value="" { "All wards" }
                     @for (id, name) in wards {
@@ -150,9 +150,11 @@ fn ward_options(cx: &Cx) -> Vec<(String, String)> {
                 .into_iter()
                 .flat_map(|s| {
                     let site = s.name.clone();
-                    s.wards
-                        .into_iter()
-                        .map(move |w| (w.id, format!("{} ({site})", w.name)))
+                    std::iter::once((s.id.clone(), format!("Every ward at {site}"))).chain(
+                        s.wards
+                            .into_iter()
+                            .map(move |w| (w.id, format!("{} ({site})", w.name))),
+                    )
                 })
                 .collect()
         })

@@ -338,6 +338,10 @@ fn the_worklist_is_unscreened_prescriptions_oldest_day_first_high_risk_first() {
             .map(|i| i.prescription.as_str())
             .collect();
         assert_eq!(ids, ["d"], "{}", b.name);
+        // A site: every ward of it.
+        let site = worklist(svc, &pharmacist(), Some("site"), NOW).unwrap();
+        let ids: Vec<&str> = site.items.iter().map(|i| i.prescription.as_str()).collect();
+        assert_eq!(ids, ["c", "b", "a", "d", "g"], "{}", b.name);
 
         // Screened: off the worklist.
         screen(svc, &pharmacist(), "c", None, NOW).unwrap();

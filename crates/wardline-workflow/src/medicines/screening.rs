@@ -469,27 +469,53 @@ pub struct Worklist {
 }
 
 /// Prescriptions waiting for screening (see the module documentation), on
-/// `ward` (a ward `Location` id) when given.
+/// `place` when given: a ward `Location` id, or a site's (every ward of
+/// it). Every page of the search is read: a long list is never cut short.
 pub fn worklist(
     svc: &FhirService,
     access: &dyn Access,
-    ward: Option<&str>,
+    place: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Worklist, MedicinesError> {
-    let found = svc.search_as(
-        access,
-        "MedicationRequest",
-        &[
+    let wards: Option<std::collections::HashSet<String>> = match place {
+        None => None,
+        Some(p) => {
+            let sites = crate::adt::sites(svc, access)
+                .map_err(|e| MedicinesError::Forbidden(e.to_string()))?;
+            Some(match sites.into_iter().find(|s| s.id == p) {
+                Some(site) => site.wards.into_iter().map(|w| w.id).collect(),
+                None => std::iter::once(p.to_owned()).collect(),
+            })
+        }
+    };
+    let mut resources: Vec<Value> = Vec::new();
+    let mut included: Vec<Value> = Vec::new();
+    let mut withheld = 0;
+    let page_size = svc.config().max_count.min(1000);
+    loop {
+        let offset = resources.len().to_string();
+        let mut params = vec![
             ("status", "active,draft".to_owned()),
             ("_include", "MedicationRequest:subject".to_owned()),
             ("_include", "MedicationRequest:requester".to_owned()),
             ("_include", "MedicationRequest:medication".to_owned()),
-            ("_count", "1000".to_owned()),
-        ],
-    )?;
+            ("_sort", "_id".to_owned()),
+            ("_count", page_size.to_string()),
+        ];
+        if !resources.is_empty() {
+            params.push(("_offset", offset));
+        }
+        let page = svc.search_as(access, "MedicationRequest", &params)?;
+        let n = page.resources.len();
+        withheld += page.withheld;
+        resources.extend(page.resources);
+        included.extend(page.included);
+        if !page.more || n == 0 {
+            break;
+        }
+    }
     let by_key = |t: &str| -> HashMap<String, &Value> {
-        found
-            .included
+        included
             .iter()
             .filter(|r| r["resourceType"] == t)
             .filter_map(|r| Some((r["id"].as_str()?.to_owned(), r)))
@@ -501,7 +527,7 @@ pub fn worklist(
     let mut stays: HashMap<String, Option<crate::adt::Stay>> = HashMap::new();
     let now_ms = ms_of(now);
     let mut items = Vec::new();
-    for mr in &found.resources {
+    for mr in &resources {
         let state = screening_status(mr);
         if !(screenable(mr) && mr["status"] != "on-hold") || state == "screened" {
             continue;
@@ -519,8 +545,8 @@ pub fn worklist(
             None => None,
         };
         let ward_id = stay.as_ref().and_then(|s| s.ward_id.clone());
-        if let Some(w) = ward
-            && ward_id.as_deref() != Some(w)
+        if let Some(w) = &wards
+            && !ward_id.as_deref().is_some_and(|id| w.contains(id))
         {
             continue;
         }
@@ -568,10 +594,7 @@ pub fn worklist(
         });
     }
     sort_worklist(&mut items);
-    Ok(Worklist {
-        items,
-        withheld: found.withheld,
-    })
+    Ok(Worklist { items, withheld })
 }
 
 /// Oldest day first; within a day high-risk first, then oldest first.
