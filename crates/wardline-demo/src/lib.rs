@@ -56,6 +56,52 @@ const MEDS: [(&str, &str); 5] = [
     ("320000009", "Salbutamol 100micrograms/dose inhaler"),
 ];
 
+/// The structured dosage of each of [`MEDS`] as the GP prescribed it:
+/// text, dose, times a day (0 for as required) and, as required, the most
+/// doses in 24 hours.
+const MED_DOSES: [(&str, f64, &str, u32, u32); 5] = [
+    (
+        "Two tablets up to four times a day when required for pain",
+        2.0,
+        "tablet",
+        0,
+        4,
+    ),
+    (
+        "One capsule three times a day for 5 days",
+        1.0,
+        "capsule",
+        3,
+        0,
+    ),
+    ("One tablet twice a day with meals", 1.0, "tablet", 2, 0),
+    ("One tablet once a day", 1.0, "tablet", 1, 0),
+    (
+        "Two puffs when required for breathlessness, up to four times a day",
+        2.0,
+        "puff",
+        0,
+        4,
+    ),
+];
+
+/// A community prescription's `dosageInstruction` for `MEDS[i]`.
+fn med_dosage(i: usize) -> Value {
+    let (text, dose, unit, per_day, max) = MED_DOSES[i];
+    let mut d: Value = json!({"text": text, "route": {"coding": [{"system": "http://snomed.info/sct",
+        "code": if unit == "puff" { "18679011000001101" } else { "26643006" },
+        "display": if unit == "puff" { "Inhalation" } else { "Oral" }}]},
+        "doseAndRate": [{"doseQuantity": {"value": dose, "unit": unit}}]});
+    if per_day == 0 {
+        d["asNeededBoolean"] = json!(true);
+        d["maxDosePerPeriod"] = json!({"numerator": {"value": dose * f64::from(max), "unit": unit},
+            "denominator": {"value": 24, "unit": "hours", "system": "http://unitsofmeasure.org", "code": "h"}});
+    } else {
+        d["timing"] = json!({"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}});
+    }
+    d
+}
+
 /// The demo trust's order catalogue: a FHIR `transaction` Bundle of PUTs
 /// (`Questionnaire`s, `ActivityDefinition`s, order-set `PlanDefinition`s;
 /// see `wardline_workflow::orders::catalogue` for the shape). Its reference
@@ -442,12 +488,15 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
             })));
         }
         if rng.gen_bool(0.5) {
-            let (code, display) = MEDS[rng.gen_range(0..MEDS.len())];
+            let m = rng.gen_range(0..MEDS.len());
+            let (code, display) = MEDS[m];
             entries.push(entry(json!({
                 "resourceType": "MedicationRequest", "id": format!("{pid}-med"), "status": "active", "intent": "order",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category", "code": "community", "display": "Community"}]}],
                 "medicationCodeableConcept": {"coding": [{"system": "https://dmd.nhs.uk", "code": code, "display": display}]},
                 "subject": {"reference": format!("Patient/{pid}")},
                 "requester": {"reference": format!("Practitioner/{}", staff[rng.gen_range(0..4)])},
+                "dosageInstruction": [med_dosage(m)],
             })));
         }
     }
