@@ -41,7 +41,7 @@ mod writes;
 
 pub use access::{Access, Agent, AgentKind, Op, Operation, ResourceView, Trusted};
 pub use operation::{Level, OperationHandler, OperationRequest, OperationSpec, OperationUrl};
-pub use records::{BulkEntry, BulkPage, BulkReader, BulkScan, Found};
+pub use records::{BulkEntry, BulkPage, BulkReader, BulkScan, Found, Reads};
 pub use rules::{ProposedWrite, RuleTx, WriteRule};
 pub use txn::{Change, Saved, Tx, WriteHook};
 
@@ -531,6 +531,20 @@ impl FhirService {
         query: Option<String>,
         f: impl FnOnce(&Ctx<'_>) -> R<(T, u16)>,
     ) -> R<T> {
+        self.interaction_into(access, audited, query, None, f)
+    }
+
+    /// [`FhirService::interaction`], its audit event kept in `deferred`
+    /// (when given) for the caller to commit with others
+    /// ([`FhirService::reads_as`]) instead of committed on its own.
+    pub(crate) fn interaction_into<T>(
+        &self,
+        access: &dyn Access,
+        audited: bool,
+        query: Option<String>,
+        deferred: Option<&std::cell::RefCell<Vec<audit::AuditRecord>>>,
+        f: impl FnOnce(&Ctx<'_>) -> R<(T, u16)>,
+    ) -> R<T> {
         let cx = Ctx::new(access);
         let result = f(&cx);
         let (status, desc) = match &result {
@@ -543,9 +557,14 @@ impl FhirService {
             if rec.action == "R" {
                 rec.query = query;
             }
-            if let Err(e) = self.record_audit(access.agent(), &[rec]) {
-                tracing::error!(error = %e, "audit failed; the response is withheld");
-                return Err(e);
+            match deferred {
+                Some(d) => d.borrow_mut().push(rec),
+                None => {
+                    if let Err(e) = self.record_audit(access.agent(), &[rec]) {
+                        tracing::error!(error = %e, "audit failed; the response is withheld");
+                        return Err(e);
+                    }
+                }
             }
         }
         result.map(|(v, _)| v)

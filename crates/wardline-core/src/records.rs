@@ -55,6 +55,22 @@ pub struct Found {
     pub more: bool,
 }
 
+/// The reads of one page, audited together ([`FhirService::reads_as`]).
+pub struct Reads<'a> {
+    svc: &'a FhirService,
+    access: &'a dyn Access,
+    events: std::cell::RefCell<Vec<crate::audit::AuditRecord>>,
+}
+
+impl Reads<'_> {
+    /// [`FhirService::search_as`], its audit event committed with the
+    /// page's others.
+    pub fn search<K: AsRef<str>, V: AsRef<str>>(&self, t: &str, params: &[(K, V)]) -> R<Found> {
+        self.svc
+            .search_into(self.access, t, params, Some(&self.events))
+    }
+}
+
 impl FhirService {
     /// `GET [type]/[id]` for `access`: the current resource, or `None` when
     /// there is none (or it was deleted). A refusal is an error; every call
@@ -82,6 +98,38 @@ impl FhirService {
         t: &str,
         params: &[(K, V)],
     ) -> R<Found> {
+        self.search_into(access, t, params, None)
+    }
+
+    /// Several reads that make one page, audited together: each search in
+    /// `f` is checked, withheld and recorded exactly as [`Self::search_as`]
+    /// does — one audit event per search, with its query — but the events
+    /// are committed in one durable write when `f` ends, before its result
+    /// is returned (so a page of twenty searches waits for one commit, not
+    /// twenty). If the events cannot be recorded the result is withheld and
+    /// the error returned; they are recorded even when `f` fails.
+    pub fn reads_as<T>(&self, access: &dyn Access, f: impl FnOnce(&Reads<'_>) -> R<T>) -> R<T> {
+        let reads = Reads {
+            svc: self,
+            access,
+            events: std::cell::RefCell::new(Vec::new()),
+        };
+        let result = f(&reads);
+        let events = reads.events.into_inner();
+        if let Err(e) = self.record_audit(access.agent(), &events) {
+            tracing::error!(error = %e, "audit failed; the response is withheld");
+            return Err(e);
+        }
+        result
+    }
+
+    fn search_into<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        access: &dyn Access,
+        t: &str,
+        params: &[(K, V)],
+        deferred: Option<&std::cell::RefCell<Vec<crate::audit::AuditRecord>>>,
+    ) -> R<Found> {
         let params: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
@@ -89,7 +137,7 @@ impl FhirService {
         let query = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&params)
             .finish();
-        self.interaction(access, true, Some(query), |cx| {
+        self.interaction_into(access, true, Some(query), deferred, |cx| {
             cx.start("search-type", Op::Search, Some(t))?;
             if t == "AuditEvent" {
                 return Err(FhirError::new(

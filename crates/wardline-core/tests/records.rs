@@ -150,6 +150,63 @@ fn reads_and_searches_are_checked_typed_and_audited() {
     assert_eq!(e.status, 400, "the trail is not searched as records");
 }
 
+/// `reads_as`: the searches of one page checked and withheld as
+/// `search_as` does, one audit event each with its query, all recorded
+/// (also when the page fails) before the result is returned.
+#[test]
+fn reads_of_one_page_are_audited_together_one_event_per_search() {
+    let svc = service(); // Patients a, b (hidden), c
+    let who = Narrow {
+        agent: Agent::operator("narrow"),
+        hidden: "b",
+    };
+    let before = audit_count(&svc);
+    let (smiths, jones) = svc
+        .reads_as(&who, |r| {
+            let smiths = r.search("Patient", &[("family", "smith")])?;
+            let jones = r.search("Patient", &[("family", "jones")])?;
+            Ok((smiths, jones))
+        })
+        .unwrap();
+    assert_eq!(smiths.resources.len(), 1);
+    assert_eq!(smiths.withheld, 1, "Smithson withheld as search_as would");
+    assert_eq!(jones.resources[0]["id"], "c");
+    // Two events, and the count's own.
+    assert_eq!(audit_count(&svc) - before, 3);
+    let trail = svc.handle(
+        FhirRequest {
+            method: Method::Get,
+            path: vec!["AuditEvent".into()],
+            query: vec![("_count".into(), "1000".into())],
+            headers: RequestHeaders::default(),
+            body: None,
+        },
+        &Trusted::operator("ig"),
+    );
+    let text = match trail.body {
+        Body::Raw(t) => t,
+        Body::Json(v) => v.to_string(),
+        _ => panic!("no bundle"),
+    };
+    // Each event keeps its own query (base64Binary): family=smith, family=jones.
+    assert!(
+        text.contains("ZmFtaWx5PXNtaXRo") && text.contains("ZmFtaWx5PWpvbmVz"),
+        "{text}"
+    );
+    assert!(text.contains("1 matching resource withheld"), "{text}");
+
+    // A refused search inside fails the page; its event is still recorded.
+    let before = audit_count(&svc);
+    let e = svc
+        .reads_as(&who, |r| {
+            r.search("Patient", &[("family", "smith")])?;
+            r.search("Observation", &[("patient", "a")])
+        })
+        .unwrap_err();
+    assert_eq!(e.status, 403);
+    assert_eq!(audit_count(&svc) - before, 3);
+}
+
 #[test]
 fn the_bulk_reader_pages_in_rid_order_on_one_snapshot_without_opted_out_patients() {
     let svc = service(); // Patients a, b, c

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
-use wardline_core::{Access, FhirService};
+use wardline_core::{Access, FhirService, Reads};
 use wardline_fhir::FhirError;
 use wardline_fhir::datetime::LocalZone;
 
@@ -435,8 +435,7 @@ fn is_discharge(mr: &Value) -> bool {
 /// group whose page is full is asked reference by reference; one whose own
 /// page is full is an error, never a silent cut).
 fn search_by(
-    svc: &FhirService,
-    access: &dyn Access,
+    reads: &Reads<'_>,
     t: &str,
     (param, refs, group): (&str, &[String], usize),
     extra: &[(&str, String)],
@@ -448,7 +447,7 @@ fn search_by(
             let mut params: Vec<(&str, String)> =
                 vec![(param, rs.join(",")), ("_count", "1000".to_owned())];
             params.extend(extra.iter().cloned());
-            svc.search_as(access, t, &params).map_err(me)
+            reads.search(t, &params).map_err(me)
         };
         let found = ask(group)?;
         if !found.more {
@@ -472,6 +471,9 @@ fn search_by(
 
 /// The prescriptions, administrations and escalations of `patients` over a
 /// window, as views, by patient.
+///
+/// Its searches are audited together ([`FhirService::reads_as`]: one
+/// durable commit for the page, not one per search).
 #[allow(clippy::type_complexity)]
 fn views(
     svc: &FhirService,
@@ -481,19 +483,34 @@ fn views(
     now: OffsetDateTime,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<
-    (
-        HashMap<String, Vec<Prescription>>,
-        usize,
-        Vec<(String, String)>,
-    ),
-    MedicinesError,
-> {
+) -> Result<Views, MedicinesError> {
+    svc.reads_as(access, |reads| {
+        Ok(views_in(svc, reads, patients, statuses, now, from, to))
+    })
+    .map_err(me)?
+}
+
+/// Prescriptions by patient, how many were withheld, and the open
+/// escalations (Task id, text).
+type Views = (
+    HashMap<String, Vec<Prescription>>,
+    usize,
+    Vec<(String, String)>,
+);
+
+fn views_in(
+    svc: &FhirService,
+    reads: &Reads<'_>,
+    patients: &[String],
+    statuses: &str,
+    now: OffsetDateTime,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Views, MedicinesError> {
     let zone = svc.time_zone().clone();
     let refs: Vec<String> = patients.iter().map(|p| format!("Patient/{p}")).collect();
     let (mrs, withheld) = search_by(
-        svc,
-        access,
+        reads,
         "MedicationRequest",
         ("subject", &refs, 5),
         &[("status", statuses.to_owned())],
@@ -505,8 +522,7 @@ fn views(
     // request.
     let since = from - schedule::EARLY;
     let (mut mas, _) = search_by(
-        svc,
-        access,
+        reads,
         "MedicationAdministration",
         ("subject", &refs, 5),
         &[("effective-time", format!("ge{}", instant_text(since)))],
@@ -520,8 +536,7 @@ fn views(
             .map(|id| format!("MedicationRequest/{id}"))
             .collect();
         let (earlier, _) = search_by(
-            svc,
-            access,
+            reads,
             "MedicationAdministration",
             ("request", &prn, 50),
             &[
@@ -532,8 +547,7 @@ fn views(
         mas.extend(earlier);
     }
     let (tasks, _) = search_by(
-        svc,
-        access,
+        reads,
         "Task",
         ("patient", &refs, 5),
         &[
