@@ -1023,6 +1023,24 @@ pub(super) fn prescriber_key(cp: &Value) -> String {
         .to_owned()
 }
 
+/// Adds a step of the cycle's history to the CarePlan: extension `url`
+/// with `parts`, then who (`by`) and when (`at`).
+pub(super) fn add_step(
+    cp: &mut Value,
+    url: &str,
+    mut parts: Vec<Value>,
+    by: Value,
+    now: OffsetDateTime,
+) {
+    parts.push(json!({"url": "by", "valueReference": by}));
+    parts.push(json!({"url": "at", "valueDateTime": stamp(now)}));
+    let e = json!({"url": url, "extension": parts});
+    match cp["extension"].as_array_mut() {
+        Some(a) => a.push(e),
+        None => cp["extension"] = json!([e]),
+    }
+}
+
 pub(super) fn lock_cycle(tx: &mut Tx<'_>, id: &str) -> R<Value> {
     tx.lock(&[format!("CarePlan/{id}")])?;
     tx.get("CarePlan", id)?
@@ -1084,15 +1102,13 @@ pub fn verify_in(tx: &mut Tx<'_>, careplan: &str, role: VerifyAs, now: OffsetDat
             )));
         }
     }
-    let e = json!({"url": VERIFICATION_EXT, "extension": [
-        {"url": "role", "valueCode": role.code()},
-        {"url": "by", "valueReference": me},
-        {"url": "at", "valueDateTime": stamp(now)},
-    ]});
-    match cp["extension"].as_array_mut() {
-        Some(a) => a.push(e),
-        None => cp["extension"] = json!([e]),
-    }
+    add_step(
+        &mut cp,
+        VERIFICATION_EXT,
+        vec![json!({"url": "role", "valueCode": role.code()})],
+        me,
+        now,
+    );
     tx.save(cp)?;
     Ok(())
 }
@@ -1112,6 +1128,18 @@ pub fn verify(
 }
 
 // ------------------------------------------------------------------ release
+
+/// The cycle's prescriptions' ids, each locked (the key every writer of a
+/// prescription takes).
+pub(super) fn locked_prescriptions(tx: &mut Tx<'_>, cp: &Value) -> R<Vec<String>> {
+    let ids = prescriptions_of(cp);
+    tx.lock(
+        &ids.iter()
+            .map(|i| format!("MedicationRequest/{i}"))
+            .collect::<Vec<_>>(),
+    )?;
+    Ok(ids)
+}
 
 pub(super) fn prescriptions_of(cp: &Value) -> Vec<String> {
     cp["activity"]
@@ -1185,12 +1213,7 @@ pub fn release_in(
     let patient = crate::fhir::reference_id(&cp["subject"], "Patient")
         .unwrap_or_default()
         .to_owned();
-    let ids = prescriptions_of(&cp);
-    tx.lock(
-        &ids.iter()
-            .map(|i| format!("MedicationRequest/{i}"))
-            .collect::<Vec<_>>(),
-    )?;
+    let ids = locked_prescriptions(tx, &cp)?;
     let mut mrs = Vec::new();
     let mut this = Vec::new();
     for id in &ids {
@@ -1315,12 +1338,7 @@ pub fn delay_in(
         )));
     }
     let shift = to - from;
-    let ids = prescriptions_of(&cp);
-    tx.lock(
-        &ids.iter()
-            .map(|i| format!("MedicationRequest/{i}"))
-            .collect::<Vec<_>>(),
-    )?;
+    let ids = locked_prescriptions(tx, &cp)?;
     for id in &ids {
         let Some(mut mr) = tx.get("MedicationRequest", id)? else {
             continue;
@@ -1338,17 +1356,17 @@ pub fn delay_in(
         }
     }
     let (me, _) = actor(tx.access());
-    let e = json!({"url": DELAY_EXT, "extension": [
-        {"url": "reason", "valueString": reason},
-        {"url": "from", "valueDate": date_text(from)},
-        {"url": "to", "valueDate": date_text(to)},
-        {"url": "by", "valueReference": me},
-        {"url": "at", "valueDateTime": stamp(now)},
-    ]});
-    match cp["extension"].as_array_mut() {
-        Some(a) => a.push(e),
-        None => cp["extension"] = json!([e]),
-    }
+    add_step(
+        &mut cp,
+        DELAY_EXT,
+        vec![
+            json!({"url": "reason", "valueString": reason}),
+            json!({"url": "from", "valueDate": date_text(from)}),
+            json!({"url": "to", "valueDate": date_text(to)}),
+        ],
+        me,
+        now,
+    );
     cp["status"] = json!("on-hold");
     cp["period"]["start"] = json!(date_text(to));
     tx.save(cp)?;

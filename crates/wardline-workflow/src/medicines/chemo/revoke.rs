@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use wardline_auth::rbac::Activity;
 use wardline_core::{Access, FhirService, Tx};
 
-use super::cycle::{actor, begin, lock_cycle, prescriptions_of, role_in, stamp};
+use super::cycle::{actor, add_step, begin, lock_cycle, locked_prescriptions, role_in};
 use crate::medicines::MedicinesError;
 
 /// Why and by whom a cycle was revoked (on CarePlan; `reason`, `by`, `at`).
@@ -44,12 +44,7 @@ pub fn revoke_in(tx: &mut Tx<'_>, careplan: &str, reason: &str, now: OffsetDateT
             "This cycle is {status}: it cannot be revoked."
         )));
     }
-    let ids = prescriptions_of(&cp);
-    tx.lock(
-        &ids.iter()
-            .map(|i| format!("MedicationRequest/{i}"))
-            .collect::<Vec<_>>(),
-    )?;
+    let ids = locked_prescriptions(tx, &cp)?;
     for id in &ids {
         let Some(mr) = tx.get("MedicationRequest", id)? else {
             continue;
@@ -62,15 +57,13 @@ pub fn revoke_in(tx: &mut Tx<'_>, careplan: &str, reason: &str, now: OffsetDateT
         crate::medicines::prescribe::set_status_in(tx, id, to, reason)?;
     }
     let (me, _) = actor(tx.access());
-    let e = json!({"url": REVOKE_EXT, "extension": [
-        {"url": "reason", "valueString": reason},
-        {"url": "by", "valueReference": me},
-        {"url": "at", "valueDateTime": stamp(now)},
-    ]});
-    match cp["extension"].as_array_mut() {
-        Some(a) => a.push(e),
-        None => cp["extension"] = json!([e]),
-    }
+    add_step(
+        &mut cp,
+        REVOKE_EXT,
+        vec![json!({"url": "reason", "valueString": reason})],
+        me,
+        now,
+    );
     cp["status"] = json!("revoked");
     tx.save(cp)?;
     Ok(())

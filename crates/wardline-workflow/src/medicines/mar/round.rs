@@ -469,27 +469,6 @@ fn search_by(
     Ok((out, withheld))
 }
 
-/// The prescriptions, administrations and escalations of `patients` over a
-/// window, as views, by patient.
-///
-/// Its searches are audited together ([`FhirService::reads_as`]: one
-/// durable commit for the page, not one per search).
-#[allow(clippy::type_complexity)]
-fn views(
-    svc: &FhirService,
-    access: &dyn Access,
-    patients: &[String],
-    statuses: &str,
-    now: OffsetDateTime,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
-) -> Result<Views, MedicinesError> {
-    svc.reads_as(access, |reads| {
-        Ok(views_in(svc, reads, patients, statuses, now, from, to))
-    })
-    .map_err(me)?
-}
-
 /// Prescriptions by patient, how many were withheld, and the open
 /// escalations (Task id, text).
 type Views = (
@@ -498,6 +477,10 @@ type Views = (
     Vec<(String, String)>,
 );
 
+/// The prescriptions, administrations and escalations of `patients` over a
+/// window, as views, by patient; its searches are made through `reads`,
+/// so a page audits them together ([`FhirService::reads_as`]: one durable
+/// commit for the page, not one per search).
 fn views_in(
     svc: &FhirService,
     reads: &Reads<'_>,
@@ -636,8 +619,11 @@ pub fn drug_round(
     }
     let ids: Vec<String> = beds.iter().map(|(_, p)| p.id.clone()).collect();
     let (from, to) = (now - before, now + after);
-    let (mut by_patient, _, escalations) =
-        views(svc, access, &ids, "active,on-hold", now, from, to)?;
+    let (mut by_patient, _, escalations) = svc
+        .reads_as(access, |r| {
+            Ok(views_in(svc, r, &ids, "active,on-hold", now, from, to))
+        })
+        .map_err(me)??;
     let patients = beds
         .into_iter()
         .map(|(bed, p)| {
@@ -697,15 +683,13 @@ pub fn patient_mar(
             "There is no patient {patient}."
         )));
     }
-    let (mut by_patient, withheld, _) = views(
-        svc,
-        access,
-        std::slice::from_ref(&patient.to_owned()),
-        "active,on-hold,completed,stopped",
-        now,
-        start,
-        end,
-    )?;
+    let statuses = "active,on-hold,completed,stopped";
+    let (mut by_patient, withheld, _) = svc
+        .reads_as(access, |r| {
+            let one = std::slice::from_ref(&patient.to_owned()).to_vec();
+            Ok(views_in(svc, r, &one, statuses, now, start, end))
+        })
+        .map_err(me)??;
     let mut days = Vec::new();
     let mut t = start + Duration::hours(12);
     while t < end {
