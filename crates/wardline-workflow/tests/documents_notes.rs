@@ -446,10 +446,14 @@ fn plain_rest_writes_obey_the_lifecycle() {
         refused(&c, &doctor(), "Composition.status");
         // …nor amended without a new signature and a reason…
         c["status"] = json!("amended");
-        refused(&c, &doctor(), "Composition.attester");
-        c["attester"][0]["time"] = json!("2026-12-03T10:00:00Z");
         refused(&c, &doctor(), "Composition.extension");
         c["extension"] = json!([{"url": STATUS_REASON_EXT, "valueString": "typo"}]);
+        // Another doctor amending it under the author's signature…
+        refused(&c, &as_role(Role::Doctor, "dr2"), "Composition.attester");
+        // …or a signature dated before the one it follows.
+        c["attester"][0]["time"] = json!("2026-12-03T08:00:00Z");
+        refused(&c, &doctor(), "Composition.attester");
+        c["attester"][0]["time"] = json!("2026-12-03T10:00:00Z");
         let (s, body) = put_as(svc, &c, &doctor());
         assert_eq!(s, 200, "{}: {body}", b.name);
         // …and never goes back to a draft.

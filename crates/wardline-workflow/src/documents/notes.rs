@@ -463,8 +463,9 @@ pub fn lifecycle_refusal(
         }
         _ => {}
     }
+    let changed = current.is_some_and(|c| content(c) != content(note));
     if matches!(to, "final" | "amended") {
-        let Some((party, _)) = signature(note) else {
+        let Some((party, at)) = signature(note) else {
             return Some((
                 "Composition.attester",
                 format!(
@@ -478,34 +479,34 @@ pub fn lifecycle_refusal(
                 "Only the note's author signs it: the legal attester must be the author.".into(),
             ));
         }
-        let resigned = current.and_then(signature) != signature(note);
-        if resigned && caller.is_some_and(|c| c != party) {
+        if caller.is_some_and(|c| c != party) && signing(note, current) {
             return Some((
                 "Composition.attester",
-                "No one signs a note as someone else: the attester must be the person signing."
-                    .into(),
+                "No one signs a note as someone else: only its author signs or amends it.".into(),
+            ));
+        }
+        let before = current.and_then(signature).map(|(_, t)| t);
+        if let Some(b) = before
+            && ms(&at) < ms(&b)
+        {
+            return Some((
+                "Composition.attester",
+                "A new signature is never dated before the one it follows.".into(),
             ));
         }
     }
     if let (Some(cur), Some(from)) = (current, from) {
         let signed = matches!(from, "final" | "amended");
-        let changed = content(cur) != content(note) || author(cur) != author(note);
-        if signed && changed && to != "amended" && to != "entered-in-error" {
-            return Some((
-                "Composition.status",
-                "A signed note's content is changed only by an amendment: status amended, with the reason and the author's new signature.".into(),
-            ));
-        }
         if signed && author(cur) != author(note) {
             return Some((
                 "Composition.author",
                 "A signed note's author never changes.".into(),
             ));
         }
-        if to == "amended" && changed && current.and_then(signature) == signature(note) {
+        if signed && changed && to != "amended" && to != "entered-in-error" {
             return Some((
-                "Composition.attester",
-                "An amendment is signed again by the author (a new attester time).".into(),
+                "Composition.status",
+                "A signed note's content is changed only by an amendment: status amended, with the reason and the author's signature.".into(),
             ));
         }
     }
@@ -542,20 +543,36 @@ impl WriteRule for NoteRule {
         let person = tx.access().restricted();
         match lifecycle_refusal(w.resource, w.current, caller.as_deref().filter(|_| person)) {
             Some((at, m)) => Err(FhirError::new(422, "business-rule", m).at(at)),
-            None if person && caller.is_none() && signs(w) => Err(FhirError::new(
-                422,
-                "business-rule",
-                "Only a practitioner on record signs a note.",
-            )
-            .at("Composition.attester")),
+            None if person && caller.is_none() && signing(w.resource, w.current) => {
+                Err(FhirError::new(
+                    422,
+                    "business-rule",
+                    "Only a practitioner on record signs a note.",
+                )
+                .at("Composition.attester"))
+            }
             None => Ok(()),
         }
     }
 }
 
-fn signs(w: &ProposedWrite<'_>) -> bool {
-    matches!(w.resource["status"].as_str(), Some("final" | "amended"))
-        && w.current.and_then(signature) != signature(w.resource)
+/// Whether this write is an act of signing: a note made `final` or
+/// `amended`, a signature changed, or a signed note's content amended.
+fn signing(note: &Value, current: Option<&Value>) -> bool {
+    let to = note["status"].as_str().unwrap_or("unknown");
+    if !matches!(to, "final" | "amended") {
+        return false;
+    }
+    let Some(cur) = current else {
+        return true;
+    };
+    cur["status"] != note["status"]
+        || signature(cur) != signature(note)
+        || content(cur) != content(note)
+}
+
+fn ms(t: &str) -> i64 {
+    wardline_fhir::datetime::parse_range(t).map_or(0, |r| r.0)
 }
 
 // ---------------------------------------------------------------- writing

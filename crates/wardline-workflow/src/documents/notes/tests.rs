@@ -72,9 +72,12 @@ fn the_rule_refuses_what_the_lifecycle_forbids() {
         lifecycle_refusal(&changed, Some(&other), Some("Practitioner/dr1")).map(|r| r.0),
         Some("Composition.status")
     );
-    // Going to amended without a new signature or reason.
+    // Going to amended without a reason, or by someone else.
     changed["status"] = json!("amended");
     assert!(lifecycle_refusal(&changed, Some(&other), Some("Practitioner/dr1")).is_some());
+    changed["extension"] = json!([{"url": STATUS_REASON_EXT, "valueString": "typo"}]);
+    assert!(lifecycle_refusal(&changed, Some(&other), Some("Practitioner/dr1")).is_none());
+    assert!(lifecycle_refusal(&changed, Some(&other), Some("Practitioner/dr2")).is_some());
     // Back to preliminary.
     let mut back = other.clone();
     back["status"] = json!("preliminary");
