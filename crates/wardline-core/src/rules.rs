@@ -86,6 +86,12 @@ impl RuleTx<'_, '_> {
         self.tx.time_zone()
     }
 
+    /// The requester the writing transaction acts for: for a rule about
+    /// who may write what (only a note's author signs it).
+    pub fn access(&self) -> &dyn crate::Access {
+        self.tx.access()
+    }
+
     /// The current resource (the transaction's own writes included),
     /// unchecked and unaudited.
     pub fn get(&self, resource_type: &str, id: &str) -> R<Option<Value>> {

@@ -523,6 +523,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             (crate::access::chart_notice(cx, &p.id, summary.withheld()))
             (stay_panel(cx, &p, stay.as_ref(), &summary, now))
             p data-testid="drug-chart-link" { a href={ "/ui/patients/" (enc(&p.id)) "/medicines" } { "Drug chart" } ": prescriptions on the inpatient drug chart" }
+            p data-testid="notes-link" { a href={ "/ui/patients/" (enc(&p.id)) "/notes" } { "Clinical notes" } ": ward round and clinic notes, signed, with their versions" }
             p data-testid="results-link" { a href={ "/ui/patients/" (enc(&p.id)) "/results" } { "Results" } ": every result, as a table and trend charts" }
             (summary_panels(&summary))
             (crate::orders::section(cx, &p.id))

@@ -439,6 +439,48 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 17: chemotherapy ──
     // ── issue 18: notes ──
+    r(
+        "GET",
+        "/ui/patients/{id}/notes",
+        "a patient's clinical notes, newest first",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/notes",
+        "save a new clinical note as a draft",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/notes/new",
+        "write a ward round or clinic note by heading",
+    ),
+    r(
+        "GET",
+        "/ui/notes/{id}",
+        "a clinical note with every version and what changed",
+    ),
+    r("POST", "/ui/notes/{id}/edit", "edit a draft note"),
+    r("POST", "/ui/notes/{id}/sign", "sign a note (its author)"),
+    r(
+        "POST",
+        "/ui/notes/{id}/amend",
+        "amend a signed note, with the reason",
+    ),
+    r(
+        "POST",
+        "/ui/notes/{id}/error",
+        "mark a note entered in error",
+    ),
+    r(
+        "POST",
+        "/ui/notes/{id}/entries",
+        "add a coded diagnosis or procedure to a note",
+    ),
+    r(
+        "POST",
+        "/ui/notes/{id}/entries/correct",
+        "correct a coded entry's ICD-10 or OPCS-4 code",
+    ),
     // ── end of issue 18: notes ──
     // ── issue 18: discharge ──
     // ── end of issue 18: discharge ──
@@ -653,6 +695,18 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/chemotherapy/{id}/revoke", post(chemo::revoke_post))
         // ── end of issue 17: chemotherapy ──
         // ── issue 18: notes ──
+        .route(
+            "/patients/{id}/notes",
+            get(notes::list_page).post(notes::create_post),
+        )
+        .route("/patients/{id}/notes/new", get(notes::new_page))
+        .route("/notes/{id}", get(notes::note_page))
+        .route("/notes/{id}/edit", post(notes::edit_post))
+        .route("/notes/{id}/sign", post(notes::sign_post))
+        .route("/notes/{id}/amend", post(notes::amend_post))
+        .route("/notes/{id}/error", post(notes::error_post))
+        .route("/notes/{id}/entries", post(notes::entry_post))
+        .route("/notes/{id}/entries/correct", post(notes::correct_post))
         // ── end of issue 18: notes ──
         // ── issue 18: discharge ──
         // ── end of issue 18: discharge ──

@@ -40,6 +40,8 @@
 //! * [`medicines`] — the formulary, prescribing on the inpatient drug
 //!   chart with decision support, pharmacist screening, the medication
 //!   administration record, discharge medicines and chemotherapy cycles.
+//! * [`documents`] — clinical notes by heading, signed and amended with the
+//!   original kept, with coded diagnoses and procedures ([`documents::notes`]).
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -83,6 +85,7 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(medicines::prescribe::PrescriptionRule))
         .with_rule(std::sync::Arc::new(medicines::formulary::FormularyRule))
         .with_rule(std::sync::Arc::new(medicines::mar::DoseSlotRule))
+        .with_rule(std::sync::Arc::new(documents::notes::NoteRule))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))

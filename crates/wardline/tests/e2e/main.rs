@@ -27,6 +27,7 @@ mod lab;
 mod local_time;
 mod mar;
 mod merge;
+mod notes;
 mod orders;
 mod orders_hl7;
 mod pharmacy;
