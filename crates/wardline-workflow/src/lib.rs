@@ -83,6 +83,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(medicines::prescribe::PrescriptionRule))
         .with_rule(std::sync::Arc::new(medicines::formulary::FormularyRule))
         .with_rule(std::sync::Arc::new(medicines::mar::DoseSlotRule))
+        // issue 18: discharge summaries' lifecycle, one per admission.
+        .with_rule(std::sync::Arc::new(documents::discharge::DischargeRule))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
