@@ -70,6 +70,8 @@ pub fn with_operations(svc: FhirService) -> FhirService {
         .with_operation(medicines::prescribe::operation::PrescribeOperation::spec())
         .with_operation(medicines::prescribe::operation::DiscontinueOperation::spec())
         .with_operation(medicines::chemo::operation::CycleOperation::spec())
+        // issue 18: discharge summaries' signed documents.
+        .with_operation(documents::discharge::operation::DocumentOperation::spec())
 }
 
 /// The service with the workflows' write rules registered, which the core

@@ -48,7 +48,7 @@ fn backends(test: &str) -> Vec<Backend> {
     }
     svcs.into_iter()
         .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_rules(svc);
+            let svc = wardline_workflow::with_operations(wardline_workflow::with_rules(svc));
             seed(&svc);
             Backend {
                 name,
@@ -399,7 +399,20 @@ fn edit_sign_and_amend_keep_every_signed_document() {
                 "GP: please check blood pressure in 2 weeks.".to_owned(),
             ),
         ];
+        // Not signed without a clinical summary and a plan.
+        save_draft(svc, &doctor(), &id, &written[..1], NOW).unwrap();
+        assert_eq!(
+            sign(svc, &doctor(), &id, NOW),
+            Err(DischargeError::Field(
+                "plan".into(),
+                "Write the plan and requested actions before signing.".into()
+            ))
+        );
         save_draft(svc, &doctor(), &id, &written, NOW).unwrap();
+        assert!(matches!(
+            save_draft(svc, &doctor(), &id, &[("plan".into(), "x".repeat(20_001))], NOW),
+            Err(DischargeError::Field(k, _)) if k == "plan"
+        ));
         assert!(matches!(
             save_draft(
                 svc,
@@ -575,6 +588,17 @@ fn plain_rest_writes_obey_the_lifecycle() {
     for b in backends("rest") {
         let svc = &b.svc;
         let id = start(svc, &doctor(), "e1", NOW).unwrap();
+        save_draft(
+            svc,
+            &doctor(),
+            &id,
+            &[
+                ("clinical-summary".into(), "Pneumonia.".into()),
+                ("plan".into(), "None.".into()),
+            ],
+            NOW,
+        )
+        .unwrap();
         let c = get(svc, "Composition", &id);
         // Made final by a plain update: refused.
         let mut fin = c.clone();
@@ -600,8 +624,15 @@ fn plain_rest_writes_obey_the_lifecycle() {
             oo.to_string().contains("already has a discharge summary"),
             "{oo}"
         );
+        // Composition/{id}/$document: none before signing, the stored Bundle after.
+        let (st, _) = rest(svc, Method::Get, &["Composition", &id, "$document"], None);
+        assert_eq!(st, 409, "{}", b.name);
         // Signed: changed in place, or back to preliminary: refused.
-        sign(svc, &doctor(), &id, NOW).unwrap();
+        let signed_out = sign(svc, &doctor(), &id, NOW).unwrap();
+        let (st, doc) = rest(svc, Method::Get, &["Composition", &id, "$document"], None);
+        assert_eq!(st, 200, "{}: {doc}", b.name);
+        assert_eq!(doc["type"], "document");
+        assert_eq!(doc["id"], signed_out.bundle);
         let signed = get(svc, "Composition", &id);
         let mut edit = signed.clone();
         edit["section"][5]["extension"] = json!([{"url": LINE_EXT, "valueString": "changed"}]);

@@ -49,6 +49,7 @@
 //! Audit subtypes: `discharge-summary-draft` (start, save), `-sign`,
 //! `-amend`, `-view`, `-pdf`.
 
+pub mod operation;
 pub mod pdf;
 pub mod prefill;
 
@@ -223,6 +224,9 @@ pub struct Signed {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum DischargeError {
     Invalid(String),
+    /// What was written under a heading is wrong (400): the heading's key
+    /// (the form field) and the sentence.
+    Field(String, String),
     NotFound(String),
     Forbidden(String),
     Conflict(String),
@@ -232,7 +236,7 @@ pub enum DischargeError {
 impl DischargeError {
     pub fn status(&self) -> u16 {
         match self {
-            DischargeError::Invalid(_) => 400,
+            DischargeError::Invalid(_) | DischargeError::Field(..) => 400,
             DischargeError::NotFound(_) => 404,
             DischargeError::Forbidden(_) => 403,
             DischargeError::Conflict(_) => 409,
@@ -243,6 +247,7 @@ impl DischargeError {
     pub fn message(&self) -> &str {
         match self {
             DischargeError::Invalid(m)
+            | DischargeError::Field(_, m)
             | DischargeError::NotFound(m)
             | DischargeError::Forbidden(m)
             | DischargeError::Conflict(m)
@@ -652,6 +657,12 @@ pub fn save_draft(
     Ok(())
 }
 
+/// The most a clinician writes under one heading.
+pub const MAX_WRITTEN: usize = 20_000;
+
+/// The headings a summary is not signed without.
+pub const REQUIRED_TO_SIGN: [&str; 2] = ["clinical-summary", "plan"];
+
 fn check_written(written: &[(String, String)]) -> Result<(), DischargeError> {
     for (k, t) in written {
         match heading(k) {
@@ -662,11 +673,14 @@ fn check_written(written: &[(String, String)]) -> Result<(), DischargeError> {
                 )));
             }
         }
-        if t.len() > 20_000 {
-            return Err(DischargeError::Invalid(format!(
-                "{} is too long: at most 20,000 characters.",
-                heading(k).map_or("The text", |h| h.title)
-            )));
+        if t.chars().count() > MAX_WRITTEN {
+            return Err(DischargeError::Field(
+                k.clone(),
+                format!(
+                    "{} is too long: write at most {MAX_WRITTEN} characters.",
+                    heading(k).map_or("The text", |h| h.title)
+                ),
+            ));
         }
     }
     Ok(())
@@ -759,6 +773,21 @@ fn signer_in(tx: &mut Tx<'_>, now: OffsetDateTime) -> Result<Signature, Discharg
     })
 }
 
+/// Refuses a summary whose required headings ([`REQUIRED_TO_SIGN`]) are
+/// not written.
+fn ready_to_sign(written: &[(String, String)]) -> Result<(), DischargeError> {
+    for k in REQUIRED_TO_SIGN {
+        if !written.iter().any(|(w, t)| w == k && !t.trim().is_empty()) {
+            let title = heading(k).map_or(k, |h| h.title);
+            return Err(DischargeError::Field(
+                k.to_owned(),
+                format!("Write the {} before signing.", title.to_lowercase()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The rule of signing, in `tx`: the one place a summary becomes `final`.
 pub fn sign_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Signed, DischargeError> {
     let c = locked(tx, id)?;
@@ -771,8 +800,9 @@ pub fn sign_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Signed,
         }
         None => return Err(DischargeError::Invalid("The summary has no status.".into())),
     }
-    let signer = signer_in(tx, now)?;
     let written = written_of(&c);
+    ready_to_sign(&written)?;
+    let signer = signer_in(tx, now)?;
     let sections = with_signer(sections_of(&c), &written, &signer);
     // ── issue 18: the delivery step (transfers::queue_in) is called by the
     // lead here, after `seal_in` returns, with the returned `Signed`.
@@ -825,6 +855,7 @@ pub fn amend_in(
     now: OffsetDateTime,
 ) -> Result<Signed, DischargeError> {
     check_written(written)?;
+    ready_to_sign(written)?;
     let c = locked(tx, id)?;
     if !matches!(c["status"].as_str(), Some("final" | "amended")) {
         return Err(DischargeError::Conflict(
