@@ -804,9 +804,10 @@ pub fn sign_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Signed,
     ready_to_sign(&written)?;
     let signer = signer_in(tx, now)?;
     let sections = with_signer(sections_of(&c), &written, &signer);
-    // ── issue 18: the delivery step (transfers::queue_in) is called by the
-    // lead here, after `seal_in` returns, with the returned `Signed`.
-    seal_in(tx, c, sections, "final", &signer, None, now)
+    let signed = seal_in(tx, c, sections, "final", &signer, None, now)?;
+    // ── issue 18: delivery to the GP practice is queued here, in the
+    // signing transaction (transfers::queue_in with `signed`).
+    Ok(signed)
 }
 
 fn with_signer(
@@ -871,7 +872,10 @@ pub fn amend_in(
         )?
         .into_iter()
         .next();
-    seal_in(tx, c, sections, "amended", &signer, earlier, now)
+    let signed = seal_in(tx, c, sections, "amended", &signer, earlier, now)?;
+    // ── issue 18: delivery of the amended summary is queued here
+    // (transfers::queue_in with `signed`).
+    Ok(signed)
 }
 
 /// Writes the signed version, its PDF, document Bundle and
