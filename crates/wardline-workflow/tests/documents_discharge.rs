@@ -271,6 +271,13 @@ fn record(svc: &FhirService) {
     screen(svc, &as_role(Role::Pharmacist, "ph1"), "t-aml", None, NOW).unwrap();
 }
 
+/// Cancels the discharge prescription (as if never written).
+fn screen_free_tto(svc: &FhirService) {
+    let mut t = get(svc, "MedicationRequest", "t-aml");
+    t["status"] = json!("cancelled");
+    put(svc, t);
+}
+
 fn lines(s: &discharge::Summary, key: &str) -> Vec<String> {
     s.section(key).unwrap().lines.clone()
 }
@@ -340,6 +347,20 @@ fn prefill_reads_the_record_and_says_what_is_absent() {
             empty(&s, "person-completing-record")
                 .unwrap()
                 .contains("Not yet signed")
+        );
+
+        // Before the TTO is written nothing reads as stopped.
+        screen_free_tto(svc);
+        save_draft(svc, &doctor(), &id, &[], NOW).unwrap();
+        let s = view(svc, &doctor(), &id, "discharge-summary-view").unwrap();
+        assert_eq!(
+            lines(&s, "medications"),
+            [
+                "No discharge prescription (TTO) is recorded yet: nothing below is decided for discharge.",
+                "On the inpatient chart: Amlodipine 5mg tablets, 5 mg Oral at 08:00"
+            ],
+            "{}",
+            b.name
         );
 
         // Nothing recorded: each heading says so.
@@ -564,6 +585,32 @@ fn edit_sign_and_amend_keep_every_signed_document() {
             format!("DocumentReference/{}", signed.document_reference)
         );
         assert_eq!(new_dr["docStatus"], "amended");
+
+        // Each action is in the audit trail under its own subtype.
+        for sub in [
+            "discharge-summary-draft",
+            "discharge-summary-sign",
+            "discharge-summary-amend",
+            "discharge-summary-view",
+            "discharge-summary-pdf",
+        ] {
+            let r = svc.handle(
+                FhirRequest {
+                    method: Method::Get,
+                    path: vec!["AuditEvent".into()],
+                    query: vec![("subtype".into(), sub.into())],
+                    headers: RequestHeaders::default(),
+                    body: None,
+                },
+                &op(),
+            );
+            let found = json_of(r.body);
+            assert!(
+                found["entry"].as_array().is_some_and(|e| !e.is_empty()),
+                "{}: no audit event {sub}: {found}",
+                b.name
+            );
+        }
     }
 }
 

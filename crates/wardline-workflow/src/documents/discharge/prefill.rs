@@ -463,6 +463,18 @@ pub fn prefill(
     // Medications on discharge, with changes and reasons.
     let meds = discharge_medicines(svc, access, encounter, now)?;
     let mut s = section("medications");
+    let prescribed = meds
+        .lines
+        .iter()
+        .filter(|l| l.change != Change::Stopped)
+        .count();
+    if prescribed == 0 && !meds.lines.is_empty() {
+        // No TTO yet: nothing is decided, so nothing reads as stopped.
+        s.lines.push(
+            "No discharge prescription (TTO) is recorded yet: nothing below is decided for discharge."
+                .into(),
+        );
+    }
     for l in &meds.lines {
         let reason = || {
             l.reason
@@ -487,6 +499,11 @@ pub fn prefill(
                 l.inpatient_dose.as_deref().unwrap_or("not recorded"),
                 reason()
             ),
+            Change::Stopped if prescribed == 0 => format!(
+                "On the inpatient chart: {}, {}",
+                l.medicine,
+                l.inpatient_dose.as_deref().unwrap_or("dose not recorded")
+            ),
             Change::Stopped => format!(
                 "Stopped: {} (was {}). Reason: {}",
                 l.medicine,
@@ -498,15 +515,6 @@ pub fn prefill(
         if let Some(id) = l.prescription.as_ref().or(l.inpatient.as_ref()) {
             s.entries.push(format!("MedicationRequest/{id}"));
         }
-    }
-    let prescribed = meds
-        .lines
-        .iter()
-        .filter(|l| l.change != Change::Stopped)
-        .count();
-    if prescribed == 0 && !meds.lines.is_empty() {
-        s.lines
-            .push("No discharge prescriptions: every medicine above stops.".into());
     }
     if meds.unscreened > 0 {
         s.lines.push(format!(
