@@ -568,7 +568,26 @@ fn edit_sign_and_amend_keep_every_signed_document() {
         // Amending: a new version, a new document; the old stays.
         let mut w2 = written.clone();
         w2[1].1 = "GP: please check blood pressure in 1 week.".into();
+        // A diagnosis recorded after signing is read into the amendment.
+        put(
+            svc,
+            json!({"resourceType": "Condition", "id": "c2",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "49436004", "display": "Atrial fibrillation"}]},
+            "subject": {"reference": "Patient/p1"}, "encounter": {"reference": "Encounter/e1"}}),
+        );
         let again = amend(svc, &doctor(), &id, &w2, LATER).unwrap();
+        let amended = view(svc, &doctor(), &id, "discharge-summary-view").unwrap();
+        assert!(
+            lines(&amended, "diagnoses")
+                .iter()
+                .any(|l| l.starts_with("Atrial fibrillation")),
+            "{}",
+            b.name
+        );
+        assert!(
+            lines(&amended, "person-completing-record")
+                .contains(&"Date: 2026-03-03 09:30 UTC".to_owned())
+        );
         assert_ne!(again.bundle, signed.bundle);
         let c2 = get(svc, "Composition", &id);
         assert_eq!(c2["status"], "amended", "{}", b.name);
@@ -688,6 +707,14 @@ fn plain_rest_writes_obey_the_lifecycle() {
         edit["status"] = json!("amended");
         let (st, _) = rest(svc, Method::Put, &["Composition", &id], Some(edit));
         assert_eq!(st, 422, "{}: amended without signing", b.name);
+        // Written again unchanged (as a patient merge re-points it): allowed.
+        let (st, oo) = rest(
+            svc,
+            Method::Put,
+            &["Composition", &id],
+            Some(signed.clone()),
+        );
+        assert_eq!(st, 200, "{}: {oo}", b.name);
         let mut back = signed.clone();
         back["status"] = json!("preliminary");
         let (st, _) = rest(svc, Method::Put, &["Composition", &id], Some(back));

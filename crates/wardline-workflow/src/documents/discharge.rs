@@ -1170,6 +1170,25 @@ pub fn refusal(
 ) -> Option<String> {
     let to = resource["status"].as_str().unwrap_or("unknown");
     let from = current.and_then(|c| c["status"].as_str());
+    // A signed summary written again unchanged in what was signed (its
+    // sections, signature, document, admission): a patient merge re-pointing
+    // its subject, or a write of the same content.
+    if let Some(cur) = current
+        && from == Some(to)
+        && matches!(to, "final" | "amended")
+        && [
+            "section",
+            "attester",
+            "extension",
+            "encounter",
+            "type",
+            "date",
+        ]
+        .iter()
+        .all(|k| cur[*k] == resource[*k])
+    {
+        return None;
+    }
     match from {
         None if to != "preliminary" => {
             return Some(format!(
