@@ -489,23 +489,7 @@ pub fn build_sections(
                 }
             }
             if h.key == "person-completing-record" {
-                match signer {
-                    Some(sig) => {
-                        s.lines = vec![
-                            format!("Name: {}", sig.name),
-                            format!("Role: {}", sig.role.as_deref().unwrap_or("Not recorded")),
-                            format!("Date: {}", display_time(&sig.at)),
-                        ];
-                        s.empty = None;
-                    }
-                    None => {
-                        s.lines = vec![];
-                        s.empty = Some(
-                            "Not yet signed: the clinician who signs is the person completing the record."
-                                .to_owned(),
-                        );
-                    }
-                }
+                completing(&mut s, signer);
             }
             s
         })
@@ -803,29 +787,39 @@ pub fn sign_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Signed,
     let written = written_of(&c);
     ready_to_sign(&written)?;
     let signer = signer_in(tx, now)?;
-    let sections = with_signer(sections_of(&c), &written, &signer);
+    let mut sections = sections_of(&c);
+    for s in sections
+        .iter_mut()
+        .filter(|s| s.key == "person-completing-record")
+    {
+        completing(s, Some(&signer));
+    }
     let signed = seal_in(tx, c, sections, "final", &signer, None, now)?;
     // ── issue 18: delivery to the GP practice is queued here, in the
     // signing transaction (transfers::queue_in with `signed`).
     Ok(signed)
 }
 
-fn with_signer(
-    mut sections: Vec<Section>,
-    _written: &[(String, String)],
-    signer: &Signature,
-) -> Vec<Section> {
-    for s in &mut sections {
-        if s.key == "person-completing-record" {
+/// The person completing the record: the signer's name, role and date, or
+/// that nobody has signed yet.
+fn completing(s: &mut Section, signer: Option<&Signature>) {
+    match signer {
+        Some(sig) => {
             s.lines = vec![
-                format!("Name: {}", signer.name),
-                format!("Role: {}", signer.role.as_deref().unwrap_or("Not recorded")),
-                format!("Date: {}", display_time(&signer.at)),
+                format!("Name: {}", sig.name),
+                format!("Role: {}", sig.role.as_deref().unwrap_or("Not recorded")),
+                format!("Date: {}", display_time(&sig.at)),
             ];
             s.empty = None;
         }
+        None => {
+            s.lines = vec![];
+            s.empty = Some(
+                "Not yet signed: the clinician who signs is the person completing the record."
+                    .to_owned(),
+            );
+        }
     }
-    sections
 }
 
 /// Amends a signed summary as the person signed in: the written headings
