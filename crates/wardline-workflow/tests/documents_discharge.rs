@@ -736,3 +736,29 @@ fn plain_rest_writes_obey_the_lifecycle() {
         assert_eq!(st, 201);
     }
 }
+
+#[test]
+fn a_patient_merge_repoints_a_signed_summary() {
+    for b in backends("merge") {
+        let svc = &b.svc;
+        let id = start(svc, &doctor(), "e2", NOW).unwrap();
+        save_draft(
+            svc,
+            &doctor(),
+            &id,
+            &[
+                ("clinical-summary".into(), "Fall at home.".into()),
+                ("plan".into(), "None.".into()),
+            ],
+            NOW,
+        )
+        .unwrap();
+        sign(svc, &doctor(), &id, NOW).unwrap();
+        // p2 turns out to be p1's duplicate: merged into p1.
+        let out = wardline_workflow::pmi::merge(svc, &op(), "p2", "p1");
+        assert!(out.is_ok(), "{}: {:?}", b.name, out.err());
+        let c = get(svc, "Composition", &id);
+        assert_eq!(c["subject"]["reference"], "Patient/p1", "{}", b.name);
+        assert_eq!(c["status"], "final");
+    }
+}
