@@ -63,6 +63,11 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-sha256" 2>/dev/n
     echo "$REQ_HASH" >"$VENV/.requirements-sha256"
 fi
 
+# --- PDF checks (discharge summaries): Debian poppler-utils' pdftotext ---------
+if ! command -v pdftotext >/dev/null 2>&1; then
+    apt_install poppler-utils
+fi
+
 # --- Browser tests: Debian Chromium and npm playwright-core ---------------------
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$CHROMIUM" ]; then

@@ -120,6 +120,7 @@ fn stay_panel(
                 div class="wl-actions" {
                     a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/transfer" } { "Transfer" }
                     a class="nhsuk-button" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/discharge" } { "Discharge" }
+                    a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/discharge-summary" } data-testid="discharge-summary" { "Discharge summary" }
                     @let (what, label) = if s.movements.len() > 1 { ("transfer", "Cancel transfer") } else { ("admission", "Cancel admission") };
                     form method="post" action={ "/ui/encounters/" (enc(&s.encounter_id)) "/cancel" } novalidate {
                         (layout::csrf(cx))
@@ -393,7 +394,12 @@ fn encounters_panel(s: &chart::Section<chart::EncounterLine>) -> Markup {
                                 td class="nhsuk-table__cell" { (e.start.as_deref().map(layout::long_date).unwrap_or_default()) }
                                 td class="nhsuk-table__cell" { (e.end.as_deref().map(layout::long_date).unwrap_or_default()) }
                                 td class="nhsuk-table__cell" { (e.class) @if let Some(k) = &e.kind { " – " (k) } }
-                                td class="nhsuk-table__cell" { (e.status) }
+                                td class="nhsuk-table__cell" {
+                                    (e.status)
+                                    @if e.class == "IMP" || e.class.to_lowercase().contains("inpatient") {
+                                        br; a href={ "/ui/encounters/" (enc(&e.id)) "/discharge-summary" } data-testid="encounter-discharge-summary" { "Discharge summary" }
+                                    }
+                                }
                             }
                         }
                     }

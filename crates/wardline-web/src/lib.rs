@@ -483,6 +483,51 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 18: notes ──
     // ── issue 18: discharge ──
+    r(
+        "GET",
+        "/ui/encounters/{id}/discharge-summary",
+        "an admission's discharge summary, or start it",
+    ),
+    r(
+        "POST",
+        "/ui/encounters/{id}/discharge-summary",
+        "start a discharge summary pre-filled from the record",
+    ),
+    r(
+        "GET",
+        "/ui/discharge-summaries/{id}",
+        "a discharge summary under the PRSB headings: preview, sign",
+    ),
+    r(
+        "GET",
+        "/ui/discharge-summaries/{id}/edit",
+        "write the clinician's headings of a draft summary",
+    ),
+    r(
+        "POST",
+        "/ui/discharge-summaries/{id}/edit",
+        "save a draft discharge summary",
+    ),
+    r(
+        "POST",
+        "/ui/discharge-summaries/{id}/sign",
+        "sign a discharge summary (document Bundle, PDF)",
+    ),
+    r(
+        "GET",
+        "/ui/discharge-summaries/{id}/amend",
+        "amend a signed discharge summary",
+    ),
+    r(
+        "POST",
+        "/ui/discharge-summaries/{id}/amend",
+        "amend and sign again",
+    ),
+    r(
+        "GET",
+        "/ui/discharge-summaries/{id}/pdf",
+        "a discharge summary as PDF",
+    ),
     // ── end of issue 18: discharge ──
     // ── issue 18: transfers ──
     // ── end of issue 18: transfers ──
@@ -709,6 +754,21 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/notes/{id}/entries/correct", post(notes::correct_post))
         // ── end of issue 18: notes ──
         // ── issue 18: discharge ──
+        .route(
+            "/encounters/{id}/discharge-summary",
+            get(discharge::encounter_page).post(discharge::start_post),
+        )
+        .route("/discharge-summaries/{id}", get(discharge::summary_page))
+        .route(
+            "/discharge-summaries/{id}/edit",
+            get(discharge::edit_page).post(discharge::edit_post),
+        )
+        .route("/discharge-summaries/{id}/sign", post(discharge::sign_post))
+        .route(
+            "/discharge-summaries/{id}/amend",
+            get(discharge::amend_page).post(discharge::amend_post),
+        )
+        .route("/discharge-summaries/{id}/pdf", get(discharge::pdf_page))
         // ── end of issue 18: discharge ──
         // ── issue 18: transfers ──
         // ── end of issue 18: transfers ──

@@ -515,6 +515,7 @@ fn discharge_body(d: &DischargeMedicines) -> Markup {
     html! {
         (layout::back_link(&format!("/ui/patients/{}", enc(&d.patient_id)), "Back to the patient"))
         h1 { "Discharge medicines" }
+        p { a href={ "/ui/encounters/" (enc(&d.encounter)) "/discharge-summary" } data-testid="discharge-summary" { "Discharge summary" } }
         @if d.ready {
             div class="nhsuk-inset-text" data-testid="tto-ready" data-ready="true" {
                 p { "Every discharge medicine is screened: ready for the discharge summary." }

@@ -72,6 +72,8 @@ pub fn with_operations(svc: FhirService) -> FhirService {
         .with_operation(medicines::prescribe::operation::PrescribeOperation::spec())
         .with_operation(medicines::prescribe::operation::DiscontinueOperation::spec())
         .with_operation(medicines::chemo::operation::CycleOperation::spec())
+        // issue 18: discharge summaries' signed documents.
+        .with_operation(documents::discharge::operation::DocumentOperation::spec())
 }
 
 /// The service with the workflows' write rules registered, which the core
@@ -86,6 +88,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(medicines::formulary::FormularyRule))
         .with_rule(std::sync::Arc::new(medicines::mar::DoseSlotRule))
         .with_rule(std::sync::Arc::new(documents::notes::NoteRule))
+        // issue 18: discharge summaries' lifecycle, one per admission.
+        .with_rule(std::sync::Arc::new(documents::discharge::DischargeRule))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))

@@ -14,6 +14,7 @@ mod chemo;
 mod cli;
 mod crash;
 mod cumulative;
+mod discharge;
 mod duplicate_queue;
 mod duplicate_scan;
 mod errors;
