@@ -218,10 +218,7 @@ fn attachment_bytes(tx: &mut Tx<'_>, att: &Value) -> Result<Option<Vec<u8>>, Tra
 type Files = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The document's Bundle (JSON) and PDF.
-fn files_in(
-    tx: &mut Tx<'_>,
-    doc: &Value,
-) -> Result<Files, TransfersError> {
+fn files_in(tx: &mut Tx<'_>, doc: &Value) -> Result<Files, TransfersError> {
     let (mut bundle, mut pdf) = (None, None);
     for c in doc["content"].as_array().into_iter().flatten() {
         let att = &c["attachment"];

@@ -72,6 +72,8 @@ pub struct Discharge {
     pub encounter: String,
     pub patient: String,
     pub patient_name: String,
+    /// The caller may not see this patient: the name is withheld.
+    pub withheld: bool,
     pub ward: String,
     pub specialty: String,
     pub consultant: Option<String>,
@@ -282,6 +284,7 @@ pub fn discharges_in(
             encounter: eref,
             patient,
             patient_name,
+            withheld: false,
             ward: ward_of(tx, &enc, &mut wards)?,
             specialty: specialty_of(&enc),
             consultant: crate::results::escalation::attending(&enc),
@@ -414,16 +417,24 @@ fn groups(ds: &[Discharge], key: impl Fn(&Discharge) -> &str) -> Vec<Group> {
     out
 }
 
-/// The dashboard for discharges since `since`, as the caller may see them.
+/// The dashboard for discharges since `since`. The figures are the
+/// trust's (read as the operator `transfers-dashboard`, audited as such:
+/// a compliance figure must count every discharge, not those the viewer
+/// happens to be allowed to see); each discharge's patient is named only
+/// when the caller may read that patient's record (read as the caller,
+/// audited), otherwise shown as withheld.
 pub fn compliance(
     svc: &FhirService,
     access: &dyn Access,
     since: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<Compliance, TransfersError> {
-    let mut tx = svc.begin(access)?;
+    // The caller must at least be staff who may see encounters.
+    access.check_type(wardline_core::Op::Search, Some("Encounter"))?;
+    let system = wardline_core::Trusted::operator("transfers-dashboard");
+    let mut tx = svc.begin(&system)?;
     tx.set_audit_subtype(WARDLINE_SUBTYPE, "transfers-dashboard", "R");
-    let discharges = discharges_in(&mut tx, since, now)?;
+    let mut discharges = discharges_in(&mut tx, since, now)?;
     let failures = tx.find(
         "Task",
         &format!(
@@ -432,6 +443,35 @@ pub fn compliance(
         ),
     )?;
     tx.commit()?;
+    let mut seen: HashMap<String, bool> = HashMap::new();
+    for d in &mut discharges {
+        let visible = match seen.get(&d.patient) {
+            Some(v) => *v,
+            None => {
+                let v = d
+                    .patient
+                    .strip_prefix("Patient/")
+                    .is_some_and(|id| matches!(svc.read_as(access, "Patient", id), Ok(Some(_))));
+                seen.insert(d.patient.clone(), v);
+                v
+            }
+        };
+        if !visible {
+            d.patient_name = "Withheld (not your patient)".to_owned();
+            d.withheld = true;
+        }
+    }
+    let failures = failures
+        .into_iter()
+        .map(|t| {
+            let p = t["for"]["reference"].as_str().unwrap_or_default();
+            if seen.get(p).copied().unwrap_or(false) {
+                t
+            } else {
+                json!({"description": "A delivery failed on every route (patient withheld: not your patient).", "id": t["id"]})
+            }
+        })
+        .collect();
     let all: Vec<&Discharge> = discharges.iter().collect();
     Ok(Compliance {
         since: fhir_time(since),
