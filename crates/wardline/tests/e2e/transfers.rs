@@ -237,6 +237,9 @@ fn scenario(env: &Env, mesh: &(String, String), smtp: &(String, u16, std::path::
         env.name
     );
     assert!(page.contains("data-testid=\"overdue-row\""), "{}", env.name);
+    // The figures are the trust's; dr.watford may read this patient (an
+    // encounter on his ward), so the row names them.
+    assert!(page.contains("TRANSFER, Test3"), "{}: {page}", env.name);
 }
 
 #[test]
