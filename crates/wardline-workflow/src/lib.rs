@@ -40,6 +40,10 @@
 //! * [`medicines`] — the formulary, prescribing on the inpatient drug
 //!   chart with decision support, pharmacist screening, the medication
 //!   administration record, discharge medicines and chemotherapy cycles.
+//! * [`transfers`] — transfers of care: documents to GP practices over
+//!   MESH and email (routing per practice, retries and fallback, the
+//!   delivery lifecycle on every channel) and the 24-hour discharge
+//!   summary standard (overdue Tasks, the compliance figures).
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -83,6 +87,7 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(medicines::prescribe::PrescriptionRule))
         .with_rule(std::sync::Arc::new(medicines::formulary::FormularyRule))
         .with_rule(std::sync::Arc::new(medicines::mar::DoseSlotRule))
+        .with_rule(std::sync::Arc::new(transfers::DeliveryRule))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))

@@ -349,6 +349,22 @@ fn failures_back_off_then_fall_back_then_stop_on_a_worklist() {
         // A stopped delivery is never sent again.
         let r = run(svc, &op(), &transports, policy, t0 + Duration::hours(5)).unwrap();
         assert!(r.failed.is_empty() && r.retrying.is_empty());
+        // Nor revived by a plain write (the rule holds on every channel), nor
+        // a delivery created as already sent.
+        let mut revived = comm(svc, &id);
+        revived["status"] = json!("preparation");
+        let access = op();
+        let mut tx = svc.begin(&access).unwrap();
+        let e = tx.save(revived).unwrap_err();
+        assert_eq!(e.status, 422, "{}: {e:?}", b.name);
+        drop(tx);
+        let mut forged = comm(svc, &id);
+        forged.as_object_mut().unwrap().remove("id");
+        forged["status"] = json!("completed");
+        let mut tx = svc.begin(&access).unwrap();
+        assert_eq!(tx.save(forged).unwrap_err().status, 422, "{}", b.name);
+        drop(tx);
+        assert_eq!(comm(svc, &id)["status"], "stopped");
     }
 }
 

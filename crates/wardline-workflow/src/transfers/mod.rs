@@ -172,6 +172,46 @@ pub fn set_status(comm: &mut Value, to: &str, reason: Option<&str>) -> Result<()
     Ok(())
 }
 
+/// The delivery lifecycle on every write path (registered in
+/// `crate::with_rules`): a delivery `Communication` (one with a
+/// [`KIND_SYSTEM`] category) written by any channel — FHIR REST included —
+/// may only move as [`allowed`] says, and is created only in
+/// `preparation` (a delivery is queued, never created as already sent).
+pub struct DeliveryRule;
+
+impl wardline_core::WriteRule for DeliveryRule {
+    fn watches(&self, resource_type: &str) -> bool {
+        resource_type == "Communication"
+    }
+
+    fn check(
+        &self,
+        _tx: &mut wardline_core::RuleTx<'_, '_>,
+        w: &wardline_core::ProposedWrite<'_>,
+    ) -> Result<(), FhirError> {
+        let is_delivery = |c: &Value| kind_of(c).is_some();
+        if !is_delivery(w.resource) && !w.current.is_some_and(is_delivery) {
+            return Ok(());
+        }
+        let to = w.resource["status"].as_str().unwrap_or("unknown");
+        let refusal = match w.current {
+            None if to != "preparation" && to != "entered-in-error" => Some(format!(
+                "A delivery to a GP practice is created in preparation (queued), not {to}."
+            )),
+            None => None,
+            Some(cur) => {
+                let from = cur["status"].as_str().unwrap_or("unknown");
+                (!allowed(from, to))
+                    .then(|| format!("A delivery that is {from} cannot become {to}."))
+            }
+        };
+        match refusal {
+            Some(m) => Err(FhirError::new(422, "business-rule", m).at("Communication.status")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `now` as a FHIR instant to the second, UTC.
 pub fn fhir_time(now: OffsetDateTime) -> String {
     crate::orders::request::fhir_time(now)
