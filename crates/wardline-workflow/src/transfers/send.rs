@@ -39,8 +39,8 @@ use super::email::{EmailAttachment, Mailer};
 use super::mesh::{MeshClient, MeshMessage, Tracking};
 use super::routing::{Channel, Route, routes_in};
 use super::{
-    DELIVERY_FAILURE_CODE, Kind, TransfersError, attempts, delivery_text, fhir_time, kind_of,
-    lock_key, ms_of, parse_ms, set_delivery, set_status,
+    DELIVERY_FAILURE_CODE, KIND_SYSTEM, Kind, TransfersError, attempts, delivery_text, fhir_time,
+    kind_of, lock_key, ms_of, parse_ms, set_delivery, set_status,
 };
 use crate::fhir::reference_id;
 use crate::pmi::TASK_SYSTEM;
@@ -116,8 +116,16 @@ pub fn run(
     let mut report = RunReport::default();
     let (due, waiting) = {
         let mut tx = begin(svc, access)?;
-        let prep = tx.find("Communication", "status=preparation&_count=1000")?;
-        let sent = tx.find("Communication", "status=in-progress&_count=1000")?;
+        // Only deliveries (the HL7 message store's Communications are not).
+        let kinds = format!("category={KIND_SYSTEM}|{}", Kind::DischargeSummary.code());
+        let prep = tx.find(
+            "Communication",
+            &format!("status=preparation&{kinds}&_count=1000"),
+        )?;
+        let sent = tx.find(
+            "Communication",
+            &format!("status=in-progress&{kinds}&_count=1000"),
+        )?;
         tx.commit()?;
         let now_ms = ms_of(now);
         let due: Vec<String> = prep
