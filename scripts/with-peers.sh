@@ -59,7 +59,7 @@ PIDS+=("$!")
 # Wait (bounded: 60 s) for both to answer.
 ready=0
 for _ in $(seq 1 300); do
-    if curl -fsS "http://127.0.0.1:$MESH_PORT/health" >/dev/null 2>&1 &&
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$MESH_PORT/health', timeout=1)" 2>/dev/null &&
         python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1)" 2>/dev/null; then
         ready=1
         break
