@@ -9,7 +9,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use wardline_core::{FhirService, ServiceConfig, Trusted};
+use wardline_core::access::{Operation, forbidden};
+use wardline_core::{Access, Agent, FhirService, Op, ResourceView, ServiceConfig, Trusted};
+use wardline_fhir::FhirError;
+use wardline_store::Reader;
 use wardline_workflow::pmi::TASK_SYSTEM;
 use wardline_workflow::transfers::email::{Mailer, SmtpConfig, SmtpSecurity};
 use wardline_workflow::transfers::mesh::{MeshClient, MeshConfig, auth_header};
@@ -608,5 +611,55 @@ fn a_missed_24_hour_summary_raises_one_task_for_the_consultant_and_it_closes_whe
             .unwrap();
         assert_eq!(e1.state, State::Late);
         assert_eq!(e1.hours, 26);
+    }
+}
+
+/// Staff who may search encounters but may not read the patient's record.
+struct NotTheirPatient(Agent);
+
+impl Access for NotTheirPatient {
+    fn agent(&self) -> &Agent {
+        &self.0
+    }
+    fn check_type(&self, _: Op, _: Option<&str>) -> Result<(), FhirError> {
+        Ok(())
+    }
+    fn check_resource(&self, _: Op, r: &ResourceView<'_>, _: &dyn Reader) -> Result<(), FhirError> {
+        if r.resource_type == "Patient" {
+            return Err(forbidden("not your patient"));
+        }
+        Ok(())
+    }
+    fn check_operation(&self, _: Operation) -> Result<(), FhirError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_dashboard_counts_every_discharge_and_names_only_patients_the_viewer_may_read() {
+    for b in backends("withheld") {
+        let svc = &b.svc;
+        let at = DISCHARGED + Duration::hours(25);
+        let viewer = NotTheirPatient(Agent::operator("other-ward-doctor"));
+        let d = compliance(svc, &viewer, DISCHARGED - Duration::days(1), at).unwrap();
+        assert_eq!(d.total.discharges, 2, "{}: counted", b.name);
+        assert_eq!(d.total.overdue, 1, "{}", b.name);
+        assert!(
+            d.discharges
+                .iter()
+                .all(|x| x.withheld && !x.patient_name.contains("SMITH")),
+            "{}: {:?}",
+            b.name,
+            d.discharges
+        );
+        let named = compliance(svc, &op(), DISCHARGED - Duration::days(1), at).unwrap();
+        assert!(
+            named
+                .discharges
+                .iter()
+                .all(|x| !x.withheld && x.patient_name == "SMITH, Ann"),
+            "{}",
+            b.name
+        );
     }
 }
