@@ -111,13 +111,17 @@ set +e
 # skips (crates/wardline-store-postgres/src/testenv.rs, tests/python/conftest.py).
 # If PostgreSQL cannot start, with-postgres.sh exits non-zero before any test
 # runs, no cargo.rc is written, and the suite fails below.
-scripts/with-postgres.sh bash -c '
+# scripts/with-peers.sh (issue 18): the MESH sandbox and an SMTP server on
+# loopback ports (its own venv under the target directory);
+# WARDLINE_REQUIRE_PEERS=1 makes a transfers test without them fail, never skip.
+scripts/with-postgres.sh scripts/with-peers.sh bash -c '
     set -u
     if [ -z "${WARDLINE_TEST_PG_URL:-}" ]; then
         echo "with-postgres.sh did not set WARDLINE_TEST_PG_URL" >&2
         exit 97
     fi
     export WARDLINE_REQUIRE_PG=1
+    export WARDLINE_REQUIRE_PEERS=1
     cargo test --workspace --no-fail-fast 2>&1 | tee "$LOGDIR/cargo.log"
     echo "${PIPESTATUS[0]}" >"$LOGDIR/cargo.rc"
     (cd "$ROOT/tests/python" && "$VENV/bin/python" -m pytest -p no:cacheprovider) 2>&1 | tee "$LOGDIR/pytest.log"

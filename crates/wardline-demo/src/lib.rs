@@ -353,12 +353,42 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
         }
     }
     let practices = ["E82001", "E82002", "E82003"];
+    // Issue 18: each practice's delivery routes (transfers of care), in
+    // order of preference — a MESH mailbox (the sandbox's canned practice
+    // mailboxes) then nhs.net email; the third practice has email only.
+    let mesh_mailboxes = [Some("X26ABC2"), Some("X26ABC3"), None];
     for (i, ods) in practices.iter().enumerate() {
+        let org = format!("gp-{}", ods.to_lowercase());
+        let name = format!("{} Medical Centre", TOWNS[i].0);
+        let mut routes = Vec::new();
+        if let Some(mb) = mesh_mailboxes[i] {
+            routes.push(("mesh", "MESH", format!("mesh:{mb}")));
+        }
+        routes.push((
+            "email",
+            "Email",
+            format!("mailto:{}.gp@nhs.net", ods.to_lowercase()),
+        ));
+        let mut refs = Vec::new();
+        for (code, label, address) in routes {
+            let id = format!("{org}-{code}");
+            entries.push(entry(json!({
+                "resourceType": "Endpoint", "id": id, "status": "active",
+                "connectionType": {"system": "https://fhir.wardline.invalid/CodeSystem/endpoint-connection-type", "code": code, "display": label},
+                "name": format!("{label} to {name}"),
+                "managingOrganization": {"reference": format!("Organization/{org}")},
+                "payloadType": [{"text": "Transfer of care documents (FHIR document Bundle, PDF)"}],
+                "payloadMimeType": ["application/fhir+json", "application/pdf"],
+                "address": address,
+            })));
+            refs.push(json!({"reference": format!("Endpoint/{id}")}));
+        }
         entries.push(entry(json!({
-            "resourceType": "Organization", "id": format!("gp-{}", ods.to_lowercase()), "active": true,
+            "resourceType": "Organization", "id": org, "active": true,
             "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}],
-            "name": format!("{} Medical Centre", TOWNS[i].0),
+            "name": name,
             "type": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/organisation-role", "code": "76", "display": "GP PRACTICE"}]}],
+            "endpoint": refs,
         })));
     }
     let mut staff = Vec::new();

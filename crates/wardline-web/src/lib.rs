@@ -530,6 +530,26 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 18: discharge ──
     // ── issue 18: transfers ──
+    r(
+        "GET",
+        "/ui/transfers",
+        "discharge summaries against the 24-hour standard: by ward and specialty, overdue, failed deliveries",
+    ),
+    r(
+        "GET",
+        "/ui/transfers/routing",
+        "GP practices' delivery routes (MESH, email)",
+    ),
+    r(
+        "GET",
+        "/ui/transfers/routing/{org}",
+        "change a GP practice's delivery routes",
+    ),
+    r(
+        "POST",
+        "/ui/transfers/routing/{org}",
+        "save a GP practice's delivery routes",
+    ),
     // ── end of issue 18: transfers ──
     r(
         "GET",
@@ -771,6 +791,12 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/discharge-summaries/{id}/pdf", get(discharge::pdf_page))
         // ── end of issue 18: discharge ──
         // ── issue 18: transfers ──
+        .route("/transfers", get(transfers::dashboard_page))
+        .route("/transfers/routing", get(transfers::routing_page))
+        .route(
+            "/transfers/routing/{org}",
+            get(transfers::routing_edit_page).post(transfers::routing_post),
+        )
         // ── end of issue 18: transfers ──
         .route("/events", get(beds::events))
         .route("/static/{*file}", get(assets::serve))

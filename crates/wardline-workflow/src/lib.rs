@@ -42,6 +42,10 @@
 //!   administration record, discharge medicines and chemotherapy cycles.
 //! * [`documents`] — clinical notes by heading, signed and amended with the
 //!   original kept, with coded diagnoses and procedures ([`documents::notes`]).
+//! * [`transfers`] — transfers of care: documents to GP practices over
+//!   MESH and email (routing per practice, retries and fallback, the
+//!   delivery lifecycle on every channel) and the 24-hour discharge
+//!   summary standard (overdue Tasks, the compliance figures).
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -90,6 +94,7 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(documents::notes::NoteRule))
         // issue 18: discharge summaries' lifecycle, one per admission.
         .with_rule(std::sync::Arc::new(documents::discharge::DischargeRule))
+        .with_rule(std::sync::Arc::new(transfers::DeliveryRule))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))

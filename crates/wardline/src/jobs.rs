@@ -121,3 +121,48 @@ pub fn spawn_late_dose_escalation(service: Arc<FhirService>, minutes: u32) {
         }
     });
 }
+
+/// Transfers of care (issue 18): every minute, delivers the documents due
+/// to GP practices and follows up those waiting for acknowledgement
+/// (`wardline_workflow::transfers::send::run`, MESH and SMTP as `serve
+/// --mesh-*`/`--smtp-*` configure), then raises overdue discharge summary
+/// Tasks (`transfers::standard::raise_overdue`), audited as the operator
+/// `transfers`. The clock is the job's `now` (`wardline transfers send` and
+/// `wardline transfers overdue --now …` run the same steps at a chosen time).
+pub fn spawn_transfers(
+    service: Arc<FhirService>,
+    transports: wardline_workflow::transfers::send::Transports,
+    policy: wardline_workflow::transfers::send::Policy,
+) {
+    let access = Trusted::operator("transfers");
+    every("transfers", Duration::from_secs(60), move || {
+        let now = time::OffsetDateTime::now_utc();
+        match wardline_workflow::transfers::send::run(&service, &access, &transports, policy, now) {
+            Ok(r) => {
+                if !r.sent.is_empty() || !r.acknowledged.is_empty() {
+                    tracing::info!(
+                        sent = r.sent.len(),
+                        acknowledged = r.acknowledged.len(),
+                        "documents delivered to GP practices"
+                    );
+                }
+                if !r.retrying.is_empty() || !r.failed.is_empty() {
+                    tracing::warn!(
+                        retrying = r.retrying.len(),
+                        failed = r.failed.len(),
+                        "deliveries to GP practices failed"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "delivery to GP practices failed"),
+        }
+        match wardline_workflow::transfers::standard::raise_overdue(&service, &access, now) {
+            Ok(created) if created.is_empty() => {}
+            Ok(created) => tracing::warn!(
+                overdue = created.len(),
+                "discharge summaries not sent within 24 hours"
+            ),
+            Err(e) => tracing::error!(error = %e, "overdue discharge summary check failed"),
+        }
+    });
+}

@@ -16,6 +16,7 @@ mod import;
 mod jobs;
 mod medicines;
 mod results;
+mod transfers;
 mod user;
 
 use std::net::SocketAddr;
@@ -94,7 +95,7 @@ impl HospitalNumberArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the FHIR server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Load FHIR JSON resources, Bundles and NDJSON files into the store.
     Import(ImportArgs),
     /// Write a Bulk Data export (NDJSON per type) of the store to a directory.
@@ -125,6 +126,10 @@ enum Command {
     /// Drug round tools: escalate late time-critical doses.
     #[command(subcommand)]
     Medicines(medicines::MedicinesCommand),
+    /// Transfers of care: deliver documents to GP practices (MESH, email),
+    /// raise overdue discharge summaries.
+    #[command(subcommand)]
+    Transfers(transfers::TransfersCommand),
 }
 
 #[derive(Args)]
@@ -193,6 +198,9 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     time_critical_dose_minutes: u32,
+    /// Delivery to GP practices (issue 18): MESH and SMTP settings.
+    #[command(flatten)]
+    delivery: transfers::DeliveryArgs,
 }
 
 #[derive(Args)]
@@ -226,7 +234,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Command::Serve(a) => serve(a),
+        Command::Serve(a) => serve(*a),
         Command::Import(a) => import::run(&a.paths, &a.store),
         Command::Export(a) => export::run(a),
         Command::Hl7(c) => hl7::run(c),
@@ -238,6 +246,7 @@ fn main() -> std::process::ExitCode {
         Command::Results(c) => results::run(c),
         Command::Formulary(c) => formulary::run(c),
         Command::Medicines(c) => medicines::run(c),
+        Command::Transfers(c) => transfers::run(c),
     };
     match result {
         Ok(code) => code,
@@ -306,6 +315,11 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     }
     jobs::spawn_result_escalation(service.clone(), a.critical_result_escalation_minutes);
     jobs::spawn_late_dose_escalation(service.clone(), a.time_critical_dose_minutes);
+    jobs::spawn_transfers(
+        service.clone(),
+        a.delivery.transports()?,
+        a.delivery.policy(),
+    );
     for d in destinations {
         tracing::info!(
             destination = d.name,

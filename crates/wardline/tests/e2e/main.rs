@@ -38,5 +38,6 @@ mod prescribe;
 mod results;
 mod search;
 mod synthea;
+mod transfers;
 mod ui;
 mod uk_core;
