@@ -605,6 +605,46 @@ fn edit_sign_and_amend_keep_every_signed_document() {
         );
         assert_eq!(new_dr["docStatus"], "amended");
 
+        // Signing and amending each queued the document for the GP
+        // practice, in their own transactions (transfers::queue_in).
+        let r = svc.handle(
+            FhirRequest {
+                method: Method::Get,
+                path: vec!["Communication".into()],
+                query: vec![("encounter".into(), "Encounter/e1".into())],
+                headers: RequestHeaders::default(),
+                body: None,
+            },
+            &op(),
+        );
+        assert_eq!(r.status, 200, "{}", b.name);
+        let found = json_of(r.body);
+        let queued: Vec<String> = found["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["resource"]["resourceType"] == "Communication")
+            .map(|e| {
+                assert_eq!(
+                    e["resource"]["recipient"][0]["reference"],
+                    "Organization/gp1"
+                );
+                assert_eq!(e["resource"]["status"], "preparation");
+                e["resource"]["payload"][0]["contentReference"]["reference"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let mut want = vec![
+            format!("DocumentReference/{}", signed.document_reference),
+            format!("DocumentReference/{}", again.document_reference),
+        ];
+        let mut got = queued.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{}", b.name);
+
         // Each action is in the audit trail under its own subtype.
         for sub in [
             "discharge-summary-draft",

@@ -20,27 +20,33 @@ use wardline_workflow::medicines::{FORMULARY_EXT, LOCAL_MEDICINE_SYSTEM};
 struct Backend {
     name: &'static str,
     svc: Arc<FhirService>,
+    /// The database under `svc`, for a second server over it.
+    store: Arc<dyn wardline_store::Store>,
     _dir: Option<tempfile::TempDir>,
 }
 
 fn backends(test: &str) -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
+    let sqlite: Arc<dyn wardline_store::Store> =
+        Arc::new(wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap());
     let mut out = vec![Backend {
         name: "sqlite",
         svc: Arc::new(wardline_workflow::with_rules(FhirService::new(
-            Arc::new(sqlite),
+            sqlite.clone(),
             ServiceConfig::default(),
         ))),
+        store: sqlite,
         _dir: Some(dir),
     }];
     if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("form_{test}")) {
+        let pg: Arc<dyn wardline_store::Store> = Arc::new(pg);
         out.push(Backend {
             name: "postgres",
             svc: Arc::new(wardline_workflow::with_rules(FhirService::new(
-                Arc::new(pg),
+                pg.clone(),
                 ServiceConfig::default(),
             ))),
+            store: pg,
             _dir: None,
         });
     }
@@ -152,7 +158,7 @@ fn the_formulary_kept_in_memory_is_read_again_after_any_change() {
 
         // A second server over the same database.
         let other = Arc::new(wardline_workflow::with_rules(FhirService::new(
-            b.svc.store().clone(),
+            b.store.clone(),
             ServiceConfig::default(),
         )));
         assert_eq!(

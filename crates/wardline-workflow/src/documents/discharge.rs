@@ -795,8 +795,7 @@ pub fn sign_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Signed,
         completing(s, Some(&signer));
     }
     let signed = seal_in(tx, c, sections, "final", &signer, None, now)?;
-    // ── issue 18: delivery to the GP practice is queued here, in the
-    // signing transaction (transfers::queue_in with `signed`).
+    queue_delivery(tx, &signed, now)?;
     Ok(signed)
 }
 
@@ -867,9 +866,39 @@ pub fn amend_in(
         .into_iter()
         .next();
     let signed = seal_in(tx, c, sections, "amended", &signer, earlier, now)?;
-    // ── issue 18: delivery of the amended summary is queued here
-    // (transfers::queue_in with `signed`).
+    queue_delivery(tx, &signed, now)?;
     Ok(signed)
+}
+
+/// Queues the signed (or amended) summary for the patient's registered GP
+/// practice ([`crate::transfers::queue_in`]) in the signing transaction, so
+/// no summary is signed without its delivery recorded. A record naming no
+/// GP practice queues nothing: the 24-hour standard then shows the
+/// discharge as not sent, on the team's list and the dashboard.
+fn queue_delivery(
+    tx: &mut Tx<'_>,
+    signed: &Signed,
+    now: OffsetDateTime,
+) -> Result<(), DischargeError> {
+    use crate::transfers::{Kind, Outgoing, queue_in};
+    let Some(gp) = &signed.gp_practice else {
+        return Ok(());
+    };
+    let out = Outgoing {
+        kind: Kind::DischargeSummary,
+        patient: format!("Patient/{}", signed.patient),
+        encounter: format!("Encounter/{}", signed.encounter),
+        document: format!("DocumentReference/{}", signed.document_reference),
+        recipient: format!("Organization/{gp}"),
+    };
+    queue_in(tx, &out, now).map_err(|e| match e.status() {
+        403 => DischargeError::Forbidden(e.message()),
+        404 => DischargeError::NotFound(e.message()),
+        409 => DischargeError::Conflict(e.message()),
+        400..=499 => DischargeError::Invalid(e.message()),
+        _ => DischargeError::Store(e.message()),
+    })?;
+    Ok(())
 }
 
 /// Writes the signed version, its PDF, document Bundle and
