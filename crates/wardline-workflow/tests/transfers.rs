@@ -71,7 +71,10 @@ fn put(svc: &FhirService, r: Value) {
 }
 
 /// A discharged patient, a consultant, a ward and bed, a GP practice, and
-/// a signed discharge summary (document Bundle + PDF) for encounter `enc`.
+/// a signed discharge summary's document Bundle, PDF and DocumentReference
+/// for each encounter (what signing stores; a `final` summary Composition
+/// itself is made only by `documents::discharge::sign_in`, which the
+/// discharge tests drive).
 fn seed(svc: &FhirService) {
     put(
         svc,
@@ -108,13 +111,6 @@ fn seed(svc: &FhirService) {
             "serviceType": {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/UKCore-TreatmentFunction", "code": "300", "display": "General Internal Medicine"}]},
             "period": {"start": "2026-11-27T09:00:00Z", "end": wardline_workflow::transfers::fhir_time(end)},
             "location": [{"location": {"reference": "Location/bed-a1", "display": "Bed 1"}, "status": "completed"}]}),
-        );
-        put(
-            svc,
-            json!({"resourceType": "Composition", "id": format!("comp-{enc}"), "status": "final",
-            "type": {"coding": [{"system": "http://snomed.info/sct", "code": "373942005", "display": "Discharge summary"}]},
-            "subject": {"reference": "Patient/p1"}, "encounter": {"reference": format!("Encounter/{enc}")},
-            "date": "2026-11-30T12:00:00Z", "author": [{"reference": "Practitioner/cons1"}], "title": "Discharge summary"}),
         );
         put(
             svc,
