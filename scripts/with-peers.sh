@@ -21,15 +21,15 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||
     echo "$ROOT/target")}"
-VENV="$TARGET_DIR/peers-venv"
+PEERS_VENV="$TARGET_DIR/peers-venv"
 REQ="$ROOT/tests/peers/requirements.txt"
 REQ_HASH="$(sha256sum "$REQ" | cut -d' ' -f1)"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-sha256" 2>/dev/null)" != "$REQ_HASH" ]; then
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
+if [ ! -x "$PEERS_VENV/bin/python" ] || [ "$(cat "$PEERS_VENV/.requirements-sha256" 2>/dev/null)" != "$REQ_HASH" ]; then
+    rm -rf "$PEERS_VENV"
+    python3 -m venv "$PEERS_VENV"
     echo "==> installing the transfers test peers (mesh-sandbox, aiosmtpd) from PyPI" >&2
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
-    echo "$REQ_HASH" >"$VENV/.requirements-sha256"
+    "$PEERS_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
+    echo "$REQ_HASH" >"$PEERS_VENV/.requirements-sha256"
 fi
 
 WORK="$(mktemp -d)"
@@ -48,11 +48,11 @@ free_port() {
 SHARED_KEY="wardline-test-$$"
 MESH_PORT="$(free_port)"
 (cd "$WORK" && STORE_MODE=memory AUTH_MODE=full SHARED_KEY="$SHARED_KEY" \
-    exec "$VENV/bin/uvicorn" mesh_sandbox.api:app --host 127.0.0.1 --port "$MESH_PORT" \
+    exec "$PEERS_VENV/bin/uvicorn" mesh_sandbox.api:app --host 127.0.0.1 --port "$MESH_PORT" \
     --log-level warning) >"$WORK/mesh.log" 2>&1 &
 PIDS+=("$!")
 SMTP_PORT="$(free_port)"
-"$VENV/bin/python" "$ROOT/tests/peers/smtp_sink.py" --port "$SMTP_PORT" --dir "$WORK/mail" \
+"$PEERS_VENV/bin/python" "$ROOT/tests/peers/smtp_sink.py" --port "$SMTP_PORT" --dir "$WORK/mail" \
     >"$WORK/smtp.log" 2>&1 &
 PIDS+=("$!")
 
