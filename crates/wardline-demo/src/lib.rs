@@ -362,7 +362,7 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
         let name = format!("{} Medical Centre", TOWNS[i].0);
         let mut routes = Vec::new();
         if let Some(mb) = mesh_mailboxes[i] {
-            routes.push(("mesh", "MESH", format!("mesh:{mb}")));
+            routes.push(("mesh", "MESH", format!("mesh://{mb}")));
         }
         routes.push((
             "email",

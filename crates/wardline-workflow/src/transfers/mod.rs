@@ -20,7 +20,7 @@
 //!   `lastError`.
 //! * **Routing** ([`routing`]) is the practice's `Organization.endpoint`
 //!   list, in order of preference: `Endpoint`s whose `connectionType` is
-//!   [`CONNECTION_SYSTEM`] `mesh` (address `mesh:{mailbox id}`) or `email`
+//!   [`CONNECTION_SYSTEM`] `mesh` (address `mesh://{mailbox id}`: FHIR `url`, a locator form validators accept) or `email`
 //!   (address `mailto:{address}`).
 //!
 //! # The delivery lifecycle (one home: [`set_status`])

@@ -1,6 +1,6 @@
 //! Routing per GP practice: the practice `Organization.endpoint` list, in
 //! order of preference, of `Endpoint`s whose `connectionType` is
-//! [`super::CONNECTION_SYSTEM`] `mesh` (`address` `mesh:{mailbox id}`) or
+//! [`super::CONNECTION_SYSTEM`] `mesh` (`address` `mesh://{mailbox id}`) or
 //! `email` (`address` `mailto:{address}`). Endpoint ids are
 //! `{organization id}-mesh` and `{organization id}-email`; a route taken off
 //! the list is kept with `status` `off`. Administrators (`ManageDirectory`,
@@ -45,7 +45,7 @@ impl Channel {
     }
     fn scheme(self) -> &'static str {
         match self {
-            Channel::Mesh => "mesh:",
+            Channel::Mesh => "mesh://",
             Channel::Email => "mailto:",
         }
     }
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn only_active_known_endpoints_are_routes() {
-        let ep = json!({"status": "active", "connectionType": {"system": CONNECTION_SYSTEM, "code": "mesh"}, "address": "mesh:X26ABC2"});
+        let ep = json!({"status": "active", "connectionType": {"system": CONNECTION_SYSTEM, "code": "mesh"}, "address": "mesh://X26ABC2"});
         assert_eq!(
             route_of(&ep),
             Some(Route {
