@@ -255,6 +255,51 @@ pub fn search_all<Rd: Reader + ?Sized>(
         .collect()
 }
 
+/// Every page of `GET [t]?params` as `access` may read it
+/// ([`wardline_core::FhirService::search_as`], each page checked and
+/// audited): the matches, their includes (each once) and how many were
+/// withheld, in `_id` order. For what a person is shown in full — a
+/// worklist, a summary's headings — where a page cut short would silently
+/// leave something out.
+pub fn search_as_all(
+    svc: &wardline_core::FhirService,
+    access: &dyn wardline_core::Access,
+    t: &str,
+    params: &[(&str, String)],
+) -> Result<wardline_core::Found, FhirError> {
+    let size = svc.config().max_count.clamp(1, 1000);
+    let mut all = wardline_core::Found::default();
+    let mut seen = std::collections::HashSet::new();
+    // Pages follow the core's own next links: the offset moves by the page
+    // size asked for (matches withheld from the caller count in it too).
+    let mut offset = 0usize;
+    loop {
+        let mut p: Vec<(&str, String)> = params.to_vec();
+        p.push(("_sort", "_id".to_owned()));
+        p.push(("_count", size.to_string()));
+        if offset > 0 {
+            p.push(("_offset", offset.to_string()));
+        }
+        let found = svc.search_as(access, t, &p)?;
+        offset += size;
+        all.withheld += found.withheld;
+        all.resources.extend(found.resources);
+        for i in found.included {
+            let key = format!(
+                "{}/{}",
+                i["resourceType"].as_str().unwrap_or_default(),
+                i["id"].as_str().unwrap_or_default()
+            );
+            if seen.insert(key) {
+                all.included.push(i);
+            }
+        }
+        if !found.more {
+            return Ok(all);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

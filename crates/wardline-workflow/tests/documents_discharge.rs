@@ -404,6 +404,59 @@ fn prefill_reads_the_record_and_says_what_is_absent() {
     }
 }
 
+/// Every result of the admission reaches the summary however many the
+/// patient has: the pre-fill reads every page, by encounter and by date
+/// within the admission — never a first page only (the benchmark found a
+/// first page of 500 leaving an admission's results out). A page of 3 here
+/// stands for the server's page size.
+#[test]
+fn every_result_of_the_admission_is_read_past_one_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
+    let config = ServiceConfig {
+        max_count: 3,
+        ..ServiceConfig::default()
+    };
+    let svc = wardline_workflow::with_operations(wardline_workflow::with_rules(FhirService::new(
+        Arc::new(sqlite),
+        config,
+    )));
+    seed(&svc);
+    record(&svc);
+    // Reports of another time (before the admission), then more of this
+    // admission: some recorded against it, some only dated within it.
+    for n in 0..7 {
+        put(
+            &svc,
+            json!({"resourceType": "DiagnosticReport", "id": format!("old{n}"), "status": "final",
+            "code": {"text": format!("Old test {n}")}, "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": format!("2025-0{}-01T09:00:00Z", n + 1)}),
+        );
+    }
+    for n in 0..5 {
+        let mut r = json!({"resourceType": "DiagnosticReport", "id": format!("adm{n}"), "status": "final",
+            "code": {"text": format!("Admission test {n}")}, "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": format!("2026-02-28T0{n}:00:00Z")});
+        if n % 2 == 0 {
+            r["encounter"] = json!({"reference": "Encounter/e1"});
+        }
+        put(&svc, r);
+    }
+    let id = start(&svc, &doctor(), "e1", NOW).unwrap();
+    let s = view(&svc, &doctor(), &id, "discharge-summary-view").unwrap();
+    let res = lines(&s, "investigation-results").join("\n");
+    for n in 0..5 {
+        assert!(res.contains(&format!("Admission test {n}")), "{res}");
+    }
+    assert!(res.contains("C-reactive protein"), "{res}");
+    assert!(!res.contains("Old test"), "{res}");
+    assert_eq!(
+        s.section("investigation-results").unwrap().entries.len(),
+        6,
+        "{res}"
+    );
+}
+
 #[test]
 fn edit_sign_and_amend_keep_every_signed_document() {
     for b in backends("sign") {

@@ -488,32 +488,18 @@ pub fn worklist(
             })
         }
     };
-    let mut resources: Vec<Value> = Vec::new();
-    let mut included: Vec<Value> = Vec::new();
-    let mut withheld = 0;
-    let page_size = svc.config().max_count.min(1000);
-    loop {
-        let offset = resources.len().to_string();
-        let mut params = vec![
+    let found = crate::fhir::search_as_all(
+        svc,
+        access,
+        "MedicationRequest",
+        &[
             ("status", "active,draft".to_owned()),
             ("_include", "MedicationRequest:subject".to_owned()),
             ("_include", "MedicationRequest:requester".to_owned()),
             ("_include", "MedicationRequest:medication".to_owned()),
-            ("_sort", "_id".to_owned()),
-            ("_count", page_size.to_string()),
-        ];
-        if !resources.is_empty() {
-            params.push(("_offset", offset));
-        }
-        let page = svc.search_as(access, "MedicationRequest", &params)?;
-        let n = page.resources.len();
-        withheld += page.withheld;
-        resources.extend(page.resources);
-        included.extend(page.included);
-        if !page.more || n == 0 {
-            break;
-        }
-    }
+        ],
+    )?;
+    let (resources, included, withheld) = (found.resources, found.included, found.withheld);
     let by_key = |t: &str| -> HashMap<String, &Value> {
         included
             .iter()

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use wardline_core::{Access, FhirService};
 
 use super::{DischargeError, HEADINGS, Section};
-use crate::fhir::{concept_text, reference_id};
+use crate::fhir::{concept_text, reference_id, search_as_all};
 use crate::medicines::discharge::{Change, discharge_medicines};
 
 /// The ODS organisation code system (a GP practice's code).
@@ -314,11 +314,7 @@ pub fn prefill(
     sections.push(s);
 
     // Diagnoses.
-    let found = svc.search_as(
-        access,
-        "Condition",
-        &[("encounter", eref.clone()), ("_count", "500".to_owned())],
-    )?;
+    let found = search_as_all(svc, access, "Condition", &[("encounter", eref.clone())])?;
     let mut s = section("diagnoses");
     for c in &found.resources {
         let v = concept_text(&c["verificationStatus"]).unwrap_or_default();
@@ -353,11 +349,7 @@ pub fn prefill(
     sections.push(finish(s, "No diagnoses are recorded for this admission."));
 
     // Procedures.
-    let found = svc.search_as(
-        access,
-        "Procedure",
-        &[("encounter", eref.clone()), ("_count", "500".to_owned())],
-    )?;
+    let found = search_as_all(svc, access, "Procedure", &[("encounter", eref.clone())])?;
     let mut s = section("procedures");
     for pr in &found.resources {
         if pr["status"] == "entered-in-error" {
@@ -384,17 +376,51 @@ pub fn prefill(
     sections.push(finish(s, "No procedures are recorded for this admission."));
 
     // Investigation results: the admission's reports with their observations.
-    let found = svc.search_as(
-        access,
-        "DiagnosticReport",
-        &[
-            ("subject", pref.clone()),
-            ("_include", "DiagnosticReport:result".to_owned()),
-            ("_count", "500".to_owned()),
-        ],
-    )?;
+    // Every report of the admission, read in full (never a first page
+    // only): those recorded against it, and the patient's others dated
+    // within it (a result sent without the encounter).
     let start = enc["period"]["start"].as_str().unwrap_or("");
     let end = enc["period"]["end"].as_str();
+    let include = ("_include", "DiagnosticReport:result".to_owned());
+    let mut found = search_as_all(
+        svc,
+        access,
+        "DiagnosticReport",
+        &[("encounter", eref.clone()), include.clone()],
+    )?;
+    let mut dated = vec![("subject", pref.clone()), include];
+    if !start.is_empty() {
+        dated.push(("date", format!("ge{start}")));
+    }
+    if let Some(e) = end {
+        dated.push(("date", format!("le{e}")));
+    }
+    let more = search_as_all(svc, access, "DiagnosticReport", &dated)?;
+    found.withheld += more.withheld;
+    for r in more.resources {
+        if !found.resources.iter().any(|x| x["id"] == r["id"]) {
+            found.resources.push(r);
+        }
+    }
+    for i in more.included {
+        if !found
+            .included
+            .iter()
+            .any(|x| x["resourceType"] == i["resourceType"] && x["id"] == i["id"])
+        {
+            found.included.push(i);
+        }
+    }
+    found.resources.sort_by(|a, b| {
+        let at = |r: &Value| {
+            r["effectiveDateTime"]
+                .as_str()
+                .or_else(|| r["issued"].as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        at(a).cmp(&at(b))
+    });
     let mut s = section("investigation-results");
     for r in &found.resources {
         if matches!(
@@ -529,10 +555,11 @@ pub fn prefill(
     ));
 
     // Allergies.
-    let found = svc.search_as(
+    let found = search_as_all(
+        svc,
         access,
         "AllergyIntolerance",
-        &[("patient", pref.clone()), ("_count", "500".to_owned())],
+        &[("patient", pref.clone())],
     )?;
     let mut s = section("allergies");
     for a in &found.resources {
