@@ -249,11 +249,11 @@ fn admission(
     let tto_at = text(start + Duration::days(3));
     // Ten on the inpatient chart; the TTO continues six, changes one's
     // dose, starts one, and three are stopped.
-    for m in 0..10 {
+    for (m, med) in meds.iter().enumerate().take(10) {
         tx.save(prescription(
             &format!("{enc}-ip{m}"),
             &enc,
-            &meds[m],
+            med,
             1,
             "inpatient",
             "active",
@@ -261,7 +261,7 @@ fn admission(
             None,
         ))?;
     }
-    for m in 0..7 {
+    for (m, med) in meds.iter().enumerate().take(7) {
         let (dose, note) = if m == 6 {
             (2, Some("Dose increased: symptoms not controlled."))
         } else {
@@ -270,7 +270,7 @@ fn admission(
         tx.save(prescription(
             &format!("{enc}-tto{m}"),
             &enc,
-            &meds[m],
+            med,
             dose,
             "discharge",
             "active",
