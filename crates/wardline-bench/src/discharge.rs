@@ -516,6 +516,27 @@ pub fn run(a: DischargeBenchArgs) -> Result<()> {
         pdf_bytes / 1024,
         millis(&mut whole)
     );
+    // Not timed: does every recorded admission's pre-fill find its own six
+    // reports, however many the patient has?
+    let mut short = Vec::new();
+    for enc in &s.admissions {
+        let p = prefill(&svc, &dr, enc, s.now).map_err(|e| anyhow!("{e}"))?;
+        let n = p
+            .section("investigation-results")
+            .map_or(0, |x| x.entries.len());
+        if n != 6 {
+            short.push(format!("{enc}: {n}"));
+        }
+    }
+    if !short.is_empty() {
+        println!(
+            "discharge [{}]: WARNING: the pre-fill missed results of {} of {} admissions ({})",
+            svc.backend(),
+            short.len(),
+            s.admissions.len(),
+            short.join(", ")
+        );
+    }
     println!(
         "discharge [{}]: sign alone (Bundle, PDF, DocumentReference, delivery queued): {}",
         svc.backend(),
