@@ -560,10 +560,31 @@ pub fn pdf_size(svc: &FhirService, binary: &str) -> Result<usize> {
 mod tests {
     use super::*;
 
+    /// SQLite, and PostgreSQL when `WARDLINE_TEST_PG_URL` is set.
+    fn backends() -> Vec<(FhirService, Option<tempfile::TempDir>)> {
+        let (svc, dir) = service(None).unwrap();
+        let mut out = vec![(svc, Some(dir))];
+        if let Some((pg, _, _)) = wardline_store_postgres::testenv::store("bench_discharge") {
+            out.push((
+                wardline_workflow::with_rules(FhirService::new(
+                    std::sync::Arc::new(pg),
+                    ServiceConfig::default(),
+                )),
+                None,
+            ));
+        }
+        out
+    }
+
     #[test]
     fn the_patient_has_every_encounter_and_the_prefill_reads_the_admission() {
-        let (svc, _dir) = service(None).unwrap();
-        let s = seed(&svc, 60, 3).unwrap();
+        for (svc, _dir) in backends() {
+            check_seed(&svc);
+        }
+    }
+
+    fn check_seed(svc: &FhirService) {
+        let s = seed(svc, 60, 3).unwrap();
         let op = Trusted::operator("bench-test");
         let mut tx = svc.begin(&op).unwrap();
         let encs = tx
@@ -579,7 +600,7 @@ mod tests {
             3
         );
         assert_eq!(s.admissions, ["bench-adm-0", "bench-adm-1", "bench-adm-2"]);
-        let p = prefill(&svc, &doctor(), CURRENT, s.now).unwrap();
+        let p = prefill(svc, &doctor(), CURRENT, s.now).unwrap();
         let d = p.section("diagnoses").unwrap();
         assert_eq!(d.lines.len(), 4, "{:?}", d.lines);
         assert!(d.lines[0].contains("ICD-10"), "{:?}", d.lines);
