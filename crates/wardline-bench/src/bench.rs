@@ -56,6 +56,14 @@ pub enum BenchCommand {
     /// prescriptions with two days of doses; the page's workflow call
     /// (min, p50, p99).
     Mar(crate::mar::MarBenchArgs),
+    /// Discharge summary assembly (issue 18) for a 600-encounter patient:
+    /// the pre-fill, and the sign path (Bundle, PDF, DocumentReference,
+    /// delivery queued) on fresh admissions (min, p50, p99).
+    Discharge(crate::discharge::DischargeBenchArgs),
+    /// MESH sends of queued discharge summaries by `transfers::send::run`
+    /// against a running mesh-sandbox: sends per minute, and the MESH
+    /// round trip per message (p50, p99).
+    Mesh(crate::mesh::MeshBenchArgs),
 }
 
 #[derive(Args)]
@@ -185,6 +193,8 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Results(a) => crate::results::run(a)?,
         BenchCommand::Checks(a) => crate::checks::run(a)?,
         BenchCommand::Mar(a) => crate::mar::run(a)?,
+        BenchCommand::Discharge(a) => crate::discharge::run(a)?,
+        BenchCommand::Mesh(a) => crate::mesh::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //! suite) and kept out of the shipped `wardline` binary.
 //!
 //! `wardline-bench ingest|read|search|chart|everything|export|explain|mllp|
-//! workspace|matching|results|checks|mar` (see `--help` of each, and `BENCHMARKS.md` for the figures).
+//! workspace|matching|results|checks|mar|discharge|mesh` (see `--help` of each, and `BENCHMARKS.md` for the figures).
 //! It is tooling that composes the system as the `wardline` binary does:
 //! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
 //! `FhirService`, and starts the HTTP server, the MLLP listener or the
@@ -17,8 +17,10 @@
 
 mod bench;
 mod checks;
+mod discharge;
 mod mar;
 mod matching;
+mod mesh;
 mod mllp;
 mod results;
 mod workspace;
