@@ -168,7 +168,7 @@ fn inpatients(s: &Server) -> Vec<Inpatient> {
     out
 }
 
-/// The demo spreads today's admissions over 08:00–20:00 of the day, so a
+/// The demo spreads today's admissions over 08:00–19:55 of the day, so a
 /// stay may still lie ahead of the clock, and no discharge can precede the
 /// arrival in the bed: such a stay is moved back to an hour ago over FHIR
 /// (the demo's data, not the discharge, is what is adjusted).
