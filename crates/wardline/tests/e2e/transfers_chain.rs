@@ -270,7 +270,7 @@ fn discharge_and_sign(s: &Server, env: &Env, doctor: &Client, enc: &str) -> (Str
     assert_eq!(r.headers()["content-type"], "application/pdf");
     let pdf = r.bytes().unwrap().to_vec();
     // Then the patient leaves (the doctor's relationship with them is
-    // the ward stay: after discharge the summary's pages answer 403).
+    // the ward stay: after discharge, starting a summary was refused 403).
     let form = page(doctor, &format!("{root}/ui/encounters/{enc}/discharge"));
     let destination = first_option(&form, "destination");
     let method = first_option(&form, "method");
