@@ -39,5 +39,6 @@ mod results;
 mod search;
 mod synthea;
 mod transfers;
+mod transfers_chain;
 mod ui;
 mod uk_core;
