@@ -581,7 +581,10 @@ fn admissions(
         };
         used.insert(pid.clone());
         *n += 1;
-        let days_in = rng.gen_range(0..8);
+        // Admitted one to eight days before today: never at a time of day
+        // still to come when the demo is loaded (a stay must be able to
+        // end now).
+        let days_in = rng.gen_range(0..8) + 1;
         let start = format!(
             "{}T{:02}:{:02}:00Z",
             shift_day(today, -days_in),
@@ -678,6 +681,29 @@ mod tests {
             );
             assert_eq!(e["request"]["method"], "PUT");
             assert_eq!(e["request"]["url"], url.as_str());
+        }
+    }
+
+    /// Every stay the demo opens began before the demo's day: none lies
+    /// ahead of the clock when the demo is loaded, so any can end now.
+    #[test]
+    fn every_admission_began_before_the_demo_day() {
+        let scheme = Scheme::new("https://fhir.example.nhs.uk/Id/mrn", "RWG", 6).unwrap();
+        let b = generate_on(20_261_123, 100, DEFAULT_TODAY, &scheme);
+        let starts: Vec<String> = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["resourceType"] == "Encounter" && r["status"] == "in-progress")
+            .filter_map(|r| r["period"]["start"].as_str().map(str::to_owned))
+            .collect();
+        assert!(starts.len() >= 10, "{}", starts.len());
+        for s in &starts {
+            assert!(
+                s.as_str() < DEFAULT_TODAY,
+                "{s} is not before {DEFAULT_TODAY}"
+            );
         }
     }
 

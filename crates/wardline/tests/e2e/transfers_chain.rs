@@ -168,44 +168,11 @@ fn inpatients(s: &Server) -> Vec<Inpatient> {
     out
 }
 
-/// The demo spreads today's admissions over 08:00–19:55 of the day, so a
-/// stay may still lie ahead of the clock, and no discharge can precede the
-/// arrival in the bed: such a stay is moved back to an hour ago over FHIR
-/// (the demo's data, not the discharge, is what is adjusted).
-fn arrived_already(s: &Server, env: &Env, enc: &str) {
-    let mut e = s.get(&format!("Encounter/{enc}")).body;
-    let hour_ago = (OffsetDateTime::now_utc() - time::Duration::hours(1))
-        .replace_nanosecond(0)
-        .unwrap();
-    let later = |v: &Value| {
-        v.as_str()
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-            .is_some_and(|t| t > hour_ago)
-    };
-    let at = hour_ago.format(&Rfc3339).unwrap();
-    let mut changed = false;
-    if later(&e["period"]["start"]) {
-        e["period"]["start"] = Value::from(at.clone());
-        changed = true;
-    }
-    for l in e["location"].as_array_mut().into_iter().flatten() {
-        if later(&l["period"]["start"]) {
-            l["period"]["start"] = Value::from(at.clone());
-            changed = true;
-        }
-    }
-    if changed {
-        let r = s.put(&format!("Encounter/{enc}"), &e);
-        assert!(r.is_success(), "{}: {}", env.name, r.brief());
-    }
-}
-
 /// dr.watford starts, writes and signs the admission's discharge summary,
 /// reads its PDF, then discharges the patient over the ADT form; the
 /// Composition id and the PDF.
 fn discharge_and_sign(s: &Server, env: &Env, doctor: &Client, enc: &str) -> (String, Vec<u8>) {
     let root = s.root.as_str();
-    arrived_already(s, env, enc);
     let first = doctor
         .get(format!("{root}/ui/encounters/{enc}/discharge-summary"))
         .send()
