@@ -271,13 +271,7 @@ fn claim_in(
     let Some(kind) = kind_of(&comm) else {
         return Ok(None);
     };
-    let routes = match comm["recipient"][0]["reference"]
-        .as_str()
-        .and_then(|r| r.strip_prefix("Organization/"))
-    {
-        Some(org) => routes_in(tx, org).unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let routes = recipient_routes(tx, &comm)?;
     let doc_id = reference_id(&comm["payload"][0]["contentReference"], "DocumentReference")
         .map(str::to_owned);
     let (bundle, pdf) = match doc_id {
@@ -584,13 +578,7 @@ fn undeliverable_in(
     if comm["status"] != "in-progress" || delivery_text(&comm, "meshMessageId") != Some(mesh_id) {
         return Ok(None);
     }
-    let routes = match comm["recipient"][0]["reference"]
-        .as_str()
-        .and_then(|r| r.strip_prefix("Organization/"))
-    {
-        Some(org) => routes_in(tx, org).unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let routes = recipient_routes(tx, &comm)?;
     let current = current_route(&comm, &routes);
     if let Some(o) = comm.as_object_mut() {
         o.remove("sent");
@@ -604,4 +592,22 @@ fn undeliverable_in(
     let made = attempts(&comm);
     let r = failed_in(tx, comm, made, true, current, &routes, policy, now)?;
     Ok(Some(matches!(r, Recorded::Failed)))
+}
+
+/// The routes of the delivery's recipient practice, in order of
+/// preference: none when the recipient names no practice or one that does
+/// not exist (the delivery then stops on the failures worklist), but a
+/// store error is an error — never read as "no route", which would stop a
+/// delivery that could be sent.
+fn recipient_routes(tx: &mut Tx<'_>, comm: &Value) -> Result<Vec<Route>, TransfersError> {
+    let Some(org) = comm["recipient"][0]["reference"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("Organization/"))
+    else {
+        return Ok(Vec::new());
+    };
+    match routes_in(tx, org) {
+        Err(TransfersError::NotFound(_)) => Ok(Vec::new()),
+        other => other,
+    }
 }
