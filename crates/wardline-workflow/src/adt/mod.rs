@@ -75,6 +75,7 @@ mod board;
 mod codes;
 pub mod placement;
 mod read;
+pub(crate) use read::ward_name;
 
 use std::str::FromStr;
 

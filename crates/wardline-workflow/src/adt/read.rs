@@ -174,6 +174,21 @@ impl Place {
     }
 }
 
+/// The name of the ward a location (a bed, a bay, the ward itself) lies
+/// in, read past any access; `None` when it is in no ward.
+pub(crate) fn ward_name<R: Reader + ?Sized>(
+    r: &R,
+    location: &str,
+) -> Result<Option<String>, AdtError> {
+    let mut places = Places::default();
+    let found = r
+        .read_many(&[("Location".to_owned(), location.to_owned())])
+        .map_err(wardline_fhir::FhirError::from)?;
+    places.add_stored(&found)?;
+    places.load_ancestors(r)?;
+    Ok(places.ancestor(location, "wa").map(|p| p.name.clone()))
+}
+
 /// Locations by id, with their ancestors.
 #[derive(Default)]
 pub(crate) struct Places {

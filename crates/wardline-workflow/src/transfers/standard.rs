@@ -134,7 +134,7 @@ fn ward_of(
     cache: &mut HashMap<String, String>,
 ) -> Result<String, TransfersError> {
     let last = enc["location"].as_array().and_then(|l| l.last()).cloned();
-    let Some(mut id) = last
+    let Some(id) = last
         .as_ref()
         .and_then(|l| l["location"]["reference"].as_str())
         .and_then(|r| r.strip_prefix("Location/"))
@@ -145,33 +145,18 @@ fn ward_of(
     if let Some(w) = cache.get(&id) {
         return Ok(w.clone());
     }
-    let start = id.clone();
-    for _ in 0..6 {
-        let Some(loc) = tx.get("Location", &id)? else {
-            break;
+    // The ward the last location lies in (the ADT place tree), else the
+    // name the encounter recorded for it.
+    let name =
+        match crate::adt::ward_name(&*tx, &id).map_err(|e| TransfersError::Store(e.to_string()))? {
+            Some(w) => w,
+            None => last
+                .as_ref()
+                .and_then(|l| l["location"]["display"].as_str())
+                .unwrap_or("Unknown ward")
+                .to_owned(),
         };
-        let kind = loc["physicalType"]["coding"][0]["code"]
-            .as_str()
-            .unwrap_or("");
-        if kind == "wa" {
-            let name = loc["name"].as_str().unwrap_or(&id).to_owned();
-            cache.insert(start, name.clone());
-            return Ok(name);
-        }
-        match loc["partOf"]["reference"]
-            .as_str()
-            .and_then(|r| r.strip_prefix("Location/"))
-        {
-            Some(p) => id = p.to_owned(),
-            None => break,
-        }
-    }
-    let name = last
-        .as_ref()
-        .and_then(|l| l["location"]["display"].as_str())
-        .unwrap_or("Unknown ward")
-        .to_owned();
-    cache.insert(start, name.clone());
+    cache.insert(id, name.clone());
     Ok(name)
 }
 
