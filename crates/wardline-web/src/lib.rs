@@ -551,6 +551,14 @@ pub const ROUTES: &[UiRoute] = &[
         "save a GP practice's delivery routes",
     ),
     // ── end of issue 18: transfers ──
+    // ── issue 18: letters ──
+    // ── end of issue 18: letters ──
+    // ── issue 18: referrals ──
+    // ── end of issue 18: referrals ──
+    // ── issue 18: social ──
+    // ── end of issue 18: social ──
+    // ── issue 18: access ──
+    // ── end of issue 18: access ──
     r(
         "GET",
         "/ui/events",
@@ -798,6 +806,14 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             get(transfers::routing_edit_page).post(transfers::routing_post),
         )
         // ── end of issue 18: transfers ──
+        // ── issue 18: letters ──
+        // ── end of issue 18: letters ──
+        // ── issue 18: referrals ──
+        // ── end of issue 18: referrals ──
+        // ── issue 18: social ──
+        // ── end of issue 18: social ──
+        // ── issue 18: access ──
+        // ── end of issue 18: access ──
         .route("/events", get(beds::events))
         .route("/static/{*file}", get(assets::serve))
         .fallback(|| async {

@@ -62,6 +62,7 @@ pub mod laboratory;
 pub mod medicines;
 pub mod orders;
 pub mod pmi;
+pub mod referrals;
 pub mod results;
 pub mod transfers;
 

@@ -2,4 +2,5 @@
 //! summaries ([`discharge`]), each a FHIR `Composition` in the one store.
 
 pub mod discharge;
+pub mod letters;
 pub mod notes;

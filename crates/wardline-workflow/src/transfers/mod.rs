@@ -46,6 +46,7 @@
 //! any transaction and records each outcome in a transaction of its own
 //! under the Communication's lock. The 24-hour standard is [`standard`].
 
+pub mod care_act;
 pub mod email;
 pub mod mesh;
 pub mod peers;
@@ -77,33 +78,70 @@ pub const DISCHARGE_SUMMARY_CODE: &str = "373942005";
 /// SNOMED CT.
 pub const SNOMED: &str = "http://snomed.info/sct";
 
-/// The kinds of document Wardline delivers to GP practices.
+/// The kinds of document Wardline delivers: to GP practices, patients and
+/// local authorities. One table ([`Kind::ALL`]) names each kind's code,
+/// label and MESH workflow id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// An inpatient discharge summary (MESH workflow `TOC_FHIR_IP_DISCH`).
     DischargeSummary,
+    /// A letter after an outpatient attendance (MESH workflow
+    /// `TOC_FHIR_OP_ATTEN`).
+    ClinicLetter,
+    /// A Care Act assessment notice to a local authority.
+    CareActAssessment,
+    /// A Care Act discharge notice to a local authority.
+    CareActDischarge,
 }
 
 impl Kind {
+    /// Every kind: (kind, code, label, MESH workflow id).
+    pub const ALL: [(Kind, &'static str, &'static str, &'static str); 4] = [
+        (
+            Kind::DischargeSummary,
+            "discharge-summary",
+            "Discharge summary",
+            "TOC_FHIR_IP_DISCH",
+        ),
+        (
+            Kind::ClinicLetter,
+            "clinic-letter",
+            "Clinic letter",
+            "TOC_FHIR_OP_ATTEN",
+        ),
+        (
+            Kind::CareActAssessment,
+            "care-act-assessment",
+            "Care Act assessment notice",
+            "WARDLINE_CARE_ACT_ASSESS",
+        ),
+        (
+            Kind::CareActDischarge,
+            "care-act-discharge",
+            "Care Act discharge notice",
+            "WARDLINE_CARE_ACT_DISCH",
+        ),
+    ];
+
+    fn row(self) -> (Kind, &'static str, &'static str, &'static str) {
+        Kind::ALL
+            .into_iter()
+            .find(|r| r.0 == self)
+            .unwrap_or(Kind::ALL[0])
+    }
     pub fn code(self) -> &'static str {
-        match self {
-            Kind::DischargeSummary => "discharge-summary",
-        }
+        self.row().1
     }
     pub fn label(self) -> &'static str {
-        match self {
-            Kind::DischargeSummary => "Discharge summary",
-        }
+        self.row().2
     }
     /// The MESH workflow id the message is sent with.
     pub fn mesh_workflow(self) -> &'static str {
-        match self {
-            Kind::DischargeSummary => "TOC_FHIR_IP_DISCH",
-        }
+        self.row().3
     }
     pub fn of_code(code: &str) -> Option<Kind> {
-        (code == "discharge-summary").then_some(Kind::DischargeSummary)
+        Kind::ALL.into_iter().find(|r| r.1 == code).map(|r| r.0)
     }
 }
 
