@@ -67,13 +67,25 @@ impl LocalZone {
 
     /// The instant at which the local clock reads what `ms` reads on a UTC
     /// clock: the earliest such instant, or with `latest` the latest (they
-    /// differ only in a gap or a fold). `None` outside the supported years.
+    /// differ only in a gap or a fold; in a gap no instant reads it, and both
+    /// readings, on the clocks before and after the change, are covered).
+    /// Except that the earliest never reads the previous day: where a gap
+    /// spans midnight it is the transition, the first instant of the date.
+    /// `None` outside the supported years.
     fn local(&self, ms: i64, latest: bool) -> Option<i64> {
         let civil =
             jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::from_millisecond(ms).ok()?);
         let amb = self.tz.to_ambiguous_timestamp(civil);
-        let ts = if latest { amb.later() } else { amb.earlier() };
-        Some(ts.ok()?.as_millisecond())
+        if latest {
+            return Some(amb.later().ok()?.as_millisecond());
+        }
+        let earlier = amb.earlier().ok()?;
+        if self.tz.to_datetime(earlier).date() != civil.date() {
+            // A gap spanning midnight: begin where the date begins.
+            let transition = self.tz.following(earlier).next()?;
+            return Some(transition.timestamp().as_millisecond());
+        }
+        Some(earlier.as_millisecond())
     }
 }
 
@@ -427,6 +439,21 @@ mod tests {
         .prop_map(|n| LocalZone::named(n).unwrap())
     }
 
+    /// Kolkata's clocks went from 00:00 to 01:00 on 1 October 1941 (a gap
+    /// at midnight): that day begins at the transition, read as 01:00 on the
+    /// day, not at an instant reading the day before.
+    #[test]
+    fn a_day_whose_midnight_is_in_a_gap_begins_at_the_transition() {
+        let z = LocalZone::named("Asia/Kolkata").unwrap();
+        let (lo, _) = parse_range_in("1941-10-01", &z).unwrap();
+        let start =
+            z.tz.to_datetime(jiff::Timestamp::from_millisecond(lo).unwrap());
+        assert_eq!(start.date(), jiff::civil::date(1941, 10, 1));
+        let before =
+            z.tz.to_datetime(jiff::Timestamp::from_millisecond(lo - 1).unwrap());
+        assert_eq!(before.date(), jiff::civil::date(1941, 9, 30));
+    }
+
     proptest! {
         /// The days of a month, in any zone, tile it: each starts where the
         /// one before ends (at a clock change too), and lasts 23 to 25 hours
@@ -448,15 +475,19 @@ mod tests {
         }
 
         /// A local date's range holds exactly the instants whose local
-        /// date it is: its start reads that date at 00:00, and the instant
-        /// before it the day before.
+        /// date it is: its start is the first instant reading that date (at
+        /// 00:00, or where a gap spanning midnight ends), and the instant
+        /// before it reads the day before.
         #[test]
         fn a_day_is_the_instants_of_that_local_date(z in zone(), y in 1900i32..2100, m in 1u8..=12, d in 1u8..=28) {
             let (lo, hi) = parse_range_in(&day(y, m, d), &z).unwrap();
             let local = |ms: i64| z.tz.to_datetime(jiff::Timestamp::from_millisecond(ms).unwrap());
             let start = local(lo);
             prop_assert_eq!((start.year() as i32, start.month() as u8, start.day() as u8), (y, m, d));
-            prop_assert_eq!((start.hour(), start.minute()), (0, 0));
+            // Only where midnight falls in a gap does the day start later.
+            let midnight = jiff::civil::date(y as i16, m as i8, d as i8).at(0, 0, 0, 0);
+            let gap = matches!(z.tz.to_ambiguous_timestamp(midnight).offset(), jiff::tz::AmbiguousOffset::Gap { .. });
+            prop_assert!(gap || (start.hour(), start.minute()) == (0, 0), "the day starts at {} without a gap", start);
             let before = local(lo - 1);
             prop_assert_ne!((before.year() as i32, before.month() as u8, before.day() as u8), (y, m, d));
             let last = local(hi - 1);
