@@ -1,9 +1,12 @@
 //! ADT and the bed board over a real store: SQLite always, PostgreSQL too
 //! when `WARDLINE_TEST_PG_URL` is set (each test in a fresh schema).
 
+mod support;
+
 use std::sync::{Arc, Barrier};
 
 use serde_json::{Value, json};
+use support::Backend;
 use wardline_core::access::{Operation, forbidden};
 use wardline_core::{
     Access, Agent, Body, FhirRequest, FhirService, Method, Op, RequestHeaders, ResourceView,
@@ -15,31 +18,8 @@ use wardline_workflow::adt::{self, Admission, AdmissionKind, AdtErrorKind, BedSt
 
 // ------------------------------------------------------------------ setup
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut out = vec![Backend {
-        name: "sqlite",
-        svc: FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        _dir: Some(dir),
-    }];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("adt_{test}")) {
-        out.push(Backend {
-            name: "postgres",
-            svc: FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            _dir: None,
-        });
-    }
-    for b in &out {
-        seed(&b.svc);
-    }
-    out
+    support::backends(&format!("adt_{test}"), support::plain, seed)
 }
 
 fn op() -> Trusted {

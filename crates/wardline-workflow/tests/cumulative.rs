@@ -2,43 +2,21 @@
 //! real store: SQLite always, PostgreSQL too when `WARDLINE_TEST_PG_URL` is
 //! set (each test in a fresh schema).
 
-use std::sync::Arc;
+mod support;
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::OffsetDateTime;
 use time::macros::datetime;
-use wardline_core::{FhirService, ServiceConfig, Trusted};
+use wardline_core::{FhirService, Trusted};
 use wardline_workflow::results::ResultsError;
 use wardline_workflow::results::cumulative::{self, ValueFlag};
 use wardline_workflow::results::unmatched::{self, REPORTED_PATIENT_EXT, TAG_CODE, TAG_SYSTEM};
 
 // ------------------------------------------------------------------ setup
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut out = vec![Backend {
-        name: "sqlite",
-        svc: FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        _dir: Some(dir),
-    }];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("cum_{test}")) {
-        out.push(Backend {
-            name: "postgres",
-            svc: FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            _dir: None,
-        });
-    }
-    for b in &out {
-        seed(&b.svc);
-    }
-    out
+    support::backends(&format!("cum_{test}"), support::plain, seed)
 }
 
 /// The laboratory scientist who matches (a person on record).

@@ -3,9 +3,12 @@
 //! the DocumentReference and PDF, and plain REST writes refused.
 //! SQLite always, PostgreSQL too when `WARDLINE_TEST_PG_URL` is set.
 
+mod support;
+
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use wardline_auth::rbac::{Role, required_activity};
@@ -24,39 +27,12 @@ use wardline_workflow::medicines::prescribe::{Prescriber, signature};
 use wardline_workflow::medicines::screening::screen;
 use wardline_workflow::medicines::{CATEGORY_SYSTEM, FORMULARY_EXT};
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("discharge_{test}"))
-    {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_operations(wardline_workflow::with_rules(svc));
-            seed(&svc);
-            Backend {
-                name,
-                svc,
-                _dir: dir,
-            }
-        })
-        .collect()
+    support::backends(
+        &format!("discharge_{test}"),
+        |svc| wardline_workflow::with_operations(wardline_workflow::with_rules(svc)),
+        seed,
+    )
 }
 
 fn op() -> Trusted {

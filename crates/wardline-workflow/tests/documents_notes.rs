@@ -3,16 +3,17 @@
 //! the original, the REST write rule's refusals, only the author signs, and
 //! coded diagnoses and procedures.
 
-use std::sync::Arc;
+mod support;
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use wardline_auth::rbac::{Role, required_activity};
 use wardline_core::access::{Operation, forbidden};
 use wardline_core::{
     Access, Agent, Body, FhirRequest, FhirService, Method, Op, RequestHeaders, ResourceView,
-    ServiceConfig, Trusted,
+    Trusted,
 };
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
@@ -26,38 +27,12 @@ use wardline_workflow::documents::notes::{
 
 const NOW: OffsetDateTime = datetime!(2026-12-03 09:00 UTC);
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("notes_{test}")) {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_rules(svc);
-            seed(&svc);
-            Backend {
-                name,
-                svc,
-                _dir: dir,
-            }
-        })
-        .collect()
+    support::backends(
+        &format!("notes_{test}"),
+        wardline_workflow::with_rules,
+        seed,
+    )
 }
 
 fn op() -> Trusted {

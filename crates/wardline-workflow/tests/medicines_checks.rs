@@ -4,12 +4,13 @@
 //! past are kept as DetectedIssues with the reason, and a hard stop cannot
 //! be gone past even with one.
 
-use std::sync::Arc;
+mod support;
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::OffsetDateTime;
 use time::macros::datetime;
-use wardline_core::{Agent, FhirService, ServiceConfig, Trusted};
+use wardline_core::{Agent, FhirService, Trusted};
 use wardline_workflow::medicines::checks::{
     self, Alert, AlertKind, Grade, Override, alerts_of, assess_in, gate, knowledge, record_in,
 };
@@ -18,31 +19,8 @@ use wardline_workflow::medicines::{
     CLASS_SYSTEM, DMD_SYSTEM, FORMULARY_EXT, MIN_INTERVAL_EXT, MedicinesError, SNOMED_SYSTEM,
 };
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut out = vec![Backend {
-        name: "sqlite",
-        svc: FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        _dir: Some(dir),
-    }];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("mchecks_{test}")) {
-        out.push(Backend {
-            name: "postgres",
-            svc: FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            _dir: None,
-        });
-    }
-    for b in &out {
-        seed(&b.svc);
-    }
-    out
+    support::backends(&format!("mchecks_{test}"), support::plain, seed)
 }
 
 fn op() -> Trusted {

@@ -2,12 +2,12 @@
 //! when `WARDLINE_TEST_PG_URL` is set (each test in a fresh schema), with
 //! the demo regimens imported and fixture formulary Medications.
 
-use std::sync::Arc;
+mod support;
 
 use serde_json::{Value, json};
 use time::macros::{date, datetime};
 use time::{Date, OffsetDateTime};
-use wardline_core::{Agent, FhirService, ServiceConfig, Trusted};
+use wardline_core::{Agent, FhirService, Trusted};
 use wardline_workflow::medicines::chemo::cycle::{self, Reduction, Request, VerifyAs};
 use wardline_workflow::medicines::chemo::{ChemoConfig, regimen};
 use wardline_workflow::medicines::formulary::{self, Formulary};
@@ -17,41 +17,31 @@ const ROLE_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/role";
 const T0: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
 const DAY1: Date = date!(2026 - 12 - 02);
 
+/// A backend and what the tests load from it once.
 struct Backend {
-    name: &'static str,
-    svc: FhirService,
+    base: support::Backend,
     formulary: Formulary,
-    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Backend {
+    type Target = support::Backend;
+    fn deref(&self) -> &support::Backend {
+        &self.base
+    }
 }
 
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("chemo_{test}")) {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_rules(svc);
-            seed(&svc);
-            let formulary = formulary::load(&svc).unwrap();
-            Backend {
-                name,
-                svc,
-                formulary,
-                _dir: dir,
-            }
-        })
-        .collect()
+    support::backends(
+        &format!("chemo_{test}"),
+        wardline_workflow::with_rules,
+        seed,
+    )
+    .into_iter()
+    .map(|base| Backend {
+        formulary: formulary::load(&base.svc).unwrap(),
+        base,
+    })
+    .collect()
 }
 
 fn op() -> Trusted {

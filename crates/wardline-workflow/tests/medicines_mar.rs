@@ -4,14 +4,15 @@
 //! record per dose (a real race), controlled-drug witnesses, as-required
 //! limits, omissions, late time-critical escalation, and the drug round.
 
-use std::sync::{Arc, Barrier};
+mod support;
+
+use std::sync::Barrier;
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use wardline_core::{
-    Access, Agent, FhirService, Op, Operation, ResourceView, ServiceConfig, Trusted,
-};
+use wardline_core::{Access, Agent, FhirService, Op, Operation, ResourceView, Trusted};
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
 use wardline_workflow::medicines::mar::round::DoseState;
@@ -23,37 +24,8 @@ use wardline_workflow::medicines::{
     OMISSION_SYSTEM, SIGNATURE_EXT, VARIABLE_DOSE_EXT,
 };
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut out = vec![Backend {
-        name: "sqlite",
-        svc: wardline_workflow::with_rules(FhirService::new(
-            Arc::new(sqlite),
-            ServiceConfig::default(),
-        )),
-        _dir: Some(dir),
-    }];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("mar_{test}")) {
-        out.push(Backend {
-            name: "postgres",
-            svc: wardline_workflow::with_rules(FhirService::new(
-                Arc::new(pg),
-                ServiceConfig::default(),
-            )),
-            _dir: None,
-        });
-    }
-    for b in &out {
-        seed(&b.svc);
-    }
-    out
+    support::backends(&format!("mar_{test}"), wardline_workflow::with_rules, seed)
 }
 
 fn op() -> Trusted {

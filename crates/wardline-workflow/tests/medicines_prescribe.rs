@@ -2,7 +2,7 @@
 //! PostgreSQL too when `WARDLINE_TEST_PG_URL` is set (each test in a fresh
 //! schema). The formulary is built here in the contract's shape.
 
-use std::sync::Arc;
+mod support;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -11,7 +11,7 @@ use wardline_auth::rbac::{Role, required_activity};
 use wardline_core::access::{Operation, forbidden};
 use wardline_core::{
     Access, Agent, Body, FhirRequest, FhirService, Method, Op, RequestHeaders, ResourceView,
-    ServiceConfig, Trusted,
+    Trusted,
 };
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
@@ -25,41 +25,31 @@ use wardline_workflow::medicines::{
     administrable, kind,
 };
 
+/// A backend and what the tests load from it once.
 struct Backend {
-    name: &'static str,
-    svc: FhirService,
+    base: support::Backend,
     formulary: Formulary,
-    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Backend {
+    type Target = support::Backend;
+    fn deref(&self) -> &support::Backend {
+        &self.base
+    }
 }
 
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("rx_{test}")) {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_operations(wardline_workflow::with_rules(svc));
-            seed(&svc);
-            let formulary = formulary::load(&svc).unwrap();
-            Backend {
-                name,
-                svc,
-                formulary,
-                _dir: dir,
-            }
-        })
-        .collect()
+    support::backends(
+        &format!("rx_{test}"),
+        |svc| wardline_workflow::with_operations(wardline_workflow::with_rules(svc)),
+        seed,
+    )
+    .into_iter()
+    .map(|base| Backend {
+        formulary: formulary::load(&base.svc).unwrap(),
+        base,
+    })
+    .collect()
 }
 
 fn op() -> Trusted {

@@ -1,16 +1,17 @@
 //! The pharmacist's screening and the discharge medicines over a real store:
 //! SQLite always, PostgreSQL too when `WARDLINE_TEST_PG_URL` is set.
 
-use std::sync::Arc;
+mod support;
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use wardline_auth::rbac::{Role, required_activity, screening_permitted};
 use wardline_core::access::{Operation, forbidden};
 use wardline_core::{
     Access, Agent, Body, FhirRequest, FhirService, Method, Op, RequestHeaders, ResourceView,
-    ServiceConfig, Trusted,
+    Trusted,
 };
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
@@ -25,38 +26,12 @@ use wardline_workflow::medicines::{
 };
 use wardline_workflow::pmi::TASK_SYSTEM;
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("screen_{test}")) {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_rules(svc);
-            seed(&svc);
-            Backend {
-                name,
-                svc,
-                _dir: dir,
-            }
-        })
-        .collect()
+    support::backends(
+        &format!("screen_{test}"),
+        wardline_workflow::with_rules,
+        seed,
+    )
 }
 
 fn op() -> Trusted {

@@ -2,8 +2,10 @@
 //! too when `WARDLINE_TEST_PG_URL` is set (each test in a fresh schema),
 //! with the demo trust's order catalogue loaded as the FHIR Bundle it is.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -12,7 +14,7 @@ use wardline_auth::rbac::{Role, required_activity};
 use wardline_core::access::{Operation, forbidden};
 use wardline_core::{
     Access, Agent, Body, FhirRequest, FhirService, Method, Op, RequestHeaders, ResourceView,
-    ServiceConfig, Trusted,
+    Trusted,
 };
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
@@ -25,41 +27,31 @@ use wardline_workflow::orders::{self, OrderRequest, OrdersError};
 
 // ------------------------------------------------------------------ setup
 
+/// A backend and what the tests load from it once.
 struct Backend {
-    name: &'static str,
-    svc: FhirService,
+    base: support::Backend,
     cat: Catalogue,
-    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Backend {
+    type Target = support::Backend;
+    fn deref(&self) -> &support::Backend {
+        &self.base
+    }
 }
 
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("orders_{test}")) {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_rules(svc);
-            seed(&svc);
-            let cat = catalogue::load(&svc).unwrap();
-            Backend {
-                name,
-                svc,
-                cat,
-                _dir: dir,
-            }
-        })
-        .collect()
+    support::backends(
+        &format!("orders_{test}"),
+        wardline_workflow::with_rules,
+        seed,
+    )
+    .into_iter()
+    .map(|base| Backend {
+        cat: catalogue::load(&base.svc).unwrap(),
+        base,
+    })
+    .collect()
 }
 
 fn op() -> Trusted {

@@ -3,41 +3,21 @@
 //! PostgreSQL too when `WARDLINE_TEST_PG_URL` is set (each test in a fresh
 //! schema).
 
+mod support;
+
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use wardline_core::{Agent, FhirService, ServiceConfig, Trusted};
+use wardline_core::{Agent, FhirService, Trusted};
 use wardline_workflow::results::{
     self, Flag, Incoming, Queue, ResultsError, Source, escalate_due, inbox, inbox_queue,
 };
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut out = vec![Backend {
-        name: "sqlite",
-        svc: FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        _dir: Some(dir),
-    }];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("results_{test}")) {
-        out.push(Backend {
-            name: "postgres",
-            svc: FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            _dir: None,
-        });
-    }
-    for b in &out {
-        seed(&b.svc);
-    }
-    out
+    support::backends(&format!("results_{test}"), support::plain, seed)
 }
 
 fn op() -> Trusted {

@@ -4,13 +4,14 @@
 //! delivery and acknowledgement against the MESH sandbox and email to a real
 //! SMTP server (`scripts/with-peers.sh`), and the 24-hour standard.
 
-use std::sync::Arc;
+mod support;
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use wardline_core::access::{Operation, forbidden};
-use wardline_core::{Access, Agent, FhirService, Op, ResourceView, ServiceConfig, Trusted};
+use wardline_core::{Access, Agent, FhirService, Op, ResourceView, Trusted};
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
 use wardline_workflow::pmi::TASK_SYSTEM;
@@ -23,38 +24,8 @@ use wardline_workflow::transfers::{
     DELIVERY_FAILURE_CODE, Kind, Outgoing, TransfersError, attempts, delivery_text, peers, queue,
 };
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("xfer_{test}")) {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_rules(svc);
-            seed(&svc);
-            Backend {
-                name,
-                svc,
-                _dir: dir,
-            }
-        })
-        .collect()
+    support::backends(&format!("xfer_{test}"), wardline_workflow::with_rules, seed)
 }
 
 fn op() -> Trusted {
