@@ -48,7 +48,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
 }
 
 fn verify(a: &VerifyArgs) -> Result<ExitCode> {
-    let store = a.store.open()?;
+    let store = a.store.open_existing()?;
     let v = wardline_store::audit::verify(store.as_ref(), PAGE)
         .context("cannot read the audit chain")?;
     let range = match (v.first_seq, v.last_seq) {
@@ -86,7 +86,7 @@ pub fn purge_older_than(service: &FhirService, days: u32) -> Result<(u64, i64)> 
 }
 
 fn purge(a: &PurgeArgs) -> Result<ExitCode> {
-    let store = a.store.open()?;
+    let store = a.store.open_existing()?;
     let service = FhirService::new(store.clone(), wardline_core::ServiceConfig::default());
     let (n, before) = purge_older_than(&service, a.older_than_days)?;
     println!(

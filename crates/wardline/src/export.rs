@@ -56,7 +56,10 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
     for f in &a.type_filters {
         params.push(("_typeFilter".to_owned(), f.clone()));
     }
-    let reader = a.store.service(ServiceConfig::default())?.bulk_reader();
+    let reader = a
+        .store
+        .existing_service(ServiceConfig::default())?
+        .bulk_reader();
     let spec = export::parse_spec(&reader, level, &params)
         .map_err(|e| anyhow::anyhow!("{}", e.issues[0].diagnostics))?;
     std::fs::create_dir_all(&a.out)

@@ -289,7 +289,7 @@ fn parse(file: &std::path::Path) -> Result<ExitCode> {
 }
 
 fn open_service(store: &crate::StoreArgs) -> Result<wardline_core::FhirService> {
-    store.service(wardline_core::ServiceConfig::default())
+    store.existing_service(wardline_core::ServiceConfig::default())
 }
 
 fn reprocess(a: ReprocessArgs) -> Result<ExitCode> {

@@ -29,6 +29,9 @@ pub fn service(store: Arc<dyn Store>, config: ServiceConfig) -> FhirService {
     wardline_workflow::with_rules(FhirService::new(store, config))
 }
 
+/// The embedded database's file in the data directory.
+pub const SQLITE_FILE: &str = "wardline.db";
+
 /// Where the data lives.
 #[derive(Args, Clone)]
 pub struct StoreArgs {
@@ -85,6 +88,44 @@ impl StoreArgs {
         Ok(svc)
     }
 
+    /// [`StoreArgs::service`] for a command that works on an existing
+    /// database (the operator commands: `user`, `token`, `client`, `audit`,
+    /// `hl7`, …): where there is none it refuses, naming the directory,
+    /// instead of creating an empty one by accident. Only `serve` and
+    /// `import` create a database.
+    pub fn existing_service(&self, config: ServiceConfig) -> Result<FhirService> {
+        self.require_existing()?;
+        self.service(config)
+    }
+
+    /// [`StoreArgs::open`] for a command that works on an existing database
+    /// (see [`StoreArgs::existing_service`]).
+    pub fn open_existing(&self) -> Result<Arc<dyn Store>> {
+        self.require_existing()?;
+        self.open()
+    }
+
+    /// An error naming the data directory when it holds no Wardline
+    /// database (SQLite; a PostgreSQL URL names a database that exists).
+    fn require_existing(&self) -> Result<()> {
+        if self.database.is_some() {
+            return Ok(());
+        }
+        let path = self.data_dir.join(SQLITE_FILE);
+        if path.is_file() {
+            return Ok(());
+        }
+        let dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        anyhow::bail!(
+            "there is no Wardline database in {} (no {SQLITE_FILE}): `wardline serve` or \
+             `wardline import` creates one; give --data-dir (or WARDLINE_DATA_DIR) or \
+             --database to use another",
+            dir.display()
+        )
+    }
+
+    /// Opens the store, creating an empty SQLite database when there is
+    /// none (`serve`, `import` and the benchmarks).
     pub fn open(&self) -> Result<Arc<dyn Store>> {
         match &self.database {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -96,7 +137,7 @@ impl StoreArgs {
             None => {
                 std::fs::create_dir_all(&self.data_dir)
                     .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
-                let path = self.data_dir.join("wardline.db");
+                let path = self.data_dir.join(SQLITE_FILE);
                 let s = wardline_store_sqlite::SqliteStore::open(&path)
                     .with_context(|| format!("cannot open {}", path.display()))?;
                 Ok(Arc::new(s))

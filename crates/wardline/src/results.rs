@@ -44,7 +44,7 @@ fn parse_now(s: &str) -> Result<OffsetDateTime, String> {
 pub fn run(cmd: ResultsCommand) -> Result<ExitCode> {
     match cmd {
         ResultsCommand::Escalate(a) => {
-            let svc = a.store.service(ServiceConfig::default())?;
+            let svc = a.store.existing_service(ServiceConfig::default())?;
             let now = a.now.unwrap_or_else(OffsetDateTime::now_utc);
             let created = wardline_workflow::results::escalate_due(
                 &svc,

@@ -196,7 +196,7 @@ fn parse_now(s: &str) -> Result<OffsetDateTime, String> {
 pub fn run(cmd: TransfersCommand) -> Result<ExitCode> {
     match cmd {
         TransfersCommand::Send(a) => {
-            let svc = a.store.service(ServiceConfig::default())?;
+            let svc = a.store.existing_service(ServiceConfig::default())?;
             let now = a.now.unwrap_or_else(OffsetDateTime::now_utc);
             let r = wardline_workflow::transfers::send::run(
                 &svc,
@@ -222,7 +222,7 @@ pub fn run(cmd: TransfersCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TransfersCommand::Queue(a) => {
-            let svc = a.store.service(ServiceConfig::default())?;
+            let svc = a.store.existing_service(ServiceConfig::default())?;
             let now = a.now.unwrap_or_else(OffsetDateTime::now_utc);
             let access = Trusted::operator("transfers");
             let id = a
@@ -276,7 +276,7 @@ pub fn run(cmd: TransfersCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TransfersCommand::Overdue(a) => {
-            let svc = a.store.service(ServiceConfig::default())?;
+            let svc = a.store.existing_service(ServiceConfig::default())?;
             let now = a.now.unwrap_or_else(OffsetDateTime::now_utc);
             let created = wardline_workflow::transfers::standard::raise_overdue(
                 &svc,

@@ -162,7 +162,7 @@ pub struct ClientAddArgs {
 }
 
 fn directory(store: &StoreArgs, trust: &TrustArgs) -> Result<Directory> {
-    let svc = Arc::new(store.service(ServiceConfig::default())?);
+    let svc = Arc::new(store.existing_service(ServiceConfig::default())?);
     Directory::open(svc, &trust.trust_organization).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -260,7 +260,7 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
             let acc = dir
                 .account(&a.username)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
-                .ok_or_else(|| anyhow::anyhow!("no user '{}'", a.username))?;
+                .ok_or_else(|| anyhow::anyhow!("no such user '{}'", a.username))?;
             let secret = wardline_auth::totp::base32_decode(&acc.totp_secret)
                 .ok_or_else(|| anyhow::anyhow!("the TOTP secret of '{}' is corrupt", a.username))?;
             let now = wardline_fhir::datetime::now_ms() / 1000;
@@ -399,6 +399,13 @@ pub fn run_token(a: TokenArgs) -> Result<ExitCode> {
             let position = match a.position {
                 Some(p) => p,
                 None => {
+                    if dir
+                        .account(user)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .is_none()
+                    {
+                        anyhow::bail!("no such user '{user}'");
+                    }
                     let ps = dir.positions(user).map_err(|e| anyhow::anyhow!("{e}"))?;
                     match ps.as_slice() {
                         [one] => one.id.clone(),

@@ -365,3 +365,75 @@ fn hl7_send_prints_each_ack_and_fails_on_ae() {
     assert!(!out.status.success());
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }
+
+/// Issue 23: the operator commands work on an existing database; on a
+/// directory without one they refuse, naming it, and create nothing. Only
+/// `serve` and `import` create a database. An unknown user is "no such
+/// user".
+#[test]
+fn operator_commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nothing-here");
+    let d = data.to_str().unwrap();
+    for args in [
+        vec!["user", "list"],
+        vec!["user", "code", "someone"],
+        vec!["token", "--user", "someone", "--scope", "user/*.rs"],
+        vec![
+            "client",
+            "add",
+            "c1",
+            "--name",
+            "C",
+            "--scope",
+            "system/*.rs",
+        ],
+        vec!["audit", "verify"],
+        vec!["hl7", "list"],
+        vec!["transfers", "overdue"],
+        vec!["results", "escalate"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--data-dir", d]);
+        let out = wardline(&full);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must refuse: {err}");
+        assert!(
+            err.contains("there is no Wardline database in") && err.contains("nothing-here"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !data.join(wardline::SQLITE_FILE).exists(),
+            "{args:?} created a database"
+        );
+    }
+
+    // With a database (made by import), an unknown user is named as such.
+    let fixture = dir.path().join("p.json");
+    std::fs::write(
+        &fixture,
+        r#"{"resourceType":"Patient","id":"cli-p1","name":[{"family":"Cli"}]}"#,
+    )
+    .unwrap();
+    let out = wardline(&["import", fixture.to_str().unwrap(), "--data-dir", d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join(wardline::SQLITE_FILE).exists());
+    for args in [
+        vec!["token", "--user", "nobody.here", "--scope", "user/*.rs"],
+        vec!["user", "code", "nobody.here"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--data-dir", d]);
+        let out = wardline(&full);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains("no such user 'nobody.here'"),
+            "{args:?}: {err}"
+        );
+    }
+}
