@@ -75,6 +75,7 @@ pub mod mllp;
 pub mod path;
 pub mod segment;
 pub mod separators;
+pub mod tree;
 
 pub use ack::{
     AckCode, AckCondition, AckMode, AckOptions, ErrorDetail, ErrorLocation, Severity, ack,

@@ -9,8 +9,10 @@ use clap::{Args, Subcommand};
 #[derive(Subcommand)]
 pub enum Hl7Command {
     /// Parse an HL7 v2 file (one message, several, or a FHS/BHS batch; .gz
-    /// accepted) and print it as JSON: segments → fields → repetitions →
-    /// components, unescaped. Exit 1 with the line and field on bad input.
+    /// accepted) and print it as a tree, one line per value named by its
+    /// position (PID-3[2].1) and decoded; `--json` prints segments → fields
+    /// → repetitions → components instead. Exit 1 with the line and field on
+    /// bad input, and on a message cut off inside its header.
     Parse(ParseArgs),
     /// Send the messages of an HL7 v2 file over MLLP, one at a time, waiting
     /// for each ACK; prints one line per message (control id, ACK code,
@@ -190,11 +192,14 @@ pub struct SendArgs {
 #[derive(Args)]
 pub struct ParseArgs {
     file: PathBuf,
+    /// Print the parsed file as JSON instead of the tree.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(cmd: Hl7Command) -> Result<ExitCode> {
     match cmd {
-        Hl7Command::Parse(a) => parse(&a.file),
+        Hl7Command::Parse(a) => parse(&a.file, a.json),
         Hl7Command::Send(a) => send(&a),
         Hl7Command::Reprocess(a) => reprocess(a),
         Hl7Command::Retry(a) => retry(a),
@@ -274,18 +279,50 @@ fn send(a: &SendArgs) -> Result<ExitCode> {
     })
 }
 
-fn parse(file: &std::path::Path) -> Result<ExitCode> {
+fn parse(file: &std::path::Path, json: bool) -> Result<ExitCode> {
     let bytes = read_maybe_gz(file)?;
-    match wardline_hl7::parse_file_bytes(&bytes) {
-        Ok(f) => {
-            println!("{}", serde_json::to_string_pretty(&f.to_json())?);
-            Ok(ExitCode::SUCCESS)
-        }
+    let f = match wardline_hl7::parse_file_bytes(&bytes) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("error: {}: {e}", file.display());
-            Ok(ExitCode::FAILURE)
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut out = String::new();
+    let mut cut = Vec::new();
+    let mut n = 0;
+    for part in &f.parts {
+        match part {
+            wardline_hl7::FilePart::Envelope(s) => {
+                out.push_str(&format!("{} (line {}): {}\n", s.id(), s.line(), s.raw()));
+            }
+            wardline_hl7::FilePart::Message(m) => {
+                n += 1;
+                if let Some((field, name, last)) = m.header_gap() {
+                    cut.push(format!(
+                        "{}: message {n} (line {}): the header ends at MSH-{last}, without \
+                         MSH-{field} ({name}): the message is cut off or is not HL7 v2",
+                        file.display(),
+                        m.header().line()
+                    ));
+                }
+                out.push_str(&format!("\nMessage {n}\n{}", m.tree()));
+            }
         }
     }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&f.to_json())?);
+    } else {
+        print!("{}", out.trim_start());
+    }
+    for c in &cut {
+        eprintln!("error: {c}");
+    }
+    Ok(if cut.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn open_service(store: &crate::StoreArgs) -> Result<wardline_core::FhirService> {

@@ -248,7 +248,7 @@ fn generate_then_import_and_refuse_to_overwrite() {
 /// escapes decoded, CRLF terminators; a bad file is exit 1 naming the file
 /// and the segment line.
 #[test]
-fn hl7_parse_prints_json_and_names_bad_lines() {
+fn hl7_parse_prints_a_tree_or_json_and_names_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("adt.hl7");
     std::fs::write(
@@ -258,7 +258,23 @@ fn hl7_parse_prints_json_and_names_bad_lines() {
          NTE|1||Ward 7 \\T\\ bay 2\r\n",
     )
     .unwrap();
+    // By default a tree a person reads: segment, field, component, value.
     let out = wardline(&["hl7", "parse", good.to_str().unwrap()]);
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tree}");
+    for line in [
+        "Message 1",
+        "MSH (line 1)",
+        "  MSH-9.1        ADT",
+        "  PID-3[1].1     9434765919",
+        "  PID-3[2].1     RWG0000001",
+        "  PID-5.1        SMITH",
+        "  NTE-3          Ward 7 & bay 2",
+    ] {
+        assert!(tree.lines().any(|l| l == line), "{line:?} in\n{tree}");
+    }
+    // The JSON behind a flag.
+    let out = wardline(&["hl7", "parse", "--json", good.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -281,6 +297,19 @@ fn hl7_parse_prints_json_and_names_bad_lines() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("bad.hl7") && err.contains("MSH"), "{err}");
+
+    // A message cut off inside its header: exit 1, saying where.
+    let cut = dir.path().join("cut.hl7");
+    std::fs::write(&cut, "MSH|^~\\&|PAS|RWG|EPR").unwrap();
+    let out = wardline(&["hl7", "parse", cut.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "cut.hl7: message 1 (line 1): the header ends at MSH-5, without MSH-9 (message type)"
+        ),
+        "{err}"
+    );
 }
 
 /// `wardline hl7 send`: every message of a file goes out MLLP-framed, one at a
