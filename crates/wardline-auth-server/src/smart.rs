@@ -536,6 +536,7 @@ fn sign_in_step(
                     // An account problem is shown at the user name.
                     let (status, field) = match e {
                         LoginError::Invalid => (StatusCode::UNAUTHORIZED, "password"),
+                        LoginError::CodeUsed => (StatusCode::UNAUTHORIZED, "code"),
                         _ => (StatusCode::FORBIDDEN, "username"),
                     };
                     return Step::Page(sign_in_page(

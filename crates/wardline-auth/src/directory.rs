@@ -163,6 +163,13 @@ pub enum LoginError {
     Locked(String),
     #[error("the account is disabled")]
     Disabled,
+    /// The password and the code were right but the code was used before
+    /// (each code signs in once): said plainly, so the user waits for the
+    /// next one instead of retyping the password.
+    #[error(
+        "this security code has already been used; wait for the next one (a new code starts every 30 seconds)"
+    )]
+    CodeUsed,
     #[error("{0}")]
     Store(String),
 }
@@ -575,9 +582,10 @@ impl Directory {
             return Err(LoginError::Locked(format_instant(acc.locked_until_ms)));
         }
         let password_ok = password::verify(password_text, &acc.password_hash);
-        let step = totp::base32_decode(&acc.totp_secret)
-            .and_then(|s| totp::verify(&s, code, now / 1000, 1))
-            .filter(|s| *s > acc.last_totp_step);
+        let verified = totp::base32_decode(&acc.totp_secret)
+            .and_then(|s| totp::verify(&s, code, now / 1000, 1));
+        let reused = password_ok && verified.is_some_and(|s| s <= acc.last_totp_step);
+        let step = verified.filter(|s| *s > acc.last_totp_step);
         let put = |a: &Account| {
             self.put_account(None, a)
                 .map_err(|e| LoginError::Store(e.to_string()))
@@ -601,6 +609,10 @@ impl Directory {
                     "failed sign-in"
                 };
                 put(&acc)?;
+                if reused {
+                    audit(false, who, Some(format!("{why}: security code reused")))?;
+                    return Err(LoginError::CodeUsed);
+                }
                 audit(false, who, Some(why.into()))?;
                 Err(LoginError::Invalid)
             }

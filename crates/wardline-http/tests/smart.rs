@@ -419,6 +419,62 @@ fn wrong_password_and_lockout() {
     assert!(r.text().unwrap().contains("locked"));
 }
 
+/// Issue 23: a code signs in once; used again (with the right password) the
+/// page says so at the code field, instead of the generic failure.
+#[test]
+fn a_used_code_is_refused_saying_so() {
+    let s = start();
+    let c = browser();
+    let code = totp::code_at(&s.secret, now(), 6);
+    let attempt = |code: &str| {
+        let (rid, csrf) = login_form(&s, &c);
+        c.post(format!("{}/auth/login", s.base))
+            .form(&[
+                ("request", rid.as_str()),
+                ("csrf", csrf.as_str()),
+                ("username", "nurse"),
+                ("password", PASSWORD),
+                ("code", code),
+                ("action", "sign-in"),
+            ])
+            .send()
+            .unwrap()
+    };
+    let first = attempt(&code);
+    assert!(
+        first.status().is_success() || first.status().is_redirection(),
+        "{}",
+        first.status()
+    );
+    let again = attempt(&code);
+    assert_eq!(again.status(), 401);
+    let html = again.text().unwrap();
+    assert!(
+        html.contains(
+            "<a href=\"#code\">This security code has already been used; wait for the next one"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("id=\"code-error\""), "{html}");
+    // A wrong password with the same code stays the generic failure: the
+    // page never says which part was right to someone without the password.
+    let (rid, csrf) = login_form(&s, &c);
+    let r = c
+        .post(format!("{}/auth/login", s.base))
+        .form(&[
+            ("request", rid.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", "nurse"),
+            ("password", "not the password"),
+            ("code", code.as_str()),
+            ("action", "sign-in"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().unwrap().contains("not right"));
+}
+
 #[test]
 fn sign_in_attempts_are_rate_limited() {
     let s = start();

@@ -265,6 +265,21 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
                 .ok_or_else(|| anyhow::anyhow!("the TOTP secret of '{}' is corrupt", a.username))?;
             let now = wardline_fhir::datetime::now_ms() / 1000;
             println!("{}", wardline_auth::totp::code_at(&secret, now, 6));
+            // When the next code starts (on standard error: standard output
+            // is the code alone, for scripts).
+            let step = wardline_auth::totp::STEP_SECS;
+            let next = (now.div_euclid(step) + 1) * step;
+            let used = acc.last_totp_step >= now.div_euclid(step);
+            eprintln!(
+                "{}the next code starts at {} (in {} s)",
+                if used {
+                    "this code has been used to sign in already; "
+                } else {
+                    ""
+                },
+                wardline_fhir::datetime::format_instant(next * 1000),
+                next - now
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

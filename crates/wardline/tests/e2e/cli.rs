@@ -465,4 +465,35 @@ fn operator_commands_never_create_a_database() {
             "{args:?}: {err}"
         );
     }
+
+    // `user code` prints the code alone on standard output (for scripts)
+    // and says on standard error when the next one starts.
+    let out = Command::new(env!("CARGO_BIN_EXE_wardline"))
+        .args([
+            "user",
+            "add",
+            "cli.user",
+            "--name",
+            "Cli User",
+            "--data-dir",
+            d,
+        ])
+        .env("WARDLINE_NEW_PASSWORD", "a-test-password-1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = wardline(&["user", "code", "cli.user", "--data-dir", d]);
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        code.trim().len() == 6 && code.trim().bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the next code starts at "), "{err}");
 }
