@@ -138,7 +138,7 @@ pub(crate) async fn queue_page(State(ui): St, req: Req) -> Response {
             @if let Some(l) = &last {
                 p class="nhsuk-body-s" data-testid="last-scan" {
                     "Wardline checks for duplicates by itself. Last checked "
-                    (layout::long_date(&l.finished)) " at " (l.finished.get(11..16).unwrap_or("")) " UTC: "
+                    (layout::long_date(l.finished.get(..10).unwrap_or(&l.finished))) " at " (l.finished.get(11..16).unwrap_or("")) " UTC: "
                     (l.examined) " record" @if l.examined != 1 { "s" } ", " (l.opened) " new."
                 }
             }

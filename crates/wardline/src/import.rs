@@ -136,9 +136,12 @@ pub fn run(paths: &[PathBuf], store: &StoreArgs) -> Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "loaded {loaded} resources from {} files; rejected {}",
-        files.len(),
+        "loaded {} from {}; rejected {}",
+        plural(loaded, "resource", "resources"),
+        plural(files.len(), "file", "files"),
         rejected.len()
     );
     for r in &rejected {

@@ -184,7 +184,7 @@ pub fn nhs_number_problem(input: &str) -> Option<String> {
     let first: [u8; 9] = std::array::from_fn(|i| n.as_bytes()[i] - b'0');
     Some(match nhs_number::check_digit(&first) {
         None => format!(
-            "{} is not a valid NHS number: no NHS number starts with these nine digits",
+            "{} is not a valid NHS number: no NHS number can begin with these 9 digits, so one of them is probably wrong",
             format_nhs_number(&n)
         ),
         Some(_) => format!(
@@ -616,11 +616,9 @@ mod tests {
                 nhs_number::check_digit(&d).is_none()
             })
             .unwrap();
-        assert!(
-            nhs_number_problem(&format!("{bad}0"))
-                .unwrap()
-                .contains("no NHS number starts with")
-        );
+        assert!(nhs_number_problem(&format!("{bad}0")).unwrap().contains(
+            "no NHS number can begin with these 9 digits, so one of them is probably wrong"
+        ));
     }
 
     #[test]

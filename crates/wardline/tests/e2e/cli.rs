@@ -88,7 +88,7 @@ fn import_good_and_bad_files() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("loaded 1 resources from 2 files; rejected 1"),
+        stdout.contains("loaded 1 resource from 2 files; rejected 1"),
         "{stdout}"
     );
     assert!(stdout.contains("bad.json"), "{stdout}");
@@ -159,7 +159,7 @@ fn import_gzip_and_transaction_bundle() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
-        stdout.contains("loaded 2 resources from 1 files; rejected 0"),
+        stdout.contains("loaded 2 resources from 1 file; rejected 0"),
         "{stdout}"
     );
 }

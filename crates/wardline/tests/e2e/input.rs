@@ -445,7 +445,7 @@ fn input_import_refuses_the_same() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("loaded 1 resources from 5 files; rejected 4"),
+        stdout.contains("loaded 1 resource from 5 files; rejected 4"),
         "{stdout}"
     );
     for (file, at) in [
