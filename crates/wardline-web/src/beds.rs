@@ -41,11 +41,34 @@ fn meter(o: &Occupancy) -> Markup {
 }
 
 pub(crate) async fn sites_page(State(ui): St, req: Req) -> Response {
-    ui.run(req, None, |cx, _| {
-        let sites = match adt::sites(&cx.svc, cx.access()) {
+    ui.run(req, None, |cx, q| {
+        let mut sites = match adt::sites(&cx.svc, cx.access()) {
             Ok(s) => s,
             Err(e) => return crate::adt::adt_error(&e),
         };
+        // The board opens where the user works: at their ward when their
+        // position is on one ward (`?all` shows every ward), with their own
+        // site first.
+        let own: Vec<&str> = cx
+            .principal
+            .position
+            .as_ref()
+            .map(|p| p.locations.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let own_wards: Vec<&str> = sites
+            .iter()
+            .flat_map(|s| &s.wards)
+            .map(|w| w.id.as_str())
+            .filter(|w| own.contains(w))
+            .collect();
+        if let [ward] = own_wards.as_slice()
+            && !q.contains_key("all")
+        {
+            return see_other(&format!("/ui/beds/{}", enc(ward)));
+        }
+        sites.sort_by_key(|s| {
+            !(own.contains(&s.id.as_str()) || s.wards.iter().any(|w| own.contains(&w.id.as_str())))
+        });
         let body = html! {
             h1 { "Bed board" }
             @for s in &sites {
@@ -69,22 +92,111 @@ pub(crate) async fn sites_page(State(ui): St, req: Req) -> Response {
     .await
 }
 
+/// The state changes a bed offers, to those whose position may make them:
+/// cleaning done and reopening at once; closing and blocking on a page that
+/// asks why and confirms ([`bed_state_page`]).
 fn state_actions(cx: &Cx, ward: &str, bed: &adt::Bed) -> Markup {
+    if !cx.may(wardline_auth::rbac::Activity::Adt) {
+        return html! {};
+    }
     let to: &[(&str, &str)] = match bed.state {
         BedState::Occupied => &[],
         BedState::Cleaning => &[("available", "Mark cleaned")],
         BedState::Available => &[("closed", "Close"), ("blocked", "Block")],
         BedState::Closed | BedState::Blocked => &[("available", "Reopen")],
     };
+    let action = format!("/ui/beds/{}/{}/state", enc(ward), enc(&bed.id));
     html! {
         @for (state, label) in to {
-            form method="post" action={ "/ui/beds/" (enc(ward)) "/" (enc(&bed.id)) "/state" } novalidate {
-                (layout::csrf(cx))
-                input type="hidden" name="state" value=(state);
-                button class="nhsuk-button nhsuk-button--secondary nhsuk-button--small" type="submit" aria-label={ (label) " " (bed.name) } { (label) }
+            @if needs_reason(state) {
+                a class="nhsuk-button nhsuk-button--secondary nhsuk-button--small" href={ (action) "?to=" (state) } aria-label={ (label) " " (bed.name) } { (label) }
+            } @else {
+                form method="post" action=(action) novalidate {
+                    (layout::csrf(cx))
+                    input type="hidden" name="state" value=(state);
+                    button class="nhsuk-button nhsuk-button--secondary nhsuk-button--small" type="submit" aria-label={ (label) " " (bed.name) } { (label) }
+                }
             }
         }
     }
+}
+
+/// Closing and blocking a bed say why.
+fn needs_reason(state: &str) -> bool {
+    matches!(state, "closed" | "blocked")
+}
+
+/// The state a form or link names.
+fn state_named(s: Option<&str>) -> Option<BedState> {
+    match s {
+        Some("available") => Some(BedState::Available),
+        Some("closed") => Some(BedState::Closed),
+        Some("blocked") => Some(BedState::Blocked),
+        Some("cleaning") => Some(BedState::Cleaning),
+        _ => None,
+    }
+}
+
+/// The confirmation of closing or blocking a bed: its reason asked for.
+fn reason_form(
+    cx: &Cx,
+    ward: &str,
+    bed: &str,
+    to: BedState,
+    reason: &str,
+    error: Option<&str>,
+) -> Markup {
+    let verb = if to == BedState::Closed {
+        "Close"
+    } else {
+        "Block"
+    };
+    let state = if to == BedState::Closed {
+        "closed"
+    } else {
+        "blocked"
+    };
+    html! {
+        (layout::back_link(&format!("/ui/beds/{}", enc(ward)), "Back to the ward"))
+        @if let Some(e) = error { (layout::error_summary(&[("reason".to_owned(), e.to_owned())])) }
+        h1 { (verb) " bed " (bed) }
+        p { "The bed will not be offered for admissions or transfers until it is reopened. The reason is shown on the bed board." }
+        form method="post" action={ "/ui/beds/" (enc(ward)) "/" (enc(bed)) "/state" } novalidate {
+            (layout::csrf(cx))
+            input type="hidden" name="state" value=(state);
+            (layout::input(&layout::Field {
+                hint: Some("For example, broken bed rail, infection control, awaiting repair"),
+                value: reason,
+                error,
+                ..layout::Field::new("reason", "Why?")
+            }))
+            div class="wl-actions" {
+                button class="nhsuk-button nhsuk-button--warning" type="submit" { (verb) " bed" }
+                a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/beds/" (enc(ward)) } { "Cancel" }
+            }
+        }
+    }
+}
+
+/// `GET /ui/beds/{ward}/{bed}/state?to=closed|blocked`: the confirmation.
+pub(crate) async fn bed_state_page(
+    State(ui): St,
+    req: Req,
+    Path((ward, bed)): Path<(String, String)>,
+) -> Response {
+    ui.run(req, None, move |cx, q| {
+        let to = match state_named(q.get("to").map(String::as_str)) {
+            Some(s @ (BedState::Closed | BedState::Blocked)) => s,
+            _ => return see_other(&format!("/ui/beds/{}", enc(&ward))),
+        };
+        layout::page(
+            cx,
+            "Close or block a bed",
+            Nav::Beds,
+            reason_form(cx, &ward, &bed, to, "", None),
+        )
+    })
+    .await
 }
 
 /// The board itself (the live region's content).
@@ -105,6 +217,7 @@ fn board(cx: &Cx, b: &WardBoard) -> Markup {
                             li class={ "wl-bed wl-bed--" (bed.state.css()) } data-testid={ "bed-" (bed.id) } data-state=(bed.state.css()) {
                                 span class="wl-bed__name" { (bed.name) }
                                 span class="wl-bed__state" { (bed.state.label()) }
+                                @if let Some(r) = &bed.reason { span class="wl-bed__reason" data-testid="bed-reason" { (r) } }
                                 @if let Some(p) = &bed.patient {
                                     span class="wl-bed__patient" {
                                         a href={ "/ui/patients/" (enc(&p.id)) } { (p.name) }
@@ -141,7 +254,7 @@ pub(crate) async fn ward_page(State(ui): St, req: Req, Path(ward): Path<String>)
             return layout::fragment(board(cx, &b));
         }
         let body = html! {
-            (layout::back_link("/ui/beds", "All wards"))
+            (layout::back_link("/ui/beds?all", "All wards"))
             h1 { span class="nhsuk-caption-l" { (b.site) } (b.name) }
             p class="nhsuk-body-s" { "Updates as patients move. Last updated " span data-updated-at { "when the page loaded" } "." }
             div id="board" data-live={ "/ui/beds/" (enc(&b.id)) "?fragment=board" } aria-live="polite" {
@@ -160,21 +273,28 @@ pub(crate) async fn bed_state_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
-        let state = match f.get("state").map(String::as_str) {
-            Some("available") => BedState::Available,
-            Some("closed") => BedState::Closed,
-            Some("blocked") => BedState::Blocked,
-            Some("cleaning") => BedState::Cleaning,
-            _ => {
-                return layout::error_page(
-                    StatusCode::BAD_REQUEST,
-                    "That could not be done",
-                    "Choose available, closed, blocked or being cleaned.",
-                );
-            }
+        let Some(state) = state_named(f.get("state").map(String::as_str)) else {
+            return layout::error_page(
+                StatusCode::BAD_REQUEST,
+                "That could not be done",
+                "Choose available, closed, blocked or being cleaned.",
+            );
         };
-        match adt::set_bed_state(&cx.svc, cx.access(), &bed, state) {
+        let reason = f.get("reason").map(String::as_str).unwrap_or_default();
+        match adt::set_bed_state(&cx.svc, cx.access(), &bed, state, Some(reason)) {
             Ok(()) => see_other(&format!("/ui/beds/{}", enc(&ward))),
+            Err(e)
+                if e.kind == adt::AdtErrorKind::Invalid
+                    && matches!(state, BedState::Closed | BedState::Blocked) =>
+            {
+                layout::page_with(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    cx,
+                    "Error: Close or block a bed",
+                    Nav::Beds,
+                    reason_form(cx, &ward, &bed, state, reason, Some(&e.message)),
+                )
+            }
             Err(e) => crate::adt::adt_error(&e),
         }
     })

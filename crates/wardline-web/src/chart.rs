@@ -98,6 +98,7 @@ fn stay_panel(
     summary: &chart::ChartSummary,
     now_ms: i64,
 ) -> Markup {
+    let may_adt = cx.may(wardline_auth::rbac::Activity::Adt);
     html! {
         h2 { "Current stay" }
         @match stay {
@@ -118,20 +119,22 @@ fn stay_panel(
                     }
                 }
                 div class="wl-actions" {
-                    a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/transfer" } { "Transfer" }
-                    a class="nhsuk-button" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/discharge" } { "Discharge" }
+                    @if may_adt {
+                        a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/transfer" } { "Transfer" }
+                        a class="nhsuk-button" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/discharge" } { "Discharge" }
+                    }
                     a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/discharge-summary" } data-testid="discharge-summary" { "Discharge summary" }
                     @let (what, label) = if s.movements.len() > 1 { ("transfer", "Cancel transfer") } else { ("admission", "Cancel admission") };
-                    form method="post" action={ "/ui/encounters/" (enc(&s.encounter_id)) "/cancel" } novalidate {
+                    @if may_adt { form method="post" action={ "/ui/encounters/" (enc(&s.encounter_id)) "/cancel" } novalidate {
                         (layout::csrf(cx))
                         input type="hidden" name="what" value=(what);
                         button class="nhsuk-button nhsuk-button--warning" type="submit" { (label) }
-                    }
+                    } }
                 }
             }
             None => {
                 p { "Not currently admitted." }
-                @if p.active {
+                @if p.active && may_adt {
                     div class="wl-actions" {
                         a class="nhsuk-button" href={ "/ui/patients/" (enc(&p.id)) "/admit" } { "Admit" }
                         @if let Some(e) = last_discharge(summary, now_ms) {

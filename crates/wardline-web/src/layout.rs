@@ -72,20 +72,23 @@ fn account(cx: &Cx) -> Markup {
 /// The menu, for a signed-in user (the break-glass reviews only for
 /// those who review them).
 fn navigation(cx: &Cx, active: Nav) -> Markup {
-    let mut items = vec![
-        (Nav::Patients, "/ui/patients", "Find a patient"),
-        (Nav::Register, "/ui/patients/new", "Register a patient"),
-        (Nav::Beds, "/ui/beds", "Bed board"),
-        (Nav::Duplicates, "/ui/duplicates", "Possible duplicates"),
-    ];
+    use wardline_auth::rbac::Activity as A;
+    let mut items = vec![(Nav::Patients, "/ui/patients", "Find a patient")];
+    // Registering and merging records: registration staff only.
+    if cx.may(A::RegisterPatient) {
+        items.push((Nav::Register, "/ui/patients/new", "Register a patient"));
+    }
+    items.push((Nav::Beds, "/ui/beds", "Bed board"));
+    if cx.may(A::RegisterPatient) {
+        items.push((Nav::Duplicates, "/ui/duplicates", "Possible duplicates"));
+    }
     if cx
         .role
         .is_some_and(|r| r.has(wardline_auth::rbac::Activity::IgAudit))
     {
         items.push((Nav::Reviews, "/ui/break-glass", "Break-glass reviews"));
     }
-    let has = |a| cx.role.is_some_and(|r| r.has(a));
-    use wardline_auth::rbac::Activity as A;
+    let has = |a| cx.may(a);
     if has(A::ReviewResults) {
         items.push((Nav::Results, "/ui/results", "Results inbox"));
     }

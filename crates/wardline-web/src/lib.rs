@@ -144,6 +144,11 @@ pub const ROUTES: &[UiRoute] = &[
     r("GET", "/ui/beds", "bed state by site and ward"),
     r("GET", "/ui/beds/{ward}", "the ward's bed board (live)"),
     r(
+        "GET",
+        "/ui/beds/{ward}/{bed}/state",
+        "close or block a bed: the reason, confirmed",
+    ),
+    r(
         "POST",
         "/ui/beds/{ward}/{bed}/state",
         "bed cleaned, closed, blocked",
@@ -622,7 +627,10 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/merge", get(merge::confirm_page).post(merge::merge_post))
         .route("/beds", get(beds::sites_page))
         .route("/beds/{ward}", get(beds::ward_page))
-        .route("/beds/{ward}/{bed}/state", post(beds::bed_state_post))
+        .route(
+            "/beds/{ward}/{bed}/state",
+            get(beds::bed_state_page).post(beds::bed_state_post),
+        )
         // ── issue 16: the order catalogue (catalogue.rs) ──
         .route("/catalogue", get(catalogue::list_page))
         .route(
@@ -888,6 +896,13 @@ pub(crate) struct Cx {
 impl Cx {
     pub fn access(&self) -> &dyn Access {
         &*self.access
+    }
+
+    /// Whether the position acted in may do `a`: pages offer only the
+    /// actions the user's position allows (the core still decides each
+    /// request).
+    pub fn may(&self, a: wardline_auth::rbac::Activity) -> bool {
+        self.role.is_some_and(|r| r.has(a))
     }
 }
 

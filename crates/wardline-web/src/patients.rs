@@ -154,7 +154,9 @@ pub(crate) async fn search_page(State(ui): St, req: Req) -> Response {
                 } @else if results.is_empty() {
                     h2 data-testid="no-results" { "No patients found" }
                     p { "Check the spelling or the NHS number, or search by date of birth and postcode." }
-                    p { a href="/ui/patients/new" { "Register a new patient" } }
+                    @if cx.may(wardline_auth::rbac::Activity::RegisterPatient) {
+                        p { a href="/ui/patients/new" { "Register a new patient" } }
+                    }
                 } @else {
                     (patient_table(&format!("{} patient{} found", results.len(), if results.len() == 1 { "" } else { "s" }), results))
                 }

@@ -257,7 +257,7 @@ fn admit_transfer_discharge_keeps_the_bed_history() {
         assert!(adt::current_stay(svc, &op(), "f1").unwrap().is_none());
 
         // Cleaned: available again, and the patient can come back.
-        adt::set_bed_state(svc, &op(), "a1", BedState::Available).unwrap();
+        adt::set_bed_state(svc, &op(), "a1", BedState::Available, None).unwrap();
         assert_eq!(bed_state(svc, "w1", "a1"), BedState::Available);
         // Admit "now" (no explicit time) works as well.
         let again = adt::admit(
@@ -315,7 +315,7 @@ fn every_rule_is_refused_with_a_plain_message() {
             ("a3", BedState::Blocked, "blocked"),
             ("b1", BedState::Cleaning, "being cleaned"),
         ] {
-            adt::set_bed_state(svc, a, bed, state).unwrap();
+            adt::set_bed_state(svc, a, bed, state, Some("Deep clean")).unwrap();
             refused(
                 adt::admit_at(svc, a, &admission("m1", bed), T1),
                 AdtErrorKind::Conflict,
@@ -415,12 +415,18 @@ fn every_rule_is_refused_with_a_plain_message() {
         );
         // Bed states: never by hand to occupied, never with a patient in it.
         refused(
-            adt::set_bed_state(svc, a, "c1", BedState::Occupied),
+            adt::set_bed_state(svc, a, "c1", BedState::Occupied, None),
             AdtErrorKind::Invalid,
             "only by admitting",
         );
         refused(
-            adt::set_bed_state(svc, a, "b2", BedState::Closed),
+            adt::set_bed_state(
+                svc,
+                a,
+                "b2",
+                BedState::Closed,
+                Some("Side room refurbishment"),
+            ),
             AdtErrorKind::Conflict,
             "has a patient in it",
         );
@@ -515,7 +521,7 @@ fn cancels_restore_the_prior_state_exactly() {
 
         // ... refused when the old bed has been taken, or closed.
         adt::transfer_at(svc, a, &e, "c1", T1).unwrap();
-        adt::set_bed_state(svc, a, "a1", BedState::Available).unwrap();
+        adt::set_bed_state(svc, a, "a1", BedState::Available, None).unwrap();
         let other = admit_at(svc, "m1", "a1", T1);
         refused(
             adt::cancel_transfer(svc, a, &e),
@@ -523,13 +529,20 @@ fn cancels_restore_the_prior_state_exactly() {
             "now has another patient in it",
         );
         adt::cancel_admission(svc, a, &other).unwrap();
-        adt::set_bed_state(svc, a, "a1", BedState::Closed).unwrap();
+        adt::set_bed_state(
+            svc,
+            a,
+            "a1",
+            BedState::Closed,
+            Some("Side room refurbishment"),
+        )
+        .unwrap();
         refused(
             adt::cancel_transfer(svc, a, &e),
             AdtErrorKind::Conflict,
             "has been closed since",
         );
-        adt::set_bed_state(svc, a, "a1", BedState::Cleaning).unwrap();
+        adt::set_bed_state(svc, a, "a1", BedState::Cleaning, None).unwrap();
         adt::cancel_transfer(svc, a, &e).unwrap();
         assert_eq!(bed_state(svc, "w1", "a1"), BedState::Occupied);
         assert_eq!(bed_state(svc, "w2", "c1"), BedState::Available);
@@ -544,7 +557,7 @@ fn cancels_restore_the_prior_state_exactly() {
         // ... refused when the bed has been taken meanwhile, or the patient
         // has been admitted again.
         adt::discharge_at(svc, a, &e, "54", "1", T2).unwrap();
-        adt::set_bed_state(svc, a, "a1", BedState::Available).unwrap();
+        adt::set_bed_state(svc, a, "a1", BedState::Available, None).unwrap();
         let other = admit_at(svc, "m1", "a1", T2);
         refused(
             adt::cancel_discharge(svc, a, &e),
@@ -701,6 +714,54 @@ fn the_board_shows_an_admission_written_through_fhir() {
     }
 }
 
+/// Issue 23: closing or blocking a bed says why; the board shows the reason
+/// until the bed reopens, when it is removed.
+#[test]
+fn closing_or_blocking_a_bed_needs_a_reason_shown_until_it_reopens() {
+    for b in backends("bed_reason") {
+        let (svc, a) = (&b.svc, &op());
+        for state in [BedState::Closed, BedState::Blocked] {
+            for reason in [None, Some("  ")] {
+                refused(
+                    adt::set_bed_state(svc, a, "a3", state, reason),
+                    AdtErrorKind::Invalid,
+                    "Say why the bed is",
+                );
+            }
+        }
+        assert_eq!(
+            bed_state(svc, "w1", "a3"),
+            BedState::Available,
+            "{}",
+            b.name
+        );
+        adt::set_bed_state(svc, a, "a3", BedState::Blocked, Some(" Broken bed rail ")).unwrap();
+        let bed = |svc: &FhirService| {
+            board(svc, "w1")
+                .bays
+                .into_iter()
+                .flat_map(|b| b.beds)
+                .find(|b| b.id == "a3")
+                .unwrap()
+        };
+        let a3 = bed(svc);
+        assert_eq!(a3.state, BedState::Blocked);
+        assert_eq!(a3.reason.as_deref(), Some("Broken bed rail"), "{}", b.name);
+        // Another reason replaces it; reopening removes it from the record.
+        adt::set_bed_state(svc, a, "a3", BedState::Closed, Some("Infection control")).unwrap();
+        assert_eq!(bed(svc).reason.as_deref(), Some("Infection control"));
+        adt::set_bed_state(svc, a, "a3", BedState::Available, Some("ignored")).unwrap();
+        assert_eq!(bed(svc).reason, None);
+        assert!(
+            !get(svc, "Location", "a3")
+                .to_string()
+                .contains("bed-status-reason"),
+            "{}",
+            b.name
+        );
+    }
+}
+
 #[test]
 fn occupancy_per_ward_and_site_and_mixed_sex_bays() {
     for b in backends("occupancy") {
@@ -709,9 +770,23 @@ fn occupancy_per_ward_and_site_and_mixed_sex_bays() {
         admit_giving_reason(svc, "m1", "a2", T0);
         admit_at(svc, "f2", "b1", T0);
         admit_at(svc, "m2", "w2x", T0);
-        adt::set_bed_state(svc, a, "a3", BedState::Closed).unwrap();
-        adt::set_bed_state(svc, a, "b2", BedState::Cleaning).unwrap();
-        adt::set_bed_state(svc, a, "c1", BedState::Blocked).unwrap();
+        adt::set_bed_state(
+            svc,
+            a,
+            "a3",
+            BedState::Closed,
+            Some("Side room refurbishment"),
+        )
+        .unwrap();
+        adt::set_bed_state(svc, a, "b2", BedState::Cleaning, None).unwrap();
+        adt::set_bed_state(
+            svc,
+            a,
+            "c1",
+            BedState::Blocked,
+            Some("Side room refurbishment"),
+        )
+        .unwrap();
 
         let w1 = board(svc, "w1");
         assert_eq!(
@@ -1061,7 +1136,14 @@ fn each_action_queues_its_hl7_trigger_event() {
     adt::cancel_discharge(&svc, a, &e).unwrap();
     adt::cancel_admission(&svc, a, &e).unwrap();
     // Bed states are not announced (Locations are not v2 trigger resources).
-    adt::set_bed_state(&svc, a, "a2", BedState::Closed).unwrap();
+    adt::set_bed_state(
+        &svc,
+        a,
+        "a2",
+        BedState::Closed,
+        Some("Side room refurbishment"),
+    )
+    .unwrap();
     let got = events(&svc);
     // The seed's four Patients are announced first (A28).
     assert_eq!(got[..4], ["A28", "A28", "A28", "A28"]);
@@ -1160,7 +1242,13 @@ fn leave_of_absence_keeps_the_bed_held() {
             "Cedar Ward · Bay A · Bed 1 is occupied",
         );
         refused(
-            adt::set_bed_state(svc, a, "a1", BedState::Closed),
+            adt::set_bed_state(
+                svc,
+                a,
+                "a1",
+                BedState::Closed,
+                Some("Side room refurbishment"),
+            ),
             AdtErrorKind::Conflict,
             "has a patient in it",
         );

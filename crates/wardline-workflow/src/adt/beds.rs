@@ -34,6 +34,37 @@ use crate::pmi::TASK_SYSTEM;
 /// The Task code of a bed clash left for the bed manager.
 pub const BED_CLASH_CODE: &str = "bed-clash";
 
+/// Why a bed is closed or blocked (`Location.extension`, `valueString`):
+/// shown on the board beside the state, removed when the bed reopens.
+pub const STATUS_REASON_EXT: &str =
+    "https://fhir.wardline.invalid/StructureDefinition/bed-status-reason";
+
+/// The reason a bed's `Location` records for being closed or blocked.
+pub(crate) fn status_reason(v: &Value) -> Option<String> {
+    v["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"] == STATUS_REASON_EXT)
+        .and_then(|e| e["valueString"].as_str())
+        .map(str::to_owned)
+}
+
+/// Sets (or with `None` removes) the reason on a bed's `Location`.
+fn set_status_reason(v: &mut Value, reason: Option<&str>) {
+    let mut ext: Vec<Value> = v["extension"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["url"] != STATUS_REASON_EXT)
+        .collect();
+    if let Some(r) = reason {
+        ext.push(json!({"url": STATUS_REASON_EXT, "valueString": r}));
+    }
+    v["extension"] = Value::Array(ext);
+    super::remove_if_empty(v, "extension");
+}
+
 /// Who is master of the beds when a message from another system puts a
 /// patient in a bed Wardline holds otherwise (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,6 +201,7 @@ fn settle(
 fn mark(tx: &mut Tx<'_>, spot: &mut Spot, state: BedState) -> Result<(), AdtError> {
     if spot.is_bed && spot.json["operationalStatus"] != state.coding() {
         spot.json["operationalStatus"] = state.coding();
+        set_status_reason(&mut spot.json, None);
         tx.save(spot.json.clone())?;
     }
     Ok(())
@@ -509,7 +541,20 @@ fn back_to(tx: &mut Tx<'_>, enc: &Value, id: &str, mover: Mover) -> Result<(), A
 
 /// Sets a bed's state by hand (cleaned, closed, blocked): refused while a
 /// patient is in it; no bed becomes occupied this way.
-pub fn set_state(tx: &mut Tx<'_>, bed_id: &str, state: BedState) -> Result<(), AdtError> {
+pub fn set_state(
+    tx: &mut Tx<'_>,
+    bed_id: &str,
+    state: BedState,
+    reason: Option<&str>,
+) -> Result<(), AdtError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let needs_reason = matches!(state, BedState::Closed | BedState::Blocked);
+    if needs_reason && reason.is_none() {
+        return Err(AdtError::invalid(format!(
+            "Say why the bed is {}: the reason is shown on the board until it reopens.",
+            state.label().to_lowercase()
+        )));
+    }
     if state == BedState::Occupied {
         return Err(AdtError::invalid(
             "A bed becomes occupied only by admitting or transferring a patient into it.",
@@ -530,7 +575,13 @@ pub fn set_state(tx: &mut Tx<'_>, bed_id: &str, state: BedState) -> Result<(), A
             bed.label
         )));
     }
-    mark(tx, &mut bed, state)
+    let before = bed.json.clone();
+    bed.json["operationalStatus"] = state.coding();
+    set_status_reason(&mut bed.json, reason.filter(|_| needs_reason));
+    if bed.json != before {
+        tx.save(bed.json.clone())?;
+    }
+    Ok(())
 }
 
 impl From<AdtError> for FhirError {

@@ -114,6 +114,8 @@ pub struct Bed {
     /// An open bed clash on this bed (the text of its task: an external
     /// PAS put a second patient here), for the bed manager to resolve.
     pub clash: Option<String>,
+    /// Why a closed or blocked bed is so.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -403,6 +405,9 @@ pub fn ward_board(
                 withheld: who.is_some() && patient.is_none(),
                 patient,
                 clash: clashes.get(id).cloned(),
+                reason: matches!(state, BedState::Closed | BedState::Blocked)
+                    .then(|| place.status_reason.clone())
+                    .flatten(),
             });
         }
         bays.push(Bay {

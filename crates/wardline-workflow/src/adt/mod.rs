@@ -661,7 +661,7 @@ fn remove(v: &mut Value, key: &str) {
     }
 }
 
-fn remove_if_empty(v: &mut Value, key: &str) {
+pub(super) fn remove_if_empty(v: &mut Value, key: &str) {
     let empty = match &v[key] {
         Value::Null => true,
         Value::Object(o) => o.is_empty(),
@@ -1107,15 +1107,18 @@ pub fn cancel_discharge(
 
 /// Marks a bed cleaned (available), being cleaned, closed or blocked. A bed
 /// with a patient in it cannot change state this way, and no bed becomes
-/// occupied except by admitting or transferring a patient into it.
+/// occupied except by admitting or transferring a patient into it. Closing
+/// or blocking a bed needs a `reason`, kept on the bed and shown on the
+/// board until it reopens.
 pub fn set_bed_state(
     svc: &FhirService,
     access: &dyn Access,
     bed_id: &str,
     state: BedState,
+    reason: Option<&str>,
 ) -> Result<(), AdtError> {
     let mut tx = begin(svc, access, "adt-bed-state", "U")?;
-    beds::set_state(&mut tx, bed_id, state)?;
+    beds::set_state(&mut tx, bed_id, state, reason)?;
     tx.commit()?;
     Ok(())
 }

@@ -137,6 +137,8 @@ pub(crate) struct Place {
     pub parent: Option<String>,
     /// `operationalStatus` (system, code).
     pub status: Option<(String, String)>,
+    /// Why a bed is closed or blocked ([`super::beds::STATUS_REASON_EXT`]).
+    pub status_reason: Option<String>,
     pub active: bool,
 }
 
@@ -165,6 +167,7 @@ impl Place {
                     c.to_owned(),
                 )
             }),
+            status_reason: super::beds::status_reason(v),
             active: v["status"] != "inactive",
         }
     }
