@@ -55,6 +55,13 @@ function registerForm (page, fields) {
     for (const [id, value] of Object.entries(fields)) {
       if (id === 'gender') await page.check(`input[name="gender"][value="${value}"]`)
       else if (id === 'ethnic_category') await page.selectOption('#ethnic_category', value)
+      else if (id === 'birth_date') {
+        // The NHS date input: day, month and year.
+        const [y, m, d] = value.split('-')
+        await page.fill('#birth_date-day', String(Number(d)))
+        await page.fill('#birth_date-month', String(Number(m)))
+        await page.fill('#birth_date-year', y)
+      }
       else await page.fill(`#${id}`, value)
     }
     await page.click('button:has-text("Register patient")')
@@ -105,6 +112,25 @@ test('find a demo patient by hospital number', async () => {
   ])
   assert.match(await clerk.textContent('.nhsuk-error-summary'), /check digit is wrong/)
   await assertAccessible(clerk, 'search page with a mistyped hospital number')
+})
+
+test('the date of birth is the NHS date input: day, month, year; a date not in the calendar is refused', async () => {
+  await clerk.goto(server.url + '/ui/patients/new')
+  for (const part of ['day', 'month', 'year']) {
+    assert.equal(await clerk.getAttribute(`#birth_date-${part}`, 'inputmode'), 'numeric', part)
+  }
+  assert.equal(await clerk.textContent('#birth_date-hint'), 'For example, 15 3 1984')
+  await registerForm(clerk, {
+    nhs_number: newNhsNumber(), given: 'Ada', family, birth_date: '1961-02-30', gender: 'female',
+    ethnic_category: 'G', address_line: '1 High Street', city: 'Watford', postcode: 'WD18 0AA'
+  })
+  const link = clerk.locator('.nhsuk-error-summary a[href="#birth_date"]')
+  assert.match(await link.textContent(), /1961-02-30 is not a date in the calendar/)
+  // What was typed is kept, in the three fields.
+  assert.equal(await clerk.inputValue('#birth_date-day'), '30')
+  assert.equal(await clerk.inputValue('#birth_date-month'), '2')
+  assert.equal(await clerk.inputValue('#birth_date-year'), '1961')
+  await assertAccessible(clerk, 'register page with a date error')
 })
 
 test('registering with an invalid NHS number is refused with a clear message', async () => {

@@ -292,6 +292,9 @@ impl<'a> Field<'a> {
 }
 
 pub(crate) fn input(f: &Field) -> Markup {
+    if f.kind == "date" {
+        return date_input(f);
+    }
     let described = match (f.hint.is_some(), f.error.is_some()) {
         (true, true) => format!("{0}-hint {0}-error", f.id),
         (true, false) => format!("{}-hint", f.id),
@@ -310,6 +313,67 @@ pub(crate) fn input(f: &Field) -> Markup {
             input class={ "nhsuk-input " (f.width) @if f.error.is_some() { " nhsuk-input--error" } }
                 id=(f.id) name=(f.id) type=(f.kind) value=(f.value) autocomplete=(f.autocomplete)
                 aria-describedby=[(!described.is_empty()).then_some(described.as_str())];
+        }
+    }
+}
+
+/// The NHS design system's date input: day, month and year as three
+/// numeric fields in a fieldset (`{id}-day`, `{id}-month`, `{id}-year`; the
+/// form is read back as `{id}`, `YYYY-MM-DD`, by `parse_form`). The error
+/// summary's link `#{id}` reaches the group.
+fn date_input(f: &Field) -> Markup {
+    let mut parts = f.value.splitn(3, '-');
+    let (y, m, d) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let shown = |s: &'static str, v: &str| -> (&'static str, String) {
+        let v = v.get(..2).filter(|_| s != "year").unwrap_or(v);
+        let t = v.trim_start_matches('0');
+        (
+            s,
+            if t.is_empty() {
+                v.to_owned()
+            } else {
+                t.to_owned()
+            },
+        )
+    };
+    let hint = f.hint.unwrap_or("For example, 15 3 1984");
+    let described = if f.error.is_some() {
+        format!("{0}-hint {0}-error", f.id)
+    } else {
+        format!("{}-hint", f.id)
+    };
+    html! {
+        div class={ "nhsuk-form-group" @if f.error.is_some() { " nhsuk-form-group--error" } } {
+            fieldset class="nhsuk-fieldset" role="group" aria-describedby=(described) {
+                legend class="nhsuk-fieldset__legend nhsuk-label" { (f.label) }
+                div class="nhsuk-hint" id={ (f.id) "-hint" } { (hint) }
+                @if let Some(e) = f.error {
+                    span class="nhsuk-error-message" id={ (f.id) "-error" } {
+                        span class="nhsuk-u-visually-hidden" { "Error: " } (e)
+                    }
+                }
+                div class="nhsuk-date-input" id=(f.id) tabindex="-1" {
+                    @for (part, value) in [shown("day", d), shown("month", m), shown("year", y)] {
+                        div class="nhsuk-date-input__item" {
+                            div class="nhsuk-form-group" {
+                                label class="nhsuk-label nhsuk-date-input__label" for={ (f.id) "-" (part) } {
+                                    @match part { "day" => "Day", "month" => "Month", _ => "Year" }
+                                }
+                                input class={ "nhsuk-input nhsuk-date-input__input "
+                                        @if part == "year" { "nhsuk-input--width-4" } @else { "nhsuk-input--width-2" }
+                                        @if f.error.is_some() { " nhsuk-input--error" } }
+                                    id={ (f.id) "-" (part) } name={ (f.id) "-" (part) } type="text"
+                                    inputmode="numeric" value=(value)
+                                    autocomplete=[(f.autocomplete == "bday").then_some(match part { "day" => "bday-day", "month" => "bday-month", _ => "bday-year" })];
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -910,7 +910,48 @@ impl Cx {
 pub(crate) type Form = HashMap<String, String>;
 
 pub(crate) fn parse_form(body: &[u8]) -> Form {
-    form_urlencoded::parse(body).into_owned().collect()
+    let mut f = form_urlencoded::parse(body).into_owned().collect();
+    fold_dates(&mut f);
+    f
+}
+
+/// The NHS date input's three fields (`{id}-day`, `{id}-month`,
+/// `{id}-year`, as [`layout::input`] draws a `date` field) read as the one
+/// value `{id}` every handler reads: `YYYY-MM-DD` when the three are
+/// numbers (a date that is not in the calendar is then refused by the
+/// domain's own check, naming the field), the parts as typed otherwise, ""
+/// when all three are empty. A form that sends `{id}` itself (a script, the
+/// end-to-end tests) is read as it is.
+fn fold_dates(f: &mut Form) {
+    let bases: Vec<String> = f
+        .keys()
+        .filter_map(|k| k.strip_suffix("-day"))
+        .filter(|b| f.get(*b).is_none_or(|v| v.trim().is_empty()))
+        .map(str::to_owned)
+        .collect();
+    for base in bases {
+        let part = |p: &str| {
+            f.get(&format!("{base}-{p}"))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let (d, m, y) = (part("day"), part("month"), part("year"));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let value = if d.is_empty() && m.is_empty() && y.is_empty() {
+            String::new()
+        } else if digits(&d)
+            && digits(&m)
+            && y.len() == 4
+            && digits(&y)
+            && d.len() <= 2
+            && m.len() <= 2
+        {
+            format!("{y}-{m:0>2}-{d:0>2}")
+        } else {
+            format!("{y}-{m}-{d}")
+        };
+        f.insert(base, value);
+    }
 }
 
 pub(crate) fn query_of(target: &str) -> Form {
@@ -1040,6 +1081,21 @@ mod tests {
             assert!(r.path.starts_with("/ui/"), "{r:?}");
             assert!(seen.insert((r.method, r.path)), "listed twice: {r:?}");
         }
+    }
+
+    #[test]
+    fn the_three_date_fields_are_read_as_one_date() {
+        let f = parse_form(b"birth_date-day=7&birth_date-month=3&birth_date-year=1961&x=1");
+        assert_eq!(f["birth_date"], "1961-03-07");
+        let f = parse_form(b"d-day=31&d-month=2&d-year=2024");
+        assert_eq!(f["d"], "2024-02-31", "left for the domain's calendar check");
+        let f = parse_form(b"d-day=&d-month=&d-year=");
+        assert_eq!(f["d"], "");
+        let f = parse_form(b"d-day=7&d-month=March&d-year=61");
+        assert_eq!(f["d"], "61-March-7", "as typed, refused by the domain");
+        // A single value sent as such is kept.
+        let f = parse_form(b"d=2020-01-02&d-day=&d-month=&d-year=");
+        assert_eq!(f["d"], "2020-01-02");
     }
 
     #[test]

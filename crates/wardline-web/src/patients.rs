@@ -122,7 +122,7 @@ pub(crate) async fn search_page(State(ui): St, req: Req) -> Response {
                     ..Field::new("q", "Search")
                 }))
                 (layout::input(&Field {
-                    hint: Some("For example, 1986-03-04"),
+                    hint: Some("For example, 15 3 1984"),
                     value: query.birth_date.as_deref().unwrap_or(""),
                     kind: "date",
                     width: "nhsuk-input--width-10",
@@ -231,10 +231,11 @@ fn register_form(
             (layout::input(&Field { value: &p.given, error: err("given"), autocomplete: "given-name", ..Field::new("given", "First name") }))
             (layout::input(&Field { value: &p.family, error: err("family"), autocomplete: "family-name", ..Field::new("family", "Surname") }))
             (layout::input(&Field {
-                hint: Some("For example, 1986-03-04"),
+                hint: Some("For example, 15 3 1984"),
                 value: &p.birth_date,
                 error: err("birth_date"),
                 kind: "date",
+                autocomplete: "bday",
                 width: "nhsuk-input--width-10",
                 ..Field::new("birth_date", "Date of birth")
             }))

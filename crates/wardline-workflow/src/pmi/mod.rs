@@ -377,7 +377,7 @@ pub(crate) fn date_problem(field_label: &str, s: &str) -> Option<String> {
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shaped {
         return Some(format!(
-            "{field_label} must be written as YYYY-MM-DD (for example 1970-01-31), not '{s}'"
+            "{field_label} must be a real date, with the day, month and year in numbers (for example 31 1 1970, or 1970-01-31), not '{s}'"
         ));
     }
     let y: i32 = s[..4].parse().unwrap_or(0);
@@ -644,7 +644,7 @@ mod tests {
         assert!(
             date_problem("Date of birth", "31/01/1970")
                 .unwrap()
-                .contains("YYYY-MM-DD")
+                .contains("day, month and year in numbers")
         );
     }
 
