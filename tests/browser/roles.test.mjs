@@ -79,6 +79,11 @@ test('the pharmacist sees an in-patient chart without transfer or discharge', as
 
 test('the nurse\'s bed board opens at her ward; closing a bed asks why and shows it', async () => {
   const nurse = await newPage('nurse.w1')
+  // The header names the position in words: the role and the ward's name,
+  // not ids.
+  const position = (await nurse.locator('.nhsuk-header__account-item').nth(1).textContent()).trim()
+  assert.match(position, /^Staff nurse at [A-Z]/i)
+  assert.ok(!/watford-w1|trust|\(/.test(position), position)
   await Promise.all([
     nurse.waitForURL(u => u.pathname === '/ui/beds/watford-w1'),
     nurse.click('.nhsuk-header__navigation-link:text-is("Bed board")')

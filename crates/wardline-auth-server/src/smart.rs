@@ -396,15 +396,8 @@ fn sign_in_page(
     )
 }
 
-fn position_label(p: &Position) -> String {
-    let mut s = format!("{} at {}", p.role.display(), p.organization);
-    if !p.locations.is_empty() {
-        s.push_str(&format!(" ({})", p.locations.join(", ")));
-    }
-    s
-}
-
 fn choose_page(
+    dir: &Directory,
     status: StatusCode,
     action: &str,
     rid: &str,
@@ -416,7 +409,7 @@ fn choose_page(
         .iter()
         .map(|pos| PositionChoice {
             id: pos.id.clone(),
-            label: position_label(pos),
+            label: dir.position_label(pos),
         })
         .collect();
     pages::choose(
@@ -566,7 +559,15 @@ fn sign_in_step(
             if let Err(e) = put_json(dir, PENDING_NS, rid, p) {
                 return Step::Page(internal(e));
             }
-            Step::Page(choose_page(StatusCode::OK, action, rid, p, &positions, &[]))
+            Step::Page(choose_page(
+                dir,
+                StatusCode::OK,
+                action,
+                rid,
+                p,
+                &positions,
+                &[],
+            ))
         }
         Some(username) => {
             let positions = match dir.positions(username) {
@@ -576,6 +577,7 @@ fn sign_in_step(
             let chosen = f.get("position").map(String::as_str).unwrap_or_default();
             let Some(pos) = positions.iter().find(|x| x.id == chosen) else {
                 return Step::Page(choose_page(
+                    dir,
                     StatusCode::BAD_REQUEST,
                     action,
                     rid,
@@ -590,6 +592,7 @@ fn sign_in_step(
                     Ok(id) => Some(id),
                     Err(msg) => {
                         return Step::Page(choose_page(
+                            dir,
                             StatusCode::BAD_REQUEST,
                             action,
                             rid,

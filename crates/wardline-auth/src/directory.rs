@@ -499,6 +499,35 @@ impl Directory {
     }
 
     /// Active positions of a user.
+    /// A position in words, as people name it: "Staff Nurse at Cedar Ward"
+    /// — the role, then the names of the places it covers, or of its
+    /// organisation when it names none ("Consultant at Watford General
+    /// Hospital", "GP at The Elms Surgery"). An id stands in for a name the
+    /// directory does not hold.
+    pub fn position_label(&self, p: &Position) -> String {
+        let keys: Vec<(String, String)> = if p.locations.is_empty() {
+            vec![("Organization".to_owned(), p.organization.clone())]
+        } else {
+            p.locations
+                .iter()
+                .map(|l| ("Location".to_owned(), l.clone()))
+                .collect()
+        };
+        let found = self.reader().read_many(&keys).unwrap_or_default();
+        let names: Vec<String> = keys
+            .iter()
+            .map(|(t, id)| {
+                found
+                    .iter()
+                    .find(|r| &r.resource_type == t && &r.id == id && !r.deleted)
+                    .and_then(|r| serde_json::from_str::<Value>(&r.json).ok())
+                    .and_then(|v| v["name"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| id.clone())
+            })
+            .collect();
+        format!("{} at {}", p.role.display(), names.join(", "))
+    }
+
     pub fn positions(&self, username: &str) -> Result<Vec<Position>, FhirError> {
         let Some(acc) = self.account(username)? else {
             return Ok(Vec::new());

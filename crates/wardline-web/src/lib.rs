@@ -889,7 +889,7 @@ pub(crate) struct Cx {
     /// The role of the position acted in.
     pub role: Option<Role>,
     pub session: Session,
-    /// "Staff Nurse at trust (watford-w1)".
+    /// "Staff Nurse at Cedar Ward" (`Directory::position_label`).
     pub position: String,
 }
 
@@ -1036,13 +1036,7 @@ impl Ui {
         let position = principal
             .position
             .as_ref()
-            .map(|p| {
-                let mut s = format!("{} at {}", p.role.display(), p.organization);
-                if !p.locations.is_empty() {
-                    s.push_str(&format!(" ({})", p.locations.join(", ")));
-                }
-                s
-            })
+            .map(|p| self.dir.position_label(p))
             .unwrap_or_default();
         let cx = Cx {
             svc: self.svc.clone(),
