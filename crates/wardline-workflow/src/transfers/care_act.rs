@@ -473,10 +473,7 @@ pub fn previous_local_authority_in(
 ) -> Result<Option<String>, CareActError> {
     let docs = tx.find(
         "DocumentReference",
-        &format!(
-            "subject={patient}&type={}&_sort=-date&_count=50",
-            type_query()
-        ),
+        &format!("subject={patient}&type={}&_count=200", type_query()),
     )?;
     let mut found: Vec<(String, String)> = docs
         .iter()
