@@ -391,6 +391,50 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
             "endpoint": refs,
         })));
     }
+    // Issue 18, social care: the local authorities Care Act notices go to,
+    // with their routes — one on MESH (the sandbox's canned mailbox
+    // X26ABC3, shared in the demo with the second practice) then email, one
+    // on email only.
+    for (la, name, mesh, email) in [
+        (
+            "la-hertfordshire",
+            "Hertfordshire County Council (Adult Care Services)",
+            Some("X26ABC3"),
+            "hospital.discharge@hertfordshire.gov.uk",
+        ),
+        (
+            "la-buckinghamshire",
+            "Buckinghamshire Council (Adult Social Care)",
+            None,
+            "asc.hospital.team@buckinghamshire.gov.uk",
+        ),
+    ] {
+        let mut routes = Vec::new();
+        if let Some(mb) = mesh {
+            routes.push(("mesh", "MESH", format!("mesh://{mb}")));
+        }
+        routes.push(("email", "Email", format!("mailto:{email}")));
+        let mut refs = Vec::new();
+        for (code, label, address) in routes {
+            let id = format!("{la}-{code}");
+            entries.push(entry(json!({
+                "resourceType": "Endpoint", "id": id, "status": "active",
+                "connectionType": {"system": "https://fhir.wardline.invalid/CodeSystem/endpoint-connection-type", "code": code, "display": label},
+                "name": format!("{label} to {name}"),
+                "managingOrganization": {"reference": format!("Organization/{la}")},
+                "payloadType": [{"text": "Care Act notices (FHIR document Bundle)"}],
+                "payloadMimeType": ["application/fhir+json"],
+                "address": address,
+            })));
+            refs.push(json!({"reference": format!("Endpoint/{id}")}));
+        }
+        entries.push(entry(json!({
+            "resourceType": "Organization", "id": la, "active": true,
+            "name": name,
+            "type": [{"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/organisation-kind", "code": "local-authority", "display": "Local authority"}]}],
+            "endpoint": refs,
+        })));
+    }
     let mut staff = Vec::new();
     for i in 0..8 {
         let id = format!("prac-{i}");

@@ -505,6 +505,7 @@ struct Admission {
     patient_id: String,
     patient: Patient,
     ward: Option<(String, String)>,
+    hospital: String,
 }
 
 fn admission_in(tx: &mut Tx<'_>, encounter: &str) -> Result<Admission, CareActError> {
@@ -532,7 +533,20 @@ fn admission_in(tx: &mut Tx<'_>, encounter: &str) -> Result<Admission, CareActEr
         Some(l) => crate::adt::ward_of(&*tx, &l).map_err(|e| CareActError::Store(e.to_string()))?,
         None => None,
     };
+    let provider = &enc["serviceProvider"];
+    let hospital = match (
+        provider["display"].as_str(),
+        reference_id(provider, "Organization"),
+    ) {
+        (Some(d), _) => d.to_owned(),
+        (None, Some(o)) => tx
+            .get("Organization", o)?
+            .and_then(|o| o["name"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "The trust's hospital".into()),
+        (None, None) => "The trust's hospital".into(),
+    };
     Ok(Admission {
+        hospital,
         patient: Patient::of(&p, &patient_id),
         patient_id,
         encounter: enc,
@@ -751,13 +765,7 @@ fn common_lines(adm: &Admission, la_name: &str) -> Vec<(String, String)> {
                 .clone()
                 .unwrap_or_else(|| "Not recorded".into()),
         ),
-        (
-            "Hospital".into(),
-            adm.encounter["serviceProvider"]["display"]
-                .as_str()
-                .unwrap_or("The trust's hospital")
-                .to_owned(),
-        ),
+        ("Hospital".into(), adm.hospital.clone()),
         (
             "Ward".into(),
             adm.ward

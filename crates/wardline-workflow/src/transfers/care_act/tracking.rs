@@ -87,6 +87,8 @@ pub struct Row {
     pub encounter: String,
     pub patient: String,
     pub patient_name: String,
+    /// The ward's `Location` id, when recorded.
+    pub ward_id: Option<String>,
     pub ward: String,
     pub local_authority: String,
     pub assessment: Option<Notice>,
@@ -159,6 +161,11 @@ pub fn worklist(
             encounter: e.clone(),
             patient,
             patient_name,
+            ward_id: last
+                .ward
+                .as_deref()
+                .and_then(|w| w.strip_prefix("Location/"))
+                .map(str::to_owned),
             ward: last
                 .ward_name
                 .clone()
