@@ -62,7 +62,7 @@ test('give an assessment notice and a discharge notice, then see the ward workli
 
   // The assessment notice, first without a contact name.
   await page.getByLabel('Local authority').selectOption('la-hertfordshire')
-  await page.getByLabel('Likely discharge day').fill(day(3))
+  await page.getByLabel('Likely discharge day', { exact: true }).fill(day(3))
   await page.getByLabel(/was consulted before this notice/).check()
   await page.getByLabel('Neither the patient nor their carer objected').check()
   await page.getByLabel('Considered: NHS continuing healthcare is not to be provided').check()
@@ -83,7 +83,7 @@ test('give an assessment notice and a discharge notice, then see the ward workli
   await screenshot(page, 'care-act-assessment')
 
   // The discharge notice for today: short of the timescales.
-  await page.getByLabel('Proposed discharge day').fill(day(0))
+  await page.getByLabel('Proposed discharge day', { exact: true }).fill(day(0))
   await page.getByLabel(/has been told the proposed discharge day/).check()
   await page.getByLabel('Contact at the hospital (name)').fill('Jo Bloggs')
   await page.getByLabel('Contact telephone').fill('01923 217 000')
@@ -100,7 +100,7 @@ test('give an assessment notice and a discharge notice, then see the ward workli
   const later = new Date(Date.now() + 5 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, 'Z')
   assert.match(server.cli('transfers', 'overdue', '--now', later), /care act notice: Task\//)
   await page.goto(`${server.url}/ui/social-care`)
-  await page.getByLabel('Ward').selectOption('watford-w1')
+  await page.getByLabel('Ward', { exact: true }).selectOption('watford-w1')
   await page.click('[data-testid="filter"]')
   await page.waitForURL(u => u.search.includes('ward=watford-w1'))
   const row = page.locator(`[data-testid="worklist-row"][data-encounter="Encounter/${encounter}"]`)

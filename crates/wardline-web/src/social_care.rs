@@ -12,7 +12,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use time::OffsetDateTime;
 use wardline_auth::rbac::Activity;
-use wardline_workflow::transfers::care_act::timescales::Timescales;
+use wardline_workflow::transfers::care_act::timescales::{Timescales, local_text};
 use wardline_workflow::transfers::care_act::{
     self, CHC, CareActError, Case, Notice, NoticeInput, NoticeKind, OBJECTIONS, Row, in_force,
 };
@@ -63,12 +63,12 @@ fn notices_table(n: &[Notice], encounter: &str, cx: &Cx) -> Markup {
                             @if x.withdrawn_by.is_some() { br; strong class="nhsuk-tag nhsuk-tag--grey" data-testid="withdrawn" { "Withdrawn" } }
                             @if let Some(r) = &x.override_reason { br; span class="nhsuk-body-s" data-testid="override" { "Given short of the timescales: " (r) } }
                         }
-                        td class="nhsuk-table__cell" { (x.given_at) @if let Some(g) = &x.given_day { br; span class="nhsuk-body-s" { "counts as given " (g) } } }
+                        td class="nhsuk-table__cell" { (local(&x.given_at)) @if let Some(g) = &x.given_day { br; span class="nhsuk-body-s" { "counts as given " (g) } } }
                         td class="nhsuk-table__cell" { (x.local_authority_name) }
                         td class="nhsuk-table__cell" { (x.discharge_day.as_deref().unwrap_or("Not known")) }
                         td class="nhsuk-table__cell" data-testid="timescales" {
                             @if let Some(e) = &x.earliest_discharge { "Earliest discharge " (e) br; }
-                            @if x.kind == NoticeKind::Assessment { @if let Some(l) = &x.latest_discharge_notice { "Discharge notice by " (l) } }
+                            @if x.kind == NoticeKind::Assessment { @if let Some(l) = &x.latest_discharge_notice { "Discharge notice by " (local(l)) } }
                         }
                         td class="nhsuk-table__cell" {
                             (delivery_tag(x))
@@ -84,6 +84,11 @@ fn notices_table(n: &[Notice], encounter: &str, cx: &Cx) -> Markup {
             }
         }
     }
+}
+
+/// A stored instant as the trust's local time.
+fn local(s: &str) -> String {
+    local_text(&Timescales::default(), s)
 }
 
 fn value<'a>(f: &'a Form, k: &str, default: &'a str) -> &'a str {
@@ -136,9 +141,9 @@ fn notice_form(
         @if kind == NoticeKind::Discharge {
             @if let Some(a) = assessment {
                 div class="nhsuk-inset-text" data-testid="due" {
-                    p { "The assessment notice to " (a.local_authority_name) " was given " (a.given_at) "."
+                    p { "The assessment notice to " (a.local_authority_name) " was given " (local(&a.given_at)) "."
                         @if let Some(e) = &a.earliest_discharge { " The earliest discharge day it allows is " strong { (e) } "." }
-                        @if let Some(l) = &a.latest_discharge_notice { " For discharge on " (a.discharge_day.as_deref().unwrap_or("the expected day")) ", give the discharge notice by " strong { (l) } "." } }
+                        @if let Some(l) = &a.latest_discharge_notice { " For discharge on " (a.discharge_day.as_deref().unwrap_or("the expected day")) ", give the discharge notice by " strong { (local(l)) } "." } }
                 }
             }
         }
@@ -407,7 +412,7 @@ fn row_view(r: &Row) -> Markup {
             td class="nhsuk-table__cell" { (r.local_authority) }
             td class="nhsuk-table__cell" data-testid="assessment" {
                 @match &r.assessment {
-                    Some(a) => { "Given " (a.given_at) br; (delivery_tag(a))
+                    Some(a) => { "Given " (local(&a.given_at)) br; (delivery_tag(a))
                         @if a.withdrawn_by.is_some() { " " strong class="nhsuk-tag nhsuk-tag--grey" { "Withdrawn" } }
                         @if let Some(e) = &a.earliest_discharge { br; "Earliest discharge " (e) } },
                     None => { "Not given" },
@@ -418,7 +423,7 @@ fn row_view(r: &Row) -> Markup {
                     Some(d) => { "For " (d.discharge_day.as_deref().unwrap_or("")) br; (delivery_tag(d)) },
                     None => {
                         "Not given"
-                        @if let Some(l) = r.assessment.as_ref().filter(|a| a.withdrawn_by.is_none()).and_then(|a| a.latest_discharge_notice.as_ref()) { br; "Due by " (l) }
+                        @if let Some(l) = r.assessment.as_ref().filter(|a| a.withdrawn_by.is_none()).and_then(|a| a.latest_discharge_notice.as_ref()) { br; "Due by " (local(l)) }
                     },
                 }
             }

@@ -943,7 +943,7 @@ pub fn give_discharge_in(
     lines.push(("Contact at the hospital".into(), contact));
     lines.push((
         "Assessment notice".into(),
-        format!("Given {}", assessment.given_at),
+        format!("Given {}", timescales::local_text(t, &assessment.given_at)),
     ));
     let mut parts = vec![
         sub("givenDay", "valueDate", json!(t.given_day(now).to_string())),

@@ -235,6 +235,14 @@ pub fn display_instant(t: &Timescales, at: OffsetDateTime) -> String {
     format!("{} {:02}:{:02}", z.date(), z.hour(), z.minute())
 }
 
+/// A FHIR instant (`…Z`) as local time, e.g. `2026-12-05 14:00`; the text
+/// itself when it is not one.
+pub fn local_text(t: &Timescales, fhir: &str) -> String {
+    crate::transfers::parse_ms(fhir)
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
+        .map_or_else(|| fhir.to_owned(), |at| display_instant(t, at))
+}
+
 /// A local date as FHIR `date` (`YYYY-MM-DD`).
 pub fn parse_day(s: &str) -> Option<Date> {
     s.trim().parse::<Date>().ok()

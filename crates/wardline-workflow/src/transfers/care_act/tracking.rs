@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 
-use super::timescales::{Timescales, display_instant, parse_day};
+use super::timescales::{Timescales, display_instant, local_text, parse_day};
 use super::{
     CareActError, DISCHARGE_NOTICE_DUE_CODE, Delivery, LOOKBACK, LocalAuthority, Notice,
     NoticeKind, OPEN_TASK, UNACKNOWLEDGED_CODE, in_force, local_authorities_in, notices_in,
@@ -317,7 +317,7 @@ pub fn raise_overdue_in(
                             "The {} to {} given {} has not been acknowledged (delivery: {state}).{why} Check it reached the local authority, or give it by another means.",
                             n.kind.label().to_lowercase(),
                             n.local_authority_name,
-                            n.given_at
+                            local_text(t, &n.given_at)
                         ),
                         due,
                         now,
