@@ -287,6 +287,15 @@ fn again(cx: &Cx, id: &str, f: &Form, e: CareActError) -> Response {
     }
 }
 
+fn give_post(cx: &Cx, id: &str, kind: NoticeKind, f: &Form) -> Response {
+    let t = Timescales::default();
+    let now = OffsetDateTime::now_utc();
+    match care_act::give(&cx.svc, cx.access(), kind, id, &input_of(f), &t, now) {
+        Ok(_) => see_other(&format!("{}?done={}", base(id), kind.code())),
+        Err(e) => again(cx, id, f, e),
+    }
+}
+
 /// `POST /ui/encounters/{id}/social-care/assessment`.
 pub(crate) async fn assessment_post(
     State(ui): St,
@@ -295,18 +304,7 @@ pub(crate) async fn assessment_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
-        let t = Timescales::default();
-        match care_act::give_assessment(
-            &cx.svc,
-            cx.access(),
-            &id,
-            &input_of(&f),
-            &t,
-            OffsetDateTime::now_utc(),
-        ) {
-            Ok(_) => see_other(&format!("{}?done=assessment", base(&id))),
-            Err(e) => again(cx, &id, &f, e),
-        }
+        give_post(cx, &id, NoticeKind::Assessment, &f)
     })
     .await
 }
@@ -319,18 +317,7 @@ pub(crate) async fn discharge_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
-        let t = Timescales::default();
-        match care_act::give_discharge(
-            &cx.svc,
-            cx.access(),
-            &id,
-            &input_of(&f),
-            &t,
-            OffsetDateTime::now_utc(),
-        ) {
-            Ok(_) => see_other(&format!("{}?done=discharge", base(&id))),
-            Err(e) => again(cx, &id, &f, e),
-        }
+        give_post(cx, &id, NoticeKind::Discharge, &f)
     })
     .await
 }

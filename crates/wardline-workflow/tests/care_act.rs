@@ -212,36 +212,48 @@ fn an_assessment_notice_is_a_document_queued_to_the_local_authority() {
         // Refusals name the field.
         let mut bad = assessment("", "2026-12-03");
         assert_eq!(
-            field_of(care_act::give_assessment(svc, &op(), "e1", &bad, &t, T0).unwrap_err()),
+            field_of(
+                care_act::give(svc, &op(), NoticeKind::Assessment, "e1", &bad, &t, T0).unwrap_err()
+            ),
             "local-authority"
         );
         bad.local_authority = "gp-x1".into();
         assert_eq!(
-            field_of(care_act::give_assessment(svc, &op(), "e1", &bad, &t, T0).unwrap_err()),
+            field_of(
+                care_act::give(svc, &op(), NoticeKind::Assessment, "e1", &bad, &t, T0).unwrap_err()
+            ),
             "local-authority",
             "a GP practice is not a local authority"
         );
         bad = assessment("la-north", "2026-12-03");
         bad.consulted = false;
         assert_eq!(
-            field_of(care_act::give_assessment(svc, &op(), "e1", &bad, &t, T0).unwrap_err()),
+            field_of(
+                care_act::give(svc, &op(), NoticeKind::Assessment, "e1", &bad, &t, T0).unwrap_err()
+            ),
             "consulted"
         );
         bad = assessment("la-north", "2026-12-03");
         bad.chc = String::new();
         assert_eq!(
-            field_of(care_act::give_assessment(svc, &op(), "e1", &bad, &t, T0).unwrap_err()),
+            field_of(
+                care_act::give(svc, &op(), NoticeKind::Assessment, "e1", &bad, &t, T0).unwrap_err()
+            ),
             "chc"
         );
         bad = assessment("la-north", "2026-12-03");
         bad.contact_phone = "call me".into();
         assert_eq!(
-            field_of(care_act::give_assessment(svc, &op(), "e1", &bad, &t, T0).unwrap_err()),
+            field_of(
+                care_act::give(svc, &op(), NoticeKind::Assessment, "e1", &bad, &t, T0).unwrap_err()
+            ),
             "contact-phone"
         );
         bad = assessment("la-north", "2026-11-29");
         assert_eq!(
-            field_of(care_act::give_assessment(svc, &op(), "e1", &bad, &t, T0).unwrap_err()),
+            field_of(
+                care_act::give(svc, &op(), NoticeKind::Assessment, "e1", &bad, &t, T0).unwrap_err()
+            ),
             "discharge-day"
         );
         assert!(
@@ -250,9 +262,10 @@ fn an_assessment_notice_is_a_document_queued_to_the_local_authority() {
             b.name
         );
 
-        let g = care_act::give_assessment(
+        let g = care_act::give(
             svc,
             &op(),
+            NoticeKind::Assessment,
             "e1",
             &assessment("la-north", "2026-12-03"),
             &t,
@@ -336,11 +349,12 @@ fn a_discharge_notice_short_of_the_timescales_needs_a_recorded_reason() {
         let svc = &b.svc;
         let mut d = assessment("la-north", "2026-12-01");
         // No assessment notice in force yet.
-        let e = care_act::give_discharge(svc, &op(), "e1", &d, &t, T0).unwrap_err();
+        let e = care_act::give(svc, &op(), NoticeKind::Discharge, "e1", &d, &t, T0).unwrap_err();
         assert!(matches!(e, CareActError::Conflict(_)), "{e:?}");
-        let a = care_act::give_assessment(
+        let a = care_act::give(
             svc,
             &op(),
+            NoticeKind::Assessment,
             "e1",
             &assessment("la-north", "2026-12-03"),
             &t,
@@ -350,7 +364,7 @@ fn a_discharge_notice_short_of_the_timescales_needs_a_recorded_reason() {
         // Discharge on Tuesday 1 December, given Monday 10:00: before the
         // earliest discharge day (Wednesday) — refused, naming the field.
         let at = T0 + Duration::hours(1);
-        let e = care_act::give_discharge(svc, &op(), "e1", &d, &t, at).unwrap_err();
+        let e = care_act::give(svc, &op(), NoticeKind::Discharge, "e1", &d, &t, at).unwrap_err();
         let CareActError::Field(f, m) = e else {
             panic!("{e:?}")
         };
@@ -361,14 +375,17 @@ fn a_discharge_notice_short_of_the_timescales_needs_a_recorded_reason() {
         other.local_authority = "la-south".into();
         other.override_reason = "x".into();
         assert_eq!(
-            field_of(care_act::give_discharge(svc, &op(), "e1", &other, &t, at).unwrap_err()),
+            field_of(
+                care_act::give(svc, &op(), NoticeKind::Discharge, "e1", &other, &t, at)
+                    .unwrap_err()
+            ),
             "local-authority"
         );
         // With a reason recorded it is given, and the reason kept.
         d.override_reason =
             "Patient's own home care package restarts; agreed by phone with the social worker."
                 .into();
-        let g = care_act::give_discharge(svc, &op(), "e1", &d, &t, at).unwrap();
+        let g = care_act::give(svc, &op(), NoticeKind::Discharge, "e1", &d, &t, at).unwrap();
         let dr = get(svc, "DocumentReference", &g.document);
         assert_eq!(dr["type"]["coding"][0]["code"], "discharge");
         assert!(
@@ -386,8 +403,16 @@ fn a_discharge_notice_short_of_the_timescales_needs_a_recorded_reason() {
         // given Wednesday 13:59.
         let mut ok = assessment("la-north", "2026-12-03");
         ok.local_authority = String::new(); // defaults to the assessment's
-        care_act::give_discharge(svc, &op(), "e1", &ok, &t, datetime!(2026-12-02 13:59 UTC))
-            .unwrap();
+        care_act::give(
+            svc,
+            &op(),
+            NoticeKind::Discharge,
+            "e1",
+            &ok,
+            &t,
+            datetime!(2026-12-02 13:59 UTC),
+        )
+        .unwrap();
         // Withdrawal: a reason is required, it goes to the same authority,
         // and a notice is withdrawn once.
         assert_eq!(
@@ -417,7 +442,7 @@ fn a_discharge_notice_short_of_the_timescales_needs_a_recorded_reason() {
         assert_eq!(assess.withdrawn_by.as_deref(), Some(w.document.as_str()));
         // With the assessment withdrawn, no discharge notice can follow.
         assert!(matches!(
-            care_act::give_discharge(svc, &op(), "e1", &ok, &t, at).unwrap_err(),
+            care_act::give(svc, &op(), NoticeKind::Discharge, "e1", &ok, &t, at).unwrap_err(),
             CareActError::Conflict(_)
         ));
     }
@@ -428,9 +453,10 @@ fn a_lost_notice_and_a_missing_discharge_notice_raise_tasks_on_the_ward_worklist
     let t = Timescales::default();
     for b in backends("overdue") {
         let svc = &b.svc;
-        let a = care_act::give_assessment(
+        let a = care_act::give(
             svc,
             &op(),
+            NoticeKind::Assessment,
             "e1",
             &assessment("la-north", "2026-12-03"),
             &t,
@@ -491,8 +517,16 @@ fn a_lost_notice_and_a_missing_discharge_notice_raise_tasks_on_the_ward_worklist
         // Giving the discharge notice closes it.
         let mut d = assessment("la-north", "2026-12-03");
         d.local_authority = String::new();
-        care_act::give_discharge(svc, &op(), "e1", &d, &t, datetime!(2026-12-02 11:00 UTC))
-            .unwrap();
+        care_act::give(
+            svc,
+            &op(),
+            NoticeKind::Discharge,
+            "e1",
+            &d,
+            &t,
+            datetime!(2026-12-02 11:00 UTC),
+        )
+        .unwrap();
         assert_eq!(
             tasks(svc, DISCHARGE_NOTICE_DUE_CODE)[0]["status"],
             "completed"
@@ -554,9 +588,10 @@ fn the_assessment_notice_arrives_in_the_local_authority_mesh_mailbox() {
     let t = Timescales::default();
     for b in backends("mesh") {
         let svc = &b.svc;
-        let g = care_act::give_assessment(
+        let g = care_act::give(
             svc,
             &op(),
+            NoticeKind::Assessment,
             "e1",
             &assessment("la-north", "2026-12-03"),
             &t,
@@ -618,8 +653,16 @@ fn an_email_only_local_authority_gets_the_notice_by_email() {
     let t = Timescales::default();
     for b in backends("email") {
         let svc = &b.svc;
-        let g = care_act::give_assessment(svc, &op(), "e2", &assessment("la-south", ""), &t, T0)
-            .unwrap();
+        let g = care_act::give(
+            svc,
+            &op(),
+            NoticeKind::Assessment,
+            "e2",
+            &assessment("la-south", ""),
+            &t,
+            T0,
+        )
+        .unwrap();
         let mailer = Mailer::new(&SmtpConfig {
             host: host.clone(),
             port,

@@ -1104,31 +1104,24 @@ fn audited<T>(
     Ok(out)
 }
 
-/// [`give_assessment_in`] as one audited transaction (`care-act-notice`).
-pub fn give_assessment(
+/// Gives an assessment or discharge notice ([`give_assessment_in`],
+/// [`give_discharge_in`]) as one audited transaction (`care-act-notice`);
+/// a withdrawal is [`withdraw`].
+pub fn give(
     svc: &FhirService,
     access: &dyn Access,
+    kind: NoticeKind,
     encounter: &str,
     input: &NoticeInput,
     t: &Timescales,
     now: OffsetDateTime,
 ) -> Result<Given, CareActError> {
-    audited(svc, access, "C", |tx| {
-        give_assessment_in(tx, encounter, input, t, now)
-    })
-}
-
-/// [`give_discharge_in`] as one audited transaction (`care-act-notice`).
-pub fn give_discharge(
-    svc: &FhirService,
-    access: &dyn Access,
-    encounter: &str,
-    input: &NoticeInput,
-    t: &Timescales,
-    now: OffsetDateTime,
-) -> Result<Given, CareActError> {
-    audited(svc, access, "C", |tx| {
-        give_discharge_in(tx, encounter, input, t, now)
+    audited(svc, access, "C", |tx| match kind {
+        NoticeKind::Assessment => give_assessment_in(tx, encounter, input, t, now),
+        NoticeKind::Discharge => give_discharge_in(tx, encounter, input, t, now),
+        NoticeKind::Withdrawal => Err(CareActError::Conflict(
+            "A withdrawal is given by withdrawing a notice.".into(),
+        )),
     })
 }
 

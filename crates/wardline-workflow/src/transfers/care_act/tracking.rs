@@ -108,24 +108,7 @@ pub fn worklist(
 ) -> Result<Vec<Row>, CareActError> {
     let mut tx = svc.begin(access)?;
     tx.set_audit_subtype(WARDLINE_SUBTYPE, "care-act-worklist", "R");
-    let docs = tx.find(
-        "DocumentReference",
-        &format!(
-            "type={}&date=ge{}&_count=1000",
-            type_query(),
-            fhir_time(now - LOOKBACK)
-        ),
-    )?;
-    let mut encounters: Vec<String> = docs
-        .iter()
-        .filter(|d| {
-            ward.is_none_or(|w| part_ref(d, "ward").is_some_and(|r| r.0 == format!("Location/{w}")))
-        })
-        .filter_map(|d| d["context"]["encounter"][0]["reference"].as_str())
-        .map(str::to_owned)
-        .collect();
-    encounters.sort();
-    encounters.dedup();
+    let encounters = recent_encounters(&mut tx, ward, now)?;
     let tasks = tx.find(
         "Task",
         &format!(
@@ -200,19 +183,40 @@ pub(super) fn close_tasks_in(
     outcome: &str,
     now: OffsetDateTime,
 ) -> Result<(), CareActError> {
-    let open = tx.find(
-        "Task",
-        &format!("focus={focus}&code={TASK_SYSTEM}|{code}&status={OPEN_TASK}"),
+    Ok(crate::transfers::complete_tasks_in(
+        tx,
+        &format!("focus={focus}&code={TASK_SYSTEM}|{code}"),
+        outcome,
+        now,
+    )?)
+}
+
+/// The admissions (`Encounter/{id}`) with notices given since `now` less
+/// [`LOOKBACK`], on `ward` (a `Location` id) when given.
+fn recent_encounters(
+    tx: &mut Tx<'_>,
+    ward: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, CareActError> {
+    let docs = tx.find(
+        "DocumentReference",
+        &format!(
+            "type={}&date=ge{}&_count=1000",
+            type_query(),
+            fhir_time(now - LOOKBACK)
+        ),
     )?;
-    for mut t in open {
-        let now_s = fhir_time(now);
-        t["status"] = json!("completed");
-        t["lastModified"] = json!(now_s);
-        t["executionPeriod"]["end"] = json!(now_s);
-        t["output"] = json!([{"type": {"text": "outcome"}, "valueString": outcome}]);
-        tx.save(t)?;
-    }
-    Ok(())
+    let mut encounters: Vec<String> = docs
+        .iter()
+        .filter(|d| {
+            ward.is_none_or(|w| part_ref(d, "ward").is_some_and(|r| r.0 == format!("Location/{w}")))
+        })
+        .filter_map(|d| d["context"]["encounter"][0]["reference"].as_str())
+        .map(str::to_owned)
+        .collect();
+    encounters.sort();
+    encounters.dedup();
+    Ok(encounters)
 }
 
 fn raise_once_in(
@@ -259,21 +263,7 @@ pub fn raise_overdue_in(
     t: &Timescales,
     now: OffsetDateTime,
 ) -> Result<Vec<String>, CareActError> {
-    let docs = tx.find(
-        "DocumentReference",
-        &format!(
-            "type={}&date=ge{}&_count=1000",
-            type_query(),
-            fhir_time(now - LOOKBACK)
-        ),
-    )?;
-    let mut encounters: Vec<String> = docs
-        .iter()
-        .filter_map(|d| d["context"]["encounter"][0]["reference"].as_str())
-        .map(str::to_owned)
-        .collect();
-    encounters.sort();
-    encounters.dedup();
+    let encounters = recent_encounters(tx, None, now)?;
     let now_ms = ms_of(now);
     let mut created = Vec::new();
     for e in encounters {
