@@ -11,7 +11,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use wardline_core::{FhirService, ServiceConfig, Trusted};
+use wardline_core::{
+    Body, FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig, Trusted,
+};
 use wardline_workflow::pmi::TASK_SYSTEM;
 use wardline_workflow::transfers::care_act::timescales::Timescales;
 use wardline_workflow::transfers::care_act::{
@@ -87,6 +89,26 @@ fn find(svc: &FhirService, t: &str, q: &str) -> Vec<Value> {
     let v = tx.find(t, q).unwrap();
     tx.commit().unwrap();
     v
+}
+
+/// The AuditEvents of a Wardline subtype, read over the FHIR API.
+fn audited(svc: &FhirService, subtype: &str) -> usize {
+    let r = svc.handle(
+        FhirRequest {
+            method: Method::Get,
+            path: vec!["AuditEvent".into()],
+            query: vec![("subtype".into(), subtype.into())],
+            headers: RequestHeaders::default(),
+            body: None,
+        },
+        &op(),
+    );
+    let body = match r.body {
+        Body::Json(v) => v,
+        Body::Raw(s) => serde_json::from_str(&s).unwrap(),
+        _ => panic!("no body"),
+    };
+    body["entry"].as_array().map_or(0, Vec::len)
 }
 
 fn tasks(svc: &FhirService, code: &str) -> Vec<Value> {
@@ -339,6 +361,10 @@ fn an_assessment_notice_is_a_document_queued_to_the_local_authority() {
         assert_eq!(case.default_local_authority.as_deref(), Some("la-north"));
         assert_eq!(case.local_authorities.len(), 2);
         assert_eq!(case.ward.as_deref(), Some("Ash Ward"));
+        // Giving and viewing are audited under their own subtypes.
+        for subtype in ["care-act-notice", "care-act-view"] {
+            assert!(audited(svc, subtype) > 0, "{}: {subtype} audited", b.name);
+        }
     }
 }
 
@@ -440,6 +466,11 @@ fn a_discharge_notice_short_of_the_timescales_needs_a_recorded_reason() {
         let case = care_act::case(svc, &op(), "e1").unwrap();
         let assess = case.notices.iter().find(|n| n.id == a.document).unwrap();
         assert_eq!(assess.withdrawn_by.as_deref(), Some(w.document.as_str()));
+        // With none in force, the form offers the patient's previous
+        // authority; a patient with no notice has no default.
+        assert_eq!(case.default_local_authority.as_deref(), Some("la-north"));
+        let other = care_act::case(svc, &op(), "e2").unwrap();
+        assert_eq!(other.default_local_authority, None);
         // With the assessment withdrawn, no discharge notice can follow.
         assert!(matches!(
             care_act::give(svc, &op(), NoticeKind::Discharge, "e1", &ok, &t, at).unwrap_err(),
@@ -487,6 +518,8 @@ fn a_lost_notice_and_a_missing_discharge_notice_raise_tasks_on_the_ward_worklist
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].encounter, "Encounter/e1");
         assert_eq!(rows[0].tasks.len(), 1);
+        assert!(audited(svc, "care-act-worklist") > 0, "{}", b.name);
+        assert!(audited(svc, "care-act-overdue") > 0, "{}", b.name);
         assert!(
             care_act::worklist(svc, &op(), Some("ward-b"), T0)
                 .unwrap()

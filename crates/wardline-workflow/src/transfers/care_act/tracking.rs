@@ -37,6 +37,7 @@ pub struct Case {
 pub fn case(svc: &FhirService, access: &dyn Access, encounter: &str) -> Result<Case, CareActError> {
     let mut tx = svc.begin(access)?;
     tx.set_audit_subtype(WARDLINE_SUBTYPE, "care-act-view", "R");
+    tx.audit_reads();
     let enc = tx.get("Encounter", encounter)?.ok_or_else(|| {
         CareActError::NotFound(format!("There is no admission Encounter/{encounter}."))
     })?;
@@ -108,6 +109,7 @@ pub fn worklist(
 ) -> Result<Vec<Row>, CareActError> {
     let mut tx = svc.begin(access)?;
     tx.set_audit_subtype(WARDLINE_SUBTYPE, "care-act-worklist", "R");
+    tx.audit_reads();
     let encounters = recent_encounters(&mut tx, ward, now)?;
     let tasks = tx.find(
         "Task",
