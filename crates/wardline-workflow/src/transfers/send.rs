@@ -351,14 +351,14 @@ fn deliver(t: &Transports, c: &Claimed) -> Outcome {
             let mut atts = Vec::new();
             if let Some(p) = &c.pdf {
                 atts.push(EmailAttachment {
-                    filename: "discharge-summary.pdf".into(),
+                    filename: format!("{}.pdf", c.kind.code()),
                     content_type: "application/pdf".into(),
                     body: p.clone(),
                 });
             }
             if let Some(b) = &c.bundle {
                 atts.push(EmailAttachment {
-                    filename: "discharge-summary.fhir.json".into(),
+                    filename: format!("{}.fhir.json", c.kind.code()),
                     content_type: "application/fhir+json".into(),
                     body: b.clone(),
                 });
