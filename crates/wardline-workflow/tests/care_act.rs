@@ -728,6 +728,7 @@ fn an_email_only_local_authority_gets_the_notice_by_email() {
         );
         assert!(found.contains("Care Act assessment notice"), "{found}");
         assert!(found.contains("application/fhir+json"), "{found}");
+        assert!(found.contains("care-act-assessment.fhir.json"), "{found}");
         // Handed to the mail server: delivered, no Task.
         assert!(
             care_act::raise_overdue(svc, &op(), &t, T0 + Duration::hours(5))
