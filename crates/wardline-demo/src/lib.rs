@@ -140,6 +140,35 @@ pub fn hospital_number(numbers: &Scheme, serial: u64) -> Value {
     numbers.identifier(&numbers.format(serial))
 }
 
+/// Pushes `org` with its delivery routes (issue 18, transfers of care):
+/// `Endpoint`s `{id}-mesh` (when a MESH mailbox is given) then
+/// `{id}-email`, listed in that order of preference on the Organization.
+fn push_routed(entries: &mut Vec<Value>, mut org: Value, mesh: Option<&str>, email: &str) {
+    let id = org["id"].as_str().unwrap_or_default().to_owned();
+    let name = org["name"].as_str().unwrap_or_default().to_owned();
+    let mut routes = Vec::new();
+    if let Some(mb) = mesh {
+        routes.push(("mesh", "MESH", format!("mesh://{mb}")));
+    }
+    routes.push(("email", "Email", format!("mailto:{email}")));
+    let mut refs = Vec::new();
+    for (code, label, address) in routes {
+        let ep = format!("{id}-{code}");
+        entries.push(entry(json!({
+            "resourceType": "Endpoint", "id": ep, "status": "active",
+            "connectionType": {"system": "https://fhir.wardline.invalid/CodeSystem/endpoint-connection-type", "code": code, "display": label},
+            "name": format!("{label} to {name}"),
+            "managingOrganization": {"reference": format!("Organization/{id}")},
+            "payloadType": [{"text": "Transfer of care documents (FHIR document Bundle, PDF)"}],
+            "payloadMimeType": ["application/fhir+json", "application/pdf"],
+            "address": address,
+        })));
+        refs.push(json!({"reference": format!("Endpoint/{ep}")}));
+    }
+    org["endpoint"] = json!(refs);
+    entries.push(entry(org));
+}
+
 fn entry(resource: Value) -> Value {
     let t = resource["resourceType"]
         .as_str()
@@ -360,36 +389,46 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
     for (i, ods) in practices.iter().enumerate() {
         let org = format!("gp-{}", ods.to_lowercase());
         let name = format!("{} Medical Centre", TOWNS[i].0);
-        let mut routes = Vec::new();
-        if let Some(mb) = mesh_mailboxes[i] {
-            routes.push(("mesh", "MESH", format!("mesh://{mb}")));
-        }
-        routes.push((
-            "email",
-            "Email",
-            format!("mailto:{}.gp@nhs.net", ods.to_lowercase()),
-        ));
-        let mut refs = Vec::new();
-        for (code, label, address) in routes {
-            let id = format!("{org}-{code}");
-            entries.push(entry(json!({
-                "resourceType": "Endpoint", "id": id, "status": "active",
-                "connectionType": {"system": "https://fhir.wardline.invalid/CodeSystem/endpoint-connection-type", "code": code, "display": label},
-                "name": format!("{label} to {name}"),
-                "managingOrganization": {"reference": format!("Organization/{org}")},
-                "payloadType": [{"text": "Transfer of care documents (FHIR document Bundle, PDF)"}],
-                "payloadMimeType": ["application/fhir+json", "application/pdf"],
-                "address": address,
-            })));
-            refs.push(json!({"reference": format!("Endpoint/{id}")}));
-        }
-        entries.push(entry(json!({
-            "resourceType": "Organization", "id": org, "active": true,
-            "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}],
-            "name": name,
-            "type": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/organisation-role", "code": "76", "display": "GP PRACTICE"}]}],
-            "endpoint": refs,
-        })));
+        push_routed(
+            &mut entries,
+            json!({
+                "resourceType": "Organization", "id": org, "active": true,
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}],
+                "name": name,
+                "type": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/organisation-role", "code": "76", "display": "GP PRACTICE"}]}],
+            }),
+            mesh_mailboxes[i],
+            &format!("{}.gp@nhs.net", ods.to_lowercase()),
+        );
+    }
+    // Issue 18, social care: the local authorities Care Act notices go to,
+    // with their routes — one on MESH (the sandbox's canned mailbox
+    // X26ABC3, shared in the demo with the second practice) then email, one
+    // on email only.
+    for (la, name, mesh, email) in [
+        (
+            "la-hertfordshire",
+            "Hertfordshire County Council (Adult Care Services)",
+            Some("X26ABC3"),
+            "hospital.discharge@hertfordshire.gov.uk",
+        ),
+        (
+            "la-buckinghamshire",
+            "Buckinghamshire Council (Adult Social Care)",
+            None,
+            "asc.hospital.team@buckinghamshire.gov.uk",
+        ),
+    ] {
+        push_routed(
+            &mut entries,
+            json!({
+                "resourceType": "Organization", "id": la, "active": true,
+                "name": name,
+                "type": [{"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/organisation-kind", "code": "local-authority", "display": "Local authority"}]}],
+            }),
+            mesh,
+            email,
+        );
     }
     let mut staff = Vec::new();
     for i in 0..8 {

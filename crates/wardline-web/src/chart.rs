@@ -124,6 +124,7 @@ fn stay_panel(
                         a class="nhsuk-button" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/discharge" } { "Discharge" }
                     }
                     a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/discharge-summary" } data-testid="discharge-summary" { "Discharge summary" }
+                    a class="nhsuk-button nhsuk-button--secondary" href={ "/ui/encounters/" (enc(&s.encounter_id)) "/social-care" } data-testid="social-care" { "Social care notices" }
                     @let (what, label) = if s.movements.len() > 1 { ("transfer", "Cancel transfer") } else { ("admission", "Cancel admission") };
                     @if may_adt { form method="post" action={ "/ui/encounters/" (enc(&s.encounter_id)) "/cancel" } novalidate {
                         (layout::csrf(cx))

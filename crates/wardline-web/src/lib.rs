@@ -38,6 +38,7 @@ mod orders;
 mod patients;
 mod pharmacy;
 mod results;
+mod social_care;
 mod transfers;
 
 use std::collections::HashMap;
@@ -561,6 +562,36 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 18: referrals ──
     // ── end of issue 18: referrals ──
     // ── issue 18: social ──
+    r(
+        "GET",
+        "/ui/social-care",
+        "Care Act notices to local authorities by ward: deliveries, overdue and due notices",
+    ),
+    r(
+        "GET",
+        "/ui/encounters/{id}/social-care",
+        "an admission's Care Act notices: give the assessment and discharge notices",
+    ),
+    r(
+        "POST",
+        "/ui/encounters/{id}/social-care/assessment",
+        "give a Care Act assessment notice to the local authority",
+    ),
+    r(
+        "POST",
+        "/ui/encounters/{id}/social-care/discharge",
+        "give a Care Act discharge notice (a reason to give it short of the timescales)",
+    ),
+    r(
+        "GET",
+        "/ui/encounters/{id}/social-care/withdraw",
+        "withdraw a Care Act notice",
+    ),
+    r(
+        "POST",
+        "/ui/encounters/{id}/social-care/withdraw",
+        "send the withdrawal notice",
+    ),
     // ── end of issue 18: social ──
     // ── issue 18: access ──
     // ── end of issue 18: access ──
@@ -819,6 +850,20 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 18: referrals ──
         // ── end of issue 18: referrals ──
         // ── issue 18: social ──
+        .route("/social-care", get(social_care::worklist_page))
+        .route("/encounters/{id}/social-care", get(social_care::case_page))
+        .route(
+            "/encounters/{id}/social-care/assessment",
+            post(social_care::assessment_post),
+        )
+        .route(
+            "/encounters/{id}/social-care/discharge",
+            post(social_care::discharge_post),
+        )
+        .route(
+            "/encounters/{id}/social-care/withdraw",
+            get(social_care::withdraw_page).post(social_care::withdraw_post),
+        )
         // ── end of issue 18: social ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──

@@ -126,7 +126,8 @@ pub fn spawn_late_dose_escalation(service: Arc<FhirService>, minutes: u32) {
 /// to GP practices and follows up those waiting for acknowledgement
 /// (`wardline_workflow::transfers::send::run`, MESH and SMTP as `serve
 /// --mesh-*`/`--smtp-*` configure), then raises overdue discharge summary
-/// Tasks (`transfers::standard::raise_overdue`), audited as the operator
+/// Tasks (`transfers::standard::raise_overdue`) and the Care Act notices'
+/// Tasks (`transfers::care_act::raise_overdue`), audited as the operator
 /// `transfers`. The clock is the job's `now` (`wardline transfers send` and
 /// `wardline transfers overdue --now …` run the same steps at a chosen time).
 pub fn spawn_transfers(
@@ -163,6 +164,21 @@ pub fn spawn_transfers(
                 "discharge summaries not sent within 24 hours"
             ),
             Err(e) => tracing::error!(error = %e, "overdue discharge summary check failed"),
+        }
+        // Issue 18, social care: Care Act notices not acknowledged in time,
+        // discharge notices due and not given (Tasks on the ward's worklist).
+        let timescales = wardline_workflow::transfers::care_act::timescales::Timescales::default();
+        match wardline_workflow::transfers::care_act::raise_overdue(
+            &service,
+            &access,
+            &timescales,
+            now,
+        ) {
+            Ok(created) if created.is_empty() => {}
+            Ok(created) => {
+                tracing::warn!(overdue = created.len(), "Care Act notices overdue or due")
+            }
+            Err(e) => tracing::error!(error = %e, "Care Act notice check failed"),
         }
     });
 }

@@ -146,7 +146,8 @@ pub enum TransfersCommand {
     /// (what signing a discharge summary does); prints the delivery.
     Queue(QueueArgs),
     /// Raise an overdue-summary Task for each discharge past 24 hours
-    /// without a sent summary (what `serve` does every minute), as at `--now`.
+    /// without a sent summary, and the Care Act notices' Tasks (not
+    /// acknowledged, discharge notice due), as `serve` does every minute, as at `--now`.
     Overdue(OverdueArgs),
 }
 
@@ -287,7 +288,17 @@ pub fn run(cmd: TransfersCommand) -> Result<ExitCode> {
             for t in &created {
                 println!("overdue: Task/{t}");
             }
-            if created.is_empty() {
+            let care_act = wardline_workflow::transfers::care_act::raise_overdue(
+                &svc,
+                &Trusted::operator("transfers"),
+                &wardline_workflow::transfers::care_act::timescales::Timescales::default(),
+                now,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for t in &care_act {
+                println!("care act notice: Task/{t}");
+            }
+            if created.is_empty() && care_act.is_empty() {
                 println!("nothing overdue");
             }
             Ok(ExitCode::SUCCESS)

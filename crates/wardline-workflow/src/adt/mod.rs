@@ -75,7 +75,7 @@ mod board;
 mod codes;
 pub mod placement;
 mod read;
-pub(crate) use read::ward_name;
+pub(crate) use read::{ward_name, ward_of};
 
 use std::str::FromStr;
 

@@ -183,13 +183,23 @@ pub(crate) fn ward_name<R: Reader + ?Sized>(
     r: &R,
     location: &str,
 ) -> Result<Option<String>, AdtError> {
+    Ok(ward_of(r, location)?.map(|w| w.1))
+}
+
+/// The ward (`Location` id, name) a location lies in (itself when it is one).
+pub(crate) fn ward_of<R: Reader + ?Sized>(
+    r: &R,
+    location: &str,
+) -> Result<Option<(String, String)>, AdtError> {
     let mut places = Places::default();
     let found = r
         .read_many(&[("Location".to_owned(), location.to_owned())])
         .map_err(wardline_fhir::FhirError::from)?;
     places.add_stored(&found)?;
     places.load_ancestors(r)?;
-    Ok(places.ancestor(location, "wa").map(|p| p.name.clone()))
+    Ok(places
+        .ancestor(location, "wa")
+        .map(|p| (p.id.clone(), p.name.clone())))
 }
 
 /// Locations by id, with their ancestors.

@@ -331,6 +331,30 @@ pub fn kind_of(comm: &Value) -> Option<Kind> {
         .and_then(|c| Kind::of_code(c["code"].as_str()?))
 }
 
+/// Completes the open Tasks `query` finds (a `Task` search: code, focus or
+/// encounter), with `outcome`, in `tx`: the one way the transfers
+/// worklists' Tasks close.
+pub(crate) fn complete_tasks_in(
+    tx: &mut Tx<'_>,
+    query: &str,
+    outcome: &str,
+    now: OffsetDateTime,
+) -> Result<(), TransfersError> {
+    let open = tx.find(
+        "Task",
+        &format!("{query}&status=requested,received,accepted,ready,in-progress,on-hold"),
+    )?;
+    for mut t in open {
+        let now_s = fhir_time(now);
+        t["status"] = json!("completed");
+        t["lastModified"] = json!(now_s);
+        t["executionPeriod"]["end"] = json!(now_s);
+        t["output"] = json!([{"type": {"text": "outcome"}, "valueString": outcome}]);
+        tx.save(t)?;
+    }
+    Ok(())
+}
+
 /// The lock key of a delivery.
 pub(crate) fn lock_key(id: &str) -> String {
     format!("Communication/{id}")

@@ -117,7 +117,12 @@ pub fn run(
     let (due, waiting) = {
         let mut tx = begin(svc, access)?;
         // Only deliveries (the HL7 message store's Communications are not).
-        let kinds = format!("category={KIND_SYSTEM}|{}", Kind::DischargeSummary.code());
+        let kinds = Kind::ALL
+            .iter()
+            .map(|k| format!("{KIND_SYSTEM}|{}", k.1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let kinds = format!("category={kinds}");
         let prep = tx.find(
             "Communication",
             &format!("status=preparation&{kinds}&_count=1000"),
@@ -346,14 +351,14 @@ fn deliver(t: &Transports, c: &Claimed) -> Outcome {
             let mut atts = Vec::new();
             if let Some(p) = &c.pdf {
                 atts.push(EmailAttachment {
-                    filename: "discharge-summary.pdf".into(),
+                    filename: format!("{}.pdf", c.kind.code()),
                     content_type: "application/pdf".into(),
                     body: p.clone(),
                 });
             }
             if let Some(b) = &c.bundle {
                 atts.push(EmailAttachment {
-                    filename: "discharge-summary.fhir.json".into(),
+                    filename: format!("{}.fhir.json", c.kind.code()),
                     content_type: "application/fhir+json".into(),
                     body: b.clone(),
                 });
@@ -428,7 +433,7 @@ fn record_in(
             );
             let enc = comm["encounter"]["reference"].as_str().map(str::to_owned);
             tx.save(comm)?;
-            if let Some(e) = enc {
+            if let Some(e) = enc.filter(|_| c.kind == Kind::DischargeSummary) {
                 super::standard::close_overdue_in(tx, &e, now)?;
             }
             Ok(Some(Recorded::Sent))

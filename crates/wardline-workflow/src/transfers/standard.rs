@@ -51,19 +51,12 @@ pub fn close_overdue_in(
     encounter: &str,
     now: OffsetDateTime,
 ) -> Result<(), TransfersError> {
-    let open = tx.find(
-        "Task",
-        &format!("encounter={encounter}&code={TASK_SYSTEM}|{OVERDUE_CODE}&status={OPEN_TASK}"),
-    )?;
-    for mut t in open {
-        let now_s = fhir_time(now);
-        t["status"] = json!("completed");
-        t["lastModified"] = json!(now_s);
-        t["executionPeriod"]["end"] = json!(now_s);
-        t["output"] = json!([{"type": {"text": "outcome"}, "valueString": "Discharge summary sent to the GP practice."}]);
-        tx.save(t)?;
-    }
-    Ok(())
+    super::complete_tasks_in(
+        tx,
+        &format!("encounter={encounter}&code={TASK_SYSTEM}|{OVERDUE_CODE}"),
+        "Discharge summary sent to the GP practice.",
+        now,
+    )
 }
 
 /// Where one discharge's summary stands.

@@ -8,6 +8,7 @@ mod common;
 
 mod access;
 mod audit_tamper;
+mod care_act;
 mod catalogue;
 mod chart;
 mod chemo;
