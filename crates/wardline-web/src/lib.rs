@@ -37,6 +37,8 @@ mod notes;
 mod orders;
 mod patients;
 mod pharmacy;
+// issue 18: referrals
+mod referrals;
 mod results;
 mod transfers;
 
@@ -554,6 +556,61 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 18: letters ──
     // ── end of issue 18: letters ──
     // ── issue 18: referrals ──
+    r(
+        "GET",
+        "/ui/referrals",
+        "e-Referrals sent to other providers, with their states",
+    ),
+    r(
+        "GET",
+        "/ui/referrals/triage",
+        "e-Referrals received from other providers, to accept or reject",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/referrals",
+        "a patient's e-Referrals",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/referrals/new",
+        "make an e-Referral: provider, priority, reason, documents",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/referrals",
+        "save an e-Referral as a draft",
+    ),
+    r(
+        "GET",
+        "/ui/referrals/{id}",
+        "an e-Referral: its provider, state, attachments and delivery",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/send",
+        "send an e-Referral (BaRS)",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/retry",
+        "send an undelivered e-Referral again",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/cancel",
+        "cancel an e-Referral, with the reason",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/accept",
+        "accept a received e-Referral",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/reject",
+        "reject a received e-Referral, with the reason",
+    ),
     // ── end of issue 18: referrals ──
     // ── issue 18: social ──
     // ── end of issue 18: social ──
@@ -809,6 +866,19 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 18: letters ──
         // ── end of issue 18: letters ──
         // ── issue 18: referrals ──
+        .route("/referrals", get(referrals::out_page))
+        .route("/referrals/triage", get(referrals::triage_page))
+        .route(
+            "/patients/{id}/referrals",
+            get(referrals::patient_page).post(referrals::create_post),
+        )
+        .route("/patients/{id}/referrals/new", get(referrals::new_page))
+        .route("/referrals/{id}", get(referrals::referral_page))
+        .route("/referrals/{id}/send", post(referrals::send_post))
+        .route("/referrals/{id}/retry", post(referrals::retry_post))
+        .route("/referrals/{id}/cancel", post(referrals::cancel_post))
+        .route("/referrals/{id}/accept", post(referrals::accept_post))
+        .route("/referrals/{id}/reject", post(referrals::reject_post))
         // ── end of issue 18: referrals ──
         // ── issue 18: social ──
         // ── end of issue 18: social ──

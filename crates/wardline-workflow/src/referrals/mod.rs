@@ -387,12 +387,12 @@ pub fn draft_in(
         }
     }
     let org = typed(&d.receiver, "Organization", "receiver")?;
-    if tx.get("Organization", org)?.is_none() {
+    let Some(receiver) = tx.get("Organization", org)? else {
         return Err(ReferralError::Field(
             "receiver".into(),
             "Choose the provider to refer to.".into(),
         ));
-    }
+    };
     if endpoint_in(tx, org)?.is_none() {
         return Err(ReferralError::Field(
             "receiver".into(),
@@ -428,7 +428,7 @@ pub fn draft_in(
     for a in &d.attachments {
         check_attachment(tx, a, patient)?;
     }
-    let mut performer = vec![json!({"reference": d.receiver})];
+    let mut performer = vec![json!({"reference": d.receiver, "display": receiver["name"]})];
     if let Some(s) = &d.service {
         performer.push(json!({"reference": s}));
     }
@@ -816,6 +816,73 @@ pub fn respond(
     respond_in(&mut tx, id, accept, reason, now)?;
     tx.commit()?;
     Ok(())
+}
+
+/// A provider referrals can be sent to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provider {
+    pub id: String,
+    pub name: String,
+    pub ods: Option<String>,
+}
+
+/// The providers with an e-Referral (BaRS) endpoint, by name.
+pub fn providers(svc: &FhirService, access: &dyn Access) -> Result<Vec<Provider>, ReferralError> {
+    let mut tx = begin(svc, access, "referrals-providers", "R")?;
+    let orgs = tx.find("Organization", "active=true&_count=1000")?;
+    let mut out = Vec::new();
+    for o in orgs {
+        let Some(id) = o["id"].as_str() else { continue };
+        if endpoint_in(&mut tx, id)?.is_some() {
+            out.push(Provider {
+                id: id.to_owned(),
+                name: o["name"].as_str().unwrap_or(id).to_owned(),
+                ods: o["identifier"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|i| i["system"] == ODS_SYSTEM)
+                    .and_then(|i| i["value"].as_str())
+                    .map(str::to_owned),
+            });
+        }
+    }
+    tx.commit()?;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The patient's current documents that can be attached: (id, title, date).
+pub fn documents(
+    svc: &FhirService,
+    access: &dyn Access,
+    patient: &str,
+) -> Result<Vec<(String, String, String)>, ReferralError> {
+    let mut tx = begin(svc, access, "referrals-documents", "R")?;
+    let docs = tx.find(
+        "DocumentReference",
+        &format!("subject=Patient/{patient}&status=current&_count=200&_sort=-_lastUpdated"),
+    )?;
+    tx.commit()?;
+    Ok(docs
+        .iter()
+        .filter(|d| d["content"].as_array().is_some_and(|c| !c.is_empty()))
+        .filter_map(|d| {
+            let title = crate::fhir::concept_text(&d["type"])
+                .or_else(|| d["description"].as_str().map(str::to_owned))
+                .or_else(|| {
+                    d["content"][0]["attachment"]["title"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "Document".into());
+            Some((
+                d["id"].as_str()?.to_owned(),
+                title,
+                d["date"].as_str().unwrap_or("").to_owned(),
+            ))
+        })
+        .collect())
 }
 
 /// What went wrong with a referral action, with the HTTP status that fits.

@@ -371,6 +371,19 @@ pub fn retry_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<(), Re
     super::close_tasks_in(tx, id, FAILURE_CODE, now)
 }
 
+/// [`retry_in`] as one audited transaction (`referrals-send`).
+pub fn retry(
+    svc: &FhirService,
+    access: &dyn Access,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<(), ReferralError> {
+    let mut tx = begin(svc, access, "referrals-send", "U")?;
+    retry_in(&mut tx, id, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// Raises a chase Task ([`CHASE_CODE`], for the referrer) for each
 /// referral of ours delivered more than `period` before `now` and still
 /// not accepted or rejected (one per referral). Returns their ids.
