@@ -321,14 +321,10 @@ fn referral_body(cx: &Cx, sr: &serde_json::Value, error: Option<&ReferralError>)
         .as_ref()
         .and_then(|o| o["name"].as_str())
         .unwrap_or(receiver);
-    let ods = org.as_ref().and_then(|o| {
-        o["identifier"]
-            .as_array()?
-            .iter()
-            .find(|i| i["system"] == referrals::ODS_SYSTEM)?["value"]
-            .as_str()
-            .map(str::to_owned)
-    });
+    let ods = org
+        .as_ref()
+        .and_then(referrals::ods_code)
+        .map(str::to_owned);
     let delivery = delivery_label(sr);
     let failed = delivery
         .as_deref()

@@ -251,6 +251,14 @@ fn a_draft() -> Draft {
     }
 }
 
+/// A referral drafted and sent from A by drA (not yet delivered).
+fn sent(p: &Pair) -> String {
+    let dr = clinician("drA");
+    let id = draft(&p.a, &dr, &a_draft(), NOW).unwrap();
+    send(&p.a, &dr, &id, NOW).unwrap();
+    id
+}
+
 fn tasks(svc: &FhirService, code: &str, status: &str) -> Vec<Value> {
     let access = op();
     let mut tx = svc.begin(&access).unwrap();
@@ -387,9 +395,7 @@ fn a_rejection_keeps_its_reason_and_a_silent_provider_is_chased() {
     for p in pairs("reject") {
         let n = p.name;
         let w = wire(&p);
-        let dr = clinician("drA");
-        let id = draft(&p.a, &dr, &a_draft(), NOW).unwrap();
-        send(&p.a, &dr, &id, NOW).unwrap();
+        let id = sent(&p);
         run(&p.a, &op(), &w, &local_a(), Policy::default(), NOW).unwrap();
         // Not answered in five days: one chase task for the referrer.
         assert!(
@@ -449,63 +455,28 @@ fn an_unreachable_provider_is_retried_with_back_off_then_a_failure_task() {
         let n = p.name;
         let w = wire(&p);
         w.down.store(true, Ordering::SeqCst);
-        let dr = clinician("drA");
-        let id = draft(&p.a, &dr, &a_draft(), NOW).unwrap();
-        send(&p.a, &dr, &id, NOW).unwrap();
+        let id = sent(&p);
         let policy = Policy {
             attempts_per_route: 3,
             backoff: Duration::minutes(5),
         };
-        let r = run(&p.a, &op(), &w, &local_a(), policy, NOW).unwrap();
-        assert_eq!(r.retrying, vec![id.clone()], "{n}");
-        // Not due again until the back-off has passed (5, then 10 minutes).
-        assert_eq!(
+        let at = |mins: i64| {
             run(
                 &p.a,
                 &op(),
                 &w,
                 &local_a(),
                 policy,
-                NOW + Duration::minutes(4)
-            )
-            .unwrap(),
-            Default::default(),
-            "{n}"
-        );
-        let r = run(
-            &p.a,
-            &op(),
-            &w,
-            &local_a(),
-            policy,
-            NOW + Duration::minutes(5),
-        )
-        .unwrap();
-        assert_eq!(r.retrying, vec![id.clone()], "{n}");
-        assert!(
-            run(
-                &p.a,
-                &op(),
-                &w,
-                &local_a(),
-                policy,
-                NOW + Duration::minutes(14)
+                NOW + Duration::minutes(mins),
             )
             .unwrap()
-            .retrying
-            .is_empty(),
-            "{n}"
-        );
-        let r = run(
-            &p.a,
-            &op(),
-            &w,
-            &local_a(),
-            policy,
-            NOW + Duration::minutes(15),
-        )
-        .unwrap();
-        assert_eq!(r.failed, vec![id.clone()], "{n}");
+        };
+        assert_eq!(at(0).retrying, vec![id.clone()], "{n}");
+        // Not due again until the back-off has passed (5, then 10 minutes).
+        assert_eq!(at(4), Default::default(), "{n}");
+        assert_eq!(at(5).retrying, vec![id.clone()], "{n}");
+        assert!(at(14).retrying.is_empty(), "{n}");
+        assert_eq!(at(15).failed, vec![id.clone()], "{n}");
         let t = tasks(&p.a, FAILURE_CODE, "requested");
         assert_eq!(t.len(), 1, "{n}");
         assert_eq!(
@@ -683,9 +654,7 @@ fn wrong_provider_missing_attachment_and_foreign_responses_are_refused() {
     for p in pairs("refuse") {
         let n = p.name;
         let w = wire(&p);
-        let dr = clinician("drA");
-        let id = draft(&p.a, &dr, &a_draft(), NOW).unwrap();
-        send(&p.a, &dr, &id, NOW).unwrap();
+        let id = sent(&p);
         let access = op();
         let mut tx = p.a.begin(&access).unwrap();
         let sr = tx.get("ServiceRequest", &id).unwrap().unwrap();
@@ -780,9 +749,7 @@ fn the_message_has_the_shape_of_the_bars_examples() {
     );
     for p in pairs("shape") {
         let n = p.name;
-        let dr = clinician("drA");
-        let id = draft(&p.a, &dr, &a_draft(), NOW).unwrap();
-        send(&p.a, &dr, &id, NOW).unwrap();
+        let id = sent(&p);
         let access = op();
         let mut tx = p.a.begin(&access).unwrap();
         let sr = tx.get("ServiceRequest", &id).unwrap().unwrap();

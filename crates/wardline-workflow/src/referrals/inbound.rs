@@ -25,7 +25,8 @@ use wardline_fhir::FhirError;
 use super::message::{EVENT_REQUEST, EVENT_RESPONSE, Parsed, parse, response_state};
 use super::{
     CHASE_CODE, ODS_SYSTEM, REFERRAL_ID_SYSTEM, ReferralError, State, TRIAGE_CODE, begin,
-    close_tasks_in, identifier, is_inbound, raise_task_in, set_part, set_state, state_of,
+    close_tasks_in, identifier, is_inbound, ods_code as ods, raise_task_in, set_part, set_state,
+    state_of,
 };
 use crate::fhir::reference_id;
 use crate::pmi::NHS_NUMBER_SYSTEM;
@@ -48,14 +49,6 @@ impl Received {
             Received::Referral(i) | Received::Duplicate(i) | Received::Response(i) => i,
         }
     }
-}
-
-fn ods(org: &Value) -> Option<&str> {
-    org["identifier"]
-        .as_array()?
-        .iter()
-        .find(|i| i["system"] == ODS_SYSTEM)?["value"]
-        .as_str()
 }
 
 fn field(f: &str, m: impl Into<String>) -> ReferralError {
@@ -218,7 +211,7 @@ fn take_referral(
     let requester = msg.resolve(&focus["requester"]);
     let sender = msg.resolve(&msg.header["sender"]);
     let who = requester
-        .and_then(|p| crate::fhir::concept_text(&json!({"text": name_of(p)})))
+        .and_then(crate::orders::request::person_name)
         .unwrap_or_default();
     let from = sender
         .and_then(|s| s["name"].as_str())
@@ -257,24 +250,6 @@ fn take_referral(
         now,
     )?;
     Ok(saved.id)
-}
-
-fn name_of(p: &Value) -> String {
-    let n = &p["name"][0];
-    if let Some(t) = n["text"].as_str() {
-        return t.to_owned();
-    }
-    let mut parts: Vec<&str> = Vec::new();
-    for k in ["prefix", "given"] {
-        parts.extend(
-            n[k].as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str),
-        );
-    }
-    parts.extend(n["family"].as_str());
-    parts.join(" ")
 }
 
 /// The local patient for the message's: matched by NHS number, else

@@ -76,6 +76,15 @@ pub const CHASE_CODE: &str = "referral-chase";
 /// ODS organisation codes.
 pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 
+/// An organisation's ODS code.
+pub fn ods_code(org: &Value) -> Option<&str> {
+    org["identifier"]
+        .as_array()?
+        .iter()
+        .find(|i| i["system"] == ODS_SYSTEM)?["value"]
+        .as_str()
+}
+
 /// A referral's state (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -837,13 +846,7 @@ pub fn providers(svc: &FhirService, access: &dyn Access) -> Result<Vec<Provider>
             out.push(Provider {
                 id: id.to_owned(),
                 name: o["name"].as_str().unwrap_or(id).to_owned(),
-                ods: o["identifier"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|i| i["system"] == ODS_SYSTEM)
-                    .and_then(|i| i["value"].as_str())
-                    .map(str::to_owned),
+                ods: ods_code(&o).map(str::to_owned),
             });
         }
     }

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::common::{self, Env, Server};
-use crate::ui::{browser, csrf, sign_in};
+use crate::ui::{browser, location, page, post_form as post, sign_in};
 use reqwest::blocking::Client;
 
 const ODS_B: &str = "RB2X0";
@@ -46,27 +46,6 @@ fn keygen(dir: &Path, who: &str) -> (String, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (key.display().to_string(), jwks.display().to_string())
-}
-
-fn page(c: &Client, url: &str) -> String {
-    let r = c.get(url).send().unwrap();
-    assert_eq!(r.status(), 200, "GET {url}");
-    r.text().unwrap()
-}
-
-fn post(c: &Client, root: &str, path: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
-    let token = csrf(root, c);
-    let mut f: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
-    f.extend_from_slice(form);
-    c.post(format!("{root}{path}")).form(&f).send().unwrap()
-}
-
-fn location(r: &reqwest::blocking::Response) -> String {
-    r.headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn at(t: OffsetDateTime) -> String {
