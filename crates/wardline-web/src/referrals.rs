@@ -24,7 +24,7 @@ fn refusal(e: &ReferralError) -> Response {
     layout::refusal_page(e.status(), &e.message(), "referral")
 }
 
-fn state_tag(s: Referral) -> Markup {
+fn state_tag(s: Referral, inbound: bool) -> Markup {
     let class = match s {
         Referral::Draft => "nhsuk-tag nhsuk-tag--grey",
         Referral::Sent => "nhsuk-tag nhsuk-tag--blue",
@@ -32,7 +32,7 @@ fn state_tag(s: Referral) -> Markup {
         Referral::Rejected => "nhsuk-tag nhsuk-tag--red",
         Referral::Cancelled => "nhsuk-tag nhsuk-tag--orange",
     };
-    html! { strong class=(class) data-testid="referral-state" data-state=(s.code()) { (s.label()) } }
+    html! { strong class=(class) data-testid="referral-state" data-state=(s.code()) { (if inbound { s.inbound_label() } else { s.label() }) } }
 }
 
 fn priority_label(p: &str) -> &str {
@@ -74,7 +74,7 @@ fn table(cx: &Cx, rows: &[Summary], inbound: bool, testid: &str) -> Markup {
                             td class="nhsuk-table__cell" { (r.receiver) }
                             td class="nhsuk-table__cell" { (priority_label(&r.priority)) }
                             td class="nhsuk-table__cell" { a href={ "/ui/referrals/" (enc(&r.id)) } data-testid="open-referral" { (r.reason) } }
-                            td class="nhsuk-table__cell" { (state_tag(r.state)) }
+                            td class="nhsuk-table__cell" { (state_tag(r.state, inbound)) }
                             @if !inbound { td class="nhsuk-table__cell" data-testid="delivery" { (r.delivery.as_deref().unwrap_or("—")) } }
                         }
                     }
@@ -196,7 +196,8 @@ fn new_body(cx: &Cx, patient: &str, f: &Form, error: Option<&ReferralError>) -> 
                 @if let Some(e) = &reason_err {
                     span class="nhsuk-error-message" id="reason-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
                 }
-                textarea class={ "nhsuk-textarea" @if reason_err.is_some() { " nhsuk-textarea--error" } } id="reason" name="reason" rows="4" { (val("reason")) }
+                textarea class={ "nhsuk-textarea" @if reason_err.is_some() { " nhsuk-textarea--error" } } id="reason" name="reason" rows="4"
+                    aria-describedby=[reason_err.as_ref().map(|_| "reason-error")] { (val("reason")) }
             }
             div class={ "nhsuk-form-group" @if err("attachments").is_some() { " nhsuk-form-group--error" } } {
                 fieldset class="nhsuk-fieldset" id="attachments" {
@@ -335,7 +336,7 @@ fn referral_body(cx: &Cx, sr: &serde_json::Value, error: Option<&ReferralError>)
         h1 { @if inbound { "Referral received" } @else { "Referral" } }
         @if let Some(e) = error { (layout::error_summary(&[(e.field().unwrap_or("reason").to_owned(), e.message())])) }
         dl class="nhsuk-summary-list" data-testid="referral" data-referral=(id) {
-            div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "State" } dd class="nhsuk-summary-list__value" { (state_tag(state)) } }
+            div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "State" } dd class="nhsuk-summary-list__value" { (state_tag(state, inbound)) } }
             @if let Some(why) = part(sr, "reason") {
                 div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Reason given" } dd class="nhsuk-summary-list__value" data-testid="state-reason" { (why) } }
             }

@@ -206,7 +206,8 @@ fn take_referral(
             }
         }
         d["status"] = json!("current");
-        docs.push(tx.save(d)?.id);
+        let title = super::doc_title(&d);
+        docs.push((tx.save(d)?.id, title));
     }
     let requester = msg.resolve(&focus["requester"]);
     let sender = msg.resolve(&msg.header["sender"]);
@@ -229,7 +230,7 @@ fn take_referral(
         "requester": {"display": if who.is_empty() { from.to_owned() } else { format!("{who} ({from})") }},
         "performer": [{"reference": format!("Organization/{our_id}"), "display": ours["name"]}],
         "reasonCode": focus["reasonCode"],
-        "supportingInfo": docs.iter().map(|d| json!({"reference": format!("DocumentReference/{d}")})).collect::<Vec<_>>(),
+        "supportingInfo": docs.iter().map(|(d, t)| json!({"reference": format!("DocumentReference/{d}"), "display": t})).collect::<Vec<_>>(),
     });
     if let Some(o) = sr.as_object_mut() {
         o.retain(|_, v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()));

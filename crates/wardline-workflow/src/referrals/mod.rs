@@ -124,6 +124,13 @@ impl State {
             State::Rejected | State::Cancelled => "revoked",
         }
     }
+    /// The label on a received referral's pages.
+    pub fn inbound_label(self) -> &'static str {
+        match self {
+            State::Sent => "Awaiting triage",
+            other => other.label(),
+        }
+    }
     pub fn label(self) -> &'static str {
         match self {
             State::Draft => "Draft",
@@ -344,7 +351,7 @@ pub fn endpoint_in(tx: &mut Tx<'_>, organization: &str) -> Result<Option<String>
 
 /// Checks an attachment: a DocumentReference about the patient, current,
 /// with content to send.
-fn check_attachment(tx: &mut Tx<'_>, doc: &str, patient: &str) -> Result<(), ReferralError> {
+fn check_attachment(tx: &mut Tx<'_>, doc: &str, patient: &str) -> Result<String, ReferralError> {
     let id = typed(doc, "DocumentReference", "attachments")?;
     let d = tx.get("DocumentReference", id)?.ok_or_else(|| {
         ReferralError::Field(
@@ -364,7 +371,19 @@ fn check_attachment(tx: &mut Tx<'_>, doc: &str, patient: &str) -> Result<(), Ref
             format!("The attachment {doc} is not a current document with content."),
         ));
     }
-    Ok(())
+    Ok(doc_title(&d))
+}
+
+/// A document's title as lists show it.
+pub fn doc_title(d: &Value) -> String {
+    crate::fhir::concept_text(&d["type"])
+        .or_else(|| d["description"].as_str().map(str::to_owned))
+        .or_else(|| {
+            d["content"][0]["attachment"]["title"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "Document".into())
 }
 
 /// Drafts a referral in `tx` as `requester` (`Practitioner/{id}`); its id.
@@ -434,8 +453,9 @@ pub fn draft_in(
             "Enter the reason for the referral.".into(),
         ));
     }
+    let mut titles = Vec::new();
     for a in &d.attachments {
-        check_attachment(tx, a, patient)?;
+        titles.push(check_attachment(tx, a, patient)?);
     }
     let mut performer = vec![json!({"reference": d.receiver, "display": receiver["name"]})];
     if let Some(s) = &d.service {
@@ -454,7 +474,7 @@ pub fn draft_in(
         "requester": {"reference": requester},
         "performer": performer,
         "reasonCode": [{"text": d.reason.trim()}],
-        "supportingInfo": d.attachments.iter().map(|a| json!({"reference": a})).collect::<Vec<_>>(),
+        "supportingInfo": d.attachments.iter().zip(&titles).map(|(a, t)| json!({"reference": a, "display": t})).collect::<Vec<_>>(),
     });
     if let Some(e) = &d.encounter {
         sr["encounter"] = json!({"reference": e});
@@ -871,14 +891,7 @@ pub fn documents(
         .iter()
         .filter(|d| d["content"].as_array().is_some_and(|c| !c.is_empty()))
         .filter_map(|d| {
-            let title = crate::fhir::concept_text(&d["type"])
-                .or_else(|| d["description"].as_str().map(str::to_owned))
-                .or_else(|| {
-                    d["content"][0]["attachment"]["title"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| "Document".into());
+            let title = doc_title(d);
             Some((
                 d["id"].as_str()?.to_owned(),
                 title,
