@@ -4,7 +4,7 @@
 //!
 //! * a **referral** (`servicerequest-request`) addressed to an
 //!   organisation of this server (its ODS code; an unknown one is refused,
-//!   422) becomes a received `ServiceRequest` (state `sent`, direction `in`,
+//!   409) becomes a received `ServiceRequest` (state `sent`, direction `in`,
 //!   `replyTo` the referrer's `MessageHeader.source.endpoint`) for the
 //!   patient matched by NHS number (else registered from the message), its
 //!   attachments stored as `DocumentReference`s (one that the referral
