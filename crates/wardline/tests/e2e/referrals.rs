@@ -187,6 +187,23 @@ fn scenario(a_env: &Env, b_env: &Env) {
         .send()
         .unwrap();
     assert_eq!(anon.status(), 401, "{n}: an unauthenticated message");
+    // A person's token is not a provider's system: refused.
+    let user = b_env.cli(&[
+        "token",
+        "--user",
+        "dr.watford",
+        "--scope",
+        "user/*.cruds",
+        "--minutes",
+        "60",
+    ]);
+    let r = common::authorised_client(user.trim())
+        .post(format!("{}/$process-message", sb.base))
+        .header("Content-Type", "application/fhir+json")
+        .body(json!({"resourceType": "Bundle", "type": "message"}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403, "{n}: a message with a user's token");
 
     let doctor = browser();
     sign_in(a_env, &sa.root, &doctor, "dr.watford");
