@@ -3,7 +3,8 @@
 // receiving provider B, each registered at the other as a SMART Backend
 // Services client with a key from `wardline referrals keygen`.
 //  * dr.watford on A opens Referrals from a patient's chart, makes a
-//    referral (provider, priority, reason, a letter attached; an empty
+//    referral (provider, priority, reason, a letter and an uploaded PDF
+//    attached; an empty
 //    reason is refused with the error summary linking to the field), checks
 //    the provider's name and ODS code and sends it;
 //  * `wardline referrals send` delivers it to B's $process-message;
@@ -109,6 +110,13 @@ test('a doctor refers a patient with a letter to another provider, which accepts
   await page.waitForURL(u => u.pathname === `/ui/patients/${patient}/referrals/new`)
   assert.deepEqual(await accessibilityProblems(page), [])
 
+  // A PDF from the computer: uploaded, then ticked on the form.
+  await page.getByLabel('Document title').fill('Referral letter')
+  await page.setInputFiles('#pdf', { name: 'referral.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4\n%%EOF\n') })
+  await page.click('[data-testid="upload"]')
+  await page.waitForURL(u => u.pathname === `/ui/patients/${patient}/referrals/new` && u.search.includes('attach-'))
+  assert.equal(await page.locator('input[name^="attach-"]:checked').count(), 1)
+
   await page.selectOption('#receiver', 'prov-b')
   await page.click('[data-testid="save-referral"]')
   await page.locator('.nhsuk-error-summary a[href="#reason"]').waitFor()
@@ -139,7 +147,9 @@ test('a doctor refers a patient with a letter to another provider, which accepts
   assert.deepEqual(await accessibilityProblems(pb), [])
   await row.locator('[data-testid="open-referral"]').click()
   await pb.waitForURL(u => /^\/ui\/referrals\/[^/]+$/.test(u.pathname))
-  assert.match(await pb.locator('[data-testid="attachments"]').innerText(), /Clinic letter/)
+  const attached = await pb.locator('[data-testid="attachments"]').innerText()
+  assert.match(attached, /Clinic letter/)
+  assert.match(attached, /Referral letter/)
   await screenshot(pb, 'referral-triage')
   await pb.click('[data-testid="accept"]')
   await pb.waitForURL(u => /^\/ui\/referrals\/[^/]+$/.test(u.pathname))

@@ -582,6 +582,11 @@ pub const ROUTES: &[UiRoute] = &[
         "save an e-Referral as a draft",
     ),
     r(
+        "POST",
+        "/ui/patients/{id}/referrals/upload",
+        "upload a PDF to attach to an e-Referral",
+    ),
+    r(
         "GET",
         "/ui/referrals/{id}",
         "an e-Referral: its provider, state, attachments and delivery",
@@ -873,6 +878,10 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             get(referrals::patient_page).post(referrals::create_post),
         )
         .route("/patients/{id}/referrals/new", get(referrals::new_page))
+        .route(
+            "/patients/{id}/referrals/upload",
+            post(referrals::upload_post),
+        )
         .route("/referrals/{id}", get(referrals::referral_page))
         .route("/referrals/{id}/send", post(referrals::send_post))
         .route("/referrals/{id}/retry", post(referrals::retry_post))
@@ -959,6 +968,62 @@ impl Cx {
     pub fn access(&self) -> &dyn Access {
         &*self.access
     }
+}
+
+/// Why a multipart upload could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UploadProblem {
+    /// The body is not multipart.
+    NotMultipart,
+    /// A part is larger than allowed.
+    TooLarge,
+    /// A part did not arrive whole.
+    Cut,
+    /// The multipart body is malformed.
+    Unreadable,
+}
+
+/// A multipart form's parts as name → bytes, each at most `max` bytes; the
+/// CSRF token travels in the body as the `csrf` part, re-encoded by
+/// [`csrf_form`] for [`Ui::run`] to check.
+pub(crate) async fn multipart_fields(
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+    max: usize,
+) -> (HashMap<String, Vec<u8>>, Option<UploadProblem>) {
+    let mut fields = HashMap::new();
+    let mut mp = match multipart {
+        Ok(m) => m,
+        Err(_) => return (fields, Some(UploadProblem::NotMultipart)),
+    };
+    // Every part is read (the CSRF token may follow a part that failed).
+    let mut problem = None;
+    loop {
+        match mp.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                match field.bytes().await {
+                    Ok(b) if b.len() <= max => {
+                        fields.insert(name, b.to_vec());
+                    }
+                    Ok(_) => problem = Some(UploadProblem::TooLarge),
+                    Err(_) => problem = Some(UploadProblem::Cut),
+                }
+            }
+            Ok(None) => return (fields, problem),
+            Err(_) => return (fields, Some(UploadProblem::Unreadable)),
+        }
+    }
+}
+
+/// The `csrf` part of a multipart form as a url-encoded body for [`Ui::run`].
+pub(crate) fn csrf_form(fields: &HashMap<String, Vec<u8>>) -> Bytes {
+    let csrf =
+        String::from_utf8_lossy(fields.get("csrf").map_or(&[][..], Vec::as_slice)).into_owned();
+    Bytes::from(
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &csrf)
+            .finish(),
+    )
 }
 
 /// A form body as name → value (the last of repeated names wins).

@@ -1,6 +1,6 @@
 //! e-Referral pages (issue 18): a patient's referrals and a new one from
 //! the chart (`/ui/patients/{id}/referrals`: receiving provider, priority,
-//! reason, documents to attach), one referral (`/ui/referrals/{id}`: the
+//! reason, documents to attach, a PDF uploaded), one referral (`/ui/referrals/{id}`: the
 //! provider named with its ODS code before sending; send, cancel, send
 //! again after a failed delivery; on a received one accept or reject), the
 //! referrals sent with their states (`/ui/referrals`) and the received
@@ -221,6 +221,20 @@ fn new_body(cx: &Cx, patient: &str, f: &Form, error: Option<&ReferralError>) -> 
             }
             button class="nhsuk-button" data-module="nhsuk-button" type="submit" data-testid="save-referral" { "Save as draft" }
         }
+        h2 { "Attach a PDF from your computer" }
+        form method="post" action={ "/ui/patients/" (enc(patient)) "/referrals/upload" } enctype="multipart/form-data" novalidate data-testid="upload-form" {
+            (layout::csrf(cx))
+            (layout::input(&layout::Field { value: "", ..layout::Field::new("title", "Document title") }))
+            div class={ "nhsuk-form-group" @if err("pdf").is_some() { " nhsuk-form-group--error" } } {
+                label class="nhsuk-label" for="pdf" { "PDF file" }
+                @if let Some(e) = err("pdf") {
+                    span class="nhsuk-error-message" id="pdf-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
+                }
+                input class="nhsuk-file-upload" id="pdf" name="pdf" type="file" accept="application/pdf"
+                    aria-describedby=[err("pdf").map(|_| "pdf-error")];
+            }
+            button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" data-testid="upload" { "Upload and attach" }
+        }
     };
     layout::page(cx, "Make a referral", Nav::Patients, body)
 }
@@ -272,6 +286,56 @@ pub(crate) async fn create_post(
             Ok(rid) => see_other(&format!("/ui/referrals/{}", enc(&rid))),
             Err(e @ (ReferralError::Field(..) | ReferralError::Invalid(_))) => {
                 let mut r = new_body(cx, &id, &f, Some(&e));
+                *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+                r
+            }
+            Err(e) => refusal(&e),
+        }
+    })
+    .await
+}
+
+/// `POST /ui/patients/{id}/referrals/upload` (multipart: `csrf`, `title`,
+/// the file `pdf`): stores the PDF as the patient's document and returns to
+/// the new referral with it ticked.
+pub(crate) async fn upload_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let (fields, problem) = crate::multipart_fields(multipart, referrals::MAX_UPLOAD).await;
+    let form = crate::csrf_form(&fields);
+    ui.run(req, Some(&form), move |cx, _| {
+        let title = String::from_utf8_lossy(fields.get("title").map_or(&[][..], Vec::as_slice))
+            .into_owned();
+        let pdf = fields.get("pdf").map_or(&[][..], Vec::as_slice);
+        let r = match problem {
+            Some(crate::UploadProblem::TooLarge) => Err(ReferralError::Field(
+                "pdf".into(),
+                "The PDF is larger than 10 MB.".into(),
+            )),
+            Some(_) => Err(ReferralError::Field(
+                "pdf".into(),
+                "The upload could not be read. Choose the file again.".into(),
+            )),
+            None => referrals::upload(
+                &cx.svc,
+                cx.access(),
+                &id,
+                &title,
+                pdf,
+                OffsetDateTime::now_utc(),
+            ),
+        };
+        match r {
+            Ok(doc) => see_other(&format!(
+                "/ui/patients/{}/referrals/new?attach-{}=yes",
+                enc(&id),
+                enc(&doc)
+            )),
+            Err(e @ ReferralError::Field(..)) => {
+                let mut r = new_body(cx, &id, &Form::new(), Some(&e));
                 *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
                 r
             }

@@ -20,7 +20,7 @@ use wardline_workflow::referrals::message::{Local, build_in};
 use wardline_workflow::referrals::send::{Failure, Policy, Transport, chase, retry_in, run};
 use wardline_workflow::referrals::{
     CHASE_CODE, Draft, FAILURE_CODE, ReferralError, State, TRIAGE_CODE, cancel, draft, get, list,
-    part, respond, send, state_of,
+    part, respond, send, state_of, upload,
 };
 
 const A_URL: &str = "https://a.example/fhir/$process-message";
@@ -282,7 +282,19 @@ fn a_referral_is_sent_received_with_its_attachment_accepted_and_tracked() {
         let n = p.name;
         let w = wire(&p);
         let dr = clinician("drA");
-        let id = draft(&p.a, &dr, &a_draft(), NOW).unwrap();
+        // A PDF uploaded on the page goes with the letter.
+        let up = upload(
+            &p.a,
+            &dr,
+            "p1",
+            "Referral letter",
+            b"%PDF-1.4 referral",
+            NOW,
+        )
+        .unwrap();
+        let mut d = a_draft();
+        d.attachments.push(format!("DocumentReference/{up}"));
+        let id = draft(&p.a, &dr, &d, NOW).unwrap();
         assert_eq!(state_of(&read(&p.a, &id)), Some(State::Draft), "{n}");
         // Nothing goes before it is sent.
         let r = run(&p.a, &op(), &w, &local_a(), Policy::default(), NOW).unwrap();
@@ -304,7 +316,7 @@ fn a_referral_is_sent_received_with_its_attachment_accepted_and_tracked() {
         let got = list(&p.b, &op(), true, None).unwrap();
         assert_eq!(got.len(), 1, "{n}");
         assert_eq!(got[0].state, State::Sent, "{n}");
-        assert_eq!(got[0].attachments, 1, "{n}");
+        assert_eq!(got[0].attachments, 2, "{n}");
         let rid = got[0].id.clone();
         let bsr = read(&p.b, &rid);
         assert_eq!(
@@ -339,6 +351,10 @@ fn a_referral_is_sent_received_with_its_attachment_accepted_and_tracked() {
         assert_eq!(
             doc["content"][0]["attachment"]["data"], "JVBERi0xLjQKJSVFT0YK",
             "{n}"
+        );
+        assert_eq!(
+            bsr["supportingInfo"][1]["display"], "Referral letter",
+            "{n}: the uploaded PDF came too"
         );
         assert_eq!(
             pat["identifier"].as_array().unwrap().len(),
@@ -557,6 +573,16 @@ fn drafting_checks_the_provider_the_attachments_and_the_fields() {
             })
             .as_deref(),
             Some("priority"),
+            "{n}"
+        );
+        // An upload that is not a PDF is refused at its field.
+        let e = upload(&p.a, &dr, "p1", "Scan", b"GIF89a", NOW).unwrap_err();
+        assert_eq!(e.field(), Some("pdf"), "{n}");
+        assert_eq!(
+            upload(&p.a, &dr, "p1", "Scan", b"", NOW)
+                .unwrap_err()
+                .field(),
+            Some("pdf"),
             "{n}"
         );
         // Only a practitioner on record refers.

@@ -847,6 +847,71 @@ pub fn respond(
     Ok(())
 }
 
+/// The largest PDF uploaded to attach to a referral.
+pub const MAX_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// Stores a PDF uploaded to attach to a referral, in `tx`: a `Binary` and a
+/// current `DocumentReference` of the patient (`type` text the title)
+/// pointing at it. Refuses what is not a PDF, or too large (field `pdf`).
+pub fn upload_in(
+    tx: &mut Tx<'_>,
+    patient: &str,
+    title: &str,
+    pdf: &[u8],
+    now: OffsetDateTime,
+) -> Result<String, ReferralError> {
+    let field = |m: &str| ReferralError::Field("pdf".into(), m.into());
+    if pdf.is_empty() {
+        return Err(field("Choose the PDF to attach."));
+    }
+    if pdf.len() > MAX_UPLOAD {
+        return Err(field("The PDF is larger than 10 MB."));
+    }
+    if !pdf.starts_with(b"%PDF-") {
+        return Err(field("The file is not a PDF."));
+    }
+    if tx.get("Patient", patient)?.is_none() {
+        return Err(ReferralError::NotFound(format!(
+            "There is no patient Patient/{patient}."
+        )));
+    }
+    let title = match title.trim() {
+        "" => "Uploaded document",
+        t => t,
+    };
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(pdf);
+    let bin = tx
+        .save(json!({"resourceType": "Binary", "contentType": "application/pdf", "data": data}))?
+        .id;
+    let doc = json!({
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "type": {"text": title},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "date": fhir_time(now),
+        "content": [{"attachment": {"contentType": "application/pdf", "url": format!("Binary/{bin}"),
+            "size": pdf.len(), "title": title, "creation": fhir_time(now)}}],
+    });
+    Ok(tx.save(doc)?.id)
+}
+
+/// [`upload_in`] as one audited transaction (`referrals-upload`).
+pub fn upload(
+    svc: &FhirService,
+    access: &dyn Access,
+    patient: &str,
+    title: &str,
+    pdf: &[u8],
+    now: OffsetDateTime,
+) -> Result<String, ReferralError> {
+    me(access)?;
+    let mut tx = begin(svc, access, "referrals-upload", "C")?;
+    let id = upload_in(&mut tx, patient, title, pdf, now)?;
+    tx.commit()?;
+    Ok(id)
+}
+
 /// A provider referrals can be sent to.
 #[derive(Debug, Clone, Serialize)]
 pub struct Provider {
