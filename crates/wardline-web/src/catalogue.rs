@@ -8,8 +8,6 @@
 //! change it is the policy's (`ManageCatalogue`), who may read it too (any
 //! member of staff).
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
@@ -1229,43 +1227,19 @@ pub(crate) async fn import_post(
     req: Req,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let mut fields: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut failure = None;
     // Not a multipart body: no CSRF token either, so the run refuses it
     // (401 without a session, 403 with one) before the failure is shown.
-    match multipart {
-        Err(_) => failure = Some("Send the file with the form (a multipart upload)."),
-        Ok(mut multipart) => loop {
-            match multipart.next_field().await {
-                Ok(Some(field)) => {
-                    let name = field.name().unwrap_or_default().to_owned();
-                    match field.bytes().await {
-                        Ok(b) if b.len() <= MAX_FILE => {
-                            fields.insert(name, b.to_vec());
-                        }
-                        Ok(_) => {
-                            failure =
-                                Some("The file is larger than 16 MB: that is not a catalogue.")
-                        }
-                        Err(_) => failure = Some("The upload did not arrive whole. Try again."),
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    failure = Some("The upload could not be read. Choose the file again.");
-                    break;
-                }
-            }
-        },
-    }
+    let (mut fields, problem) = crate::multipart_fields(multipart, MAX_FILE).await;
+    let failure = problem.map(|p| match p {
+        crate::UploadProblem::NotMultipart => "Send the file with the form (a multipart upload).",
+        crate::UploadProblem::TooLarge => "The file is larger than 16 MB: that is not a catalogue.",
+        crate::UploadProblem::Cut => "The upload did not arrive whole. Try again.",
+        crate::UploadProblem::Unreadable => "The upload could not be read. Choose the file again.",
+    });
     // The CSRF token travels in the multipart body; the run checks it.
-    let csrf =
-        String::from_utf8_lossy(fields.get("csrf").map_or(&[][..], Vec::as_slice)).into_owned();
-    let form: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("csrf", &csrf)
-        .finish();
+    let form = crate::csrf_form(&fields);
     let file = fields.remove("bundle").unwrap_or_default();
-    ui.run(req, Some(&Bytes::from(form)), move |cx, _| {
+    ui.run(req, Some(&form), move |cx, _| {
         if let Err(r) = refuse_unless_manager(cx) {
             return r;
         }

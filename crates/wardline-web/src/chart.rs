@@ -535,6 +535,8 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             p data-testid="drug-chart-link" { a href={ "/ui/patients/" (enc(&p.id)) "/medicines" } { "Drug chart" } ": prescriptions on the inpatient drug chart" }
             p data-testid="notes-link" { a href={ "/ui/patients/" (enc(&p.id)) "/notes" } { "Clinical notes" } ": ward round and clinic notes, signed, with their versions" }
             p data-testid="results-link" { a href={ "/ui/patients/" (enc(&p.id)) "/results" } { "Results" } ": every result, as a table and trend charts" }
+            // issue 18: referrals
+            p data-testid="referrals-link" { a href={ "/ui/patients/" (enc(&p.id)) "/referrals" } { "Referrals" } ": e-Referrals to other providers, and their acceptance" }
             (summary_panels(&summary))
             (crate::orders::section(cx, &p.id))
             (crate::consent::section(cx, &p.id))

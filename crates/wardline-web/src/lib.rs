@@ -37,6 +37,8 @@ mod notes;
 mod orders;
 mod patients;
 mod pharmacy;
+// issue 18: referrals
+mod referrals;
 mod results;
 mod social_care;
 mod transfers;
@@ -560,6 +562,66 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 18: letters ──
     // ── end of issue 18: letters ──
     // ── issue 18: referrals ──
+    r(
+        "GET",
+        "/ui/referrals",
+        "e-Referrals sent to other providers, with their states",
+    ),
+    r(
+        "GET",
+        "/ui/referrals/triage",
+        "e-Referrals received from other providers, to accept or reject",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/referrals",
+        "a patient's e-Referrals",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/referrals/new",
+        "make an e-Referral: provider, priority, reason, documents",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/referrals",
+        "save an e-Referral as a draft",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/referrals/upload",
+        "upload a PDF to attach to an e-Referral",
+    ),
+    r(
+        "GET",
+        "/ui/referrals/{id}",
+        "an e-Referral: its provider, state, attachments and delivery",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/send",
+        "send an e-Referral (BaRS)",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/retry",
+        "send an undelivered e-Referral again",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/cancel",
+        "cancel an e-Referral, with the reason",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/accept",
+        "accept a received e-Referral",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/reject",
+        "reject a received e-Referral, with the reason",
+    ),
     // ── end of issue 18: referrals ──
     // ── issue 18: social ──
     r(
@@ -848,6 +910,23 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 18: letters ──
         // ── end of issue 18: letters ──
         // ── issue 18: referrals ──
+        .route("/referrals", get(referrals::out_page))
+        .route("/referrals/triage", get(referrals::triage_page))
+        .route(
+            "/patients/{id}/referrals",
+            get(referrals::patient_page).post(referrals::create_post),
+        )
+        .route("/patients/{id}/referrals/new", get(referrals::new_page))
+        .route(
+            "/patients/{id}/referrals/upload",
+            post(referrals::upload_post),
+        )
+        .route("/referrals/{id}", get(referrals::referral_page))
+        .route("/referrals/{id}/send", post(referrals::send_post))
+        .route("/referrals/{id}/retry", post(referrals::retry_post))
+        .route("/referrals/{id}/cancel", post(referrals::cancel_post))
+        .route("/referrals/{id}/accept", post(referrals::accept_post))
+        .route("/referrals/{id}/reject", post(referrals::reject_post))
         // ── end of issue 18: referrals ──
         // ── issue 18: social ──
         .route("/social-care", get(social_care::worklist_page))
@@ -949,6 +1028,62 @@ impl Cx {
     pub fn may(&self, a: wardline_auth::rbac::Activity) -> bool {
         self.role.is_some_and(|r| r.has(a))
     }
+}
+
+/// Why a multipart upload could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UploadProblem {
+    /// The body is not multipart.
+    NotMultipart,
+    /// A part is larger than allowed.
+    TooLarge,
+    /// A part did not arrive whole.
+    Cut,
+    /// The multipart body is malformed.
+    Unreadable,
+}
+
+/// A multipart form's parts as name → bytes, each at most `max` bytes; the
+/// CSRF token travels in the body as the `csrf` part, re-encoded by
+/// [`csrf_form`] for [`Ui::run`] to check.
+pub(crate) async fn multipart_fields(
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+    max: usize,
+) -> (HashMap<String, Vec<u8>>, Option<UploadProblem>) {
+    let mut fields = HashMap::new();
+    let mut mp = match multipart {
+        Ok(m) => m,
+        Err(_) => return (fields, Some(UploadProblem::NotMultipart)),
+    };
+    // Every part is read (the CSRF token may follow a part that failed).
+    let mut problem = None;
+    loop {
+        match mp.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                match field.bytes().await {
+                    Ok(b) if b.len() <= max => {
+                        fields.insert(name, b.to_vec());
+                    }
+                    Ok(_) => problem = Some(UploadProblem::TooLarge),
+                    Err(_) => problem = Some(UploadProblem::Cut),
+                }
+            }
+            Ok(None) => return (fields, problem),
+            Err(_) => return (fields, Some(UploadProblem::Unreadable)),
+        }
+    }
+}
+
+/// The `csrf` part of a multipart form as a url-encoded body for [`Ui::run`].
+pub(crate) fn csrf_form(fields: &HashMap<String, Vec<u8>>) -> Bytes {
+    let csrf =
+        String::from_utf8_lossy(fields.get("csrf").map_or(&[][..], Vec::as_slice)).into_owned();
+    Bytes::from(
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &csrf)
+            .finish(),
+    )
 }
 
 /// A form body as name → value (the last of repeated names wins).

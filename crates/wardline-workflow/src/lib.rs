@@ -79,6 +79,8 @@ pub fn with_operations(svc: FhirService) -> FhirService {
         .with_operation(medicines::chemo::operation::CycleOperation::spec())
         // issue 18: discharge summaries' signed documents.
         .with_operation(documents::discharge::operation::DocumentOperation::spec())
+        // issue 18: referrals: BaRS messages received from other providers.
+        .with_operation(referrals::inbound::ProcessMessageOperation::spec())
 }
 
 /// The service with the workflows' write rules registered, which the core
@@ -96,6 +98,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         // issue 18: discharge summaries' lifecycle, one per admission.
         .with_rule(std::sync::Arc::new(documents::discharge::DischargeRule))
         .with_rule(std::sync::Arc::new(transfers::DeliveryRule))
+        // issue 18: referrals' lifecycle on every channel.
+        .with_rule(std::sync::Arc::new(referrals::ReferralRule))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))

@@ -182,3 +182,42 @@ pub fn spawn_transfers(
         }
     });
 }
+
+/// e-Referrals (issue 18): every `seconds`, delivers the BaRS messages due
+/// (`wardline_workflow::referrals::send::run`) and raises chase Tasks for
+/// referrals not accepted within `chase` (`send::chase`), audited as the
+/// operator `referrals`. The clock is the job's `now` (`wardline referrals
+/// send|chase --now …` run the same steps at a chosen time).
+pub fn spawn_referrals(
+    service: Arc<FhirService>,
+    transport: wardline_workflow::referrals::send::HttpTransport,
+    local: wardline_workflow::referrals::message::Local,
+    policy: wardline_workflow::referrals::send::Policy,
+    chase: time::Duration,
+    seconds: u64,
+) {
+    let access = Trusted::operator("referrals");
+    every(
+        "referrals",
+        Duration::from_secs(seconds.max(1)),
+        move || {
+            let now = time::OffsetDateTime::now_utc();
+            use wardline_workflow::referrals::send;
+            match send::run(&service, &access, &transport, &local, policy, now) {
+                Ok(r) => {
+                    if !r.retrying.is_empty() || !r.failed.is_empty() {
+                        tracing::warn!(
+                            retrying = r.retrying.len(),
+                            failed = r.failed.len(),
+                            "referral messages not delivered"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "referral delivery failed"),
+            }
+            if let Err(e) = send::chase(&service, &access, chase, now) {
+                tracing::error!(error = %e, "referral chase failed");
+            }
+        },
+    );
+}

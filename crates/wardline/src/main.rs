@@ -15,6 +15,8 @@ mod hl7;
 mod import;
 mod jobs;
 mod medicines;
+// issue 18: referrals
+mod referrals;
 mod results;
 mod transfers;
 mod user;
@@ -130,6 +132,10 @@ enum Command {
     /// raise overdue discharge summaries.
     #[command(subcommand)]
     Transfers(transfers::TransfersCommand),
+    /// e-Referrals (issue 18): deliver BaRS messages to other providers,
+    /// chase referrals not accepted, make this server's key pair.
+    #[command(subcommand)]
+    Referrals(referrals::ReferralsCommand),
 }
 
 #[derive(Args)]
@@ -201,6 +207,13 @@ struct ServeArgs {
     /// Delivery to GP practices (issue 18): MESH and SMTP settings.
     #[command(flatten)]
     delivery: transfers::DeliveryArgs,
+    /// e-Referrals to other providers (issue 18).
+    #[command(flatten)]
+    referrals: referrals::ReferralArgs,
+    /// Seconds between runs of the e-Referral delivery and chase job; 0
+    /// turns it off (`wardline referrals send|chase` run the same steps).
+    #[arg(long, env = "WARDLINE_REFERRAL_JOB_SECONDS", default_value_t = 60)]
+    referral_job_seconds: u64,
 }
 
 #[derive(Args)]
@@ -247,6 +260,7 @@ fn main() -> std::process::ExitCode {
         Command::Formulary(c) => formulary::run(c),
         Command::Medicines(c) => medicines::run(c),
         Command::Transfers(c) => transfers::run(c),
+        Command::Referrals(c) => referrals::run(c),
     };
     match result {
         Ok(code) => code,
@@ -320,6 +334,20 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         a.delivery.transports()?,
         a.delivery.policy(),
     );
+    // issue 18: referrals
+    if a.referral_job_seconds > 0 {
+        jobs::spawn_referrals(
+            service.clone(),
+            a.referrals.transport()?,
+            referrals::local(
+                format!("{base}/$process-message"),
+                &a.trust.trust_organization,
+            ),
+            a.referrals.policy(),
+            a.referrals.chase_period(),
+            a.referral_job_seconds,
+        );
+    }
     for d in destinations {
         tracing::info!(
             destination = d.name,

@@ -36,6 +36,8 @@ mod pharmacy;
 mod pharmacy_hl7;
 mod pmi;
 mod prescribe;
+// issue 18: referrals
+mod referrals;
 mod results;
 mod search;
 mod synthea;

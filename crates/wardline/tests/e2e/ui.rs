@@ -79,6 +79,35 @@ pub(crate) fn csrf(root: &str, c: &Client) -> String {
     v["csrf_token"].as_str().unwrap().to_owned()
 }
 
+/// A page's HTML, which must answer 200.
+pub(crate) fn page(c: &Client, url: &str) -> String {
+    let r = c.get(url).send().unwrap();
+    assert_eq!(r.status(), 200, "GET {url}");
+    r.text().unwrap()
+}
+
+/// Posts a form to `root` + `path` with the session's CSRF token.
+pub(crate) fn post_form(
+    c: &Client,
+    root: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::blocking::Response {
+    let token = csrf(root, c);
+    let mut f: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
+    f.extend_from_slice(form);
+    c.post(format!("{root}{path}")).form(&f).send().unwrap()
+}
+
+/// A redirect's `Location`.
+pub(crate) fn location(r: &reqwest::blocking::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[test]
 fn web_ui_over_http() {
     let env = Env::sqlite();
