@@ -20,7 +20,9 @@ use wardline_workflow::pmi::TASK_SYSTEM;
 use wardline_workflow::transfers::email::{Mailer, SmtpConfig, SmtpSecurity};
 use wardline_workflow::transfers::mesh::{MeshClient, MeshConfig, auth_header};
 use wardline_workflow::transfers::routing::{Channel, Route, set_routes};
-use wardline_workflow::transfers::send::{Policy, Transports, consent_warning, run};
+use wardline_workflow::transfers::send::{
+    Policy, Transports, consent_warning, practice_consent_warning, run,
+};
 use wardline_workflow::transfers::standard::compliance;
 use wardline_workflow::transfers::{
     DELIVERY_WITHHELD_CODE, Kind, Outgoing, attempts, delivery_text, peers, queue,
@@ -272,6 +274,16 @@ fn a_dissenting_patients_delivery_is_withheld_before_any_route_and_reviewed() {
         assert!(w.contains("Canal Side Surgery"), "{name}: {w}");
         assert_eq!(
             consent_warning(svc, &op(), "Patient/shares", "Organization/gp-c1", T0).unwrap(),
+            None,
+            "{name}"
+        );
+        // The same for the registered practice (what the summary page asks).
+        let w = practice_consent_warning(svc, &op(), "dissents", T0)
+            .unwrap()
+            .expect("a warning for the registered practice");
+        assert!(w.contains("Canal Side Surgery"), "{name}: {w}");
+        assert_eq!(
+            practice_consent_warning(svc, &op(), "shares", T0).unwrap(),
             None,
             "{name}"
         );

@@ -407,6 +407,30 @@ pub fn consent_warning(
     Ok(w)
 }
 
+/// [`consent_warning`] for the patient's registered GP practice (the
+/// recipient signing a discharge summary queues it for): the reason its
+/// delivery would be withheld, or `None` (also when no practice is named).
+/// `patient` is the Patient id. Read as the caller (audited as
+/// `transfers-consent-check`).
+pub fn practice_consent_warning(
+    svc: &FhirService,
+    access: &dyn Access,
+    patient: &str,
+    now: OffsetDateTime,
+) -> Result<Option<String>, TransfersError> {
+    let mut tx = svc.begin(access)?;
+    tx.set_audit_subtype(WARDLINE_SUBTYPE, "transfers-consent-check", "R");
+    let gp = tx
+        .get("Patient", patient)?
+        .and_then(|p| crate::documents::discharge::prefill::gp_practice_id(&p));
+    let w = match gp {
+        Some(org) => dissent_for_in(&mut tx, patient, &org, now)?,
+        None => None,
+    };
+    tx.commit()?;
+    Ok(w)
+}
+
 /// Stops a delivery the patient's dissent forbids: no route tried,
 /// `statusReason` the reason, and a [`super::DELIVERY_WITHHELD_CODE`] Task
 /// for the responsible team.

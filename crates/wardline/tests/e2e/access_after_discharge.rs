@@ -8,6 +8,11 @@
 //! was never on) is refused throughout. When the stay ended longer ago than
 //! the window (the encounter's `period` moved back 20 days over FHIR: the
 //! server's clock is the system's), dr.watford is refused too (403).
+//!
+//! Consent on the same server: a patient who dissented from sharing is
+//! warned about on the draft summary, and after signing the send run
+//! withholds the delivery (stopped, a review Task, the dashboard's
+//! withheld list).
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -34,9 +39,10 @@ fn sees_chart(c: &Client, url: &str) -> bool {
     }
 }
 
-/// A Watford in-patient on a ward other than ward 1 (nurse.w1's), with no
-/// discharge summary yet: (patient, encounter).
-fn inpatient_off_ward_1(s: &Server) -> (String, String) {
+/// A Watford in-patient on a ward other than ward 1 (nurse.w1's), with a
+/// registered GP practice and no discharge summary yet, other than `not`:
+/// (patient, encounter).
+fn inpatient_off_ward_1(s: &Server, not: Option<&str>) -> (String, String) {
     s.search_all("Encounter?status=in-progress&class=IMP&_count=200")
         .into_iter()
         .find_map(|e| {
@@ -51,7 +57,13 @@ fn inpatient_off_ward_1(s: &Server) -> (String, String) {
                     .iter()
                     .any(|l| l.starts_with("Location/watford-w1-") || *l == "Location/watford-w1");
             let id = e["id"].as_str()?.to_owned();
+            let patient = e["subject"]["reference"].as_str()?;
+            let has_gp = s.get(patient).body["generalPractitioner"][0]["reference"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Organization/"));
             let ok = ok
+                && has_gp
+                && Some(id.as_str()) != not
                 && s.count(&format!(
                     "Composition?encounter=Encounter/{id}&type=http://snomed.info/sct|373942005"
                 )) == 0;
@@ -119,7 +131,7 @@ pub(crate) fn end_stay_days_ago(s: &Server, enc: &str, days: i64) {
 fn scenario(env: &Env) {
     let s = env.start_with(&["--demo"]);
     let root = s.root.clone();
-    let (patient, enc) = inpatient_off_ward_1(&s);
+    let (patient, enc) = inpatient_off_ward_1(&s, None);
     let chart = format!("{root}/ui/patients/{patient}");
     let doctor = browser();
     sign_in(env, &root, &doctor, "dr.watford");
@@ -162,6 +174,8 @@ fn scenario(env: &Env) {
         env.name
     );
 
+    consent_is_honoured(&s, env, &doctor, &enc);
+
     // The stay ended 20 days ago: past the window, access has ended.
     end_stay_days_ago(&s, &enc, 20);
     assert!(
@@ -170,6 +184,72 @@ fn scenario(env: &Env) {
         env.name
     );
     assert_eq!(status(&doctor, &summary), 403, "{}", env.name);
+}
+
+/// A second in-patient dissented from sharing their record outside the
+/// trust (a Consent written over FHIR): the summary page warns before
+/// signing; after signing, the send run (`wardline transfers send`)
+/// withholds the delivery — stopped with the reason, a review Task — and
+/// the transfers dashboard shows it as withheld.
+fn consent_is_honoured(s: &Server, env: &Env, doctor: &Client, not: &str) {
+    let root = s.root.as_str();
+    let (patient, enc) = inpatient_off_ward_1(s, Some(not));
+    let consent = wardline_core::consent::resource(
+        &patient,
+        &wardline_core::consent::Decision::NoSharing(Vec::new()),
+        OffsetDateTime::now_utc().unix_timestamp() * 1000 - 60_000,
+    );
+    let r = s.post("Consent", &consent);
+    assert!(r.is_success(), "{}: {}", env.name, r.brief());
+    // Started (before the discharge), the draft warns.
+    let r = crate::transfers_chain::post(
+        doctor,
+        root,
+        &format!("/ui/encounters/{enc}/discharge-summary"),
+        &[],
+    );
+    assert_eq!(r.status(), 303, "{}: start", env.name);
+    let id = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/ui/discharge-summaries/")
+        .trim_end_matches("/edit")
+        .to_owned();
+    let html = crate::transfers_chain::page(doctor, &format!("{root}/ui/discharge-summaries/{id}"));
+    assert!(
+        html.contains(r#"data-testid="consent-warning""#)
+            && html.contains("dissented from sharing"),
+        "{}: no consent warning: {html}",
+        env.name
+    );
+    let (signed, _) = discharge_and_sign(s, env, doctor, &enc);
+    assert_eq!(signed, id, "{}", env.name);
+    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
+    env.cli(&["transfers", "send", "--now", &now]);
+    let comms = s.search_all(&format!("Communication?encounter=Encounter/{enc}"));
+    let c = comms
+        .iter()
+        .find(|c| c["payload"][0]["contentReference"]["reference"].is_string())
+        .expect("the delivery");
+    assert_eq!(c["status"], "stopped", "{}: {c}", env.name);
+    assert!(
+        c["statusReason"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("dissented from sharing")),
+        "{}: {c}",
+        env.name
+    );
+    assert!(c.get("sent").is_none(), "{}: {c}", env.name);
+    let tasks = s.search_all(&format!(
+        "Task?patient=Patient/{patient}&code=https://fhir.wardline.invalid/CodeSystem/task|delivery-withheld"
+    ));
+    assert_eq!(tasks.len(), 1, "{}: {tasks:?}", env.name);
+    let dash = crate::transfers_chain::page(doctor, &format!("{root}/ui/transfers"));
+    assert!(
+        dash.contains(r#"data-testid="withheld-count""#),
+        "{}: the dashboard shows no withheld delivery: {dash}",
+        env.name
+    );
 }
 
 #[test]
