@@ -115,6 +115,10 @@ fn seed(svc: &FhirService) {
 /// The real policy of a doctor (`who`) whose position (at the trust)
 /// covers `locations`.
 fn doctor(dir: &Arc<Directory>, who: &str, locations: &[&str]) -> Policy {
+    user(dir, who, Role::Doctor, "trust", locations)
+}
+
+fn user(dir: &Arc<Directory>, who: &str, role: Role, org: &str, locations: &[&str]) -> Policy {
     Policy::new(
         Principal {
             agent: Agent {
@@ -127,8 +131,8 @@ fn doctor(dir: &Arc<Directory>, who: &str, locations: &[&str]) -> Policy {
             position: Some(Position {
                 id: format!("pos-{who}"),
                 practitioner: who.into(),
-                role: Role::Doctor,
-                organization: "trust".into(),
+                role,
+                organization: org.into(),
                 locations: locations.iter().map(|l| (*l).to_owned()).collect(),
                 active: true,
             }),
@@ -300,6 +304,30 @@ fn the_treating_team_writes_and_signs_the_summary_after_discharge_then_access_en
             !can_read_chart(svc, &doctor(&none, "dr1", &["w2"])),
             "{name}: 0 days"
         );
+    }
+}
+
+#[test]
+fn a_consent_period_is_read_by_the_policys_clock() {
+    for (name, svc, _guard) in backends("consent_clock") {
+        let svc = &svc;
+        // The patient dissented from sharing with their practice until
+        // 1 November; the practice's GP is related (registered practice).
+        let mut c = wardline_core::consent::resource(
+            "p1",
+            &wardline_core::consent::Decision::NoSharing(vec!["gp1".into()]),
+            ms("2026-10-01T00:00:00Z"),
+        );
+        c["provision"]["period"] =
+            json!({"start": "2026-10-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"});
+        svc.transact(&op(), |tx| tx.save(c.clone()).map(|_| ()))
+            .unwrap();
+        let clock = ManualClock::at(ms("2026-10-20T12:00:00Z"));
+        let dir = directory(svc, &clock, None);
+        let gp = || user(&dir, "gpdoc", Role::Gp, "gp1", &[]);
+        assert!(!can_read_chart(svc, &gp()), "{name}: within the dissent");
+        clock.set(ms("2026-11-02T12:00:00Z"));
+        assert!(can_read_chart(svc, &gp()), "{name}: the dissent has lapsed");
     }
 }
 
