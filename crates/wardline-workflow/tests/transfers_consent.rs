@@ -18,7 +18,7 @@ use wardline_core::{
 };
 use wardline_workflow::pmi::TASK_SYSTEM;
 use wardline_workflow::transfers::email::{Mailer, SmtpConfig, SmtpSecurity};
-use wardline_workflow::transfers::mesh::{MeshClient, MeshConfig, auth_header};
+use wardline_workflow::transfers::mesh::auth_header;
 use wardline_workflow::transfers::routing::{Channel, Route, set_routes};
 use wardline_workflow::transfers::send::{
     Policy, Transports, consent_warning, practice_consent_warning, run,
@@ -223,26 +223,6 @@ fn job_events(svc: &FhirService, subtype: &str, id: &str) -> usize {
         .count()
 }
 
-/// A MESH address nothing listens on.
-fn dead_mesh() -> MeshClient {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    mesh_at(&format!("http://127.0.0.1:{port}"), "Banana")
-}
-
-fn mesh_at(url: &str, key: &str) -> MeshClient {
-    MeshClient::new(MeshConfig {
-        url: url.into(),
-        mailbox: "X26ABC1".into(),
-        password: "password".into(),
-        shared_key: key.into(),
-        identity_pem: None,
-    })
-    .unwrap()
-}
-
 fn route(svc: &FhirService, channel: Channel, address: &str) {
     set_routes(
         svc,
@@ -291,7 +271,7 @@ fn a_dissenting_patients_delivery_is_withheld_before_any_route_and_reviewed() {
         let withheld = queue(svc, &op(), &outgoing("dissents"), T0).unwrap();
         let sent = queue(svc, &op(), &outgoing("shares"), T0).unwrap();
         let transports = Transports {
-            mesh: Some(dead_mesh()),
+            mesh: Some(peers::unreachable_mesh()),
             email: None,
         };
         let r = run(svc, &op(), &transports, Policy::default(), T0).unwrap();
@@ -429,7 +409,7 @@ fn nothing_reaches_the_mesh_inbox_for_a_dissenting_patient() {
         let withheld = queue(svc, &op(), &outgoing("dissents"), T0).unwrap();
         let sent = queue(svc, &op(), &outgoing("shares"), T0).unwrap();
         let transports = Transports {
-            mesh: Some(mesh_at(&url, &key)),
+            mesh: Some(peers::mesh_client(&url, &key)),
             email: None,
         };
         let r = run(svc, &op(), &transports, Policy::default(), T0).unwrap();
