@@ -7,8 +7,10 @@
 //  * the ward's nurse sees the Problems and Medicines sections, current
 //    entries first and ended ones marked, and the temperature in °C with
 //    its date and age, marked not current;
-//  * after the nurse discharges the patient, each section says how many
-//    entries are not shown to them instead of "none recorded".
+//  * after the nurse discharges the patient the ward still sees the record
+//    (the recent-encounter window, issue 18); once the stay ended longer
+//    ago than the window (moved back 20 days over FHIR REST), each section
+//    says how many entries are not shown to them instead of "none recorded".
 //
 // Run with `npm test` in tests/browser (scripts/test.sh does).
 
@@ -22,10 +24,20 @@ const CHART = `/ui/patients/${PATIENT}`
 
 let server, chrome, clerk, nurse
 
+let token
+
+/** A backend-service token for FHIR REST (the client registered once). */
+function systemToken () {
+  if (!token) {
+    server.cli('client', 'add', 'browser-chart', '--name', 'Browser chart test', '--scope', 'system/*.cruds')
+    token = server.cli('token', '--client', 'browser-chart', '--scope', 'system/*.cruds', '--minutes', '60').trim()
+  }
+  return token
+}
+
 /** PUTs each resource over FHIR REST with a backend-service token. */
 async function load (resources) {
-  server.cli('client', 'add', 'browser-chart', '--name', 'Browser chart test', '--scope', 'system/*.cruds')
-  const token = server.cli('token', '--client', 'browser-chart', '--scope', 'system/*.cruds', '--minutes', '60').trim()
+  const token = systemToken()
   for (const r of resources) {
     const res = await fetch(`${server.url}/fhir/${r.resourceType}/${r.id}`, {
       method: 'PUT',
@@ -165,12 +177,28 @@ test('an old temperature shows in °C with its date and age, marked not current'
   assert.equal(await row.getAttribute('data-old'), 'true')
 })
 
-test('after the discharge the nurse is told what is withheld, not that nothing is recorded', async () => {
+test('after the discharge the ward keeps the record for the window, then is told what is withheld', async () => {
   await nurse.click('a:has-text("Discharge")')
   await nurse.waitForSelector('#destination')
   await nurse.selectOption('#destination', { index: 1 })
   await nurse.selectOption('#method', { index: 1 })
   await Promise.all([nurse.waitForURL(/\?done=discharged/), nurse.click('button:has-text("Discharge patient")')])
+  // Just discharged: the ward still cares for the patient.
+  assert.match(await nurse.textContent('[data-testid="alerts"]'), /Allergy to penicillin/)
+  assert.equal(await nurse.locator('text=not shown to you').count(), 0)
+  // The stay ended 20 days ago (the server's clock is the system's).
+  const auth = { authorization: `Bearer ${systemToken()}`, 'content-type': 'application/fhir+json' }
+  const found = await (await fetch(`${server.url}/fhir/Encounter?subject=Patient/${PATIENT}&status=finished`, { headers: auth })).json()
+  assert.equal(found.entry.length, 1)
+  const enc = found.entry[0].resource
+  const day = 86400000
+  const iso = t => new Date(t).toISOString().replace(/\.\d+Z$/, 'Z')
+  const period = { start: iso(Date.now() - 25 * day), end: iso(Date.now() - 20 * day) }
+  enc.period = period
+  for (const l of enc.location || []) l.period = period
+  const put = await fetch(`${server.url}/fhir/Encounter/${enc.id}`, { method: 'PUT', headers: auth, body: JSON.stringify(enc) })
+  assert.ok(put.ok, `PUT Encounter/${enc.id}: ${put.status} ${await put.text()}`)
+  await nurse.reload()
   assert.equal((await nurse.textContent('[data-testid="encounters-withheld"]')).trim(), '1 encounter is not shown to you.')
   assert.equal((await nurse.textContent('[data-testid="problems-withheld"]')).trim(), '2 problems are not shown to you.')
   assert.equal((await nurse.textContent('[data-testid="medicines-withheld"]')).trim(), '2 medicines are not shown to you.')

@@ -28,6 +28,7 @@ use wardline_fhir::FhirError;
 use wardline_fhir::datetime::{format_instant, now_ms};
 use wardline_store::{PageRequest, Reader};
 
+use crate::clock::Clock;
 use crate::policy::Principal;
 use crate::rbac::Role;
 use crate::scopes::ScopeSet;
@@ -180,7 +181,15 @@ pub struct Directory {
     trust: String,
     keys: token::Keys,
     parents: Mutex<(Instant, HashMap<String, Option<String>>)>,
+    clock: Clock,
+    recent_encounter_days: u32,
 }
+
+/// How many days after an encounter finished its care relationship lasts
+/// by default ([`Directory::with_recent_encounter_days`]): long enough to
+/// write and sign the discharge summary and answer the practice's
+/// questions, short enough that access ends with the episode.
+pub const DEFAULT_RECENT_ENCOUNTER_DAYS: u32 = 14;
 
 const PARENT_CACHE: Duration = Duration::from_secs(60);
 
@@ -209,7 +218,34 @@ impl Directory {
             trust: trust.to_owned(),
             keys: token::Keys::new(&key),
             parents: Mutex::new((Instant::now(), HashMap::new())),
+            clock: Clock::system(),
+            recent_encounter_days: DEFAULT_RECENT_ENCOUNTER_DAYS,
         })
+    }
+
+    /// The directory reading `clock` where the policy needs the time
+    /// (tests inject a clock they can move; production keeps the system
+    /// clock).
+    pub fn with_clock(mut self, clock: Clock) -> Directory {
+        self.clock = clock;
+        self
+    }
+
+    /// How many days after a finished encounter's `period.end` the
+    /// positions it involves keep their relationship with the patient
+    /// (`wardline serve --recent-encounter-days`; 0: none after the end).
+    pub fn with_recent_encounter_days(mut self, days: u32) -> Directory {
+        self.recent_encounter_days = days;
+        self
+    }
+
+    pub fn recent_encounter_days(&self) -> u32 {
+        self.recent_encounter_days
+    }
+
+    /// Now, by the directory's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn reader(&self) -> &dyn Reader {
@@ -766,7 +802,7 @@ impl Directory {
             ),
             None => None,
         };
-        let now = now_ms();
+        let now = self.now_ms();
         let mut break_glass = HashMap::new();
         for (k, v) in self
             .svc
@@ -839,7 +875,7 @@ impl Directory {
             ))
             .at("minutes"));
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let expires = now + minutes * 60_000;
         let actor = Trusted::new(principal.agent.clone());
         self.svc.transact(&actor, |tx| {

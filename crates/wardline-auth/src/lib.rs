@@ -28,8 +28,11 @@
 //! * [`policy`]: [`policy::Policy`], the `Access` of one request — scopes,
 //!   position activities, patient context, legitimate relationships,
 //!   break-glass, consent — asked by `wardline-core` at every read and write.
+//! * [`clock`]: the clock the policy reads (the directory's; the system
+//!   clock unless a test injects one it can move).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod clock;
 pub mod directory;
 pub mod password;
 pub mod pkce;

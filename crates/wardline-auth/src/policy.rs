@@ -155,7 +155,7 @@ impl Policy {
                     wardline_fhir::definitions::r4(),
                     reader,
                     patient,
-                    wardline_fhir::datetime::now_ms(),
+                    self.directory.now_ms(),
                 )?;
                 self.consents
                     .lock()
@@ -498,10 +498,31 @@ fn involves(
     Ok(false)
 }
 
+/// Whether a finished encounter ended no more than `days` days before
+/// `now_ms` (an end after `now_ms`, e.g. a clock a little behind, counts as
+/// recent): its `period.end` is read as the latest
+/// instant it may denote (a date ends at its day's end), so a day-precision
+/// end is never cut short. An encounter without an end is not recent.
+pub fn recently_finished(encounter: &Value, now_ms: i64, days: u32) -> bool {
+    let Some(end) = encounter
+        .pointer("/period/end")
+        .and_then(Value::as_str)
+        .and_then(wardline_fhir::datetime::parse_range)
+    else {
+        return false;
+    };
+    let window = i64::from(days) * 86_400_000;
+    now_ms < end.1.saturating_add(window)
+}
+
 /// Whether the position has a care relationship with the patient:
 /// * an open encounter (planned, arrived, triaged, in progress, on leave)
 ///   at one of its locations (or a bed, bay or ward within them), or naming
 ///   its practitioner or the position as a participant;
+/// * a **recently finished** encounter, by the same test: `finished` with
+///   `period.end` no more than [`Directory::recent_encounter_days`] before
+///   the directory's clock ([`recently_finished`]) — the treating team
+///   writes and signs the discharge summary after the patient has left;
 /// * an active episode of care, care team or referral (ServiceRequest)
 ///   naming its practitioner, the position, or its organisation (when that is
 ///   a team or partner, not the whole trust); for laboratory and radiology
@@ -528,6 +549,21 @@ pub fn relationship(
         ("ServiceRequest", "active,draft,on-hold"),
         ("Appointment", "booked,arrived,checked-in,pending"),
     ];
+    let recent = dir.search(
+        reader,
+        "Encounter",
+        &[
+            ("patient", format!("Patient/{patient}")),
+            ("status", "finished".to_owned()),
+        ],
+    )?;
+    for v in recent {
+        if recently_finished(&v, dir.now_ms(), dir.recent_encounter_days())
+            && involves(dir, reader, pos, &v)?
+        {
+            return Ok(true);
+        }
+    }
     for (t, statuses) in checks {
         for v in dir.search(
             reader,
@@ -630,6 +666,23 @@ pub fn relationship(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_finished_encounter_is_recent_for_its_window_only() {
+        let day = 86_400_000;
+        let e = json!({"status": "finished", "period": {"end": "2026-01-10T12:00:00Z"}});
+        let end = wardline_fhir::datetime::parse_range("2026-01-10T12:00:00Z")
+            .unwrap()
+            .0;
+        assert!(recently_finished(&e, end, 14));
+        assert!(recently_finished(&e, end - day, 14));
+        assert!(recently_finished(&e, end + 14 * day - 1, 14));
+        assert!(!recently_finished(&e, end + 14 * day + 1_000, 14));
+        assert!(!recently_finished(&e, end + 1_000, 0));
+        let date_only = json!({"period": {"end": "2026-01-10"}});
+        assert!(recently_finished(&date_only, end + 11 * 3_600_000, 0));
+        assert!(!recently_finished(&json!({"period": {}}), end, 14));
+    }
 
     #[test]
     fn the_patients_own_references_do_not_name_a_position() {

@@ -215,6 +215,24 @@ pub fn sharing(
     Ok(s)
 }
 
+/// A patient's sharing decisions read inside a transaction, folded by the
+/// same [`apply`] as [`sharing`] (what a delivery checks before anything
+/// leaves the trust: `wardline_workflow::transfers::send`).
+pub fn sharing_in(
+    tx: &mut crate::Tx<'_>,
+    patient: &str,
+    now_ms: i64,
+) -> Result<Sharing, FhirError> {
+    let mut s = Sharing::default();
+    for c in tx.find(
+        "Consent",
+        &format!("patient=Patient/{patient}&status=active&_count=100"),
+    )? {
+        apply(&mut s, &c, now_ms);
+    }
+    Ok(s)
+}
+
 /// Every patient under the national data opt-out (for exports).
 pub fn secondary_use_opt_outs(
     defs: &Definitions,

@@ -112,6 +112,8 @@ fn summary_body(
         }
         @if writes(cx) && s.status == "preliminary" {
             h2 { "Sign" }
+            // issue 18: access — the patient's sharing decision, before signing queues the delivery.
+            (consent_warning(cx, s))
             p { "Signing makes this the discharge summary: it is stored as a FHIR document and a PDF, and it can then only be amended." }
             form method="post" action={ (b) "/sign" } novalidate {
                 (layout::csrf(cx))
@@ -221,6 +223,33 @@ pub(crate) async fn start_post(
 // ---------------------------------------------------------------- the summary
 
 /// `GET /ui/discharge-summaries/{id}`: the summary as it stands.
+/// A warning when the patient has dissented from sharing with their GP
+/// practice: signing queues the delivery, which the send job will then
+/// withhold (`transfers::send::practice_consent_warning`).
+fn consent_warning(cx: &Cx, s: &Summary) -> Markup {
+    let w = wardline_workflow::transfers::send::practice_consent_warning(
+        &cx.svc,
+        cx.access(),
+        &s.patient_id,
+        OffsetDateTime::now_utc(),
+    );
+    let text = match w {
+        Ok(None) => return html! {},
+        Ok(Some(why)) => format!(
+            "{why} The summary will not be sent to the GP practice: after signing, the team is asked to review how the practice is to be told what it needs."
+        ),
+        Err(e) => format!(
+            "Wardline could not check the patient's sharing decision ({e}); the delivery is checked again before anything is sent."
+        ),
+    };
+    html! {
+        div class="nhsuk-warning-callout" data-testid="consent-warning" {
+            h3 class="nhsuk-warning-callout__label" { span role="text" { span class="nhsuk-u-visually-hidden" { "Important: " } "Not to be shared with the GP practice" } }
+            p { (text) }
+        }
+    }
+}
+
 pub(crate) async fn summary_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
         let done = match q.get("done").map(String::as_str) {

@@ -178,6 +178,16 @@ fn dashboard_body(c: &Compliance, days: i64, team: &[serde_json::Value]) -> Mark
                 @for t in &c.failures { li { (t["description"].as_str().unwrap_or("Not delivered")) } }
             }
         }
+        // issue 18: access — deliveries the patient's dissent stopped.
+        h2 { "Deliveries withheld (patient dissented from sharing)" }
+        @if c.withheld.is_empty() {
+            p data-testid="withheld-none" { "No delivery has been withheld." }
+        } @else {
+            p data-testid="withheld-count" { strong { (c.withheld.len()) " withheld" } ": nothing was sent; each is on the team's list to review." }
+            ul class="nhsuk-list nhsuk-list--bullet" data-testid="withheld" {
+                @for t in &c.withheld { li { (t["description"].as_str().unwrap_or("Withheld")) } }
+            }
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! * only active flags are alerts (H-038);
 //! * a list the caller's position does not cover, or whose entries are
 //!   withheld from them, is never "none recorded" (H-050) — with the real
-//!   policy of `wardline-auth`: a ward clerk, a nurse whose patient was just
-//!   discharged, a nurse with the patient on the ward;
+//!   policy of `wardline-auth`: a ward clerk, a nurse whose patient was
+//!   discharged more than the recent-encounter window ago (the policy's
+//!   clock moved), a nurse with the patient on the ward;
 //! * problems and medicines, current ones first, ended ones marked, every
 //!   entry once (H-051);
 //! * observations with their age measured at the injected `now`, the old
@@ -203,8 +204,13 @@ fn every_section_says_what_it_hid(s: &ChartSummary, who: &str) {
 fn what_is_hidden_is_never_none_recorded() {
     for (name, svc, _guard) in backends("hidden") {
         patient_on_ward(&svc, "in-progress");
-        let dir = Arc::new(Directory::open(svc.clone(), "trust").unwrap());
         let now = ms(NOW);
+        let clock = wardline_auth::clock::ManualClock::at(now);
+        let dir = Arc::new(
+            Directory::open(svc.clone(), "trust")
+                .unwrap()
+                .with_clock(clock.clock()),
+        );
 
         // A ward clerk: the position covers encounters (ADT) but no
         // clinical list; those are not covered, not empty.
@@ -242,6 +248,13 @@ fn what_is_hidden_is_never_none_recorded() {
                 "location": [{"location": {"reference": "Location/w1-b1"}, "status": "completed"}]}),
             ],
         );
+        // An hour after the discharge the ward still cares for them (the
+        // recent-encounter window, issue 18).
+        let nurse = policy(&dir, Role::StaffNurse, &["w1"]);
+        let s = chart::summary(&svc, &nurse, "p1", now).unwrap();
+        assert!(!s.hides_anything(), "{name} nurse just after discharge");
+        // The window closes: every entry is withheld.
+        clock.advance(15 * 86_400_000);
         let nurse = policy(&dir, Role::StaffNurse, &["w1"]);
         let s = chart::summary(&svc, &nurse, "p1", now).unwrap();
         every_section_says_what_it_hid(&s, &format!("{name} nurse after discharge"));

@@ -16,7 +16,7 @@ use wardline_fhir::FhirError;
 use wardline_store::Reader;
 use wardline_workflow::pmi::TASK_SYSTEM;
 use wardline_workflow::transfers::email::{Mailer, SmtpConfig, SmtpSecurity};
-use wardline_workflow::transfers::mesh::{MeshClient, MeshConfig, auth_header};
+use wardline_workflow::transfers::mesh::auth_header;
 use wardline_workflow::transfers::routing::{Channel, Route, routes_in, set_routes};
 use wardline_workflow::transfers::send::{Policy, Transports, run};
 use wardline_workflow::transfers::standard::{OVERDUE_CODE, State, compliance, raise_overdue};
@@ -135,22 +135,6 @@ fn tasks(svc: &FhirService, code: &str) -> Vec<Value> {
     t
 }
 
-/// A MESH address nothing listens on (MESH "down").
-fn dead_mesh() -> MeshClient {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    MeshClient::new(MeshConfig {
-        url: format!("http://127.0.0.1:{port}"),
-        mailbox: "X26ABC1".into(),
-        password: "password".into(),
-        shared_key: "Banana".into(),
-        identity_pem: None,
-    })
-    .unwrap()
-}
-
 fn routes(svc: &FhirService) {
     set_routes(
         svc,
@@ -265,7 +249,7 @@ fn failures_back_off_then_fall_back_then_stop_on_a_worklist() {
         let t0 = DISCHARGED + Duration::hours(3);
         let id = queue(svc, &op(), &outgoing("e1"), t0).unwrap();
         let transports = Transports {
-            mesh: Some(dead_mesh()),
+            mesh: Some(peers::unreachable_mesh()),
             email: None,
         };
         let policy = Policy {
@@ -371,17 +355,6 @@ fn practice_acknowledges(url: &str, key: &str, id: &str) -> Vec<u8> {
     bytes
 }
 
-fn mesh_client(url: &str, key: &str) -> MeshClient {
-    MeshClient::new(MeshConfig {
-        url: url.into(),
-        mailbox: "X26ABC1".into(),
-        password: "password".into(),
-        shared_key: key.into(),
-        identity_pem: None,
-    })
-    .unwrap()
-}
-
 #[test]
 fn delivered_over_mesh_and_acknowledged_by_the_practice() {
     let Some((url, key)) = peers::mesh() else {
@@ -393,7 +366,7 @@ fn delivered_over_mesh_and_acknowledged_by_the_practice() {
         let t0 = DISCHARGED + Duration::hours(3);
         let id = queue(svc, &op(), &outgoing("e1"), t0).unwrap();
         let transports = Transports {
-            mesh: Some(mesh_client(&url, &key)),
+            mesh: Some(peers::mesh_client(&url, &key)),
             email: None,
         };
         let r = run(svc, &op(), &transports, Policy::default(), t0).unwrap();
@@ -437,7 +410,7 @@ fn the_authorisation_header_is_checked_by_mesh() {
         return;
     };
     // A wrong shared key: the sandbox (AUTH_MODE=full) refuses.
-    let e = mesh_client(&url, "not-the-key")
+    let e = peers::mesh_client(&url, "not-the-key")
         .track("nothing")
         .unwrap_err();
     assert!(e.contains("403"), "{e}");
@@ -462,7 +435,7 @@ fn mesh_down_falls_back_to_email_with_the_pdf() {
         })
         .unwrap();
         let transports = Transports {
-            mesh: Some(dead_mesh()),
+            mesh: Some(peers::unreachable_mesh()),
             email: Some(mailer),
         };
         let policy = Policy {

@@ -147,6 +147,12 @@ pub fn spawn_transfers(
                         "documents delivered to GP practices"
                     );
                 }
+                if !r.withheld.is_empty() {
+                    tracing::warn!(
+                        withheld = r.withheld.len(),
+                        "deliveries withheld: the patient dissented from sharing with the recipient"
+                    );
+                }
                 if !r.retrying.is_empty() || !r.failed.is_empty() {
                     tracing::warn!(
                         retrying = r.retrying.len(),

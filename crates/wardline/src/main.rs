@@ -204,6 +204,17 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     time_critical_dose_minutes: u32,
+    /// Issue 18 (access): how many days after an encounter finished (its
+    /// `period.end`) the staff it involved — its ward, its clinicians —
+    /// keep access to the patient's record, e.g. to write and sign the
+    /// discharge summary. 0: access ends with the encounter.
+    #[arg(
+        long,
+        env = "WARDLINE_RECENT_ENCOUNTER_DAYS",
+        value_name = "DAYS",
+        default_value_t = wardline_auth::directory::DEFAULT_RECENT_ENCOUNTER_DAYS
+    )]
+    recent_encounter_days: u32,
     /// Delivery to GP practices (issue 18): MESH and SMTP settings.
     #[command(flatten)]
     delivery: transfers::DeliveryArgs,
@@ -311,7 +322,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     }
     let directory = Arc::new(
         wardline_auth::directory::Directory::open(service.clone(), &a.trust.trust_organization)
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_recent_encounter_days(a.recent_encounter_days),
     );
     if a.demo {
         user::seed_demo_users(&directory)?;

@@ -212,6 +212,7 @@ pub fn run(cmd: TransfersCommand) -> Result<ExitCode> {
                 ("acknowledged", &r.acknowledged),
                 ("retrying", &r.retrying),
                 ("failed", &r.failed),
+                ("withheld (patient dissented from sharing)", &r.withheld),
             ] {
                 for id in ids {
                     println!("{what}: Communication/{id}");

@@ -30,7 +30,8 @@
 //!      │  ▲            │
 //!      │  └────────────┘ (MESH reported it undeliverable: next route)
 //!      ├──► completed (email: SMTP accepted it; email has no acknowledgement)
-//!      └──► stopped (every route failed: a delivery-failure Task)
+//!      └──► stopped (every route failed: a delivery-failure Task; or the
+//!                    patient dissented: a delivery-withheld Task, no route tried)
 //! any ──► entered-in-error
 //! ```
 //!
@@ -73,6 +74,9 @@ pub const CONNECTION_SYSTEM: &str =
     "https://fhir.wardline.invalid/CodeSystem/endpoint-connection-type";
 /// `Task.code` (system `pmi::TASK_SYSTEM`) of a delivery that failed on every route.
 pub const DELIVERY_FAILURE_CODE: &str = "delivery-failure";
+/// `Task.code` (system `pmi::TASK_SYSTEM`) of a delivery withheld because
+/// the patient dissented from sharing with the recipient (issue 18: access).
+pub const DELIVERY_WITHHELD_CODE: &str = "delivery-withheld";
 /// SNOMED CT 373942005 |Discharge summary|.
 pub const DISCHARGE_SUMMARY_CODE: &str = "373942005";
 /// SNOMED CT.

@@ -59,3 +59,31 @@ pub fn smtp() -> Option<(String, u16, std::path::PathBuf)> {
     }
     parsed
 }
+
+/// A client of the MESH sandbox's sending mailbox (X26ABC1, password
+/// "password"; the sandbox's canned mailboxes) at `url` with `shared_key`.
+///
+/// # Panics
+/// When the client cannot be built (no TLS identity is given, so it can).
+pub fn mesh_client(url: &str, shared_key: &str) -> super::mesh::MeshClient {
+    super::mesh::MeshClient::new(super::mesh::MeshConfig {
+        url: url.into(),
+        mailbox: "X26ABC1".into(),
+        password: "password".into(),
+        shared_key: shared_key.into(),
+        identity_pem: None,
+    })
+    .expect("a MESH client without a TLS identity")
+}
+
+/// A MESH client of an address nothing listens on (MESH "down").
+///
+/// # Panics
+/// When no loopback port can be bound.
+pub fn unreachable_mesh() -> super::mesh::MeshClient {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port();
+    mesh_client(&format!("http://127.0.0.1:{port}"), "Banana")
+}

@@ -25,6 +25,21 @@
 //!    [`super::DELIVERY_FAILURE_CODE`] Task on the delivery-failures
 //!    worklist.
 //!
+//! **Consent** comes before any route ([`dissent_in`]): at the claim, the
+//! patient's sharing decisions (`wardline_core::consent`, the reading the
+//! access policy uses, at the job's clock) are read, and when the patient
+//! has dissented from sharing with the recipient organisation no route is
+//! tried and no bytes leave: the delivery is `stopped` with the reason as
+//! `statusReason`, and a [`super::DELIVERY_WITHHELD_CODE`] Task (owner the
+//! responsible consultant, as the overdue-summary Task) asks the team to
+//! review it; the dashboard counts it as withheld. The withholding is its
+//! own audited transaction (`transfers-withhold`). Pages ask
+//! [`consent_warning`] to warn before queueing or signing.
+//!
+//! Every attempt is audited: the claim and the recorded outcome are each a
+//! transaction of the job's agent with the Wardline subtype
+//! `transfers-send` whose entity is the delivery (`Communication/{id}`).
+//!
 //! Deliveries `in-progress` over MESH are tracked: acknowledged →
 //! `completed` with `received`; reported undeliverable → the next route as
 //! after a failure.
@@ -81,6 +96,9 @@ pub struct RunReport {
     pub acknowledged: Vec<String>,
     pub retrying: Vec<String>,
     pub failed: Vec<String>,
+    /// Stopped before any route was tried: the patient dissented from
+    /// sharing with the recipient.
+    pub withheld: Vec<String>,
 }
 
 struct Claimed {
@@ -91,6 +109,14 @@ struct Claimed {
     current: usize,
     bundle: Option<Vec<u8>>,
     pdf: Option<Vec<u8>>,
+}
+
+enum Claim {
+    /// No longer due, or not a delivery.
+    Skip,
+    /// Stopped: the patient dissented from sharing with the recipient.
+    Withheld,
+    Due(Box<Claimed>),
 }
 
 enum Outcome {
@@ -191,7 +217,14 @@ pub fn run(
             tx.commit()?;
             c
         };
-        let Some(c) = claimed else { continue };
+        let c = match claimed {
+            Claim::Skip => continue,
+            Claim::Withheld => {
+                report.withheld.push(id);
+                continue;
+            }
+            Claim::Due(c) => c,
+        };
         let outcome = deliver(transports, &c);
         let mut tx = begin(svc, access)?;
         let result = record_in(&mut tx, &c, outcome, policy, now)?;
@@ -256,26 +289,28 @@ fn current_route(comm: &Value, routes: &[Route]) -> usize {
         .unwrap_or(0)
 }
 
-/// Claims a due delivery (see the module documentation); `None` when it
-/// is no longer due or waiting.
-fn claim_in(
-    tx: &mut Tx<'_>,
-    id: &str,
-    now: OffsetDateTime,
-) -> Result<Option<Claimed>, TransfersError> {
+/// Claims a due delivery (see the module documentation): [`Claim::Skip`]
+/// when it is no longer due or waiting, [`Claim::Withheld`] when the
+/// patient's dissent stopped it (recorded in a transaction of its own).
+fn claim_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Claim, TransfersError> {
     tx.lock(&[lock_key(id)])?;
     let Some(mut comm) = tx.get("Communication", id)? else {
-        return Ok(None);
+        return Ok(Claim::Skip);
     };
     let next = delivery_text(&comm, "nextAttempt")
         .and_then(parse_ms)
         .unwrap_or(0);
     if comm["status"] != "preparation" || next > ms_of(now) {
-        return Ok(None);
+        return Ok(Claim::Skip);
     }
     let Some(kind) = kind_of(&comm) else {
-        return Ok(None);
+        return Ok(Claim::Skip);
     };
+    if let Some(why) = dissent_in(tx, &comm, now)? {
+        tx.set_audit_subtype(WARDLINE_SUBTYPE, "transfers-withhold", "U");
+        withhold_in(tx, comm, &why, now)?;
+        return Ok(Claim::Withheld);
+    }
     let routes = recipient_routes(tx, &comm)?;
     let doc_id = reference_id(&comm["payload"][0]["contentReference"], "DocumentReference")
         .map(str::to_owned);
@@ -293,7 +328,7 @@ fn claim_in(
         Some(("valueDateTime", json!(fhir_time(now + LEASE)))),
     );
     tx.save(comm.clone())?;
-    Ok(Some(Claimed {
+    Ok(Claim::Due(Box::new(Claimed {
         id: id.to_owned(),
         kind,
         attempts: attempts(&comm),
@@ -301,7 +336,148 @@ fn claim_in(
         current,
         bundle,
         pdf,
+    })))
+}
+
+/// Why the patient's consent forbids sending `comm` to its recipient, at
+/// `now` (`None`: it may go). The recipient is an organisation outside the
+/// trust (a GP practice, a local authority): a delivery leaves the trust by
+/// its nature. The patient's sharing decisions are read as the access
+/// policy reads them (`wardline_core::consent`).
+pub fn dissent_in(
+    tx: &mut Tx<'_>,
+    comm: &Value,
+    now: OffsetDateTime,
+) -> Result<Option<String>, TransfersError> {
+    let (Some(patient), Some(org)) = (
+        reference_id(&comm["subject"], "Patient"),
+        comm["recipient"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|r| reference_id(r, "Organization")),
+    ) else {
+        return Ok(None);
+    };
+    let (patient, org) = (patient.to_owned(), org.to_owned());
+    dissent_for_in(tx, &patient, &org, now)
+}
+
+/// Why the patient `patient` (id) dissents from sharing with the
+/// organisation `org` (id) at `now`, naming it (`None`: no dissent).
+fn dissent_for_in(
+    tx: &mut Tx<'_>,
+    patient: &str,
+    org: &str,
+    now: OffsetDateTime,
+) -> Result<Option<String>, TransfersError> {
+    let sharing = wardline_core::consent::sharing_in(tx, patient, ms_of(now))?;
+    if sharing.allows(org, false) {
+        return Ok(None);
+    }
+    let name = tx
+        .get("Organization", org)?
+        .and_then(|o| o["name"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("Organization/{org}"));
+    Ok(Some(if sharing.deny_all_partners {
+        format!(
+            "The patient has dissented from sharing their record with organisations outside the trust, {name} among them."
+        )
+    } else {
+        format!("The patient has dissented from sharing their record with {name}.")
     }))
+}
+
+/// The warning a page shows before queueing or signing a document for
+/// `recipient` (`Organization/{id}`) about `patient` (`Patient/{id}`): the
+/// reason the delivery would be withheld, or `None`. Read as the caller
+/// (audited as `transfers-consent-check`).
+pub fn consent_warning(
+    svc: &FhirService,
+    access: &dyn Access,
+    patient: &str,
+    recipient: &str,
+    now: OffsetDateTime,
+) -> Result<Option<String>, TransfersError> {
+    let (Some(p), Some(o)) = (
+        patient.strip_prefix("Patient/"),
+        recipient.strip_prefix("Organization/"),
+    ) else {
+        return Ok(None);
+    };
+    let mut tx = svc.begin(access)?;
+    tx.set_audit_subtype(WARDLINE_SUBTYPE, "transfers-consent-check", "R");
+    let w = dissent_for_in(&mut tx, p, o, now)?;
+    tx.commit()?;
+    Ok(w)
+}
+
+/// [`consent_warning`] for the patient's registered GP practice (the
+/// recipient signing a discharge summary queues it for): the reason its
+/// delivery would be withheld, or `None` (also when no practice is named).
+/// `patient` is the Patient id. Read as the caller (audited as
+/// `transfers-consent-check`).
+pub fn practice_consent_warning(
+    svc: &FhirService,
+    access: &dyn Access,
+    patient: &str,
+    now: OffsetDateTime,
+) -> Result<Option<String>, TransfersError> {
+    let mut tx = svc.begin(access)?;
+    tx.set_audit_subtype(WARDLINE_SUBTYPE, "transfers-consent-check", "R");
+    let gp = tx
+        .get("Patient", patient)?
+        .and_then(|p| crate::documents::discharge::prefill::gp_practice_id(&p));
+    let w = match gp {
+        Some(org) => dissent_for_in(&mut tx, patient, &org, now)?,
+        None => None,
+    };
+    tx.commit()?;
+    Ok(w)
+}
+
+/// Stops a delivery the patient's dissent forbids: no route tried,
+/// `statusReason` the reason, and a [`super::DELIVERY_WITHHELD_CODE`] Task
+/// for the responsible team.
+fn withhold_in(
+    tx: &mut Tx<'_>,
+    mut comm: Value,
+    why: &str,
+    now: OffsetDateTime,
+) -> Result<(), TransfersError> {
+    set_status(&mut comm, "stopped", Some(&format!("Not sent: {why}")))?;
+    set_delivery(&mut comm, "nextAttempt", None);
+    set_delivery(
+        &mut comm,
+        "lastError",
+        Some(("valueString", json!(format!("Withheld: {why}")))),
+    );
+    let now_s = fhir_time(now);
+    let id = comm["id"].as_str().unwrap_or_default().to_owned();
+    let kind = kind_of(&comm).unwrap_or(Kind::DischargeSummary);
+    let mut task = json!({
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "priority": "urgent",
+        "code": {"coding": [{"system": TASK_SYSTEM, "code": super::DELIVERY_WITHHELD_CODE,
+            "display": "Document withheld: the patient dissented from sharing"}]},
+        "focus": {"reference": format!("Communication/{id}")},
+        "for": comm["subject"],
+        "encounter": comm["encounter"],
+        "authoredOn": now_s,
+        "lastModified": now_s,
+        "description": format!("{} not sent: {why} Review with the patient how the recipient is to be told what they need (for example a copy given to the patient).", kind.label()),
+    });
+    if let Some(e) = reference_id(&comm["encounter"], "Encounter").map(str::to_owned)
+        && let Some(enc) = tx.get("Encounter", &e)?
+        && let Some(owner) = crate::results::escalation::attending(&enc)
+    {
+        task["owner"] = json!({"reference": owner});
+    }
+    tx.save(comm)?;
+    tx.save(task)?;
+    Ok(())
 }
 
 fn deliver(t: &Transports, c: &Claimed) -> Outcome {

@@ -372,6 +372,9 @@ pub struct Compliance {
     pub discharges: Vec<Discharge>,
     /// Deliveries stopped after every route failed, with their Task.
     pub failures: Vec<Value>,
+    /// Deliveries withheld because the patient dissented from sharing with
+    /// the recipient (their open [`super::DELIVERY_WITHHELD_CODE`] Tasks).
+    pub withheld: Vec<Value>,
 }
 
 fn group(name: &str, ds: &[&Discharge]) -> Group {
@@ -420,6 +423,13 @@ pub fn compliance(
             super::DELIVERY_FAILURE_CODE
         ),
     )?;
+    let withheld = tx.find(
+        "Task",
+        &format!(
+            "code={TASK_SYSTEM}|{}&status={OPEN_TASK}",
+            super::DELIVERY_WITHHELD_CODE
+        ),
+    )?;
     tx.commit()?;
     let mut seen: HashMap<String, bool> = HashMap::new();
     for d in &mut discharges {
@@ -439,17 +449,37 @@ pub fn compliance(
             d.withheld = true;
         }
     }
-    let failures = failures
-        .into_iter()
-        .map(|t| {
-            let p = t["for"]["reference"].as_str().unwrap_or_default();
-            if seen.get(p).copied().unwrap_or(false) {
-                t
-            } else {
-                json!({"description": "A delivery failed on every route (patient withheld: not your patient).", "id": t["id"]})
-            }
-        })
-        .collect();
+    // A Task names its patient only to a caller who may read them (the
+    // patient of a Task outside the period's discharges is read as the
+    // caller here, audited).
+    let mut masked = |tasks: Vec<Value>, what: &str| -> Vec<Value> {
+        tasks
+            .into_iter()
+            .map(|t| {
+                let p = t["for"]["reference"].as_str().unwrap_or_default().to_owned();
+                let visible = match seen.get(&p) {
+                    Some(v) => *v,
+                    None => {
+                        let v = p.strip_prefix("Patient/").is_some_and(|id| {
+                            matches!(svc.read_as(access, "Patient", id), Ok(Some(_)))
+                        });
+                        seen.insert(p, v);
+                        v
+                    }
+                };
+                if visible {
+                    t
+                } else {
+                    json!({"description": format!("{what} (patient withheld: not your patient)."), "id": t["id"]})
+                }
+            })
+            .collect()
+    };
+    let failures = masked(failures, "A delivery failed on every route");
+    let withheld = masked(
+        withheld,
+        "A delivery was withheld: the patient dissented from sharing with the recipient",
+    );
     let all: Vec<&Discharge> = discharges.iter().collect();
     Ok(Compliance {
         since: fhir_time(since),
@@ -458,6 +488,7 @@ pub fn compliance(
         by_specialty: groups(&discharges, |d| &d.specialty),
         discharges,
         failures,
+        withheld,
     })
 }
 

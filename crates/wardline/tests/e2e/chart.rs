@@ -7,9 +7,11 @@
 //! * a nurse on the ward sees the patient's problems and medicines, current
 //!   ones first (H-051), and a January 2025 temperature in °C with its age,
 //!   marked not current (H-052);
-//! * the same nurse, once the patient is discharged (their care
-//!   relationship ended), is told how many encounters and other entries are
-//!   not shown to them — never "No encounters recorded" (H-050).
+//! * the same nurse still sees the record just after the discharge (the
+//!   recent-encounter window, issue 18), and once the stay ended longer ago
+//!   than the window (their care relationship ended) is told how many
+//!   encounters and other entries are not shown to them — never "No
+//!   encounters recorded" (H-050).
 
 use crate::common;
 use crate::ui::{browser, csrf, sign_in};
@@ -242,6 +244,16 @@ fn scenario(env: &Env) {
         env.name,
         r.text().unwrap()
     );
+
+    // --- the ward keeps its relationship for the recent-encounter window ------
+    let html = page(&nurse, &format!("{chart_url}?done=discharged"));
+    assert!(
+        html.contains("Allergy to penicillin") && !html.contains("not shown to you"),
+        "{}: the ward lost the patient at discharge: {html}",
+        env.name
+    );
+    // --- the stay ended longer ago than the window (moved back over FHIR) ----
+    crate::access_after_discharge::end_stay_days_ago(&s, &enc, 20);
 
     // --- and is now told what is withheld, not that nothing is recorded --------
     let html = page(&nurse, &format!("{chart_url}?done=discharged"));

@@ -7,6 +7,7 @@
 mod common;
 
 mod access;
+mod access_after_discharge;
 mod audit_tamper;
 mod care_act;
 mod catalogue;

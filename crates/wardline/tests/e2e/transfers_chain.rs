@@ -6,7 +6,7 @@
 //!   itself: one whose practice's first route (its `Organization.endpoint`
 //!   read over FHIR) is a MESH mailbox, one whose practice has email only;
 //! * dr.watford, signed in over HTTP, discharges each (the ADT discharge
-//!   form) and starts, writes and signs the discharge summary (the pages of
+//!   form) and then starts, writes and signs the discharge summary (the pages of
 //!   `wardline-web/src/discharge.rs`); signing queues the delivery;
 //! * `wardline transfers send --now` (or the serve job, whichever runs
 //!   first) delivers: the test, as the practice's MESH mailbox, lists its
@@ -44,13 +44,18 @@ use crate::ui::{browser, csrf, sign_in};
 const NHS_NUMBER: &str = "https://fhir.nhs.uk/Id/nhs-number";
 const ROUTE: &str = "https://fhir.wardline.invalid/CodeSystem/endpoint-connection-type";
 
-fn page(c: &Client, url: &str) -> String {
+pub(crate) fn page(c: &Client, url: &str) -> String {
     let r = c.get(url).send().unwrap();
     assert_eq!(r.status(), 200, "GET {url}");
     r.text().unwrap()
 }
 
-fn post(c: &Client, root: &str, path: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
+pub(crate) fn post(
+    c: &Client,
+    root: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::blocking::Response {
     let token = csrf(root, c);
     let mut f: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
     f.extend_from_slice(form);
@@ -62,7 +67,7 @@ fn location(r: &reqwest::blocking::Response) -> String {
 }
 
 /// The first non-empty option of the select `id`.
-fn first_option(html: &str, id: &str) -> String {
+pub(crate) fn first_option(html: &str, id: &str) -> String {
     let at = html
         .find(&format!(r#"id="{id}""#))
         .unwrap_or_else(|| panic!("no select {id} in {html}"));
@@ -168,11 +173,36 @@ fn inpatients(s: &Server) -> Vec<Inpatient> {
     out
 }
 
-/// dr.watford starts, writes and signs the admission's discharge summary,
-/// reads its PDF, then discharges the patient over the ADT form; the
+/// dr.watford discharges the patient over the ADT form, then starts,
+/// writes and signs the admission's discharge summary and reads its PDF
+/// (after the discharge: the recent-encounter relationship); the
 /// Composition id and the PDF.
-fn discharge_and_sign(s: &Server, env: &Env, doctor: &Client, enc: &str) -> (String, Vec<u8>) {
+pub(crate) fn discharge_and_sign(
+    s: &Server,
+    env: &Env,
+    doctor: &Client,
+    enc: &str,
+) -> (String, Vec<u8>) {
     let root = s.root.as_str();
+    // The patient leaves first; the treating team keeps its relationship
+    // with them for the recent-encounter window (issue 18: access), so the
+    // summary is written and signed after the discharge, as on the ward.
+    let form = page(doctor, &format!("{root}/ui/encounters/{enc}/discharge"));
+    let destination = first_option(&form, "destination");
+    let method = first_option(&form, "method");
+    let r = post(
+        doctor,
+        root,
+        &format!("/ui/encounters/{enc}/discharge"),
+        &[("destination", &destination), ("method", &method)],
+    );
+    assert_eq!(
+        r.status(),
+        303,
+        "{}: discharge: {}",
+        env.name,
+        r.text().unwrap()
+    );
     let first = doctor
         .get(format!("{root}/ui/encounters/{enc}/discharge-summary"))
         .send()
@@ -236,24 +266,6 @@ fn discharge_and_sign(s: &Server, env: &Env, doctor: &Client, enc: &str) -> (Str
     assert_eq!(r.status(), 200, "{}", env.name);
     assert_eq!(r.headers()["content-type"], "application/pdf");
     let pdf = r.bytes().unwrap().to_vec();
-    // Then the patient leaves (the doctor's relationship with them is
-    // the ward stay: after discharge, starting a summary was refused 403).
-    let form = page(doctor, &format!("{root}/ui/encounters/{enc}/discharge"));
-    let destination = first_option(&form, "destination");
-    let method = first_option(&form, "method");
-    let r = post(
-        doctor,
-        root,
-        &format!("/ui/encounters/{enc}/discharge"),
-        &[("destination", &destination), ("method", &method)],
-    );
-    assert_eq!(
-        r.status(),
-        303,
-        "{}: discharge: {}",
-        env.name,
-        r.text().unwrap()
-    );
     (id, pdf)
 }
 
