@@ -12,6 +12,8 @@
 //! * every view of a note and of the summary (HTML view, PDF, `$document`)
 //!   is an audit event naming the viewer and the document (H-204).
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -35,24 +37,11 @@ const DISCHARGED: &str = "2026-10-05T11:00:00Z";
 const AFTER: OffsetDateTime = datetime!(2026-10-05 15:00 UTC);
 
 fn backends(test: &str) -> Vec<(&'static str, Arc<FhirService>, Option<tempfile::TempDir>)> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("a.db")).unwrap();
-    let mut out = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("access_{test}")) {
-        out.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    out.into_iter()
-        .map(|(n, svc, d)| {
+    support::stores(&format!("access_{test}"))
+        .into_iter()
+        .map(|(n, store, d)| {
             let svc = Arc::new(wardline_workflow::with_operations(
-                wardline_workflow::with_rules(svc),
+                wardline_workflow::with_rules(FhirService::new(store, ServiceConfig::default())),
             ));
             seed(&svc);
             (n, svc, d)

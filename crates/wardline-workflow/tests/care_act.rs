@@ -6,13 +6,15 @@
 //! peers (`scripts/with-peers.sh`) — delivery into the local authority's
 //! MESH mailbox (acknowledged there) and by email to an email-only one.
 
-use std::sync::Arc;
+mod support;
+
 
 use serde_json::{Value, json};
+use support::Backend;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use wardline_core::{
-    Body, FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig, Trusted,
+    Body, FhirRequest, FhirService, Method, RequestHeaders, Trusted,
 };
 use wardline_workflow::pmi::TASK_SYSTEM;
 use wardline_workflow::transfers::care_act::timescales::Timescales;
@@ -26,38 +28,12 @@ use wardline_workflow::transfers::routing::{Channel, Route, set_routes};
 use wardline_workflow::transfers::send::{Policy, Transports, run};
 use wardline_workflow::transfers::{delivery_text, kind_of, peers};
 
-struct Backend {
-    name: &'static str,
-    svc: FhirService,
-    _dir: Option<tempfile::TempDir>,
-}
-
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("careact_{test}")) {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_rules(svc);
-            seed(&svc);
-            Backend {
-                name,
-                svc,
-                _dir: dir,
-            }
-        })
-        .collect()
+    support::backends(
+        &format!("careact_{test}"),
+        wardline_workflow::with_rules,
+        seed,
+    )
 }
 
 fn op() -> Trusted {

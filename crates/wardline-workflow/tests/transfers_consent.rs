@@ -8,7 +8,8 @@
 //! who did not (or whose dissent has lapsed) is sent as before. Every
 //! attempt of the job is audited naming the delivery (H-202, H-203, H-204).
 
-use std::sync::Arc;
+mod support;
+
 
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -41,23 +42,11 @@ struct Backend {
 }
 
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    let mut svcs = vec![(
-        "sqlite",
-        FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        Some(dir),
-    )];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("consent_{test}")) {
-        svcs.push((
-            "postgres",
-            FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            None,
-        ));
-    }
-    svcs.into_iter()
-        .map(|(name, svc, dir)| {
-            let svc = wardline_workflow::with_rules(svc);
+    support::stores(&format!("consent_{test}"))
+        .into_iter()
+        .map(|(name, store, dir)| {
+            let svc =
+                wardline_workflow::with_rules(FhirService::new(store, ServiceConfig::default()));
             let tag = uuid::Uuid::new_v4().simple().to_string();
             seed(&svc, &tag);
             Backend {
