@@ -31,6 +31,14 @@ async function fhir (method, path, body) {
 
 const day = (offsetDays) => new Date(Date.now() + offsetDays * 86400 * 1000).toISOString().slice(0, 10)
 
+/** Fills the NHS date input `id` (day, month, year) with `iso` (YYYY-MM-DD). */
+async function fillDate (page, id, iso) {
+  const [y, m, d] = iso.split('-')
+  await page.fill(`#${id}-day`, String(Number(d)))
+  await page.fill(`#${id}-month`, String(Number(m)))
+  await page.fill(`#${id}-year`, y)
+}
+
 before(async () => {
   server = await startServer()
   chrome = await launchBrowser()
@@ -62,7 +70,7 @@ test('give an assessment notice and a discharge notice, then see the ward workli
 
   // The assessment notice, first without a contact name.
   await page.getByLabel('Local authority').selectOption('la-hertfordshire')
-  await page.getByLabel('Likely discharge day', { exact: true }).fill(day(3))
+  await fillDate(page, 'discharge-day', day(3))
   await page.getByLabel(/was consulted before this notice/).check()
   await page.getByLabel('Neither the patient nor their carer objected').check()
   await page.getByLabel('Considered: NHS continuing healthcare is not to be provided').check()
@@ -83,7 +91,7 @@ test('give an assessment notice and a discharge notice, then see the ward workli
   await screenshot(page, 'care-act-assessment')
 
   // The discharge notice for today: short of the timescales.
-  await page.getByLabel('Proposed discharge day', { exact: true }).fill(day(0))
+  await fillDate(page, 'discharge-day', day(0))
   await page.getByLabel(/has been told the proposed discharge day/).check()
   await page.getByLabel('Contact at the hospital (name)').fill('Jo Bloggs')
   await page.getByLabel('Contact telephone').fill('01923 217 000')

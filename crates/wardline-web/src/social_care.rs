@@ -151,7 +151,7 @@ fn notice_form(
             (layout::csrf(cx))
             (layout::select("local-authority", "Local authority", &las, value(f, "local-authority", &la_default), err("local-authority")))
             (layout::input(&Field {
-                hint: Some(if kind == NoticeKind::Discharge { "The proposed discharge day, e.g. 2026-12-04." } else { "The likely discharge day, if known, e.g. 2026-12-04." }),
+                hint: Some(if kind == NoticeKind::Discharge { "The proposed discharge day, for example 4 12 2026" } else { "The likely discharge day, if known, for example 4 12 2026" }),
                 value: value(f, "discharge-day", ""),
                 error: err("discharge-day"),
                 kind: "date",
