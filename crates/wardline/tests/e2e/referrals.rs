@@ -130,7 +130,11 @@ fn scenario(a_env: &Env, b_env: &Env) {
     let keys = tempfile::tempdir().unwrap();
     let (key_a, jwks_a) = keygen(keys.path(), "trust-a");
     let (key_b, jwks_b) = keygen(keys.path(), "provider-b");
-    // Each registers the other as a backend client.
+    let off = ["--demo", "--referral-job-seconds", "0"];
+    let mut sb = b_env.start_with(&off);
+    let sa = a_env.start_with(&off);
+    // Each registers the other as a backend client (on its running
+    // database: operator commands do not create one).
     b_env.cli(&[
         "client",
         "add",
@@ -153,9 +157,6 @@ fn scenario(a_env: &Env, b_env: &Env) {
         "--jwks-file",
         &jwks_b,
     ]);
-    let off = ["--demo", "--referral-job-seconds", "0"];
-    let mut sb = b_env.start_with(&off);
-    let sa = a_env.start_with(&off);
 
     // B is the provider ODS_B; A knows B and its $process-message.
     let r = sb.put(
