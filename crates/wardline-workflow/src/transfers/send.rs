@@ -35,9 +35,9 @@ use time::{Duration, OffsetDateTime};
 use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 
-use super::email::{EmailAttachment, Mailer};
+use super::email::Mailer;
 use super::mesh::{MeshClient, MeshMessage, Tracking};
-use super::routing::{Channel, Route, routes_in};
+use super::routing::{Channel, Route};
 use super::{
     DELIVERY_FAILURE_CODE, KIND_SYSTEM, Kind, TransfersError, attempts, delivery_text, fhir_time,
     kind_of, lock_key, ms_of, parse_ms, set_delivery, set_status,
@@ -91,6 +91,8 @@ struct Claimed {
     current: usize,
     bundle: Option<Vec<u8>>,
     pdf: Option<Vec<u8>>,
+    /// The patient's own copy (not a practice's).
+    to_patient: bool,
 }
 
 enum Outcome {
@@ -117,7 +119,12 @@ pub fn run(
     let (due, waiting) = {
         let mut tx = begin(svc, access)?;
         // Only deliveries (the HL7 message store's Communications are not).
-        let kinds = format!("category={KIND_SYSTEM}|{}", Kind::DischargeSummary.code());
+        let kinds = format!(
+            "category={}",
+            Kind::ALL
+                .map(|k| format!("{KIND_SYSTEM}|{}", k.1))
+                .join(",")
+        );
         let prep = tx.find(
             "Communication",
             &format!("status=preparation&{kinds}&_count=1000"),
@@ -296,6 +303,7 @@ fn claim_in(
         current,
         bundle,
         pdf,
+        to_patient: reference_id(&comm["recipient"][0], "Patient").is_some(),
     }))
 }
 
@@ -343,31 +351,9 @@ fn deliver(t: &Transports, c: &Claimed) -> Outcome {
                     true,
                 );
             };
-            let mut atts = Vec::new();
-            if let Some(p) = &c.pdf {
-                atts.push(EmailAttachment {
-                    filename: "discharge-summary.pdf".into(),
-                    content_type: "application/pdf".into(),
-                    body: p.clone(),
-                });
-            }
-            if let Some(b) = &c.bundle {
-                atts.push(EmailAttachment {
-                    filename: "discharge-summary.fhir.json".into(),
-                    content_type: "application/fhir+json".into(),
-                    body: b.clone(),
-                });
-            }
-            let body = format!(
-                "A {} for one of your patients is attached (PDF, and the FHIR document for your clinical system).\n\nReference: {local}. It was sent by email because it could not be delivered over MESH.\nIf this practice is not the patient's registered practice, tell the sender and delete this email.\n",
-                c.kind.label().to_lowercase()
-            );
-            match mailer.send(
-                &route.address,
-                &format!("{} ({local})", c.kind.label()),
-                &body,
-                atts,
-            ) {
+            let (subject, body, atts) =
+                super::email::compose(c.kind, c.to_patient, &local, &c.pdf, &c.bundle);
+            match mailer.send(&route.address, &subject, &body, atts) {
                 Ok(()) => Outcome::Sent(route.clone(), None),
                 Err(e) => Outcome::Failed(e, false),
             }
@@ -600,14 +586,5 @@ fn undeliverable_in(
 /// store error is an error — never read as "no route", which would stop a
 /// delivery that could be sent.
 fn recipient_routes(tx: &mut Tx<'_>, comm: &Value) -> Result<Vec<Route>, TransfersError> {
-    let Some(org) = comm["recipient"][0]["reference"]
-        .as_str()
-        .and_then(|r| r.strip_prefix("Organization/"))
-    else {
-        return Ok(Vec::new());
-    };
-    match routes_in(tx, org) {
-        Err(TransfersError::NotFound(_)) => Ok(Vec::new()),
-        other => other,
-    }
+    super::routing::recipient_routes_in(tx, &comm["recipient"][0])
 }
