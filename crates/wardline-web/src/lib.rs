@@ -30,6 +30,7 @@ mod discharge;
 mod formulary;
 mod lab;
 mod layout;
+mod letters;
 mod mar;
 mod medicines;
 mod merge;
@@ -557,6 +558,71 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 18: transfers ──
     // ── issue 18: letters ──
+    r(
+        "GET",
+        "/ui/patients/{id}/clinic-letters",
+        "a patient's outpatient attendances, their clinic letters and the patient's preference for copies",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/letter-preference",
+        "record how the patient wants copies of letters (email, post, none)",
+    ),
+    r(
+        "GET",
+        "/ui/encounters/{id}/clinic-letter",
+        "an attendance's clinic letter, or start it",
+    ),
+    r(
+        "POST",
+        "/ui/encounters/{id}/clinic-letter",
+        "start a clinic letter pre-filled from the record",
+    ),
+    r(
+        "GET",
+        "/ui/clinic-letters/{id}",
+        "a clinic letter under the PRSB outpatient headings: preview, sign, where it went",
+    ),
+    r(
+        "GET",
+        "/ui/clinic-letters/{id}/edit",
+        "write the clinician's headings of a draft letter",
+    ),
+    r(
+        "POST",
+        "/ui/clinic-letters/{id}/edit",
+        "save a draft clinic letter",
+    ),
+    r(
+        "POST",
+        "/ui/clinic-letters/{id}/sign",
+        "sign a clinic letter (sent to the GP, copied to the patient)",
+    ),
+    r(
+        "GET",
+        "/ui/clinic-letters/{id}/amend",
+        "amend a signed clinic letter",
+    ),
+    r(
+        "POST",
+        "/ui/clinic-letters/{id}/amend",
+        "amend a clinic letter and sign it again",
+    ),
+    r(
+        "GET",
+        "/ui/clinic-letters/{id}/pdf",
+        "a clinic letter as PDF",
+    ),
+    r(
+        "GET",
+        "/ui/letter-printing",
+        "patients' copies of clinic letters to print and post",
+    ),
+    r(
+        "POST",
+        "/ui/letter-printing/{task}/done",
+        "mark a patient's copy printed and posted",
+    ),
     // ── end of issue 18: letters ──
     // ── issue 18: referrals ──
     // ── end of issue 18: referrals ──
@@ -815,6 +881,28 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         )
         // ── end of issue 18: transfers ──
         // ── issue 18: letters ──
+        .route("/patients/{id}/clinic-letters", get(letters::patient_page))
+        .route(
+            "/patients/{id}/letter-preference",
+            post(letters::preference_post),
+        )
+        .route(
+            "/encounters/{id}/clinic-letter",
+            get(letters::encounter_page).post(letters::start_post),
+        )
+        .route("/clinic-letters/{id}", get(letters::letter_page))
+        .route(
+            "/clinic-letters/{id}/edit",
+            get(letters::edit_page).post(letters::edit_post),
+        )
+        .route("/clinic-letters/{id}/sign", post(letters::sign_post))
+        .route(
+            "/clinic-letters/{id}/amend",
+            get(letters::amend_page).post(letters::amend_post),
+        )
+        .route("/clinic-letters/{id}/pdf", get(letters::pdf_page))
+        .route("/letter-printing", get(letters::print_page))
+        .route("/letter-printing/{task}/done", post(letters::printed_post))
         // ── end of issue 18: letters ──
         // ── issue 18: referrals ──
         // ── end of issue 18: referrals ──

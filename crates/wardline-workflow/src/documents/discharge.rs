@@ -364,7 +364,7 @@ impl std::error::Error for DischargeError {}
 impl From<FhirError> for DischargeError {
     fn from(e: FhirError) -> DischargeError {
         use crate::fhir::Refusal as R;
-        match R::of(&e, "discharge summary") {
+        match R::of(&e, "document") {
             R::Forbidden(m) => DischargeError::Forbidden(m),
             R::NotFound(m) => DischargeError::NotFound(m),
             R::Concurrent(m) => DischargeError::Conflict(m),
@@ -1527,7 +1527,11 @@ pub fn refusal_of(
             && same("section")
             && same("attester")
             && resource["attester"][0]["mode"] == "legal"
-            && current.is_none_or(|c| c["attester"] != resource["attester"]);
+            // A new signature: a new signing time, or (signed again within
+            // the same second) a new document.
+            && current.is_none_or(|c| {
+                c["attester"] != resource["attester"] || document_of(c) != document_of(resource)
+            });
         if !signed_now {
             return Some(format!(
                 "{a} is made final or amended only by signing it (with its document Bundle, in the same transaction): use the {noun} pages."

@@ -49,7 +49,7 @@ use super::discharge::{
 };
 use crate::fhir::{concept_text, reference_id, search_as_all};
 use crate::pmi::TASK_SYSTEM;
-use crate::transfers::routing::{PatientCopy, patient_copy_in};
+use crate::transfers::routing::{CopyPreference, PatientCopy, patient_copy_in, preference_in};
 use crate::transfers::{Kind, Outgoing, fhir_time, queue_in};
 
 /// What went wrong with a letter (the documents' one error type).
@@ -339,8 +339,9 @@ pub fn amend(
 }
 
 /// The patient's copy of a signed (or amended) letter, in the signing
-/// transaction (see the module documentation). An unprinted copy of an
-/// earlier version is cancelled: only the latest letter is posted.
+/// transaction (see the module documentation). An unprinted or unsent copy
+/// of an earlier version is cancelled (Task `cancelled`, delivery
+/// `stopped`): only the latest letter goes to the patient.
 pub fn copy_to_patient_in(
     tx: &mut Tx<'_>,
     signed: &Signed,
@@ -361,6 +362,28 @@ pub fn copy_to_patient_in(
                 json!({"text": "The letter was amended: the amended letter is posted instead."});
             t["lastModified"] = json!(now_s);
             tx.save(t)?;
+        }
+    }
+    // An emailed copy of an earlier version not yet sent is not sent.
+    for mut c in tx.find(
+        "Communication",
+        &format!(
+            "encounter=Encounter/{}&status=preparation&category={}|{}",
+            signed.encounter,
+            crate::transfers::KIND_SYSTEM,
+            Kind::ClinicLetter.code()
+        ),
+    )? {
+        if c["recipient"][0]["reference"] == format!("Patient/{}", signed.patient).as_str()
+            && c["payload"][0]["contentReference"]["reference"] != doc.as_str()
+        {
+            crate::transfers::set_status(
+                &mut c,
+                "stopped",
+                Some("The letter was amended before this copy was sent: the amended letter is sent instead."),
+            )
+            .map_err(transfers_error)?;
+            tx.save(c)?;
         }
     }
     match patient_copy_in(tx, &signed.patient).map_err(transfers_error)? {
@@ -570,6 +593,20 @@ pub fn copies(
         });
     }
     Ok(out)
+}
+
+/// The patient's recorded preference and where their copy would go now
+/// (read as the caller).
+pub fn patient_copy(
+    svc: &FhirService,
+    access: &dyn Access,
+    patient: &str,
+) -> Result<(Option<CopyPreference>, PatientCopy), LetterError> {
+    let mut tx = svc.begin(access)?;
+    let pref = preference_in(&mut tx, patient).map_err(transfers_error)?;
+    let copy = patient_copy_in(&mut tx, patient).map_err(transfers_error)?;
+    tx.commit()?;
+    Ok((pref, copy))
 }
 
 // ---------------------------------------------------------------- printing
