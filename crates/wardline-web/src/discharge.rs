@@ -224,7 +224,7 @@ fn load(cx: &Cx, d: &Doc, id: &str) -> Result<Summary, DischargeError> {
 
 /// `GET /ui/encounters/{id}/{from_encounter}`: the encounter's document,
 /// or the offer to start it.
-pub(crate) fn encounter_view(cx: &Cx, d: &'static Doc, id: &str) -> Response {
+fn encounter_view(cx: &Cx, d: &Doc, id: &str) -> Response {
     match d.form.find_for_encounter(&cx.svc, cx.access(), id) {
         Ok(Some(s)) => see_other(&base(d, &s)),
         Ok(None) => layout::page(
@@ -247,7 +247,7 @@ pub(crate) fn encounter_view(cx: &Cx, d: &'static Doc, id: &str) -> Response {
 }
 
 /// `POST /ui/encounters/{id}/{from_encounter}`: start it (pre-filled).
-pub(crate) fn start_view(cx: &Cx, d: &'static Doc, id: &str) -> Response {
+fn start_view(cx: &Cx, d: &Doc, id: &str) -> Response {
     match d
         .form
         .start(&cx.svc, cx.access(), id, OffsetDateTime::now_utc())
@@ -258,7 +258,7 @@ pub(crate) fn start_view(cx: &Cx, d: &'static Doc, id: &str) -> Response {
 }
 
 /// `GET {base}/{id}`: the document as it stands.
-pub(crate) fn document_view(cx: &Cx, d: &'static Doc, id: &str, done: Option<&str>) -> Response {
+fn document_view(cx: &Cx, d: &Doc, id: &str, done: Option<&str>) -> Response {
     let done = match done {
         Some("saved") => Some("Saved. Check every heading, then sign.".to_owned()),
         Some("signed") => Some(format!(
@@ -280,7 +280,7 @@ pub(crate) fn document_view(cx: &Cx, d: &'static Doc, id: &str, done: Option<&st
 }
 
 /// `GET {base}/{id}/edit` and `…/amend`.
-pub(crate) fn edit_view(cx: &Cx, d: &'static Doc, id: &str, amend: bool) -> Response {
+fn edit_view(cx: &Cx, d: &Doc, id: &str, amend: bool) -> Response {
     let what = if amend { "amend" } else { "edit" };
     match load(cx, d, id) {
         Ok(s) => layout::page(
@@ -324,7 +324,7 @@ fn form_again(cx: &Cx, d: &Doc, id: &str, action: &str, f: &Form, e: DischargeEr
 
 /// `POST {base}/{id}/edit` (save the draft) and `…/amend` (amend and sign
 /// again).
-pub(crate) fn save_view(cx: &Cx, d: &'static Doc, id: &str, f: &Form, amend: bool) -> Response {
+fn save_view(cx: &Cx, d: &Doc, id: &str, f: &Form, amend: bool) -> Response {
     let w = written_of(d, f);
     let now = OffsetDateTime::now_utc();
     let (result, what, done) = if amend {
@@ -347,7 +347,7 @@ pub(crate) fn save_view(cx: &Cx, d: &'static Doc, id: &str, f: &Form, amend: boo
 }
 
 /// `POST {base}/{id}/sign`.
-pub(crate) fn sign_view(cx: &Cx, d: &'static Doc, id: &str) -> Response {
+fn sign_view(cx: &Cx, d: &Doc, id: &str) -> Response {
     match d
         .form
         .sign(&cx.svc, cx.access(), id, OffsetDateTime::now_utc())
@@ -368,7 +368,7 @@ pub(crate) fn sign_view(cx: &Cx, d: &'static Doc, id: &str) -> Response {
 }
 
 /// `GET {base}/{id}/pdf`: the PDF (the stored one once signed).
-pub(crate) fn pdf_view(cx: &Cx, d: &'static Doc, id: &str) -> Response {
+fn pdf_view(cx: &Cx, d: &Doc, id: &str) -> Response {
     match d.form.pdf_of(&cx.svc, cx.access(), id) {
         Ok(bytes) => (
             StatusCode::OK,
@@ -389,92 +389,127 @@ pub(crate) fn pdf_view(cx: &Cx, d: &'static Doc, id: &str) -> Response {
 
 // ---------------------------------------------------------------- the routes
 
-/// `GET /ui/encounters/{id}/discharge-summary`.
-pub(crate) async fn encounter_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| {
-        encounter_view(cx, &SUMMARY_DOC, &id)
-    })
-    .await
+/// Which document's pages a route serves (the handlers below are generic
+/// over it: `discharge::summary_page::<Summaries>`).
+pub(crate) trait Pages: Send + Sync + 'static {
+    const DOC: &'static Doc;
 }
 
-/// `POST /ui/encounters/{id}/discharge-summary`.
-pub(crate) async fn start_post(
+/// The discharge summary's routes.
+pub(crate) struct Summaries;
+
+impl Pages for Summaries {
+    const DOC: &'static Doc = &SUMMARY_DOC;
+}
+
+/// `GET /ui/encounters/{id}/{from_encounter}`.
+pub(crate) async fn encounter_page<P: Pages>(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+) -> Response {
+    ui.run(req, None, move |cx, _| encounter_view(cx, P::DOC, &id))
+        .await
+}
+
+/// `POST /ui/encounters/{id}/{from_encounter}`.
+pub(crate) async fn start_post<P: Pages>(
     State(ui): St,
     req: Req,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    ui.run(req, Some(&body), move |cx, _| {
-        start_view(cx, &SUMMARY_DOC, &id)
-    })
-    .await
+    ui.run(req, Some(&body), move |cx, _| start_view(cx, P::DOC, &id))
+        .await
 }
 
-/// `GET /ui/discharge-summaries/{id}`.
-pub(crate) async fn summary_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
+/// `GET {base}/{id}`.
+pub(crate) async fn summary_page<P: Pages>(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+) -> Response {
     ui.run(req, None, move |cx, q| {
-        document_view(cx, &SUMMARY_DOC, &id, q.get("done").map(String::as_str))
+        document_view(cx, P::DOC, &id, q.get("done").map(String::as_str))
     })
     .await
 }
 
-/// `GET /ui/discharge-summaries/{id}/edit`.
-pub(crate) async fn edit_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| {
-        edit_view(cx, &SUMMARY_DOC, &id, false)
-    })
-    .await
+/// `GET {base}/{id}/edit` (`amend` false) and `GET {base}/{id}/amend`.
+async fn form_page<P: Pages>(ui: crate::Ui, req: Req, id: String, amend: bool) -> Response {
+    ui.run(req, None, move |cx, _| edit_view(cx, P::DOC, &id, amend))
+        .await
 }
 
-/// `POST /ui/discharge-summaries/{id}/edit`.
-pub(crate) async fn edit_post(
-    State(ui): St,
+/// `POST {base}/{id}/edit` and `POST {base}/{id}/amend`.
+async fn form_post<P: Pages>(
+    ui: crate::Ui,
     req: Req,
-    Path(id): Path<String>,
+    id: String,
     body: Bytes,
+    amend: bool,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
-        save_view(cx, &SUMMARY_DOC, &id, &f, false)
+        save_view(cx, P::DOC, &id, &f, amend)
     })
     .await
 }
 
-/// `POST /ui/discharge-summaries/{id}/sign`.
-pub(crate) async fn sign_post(
+/// `GET {base}/{id}/edit`.
+pub(crate) async fn edit_page<P: Pages>(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+) -> Response {
+    form_page::<P>(ui, req, id, false).await
+}
+
+/// `POST {base}/{id}/edit`: save the draft.
+pub(crate) async fn edit_post<P: Pages>(
     State(ui): St,
     req: Req,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    ui.run(req, Some(&body), move |cx, _| {
-        sign_view(cx, &SUMMARY_DOC, &id)
-    })
-    .await
+    form_post::<P>(ui, req, id, body, false).await
 }
 
-/// `GET /ui/discharge-summaries/{id}/amend`.
-pub(crate) async fn amend_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| {
-        edit_view(cx, &SUMMARY_DOC, &id, true)
-    })
-    .await
-}
-
-/// `POST /ui/discharge-summaries/{id}/amend`.
-pub(crate) async fn amend_post(
+/// `POST {base}/{id}/sign`.
+pub(crate) async fn sign_post<P: Pages>(
     State(ui): St,
     req: Req,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    ui.run(req, Some(&body), move |cx, f| {
-        save_view(cx, &SUMMARY_DOC, &id, &f, true)
-    })
-    .await
+    ui.run(req, Some(&body), move |cx, _| sign_view(cx, P::DOC, &id))
+        .await
 }
 
-/// `GET /ui/discharge-summaries/{id}/pdf`.
-pub(crate) async fn pdf_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| pdf_view(cx, &SUMMARY_DOC, &id))
+/// `GET {base}/{id}/amend`.
+pub(crate) async fn amend_page<P: Pages>(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+) -> Response {
+    form_page::<P>(ui, req, id, true).await
+}
+
+/// `POST {base}/{id}/amend`: amend and sign again.
+pub(crate) async fn amend_post<P: Pages>(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    form_post::<P>(ui, req, id, body, true).await
+}
+
+/// `GET {base}/{id}/pdf`.
+pub(crate) async fn pdf_page<P: Pages>(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+) -> Response {
+    ui.run(req, None, move |cx, _| pdf_view(cx, P::DOC, &id))
         .await
 }

@@ -19,10 +19,7 @@ use wardline_workflow::documents::discharge::Summary;
 use wardline_workflow::documents::letters::{self, LETTER};
 use wardline_workflow::transfers::routing::{self, CopyPreference, PatientCopy};
 
-use crate::discharge::{
-    Doc, document_view, edit_view, encounter_view, pdf_view, refusal, save_view, sign_view,
-    start_view, writes,
-};
+use crate::discharge::{Doc, Pages, refusal, writes};
 use crate::layout::{self, Nav};
 use crate::{Cx, Form, Req, St, enc, see_other};
 
@@ -106,92 +103,11 @@ pub(crate) static LETTER_DOC: Doc = Doc {
     more: letter_more,
 };
 
-/// `GET /ui/encounters/{id}/clinic-letter`.
-pub(crate) async fn encounter_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| encounter_view(cx, &LETTER_DOC, &id))
-        .await
-}
+/// The clinic letter's routes (`crate::discharge`'s handlers over it).
+pub(crate) struct Letters;
 
-/// `POST /ui/encounters/{id}/clinic-letter`.
-pub(crate) async fn start_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    ui.run(req, Some(&body), move |cx, _| {
-        start_view(cx, &LETTER_DOC, &id)
-    })
-    .await
-}
-
-/// `GET /ui/clinic-letters/{id}`.
-pub(crate) async fn letter_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, q| {
-        document_view(cx, &LETTER_DOC, &id, q.get("done").map(String::as_str))
-    })
-    .await
-}
-
-/// `GET /ui/clinic-letters/{id}/edit`.
-pub(crate) async fn edit_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| {
-        edit_view(cx, &LETTER_DOC, &id, false)
-    })
-    .await
-}
-
-/// `POST /ui/clinic-letters/{id}/edit`.
-pub(crate) async fn edit_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    ui.run(req, Some(&body), move |cx, f| {
-        save_view(cx, &LETTER_DOC, &id, &f, false)
-    })
-    .await
-}
-
-/// `POST /ui/clinic-letters/{id}/sign`.
-pub(crate) async fn sign_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    ui.run(req, Some(&body), move |cx, _| {
-        sign_view(cx, &LETTER_DOC, &id)
-    })
-    .await
-}
-
-/// `GET /ui/clinic-letters/{id}/amend`.
-pub(crate) async fn amend_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| {
-        edit_view(cx, &LETTER_DOC, &id, true)
-    })
-    .await
-}
-
-/// `POST /ui/clinic-letters/{id}/amend`.
-pub(crate) async fn amend_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    ui.run(req, Some(&body), move |cx, f| {
-        save_view(cx, &LETTER_DOC, &id, &f, true)
-    })
-    .await
-}
-
-/// `GET /ui/clinic-letters/{id}/pdf`.
-pub(crate) async fn pdf_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| pdf_view(cx, &LETTER_DOC, &id))
-        .await
+impl Pages for Letters {
+    const DOC: &'static Doc = &LETTER_DOC;
 }
 
 // ---------------------------------------------------------------- the patient's letters

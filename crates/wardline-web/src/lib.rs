@@ -858,19 +858,31 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 18: discharge ──
         .route(
             "/encounters/{id}/discharge-summary",
-            get(discharge::encounter_page).post(discharge::start_post),
+            get(discharge::encounter_page::<discharge::Summaries>)
+                .post(discharge::start_post::<discharge::Summaries>),
         )
-        .route("/discharge-summaries/{id}", get(discharge::summary_page))
+        .route(
+            "/discharge-summaries/{id}",
+            get(discharge::summary_page::<discharge::Summaries>),
+        )
         .route(
             "/discharge-summaries/{id}/edit",
-            get(discharge::edit_page).post(discharge::edit_post),
+            get(discharge::edit_page::<discharge::Summaries>)
+                .post(discharge::edit_post::<discharge::Summaries>),
         )
-        .route("/discharge-summaries/{id}/sign", post(discharge::sign_post))
+        .route(
+            "/discharge-summaries/{id}/sign",
+            post(discharge::sign_post::<discharge::Summaries>),
+        )
         .route(
             "/discharge-summaries/{id}/amend",
-            get(discharge::amend_page).post(discharge::amend_post),
+            get(discharge::amend_page::<discharge::Summaries>)
+                .post(discharge::amend_post::<discharge::Summaries>),
         )
-        .route("/discharge-summaries/{id}/pdf", get(discharge::pdf_page))
+        .route(
+            "/discharge-summaries/{id}/pdf",
+            get(discharge::pdf_page::<discharge::Summaries>),
+        )
         // ── end of issue 18: discharge ──
         // ── issue 18: transfers ──
         .route("/transfers", get(transfers::dashboard_page))
@@ -888,19 +900,31 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         )
         .route(
             "/encounters/{id}/clinic-letter",
-            get(letters::encounter_page).post(letters::start_post),
+            get(discharge::encounter_page::<letters::Letters>)
+                .post(discharge::start_post::<letters::Letters>),
         )
-        .route("/clinic-letters/{id}", get(letters::letter_page))
+        .route(
+            "/clinic-letters/{id}",
+            get(discharge::summary_page::<letters::Letters>),
+        )
         .route(
             "/clinic-letters/{id}/edit",
-            get(letters::edit_page).post(letters::edit_post),
+            get(discharge::edit_page::<letters::Letters>)
+                .post(discharge::edit_post::<letters::Letters>),
         )
-        .route("/clinic-letters/{id}/sign", post(letters::sign_post))
+        .route(
+            "/clinic-letters/{id}/sign",
+            post(discharge::sign_post::<letters::Letters>),
+        )
         .route(
             "/clinic-letters/{id}/amend",
-            get(letters::amend_page).post(letters::amend_post),
+            get(discharge::amend_page::<letters::Letters>)
+                .post(discharge::amend_post::<letters::Letters>),
         )
-        .route("/clinic-letters/{id}/pdf", get(letters::pdf_page))
+        .route(
+            "/clinic-letters/{id}/pdf",
+            get(discharge::pdf_page::<letters::Letters>),
+        )
         .route("/letter-printing", get(letters::print_page))
         .route("/letter-printing/{task}/done", post(letters::printed_post))
         // ── end of issue 18: letters ──

@@ -19,8 +19,7 @@ use wardline_core::{
 use wardline_fhir::FhirError;
 use wardline_store::Reader;
 use wardline_workflow::documents::letters::{
-    self, CLINIC_LETTER, PRINT_CODE, amend, mark_printed, print_worklist, save_draft, sign, start,
-    view,
+    self, CLINIC_LETTER, LETTER, PRINT_CODE, mark_printed, print_worklist,
 };
 use wardline_workflow::transfers::routing::{
     Channel, CopyPreference, PatientCopy, patient_copy_in, recipient_routes_in, set_preference,
@@ -236,8 +235,8 @@ fn find(svc: &FhirService, t: &str, q: &[(&str, &str)]) -> Vec<Value> {
 fn prefill_reads_the_attendance_and_says_what_is_absent() {
     for b in backends("prefill") {
         let svc = &b.svc;
-        let id = start(svc, &doctor(), "op1", NOW).unwrap();
-        let s = view(svc, &doctor(), &id).unwrap();
+        let id = LETTER.start(svc, &doctor(), "op1", NOW).unwrap();
+        let s = LETTER.view(svc, &doctor(), &id).unwrap();
         assert_eq!(s.status, "preliminary", "{}", b.name);
         assert_eq!(s.title, "Clinic letter");
         let keys: Vec<&str> = s.sections.iter().map(|s| s.key.as_str()).collect();
@@ -271,10 +270,10 @@ fn prefill_reads_the_attendance_and_says_what_is_absent() {
             Some("No procedures are recorded for this attendance.")
         );
         // Starting again returns the same letter.
-        assert_eq!(start(svc, &doctor(), "op1", NOW).unwrap(), id);
+        assert_eq!(LETTER.start(svc, &doctor(), "op1", NOW).unwrap(), id);
         // A patient with nothing recorded: said plainly.
-        let id2 = start(svc, &doctor(), "op2", NOW).unwrap();
-        let s2 = view(svc, &doctor(), &id2).unwrap();
+        let id2 = LETTER.start(svc, &doctor(), "op2", NOW).unwrap();
+        let s2 = LETTER.view(svc, &doctor(), &id2).unwrap();
         assert!(
             s2.section("diagnoses")
                 .unwrap()
@@ -285,10 +284,10 @@ fn prefill_reads_the_attendance_and_says_what_is_absent() {
         );
         assert!(s2.section("medications").unwrap().empty.is_some());
         // Not an outpatient attendance, or not attended: refused.
-        let e = start(svc, &doctor(), "imp1", NOW).unwrap_err();
+        let e = LETTER.start(svc, &doctor(), "imp1", NOW).unwrap_err();
         assert_eq!(e.status(), 409, "{e}");
         assert!(e.message().contains("class AMB"), "{e}");
-        let e = start(svc, &doctor(), "op3", NOW).unwrap_err();
+        let e = LETTER.start(svc, &doctor(), "op3", NOW).unwrap_err();
         assert!(e.message().contains("planned"), "{e}");
         // A discharge summary is not started on an attendance's letter id.
         assert_eq!(
@@ -304,13 +303,15 @@ fn prefill_reads_the_attendance_and_says_what_is_absent() {
 fn signing_queues_the_gp_copy_and_the_patients_email_copy() {
     for b in backends("sign") {
         let svc = &b.svc;
-        let id = start(svc, &doctor(), "op1", NOW).unwrap();
+        let id = LETTER.start(svc, &doctor(), "op1", NOW).unwrap();
         // Not signed without the required headings.
-        let e = sign(svc, &doctor(), &id, NOW).unwrap_err();
+        let e = LETTER.sign(svc, &doctor(), &id, NOW).unwrap_err();
         assert_eq!(e.status(), 400, "{e}");
-        save_draft(svc, &doctor(), &id, &written(), NOW).unwrap();
-        let signed = sign(svc, &doctor(), &id, NOW).unwrap();
-        let s = view(svc, &doctor(), &id).unwrap();
+        LETTER
+            .save_draft(svc, &doctor(), &id, &written(), NOW)
+            .unwrap();
+        let signed = LETTER.sign(svc, &doctor(), &id, NOW).unwrap();
+        let s = LETTER.view(svc, &doctor(), &id).unwrap();
         assert_eq!(s.status, "final", "{}", b.name);
         assert!(
             lines(&s, "person-completing-record")
@@ -355,10 +356,13 @@ fn signing_queues_the_gp_copy_and_the_patients_email_copy() {
             .is_empty()
         );
         // The PDF of the signed letter is the one stored.
-        let pdf = letters::pdf_of(svc, &doctor(), &id).unwrap();
+        let pdf = LETTER.pdf_of(svc, &doctor(), &id).unwrap();
         assert!(pdf.starts_with(b"%PDF"));
         // Signing twice: refused.
-        assert_eq!(sign(svc, &doctor(), &id, NOW).unwrap_err().status(), 409);
+        assert_eq!(
+            LETTER.sign(svc, &doctor(), &id, NOW).unwrap_err().status(),
+            409
+        );
     }
 }
 
@@ -374,9 +378,11 @@ fn the_patients_preference_is_honoured_post_prints_and_none_sends_nothing() {
         let routes = recipient_routes_in(&mut tx, &json!({"reference": "Patient/p1"})).unwrap();
         tx.commit().unwrap();
         assert!(routes.is_empty(), "email declined: no email route");
-        let id = start(svc, &doctor(), "op1", NOW).unwrap();
-        save_draft(svc, &doctor(), &id, &written(), NOW).unwrap();
-        sign(svc, &doctor(), &id, NOW).unwrap();
+        let id = LETTER.start(svc, &doctor(), "op1", NOW).unwrap();
+        LETTER
+            .save_draft(svc, &doctor(), &id, &written(), NOW)
+            .unwrap();
+        LETTER.sign(svc, &doctor(), &id, NOW).unwrap();
         let comms = find(svc, "Communication", &[("encounter", "Encounter/op1")]);
         assert_eq!(comms.len(), 1, "{}: the GP's only", b.name);
         assert_eq!(comms[0]["recipient"][0]["reference"], "Organization/gp1");
@@ -394,15 +400,19 @@ fn the_patients_preference_is_honoured_post_prints_and_none_sends_nothing() {
         let e = mark_printed(svc, &doctor(), &list[0].task, LATER).unwrap_err();
         assert_eq!(e.status(), 409);
         // No email address at all: post.
-        let id2 = start(svc, &doctor(), "op2", NOW).unwrap();
-        save_draft(svc, &doctor(), &id2, &written(), NOW).unwrap();
-        sign(svc, &doctor(), &id2, NOW).unwrap();
+        let id2 = LETTER.start(svc, &doctor(), "op2", NOW).unwrap();
+        LETTER
+            .save_draft(svc, &doctor(), &id2, &written(), NOW)
+            .unwrap();
+        LETTER.sign(svc, &doctor(), &id2, NOW).unwrap();
         let list = print_worklist(svc, &doctor()).unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].patient_id, "p2");
         // No copy: nothing for the patient.
         set_preference(svc, &doctor(), "p2", CopyPreference::None, NOW).unwrap();
-        letters::amend(svc, &doctor(), &id2, &written(), LATER).unwrap();
+        LETTER
+            .amend(svc, &doctor(), &id2, &written(), LATER)
+            .unwrap();
         assert!(
             print_worklist(svc, &doctor()).unwrap().is_empty(),
             "{}: the earlier copy is cancelled and none is made",
@@ -436,21 +446,24 @@ fn the_patients_preference_is_honoured_post_prints_and_none_sends_nothing() {
 fn amending_keeps_the_original_and_sends_the_amended_letter() {
     for b in backends("amend") {
         let svc = &b.svc;
-        let id = start(svc, &doctor(), "op1", NOW).unwrap();
-        save_draft(svc, &doctor(), &id, &written(), NOW).unwrap();
-        let first = sign(svc, &doctor(), &id, NOW).unwrap();
-        let signed_version = view(svc, &doctor(), &id).unwrap().version;
+        let id = LETTER.start(svc, &doctor(), "op1", NOW).unwrap();
+        LETTER
+            .save_draft(svc, &doctor(), &id, &written(), NOW)
+            .unwrap();
+        let first = LETTER.sign(svc, &doctor(), &id, NOW).unwrap();
+        let signed_version = LETTER.view(svc, &doctor(), &id).unwrap().version;
         // A draft is not amended; a signed letter is not saved as a draft.
         assert_eq!(
-            save_draft(svc, &doctor(), &id, &written(), NOW)
+            LETTER
+                .save_draft(svc, &doctor(), &id, &written(), NOW)
                 .unwrap_err()
                 .status(),
             409
         );
         let mut w = written();
         w[0].1 = "Seen in clinic: breathless on exertion; spirometry FEV1 55%.".into();
-        let second = amend(svc, &doctor(), &id, &w, LATER).unwrap();
-        let s = view(svc, &doctor(), &id).unwrap();
+        let second = LETTER.amend(svc, &doctor(), &id, &w, LATER).unwrap();
+        let s = LETTER.view(svc, &doctor(), &id).unwrap();
         assert_eq!(s.status, "amended", "{}", b.name);
         assert!(
             s.section("clinical-summary")
@@ -505,8 +518,10 @@ fn rest(svc: &FhirService, method: Method, path: &[&str], body: Option<Value>) -
 fn plain_rest_writes_obey_the_lifecycle() {
     for b in backends("rest") {
         let svc = &b.svc;
-        let id = start(svc, &doctor(), "op1", NOW).unwrap();
-        save_draft(svc, &doctor(), &id, &written(), NOW).unwrap();
+        let id = LETTER.start(svc, &doctor(), "op1", NOW).unwrap();
+        LETTER
+            .save_draft(svc, &doctor(), &id, &written(), NOW)
+            .unwrap();
         let c = get(svc, "Composition", &id);
         // Made final by a plain write: refused.
         let mut fin = c.clone();
@@ -524,7 +539,7 @@ fn plain_rest_writes_obey_the_lifecycle() {
             "{oo}"
         );
         // Signed: changed in place, or turned into another document: refused.
-        sign(svc, &doctor(), &id, NOW).unwrap();
+        LETTER.sign(svc, &doctor(), &id, NOW).unwrap();
         let signed = get(svc, "Composition", &id);
         let mut edit = signed.clone();
         edit["section"][4]["extension"] = json!([{"url": wardline_workflow::documents::discharge::WRITTEN_EXT, "valueString": "Changed after signing"}]);
@@ -542,5 +557,35 @@ fn plain_rest_writes_obey_the_lifecycle() {
         let (st, doc) = rest(svc, Method::Get, &["Composition", &id, "$document"], None);
         assert_eq!(st, 200, "{}", b.name);
         assert_eq!(doc["type"], "document");
+    }
+}
+
+#[test]
+fn a_patients_copy_goes_only_to_that_patient() {
+    use wardline_workflow::transfers::{Kind, Outgoing, queue};
+    for b in backends("recipient") {
+        let svc = &b.svc;
+        let id = LETTER.start(svc, &doctor(), "op1", NOW).unwrap();
+        LETTER
+            .save_draft(svc, &doctor(), &id, &written(), NOW)
+            .unwrap();
+        let signed = LETTER.sign(svc, &doctor(), &id, NOW).unwrap();
+        let out = |recipient: &str| Outgoing {
+            kind: Kind::ClinicLetter,
+            patient: "Patient/p1".into(),
+            encounter: "Encounter/op1".into(),
+            document: format!("DocumentReference/{}", signed.document_reference),
+            recipient: recipient.into(),
+        };
+        let e = queue(svc, &op(), &out("Patient/p2"), NOW).unwrap_err();
+        assert_eq!(e.status(), 400, "{}: {e}", b.name);
+        assert!(e.message().starts_with("recipient:"), "{e}");
+        // Queued again to the patient: the same delivery, not a second.
+        let before = find(svc, "Communication", &[("encounter", "Encounter/op1")]).len();
+        queue(svc, &op(), &out("Patient/p1"), NOW).unwrap();
+        assert_eq!(
+            find(svc, "Communication", &[("encounter", "Encounter/op1")]).len(),
+            before
+        );
     }
 }

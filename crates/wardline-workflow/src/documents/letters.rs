@@ -64,13 +64,8 @@ pub const HEADING_SYSTEM: &str =
 /// `Task.code` (system `pmi::TASK_SYSTEM`) of a patient's copy to print and post.
 pub const PRINT_CODE: &str = "letter-print";
 
-const fn h(key: &'static str, title: &'static str, prefilled: bool, written: bool) -> Heading {
-    Heading {
-        key,
-        title,
-        prefilled,
-        written,
-    }
+const fn h(k: &'static str, t: &'static str, prefilled: bool, written: bool) -> Heading {
+    Heading::new(k, t, prefilled, written)
 }
 
 /// The headings of a letter, in the PRSB outpatient letter order.
@@ -295,49 +290,6 @@ pub fn prefill(
 
 // ---------------------------------------------------------------- writing
 
-/// Starts the letter of attendance `encounter`, or returns the one it has.
-pub fn start(
-    svc: &FhirService,
-    access: &dyn Access,
-    encounter: &str,
-    now: OffsetDateTime,
-) -> Result<String, LetterError> {
-    LETTER.start(svc, access, encounter, now)
-}
-
-/// Saves a draft letter's written headings (key, text).
-pub fn save_draft(
-    svc: &FhirService,
-    access: &dyn Access,
-    id: &str,
-    written: &[(String, String)],
-    now: OffsetDateTime,
-) -> Result<(), LetterError> {
-    LETTER.save_draft(svc, access, id, written, now)
-}
-
-/// Signs the letter: `final`, its document stored, the GP's and the
-/// patient's copies queued in the same transaction.
-pub fn sign(
-    svc: &FhirService,
-    access: &dyn Access,
-    id: &str,
-    now: OffsetDateTime,
-) -> Result<Signed, LetterError> {
-    LETTER.sign(svc, access, id, now)
-}
-
-/// Amends a signed letter (signed again; the earlier version kept).
-pub fn amend(
-    svc: &FhirService,
-    access: &dyn Access,
-    id: &str,
-    written: &[(String, String)],
-    now: OffsetDateTime,
-) -> Result<Signed, LetterError> {
-    LETTER.amend(svc, access, id, written, now)
-}
-
 /// The patient's copy of a signed (or amended) letter, in the signing
 /// transaction (see the module documentation). An unprinted or unsent copy
 /// of an earlier version is cancelled (Task `cancelled`, delivery
@@ -427,20 +379,6 @@ pub fn copy_to_patient_in(
 }
 
 // ---------------------------------------------------------------- reading
-
-/// A letter as the caller may see it (audited `clinic-letter-view`).
-pub fn view(
-    svc: &FhirService,
-    access: &dyn Access,
-    id: &str,
-) -> Result<super::discharge::Summary, LetterError> {
-    LETTER.view(svc, access, id)
-}
-
-/// The letter's PDF (audited `clinic-letter-pdf`).
-pub fn pdf_of(svc: &FhirService, access: &dyn Access, id: &str) -> Result<Vec<u8>, LetterError> {
-    LETTER.pdf_of(svc, access, id)
-}
 
 /// One outpatient attendance of a patient, with its letter.
 #[derive(Debug, Clone, Serialize)]
