@@ -168,7 +168,7 @@ fn patient_letters(cx: &Cx, patient: &str, error: Option<&str>, done: bool) -> R
 /// `GET /ui/patients/{id}/clinic-letters`.
 pub(crate) async fn patient_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
-        patient_letters(cx, &id, None, q.get("done").is_some())
+        patient_letters(cx, &id, None, q.contains_key("done"))
     })
     .await
 }
@@ -215,7 +215,7 @@ pub(crate) async fn print_page(State(ui): St, req: Req) -> Response {
             Ok(l) => l,
             Err(e) => return refusal(&LETTER_DOC, &e),
         };
-        let done = q.get("done").is_some();
+        let done = q.contains_key("done");
         layout::page(
             cx,
             "Clinic letters to print and post",

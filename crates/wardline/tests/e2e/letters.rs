@@ -57,7 +57,10 @@ fn deliveries(s: &Server) -> Vec<Value> {
         .collect()
 }
 
-fn scenario(env: &Env, peers: Option<(&(String, String), &(String, u16, std::path::PathBuf))>) {
+/// The MESH sandbox (URL, shared key) and the SMTP server (host, port, mail directory).
+type Peers<'a> = (&'a (String, String), &'a (String, u16, std::path::PathBuf));
+
+fn scenario(env: &Env, peers: Option<Peers<'_>>) {
     let s = env.start_with(&["--demo"]);
     let root = s.root.clone();
     put(
