@@ -534,13 +534,15 @@ pub fn copies(
 }
 
 /// The patient's recorded preference and where their copy would go now
-/// (read as the caller).
+/// (read as the caller, audited `clinic-letter-view`).
 pub fn patient_copy(
     svc: &FhirService,
     access: &dyn Access,
     patient: &str,
 ) -> Result<(Option<CopyPreference>, PatientCopy), LetterError> {
     let mut tx = svc.begin(access)?;
+    tx.set_audit_subtype(WARDLINE_SUBTYPE, "clinic-letter-view", "R");
+    tx.audit_reads();
     let pref = preference_in(&mut tx, patient).map_err(transfers_error)?;
     let copy = patient_copy_in(&mut tx, patient).map_err(transfers_error)?;
     tx.commit()?;
