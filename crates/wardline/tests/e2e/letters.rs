@@ -27,23 +27,11 @@ use wardline_workflow::transfers::mesh::auth_header;
 use wardline_workflow::transfers::peers;
 
 use crate::common::{self, Env, Server};
-use crate::ui::{browser, csrf, sign_in};
+use crate::discharge::{page, pdf_text, post};
+use crate::ui::{browser, sign_in};
 use reqwest::blocking::Client;
 
 const EMAIL: &str = "letter.patient@example.org";
-
-fn page(c: &Client, url: &str) -> String {
-    let r = c.get(url).send().unwrap();
-    assert_eq!(r.status(), 200, "GET {url}");
-    r.text().unwrap()
-}
-
-fn post(c: &Client, root: &str, path: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
-    let token = csrf(root, c);
-    let mut f: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
-    f.extend_from_slice(form);
-    c.post(format!("{root}{path}")).form(&f).send().unwrap()
-}
 
 fn put(s: &Server, path: &str, body: Value) {
     let r = s.put(path, &body);
@@ -207,12 +195,7 @@ fn scenario(env: &Env, peers: Option<Peers<'_>>) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("letter.pdf");
     std::fs::write(&file, r.bytes().unwrap()).unwrap();
-    let out = std::process::Command::new("pdftotext")
-        .arg(&file)
-        .arg("-")
-        .output()
-        .expect("pdftotext (Debian poppler-utils) is installed");
-    let text = String::from_utf8_lossy(&out.stdout)
+    let text = pdf_text(&file, None)
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
