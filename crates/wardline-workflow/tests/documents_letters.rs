@@ -374,6 +374,20 @@ fn amending_keeps_the_original_and_sends_the_amended_letter() {
         assert_eq!(comms.len(), 4, "{}", b.name);
         let copies = letters::copies(svc, &doctor(), "op1").unwrap();
         assert_eq!(copies.len(), 4);
+        // The first version's unsent email copy is stopped, not sent.
+        let stopped: Vec<&Value> = comms.iter().filter(|c| c["status"] == "stopped").collect();
+        assert_eq!(stopped.len(), 1, "{}", b.name);
+        assert_eq!(stopped[0]["recipient"][0]["reference"], "Patient/p1");
+        assert_eq!(
+            stopped[0]["payload"][0]["contentReference"]["reference"],
+            format!("DocumentReference/{}", first.document_reference)
+        );
+        assert!(
+            stopped[0]["statusReason"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("amended")
+        );
     }
 }
 
