@@ -477,7 +477,7 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
         people.push((pid.clone(), female));
         let town = rng.gen_range(0..3);
         let year = rng.gen_range(1930..2020);
-        entries.push(entry(json!({
+        let mut patient = json!({
             "resourceType": "Patient", "id": pid, "active": true,
             "meta": {"profile": [UK_CORE_PATIENT]},
             "identifier": [
@@ -490,7 +490,14 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
             "address": [{"use": "home", "line": [format!("{} {}", rng.gen_range(1..200), STREETS[rng.gen_range(0..6)])],
                 "city": TOWNS[town].0, "postalCode": format!("{} {}{}{}", TOWNS[town].1, rng.gen_range(1..10), (b'A' + rng.gen_range(0..26u8)) as char, (b'A' + rng.gen_range(0..26u8)) as char)}],
             "generalPractitioner": [{"reference": format!("Organization/gp-{}", practices[town].to_lowercase())}],
-        })));
+        });
+        // Every third patient gives an email address (their clinic letters'
+        // copies go by email; the others' are printed and posted).
+        if p % 3 == 0 {
+            patient["telecom"] = json!([{"system": "email", "use": "home",
+                "value": format!("{}.{}@example.org", given, family).to_lowercase()}]);
+        }
+        entries.push(entry(patient));
         let n_enc = rng.gen_range(1..4);
         for e in 0..n_enc {
             let eid = format!("{pid}-enc{e}");

@@ -403,6 +403,9 @@ fn encounters_panel(s: &chart::Section<chart::EncounterLine>) -> Markup {
                                     @if e.class == "IMP" || e.class.to_lowercase().contains("inpatient") {
                                         br; a href={ "/ui/encounters/" (enc(&e.id)) "/discharge-summary" } data-testid="encounter-discharge-summary" { "Discharge summary" }
                                     }
+                                    @if e.class == "AMB" || e.class.to_lowercase().contains("ambulatory") {
+                                        br; a href={ "/ui/encounters/" (enc(&e.id)) "/clinic-letter" } data-testid="encounter-clinic-letter" { "Clinic letter" }
+                                    }
                                 }
                             }
                         }
@@ -533,6 +536,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             (crate::access::chart_notice(cx, &p.id, summary.withheld()))
             (stay_panel(cx, &p, stay.as_ref(), &summary, now))
             p data-testid="drug-chart-link" { a href={ "/ui/patients/" (enc(&p.id)) "/medicines" } { "Drug chart" } ": prescriptions on the inpatient drug chart" }
+            p data-testid="clinic-letters-link" { a href={ "/ui/patients/" (enc(&p.id)) "/clinic-letters" } { "Clinic letters" } ": letters to the GP and the patient after outpatient attendances" }
             p data-testid="notes-link" { a href={ "/ui/patients/" (enc(&p.id)) "/notes" } { "Clinical notes" } ": ward round and clinic notes, signed, with their versions" }
             p data-testid="results-link" { a href={ "/ui/patients/" (enc(&p.id)) "/results" } { "Results" } ": every result, as a table and trend charts" }
             // issue 18: referrals

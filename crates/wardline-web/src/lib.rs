@@ -30,6 +30,7 @@ mod discharge;
 mod formulary;
 mod lab;
 mod layout;
+mod letters;
 mod mar;
 mod medicines;
 mod merge;
@@ -560,6 +561,71 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 18: transfers ──
     // ── issue 18: letters ──
+    r(
+        "GET",
+        "/ui/patients/{id}/clinic-letters",
+        "a patient's outpatient attendances, their clinic letters and the patient's preference for copies",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/letter-preference",
+        "record how the patient wants copies of letters (email, post, none)",
+    ),
+    r(
+        "GET",
+        "/ui/encounters/{id}/clinic-letter",
+        "an attendance's clinic letter, or start it",
+    ),
+    r(
+        "POST",
+        "/ui/encounters/{id}/clinic-letter",
+        "start a clinic letter pre-filled from the record",
+    ),
+    r(
+        "GET",
+        "/ui/clinic-letters/{id}",
+        "a clinic letter under the PRSB outpatient headings: preview, sign, where it went",
+    ),
+    r(
+        "GET",
+        "/ui/clinic-letters/{id}/edit",
+        "write the clinician's headings of a draft letter",
+    ),
+    r(
+        "POST",
+        "/ui/clinic-letters/{id}/edit",
+        "save a draft clinic letter",
+    ),
+    r(
+        "POST",
+        "/ui/clinic-letters/{id}/sign",
+        "sign a clinic letter (sent to the GP, copied to the patient)",
+    ),
+    r(
+        "GET",
+        "/ui/clinic-letters/{id}/amend",
+        "amend a signed clinic letter",
+    ),
+    r(
+        "POST",
+        "/ui/clinic-letters/{id}/amend",
+        "amend a clinic letter and sign it again",
+    ),
+    r(
+        "GET",
+        "/ui/clinic-letters/{id}/pdf",
+        "a clinic letter as PDF",
+    ),
+    r(
+        "GET",
+        "/ui/letter-printing",
+        "patients' copies of clinic letters to print and post",
+    ),
+    r(
+        "POST",
+        "/ui/letter-printing/{task}/done",
+        "mark a patient's copy printed and posted",
+    ),
     // ── end of issue 18: letters ──
     // ── issue 18: referrals ──
     r(
@@ -885,19 +951,31 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 18: discharge ──
         .route(
             "/encounters/{id}/discharge-summary",
-            get(discharge::encounter_page).post(discharge::start_post),
+            get(discharge::encounter_page::<discharge::Summaries>)
+                .post(discharge::start_post::<discharge::Summaries>),
         )
-        .route("/discharge-summaries/{id}", get(discharge::summary_page))
+        .route(
+            "/discharge-summaries/{id}",
+            get(discharge::summary_page::<discharge::Summaries>),
+        )
         .route(
             "/discharge-summaries/{id}/edit",
-            get(discharge::edit_page).post(discharge::edit_post),
+            get(discharge::edit_page::<discharge::Summaries>)
+                .post(discharge::edit_post::<discharge::Summaries>),
         )
-        .route("/discharge-summaries/{id}/sign", post(discharge::sign_post))
+        .route(
+            "/discharge-summaries/{id}/sign",
+            post(discharge::sign_post::<discharge::Summaries>),
+        )
         .route(
             "/discharge-summaries/{id}/amend",
-            get(discharge::amend_page).post(discharge::amend_post),
+            get(discharge::amend_page::<discharge::Summaries>)
+                .post(discharge::amend_post::<discharge::Summaries>),
         )
-        .route("/discharge-summaries/{id}/pdf", get(discharge::pdf_page))
+        .route(
+            "/discharge-summaries/{id}/pdf",
+            get(discharge::pdf_page::<discharge::Summaries>),
+        )
         // ── end of issue 18: discharge ──
         // ── issue 18: transfers ──
         .route("/transfers", get(transfers::dashboard_page))
@@ -908,6 +986,40 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         )
         // ── end of issue 18: transfers ──
         // ── issue 18: letters ──
+        .route("/patients/{id}/clinic-letters", get(letters::patient_page))
+        .route(
+            "/patients/{id}/letter-preference",
+            post(letters::preference_post),
+        )
+        .route(
+            "/encounters/{id}/clinic-letter",
+            get(discharge::encounter_page::<letters::Letters>)
+                .post(discharge::start_post::<letters::Letters>),
+        )
+        .route(
+            "/clinic-letters/{id}",
+            get(discharge::summary_page::<letters::Letters>),
+        )
+        .route(
+            "/clinic-letters/{id}/edit",
+            get(discharge::edit_page::<letters::Letters>)
+                .post(discharge::edit_post::<letters::Letters>),
+        )
+        .route(
+            "/clinic-letters/{id}/sign",
+            post(discharge::sign_post::<letters::Letters>),
+        )
+        .route(
+            "/clinic-letters/{id}/amend",
+            get(discharge::amend_page::<letters::Letters>)
+                .post(discharge::amend_post::<letters::Letters>),
+        )
+        .route(
+            "/clinic-letters/{id}/pdf",
+            get(discharge::pdf_page::<letters::Letters>),
+        )
+        .route("/letter-printing", get(letters::print_page))
+        .route("/letter-printing/{task}/done", post(letters::printed_post))
         // ── end of issue 18: letters ──
         // ── issue 18: referrals ──
         .route("/referrals", get(referrals::out_page))

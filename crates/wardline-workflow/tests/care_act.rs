@@ -8,14 +8,11 @@
 
 mod support;
 
-
 use serde_json::{Value, json};
 use support::Backend;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use wardline_core::{
-    Body, FhirRequest, FhirService, Method, RequestHeaders, Trusted,
-};
+use wardline_core::{Body, FhirRequest, FhirService, Method, RequestHeaders, Trusted};
 use wardline_workflow::pmi::TASK_SYSTEM;
 use wardline_workflow::transfers::care_act::timescales::Timescales;
 use wardline_workflow::transfers::care_act::{

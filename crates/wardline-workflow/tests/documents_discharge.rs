@@ -8,17 +8,11 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use support::Backend;
+use support::{Backend, as_role, doctor, get, json_of, op, put, rest};
 use time::OffsetDateTime;
 use time::macros::datetime;
-use wardline_auth::rbac::{Role, required_activity};
-use wardline_core::access::{Operation, forbidden};
-use wardline_core::{
-    Access, Agent, Body, FhirRequest, FhirService, Method, Op, RequestHeaders, ResourceView,
-    ServiceConfig, Trusted,
-};
-use wardline_fhir::FhirError;
-use wardline_store::Reader;
+use wardline_auth::rbac::Role;
+use wardline_core::{FhirRequest, FhirService, Method, RequestHeaders, ServiceConfig};
 use wardline_workflow::documents::discharge::{
     self, DischargeError, HEADINGS, LINE_EXT, amend, composition_in_document, document, pdf_of,
     prefill, save_draft, sign, start, view,
@@ -33,97 +27,6 @@ fn backends(test: &str) -> Vec<Backend> {
         |svc| wardline_workflow::with_operations(wardline_workflow::with_rules(svc)),
         seed,
     )
-}
-
-fn op() -> Trusted {
-    Trusted::operator("discharge-test")
-}
-
-/// A user whose position is `role`: the real RBAC table decides each type,
-/// and the real screening rule each MedicationRequest write (as the policy
-/// applies it).
-struct AsRole {
-    agent: Agent,
-    role: Role,
-}
-
-impl Access for AsRole {
-    fn agent(&self) -> &Agent {
-        &self.agent
-    }
-    fn check_type(&self, op: Op, t: Option<&str>) -> Result<(), FhirError> {
-        match t {
-            Some(t) if !self.role.permits(required_activity(t, op)) => {
-                Err(forbidden(format!("{} may not {op:?} {t}", self.role)))
-            }
-            _ => Ok(()),
-        }
-    }
-    fn check_resource(
-        &self,
-        op: Op,
-        r: &ResourceView<'_>,
-        reader: &dyn Reader,
-    ) -> Result<(), FhirError> {
-        let _ = reader;
-        self.check_type(op, Some(r.resource_type))?;
-        Ok(())
-    }
-    fn check_operation(&self, _: Operation) -> Result<(), FhirError> {
-        Ok(())
-    }
-}
-
-fn as_role(role: Role, who: &str) -> AsRole {
-    AsRole {
-        agent: Agent {
-            who: Some(format!("Practitioner/{who}")),
-            ..Agent::operator(role.code())
-        },
-        role,
-    }
-}
-
-fn doctor() -> AsRole {
-    let mut d = as_role(Role::Doctor, "dr1");
-    d.agent.position = Some("PractitionerRole/pr1".into());
-    d
-}
-
-fn req(method: Method, path: Vec<String>, body: Option<Value>) -> FhirRequest {
-    FhirRequest {
-        method,
-        path,
-        query: vec![],
-        headers: RequestHeaders::default(),
-        body: body.map(|b| b.to_string().into_bytes()),
-    }
-}
-
-fn json_of(b: Body) -> Value {
-    match b {
-        Body::Json(v) => v,
-        Body::Raw(s) => serde_json::from_str(&s).unwrap(),
-        _ => panic!("no body"),
-    }
-}
-
-fn put(svc: &FhirService, r: Value) {
-    let (t, id) = (
-        r["resourceType"].as_str().unwrap().to_owned(),
-        r["id"].as_str().unwrap().to_owned(),
-    );
-    let res = svc.handle(
-        req(Method::Put, vec![t.clone(), id.clone()], Some(r)),
-        &op(),
-    );
-    assert!(res.status < 300, "{t}/{id}: {:?}", res.body);
-}
-
-fn get(svc: &FhirService, t: &str, id: &str) -> Value {
-    let r = svc.handle(req(Method::Get, vec![t.into(), id.into()], None), &op());
-    assert_eq!(r.status, 200, "{t}/{id}");
-    json_of(r.body)
 }
 
 fn location(id: &str, name: &str, kind: &str, parent: Option<&str>) -> Value {
@@ -700,22 +603,6 @@ fn edit_sign_and_amend_keep_every_signed_document() {
             );
         }
     }
-}
-
-fn rest(svc: &FhirService, method: Method, path: &[&str], body: Option<Value>) -> (u16, Value) {
-    let r = svc.handle(
-        req(method, path.iter().map(|s| (*s).to_owned()).collect(), body),
-        &op(),
-    );
-    let status = r.status;
-    (
-        status,
-        match r.body {
-            Body::Json(v) => v,
-            Body::Raw(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
-            _ => Value::Null,
-        },
-    )
 }
 
 #[test]

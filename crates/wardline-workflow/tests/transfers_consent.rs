@@ -10,7 +10,6 @@
 
 mod support;
 
-
 use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

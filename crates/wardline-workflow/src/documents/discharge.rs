@@ -52,6 +52,7 @@
 pub mod operation;
 pub mod pdf;
 pub mod prefill;
+mod seal;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -62,6 +63,8 @@ use wardline_fhir::FhirError;
 
 use crate::fhir::reference_id;
 pub use prefill::{Patient, Prefill, prefill};
+pub use seal::composition_in_document;
+use seal::seal_in;
 
 /// SNOMED CT.
 pub const SNOMED_SYSTEM: &str = "http://snomed.info/sct";
@@ -91,13 +94,26 @@ pub struct Heading {
     pub written: bool,
 }
 
-const fn h(key: &'static str, title: &'static str, prefilled: bool, written: bool) -> Heading {
-    Heading {
-        key,
-        title,
-        prefilled,
-        written,
+impl Heading {
+    /// A heading: read from the record (`prefilled`), written by the
+    /// clinician (`written`), or both.
+    pub const fn new(
+        key: &'static str,
+        title: &'static str,
+        prefilled: bool,
+        written: bool,
+    ) -> Heading {
+        Heading {
+            key,
+            title,
+            prefilled,
+            written,
+        }
     }
+}
+
+const fn h(key: &'static str, title: &'static str, prefilled: bool, written: bool) -> Heading {
+    Heading::new(key, title, prefilled, written)
 }
 
 /// The headings of a summary, in the PRSB eDischarge Summary order.
@@ -139,13 +155,108 @@ pub const HEADINGS: [Heading; 13] = [
 
 /// The heading with this key.
 pub fn heading(key: &str) -> Option<&'static Heading> {
-    HEADINGS.iter().find(|h| h.key == key)
+    SUMMARY.heading(key)
+}
+
+/// Reads the record for a document's pre-filled headings.
+pub type PrefillFn =
+    fn(&FhirService, &dyn Access, &str, OffsetDateTime) -> Result<Prefill, DischargeError>;
+/// Queues a copy of a signed document for the patient, in the signing
+/// transaction.
+pub type CopyFn = fn(&mut Tx<'_>, &Signed, OffsetDateTime) -> Result<(), DischargeError>;
+
+/// A kind of signed clinical document kept under fixed headings: the
+/// discharge summary ([`SUMMARY`]) and the clinic letter
+/// ([`super::letters::LETTER`]) share this module's whole lifecycle (draft,
+/// sign, amend, document Bundle, PDF, delivery to the GP practice, the
+/// write rule) and differ only in what is here.
+#[derive(Debug)]
+pub struct Form {
+    /// SNOMED CT type (Composition and DocumentReference `type`).
+    pub code: &'static str,
+    /// The type's display and the document's title.
+    pub display: &'static str,
+    /// How sentences name one ("discharge summary").
+    pub noun: &'static str,
+    /// How sentences name its encounter ("admission").
+    pub of: &'static str,
+    pub headings: &'static [Heading],
+    /// `Composition.section.code` system.
+    pub heading_system: &'static str,
+    /// The written headings it is not signed without.
+    pub required: &'static [&'static str],
+    /// Audit subtype prefix (`{audit}-draft`, `-sign`, `-amend`, `-view`, `-pdf`).
+    pub audit: &'static str,
+    /// Its delivery kind to the GP practice.
+    pub kind: crate::transfers::Kind,
+    pub prefill: PrefillFn,
+    pub copy_to_patient: Option<CopyFn>,
+}
+
+/// The discharge summary.
+pub static SUMMARY: Form = Form {
+    code: DISCHARGE_SUMMARY,
+    display: "Discharge summary",
+    noun: "discharge summary",
+    of: "admission",
+    headings: &HEADINGS,
+    heading_system: HEADING_SYSTEM,
+    required: &REQUIRED_TO_SIGN,
+    audit: "discharge-summary",
+    kind: crate::transfers::Kind::DischargeSummary,
+    prefill: prefill::prefill,
+    copy_to_patient: None,
+};
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// The forms there are.
+pub fn forms() -> [&'static Form; 2] {
+    [&SUMMARY, &super::letters::LETTER]
+}
+
+/// The form of a stored Composition, by its type.
+pub fn form_of(c: &Value) -> Option<&'static Form> {
+    forms().into_iter().find(|f| f.is(c))
+}
+
+impl Form {
+    /// The heading with this key.
+    pub fn heading(&self, key: &str) -> Option<&'static Heading> {
+        self.headings.iter().find(|h| h.key == key)
+    }
+
+    /// Whether a Composition is of this form.
+    pub fn is(&self, c: &Value) -> bool {
+        c["type"]["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["system"] == SNOMED_SYSTEM && c["code"] == self.code)
+    }
+
+    fn type_concept(&self) -> Value {
+        json!({"coding": [{"system": SNOMED_SYSTEM, "code": self.code, "display": self.display}]})
+    }
+
+    fn capital(&self) -> String {
+        format!("A {}", self.noun)
+    }
+
+    fn not_found(&self, id: &str) -> DischargeError {
+        DischargeError::NotFound(format!("There is no {} {id}.", self.noun))
+    }
 }
 
 /// The FHIR Composition statuses a summary takes.
 pub const STATUSES: [&str; 4] = ["preliminary", "final", "amended", "entered-in-error"];
 
-/// Whether a summary may go from `from` to `to` (see the module
+/// Whether a summary (or letter) may go from `from` to `to` (see the module
 /// documentation): the one home of the lifecycle.
 pub fn allowed(from: &str, to: &str) -> bool {
     if !STATUSES.contains(&from) || !STATUSES.contains(&to) {
@@ -194,6 +305,8 @@ pub struct Summary {
     pub encounter_id: String,
     pub patient: Patient,
     pub date: String,
+    /// The document's title ("Discharge summary", "Clinic letter").
+    pub title: String,
     pub sections: Vec<Section>,
     pub signed: Option<Signature>,
     /// `Bundle/…` of the signed document.
@@ -267,7 +380,7 @@ impl std::error::Error for DischargeError {}
 impl From<FhirError> for DischargeError {
     fn from(e: FhirError) -> DischargeError {
         use crate::fhir::Refusal as R;
-        match R::of(&e, "discharge summary") {
+        match R::of(&e, "document") {
             R::Forbidden(m) => DischargeError::Forbidden(m),
             R::NotFound(m) => DischargeError::NotFound(m),
             R::Concurrent(m) => DischargeError::Conflict(m),
@@ -304,11 +417,7 @@ fn ext_strings(v: &Value, url: &str) -> Vec<String> {
 
 /// Whether a Composition is a discharge summary.
 pub fn is_summary(c: &Value) -> bool {
-    c["type"]["coding"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["system"] == SNOMED_SYSTEM && c["code"] == DISCHARGE_SUMMARY)
+    SUMMARY.is(c)
 }
 
 /// The sections of a stored summary.
@@ -373,6 +482,10 @@ pub fn summary_of(c: &Value, patient: Patient) -> Summary {
             .to_owned(),
         patient,
         date: c["date"].as_str().unwrap_or_default().to_owned(),
+        title: c["title"]
+            .as_str()
+            .unwrap_or("Clinical document")
+            .to_owned(),
         sections: sections_of(c),
         signed,
         document: document_of(c),
@@ -400,8 +513,13 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A section as stored.
+/// A section as stored (a discharge summary's heading).
 pub fn section_json(s: &Section) -> Value {
+    section_json_of(HEADING_SYSTEM, s)
+}
+
+/// A section as stored, its heading coded in `system`.
+pub fn section_json_of(system: &str, s: &Section) -> Value {
     let mut div = String::from("<div xmlns=\"http://www.w3.org/1999/xhtml\">");
     if !s.lines.is_empty() {
         div.push_str("<ul>");
@@ -432,7 +550,7 @@ pub fn section_json(s: &Section) -> Value {
     }
     let mut v = json!({
         "title": s.title,
-        "code": {"coding": [{"system": HEADING_SYSTEM, "code": s.key, "display": s.title}]},
+        "code": {"coding": [{"system": system, "code": s.key, "display": s.title}]},
         "text": {"status": if s.written.is_some() { "additional" } else { "generated" }, "div": div},
     });
     if !ext.is_empty() {
@@ -457,15 +575,17 @@ pub fn section_json(s: &Section) -> Value {
     v
 }
 
-/// The sections of a summary: the pre-filled ones from `prefill`, the
-/// written ones from `written` (by heading key), the person completing the
-/// record from `signer`.
+/// The sections of a summary (or letter, `prefill.form`): the pre-filled
+/// ones from `prefill`, the written ones from `written` (by heading key),
+/// the person completing the record from `signer`.
 pub fn build_sections(
     prefill: &Prefill,
     written: &[(String, String)],
     signer: Option<&Signature>,
 ) -> Vec<Section> {
-    HEADINGS
+    prefill
+        .form
+        .headings
         .iter()
         .map(|h| {
             let mut s = prefill.section(h.key).cloned().unwrap_or(Section {
@@ -476,15 +596,18 @@ pub fn build_sections(
                 empty: None,
                 written: None,
             });
+            s.title = h.title.to_owned();
             if h.written {
                 s.written = written
                     .iter()
                     .find(|(k, _)| k == h.key)
                     .map(|(_, t)| t.trim().replace("\r\n", "\n"))
                     .filter(|t| !t.is_empty());
-                if h.key != "discharge-details" && s.written.is_none() {
+                // A heading also read from the record keeps what it says
+                // when the record is silent.
+                if !h.prefilled && s.written.is_none() {
                     s.empty = Some("Nothing written yet.".to_owned());
-                } else if h.key != "discharge-details" {
+                } else if !h.prefilled || s.written.is_some() {
                     s.empty = None;
                 }
             }
@@ -525,15 +648,7 @@ fn lock_key(encounter: &str) -> String {
 
 /// The admission's summary (not entered in error), read in `tx`.
 pub fn of_encounter_in(tx: &mut Tx<'_>, encounter: &str) -> Result<Option<Value>, DischargeError> {
-    Ok(tx
-        .find(
-            "Composition",
-            &format!(
-                "encounter=Encounter/{encounter}&type={SNOMED_SYSTEM}|{DISCHARGE_SUMMARY}&status=preliminary,final,amended"
-            ),
-        )?
-        .into_iter()
-        .next())
+    SUMMARY.of_encounter_in(tx, encounter)
 }
 
 /// The id of admission `encounter`'s summary, if it has one.
@@ -542,19 +657,7 @@ pub fn find_for_encounter(
     access: &dyn Access,
     encounter: &str,
 ) -> Result<Option<String>, DischargeError> {
-    let found = svc.search_as(
-        access,
-        "Composition",
-        &[
-            ("encounter", format!("Encounter/{encounter}")),
-            ("type", format!("{SNOMED_SYSTEM}|{DISCHARGE_SUMMARY}")),
-            ("status", "preliminary,final,amended".to_owned()),
-        ],
-    )?;
-    Ok(found
-        .resources
-        .first()
-        .and_then(|c| c["id"].as_str().map(str::to_owned)))
+    SUMMARY.find_for_encounter(svc, access, encounter)
 }
 
 /// Starts the summary of admission `encounter` (pre-filled from the record
@@ -566,61 +669,7 @@ pub fn start(
     encounter: &str,
     now: OffsetDateTime,
 ) -> Result<String, DischargeError> {
-    if let Some(id) = find_for_encounter(svc, access, encounter)? {
-        return Ok(id);
-    }
-    let p = prefill(svc, access, encounter, now)?;
-    let who = access.agent().who.clone();
-    let mut tx = begin(svc, access, "discharge-summary-draft", "C")?;
-    let id = start_in(&mut tx, &p, who.as_deref(), now)?;
-    tx.commit()?;
-    Ok(id)
-}
-
-/// The rule of starting, in `tx`: one summary per admission (an existing
-/// one is returned), `preliminary`, pre-filled from `p`.
-pub fn start_in(
-    tx: &mut Tx<'_>,
-    p: &Prefill,
-    author: Option<&str>,
-    now: OffsetDateTime,
-) -> Result<String, DischargeError> {
-    tx.lock(&[lock_key(&p.encounter_id)])?;
-    if let Some(c) = of_encounter_in(tx, &p.encounter_id)? {
-        return Ok(c["id"].as_str().unwrap_or_default().to_owned());
-    }
-    let sections = build_sections(p, &[], None);
-    let mut c = json!({
-        "resourceType": "Composition",
-        "status": "preliminary",
-        "type": {"coding": [{"system": SNOMED_SYSTEM, "code": DISCHARGE_SUMMARY, "display": "Discharge summary"}]},
-        "subject": {"reference": format!("Patient/{}", p.patient_id), "display": p.patient.name},
-        "encounter": {"reference": format!("Encounter/{}", p.encounter_id)},
-        "date": now_text(now),
-        "title": "Discharge summary",
-        "section": sections.iter().map(section_json).collect::<Vec<_>>(),
-    });
-    c["author"] = match author {
-        Some(a) => json!([{"reference": a}]),
-        None => json!([{"display": tx.access().agent().name}]),
-    };
-    Ok(tx.save(c)?.id)
-}
-
-/// Locks and reads a summary in `tx`.
-fn locked(tx: &mut Tx<'_>, id: &str) -> Result<Value, DischargeError> {
-    tx.lock(&[format!("Composition/{id}")])?;
-    tx.get("Composition", id)?
-        .filter(is_summary)
-        .ok_or_else(|| DischargeError::NotFound(format!("There is no discharge summary {id}.")))
-}
-
-/// The headings the clinician wrote under, read from a stored summary.
-pub fn written_of(c: &Value) -> Vec<(String, String)> {
-    sections_of(c)
-        .into_iter()
-        .filter_map(|s| Some((s.key, s.written?)))
-        .collect()
+    SUMMARY.start(svc, access, encounter, now)
 }
 
 /// Saves the clinician's text under the written headings (key, text) and
@@ -633,77 +682,7 @@ pub fn save_draft(
     written: &[(String, String)],
     now: OffsetDateTime,
 ) -> Result<(), DischargeError> {
-    let encounter = encounter_of(svc, access, id)?;
-    let p = prefill(svc, access, &encounter, now)?;
-    let mut tx = begin(svc, access, "discharge-summary-draft", "U")?;
-    save_draft_in(&mut tx, id, &p, written, now)?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// The most a clinician writes under one heading.
-pub const MAX_WRITTEN: usize = 20_000;
-
-/// The headings a summary is not signed without.
-pub const REQUIRED_TO_SIGN: [&str; 2] = ["clinical-summary", "plan"];
-
-fn check_written(written: &[(String, String)]) -> Result<(), DischargeError> {
-    for (k, t) in written {
-        match heading(k) {
-            Some(h) if h.written => {}
-            _ => {
-                return Err(DischargeError::Invalid(format!(
-                    "There is no heading '{k}' to write under."
-                )));
-            }
-        }
-        if t.chars().count() > MAX_WRITTEN {
-            return Err(DischargeError::Field(
-                k.clone(),
-                format!(
-                    "{} is too long: write at most {MAX_WRITTEN} characters.",
-                    heading(k).map_or("The text", |h| h.title)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The rule of editing a draft, in `tx`.
-pub fn save_draft_in(
-    tx: &mut Tx<'_>,
-    id: &str,
-    p: &Prefill,
-    written: &[(String, String)],
-    now: OffsetDateTime,
-) -> Result<(), DischargeError> {
-    check_written(written)?;
-    let mut c = locked(tx, id)?;
-    if c["status"] != "preliminary" {
-        return Err(DischargeError::Conflict(
-            "This discharge summary is signed: amend it instead.".into(),
-        ));
-    }
-    let sections = build_sections(p, written, None);
-    c["section"] = json!(sections.iter().map(section_json).collect::<Vec<_>>());
-    c["date"] = json!(now_text(now));
-    tx.save(c)?;
-    Ok(())
-}
-
-fn encounter_of(
-    svc: &FhirService,
-    access: &dyn Access,
-    id: &str,
-) -> Result<String, DischargeError> {
-    let c = svc
-        .read_as(access, "Composition", id)?
-        .filter(is_summary)
-        .ok_or_else(|| DischargeError::NotFound(format!("There is no discharge summary {id}.")))?;
-    reference_id(&c["encounter"], "Encounter")
-        .map(str::to_owned)
-        .ok_or_else(|| DischargeError::Invalid("The discharge summary names no admission.".into()))
+    SUMMARY.save_draft(svc, access, id, written, now)
 }
 
 /// Signs the summary as the person signed in, now: it becomes `final` and
@@ -715,19 +694,297 @@ pub fn sign(
     id: &str,
     now: OffsetDateTime,
 ) -> Result<Signed, DischargeError> {
-    let mut tx = begin(svc, access, "discharge-summary-sign", "U")?;
-    let signed = sign_in(&mut tx, id, now)?;
-    tx.commit()?;
-    Ok(signed)
+    SUMMARY.sign(svc, access, id, now)
+}
+
+/// Amends a signed summary as the person signed in: the written headings
+/// replaced by `written`, the record read again, signed again now; a new
+/// document, PDF and DocumentReference (the old ones stay).
+pub fn amend(
+    svc: &FhirService,
+    access: &dyn Access,
+    id: &str,
+    written: &[(String, String)],
+    now: OffsetDateTime,
+) -> Result<Signed, DischargeError> {
+    SUMMARY.amend(svc, access, id, written, now)
+}
+
+/// The most a clinician writes under one heading.
+pub const MAX_WRITTEN: usize = 20_000;
+
+/// The headings a summary is not signed without.
+pub const REQUIRED_TO_SIGN: [&str; 2] = ["clinical-summary", "plan"];
+
+impl Form {
+    fn begin<'a>(
+        &self,
+        svc: &'a FhirService,
+        access: &'a dyn Access,
+        what: &str,
+        action: &'static str,
+    ) -> Result<Tx<'a>, DischargeError> {
+        begin(svc, access, &format!("{}-{what}", self.audit), action)
+    }
+
+    fn search(&self, encounter: &str) -> String {
+        format!(
+            "encounter=Encounter/{encounter}&type={SNOMED_SYSTEM}|{}&status=preliminary,final,amended",
+            self.code
+        )
+    }
+
+    /// The encounter's document of this form (not entered in error), read in `tx`.
+    pub fn of_encounter_in(
+        &self,
+        tx: &mut Tx<'_>,
+        encounter: &str,
+    ) -> Result<Option<Value>, DischargeError> {
+        Ok(tx
+            .find("Composition", &self.search(encounter))?
+            .into_iter()
+            .next())
+    }
+
+    /// The id of the encounter's document of this form, if it has one.
+    pub fn find_for_encounter(
+        &self,
+        svc: &FhirService,
+        access: &dyn Access,
+        encounter: &str,
+    ) -> Result<Option<String>, DischargeError> {
+        let found = svc.search_as(
+            access,
+            "Composition",
+            &[
+                ("encounter", format!("Encounter/{encounter}")),
+                ("type", format!("{SNOMED_SYSTEM}|{}", self.code)),
+                ("status", "preliminary,final,amended".to_owned()),
+            ],
+        )?;
+        Ok(found
+            .resources
+            .first()
+            .and_then(|c| c["id"].as_str().map(str::to_owned)))
+    }
+
+    /// Starts the encounter's document (pre-filled from the record as the
+    /// caller sees it), or returns the one it already has. Returns the
+    /// Composition id. Audited `{audit}-draft`.
+    pub fn start(
+        &'static self,
+        svc: &FhirService,
+        access: &dyn Access,
+        encounter: &str,
+        now: OffsetDateTime,
+    ) -> Result<String, DischargeError> {
+        if let Some(id) = self.find_for_encounter(svc, access, encounter)? {
+            return Ok(id);
+        }
+        let p = (self.prefill)(svc, access, encounter, now)?;
+        let who = access.agent().who.clone();
+        let mut tx = self.begin(svc, access, "draft", "C")?;
+        let id = start_in(&mut tx, &p, who.as_deref(), now)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// [`save_draft_in`] as one audited transaction (`{audit}-draft`).
+    pub fn save_draft(
+        &'static self,
+        svc: &FhirService,
+        access: &dyn Access,
+        id: &str,
+        written: &[(String, String)],
+        now: OffsetDateTime,
+    ) -> Result<(), DischargeError> {
+        let encounter = self.encounter_of(svc, access, id)?;
+        let p = (self.prefill)(svc, access, &encounter, now)?;
+        let mut tx = self.begin(svc, access, "draft", "U")?;
+        save_draft_in(&mut tx, id, &p, written, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// [`sign_in`] as one audited transaction (`{audit}-sign`).
+    pub fn sign(
+        &self,
+        svc: &FhirService,
+        access: &dyn Access,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Signed, DischargeError> {
+        let mut tx = self.begin(svc, access, "sign", "U")?;
+        if !tx.get("Composition", id)?.is_some_and(|c| self.is(&c)) {
+            return Err(self.not_found(id));
+        }
+        let signed = sign_in(&mut tx, id, now)?;
+        tx.commit()?;
+        Ok(signed)
+    }
+
+    /// [`amend_in`] as one audited transaction (`{audit}-amend`).
+    pub fn amend(
+        &'static self,
+        svc: &FhirService,
+        access: &dyn Access,
+        id: &str,
+        written: &[(String, String)],
+        now: OffsetDateTime,
+    ) -> Result<Signed, DischargeError> {
+        let encounter = self.encounter_of(svc, access, id)?;
+        let p = (self.prefill)(svc, access, &encounter, now)?;
+        let mut tx = self.begin(svc, access, "amend", "U")?;
+        let signed = amend_in(&mut tx, id, &p, written, now)?;
+        tx.commit()?;
+        Ok(signed)
+    }
+
+    fn encounter_of(
+        &self,
+        svc: &FhirService,
+        access: &dyn Access,
+        id: &str,
+    ) -> Result<String, DischargeError> {
+        let c = svc
+            .read_as(access, "Composition", id)?
+            .filter(|c| self.is(c))
+            .ok_or_else(|| self.not_found(id))?;
+        reference_id(&c["encounter"], "Encounter")
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                DischargeError::Invalid(format!("The {} names no {}.", self.noun, self.of))
+            })
+    }
+
+    fn check_written(&self, written: &[(String, String)]) -> Result<(), DischargeError> {
+        for (k, t) in written {
+            match self.heading(k) {
+                Some(h) if h.written => {}
+                _ => {
+                    return Err(DischargeError::Invalid(format!(
+                        "There is no heading '{k}' to write under."
+                    )));
+                }
+            }
+            if t.chars().count() > MAX_WRITTEN {
+                return Err(DischargeError::Field(
+                    k.clone(),
+                    format!(
+                        "{} is too long: write at most {MAX_WRITTEN} characters.",
+                        self.heading(k).map_or("The text", |h| h.title)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a document whose required headings are not written.
+    fn ready_to_sign(&self, written: &[(String, String)]) -> Result<(), DischargeError> {
+        for k in self.required {
+            if !written.iter().any(|(w, t)| w == k && !t.trim().is_empty()) {
+                let title = self.heading(k).map_or(*k, |h| h.title);
+                return Err(DischargeError::Field(
+                    (*k).to_owned(),
+                    format!("Write the {} before signing.", title.to_lowercase()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rule of starting, in `tx`: one document of the form (`p.form`) per
+/// encounter (an existing one is returned), `preliminary`, pre-filled from `p`.
+pub fn start_in(
+    tx: &mut Tx<'_>,
+    p: &Prefill,
+    author: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<String, DischargeError> {
+    let form = p.form;
+    tx.lock(&[lock_key(&p.encounter_id)])?;
+    if let Some(c) = form.of_encounter_in(tx, &p.encounter_id)? {
+        return Ok(c["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let sections = build_sections(p, &[], None);
+    let mut c = json!({
+        "resourceType": "Composition",
+        "status": "preliminary",
+        "type": form.type_concept(),
+        "subject": {"reference": format!("Patient/{}", p.patient_id), "display": p.patient.name},
+        "encounter": {"reference": format!("Encounter/{}", p.encounter_id)},
+        "date": now_text(now),
+        "title": form.display,
+        "section": sections.iter().map(|s| section_json_of(form.heading_system, s)).collect::<Vec<_>>(),
+    });
+    c["author"] = match author {
+        Some(a) => json!([{"reference": a}]),
+        None => json!([{"display": tx.access().agent().name}]),
+    };
+    Ok(tx.save(c)?.id)
+}
+
+/// Locks and reads a summary (or letter) in `tx`, with its form.
+fn locked(tx: &mut Tx<'_>, id: &str) -> Result<(Value, &'static Form), DischargeError> {
+    tx.lock(&[format!("Composition/{id}")])?;
+    tx.get("Composition", id)?
+        .and_then(|c| form_of(&c).map(|f| (c, f)))
+        .ok_or_else(|| DischargeError::NotFound(format!("There is no clinical document {id}.")))
+}
+
+/// The headings the clinician wrote under, read from a stored summary.
+pub fn written_of(c: &Value) -> Vec<(String, String)> {
+    sections_of(c)
+        .into_iter()
+        .filter_map(|s| Some((s.key, s.written?)))
+        .collect()
+}
+
+/// The rule of editing a draft, in `tx`.
+pub fn save_draft_in(
+    tx: &mut Tx<'_>,
+    id: &str,
+    p: &Prefill,
+    written: &[(String, String)],
+    now: OffsetDateTime,
+) -> Result<(), DischargeError> {
+    let (mut c, form) = locked(tx, id)?;
+    if !std::ptr::eq(form, p.form) {
+        return Err(p.form.not_found(id));
+    }
+    form.check_written(written)?;
+    if c["status"] != "preliminary" {
+        return Err(DischargeError::Conflict(format!(
+            "This {} is signed: amend it instead.",
+            form.noun
+        )));
+    }
+    let sections = build_sections(p, written, None);
+    c["section"] = json!(
+        sections
+            .iter()
+            .map(|s| section_json_of(form.heading_system, s))
+            .collect::<Vec<_>>()
+    );
+    c["date"] = json!(now_text(now));
+    tx.save(c)?;
+    Ok(())
 }
 
 /// The signer (the caller's Practitioner and position), read in `tx`.
-fn signer_in(tx: &mut Tx<'_>, now: OffsetDateTime) -> Result<Signature, DischargeError> {
+fn signer_in(
+    tx: &mut Tx<'_>,
+    form: &Form,
+    now: OffsetDateTime,
+) -> Result<Signature, DischargeError> {
     let agent = tx.access().agent().clone();
     let Some(by) = agent.who.clone().filter(|w| w.starts_with("Practitioner/")) else {
-        return Err(DischargeError::Forbidden(
-            "Only a clinician on record signs a discharge summary.".into(),
-        ));
+        return Err(DischargeError::Forbidden(format!(
+            "Only a clinician on record signs a {}.",
+            form.noun
+        )));
     };
     let name = match reference_id(&json!({"reference": by}), "Practitioner") {
         Some(pid) => tx
@@ -757,36 +1014,23 @@ fn signer_in(tx: &mut Tx<'_>, now: OffsetDateTime) -> Result<Signature, Discharg
     })
 }
 
-/// Refuses a summary whose required headings ([`REQUIRED_TO_SIGN`]) are
-/// not written.
-fn ready_to_sign(written: &[(String, String)]) -> Result<(), DischargeError> {
-    for k in REQUIRED_TO_SIGN {
-        if !written.iter().any(|(w, t)| w == k && !t.trim().is_empty()) {
-            let title = heading(k).map_or(k, |h| h.title);
-            return Err(DischargeError::Field(
-                k.to_owned(),
-                format!("Write the {} before signing.", title.to_lowercase()),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The rule of signing, in `tx`: the one place a summary becomes `final`.
+/// The rule of signing, in `tx`: the one place a summary (or letter)
+/// becomes `final`.
 pub fn sign_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Signed, DischargeError> {
-    let c = locked(tx, id)?;
+    let (c, form) = locked(tx, id)?;
     match c["status"].as_str() {
         Some("preliminary") => {}
         Some(s) => {
             return Err(DischargeError::Conflict(format!(
-                "This discharge summary is already {s}: amend it to change it."
+                "This {} is already {s}: amend it to change it.",
+                form.noun
             )));
         }
         None => return Err(DischargeError::Invalid("The summary has no status.".into())),
     }
     let written = written_of(&c);
-    ready_to_sign(&written)?;
-    let signer = signer_in(tx, now)?;
+    form.ready_to_sign(&written)?;
+    let signer = signer_in(tx, form, now)?;
     let mut sections = sections_of(&c);
     for s in sections
         .iter_mut()
@@ -794,8 +1038,8 @@ pub fn sign_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Signed,
     {
         completing(s, Some(&signer));
     }
-    let signed = seal_in(tx, c, sections, "final", &signer, None, now)?;
-    queue_delivery(tx, &signed, now)?;
+    let signed = seal_in(tx, form, c, sections, "final", &signer, None, now)?;
+    queue_delivery(tx, form, &signed, now)?;
     Ok(signed)
 }
 
@@ -821,26 +1065,8 @@ fn completing(s: &mut Section, signer: Option<&Signature>) {
     }
 }
 
-/// Amends a signed summary as the person signed in: the written headings
-/// replaced by `written`, the record read again, signed again now; a new
-/// document, PDF and DocumentReference (the old ones stay).
-pub fn amend(
-    svc: &FhirService,
-    access: &dyn Access,
-    id: &str,
-    written: &[(String, String)],
-    now: OffsetDateTime,
-) -> Result<Signed, DischargeError> {
-    let encounter = encounter_of(svc, access, id)?;
-    let p = prefill(svc, access, &encounter, now)?;
-    let mut tx = begin(svc, access, "discharge-summary-amend", "U")?;
-    let signed = amend_in(&mut tx, id, &p, written, now)?;
-    tx.commit()?;
-    Ok(signed)
-}
-
-/// The rule of amending, in `tx`: a `final` or `amended` summary becomes
-/// `amended`, signed again.
+/// The rule of amending, in `tx`: a `final` or `amended` summary (or
+/// letter) becomes `amended`, signed again.
 pub fn amend_in(
     tx: &mut Tx<'_>,
     id: &str,
@@ -848,15 +1074,20 @@ pub fn amend_in(
     written: &[(String, String)],
     now: OffsetDateTime,
 ) -> Result<Signed, DischargeError> {
-    check_written(written)?;
-    ready_to_sign(written)?;
-    let c = locked(tx, id)?;
-    if !matches!(c["status"].as_str(), Some("final" | "amended")) {
-        return Err(DischargeError::Conflict(
-            "Only a signed discharge summary is amended; sign the draft instead.".into(),
-        ));
+    let form = p.form;
+    form.check_written(written)?;
+    form.ready_to_sign(written)?;
+    let (c, stored) = locked(tx, id)?;
+    if !std::ptr::eq(form, stored) {
+        return Err(form.not_found(id));
     }
-    let signer = signer_in(tx, now)?;
+    if !matches!(c["status"].as_str(), Some("final" | "amended")) {
+        return Err(DischargeError::Conflict(format!(
+            "Only a signed {} is amended; sign the draft instead.",
+            form.noun
+        )));
+    }
+    let signer = signer_in(tx, form, now)?;
     let sections = build_sections(p, written, Some(&signer));
     let earlier = tx
         .find(
@@ -865,238 +1096,66 @@ pub fn amend_in(
         )?
         .into_iter()
         .next();
-    let signed = seal_in(tx, c, sections, "amended", &signer, earlier, now)?;
-    queue_delivery(tx, &signed, now)?;
+    let signed = seal_in(tx, form, c, sections, "amended", &signer, earlier, now)?;
+    queue_delivery(tx, form, &signed, now)?;
     Ok(signed)
 }
 
-/// Queues the signed (or amended) summary for the patient's registered GP
-/// practice ([`crate::transfers::queue_in`]) in the signing transaction, so
-/// no summary is signed without its delivery recorded. A record naming no
-/// GP practice queues nothing: the 24-hour standard then shows the
+/// Queues the signed (or amended) document for the patient's registered
+/// GP practice ([`crate::transfers::queue_in`]) and, for a form that copies
+/// the patient, the patient's copy, in the signing transaction, so no
+/// document is signed without its delivery recorded. A record naming no GP
+/// practice queues nothing for the GP: the 24-hour standard then shows the
 /// discharge as not sent, on the team's list and the dashboard.
 fn queue_delivery(
     tx: &mut Tx<'_>,
+    form: &Form,
     signed: &Signed,
     now: OffsetDateTime,
 ) -> Result<(), DischargeError> {
-    use crate::transfers::{Kind, Outgoing, queue_in};
-    let Some(gp) = &signed.gp_practice else {
-        return Ok(());
-    };
-    let out = Outgoing {
-        kind: Kind::DischargeSummary,
-        patient: format!("Patient/{}", signed.patient),
-        encounter: format!("Encounter/{}", signed.encounter),
-        document: format!("DocumentReference/{}", signed.document_reference),
-        recipient: format!("Organization/{gp}"),
-    };
-    queue_in(tx, &out, now).map_err(|e| match e.status() {
+    use crate::transfers::{Outgoing, queue_in};
+    if let Some(gp) = &signed.gp_practice {
+        let out = Outgoing {
+            kind: form.kind,
+            patient: format!("Patient/{}", signed.patient),
+            encounter: format!("Encounter/{}", signed.encounter),
+            document: format!("DocumentReference/{}", signed.document_reference),
+            recipient: format!("Organization/{gp}"),
+        };
+        queue_in(tx, &out, now).map_err(transfers_error)?;
+    }
+    if let Some(copy) = form.copy_to_patient {
+        copy(tx, signed, now)?;
+    }
+    Ok(())
+}
+
+/// A transfers refusal as a document error.
+pub fn transfers_error(e: crate::transfers::TransfersError) -> DischargeError {
+    match e.status() {
         403 => DischargeError::Forbidden(e.message()),
         404 => DischargeError::NotFound(e.message()),
         409 => DischargeError::Conflict(e.message()),
         400..=499 => DischargeError::Invalid(e.message()),
         _ => DischargeError::Store(e.message()),
-    })?;
-    Ok(())
-}
-
-/// Writes the signed version, its PDF, document Bundle and
-/// DocumentReference (superseding `earlier`).
-fn seal_in(
-    tx: &mut Tx<'_>,
-    mut c: Value,
-    sections: Vec<Section>,
-    status: &str,
-    signer: &Signature,
-    earlier: Option<Value>,
-    now: OffsetDateTime,
-) -> Result<Signed, DischargeError> {
-    let id = c["id"].as_str().unwrap_or_default().to_owned();
-    let patient_id = reference_id(&c["subject"], "Patient")
-        .unwrap_or_default()
-        .to_owned();
-    let encounter_id = reference_id(&c["encounter"], "Encounter")
-        .unwrap_or_default()
-        .to_owned();
-    let at = now_text(now);
-    c["status"] = json!(status);
-    c["date"] = json!(at);
-    c["section"] = json!(sections.iter().map(section_json).collect::<Vec<_>>());
-    let mut attester = json!({"mode": "legal", "time": at,
-        "party": {"reference": signer.by, "display": signer.name}});
-    if let Some(r) = &signer.role {
-        attester["extension"] = json!([{"url": ROLE_EXT, "valueString": r}]);
-    }
-    c["attester"] = json!([attester]);
-    let bundle_id = uuid::Uuid::new_v4().to_string();
-    let binary_id = uuid::Uuid::new_v4().to_string();
-    set_document(&mut c, &bundle_id);
-    let patient = tx
-        .get("Patient", &patient_id)?
-        .ok_or_else(|| DischargeError::NotFound(format!("There is no patient {patient_id}.")))?;
-    let gp_practice = prefill::gp_practice_id(&patient);
-    let summary = summary_of(&c, Patient::of(&patient, &patient_id));
-    let pdf_bytes = pdf::render(&summary);
-    // The document: the Composition first, then everything it references.
-    let mut refs: Vec<String> = vec![format!("Patient/{patient_id}")];
-    refs.push(format!("Encounter/{encounter_id}"));
-    for r in c["author"].as_array().into_iter().flatten() {
-        refs.extend(r["reference"].as_str().map(str::to_owned));
-    }
-    refs.push(signer.by.clone());
-    for s in &sections {
-        refs.extend(s.entries.iter().cloned());
-    }
-    let mut seen = std::collections::HashSet::new();
-    refs.retain(|r| seen.insert(r.clone()));
-    let mut entries = vec![
-        json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": without_meta(&c)}),
-    ];
-    for r in &refs {
-        let Some((t, rid)) = r.split_once('/') else {
-            continue;
-        };
-        if let Some(res) = tx.get(t, rid)? {
-            entries.push(
-                json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": res}),
-            );
-        }
-    }
-    // Within the document, references are to the entries' fullUrls.
-    let map: Vec<(String, String)> = entries
-        .iter()
-        .skip(1)
-        .filter_map(|e| {
-            let t = e["resource"]["resourceType"].as_str()?;
-            let i = e["resource"]["id"].as_str()?;
-            Some((format!("{t}/{i}"), e["fullUrl"].as_str()?.to_owned()))
-        })
-        .collect();
-    let comp_full = entries[0]["fullUrl"].clone();
-    for e in entries.iter_mut() {
-        relink(&mut e["resource"], &map);
-    }
-    let bundle = json!({
-        "resourceType": "Bundle",
-        "id": bundle_id,
-        "identifier": {"system": DOCUMENT_ID_SYSTEM, "value": comp_full},
-        "type": "document",
-        "timestamp": at,
-        "entry": entries,
-    });
-    use base64::Engine as _;
-    let binary = json!({
-        "resourceType": "Binary",
-        "id": binary_id,
-        "contentType": "application/pdf",
-        "securityContext": {"reference": format!("Patient/{patient_id}")},
-        "data": base64::engine::general_purpose::STANDARD.encode(&pdf_bytes),
-    });
-    tx.save(bundle)?;
-    tx.save(binary)?;
-    tx.save(c)?;
-    let mut dr = json!({
-        "resourceType": "DocumentReference",
-        "masterIdentifier": {"system": DOCUMENT_ID_SYSTEM, "value": comp_full},
-        "status": "current",
-        "docStatus": status,
-        "type": {"coding": [{"system": SNOMED_SYSTEM, "code": DISCHARGE_SUMMARY, "display": "Discharge summary"}]},
-        "subject": {"reference": format!("Patient/{patient_id}")},
-        "date": at,
-        "author": [{"reference": signer.by, "display": signer.name}],
-        "authenticator": {"reference": signer.by, "display": signer.name},
-        "description": "Discharge summary",
-        "content": [
-            {"attachment": {"contentType": "application/fhir+json", "url": format!("Bundle/{bundle_id}"),
-                "title": "Discharge summary (FHIR document)", "creation": at}},
-            {"attachment": {"contentType": "application/pdf", "url": format!("Binary/{binary_id}"),
-                "title": "Discharge summary (PDF)", "size": pdf_bytes.len(), "creation": at}}
-        ],
-        "context": {"encounter": [{"reference": format!("Encounter/{encounter_id}")}],
-            "related": [{"reference": format!("Composition/{id}")}]},
-    });
-    if let Some(mut old) = earlier {
-        dr["relatesTo"] = json!([{"code": "replaces", "target": {"reference": format!("DocumentReference/{}", old["id"].as_str().unwrap_or_default())}}]);
-        old["status"] = json!("superseded");
-        tx.save(old)?;
-    }
-    let dr = tx.save(dr)?;
-    Ok(Signed {
-        composition: id,
-        patient: patient_id,
-        encounter: encounter_id,
-        bundle: bundle_id,
-        binary: binary_id,
-        document_reference: dr.id,
-        gp_practice,
-    })
-}
-
-/// The Composition of a document Bundle, its references to the other
-/// entries written back as `Type/id` (as stored).
-pub fn composition_in_document(bundle: &Value) -> Value {
-    let map: Vec<(String, String)> = bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .skip(1)
-        .filter_map(|e| {
-            let t = e["resource"]["resourceType"].as_str()?;
-            let i = e["resource"]["id"].as_str()?;
-            Some((e["fullUrl"].as_str()?.to_owned(), format!("{t}/{i}")))
-        })
-        .collect();
-    let mut c = bundle["entry"][0]["resource"].clone();
-    relink(&mut c, &map);
-    c
-}
-
-fn set_document(c: &mut Value, bundle: &str) {
-    let ext =
-        json!({"url": DOCUMENT_EXT, "valueReference": {"reference": format!("Bundle/{bundle}")}});
-    match c.get_mut("extension").and_then(Value::as_array_mut) {
-        Some(es) => {
-            es.retain(|e| e["url"] != DOCUMENT_EXT);
-            es.push(ext);
-        }
-        None => c["extension"] = json!([ext]),
-    }
-}
-
-fn without_meta(c: &Value) -> Value {
-    let mut c = c.clone();
-    if let Some(o) = c.as_object_mut() {
-        o.remove("meta");
-    }
-    c
-}
-
-/// Rewrites `reference`s to resources in the document to their fullUrls.
-fn relink(v: &mut Value, map: &[(String, String)]) {
-    match v {
-        Value::Object(o) => {
-            if let Some(Value::String(r)) = o.get_mut("reference")
-                && let Some((_, full)) = map.iter().find(|(k, _)| k == r)
-            {
-                *r = full.clone();
-            }
-            for (k, x) in o.iter_mut() {
-                if k != "reference" {
-                    relink(x, map);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| relink(x, map)),
-        _ => {}
     }
 }
 
 // ---------------------------------------------------------------- viewing
 
-/// A summary as the caller may see it, audited as `discharge-summary-view`
-/// (or `-pdf` when `pdf`).
+/// A summary as the caller may see it, audited as `what`
+/// (`discharge-summary-view`, or `-pdf`).
 pub fn view(
+    svc: &FhirService,
+    access: &dyn Access,
+    id: &str,
+    what: &str,
+) -> Result<Summary, DischargeError> {
+    view_form(&SUMMARY, svc, access, id, what)
+}
+
+fn view_form(
+    form: &Form,
     svc: &FhirService,
     access: &dyn Access,
     id: &str,
@@ -1106,8 +1165,8 @@ pub fn view(
     tx.audit_reads();
     let c = tx
         .get("Composition", id)?
-        .filter(is_summary)
-        .ok_or_else(|| DischargeError::NotFound(format!("There is no discharge summary {id}.")))?;
+        .filter(|c| form.is(c))
+        .ok_or_else(|| form.not_found(id))?;
     let pid = reference_id(&c["subject"], "Patient")
         .unwrap_or_default()
         .to_owned();
@@ -1123,58 +1182,96 @@ pub fn view(
 /// for a draft one rendered now (marked as a draft). Audited as
 /// `discharge-summary-pdf`.
 pub fn pdf_of(svc: &FhirService, access: &dyn Access, id: &str) -> Result<Vec<u8>, DischargeError> {
-    let s = view(svc, access, id, "discharge-summary-pdf")?;
-    if s.signed.is_none() {
-        return Ok(pdf::render(&s));
-    }
-    let mut tx = begin(svc, access, "discharge-summary-pdf", "R")?;
-    tx.audit_reads();
-    let stored = tx
-        .find(
-            "DocumentReference",
-            &format!("related=Composition/{id}&status=current"),
-        )?
-        .into_iter()
-        .find_map(|dr| {
-            dr["content"]
-                .as_array()?
-                .iter()
-                .find(|c| c["attachment"]["contentType"] == "application/pdf")?["attachment"]["url"]
-                .as_str()
-                .map(str::to_owned)
-        });
-    let bytes = match stored.as_deref().and_then(|u| u.strip_prefix("Binary/")) {
-        Some(b) => tx.get("Binary", b)?.and_then(|b| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(b["data"].as_str()?)
-                .ok()
-        }),
-        None => None,
-    };
-    tx.commit()?;
-    bytes.ok_or_else(|| {
-        DischargeError::NotFound("The PDF stored when this summary was signed is missing.".into())
-    })
+    SUMMARY.pdf_of(svc, access, id)
 }
 
-/// The signed document Bundle of the summary's current version (the
-/// `Composition/{id}/$document` operation).
+impl Form {
+    /// The document as the caller may see it, audited as `{audit}-view`.
+    pub fn view(
+        &self,
+        svc: &FhirService,
+        access: &dyn Access,
+        id: &str,
+    ) -> Result<Summary, DischargeError> {
+        view_form(self, svc, access, id, &format!("{}-view", self.audit))
+    }
+
+    /// The document's PDF: for a signed one the PDF stored when it was
+    /// signed, for a draft one rendered now (marked as a draft). Audited
+    /// as `{audit}-pdf`.
+    pub fn pdf_of(
+        &self,
+        svc: &FhirService,
+        access: &dyn Access,
+        id: &str,
+    ) -> Result<Vec<u8>, DischargeError> {
+        let what = format!("{}-pdf", self.audit);
+        let s = view_form(self, svc, access, id, &what)?;
+        if s.signed.is_none() {
+            return Ok(pdf::render(&s));
+        }
+        let mut tx = begin(svc, access, &what, "R")?;
+        tx.audit_reads();
+        let stored = tx
+            .find(
+                "DocumentReference",
+                &format!("related=Composition/{id}&status=current"),
+            )?
+            .into_iter()
+            .find_map(|dr| {
+                dr["content"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["attachment"]["contentType"] == "application/pdf")?["attachment"]
+                    ["url"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+        let bytes = match stored.as_deref().and_then(|u| u.strip_prefix("Binary/")) {
+            Some(b) => tx.get("Binary", b)?.and_then(|b| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b["data"].as_str()?)
+                    .ok()
+            }),
+            None => None,
+        };
+        tx.commit()?;
+        bytes.ok_or_else(|| {
+            DischargeError::NotFound(format!(
+                "The PDF stored when this {} was signed is missing.",
+                self.noun
+            ))
+        })
+    }
+}
+
+/// The signed document Bundle of a summary's (or letter's) current version
+/// (the `Composition/{id}/$document` operation), audited `{audit}-view`.
 pub fn document(svc: &FhirService, access: &dyn Access, id: &str) -> Result<Value, DischargeError> {
     let mut tx = begin(svc, access, "discharge-summary-view", "R")?;
     tx.audit_reads();
-    let c = tx
+    let (c, form) = tx
         .get("Composition", id)?
-        .filter(is_summary)
-        .ok_or_else(|| DischargeError::NotFound(format!("There is no discharge summary {id}.")))?;
+        .and_then(|c| form_of(&c).map(|f| (c, f)))
+        .ok_or_else(|| {
+            DischargeError::NotFound(format!(
+                "There is no discharge summary or clinic letter {id}."
+            ))
+        })?;
+    tx.set_audit_subtype(WARDLINE_SUBTYPE, &format!("{}-view", form.audit), "R");
     let Some(b) = document_of(&c) else {
-        return Err(DischargeError::Conflict(
-            "This discharge summary is not signed yet: it has no document.".into(),
-        ));
+        return Err(DischargeError::Conflict(format!(
+            "This {} is not signed yet: it has no document.",
+            form.noun
+        )));
     };
     let bid = b.trim_start_matches("Bundle/");
     let bundle = tx.get("Bundle", bid)?.ok_or_else(|| {
-        DischargeError::NotFound(format!("The document {b} of this summary is missing."))
+        DischargeError::NotFound(format!(
+            "The document {b} of this {} is missing.",
+            form.noun
+        ))
     })?;
     tx.commit()?;
     Ok(bundle)
@@ -1191,6 +1288,17 @@ pub fn refusal(
     current: Option<&Value>,
     document: Option<&Value>,
 ) -> Option<String> {
+    refusal_of(&SUMMARY, resource, current, document)
+}
+
+/// Why a write of a document of `form` breaks the rules, if it does.
+pub fn refusal_of(
+    form: &Form,
+    resource: &Value,
+    current: Option<&Value>,
+    document: Option<&Value>,
+) -> Option<String> {
+    let (a, noun, of) = (form.capital(), form.noun, form.of);
     let to = resource["status"].as_str().unwrap_or("unknown");
     let from = current.and_then(|c| c["status"].as_str());
     // A signed summary written again unchanged in what was signed (its
@@ -1215,12 +1323,12 @@ pub fn refusal(
     match from {
         None if to != "preliminary" => {
             return Some(format!(
-                "A discharge summary is created preliminary, not {to}: it becomes final only when signed."
+                "A {noun} is created preliminary, not {to}: it becomes final only when signed."
             ));
         }
         Some(f) if !allowed(f, to) => {
             return Some(format!(
-                "A discharge summary that is {f} cannot be made {to}: a signed summary is amended, never changed back."
+                "A {noun} that is {f} cannot be made {to}: a signed {noun} is amended, never changed back."
             ));
         }
         _ => {}
@@ -1228,7 +1336,7 @@ pub fn refusal(
     if let Some(cur) = current
         && cur["encounter"] != resource["encounter"]
     {
-        return Some("A discharge summary stays with its admission (encounter).".into());
+        return Some(format!("A {noun} stays with its {of} (encounter)."));
     }
     if matches!(to, "final" | "amended") {
         let same = |k: &str| document.is_some_and(|d| d[k] == resource[k]);
@@ -1237,12 +1345,15 @@ pub fn refusal(
             && same("section")
             && same("attester")
             && resource["attester"][0]["mode"] == "legal"
-            && current.is_none_or(|c| c["attester"] != resource["attester"]);
+            // A new signature: a new signing time, or (signed again within
+            // the same second) a new document.
+            && current.is_none_or(|c| {
+                c["attester"] != resource["attester"] || document_of(c) != document_of(resource)
+            });
         if !signed_now {
-            return Some(
-                "A discharge summary is made final or amended only by signing it (with its document Bundle, in the same transaction): use the discharge summary pages."
-                    .into(),
-            );
+            return Some(format!(
+                "{a} is made final or amended only by signing it (with its document Bundle, in the same transaction): use the {noun} pages."
+            ));
         }
     }
     None
@@ -1254,14 +1365,14 @@ impl WriteRule for DischargeRule {
     }
 
     fn check(&self, tx: &mut RuleTx<'_, '_>, w: &ProposedWrite<'_>) -> Result<(), FhirError> {
-        if !is_summary(w.resource) && w.current.is_none_or(|c| !is_summary(c)) {
+        let Some(form) = w.current.and_then(form_of).or_else(|| form_of(w.resource)) else {
             return Ok(());
-        }
-        if w.current.is_some_and(is_summary) && !is_summary(w.resource) {
+        };
+        if !form.is(w.resource) {
             return Err(FhirError::new(
                 422,
                 "business-rule",
-                "A discharge summary stays a discharge summary (type 373942005).",
+                format!("A {0} stays a {0} (type {1}).", form.noun, form.code),
             )
             .at("Composition.type"));
         }
@@ -1271,27 +1382,23 @@ impl WriteRule for DischargeRule {
                 .map(|d| composition_in_document(&d)),
             _ => None,
         };
-        if let Some(m) = refusal(w.resource, w.current, document.as_ref()) {
+        if let Some(m) = refusal_of(form, w.resource, w.current, document.as_ref()) {
             return Err(FhirError::new(422, "business-rule", m).at("Composition.status"));
         }
-        // One summary per admission.
+        // One summary per admission, one letter per attendance.
         if let Some(enc) = reference_id(&w.resource["encounter"], "Encounter")
             && w.resource["status"] != "entered-in-error"
         {
             tx.lock(&[lock_key(enc)])?;
-            let others = tx.find(
-                "Composition",
-                &format!(
-                    "encounter=Encounter/{enc}&type={SNOMED_SYSTEM}|{DISCHARGE_SUMMARY}&status=preliminary,final,amended"
-                ),
-                10,
-            )?;
+            let others = tx.find("Composition", &form.search(enc), 10)?;
             if let Some(o) = others.iter().find(|o| o["id"] != w.id) {
                 return Err(FhirError::new(
                     409,
                     "duplicate",
                     format!(
-                        "Admission Encounter/{enc} already has a discharge summary (Composition/{}).",
+                        "{} Encounter/{enc} already has a {} (Composition/{}).",
+                        capitalised(form.of),
+                        form.noun,
                         o["id"].as_str().unwrap_or_default()
                     ),
                 )

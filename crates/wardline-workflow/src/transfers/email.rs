@@ -107,3 +107,49 @@ impl Mailer {
             .map_err(|e| format!("the mail server did not accept the email: {e}"))
     }
 }
+
+/// The email that carries a delivery (subject, body, attachments): to a
+/// practice, the PDF and the FHIR document, naming no patient; to the
+/// patient (their own copy), the PDF only, in words for them.
+pub fn compose(
+    kind: super::Kind,
+    to_patient: bool,
+    local: &str,
+    pdf: &Option<Vec<u8>>,
+    bundle: &Option<Vec<u8>>,
+) -> (String, String, Vec<EmailAttachment>) {
+    let stem = kind.code();
+    let mut atts = Vec::new();
+    if let Some(p) = pdf {
+        atts.push(EmailAttachment {
+            filename: format!("{stem}.pdf"),
+            content_type: "application/pdf".into(),
+            body: p.clone(),
+        });
+    }
+    if to_patient {
+        let body = format!(
+            "Your {} from the hospital is attached as a PDF.\n\nReference: {local}.\nIf this letter is not for you, please tell the hospital and delete this email.\nYou asked for your letters by email; to have them by post instead, tell the clinic.\n",
+            kind.label().to_lowercase()
+        );
+        return (format!("Your {}", kind.label().to_lowercase()), body, atts);
+    }
+    if let Some(b) = bundle {
+        atts.push(EmailAttachment {
+            filename: format!("{stem}.fhir.json"),
+            content_type: "application/fhir+json".into(),
+            body: b.clone(),
+        });
+    }
+    let body = match kind {
+        super::Kind::CareActAssessment | super::Kind::CareActDischarge => format!(
+            "A {} about a patient in hospital is attached (the FHIR document for your case management system).\n\nReference: {local}.\nIf this local authority is not responsible for the patient, tell the sender and delete this email.\n",
+            kind.label().to_lowercase()
+        ),
+        _ => format!(
+            "A {} for one of your patients is attached (PDF, and the FHIR document for your clinical system).\n\nReference: {local}.\nIf this practice is not the patient's registered practice, tell the sender and delete this email.\n",
+            kind.label().to_lowercase()
+        ),
+    };
+    (format!("{} ({local})", kind.label()), body, atts)
+}

@@ -159,7 +159,9 @@ pub struct Outgoing {
     pub encounter: String,
     /// `DocumentReference/{id}`.
     pub document: String,
-    /// `Organization/{id}`: the GP practice.
+    /// `Organization/{id}`: the GP practice; or `Patient/{id}`, the same
+    /// patient: their own copy, routed to their email address
+    /// ([`routing::patient_copy_in`]).
     pub recipient: String,
 }
 
@@ -376,8 +378,9 @@ fn typed_ref<'a>(r: &'a str, t: &str, field: &str) -> Result<&'a str, TransfersE
 }
 
 /// Queues `out` for delivery in `tx`: a `Communication` in `preparation`,
-/// due now. One delivery per document: a document already queued (and not
-/// stopped) returns that delivery's id. Returns the Communication id.
+/// due now. One delivery per document and recipient: a document already
+/// queued to that recipient (and not stopped) returns that delivery's id.
+/// Returns the Communication id.
 pub fn queue_in(
     tx: &mut Tx<'_>,
     out: &Outgoing,
@@ -386,7 +389,18 @@ pub fn queue_in(
     let patient = typed_ref(&out.patient, "Patient", "patient")?;
     let encounter = typed_ref(&out.encounter, "Encounter", "encounter")?;
     let document = typed_ref(&out.document, "DocumentReference", "document")?;
-    let org = typed_ref(&out.recipient, "Organization", "recipient")?;
+    let to_patient = out.recipient.starts_with("Patient/");
+    let to = if to_patient {
+        typed_ref(&out.recipient, "Patient", "recipient")?
+    } else {
+        typed_ref(&out.recipient, "Organization", "recipient")?
+    };
+    if to_patient && to != patient {
+        return Err(TransfersError::Invalid(format!(
+            "recipient: a patient's copy goes to the patient it is about (Patient/{patient}), not {}.",
+            out.recipient
+        )));
+    }
     tx.lock(&[format!("DocumentReference/{document}")])?;
     let doc = tx.get("DocumentReference", document)?.ok_or_else(|| {
         TransfersError::NotFound(format!(
@@ -398,9 +412,9 @@ pub fn queue_in(
             "DocumentReference/{document} is not about Patient/{patient}."
         )));
     }
-    if tx.get("Organization", org)?.is_none() {
+    if !to_patient && tx.get("Organization", to)?.is_none() {
         return Err(TransfersError::NotFound(format!(
-            "There is no GP practice Organization/{org}."
+            "There is no GP practice Organization/{to}."
         )));
     }
     let existing = tx.find(
@@ -408,11 +422,12 @@ pub fn queue_in(
         &format!("encounter=Encounter/{encounter}&status=preparation,in-progress,completed"),
     )?;
     if let Some(c) = existing.iter().find(|c| {
-        c["payload"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| p["contentReference"]["reference"] == out.document.as_str())
+        c["recipient"][0]["reference"] == out.recipient.as_str()
+            && c["payload"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["contentReference"]["reference"] == out.document.as_str())
     }) {
         return Ok(c["id"].as_str().unwrap_or_default().to_owned());
     }

@@ -6,6 +6,10 @@
 //! the list is kept with `status` `off`. Administrators (`ManageDirectory`,
 //! the RBAC table's activity for `Endpoint` and `Organization` writes) set
 //! them ([`set_routes`], audit subtype `transfers-routing`).
+//!
+//! A delivery to a *patient* (their copy of a clinic letter) is routed to
+//! their email address only ([`recipient_routes_in`], [`patient_copy_in`],
+//! honouring their [`CopyPreference`]).
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -243,6 +247,202 @@ pub fn practices(svc: &FhirService, access: &dyn Access) -> Result<Vec<Practice>
     tx.commit()?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+// ------------------------------------------------------- to a patient
+
+/// `Basic.code` system of Wardline's small records that FHIR has no
+/// resource for.
+pub const BASIC_KIND_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/basic-kind";
+/// `Basic.code` of a patient's preference for copies of their letters.
+pub const COPY_PREFERENCE_CODE: &str = "letter-copy-preference";
+/// The preference itself (`valueCode` `email` | `post` | `none`, on the Basic).
+pub const COPY_PREFERENCE_EXT: &str =
+    "https://fhir.wardline.invalid/StructureDefinition/letter-copy-preference";
+
+/// How a patient wants their copies of letters. Kept as one `Basic` per
+/// patient (id `letter-copy-{patient id}`, `subject` the Patient, `code`
+/// [`COPY_PREFERENCE_CODE`], the choice in [`COPY_PREFERENCE_EXT`],
+/// `author` and `created` who recorded it and when; its history is the
+/// resource's versions). Clinicians record it in clinic (`RecordClinical`,
+/// the table's activity for `Basic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyPreference {
+    /// By email (to the address on the Patient).
+    Email,
+    /// By post: the patient declined email.
+    Post,
+    /// No copy.
+    None,
+}
+
+impl CopyPreference {
+    pub const ALL: [CopyPreference; 3] = [
+        CopyPreference::Email,
+        CopyPreference::Post,
+        CopyPreference::None,
+    ];
+    pub fn code(self) -> &'static str {
+        match self {
+            CopyPreference::Email => "email",
+            CopyPreference::Post => "post",
+            CopyPreference::None => "none",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            CopyPreference::Email => "By email",
+            CopyPreference::Post => "By post (no email)",
+            CopyPreference::None => "No copy",
+        }
+    }
+    pub fn of_code(s: &str) -> Option<CopyPreference> {
+        CopyPreference::ALL.into_iter().find(|p| p.code() == s)
+    }
+}
+
+fn preference_id(patient: &str) -> String {
+    format!("letter-copy-{patient}")
+}
+
+/// The patient's recorded preference, if any, read in `tx`.
+pub fn preference_in(
+    tx: &mut Tx<'_>,
+    patient: &str,
+) -> Result<Option<CopyPreference>, TransfersError> {
+    Ok(tx
+        .get("Basic", &preference_id(patient))?
+        .filter(|b| reference_id(&b["subject"], "Patient") == Some(patient))
+        .and_then(|b| {
+            b["extension"]
+                .as_array()?
+                .iter()
+                .find(|e| e["url"] == COPY_PREFERENCE_EXT)?["valueCode"]
+                .as_str()
+                .and_then(CopyPreference::of_code)
+        }))
+}
+
+/// Records the patient's preference in `tx` (a new version of their Basic).
+pub fn set_preference_in(
+    tx: &mut Tx<'_>,
+    patient: &str,
+    pref: CopyPreference,
+    now: time::OffsetDateTime,
+) -> Result<(), TransfersError> {
+    if tx.get("Patient", patient)?.is_none() {
+        return Err(TransfersError::NotFound(format!(
+            "There is no patient Patient/{patient}."
+        )));
+    }
+    let id = preference_id(patient);
+    tx.lock(&[format!("Basic/{id}")])?;
+    let mut b = json!({
+        "resourceType": "Basic",
+        "id": id,
+        "code": {"coding": [{"system": BASIC_KIND_SYSTEM, "code": COPY_PREFERENCE_CODE,
+            "display": "Preference for copies of letters"}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "created": super::fhir_time(now).get(..10).unwrap_or_default(),
+        "extension": [{"url": COPY_PREFERENCE_EXT, "valueCode": pref.code()}],
+    });
+    if let Some(who) = tx.access().agent().who.clone() {
+        b["author"] = json!({"reference": who});
+    }
+    tx.save(b)?;
+    Ok(())
+}
+
+/// [`set_preference_in`] as one audited transaction
+/// (`transfers-patient-preference`).
+pub fn set_preference(
+    svc: &FhirService,
+    access: &dyn Access,
+    patient: &str,
+    pref: CopyPreference,
+    now: time::OffsetDateTime,
+) -> Result<(), TransfersError> {
+    let mut tx = svc.begin(access)?;
+    tx.set_audit_subtype(WARDLINE_SUBTYPE, "transfers-patient-preference", "U");
+    set_preference_in(&mut tx, patient, pref, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The patient's email address (`Patient.telecom` `system` `email`, not
+/// ended; `home` first), when it is a valid one.
+pub fn patient_email(p: &Value) -> Option<String> {
+    let mut emails: Vec<&Value> = p["telecom"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["system"] == "email" && t["period"]["end"].is_null())
+        .collect();
+    emails.sort_by_key(|t| (t["use"] != "home", t["rank"].as_u64().unwrap_or(u64::MAX)));
+    emails
+        .into_iter()
+        .find_map(|t| validate(Channel::Email, t["value"].as_str()?).ok())
+}
+
+/// Where a patient's copy goes: the one home of the choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PatientCopy {
+    /// To this email address.
+    Email(String),
+    /// Printed and posted (no email address, or email declined).
+    Post,
+    /// The patient wants no copy.
+    NoCopy,
+}
+
+/// How the patient's copy goes, read in `tx`: no copy when they asked for
+/// none; post when they declined email or have no valid email address;
+/// otherwise email. Read again when it is sent, so a change of mind
+/// after signing is honoured.
+pub fn patient_copy_in(tx: &mut Tx<'_>, patient: &str) -> Result<PatientCopy, TransfersError> {
+    let pref = preference_in(tx, patient)?;
+    if pref == Some(CopyPreference::None) {
+        return Ok(PatientCopy::NoCopy);
+    }
+    let Some(p) = tx.get("Patient", patient)? else {
+        return Err(TransfersError::NotFound(format!(
+            "There is no patient Patient/{patient}."
+        )));
+    };
+    Ok(match (pref, patient_email(&p)) {
+        (Some(CopyPreference::Post), _) | (_, None) => PatientCopy::Post,
+        (_, Some(a)) => PatientCopy::Email(a),
+    })
+}
+
+/// The routes of a delivery's recipient (`Communication.recipient[0]`): a
+/// practice's routes ([`routes_in`]); for a patient, their email when
+/// [`patient_copy_in`] says email, else none (the delivery then stops on
+/// the failures worklist). A recipient that names nothing that exists has
+/// none; a store error is an error, never read as "no route".
+pub fn recipient_routes_in(
+    tx: &mut Tx<'_>,
+    recipient: &Value,
+) -> Result<Vec<Route>, TransfersError> {
+    if let Some(org) = reference_id(recipient, "Organization") {
+        return match routes_in(tx, org) {
+            Err(TransfersError::NotFound(_)) => Ok(Vec::new()),
+            other => other,
+        };
+    }
+    if let Some(patient) = reference_id(recipient, "Patient") {
+        return match patient_copy_in(tx, patient) {
+            Ok(PatientCopy::Email(address)) => Ok(vec![Route {
+                channel: Channel::Email,
+                address,
+            }]),
+            Ok(_) | Err(TransfersError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+    }
+    Ok(Vec::new())
 }
 
 #[cfg(test)]

@@ -50,9 +50,9 @@ use time::{Duration, OffsetDateTime};
 use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 
-use super::email::{EmailAttachment, Mailer};
+use super::email::Mailer;
 use super::mesh::{MeshClient, MeshMessage, Tracking};
-use super::routing::{Channel, Route, routes_in};
+use super::routing::{Channel, Route};
 use super::{
     DELIVERY_FAILURE_CODE, KIND_SYSTEM, Kind, TransfersError, attempts, delivery_text, fhir_time,
     kind_of, lock_key, ms_of, parse_ms, set_delivery, set_status,
@@ -109,6 +109,8 @@ struct Claimed {
     current: usize,
     bundle: Option<Vec<u8>>,
     pdf: Option<Vec<u8>>,
+    /// The patient's own copy (not a practice's).
+    to_patient: bool,
 }
 
 enum Claim {
@@ -336,6 +338,7 @@ fn claim_in(tx: &mut Tx<'_>, id: &str, now: OffsetDateTime) -> Result<Claim, Tra
         current,
         bundle,
         pdf,
+        to_patient: reference_id(&comm["recipient"][0], "Patient").is_some(),
     })))
 }
 
@@ -524,31 +527,9 @@ fn deliver(t: &Transports, c: &Claimed) -> Outcome {
                     true,
                 );
             };
-            let mut atts = Vec::new();
-            if let Some(p) = &c.pdf {
-                atts.push(EmailAttachment {
-                    filename: format!("{}.pdf", c.kind.code()),
-                    content_type: "application/pdf".into(),
-                    body: p.clone(),
-                });
-            }
-            if let Some(b) = &c.bundle {
-                atts.push(EmailAttachment {
-                    filename: format!("{}.fhir.json", c.kind.code()),
-                    content_type: "application/fhir+json".into(),
-                    body: b.clone(),
-                });
-            }
-            let body = format!(
-                "A {} for one of your patients is attached (PDF, and the FHIR document for your clinical system).\n\nReference: {local}. It was sent by email because it could not be delivered over MESH.\nIf this practice is not the patient's registered practice, tell the sender and delete this email.\n",
-                c.kind.label().to_lowercase()
-            );
-            match mailer.send(
-                &route.address,
-                &format!("{} ({local})", c.kind.label()),
-                &body,
-                atts,
-            ) {
+            let (subject, body, atts) =
+                super::email::compose(c.kind, c.to_patient, &local, &c.pdf, &c.bundle);
+            match mailer.send(&route.address, &subject, &body, atts) {
                 Ok(()) => Outcome::Sent(route.clone(), None),
                 Err(e) => Outcome::Failed(e, false),
             }
@@ -781,14 +762,5 @@ fn undeliverable_in(
 /// store error is an error — never read as "no route", which would stop a
 /// delivery that could be sent.
 fn recipient_routes(tx: &mut Tx<'_>, comm: &Value) -> Result<Vec<Route>, TransfersError> {
-    let Some(org) = comm["recipient"][0]["reference"]
-        .as_str()
-        .and_then(|r| r.strip_prefix("Organization/"))
-    else {
-        return Ok(Vec::new());
-    };
-    match routes_in(tx, org) {
-        Err(TransfersError::NotFound(_)) => Ok(Vec::new()),
-        other => other,
-    }
+    super::routing::recipient_routes_in(tx, &comm["recipient"][0])
 }

@@ -37,13 +37,18 @@ const HEADINGS: [&str; 13] = [
     "Plan and requested actions",
 ];
 
-fn page(c: &Client, url: &str) -> String {
+pub(crate) fn page(c: &Client, url: &str) -> String {
     let r = c.get(url).send().unwrap();
     assert_eq!(r.status(), 200, "GET {url}");
     r.text().unwrap()
 }
 
-fn post(c: &Client, root: &str, path: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
+pub(crate) fn post(
+    c: &Client,
+    root: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::blocking::Response {
     let token = csrf(root, c);
     let mut f: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
     f.extend_from_slice(form);
@@ -55,7 +60,7 @@ fn location(r: &reqwest::blocking::Response) -> String {
 }
 
 /// The text of pages `from..=to` of a PDF, as `pdftotext` reads it.
-fn pdf_text(path: &std::path::Path, page: Option<usize>) -> String {
+pub(crate) fn pdf_text(path: &std::path::Path, page: Option<usize>) -> String {
     let mut cmd = Command::new("pdftotext");
     if let Some(p) = page {
         cmd.args(["-f", &p.to_string(), "-l", &p.to_string()]);

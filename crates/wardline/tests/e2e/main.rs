@@ -27,6 +27,7 @@ mod graph;
 mod hl7;
 mod input;
 mod lab;
+mod letters;
 mod local_time;
 mod mar;
 mod merge;

@@ -1,9 +1,10 @@
-//! The discharge summary as a PDF, written with `pdf-writer` in the PDF
+//! A signed clinical document (a discharge summary, a clinic letter: any
+//! [`Summary`], titled by its `title`) as a PDF, written with `pdf-writer` in the PDF
 //! base-14 fonts Helvetica and Helvetica-Bold (WinAnsi text; every PDF
 //! reader has them, so nothing is embedded). Every heading and its
 //! content, wrapped to the page width, across as many A4 pages as it
 //! takes; the patient's name, NHS number and date of birth head every
-//! page, and each page says its number of the total and the summary's
+//! page, and each page says its number of the total and the document's
 //! status (a draft says it is not signed).
 //!
 //! `pdf-writer` writes PDF objects but does not lay text out, so the line
@@ -137,7 +138,7 @@ fn layout(s: &Summary) -> Vec<Line> {
             });
         }
     };
-    push("Discharge summary", Style::Title, 0.0, 0.0);
+    push(&s.title, Style::Title, 0.0, 0.0);
     let state = match (s.status.as_str(), &s.signed) {
         ("final", Some(sig)) => format!("Signed by {} on {}.", sig.name, display_time(&sig.at)),
         ("amended", Some(sig)) => format!(
@@ -145,8 +146,10 @@ fn layout(s: &Summary) -> Vec<Line> {
             sig.name,
             display_time(&sig.at)
         ),
-        _ => "DRAFT: not signed. This is not the discharge summary until a clinician signs it."
-            .to_owned(),
+        _ => format!(
+            "DRAFT: not signed. This is not the {} until a clinician signs it.",
+            s.title.to_lowercase()
+        ),
     };
     push(&state, Style::Body, 0.0, 6.0);
     for sec in &s.sections {
@@ -168,7 +171,7 @@ fn layout(s: &Summary) -> Vec<Line> {
 
 fn header(s: &Summary) -> [String; 2] {
     [
-        format!("{} - Discharge summary", s.patient.name),
+        format!("{} - {}", s.patient.name, s.title),
         format!(
             "NHS number: {}   Date of birth: {}",
             s.patient.nhs_number.as_deref().unwrap_or("not recorded"),
@@ -177,7 +180,7 @@ fn header(s: &Summary) -> [String; 2] {
     ]
 }
 
-/// The summary as a PDF document.
+/// The document as a PDF.
 pub fn render(s: &Summary) -> Vec<u8> {
     let lines = layout(s);
     // Paginate.
@@ -225,7 +228,7 @@ pub fn render(s: &Summary) -> Vec<u8> {
         .base_font(Name(b"Helvetica-Bold"))
         .encoding_predefined(Name(b"WinAnsiEncoding"));
     {
-        let title = format!("Discharge summary - {}", s.patient.name);
+        let title = format!("{} - {}", s.title, s.patient.name);
         let mut di = pdf.document_info(info);
         di.title(TextStr(&title));
         di.producer(TextStr("Wardline"));
