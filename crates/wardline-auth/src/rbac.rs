@@ -111,10 +111,14 @@ pub enum Activity {
     ScreenPrescriptions,
     /// Keep the formulary and the chemotherapy regimens (`manage-formulary`).
     ManageFormulary,
+    /// Sign the clinical documents that leave the trust — discharge
+    /// summaries, clinic letters (`sign-clinical-documents`): doctors and
+    /// registered nurses, not healthcare assistants or clerical staff.
+    SignClinicalDocuments,
 }
 
 impl Activity {
-    pub const ALL: [Activity; 22] = [
+    pub const ALL: [Activity; 23] = [
         Activity::ViewDemographics,
         Activity::ViewClinical,
         Activity::ViewCareSummary,
@@ -137,6 +141,7 @@ impl Activity {
         Activity::Radiology,
         Activity::ScreenPrescriptions,
         Activity::ManageFormulary,
+        Activity::SignClinicalDocuments,
     ];
 
     /// The stable kebab-case code.
@@ -164,6 +169,7 @@ impl Activity {
             Activity::Radiology => "radiology-process",
             Activity::ScreenPrescriptions => "pharmacy-screen",
             Activity::ManageFormulary => "manage-formulary",
+            Activity::SignClinicalDocuments => "sign-clinical-documents",
         }
     }
 
@@ -703,6 +709,7 @@ impl Role {
                 Adt,
                 ManageAppointments,
                 BreakGlass,
+                SignClinicalDocuments,
             ],
             Role::StaffNurse => &[
                 ViewClinical,
@@ -711,6 +718,7 @@ impl Role {
                 OrderTests,
                 Adt,
                 BreakGlass,
+                SignClinicalDocuments,
             ],
             Role::WardSister => &[
                 ViewClinical,
@@ -721,6 +729,7 @@ impl Role {
                 Adt,
                 ManageAppointments,
                 BreakGlass,
+                SignClinicalDocuments,
             ],
             Role::HealthcareAssistant => &[ViewClinical, RecordClinical],
             Role::Pharmacist => &[

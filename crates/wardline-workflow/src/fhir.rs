@@ -300,6 +300,33 @@ pub fn search_as_all(
     }
 }
 
+/// The role (Wardline's RBAC role) of the position the caller acts in, read
+/// in `tx` from its `PractitionerRole` (the coding in
+/// `wardline_auth::directory::ROLE_SYSTEM`); `None` for a caller without a
+/// position or a position without a Wardline role.
+pub fn caller_role_in(
+    tx: &mut wardline_core::Tx<'_>,
+) -> Result<Option<wardline_auth::rbac::Role>, FhirError> {
+    let Some(pos) = tx.access().agent().position.clone() else {
+        return Ok(None);
+    };
+    let id = pos.strip_prefix("PractitionerRole/").unwrap_or(&pos);
+    let Some(pr) = tx.get("PractitionerRole", id)? else {
+        return Ok(None);
+    };
+    Ok(pr["code"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+        .filter(|c| c["system"] == wardline_auth::directory::ROLE_SYSTEM)
+        .find_map(|c| {
+            c["code"]
+                .as_str()
+                .and_then(wardline_auth::rbac::Role::parse)
+        }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

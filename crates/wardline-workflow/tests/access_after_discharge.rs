@@ -108,6 +108,16 @@ fn doctor(dir: &Arc<Directory>, who: &str, locations: &[&str]) -> Policy {
 }
 
 fn user(dir: &Arc<Directory>, who: &str, role: Role, org: &str, locations: &[&str]) -> Policy {
+    // The position as the directory keeps it (the domain reads its role).
+    dir.service()
+        .transact(&op(), |tx| {
+            tx.save(json!({"resourceType": "PractitionerRole", "id": format!("pos-{who}"), "active": true,
+                "practitioner": {"reference": format!("Practitioner/{who}")},
+                "organization": {"reference": format!("Organization/{org}")},
+                "code": [{"coding": [{"system": wardline_auth::directory::ROLE_SYSTEM, "code": role.code()}]}]}))?;
+            Ok(())
+        })
+        .unwrap();
     Policy::new(
         Principal {
             agent: Agent {

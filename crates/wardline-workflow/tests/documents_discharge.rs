@@ -70,8 +70,12 @@ fn seed(svc: &FhirService) {
             "name": [{"use": "official", "family": "Brown", "given": ["Carl"]}]}),
         json!({"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Mehta", "given": ["Sanjay"], "prefix": ["Dr"]}]}),
         json!({"resourceType": "PractitionerRole", "id": "pr1", "active": true, "practitioner": {"reference": "Practitioner/dr1"},
-            "code": [{"text": "Specialty registrar, respiratory medicine"}]}),
+            "code": [{"text": "Specialty registrar, respiratory medicine",
+                "coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/role", "code": "doctor"}]}]}),
         json!({"resourceType": "Practitioner", "id": "ph1", "name": [{"family": "Okafor", "given": ["Ada"]}]}),
+        json!({"resourceType": "Practitioner", "id": "hca1", "name": [{"family": "Reed", "given": ["Sam"]}]}),
+        json!({"resourceType": "PractitionerRole", "id": "hca1-pos", "active": true, "practitioner": {"reference": "Practitioner/hca1"},
+            "code": [{"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/role", "code": "healthcare-assistant"}]}]}),
         json!({"resourceType": "Encounter", "id": "e1", "status": "in-progress",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
             "subject": {"reference": "Patient/p1"}, "period": {"start": "2026-02-27T10:00:00Z"},
@@ -376,11 +380,23 @@ fn edit_sign_and_amend_keep_every_signed_document() {
             ),
             Err(DischargeError::Invalid(_))
         ));
-        // A clerk cannot sign.
+        // A clerk cannot sign; nor can a healthcare assistant, who may write
+        // clinical entries but not sign what leaves the trust (H-151).
         assert!(matches!(
             sign(svc, &as_role(Role::WardClerk, "clerk"), &id, NOW),
             Err(DischargeError::Forbidden(_))
         ));
+        let mut hca = as_role(Role::HealthcareAssistant, "hca1");
+        hca.agent.position = Some("PractitionerRole/hca1-pos".into());
+        match sign(svc, &hca, &id, NOW) {
+            Err(DischargeError::Forbidden(m)) => {
+                assert!(
+                    m.contains("Only a doctor or a registered nurse signs"),
+                    "{m}"
+                )
+            }
+            other => panic!("a healthcare assistant signed: {other:?}"),
+        }
         assert!(matches!(
             document(svc, &doctor(), &id),
             Err(DischargeError::Conflict(_))

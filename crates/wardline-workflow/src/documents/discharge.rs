@@ -986,6 +986,17 @@ fn signer_in(
             form.noun
         )));
     };
+    // Entitled by the position's role: doctors and registered nurses sign
+    // what leaves the trust; a healthcare assistant or a clerk does not
+    // (H-151).
+    let entitled = crate::fhir::caller_role_in(tx)?
+        .is_some_and(|r| r.has(wardline_auth::rbac::Activity::SignClinicalDocuments));
+    if !entitled {
+        return Err(DischargeError::Forbidden(format!(
+            "Only a doctor or a registered nurse signs a {}: the position you are signed in with does not.",
+            form.noun
+        )));
+    }
     let name = match reference_id(&json!({"reference": by}), "Practitioner") {
         Some(pid) => tx
             .get("Practitioner", pid)?

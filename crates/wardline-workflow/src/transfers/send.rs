@@ -691,17 +691,34 @@ fn failed_in(
         "intent": "order",
         "priority": "urgent",
         "code": {"coding": [{"system": TASK_SYSTEM, "code": DELIVERY_FAILURE_CODE,
-            "display": "Document not delivered to the GP practice"}]},
+            "display": "Document not delivered"}]},
         "focus": {"reference": format!("Communication/{id}")},
         "for": comm["subject"],
         "encounter": comm["encounter"],
         "authoredOn": now_s,
         "lastModified": now_s,
-        "description": format!("Not delivered to the GP practice on any route: {why}. Check the practice's routes and send it again, or send it by another means."),
+        "description": match recipient_words(&comm) {
+            "the patient" => format!("The patient's copy was not delivered to their email address: {why}. Check the address with the patient and send it again, or print and post it."),
+            who => format!("Not delivered to {who} on any route: {why}. Check the routes and send it again, or send it by another means."),
+        },
     });
     tx.save(comm)?;
     tx.save(task)?;
     Ok(Recorded::Failed)
+}
+
+/// Who a delivery is for, in words.
+fn recipient_words(comm: &Value) -> &'static str {
+    if reference_id(&comm["recipient"][0], "Patient").is_some() {
+        "the patient"
+    } else if matches!(
+        kind_of(comm),
+        Some(Kind::CareActAssessment | Kind::CareActDischarge)
+    ) {
+        "the local authority"
+    } else {
+        "the GP practice"
+    }
 }
 
 fn acknowledged_in(

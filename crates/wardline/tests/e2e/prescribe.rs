@@ -108,7 +108,10 @@ fn scenario(env: &Env) {
         "route",
         "times",
         "indication",
-        "review",
+        // A date: the NHS date input's three fields.
+        "review-day",
+        "review-month",
+        "review-year",
     ] {
         assert!(form.contains(&format!(r#"name="{name}""#)), "no {name}");
     }

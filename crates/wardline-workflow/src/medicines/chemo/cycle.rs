@@ -241,20 +241,7 @@ pub fn latest_in(tx: &mut Tx<'_>, patient: &str, code: &str, unit: &str) -> R<Op
 
 /// The caller's position's role, read in the transaction.
 pub(super) fn role_in(tx: &mut Tx<'_>) -> R<Option<Role>> {
-    let Some(pos) = tx.access().agent().position.clone() else {
-        return Ok(None);
-    };
-    let id = pos.strip_prefix("PractitionerRole/").unwrap_or(&pos);
-    let Some(pr) = tx.get("PractitionerRole", id)? else {
-        return Ok(None);
-    };
-    Ok(pr["code"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c["coding"].as_array().into_iter().flatten())
-        .filter(|c| c["system"] == wardline_auth::directory::ROLE_SYSTEM)
-        .find_map(|c| c["code"].as_str().and_then(Role::parse)))
+    Ok(crate::fhir::caller_role_in(tx)?)
 }
 
 /// The caller as a reference and the key compared when one person may not
