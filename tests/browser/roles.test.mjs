@@ -66,6 +66,9 @@ test('the pharmacist sees an in-patient chart without transfer or discharge', as
   const href = await page.locator('.wl-bed__patient a').first().getAttribute('href')
   await page.goto(server.url + href)
   await page.waitForSelector('[data-testid="current-stay"]')
+  // Words, not codes: the gender as people write it.
+  const gender = await page.locator('.wl-pair:has(dt:text-is("Gender")) dd').first().textContent()
+  assert.ok(['Male', 'Female', 'Other', 'Not known', 'Not recorded'].includes(gender.trim()), gender)
   for (const label of ['Transfer', 'Discharge', 'Cancel admission', 'Cancel transfer']) {
     assert.equal(await page.locator(`main a:text-is("${label}"), main button:text-is("${label}")`).count(), 0, label)
   }
@@ -120,4 +123,11 @@ test('the nurse\'s bed board opens at her ward; closing a bed asks why and shows
   ])
   assert.ok((await nurse.locator('h2').allTextContents()).length > 0)
   await nurse.context().close()
+})
+
+test('the browser\'s /favicon.ico is the design system\'s icon', async () => {
+  const res = await fetch(server.url + '/favicon.ico')
+  assert.equal(res.status, 200)
+  assert.equal(res.headers.get('content-type'), 'image/x-icon')
+  assert.ok((await res.arrayBuffer()).byteLength > 0)
 })

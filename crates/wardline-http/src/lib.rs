@@ -317,7 +317,13 @@ pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Option
     if let Some(ui) = opts.ui {
         router = router
             .nest_service("/ui", ui)
-            .route("/", get(|| async { redirect_to("/ui/") }));
+            .route("/", get(|| async { redirect_to("/ui/") }))
+            // Browsers ask for it at the root whatever the page links: the
+            // design system's icon, which anyone may fetch.
+            .route(
+                "/favicon.ico",
+                get(|| async { redirect_to("/ui/static/nhsuk/images/favicon.ico") }),
+            );
     }
     router
         .fallback(fallback)

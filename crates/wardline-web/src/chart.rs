@@ -44,7 +44,7 @@ pub(crate) fn banner(p: &PatientSummary, stay: Option<&adt::Stay>) -> Markup {
                         @if let Some(a) = p.birth_date.as_deref().and_then(age) { " (" (a) " years)" }
                     }
                 }
-                div class="wl-pair" { dt { "Gender" } dd { (p.gender.as_deref().unwrap_or("not recorded")) } }
+                div class="wl-pair" { dt { "Gender" } dd { (crate::patients::gender_label(p.gender.as_deref())) } }
                 @if let Some(h) = &p.hospital_number { div class="wl-pair" { dt { "Hospital number" } dd { (h) } } }
                 @if let Some(a) = &p.address { div class="wl-pair" { dt { "Address" } dd { (a) } } }
                 div class="wl-pair" {

@@ -39,7 +39,7 @@ fn side_by_side(a: &PatientSummary, b: &PatientSummary, a_title: &str, b_title: 
                 (row("Name", a.display_name.clone(), b.display_name.clone()))
                 (row("NHS number", nhs(a), nhs(b)))
                 (row("Date of birth", d(a), d(b)))
-                (row("Gender", o(&a.gender), o(&b.gender)))
+                (row("Gender", crate::patients::gender_label(a.gender.as_deref()).to_owned(), crate::patients::gender_label(b.gender.as_deref()).to_owned()))
                 (row("Address", o(&a.address), o(&b.address)))
                 (row("Postcode", o(&a.postcode), o(&b.postcode)))
                 (row("Hospital number", o(&a.hospital_number), o(&b.hospital_number)))

@@ -43,7 +43,7 @@ pub(crate) fn patient_or_404(cx: &Cx, id: &str) -> Result<pmi::PatientSummary, R
     }
 }
 
-fn gender_label(g: Option<&str>) -> &'static str {
+pub(crate) fn gender_label(g: Option<&str>) -> &'static str {
     match g {
         Some("male") => "Male",
         Some("female") => "Female",
