@@ -329,8 +329,14 @@ fn date_input(f: &Field) -> Markup {
         parts.next().unwrap_or(""),
     );
     let shown = |s: &'static str, v: &str| -> (&'static str, String) {
-        let v = v.get(..2).filter(|_| s != "year").unwrap_or(v);
-        let t = v.trim_start_matches('0');
+        // A day or month as typed, "07" shown as "7"; anything else (a
+        // year, what was typed wrongly) exactly as it is.
+        let numeric = s != "year" && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        let t = if numeric {
+            v.trim_start_matches('0')
+        } else {
+            v
+        };
         (
             s,
             if t.is_empty() {

@@ -1379,6 +1379,25 @@ mod tests {
         assert_eq!(f["d"], "");
         let f = parse_form(b"d-day=7&d-month=March&d-year=61");
         assert_eq!(f["d"], "61-March-7", "as typed, refused by the domain");
+        // Shown again as typed: a wrong month in full, a day without its zero.
+        let html = layout::input(&layout::Field {
+            kind: "date",
+            value: &parse_form(b"d-day=07&d-month=March&d-year=61")["d"],
+            ..layout::Field::new("d", "Date")
+        })
+        .into_string();
+        assert!(
+            html.contains(r#"name="d-month" type="text" inputmode="numeric" value="March""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"name="d-day" type="text" inputmode="numeric" value="7""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"name="d-year" type="text" inputmode="numeric" value="61""#),
+            "{html}"
+        );
         // A single value sent as such is kept.
         let f = parse_form(b"d=2020-01-02&d-day=&d-month=&d-year=");
         assert_eq!(f["d"], "2020-01-02");
