@@ -43,6 +43,8 @@ mod referrals;
 mod results;
 mod social_care;
 mod transfers;
+// helper: rtt
+// helper: clinics
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -723,6 +725,10 @@ pub const ROUTES: &[UiRoute] = &[
     // ── end of issue 18: social ──
     // ── issue 18: access ──
     // ── end of issue 18: access ──
+    // ── helper: rtt ──
+    // ── end of helper: rtt ──
+    // ── helper: clinics ──
+    // ── end of helper: clinics ──
     r(
         "GET",
         "/ui/events",
@@ -1056,6 +1062,10 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             get(social_care::withdraw_page).post(social_care::withdraw_post),
         )
         // ── end of issue 18: social ──
+        // ── helper: rtt ──
+        // ── end of helper: rtt ──
+        // ── helper: clinics ──
+        // ── end of helper: clinics ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──
         .route("/events", get(beds::events))

@@ -65,6 +65,8 @@ pub mod pmi;
 pub mod referrals;
 pub mod results;
 pub mod transfers;
+// helper: rtt
+// helper: clinics
 
 use wardline_core::FhirService;
 
