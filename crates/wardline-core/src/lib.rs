@@ -300,6 +300,28 @@ impl<'a> Ctx<'a> {
 
     /// [`Ctx::check_out`] for a search match, saying whether the search was
     /// an exact patient trace ([`access::is_trace`]).
+    /// Whether the policy lets the requester see `r` (as
+    /// [`Ctx::check_out_found`] decides), without recording anything.
+    pub(crate) fn may_see(
+        &self,
+        op: Op,
+        r: &StoredResource,
+        reader: &dyn Reader,
+        traced: bool,
+    ) -> bool {
+        if !self.access.restricted() || r.deleted {
+            return true;
+        }
+        let view = ResourceView {
+            resource_type: &r.resource_type,
+            id: &r.id,
+            patient: r.patient_key.as_deref(),
+            json: &r.json,
+            traced,
+        };
+        self.access.check_resource(op, &view, reader).is_ok()
+    }
+
     pub(crate) fn check_out_found(
         &self,
         op: Op,

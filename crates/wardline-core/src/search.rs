@@ -211,7 +211,6 @@ pub(crate) fn execute(
             }
         }
         result.resources = in_range;
-        result.total = None;
     }
     // An exact patient trace may find a patient a broader search would not
     // list (the policy decides); it is audited as such.
@@ -230,6 +229,28 @@ pub(crate) fn execute(
         }
     }
     result.resources = kept;
+    // The total counts what the requester may see. A first page with no
+    // next one holds every match: its length is the total, for nothing
+    // more. Otherwise the store's count is right only when nothing is
+    // filtered after it (no care dates, an unrestricted caller); when a
+    // total is asked for (`_total=accurate`, `_summary=count`, `_count=0`)
+    // and something is, the matches are counted page by page as the
+    // requester would see them.
+    let first_page = page.after_rid.is_none() && page.offset == 0;
+    let filtered = care_dates.is_some() || cx.access.restricted();
+    if everything.is_some() {
+        // `$everything` (its patient first, what they refer to): no total
+        // once anything was filtered out.
+        if care_dates.is_some() || withheld > 0 {
+            result.total = None;
+        }
+    } else if first_page && !result.has_more && !page.count_only {
+        result.total = Some(result.resources.len() as u64);
+    } else if (page.want_total || page.count_only) && filtered {
+        result.total = Some(visible_total(svc, cx, &q, care_dates, traced)?);
+    } else if filtered {
+        result.total = None;
+    }
     if let Some(pid) = everything.and_then(|c| c.patient.as_deref()) {
         let first_page = page.after_rid.is_none() && page.offset == 0 && !page.count_only;
         let here = result
@@ -328,7 +349,6 @@ pub(crate) fn execute(
         }
     }
     if withheld > 0 {
-        result.total = None;
         // The audit event says how much the requester was not shown.
         cx.record.borrow_mut().outcome_desc = Some(format!(
             "{withheld} matching resource{} withheld",
@@ -345,6 +365,47 @@ pub(crate) fn execute(
         withheld,
         truncated,
     })
+}
+
+/// The number of matches of `q` the requester may see: every page read,
+/// each match kept by the care dates and the access policy as a page would
+/// keep it (without touching the audit record: only the count is told).
+fn visible_total(
+    svc: &FhirService,
+    cx: &crate::Ctx<'_>,
+    q: &fsearch::SearchQuery,
+    care_dates: Option<&CareDates>,
+    traced: bool,
+) -> Result<u64, FhirError> {
+    let reader = svc.reader();
+    let mut codes = HashMap::new();
+    let mut req = PageRequest {
+        count: 1000,
+        ..PageRequest::default()
+    };
+    let mut total = 0u64;
+    loop {
+        let found = svc.store().search(q, &req)?;
+        for r in &found.resources {
+            if let Some(c) = care_dates
+                && !c.keeps(svc.defs(), svc.time_zone(), &mut codes, r)?
+            {
+                continue;
+            }
+            if cx.may_see(crate::Op::Search, r, reader, traced) {
+                total += 1;
+            }
+        }
+        if !found.has_more || found.resources.is_empty() {
+            return Ok(total);
+        }
+        req.snapshot_rid = Some(found.snapshot_rid);
+        if q.sort.is_empty() {
+            req.after_rid = found.resources.last().map(|r| r.rid);
+        } else {
+            req.offset += req.count;
+        }
+    }
 }
 
 /// A search as a searchset Bundle (JSON text), with paging links.

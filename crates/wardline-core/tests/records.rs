@@ -118,8 +118,49 @@ fn reads_and_searches_are_checked_typed_and_audited() {
         .collect();
     assert_eq!(ids, ["a"]);
     assert_eq!(found.withheld, 1, "Smithson is withheld, and counted");
-    assert_eq!(found.total, None, "a total would count the withheld one");
+    assert_eq!(
+        found.total,
+        Some(1),
+        "the total counts what the caller sees"
+    );
     assert!(!found.more);
+
+    // `_total=accurate` over pages the policy filters: counted as seen.
+    let first = svc
+        .search_as(
+            &who,
+            "Patient",
+            &[("family", "smith"), ("_count", "1"), ("_total", "accurate")],
+        )
+        .unwrap();
+    assert_eq!(first.total, Some(1), "Smithson, withheld, is not counted");
+    let count = svc
+        .search_as(
+            &who,
+            "Patient",
+            &[("family", "smith"), ("_summary", "count")],
+        )
+        .unwrap();
+    assert_eq!(count.total, Some(1), "a count tells nothing withheld");
+    // Cheap totals: a complete first page is its own total; the
+    // unrestricted caller's count is the store's.
+    let op = Trusted::operator("t");
+    let all = svc
+        .search_as(&op, "Patient", &[("family", "smith")])
+        .unwrap();
+    assert_eq!(all.total, Some(2));
+    let paged = svc
+        .search_as(&op, "Patient", &[("family", "smith"), ("_count", "1")])
+        .unwrap();
+    assert_eq!(paged.total, None, "more pages, and no total asked for");
+    let asked = svc
+        .search_as(
+            &op,
+            "Patient",
+            &[("family", "smith"), ("_count", "1"), ("_total", "accurate")],
+        )
+        .unwrap();
+    assert_eq!(asked.total, Some(2));
 
     let e = svc
         .search_as(&who, "Observation", &[("patient", "a")])
@@ -146,9 +187,9 @@ fn reads_and_searches_are_checked_typed_and_audited() {
         page.resources[0]
     );
 
-    // Every call above left one audit event (seven: three reads, four
+    // Every call above left one audit event (twelve: three reads, nine
     // searches), and so did the count itself.
-    assert_eq!(audit_count(&svc) - before, 8);
+    assert_eq!(audit_count(&svc) - before, 13);
     let e = svc
         .search_as(&who, "AuditEvent", &[("_count", "1")])
         .unwrap_err();

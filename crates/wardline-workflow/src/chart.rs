@@ -335,7 +335,9 @@ pub fn summary(
             ("_total", "accurate".into()),
         ],
     )?;
-    s.encounters.total = encounters.total;
+    // "N in all" beside a note of what was withheld would read as if the
+    // withheld ones did not exist: the total only when nothing was.
+    s.encounters.total = encounters.total.filter(|_| encounters.withheld == 0);
     s.encounters.more = encounters.more;
     s.encounters.entries = encounters.resources.iter().map(encounter_line).collect();
 

@@ -124,6 +124,26 @@ impl StoreArgs {
         )
     }
 
+    /// Where the data is, in words for the start-up lines: the SQLite
+    /// file's absolute path, or the PostgreSQL server and database (never
+    /// the password).
+    pub fn location(&self) -> String {
+        match &self.database {
+            Some(url) => {
+                // postgres://user:password@host:port/db?options → host:port/db
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+                let rest = rest.split('?').next().unwrap_or(rest);
+                format!("PostgreSQL {rest}")
+            }
+            None => {
+                let dir =
+                    std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+                format!("{} (SQLite)", dir.join(SQLITE_FILE).display())
+            }
+        }
+    }
+
     /// Opens the store, creating an empty SQLite database when there is
     /// none (`serve`, `import` and the benchmarks).
     pub fn open(&self) -> Result<Arc<dyn Store>> {

@@ -328,9 +328,18 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     if a.demo {
         user::seed_demo_users(&directory)?;
         println!(
-            "Demo staff: nurse.w1, dr.watford, clerk.watford, admin, ig.officer, gp.e82001, bms.lab, cs.lab, lab.manager, rad.watford, pharm.watford, nurse2.w1, dr2.watford (password '{}'; `wardline user code NAME` prints the security code)",
+            "Demo users (password '{}'; `wardline user code NAME` prints the security code):",
             user::DEMO_PASSWORD
         );
+        for u in user::DEMO_USERS {
+            let position = directory
+                .positions(u.name)
+                .ok()
+                .and_then(|p| p.into_iter().next())
+                .map(|p| directory.position_label(&p))
+                .unwrap_or_default();
+            println!("  {:<14} {position}", u.name);
+        }
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(days) = a.audit_retention_days {
@@ -403,7 +412,15 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             backend = service.backend(),
             "listening on {scheme}://{addr} (FHIR base {base})"
         );
-        println!("Wardline is listening on {scheme}://{addr}/fhir");
+        // What a newcomer needs next (the README shows these lines).
+        let shown = a.base_url.as_deref().map_or_else(
+            || format!("{scheme}://{addr}"),
+            |b| b.trim_end_matches('/').trim_end_matches("/fhir").to_owned(),
+        );
+        println!("Wardline is running.");
+        println!("  Workspace  {shown}/ui/");
+        println!("  FHIR API   {shown}/fhir");
+        println!("  Data       {}", a.store.location());
         if let Some(mllp) = a.mllp_listen {
             let l = tokio::net::TcpListener::bind(mllp)
                 .await

@@ -290,102 +290,121 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
 /// their current security code.
 pub const DEMO_PASSWORD: &str = "wardline-demo-only";
 
+/// One demo user: user name, full name, and their position (role code,
+/// organisation, locations). README.md's "Demo users" table lists the same
+/// people with the same roles (a test compares the two).
+pub struct DemoUser {
+    pub name: &'static str,
+    pub full_name: &'static str,
+    pub role: &'static str,
+    pub organization: &'static str,
+    pub locations: &'static [&'static str],
+}
+
+/// The demo trust's staff, in the order the README's table lists them.
+pub const DEMO_USERS: &[DemoUser] = &[
+    demo(
+        "nurse.w1",
+        "Grace Okafor",
+        "staff-nurse",
+        "trust",
+        &["watford-w1"],
+    ),
+    demo(
+        "nurse2.w1",
+        "Megan Lloyd",
+        "staff-nurse",
+        "trust",
+        &["watford-w1"],
+    ),
+    demo(
+        "dr.watford",
+        "Sanjay Mehta",
+        "consultant",
+        "trust",
+        &["watford"],
+    ),
+    demo(
+        "dr2.watford",
+        "Farah Iqbal",
+        "doctor",
+        "trust",
+        &["watford"],
+    ),
+    demo(
+        "clerk.watford",
+        "Tom Hughes",
+        "ward-clerk",
+        "trust",
+        &["watford"],
+    ),
+    demo(
+        "pharm.watford",
+        "Aisha Rahman",
+        "pharmacist",
+        "trust",
+        &["watford"],
+    ),
+    demo(
+        "bms.lab",
+        "Priya Nair",
+        "biomedical-scientist",
+        "trust",
+        &["watford"],
+    ),
+    demo(
+        "cs.lab",
+        "Owen Price",
+        "clinical-scientist",
+        "trust",
+        &["watford"],
+    ),
+    demo(
+        "lab.manager",
+        "Nadia Begum",
+        "laboratory-manager",
+        "trust",
+        &["watford"],
+    ),
+    demo(
+        "rad.watford",
+        "Liam Brennan",
+        "radiographer",
+        "trust",
+        &["watford"],
+    ),
+    demo("admin", "Pat Admin", "system-admin", "trust", &[]),
+    demo(
+        "ig.officer",
+        "Ruth Caldicott",
+        "privacy-officer",
+        "trust",
+        &[],
+    ),
+    demo("gp.e82001", "Helen Shah", "gp", "gp-e82001", &[]),
+];
+
+const fn demo(
+    name: &'static str,
+    full_name: &'static str,
+    role: &'static str,
+    organization: &'static str,
+    locations: &'static [&'static str],
+) -> DemoUser {
+    DemoUser {
+        name,
+        full_name,
+        role,
+        organization,
+        locations,
+    }
+}
+
 pub fn seed_demo_users(dir: &Directory) -> Result<()> {
-    let users: [(&str, &str, Role, &str, &[&str]); 13] = [
-        (
-            "nurse.w1",
-            "Grace Okafor",
-            Role::parse("staff-nurse").expect("role"),
-            "trust",
-            &["watford-w1"],
-        ),
-        (
-            "dr.watford",
-            "Sanjay Mehta",
-            Role::parse("consultant").expect("role"),
-            "trust",
-            &["watford"],
-        ),
-        (
-            "clerk.watford",
-            "Tom Hughes",
-            Role::parse("ward-clerk").expect("role"),
-            "trust",
-            &["watford"],
-        ),
-        (
-            "admin",
-            "Pat Admin",
-            Role::parse("system-admin").expect("role"),
-            "trust",
-            &[],
-        ),
-        (
-            "ig.officer",
-            "Ruth Caldicott",
-            Role::parse("privacy-officer").expect("role"),
-            "trust",
-            &[],
-        ),
-        (
-            "gp.e82001",
-            "Helen Shah",
-            Role::parse("gp").expect("role"),
-            "gp-e82001",
-            &[],
-        ),
-        (
-            "bms.lab",
-            "Priya Nair",
-            Role::parse("biomedical-scientist").expect("role"),
-            "trust",
-            &["watford"],
-        ),
-        (
-            "cs.lab",
-            "Owen Price",
-            Role::parse("clinical-scientist").expect("role"),
-            "trust",
-            &["watford"],
-        ),
-        (
-            "lab.manager",
-            "Nadia Begum",
-            Role::parse("laboratory-manager").expect("role"),
-            "trust",
-            &["watford"],
-        ),
-        (
-            "rad.watford",
-            "Liam Brennan",
-            Role::parse("radiographer").expect("role"),
-            "trust",
-            &["watford"],
-        ),
-        (
-            "pharm.watford",
-            "Aisha Rahman",
-            Role::parse("pharmacist").expect("role"),
-            "trust",
-            &["watford"],
-        ),
-        (
-            "nurse2.w1",
-            "Megan Lloyd",
-            Role::parse("staff-nurse").expect("role"),
-            "trust",
-            &["watford-w1"],
-        ),
-        (
-            "dr2.watford",
-            "Farah Iqbal",
-            Role::parse("doctor").expect("role"),
-            "trust",
-            &["watford"],
-        ),
-    ];
     let op = operator("demo");
-    for (name, full, role, org, locs) in users {
+    for u in DEMO_USERS {
+        let (name, full, org) = (u.name, u.full_name, u.organization);
+        let role = Role::parse(u.role).with_context(|| format!("demo user {name}: role"))?;
         if dir
             .account(name)
             .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -395,7 +414,7 @@ pub fn seed_demo_users(dir: &Directory) -> Result<()> {
         }
         dir.add_user(&op, name, full, DEMO_PASSWORD)
             .map_err(|e| anyhow::anyhow!("demo user {name}: {e}"))?;
-        let locs: Vec<String> = locs.iter().map(|s| (*s).to_owned()).collect();
+        let locs: Vec<String> = u.locations.iter().map(|s| (*s).to_owned()).collect();
         dir.grant(&op, name, role, org, &locs)
             .map_err(|e| anyhow::anyhow!("demo user {name}: {e}"))?;
     }
@@ -478,4 +497,45 @@ pub fn run_client(c: ClientCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md's "Demo users" table lists exactly the demo users, in
+    /// order, each with their role as the workspace names it.
+    #[test]
+    fn the_readme_table_lists_the_demo_users_with_their_roles() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme = std::fs::read_to_string(path).expect("README.md");
+        let table = readme
+            .split("### Demo users")
+            .nth(1)
+            .expect("README.md has a \"### Demo users\" section");
+        let rows: Vec<Vec<String>> = table
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2) // the header and its rule
+            .map(|l| {
+                l.trim_matches('|')
+                    .split('|')
+                    .map(|c| c.trim().trim_matches('`').to_owned())
+                    .collect()
+            })
+            .collect();
+        let listed: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str()))
+            .collect();
+        let expected: Vec<(&str, &str, &str)> = DEMO_USERS
+            .iter()
+            .map(|u| {
+                let role = Role::parse(u.role).expect("demo role").display();
+                (u.name, u.full_name, role)
+            })
+            .collect();
+        assert_eq!(listed, expected);
+    }
 }

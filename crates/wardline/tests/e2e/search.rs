@@ -590,6 +590,15 @@ fn sort_summary_compartment_checks(c: &mut Checks, s: &Server) {
     c.eq("_summary=count status", r.status, 200);
     c.eq("_summary=count total", r.body["total"].as_u64(), Some(3));
     c.eq("_summary=count entries", entries(&r.body).len(), 0);
+    // No _total asked: a complete first page carries its total (issue 23),
+    // a partial one does not (that would cost a count).
+    let r = s.get(&format!("Patient?{}", qs(&[("gender", "female")])));
+    c.eq("complete page total", r.body["total"].as_u64(), Some(3));
+    let r = s.get(&format!(
+        "Patient?{}",
+        qs(&[("gender", "female"), ("_count", "1")])
+    ));
+    c.eq("partial page: no total", r.body["total"].as_u64(), None);
     // _total=accurate with a small page
     let r = s.get(&format!(
         "Patient?{}",
