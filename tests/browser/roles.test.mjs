@@ -84,7 +84,7 @@ test('the nurse\'s bed board opens at her ward; closing a bed asks why and shows
   const nurse = await newPage('nurse.w1')
   // The header names the position in words: the role and the ward's name,
   // not ids.
-  const position = (await nurse.locator('.nhsuk-header__account-item').nth(1).textContent()).trim()
+  const position = (await nurse.locator('.wl-account-position').textContent()).replace(/^,/, '').trim()
   assert.match(position, /^Staff nurse at [A-Z]/i)
   assert.ok(!/watford-w1|trust|\(/.test(position), position)
   await Promise.all([

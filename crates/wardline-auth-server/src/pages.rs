@@ -101,6 +101,8 @@ pub(crate) struct SignIn<'a> {
     pub csrf: &'a str,
     /// The app asking, for `/auth/authorize`.
     pub client_name: Option<&'a str>,
+    /// What the app asks for (the granted SMART scopes), shown in words.
+    pub scope: &'a str,
     /// An app's sign-in can be cancelled (the app is told `access_denied`).
     pub cancel: bool,
     /// What was typed, shown again after an error (never the password).
@@ -120,6 +122,17 @@ pub(crate) fn sign_in(status: StatusCode, f: &SignIn<'_>, errors: &[FieldError])
                 h1 { "Sign in" }
                 @if let Some(n) = f.client_name {
                     p { "Sign in to let " strong { (n) } " use Wardline on your behalf." }
+                    @let asks = scope_words(f.scope);
+                    @if !asks.is_empty() {
+                        div class="nhsuk-inset-text" data-testid="app-asks" {
+                            span class="nhsuk-u-visually-hidden" { "Information: " }
+                            p { "If you sign in, " (n) " will be able to:" }
+                            ul class="nhsuk-list nhsuk-list--bullet" {
+                                @for a in &asks { li { (a) } }
+                            }
+                            p { "What you can see and change is never more than your own position allows, and everything the app does is recorded in your name." }
+                        }
+                    }
                 } @else {
                     p { "Sign in with your Wardline account." }
                 }
@@ -167,6 +180,81 @@ pub(crate) fn sign_in(status: StatusCode, f: &SignIn<'_>, errors: &[FieldError])
         }
     };
     page(status, title, body)
+}
+
+/// The SMART scopes an app asks for, in words a clinician reads before
+/// signing in (SMART App Launch v1 `.read`/`.write`/`.*` and v2
+/// `.cruds`): one line per scope, in the order asked, unknown ones as
+/// written.
+pub(crate) fn scope_words(scope: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in scope.split_whitespace() {
+        let line = match s {
+            "openid" | "fhirUser" | "profile" => {
+                "know who you are: your name and position".to_owned()
+            }
+            "launch" | "launch/patient" => "ask you which patient to work on".to_owned(),
+            "launch/encounter" => "ask you which encounter to work on".to_owned(),
+            "offline_access" => {
+                "keep working after you close it, until you sign out of it".to_owned()
+            }
+            "online_access" => "work while you are signed in".to_owned(),
+            _ => match resource_scope(s) {
+                Some(words) => words,
+                None => format!("use the permission \u{201c}{s}\u{201d}"),
+            },
+        };
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// `patient/Observation.rs`, `user/*.cruds`, `system/Patient.read` → words.
+fn resource_scope(s: &str) -> Option<String> {
+    let (context, rest) = s.split_once('/')?;
+    let (kind, perms) = rest.split_once('.')?;
+    let verbs: Vec<&str> = match perms {
+        "read" => vec!["read"],
+        "write" => vec!["create", "change", "delete"],
+        "*" => vec!["read", "create", "change", "delete"],
+        p if !p.is_empty() && p.chars().all(|c| "cruds".contains(c)) => {
+            let mut v = Vec::new();
+            // `r` and `s` are both reading (one record, or searching).
+            if p.contains('r') || p.contains('s') {
+                v.push("read");
+            }
+            if p.contains('c') {
+                v.push("create");
+            }
+            if p.contains('u') {
+                v.push("change");
+            }
+            if p.contains('d') {
+                v.push("delete");
+            }
+            v
+        }
+        _ => return None,
+    };
+    let what = if kind == "*" {
+        "all kinds of record".to_owned()
+    } else {
+        format!("{kind} records")
+    };
+    let whose = match context {
+        "patient" => "of the patient you choose",
+        "user" => "that you may see",
+        "system" => "of any patient",
+        _ => return None,
+    };
+    let verbs = match verbs.as_slice() {
+        [] => return None,
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    Some(format!("{verbs} {what} {whose}"))
 }
 
 /// A position the user holds: its id and how it reads.
@@ -314,9 +402,35 @@ mod tests {
             rid: "r1",
             csrf: "c1",
             client_name: Some("<App>"),
+            scope: "launch/patient patient/Observation.rs openid fhirUser",
             cancel: true,
             username: "nurse\"",
         }
+    }
+
+    #[test]
+    fn scopes_read_as_words() {
+        assert_eq!(
+            scope_words(
+                "patient/*.rs user/Observation.cruds system/Patient.write launch/patient openid fhirUser"
+            ),
+            [
+                "read all kinds of record of the patient you choose",
+                "read, create, change and delete Observation records that you may see",
+                "create, change and delete Patient records of any patient",
+                "ask you which patient to work on",
+                "know who you are: your name and position",
+            ]
+        );
+        assert_eq!(
+            scope_words("patient/Observation.u"),
+            ["change Observation records of the patient you choose"]
+        );
+        assert_eq!(
+            scope_words("weird"),
+            ["use the permission \u{201c}weird\u{201d}"]
+        );
+        assert!(scope_words("").is_empty());
     }
 
     #[tokio::test]
@@ -336,6 +450,8 @@ mod tests {
             r#"aria-describedby="code-hint""#,
             "&lt;App&gt;",
             r#"value="nurse&quot;""#,
+            "read Observation records of the patient you choose",
+            "ask you which patient to work on",
         ] {
             assert!(html.contains(needle), "{needle} in {html}");
         }

@@ -389,6 +389,7 @@ fn sign_in_page(
             rid,
             csrf: &p.csrf,
             client_name: p.client_name.as_deref(),
+            scope: &p.scope,
             cancel: p.kind == "authorize",
             username,
         },

@@ -8,6 +8,10 @@
 // loaded, and keeps its no-script link if that fails.
 import { initAll } from './nhsuk/nhsuk-frontend.min.js'
 
+// The design system's template marks the body from an inline script, which
+// the Content-Security-Policy does not allow: this module does it, before
+// the components start (without the class, initAll starts none of them).
+document.body.classList.add('nhsuk-frontend-supported')
 initAll()
 
 for (const el of document.querySelectorAll('[data-fragment]')) {

@@ -86,7 +86,7 @@ fn last_discharge(s: &chart::ChartSummary, now_ms: i64) -> Option<&chart::Encoun
     s.encounters
         .entries
         .iter()
-        .find(|e| e.class == "Inpatient")
+        .find(|e| e.class_code == "IMP")
         .filter(|e| e.status == "finished")
         .filter(|e| e.end.as_deref().is_some_and(|end| end >= since.as_str()))
 }
@@ -399,11 +399,11 @@ fn encounters_panel(s: &chart::Section<chart::EncounterLine>) -> Markup {
                                 td class="nhsuk-table__cell" { (e.end.as_deref().map(layout::long_date).unwrap_or_default()) }
                                 td class="nhsuk-table__cell" { (e.class) @if let Some(k) = &e.kind { " – " (k) } }
                                 td class="nhsuk-table__cell" {
-                                    (e.status)
-                                    @if e.class == "IMP" || e.class.to_lowercase().contains("inpatient") {
+                                    (chart::status_label(&e.status))
+                                    @if e.class_code == "IMP" {
                                         br; a href={ "/ui/encounters/" (enc(&e.id)) "/discharge-summary" } data-testid="encounter-discharge-summary" { "Discharge summary" }
                                     }
-                                    @if e.class == "AMB" || e.class.to_lowercase().contains("ambulatory") {
+                                    @if e.class_code == "AMB" {
                                         br; a href={ "/ui/encounters/" (enc(&e.id)) "/clinic-letter" } data-testid="encounter-clinic-letter" { "Clinic letter" }
                                     }
                                 }

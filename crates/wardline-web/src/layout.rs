@@ -56,8 +56,14 @@ fn account(cx: &Cx) -> Markup {
         }
         nav class="nhsuk-header__account" aria-label="Account" {
             ul class="nhsuk-header__account-list" {
-                li class="nhsuk-header__account-item" data-testid="signed-in-user" { (cx.session.username) }
-                li class="nhsuk-header__account-item" { (cx.position) }
+                // One line for who and where (two would make a phone's
+                // header twice as tall).
+                li class="nhsuk-header__account-item" {
+                    span class="wl-account-who" {
+                        span data-testid="signed-in-user" { (cx.session.username) }
+                        span class="wl-account-position" { ", " (cx.position) }
+                    }
+                }
                 li class="nhsuk-header__account-item" {
                     form class="nhsuk-header__account-form" action="/auth/logout" method="post" novalidate {
                         input type="hidden" name="csrf" value=(cx.session.csrf);
@@ -112,6 +118,14 @@ fn navigation(cx: &Cx, active: Nav) -> Markup {
                             } @else {
                                 a class="nhsuk-header__navigation-link" href=(href) { (label) }
                             }
+                        }
+                    }
+                    // The design system's "More" menu: on a narrow screen its
+                    // script moves the items that do not fit into it.
+                    li class="nhsuk-header__menu" hidden {
+                        button class="nhsuk-header__menu-toggle nhsuk-header__navigation-link" id="toggle-menu" aria-expanded="false" {
+                            span class="nhsuk-u-visually-hidden" { "Browse " }
+                            "More"
                         }
                     }
                 }

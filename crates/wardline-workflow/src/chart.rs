@@ -151,7 +151,11 @@ pub struct MedicineLine {
 #[derive(Debug, Clone, Default)]
 pub struct EncounterLine {
     pub id: String,
+    /// The class in words (`Inpatient`, `Outpatient`, …).
     pub class: String,
+    /// The class code (`IMP`, `AMB`, `EMER`, …), for what depends on it.
+    pub class_code: String,
+    /// The status code; [`status_label`] says it in words.
     pub status: String,
     pub kind: Option<String>,
     pub start: Option<String>,
@@ -627,11 +631,13 @@ fn medicine_line(kind: &'static str, m: &Value, included: &[Value]) -> MedicineL
 fn encounter_line(e: &Value) -> EncounterLine {
     EncounterLine {
         id: e["id"].as_str().unwrap_or_default().to_owned(),
-        class: e["class"]["display"]
+        class: e["class"]["code"]
             .as_str()
-            .or_else(|| e["class"]["code"].as_str())
-            .map(class_label)
+            .and_then(class_label)
+            .or_else(|| e["class"]["display"].as_str().map(sentence_case))
+            .or_else(|| e["class"]["code"].as_str().map(str::to_owned))
             .unwrap_or_default(),
+        class_code: e["class"]["code"].as_str().unwrap_or_default().to_owned(),
         status: e["status"].as_str().unwrap_or_default().to_owned(),
         kind: e["type"]
             .as_array()
@@ -647,16 +653,49 @@ fn encounter_line(e: &Value) -> EncounterLine {
     }
 }
 
-fn class_label(code: &str) -> String {
+/// `Encounter.status` (the code) in words.
+pub fn status_label(code: &str) -> String {
     match code {
-        "IMP" => "Inpatient",
+        "planned" => "Planned",
+        "arrived" => "Arrived",
+        "triaged" => "Triaged",
+        "in-progress" => "In progress",
+        "onleave" => "On leave",
+        "finished" => "Finished",
+        "cancelled" => "Cancelled",
+        "entered-in-error" => "Entered in error",
+        "unknown" => "Status unknown",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// The v3 ActCode encounter classes in words (`None`: one Wardline does
+/// not name).
+fn class_label(code: &str) -> Option<String> {
+    let words = match code {
+        "IMP" | "ACUTE" | "NONAC" => "Inpatient",
         "EMER" => "Emergency",
         "AMB" => "Outpatient",
         "HH" => "Home visit",
         "VR" => "Virtual",
-        other => other,
+        "OBSENC" => "Observation",
+        "PRENC" => "Pre-admission",
+        "SS" => "Day case",
+        "FLD" => "Field visit",
+        _ => return None,
+    };
+    Some(words.to_owned())
+}
+
+/// A display such as "inpatient encounter" as a label: its first letter
+/// capitalised.
+fn sentence_case(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
     }
-    .to_owned()
 }
 
 fn observation_line(o: &Value, now_ms: i64) -> ObservationLine {
@@ -883,8 +922,47 @@ mod tests {
     }
 
     #[test]
-    fn encounter_classes_are_named() {
+    fn encounter_classes_and_statuses_are_words() {
         let e = json!({"id": "e", "status": "finished", "class": {"code": "IMP"}});
         assert_eq!(encounter_line(&e).class, "Inpatient");
+        // The code decides over a sender's display; the code is kept.
+        let e = json!({"id": "e", "status": "in-progress",
+            "class": {"code": "AMB", "display": "ambulatory"}});
+        let line = encounter_line(&e);
+        assert_eq!(
+            (line.class.as_str(), line.class_code.as_str()),
+            ("Outpatient", "AMB")
+        );
+        assert_eq!(status_label(&line.status), "In progress");
+        // An unknown code: the display as a label, else the code.
+        let e = json!({"class": {"code": "XYZ", "display": "community clinic"}});
+        assert_eq!(encounter_line(&e).class, "Community clinic");
+        let e = json!({"class": {"code": "XYZ"}});
+        assert_eq!(encounter_line(&e).class, "XYZ");
+        for (code, words) in [
+            ("onleave", "On leave"),
+            ("entered-in-error", "Entered in error"),
+            ("finished", "Finished"),
+        ] {
+            assert_eq!(status_label(code), words);
+        }
+    }
+
+    #[test]
+    fn specialties_are_named_not_numbered() {
+        use crate::adt::specialty_words;
+        let code_only = json!({"coding": [{"code": "300"}]});
+        assert_eq!(
+            specialty_words(&code_only).as_deref(),
+            Some("General Internal Medicine")
+        );
+        let displayed = json!({"coding": [{"code": "300", "display": "General Medicine"}]});
+        assert_eq!(
+            specialty_words(&displayed).as_deref(),
+            Some("General Medicine")
+        );
+        let unknown = json!({"coding": [{"code": "999"}]});
+        assert_eq!(specialty_words(&unknown).as_deref(), Some("999"));
+        assert_eq!(specialty_words(&json!(null)), None);
     }
 }

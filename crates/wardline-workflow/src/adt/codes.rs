@@ -81,6 +81,25 @@ pub fn discharge_methods() -> &'static [(&'static str, &'static str)] {
     ]
 }
 
+/// A specialty as people name it: `Encounter.serviceType` (a treatment
+/// function code) by its display, else by the label Wardline gives the
+/// code, else its text, else the code as written.
+pub fn specialty_words(service_type: &serde_json::Value) -> Option<String> {
+    let coding = &service_type["coding"][0];
+    coding["display"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            let code = coding["code"].as_str()?;
+            specialties()
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, label)| (*label).to_owned())
+        })
+        .or_else(|| service_type["text"].as_str().map(str::to_owned))
+        .or_else(|| coding["code"].as_str().map(str::to_owned))
+}
+
 /// Treatment function codes offered as specialties (code, label).
 pub fn specialties() -> &'static [(&'static str, &'static str)] {
     &[

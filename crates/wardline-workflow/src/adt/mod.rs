@@ -93,7 +93,7 @@ pub use codes::{
     ADMISSION_METHOD, ADMISSION_METHOD_EXT, ADMIT_SOURCE, BED_STATUS, DISCHARGE_DESTINATION,
     DISCHARGE_METHOD, DISCHARGE_METHOD_EXT, EXPECTED_DISCHARGE_EXT, ISOLATION_CODE, SNOMED,
     TREATMENT_FUNCTION, UK_CORE_ENCOUNTER, WARDLINE_BED_STATUS, discharge_destinations,
-    discharge_methods, specialties,
+    discharge_methods, specialties, specialty_words,
 };
 
 use beds::Mover;
@@ -1238,9 +1238,7 @@ fn stay_of(svc: &FhirService, enc: &Value) -> Result<Stay, AdtError> {
         discharged: enc["period"]["end"].as_str().map(str::to_owned),
         expected_discharge: board::expected_discharge(enc),
         consultant,
-        specialty: enc["serviceType"]["coding"][0]["code"]
-            .as_str()
-            .map(str::to_owned),
+        specialty: codes::specialty_words(&enc["serviceType"]),
         movements,
     })
 }

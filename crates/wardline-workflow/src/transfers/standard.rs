@@ -154,12 +154,8 @@ fn ward_of(
 }
 
 fn specialty_of(enc: &Value) -> String {
-    let st = &enc["serviceType"];
-    st["coding"][0]["display"]
-        .as_str()
-        .or_else(|| st["text"].as_str())
-        .unwrap_or("No specialty recorded")
-        .to_owned()
+    crate::adt::specialty_words(&enc["serviceType"])
+        .unwrap_or_else(|| "No specialty recorded".to_owned())
 }
 
 /// The discharges whose `period.end` is in `[since, now]`, with where their
