@@ -134,7 +134,7 @@ fn patient_letters(cx: &Cx, patient: &str, error: Option<&str>, done: bool) -> R
                 tbody class="nhsuk-table__body" {
                     @for a in &list {
                         tr class="nhsuk-table__row" data-testid="attendance" data-encounter=(a.encounter) {
-                            td class="nhsuk-table__cell" { (layout::long_date(&a.date)) " (" (a.status) ")" }
+                            td class="nhsuk-table__cell" { (layout::long_date(&a.date)) " (" (wardline_workflow::chart::status_label(&a.status).to_lowercase()) ")" }
                             td class="nhsuk-table__cell" { (a.clinic) }
                             td class="nhsuk-table__cell" {
                                 @match &a.letter {
