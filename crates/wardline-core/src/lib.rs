@@ -347,6 +347,8 @@ pub(crate) struct Written {
     pub version: i64,
     pub last_updated_ms: i64,
     pub json: String,
+    /// The content equalled the current version's: nothing was written.
+    pub unchanged: bool,
 }
 
 impl FhirService {
