@@ -682,7 +682,8 @@ pub fn etag_version(s: &str) -> Option<i64> {
         .ok()
 }
 
-fn valid_id(id: &str) -> bool {
+/// Whether `id` is a valid FHIR id (1 to 64 of `A-Z a-z 0-9 - .`).
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

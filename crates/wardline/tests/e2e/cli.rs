@@ -122,7 +122,7 @@ fn ndjson_bad_line_is_named() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("patients.ndjson:2:"), "{stdout}");
+    assert!(stdout.contains("patients.ndjson (line 2): "), "{stdout}");
     assert!(stdout.contains("loaded 2 resources"), "{stdout}");
     assert!(exists(&data, "Patient", "n1"));
     assert!(!exists(&data, "Patient", "n2"));
