@@ -564,11 +564,11 @@ fn load_demo(service: &FhirService) -> Result<()> {
         &wardline_core::Trusted::operator("demo-loader"),
     );
     if resp.status != 200 {
-        anyhow::bail!(
-            "loading the demo trust failed: HTTP {} {:?}",
-            resp.status,
-            resp.body
-        );
+        let why = match &resp.body {
+            wardline_core::Body::Json(oo) => wardline::load::outcome_text(oo),
+            other => format!("{other:?}"),
+        };
+        anyhow::bail!("loading the demo trust failed: {why}");
     }
     tracing::info!(
         resources = bundle["entry"].as_array().map_or(0, Vec::len),
