@@ -501,34 +501,30 @@ impl FhirService {
 /// those of the current version.
 pub(crate) const UNCHANGED_HEADER: &str = "X-Wardline-Unchanged";
 
-/// A resource without the stamps the server sets (`meta.versionId`,
-/// `meta.lastUpdated`; `meta` itself when nothing else is left in it).
-fn unstamped(v: &mut Value) {
-    let Some(obj) = v.as_object_mut() else {
-        return;
-    };
-    let empty = match obj.get_mut("meta").and_then(Value::as_object_mut) {
-        Some(meta) => {
-            meta.remove("versionId");
-            meta.remove("lastUpdated");
-            meta.is_empty()
-        }
-        None => false,
-    };
-    if empty {
-        obj.remove("meta");
-    }
+/// `meta` without the stamps the server sets (`versionId`, `lastUpdated`);
+/// `None` when nothing else is left in it.
+fn unstamped_meta(v: &Value) -> Option<Map<String, Value>> {
+    let mut meta = v.get("meta")?.as_object()?.clone();
+    meta.remove("versionId");
+    meta.remove("lastUpdated");
+    (!meta.is_empty()).then_some(meta)
 }
 
 /// Whether `proposed` has the same content as the stored JSON `current`,
 /// ignoring the server's stamps. JSON objects compare as maps (member order
 /// does not matter); numbers keep the precision they were written with.
 pub(crate) fn same_content(proposed: &Value, current: &str) -> bool {
-    let Ok(mut cur) = serde_json::from_str::<Value>(current) else {
+    let Ok(cur) = serde_json::from_str::<Value>(current) else {
         return false;
     };
-    unstamped(&mut cur);
-    let mut new = proposed.clone();
-    unstamped(&mut new);
-    new == cur
+    let (Some(new), Some(old)) = (proposed.as_object(), cur.as_object()) else {
+        return false;
+    };
+    let members = |m: &Map<String, Value>| m.keys().filter(|k| *k != "meta").count();
+    members(new) == members(old)
+        && new
+            .iter()
+            .filter(|(k, _)| *k != "meta")
+            .all(|(k, v)| old.get(k) == Some(v))
+        && unstamped_meta(proposed) == unstamped_meta(&cur)
 }
