@@ -566,8 +566,18 @@ fn submit(service: &FhirService, unit: Unit, report: &mut Report) -> Vec<Item> {
             .collect(),
         Err(why) => {
             // One transaction: nothing of it was written. The error names
-            // the entry (`Bundle.entry[3]…`) in the submitted Bundle.
+            // the entry (`Bundle.entry[3]…`) in the submitted Bundle; for a
+            // lone resource or an NDJSON line that Bundle is the import's
+            // own, so the element is named from the resource.
             let mut items = unit.items;
+            let why = match items.as_slice() {
+                [one] if !one.at.starts_with("entry") => {
+                    let ours = "Bundle.entry[0].resource";
+                    why.replace(&format!("{ours}."), &format!("{}.", one.rtype))
+                        .replace(ours, &one.rtype)
+                }
+                _ => why,
+            };
             for it in &mut items {
                 it.why = Some(why.clone());
             }
