@@ -7,27 +7,17 @@
 //! SQLite and PostgreSQL.
 
 mod support;
-use support::{put, request};
+use support::{json_of, put, request, respond};
 
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wardline_core::{
-    FhirRequest, FhirService, Method, ProposedWrite, RequestHeaders, RuleTx, ServiceConfig,
-    WriteRule,
-};
+use wardline_core::{FhirService, Method, ProposedWrite, RuleTx, ServiceConfig, WriteRule};
 use wardline_fhir::FhirError;
 use wardline_store::Store;
 
 fn stores(test: &str) -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut out: Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> =
-        vec![("sqlite", Arc::new(sqlite), Some(dir))];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("noop_{test}")) {
-        out.push(("postgres", Arc::new(pg), None));
-    }
-    out
+    support::stores(&format!("noop_{test}"))
 }
 
 fn history_len(svc: &FhirService, path: &str) -> usize {
@@ -38,40 +28,13 @@ fn history_len(svc: &FhirService, path: &str) -> usize {
 
 /// (status, ETag, body) of a PUT.
 fn put_etag(svc: &FhirService, path: &str, body: Value) -> (u16, Option<String>, Value) {
-    let r = svc.handle(
-        FhirRequest {
-            method: Method::Put,
-            path: path.split('/').map(str::to_owned).collect(),
-            query: vec![],
-            headers: RequestHeaders::default(),
-            body: Some(body.to_string().into_bytes()),
-        },
-        &wardline_core::Trusted::operator("test"),
-    );
-    let v = match r.body {
-        wardline_core::Body::Raw(t) => serde_json::from_str(&t).unwrap(),
-        wardline_core::Body::Json(v) => v,
-        _ => Value::Null,
-    };
-    (r.status, r.etag, v)
+    let r = respond(svc, Method::Put, path, &[], Some(body));
+    let (status, etag) = (r.status, r.etag.clone());
+    (status, etag, json_of(r))
 }
 
 fn post_bundle(svc: &FhirService, b: Value) -> (u16, Value) {
-    let r = svc.handle(
-        FhirRequest {
-            method: Method::Post,
-            path: vec![],
-            query: vec![],
-            headers: RequestHeaders::default(),
-            body: Some(b.to_string().into_bytes()),
-        },
-        &wardline_core::Trusted::operator("test"),
-    );
-    match r.body {
-        wardline_core::Body::Json(v) => (r.status, v),
-        wardline_core::Body::Raw(t) => (r.status, serde_json::from_str(&t).unwrap()),
-        _ => (r.status, Value::Null),
-    }
+    request(svc, Method::Post, "", &[], Some(b))
 }
 
 fn update_audits(svc: &FhirService) -> usize {
