@@ -369,6 +369,8 @@ pub(crate) struct Written {
     pub version: i64,
     pub last_updated_ms: i64,
     pub json: String,
+    /// The content equalled the current version's: nothing was written.
+    pub unchanged: bool,
 }
 
 impl FhirService {
@@ -702,7 +704,8 @@ pub fn etag_version(s: &str) -> Option<i64> {
         .ok()
 }
 
-fn valid_id(id: &str) -> bool {
+/// Whether `id` is a valid FHIR id (1 to 64 of `A-Z a-z 0-9 - .`).
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

@@ -25,6 +25,8 @@ mod export;
 mod formulary;
 mod graph;
 mod hl7;
+// issue 23: wardline import
+mod import;
 mod input;
 mod lab;
 mod letters;
