@@ -66,6 +66,8 @@ pub mod referrals;
 pub mod results;
 pub mod transfers;
 // helper: rtt
+pub mod rtt;
+pub mod waiting;
 // helper: clinics
 
 use wardline_core::FhirService;
