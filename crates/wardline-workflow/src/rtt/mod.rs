@@ -462,6 +462,34 @@ impl Pathway {
         }
     }
 
+    /// The pathway as it would be after recording `status` on `on` (the
+    /// clock rules of [`record_in`], without a store), or why it may not be.
+    pub fn after(&self, status: Status, on: Date) -> Result<Pathway, RttError> {
+        let mut p = self.clone();
+        match clock_rule(self, status, on)? {
+            Next::Same => {}
+            Next::Restart => {
+                p.clock = Clock::Running;
+                p.start = on;
+                p.stop = None;
+            }
+            Next::Stop(s) => {
+                p.clock = if s == "cancelled" {
+                    Clock::Nullified
+                } else {
+                    Clock::Stopped
+                };
+                p.stop = Some(on);
+            }
+        }
+        p.events.push(Event {
+            status,
+            date: on,
+            source: String::new(),
+        });
+        Ok(p)
+    }
+
     /// The last event's status.
     pub fn last_status(&self) -> Option<Status> {
         self.events.last().map(|e| e.status)
