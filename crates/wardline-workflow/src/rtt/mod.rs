@@ -56,6 +56,8 @@
 //! Open pathways are found with `EpisodeOfCare?type=…|rtt&status=active`
 //! (`patient`, `date` and `care-manager` narrow it).
 
+pub mod ptl;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::Date;
@@ -308,6 +310,18 @@ impl From<RttError> for FhirError {
     }
 }
 
+impl From<RttError> for crate::referrals::ReferralError {
+    fn from(e: RttError) -> Self {
+        use crate::referrals::ReferralError as R;
+        match e {
+            RttError::Fhir(e) => e.into(),
+            RttError::NotFound(m) => R::NotFound(m),
+            RttError::Clock(m) => R::Conflict(m),
+            RttError::Field(f, m) => R::Field(f.into(), m),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the pathway
 
 /// A pathway to open.
@@ -367,7 +381,7 @@ pub struct Pathway {
     pub events: Vec<Event>,
 }
 
-fn fhir_date(d: Date) -> String {
+pub(crate) fn fhir_date(d: Date) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day]");
     d.format(&f).unwrap_or_default()
 }
