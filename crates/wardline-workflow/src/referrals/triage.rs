@@ -508,6 +508,31 @@ pub fn intake(
     run(svc, access, "referrals-intake", |tx| intake_in(tx, i, now))
 }
 
+/// [`intake_in`] with a letter's scan (`title`, the PDF) stored first
+/// ([`super::upload_in`]) and attached, in one audited transaction.
+pub fn intake_with_letter(
+    svc: &FhirService,
+    access: &dyn Access,
+    i: &Intake,
+    letter: Option<(&str, &[u8])>,
+    now: OffsetDateTime,
+) -> Result<String, ReferralError> {
+    run(svc, access, "referrals-intake", |tx| {
+        let mut docs = i.attachments.to_vec();
+        if let Some((title, pdf)) = letter {
+            docs.push(super::upload_in(tx, i.patient, title, pdf, now)?);
+        }
+        intake_in(
+            tx,
+            &Intake {
+                attachments: &docs,
+                ..i.clone()
+            },
+            now,
+        )
+    })
+}
+
 /// [`accept_in`] in one audited transaction (`referrals-triage`).
 pub fn accept(
     svc: &FhirService,

@@ -540,6 +540,40 @@ fn new_ppid() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..20].to_uppercase()
 }
 
+/// The treatment functions of the RTT return (NHS Data Dictionary
+/// *Treatment Function Code*), as the pages offer them.
+pub const SPECIALTIES: [(&str, &str); 20] = [
+    ("100", "General Surgery"),
+    ("101", "Urology"),
+    ("110", "Trauma and Orthopaedics"),
+    ("120", "Ear Nose and Throat"),
+    ("130", "Ophthalmology"),
+    ("140", "Oral Surgery"),
+    ("150", "Neurosurgery"),
+    ("160", "Plastic Surgery"),
+    ("170", "Cardiothoracic Surgery"),
+    ("300", "General Internal Medicine"),
+    ("301", "Gastroenterology"),
+    ("320", "Cardiology"),
+    ("330", "Dermatology"),
+    ("340", "Respiratory Medicine"),
+    ("400", "Neurology"),
+    ("410", "Rheumatology"),
+    ("430", "Elderly Medicine"),
+    ("502", "Gynaecology"),
+    ("103", "Breast Surgery"),
+    ("104", "Colorectal Surgery"),
+];
+
+/// A specialty's name ("Treatment function 999" for a code not in
+/// [`SPECIALTIES`]).
+pub fn specialty_name(code: &str) -> String {
+    SPECIALTIES.iter().find(|(c, _)| *c == code).map_or_else(
+        || format!("Treatment function {code}"),
+        |(_, n)| (*n).to_owned(),
+    )
+}
+
 /// Whether `code` is a treatment function code (three digits).
 pub fn valid_specialty(code: &str) -> bool {
     code.len() == 3 && code.chars().all(|c| c.is_ascii_digit())
