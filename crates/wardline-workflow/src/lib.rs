@@ -66,6 +66,8 @@ pub mod referrals;
 pub mod results;
 pub mod transfers;
 // helper: rtt
+pub mod rtt;
+pub mod waiting;
 // helper: clinics
 
 use wardline_core::FhirService;
@@ -102,6 +104,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(transfers::DeliveryRule))
         // issue 18: referrals' lifecycle on every channel.
         .with_rule(std::sync::Arc::new(referrals::ReferralRule))
+        // issue 19: a plain e-Referral POSTed over FHIR awaits triage.
+        .with_hook(std::sync::Arc::new(referrals::triage::IntakeHook))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
