@@ -46,6 +46,9 @@
 //!   MESH and email (routing per practice, retries and fallback, the
 //!   delivery lifecycle on every channel) and the 24-hour discharge
 //!   summary standard (overdue Tasks, the compliance figures).
+//! * [`outpatients`] — outpatient clinics: templates and slots, booking
+//!   from the waiting list (one appointment per slot on every channel),
+//!   rebooking, cancellation, arrival, attendance outcomes and the clinic list.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -67,6 +70,7 @@ pub mod results;
 pub mod transfers;
 // helper: rtt
 // helper: clinics
+pub mod outpatients;
 
 use wardline_core::FhirService;
 
@@ -102,6 +106,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(transfers::DeliveryRule))
         // issue 18: referrals' lifecycle on every channel.
         .with_rule(std::sync::Arc::new(referrals::ReferralRule))
+        // issue 19: one booked appointment per clinic slot, on every channel.
+        .with_rule(std::sync::Arc::new(outpatients::SlotRule))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
