@@ -113,4 +113,6 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
         // The formulary kept in memory is read again after any change.
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
+        // issue 19: a clinic slot is busy while an appointment holds it.
+        .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
 }

@@ -139,6 +139,7 @@ fn a_plain_rest_appointment_onto_a_booked_slot_is_refused_naming_the_slot() {
             Some(appointment("p1", &slots[0], Kind::New)),
         );
         assert_eq!(st, 201, "{}", b.name);
+        assert_eq!(get(svc, "Slot", &slots[0])["status"], "busy", "{}", b.name);
         let (st, oo) = rest(
             svc,
             Method::Post,
@@ -180,6 +181,7 @@ fn a_plain_rest_appointment_onto_a_booked_slot_is_refused_naming_the_slot() {
         let id = first["id"].as_str().unwrap();
         let (st, _) = rest(svc, Method::Put, &["Appointment", id], Some(cancelled));
         assert_eq!(st, 200, "{}", b.name);
+        assert_eq!(get(svc, "Slot", &slots[0])["status"], "free", "{}", b.name);
         let (st, oo) = rest(
             svc,
             Method::Post,

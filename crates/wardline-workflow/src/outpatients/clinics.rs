@@ -364,7 +364,10 @@ pub fn generate_in(
                 }
                 tx.save(json!({
                     "resourceType": "Slot",
-                    "identifier": [{"system": SLOT_ID_SYSTEM, "value": key}],
+                    "identifier": [
+                        {"system": SLOT_ID_SYSTEM, "value": key},
+                        {"system": super::SLOT_AT_SYSTEM, "value": format!("{}/{start}", t.location)}
+                    ],
                     "schedule": {"reference": format!("Schedule/{schedule}")},
                     "status": "free",
                     "start": start,

@@ -38,6 +38,9 @@
 //!
 //! # Rules (one home each)
 //!
+//! * **A slot is busy while an appointment holds it**, on every channel:
+//!   [`SlotStatus`], a write hook, sets the Slot `busy` or `free` in the
+//!   transaction that books, moves or cancels an appointment.
 //! * **One booked appointment per slot**, on every channel: [`SlotRule`], a
 //!   write rule registered by `crate::with_rules`, locks the Slot
 //!   (`Slot/{id}`, the key [`booking`] takes too) and refuses an
@@ -61,7 +64,7 @@ use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 use wardline_fhir::FhirError;
 
-pub use rule::SlotRule;
+pub use rule::{SlotRule, SlotStatus};
 
 /// A clinic template's shape (on `Schedule`; see the module documentation).
 pub const TEMPLATE_EXT: &str = "https://fhir.wardline.invalid/StructureDefinition/clinic-template";
@@ -71,6 +74,10 @@ pub const MODE_EXT: &str = "https://fhir.wardline.invalid/StructureDefinition/cl
 pub const KIND_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/clinic-kind";
 /// A slot's identifier: `{schedule id}/{start, UTC}`.
 pub const SLOT_ID_SYSTEM: &str = "https://fhir.wardline.invalid/Id/clinic-slot";
+/// A slot's second identifier, for channels that know the clinic's place
+/// and the time but not Wardline's schedule (an HL7 SIU's AIL and start):
+/// `{Location id}/{start, UTC}` ([`slot_at_key`]).
+pub const SLOT_AT_SYSTEM: &str = "https://fhir.wardline.invalid/Id/clinic-slot-at";
 /// NHS treatment function codes (the clinic's and the entry's specialty).
 pub const SPECIALTY_SYSTEM: &str =
     "https://fhir.nhs.uk/England/CodeSystem/England-TreatmentFunctionCode";
@@ -179,6 +186,13 @@ pub fn instant_of(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     crate::orders::request::fhir_time(t)
+}
+
+/// The [`SLOT_AT_SYSTEM`] value of a slot at `location` (a Location id)
+/// starting at `start` (any FHIR instant); `None` when `start` is not one.
+pub fn slot_at_key(location: &str, start: &str) -> Option<String> {
+    let (ms, _) = wardline_fhir::datetime::parse_range(start)?;
+    Some(format!("{location}/{}", instant_of(ms)))
 }
 
 /// A simple extension's value member on `r` (`valueCode`, `valueString`, …).

@@ -123,3 +123,60 @@ impl WriteRule for SlotRule {
         Ok(())
     }
 }
+
+/// A slot is `busy` while an appointment holds it and `free` when none
+/// does — on every channel: a core `WriteHook` on `Appointment` (registered
+/// by [`crate::with_rules`]), so a booking on the pages, a REST write and
+/// an HL7 SIU message all keep the slots true, in the same transaction. A
+/// slot closed by hand (`busy-unavailable`, `entered-in-error`) is left
+/// as it is. A hook never refuses.
+pub struct SlotStatus;
+
+impl wardline_core::WriteHook for SlotStatus {
+    fn watches(&self, resource_type: &str) -> bool {
+        resource_type == "Appointment"
+    }
+
+    fn before_commit(
+        &self,
+        tx: &mut wardline_core::Tx<'_>,
+        changes: &[wardline_core::Change],
+    ) -> Result<(), FhirError> {
+        let mut touched: Vec<String> = Vec::new();
+        for c in changes {
+            for side in [&c.before, &c.after] {
+                let Some(v) = side
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str::<Value>(j).ok())
+                else {
+                    continue;
+                };
+                for r in v["slot"].as_array().into_iter().flatten() {
+                    if let Some(id) = crate::fhir::reference_id(r, "Slot")
+                        && !touched.iter().any(|t| t == id)
+                    {
+                        touched.push(id.to_owned());
+                    }
+                }
+            }
+        }
+        for id in touched {
+            tx.lock(&[format!("Slot/{id}")])?;
+            let Some(mut slot) = tx.get("Slot", &id)? else {
+                continue;
+            };
+            let held = !tx
+                .find(
+                    "Appointment",
+                    &format!("slot=Slot/{id}&status={}&_count=1", HOLDING.join(",")),
+                )?
+                .is_empty();
+            let want = if held { "busy" } else { "free" };
+            if matches!(slot["status"].as_str(), Some("free" | "busy")) && slot["status"] != want {
+                slot["status"] = serde_json::json!(want);
+                tx.save(slot)?;
+            }
+        }
+        Ok(())
+    }
+}
