@@ -69,6 +69,8 @@ pub mod referrals;
 pub mod results;
 pub mod transfers;
 // helper: rtt
+pub mod rtt;
+pub mod waiting;
 // helper: clinics
 pub mod outpatients;
 
