@@ -54,6 +54,8 @@
 //!   `outpatients-template`, `outpatients-book`, `outpatients-cancel`,
 //!   `outpatients-arrive`, `outpatients-outcome`, `outpatients-list`).
 
+pub mod attendance;
+pub mod booking;
 pub mod clinics;
 pub mod list;
 pub mod rule;
@@ -78,9 +80,9 @@ pub const SLOT_ID_SYSTEM: &str = "https://fhir.wardline.invalid/Id/clinic-slot";
 /// and the time but not Wardline's schedule (an HL7 SIU's AIL and start):
 /// `{Location id}/{start, UTC}` ([`slot_at_key`]).
 pub const SLOT_AT_SYSTEM: &str = "https://fhir.wardline.invalid/Id/clinic-slot-at";
-/// NHS treatment function codes (the clinic's and the entry's specialty).
-pub const SPECIALTY_SYSTEM: &str =
-    "https://fhir.nhs.uk/England/CodeSystem/England-TreatmentFunctionCode";
+/// NHS treatment function codes (the clinic's and the entry's specialty):
+/// the RTT pathways' system.
+pub const SPECIALTY_SYSTEM: &str = crate::rtt::TREATMENT_FUNCTION_SYSTEM;
 /// Who cancelled (`valueCode` `patient` | `hospital`, on Appointment).
 pub const CANCELLED_BY_EXT: &str = "https://fhir.wardline.invalid/StructureDefinition/cancelled-by";
 /// The appointment that replaced a rebooked one (`valueReference`).
@@ -294,6 +296,30 @@ impl From<FhirError> for OutpatientsError {
             R::Invalid(m) if slot_taken => OutpatientsError::Conflict(m),
             R::Invalid(m) => OutpatientsError::invalid("", m),
             R::Store(m) => OutpatientsError::Store(m),
+        }
+    }
+}
+
+impl From<crate::waiting::WaitingError> for OutpatientsError {
+    fn from(e: crate::waiting::WaitingError) -> OutpatientsError {
+        use crate::waiting::WaitingError as W;
+        match e {
+            W::Field(f, m) => OutpatientsError::invalid(f, m),
+            W::NotFound(m) => OutpatientsError::NotFound(m),
+            W::Fhir(e) => e.into(),
+            other => OutpatientsError::Conflict(other.message()),
+        }
+    }
+}
+
+impl From<crate::rtt::RttError> for OutpatientsError {
+    fn from(e: crate::rtt::RttError) -> OutpatientsError {
+        use crate::rtt::RttError as R;
+        match e {
+            R::Field(f, m) => OutpatientsError::invalid(f, m),
+            R::NotFound(m) => OutpatientsError::NotFound(m),
+            R::Fhir(e) => e.into(),
+            other => OutpatientsError::Conflict(other.message()),
         }
     }
 }
