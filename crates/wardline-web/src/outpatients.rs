@@ -308,6 +308,8 @@ pub(crate) async fn clinic_page(State(ui): St, req: Req, Path(id): Path<String>)
         let done = match q.get("done").map(String::as_str) {
             Some("saved") => Some("Clinic template saved. Generate its slots below.".to_owned()),
             Some("slots") => Some(format!("{} slots made.", q.get("n").map_or("0", String::as_str))),
+            Some("dna-discharged") => Some("Did not attend: discharged to the GP. A letter to the GP is drafted for the consultant to sign.".to_owned()),
+            Some("dna") => Some("Did not attend: the patient is back on the waiting list.".to_owned()),
             _ => None,
         };
         match clinic_list(&cx.svc, cx.access(), &id, day) {
@@ -444,7 +446,7 @@ fn slot_radios(cx: &Cx, free: &[Offerable], error: Option<&str>) -> Markup {
                     span class="nhsuk-error-message" id="slot-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
                 }
                 @if free.is_empty() { p data-testid="no-free-slots" { "No free slots of this specialty and kind." } }
-                div class="nhsuk-radios" id="slot" {
+                div class="nhsuk-radios" {
                     @for (i, o) in free.iter().enumerate() {
                         @let id = if i == 0 { "slot".to_owned() } else { format!("slot-{}", i + 1) };
                         div class="nhsuk-radios__item" {
@@ -782,6 +784,20 @@ pub(crate) async fn rebook_post(
         after(cx, &id, &form, r, "slot")
     })
     .await
+}
+
+/// The clinic (Schedule id) and day of an appointment.
+fn clinic_of(cx: &Cx, appointment: &str) -> Option<(String, String)> {
+    let a = cx
+        .svc
+        .read_as(cx.access(), "Appointment", appointment)
+        .ok()??;
+    let slot = reference_id(&a["slot"][0], "Slot")?;
+    let s = cx.svc.read_as(cx.access(), "Slot", slot).ok()??;
+    Some((
+        reference_id(&s["schedule"], "Schedule")?.to_owned(),
+        a["start"].as_str()?.get(..10)?.to_owned(),
+    ))
 }
 
 /// `POST /ui/appointments/{id}/dna`.
