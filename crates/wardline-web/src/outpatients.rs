@@ -308,8 +308,6 @@ pub(crate) async fn clinic_page(State(ui): St, req: Req, Path(id): Path<String>)
         let done = match q.get("done").map(String::as_str) {
             Some("saved") => Some("Clinic template saved. Generate its slots below.".to_owned()),
             Some("slots") => Some(format!("{} slots made.", q.get("n").map_or("0", String::as_str))),
-            Some("dna-discharged") => Some("Did not attend: discharged to the GP. A letter to the GP is drafted for the consultant to sign.".to_owned()),
-            Some("dna") => Some("Did not attend: the patient is back on the waiting list.".to_owned()),
             _ => None,
         };
         match clinic_list(&cx.svc, cx.access(), &id, day) {
@@ -405,7 +403,7 @@ pub(crate) async fn waiting_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| match booking::waiting_to_book(&cx.svc, cx.access()) {
         Ok((list, withheld)) => {
             let body = html! {
-                @if q.get("done").is_some() { (layout::success("Appointment booked.")) }
+                @if q.contains_key("done") { (layout::success("Appointment booked.")) }
                 h1 { "Outpatients waiting to be booked" }
                 p { a href="/ui/clinics" { "Outpatient clinics" } }
                 @if list.is_empty() {
@@ -784,20 +782,6 @@ pub(crate) async fn rebook_post(
         after(cx, &id, &form, r, "slot")
     })
     .await
-}
-
-/// The clinic (Schedule id) and day of an appointment.
-fn clinic_of(cx: &Cx, appointment: &str) -> Option<(String, String)> {
-    let a = cx
-        .svc
-        .read_as(cx.access(), "Appointment", appointment)
-        .ok()??;
-    let slot = reference_id(&a["slot"][0], "Slot")?;
-    let s = cx.svc.read_as(cx.access(), "Slot", slot).ok()??;
-    Some((
-        reference_id(&s["schedule"], "Schedule")?.to_owned(),
-        a["start"].as_str()?.get(..10)?.to_owned(),
-    ))
 }
 
 /// `POST /ui/appointments/{id}/dna`.
