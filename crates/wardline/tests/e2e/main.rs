@@ -43,6 +43,8 @@ mod prescribe;
 // issue 18: referrals
 mod referrals;
 mod results;
+// issue 19: referrals in, triage, waiting lists, RTT (helper rtt)
+mod rtt;
 mod search;
 mod synthea;
 mod transfers;
