@@ -176,15 +176,15 @@ fn scenario(env: &Env) {
     assert_eq!(r.status(), 303, "{}", r.text().unwrap());
     let clinic = r.headers()["location"].to_str().unwrap().to_owned();
     let clinic = clinic
-        .trim_start_matches("/ui/clinics/")
-        .split('?')
+        .trim_start_matches("/ui/clinics?clinic=")
+        .split('&')
         .next()
         .unwrap()
         .to_owned();
     let r = post(
         &c,
-        &format!("/ui/clinics/{clinic}/slots"),
-        &[("from", &day), ("to", &day)],
+        "/ui/clinics",
+        &[("clinic", &clinic), ("from", &day), ("to", &day)],
     );
     assert_eq!(r.status(), 303, "{}", r.text().unwrap());
     let slots = s.search_all(&common::escape_uri(&format!(
@@ -203,9 +203,14 @@ fn scenario(env: &Env) {
                 sc.spawn(move || {
                     let token = csrf(root, c);
                     barrier.wait();
+                    let entry = format!("e2e-entry-{n}");
                     let r = c
-                        .post(format!("{root}/ui/outpatients/entries/e2e-entry-{n}/book"))
-                        .form(&[("csrf", token.as_str()), ("slot", slot.as_str())])
+                        .post(format!("{root}/ui/outpatients"))
+                        .form(&[
+                            ("csrf", token.as_str()),
+                            ("entry", entry.as_str()),
+                            ("slot", slot.as_str()),
+                        ])
                         .send()
                         .unwrap();
                     let status = r.status().as_u16();
