@@ -67,6 +67,9 @@ pub enum BenchCommand {
     /// The patient-targeted list (issue 19) over 100,000 open RTT
     /// pathways: the page's workflow call (min, p50, p99).
     Ptl(crate::ptl::PtlBenchArgs),
+    /// The clinic list for a busy day (issue 19): the page's workflow call
+    /// among a trust's clinics' slots (min, p50, p99).
+    Clinic(crate::clinic::ClinicBenchArgs),
 }
 
 #[derive(Args)]
@@ -199,6 +202,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Discharge(a) => crate::discharge::run(a)?,
         BenchCommand::Mesh(a) => crate::mesh::run(a)?,
         BenchCommand::Ptl(a) => crate::ptl::run(a)?,
+        BenchCommand::Clinic(a) => crate::clinic::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -47,6 +47,7 @@ mod transfers;
 mod rtt;
 mod waiting;
 // helper: clinics
+mod outpatients;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -821,6 +822,12 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of helper: rtt ──
     // ── helper: clinics ──
+    r("GET", "/ui/clinics", "templates; ?clinic=: its day list"),
+    r("POST", "/ui/clinics", "save a template; clinic=: slots"),
+    r("GET", "/ui/outpatients", "to book; ?entry=: free slots"),
+    r("POST", "/ui/outpatients", "book an entry into a slot"),
+    r("GET", "/ui/appointments/{id}", "an appointment's page"),
+    r("POST", "/ui/appointments/{id}/{action}", "check-in etc."),
     // ── end of helper: clinics ──
     r(
         "GET",
@@ -1189,6 +1196,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/patients/{id}/waiting-lists", post(waiting::add_post))
         // ── end of helper: rtt ──
         // ── helper: clinics ──
+        .merge(outpatients::routes())
         // ── end of helper: clinics ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──

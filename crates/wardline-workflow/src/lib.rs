@@ -46,6 +46,9 @@
 //!   MESH and email (routing per practice, retries and fallback, the
 //!   delivery lifecycle on every channel) and the 24-hour discharge
 //!   summary standard (overdue Tasks, the compliance figures).
+//! * [`outpatients`] — outpatient clinics: templates and slots, booking
+//!   from the waiting list (one appointment per slot on every channel),
+//!   rebooking, cancellation, arrival, attendance outcomes and the clinic list.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -69,6 +72,7 @@ pub mod transfers;
 pub mod rtt;
 pub mod waiting;
 // helper: clinics
+pub mod outpatients;
 
 use wardline_core::FhirService;
 
@@ -104,6 +108,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(transfers::DeliveryRule))
         // issue 18: referrals' lifecycle on every channel.
         .with_rule(std::sync::Arc::new(referrals::ReferralRule))
+        // issue 19: one booked appointment per clinic slot, on every channel.
+        .with_rule(std::sync::Arc::new(outpatients::SlotRule))
         // issue 19: a plain e-Referral POSTed over FHIR awaits triage.
         .with_hook(std::sync::Arc::new(referrals::triage::IntakeHook))
         // Not a rule but a consequence every writer needs: a once-only
@@ -111,4 +117,6 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
         // The formulary kept in memory is read again after any change.
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
+        // issue 19: a clinic slot is busy while an appointment holds it.
+        .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
 }

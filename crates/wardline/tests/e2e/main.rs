@@ -36,6 +36,8 @@ mod merge;
 mod notes;
 mod orders;
 mod orders_hl7;
+// issue 19: outpatient clinics
+mod outpatients;
 mod pharmacy;
 mod pharmacy_hl7;
 mod pmi;
