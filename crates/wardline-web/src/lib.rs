@@ -44,6 +44,8 @@ mod results;
 mod social_care;
 mod transfers;
 // helper: rtt
+mod rtt;
+mod waiting;
 // helper: clinics
 mod outpatients;
 
@@ -727,6 +729,97 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 18: access ──
     // ── end of issue 18: access ──
     // ── helper: rtt ──
+    r(
+        "GET",
+        "/ui/referrals/{id}/triage",
+        "triage a received referral: accept with a priority, redirect or reject",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/triage/accept",
+        "accept a referral: the RTT clock starts on the date received, the patient goes on the outpatient (new) list",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/triage/redirect",
+        "redirect a referral to another service or provider",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/referrals/in/new",
+        "record a referral received: a letter typed in, or from another consultant",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/referrals/in",
+        "record a referral received, with the letter's PDF",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/pathways",
+        "a patient's referral to treatment pathways and waiting-list entries",
+    ),
+    r(
+        "GET",
+        "/ui/rtt/pathways/{id}",
+        "an RTT pathway: its clock, weeks waited and events",
+    ),
+    r(
+        "POST",
+        "/ui/rtt/pathways/{id}/events",
+        "record an RTT event (status, date, the record that is the event)",
+    ),
+    r(
+        "GET",
+        "/ui/rtt/ptl",
+        "the patient-targeted list: weeks-waiting bands, 18-week performance, 52-week breaches",
+    ),
+    r("GET", "/ui/rtt/ptl.csv", "the PTL as CSV"),
+    r(
+        "GET",
+        "/ui/waiting-lists",
+        "the waiting lists by list and specialty",
+    ),
+    r(
+        "GET",
+        "/ui/waiting-lists/validation",
+        "the waiting-list validation worklist",
+    ),
+    r(
+        "GET",
+        "/ui/waiting-lists/entries/{id}",
+        "a waiting-list entry: suspend, resume, remove, validate",
+    ),
+    r(
+        "POST",
+        "/ui/waiting-lists/entries/{id}/suspend",
+        "suspend an entry with a reason until a date",
+    ),
+    r(
+        "POST",
+        "/ui/waiting-lists/entries/{id}/resume",
+        "end an entry's suspension",
+    ),
+    r(
+        "POST",
+        "/ui/waiting-lists/entries/{id}/remove",
+        "remove an entry from its list, with the reason",
+    ),
+    r(
+        "POST",
+        "/ui/waiting-lists/entries/{id}/validate",
+        "mark an entry validated",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/waiting-lists/new",
+        "add a patient to a waiting list (procedure, P1 to P4, date decided)",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/waiting-lists",
+        "add a patient to a waiting list",
+    ),
     // ── end of helper: rtt ──
     // ── helper: clinics ──
     r(
@@ -1121,6 +1214,37 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         )
         // ── end of issue 18: social ──
         // ── helper: rtt ──
+        .route("/referrals/{id}/triage", get(rtt::triage_page))
+        .route("/referrals/{id}/triage/accept", post(rtt::accept_post))
+        .route("/referrals/{id}/triage/redirect", post(rtt::redirect_post))
+        .route("/patients/{id}/referrals/in/new", get(rtt::intake_page))
+        .route("/patients/{id}/referrals/in", post(rtt::intake_post))
+        .route("/patients/{id}/pathways", get(rtt::patient_page))
+        .route("/rtt/pathways/{id}", get(rtt::pathway_page))
+        .route("/rtt/pathways/{id}/events", post(rtt::event_post))
+        .route("/rtt/ptl", get(rtt::ptl_page))
+        .route("/rtt/ptl.csv", get(rtt::ptl_csv))
+        .route("/waiting-lists", get(waiting::lists_page))
+        .route("/waiting-lists/validation", get(waiting::validation_page))
+        .route("/waiting-lists/entries/{id}", get(waiting::entry_page))
+        .route(
+            "/waiting-lists/entries/{id}/suspend",
+            post(waiting::suspend_post),
+        )
+        .route(
+            "/waiting-lists/entries/{id}/resume",
+            post(waiting::resume_post),
+        )
+        .route(
+            "/waiting-lists/entries/{id}/remove",
+            post(waiting::remove_post),
+        )
+        .route(
+            "/waiting-lists/entries/{id}/validate",
+            post(waiting::validate_post),
+        )
+        .route("/patients/{id}/waiting-lists/new", get(waiting::add_page))
+        .route("/patients/{id}/waiting-lists", post(waiting::add_post))
         // ── end of helper: rtt ──
         // ── helper: clinics ──
         .route(

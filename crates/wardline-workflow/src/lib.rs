@@ -110,6 +110,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(referrals::ReferralRule))
         // issue 19: one booked appointment per clinic slot, on every channel.
         .with_rule(std::sync::Arc::new(outpatients::SlotRule))
+        // issue 19: a plain e-Referral POSTed over FHIR awaits triage.
+        .with_hook(std::sync::Arc::new(referrals::triage::IntakeHook))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))

@@ -56,6 +56,8 @@
 //! Open pathways are found with `EpisodeOfCare?type=…|rtt&status=active`
 //! (`patient`, `date` and `care-manager` narrow it).
 
+pub mod ptl;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::Date;
@@ -308,6 +310,18 @@ impl From<RttError> for FhirError {
     }
 }
 
+impl From<RttError> for crate::referrals::ReferralError {
+    fn from(e: RttError) -> Self {
+        use crate::referrals::ReferralError as R;
+        match e {
+            RttError::Fhir(e) => e.into(),
+            RttError::NotFound(m) => R::NotFound(m),
+            RttError::Clock(m) => R::Conflict(m),
+            RttError::Field(f, m) => R::Field(f.into(), m),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the pathway
 
 /// A pathway to open.
@@ -367,7 +381,7 @@ pub struct Pathway {
     pub events: Vec<Event>,
 }
 
-fn fhir_date(d: Date) -> String {
+pub(crate) fn fhir_date(d: Date) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day]");
     d.format(&f).unwrap_or_default()
 }
@@ -524,6 +538,40 @@ fn event_ext(status: Status, on: Date, source: &str) -> Value {
 
 fn new_ppid() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..20].to_uppercase()
+}
+
+/// The treatment functions of the RTT return (NHS Data Dictionary
+/// *Treatment Function Code*), as the pages offer them.
+pub const SPECIALTIES: [(&str, &str); 20] = [
+    ("100", "General Surgery"),
+    ("101", "Urology"),
+    ("110", "Trauma and Orthopaedics"),
+    ("120", "Ear Nose and Throat"),
+    ("130", "Ophthalmology"),
+    ("140", "Oral Surgery"),
+    ("150", "Neurosurgery"),
+    ("160", "Plastic Surgery"),
+    ("170", "Cardiothoracic Surgery"),
+    ("300", "General Internal Medicine"),
+    ("301", "Gastroenterology"),
+    ("320", "Cardiology"),
+    ("330", "Dermatology"),
+    ("340", "Respiratory Medicine"),
+    ("400", "Neurology"),
+    ("410", "Rheumatology"),
+    ("430", "Elderly Medicine"),
+    ("502", "Gynaecology"),
+    ("103", "Breast Surgery"),
+    ("104", "Colorectal Surgery"),
+];
+
+/// A specialty's name ("Treatment function 999" for a code not in
+/// [`SPECIALTIES`]).
+pub fn specialty_name(code: &str) -> String {
+    SPECIALTIES.iter().find(|(c, _)| *c == code).map_or_else(
+        || format!("Treatment function {code}"),
+        |(_, n)| (*n).to_owned(),
+    )
 }
 
 /// Whether `code` is a treatment function code (three digits).

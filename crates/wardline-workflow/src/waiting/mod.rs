@@ -26,6 +26,8 @@
 //! Every change goes through this module's `_in` functions (book, unbook,
 //! suspend, resume, close, remove), which hold the entry's state rules.
 
+pub mod validation;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::Date;
@@ -37,7 +39,7 @@ use crate::fhir::reference_id;
 use crate::rtt::{self, RttError, TREATMENT_FUNCTION_EXT, TREATMENT_FUNCTION_SYSTEM};
 
 /// `ServiceRequest.category` of a waiting-list entry.
-pub const LIST_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/waiting-list";
+pub const LIST_SYSTEM: &str = wardline_auth::rbac::WAITING_LIST_SYSTEM;
 /// The entry's exact priority (`valueCoding`).
 pub const PRIORITY_EXT: &str = "https://fhir.wardline.invalid/StructureDefinition/waiting-priority";
 pub const PRIORITY_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/waiting-priority";
@@ -225,6 +227,19 @@ impl From<WaitingError> for FhirError {
             WaitingError::Fhir(e) => e,
             WaitingError::Rtt(e) => e.into(),
             other => rtt::outcome(other.status(), other.message(), other.field()),
+        }
+    }
+}
+
+impl From<WaitingError> for crate::referrals::ReferralError {
+    fn from(e: WaitingError) -> Self {
+        use crate::referrals::ReferralError as R;
+        match e {
+            WaitingError::Fhir(e) => e.into(),
+            WaitingError::Rtt(e) => e.into(),
+            WaitingError::NotFound(m) => R::NotFound(m),
+            WaitingError::State(m) => R::Conflict(m),
+            WaitingError::Field(f, m) => R::Field(f.into(), m),
         }
     }
 }
