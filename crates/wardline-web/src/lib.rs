@@ -47,6 +47,7 @@ mod transfers;
 mod rtt;
 mod waiting;
 // helper: clinics
+// helper: theatres
 mod outpatients;
 
 use std::collections::HashMap;
@@ -880,6 +881,8 @@ pub const ROUTES: &[UiRoute] = &[
         "the attendance outcome",
     ),
     // ── end of helper: clinics ──
+    // ── helper: theatres ──
+    // ── end of helper: theatres ──
     r(
         "GET",
         "/ui/events",
@@ -1268,6 +1271,8 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             post(outpatients::outcome_post),
         )
         // ── end of helper: clinics ──
+        // ── helper: theatres ──
+        // ── end of helper: theatres ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──
         .route("/events", get(beds::events))

@@ -72,6 +72,7 @@ pub mod transfers;
 pub mod rtt;
 pub mod waiting;
 // helper: clinics
+// helper: theatres
 pub mod outpatients;
 
 use wardline_core::FhirService;
