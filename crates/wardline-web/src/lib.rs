@@ -49,6 +49,7 @@ mod waiting;
 // helper: clinics
 // helper: theatres
 mod outpatients;
+mod theatres;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -882,6 +883,61 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of helper: clinics ──
     // ── helper: theatres ──
+    r(
+        "GET",
+        "/ui/theatres",
+        "theatre sessions of a day (?date=); plan a session",
+    ),
+    r(
+        "POST",
+        "/ui/theatres",
+        "plan a theatre session (no surgeon or theatre in two at once)",
+    ),
+    r(
+        "GET",
+        "/ui/theatres/sessions/{id}",
+        "a session's list: cases, estimates, over-run and conflicts; add from the admitted waiting list",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/sessions/{id}/add",
+        "add a waiting-list entry to the list",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/move",
+        "move a case up or down the list",
+    ),
+    r(
+        "GET",
+        "/ui/theatres/cases/{id}",
+        "a case on the day: steps, the WHO checklist, the operation",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/step",
+        "record the next on-the-day step (refused ahead of the checklist)",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/checklist",
+        "tick WHO checklist items",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/operation",
+        "record the operation (first definitive treatment: RTT 30)",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/cancel",
+        "cancel a case with a reason (back to waiting)",
+    ),
+    r(
+        "GET",
+        "/ui/theatres/utilisation",
+        "touch time, late starts, early finishes, on-the-day cancellations",
+    ),
     // ── end of helper: theatres ──
     r(
         "GET",
@@ -1272,6 +1328,25 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         )
         // ── end of helper: clinics ──
         // ── helper: theatres ──
+        .route(
+            "/theatres",
+            get(theatres::day_page).post(theatres::day_post),
+        )
+        .route("/theatres/utilisation", get(theatres::utilisation_page))
+        .route("/theatres/sessions/{id}", get(theatres::session_page))
+        .route("/theatres/sessions/{id}/add", post(theatres::add_post))
+        .route("/theatres/cases/{id}", get(theatres::case_page))
+        .route("/theatres/cases/{id}/move", post(theatres::move_post))
+        .route("/theatres/cases/{id}/step", post(theatres::step_post))
+        .route(
+            "/theatres/cases/{id}/checklist",
+            post(theatres::checklist_post),
+        )
+        .route(
+            "/theatres/cases/{id}/operation",
+            post(theatres::operation_post),
+        )
+        .route("/theatres/cases/{id}/cancel", post(theatres::cancel_post))
         // ── end of helper: theatres ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──
