@@ -44,6 +44,7 @@ pub fn step_in(
     step: Step,
     at: OffsetDateTime,
 ) -> Result<(), TheatreError> {
+    super::may_record_in(tx)?;
     let mut a = case_in(tx, case)?;
     if a["status"] == "cancelled" {
         return Err(TheatreError::Refused(None, "The case is cancelled.".into()));
@@ -94,6 +95,7 @@ pub fn tick_in(
             "Tick at least one item.".into(),
         ));
     }
+    super::may_record_in(tx)?;
     let mut a = case_in(tx, case)?;
     if a["status"] == "cancelled" {
         return Err(TheatreError::Refused(None, "The case is cancelled.".into()));
@@ -164,6 +166,7 @@ pub fn record_operation_in(
     code: Option<(&str, &str, &str)>,
     definitive: bool,
 ) -> Result<Recorded, TheatreError> {
+    super::may_record_in(tx)?;
     let mut a = case_in(tx, case)?;
     if let Some(p) = procedure_of(&a) {
         return Err(TheatreError::Refused(

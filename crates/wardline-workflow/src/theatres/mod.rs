@@ -262,6 +262,8 @@ pub enum TheatreError {
     /// The state of the list or the case does not allow it (422): the
     /// field when there is one.
     Refused(Option<&'static str>, String),
+    /// The caller's position may not do it (403).
+    Forbidden(String),
     /// The store refused (403, 409, 422 from a write rule, 5xx).
     Fhir(FhirError),
 }
@@ -272,6 +274,7 @@ impl TheatreError {
             TheatreError::Field(..) => 400,
             TheatreError::NotFound(_) => 404,
             TheatreError::Refused(..) => 422,
+            TheatreError::Forbidden(_) => 403,
             TheatreError::Fhir(e) => e.status,
         }
     }
@@ -284,9 +287,10 @@ impl TheatreError {
     }
     pub fn message(&self) -> String {
         match self {
-            TheatreError::Field(_, m) | TheatreError::NotFound(m) | TheatreError::Refused(_, m) => {
-                m.clone()
-            }
+            TheatreError::Field(_, m)
+            | TheatreError::NotFound(m)
+            | TheatreError::Refused(_, m)
+            | TheatreError::Forbidden(m) => m.clone(),
             TheatreError::Fhir(e) => crate::rtt::refusal_text(e, "theatre record"),
         }
     }
@@ -563,6 +567,21 @@ pub(crate) fn audited<T>(
     let out = f(&mut tx)?;
     tx.commit()?;
     Ok(out)
+}
+
+/// Only clinical staff (a position holding `record-clinical`: doctors,
+/// nurses) record a case's day, its checklist and its operation; a caller
+/// acting in no position (a system integration) is left to its access.
+pub fn may_record_in(tx: &mut Tx<'_>) -> Result<(), TheatreError> {
+    match crate::fhir::caller_role_in(tx)? {
+        Some(r) if !r.has(wardline_auth::rbac::Activity::RecordClinical) => {
+            Err(TheatreError::Forbidden(format!(
+                "Only clinical staff record theatre cases and the WHO checklist; your position is {}.",
+                r.display()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The id of a reference of `t`.

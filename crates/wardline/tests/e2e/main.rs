@@ -43,6 +43,8 @@ mod referrals;
 mod results;
 mod search;
 mod synthea;
+// issue 19: theatres
+mod theatres;
 mod transfers;
 mod transfers_chain;
 mod ui;
