@@ -594,7 +594,9 @@ pub fn waiting_list_entry(sr: &serde_json::Value) -> bool {
 /// through this open `ServiceRequest`: the pathology laboratory's staff
 /// with the patient of a laboratory request (SNOMED CT 108252007), the
 /// radiology department's with that of an imaging request (363679005) —
-/// they work on the patient's specimen or examination while it is open.
+/// they work on the patient's specimen or examination while it is open;
+/// booking staff ([`Activity::ManageAppointments`]) with the patient of an
+/// open waiting-list entry ([`waiting_list_entry`]).
 pub fn request_relates(role: Role, service_request: &serde_json::Value) -> bool {
     let has = |code: &str| {
         service_request
@@ -608,6 +610,8 @@ pub fn request_relates(role: Role, service_request: &serde_json::Value) -> bool 
     };
     (role.has(Activity::LabProcess) && has("108252007"))
         || (role.has(Activity::Radiology) && has("363679005"))
+        // Issue 19: booking staff manage the patients on the waiting lists.
+        || (role.has(Activity::ManageAppointments) && waiting_list_entry(service_request))
 }
 
 /// `Task.code`s of the results inbox (a result to review, an escalation, the
@@ -1311,5 +1315,12 @@ mod tests {
             order
         ));
         assert!(!can(Role::HealthcareAssistant, "ServiceRequest", 'c'));
+        let v: serde_json::Value = serde_json::from_str(&entry).unwrap();
+        assert!(request_relates(Role::WardClerk, &v));
+        assert!(!request_relates(Role::Pharmacist, &v));
+        assert!(!request_relates(
+            Role::WardClerk,
+            &serde_json::from_str(order).unwrap()
+        ));
     }
 }

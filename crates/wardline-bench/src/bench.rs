@@ -64,6 +64,12 @@ pub enum BenchCommand {
     /// against a running mesh-sandbox: sends per minute, and the MESH
     /// round trip per message (p50, p99).
     Mesh(crate::mesh::MeshBenchArgs),
+    /// The patient-targeted list (issue 19) over 100,000 open RTT
+    /// pathways: the page's workflow call (min, p50, p99).
+    Ptl(crate::ptl::PtlBenchArgs),
+    /// The clinic list for a busy day (issue 19): the page's workflow call
+    /// among a trust's clinics' slots (min, p50, p99).
+    Clinic(crate::clinic::ClinicBenchArgs),
 }
 
 #[derive(Args)]
@@ -195,6 +201,8 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Mar(a) => crate::mar::run(a)?,
         BenchCommand::Discharge(a) => crate::discharge::run(a)?,
         BenchCommand::Mesh(a) => crate::mesh::run(a)?,
+        BenchCommand::Ptl(a) => crate::ptl::run(a)?,
+        BenchCommand::Clinic(a) => crate::clinic::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -403,7 +403,7 @@ pub(crate) async fn waiting_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| match booking::waiting_to_book(&cx.svc, cx.access()) {
         Ok((list, withheld)) => {
             let body = html! {
-                @if q.get("done").is_some() { (layout::success("Appointment booked.")) }
+                @if q.contains_key("done") { (layout::success("Appointment booked.")) }
                 h1 { "Outpatients waiting to be booked" }
                 p { a href="/ui/clinics" { "Outpatient clinics" } }
                 @if list.is_empty() {
@@ -444,7 +444,7 @@ fn slot_radios(cx: &Cx, free: &[Offerable], error: Option<&str>) -> Markup {
                     span class="nhsuk-error-message" id="slot-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
                 }
                 @if free.is_empty() { p data-testid="no-free-slots" { "No free slots of this specialty and kind." } }
-                div class="nhsuk-radios" id="slot" {
+                div class="nhsuk-radios" {
                     @for (i, o) in free.iter().enumerate() {
                         @let id = if i == 0 { "slot".to_owned() } else { format!("slot-{}", i + 1) };
                         div class="nhsuk-radios__item" {

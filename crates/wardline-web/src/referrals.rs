@@ -107,27 +107,30 @@ pub(crate) async fn out_page(State(ui): St, req: Req) -> Response {
 /// `GET /ui/referrals/triage`: the referrals received, newest first.
 pub(crate) async fn triage_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| {
-        match referrals::list(&cx.svc, cx.access(), true, None) {
-            Ok(rows) => {
-                let done: Vec<Summary> =
-                    rows.into_iter().filter(|r| r.state != Referral::Sent).collect();
-                layout::page(
-                    cx,
-                    "Referrals received",
-                    Nav::None,
-                    html! {
-                        h1 { "Referrals received" }
-                        p { a href="/ui/waiting-lists" { "Waiting lists" } " · " a href="/ui/rtt/ptl" { "Patient-targeted list (PTL)" } }
-                        h2 { "To triage" }
-                        // issue 19: by consultant and specialty, oldest received first.
-                        (crate::rtt::triage_worklist(cx, &q))
-                        h2 { "Answered" }
-                        (table(cx, &done, true, "answered"))
-                    },
-                )
-            }
-            Err(e) => refusal(&e),
-        }
+        // issue 19: the worklist is shown even when an answered referral
+        // cannot be listed for this user.
+        let done = referrals::list(&cx.svc, cx.access(), true, None).map(|rows| {
+            rows.into_iter()
+                .filter(|r| r.state != Referral::Sent)
+                .collect::<Vec<Summary>>()
+        });
+        layout::page(
+            cx,
+            "Referrals received",
+            Nav::None,
+            html! {
+                h1 { "Referrals received" }
+                p { a href="/ui/waiting-lists" { "Waiting lists" } " · " a href="/ui/rtt/ptl" { "Patient-targeted list (PTL)" } }
+                h2 { "To triage" }
+                // issue 19: by consultant and specialty, oldest received first.
+                (crate::rtt::triage_worklist(cx, &q))
+                h2 { "Answered" }
+                @match &done {
+                    Ok(done) => (table(cx, done, true, "answered")),
+                    Err(e) => p class="nhsuk-error-message" data-testid="answered-refused" { (e.message()) },
+                }
+            },
+        )
     })
     .await
 }

@@ -705,66 +705,58 @@ fn ptl_body(cx: &Cx, p: &Ptl, q: &Form) -> Markup {
     }
 }
 
-fn filter(q: &Form) -> (Option<String>, Option<String>) {
-    (non_empty(q, "specialty"), non_empty(q, "consultant"))
+/// The PTL narrowed as the query asks (`specialty`, `consultant`).
+fn read_ptl(cx: &Cx, q: &Form) -> Result<Ptl, RttError> {
+    let (s, c) = (non_empty(q, "specialty"), non_empty(q, "consultant"));
+    let f = Filter {
+        specialty: s.as_deref(),
+        consultant: c.as_deref(),
+    };
+    ptl::ptl(&cx.svc, cx.access(), today(), f)
 }
 
 /// `GET /ui/rtt/ptl`.
 pub(crate) async fn ptl_page(State(ui): St, req: Req) -> Response {
-    ui.run(req, None, move |cx, q| {
-        let (s, c) = filter(&q);
-        let f = Filter {
-            specialty: s.as_deref(),
-            consultant: c.as_deref(),
-        };
-        match ptl::ptl(&cx.svc, cx.access(), today(), f) {
-            Ok(p) => layout::page(cx, "PTL", Nav::None, ptl_body(cx, &p, &q)),
-            Err(e) => rtt_refusal(&e),
-        }
+    ui.run(req, None, move |cx, q| match read_ptl(cx, &q) {
+        Ok(p) => layout::page(cx, "PTL", Nav::None, ptl_body(cx, &p, &q)),
+        Err(e) => rtt_refusal(&e),
     })
     .await
 }
 
 /// `GET /ui/rtt/ptl.csv`.
 pub(crate) async fn ptl_csv(State(ui): St, req: Req) -> Response {
-    ui.run(req, None, move |cx, q| {
-        let (s, c) = filter(&q);
-        let f = Filter {
-            specialty: s.as_deref(),
-            consultant: c.as_deref(),
-        };
-        match ptl::ptl(&cx.svc, cx.access(), today(), f) {
-            Ok(p) => {
-                let body = ptl::csv(&p, |id| {
-                    let pt = cx.svc.read_as(cx.access(), "Patient", id).ok().flatten();
-                    let name = pt
-                        .as_ref()
-                        .and_then(wardline_workflow::orders::request::person_name)
-                        .unwrap_or_default();
-                    let nhs = pt
-                        .as_ref()
-                        .and_then(|p| p["identifier"].as_array().cloned())
-                        .into_iter()
-                        .flatten()
-                        .find(|i| i["system"] == wardline_workflow::pmi::NHS_NUMBER_SYSTEM)
-                        .and_then(|i| i["value"].as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    (name, nhs)
-                });
-                (
-                    [
-                        (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                        (
-                            header::CONTENT_DISPOSITION,
-                            format!("attachment; filename=\"ptl-{}.csv\"", p.today),
-                        ),
-                    ],
-                    body,
-                )
-                    .into_response()
-            }
-            Err(e) => rtt_refusal(&e),
+    ui.run(req, None, move |cx, q| match read_ptl(cx, &q) {
+        Ok(p) => {
+            let body = ptl::csv(&p, |id| {
+                let pt = cx.svc.read_as(cx.access(), "Patient", id).ok().flatten();
+                let name = pt
+                    .as_ref()
+                    .and_then(wardline_workflow::orders::request::person_name)
+                    .unwrap_or_default();
+                let nhs = pt
+                    .as_ref()
+                    .and_then(|p| p["identifier"].as_array().cloned())
+                    .into_iter()
+                    .flatten()
+                    .find(|i| i["system"] == wardline_workflow::pmi::NHS_NUMBER_SYSTEM)
+                    .and_then(|i| i["value"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                (name, nhs)
+            });
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"ptl-{}.csv\"", p.today),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
         }
+        Err(e) => rtt_refusal(&e),
     })
     .await
 }

@@ -11,7 +11,7 @@ mod support;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use support::Backend;
+use support::{Backend, put};
 use time::Date;
 use time::macros::date;
 use wardline_core::{FhirService, Trusted};
@@ -25,13 +25,6 @@ fn backends(test: &str) -> Vec<Backend> {
 
 fn op() -> Trusted {
     Trusted::operator("rtt-test")
-}
-
-fn put(svc: &FhirService, r: Value) {
-    let access = op();
-    let mut tx = svc.begin(&access).unwrap();
-    tx.save(r).unwrap();
-    tx.commit().unwrap();
 }
 
 fn seed(svc: &FhirService) {

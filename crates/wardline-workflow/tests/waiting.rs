@@ -9,7 +9,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::Backend;
+use support::{Backend, put};
 use time::macros::{date, datetime};
 use time::{Date, OffsetDateTime};
 use wardline_auth::rbac::Role;
@@ -35,13 +35,6 @@ fn backends(test: &str) -> Vec<Backend> {
 
 fn op() -> Trusted {
     Trusted::operator("waiting-test")
-}
-
-fn put(svc: &FhirService, r: Value) {
-    let access = op();
-    let mut tx = svc.begin(&access).unwrap();
-    tx.save(r).unwrap();
-    tx.commit().unwrap();
 }
 
 fn seed(svc: &FhirService) {

@@ -24,8 +24,8 @@
 //!   clinicians, status — or "did not attend" for the encounter a
 //!   did-not-attend discharge records, [`DNA_EXT`]) and the patient's current medicines (active
 //!   `MedicationRequest`s). A letter is written only for an attendance of
-//!   class `AMB` that has happened (arrived, in progress or finished), or
-//!   one that records a did-not-attend ([`is_dna`]).
+//!   class `AMB` that has happened (arrived, in progress or finished; a
+//!   did-not-attend encounter is `finished`, [`is_dna`]).
 //! * **Delivery** on signing, in the signing transaction: to the registered
 //!   GP practice ([`crate::transfers::queue_in`], `Kind::ClinicLetter`), and
 //!   the patient's copy ([`copy_to_patient_in`]) as
@@ -137,10 +137,11 @@ pub static LETTER: Form = Form {
 /// The Encounter statuses of an attendance that has happened.
 const HAPPENED: [&str; 3] = ["arrived", "in-progress", "finished"];
 
-/// Marks an outpatient `Encounter` (class `AMB`, `cancelled`) recording that
-/// the patient did not attend (`valueBoolean` true): the letter to the GP
-/// after a did-not-attend discharge (`crate::outpatients::attendance`) is
-/// written for it as for an attendance.
+/// Marks an outpatient `Encounter` (class `AMB`, `finished`: the clinic's
+/// contact is over) recording that the patient did not attend
+/// (`valueBoolean` true): the letter to the GP after a did-not-attend
+/// discharge (`crate::outpatients::attendance`) is written for it, its
+/// attendance heading saying "did not attend".
 pub const DNA_EXT: &str = "https://fhir.wardline.invalid/StructureDefinition/did-not-attend";
 
 /// Whether the encounter records a did-not-attend ([`DNA_EXT`]).
@@ -161,7 +162,7 @@ pub fn not_an_attendance(enc: &Value) -> Option<String> {
         ));
     }
     let status = enc["status"].as_str().unwrap_or("unknown");
-    if !HAPPENED.contains(&status) && !(status == "cancelled" && is_dna(enc)) {
+    if !HAPPENED.contains(&status) {
         return Some(format!(
             "Encounter/{id} is {status}: a clinic letter is written once the patient has attended."
         ));

@@ -21,7 +21,7 @@
 //! * **Did not attend** ([`did_not_attend_in`]): a `booked` appointment
 //!   becomes `noshow`. On a **new** (first) appointment the trust's access
 //!   policy discharges the patient back to their GP: RTT 33, the entry
-//!   closed, a DNA attendance `Encounter` (`cancelled`, marked
+//!   closed, a DNA attendance `Encounter` (`finished`, marked
 //!   [`crate::documents::letters::DNA_EXT`]) and a clinic letter to the GP
 //!   drafted from it ([`did_not_attend`]) for the consultant to sign, which
 //!   sends it — **unless a clinician overrides the policy with a reason**,
@@ -468,14 +468,18 @@ pub fn did_not_attend_in(
                 &e.id,
                 "Did not attend the first appointment: discharged to the GP",
             )?;
+            // `finished` (the clinic's contact is over), so the treating
+            // consultant keeps the recent-encounter relationship needed to
+            // read and sign the letter.
             let mut enc = encounter_for(
                 &a,
                 appointment,
-                "cancelled",
+                "finished",
                 a["start"]
                     .as_str()
                     .map_or_else(|| fhir_time(now), str::to_owned),
             );
+            enc["period"]["end"] = json!(fhir_time(now));
             enc["extension"] =
                 json!([{"url": crate::documents::letters::DNA_EXT, "valueBoolean": true}]);
             tx.save(a)?;

@@ -437,10 +437,19 @@ pub fn awaiting(
     consultant: Option<&str>,
     specialty: Option<&str>,
 ) -> Result<Vec<Awaiting>, ReferralError> {
+    // A worklist of the service's incoming referrals: the caller must be
+    // allowed to search requests; each referral is opened (and triaged)
+    // under their own access.
+    access.check_type(wardline_core::Op::Search, Some("ServiceRequest"))?;
     let mut tx = begin(svc, access, "referrals-triage-list", "R")?;
-    let found = tx.find(
+    tx.audit_reads();
+    let found = crate::fhir::search_all(
+        &tx,
         "ServiceRequest",
-        &format!("category={CATEGORY_SYSTEM}|referral&status=active&_count=1000"),
+        &[
+            ("category", format!("{CATEGORY_SYSTEM}|referral")),
+            ("status", "active".to_owned()),
+        ],
     )?;
     tx.commit()?;
     let mut out: Vec<Awaiting> = found

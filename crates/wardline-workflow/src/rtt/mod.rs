@@ -287,19 +287,29 @@ pub(crate) fn outcome(status: u16, message: String, field: Option<&str>) -> Fhir
     }
 }
 
-impl std::fmt::Display for RttError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message())
-    }
-}
+/// `Display` (the message), `Error` and `From<FhirError>` (the `Fhir`
+/// variant) of a planned-care error enum with `message()` ([`RttError`],
+/// `waiting::WaitingError`).
+macro_rules! planned_care_error {
+    ($t:ident) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.message())
+            }
+        }
 
-impl std::error::Error for RttError {}
+        impl std::error::Error for $t {}
 
-impl From<FhirError> for RttError {
-    fn from(e: FhirError) -> RttError {
-        RttError::Fhir(e)
-    }
+        impl From<wardline_fhir::FhirError> for $t {
+            fn from(e: wardline_fhir::FhirError) -> $t {
+                $t::Fhir(e)
+            }
+        }
+    };
 }
+pub(crate) use planned_care_error;
+
+planned_care_error!(RttError);
 
 impl From<RttError> for FhirError {
     fn from(e: RttError) -> FhirError {

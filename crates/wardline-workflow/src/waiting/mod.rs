@@ -198,19 +198,7 @@ impl WaitingError {
     }
 }
 
-impl std::fmt::Display for WaitingError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message())
-    }
-}
-
-impl std::error::Error for WaitingError {}
-
-impl From<FhirError> for WaitingError {
-    fn from(e: FhirError) -> WaitingError {
-        WaitingError::Fhir(e)
-    }
-}
+rtt::planned_care_error!(WaitingError);
 
 impl From<RttError> for WaitingError {
     fn from(e: RttError) -> WaitingError {

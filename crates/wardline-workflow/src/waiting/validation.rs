@@ -155,6 +155,20 @@ pub struct Filter<'a> {
     pub patient: Option<&'a str>,
 }
 
+/// A current resource read for the list itself (a population list: the
+/// caller's type-level permission was checked, each patient's record is
+/// opened under their own access).
+fn list_read(tx: &Tx<'_>, t: &str, id: &str) -> Result<Option<Value>, WaitingError> {
+    use wardline_store::Reader;
+    let Some(r) = Reader::read(tx, t, id).map_err(wardline_fhir::FhirError::from)? else {
+        return Ok(None);
+    };
+    if r.deleted {
+        return Ok(None);
+    }
+    Ok(serde_json::from_str(&r.json).ok())
+}
+
 fn read_rows(
     tx: &mut Tx<'_>,
     f: Filter,
@@ -181,7 +195,9 @@ fn read_rows(
     for sr in &stored {
         if let Some(pw) = pathway_of(sr)
             && !pathways.contains_key(pw)
-            && let Some(p) = tx.get("EpisodeOfCare", pw)?.as_ref().and_then(Pathway::of)
+            && let Some(p) = list_read(tx, "EpisodeOfCare", pw)?
+                .as_ref()
+                .and_then(Pathway::of)
         {
             pathways.insert(pw.to_owned(), p);
         }
@@ -235,7 +251,7 @@ pub fn problems_in(tx: &mut Tx<'_>, today: Date) -> Result<Vec<Row>, WaitingErro
         let dead = match deceased.get(&r.patient) {
             Some(d) => *d,
             None => {
-                let d = tx.get("Patient", &r.patient)?.is_some_and(|p| {
+                let d = list_read(tx, "Patient", &r.patient)?.is_some_and(|p| {
                     p.get("deceasedDateTime").is_some() || p["deceasedBoolean"] == true
                 });
                 deceased.insert(r.patient.clone(), d);
@@ -246,7 +262,7 @@ pub fn problems_in(tx: &mut Tx<'_>, today: Date) -> Result<Vec<Row>, WaitingErro
             r.problems.push(Problem::Deceased);
         }
         if let Some(a) = &r.booked
-            && let Some(appt) = tx.get("Appointment", a)?
+            && let Some(appt) = list_read(tx, "Appointment", a)?
             && appt["status"] == "booked"
             && appt["start"]
                 .as_str()

@@ -34,6 +34,8 @@ mod merge;
 mod notes;
 mod orders;
 mod orders_hl7;
+// issue 19: outpatient clinics
+mod outpatients;
 mod pharmacy;
 mod pharmacy_hl7;
 mod pmi;
@@ -41,6 +43,8 @@ mod prescribe;
 // issue 18: referrals
 mod referrals;
 mod results;
+// issue 19: referrals in, triage, waiting lists, RTT (helper rtt)
+mod rtt;
 mod search;
 mod synthea;
 // issue 19: theatres
