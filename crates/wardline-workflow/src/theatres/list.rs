@@ -540,6 +540,9 @@ pub fn waiting_in(
     specialty: &str,
 ) -> Result<Vec<(String, String, String, String, i64, bool)>, TheatreError> {
     let mut out = Vec::new();
+    // One estimate per procedure code, however many entries share it.
+    let mut estimates: std::collections::HashMap<String, (i64, bool)> =
+        std::collections::HashMap::new();
     for list in [waiting::List::Inpatient, waiting::List::DayCase] {
         let found = tx.find(
             "ServiceRequest",
@@ -563,7 +566,15 @@ pub fn waiting_in(
                 .unwrap_or_default()
                 .to_owned();
             let name = name_of(tx, "Patient", &patient)?;
-            let (mins, default) = entry_estimate_in(tx, &sr)?;
+            let key = sr["code"]["coding"][0].to_string();
+            let (mins, default) = match estimates.get(&key) {
+                Some(v) => *v,
+                None => {
+                    let v = entry_estimate_in(tx, &sr)?;
+                    estimates.insert(key, v);
+                    v
+                }
+            };
             out.push((
                 sr["id"].as_str().unwrap_or_default().to_owned(),
                 patient,
