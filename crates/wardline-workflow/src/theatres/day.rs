@@ -269,6 +269,11 @@ pub fn record_operation(
     })
 }
 
+/// A checklist item as the page shows it: code, text, (ticked by, at).
+pub type ChecklistItem = (String, String, Option<(String, String)>);
+/// A checklist part: the part, complete, its items.
+pub type ChecklistPart = (Part, bool, Vec<ChecklistItem>);
+
 /// A case as its page shows it: the appointment, its session, the steps
 /// with their times, the checklist with who and when, the operation.
 #[derive(Debug, Clone)]
@@ -278,7 +283,7 @@ pub struct CaseDetail {
     pub patient_name: String,
     pub steps: Vec<(Step, Option<String>)>,
     /// Per part: complete, and each item (code, text, ticked by, at).
-    pub checklist: Vec<(Part, bool, Vec<(String, String, Option<(String, String)>)>)>,
+    pub checklist: Vec<ChecklistPart>,
     pub procedure: Option<String>,
 }
 
