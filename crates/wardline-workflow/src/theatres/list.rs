@@ -539,10 +539,7 @@ pub type Offered = (String, String, String, String, i64, bool);
 /// The admitted waiting-list entries of a specialty waiting to be booked,
 /// as the list builder offers them: (entry id, patient id, patient name,
 /// procedure text, estimated minutes, default estimate).
-pub fn waiting_in(
-    tx: &mut Tx<'_>,
-    specialty: &str,
-) -> Result<Vec<Offered>, TheatreError> {
+pub fn waiting_in(tx: &mut Tx<'_>, specialty: &str) -> Result<Vec<Offered>, TheatreError> {
     let mut out = Vec::new();
     // One estimate per procedure code, however many entries share it.
     let mut estimates: std::collections::HashMap<String, (i64, bool)> =
