@@ -720,3 +720,19 @@ pub(crate) async fn utilisation_page(State(ui): St, req: Req) -> Response {
     })
     .await
 }
+
+/// The pages' routes (listed in `crate::ROUTES`), merged into the UI router.
+pub(crate) fn routes() -> axum::Router<crate::Ui> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/theatres", get(day_page).post(day_post))
+        .route("/theatres/utilisation", get(utilisation_page))
+        .route("/theatres/sessions/{id}", get(session_page))
+        .route("/theatres/sessions/{id}/add", post(add_post))
+        .route("/theatres/cases/{id}", get(case_page))
+        .route("/theatres/cases/{id}/move", post(move_post))
+        .route("/theatres/cases/{id}/step", post(step_post))
+        .route("/theatres/cases/{id}/checklist", post(checklist_post))
+        .route("/theatres/cases/{id}/operation", post(operation_post))
+        .route("/theatres/cases/{id}/cancel", post(cancel_post))
+}
