@@ -99,8 +99,8 @@ test('booked from the list, rebooked, checked in, added to the admitted list; a 
   await page.fill('#valid-from-year', y)
   assert.deepEqual(await accessibilityProblems(page), [])
   await page.click('[data-testid="save-template"]')
-  await page.waitForURL(u => u.pathname.startsWith('/ui/clinics/') && u.search.includes('done=saved'))
-  const clinic = new URL(page.url()).pathname.replace('/ui/clinics/', '')
+  await page.waitForURL(u => u.pathname === '/ui/clinics' && u.searchParams.get('done') === 'saved')
+  const clinic = new URL(page.url()).searchParams.get('clinic')
   const [uy, um, ud] = until.split('-')
   await page.fill('#from-day', d); await page.fill('#from-month', m); await page.fill('#from-year', y)
   await page.fill('#to-day', ud); await page.fill('#to-month', um); await page.fill('#to-year', uy)
@@ -115,7 +115,7 @@ test('booked from the list, rebooked, checked in, added to the admitted list; a 
   assert.equal(await row.count(), 1)
   assert.deepEqual(await accessibilityProblems(page), [])
   await row.locator('[data-testid="book"]').click()
-  await page.waitForURL(u => u.pathname === '/ui/outpatients/entries/browser-entry-a/book')
+  await page.waitForURL(u => u.pathname === '/ui/outpatients' && u.searchParams.get('entry') === 'browser-entry-a')
   assert.deepEqual(await accessibilityProblems(page), [])
   await page.locator('[data-testid="slot-choice"]').first().check()
   await page.click('[data-testid="confirm-book"]')
@@ -153,7 +153,7 @@ test('booked from the list, rebooked, checked in, added to the admitted list; a 
 
   // The clinic list for the day shows them arrived, with the outcome.
   const day = appt.start.slice(0, 10)
-  await page.goto(`${server.url}/ui/clinics/${clinic}?date=${day}`)
+  await page.goto(`${server.url}/ui/clinics?clinic=${clinic}&date=${day}`)
   const listed = page.locator(`[data-testid="list-row"][data-appointment="${second}"]`)
   assert.equal(await listed.count(), 1)
   assert.notEqual(await listed.locator('[data-testid="arrived"]').innerText(), '—')

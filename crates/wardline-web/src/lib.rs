@@ -823,63 +823,12 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of helper: rtt ──
     // ── helper: clinics ──
-    r(
-        "GET",
-        "/ui/clinics",
-        "outpatient clinic templates; define one",
-    ),
-    r("POST", "/ui/clinics", "save a clinic template (Schedule)"),
-    r(
-        "GET",
-        "/ui/clinics/{id}",
-        "a clinic's list for the day (?date=): time, patient, new or follow-up, status, arrived, outcome",
-    ),
-    r(
-        "POST",
-        "/ui/clinics/{id}/slots",
-        "generate a clinic's slots for a date range",
-    ),
-    r("GET", "/ui/outpatients", "outpatients waiting to be booked"),
-    r(
-        "GET",
-        "/ui/outpatients/entries/{id}/book",
-        "free slots of the entry's specialty and kind",
-    ),
-    r(
-        "POST",
-        "/ui/outpatients/entries/{id}/book",
-        "book the entry into a slot",
-    ),
-    r(
-        "GET",
-        "/ui/appointments/{id}",
-        "an outpatient appointment and its actions",
-    ),
-    r(
-        "POST",
-        "/ui/appointments/{id}/arrive",
-        "check the patient in",
-    ),
-    r(
-        "POST",
-        "/ui/appointments/{id}/cancel",
-        "cancel, by the patient or the hospital, with a reason",
-    ),
-    r(
-        "POST",
-        "/ui/appointments/{id}/rebook",
-        "rebook into another slot",
-    ),
-    r(
-        "POST",
-        "/ui/appointments/{id}/dna",
-        "did not attend (a first appointment: discharge to the GP unless overridden)",
-    ),
-    r(
-        "POST",
-        "/ui/appointments/{id}/outcome",
-        "the attendance outcome",
-    ),
+    r("GET", "/ui/clinics", "templates; ?clinic=: its day list"),
+    r("POST", "/ui/clinics", "save a template; clinic=: slots"),
+    r("GET", "/ui/outpatients", "to book; ?entry=: free slots"),
+    r("POST", "/ui/outpatients", "book an entry into a slot"),
+    r("GET", "/ui/appointments/{id}", "an appointment's page"),
+    r("POST", "/ui/appointments/{id}/{action}", "check-in etc."),
     // ── end of helper: clinics ──
     // ── helper: theatres ──
     r("GET", "/ui/theatres", "a day's theatre sessions; plan one"),
@@ -1289,26 +1238,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/patients/{id}/waiting-lists", post(waiting::add_post))
         // ── end of helper: rtt ──
         // ── helper: clinics ──
-        .route(
-            "/clinics",
-            get(outpatients::clinics_page).post(outpatients::clinics_post),
-        )
-        .route("/clinics/{id}", get(outpatients::clinic_page))
-        .route("/clinics/{id}/slots", post(outpatients::slots_post))
-        .route("/outpatients", get(outpatients::waiting_page))
-        .route(
-            "/outpatients/entries/{id}/book",
-            get(outpatients::book_page).post(outpatients::book_post),
-        )
-        .route("/appointments/{id}", get(outpatients::appointment_page))
-        .route("/appointments/{id}/arrive", post(outpatients::arrive_post))
-        .route("/appointments/{id}/cancel", post(outpatients::cancel_post))
-        .route("/appointments/{id}/rebook", post(outpatients::rebook_post))
-        .route("/appointments/{id}/dna", post(outpatients::dna_post))
-        .route(
-            "/appointments/{id}/outcome",
-            post(outpatients::outcome_post),
-        )
+        .merge(outpatients::routes())
         // ── end of helper: clinics ──
         // ── helper: theatres ──
         .merge(theatres::routes())

@@ -1,9 +1,10 @@
 //! The outpatient clinic pages (issue 19): clinic templates and their slots
-//! (`/ui/clinics`), the clinic list for the day (`/ui/clinics/{id}?date=`),
-//! booking from the outpatient waiting list (`/ui/outpatients`,
-//! `/ui/outpatients/entries/{id}/book`) and one appointment with its
+//! (`/ui/clinics`), a clinic's list for the day (`/ui/clinics?clinic=…&date=`),
+//! booking from the outpatient waiting list (`/ui/outpatients`, and
+//! `?entry=…` for an entry's free slots) and one appointment with its
 //! actions — check in, did not attend, outcome, cancel, rebook
-//! (`/ui/appointments/{id}`). Every rule is
+//! (`/ui/appointments/{id}`, posted to `/ui/appointments/{id}/{action}`).
+//! Six routes in the UI's list ([`routes`]). Every rule is
 //! `wardline_workflow::outpatients`'s.
 
 use axum::body::Bytes;
@@ -24,7 +25,7 @@ use wardline_workflow::outpatients::{Kind, Mode, OUTCOME_EXT, OutpatientsError};
 use wardline_workflow::waiting::Priority;
 
 use crate::layout::{self, Field, Nav};
-use crate::{Cx, Form, Req, St, enc, see_other};
+use crate::{Cx, Form, Req, St, Ui, enc, see_other};
 
 fn refusal(e: &OutpatientsError) -> Response {
     layout::refusal_page(e.status(), &e.message(), "outpatients")
@@ -136,7 +137,7 @@ fn templates_body(
                     @for t in list {
                         tr class="nhsuk-table__row" data-testid="clinic-row" {
                             td class="nhsuk-table__cell" {
-                                a href={ "/ui/clinics/" (enc(t.id.as_deref().unwrap_or(""))) } data-testid="open-clinic" { (t.name) }
+                                a href={ "/ui/clinics?clinic=" (enc(t.id.as_deref().unwrap_or(""))) } data-testid="open-clinic" { (t.name) }
                             }
                             td class="nhsuk-table__cell" { (t.specialty_name) " (" (t.specialty) ")" }
                             td class="nhsuk-table__cell" {
@@ -189,7 +190,7 @@ fn templates_body(
 }
 
 /// `GET /ui/clinics`.
-pub(crate) async fn clinics_page(State(ui): St, req: Req) -> Response {
+async fn clinics_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, _| {
         match clinics::templates(&cx.svc, cx.access()) {
             Ok(list) => layout::page(
@@ -252,10 +253,10 @@ fn template_of(form: &Form) -> Result<Template, OutpatientsError> {
 }
 
 /// `POST /ui/clinics`: saves a template and shows its clinic.
-pub(crate) async fn clinics_post(State(ui): St, req: Req, body: Bytes) -> Response {
+async fn clinics_post(State(ui): St, req: Req, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         match template_of(&form).and_then(|t| clinics::save_template(&cx.svc, cx.access(), &t)) {
-            Ok(id) => see_other(&format!("/ui/clinics/{}?done=saved", enc(&id))),
+            Ok(id) => see_other(&format!("/ui/clinics?clinic={}&done=saved", enc(&id))),
             Err(OutpatientsError::Invalid(field, m)) => {
                 let list = clinics::templates(&cx.svc, cx.access()).unwrap_or_default();
                 let err = Some((
@@ -298,8 +299,8 @@ fn status_tag(status: Option<&str>) -> Markup {
     html! { strong class=(class) data-testid="appt-status" data-status=(status.unwrap_or("free")) { (text) } }
 }
 
-/// `GET /ui/clinics/{id}?date=YYYY-MM-DD`: the clinic list for the day.
-pub(crate) async fn clinic_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
+/// `GET /ui/clinics?clinic={id}&date=YYYY-MM-DD`: the clinic list for the day.
+async fn clinic_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
         let day = q
             .get("date")
@@ -312,13 +313,13 @@ pub(crate) async fn clinic_page(State(ui): St, req: Req, Path(id): Path<String>)
         };
         match clinic_list(&cx.svc, cx.access(), &id, day) {
             Ok(l) => {
-                let base = format!("/ui/clinics/{}", enc(&id));
                 let body = html! {
                     (layout::back_link("/ui/clinics", "All clinics"))
                     @if let Some(d) = &done { (layout::success(d)) }
                     span class="nhsuk-caption-l" { (l.clinic.specialty_name) " · " (l.clinic.kind.label()) " · " (l.clinic.mode.label()) }
                     h1 data-testid="clinic-name" { (l.clinic.name) }
-                    form method="get" action=(base) class="nhsuk-u-margin-bottom-4" {
+                    form method="get" action="/ui/clinics" class="nhsuk-u-margin-bottom-4" {
+                        input type="hidden" name="clinic" value=(id);
                         (layout::input(&Field { kind: "date", value: &l.day, ..Field::new("date", "Clinic date") }))
                         button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" data-testid="show-day" { "Show" }
                     }
@@ -353,8 +354,9 @@ pub(crate) async fn clinic_page(State(ui): St, req: Req, Path(id): Path<String>)
                     @if l.withheld > 0 { p { (l.withheld) " appointments not shown: your access does not cover them." } }
                     @if cx.may(Activity::ManageAppointments) {
                         h2 { "Generate slots" }
-                        form method="post" action={ (base) "/slots" } novalidate {
+                        form method="post" action="/ui/clinics" novalidate {
                             (layout::csrf(cx))
+                            input type="hidden" name="clinic" value=(id);
                             (layout::input(&Field { kind: "date", ..Field::new("from", "From") }))
                             (layout::input(&Field { kind: "date", ..Field::new("to", "To") }))
                             button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" data-testid="generate" { "Generate slots" }
@@ -369,13 +371,8 @@ pub(crate) async fn clinic_page(State(ui): St, req: Req, Path(id): Path<String>)
     .await
 }
 
-/// `POST /ui/clinics/{id}/slots`.
-pub(crate) async fn slots_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+/// `POST /ui/clinics` with `clinic`: generates the clinic's slots.
+async fn slots_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let (from, to) = (parse_date(f(&form, "from")), parse_date(f(&form, "to")));
         let (Some(from), Some(to)) = (from, to) else {
@@ -386,7 +383,7 @@ pub(crate) async fn slots_post(
         };
         match clinics::generate(&cx.svc, cx.access(), &id, from, to) {
             Ok(n) => see_other(&format!(
-                "/ui/clinics/{}?date={}&done=slots&n={n}",
+                "/ui/clinics?clinic={}&date={}&done=slots&n={n}",
                 enc(&id),
                 date_text(from)
             )),
@@ -399,7 +396,7 @@ pub(crate) async fn slots_post(
 // ---------------------------------------------------------------- the waiting list and booking
 
 /// `GET /ui/outpatients`: the outpatient entries waiting to be booked.
-pub(crate) async fn waiting_page(State(ui): St, req: Req) -> Response {
+async fn waiting_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| match booking::waiting_to_book(&cx.svc, cx.access()) {
         Ok((list, withheld)) => {
             let body = html! {
@@ -420,7 +417,7 @@ pub(crate) async fn waiting_page(State(ui): St, req: Req) -> Response {
                                     td class="nhsuk-table__cell" { (w.entry.kind.label()) }
                                     td class="nhsuk-table__cell" { (w.entry.specialty.as_deref().unwrap_or("—")) }
                                     td class="nhsuk-table__cell" { (layout::long_date(w.since.get(..10).unwrap_or(""))) }
-                                    td class="nhsuk-table__cell" { a href={ "/ui/outpatients/entries/" (enc(&w.entry.id)) "/book" } data-testid="book" { "Book" } }
+                                    td class="nhsuk-table__cell" { a href={ "/ui/outpatients?entry=" (enc(&w.entry.id)) } data-testid="book" { "Book" } }
                                 }
                             }
                         }
@@ -463,16 +460,17 @@ fn book_body(cx: &Cx, entry: &str, free: &[Offerable], error: &Option<(String, S
         (layout::back_link("/ui/outpatients", "Back to the waiting list"))
         h1 { "Book an appointment" }
         (summary(error))
-        form method="post" action={ "/ui/outpatients/entries/" (enc(entry)) "/book" } novalidate {
+        form method="post" action="/ui/outpatients" novalidate {
             (layout::csrf(cx))
+            input type="hidden" name="entry" value=(entry);
             (slot_radios(cx, free, error_for(error, "slot")))
             button class="nhsuk-button" data-module="nhsuk-button" type="submit" data-testid="confirm-book" { "Book this slot" }
         }
     }
 }
 
-/// `GET /ui/outpatients/entries/{id}/book`: free slots of the entry's specialty and kind.
-pub(crate) async fn book_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
+/// `GET /ui/outpatients?entry={id}`: free slots of the entry's specialty and kind.
+async fn book_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, _| {
         match booking::free_slots(&cx.svc, cx.access(), &id, now(), 60) {
             Ok(free) => layout::page(
@@ -487,13 +485,8 @@ pub(crate) async fn book_page(State(ui): St, req: Req, Path(id): Path<String>) -
     .await
 }
 
-/// `POST /ui/outpatients/entries/{id}/book`.
-pub(crate) async fn book_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+/// `POST /ui/outpatients` (`entry`, `slot`).
+async fn book_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let slot = f(&form, "slot").trim().to_owned();
         let result = if slot.is_empty() {
@@ -566,7 +559,7 @@ fn appointment_body(
         .collect();
     html! {
         @if let Some(c) = &clinic {
-            (layout::back_link(&format!("/ui/clinics/{}?date={}", enc(c), a["start"].as_str().and_then(|s| s.get(..10)).unwrap_or("")), "Back to the clinic list"))
+            (layout::back_link(&format!("/ui/clinics?clinic={}&date={}", enc(c), a["start"].as_str().and_then(|s| s.get(..10)).unwrap_or("")), "Back to the clinic list"))
         }
         @if let Some(d) = done { (layout::success(d)) }
         span class="nhsuk-caption-l" data-testid="appt-patient" { (patient) }
@@ -680,7 +673,7 @@ fn show_appointment(
 }
 
 /// `GET /ui/appointments/{id}`.
-pub(crate) async fn appointment_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
+async fn appointment_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
         let done = match q.get("done").map(String::as_str) {
             Some("booked") => Some("Appointment booked."),
@@ -718,12 +711,7 @@ fn after(
 }
 
 /// `POST /ui/appointments/{id}/arrive`.
-pub(crate) async fn arrive_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn arrive_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let r = attendance::arrive(&cx.svc, cx.access(), &id, now())
             .map(|_| format!("/ui/appointments/{}?done=arrived", enc(&id)));
@@ -733,12 +721,7 @@ pub(crate) async fn arrive_post(
 }
 
 /// `POST /ui/appointments/{id}/cancel`.
-pub(crate) async fn cancel_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn cancel_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let r = match CancelledBy::parse(f(&form, "cancel-by")) {
             None => Err(OutpatientsError::invalid(
@@ -754,12 +737,7 @@ pub(crate) async fn cancel_post(
 }
 
 /// `POST /ui/appointments/{id}/rebook`.
-pub(crate) async fn rebook_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn rebook_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let slot = f(&form, "slot").trim().to_owned();
         let r = match CancelledBy::parse(f(&form, "by")) {
@@ -785,12 +763,7 @@ pub(crate) async fn rebook_post(
 }
 
 /// `POST /ui/appointments/{id}/dna`.
-pub(crate) async fn dna_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn dna_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let over = Some(f(&form, "override")).filter(|o| !o.trim().is_empty());
         let r = attendance::did_not_attend(&cx.svc, cx.access(), &id, over, now()).map(|d| {
@@ -849,12 +822,7 @@ fn outcome_from(form: &Form) -> Result<Outcome, OutpatientsError> {
 }
 
 /// `POST /ui/appointments/{id}/outcome`.
-pub(crate) async fn outcome_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn outcome_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let r = outcome_from(&form)
             .and_then(|o| attendance::outcome(&cx.svc, cx.access(), &id, &o, now()))
@@ -862,4 +830,73 @@ pub(crate) async fn outcome_post(
         after(cx, &id, &form, r, "outcome")
     })
     .await
+}
+
+// ---------------------------------------------------------------- routes
+
+/// `GET /ui/clinics`: the templates, or with `clinic` that clinic's list.
+async fn clinics_get(st: St, req: Req) -> Response {
+    match crate::query_of(&req.target).get("clinic") {
+        Some(id) => clinic_page(st, req, Path(id.clone())).await,
+        None => clinics_page(st, req).await,
+    }
+}
+
+/// `POST /ui/clinics`: saves a template, or with `clinic` generates its slots.
+async fn clinics_post_any(st: St, req: Req, body: Bytes) -> Response {
+    match crate::parse_form(&body).get("clinic") {
+        Some(id) => slots_post(st, req, Path(id.clone()), body).await,
+        None => clinics_post(st, req, body).await,
+    }
+}
+
+/// `GET /ui/outpatients`: the waiting list, or with `entry` its booking.
+async fn outpatients_get(st: St, req: Req) -> Response {
+    match crate::query_of(&req.target).get("entry") {
+        Some(id) => book_page(st, req, Path(id.clone())).await,
+        None => waiting_page(st, req).await,
+    }
+}
+
+/// `POST /ui/outpatients`: books `entry` into `slot`.
+async fn outpatients_post(st: St, req: Req, body: Bytes) -> Response {
+    let entry = crate::parse_form(&body)
+        .get("entry")
+        .cloned()
+        .unwrap_or_default();
+    book_post(st, req, Path(entry), body).await
+}
+
+/// `POST /ui/appointments/{id}/{action}`: arrive, cancel, rebook, dna, outcome.
+async fn appointment_post(
+    st: St,
+    req: Req,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match action.as_str() {
+        "arrive" => arrive_post(st, req, Path(id), body).await,
+        "cancel" => cancel_post(st, req, Path(id), body).await,
+        "rebook" => rebook_post(st, req, Path(id), body).await,
+        "dna" => dna_post(st, req, Path(id), body).await,
+        "outcome" => outcome_post(st, req, Path(id), body).await,
+        _ => {
+            st.0.run(req, Some(&body), |_, _| {
+                refusal(&OutpatientsError::NotFound(
+                    "There is no such appointment action.".into(),
+                ))
+            })
+            .await
+        }
+    }
+}
+
+/// The clinic pages' routes, merged into the UI's router.
+pub(crate) fn routes() -> axum::Router<Ui> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/clinics", get(clinics_get).post(clinics_post_any))
+        .route("/outpatients", get(outpatients_get).post(outpatients_post))
+        .route("/appointments/{id}", get(appointment_page))
+        .route("/appointments/{id}/{action}", post(appointment_post))
 }

@@ -11,13 +11,10 @@
 //! * an SIU^S12 from the PAS onto the booked slot is refused `AE` naming
 //!   AIS-4 — the same rule as the pages — and nothing is written.
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::Barrier;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wardline_hl7::mllp::{FrameDecoder, encode_frame};
-use wardline_hl7::{AckCode, Message, ack};
 
 use crate::common::{self, Env, free_port};
 use crate::hl7::{Client as Mllp, field};
@@ -40,39 +37,6 @@ fn nhs_number(base: u64) -> Option<String> {
     (check != 10).then(|| format!("{base:09}{check}"))
 }
 
-/// A PAS on 127.0.0.1 that acknowledges everything and keeps what it got.
-fn pas() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let received = Arc::new(Mutex::new(Vec::<String>::new()));
-    let got = received.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let got = got.clone();
-            std::thread::spawn(move || {
-                let mut dec = FrameDecoder::new(1 << 20);
-                let mut buf = [0u8; 8192];
-                loop {
-                    while let Some(f) = dec.next_frame() {
-                        let text = String::from_utf8(f).unwrap();
-                        let reply = ack(&Message::parse(&text).unwrap(), AckCode::AA, &[]).encode();
-                        got.lock().unwrap().push(text);
-                        conn.write_all(&encode_frame(reply.as_bytes())).unwrap();
-                    }
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            let _ = dec.push(&buf[..n]);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (addr, received)
-}
-
 fn entry(n: usize, patient: &str, consultant: &str) -> Value {
     json!({"resourceType": "ServiceRequest", "id": format!("e2e-entry-{n}"), "status": "active", "intent": "plan",
         "category": [{"coding": [{"system": format!("{WL}/CodeSystem/waiting-list"), "code": "outpatient-new"}]}],
@@ -84,7 +48,7 @@ fn entry(n: usize, patient: &str, consultant: &str) -> Value {
 }
 
 fn scenario(env: &Env) {
-    let (pas_addr, received) = pas();
+    let (pas_addr, received) = crate::orders_hl7::laboratory();
     let mllp = free_port();
     let s = env.start_with(&[
         "--demo",
@@ -98,22 +62,7 @@ fn scenario(env: &Env) {
     // is their relationship with the patients).
     let c = browser();
     sign_in(env, &root, &c, "dr.watford");
-    let sess: Value = c
-        .get(format!("{root}/auth/session"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let position = sess["position"].as_str().expect("a position").to_owned();
-    let role = s.get(&format!(
-        "PractitionerRole/{}",
-        position.trim_start_matches("PractitionerRole/")
-    ));
-    let dr = role.body["practitioner"]["reference"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("Practitioner/")
-        .to_owned();
+    let dr = crate::ui::practitioner_of(&s, &c);
     // The clinic's room, as the PAS names it in AIL-3.
     assert!(s.put("Location/e2e-opd", &json!({"resourceType": "Location", "id": "e2e-opd", "status": "active",
         "name": "Outpatients A", "identifier": [{"system": format!("{WL}/Id/location"), "value": "RWG/OPDA"}]})).is_success());
@@ -176,15 +125,15 @@ fn scenario(env: &Env) {
     assert_eq!(r.status(), 303, "{}", r.text().unwrap());
     let clinic = r.headers()["location"].to_str().unwrap().to_owned();
     let clinic = clinic
-        .trim_start_matches("/ui/clinics/")
-        .split('?')
+        .trim_start_matches("/ui/clinics?clinic=")
+        .split('&')
         .next()
         .unwrap()
         .to_owned();
     let r = post(
         &c,
-        &format!("/ui/clinics/{clinic}/slots"),
-        &[("from", &day), ("to", &day)],
+        "/ui/clinics",
+        &[("clinic", &clinic), ("from", &day), ("to", &day)],
     );
     assert_eq!(r.status(), 303, "{}", r.text().unwrap());
     let slots = s.search_all(&common::escape_uri(&format!(
@@ -203,9 +152,14 @@ fn scenario(env: &Env) {
                 sc.spawn(move || {
                     let token = csrf(root, c);
                     barrier.wait();
+                    let entry = format!("e2e-entry-{n}");
                     let r = c
-                        .post(format!("{root}/ui/outpatients/entries/e2e-entry-{n}/book"))
-                        .form(&[("csrf", token.as_str()), ("slot", slot.as_str())])
+                        .post(format!("{root}/ui/outpatients"))
+                        .form(&[
+                            ("csrf", token.as_str()),
+                            ("entry", entry.as_str()),
+                            ("slot", slot.as_str()),
+                        ])
                         .send()
                         .unwrap();
                     let status = r.status().as_u16();
