@@ -70,6 +70,9 @@ pub enum BenchCommand {
     /// The clinic list for a busy day (issue 19): the page's workflow call
     /// among a trust's clinics' slots (min, p50, p99).
     Clinic(crate::clinic::ClinicBenchArgs),
+    /// A theatre list page (issue 19): the session with its cases and the
+    /// admitted entries offered, among a trust's sessions (min, p50, p99).
+    Theatre(crate::theatre::TheatreBenchArgs),
 }
 
 #[derive(Args)]
@@ -203,6 +206,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Mesh(a) => crate::mesh::run(a)?,
         BenchCommand::Ptl(a) => crate::ptl::run(a)?,
         BenchCommand::Clinic(a) => crate::clinic::run(a)?,
+        BenchCommand::Theatre(a) => crate::theatre::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //! suite) and kept out of the shipped `wardline` binary.
 //!
 //! `wardline-bench ingest|read|search|chart|everything|export|explain|mllp|
-//! workspace|matching|results|checks|mar|discharge|mesh|ptl|clinic` (see `--help` of each, and `BENCHMARKS.md` for the figures).
+//! workspace|matching|results|checks|mar|discharge|mesh|ptl|clinic|theatre` (see `--help` of each, and `BENCHMARKS.md` for the figures).
 //! It is tooling that composes the system as the `wardline` binary does:
 //! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
 //! `FhirService`, and starts the HTTP server, the MLLP listener or the
@@ -25,7 +25,9 @@ mod mllp;
 mod ptl;
 // issue 19: outpatient clinics
 mod clinic;
+// issue 19: theatres
 mod results;
+mod theatre;
 mod workspace;
 
 use clap::Parser;

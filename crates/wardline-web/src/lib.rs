@@ -47,9 +47,11 @@ mod transfers;
 mod rtt;
 mod waiting;
 // helper: clinics
+// helper: theatres
+mod forms;
 mod outpatients;
+mod theatres;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -66,7 +68,6 @@ use wardline_auth::policy::{Policy, Principal};
 use wardline_auth::rbac::Role;
 use wardline_auth_server::session::{self, Session};
 use wardline_core::{Access, FhirService};
-use wardline_fhir::FhirError;
 
 pub use layout::Nav;
 
@@ -829,6 +830,47 @@ pub const ROUTES: &[UiRoute] = &[
     r("GET", "/ui/appointments/{id}", "an appointment's page"),
     r("POST", "/ui/appointments/{id}/{action}", "check-in etc."),
     // ── end of helper: clinics ──
+    // ── helper: theatres ──
+    r("GET", "/ui/theatres", "a day's theatre sessions; plan one"),
+    r("POST", "/ui/theatres", "plan a theatre session"),
+    r(
+        "GET",
+        "/ui/theatres/sessions/{id}",
+        "a session's list; add cases",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/sessions/{id}/add",
+        "add an entry to the list",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/move",
+        "move a case up or down",
+    ),
+    r(
+        "GET",
+        "/ui/theatres/cases/{id}",
+        "a case on the day, WHO checklist",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/step",
+        "record the next step",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/checklist",
+        "tick checklist items",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/operation",
+        "record the operation",
+    ),
+    r("POST", "/ui/theatres/cases/{id}/cancel", "cancel a case"),
+    r("GET", "/ui/theatres/utilisation", "theatre utilisation"),
+    // ── end of helper: theatres ──
     r(
         "GET",
         "/ui/events",
@@ -1198,6 +1240,9 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── helper: clinics ──
         .merge(outpatients::routes())
         // ── end of helper: clinics ──
+        // ── helper: theatres ──
+        .merge(theatres::routes())
+        // ── end of helper: theatres ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──
         .route("/events", get(beds::events))
@@ -1284,116 +1329,9 @@ impl Cx {
     }
 }
 
-/// Why a multipart upload could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UploadProblem {
-    /// The body is not multipart.
-    NotMultipart,
-    /// A part is larger than allowed.
-    TooLarge,
-    /// A part did not arrive whole.
-    Cut,
-    /// The multipart body is malformed.
-    Unreadable,
-}
-
-/// A multipart form's parts as name → bytes, each at most `max` bytes; the
-/// CSRF token travels in the body as the `csrf` part, re-encoded by
-/// [`csrf_form`] for [`Ui::run`] to check.
-pub(crate) async fn multipart_fields(
-    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
-    max: usize,
-) -> (HashMap<String, Vec<u8>>, Option<UploadProblem>) {
-    let mut fields = HashMap::new();
-    let mut mp = match multipart {
-        Ok(m) => m,
-        Err(_) => return (fields, Some(UploadProblem::NotMultipart)),
-    };
-    // Every part is read (the CSRF token may follow a part that failed).
-    let mut problem = None;
-    loop {
-        match mp.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                match field.bytes().await {
-                    Ok(b) if b.len() <= max => {
-                        fields.insert(name, b.to_vec());
-                    }
-                    Ok(_) => problem = Some(UploadProblem::TooLarge),
-                    Err(_) => problem = Some(UploadProblem::Cut),
-                }
-            }
-            Ok(None) => return (fields, problem),
-            Err(_) => return (fields, Some(UploadProblem::Unreadable)),
-        }
-    }
-}
-
-/// The `csrf` part of a multipart form as a url-encoded body for [`Ui::run`].
-pub(crate) fn csrf_form(fields: &HashMap<String, Vec<u8>>) -> Bytes {
-    let csrf =
-        String::from_utf8_lossy(fields.get("csrf").map_or(&[][..], Vec::as_slice)).into_owned();
-    Bytes::from(
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("csrf", &csrf)
-            .finish(),
-    )
-}
-
-/// A form body as name → value (the last of repeated names wins).
-pub(crate) type Form = HashMap<String, String>;
-
-pub(crate) fn parse_form(body: &[u8]) -> Form {
-    let mut f = form_urlencoded::parse(body).into_owned().collect();
-    fold_dates(&mut f);
-    f
-}
-
-/// The NHS date input's three fields (`{id}-day`, `{id}-month`,
-/// `{id}-year`, as [`layout::input`] draws a `date` field) read as the one
-/// value `{id}` every handler reads: `YYYY-MM-DD` when the three are
-/// numbers (a date that is not in the calendar is then refused by the
-/// domain's own check, naming the field), the parts as typed otherwise, ""
-/// when all three are empty. A form that sends `{id}` itself (a script, the
-/// end-to-end tests) is read as it is.
-fn fold_dates(f: &mut Form) {
-    let bases: Vec<String> = f
-        .keys()
-        .filter_map(|k| k.strip_suffix("-day"))
-        .filter(|b| f.get(*b).is_none_or(|v| v.trim().is_empty()))
-        .map(str::to_owned)
-        .collect();
-    for base in bases {
-        let part = |p: &str| {
-            f.get(&format!("{base}-{p}"))
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_default()
-        };
-        let (d, m, y) = (part("day"), part("month"), part("year"));
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let value = if d.is_empty() && m.is_empty() && y.is_empty() {
-            String::new()
-        } else if digits(&d)
-            && digits(&m)
-            && y.len() == 4
-            && digits(&y)
-            && d.len() <= 2
-            && m.len() <= 2
-        {
-            format!("{y}-{m:0>2}-{d:0>2}")
-        } else {
-            format!("{y}-{m}-{d}")
-        };
-        f.insert(base, value);
-    }
-}
-
-pub(crate) fn query_of(target: &str) -> Form {
-    target
-        .split_once('?')
-        .map(|(_, q)| parse_form(q.as_bytes()))
-        .unwrap_or_default()
-}
+pub(crate) use forms::{
+    Form, UploadProblem, csrf_form, enc, fhir_error, multipart_fields, parse_form, query_of,
+};
 
 impl Ui {
     /// Runs `f` for a signed-in user on a blocking thread. `form` is the
@@ -1487,16 +1425,6 @@ impl Ui {
 
 /// `State` + `Req` + optional body: the arguments of every page handler.
 pub(crate) type St = State<Ui>;
-
-/// An error from a workflow as a page.
-pub(crate) fn fhir_error(e: &FhirError) -> Response {
-    layout::fhir_error_page(e)
-}
-
-/// A path segment or id from the URL, safe to put back into one.
-pub(crate) fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
 
 #[cfg(test)]
 mod tests {

@@ -38,7 +38,7 @@ fn now() -> OffsetDateTime {
 /// "2026-07-06T08:20:00Z" → "09:20", the trust's wall clock: the instant
 /// moved by the zone's offset then (the offset read back from the zone:
 /// the instant at which the local clock reads what the UTC clock reads).
-fn clock(cx: &Cx, instant: &str) -> String {
+pub(crate) fn clock(cx: &Cx, instant: &str) -> String {
     use wardline_fhir::datetime::{format_instant, parse_range, parse_range_in};
     let local = parse_range(instant).and_then(|(t, _)| {
         let naive = format_instant(t);
@@ -62,25 +62,25 @@ fn when(cx: &Cx, instant: &str) -> String {
     )
 }
 
-fn f<'a>(form: &'a Form, k: &str) -> &'a str {
+pub(crate) fn f<'a>(form: &'a Form, k: &str) -> &'a str {
     form.get(k).map(String::as_str).unwrap_or("")
 }
 
-fn error_for<'a>(error: &'a Option<(String, String)>, k: &str) -> Option<&'a str> {
+pub(crate) fn error_for<'a>(error: &'a Option<(String, String)>, k: &str) -> Option<&'a str> {
     error
         .as_ref()
         .filter(|(f, _)| f == k)
         .map(|(_, m)| m.as_str())
 }
 
-fn summary(error: &Option<(String, String)>) -> Markup {
+pub(crate) fn summary(error: &Option<(String, String)>) -> Markup {
     match error {
         Some((f, m)) => layout::error_summary(&[(f.clone(), m.clone())]),
         None => html! {},
     }
 }
 
-fn options(cx: &Cx, t: &str) -> Vec<(String, String)> {
+pub(crate) fn options(cx: &Cx, t: &str) -> Vec<(String, String)> {
     let found = cx
         .svc
         .search_as(cx.access(), t, &[("_count", "200".to_owned())])

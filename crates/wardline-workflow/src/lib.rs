@@ -49,6 +49,9 @@
 //! * [`outpatients`] — outpatient clinics: templates and slots, booking
 //!   from the waiting list (one appointment per slot on every channel),
 //!   rebooking, cancellation, arrival, attendance outcomes and the clinic list.
+//! * [`theatres`] — theatre sessions and lists from the admitted waiting
+//!   list, on-the-day steps behind the WHO surgical safety checklist (on
+//!   every channel), the operation recorded (RTT 30) and utilisation.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -72,7 +75,9 @@ pub mod transfers;
 pub mod rtt;
 pub mod waiting;
 // helper: clinics
+// helper: theatres
 pub mod outpatients;
+pub mod theatres;
 
 use wardline_core::FhirService;
 
@@ -110,6 +115,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(referrals::ReferralRule))
         // issue 19: one booked appointment per clinic slot, on every channel.
         .with_rule(std::sync::Arc::new(outpatients::SlotRule))
+        // issue 19: theatre cases: steps in order, the WHO checklist first.
+        .with_rule(std::sync::Arc::new(theatres::TheatreRule))
         // issue 19: a plain e-Referral POSTed over FHIR awaits triage.
         .with_hook(std::sync::Arc::new(referrals::triage::IntakeHook))
         // Not a rule but a consequence every writer needs: a once-only

@@ -49,6 +49,8 @@ mod results;
 mod rtt;
 mod search;
 mod synthea;
+// issue 19: theatres
+mod theatres;
 mod transfers;
 mod transfers_chain;
 mod ui;
