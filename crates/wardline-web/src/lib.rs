@@ -43,14 +43,12 @@ mod referrals;
 mod results;
 mod social_care;
 mod transfers;
-// helper: rtt
-mod rtt;
-mod waiting;
-// helper: clinics
-// helper: theatres
+// issue 19: planned care
 mod forms;
 mod outpatients;
+mod rtt;
 mod theatres;
+mod waiting;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -729,7 +727,7 @@ pub const ROUTES: &[UiRoute] = &[
     // ── end of issue 18: social ──
     // ── issue 18: access ──
     // ── end of issue 18: access ──
-    // ── helper: rtt ──
+    // ── issue 19: rtt ──
     r(
         "GET",
         "/ui/referrals/{id}/triage",
@@ -821,16 +819,16 @@ pub const ROUTES: &[UiRoute] = &[
         "/ui/patients/{id}/waiting-lists",
         "add a patient to a waiting list",
     ),
-    // ── end of helper: rtt ──
-    // ── helper: clinics ──
+    // ── end of issue 19: rtt ──
+    // ── issue 19: clinics ──
     r("GET", "/ui/clinics", "templates; ?clinic=: its day list"),
     r("POST", "/ui/clinics", "save a template; clinic=: slots"),
     r("GET", "/ui/outpatients", "to book; ?entry=: free slots"),
     r("POST", "/ui/outpatients", "book an entry into a slot"),
     r("GET", "/ui/appointments/{id}", "an appointment's page"),
     r("POST", "/ui/appointments/{id}/{action}", "check-in etc."),
-    // ── end of helper: clinics ──
-    // ── helper: theatres ──
+    // ── end of issue 19: clinics ──
+    // ── issue 19: theatres ──
     r("GET", "/ui/theatres", "a day's theatre sessions; plan one"),
     r("POST", "/ui/theatres", "plan a theatre session"),
     r(
@@ -870,7 +868,7 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     r("POST", "/ui/theatres/cases/{id}/cancel", "cancel a case"),
     r("GET", "/ui/theatres/utilisation", "theatre utilisation"),
-    // ── end of helper: theatres ──
+    // ── end of issue 19: theatres ──
     r(
         "GET",
         "/ui/events",
@@ -1204,7 +1202,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             get(social_care::withdraw_page).post(social_care::withdraw_post),
         )
         // ── end of issue 18: social ──
-        // ── helper: rtt ──
+        // ── issue 19: rtt ──
         .route("/referrals/{id}/triage", get(rtt::triage_page))
         .route("/referrals/{id}/triage/accept", post(rtt::accept_post))
         .route("/referrals/{id}/triage/redirect", post(rtt::redirect_post))
@@ -1236,13 +1234,13 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         )
         .route("/patients/{id}/waiting-lists/new", get(waiting::add_page))
         .route("/patients/{id}/waiting-lists", post(waiting::add_post))
-        // ── end of helper: rtt ──
-        // ── helper: clinics ──
+        // ── end of issue 19: rtt ──
+        // ── issue 19: clinics ──
         .merge(outpatients::routes())
-        // ── end of helper: clinics ──
-        // ── helper: theatres ──
+        // ── end of issue 19: clinics ──
+        // ── issue 19: theatres ──
         .merge(theatres::routes())
-        // ── end of helper: theatres ──
+        // ── end of issue 19: theatres ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──
         .route("/events", get(beds::events))

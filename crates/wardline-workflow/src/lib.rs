@@ -46,6 +46,13 @@
 //!   MESH and email (routing per practice, retries and fallback, the
 //!   delivery lifecycle on every channel) and the 24-hour discharge
 //!   summary standard (overdue Tasks, the compliance figures).
+//! * [`referrals`] — e-Referrals out (BaRS) and in: intake from a GP, a
+//!   consultant or a letter, and triage ([`referrals::triage`]) that opens
+//!   the RTT pathway and the outpatient waiting-list entry.
+//! * [`rtt`] — 18-week referral-to-treatment pathways: the national clock
+//!   rules over the RTT status codes, weeks waited, and the PTL.
+//! * [`waiting`] — waiting lists (outpatient, inpatient, day case): entries,
+//!   priorities, suspensions, removal with a reason, validation.
 //! * [`outpatients`] — outpatient clinics: templates and slots, booking
 //!   from the waiting list (one appointment per slot on every channel),
 //!   rebooking, cancellation, arrival, attendance outcomes and the clinic list.
@@ -71,13 +78,11 @@ pub mod pmi;
 pub mod referrals;
 pub mod results;
 pub mod transfers;
-// helper: rtt
-pub mod rtt;
-pub mod waiting;
-// helper: clinics
-// helper: theatres
+// issue 19: planned care
 pub mod outpatients;
+pub mod rtt;
 pub mod theatres;
+pub mod waiting;
 
 use wardline_core::FhirService;
 
