@@ -15,6 +15,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, launchBrowser, signIn, screenshot, accessibilityProblems, newNhsNumber } from './harness.mjs'
+import { clinicWithSlots } from './clinics.mjs'
 
 const WL = 'https://fhir.wardline.invalid'
 let server, chrome, token, doctor
@@ -77,36 +78,12 @@ after(async () => {
 test('booked from the list, rebooked, checked in, added to the admitted list; a first-appointment DNA discharges to the GP', async () => {
   const page = await (await chrome.browser.newContext()).newPage()
   await signIn(page, server, 'dr.watford', '/ui/clinics')
-  const now = new Date()
-  const today = now.toISOString().slice(0, 10)
-  const [y, m, d] = today.split('-')
-  const until = new Date(now.getTime() + 2 * 86400000).toISOString().slice(0, 10)
+  const today = new Date().toISOString().slice(0, 10)
 
   // A clinic every day, all day, 20-minute new-patient slots.
-  await page.fill('#name', 'Browser general surgery clinic')
-  await page.selectOption('#consultant', doctor.replace('Practitioner/', ''))
-  await page.selectOption('#location', 'browser-opd')
-  await page.fill('#specialty', '100')
-  await page.fill('#specialty-name', 'General Surgery')
-  for (const day of ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']) await page.check(`#day-${day}`)
-  await page.fill('#start', '00:00')
-  await page.fill('#end', '23:40')
-  await page.fill('#slot-minutes', '20')
-  await page.check('#kind')
-  await page.check('#mode')
-  await page.fill('#valid-from-day', d)
-  await page.fill('#valid-from-month', m)
-  await page.fill('#valid-from-year', y)
-  assert.deepEqual(await accessibilityProblems(page), [])
-  await page.click('[data-testid="save-template"]')
-  await page.waitForURL(u => u.pathname === '/ui/clinics' && u.searchParams.get('done') === 'saved')
-  const clinic = new URL(page.url()).searchParams.get('clinic')
-  const [uy, um, ud] = until.split('-')
-  await page.fill('#from-day', d); await page.fill('#from-month', m); await page.fill('#from-year', y)
-  await page.fill('#to-day', ud); await page.fill('#to-month', um); await page.fill('#to-year', uy)
-  await page.click('[data-testid="generate"]')
-  await page.waitForURL(u => u.search.includes('done=slots'))
+  const clinic = await clinicWithSlots(page, server, { name: 'Browser general surgery clinic', doctor, location: 'browser-opd' })
   assert.match(await page.locator('.nhsuk-notification-banner').innerText(), /slots made/)
+  assert.deepEqual(await accessibilityProblems(page), [])
   await screenshot(page, 'outpatients-clinic')
 
   // Patient A: booked from the waiting list into the first free slot.

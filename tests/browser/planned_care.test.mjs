@@ -19,6 +19,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, launchBrowser, signIn, screenshot, accessibilityProblems, newNhsNumber } from './harness.mjs'
+import { clinicWithSlots } from './clinics.mjs'
 
 const W = 'https://fhir.wardline.invalid'
 let server, chrome, token, doctor
@@ -118,29 +119,7 @@ test('referral, triage, clinic, theatre and the RTT clock; a first-appointment D
   assert.equal(newA.priority, 'urgent')
 
   // A general surgery clinic every day, 20-minute new-patient slots.
-  await page.goto(`${server.url}/ui/clinics`)
-  await page.fill('#name', 'Journey general surgery clinic')
-  await page.selectOption('#consultant', doctor.replace('Practitioner/', ''))
-  await page.selectOption('#location', 'journey-opd')
-  await page.fill('#specialty', '100')
-  await page.fill('#specialty-name', 'General Surgery')
-  for (const day of ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']) await page.check(`#day-${day}`)
-  await page.fill('#start', '00:00')
-  await page.fill('#end', '23:40')
-  await page.fill('#slot-minutes', '20')
-  await page.check('#kind')
-  await page.check('#mode')
-  await page.fill('#valid-from-day', d)
-  await page.fill('#valid-from-month', m)
-  await page.fill('#valid-from-year', y)
-  await page.click('[data-testid="save-template"]')
-  await page.waitForURL(u => u.pathname === '/ui/clinics' && u.searchParams.get('done') === 'saved')
-  const clinic = new URL(page.url()).searchParams.get('clinic')
-  const until = new Date(Date.now() + 2 * 86400000).toISOString().slice(0, 10).split('-')
-  await page.fill('#from-day', d); await page.fill('#from-month', m); await page.fill('#from-year', y)
-  await page.fill('#to-day', until[2]); await page.fill('#to-month', until[1]); await page.fill('#to-year', until[0])
-  await page.click('[data-testid="generate"]')
-  await page.waitForURL(u => u.search.includes('done=slots'))
+  const clinic = await clinicWithSlots(page, server, { name: 'Journey general surgery clinic', doctor, location: 'journey-opd' })
 
   // Booked from the waiting list, rebooked at the patient's request.
   await page.goto(`${server.url}/ui/outpatients`)
