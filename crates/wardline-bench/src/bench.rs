@@ -73,6 +73,10 @@ pub enum BenchCommand {
     /// A theatre list page (issue 19): the session with its cases and the
     /// admitted entries offered, among a trust's sessions (min, p50, p99).
     Theatre(crate::theatre::TheatreBenchArgs),
+    // issue 20: news2
+    // end of issue 20: news2
+    // issue 20: ed
+    // end of issue 20: ed
 }
 
 #[derive(Args)]
@@ -207,6 +211,10 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Ptl(a) => crate::ptl::run(a)?,
         BenchCommand::Clinic(a) => crate::clinic::run(a)?,
         BenchCommand::Theatre(a) => crate::theatre::run(a)?,
+        // issue 20: news2
+        // end of issue 20: news2
+        // issue 20: ed
+        // end of issue 20: ed
     }
     Ok(ExitCode::SUCCESS)
 }

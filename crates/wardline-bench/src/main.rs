@@ -29,6 +29,16 @@ mod clinic;
 mod results;
 mod theatre;
 mod workspace;
+// issue 20: news2
+// end of issue 20: news2
+// issue 20: ed
+// end of issue 20: ed
+// issue 20: alerts
+// end of issue 20: alerts
+// issue 20: tasks
+// end of issue 20: tasks
+// issue 20: forms
+// end of issue 20: forms
 
 use clap::Parser;
 use wardline::{StoreArgs, load};

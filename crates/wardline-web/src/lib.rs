@@ -49,6 +49,16 @@ mod outpatients;
 mod rtt;
 mod theatres;
 mod waiting;
+// issue 20: news2
+// end of issue 20: news2
+// issue 20: ed
+// end of issue 20: ed
+// issue 20: alerts
+// end of issue 20: alerts
+// issue 20: tasks
+// end of issue 20: tasks
+// issue 20: forms
+// end of issue 20: forms
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -869,6 +879,16 @@ pub const ROUTES: &[UiRoute] = &[
     r("POST", "/ui/theatres/cases/{id}/cancel", "cancel a case"),
     r("GET", "/ui/theatres/utilisation", "theatre utilisation"),
     // ── end of issue 19: theatres ──
+    // ── issue 20: news2 ──
+    // ── end of issue 20: news2 ──
+    // ── issue 20: ed ──
+    // ── end of issue 20: ed ──
+    // ── issue 20: alerts ──
+    // ── end of issue 20: alerts ──
+    // ── issue 20: tasks ──
+    // ── end of issue 20: tasks ──
+    // ── issue 20: forms ──
+    // ── end of issue 20: forms ──
     r(
         "GET",
         "/ui/events",
@@ -1241,6 +1261,16 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 19: theatres ──
         .merge(theatres::routes())
         // ── end of issue 19: theatres ──
+        // ── issue 20: news2 ──
+        // ── end of issue 20: news2 ──
+        // ── issue 20: ed ──
+        // ── end of issue 20: ed ──
+        // ── issue 20: alerts ──
+        // ── end of issue 20: alerts ──
+        // ── issue 20: tasks ──
+        // ── end of issue 20: tasks ──
+        // ── issue 20: forms ──
+        // ── end of issue 20: forms ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──
         .route("/events", get(beds::events))

@@ -83,6 +83,16 @@ pub mod outpatients;
 pub mod rtt;
 pub mod theatres;
 pub mod waiting;
+// issue 20: news2
+// end of issue 20: news2
+// issue 20: ed
+// end of issue 20: ed
+// issue 20: alerts
+// end of issue 20: alerts
+// issue 20: tasks
+// end of issue 20: tasks
+// issue 20: forms
+// end of issue 20: forms
 
 use wardline_core::FhirService;
 
@@ -99,6 +109,16 @@ pub fn with_operations(svc: FhirService) -> FhirService {
         .with_operation(documents::discharge::operation::DocumentOperation::spec())
         // issue 18: referrals: BaRS messages received from other providers.
         .with_operation(referrals::inbound::ProcessMessageOperation::spec())
+    // issue 20: news2
+    // end of issue 20: news2
+    // issue 20: ed
+    // end of issue 20: ed
+    // issue 20: alerts
+    // end of issue 20: alerts
+    // issue 20: tasks
+    // end of issue 20: tasks
+    // issue 20: forms
+    // end of issue 20: forms
 }
 
 /// The service with the workflows' write rules registered, which the core
@@ -131,4 +151,14 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
         // issue 19: a clinic slot is busy while an appointment holds it.
         .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
+    // issue 20: news2
+    // end of issue 20: news2
+    // issue 20: ed
+    // end of issue 20: ed
+    // issue 20: alerts
+    // end of issue 20: alerts
+    // issue 20: tasks
+    // end of issue 20: tasks
+    // issue 20: forms
+    // end of issue 20: forms
 }
