@@ -2,9 +2,9 @@
 
 /** Defines a clinic on /ui/clinics — every day, 00:00–23:40, 20-minute
  * new-patient face-to-face slots of General Surgery (100), valid from
- * today — and generates its slots from today for `days` more days.
- * Returns the clinic (Schedule) id. */
-export async function clinicWithSlots (page, server, { name, doctor, location, days = 2 }) {
+ * today — and generates its slots from `fromDays` days ahead (today by
+ * default) for `days` more days. Returns the clinic (Schedule) id. */
+export async function clinicWithSlots (page, server, { name, doctor, location, days = 2, fromDays = 0 }) {
   const [y, m, d] = new Date().toISOString().slice(0, 10).split('-')
   await page.goto(`${server.url}/ui/clinics`)
   await page.fill('#name', name)
@@ -24,8 +24,9 @@ export async function clinicWithSlots (page, server, { name, doctor, location, d
   await page.click('[data-testid="save-template"]')
   await page.waitForURL(u => u.pathname === '/ui/clinics' && u.searchParams.get('done') === 'saved')
   const clinic = new URL(page.url()).searchParams.get('clinic')
-  const until = new Date(Date.now() + days * 86400000).toISOString().slice(0, 10).split('-')
-  await page.fill('#from-day', d); await page.fill('#from-month', m); await page.fill('#from-year', y)
+  const [fy, fm, fd] = new Date(Date.now() + fromDays * 86400000).toISOString().slice(0, 10).split('-')
+  const until = new Date(Date.now() + (fromDays + days) * 86400000).toISOString().slice(0, 10).split('-')
+  await page.fill('#from-day', fd); await page.fill('#from-month', fm); await page.fill('#from-year', fy)
   await page.fill('#to-day', until[2]); await page.fill('#to-month', until[1]); await page.fill('#to-year', until[0])
   await page.click('[data-testid="generate"]')
   await page.waitForURL(u => u.search.includes('done=slots'))

@@ -68,6 +68,8 @@ before(async () => {
   await patient('browser-op-b', 'Missed')
   await entry('browser-entry-a', 'browser-op-a')
   await entry('browser-entry-b', 'browser-op-b')
+  await patient('browser-op-c', 'Offered')
+  await entry('browser-entry-c', 'browser-op-c')
 })
 
 after(async () => {
@@ -171,4 +173,51 @@ test('booked from the list, rebooked, checked in, added to the admitted list; a 
   assert.equal(letters.entry?.length, 1, JSON.stringify(letters))
   assert.match(JSON.stringify(letters.entry[0].resource), /did not attend/)
   await screenshot(page, 'outpatients-dna')
+})
+
+test('reasonable offers: two dates three weeks ahead offered and declined, then a date accepted and booked', async () => {
+  const page = await (await chrome.browser.newContext()).newPage()
+  await signIn(page, server, 'dr.watford', '/ui/clinics')
+  // Slots from 22 days ahead, for two days.
+  await clinicWithSlots(page, server, { name: 'Browser offers clinic', doctor, location: 'browser-opd', fromDays: 22, days: 2 })
+
+  await page.goto(`${server.url}/ui/outpatients?entry=browser-entry-c`)
+  const choices = page.locator('[data-testid="offer-choice"]')
+  assert.ok(await choices.count() >= 7, 'slots over at least two days to offer')
+  // An offer with nothing ticked is refused at the field.
+  await page.click('[data-testid="make-offer"]')
+  assert.match(await page.locator('.nhsuk-error-summary').innerText(), /Choose the dates offered/)
+  assert.deepEqual(await accessibilityProblems(page), [])
+  // Two dates (the first of each day): reasonable.
+  await choices.nth(0).check()
+  await choices.nth(6).check()
+  await page.click('[data-testid="make-offer"]')
+  await page.waitForURL(u => u.search.includes('done=offered'))
+  const offer = page.locator('[data-testid="offer"]').first()
+  assert.equal(await offer.locator('[data-testid="offer-reasonable"]').innerText(), 'Reasonable')
+  assert.deepEqual(await accessibilityProblems(page), [])
+  await screenshot(page, 'outpatients-offer')
+
+  // Declined: counted, no booking.
+  await offer.locator('[data-testid="offer-decline"]').click()
+  await page.waitForURL(u => u.search.includes('done=declined'))
+  assert.match(await page.locator('[data-testid="declined-count"]').innerText(), /1 reasonable offer declined/)
+  assert.equal((await fhir('GET', 'ServiceRequest/browser-entry-c')).status, 'active')
+
+  // A second offer; the patient accepts its second date: booked.
+  await page.locator('[data-testid="offer-choice"]').nth(1).check()
+  await page.locator('[data-testid="offer-choice"]').nth(7).check()
+  await page.click('[data-testid="make-offer"]')
+  await page.waitForURL(u => u.search.includes('done=offered'))
+  const open = page.locator('[data-testid="offer"]').first()
+  assert.equal(await open.locator('[data-testid="offer-answer"] form').count(), 1, 'the newest offer is unanswered')
+  await open.locator('[data-testid="offer-date"]').nth(1).check()
+  await open.locator('[data-testid="offer-accept"]').click()
+  await page.waitForURL(u => u.pathname.startsWith('/ui/appointments/') && u.search.includes('done=booked'))
+  const appt = new URL(page.url()).pathname.replace('/ui/appointments/', '')
+  const booked = await fhir('GET', `Appointment/${appt}`)
+  assert.equal(booked.status, 'booked')
+  assert.equal(booked.basedOn[0].reference, 'ServiceRequest/browser-entry-c')
+  const entryC = await fhir('GET', 'ServiceRequest/browser-entry-c')
+  assert.ok(entryC.extension.some(e => e.url === `${WL}/StructureDefinition/booked` && e.valueReference.reference === `Appointment/${appt}`))
 })

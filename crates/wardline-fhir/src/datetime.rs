@@ -65,6 +65,22 @@ impl LocalZone {
         &self.name
     }
 
+    /// The local calendar date at the instant `at`: the trust's "today" (at
+    /// 00:30 on a summer night in London it is already tomorrow in UTC's
+    /// terms, and an RTT clock, a decision to treat, a clinic day all count
+    /// in local dates).
+    pub fn date_of(&self, at: time::OffsetDateTime) -> time::Date {
+        let local = jiff::Timestamp::from_second(at.unix_timestamp())
+            .map(|ts| self.tz.to_datetime(ts).date())
+            .ok()
+            .and_then(|d| {
+                let m = time::Month::try_from(u8::try_from(d.month()).ok()?).ok()?;
+                time::Date::from_calendar_date(i32::from(d.year()), m, u8::try_from(d.day()).ok()?)
+                    .ok()
+            });
+        local.unwrap_or_else(|| at.date())
+    }
+
     /// The instant at which the local clock reads what `ms` reads on a UTC
     /// clock: the earliest such instant, or with `latest` the latest (they
     /// differ only in a gap or a fold; in a gap no instant reads it, and both
@@ -308,6 +324,39 @@ mod tests {
 
     fn s(a: &str, b: &str) -> (String, String) {
         (a.to_owned(), b.to_owned())
+    }
+
+    #[test]
+    fn the_local_date_of_an_instant() {
+        use time::macros::{date, datetime};
+        let z = london();
+        // Summer time: 23:30 UTC is 00:30 the next day in London.
+        assert_eq!(
+            z.date_of(datetime!(2026-06-30 23:30 UTC)),
+            date!(2026 - 07 - 01)
+        );
+        assert_eq!(
+            z.date_of(datetime!(2026-06-30 22:59:59 UTC)),
+            date!(2026 - 06 - 30)
+        );
+        // Winter: London is UTC.
+        assert_eq!(
+            z.date_of(datetime!(2026-12-31 23:59:59 UTC)),
+            date!(2026 - 12 - 31)
+        );
+        assert_eq!(
+            LocalZone::utc().date_of(datetime!(2026-06-30 23:30 UTC)),
+            date!(2026 - 06 - 30)
+        );
+        // Whatever offset the instant is written in.
+        assert_eq!(
+            z.date_of(datetime!(2026-07-01 01:30 +02:00)),
+            date!(2026 - 07 - 01)
+        );
+        assert_eq!(
+            z.date_of(datetime!(2026-07-01 00:30 +02:00)),
+            date!(2026 - 06 - 30)
+        );
     }
 
     #[test]

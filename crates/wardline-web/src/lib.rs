@@ -694,11 +694,6 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     r(
         "POST",
-        "/ui/referrals/{id}/accept",
-        "accept a received e-Referral",
-    ),
-    r(
-        "POST",
         "/ui/referrals/{id}/reject",
         "reject a received e-Referral, with the reason",
     ),
@@ -835,6 +830,16 @@ pub const ROUTES: &[UiRoute] = &[
     r("POST", "/ui/clinics", "save a template; clinic=: slots"),
     r("GET", "/ui/outpatients", "to book; ?entry=: free slots"),
     r("POST", "/ui/outpatients", "book an entry into a slot"),
+    r(
+        "POST",
+        "/ui/outpatients/offers",
+        "record an offer of dates to a patient on the list (reasonable: 3 weeks' notice, two dates)",
+    ),
+    r(
+        "POST",
+        "/ui/outpatients/offers/{id}",
+        "the patient's answer to an offer: a date accepted (booked) or declined",
+    ),
     r("GET", "/ui/appointments/{id}", "an appointment's page"),
     r("POST", "/ui/appointments/{id}/{action}", "check-in etc."),
     // ── end of issue 19: clinics ──
@@ -1203,7 +1208,6 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .route("/referrals/{id}/send", post(referrals::send_post))
         .route("/referrals/{id}/retry", post(referrals::retry_post))
         .route("/referrals/{id}/cancel", post(referrals::cancel_post))
-        .route("/referrals/{id}/accept", post(referrals::accept_post))
         .route("/referrals/{id}/reject", post(referrals::reject_post))
         // ── end of issue 18: referrals ──
         // ── issue 18: social ──

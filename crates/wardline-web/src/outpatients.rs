@@ -455,32 +455,194 @@ fn slot_radios(cx: &Cx, free: &[Offerable], error: Option<&str>) -> Markup {
     }
 }
 
-fn book_body(cx: &Cx, entry: &str, free: &[Offerable], error: &Option<(String, String)>) -> Markup {
+/// What the booking page shows besides the form's error.
+struct Booking {
+    /// Free slots from now: to book straight away.
+    free: Vec<Offerable>,
+    /// Free slots from [`booking::NOTICE_DAYS`] on: to offer.
+    later: Vec<Offerable>,
+    offers: Vec<booking::OfferView>,
+    /// Reasonable offers the patient declined.
+    declined: usize,
+}
+
+/// At most six slots a day over at most ten days: a reasonable offer is a
+/// choice of dates, so the list to offer from spans several.
+fn spread(slots: Vec<Offerable>) -> Vec<Offerable> {
+    let mut out: Vec<Offerable> = Vec::new();
+    for o in slots {
+        let day = o.slot.start.get(..10).unwrap_or_default().to_owned();
+        let that_day = out
+            .iter()
+            .filter(|x| x.slot.start.starts_with(&day))
+            .count();
+        let days = out
+            .iter()
+            .map(|x| x.slot.start.get(..10).unwrap_or_default())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if that_day < 6 && (that_day > 0 || days < 10) {
+            out.push(o);
+        }
+    }
+    out
+}
+
+fn booking_of(cx: &Cx, entry: &str) -> Result<Booking, OutpatientsError> {
+    let (offers, declined) = booking::offers(&cx.svc, cx.access(), entry)?;
+    Ok(Booking {
+        free: booking::free_slots(&cx.svc, cx.access(), entry, now(), 60)?,
+        later: spread(booking::free_slots(
+            &cx.svc,
+            cx.access(),
+            entry,
+            now() + time::Duration::days(booking::NOTICE_DAYS),
+            500,
+        )?),
+        offers,
+        declined,
+    })
+}
+
+fn offers_body(cx: &Cx, entry: &str, b: &Booking, error: &Option<(String, String)>) -> Markup {
+    html! {
+        h2 { "Offer dates" }
+        p { "An offer is reasonable when it gives at least " (booking::NOTICE_DAYS) " days' notice and a choice of at least two dates. If the patient declines two reasonable offers, their consultant is asked to review them: nobody is discharged for declining." }
+        @if b.declined > 0 {
+            p data-testid="declined-count" { strong { (b.declined) } " reasonable " @if b.declined == 1 { "offer" } @else { "offers" } " declined." }
+        }
+        @if !b.offers.is_empty() {
+            table class="nhsuk-table" data-testid="offers" {
+                caption class="nhsuk-table__caption" { "Offers made" }
+                thead class="nhsuk-table__head" { tr {
+                    th class="nhsuk-table__header" { "Made" }
+                    th class="nhsuk-table__header" { "Dates offered" }
+                    th class="nhsuk-table__header" { "Reasonable" }
+                    th class="nhsuk-table__header" { "Answer" }
+                } }
+                tbody class="nhsuk-table__body" {
+                    @for o in &b.offers {
+                        tr class="nhsuk-table__row" data-testid="offer" data-offer=(o.id) {
+                            td class="nhsuk-table__cell" { (when(cx, &o.sent)) }
+                            td class="nhsuk-table__cell" { ul class="nhsuk-list" { @for (_, d) in &o.dates { li { (when(cx, d)) } } } }
+                            td class="nhsuk-table__cell" data-testid="offer-reasonable" {
+                                @if o.reasonable { strong class="nhsuk-tag nhsuk-tag--green" { "Reasonable" } }
+                                @else { strong class="nhsuk-tag nhsuk-tag--grey" { "Not reasonable" } }
+                            }
+                            td class="nhsuk-table__cell" data-testid="offer-answer" {
+                                @match o.answer.as_deref() {
+                                    Some("accepted") => { "Accepted" }
+                                    Some(_) => { "Declined" }
+                                    None => {
+                                        form method="post" action={ "/ui/outpatients/offers/" (enc(&o.id)) } novalidate {
+                                            (layout::csrf(cx))
+                                            input type="hidden" name="entry" value=(entry);
+                                            div class="nhsuk-form-group" {
+                                                div class="nhsuk-radios nhsuk-radios--small" {
+                                                    @for (i, (slot, d)) in o.dates.iter().enumerate() {
+                                                        @let id = format!("accept-{}-{i}", o.id);
+                                                        div class="nhsuk-radios__item" {
+                                                            input class="nhsuk-radios__input" id=(id) name="slot" type="radio" value=(slot) data-testid="offer-date";
+                                                            label class="nhsuk-label nhsuk-radios__label" for=(id) { (when(cx, d)) }
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                            button class="nhsuk-button nhsuk-button--small" data-module="nhsuk-button" type="submit" name="answer" value="accepted" data-testid="offer-accept" { "The patient accepts this date" }
+                                            " "
+                                            button class="nhsuk-button nhsuk-button--secondary nhsuk-button--small" data-module="nhsuk-button" type="submit" name="answer" value="declined" data-testid="offer-decline" { "The patient declines" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        form method="post" action="/ui/outpatients/offers" novalidate {
+            (layout::csrf(cx))
+            input type="hidden" name="entry" value=(entry);
+            @let err = error_for(error, "slots");
+            div class={ "nhsuk-form-group" @if err.is_some() { " nhsuk-form-group--error" } } {
+                fieldset class="nhsuk-fieldset" {
+                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Dates to offer (from " (booking::NOTICE_DAYS) " days ahead)" }
+                    @if let Some(e) = err {
+                        span class="nhsuk-error-message" id="slots-error" { span class="nhsuk-u-visually-hidden" { "Error: " } (e) }
+                    }
+                    @if b.later.is_empty() { p data-testid="no-later-slots" { "No free slots of this specialty and kind so far ahead." } }
+                    div class="nhsuk-checkboxes" {
+                        @for (i, o) in b.later.iter().enumerate() {
+                            @let id = if i == 0 { "slots".to_owned() } else { format!("slots-{}", i + 1) };
+                            div class="nhsuk-checkboxes__item" {
+                                input class="nhsuk-checkboxes__input" id=(id) name={ "offer-" (o.slot.id) } type="checkbox" value="on" data-testid="offer-choice";
+                                label class="nhsuk-label nhsuk-checkboxes__label" for=(id) { (when(cx, &o.slot.start)) ", " (o.clinic) }
+                            }
+                        }
+                    }
+                }
+            }
+            button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" data-testid="make-offer" { "Record the offer" }
+        }
+    }
+}
+
+fn book_body(
+    cx: &Cx,
+    entry: &str,
+    b: &Booking,
+    error: &Option<(String, String)>,
+    done: Option<&str>,
+) -> Markup {
     html! {
         (layout::back_link("/ui/outpatients", "Back to the waiting list"))
+        @if let Some(d) = done { (layout::success(d)) }
         h1 { "Book an appointment" }
         (summary(error))
         form method="post" action="/ui/outpatients" novalidate {
             (layout::csrf(cx))
             input type="hidden" name="entry" value=(entry);
-            (slot_radios(cx, free, error_for(error, "slot")))
+            (slot_radios(cx, &b.free, error_for(error, "slot")))
             button class="nhsuk-button" data-module="nhsuk-button" type="submit" data-testid="confirm-book" { "Book this slot" }
         }
+        (offers_body(cx, entry, b, error))
     }
 }
 
-/// `GET /ui/outpatients?entry={id}`: free slots of the entry's specialty and kind.
+/// The booking page of `entry`, with an error on a field or a done note.
+fn show_booking(
+    cx: &Cx,
+    entry: &str,
+    error: Option<(String, String)>,
+    done: Option<&str>,
+) -> Response {
+    match booking_of(cx, entry) {
+        Ok(b) => layout::page_with(
+            if error.is_some() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            },
+            cx,
+            "Book an appointment",
+            Nav::None,
+            book_body(cx, entry, &b, &error, done),
+        ),
+        Err(e) => refusal(&e),
+    }
+}
+
+/// `GET /ui/outpatients?entry={id}`: free slots of the entry's specialty
+/// and kind, to book or to offer, and the offers made.
 async fn book_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
-    ui.run(req, None, move |cx, _| {
-        match booking::free_slots(&cx.svc, cx.access(), &id, now(), 60) {
-            Ok(free) => layout::page(
-                cx,
-                "Book an appointment",
-                Nav::None,
-                book_body(cx, &id, &free, &None),
-            ),
-            Err(e) => refusal(&e),
-        }
+    ui.run(req, None, move |cx, q| {
+        let done = match q.get("done").map(String::as_str) {
+            Some("offered") => Some("Offer recorded."),
+            Some("declined") => Some("The patient declined the offer."),
+            Some("review") => Some("The patient declined a second reasonable offer: their consultant is asked to review them."),
+            _ => None,
+        };
+        show_booking(cx, &id, None, done)
     })
     .await
 }
@@ -497,16 +659,74 @@ async fn book_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes)
         match result {
             Ok(a) => see_other(&format!("/ui/appointments/{}?done=booked", enc(&a))),
             Err(e @ (OutpatientsError::Invalid(..) | OutpatientsError::Conflict(_))) => {
-                let free =
-                    booking::free_slots(&cx.svc, cx.access(), &id, now(), 60).unwrap_or_default();
-                let err = Some(("slot".to_owned(), e.message()));
-                layout::page_with(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    cx,
-                    "Book an appointment",
-                    Nav::None,
-                    book_body(cx, &id, &free, &err),
-                )
+                show_booking(cx, &id, Some(("slot".to_owned(), e.message())), None)
+            }
+            Err(e) => refusal(&e),
+        }
+    })
+    .await
+}
+
+/// `POST /ui/outpatients/offers` (`entry`, `offer-{slot}`): records an
+/// offer of the dates ticked.
+async fn offer_post(State(ui): St, req: Req, body: Bytes) -> Response {
+    ui.run(req, Some(&body), move |cx, form| {
+        let entry = f(&form, "entry").to_owned();
+        let mut slots: Vec<String> = form
+            .iter()
+            .filter(|(_, v)| v.as_str() == "on")
+            .filter_map(|(k, _)| k.strip_prefix("offer-").map(str::to_owned))
+            .collect();
+        slots.sort();
+        match booking::offer(&cx.svc, cx.access(), &entry, &slots, now()) {
+            Ok(_) => see_other(&format!(
+                "/ui/outpatients?entry={}&done=offered",
+                enc(&entry)
+            )),
+            Err(e @ (OutpatientsError::Invalid(..) | OutpatientsError::Conflict(_))) => {
+                show_booking(cx, &entry, Some(("slots".to_owned(), e.message())), None)
+            }
+            Err(e) => refusal(&e),
+        }
+    })
+    .await
+}
+
+/// `POST /ui/outpatients/offers/{id}` (`answer` accepted with `slot`, or
+/// declined): the patient's answer to an offer.
+async fn answer_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
+    ui.run(req, Some(&body), move |cx, form| {
+        let entry = f(&form, "entry").to_owned();
+        let answer = match (f(&form, "answer"), f(&form, "slot").trim()) {
+            ("declined", _) => Ok(booking::Answer::Declined),
+            ("accepted", "") => Err(OutpatientsError::invalid(
+                "slot",
+                "Choose the date the patient accepts.",
+            )),
+            ("accepted", slot) => Ok(booking::Answer::Accepted(slot.to_owned())),
+            _ => Err(OutpatientsError::invalid(
+                "slot",
+                "Choose accept or decline.",
+            )),
+        };
+        match answer.and_then(|a| booking::answer(&cx.svc, cx.access(), &id, &a, now())) {
+            Ok(booking::Answered {
+                appointment: Some(a),
+                ..
+            }) => see_other(&format!("/ui/appointments/{}?done=booked", enc(&a))),
+            Ok(booking::Answered {
+                review_task: Some(_),
+                ..
+            }) => see_other(&format!(
+                "/ui/outpatients?entry={}&done=review",
+                enc(&entry)
+            )),
+            Ok(_) => see_other(&format!(
+                "/ui/outpatients?entry={}&done=declined",
+                enc(&entry)
+            )),
+            Err(e @ (OutpatientsError::Invalid(..) | OutpatientsError::Conflict(_))) => {
+                show_booking(cx, &entry, Some(("slot".to_owned(), e.message())), None)
             }
             Err(e) => refusal(&e),
         }
@@ -897,6 +1117,8 @@ pub(crate) fn routes() -> axum::Router<Ui> {
     axum::Router::new()
         .route("/clinics", get(clinics_get).post(clinics_post_any))
         .route("/outpatients", get(outpatients_get).post(outpatients_post))
+        .route("/outpatients/offers", post(offer_post))
+        .route("/outpatients/offers/{id}", post(answer_post))
         .route("/appointments/{id}", get(appointment_page))
         .route("/appointments/{id}/{action}", post(appointment_post))
 }

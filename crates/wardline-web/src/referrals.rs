@@ -460,7 +460,6 @@ enum Action {
     Send,
     Retry,
     Cancel,
-    Accept,
     Reject,
 }
 
@@ -474,8 +473,7 @@ async fn act(ui: St, req: Req, id: String, body: Bytes, action: Action) -> Respo
             Action::Send => referrals::send(svc, access, &id, now),
             Action::Retry => referrals::send::retry(svc, access, &id, now),
             Action::Cancel => referrals::cancel(svc, access, &id, &reason),
-            Action::Accept => referrals::respond(svc, access, &id, true, &reason, now),
-            Action::Reject => referrals::respond(svc, access, &id, false, &reason, now),
+            Action::Reject => referrals::reject(svc, access, &id, &reason, now),
         };
         match r {
             Ok(()) => see_other(&format!("/ui/referrals/{}", enc(&id))),
@@ -507,11 +505,6 @@ pub(crate) async fn retry_post(ui: St, req: Req, Path(id): Path<String>, body: B
 /// `POST /ui/referrals/{id}/cancel`.
 pub(crate) async fn cancel_post(ui: St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     act(ui, req, id, body, Action::Cancel).await
-}
-
-/// `POST /ui/referrals/{id}/accept`.
-pub(crate) async fn accept_post(ui: St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
-    act(ui, req, id, body, Action::Accept).await
 }
 
 /// `POST /ui/referrals/{id}/reject`.

@@ -26,8 +26,9 @@ use crate::layout::{self, Nav};
 use crate::referrals::patient_name;
 use crate::{Cx, Form, Req, St, enc, see_other};
 
-pub(crate) fn today() -> Date {
-    OffsetDateTime::now_utc().date()
+/// The trust's date now (its time zone, not UTC's).
+pub(crate) fn today(svc: &wardline_core::FhirService) -> Date {
+    svc.time_zone().date_of(OffsetDateTime::now_utc())
 }
 
 fn rtt_refusal(e: &RttError) -> Response {
@@ -107,7 +108,7 @@ pub(crate) fn triage_worklist(cx: &Cx, q: &Form) -> Markup {
         consultant.as_deref(),
         specialty.as_deref(),
     );
-    let today = today();
+    let today = today(&cx.svc);
     html! {
         form method="get" action="/ui/referrals/triage" class="nhsuk-u-margin-bottom-4" data-testid="triage-filter" {
             (layout::select("consultant", "Consultant", &consultant_options(cx, "All consultants"), consultant.as_deref().unwrap_or(""), None))
@@ -446,7 +447,7 @@ fn clock_tag(p: &Pathway) -> Markup {
 }
 
 fn pathway_body(cx: &Cx, p: &Pathway, error: Option<&RttError>, done: Option<&str>) -> Markup {
-    let today = today();
+    let today = today(&cx.svc);
     let statuses: Vec<(String, String)> = Status::ALL
         .iter()
         .map(|s| (s.code().to_owned(), format!("{} – {}", s.code(), s.label())))
@@ -539,7 +540,9 @@ pub(crate) async fn event_post(
                 "date",
                 "Enter the date as day, month and year.".into(),
             )),
-            (Some(s), Some(d)) => rtt::record(&cx.svc, cx.access(), &id, s, d, &source, today()),
+            (Some(s), Some(d)) => {
+                rtt::record(&cx.svc, cx.access(), &id, s, d, &source, today(&cx.svc))
+            }
         };
         match r {
             Ok(()) => see_other(&format!("/ui/rtt/pathways/{}?done=recorded", enc(&id))),
@@ -578,7 +581,7 @@ pub(crate) async fn patient_page(State(ui): St, req: Req, Path(id): Path<String>
             Ok(f) => f.resources.iter().filter_map(Pathway::of).collect(),
             Err(e) => return layout::fhir_error_page(&e),
         };
-        let today = today();
+        let today = today(&cx.svc);
         let entries = crate::waiting::patient_entries(cx, &id);
         layout::page(cx, "Pathways", Nav::Patients, html! {
             (layout::back_link(&format!("/ui/patients/{}", enc(&id)), "Back to the patient"))
@@ -712,7 +715,7 @@ fn read_ptl(cx: &Cx, q: &Form) -> Result<Ptl, RttError> {
         specialty: s.as_deref(),
         consultant: c.as_deref(),
     };
-    ptl::ptl(&cx.svc, cx.access(), today(), f)
+    ptl::ptl(&cx.svc, cx.access(), today(&cx.svc), f)
 }
 
 /// `GET /ui/rtt/ptl`.

@@ -80,7 +80,7 @@ pub(crate) fn patient_entries(cx: &Cx, patient: &str) -> Markup {
         patient: Some(patient),
         ..Filter::default()
     };
-    match validation::entries(&cx.svc, cx.access(), f, today()) {
+    match validation::entries(&cx.svc, cx.access(), f, today(&cx.svc)) {
         Ok(rows) => rows_table(cx, &rows, false, "patient-entries"),
         Err(e) => html! { p class="nhsuk-error-message" { (e.message()) } },
     }
@@ -92,7 +92,7 @@ pub(crate) async fn lists_page(State(ui): St, req: Req) -> Response {
         let list = q.get("list").and_then(|l| List::parse(l));
         let specialty = q.get("specialty").filter(|s| !s.is_empty()).cloned();
         let f = Filter { list, specialty: specialty.as_deref(), patient: None };
-        match validation::entries(&cx.svc, cx.access(), f, today()) {
+        match validation::entries(&cx.svc, cx.access(), f, today(&cx.svc)) {
             Ok(rows) => layout::page(cx, "Waiting lists", Nav::None, html! {
                 h1 { "Waiting lists" }
                 p { a href="/ui/waiting-lists/validation" data-testid="validation-link" { "Validation worklist" } " · " a href="/ui/rtt/ptl" { "Patient-targeted list (PTL)" } " · " a href="/ui/referrals/triage" { "Referrals to triage" } }
@@ -177,7 +177,7 @@ fn find(cx: &Cx, id: &str) -> Result<Row, WaitingError> {
         patient: Some(&patient),
         ..Filter::default()
     };
-    if let Some(r) = validation::entries(&cx.svc, cx.access(), f, today())?
+    if let Some(r) = validation::entries(&cx.svc, cx.access(), f, today(&cx.svc))?
         .into_iter()
         .find(|r| r.id == id)
     {
@@ -242,7 +242,7 @@ async fn act(ui: St, req: Req, id: String, body: Bytes, a: Act) -> Response {
         let text = |k: &str| f.get(k).cloned().unwrap_or_default();
         let (r, done) = match a {
             Act::Suspend => match rtt::parse_date(&text("until")) {
-                Some(until) if until > today() => (
+                Some(until) if until > today(&cx.svc) => (
                     waiting::suspend(svc, access, &id, &text("reason"), until),
                     "suspended",
                 ),
@@ -269,7 +269,10 @@ async fn act(ui: St, req: Req, id: String, body: Bytes, a: Act) -> Response {
                 }),
                 "removed",
             ),
-            Act::Validate => (validation::validate(svc, access, &id, today()), "validated"),
+            Act::Validate => (
+                validation::validate(svc, access, &id, today(&cx.svc)),
+                "validated",
+            ),
         };
         match r {
             Ok(()) if done == "removed" => see_other("/ui/waiting-lists?done=removed"),
@@ -427,7 +430,8 @@ pub(crate) async fn add_post(
                 "Choose the priority.".into(),
             ));
         };
-        let Some(decided) = rtt::parse_date(&text("decided")).filter(|d| *d <= today()) else {
+        let Some(decided) = rtt::parse_date(&text("decided")).filter(|d| *d <= today(&cx.svc))
+        else {
             return fail(WaitingError::Field(
                 "decided",
                 "Enter the date decided (today or before) as day, month and year.".into(),
@@ -468,7 +472,7 @@ pub(crate) async fn add_post(
 
 /// `GET /ui/waiting-lists/validation`.
 pub(crate) async fn validation_page(State(ui): St, req: Req) -> Response {
-    ui.run(req, None, move |cx, _| match validation::worklist(&cx.svc, cx.access(), today()) {
+    ui.run(req, None, move |cx, _| match validation::worklist(&cx.svc, cx.access(), today(&cx.svc)) {
         Ok(rows) => layout::page(cx, "Validation", Nav::None, html! {
             (layout::back_link("/ui/waiting-lists", "Back to the waiting lists"))
             h1 { "Waiting-list validation" }

@@ -70,7 +70,11 @@ pub fn concept_text(c: &Value) -> Option<String> {
 /// The id of a `Type/id` reference (relative, or absolute ending in
 /// `Type/id`).
 pub fn reference_id<'a>(r: &'a Value, resource_type: &str) -> Option<&'a str> {
-    let r = r["reference"].as_str()?;
+    reference_text_id(r["reference"].as_str()?, resource_type)
+}
+
+/// [`reference_id`] of the reference's text itself (`Patient/p1`).
+pub fn reference_text_id<'a>(r: &'a str, resource_type: &str) -> Option<&'a str> {
     let id = r
         .rsplit_once(&format!("{resource_type}/"))
         .map(|(_, id)| id)?;
@@ -200,14 +204,34 @@ pub fn all_of<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<StoredResource
     matching(r, t, &[])
 }
 
+/// How many resources [`matching`] asks the store for at a time. The
+/// store's page query materialises its driving filter's matches once per
+/// page (an `IN` list of every match, then `rid > cursor`), so small pages
+/// over a long list are quadratic; reading 100,000 open RTT pathways for the
+/// PTL by 1,000 did it 100 times over (`wardline-bench ptl`, BENCHMARKS.md).
+pub const MATCHING_PAGE: usize = 10_000;
+
 /// Every current resource of type `t` matching the search `pairs`, paged
-/// through 1000 at a time, read past any access: for deciding a rule,
-/// never shown as it is.
+/// through [`MATCHING_PAGE`] at a time, read past any access: for deciding a
+/// rule, never shown as it is.
 pub fn matching<Rd: Reader + ?Sized>(
     r: &Rd,
     t: &str,
     pairs: &[(&str, String)],
 ) -> Result<Vec<StoredResource>, FhirError> {
+    let mut out = Vec::new();
+    each_matching(r, t, pairs, |s| out.push(s))?;
+    Ok(out)
+}
+
+/// [`matching`], handing each resource to `f` as its page is read, so a long
+/// list (the PTL's 100,000 pathways) is never held whole.
+pub fn each_matching<Rd: Reader + ?Sized>(
+    r: &Rd,
+    t: &str,
+    pairs: &[(&str, String)],
+    mut f: impl FnMut(StoredResource),
+) -> Result<(), FhirError> {
     let pairs: Vec<(String, String)> = pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -218,9 +242,8 @@ pub fn matching<Rd: Reader + ?Sized>(
         &pairs,
         Handling::Strict,
     )?;
-    let mut out = Vec::new();
     let mut page = PageRequest {
-        count: 1000,
+        count: MATCHING_PAGE,
         ..PageRequest::default()
     };
     loop {
@@ -228,9 +251,9 @@ pub fn matching<Rd: Reader + ?Sized>(
         page.snapshot_rid = Some(p.snapshot_rid);
         page.after_rid = p.resources.last().map(|r| r.rid);
         let more = p.has_more && page.after_rid.is_some();
-        out.extend(p.resources);
+        p.resources.into_iter().for_each(&mut f);
         if !more {
-            return Ok(out);
+            return Ok(());
         }
     }
 }
@@ -311,10 +334,23 @@ pub fn caller_role_in(
         return Ok(None);
     };
     let id = pos.strip_prefix("PractitionerRole/").unwrap_or(&pos);
-    let Some(pr) = tx.get("PractitionerRole", id)? else {
+    Ok(tx.get("PractitionerRole", id)?.as_ref().and_then(role_of))
+}
+
+/// [`caller_role_in`] for a write rule (in the writing transaction).
+pub fn caller_role_of(
+    tx: &wardline_core::RuleTx<'_, '_>,
+) -> Result<Option<wardline_auth::rbac::Role>, FhirError> {
+    let Some(pos) = tx.access().agent().position.clone() else {
         return Ok(None);
     };
-    Ok(pr["code"]
+    let id = pos.strip_prefix("PractitionerRole/").unwrap_or(&pos);
+    Ok(tx.get("PractitionerRole", id)?.as_ref().and_then(role_of))
+}
+
+/// The Wardline role a `PractitionerRole` holds.
+fn role_of(pr: &Value) -> Option<wardline_auth::rbac::Role> {
+    pr["code"]
         .as_array()
         .into_iter()
         .flatten()
@@ -324,7 +360,7 @@ pub fn caller_role_in(
             c["code"]
                 .as_str()
                 .and_then(wardline_auth::rbac::Role::parse)
-        }))
+        })
 }
 
 #[cfg(test)]

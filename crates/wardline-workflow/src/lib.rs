@@ -142,6 +142,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(outpatients::SlotRule))
         // issue 19: theatre cases: steps in order, the WHO checklist first.
         .with_rule(std::sync::Arc::new(theatres::TheatreRule))
+        // issue 19: a waiting-list entry's states on every channel.
+        .with_rule(std::sync::Arc::new(waiting::EntryRule))
         // issue 19: a plain e-Referral POSTed over FHIR awaits triage.
         .with_hook(std::sync::Arc::new(referrals::triage::IntakeHook))
         // Not a rule but a consequence every writer needs: a once-only

@@ -432,6 +432,47 @@ fn booking_takes_the_right_kind_cancelling_keeps_the_patient_on_the_list_rebooki
     }
 }
 
+/// H-223: an appointment cancelled outside the booking pages — a plain
+/// REST `PUT`, or an HL7 SIU^S15 applied as one — gives the patient's entry
+/// back to the list (waiting to be booked), as the booking page's cancel
+/// does; an entry booked elsewhere since is left alone.
+#[test]
+fn an_appointment_cancelled_over_rest_puts_the_entry_back_to_waiting() {
+    for b in stores() {
+        let svc = &b.svc;
+        let (_, slots) = clinic(svc, Kind::New);
+        let (entry, _) = waiting_patient(svc, 1, List::OutpatientNew);
+        let a1 = booking::book(svc, &op(), &entry, &slots[0], NOW).unwrap();
+        assert_eq!(state(svc, &entry), State::Booked, "{}", b.name);
+
+        let mut cancelled = get(svc, "Appointment", &a1);
+        cancelled["status"] = json!("cancelled");
+        let (st, oo) = rest(svc, Method::Put, &["Appointment", &a1], Some(cancelled));
+        assert_eq!(st, 200, "{}: {oo}", b.name);
+        assert_eq!(state(svc, &entry), State::Waiting, "{}", b.name);
+        assert_eq!(get(svc, "Slot", &slots[0])["status"], "free", "{}", b.name);
+        assert!(
+            booking::waiting_to_book(svc, &op())
+                .unwrap()
+                .0
+                .iter()
+                .any(|w| w.entry.id == entry),
+            "{}: back on the list to book",
+            b.name
+        );
+
+        // Booked again, then the old (already cancelled) appointment is
+        // written again as entered in error: the new booking stands.
+        let a2 = booking::book(svc, &op(), &entry, &slots[1], NOW).unwrap();
+        let mut old = get(svc, "Appointment", &a1);
+        old["status"] = json!("entered-in-error");
+        let (st, oo) = rest(svc, Method::Put, &["Appointment", &a1], Some(old));
+        assert_eq!(st, 200, "{}: {oo}", b.name);
+        let sr = get(svc, "ServiceRequest", &entry);
+        assert_eq!(waiting::booked(&sr), Some(a2.as_str()), "{}", b.name);
+    }
+}
+
 #[test]
 fn arrival_and_the_outcome_move_the_list_and_the_pathway() {
     for b in stores() {

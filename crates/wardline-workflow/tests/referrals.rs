@@ -18,10 +18,23 @@ use wardline_workflow::pmi::TASK_SYSTEM;
 use wardline_workflow::referrals::inbound::{Received, receive};
 use wardline_workflow::referrals::message::{Local, build_in};
 use wardline_workflow::referrals::send::{Failure, Policy, Transport, chase, retry_in, run};
+use wardline_workflow::referrals::triage::{Accept, accept};
 use wardline_workflow::referrals::{
     CHASE_CODE, Draft, FAILURE_CODE, ReferralError, State, TRIAGE_CODE, cancel, draft, get, list,
-    part, respond, send, state_of, upload,
+    part, reject, send, state_of, upload,
 };
+use wardline_workflow::waiting::Priority;
+
+/// Triage's acceptance: routine, general medicine (the only way a received
+/// referral is accepted).
+fn routine() -> Accept<'static> {
+    Accept {
+        priority: Priority::Routine,
+        specialty: "300",
+        consultant: None,
+        note: None,
+    }
+}
 
 const A_URL: &str = "https://a.example/fhir/$process-message";
 const B_URL: &str = "https://b.example/fhir/$process-message";
@@ -369,12 +382,11 @@ fn a_referral_is_sent_received_with_its_attachment_accepted_and_tracked() {
         assert_eq!(dup, Received::Duplicate(rid.clone()), "{n}");
 
         // B accepts; the answer goes back; A shows accepted.
-        respond(
+        accept(
             &p.b,
             &clinician("drB"),
             &rid,
-            true,
-            "",
+            &routine(),
             NOW + Duration::hours(1),
         )
         .unwrap();
@@ -435,13 +447,12 @@ fn a_rejection_keeps_its_reason_and_a_silent_provider_is_chased() {
         assert_eq!(t[0]["owner"]["reference"], "Practitioner/drA", "{n}");
 
         let rid = list(&p.b, &op(), true, None).unwrap()[0].id.clone();
-        let e = respond(&p.b, &clinician("drB"), &rid, false, " ", NOW).unwrap_err();
+        let e = reject(&p.b, &clinician("drB"), &rid, " ", NOW).unwrap_err();
         assert_eq!(e.field(), Some("reason"), "{n}");
-        respond(
+        reject(
             &p.b,
             &clinician("drB"),
             &rid,
-            false,
             "Outside our catchment area",
             NOW,
         )
@@ -459,7 +470,7 @@ fn a_rejection_keeps_its_reason_and_a_silent_provider_is_chased() {
         assert!(tasks(&p.a, CHASE_CODE, "requested").is_empty(), "{n}");
         // Final: it cannot be accepted now.
         assert!(
-            respond(&p.b, &clinician("drB"), &rid, true, "", NOW).is_err(),
+            accept(&p.b, &clinician("drB"), &rid, &routine(), NOW).is_err(),
             "{n}"
         );
     }
@@ -722,7 +733,7 @@ fn wrong_provider_missing_attachment_and_foreign_responses_are_refused() {
         // The real one; then an answer claiming to be from another provider.
         run(&p.a, &op(), &w, &local_a(), Policy::default(), NOW).unwrap();
         let rid = list(&p.b, &op(), true, None).unwrap()[0].id.clone();
-        respond(&p.b, &clinician("drB"), &rid, true, "", NOW).unwrap();
+        accept(&p.b, &clinician("drB"), &rid, &routine(), NOW).unwrap();
         let mut tx = p.b.begin(&access).unwrap();
         let bsr = tx.get("ServiceRequest", &rid).unwrap().unwrap();
         let mut answer = build_in(&mut tx, &bsr, &local_b(), NOW).unwrap();

@@ -13,6 +13,7 @@ use serde_json::json;
 use support::{Backend, backends, get, op, put, rest};
 use time::OffsetDateTime;
 use time::macros::{date, datetime};
+use wardline_auth::rbac::Role;
 use wardline_core::{FhirService, Method};
 use wardline_workflow::rtt::{self, NewPathway, Pathway, Status};
 use wardline_workflow::theatres::list::{self, NewSession};
@@ -272,6 +273,50 @@ fn the_who_checklist_blocks_progression_on_every_channel_and_the_operation_stops
         let (st, oo) = rest(svc, Method::Put, &["Appointment", &c], Some(a));
         assert_eq!(st, 422, "{}: {oo}", b.name);
         assert!(oo.to_string().contains("time out"), "{oo}");
+        // Only clinical staff tick the checklist, on REST too: a ward clerk
+        // (who may write appointments) is refused 403; nothing is written.
+        put(
+            svc,
+            json!({"resourceType": "PractitionerRole", "id": "clerk-pos", "active": true,
+                "practitioner": {"reference": "Practitioner/clerk1"},
+                "code": [{"coding": [{"system": wardline_auth::directory::ROLE_SYSTEM,
+                    "code": Role::WardClerk.code()}]}]}),
+        );
+        let mut clerk = support::as_role(Role::WardClerk, "clerk1");
+        clerk.agent.position = Some("PractitionerRole/clerk-pos".into());
+        let before = get(svc, "Appointment", &c);
+        let mut a = before.clone();
+        let first_time_out = all(Part::TimeOut)[0];
+        a["extension"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|e| e["url"] == wardline_workflow::theatres::CHECKLIST_EXT)
+            .unwrap()["extension"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"url": first_time_out, "extension": [
+                {"url": "by", "valueReference": {"reference": "Practitioner/clerk1"}},
+                {"url": "at", "valueDateTime": "2026-12-14T08:20:00Z"}]}));
+        let mut sign_in_done = before.clone();
+        let r = svc.handle(
+            support::req(Method::Put, vec!["Appointment".into(), c.clone()], Some(a)),
+            &clerk,
+        );
+        assert_eq!(r.status, 403, "{}: {:?}", b.name, r.body);
+        assert_eq!(get(svc, "Appointment", &c), before, "{}", b.name);
+        // The clerk may still write what is not clinical (a comment).
+        sign_in_done["comment"] = json!("Patient's daughter waiting in the day room");
+        let r = svc.handle(
+            support::req(
+                Method::Put,
+                vec!["Appointment".into(), c.clone()],
+                Some(sign_in_done),
+            ),
+            &clerk,
+        );
+        assert_eq!(r.status, 200, "{}: {:?}", b.name, r.body);
+
         // Time out partly done still blocks; done, the knife goes in.
         let to = all(Part::TimeOut);
         day::tick(svc, &op(), &c, &to[..2], NURSE, t(25)).unwrap();

@@ -546,6 +546,76 @@ fn an_entry_moves_only_as_its_state_allows() {
 
 /// The validation worklist finds each problem, and validating clears the
 /// 12-week one.
+/// H-213: the entry's rules hold on plain REST writes too
+/// (`waiting::EntryRule`): no moving lists, no reopening a closed entry, no
+/// suspension without a reason, no priority of the other kind of list, no
+/// booking into another patient's appointment — each refused 422 naming the
+/// element; no leaving the list without the reason; a change the rules
+/// allow goes through.
+#[test]
+fn an_entry_written_over_rest_keeps_its_rules() {
+    for b in backends("rest_rule") {
+        let svc = &b.svc;
+        let e = admitted(svc, "p1", None).unwrap();
+        let put_sr = |sr: Value| support::rest(svc, Method::Put, &["ServiceRequest", &e], Some(sr));
+        let refused = |sr: Value, at: &str| {
+            let (st, oo) = put_sr(sr);
+            assert_eq!(st, 422, "{}: {oo}", b.name);
+            assert_eq!(oo["issue"][0]["expression"][0], at, "{}: {oo}", b.name);
+        };
+        let base = read(svc, "ServiceRequest", &e);
+
+        let mut moved = base.clone();
+        moved["category"][0]["coding"][0]["code"] = json!("outpatient-new");
+        refused(moved, "ServiceRequest.category");
+
+        let mut held = base.clone();
+        held["status"] = json!("on-hold");
+        refused(held, "ServiceRequest.extension");
+
+        let mut wrong = base.clone();
+        for x in wrong["extension"].as_array_mut().unwrap() {
+            if x["url"] == waiting::PRIORITY_EXT {
+                x["valueCoding"]["code"] = json!("urgent");
+            }
+        }
+        refused(wrong, "ServiceRequest.extension");
+
+        put(
+            svc,
+            json!({"resourceType": "Appointment", "id": "other-appt", "status": "booked",
+                "participant": [{"actor": {"reference": "Patient/p2"}, "status": "accepted"}]}),
+        );
+        let mut other = base.clone();
+        other["extension"].as_array_mut().unwrap().push(json!({
+            "url": waiting::BOOKED_EXT, "valueReference": {"reference": "Appointment/other-appt"}
+        }));
+        refused(other, "ServiceRequest.extension");
+
+        let mut gone = base.clone();
+        gone["status"] = json!("revoked");
+        refused(gone, "ServiceRequest.extension");
+
+        // Allowed: a note added.
+        let mut noted = base.clone();
+        noted["note"] = json!([{"text": "Prefers mornings"}]);
+        let (st, oo) = put_sr(noted);
+        assert_eq!(st, 200, "{}: {oo}", b.name);
+
+        // Closed through the service: final, on REST too.
+        waiting::remove(svc, &op(), &e, "Treated elsewhere").unwrap();
+        let mut reopened = read(svc, "ServiceRequest", &e);
+        reopened["status"] = json!("active");
+        refused(reopened, "ServiceRequest.status");
+        assert_eq!(
+            entry_state(&read(svc, "ServiceRequest", &e)),
+            Entry::Removed,
+            "{}",
+            b.name
+        );
+    }
+}
+
 #[test]
 fn the_validation_worklist() {
     for b in backends("validation") {

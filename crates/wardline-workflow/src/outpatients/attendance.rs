@@ -254,7 +254,7 @@ pub fn outcome_in(
         Some(e) => Some(entry_in(tx, e)?.1),
         None => None,
     };
-    let today = now.date();
+    let today = tx.time_zone().date_of(now);
     let status = what.rtt_status();
     let mut out = Recorded::default();
     if let Some(e) = &entry {
@@ -461,7 +461,13 @@ pub fn did_not_attend_in(
     if let Some(e) = &entry {
         if out.discharged {
             if let Some(p) = &e.pathway {
-                rtt::record_in(tx, p, Status::S33, now.date(), &source(appointment))?;
+                rtt::record_in(
+                    tx,
+                    p,
+                    Status::S33,
+                    tx.time_zone().date_of(now),
+                    &source(appointment),
+                )?;
             }
             waiting::close_in(
                 tx,

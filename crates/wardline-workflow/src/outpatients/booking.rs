@@ -359,7 +359,7 @@ pub fn book_in(
         "slot": [{"reference": format!("Slot/{slot}")}],
         "start": s["start"].clone(),
         "end": s["end"].clone(),
-        "created": date_text(now.date()),
+        "created": date_text(tx.time_zone().date_of(now)),
         "serviceType": s["serviceType"].clone(),
         "appointmentType": e.kind.concept(),
         "basedOn": [{"reference": format!("ServiceRequest/{entry}")}],
@@ -461,10 +461,11 @@ pub fn cancel_in(
         fhir_time(now)
     ));
     let entry = entry_of(&a).map(str::to_owned);
-    // The slot is freed by `super::SlotStatus` at commit.
+    // The slot is freed by `super::SlotStatus` at commit; the entry now, so
+    // a rebook in the same transaction can book it again.
     tx.save(a)?;
     if let Some(e) = entry {
-        crate::waiting::unbook_in(tx, &e)?;
+        crate::waiting::release_in(tx, &e, appointment)?;
     }
     Ok(())
 }
@@ -705,6 +706,63 @@ pub fn declined_reasonable_in(tx: &mut Tx<'_>, entry: &str) -> Result<usize, Out
                 && offer_part(c, "answer").is_some_and(|v| v["valueCode"] == "declined")
         })
         .count())
+}
+
+/// An offer of dates as the booking page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfferView {
+    /// `Communication` id.
+    pub id: String,
+    /// When it was made (instant).
+    pub sent: String,
+    /// The dates offered: (slot id, start), earliest first.
+    pub dates: Vec<(String, String)>,
+    pub reasonable: bool,
+    /// `accepted` or `declined`; none while the patient has not answered.
+    pub answer: Option<String>,
+}
+
+/// The offers made for `entry`, newest first, and how many reasonable ones
+/// the patient has declined (two raise a clinical review), read in one
+/// audited transaction (`outpatients-offers`).
+pub fn offers(
+    svc: &FhirService,
+    access: &dyn Access,
+    entry: &str,
+) -> Result<(Vec<OfferView>, usize), OutpatientsError> {
+    let mut tx = begin(svc, access, "outpatients-offers", "R")?;
+    tx.audit_reads();
+    let found = tx.find(
+        "Communication",
+        &format!("based-on=ServiceRequest/{entry}&category={TASK_SYSTEM}|{OFFER_CODE}"),
+    )?;
+    let mut out = Vec::new();
+    for c in &found {
+        let mut dates = Vec::new();
+        for r in c["about"].as_array().into_iter().flatten() {
+            if let Some(id) = reference_id(r, "Slot") {
+                let start = tx
+                    .get("Slot", id)?
+                    .and_then(|s| s["start"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                dates.push((id.to_owned(), start));
+            }
+        }
+        dates.sort_by(|a, b| a.1.cmp(&b.1));
+        out.push(OfferView {
+            id: c["id"].as_str().unwrap_or_default().to_owned(),
+            sent: c["sent"].as_str().unwrap_or_default().to_owned(),
+            dates,
+            reasonable: offer_part(c, "reasonable").is_some_and(|v| v["valueBoolean"] == true),
+            answer: offer_part(c, "answer")
+                .and_then(|v| v["valueCode"].as_str())
+                .map(str::to_owned),
+        });
+    }
+    out.sort_by(|a, b| b.sent.cmp(&a.sent).then(b.id.cmp(&a.id)));
+    let declined = declined_reasonable_in(&mut tx, entry)?;
+    tx.commit()?;
+    Ok((out, declined))
 }
 
 fn review_task_in(

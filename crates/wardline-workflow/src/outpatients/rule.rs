@@ -144,6 +144,7 @@ impl wardline_core::WriteHook for SlotStatus {
     ) -> Result<(), FhirError> {
         let mut touched: Vec<String> = Vec::new();
         for c in changes {
+            release_on_cancel(tx, c)?;
             for side in [&c.before, &c.after] {
                 let Some(v) = side
                     .as_deref()
@@ -179,4 +180,34 @@ impl wardline_core::WriteHook for SlotStatus {
         }
         Ok(())
     }
+}
+
+/// An appointment that held its slot and is now cancelled (or entered in
+/// error), on whatever channel, gives its waiting-list entry back to the
+/// list ([`crate::waiting::release_in`]).
+fn release_on_cancel(
+    tx: &mut wardline_core::Tx<'_>,
+    c: &wardline_core::Change,
+) -> Result<(), FhirError> {
+    let parse = |j: &Option<String>| {
+        j.as_deref()
+            .and_then(|j| serde_json::from_str::<Value>(j).ok())
+    };
+    let (Some(before), Some(after)) = (parse(&c.before), parse(&c.after)) else {
+        return Ok(());
+    };
+    let held = HOLDING.contains(&before["status"].as_str().unwrap_or_default());
+    let ended = matches!(
+        after["status"].as_str(),
+        Some("cancelled" | "entered-in-error")
+    );
+    if let (true, true, Some(entry), Some(id)) = (
+        held,
+        ended,
+        super::booking::entry_of(&after),
+        after["id"].as_str(),
+    ) {
+        crate::waiting::release_in(tx, entry, id)?;
+    }
+    Ok(())
 }

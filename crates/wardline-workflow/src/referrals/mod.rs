@@ -840,18 +840,22 @@ pub fn cancel(
     Ok(())
 }
 
-/// [`respond_in`] as one audited transaction (`referrals-triage`).
-pub fn respond(
+/// Rejects a received referral, with the reason sent back to the referrer
+/// ([`respond_in`]), as one audited transaction (`referrals-triage`).
+/// Accepting has no entry of its own here: it is triage's
+/// ([`triage::accept`]), which also starts the RTT clock and puts the
+/// patient on the outpatient list, so no channel accepts a referral without
+/// opening its pathway.
+pub fn reject(
     svc: &FhirService,
     access: &dyn Access,
     id: &str,
-    accept: bool,
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<(), ReferralError> {
     me(access)?;
     let mut tx = begin(svc, access, "referrals-triage", "U")?;
-    respond_in(&mut tx, id, accept, reason, now)?;
+    respond_in(&mut tx, id, false, reason, now)?;
     tx.commit()?;
     Ok(())
 }

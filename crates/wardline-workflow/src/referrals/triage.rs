@@ -152,7 +152,7 @@ pub fn intake_in(
             "Enter the reason for the referral.".into(),
         ));
     }
-    if i.received > now.date() {
+    if i.received > tx.time_zone().date_of(now) {
         return Err(ReferralError::Field(
             "received".into(),
             "The date received cannot be in the future.".into(),
@@ -277,7 +277,7 @@ pub fn accept_in(
     let patient = reference_id(&sr["subject"], "Patient")
         .ok_or_else(|| ReferralError::Invalid("The referral names no patient.".into()))?
         .to_owned();
-    let start = received(&sr).unwrap_or(now.date());
+    let start = received(&sr).unwrap_or(tx.time_zone().date_of(now));
     respond_in(tx, id, true, "", now)?;
     let source = format!("ServiceRequest/{id}");
     let pathway = rtt::open_in(
@@ -302,7 +302,7 @@ pub fn accept_in(
             consultant: a.consultant,
             procedure: None,
             priority: a.priority,
-            decided: now.date(),
+            decided: tx.time_zone().date_of(now),
             note: a.note,
         },
     )?;
@@ -340,7 +340,7 @@ pub fn redirect_in(
     check_specialty(r.specialty)?;
     check_consultant(tx, r.consultant)?;
     let mut sr = awaiting_triage(tx, id)?;
-    let start = received(&sr).unwrap_or(now.date());
+    let start = received(&sr).unwrap_or(tx.time_zone().date_of(now));
     if let Some(org) = r.provider {
         let o = tx.get("Organization", org)?.ok_or_else(|| {
             ReferralError::Field(
@@ -376,7 +376,7 @@ pub fn redirect_in(
             tx,
             &pathway,
             Status::S21,
-            now.date().max(start),
+            tx.time_zone().date_of(now).max(start),
             &format!("Organization/{org}"),
         )?;
         return Ok(Some(pathway));
@@ -642,7 +642,7 @@ impl wardline_core::WriteHook for IntakeHook {
             set_part(
                 &mut sr,
                 "received",
-                Some(("valueDate", &rtt_date(now.date()))),
+                Some(("valueDate", &rtt_date(tx.time_zone().date_of(now)))),
             );
             let saved = tx.save(sr)?;
             raise_task_in(

@@ -65,8 +65,6 @@ use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 use wardline_fhir::FhirError;
 
-use crate::fhir::reference_id;
-
 /// The patient pathway identifier (PPID).
 pub const PPID_SYSTEM: &str = "https://fhir.wardline.invalid/rtt-pathway";
 /// `EpisodeOfCare.type` of an RTT pathway (code [`EPISODE_TYPE_RTT`]).
@@ -402,77 +400,147 @@ pub fn parse_date(s: &str) -> Option<Date> {
     Date::parse(s.get(..10)?, &f).ok()
 }
 
-fn sub<'a>(e: &'a Value, name: &str) -> Option<&'a Value> {
-    e["extension"].as_array()?.iter().find(|s| s["url"] == name)
+/// The parts of a stored `EpisodeOfCare` a [`Pathway`] is read from, typed:
+/// a list of 100,000 pathways (the PTL) is read straight from the stored
+/// JSON into these, never into `serde_json::Value` trees (an order of
+/// magnitude more allocation; BENCHMARKS.md, `wardline-bench ptl`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Episode {
+    resource_type: String,
+    id: String,
+    status: Option<String>,
+    #[serde(rename = "type")]
+    types: Vec<Concept>,
+    identifier: Vec<Identifier>,
+    patient: Ref,
+    referral_request: Vec<Ref>,
+    care_manager: Ref,
+    period: Period,
+    extension: Vec<Ext>,
 }
 
-/// Whether the resource is an RTT pathway.
-pub fn is_pathway(v: &Value) -> bool {
-    v["resourceType"] == "EpisodeOfCare"
-        && v["type"].as_array().is_some_and(|ts| {
-            ts.iter().any(|t| {
-                t["coding"].as_array().is_some_and(|cs| {
-                    cs.iter().any(|c| {
-                        c["system"] == EPISODE_TYPE_SYSTEM && c["code"] == EPISODE_TYPE_RTT
-                    })
-                })
-            })
-        })
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Concept {
+    coding: Vec<Coding>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Coding {
+    system: Option<String>,
+    code: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Identifier {
+    system: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Ref {
+    reference: Option<String>,
+}
+
+impl Ref {
+    fn id(&self, t: &str) -> Option<String> {
+        crate::fhir::reference_text_id(self.reference.as_deref()?, t).map(str::to_owned)
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Period {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Ext {
+    url: String,
+    extension: Vec<Ext>,
+    value_coding: Option<Coding>,
+    value_date: Option<String>,
+    value_reference: Option<Ref>,
+}
+
+impl Ext {
+    fn sub(&self, url: &str) -> Option<&Ext> {
+        self.extension.iter().find(|e| e.url == url)
+    }
 }
 
 impl Pathway {
     /// Reads a pathway; `None` when `v` is not one.
     pub fn of(v: &Value) -> Option<Pathway> {
-        if !is_pathway(v) {
+        Pathway::read(serde::Deserialize::deserialize(v).ok()?)
+    }
+
+    /// Reads a pathway from its stored JSON; `None` when it is not one.
+    pub fn of_json(json: &str) -> Option<Pathway> {
+        Pathway::read(serde_json::from_str(json).ok()?)
+    }
+
+    fn read(e: Episode) -> Option<Pathway> {
+        let rtt = e.resource_type == "EpisodeOfCare"
+            && e.types.iter().flat_map(|t| &t.coding).any(|c| {
+                c.system.as_deref() == Some(EPISODE_TYPE_SYSTEM)
+                    && c.code.as_deref() == Some(EPISODE_TYPE_RTT)
+            });
+        if !rtt {
             return None;
         }
-        let exts = v["extension"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let events = exts
+        let events = e
+            .extension
             .iter()
-            .filter(|e| e["url"] == EVENT_EXT)
-            .filter_map(|e| {
+            .filter(|x| x.url == EVENT_EXT)
+            .filter_map(|x| {
+                let code = x.sub("status")?.value_coding.as_ref()?.code.as_deref()?;
                 Some(Event {
-                    status: Status::parse(sub(e, "status")?["valueCoding"]["code"].as_str()?)?,
-                    date: parse_date(sub(e, "date")?["valueDate"].as_str()?)?,
-                    source: sub(e, "source")
-                        .and_then(|s| s["valueReference"]["reference"].as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
+                    status: Status::parse(code)?,
+                    date: parse_date(x.sub("date")?.value_date.as_deref()?)?,
+                    source: x
+                        .sub("source")
+                        .and_then(|s| s.value_reference.as_ref()?.reference.clone())
+                        .unwrap_or_default(),
                 })
             })
             .collect();
-        let specialty = exts
+        let specialty = e
+            .extension
             .iter()
-            .find(|e| e["url"] == TREATMENT_FUNCTION_EXT)
-            .and_then(|e| e["valueCoding"]["code"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let clock = match v["status"].as_str() {
+            .find(|x| x.url == TREATMENT_FUNCTION_EXT)
+            .and_then(|x| x.value_coding.as_ref()?.code.clone())
+            .unwrap_or_default();
+        let clock = match e.status.as_deref() {
             Some("active") => Clock::Running,
             Some("cancelled") => Clock::Nullified,
             _ => Clock::Stopped,
         };
         Some(Pathway {
-            id: v["id"].as_str().unwrap_or_default().to_owned(),
-            ppid: v["identifier"]
-                .as_array()
-                .and_then(|is| is.iter().find(|i| i["system"] == PPID_SYSTEM))
-                .and_then(|i| i["value"].as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            patient: reference_id(&v["patient"], "Patient")
-                .unwrap_or_default()
-                .to_owned(),
-            referral: v["referralRequest"][0]["reference"]
-                .as_str()
-                .and_then(|_| reference_id(&v["referralRequest"][0], "ServiceRequest"))
-                .map(str::to_owned),
+            ppid: e
+                .identifier
+                .iter()
+                .find(|i| i.system.as_deref() == Some(PPID_SYSTEM))
+                .and_then(|i| i.value.clone())
+                .unwrap_or_default(),
+            patient: e.patient.id("Patient").unwrap_or_default(),
+            referral: e
+                .referral_request
+                .first()
+                .and_then(|r| r.id("ServiceRequest")),
             specialty,
-            consultant: reference_id(&v["careManager"], "Practitioner").map(str::to_owned),
+            consultant: e.care_manager.id("Practitioner"),
             clock,
-            start: v["period"]["start"].as_str().and_then(parse_date)?,
-            stop: v["period"]["end"].as_str().and_then(parse_date),
+            start: e.period.start.as_deref().and_then(parse_date)?,
+            stop: e.period.end.as_deref().and_then(parse_date),
             events,
+            id: e.id,
         })
     }
 

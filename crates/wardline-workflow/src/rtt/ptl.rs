@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::Value;
 use time::Date;
 use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Op};
@@ -128,12 +127,10 @@ pub fn on_ptl(p: &Pathway) -> bool {
     p.clock == Clock::Running && p.last_status() != Some(Status::S21)
 }
 
-/// The PTL of the stored pathways `stored` (the JSON of open
-/// `EpisodeOfCare`s) on `today`.
-pub fn build<'a>(stored: impl IntoIterator<Item = &'a Value>, today: Date, f: Filter) -> Ptl {
-    let mut rows: Vec<Row> = stored
+/// The PTL of the `pathways` (read from open `EpisodeOfCare`s) on `today`.
+pub fn build(pathways: impl IntoIterator<Item = Pathway>, today: Date, f: Filter) -> Ptl {
+    let mut rows: Vec<Row> = pathways
         .into_iter()
-        .filter_map(Pathway::of)
         .filter(on_ptl)
         .filter(|p| f.specialty.is_none_or(|s| p.specialty == s))
         .filter(|p| {
@@ -203,9 +200,14 @@ pub fn ptl(
     if let Some(c) = f.consultant {
         pairs.push(("care-manager", format!("Practitioner/{c}")));
     }
-    let stored = crate::fhir::search_all(&tx, "EpisodeOfCare", &pairs)?;
+    // Read straight from the stored JSON, a page at a time (never 100,000
+    // `Value` trees at once).
+    let mut open = Vec::new();
+    crate::fhir::each_matching(&tx, "EpisodeOfCare", &pairs, |s| {
+        open.extend(Pathway::of_json(&s.json));
+    })?;
     tx.commit()?;
-    Ok(build(&stored, today, f))
+    Ok(build(open, today, f))
 }
 
 /// The PTL as CSV (one row a pathway, longest wait first); `name` gives a

@@ -103,6 +103,31 @@ fn name_of(tx: &mut Tx<'_>, t: &str, id: &str) -> Result<String, TheatreError> {
         .unwrap_or_else(|| format!("{t}/{id}")))
 }
 
+/// The names of the resources `ids` of type `t` (as [`name_of`]), read a
+/// hundred at a time (`_id=a,b,…`) instead of one by one: a theatre list
+/// names every patient waiting for the specialty.
+fn names_of(
+    tx: &mut Tx<'_>,
+    t: &str,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, TheatreError> {
+    let mut wanted: Vec<&String> = ids.iter().filter(|i| !i.is_empty()).collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut out = std::collections::HashMap::new();
+    for chunk in wanted.chunks(100) {
+        let list: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
+        for v in tx.find(t, &format!("_id={}&_count=100", list.join(",")))? {
+            let id = v["id"].as_str().unwrap_or_default().to_owned();
+            let name = person_name(&v)
+                .or_else(|| v["name"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{t}/{id}"));
+            out.insert(id, name);
+        }
+    }
+    Ok(out)
+}
+
 /// The trust's theatres.
 pub fn theatres_in(tx: &mut Tx<'_>) -> Result<Vec<Theatre>, TheatreError> {
     let mut v: Vec<Theatre> = tx
@@ -420,9 +445,18 @@ fn view_in(tx: &mut Tx<'_>, slot: &Value) -> Result<Session, TheatreError> {
         None => None,
     };
     let mut cases = Vec::new();
-    for a in cases_in(tx, &id)? {
+    let found = cases_in(tx, &id)?;
+    let ids: Vec<String> = found
+        .iter()
+        .filter_map(|a| case_patient(a).map(str::to_owned))
+        .collect();
+    let names = names_of(tx, "Patient", &ids)?;
+    for a in found {
         let patient = case_patient(&a).unwrap_or_default().to_owned();
-        let patient_name = name_of(tx, "Patient", &patient)?;
+        let patient_name = names
+            .get(&patient)
+            .cloned()
+            .unwrap_or_else(|| format!("Patient/{patient}"));
         let coding = &a["reasonCode"][0]["coding"][0];
         let step = Step::ALL
             .into_iter()
@@ -553,6 +587,11 @@ pub fn waiting_in(tx: &mut Tx<'_>, specialty: &str) -> Result<Vec<Offered>, Thea
                 list.code()
             ),
         )?;
+        let ids: Vec<String> = found
+            .iter()
+            .filter_map(|sr| rid(&sr["subject"], "Patient").map(str::to_owned))
+            .collect();
+        let names = names_of(tx, "Patient", &ids)?;
         for sr in found {
             if waiting::state_of(&sr) != State::Waiting {
                 continue;
@@ -566,7 +605,10 @@ pub fn waiting_in(tx: &mut Tx<'_>, specialty: &str) -> Result<Vec<Offered>, Thea
             let patient = rid(&sr["subject"], "Patient")
                 .unwrap_or_default()
                 .to_owned();
-            let name = name_of(tx, "Patient", &patient)?;
+            let name = names
+                .get(&patient)
+                .cloned()
+                .unwrap_or_else(|| format!("Patient/{patient}"));
             let key = sr["code"]["coding"][0].to_string();
             let (mins, default) = match estimates.get(&key) {
                 Some(v) => *v,

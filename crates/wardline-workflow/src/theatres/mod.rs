@@ -544,11 +544,37 @@ impl WriteRule for TheatreRule {
         resource_type == "Appointment"
     }
 
-    fn check(&self, _tx: &mut RuleTx<'_, '_>, w: &ProposedWrite<'_>) -> Result<(), FhirError> {
+    fn check(&self, tx: &mut RuleTx<'_, '_>, w: &ProposedWrite<'_>) -> Result<(), FhirError> {
         if !is_case(w.resource) && !w.current.is_some_and(is_case) {
             return Ok(());
         }
-        check_case(w.resource, w.current)
+        check_case(w.resource, w.current)?;
+        // The checklist and the day's steps are clinical records: on every
+        // channel only clinical staff write them (as `may_record_in` on the
+        // pages); a caller in no position is left to its access.
+        let recorded = |v: Option<&Value>| {
+            v.map(|v| {
+                (
+                    ext(v, CHECKLIST_EXT).cloned(),
+                    Step::ALL.map(|s| step_time(v, s)),
+                )
+            })
+        };
+        if recorded(Some(w.resource)) != recorded(w.current).or(Some((None, [None; 6])))
+            && let Some(r) = crate::fhir::caller_role_of(tx)?
+            && !r.has(wardline_auth::rbac::Activity::RecordClinical)
+        {
+            return Err(FhirError::new(
+                403,
+                "forbidden",
+                format!(
+                    "only clinical staff record the WHO checklist and a case's steps; the position acted in is {}",
+                    r.display()
+                ),
+            )
+            .at("Appointment.extension"));
+        }
+        Ok(())
     }
 }
 

@@ -26,7 +26,10 @@
 //! Every change goes through this module's `_in` functions (book, unbook,
 //! suspend, resume, close, remove), which hold the entry's state rules.
 
+mod rule;
 pub mod validation;
+
+pub use rule::EntryRule;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -540,6 +543,24 @@ pub fn unbook_in(tx: &mut Tx<'_>, entry: &str) -> Result<(), WaitingError> {
     set_ext(&mut sr, BOOKED_EXT, None);
     tx.save(sr)?;
     Ok(())
+}
+
+/// A cancelled appointment gives its place back: the entry booked into
+/// `appointment` goes back to waiting. Nothing when `entry` is not a
+/// waiting-list entry, or is booked into another appointment or none. The
+/// one home of the rule: `outpatients::cancel_in` calls it, and
+/// `outpatients::SlotStatus` for an appointment cancelled on any other
+/// channel (plain REST, HL7 SIU^S15).
+pub fn release_in(tx: &mut Tx<'_>, entry: &str, appointment: &str) -> Result<bool, WaitingError> {
+    tx.lock(&[format!("ServiceRequest/{entry}")])?;
+    let Some(sr) = tx.get("ServiceRequest", entry)?.filter(is_entry) else {
+        return Ok(false);
+    };
+    if state_of(&sr) != State::Booked || booked(&sr) != Some(appointment) {
+        return Ok(false);
+    }
+    unbook_in(tx, entry)?;
+    Ok(true)
 }
 
 fn leave(tx: &mut Tx<'_>, entry: &str, reason: &str, status: &str) -> Result<(), WaitingError> {

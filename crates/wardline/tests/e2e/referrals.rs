@@ -288,13 +288,26 @@ fn scenario(a_env: &Env, b_env: &Env) {
         "Task?code=https://fhir.wardline.invalid/CodeSystem/task|referral-triage&status=requested",
     );
     assert_eq!(tasks.len(), 1, "{n}: one triage task on B");
+    // No bare accept (issue 19, H-211): accepting is triage, which opens
+    // the RTT pathway.
     let r = post(
         &doctor_b,
         &sb.root,
         &format!("/ui/referrals/{rid1}/accept"),
         &[("reason", "")],
     );
-    assert_eq!(r.status(), 303, "{n}: accept");
+    assert_eq!(r.status(), 404, "{n}: no accept without triage");
+    let r = post(
+        &doctor_b,
+        &sb.root,
+        &format!("/ui/referrals/{rid1}/triage/accept"),
+        &[
+            ("priority", "routine"),
+            ("specialty", "300"),
+            ("consultant", ""),
+        ],
+    );
+    assert_eq!(r.status(), 303, "{n}: accepted at triage");
     let out = deliver(b_env, &sb, "provider-b", &key_b, "provider-b", soon());
     assert!(
         out.contains(&format!("delivered: ServiceRequest/{rid1}")),
