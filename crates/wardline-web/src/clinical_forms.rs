@@ -57,6 +57,14 @@ fn summary_of(error: &Error) -> Markup {
     }
 }
 
+fn status_of(error: &Error) -> StatusCode {
+    if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    }
+}
+
 fn error_of(e: &FormsError, default: &str) -> Error {
     Some((e.field().unwrap_or(default).to_owned(), e.message()))
 }
@@ -316,11 +324,7 @@ fn form_body(
 fn form_page(cx: &Cx, id: &str, form: &Form, error: &Error, done: Option<&str>) -> Response {
     match define::load(&cx.svc, cx.access(), id) {
         Ok((fm, _)) => layout::page_with(
-            if error.is_some() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::OK
-            },
+            status_of(error),
             cx,
             &fm.title.clone(),
             Nav::None,
@@ -673,17 +677,7 @@ fn fill_page(
             }
         }
     };
-    layout::page_with(
-        if error.is_some() {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::OK
-        },
-        cx,
-        &fm.title.clone(),
-        Nav::Patients,
-        body,
-    )
+    layout::page_with(status_of(error), cx, &fm.title.clone(), Nav::Patients, body)
 }
 
 /// `GET /ui/patients/{id}/forms/{form}[?response=]`.

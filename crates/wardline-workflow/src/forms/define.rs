@@ -37,16 +37,13 @@ pub struct FormSummary {
 }
 
 fn summary(q: &Value) -> FormSummary {
+    let h = super::header(q);
     FormSummary {
-        id: q["id"].as_str().unwrap_or_default().to_owned(),
-        url: q["url"].as_str().unwrap_or_default().to_owned(),
-        version: q["version"].as_str().map(str::to_owned),
-        title: q["title"]
-            .as_str()
-            .or(q["name"].as_str())
-            .unwrap_or("Untitled form")
-            .to_owned(),
-        status: q["status"].as_str().unwrap_or("draft").to_owned(),
+        id: h.id,
+        url: h.url,
+        version: h.version,
+        title: h.title,
+        status: h.status,
         items: q["item"].as_array().map_or(0, Vec::len),
     }
 }
@@ -247,6 +244,21 @@ fn find_kind(items: &Value, link_id: &str) -> Option<String> {
     None
 }
 
+/// Locks and reads a draft form in `tx`; refuses a version in use.
+fn draft_in(tx: &mut Tx<'_>, form: &str) -> Result<Value, FormsError> {
+    tx.lock(&[format!("Questionnaire/{form}")])?;
+    let q = tx
+        .get("Questionnaire", form)?
+        .filter(is_form)
+        .ok_or_else(|| FormsError::NotFound(format!("There is no form with id {form}.")))?;
+    if q["status"] != "draft" {
+        return Err(FormsError::Conflict(
+            "This version is in use and cannot change: make a new version to edit the form.".into(),
+        ));
+    }
+    Ok(q)
+}
+
 /// Adds an item to a draft form.
 pub fn add_item(
     svc: &FhirService,
@@ -272,16 +284,7 @@ pub fn add_item(
         return Err(field("kind", "Choose the type of answer.".into()));
     }
     let mut tx = begin(svc, access, "forms-define", "U")?;
-    tx.lock(&[format!("Questionnaire/{form}")])?;
-    let mut q = tx
-        .get("Questionnaire", form)?
-        .filter(is_form)
-        .ok_or_else(|| FormsError::NotFound(format!("There is no form with id {form}.")))?;
-    if q["status"] != "draft" {
-        return Err(FormsError::Conflict(
-            "This version is in use and cannot change: make a new version to edit the form.".into(),
-        ));
-    }
+    let mut q = draft_in(&mut tx, form)?;
     let mut item = json!({"linkId": link_id, "text": n.text.trim(), "type": n.kind});
     if n.required {
         item["required"] = json!(true);
@@ -390,16 +393,7 @@ pub fn remove_item(
         })
     }
     let mut tx = begin(svc, access, "forms-define", "U")?;
-    tx.lock(&[format!("Questionnaire/{form}")])?;
-    let mut q = tx
-        .get("Questionnaire", form)?
-        .filter(is_form)
-        .ok_or_else(|| FormsError::NotFound(format!("There is no form with id {form}.")))?;
-    if q["status"] != "draft" {
-        return Err(FormsError::Conflict(
-            "This version is in use and cannot change: make a new version to edit the form.".into(),
-        ));
-    }
+    let mut q = draft_in(&mut tx, form)?;
     let mut items = q["item"].as_array().cloned().unwrap_or_default();
     if !strip(&mut items, link_id) {
         return Err(FormsError::NotFound(format!(

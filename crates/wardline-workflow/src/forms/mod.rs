@@ -404,7 +404,12 @@ const OPERATORS: [&str; 7] = ["exists", "=", "!=", ">", "<", ">=", "<="];
 pub fn read_form(q: &Value, find: &mut Find<'_>) -> Result<Form, Problem> {
     let mut seen: Vec<(String, String)> = Vec::new();
     let items = read_items(&q["item"], find, &mut seen)?;
-    Ok(Form {
+    Ok(Form { items, ..header(q) })
+}
+
+/// A form version's identity and status as stored, its items not read.
+pub fn header(q: &Value) -> Form {
+    Form {
         id: q["id"].as_str().unwrap_or_default().to_owned(),
         url: q["url"].as_str().unwrap_or_default().to_owned(),
         version: q["version"].as_str().map(str::to_owned),
@@ -414,8 +419,8 @@ pub fn read_form(q: &Value, find: &mut Find<'_>) -> Result<Form, Problem> {
             .unwrap_or("Untitled form")
             .to_owned(),
         status: q["status"].as_str().unwrap_or("draft").to_owned(),
-        items,
-    })
+        items: Vec::new(),
+    }
 }
 
 fn read_items(
