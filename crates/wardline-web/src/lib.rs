@@ -889,64 +889,20 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 20: tasks ──
     // ── end of issue 20: tasks ──
     // ── issue 20: forms ──
-    r(
-        "GET",
-        "/ui/forms",
-        "forms (Questionnaires): list; define one",
-    ),
+    r("GET", "/ui/forms", "forms: list, define"),
     r("POST", "/ui/forms", "create a draft form"),
-    r(
-        "POST",
-        "/ui/forms/import",
-        "import a Questionnaire file as a draft form",
-    ),
-    r(
-        "GET",
-        "/ui/forms/{id}",
-        "a form version: its items; add, remove, activate, retire, new version",
-    ),
-    r(
-        "POST",
-        "/ui/forms/{id}/items",
-        "add an item to a draft form",
-    ),
-    r(
-        "POST",
-        "/ui/forms/{id}/remove",
-        "remove an item from a draft form",
-    ),
-    r(
-        "POST",
-        "/ui/forms/{id}/activate",
-        "make a form version active",
-    ),
-    r("POST", "/ui/forms/{id}/retire", "retire a form version"),
-    r(
-        "POST",
-        "/ui/forms/{id}/version",
-        "a new draft version of an active form",
-    ),
-    r(
-        "GET",
-        "/ui/patients/{id}/forms",
-        "a patient's forms; choose one to complete",
-    ),
-    r(
-        "GET",
-        "/ui/patients/{id}/forms/{form}",
-        "fill in a form for a patient",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/forms/{form}",
-        "save a form response as a draft or completed",
-    ),
-    r("GET", "/ui/responses/{id}", "a completed form response"),
-    r(
-        "GET",
-        "/ui/kpis",
-        "forms KPIs per ward with completion rates",
-    ),
+    r("POST", "/ui/forms/import", "import a Questionnaire"),
+    r("GET", "/ui/forms/{id}", "a form version and its items"),
+    r("POST", "/ui/forms/{id}/items", "add an item"),
+    r("POST", "/ui/forms/{id}/remove", "remove an item"),
+    r("POST", "/ui/forms/{id}/activate", "make it active"),
+    r("POST", "/ui/forms/{id}/retire", "retire a version"),
+    r("POST", "/ui/forms/{id}/version", "a new draft version"),
+    r("GET", "/ui/patients/{id}/forms", "a patient's forms"),
+    r("GET", "/ui/patients/{id}/forms/{form}", "fill a form"),
+    r("POST", "/ui/patients/{id}/forms/{form}", "save a response"),
+    r("GET", "/ui/responses/{id}", "a form response"),
+    r("GET", "/ui/kpis", "forms KPIs per ward"),
     // ── end of issue 20: forms ──
     r(
         "GET",
