@@ -127,6 +127,19 @@ pub fn chemotherapy_regimens() -> Value {
     serde_json::from_str(CHEMOTHERAPY_REGIMENS).unwrap_or_else(|_| json!({}))
 }
 
+/// The demo trust's forms and their KPIs (issue 20): a FHIR `transaction`
+/// Bundle of PUTs of a mobility `ValueSet`, two active forms (falls risk,
+/// VTE risk assessment; `Questionnaire`s with an extracted answer each, see
+/// `wardline_workflow::forms`) and two KPIs (`Measure`s: falls risk within
+/// 6 hours of admission, VTE assessment within 14 hours). Demonstration
+/// content: a trust's own assessments replace it.
+pub const FORMS: &str = include_str!("../data/forms.json");
+
+/// [`FORMS`] parsed.
+pub fn forms() -> Value {
+    serde_json::from_str(FORMS).unwrap_or_else(|_| json!({}))
+}
+
 /// The demo trust's starter formulary (`data/formulary.csv`): over 150
 /// common inpatient medicines, one row per VMP, in the format of
 /// `docs/formulary-format.md` (read by

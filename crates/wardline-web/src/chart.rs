@@ -542,6 +542,8 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             // issue 18: referrals
             p data-testid="referrals-link" { a href={ "/ui/patients/" (enc(&p.id)) "/referrals" } { "Referrals" } ": e-Referrals to other providers, and their acceptance" }
             p data-testid="pathways-link" { a href={ "/ui/patients/" (enc(&p.id)) "/pathways" } { "Pathways and waiting lists" } ": referral to treatment clocks, waiting lists, a referral received" }
+            // issue 20: forms
+            p data-testid="forms-link" { a href={ "/ui/patients/" (enc(&p.id)) "/forms" } { "Forms" } ": assessments such as falls risk and VTE, completed and to complete" }
             (summary_panels(&summary))
             (crate::orders::section(cx, &p.id))
             (crate::consent::section(cx, &p.id))

@@ -58,6 +58,7 @@ mod waiting;
 // issue 20: tasks
 // end of issue 20: tasks
 // issue 20: forms
+mod clinical_forms;
 // end of issue 20: forms
 
 use std::net::IpAddr;
@@ -893,6 +894,20 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 20: tasks ──
     // ── end of issue 20: tasks ──
     // ── issue 20: forms ──
+    r("GET", "/ui/forms", "forms: list, define"),
+    r("POST", "/ui/forms", "create a draft form"),
+    r("POST", "/ui/forms/import", "import a Questionnaire"),
+    r("GET", "/ui/forms/{id}", "a form version and its items"),
+    r("POST", "/ui/forms/{id}/items", "add an item"),
+    r("POST", "/ui/forms/{id}/remove", "remove an item"),
+    r("POST", "/ui/forms/{id}/activate", "make it active"),
+    r("POST", "/ui/forms/{id}/retire", "retire a version"),
+    r("POST", "/ui/forms/{id}/version", "a new draft version"),
+    r("GET", "/ui/patients/{id}/forms", "a patient's forms"),
+    r("GET", "/ui/patients/{id}/forms/{form}", "fill a form"),
+    r("POST", "/ui/patients/{id}/forms/{form}", "save a response"),
+    r("GET", "/ui/responses/{id}", "a form response"),
+    r("GET", "/ui/kpis", "forms KPIs per ward"),
     // ── end of issue 20: forms ──
     r(
         "GET",
@@ -1274,6 +1289,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 20: tasks ──
         // ── end of issue 20: tasks ──
         // ── issue 20: forms ──
+        .merge(clinical_forms::routes())
         // ── end of issue 20: forms ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──

@@ -59,6 +59,9 @@
 //! * [`theatres`] — theatre sessions and lists from the admitted waiting
 //!   list, on-the-day steps behind the WHO surgical safety checklist (on
 //!   every channel), the operation recorded (RTT 30) and utilisation.
+//! * [`forms`] — configurable forms (Questionnaire) completed in the chart
+//!   (QuestionnaireResponse, checked against its version on every channel),
+//!   answers extracted as Observations, KPIs per ward.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -92,6 +95,7 @@ pub mod waiting;
 // issue 20: tasks
 // end of issue 20: tasks
 // issue 20: forms
+pub mod forms;
 // end of issue 20: forms
 
 use wardline_core::FhirService;
@@ -153,14 +157,18 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
         // issue 19: a clinic slot is busy while an appointment holds it.
         .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
-    // issue 20: news2
-    // end of issue 20: news2
-    // issue 20: ed
-    // end of issue 20: ed
-    // issue 20: alerts
-    // end of issue 20: alerts
-    // issue 20: tasks
-    // end of issue 20: tasks
-    // issue 20: forms
+        // issue 20: news2
+        // end of issue 20: news2
+        // issue 20: ed
+        // end of issue 20: ed
+        // issue 20: alerts
+        // end of issue 20: alerts
+        // issue 20: tasks
+        // end of issue 20: tasks
+        // issue 20: forms: a form version valid and frozen once in use; a
+        // response valid against its version; marked answers extracted.
+        .with_rule(std::sync::Arc::new(forms::rule::FormRule))
+        .with_rule(std::sync::Arc::new(forms::rule::ResponseRule))
+        .with_hook(std::sync::Arc::new(forms::rule::Extraction))
     // end of issue 20: forms
 }

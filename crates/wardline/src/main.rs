@@ -327,6 +327,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         load_demo_catalogue(&service)?;
         load_demo_regimens(&service)?;
         load_demo_formulary(&service)?;
+        // issue 20: forms
+        load_demo_forms(&service)?;
         // Issue 17, the MAR: after the demo formulary is loaded.
         demo_drugs::load(&service)?;
     }
@@ -547,6 +549,35 @@ fn load_demo_formulary(service: &FhirService) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("loading the demo formulary failed: {e}"))?;
     tracing::info!(medicines = report.added.len(), "demo formulary loaded");
+    Ok(())
+}
+
+/// Loads the demo forms and KPIs (`wardline-demo`'s `data/forms.json`) as
+/// one transaction Bundle through the core (the forms' write rules check
+/// each), unless the demo falls risk form is there already.
+fn load_demo_forms(service: &FhirService) -> Result<()> {
+    use wardline_core::{FhirRequest, Method, RequestHeaders};
+    if service
+        .system_reader()
+        .read("Questionnaire", "demo-falls-risk")?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let res = service.handle(
+        FhirRequest {
+            method: Method::Post,
+            path: vec![],
+            query: vec![],
+            headers: RequestHeaders::default(),
+            body: Some(wardline_demo::FORMS.as_bytes().to_vec()),
+        },
+        &wardline_core::Trusted::operator("demo-loader"),
+    );
+    if res.status >= 300 {
+        anyhow::bail!("loading the demo forms failed: {:?}", res.body);
+    }
+    tracing::info!("demo forms and KPIs loaded");
     Ok(())
 }
 

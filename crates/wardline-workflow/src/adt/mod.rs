@@ -76,6 +76,8 @@ mod codes;
 pub mod placement;
 mod read;
 pub(crate) use read::{ward_name, ward_of};
+// issue 20: forms (the KPIs count admissions as ADT reads them)
+pub(crate) use read::{is_inpatient, json_of, search_all};
 
 use std::str::FromStr;
 
@@ -100,7 +102,7 @@ use beds::Mover;
 pub use beds::{BED_CLASH_CODE, BedMaster};
 use codes::{ACT_CODE, PARTICIPATION_TYPE, label_of};
 pub use placement::{Concern, ConcernKind, PLACEMENT_EXT};
-use read::{Places, current_location, is_current, is_inpatient, json_of, ref_id};
+use read::{Places, current_location, is_current, ref_id};
 
 // ---------------------------------------------------------------- types
 

@@ -575,7 +575,13 @@ pub fn in_catalogue(r: &Value) -> bool {
         // Chemotherapy protocols (issue 17) are PlanDefinitions under the
         // same base but not order sets.
         Some("PlanDefinition") => ours && !crate::medicines::chemo::regimen::is_protocol_type(r),
-        Some("Questionnaire") => ours,
+        // Issue 20: configurable forms have their own base and are not
+        // the catalogue's questions.
+        Some("Questionnaire") => {
+            ours && !r["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(crate::forms::FORMS_BASE))
+        }
         _ => false,
     }
 }

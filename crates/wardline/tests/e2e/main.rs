@@ -64,4 +64,5 @@ mod uk_core;
 // issue 20: tasks
 // end of issue 20: tasks
 // issue 20: forms
+mod forms;
 // end of issue 20: forms
