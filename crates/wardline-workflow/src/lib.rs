@@ -90,6 +90,7 @@ pub mod waiting;
 // issue 20: alerts
 // end of issue 20: alerts
 // issue 20: tasks
+pub mod tasks;
 // end of issue 20: tasks
 // issue 20: forms
 // end of issue 20: forms
@@ -151,13 +152,15 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
         // issue 19: a clinic slot is busy while an appointment holds it.
         .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
-    // issue 20: news2
-    // end of issue 20: news2
-    // issue 20: ed
-    // end of issue 20: ed
-    // issue 20: alerts
-    // end of issue 20: alerts
-    // issue 20: tasks
+        // issue 20: news2
+        // end of issue 20: news2
+        // issue 20: ed
+        // end of issue 20: ed
+        // issue 20: alerts
+        // end of issue 20: alerts
+        // issue 20: tasks
+        // The Task lifecycle and urgent work always owned, on every channel.
+        .with_rule(std::sync::Arc::new(tasks::TaskRule))
     // end of issue 20: tasks
     // issue 20: forms
     // end of issue 20: forms
