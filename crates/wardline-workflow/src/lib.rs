@@ -61,6 +61,9 @@
 //!   every channel), the operation recorded (RTT 30) and utilisation.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
+//! * [`tasks`] — the one home of the `Task` lifecycle (issue 20): raising,
+//!   assigning to a person, team or ward, claiming, completing; the lists
+//!   per user, team and ward; overdue reminders and escalation rules.
 //!
 //! The web UI (`wardline-web`) and the FHIR operations call these; they hold
 //! no rules of their own.
