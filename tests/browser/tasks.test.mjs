@@ -91,7 +91,7 @@ test('a nurse works her ward\'s tasks and an overdue one is escalated after the 
   await page.locator('[data-testid="assign"]').click()
   await page.waitForURL(/done=assigned/)
   assert.match(await page.locator('[data-testid="task-owner"]').innerText(), /Community nursing team/)
-  assert.match(await page.locator('[data-testid="history"]').innerText(), /Assigned to Community nursing team/)
+  assert.match(await page.locator('[data-testid="history"]').innerText(), /Reassigned to Community nursing team/)
 
   // Complete one: refused without an outcome, then done.
   await page.goto(`${server.url}/ui/tasks/${ids.complete}`)
