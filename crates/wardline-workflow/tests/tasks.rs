@@ -536,8 +536,8 @@ fn an_overdue_task_reminds_its_owner_once_per_overdue_period() {
         );
         // A second past: the owner (through her position) is emailed once (H-283).
         let r = run(&b.svc, &op(), Some(&out), due + Duration::seconds(1)).unwrap();
-        assert_eq!(r.reminded, [id.clone()], "{n}");
-        assert_eq!(r.unreachable, [team.clone()], "{n}: a ward has no email");
+        assert_eq!(r.reminded, [id.as_str()], "{n}");
+        assert_eq!(r.unreachable, [team.as_str()], "{n}: a ward has no email");
         assert_eq!(out.sent.borrow()[0].0, "grace@trust.nhs.net", "{n}");
         assert!(
             !out.sent.borrow()[0].1.contains("Tasker"),
@@ -562,10 +562,10 @@ fn an_overdue_task_reminds_its_owner_once_per_overdue_period() {
         .unwrap();
         *out.refuse.borrow_mut() = true;
         let r = run(&b.svc, &op(), Some(&out), due + Duration::minutes(61)).unwrap();
-        assert_eq!(r.failed, [id.clone()], "{n}");
+        assert_eq!(r.failed, [id.as_str()], "{n}");
         *out.refuse.borrow_mut() = false;
         let r = run(&b.svc, &op(), Some(&out), due + Duration::minutes(62)).unwrap();
-        assert_eq!(r.reminded, [id.clone()], "{n}");
+        assert_eq!(r.reminded, [id.as_str()], "{n}");
         run(&b.svc, &op(), Some(&out), due + Duration::minutes(63)).unwrap();
         assert_eq!(out.sent.borrow().len(), 2, "{n}");
         // Reassigned to someone else: they are told, not the first owner.
