@@ -527,6 +527,16 @@ fn an_overdue_task_reminds_its_owner_once_per_overdue_period() {
                 Some(due),
             ),
         );
+        // An older worklist's task (its own chases): not the job's.
+        let mut legacy = spec(
+            "k-legacy",
+            "Observation/obs1",
+            Some("PractitionerRole/pr-n1"),
+            "urgent",
+            Some(due),
+        );
+        legacy.system = wardline_workflow::pmi::TASK_SYSTEM.to_owned();
+        let legacy = raise(&b, &legacy);
         let out = Recorder::default();
         // At the due time exactly: not yet overdue.
         let r = run(&b.svc, &op(), Some(&out), due).unwrap();
@@ -545,6 +555,11 @@ fn an_overdue_task_reminds_its_owner_once_per_overdue_period() {
         );
         run(&b.svc, &op(), Some(&out), due + Duration::minutes(10)).unwrap();
         assert_eq!(out.sent.borrow().len(), 1, "{n}: never twice in one period");
+        let l = get(&b.svc, "Task", &legacy);
+        assert!(
+            l.get("extension").is_none() && l.get("note").is_none(),
+            "{n}: {l}"
+        );
         let comms = rest(&b.svc, Method::Get, &["Communication"], None).1;
         assert_eq!(comms["entry"][0]["resource"]["status"], "completed", "{n}");
         // A new due time is a new period; while the mail server is down the

@@ -2,6 +2,11 @@
 //! tasks run --now …` call it with the clock injected): overdue reminders
 //! and escalation rules.
 //!
+//! Both act on tasks of the shared kinds ([`KIND_SYSTEM`]); the older
+//! worklists (results, referrals, transfers: `pmi::TASK_SYSTEM`) keep
+//! their own escalations and chases, and a stored rule reaches one of
+//! their kinds only by naming it.
+//!
 //! **Reminders.** Each open task past its due time whose owner is a person
 //! (a `Practitioner`, or a `PractitionerRole`'s practitioner) is reminded
 //! once per overdue period: [`REMINDER_EXT`] records the due time and the
@@ -316,9 +321,20 @@ fn remind_one(
     Ok(())
 }
 
+/// Whether a task is of the shared kinds ([`KIND_SYSTEM`]): the older
+/// worklists (`pmi::TASK_SYSTEM`) keep their own escalations and chases.
+fn shared(t: &Value) -> bool {
+    t["code"]["coding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["system"] == KIND_SYSTEM)
+}
+
 fn fires(rule: &EscalationRule, t: &Value, now: OffsetDateTime) -> bool {
     let status = t["status"].as_str().unwrap_or_default();
-    if rule.kind.as_deref().is_some_and(|k| k != kind(t))
+    if (rule.kind.is_none() && !shared(t))
+        || rule.kind.as_deref().is_some_and(|k| k != kind(t))
         || rule
             .min_priority
             .as_deref()
@@ -487,7 +503,7 @@ pub fn run(
             }
         }
     }
-    for t in open.iter().filter(|t| super::overdue(t, now)) {
+    for t in open.iter().filter(|t| shared(t) && super::overdue(t, now)) {
         let id = t["id"].as_str().unwrap_or_default();
         if let Err(e) = remind_one(svc, access, outbox, id, now, &mut report) {
             tracing::warn!(task = id, error = %e, "task reminder failed");
