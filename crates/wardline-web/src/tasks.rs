@@ -466,6 +466,22 @@ fn after(
     }
 }
 
+/// One POST on a task: `f` does it, [`after`] answers.
+async fn act(
+    ui: crate::Ui,
+    id: String,
+    req: Req,
+    body: Bytes,
+    (done, field): (&'static str, &'static str),
+    f: fn(&Cx, &str, &Form) -> Result<(), TasksError>,
+) -> Response {
+    ui.run(req, Some(&body), move |cx, form| {
+        let r = f(cx, &id, &form);
+        after(cx, &id, &form, r, done, field)
+    })
+    .await
+}
+
 /// `POST /ui/tasks/{id}/claim`.
 pub(crate) async fn claim_post(
     State(ui): St,
@@ -473,9 +489,8 @@ pub(crate) async fn claim_post(
     req: Req,
     body: Bytes,
 ) -> Response {
-    ui.run(req, Some(&body), move |cx, form| {
-        let r = tasks::claim(&cx.svc, cx.access(), &id, now());
-        after(cx, &id, &form, r, "claimed", "claim")
+    act(ui, id, req, body, ("claimed", "claim"), |cx, id, _| {
+        tasks::claim(&cx.svc, cx.access(), id, now())
     })
     .await
 }
@@ -487,9 +502,8 @@ pub(crate) async fn assign_post(
     req: Req,
     body: Bytes,
 ) -> Response {
-    ui.run(req, Some(&body), move |cx, form| {
-        let r = tasks::assign(&cx.svc, cx.access(), &id, f(&form, "owner"), now());
-        after(cx, &id, &form, r, "assigned", "owner")
+    act(ui, id, req, body, ("assigned", "owner"), |cx, id, form| {
+        tasks::assign(&cx.svc, cx.access(), id, f(form, "owner"), now())
     })
     .await
 }
@@ -501,10 +515,14 @@ pub(crate) async fn complete_post(
     req: Req,
     body: Bytes,
 ) -> Response {
-    ui.run(req, Some(&body), move |cx, form| {
-        let r = tasks::complete(&cx.svc, cx.access(), &id, f(&form, "outcome"), now());
-        after(cx, &id, &form, r, "completed", "outcome")
-    })
+    act(
+        ui,
+        id,
+        req,
+        body,
+        ("completed", "outcome"),
+        |cx, id, form| tasks::complete(&cx.svc, cx.access(), id, f(form, "outcome"), now()),
+    )
     .await
 }
 

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use wardline_core::{ServiceConfig, Trusted};
 use wardline_workflow::tasks::job::Outbox;
 
@@ -22,17 +21,12 @@ pub enum TasksCommand {
 pub struct RunArgs {
     /// The time to act as at (RFC 3339); default: now. A later time is how a
     /// test moves the clock.
-    #[arg(long, value_parser = parse_now)]
+    #[arg(long, value_parser = crate::transfers::parse_now)]
     now: Option<OffsetDateTime>,
     #[command(flatten)]
     delivery: crate::transfers::DeliveryArgs,
     #[command(flatten)]
     store: crate::StoreArgs,
-}
-
-fn parse_now(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| format!("'{s}' is not an RFC 3339 date-time with an offset ({e})"))
 }
 
 pub fn run(cmd: TasksCommand) -> Result<ExitCode> {
