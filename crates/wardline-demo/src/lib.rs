@@ -182,6 +182,52 @@ fn push_routed(entries: &mut Vec<Value>, mut org: Value, mesh: Option<&str>, ema
     entries.push(entry(org));
 }
 
+/// Issue 20: the demo trust's CareTeams (see `wardline_workflow::tasks`):
+/// each ward's nursing team (Ward 1 at Watford: Grace Okafor, and Megan
+/// Lloyd its lead and senior nurse) and the community nursing team.
+fn care_teams(entries: &mut Vec<Value>, sites: &[(&str, &str)]) {
+    let user = |name: &str, roles: &[&str]| {
+        let mut p = json!({"member": {"identifier": {
+            "system": "https://fhir.wardline.invalid/Id/username", "value": name}}});
+        if !roles.is_empty() {
+            p["role"] = json!(
+                roles
+                    .iter()
+                    .map(|r| json!({"coding": [{
+                "system": "https://fhir.wardline.invalid/CodeSystem/team-role", "code": r}]}))
+                    .collect::<Vec<_>>()
+            );
+        }
+        p
+    };
+    for (s, sname) in sites {
+        for w in 1..=2 {
+            let ward = format!("{s}-w{w}");
+            let mut team = json!({
+                "resourceType": "CareTeam", "id": format!("ct-{ward}"), "status": "active",
+                "name": format!("Ward {w} nursing team, {sname}"),
+                "managingOrganization": [{"reference": "Organization/trust"}],
+                "extension": [{"url": "https://fhir.wardline.invalid/StructureDefinition/team-ward",
+                    "valueReference": {"reference": format!("Location/{ward}")}}],
+            });
+            if ward == "watford-w1" {
+                team["participant"] = json!([
+                    user("nurse.w1", &[]),
+                    user("nurse2.w1", &["lead"]),
+                    user("nurse2.w1", &["senior-nurse"])
+                ]);
+            }
+            entries.push(entry(team));
+        }
+    }
+    entries.push(entry(json!({
+        "resourceType": "CareTeam", "id": "ct-community", "status": "active",
+        "name": "Community nursing team",
+        "managingOrganization": [{"reference": "Organization/trust"}],
+        "participant": [user("nurse2.w1", &["lead"])],
+    })));
+}
+
 fn entry(resource: Value) -> Value {
     let t = resource["resourceType"]
         .as_str()
@@ -408,6 +454,10 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
             }
         }
     }
+    // Issue 20: tasks — each ward's nursing team and a community nursing
+    // team (`wardline_workflow::tasks`: a ward's team names its ward; staff
+    // by user name, since the demo staff are created at start-up).
+    care_teams(&mut entries, &sites);
     let practices = ["E82001", "E82002", "E82003"];
     // Issue 18: each practice's delivery routes (transfers of care), in
     // order of preference — a MESH mailbox (the sandbox's canned practice

@@ -28,6 +28,8 @@ pub enum Nav {
     Radiology,
     /// The order catalogue (its managers).
     Catalogue,
+    /// Task lists (issue 20: tasks).
+    Tasks,
     None,
 }
 
@@ -107,6 +109,9 @@ fn navigation(cx: &Cx, active: Nav) -> Markup {
     if has(A::ManageCatalogue) {
         items.push((Nav::Catalogue, "/ui/catalogue", "Order catalogue"));
     }
+    let tasks = has(A::ViewClinical)
+        .then(|| crate::tasks::overdue_badge(cx))
+        .flatten();
     html! {
         nav class="nhsuk-header__navigation" aria-label="Menu" {
             div class="nhsuk-header__navigation-container nhsuk-width-container" {
@@ -117,6 +122,15 @@ fn navigation(cx: &Cx, active: Nav) -> Markup {
                                 a class="nhsuk-header__navigation-link" href=(href) aria-current="page" { (label) }
                             } @else {
                                 a class="nhsuk-header__navigation-link" href=(href) { (label) }
+                            }
+                        }
+                    }
+                    // Issue 20: tasks, with the overdue count.
+                    @if let Some(n) = tasks {
+                        li class={ "nhsuk-header__navigation-item" @if active == Nav::Tasks { " nhsuk-header__navigation-item--current" } } {
+                            a class="nhsuk-header__navigation-link" href="/ui/tasks?list=teams" data-testid="tasks-badge" data-overdue=(n)
+                                aria-current=[(active == Nav::Tasks).then_some("page")] {
+                                "Tasks" @if n > 0 { " (" (n) " overdue)" }
                             }
                         }
                     }

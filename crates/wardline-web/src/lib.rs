@@ -56,6 +56,7 @@ mod waiting;
 // issue 20: alerts
 // end of issue 20: alerts
 // issue 20: tasks
+mod tasks;
 // end of issue 20: tasks
 // issue 20: forms
 mod clinical_forms;
@@ -892,6 +893,20 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 20: alerts ──
     // ── end of issue 20: alerts ──
     // ── issue 20: tasks ──
+    r("GET", "/ui/tasks", "task lists: mine, my teams', a ward's"),
+    r("GET", "/ui/tasks/{id}", "a task, its history and actions"),
+    r("POST", "/ui/tasks/{id}/claim", "claim a task"),
+    r("POST", "/ui/tasks/{id}/assign", "assign or reassign a task"),
+    r(
+        "POST",
+        "/ui/tasks/{id}/complete",
+        "complete a task with its outcome",
+    ),
+    r(
+        "POST",
+        "/ui/tasks/{id}/change",
+        "change a task's due time or priority",
+    ),
     // ── end of issue 20: tasks ──
     // ── issue 20: forms ──
     r("GET", "/ui/forms", "forms: list, define"),
@@ -1287,6 +1302,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 20: alerts ──
         // ── end of issue 20: alerts ──
         // ── issue 20: tasks ──
+        .merge(tasks::routes())
         // ── end of issue 20: tasks ──
         // ── issue 20: forms ──
         .merge(clinical_forms::routes())

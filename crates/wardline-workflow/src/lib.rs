@@ -64,6 +64,9 @@
 //!   answers extracted as Observations, KPIs per ward.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
+//! * [`tasks`] — the one home of the `Task` lifecycle (issue 20): raising,
+//!   assigning to a person, team or ward, claiming, completing; the lists
+//!   per user, team and ward; overdue reminders and escalation rules.
 //!
 //! The web UI (`wardline-web`) and the FHIR operations call these; they hold
 //! no rules of their own.
@@ -93,6 +96,7 @@ pub mod waiting;
 // issue 20: alerts
 // end of issue 20: alerts
 // issue 20: tasks
+pub mod tasks;
 // end of issue 20: tasks
 // issue 20: forms
 pub mod forms;
@@ -164,6 +168,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         // issue 20: alerts
         // end of issue 20: alerts
         // issue 20: tasks
+        // The Task lifecycle and urgent work always owned, on every channel.
+        .with_rule(std::sync::Arc::new(tasks::TaskRule))
         // end of issue 20: tasks
         // issue 20: forms: a form version valid and frozen once in use; a
         // response valid against its version; marked answers extracted.

@@ -227,3 +227,37 @@ pub fn spawn_referrals(
         },
     );
 }
+
+/// Tasks (issue 20): every minute, fires the escalation rules that are due
+/// and reminds the owners of newly overdue tasks by email
+/// (`wardline_workflow::tasks::job::run`, SMTP as `serve --smtp-*`
+/// configures), audited as the operator `tasks`. The clock is the job's
+/// `now` (`wardline tasks run --now …` runs the same step at a chosen time).
+pub fn spawn_tasks(
+    service: Arc<FhirService>,
+    mailer: Option<wardline_workflow::transfers::email::Mailer>,
+) {
+    use wardline_workflow::tasks::job::{Outbox, run};
+    let access = Trusted::operator("tasks");
+    every("tasks", Duration::from_secs(60), move || {
+        let outbox = mailer.as_ref().map(|m| m as &dyn Outbox);
+        match run(&service, &access, outbox, time::OffsetDateTime::now_utc()) {
+            Ok(r) => {
+                if !r.escalated.is_empty() || !r.reminded.is_empty() {
+                    tracing::info!(
+                        escalated = r.escalated.len(),
+                        reminded = r.reminded.len(),
+                        "tasks escalated and overdue owners reminded"
+                    );
+                }
+                if !r.failed.is_empty() {
+                    tracing::warn!(
+                        failed = r.failed.len(),
+                        "task reminders not accepted by the mail server"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the tasks job failed"),
+        }
+    });
+}

@@ -18,6 +18,8 @@ mod medicines;
 // issue 18: referrals
 mod referrals;
 mod results;
+// issue 20: tasks
+mod tasks;
 mod transfers;
 mod user;
 
@@ -136,6 +138,9 @@ enum Command {
     /// chase referrals not accepted, make this server's key pair.
     #[command(subcommand)]
     Referrals(referrals::ReferralsCommand),
+    /// Tasks (issue 20): escalate and remind overdue tasks, as at a time.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCommand),
 }
 
 #[derive(Args)]
@@ -282,6 +287,7 @@ fn main() -> std::process::ExitCode {
         Command::Medicines(c) => medicines::run(c),
         Command::Transfers(c) => transfers::run(c),
         Command::Referrals(c) => referrals::run(c),
+        Command::Tasks(c) => tasks::run(c),
     };
     match result {
         Ok(code) => code,
@@ -367,6 +373,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         a.delivery.transports()?,
         a.delivery.policy(),
     );
+    // issue 20: tasks: escalations and overdue reminders every minute.
+    jobs::spawn_tasks(service.clone(), a.delivery.transports()?.email);
     // issue 18: referrals
     if a.referral_job_seconds > 0 {
         jobs::spawn_referrals(

@@ -765,42 +765,39 @@ pub fn offers(
     Ok((out, declined))
 }
 
+/// The clinical review Task after two declined reasonable offers
+/// ([`crate::tasks::raise_in`]: one open at a time), owned by the
+/// entry's consultant.
 fn review_task_in(
     tx: &mut Tx<'_>,
     entry: &str,
     declined: usize,
     now: OffsetDateTime,
 ) -> Result<String, OutpatientsError> {
-    let open = tx.find(
-        "Task",
-        &format!(
-            "focus=ServiceRequest/{entry}&code={TASK_SYSTEM}|{DECLINED_REVIEW_CODE}&status=requested,accepted,in-progress"
-        ),
-    )?;
-    if let Some(t) = open.first() {
+    let focus = format!("ServiceRequest/{entry}");
+    if let Some(t) = crate::tasks::open_in(tx, &focus, TASK_SYSTEM, DECLINED_REVIEW_CODE)?.first() {
         return Ok(t["id"].as_str().unwrap_or_default().to_owned());
     }
     let (sr, e) = entry_in(tx, entry)?;
-    let mut task = json!({
-        "resourceType": "Task",
-        "status": "requested",
-        "intent": "order",
-        "priority": "routine",
-        "code": {"coding": [{"system": TASK_SYSTEM, "code": DECLINED_REVIEW_CODE,
-            "display": "Clinical review: patient declined two reasonable offers"}]},
-        "description": format!(
+    let spec = crate::tasks::Spec {
+        system: TASK_SYSTEM.to_owned(),
+        code: DECLINED_REVIEW_CODE.to_owned(),
+        display: Some("Clinical review: patient declined two reasonable offers".to_owned()),
+        patient: json!({"reference": format!("Patient/{}", e.patient)}),
+        focus: json!({"reference": focus,
+            "display": concept_text(&sr["code"]).unwrap_or_else(|| "Outpatient waiting-list entry".into())}),
+        owner: e
+            .consultant
+            .map(|c| json!({"reference": format!("Practitioner/{c}")})),
+        priority: "routine".to_owned(),
+        due: None,
+        description: format!(
             "The patient has declined {declined} reasonable offers of an appointment. Under the trust's access policy, review whether to keep them on the waiting list or discharge them to their GP."
         ),
-        "focus": {"reference": format!("ServiceRequest/{entry}"),
-            "display": concept_text(&sr["code"]).unwrap_or_else(|| "Outpatient waiting-list entry".into())},
-        "for": {"reference": format!("Patient/{}", e.patient)},
-        "authoredOn": fhir_time(now),
-        "lastModified": fhir_time(now),
-    });
-    if let Some(c) = e.consultant {
-        task["owner"] = json!({"reference": format!("Practitioner/{c}")});
-    }
-    Ok(tx.save(task)?.id)
+        requester: None,
+        encounter: None,
+    };
+    Ok(crate::tasks::raise_in(tx, &spec, now)?.id)
 }
 
 #[cfg(test)]

@@ -241,6 +241,20 @@ pub enum OutpatientsError {
     Store(String),
 }
 
+impl From<crate::tasks::TasksError> for OutpatientsError {
+    fn from(e: crate::tasks::TasksError) -> OutpatientsError {
+        use crate::tasks::TasksError as T;
+        match e {
+            T::Invalid(m) => OutpatientsError::Invalid(String::new(), m),
+            T::Field(f, m) => OutpatientsError::Invalid(f, m),
+            T::NotFound(m) => OutpatientsError::NotFound(m),
+            T::Forbidden(m) => OutpatientsError::Forbidden(m),
+            T::Conflict(m) => OutpatientsError::Conflict(m),
+            T::Store(m) => OutpatientsError::Store(m),
+        }
+    }
+}
+
 impl OutpatientsError {
     pub fn invalid(field: &str, m: impl Into<String>) -> OutpatientsError {
         OutpatientsError::Invalid(field.to_owned(), m.into())

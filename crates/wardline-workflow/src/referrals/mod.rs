@@ -625,29 +625,29 @@ pub fn respond_in(
     Ok(())
 }
 
-/// Completes the open Tasks of `code` about referral `id`.
+/// Completes the open Tasks of `code` about referral `id`
+/// ([`crate::tasks::close_in`]).
 pub(crate) fn close_tasks_in(
     tx: &mut Tx<'_>,
     id: &str,
     code: &str,
     now: OffsetDateTime,
 ) -> Result<(), ReferralError> {
-    let tasks = tx.find(
-        "Task",
-        &format!(
-            "focus=ServiceRequest/{id}&code={}|{code}&status=requested,in-progress",
-            crate::pmi::TASK_SYSTEM
-        ),
+    crate::tasks::close_in(
+        tx,
+        &format!("ServiceRequest/{id}"),
+        crate::pmi::TASK_SYSTEM,
+        code,
+        "completed",
+        None,
+        now,
     )?;
-    for mut t in tasks {
-        t["status"] = json!("completed");
-        t["lastModified"] = json!(fhir_time(now));
-        tx.save(t)?;
-    }
     Ok(())
 }
 
-/// A Task about referral `sr` (code `code`), unless one is already open.
+/// A Task about referral `sr` (code `code`), unless one is already open
+/// ([`crate::tasks::raise_in`]): urgent unless the referral is routine,
+/// owned by the receiving service (a received referral) or the referrer.
 pub(crate) fn raise_task_in(
     tx: &mut Tx<'_>,
     sr: &Value,
@@ -657,42 +657,44 @@ pub(crate) fn raise_task_in(
     now: OffsetDateTime,
 ) -> Result<bool, ReferralError> {
     let id = sr["id"].as_str().unwrap_or_default();
-    let open = tx.find(
-        "Task",
-        &format!(
-            "focus=ServiceRequest/{id}&code={}|{code}&status=requested,in-progress",
-            crate::pmi::TASK_SYSTEM
-        ),
-    )?;
-    if !open.is_empty() {
-        return Ok(false);
-    }
-    let now_s = fhir_time(now);
-    let mut task = json!({
-        "resourceType": "Task",
-        "status": "requested",
-        "intent": "order",
-        "priority": if sr["priority"] == "routine" { "routine" } else { "urgent" },
-        "code": {"coding": [{"system": crate::pmi::TASK_SYSTEM, "code": code, "display": display}]},
-        "focus": {"reference": format!("ServiceRequest/{id}")},
-        "for": sr["subject"],
-        "authoredOn": now_s,
-        "lastModified": now_s,
-        "description": description,
-    });
-    if sr["encounter"].is_object() {
-        task["encounter"] = sr["encounter"].clone();
-    }
     let owner = if is_inbound(sr) {
         &sr["performer"][0]
     } else {
         &sr["requester"]
     };
-    if owner.is_object() {
-        task["owner"] = owner.clone();
+    let spec = crate::tasks::Spec {
+        system: crate::pmi::TASK_SYSTEM.to_owned(),
+        code: code.to_owned(),
+        display: Some(display.to_owned()),
+        patient: sr["subject"].clone(),
+        focus: json!({"reference": format!("ServiceRequest/{id}")}),
+        owner: owner.is_object().then(|| owner.clone()),
+        priority: if sr["priority"] == "routine" {
+            "routine"
+        } else {
+            "urgent"
+        }
+        .to_owned(),
+        due: None,
+        description: description.to_owned(),
+        requester: None,
+        encounter: sr["encounter"].is_object().then(|| sr["encounter"].clone()),
+    };
+    Ok(crate::tasks::raise_in(tx, &spec, now)?.created)
+}
+
+impl From<crate::tasks::TasksError> for ReferralError {
+    fn from(e: crate::tasks::TasksError) -> ReferralError {
+        use crate::tasks::TasksError as T;
+        match e {
+            T::Invalid(m) => ReferralError::Invalid(m),
+            T::Field(f, m) => ReferralError::Field(f, m),
+            T::NotFound(m) => ReferralError::NotFound(m),
+            T::Forbidden(m) => ReferralError::Forbidden(m),
+            T::Conflict(m) => ReferralError::Conflict(m),
+            T::Store(m) => ReferralError::Store(m),
+        }
     }
-    tx.save(task)?;
-    Ok(true)
 }
 
 /// A referral as the lists show it.

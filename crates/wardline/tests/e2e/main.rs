@@ -62,6 +62,7 @@ mod uk_core;
 // issue 20: alerts
 // end of issue 20: alerts
 // issue 20: tasks
+mod tasks;
 // end of issue 20: tasks
 // issue 20: forms
 mod forms;
