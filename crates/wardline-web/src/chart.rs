@@ -59,6 +59,8 @@ pub(crate) fn banner(p: &PatientSummary, stay: Option<&adt::Stay>) -> Markup {
                     }
                 }
             }
+            // Issue 20: the patient's clinical alerts, on every patient page.
+            (crate::alerts::strip(p))
         }
     }
 }

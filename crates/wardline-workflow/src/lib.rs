@@ -88,6 +88,7 @@ pub mod waiting;
 // issue 20: ed
 // end of issue 20: ed
 // issue 20: alerts
+pub mod alerts;
 // end of issue 20: alerts
 // issue 20: tasks
 // end of issue 20: tasks
@@ -113,7 +114,8 @@ pub fn with_operations(svc: FhirService) -> FhirService {
     // end of issue 20: news2
     // issue 20: ed
     // end of issue 20: ed
-    // issue 20: alerts
+    // issue 20: alerts: who records each alert kind, the MHA legal expiry.
+    .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))
     // end of issue 20: alerts
     // issue 20: tasks
     // end of issue 20: tasks
@@ -155,7 +157,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
     // end of issue 20: news2
     // issue 20: ed
     // end of issue 20: ed
-    // issue 20: alerts
+    // issue 20: alerts: who records each alert kind, the MHA legal expiry.
+    .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))
     // end of issue 20: alerts
     // issue 20: tasks
     // end of issue 20: tasks
