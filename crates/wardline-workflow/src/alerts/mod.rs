@@ -246,9 +246,14 @@ pub fn ms_of(now: OffsetDateTime) -> i64 {
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// An instant (ms) as a FHIR instant, UTC.
+/// An instant (ms) as a FHIR instant, UTC (to the second when it has no
+/// milliseconds: `2026-03-05T10:00:00Z`).
 pub fn instant(ms: i64) -> String {
-    wardline_fhir::datetime::format_instant(ms)
+    let s = wardline_fhir::datetime::format_instant(ms);
+    match s.strip_suffix(".000Z") {
+        Some(whole) => format!("{whole}Z"),
+        None => s,
+    }
 }
 
 /// A FHIR date/time's first instant (ms).

@@ -1,8 +1,8 @@
 //! The alerts' write rule: who may record each kind, and the data rules a
 //! plain REST write must obey as the workflow's do (see [`super`]).
 //!
-//! * **Who** (a person acting in a position; operators and the engine are
-//!   not asked): a CP-IS, end-of-life or MHA `Flag` is written only by a
+//! * **Who** (a person acting in a position; backend systems, operators
+//!   and the engine are not asked): a CP-IS, end-of-life or MHA `Flag` is written only by a
 //!   position whose role holds `sign-clinical-documents` (registered
 //!   professionals); an `AllergyIntolerance` made `confirmed` or `refuted`
 //!   (created so, or changed to it) only by one holding
@@ -18,7 +18,7 @@
 
 use serde_json::Value;
 use wardline_auth::rbac::{Activity, Role};
-use wardline_core::{ProposedWrite, RuleTx, WriteRule};
+use wardline_core::{AgentKind, ProposedWrite, RuleTx, WriteRule};
 use wardline_fhir::FhirError;
 
 use super::mha::{Detention, Section, legal_expiry, zone_of};
@@ -49,8 +49,11 @@ fn role_of(tx: &RuleTx<'_, '_>) -> Result<Option<Role>, FhirError> {
         .find_map(|c| c["code"].as_str().and_then(Role::parse)))
 }
 
+/// Whether the caller may: a person (a user acting in a position) only
+/// when their role holds one of `any_of`; backend systems (their SMART
+/// scopes decide), operators and the engine are not asked.
 fn may(tx: &RuleTx<'_, '_>, any_of: &[Activity]) -> Result<bool, FhirError> {
-    if !tx.access().restricted() {
+    if !tx.access().restricted() || tx.access().agent().kind != AgentKind::User {
         return Ok(true);
     }
     Ok(role_of(tx)?.is_some_and(|r| any_of.iter().any(|a| r.has(*a))))
