@@ -128,7 +128,9 @@ struct Failed<'a> {
 }
 
 fn failed_value<'a>(fail: Option<&'a Failed>, form: &str, k: &str) -> &'a str {
-    fail.filter(|x| x.form == form).map(|x| v(x.values, k)).unwrap_or("")
+    fail.filter(|x| x.form == form)
+        .map(|x| v(x.values, k))
+        .unwrap_or("")
 }
 
 fn failed_error<'a>(fail: Option<&'a Failed>, form: &str, k: &str) -> Option<&'a str> {
@@ -359,7 +361,12 @@ fn page(cx: &Cx, id: &str, done: Option<&str>, fail: Option<&Failed>) -> Respons
             button class="nhsuk-button" data-module="nhsuk-button" type="submit" data-testid="record-mha" { "Record detention" }
         }
     };
-    layout::page(cx, &format!("Alerts – {}", p.display_name), Nav::Patients, body)
+    layout::page(
+        cx,
+        &format!("Alerts – {}", p.display_name),
+        Nav::Patients,
+        body,
+    )
 }
 
 /// `GET /ui/patients/{id}/alerts`.
@@ -371,7 +378,13 @@ pub(crate) async fn alerts_page(State(ui): St, req: Req, Path(id): Path<String>)
 }
 
 /// The page again with the error against its field, or the refusal page.
-fn answer(cx: &Cx, id: &str, form: &'static str, f: &Form, r: Result<&str, AlertsError>) -> Response {
+fn answer(
+    cx: &Cx,
+    id: &str,
+    form: &'static str,
+    f: &Form,
+    r: Result<&str, AlertsError>,
+) -> Response {
     match r {
         Ok(done) => see_other(&format!("/ui/patients/{}/alerts?done={done}", enc(id))),
         Err(e @ (AlertsError::Invalid(..) | AlertsError::Conflict(_))) => {
@@ -382,7 +395,12 @@ fn answer(cx: &Cx, id: &str, form: &'static str, f: &Form, r: Result<&str, Alert
                 "refute" => "reason",
                 _ => "section",
             });
-            let fail = Failed { form, values: f, field: field.to_owned(), message: e.message() };
+            let fail = Failed {
+                form,
+                values: f,
+                field: field.to_owned(),
+                message: e.message(),
+            };
             let mut r = page(cx, id, None, Some(&fail));
             *r.status_mut() = axum::http::StatusCode::from_u16(e.status())
                 .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
@@ -393,12 +411,19 @@ fn answer(cx: &Cx, id: &str, form: &'static str, f: &Form, r: Result<&str, Alert
 }
 
 /// `POST /ui/patients/{id}/alerts/allergies`.
-pub(crate) async fn allergy_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn allergy_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let formulary = wardline_workflow::medicines::formulary::load_shared(&cx.svc);
         let substance = match &formulary {
             Ok(fm) => Substance::from_input(fm, v(&f, "substance"), v(&f, "snomed")),
-            Err(_) => Substance::from_input(&Default::default(), v(&f, "substance"), v(&f, "snomed")),
+            Err(_) => {
+                Substance::from_input(&Default::default(), v(&f, "substance"), v(&f, "snomed"))
+            }
         };
         let a = NewAllergy {
             substance,
@@ -415,7 +440,12 @@ pub(crate) async fn allergy_post(State(ui): St, req: Req, Path(id): Path<String>
 }
 
 /// `POST /ui/patients/{id}/alerts/no-known-allergies`.
-pub(crate) async fn nka_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn nka_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let r = allergies::no_known_allergies(&cx.svc, cx.access(), &id, now()).map(|_| "nka");
         answer(cx, &id, "allergy", &f, r)
@@ -436,7 +466,9 @@ pub(crate) async fn allergy_change_post(
             "verify" => (Change::Verify, "verified"),
             "refute" => (Change::Refute(v(&f, "reason").to_owned()), "refuted"),
             "entered-in-error" => (Change::EnteredInError(opt(&f, "reason")), "error"),
-            _ => return layout::refusal_page(404, "There is no such action on an allergy.", "alert"),
+            _ => {
+                return layout::refusal_page(404, "There is no such action on an allergy.", "alert");
+            }
         };
         let r = allergies::change(&cx.svc, cx.access(), &allergy, &c, now()).map(|_| done);
         answer(cx, &id, "refute", &f, r)
@@ -445,7 +477,12 @@ pub(crate) async fn allergy_change_post(
 }
 
 /// `POST /ui/patients/{id}/alerts/cpis`.
-pub(crate) async fn cpis_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn cpis_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let c = NewCpis {
             plan_type: v(&f, "plan_type").to_owned(),
@@ -463,7 +500,12 @@ pub(crate) async fn cpis_post(State(ui): St, req: Req, Path(id): Path<String>, b
 }
 
 /// `POST /ui/patients/{id}/alerts/end-of-life`.
-pub(crate) async fn eol_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn eol_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let e = EndOfLife {
             preferred_place_of_care: opt(&f, "place_of_care"),
@@ -491,18 +533,32 @@ fn start_of(cx: &Cx, s: &str) -> Result<OffsetDateTime, AlertsError> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(t);
     }
-    let padded = if s.len() == 16 { format!("{s}:00") } else { s.to_owned() };
+    let padded = if s.len() == 16 {
+        format!("{s}:00")
+    } else {
+        s.to_owned()
+    };
     wardline_fhir::datetime::parse_range_in(&padded, cx.svc.time_zone())
-        .and_then(|(ms, _)| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .and_then(|(ms, _)| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        })
         .ok_or_else(|| AlertsError::Invalid("start", "Enter the start as a date and time.".into()))
 }
 
 /// `POST /ui/patients/{id}/alerts/mha`.
-pub(crate) async fn mha_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn mha_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let r = (|| {
             let section = Section::parse(v(&f, "section")).ok_or_else(|| {
-                AlertsError::Invalid("section", "Choose the section of the Mental Health Act.".into())
+                AlertsError::Invalid(
+                    "section",
+                    "Choose the section of the Mental Health Act.".into(),
+                )
             })?;
             let d = NewDetention {
                 section,
@@ -527,11 +583,21 @@ pub(crate) async fn mha_change_post(
     ui.run(req, Some(&body), move |cx, f| {
         let r = match action.as_str() {
             "regrade" => match Section::parse(v(&f, "section")) {
-                Some(to) => mha::regrade_to(&cx.svc, cx.access(), &flag, to, now(), now()).map(|_| "regraded"),
-                None => Err(AlertsError::Invalid("section", "Choose the section to regrade to.".into())),
+                Some(to) => mha::regrade_to(&cx.svc, cx.access(), &flag, to, now(), now())
+                    .map(|_| "regraded"),
+                None => Err(AlertsError::Invalid(
+                    "section",
+                    "Choose the section to regrade to.".into(),
+                )),
             },
             "renew" => mha::renew(&cx.svc, cx.access(), &flag, now()).map(|_| "renewed"),
-            _ => return layout::refusal_page(404, "There is no such action on a detention.", "alert"),
+            _ => {
+                return layout::refusal_page(
+                    404,
+                    "There is no such action on a detention.",
+                    "alert",
+                );
+            }
         };
         answer(cx, &id, "regrade", &f, r)
     })

@@ -53,7 +53,9 @@ pub(crate) fn patient_banner(cx: &Cx, patient: &str) -> Markup {
 
 /// [`patient_banner`] for a patient already read (`pmi::summary`).
 pub(crate) fn banner_of(cx: &Cx, p: &PatientSummary) -> Markup {
-    let stay = adt::current_stay(&cx.svc, cx.access(), &p.id).ok().flatten();
+    let stay = adt::current_stay(&cx.svc, cx.access(), &p.id)
+        .ok()
+        .flatten();
     banner_with(p, stay.as_ref(), false)
 }
 

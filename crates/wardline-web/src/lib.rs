@@ -890,7 +890,11 @@ pub const ROUTES: &[UiRoute] = &[
         "/ui/patients/{id}/alerts",
         "alerts and allergies: allergies, CP-IS, end-of-life preferences, Mental Health Act detentions",
     ),
-    r("POST", "/ui/patients/{id}/alerts/allergies", "record an allergy"),
+    r(
+        "POST",
+        "/ui/patients/{id}/alerts/allergies",
+        "record an allergy",
+    ),
     r(
         "POST",
         "/ui/patients/{id}/alerts/no-known-allergies",
@@ -901,7 +905,11 @@ pub const ROUTES: &[UiRoute] = &[
         "/ui/patients/{id}/alerts/allergies/{allergy}/{action}",
         "verify, refute or enter in error an allergy",
     ),
-    r("POST", "/ui/patients/{id}/alerts/cpis", "record a CP-IS flag"),
+    r(
+        "POST",
+        "/ui/patients/{id}/alerts/cpis",
+        "record a CP-IS flag",
+    ),
     r(
         "POST",
         "/ui/patients/{id}/alerts/end-of-life",
@@ -1305,7 +1313,10 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── end of issue 20: ed ──
         // ── issue 20: alerts ──
         .route("/patients/{id}/alerts", get(alerts::alerts_page))
-        .route("/patients/{id}/alerts/allergies", post(alerts::allergy_post))
+        .route(
+            "/patients/{id}/alerts/allergies",
+            post(alerts::allergy_post),
+        )
         .route(
             "/patients/{id}/alerts/no-known-allergies",
             post(alerts::nka_post),

@@ -398,7 +398,6 @@ pub fn summary(
     Ok(s)
 }
 
-
 /// Clinical statuses of a current problem (FHIR condition-clinical).
 const PROBLEM_CURRENT: &str = "active,recurrence,relapse";
 

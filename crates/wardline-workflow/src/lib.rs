@@ -110,12 +110,12 @@ pub fn with_operations(svc: FhirService) -> FhirService {
         .with_operation(documents::discharge::operation::DocumentOperation::spec())
         // issue 18: referrals: BaRS messages received from other providers.
         .with_operation(referrals::inbound::ProcessMessageOperation::spec())
-    // issue 20: news2
-    // end of issue 20: news2
-    // issue 20: ed
-    // end of issue 20: ed
-    // issue 20: alerts: who records each alert kind, the MHA legal expiry.
-    .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))
+        // issue 20: news2
+        // end of issue 20: news2
+        // issue 20: ed
+        // end of issue 20: ed
+        // issue 20: alerts: who records each alert kind, the MHA legal expiry.
+        .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))
     // end of issue 20: alerts
     // issue 20: tasks
     // end of issue 20: tasks
@@ -153,12 +153,12 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
         // issue 19: a clinic slot is busy while an appointment holds it.
         .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
-    // issue 20: news2
-    // end of issue 20: news2
-    // issue 20: ed
-    // end of issue 20: ed
-    // issue 20: alerts: who records each alert kind, the MHA legal expiry.
-    .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))
+        // issue 20: news2
+        // end of issue 20: news2
+        // issue 20: ed
+        // end of issue 20: ed
+        // issue 20: alerts: who records each alert kind, the MHA legal expiry.
+        .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))
     // end of issue 20: alerts
     // issue 20: tasks
     // end of issue 20: tasks

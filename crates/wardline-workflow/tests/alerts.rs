@@ -23,7 +23,11 @@ use wardline_workflow::medicines::checks::{AlertKind, assess_in};
 use wardline_workflow::medicines::{DMD_SYSTEM, formulary};
 
 fn backends(test: &str) -> Vec<Backend> {
-    support::backends(&format!("alerts_{test}"), wardline_workflow::with_rules, seed)
+    support::backends(
+        &format!("alerts_{test}"),
+        wardline_workflow::with_rules,
+        seed,
+    )
 }
 
 fn position(id: &str, role: Role) -> Value {
@@ -33,11 +37,24 @@ fn position(id: &str, role: Role) -> Value {
 }
 
 fn seed(svc: &FhirService) {
-    put(svc, json!({"resourceType": "Patient", "id": "p1", "active": true, "gender": "female", "birthDate": "2015-06-01",
-        "name": [{"use": "official", "family": "Test", "given": ["Amy"]}]}));
-    put(svc, json!({"resourceType": "Location", "id": "ward-a", "status": "active", "name": "Ward A"}));
-    for (id, role) in [("doc", Role::Doctor), ("hca", Role::HealthcareAssistant), ("clerk", Role::Receptionist)] {
-        put(svc, json!({"resourceType": "Practitioner", "id": id, "name": [{"family": id}]}));
+    put(
+        svc,
+        json!({"resourceType": "Patient", "id": "p1", "active": true, "gender": "female", "birthDate": "2015-06-01",
+        "name": [{"use": "official", "family": "Test", "given": ["Amy"]}]}),
+    );
+    put(
+        svc,
+        json!({"resourceType": "Location", "id": "ward-a", "status": "active", "name": "Ward A"}),
+    );
+    for (id, role) in [
+        ("doc", Role::Doctor),
+        ("hca", Role::HealthcareAssistant),
+        ("clerk", Role::Receptionist),
+    ] {
+        put(
+            svc,
+            json!({"resourceType": "Practitioner", "id": id, "name": [{"family": id}]}),
+        );
         put(svc, position(id, role));
     }
     // A dm+d-coded amoxicillin (the demo formulary's, with real codes).
@@ -117,36 +134,73 @@ fn allergies_are_recorded_verified_refuted_and_screen_only_while_in_force() {
         let fm = formulary::load(svc).unwrap();
         // Coded from the formulary when the name is a substance it has.
         let s = Substance::from_input(&fm, "amoxicillin", "");
-        assert_eq!(s, Substance::Coded(DMD_SYSTEM.into(), "27658006".into(), "Amoxicillin".into()), "{n}");
-        assert_eq!(Substance::from_input(&fm, "Elastoplast", ""), Substance::Text("Elastoplast".into()));
-        assert!(matches!(Substance::from_input(&fm, "Latex", "111088007"), Substance::Coded(..)));
+        assert_eq!(
+            s,
+            Substance::Coded(DMD_SYSTEM.into(), "27658006".into(), "Amoxicillin".into()),
+            "{n}"
+        );
+        assert_eq!(
+            Substance::from_input(&fm, "Elastoplast", ""),
+            Substance::Text("Elastoplast".into())
+        );
+        assert!(matches!(
+            Substance::from_input(&fm, "Latex", "111088007"),
+            Substance::Coded(..)
+        ));
 
         // An HCA records it unconfirmed, may not confirm it.
         assert_eq!(amoxicillin_alerts(svc), 0, "{n}");
-        let err = allergies::record(svc, &hca(), "p1", &new_allergy(s.clone(), true), NOW).unwrap_err();
+        let err =
+            allergies::record(svc, &hca(), "p1", &new_allergy(s.clone(), true), NOW).unwrap_err();
         assert!(matches!(err, AlertsError::Forbidden(_)), "{n}: {err:?}");
         let id = allergies::record(svc, &hca(), "p1", &new_allergy(s, false), NOW).unwrap();
-        assert_eq!(amoxicillin_alerts(svc), 1, "{n}: an unconfirmed allergy screens");
+        assert_eq!(
+            amoxicillin_alerts(svc),
+            1,
+            "{n}: an unconfirmed allergy screens"
+        );
         let err = allergies::change(svc, &hca(), &id, &Change::Verify, NOW).unwrap_err();
         assert!(matches!(err, AlertsError::Forbidden(_)), "{n}: {err:?}");
         allergies::change(svc, &doctor(), &id, &Change::Verify, NOW).unwrap();
         let a = support::get(svc, "AllergyIntolerance", &id);
-        assert_eq!(a["verificationStatus"]["coding"][0]["code"], "confirmed", "{n}");
+        assert_eq!(
+            a["verificationStatus"]["coding"][0]["code"], "confirmed",
+            "{n}"
+        );
         let bn = banner(svc, &doctor(), "p1").unwrap();
-        assert_eq!((bn.allergies, bn.worst_criticality.as_deref()), (1, Some("high")), "{n}");
+        assert_eq!(
+            (bn.allergies, bn.worst_criticality.as_deref()),
+            (1, Some("high")),
+            "{n}"
+        );
 
         // "No known allergies" is refused while it is in force.
         let err = allergies::no_known_allergies(svc, &doctor(), "p1", NOW).unwrap_err();
         assert_eq!(err.status(), 409, "{n}");
 
         // Refuted: a reason is needed; then it never screens.
-        let err = allergies::change(svc, &doctor(), &id, &Change::Refute(" ".into()), NOW).unwrap_err();
+        let err =
+            allergies::change(svc, &doctor(), &id, &Change::Refute(" ".into()), NOW).unwrap_err();
         assert_eq!(err.field(), Some("reason"), "{n}");
-        allergies::change(svc, &doctor(), &id, &Change::Refute("Tolerated a full course in 2025".into()), NOW).unwrap();
+        allergies::change(
+            svc,
+            &doctor(),
+            &id,
+            &Change::Refute("Tolerated a full course in 2025".into()),
+            NOW,
+        )
+        .unwrap();
         let a = support::get(svc, "AllergyIntolerance", &id);
-        assert_eq!(a["verificationStatus"]["coding"][0]["code"], "refuted", "{n}");
+        assert_eq!(
+            a["verificationStatus"]["coding"][0]["code"], "refuted",
+            "{n}"
+        );
         assert!(a.get("clinicalStatus").is_none(), "{n}");
-        assert_eq!(amoxicillin_alerts(svc), 0, "{n}: a refuted allergy never screens");
+        assert_eq!(
+            amoxicillin_alerts(svc),
+            0,
+            "{n}: a refuted allergy never screens"
+        );
         assert_eq!(banner(svc, &doctor(), "p1").unwrap().allergies, 0, "{n}");
 
         // A plain REST write cannot make a refuted allergy read as active.
@@ -157,20 +211,55 @@ fn allergies_are_recorded_verified_refuted_and_screen_only_while_in_force() {
 
         // No known allergies, then ended by a real one recorded.
         let nka = allergies::no_known_allergies(svc, &doctor(), "p1", NOW).unwrap();
-        assert!(banner(svc, &doctor(), "p1").unwrap().no_known_allergies, "{n}");
+        assert!(
+            banner(svc, &doctor(), "p1").unwrap().no_known_allergies,
+            "{n}"
+        );
         assert_eq!(amoxicillin_alerts(svc), 0, "{n}: NKA screens nothing");
-        let latex = allergies::record(svc, &doctor(), "p1", &new_allergy(Substance::Text("Latex".into()), true), NOW).unwrap();
+        let latex = allergies::record(
+            svc,
+            &doctor(),
+            "p1",
+            &new_allergy(Substance::Text("Latex".into()), true),
+            NOW,
+        )
+        .unwrap();
         let bn = banner(svc, &doctor(), "p1").unwrap();
         assert!(!bn.no_known_allergies && bn.allergies == 1, "{n}: {bn:?}");
-        assert_eq!(support::get(svc, "AllergyIntolerance", &nka)["clinicalStatus"]["coding"][0]["code"], "inactive");
+        assert_eq!(
+            support::get(svc, "AllergyIntolerance", &nka)["clinicalStatus"]["coding"][0]["code"],
+            "inactive"
+        );
         let l = support::get(svc, "AllergyIntolerance", &latex);
-        assert_eq!(l["extension"][0]["valueBoolean"], true, "{n}: free text is marked");
+        assert_eq!(
+            l["extension"][0]["valueBoolean"], true,
+            "{n}: free text is marked"
+        );
         // Entered in error: gone from the banner, cannot be changed again.
-        allergies::change(svc, &doctor(), &latex, &Change::EnteredInError(Some("wrong patient".into())), NOW).unwrap();
+        allergies::change(
+            svc,
+            &doctor(),
+            &latex,
+            &Change::EnteredInError(Some("wrong patient".into())),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(banner(svc, &doctor(), "p1").unwrap().allergies, 0, "{n}");
-        assert_eq!(allergies::change(svc, &doctor(), &latex, &Change::Verify, NOW).unwrap_err().status(), 409);
+        assert_eq!(
+            allergies::change(svc, &doctor(), &latex, &Change::Verify, NOW)
+                .unwrap_err()
+                .status(),
+            409
+        );
         // An empty substance names the field.
-        let e = allergies::record(svc, &doctor(), "p1", &new_allergy(Substance::Text(" ".into()), false), NOW).unwrap_err();
+        let e = allergies::record(
+            svc,
+            &doctor(),
+            "p1",
+            &new_allergy(Substance::Text(" ".into()), false),
+            NOW,
+        )
+        .unwrap_err();
         assert_eq!(e.field(), Some("substance"));
     }
 }
@@ -195,13 +284,29 @@ fn cpis_flag_is_recorded_by_professionals_in_its_national_shape() {
         let (svc, n) = (&b.svc, b.name);
         let mut bad = cpis();
         bad.la_ods = String::new();
-        assert_eq!(flags::record_cpis(svc, &doctor(), "p1", &bad).unwrap_err().field(), Some("la_ods"), "{n}");
+        assert_eq!(
+            flags::record_cpis(svc, &doctor(), "p1", &bad)
+                .unwrap_err()
+                .field(),
+            Some("la_ods"),
+            "{n}"
+        );
         bad = cpis();
         bad.plan_type = "XYZ".into();
-        assert_eq!(flags::record_cpis(svc, &doctor(), "p1", &bad).unwrap_err().field(), Some("plan_type"));
+        assert_eq!(
+            flags::record_cpis(svc, &doctor(), "p1", &bad)
+                .unwrap_err()
+                .field(),
+            Some("plan_type")
+        );
         bad = cpis();
         bad.end = Some("2025-01-01".into());
-        assert_eq!(flags::record_cpis(svc, &doctor(), "p1", &bad).unwrap_err().field(), Some("end"));
+        assert_eq!(
+            flags::record_cpis(svc, &doctor(), "p1", &bad)
+                .unwrap_err()
+                .field(),
+            Some("end")
+        );
         let err = flags::record_cpis(svc, &hca(), "p1", &cpis()).unwrap_err();
         assert!(matches!(err, AlertsError::Forbidden(_)), "{n}: {err:?}");
 
@@ -215,28 +320,42 @@ fn cpis_flag_is_recorded_by_professionals_in_its_national_shape() {
         assert_eq!(bn.cpis[0].plan, "Child protection plan");
         assert_eq!(bn.cpis[0].la_phone, "01632 960000");
         // The summary every page reads carries it.
-        let ps = wardline_workflow::pmi::summary(svc, &doctor(), "p1").unwrap().unwrap();
+        let ps = wardline_workflow::pmi::summary(svc, &doctor(), "p1")
+            .unwrap()
+            .unwrap();
         assert_eq!(ps.alerts.unwrap().cpis.len(), 1, "{n}");
         // A clerk (demographics only) is told alerts are hidden, not that there are none.
         let clerk = user(Role::Receptionist, "clerk");
         let hidden = banner(svc, &clerk, "p1").unwrap();
-        assert!(hidden.flags_hidden && hidden.allergies_hidden && hidden.cpis.is_empty(), "{n}: {hidden:?}");
+        assert!(
+            hidden.flags_hidden && hidden.allergies_hidden && hidden.cpis.is_empty(),
+            "{n}: {hidden:?}"
+        );
 
         // REST: without the ODS code refused; by an HCA's position refused.
         let mut shapeless = f.clone();
         shapeless.as_object_mut().unwrap().remove("id");
-        shapeless["extension"][0]["extension"] = json!([{"url": "planType", "valueCoding": {"code": "LAC"}}]);
+        shapeless["extension"][0]["extension"] =
+            json!([{"url": "planType", "valueCoding": {"code": "LAC"}}]);
         let (st, body) = rest(svc, Method::Post, &["Flag"], Some(shapeless));
         assert_eq!(st, 422, "{n}: {body}");
         let mut ok = f.clone();
         ok.as_object_mut().unwrap().remove("id");
         let h = hca();
-        let r = svc.handle(support::req(Method::Post, vec!["Flag".into()], Some(ok)), &h);
+        let r = svc.handle(
+            support::req(Method::Post, vec!["Flag".into()], Some(ok)),
+            &h,
+        );
         assert_eq!(r.status, 403, "{n}");
 
         flags::end(svc, &doctor(), FlagKind::Cpis, &id, false, NOW).unwrap();
         assert!(banner(svc, &doctor(), "p1").unwrap().cpis.is_empty(), "{n}");
-        assert_eq!(flags::end(svc, &doctor(), FlagKind::Cpis, &id, false, NOW).unwrap_err().status(), 409);
+        assert_eq!(
+            flags::end(svc, &doctor(), FlagKind::Cpis, &id, false, NOW)
+                .unwrap_err()
+                .status(),
+            409
+        );
     }
 }
 
@@ -256,7 +375,13 @@ fn end_of_life_preferences_with_dnacpr_and_lpa() {
             lpa_name: Some("Jane Test".into()),
             lpa_contact: Some("07700 900000".into()),
         };
-        assert_eq!(flags::record_end_of_life(svc, &doctor(), "p1", &e, NOW).unwrap_err().field(), Some("decided_by"), "{n}");
+        assert_eq!(
+            flags::record_end_of_life(svc, &doctor(), "p1", &e, NOW)
+                .unwrap_err()
+                .field(),
+            Some("decided_by"),
+            "{n}"
+        );
         e.decided_by = Some("Dr Patel, consultant".into());
         let id = flags::record_end_of_life(svc, &doctor(), "p1", &e, NOW).unwrap();
         let eol = banner(svc, &doctor(), "p1").unwrap().end_of_life.unwrap();
@@ -264,8 +389,17 @@ fn end_of_life_preferences_with_dnacpr_and_lpa() {
         e.resuscitation = "for-cpr".into();
         let again = flags::record_end_of_life(svc, &doctor(), "p1", &e, NOW).unwrap();
         assert_eq!(again, id, "{n}: one Flag, a new version");
-        assert!(!banner(svc, &doctor(), "p1").unwrap().end_of_life.unwrap().dnacpr);
-        assert!(flags::record_end_of_life(svc, &hca(), "p1", &e, NOW).is_err(), "{n}");
+        assert!(
+            !banner(svc, &doctor(), "p1")
+                .unwrap()
+                .end_of_life
+                .unwrap()
+                .dnacpr
+        );
+        assert!(
+            flags::record_end_of_life(svc, &hca(), "p1", &e, NOW).is_err(),
+            "{n}"
+        );
     }
 }
 
@@ -302,30 +436,76 @@ fn mha_clock_reminders_regrade_renew_and_end() {
             responsible_clinician: None,
             ward: Some("Location/ward-a".into()),
         };
-        let future = NewDetention { start: NOW + time::Duration::hours(1), ..d.clone() };
-        assert_eq!(mha::record(svc, &doctor(), "p1", &future, NOW).unwrap_err().field(), Some("start"), "{n}");
-        let nowhere = NewDetention { ward: None, ..d.clone() };
-        assert_eq!(mha::record(svc, &doctor(), "p1", &nowhere, NOW).unwrap_err().field(), Some("ward"));
-        assert!(matches!(mha::record(svc, &hca(), "p1", &d, NOW).unwrap_err(), AlertsError::Forbidden(_)));
+        let future = NewDetention {
+            start: NOW + time::Duration::hours(1),
+            ..d.clone()
+        };
+        assert_eq!(
+            mha::record(svc, &doctor(), "p1", &future, NOW)
+                .unwrap_err()
+                .field(),
+            Some("start"),
+            "{n}"
+        );
+        let nowhere = NewDetention {
+            ward: None,
+            ..d.clone()
+        };
+        assert_eq!(
+            mha::record(svc, &doctor(), "p1", &nowhere, NOW)
+                .unwrap_err()
+                .field(),
+            Some("ward")
+        );
+        assert!(matches!(
+            mha::record(svc, &hca(), "p1", &d, NOW).unwrap_err(),
+            AlertsError::Forbidden(_)
+        ));
 
         let flag = mha::record(svc, &doctor(), "p1", &d, NOW).unwrap();
         let f = support::get(svc, "Flag", &flag);
         let det = mha::Detention::of(&f).unwrap();
         assert_eq!(det.expiry_ms, ms(datetime!(2026-03-05 10:00 UTC)), "{n}");
-        assert_eq!(mha::record(svc, &doctor(), "p1", &d, NOW).unwrap_err().status(), 409, "{n}: one in force");
+        assert_eq!(
+            mha::record(svc, &doctor(), "p1", &d, NOW)
+                .unwrap_err()
+                .status(),
+            409,
+            "{n}: one in force"
+        );
         let bn = banner(svc, &doctor(), "p1").unwrap();
         assert_eq!(bn.mha[0].section, "Section 5(2)", "{n}");
 
         // The clock moves: nothing at 21:59 on day 3, the reminder at 22:00.
-        assert!(mha::raise_reminders(svc, &op, datetime!(2026-03-04 21:59 UTC)).unwrap().is_empty(), "{n}");
+        assert!(
+            mha::raise_reminders(svc, &op, datetime!(2026-03-04 21:59 UTC))
+                .unwrap()
+                .is_empty(),
+            "{n}"
+        );
         let raised = mha::raise_reminders(svc, &op, datetime!(2026-03-04 22:00 UTC)).unwrap();
         assert_eq!(raised.len(), 1, "{n}");
         let t = support::get(svc, "Task", &raised[0]);
         assert_eq!(t["owner"]["reference"], "Location/ward-a", "{n}");
-        assert_eq!(t["restriction"]["period"]["end"], "2026-03-05T10:00:00Z", "{n}");
+        assert_eq!(
+            t["restriction"]["period"]["end"], "2026-03-05T10:00:00Z",
+            "{n}"
+        );
         assert_eq!(t["for"]["reference"], "Patient/p1");
-        assert_eq!((t["status"].as_str(), t["intent"].as_str(), t["priority"].as_str()), (Some("requested"), Some("order"), Some("urgent")));
-        assert!(mha::raise_reminders(svc, &op, datetime!(2026-03-04 23:00 UTC)).unwrap().is_empty(), "{n}: once");
+        assert_eq!(
+            (
+                t["status"].as_str(),
+                t["intent"].as_str(),
+                t["priority"].as_str()
+            ),
+            (Some("requested"), Some("order"), Some("urgent"))
+        );
+        assert!(
+            mha::raise_reminders(svc, &op, datetime!(2026-03-04 23:00 UTC))
+                .unwrap()
+                .is_empty(),
+            "{n}: once"
+        );
 
         // A REST write with another expiry is refused.
         let mut wrong = f.clone();
@@ -336,30 +516,60 @@ fn mha_clock_reminders_regrade_renew_and_end() {
         }
         let (st, body) = rest(svc, Method::Put, &["Flag", &flag], Some(wrong));
         assert_eq!(st, 422, "{n}: {body}");
-        assert!(body.to_string().contains("2026-03-05T10:00:00Z"), "{n}: {body}");
+        assert!(
+            body.to_string().contains("2026-03-05T10:00:00Z"),
+            "{n}: {body}"
+        );
 
         // Regrade 5(2) -> 3 at 12:00 on 4 March: six months beginning with that day.
         let at = datetime!(2026-03-04 12:00 UTC);
-        assert!(mha::regrade_to(svc, &doctor(), &flag, Section::S136, at, at).is_err(), "{n}");
+        assert!(
+            mha::regrade_to(svc, &doctor(), &flag, Section::S136, at, at).is_err(),
+            "{n}"
+        );
         let s3 = mha::regrade_to(svc, &doctor(), &flag, Section::S3, at, at).unwrap();
-        assert_eq!(support::get(svc, "Flag", &flag)["status"], "inactive", "{n}");
-        assert!(reminders(svc, &flag).iter().all(|t| t["status"] == "cancelled"), "{n}");
+        assert_eq!(
+            support::get(svc, "Flag", &flag)["status"],
+            "inactive",
+            "{n}"
+        );
+        assert!(
+            reminders(svc, &flag)
+                .iter()
+                .all(|t| t["status"] == "cancelled"),
+            "{n}"
+        );
         let d3 = mha::Detention::of(&support::get(svc, "Flag", &s3)).unwrap();
         // 4 September is in British Summer Time: local midnight is 23:00 UTC the day before.
         assert_eq!(d3.expiry_ms, ms(datetime!(2026-09-03 23:00 UTC)), "{n}");
-        assert_eq!(support::get(svc, "Flag", &s3)["extension"][0]["url"], MHA_EXT);
+        assert_eq!(
+            support::get(svc, "Flag", &s3)["extension"][0]["url"],
+            MHA_EXT
+        );
         // Renewal: six more months from the expiry.
         mha::renew(svc, &doctor(), &s3, datetime!(2026-08-01 09:00 UTC)).unwrap();
         let d3 = mha::Detention::of(&support::get(svc, "Flag", &s3)).unwrap();
-        assert_eq!((d3.renewals, d3.expiry_ms), (1, ms(datetime!(2027-03-04 00:00 UTC))), "{n}");
+        assert_eq!(
+            (d3.renewals, d3.expiry_ms),
+            (1, ms(datetime!(2027-03-04 00:00 UTC))),
+            "{n}"
+        );
         // The reminder for the renewed expiry, then discharge cancels it.
         let r = mha::raise_reminders(svc, &op, datetime!(2027-03-03 00:00 UTC)).unwrap();
         assert_eq!(r.len(), 1, "{n}");
         mha::end(svc, &doctor(), &s3, false, datetime!(2027-03-03 09:00 UTC)).unwrap();
-        assert!(reminders(svc, &s3).iter().all(|t| t["status"] == "cancelled"), "{n}");
+        assert!(
+            reminders(svc, &s3)
+                .iter()
+                .all(|t| t["status"] == "cancelled"),
+            "{n}"
+        );
         assert!(banner(svc, &doctor(), "p1").unwrap().mha.is_empty(), "{n}");
         // Tagged so the job finds them.
-        assert_eq!(support::get(svc, "Flag", &s3)["meta"]["tag"][0]["system"], ALERT_SYSTEM);
+        assert_eq!(
+            support::get(svc, "Flag", &s3)["meta"]["tag"][0]["system"],
+            ALERT_SYSTEM
+        );
     }
 }
 
@@ -376,12 +586,20 @@ fn a_lapsed_section_is_reminded_as_expired() {
             ward: None,
         };
         let flag = mha::record(svc, &doctor(), "p1", &d, NOW).unwrap();
-        let r = mha::raise_reminders(svc, &Trusted::operator("t"), datetime!(2026-03-03 11:00 UTC)).unwrap();
+        let r = mha::raise_reminders(
+            svc,
+            &Trusted::operator("t"),
+            datetime!(2026-03-03 11:00 UTC),
+        )
+        .unwrap();
         assert_eq!(r.len(), 1, "{n}");
         let t = support::get(svc, "Task", &r[0]);
         assert_eq!(t["priority"], "asap", "{n}");
         assert_eq!(t["owner"]["reference"], "Practitioner/doc", "{n}");
-        assert!(t["description"].as_str().unwrap().contains("has expired"), "{n}");
+        assert!(
+            t["description"].as_str().unwrap().contains("has expired"),
+            "{n}"
+        );
         assert_eq!(t["focus"]["reference"], format!("Flag/{flag}"));
     }
 }

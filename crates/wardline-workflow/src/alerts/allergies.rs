@@ -122,20 +122,33 @@ pub fn record_in(
     now: OffsetDateTime,
 ) -> Result<String, AlertsError> {
     let (code, free) = code_for(&a.substance)?;
-    let opt = |v: &Option<String>, ok: &[&str], field: &'static str| -> Result<Option<String>, AlertsError> {
+    let opt = |v: &Option<String>,
+               ok: &[&str],
+               field: &'static str|
+     -> Result<Option<String>, AlertsError> {
         match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(None),
             Some(s) if ok.contains(&s) => Ok(Some(s.to_owned())),
-            Some(s) => Err(AlertsError::Invalid(field, format!("'{s}' is not one of {}.", ok.join(", ")))),
+            Some(s) => Err(AlertsError::Invalid(
+                field,
+                format!("'{s}' is not one of {}.", ok.join(", ")),
+            )),
         }
     };
     let severity = opt(&a.severity, &["mild", "moderate", "severe"], "severity")?;
-    let criticality = opt(&a.criticality, &["low", "high", "unable-to-assess"], "criticality")?;
+    let criticality = opt(
+        &a.criticality,
+        &["low", "high", "unable-to-assess"],
+        "criticality",
+    )?;
     let kind = opt(&Some(a.kind.clone()), &["allergy", "intolerance"], "kind")?
         .unwrap_or_else(|| "allergy".into());
     tx.lock(&[format!("alerts-allergy/{patient}")])?;
     patient_in(tx, patient)?;
-    let existing = tx.find("AllergyIntolerance", &format!("patient=Patient/{patient}&_count=500"))?;
+    let existing = tx.find(
+        "AllergyIntolerance",
+        &format!("patient=Patient/{patient}&_count=500"),
+    )?;
     for mut nka in existing
         .into_iter()
         .filter(|x| is_no_known_allergy(x) && code_of(&x["clinicalStatus"]) == Some("active"))
@@ -143,7 +156,11 @@ pub fn record_in(
         nka["clinicalStatus"] = concept(CLINICAL_SYSTEM, "inactive", "Inactive");
         tx.save(nka)?;
     }
-    let verification = if a.confirmed { "confirmed" } else { "unconfirmed" };
+    let verification = if a.confirmed {
+        "confirmed"
+    } else {
+        "unconfirmed"
+    };
     let mut r = json!({
         "resourceType": "AllergyIntolerance",
         "clinicalStatus": concept(CLINICAL_SYSTEM, "active", "Active"),
@@ -161,7 +178,12 @@ pub fn record_in(
     }
     if a.reaction.as_deref().is_some_and(|x| !x.trim().is_empty()) || severity.is_some() {
         let mut reaction = json!({});
-        if let Some(m) = a.reaction.as_deref().map(str::trim).filter(|x| !x.is_empty()) {
+        if let Some(m) = a
+            .reaction
+            .as_deref()
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+        {
             reaction["manifestation"] = json!([{"text": m}]);
         } else {
             reaction["manifestation"] = json!([{"text": "Not recorded"}]);
@@ -199,7 +221,10 @@ pub fn no_known_allergies_in(
 ) -> Result<String, AlertsError> {
     tx.lock(&[format!("alerts-allergy/{patient}")])?;
     patient_in(tx, patient)?;
-    let existing = tx.find("AllergyIntolerance", &format!("patient=Patient/{patient}&_count=500"))?;
+    let existing = tx.find(
+        "AllergyIntolerance",
+        &format!("patient=Patient/{patient}&_count=500"),
+    )?;
     if existing.iter().any(allergy_in_force) {
         return Err(AlertsError::Conflict(
             "An allergy is recorded and in force: refute it or mark it entered in error first."
@@ -269,7 +294,9 @@ pub fn change_in(
         .to_owned();
     tx.lock(&[format!("alerts-allergy/{patient}")])?;
     let mut a = tx.get("AllergyIntolerance", id)?.unwrap_or(a);
-    let from = code_of(&a["verificationStatus"]).unwrap_or("unconfirmed").to_owned();
+    let from = code_of(&a["verificationStatus"])
+        .unwrap_or("unconfirmed")
+        .to_owned();
     if from == "entered-in-error" {
         return Err(AlertsError::Conflict(
             "This allergy record was entered in error: it cannot be changed.".into(),
@@ -304,7 +331,9 @@ pub fn change_in(
                 ));
             }
             if from == "refuted" {
-                return Err(AlertsError::Conflict("This allergy is already refuted.".into()));
+                return Err(AlertsError::Conflict(
+                    "This allergy is already refuted.".into(),
+                ));
             }
             a["verificationStatus"] = concept(VERIFICATION_SYSTEM, "refuted", "Refuted");
             a.as_object_mut().map(|o| o.remove("clinicalStatus"));
@@ -317,7 +346,10 @@ pub fn change_in(
             let r = reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
             note(
                 &mut a,
-                &format!("Entered in error{}", r.map(|r| format!(": {r}")).unwrap_or_default()),
+                &format!(
+                    "Entered in error{}",
+                    r.map(|r| format!(": {r}")).unwrap_or_default()
+                ),
                 by.as_deref(),
             );
         }
@@ -364,7 +396,9 @@ impl AllergyLine {
                     }
                 )
             }),
-            verification: code_of(&a["verificationStatus"]).unwrap_or("unconfirmed").to_owned(),
+            verification: code_of(&a["verificationStatus"])
+                .unwrap_or("unconfirmed")
+                .to_owned(),
             clinical: code_of(&a["clinicalStatus"]).map(str::to_owned),
             criticality: s(&a["criticality"]),
             reaction: crate::fhir::concept_text(&a["reaction"][0]["manifestation"][0]),
@@ -390,7 +424,10 @@ pub fn of_patient(
     let found = svc.search_as(
         access,
         "AllergyIntolerance",
-        &[("patient", patient.to_owned()), ("_count", "500".to_owned())],
+        &[
+            ("patient", patient.to_owned()),
+            ("_count", "500".to_owned()),
+        ],
     )?;
     let mut out: Vec<AllergyLine> = found.resources.iter().map(AllergyLine::of).collect();
     out.sort_by_key(|l| !l.in_force);

@@ -132,9 +132,9 @@ pub fn banner(svc: &FhirService, access: &dyn Access, patient: &str) -> Result<B
                     });
                 }
             }
-            None => b.other.push(
-                crate::fhir::concept_text(&f["code"]).unwrap_or_else(|| "Alert".to_owned()),
-            ),
+            None => b
+                .other
+                .push(crate::fhir::concept_text(&f["code"]).unwrap_or_else(|| "Alert".to_owned())),
         }
     }
     let allergies = search(
@@ -151,7 +151,9 @@ pub fn banner(svc: &FhirService, access: &dyn Access, patient: &str) -> Result<B
                 b.unconfirmed += 1;
             }
             if let Some(c) = a["criticality"].as_str()
-                && b.worst_criticality.as_deref().is_none_or(|w| rank(c) > rank(w))
+                && b.worst_criticality
+                    .as_deref()
+                    .is_none_or(|w| rank(c) > rank(w))
             {
                 b.worst_criticality = Some(c.to_owned());
             }
@@ -170,7 +172,10 @@ pub fn banner(svc: &FhirService, access: &dyn Access, patient: &str) -> Result<B
                 "code",
                 format!("{TASK_KIND_SYSTEM}|news2-urgent,{TASK_KIND_SYSTEM}|news2-emergency"),
             ),
-            ("status", "requested,received,accepted,ready,in-progress,on-hold".to_owned()),
+            (
+                "status",
+                "requested,received,accepted,ready,in-progress,on-hold".to_owned(),
+            ),
         ],
         &mut tasks_hidden,
     )?;

@@ -95,7 +95,10 @@ fn date(s: &str, field: &'static str, what: &str) -> Result<String, AlertsError>
     if s.len() == 10 && wardline_fhir::datetime::parse_range(s).is_some() {
         Ok(s.to_owned())
     } else {
-        Err(AlertsError::Invalid(field, format!("Enter {what} as a date (YYYY-MM-DD).")))
+        Err(AlertsError::Invalid(
+            field,
+            format!("Enter {what} as a date (YYYY-MM-DD)."),
+        ))
     }
 }
 
@@ -142,7 +145,10 @@ pub fn record_cpis_in(tx: &mut Tx<'_>, patient: &str, c: &NewCpis) -> Result<Str
         None => None,
     };
     if end.as_deref().is_some_and(|e| e < start.as_str()) {
-        return Err(AlertsError::Invalid("end", "The plan's end date is before its start.".into()));
+        return Err(AlertsError::Invalid(
+            "end",
+            "The plan's end date is before its start.".into(),
+        ));
     }
     let la_ods = required(&c.la_ods, "la_ods", "the local authority's ODS code")?.to_uppercase();
     if !ods(&la_ods) {
@@ -152,10 +158,19 @@ pub fn record_cpis_in(tx: &mut Tx<'_>, patient: &str, c: &NewCpis) -> Result<Str
         ));
     }
     let la_name = required(&c.la_name, "la_name", "the local authority's name")?;
-    let la_phone = required(&c.la_phone, "la_phone", "the local authority's contact number")?;
+    let la_phone = required(
+        &c.la_phone,
+        "la_phone",
+        "the local authority's contact number",
+    )?;
     tx.lock(&[format!("alerts-cpis/{patient}")])?;
     patient_in(tx, patient)?;
-    let mut f = new_flag(FlagKind::Cpis, patient, &format!("CP-IS: {}", plan.label()), &start);
+    let mut f = new_flag(
+        FlagKind::Cpis,
+        patient,
+        &format!("CP-IS: {}", plan.label()),
+        &start,
+    );
     if let Some(e) = &end {
         f["period"]["end"] = json!(e);
     }
@@ -169,7 +184,12 @@ pub fn record_cpis_in(tx: &mut Tx<'_>, patient: &str, c: &NewCpis) -> Result<Str
         json!({"url": "localAuthorityName", "valueString": la_name}),
         json!({"url": "localAuthorityPhone", "valueString": la_phone}),
     ];
-    if let Some(o) = c.out_of_hours_phone.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
+    if let Some(o) = c
+        .out_of_hours_phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
         subs.push(json!({"url": "outOfHoursPhone", "valueString": o}));
     }
     f["extension"] = json!([{"url": CPIS_EXT, "extension": subs}]);
@@ -230,7 +250,11 @@ pub fn end(
     in_error: bool,
     now: OffsetDateTime,
 ) -> Result<(), AlertsError> {
-    let what = if kind == FlagKind::Cpis { "alerts-cpis" } else { "alerts-eol" };
+    let what = if kind == FlagKind::Cpis {
+        "alerts-cpis"
+    } else {
+        "alerts-eol"
+    };
     let mut tx = begin(svc, access, what, "U")?;
     end_in(&mut tx, kind, flag, in_error, now)?;
     tx.commit()?;
@@ -251,7 +275,9 @@ pub fn end_in(
     }
     let mut f = flag_in(tx, flag, kind)?;
     if f["status"] != "active" {
-        return Err(AlertsError::Conflict("This alert has already ended.".into()));
+        return Err(AlertsError::Conflict(
+            "This alert has already ended.".into(),
+        ));
     }
     let keep_end = kind == FlagKind::Cpis && f["period"]["end"].is_string();
     let plan_end = f["period"]["end"].clone();
@@ -340,7 +366,12 @@ pub fn record_end_of_life_in(
     e: &EndOfLife,
     now: OffsetDateTime,
 ) -> Result<String, AlertsError> {
-    let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     if !RESUSCITATION.iter().any(|(c, _)| *c == e.resuscitation) {
         return Err(AlertsError::Invalid(
             "resuscitation",
@@ -376,9 +407,17 @@ pub fn record_end_of_life_in(
     }
     tx.lock(&[format!("alerts-eol/{patient}")])?;
     patient_in(tx, patient)?;
-    let mut f = match active_flags_in(tx, patient, FlagKind::EndOfLife)?.into_iter().next() {
+    let mut f = match active_flags_in(tx, patient, FlagKind::EndOfLife)?
+        .into_iter()
+        .next()
+    {
         Some(f) => f,
-        None => new_flag(FlagKind::EndOfLife, patient, "End-of-life care preferences", &fhir_time(now)),
+        None => new_flag(
+            FlagKind::EndOfLife,
+            patient,
+            "End-of-life care preferences",
+            &fhir_time(now),
+        ),
     };
     let mut subs = vec![
         json!({"url": "resuscitation", "valueCode": e.resuscitation}),
@@ -389,8 +428,16 @@ pub fn record_end_of_life_in(
             subs.push(json!({"url": url, kind: v}));
         }
     };
-    push("preferredPlaceOfCare", text(&e.preferred_place_of_care), "valueString");
-    push("preferredPlaceOfDeath", text(&e.preferred_place_of_death), "valueString");
+    push(
+        "preferredPlaceOfCare",
+        text(&e.preferred_place_of_care),
+        "valueString",
+    );
+    push(
+        "preferredPlaceOfDeath",
+        text(&e.preferred_place_of_death),
+        "valueString",
+    );
     push("decisionDate", decision_date, "valueDate");
     push("decidedBy", decided_by, "valueString");
     push("lpaName", lpa_name, "valueString");

@@ -268,7 +268,13 @@ pub struct NewDetention {
     pub ward: Option<String>,
 }
 
-fn mha_ext(d: &NewDetention, start_ms: i64, expiry_ms: i64, renewals: u32, previous: Option<&str>) -> Value {
+fn mha_ext(
+    d: &NewDetention,
+    start_ms: i64,
+    expiry_ms: i64,
+    renewals: u32,
+    previous: Option<&str>,
+) -> Value {
     let mut subs = vec![
         json!({"url": "section", "valueCoding": {"system": MHA_SECTION_SYSTEM, "code": d.section.code(), "display": d.section.label()}}),
         json!({"url": "start", "valueDateTime": instant(start_ms)}),
@@ -353,7 +359,10 @@ fn save_new(
     let mut f = new_flag(
         FlagKind::Mha,
         patient,
-        &format!("Detained: Mental Health Act {}", d.section.label().to_lowercase()),
+        &format!(
+            "Detained: Mental Health Act {}",
+            d.section.label().to_lowercase()
+        ),
         &instant(start_ms),
     );
     f["extension"] = json!([mha_ext(d, start_ms, expiry, renewals, previous)]);
@@ -463,7 +472,13 @@ pub fn renew_in(tx: &mut Tx<'_>, flag: &str, now: OffsetDateTime) -> Result<(), 
     let previous = sub_text(&f, MHA_EXT, "previous")
         .and_then(|p| p.strip_prefix("Flag/"))
         .map(str::to_owned);
-    f["extension"] = json!([mha_ext(&nd, d.start_ms, expiry, renewals, previous.as_deref())]);
+    f["extension"] = json!([mha_ext(
+        &nd,
+        d.start_ms,
+        expiry,
+        renewals,
+        previous.as_deref()
+    )]);
     tx.save(f)?;
     cancel_reminders_in(tx, flag, now)?;
     Ok(())
@@ -494,7 +509,9 @@ pub fn end_in(
 ) -> Result<(), AlertsError> {
     let mut f = flag_in(tx, flag, FlagKind::Mha)?;
     if f["status"] != "active" {
-        return Err(AlertsError::Conflict("This detention has already ended.".into()));
+        return Err(AlertsError::Conflict(
+            "This detention has already ended.".into(),
+        ));
     }
     end_flag(&mut f, now, in_error);
     tx.save(f)?;
@@ -511,7 +528,11 @@ fn reminders_in(tx: &mut Tx<'_>, flag: &str, open: bool) -> Result<Vec<Value>, A
     Ok(tx.find("Task", &q)?)
 }
 
-fn cancel_reminders_in(tx: &mut Tx<'_>, flag: &str, now: OffsetDateTime) -> Result<(), AlertsError> {
+fn cancel_reminders_in(
+    tx: &mut Tx<'_>,
+    flag: &str,
+    now: OffsetDateTime,
+) -> Result<(), AlertsError> {
     for mut t in reminders_in(tx, flag, true)? {
         t["status"] = json!("cancelled");
         t["statusReason"] = json!({"text": "The detention was ended, regraded or renewed."});
@@ -734,8 +755,14 @@ mod tests {
         let s = ms("2026-12-01T22:15:00Z");
         assert_eq!(legal_expiry(Section::S4, s, 0, &z), Some(s + 72 * HOUR_MS));
         assert_eq!(legal_expiry(Section::S5_4, s, 0, &z), Some(s + 6 * HOUR_MS));
-        assert_eq!(legal_expiry(Section::S136, s, 0, &z), Some(s + 24 * HOUR_MS));
-        assert_eq!(legal_expiry(Section::S135, s, 0, &z), Some(s + 24 * HOUR_MS));
+        assert_eq!(
+            legal_expiry(Section::S136, s, 0, &z),
+            Some(s + 24 * HOUR_MS)
+        );
+        assert_eq!(
+            legal_expiry(Section::S135, s, 0, &z),
+            Some(s + 24 * HOUR_MS)
+        );
     }
 
     #[test]

@@ -81,7 +81,8 @@ pub const SNOMED_SYSTEM: &str = "http://snomed.info/sct";
 /// SNOMED CT 716186003 |No known allergy|.
 pub const NO_KNOWN_ALLERGY: &str = "716186003";
 /// FHIR's allergy clinical and verification status systems.
-pub const CLINICAL_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical";
+pub const CLINICAL_SYSTEM: &str =
+    "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical";
 pub const VERIFICATION_SYSTEM: &str =
     "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification";
 
@@ -298,7 +299,10 @@ fn active_flags_in(
     Ok(tx
         .find(
             "Flag",
-            &format!("patient=Patient/{patient}&_tag={ALERT_SYSTEM}|{}", kind.code()),
+            &format!(
+                "patient=Patient/{patient}&_tag={ALERT_SYSTEM}|{}",
+                kind.code()
+            ),
         )?
         .into_iter()
         .filter(|f| f["status"] == "active")
@@ -339,9 +343,15 @@ mod tests {
         assert!(allergy_in_force(&st("active", "confirmed")));
         assert!(allergy_in_force(&st("active", "unconfirmed")));
         assert!(!allergy_in_force(&st("inactive", "confirmed")));
-        assert!(!allergy_in_force(&json!({"verificationStatus": {"coding": [{"code": "refuted"}]}})));
-        assert!(!allergy_in_force(&json!({"verificationStatus": {"coding": [{"code": "entered-in-error"}]}})));
+        assert!(!allergy_in_force(
+            &json!({"verificationStatus": {"coding": [{"code": "refuted"}]}})
+        ));
+        assert!(!allergy_in_force(
+            &json!({"verificationStatus": {"coding": [{"code": "entered-in-error"}]}})
+        ));
         assert!(allergy_in_force(&json!({"code": {"text": "Latex"}})));
-        assert!(!allergy_in_force(&json!({"code": {"coding": [{"system": SNOMED_SYSTEM, "code": NO_KNOWN_ALLERGY}]}})));
+        assert!(!allergy_in_force(
+            &json!({"code": {"coding": [{"system": SNOMED_SYSTEM, "code": NO_KNOWN_ALLERGY}]}})
+        ));
     }
 }

@@ -119,10 +119,16 @@ fn flag(tx: &mut RuleTx<'_, '_>, w: &ProposedWrite<'_>) -> Result<(), FhirError>
                 .and_then(|p| p["valueCoding"]["code"].as_str())
                 .and_then(super::flags::PlanType::parse);
             if plan.is_none() {
-                return Err(refuse("Flag.extension", "A CP-IS flag names its plan type (CPP, LAC or UCPP)."));
+                return Err(refuse(
+                    "Flag.extension",
+                    "A CP-IS flag names its plan type (CPP, LAC or UCPP).",
+                ));
             }
             if sub_text(f, CPIS_EXT, "localAuthorityOds").is_none_or(|o| o.trim().is_empty()) {
-                return Err(refuse("Flag.extension", "A CP-IS flag names the responsible local authority's ODS code."));
+                return Err(refuse(
+                    "Flag.extension",
+                    "A CP-IS flag names the responsible local authority's ODS code.",
+                ));
             }
         }
         FlagKind::EndOfLife => {}
@@ -148,7 +154,9 @@ fn allergy(tx: &mut RuleTx<'_, '_>, w: &ProposedWrite<'_>) -> Result<(), FhirErr
         )
         .at("AllergyIntolerance.verificationStatus"));
     }
-    if matches!(to, Some("refuted" | "entered-in-error")) && w.resource.get("clinicalStatus").is_some() {
+    if matches!(to, Some("refuted" | "entered-in-error"))
+        && w.resource.get("clinicalStatus").is_some()
+    {
         return Err(refuse(
             "AllergyIntolerance.clinicalStatus",
             "A refuted or entered-in-error allergy has no clinical status.",

@@ -38,24 +38,44 @@ fn scenario(env: &Env) {
     let base = format!("/ui/patients/{patient}/alerts");
 
     // A CP-IS flag without the ODS code: the error summary links to the field.
-    let r = post_form(&doctor, &root, &format!("{base}/cpis"), &[
-        ("plan_type", "CPP"),
-        ("start", "2026-01-10"),
-        ("la_name", "Hertfordshire County Council"),
-        ("la_phone", "0300 123 4043"),
-    ]);
+    let r = post_form(
+        &doctor,
+        &root,
+        &format!("{base}/cpis"),
+        &[
+            ("plan_type", "CPP"),
+            ("start", "2026-01-10"),
+            ("la_name", "Hertfordshire County Council"),
+            ("la_phone", "0300 123 4043"),
+        ],
+    );
     assert_eq!(r.status(), 400, "{}", env.name);
     let html = r.text().unwrap();
-    assert!(html.contains("nhsuk-error-summary") && html.contains("href=\"#la_ods\""), "{}: {html}", env.name);
+    assert!(
+        html.contains("nhsuk-error-summary") && html.contains("href=\"#la_ods\""),
+        "{}: {html}",
+        env.name
+    );
 
-    let r = post_form(&doctor, &root, &format!("{base}/cpis"), &[
-        ("plan_type", "CPP"),
-        ("start", "2026-01-10"),
-        ("la_name", "Hertfordshire County Council"),
-        ("la_ods", "A1B2C"),
-        ("la_phone", "0300 123 4043"),
-    ]);
-    assert_eq!(r.status(), 303, "{}: {}", env.name, r.text().unwrap_or_default());
+    let r = post_form(
+        &doctor,
+        &root,
+        &format!("{base}/cpis"),
+        &[
+            ("plan_type", "CPP"),
+            ("start", "2026-01-10"),
+            ("la_name", "Hertfordshire County Council"),
+            ("la_ods", "A1B2C"),
+            ("la_phone", "0300 123 4043"),
+        ],
+    );
+    assert_eq!(
+        r.status(),
+        303,
+        "{}: {}",
+        env.name,
+        r.text().unwrap_or_default()
+    );
     for path in [
         format!("/ui/patients/{patient}"),
         format!("/ui/patients/{patient}/medicines"),
@@ -79,14 +99,29 @@ fn scenario(env: &Env) {
     assert!(!html.contains("banner-cpis"), "{}", env.name);
 
     // Section 5(2) from now; the reminder when the clock passes 60 hours.
-    let r = post_form(&doctor, &root, &format!("{base}/mha"), &[
-        ("section", "5(2)"),
-        ("start", ""),
-        ("ward", "Location/watford-w1"),
-    ]);
-    assert_eq!(r.status(), 303, "{}: {}", env.name, r.text().unwrap_or_default());
+    let r = post_form(
+        &doctor,
+        &root,
+        &format!("{base}/mha"),
+        &[
+            ("section", "5(2)"),
+            ("start", ""),
+            ("ward", "Location/watford-w1"),
+        ],
+    );
+    assert_eq!(
+        r.status(),
+        303,
+        "{}: {}",
+        env.name,
+        r.text().unwrap_or_default()
+    );
     let html = page(&doctor, &format!("{root}/ui/patients/{patient}"));
-    assert!(html.contains("data-section=\"Section 5(2)\""), "{}", env.name);
+    assert!(
+        html.contains("data-section=\"Section 5(2)\""),
+        "{}",
+        env.name
+    );
     let flags = common::entries(&s.get(&format!("Flag?patient=Patient/{patient}")).body);
     let mha: Value = flags
         .into_iter()
@@ -110,16 +145,26 @@ fn scenario(env: &Env) {
         .trim()
         .to_owned();
     let t = s.get(&format!("Task/{task}")).body;
-    assert_eq!(t["owner"]["reference"], "Location/watford-w1", "{}", env.name);
+    assert_eq!(
+        t["owner"]["reference"], "Location/watford-w1",
+        "{}",
+        env.name
+    );
     assert_eq!(t["code"]["coding"][0]["code"], "mha-expiry");
     assert_eq!(
-        wardline_fhir::datetime::parse_range(t["restriction"]["period"]["end"].as_str().unwrap()).unwrap().0,
+        wardline_fhir::datetime::parse_range(t["restriction"]["period"]["end"].as_str().unwrap())
+            .unwrap()
+            .0,
         start_ms + 72 * 3_600_000,
         "{}",
         env.name
     );
     let html = page(&doctor, &format!("{root}{base}"));
-    assert!(html.contains(&format!("data-task=\"{task}\"")), "{}", env.name);
+    assert!(
+        html.contains(&format!("data-task=\"{task}\"")),
+        "{}",
+        env.name
+    );
 
     // A REST write with a wrong expiry is refused.
     let mut wrong = mha.clone();
