@@ -467,7 +467,11 @@ pub(crate) async fn allergy_change_post(
             "refute" => (Change::Refute(v(&f, "reason").to_owned()), "refuted"),
             "entered-in-error" => (Change::EnteredInError(opt(&f, "reason")), "error"),
             _ => {
-                return layout::refusal_page(404, "There is no such action on an allergy.", "alert");
+                return layout::refusal_page(
+                    404,
+                    "There is no such action on an allergy.",
+                    "alert",
+                );
             }
         };
         let r = allergies::change(&cx.svc, cx.access(), &allergy, &c, now()).map(|_| done);

@@ -311,10 +311,17 @@ pub fn caller_role_in(
         return Ok(None);
     };
     let id = pos.strip_prefix("PractitionerRole/").unwrap_or(&pos);
-    let Some(pr) = tx.get("PractitionerRole", id)? else {
-        return Ok(None);
-    };
-    Ok(pr["code"]
+    Ok(tx
+        .get("PractitionerRole", id)?
+        .as_ref()
+        .and_then(role_of_position))
+}
+
+/// The Wardline RBAC role a `PractitionerRole` holds (its coding in
+/// `wardline_auth::directory::ROLE_SYSTEM`): the one reading, for
+/// workflows ([`caller_role_in`]) and write rules alike.
+pub fn role_of_position(pr: &Value) -> Option<wardline_auth::rbac::Role> {
+    pr["code"]
         .as_array()
         .into_iter()
         .flatten()
@@ -324,7 +331,7 @@ pub fn caller_role_in(
             c["code"]
                 .as_str()
                 .and_then(wardline_auth::rbac::Role::parse)
-        }))
+        })
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use wardline_core::{ServiceConfig, Trusted};
 
 #[derive(Subcommand)]
@@ -20,15 +19,10 @@ pub enum AlertsCommand {
 pub struct RemindArgs {
     /// The time to check as at (RFC 3339, e.g. 2026-03-02T11:00:00Z);
     /// default: now. A later time is how a test moves the clock.
-    #[arg(long, value_parser = parse_now)]
+    #[arg(long, value_parser = crate::results::parse_now)]
     now: Option<OffsetDateTime>,
     #[command(flatten)]
     store: crate::StoreArgs,
-}
-
-fn parse_now(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| format!("'{s}' is not an RFC 3339 date-time with an offset ({e})"))
 }
 
 pub fn run(cmd: AlertsCommand) -> Result<ExitCode> {

@@ -37,16 +37,10 @@ fn role_of(tx: &RuleTx<'_, '_>) -> Result<Option<Role>, FhirError> {
         return Ok(None);
     };
     let id = pos.strip_prefix("PractitionerRole/").unwrap_or(&pos);
-    let Some(pr) = tx.get("PractitionerRole", id)? else {
-        return Ok(None);
-    };
-    Ok(pr["code"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c["coding"].as_array().into_iter().flatten())
-        .filter(|c| c["system"] == wardline_auth::directory::ROLE_SYSTEM)
-        .find_map(|c| c["code"].as_str().and_then(Role::parse)))
+    Ok(tx
+        .get("PractitionerRole", id)?
+        .as_ref()
+        .and_then(crate::fhir::role_of_position))
 }
 
 /// Whether the caller may: a person (a user acting in a position) only
