@@ -220,17 +220,17 @@ fn page(cx: &Cx, id: &str, done: Option<&str>, fail: Option<&Failed>) -> Respons
                                 }
                                 td class="nhsuk-table__cell" {
                                     @if a.verification == "unconfirmed" && !a.no_known {
-                                        (layout::action_button(cx, &format!("{base}/allergies/{}/verify", enc(&a.id)), "Verify", "nhsuk-button--secondary"))
+                                        (layout::action_button(cx, &format!("/ui/allergies/{}/verify", enc(&a.id)), "Verify", "nhsuk-button--secondary"))
                                     }
                                     @if a.in_force {
-                                        form method="post" action={ (base) "/allergies/" (enc(&a.id)) "/refute" } novalidate {
+                                        form method="post" action={ "/ui/allergies/" (enc(&a.id)) "/refute" } novalidate {
                                             (layout::csrf(cx))
                                             (layout::input(&Field { value: failed_value(fail, "refute", "reason"), error: failed_error(fail, "refute", "reason"), ..Field::new("reason", "Reason it is refuted") }))
                                             button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" { "Refute" }
                                         }
                                     }
                                     @if a.verification != "entered-in-error" {
-                                        (layout::action_button(cx, &format!("{base}/allergies/{}/entered-in-error", enc(&a.id)), "Entered in error", "nhsuk-button--warning"))
+                                        (layout::action_button(cx, &format!("/ui/allergies/{}/entered-in-error", enc(&a.id)), "Entered in error", "nhsuk-button--warning"))
                                     }
                                 }
                             }
@@ -254,7 +254,7 @@ fn page(cx: &Cx, id: &str, done: Option<&str>, fail: Option<&Failed>) -> Respons
             }
             button class="nhsuk-button" data-module="nhsuk-button" type="submit" data-testid="record-allergy" { "Record allergy" }
         }
-        (layout::action_button(cx, &format!("{base}/no-known-allergies"), "Record no known allergies", "nhsuk-button--secondary"))
+        (layout::action_button(cx, &format!("{base}/nka"), "Record no known allergies", "nhsuk-button--secondary"))
 
         h3 class="nhsuk-heading-m" id="cpis" { "Child protection (CP-IS)" }
         @for c in &cpis {
@@ -266,7 +266,7 @@ fn page(cx: &Cx, id: &str, done: Option<&str>, fail: Option<&Failed>) -> Respons
                     p { "Local authority: " (c.la_name) " (ODS " (c.la_ods) "), " (c.la_phone)
                         @if let Some(o) = &c.out_of_hours_phone { "; out of hours " (o) } }
                     @if c.active {
-                        (layout::action_button(cx, &format!("{base}/flags/{}/end", enc(&c.flag)), "End this flag", "nhsuk-button--secondary"))
+                        (layout::action_button(cx, &format!("/ui/alerts/{}/end", enc(&c.flag)), "End this flag", "nhsuk-button--secondary"))
                     }
                 }
             }
@@ -296,9 +296,9 @@ fn page(cx: &Cx, id: &str, done: Option<&str>, fail: Option<&Failed>) -> Respons
                 div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Lasting power of attorney (health and welfare)" } dd class="nhsuk-summary-list__value" {
                     @match (&e.lpa_name, &e.lpa_contact) { (Some(n), c) => { (n) @if let Some(c) = c { ", " (c) } } _ => { "None recorded" } } } }
             }
-            (layout::action_button(cx, &format!("{base}/flags/{}/end", enc(flag)), "End these preferences", "nhsuk-button--secondary"))
+            (layout::action_button(cx, &format!("/ui/alerts/{}/end", enc(flag)), "End these preferences", "nhsuk-button--secondary"))
         }
-        form method="post" action={ (base) "/end-of-life" } novalidate data-testid="eol-form" {
+        form method="post" action={ (base) "/eol" } novalidate data-testid="eol-form" {
             (layout::csrf(cx))
             h4 class="nhsuk-heading-s" { "Record end-of-life preferences" }
             (layout::select("resuscitation", "Resuscitation decision", &RESUSCITATION.iter().map(|(c, l)| ((*c).to_owned(), (*l).to_owned())).collect::<Vec<_>>(), { let s = failed_value(fail, "eol", "resuscitation"); if s.is_empty() { "not-recorded" } else { s } }, failed_error(fail, "eol", "resuscitation")))
@@ -336,15 +336,15 @@ fn page(cx: &Cx, id: &str, done: Option<&str>, fail: Option<&Failed>) -> Respons
                                 " · legal expiry " strong data-testid="mha-expiry" { (mha::local_text(d.expiry_ms, &mha::zone_of(cx.svc.time_zone()))) }
                                 @if d.renewals > 0 { " · renewed " (d.renewals) " time(s)" } }
                             @if d.active {
-                                form method="post" action={ (base) "/mha/" (enc(&d.flag)) "/regrade" } novalidate {
+                                form method="post" action={ "/ui/alerts/" (enc(&d.flag)) "/regrade" } novalidate {
                                     (layout::csrf(cx))
                                     (layout::select("section", "Regrade to", &Section::ALL.iter().filter(|s| mha::regrade(d.section, **s).is_some()).map(|s| (s.code().to_owned(), s.label())).collect::<Vec<_>>(), "", failed_error(fail, "regrade", "section")))
                                     button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" { "Regrade" }
                                 }
                                 @if d.section == Section::S3 {
-                                    (layout::action_button(cx, &format!("{base}/mha/{}/renew", enc(&d.flag)), "Renew", "nhsuk-button--secondary"))
+                                    (layout::action_button(cx, &format!("/ui/alerts/{}/renew", enc(&d.flag)), "Renew", "nhsuk-button--secondary"))
                                 }
-                                (layout::action_button(cx, &format!("{base}/flags/{}/end", enc(&d.flag)), "Discharge from the section", "nhsuk-button--secondary"))
+                                (layout::action_button(cx, &format!("/ui/alerts/{}/end", enc(&d.flag)), "Discharge from the section", "nhsuk-button--secondary"))
                             }
                         }
                     }
@@ -370,7 +370,7 @@ fn page(cx: &Cx, id: &str, done: Option<&str>, fail: Option<&Failed>) -> Respons
 }
 
 /// `GET /ui/patients/{id}/alerts`.
-pub(crate) async fn alerts_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
+async fn alerts_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
         page(cx, &id, q.get("done").map(String::as_str), None)
     })
@@ -411,12 +411,7 @@ fn answer(
 }
 
 /// `POST /ui/patients/{id}/alerts/allergies`.
-pub(crate) async fn allergy_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn allergy_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let formulary = wardline_workflow::medicines::formulary::load_shared(&cx.svc);
         let substance = match &formulary {
@@ -439,13 +434,8 @@ pub(crate) async fn allergy_post(
     .await
 }
 
-/// `POST /ui/patients/{id}/alerts/no-known-allergies`.
-pub(crate) async fn nka_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+/// `POST /ui/patients/{id}/alerts/nka`.
+async fn nka_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let r = allergies::no_known_allergies(&cx.svc, cx.access(), &id, now()).map(|_| "nka");
         answer(cx, &id, "allergy", &f, r)
@@ -453,25 +443,38 @@ pub(crate) async fn nka_post(
     .await
 }
 
-/// `POST /ui/patients/{id}/alerts/allergies/{allergy}/{action}` (`verify`,
-/// `refute`, `entered-in-error`).
-pub(crate) async fn allergy_change_post(
+/// The patient a record is about (`patient` or `subject`), as the caller
+/// may read it.
+fn patient_of(cx: &Cx, resource_type: &str, id: &str) -> Option<String> {
+    let r = cx
+        .svc
+        .read_as(cx.access(), resource_type, id)
+        .ok()
+        .flatten()?;
+    let p = r["patient"]["reference"]
+        .as_str()
+        .or_else(|| r["subject"]["reference"].as_str())?;
+    p.strip_prefix("Patient/").map(str::to_owned)
+}
+
+/// `POST /ui/allergies/{id}/{action}` (`verify`, `refute`,
+/// `entered-in-error`).
+async fn allergy_change_post(
     State(ui): St,
     req: Req,
-    Path((id, allergy, action)): Path<(String, String, String)>,
+    Path((allergy, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
+        let Some(id) = patient_of(cx, "AllergyIntolerance", &allergy) else {
+            return layout::refusal_page(404, "There is no such allergy record.", "alert");
+        };
         let (c, done) = match action.as_str() {
             "verify" => (Change::Verify, "verified"),
             "refute" => (Change::Refute(v(&f, "reason").to_owned()), "refuted"),
             "entered-in-error" => (Change::EnteredInError(opt(&f, "reason")), "error"),
             _ => {
-                return layout::refusal_page(
-                    404,
-                    "There is no such action on an allergy.",
-                    "alert",
-                );
+                return layout::refusal_page(404, "There is no such action on an allergy.", "alert");
             }
         };
         let r = allergies::change(&cx.svc, cx.access(), &allergy, &c, now()).map(|_| done);
@@ -481,12 +484,7 @@ pub(crate) async fn allergy_change_post(
 }
 
 /// `POST /ui/patients/{id}/alerts/cpis`.
-pub(crate) async fn cpis_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn cpis_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let c = NewCpis {
             plan_type: v(&f, "plan_type").to_owned(),
@@ -503,13 +501,8 @@ pub(crate) async fn cpis_post(
     .await
 }
 
-/// `POST /ui/patients/{id}/alerts/end-of-life`.
-pub(crate) async fn eol_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+/// `POST /ui/patients/{id}/alerts/eol`.
+async fn eol_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let e = EndOfLife {
             preferred_place_of_care: opt(&f, "place_of_care"),
@@ -550,12 +543,7 @@ fn start_of(cx: &Cx, s: &str) -> Result<OffsetDateTime, AlertsError> {
 }
 
 /// `POST /ui/patients/{id}/alerts/mha`.
-pub(crate) async fn mha_post(
-    State(ui): St,
-    req: Req,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn mha_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let r = (|| {
             let section = Section::parse(v(&f, "section")).ok_or_else(|| {
@@ -577,16 +565,24 @@ pub(crate) async fn mha_post(
     .await
 }
 
-/// `POST /ui/patients/{id}/alerts/mha/{flag}/{action}` (`regrade`, `renew`).
-pub(crate) async fn mha_change_post(
+/// `POST /ui/alerts/{flag}/{action}`: `regrade` or `renew` a detention;
+/// `end` a CP-IS flag, end-of-life preferences or a detention.
+async fn flag_change_post(
     State(ui): St,
     req: Req,
-    Path((id, flag, action)): Path<(String, String, String)>,
+    Path((flag, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
-        let r = match action.as_str() {
-            "regrade" => match Section::parse(v(&f, "section")) {
+        let found = cx.svc.read_as(cx.access(), "Flag", &flag).ok().flatten();
+        let (Some(id), Some(kind)) = (
+            patient_of(cx, "Flag", &flag),
+            found.as_ref().and_then(FlagKind::of),
+        ) else {
+            return layout::refusal_page(404, "There is no such alert.", "alert");
+        };
+        let r = match (action.as_str(), kind) {
+            ("regrade", FlagKind::Mha) => match Section::parse(v(&f, "section")) {
                 Some(to) => mha::regrade_to(&cx.svc, cx.access(), &flag, to, now(), now())
                     .map(|_| "regraded"),
                 None => Err(AlertsError::Invalid(
@@ -594,13 +590,15 @@ pub(crate) async fn mha_change_post(
                     "Choose the section to regrade to.".into(),
                 )),
             },
-            "renew" => mha::renew(&cx.svc, cx.access(), &flag, now()).map(|_| "renewed"),
+            ("renew", FlagKind::Mha) => {
+                mha::renew(&cx.svc, cx.access(), &flag, now()).map(|_| "renewed")
+            }
+            ("end", FlagKind::Mha) => {
+                mha::end(&cx.svc, cx.access(), &flag, false, now()).map(|_| "ended")
+            }
+            ("end", k) => flags::end(&cx.svc, cx.access(), k, &flag, false, now()).map(|_| "ended"),
             _ => {
-                return layout::refusal_page(
-                    404,
-                    "There is no such action on a detention.",
-                    "alert",
-                );
+                return layout::refusal_page(404, "There is no such action on this alert.", "alert");
             }
         };
         answer(cx, &id, "regrade", &f, r)
@@ -608,27 +606,16 @@ pub(crate) async fn mha_change_post(
     .await
 }
 
-/// `POST /ui/patients/{id}/alerts/flags/{flag}/end`: ends a CP-IS flag,
-/// end-of-life preferences or a detention.
-pub(crate) async fn end_post(
-    State(ui): St,
-    req: Req,
-    Path((id, flag)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    ui.run(req, Some(&body), move |cx, f| {
-        let kind = cx
-            .svc
-            .read_as(cx.access(), "Flag", &flag)
-            .ok()
-            .flatten()
-            .and_then(|x| FlagKind::of(&x));
-        let r = match kind {
-            Some(FlagKind::Mha) => mha::end(&cx.svc, cx.access(), &flag, false, now()),
-            Some(k) => flags::end(&cx.svc, cx.access(), k, &flag, false, now()),
-            None => Err(AlertsError::NotFound("There is no such alert.".into())),
-        };
-        answer(cx, &id, "end", &f, r.map(|_| "ended"))
-    })
-    .await
+/// The alerts pages' routes (listed in `crate::ROUTES`).
+pub(crate) fn routes() -> axum::Router<crate::Ui> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/patients/{id}/alerts", get(alerts_page))
+        .route("/patients/{id}/alerts/allergies", post(allergy_post))
+        .route("/patients/{id}/alerts/nka", post(nka_post))
+        .route("/patients/{id}/alerts/cpis", post(cpis_post))
+        .route("/patients/{id}/alerts/eol", post(eol_post))
+        .route("/patients/{id}/alerts/mha", post(mha_post))
+        .route("/allergies/{id}/{action}", post(allergy_change_post))
+        .route("/alerts/{flag}/{action}", post(flag_change_post))
 }

@@ -885,51 +885,14 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 20: ed ──
     // ── end of issue 20: ed ──
     // ── issue 20: alerts ──
-    r(
-        "GET",
-        "/ui/patients/{id}/alerts",
-        "alerts and allergies: allergies, CP-IS, end-of-life preferences, Mental Health Act detentions",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/alerts/allergies",
-        "record an allergy",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/alerts/no-known-allergies",
-        "record no known allergies",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/alerts/allergies/{allergy}/{action}",
-        "verify, refute or enter in error an allergy",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/alerts/cpis",
-        "record a CP-IS flag",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/alerts/end-of-life",
-        "record end-of-life preferences (DNACPR, ReSPECT, LPA)",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/alerts/mha",
-        "record a Mental Health Act detention",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/alerts/mha/{flag}/{action}",
-        "regrade or renew a detention",
-    ),
-    r(
-        "POST",
-        "/ui/patients/{id}/alerts/flags/{flag}/end",
-        "end a CP-IS flag, end-of-life preferences or a detention",
-    ),
+    r("GET", "/ui/patients/{id}/alerts", "clinical alerts"),
+    r("POST", "/ui/patients/{id}/alerts/allergies", "an allergy"),
+    r("POST", "/ui/patients/{id}/alerts/nka", "none known"),
+    r("POST", "/ui/patients/{id}/alerts/cpis", "a CP-IS flag"),
+    r("POST", "/ui/patients/{id}/alerts/eol", "end of life"),
+    r("POST", "/ui/patients/{id}/alerts/mha", "an MHA section"),
+    r("POST", "/ui/allergies/{id}/{action}", "verify, refute"),
+    r("POST", "/ui/alerts/{flag}/{action}", "regrade, renew, end"),
     // ── end of issue 20: alerts ──
     // ── issue 20: tasks ──
     // ── end of issue 20: tasks ──
@@ -1312,30 +1275,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 20: ed ──
         // ── end of issue 20: ed ──
         // ── issue 20: alerts ──
-        .route("/patients/{id}/alerts", get(alerts::alerts_page))
-        .route(
-            "/patients/{id}/alerts/allergies",
-            post(alerts::allergy_post),
-        )
-        .route(
-            "/patients/{id}/alerts/no-known-allergies",
-            post(alerts::nka_post),
-        )
-        .route(
-            "/patients/{id}/alerts/allergies/{allergy}/{action}",
-            post(alerts::allergy_change_post),
-        )
-        .route("/patients/{id}/alerts/cpis", post(alerts::cpis_post))
-        .route("/patients/{id}/alerts/end-of-life", post(alerts::eol_post))
-        .route("/patients/{id}/alerts/mha", post(alerts::mha_post))
-        .route(
-            "/patients/{id}/alerts/mha/{flag}/{action}",
-            post(alerts::mha_change_post),
-        )
-        .route(
-            "/patients/{id}/alerts/flags/{flag}/end",
-            post(alerts::end_post),
-        )
+        .merge(alerts::routes())
         // ── end of issue 20: alerts ──
         // ── issue 20: tasks ──
         // ── end of issue 20: tasks ──
