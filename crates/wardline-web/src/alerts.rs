@@ -223,9 +223,11 @@ fn page(cx: &Cx, id: &str, done: Option<&str>, fail: Option<&Failed>) -> Respons
                                         (layout::action_button(cx, &format!("/ui/allergies/{}/verify", enc(&a.id)), "Verify", "nhsuk-button--secondary"))
                                     }
                                     @if a.in_force {
+                                        @let rid = format!("reason-{}", a.id);
                                         form method="post" action={ "/ui/allergies/" (enc(&a.id)) "/refute" } novalidate {
                                             (layout::csrf(cx))
-                                            (layout::input(&Field { value: failed_value(fail, "refute", "reason"), error: failed_error(fail, "refute", "reason"), ..Field::new("reason", "Reason it is refuted") }))
+                                            input type="hidden" name="allergy" value=(a.id);
+                                            (layout::input(&Field { error: failed_error(fail, "refute", &rid), ..Field::new(&rid, "Reason it is refuted") }))
                                             button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" { "Refute" }
                                         }
                                     }
@@ -388,17 +390,23 @@ fn answer(
     match r {
         Ok(done) => see_other(&format!("/ui/patients/{}/alerts?done={done}", enc(id))),
         Err(e @ (AlertsError::Invalid(..) | AlertsError::Conflict(_))) => {
-            let field = e.field().filter(|f| !f.is_empty()).unwrap_or(match form {
-                "allergy" => "substance",
-                "cpis" => "plan_type",
-                "eol" => "resuscitation",
-                "refute" => "reason",
-                _ => "section",
-            });
+            let field = match e.field() {
+                Some("reason") if form == "refute" => format!("reason-{}", v(f, "allergy")),
+                other => other
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or(match form {
+                        "allergy" => "substance",
+                        "cpis" => "plan_type",
+                        "eol" => "resuscitation",
+                        "refute" => "reason",
+                        _ => "section",
+                    })
+                    .to_owned(),
+            };
             let fail = Failed {
                 form,
                 values: f,
-                field: field.to_owned(),
+                field,
                 message: e.message(),
             };
             let mut r = page(cx, id, None, Some(&fail));
@@ -474,8 +482,17 @@ async fn allergy_change_post(
             "refute" => (Change::Refute(v(&f, "reason").to_owned()), "refuted"),
             "entered-in-error" => (Change::EnteredInError(opt(&f, "reason")), "error"),
             _ => {
-                return layout::refusal_page(404, "There is no such action on an allergy.", "alert");
+                return layout::refusal_page(
+                    404,
+                    "There is no such action on an allergy.",
+                    "alert",
+                );
             }
+        };
+        let c = match c {
+            // The reason's field is named after the allergy (one form a row).
+            Change::Refute(_) => Change::Refute(v(&f, &format!("reason-{allergy}")).to_owned()),
+            other => other,
         };
         let r = allergies::change(&cx.svc, cx.access(), &allergy, &c, now()).map(|_| done);
         answer(cx, &id, "refute", &f, r)
@@ -598,7 +615,11 @@ async fn flag_change_post(
             }
             ("end", k) => flags::end(&cx.svc, cx.access(), k, &flag, false, now()).map(|_| "ended"),
             _ => {
-                return layout::refusal_page(404, "There is no such action on this alert.", "alert");
+                return layout::refusal_page(
+                    404,
+                    "There is no such action on this alert.",
+                    "alert",
+                );
             }
         };
         answer(cx, &id, "regrade", &f, r)
