@@ -31,10 +31,39 @@ fn age(birth: &str) -> Option<i64> {
     (years >= 0).then_some(years)
 }
 
+/// The patient banner, the name as the page's heading (`h1`), with the
+/// patient's clinical alerts (issue 20: `p.alerts`, filled by
+/// `pmi::summary`).
 pub(crate) fn banner(p: &PatientSummary, stay: Option<&adt::Stay>) -> Markup {
+    banner_with(p, stay, true)
+}
+
+/// The banner for a page with a heading of its own (notes, letters,
+/// referrals, pathways, …): read with the page's access (`pmi::summary`,
+/// alerts included) and the current stay; nothing when the patient cannot
+/// be read (the page answers for itself).
+pub(crate) fn patient_banner(cx: &Cx, patient: &str) -> Markup {
+    let id = patient.strip_prefix("Patient/").unwrap_or(patient);
+    let Ok(Some(p)) = pmi::summary(&cx.svc, cx.access(), id) else {
+        return html! {};
+    };
+    let stay = adt::current_stay(&cx.svc, cx.access(), id).ok().flatten();
+    banner_with(&p, stay.as_ref(), false)
+}
+
+/// [`patient_banner`] for a patient already read (`pmi::summary`).
+pub(crate) fn banner_of(cx: &Cx, p: &PatientSummary) -> Markup {
+    let stay = adt::current_stay(&cx.svc, cx.access(), &p.id)
+        .ok()
+        .flatten();
+    banner_with(p, stay.as_ref(), false)
+}
+
+fn banner_with(p: &PatientSummary, stay: Option<&adt::Stay>, heading: bool) -> Markup {
     html! {
         section class={ "wl-banner" @if !p.active { " wl-banner--retired" } } aria-label="Patient banner" data-testid="patient-banner" {
-            h1 class="nhsuk-heading-l" { (p.display_name) }
+            @if heading { h1 class="nhsuk-heading-l" { (p.display_name) } }
+            @else { p class="nhsuk-heading-l" data-testid="banner-name" { (p.display_name) } }
             dl {
                 div class="wl-pair" { dt { "NHS number" } dd data-testid="banner-nhs" { (nhs(p)) } }
                 div class="wl-pair" {
@@ -59,6 +88,8 @@ pub(crate) fn banner(p: &PatientSummary, stay: Option<&adt::Stay>) -> Markup {
                     }
                 }
             }
+            // Issue 20: the patient's clinical alerts, on every patient page.
+            (crate::alerts::strip(p))
         }
     }
 }

@@ -119,6 +119,7 @@ fn consent_form(cx: &Cx, p: &PatientSummary, f: &Form, errors: &[(String, String
     }
     html! {
         (layout::back_link(&format!("/ui/patients/{}", enc(id)), "Back to the record"))
+        (crate::chart::banner_of(cx, p))
         span class="nhsuk-caption-l" data-testid="consent-patient" { (p.display_name) " – " (crate::patients::nhs(p)) }
         h1 { "Record a consent decision" }
         (layout::error_summary(errors))

@@ -103,16 +103,11 @@ fn section_view(s: &Section) -> Markup {
     }
 }
 
-fn banner(s: &Summary) -> Markup {
+/// The patient banner (`chart::banner`, with the patient's alerts).
+fn banner(cx: &Cx, s: &Summary) -> Markup {
     html! {
-        div class="nhsuk-card" data-testid="summary-patient" {
-            div class="nhsuk-card__content" {
-                p class="nhsuk-body nhsuk-u-margin-bottom-0" {
-                    strong { (s.patient.name) } " · NHS number "
-                    (s.patient.nhs_number.as_deref().unwrap_or("not recorded"))
-                    " · Born " (s.patient.birth_date.as_deref().unwrap_or("not recorded"))
-                }
-            }
+        div data-testid="summary-patient" {
+            (crate::chart::patient_banner(cx, &s.patient_id))
         }
     }
 }
@@ -160,7 +155,7 @@ fn summary_body(
             (layout::error_summary(&[(f.clone(), m.clone())]))
         }
         h1 { (d.form.display) " " (status_tag(&s.status)) }
-        (banner(s))
+        (banner(cx, s))
         @if let Some(sig) = &s.signed {
             p data-testid="signed-by" { "Signed by " (sig.name) " on " (display_time(&sig.at)) "." }
         }
@@ -210,7 +205,7 @@ fn edit_body(
             (layout::error_summary(&[(f.clone(), m.clone())]))
         }
         h1 { @if amend { "Amend the " (noun) } @else { "Edit the " (noun) } }
-        (banner(s))
+        (banner(cx, s))
         p { "The other headings are read from the record each time you save"
             @if amend { " and the " (noun) " is signed again by you." } @else { "." } }
         form method="post" action=(action) novalidate {

@@ -125,6 +125,7 @@ fn patient_letters(cx: &Cx, patient: &str, error: Option<&str>, done: bool) -> R
             (layout::error_summary(&[("preference".to_owned(), e.to_owned())]))
         }
         @if done { (layout::success("The patient's preference for copies of letters is saved.")) }
+        (crate::chart::patient_banner(cx, patient))
         h1 { "Clinic letters" }
         @if list.is_empty() {
             p data-testid="no-attendances" { "This patient has no outpatient attendances on record." }

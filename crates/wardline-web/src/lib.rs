@@ -54,6 +54,7 @@ mod waiting;
 // issue 20: ed
 // end of issue 20: ed
 // issue 20: alerts
+mod alerts;
 // end of issue 20: alerts
 // issue 20: tasks
 mod tasks;
@@ -891,6 +892,14 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 20: ed ──
     // ── end of issue 20: ed ──
     // ── issue 20: alerts ──
+    r("GET", "/ui/patients/{id}/alerts", "clinical alerts"),
+    r("POST", "/ui/patients/{id}/alerts/allergies", "an allergy"),
+    r("POST", "/ui/patients/{id}/alerts/nka", "none known"),
+    r("POST", "/ui/patients/{id}/alerts/cpis", "a CP-IS flag"),
+    r("POST", "/ui/patients/{id}/alerts/eol", "end of life"),
+    r("POST", "/ui/patients/{id}/alerts/mha", "an MHA section"),
+    r("POST", "/ui/allergies/{id}/{action}", "verify, refute"),
+    r("POST", "/ui/alerts/{flag}/{action}", "regrade, renew, end"),
     // ── end of issue 20: alerts ──
     // ── issue 20: tasks ──
     r("GET", "/ui/tasks", "task lists: mine, my teams', a ward's"),
@@ -1300,6 +1309,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 20: ed ──
         // ── end of issue 20: ed ──
         // ── issue 20: alerts ──
+        .merge(alerts::routes())
         // ── end of issue 20: alerts ──
         // ── issue 20: tasks ──
         .merge(tasks::routes())

@@ -225,6 +225,7 @@ pub(crate) async fn mar_page(State(ui): St, req: Req, Path(id): Path<String>) ->
                         Some("omitted") => (layout::success("Dose recorded as not given.")),
                         _ => {}
                     }
+                    (crate::chart::patient_banner(cx, &id))
                     h1 { "Medication administration record" }
                     p { "Now " (m.now) "." }
                     @if m.prescriptions.is_empty() { p data-testid="mar-empty" { "No prescriptions." } }

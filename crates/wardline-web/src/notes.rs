@@ -130,7 +130,7 @@ pub(crate) async fn list_page(State(ui): St, req: Req, Path(id): Path<String>) -
                 cx,
                 "Clinical notes",
                 Nav::Patients,
-                list_body(&id, &patient_name(cx, &id), &ns, withheld),
+                html! { (crate::chart::patient_banner(cx, &id)) (list_body(&id, &patient_name(cx, &id), &ns, withheld)) },
             ),
             Err(e) => refusal(&e),
         }
@@ -149,6 +149,7 @@ fn new_body(
 ) -> Markup {
     html! {
         (layout::back_link(&format!("/ui/patients/{}/notes", enc(patient)), "Back to the notes"))
+        (crate::chart::patient_banner(cx, patient))
         span class="nhsuk-caption-l" { (patient_name(cx, patient)) }
         h1 { "New " (kind.label().to_lowercase()) }
         @if let Some((f, m)) = &error { (layout::error_summary(&[(f.clone(), m.clone())])) }
@@ -400,6 +401,7 @@ fn note_body(
     html! {
         @if let Some(d) = done { (layout::success(d)) }
         (layout::back_link(&format!("/ui/patients/{}/notes", enc(&p.patient)), "Back to the notes"))
+        (crate::chart::patient_banner(cx, &p.patient))
         span class="nhsuk-caption-l" { (patient_name(cx, &p.patient)) }
         h1 { (kind) " " (status_tag(status)) }
         @if let Some((f, m)) = &error { (layout::error_summary(&[(f.clone(), m.clone())])) }

@@ -782,6 +782,7 @@ fn appointment_body(
             (layout::back_link(&format!("/ui/clinics?clinic={}&date={}", enc(c), a["start"].as_str().and_then(|s| s.get(..10)).unwrap_or("")), "Back to the clinic list"))
         }
         @if let Some(d) = done { (layout::success(d)) }
+        @if let Some(pid) = reference_id(&a["participant"][0]["actor"], "Patient") { (crate::chart::patient_banner(cx, pid)) }
         span class="nhsuk-caption-l" data-testid="appt-patient" { (patient) }
         h1 { (a["description"].as_str().unwrap_or("Appointment")) " " (status_tag(Some(status))) }
         (summary(error))

@@ -235,6 +235,7 @@ fn prescription_body(cx: &Cx, id: &str, v: &View, error: Option<(&str, String)>)
     let in_force = screening::screenable(&v.mr);
     html! {
         (layout::back_link("/ui/pharmacy", "Back to the worklist"))
+        @if let Some(pid) = v.mr["subject"]["reference"].as_str() { (crate::chart::patient_banner(cx, pid)) }
         span class="nhsuk-caption-l" data-testid="rx-patient" { (v.patient) }
         h1 { (screening::medicine_text(&v.mr)) " " (screening_tag(status)) }
         @if let Some((f, m)) = &error {
@@ -511,9 +512,10 @@ fn change_tag(c: Change) -> Markup {
     html! { strong class=(class) data-testid="change" { (c.label()) } }
 }
 
-fn discharge_body(d: &DischargeMedicines) -> Markup {
+fn discharge_body(cx: &Cx, d: &DischargeMedicines) -> Markup {
     html! {
         (layout::back_link(&format!("/ui/patients/{}", enc(&d.patient_id)), "Back to the patient"))
+        (crate::chart::patient_banner(cx, &d.patient_id))
         h1 { "Discharge medicines" }
         p { a href={ "/ui/encounters/" (enc(&d.encounter)) "/discharge-summary" } data-testid="discharge-summary" { "Discharge summary" } }
         @if d.ready {
@@ -584,7 +586,7 @@ pub(crate) async fn discharge_page(State(ui): St, req: Req, Path(id): Path<Strin
             &id,
             OffsetDateTime::now_utc(),
         ) {
-            Ok(d) => layout::page(cx, "Discharge medicines", Nav::None, discharge_body(&d)),
+            Ok(d) => layout::page(cx, "Discharge medicines", Nav::None, discharge_body(cx, &d)),
             Err(e) => refusal(&e),
         },
     )

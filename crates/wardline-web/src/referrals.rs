@@ -146,6 +146,7 @@ pub(crate) async fn patient_page(State(ui): St, req: Req, Path(id): Path<String>
                 Nav::Patients,
                 html! {
                     (layout::back_link(&format!("/ui/patients/{}", enc(&id)), "Back to the patient"))
+                    (crate::chart::patient_banner(cx, &p))
                     span class="nhsuk-caption-l" { (patient_name(cx, &p)) }
                     h1 { "Referrals" }
                     p { a class="nhsuk-button" href={ "/ui/patients/" (enc(&id)) "/referrals/new" } data-testid="new-referral" { "Make a referral" } }
@@ -187,6 +188,7 @@ fn new_body(cx: &Cx, patient: &str, f: &Form, error: Option<&ReferralError>) -> 
     let reason_err = err("reason");
     let body = html! {
         (layout::back_link(&format!("/ui/patients/{}/referrals", enc(patient)), "Back to the referrals"))
+        (crate::chart::patient_banner(cx, patient))
         span class="nhsuk-caption-l" { (patient_name(cx, &format!("Patient/{patient}"))) }
         h1 { "Make a referral" }
         @if let Some(e) = error {
@@ -401,6 +403,7 @@ fn referral_body(cx: &Cx, sr: &serde_json::Value, error: Option<&ReferralError>)
         .is_some_and(|d| d.starts_with("Not delivered"));
     html! {
         (layout::back_link(if inbound { "/ui/referrals/triage" } else { "/ui/referrals" }, "Back to the referrals"))
+        (crate::chart::patient_banner(cx, patient))
         span class="nhsuk-caption-l" { (patient_name(cx, patient)) }
         h1 { @if inbound { "Referral received" } @else { "Referral" } }
         @if let Some(e) = error { (layout::error_summary(&[(e.field().unwrap_or("reason").to_owned(), e.message())])) }

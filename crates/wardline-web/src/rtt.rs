@@ -171,6 +171,7 @@ fn triage_body(cx: &Cx, sr: &Value, f: &Form, error: Option<&ReferralError>) -> 
             .collect();
     html! {
         (layout::back_link("/ui/referrals/triage", "Back to the referrals to triage"))
+        (crate::chart::patient_banner(cx, sr["subject"]["reference"].as_str().unwrap_or("")))
         span class="nhsuk-caption-l" { (patient_name(cx, sr["subject"]["reference"].as_str().unwrap_or(""))) }
         h1 { "Triage the referral" }
         @if let Some(e) = error { (layout::error_summary(&[(e.field().unwrap_or("priority").to_owned(), e.message())])) }
@@ -300,6 +301,7 @@ fn intake_body(cx: &Cx, patient: &str, f: &Form, error: Option<&ReferralError>) 
     let priority = f.get("priority").map_or("routine", String::as_str);
     html! {
         (layout::back_link(&format!("/ui/patients/{}/pathways", enc(patient)), "Back to the patient's pathways"))
+        (crate::chart::patient_banner(cx, patient))
         span class="nhsuk-caption-l" { (patient_name(cx, &format!("Patient/{patient}"))) }
         h1 { "Record a referral received" }
         @if let Some(e) = error { (layout::error_summary(&[(e.field().unwrap_or("reason").to_owned(), e.message())])) }
@@ -459,6 +461,7 @@ fn pathway_body(cx: &Cx, p: &Pathway, error: Option<&RttError>, done: Option<&st
     };
     html! {
         (layout::back_link(&format!("/ui/patients/{}/pathways", enc(&p.patient)), "Back to the patient's pathways"))
+        (crate::chart::patient_banner(cx, &p.patient))
         span class="nhsuk-caption-l" { (patient_name(cx, &format!("Patient/{}", p.patient))) }
         h1 { "Referral to treatment pathway" }
         @if let Some(d) = done { (layout::success(match d { "accepted" => "Referral accepted: the clock started and the patient is on the outpatient (new) list.", _ => "Event recorded." })) }
@@ -585,6 +588,7 @@ pub(crate) async fn patient_page(State(ui): St, req: Req, Path(id): Path<String>
         let entries = crate::waiting::patient_entries(cx, &id);
         layout::page(cx, "Pathways", Nav::Patients, html! {
             (layout::back_link(&format!("/ui/patients/{}", enc(&id)), "Back to the patient"))
+            (crate::chart::patient_banner(cx, &id))
             span class="nhsuk-caption-l" { (patient_name(cx, &format!("Patient/{id}"))) }
             h1 { "Pathways and waiting lists" }
             p {

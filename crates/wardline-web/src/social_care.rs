@@ -205,12 +205,11 @@ fn case_body(
         @if let Some(d) = done { (layout::success(d)) }
         @if let Some((k, m)) = &error { (layout::error_summary(&[(k.clone(), m.clone())])) }
         h1 { "Social care notices" }
-        div class="nhsuk-card" data-testid="patient" { div class="nhsuk-card__content" {
-            p class="nhsuk-body nhsuk-u-margin-bottom-0" {
-                strong { (case.patient.name) } " · NHS number " (case.patient.nhs_number.as_deref().unwrap_or("not recorded"))
-                " · " (case.ward.as_deref().unwrap_or("No ward recorded"))
-            }
-        } }
+        // The patient banner (`chart::banner`, with the patient's alerts).
+        div data-testid="patient" {
+            (crate::chart::patient_banner(cx, &case.patient.id))
+            p class="nhsuk-body-s" { (case.patient.name) " · " (case.ward.as_deref().unwrap_or("No ward recorded")) }
+        }
         p { "For a patient not likely to be safe to discharge without care and support: the assessment notice tells the local authority, then the discharge notice gives the proposed discharge day. Each is sent as a document over the local authority's route (MESH or email) and tracked. "
             "The statutory scheme (Care Act 2014 Schedule 3) was repealed in England from 1 July 2022; the trust's timescales table applies." }
         @if case.notices.is_empty() { p data-testid="no-notices" { "No notice has been given for this admission." } }

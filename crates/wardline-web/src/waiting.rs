@@ -120,6 +120,7 @@ fn entry_body(cx: &Cx, r: &Row, error: Option<&WaitingError>, done: Option<&str>
     let on_list = matches!(r.state, Entry::Waiting | Entry::Booked | Entry::Suspended);
     html! {
         (layout::back_link("/ui/waiting-lists", "Back to the waiting lists"))
+        (crate::chart::patient_banner(cx, &r.patient))
         span class="nhsuk-caption-l" { (patient_name(cx, &format!("Patient/{}", r.patient))) }
         h1 { (r.list.label()) " waiting list" }
         @if let Some(d) = done { (layout::success(match d { "suspended" => "Suspended.", "resumed" => "Waiting again.", "validated" => "Marked validated.", _ => "Saved." })) }
@@ -366,6 +367,7 @@ fn add_body(cx: &Cx, patient: &str, f: &Form, error: Option<&WaitingError>) -> M
         .collect();
     html! {
         (layout::back_link(&format!("/ui/patients/{}/pathways", enc(patient)), "Back to the patient's pathways"))
+        (crate::chart::patient_banner(cx, patient))
         span class="nhsuk-caption-l" { (patient_name(cx, &format!("Patient/{patient}"))) }
         h1 { "Add to a waiting list" }
         @if let Some(e) = error { (layout::error_summary(&[(e.field().unwrap_or("list").to_owned(), e.message())])) }

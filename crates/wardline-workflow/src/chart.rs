@@ -26,6 +26,7 @@ use wardline_core::{Access, FhirService, Found};
 use wardline_fhir::FhirError;
 use wardline_fhir::datetime::parse_range;
 
+use crate::alerts::code_of;
 use crate::fhir::{concept_text, quantity_text, reference_id};
 
 /// How many of each list of recent entries the summary shows.
@@ -312,7 +313,7 @@ pub fn summary(
     s.allergies.entries = allergies
         .resources
         .iter()
-        .filter(|a| code_of(&a["clinicalStatus"]).is_none_or(|c| c == "active"))
+        .filter(|a| crate::alerts::allergy_in_force(a))
         .map(|a| Alert {
             kind: "AllergyIntolerance",
             text: concept_text(&a["code"]).unwrap_or_else(|| "Allergy".into()),
@@ -395,14 +396,6 @@ pub fn summary(
         })
         .collect();
     Ok(s)
-}
-
-/// The first coding's code of a CodeableConcept.
-fn code_of(c: &Value) -> Option<&str> {
-    c["coding"]
-        .as_array()
-        .and_then(|c| c.first())
-        .and_then(|c| c["code"].as_str())
 }
 
 /// Clinical statuses of a current problem (FHIR condition-clinical).

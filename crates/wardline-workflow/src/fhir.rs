@@ -334,7 +334,10 @@ pub fn caller_role_in(
         return Ok(None);
     };
     let id = pos.strip_prefix("PractitionerRole/").unwrap_or(&pos);
-    Ok(tx.get("PractitionerRole", id)?.as_ref().and_then(role_of))
+    Ok(tx
+        .get("PractitionerRole", id)?
+        .as_ref()
+        .and_then(role_of_position))
 }
 
 /// [`caller_role_in`] for a write rule (in the writing transaction).
@@ -345,11 +348,16 @@ pub fn caller_role_of(
         return Ok(None);
     };
     let id = pos.strip_prefix("PractitionerRole/").unwrap_or(&pos);
-    Ok(tx.get("PractitionerRole", id)?.as_ref().and_then(role_of))
+    Ok(tx
+        .get("PractitionerRole", id)?
+        .as_ref()
+        .and_then(role_of_position))
 }
 
-/// The Wardline role a `PractitionerRole` holds.
-fn role_of(pr: &Value) -> Option<wardline_auth::rbac::Role> {
+/// The Wardline RBAC role a `PractitionerRole` holds (its coding in
+/// `wardline_auth::directory::ROLE_SYSTEM`): the one reading, for
+/// workflows ([`caller_role_in`]) and write rules alike.
+pub fn role_of_position(pr: &Value) -> Option<wardline_auth::rbac::Role> {
     pr["code"]
         .as_array()
         .into_iter()

@@ -94,6 +94,7 @@ pub mod waiting;
 // issue 20: ed
 // end of issue 20: ed
 // issue 20: alerts
+pub mod alerts;
 // end of issue 20: alerts
 // issue 20: tasks
 pub mod tasks;
@@ -117,11 +118,12 @@ pub fn with_operations(svc: FhirService) -> FhirService {
         .with_operation(documents::discharge::operation::DocumentOperation::spec())
         // issue 18: referrals: BaRS messages received from other providers.
         .with_operation(referrals::inbound::ProcessMessageOperation::spec())
-    // issue 20: news2
-    // end of issue 20: news2
-    // issue 20: ed
-    // end of issue 20: ed
-    // issue 20: alerts
+        // issue 20: news2
+        // end of issue 20: news2
+        // issue 20: ed
+        // end of issue 20: ed
+        // issue 20: alerts: who records each alert kind, the MHA legal expiry.
+        .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))
     // end of issue 20: alerts
     // issue 20: tasks
     // end of issue 20: tasks
@@ -165,7 +167,8 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         // end of issue 20: news2
         // issue 20: ed
         // end of issue 20: ed
-        // issue 20: alerts
+        // issue 20: alerts: who records each alert kind, the MHA legal expiry.
+        .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))
         // end of issue 20: alerts
         // issue 20: tasks
         // The Task lifecycle and urgent work always owned, on every channel.

@@ -122,6 +122,30 @@ pub fn spawn_late_dose_escalation(service: Arc<FhirService>, minutes: u32) {
     });
 }
 
+/// Clinical alerts (issue 20): every minute, raises the reminder Task for
+/// each Mental Health Act detention within its lead time of expiry
+/// (`wardline_workflow::alerts::mha::raise_reminders`, once per detention
+/// and expiry), audited as the operator `mha-reminders`. The clock is the
+/// job's `now` (`wardline alerts remind --now …` runs the same step at a
+/// chosen time).
+pub fn spawn_mha_reminders(service: Arc<FhirService>) {
+    let access = Trusted::operator("mha-reminders");
+    every("mha-reminders", Duration::from_secs(60), move || {
+        match wardline_workflow::alerts::mha::raise_reminders(
+            &service,
+            &access,
+            time::OffsetDateTime::now_utc(),
+        ) {
+            Ok(created) if created.is_empty() => {}
+            Ok(created) => tracing::warn!(
+                reminders = created.len(),
+                "Mental Health Act detentions nearing expiry"
+            ),
+            Err(e) => tracing::error!(error = %e, "Mental Health Act reminders failed"),
+        }
+    });
+}
+
 /// Transfers of care (issue 18): every minute, delivers the documents due
 /// to GP practices and follows up those waiting for acknowledgement
 /// (`wardline_workflow::transfers::send::run`, MESH and SMTP as `serve

@@ -6,6 +6,7 @@
 //! backend. The benchmarks are a binary of their own, `wardline-bench`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod alerts;
 mod audit;
 mod demo_drugs;
 mod export;
@@ -124,6 +125,9 @@ enum Command {
     /// Results inbox tools: escalate unacknowledged critical results.
     #[command(subcommand)]
     Results(results::ResultsCommand),
+    /// Clinical alerts (issue 20): Mental Health Act expiry reminders.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// The medicines formulary: import a formulary file.
     #[command(subcommand)]
     Formulary(formulary::FormularyCommand),
@@ -283,6 +287,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(a) => user::run_token(a),
         Command::Client(c) => user::run_client(c),
         Command::Results(c) => results::run(c),
+        Command::Alerts(c) => alerts::run(c),
         Command::Formulary(c) => formulary::run(c),
         Command::Medicines(c) => medicines::run(c),
         Command::Transfers(c) => transfers::run(c),
@@ -368,6 +373,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     }
     jobs::spawn_result_escalation(service.clone(), a.critical_result_escalation_minutes);
     jobs::spawn_late_dose_escalation(service.clone(), a.time_critical_dose_minutes);
+    // issue 20: alerts: Mental Health Act expiry reminders, every minute.
+    jobs::spawn_mha_reminders(service.clone());
     jobs::spawn_transfers(
         service.clone(),
         a.delivery.transports()?,

@@ -36,7 +36,7 @@ pub struct EscalateArgs {
     store: crate::StoreArgs,
 }
 
-fn parse_now(s: &str) -> Result<OffsetDateTime, String> {
+pub(crate) fn parse_now(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|e| format!("'{s}' is not an RFC 3339 date-time with an offset ({e})"))
 }

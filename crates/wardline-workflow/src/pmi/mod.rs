@@ -224,6 +224,11 @@ pub struct PatientSummary {
     pub active: bool,
     /// The patient this record was merged into.
     pub replaced_by: Option<String>,
+    /// The clinical alerts the banner shows (issue 20), filled by
+    /// [`summary`] (the read every patient page makes); `None` where a
+    /// summary is built from a resource alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::alerts::Banner>,
 }
 
 impl PatientSummary {
@@ -299,6 +304,7 @@ impl PatientSummary {
             address: address_text.filter(|a| !a.is_empty()),
             active: p.get("active").and_then(Value::as_bool) != Some(false),
             replaced_by,
+            alerts: None,
         }
     }
 }
@@ -407,15 +413,20 @@ pub(crate) fn fhir_search(
     Ok(svc.search_as(access, resource_type, &params)?.resources)
 }
 
-/// The patient with this id, if it exists and the caller may see it.
+/// The patient with this id, if it exists and the caller may see it, with
+/// the banner's clinical alerts as the caller may see them
+/// ([`crate::alerts::banner`]: one search per kind, authorised and audited).
 pub fn summary(
     svc: &FhirService,
     access: &dyn Access,
     id: &str,
 ) -> Result<Option<PatientSummary>, FhirError> {
-    Ok(svc
-        .read_as(access, "Patient", id)?
-        .map(|p| PatientSummary::from_resource(&p)))
+    let Some(p) = svc.read_as(access, "Patient", id)? else {
+        return Ok(None);
+    };
+    let mut s = PatientSummary::from_resource(&p);
+    s.alerts = Some(crate::alerts::banner(svc, access, id)?);
+    Ok(Some(s))
 }
 
 /// What the search box holds.

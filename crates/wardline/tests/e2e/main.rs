@@ -60,6 +60,7 @@ mod uk_core;
 // issue 20: ed
 // end of issue 20: ed
 // issue 20: alerts
+mod alerts;
 // end of issue 20: alerts
 // issue 20: tasks
 mod tasks;

@@ -115,10 +115,6 @@ fn is_discharge(mr: &Value) -> bool {
     })
 }
 
-fn code_of(c: &Value) -> Option<&str> {
-    c["coding"][0]["code"].as_str()
-}
-
 /// Pushes `a`, or folds it into the alert with the same key (the higher
 /// grade, both messages, both implicated lists).
 fn push(alerts: &mut Vec<Alert>, a: Alert) {
@@ -371,10 +367,10 @@ fn allergies(
         .append_pair("_count", "500")
         .finish();
     for a in tx.find("AllergyIntolerance", &q).map_err(store)? {
-        if code_of(&a["clinicalStatus"]).is_some_and(|c| c != "active")
-            || code_of(&a["verificationStatus"])
-                .is_some_and(|c| c == "refuted" || c == "entered-in-error")
-        {
+        // The one reading of an allergy in force (issue 20's alerts):
+        // refuted, entered in error, ended and "no known allergies"
+        // records never screen.
+        if !crate::alerts::allergy_in_force(&a) {
             continue;
         }
         let Some(id) = a["id"].as_str() else { continue };
