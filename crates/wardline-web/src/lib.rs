@@ -45,6 +45,7 @@ mod social_care;
 mod transfers;
 // helper: rtt
 // helper: clinics
+// helper: news2
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -729,6 +730,8 @@ pub const ROUTES: &[UiRoute] = &[
     // ── end of helper: rtt ──
     // ── helper: clinics ──
     // ── end of helper: clinics ──
+    // ── helper: news2 ──
+    // ── end of helper: news2 ──
     r(
         "GET",
         "/ui/events",
@@ -1066,6 +1069,8 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── end of helper: rtt ──
         // ── helper: clinics ──
         // ── end of helper: clinics ──
+        // ── helper: news2 ──
+        // ── end of helper: news2 ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──
         .route("/events", get(beds::events))

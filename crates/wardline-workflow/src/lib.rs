@@ -67,6 +67,7 @@ pub mod results;
 pub mod transfers;
 // helper: rtt
 // helper: clinics
+// helper: news2
 
 use wardline_core::FhirService;
 
