@@ -68,6 +68,7 @@ pub mod transfers;
 // helper: rtt
 // helper: clinics
 // helper: news2
+pub mod observations;
 
 use wardline_core::FhirService;
 
@@ -108,4 +109,6 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
         // The formulary kept in memory is read again after any change.
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
+        // issue 20: NEWS2 scored on arrival on every channel, and escalated.
+        .with_hook(std::sync::Arc::new(observations::scoring::ScoreOnArrival))
 }
