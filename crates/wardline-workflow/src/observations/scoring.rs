@@ -306,19 +306,22 @@ fn escalate_in(
     {
         return Ok(format!("Task/{t}"));
     }
-    let (owner, ward) = responsible(tx, patient)?;
     let level = score.response;
-    let scale = if score.scale == Scale::Two {
-        " (SpO₂ scale 2)"
-    } else {
-        ""
-    };
-    let incomplete = if score.complete {
-        String::new()
-    } else {
-        let missing: Vec<&str> = score.missing().iter().map(|p| p.label()).collect();
-        format!("; incomplete set, not measured: {}", missing.join(", "))
-    };
+    let focus = format!("Observation/{score_id}");
+    let description = describe(score);
+    // The same set, its readings arriving one by one (a batch's entries
+    // are separate transactions): its open task is raised, not doubled.
+    if let Some(mut t) = open
+        .into_iter()
+        .find(|t| t["focus"]["reference"].as_str() == Some(focus.as_str()))
+    {
+        t["priority"] = json!(level.task_priority().unwrap_or("urgent"));
+        t["businessStatus"] = business_status(level);
+        t["description"] = json!(description);
+        let id = tx.save(t)?.id;
+        return Ok(format!("Task/{id}"));
+    }
+    let (owner, ward) = responsible(tx, patient)?;
     let mut task = json!({
         "resourceType": "Task",
         "status": "requested",
@@ -326,11 +329,9 @@ fn escalate_in(
         "priority": level.task_priority().unwrap_or("urgent"),
         "code": {"coding": [{"system": TASK_SYSTEM, "code": ESCALATION_CODE,
                              "display": "NEWS2 escalation"}]},
-        "businessStatus": {"coding": [{"system": OBS_SYSTEM, "code": level.code(),
-                                       "display": level.label()}],
-                           "text": level.label()},
-        "description": format!("NEWS2 {}{scale}: {}{incomplete}", score.total, level.label()),
-        "focus": {"reference": format!("Observation/{score_id}")},
+        "businessStatus": business_status(level),
+        "description": description,
+        "focus": {"reference": focus},
         "for": {"reference": patient},
         "authoredOn": effective,
         "lastModified": effective,
@@ -343,6 +344,31 @@ fn escalate_in(
     }
     let id = tx.save(task)?.id;
     Ok(format!("Task/{id}"))
+}
+
+fn business_status(level: Response) -> Value {
+    json!({"coding": [{"system": OBS_SYSTEM, "code": level.code(), "display": level.label()}],
+           "text": level.label()})
+}
+
+fn describe(score: &News2) -> String {
+    let level = score.response;
+    let scale = if score.scale == Scale::Two {
+        " (SpO₂ scale 2)"
+    } else {
+        ""
+    };
+    let incomplete = if score.complete {
+        String::new()
+    } else {
+        let missing: Vec<&str> = score.missing().iter().map(|p| p.label()).collect();
+        format!("; incomplete set, not measured: {}", missing.join(", "))
+    };
+    format!(
+        "NEWS2 {}{scale}: {}{incomplete}",
+        score.total,
+        level.label()
+    )
 }
 
 /// Every NEWS2 score of a patient, oldest first.
