@@ -132,7 +132,7 @@ pub fn score_set_in(tx: &mut Tx<'_>, patient: &str, effective: &str) -> R<Option
     let scale = scale_in(tx, patient)?;
     let score = news2::score(&vitals, scale);
     let mut obs = score_resource(&id, patient, effective, &score, from);
-    if let Some(e) = existing.as_ref().and_then(|e| escalation_of(e)) {
+    if let Some(e) = existing.as_ref().and_then(escalation_of) {
         // Keep the link to the task that already covers this set.
         set_escalation(&mut obs, &e);
     }
