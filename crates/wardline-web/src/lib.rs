@@ -46,6 +46,7 @@ mod transfers;
 // helper: rtt
 // helper: clinics
 // helper: news2
+mod observations;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -731,6 +732,36 @@ pub const ROUTES: &[UiRoute] = &[
     // ── helper: clinics ──
     // ── end of helper: clinics ──
     // ── helper: news2 ──
+    r(
+        "GET",
+        "/ui/patients/{id}/observations",
+        "a patient's observation chart: NEWS2 alerts, the ward form, graphs with the NEWS2 bands, the table",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/observations",
+        "record a set of vital signs (NEWS2 scored, escalated)",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/observations/scale",
+        "set the patient's SpO₂ scale (scale 2: prescribers only)",
+    ),
+    r(
+        "GET",
+        "/ui/observations/tasks",
+        "open NEWS2 escalation tasks per ward or team",
+    ),
+    r(
+        "POST",
+        "/ui/observations/tasks/{id}/acknowledge",
+        "acknowledge a NEWS2 escalation",
+    ),
+    r(
+        "POST",
+        "/ui/observations/tasks/{id}/complete",
+        "complete a NEWS2 escalation with its outcome",
+    ),
     // ── end of helper: news2 ──
     r(
         "GET",
@@ -1070,6 +1101,23 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── helper: clinics ──
         // ── end of helper: clinics ──
         // ── helper: news2 ──
+        .route(
+            "/patients/{id}/observations",
+            get(observations::chart_page).post(observations::record_post),
+        )
+        .route(
+            "/patients/{id}/observations/scale",
+            post(observations::scale_post),
+        )
+        .route("/observations/tasks", get(observations::tasks_page))
+        .route(
+            "/observations/tasks/{id}/acknowledge",
+            post(observations::acknowledge_post),
+        )
+        .route(
+            "/observations/tasks/{id}/complete",
+            post(observations::complete_post),
+        )
         // ── end of helper: news2 ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──

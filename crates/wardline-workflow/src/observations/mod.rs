@@ -37,6 +37,7 @@
 //!   required and range-checked with the field named.
 #![allow(clippy::module_name_repetitions)]
 
+pub mod chart;
 pub mod news2;
 pub mod record;
 pub mod scale;
