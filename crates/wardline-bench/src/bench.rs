@@ -64,6 +64,9 @@ pub enum BenchCommand {
     /// against a running mesh-sandbox: sends per minute, and the MESH
     /// round trip per message (p50, p99).
     Mesh(crate::mesh::MeshBenchArgs),
+    /// Remote-monitoring ingest (issue 20): vital-signs readings posted in
+    /// transaction Bundles, NEWS2 scored on arrival; readings per second.
+    News2(crate::news2::News2BenchArgs),
 }
 
 #[derive(Args)]
@@ -195,6 +198,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Mar(a) => crate::mar::run(a)?,
         BenchCommand::Discharge(a) => crate::discharge::run(a)?,
         BenchCommand::Mesh(a) => crate::mesh::run(a)?,
+        BenchCommand::News2(a) => crate::news2::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

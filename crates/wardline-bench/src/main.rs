@@ -2,7 +2,7 @@
 //! suite) and kept out of the shipped `wardline` binary.
 //!
 //! `wardline-bench ingest|read|search|chart|everything|export|explain|mllp|
-//! workspace|matching|results|checks|mar|discharge|mesh` (see `--help` of each, and `BENCHMARKS.md` for the figures).
+//! workspace|matching|results|checks|mar|discharge|mesh|news2` (see `--help` of each, and `BENCHMARKS.md` for the figures).
 //! It is tooling that composes the system as the `wardline` binary does:
 //! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
 //! `FhirService`, and starts the HTTP server, the MLLP listener or the
@@ -22,6 +22,7 @@ mod mar;
 mod matching;
 mod mesh;
 mod mllp;
+mod news2;
 mod results;
 mod workspace;
 

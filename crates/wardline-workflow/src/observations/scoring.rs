@@ -260,7 +260,7 @@ pub fn responsible(tx: &Tx<'_>, patient: &str) -> R<(Option<String>, Option<Stri
             .next_back()
             .map(str::to_owned);
         let consultant = crate::results::escalation::attending(e);
-        return Ok((consultant, ward));
+        return Ok((consultant, ward.map(|w| ward_of(tx, &w))));
     }
     let teams = search_all(
         tx,
@@ -277,6 +277,34 @@ pub fn responsible(tx: &Tx<'_>, patient: &str) -> R<(Option<String>, Option<Stri
             .map(|id| format!("CareTeam/{id}")),
         None,
     ))
+}
+
+/// The ward of a place: the encounter holds the bed; its `partOf` chain
+/// (bed, bay, ward) is walked up to the `Location` of `physicalType` `wa`
+/// (at most five steps); failing that, the place itself.
+fn ward_of(tx: &Tx<'_>, place: &str) -> String {
+    let mut at = place.to_owned();
+    for _ in 0..5 {
+        let Some(id) = at.strip_prefix("Location/") else {
+            break;
+        };
+        let Ok(Some(loc)) = crate::results::stored(tx, "Location", id) else {
+            break;
+        };
+        let kind = loc["physicalType"]["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["code"] == "wa");
+        if kind {
+            return at;
+        }
+        match loc["partOf"]["reference"].as_str() {
+            Some(parent) => at = parent.to_owned(),
+            None => break,
+        }
+    }
+    place.to_owned()
 }
 
 /// Raises (or finds) the escalation Task covering a score; returns

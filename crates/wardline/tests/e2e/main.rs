@@ -32,6 +32,8 @@ mod local_time;
 mod mar;
 mod merge;
 mod notes;
+// issue 20: observations and NEWS2
+mod observations;
 mod orders;
 mod orders_hl7;
 mod pharmacy;

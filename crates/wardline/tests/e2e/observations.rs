@@ -1,0 +1,196 @@
+//! Observations and NEWS2 over real HTTP with the demo trust, on both
+//! backends:
+//!
+//! * nurse.w1 opens the observations chart of an in-patient on watford-w1,
+//!   a wrong field is refused with the error summary naming it (422);
+//! * a set scoring NEWS2 7 is recorded: the chart shows the emergency alert,
+//!   the score, graphs with the NEWS2 bands and the points; the escalation
+//!   Task is stat, on ward watford-w1; it is on the task list, where the
+//!   nurse acknowledges and completes it;
+//! * a remote-monitoring gateway (the suite's backend-services token)
+//!   posts a transaction Bundle for the patient:
+//!   scored on arrival, the score read back over FHIR.
+
+use serde_json::{Value, json};
+
+use crate::common::{self, Env};
+use crate::ui::{browser, csrf, sign_in};
+use reqwest::blocking::Client;
+
+fn page(c: &Client, url: &str) -> String {
+    let r = c.get(url).send().unwrap();
+    assert_eq!(r.status(), 200, "GET {url}");
+    r.text().unwrap()
+}
+
+fn post(c: &Client, root: &str, path: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
+    let token = csrf(root, c);
+    let mut f: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
+    f.extend_from_slice(form);
+    c.post(format!("{root}{path}")).form(&f).send().unwrap()
+}
+
+fn set(rr: &str) -> Vec<(&'static str, String)> {
+    // RR as given; SpO₂ 93 on air (2), BP 105 (1), pulse 95 (1), alert, 37.
+    vec![
+        ("respiration_rate", rr.to_owned()),
+        ("spo2", "93".into()),
+        ("oxygen", "air".into()),
+        ("systolic_bp", "105".into()),
+        ("pulse", "95".into()),
+        ("consciousness", "A".into()),
+        ("temperature", "37".into()),
+    ]
+}
+
+fn scenario(env: &Env) {
+    let s = env.start_with(&["--demo"]);
+    let root = s.root.clone();
+    let nurse = browser();
+    sign_in(env, &root, &nurse, "nurse.w1");
+    let board = page(&nurse, &format!("{root}/ui/beds/watford-w1"));
+    let key = "href=\"/ui/patients/";
+    let patient = board
+        .match_indices(key)
+        .map(|(i, _)| {
+            let rest = &board[i + key.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .find(|id| id != "new" && !id.contains(['/', '?']))
+        .unwrap_or_else(|| panic!("{}: no patient on the board", env.name));
+    let url = format!("{root}/ui/patients/{patient}/observations");
+    let p = page(&nurse, &url);
+    assert!(p.contains(r#"data-testid="obs-form""#), "{}", env.name);
+    assert!(p.contains(r#"inputmode="decimal""#));
+
+    // A wrong field: refused, named.
+    let mut bad = set("250");
+    bad[0].1 = "250".into();
+    let form: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = post(
+        &nurse,
+        &root,
+        &format!("/ui/patients/{patient}/observations"),
+        &form,
+    );
+    assert_eq!(r.status(), 422, "{}", env.name);
+    let body = r.text().unwrap();
+    assert!(body.contains("nhsuk-error-summary"), "{body}");
+    assert!(body.contains("#respiration_rate"), "{body}");
+
+    // NEWS2 7: RR 25 (3) + 2 + 1 + 1.
+    let good = set("25");
+    let form: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = post(
+        &nurse,
+        &root,
+        &format!("/ui/patients/{patient}/observations"),
+        &form,
+    );
+    assert_eq!(
+        r.status(),
+        303,
+        "{}: {}",
+        env.name,
+        r.text().unwrap_or_default()
+    );
+    let p = page(&nurse, &url);
+    assert!(
+        p.contains(r#"data-testid="news2-alert" data-level="emergency""#),
+        "{}: {p}",
+        env.name
+    );
+    assert!(
+        p.contains(r#"data-testid="latest-news2" data-score="7""#),
+        "{p}"
+    );
+    assert!(p.contains(r#"data-testid="obs-graph""#) && p.contains(r#"data-testid="news2-band""#));
+    assert!(
+        p.contains(r#"data-testid="obs-point" data-value="25""#),
+        "{p}"
+    );
+
+    let tasks = common::entries(
+        &s.get(&format!(
+            "Task?patient=Patient/{patient}&code=https://fhir.wardline.invalid/CodeSystem/task|news2-escalation"
+        ))
+        .body,
+    );
+    assert_eq!(tasks.len(), 1, "{}", env.name);
+    let t: &Value = &tasks[0]["resource"];
+    assert_eq!(t["priority"], "stat");
+    assert_eq!(t["location"]["reference"], "Location/watford-w1");
+    let tid = t["id"].as_str().unwrap().to_owned();
+
+    let list = page(&nurse, &format!("{root}/ui/observations/tasks"));
+    assert!(
+        list.contains(&format!(r#"data-task="{tid}" data-level="emergency""#)),
+        "{list}"
+    );
+    let r = post(
+        &nurse,
+        &root,
+        &format!("/ui/observations/tasks/{tid}/acknowledge"),
+        &[],
+    );
+    assert_eq!(r.status(), 303);
+    let r = post(
+        &nurse,
+        &root,
+        &format!("/ui/observations/tasks/{tid}/complete"),
+        &[("outcome", "Reviewed by the outreach team")],
+    );
+    assert_eq!(r.status(), 303);
+    assert_eq!(s.get(&format!("Task/{tid}")).body["status"], "completed");
+
+    // The remote gateway: a backend-services client posting a Bundle.
+    // The suite's backend-services token (`system/*.cruds`, minted when the
+    // server started), as the gateway's.
+    let at = "2026-03-02T10:00:00Z";
+    let obs = |code: &str, system: &str, value: Value| {
+        let mut o = json!({"resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": format!("Patient/{patient}")}, "effectiveDateTime": at});
+        for (k, v) in value.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        json!({"resource": o, "request": {"method": "POST", "url": "Observation"}})
+    };
+    let loinc = "http://loinc.org";
+    let q = |v: f64, u: &str| json!({"valueQuantity": {"value": v, "unit": u, "system": "http://unitsofmeasure.org", "code": u}});
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        obs("9279-1", loinc, q(18.0, "/min")),
+        obs("2708-6", loinc, q(96.0, "%")),
+        obs("supplemental-oxygen", "https://fhir.wardline.invalid/CodeSystem/observation", json!({"valueBoolean": false})),
+        obs("8480-6", loinc, q(125.0, "mm[Hg]")),
+        obs("8867-4", loinc, q(72.0, "/min")),
+        obs("67775-7", loinc, json!({"valueCodeableConcept": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/acvpu", "code": "A"}]}})),
+        obs("8310-5", loinc, q(36.8, "Cel")),
+    ]});
+    let r = s.post("", &bundle);
+    assert!(r.is_success(), "{}: {}", env.name, r.brief());
+    let scores = common::entries(
+        &s.get(&format!(
+            "Observation?subject=Patient/{patient}&code=https://fhir.wardline.invalid/CodeSystem/observation|news2&date=eq{at}"
+        ))
+        .body,
+    );
+    assert_eq!(scores.len(), 1, "{}", env.name);
+    assert_eq!(scores[0]["resource"]["valueInteger"], 0);
+    assert_eq!(
+        scores[0]["resource"]["derivedFrom"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+}
+
+#[test]
+fn observations_news2_escalation_and_remote_monitoring_over_http() {
+    scenario(&Env::sqlite());
+    if let Some(pg) = Env::postgres() {
+        scenario(&pg);
+    }
+}
