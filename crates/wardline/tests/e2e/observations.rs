@@ -14,21 +14,7 @@
 use serde_json::{Value, json};
 
 use crate::common::{self, Env};
-use crate::ui::{browser, csrf, sign_in};
-use reqwest::blocking::Client;
-
-fn page(c: &Client, url: &str) -> String {
-    let r = c.get(url).send().unwrap();
-    assert_eq!(r.status(), 200, "GET {url}");
-    r.text().unwrap()
-}
-
-fn post(c: &Client, root: &str, path: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
-    let token = csrf(root, c);
-    let mut f: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
-    f.extend_from_slice(form);
-    c.post(format!("{root}{path}")).form(&f).send().unwrap()
-}
+use crate::ui::{browser, page, post_form as post, sign_in};
 
 fn set(rr: &str) -> Vec<(&'static str, String)> {
     // RR as given; SpO₂ 93 on air (2), BP 105 (1), pulse 95 (1), alert, 37.
