@@ -151,10 +151,17 @@ test('a doctor refers a patient with a letter to another provider, which accepts
   assert.match(attached, /Clinic letter/)
   assert.match(attached, /Referral letter/)
   await screenshot(pb, 'referral-triage')
-  await pb.click('[data-testid="accept"]')
-  await pb.waitForURL(u => /^\/ui\/referrals\/[^/]+$/.test(u.pathname))
-  assert.equal(await pb.locator('[data-testid="referral-state"]').getAttribute('data-state'), 'accepted')
   const rid = new URL(pb.url()).pathname.replace('/ui/referrals/', '')
+  // Accepting is triage (issue 19): a priority and the specialty; the RTT
+  // clock starts on the date received.
+  await pb.click('[data-testid="triage"]')
+  await pb.waitForURL(u => u.pathname === `/ui/referrals/${rid}/triage`)
+  await pb.getByLabel('Routine').check()
+  await pb.selectOption('#specialty', '300')
+  await pb.click('[data-testid="accept"]')
+  await pb.waitForURL(u => /^\/ui\/rtt\/pathways\/[^/]+$/.test(u.pathname))
+  await pb.goto(`${b.url}/ui/referrals/${rid}`)
+  assert.equal(await pb.locator('[data-testid="referral-state"]').getAttribute('data-state'), 'accepted')
 
   assert.match(deliver(b, 'provider-b', b.key), new RegExp(`delivered: ServiceRequest/${rid}`))
   await page.goto(`${a.url}/ui/referrals`)

@@ -20,7 +20,7 @@
 //! | `Medication` (the formulary) | any staff | ManageFormulary |
 //! | `DetectedIssue` | ViewClinical | Prescribe |
 //! | `MedicationAdministration` | ViewClinical | AdministerMedication |
-//! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise or Radiology | OrderTests (update: or LabAuthorise, laboratory requests only) |
+//! | `ServiceRequest` | ViewClinical, LabProcess, LabAuthorise, Radiology or ManageAppointments (waiting-list entries only) | OrderTests (update: or LabAuthorise, laboratory requests only; or ManageAppointments, waiting-list entries only) |
 //! | `Specimen` | ViewClinical, LabProcess or LabAuthorise | OrderTests or LabProcess |
 //! | `DiagnosticReport`, `Observation` | ViewClinical, LabProcess or LabAuthorise | RecordClinical, LabProcess or LabAuthorise³ |
 //! | `QuestionnaireResponse` | ViewClinical or Radiology | RecordClinical or OrderTests |
@@ -241,8 +241,12 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         "MedicationAdministration" if !read => R::Activity(A::AdministerMedication),
         // Issue 16 (lab): authorising a laboratory result completes its
         // request ([`request_relates`] narrows it to laboratory requests).
-        "ServiceRequest" if op == Op::Update => R::AnyOf(&[A::OrderTests, A::LabAuthorise]),
-        "ServiceRequest" if !read => R::Activity(A::OrderTests),
+        // Issue 19: booking staff keep the waiting lists (entries are
+        // `ServiceRequest`s; [`service_request_permitted`] narrows them to those).
+        "ServiceRequest" if op == Op::Update => {
+            R::AnyOf(&[A::OrderTests, A::LabAuthorise, A::ManageAppointments])
+        }
+        "ServiceRequest" if !read => R::AnyOf(&[A::OrderTests, A::ManageAppointments]),
         // Requesting (issue 16): the tube of a requisition is written by
         // whoever orders (and updated by the laboratory that receives it);
         // the answers to an order's questions by whoever orders or records.
@@ -306,6 +310,7 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         // laboratory's records ([`laboratory_record_permitted`] narrows it).
         "ServiceRequest" if read => R::AnyOf(&[
             A::ViewClinical,
+            A::ManageAppointments,
             A::LabProcess,
             A::LabAuthorise,
             A::Radiology,
@@ -542,19 +547,56 @@ pub fn laboratory_record_permitted(role: Role, op: Op, json: &str) -> Result<(),
 /// table: without [`Activity::OrderTests`], those who authorise laboratory
 /// results update laboratory requests only (completing them).
 pub fn service_request_permitted(role: Role, op: Op, json: &str) -> bool {
-    if !op.is_write() || role.has(Activity::OrderTests) {
+    use Activity as A;
+    let reads_all = [
+        A::ViewClinical,
+        A::LabProcess,
+        A::LabAuthorise,
+        A::Radiology,
+    ];
+    if role.has(A::OrderTests) || (!op.is_write() && reads_all.iter().any(|a| role.has(*a))) {
         return true;
     }
+    if !op.is_write() {
+        // Booking staff read the waiting lists only.
+        return role.has(A::ManageAppointments)
+            && serde_json::from_str::<serde_json::Value>(json)
+                .is_ok_and(|v| waiting_list_entry(&v));
+    }
     serde_json::from_str::<serde_json::Value>(json).is_ok_and(|v| {
-        role.has(Activity::LabAuthorise) && request_relates(Role::BiomedicalScientist, &v)
+        (role.has(Activity::LabAuthorise) && request_relates(Role::BiomedicalScientist, &v))
+            || (role.has(Activity::ManageAppointments) && waiting_list_entry(&v))
     })
+}
+
+/// `ServiceRequest.category` of a waiting-list entry (issue 19,
+/// `wardline_workflow::waiting`): booking staff with
+/// [`Activity::ManageAppointments`] write these and no other requests.
+pub const WAITING_LIST_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/waiting-list";
+
+/// Whether a `ServiceRequest` is a waiting-list entry (`intent` `plan`,
+/// category [`WAITING_LIST_SYSTEM`]).
+pub fn waiting_list_entry(sr: &serde_json::Value) -> bool {
+    sr.get("intent").and_then(serde_json::Value::as_str) == Some("plan")
+        && sr
+            .get("category")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("coding").and_then(serde_json::Value::as_array))
+            .flatten()
+            .any(|c| {
+                c.get("system").and_then(serde_json::Value::as_str) == Some(WAITING_LIST_SYSTEM)
+            })
 }
 
 /// Whether a position in `role` has a care relationship with a patient
 /// through this open `ServiceRequest`: the pathology laboratory's staff
 /// with the patient of a laboratory request (SNOMED CT 108252007), the
 /// radiology department's with that of an imaging request (363679005) —
-/// they work on the patient's specimen or examination while it is open.
+/// they work on the patient's specimen or examination while it is open;
+/// booking staff ([`Activity::ManageAppointments`]) with the patient of an
+/// open waiting-list entry ([`waiting_list_entry`]).
 pub fn request_relates(role: Role, service_request: &serde_json::Value) -> bool {
     let has = |code: &str| {
         service_request
@@ -568,6 +610,8 @@ pub fn request_relates(role: Role, service_request: &serde_json::Value) -> bool 
     };
     (role.has(Activity::LabProcess) && has("108252007"))
         || (role.has(Activity::Radiology) && has("363679005"))
+        // Issue 19: booking staff manage the patients on the waiting lists.
+        || (role.has(Activity::ManageAppointments) && waiting_list_entry(service_request))
 }
 
 /// `Task.code`s of the results inbox (a result to review, an escalation, the
@@ -1249,5 +1293,34 @@ mod tests {
         assert!(request_relates(Role::Radiographer, &sr("363679005")));
         assert!(!request_relates(Role::Radiographer, &sr("108252007")));
         assert!(!request_relates(Role::Doctor, &sr("108252007")));
+    }
+
+    #[test]
+    fn booking_staff_keep_waiting_lists_only() {
+        let entry = format!(
+            r#"{{"resourceType": "ServiceRequest", "intent": "plan", "category": [{{"coding": [{{"system": "{WAITING_LIST_SYSTEM}", "code": "inpatient"}}]}}]}}"#
+        );
+        let order = r#"{"resourceType": "ServiceRequest", "intent": "order"}"#;
+        for role in [Role::Receptionist, Role::WardClerk] {
+            assert!(can(role, "ServiceRequest", 'c') && can(role, "ServiceRequest", 'r'));
+            for op in [Op::Create, Op::Update, Op::Read] {
+                assert!(service_request_permitted(role, op, &entry), "{role} {op:?}");
+                assert!(!service_request_permitted(role, op, order), "{role} {op:?}");
+            }
+        }
+        assert!(service_request_permitted(Role::Doctor, Op::Update, order));
+        assert!(service_request_permitted(
+            Role::BiomedicalScientist,
+            Op::Read,
+            order
+        ));
+        assert!(!can(Role::HealthcareAssistant, "ServiceRequest", 'c'));
+        let v: serde_json::Value = serde_json::from_str(&entry).unwrap();
+        assert!(request_relates(Role::WardClerk, &v));
+        assert!(!request_relates(Role::Pharmacist, &v));
+        assert!(!request_relates(
+            Role::WardClerk,
+            &serde_json::from_str(order).unwrap()
+        ));
     }
 }

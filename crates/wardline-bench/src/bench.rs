@@ -64,9 +64,22 @@ pub enum BenchCommand {
     /// against a running mesh-sandbox: sends per minute, and the MESH
     /// round trip per message (p50, p99).
     Mesh(crate::mesh::MeshBenchArgs),
+    /// The patient-targeted list (issue 19) over 100,000 open RTT
+    /// pathways: the page's workflow call (min, p50, p99).
+    Ptl(crate::ptl::PtlBenchArgs),
+    /// The clinic list for a busy day (issue 19): the page's workflow call
+    /// among a trust's clinics' slots (min, p50, p99).
+    Clinic(crate::clinic::ClinicBenchArgs),
+    /// A theatre list page (issue 19): the session with its cases and the
+    /// admitted entries offered, among a trust's sessions (min, p50, p99).
+    Theatre(crate::theatre::TheatreBenchArgs),
+    // issue 20: news2
     /// Remote-monitoring ingest (issue 20): vital-signs readings posted in
     /// transaction Bundles, NEWS2 scored on arrival; readings per second.
     News2(crate::news2::News2BenchArgs),
+    // end of issue 20: news2
+    // issue 20: ed
+    // end of issue 20: ed
 }
 
 #[derive(Args)]
@@ -198,7 +211,14 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Mar(a) => crate::mar::run(a)?,
         BenchCommand::Discharge(a) => crate::discharge::run(a)?,
         BenchCommand::Mesh(a) => crate::mesh::run(a)?,
+        BenchCommand::Ptl(a) => crate::ptl::run(a)?,
+        BenchCommand::Clinic(a) => crate::clinic::run(a)?,
+        BenchCommand::Theatre(a) => crate::theatre::run(a)?,
+        // issue 20: news2
         BenchCommand::News2(a) => crate::news2::run(a)?,
+        // end of issue 20: news2
+        // issue 20: ed
+        // end of issue 20: ed
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //! suite) and kept out of the shipped `wardline` binary.
 //!
 //! `wardline-bench ingest|read|search|chart|everything|export|explain|mllp|
-//! workspace|matching|results|checks|mar|discharge|mesh|news2` (see `--help` of each, and `BENCHMARKS.md` for the figures).
+//! workspace|matching|results|checks|mar|discharge|mesh|ptl|clinic|theatre|news2` (see `--help` of each, and `BENCHMARKS.md` for the figures).
 //! It is tooling that composes the system as the `wardline` binary does:
 //! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
 //! `FhirService`, and starts the HTTP server, the MLLP listener or the
@@ -22,9 +22,24 @@ mod mar;
 mod matching;
 mod mesh;
 mod mllp;
-mod news2;
+mod ptl;
+// issue 19: outpatient clinics
+mod clinic;
+// issue 19: theatres
 mod results;
+mod theatre;
 mod workspace;
+// issue 20: news2
+mod news2;
+// end of issue 20: news2
+// issue 20: ed
+// end of issue 20: ed
+// issue 20: alerts
+// end of issue 20: alerts
+// issue 20: tasks
+// end of issue 20: tasks
+// issue 20: forms
+// end of issue 20: forms
 
 use clap::Parser;
 use wardline::{StoreArgs, load};

@@ -300,12 +300,23 @@ fn transaction(svc: &FhirService, cx: &Ctx<'_>, mut bundle: Value) -> R<Value> {
 }
 
 fn created(w: &crate::Written) -> Value {
-    json!({
+    let mut r = json!({
         "status": if w.status == 201 { "201 Created" } else { "200 OK" },
         "location": format!("{}/{}/_history/{}", w.resource_type, w.id, w.version),
         "etag": etag(w.version),
         "lastModified": format_instant(w.last_updated_ms),
-    })
+    });
+    if w.unchanged {
+        r["outcome"] = unchanged_outcome(&w.resource_type, &w.id, w.version);
+    }
+    r
+}
+
+/// The informational outcome of an entry whose update changed nothing.
+fn unchanged_outcome(t: &str, id: &str, version: i64) -> Value {
+    wardline_fhir::error::informational_outcome(format!(
+        "unchanged: the content equals {t}/{id} version {version}; no new version was made"
+    ))
 }
 
 fn split_url(url: &str, index: usize) -> R<(String, Option<String>)> {
@@ -421,12 +432,23 @@ fn batch_entry(svc: &FhirService, cx: &Ctx<'_>, e: Entry) -> R<Value> {
     if req.path.is_empty() {
         return Err(FhirError::invalid("a batch entry cannot target the base"));
     }
+    let (req_type, req_id) = (req.path.first().cloned(), req.path.get(1).cloned());
     // Each entry is an interaction of its own: checked and audited alone.
     let resp = svc.handle(req, cx.access);
     let mut out =
         json!({"response": {"status": format!("{} {}", resp.status, reason(resp.status))}});
     if let Some(l) = resp.location {
         out["response"]["location"] = json!(l);
+    }
+    let unchanged = resp
+        .headers
+        .iter()
+        .any(|(h, _)| *h == crate::writes::UNCHANGED_HEADER);
+    if unchanged
+        && let (Some(t), Some(id)) = (req_type, req_id)
+        && let Some(v) = resp.etag.as_deref().and_then(etag_version)
+    {
+        out["response"]["outcome"] = unchanged_outcome(&t, &id, v);
     }
     if let Some(t) = resp.etag {
         out["response"]["etag"] = json!(t);

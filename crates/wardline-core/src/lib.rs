@@ -300,6 +300,23 @@ impl<'a> Ctx<'a> {
 
     /// [`Ctx::check_out`] for a search match, saying whether the search was
     /// an exact patient trace ([`access::is_trace`]).
+    /// The policy's decision on `r` for `op`, recording nothing: allowed
+    /// for an unrestricted requester and for a deleted resource (what
+    /// [`Ctx::check_out_found`] and [`Ctx::may_see`] both ask).
+    fn policy_on(&self, op: Op, r: &StoredResource, reader: &dyn Reader, traced: bool) -> R<()> {
+        if !self.access.restricted() || r.deleted {
+            return Ok(());
+        }
+        let view = ResourceView {
+            resource_type: &r.resource_type,
+            id: &r.id,
+            patient: r.patient_key.as_deref(),
+            json: &r.json,
+            traced,
+        };
+        self.access.check_resource(op, &view, reader)
+    }
+
     /// Whether the policy lets the requester see `r` (as
     /// [`Ctx::check_out_found`] decides), without recording anything.
     pub(crate) fn may_see(
@@ -309,17 +326,7 @@ impl<'a> Ctx<'a> {
         reader: &dyn Reader,
         traced: bool,
     ) -> bool {
-        if !self.access.restricted() || r.deleted {
-            return true;
-        }
-        let view = ResourceView {
-            resource_type: &r.resource_type,
-            id: &r.id,
-            patient: r.patient_key.as_deref(),
-            json: &r.json,
-            traced,
-        };
-        self.access.check_resource(op, &view, reader).is_ok()
+        self.policy_on(op, r, reader, traced).is_ok()
     }
 
     pub(crate) fn check_out_found(
@@ -329,26 +336,15 @@ impl<'a> Ctx<'a> {
         reader: &dyn Reader,
         traced: bool,
     ) -> R<()> {
-        if self.access.restricted() && !r.deleted {
-            let view = ResourceView {
-                resource_type: &r.resource_type,
-                id: &r.id,
-                patient: r.patient_key.as_deref(),
-                json: &r.json,
-                traced,
-            };
-            if let Err(e) = self.access.check_resource(op, &view, reader) {
-                // A refused single read names what was asked for, so that
-                // `AuditEvent?patient=…` finds attempted access too.
-                if op == Op::Read {
-                    self.record.borrow_mut().touch(
-                        &r.resource_type,
-                        &r.id,
-                        r.patient_key.as_deref(),
-                    );
-                }
-                return Err(e);
+        if let Err(e) = self.policy_on(op, r, reader, traced) {
+            // A refused single read names what was asked for, so that
+            // `AuditEvent?patient=…` finds attempted access too.
+            if op == Op::Read {
+                self.record
+                    .borrow_mut()
+                    .touch(&r.resource_type, &r.id, r.patient_key.as_deref());
             }
+            return Err(e);
         }
         let mut rec = self.record.borrow_mut();
         rec.touch(&r.resource_type, &r.id, r.patient_key.as_deref());
@@ -369,6 +365,8 @@ pub(crate) struct Written {
     pub version: i64,
     pub last_updated_ms: i64,
     pub json: String,
+    /// The content equalled the current version's: nothing was written.
+    pub unchanged: bool,
 }
 
 impl FhirService {
@@ -702,7 +700,8 @@ pub fn etag_version(s: &str) -> Option<i64> {
         .ok()
 }
 
-fn valid_id(id: &str) -> bool {
+/// Whether `id` is a valid FHIR id (1 to 64 of `A-Z a-z 0-9 - .`).
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

@@ -190,12 +190,21 @@ pub(crate) fn execute(
     }
     let cfg = svc.config();
     page.count = q.count.unwrap_or(cfg.default_count).min(cfg.max_count);
-    page.want_total = q.total == Total::Accurate;
+    // What is filtered after the store (care dates, the access policy) is
+    // not in the store's count: such a total is counted as the requester
+    // sees it (below), so the store is not asked to count for nothing.
+    let filtered = care_dates.is_some() || cx.access.restricted();
+    let store_counts = everything.is_some() || !filtered;
+    page.want_total = q.total == Total::Accurate && store_counts;
     // `_count=0` asks for the total only (as `_summary=count` does).
     page.count_only = q.summary == Summary::Count || q.count == Some(0);
-    let mut result = svc.store().search(&q, &page)?;
+    let mut result = if page.count_only && !store_counts {
+        wardline_store::SearchPage::default()
+    } else {
+        svc.store().search(&q, &page)?
+    };
     // Matches the requester may not see are withheld (counted in an
-    // OperationOutcome entry; the total, which would count them, is dropped).
+    // OperationOutcome entry).
     let reader = svc.reader();
     let mut withheld = 0usize;
     let mut kept = Vec::with_capacity(result.resources.len());
@@ -237,7 +246,6 @@ pub(crate) fn execute(
     // and something is, the matches are counted page by page as the
     // requester would see them.
     let first_page = page.after_rid.is_none() && page.offset == 0;
-    let filtered = care_dates.is_some() || cx.access.restricted();
     if everything.is_some() {
         // `$everything` (its patient first, what they refer to): no total
         // once anything was filtered out.
@@ -246,7 +254,7 @@ pub(crate) fn execute(
         }
     } else if first_page && !result.has_more && !page.count_only {
         result.total = Some(result.resources.len() as u64);
-    } else if (page.want_total || page.count_only) && filtered {
+    } else if (q.total == Total::Accurate || page.count_only) && filtered {
         result.total = Some(visible_total(svc, cx, &q, care_dates, traced)?);
     } else if filtered {
         result.total = None;

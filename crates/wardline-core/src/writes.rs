@@ -344,8 +344,38 @@ impl FhirService {
                 current_version.map_or("none".into(), |v| v.to_string())
             )));
         }
+        // An update whose content equals the current version's (ignoring
+        // `meta.versionId`/`lastUpdated`) writes nothing: the caller must
+        // still be allowed to update it, and gets the current version back.
+        // Write rules are not run: nothing changes, so no rule can be broken
+        // (ARCHITECTURE.md, "no-op update").
+        if let Some(c) = cur.as_ref().filter(|c| !c.deleted)
+            && same_content(resource, &c.json)
+        {
+            let view = ResourceView {
+                resource_type: t,
+                id,
+                patient: c.patient_key.as_deref(),
+                json: &c.json,
+                traced: false,
+            };
+            tx.check_write(Op::Update, Some(view), Some(c))
+                .map_err(|e| prefix(e, at))?;
+            return Ok(Written {
+                status: 200,
+                resource_type: t.into(),
+                id: id.into(),
+                version: c.version,
+                last_updated_ms: c.last_updated_ms,
+                json: c.json.clone(),
+                unchanged: true,
+            });
+        }
         let version = current_version.unwrap_or(0) + 1;
         let now = now_ms();
+        let Some(obj) = resource.as_object_mut() else {
+            return Err(FhirError::structure("a resource must be a JSON object"));
+        };
         let meta = obj
             .entry("meta")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -417,6 +447,7 @@ impl FhirService {
             version,
             last_updated_ms: now,
             json,
+            unchanged: false,
         })
     }
 
@@ -432,6 +463,8 @@ impl FhirService {
                     "{} {}/{} version {}",
                     if w.status == 201 {
                         "created"
+                    } else if w.unchanged {
+                        "unchanged (identical content)"
                     } else {
                         "updated"
                     },
@@ -449,7 +482,11 @@ impl FhirService {
             last_modified_ms: Some(w.last_updated_ms),
             location: Some(location),
             content_location: None,
-            headers: Vec::new(),
+            headers: if w.unchanged {
+                vec![(UNCHANGED_HEADER, "true".to_owned())]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -457,4 +494,37 @@ impl FhirService {
         let b = self.parse_body(req)?;
         bundle::process(self, cx, b).map(|v| FhirResponse::json(200, v))
     }
+}
+
+/// Set (to `true`) on the response to an update that changed nothing, so a
+/// batch can report the entry as unchanged; the status (200) and ETag are
+/// those of the current version.
+pub(crate) const UNCHANGED_HEADER: &str = "X-Wardline-Unchanged";
+
+/// `meta` without the stamps the server sets (`versionId`, `lastUpdated`);
+/// `None` when nothing else is left in it.
+fn unstamped_meta(v: &Value) -> Option<Map<String, Value>> {
+    let mut meta = v.get("meta")?.as_object()?.clone();
+    meta.remove("versionId");
+    meta.remove("lastUpdated");
+    (!meta.is_empty()).then_some(meta)
+}
+
+/// Whether `proposed` has the same content as the stored JSON `current`,
+/// ignoring the server's stamps. JSON objects compare as maps (member order
+/// does not matter); numbers keep the precision they were written with.
+pub(crate) fn same_content(proposed: &Value, current: &str) -> bool {
+    let Ok(cur) = serde_json::from_str::<Value>(current) else {
+        return false;
+    };
+    let (Some(new), Some(old)) = (proposed.as_object(), cur.as_object()) else {
+        return false;
+    };
+    let members = |m: &Map<String, Value>| m.keys().filter(|k| *k != "meta").count();
+    members(new) == members(old)
+        && new
+            .iter()
+            .filter(|(k, _)| *k != "meta")
+            .all(|(k, v)| old.get(k) == Some(v))
+        && unstamped_meta(proposed) == unstamped_meta(&cur)
 }

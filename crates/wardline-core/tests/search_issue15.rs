@@ -14,7 +14,6 @@ mod support;
 use support::{put, request};
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use wardline_core::{FhirService, Method, ServiceConfig};
@@ -26,21 +25,14 @@ struct Backend {
 }
 
 fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut out = vec![Backend {
-        name: "sqlite",
-        svc: FhirService::new(Arc::new(sqlite), ServiceConfig::default()),
-        _dir: Some(dir),
-    }];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("i15_{test}")) {
-        out.push(Backend {
-            name: "postgres",
-            svc: FhirService::new(Arc::new(pg), ServiceConfig::default()),
-            _dir: None,
-        });
-    }
-    out
+    support::stores(&format!("i15_{test}"))
+        .into_iter()
+        .map(|(name, store, dir)| Backend {
+            name,
+            svc: FhirService::new(store, ServiceConfig::default()),
+            _dir: dir,
+        })
+        .collect()
 }
 
 /// The ids a search finds (all on one page).

@@ -16,14 +16,7 @@ use wardline_fhir::{IndexEntry, IndexValue};
 use wardline_store::{Reindex, Store};
 
 fn stores(test: &str) -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = wardline_store_sqlite::SqliteStore::open(&dir.path().join("w.db")).unwrap();
-    let mut out: Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> =
-        vec![("sqlite", Arc::new(sqlite), Some(dir))];
-    if let Some((pg, _, _)) = wardline_store_postgres::testenv::store(&format!("tz_{test}")) {
-        out.push(("postgres", Arc::new(pg), None));
-    }
-    out
+    support::stores(&format!("tz_{test}"))
 }
 
 fn service(store: &Arc<dyn Store>, zone: &str) -> FhirService {

@@ -342,6 +342,20 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
     ];
     for (s, sname) in sites {
         entries.push(entry(location(s, sname, ("si", "Site"), None, None)));
+        // issue 19: two operating theatres per site (the kind the theatre
+        // pages find: `wardline_workflow::theatres::LOCATION_KIND_SYSTEM`).
+        for t in 1..=2 {
+            let mut th = location(
+                &format!("{s}-th{t}"),
+                &format!("Theatre {t}, {sname}"),
+                ("ro", "Room"),
+                Some(s),
+                None,
+            );
+            th["type"] = json!([{"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/location-kind",
+                "code": "theatre", "display": "Operating theatre"}]}]);
+            entries.push(entry(th));
+        }
         for w in 1..=2 {
             let ward = format!("{s}-w{w}");
             entries.push(entry(location(

@@ -541,6 +541,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             p data-testid="results-link" { a href={ "/ui/patients/" (enc(&p.id)) "/results" } { "Results" } ": every result, as a table and trend charts" }
             // issue 18: referrals
             p data-testid="referrals-link" { a href={ "/ui/patients/" (enc(&p.id)) "/referrals" } { "Referrals" } ": e-Referrals to other providers, and their acceptance" }
+            p data-testid="pathways-link" { a href={ "/ui/patients/" (enc(&p.id)) "/pathways" } { "Pathways and waiting lists" } ": referral to treatment clocks, waiting lists, a referral received" }
             (summary_panels(&summary))
             (crate::orders::section(cx, &p.id))
             (crate::consent::section(cx, &p.id))

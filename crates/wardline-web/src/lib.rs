@@ -43,12 +43,24 @@ mod referrals;
 mod results;
 mod social_care;
 mod transfers;
-// helper: rtt
-// helper: clinics
-// helper: news2
+// issue 19: planned care
+mod forms;
+mod outpatients;
+mod rtt;
+mod theatres;
+mod waiting;
+// issue 20: news2
 mod observations;
+// end of issue 20: news2
+// issue 20: ed
+// end of issue 20: ed
+// issue 20: alerts
+// end of issue 20: alerts
+// issue 20: tasks
+// end of issue 20: tasks
+// issue 20: forms
+// end of issue 20: forms
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -65,7 +77,6 @@ use wardline_auth::policy::{Policy, Principal};
 use wardline_auth::rbac::Role;
 use wardline_auth_server::session::{self, Session};
 use wardline_core::{Access, FhirService};
-use wardline_fhir::FhirError;
 
 pub use layout::Nav;
 
@@ -727,11 +738,149 @@ pub const ROUTES: &[UiRoute] = &[
     // ── end of issue 18: social ──
     // ── issue 18: access ──
     // ── end of issue 18: access ──
-    // ── helper: rtt ──
-    // ── end of helper: rtt ──
-    // ── helper: clinics ──
-    // ── end of helper: clinics ──
-    // ── helper: news2 ──
+    // ── issue 19: rtt ──
+    r(
+        "GET",
+        "/ui/referrals/{id}/triage",
+        "triage a received referral: accept with a priority, redirect or reject",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/triage/accept",
+        "accept a referral: the RTT clock starts on the date received, the patient goes on the outpatient (new) list",
+    ),
+    r(
+        "POST",
+        "/ui/referrals/{id}/triage/redirect",
+        "redirect a referral to another service or provider",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/referrals/in/new",
+        "record a referral received: a letter typed in, or from another consultant",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/referrals/in",
+        "record a referral received, with the letter's PDF",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/pathways",
+        "a patient's referral to treatment pathways and waiting-list entries",
+    ),
+    r(
+        "GET",
+        "/ui/rtt/pathways/{id}",
+        "an RTT pathway: its clock, weeks waited and events",
+    ),
+    r(
+        "POST",
+        "/ui/rtt/pathways/{id}/events",
+        "record an RTT event (status, date, the record that is the event)",
+    ),
+    r(
+        "GET",
+        "/ui/rtt/ptl",
+        "the patient-targeted list: weeks-waiting bands, 18-week performance, 52-week breaches",
+    ),
+    r("GET", "/ui/rtt/ptl.csv", "the PTL as CSV"),
+    r(
+        "GET",
+        "/ui/waiting-lists",
+        "the waiting lists by list and specialty",
+    ),
+    r(
+        "GET",
+        "/ui/waiting-lists/validation",
+        "the waiting-list validation worklist",
+    ),
+    r(
+        "GET",
+        "/ui/waiting-lists/entries/{id}",
+        "a waiting-list entry: suspend, resume, remove, validate",
+    ),
+    r(
+        "POST",
+        "/ui/waiting-lists/entries/{id}/suspend",
+        "suspend an entry with a reason until a date",
+    ),
+    r(
+        "POST",
+        "/ui/waiting-lists/entries/{id}/resume",
+        "end an entry's suspension",
+    ),
+    r(
+        "POST",
+        "/ui/waiting-lists/entries/{id}/remove",
+        "remove an entry from its list, with the reason",
+    ),
+    r(
+        "POST",
+        "/ui/waiting-lists/entries/{id}/validate",
+        "mark an entry validated",
+    ),
+    r(
+        "GET",
+        "/ui/patients/{id}/waiting-lists/new",
+        "add a patient to a waiting list (procedure, P1 to P4, date decided)",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/waiting-lists",
+        "add a patient to a waiting list",
+    ),
+    // ── end of issue 19: rtt ──
+    // ── issue 19: clinics ──
+    r("GET", "/ui/clinics", "templates; ?clinic=: its day list"),
+    r("POST", "/ui/clinics", "save a template; clinic=: slots"),
+    r("GET", "/ui/outpatients", "to book; ?entry=: free slots"),
+    r("POST", "/ui/outpatients", "book an entry into a slot"),
+    r("GET", "/ui/appointments/{id}", "an appointment's page"),
+    r("POST", "/ui/appointments/{id}/{action}", "check-in etc."),
+    // ── end of issue 19: clinics ──
+    // ── issue 19: theatres ──
+    r("GET", "/ui/theatres", "a day's theatre sessions; plan one"),
+    r("POST", "/ui/theatres", "plan a theatre session"),
+    r(
+        "GET",
+        "/ui/theatres/sessions/{id}",
+        "a session's list; add cases",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/sessions/{id}/add",
+        "add an entry to the list",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/move",
+        "move a case up or down",
+    ),
+    r(
+        "GET",
+        "/ui/theatres/cases/{id}",
+        "a case on the day, WHO checklist",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/step",
+        "record the next step",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/checklist",
+        "tick checklist items",
+    ),
+    r(
+        "POST",
+        "/ui/theatres/cases/{id}/operation",
+        "record the operation",
+    ),
+    r("POST", "/ui/theatres/cases/{id}/cancel", "cancel a case"),
+    r("GET", "/ui/theatres/utilisation", "theatre utilisation"),
+    // ── end of issue 19: theatres ──
+    // ── issue 20: news2 ──
     r(
         "GET",
         "/ui/patients/{id}/observations",
@@ -762,7 +911,15 @@ pub const ROUTES: &[UiRoute] = &[
         "/ui/observations/tasks/{id}/complete",
         "complete a NEWS2 escalation with its outcome",
     ),
-    // ── end of helper: news2 ──
+    // ── end of issue 20: news2 ──
+    // ── issue 20: ed ──
+    // ── end of issue 20: ed ──
+    // ── issue 20: alerts ──
+    // ── end of issue 20: alerts ──
+    // ── issue 20: tasks ──
+    // ── end of issue 20: tasks ──
+    // ── issue 20: forms ──
+    // ── end of issue 20: forms ──
     r(
         "GET",
         "/ui/events",
@@ -1096,11 +1253,46 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             get(social_care::withdraw_page).post(social_care::withdraw_post),
         )
         // ── end of issue 18: social ──
-        // ── helper: rtt ──
-        // ── end of helper: rtt ──
-        // ── helper: clinics ──
-        // ── end of helper: clinics ──
-        // ── helper: news2 ──
+        // ── issue 19: rtt ──
+        .route("/referrals/{id}/triage", get(rtt::triage_page))
+        .route("/referrals/{id}/triage/accept", post(rtt::accept_post))
+        .route("/referrals/{id}/triage/redirect", post(rtt::redirect_post))
+        .route("/patients/{id}/referrals/in/new", get(rtt::intake_page))
+        .route("/patients/{id}/referrals/in", post(rtt::intake_post))
+        .route("/patients/{id}/pathways", get(rtt::patient_page))
+        .route("/rtt/pathways/{id}", get(rtt::pathway_page))
+        .route("/rtt/pathways/{id}/events", post(rtt::event_post))
+        .route("/rtt/ptl", get(rtt::ptl_page))
+        .route("/rtt/ptl.csv", get(rtt::ptl_csv))
+        .route("/waiting-lists", get(waiting::lists_page))
+        .route("/waiting-lists/validation", get(waiting::validation_page))
+        .route("/waiting-lists/entries/{id}", get(waiting::entry_page))
+        .route(
+            "/waiting-lists/entries/{id}/suspend",
+            post(waiting::suspend_post),
+        )
+        .route(
+            "/waiting-lists/entries/{id}/resume",
+            post(waiting::resume_post),
+        )
+        .route(
+            "/waiting-lists/entries/{id}/remove",
+            post(waiting::remove_post),
+        )
+        .route(
+            "/waiting-lists/entries/{id}/validate",
+            post(waiting::validate_post),
+        )
+        .route("/patients/{id}/waiting-lists/new", get(waiting::add_page))
+        .route("/patients/{id}/waiting-lists", post(waiting::add_post))
+        // ── end of issue 19: rtt ──
+        // ── issue 19: clinics ──
+        .merge(outpatients::routes())
+        // ── end of issue 19: clinics ──
+        // ── issue 19: theatres ──
+        .merge(theatres::routes())
+        // ── end of issue 19: theatres ──
+        // ── issue 20: news2 ──
         .route(
             "/patients/{id}/observations",
             get(observations::chart_page).post(observations::record_post),
@@ -1118,7 +1310,15 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
             "/observations/tasks/{id}/complete",
             post(observations::complete_post),
         )
-        // ── end of helper: news2 ──
+        // ── end of issue 20: news2 ──
+        // ── issue 20: ed ──
+        // ── end of issue 20: ed ──
+        // ── issue 20: alerts ──
+        // ── end of issue 20: alerts ──
+        // ── issue 20: tasks ──
+        // ── end of issue 20: tasks ──
+        // ── issue 20: forms ──
+        // ── end of issue 20: forms ──
         // ── issue 18: access ──
         // ── end of issue 18: access ──
         .route("/events", get(beds::events))
@@ -1205,116 +1405,9 @@ impl Cx {
     }
 }
 
-/// Why a multipart upload could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UploadProblem {
-    /// The body is not multipart.
-    NotMultipart,
-    /// A part is larger than allowed.
-    TooLarge,
-    /// A part did not arrive whole.
-    Cut,
-    /// The multipart body is malformed.
-    Unreadable,
-}
-
-/// A multipart form's parts as name → bytes, each at most `max` bytes; the
-/// CSRF token travels in the body as the `csrf` part, re-encoded by
-/// [`csrf_form`] for [`Ui::run`] to check.
-pub(crate) async fn multipart_fields(
-    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
-    max: usize,
-) -> (HashMap<String, Vec<u8>>, Option<UploadProblem>) {
-    let mut fields = HashMap::new();
-    let mut mp = match multipart {
-        Ok(m) => m,
-        Err(_) => return (fields, Some(UploadProblem::NotMultipart)),
-    };
-    // Every part is read (the CSRF token may follow a part that failed).
-    let mut problem = None;
-    loop {
-        match mp.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                match field.bytes().await {
-                    Ok(b) if b.len() <= max => {
-                        fields.insert(name, b.to_vec());
-                    }
-                    Ok(_) => problem = Some(UploadProblem::TooLarge),
-                    Err(_) => problem = Some(UploadProblem::Cut),
-                }
-            }
-            Ok(None) => return (fields, problem),
-            Err(_) => return (fields, Some(UploadProblem::Unreadable)),
-        }
-    }
-}
-
-/// The `csrf` part of a multipart form as a url-encoded body for [`Ui::run`].
-pub(crate) fn csrf_form(fields: &HashMap<String, Vec<u8>>) -> Bytes {
-    let csrf =
-        String::from_utf8_lossy(fields.get("csrf").map_or(&[][..], Vec::as_slice)).into_owned();
-    Bytes::from(
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("csrf", &csrf)
-            .finish(),
-    )
-}
-
-/// A form body as name → value (the last of repeated names wins).
-pub(crate) type Form = HashMap<String, String>;
-
-pub(crate) fn parse_form(body: &[u8]) -> Form {
-    let mut f = form_urlencoded::parse(body).into_owned().collect();
-    fold_dates(&mut f);
-    f
-}
-
-/// The NHS date input's three fields (`{id}-day`, `{id}-month`,
-/// `{id}-year`, as [`layout::input`] draws a `date` field) read as the one
-/// value `{id}` every handler reads: `YYYY-MM-DD` when the three are
-/// numbers (a date that is not in the calendar is then refused by the
-/// domain's own check, naming the field), the parts as typed otherwise, ""
-/// when all three are empty. A form that sends `{id}` itself (a script, the
-/// end-to-end tests) is read as it is.
-fn fold_dates(f: &mut Form) {
-    let bases: Vec<String> = f
-        .keys()
-        .filter_map(|k| k.strip_suffix("-day"))
-        .filter(|b| f.get(*b).is_none_or(|v| v.trim().is_empty()))
-        .map(str::to_owned)
-        .collect();
-    for base in bases {
-        let part = |p: &str| {
-            f.get(&format!("{base}-{p}"))
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_default()
-        };
-        let (d, m, y) = (part("day"), part("month"), part("year"));
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let value = if d.is_empty() && m.is_empty() && y.is_empty() {
-            String::new()
-        } else if digits(&d)
-            && digits(&m)
-            && y.len() == 4
-            && digits(&y)
-            && d.len() <= 2
-            && m.len() <= 2
-        {
-            format!("{y}-{m:0>2}-{d:0>2}")
-        } else {
-            format!("{y}-{m}-{d}")
-        };
-        f.insert(base, value);
-    }
-}
-
-pub(crate) fn query_of(target: &str) -> Form {
-    target
-        .split_once('?')
-        .map(|(_, q)| parse_form(q.as_bytes()))
-        .unwrap_or_default()
-}
+pub(crate) use forms::{
+    Form, UploadProblem, csrf_form, enc, fhir_error, multipart_fields, parse_form, query_of,
+};
 
 impl Ui {
     /// Runs `f` for a signed-in user on a blocking thread. `form` is the
@@ -1408,16 +1501,6 @@ impl Ui {
 
 /// `State` + `Req` + optional body: the arguments of every page handler.
 pub(crate) type St = State<Ui>;
-
-/// An error from a workflow as a page.
-pub(crate) fn fhir_error(e: &FhirError) -> Response {
-    layout::fhir_error_page(e)
-}
-
-/// A path segment or id from the URL, safe to put back into one.
-pub(crate) fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
 
 #[cfg(test)]
 mod tests {

@@ -42,7 +42,7 @@ fn priority_label(p: &str) -> &str {
         .map_or(p, |(_, l)| l)
 }
 
-fn patient_name(cx: &Cx, reference: &str) -> String {
+pub(crate) fn patient_name(cx: &Cx, reference: &str) -> String {
     let id = reference.trim_start_matches("Patient/");
     cx.svc
         .read_as(cx.access(), "Patient", id)
@@ -106,26 +106,31 @@ pub(crate) async fn out_page(State(ui): St, req: Req) -> Response {
 
 /// `GET /ui/referrals/triage`: the referrals received, newest first.
 pub(crate) async fn triage_page(State(ui): St, req: Req) -> Response {
-    ui.run(req, None, move |cx, _| {
-        match referrals::list(&cx.svc, cx.access(), true, None) {
-            Ok(rows) => {
-                let (waiting, done): (Vec<Summary>, Vec<Summary>) =
-                    rows.into_iter().partition(|r| r.state == Referral::Sent);
-                layout::page(
-                    cx,
-                    "Referrals received",
-                    Nav::None,
-                    html! {
-                        h1 { "Referrals received" }
-                        h2 { "To triage" }
-                        (table(cx, &waiting, true, "triage"))
-                        h2 { "Answered" }
-                        (table(cx, &done, true, "answered"))
-                    },
-                )
-            }
-            Err(e) => refusal(&e),
-        }
+    ui.run(req, None, move |cx, q| {
+        // issue 19: the worklist is shown even when an answered referral
+        // cannot be listed for this user.
+        let done = referrals::list(&cx.svc, cx.access(), true, None).map(|rows| {
+            rows.into_iter()
+                .filter(|r| r.state != Referral::Sent)
+                .collect::<Vec<Summary>>()
+        });
+        layout::page(
+            cx,
+            "Referrals received",
+            Nav::None,
+            html! {
+                h1 { "Referrals received" }
+                p { a href="/ui/waiting-lists" { "Waiting lists" } " · " a href="/ui/rtt/ptl" { "Patient-targeted list (PTL)" } }
+                h2 { "To triage" }
+                // issue 19: by consultant and specialty, oldest received first.
+                (crate::rtt::triage_worklist(cx, &q))
+                h2 { "Answered" }
+                @match &done {
+                    Ok(done) => (table(cx, done, true, "answered")),
+                    Err(e) => p class="nhsuk-error-message" data-testid="answered-refused" { (e.message()) },
+                }
+            },
+        )
     })
     .await
 }
@@ -433,7 +438,8 @@ fn referral_body(cx: &Cx, sr: &serde_json::Value, error: Option<&ReferralError>)
             (reason_form(cx, &format!("{base}/cancel"), "Why cancel it?", "Cancel referral", "nhsuk-button--warning", "cancel"))
         }
         @if inbound && state == Referral::Sent {
-            (reason_form(cx, &format!("{base}/accept"), "Note for the referrer (optional)", "Accept referral", "", "accept"))
+            // issue 19: accepting starts the RTT clock: through triage only.
+            p { a class="nhsuk-button" href={ (base) "/triage" } data-testid="triage" { "Triage: accept or redirect" } }
             (reason_form(cx, &format!("{base}/reject"), "Why reject it? (sent to the referrer)", "Reject referral", "nhsuk-button--warning", "reject"))
         }
     }

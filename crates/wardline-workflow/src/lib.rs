@@ -46,6 +46,19 @@
 //!   MESH and email (routing per practice, retries and fallback, the
 //!   delivery lifecycle on every channel) and the 24-hour discharge
 //!   summary standard (overdue Tasks, the compliance figures).
+//! * [`referrals`] — e-Referrals out (BaRS) and in: intake from a GP, a
+//!   consultant or a letter, and triage ([`referrals::triage`]) that opens
+//!   the RTT pathway and the outpatient waiting-list entry.
+//! * [`rtt`] — 18-week referral-to-treatment pathways: the national clock
+//!   rules over the RTT status codes, weeks waited, and the PTL.
+//! * [`waiting`] — waiting lists (outpatient, inpatient, day case): entries,
+//!   priorities, suspensions, removal with a reason, validation.
+//! * [`outpatients`] — outpatient clinics: templates and slots, booking
+//!   from the waiting list (one appointment per slot on every channel),
+//!   rebooking, cancellation, arrival, attendance outcomes and the clinic list.
+//! * [`theatres`] — theatre sessions and lists from the admitted waiting
+//!   list, on-the-day steps behind the WHO surgical safety checklist (on
+//!   every channel), the operation recorded (RTT 30) and utilisation.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -65,10 +78,22 @@ pub mod pmi;
 pub mod referrals;
 pub mod results;
 pub mod transfers;
-// helper: rtt
-// helper: clinics
-// helper: news2
+// issue 19: planned care
+pub mod outpatients;
+pub mod rtt;
+pub mod theatres;
+pub mod waiting;
+// issue 20: news2
 pub mod observations;
+// end of issue 20: news2
+// issue 20: ed
+// end of issue 20: ed
+// issue 20: alerts
+// end of issue 20: alerts
+// issue 20: tasks
+// end of issue 20: tasks
+// issue 20: forms
+// end of issue 20: forms
 
 use wardline_core::FhirService;
 
@@ -85,6 +110,16 @@ pub fn with_operations(svc: FhirService) -> FhirService {
         .with_operation(documents::discharge::operation::DocumentOperation::spec())
         // issue 18: referrals: BaRS messages received from other providers.
         .with_operation(referrals::inbound::ProcessMessageOperation::spec())
+    // issue 20: news2
+    // end of issue 20: news2
+    // issue 20: ed
+    // end of issue 20: ed
+    // issue 20: alerts
+    // end of issue 20: alerts
+    // issue 20: tasks
+    // end of issue 20: tasks
+    // issue 20: forms
+    // end of issue 20: forms
 }
 
 /// The service with the workflows' write rules registered, which the core
@@ -104,11 +139,29 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_rule(std::sync::Arc::new(transfers::DeliveryRule))
         // issue 18: referrals' lifecycle on every channel.
         .with_rule(std::sync::Arc::new(referrals::ReferralRule))
+        // issue 19: one booked appointment per clinic slot, on every channel.
+        .with_rule(std::sync::Arc::new(outpatients::SlotRule))
+        // issue 19: theatre cases: steps in order, the WHO checklist first.
+        .with_rule(std::sync::Arc::new(theatres::TheatreRule))
+        // issue 19: a plain e-Referral POSTed over FHIR awaits triage.
+        .with_hook(std::sync::Arc::new(referrals::triage::IntakeHook))
         // Not a rule but a consequence every writer needs: a once-only
         // prescription completed when its dose is given.
         .with_hook(std::sync::Arc::new(medicines::mar::OnceOnlyDone))
         // The formulary kept in memory is read again after any change.
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
-        // issue 20: NEWS2 scored on arrival on every channel, and escalated.
+        // issue 19: a clinic slot is busy while an appointment holds it.
+        .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
+    // issue 20: news2
+        // NEWS2 scored on arrival on every channel, and escalated.
         .with_hook(std::sync::Arc::new(observations::scoring::ScoreOnArrival))
+    // end of issue 20: news2
+    // issue 20: ed
+    // end of issue 20: ed
+    // issue 20: alerts
+    // end of issue 20: alerts
+    // issue 20: tasks
+    // end of issue 20: tasks
+    // issue 20: forms
+    // end of issue 20: forms
 }

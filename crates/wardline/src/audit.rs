@@ -79,9 +79,12 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode> {
 /// went and the cut-off instant.
 pub fn purge_older_than(service: &FhirService, days: u32) -> Result<(u64, i64)> {
     let before = wardline_fhir::datetime::now_ms() - i64::from(days) * DAY_MS;
-    let n = service
-        .purge_audit_before(before)
-        .map_err(|e| anyhow::anyhow!("cannot purge the audit chain: {e}"))?;
+    let n = service.purge_audit_before(before).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot purge the audit chain: {}",
+            wardline::load::plain(&e)
+        )
+    })?;
     Ok((n, before))
 }
 

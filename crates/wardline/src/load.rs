@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use wardline_core::{Body, FhirRequest, FhirService, Method, RequestHeaders};
+use wardline_fhir::FhirError;
 
 /// Loads `resource` (a plain resource or a Bundle) through the core. Returns
 /// the number of resources written.
@@ -101,30 +102,54 @@ pub fn call(
         &wardline_core::Trusted::operator("import"),
     );
     if resp.status >= 400 {
-        let why = match &resp.body {
-            Body::Json(oo) => oo["issue"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|i| {
-                    let at = i["expression"]
-                        .as_array()
-                        .and_then(|a| a.first())
-                        .and_then(Value::as_str);
-                    match at {
-                        Some(at) => {
-                            format!("{} (at {at})", i["diagnostics"].as_str().unwrap_or(""))
-                        }
-                        None => i["diagnostics"].as_str().unwrap_or("").to_owned(),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-            _ => String::new(),
-        };
-        return Err(format!("HTTP {}: {why}", resp.status));
+        return Err(match &resp.body {
+            Body::Json(oo) => outcome_text(oo),
+            _ => format!("refused ({})", resp.status),
+        });
     }
     Ok(resp.body)
+}
+
+/// An OperationOutcome as a person reads it: each issue's element, then its
+/// diagnostics (`Patient.birthDate: 'x' is not a valid date`), issues joined
+/// by "; ". No HTTP status: the CLI is not talking HTTP.
+pub fn outcome_text(oo: &Value) -> String {
+    let text: Vec<String> = oo["issue"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            let why = i["diagnostics"]
+                .as_str()
+                .or_else(|| i["details"]["text"].as_str())
+                .unwrap_or_else(|| i["code"].as_str().unwrap_or("error"));
+            match i["expression"]
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+            {
+                Some(at) => format!("{at}: {why}"),
+                None => why.to_owned(),
+            }
+        })
+        .collect();
+    if text.is_empty() {
+        "refused".to_owned()
+    } else {
+        text.join("; ")
+    }
+}
+
+/// A [`FhirError`] in the same words as [`outcome_text`], for the CLI's
+/// messages (its `Display` starts with the HTTP status, which means nothing
+/// to someone at a terminal).
+pub fn plain(e: &FhirError) -> String {
+    outcome_text(&e.to_operation_outcome())
+}
+
+/// [`plain`] as an [`anyhow::Error`], for `map_err`.
+pub fn fhir_err(e: FhirError) -> anyhow::Error {
+    anyhow::anyhow!(plain(&e))
 }
 
 /// A file's text, gunzipped when it ends in `.gz`.

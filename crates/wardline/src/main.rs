@@ -229,9 +229,19 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct ImportArgs {
-    /// Files or directories (searched recursively) of .json, .ndjson and .gz files.
+    /// Files or directories (searched recursively) of .json, .ndjson and .gz
+    /// files, in any order: a file that others refer to is loaded first, and
+    /// what is refused is retried after the rest. Other files are skipped
+    /// with a note. Running the same import again creates nothing new.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// Where to write the reconciliation report (per resource type: read,
+    /// created, updated, unchanged, rejected, and each rejection's file and
+    /// line or Bundle entry); by default
+    /// DATA_DIR/import-reports/import-<start time>.txt. The exit status is 1
+    /// when anything was rejected.
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -259,7 +269,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Serve(a) => serve(*a),
-        Command::Import(a) => import::run(&a.paths, &a.store),
+        Command::Import(a) => import::run(&a.paths, a.report.as_deref(), &a.store),
         Command::Export(a) => export::run(a),
         Command::Hl7(c) => hl7::run(c),
         Command::Audit(c) => audit::run(c),
@@ -571,11 +581,11 @@ fn load_demo(service: &FhirService) -> Result<()> {
         &wardline_core::Trusted::operator("demo-loader"),
     );
     if resp.status != 200 {
-        anyhow::bail!(
-            "loading the demo trust failed: HTTP {} {:?}",
-            resp.status,
-            resp.body
-        );
+        let why = match &resp.body {
+            wardline_core::Body::Json(oo) => wardline::load::outcome_text(oo),
+            other => format!("{other:?}"),
+        };
+        anyhow::bail!("loading the demo trust failed: {why}");
     }
     tracing::info!(
         resources = bundle["entry"].as_array().map_or(0, Vec::len),

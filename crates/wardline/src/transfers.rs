@@ -233,7 +233,7 @@ pub fn run(cmd: TransfersCommand) -> Result<ExitCode> {
                 .context("--document must be DocumentReference/{id}")?;
             let doc = svc
                 .read_as(&access, "DocumentReference", id)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(wardline::load::fhir_err)?
                 .with_context(|| format!("there is no {}", a.document))?;
             let patient = doc["subject"]["reference"]
                 .as_str()
@@ -249,7 +249,7 @@ pub fn run(cmd: TransfersCommand) -> Result<ExitCode> {
                     let pid = patient.trim_start_matches("Patient/");
                     let p = svc
                         .read_as(&access, "Patient", pid)
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .map_err(wardline::load::fhir_err)?
                         .with_context(|| format!("there is no {patient}"))?;
                     p["generalPractitioner"]
                         .as_array()

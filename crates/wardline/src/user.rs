@@ -163,7 +163,7 @@ pub struct ClientAddArgs {
 
 fn directory(store: &StoreArgs, trust: &TrustArgs) -> Result<Directory> {
     let svc = Arc::new(store.existing_service(ServiceConfig::default())?);
-    Directory::open(svc, &trust.trust_organization).map_err(|e| anyhow::anyhow!("{e}"))
+    Directory::open(svc, &trust.trust_organization).map_err(wardline::load::fhir_err)
 }
 
 fn operator(cmd: &str) -> Trusted {
@@ -188,7 +188,7 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
             let password = read_password()?;
             let (practitioner, secret) = dir
                 .add_user(&operator("user-add"), &a.username, &a.name, &password)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(wardline::load::fhir_err)?;
             println!("user {} created (Practitioner/{practitioner})", a.username);
             println!("TOTP secret: {secret}");
             println!(
@@ -215,7 +215,7 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
                     &org,
                     &a.location,
                 )
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(wardline::load::fhir_err)?;
             println!(
                 "{} is now {} at Organization/{org} (PractitionerRole/{id})",
                 a.username,
@@ -226,12 +226,12 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
             let dir = directory(&a.store, &a.trust)?;
             let n = dir
                 .revoke(&operator("user-revoke"), &a.username, &a.role)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(wardline::load::fhir_err)?;
             println!("{n} position(s) of {} ended", a.username);
         }
         UserCommand::List(a) => {
             let dir = directory(&a.store, &a.trust)?;
-            for (acc, positions) in dir.list().map_err(|e| anyhow::anyhow!("{e}"))? {
+            for (acc, positions) in dir.list().map_err(wardline::load::fhir_err)? {
                 let state = if acc.disabled {
                     " (disabled)"
                 } else if acc.locked_until_ms > wardline_fhir::datetime::now_ms() {
@@ -259,7 +259,7 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
             let dir = directory(&a.store, &a.trust)?;
             let acc = dir
                 .account(&a.username)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(wardline::load::fhir_err)?
                 .ok_or_else(|| anyhow::anyhow!("no such user '{}'", a.username))?;
             let secret = wardline_auth::totp::base32_decode(&acc.totp_secret)
                 .ok_or_else(|| anyhow::anyhow!("the TOTP secret of '{}' is corrupt", a.username))?;
@@ -407,7 +407,7 @@ pub fn seed_demo_users(dir: &Directory) -> Result<()> {
         let role = Role::parse(u.role).with_context(|| format!("demo user {name}: role"))?;
         if dir
             .account(name)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(wardline::load::fhir_err)?
             .is_some()
         {
             continue;
@@ -435,12 +435,12 @@ pub fn run_token(a: TokenArgs) -> Result<ExitCode> {
                 None => {
                     if dir
                         .account(user)
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .map_err(wardline::load::fhir_err)?
                         .is_none()
                     {
                         anyhow::bail!("no such user '{user}'");
                     }
-                    let ps = dir.positions(user).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let ps = dir.positions(user).map_err(wardline::load::fhir_err)?;
                     match ps.as_slice() {
                         [one] => one.id.clone(),
                         [] => anyhow::bail!("'{user}' holds no active position"),
@@ -455,12 +455,12 @@ pub fn run_token(a: TokenArgs) -> Result<ExitCode> {
                 }
             };
             dir.issue_user_token(user, &position, &scope, a.patient.as_deref(), None, ttl)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(wardline::load::fhir_err)?
         }
         (None, Some(client)) => {
             let c = dir
                 .client(client)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(wardline::load::fhir_err)?
                 .ok_or_else(|| anyhow::anyhow!("no registered client '{client}'"))?;
             let allowed: ScopeSet = c.scope.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             dir.issue_system_token(client, &allowed.intersect(&scope), ttl)
@@ -492,7 +492,7 @@ pub fn run_client(c: ClientCommand) -> Result<ExitCode> {
                     jwks,
                 },
             )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(wardline::load::fhir_err)?;
             println!("client {} registered", a.client_id);
         }
     }

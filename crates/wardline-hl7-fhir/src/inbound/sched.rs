@@ -140,6 +140,8 @@ pub(crate) fn apply(
     let ais: Vec<Seg<'_, '_>> = all.iter().filter(|s| s.id() == "AIS").copied().collect();
     let mut start: Option<Ts> = None;
     let mut end: Option<Ts> = None;
+    // Where the start was read (an S12 onto a booked slot is refused there).
+    let mut start_at = String::new();
     if let Some(r) = sch.reps(11).first() {
         let ts_of = |c: usize| -> Result<Option<Ts>, MapError> {
             match rc(r, c) {
@@ -155,11 +157,13 @@ pub(crate) fn apply(
         };
         start = ts_of(4)?;
         end = ts_of(5)?;
+        start_at = sch.loc(11);
     }
     let mut minutes = None;
     for s in &ais {
         if start.is_none() {
             start = s.ts(4)?;
+            start_at = s.loc(4);
         }
         if minutes.is_none() {
             minutes = duration(s, 7, 8)?;
@@ -201,6 +205,7 @@ pub(crate) fn apply(
         };
         if start.is_none() {
             start = s.ts(start_field)?;
+            start_at = s.loc(start_field);
         }
         if let Some(a) = actor {
             let mut p = json!({"actor": a, "required": "required", "status": "accepted"});
@@ -240,10 +245,68 @@ pub(crate) fn apply(
         }
         _ => {}
     }
+    if matches!(event, "S12" | "S13" | "S14") {
+        link_slot(&mut appt, records)?;
+    }
     let status = appt["status"].as_str().unwrap_or_default().to_owned();
-    let id = records.save(appt)?;
+    let id = records.save(appt).map_err(|e| slot_refused(e, &start_at))?;
     Ok(Applied {
         summary: format!("SIU^{event}: Patient/{patient_id}, Appointment/{id} {status}"),
         patient_id: Some(patient_id),
     })
+}
+
+/// Books the appointment into the clinic slot at its place (the AIL
+/// Location) and start, when Wardline has one there
+/// (`wardline_workflow::outpatients::SLOT_AT_SYSTEM`): the booking rules of
+/// the clinics (`outpatients::SlotRule`: one appointment per slot) then
+/// hold for the message as for a booking made on the pages. A time with no
+/// slot leaves the appointment outside the clinics, as before.
+fn link_slot(appt: &mut Value, records: &mut dyn Records) -> Result<(), MapError> {
+    use wardline_workflow::outpatients::{SLOT_AT_SYSTEM, slot_at_key};
+    let location = appt["participant"].as_array().and_then(|ps| {
+        ps.iter()
+            .find_map(|p| wardline_workflow::fhir::reference_id(&p["actor"], "Location"))
+    });
+    let key = match (location, appt["start"].as_str()) {
+        (Some(l), Some(s)) => slot_at_key(l, s),
+        _ => None,
+    };
+    let slot = match key {
+        Some(k) => records.find_by_identifier("Slot", SLOT_AT_SYSTEM, &k)?,
+        None => None,
+    };
+    match slot.as_ref().and_then(|s| s["id"].as_str()) {
+        Some(id) => appt["slot"] = json!([{"reference": format!("Slot/{id}")}]),
+        None => {
+            if let Some(o) = appt.as_object_mut() {
+                o.shift_remove("slot");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The clinics' refusal of a booked slot, named at the field the start was
+/// read from (`SCH-11`, `AIS-4`, …): HL7 table 0357 code 205, duplicate key.
+fn slot_refused(e: MapError, start_at: &str) -> MapError {
+    if e.kind == crate::MapErrorKind::Content && e.text.contains("Appointment.slot") {
+        let why = e
+            .text
+            .split_once("duplicate: ")
+            .or_else(|| e.text.split_once("business-rule: "))
+            .or_else(|| e.text.split_once("not-found: "))
+            .map_or(e.text.as_str(), |(_, w)| w);
+        let at = if start_at.is_empty() {
+            "SCH-11"
+        } else {
+            start_at
+        };
+        return MapError::content(
+            205,
+            Some(at),
+            format!("{at}: the clinic slot at this time is refused: {why}"),
+        );
+    }
+    e
 }

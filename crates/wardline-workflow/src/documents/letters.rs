@@ -21,9 +21,11 @@
 //!   patient's demographics and GP practice, the diagnoses, procedures,
 //!   investigation results and allergies (the discharge summary's readers,
 //!   [`super::discharge::prefill::read`]), the attendance (date, clinic,
-//!   clinicians, status) and the patient's current medicines (active
+//!   clinicians, status — or "did not attend" for the encounter a
+//!   did-not-attend discharge records, [`DNA_EXT`]) and the patient's current medicines (active
 //!   `MedicationRequest`s). A letter is written only for an attendance of
-//!   class `AMB` that has happened (arrived, in progress or finished).
+//!   class `AMB` that has happened (arrived, in progress or finished; a
+//!   did-not-attend encounter is `finished`, [`is_dna`]).
 //! * **Delivery** on signing, in the signing transaction: to the registered
 //!   GP practice ([`crate::transfers::queue_in`], `Kind::ClinicLetter`), and
 //!   the patient's copy ([`copy_to_patient_in`]) as
@@ -135,6 +137,21 @@ pub static LETTER: Form = Form {
 /// The Encounter statuses of an attendance that has happened.
 const HAPPENED: [&str; 3] = ["arrived", "in-progress", "finished"];
 
+/// Marks an outpatient `Encounter` (class `AMB`, `finished`: the clinic's
+/// contact is over) recording that the patient did not attend
+/// (`valueBoolean` true): the letter to the GP after a did-not-attend
+/// discharge (`crate::outpatients::attendance`) is written for it, its
+/// attendance heading saying "did not attend".
+pub const DNA_EXT: &str = "https://fhir.wardline.invalid/StructureDefinition/did-not-attend";
+
+/// Whether the encounter records a did-not-attend ([`DNA_EXT`]).
+pub fn is_dna(enc: &Value) -> bool {
+    enc["extension"].as_array().is_some_and(|es| {
+        es.iter()
+            .any(|e| e["url"] == DNA_EXT && e["valueBoolean"] == true)
+    })
+}
+
 /// Why no letter is written for this encounter, if none is.
 pub fn not_an_attendance(enc: &Value) -> Option<String> {
     let id = enc["id"].as_str().unwrap_or_default();
@@ -204,10 +221,14 @@ fn attendance(svc: &FhirService, access: &dyn Access, enc: &Value) -> Section {
             seen.join(", ")
         }
     ));
-    s.lines.push(format!(
-        "Attendance: {}",
-        enc["status"].as_str().unwrap_or("unknown")
-    ));
+    s.lines.push(if is_dna(enc) {
+        "Attendance: did not attend".to_owned()
+    } else {
+        format!(
+            "Attendance: {}",
+            enc["status"].as_str().unwrap_or("unknown")
+        )
+    });
     s
 }
 

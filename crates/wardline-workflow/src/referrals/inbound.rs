@@ -238,6 +238,12 @@ fn take_referral(
     set_part(&mut sr, "state", Some(("valueCode", State::Sent.code())));
     set_part(&mut sr, "direction", Some(("valueCode", "in")));
     set_part(&mut sr, "replyTo", Some(("valueUrl", reply)));
+    // issue 19: the RTT clock starts on the date the referral was received.
+    set_part(
+        &mut sr,
+        "received",
+        Some(("valueDateTime", &fhir_time(now))),
+    );
     if let Some(m) = msg.header["id"].as_str().or_else(|| bundle["id"].as_str()) {
         set_part(&mut sr, "messageId", Some(("valueString", m)));
     }

@@ -44,6 +44,8 @@
 pub mod inbound;
 pub mod message;
 pub mod send;
+// issue 19: referrals in from every channel, triage.
+pub mod triage;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -262,7 +264,10 @@ impl wardline_core::WriteRule for ReferralRule {
                 } else {
                     State::Draft
                 };
-                (w.current.is_some() || s != first)
+                // A plain e-Referral POSTed over FHIR is taken in as received
+                // (`triage::IntakeHook`).
+                let taken_in = w.current.is_some_and(triage::plain_referral) && s == State::Sent;
+                ((w.current.is_some() && !taken_in) || s != first)
                     .then(|| format!("A referral is created {} (not {}).", first.code(), s.code()))
             }
             (Some(f), Some(t)) => (f != t && !allowed(f, t)).then(|| {
@@ -351,7 +356,11 @@ pub fn endpoint_in(tx: &mut Tx<'_>, organization: &str) -> Result<Option<String>
 
 /// Checks an attachment: a DocumentReference about the patient, current,
 /// with content to send.
-fn check_attachment(tx: &mut Tx<'_>, doc: &str, patient: &str) -> Result<String, ReferralError> {
+pub(crate) fn check_attachment(
+    tx: &mut Tx<'_>,
+    doc: &str,
+    patient: &str,
+) -> Result<String, ReferralError> {
     let id = typed(doc, "DocumentReference", "attachments")?;
     let d = tx.get("DocumentReference", id)?.ok_or_else(|| {
         ReferralError::Field(
@@ -489,7 +498,7 @@ pub fn draft_in(
     Ok(tx.save(sr)?.id)
 }
 
-fn load(tx: &mut Tx<'_>, id: &str) -> Result<Value, ReferralError> {
+pub(crate) fn load(tx: &mut Tx<'_>, id: &str) -> Result<Value, ReferralError> {
     tx.lock(&[lock_key(id)])?;
     tx.get("ServiceRequest", id)?
         .filter(|s| state_of(s).is_some())

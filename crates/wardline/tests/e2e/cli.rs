@@ -93,6 +93,12 @@ fn import_good_and_bad_files() {
     );
     assert!(stdout.contains("bad.json"), "{stdout}");
     assert!(!stdout.contains("good.json"), "{stdout}");
+    // The refusal reads as the element and the reason, not an HTTP status.
+    assert!(
+        stdout.contains("bad.json: Patient.colour: unknown element 'colour'"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("HTTP 4"), "{stdout}");
     assert!(exists(&data, "Patient", "good-1"));
     assert!(!exists(&data, "Patient", "bad-1"));
 }
@@ -122,7 +128,10 @@ fn ndjson_bad_line_is_named() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("patients.ndjson:2:"), "{stdout}");
+    assert!(
+        stdout.contains("patients.ndjson (line 2): Patient.birthDate: "),
+        "{stdout}"
+    );
     assert!(stdout.contains("loaded 2 resources"), "{stdout}");
     assert!(exists(&data, "Patient", "n1"));
     assert!(!exists(&data, "Patient", "n2"));

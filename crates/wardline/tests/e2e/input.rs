@@ -85,12 +85,15 @@ fn decimals(c: &mut Checks, s: &Server) {
     has_decimals(c, "create response", &r.text);
     let oid = r.body["id"].as_str().unwrap().to_owned();
 
-    // A second version, by update, so that history holds two.
-    let updated = body.replacen(
-        r#""resourceType":"Observation","#,
-        &format!(r#""resourceType":"Observation","id":"{oid}","#),
-        1,
-    );
+    // A second version, by an update that changes something (an identical
+    // update makes no version), so that history holds two.
+    let updated = body
+        .replacen(
+            r#""resourceType":"Observation","#,
+            &format!(r#""resourceType":"Observation","id":"{oid}","#),
+            1,
+        )
+        .replacen(r#""status":"final""#, r#""status":"amended""#, 1);
     let r = raw(s, Method::PUT, &format!("Observation/{oid}"), &updated);
     assert_eq!(r.status, 200, "{}", r.brief());
     has_decimals(c, "update response", &r.text);

@@ -25,6 +25,8 @@ mod export;
 mod formulary;
 mod graph;
 mod hl7;
+// issue 23: wardline import
+mod import;
 mod input;
 mod lab;
 mod letters;
@@ -32,10 +34,10 @@ mod local_time;
 mod mar;
 mod merge;
 mod notes;
-// issue 20: observations and NEWS2
-mod observations;
 mod orders;
 mod orders_hl7;
+// issue 19: outpatient clinics
+mod outpatients;
 mod pharmacy;
 mod pharmacy_hl7;
 mod pmi;
@@ -43,9 +45,24 @@ mod prescribe;
 // issue 18: referrals
 mod referrals;
 mod results;
+// issue 19: referrals in, triage, waiting lists, RTT (helper rtt)
+mod rtt;
 mod search;
 mod synthea;
+// issue 19: theatres
+mod theatres;
 mod transfers;
 mod transfers_chain;
 mod ui;
 mod uk_core;
+// issue 20: news2
+mod observations;
+// end of issue 20: news2
+// issue 20: ed
+// end of issue 20: ed
+// issue 20: alerts
+// end of issue 20: alerts
+// issue 20: tasks
+// end of issue 20: tasks
+// issue 20: forms
+// end of issue 20: forms

@@ -58,8 +58,9 @@ fn orl(oml: &Message<'_>) -> String {
 }
 
 /// A laboratory system on 127.0.0.1: answers OML^O21 with ORL^O22 and
-/// anything else with an ACK AA; keeps every message it received.
-fn laboratory() -> (String, Arc<Mutex<Vec<String>>>) {
+/// anything else with an ACK AA; keeps every message it received (the
+/// outpatients test uses it as the PAS that receives SIU).
+pub(crate) fn laboratory() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let received = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -193,7 +193,9 @@ fn nhs_numbers(env: Env) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "the import is refused: {text}");
     assert!(
-        text.contains("HTTP 422") && text.contains(&format!("Patient/{a_id}")),
+        text.contains("Patient.identifier")
+            && !text.contains("HTTP 4")
+            && text.contains(&format!("Patient/{a_id}")),
         "{text}"
     );
     assert_eq!(holders(&s, &x), vec![a_id.clone()]);

@@ -1,4 +1,5 @@
-//! End-to-end: load the Synthea support Bundles (batch; Organizations, Locations,
+//! End-to-end: (1) `wardline import` of the Synthea folder as it is (see
+//! [`import_folder`]); (2) load the Synthea support Bundles (batch; Organizations, Locations,
 //! Practitioners, PractitionerRoles, with conditional creates) and then every
 //! patient transaction Bundle (`urn:uuid:` fullUrls, conditional references such
 //! as `Practitioner?identifier=...`) into the real server over HTTP. Then check:
@@ -296,5 +297,93 @@ fn synthea_bundles_sqlite() {
 fn synthea_bundles_postgres() {
     if let Some(env) = Env::postgres() {
         run(env);
+    }
+}
+
+/// `wardline import` of the whole Synthea folder as it is (patient Bundles
+/// sort before the hospital and practitioner Bundles they refer to) into a
+/// fresh store: all 41 files, 0 rejections; the report's totals equal the
+/// store's counts; a second run creates nothing (all unchanged).
+fn import_folder(env: Env) {
+    use crate::import::{check_counts, import, report_path, table};
+    let Some(dir) = common::testdata_dir("synthea-r4/bundles") else {
+        return;
+    };
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json.gz")
+        })
+        .count();
+    assert_eq!(files, 41, "the Synthea folder changed");
+    let who = env.name;
+    let t0 = Instant::now();
+    let first = import(&env, &[dir.to_str().unwrap()]);
+    println!(
+        "[{who}] synthea import: first run {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        first.code,
+        Some(0),
+        "[{who}] {}{}",
+        first.stdout,
+        first.stderr
+    );
+    assert!(
+        first.stdout.contains("from 41 files; rejected 0;"),
+        "[{who}] {}",
+        first.stdout
+    );
+    let written = std::fs::read_to_string(report_path(&first.stdout)).unwrap();
+    let t = table(&written);
+    let [read, created, updated, unchanged, rejected] = t["total"];
+    assert_eq!(
+        (updated, unchanged, rejected),
+        (0, 0, 0),
+        "[{who}] {written}"
+    );
+    assert_eq!(read, created, "[{who}] {written}");
+    // PractitionerRoles were duplicated by a second run before (plain POSTs).
+    assert!(t["PractitionerRole"][1] > 0, "[{who}] {written}");
+    let server = env.start();
+    check_counts(&server, &t, who);
+    drop(server);
+
+    let t1 = Instant::now();
+    let second = import(&env, &[dir.to_str().unwrap()]);
+    println!(
+        "[{who}] synthea import: second run {:.1}s",
+        t1.elapsed().as_secs_f64()
+    );
+    assert_eq!(second.code, Some(0), "[{who}] {}", second.stdout);
+    let t2 = table(&second.stdout);
+    assert_eq!(
+        t2["total"],
+        [read, 0, 0, read, 0],
+        "[{who}] {}",
+        second.stdout
+    );
+    let server = env.start();
+    for (rt, n) in &t {
+        if rt != "total" {
+            assert_eq!(server.count(rt), n[1], "[{who}] {rt} after the second run");
+        }
+    }
+}
+
+#[test]
+fn synthea_import_folder_sqlite() {
+    import_folder(Env::sqlite());
+}
+
+#[test]
+fn synthea_import_folder_postgres() {
+    if let Some(env) = Env::postgres() {
+        import_folder(env);
     }
 }

@@ -69,6 +69,26 @@ pub(crate) fn sign_in(env: &Env, root: &str, c: &Client, user: &str) {
     assert_eq!(r.status(), 303, "sign-in of {user}: {}", r.text().unwrap());
 }
 
+/// The `Practitioner` id of the position `c` is signed in as.
+pub(crate) fn practitioner_of(s: &common::Server, c: &Client) -> String {
+    let sess: Value = c
+        .get(format!("{}/auth/session", s.root))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let position = sess["position"].as_str().expect("a position").to_owned();
+    let role = s.get(&format!(
+        "PractitionerRole/{}",
+        position.trim_start_matches("PractitionerRole/")
+    ));
+    role.body["practitioner"]["reference"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", role.text))
+        .trim_start_matches("Practitioner/")
+        .to_owned()
+}
+
 pub(crate) fn csrf(root: &str, c: &Client) -> String {
     let v: Value = c
         .get(format!("{root}/auth/session"))
