@@ -229,6 +229,7 @@ fn chart_body(
         (layout::back_link(&format!("/ui/patients/{}", enc(&p.id)), "Back to the chart"))
         @if let Some(d) = done { (layout::success(d)) }
         @if let Some((f, m)) = &st.error { (layout::error_summary(&[(f.clone(), m.clone())])) }
+        (crate::chart::banner(p, None))
         span class="nhsuk-caption-l" data-testid="obs-patient" { (p.display_name) }
         h1 { "Observations and NEWS2" }
         @for e in open {

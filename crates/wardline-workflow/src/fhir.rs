@@ -314,7 +314,13 @@ pub fn caller_role_in(
     let Some(pr) = tx.get("PractitionerRole", id)? else {
         return Ok(None);
     };
-    Ok(pr["code"]
+    Ok(role_of_position(&pr))
+}
+
+/// The Wardline role a position (`PractitionerRole`) holds: its coding in
+/// `wardline_auth::directory::ROLE_SYSTEM`.
+pub fn role_of_position(pr: &Value) -> Option<wardline_auth::rbac::Role> {
+    pr["code"]
         .as_array()
         .into_iter()
         .flatten()
@@ -324,7 +330,7 @@ pub fn caller_role_in(
             c["code"]
                 .as_str()
                 .and_then(wardline_auth::rbac::Role::parse)
-        }))
+        })
 }
 
 #[cfg(test)]

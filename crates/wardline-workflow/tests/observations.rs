@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use support::{Backend, req, rest};
 use time::OffsetDateTime;
 use time::macros::datetime;
+use wardline_auth::clock::ManualClock;
+use wardline_auth::rbac::Role;
 use wardline_core::{Agent, FhirService, Method, Trusted};
 use wardline_workflow::observations::news2::{
     self, Acvpu, Parameter, Response, Scale, Vitals, score,
@@ -18,16 +20,29 @@ use wardline_workflow::observations::news2::{
 use wardline_workflow::observations::record::{VitalsForm, reading, record_vitals};
 use wardline_workflow::observations::scoring::{escalation_of, response_of, scale_of, scores_in};
 use wardline_workflow::observations::tasks::{act, open_escalations};
-use wardline_workflow::observations::{ObservationsError, scale::set_scale_two, score_id};
+use wardline_workflow::observations::{
+    BannerAlert, ObservationsError, banner_alert, scale::set_scale_two, score_id,
+};
 
 const T0: OffsetDateTime = datetime!(2026-03-02 09:00 UTC);
 
-fn backends(test: &str) -> Vec<Backend> {
+fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The services with the rules, the hook reading `clock` (what is recent).
+fn backends_at(test: &str, clock: &ManualClock) -> Vec<Backend> {
     support::backends(
         &format!("observations_{test}"),
-        wardline_workflow::with_rules,
+        |svc| wardline_workflow::with_rules_at(svc, clock.clock()),
         seed,
     )
+}
+
+/// The clock stands two hours after `T0`: every set the tests record
+/// between `T0` and then is recent.
+fn backends(test: &str) -> Vec<Backend> {
+    backends_at(test, &ManualClock::at(ms(T0 + time::Duration::hours(2))))
 }
 
 fn op() -> Trusted {
@@ -60,6 +75,8 @@ fn seed(svc: &FhirService) {
         json!({"resourceType": "Practitioner", "id": "nurse"}),
         role("pos-doc", "doc", "doctor"),
         role("pos-nurse", "nurse", "staff-nurse"),
+        role("pos-hca", "hca", "healthcare-assistant"),
+        role("pos-clerk", "clerk", "ward-clerk"),
         json!({"resourceType": "Location", "id": "w1", "name": "Ward 1", "status": "active"}),
         json!({"resourceType": "Encounter", "id": "e1", "status": "in-progress",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
@@ -119,7 +136,8 @@ fn escalations(svc: &FhirService, patient: &str) -> Vec<Value> {
     find(
         svc,
         &format!(
-            "Task?patient={patient}&code=https://fhir.wardline.invalid/CodeSystem/task|news2-escalation"
+            "Task?patient={patient}&code={}",
+            wardline_workflow::observations::scoring::kinds_query()
         ),
     )
 }
@@ -371,8 +389,24 @@ fn a_nurse_records_news2_7_and_an_emergency_task_is_raised() {
         let t = &tasks[0];
         assert_eq!(t["priority"], "stat");
         assert_eq!(t["status"], "requested");
-        assert_eq!(t["owner"]["reference"], "Practitioner/c1");
+        // The shared Task convention: the ward's team owns it, due in
+        // restriction.period.end, the kind in code.coding[0].
+        assert_eq!(t["owner"]["reference"], "Location/w1");
         assert_eq!(t["location"]["reference"], "Location/w1");
+        assert_eq!(
+            t["code"]["coding"][0]["system"],
+            "https://fhir.wardline.invalid/CodeSystem/task-kind"
+        );
+        assert_eq!(t["code"]["coding"][0]["code"], "news2-emergency");
+        assert_eq!(t["intent"], "order");
+        assert_eq!(t["requester"]["reference"], "Practitioner/nurse");
+        // Emergency: due 15 minutes after the set was taken; raised at the
+        // clock's now.
+        assert_eq!(
+            t["restriction"]["period"]["end"],
+            "2026-03-02T09:15:00.000Z"
+        );
+        assert_eq!(t["authoredOn"], "2026-03-02T11:00:00.000Z");
         assert_eq!(t["focus"]["reference"], r.score);
         assert_eq!(
             r.escalation.as_deref(),
@@ -409,6 +443,17 @@ fn a_nurse_records_news2_7_and_an_emergency_task_is_raised() {
         assert_eq!(open.len(), 1, "a falling score does not close the task");
         assert_eq!(open[0].level, Some(Response::Emergency));
         assert_eq!(open[0].ward.as_deref(), Some("Location/w1"));
+        // The banner's alert: the open escalation with the score that raised it.
+        let a = banner(svc, "Patient/p1").expect("an open escalation in the banner");
+        assert_eq!((a.level, a.score), (Response::Emergency, Some(7)));
+        assert_eq!(a.task, format!("Task/{}", open[0].id));
+        assert!(
+            a.text.starts_with("Open NEWS2 escalation (score 7)"),
+            "{}",
+            a.text
+        );
+        assert_eq!(a.due.as_deref(), Some("2026-03-02T09:15:00.000Z"));
+        assert_eq!(banner(svc, "Patient/p2"), None);
 
         // A person acknowledges, then completes it (with an outcome).
         let id = open[0].id.clone();
@@ -429,6 +474,7 @@ fn a_nurse_records_news2_7_and_an_emergency_task_is_raised() {
         )
         .unwrap();
         assert_eq!(get(svc, "Task", &id)["status"], "completed");
+        assert_eq!(banner(svc, "Patient/p1"), None, "closed: off the banner");
         assert!(
             open_escalations(svc, &nurse, Some("Patient/p1"))
                 .unwrap()
@@ -523,14 +569,62 @@ fn the_form_names_the_wrong_field() {
 
 // ------------------------------------------------------------ scale 2
 
+fn scale_flag(id: &str, status: &str) -> Value {
+    json!({"resourceType": "Flag", "id": id, "status": status,
+        "code": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/observation",
+                             "code": "news2-spo2-scale-2"}]},
+        "subject": {"reference": "Patient/p1"}})
+}
+
+/// A plain REST `PUT` of `r` by a user in `position` (the RBAC table as the
+/// policy applies it); the status.
+fn rest_as(svc: &FhirService, position: &str, role: Role, r: Value) -> u16 {
+    let mut who = support::as_role(role, position);
+    who.agent.position = Some(format!("PractitionerRole/{position}"));
+    let path = vec!["Flag".to_owned(), r["id"].as_str().unwrap().to_owned()];
+    svc.handle(req(Method::Put, path, Some(r)), &who).status
+}
+
+fn scale_rest(svc: &FhirService, position: &str, role: Role, status: &str) -> u16 {
+    rest_as(svc, position, role, scale_flag("rest-s2", status))
+}
+
 #[test]
 fn scale_2_is_set_by_a_clinician_and_changes_the_score() {
     for b in backends("scale") {
         let svc = &b.svc;
         let nurse = person("nurse", Some("pos-nurse"));
         let doc = person("doc", Some("pos-doc"));
-        let e = set_scale_two(svc, &nurse, "Patient/p1", true, T0).unwrap_err();
-        assert_eq!(e.status(), 403, "a nurse may not set the scale");
+        // Not a healthcare assistant: refused by the write rule on the
+        // page's path and over plain REST alike.
+        let hca = person("hca", Some("pos-hca"));
+        let e = set_scale_two(svc, &hca, "Patient/p1", true, T0).unwrap_err();
+        assert_eq!(e.status(), 403, "an HCA may not set the scale");
+        assert_eq!(
+            scale_rest(svc, "pos-hca", Role::HealthcareAssistant, "active"),
+            403
+        );
+        assert_eq!(scale_rest(svc, "pos-clerk", Role::WardClerk, "active"), 403);
+        // A registered nurse may, over REST too; and may stop it.
+        assert_eq!(
+            scale_rest(svc, "pos-nurse", Role::StaffNurse, "active"),
+            201
+        );
+        assert_eq!(
+            scale_rest(svc, "pos-hca", Role::HealthcareAssistant, "inactive"),
+            403
+        );
+        assert_eq!(
+            scale_rest(svc, "pos-nurse", Role::StaffNurse, "inactive"),
+            200
+        );
+        // Any other Flag is the RBAC table's alone (an HCA records one).
+        let mut other = scale_flag("rest-other", "active");
+        other["code"] = json!({"text": "Falls risk"});
+        assert_eq!(
+            rest_as(svc, "pos-hca", Role::HealthcareAssistant, other),
+            201
+        );
         // 97 % on oxygen: scale 1 → SpO₂ 0 + O₂ 2.
         let f = form("16", "97", "oxygen", "120", "70", "A", "37");
         let r1 = record_vitals(svc, &nurse, "Patient/p1", None, &f, T0).unwrap();
@@ -572,6 +666,12 @@ fn scale_2_is_set_by_a_clinician_and_changes_the_score() {
         .unwrap();
         assert_eq!(r3.news2.total, 2);
     }
+}
+
+fn banner(svc: &FhirService, patient: &str) -> Option<BannerAlert> {
+    let a = op();
+    let tx = svc.begin(&a).unwrap();
+    banner_alert(&tx, patient).unwrap()
 }
 
 fn r2_effective(t: OffsetDateTime) -> String {
@@ -701,4 +801,105 @@ fn scores_in_count(svc: &FhirService, patient: &str) -> usize {
     let a = op();
     let tx = svc.begin(&a).unwrap();
     scores_in(&tx, patient).unwrap().len()
+}
+
+/// Only recent readings with a full instant are scored: a date-only
+/// reading, history older than 24 hours and a reading from the future are
+/// stored exactly as sent (201) and never scored nor escalated; the window's
+/// edges are inclusive (24 h before, 15 min ahead by the hook's clock).
+#[test]
+fn only_recent_readings_are_scored_and_history_is_never_escalated() {
+    let now = datetime!(2026-03-05 12:00 UTC);
+    let clock = ManualClock::at(ms(now));
+    for b in backends_at("recent", &clock) {
+        clock.set(ms(now));
+        let svc = &b.svc;
+        let high = Vitals {
+            respiration_rate: Some(26.0),
+            spo2: Some(85.0),
+            oxygen: Some(true),
+            systolic_bp: Some(88.0),
+            pulse: Some(135.0),
+            consciousness: Some(Acvpu::Voice),
+            temperature: Some(34.0),
+        };
+        let at = |t: OffsetDateTime| r2_effective(t);
+        let scored = |at: &str| {
+            let (st, _) = rest(
+                svc,
+                Method::Get,
+                &["Observation", &score_id("Patient/p2", at)],
+                None,
+            );
+            st == 200
+        };
+        // A date-only reading (imported data, FHIR examples): stored, unscored.
+        let mut dated = reading(Parameter::Spo2, &high, "Patient/p2", "2026-03-05").unwrap();
+        let (st, body) = rest(svc, Method::Post, &["Observation"], Some(dated.clone()));
+        assert_eq!(st, 201, "{}: {body}", b.name);
+        assert_eq!(body["effectiveDateTime"], "2026-03-05", "stored as sent");
+        assert!(!scored("2026-03-05"));
+        // The same in a transaction Bundle, and as effectivePeriod without a time.
+        dated["effectivePeriod"] = json!({"start": "2026-03-04"});
+        dated.as_object_mut().unwrap().remove("effectiveDateTime");
+        assert_eq!(post_bundle(svc, "transaction", vec![dated]).0, 200);
+        // History: a whole set taken 24 h and a minute ago (an import).
+        let old = at(now - time::Duration::hours(24) - time::Duration::minutes(1));
+        let (st, _) = post_bundle(svc, "transaction", device_set("Patient/p2", &old, &high));
+        assert_eq!(st, 200);
+        assert!(!scored(&old), "history is not scored");
+        // From the future (a device clock 16 minutes fast): not scored.
+        let ahead = at(now + time::Duration::minutes(16));
+        assert_eq!(
+            post_bundle(svc, "transaction", device_set("Patient/p2", &ahead, &high)).0,
+            200
+        );
+        assert!(!scored(&ahead));
+        assert!(
+            escalations(svc, "Patient/p2").is_empty(),
+            "history never escalated"
+        );
+        // The edges: exactly 24 h before, and 15 minutes ahead: scored.
+        let edge = at(now - time::Duration::hours(24));
+        assert_eq!(
+            post_bundle(svc, "transaction", device_set("Patient/p2", &edge, &high)).0,
+            200
+        );
+        assert!(scored(&edge), "{}", b.name);
+        let skew = at(now + time::Duration::minutes(15));
+        assert_eq!(
+            post_bundle(svc, "batch", device_set("Patient/p2", &skew, &high)).0,
+            200
+        );
+        assert!(scored(&skew));
+        assert_eq!(escalations(svc, "Patient/p2").len(), 1);
+        // effectivePeriod.start with a time is the set's time.
+        let mut p = reading(Parameter::Pulse, &high, "Patient/p3", "x").unwrap();
+        p.as_object_mut().unwrap().remove("effectiveDateTime");
+        let start = at(now - time::Duration::minutes(5));
+        p["effectivePeriod"] = json!({"start": start, "end": at(now)});
+        assert_eq!(rest(svc, Method::Post, &["Observation"], Some(p)).0, 201);
+        let s = get(svc, "Observation", &score_id("Patient/p3", &start));
+        assert_eq!(s["status"], "preliminary");
+        assert_eq!(s["valueInteger"], 3);
+        // The clock moves on two days: the same kind of write is history now.
+        clock.advance(48 * 3_600_000);
+        let late = at(now);
+        assert_eq!(
+            post_bundle(svc, "transaction", device_set("Patient/p1", &late, &high)).0,
+            200
+        );
+        assert!(!scored_for(svc, "Patient/p1", &late));
+        assert!(escalations(svc, "Patient/p1").is_empty());
+    }
+}
+
+fn scored_for(svc: &FhirService, patient: &str, at: &str) -> bool {
+    rest(
+        svc,
+        Method::Get,
+        &["Observation", &score_id(patient, at)],
+        None,
+    )
+    .0 == 200
 }

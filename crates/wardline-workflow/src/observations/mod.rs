@@ -30,7 +30,7 @@
 //!   [`OBS_SYSTEM`]`|`[`SCALE2_CODE`] (confirmed hypercapnic respiratory
 //!   failure), which only a clinician records ([`scale::set_scale_two`]).
 //! * **Escalation** ([`scoring`]): a set whose response is above low raises
-//!   a `Task` [`TASK_SYSTEM`]`|`[`ESCALATION_CODE`] for the responsible team
+//!   a `Task` of kind [`TASK_KIND_SYSTEM`]`|news2-…` for the responsible team
 //!   (see [`scoring::responsible`]); a later score never closes it — only a
 //!   person acknowledges and completes it ([`tasks`]).
 //! * **Recording** on the ward ([`record`]): one form, every parameter
@@ -44,11 +44,12 @@ pub mod scale;
 pub mod scoring;
 pub mod tasks;
 
+pub use tasks::{BannerAlert, banner_alert};
+
 use serde::Serialize;
 use serde_json::Value;
 use wardline_fhir::FhirError;
 
-pub use crate::pmi::TASK_SYSTEM;
 use news2::{Acvpu, Parameter, Vitals};
 
 pub const LOINC: &str = "http://loinc.org";
@@ -75,7 +76,9 @@ pub const COMPLETE_EXT: &str = "https://fhir.wardline.invalid/StructureDefinitio
 /// On a score: the escalation `Task` that covers it.
 pub const ESCALATION_EXT: &str =
     "https://fhir.wardline.invalid/StructureDefinition/news2-escalation";
-pub const ESCALATION_CODE: &str = "news2-escalation";
+/// The shared Task convention's kinds (`news2-single-3`, `news2-urgent`,
+/// `news2-emergency`: [`scoring::task_kind`]).
+pub const TASK_KIND_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/task-kind";
 pub const CATEGORY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 
 /// The reading's code (system, code, display, UCUM unit) for each parameter.
@@ -179,10 +182,20 @@ pub fn add_reading(v: &mut Vitals, obs: &Value) -> Option<Parameter> {
     Some(p)
 }
 
-/// `Patient/{id}` and `effectiveDateTime` of a reading: the set it is in.
+/// When a reading was taken: `effectiveDateTime`, `effectiveInstant` or
+/// `effectivePeriod.start`, as written (possibly a date only).
+pub fn effective_of(obs: &Value) -> Option<&str> {
+    obs["effectiveDateTime"]
+        .as_str()
+        .or_else(|| obs["effectiveInstant"].as_str())
+        .or_else(|| obs["effectivePeriod"]["start"].as_str())
+}
+
+/// `Patient/{id}` and the effective time of a reading ([`effective_of`]):
+/// the set it is in.
 pub fn set_key(obs: &Value) -> Option<(String, String)> {
     let subject = obs["subject"]["reference"].as_str()?;
-    let eff = obs["effectiveDateTime"].as_str()?;
+    let eff = effective_of(obs)?;
     subject
         .starts_with("Patient/")
         .then(|| (subject.to_owned(), eff.to_owned()))

@@ -15,7 +15,7 @@ use wardline_core::{Access, FhirService};
 
 use super::news2::Response;
 use super::scoring::{is_escalation, task_level};
-use super::{ESCALATION_CODE, ObservationsError, TASK_SYSTEM, now_text};
+use super::{ObservationsError, now_text};
 
 /// One open escalation as the list shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -61,7 +61,7 @@ pub fn open_escalations(
     patient: Option<&str>,
 ) -> Result<Vec<Escalation>, ObservationsError> {
     let mut q = vec![
-        ("code", format!("{TASK_SYSTEM}|{ESCALATION_CODE}")),
+        ("code", super::scoring::kinds_query()),
         ("status", "requested,in-progress".to_owned()),
     ];
     if let Some(p) = patient {
@@ -141,4 +141,67 @@ pub fn act(
     tx.save(task)?;
     tx.commit()?;
     Ok(())
+}
+
+/// An open NEWS2 escalation as the patient banner shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BannerAlert {
+    /// `Task/{id}` of the most urgent open escalation.
+    pub task: String,
+    pub level: Response,
+    /// The NEWS2 of the score that raised it.
+    pub score: Option<u64>,
+    /// Due time (`restriction.period.end`).
+    pub due: Option<String>,
+    /// "Open NEWS2 escalation (score 7): emergency response".
+    pub text: String,
+}
+
+/// The patient's most urgent open NEWS2 escalation, for the banner: read
+/// in `tx`, the page's transaction that has already opened the patient's
+/// record as the caller (one Task search and one read of the score it is
+/// about; unchecked like the rest of the banner's summary).
+pub fn banner_alert(
+    tx: &wardline_core::Tx<'_>,
+    patient: &str,
+) -> Result<Option<BannerAlert>, wardline_fhir::FhirError> {
+    let open = crate::fhir::search_all(
+        tx,
+        "Task",
+        &[
+            ("patient", patient.to_owned()),
+            ("code", super::scoring::kinds_query()),
+            ("status", "requested,in-progress".to_owned()),
+        ],
+    )?;
+    let Some(t) = open
+        .iter()
+        .filter(|t| task_level(t).is_some())
+        .max_by_key(|t| (task_level(t), t["authoredOn"].as_str().map(str::to_owned)))
+    else {
+        return Ok(None);
+    };
+    let level = task_level(t).unwrap_or(Response::Urgent);
+    let score = match t["focus"]["reference"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("Observation/"))
+    {
+        Some(id) => crate::results::stored(tx, "Observation", id)
+            .map_err(|e| wardline_fhir::FhirError::internal(e.to_string()))?
+            .and_then(|o| o["valueInteger"].as_u64()),
+        None => None,
+    };
+    let text = match score {
+        Some(n) => format!("Open NEWS2 escalation (score {n}): {}", level.label()),
+        None => format!("Open NEWS2 escalation: {}", level.label()),
+    };
+    Ok(Some(BannerAlert {
+        task: format!("Task/{}", t["id"].as_str().unwrap_or("")),
+        level,
+        score,
+        due: t["restriction"]["period"]["end"]
+            .as_str()
+            .map(str::to_owned),
+        text,
+    }))
 }
