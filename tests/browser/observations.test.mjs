@@ -1,6 +1,7 @@
 // Observations and NEWS2 in a real browser: headless Chromium against a
 // real `wardline serve --demo`. nurse.w1 opens the observations chart of an
-// in-patient on ward watford-w1 from the ward board and enters a set with
+// in-patient on ward watford-w1 from the ward board (through the chart's
+// "Observations and NEWS2" link) and enters a set with
 // the keyboard (tab order, numeric keyboard): first a temperature out of
 // range (the error summary links to the field), then a set scoring NEWS2 7:
 // the emergency alert shows, the graphs show the reading over the NEWS2
@@ -47,7 +48,10 @@ async function typeSet (page, { rr, spo2, sbp, pulse, temp }) {
 
 test('a nurse enters observations scoring NEWS2 7: an emergency task is raised and shown, the graph shows the readings', async () => {
   const page = await (await chrome.browser.newContext()).newPage()
-  await signIn(page, server, 'nurse.w1', `/ui/patients/${patient}/observations`)
+  await signIn(page, server, 'nurse.w1', `/ui/patients/${patient}`)
+  await page.locator('[data-testid="observations-link"] a').click()
+  await page.waitForURL(u => u.pathname === `/ui/patients/${patient}/observations`)
+  assert.equal(await page.locator('[data-testid="patient-banner"]').count(), 1, 'the patient banner')
   assert.equal(await page.locator('#respiration_rate').getAttribute('inputmode'), 'decimal')
 
   await typeSet(page, { rr: '25', spo2: '93', sbp: '105', pulse: '95', temp: '73' })

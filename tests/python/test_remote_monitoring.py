@@ -1,6 +1,7 @@
 """Remote monitoring over the FHIR API with a real client (issue 20).
 
-A device gateway — `fhirpy` with a backend-services token — posts 10,010 vital-signs readings (1,430 sets of
+A device gateway — `fhirpy` with a backend-services token of exactly
+`system/Observation.c` (SMART v2 create) — posts 10,010 vital-signs readings (1,430 sets of
 the seven NEWS2 parameters) for 40 patients at home, in transaction Bundles
 of 20 sets. The suite's own client then checks that every reading is
 stored, every set scored once with the NEWS2 this file computes
@@ -8,9 +9,13 @@ independently from the Royal College of Physicians 2017 chart (SpO2 scale 1
 for most patients, scale 2 for those a clinician flagged), and escalation
 Tasks exist exactly where the scores say: a task per rise to a higher
 response level, each raised score linked to an open task at least as high,
-no task for a low score.
+no task for a low score. The readings are taken over the last nine hours
+(only recent readings are scored: the 24-hour window), and each task
+follows the shared Task convention (kind, owner the community team, due
+time).
 """
 
+import datetime
 import random
 
 from fhirpy import SyncFHIRClient
@@ -18,7 +23,8 @@ from fhirpy import SyncFHIRClient
 LOINC = "http://loinc.org"
 WL = "https://fhir.wardline.invalid/CodeSystem/observation"
 ACVPU = "https://fhir.wardline.invalid/CodeSystem/acvpu"
-TASK = "https://fhir.wardline.invalid/CodeSystem/task"
+TASK_KIND = "https://fhir.wardline.invalid/CodeSystem/task-kind"
+KINDS = {"urgent-ward": "news2-single-3", "urgent": "news2-urgent", "emergency": "news2-emergency"}
 ESC_EXT = "https://fhir.wardline.invalid/StructureDefinition/news2-escalation"
 PATIENTS = 40
 SETS = 1430
@@ -107,21 +113,25 @@ def test_ten_thousand_readings_all_scored_none_lost(server):
         server.put(f"CareTeam/ct-{p}", {"resourceType": "CareTeam", "id": f"ct-{p}", "status": "active",
                                         "name": "Community respiratory team", "subject": {"reference": f"Patient/{p}"}})
         if p in scale2:
-            # Recorded by a clinician in the ward UI; here as the Flag it is.
+            # Recorded by a clinician in the ward UI; here as the Flag it is,
+            # by the suite's system client (no position: the scale rule leaves
+            # integrations to their access).
             server.put(f"Flag/s2-{p}", {"resourceType": "Flag", "id": f"s2-{p}", "status": "active",
                                         "code": {"coding": [{"system": WL, "code": "news2-spo2-scale-2"}]},
                                         "subject": {"reference": f"Patient/{p}"}})
 
-    # The gateway: a fhirpy client with the suite's backend-services token
-    # (conftest mints it with `wardline token` for a registered client).
-    gateway = SyncFHIRClient(server.base, authorization=f"Bearer {server.token}",
+    # The gateway: a fhirpy client with a backend-services token for the
+    # registered client, asking for create on Observation only.
+    gateway_token = server.mint_token("system/Observation.c")
+    gateway = SyncFHIRClient(server.base, authorization=f"Bearer {gateway_token}",
                              extra_headers={"Accept": "application/fhir+json"})
+    start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) - datetime.timedelta(hours=9)
     expected = {}  # (patient, at) -> (total, level)
     entries, posted = [], 0
     for i in range(SETS):
         p = patients[i % PATIENTS]
         minute = (i // PATIENTS) * 15
-        at = f"2026-03-0{2 + minute // 1440}T{(minute % 1440) // 60:02d}:{minute % 60:02d}:00Z"
+        at = (start + datetime.timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
         v = {
             "rr": rnd.choice([7, 8, 9, 11, 12, 16, 20, 21, 24, 25, 30]),
             "spo2": rnd.choice([82, 83, 84, 86, 88, 91, 92, 93, 94, 95, 96, 97, 99]),
@@ -166,7 +176,8 @@ def test_ten_thousand_readings_all_scored_none_lost(server):
 
     # Escalation Tasks exactly where the scores say.
     for p in patients:
-        tasks = suite.resources("Task").search(patient=f"Patient/{p}", code=f"{TASK}|news2-escalation").fetch_all()
+        kinds = ",".join(f"{TASK_KIND}|{k}" for k in KINDS.values())
+        tasks = suite.resources("Task").search(patient=f"Patient/{p}", code=kinds).fetch_all()
         by_id = {t["id"]: t for t in tasks}
         highest, raised = -1, 0
         for key in sorted(k for k in expected if k[0] == p):
@@ -179,5 +190,9 @@ def test_ten_thousand_readings_all_scored_none_lost(server):
                 t = by_id[ref.split("/", 1)[1]]
                 assert t["status"] == "requested"
                 assert t["owner"]["reference"] == f"CareTeam/ct-{p}"
+                assert t["intent"] == "order" and t["restriction"]["period"]["end"]
+                kind = t["code"]["coding"][0]
+                assert kind["system"] == TASK_KIND
                 assert LEVELS.index(t["businessStatus"]["coding"][0]["code"]) >= lvl
+                assert kind["code"] == KINDS[t["businessStatus"]["coding"][0]["code"]]
         assert len(tasks) == raised, p

@@ -108,7 +108,10 @@ pub fn run(a: News2BenchArgs) -> Result<()> {
         pulse: Some(95.0),
         ..normal
     };
-    let start = time::macros::datetime!(2026-03-02 00:00 UTC);
+    // Taken over the last hours: only recent readings are scored (the
+    // hook's 24-hour window), as a gateway's live feed is.
+    let start = time::OffsetDateTime::now_utc().replace_nanosecond(0)?
+        - time::Duration::hours(((a.sets / a.patients.max(1)) as i64 / 4) + 1);
     let mut bundles = Vec::new();
     let mut batch = Vec::new();
     for i in 0..a.sets {

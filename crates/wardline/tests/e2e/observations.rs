@@ -7,9 +7,14 @@
 //!   the score, graphs with the NEWS2 bands and the points; the escalation
 //!   Task is stat, on ward watford-w1; it is on the task list, where the
 //!   nurse acknowledges and completes it;
-//! * a remote-monitoring gateway (the suite's backend-services token)
-//!   posts a transaction Bundle for the patient:
-//!   scored on arrival, the score read back over FHIR.
+//! * the chart links to the observations page, which shows the patient
+//!   banner;
+//! * a remote-monitoring gateway with a backend-services token of exactly
+//!   `system/Observation.c` (SMART v2 create) posts a transaction Bundle
+//!   for the patient: scored on arrival, the score read back over FHIR; the
+//!   same token may not read;
+//! * a date-only reading (as imported data carry) is stored as sent and
+//!   not scored.
 
 use serde_json::{Value, json};
 
@@ -44,8 +49,15 @@ fn scenario(env: &Env) {
         })
         .find(|id| id != "new" && !id.contains(['/', '?']))
         .unwrap_or_else(|| panic!("{}: no patient on the board", env.name));
+    let chart = page(&nurse, &format!("{root}/ui/patients/{patient}"));
+    assert!(
+        chart.contains(&format!(r#"href="/ui/patients/{patient}/observations""#)),
+        "{}: the chart links to the observations",
+        env.name
+    );
     let url = format!("{root}/ui/patients/{patient}/observations");
     let p = page(&nurse, &url);
+    assert!(p.contains(r#"data-testid="patient-banner""#), "the banner");
     assert!(p.contains(r#"data-testid="obs-form""#), "{}", env.name);
     assert!(p.contains(r#"inputmode="decimal""#));
 
@@ -98,7 +110,7 @@ fn scenario(env: &Env) {
 
     let tasks = common::entries(
         &s.get(&format!(
-            "Task?patient=Patient/{patient}&code=https://fhir.wardline.invalid/CodeSystem/task|news2-escalation"
+            "Task?patient=Patient/{patient}&code=https://fhir.wardline.invalid/CodeSystem/task-kind|news2-emergency"
         ))
         .body,
     );
@@ -106,6 +118,9 @@ fn scenario(env: &Env) {
     let t: &Value = &tasks[0]["resource"];
     assert_eq!(t["priority"], "stat");
     assert_eq!(t["location"]["reference"], "Location/watford-w1");
+    // The shared Task convention: the ward's team owns it; due time.
+    assert_eq!(t["owner"]["reference"], "Location/watford-w1");
+    assert!(t["restriction"]["period"]["end"].is_string(), "{t}");
     let tid = t["id"].as_str().unwrap().to_owned();
 
     let list = page(&nurse, &format!("{root}/ui/observations/tasks"));
@@ -129,10 +144,13 @@ fn scenario(env: &Env) {
     assert_eq!(r.status(), 303);
     assert_eq!(s.get(&format!("Task/{tid}")).body["status"], "completed");
 
-    // The remote gateway: a backend-services client posting a Bundle.
-    // The suite's backend-services token (`system/*.cruds`, minted when the
-    // server started), as the gateway's.
-    let at = "2026-03-02T10:00:00Z";
+    // The remote gateway: a backend-services client posting a Bundle with
+    // a token of exactly `system/Observation.c`. Taken five minutes ago.
+    let gateway = common::authorised_client(&env.system_token("system/Observation.c"));
+    let at = wardline_fhir::datetime::format_instant(
+        wardline_fhir::datetime::now_ms() / 1000 * 1000 - 300_000,
+    );
+    let at = at.as_str();
     let obs = |code: &str, system: &str, value: Value| {
         let mut o = json!({"resourceType": "Observation", "status": "final",
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
@@ -154,11 +172,32 @@ fn scenario(env: &Env) {
         obs("67775-7", loinc, json!({"valueCodeableConcept": {"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/acvpu", "code": "A"}]}})),
         obs("8310-5", loinc, q(36.8, "Cel")),
     ]});
-    let r = s.post("", &bundle);
-    assert!(r.is_success(), "{}: {}", env.name, r.brief());
+    let post = |body: &Value, path: &str| {
+        gateway
+            .post(s.url(path))
+            .header("Content-Type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let r = post(&bundle, "");
+    assert_eq!(
+        r.status(),
+        200,
+        "{}: {}",
+        env.name,
+        r.text().unwrap_or_default()
+    );
+    // Create only: the same token may not read.
+    let r = gateway
+        .get(s.url(&format!("Patient/{patient}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let scores = common::entries(
         &s.get(&format!(
-            "Observation?subject=Patient/{patient}&code=https://fhir.wardline.invalid/CodeSystem/observation|news2&date=eq{at}"
+            "Observation?subject=Patient/{patient}&code=https://fhir.wardline.invalid/CodeSystem/observation|news2&date=eq{}",
+            common::escape_uri(at)
         ))
         .body,
     );
@@ -171,6 +210,20 @@ fn scenario(env: &Env) {
             .len(),
         7
     );
+
+    // A date-only reading (imported data, FHIR examples): stored as sent,
+    // never refused because it cannot be scored, and not scored.
+    let mut dated = bundle["entry"][1]["resource"].clone();
+    dated["effectiveDateTime"] = json!("2026-03-02");
+    let r = post(&dated, "Observation");
+    assert_eq!(r.status(), 201, "{}", env.name);
+    let scores = common::entries(
+        &s.get(&format!(
+            "Observation?subject=Patient/{patient}&code=https://fhir.wardline.invalid/CodeSystem/observation|news2&date=2026-03-02"
+        ))
+        .body,
+    );
+    assert!(scores.is_empty(), "{}: {scores:?}", env.name);
 }
 
 #[test]
