@@ -230,8 +230,7 @@ fn chart_body(
         @if let Some(d) = done { (layout::success(d)) }
         @if let Some((f, m)) = &st.error { (layout::error_summary(&[(f.clone(), m.clone())])) }
         (crate::chart::banner(p, None))
-        span class="nhsuk-caption-l" data-testid="obs-patient" { (p.display_name) }
-        h1 { "Observations and NEWS2" }
+        h2 class="nhsuk-heading-l" data-testid="obs-heading" { "Observations and NEWS2" }
         @for e in open {
             div class="nhsuk-warning-callout" data-testid="news2-alert" data-level=(e.level.map(Level::code).unwrap_or("")) {
                 h3 class="nhsuk-warning-callout__label" { span role="text" { "NEWS2 escalation " (level_tag(e.level)) } }
