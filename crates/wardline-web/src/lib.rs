@@ -1293,23 +1293,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .merge(theatres::routes())
         // ── end of issue 19: theatres ──
         // ── issue 20: news2 ──
-        .route(
-            "/patients/{id}/observations",
-            get(observations::chart_page).post(observations::record_post),
-        )
-        .route(
-            "/patients/{id}/observations/scale",
-            post(observations::scale_post),
-        )
-        .route("/observations/tasks", get(observations::tasks_page))
-        .route(
-            "/observations/tasks/{id}/acknowledge",
-            post(observations::acknowledge_post),
-        )
-        .route(
-            "/observations/tasks/{id}/complete",
-            post(observations::complete_post),
-        )
+        .merge(observations::routes())
         // ── end of issue 20: news2 ──
         // ── issue 20: ed ──
         // ── end of issue 20: ed ──

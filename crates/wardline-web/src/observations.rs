@@ -542,3 +542,20 @@ pub(crate) async fn complete_post(
 ) -> Response {
     task_action(ui, req, id, body, true).await
 }
+
+/// The observation pages' routes (under `/ui`), merged into the router.
+pub(crate) fn routes() -> axum::Router<crate::Ui> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route(
+            "/patients/{id}/observations",
+            get(chart_page).post(record_post),
+        )
+        .route("/patients/{id}/observations/scale", post(scale_post))
+        .route("/observations/tasks", get(tasks_page))
+        .route(
+            "/observations/tasks/{id}/acknowledge",
+            post(acknowledge_post),
+        )
+        .route("/observations/tasks/{id}/complete", post(complete_post))
+}
