@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use wardline_auth::directory::{Directory, LoginError, Position};
 use wardline_auth::pkce;
-use wardline_auth::scopes::{Context, ScopeSet};
+use wardline_auth::scopes::ScopeSet;
 use wardline_core::access::{Agent, AgentKind};
 use wardline_core::audit::{AuditRecord, WARDLINE_SUBTYPE};
 use wardline_fhir::FhirError;
@@ -1108,9 +1108,7 @@ fn client_credentials(
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &e.to_string()),
     };
     let allowed = ScopeSet::parse(&client.scope).unwrap_or_default();
-    let mut granted = requested.intersect(&allowed);
-    granted.resources.retain(|r| r.context == Context::System);
-    granted.other.clear();
+    let granted = requested.system_grant(&allowed);
     if granted.is_empty() {
         return oauth_error(
             StatusCode::BAD_REQUEST,

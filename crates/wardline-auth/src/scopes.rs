@@ -339,6 +339,18 @@ impl ScopeSet {
     /// scope's query pairs are all present in the request); its perms are narrowed to
     /// the union of the covering scopes' perms, and it is dropped if that leaves none.
     /// Non-resource scopes are kept if `allowed` has them.
+    /// What a backend-services client (SMART `client_credentials`) is granted
+    /// when it asks for `self` and is registered for `allowed`: the
+    /// `system/` resource scopes of [`ScopeSet::intersect`], nothing else.
+    /// A narrower request than the registration (`system/Observation.c` of
+    /// a client registered for `system/*.cruds`) is granted as asked.
+    pub fn system_grant(&self, allowed: &ScopeSet) -> ScopeSet {
+        let mut granted = self.intersect(allowed);
+        granted.resources.retain(|r| r.context == Context::System);
+        granted.other.clear();
+        granted
+    }
+
     pub fn intersect(&self, allowed: &ScopeSet) -> ScopeSet {
         let mut out = ScopeSet::default();
         for req in &self.resources {
@@ -483,6 +495,29 @@ mod tests {
             Some(Context::System)
         );
         assert_eq!(s.permits_any_context("Encounter", Perm::R), None);
+    }
+
+    #[test]
+    fn a_backend_client_is_granted_create_only_as_smart_v2_says() {
+        // SMART v2: `c` is create. A gateway asks for exactly that.
+        let asked = set("system/Observation.c");
+        for registered in [
+            "system/*.cruds",
+            "system/Observation.c",
+            "system/Observation.crs",
+        ] {
+            let g = asked.system_grant(&set(registered));
+            assert_eq!(g.to_string(), "system/Observation.c", "{registered}");
+            assert!(g.permits(Context::System, "Observation", Perm::C));
+            assert!(!g.permits(Context::System, "Observation", Perm::R));
+            assert!(!g.permits(Context::System, "Task", Perm::C));
+        }
+        // Not registered for it: nothing.
+        assert!(asked.system_grant(&set("system/Patient.rs")).is_empty());
+        // Only system/ scopes are granted to a backend client.
+        let g = set("system/Observation.c user/*.rs openid")
+            .system_grant(&set("system/*.cruds user/*.rs openid"));
+        assert_eq!(g.to_string(), "system/Observation.c");
     }
 
     #[test]

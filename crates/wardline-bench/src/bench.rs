@@ -74,6 +74,9 @@ pub enum BenchCommand {
     /// admitted entries offered, among a trust's sessions (min, p50, p99).
     Theatre(crate::theatre::TheatreBenchArgs),
     // issue 20: news2
+    /// Remote-monitoring ingest (issue 20): vital-signs readings posted in
+    /// transaction Bundles, NEWS2 scored on arrival; readings per second.
+    News2(crate::news2::News2BenchArgs),
     // end of issue 20: news2
     // issue 20: ed
     // end of issue 20: ed
@@ -212,6 +215,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Clinic(a) => crate::clinic::run(a)?,
         BenchCommand::Theatre(a) => crate::theatre::run(a)?,
         // issue 20: news2
+        BenchCommand::News2(a) => crate::news2::run(a)?,
         // end of issue 20: news2
         // issue 20: ed
         // end of issue 20: ed

@@ -2,7 +2,7 @@
 //! suite) and kept out of the shipped `wardline` binary.
 //!
 //! `wardline-bench ingest|read|search|chart|everything|export|explain|mllp|
-//! workspace|matching|results|checks|mar|discharge|mesh|ptl|clinic|theatre` (see `--help` of each, and `BENCHMARKS.md` for the figures).
+//! workspace|matching|results|checks|mar|discharge|mesh|ptl|clinic|theatre|news2` (see `--help` of each, and `BENCHMARKS.md` for the figures).
 //! It is tooling that composes the system as the `wardline` binary does:
 //! it opens the store (SQLite under `--data-dir`, or `--database`), builds a
 //! `FhirService`, and starts the HTTP server, the MLLP listener or the
@@ -30,6 +30,7 @@ mod results;
 mod theatre;
 mod workspace;
 // issue 20: news2
+mod news2;
 // end of issue 20: news2
 // issue 20: ed
 // end of issue 20: ed

@@ -570,6 +570,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             p data-testid="clinic-letters-link" { a href={ "/ui/patients/" (enc(&p.id)) "/clinic-letters" } { "Clinic letters" } ": letters to the GP and the patient after outpatient attendances" }
             p data-testid="notes-link" { a href={ "/ui/patients/" (enc(&p.id)) "/notes" } { "Clinical notes" } ": ward round and clinic notes, signed, with their versions" }
             p data-testid="results-link" { a href={ "/ui/patients/" (enc(&p.id)) "/results" } { "Results" } ": every result, as a table and trend charts" }
+            p data-testid="observations-link" { a href={ "/ui/patients/" (enc(&p.id)) "/observations" } { "Observations and NEWS2" } ": vital signs, NEWS2 scores and escalations, charts with the NEWS2 bands" }
             // issue 18: referrals
             p data-testid="referrals-link" { a href={ "/ui/patients/" (enc(&p.id)) "/referrals" } { "Referrals" } ": e-Referrals to other providers, and their acceptance" }
             p data-testid="pathways-link" { a href={ "/ui/patients/" (enc(&p.id)) "/pathways" } { "Pathways and waiting lists" } ": referral to treatment clocks, waiting lists, a referral received" }

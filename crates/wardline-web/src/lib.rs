@@ -50,6 +50,7 @@ mod rtt;
 mod theatres;
 mod waiting;
 // issue 20: news2
+mod observations;
 // end of issue 20: news2
 // issue 20: ed
 // end of issue 20: ed
@@ -888,6 +889,36 @@ pub const ROUTES: &[UiRoute] = &[
     r("GET", "/ui/theatres/utilisation", "theatre utilisation"),
     // ── end of issue 19: theatres ──
     // ── issue 20: news2 ──
+    r(
+        "GET",
+        "/ui/patients/{id}/observations",
+        "a patient's observation chart: NEWS2 alerts, the ward form, graphs with the NEWS2 bands, the table",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/observations",
+        "record a set of vital signs (NEWS2 scored, escalated)",
+    ),
+    r(
+        "POST",
+        "/ui/patients/{id}/observations/scale",
+        "set the patient's SpO₂ scale (scale 2: prescribers only)",
+    ),
+    r(
+        "GET",
+        "/ui/observations/tasks",
+        "open NEWS2 escalation tasks per ward or team",
+    ),
+    r(
+        "POST",
+        "/ui/observations/tasks/{id}/acknowledge",
+        "acknowledge a NEWS2 escalation",
+    ),
+    r(
+        "POST",
+        "/ui/observations/tasks/{id}/complete",
+        "complete a NEWS2 escalation with its outcome",
+    ),
     // ── end of issue 20: news2 ──
     // ── issue 20: ed ──
     // ── end of issue 20: ed ──
@@ -1305,6 +1336,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .merge(theatres::routes())
         // ── end of issue 19: theatres ──
         // ── issue 20: news2 ──
+        .merge(observations::routes())
         // ── end of issue 20: news2 ──
         // ── issue 20: ed ──
         // ── end of issue 20: ed ──

@@ -90,6 +90,7 @@ pub mod rtt;
 pub mod theatres;
 pub mod waiting;
 // issue 20: news2
+pub mod observations;
 // end of issue 20: news2
 // issue 20: ed
 // end of issue 20: ed
@@ -137,6 +138,12 @@ pub fn with_operations(svc: FhirService) -> FhirService {
 /// that writes calls this. A module whose rule a single write of any
 /// channel could break adds its `wardline_core::WriteRule` here.
 pub fn with_rules(svc: FhirService) -> FhirService {
+    with_rules_at(svc, wardline_auth::clock::Clock::system())
+}
+
+/// [`with_rules`] with the clock the time-dependent hooks read (what is a
+/// recent reading to score: `observations::scoring`); tests move it.
+pub fn with_rules_at(svc: FhirService, clock: wardline_auth::clock::Clock) -> FhirService {
     svc.with_rule(std::sync::Arc::new(pmi::UniqueIdentifiers))
         .with_rule(std::sync::Arc::new(orders::catalogue::CatalogueRule))
         .with_rule(std::sync::Arc::new(medicines::prescribe::PrescriptionRule))
@@ -164,6 +171,12 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         // issue 19: a clinic slot is busy while an appointment holds it.
         .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
         // issue 20: news2
+        // NEWS2 scored on arrival on every channel, and escalated.
+        .with_hook(std::sync::Arc::new(
+            observations::scoring::ScoreOnArrival::new(clock),
+        ))
+        // SpO₂ scale 2 set or stopped by a registered clinician only.
+        .with_rule(std::sync::Arc::new(observations::scale::ScaleRule))
         // end of issue 20: news2
         // issue 20: ed
         // end of issue 20: ed

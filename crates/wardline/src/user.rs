@@ -463,7 +463,13 @@ pub fn run_token(a: TokenArgs) -> Result<ExitCode> {
                 .map_err(wardline::load::fhir_err)?
                 .ok_or_else(|| anyhow::anyhow!("no registered client '{client}'"))?;
             let allowed: ScopeSet = c.scope.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-            dir.issue_system_token(client, &allowed.intersect(&scope), ttl)
+            // What it asks for, as far as its registration allows (the
+            // token endpoint's rule: `ScopeSet::system_grant`).
+            let granted = scope.system_grant(&allowed);
+            if granted.is_empty() {
+                anyhow::bail!("--scope: none of {scope} may be granted to '{client}' ({allowed})");
+            }
+            dir.issue_system_token(client, &granted, ttl)
         }
         (None, None) => anyhow::bail!("give --user NAME or --client ID"),
     };

@@ -13,7 +13,7 @@ use wardline_fhir::FhirError;
 
 use super::flags::{Cpis, EndOfLife};
 use super::mha::Detention;
-use super::{FlagKind, TASK_KIND_SYSTEM, allergy_in_force, code_of, is_no_known_allergy};
+use super::{FlagKind, allergy_in_force, code_of, is_no_known_allergy};
 
 /// How many of each kind the banner reads (a patient has a handful).
 const MAX: &str = "200";
@@ -168,10 +168,9 @@ pub fn banner(svc: &FhirService, access: &dyn Access, patient: &str) -> Result<B
         "Task",
         &[
             ("patient", patient.to_owned()),
-            (
-                "code",
-                format!("{TASK_KIND_SYSTEM}|news2-urgent,{TASK_KIND_SYSTEM}|news2-emergency"),
-            ),
+            // Every NEWS2 escalation kind, as the observations module
+            // names them (a 3 in one parameter, urgent, emergency).
+            ("code", crate::observations::scoring::kinds_query()),
             (
                 "status",
                 "requested,received,accepted,ready,in-progress,on-hold".to_owned(),

@@ -56,6 +56,7 @@ mod transfers_chain;
 mod ui;
 mod uk_core;
 // issue 20: news2
+mod observations;
 // end of issue 20: news2
 // issue 20: ed
 // end of issue 20: ed
