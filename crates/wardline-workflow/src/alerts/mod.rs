@@ -73,7 +73,7 @@ pub const MHA_SECTION_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/m
 /// An allergy whose substance is free text, not coded (`valueBoolean` true).
 pub const FREE_TEXT_EXT: &str = "https://fhir.wardline.invalid/StructureDefinition/free-text";
 /// The shared task convention's kinds (`Task.code.coding[0].system`).
-pub const TASK_KIND_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/task-kind";
+pub use crate::tasks::KIND_SYSTEM as TASK_KIND_SYSTEM;
 /// `Task.code` of a reminder before a detention's legal expiry.
 pub const MHA_EXPIRY_TASK: &str = "mha-expiry";
 /// SNOMED CT.

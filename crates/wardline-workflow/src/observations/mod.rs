@@ -78,7 +78,7 @@ pub const ESCALATION_EXT: &str =
     "https://fhir.wardline.invalid/StructureDefinition/news2-escalation";
 /// The shared Task convention's kinds (`news2-single-3`, `news2-urgent`,
 /// `news2-emergency`: [`scoring::task_kind`]).
-pub const TASK_KIND_SYSTEM: &str = "https://fhir.wardline.invalid/CodeSystem/task-kind";
+pub use crate::tasks::KIND_SYSTEM as TASK_KIND_SYSTEM;
 pub const CATEGORY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 
 /// The reading's code (system, code, display, UCUM unit) for each parameter.
