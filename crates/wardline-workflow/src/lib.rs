@@ -59,6 +59,9 @@
 //! * [`theatres`] — theatre sessions and lists from the admitted waiting
 //!   list, on-the-day steps behind the WHO surgical safety checklist (on
 //!   every channel), the operation recorded (RTT 30) and utilisation.
+//! * [`ed`] — the Emergency Department: arrival, triage, streaming, the
+//!   tracking board with its 4- and 12-hour clocks, referral, decision to
+//!   admit through [`adt`], discharge, and the ECDS-shaped extract.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //!
@@ -86,6 +89,7 @@ pub mod waiting;
 // issue 20: news2
 // end of issue 20: news2
 // issue 20: ed
+pub mod ed;
 // end of issue 20: ed
 // issue 20: alerts
 // end of issue 20: alerts
@@ -151,9 +155,11 @@ pub fn with_rules(svc: FhirService) -> FhirService {
         .with_hook(std::sync::Arc::new(medicines::formulary::FormularyChanged))
         // issue 19: a clinic slot is busy while an appointment holds it.
         .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
-    // issue 20: news2
-    // end of issue 20: news2
-    // issue 20: ed
+        // issue 20: news2
+        // end of issue 20: news2
+        // issue 20: ed
+        // the Emergency Department attendance's lifecycle on every channel.
+        .with_rule(std::sync::Arc::new(ed::EdRule))
     // end of issue 20: ed
     // issue 20: alerts
     // end of issue 20: alerts
