@@ -76,6 +76,9 @@ pub enum BenchCommand {
     // issue 20: news2
     // end of issue 20: news2
     // issue 20: ed
+    /// The Emergency Department's tracking board with 150 patients in the
+    /// department (issue 20): the page's workflow call (min, p50, p99).
+    Ed(crate::ed::EdBenchArgs),
     // end of issue 20: ed
 }
 
@@ -214,6 +217,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         // issue 20: news2
         // end of issue 20: news2
         // issue 20: ed
+        BenchCommand::Ed(a) => crate::ed::run(a)?,
         // end of issue 20: ed
     }
     Ok(ExitCode::SUCCESS)

@@ -32,6 +32,7 @@ mod workspace;
 // issue 20: news2
 // end of issue 20: news2
 // issue 20: ed
+mod ed;
 // end of issue 20: ed
 // issue 20: alerts
 // end of issue 20: alerts

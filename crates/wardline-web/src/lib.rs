@@ -52,6 +52,7 @@ mod waiting;
 // issue 20: news2
 // end of issue 20: news2
 // issue 20: ed
+mod ed;
 // end of issue 20: ed
 // issue 20: alerts
 // end of issue 20: alerts
@@ -882,6 +883,67 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 20: news2 ──
     // ── end of issue 20: news2 ──
     // ── issue 20: ed ──
+    r(
+        "GET",
+        "/ui/ed",
+        "the Emergency Department's tracking board (live): clocks, triage, waiting for",
+    ),
+    r(
+        "GET",
+        "/ui/ed/arrive",
+        "record an arrival: find the patient",
+    ),
+    r(
+        "POST",
+        "/ui/ed/arrive",
+        "record an arrival (a known patient or an unknown one registered)",
+    ),
+    r(
+        "GET",
+        "/ui/ed/attendances/{id}",
+        "an attendance: triage, stream, refer, admit, discharge, coding",
+    ),
+    r("POST", "/ui/ed/attendances/{id}/triage", "record triage"),
+    r(
+        "POST",
+        "/ui/ed/attendances/{id}/stream",
+        "stream to an area",
+    ),
+    r(
+        "POST",
+        "/ui/ed/attendances/{id}/see",
+        "take the patient (responsible clinician)",
+    ),
+    r(
+        "POST",
+        "/ui/ed/attendances/{id}/waiting",
+        "record what the patient waits for",
+    ),
+    r(
+        "POST",
+        "/ui/ed/attendances/{id}/refer",
+        "refer to a specialty",
+    ),
+    r(
+        "POST",
+        "/ui/ed/attendances/{id}/code",
+        "record the ECDS coding",
+    ),
+    r(
+        "POST",
+        "/ui/ed/attendances/{id}/admit",
+        "decision to admit: admitted through ADT",
+    ),
+    r(
+        "POST",
+        "/ui/ed/attendances/{id}/discharge",
+        "discharge from the department with its destination",
+    ),
+    r(
+        "GET",
+        "/ui/ed/export",
+        "the ECDS-shaped extract (CSV, JSON) and its columns",
+    ),
     // ── end of issue 20: ed ──
     // ── issue 20: alerts ──
     // ── end of issue 20: alerts ──
@@ -1264,6 +1326,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         // ── issue 20: news2 ──
         // ── end of issue 20: news2 ──
         // ── issue 20: ed ──
+        .merge(ed::routes())
         // ── end of issue 20: ed ──
         // ── issue 20: alerts ──
         // ── end of issue 20: alerts ──

@@ -138,8 +138,9 @@ pub fn department_of<'a>(depts: &'a [Department], enc: &Value) -> Option<&'a Dep
 pub fn diagnoses(tx: &mut Tx<'_>, enc: &Value) -> Result<Vec<(String, String)>, EdError> {
     let mut out = Vec::new();
     for d in enc["diagnosis"].as_array().into_iter().flatten() {
+        // A caller who may not read diagnoses (a clerk) sees none.
         if let Some(id) = reference_id(&d["condition"], "Condition")
-            && let Some(c) = tx.get("Condition", id)?
+            && let Ok(Some(c)) = tx.get("Condition", id)
         {
             out.push(coded(&c["code"]));
         }
@@ -286,6 +287,7 @@ pub fn board(
         .filter(|r| r["resourceType"] == "Patient")
         .filter_map(|p| Some((p["id"].as_str()?.to_owned(), p)))
         .collect();
+    // A caller who may not read requests (a clerk) sees no referrals.
     let refs = crate::fhir::search_as_all(
         svc,
         access,
@@ -294,7 +296,8 @@ pub fn board(
             ("category", format!("{REFERRAL_CATEGORY}|specialty-review")),
             ("status", "active".to_owned()),
         ],
-    )?;
+    )
+    .unwrap_or_default();
     let mut referrals: HashMap<String, Vec<String>> = HashMap::new();
     for r in &refs.resources {
         if let Some(e) = reference_id(&r["encounter"], "Encounter") {

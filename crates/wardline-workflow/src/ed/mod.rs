@@ -48,8 +48,10 @@
 //!   status are never changed (no discharge twice); no triage before
 //!   arrival (a triage needs an arrived patient and a time not before the
 //!   arrival); a triage category once recorded is never removed; the
-//!   arrival time is never moved later (that would hide a breach); a
-//!   finished attendance has its departure time and destination.
+//!   arrival time is never moved later (that would hide a breach); an
+//!   attendance leaving the department has its departure time and
+//!   destination (a finished one written whole, as history loaded from
+//!   another system, is taken as it is).
 //! * Decision to admit only from the department ([`attend::admit_in`]): an
 //!   attendance in progress is finished and the inpatient admission made
 //!   by [`crate::adt::admit_in`] in the same transaction.
@@ -563,7 +565,11 @@ fn refuse(at: &str, message: impl Into<String>) -> FhirError {
 pub fn check_attendance(new: &Value, current: Option<&Value>) -> Result<(), FhirError> {
     let status = new["status"].as_str().unwrap_or("");
     let arrival = arrival_ms(new);
-    if rank(status).is_some_and(|r| r >= 1) && arrival.is_none() {
+    // A finished attendance written whole (history loaded from another
+    // system, the demo trust) is taken as it is; one leaving the
+    // department here must say when and where to.
+    let leaving = status == "finished" && current.is_some_and(in_department);
+    if (in_department(new) || leaving) && arrival.is_none() {
         return Err(refuse(
             "Encounter.period.start",
             "An attendance needs its arrival time (period.start)",
@@ -594,7 +600,7 @@ pub fn check_attendance(new: &Value, current: Option<&Value>) -> Result<(), Fhir
             "A triaged attendance needs its triage category (1 to 5)",
         ));
     }
-    if status == "finished" {
+    if leaving {
         let end = new["period"]["end"].as_str().and_then(ms);
         match (end, arrival) {
             (None, _) => {
