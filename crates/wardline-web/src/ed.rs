@@ -327,6 +327,8 @@ fn unknown_patient(cx: &Cx, form: &Form) -> Result<String, (String, String)> {
         },
         birth_date: format!("{year:04}-01-01"),
         gender: gender.into(),
+        // The national default postcode of an address not known.
+        postcode: "ZZ99 3VZ".into(),
         ..NewPatient::default()
     };
     pmi::register(&cx.svc, cx.access(), &p, true)
