@@ -883,67 +883,19 @@ pub const ROUTES: &[UiRoute] = &[
     // ── issue 20: news2 ──
     // ── end of issue 20: news2 ──
     // ── issue 20: ed ──
-    r(
-        "GET",
-        "/ui/ed",
-        "the Emergency Department's tracking board (live): clocks, triage, waiting for",
-    ),
-    r(
-        "GET",
-        "/ui/ed/arrive",
-        "record an arrival: find the patient",
-    ),
-    r(
-        "POST",
-        "/ui/ed/arrive",
-        "record an arrival (a known patient or an unknown one registered)",
-    ),
-    r(
-        "GET",
-        "/ui/ed/attendances/{id}",
-        "an attendance: triage, stream, refer, admit, discharge, coding",
-    ),
-    r("POST", "/ui/ed/attendances/{id}/triage", "record triage"),
-    r(
-        "POST",
-        "/ui/ed/attendances/{id}/stream",
-        "stream to an area",
-    ),
-    r(
-        "POST",
-        "/ui/ed/attendances/{id}/see",
-        "take the patient (responsible clinician)",
-    ),
-    r(
-        "POST",
-        "/ui/ed/attendances/{id}/waiting",
-        "record what the patient waits for",
-    ),
-    r(
-        "POST",
-        "/ui/ed/attendances/{id}/refer",
-        "refer to a specialty",
-    ),
-    r(
-        "POST",
-        "/ui/ed/attendances/{id}/code",
-        "record the ECDS coding",
-    ),
-    r(
-        "POST",
-        "/ui/ed/attendances/{id}/admit",
-        "decision to admit: admitted through ADT",
-    ),
-    r(
-        "POST",
-        "/ui/ed/attendances/{id}/discharge",
-        "discharge from the department with its destination",
-    ),
-    r(
-        "GET",
-        "/ui/ed/export",
-        "the ECDS-shaped extract (CSV, JSON) and its columns",
-    ),
+    r("GET", "/ui/ed", "the ED tracking board (live)"),
+    r("GET", "/ui/ed/arrive", "find the arriving patient"),
+    r("POST", "/ui/ed/arrive", "record an arrival"),
+    r("GET", "/ui/ed/attendances/{id}", "an ED attendance"),
+    r("POST", "/ui/ed/attendances/{id}/triage", "triage"),
+    r("POST", "/ui/ed/attendances/{id}/stream", "stream"),
+    r("POST", "/ui/ed/attendances/{id}/see", "take the patient"),
+    r("POST", "/ui/ed/attendances/{id}/waiting", "waiting for"),
+    r("POST", "/ui/ed/attendances/{id}/refer", "refer"),
+    r("POST", "/ui/ed/attendances/{id}/code", "ECDS coding"),
+    r("POST", "/ui/ed/attendances/{id}/admit", "admit"),
+    r("POST", "/ui/ed/attendances/{id}/discharge", "leave"),
+    r("GET", "/ui/ed/export", "the ECDS extract"),
     // ── end of issue 20: ed ──
     // ── issue 20: alerts ──
     // ── end of issue 20: alerts ──

@@ -363,7 +363,7 @@ pub fn board(
             clock: Clock::after(in_ms),
         });
     }
-    rows.sort_by(|a, b| b.in_department_ms.cmp(&a.in_department_ms));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.in_department_ms));
     let count = |c: Clock| rows.iter().filter(|r| r.clock >= c).count();
     Ok(Board {
         amber: count(Clock::Amber),
@@ -559,7 +559,7 @@ pub fn extract(
             },
         ));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|a| a.0);
     Ok(out.into_iter().map(|(_, r)| r).collect())
 }
 
