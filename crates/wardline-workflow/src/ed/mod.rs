@@ -42,7 +42,8 @@
 //!
 //! # Rules (one home each)
 //!
-//! * [`EdRule`], a write rule on every `EMER` Encounter (registered in
+//! * [`EdRule`], a write rule on every attendance ([`is_attendance`]: an
+//!   `EMER` Encounter carrying [`ED_EXT`]; registered in
 //!   `crate::with_rules`: REST, Bundles and the pages alike): the status
 //!   never goes back; a finished attendance's departure, destination and
 //!   status are never changed (no discharge twice); no triage before
@@ -476,9 +477,14 @@ impl From<crate::adt::AdtError> for EdError {
 
 // ---------------------------------------------------------------- readers
 
-/// Whether `enc` is an attendance of the department.
+/// Whether `enc` is an attendance of the department: an `EMER` Encounter
+/// carrying [`ED_EXT`] (what arrival writes). Other emergency-class
+/// encounters (an HL7 v2 feed's, history loaded from elsewhere) are not
+/// the department's and are left to their writers.
 pub fn is_attendance(enc: &Value) -> bool {
-    enc["resourceType"] == "Encounter" && enc["class"]["code"] == "EMER"
+    enc["resourceType"] == "Encounter"
+        && enc["class"]["code"] == "EMER"
+        && ext(enc, ED_EXT).is_some()
 }
 
 /// Whether the attendance is still in the department.
