@@ -79,6 +79,9 @@ pub enum BenchCommand {
     News2(crate::news2::News2BenchArgs),
     // end of issue 20: news2
     // issue 20: ed
+    /// The Emergency Department's tracking board with 150 patients in the
+    /// department (issue 20): the page's workflow call (min, p50, p99).
+    Ed(crate::ed::EdBenchArgs),
     // end of issue 20: ed
 }
 
@@ -218,6 +221,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::News2(a) => crate::news2::run(a)?,
         // end of issue 20: news2
         // issue 20: ed
+        BenchCommand::Ed(a) => crate::ed::run(a)?,
         // end of issue 20: ed
     }
     Ok(ExitCode::SUCCESS)

@@ -33,6 +33,7 @@ mod workspace;
 mod news2;
 // end of issue 20: news2
 // issue 20: ed
+mod ed;
 // end of issue 20: ed
 // issue 20: alerts
 // end of issue 20: alerts

@@ -415,6 +415,39 @@ pub fn generate_on(seed: u64, patients: usize, today: &str, numbers: &Scheme) ->
                 "code": "theatre", "display": "Operating theatre"}]}]);
             entries.push(entry(th));
         }
+        // issue 20: ed — each site's Emergency Department and its areas
+        // (the kinds `wardline_workflow::ed` finds: location-kind `ed`,
+        // `ed-area` with the stream's code in its identifier).
+        let mut ed = location(
+            &format!("{s}-ed"),
+            &format!("Emergency Department, {sname}"),
+            ("area", "Area"),
+            Some(s),
+            None,
+        );
+        ed["type"] = json!([{"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/location-kind",
+            "code": "ed", "display": "Emergency Department"}]}]);
+        entries.push(entry(ed));
+        for (code, name) in [
+            ("resus", "Resus"),
+            ("majors", "Majors"),
+            ("minors", "Minors"),
+            ("paediatrics", "Paediatrics"),
+            ("utc", "Urgent treatment centre"),
+        ] {
+            let mut area = location(
+                &format!("{s}-ed-{code}"),
+                name,
+                ("area", "Area"),
+                Some(&format!("{s}-ed")),
+                None,
+            );
+            area["type"] = json!([{"coding": [{"system": "https://fhir.wardline.invalid/CodeSystem/location-kind",
+                "code": "ed-area", "display": "Emergency Department area"}]}]);
+            area["identifier"] = json!([{"system": "https://fhir.wardline.invalid/CodeSystem/ed-area", "value": code}]);
+            entries.push(entry(area));
+        }
+        // end of issue 20: ed
         for w in 1..=2 {
             let ward = format!("{s}-w{w}");
             entries.push(entry(location(

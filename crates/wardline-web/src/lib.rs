@@ -53,6 +53,7 @@ mod waiting;
 mod observations;
 // end of issue 20: news2
 // issue 20: ed
+mod ed;
 // end of issue 20: ed
 // issue 20: alerts
 mod alerts;
@@ -921,6 +922,19 @@ pub const ROUTES: &[UiRoute] = &[
     ),
     // ── end of issue 20: news2 ──
     // ── issue 20: ed ──
+    r("GET", "/ui/ed", "the ED tracking board (live)"),
+    r("GET", "/ui/ed/arrive", "find the arriving patient"),
+    r("POST", "/ui/ed/arrive", "record an arrival"),
+    r("GET", "/ui/ed/attendances/{id}", "an ED attendance"),
+    r("POST", "/ui/ed/attendances/{id}/triage", "triage"),
+    r("POST", "/ui/ed/attendances/{id}/stream", "stream"),
+    r("POST", "/ui/ed/attendances/{id}/see", "take the patient"),
+    r("POST", "/ui/ed/attendances/{id}/waiting", "waiting for"),
+    r("POST", "/ui/ed/attendances/{id}/refer", "refer"),
+    r("POST", "/ui/ed/attendances/{id}/code", "ECDS coding"),
+    r("POST", "/ui/ed/attendances/{id}/admit", "admit"),
+    r("POST", "/ui/ed/attendances/{id}/discharge", "leave"),
+    r("GET", "/ui/ed/export", "the ECDS extract"),
     // ── end of issue 20: ed ──
     // ── issue 20: alerts ──
     r("GET", "/ui/patients/{id}/alerts", "clinical alerts"),
@@ -1339,6 +1353,7 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
         .merge(observations::routes())
         // ── end of issue 20: news2 ──
         // ── issue 20: ed ──
+        .merge(ed::routes())
         // ── end of issue 20: ed ──
         // ── issue 20: alerts ──
         .merge(alerts::routes())

@@ -62,6 +62,9 @@
 //! * [`forms`] — configurable forms (Questionnaire) completed in the chart
 //!   (QuestionnaireResponse, checked against its version on every channel),
 //!   answers extracted as Observations, KPIs per ward.
+//! * [`ed`] — the Emergency Department: arrival, triage, streaming, the
+//!   tracking board with its 4- and 12-hour clocks, referral, decision to
+//!   admit through [`adt`], discharge, and the ECDS-shaped extract.
 //! * [`consent`] — recording, withdrawing and listing patients' consent
 //!   decisions (what they mean is the core's `consent`).
 //! * [`tasks`] — the one home of the `Task` lifecycle (issue 20): raising,
@@ -93,6 +96,7 @@ pub mod waiting;
 pub mod observations;
 // end of issue 20: news2
 // issue 20: ed
+pub mod ed;
 // end of issue 20: ed
 // issue 20: alerts
 pub mod alerts;
@@ -179,6 +183,8 @@ pub fn with_rules_at(svc: FhirService, clock: wardline_auth::clock::Clock) -> Fh
         .with_rule(std::sync::Arc::new(observations::scale::ScaleRule))
         // end of issue 20: news2
         // issue 20: ed
+        // the Emergency Department attendance's lifecycle on every channel.
+        .with_rule(std::sync::Arc::new(ed::EdRule))
         // end of issue 20: ed
         // issue 20: alerts: who records each alert kind, the MHA legal expiry.
         .with_rule(std::sync::Arc::new(alerts::rule::AlertRule))

@@ -718,6 +718,16 @@ pub fn admit_at(
     a: &Admission,
     at: &str,
 ) -> Result<String, AdtError> {
+    let mut tx = begin(svc, access, "adt-admit", "C")?;
+    let id = admit_in(&mut tx, a, at)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+/// [`admit_at`] inside the caller's transaction (the Emergency Department's
+/// decision to admit, `crate::ed`, finishes the attendance in the same
+/// one); the caller commits.
+pub fn admit_in(tx: &mut Tx<'_>, a: &Admission, at: &str) -> Result<String, AdtError> {
     let at_ms = check_time(at, "admission")?;
     if a.patient_id.trim().is_empty() {
         return Err(AdtError::invalid("Choose the patient to admit."));
@@ -764,9 +774,8 @@ pub fn admit_at(
         None => None,
     };
 
-    let mut tx = begin(svc, access, "adt-admit", "C")?;
     lock(
-        &mut tx,
+        tx,
         &[
             format!("Location/{}", a.bed_id),
             format!("Patient/{}", a.patient_id),
@@ -780,9 +789,9 @@ pub fn admit_at(
             "This patient record is inactive (merged into another record): admit the patient on their current record.",
         ));
     }
-    let bed = beds::require_bed(&mut tx, &a.bed_id)?;
-    if let Some(found) = active_admission(&tx, &a.patient_id, None)? {
-        return Err(already_admitted(&tx, found)?);
+    let bed = beds::require_bed(tx, &a.bed_id)?;
+    if let Some(found) = active_admission(tx, &a.patient_id, None)? {
+        return Err(already_admitted(tx, found)?);
     }
     let consultant = match a
         .consultant_id
@@ -832,15 +841,8 @@ pub fn admit_at(
     }
     // The bed rules first (a bed that cannot take the patient is refused
     // as such), then the placement concerns; nothing is kept on a refusal.
-    beds::enter(
-        &mut tx,
-        &mut enc,
-        &a.bed_id,
-        None,
-        Some(at),
-        Mover::Wardline,
-    )?;
-    let concerns = placement::concerns(&mut tx, &patient, &a.bed_id, None, at_ms)?;
+    beds::enter(tx, &mut enc, &a.bed_id, None, Some(at), Mover::Wardline)?;
+    let concerns = placement::concerns(tx, &patient, &a.bed_id, None, at_ms)?;
     let reason = placement::reason(a.placement_reason.as_deref());
     if !concerns.is_empty() && reason.is_none() {
         return Err(AdtError::needs_reason(concerns));
@@ -849,7 +851,6 @@ pub fn admit_at(
         placement::record(&mut enc, &concerns, r);
     }
     let saved = tx.save(enc)?;
-    tx.commit()?;
     Ok(saved.id)
 }
 

@@ -59,6 +59,7 @@ mod uk_core;
 mod observations;
 // end of issue 20: news2
 // issue 20: ed
+mod ed;
 // end of issue 20: ed
 // issue 20: alerts
 mod alerts;
