@@ -12,7 +12,7 @@ use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
 use time::OffsetDateTime;
 use wardline_workflow::observations::chart::{ChartSet, chart};
-use wardline_workflow::observations::news2::{Acvpu, Parameter, Response as Level};
+use wardline_workflow::observations::news2::{self, Acvpu, Parameter, Response as Level, Scale};
 use wardline_workflow::observations::record::{VitalsForm, record_vitals};
 use wardline_workflow::observations::tasks::{Escalation, act, open_escalations};
 use wardline_workflow::observations::{ObservationsError, scale::set_scale_two};
@@ -24,13 +24,16 @@ fn refusal(e: &ObservationsError) -> Response {
     layout::refusal_page(e.status(), &e.message(), "observations")
 }
 
-/// A parameter's graph: its value axis and NEWS2 bands (low, high, part).
+/// A parameter's graph: its value axis, the chart's precision (`step`) and
+/// the part score of a value — `news2`'s own function, so the shaded bands
+/// are drawn from the one home of the NEWS2 thresholds, never a copy.
 struct Graph {
     p: Parameter,
     unit: &'static str,
     lo: f64,
     hi: f64,
-    bands: &'static [(f64, f64, u8)],
+    step: f64,
+    part: fn(f64) -> u8,
 }
 
 const GRAPHS: [Graph; 5] = [
@@ -39,67 +42,60 @@ const GRAPHS: [Graph; 5] = [
         unit: "/min",
         lo: 0.0,
         hi: 40.0,
-        bands: &[
-            (0.0, 8.5, 3),
-            (8.5, 11.5, 1),
-            (11.5, 20.5, 0),
-            (20.5, 24.5, 2),
-            (24.5, 40.0, 3),
-        ],
+        step: 1.0,
+        part: news2::respiration_rate,
     },
     Graph {
         p: Parameter::Spo2,
         unit: "%",
         lo: 80.0,
         hi: 100.0,
-        bands: &[
-            (80.0, 91.5, 3),
-            (91.5, 93.5, 2),
-            (93.5, 95.5, 1),
-            (95.5, 100.0, 0),
-        ],
+        step: 1.0,
+        part: |v| news2::spo2(v, Scale::One, None),
     },
     Graph {
         p: Parameter::SystolicBp,
         unit: "mmHg",
         lo: 60.0,
         hi: 240.0,
-        bands: &[
-            (60.0, 90.5, 3),
-            (90.5, 100.5, 2),
-            (100.5, 110.5, 1),
-            (110.5, 219.5, 0),
-            (219.5, 240.0, 3),
-        ],
+        step: 1.0,
+        part: news2::systolic_bp,
     },
     Graph {
         p: Parameter::Pulse,
         unit: "/min",
         lo: 30.0,
         hi: 160.0,
-        bands: &[
-            (30.0, 40.5, 3),
-            (40.5, 50.5, 1),
-            (50.5, 90.5, 0),
-            (90.5, 110.5, 1),
-            (110.5, 130.5, 2),
-            (130.5, 160.0, 3),
-        ],
+        step: 1.0,
+        part: news2::pulse,
     },
     Graph {
         p: Parameter::Temperature,
         unit: "°C",
         lo: 34.0,
         hi: 41.0,
-        bands: &[
-            (34.0, 35.05, 3),
-            (35.05, 36.05, 1),
-            (36.05, 38.05, 0),
-            (38.05, 39.05, 1),
-            (39.05, 41.0, 2),
-        ],
+        step: 0.1,
+        part: news2::temperature,
     },
 ];
+
+/// The graph's NEWS2 bands (low, high, part), read off the scoring function
+/// at the chart's precision: a band edge lies half a step between the last
+/// value of one part and the first of the next (8 → 3, 9 → 1: 8.5).
+fn bands(g: &Graph) -> Vec<(f64, f64, u8)> {
+    let mut out: Vec<(f64, f64, u8)> = Vec::new();
+    let n = ((g.hi - g.lo) / g.step).round() as i64;
+    for i in 0..=n {
+        let v = g.lo + i as f64 * g.step;
+        let part = (g.part)(v);
+        let hi = (v + g.step / 2.0).min(g.hi);
+        match out.last_mut() {
+            Some((_, h, q)) if *q == part => *h = hi,
+            _ => out.push(((v - g.step / 2.0).max(g.lo), hi, part)),
+        }
+    }
+    out
+}
 
 fn band_fill(part: u8) -> &'static str {
     match part {
@@ -136,7 +132,7 @@ fn graph_svg(g: &Graph, sets: &[ChartSet]) -> Markup {
             svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (w) " " (h) } role="img" aria-label=(title)
                 data-testid="obs-graph" data-parameter=(format!("{:?}", g.p)) data-points=(points.len()) {
                 title { (title) }
-                @for (lo, hi, part) in g.bands {
+                @for (lo, hi, part) in &bands(g) {
                     rect data-testid="news2-band" data-score=(part) x=(ml) y=(format!("{:.1}", y(*hi)))
                         width=(w - ml - mr) height=(format!("{:.1}", (y(*lo) - y(*hi)).max(0.0))) fill=(band_fill(*part)) {}
                     text x=(ml - 4.0) y=(format!("{:.1}", y(*hi) + 10.0)) font-size="10" text-anchor="end" fill="#212b32" {
@@ -558,4 +554,49 @@ pub(crate) fn routes() -> axum::Router<crate::Ui> {
             post(acknowledge_post),
         )
         .route("/observations/tasks/{id}/complete", post(complete_post))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bands drawn are the chart's (RCP 2017), read off the scoring
+    /// functions: respiration rate ≤ 8 | 9–11 | 12–20 | 21–24 | ≥ 25, and
+    /// temperature's tenths.
+    #[test]
+    fn the_graph_bands_are_the_scoring_functions() {
+        let rr = bands(&GRAPHS[0]);
+        assert_eq!(
+            rr,
+            vec![
+                (0.0, 8.5, 3),
+                (8.5, 11.5, 1),
+                (11.5, 20.5, 0),
+                (20.5, 24.5, 2),
+                (24.5, 40.0, 3)
+            ]
+        );
+        let t = bands(&GRAPHS[4]);
+        let edges: Vec<(String, u8)> = t.iter().map(|(_, h, p)| (format!("{h:.2}"), *p)).collect();
+        assert_eq!(
+            edges,
+            [
+                ("35.05", 3),
+                ("36.05", 1),
+                ("38.05", 0),
+                ("39.05", 1),
+                ("41.00", 2)
+            ]
+            .map(|(e, p)| (e.to_owned(), p))
+        );
+        for g in &GRAPHS {
+            let b = bands(g);
+            assert_eq!(b.first().map(|x| x.0), Some(g.lo), "{:?}", g.p);
+            assert_eq!(b.last().map(|x| x.1), Some(g.hi), "{:?}", g.p);
+            assert!(
+                b.windows(2)
+                    .all(|w| (w[0].1 - w[1].0).abs() < 1e-9 && w[0].2 != w[1].2)
+            );
+        }
+    }
 }
