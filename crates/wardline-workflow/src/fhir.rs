@@ -209,7 +209,9 @@ pub fn all_of<Rd: Reader + ?Sized>(r: &Rd, t: &str) -> Result<Vec<StoredResource
 /// page (an `IN` list of every match, then `rid > cursor`), so small pages
 /// over a long list are quadratic; reading 100,000 open RTT pathways for the
 /// PTL by 1,000 did it 100 times over (`wardline-bench ptl`, BENCHMARKS.md).
-pub const MATCHING_PAGE: usize = 10_000;
+/// A page of stored JSON (~1.5 KB a pathway) is what [`each_matching`]
+/// holds at once: ~75 MB at this size.
+pub const MATCHING_PAGE: usize = 50_000;
 
 /// Every current resource of type `t` matching the search `pairs`, paged
 /// through [`MATCHING_PAGE`] at a time, read past any access: for deciding a

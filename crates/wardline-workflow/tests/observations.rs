@@ -59,7 +59,7 @@ fn person(id: &str, position: Option<&str>) -> Trusted {
 }
 
 /// p1 admitted (e1, ward w1, consultant c1); p2 at home under the community
-/// team ct1; p3 at home with no team; a doctor's and a nurse's positions.
+/// team ct1; p3 at home with no team (their GP practice owns the escalation); a doctor's and a nurse's positions.
 fn seed(svc: &FhirService) {
     let role = |id: &str, who: &str, code: &str| {
         json!({"resourceType": "PractitionerRole", "id": id, "active": true,
@@ -67,9 +67,11 @@ fn seed(svc: &FhirService) {
             "code": [{"coding": [{"system": wardline_auth::directory::ROLE_SYSTEM, "code": code}]}]})
     };
     let rs = vec![
+        json!({"resourceType": "Organization", "id": "gp-p3", "name": "Khan's GP practice"}),
         json!({"resourceType": "Patient", "id": "p1", "active": true, "name": [{"family": "Smith"}]}),
         json!({"resourceType": "Patient", "id": "p2", "active": true, "name": [{"family": "Jones"}]}),
-        json!({"resourceType": "Patient", "id": "p3", "active": true, "name": [{"family": "Khan"}]}),
+        json!({"resourceType": "Patient", "id": "p3", "active": true, "name": [{"family": "Khan"}],
+            "generalPractitioner": [{"reference": "Organization/gp-p3"}]}),
         json!({"resourceType": "Practitioner", "id": "c1"}),
         json!({"resourceType": "Practitioner", "id": "doc"}),
         json!({"resourceType": "Practitioner", "id": "nurse"}),
@@ -731,7 +733,7 @@ fn a_gateway_posts_bundles_and_single_readings_scored_on_arrival() {
         );
 
         // A batch of two patients' sets at the same moment: each scored on
-        // its own patient; p3 has no team and still gets an (unowned) task.
+        // its own patient; p3 has no team: the task goes to their GP practice.
         let mut rs = device_set("Patient/p3", at, &high);
         let low = Vitals {
             respiration_rate: Some(16.0),
@@ -763,7 +765,10 @@ fn a_gateway_posts_bundles_and_single_readings_scored_on_arrival() {
             "one task for the set, raised as its readings arrived"
         );
         assert_eq!(t3[0]["businessStatus"]["coding"][0]["code"], "urgent");
-        assert!(t3[0].get("owner").is_none());
+        assert_eq!(
+            t3[0]["owner"]["reference"], "Organization/gp-p3",
+            "no team: the GP practice owns it, never nobody (H-280)"
+        );
         assert!(escalations(svc, "Patient/p1").is_empty());
 
         // Single readings arriving one by one update the one score of the set.

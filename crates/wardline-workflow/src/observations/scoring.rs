@@ -408,7 +408,8 @@ pub fn task_level(task: &Value) -> Option<Response> {
 
 /// The responsible team of a patient: `(owner, ward)` references. The
 /// owner is the ward (`Location`) for an admitted patient, the active
-/// `CareTeam` for a patient at home.
+/// `CareTeam` for a patient at home, else their GP or the organisation
+/// managing their record.
 pub fn responsible(tx: &Tx<'_>, patient: &str) -> R<(Option<String>, Option<String>)> {
     let encounters = search_all(
         tx,
@@ -439,13 +440,24 @@ pub fn responsible(tx: &Tx<'_>, patient: &str) -> R<(Option<String>, Option<Stri
             ("status", "active".to_owned()),
         ],
     )?;
-    Ok((
-        teams
-            .first()
-            .and_then(|t| t["id"].as_str())
-            .map(|id| format!("CareTeam/{id}")),
-        None,
-    ))
+    if let Some(id) = teams.first().and_then(|t| t["id"].as_str()) {
+        return Ok((Some(format!("CareTeam/{id}")), None));
+    }
+    // No ward and no team: the patient's GP (practice), else the
+    // organisation that manages their record — an urgent escalation is never
+    // left unowned (`tasks::TaskRule`, H-280).
+    let id = patient.strip_prefix("Patient/").unwrap_or(patient);
+    let p = crate::results::stored(tx, "Patient", id)
+        .map_err(|e| wardline_fhir::FhirError::internal(e.to_string()))?
+        .unwrap_or_default();
+    let fallback = p["generalPractitioner"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&p["managingOrganization"]))
+        .find_map(|r| r["reference"].as_str())
+        .map(str::to_owned);
+    Ok((fallback, None))
 }
 
 /// The ward of a place: the encounter holds the bed; its `partOf` chain
