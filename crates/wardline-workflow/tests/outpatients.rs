@@ -694,6 +694,15 @@ fn declining_two_reasonable_offers_raises_a_clinical_review() {
             NOW,
         )
         .unwrap();
+        // Newest first, though all four were made at the same instant: the
+        // unanswered one heads the list the booking page shows.
+        let (shown, declined) = booking::offers(svc, &op(), &entry).unwrap();
+        assert_eq!(shown.len(), 4, "{}", b.name);
+        assert_eq!(
+            (shown[0].id.as_str(), shown[0].answer.as_deref()),
+            (o.as_str(), None)
+        );
+        assert_eq!(declined, 2, "{}", b.name);
         let r = booking::answer(svc, &op(), &o, &Answer::Accepted(on("2027-01-18")), NOW).unwrap();
         let a = get(svc, "Appointment", &r.appointment.unwrap());
         assert!(

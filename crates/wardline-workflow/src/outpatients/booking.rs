@@ -56,6 +56,16 @@ fn fhir_time(now: OffsetDateTime) -> String {
     crate::orders::request::fhir_time(now)
 }
 
+/// A FHIR instant to the millisecond, UTC.
+fn sent_time(now: OffsetDateTime) -> String {
+    let s = fhir_time(now);
+    format!(
+        "{}.{:03}Z",
+        s.trim_end_matches('Z'),
+        now.to_offset(time::UtcOffset::UTC).millisecond()
+    )
+}
+
 // ---------------------------------------------------------------- the entry
 
 /// An outpatient waiting-list entry, as booking reads it.
@@ -584,7 +594,8 @@ pub fn offer_in(
         "subject": {"reference": format!("Patient/{}", e.patient)},
         "basedOn": [{"reference": format!("ServiceRequest/{entry}")}],
         "about": about,
-        "sent": fhir_time(now),
+        // To the millisecond: two offers made in one second still have an order.
+        "sent": sent_time(now),
         "payload": [{"contentString": format!("Offered: {}", starts.join(", "))}],
         "extension": [{"url": OFFER_EXT, "extension": [
             {"url": "reasonable", "valueBoolean": ok}]}],
@@ -759,7 +770,15 @@ pub fn offers(
                 .map(str::to_owned),
         });
     }
-    out.sort_by(|a, b| b.sent.cmp(&a.sent).then(b.id.cmp(&a.id)));
+    // Newest first by the instant (any precision); at the same instant an
+    // unanswered offer before an answered one.
+    let at = |o: &OfferView| wardline_fhir::datetime::parse_range(&o.sent).map(|(ms, _)| ms);
+    out.sort_by(|a, b| {
+        at(b)
+            .cmp(&at(a))
+            .then(a.answer.is_some().cmp(&b.answer.is_some()))
+            .then(b.id.cmp(&a.id))
+    });
     let declined = declined_reasonable_in(&mut tx, entry)?;
     tx.commit()?;
     Ok((out, declined))
