@@ -70,3 +70,15 @@ mod tasks;
 // issue 20: forms
 mod forms;
 // end of issue 20: forms
+// issue 21: bounded work
+// end of issue 21: bounded work
+// issue 21: timeouts
+// end of issue 21: timeouts
+// issue 21: group commit
+// end of issue 21: group commit
+// issue 22: audit anchor
+// end of issue 22: audit anchor
+// issue 22: backup
+// end of issue 22: backup
+// issue 20: clock
+// end of issue 20: clock
