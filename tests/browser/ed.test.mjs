@@ -1,13 +1,14 @@
 // The Emergency Department in a real browser: headless Chromium against a
 // real `wardline serve --demo`. A patient is loaded over FHIR REST; then
-//  * the ward clerk records an ambulance arrival (found by NHS number,
-//    incident reference, handover) whose arrival time is 3 h 35 ago on the
-//    trust's wall clock (the arrival time is the clock's input, so the
-//    board is seen past the 4-hour warning without waiting);
-//  * dr.watford sees the patient on the board amber ("approaching 4
-//    hours"), triages (category 2 with its discriminator), streams to
+//  * the server's clinical clock is injected (`--clock-offset-file`) and
+//    set to 10:12 today; the ward clerk records an ambulance arrival at
+//    10:00 (found by NHS number, incident reference, handover at 10:10);
+//  * dr.watford sees the patient on the board within 4 hours; the clock is
+//    moved on to 13:35 and the row turns amber ("approaching 4 hours");
+//    the doctor triages (category 2 with its discriminator), streams to
 //    majors, takes the patient, refers to cardiology (a Task in the
 //    shared shape, owned by the cardiology team) — all shown on the board;
+//  * the clock is moved past 14:00: the row is a 4-hour breach, counted;
 //  * a decision to admit admits the patient through ADT: the patient
 //    leaves the board, the attendance is finished with destination
 //    "Discharge to ward" and an inpatient admission is in progress.
@@ -31,14 +32,21 @@ async function fhir (method, path, body) {
   return JSON.parse(text)
 }
 
-// "HH:MM" on the London wall clock `minutes` ago.
-function wallClock (minutesAgo) {
-  return new Date(Date.now() - minutesAgo * 60_000)
+// The attendance's arrival: 10:00 UTC today (mid-morning on the London
+// wall clock, whatever the time the test runs).
+const today = new Date()
+const T0 = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate(), 10, 0)
+const MIN = 60_000
+
+// "HH:MM" on the London wall clock, `minutes` after T0.
+function wallClock (minutes) {
+  return new Date(T0 + minutes * MIN)
     .toLocaleTimeString('en-GB', { timeZone: 'Europe/London', hour: '2-digit', minute: '2-digit', hour12: false })
 }
 
 before(async () => {
-  server = await startServer()
+  server = await startServer({ clock: true })
+  server.setClock(T0 + 12 * MIN + 30_000)
   chrome = await launchBrowser()
   server.cli('client', 'add', 'browser-ed', '--name', 'Browser ED test', '--scope', 'system/*.cruds')
   token = server.cli('token', '--client', 'browser-ed', '--scope', 'system/*.cruds', '--minutes', '60').trim()
@@ -68,13 +76,13 @@ test('an ambulance arrival is triaged, tracked past the 4-hour warning, referred
   await clerk.waitForURL(u => u.searchParams.get('patient') === patient)
   // A refusal first: an ambulance arrival without its incident reference.
   await clerk.selectOption('#mode', '1048031000000100')
-  await clerk.fill('#arrived', wallClock(215))
+  await clerk.fill('#arrived', wallClock(0))
   await clerk.click('[data-testid="arrive"]')
   const summary = clerk.locator('.nhsuk-error-summary')
   assert.match(await summary.innerText(), /ambulance incident reference/)
   assert.equal(await summary.locator('a').getAttribute('href'), '#ambulance_incident')
   await clerk.fill('#ambulance_incident', 'INC-20-4471')
-  await clerk.fill('#handover', wallClock(205))
+  await clerk.fill('#handover', wallClock(10))
   await clerk.selectOption('#complaint', '29857009')
   await clerk.click('[data-testid="arrive"]')
   await clerk.waitForURL(u => u.pathname.startsWith('/ui/ed/attendances/') && u.search.includes('done=arrived'))
@@ -83,10 +91,15 @@ test('an ambulance arrival is triaged, tracked past the 4-hour warning, referred
   assert.equal(await clerk.locator('[data-testid="save-triage"]').count(), 0, 'a clerk does not triage')
   assert.deepEqual(await accessibilityProblems(clerk), [])
 
-  // The doctor sees the patient on the board, amber: past 3 h 30.
+  // The doctor sees the patient on the board, within 4 hours …
   const page = await (await chrome.browser.newContext()).newPage()
   await signIn(page, server, 'dr.watford', '/ui/ed')
   const row = page.locator(`[data-testid="ed-row"][data-attendance="${attendance}"]`)
+  assert.equal(await row.getAttribute('data-clock'), 'within')
+  assert.match(await row.locator('[data-testid="in-department"]').innerText(), /^0 h 1[2-3] m$/)
+  // … and, the clock moved on to 3 h 35 after arrival, amber: past 3 h 30.
+  server.setClock(T0 + 215 * MIN + 30_000)
+  await page.reload()
   assert.equal(await row.getAttribute('data-clock'), 'amber')
   assert.match(await row.locator('[data-testid="in-department"]').innerText(), /^3 h 3[5-6] m$/)
   assert.match(await row.innerText(), /AMBULANCE, Ada/)
@@ -133,6 +146,13 @@ test('an ambulance arrival is triaged, tracked past the 4-hour warning, referred
   assert.match(await tracked.locator('[data-testid="waiting-for"]').innerText(), /Specialty review/)
   assert.match(await tracked.locator('[data-testid="clinician"]').innerText(), /Sanjay Mehta/)
   await screenshot(page, 'ed-board-triaged-referred')
+
+  // Past 4 hours: a breach, counted in the board's summary.
+  server.setClock(T0 + 245 * MIN)
+  await page.reload()
+  assert.equal(await tracked.getAttribute('data-clock'), 'breached')
+  assert.equal(await tracked.locator('[data-testid="clock"]').innerText(), '4-hour breach')
+  assert.ok(Number(await page.locator('[data-testid="count-breached"]').innerText()) >= 1)
 
   // Decision to admit: through ADT; off the board.
   await tracked.locator('[data-testid="open-attendance"]').click()

@@ -8,7 +8,7 @@
 // target/browser-artifacts).
 
 import { spawn, execFileSync } from 'node:child_process'
-import { mkdtempSync, mkdirSync, rmSync, openSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, openSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
@@ -34,13 +34,24 @@ function freePort () {
 
 const sleep = ms => new Promise(r => setTimeout(r, ms))
 
-export async function startServer () {
+// `startServer({ clock: true })` gives the server an injected clinical clock
+// (`--clock-offset-file`): `server.setClock(ms)` moves the server's "now" to
+// the epoch milliseconds `ms` (it then runs on from there), `server.now()`
+// reads it. Sign-in codes and tokens keep the real clock.
+export async function startServer ({ clock = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'wardline-browser-'))
   const data = join(dir, 'data')
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const log = openSync(join(dir, 'server.log'), 'a')
-  const proc = spawn(BIN, ['serve', '--demo', '--data-dir', data, '--listen', `127.0.0.1:${port}`], {
+  const offsetFile = join(dir, 'clock-offset')
+  let offsetSeconds = 0
+  const args = ['serve', '--demo', '--data-dir', data, '--listen', `127.0.0.1:${port}`]
+  if (clock) {
+    writeFileSync(offsetFile, '0\n')
+    args.push('--clock-offset-file', offsetFile)
+  }
+  const proc = spawn(BIN, args, {
     stdio: ['ignore', log, log],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' }
   })
@@ -64,6 +75,14 @@ export async function startServer () {
   return {
     url,
     cli,
+    now () {
+      return Date.now() + offsetSeconds * 1000
+    },
+    setClock (ms) {
+      if (!clock) throw new Error('startServer({ clock: true }) to move the clock')
+      offsetSeconds = Math.round((ms - Date.now()) / 1000)
+      writeFileSync(offsetFile, `${offsetSeconds}\n`)
+    },
     async stop () {
       proc.kill('SIGTERM')
       for (let i = 0; i < 100 && proc.exitCode === null; i++) await sleep(100)

@@ -28,6 +28,7 @@ pub mod access;
 pub mod audit;
 mod bundle;
 mod capability;
+pub mod clock;
 pub mod consent;
 pub mod operation;
 mod reads;
@@ -258,6 +259,8 @@ pub struct FhirService {
     audit_enabled: bool,
     /// Commits that wrote resources (see [`FhirService::change_count`]).
     changes: std::sync::atomic::AtomicU64,
+    /// The clinical clock ([`clock`]).
+    clock: clock::Clock,
 }
 
 /// One interaction in progress: who asks, and the audit event it will leave.
@@ -392,7 +395,26 @@ impl FhirService {
             audit_sink: std::sync::OnceLock::new(),
             audit_enabled: true,
             changes: std::sync::atomic::AtomicU64::new(0),
+            clock: clock::Clock::system(),
         }
+    }
+
+    /// Uses `clock` as the clinical clock ([`clock`]; the system clock by
+    /// default).
+    pub fn with_clock(mut self, clock: clock::Clock) -> FhirService {
+        self.clock = clock;
+        self
+    }
+
+    /// Now on the clinical clock ([`clock`]): what the domain services, the
+    /// pages and the background jobs take as the time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// [`FhirService::now`] in epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// How many transactions that wrote resources have committed since the

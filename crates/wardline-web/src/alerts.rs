@@ -21,10 +21,6 @@ use crate::forms::Form;
 use crate::layout::{self, Field, Nav};
 use crate::{Cx, Req, St, enc, see_other};
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
 fn v<'a>(f: &'a Form, k: &str) -> &'a str {
     f.get(k).map(|s| s.trim()).unwrap_or("")
 }
@@ -49,7 +45,7 @@ pub(crate) fn strip(p: &PatientSummary) -> Markup {
     let Some(b) = &p.alerts else {
         return html! {};
     };
-    let now = wardline_fhir::datetime::now_ms();
+    let now = b.as_of_ms;
     html! {
         div class="wl-banner-alerts" data-testid="banner-alerts" aria-label="Clinical alerts" {
             (allergy_tag(b))
@@ -436,7 +432,7 @@ async fn allergy_post(State(ui): St, req: Req, Path(id): Path<String>, body: Byt
             criticality: opt(&f, "criticality"),
             confirmed: v(&f, "confirmed") == "yes",
         };
-        let r = allergies::record(&cx.svc, cx.access(), &id, &a, now()).map(|_| "allergy");
+        let r = allergies::record(&cx.svc, cx.access(), &id, &a, cx.svc.now()).map(|_| "allergy");
         answer(cx, &id, "allergy", &f, r)
     })
     .await
@@ -445,7 +441,8 @@ async fn allergy_post(State(ui): St, req: Req, Path(id): Path<String>, body: Byt
 /// `POST /ui/patients/{id}/alerts/nka`.
 async fn nka_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
-        let r = allergies::no_known_allergies(&cx.svc, cx.access(), &id, now()).map(|_| "nka");
+        let r =
+            allergies::no_known_allergies(&cx.svc, cx.access(), &id, cx.svc.now()).map(|_| "nka");
         answer(cx, &id, "allergy", &f, r)
     })
     .await
@@ -494,7 +491,7 @@ async fn allergy_change_post(
             Change::Refute(_) => Change::Refute(v(&f, &format!("reason-{allergy}")).to_owned()),
             other => other,
         };
-        let r = allergies::change(&cx.svc, cx.access(), &allergy, &c, now()).map(|_| done);
+        let r = allergies::change(&cx.svc, cx.access(), &allergy, &c, cx.svc.now()).map(|_| done);
         answer(cx, &id, "refute", &f, r)
     })
     .await
@@ -531,7 +528,8 @@ async fn eol_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) 
             lpa_name: opt(&f, "lpa_name"),
             lpa_contact: opt(&f, "lpa_contact"),
         };
-        let r = flags::record_end_of_life(&cx.svc, cx.access(), &id, &e, now()).map(|_| "eol");
+        let r =
+            flags::record_end_of_life(&cx.svc, cx.access(), &id, &e, cx.svc.now()).map(|_| "eol");
         answer(cx, &id, "eol", &f, r)
     })
     .await
@@ -542,7 +540,7 @@ async fn eol_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) 
 fn start_of(cx: &Cx, s: &str) -> Result<OffsetDateTime, AlertsError> {
     let s = s.trim();
     if s.is_empty() {
-        return Ok(now());
+        return Ok(cx.svc.now());
     }
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(t);
@@ -575,7 +573,7 @@ async fn mha_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) 
                 responsible_clinician: opt(&f, "clinician"),
                 ward: opt(&f, "ward"),
             };
-            mha::record(&cx.svc, cx.access(), &id, &d, now()).map(|_| "mha")
+            mha::record(&cx.svc, cx.access(), &id, &d, cx.svc.now()).map(|_| "mha")
         })();
         answer(cx, &id, "mha", &f, r)
     })
@@ -600,20 +598,24 @@ async fn flag_change_post(
         };
         let r = match (action.as_str(), kind) {
             ("regrade", FlagKind::Mha) => match Section::parse(v(&f, "section")) {
-                Some(to) => mha::regrade_to(&cx.svc, cx.access(), &flag, to, now(), now())
-                    .map(|_| "regraded"),
+                Some(to) => {
+                    mha::regrade_to(&cx.svc, cx.access(), &flag, to, cx.svc.now(), cx.svc.now())
+                        .map(|_| "regraded")
+                }
                 None => Err(AlertsError::Invalid(
                     "section",
                     "Choose the section to regrade to.".into(),
                 )),
             },
             ("renew", FlagKind::Mha) => {
-                mha::renew(&cx.svc, cx.access(), &flag, now()).map(|_| "renewed")
+                mha::renew(&cx.svc, cx.access(), &flag, cx.svc.now()).map(|_| "renewed")
             }
             ("end", FlagKind::Mha) => {
-                mha::end(&cx.svc, cx.access(), &flag, false, now()).map(|_| "ended")
+                mha::end(&cx.svc, cx.access(), &flag, false, cx.svc.now()).map(|_| "ended")
             }
-            ("end", k) => flags::end(&cx.svc, cx.access(), k, &flag, false, now()).map(|_| "ended"),
+            ("end", k) => {
+                flags::end(&cx.svc, cx.access(), k, &flag, false, cx.svc.now()).map(|_| "ended")
+            }
             _ => {
                 return layout::refusal_page(
                     404,

@@ -537,7 +537,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             Err(e) => return crate::adt::adt_error(&e),
         };
         // The one clock of the page: ages and "recent" are measured from it.
-        let now = wardline_fhir::datetime::now_ms();
+        let now = cx.svc.now_ms();
         let summary = match chart::summary(&cx.svc, cx.access(), &p.id, now) {
             Ok(s) => s,
             Err(e) => return crate::fhir_error(&e),

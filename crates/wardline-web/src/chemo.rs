@@ -15,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use time::OffsetDateTime;
 use wardline_auth::rbac::Activity;
 use wardline_workflow::medicines::MedicinesError;
 use wardline_workflow::medicines::chemo::cycle::{
@@ -253,7 +252,7 @@ fn patient_page(
             .filter(|(f, _)| f == k)
             .map(|(_, m)| m.as_str())
     };
-    let today = OffsetDateTime::now_utc().date();
+    let today = cx.svc.now().date();
     let start = match get(f, "start") {
         "" => format!(
             "{:04}-{:02}-{:02}",
@@ -364,14 +363,7 @@ pub(crate) async fn prescribe_post(
             Ok(x) => x,
             Err(e) => return crate::fhir_error(&e),
         };
-        match cycle::prescribe_cycle(
-            &cx.svc,
-            cx.access(),
-            &fm,
-            &cfg,
-            &req,
-            OffsetDateTime::now_utc(),
-        ) {
+        match cycle::prescribe_cycle(&cx.svc, cx.access(), &fm, &cfg, &req, cx.svc.now()) {
             Ok(p) => see_other(&format!(
                 "/ui/chemotherapy/{}?done=prescribed",
                 enc(&p.careplan)
@@ -571,8 +563,7 @@ pub(crate) async fn verify_post(
         };
         back(
             &id,
-            cycle::verify(&cx.svc, cx.access(), &id, role, OffsetDateTime::now_utc())
-                .map(|_| "verified"),
+            cycle::verify(&cx.svc, cx.access(), &id, role, cx.svc.now()).map(|_| "verified"),
         )
     })
     .await
@@ -591,8 +582,7 @@ pub(crate) async fn release_post(
         };
         back(
             &id,
-            cycle::release(&cx.svc, cx.access(), &cfg, &id, OffsetDateTime::now_utc())
-                .map(|_| "released"),
+            cycle::release(&cx.svc, cx.access(), &cfg, &id, cx.svc.now()).map(|_| "released"),
         )
     })
     .await
@@ -621,7 +611,7 @@ pub(crate) async fn delay_post(
                 &id,
                 get(&f, "reason"),
                 to,
-                OffsetDateTime::now_utc(),
+                cx.svc.now(),
             )
             .map(|_| "delayed"),
         )
@@ -643,7 +633,7 @@ pub(crate) async fn revoke_post(
                 cx.access(),
                 &id,
                 get(&f, "revoke_reason"),
-                OffsetDateTime::now_utc(),
+                cx.svc.now(),
             )
             .map(|_| "revoked"),
         )

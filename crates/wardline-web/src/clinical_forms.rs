@@ -37,10 +37,6 @@ fn defines(cx: &Cx) -> bool {
     cx.may(Activity::ManageCatalogue)
 }
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
 fn status_tag(status: &str) -> Markup {
     let class = match status {
         "active" | "completed" => "nhsuk-tag--green",
@@ -142,7 +138,7 @@ pub(crate) async fn forms_page(State(ui): St, req: Req) -> Response {
 /// `POST /ui/forms`: a new draft.
 pub(crate) async fn create_post(State(ui): St, req: Req, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
-        match define::create(&cx.svc, cx.access(), f(&form, "title"), now()) {
+        match define::create(&cx.svc, cx.access(), f(&form, "title"), cx.svc.now()) {
             Ok(id) => see_other(&format!("/ui/forms/{}", enc(&id))),
             Err(e @ FormsError::Item(..)) => list_page(
                 cx,
@@ -183,7 +179,7 @@ pub(crate) async fn import_post(
             return again("Choose the Questionnaire file to import.".into());
         }
         let text = String::from_utf8_lossy(&file).into_owned();
-        match define::import(&cx.svc, cx.access(), &text, now()) {
+        match define::import(&cx.svc, cx.access(), &text, cx.svc.now()) {
             Ok(id) => see_other(&format!("/ui/forms/{}?done=imported", enc(&id))),
             Err(e @ FormsError::Item(..)) => again(e.message()),
             Err(e) => refusal(&e),
@@ -420,7 +416,7 @@ pub(crate) async fn activate_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
-        match define::activate(&cx.svc, cx.access(), &id, now()) {
+        match define::activate(&cx.svc, cx.access(), &id, cx.svc.now()) {
             Ok(()) => see_other(&format!("/ui/forms/{}?done=active", enc(&id))),
             Err(e @ (FormsError::Item(..) | FormsError::Invalid(_))) => {
                 form_page(cx, &id, &form, &error_of(&e, "link_id"), None)
@@ -455,7 +451,7 @@ pub(crate) async fn version_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, _| {
-        match define::new_version(&cx.svc, cx.access(), &id, now()) {
+        match define::new_version(&cx.svc, cx.access(), &id, cx.svc.now()) {
             Ok(v) => see_other(&format!("/ui/forms/{}?done=version", enc(&v))),
             Err(e) => refusal(&e),
         }
@@ -733,7 +729,7 @@ pub(crate) async fn fill_post(
             fields: values.clone(),
             complete: action == "complete",
         };
-        match respond::save(&cx.svc, cx.access(), &s, now()) {
+        match respond::save(&cx.svc, cx.access(), &s, cx.svc.now()) {
             Ok(_) => see_other(&format!(
                 "/ui/patients/{}/forms?done={}",
                 enc(&id),
@@ -840,13 +836,13 @@ fn day_start(cx: &Cx, d: Date) -> Option<OffsetDateTime> {
 /// `GET /ui/kpis[?from=YYYY-MM-DD&to=YYYY-MM-DD]` (to inclusive).
 pub(crate) async fn kpis_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| {
-        let today = now().date();
+        let today = cx.svc.now().date();
         let from = q.get("from").and_then(|d| parse_date(d)).unwrap_or(today - Duration::days(6));
         let to = q.get("to").and_then(|d| parse_date(d)).unwrap_or(today);
         let (Some(start), Some(end)) = (day_start(cx, from), day_start(cx, to + Duration::days(1))) else {
             return layout::refusal_page(400, "Enter the period as real dates.", "KPI");
         };
-        let reports = match kpi::report(&cx.svc, cx.access(), start, end, now()) {
+        let reports = match kpi::report(&cx.svc, cx.access(), start, end, cx.svc.now()) {
             Ok(r) => r,
             Err(e) => return refusal(&e),
         };

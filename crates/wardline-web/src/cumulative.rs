@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 use wardline_auth::rbac::Activity;
 use wardline_workflow::results::ResultsError;
 use wardline_workflow::results::cumulative::{self, Cumulative, Point, Series, ValueFlag};
@@ -145,7 +145,7 @@ pub(crate) async fn cumulative_page(State(ui): St, req: Req, Path(id): Path<Stri
             );
         };
         let code = q.get("code").map(String::as_str).filter(|c| !c.trim().is_empty());
-        let now = OffsetDateTime::now_utc();
+        let now = cx.svc.now();
         let since = days.map(|d| now - Duration::days(d));
         let c = match cumulative::cumulative(&cx.svc, cx.access(), &id, code, since) {
             Ok(c) => c,
@@ -383,14 +383,7 @@ pub(crate) async fn match_post(
             ),
             Err(e) => results_error(&e),
         };
-        match unmatched::match_report(
-            &cx.svc,
-            cx.access(),
-            &report,
-            patient,
-            order,
-            OffsetDateTime::now_utc(),
-        ) {
+        match unmatched::match_report(&cx.svc, cx.access(), &report, patient, order, cx.svc.now()) {
             Ok(_) => see_other("/ui/results/unmatched?done=matched"),
             Err(e @ (ResultsError::Invalid(_) | ResultsError::Conflict(_))) => {
                 refused(layout::sentence(&e.to_string()))

@@ -14,7 +14,6 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use time::OffsetDateTime;
 use wardline_auth::rbac::Activity;
 use wardline_workflow::documents::discharge::{
     self, DischargeError, SUMMARY, Section, Summary, display_time,
@@ -120,7 +119,7 @@ fn consent_warning(cx: &Cx, s: &Summary) -> Markup {
         &cx.svc,
         cx.access(),
         &s.patient_id,
-        OffsetDateTime::now_utc(),
+        cx.svc.now(),
     );
     let text = match w {
         Ok(None) => return html! {},
@@ -272,10 +271,7 @@ fn encounter_view(cx: &Cx, d: &Doc, id: &str) -> Response {
 
 /// `POST /ui/encounters/{id}/{from_encounter}`: start it (pre-filled).
 fn start_view(cx: &Cx, d: &Doc, id: &str) -> Response {
-    match d
-        .form
-        .start(&cx.svc, cx.access(), id, OffsetDateTime::now_utc())
-    {
+    match d.form.start(&cx.svc, cx.access(), id, cx.svc.now()) {
         Ok(s) => see_other(&format!("{}/edit", base(d, &s))),
         Err(e) => refusal(d, &e),
     }
@@ -350,7 +346,7 @@ fn form_again(cx: &Cx, d: &Doc, id: &str, action: &str, f: &Form, e: DischargeEr
 /// again).
 fn save_view(cx: &Cx, d: &Doc, id: &str, f: &Form, amend: bool) -> Response {
     let w = written_of(d, f);
-    let now = OffsetDateTime::now_utc();
+    let now = cx.svc.now();
     let (result, what, done) = if amend {
         (
             d.form.amend(&cx.svc, cx.access(), id, &w, now).map(|_| ()),
@@ -372,10 +368,7 @@ fn save_view(cx: &Cx, d: &Doc, id: &str, f: &Form, amend: bool) -> Response {
 
 /// `POST {base}/{id}/sign`.
 fn sign_view(cx: &Cx, d: &Doc, id: &str) -> Response {
-    match d
-        .form
-        .sign(&cx.svc, cx.access(), id, OffsetDateTime::now_utc())
-    {
+    match d.form.sign(&cx.svc, cx.access(), id, cx.svc.now()) {
         Ok(_) => see_other(&format!("{}?done=signed", base(d, id))),
         Err(DischargeError::Field(k, m)) => match load(cx, d, id) {
             Ok(s) => layout::page_with(

@@ -25,10 +25,6 @@ use crate::layout::{self, Field, Nav};
 use crate::outpatients::{clock, error_for, f, summary};
 use crate::{Cx, Form, Req, St, enc, see_other};
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
 fn refusal(e: &EdError) -> Response {
     layout::refusal_page(e.status(), &e.message(), "attendance")
 }
@@ -175,7 +171,7 @@ pub(crate) async fn board_page(State(ui): St, req: Req) -> Response {
                 "The trust has no Emergency Department set up in Wardline.",
             );
         };
-        let b = match board::board(&cx.svc, cx.access(), &site, now()) {
+        let b = match board::board(&cx.svc, cx.access(), &site, cx.svc.now()) {
             Ok(b) => b,
             Err(e) => return refusal(&e),
         };
@@ -317,7 +313,7 @@ fn unknown_patient(cx: &Cx, form: &Form) -> Result<String, (String, String)> {
                 "Enter the estimated age in years, from 0 to 120.".to_owned(),
             )
         })?;
-    let year = now().year() - age;
+    let year = cx.svc.now().year() - age;
     let p = NewPatient {
         family: "Unknown".into(),
         given: if gender == "male" {
@@ -348,7 +344,7 @@ pub(crate) async fn arrive_post(State(ui): St, req: Req, body: Bytes) -> Respons
                 arrive_body(cx, &form, &Some(e)),
             )
         };
-        let t = now();
+        let t = cx.svc.now();
         let arrived = match f(&form, "arrived").trim() {
             "" => None,
             s => match wall_time(cx, s, t) {
@@ -589,7 +585,7 @@ fn show(
     error: Option<(String, String)>,
     done: Option<&str>,
 ) -> Response {
-    let d = match board::detail(&cx.svc, cx.access(), id, now()) {
+    let d = match board::detail(&cx.svc, cx.access(), id, cx.svc.now()) {
         Ok(d) => d,
         Err(e) => return refusal(&e),
     };
@@ -638,7 +634,7 @@ pub(crate) async fn action_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
-        let (svc, acc, t) = (&cx.svc, cx.access(), now());
+        let (svc, acc, t) = (&cx.svc, cx.access(), cx.svc.now());
         let r: Result<String, EdError> = match action.as_str() {
             "triage" => match f(&form, "category").parse::<u8>() {
                 Ok(c) => attend::triage(svc, acc, &id, c, f(&form, "discriminator"), t)
@@ -734,7 +730,7 @@ pub(crate) async fn action_post(
 }
 
 fn site_of(cx: &Cx, id: &str) -> String {
-    board::detail(&cx.svc, cx.access(), id, now())
+    board::detail(&cx.svc, cx.access(), id, cx.svc.now())
         .ok()
         .and_then(|d| d.department.map(|d| d.site))
         .unwrap_or_default()
@@ -746,7 +742,7 @@ fn site_of(cx: &Cx, id: &str) -> String {
 /// columns' documentation, or the download.
 pub(crate) async fn export_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| {
-        let today = now().date();
+        let today = cx.svc.now().date();
         let day = |k: &str, d: time::Date| {
             q.get(k)
                 .and_then(|s| wardline_workflow::outpatients::clinics::parse_date(s))

@@ -423,7 +423,7 @@ fn day(s: &str) -> Option<OffsetDateTime> {
 
 pub(crate) async fn turnaround_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| {
-        let today = OffsetDateTime::now_utc().date();
+        let today = cx.svc.now().date();
         let until = match get(&q, "to") {
             "" => (today + time::Duration::days(1)).midnight().assume_utc(),
             s => match day(s) {

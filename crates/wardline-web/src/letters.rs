@@ -14,7 +14,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use time::OffsetDateTime;
 use wardline_workflow::documents::discharge::Summary;
 use wardline_workflow::documents::letters::{self, LETTER};
 use wardline_workflow::transfers::routing::{self, CopyPreference, PatientCopy};
@@ -191,7 +190,7 @@ pub(crate) async fn preference_post(
                 false,
             );
         };
-        match routing::set_preference(&cx.svc, cx.access(), &id, pref, OffsetDateTime::now_utc()) {
+        match routing::set_preference(&cx.svc, cx.access(), &id, pref, cx.svc.now()) {
             Ok(()) => {
                 let back = f
                     .get("back")
@@ -266,7 +265,7 @@ pub(crate) async fn printed_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, _| {
-        match letters::mark_printed(&cx.svc, cx.access(), &task, OffsetDateTime::now_utc()) {
+        match letters::mark_printed(&cx.svc, cx.access(), &task, cx.svc.now()) {
             Ok(()) => see_other("/ui/letter-printing?done=1"),
             Err(e) => refusal(&LETTER_DOC, &e),
         }

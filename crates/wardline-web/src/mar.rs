@@ -180,7 +180,7 @@ pub(crate) async fn my_round_page(State(ui): St, req: Req) -> Response {
 /// `GET /ui/wards/{ward}/drug-round`.
 pub(crate) async fn round_page(State(ui): St, req: Req, Path(ward): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
-        let now = OffsetDateTime::now_utc();
+        let now = cx.svc.now();
         match drug_round(&cx.svc, cx.access(), &ward, now, Duration::hours(12), Duration::hours(4)) {
             Ok(r) => {
                 let back = format!("/ui/wards/{}/drug-round", enc(&ward));
@@ -214,7 +214,7 @@ pub(crate) async fn round_page(State(ui): St, req: Req, Path(ward): Path<String>
 /// `GET /ui/patients/{id}/mar`.
 pub(crate) async fn mar_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
-        let now = OffsetDateTime::now_utc();
+        let now = cx.svc.now();
         match patient_mar(&cx.svc, cx.access(), &id, now, 2) {
             Ok(m) => {
                 let back = format!("/ui/patients/{}/mar", enc(&id));
@@ -405,7 +405,7 @@ fn find(
     request: &str,
     slot: Option<OffsetDateTime>,
 ) -> Result<(Prescription, Option<Dose>), Response> {
-    let now = OffsetDateTime::now_utc();
+    let now = cx.svc.now();
     // Two days back: a late dose from yesterday evening is still on the form.
     let m = patient_mar(&cx.svc, cx.access(), patient, now, 2).map_err(|e| mar_error(&e))?;
     let rx = m
@@ -598,7 +598,7 @@ pub(crate) async fn give_post(
             note: text("note"),
         };
         let w = witness.as_ref().map(|p| p as &dyn wardline_core::Access);
-        match mar::give(&cx.svc, cx.access(), &g, w, OffsetDateTime::now_utc()) {
+        match mar::give(&cx.svc, cx.access(), &g, w, cx.svc.now()) {
             Ok(_) => see_other(&with_done(&back_of(&f, &id), "given")),
             Err(
                 e @ (MedicinesError::Invalid(_)
@@ -658,7 +658,7 @@ pub(crate) async fn omit_post(
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty()),
         };
-        match mar::omit(&cx.svc, cx.access(), &o, OffsetDateTime::now_utc()) {
+        match mar::omit(&cx.svc, cx.access(), &o, cx.svc.now()) {
             Ok(_) => see_other(&with_done(&back_of(&f, &id), "omitted")),
             Err(e @ (MedicinesError::Invalid(_) | MedicinesError::Conflict(_))) => {
                 let m = e.message();

@@ -188,7 +188,7 @@ pub(crate) async fn chart_page(State(ui): St, req: Req, Path(id): Path<String>) 
             Ok(p) => p,
             Err(r) => return r,
         };
-        let now = OffsetDateTime::now_utc();
+        let now = cx.svc.now();
         let chart = match prescribe::drug_chart(&cx.svc, cx.access(), &p.id, now) {
             Ok(c) => c,
             Err(e) => return refusal(&e),
@@ -379,7 +379,7 @@ fn prescription_of(
         }
     };
     p.start = date("start", "Start date")?.and_then(|d| {
-        let today = OffsetDateTime::now_utc();
+        let today = cx.svc.now();
         (d > today.date()).then(|| d.midnight().assume_utc())
     });
     p.stop = date("stop", "Stop date")?;
@@ -733,7 +733,7 @@ fn submit(cx: &Cx, p: &PatientSummary, f: &Form, change_of: Option<&str>) -> Res
         Ok(x) => x,
         Err(m) => return again(StatusCode::UNPROCESSABLE_ENTITY, Some(&m), &[]),
     };
-    let now = OffsetDateTime::now_utc();
+    let now = cx.svc.now();
     let done = match change_of {
         Some(old) => prescribe::change(
             &cx.svc,
@@ -799,7 +799,7 @@ fn row(key: &str, value: Markup) -> Markup {
 
 pub(crate) async fn detail_page(State(ui): St, req: Req, Path(id): Path<String>) -> Response {
     ui.run(req, None, move |cx, q| {
-        let now = OffsetDateTime::now_utc();
+        let now = cx.svc.now();
         let d = match prescribe::detail(&cx.svc, cx.access(), &id, now) {
             Ok(d) => d,
             Err(e) => return refusal(&e),
@@ -899,7 +899,7 @@ pub(crate) async fn discontinue_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
-        let now = OffsetDateTime::now_utc();
+        let now = cx.svc.now();
         match prescribe::discontinue(&cx.svc, cx.access(), &id, get(&f, "reason"), now) {
             Ok(()) => see_other(&format!("/ui/prescriptions/{}?done=discontinued", enc(&id))),
             Err(e) => refusal(&e),
@@ -979,7 +979,7 @@ pub(crate) async fn change_page(State(ui): St, req: Req, Path(id): Path<String>)
         if !may_prescribe(cx) {
             return forbidden_to_prescribe();
         }
-        let d = match prescribe::detail(&cx.svc, cx.access(), &id, OffsetDateTime::now_utc()) {
+        let d = match prescribe::detail(&cx.svc, cx.access(), &id, cx.svc.now()) {
             Ok(d) => d,
             Err(e) => return refusal(&e),
         };
@@ -1027,7 +1027,7 @@ pub(crate) async fn change_post(
         if !may_prescribe(cx) {
             return forbidden_to_prescribe();
         }
-        let d = match prescribe::detail(&cx.svc, cx.access(), &id, OffsetDateTime::now_utc()) {
+        let d = match prescribe::detail(&cx.svc, cx.access(), &id, cx.svc.now()) {
             Ok(d) => d,
             Err(e) => return refusal(&e),
         };

@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use time::OffsetDateTime;
 use wardline_workflow::documents::notes::coding::{self, Coded, CodedInput, EntryKind};
 use wardline_workflow::documents::notes::{
     self, Draft, HEADINGS, NoteKind, NoteSummary, NoteView, NotesError,
@@ -198,7 +197,7 @@ pub(crate) async fn create_post(
             kind,
             texts: texts.clone(),
         };
-        match notes::write(&cx.svc, cx.access(), &draft, OffsetDateTime::now_utc()) {
+        match notes::write(&cx.svc, cx.access(), &draft, cx.svc.now()) {
             Ok(n) => see_other(&format!("/ui/notes/{}?done=saved", enc(&n))),
             Err(e @ NotesError::Invalid(..)) => layout::page_with(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -534,13 +533,7 @@ pub(crate) async fn edit_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
-        let r = notes::edit(
-            &cx.svc,
-            cx.access(),
-            &id,
-            &texts_of(&f),
-            OffsetDateTime::now_utc(),
-        );
+        let r = notes::edit(&cx.svc, cx.access(), &id, &texts_of(&f), cx.svc.now());
         outcome(cx, &id, r, "saved", HEADINGS[0].0)
     })
     .await
@@ -554,7 +547,7 @@ pub(crate) async fn sign_post(
     body: Bytes,
 ) -> Response {
     ui.run(req, Some(&body), move |cx, _| {
-        let r = notes::sign(&cx.svc, cx.access(), &id, OffsetDateTime::now_utc());
+        let r = notes::sign(&cx.svc, cx.access(), &id, cx.svc.now());
         outcome(cx, &id, r, "signed", "sign")
     })
     .await
@@ -575,7 +568,7 @@ pub(crate) async fn amend_post(
             &id,
             &texts_of(&f),
             reason,
-            OffsetDateTime::now_utc(),
+            cx.svc.now(),
         );
         outcome(cx, &id, r, "amended", "reason")
     })
@@ -591,7 +584,7 @@ pub(crate) async fn error_post(
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let reason = f.get("error-reason").map(String::as_str).unwrap_or("");
-        let r = notes::enter_in_error(&cx.svc, cx.access(), &id, reason, OffsetDateTime::now_utc());
+        let r = notes::enter_in_error(&cx.svc, cx.access(), &id, reason, cx.svc.now());
         outcome(cx, &id, r, "error", "error-reason")
     })
     .await
@@ -615,8 +608,7 @@ pub(crate) async fn entry_post(
                 .cloned()
                 .filter(|c| !c.trim().is_empty()),
         };
-        let r = coding::add_entry(&cx.svc, cx.access(), &id, &input, OffsetDateTime::now_utc())
-            .map(|_| ());
+        let r = coding::add_entry(&cx.svc, cx.access(), &id, &input, cx.svc.now()).map(|_| ());
         outcome(cx, &id, r, "entry", "snomed")
     })
     .await
@@ -634,13 +626,7 @@ pub(crate) async fn correct_post(
         let reference = f.get("reference").cloned().unwrap_or_default();
         let field = format!("classification-{}", reference.replace('/', "-"));
         let code = f.get(&field).map(String::as_str).unwrap_or("");
-        match coding::correct_classification(
-            &cx.svc,
-            cx.access(),
-            &reference,
-            code,
-            OffsetDateTime::now_utc(),
-        ) {
+        match coding::correct_classification(&cx.svc, cx.access(), &reference, code, cx.svc.now()) {
             Ok(()) => see_other(&format!("/ui/notes/{}?done=corrected", enc(&id))),
             Err(e @ NotesError::Invalid(..)) => shown_again(cx, &id, field, e.message()),
             Err(e) => refusal(&e),

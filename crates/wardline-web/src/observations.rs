@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
-use time::OffsetDateTime;
 use wardline_workflow::observations::chart::{ChartSet, chart};
 use wardline_workflow::observations::news2::{self, Acvpu, Parameter, Response as Level, Scale};
 use wardline_workflow::observations::record::{VitalsForm, record_vitals};
@@ -354,7 +353,7 @@ pub(crate) async fn record_post(
             &format!("Patient/{id}"),
             encounter.as_deref(),
             &form,
-            OffsetDateTime::now_utc(),
+            cx.svc.now(),
         ) {
             Ok(_) => see_other(&format!(
                 "/ui/patients/{}/observations?done=recorded",
@@ -398,7 +397,7 @@ pub(crate) async fn scale_post(
             cx.access(),
             &format!("Patient/{id}"),
             on,
-            OffsetDateTime::now_utc(),
+            cx.svc.now(),
         ) {
             Ok(_) => see_other(&format!(
                 "/ui/patients/{}/observations?done=scale",
@@ -500,14 +499,7 @@ pub(crate) async fn tasks_page(State(ui): St, req: Req) -> Response {
 async fn task_action(ui: crate::Ui, req: Req, id: String, body: Bytes, complete: bool) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let outcome = f.get("outcome").cloned().unwrap_or_default();
-        match act(
-            &cx.svc,
-            cx.access(),
-            &id,
-            complete,
-            &outcome,
-            OffsetDateTime::now_utc(),
-        ) {
+        match act(&cx.svc, cx.access(), &id, complete, &outcome, cx.svc.now()) {
             Ok(()) => see_other(if complete {
                 "/ui/observations/tasks?done=completed"
             } else {

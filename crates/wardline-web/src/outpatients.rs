@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde_json::Value;
-use time::{Date, OffsetDateTime};
+use time::Date;
 use wardline_auth::rbac::Activity;
 use wardline_workflow::fhir::reference_id;
 use wardline_workflow::orders::request::person_name;
@@ -29,10 +29,6 @@ use crate::{Cx, Form, Req, St, Ui, enc, see_other};
 
 fn refusal(e: &OutpatientsError) -> Response {
     layout::refusal_page(e.status(), &e.message(), "outpatients")
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
 }
 
 /// "2026-07-06T08:20:00Z" → "09:20", the trust's wall clock: the instant
@@ -305,7 +301,7 @@ async fn clinic_page(State(ui): St, req: Req, Path(id): Path<String>) -> Respons
         let day = q
             .get("date")
             .and_then(|d| parse_date(d))
-            .unwrap_or_else(|| now().date());
+            .unwrap_or_else(|| cx.svc.now().date());
         let done = match q.get("done").map(String::as_str) {
             Some("saved") => Some("Clinic template saved. Generate its slots below.".to_owned()),
             Some("slots") => Some(format!("{} slots made.", q.get("n").map_or("0", String::as_str))),
@@ -491,12 +487,12 @@ fn spread(slots: Vec<Offerable>) -> Vec<Offerable> {
 fn booking_of(cx: &Cx, entry: &str) -> Result<Booking, OutpatientsError> {
     let (offers, declined) = booking::offers(&cx.svc, cx.access(), entry)?;
     Ok(Booking {
-        free: booking::free_slots(&cx.svc, cx.access(), entry, now(), 60)?,
+        free: booking::free_slots(&cx.svc, cx.access(), entry, cx.svc.now(), 60)?,
         later: spread(booking::free_slots(
             &cx.svc,
             cx.access(),
             entry,
-            now() + time::Duration::days(booking::NOTICE_DAYS),
+            cx.svc.now() + time::Duration::days(booking::NOTICE_DAYS),
             500,
         )?),
         offers,
@@ -654,7 +650,7 @@ async fn book_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes)
         let result = if slot.is_empty() {
             Err(OutpatientsError::invalid("slot", "Choose a slot."))
         } else {
-            booking::book(&cx.svc, cx.access(), &id, &slot, now())
+            booking::book(&cx.svc, cx.access(), &id, &slot, cx.svc.now())
         };
         match result {
             Ok(a) => see_other(&format!("/ui/appointments/{}?done=booked", enc(&a))),
@@ -678,7 +674,7 @@ async fn offer_post(State(ui): St, req: Req, body: Bytes) -> Response {
             .filter_map(|(k, _)| k.strip_prefix("offer-").map(str::to_owned))
             .collect();
         slots.sort();
-        match booking::offer(&cx.svc, cx.access(), &entry, &slots, now()) {
+        match booking::offer(&cx.svc, cx.access(), &entry, &slots, cx.svc.now()) {
             Ok(_) => see_other(&format!(
                 "/ui/outpatients?entry={}&done=offered",
                 enc(&entry)
@@ -709,7 +705,7 @@ async fn answer_post(State(ui): St, req: Req, Path(id): Path<String>, body: Byte
                 "Choose accept or decline.",
             )),
         };
-        match answer.and_then(|a| booking::answer(&cx.svc, cx.access(), &id, &a, now())) {
+        match answer.and_then(|a| booking::answer(&cx.svc, cx.access(), &id, &a, cx.svc.now())) {
             Ok(booking::Answered {
                 appointment: Some(a),
                 ..
@@ -875,7 +871,7 @@ fn show_appointment(
     };
     let free = match (a["status"] == "booked", booking::entry_of(&a)) {
         (true, Some(e)) => {
-            booking::free_slots(&cx.svc, cx.access(), e, now(), 60).unwrap_or_default()
+            booking::free_slots(&cx.svc, cx.access(), e, cx.svc.now(), 60).unwrap_or_default()
         }
         _ => vec![],
     };
@@ -934,7 +930,7 @@ fn after(
 /// `POST /ui/appointments/{id}/arrive`.
 async fn arrive_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
-        let r = attendance::arrive(&cx.svc, cx.access(), &id, now())
+        let r = attendance::arrive(&cx.svc, cx.access(), &id, cx.svc.now())
             .map(|_| format!("/ui/appointments/{}?done=arrived", enc(&id)));
         after(cx, &id, &form, r, "outcome")
     })
@@ -949,7 +945,14 @@ async fn cancel_post(State(ui): St, req: Req, Path(id): Path<String>, body: Byte
                 "cancel-by",
                 "Choose who cancelled.",
             )),
-            Some(by) => booking::cancel(&cx.svc, cx.access(), &id, by, f(&form, "reason"), now()),
+            Some(by) => booking::cancel(
+                &cx.svc,
+                cx.access(),
+                &id,
+                by,
+                f(&form, "reason"),
+                cx.svc.now(),
+            ),
         }
         .map(|()| format!("/ui/appointments/{}?done=cancelled", enc(&id)));
         after(cx, &id, &form, r, "reason")
@@ -974,7 +977,7 @@ async fn rebook_post(State(ui): St, req: Req, Path(id): Path<String>, body: Byte
                 &slot,
                 by,
                 f(&form, "rebook-reason"),
-                now(),
+                cx.svc.now(),
             ),
         }
         .map(|new| format!("/ui/appointments/{}?done=rebooked", enc(&new)));
@@ -987,17 +990,18 @@ async fn rebook_post(State(ui): St, req: Req, Path(id): Path<String>, body: Byte
 async fn dna_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let over = Some(f(&form, "override")).filter(|o| !o.trim().is_empty());
-        let r = attendance::did_not_attend(&cx.svc, cx.access(), &id, over, now()).map(|d| {
-            format!(
-                "/ui/appointments/{}?done={}",
-                enc(&id),
-                if d.discharged {
-                    "dna-discharged"
-                } else {
-                    "dna"
-                }
-            )
-        });
+        let r =
+            attendance::did_not_attend(&cx.svc, cx.access(), &id, over, cx.svc.now()).map(|d| {
+                format!(
+                    "/ui/appointments/{}?done={}",
+                    enc(&id),
+                    if d.discharged {
+                        "dna-discharged"
+                    } else {
+                        "dna"
+                    }
+                )
+            });
         after(cx, &id, &form, r, "override")
     })
     .await
@@ -1046,7 +1050,7 @@ fn outcome_from(form: &Form) -> Result<Outcome, OutpatientsError> {
 async fn outcome_post(State(ui): St, req: Req, Path(id): Path<String>, body: Bytes) -> Response {
     ui.run(req, Some(&body), move |cx, form| {
         let r = outcome_from(&form)
-            .and_then(|o| attendance::outcome(&cx.svc, cx.access(), &id, &o, now()))
+            .and_then(|o| attendance::outcome(&cx.svc, cx.access(), &id, &o, cx.svc.now()))
             .map(|_| format!("/ui/appointments/{}?done=outcome", enc(&id)));
         after(cx, &id, &form, r, "outcome")
     })

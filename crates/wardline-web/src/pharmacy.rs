@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde_json::Value;
-use time::OffsetDateTime;
 use wardline_auth::rbac::Activity;
 use wardline_workflow::medicines::discharge::{self, Change, DischargeMedicines};
 use wardline_workflow::medicines::screening::{self, OpenQuery, QueryState, Worklist};
@@ -173,12 +172,7 @@ pub(crate) async fn worklist_page(State(ui): St, req: Req) -> Response {
             Some("queried") => Some("Query sent to the prescriber."),
             _ => None,
         };
-        match screening::worklist(
-            &cx.svc,
-            cx.access(),
-            ward.as_deref(),
-            OffsetDateTime::now_utc(),
-        ) {
+        match screening::worklist(&cx.svc, cx.access(), ward.as_deref(), cx.svc.now()) {
             Ok(w) => layout::page(
                 cx,
                 "Prescriptions to screen",
@@ -361,7 +355,7 @@ pub(crate) async fn screen_post(
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let note = f.get("note").map(String::as_str);
-        match screening::screen(&cx.svc, cx.access(), &id, note, OffsetDateTime::now_utc()) {
+        match screening::screen(&cx.svc, cx.access(), &id, note, cx.svc.now()) {
             Ok(()) => see_other("/ui/pharmacy?done=screened"),
             Err(e) => refusal(&e),
         }
@@ -378,7 +372,7 @@ pub(crate) async fn annotate_post(
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let text = f.get("text").map(String::as_str).unwrap_or("");
-        match screening::annotate(&cx.svc, cx.access(), &id, text, OffsetDateTime::now_utc()) {
+        match screening::annotate(&cx.svc, cx.access(), &id, text, cx.svc.now()) {
             Ok(()) => see_other(&format!(
                 "/ui/pharmacy/prescriptions/{}?done=annotated",
                 enc(&id)
@@ -399,13 +393,7 @@ pub(crate) async fn query_post(
 ) -> Response {
     ui.run(req, Some(&body), move |cx, f| {
         let question = f.get("question").map(String::as_str).unwrap_or("");
-        match screening::query(
-            &cx.svc,
-            cx.access(),
-            &id,
-            question,
-            OffsetDateTime::now_utc(),
-        ) {
+        match screening::query(&cx.svc, cx.access(), &id, question, cx.svc.now()) {
             Ok(_) => see_other("/ui/pharmacy?done=queried"),
             Err(MedicinesError::Invalid(m)) => shown_again(cx, &id, "question", m),
             Err(e) => refusal(&e),
@@ -476,13 +464,7 @@ pub(crate) async fn answer_post(
             .get(&format!("answer-{task}"))
             .map(String::as_str)
             .unwrap_or("");
-        match screening::resolve_query(
-            &cx.svc,
-            cx.access(),
-            &task,
-            answer,
-            OffsetDateTime::now_utc(),
-        ) {
+        match screening::resolve_query(&cx.svc, cx.access(), &task, answer, cx.svc.now()) {
             Ok(()) => see_other("/ui/pharmacy/queries?done=answered"),
             Err(MedicinesError::Invalid(m)) => match my_queries(cx) {
                 Ok(qs) => layout::page_with(
@@ -580,12 +562,7 @@ pub(crate) async fn discharge_page(State(ui): St, req: Req, Path(id): Path<Strin
     ui.run(
         req,
         None,
-        move |cx, _| match discharge::discharge_medicines(
-            &cx.svc,
-            cx.access(),
-            &id,
-            OffsetDateTime::now_utc(),
-        ) {
+        move |cx, _| match discharge::discharge_medicines(&cx.svc, cx.access(), &id, cx.svc.now()) {
             Ok(d) => layout::page(cx, "Discharge medicines", Nav::None, discharge_body(cx, &d)),
             Err(e) => refusal(&e),
         },

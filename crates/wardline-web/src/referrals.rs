@@ -11,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
-use time::OffsetDateTime;
 use wardline_workflow::orders::request::person_name;
 use wardline_workflow::referrals::{
     self, Draft, PRIORITIES, ReferralError, State as Referral, Summary, delivery_label, part,
@@ -288,8 +287,7 @@ pub(crate) async fn create_post(
         } else {
             Ok(d)
         };
-        match d.and_then(|d| referrals::draft(&cx.svc, cx.access(), &d, OffsetDateTime::now_utc()))
-        {
+        match d.and_then(|d| referrals::draft(&cx.svc, cx.access(), &d, cx.svc.now())) {
             Ok(rid) => see_other(&format!("/ui/referrals/{}", enc(&rid))),
             Err(e @ (ReferralError::Field(..) | ReferralError::Invalid(_))) => {
                 let mut r = new_body(cx, &id, &f, Some(&e));
@@ -326,14 +324,7 @@ pub(crate) async fn upload_post(
                 "pdf".into(),
                 "The upload could not be read. Choose the file again.".into(),
             )),
-            None => referrals::upload(
-                &cx.svc,
-                cx.access(),
-                &id,
-                &title,
-                pdf,
-                OffsetDateTime::now_utc(),
-            ),
+            None => referrals::upload(&cx.svc, cx.access(), &id, &title, pdf, cx.svc.now()),
         };
         match r {
             Ok(doc) => see_other(&format!(
@@ -469,7 +460,7 @@ enum Action {
 async fn act(ui: St, req: Req, id: String, body: Bytes, action: Action) -> Response {
     let State(ui) = ui;
     ui.run(req, Some(&body), move |cx, f| {
-        let now = OffsetDateTime::now_utc();
+        let now = cx.svc.now();
         let reason = f.get("reason").cloned().unwrap_or_default();
         let (svc, access) = (&cx.svc, cx.access());
         let r = match action {

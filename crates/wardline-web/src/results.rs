@@ -15,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use time::OffsetDateTime;
 use wardline_workflow::results::inbox::{OUTCOMES, PAGE_SIZE};
 use wardline_workflow::results::{self, Flag, InboxPage, Queue, ResultView, ResultsError};
 
@@ -280,7 +279,7 @@ fn result_body(cx: &Cx, v: &ResultView, form: &Form, error: Option<&(String, Str
 /// the caller's to acknowledge).
 pub(crate) async fn result_page(State(ui): St, req: Req, Path(task): Path<String>) -> Response {
     ui.run(req, None, move |cx, _| {
-        match results::open(&cx.svc, cx.access(), &task, OffsetDateTime::now_utc()) {
+        match results::open(&cx.svc, cx.access(), &task, cx.svc.now()) {
             Ok(v) => layout::page(
                 cx,
                 &v.title.clone(),
@@ -306,14 +305,7 @@ pub(crate) async fn acknowledge_post(
         let field_error = if outcome.is_empty() {
             Some(("outcome".to_owned(), "Choose an outcome".to_owned()))
         } else {
-            match results::acknowledge(
-                &cx.svc,
-                cx.access(),
-                &task,
-                outcome,
-                note,
-                OffsetDateTime::now_utc(),
-            ) {
+            match results::acknowledge(&cx.svc, cx.access(), &task, outcome, note, cx.svc.now()) {
                 Ok(()) => return see_other("/ui/results?done=acknowledged"),
                 Err(ResultsError::Invalid(m)) => {
                     let field = if m.starts_with("note") {
@@ -330,7 +322,7 @@ pub(crate) async fn acknowledge_post(
             }
         };
         // Shown again with the error (open again: the view, already read).
-        match results::open(&cx.svc, cx.access(), &task, OffsetDateTime::now_utc()) {
+        match results::open(&cx.svc, cx.access(), &task, cx.svc.now()) {
             Ok(v) => layout::page_with(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 cx,

@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde_json::Value;
-use time::{Date, OffsetDateTime};
+use time::Date;
 use wardline_workflow::referrals::triage::{self, Accept, Intake, Redirect, Source};
 use wardline_workflow::referrals::{self, ReferralError};
 use wardline_workflow::rtt::ptl::{self, BANDS, Filter, Ptl, Tally, band_label};
@@ -28,7 +28,7 @@ use crate::{Cx, Form, Req, St, enc, see_other};
 
 /// The trust's date now (its time zone, not UTC's).
 pub(crate) fn today(svc: &wardline_core::FhirService) -> Date {
-    svc.time_zone().date_of(OffsetDateTime::now_utc())
+    svc.time_zone().date_of(svc.now())
 }
 
 fn rtt_refusal(e: &RttError) -> Response {
@@ -249,7 +249,7 @@ pub(crate) async fn accept_post(
             consultant: consultant.as_deref(),
             note: None,
         };
-        match triage::accept(&cx.svc, cx.access(), &id, &a, OffsetDateTime::now_utc()) {
+        match triage::accept(&cx.svc, cx.access(), &id, &a, cx.svc.now()) {
             Ok(done) => see_other(&format!(
                 "/ui/rtt/pathways/{}?done=accepted",
                 enc(&done.pathway)
@@ -279,7 +279,7 @@ pub(crate) async fn redirect_post(
             provider: provider.as_deref(),
             reason: &reason,
         };
-        match triage::redirect(&cx.svc, cx.access(), &id, &r, OffsetDateTime::now_utc()) {
+        match triage::redirect(&cx.svc, cx.access(), &id, &r, cx.svc.now()) {
             Ok(_) => see_other("/ui/referrals/triage?done=redirected"),
             Err(e @ ReferralError::Field(..)) => show_triage(cx, &id, &f, Some(&e)),
             Err(e) => referral_refusal(&e),
@@ -422,13 +422,7 @@ pub(crate) async fn intake_post(
         };
         let pdf = fields.get("pdf").filter(|p| !p.is_empty());
         let letter = pdf.map(|p| ("Referral letter", p.as_slice()));
-        match triage::intake_with_letter(
-            &cx.svc,
-            cx.access(),
-            &intake,
-            letter,
-            OffsetDateTime::now_utc(),
-        ) {
+        match triage::intake_with_letter(&cx.svc, cx.access(), &intake, letter, cx.svc.now()) {
             Ok(r) => see_other(&format!("/ui/referrals/{}", enc(&r))),
             Err(e @ ReferralError::Field(..)) => fail(e),
             Err(e) => referral_refusal(&e),

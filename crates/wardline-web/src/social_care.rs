@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use time::OffsetDateTime;
 use wardline_auth::rbac::Activity;
 use wardline_workflow::transfers::care_act::timescales::{Timescales, local_text};
 use wardline_workflow::transfers::care_act::{
@@ -288,7 +287,7 @@ fn again(cx: &Cx, id: &str, f: &Form, e: CareActError) -> Response {
 
 fn give_post(cx: &Cx, id: &str, kind: NoticeKind, f: &Form) -> Response {
     let t = Timescales::default();
-    let now = OffsetDateTime::now_utc();
+    let now = cx.svc.now();
     match care_act::give(&cx.svc, cx.access(), kind, id, &input_of(f), &t, now) {
         Ok(_) => see_other(&format!("{}?done={}", base(id), kind.code())),
         Err(e) => again(cx, id, f, e),
@@ -367,13 +366,7 @@ pub(crate) async fn withdraw_post(
     ui.run(req, Some(&body), move |cx, f| {
         let notice = f.get("notice").cloned().unwrap_or_default();
         let reason = f.get("reason").cloned().unwrap_or_default();
-        match care_act::withdraw(
-            &cx.svc,
-            cx.access(),
-            &notice,
-            &reason,
-            OffsetDateTime::now_utc(),
-        ) {
+        match care_act::withdraw(&cx.svc, cx.access(), &notice, &reason, cx.svc.now()) {
             Ok(_) => see_other(&format!("{}?done=withdrawal", base(&id))),
             Err(CareActError::Field(_, m)) => layout::page_with(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -424,7 +417,7 @@ fn row_view(r: &Row) -> Markup {
 pub(crate) async fn worklist_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| {
         let ward = q.get("ward").filter(|w| !w.is_empty()).cloned();
-        let rows = match care_act::worklist(&cx.svc, cx.access(), None, OffsetDateTime::now_utc()) {
+        let rows = match care_act::worklist(&cx.svc, cx.access(), None, cx.svc.now()) {
             Ok(r) => r,
             Err(e) => return refusal(&e),
         };

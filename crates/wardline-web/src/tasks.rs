@@ -20,10 +20,6 @@ use crate::layout::{self, Field, Nav};
 use crate::outpatients::{clock, error_for, f, summary};
 use crate::{Cx, Form, Req, St, enc, see_other};
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
 fn refusal(e: &TasksError) -> Response {
     layout::refusal_page(e.status(), &e.message(), "task")
 }
@@ -249,7 +245,7 @@ pub(crate) async fn list_page(State(ui): St, req: Req) -> Response {
             "claimed" => Some("You have claimed the task."),
             _ => None,
         };
-        match lists::list(&cx.svc, cx.access(), &scope, &filter, page, now()) {
+        match lists::list(&cx.svc, cx.access(), &scope, &filter, page, cx.svc.now()) {
             Ok(p) => layout::page(
                 cx,
                 "Tasks",
@@ -316,7 +312,7 @@ fn task_body(
     let base = format!("/ui/tasks/{}", enc(id));
     let status = t["status"].as_str().unwrap_or_default();
     let open = tasks::is_open(status);
-    let overdue = tasks::overdue(t, now());
+    let overdue = tasks::overdue(t, cx.svc.now());
     let patient = t["for"]["reference"].as_str();
     let due = t["restriction"]["period"]["end"].as_str();
     let mut priorities: Vec<(String, String)> = PRIORITIES
@@ -490,7 +486,7 @@ pub(crate) async fn claim_post(
     body: Bytes,
 ) -> Response {
     act(ui, id, req, body, ("claimed", "claim"), |cx, id, _| {
-        tasks::claim(&cx.svc, cx.access(), id, now())
+        tasks::claim(&cx.svc, cx.access(), id, cx.svc.now())
     })
     .await
 }
@@ -503,7 +499,7 @@ pub(crate) async fn assign_post(
     body: Bytes,
 ) -> Response {
     act(ui, id, req, body, ("assigned", "owner"), |cx, id, form| {
-        tasks::assign(&cx.svc, cx.access(), id, f(form, "owner"), now())
+        tasks::assign(&cx.svc, cx.access(), id, f(form, "owner"), cx.svc.now())
     })
     .await
 }
@@ -521,7 +517,7 @@ pub(crate) async fn complete_post(
         req,
         body,
         ("completed", "outcome"),
-        |cx, id, form| tasks::complete(&cx.svc, cx.access(), id, f(form, "outcome"), now()),
+        |cx, id, form| tasks::complete(&cx.svc, cx.access(), id, f(form, "outcome"), cx.svc.now()),
     )
     .await
 }
@@ -565,7 +561,7 @@ pub(crate) async fn change_post(
             due,
             priority: Some(f(&form, "priority").to_owned()).filter(|p| !p.is_empty()),
         };
-        let r = tasks::change(&cx.svc, cx.access(), &id, &change, now());
+        let r = tasks::change(&cx.svc, cx.access(), &id, &change, cx.svc.now());
         after(cx, &id, &form, r, "changed", "due")
     })
     .await
@@ -574,7 +570,7 @@ pub(crate) async fn change_post(
 /// The header's "Tasks (3 overdue)": the caller's and their teams' open
 /// tasks past their due time.
 pub(crate) fn overdue_badge(cx: &Cx) -> Option<usize> {
-    lists::overdue_count(&cx.svc, cx.access(), now()).ok()
+    lists::overdue_count(&cx.svc, cx.access(), cx.svc.now()).ok()
 }
 
 pub(crate) fn routes() -> axum::Router<crate::Ui> {

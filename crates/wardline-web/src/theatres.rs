@@ -28,10 +28,6 @@ fn refusal(e: &TheatreError) -> Response {
     layout::refusal_page(e.status(), &e.message(), "theatre record")
 }
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
 /// A local date and "HH:MM" in the trust's zone, as an instant.
 fn local(cx: &Cx, day: Date, hm: &str) -> Option<OffsetDateTime> {
     let t = parse_time(hm)?;
@@ -139,7 +135,7 @@ pub(crate) async fn day_page(State(ui): St, req: Req) -> Response {
         let day = q
             .get("date")
             .and_then(|d| parse_date(d))
-            .unwrap_or_else(|| now().date());
+            .unwrap_or_else(|| cx.svc.now().date());
         match list::sessions_on(&cx.svc, cx.access(), day) {
             Ok(s) => layout::page(
                 cx,
@@ -170,7 +166,7 @@ pub(crate) async fn day_post(State(ui): St, req: Req, body: Bytes) -> Response {
         };
         let Some(day) = parse_date(f(&form, "day")) else {
             return back(
-                now().date(),
+                cx.svc.now().date(),
                 TheatreError::Field("day", "Enter the session's date as a real date.".into()),
             );
         };
@@ -567,7 +563,7 @@ pub(crate) async fn step_post(
     ui.run(req, Some(&body), move |cx, form| {
         let r = match Step::parse(f(&form, "step")) {
             None => Err(TheatreError::Field("step", "Choose the step.".into())),
-            Some(s) => day::step(&cx.svc, cx.access(), &id, s, now()),
+            Some(s) => day::step(&cx.svc, cx.access(), &id, s, cx.svc.now()),
         }
         .map(|()| format!("/ui/theatres/cases/{}?done=step", enc(&id)));
         after(cx, &id, r, "step")
@@ -598,8 +594,15 @@ pub(crate) async fn checklist_post(
             .unwrap_or_else(|| cx.principal.agent.name.clone());
         let name = format!("{} ({})", cx.principal.agent.name, cx.position);
         let field = part.map_or("step", |p| p.code());
-        let r = day::tick(&cx.svc, cx.access(), &id, &items, (&who, &name), now())
-            .map(|()| format!("/ui/theatres/cases/{}?done=ticked", enc(&id)));
+        let r = day::tick(
+            &cx.svc,
+            cx.access(),
+            &id,
+            &items,
+            (&who, &name),
+            cx.svc.now(),
+        )
+        .map(|()| format!("/ui/theatres/cases/{}?done=ticked", enc(&id)));
         after(cx, &id, r, field)
     })
     .await
@@ -638,7 +641,7 @@ pub(crate) async fn cancel_post(
             Ok(d) => d.session.id,
             Err(e) => return refusal(&e),
         };
-        let r = list::cancel(&cx.svc, cx.access(), &id, f(&form, "reason"), now())
+        let r = list::cancel(&cx.svc, cx.access(), &id, f(&form, "reason"), cx.svc.now())
             .map(|()| format!("/ui/theatres/sessions/{}?done=cancelled", enc(&session)));
         after(cx, &id, r, "reason")
     })
@@ -666,7 +669,7 @@ fn chart(u: &Utilisation) -> Markup {
 /// `GET /ui/theatres/utilisation?from=&to=`.
 pub(crate) async fn utilisation_page(State(ui): St, req: Req) -> Response {
     ui.run(req, None, move |cx, q| {
-        let today = now().date();
+        let today = cx.svc.now().date();
         let from = q.get("from").and_then(|d| parse_date(d)).unwrap_or(today - time::Duration::days(27));
         let to = q.get("to").and_then(|d| parse_date(d)).unwrap_or(today);
         match utilisation::figures(&cx.svc, cx.access(), from, to) {

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 use wardline_auth::rbac::Activity;
 use wardline_workflow::transfers::TransfersError;
 use wardline_workflow::transfers::routing::{self, Channel, Practice, Route};
@@ -199,7 +199,7 @@ pub(crate) async fn dashboard_page(State(ui): St, req: Req) -> Response {
             .and_then(|d| d.parse::<i64>().ok())
             .filter(|d| (1..=30).contains(d))
             .unwrap_or(7);
-        let now = OffsetDateTime::now_utc();
+        let now = cx.svc.now();
         let me = cx
             .access()
             .agent()

@@ -142,12 +142,6 @@ pub fn with_operations(svc: FhirService) -> FhirService {
 /// that writes calls this. A module whose rule a single write of any
 /// channel could break adds its `wardline_core::WriteRule` here.
 pub fn with_rules(svc: FhirService) -> FhirService {
-    with_rules_at(svc, wardline_auth::clock::Clock::system())
-}
-
-/// [`with_rules`] with the clock the time-dependent hooks read (what is a
-/// recent reading to score: `observations::scoring`); tests move it.
-pub fn with_rules_at(svc: FhirService, clock: wardline_auth::clock::Clock) -> FhirService {
     svc.with_rule(std::sync::Arc::new(pmi::UniqueIdentifiers))
         .with_rule(std::sync::Arc::new(orders::catalogue::CatalogueRule))
         .with_rule(std::sync::Arc::new(medicines::prescribe::PrescriptionRule))
@@ -176,9 +170,7 @@ pub fn with_rules_at(svc: FhirService, clock: wardline_auth::clock::Clock) -> Fh
         .with_hook(std::sync::Arc::new(outpatients::SlotStatus))
         // issue 20: news2
         // NEWS2 scored on arrival on every channel, and escalated.
-        .with_hook(std::sync::Arc::new(
-            observations::scoring::ScoreOnArrival::new(clock),
-        ))
+        .with_hook(std::sync::Arc::new(observations::scoring::ScoreOnArrival))
         // SpO₂ scale 2 set or stopped by a registered clinician only.
         .with_rule(std::sync::Arc::new(observations::scale::ScaleRule))
         // end of issue 20: news2

@@ -34,7 +34,7 @@ fn ms(t: OffsetDateTime) -> i64 {
 fn backends_at(test: &str, clock: &ManualClock) -> Vec<Backend> {
     support::backends(
         &format!("observations_{test}"),
-        |svc| wardline_workflow::with_rules_at(svc, clock.clock()),
+        |svc| wardline_workflow::with_rules(svc.with_clock(clock.clock())),
         seed,
     )
 }

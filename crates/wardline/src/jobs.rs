@@ -79,12 +79,7 @@ pub fn spawn_result_escalation(service: Arc<FhirService>, minutes: u32) {
     let access = Trusted::operator("result-escalation");
     let limit = time::Duration::minutes(i64::from(minutes.max(1)));
     every("result-escalation", Duration::from_secs(60), move || {
-        match wardline_workflow::results::escalate_due(
-            &service,
-            &access,
-            time::OffsetDateTime::now_utc(),
-            limit,
-        ) {
+        match wardline_workflow::results::escalate_due(&service, &access, service.now(), limit) {
             Ok(created) if created.is_empty() => {}
             Ok(created) => tracing::warn!(
                 escalated = created.len(),
@@ -109,7 +104,7 @@ pub fn spawn_late_dose_escalation(service: Arc<FhirService>, minutes: u32) {
         match wardline_workflow::medicines::mar::escalate_late(
             &service,
             &access,
-            time::OffsetDateTime::now_utc(),
+            service.now(),
             grace,
         ) {
             Ok(created) if created.is_empty() => {}
@@ -131,11 +126,7 @@ pub fn spawn_late_dose_escalation(service: Arc<FhirService>, minutes: u32) {
 pub fn spawn_mha_reminders(service: Arc<FhirService>) {
     let access = Trusted::operator("mha-reminders");
     every("mha-reminders", Duration::from_secs(60), move || {
-        match wardline_workflow::alerts::mha::raise_reminders(
-            &service,
-            &access,
-            time::OffsetDateTime::now_utc(),
-        ) {
+        match wardline_workflow::alerts::mha::raise_reminders(&service, &access, service.now()) {
             Ok(created) if created.is_empty() => {}
             Ok(created) => tracing::warn!(
                 reminders = created.len(),
@@ -161,7 +152,7 @@ pub fn spawn_transfers(
 ) {
     let access = Trusted::operator("transfers");
     every("transfers", Duration::from_secs(60), move || {
-        let now = time::OffsetDateTime::now_utc();
+        let now = service.now();
         match wardline_workflow::transfers::send::run(&service, &access, &transports, policy, now) {
             Ok(r) => {
                 if !r.sent.is_empty() || !r.acknowledged.is_empty() {
@@ -231,7 +222,7 @@ pub fn spawn_referrals(
         "referrals",
         Duration::from_secs(seconds.max(1)),
         move || {
-            let now = time::OffsetDateTime::now_utc();
+            let now = service.now();
             use wardline_workflow::referrals::send;
             match send::run(&service, &access, &transport, &local, policy, now) {
                 Ok(r) => {
@@ -265,7 +256,7 @@ pub fn spawn_tasks(
     let access = Trusted::operator("tasks");
     every("tasks", Duration::from_secs(60), move || {
         let outbox = mailer.as_ref().map(|m| m as &dyn Outbox);
-        match run(&service, &access, outbox, time::OffsetDateTime::now_utc()) {
+        match run(&service, &access, outbox, service.now()) {
             Ok(r) => {
                 if !r.escalated.is_empty() || !r.reminded.is_empty() {
                     tracing::info!(

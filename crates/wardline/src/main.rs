@@ -160,6 +160,13 @@ struct ServeArgs {
     /// Load the demo trust when the store is empty.
     #[arg(long)]
     demo: bool,
+    /// Demonstration and training only (with --demo): the clinical clock runs
+    /// the whole number of seconds written in FILE ahead of the system clock
+    /// (negative: behind), read at each use, so a trainer or a test moves the
+    /// time of a running server (the ED's 4-hour clock, MHA expiries, due
+    /// tasks). The audit trail and credentials keep the system clock.
+    #[arg(long, value_name = "FILE", requires = "demo")]
+    clock_offset_file: Option<PathBuf>,
     #[command(flatten)]
     trust: user::TrustArgs,
     /// Also accept HL7 v2 over MLLP on this address (e.g. 127.0.0.1:2575).
@@ -317,17 +324,26 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     let origin = base.strip_suffix("/fhir").unwrap_or(&base).to_owned();
     let export_dir = a.store.data_dir.join("exports");
     let destinations = a.hl7.destinations()?;
+    let clock = match &a.clock_offset_file {
+        Some(f) => {
+            tracing::warn!(file = %f.display(), "the clinical clock is moved by the offset in this file (demonstration and training)");
+            wardline_core::clock::Clock::offset_file(f.clone())
+        }
+        None => wardline_core::clock::Clock::system(),
+    };
     let service = Arc::new(
         a.hl7.service(wardline_workflow::with_operations(
             wardline_export::with_exports(
-                a.store.service(ServiceConfig {
-                    base_url: base.clone(),
-                    oauth: Some(wardline_core::OAuthUris {
-                        authorize: format!("{origin}/auth/authorize"),
-                        token: format!("{origin}/auth/token"),
-                    }),
-                    ..ServiceConfig::default()
-                })?,
+                a.store
+                    .service(ServiceConfig {
+                        base_url: base.clone(),
+                        oauth: Some(wardline_core::OAuthUris {
+                            authorize: format!("{origin}/auth/authorize"),
+                            token: format!("{origin}/auth/token"),
+                        }),
+                        ..ServiceConfig::default()
+                    })?
+                    .with_clock(clock.clone()),
                 export_dir.clone(),
             )
             .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,
@@ -346,7 +362,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
     let directory = Arc::new(
         wardline_auth::directory::Directory::open(service.clone(), &a.trust.trust_organization)
             .map_err(|e| anyhow::anyhow!("{e}"))?
-            .with_recent_encounter_days(a.recent_encounter_days),
+            .with_recent_encounter_days(a.recent_encounter_days)
+            .with_clock(clock),
     );
     if a.demo {
         user::seed_demo_users(&directory)?;

@@ -185,7 +185,7 @@ fn settle(
                 "code": {"coding": [{"system": TASK_SYSTEM, "code": BED_CLASH_CODE, "display": "Bed clash"}]},
                 "description": format!("{why}, and the patient administration system has put a patient there. Check who is in the bed and whether it can take them, and move the patient if not."),
                 "focus": {"reference": format!("Location/{}", bed.id), "display": bed.label},
-                "authoredOn": super::now(),
+                "authoredOn": super::now(tx.now_ms()),
                 "performerType": [{"text": "Bed manager"}],
             });
             if let Some(p) = ref_id(&enc["subject"], "Patient") {
@@ -267,7 +267,7 @@ fn resolve_clashes(tx: &mut Tx<'_>, bed_id: &str) -> Result<(), AdtError> {
         let mut task = read::json_of(r)?;
         task["status"] = json!("completed");
         task["statusReason"] = json!({"text": "The bed holds one patient again."});
-        task["lastModified"] = json!(super::now());
+        task["lastModified"] = json!(super::now(tx.now_ms()));
         tx.save(task)?;
     }
     Ok(())

@@ -487,7 +487,7 @@ fn isolation_of<'a>(
     )?;
     Ok(super::placement::isolation_by_patient(
         &found.matches,
-        wardline_fhir::datetime::now_ms(),
+        svc.now_ms(),
     ))
 }
 

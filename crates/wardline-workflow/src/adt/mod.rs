@@ -527,9 +527,9 @@ pub struct Stay {
 
 // ---------------------------------------------------------------- helpers
 
-/// Now as a FHIR dateTime to the second, UTC.
-fn now() -> String {
-    let s = wardline_fhir::datetime::format_instant(wardline_fhir::datetime::now_ms());
+/// Now on the clinical clock (epoch ms) as a FHIR dateTime to the second, UTC.
+fn now(ms: i64) -> String {
+    let s = wardline_fhir::datetime::format_instant(ms);
     match s.split_once('.') {
         Some((head, _)) => format!("{head}Z"),
         None => s,
@@ -537,7 +537,7 @@ fn now() -> String {
 }
 
 /// A dateTime with a time and a zone, not more than five minutes ahead.
-fn check_time(at: &str, what: &str) -> Result<i64, AdtError> {
+fn check_time(at: &str, what: &str, now_ms: i64) -> Result<i64, AdtError> {
     let bad = || {
         AdtError::invalid(format!(
             "The {what} time '{at}' is not a date and time with a time zone (for example 2026-03-05T14:30:00Z)."
@@ -547,7 +547,7 @@ fn check_time(at: &str, what: &str) -> Result<i64, AdtError> {
         return Err(bad());
     }
     let (lo, _) = wardline_fhir::datetime::parse_range(at).ok_or_else(bad)?;
-    if lo > wardline_fhir::datetime::now_ms() + 5 * 60 * 1000 {
+    if lo > now_ms + 5 * 60 * 1000 {
         return Err(AdtError::invalid(format!(
             "The {what} time {at} is in the future."
         )));
@@ -706,7 +706,7 @@ fn check_after_start(enc: &Value, at_ms: i64, at: &str, what: &str) -> Result<()
 
 /// Admits a patient to a bed now; returns the Encounter id.
 pub fn admit(svc: &FhirService, access: &dyn Access, a: &Admission) -> Result<String, AdtError> {
-    admit_at(svc, access, a, &now())
+    admit_at(svc, access, a, &now(svc.now_ms()))
 }
 
 /// [`admit`] at a given time (a FHIR dateTime with a zone; recording an
@@ -728,7 +728,7 @@ pub fn admit_at(
 /// decision to admit, `crate::ed`, finishes the attendance in the same
 /// one); the caller commits.
 pub fn admit_in(tx: &mut Tx<'_>, a: &Admission, at: &str) -> Result<String, AdtError> {
-    let at_ms = check_time(at, "admission")?;
+    let at_ms = check_time(at, "admission", tx.now_ms())?;
     if a.patient_id.trim().is_empty() {
         return Err(AdtError::invalid("Choose the patient to admit."));
     }
@@ -864,7 +864,14 @@ pub fn transfer(
     to_bed_id: &str,
     reason: Option<&str>,
 ) -> Result<(), AdtError> {
-    transfer_at_with_reason(svc, access, encounter_id, to_bed_id, &now(), reason)
+    transfer_at_with_reason(
+        svc,
+        access,
+        encounter_id,
+        to_bed_id,
+        &now(svc.now_ms()),
+        reason,
+    )
 }
 
 /// [`transfer`] at a given time, with no reason for placement concerns.
@@ -888,7 +895,7 @@ pub fn transfer_at_with_reason(
     at: &str,
     reason: Option<&str>,
 ) -> Result<(), AdtError> {
-    let at_ms = check_time(at, "transfer")?;
+    let at_ms = check_time(at, "transfer", svc.now_ms())?;
     let mut tx = begin(svc, access, "adt-transfer", "U")?;
     let mut enc = locked_encounter(&mut tx, encounter_id)?;
     if status_of(&enc) != "in-progress" {
@@ -940,7 +947,14 @@ pub fn discharge(
     destination: &str,
     method: &str,
 ) -> Result<(), AdtError> {
-    discharge_at(svc, access, encounter_id, destination, method, &now())
+    discharge_at(
+        svc,
+        access,
+        encounter_id,
+        destination,
+        method,
+        &now(svc.now_ms()),
+    )
 }
 
 /// [`discharge`] at a given time, which must not be before the admission
@@ -954,7 +968,7 @@ pub fn discharge_at(
     method: &str,
     at: &str,
 ) -> Result<(), AdtError> {
-    let at_ms = check_time(at, "discharge")?;
+    let at_ms = check_time(at, "discharge", svc.now_ms())?;
     let dest_label = label_of(discharge_destinations(), destination).ok_or_else(|| {
         AdtError::invalid(format!(
             "'{destination}' is not a discharge destination: choose one from the list."
@@ -1003,7 +1017,7 @@ pub fn cancel_admission(
     access: &dyn Access,
     encounter_id: &str,
 ) -> Result<(), AdtError> {
-    let at = now();
+    let at = now(svc.now_ms());
     let mut tx = begin(svc, access, "adt-cancel-admission", "U")?;
     let mut enc = locked_encounter(&mut tx, encounter_id)?;
     if status_of(&enc) == "finished" {
@@ -1313,10 +1327,24 @@ mod tests {
 
     #[test]
     fn times_need_a_zone_and_not_the_future() {
-        assert!(check_time("2025-01-01T10:00:00Z", "x").is_ok());
-        assert!(check_time("2025-01-01", "x").is_err());
-        assert!(check_time("yesterday", "x").is_err());
-        assert!(check_time("2999-01-01T10:00:00Z", "x").is_err());
+        assert!(
+            check_time(
+                "2025-01-01T10:00:00Z",
+                "x",
+                wardline_fhir::datetime::now_ms()
+            )
+            .is_ok()
+        );
+        assert!(check_time("2025-01-01", "x", wardline_fhir::datetime::now_ms()).is_err());
+        assert!(check_time("yesterday", "x", wardline_fhir::datetime::now_ms()).is_err());
+        assert!(
+            check_time(
+                "2999-01-01T10:00:00Z",
+                "x",
+                wardline_fhir::datetime::now_ms()
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -63,12 +63,18 @@ pub struct Banner {
     /// Open NEWS2 escalations (their descriptions), when the caller may
     /// see tasks.
     pub escalations: Vec<String>,
+    /// When it was read, on the clinical clock (epoch ms): the time left on
+    /// a Mental Health Act section is counted from it.
+    pub as_of_ms: i64,
 }
 
 impl Banner {
     /// Whether the banner has anything to show.
     pub fn is_empty(&self) -> bool {
-        self == &Banner::default()
+        self == &Banner {
+            as_of_ms: self.as_of_ms,
+            ..Banner::default()
+        }
     }
 }
 
@@ -103,7 +109,10 @@ fn rank(c: &str) -> u8 {
 
 /// The banner's alerts for `patient` as `access` may see them.
 pub fn banner(svc: &FhirService, access: &dyn Access, patient: &str) -> Result<Banner, FhirError> {
-    let mut b = Banner::default();
+    let mut b = Banner {
+        as_of_ms: svc.now_ms(),
+        ..Banner::default()
+    };
     let zone = super::mha::zone_of(svc.time_zone());
     let flags = search(
         svc,

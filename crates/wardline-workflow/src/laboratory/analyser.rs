@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 use wardline_core::{Access, FhirService, Tx};
 
 use super::bench::{authorised_reason, orderable_of};
-use super::{LabError, SPECIMEN_ID, begin, clean_barcode, code_matches, now_utc};
+use super::{LabError, SPECIMEN_ID, begin, clean_barcode, code_matches};
 use crate::fhir::reference_id;
 use crate::orders::catalogue::Catalogue;
 
@@ -136,7 +136,7 @@ pub fn import_csv(
     catalogue: &Catalogue,
     text: &str,
 ) -> Result<ImportReport, LabError> {
-    import_csv_at(svc, access, catalogue, text, now_utc())
+    import_csv_at(svc, access, catalogue, text, svc.now())
 }
 
 /// [`import_csv`] at a given time.

@@ -12,7 +12,7 @@ use super::delta;
 use super::{
     DELTA_CHECK_EXT, DeltaFinding, FILLER_ORDER, LABORATORY_AUTHORISATION_EXT, LabError,
     OBSERVATION_CATEGORY, SPECIMEN_ID, TECHNICAL_VALIDATION_EXT, actor, begin, code_key,
-    code_matches, ext, identifier, is_lab_record, lock, now_utc, remove_ext, set_ext, signoff_ext,
+    code_matches, ext, identifier, is_lab_record, lock, remove_ext, set_ext, signoff_ext,
     signoff_of, stamp, tag,
 };
 use crate::fhir::{UCUM, concept_text, reference_id};
@@ -292,7 +292,7 @@ pub fn enter_results(
     report: &str,
     values: &[(String, String)],
 ) -> Result<Entered, LabError> {
-    enter_results_at(svc, access, catalogue, report, values, now_utc())
+    enter_results_at(svc, access, catalogue, report, values, svc.now())
 }
 
 /// [`enter_results`] at a given time.
@@ -528,7 +528,7 @@ pub fn validate(
     report: &str,
     confirmations: &BTreeMap<String, String>,
 ) -> Result<Validated, LabError> {
-    validate_at(svc, access, catalogue, report, confirmations, now_utc())
+    validate_at(svc, access, catalogue, report, confirmations, svc.now())
 }
 
 /// [`validate`] at a given time.
@@ -622,7 +622,7 @@ pub fn authorise(
     catalogue: &Catalogue,
     report: &str,
 ) -> Result<Authorised, LabError> {
-    authorise_at(svc, access, catalogue, report, now_utc())
+    authorise_at(svc, access, catalogue, report, svc.now())
 }
 
 /// [`authorise`] at a given time.

@@ -299,10 +299,6 @@ pub fn stamp(now: OffsetDateTime) -> String {
     )
 }
 
-fn now_utc() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
 pub(crate) fn begin<'a>(
     svc: &'a FhirService,
     access: &'a dyn Access,
@@ -504,7 +500,7 @@ pub fn receive_specimen(
     access: &dyn Access,
     barcode: &str,
 ) -> Result<Reception, LabError> {
-    receive_specimen_at(svc, access, barcode, now_utc())
+    receive_specimen_at(svc, access, barcode, svc.now())
 }
 
 /// [`receive_specimen`] at a given time.

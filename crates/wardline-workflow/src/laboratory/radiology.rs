@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use wardline_core::{Access, FhirService, Tx};
 
-use super::{LabError, actor, begin, lock, now_utc, stamp};
+use super::{LabError, actor, begin, lock, stamp};
 use crate::fhir::{concept_text, reference_id};
 use crate::pmi::PatientSummary;
 
@@ -217,7 +217,7 @@ pub fn justify(
     justified: bool,
     reason: Option<&str>,
 ) -> Result<Justification, LabError> {
-    justify_at(svc, access, request, justified, reason, now_utc())
+    justify_at(svc, access, request, justified, reason, svc.now())
 }
 
 /// [`justify`] at a given time.

@@ -48,7 +48,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
-use wardline_auth::clock::Clock;
 use wardline_core::{Change, Tx, WriteHook};
 use wardline_fhir::FhirError;
 
@@ -68,18 +67,10 @@ pub const WINDOW_MS: i64 = 24 * 3_600_000;
 /// fast) and still be scored: 15 minutes.
 pub const SKEW_MS: i64 = 15 * 60_000;
 
-/// The write hook: see the module documentation. Its clock decides what is
-/// recent (the system clock in the server; a test moves its own).
+/// The write hook: see the module documentation. The service's clinical
+/// clock ([`wardline_core::clock`]) decides what is recent (a test moves it).
 #[derive(Default)]
-pub struct ScoreOnArrival {
-    clock: Clock,
-}
-
-impl ScoreOnArrival {
-    pub fn new(clock: Clock) -> ScoreOnArrival {
-        ScoreOnArrival { clock }
-    }
-}
+pub struct ScoreOnArrival;
 
 /// A set touched by a write: the readings the write creates, and whether
 /// it touches the set only by creating readings.
@@ -107,7 +98,7 @@ impl WriteHook for ScoreOnArrival {
     }
 
     fn before_commit(&self, tx: &mut Tx<'_>, changes: &[Change]) -> R<()> {
-        let now = self.clock.now_ms();
+        let now = tx.now_ms();
         let mut sets: BTreeMap<(String, String), Touched> = BTreeMap::new();
         for c in changes {
             let created = c.before.is_none();

@@ -640,7 +640,7 @@ pub fn place(
     catalogue: &Catalogue,
     req: &OrderRequest,
 ) -> Result<Placed, OrdersError> {
-    place_at(svc, access, catalogue, req, OffsetDateTime::now_utc())
+    place_at(svc, access, catalogue, req, svc.now())
 }
 
 /// [`place`] at `now`.
@@ -1256,13 +1256,7 @@ pub fn cancel(
     service_request: &str,
     reason: &str,
 ) -> Result<(), OrdersError> {
-    cancel_at(
-        svc,
-        access,
-        service_request,
-        reason,
-        OffsetDateTime::now_utc(),
-    )
+    cancel_at(svc, access, service_request, reason, svc.now())
 }
 
 /// [`cancel`] at `now`.

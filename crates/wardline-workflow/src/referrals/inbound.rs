@@ -390,7 +390,7 @@ impl OperationHandler for ProcessMessageOperation {
             ));
         }
         let body = req.body()?;
-        let now = time::OffsetDateTime::now_utc();
+        let now = svc.now();
         let r = receive(svc, req.access(), &body, now).map_err(|e| e.to_fhir())?;
         let status = if matches!(r, Received::Referral(_)) {
             201

@@ -16,7 +16,6 @@
 //! result sent final again with other values, a status going back) is 409.
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use wardline_core::{FhirResponse, FhirService, OperationHandler, OperationRequest, OperationSpec};
 use wardline_fhir::FhirError;
 
@@ -112,8 +111,8 @@ impl OperationHandler for SubmitOperation {
         req: &OperationRequest<'_>,
     ) -> Result<FhirResponse, FhirError> {
         let incoming = incoming_of(&req.body()?)?;
-        let got = super::receive(svc, req.access(), incoming, OffsetDateTime::now_utc())
-            .map_err(|e| e.to_fhir())?;
+        let got =
+            super::receive(svc, req.access(), incoming, svc.now()).map_err(|e| e.to_fhir())?;
         let what = match (got.matched, got.notified.len()) {
             (false, _) => format!(
                 "DiagnosticReport/{} was stored unmatched: it names no request of its patient, so it waits on the matching worklist.",

@@ -57,6 +57,29 @@ fn help_on_every_subcommand() {
     }
 }
 
+/// The clinical clock moves only on a demonstration store: a real one's
+/// clock is the system's.
+#[test]
+fn the_clock_offset_file_needs_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("offset");
+    let out = wardline(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--clock-offset-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--demo"), "{err}");
+    assert!(
+        !data.exists(),
+        "nothing is created when the command is refused"
+    );
+}
+
 fn exists(data_dir: &std::path::Path, rt: &str, id: &str) -> bool {
     use wardline_store::Reader;
     let store = wardline_store_sqlite::SqliteStore::open(&data_dir.join("wardline.db")).unwrap();

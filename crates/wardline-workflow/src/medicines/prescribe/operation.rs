@@ -21,7 +21,6 @@
 //!   has already ended.
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use wardline_core::{FhirResponse, FhirService, OperationHandler, OperationRequest, OperationSpec};
 use wardline_fhir::FhirError;
 
@@ -165,7 +164,7 @@ impl OperationHandler for PrescribeOperation {
             Err(e) => return Ok(refusal(e)),
         };
         let formulary = super::formulary_of(svc).map_err(|e| FhirError::internal(e.message()))?;
-        let now = OffsetDateTime::now_utc();
+        let now = svc.now();
         match super::prescribe(svc, req.access(), &formulary, &p, &overrides, now) {
             Ok(done) => {
                 let saved = svc
@@ -196,7 +195,7 @@ impl OperationHandler for DiscontinueOperation {
             .find(|(k, _)| k == "reason")
             .map(|(_, v)| v)
             .unwrap_or_default();
-        match super::discontinue(svc, req.access(), &id, &reason, OffsetDateTime::now_utc()) {
+        match super::discontinue(svc, req.access(), &id, &reason, svc.now()) {
             Ok(()) => {
                 let saved = svc
                     .read_as(req.access(), "MedicationRequest", &id)?
