@@ -5,7 +5,12 @@
 //!
 //! From the Act's text (legislation.gov.uk, Mental Health Act 1983 as
 //! amended; the Code of Practice for England 2015 and the Reference Guide
-//! repeat it):
+//! repeat it). The quotations of s2(4), s5(2) and s5(4) were checked word for
+//! word against published copies of the Act (mentalhealthlaw.co.uk's
+//! consolidated text; a trust's s5(4) policy quoting the subsection); those of
+//! s4(4), s20 and s135/s136 are the Act's periods as the Code of Practice
+//! states them, not yet checked against the consolidated text — a trust's
+//! Mental Health Act administrator confirms them before go-live (H-273):
 //!
 //! | Section | The Act | Expiry computed |
 //! |---|---|---|

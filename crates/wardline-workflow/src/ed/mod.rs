@@ -100,18 +100,42 @@ pub const TWELVE_HOURS_MS: i64 = 12 * 3_600_000;
 /// A specialty review is due within this of the referral.
 pub const REVIEW_DUE_MS: i64 = 3_600_000;
 
-/// ECDS EMERGENCY CARE ARRIVAL MODE (SNOMED CT): code, label; the first
-/// is the ambulance (its incident reference and handover time asked for).
-pub const ARRIVAL_MODES: [(&str, &str); 5] = [
+/// ECDS EMERGENCY CARE ARRIVAL MODE (SNOMED CT UK edition): code, label,
+/// the ambulances first (their incident reference and handover time are
+/// asked for). Checked against independent published ECDS analyses (the
+/// codes and their meanings agree across them); the national reference
+/// set itself is the NHS England ECDS ETOS, which this machine cannot
+/// reach: a trust's terminology server replaces this list.
+pub const ARRIVAL_MODES: [(&str, &str); 9] = [
     ("1048031000000100", "Arrival by emergency road ambulance"),
-    ("1048061000000105", "Arrival by own transport"),
-    ("1048071000000103", "Arrival by public transport"),
-    ("1048021000000102", "Arrival by air ambulance"),
-    ("1048081000000101", "Arrival by police transport"),
+    (
+        "1048041000000109",
+        "Arrival by emergency road ambulance with medical escort",
+    ),
+    (
+        "1048021000000102",
+        "Arrival by non-emergency road ambulance",
+    ),
+    ("1048051000000107", "Arrival by helicopter air ambulance"),
+    (
+        "1048081000000101",
+        "Arrival by medical repatriation air ambulance",
+    ),
+    ("1048071000000103", "Arrival by own transport"),
+    ("1048061000000105", "Arrival by public transport"),
+    ("1048001000000106", "Arrival by police transport"),
+    ("1047991000000102", "Arrival by prison transport"),
 ];
 /// The arrival modes that are an ambulance (incident reference expected).
 pub fn is_ambulance(code: &str) -> bool {
-    matches!(code, "1048031000000100" | "1048021000000102")
+    matches!(
+        code,
+        "1048031000000100"
+            | "1048041000000109"
+            | "1048021000000102"
+            | "1048051000000107"
+            | "1048081000000101"
+    )
 }
 
 /// ECDS EMERGENCY CARE ACUITY (SNOMED CT) by triage category 1–5.
@@ -737,5 +761,21 @@ pub(crate) fn set_items(enc: &mut Value, name: &str, values: Vec<Value>) {
             v["url"] = json!(name);
             subs.push(v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ambulance modes are exactly the ones that say so, and no code
+    /// is listed twice.
+    #[test]
+    fn arrival_modes_are_unique_and_ambulances_are_named() {
+        for (code, label) in ARRIVAL_MODES {
+            assert_eq!(is_ambulance(code), label.contains("ambulance"), "{code}");
+            assert_eq!(ARRIVAL_MODES.iter().filter(|(c, _)| *c == code).count(), 1);
+        }
+        assert!(!is_ambulance("1048071000000103"), "own transport");
     }
 }
