@@ -76,7 +76,12 @@ fn seed(svc: &FhirService) {
         json!({"resourceType": "Practitioner", "id": "doc"}),
         json!({"resourceType": "Practitioner", "id": "nurse"}),
         role("pos-doc", "doc", "doctor"),
-        role("pos-nurse", "nurse", "staff-nurse"),
+        {
+            // The nurse works on ward 1 (the escalations it owns are hers to act on).
+            let mut r = role("pos-nurse", "nurse", "staff-nurse");
+            r["location"] = json!([{"reference": "Location/w1"}]);
+            r
+        },
         role("pos-hca", "hca", "healthcare-assistant"),
         role("pos-clerk", "clerk", "ward-clerk"),
         json!({"resourceType": "Location", "id": "w1", "name": "Ward 1", "status": "active"}),
@@ -457,8 +462,15 @@ fn a_nurse_records_news2_7_and_an_emergency_task_is_raised() {
         assert_eq!(a.due.as_deref(), Some("2026-03-02T09:15:00.000Z"));
         assert_eq!(banner(svc, "Patient/p2"), None);
 
-        // A person acknowledges, then completes it (with an outcome).
+        // Someone not of the ward (a doctor with no ward) may not act on
+        // the ward's task: the shared task rule.
         let id = open[0].id.clone();
+        let doc = person("doc", Some("pos-doc"));
+        assert!(matches!(
+            act(svc, &doc, &id, false, "", later),
+            Err(ObservationsError::Forbidden(_))
+        ));
+        // A nurse of the ward acknowledges, then completes it (with an outcome).
         act(svc, &nurse, &id, false, "", later).unwrap();
         assert!(matches!(
             act(svc, &nurse, &id, false, "", later),

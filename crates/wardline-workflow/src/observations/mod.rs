@@ -262,6 +262,20 @@ impl std::fmt::Display for ObservationsError {
 
 impl std::error::Error for ObservationsError {}
 
+impl From<crate::tasks::TasksError> for ObservationsError {
+    fn from(e: crate::tasks::TasksError) -> Self {
+        use crate::tasks::TasksError as T;
+        match e {
+            T::Invalid(m) => ObservationsError::Invalid(m),
+            T::Field(field, message) => ObservationsError::Field { field, message },
+            T::NotFound(m) => ObservationsError::NotFound(m),
+            T::Forbidden(m) => ObservationsError::Forbidden(m),
+            T::Conflict(m) => ObservationsError::Conflict(m),
+            T::Store(m) => ObservationsError::Store(m),
+        }
+    }
+}
+
 impl From<FhirError> for ObservationsError {
     fn from(e: FhirError) -> ObservationsError {
         use crate::fhir::Refusal as R;

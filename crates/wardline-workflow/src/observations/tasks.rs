@@ -8,14 +8,14 @@
 //! `news2:` lock, so it cannot cross a new score being linked.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService};
 
+use super::ObservationsError;
 use super::news2::Response;
 use super::scoring::{is_escalation, task_level};
-use super::{ObservationsError, now_text};
 
 /// One open escalation as the list shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +77,11 @@ pub fn open_escalations(
     Ok(out)
 }
 
-/// `acknowledge` (→ in-progress) or complete (→ completed, with `outcome`).
+/// `acknowledge` (→ in-progress) or complete (→ completed, with `outcome`):
+/// the shared task lifecycle's [`crate::tasks::start_in`] and
+/// [`crate::tasks::complete_in`] (who may, notes, outcome), on an escalation
+/// only, under the patient's NEWS2 lock (the scoring hook raising or
+/// linking an escalation at the same time waits).
 pub fn act(
     svc: &FhirService,
     access: &dyn Access,
@@ -86,12 +90,7 @@ pub fn act(
     outcome: &str,
     now: OffsetDateTime,
 ) -> Result<(), ObservationsError> {
-    if complete && outcome.trim().is_empty() {
-        return Err(ObservationsError::Field {
-            field: "outcome".into(),
-            message: "Enter what was done (the outcome of the review)".into(),
-        });
-    }
+    let caller = crate::tasks::lists::Caller::of(access);
     let mut tx = svc.begin(access)?;
     tx.set_audit_subtype(WARDLINE_SUBTYPE, "observations-task", "U");
     let task = tx
@@ -100,45 +99,12 @@ pub fn act(
         .ok_or_else(|| ObservationsError::NotFound(format!("No escalation Task/{task_id}.")))?;
     let patient = task["for"]["reference"].as_str().unwrap_or("").to_owned();
     tx.lock(&[format!("news2:{patient}")])?;
-    // Again under the lock.
-    let Some(mut task) = tx.get("Task", task_id)? else {
-        return Err(ObservationsError::NotFound(format!(
-            "No escalation Task/{task_id}."
-        )));
-    };
-    let status = task["status"].as_str().unwrap_or("");
-    if !matches!(status, "requested" | "in-progress") {
-        return Err(ObservationsError::Conflict(format!(
-            "This escalation is already {status}."
-        )));
-    }
-    if !complete && status == "in-progress" {
-        return Err(ObservationsError::Conflict(
-            "This escalation is already acknowledged.".into(),
-        ));
-    }
-    let now_s = now_text(now);
-    let who = access
-        .agent()
-        .who
-        .clone()
-        .unwrap_or_else(|| "unknown".into());
-    let text = if complete {
-        format!("Completed by {who}: {}", outcome.trim())
-    } else {
-        format!("Acknowledged by {who}")
-    };
-    let mut notes = task["note"].as_array().cloned().unwrap_or_default();
-    notes.push(json!({"time": now_s, "text": text, "authorReference": {"reference": who}}));
-    task["note"] = json!(notes);
-    task["status"] = json!(if complete { "completed" } else { "in-progress" });
-    task["lastModified"] = json!(now_s);
     if complete {
-        task["executionPeriod"]["end"] = json!(now_s);
+        crate::tasks::complete_in(&mut tx, task_id, outcome, &caller, now)
     } else {
-        task["executionPeriod"] = json!({"start": now_s});
+        crate::tasks::start_in(&mut tx, task_id, &caller, now)
     }
-    tx.save(task)?;
+    .map_err(ObservationsError::from)?;
     tx.commit()?;
     Ok(())
 }

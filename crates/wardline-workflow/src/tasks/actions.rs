@@ -238,6 +238,50 @@ pub fn complete(
     Ok(())
 }
 
+/// The caller starts work on the task (an escalation's "acknowledge"):
+/// `in-progress` from now, owned by the caller when nobody owned it. The
+/// owner rule is [`complete_in`]'s: a member of the owning ward or team,
+/// or the owner.
+pub fn start_in(
+    tx: &mut Tx<'_>,
+    id: &str,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<(), TasksError> {
+    let mut t = open_task(tx, id)?;
+    if t["status"] == "in-progress" {
+        return Err(TasksError::Conflict(
+            "This task is already in progress (acknowledged).".into(),
+        ));
+    }
+    may_close(tx, &t, caller, "acknowledge")?;
+    t["status"] = json!("in-progress");
+    t["executionPeriod"] = json!({"start": fhir_time(now)});
+    t["lastModified"] = json!(fhir_time(now));
+    if let Some(w) = &caller.who
+        && !t["owner"].is_object()
+    {
+        t["owner"] = json!({"reference": w});
+    }
+    push_note(&mut t, "Acknowledged.", caller.who.as_deref(), now);
+    tx.save(t)?;
+    Ok(())
+}
+
+/// [`start_in`] for the person signed in (`tasks-start`).
+pub fn start(
+    svc: &FhirService,
+    access: &dyn Access,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<(), TasksError> {
+    let caller = Caller::of(access);
+    let mut tx = begin(svc, access, "tasks-start", "U")?;
+    start_in(&mut tx, id, &caller, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// Cancels the task with a reason (the caller must own it).
 pub fn cancel_in(
     tx: &mut Tx<'_>,

@@ -75,7 +75,8 @@ use wardline_core::{Access, FhirService, Tx};
 use wardline_fhir::FhirError;
 
 pub use actions::{
-    assign, assign_in, cancel, cancel_in, change, change_in, claim, claim_in, complete, complete_in,
+    assign, assign_in, cancel, cancel_in, change, change_in, claim, claim_in, complete,
+    complete_in, start, start_in,
 };
 
 /// `Task.code` system of the kinds raised under the shared convention.
