@@ -261,6 +261,8 @@ pub struct FhirService {
     changes: std::sync::atomic::AtomicU64,
     /// The clinical clock ([`clock`]).
     clock: clock::Clock,
+    /// Id of the trust's own `Organization` ([`FhirService::with_trust_organization`]).
+    trust_organization: Option<String>,
 }
 
 /// One interaction in progress: who asks, and the audit event it will leave.
@@ -396,7 +398,21 @@ impl FhirService {
             audit_enabled: true,
             changes: std::sync::atomic::AtomicU64::new(0),
             clock: clock::Clock::system(),
+            trust_organization: None,
         }
+    }
+
+    /// Names the trust's own `Organization` (its id): the owner of last
+    /// resort of work that nobody nearer owns, e.g. a NEWS2 escalation for a
+    /// patient with no ward, team, GP practice or managing organisation.
+    pub fn with_trust_organization(mut self, id: impl Into<String>) -> FhirService {
+        self.trust_organization = Some(id.into());
+        self
+    }
+
+    /// The trust's own `Organization` id, when the composition root named it.
+    pub fn trust_organization(&self) -> Option<&str> {
+        self.trust_organization.as_deref()
     }
 
     /// Uses `clock` as the clinical clock ([`clock`]; the system clock by

@@ -252,6 +252,11 @@ impl<'a> Tx<'a> {
 
     /// The trust's local time zone (the service's), for rules that read
     /// wall-clock times (a drug round's dose times).
+    /// The trust's own `Organization` id ([`FhirService::trust_organization`]).
+    pub fn trust_organization(&self) -> Option<&str> {
+        self.service().trust_organization()
+    }
+
     /// Now on the service's clinical clock ([`crate::clock`]).
     pub fn now_ms(&self) -> i64 {
         self.service().now_ms()

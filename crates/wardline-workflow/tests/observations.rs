@@ -34,7 +34,12 @@ fn ms(t: OffsetDateTime) -> i64 {
 fn backends_at(test: &str, clock: &ManualClock) -> Vec<Backend> {
     support::backends(
         &format!("observations_{test}"),
-        |svc| wardline_workflow::with_rules(svc.with_clock(clock.clock())),
+        |svc| {
+            wardline_workflow::with_rules(
+                svc.with_clock(clock.clock())
+                    .with_trust_organization("trust"),
+            )
+        },
         seed,
     )
 }
@@ -68,6 +73,9 @@ fn seed(svc: &FhirService) {
     };
     let rs = vec![
         json!({"resourceType": "Organization", "id": "gp-p3", "name": "Khan's GP practice"}),
+        json!({"resourceType": "Organization", "id": "trust", "name": "The trust"}),
+        // p4: no ward, team, GP practice or managing organisation.
+        json!({"resourceType": "Patient", "id": "p4", "active": true, "name": [{"family": "Okafor"}]}),
         json!({"resourceType": "Patient", "id": "p1", "active": true, "name": [{"family": "Smith"}]}),
         json!({"resourceType": "Patient", "id": "p2", "active": true, "name": [{"family": "Jones"}]}),
         json!({"resourceType": "Patient", "id": "p3", "active": true, "name": [{"family": "Khan"}],
@@ -782,6 +790,19 @@ fn a_gateway_posts_bundles_and_single_readings_scored_on_arrival() {
             "no team: the GP practice owns it, never nobody (H-280)"
         );
         assert!(escalations(svc, "Patient/p1").is_empty());
+        // p4 has nobody nearer: the trust owns it; the score is kept.
+        let (st, _) = post_bundle(svc, "batch", device_set("Patient/p4", at, &high));
+        assert_eq!(st, 200);
+        assert_eq!(
+            get(svc, "Observation", &score_id("Patient/p4", at))["valueInteger"],
+            6
+        );
+        let t4 = escalations(svc, "Patient/p4");
+        assert_eq!(t4.len(), 1, "{}", b.name);
+        assert_eq!(
+            t4[0]["owner"]["reference"], "Organization/trust",
+            "nobody nearer: the trust owns it (H-280)"
+        );
 
         // Single readings arriving one by one update the one score of the set.
         let at2 = "2026-03-02T11:00:00Z";

@@ -343,7 +343,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
                         }),
                         ..ServiceConfig::default()
                     })?
-                    .with_clock(clock.clone()),
+                    .with_clock(clock.clone())
+                    .with_trust_organization(a.trust.trust_organization.clone()),
                 export_dir.clone(),
             )
             .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,

@@ -41,9 +41,10 @@
 //! admitted patient (an `in-progress` Encounter) the ward (`Location`, the
 //! encounter's current place walked up to its ward), also in
 //! `Task.location`; for a patient at home, their active `CareTeam` (the
-//! community team running their remote monitoring). A patient with neither
-//! still gets the task, unowned, listed first on the task list as "No
-//! responsible team": it is never dropped.
+//! community team running their remote monitoring); else their GP
+//! practice, the organisation managing their record, or, last, the trust
+//! itself (`FhirService::with_trust_organization`): an urgent task always
+//! has an owner (`tasks::TaskRule`), so it is never refused and dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -399,8 +400,8 @@ pub fn task_level(task: &Value) -> Option<Response> {
 
 /// The responsible team of a patient: `(owner, ward)` references. The
 /// owner is the ward (`Location`) for an admitted patient, the active
-/// `CareTeam` for a patient at home, else their GP or the organisation
-/// managing their record.
+/// `CareTeam` for a patient at home, else their GP, the organisation
+/// managing their record, or the trust itself.
 pub fn responsible(tx: &Tx<'_>, patient: &str) -> R<(Option<String>, Option<String>)> {
     let encounters = search_all(
         tx,
@@ -447,7 +448,10 @@ pub fn responsible(tx: &Tx<'_>, patient: &str) -> R<(Option<String>, Option<Stri
         .flatten()
         .chain(std::iter::once(&p["managingOrganization"]))
         .find_map(|r| r["reference"].as_str())
-        .map(str::to_owned);
+        .map(str::to_owned)
+        // Nobody nearer: the trust itself, so the escalation (and the score
+        // raised with it) is never refused for want of an owner.
+        .or_else(|| tx.trust_organization().map(|t| format!("Organization/{t}")));
     Ok((fallback, None))
 }
 
