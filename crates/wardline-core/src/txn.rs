@@ -403,24 +403,38 @@ impl<'a> Tx<'a> {
     }
 
     /// Resources of type `t` matching a FHIR search query string, in the
-    /// default order (creation order), at most `_count` of them (default
-    /// and cap: the service's maximum page size).
+    /// default order (creation order) or the query's `_sort`: every match,
+    /// read page by page (the service's maximum page size) within one
+    /// snapshot, so a rule or a list is never silently cut short. An
+    /// explicit `_count` is the caller's limit: that many at most.
     pub fn find(&mut self, t: &str, query: &str) -> R<Vec<Value>> {
         let q = self.svc.parse_criteria(t, query)?;
-        let max = self.svc.config().max_count;
-        let page = self.rec.search(
-            &q,
-            &PageRequest {
-                count: q.count.unwrap_or(max).min(max),
-                ..PageRequest::default()
-            },
-        )?;
-        let mut out = Vec::with_capacity(page.resources.len());
-        for r in page.resources {
-            self.check_read(&r)?;
-            out.push(serde_json::from_str(&r.json).map_err(|e| {
-                FhirError::internal(format!("stored {t}/{} unreadable: {e}", r.id))
-            })?);
+        let max = self.svc.config().max_count.max(1);
+        let limited = q.count.is_some();
+        let mut page = PageRequest {
+            count: q.count.unwrap_or(max).min(max),
+            ..PageRequest::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let found = self.rec.search(&q, &page)?;
+            let n = found.resources.len();
+            let last = found.resources.last().map(|r| r.rid);
+            for r in found.resources {
+                self.check_read(&r)?;
+                out.push(serde_json::from_str(&r.json).map_err(|e| {
+                    FhirError::internal(format!("stored {t}/{} unreadable: {e}", r.id))
+                })?);
+            }
+            if limited || !found.has_more || n == 0 {
+                break;
+            }
+            page.snapshot_rid = Some(found.snapshot_rid);
+            if q.sort.is_empty() {
+                page.after_rid = last;
+            } else {
+                page.offset += n;
+            }
         }
         Ok(out)
     }

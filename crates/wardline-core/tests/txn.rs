@@ -312,3 +312,50 @@ fn vread_inside_a_transaction_reads_through_it() {
     assert_eq!(before, json!("Earlier"));
     assert_eq!(now, json!("Later"));
 }
+
+/// `Tx::find` returns every match, page by page past the service's maximum
+/// page size (a rule counting matches is never cut short), in the default
+/// order or the query's `_sort`; an explicit `_count` is the caller's limit.
+#[test]
+fn find_reads_every_match_past_the_page_size() {
+    let store = wardline_store_sqlite::SqliteStore::open_in_memory().unwrap();
+    let svc = FhirService::new(
+        Arc::new(store),
+        ServiceConfig {
+            max_count: 3,
+            ..ServiceConfig::default()
+        },
+    );
+    let op = wardline_core::Trusted::operator("test");
+    let families = ["Ng", "Adams", "Khan", "Brown", "Zhou", "Evans", "Ito"];
+    svc.transact(&op, |tx| {
+        for f in families {
+            tx.save(
+                json!({"resourceType": "Patient", "gender": "unknown", "name": [{"family": f}]}),
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    svc.transact(&op, |tx| {
+        let all = tx.find("Patient", "gender=unknown")?;
+        assert_eq!(all.len(), 7, "past a page size of 3");
+        let names = |v: &[Value]| -> Vec<String> {
+            v.iter()
+                .map(|p| p["name"][0]["family"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(names(&all), families, "creation order");
+        let sorted = tx.find("Patient", "gender=unknown&_sort=family")?;
+        let mut want: Vec<&str> = families.to_vec();
+        want.sort_unstable();
+        assert_eq!(names(&sorted), want, "the query's order, every page");
+        assert_eq!(
+            tx.find("Patient", "gender=unknown&_count=2")?.len(),
+            2,
+            "the caller's limit"
+        );
+        Ok(())
+    })
+    .unwrap();
+}
