@@ -30,6 +30,7 @@ mod bundle;
 mod capability;
 pub mod clock;
 pub mod consent;
+pub mod limits;
 pub mod operation;
 mod reads;
 mod records;
@@ -72,6 +73,9 @@ pub struct ServiceConfig {
     /// built in it: [`FhirService::reindex_if_needed`] rebuilds the index of
     /// a database built in another.
     pub time_zone: LocalZone,
+    /// Bounded work per request: the size of one resource, the breadth of
+    /// one search ([`limits`]).
+    pub limits: limits::Limits,
 }
 
 /// Absolute URLs of the OAuth 2.0 authorization and token endpoints.
@@ -90,6 +94,7 @@ impl Default for ServiceConfig {
             max_include: 2000,
             oauth: None,
             time_zone: LocalZone::default(),
+            limits: limits::Limits::default(),
         }
     }
 }

@@ -172,6 +172,7 @@ pub(crate) fn execute(
             _ => rest.push((k.clone(), v.clone())),
         }
     }
+    crate::limits::check_search(params, &svc.config().limits)?;
     let mut q = fsearch::parse_in(
         svc.defs(),
         svc.time_zone(),

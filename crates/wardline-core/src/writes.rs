@@ -16,8 +16,12 @@ use crate::{
 };
 
 impl FhirService {
+    /// The body as JSON, held to the resource limits ([`crate::limits`])
+    /// here, before any transaction (and the writer's lock) is taken.
     pub(crate) fn parse_body(&self, req: &FhirRequest) -> R<Value> {
-        operation::parse_body(req)
+        let v = operation::parse_body(req)?;
+        crate::limits::check_body(&v, &self.config.limits)?;
+        Ok(v)
     }
 
     pub(crate) fn create(&self, t: &str, req: &FhirRequest, cx: &Ctx<'_>) -> R<FhirResponse> {
@@ -247,6 +251,7 @@ impl FhirService {
         if pairs.is_empty() {
             return Err(FhirError::invalid("conditional criteria are empty"));
         }
+        crate::limits::check_search(&pairs, &self.config.limits)?;
         wardline_fhir::search::parse_in(
             self.defs,
             &self.config.time_zone,
@@ -295,6 +300,9 @@ impl FhirService {
         let obj = resource
             .as_object()
             .ok_or_else(|| FhirError::structure("a resource must be a JSON object"))?;
+        // Bounded work: checked before the body's transaction began (REST),
+        // and here for every other path that writes (a cheap pass).
+        crate::limits::check_resource(resource, &self.config.limits).map_err(|e| prefix(e, at))?;
         match obj.get("resourceType").and_then(Value::as_str) {
             Some(rt) if rt == t => {}
             Some(rt) => {
