@@ -334,6 +334,10 @@ pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Option
             panic_response,
         ))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        // Outside the decompression, which removes the header: what the
+        // client said it sent, so a body that is not what it claims is
+        // reported so (`read_body`).
+        .layer(axum::middleware::map_request(note_encoding))
         // Fastest deflate: most of the win of gzip on FHIR JSON for a fraction
         // of the CPU of the default level.
         .layer(
@@ -343,6 +347,69 @@ pub fn app(service: Arc<FhirService>, auth: Arc<dyn Authenticator>, opts: Option
         .layer(axum::middleware::map_response(move |r: Response| {
             security_headers(r, tls)
         }))
+}
+
+/// The `Content-Encoding` a request was sent with (before decompression).
+#[derive(Clone)]
+struct SentEncoding(String);
+
+async fn note_encoding(mut req: Request) -> Request {
+    if let Some(e) = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty() && v != "identity")
+    {
+        req.extensions_mut().insert(SentEncoding(e));
+    }
+    req
+}
+
+/// The whole request body (decompressed), at most `limit` bytes: 413 past
+/// it; a body that cannot be decoded as the `Content-Encoding` it was sent
+/// with (`encoding`) is a 400 saying so, not a size error.
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    encoding: Option<&str>,
+) -> Result<Bytes, FhirError> {
+    use axum::body::HttpBody;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => return Ok(Bytes::from(buf)),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > limit {
+                        return Err(FhirError::new(
+                            413,
+                            "too-costly",
+                            format!("the request body exceeds {limit} bytes"),
+                        ));
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => {
+                return Err(match encoding {
+                    Some(enc) => FhirError::new(
+                        400,
+                        "structure",
+                        format!(
+                            "the request body is not valid {enc} (Content-Encoding: {enc}): {e}"
+                        ),
+                    ),
+                    None => FhirError::new(
+                        400,
+                        "structure",
+                        format!("the request body could not be read: {e}"),
+                    ),
+                });
+            }
+        }
+    }
 }
 
 fn redirect_to(location: &'static str) -> Response {
@@ -586,18 +653,10 @@ async fn fhir_inner(s: &AppState, req: Request, peer: Option<IpAddr>) -> Respons
             .trim()
             .to_ascii_lowercase()
     });
-    let bytes: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+    let sent_encoding = parts.extensions.get::<SentEncoding>().map(|e| e.0.clone());
+    let bytes: Bytes = match read_body(body, BODY_LIMIT, sent_encoding.as_deref()).await {
         Ok(b) => b,
-        Err(_) => {
-            return outcome_response(
-                &FhirError::new(
-                    413,
-                    "too-costly",
-                    format!("the request body exceeds {BODY_LIMIT} bytes"),
-                ),
-                pretty,
-            );
-        }
+        Err(e) => return outcome_response(&e, pretty),
     };
     let path: Vec<String> = parts
         .uri

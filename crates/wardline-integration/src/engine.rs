@@ -95,6 +95,43 @@ pub struct Receipt {
     pub replies: Vec<String>,
 }
 
+/// The first field of `msg` repeated more than `max` times, as a content
+/// error naming it (`PID-5`, `OBX[3]-5`): one pass over the fields.
+fn over_repeated(msg: &Message<'_>, max: usize) -> Option<MapError> {
+    let sep = msg.separators().repetition?;
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for seg in msg.segments() {
+        let occurrence = {
+            let n = seen.entry(seg.id()).or_default();
+            *n += 1;
+            *n
+        };
+        if seg.is_header() {
+            continue;
+        }
+        for (i, f) in seg.fields().enumerate() {
+            // The repetition separator never appears escaped in raw text.
+            let n = f.raw().matches(sep).count() + 1;
+            if n > max {
+                let field = i + 1;
+                let at = if occurrence == 1 {
+                    format!("{}-{field}", seg.id())
+                } else {
+                    format!("{}[{occurrence}]-{field}", seg.id())
+                };
+                return Some(MapError::content(
+                    wardline_hl7::ack::error_code::DATA_TYPE_ERROR,
+                    Some(&at),
+                    format!(
+                        "{at} repeats {n} times; at most {max} repetitions of one field are accepted"
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// The acknowledgement mode of raw input: from its MSH when it parses (or
 /// its MSH line can be salvaged), else original.
 fn ack_mode_of(raw: &[u8]) -> AckMode {
@@ -343,7 +380,13 @@ impl Engine {
             });
         }
         tx.set_origin(app);
-        let applied = inbound::apply(msg, &mut TxRecords::inbound(&mut tx), &self.cfg.mapping);
+        // Bounded work (issue 21): a field repeated past the limit is
+        // refused (`AE` naming it) before anything is mapped, so no write
+        // is attempted and the writer is not held building it.
+        let applied = match over_repeated(msg, self.svc.config().limits.max_repeats) {
+            Some(e) => Err(e),
+            None => inbound::apply(msg, &mut TxRecords::inbound(&mut tx), &self.cfg.mapping),
+        };
         match applied {
             Ok(applied) => {
                 let reply = ack(msg, AckCode::AA, &[]).encode();

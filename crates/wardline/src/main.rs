@@ -15,6 +15,8 @@ mod generate;
 mod hl7;
 mod import;
 mod jobs;
+// issue 21: bounded work
+mod limits;
 mod medicines;
 // issue 18: referrals
 mod referrals;
@@ -241,6 +243,9 @@ struct ServeArgs {
     /// turns it off (`wardline referrals send|chase` run the same steps).
     #[arg(long, env = "WARDLINE_REFERRAL_JOB_SECONDS", default_value_t = 60)]
     referral_job_seconds: u64,
+    /// Bounded work per request (issue 21): resource and search limits.
+    #[command(flatten)]
+    limits: limits::LimitArgs,
 }
 
 #[derive(Args)]
@@ -341,6 +346,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
                             authorize: format!("{origin}/auth/authorize"),
                             token: format!("{origin}/auth/token"),
                         }),
+                        limits: a.limits.limits(),
                         ..ServiceConfig::default()
                     })?
                     .with_clock(clock.clone())

@@ -71,6 +71,7 @@ mod tasks;
 mod forms;
 // end of issue 20: forms
 // issue 21: bounded work
+mod bounded;
 // end of issue 21: bounded work
 // issue 21: timeouts
 // end of issue 21: timeouts
