@@ -78,6 +78,12 @@ pub enum BenchCommand {
     /// transaction Bundles, NEWS2 scored on arrival; readings per second.
     News2(crate::news2::News2BenchArgs),
     // end of issue 20: news2
+    // issue 21: bounded work
+    /// The cost of one Patient with 1,500 / 3,000 / 12,000 names: index
+    /// extraction, a create with the limits lifted, the same under the
+    /// default limits.
+    Extract(crate::extract::ExtractBenchArgs),
+    // end of issue 21: bounded work
     // issue 20: ed
     /// The Emergency Department's tracking board with 150 patients in the
     /// department (issue 20): the page's workflow call (min, p50, p99).
@@ -220,6 +226,9 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         // issue 20: news2
         BenchCommand::News2(a) => crate::news2::run(a)?,
         // end of issue 20: news2
+        // issue 21: bounded work
+        BenchCommand::Extract(a) => crate::extract::run(a)?,
+        // end of issue 21: bounded work
         // issue 20: ed
         BenchCommand::Ed(a) => crate::ed::run(a)?,
         // end of issue 20: ed

@@ -18,6 +18,8 @@
 mod bench;
 mod checks;
 mod discharge;
+// issue 21: bounded work
+mod extract;
 mod mar;
 mod matching;
 mod mesh;
