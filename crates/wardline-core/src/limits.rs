@@ -396,6 +396,76 @@ mod tests {
         assert_eq!(at, vec!["Bundle.entry"]);
     }
 
+    /// (elements, longest array, longest non-binary string) of `v`.
+    fn measure(v: &Value, key: Option<&str>, m: &mut (usize, usize, usize)) {
+        m.0 += 1;
+        match v {
+            Value::String(s) if !key.is_some_and(is_binary) => m.2 = m.2.max(s.len()),
+            Value::Array(a) => {
+                m.1 = m.1.max(a.len());
+                a.iter().for_each(|x| measure(x, key, m));
+            }
+            Value::Object(o) => o.iter().for_each(|(k, x)| measure(x, Some(k), m)),
+            _ => {}
+        }
+    }
+
+    /// Real records are far inside the default limits: every official R4
+    /// example and every Synthea bundle and its entries (hazard H-300).
+    #[test]
+    fn real_records_are_within_the_default_limits() {
+        let root = std::env::var("WARDLINE_TESTDATA").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").to_owned()
+        });
+        let root = std::path::PathBuf::from(root);
+        let limits = Limits::default();
+        let (mut checked, mut most) = (0usize, (0usize, 0usize, 0usize));
+        for sub in ["fhir-r4-examples", "synthea-r4/bundles"] {
+            let Ok(dir) = std::fs::read_dir(root.join(sub)) else {
+                eprintln!("SKIPPED: no test data at {}", root.join(sub).display());
+                continue;
+            };
+            for f in dir.flatten() {
+                let path = f.path();
+                let name = path.to_string_lossy();
+                let text = if name.ends_with(".json") {
+                    std::fs::read_to_string(&path).unwrap()
+                } else if name.ends_with(".json.gz") {
+                    let out = std::process::Command::new("gzip")
+                        .arg("-dc")
+                        .arg(&path)
+                        .output()
+                        .expect("gzip");
+                    String::from_utf8(out.stdout).unwrap()
+                } else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                check_body(&v, &limits).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let resources: Vec<&Value> = match v["entry"].as_array() {
+                    Some(es) if v["resourceType"] == "Bundle" => {
+                        es.iter().filter_map(|e| e.get("resource")).collect()
+                    }
+                    _ => vec![&v],
+                };
+                for r in resources {
+                    check_resource(r, &limits)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    let mut m = (0, 0, 0);
+                    measure(r, None, &mut m);
+                    most = (most.0.max(m.0), most.1.max(m.1), most.2.max(m.2));
+                    checked += 1;
+                }
+            }
+        }
+        eprintln!(
+            "{checked} resources within the limits; the most: {} elements, {} repeats, a string of {} bytes",
+            most.0, most.1, most.2
+        );
+    }
+
     #[test]
     fn searches_are_bounded_by_parameters_and_values() {
         let p = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {

@@ -172,7 +172,6 @@ pub(crate) fn execute(
             _ => rest.push((k.clone(), v.clone())),
         }
     }
-    crate::limits::check_search(params, &svc.config().limits)?;
     let mut q = fsearch::parse_in(
         svc.defs(),
         svc.time_zone(),
@@ -429,6 +428,10 @@ pub(crate) fn run(
     path: &[String],
     everything: Option<&CareDates>,
 ) -> Result<String, FhirError> {
+    // A client's search (REST, `$everything`) is held to the search limits;
+    // the typed record API's callers are code that builds its queries from
+    // the record, in chunks of its own.
+    crate::limits::check_search(params, &svc.config().limits)?;
     let Executed {
         query: q,
         page,

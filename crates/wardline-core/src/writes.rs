@@ -251,7 +251,6 @@ impl FhirService {
         if pairs.is_empty() {
             return Err(FhirError::invalid("conditional criteria are empty"));
         }
-        crate::limits::check_search(&pairs, &self.config.limits)?;
         wardline_fhir::search::parse_in(
             self.defs,
             &self.config.time_zone,
@@ -268,6 +267,14 @@ impl FhirService {
         t: &str,
         query: &str,
     ) -> R<Vec<StoredResource>> {
+        // A client's criteria (If-None-Exist, conditional update and
+        // delete, a Bundle's conditional references): held to the search
+        // limits, as a search is.
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+                .into_owned()
+                .collect();
+        crate::limits::check_search(&pairs, &self.config.limits)?;
         let q = self.parse_criteria(t, query)?;
         let page = r.search(
             &q,

@@ -6,7 +6,7 @@
 //! `AE`) naming the element and the limit. Searches past the limits (999
 //! parameters, 3,000 OR values) are a 400 saying what was too many, and the
 //! largest searches within them answer on both backends; a body sent as gzip
-//! that is not gzip is a 400 saying so.
+//! that is not gzip (or is cut short) is a 400 saying so.
 
 use crate::common;
 
@@ -231,10 +231,20 @@ fn abuse(env: &Env) {
         reqwest::Method::POST,
         "Patient",
         "application/fhir+json",
-        gz,
+        gz.clone(),
         &[("Content-Encoding", "gzip")],
     );
     assert_eq!(r.status, 201, "{}", r.brief());
+    // A gzip body cut short is refused whole, never written in part.
+    let r = s.raw(
+        reqwest::Method::POST,
+        "Patient",
+        "application/fhir+json",
+        gz[..gz.len() - 12].to_vec(),
+        &[("Content-Encoding", "gzip")],
+    );
+    assert_eq!(r.status, 400, "{}", r.brief());
+    assert!(diagnostics(&r).contains("not valid gzip"), "{}", r.brief());
 
     stop.store(true, Ordering::Release);
     let writes = writer.join().expect("the small writer");
