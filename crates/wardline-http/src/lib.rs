@@ -359,11 +359,14 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     outcome_response(&FhirError::internal("internal error"), false)
 }
 
+/// How long `/healthz` waits for the store before answering 503: a probe is
+/// answered within a second whatever the database does.
+const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_millis(800);
+
 async fn healthz(State(s): State<AppState>) -> Response {
     let svc = s.service.clone();
-    let ok = tokio::task::spawn_blocking(move || svc.health_check().is_ok())
-        .await
-        .unwrap_or(false);
+    let check = tokio::task::spawn_blocking(move || svc.health_check().is_ok());
+    let ok = matches!(tokio::time::timeout(HEALTH_WAIT, check).await, Ok(Ok(true)));
     let backend = s.service.backend();
     let (code, status) = if ok {
         (StatusCode::OK, "ok")
@@ -477,11 +480,17 @@ fn unauthorised(e: &FhirError, pretty: bool) -> Response {
 }
 
 fn outcome_response(e: &FhirError, pretty: bool) -> Response {
-    json_response(
+    let mut r = json_response(
         StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &e.to_operation_outcome(),
         pretty,
-    )
+    );
+    if e.status == 503 {
+        // The database is away (or the outcome unknown): say when to try.
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    r
 }
 
 fn json_response(status: StatusCode, v: &Value, pretty: bool) -> Response {

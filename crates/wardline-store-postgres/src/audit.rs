@@ -22,7 +22,9 @@ pub(crate) fn in_tx<T>(c: &mut PgConn, f: impl FnOnce(&mut PgConn) -> Result<T>)
     c.client.batch_execute("BEGIN").map_err(be)?;
     match f(c) {
         Ok(v) => {
-            c.client.batch_execute("COMMIT").map_err(be)?;
+            c.client
+                .batch_execute("COMMIT")
+                .map_err(crate::commit_error)?;
             Ok(v)
         }
         Err(e) => {

@@ -82,3 +82,6 @@ mod forms;
 // end of issue 22: backup
 // issue 20: clock
 // end of issue 20: clock
+// issue 22: outages
+mod outage;
+// end of issue 22: outages
