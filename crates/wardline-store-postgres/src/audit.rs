@@ -79,7 +79,16 @@ pub(crate) fn append(c: &mut PgConn, rows: &[AuditAppend]) -> Result<Vec<i64>> {
             &seqs, &recorded, &agents, &actions, &subtypes, &outcomes, &patients, &contents,
             &prevs, &hashes, &p_seqs, &p_ids, &last.seq, &last.hash,
         ],
-    )?;
+    )
+    .map_err(|e| {
+        // A row already holds one of these seqs: inserted after the head
+        // behind the store's back (see `audit::beyond_head_error`).
+        if e.to_string().contains("audit_log_pkey") {
+            audit::beyond_head_error(head_seq)
+        } else {
+            e
+        }
+    })?;
     Ok(seqs)
 }
 
@@ -119,6 +128,16 @@ pub(crate) fn scan(c: &mut PgConn, after_seq: i64, limit: usize) -> Result<Vec<A
     )?
     .iter()
     .map(audit_row)
+    .collect()
+}
+
+pub(crate) fn scan_patients(c: &mut PgConn, after_seq: i64, upto_seq: i64) -> Result<Vec<(i64, String)>> {
+    c.query(
+        "SELECT seq, patient FROM audit_patient WHERE seq > $1 AND seq <= $2 ORDER BY seq, patient COLLATE \"C\"",
+        &[&after_seq, &upto_seq],
+    )?
+    .iter()
+    .map(|r| Ok((r.try_get(0).map_err(be)?, r.try_get(1).map_err(be)?)))
     .collect()
 }
 
