@@ -407,7 +407,10 @@ pub fn verify_with(
             v.row(r);
         }
         if let (Some(lo), Some(hi)) = (walked.first(), walked.last()) {
-            let mut index = store.scan_audit_patients(lo.seq - 1, hi.seq)?.into_iter().peekable();
+            let mut index = store
+                .scan_audit_patients(lo.seq - 1, hi.seq)?
+                .into_iter()
+                .peekable();
             for r in &walked {
                 let mut mine = Vec::new();
                 while let Some((seq, p)) = index.next_if(|(s, _)| *s <= r.seq) {

@@ -353,7 +353,19 @@ pub fn compare(file: &CheckedFile, v: &Verification) -> Vec<String> {
     // Each row a checkpoint names must still have its hash; the first that
     // does not is where the rewrite reaches back to (at the latest).
     let mut rewritten: Vec<(usize, &Checkpoint, &str)> = Vec::new();
-    for (n, c) in &heads {
+    // The newest checkpointed seq below the first rewritten one that still
+    // matches (or the purge anchor): the rewrite starts after it.
+    let mut intact_upto = v.anchor.as_ref().map_or(0, |a| a.seq);
+    let mut by_seq = heads.clone();
+    by_seq.sort_by_key(|(_, c)| c.seq);
+    for (_, c) in &by_seq {
+        if c.seq <= v.head.seq && v.hashes.get(&c.seq) == Some(&c.hash) && c.seq > intact_upto {
+            intact_upto = c.seq;
+        } else if v.hashes.get(&c.seq).is_some_and(|h| *h != c.hash) {
+            break;
+        }
+    }
+    for (n, c) in &by_seq {
         if c.seq == 0 || c.seq > v.head.seq {
             continue;
         }
@@ -384,12 +396,14 @@ pub fn compare(file: &CheckedFile, v: &Verification) -> Vec<String> {
             format!("{what} (seq {})", c.seq)
         };
         out.push(format!(
-            "{what} is not what checkpoint line {n} ({}) anchored: the chain was rewritten (and re-hashed) at or before seq {}{}",
+            "{what} is not what checkpoint line {n} ({}) anchored: the chain was rewritten and re-hashed within rows {}..{}{}",
             c.at(),
+            intact_upto + 1,
             c.seq,
             match rewritten.len() - 1 {
                 0 => String::new(),
-                k => format!("; {k} later checkpoint{} disagree too", if k == 1 { "" } else { "s" }),
+                1 => "; 1 later checkpoint disagrees too".to_owned(),
+                k => format!("; {k} later checkpoints disagree too"),
             }
         ));
     }

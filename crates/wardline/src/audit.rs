@@ -172,7 +172,12 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             "anchor: none (no --audit-key and --audit-checkpoints): the chain is not anchored, \
              so a chain rewritten and re-hashed in the database would pass this check"
         ),
-        Some(f) => match f.checkpoints.iter().rev().find(|(_, c)| c.kind == Kind::Head) {
+        Some(f) => match f
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|(_, c)| c.kind == Kind::Head)
+        {
             Some((n, c)) => println!(
                 "anchor: checked against {} keyed checkpoint{}, the newest (line {n}) at seq {} ({})",
                 f.checkpoints.len(),
