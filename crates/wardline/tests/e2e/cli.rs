@@ -483,23 +483,22 @@ fn operator_commands_never_create_a_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(data.join(wardline::SQLITE_FILE).exists());
-    for args in [vec![
+    let args = [
         "token",
         "--user",
         "nobody.here",
         "--scope",
         "user/*.rs",
-    ]] {
-        let mut full = args.clone();
-        full.extend(["--data-dir", d]);
-        let out = wardline(&full);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(
-            err.contains("no such user 'nobody.here'"),
-            "{args:?}: {err}"
-        );
-    }
+        "--data-dir",
+        d,
+    ];
+    let out = wardline(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?}");
+    assert!(
+        err.contains("no such user 'nobody.here'"),
+        "{args:?}: {err}"
+    );
 
     // `user code` prints the code alone on standard output (for scripts)
     // and says on standard error when the next one starts.
