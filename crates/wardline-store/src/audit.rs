@@ -516,6 +516,60 @@ mod tests {
     }
 
     #[test]
+    fn a_rewritten_head_and_altered_patient_index_entries_are_named() {
+        let rows = chain(0, GENESIS, &(1..=3).map(row).collect::<Vec<_>>());
+        let head = AuditAnchor {
+            seq: 3,
+            hash: "f".repeat(64),
+        };
+        assert_eq!(verify(&rows, &head), vec![Finding::HeadMismatch { seq: 3 }]);
+
+        let mut v = Verifier::new(None).want([2]);
+        for r in &rows {
+            v.row(r);
+        }
+        v.index(&rows[0], &["p1".into()]);
+        v.index(&rows[1], &[]);
+        v.index(&rows[2], &["p3".into(), "p9".into()]);
+        let (_, f, hashes) = v.finish_with_hashes(&AuditAnchor {
+            seq: 3,
+            hash: rows[2].hash.clone(),
+        });
+        assert_eq!(
+            hashes.into_iter().collect::<Vec<_>>(),
+            vec![(2, rows[1].hash.clone())]
+        );
+        assert_eq!(
+            f,
+            vec![
+                Finding::PatientIndex {
+                    seq: 2,
+                    missing: vec!["p2".into()],
+                    extra: vec![]
+                },
+                Finding::PatientIndex {
+                    seq: 3,
+                    missing: vec![],
+                    extra: vec!["p9".into()]
+                },
+            ]
+        );
+        assert_eq!(
+            f[0].to_string(),
+            "row 2's patient index (audit_patient) was altered: it lacks p2 (a search by patient would not find the row)"
+        );
+        assert_eq!(
+            Finding::BeyondHead {
+                first: 4,
+                rows: 1,
+                head: 3
+            }
+            .to_string(),
+            "1 row from seq 4 lies beyond the chain head (seq 3): inserted behind Wardline's back; no audit event can be appended until removed"
+        );
+    }
+
+    #[test]
     fn chain_continues_from_an_anchor() {
         let rows = chain(0, GENESIS, &(1..=4).map(row).collect::<Vec<_>>());
         let anchor = AuditAnchor {
