@@ -59,10 +59,53 @@ fn serve_case(env: Env) {
         "{out}"
     );
     // A restart continues the same file (its first line chained to the last).
-    let server = env.start_with(&args);
-    drop(server);
+    let mut server = env.start_with(&args);
+    server.terminate();
     let (code, out) = verify(&env, Some(&a));
     assert_eq!(code, 0, "{out}");
+
+    // The newest row deleted and the head moved back while the server is
+    // down: the next start-up says so in the log (and still serves), and
+    // verify names it: that start-up's checkpoint is behind the one before,
+    // and the new row with that seq is not the row checkpointed.
+    let head = open(&env).audit_head().unwrap();
+    let n = lines(&a).len();
+    assert!(lines(&a)[n - 1].contains(&format!(" seq={} hash={} ", head.seq, head.hash)));
+    let store = open(&env);
+    let prev = store.scan_audit(head.seq - 2, 1).unwrap().remove(0);
+    tamper(
+        &env,
+        &format!(
+            "DELETE FROM audit_log WHERE seq = {}; DELETE FROM audit_patient WHERE seq = {};
+             UPDATE audit_head SET seq = {}, hash = '{}' WHERE id = 1;",
+            head.seq, head.seq, prev.seq, prev.hash
+        ),
+    );
+    let server = env.start_with(&args);
+    let log = server.log_tail(20_000);
+    assert!(
+        log.contains("the audit chain does not match its newest keyed checkpoint"),
+        "{log}"
+    );
+    drop(server);
+    let (code, out) = verify(&env, Some(&a));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "checkpoint line {} records seq {}, behind line {n}'s seq {}: the chain was moved back between them",
+            n + 1,
+            prev.seq,
+            head.seq
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "row {} is not what checkpoint line {n} (",
+            head.seq
+        )),
+        "{out}"
+    );
 }
 
 #[test]
