@@ -557,6 +557,10 @@ impl Store for PostgresStore {
         audit::scan(&mut *self.conn()?, after_seq, limit)
     }
 
+    fn scan_audit_patients(&self, after_seq: i64, upto_seq: i64) -> Result<Vec<(i64, String)>> {
+        audit::scan_patients(&mut *self.conn()?, after_seq, upto_seq)
+    }
+
     fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
         audit::search(&mut *self.conn()?, q)
     }

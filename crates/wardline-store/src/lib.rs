@@ -254,6 +254,10 @@ pub trait Store: Reader + Send + Sync {
     fn append_audit(&self, rows: &[audit::AuditAppend]) -> Result<Vec<i64>>;
     /// Rows with `seq > after_seq` in ascending order, at most `limit`.
     fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<audit::AuditRow>>;
+    /// The patient-index entries (`audit_patient`) with `after_seq < seq <=
+    /// upto_seq`, as (`seq`, patient), in `seq` order: for
+    /// [`audit::verify`], which checks them against their rows.
+    fn scan_audit_patients(&self, after_seq: i64, upto_seq: i64) -> Result<Vec<(i64, String)>>;
     /// Rows matching `q`, newest first, at most `q.count`.
     fn search_audit(&self, q: &audit::AuditQuery) -> Result<Vec<audit::AuditRow>>;
     /// The chain head: the newest `seq` and its hash (`0` and [`audit::GENESIS`]

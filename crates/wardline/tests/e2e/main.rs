@@ -77,6 +77,7 @@ mod forms;
 // issue 21: group commit
 // end of issue 21: group commit
 // issue 22: audit anchor
+mod audit_anchor;
 // end of issue 22: audit anchor
 // issue 22: backup
 // end of issue 22: backup
