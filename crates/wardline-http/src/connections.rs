@@ -175,6 +175,7 @@ pub async fn serve(
         .keep_alive_timeout(cfg.header_timeout)
         .max_concurrent_streams(100);
     let graceful = GracefulShutdown::new();
+    let mut refusals = RefusalLog::default();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -190,7 +191,7 @@ pub async fn serve(
         let guard = match limits.admit(peer.ip()) {
             Ok(g) => g,
             Err(why) => {
-                tracing::debug!(%peer, ?why, "HTTP connection refused: too many connections");
+                refusals.refused(peer, why, "HTTP");
                 if tls.is_none() {
                     // Never waits: what the socket buffer takes now, or nothing.
                     let _ = stream.try_write(REFUSED_503);
@@ -253,6 +254,36 @@ pub async fn serve(
         tracing::info!("connections still open at shutdown were closed");
     }
     Ok(())
+}
+
+/// Refused connections are logged as a warning at most every 10 s (with how
+/// many since the last), so an operator sees a limit reached without a flood
+/// of lines under attack.
+#[derive(Default)]
+pub(crate) struct RefusalLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl RefusalLog {
+    pub(crate) fn refused(&mut self, peer: SocketAddr, why: Refused, what: &str) {
+        self.since += 1;
+        tracing::debug!(%peer, ?why, "{what} connection refused: too many connections");
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                %peer,
+                ?why,
+                refused = self.since,
+                "{what} connections refused (over the limit per address or in all; see --{}-max-connections*)",
+                what.to_ascii_lowercase()
+            );
+            self.last = Some(Instant::now());
+            self.since = 0;
+        }
+    }
 }
 
 /// An accept error never ends the loop. Out of file descriptors (or kernel

@@ -133,6 +133,9 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, cfg: ListenerConf
         max_per_address: cfg.max_per_address,
         open: Mutex::new((0, HashMap::new())),
     });
+    // Refusals are a warning at most every 10 s, with how many since.
+    let mut last_warned: Option<Instant> = None;
+    let mut refused: u64 = 0;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -145,7 +148,17 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, cfg: ListenerConf
             }
         };
         let Some(admitted) = limits.admit(peer.ip()) else {
+            refused += 1;
             tracing::debug!(%peer, "MLLP connection refused: too many connections");
+            if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                tracing::warn!(
+                    %peer,
+                    refused,
+                    "MLLP connections refused (over the limit per address or in all; see --mllp-max-connections*)"
+                );
+                last_warned = Some(Instant::now());
+                refused = 0;
+            }
             drop(stream);
             continue;
         };

@@ -9,6 +9,9 @@
 //!   HTTP and 300 slow MLLP connections from one address are held to 64 each;
 //!   the 65th is refused at once (503 on HTTP), another address is served,
 //!   and a place given back is taken by a fresh connection;
+//! * with no limits in the way and 128 descriptors, the accept loop runs out
+//!   of descriptors (`EMFILE`), waits, and answers again when the header
+//!   timeout frees them;
 //! * an MLLP frame left unfinished is closed (nothing acknowledged) and the
 //!   resent message is acknowledged; an idle kept-alive HTTP connection is
 //!   closed; a request body that stalls is answered 408; a slow client that
@@ -405,4 +408,50 @@ fn http_idle_keep_alive_stalled_body_and_a_slow_client_that_progresses() {
     let got = closed_by_server(&mut s, BOUND).expect("idle connection closed");
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+/// Out of file descriptors (no limits to stop the flood first), the accept
+/// loop waits and goes on: the server is not killed, and answers as soon as
+/// the header timeout frees descriptors.
+#[test]
+fn out_of_descriptors_the_server_waits_and_goes_on_accepting() {
+    let env = Env::sqlite();
+    let server = env.start_with(&[
+        "--http-header-timeout",
+        "2",
+        "--http-max-connections",
+        "100000",
+        "--http-max-connections-per-address",
+        "0",
+    ]);
+    let pid = server.pid().expect("pid");
+    let out = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=128:128"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!("prlimit: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            println!("SKIPPED: prlimit not available ({e})");
+            return;
+        }
+    }
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .expect("partial header");
+        slow.push(s);
+    }
+    // Waits in the backlog while descriptors are out, then is answered.
+    assert_eq!(healthz_from(&server, "127.0.0.2"), 200);
+    for (i, s) in slow.iter_mut().enumerate() {
+        closed_by_server(s, BOUND).unwrap_or_else(|e| panic!("slow connection {i}: {e}"));
+    }
+    assert_eq!(healthz_from(&server, "127.0.0.1"), 200);
+    let log = server.log_tail(200_000);
+    assert!(
+        log.contains("out of descriptors"),
+        "EMFILE was reached: {log}"
+    );
 }
