@@ -315,6 +315,10 @@ struct BodyLimits {
 /// stalled is answered 408 (whatever the handler made of the failed read)
 /// and its connection closed.
 async fn guard_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        // No body (a GET, most requests): nothing to time.
+        return next.run(req).await;
+    }
     let stalled = Arc::new(AtomicBool::new(false));
     let req = req.map(|b| {
         Body::new(GuardedBody {
