@@ -234,13 +234,11 @@ fn slow_header_connections_are_closed_and_healthz_answers_postgres() {
 /// The case: a file limit of 256, 300 slow connections from one
 /// address on each listener. Timeouts are long here: the limits alone must
 /// keep the server answering.
-#[test]
-fn at_a_256_file_limit_one_address_cannot_stop_healthz_or_mllp() {
+fn one_address_cannot_stop_healthz_or_mllp(env: Env) {
     if affordable_connections(600) < 600 {
         println!("SKIPPED: the file limit leaves no room for 600 connections");
         return;
     }
-    let env = Env::sqlite();
     let mllp = free_port();
     let server = env.start_with(&[
         "--mllp-listen",
@@ -339,9 +337,7 @@ fn at_a_256_file_limit_one_address_cannot_stop_healthz_or_mllp() {
     }
 }
 
-#[test]
-fn an_unfinished_mllp_frame_is_closed_and_the_resent_message_acknowledged() {
-    let env = Env::sqlite();
+fn unfinished_mllp_frame(env: Env) {
     let mllp = free_port();
     let server = env.start_with(&[
         "--mllp-listen",
@@ -394,9 +390,7 @@ fn an_unfinished_mllp_frame_is_closed_and_the_resent_message_acknowledged() {
     drop(server);
 }
 
-#[test]
-fn http_idle_keep_alive_stalled_body_and_a_slow_client_that_progresses() {
-    let env = Env::sqlite();
+fn idle_stalled_and_slow_http(env: Env) {
     let server = env.start_with(&[
         "--http-header-timeout",
         "3",
@@ -454,13 +448,11 @@ fn http_idle_keep_alive_stalled_body_and_a_slow_client_that_progresses() {
 /// Out of file descriptors (no limits to stop the flood first), the accept
 /// loop waits and goes on: the server is not killed, and answers as soon as
 /// the header timeout frees descriptors.
-#[test]
-fn out_of_descriptors_the_server_waits_and_goes_on_accepting() {
+fn out_of_descriptors(env: Env) {
     if affordable_connections(300) < 300 {
         println!("SKIPPED: the file limit leaves no room for 300 connections");
         return;
     }
-    let env = Env::sqlite();
     let server = env.start_with(&[
         "--http-header-timeout",
         "2",
@@ -499,4 +491,52 @@ fn out_of_descriptors_the_server_waits_and_goes_on_accepting() {
         log.contains("out of descriptors"),
         "EMFILE was reached: {log}"
     );
+}
+
+#[test]
+fn at_a_256_file_limit_one_address_cannot_stop_healthz_or_mllp_sqlite() {
+    one_address_cannot_stop_healthz_or_mllp(Env::sqlite());
+}
+
+#[test]
+fn at_a_256_file_limit_one_address_cannot_stop_healthz_or_mllp_postgres() {
+    if let Some(env) = Env::postgres() {
+        one_address_cannot_stop_healthz_or_mllp(env);
+    }
+}
+
+#[test]
+fn an_unfinished_mllp_frame_is_closed_and_the_resent_message_acknowledged_sqlite() {
+    unfinished_mllp_frame(Env::sqlite());
+}
+
+#[test]
+fn an_unfinished_mllp_frame_is_closed_and_the_resent_message_acknowledged_postgres() {
+    if let Some(env) = Env::postgres() {
+        unfinished_mllp_frame(env);
+    }
+}
+
+#[test]
+fn http_idle_keep_alive_stalled_body_and_a_slow_client_that_progresses_sqlite() {
+    idle_stalled_and_slow_http(Env::sqlite());
+}
+
+#[test]
+fn http_idle_keep_alive_stalled_body_and_a_slow_client_that_progresses_postgres() {
+    if let Some(env) = Env::postgres() {
+        idle_stalled_and_slow_http(env);
+    }
+}
+
+#[test]
+fn out_of_descriptors_the_server_waits_and_goes_on_accepting_sqlite() {
+    out_of_descriptors(Env::sqlite());
+}
+
+#[test]
+fn out_of_descriptors_the_server_waits_and_goes_on_accepting_postgres() {
+    if let Some(env) = Env::postgres() {
+        out_of_descriptors(env);
+    }
 }
