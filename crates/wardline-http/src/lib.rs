@@ -15,7 +15,9 @@
 //! sessions; it answers 503 when there is no directory) is mounted beside
 //! them, and the web UI (`wardline-web`, given as a router) under `/ui`. Anything not open
 //! answers 401 without credentials. [`serve_app`] serves it, over TLS when
-//! asked.
+//! asked, with the timeouts and connection limits of [`connections`] (issue
+//! 21: no slow or idle client holds a connection for long, no client address
+//! holds more than its share).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bearer;

@@ -197,7 +197,9 @@ async fn connection(
     let mut idle_deadline = Instant::now() + cfg.idle_timeout;
     let mut frame_deadline: Option<Instant> = None;
     loop {
+        let mut completed = false;
         while let Some(frame) = decoder.next_frame() {
+            completed = true;
             let engine = engine.clone();
             let receipt = tokio::task::spawn_blocking(move || engine.receive(&frame))
                 .await
@@ -206,18 +208,24 @@ async fn connection(
             for r in &receipt.replies {
                 reply(&mut stream, r.as_bytes(), cfg.frame_timeout).await?;
             }
-            idle_deadline = Instant::now() + cfg.idle_timeout;
         }
-        frame_deadline = match (decoder.mid_frame(), frame_deadline) {
-            (false, _) => None,
-            (true, Some(d)) => Some(d),
-            (true, None) => Some(Instant::now() + cfg.frame_timeout),
+        if completed {
+            idle_deadline = Instant::now() + cfg.idle_timeout;
+            // A frame begun behind the ones just handled has its own time.
+            frame_deadline = None;
+        }
+        // A frame once begun has its whole frame timeout, whatever the idle
+        // deadline; between frames the idle deadline holds.
+        frame_deadline = if decoder.mid_frame() {
+            Some(frame_deadline.unwrap_or_else(|| Instant::now() + cfg.frame_timeout))
+        } else {
+            None
         };
-        let deadline = frame_deadline.map_or(idle_deadline, |f| f.min(idle_deadline));
+        let deadline = frame_deadline.unwrap_or(idle_deadline);
         let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
             Ok(r) => r?,
             Err(_) => {
-                if frame_deadline.is_some_and(|f| f <= idle_deadline) {
+                if frame_deadline.is_some() {
                     tracing::warn!(
                         pending = decoder.pending(),
                         "MLLP frame not finished in time, closing (nothing of it was applied)"
