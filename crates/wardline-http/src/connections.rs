@@ -439,6 +439,51 @@ mod tests {
         assert_eq!(l.admit(mapped).unwrap_err(), Refused::PerAddress);
     }
 
+    /// A body that keeps coming, but far under the minimum rate, is cut
+    /// and answered 408 (the gap timeout alone would never fire); one at a
+    /// good rate reaches the handler whole.
+    #[tokio::test]
+    async fn a_body_under_the_minimum_rate_is_408() {
+        use tokio::io::AsyncWriteExt;
+        use tower::ServiceExt;
+        async fn app(limits: BodyLimits, byte_every: Duration, bytes: usize) -> Response {
+            let router = Router::new()
+                .route(
+                    "/",
+                    axum::routing::post(|body: Bytes| async move { body.len().to_string() }),
+                )
+                .layer(axum::middleware::from_fn_with_state(limits, guard_body));
+            let (mut w, r) = tokio::io::duplex(64);
+            tokio::spawn(async move {
+                for _ in 0..bytes {
+                    if w.write_all(b"x").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(byte_every).await;
+                }
+            });
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(r));
+            let req = Request::post("/").body(body).unwrap();
+            router.oneshot(req).await.unwrap()
+        }
+        let limits = BodyLimits {
+            timeout: Duration::from_millis(100),
+            min_rate: 1_000_000,
+        };
+        // 1 byte every 20 ms: never a 100 ms gap, but 50 bytes a second.
+        let r = app(limits, Duration::from_millis(20), 1000).await;
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+        let generous = BodyLimits {
+            timeout: Duration::from_secs(60),
+            min_rate: 1,
+        };
+        let r = app(generous, Duration::from_millis(1), 20).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = axum::body::to_bytes(r.into_body(), 100).await.unwrap();
+        assert_eq!(&text[..], b"20");
+    }
+
     #[test]
     fn no_limit_per_address_when_zero() {
         let l = ConnectionLimits::new(100, 0);
