@@ -15,17 +15,21 @@
 //! sessions; it answers 503 when there is no directory) is mounted beside
 //! them, and the web UI (`wardline-web`, given as a router) under `/ui`. Anything not open
 //! answers 401 without credentials. [`serve_app`] serves it, over TLS when
-//! asked.
+//! asked, with the timeouts and connection limits of [`connections`] (issue
+//! 21: no slow or idle client holds a connection for long, no client address
+//! holds more than its share).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bearer;
+pub mod connections;
 
 pub use bearer::BearerAuthenticator;
+pub use connections::ConnectionConfig;
 pub use wardline_auth_server::{
     DEFAULT_ATTEMPTS_PER_MINUTE, Peer, RouteInfo, SESSION_SCOPE, principal_for,
 };
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -867,33 +871,27 @@ pub async fn tls_config(
 }
 
 /// Serves `app` on `listener` (with each connection's peer address, for the
-/// audit trail) until `shutdown` resolves; over TLS when `tls` is given.
+/// audit trail) until `shutdown` resolves; over TLS when `tls` is given;
+/// with the default [`ConnectionConfig`].
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let make = app.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        None => {
-            axum::serve(listener, make)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, config)
-                .handle(handle)
-                .serve(make)
-                .await
-        }
-    }
+    serve_app_with(listener, app, tls, ConnectionConfig::default(), shutdown).await
+}
+
+/// [`serve_app`] with these timeouts and connection limits
+/// ([`connections`]).
+pub async fn serve_app_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    cfg: ConnectionConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    connections::serve(listener, app, tls, cfg, shutdown).await
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 
 mod alerts;
 mod audit;
+// issue 21: timeouts
+mod connections;
 mod demo_drugs;
 mod export;
 mod formulary;
@@ -174,6 +176,9 @@ struct ServeArgs {
     mllp_listen: Option<SocketAddr>,
     #[command(flatten)]
     hl7: hl7::EngineArgs,
+    /// Issue 21: timeouts and connection limits, HTTP and MLLP.
+    #[command(flatten)]
+    connections: connections::ConnectionArgs,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "WARDLINE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -496,11 +501,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             let mllp_addr = l.local_addr()?;
             tracing::info!("HL7 v2 MLLP listening on {mllp_addr}");
             println!("MLLP is listening on {mllp_addr}");
-            tokio::spawn(wardline_integration::serve(
-                l,
-                engine,
-                wardline_integration::ListenerConfig::default(),
-            ));
+            tokio::spawn(wardline_integration::serve(l, engine, a.connections.mllp()));
         }
         let extra: wardline_http::ExtraMetrics =
             Arc::new(|| wardline_integration::metrics::METRICS.render());
@@ -518,7 +519,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
                 ..wardline_http::Options::default()
             },
         );
-        wardline_http::serve_app(listener, app, tls, shutdown_signal()).await?;
+        wardline_http::serve_app_with(listener, app, tls, a.connections.http(), shutdown_signal())
+            .await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok::<_, anyhow::Error>(())
     })?;

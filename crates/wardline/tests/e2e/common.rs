@@ -419,6 +419,11 @@ impl Server {
     }
 
     /// SIGKILL the server (std's `Child::kill` sends SIGKILL on Unix) and reap it.
+    /// The server's process id (issue 21: tests lower its file limit).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -73,6 +73,7 @@ mod forms;
 // issue 21: bounded work
 // end of issue 21: bounded work
 // issue 21: timeouts
+mod timeouts;
 // end of issue 21: timeouts
 // issue 21: group commit
 // end of issue 21: group commit
