@@ -100,22 +100,25 @@ test('a form defined by an administrator, completed by a nurse, its KPI counted'
   const problems = await accessibilityProblems(admin)
   assert.deepEqual(problems, [], problems.join('; '))
 
-  // Its KPI.
+  // Its KPI, defined by the administrator on the KPI page (a window of
+  // 0 hours refused beside the field first).
   const q = await fhir('GET', `Questionnaire/${formId}`)
-  await fhir('PUT', 'Measure/browser-kpi-skin', {
-    resourceType: 'Measure',
-    id: 'browser-kpi-skin',
-    status: 'active',
-    title: 'Skin checked within 6 hours of admission',
-    extension: [{
-      url: `${WL}/StructureDefinition/form-kpi`,
-      extension: [
-        { url: 'form', valueCanonical: q.url },
-        { url: 'anchor', valueCode: 'admission' },
-        { url: 'window', valueDuration: { value: 6, unit: 'h', system: 'http://unitsofmeasure.org', code: 'h' } }
-      ]
-    }]
-  })
+  await admin.goto(server.url + '/ui/kpis')
+  await admin.fill('#title', 'Skin checked within 6 hours of admission')
+  await admin.selectOption('#form', q.url)
+  await admin.fill('#window', '0')
+  await admin.click('[data-testid="define-kpi"]')
+  await admin.waitForSelector('.nhsuk-error-summary')
+  assert.match(await admin.textContent('.nhsuk-error-summary'), /whole number of hours/)
+  assert.equal(await admin.getAttribute('.nhsuk-error-summary a', 'href'), '#window')
+  await admin.fill('#window', '6')
+  await admin.click('[data-testid="define-kpi"]')
+  await admin.waitForURL(u => u.search.includes('done=defined'))
+  const defined = admin.locator('[data-testid="kpi"]', { has: admin.locator('h2', { hasText: 'Skin checked within 6 hours' }) })
+  const kpiId = await defined.getAttribute('data-kpi')
+  assert.ok(kpiId)
+  assert.deepEqual(await accessibilityProblems(admin), [])
+  await screenshot(admin, 'forms-kpi-defined')
 
   // The nurse completes it from the chart.
   await signIn(nurse, server, 'nurse.w1', '/ui/patients/browser-forms-p')
@@ -146,10 +149,18 @@ test('a form defined by an administrator, completed by a nurse, its KPI counted'
 
   // Its KPI counts the admission.
   await nurse.goto(server.url + '/ui/kpis')
-  const kpi = nurse.locator('[data-testid="kpi"][data-kpi="browser-kpi-skin"]')
+  assert.equal(await nurse.locator('[data-testid="define-kpi"]').count(), 0, 'a nurse does not define KPIs')
+  const kpi = nurse.locator(`[data-testid="kpi"][data-kpi="${kpiId}"]`)
   await kpi.waitFor()
   const total = kpi.locator('[data-testid="kpi-ward"][data-ward="All wards"]')
   assert.equal(await total.getAttribute('data-met'), '1')
   assert.ok(await kpi.locator('[data-testid="kpi-chart"]').isVisible())
   await screenshot(nurse, 'forms-kpis')
+
+  // Retired by the administrator: no longer reported.
+  await admin.goto(server.url + '/ui/kpis')
+  await admin.locator(`[data-testid="kpi"][data-kpi="${kpiId}"] [data-testid="retire-kpi"]`).click()
+  await admin.waitForURL(u => u.search.includes('done=retired'))
+  assert.equal(await admin.locator(`[data-testid="kpi"][data-kpi="${kpiId}"]`).count(), 0)
+  assert.equal((await fhir('GET', `Measure/${kpiId}`)).status, 'retired')
 })

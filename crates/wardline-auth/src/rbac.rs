@@ -25,6 +25,7 @@
 //! | `DiagnosticReport`, `Observation` | ViewClinical, LabProcess or LabAuthorise | RecordClinical, LabProcess or LabAuthorise³ |
 //! | `QuestionnaireResponse` | ViewClinical or Radiology | RecordClinical or OrderTests |
 //! | `Condition`, `AllergyIntolerance`, `ClinicalImpression`, `DocumentReference`, `Composition`, `Procedure` | ViewClinical | RecordClinical |
+//! | `ActivityDefinition`, `PlanDefinition`, `SpecimenDefinition`, `ObservationDefinition`, `Questionnaire`, `Measure` (the order catalogue, forms and their KPIs) | any staff | ManageCatalogue |
 //! | `Practitioner`, `PractitionerRole` | any staff | ManageUsers |
 //! | `Organization`, `Location`, `HealthcareService`, `Endpoint` | any staff | ManageDirectory |
 //! | `Group` | ViewClinical | ManageDirectory |
@@ -265,6 +266,7 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         | "SpecimenDefinition"
         | "ObservationDefinition"
         | "Questionnaire"
+        | "Measure"
             if read =>
         {
             R::AnyStaff
@@ -273,7 +275,8 @@ pub fn required_activity(resource_type: &str, op: Op) -> Requirement {
         | "PlanDefinition"
         | "SpecimenDefinition"
         | "ObservationDefinition"
-        | "Questionnaire" => R::Activity(A::ManageCatalogue),
+        | "Questionnaire"
+        | "Measure" => R::Activity(A::ManageCatalogue),
         "Organization"
         | "Location"
         | "HealthcareService"

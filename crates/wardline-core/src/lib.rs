@@ -523,6 +523,18 @@ impl FhirService {
         Ok(self.store.purge_audit(before_ms)?)
     }
 
+    /// The audit chain's head (newest `seq` and hash) and the anchor of the
+    /// last purge: what `serve --audit-key` checkpoints outside the
+    /// database (issue 22: audit anchor).
+    pub fn audit_head(
+        &self,
+    ) -> R<(
+        wardline_store::audit::AuditAnchor,
+        Option<wardline_store::audit::AuditAnchor>,
+    )> {
+        Ok((self.store.audit_head()?, self.store.audit_anchor()?))
+    }
+
     pub fn config(&self) -> &ServiceConfig {
         &self.config
     }

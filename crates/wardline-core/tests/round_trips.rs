@@ -69,6 +69,9 @@ impl Store for Counting {
     fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditRow>> {
         self.inner.scan_audit(after_seq, limit)
     }
+    fn scan_audit_patients(&self, after_seq: i64, upto_seq: i64) -> Result<Vec<(i64, String)>> {
+        self.inner.scan_audit_patients(after_seq, upto_seq)
+    }
     fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
         self.inner.search_audit(q)
     }

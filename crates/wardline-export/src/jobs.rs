@@ -121,15 +121,19 @@ pub struct ExportJobs {
 }
 
 impl ExportJobs {
-    /// Opens (creating) the export directory, re-queues the jobs a previous
-    /// process left unfinished, and starts the worker.
+    /// Opens the export directory (created with the first job, so a server
+    /// that never exports writes nothing there), re-queues the jobs a
+    /// previous process left unfinished, and starts the worker.
     pub fn start(dir: PathBuf, reader: BulkReader) -> std::io::Result<Arc<ExportJobs>> {
-        fs::create_dir_all(&dir)?;
         let (tx, rx) = channel();
         let mut jobs = HashMap::new();
         let mut requeue = Vec::new();
-        for entry in fs::read_dir(&dir)? {
-            let entry = entry?;
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries.collect::<std::io::Result<Vec<_>>>()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
             let path = entry.path().join("job.json");
             let Ok(text) = fs::read_to_string(&path) else {
                 continue;

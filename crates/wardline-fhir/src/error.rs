@@ -142,6 +142,21 @@ impl FhirError {
         FhirError::new(500, "exception", diagnostics)
     }
 
+    /// 503 `no-store`: the database is unreachable; nothing was stored and
+    /// the request may be sent again.
+    pub fn unavailable(diagnostics: impl Into<String>) -> FhirError {
+        FhirError::new(503, "no-store", diagnostics)
+    }
+    /// 503 `transient`: the commit's outcome is unknown (the connection was
+    /// lost while committing).
+    pub fn outcome_unknown(diagnostics: impl Into<String>) -> FhirError {
+        FhirError::new(503, "transient", diagnostics)
+    }
+    /// Whether this is [`FhirError::outcome_unknown`].
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.status == 503 && self.issues.first().is_some_and(|i| i.code == "transient")
+    }
+
     pub fn is_client_error(&self) -> bool {
         (400..500).contains(&self.status)
     }

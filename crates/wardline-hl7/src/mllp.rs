@@ -141,6 +141,12 @@ impl FrameDecoder {
     pub fn pending(&self) -> usize {
         self.buf.len()
     }
+
+    /// Inside a frame (its start seen, its end not yet), or skipping the
+    /// rest of an oversize one: the listener's frame read timeout runs.
+    pub fn mid_frame(&self) -> bool {
+        self.in_frame || self.skipping
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +192,23 @@ mod tests {
         d.push(b"\x0bA\x1c\x0bB\x1c\r\n").unwrap();
         assert_eq!(d.next_frame().as_deref(), Some(&b"A"[..]));
         assert_eq!(d.next_frame().as_deref(), Some(&b"B"[..]));
+    }
+
+    #[test]
+    fn mid_frame_is_between_start_and_end() {
+        let mut d = FrameDecoder::new(8);
+        assert!(!d.mid_frame());
+        d.push(b"\x0b").unwrap();
+        assert!(d.mid_frame(), "a start block alone opens a frame");
+        d.push(b"MSH").unwrap();
+        assert!(d.mid_frame());
+        d.push(b"\x1c\r").unwrap();
+        assert!(!d.mid_frame());
+        // The rest of an oversize frame is still inside it.
+        assert!(d.push(b"\x0b0123456789").is_err());
+        assert!(d.mid_frame());
+        d.push(b"\x1c\r").unwrap();
+        assert!(!d.mid_frame());
     }
 
     proptest! {

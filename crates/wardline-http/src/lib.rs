@@ -15,17 +15,21 @@
 //! sessions; it answers 503 when there is no directory) is mounted beside
 //! them, and the web UI (`wardline-web`, given as a router) under `/ui`. Anything not open
 //! answers 401 without credentials. [`serve_app`] serves it, over TLS when
-//! asked.
+//! asked, with the timeouts and connection limits of [`connections`] (issue
+//! 21: no slow or idle client holds a connection for long, no client address
+//! holds more than its share).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bearer;
+pub mod connections;
 
 pub use bearer::BearerAuthenticator;
+pub use connections::ConnectionConfig;
 pub use wardline_auth_server::{
     DEFAULT_ATTEMPTS_PER_MINUTE, Peer, RouteInfo, SESSION_SCOPE, principal_for,
 };
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -426,11 +430,14 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     outcome_response(&FhirError::internal("internal error"), false)
 }
 
+/// How long `/healthz` waits for the store before answering 503: a probe is
+/// answered within a second whatever the database does.
+const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_millis(800);
+
 async fn healthz(State(s): State<AppState>) -> Response {
     let svc = s.service.clone();
-    let ok = tokio::task::spawn_blocking(move || svc.health_check().is_ok())
-        .await
-        .unwrap_or(false);
+    let check = tokio::task::spawn_blocking(move || svc.health_check().is_ok());
+    let ok = matches!(tokio::time::timeout(HEALTH_WAIT, check).await, Ok(Ok(true)));
     let backend = s.service.backend();
     let (code, status) = if ok {
         (StatusCode::OK, "ok")
@@ -544,11 +551,17 @@ fn unauthorised(e: &FhirError, pretty: bool) -> Response {
 }
 
 fn outcome_response(e: &FhirError, pretty: bool) -> Response {
-    json_response(
+    let mut r = json_response(
         StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &e.to_operation_outcome(),
         pretty,
-    )
+    );
+    if e.status == 503 {
+        // The database is away (or the outcome unknown): say when to try.
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    r
 }
 
 fn json_response(status: StatusCode, v: &Value, pretty: bool) -> Response {
@@ -917,33 +930,27 @@ pub async fn tls_config(
 }
 
 /// Serves `app` on `listener` (with each connection's peer address, for the
-/// audit trail) until `shutdown` resolves; over TLS when `tls` is given.
+/// audit trail) until `shutdown` resolves; over TLS when `tls` is given;
+/// with the default [`ConnectionConfig`].
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let make = app.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        None => {
-            axum::serve(listener, make)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, config)
-                .handle(handle)
-                .serve(make)
-                .await
-        }
-    }
+    serve_app_with(listener, app, tls, ConnectionConfig::default(), shutdown).await
+}
+
+/// [`serve_app`] with these timeouts and connection limits
+/// ([`connections`]).
+pub async fn serve_app_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    cfg: ConnectionConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    connections::serve(listener, app, tls, cfg, shutdown).await
 }
 
 #[cfg(test)]

@@ -252,7 +252,19 @@ impl Engine {
         }
         let e = last_err.unwrap_or_else(|| FhirError::internal("unknown failure"));
         tracing::error!(control_id, error = %e, "HL7 message could not be stored");
-        let detail = ErrorDetail::new(207, format!("not stored, send again later: {e}"));
+        // Whether it was stored is said only when it is known: a commit
+        // whose connection was lost may have landed, and a resend with the
+        // same control id is recognised rather than applied twice.
+        let detail = if e.is_outcome_unknown() {
+            ErrorDetail::new(
+                207,
+                format!(
+                    "outcome unknown (it may have been stored): send it again with the same control id, which is recognised and not applied twice: {e}"
+                ),
+            )
+        } else {
+            ErrorDetail::new(207, format!("not stored, send again later: {e}"))
+        };
         Receipt {
             ack: ack(&msg, AckCode::AR, &[detail]).encode(),
             code: AckCode::AR,

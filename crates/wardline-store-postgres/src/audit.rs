@@ -22,7 +22,9 @@ pub(crate) fn in_tx<T>(c: &mut PgConn, f: impl FnOnce(&mut PgConn) -> Result<T>)
     c.client.batch_execute("BEGIN").map_err(be)?;
     match f(c) {
         Ok(v) => {
-            c.client.batch_execute("COMMIT").map_err(be)?;
+            c.client
+                .batch_execute("COMMIT")
+                .map_err(crate::commit_error)?;
             Ok(v)
         }
         Err(e) => {
@@ -66,7 +68,7 @@ pub(crate) fn append(c: &mut PgConn, rows: &[AuditAppend]) -> Result<Vec<i64>> {
         }
     }
     let last = chained.last().ok_or_else(|| be("nothing chained"))?;
-    c.execute(
+    let st = c.stmt(
         "WITH l AS (
             INSERT INTO audit_log (seq, recorded, agent, action, subtype, outcome, patients, content, prev_hash, hash)
             SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[],
@@ -75,11 +77,26 @@ pub(crate) fn append(c: &mut PgConn, rows: &[AuditAppend]) -> Result<Vec<i64>> {
             INSERT INTO audit_patient (seq, patient) SELECT * FROM unnest($11::int8[], $12::text[])
          )
          UPDATE audit_head SET seq = $13, hash = $14 WHERE id = 1",
-        &[
-            &seqs, &recorded, &agents, &actions, &subtypes, &outcomes, &patients, &contents,
-            &prevs, &hashes, &p_seqs, &p_ids, &last.seq, &last.hash,
-        ],
     )?;
+    c.client
+        .execute(
+            &st,
+            &[
+                &seqs, &recorded, &agents, &actions, &subtypes, &outcomes, &patients, &contents,
+                &prevs, &hashes, &p_seqs, &p_ids, &last.seq, &last.hash,
+            ],
+        )
+        .map_err(|e| {
+            // A row already holds one of these seqs: inserted after the
+            // head behind the store's back (see `audit::beyond_head_error`).
+            if e.as_db_error()
+                .is_some_and(|d| d.constraint() == Some("audit_log_pkey"))
+            {
+                audit::beyond_head_error(head_seq)
+            } else {
+                be(e)
+            }
+        })?;
     Ok(seqs)
 }
 
@@ -119,6 +136,20 @@ pub(crate) fn scan(c: &mut PgConn, after_seq: i64, limit: usize) -> Result<Vec<A
     )?
     .iter()
     .map(audit_row)
+    .collect()
+}
+
+pub(crate) fn scan_patients(
+    c: &mut PgConn,
+    after_seq: i64,
+    upto_seq: i64,
+) -> Result<Vec<(i64, String)>> {
+    c.query(
+        "SELECT seq, patient FROM audit_patient WHERE seq > $1 AND seq <= $2 ORDER BY seq, patient COLLATE \"C\"",
+        &[&after_seq, &upto_seq],
+    )?
+    .iter()
+    .map(|r| Ok((r.try_get(0).map_err(be)?, r.try_get(1).map_err(be)?)))
     .collect()
 }
 

@@ -48,6 +48,9 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls, Row, Statement};
@@ -65,11 +68,72 @@ mod audit;
 pub mod testenv;
 mod write;
 
+/// How long a new connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a request waits for a busy pool's connection.
+const CHECKOUT_WAIT: Duration = Duration::from_secs(10);
+/// The slice of that wait after which a known-down database is reported.
+const CHECKOUT_SLICE: Duration = Duration::from_millis(250);
+
+/// Marks the database as away when the pool fails to connect to it.
+#[derive(Debug)]
+struct MarkDown(Arc<AtomicBool>);
+
+impl r2d2::HandleError<postgres::Error> for MarkDown {
+    fn handle_error(&self, e: postgres::Error) {
+        // Refused, reset, shutting down or starting: away. Not "too many
+        // connections" — a busy server is waited for, not reported down.
+        if lost_connection(&e) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Buffered writes are flushed when this many are pending.
 pub const FLUSH_AT: usize = 2000;
 
-pub(crate) fn be(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// A database error as the store reports it: a lost or refused connection
+/// (the server stopped, restarting, the backend terminated, the pool unable
+/// to connect) is [`StoreError::Unavailable`], anything else
+/// [`StoreError::Backend`].
+pub(crate) fn be<E: std::fmt::Display + 'static>(e: E) -> StoreError {
+    let any = &e as &dyn std::any::Any;
+    let pg = any.downcast_ref::<postgres::Error>();
+    // `postgres::Error` says only "db error": the server's message is its source.
+    let text = match pg.and_then(StdError::source) {
+        Some(src) => format!("{e}: {src}"),
+        None => e.to_string(),
+    };
+    if pg.is_some_and(lost_connection) || any.is::<r2d2::Error>() {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Backend(text)
+    }
+}
+
+/// The error of a `COMMIT`: a connection lost while committing leaves the
+/// outcome unknown (the server may have committed before it went).
+pub(crate) fn commit_error(e: postgres::Error) -> StoreError {
+    match be(e) {
+        StoreError::Unavailable(m) => StoreError::OutcomeUnknown(m),
+        other => other,
+    }
+}
+
+/// Whether `e` says the connection is gone or the server is not accepting
+/// work: closed, an I/O failure, SQLSTATE class 08 (connection exception),
+/// 57P01–57P03 (terminated by an administrator, crash shutdown, cannot
+/// connect now).
+pub(crate) fn lost_connection(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let c = code.code();
+        return c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03");
+    }
+    // No SQLSTATE: an error of the socket itself (reset, refused).
+    StdError::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// A client with its own prepared-statement cache (a `prepare` is a round
@@ -206,6 +270,8 @@ pub(crate) fn row_to_resource(r: &Row) -> Result<StoredResource> {
 pub struct PostgresStore {
     /// `Option` only so that [`Drop`] can move the pool to another thread.
     pool: Option<Pool<Manager>>,
+    /// Set when the pool failed to connect, cleared by a good checkout.
+    down: Arc<AtomicBool>,
 }
 
 impl Drop for PostgresStore {
@@ -259,22 +325,53 @@ impl PostgresStore {
             };
             config.options(&opts);
         }
+        if config.get_connect_timeout().is_none() {
+            // A host that does not answer is not waited for long.
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let down = Arc::new(AtomicBool::new(false));
         let pool = Pool::builder()
             .max_size(16)
             .min_idle(Some(1))
+            .connection_timeout(CHECKOUT_WAIT)
+            .error_handler(Box::new(MarkDown(down.clone())))
             .build(Manager(PostgresConnectionManager::new(config, NoTls)))
             .map_err(be)?;
-        let store = PostgresStore { pool: Some(pool) };
+        let store = PostgresStore {
+            pool: Some(pool),
+            down,
+        };
         store.migrate()?;
         Ok(store)
     }
 
+    /// A connection from the pool. While every connection is busy it waits
+    /// (up to [`CHECKOUT_WAIT`]); once a connection attempt has failed since
+    /// the last good checkout (the database is away) it answers
+    /// [`StoreError::Unavailable`] within [`CHECKOUT_SLICE`], so requests
+    /// and probes fail fast instead of queueing behind a dead server, and
+    /// recover by themselves when it is back.
     fn conn(&self) -> Result<PooledConnection<Manager>> {
-        self.pool
+        let pool = self
+            .pool
             .as_ref()
-            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?
-            .get()
-            .map_err(be)
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
+        let start = std::time::Instant::now();
+        loop {
+            match pool.get_timeout(CHECKOUT_SLICE) {
+                Ok(c) => {
+                    self.down.store(false, Ordering::Relaxed);
+                    return Ok(c);
+                }
+                Err(e) => {
+                    if self.down.load(Ordering::Relaxed) || start.elapsed() >= CHECKOUT_WAIT {
+                        return Err(StoreError::Unavailable(format!(
+                            "no database connection: {e}"
+                        )));
+                    }
+                }
+            }
+        }
     }
 
     fn migrate(&self) -> Result<()> {
@@ -458,6 +555,10 @@ impl Store for PostgresStore {
 
     fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditRow>> {
         audit::scan(&mut *self.conn()?, after_seq, limit)
+    }
+
+    fn scan_audit_patients(&self, after_seq: i64, upto_seq: i64) -> Result<Vec<(i64, String)>> {
+        audit::scan_patients(&mut *self.conn()?, after_seq, upto_seq)
     }
 
     fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {

@@ -218,7 +218,10 @@ impl StoreTx for PgTx {
                 return Err(e);
             }
         }
-        st.conn.client.batch_execute("COMMIT").map_err(be)?;
+        st.conn
+            .client
+            .batch_execute("COMMIT")
+            .map_err(crate::commit_error)?;
         self.done = true;
         Ok(())
     }

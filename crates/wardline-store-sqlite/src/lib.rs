@@ -314,7 +314,12 @@ fn append_audit(c: &Connection, rows: &[AuditAppend]) -> Result<Vec<i64>> {
             r.prev_hash,
             r.hash
         ])
-        .map_err(be)?;
+        .map_err(|e| match e.sqlite_error_code() {
+            // A row already holds this seq: inserted after the head behind
+            // the store's back (see `audit::beyond_head_error`).
+            Some(rusqlite::ErrorCode::ConstraintViolation) => audit::beyond_head_error(head_seq),
+            _ => be(e),
+        })?;
         for p in sql::audit_patients(&r.patients) {
             patient.execute(rusqlite::params![r.seq, p]).map_err(be)?;
         }
@@ -476,6 +481,19 @@ impl Store for SqliteStore {
             ))
             .map_err(be)?
             .query_map(rusqlite::params![after_seq, limit as i64], audit_row)
+            .map_err(be)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(be)
+        })
+    }
+
+    fn scan_audit_patients(&self, after_seq: i64, upto_seq: i64) -> Result<Vec<(i64, String)>> {
+        self.with_reader(|c| {
+            c.prepare_cached(
+                "SELECT seq, patient FROM audit_patient WHERE seq > ?1 AND seq <= ?2 ORDER BY seq, patient",
+            )
+            .map_err(be)?
+            .query_map([after_seq, upto_seq], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(be)?
             .collect::<rusqlite::Result<_>>()
             .map_err(be)

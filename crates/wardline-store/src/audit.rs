@@ -7,7 +7,16 @@
 //! previous row's hash (or the purge anchor's, see below). So an edit changes
 //! a hash, a deletion leaves a gap or a broken link, a reorder breaks links,
 //! and deleting the newest rows disagrees with the chain head the store keeps.
-//! [`verify`] walks the chain and reports every such finding.
+//! [`verify`] walks the chain and reports every such finding, and also rows
+//! lying beyond the head (inserted behind the store's back: no append can
+//! succeed until they go) and patient-index entries (`audit_patient`) that do
+//! not match their row (a search by patient would hide or invent an access).
+//!
+//! What the chain alone cannot show is a chain rewritten and re-hashed from
+//! some row on, with the head moved to match (or emptied and reset): anyone
+//! who can write the database can compute SHA-256. That is what the keyed
+//! checkpoints outside the database are for (`wardline::anchor`, issue 22):
+//! [`verify_with`] hands back the hashes of the rows they name.
 //!
 //! Rows are appended by [`crate::StoreTx::append_audit`] inside the
 //! transaction of the write they describe (the chain head is locked until
@@ -147,6 +156,19 @@ pub fn chain(head_seq: i64, head_hash: &str, rows: &[AuditAppend]) -> Vec<AuditR
         .collect()
 }
 
+/// The error an append meets when a row already holds the next `seq`: a
+/// row was inserted after the chain head behind the store's back, and no
+/// audit event can be appended (so nothing audited can be served) until it
+/// is removed. Both backends turn their unique-key violation into this.
+pub fn beyond_head_error(head_seq: i64) -> crate::StoreError {
+    crate::StoreError::Backend(format!(
+        "the audit chain is tampered with: a row with seq {} already lies beyond the chain \
+         head (seq {head_seq}), inserted behind Wardline's back, so no audit event can be \
+         appended; run `wardline audit verify`",
+        head_seq + 1
+    ))
+}
+
 /// One thing [`verify`] found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
@@ -158,6 +180,18 @@ pub enum Finding {
     Missing { after: i64, before: i64 },
     /// The newest rows are missing: the chain head says `head`, the last row is `last`.
     Truncated { last: i64, head: i64 },
+    /// The chain head names row `seq` but with another hash than the row's.
+    HeadMismatch { seq: i64 },
+    /// `rows` rows (at least; from `first`) lie beyond the chain head `head`.
+    BeyondHead { first: i64, rows: usize, head: i64 },
+    /// Row `seq`'s entries in the patient index (`audit_patient`) differ
+    /// from the patients the row names: `missing` are not found by a search
+    /// for them, `extra` are found though the row does not name them.
+    PatientIndex {
+        seq: i64,
+        missing: Vec<String>,
+        extra: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Finding {
@@ -182,6 +216,41 @@ impl std::fmt::Display for Finding {
                 "rows {}..{head} are missing from the end (the chain head is {head})",
                 last + 1
             ),
+            Finding::HeadMismatch { seq } => write!(
+                f,
+                "the chain head names row {seq} with another hash than the row has (the head or the row was rewritten)"
+            ),
+            Finding::BeyondHead { first, rows, head } => write!(
+                f,
+                "{rows} row{} from seq {first} lie{} beyond the chain head (seq {head}): inserted behind Wardline's back; no audit event can be appended until removed",
+                if *rows == 1 { "" } else { "s" },
+                if *rows == 1 { "s" } else { "" },
+            ),
+            Finding::PatientIndex {
+                seq,
+                missing,
+                extra,
+            } => {
+                write!(f, "row {seq}'s patient index (audit_patient) was altered:")?;
+                if !missing.is_empty() {
+                    write!(
+                        f,
+                        " it lacks {} (a search by patient would not find the row)",
+                        missing.join(", ")
+                    )?;
+                }
+                if !extra.is_empty() {
+                    if !missing.is_empty() {
+                        write!(f, ";")?;
+                    }
+                    write!(
+                        f,
+                        " it lists {}, whom the row does not name",
+                        extra.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -192,6 +261,10 @@ pub struct Verifier {
     prev_hash: String,
     pub rows: u64,
     pub findings: Vec<Finding>,
+    /// The `seq`s whose hashes the caller wants ([`Verifier::want`]).
+    wanted: std::collections::BTreeSet<i64>,
+    /// Their hashes, as walked.
+    pub hashes: std::collections::BTreeMap<i64, String>,
 }
 
 impl Verifier {
@@ -205,11 +278,49 @@ impl Verifier {
             prev_hash,
             rows: 0,
             findings: Vec::new(),
+            wanted: Default::default(),
+            hashes: Default::default(),
         }
+    }
+
+    /// Keeps the hash of each row with one of these `seq`s as it is walked.
+    pub fn want(mut self, seqs: impl IntoIterator<Item = i64>) -> Verifier {
+        self.wanted.extend(seqs);
+        self
+    }
+
+    /// Compares a row's patient-index entries (`indexed`, any order) with
+    /// the patients it names.
+    pub fn index(&mut self, r: &AuditRow, indexed: &[String]) {
+        let named = crate::sql::audit_patients(&r.patients);
+        let mut missing: Vec<String> = named
+            .iter()
+            .filter(|p| !indexed.iter().any(|i| i == *p))
+            .map(|p| (*p).to_owned())
+            .collect();
+        let mut extra: Vec<String> = indexed
+            .iter()
+            .filter(|i| !named.contains(&i.as_str()))
+            .cloned()
+            .collect();
+        if missing.is_empty() && extra.is_empty() {
+            return;
+        }
+        missing.sort();
+        extra.sort();
+        extra.dedup();
+        self.findings.push(Finding::PatientIndex {
+            seq: r.seq,
+            missing,
+            extra,
+        });
     }
 
     pub fn row(&mut self, r: &AuditRow) {
         self.rows += 1;
+        if self.wanted.contains(&r.seq) {
+            self.hashes.insert(r.seq, r.hash.clone());
+        }
         if chain_hash(&r.prev_hash, r.seq, &r.append()) != r.hash {
             self.findings.push(Finding::Edited { seq: r.seq });
         }
@@ -226,16 +337,25 @@ impl Verifier {
     }
 
     /// Ends the walk against the chain head the store keeps.
-    pub fn finish(mut self, head: &AuditAnchor) -> (u64, Vec<Finding>) {
+    pub fn finish(self, head: &AuditAnchor) -> (u64, Vec<Finding>) {
+        let (rows, findings, _) = self.finish_with_hashes(head);
+        (rows, findings)
+    }
+
+    /// [`Verifier::finish`], with the hashes asked for by [`Verifier::want`].
+    pub fn finish_with_hashes(
+        mut self,
+        head: &AuditAnchor,
+    ) -> (u64, Vec<Finding>, std::collections::BTreeMap<i64, String>) {
         if head.seq > self.prev_seq {
             self.findings.push(Finding::Truncated {
                 last: self.prev_seq,
                 head: head.seq,
             });
         } else if head.seq == self.prev_seq && head.hash != self.prev_hash && self.rows > 0 {
-            self.findings.push(Finding::BrokenLink { seq: head.seq });
+            self.findings.push(Finding::HeadMismatch { seq: head.seq });
         }
-        (self.rows, self.findings)
+        (self.rows, self.findings, self.hashes)
     }
 }
 
@@ -252,34 +372,76 @@ pub struct Verification {
     /// The chain head the walk ended against.
     pub head: AuditAnchor,
     pub findings: Vec<Finding>,
+    /// The hashes of the rows asked for by [`verify_with`] that were walked.
+    pub hashes: std::collections::BTreeMap<i64, String>,
 }
 
 /// Walks the chain of `store` from its anchor to the head it has when the
 /// walk starts (rows appended meanwhile are left for the next walk), reading
-/// `page` rows per round trip.
+/// `page` rows per round trip, and checks each row's patient-index entries;
+/// then looks for rows beyond the head.
 pub fn verify(store: &dyn crate::Store, page: usize) -> crate::Result<Verification> {
+    verify_with(store, page, &[])
+}
+
+/// [`verify`], keeping the hashes of the rows numbered `wanted` (the rows a
+/// keyed checkpoint names) in [`Verification::hashes`].
+pub fn verify_with(
+    store: &dyn crate::Store,
+    page: usize,
+    wanted: &[i64],
+) -> crate::Result<Verification> {
     let page = page.max(1);
     let anchor = store.audit_anchor()?;
     let head = store.audit_head()?;
-    let mut v = Verifier::new(anchor.as_ref());
+    let mut v = Verifier::new(anchor.as_ref()).want(wanted.iter().copied());
     let mut after = anchor.as_ref().map_or(0, |a| a.seq);
     let (mut first_seq, mut last_seq) = (None, None);
-    'walk: loop {
+    loop {
         let rows = store.scan_audit(after, page)?;
-        for r in &rows {
-            if r.seq > head.seq {
-                break 'walk;
-            }
+        let full = rows.len() == page;
+        let walked: Vec<&AuditRow> = rows.iter().filter(|r| r.seq <= head.seq).collect();
+        for r in &walked {
             first_seq.get_or_insert(r.seq);
             last_seq = Some(r.seq);
             v.row(r);
         }
+        if let (Some(lo), Some(hi)) = (walked.first(), walked.last()) {
+            let mut index = store
+                .scan_audit_patients(lo.seq - 1, hi.seq)?
+                .into_iter()
+                .peekable();
+            for r in &walked {
+                let mut mine = Vec::new();
+                while let Some((seq, p)) = index.next_if(|(s, _)| *s <= r.seq) {
+                    if seq == r.seq {
+                        mine.push(p);
+                    }
+                }
+                v.index(r, &mine);
+            }
+        }
         match rows.last() {
-            Some(r) if rows.len() == page => after = r.seq,
+            Some(r) if full && r.seq < head.seq => after = r.seq,
             _ => break,
         }
     }
-    let (rows, findings) = v.finish(&head);
+    let (rows, mut findings, hashes) = v.finish_with_hashes(&head);
+    // Rows beyond the head: read them, then the head again (a row committed
+    // before the scan moved the head in the same transaction, so one beyond
+    // the head read after is not an append in flight).
+    let beyond = store.scan_audit(head.seq, page)?;
+    if !beyond.is_empty() {
+        let now = store.audit_head()?;
+        let past: Vec<&AuditRow> = beyond.iter().filter(|r| r.seq > now.seq).collect();
+        if let Some(first) = past.first() {
+            findings.push(Finding::BeyondHead {
+                first: first.seq,
+                rows: past.len(),
+                head: now.seq,
+            });
+        }
+    }
     Ok(Verification {
         rows,
         first_seq,
@@ -287,6 +449,7 @@ pub fn verify(store: &dyn crate::Store, page: usize) -> crate::Result<Verificati
         anchor,
         head,
         findings,
+        hashes,
     })
 }
 
@@ -349,6 +512,60 @@ mod tests {
         assert_eq!(
             verify(truncated, &head),
             vec![Finding::Truncated { last: 3, head: 5 }]
+        );
+    }
+
+    #[test]
+    fn a_rewritten_head_and_altered_patient_index_entries_are_named() {
+        let rows = chain(0, GENESIS, &(1..=3).map(row).collect::<Vec<_>>());
+        let head = AuditAnchor {
+            seq: 3,
+            hash: "f".repeat(64),
+        };
+        assert_eq!(verify(&rows, &head), vec![Finding::HeadMismatch { seq: 3 }]);
+
+        let mut v = Verifier::new(None).want([2]);
+        for r in &rows {
+            v.row(r);
+        }
+        v.index(&rows[0], &["p1".into()]);
+        v.index(&rows[1], &[]);
+        v.index(&rows[2], &["p3".into(), "p9".into()]);
+        let (_, f, hashes) = v.finish_with_hashes(&AuditAnchor {
+            seq: 3,
+            hash: rows[2].hash.clone(),
+        });
+        assert_eq!(
+            hashes.into_iter().collect::<Vec<_>>(),
+            vec![(2, rows[1].hash.clone())]
+        );
+        assert_eq!(
+            f,
+            vec![
+                Finding::PatientIndex {
+                    seq: 2,
+                    missing: vec!["p2".into()],
+                    extra: vec![]
+                },
+                Finding::PatientIndex {
+                    seq: 3,
+                    missing: vec![],
+                    extra: vec!["p9".into()]
+                },
+            ]
+        );
+        assert_eq!(
+            f[0].to_string(),
+            "row 2's patient index (audit_patient) was altered: it lacks p2 (a search by patient would not find the row)"
+        );
+        assert_eq!(
+            Finding::BeyondHead {
+                first: 4,
+                rows: 1,
+                head: 3
+            }
+            .to_string(),
+            "1 row from seq 4 lies beyond the chain head (seq 3): inserted behind Wardline's back; no audit event can be appended until removed"
         );
     }
 

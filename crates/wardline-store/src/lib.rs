@@ -122,6 +122,16 @@ pub enum StoreError {
     LockConflict(String),
     #[error("database error: {0}")]
     Backend(String),
+    /// The database could not be reached (stopped, restarting, the
+    /// connection lost) before anything was committed: nothing was written,
+    /// and the request may be sent again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The connection was lost while the commit was under way: the
+    /// transaction may or may not have been committed. Said as unknown,
+    /// never as "not stored".
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 impl From<StoreError> for FhirError {
@@ -131,6 +141,14 @@ impl From<StoreError> for FhirError {
                 FhirError::conflict(e.to_string())
             }
             StoreError::Backend(msg) => FhirError::internal(msg),
+            StoreError::Unavailable(msg) => FhirError::unavailable(format!(
+                "The database is unavailable: nothing was stored; send the request again later. ({msg})"
+            )),
+            StoreError::OutcomeUnknown(msg) => FhirError::outcome_unknown(format!(
+                "The connection to the database was lost while the change was being committed: \
+                 it may or may not have been stored. Read before sending it again, or send a \
+                 create again with If-None-Exist. ({msg})"
+            )),
         }
     }
 }
@@ -236,6 +254,10 @@ pub trait Store: Reader + Send + Sync {
     fn append_audit(&self, rows: &[audit::AuditAppend]) -> Result<Vec<i64>>;
     /// Rows with `seq > after_seq` in ascending order, at most `limit`.
     fn scan_audit(&self, after_seq: i64, limit: usize) -> Result<Vec<audit::AuditRow>>;
+    /// The patient-index entries (`audit_patient`) with `after_seq < seq <=
+    /// upto_seq`, as (`seq`, patient), in `seq` order: for
+    /// [`audit::verify`], which checks them against their rows.
+    fn scan_audit_patients(&self, after_seq: i64, upto_seq: i64) -> Result<Vec<(i64, String)>>;
     /// Rows matching `q`, newest first, at most `q.count`.
     fn search_audit(&self, q: &audit::AuditQuery) -> Result<Vec<audit::AuditRow>>;
     /// The chain head: the newest `seq` and its hash (`0` and [`audit::GENESIS`]
@@ -301,3 +323,26 @@ pub mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod sql;
+
+#[cfg(test)]
+mod outage_tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_503_and_an_unknown_outcome_says_so() {
+        let e = FhirError::from(StoreError::Unavailable("refused".into()));
+        assert_eq!((e.status, e.issues[0].code), (503, "no-store"));
+        assert!(e.issues[0].diagnostics.contains("nothing was stored"));
+        assert!(!e.is_outcome_unknown());
+        let e = FhirError::from(StoreError::OutcomeUnknown("closed".into()));
+        assert_eq!((e.status, e.issues[0].code), (503, "transient"));
+        assert!(e.is_outcome_unknown());
+        assert!(
+            e.issues[0]
+                .diagnostics
+                .contains("may or may not have been stored")
+        );
+        let e = FhirError::from(StoreError::Backend("syntax".into()));
+        assert_eq!(e.status, 500);
+    }
+}

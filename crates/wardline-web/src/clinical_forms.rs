@@ -833,44 +833,159 @@ fn day_start(cx: &Cx, d: Date) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(ms / 1000).ok()
 }
 
+/// The KPI page: the figures of every active KPI for admissions in the
+/// period, and, for those who manage forms, defining and retiring KPIs.
+fn kpis_body(cx: &Cx, q: &Form, error: &Error) -> Result<Markup, Response> {
+    let today = cx.svc.now().date();
+    let from = q
+        .get("from")
+        .and_then(|d| parse_date(d))
+        .unwrap_or(today - Duration::days(6));
+    let to = q.get("to").and_then(|d| parse_date(d)).unwrap_or(today);
+    let (Some(start), Some(end)) = (day_start(cx, from), day_start(cx, to + Duration::days(1)))
+    else {
+        return Err(layout::refusal_page(
+            400,
+            "Enter the period as real dates.",
+            "KPI",
+        ));
+    };
+    // Those who manage forms but see no admissions (an administrator) still
+    // define and retire KPIs: they see the definitions without figures.
+    let (reports, definitions) = match kpi::report(&cx.svc, cx.access(), start, end, cx.svc.now()) {
+        Ok(r) => (r, Vec::new()),
+        Err(FormsError::Forbidden(_)) if defines(cx) => (
+            Vec::new(),
+            kpi::list(&cx.svc, cx.access()).map_err(|e| refusal(&e))?,
+        ),
+        Err(e) => return Err(refusal(&e)),
+    };
+    let forms = if defines(cx) {
+        define::list(&cx.svc, cx.access(), true).map_err(|e| refusal(&e))?
+    } else {
+        Vec::new()
+    };
+    let mut form_options: Vec<(String, String)> = vec![(String::new(), "Choose a form".into())];
+    for fs in &forms {
+        if !form_options.iter().any(|(u, _)| u == &fs.url) {
+            form_options.push((fs.url.clone(), fs.title.clone()));
+        }
+    }
+    let (from_s, to_s) = (date_text(from), date_text(to));
+    let done = match q.get("done").map(String::as_str) {
+        Some("defined") => Some("KPI defined."),
+        Some("retired") => Some("KPI retired: it is no longer reported."),
+        _ => None,
+    };
+    Ok(html! {
+        @if let Some(m) = done { (layout::success(m)) }
+        (summary_of(error))
+        h1 { "Forms KPIs per ward" }
+        form method="get" action="/ui/kpis" class="nhsuk-u-margin-bottom-4" {
+            (layout::input(&Field { kind: "date", value: &from_s, ..Field::new("from", "Admitted from") }))
+            (layout::input(&Field { kind: "date", value: &to_s, ..Field::new("to", "to (inclusive)") }))
+            button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" data-testid="show-kpis" { "Show" }
+        }
+        @if reports.is_empty() && definitions.is_empty() { p data-testid="no-kpis" { "No KPIs are defined." } }
+        @if !definitions.is_empty() {
+            p data-testid="kpi-figures-hidden" { "The figures are shown to clinical staff; your role sees the definitions." }
+        }
+        @for k in &definitions {
+            section data-testid="kpi" data-kpi=(k.id) {
+                h2 { (k.title) }
+                p class="nhsuk-body-s" {
+                    "The form " (k.form.as_deref().unwrap_or("(none)")) " completed within " (k.window_hours) " hours of admission."
+                }
+                (retire_button(cx, &k.id))
+            }
+        }
+        @for r in &reports {
+            section data-testid="kpi" data-kpi=(r.kpi.id) {
+                h2 { (r.kpi.title) }
+                p class="nhsuk-body-s" { "Within " (r.kpi.window_hours) " hours of admission. Pending: the window is still open." }
+                table class="nhsuk-table" {
+                    thead class="nhsuk-table__head" { tr { th { "Ward" } th { "Admissions" } th { "In time" } th { "Pending" } th { "Rate" } } }
+                    tbody class="nhsuk-table__body" {
+                        @for w in &r.wards { (figure_row(w)) }
+                        (figure_row(&r.total))
+                    }
+                }
+                (columns(r))
+                (retire_button(cx, &r.kpi.id))
+            }
+        }
+        @if defines(cx) {
+            h2 { "Define a KPI" }
+            p { "A KPI counts the admissions whose patient had the form completed within the window after admission, per ward." }
+            form method="post" action="/ui/kpis" novalidate {
+                (layout::csrf(cx))
+                (layout::input(&Field { value: f(q, "title"), error: error_for(error, "title"), ..Field::new("title", "What it measures (for example: Skin checked within 6 hours of admission)") }))
+                (layout::select("form", "The form that counts", &form_options, f(q, "form"), error_for(error, "form")))
+                (layout::input(&Field { kind: "number", value: f(q, "window"), error: error_for(error, "window"), ..Field::new("window", "Within how many hours of admission") }))
+                button class="nhsuk-button" data-module="nhsuk-button" type="submit" data-testid="define-kpi" { "Define the KPI" }
+            }
+        }
+    })
+}
+
+/// The retire button of a KPI, for those who manage forms.
+fn retire_button(cx: &Cx, id: &str) -> Markup {
+    html! {
+        @if defines(cx) {
+            form method="post" action={ "/ui/kpis/" (enc(id)) "/retire" } {
+                (layout::csrf(cx))
+                button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" data-testid="retire-kpi" { "Retire this KPI" }
+            }
+        }
+    }
+}
+
 /// `GET /ui/kpis[?from=YYYY-MM-DD&to=YYYY-MM-DD]` (to inclusive).
 pub(crate) async fn kpis_page(State(ui): St, req: Req) -> Response {
-    ui.run(req, None, move |cx, q| {
-        let today = cx.svc.now().date();
-        let from = q.get("from").and_then(|d| parse_date(d)).unwrap_or(today - Duration::days(6));
-        let to = q.get("to").and_then(|d| parse_date(d)).unwrap_or(today);
-        let (Some(start), Some(end)) = (day_start(cx, from), day_start(cx, to + Duration::days(1))) else {
-            return layout::refusal_page(400, "Enter the period as real dates.", "KPI");
+    ui.run(req, None, move |cx, q| match kpis_body(cx, &q, &None) {
+        Ok(body) => layout::page(cx, "Forms KPIs", Nav::None, body),
+        Err(r) => r,
+    })
+    .await
+}
+
+/// `POST /ui/kpis`: defines a KPI (`forms::kpi::define`).
+pub(crate) async fn define_kpi_post(State(ui): St, req: Req, body: Bytes) -> Response {
+    ui.run(req, Some(&body), move |cx, form| {
+        let draft = kpi::KpiDraft {
+            title: f(&form, "title").to_owned(),
+            form: f(&form, "form").to_owned(),
+            window_hours: f(&form, "window").to_owned(),
         };
-        let reports = match kpi::report(&cx.svc, cx.access(), start, end, cx.svc.now()) {
-            Ok(r) => r,
-            Err(e) => return refusal(&e),
-        };
-        let (from_s, to_s) = (date_text(from), date_text(to));
-        let body = html! {
-            h1 { "Forms KPIs per ward" }
-            form method="get" action="/ui/kpis" class="nhsuk-u-margin-bottom-4" {
-                (layout::input(&Field { kind: "date", value: &from_s, ..Field::new("from", "Admitted from") }))
-                (layout::input(&Field { kind: "date", value: &to_s, ..Field::new("to", "to (inclusive)") }))
-                button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" data-testid="show-kpis" { "Show" }
-            }
-            @if reports.is_empty() { p data-testid="no-kpis" { "No KPIs are defined." } }
-            @for r in &reports {
-                section data-testid="kpi" data-kpi=(r.kpi.id) {
-                    h2 { (r.kpi.title) }
-                    p class="nhsuk-body-s" { "Within " (r.kpi.window_hours) " hours of admission. Pending: the window is still open." }
-                    table class="nhsuk-table" {
-                        thead class="nhsuk-table__head" { tr { th { "Ward" } th { "Admissions" } th { "In time" } th { "Pending" } th { "Rate" } } }
-                        tbody class="nhsuk-table__body" {
-                            @for w in &r.wards { (figure_row(w)) }
-                            (figure_row(&r.total))
-                        }
+        match kpi::define(&cx.svc, cx.access(), &draft, cx.svc.now()) {
+            Ok(_) => see_other("/ui/kpis?done=defined"),
+            Err(e @ FormsError::Item(..)) => {
+                let error = error_of(&e, "title");
+                match kpis_body(cx, &form, &error) {
+                    Ok(body) => {
+                        layout::page_with(status_of(&error), cx, "Forms KPIs", Nav::None, body)
                     }
-                    (columns(r))
+                    Err(r) => r,
                 }
             }
-        };
-        layout::page(cx, "Forms KPIs", Nav::None, body)
+            Err(e) => refusal(&e),
+        }
+    })
+    .await
+}
+
+/// `POST /ui/kpis/{id}/retire`.
+pub(crate) async fn retire_kpi_post(
+    State(ui): St,
+    req: Req,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    ui.run(req, Some(&body), move |cx, _| {
+        match kpi::retire(&cx.svc, cx.access(), &id, cx.svc.now()) {
+            Ok(()) => see_other("/ui/kpis?done=retired"),
+            Err(e) => refusal(&e),
+        }
     })
     .await
 }
@@ -893,5 +1008,6 @@ pub(crate) fn routes() -> axum::Router<crate::Ui> {
             get(fill_form).post(fill_post),
         )
         .route("/responses/{id}", get(response_page))
-        .route("/kpis", get(kpis_page))
+        .route("/kpis", get(kpis_page).post(define_kpi_post))
+        .route("/kpis/{id}/retire", post(retire_kpi_post))
 }

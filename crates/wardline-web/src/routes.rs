@@ -897,6 +897,12 @@ pub const ROUTES: &[UiRoute] = &[
     r("POST", "/ui/patients/{id}/forms/{form}", "save a response"),
     r("GET", "/ui/responses/{id}", "a form response"),
     r("GET", "/ui/kpis", "forms KPIs per ward"),
+    r("POST", "/ui/kpis", "define a KPI (forms managers)"),
+    r(
+        "POST",
+        "/ui/kpis/{id}/retire",
+        "retire a KPI (forms managers)",
+    ),
     // ── end of issue 20: forms ──
     r(
         "GET",

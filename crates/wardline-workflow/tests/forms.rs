@@ -720,3 +720,92 @@ fn kpis_count_admissions_at_the_window_edges() {
         assert_eq!(e.status(), 403, "{}", b.name);
     }
 }
+
+#[test]
+fn an_administrator_defines_and_retires_a_kpi() {
+    for b in stores() {
+        let svc = &b.svc;
+        let form = active_falls(svc);
+        let url = format!("{FORMS_BASE}/falls-risk-test");
+        let now = ADMITTED + Duration::hours(2);
+        let draft = |title: &str, form: &str, window: &str| kpi::KpiDraft {
+            title: title.into(),
+            form: form.into(),
+            window_hours: window.into(),
+        };
+        // Each wrong field is named.
+        for (d, field) in [
+            (draft(" ", &url, "6"), "title"),
+            (draft("Falls in 6 h", &url, "0"), "window"),
+            (draft("Falls in 6 h", &url, "721"), "window"),
+            (draft("Falls in 6 h", &url, "six"), "window"),
+            (
+                draft("Falls in 6 h", "https://elsewhere.invalid/form", "6"),
+                "form",
+            ),
+            (draft("Falls in 6 h", "", "6"), "form"),
+        ] {
+            match kpi::define(svc, &admin(), &d, now) {
+                Err(FormsError::Item(f, _)) => assert_eq!(f, field, "{}: {d:?}", b.name),
+                other => panic!("{}: {d:?} gave {other:?}", b.name),
+            }
+        }
+        // A nurse may not define one.
+        let e = kpi::define(svc, &nurse(), &draft("Falls in 6 h", &url, "6"), now).unwrap_err();
+        assert_eq!(e.status(), 403, "{}", b.name);
+        let id = kpi::define(svc, &admin(), &draft("Falls in 6 h", &url, "6"), now).unwrap();
+        // The same title twice is refused.
+        match kpi::define(svc, &admin(), &draft("Falls in 6 h", &url, "8"), now) {
+            Err(FormsError::Item(f, _)) => assert_eq!(f, "title", "{}", b.name),
+            other => panic!("{}: {other:?}", b.name),
+        }
+        // It is reported, and counts a completion within its window.
+        admit(svc, "e1", "p1", "ward-a", ADMITTED, "in-progress");
+        submit(
+            svc,
+            &form,
+            "p1",
+            &[
+                ("fallen", "no"),
+                ("mobility", "independent"),
+                ("score", "1"),
+            ],
+            true,
+            ADMITTED + Duration::hours(1),
+        )
+        .unwrap();
+        let from = datetime!(2026-12-03 00:00 UTC);
+        let to = datetime!(2026-12-04 00:00 UTC);
+        let r = kpi::report(svc, &nurse(), from, to, now).unwrap();
+        let k = r
+            .iter()
+            .find(|k| k.kpi.id == id)
+            .expect("the new KPI is reported");
+        assert_eq!(k.kpi.window_hours, 6, "{}", b.name);
+        assert_eq!((k.total.admissions, k.total.met), (1, 1), "{}", b.name);
+        assert!(kpi::list(svc, &admin()).unwrap().iter().any(|k| k.id == id));
+        // A nurse may not retire it; the administrator does, once.
+        assert_eq!(
+            kpi::retire(svc, &nurse(), &id, now).unwrap_err().status(),
+            403
+        );
+        kpi::retire(svc, &admin(), &id, now).unwrap();
+        assert_eq!(
+            kpi::retire(svc, &admin(), &id, now).unwrap_err().status(),
+            409
+        );
+        assert_eq!(
+            kpi::retire(svc, &admin(), "nothing", now)
+                .unwrap_err()
+                .status(),
+            404
+        );
+        let r = kpi::report(svc, &nurse(), from, to, now).unwrap();
+        assert!(
+            r.iter().all(|k| k.kpi.id != id),
+            "{}: a retired KPI is not reported",
+            b.name
+        );
+        assert_eq!(get(svc, "Measure", &id)["status"], "retired", "{}", b.name);
+    }
+}

@@ -27,17 +27,49 @@ fn every(name: &'static str, period: Duration, mut run: impl FnMut() + Send + 's
 
 /// `serve --audit-retention-days`: purge at start-up and then once a day
 /// (a purge deletes in one transaction per call).
-pub fn spawn_audit_retention(service: Arc<FhirService>, days: u32) {
+/// With the keyed anchor (`--audit-key`), each purge's new anchor is
+/// checkpointed (issue 22: audit anchor).
+pub fn spawn_audit_retention(
+    service: Arc<FhirService>,
+    days: u32,
+    checkpoints: Option<Arc<wardline::anchor::Checkpointer>>,
+) {
     every("audit-retention", Duration::from_secs(86_400), move || {
         match crate::audit::purge_older_than(&service, days) {
-            Ok((n, before)) => tracing::info!(
-                purged = n,
-                before = %wardline_fhir::datetime::format_instant(before),
-                "audit retention"
-            ),
+            Ok((n, before)) => {
+                tracing::info!(
+                    purged = n,
+                    before = %wardline_fhir::datetime::format_instant(before),
+                    "audit retention"
+                );
+                if let Some(cp) = &checkpoints
+                    && n > 0
+                    && let Err(e) = crate::audit::checkpoint_purge(&service, cp)
+                {
+                    tracing::error!(error = %format!("{e:#}"), "the purge anchor could not be checkpointed");
+                }
+            }
             Err(e) => tracing::error!(error = %format!("{e:#}"), "audit retention failed"),
         }
     });
+}
+
+/// `serve --audit-key --audit-checkpoints`: checkpoints the audit chain's
+/// head at start-up and then every `seconds` (issue 22: audit anchor).
+pub fn spawn_audit_checkpoints(
+    service: Arc<FhirService>,
+    checkpoints: Arc<wardline::anchor::Checkpointer>,
+    seconds: u64,
+) {
+    every(
+        "audit-checkpoint",
+        Duration::from_secs(seconds.max(1)),
+        move || {
+            if let Err(e) = crate::audit::checkpoint_head(&service, &checkpoints) {
+                tracing::error!(error = %format!("{e:#}"), "the audit chain head could not be checkpointed");
+            }
+        },
+    );
 }
 
 /// `serve --duplicate-scan-minutes`: scores every active patient against

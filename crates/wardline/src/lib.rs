@@ -9,6 +9,8 @@
 //! benchmarks load with).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+// issue 22: audit anchor
+pub mod anchor;
 pub mod load;
 
 use std::path::PathBuf;

@@ -8,6 +8,8 @@
 
 mod alerts;
 mod audit;
+// issue 21: timeouts
+mod connections;
 mod demo_drugs;
 mod export;
 mod formulary;
@@ -176,6 +178,9 @@ struct ServeArgs {
     mllp_listen: Option<SocketAddr>,
     #[command(flatten)]
     hl7: hl7::EngineArgs,
+    /// Issue 21: timeouts and connection limits, HTTP and MLLP.
+    #[command(flatten)]
+    connections: connections::ConnectionArgs,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "WARDLINE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -190,6 +195,20 @@ struct ServeArgs {
     /// keeps them for ever.
     #[arg(long, env = "WARDLINE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     audit_retention_days: Option<u32>,
+    /// Issue 22: the audit chain's keyed anchor (--audit-key,
+    /// --audit-checkpoints): the head is checkpointed at start-up, every
+    /// --audit-checkpoint-seconds and at shutdown.
+    #[command(flatten)]
+    audit_anchor: audit::AnchorArgs,
+    /// Seconds between checkpoints of the audit chain head (with --audit-key).
+    #[arg(
+        long,
+        env = "WARDLINE_AUDIT_CHECKPOINT_SECONDS",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    audit_checkpoint_seconds: u64,
     /// Look for duplicate patient records at start-up and then every this
     /// many minutes; likely pairs go to the review queue (/ui/duplicates).
     /// 0 turns the scan off.
@@ -373,6 +392,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             .with_clock(clock),
     );
     if a.demo {
+        // issue 22: `wardline user code` works on a demo database only.
+        user::mark_demo(&service)?;
         user::seed_demo_users(&directory)?;
         println!(
             "Demo users (password '{}'; `wardline user code NAME` prints the security code):",
@@ -389,8 +410,14 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         }
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // issue 22: audit anchor
+    let checkpoints = a.audit_anchor.checkpointer(&a.store)?;
+    if let Some(cp) = &checkpoints {
+        audit::check_head_at_start(&service, cp)?;
+        jobs::spawn_audit_checkpoints(service.clone(), cp.clone(), a.audit_checkpoint_seconds);
+    }
     if let Some(days) = a.audit_retention_days {
-        jobs::spawn_audit_retention(service.clone(), days);
+        jobs::spawn_audit_retention(service.clone(), days, checkpoints.clone());
     }
     if a.duplicate_scan_minutes > 0 {
         jobs::spawn_duplicate_scan(service.clone(), a.duplicate_scan_minutes);
@@ -439,6 +466,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         service.clone(),
         a.hl7.engine(),
     ));
+    let at_shutdown = service.clone();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.listen)
@@ -479,11 +507,7 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             let mllp_addr = l.local_addr()?;
             tracing::info!("HL7 v2 MLLP listening on {mllp_addr}");
             println!("MLLP is listening on {mllp_addr}");
-            tokio::spawn(wardline_integration::serve(
-                l,
-                engine,
-                wardline_integration::ListenerConfig::default(),
-            ));
+            tokio::spawn(wardline_integration::serve(l, engine, a.connections.mllp()));
         }
         let extra: wardline_http::ExtraMetrics =
             Arc::new(|| wardline_integration::metrics::METRICS.render());
@@ -501,10 +525,15 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
                 ..wardline_http::Options::default()
             },
         );
-        wardline_http::serve_app(listener, app, tls, shutdown_signal()).await?;
+        wardline_http::serve_app_with(listener, app, tls, a.connections.http(), shutdown_signal())
+            .await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok::<_, anyhow::Error>(())
     })?;
+    // issue 22: audit anchor: the head as the server leaves it.
+    if let Some(cp) = &checkpoints {
+        audit::checkpoint_head(&at_shutdown, cp)?;
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 

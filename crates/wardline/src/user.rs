@@ -13,7 +13,8 @@ use clap::{Args, Subcommand};
 use wardline_auth::directory::{Client, Directory};
 use wardline_auth::rbac::Role;
 use wardline_auth::scopes::ScopeSet;
-use wardline_core::{ServiceConfig, Trusted};
+use wardline_core::audit::{AuditRecord, WARDLINE_SUBTYPE};
+use wardline_core::{Agent, ServiceConfig, Trusted};
 
 use crate::StoreArgs;
 
@@ -257,10 +258,39 @@ pub fn run_user(c: UserCommand) -> Result<ExitCode> {
         }
         UserCommand::Code(a) => {
             let dir = directory(&a.store, &a.trust)?;
-            let acc = dir
-                .account(&a.username)
-                .map_err(wardline::load::fhir_err)?
-                .ok_or_else(|| anyhow::anyhow!("no such user '{}'", a.username))?;
+            let account = dir.account(&a.username).map_err(wardline::load::fhir_err)?;
+            // Issue 22: only on a demo database, and audited either way
+            // (whoever has the code can sign in as the user).
+            let demo = is_demo(dir.service())?;
+            let mut rec = AuditRecord::security(
+                ("110113", "Security Alert"),
+                (WARDLINE_SUBTYPE, "security-code-shown"),
+                "E",
+            );
+            if let Some(acc) = &account {
+                rec.touch("Practitioner", &acc.practitioner, None);
+            }
+            rec.query = Some(format!("username={}", a.username));
+            if !demo {
+                rec.set_status(
+                    403,
+                    Some("refused: not a demo database (made by `wardline serve --demo`)".into()),
+                );
+            } else if account.is_none() {
+                rec.set_status(404, Some("no such user".into()));
+            }
+            dir.service()
+                .record_audit(&Agent::operator("cli:user-code"), &[rec])
+                .map_err(wardline::load::fhir_err)?;
+            if !demo {
+                anyhow::bail!(
+                    "`wardline user code` works only on a demo database (one `wardline serve --demo` \
+                     made): the code would let whoever runs it sign in as '{}'. Users read their \
+                     security code from their authenticator app (the attempt is audited)",
+                    a.username
+                );
+            }
+            let acc = account.ok_or_else(|| anyhow::anyhow!("no such user '{}'", a.username))?;
             let secret = wardline_auth::totp::base32_decode(&acc.totp_secret)
                 .ok_or_else(|| anyhow::anyhow!("the TOTP secret of '{}' is corrupt", a.username))?;
             let now = wardline_fhir::datetime::now_ms() / 1000;
@@ -400,6 +430,35 @@ const fn demo(
     }
 }
 
+/// Where `serve --demo` marks its database as a demo one (issue 22): the
+/// `system_kv` entry (namespace, key).
+pub const DEMO_MARK: (&str, &str) = ("deployment", "demo");
+
+/// Marks the database as a demo one (`serve --demo`), so that `wardline
+/// user code` may print the demo users' codes.
+pub fn mark_demo(service: &wardline_core::FhirService) -> Result<()> {
+    if is_demo(service)? {
+        return Ok(());
+    }
+    service
+        .system_data()
+        .put(
+            DEMO_MARK.0,
+            DEMO_MARK.1,
+            &wardline_fhir::datetime::format_instant(wardline_fhir::datetime::now_ms()),
+        )
+        .map_err(wardline::load::fhir_err)
+}
+
+/// Whether `serve --demo` made (or ran on) this database.
+pub fn is_demo(service: &wardline_core::FhirService) -> Result<bool> {
+    Ok(service
+        .system_data()
+        .get(DEMO_MARK.0, DEMO_MARK.1)
+        .map_err(wardline::load::fhir_err)?
+        .is_some())
+}
+
 pub fn seed_demo_users(dir: &Directory) -> Result<()> {
     let op = operator("demo");
     for u in DEMO_USERS {
@@ -428,6 +487,13 @@ pub fn run_token(a: TokenArgs) -> Result<ExitCode> {
         .parse()
         .map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
     let ttl = a.minutes.clamp(1, 24 * 60) * 60;
+    // Issue 22: every token minted here is audited (who for, which
+    // position, scopes, lifetime), like one issued by the token endpoint.
+    let mut rec = AuditRecord::security(
+        ("110114", "User Authentication"),
+        (WARDLINE_SUBTYPE, "token-issued"),
+        "E",
+    );
     let token = match (&a.user, &a.client) {
         (Some(user), _) => {
             let position = match a.position {
@@ -454,8 +520,18 @@ pub fn run_token(a: TokenArgs) -> Result<ExitCode> {
                     }
                 }
             };
-            dir.issue_user_token(user, &position, &scope, a.patient.as_deref(), None, ttl)
-                .map_err(wardline::load::fhir_err)?
+            let token = dir
+                .issue_user_token(user, &position, &scope, a.patient.as_deref(), None, ttl)
+                .map_err(wardline::load::fhir_err)?;
+            if let Some(acc) = dir.account(user).map_err(wardline::load::fhir_err)? {
+                rec.touch("Practitioner", &acc.practitioner, None);
+            }
+            rec.touch("PractitionerRole", &position, None);
+            if let Some(p) = &a.patient {
+                rec.touch("Patient", p, Some(p));
+            }
+            rec.query = Some(format!("user={user}&scope={scope}&seconds={ttl}"));
+            token
         }
         (None, Some(client)) => {
             let c = dir
@@ -469,10 +545,15 @@ pub fn run_token(a: TokenArgs) -> Result<ExitCode> {
             if granted.is_empty() {
                 anyhow::bail!("--scope: none of {scope} may be granted to '{client}' ({allowed})");
             }
+            rec.query = Some(format!("client={client}&scope={granted}&seconds={ttl}"));
             dir.issue_system_token(client, &granted, ttl)
         }
         (None, None) => anyhow::bail!("give --user NAME or --client ID"),
     };
+    // Recorded (durably) before the token is shown.
+    dir.service()
+        .record_audit(&Agent::operator("cli:token"), &[rec])
+        .map_err(wardline::load::fhir_err)?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }

@@ -139,6 +139,24 @@ pub fn audit_search(store: &dyn Store) {
         agent: Some(x.into()),
         ..AuditQuery::default()
     };
+    // The patient index as verification reads it (issue 22): by seq, each
+    // patient once per row.
+    let entries = |i: usize| (s[i], px.to_owned());
+    assert_eq!(
+        store.scan_audit_patients(s[0] - 1, s[5]).unwrap(),
+        vec![
+            entries(0),
+            entries(1),
+            (s[1], py.to_owned()),
+            (s[2], py.to_owned()),
+            entries(4),
+            entries(5),
+        ]
+    );
+    assert_eq!(
+        store.scan_audit_patients(s[1], s[3]).unwrap(),
+        vec![(s[2], py.to_owned())]
+    );
     // Each criterion, newest first; a patient named twice in a row gives it once.
     assert_eq!(find(patient(px)), vec![s[5], s[4], s[1], s[0]]);
     assert_eq!(find(patient(py)), vec![s[2], s[1]]);

@@ -333,6 +333,118 @@ pub fn report(
     Ok(out)
 }
 
+/// A KPI as an administrator defines it on the KPI page.
+#[derive(Debug, Clone, Default)]
+pub struct KpiDraft {
+    pub title: String,
+    /// The form's canonical url (any version of it counts).
+    pub form: String,
+    /// The window after admission, in hours (1 to 720).
+    pub window_hours: String,
+}
+
+/// Defines a KPI: an active `Measure` with [`KPI_EXT`] (anchored at
+/// admission), as the caller, who must be allowed to write it (the
+/// trust's catalogue and forms managers: `wardline-auth`'s rule for
+/// `Measure`). Refused, naming the field: no title, a form that is not an
+/// active form, a window that is not a whole number of hours from 1 to 720,
+/// or an active KPI with the same title. Returns its id.
+pub fn define(
+    svc: &FhirService,
+    access: &dyn Access,
+    d: &KpiDraft,
+    now: OffsetDateTime,
+) -> Result<String, FormsError> {
+    let title = d.title.trim();
+    if title.is_empty() {
+        return Err(FormsError::Item(
+            "title".into(),
+            "Enter what the KPI measures.".into(),
+        ));
+    }
+    let hours = d
+        .window_hours
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|h| (1..=720).contains(h))
+        .ok_or_else(|| {
+            FormsError::Item(
+                "window".into(),
+                "Enter the window as a whole number of hours from 1 to 720.".into(),
+            )
+        })?;
+    let form = d.form.trim();
+    let mut tx = svc.begin(access)?;
+    tx.set_audit_subtype(WARDLINE_SUBTYPE, "forms-kpi-define", "C");
+    tx.lock(&["forms-kpi"])?;
+    let active_form = !form.is_empty()
+        && tx
+            .find("Questionnaire", &format!("url={form}&status=active"))?
+            .iter()
+            .any(super::is_form);
+    if !active_form {
+        return Err(FormsError::Item(
+            "form".into(),
+            "Choose the active form whose completion the KPI counts.".into(),
+        ));
+    }
+    if kpis_in(&mut tx)?.iter().any(|k| k.title == title) {
+        return Err(FormsError::Item(
+            "title".into(),
+            format!("A KPI called \"{title}\" is defined already."),
+        ));
+    }
+    let saved = tx.save(serde_json::json!({
+        "resourceType": "Measure",
+        "status": "active",
+        "title": title,
+        "date": fhir_time(now),
+        "extension": [{"url": KPI_EXT, "extension": [
+            {"url": "form", "valueCanonical": form},
+            {"url": "anchor", "valueCode": "admission"},
+            {"url": "window", "valueDuration": {"value": hours, "unit": "h",
+                "system": "http://unitsofmeasure.org", "code": "h"}},
+        ]}],
+    }))?;
+    tx.commit()?;
+    Ok(saved.id)
+}
+
+/// Retires a KPI (`Measure.status` `retired`): no longer reported; its
+/// history stays.
+pub fn retire(
+    svc: &FhirService,
+    access: &dyn Access,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<(), FormsError> {
+    let mut tx = svc.begin(access)?;
+    tx.set_audit_subtype(WARDLINE_SUBTYPE, "forms-kpi-retire", "U");
+    tx.lock(&["forms-kpi"])?;
+    let mut m = tx
+        .get("Measure", id)?
+        .filter(|m| kpi_of(m).is_some())
+        .ok_or_else(|| FormsError::NotFound(format!("There is no KPI {id}.")))?;
+    if m["status"] != "active" {
+        return Err(FormsError::Conflict("This KPI is retired already.".into()));
+    }
+    m["status"] = serde_json::json!("retired");
+    m["date"] = serde_json::json!(fhir_time(now));
+    tx.save(m)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The active KPIs (their definitions, without figures), for those who may
+/// read `Measure` (every member of staff).
+pub fn list(svc: &FhirService, access: &dyn Access) -> Result<Vec<Kpi>, FormsError> {
+    let mut tx = svc.begin(access)?;
+    let out = kpis_in(&mut tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

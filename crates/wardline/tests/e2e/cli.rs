@@ -430,7 +430,7 @@ fn hl7_send_prints_each_ack_and_fails_on_ae() {
 /// Issue 23: the operator commands work on an existing database; on a
 /// directory without one they refuse, naming it, and create nothing. Only
 /// `serve` and `import` create a database. An unknown user is "no such
-/// user".
+/// user". `user code` works on a demo database only (issue 22).
 #[test]
 fn operator_commands_never_create_a_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -483,20 +483,22 @@ fn operator_commands_never_create_a_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(data.join(wardline::SQLITE_FILE).exists());
-    for args in [
-        vec!["token", "--user", "nobody.here", "--scope", "user/*.rs"],
-        vec!["user", "code", "nobody.here"],
-    ] {
-        let mut full = args.clone();
-        full.extend(["--data-dir", d]);
-        let out = wardline(&full);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(
-            err.contains("no such user 'nobody.here'"),
-            "{args:?}: {err}"
-        );
-    }
+    let args = [
+        "token",
+        "--user",
+        "nobody.here",
+        "--scope",
+        "user/*.rs",
+        "--data-dir",
+        d,
+    ];
+    let out = wardline(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?}");
+    assert!(
+        err.contains("no such user 'nobody.here'"),
+        "{args:?}: {err}"
+    );
 
     // `user code` prints the code alone on standard output (for scripts)
     // and says on standard error when the next one starts.
@@ -516,6 +518,27 @@ fn operator_commands_never_create_a_database() {
         .unwrap();
     assert!(
         out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Issue 22: `user code` works on a demo database only (`serve --demo`
+    // marks it; here the mark is set by hand).
+    let out = wardline(&["user", "code", "cli.user", "--data-dir", d]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("works only on a demo database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rusqlite::Connection::open(data.join(wardline::SQLITE_FILE))
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO system_kv (namespace, key, value) VALUES ('deployment', 'demo', 'test')",
+        )
+        .unwrap();
+    let out = wardline(&["user", "code", "nobody.here", "--data-dir", d]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such user 'nobody.here'"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -127,6 +127,24 @@ impl Env {
         })
     }
 
+    /// A fresh database on the PostgreSQL server at `admin_url` (a test's
+    /// own server, e.g. one it stops and starts).
+    pub fn postgres_on(admin_url: &str) -> Env {
+        Env {
+            name: "postgres",
+            data_dir: tempfile::tempdir().expect("tempdir"),
+            log_dir: tempfile::tempdir().expect("tempdir"),
+            pg: Some(PgDatabase::create(admin_url)),
+            starts: 0.into(),
+            test_client: false.into(),
+        }
+    }
+
+    /// The PostgreSQL URL of this environment's database, if it has one.
+    pub fn database_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(|p| p.url.as_str())
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
     }
@@ -401,6 +419,11 @@ impl Server {
     }
 
     /// SIGKILL the server (std's `Child::kill` sends SIGKILL on Unix) and reap it.
+    /// The server's process id (issue 21: tests lower its file limit).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -74,12 +74,17 @@ mod forms;
 mod bounded;
 // end of issue 21: bounded work
 // issue 21: timeouts
+mod timeouts;
 // end of issue 21: timeouts
 // issue 21: group commit
 // end of issue 21: group commit
 // issue 22: audit anchor
+mod audit_anchor;
 // end of issue 22: audit anchor
 // issue 22: backup
 // end of issue 22: backup
 // issue 20: clock
 // end of issue 20: clock
+// issue 22: outages
+mod outage;
+// end of issue 22: outages
