@@ -23,13 +23,42 @@ use sha2::{Digest, Sha256};
 const MANIFEST_FORMAT: &str = "wardline-backup-manifest v1";
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BackupArgs {
+    #[command(subcommand)]
+    command: Option<BackupCommand>,
     /// The backup file to write (never overwritten); the manifest is written
     /// beside it as FILE.manifest.json.
     #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    /// Encrypt the backup (the age format, x25519) to this key: the file
+    /// `wardline backup key init` wrote, or one holding just its public key
+    /// (`age1…`), so the backup host need not hold the secret.
+    #[arg(long, value_name = "KEY")]
+    encrypt_to: Option<PathBuf>,
     #[command(flatten)]
     store: crate::StoreArgs,
+}
+
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// The backup encryption key, kept outside the backups.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Create a new x25519 key (age format) in a new file readable by its
+    /// owner only; keep it apart from the backups and the data directory.
+    Init(KeyInitArgs),
+}
+
+#[derive(Args)]
+pub struct KeyInitArgs {
+    /// The file to create (never overwritten).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -47,6 +76,9 @@ pub struct RestoreArgs {
     /// empty.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The key an encrypted backup was made for (`wardline backup key init`).
+    #[arg(long, value_name = "KEY")]
+    identity: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +96,135 @@ pub struct DrillArgs {
     /// The manifest (default: FILE.manifest.json beside the backup).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
+    /// The key an encrypted backup was made for (`wardline backup key init`).
+    #[arg(long, value_name = "KEY")]
+    identity: Option<PathBuf>,
+}
+
+/// The first bytes of an age-encrypted file.
+const AGE_MAGIC: &[u8] = b"age-encryption.org/";
+
+fn key_init(out: &Path) -> Result<ExitCode> {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let text = format!(
+        "# wardline backup key (age x25519): keep it apart from the backups and the data directory\n\
+         # public key: {}\n{}\n",
+        id.to_public(),
+        id.to_string().expose_secret()
+    );
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(out)
+        .with_context(|| format!("cannot create {} (it is never overwritten)", out.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    println!(
+        "backup key written to {} (readable by its owner only); public key {}; back up with \
+         `--encrypt-to {}`, restore with `--identity {}`; keep it apart from the backups",
+        out.display(),
+        id.to_public(),
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_key_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read the key {}", path.display()))
+}
+
+/// The recipient in a key file: its secret key's public half, or a public
+/// key (`age1…`, or after `# public key: `).
+fn load_recipient(path: &Path) -> Result<age::x25519::Recipient> {
+    for line in read_key_file(path)?.lines() {
+        let line = line.trim();
+        if line.starts_with("AGE-SECRET-KEY-") {
+            return Ok(load_identity_text(line, path)?.to_public());
+        }
+        let public = line.strip_prefix("# public key: ").unwrap_or(line);
+        if public.starts_with("age1") {
+            return public
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: not an age public key: {e}", path.display()));
+        }
+    }
+    anyhow::bail!(
+        "{} holds no age key (AGE-SECRET-KEY-… or age1…): make one with `wardline backup key init`",
+        path.display()
+    )
+}
+
+fn load_identity_text(line: &str, path: &Path) -> Result<age::x25519::Identity> {
+    line.parse()
+        .map_err(|e| anyhow::anyhow!("{}: not an age secret key: {e}", path.display()))
+}
+
+fn load_identity(path: &Path) -> Result<age::x25519::Identity> {
+    for line in read_key_file(path)?.lines() {
+        let line = line.trim();
+        if line.starts_with("AGE-SECRET-KEY-") {
+            return load_identity_text(line, path);
+        }
+    }
+    anyhow::bail!(
+        "{} holds no age secret key (AGE-SECRET-KEY-…): give the file `wardline backup key init` wrote",
+        path.display()
+    )
+}
+
+fn encrypt_file(src: &Path, dst: &Path, to: &age::x25519::Recipient) -> Result<()> {
+    let enc = age::Encryptor::with_recipients(std::iter::once(to as &dyn age::Recipient))
+        .map_err(|e| anyhow::anyhow!("cannot encrypt: {e}"))?;
+    let out = std::fs::File::create_new(dst)
+        .with_context(|| format!("cannot create {}", dst.display()))?;
+    let mut w = enc.wrap_output(std::io::BufWriter::new(out))?;
+    let mut input =
+        std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
+    std::io::copy(&mut input, &mut w)?;
+    let mut inner = w.finish()?;
+    inner.flush()?;
+    inner
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dst.display()))?
+        .sync_all()?;
+    Ok(())
+}
+
+fn decrypt_file(src: &Path, dst: &Path, id: &age::x25519::Identity) -> Result<()> {
+    let input =
+        std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
+    let dec = age::Decryptor::new(std::io::BufReader::new(input))
+        .map_err(|e| anyhow::anyhow!("cannot decrypt {}: {e}", src.display()))?;
+    let mut r = dec
+        .decrypt(std::iter::once(id as &dyn age::Identity))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot decrypt {}: {e} (is --identity the key the backup was made for?)",
+                src.display()
+            )
+        })?;
+    let mut out = std::fs::File::create_new(dst)
+        .with_context(|| format!("cannot create {}", dst.display()))?;
+    std::io::copy(&mut r, &mut out)
+        .with_context(|| format!("cannot decrypt {} (damaged?)", src.display()))?;
+    out.sync_all()?;
+    Ok(())
+}
+
+/// Whether the file is age-encrypted.
+fn is_encrypted(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 19];
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let n = f.read(&mut head)?;
+    Ok(&head[..n] == AGE_MAGIC)
 }
 
 /// What a database file holds, as the manifest records it.
@@ -249,6 +410,13 @@ fn sync_file(path: &Path) -> Result<()> {
 }
 
 pub fn backup(a: &BackupArgs) -> Result<ExitCode> {
+    if let Some(BackupCommand::Key(KeyCommand::Init(k))) = &a.command {
+        return key_init(&k.out);
+    }
+    let Some(out) = &a.out else {
+        anyhow::bail!("give --out FILE (the backup file to write)");
+    };
+    let recipient = a.encrypt_to.as_deref().map(load_recipient).transpose()?;
     if a.store.database.is_some() {
         anyhow::bail!(
             "`wardline backup` copies the embedded SQLite database only; back up PostgreSQL with \
@@ -265,20 +433,20 @@ pub fn backup(a: &BackupArgs) -> Result<ExitCode> {
             wardline::SQLITE_FILE
         );
     }
-    if a.out.exists() {
+    if out.exists() {
         anyhow::bail!(
             "{} exists: `wardline backup` never overwrites a file; give a new --out",
-            a.out.display()
+            out.display()
         );
     }
-    let manifest = manifest_path(&a.out, None);
+    let manifest = manifest_path(out, None);
     if manifest.exists() {
         anyhow::bail!(
             "{} exists: `wardline backup` never overwrites a manifest; give a new --out",
             manifest.display()
         );
     }
-    let mut partial = a.out.as_os_str().to_owned();
+    let mut partial = out.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     let _ = std::fs::remove_file(&partial);
@@ -288,7 +456,7 @@ pub fn backup(a: &BackupArgs) -> Result<ExitCode> {
          server may keep serving",
         src.display(),
         live_bytes as f64 / 1e6,
-        a.out.display()
+        out.display()
     );
     let started = std::time::Instant::now();
     let copy = {
@@ -335,21 +503,35 @@ pub fn backup(a: &BackupArgs) -> Result<ExitCode> {
     let f = facts(&partial)?;
     let bytes = std::fs::metadata(&partial)?.len();
     let sha = file_sha256(&partial)?;
-    let m = manifest_json(&f, &sha, bytes, &src.display().to_string());
-    std::fs::rename(&partial, &a.out)
-        .with_context(|| format!("cannot rename the copy to {}", a.out.display()))?;
+    let mut m = manifest_json(&f, &sha, bytes, &src.display().to_string());
+    match &recipient {
+        Some(r) => {
+            eprintln!("backup: encrypting to {r} (age, x25519)");
+            let done = encrypt_file(&partial, out, r);
+            let _ = std::fs::remove_file(&partial);
+            done?;
+            m["encryption"] = json!({"format": "age", "recipient": r.to_string()});
+        }
+        None => std::fs::rename(&partial, out)
+            .with_context(|| format!("cannot rename the copy to {}", out.display()))?,
+    }
     let mut mf = std::fs::File::create_new(&manifest)
         .with_context(|| format!("cannot create {}", manifest.display()))?;
     mf.write_all(serde_json::to_string_pretty(&m)?.as_bytes())?;
     mf.write_all(b"\n")?;
     mf.sync_all()?;
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
     let total: u64 = f.counts.values().sum();
     println!(
-        "backup written: {} ({bytes} bytes, sha256 {sha})",
-        a.out.display()
+        "backup written: {} ({bytes} bytes{}, sha256 {sha})",
+        out.display(),
+        if recipient.is_some() {
+            " before encryption; encrypted to the key"
+        } else {
+            ""
+        }
     );
     println!("manifest: {}", manifest.display());
     println!(
@@ -371,7 +553,8 @@ pub fn restore(a: &RestoreArgs) -> Result<ExitCode> {
                 );
             };
             let manifest = manifest_path(from, a.manifest.as_deref());
-            let ok = restore_into(from, &manifest, dir)?;
+            let id = a.identity.as_deref().map(load_identity).transpose()?;
+            let ok = restore_into(from, &manifest, dir, id.as_ref())?;
             if ok {
                 println!(
                     "restored to {}: serve it with `wardline serve --data-dir {}`",
@@ -402,7 +585,8 @@ fn drill(d: &DrillArgs) -> Result<ExitCode> {
     println!("restore drill: scratch directory {}", scratch.display());
     let manifest = manifest_path(&d.from, d.manifest.as_deref());
     let started = std::time::Instant::now();
-    let result = restore_into(&d.from, &manifest, &scratch);
+    let id = d.identity.as_deref().map(load_identity).transpose()?;
+    let result = restore_into(&d.from, &manifest, &scratch, id.as_ref());
     let removed = std::fs::remove_dir_all(&scratch);
     let ok = result?;
     removed.with_context(|| format!("cannot remove the scratch copy {}", scratch.display()))?;
@@ -421,7 +605,12 @@ fn drill(d: &DrillArgs) -> Result<ExitCode> {
 /// Copies `from` into the new data directory `dir`, verifies the copy
 /// against the manifest and prints the report. `Ok(true)`: verified, in
 /// place as `dir/wardline.db`; `Ok(false)`: a mismatch (the copy removed).
-fn restore_into(from: &Path, manifest: &Path, dir: &Path) -> Result<bool> {
+fn restore_into(
+    from: &Path,
+    manifest: &Path,
+    dir: &Path,
+    identity: Option<&age::x25519::Identity>,
+) -> Result<bool> {
     let text = std::fs::read_to_string(manifest).with_context(|| {
         format!(
             "cannot read the backup's manifest {} (give --manifest)",
@@ -433,6 +622,13 @@ fn restore_into(from: &Path, manifest: &Path, dir: &Path) -> Result<bool> {
     let want = facts_from_manifest(&m).with_context(|| manifest.display().to_string())?;
     if !from.is_file() {
         anyhow::bail!("there is no backup file {}", from.display());
+    }
+    let encrypted = is_encrypted(from)?;
+    if encrypted && identity.is_none() {
+        anyhow::bail!(
+            "{} is encrypted: give --identity KEY (the file `wardline backup key init` wrote)",
+            from.display()
+        );
     }
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir)
@@ -460,9 +656,21 @@ fn restore_into(from: &Path, manifest: &Path, dir: &Path) -> Result<bool> {
             let _ = std::fs::remove_file(PathBuf::from(p));
         }
     };
-    std::fs::copy(from, &staging)
-        .with_context(|| format!("cannot copy {} to {}", from.display(), staging.display()))?;
-    sync_file(&staging)?;
+    match identity.filter(|_| encrypted) {
+        Some(id) => {
+            if let Err(e) = decrypt_file(from, &staging, id) {
+                remove_staging();
+                return Err(e);
+            }
+            println!("decrypted: OK (age, x25519)");
+        }
+        None => {
+            std::fs::copy(from, &staging).with_context(|| {
+                format!("cannot copy {} to {}", from.display(), staging.display())
+            })?;
+            sync_file(&staging)?;
+        }
+    }
     let report = verify_copy(&staging, &m, &want);
     let findings = match report {
         Ok(f) => f,

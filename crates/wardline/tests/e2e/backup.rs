@@ -346,3 +346,112 @@ fn backup_of_postgresql_is_refused_naming_its_tools() {
     );
     assert!(!dir.path().join("pg.db").exists());
 }
+
+#[test]
+fn an_encrypted_backup_restores_only_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = small_backup(dir.path());
+    // The key lives outside the data directory and apart from the backup.
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let key = keys.join("backup.key");
+    let out = wardline(&["backup", "key", "init", "--out", s(&key)]);
+    assert!(out.ok, "key init: {}{}", out.stdout, out.stderr);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key is readable by its owner only");
+    }
+    let out = wardline(&["backup", "key", "init", "--out", s(&key)]);
+    assert!(!out.ok, "a key is never overwritten");
+    // Encrypt to the public key alone: the backup host needs no secret.
+    let text = std::fs::read_to_string(&key).unwrap();
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .expect("the key file names its public key");
+    let public_file = dir.path().join("backup.pub");
+    std::fs::write(&public_file, format!("{public}\n")).unwrap();
+    let file = dir.path().join("encrypted.db");
+    let out = wardline(&[
+        "backup",
+        "--data-dir",
+        s(&data),
+        "--out",
+        s(&file),
+        "--encrypt-to",
+        s(&public_file),
+    ]);
+    assert!(out.ok, "encrypted backup: {}{}", out.stdout, out.stderr);
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        bytes.starts_with(b"age-encryption.org/v1"),
+        "the age format"
+    );
+    assert!(
+        !bytes.windows(5).any(|w| w == b"Smith") && !bytes.windows(6).any(|w| w == b"SQLite"),
+        "no plaintext in the encrypted backup"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "no plaintext copy left behind");
+    // Without the key: refused, naming --identity.
+    let target = dir.path().join("r");
+    let out = wardline(&["restore", "--from", s(&file), "--data-dir", s(&target)]);
+    assert!(
+        !out.ok && out.stderr.contains("--identity"),
+        "{}",
+        out.stderr
+    );
+    // With another key: refused, nothing left.
+    let other = keys.join("other.key");
+    assert!(wardline(&["backup", "key", "init", "--out", s(&other)]).ok);
+    let out = wardline(&[
+        "restore",
+        "--from",
+        s(&file),
+        "--data-dir",
+        s(&target),
+        "--identity",
+        s(&other),
+    ]);
+    assert!(
+        !out.ok && out.stderr.contains("cannot decrypt"),
+        "{}",
+        out.stderr
+    );
+    assert!(!target.join("wardline.db").exists());
+    // With its key: decrypted and verified.
+    let out = wardline(&[
+        "restore",
+        "--from",
+        s(&file),
+        "--data-dir",
+        s(&target),
+        "--identity",
+        s(&key),
+    ]);
+    assert!(out.ok, "restore: {}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("decrypted: OK") && out.stdout.contains("verification OK"),
+        "{}",
+        out.stdout
+    );
+    let out = wardline(&[
+        "restore",
+        "drill",
+        "--from",
+        s(&file),
+        "--identity",
+        s(&key),
+    ]);
+    assert!(
+        out.ok && out.stdout.contains("restore drill OK"),
+        "{}",
+        out.stdout
+    );
+}
