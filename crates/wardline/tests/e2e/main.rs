@@ -82,6 +82,7 @@ mod timeouts;
 mod audit_anchor;
 // end of issue 22: audit anchor
 // issue 22: backup
+mod backup;
 // end of issue 22: backup
 // issue 20: clock
 // end of issue 20: clock
