@@ -104,21 +104,7 @@ impl AuditKey {
     /// owner only.
     pub fn create(path: &Path) -> Result<AuditKey> {
         let key = AuditKey::generate()?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path).with_context(|| {
-            format!(
-                "cannot create the audit key {} (an existing key is never overwritten)",
-                path.display()
-            )
-        })?;
-        f.write_all(key.file_text().as_bytes())?;
-        f.sync_all()?;
+        write_key_file(path, "the audit key", &key.file_text())?;
         Ok(key)
     }
 
@@ -558,6 +544,29 @@ fn last_line(f: &mut std::fs::File) -> Result<Option<String>> {
         .rev()
         .find(|l| !l.trim().is_empty())
         .map(str::to_owned))
+}
+
+/// Writes a new key file, `what` (e.g. "the audit key"), at `path`:
+/// created new (an existing key is never overwritten), readable by its owner
+/// only, synced before it is reported written. The audit key and the backup
+/// key are both written so.
+pub fn write_key_file(path: &Path, what: &str, text: &str) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| {
+        format!(
+            "cannot create {what} {} (an existing key is never overwritten)",
+            path.display()
+        )
+    })?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]

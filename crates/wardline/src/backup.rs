@@ -113,18 +113,7 @@ fn key_init(out: &Path) -> Result<ExitCode> {
         id.to_public(),
         id.to_string().expose_secret()
     );
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(out)
-        .with_context(|| format!("cannot create {} (it is never overwritten)", out.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
+    wardline::anchor::write_key_file(out, "the backup key", &text)?;
     println!(
         "backup key written to {} (readable by its owner only); public key {}; back up with \
          `--encrypt-to {}`, restore with `--identity {}`; keep it apart from the backups",
