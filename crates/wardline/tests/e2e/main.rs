@@ -89,3 +89,11 @@ mod backup;
 // issue 22: outages
 mod outage;
 // end of issue 22: outages
+// issue 21: write path
+// end of issue 21: write path
+// issue 22: downtime
+// end of issue 22: downtime
+// issue 22: postgres ops
+// end of issue 22: postgres ops
+// issue 22: at rest
+// end of issue 22: at rest
