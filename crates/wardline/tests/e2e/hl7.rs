@@ -80,7 +80,14 @@ fn resources(bundle: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn adt(event: &str, ctrl: &str, nhs: &str, visit: &str, bed: &str, ward: &str) -> String {
+pub(crate) fn adt(
+    event: &str,
+    ctrl: &str,
+    nhs: &str,
+    visit: &str,
+    bed: &str,
+    ward: &str,
+) -> String {
     let structure = match event {
         "A01" | "A02" | "A03" => format!("ADT_{event}"),
         _ => "ADT_A01".into(),
@@ -94,7 +101,7 @@ fn adt(event: &str, ctrl: &str, nhs: &str, visit: &str, bed: &str, ward: &str) -
     )
 }
 
-fn start(env: &Env) -> (Server, u16) {
+pub(crate) fn start(env: &Env) -> (Server, u16) {
     let mllp = free_port();
     let server = env.start_with(&["--mllp-listen", &format!("127.0.0.1:{mllp}")]);
     (server, mllp)

@@ -97,3 +97,6 @@ mod outage;
 // end of issue 22: postgres ops
 // issue 22: at rest
 // end of issue 22: at rest
+// issue 22: crash harness
+mod crash_cycles;
+// end of issue 22: crash harness
