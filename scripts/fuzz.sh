@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# HL7 v2 fuzzing (cargo-fuzz / libFuzzer), on demand: never part of the test
-# suite. Runs every target of crates/wardline-hl7/fuzz for FUZZ_SECONDS
-# (default 60) each, one after another, with the nightly toolchain.
+# Fuzzing (cargo-fuzz / libFuzzer), on demand: never part of the test suite.
+# Runs every target of the two fuzz projects for FUZZ_SECONDS (default 60)
+# each, one after another, with the nightly toolchain:
+#   crates/wardline-hl7/fuzz   parse, mllp_decoder, inbound_mapping (HL7 v2)
+#   crates/wardline-core/fuzz  fhir_json (FHIR JSON parsing, limits, R4
+#                              validation, index extraction), search_query
+#                              (the search parser and the SQL it runs)
 #
 #   scripts/fuzz.sh                      # all targets, 60 s each
 #   FUZZ_SECONDS=300 scripts/fuzz.sh parse inbound_mapping
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh fhir_json   # stop after N executions
 #
 # * Installs cargo-fuzz $CARGO_FUZZ_VERSION (pinned) with `cargo install
 #   --locked` when `cargo fuzz` is missing. Needs the nightly toolchain
@@ -14,29 +19,41 @@
 #   test data ($WARDLINE_TESTDATA/hl7v2, default <repo>/../shared/testdata/hl7v2)
 #   is passed, when present, as an extra read-only corpus directory for the
 #   message targets: libFuzzer reads it but writes new inputs only to the
-#   first directory, so nothing is copied into the repository.
+#   first directory, so nothing is copied into the repository. fhir_json is
+#   seeded from crates/wardline-core/fuzz/seeds/json and reads the official
+#   FHIR examples ($WARDLINE_TESTDATA/fhir-r4-examples) the same way;
+#   search_query from crates/wardline-core/fuzz/seeds/search.
 # * Crashes go to fuzz/artifacts/<target>/ (git-ignored); logs to
 #   $FUZZ_TARGET_DIR/logs/<target>.log. Build output goes to FUZZ_TARGET_DIR
 #   (default ${CARGO_TARGET_DIR:-<repo>/target}/fuzz), apart from the normal
 #   builds (the fuzz build uses sanitizer flags).
 # * Exit status: non-zero if any target found a crash (the summary at the end
 #   names the artifact; reproduce with `cargo +nightly fuzz run <target>
-#   <artifact>` in crates/wardline-hl7/fuzz, minimise with `cargo +nightly
+#   <artifact>` in the target's fuzz directory, minimise with `cargo +nightly
 #   fuzz tmin <target> <artifact>`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
-FUZZ_DIR="$ROOT/crates/wardline-hl7/fuzz"
+HL7_FUZZ="$ROOT/crates/wardline-hl7/fuzz"
+CORE_FUZZ="$ROOT/crates/wardline-core/fuzz"
 CARGO_FUZZ_VERSION="0.13.2"
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
-TESTDATA="${WARDLINE_TESTDATA:-$ROOT/../shared/testdata}/hl7v2"
+TESTDATA_ROOT="${WARDLINE_TESTDATA:-$ROOT/../shared/testdata}"
+TESTDATA="$TESTDATA_ROOT/hl7v2"
+# FUZZ_RUNS=N: stop each target after N executions (no time limit unless
+# FUZZ_SECONDS is given too).
+runs_flag=()
+if [ -n "${FUZZ_RUNS:-}" ]; then
+    runs_flag=(-runs="$FUZZ_RUNS")
+    SECONDS_EACH="${FUZZ_SECONDS:-0}"
+fi
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/fuzz}"
 LOGS="$CARGO_TARGET_DIR/logs"
 
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
-    TARGETS=(parse mllp_decoder inbound_mapping)
+    TARGETS=(parse mllp_decoder inbound_mapping fhir_json search_query)
 fi
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -67,18 +84,35 @@ if [ "$installed" != "$CARGO_FUZZ_VERSION" ]; then
 fi
 log "$(cargo fuzz --version), $(rustup run nightly rustc --version)"
 
-cd "$FUZZ_DIR"
 mkdir -p "$LOGS"
-log "building the fuzz targets (nightly, into $CARGO_TARGET_DIR)"
-cargo +nightly fuzz build
+for d in "$HL7_FUZZ" "$CORE_FUZZ"; do
+    log "building the fuzz targets of $d (nightly, into $CARGO_TARGET_DIR)"
+    (cd "$d" && cargo +nightly fuzz build)
+done
 
 status=0
 summary=()
 for t in "${TARGETS[@]}"; do
     corpus="corpus/$t"
-    mkdir -p "$corpus"
     extra=()
     case "$t" in
+        fhir_json | search_query) FUZZ_DIR="$CORE_FUZZ" ;;
+        *) FUZZ_DIR="$HL7_FUZZ" ;;
+    esac
+    cd "$FUZZ_DIR"
+    mkdir -p "corpus/$t"
+    case "$t" in
+        fhir_json)
+            seed "$corpus" seeds/json/*
+            if [ -d "$TESTDATA_ROOT/fhir-r4-examples" ]; then
+                extra=("$TESTDATA_ROOT/fhir-r4-examples")
+            else
+                log "no shared test data at $TESTDATA_ROOT/fhir-r4-examples: project seeds only"
+            fi
+            ;;
+        search_query)
+            seed "$corpus" seeds/search/*
+            ;;
         mllp_decoder)
             seed "$corpus" seeds/mllp/*
             ;;
@@ -95,7 +129,7 @@ for t in "${TARGETS[@]}"; do
     # Without -jobs: one in-process fuzzing job, output on stderr (with
     # -jobs=N libFuzzer writes fuzz-<n>.log files into the current directory).
     if cargo +nightly fuzz run "$t" "$corpus" "${extra[@]}" -- \
-        -max_total_time="$SECONDS_EACH" -max_len=16384 -timeout=10 \
+        -max_total_time="$SECONDS_EACH" "${runs_flag[@]}" -max_len=16384 -timeout=10 \
         -print_final_stats=1 2>&1 | tee "$LOGS/$t.log" >&2; then
         result="clean"
     else
@@ -103,7 +137,8 @@ for t in "${TARGETS[@]}"; do
         status=1
     fi
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOGS/$t.log" | tail -n 1)"
-    summary+=("$t: ${execs:-?} executions in ${SECONDS_EACH}s, $result")
+    took="$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$LOGS/$t.log" | tail -n 1)"
+    summary+=("$t: ${execs:-?} executions in ${took:-$SECONDS_EACH} s, $result")
 done
 
 log "summary"

@@ -127,9 +127,20 @@ test('a form defined by an administrator, completed by a nurse, its KPI counted'
   await nurse.click(`[data-testid="fill-form"][data-form="${formId}"]`)
   await nurse.waitForSelector('[data-testid="fill-title"]')
   assert.equal(await nurse.locator('[name="q-where"]').count(), 0, 'the follow-up is not asked yet')
+  // enableWhen is applied as the nurse answers (the server decides which
+  // questions are asked; the page asks it again on each change): the
+  // follow-up appears for "No" and goes for "Yes", with no button to press.
+  assert.equal(await nurse.isVisible('[data-testid="refresh"]'), false, 'no "Update the questions" button with the script')
   await nurse.check('#q-intact-2')
-  await nurse.click('[data-testid="refresh"]')
   await nurse.waitForSelector('[name="q-where"]')
+  await nurse.fill('[name="q-score"]', '9')
+  await nurse.fill('[name="q-where"]', 'Sacrum')
+  await nurse.check('#q-intact')
+  await nurse.waitForSelector('[name="q-where"]', { state: 'detached' })
+  assert.equal(await nurse.inputValue('[name="q-score"]'), '9', 'other answers are kept')
+  await nurse.check('#q-intact-2')
+  await nurse.waitForSelector('[name="q-where"]')
+  assert.equal(await nurse.inputValue('[name="q-where"]'), '', 'an answer to a question that went away is not kept')
   await nurse.fill('[name="q-score"]', '14')
   await nurse.click('[data-testid="complete"]')
   await nurse.waitForSelector('.nhsuk-error-summary')

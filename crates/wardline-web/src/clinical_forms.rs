@@ -639,6 +639,7 @@ fn fill_page(
     values: &HashMap<String, String>,
     extra: Option<&str>,
     error: &Error,
+    fragment: bool,
 ) -> Response {
     let p = match crate::patients::patient_or_404(cx, patient) {
         Ok(p) => p,
@@ -654,20 +655,26 @@ fn fill_page(
             respond::answers_from_fields(&fm, values, cx.svc.time_zone()).unwrap_or_default();
         apply_enable_when(&fm, &mut typed)
     };
+    let questions = html! {
+        @for i in &fm.items {
+            (question(i, values, usize::from(extra == Some(i.link_id.as_str())), error, &on))
+        }
+    };
+    if fragment {
+        return layout::fragment(questions);
+    }
     let action = format!("/ui/patients/{}/forms/{}", enc(patient), enc(form_id));
     let body = html! {
         (crate::chart::banner(&p, None))
         (layout::back_link(&format!("/ui/patients/{}/forms", enc(patient)), "Back to the patient's forms"))
         h2 class="nhsuk-heading-l" data-testid="fill-title" { (fm.title) }
         (summary_of(error))
-        form method="post" action=(action) novalidate data-testid="fill" {
+        form method="post" action=(action) novalidate data-testid="fill" data-live-questions="questions" {
             (layout::csrf(cx))
             @if let Some(r) = response { input type="hidden" name="response" value=(r); }
-            @for i in &fm.items {
-                (question(i, values, usize::from(extra == Some(i.link_id.as_str())), error, &on))
-            }
+            div id="questions" data-testid="questions" aria-live="polite" { (questions) }
             div class="nhsuk-button-group" {
-                button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" name="action" value="refresh" data-testid="refresh" { "Update the questions" }
+                button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" name="action" value="refresh" data-testid="refresh" data-no-script-only="true" { "Update the questions" }
                 button class="nhsuk-button nhsuk-button--secondary" data-module="nhsuk-button" type="submit" name="action" value="draft" data-testid="save-draft" { "Save draft" }
                 button class="nhsuk-button" data-module="nhsuk-button" type="submit" name="action" value="complete" data-testid="complete" { "Complete" }
             }
@@ -691,7 +698,16 @@ pub(crate) async fn fill_form(
             },
             None => HashMap::new(),
         };
-        fill_page(cx, &id, &form_id, response.as_deref(), &values, None, &None)
+        fill_page(
+            cx,
+            &id,
+            &form_id,
+            response.as_deref(),
+            &values,
+            None,
+            &None,
+            false,
+        )
     })
     .await
 }
@@ -717,10 +733,25 @@ pub(crate) async fn fill_post(
                 &values,
                 Some(link),
                 &None,
+                false,
             );
         }
         if action == "refresh" {
-            return fill_page(cx, &id, &form_id, response.as_deref(), &values, None, &None);
+            // The page's script asks for the questions alone each time an
+            // answer changes (`fragment=questions`): which questions are
+            // asked is decided here, by the form's enableWhen, never in the
+            // browser. Without the script the button reloads the page.
+            let fragment = f(&form, "fragment") == "questions";
+            return fill_page(
+                cx,
+                &id,
+                &form_id,
+                response.as_deref(),
+                &values,
+                None,
+                &None,
+                fragment,
+            );
         }
         let s = Submission {
             form: form_id.clone(),
@@ -741,7 +772,16 @@ pub(crate) async fn fill_post(
                         .map_or_else(|| "fill".to_owned(), |l| format!("q-{l}")),
                     e.message(),
                 ));
-                fill_page(cx, &id, &form_id, response.as_deref(), &values, None, &err)
+                fill_page(
+                    cx,
+                    &id,
+                    &form_id,
+                    response.as_deref(),
+                    &values,
+                    None,
+                    &err,
+                    false,
+                )
             }
             Err(e) => refusal(&e),
         }
