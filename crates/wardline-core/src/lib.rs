@@ -636,6 +636,16 @@ impl FhirService {
                 Some(d) => d.borrow_mut().push(rec),
                 None => {
                     if let Err(e) = self.record_audit(access.agent(), &[rec]) {
+                        if let Err(refused) = result {
+                            // Nothing is served, so nothing is withheld: the
+                            // client is told why it was refused (e.g. that
+                            // nothing was stored, or that a commit's outcome
+                            // is unknown) rather than that the audit failed,
+                            // which would hide what it needs to know. The
+                            // refusal, which holds no patient data, is logged.
+                            tracing::error!(error = %e, status = refused.status, refusal = %refused, "a refusal could not be audited");
+                            return Err(refused);
+                        }
                         tracing::error!(error = %e, "audit failed; the response is withheld");
                         return Err(e);
                     }

@@ -13,7 +13,13 @@
 //! * a commit whose connection is lost is reported as of unknown outcome,
 //!   never as "not stored";
 //! * `wardline serve --database postgres://…` writes nothing in its working
-//!   directory.
+//!   directory;
+//! * during mixed REST and MLLP writes, PostgreSQL restarted immediately and
+//!   then stopped for 35 s: every answer is a 2xx/`AA`, a 503/`AR` that says
+//!   nothing was stored, or one that says the outcome is unknown; `/healthz`
+//!   answers 503 within its bound all the while; the writes go on by
+//!   themselves afterwards; nothing acknowledged is lost and every refused or
+//!   unknown HL7 message, resent, is applied exactly once.
 //!
 //! Skipped (saying so) when PostgreSQL's server binaries are absent, unless
 //! `WARDLINE_REQUIRE_PG` is set.
@@ -157,6 +163,30 @@ impl PrivatePg {
             String::from_utf8_lossy(&out.stdout),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
+    }
+
+    /// `pg_ctl stop -m immediate` (a crash: no checkpoint) and start again.
+    fn restart_immediately(&self) {
+        let out = pg_run(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop -m immediate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.up();
     }
 
     fn down(&self) {
@@ -411,4 +441,222 @@ fn serve_on_postgres_writes_nothing_in_its_working_directory() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.is_empty(), "left in the working directory: {left:?}");
+}
+
+/// How one write was answered during the outage test.
+#[derive(Default)]
+struct Answers {
+    /// Identifier values of creates answered 201.
+    created: Vec<String>,
+    /// REST writes answered 503 "nothing was stored".
+    not_stored: usize,
+    /// REST writes answered 503 with the outcome unknown (identifier values).
+    unknown: Vec<String>,
+    /// Control ids answered AA, and the messages answered AR (either kind).
+    acked: Vec<String>,
+    refused: Vec<(String, String)>,
+    /// Answers that were none of those.
+    wrong: Vec<String>,
+}
+
+const OUTAGE_SYS: &str = "http://example.org/outage-mixed";
+
+#[test]
+fn postgres_restarted_and_stopped_for_35_s_during_mixed_writes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let Some(pg) = PrivatePg::start() else { return };
+    let env = Env::postgres_on(&pg.admin_url());
+    let mllp = free_port();
+    let server = env.start_with(&["--mllp-listen", &format!("127.0.0.1:{mllp}")]);
+    let answers = Arc::new(Mutex::new(Answers::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..2 {
+        let (answers, stop) = (answers.clone(), stop.clone());
+        let (base, token) = (server.base.clone(), server.token.clone());
+        writers.push(std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client");
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let value = format!("w{w}-{n}");
+                let body = json!({"resourceType":"Patient",
+                    "identifier":[{"system":OUTAGE_SYS,"value":value}],
+                    "name":[{"family":"Outage","given":[value.clone()]}]});
+                let r = client
+                    .post(format!("{base}/Patient"))
+                    .bearer_auth(&token)
+                    .header("Content-Type", "application/fhir+json")
+                    .body(body.to_string())
+                    .send();
+                let mut a = answers.lock().unwrap();
+                let Ok(r) = r else {
+                    a.wrong.push(format!("{value}: no answer within 20 s"));
+                    continue;
+                };
+                let status = r.status().as_u16();
+                let body: serde_json::Value = r.json().unwrap_or_default();
+                let code = body["issue"][0]["code"].as_str().unwrap_or_default();
+                let text = body["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+                match (status, code) {
+                    (201, _) => a.created.push(value),
+                    (503, "no-store") if text.contains("nothing was stored") => a.not_stored += 1,
+                    (503, "transient") if text.contains("may or may not have been stored") => {
+                        a.unknown.push(value)
+                    }
+                    _ => a.wrong.push(format!("{value}: {status} {body}")),
+                }
+                drop(a);
+                if status != 201 {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }));
+    }
+    {
+        let (answers, stop) = (answers.clone(), stop.clone());
+        writers.push(std::thread::spawn(move || {
+            let mut client = Client::connect(mllp).expect("mllp");
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let ctrl = format!("MIX-{n}");
+                let m = a04(&ctrl, &format!("HM{n:06}"));
+                let ack = match client.send(&m) {
+                    Ok(ack) => ack,
+                    Err(e) => {
+                        answers
+                            .lock()
+                            .unwrap()
+                            .wrong
+                            .push(format!("{ctrl}: MLLP connection lost: {e}"));
+                        client = Client::connect(mllp).expect("mllp again");
+                        continue;
+                    }
+                };
+                let mut a = answers.lock().unwrap();
+                match field(&ack, "MSA-1").as_str() {
+                    "AA" => a.acked.push(ctrl),
+                    "AR" if ack.contains("not stored") || ack.contains("unknown") => {
+                        a.refused.push((ctrl, m));
+                    }
+                    _ => a.wrong.push(format!("{ctrl}: {ack}")),
+                }
+                drop(a);
+                if !ack.contains("|AA|") {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }));
+    }
+    let acknowledged = |a: &Arc<Mutex<Answers>>| {
+        let a = a.lock().unwrap();
+        a.created.len() + a.acked.len()
+    };
+    let wait_for_more = |from: usize, what: &str| {
+        let t0 = Instant::now();
+        while acknowledged(&answers) < from + 20 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "writes acknowledged again {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for_more(0, "at the start");
+
+    // Restarted immediately (a crash of the database server).
+    pg.restart_immediately();
+    wait_for_more(acknowledged(&answers), "after the immediate restart");
+
+    // Stopped for 35 s: /healthz is probed throughout.
+    pg.down();
+    let quick = bounded_client(3);
+    let t0 = Instant::now();
+    let (mut probes, mut slowest) = (0, Duration::ZERO);
+    while t0.elapsed() < Duration::from_secs(35) {
+        let started = Instant::now();
+        let h = quick
+            .get(format!("{}/healthz", server.root))
+            .send()
+            .expect("/healthz answers while the database is away");
+        assert_eq!(h.status().as_u16(), 503, "/healthz with the database away");
+        slowest = slowest.max(started.elapsed());
+        probes += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let during = acknowledged(&answers);
+    pg.up();
+    wait_for_more(during, "after 35 s away (without a restart)");
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let a = answers.lock().unwrap();
+    println!(
+        "35 s outage: {probes} /healthz probes answered 503, the slowest in {slowest:?}; \
+         REST {} created, {} not stored, {} of unknown outcome; MLLP {} AA, {} AR",
+        a.created.len(),
+        a.not_stored,
+        a.unknown.len(),
+        a.acked.len(),
+        a.refused.len()
+    );
+    assert!(
+        a.wrong.is_empty(),
+        "answers that were neither stored nor refused clearly:\n  {}",
+        a.wrong.join("\n  ")
+    );
+    assert!(
+        a.not_stored > 0 && !a.refused.is_empty(),
+        "writes were refused while the database was away"
+    );
+
+    // Nothing acknowledged is lost.
+    let stored: std::collections::BTreeSet<String> = server
+        .search_all(&format!("Patient?identifier={OUTAGE_SYS}|&_count=500"))
+        .iter()
+        .filter_map(|p| p["identifier"][0]["value"].as_str().map(str::to_owned))
+        .collect();
+    for v in &a.created {
+        assert!(stored.contains(v), "acknowledged create {v} lost");
+    }
+    // A create of unknown outcome is there once or not at all.
+    for v in &a.unknown {
+        assert!(
+            server.count(&format!("Patient?identifier={OUTAGE_SYS}|{v}")) <= 1,
+            "{v} stored twice"
+        );
+    }
+    let mut hl7 = Client::connect(mllp).expect("mllp");
+    for ctrl in &a.acked {
+        let hn = format!(
+            "HM{:06}",
+            ctrl.trim_start_matches("MIX-").parse::<u32>().unwrap()
+        );
+        assert_eq!(
+            server.count(&format!("Patient?identifier={hn}")),
+            1,
+            "acknowledged {ctrl}"
+        );
+    }
+    // Every refused message, resent with its control id, is applied once.
+    for (ctrl, m) in &a.refused {
+        let ack = hl7.send(m).expect("ack");
+        assert_eq!(field(&ack, "MSA-1"), "AA", "resent {ctrl}: {ack}");
+        let hn = format!(
+            "HM{:06}",
+            ctrl.trim_start_matches("MIX-").parse::<u32>().unwrap()
+        );
+        assert_eq!(
+            server.count(&format!("Patient?identifier={hn}")),
+            1,
+            "resent {ctrl}"
+        );
+    }
 }
