@@ -543,10 +543,15 @@ fn a_read_replica_serves_searches_and_takes_over_with_nothing_lost() {
     standby.up();
     // Synchronous replication: a commit is acknowledged once the standby
     // has it, so a failover loses nothing acknowledged.
-    primary
-        .admin()
-        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'; SELECT pg_reload_conf();")
-        .expect("synchronous standby");
+    {
+        let mut admin = primary.admin();
+        admin
+            .batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+            .expect("synchronous standby");
+        admin
+            .batch_execute("SELECT pg_reload_conf()")
+            .expect("reload");
+    }
     let replica_url = with_dbname(&standby.admin_url(), &db);
     let server = env.start_with(&["--replica", &replica_url]);
 
