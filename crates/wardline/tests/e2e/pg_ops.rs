@@ -8,7 +8,8 @@
 //!   an A patient), the WAL archived by `wardline wal-archive`; `wardline
 //!   restore --to-time T` gives A (the updated patient at its version
 //!   before T) and no B, its audit chain verifies; the restore drill of the
-//!   same backup reports OK; an instant without its offset is refused;
+//!   same backup reports OK; an instant without its offset is refused; a
+//!   tar file whose checksum is not the manifest's is refused, naming it;
 //! * the replica: writes through Wardline on the primary are visible on
 //!   the standby; searches are served by the replica (`/metrics` counts
 //!   them by the database that served them) and return every write of this
@@ -434,6 +435,29 @@ fn point_in_time_restore_to_a_chosen_instant() {
         .find_map(|l| l.strip_prefix("restore drill: scratch directory "))
         .expect("the drill names its scratch directory");
     assert!(!Path::new(scratch).exists(), "scratch copy removed");
+
+    // A base.tar that is not the one backed up is refused before any
+    // server starts, naming it.
+    let mpath = bk.join("wardline-manifest.json");
+    let mut changed = manifest.clone();
+    changed["files"]["base.tar"]["sha256"] = json!("0".repeat(64));
+    std::fs::write(&mpath, changed.to_string()).expect("write manifest");
+    let out = wardline(&[
+        "restore",
+        "--from",
+        s(&bk),
+        "--data-dir",
+        s(&root.path().join("damaged")),
+        "--identity",
+        s(&key),
+    ]);
+    assert!(!out.ok, "a damaged backup is refused: {}", out.stdout);
+    assert!(
+        out.stdout.contains("MISMATCH: base.tar: its checksum")
+            && out.stdout.contains("verification FAILED"),
+        "{}",
+        out.stdout
+    );
     drop(server);
 }
 
