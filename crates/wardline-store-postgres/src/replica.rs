@@ -310,3 +310,24 @@ impl Store for ReplicatedStore {
         self.primary.kv_delete(namespace, key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_name_who_served_each_search() {
+        let s = ReplicaStats::default();
+        s.replica.fetch_add(3, Ordering::Relaxed);
+        s.primary_lagging.fetch_add(2, Ordering::Relaxed);
+        s.primary_unavailable.fetch_add(1, Ordering::Relaxed);
+        let text = s.render();
+        assert!(text.contains("wardline_replica_searches_total{served_by=\"replica\"} 3\n"));
+        assert!(text.contains(
+            "wardline_replica_searches_total{served_by=\"primary\",reason=\"replica_behind\"} 2\n"
+        ));
+        assert!(text.contains(
+            "wardline_replica_searches_total{served_by=\"primary\",reason=\"replica_unavailable\"} 1\n"
+        ));
+    }
+}

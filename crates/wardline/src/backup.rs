@@ -7,7 +7,7 @@
 //! as of one commit while the server keeps serving and committing. The
 //! manifest is computed from the copy, never from the live file: it is the
 //! state the copy holds. PostgreSQL is backed up with its own tools
-//! (`pg_basebackup` and WAL archiving); `wardline backup` refuses it.
+//! (`pg_basebackup` and WAL archiving), driven by `pgbackup.rs`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -122,12 +122,14 @@ enum Command {
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Online backup of the SQLite database (a consistent snapshot while the
-    /// server serves) with a manifest beside it; PostgreSQL: use
-    /// pg_basebackup and WAL archiving.
+    /// server serves) with a manifest beside it; PostgreSQL: a base backup
+    /// with pg_basebackup (point-in-time restore also needs WAL archiving:
+    /// `wardline wal-archive`).
     Backup(backup::BackupArgs),
     /// Restore a backup into a new data directory and verify it against its
     /// manifest (counts per type, the audit chain, checksums); `restore
     /// drill` restores to a scratch directory, verifies and removes it.
+    /// PostgreSQL: `--to-time` restores to an instant from the WAL archive.
     Restore(backup::RestoreArgs),
     /// PostgreSQL's archive_command (issue 22): copy a WAL segment into the
     /// archive directory, synced, never overwriting one there:

@@ -729,3 +729,80 @@ fn wait_and_verify(
     drop(store);
     Ok(findings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_must_be_an_instant_with_its_offset() {
+        assert_eq!(
+            target_ms("2026-12-04T18:00:00Z").unwrap(),
+            target_ms("2026-12-04T19:00:00+01:00").unwrap()
+        );
+        assert_eq!(
+            wardline_fhir::datetime::format_instant(target_ms("2026-12-04T18:00:00.250Z").unwrap()),
+            "2026-12-04T18:00:00.250Z"
+        );
+        for bad in [
+            "2026-12-04T18:00:00",
+            "2026-12-04",
+            "2026-12",
+            "yesterday",
+            "",
+        ] {
+            let e = target_ms(bad).unwrap_err().to_string();
+            assert!(e.contains("offset"), "{bad}: {e}");
+        }
+    }
+
+    fn archive(to: &Path, path: &Path, name: &str) -> Result<ExitCode> {
+        wal_archive(&WalArchiveArgs {
+            to: to.to_path_buf(),
+            path: path.to_path_buf(),
+            name: name.to_owned(),
+        })
+    }
+
+    #[test]
+    fn wal_archive_never_overwrites_and_accepts_the_same_segment_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let arch = dir.path().join("archive");
+        std::fs::create_dir(&arch).unwrap();
+        let seg = dir.path().join("000000010000000000000001");
+        std::fs::write(&seg, b"segment one").unwrap();
+        archive(&arch, &seg, "000000010000000000000001").unwrap();
+        assert_eq!(
+            std::fs::read(arch.join("000000010000000000000001")).unwrap(),
+            b"segment one"
+        );
+        // Archived again after a crash: the same bytes are success.
+        archive(&arch, &seg, "000000010000000000000001").unwrap();
+        // Different bytes under the same name: refused, the copy kept.
+        std::fs::write(&seg, b"something else").unwrap();
+        let e = archive(&arch, &seg, "000000010000000000000001")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("different contents"), "{e}");
+        assert_eq!(
+            std::fs::read(arch.join("000000010000000000000001")).unwrap(),
+            b"segment one"
+        );
+        // No temporary file left; bad names and a missing archive refused.
+        let names: Vec<_> = std::fs::read_dir(&arch)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(archive(&arch, &seg, "../x").is_err());
+        assert!(archive(&arch, &seg, ".hidden").is_err());
+        assert!(
+            archive(
+                &dir.path().join("missing"),
+                &seg,
+                "000000010000000000000002"
+            )
+            .is_err()
+        );
+    }
+}
