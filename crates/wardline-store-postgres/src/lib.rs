@@ -65,6 +65,8 @@ use wardline_store::{
 };
 
 mod audit;
+pub mod ops;
+pub mod replica;
 pub mod testenv;
 mod write;
 
@@ -297,7 +299,7 @@ fn valid_schema(s: &str) -> bool {
 impl PostgresStore {
     /// Connects (pool of up to 16 connections) and applies migrations.
     pub fn connect(url: &str) -> Result<PostgresStore> {
-        Self::open(url, None)
+        Self::open(url, None, true)
     }
 
     /// Like [`PostgresStore::connect`], but every connection uses `schema`
@@ -310,10 +312,19 @@ impl PostgresStore {
                 "invalid schema name {schema:?}: use lower-case letters, digits and _"
             )));
         }
-        Self::open(url, Some(schema))
+        Self::open(url, Some(schema), true)
     }
 
-    fn open(url: &str, schema: Option<&str>) -> Result<PostgresStore> {
+    /// Connects to a read replica (a hot standby of the primary Wardline
+    /// writes to): no migration is applied (a standby is read-only; the
+    /// schema arrives from the primary), the pool is built without waiting
+    /// for a first connection, so a replica that is down at start-up is
+    /// only reported (see [`replica::ReplicatedStore`]).
+    pub fn connect_replica(url: &str) -> Result<PostgresStore> {
+        Self::open(url, None, false)
+    }
+
+    fn open(url: &str, schema: Option<&str>, primary: bool) -> Result<PostgresStore> {
         let mut config: postgres::Config = url.parse().map_err(be)?;
         if let Some(s) = schema {
             let mut c = config.connect(NoTls).map_err(be)?;
@@ -330,18 +341,24 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let down = Arc::new(AtomicBool::new(false));
-        let pool = Pool::builder()
+        let builder = Pool::builder()
             .max_size(16)
             .min_idle(Some(1))
             .connection_timeout(CHECKOUT_WAIT)
-            .error_handler(Box::new(MarkDown(down.clone())))
-            .build(Manager(PostgresConnectionManager::new(config, NoTls)))
-            .map_err(be)?;
+            .error_handler(Box::new(MarkDown(down.clone())));
+        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
+        let pool = if primary {
+            builder.build(manager).map_err(be)?
+        } else {
+            builder.build_unchecked(manager)
+        };
         let store = PostgresStore {
             pool: Some(pool),
             down,
         };
-        store.migrate()?;
+        if primary {
+            store.migrate()?;
+        }
         Ok(store)
     }
 

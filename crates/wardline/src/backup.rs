@@ -7,7 +7,7 @@
 //! as of one commit while the server keeps serving and committing. The
 //! manifest is computed from the copy, never from the live file: it is the
 //! state the copy holds. PostgreSQL is backed up with its own tools
-//! (`pg_basebackup` and WAL archiving); `wardline backup` refuses it.
+//! (`pg_basebackup` and WAL archiving), driven by `pgbackup.rs`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -28,9 +28,16 @@ pub struct BackupArgs {
     #[command(subcommand)]
     command: Option<BackupCommand>,
     /// The backup file to write (never overwritten); the manifest is written
-    /// beside it as FILE.manifest.json.
-    #[arg(long, value_name = "FILE")]
+    /// beside it as FILE.manifest.json. With --database postgres://…: a new
+    /// directory, where pg_basebackup's tar files, its checksum manifest and
+    /// Wardline's manifest (wardline-manifest.json) are written.
+    #[arg(long, value_name = "FILE|DIR")]
     out: Option<PathBuf>,
+    /// PostgreSQL: the directory of PostgreSQL's programs (pg_basebackup;
+    /// default: WARDLINE_PG_BIN, the newest /usr/lib/postgresql/*/bin, else
+    /// PATH).
+    #[arg(long, value_name = "DIR")]
+    pg_bin: Option<PathBuf>,
     /// Encrypt the backup (the age format, x25519) to this key: the file
     /// `wardline backup key init` wrote, or one holding just its public key
     /// (`age1…`), so the backup host need not hold the secret.
@@ -66,19 +73,22 @@ pub struct KeyInitArgs {
 pub struct RestoreArgs {
     #[command(subcommand)]
     command: Option<RestoreCommand>,
-    /// The backup file written by `wardline backup`.
-    #[arg(long, value_name = "FILE")]
+    /// The backup file written by `wardline backup` (for PostgreSQL: its
+    /// directory).
+    #[arg(long, value_name = "FILE|DIR")]
     from: Option<PathBuf>,
     /// The manifest (default: FILE.manifest.json beside the backup).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// The new data directory to restore into: it must not exist, or be
-    /// empty.
+    /// empty (for PostgreSQL: the new PostgreSQL data directory).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// The key an encrypted backup was made for (`wardline backup key init`).
     #[arg(long, value_name = "KEY")]
     identity: Option<PathBuf>,
+    #[command(flatten)]
+    pg: crate::pgbackup::PgRestoreArgs,
 }
 
 #[derive(Subcommand)]
@@ -90,8 +100,9 @@ pub enum RestoreCommand {
 
 #[derive(Args)]
 pub struct DrillArgs {
-    /// The backup file written by `wardline backup`.
-    #[arg(long, value_name = "FILE")]
+    /// The backup file written by `wardline backup` (for PostgreSQL: its
+    /// directory).
+    #[arg(long, value_name = "FILE|DIR")]
     from: PathBuf,
     /// The manifest (default: FILE.manifest.json beside the backup).
     #[arg(long, value_name = "FILE")]
@@ -99,6 +110,8 @@ pub struct DrillArgs {
     /// The key an encrypted backup was made for (`wardline backup key init`).
     #[arg(long, value_name = "KEY")]
     identity: Option<PathBuf>,
+    #[command(flatten)]
+    pg: crate::pgbackup::PgRestoreArgs,
 }
 
 /// The first bytes of an age-encrypted file.
@@ -131,7 +144,7 @@ fn read_key_file(path: &Path) -> Result<String> {
 
 /// The recipient in a key file: its secret key's public half, or a public
 /// key (`age1…`, or after `# public key: `).
-fn load_recipient(path: &Path) -> Result<age::x25519::Recipient> {
+pub(crate) fn load_recipient(path: &Path) -> Result<age::x25519::Recipient> {
     for line in read_key_file(path)?.lines() {
         let line = line.trim();
         if line.starts_with("AGE-SECRET-KEY-") {
@@ -155,7 +168,7 @@ fn load_identity_text(line: &str, path: &Path) -> Result<age::x25519::Identity> 
         .map_err(|e| anyhow::anyhow!("{}: not an age secret key: {e}", path.display()))
 }
 
-fn load_identity(path: &Path) -> Result<age::x25519::Identity> {
+pub(crate) fn load_identity(path: &Path) -> Result<age::x25519::Identity> {
     for line in read_key_file(path)?.lines() {
         let line = line.trim();
         if line.starts_with("AGE-SECRET-KEY-") {
@@ -168,7 +181,7 @@ fn load_identity(path: &Path) -> Result<age::x25519::Identity> {
     )
 }
 
-fn encrypt_file(src: &Path, dst: &Path, to: &age::x25519::Recipient) -> Result<()> {
+pub(crate) fn encrypt_file(src: &Path, dst: &Path, to: &age::x25519::Recipient) -> Result<()> {
     let enc = age::Encryptor::with_recipients(std::iter::once(to as &dyn age::Recipient))
         .map_err(|e| anyhow::anyhow!("cannot encrypt: {e}"))?;
     let out = std::fs::File::create_new(dst)
@@ -186,7 +199,7 @@ fn encrypt_file(src: &Path, dst: &Path, to: &age::x25519::Recipient) -> Result<(
     Ok(())
 }
 
-fn decrypt_file(src: &Path, dst: &Path, id: &age::x25519::Identity) -> Result<()> {
+pub(crate) fn decrypt_file(src: &Path, dst: &Path, id: &age::x25519::Identity) -> Result<()> {
     let input =
         std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
     let dec = age::Decryptor::new(std::io::BufReader::new(input))
@@ -208,7 +221,7 @@ fn decrypt_file(src: &Path, dst: &Path, id: &age::x25519::Identity) -> Result<()
 }
 
 /// Whether the file is age-encrypted.
-fn is_encrypted(path: &Path) -> Result<bool> {
+pub(crate) fn is_encrypted(path: &Path) -> Result<bool> {
     let mut head = [0u8; 19];
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -218,26 +231,79 @@ fn is_encrypted(path: &Path) -> Result<bool> {
 
 /// What a database file holds, as the manifest records it.
 #[derive(Debug, Clone, PartialEq)]
-struct Facts {
+pub(crate) struct Facts {
     /// Current, non-deleted resources per type.
-    counts: BTreeMap<String, u64>,
+    pub(crate) counts: BTreeMap<String, u64>,
     /// Per type, SHA-256 over every current version (tombstones too) in
     /// (type, id) order.
-    type_sha256: BTreeMap<String, String>,
+    pub(crate) type_sha256: BTreeMap<String, String>,
     /// SHA-256 over every current version of every type, in (type, id) order.
-    content_sha256: String,
-    audit_head_seq: i64,
-    audit_head_hash: String,
-    audit_rows: u64,
+    pub(crate) content_sha256: String,
+    pub(crate) audit_head_seq: i64,
+    pub(crate) audit_head_hash: String,
+    pub(crate) audit_rows: u64,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// Builds [`Facts`] from the current versions in (type, id) order: the
+/// one hashing of both backends' manifests.
+#[derive(Default)]
+pub(crate) struct FactsBuilder {
+    counts: BTreeMap<String, u64>,
+    type_sha256: BTreeMap<String, String>,
+    all: Sha256,
+    current: Option<(String, Sha256)>,
+}
+
+impl FactsBuilder {
+    pub(crate) fn add(&mut self, ty: &str, id: &str, version: i64, deleted: bool, content: &str) {
+        if self.current.as_ref().is_none_or(|(t, _)| t != ty) {
+            if let Some((t, h)) = self.current.take() {
+                self.type_sha256.insert(t, hex(&h.finalize()));
+            }
+            self.current = Some((ty.to_owned(), Sha256::new()));
+            self.counts.entry(ty.to_owned()).or_insert(0);
+        }
+        if !deleted {
+            *self.counts.entry(ty.to_owned()).or_insert(0) += 1;
+        }
+        let line = format!("{ty}\0{id}\0{version}\0{}\0", i64::from(deleted));
+        if let Some((_, h)) = self.current.as_mut() {
+            h.update(line.as_bytes());
+            h.update(content.as_bytes());
+            h.update(b"\n");
+        }
+        self.all.update(line.as_bytes());
+        self.all.update(content.as_bytes());
+        self.all.update(b"\n");
+    }
+
+    pub(crate) fn finish(
+        mut self,
+        audit_head_seq: i64,
+        audit_head_hash: String,
+        audit_rows: u64,
+    ) -> Facts {
+        if let Some((t, h)) = self.current.take() {
+            self.type_sha256.insert(t, hex(&h.finalize()));
+        }
+        Facts {
+            counts: self.counts,
+            type_sha256: self.type_sha256,
+            content_sha256: hex(&self.all.finalize()),
+            audit_head_seq,
+            audit_head_hash,
+            audit_rows,
+        }
+    }
 }
 
 /// Reads the facts of the SQLite database at `path` in one read transaction.
@@ -249,9 +315,7 @@ fn facts(path: &Path) -> Result<Facts> {
     .with_context(|| format!("cannot open {}", path.display()))?;
     c.busy_timeout(std::time::Duration::from_secs(10))?;
     let tx = c.transaction()?;
-    let mut counts = BTreeMap::new();
-    let mut type_sha256 = BTreeMap::new();
-    let mut all = Sha256::new();
+    let mut b = FactsBuilder::default();
     {
         let mut stmt = tx
             .prepare(
@@ -260,35 +324,13 @@ fn facts(path: &Path) -> Result<Facts> {
             )
             .context("cannot read the resources table (is this a Wardline database?)")?;
         let mut rows = stmt.query([])?;
-        let mut current: Option<(String, Sha256)> = None;
         while let Some(r) = rows.next()? {
             let ty: String = r.get(0)?;
             let id: String = r.get(1)?;
             let version: i64 = r.get(2)?;
             let deleted: i64 = r.get(3)?;
             let content: String = r.get(4)?;
-            if current.as_ref().is_none_or(|(t, _)| *t != ty) {
-                if let Some((t, h)) = current.take() {
-                    type_sha256.insert(t, hex(&h.finalize()));
-                }
-                current = Some((ty.clone(), Sha256::new()));
-                counts.entry(ty.clone()).or_insert(0);
-            }
-            if deleted == 0 {
-                *counts.entry(ty.clone()).or_insert(0) += 1;
-            }
-            let line = format!("{ty}\0{id}\0{version}\0{deleted}\0");
-            if let Some((_, h)) = current.as_mut() {
-                h.update(line.as_bytes());
-                h.update(content.as_bytes());
-                h.update(b"\n");
-            }
-            all.update(line.as_bytes());
-            all.update(content.as_bytes());
-            all.update(b"\n");
-        }
-        if let Some((t, h)) = current.take() {
-            type_sha256.insert(t, hex(&h.finalize()));
+            b.add(&ty, &id, version, deleted != 0, &content);
         }
     }
     let (audit_head_seq, audit_head_hash): (i64, String) = tx
@@ -297,17 +339,14 @@ fn facts(path: &Path) -> Result<Facts> {
         })
         .unwrap_or((0, String::new()));
     let audit_rows: i64 = tx.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
-    Ok(Facts {
-        counts,
-        type_sha256,
-        content_sha256: hex(&all.finalize()),
+    Ok(b.finish(
         audit_head_seq,
         audit_head_hash,
-        audit_rows: u64::try_from(audit_rows).unwrap_or(0),
-    })
+        u64::try_from(audit_rows).unwrap_or(0),
+    ))
 }
 
-fn file_sha256(path: &Path) -> Result<String> {
+pub(crate) fn file_sha256(path: &Path) -> Result<String> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
@@ -350,11 +389,16 @@ fn manifest_json(f: &Facts, file_sha: &str, bytes: u64, source: &str) -> Value {
     })
 }
 
-fn facts_from_manifest(m: &Value) -> Result<Facts> {
-    let bad = || anyhow::anyhow!("the manifest is not a {MANIFEST_FORMAT} manifest");
+pub(crate) fn facts_from_manifest(m: &Value) -> Result<Facts> {
     if m.get("format").and_then(Value::as_str) != Some(MANIFEST_FORMAT) {
-        return Err(bad());
+        anyhow::bail!("the manifest is not a {MANIFEST_FORMAT} manifest");
     }
+    facts_of(m, MANIFEST_FORMAT)
+}
+
+/// The `resources` and `audit` sections of a manifest (both backends').
+pub(crate) fn facts_of(m: &Value, format: &str) -> Result<Facts> {
+    let bad = || anyhow::anyhow!("the manifest is not a {format} manifest");
     let res = m.get("resources").ok_or_else(bad)?;
     let counts = res
         .get("counts")
@@ -392,7 +436,7 @@ fn facts_from_manifest(m: &Value) -> Result<Facts> {
     })
 }
 
-fn sync_file(path: &Path) -> Result<()> {
+pub(crate) fn sync_file(path: &Path) -> Result<()> {
     std::fs::File::open(path)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("cannot sync {}", path.display()))
@@ -406,12 +450,14 @@ pub fn backup(a: &BackupArgs) -> Result<ExitCode> {
         anyhow::bail!("give --out FILE (the backup file to write)");
     };
     let recipient = a.encrypt_to.as_deref().map(load_recipient).transpose()?;
-    if a.store.database.is_some() {
-        anyhow::bail!(
-            "`wardline backup` copies the embedded SQLite database only; back up PostgreSQL with \
-             its own tools: a base backup (pg_basebackup) and continuous WAL archiving \
-             (archive_mode, archive_command), which also give point-in-time recovery \
-             (see ARCHITECTURE.md, \"Backup and verified restore\")"
+    if let Some(url) = &a.store.database {
+        // issue 22: PostgreSQL backup, PITR and replica
+        return crate::pgbackup::backup(
+            url,
+            &a.store.location(),
+            out,
+            recipient.as_ref(),
+            a.pg_bin.as_deref(),
         );
     }
     let src = a.store.data_dir.join(wardline::SQLITE_FILE);
@@ -541,8 +587,22 @@ pub fn restore(a: &RestoreArgs) -> Result<ExitCode> {
                     "give --from FILE and --data-dir NEWDIR (or `wardline restore drill --from FILE`)"
                 );
             };
-            let manifest = manifest_path(from, a.manifest.as_deref());
             let id = a.identity.as_deref().map(load_identity).transpose()?;
+            if crate::pgbackup::is_pg_backup(from) {
+                let ok = crate::pgbackup::restore(from, dir, id.as_ref(), &a.pg)?;
+                if !ok {
+                    println!(
+                        "restore FAILED verification: do not serve {}",
+                        dir.display()
+                    );
+                }
+                return Ok(if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            let manifest = manifest_path(from, a.manifest.as_deref());
             let ok = restore_into(from, &manifest, dir, id.as_ref())?;
             if ok {
                 println!(
@@ -575,7 +635,15 @@ fn drill(d: &DrillArgs) -> Result<ExitCode> {
     let manifest = manifest_path(&d.from, d.manifest.as_deref());
     let started = std::time::Instant::now();
     let id = d.identity.as_deref().map(load_identity).transpose()?;
-    let result = restore_into(&d.from, &manifest, &scratch, id.as_ref());
+    let result = if crate::pgbackup::is_pg_backup(&d.from) {
+        let pg = crate::pgbackup::PgRestoreArgs {
+            keep_running: false,
+            ..d.pg.clone()
+        };
+        crate::pgbackup::restore(&d.from, &scratch, id.as_ref(), &pg)
+    } else {
+        restore_into(&d.from, &manifest, &scratch, id.as_ref())
+    };
     let removed = std::fs::remove_dir_all(&scratch);
     let ok = result?;
     removed.with_context(|| format!("cannot remove the scratch copy {}", scratch.display()))?;

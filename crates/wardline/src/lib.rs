@@ -64,7 +64,16 @@ impl StoreArgs {
     /// database's index was built in, else Europe/London), after bringing
     /// its search index to the service's format ([`prepare_index`]).
     pub fn service(&self, config: ServiceConfig) -> Result<FhirService> {
-        let store = self.open()?;
+        self.service_over(self.open()?, config)
+    }
+
+    /// [`StoreArgs::service`] over a store opened by the caller (issue 22:
+    /// `serve --replica`, a primary and its read replica as one store).
+    pub fn service_over(
+        &self,
+        store: Arc<dyn Store>,
+        config: ServiceConfig,
+    ) -> Result<FhirService> {
         let time_zone = match &self.time_zone {
             Some(z) => z.clone(),
             None => match wardline_core::reindex::recorded_zone(&*store)

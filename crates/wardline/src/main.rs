@@ -22,6 +22,8 @@ mod jobs;
 // issue 21: bounded work
 mod limits;
 mod medicines;
+// issue 22: PostgreSQL backup, PITR and replica
+mod pgbackup;
 // issue 18: referrals
 mod referrals;
 mod results;
@@ -120,13 +122,19 @@ enum Command {
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Online backup of the SQLite database (a consistent snapshot while the
-    /// server serves) with a manifest beside it; PostgreSQL: use
-    /// pg_basebackup and WAL archiving.
+    /// server serves) with a manifest beside it; PostgreSQL: a base backup
+    /// with pg_basebackup (point-in-time restore also needs WAL archiving:
+    /// `wardline wal-archive`).
     Backup(backup::BackupArgs),
     /// Restore a backup into a new data directory and verify it against its
     /// manifest (counts per type, the audit chain, checksums); `restore
     /// drill` restores to a scratch directory, verifies and removes it.
+    /// PostgreSQL: `--to-time` restores to an instant from the WAL archive.
     Restore(backup::RestoreArgs),
+    /// PostgreSQL's archive_command (issue 22): copy a WAL segment into the
+    /// archive directory, synced, never overwriting one there:
+    /// `archive_command = 'wardline wal-archive --to /ARCHIVE %p %f'`.
+    WalArchive(pgbackup::WalArchiveArgs),
     /// Manage users and their positions (roles at organisations and wards).
     #[command(subcommand)]
     User(user::UserCommand),
@@ -165,6 +173,13 @@ enum Command {
 struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
+    /// Issue 22: a read replica of the --database primary (a postgres://…
+    /// URL of a streaming hot standby): searches and the workspace's list
+    /// pages are served by it once it has replayed this server's latest
+    /// write; writes, reads by id and everything else go to the primary;
+    /// a replica that lags or fails falls back to the primary.
+    #[arg(long, env = "WARDLINE_REPLICA", value_name = "URL")]
+    replica: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "WARDLINE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -325,6 +340,7 @@ fn main() -> std::process::ExitCode {
         Command::Audit(c) => audit::run(c),
         Command::Backup(a) => backup::backup(&a),
         Command::Restore(a) => backup::restore(&a),
+        Command::WalArchive(a) => pgbackup::wal_archive(&a),
         Command::Generate(a) => generate::run(&a),
         Command::User(c) => user::run_user(c),
         Command::Token(a) => user::run_token(a),
@@ -367,19 +383,41 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         }
         None => wardline_core::clock::Clock::system(),
     };
+    // issue 22: PostgreSQL backup, PITR and replica
+    let (store, replica_stats) = match (&a.replica, &a.store.database) {
+        (None, _) => (a.store.open()?, None),
+        (Some(_), None) => anyhow::bail!(
+            "--replica needs --database postgres://… (the primary the replica streams from)"
+        ),
+        (Some(replica), Some(primary)) => {
+            if !replica.starts_with("postgres://") && !replica.starts_with("postgresql://") {
+                anyhow::bail!("--replica must be a postgres:// URL, not '{replica}'");
+            }
+            let s = wardline_store_postgres::replica::ReplicatedStore::connect(primary, replica)
+                .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+            let stats = s.stats();
+            tracing::info!(
+                "searches go to the read replica once it has replayed this server's writes"
+            );
+            (Arc::new(s) as Arc<dyn wardline_store::Store>, Some(stats))
+        }
+    };
     let service = Arc::new(
         a.hl7.service(wardline_workflow::with_operations(
             wardline_export::with_exports(
                 a.store
-                    .service(ServiceConfig {
-                        base_url: base.clone(),
-                        oauth: Some(wardline_core::OAuthUris {
-                            authorize: format!("{origin}/auth/authorize"),
-                            token: format!("{origin}/auth/token"),
-                        }),
-                        limits: a.limits.limits(),
-                        ..ServiceConfig::default()
-                    })?
+                    .service_over(
+                        store,
+                        ServiceConfig {
+                            base_url: base.clone(),
+                            oauth: Some(wardline_core::OAuthUris {
+                                authorize: format!("{origin}/auth/authorize"),
+                                token: format!("{origin}/auth/token"),
+                            }),
+                            limits: a.limits.limits(),
+                            ..ServiceConfig::default()
+                        },
+                    )?
                     .with_clock(clock.clone())
                     .with_trust_organization(a.trust.trust_organization.clone()),
                 export_dir.clone(),
@@ -521,8 +559,13 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             println!("MLLP is listening on {mllp_addr}");
             tokio::spawn(wardline_integration::serve(l, engine, a.connections.mllp()));
         }
-        let extra: wardline_http::ExtraMetrics =
-            Arc::new(|| wardline_integration::metrics::METRICS.render());
+        let extra: wardline_http::ExtraMetrics = Arc::new(move || {
+            let mut m = wardline_integration::metrics::METRICS.render();
+            if let Some(r) = &replica_stats {
+                m.push_str(&r.render());
+            }
+            m
+        });
         let auth: Arc<dyn wardline_http::Authenticator> =
             Arc::new(wardline_http::BearerAuthenticator::new(directory.clone()));
         let app = wardline_http::app(

@@ -4,7 +4,8 @@
 //! every resource acknowledged before the backup began; a tampered backup
 //! (a byte changed in a resource, a row deleted) is refused, naming what
 //! differs; a non-empty target is refused; `restore drill` reports OK and
-//! removes its scratch copy; PostgreSQL is refused with the tools to use.
+//! removes its scratch copy; an unreachable PostgreSQL fails the backup
+//! (PostgreSQL backups themselves: `pg_ops.rs`).
 
 use crate::common;
 
@@ -328,23 +329,26 @@ fn restore_refuses_a_non_empty_directory_and_the_drill_reports_ok() {
     assert!(!Path::new(scratch).exists(), "scratch copy removed");
 }
 
+/// PostgreSQL is backed up with pg_basebackup (tests/e2e/pg_ops.rs); a
+/// server that does not answer fails the backup, naming the database, and
+/// leaves nothing behind.
 #[test]
-fn backup_of_postgresql_is_refused_naming_its_tools() {
+fn backup_of_an_unreachable_postgresql_fails_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = wardline(&[
         "backup",
         "--database",
         "postgres://nobody@127.0.0.1:1/none",
         "--out",
-        s(&dir.path().join("pg.db")),
+        s(&dir.path().join("pg")),
     ]);
     assert!(!out.ok);
     assert!(
-        out.stderr.contains("pg_basebackup") && out.stderr.contains("WAL archiving"),
+        out.stderr.contains("cannot read the database"),
         "{}",
         out.stderr
     );
-    assert!(!dir.path().join("pg.db").exists());
+    assert!(!dir.path().join("pg").exists());
 }
 
 #[test]

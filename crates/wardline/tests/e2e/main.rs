@@ -94,6 +94,7 @@ mod outage;
 // issue 22: downtime
 // end of issue 22: downtime
 // issue 22: postgres ops
+mod pg_ops;
 // end of issue 22: postgres ops
 // issue 22: at rest
 // end of issue 22: at rest
