@@ -96,4 +96,5 @@ mod outage;
 // issue 22: postgres ops
 // end of issue 22: postgres ops
 // issue 22: at rest
+mod at_rest;
 // end of issue 22: at rest
