@@ -43,6 +43,13 @@ if ! find_pg_bin; then
     find_pg_bin || { echo "initdb not found after installing postgresql" >&2; exit 1; }
 fi
 
+# --- OpenSSL's libcrypto (issue 22) -----------------------------------------------
+# SQLite is built with SQLCipher (rusqlite's bundled-sqlcipher), which links the
+# system's libcrypto: its headers are needed to build.
+if [ ! -f /usr/include/openssl/evp.h ]; then
+    apt_install libssl-dev
+fi
+
 # --- Python clients ------------------------------------------------------------
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||

@@ -127,6 +127,10 @@ pub struct BenchArgs {
     /// server always audits).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     audit: String,
+    /// Issue 22: encrypt the benchmark's SQLite database (SQLCipher) and
+    /// seal its secrets with this database key (`wardline key init`).
+    #[arg(long, value_name = "FILE")]
+    db_key_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -152,6 +156,7 @@ fn fresh_service(a: &BenchArgs) -> Result<(Arc<FhirService>, tempfile::TempDir)>
         data_dir: dir.path().to_owned(),
         database: a.database.clone(),
         time_zone: None,
+        db_key_file: a.db_key_file.clone(),
     }
     .service(ServiceConfig::default())?;
     if a.audit == "off" {

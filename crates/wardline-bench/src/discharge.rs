@@ -443,6 +443,7 @@ pub fn service(database: Option<String>) -> Result<(FhirService, tempfile::TempD
         data_dir: dir.path().to_owned(),
         database,
         time_zone: None,
+        db_key_file: None,
     }
     .service(ServiceConfig::default())?;
     Ok((svc, dir))

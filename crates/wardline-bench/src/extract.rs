@@ -51,6 +51,7 @@ fn service(
             data_dir: dir.to_owned(),
             database: a.database.clone(),
             time_zone: None,
+            db_key_file: None,
         }
         .service(config)?,
     ))

@@ -252,6 +252,7 @@ pub fn run(a: MatchingBenchArgs) -> Result<()> {
         data_dir: dir.path().to_owned(),
         database: a.database.clone(),
         time_zone: None,
+        db_key_file: None,
     }
     .service(ServiceConfig::default())?;
     let access = Trusted::operator("bench");

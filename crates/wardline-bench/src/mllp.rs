@@ -73,6 +73,7 @@ pub fn run(a: MllpBenchArgs) -> Result<()> {
             data_dir: dir.path().to_owned(),
             database: a.database.clone(),
             time_zone: None,
+            db_key_file: None,
         }
         .service(ServiceConfig::default())?,
     );

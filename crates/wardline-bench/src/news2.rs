@@ -64,6 +64,7 @@ pub fn run(a: News2BenchArgs) -> Result<()> {
         data_dir: dir.path().to_owned(),
         database: a.database.clone(),
         time_zone: None,
+        db_key_file: None,
     }
     .service(ServiceConfig::default())?;
     let op = Trusted::operator("bench-gateway");

@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use wardline::atrest::DbKey;
 
 /// The manifest's format tag.
 const MANIFEST_FORMAT: &str = "wardline-backup-manifest v1";
@@ -89,6 +90,11 @@ pub struct RestoreArgs {
     identity: Option<PathBuf>,
     #[command(flatten)]
     pg: crate::pgbackup::PgRestoreArgs,
+    /// Issue 22: the database key of a backup of an encrypted database (the
+    /// copy stays encrypted with it: serve the restored directory with the
+    /// same key).
+    #[arg(long, env = "WARDLINE_DB_KEY_FILE", value_name = "FILE")]
+    db_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +118,11 @@ pub struct DrillArgs {
     identity: Option<PathBuf>,
     #[command(flatten)]
     pg: crate::pgbackup::PgRestoreArgs,
+    /// Issue 22: the database key of a backup of an encrypted database (the
+    /// copy stays encrypted with it: serve the restored directory with the
+    /// same key).
+    #[arg(long, env = "WARDLINE_DB_KEY_FILE", value_name = "FILE")]
+    db_key_file: Option<PathBuf>,
 }
 
 /// The first bytes of an age-encrypted file.
@@ -306,13 +317,29 @@ impl FactsBuilder {
     }
 }
 
-/// Reads the facts of the SQLite database at `path` in one read transaction.
-fn facts(path: &Path) -> Result<Facts> {
+/// Reads the facts of the SQLite database at `path` in one read
+/// transaction (an encrypted one with its database key).
+pub(crate) fn facts(path: &Path, key: Option<&DbKey>) -> Result<Facts> {
     let mut c = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("cannot open {}", path.display()))?;
+    if let Some(k) = key {
+        wardline_store_sqlite::apply_key(&c, &k.sqlcipher_key())?;
+    }
+    wardline_store_sqlite::check_key(&c).map_err(|e| match key {
+        Some(k) => anyhow::anyhow!(
+            "cannot open {} with the database key {} ({e}): it is not the key the database was \
+             encrypted with",
+            path.display(),
+            k.path().display()
+        ),
+        None => anyhow::anyhow!(
+            "cannot open {} ({e}): it is encrypted (give --db-key-file) or not a database",
+            path.display()
+        ),
+    })?;
     c.busy_timeout(std::time::Duration::from_secs(10))?;
     let tx = c.transaction()?;
     let mut b = FactsBuilder::default();
@@ -468,6 +495,13 @@ pub fn backup(a: &BackupArgs) -> Result<ExitCode> {
             wardline::SQLITE_FILE
         );
     }
+    let key = a
+        .store
+        .db_key_file
+        .as_deref()
+        .map(DbKey::load)
+        .transpose()?;
+    wardline::check_sqlite_key(&src, key.as_ref())?;
     if out.exists() {
         anyhow::bail!(
             "{} exists: `wardline backup` never overwrites a file; give a new --out",
@@ -497,9 +531,15 @@ pub fn backup(a: &BackupArgs) -> Result<ExitCode> {
     let copy = {
         let src = src.clone();
         let partial = partial.clone();
+        let sqlcipher = key.as_ref().map(DbKey::sqlcipher_key);
         std::thread::spawn(move || -> Result<()> {
             let c = rusqlite::Connection::open(&src)
                 .with_context(|| format!("cannot open {}", src.display()))?;
+            // An encrypted database's copy is encrypted with the same key
+            // (VACUUM INTO attaches the copy with the main database's key).
+            if let Some(k) = &sqlcipher {
+                wardline_store_sqlite::apply_key(&c, k)?;
+            }
             c.busy_timeout(std::time::Duration::from_secs(30))?;
             let target = partial
                 .to_str()
@@ -535,10 +575,15 @@ pub fn backup(a: &BackupArgs) -> Result<ExitCode> {
         "backup: copied in {:.1} s; computing the manifest (counts, audit head, checksums)",
         started.elapsed().as_secs_f64()
     );
-    let f = facts(&partial)?;
+    let f = facts(&partial, key.as_ref())?;
     let bytes = std::fs::metadata(&partial)?.len();
     let sha = file_sha256(&partial)?;
     let mut m = manifest_json(&f, &sha, bytes, &src.display().to_string());
+    if key.is_some() {
+        // The copy is the encrypted database as it is: restored, it opens
+        // with the same database key only.
+        m["database_encryption"] = json!("sqlcipher");
+    }
     match &recipient {
         Some(r) => {
             eprintln!("backup: encrypting to {r} (age, x25519)");
@@ -603,7 +648,8 @@ pub fn restore(a: &RestoreArgs) -> Result<ExitCode> {
                 });
             }
             let manifest = manifest_path(from, a.manifest.as_deref());
-            let ok = restore_into(from, &manifest, dir, id.as_ref())?;
+            let key = a.db_key_file.as_deref().map(DbKey::load).transpose()?;
+            let ok = restore_into(from, &manifest, dir, id.as_ref(), key.as_ref())?;
             if ok {
                 println!(
                     "restored to {}: serve it with `wardline serve --data-dir {}`",
@@ -635,6 +681,7 @@ fn drill(d: &DrillArgs) -> Result<ExitCode> {
     let manifest = manifest_path(&d.from, d.manifest.as_deref());
     let started = std::time::Instant::now();
     let id = d.identity.as_deref().map(load_identity).transpose()?;
+    let key = d.db_key_file.as_deref().map(DbKey::load).transpose()?;
     let result = if crate::pgbackup::is_pg_backup(&d.from) {
         let pg = crate::pgbackup::PgRestoreArgs {
             keep_running: false,
@@ -642,7 +689,7 @@ fn drill(d: &DrillArgs) -> Result<ExitCode> {
         };
         crate::pgbackup::restore(&d.from, &scratch, id.as_ref(), &pg)
     } else {
-        restore_into(&d.from, &manifest, &scratch, id.as_ref())
+        restore_into(&d.from, &manifest, &scratch, id.as_ref(), key.as_ref())
     };
     let removed = std::fs::remove_dir_all(&scratch);
     let ok = result?;
@@ -667,6 +714,7 @@ fn restore_into(
     manifest: &Path,
     dir: &Path,
     identity: Option<&age::x25519::Identity>,
+    key: Option<&DbKey>,
 ) -> Result<bool> {
     let text = std::fs::read_to_string(manifest).with_context(|| {
         format!(
@@ -728,7 +776,9 @@ fn restore_into(
             sync_file(&staging)?;
         }
     }
-    let report = verify_copy(&staging, &m, &want);
+    let report = wardline::check_sqlite_key(&staging, key)
+        .with_context(|| format!("the backup {}", from.display()))
+        .and_then(|_| verify_copy(&staging, &m, &want, key));
     let findings = match report {
         Ok(f) => f,
         Err(e) => {
@@ -758,7 +808,7 @@ fn restore_into(
 
 /// Checks the copy at `path` against the manifest; prints what matched and
 /// returns what did not.
-fn verify_copy(path: &Path, m: &Value, want: &Facts) -> Result<Vec<String>> {
+fn verify_copy(path: &Path, m: &Value, want: &Facts, key: Option<&DbKey>) -> Result<Vec<String>> {
     let mut findings = Vec::new();
     let file = m.get("file");
     let want_sha = file.and_then(|f| f.get("sha256")).and_then(Value::as_str);
@@ -771,7 +821,7 @@ fn verify_copy(path: &Path, m: &Value, want: &Facts) -> Result<Vec<String>> {
         )),
         None => findings.push("the manifest records no file checksum".into()),
     }
-    let got = facts(path).context("cannot read the restored copy")?;
+    let got = facts(path, key).context("cannot read the restored copy")?;
     // Counts and checksums per type.
     let types: std::collections::BTreeSet<&String> =
         want.counts.keys().chain(got.counts.keys()).collect();
@@ -831,7 +881,8 @@ fn verify_copy(path: &Path, m: &Value, want: &Facts) -> Result<Vec<String>> {
     }
     // The chain itself, walked and re-hashed (as `wardline audit verify`).
     let chain = {
-        let store = wardline_store_sqlite::SqliteStore::open(path)
+        let sqlcipher = key.map(DbKey::sqlcipher_key);
+        let store = wardline_store_sqlite::SqliteStore::open_with_key(path, sqlcipher.as_ref())
             .with_context(|| format!("cannot open the restored copy {}", path.display()))?;
         wardline_store::audit::verify(&store, 1_000)
             .map_err(|e| anyhow::anyhow!("cannot read the restored audit chain: {e}"))?

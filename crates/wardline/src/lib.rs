@@ -11,6 +11,8 @@
 
 // issue 22: audit anchor
 pub mod anchor;
+// issue 22: encryption at rest
+pub mod atrest;
 pub mod load;
 
 use std::path::PathBuf;
@@ -56,6 +58,15 @@ pub struct StoreArgs {
         value_parser = LocalZone::named
     )]
     pub time_zone: Option<LocalZone>,
+    /// Issue 22, encryption at rest: the database key (`wardline key init
+    /// --out FILE`), kept outside the data directory. SQLite: the database
+    /// file is encrypted with it (SQLCipher; a new database is created
+    /// encrypted, a plaintext one is converted with `wardline encrypt-db`).
+    /// Both backends: the secrets in the database (password hashes, TOTP
+    /// seeds, the token signing key) are sealed with it. A database opened
+    /// once with a key refuses to open without it.
+    #[arg(long, env = "WARDLINE_DB_KEY_FILE", value_name = "FILE")]
+    pub db_key_file: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -156,25 +167,103 @@ impl StoreArgs {
     }
 
     /// Opens the store, creating an empty SQLite database when there is
-    /// none (`serve`, `import` and the benchmarks).
+    /// none (`serve`, `import` and the benchmarks). With `--db-key-file`
+    /// the SQLite file is opened (or created) encrypted and the secrets are
+    /// sealed ([`atrest`]); without it, a database whose file or secrets
+    /// are encrypted is refused, never read as if empty.
     pub fn open(&self) -> Result<Arc<dyn Store>> {
-        match &self.database {
+        let key = self
+            .db_key_file
+            .as_deref()
+            .map(atrest::DbKey::load)
+            .transpose()?;
+        let store: Arc<dyn Store> = match &self.database {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 let s = wardline_store_postgres::PostgresStore::connect(url)
                     .with_context(|| "cannot connect to PostgreSQL".to_string())?;
-                Ok(Arc::new(s))
+                Arc::new(s)
             }
             Some(other) => anyhow::bail!("--database must be a postgres:// URL, not '{other}'"),
             None => {
                 std::fs::create_dir_all(&self.data_dir)
                     .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
                 let path = self.data_dir.join(SQLITE_FILE);
-                let s = wardline_store_sqlite::SqliteStore::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                Ok(Arc::new(s))
+                Arc::new(open_sqlite(&path, key.as_ref())?)
+            }
+        };
+        match key {
+            Some(key) => {
+                let sealed = atrest::seal_secrets(&*store, &key)?;
+                if sealed > 0 {
+                    tracing::info!(
+                        secrets = sealed,
+                        key = %key.path().display(),
+                        "sealed the plaintext secrets in the database with the database key"
+                    );
+                }
+                Ok(Arc::new(atrest::SealedStore::new(store, key.sealer())))
+            }
+            None => {
+                if atrest::is_sealed(&*store)? {
+                    anyhow::bail!(
+                        "the secrets in {} (password hashes, TOTP seeds, the token signing key) \
+                         are sealed with a database key: give --db-key-file FILE (or \
+                         WARDLINE_DB_KEY_FILE), the key it was sealed with",
+                        self.location()
+                    );
+                }
+                Ok(store)
             }
         }
     }
+}
+
+/// Opens the SQLite database at `path`, encrypted with `key` or plaintext,
+/// with errors that say which and name the key file.
+pub fn open_sqlite(
+    path: &std::path::Path,
+    key: Option<&atrest::DbKey>,
+) -> Result<wardline_store_sqlite::SqliteStore> {
+    let plaintext = check_sqlite_key(path, key)?;
+    let sqlcipher = key.map(atrest::DbKey::sqlcipher_key);
+    wardline_store_sqlite::SqliteStore::open_with_key(path, sqlcipher.as_ref()).map_err(|e| {
+        match key {
+            Some(k) if plaintext.is_some() => anyhow::anyhow!(
+                "cannot open {} with the database key {}: it is not the key this database was \
+                 encrypted with ({e})",
+                path.display(),
+                k.path().display()
+            ),
+            _ => anyhow::anyhow!("cannot open {}: {e}", path.display()),
+        }
+    })
+}
+
+/// Refuses, with an error saying what to do, a key for a plaintext SQLite
+/// file or no key for an encrypted one; returns whether the file is
+/// plaintext (`None`: absent or empty).
+pub fn check_sqlite_key(
+    path: &std::path::Path,
+    key: Option<&atrest::DbKey>,
+) -> Result<Option<bool>> {
+    let plaintext = atrest::sqlite_is_plaintext(path)?;
+    match (key, plaintext) {
+        (Some(k), Some(true)) => anyhow::bail!(
+            "{} is not encrypted, but a database key was given ({}): convert it with `wardline \
+             encrypt-db --data-dir DIR --out-data-dir NEWDIR --db-key-file {}`, or leave out \
+             --db-key-file",
+            path.display(),
+            k.path().display(),
+            k.path().display()
+        ),
+        (None, Some(false)) => anyhow::bail!(
+            "{} is encrypted (or is not a SQLite database): give --db-key-file FILE (or \
+             WARDLINE_DB_KEY_FILE), the key it was encrypted with",
+            path.display()
+        ),
+        _ => {}
+    }
+    Ok(plaintext)
 }
 
 /// Rebuilds the search index when it was built in another format or time

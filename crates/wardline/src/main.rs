@@ -19,6 +19,8 @@ mod generate;
 mod hl7;
 mod import;
 mod jobs;
+// issue 22: encryption at rest
+mod keys;
 // issue 21: bounded work
 mod limits;
 mod medicines;
@@ -135,6 +137,12 @@ enum Command {
     /// archive directory, synced, never overwriting one there:
     /// `archive_command = 'wardline wal-archive --to /ARCHIVE %p %f'`.
     WalArchive(pgbackup::WalArchiveArgs),
+    /// Issue 22: the database key (encryption at rest): `key init --out FILE`.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// Issue 22: write an encrypted copy (SQLCipher) of a plaintext SQLite
+    /// database into a new data directory, checked against the source.
+    EncryptDb(keys::EncryptDbArgs),
     /// Manage users and their positions (roles at organisations and wards).
     #[command(subcommand)]
     User(user::UserCommand),
@@ -342,6 +350,8 @@ fn main() -> std::process::ExitCode {
         Command::Restore(a) => backup::restore(&a),
         Command::WalArchive(a) => pgbackup::wal_archive(&a),
         Command::Generate(a) => generate::run(&a),
+        Command::Key(c) => keys::run_key(c),
+        Command::EncryptDb(a) => keys::encrypt_db(&a),
         Command::User(c) => user::run_user(c),
         Command::Token(a) => user::run_token(a),
         Command::Client(c) => user::run_client(c),

@@ -98,6 +98,8 @@ pub struct Env {
     pg: Option<PgDatabase>,
     starts: std::cell::Cell<u32>,
     test_client: std::cell::Cell<bool>,
+    /// Issue 22: the database key every command and server is given.
+    db_key_file: std::cell::RefCell<Option<PathBuf>>,
 }
 
 impl Env {
@@ -109,6 +111,7 @@ impl Env {
             pg: None,
             starts: 0.into(),
             test_client: false.into(),
+            db_key_file: None.into(),
         }
     }
 
@@ -124,6 +127,7 @@ impl Env {
             pg: Some(PgDatabase::create(&url)),
             starts: 0.into(),
             test_client: false.into(),
+            db_key_file: None.into(),
         })
     }
 
@@ -137,7 +141,14 @@ impl Env {
             pg: Some(PgDatabase::create(admin_url)),
             starts: 0.into(),
             test_client: false.into(),
+            db_key_file: None.into(),
         }
+    }
+
+    /// Issue 22: from now on every command ([`Env::cli`], [`Env::store_args`])
+    /// and server ([`Env::start`]) is given `--db-key-file path`.
+    pub fn use_db_key_file(&self, path: &Path) {
+        *self.db_key_file.borrow_mut() = Some(path.to_owned());
     }
 
     /// The PostgreSQL URL of this environment's database, if it has one.
@@ -159,6 +170,10 @@ impl Env {
         if let Some(pg) = &self.pg {
             v.push("--database".to_owned());
             v.push(pg.url.clone());
+        }
+        if let Some(k) = &*self.db_key_file.borrow() {
+            v.push("--db-key-file".to_owned());
+            v.push(k.display().to_string());
         }
         v
     }
@@ -254,6 +269,9 @@ impl Env {
                 .arg(format!("127.0.0.1:{port}"));
             if let Some(pg) = &self.pg {
                 cmd.arg("--database").arg(&pg.url);
+            }
+            if let Some(k) = &*self.db_key_file.borrow() {
+                cmd.arg("--db-key-file").arg(k);
             }
             cmd.args(extra_args)
                 .stdin(Stdio::null())

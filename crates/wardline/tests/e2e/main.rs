@@ -97,6 +97,7 @@ mod outage;
 mod pg_ops;
 // end of issue 22: postgres ops
 // issue 22: at rest
+mod at_rest;
 // end of issue 22: at rest
 // issue 22: crash harness
 mod crash_cycles;
