@@ -282,6 +282,15 @@ pub trait Store: Reader + Send + Sync {
     fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()>;
     /// Returns whether the entry existed.
     fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool>;
+
+    /// Issue 22 (live pages across servers): calls `on_change` for every
+    /// commit announced by [`StoreTx::announce_change`] on this database,
+    /// by any process, from a thread of the store's own; returns whether the
+    /// backend can (the default, for a single-process store: `false`).
+    fn watch_changes(&self, on_change: Box<dyn Fn() + Send + Sync>) -> Result<bool> {
+        let _ = on_change;
+        Ok(false)
+    }
 }
 
 /// A read-write transaction. Reads see the transaction's own writes.
@@ -315,6 +324,12 @@ pub trait StoreTx: Reader {
     /// given; a caller locks all it needs at once, sorted, where it can. On
     /// a deadlock one transaction fails with [`StoreError::LockConflict`].
     fn lock(&mut self, keys: &[&str]) -> Result<()>;
+    /// Issue 22: tells [`Store::watch_changes`] watchers, if the commit
+    /// happens, that this transaction changed resources (PostgreSQL:
+    /// `NOTIFY`, delivered at commit and never on rollback). Default: nothing.
+    fn announce_change(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Durably commits.
     fn commit(self: Box<Self>) -> Result<()>;
 }
