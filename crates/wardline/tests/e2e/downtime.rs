@@ -396,11 +396,12 @@ fn live_pages_across_servers_postgres() {
     assert!(!board.to_uppercase().contains("LIVEWIRE"));
     let stream_client = Client::builder()
         .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .no_proxy()
         .build()
         .unwrap();
-    sign_in(&env, &b.root, &stream_client, "nurse.w1");
+    sign_in(&env, &b.root, &stream_client, "nurse2.w1");
     let mut events = stream_client
         .get(format!("{}/ui/events", b.root))
         .send()
