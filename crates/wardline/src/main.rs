@@ -282,8 +282,9 @@ struct ServeArgs {
     #[command(flatten)]
     limits: limits::LimitArgs,
     /// Issue 22: serve read-only (downtime): pages say so, every write is
-    /// refused (this server only; `wardline downtime on` is for all).
-    #[arg(long, env = "WARDLINE_READ_ONLY")]
+    /// refused (this server only; `wardline downtime on` is for all). Not
+    /// with --demo, which loads the demo by writing it.
+    #[arg(long, env = "WARDLINE_READ_ONLY", conflicts_with = "demo")]
     read_only: bool,
     /// Issue 22: write the downtime report (per ward: patients, alerts,
     /// medicines due; HTML and CSV) to this directory, outside the
