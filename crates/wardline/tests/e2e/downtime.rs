@@ -362,12 +362,14 @@ fn downtime_report_per_ward() {
     );
 }
 
-/// Reads the SSE stream until a `change` event (the client's 30 s timeout
-/// bounds it).
+/// Reads the SSE stream until a `change` event; gives up after 30 s (the
+/// server sends a keep-alive every 15 s, so a read returns at least that
+/// often and the wait is bounded).
 fn saw_change(resp: &mut reqwest::blocking::Response) -> bool {
     let mut buf = [0u8; 4096];
     let mut seen = String::new();
-    loop {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
         match resp.read(&mut buf) {
             Ok(0) | Err(_) => return false,
             Ok(n) => {
@@ -378,6 +380,7 @@ fn saw_change(resp: &mut reqwest::blocking::Response) -> bool {
             }
         }
     }
+    false
 }
 
 #[test]
