@@ -30,6 +30,7 @@ mod bundle;
 mod capability;
 pub mod clock;
 pub mod consent;
+pub mod downtime;
 pub mod limits;
 pub mod operation;
 mod reads;
@@ -204,7 +205,14 @@ impl FhirResponse {
     }
 
     pub fn error(e: &FhirError) -> FhirResponse {
-        FhirResponse::json(e.status, e.to_operation_outcome())
+        let mut r = FhirResponse::json(e.status, e.to_operation_outcome());
+        if e.is_downtime() {
+            // Issue 22: downtime lasts minutes, not seconds.
+            r.headers.push(("retry-after", "60".into()));
+        } else if e.status == 503 {
+            r.headers.push(("retry-after", "5".into()));
+        }
+        r
     }
 }
 
@@ -268,6 +276,11 @@ pub struct FhirService {
     clock: clock::Clock,
     /// Id of the trust's own `Organization` ([`FhirService::with_trust_organization`]).
     trust_organization: Option<String>,
+    /// Issue 22: read-only downtime ([`downtime`]).
+    downtime: downtime::State,
+    /// Issue 22: commits other servers on the same database announced
+    /// ([`FhirService::follow_other_servers`]).
+    remote_changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One interaction in progress: who asks, and the audit event it will leave.
@@ -404,6 +417,8 @@ impl FhirService {
             changes: std::sync::atomic::AtomicU64::new(0),
             clock: clock::Clock::system(),
             trust_organization: None,
+            downtime: downtime::State::default(),
+            remote_changes: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -443,10 +458,27 @@ impl FhirService {
     /// Bundle, a workflow's or the HL7 v2 engine's [`Tx`]). It only grows,
     /// and grows after the commit is durable, so a live page that saw `n`
     /// and now sees more knows the record changed and should refresh. It
-    /// counts this process's commits only: another server on the same
-    /// database is not seen.
+    /// counts this process's commits, and once
+    /// [`FhirService::follow_other_servers`] is on (PostgreSQL), the commits
+    /// every server on the same database announces (this one's included, so
+    /// a local commit may count twice: the count only ever says "changed").
     pub fn change_count(&self) -> u64 {
         self.changes.load(std::sync::atomic::Ordering::Acquire)
+            + self
+                .remote_changes
+                .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Issue 22: live pages across servers. Asks the store to report the
+    /// commits any server on the same database announces (PostgreSQL:
+    /// `LISTEN`; each writing transaction `NOTIFY`s in its commit), counted
+    /// into [`FhirService::change_count`]. Whether the store can (SQLite is
+    /// one process: `false`).
+    pub fn follow_other_servers(&self) -> R<bool> {
+        let remote = self.remote_changes.clone();
+        Ok(self.store.watch_changes(Box::new(move || {
+            remote.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }))?)
     }
 
     pub(crate) fn note_change(&self) {
@@ -584,7 +616,8 @@ impl FhirService {
         match result {
             Ok(r) => r,
             Err(e) => {
-                if !e.is_client_error() {
+                let e = self.classify_refusal(e);
+                if !e.is_client_error() && !e.is_downtime() {
                     tracing::error!(status = e.status, error = %e, "request failed");
                 }
                 FhirResponse::error(&e)

@@ -136,6 +136,10 @@ impl StoreTx for Recording<'_> {
         self.inner.lock(keys)
     }
 
+    fn announce_change(&mut self) -> wardline_store::Result<()> {
+        self.inner.announce_change()
+    }
+
     fn commit(self: Box<Self>) -> wardline_store::Result<()> {
         self.inner.commit()
     }
@@ -173,6 +177,9 @@ pub struct Saved {
 
 impl<'a> Tx<'a> {
     pub(crate) fn begin(svc: &'a FhirService, access: &'a dyn Access) -> R<Tx<'a>> {
+        // Issue 22: the operator's downtime switch, read outside the
+        // transaction (at most once a second).
+        svc.refresh_downtime_if_stale();
         Ok(Tx {
             access,
             audit: AuditRecord::rest("transaction", "E"),
@@ -495,9 +502,18 @@ impl<'a> Tx<'a> {
         let audited = self.audited;
         let wrote = !self.rec.written.is_empty();
         let svc = self.svc;
-        Box::new(self.rec).commit()?;
+        if wrote {
+            // Issue 22: downtime may have begun while this transaction ran;
+            // and other servers' live pages hear of the commit.
+            svc.check_writable()?;
+            self.rec.inner.announce_change()?;
+        }
+        Box::new(self.rec)
+            .commit()
+            .map_err(|e| svc.classify_refusal(e.into()))?;
         if wrote {
             svc.note_change();
+            svc.note_write_worked();
         }
         if touched && let Some(a) = audited {
             a.set(true);
@@ -542,7 +558,7 @@ impl FhirService {
     /// Runs `f` in one transaction and commits when it returns `Ok`.
     pub fn transact<T>(&self, access: &dyn Access, f: impl FnOnce(&mut Tx<'_>) -> R<T>) -> R<T> {
         let mut tx = self.begin(access)?;
-        let out = f(&mut tx)?;
+        let out = f(&mut tx).map_err(|e| self.classify_refusal(e))?;
         tx.commit()?;
         Ok(out)
     }

@@ -191,6 +191,7 @@ impl FhirService {
     /// Writes a tombstone; deleting a missing or deleted resource succeeds and
     /// writes nothing (delete is idempotent).
     pub(crate) fn delete_in(&self, tx: &mut Tx<'_>, t: &str, id: &str) -> R<()> {
+        self.check_writable()?;
         let Some(cur) = tx.read(t, id)? else {
             return Ok(());
         };
@@ -300,6 +301,8 @@ impl FhirService {
         fresh: Fresh,
         at: &str,
     ) -> R<Written> {
+        // Issue 22: no write while downtime lasts, whatever the channel.
+        self.check_writable()?;
         let expected = match fresh {
             Fresh::NewId => None,
             Fresh::Check(e) => e,

@@ -53,6 +53,9 @@ impl Store for Counting {
     fn backend(&self) -> &'static str {
         "counting"
     }
+    fn watch_changes(&self, on_change: Box<dyn Fn() + Send + Sync>) -> Result<bool> {
+        self.inner.watch_changes(on_change)
+    }
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>> {
         self.tick();
         self.inner.history(req)

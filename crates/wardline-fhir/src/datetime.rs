@@ -81,6 +81,31 @@ impl LocalZone {
         local.unwrap_or_else(|| at.date())
     }
 
+    /// The local wall-clock reading of the instant `ms`, as
+    /// `YYYY-MM-DD HH:MM` (issue 22: downtime banners and reports say when
+    /// in the trust's time). `None` outside the supported years.
+    pub fn local_minute(&self, ms: i64) -> Option<String> {
+        let dt = self
+            .tz
+            .to_datetime(jiff::Timestamp::from_millisecond(ms).ok()?);
+        Some(format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute()
+        ))
+    }
+
+    /// The local clock time of `ms`, `HH:MM` ([`LocalZone::local_minute`]
+    /// without the date).
+    pub fn clock_time(&self, ms: i64) -> String {
+        self.local_minute(ms)
+            .map(|s| s[11..].to_owned())
+            .unwrap_or_else(|| "--:--".to_owned())
+    }
+
     /// The instant at which the local clock reads what `ms` reads on a UTC
     /// clock: the earliest such instant, or with `latest` the latest (they
     /// differ only in a gap or a fold; in a gap no instant reads it, and both

@@ -85,6 +85,9 @@ impl std::fmt::Display for FhirError {
 
 impl std::error::Error for FhirError {}
 
+/// How a downtime refusal's diagnostics begin ([`FhirError::downtime`]).
+pub const DOWNTIME_PREFIX: &str = "Read-only: downtime";
+
 impl FhirError {
     pub fn new(status: u16, code: &'static str, diagnostics: impl Into<String>) -> FhirError {
         FhirError {
@@ -151,6 +154,27 @@ impl FhirError {
     /// lost while committing).
     pub fn outcome_unknown(diagnostics: impl Into<String>) -> FhirError {
         FhirError::new(503, "transient", diagnostics)
+    }
+    /// 503 `no-store` (issue 22: downtime): writes are switched off — the
+    /// operator's downtime, `serve --read-only`, or a database that refuses
+    /// writes. `since` is the local clock time it began ("14:05"). Nothing
+    /// was stored; the diagnostics say so, and to record on paper.
+    pub fn downtime(since: &str) -> FhirError {
+        FhirError::new(
+            503,
+            "no-store",
+            format!(
+                "{DOWNTIME_PREFIX} since {since}: nothing was stored; record on paper and enter it when the downtime ends"
+            ),
+        )
+    }
+    /// Whether this is [`FhirError::downtime`].
+    pub fn is_downtime(&self) -> bool {
+        self.status == 503
+            && self
+                .issues
+                .first()
+                .is_some_and(|i| i.diagnostics.starts_with(DOWNTIME_PREFIX))
     }
     /// Whether this is [`FhirError::outcome_unknown`].
     pub fn is_outcome_unknown(&self) -> bool {

@@ -251,6 +251,7 @@ impl Engine {
             }
         }
         let e = last_err.unwrap_or_else(|| FhirError::internal("unknown failure"));
+        let e = self.svc.classify_refusal(e);
         tracing::error!(control_id, error = %e, "HL7 message could not be stored");
         // Whether it was stored is said only when it is known: a commit
         // whose connection was lost may have landed, and a resend with the
@@ -260,6 +261,19 @@ impl Engine {
                 207,
                 format!(
                     "outcome unknown (it may have been stored): send it again with the same control id, which is recognised and not applied twice: {e}"
+                ),
+            )
+        } else if e.is_downtime()
+            || e.to_string()
+                .contains(wardline_fhir::error::DOWNTIME_PREFIX)
+        {
+            // Issue 22: writes are switched off; the sender keeps the
+            // message and sends it again when the downtime ends.
+            ErrorDetail::new(
+                207,
+                format!(
+                    "not stored, downtime: {}",
+                    e.issues.first().map_or("", |i| i.diagnostics.as_str())
                 ),
             )
         } else {

@@ -274,6 +274,74 @@ pub struct PostgresStore {
     pool: Option<Pool<Manager>>,
     /// Set when the pool failed to connect, cleared by a good checkout.
     down: Arc<AtomicBool>,
+    /// How connections are made (the change watcher makes its own).
+    config: postgres::Config,
+    /// Tells the change watcher's thread to stop (when the store goes).
+    closed: Arc<AtomicBool>,
+}
+
+/// Issue 22: the channel on which writing transactions announce their
+/// commits (the payload is the schema, so stores sharing a database in
+/// separate schemas do not hear each other).
+pub const CHANGES_CHANNEL: &str = "wardline_changes";
+
+/// The change watcher: one connection of its own `LISTEN`ing on
+/// [`CHANGES_CHANNEL`]; each notification for this schema calls
+/// `on_change`. A lost connection is made again (once a second), and a
+/// change is then reported, since commits may have been missed meanwhile.
+fn watch(
+    config: postgres::Config,
+    closed: Arc<AtomicBool>,
+    on_change: Box<dyn Fn() + Send + Sync>,
+) {
+    let mut first = true;
+    while !closed.load(Ordering::Acquire) {
+        let mut client = match config.connect(NoTls) {
+            Ok(c) => c,
+            Err(_) => {
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let schema: String = match client
+            .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+            .and_then(|()| client.query_one("SELECT current_schema()", &[]))
+        {
+            Ok(row) => row.get(0),
+            Err(_) => {
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if !first {
+            on_change();
+        }
+        first = false;
+        loop {
+            if closed.load(Ordering::Acquire) {
+                return;
+            }
+            let next = {
+                let mut n = client.notifications();
+                let mut it = n.timeout_iter(Duration::from_millis(500));
+                use postgres::fallible_iterator::FallibleIterator;
+                it.next().map(|o| o.map(|note| note.payload() == schema))
+            };
+            match next {
+                Ok(Some(mine)) => {
+                    if mine {
+                        on_change();
+                    }
+                }
+                Ok(None) => {
+                    if client.is_closed() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 impl Drop for PostgresStore {
@@ -282,6 +350,7 @@ impl Drop for PostgresStore {
     /// inside an async context, as when the HTTP server shuts down. Closing the
     /// connections on a plain thread works from any context.
     fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
         if let Some(pool) = self.pool.take() {
             let _ = std::thread::spawn(move || drop(pool)).join();
         }
@@ -346,7 +415,7 @@ impl PostgresStore {
             .min_idle(Some(1))
             .connection_timeout(CHECKOUT_WAIT)
             .error_handler(Box::new(MarkDown(down.clone())));
-        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
+        let manager = Manager(PostgresConnectionManager::new(config.clone(), NoTls));
         let pool = if primary {
             builder.build(manager).map_err(be)?
         } else {
@@ -355,6 +424,8 @@ impl PostgresStore {
         let store = PostgresStore {
             pool: Some(pool),
             down,
+            config,
+            closed: Arc::new(AtomicBool::new(false)),
         };
         if primary {
             store.migrate()?;
@@ -540,6 +611,15 @@ pub(crate) fn vread(
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn watch_changes(&self, on_change: Box<dyn Fn() + Send + Sync>) -> Result<bool> {
+        let (config, closed) = (self.config.clone(), self.closed.clone());
+        std::thread::Builder::new()
+            .name("pg-change-watcher".into())
+            .spawn(move || watch(config, closed, on_change))
+            .map_err(|e| StoreError::Backend(format!("cannot start the change watcher: {e}")))?;
+        Ok(true)
     }
 
     fn explain(&self, query: &SearchQuery, page: &PageRequest) -> Result<Vec<String>> {

@@ -229,6 +229,9 @@ impl StoreTx for NotingTx<'_> {
     fn write(&mut self, w: ResourceWrite) -> Result<()> {
         self.inner.write(w)
     }
+    fn announce_change(&mut self) -> Result<()> {
+        self.inner.announce_change()
+    }
     fn reindex(&mut self, items: &[Reindex]) -> Result<usize> {
         self.inner.reindex(items)
     }
@@ -263,6 +266,10 @@ impl StoreTx for NotingTx<'_> {
 impl Store for ReplicatedStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+    /// Changes are announced and heard on the primary, where they commit.
+    fn watch_changes(&self, on_change: Box<dyn Fn() + Send + Sync>) -> Result<bool> {
+        self.primary.watch_changes(on_change)
     }
     fn history(&self, req: &HistoryRequest) -> Result<Vec<StoredResource>> {
         self.primary.history(req)

@@ -205,6 +205,27 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
+    /// Issue 22: `NOTIFY` on [`crate::CHANGES_CHANNEL`] with this schema's
+    /// name, delivered to every listener when (and only if) the
+    /// transaction commits; PostgreSQL folds repeats within a transaction.
+    fn announce_change(&mut self) -> Result<()> {
+        let st = self.st.get_mut();
+        if st.failed {
+            return Err(failed());
+        }
+        let out = st
+            .conn
+            .execute(
+                "SELECT pg_notify($1, current_schema())",
+                &[&crate::CHANGES_CHANNEL],
+            )
+            .map(|_| ());
+        if out.is_err() {
+            st.failed = true;
+        }
+        out
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         let st = self.st.get_mut();
         if st.failed {

@@ -488,6 +488,10 @@ fn vread(c: &Connection, rtype: &str, id: &str, version: i64) -> Result<Option<S
 }
 
 impl Store for SqliteStore {
+    /// One process per SQLite database: its own commits are all there are.
+    fn watch_changes(&self, _on_change: Box<dyn Fn() + Send + Sync>) -> Result<bool> {
+        Ok(false)
+    }
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -689,6 +693,9 @@ impl Reader for SqliteTx<'_> {
 }
 
 impl StoreTx for SqliteTx<'_> {
+    fn announce_change(&mut self) -> Result<()> {
+        Ok(())
+    }
     fn write(&mut self, w: ResourceWrite) -> Result<()> {
         let c = &*self.conn;
         let current: Option<(i64, i64)> = c

@@ -282,6 +282,14 @@ pub trait Store: Reader + Send + Sync {
     fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()>;
     /// Returns whether the entry existed.
     fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool>;
+
+    /// Issue 22 (live pages across servers): calls `on_change` for every
+    /// commit announced by [`StoreTx::announce_change`] on this database,
+    /// by any process, from a thread of the store's own; returns whether the
+    /// backend can (a single-process store: `false`). No default: a store
+    /// that wraps another must pass it on, or its servers stop hearing each
+    /// other.
+    fn watch_changes(&self, on_change: Box<dyn Fn() + Send + Sync>) -> Result<bool>;
 }
 
 /// A read-write transaction. Reads see the transaction's own writes.
@@ -315,6 +323,11 @@ pub trait StoreTx: Reader {
     /// given; a caller locks all it needs at once, sorted, where it can. On
     /// a deadlock one transaction fails with [`StoreError::LockConflict`].
     fn lock(&mut self, keys: &[&str]) -> Result<()>;
+    /// Issue 22: tells [`Store::watch_changes`] watchers, if the commit
+    /// happens, that this transaction changed resources (PostgreSQL:
+    /// `NOTIFY`, delivered at commit and never on rollback; a single-process
+    /// store: nothing). No default, as for [`Store::watch_changes`].
+    fn announce_change(&mut self) -> Result<()>;
     /// Durably commits.
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -152,6 +152,16 @@ fn navigation(cx: &Cx, active: Nav) -> Markup {
 /// stylesheet and script, and, for a signed-in user, search, account menu
 /// and navigation.
 fn shell(cx: Option<&Cx>, title: &str, active: Nav, body: Markup) -> Markup {
+    // Issue 22: downtime. Every page says so first; the page's own write
+    // forms are hidden (`.wl-downtime form[method=post]` in wardline.css)
+    // and any post is refused anyway ([`crate::downtime_guard`], the core).
+    let body = match cx.and_then(|c| c.svc.downtime().map(|d| (c, d))) {
+        Some((c, d)) => html! {
+            (downtime_banner(&c.svc, &d))
+            div class="wl-downtime" data-testid="downtime" { (body) }
+        },
+        None => body,
+    };
     wardline_nhsuk::shell(Shell {
         title,
         head: Some(head()),
@@ -160,6 +170,65 @@ fn shell(cx: Option<&Cx>, title: &str, active: Nav, body: Markup) -> Markup {
         navigation: cx.map(|c| navigation(c, active)),
         body,
     })
+}
+
+/// Issue 22: the downtime banner (the design system's warning callout):
+/// since when, in the trust's time, and to record on paper.
+pub(crate) fn downtime_banner(
+    svc: &wardline_core::FhirService,
+    d: &wardline_core::downtime::Downtime,
+) -> Markup {
+    let since = svc.time_zone().clock_time(d.since_ms);
+    let day = svc.time_zone().local_minute(d.since_ms).unwrap_or_default();
+    html! {
+        div class="nhsuk-warning-callout wl-downtime-banner" data-testid="downtime-banner" role="alert" {
+            h2 class="nhsuk-warning-callout__label" {
+                span role="text" {
+                    span class="nhsuk-u-visually-hidden" { "Important: " }
+                    "Read-only: downtime since " (since) " — record on paper"
+                }
+            }
+            p {
+                "Wardline cannot save anything now (since " (day) "). You can still view and print "
+                "bed boards, patient lists and charts. Record care on the paper downtime forms, and "
+                "enter it when the downtime ends."
+            }
+        }
+    }
+}
+
+/// Issue 22: a write attempted during downtime, as a page (503): nothing
+/// was saved, record on paper.
+pub(crate) fn downtime_page(svc: &wardline_core::FhirService) -> Response {
+    let since = svc
+        .downtime()
+        .map(|d| svc.time_zone().clock_time(d.since_ms))
+        .unwrap_or_else(|| "--:--".into());
+    let mut r = html_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        shell(
+            None,
+            "Nothing was saved: read-only downtime",
+            Nav::None,
+            html! {
+                div class="nhsuk-warning-callout" data-testid="downtime-refused" {
+                    h1 class="nhsuk-warning-callout__label" {
+                        span role="text" {
+                            span class="nhsuk-u-visually-hidden" { "Important: " }
+                            "Nothing was saved: read-only downtime since " (since)
+                        }
+                    }
+                    p { "Wardline is in read-only downtime. What you entered was not saved. Record it on paper, and enter it when the downtime ends." }
+                }
+                p { a href="/ui/beds" { "Go to the bed board" } }
+            },
+        ),
+    );
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("60"),
+    );
+    r
 }
 
 /// A full page for a signed-in user.
@@ -187,6 +256,9 @@ pub(crate) fn fragment(m: Markup) -> Response {
 /// status and sentence): the rule that stopped it, in words; a server error
 /// is logged (`what` names the module) and shown without its details.
 pub(crate) fn refusal_page(status: u16, message: &str, what: &str) -> Response {
+    if message.contains(wardline_fhir::error::DOWNTIME_PREFIX) {
+        return downtime_refusal(message);
+    }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status.is_server_error() {
         tracing::error!(error = %message, "{what} request failed");
@@ -202,6 +274,21 @@ pub(crate) fn refusal_page(status: u16, message: &str, what: &str) -> Response {
         _ => "That could not be done",
     };
     error_page(status, title, &sentence(message))
+}
+
+/// A workflow's refusal that is the core's downtime refusal: 503, saying
+/// nothing was saved (the refusal's own words name since when).
+fn downtime_refusal(message: &str) -> Response {
+    let mut r = error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Nothing was saved: read-only downtime",
+        &sentence(message),
+    );
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("60"),
+    );
+    r
 }
 
 /// An error page: what happened and what to do, never internals.
@@ -239,6 +326,9 @@ pub(crate) fn what_happened(e: &FhirError) -> String {
 
 /// A FHIR error (refused, not found, conflict…) as an error page.
 pub(crate) fn fhir_error_page(e: &FhirError) -> Response {
+    if e.is_downtime() {
+        return downtime_refusal(&what_happened(e));
+    }
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (title, message) = match e.status {
         401 => (

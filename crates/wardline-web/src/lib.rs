@@ -65,6 +65,9 @@ mod tasks;
 // issue 20: forms
 mod clinical_forms;
 // end of issue 20: forms
+// issue 22: downtime
+pub mod downtime_report;
+// end of issue 22: downtime
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -472,7 +475,35 @@ pub fn router(svc: Arc<FhirService>, dir: Arc<Directory>) -> Router {
                 "There is no page at this address. Check it, or use the menu.",
             )
         })
+        // Issue 22: downtime.
+        .layer(axum::middleware::from_fn_with_state(
+            ui.clone(),
+            downtime_guard,
+        ))
         .with_state(ui)
+}
+
+/// Issue 22: read-only downtime. Keeps the pages' view of the switch fresh
+/// (read at most once a second, on a blocking thread), and refuses every
+/// form post while downtime lasts with a page saying nothing was saved
+/// (503) — before any handler runs, so no form half-does anything. A
+/// break-glass declaration is still taken: it only records why the user
+/// looks, which reading in downtime needs. The core refuses every write
+/// anyway (`wardline_core::downtime`); this is the page that says so.
+async fn downtime_guard(
+    State(ui): State<Ui>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if ui.svc.downtime_is_stale() {
+        let svc = ui.svc.clone();
+        let _ = tokio::task::spawn_blocking(move || svc.refresh_downtime_if_stale()).await;
+    }
+    let write = req.method() == Method::POST && !req.uri().path().ends_with("/break-glass");
+    if write && ui.svc.downtime().is_some() {
+        return layout::downtime_page(&ui.svc);
+    }
+    next.run(req).await
 }
 
 pub(crate) fn see_other(location: &str) -> Response {

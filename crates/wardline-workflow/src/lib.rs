@@ -107,6 +107,9 @@ pub mod tasks;
 // issue 20: forms
 pub mod forms;
 // end of issue 20: forms
+// issue 22: downtime
+pub mod downtime;
+// end of issue 22: downtime
 
 use wardline_core::FhirService;
 

@@ -326,6 +326,9 @@ impl Store for SealedStore {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
+    fn watch_changes(&self, on_change: Box<dyn Fn() + Send + Sync>) -> SR<bool> {
+        self.inner.watch_changes(on_change)
+    }
     fn history(&self, req: &HistoryRequest) -> SR<Vec<StoredResource>> {
         self.inner.history(req)
     }
@@ -418,6 +421,9 @@ impl Reader for SealedTx<'_> {
 impl StoreTx for SealedTx<'_> {
     fn write(&mut self, w: ResourceWrite) -> SR<()> {
         self.inner.write(w)
+    }
+    fn announce_change(&mut self) -> SR<()> {
+        self.inner.announce_change()
     }
     fn reindex(&mut self, items: &[Reindex]) -> SR<usize> {
         self.inner.reindex(items)

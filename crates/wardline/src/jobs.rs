@@ -308,3 +308,27 @@ pub fn spawn_tasks(
         }
     });
 }
+
+/// `serve --downtime-dir DIR --downtime-every 15m` (issue 22): the downtime
+/// report, written at start-up and then every period, as at the clinical
+/// clock's now (`crate::downtime::write_reports` is the run-once entry
+/// point the command and the tests use).
+pub fn spawn_downtime_reports(
+    service: Arc<FhirService>,
+    dir: std::path::PathBuf,
+    period: Duration,
+    hours: i64,
+) {
+    every(
+        "downtime-report",
+        period,
+        move || match crate::downtime::write_reports(&service, &dir, service.now(), hours) {
+            Ok(files) => {
+                tracing::info!(files = files.len(), dir = %dir.display(), "downtime report written")
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the downtime report could not be written")
+            }
+        },
+    );
+}

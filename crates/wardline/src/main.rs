@@ -13,6 +13,8 @@ mod backup;
 // issue 21: timeouts
 mod connections;
 mod demo_drugs;
+// issue 22: downtime
+mod downtime;
 mod export;
 mod formulary;
 mod generate;
@@ -175,6 +177,10 @@ enum Command {
     /// Tasks (issue 20): escalate and remind overdue tasks, as at a time.
     #[command(subcommand)]
     Tasks(tasks::TasksCommand),
+    /// Read-only downtime (issue 22): switch it on or off for every server
+    /// on the database, and write the downtime report.
+    #[command(subcommand)]
+    Downtime(downtime::DowntimeCommand),
 }
 
 #[derive(Args)]
@@ -298,6 +304,22 @@ struct ServeArgs {
     /// Bounded work per request (issue 21): resource and search limits.
     #[command(flatten)]
     limits: limits::LimitArgs,
+    /// Issue 22: serve read-only (downtime): pages say so, every write is
+    /// refused (this server only; `wardline downtime on` is for all). Not
+    /// with --demo, which loads the demo by writing it.
+    #[arg(long, env = "WARDLINE_READ_ONLY", conflicts_with = "demo")]
+    read_only: bool,
+    /// Issue 22: write the downtime report (per ward: patients, alerts,
+    /// medicines due; HTML and CSV) to this directory, outside the
+    /// database, at start-up and every --downtime-every.
+    #[arg(long, env = "WARDLINE_DOWNTIME_DIR", value_name = "DIR")]
+    downtime_dir: Option<PathBuf>,
+    /// How often the downtime report is written (15m, 1h, 90s).
+    #[arg(long, env = "WARDLINE_DOWNTIME_EVERY", default_value = "15m", value_parser = downtime::parse_period)]
+    downtime_every: std::time::Duration,
+    /// Medicines due in this many hours are in the downtime report.
+    #[arg(long, default_value_t = downtime::DEFAULT_HOURS, value_parser = clap::value_parser!(i64).range(1..=72))]
+    downtime_hours: i64,
 }
 
 #[derive(Args)]
@@ -362,6 +384,7 @@ fn main() -> std::process::ExitCode {
         Command::Transfers(c) => transfers::run(c),
         Command::Referrals(c) => referrals::run(c),
         Command::Tasks(c) => tasks::run(c),
+        Command::Downtime(c) => downtime::run(c),
     };
     match result {
         Ok(code) => code,
@@ -429,7 +452,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
                         },
                     )?
                     .with_clock(clock.clone())
-                    .with_trust_organization(a.trust.trust_organization.clone()),
+                    .with_trust_organization(a.trust.trust_organization.clone())
+                    .with_read_only_if(a.read_only),
                 export_dir.clone(),
             )
             .with_context(|| format!("cannot use the export directory {}", export_dir.display()))?,
@@ -491,6 +515,22 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         a.delivery.transports()?,
         a.delivery.policy(),
     );
+    // issue 22: downtime: other servers' commits reach the live pages
+    // (PostgreSQL), and the downtime report is written on a schedule.
+    if service
+        .follow_other_servers()
+        .map_err(|e| anyhow::anyhow!("cannot follow other servers' changes: {e}"))?
+    {
+        tracing::info!("live pages follow every server on this database");
+    }
+    if let Some(dir) = &a.downtime_dir {
+        jobs::spawn_downtime_reports(
+            service.clone(),
+            dir.clone(),
+            a.downtime_every,
+            a.downtime_hours,
+        );
+    }
     // issue 20: tasks: escalations and overdue reminders every minute.
     jobs::spawn_tasks(service.clone(), a.delivery.transports()?.email);
     // issue 18: referrals

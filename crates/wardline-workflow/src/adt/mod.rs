@@ -87,6 +87,8 @@ use wardline_core::audit::WARDLINE_SUBTYPE;
 use wardline_core::{Access, FhirService, Tx};
 use wardline_fhir::FhirError;
 
+// Issue 22: the downtime report names each patient's consultant.
+pub(crate) use board::consultant_of;
 pub use board::{
     Bay, Bed, BoardPatient, Occupancy, SiteSummary, WardBoard, WardSummary, available_beds,
     consultants, sites, ward_board,

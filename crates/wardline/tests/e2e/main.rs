@@ -92,6 +92,7 @@ mod outage;
 // issue 21: write path
 // end of issue 21: write path
 // issue 22: downtime
+mod downtime;
 // end of issue 22: downtime
 // issue 22: postgres ops
 mod pg_ops;
