@@ -94,21 +94,21 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub fn chain_hash(prev_hash: &str, seq: i64, row: &AuditAppend) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    let mut field = |s: &[u8]| {
+    fn field(h: &mut Sha256, s: &[u8]) {
         h.update((s.len() as u64).to_be_bytes());
         h.update(s);
-    };
+    }
     // The same bytes as before (decimal integers, patients joined by one
     // space), without allocating a string for each (issue 21: the audit
     // writer hashes every row of every read).
     let mut num = [0u8; 20];
-    field(prev_hash.as_bytes());
-    field(decimal(seq, &mut num));
-    field(decimal(row.recorded_ms, &mut num));
-    field(row.agent.as_bytes());
-    field(row.action.as_bytes());
-    field(row.subtype.as_bytes());
-    field(decimal(i64::from(row.outcome), &mut num));
+    field(&mut h, prev_hash.as_bytes());
+    field(&mut h, decimal(seq, &mut num));
+    field(&mut h, decimal(row.recorded_ms, &mut num));
+    field(&mut h, row.agent.as_bytes());
+    field(&mut h, row.action.as_bytes());
+    field(&mut h, row.subtype.as_bytes());
+    field(&mut h, decimal(i64::from(row.outcome), &mut num));
     let joined =
         row.patients.iter().map(String::len).sum::<usize>() + row.patients.len().saturating_sub(1);
     h.update((joined as u64).to_be_bytes());
@@ -118,7 +118,7 @@ pub fn chain_hash(prev_hash: &str, seq: i64, row: &AuditAppend) -> String {
         }
         h.update(p.as_bytes());
     }
-    field(row.json.as_bytes());
+    field(&mut h, row.json.as_bytes());
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
     for b in h.finalize() {
