@@ -146,7 +146,7 @@ fn run(env: &Env) {
             let url = url.clone();
             std::thread::spawn(move || {
                 (0..READS)
-                    .filter(|_| c.get(&url).send().map(|r| r.status().as_u16()) == Ok(200))
+                    .filter(|_| c.get(&url).send().is_ok_and(|r| r.status().as_u16() == 200))
                     .count()
             })
         })
