@@ -80,8 +80,10 @@ pub struct Definitions {
     /// Patient (e.g. Observation → [subject, performer]). `Patient` maps to `[]`
     /// (a Patient is in its own compartment).
     pub patient_compartment: HashMap<String, Vec<String>>,
-    /// Full element path → (type name, index into its elements).
-    pub element_index: HashMap<String, (String, usize)>,
+    /// Full element path → (type name, index into its elements). Looked up
+    /// for every element validated: foldhash, not SipHash (the keys are the
+    /// model's own paths, not attacker-chosen).
+    pub element_index: HashMap<String, (String, usize), foldhash::fast::RandomState>,
     /// Primitive type → the regex its value must match.
     pub primitive_regex: HashMap<String, String>,
     /// The search-parameter expressions compiled for index extraction, built on
@@ -89,7 +91,7 @@ pub struct Definitions {
     pub extract_cache: crate::extract::ExtractCache,
     /// Required bindings the server can check: full element path
     /// (`Patient.gender`, `HumanName.use`) → index into `value_sets`.
-    pub required_bindings: HashMap<String, usize>,
+    pub required_bindings: HashMap<String, usize, foldhash::fast::RandomState>,
     /// The value sets of `required_bindings`, their codes listed.
     pub value_sets: Vec<ValueSetCodes>,
 }
@@ -368,7 +370,7 @@ pub fn split_top_level(s: &str, sep: char) -> Vec<&str> {
 
 impl Definitions {
     fn build_index(&mut self) {
-        let mut index = HashMap::new();
+        let mut index = HashMap::default();
         for (tname, t) in &self.types {
             for (i, e) in t.elements.iter().enumerate() {
                 index.insert(e.path.clone(), (tname.clone(), i));

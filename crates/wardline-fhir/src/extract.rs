@@ -258,7 +258,11 @@ fn dedup_from(out: &mut Vec<IndexEntry>, start: usize) {
     }
     let tail = out.split_off(start);
     let keep: Vec<bool> = {
-        let mut seen: HashSet<Key<'_>> = HashSet::with_capacity(tail.len());
+        // foldhash with a per-process random seed: entries come from the
+        // request, so the seed keeps collisions unpredictable, and it hashes
+        // several times faster than SipHash (which showed in the profile).
+        let mut seen: HashSet<Key<'_>, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(tail.len(), Default::default());
         // An entry holding NaN equals nothing, itself included (as
         // `PartialEq` says): it is always kept.
         tail.iter()

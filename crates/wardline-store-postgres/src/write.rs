@@ -539,7 +539,13 @@ fn insert_index_rows(c: &mut PgConn, rows: &[Indexed<'_>]) -> Result<()> {
                     ix.reference.0.push(rid, t, pk, e);
                     ix.reference.1.push(target_type.as_deref());
                     ix.reference.2.push(target_id.as_deref());
-                    ix.reference.3.push(url);
+                    ix.reference
+                        .3
+                        .push(wardline_store::sql::stored_reference_url(
+                            target_type.as_deref(),
+                            target_id.as_deref(),
+                            url,
+                        ));
                     ix.reference.4.push(version.as_deref());
                 }
                 IndexValue::Uri { value } => {

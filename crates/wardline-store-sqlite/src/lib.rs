@@ -356,7 +356,7 @@ fn append_audit(c: &Connection, rows: &[AuditAppend]) -> Result<Vec<i64>> {
         .map_err(be)?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(be)?;
-    let chained = audit::chain(head_seq, &head_hash, rows);
+    let links = audit::chain_links(head_seq, &head_hash, rows);
     let mut log = c
         .prepare_cached(
             "INSERT INTO audit_log (seq, recorded, agent, action, subtype, outcome, patients, content, prev_hash, hash)
@@ -366,9 +366,9 @@ fn append_audit(c: &Connection, rows: &[AuditAppend]) -> Result<Vec<i64>> {
     let mut patient = c
         .prepare_cached("INSERT INTO audit_patient (seq, patient) VALUES (?1, ?2)")
         .map_err(be)?;
-    for r in &chained {
+    for (r, (seq, prev_hash, hash)) in rows.iter().zip(&links) {
         log.execute(rusqlite::params![
-            r.seq,
+            seq,
             r.recorded_ms,
             r.agent,
             r.action,
@@ -376,8 +376,8 @@ fn append_audit(c: &Connection, rows: &[AuditAppend]) -> Result<Vec<i64>> {
             r.outcome,
             r.patients.join(" "),
             r.json,
-            r.prev_hash,
-            r.hash
+            prev_hash,
+            hash
         ])
         .map_err(|e| match e.sqlite_error_code() {
             // A row already holds this seq: inserted after the head behind
@@ -386,16 +386,16 @@ fn append_audit(c: &Connection, rows: &[AuditAppend]) -> Result<Vec<i64>> {
             _ => be(e),
         })?;
         for p in sql::audit_patients(&r.patients) {
-            patient.execute(rusqlite::params![r.seq, p]).map_err(be)?;
+            patient.execute(rusqlite::params![seq, p]).map_err(be)?;
         }
     }
-    if let Some(last) = chained.last() {
+    if let Some((seq, _, hash)) = links.last() {
         c.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
             .map_err(be)?
-            .execute(rusqlite::params![last.seq, last.hash])
+            .execute(rusqlite::params![seq, hash])
             .map_err(be)?;
     }
-    Ok(chained.iter().map(|r| r.seq).collect())
+    Ok(links.iter().map(|l| l.0).collect())
 }
 
 /// See [`Store::purge_audit`]; in the current write transaction of `c`.
@@ -766,10 +766,9 @@ impl StoreTx for SqliteTx<'_> {
                 c.last_insert_rowid()
             }
         };
-        let pk = w.patient_key.as_deref();
         let t = w.resource_type.as_str();
         for e in &w.index {
-            insert_index(c, rid, t, &e.param, pk, e.group, &e.value)?;
+            insert_index(c, rid, t, &e.param, e.group, &e.value)?;
         }
         Ok(())
     }
@@ -778,17 +777,17 @@ impl StoreTx for SqliteTx<'_> {
         let c = &*self.conn;
         let mut n = 0;
         for it in items {
-            let current: Option<(i64, i64, i64, Option<String>)> = c
+            let current: Option<(i64, i64, i64)> = c
                 .prepare_cached(
-                    "SELECT rid, version, deleted, patient_key FROM resources WHERE res_type = ?1 AND res_id = ?2",
+                    "SELECT rid, version, deleted FROM resources WHERE res_type = ?1 AND res_id = ?2",
                 )
                 .map_err(be)?
                 .query_row([&it.resource_type, &it.id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
                 .optional()
                 .map_err(be)?;
-            let Some((rid, version, deleted, pk)) = current else {
+            let Some((rid, version, deleted)) = current else {
                 continue;
             };
             if version != it.version || deleted != 0 {
@@ -796,15 +795,7 @@ impl StoreTx for SqliteTx<'_> {
             }
             delete_index(c, rid)?;
             for e in &it.index {
-                insert_index(
-                    c,
-                    rid,
-                    &it.resource_type,
-                    &e.param,
-                    pk.as_deref(),
-                    e.group,
-                    &e.value,
-                )?;
+                insert_index(c, rid, &it.resource_type, &e.param, e.group, &e.value)?;
             }
             n += 1;
         }
@@ -855,13 +846,13 @@ fn delete_index(c: &Connection, rid: i64) -> Result<()> {
 }
 
 /// Inserts one index row with a fixed statement per table (cached), binding
-/// borrowed values.
+/// borrowed values. The rows carry no `patient_key` and a relative
+/// reference's `url` is `''` (migration `0005_narrow_index_rows`).
 fn insert_index(
     c: &Connection,
     rid: i64,
     t: &str,
     param: &str,
-    pk: Option<&str>,
     grp: Option<u32>,
     v: &IndexValue,
 ) -> Result<()> {
@@ -869,14 +860,13 @@ fn insert_index(
     let n = match v {
         IndexValue::Token { system, code, text } => c
             .prepare_cached(
-                "INSERT INTO idx_token (rid, res_type, param, patient_key, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO idx_token (rid, res_type, param, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut s| {
                 s.execute(params![
                     rid,
                     t,
                     param,
-                    pk,
                     grp,
                     system,
                     code,
@@ -885,19 +875,19 @@ fn insert_index(
             }),
         IndexValue::String { norm, exact } => c
             .prepare_cached(
-                "INSERT INTO idx_string (rid, res_type, param, patient_key, grp, norm, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO idx_string (rid, res_type, param, grp, norm, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, norm, exact])),
+            .and_then(|mut s| s.execute(params![rid, t, param, grp, norm, exact])),
         IndexValue::Date { lo, hi } => c
             .prepare_cached(
-                "INSERT INTO idx_date (rid, res_type, param, patient_key, grp, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO idx_date (rid, res_type, param, grp, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, lo, hi])),
+            .and_then(|mut s| s.execute(params![rid, t, param, grp, lo, hi])),
         IndexValue::Number { value } => c
             .prepare_cached(
-                "INSERT INTO idx_number (rid, res_type, param, patient_key, grp, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO idx_number (rid, res_type, param, grp, value) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, value])),
+            .and_then(|mut s| s.execute(params![rid, t, param, grp, value])),
         IndexValue::Quantity {
             value,
             system,
@@ -905,9 +895,9 @@ fn insert_index(
             unit,
         } => c
             .prepare_cached(
-                "INSERT INTO idx_quantity (rid, res_type, param, patient_key, grp, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO idx_quantity (rid, res_type, param, grp, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, value, system, code, unit])),
+            .and_then(|mut s| s.execute(params![rid, t, param, grp, value, system, code, unit])),
         IndexValue::Reference {
             target_type,
             target_id,
@@ -915,14 +905,17 @@ fn insert_index(
             version,
         } => c
             .prepare_cached(
-                "INSERT INTO idx_reference (rid, res_type, param, patient_key, grp, target_type, target_id, url, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO idx_reference (rid, res_type, param, grp, target_type, target_id, url, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, target_type, target_id, url, version])),
+            .and_then(|mut s| {
+                let url = sql::stored_reference_url(target_type.as_deref(), target_id.as_deref(), url);
+                s.execute(params![rid, t, param, grp, target_type, target_id, url, version])
+            }),
         IndexValue::Uri { value } => c
             .prepare_cached(
-                "INSERT INTO idx_uri (rid, res_type, param, patient_key, grp, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO idx_uri (rid, res_type, param, grp, value) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .and_then(|mut s| s.execute(params![rid, t, param, pk, grp, value])),
+            .and_then(|mut s| s.execute(params![rid, t, param, grp, value])),
     };
     n.map(|_| ()).map_err(be)
 }
@@ -936,6 +929,132 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
         wardline_store::conformance::run_all(&store);
+    }
+
+    /// Issue 21: a database written before the narrow index rows is
+    /// migrated in place: `patient_key` leaves the index tables, a relative
+    /// reference's `url` becomes `''`, and searches still find every row.
+    #[test]
+    fn narrow_index_rows_migrate_an_existing_database() {
+        use wardline_fhir::search::{Filter, FilterKind, Predicate};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .unwrap();
+            for (name, ddl) in sql::migrations(Dialect::Sqlite) {
+                if name == "0005_narrow_index_rows" {
+                    break;
+                }
+                c.execute_batch(&ddl).unwrap();
+                c.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [name])
+                    .unwrap();
+            }
+            c.execute_batch(
+                "INSERT INTO resources (rid, res_type, res_id, version, last_updated, seq, method, deleted, patient_key, content)
+                   VALUES (1, 'Observation', 'o1', 1, 0, 1, 0, 0, 'p1', '{}'),
+                          (2, 'Observation', 'o2', 1, 0, 2, 0, 0, 'p2', '{}');
+                 INSERT INTO idx_reference (rid, res_type, param, patient_key, grp, target_type, target_id, url, version)
+                   VALUES (1, 'Observation', 'subject', 'p1', NULL, 'Patient', 'p1', 'Patient/p1', NULL),
+                          (2, 'Observation', 'subject', 'p2', NULL, 'Patient', 'p2', 'http://x.org/fhir/Patient/p2', NULL);
+                 INSERT INTO idx_token (rid, res_type, param, patient_key, grp, system, code, text)
+                   VALUES (1, 'Observation', 'code', 'p1', NULL, 'http://loinc.org', '8867-4', NULL);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        {
+            let w = lock(&store.writer);
+            for t in sql::INDEX_TABLES {
+                let n: i64 = w
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM pragma_table_info('{t}') WHERE name = 'patient_key'"),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(n, 0, "{t} keeps no patient_key");
+            }
+            let urls: Vec<String> = w
+                .prepare("SELECT url FROM idx_reference ORDER BY rid")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(urls, vec!["", "http://x.org/fhir/Patient/p2"]);
+        }
+        let find = |p: Predicate| -> Vec<String> {
+            let q = SearchQuery {
+                resource_type: Some("Observation".into()),
+                filters: vec![Filter {
+                    param: "subject".into(),
+                    param_type: Some(wardline_fhir::definitions::SearchParamType::Reference),
+                    kind: FilterKind::Match(vec![p]),
+                }],
+                ..SearchQuery::default()
+            };
+            let page = PageRequest {
+                count: 10,
+                ..PageRequest::default()
+            };
+            store
+                .search(&q, &page)
+                .unwrap()
+                .resources
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        let by_id = |id: &str| Predicate::Reference {
+            target_type: Some("Patient".into()),
+            target_id: Some(id.into()),
+            url: None,
+        };
+        assert_eq!(find(by_id("p1")), vec!["o1"]);
+        assert_eq!(find(by_id("p2")), vec!["o2"]);
+        let canonical = |url: &str| Predicate::Canonical {
+            url: url.into(),
+            version: None,
+            below: false,
+        };
+        assert_eq!(find(canonical("Patient/p1")), vec!["o1"]);
+        assert_eq!(find(canonical("http://x.org/fhir/Patient/p2")), vec!["o2"]);
+        let url_only = Predicate::Reference {
+            target_type: None,
+            target_id: None,
+            url: Some("http://x.org/fhir/Patient/p2".into()),
+        };
+        assert_eq!(find(url_only), vec!["o2"]);
+        // New writes go through the narrowed statements.
+        let mut tx = store.begin().unwrap();
+        tx.write(ResourceWrite {
+            resource_type: "Observation".into(),
+            id: "o3".into(),
+            version: 1,
+            expected_version: None,
+            last_updated_ms: 0,
+            method: WriteMethod::Create,
+            patient_key: Some("p1".into()),
+            json: "{}".into(),
+            index: vec![wardline_fhir::IndexEntry {
+                param: "subject".into(),
+                value: IndexValue::Reference {
+                    target_type: Some("Patient".into()),
+                    target_id: Some("p1".into()),
+                    url: "Patient/p1".into(),
+                    version: None,
+                },
+                group: None,
+            }],
+        })
+        .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(find(by_id("p1")), vec!["o1", "o3"]);
+        assert_eq!(find(canonical("Patient/p1")), vec!["o1", "o3"]);
     }
 
     #[test]

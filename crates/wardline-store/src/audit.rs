@@ -28,8 +28,6 @@
 //! an anchor (the last purged `seq` and `hash`), from which verification of
 //! the remaining chain starts.
 
-use std::fmt::Write;
-
 /// A row to append. The store assigns `seq`, `prev_hash` and `hash`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditAppend {
@@ -96,24 +94,76 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub fn chain_hash(prev_hash: &str, seq: i64, row: &AuditAppend) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    let mut field = |s: &str| {
+    fn field(h: &mut Sha256, s: &[u8]) {
         h.update((s.len() as u64).to_be_bytes());
-        h.update(s.as_bytes());
-    };
-    field(prev_hash);
-    field(&seq.to_string());
-    field(&row.recorded_ms.to_string());
-    field(&row.agent);
-    field(&row.action);
-    field(&row.subtype);
-    field(&row.outcome.to_string());
-    field(&row.patients.join(" "));
-    field(&row.json);
+        h.update(s);
+    }
+    // The same bytes as before (decimal integers, patients joined by one
+    // space), without allocating a string for each (issue 21: the audit
+    // writer hashes every row of every read).
+    let mut num = [0u8; 20];
+    field(&mut h, prev_hash.as_bytes());
+    field(&mut h, decimal(seq, &mut num));
+    field(&mut h, decimal(row.recorded_ms, &mut num));
+    field(&mut h, row.agent.as_bytes());
+    field(&mut h, row.action.as_bytes());
+    field(&mut h, row.subtype.as_bytes());
+    field(&mut h, decimal(i64::from(row.outcome), &mut num));
+    let joined =
+        row.patients.iter().map(String::len).sum::<usize>() + row.patients.len().saturating_sub(1);
+    h.update((joined as u64).to_be_bytes());
+    for (i, p) in row.patients.iter().enumerate() {
+        if i > 0 {
+            h.update(b" ");
+        }
+        h.update(p.as_bytes());
+    }
+    field(&mut h, row.json.as_bytes());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
     for b in h.finalize() {
-        let _ = write!(out, "{b:02x}");
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
     }
     out
+}
+
+/// `n` in decimal (as `n.to_string()` writes it), in `buf`.
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// The links [`chain`] computes — (`seq`, `prev_hash`, `hash`) of each row
+/// appended after (`head_seq`, `head_hash`) — without copying the rows (a
+/// backend inserts them from `rows` itself).
+pub fn chain_links(
+    head_seq: i64,
+    head_hash: &str,
+    rows: &[AuditAppend],
+) -> Vec<(i64, String, String)> {
+    let mut prev = head_hash.to_owned();
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let seq = head_seq + 1 + i as i64;
+            let hash = chain_hash(&prev, seq, r);
+            (seq, std::mem::replace(&mut prev, hash.clone()), hash)
+        })
+        .collect()
 }
 
 impl AuditRow {
@@ -585,5 +635,84 @@ mod tests {
             hash: rows[3].hash.clone(),
         });
         assert_eq!((n, f), (2, vec![]));
+    }
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    /// The hash is over the same bytes as when every number was formatted
+    /// with `to_string` and the patients joined with `join(" ")`: rows
+    /// chained before issue 21 still verify.
+    #[test]
+    fn chain_hash_bytes_are_unchanged() {
+        use sha2::{Digest, Sha256};
+        fn reference(prev_hash: &str, seq: i64, row: &AuditAppend) -> String {
+            let mut h = Sha256::new();
+            let mut field = |s: &str| {
+                h.update((s.len() as u64).to_be_bytes());
+                h.update(s.as_bytes());
+            };
+            field(prev_hash);
+            field(&seq.to_string());
+            field(&row.recorded_ms.to_string());
+            field(&row.agent);
+            field(&row.action);
+            field(&row.subtype);
+            field(&row.outcome.to_string());
+            field(&row.patients.join(" "));
+            field(&row.json);
+            h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        }
+        for (seq, ms, outcome, patients) in [
+            (1, 1_700_000_000_000, 0, vec![]),
+            (0, 0, 4, vec!["p1".to_owned()]),
+            (
+                i64::MAX,
+                -5,
+                -8,
+                vec!["a".to_owned(), "bb".to_owned(), "".to_owned()],
+            ),
+            (
+                i64::MIN,
+                i64::MIN,
+                8,
+                vec!["x y".to_owned(), "z".to_owned()],
+            ),
+        ] {
+            let row = AuditAppend {
+                recorded_ms: ms,
+                agent: "Practitioner/a".into(),
+                action: "R".into(),
+                subtype: "read".into(),
+                outcome,
+                patients,
+                json: "{\"resourceType\":\"AuditEvent\"}".into(),
+            };
+            assert_eq!(
+                chain_hash(GENESIS, seq, &row),
+                reference(GENESIS, seq, &row)
+            );
+        }
+        let rows: Vec<AuditAppend> = (0..3)
+            .map(|i| AuditAppend {
+                recorded_ms: i,
+                agent: "a".into(),
+                action: "R".into(),
+                subtype: "read".into(),
+                outcome: 0,
+                patients: vec![format!("p{i}")],
+                json: "{}".into(),
+            })
+            .collect();
+        let full = chain(7, "h", &rows);
+        let links = chain_links(7, "h", &rows);
+        assert_eq!(
+            links,
+            full.iter()
+                .map(|r| (r.seq, r.prev_hash.clone(), r.hash.clone()))
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -105,7 +105,10 @@ pub fn index_row(v: &IndexValue) -> (&'static str, &'static [&'static str], Vec<
             vec![
                 t(target_type),
                 t(target_id),
-                SqlValue::Text(url.clone()),
+                SqlValue::Text(
+                    stored_reference_url(target_type.as_deref(), target_id.as_deref(), url)
+                        .to_owned(),
+                ),
                 t(version),
             ],
         ),
@@ -196,7 +199,68 @@ pub fn migrations(d: Dialect) -> Vec<(&'static str, String)> {
         ("0002_composite_groups", v2),
         ("0003_audit_kv", audit_kv(d)),
         ("0004_canonical_version", v4),
+        ("0005_narrow_index_rows", narrow_index_rows(d)),
     ]
+}
+
+/// Issue 21, a cheaper write path: index rows keep only what search reads.
+///
+/// * `idx_reference.url` is `''` when it is exactly `target_type/target_id`
+///   (the common relative reference): search finds those rows by type and id,
+///   and a URL-only predicate is never of that form (see
+///   [`stored_reference_url`]).
+/// * SQLite: the index tables lose `patient_key`, which no query reads (a
+///   compartment search filters `resources.patient_key`). PostgreSQL keeps it:
+///   it is the Citus distribution column that co-locates index rows with
+///   their resource (see the backend's crate docs).
+///
+/// Existing rows are rewritten here, once; SQLite's file keeps its size until
+/// a `VACUUM` (the freed pages are reused by later writes).
+fn narrow_index_rows(d: Dialect) -> String {
+    // The same rule as `is_narrowable` (`instr` and `strpos` differ: the
+    // LIKE patterns say it on both; `_` and `%` are not in a type's name).
+    let mut s = "UPDATE idx_reference SET url = ''
+         WHERE target_type <> '' AND target_id <> ''
+           AND url = target_type || '/' || target_id
+           AND target_type NOT LIKE '%:%' AND target_type NOT LIKE '%/%'
+           AND target_id NOT LIKE '%/%';"
+        .to_owned();
+    if d == Dialect::Sqlite {
+        for t in INDEX_TABLES {
+            s.push_str(&format!("\nALTER TABLE {t} DROP COLUMN patient_key;"));
+        }
+    }
+    s
+}
+
+/// Whether `t/id` is a reference [`stored_reference_url`] stores as `''`: a
+/// type and an id, neither empty, no `/` in either and no `:` in the type (so
+/// never an absolute URL, a `urn:` or a versioned `Type/id/_history/v`).
+fn is_narrowable(t: &str, id: &str) -> bool {
+    !t.is_empty() && !id.is_empty() && !t.contains([':', '/']) && !id.contains('/')
+}
+
+/// The `url` column of an `idx_reference` row: `''` when the reference is
+/// exactly `target_type/target_id` (both known), which the target columns
+/// already say; the URL otherwise. Every query that compares `url` compares
+/// it with an absolute URL, a `urn:` or a canonical, never with an empty or
+/// a `Type/id` value matched by a literal predicate on the target columns.
+pub fn stored_reference_url<'a>(
+    target_type: Option<&str>,
+    target_id: Option<&str>,
+    url: &'a str,
+) -> &'a str {
+    if let (Some(t), Some(id)) = (target_type, target_id)
+        && is_narrowable(t, id)
+        && url.len() == t.len() + 1 + id.len()
+        && url.starts_with(t)
+        && url.as_bytes()[t.len()] == b'/'
+        && url.ends_with(id)
+    {
+        ""
+    } else {
+        url
+    }
 }
 
 /// The audit chain and the system key-value table (see [`crate::audit`]).
@@ -1001,15 +1065,31 @@ fn predicate(b: &mut SqlBuilder, x: &str, p: &Predicate) {
                     .push(") = ")
                     .text(prefix);
             };
+            // A literal `Type/id` reference is stored with `url = ''` (see
+            // [`stored_reference_url`]); as a URL it still reads `Type/id`.
             match (version, below) {
-                (None, false) => {
-                    b.push(x).push(".url = ").text(url);
+                (None, false) => match url.split_once('/') {
+                    Some((t, id)) if is_narrowable(t, id) => {
+                        b.push("(").push(x).push(".url = ").text(url);
+                        b.push(" OR (").push(x).push(".url = '' AND ");
+                        b.push(x).push(".target_type = ").text(t);
+                        b.push(" AND ").push(x).push(".target_id = ").text(id);
+                        b.push("))");
+                    }
+                    _ => {
+                        b.push(x).push(".url = ").text(url);
+                    }
+                },
+                (None, true) => {
+                    b.push("substr(CASE WHEN ").push(x).push(".url = '' THEN ");
+                    b.push(x).push(".target_type || '/' || ").push(x);
+                    b.push(".target_id ELSE ").push(x).push(".url END, 1, ");
+                    b.int(url.chars().count() as i64).push(") = ").text(url);
                 }
                 (Some(v), false) => {
                     b.push(x).push(".url = ").text(url);
                     b.push(" AND ").push(x).push(".version = ").text(v);
                 }
-                (None, true) => starts(b, "url", url),
                 (Some(v), true) => {
                     b.push(x).push(".url = ").text(url);
                     b.push(" AND (")

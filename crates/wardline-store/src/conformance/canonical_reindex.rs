@@ -135,6 +135,12 @@ pub fn canonical_references(store: &dyn Store) {
         got("HTTP://example.org", None, true).is_empty(),
         "case matters"
     );
+    // Issue 21: the literal reference's row stores no URL text (its target
+    // columns say it), yet reads as `Questionnaire/gcs` to every URL match.
+    assert_eq!(got("Questionnaire/", None, true), vec!["cr5", "cr7"]);
+    assert_eq!(got("Questionnaire/gc", None, true), vec!["cr5", "cr7"]);
+    assert!(got("Questionnaire/gcs", Some("1"), false).is_empty());
+    assert!(got("Questionnaire", None, false).is_empty());
 }
 
 /// A reindex replaces the index rows of the current version, writes no

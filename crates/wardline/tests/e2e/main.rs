@@ -90,6 +90,7 @@ mod backup;
 mod outage;
 // end of issue 22: outages
 // issue 21: write path
+mod write_path;
 // end of issue 21: write path
 // issue 22: downtime
 mod downtime;
