@@ -31,6 +31,33 @@ pub fn service(store: Arc<dyn Store>, config: ServiceConfig) -> FhirService {
     wardline_workflow::with_rules(FhirService::new(store, config))
 }
 
+/// How stores opened by [`StoreArgs::open`] commit (issue 21: group
+/// commit, on unless `serve --group-commit off` or a benchmark says so).
+static GROUP_COMMIT: std::sync::Mutex<Option<wardline_store::group_commit::GroupCommit>> =
+    std::sync::Mutex::new(None);
+
+/// Sets how stores opened from now on commit (see [`GROUP_COMMIT`]).
+pub fn set_group_commit(g: wardline_store::group_commit::GroupCommit) {
+    *GROUP_COMMIT.lock().unwrap_or_else(|e| e.into_inner()) = Some(g);
+}
+
+/// How stores opened now commit.
+pub fn group_commit() -> wardline_store::group_commit::GroupCommit {
+    GROUP_COMMIT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_default()
+}
+
+/// `--group-commit on|off` (serve, the benchmarks).
+pub fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("'{other}': give on or off")),
+    }
+}
+
 /// The embedded database's file in the data directory.
 pub const SQLITE_FILE: &str = "wardline.db";
 
@@ -160,7 +187,7 @@ impl StoreArgs {
                 std::fs::create_dir_all(&self.data_dir)
                     .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
                 let path = self.data_dir.join(SQLITE_FILE);
-                let s = wardline_store_sqlite::SqliteStore::open(&path)
+                let s = wardline_store_sqlite::SqliteStore::open_with(&path, group_commit())
                     .with_context(|| format!("cannot open {}", path.display()))?;
                 Ok(Arc::new(s))
             }

@@ -275,6 +275,18 @@ struct ServeArgs {
     /// Bounded work per request (issue 21): resource and search limits.
     #[command(flatten)]
     limits: limits::LimitArgs,
+    /// Issue 21: group commit. `on`: concurrent writes (REST, bundles, HL7
+    /// messages, workflows) share one durable commit, each answered only
+    /// once the commit holding it is durable; `off`: one durable commit per
+    /// transaction. (SQLite; PostgreSQL already shares WAL flushes between
+    /// concurrent commits.)
+    #[arg(long, env = "WARDLINE_GROUP_COMMIT", value_name = "on|off", default_value = "on", value_parser = wardline::parse_on_off, action = clap::ArgAction::Set)]
+    group_commit: bool,
+    /// Tests only: abort the process right after the durable COMMIT of the
+    /// first group of at least N transactions, before any of them is
+    /// answered (a crash between a batch's commit and its ACKs).
+    #[arg(long, value_name = "N", hide = true)]
+    test_crash_after_group_commit: Option<usize>,
 }
 
 #[derive(Args)]
@@ -367,6 +379,17 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         }
         None => wardline_core::clock::Clock::system(),
     };
+    // issue 21: group commit
+    wardline::set_group_commit(wardline_store::group_commit::GroupCommit {
+        enabled: a.group_commit,
+        crash_after_group_of: a.test_crash_after_group_commit,
+        ..Default::default()
+    });
+    if a.test_crash_after_group_commit.is_some() {
+        tracing::warn!(
+            "--test-crash-after-group-commit: this server aborts after a group commit (tests only)"
+        );
+    }
     let service = Arc::new(
         a.hl7.service(wardline_workflow::with_operations(
             wardline_export::with_exports(
@@ -521,8 +544,12 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             println!("MLLP is listening on {mllp_addr}");
             tokio::spawn(wardline_integration::serve(l, engine, a.connections.mllp()));
         }
-        let extra: wardline_http::ExtraMetrics =
-            Arc::new(|| wardline_integration::metrics::METRICS.render());
+        let extra: wardline_http::ExtraMetrics = Arc::new(|| {
+            let mut m = wardline_integration::metrics::METRICS.render();
+            // issue 21: group commit
+            m.push_str(&wardline_store::group_commit::METRICS.render());
+            m
+        });
         let auth: Arc<dyn wardline_http::Authenticator> =
             Arc::new(wardline_http::BearerAuthenticator::new(directory.clone()));
         let app = wardline_http::app(
