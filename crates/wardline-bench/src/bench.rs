@@ -291,7 +291,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
 fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
     let (service, _dir) = fresh_service(&a.base)?;
     let data = a.base.data.clone().unwrap_or_else(default_data);
-    let (n, _) = ingest(&service, &data)?;
+    let (n, _) = ingest(&service, &data, 1)?;
     let patients: Vec<String> = {
         let q = wardline_fhir::search::parse(
             wardline_fhir::definitions::r4(),

@@ -216,7 +216,7 @@ impl SqliteStore {
         let w = lock(&self.writer);
         let conn = &w.conn;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
-        match f(&conn) {
+        match f(conn) {
             Ok(v) => match conn.execute_batch("COMMIT") {
                 Ok(()) => Ok(v),
                 Err(e) => {
