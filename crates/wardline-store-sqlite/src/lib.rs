@@ -13,7 +13,8 @@
 //! Group commit (issue 21, on by default for a database file): concurrent
 //! transactions share one durable commit. A transaction joins the database
 //! transaction that is open on the writer (opening one with `BEGIN
-//! IMMEDIATE` if none is) as a `SAVEPOINT`; its commit `RELEASE`s the
+//! IMMEDIATE` if none is: the first member needs no savepoint) as a
+//! `SAVEPOINT`; its commit `RELEASE`s the
 //! savepoint, registers in the open group (epoch) and lets go of the
 //! writer; one of the waiting members (the leader) issues the `COMMIT` once
 //! no further transaction is running or queued (or the group is full), and
@@ -252,22 +253,26 @@ impl SqliteStore {
         // A group the database ended behind its members' backs is failed
         // (they are told); this transaction starts the next one.
         let _failed = self.check_open(&mut w);
-        let opened = if w.open {
-            Ok(())
-        } else {
+        // The first member of a group needs no savepoint: the group holds
+        // nothing else while it runs, so its rollback is the transaction's
+        // (a savepoint costs a copy of every page it changes: a large
+        // Bundle alone would pay it for nothing).
+        let first = !w.open;
+        let joined = if first {
             w.conn.execute_batch("BEGIN IMMEDIATE").map(|()| {
                 w.epoch += 1;
                 w.open = true;
             })
-        };
-        let joined = opened
-            .and_then(|()| w.conn.execute_batch("SAVEPOINT member"))
-            .map_err(be);
+        } else {
+            w.conn.execute_batch("SAVEPOINT member")
+        }
+        .map_err(be);
         match joined {
             Ok(()) => Ok(SqliteTx {
                 store: self,
                 w: Some(w),
                 grouped: true,
+                savepoint: !first,
                 done: false,
             }),
             Err(e) => {
@@ -763,6 +768,7 @@ impl Store for SqliteStore {
             store: self,
             w: Some(w),
             grouped: false,
+            savepoint: false,
             done: false,
         }))
     }
@@ -908,8 +914,10 @@ struct SqliteTx<'a> {
     /// The writer, held from begin to commit or rollback (`None` only while
     /// being dropped).
     w: Option<MutexGuard<'a, Writer>>,
-    /// A member of a group (a savepoint) rather than a transaction of its own.
+    /// A member of a group rather than a transaction of its own.
     grouped: bool,
+    /// A member after the first of its group: its work is in a savepoint.
+    savepoint: bool,
     done: bool,
 }
 
@@ -934,8 +942,11 @@ impl Drop for SqliteTx<'_> {
             let _rollback_result = w.conn.execute_batch("ROLLBACK");
             return;
         }
-        // Only this member's savepoint is undone.
-        let _rollback_result = w.conn.execute_batch("ROLLBACK TO member; RELEASE member");
+        // Only this member's savepoint is undone (the first member's work
+        // is the whole transaction, rolled back by `leave`).
+        if self.savepoint {
+            let _rollback_result = w.conn.execute_batch("ROLLBACK TO member; RELEASE member");
+        }
         let _failed = self.store.check_open(&mut w);
         let wait = self.store.leave(&mut w, true);
         drop(w);
@@ -1114,12 +1125,13 @@ impl StoreTx for SqliteTx<'_> {
             return Ok(());
         }
         let store = self.store;
+        let savepoint = self.savepoint;
         let Some(mut w) = self.w.take() else {
             return Err(StoreError::Backend("transaction already ended".into()));
         };
         self.done = true;
         drop(self);
-        if let Err(e) = w.conn.execute_batch("RELEASE member") {
+        if savepoint && let Err(e) = w.conn.execute_batch("RELEASE member") {
             let _rollback_result = w.conn.execute_batch("ROLLBACK TO member; RELEASE member");
             let _failed = store.check_open(&mut w);
             if let Some(epoch) = store.leave(&mut w, true) {
