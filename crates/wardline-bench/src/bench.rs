@@ -131,6 +131,13 @@ pub struct BenchArgs {
     /// seal its secrets with this database key (`wardline key init`).
     #[arg(long, value_name = "FILE")]
     db_key_file: Option<PathBuf>,
+    /// Issue 21: group commit (SQLite) on or off, to compare in one binary.
+    #[arg(long, default_value = "on", value_parser = wardline::parse_on_off, action = clap::ArgAction::Set)]
+    group_commit: bool,
+    /// Ingest: patient bundles are loaded by this many threads at once
+    /// (the support bundles first, by one).
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
 }
 
 #[derive(Args)]
@@ -152,6 +159,14 @@ fn default_data() -> PathBuf {
 
 fn fresh_service(a: &BenchArgs) -> Result<(Arc<FhirService>, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
+    wardline::set_group_commit(wardline_store::group_commit::GroupCommit {
+        enabled: a.group_commit,
+        ..Default::default()
+    });
+    println!(
+        "group commit: {}",
+        if a.group_commit { "on" } else { "off" }
+    );
     let mut svc = StoreArgs {
         data_dir: dir.path().to_owned(),
         database: a.database.clone(),
@@ -166,8 +181,9 @@ fn fresh_service(a: &BenchArgs) -> Result<(Arc<FhirService>, tempfile::TempDir)>
     Ok((Arc::new(svc), dir))
 }
 
-/// Loads support bundles first, then patients. Returns (resources, seconds).
-fn ingest(service: &FhirService, dir: &std::path::Path) -> Result<(usize, f64)> {
+/// Loads support bundles first, then patients (by `clients` threads).
+/// Returns (resources, seconds).
+fn ingest(service: &FhirService, dir: &std::path::Path, clients: usize) -> Result<(usize, f64)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .flatten()
@@ -192,10 +208,45 @@ fn ingest(service: &FhirService, dir: &std::path::Path) -> Result<(usize, f64)> 
         )?);
     }
     let start = Instant::now();
+    let support = files
+        .iter()
+        .take_while(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            n.starts_with("hospital") || n.starts_with("practitioner")
+        })
+        .count();
+    let patients = bundles.split_off(support);
     let mut n = 0;
     for b in bundles {
         n += crate::load::load_value(service, b).map_err(|e| anyhow::anyhow!(e))?;
     }
+    let clients = clients.max(1);
+    let mut shares: Vec<Vec<serde_json::Value>> = (0..clients).map(|_| Vec::new()).collect();
+    for (i, b) in patients.into_iter().enumerate() {
+        shares[i % clients].push(b);
+    }
+    let loaded = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                scope.spawn(move || -> Result<usize> {
+                    let mut n = 0;
+                    for b in share {
+                        n += crate::load::load_value(service, b).map_err(|e| anyhow::anyhow!(e))?;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("ingest thread panicked"))?
+            })
+            .sum::<Result<usize>>()
+    })?;
+    n += loaded;
     Ok((n, start.elapsed().as_secs_f64()))
 }
 
@@ -204,10 +255,11 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Ingest(a) => {
             let (service, _dir) = fresh_service(&a)?;
             let data = a.data.clone().unwrap_or_else(default_data);
-            let (n, secs) = ingest(&service, &data)?;
+            let (n, secs) = ingest(&service, &data, a.clients)?;
             println!(
-                "ingest [{}]: {n} resources in {secs:.2} s = {:.0} resources/s",
+                "ingest [{}, {} clients]: {n} resources in {secs:.2} s = {:.0} resources/s",
                 service.backend(),
+                a.clients.max(1),
                 n as f64 / secs
             );
         }
@@ -244,7 +296,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
 fn http_bench(a: HttpBenchArgs, search: bool) -> Result<()> {
     let (service, _dir) = fresh_service(&a.base)?;
     let data = a.base.data.clone().unwrap_or_else(default_data);
-    let (n, _) = ingest(&service, &data)?;
+    let (n, _) = ingest(&service, &data, 1)?;
     let patients: Vec<String> = {
         let q = wardline_fhir::search::parse(
             wardline_fhir::definitions::r4(),

@@ -29,6 +29,9 @@ pub struct MllpBenchArgs {
     /// Total messages.
     #[arg(long, default_value_t = 4_000)]
     messages: usize,
+    /// Issue 21: group commit (SQLite) on or off, to compare in one binary.
+    #[arg(long, default_value = "on", value_parser = wardline::parse_on_off, action = clap::ArgAction::Set)]
+    group_commit: bool,
 }
 
 /// A ~1 KB UK ADT^A01 for patient `i`.
@@ -68,6 +71,10 @@ pub fn a01(i: usize) -> String {
 
 pub fn run(a: MllpBenchArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
+    wardline::set_group_commit(wardline_store::group_commit::GroupCommit {
+        enabled: a.group_commit,
+        ..Default::default()
+    });
     let service = Arc::new(
         crate::StoreArgs {
             data_dir: dir.path().to_owned(),

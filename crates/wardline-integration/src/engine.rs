@@ -348,7 +348,11 @@ impl Engine {
             && let Some(rec) = &existing
             && matches!(status(rec), "completed" | "on-hold")
         {
-            drop(tx);
+            // Committed (nothing written), not dropped: with group commit
+            // the record may be an earlier member's of the open group, and
+            // the commit returns only once that group is durable — or
+            // fails with it, and then no ACK is given (issue 21).
+            tx.commit()?;
             let reply = payload_text(rec, 1).unwrap_or_else(|| ack(msg, AckCode::AA, &[]).encode());
             tracing::info!(
                 control_id,

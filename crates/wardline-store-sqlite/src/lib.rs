@@ -15,8 +15,24 @@
 //! encrypted page by page (AES-256, an HMAC per page; the WAL too) under a
 //! raw 256-bit key set on every connection before anything else. Without a
 //! key a database is plaintext, as before.
+//!
+//! Group commit (issue 21, on by default for a database file): concurrent
+//! transactions share one durable commit. A transaction joins the database
+//! transaction that is open on the writer (opening one with `BEGIN
+//! IMMEDIATE` if none is: the first member needs no savepoint) as a
+//! `SAVEPOINT`; its commit `RELEASE`s the
+//! savepoint, registers in the open group (epoch) and lets go of the
+//! writer; one of the waiting members (the leader) issues the `COMMIT` once
+//! no further transaction is running or queued (or the group is full), and
+//! wakes the group with the outcome. A rollback undoes its savepoint only.
+//! A failed `COMMIT`, or the database rolling the whole transaction back
+//! after an error, fails every member of the group (each is told). A
+//! transaction that rolls back while earlier members of its group wait
+//! returns only once their commit is finished: what it read of theirs is
+//! never answered before it is durable.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -24,6 +40,7 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value as 
 use wardline_fhir::index::normalise_string;
 use wardline_fhir::{IndexValue, SearchQuery};
 use wardline_store::audit::{self, AuditAnchor, AuditAppend, AuditQuery, AuditRow};
+use wardline_store::group_commit::{self, GroupCommit};
 use wardline_store::sql::{self, Dialect, SqlValue};
 use wardline_store::{
     HistoryRequest, IncludeRequest, PageRequest, Reader, Reindex, ResourceWrite, Result,
@@ -37,10 +54,83 @@ fn be(e: rusqlite::Error) -> StoreError {
 }
 
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    group: Group,
     readers: Mutex<Vec<Connection>>,
     available: Condvar,
     path: Option<PathBuf>,
+}
+
+/// The writer connection and the group transaction open on it.
+struct Writer {
+    conn: Connection,
+    /// The number of the open group (or of the last one).
+    epoch: u64,
+    /// A group's database transaction is open (`BEGIN IMMEDIATE` issued,
+    /// not yet committed or rolled back).
+    open: bool,
+}
+
+impl Writer {
+    fn new(conn: Connection) -> Writer {
+        Writer {
+            conn,
+            epoch: 0,
+            open: false,
+        }
+    }
+}
+
+/// What the members of the groups share (see the crate documentation).
+struct Group {
+    cfg: GroupCommit,
+    coord: Mutex<Coord>,
+    changed: Condvar,
+    /// Tests: the next group's COMMIT fails.
+    #[cfg(test)]
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct Coord {
+    /// Transactions begun (running, or waiting for the writer) and not yet
+    /// committed or rolled back.
+    active: usize,
+    /// Members whose savepoints were released into the open group.
+    pending: usize,
+    /// A leader is committing the open group.
+    committing: bool,
+    /// Every group up to this number is finished (committed or failed).
+    done: u64,
+    /// Failed groups: the error, and how many members are still to be told.
+    failed: HashMap<u64, (String, usize)>,
+    stats: GroupStats,
+}
+
+/// Counts of this store's durable group commits (tests, `/metrics` has the
+/// process-wide histogram in [`group_commit::METRICS`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Durable commits of groups (with at least one member).
+    pub groups: u64,
+    /// Transactions committed in them.
+    pub members: u64,
+    /// The most members one commit held.
+    pub largest: u64,
+    /// Groups whose commit failed.
+    pub failed: u64,
+}
+
+impl Group {
+    fn new(cfg: GroupCommit) -> Group {
+        Group {
+            cfg,
+            coord: Mutex::new(Coord::default()),
+            changed: Condvar::new(),
+            #[cfg(test)]
+            fail_next: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 fn configure(c: &Connection) -> Result<()> {
@@ -112,9 +202,10 @@ fn open_connection(path: &Path, key: Option<&[u8; 32]>) -> Result<Connection> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies migrations.
+    /// Opens (creating if needed) the database file and applies migrations;
+    /// group commit on.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        SqliteStore::open_with_key(path, None)
+        SqliteStore::open_with(path, None, GroupCommit::default())
     }
 
     /// [`SqliteStore::open`] of an encrypted database (SQLCipher) with its
@@ -122,6 +213,15 @@ impl SqliteStore {
     /// encrypted with the key. Every connection, the writer's and each
     /// reader's, is keyed before anything else runs on it.
     pub fn open_with_key(path: &Path, key: Option<&[u8; 32]>) -> Result<SqliteStore> {
+        SqliteStore::open_with(path, key, GroupCommit::default())
+    }
+
+    /// [`SqliteStore::open_with_key`] with group commit as given.
+    pub fn open_with(
+        path: &Path,
+        key: Option<&[u8; 32]>,
+        group: GroupCommit,
+    ) -> Result<SqliteStore> {
         let writer = open_connection(path, key)?;
         migrate(&writer)?;
         let mut readers = Vec::new();
@@ -129,19 +229,23 @@ impl SqliteStore {
             readers.push(open_connection(path, key)?);
         }
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::new(writer)),
+            group: Group::new(group),
             readers: Mutex::new(readers),
             available: Condvar::new(),
             path: Some(path.to_owned()),
         })
     }
 
-    /// A private in-memory database (one connection serves reads and writes).
+    /// A private in-memory database (one connection serves reads and
+    /// writes, so no group commit: a reader would see a group's work
+    /// before its commit, and there is no fsync to share).
     pub fn open_in_memory() -> Result<SqliteStore> {
         let writer = Connection::open_in_memory().map_err(be)?;
         migrate(&writer)?;
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::new(writer)),
+            group: Group::new(GroupCommit::off()),
             readers: Mutex::new(Vec::new()),
             available: Condvar::new(),
             path: None,
@@ -152,7 +256,7 @@ impl SqliteStore {
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         if self.path.is_none() {
             let w = lock(&self.writer);
-            return f(&w);
+            return f(&w.conn);
         }
         let conn = {
             let mut pool = lock(&self.readers);
@@ -169,12 +273,20 @@ impl SqliteStore {
         out
     }
 
-    /// Runs `f` in a write transaction of its own on the writer, committing
-    /// if it returns `Ok` and rolling back otherwise.
+    /// Runs `f` in a write transaction of its own on the writer (a member
+    /// of a group with group commit on), committing if it returns `Ok` and
+    /// rolling back otherwise.
     fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = lock(&self.writer);
+        if self.grouped() {
+            let tx = self.begin_member()?;
+            let v = f(tx.conn())?;
+            Box::new(tx).commit()?;
+            return Ok(v);
+        }
+        let w = lock(&self.writer);
+        let conn = &w.conn;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
-        match f(&conn) {
+        match f(conn) {
             Ok(v) => match conn.execute_batch("COMMIT") {
                 Ok(()) => Ok(v),
                 Err(e) => {
@@ -185,6 +297,196 @@ impl SqliteStore {
             Err(e) => {
                 let _rollback_result = conn.execute_batch("ROLLBACK");
                 Err(e)
+            }
+        }
+    }
+}
+
+// ---- group commit ---------------------------------------------------------
+
+impl SqliteStore {
+    /// Whether transactions share durable commits.
+    fn grouped(&self) -> bool {
+        self.group.cfg.enabled
+    }
+
+    /// This store's group commit counts.
+    pub fn group_stats(&self) -> GroupStats {
+        lock(&self.group.coord).stats
+    }
+
+    /// Begins a member of the open group (opening one if none is).
+    fn begin_member(&self) -> Result<SqliteTx<'_>> {
+        lock(&self.group.coord).active += 1;
+        let mut w = lock(&self.writer);
+        // A group the database ended behind its members' backs is failed
+        // (they are told); this transaction starts the next one.
+        let _failed = self.check_open(&mut w);
+        // The first member of a group needs no savepoint: the group holds
+        // nothing else while it runs, so its rollback is the transaction's
+        // (a savepoint costs a copy of every page it changes: a large
+        // Bundle alone would pay it for nothing).
+        let first = !w.open;
+        let joined = if first {
+            w.conn.execute_batch("BEGIN IMMEDIATE").map(|()| {
+                w.epoch += 1;
+                w.open = true;
+            })
+        } else {
+            w.conn.execute_batch("SAVEPOINT member")
+        }
+        .map_err(be);
+        match joined {
+            Ok(()) => Ok(SqliteTx {
+                store: self,
+                w: Some(w),
+                grouped: true,
+                savepoint: !first,
+                done: false,
+            }),
+            Err(e) => {
+                // Nothing of this member was written; the group it would
+                // have joined goes on.
+                self.leave(&mut w, false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Fails the open group when the database has rolled its transaction
+    /// back on its own (an I/O error, a full disk): every member is told.
+    fn check_open(&self, w: &mut Writer) -> Result<()> {
+        if w.open && w.conn.is_autocommit() {
+            let msg = "the database rolled back the group's transaction after an error: \
+                       nothing of it was stored"
+                .to_owned();
+            self.finish(w, Err(msg.clone()));
+            return Err(StoreError::Unavailable(msg));
+        }
+        Ok(())
+    }
+
+    /// Ends the open group (under the writer): records the outcome for its
+    /// members and wakes them.
+    fn finish(&self, w: &mut Writer, outcome: std::result::Result<(), String>) {
+        w.open = false;
+        let mut c = lock(&self.group.coord);
+        let members = std::mem::take(&mut c.pending);
+        c.done = w.epoch;
+        if members > 0 {
+            let failed = outcome.is_err();
+            c.stats.groups += 1;
+            c.stats.members += members as u64;
+            c.stats.largest = c.stats.largest.max(members as u64);
+            if failed {
+                c.stats.failed += 1;
+            }
+            group_commit::METRICS.record(members, failed);
+            if let Err(msg) = outcome {
+                c.failed.insert(w.epoch, (msg, members));
+            }
+        }
+        drop(c);
+        self.group.changed.notify_all();
+    }
+
+    /// A member has ended without registering (rolled back, or failed to
+    /// begin); returns the group it must wait for before it answers
+    /// (earlier members' work it may have read), if any.
+    fn leave(&self, w: &mut Writer, rolled_back: bool) -> Option<u64> {
+        let mut c = lock(&self.group.coord);
+        c.active -= 1;
+        let mut wait = None;
+        if w.open && c.pending == 0 {
+            // Nothing committed in this group yet: end the empty database
+            // transaction rather than hold the write lock with nothing in it.
+            drop(c);
+            let _rollback_result = w.conn.execute_batch("ROLLBACK");
+            self.finish(w, Ok(()));
+            return None;
+        }
+        if rolled_back && w.open {
+            wait = Some(w.epoch);
+        }
+        drop(c);
+        self.group.changed.notify_all();
+        wait
+    }
+
+    /// Waits until group `epoch` is finished; with `told`, as one of its
+    /// members, returns its outcome. A waiter becomes the leader and
+    /// commits the group when nothing else is running or queued, or the
+    /// group is full.
+    fn wait_for(&self, epoch: u64, told: bool) -> Result<()> {
+        let g = &self.group;
+        let mut c = lock(&g.coord);
+        loop {
+            if c.done >= epoch {
+                let Some((msg, left)) = c.failed.get_mut(&epoch) else {
+                    return Ok(());
+                };
+                if !told {
+                    return Ok(());
+                }
+                let err = StoreError::Unavailable(msg.clone());
+                *left -= 1;
+                if *left == 0 {
+                    c.failed.remove(&epoch);
+                }
+                return Err(err);
+            }
+            if !c.committing && (c.active == 0 || c.pending >= g.cfg.max_members) {
+                c.committing = true;
+                drop(c);
+                self.lead(epoch);
+                c = lock(&g.coord);
+                c.committing = false;
+                g.changed.notify_all();
+                continue;
+            }
+            c = g.changed.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The leader: commits group `epoch` if it is still open.
+    fn lead(&self, epoch: u64) {
+        let mut w = lock(&self.writer);
+        if !(w.open && w.epoch == epoch) || self.check_open(&mut w).is_err() {
+            return;
+        }
+        #[cfg(test)]
+        let committed = if self
+            .group
+            .fail_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            Err("a failure injected by a test".to_owned())
+        } else {
+            w.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        };
+        #[cfg(not(test))]
+        let committed = w.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        match committed {
+            Ok(()) => {
+                if let Some(n) = self.group.cfg.crash_after_group_of
+                    && lock(&self.group.coord).pending >= n
+                {
+                    // Tests only: a crash between the group's durable
+                    // commit and telling its members.
+                    std::process::abort();
+                }
+                self.finish(&mut w, Ok(()));
+            }
+            Err(e) => {
+                if !w.conn.is_autocommit() {
+                    let _rollback_result = w.conn.execute_batch("ROLLBACK");
+                }
+                self.finish(
+                    &mut w,
+                    Err(format!(
+                        "the group commit failed, nothing of this group was stored: {e}"
+                    )),
+                );
             }
         }
     }
@@ -530,9 +832,18 @@ impl Store for SqliteStore {
     }
 
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
-        let conn = lock(&self.writer);
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
-        Ok(Box::new(SqliteTx { conn, done: false }))
+        if self.grouped() {
+            return Ok(Box::new(self.begin_member()?));
+        }
+        let w = lock(&self.writer);
+        w.conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
+        Ok(Box::new(SqliteTx {
+            store: self,
+            w: Some(w),
+            grouped: false,
+            savepoint: false,
+            done: false,
+        }))
     }
 
     fn append_audit(&self, rows: &[AuditAppend]) -> Result<Vec<i64>> {
@@ -645,50 +956,94 @@ impl Store for SqliteStore {
     }
 
     fn kv_put(&self, namespace: &str, key: &str, value: &str) -> Result<()> {
+        if self.grouped() {
+            return self.with_writer(|c| kv_put(c, namespace, key, value));
+        }
         // One statement: its own (durable) transaction.
-        let conn = lock(&self.writer);
-        kv_put(&conn, namespace, key, value)
+        let w = lock(&self.writer);
+        kv_put(&w.conn, namespace, key, value)
     }
 
     fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
-        let conn = lock(&self.writer);
-        let n = conn
-            .prepare_cached("DELETE FROM system_kv WHERE namespace = ?1 AND key = ?2")
-            .map_err(be)?
-            .execute([namespace, key])
-            .map_err(be)?;
-        Ok(n > 0)
+        if self.grouped() {
+            return self.with_writer(|c| kv_delete(c, namespace, key));
+        }
+        let w = lock(&self.writer);
+        kv_delete(&w.conn, namespace, key)
     }
 }
 
+fn kv_delete(conn: &Connection, namespace: &str, key: &str) -> Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM system_kv WHERE namespace = ?1 AND key = ?2")
+        .map_err(be)?
+        .execute([namespace, key])
+        .map_err(be)?;
+    Ok(n > 0)
+}
+
 struct SqliteTx<'a> {
-    conn: MutexGuard<'a, Connection>,
+    store: &'a SqliteStore,
+    /// The writer, held from begin to commit or rollback (`None` only while
+    /// being dropped).
+    w: Option<MutexGuard<'a, Writer>>,
+    /// A member of a group rather than a transaction of its own.
+    grouped: bool,
+    /// A member after the first of its group: its work is in a savepoint.
+    savepoint: bool,
     done: bool,
+}
+
+impl SqliteTx<'_> {
+    fn conn(&self) -> &Connection {
+        match &self.w {
+            Some(w) => &w.conn,
+            None => unreachable!("the writer is held until the transaction ends"),
+        }
+    }
 }
 
 impl Drop for SqliteTx<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let _rollback_result = self.conn.execute_batch("ROLLBACK");
+        if self.done {
+            return;
+        }
+        let Some(mut w) = self.w.take() else {
+            return;
+        };
+        if !self.grouped {
+            let _rollback_result = w.conn.execute_batch("ROLLBACK");
+            return;
+        }
+        // Only this member's savepoint is undone (the first member's work
+        // is the whole transaction, rolled back by `leave`).
+        if self.savepoint {
+            let _rollback_result = w.conn.execute_batch("ROLLBACK TO member; RELEASE member");
+        }
+        let _failed = self.store.check_open(&mut w);
+        let wait = self.store.leave(&mut w, true);
+        drop(w);
+        if let Some(epoch) = wait {
+            let _outcome = self.store.wait_for(epoch, false);
         }
     }
 }
 
 impl Reader for SqliteTx<'_> {
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
-        read_current(&self.conn, resource_type, id)
+        read_current(self.conn(), resource_type, id)
     }
     fn read_many(&self, keys: &[(String, String)]) -> Result<Vec<StoredResource>> {
-        read_many(&self.conn, keys)
+        read_many(self.conn(), keys)
     }
     fn search(&self, query: &SearchQuery, page: &PageRequest) -> Result<SearchPage> {
-        search(&self.conn, query, page)
+        search(self.conn(), query, page)
     }
     fn include(&self, req: &IncludeRequest) -> Result<Vec<StoredResource>> {
-        include(&self.conn, req)
+        include(self.conn(), req)
     }
     fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
-        vread(&self.conn, resource_type, id, version)
+        vread(self.conn(), resource_type, id, version)
     }
 }
 
@@ -697,7 +1052,7 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
     fn write(&mut self, w: ResourceWrite) -> Result<()> {
-        let c = &*self.conn;
+        let c = self.conn();
         let current: Option<(i64, i64)> = c
             .prepare_cached(
                 "SELECT rid, version FROM resources WHERE res_type = ?1 AND res_id = ?2",
@@ -774,7 +1129,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn reindex(&mut self, items: &[Reindex]) -> Result<usize> {
-        let c = &*self.conn;
+        let c = self.conn();
         let mut n = 0;
         for it in items {
             let current: Option<(i64, i64, i64)> = c
@@ -803,17 +1158,18 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn append_audit(&mut self, rows: &[AuditAppend]) -> Result<()> {
-        // `BEGIN IMMEDIATE` made this transaction the writer: the head is ours
-        // until commit or rollback.
-        append_audit(&self.conn, rows).map(|_| ())
+        // The writer is this transaction's until commit or rollback (with
+        // group commit, the group's rows before it are chained first: the
+        // chain is in the order members ran, and they commit together).
+        append_audit(self.conn(), rows).map(|_| ())
     }
 
     fn kv_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<()> {
-        kv_put(&self.conn, namespace, key, value)
+        kv_put(self.conn(), namespace, key, value)
     }
 
     fn kv_get(&mut self, namespace: &str, key: &str) -> Result<Option<String>> {
-        self.conn
+        self.conn()
             .prepare_cached("SELECT value FROM system_kv WHERE namespace = ?1 AND key = ?2")
             .map_err(be)?
             .query_row([namespace, key], |r| r.get(0))
@@ -822,15 +1178,49 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn lock(&mut self, _keys: &[&str]) -> Result<()> {
-        // `BEGIN IMMEDIATE` made this transaction the database's only writer
-        // until it ends: every key is already ours.
+        // This transaction holds the writer until it ends (`BEGIN IMMEDIATE`
+        // made it the database's only writer; with group commit, the
+        // members before it have ended and commit or fail with it): every
+        // key is already ours.
         Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        self.conn.execute_batch("COMMIT").map_err(be)?;
+        if !self.grouped {
+            self.conn().execute_batch("COMMIT").map_err(be)?;
+            self.done = true;
+            return Ok(());
+        }
+        let store = self.store;
+        let savepoint = self.savepoint;
+        let Some(mut w) = self.w.take() else {
+            return Err(StoreError::Backend("transaction already ended".into()));
+        };
         self.done = true;
-        Ok(())
+        drop(self);
+        if savepoint && let Err(e) = w.conn.execute_batch("RELEASE member") {
+            let _rollback_result = w.conn.execute_batch("ROLLBACK TO member; RELEASE member");
+            let _failed = store.check_open(&mut w);
+            if let Some(epoch) = store.leave(&mut w, true) {
+                drop(w);
+                let _outcome = store.wait_for(epoch, false);
+            }
+            return Err(be(e));
+        }
+        if let Err(e) = store.check_open(&mut w) {
+            // The database had ended the group (every member was told).
+            store.leave(&mut w, false);
+            return Err(e);
+        }
+        let epoch = w.epoch;
+        {
+            let mut c = lock(&store.group.coord);
+            c.active -= 1;
+            c.pending += 1;
+        }
+        store.group.changed.notify_all();
+        drop(w);
+        store.wait_for(epoch, true)
     }
 }
 
@@ -967,7 +1357,7 @@ mod tests {
         }
         let store = SqliteStore::open(&path).unwrap();
         {
-            let w = lock(&store.writer);
+            let w = &lock(&store.writer).conn;
             for t in sql::INDEX_TABLES {
                 let n: i64 = w
                     .query_row(
@@ -1063,10 +1453,172 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
         let w = lock(&store.writer);
         let mode: String = w
+            .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
-        let sync: i64 = w.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let sync: i64 = w
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL");
+    }
+}
+
+/// Group commit (issue 21).
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+
+    fn write(tx: &mut dyn StoreTx, id: &str) {
+        tx.write(ResourceWrite {
+            resource_type: "Basic".into(),
+            id: id.into(),
+            expected_version: None,
+            version: 1,
+            last_updated_ms: 1,
+            method: WriteMethod::Create,
+            json: "{}".into(),
+            patient_key: None,
+            index: vec![],
+        })
+        .unwrap();
+    }
+
+    /// Waits (bounded) until `n` transactions have begun or queued.
+    fn until_active(store: &SqliteStore, n: usize) {
+        for _ in 0..100_000 {
+            if lock(&store.group.coord).active >= n {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        panic!("{n} transactions never queued");
+    }
+
+    /// Concurrent commits, one rolling back: every `Ok` is durable after
+    /// reopening, the rolled-back one is not, and they shared commits.
+    #[test]
+    fn concurrent_commits_share_a_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let committed = {
+            let store = SqliteStore::open(&path).unwrap();
+            let committed = wardline_store::conformance::concurrent_commits_one_fails(&store);
+            let stats = store.group_stats();
+            assert_eq!(stats.members, committed.len() as u64, "{stats:?}");
+            assert!(stats.groups <= stats.members, "{stats:?}");
+            committed
+        };
+        let store = SqliteStore::open(&path).unwrap();
+        for id in &committed {
+            assert!(store.read("Basic", id).unwrap().is_some(), "{id}");
+        }
+        assert!(store.read("Basic", "gc-5-0").unwrap().is_none());
+    }
+
+    /// Transactions queued behind a running one join its group: one
+    /// durable commit for all of them (counted, not timed); the one that
+    /// rolls back is the only one lost.
+    #[test]
+    fn queued_transactions_join_one_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
+        let mut first = store.begin().unwrap();
+        write(&mut *first, "q-first");
+        std::thread::scope(|scope| {
+            for i in 0..6 {
+                let store = &store;
+                scope.spawn(move || {
+                    let mut tx = store.begin().unwrap();
+                    write(&mut *tx, &format!("q-{i}"));
+                    if i == 3 {
+                        drop(tx);
+                    } else {
+                        tx.commit().unwrap();
+                    }
+                });
+            }
+            until_active(&store, 7);
+            first.commit().unwrap();
+        });
+        let stats = store.group_stats();
+        assert_eq!(
+            stats,
+            GroupStats {
+                groups: 1,
+                members: 6,
+                largest: 6,
+                failed: 0
+            }
+        );
+        assert!(store.read("Basic", "q-first").unwrap().is_some());
+        assert!(store.read("Basic", "q-3").unwrap().is_none());
+        for i in [0, 1, 2, 4, 5] {
+            assert!(store.read("Basic", &format!("q-{i}")).unwrap().is_some());
+        }
+    }
+
+    /// A group whose COMMIT fails fails every member: each is told, none
+    /// is readable, and the next group works.
+    #[test]
+    fn a_failed_group_fails_every_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
+        let mut first = store.begin().unwrap();
+        write(&mut *first, "f-first");
+        let outcomes = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for i in 0..4 {
+                let (store, outcomes) = (&store, &outcomes);
+                scope.spawn(move || {
+                    let mut tx = store.begin().unwrap();
+                    write(&mut *tx, &format!("f-{i}"));
+                    let outcome = tx.commit();
+                    outcomes.lock().unwrap().push(outcome);
+                });
+            }
+            until_active(&store, 5);
+            store
+                .group
+                .fail_next
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let outcome = first.commit();
+            outcomes.lock().unwrap().push(outcome);
+        });
+        let outcomes = outcomes.into_inner().unwrap();
+        assert_eq!(outcomes.len(), 5);
+        for o in outcomes {
+            let e = o.unwrap_err();
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+            assert!(
+                e.to_string().contains("nothing of this group was stored"),
+                "{e}"
+            );
+        }
+        assert!(store.read("Basic", "f-first").unwrap().is_none());
+        for i in 0..4 {
+            assert!(store.read("Basic", &format!("f-{i}")).unwrap().is_none());
+        }
+        let stats = store.group_stats();
+        assert_eq!((stats.groups, stats.members, stats.failed), (1, 5, 1));
+        assert!(
+            lock(&store.group.coord).failed.is_empty(),
+            "every member was told"
+        );
+        let mut tx = store.begin().unwrap();
+        write(&mut *tx, "f-after");
+        tx.commit().unwrap();
+        assert!(store.read("Basic", "f-after").unwrap().is_some());
+    }
+
+    #[test]
+    fn off_commits_each_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open_with(&dir.path().join("w.db"), None, GroupCommit::off()).unwrap();
+        let committed = wardline_store::conformance::concurrent_commits_one_fails(&store);
+        assert!(!committed.is_empty());
+        assert_eq!(store.group_stats(), GroupStats::default());
     }
 }

@@ -335,6 +335,7 @@ pub trait StoreTx: Reader {
 pub mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod group_commit;
 pub mod sql;
 
 #[cfg(test)]

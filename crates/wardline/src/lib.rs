@@ -33,6 +33,33 @@ pub fn service(store: Arc<dyn Store>, config: ServiceConfig) -> FhirService {
     wardline_workflow::with_rules(FhirService::new(store, config))
 }
 
+/// How stores opened by [`StoreArgs::open`] commit (issue 21: group
+/// commit, on unless `serve --group-commit off` or a benchmark says so).
+static GROUP_COMMIT: std::sync::Mutex<Option<wardline_store::group_commit::GroupCommit>> =
+    std::sync::Mutex::new(None);
+
+/// Sets how stores opened from now on commit (see [`GROUP_COMMIT`]).
+pub fn set_group_commit(g: wardline_store::group_commit::GroupCommit) {
+    *GROUP_COMMIT.lock().unwrap_or_else(|e| e.into_inner()) = Some(g);
+}
+
+/// How stores opened now commit.
+pub fn group_commit() -> wardline_store::group_commit::GroupCommit {
+    GROUP_COMMIT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_default()
+}
+
+/// `--group-commit on|off` (serve, the benchmarks).
+pub fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("'{other}': give on or off")),
+    }
+}
+
 /// The embedded database's file in the data directory.
 pub const SQLITE_FILE: &str = "wardline.db";
 
@@ -226,8 +253,8 @@ pub fn open_sqlite(
 ) -> Result<wardline_store_sqlite::SqliteStore> {
     let plaintext = check_sqlite_key(path, key)?;
     let sqlcipher = key.map(atrest::DbKey::sqlcipher_key);
-    wardline_store_sqlite::SqliteStore::open_with_key(path, sqlcipher.as_ref()).map_err(|e| {
-        match key {
+    wardline_store_sqlite::SqliteStore::open_with(path, sqlcipher.as_ref(), group_commit()).map_err(
+        |e| match key {
             Some(k) if plaintext.is_some() => anyhow::anyhow!(
                 "cannot open {} with the database key {}: it is not the key this database was \
                  encrypted with ({e})",
@@ -235,8 +262,8 @@ pub fn open_sqlite(
                 k.path().display()
             ),
             _ => anyhow::anyhow!("cannot open {}: {e}", path.display()),
-        }
-    })
+        },
+    )
 }
 
 /// Refuses, with an error saying what to do, a key for a plaintext SQLite

@@ -320,6 +320,18 @@ struct ServeArgs {
     /// Medicines due in this many hours are in the downtime report.
     #[arg(long, default_value_t = downtime::DEFAULT_HOURS, value_parser = clap::value_parser!(i64).range(1..=72))]
     downtime_hours: i64,
+    /// Issue 21: group commit. `on`: concurrent writes (REST, bundles, HL7
+    /// messages, workflows) share one durable commit, each answered only
+    /// once the commit holding it is durable; `off`: one durable commit per
+    /// transaction. (SQLite; PostgreSQL already shares WAL flushes between
+    /// concurrent commits.)
+    #[arg(long, env = "WARDLINE_GROUP_COMMIT", value_name = "on|off", default_value = "on", value_parser = wardline::parse_on_off, action = clap::ArgAction::Set)]
+    group_commit: bool,
+    /// Tests only: abort the process right after the durable COMMIT of the
+    /// first group of at least N transactions, before any of them is
+    /// answered (a crash between a batch's commit and its ACKs).
+    #[arg(long, value_name = "N", hide = true)]
+    test_crash_after_group_commit: Option<usize>,
 }
 
 #[derive(Args)]
@@ -416,6 +428,17 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
         }
         None => wardline_core::clock::Clock::system(),
     };
+    // issue 21: group commit
+    wardline::set_group_commit(wardline_store::group_commit::GroupCommit {
+        enabled: a.group_commit,
+        crash_after_group_of: a.test_crash_after_group_commit,
+        ..Default::default()
+    });
+    if a.test_crash_after_group_commit.is_some() {
+        tracing::warn!(
+            "--test-crash-after-group-commit: this server aborts after a group commit (tests only)"
+        );
+    }
     // issue 22: PostgreSQL backup, PITR and replica
     let (store, replica_stats) = match (&a.replica, &a.store.database) {
         (None, _) => (a.store.open()?, None),
@@ -614,6 +637,8 @@ fn serve(a: ServeArgs) -> Result<std::process::ExitCode> {
             if let Some(r) = &replica_stats {
                 m.push_str(&r.render());
             }
+            // issue 21: group commit
+            m.push_str(&wardline_store::group_commit::METRICS.render());
             m
         });
         let auth: Arc<dyn wardline_http::Authenticator> =

@@ -21,8 +21,11 @@ use crate::{
 
 mod audit_kv;
 mod canonical_reindex;
+// issue 21: group commit
+mod group;
 pub use audit_kv::*;
 pub use canonical_reindex::*;
+pub use group::concurrent_commits_one_fails;
 
 /// Runs every case.
 pub fn run_all(store: &dyn Store) {
@@ -44,6 +47,7 @@ pub fn run_all(store: &dyn Store) {
     audit_concurrent_appends(store);
     kv_put_get_list_delete(store);
     locks_are_released_at_commit_and_rollback(store);
+    concurrent_commits_one_fails(store);
     // Last: it purges the rows of the cases before it.
     audit_purge(store);
 }

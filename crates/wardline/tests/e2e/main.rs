@@ -77,6 +77,7 @@ mod bounded;
 mod timeouts;
 // end of issue 21: timeouts
 // issue 21: group commit
+mod group_commit;
 // end of issue 21: group commit
 // issue 22: audit anchor
 mod audit_anchor;
