@@ -30,7 +30,6 @@
 //! write (another machine's mount, an append-only file, another account):
 //! deleting the file's last lines is only seen against a copy of it.
 
-use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -45,23 +44,7 @@ const KEY_MAGIC: &str = "wardline-audit-key v1";
 /// The first words of a checkpoint line.
 const LINE_MAGIC: &str = "wardline-audit-checkpoint v1";
 
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
+use crate::hexstr::{decode as unhex, encode as hex};
 
 fn is_hash(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

@@ -23,7 +23,6 @@
 //! open without the key, or with another, is refused naming the key file;
 //! nothing falls back to plaintext.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,23 +51,7 @@ pub const SEALED_NAMESPACES: [&str; 2] = ["account", "auth"];
 pub const MARKER: (&str, &str) = ("at-rest", "secrets-sealed");
 const MARKER_TEXT: &str = "wardline secrets sealed";
 
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
+use crate::hexstr::{decode as unhex, encode as hex};
 
 /// The database key and the file it came from (named in every error).
 #[derive(Clone)]

@@ -255,14 +255,7 @@ pub(crate) struct Facts {
     pub(crate) audit_rows: u64,
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub(crate) use wardline::hexstr::encode as hex;
 
 /// Builds [`Facts`] from the current versions in (type, id) order: the
 /// one hashing of both backends' manifests.

@@ -13,6 +13,7 @@
 pub mod anchor;
 // issue 22: encryption at rest
 pub mod atrest;
+pub mod hexstr;
 pub mod load;
 
 use std::path::PathBuf;

@@ -18,43 +18,16 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::Env;
+use common::{Env, path_str, wardline_cli};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a-test-password-1";
 const NAME: &str = "Quillfeatherstone";
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn wardline(args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_wardline"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("WARDLINE_DATABASE")
-        .env_remove("WARDLINE_DATA_DIR")
-        .env_remove("WARDLINE_DB_KEY_FILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run wardline");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 fn new_key(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
-    let out = wardline(&["key", "init", "--out", s(&path)]);
+    let out = wardline_cli(&["key", "init", "--out", path_str(&path)]);
     assert!(out.ok, "key init: {}", out.stderr);
     #[cfg(unix)]
     {
@@ -63,7 +36,7 @@ fn new_key(dir: &Path, name: &str) -> PathBuf {
         assert_eq!(mode & 0o777, 0o600, "the key file is owner-only");
     }
     // Never overwritten.
-    let again = wardline(&["key", "init", "--out", s(&path)]);
+    let again = wardline_cli(&["key", "init", "--out", path_str(&path)]);
     assert!(!again.ok);
     assert!(
         again.stderr.contains("never overwritten"),
@@ -169,7 +142,7 @@ fn an_encrypted_sqlite_database_reads_only_with_its_key() {
     let plain = Env::sqlite();
     let dir = env.data_dir().to_str().unwrap().to_owned();
     // Without the key: a clear error naming the file and the option.
-    let out = wardline(&["audit", "verify", "--data-dir", &dir]);
+    let out = wardline_cli(&["audit", "verify", "--data-dir", &dir]);
     assert!(!out.ok);
     assert!(
         out.stderr.contains("is encrypted") && out.stderr.contains("--db-key-file"),
@@ -177,33 +150,38 @@ fn an_encrypted_sqlite_database_reads_only_with_its_key() {
         out.stderr
     );
     assert!(
-        out.stderr.contains(s(&db)),
+        out.stderr.contains(path_str(&db)),
         "names the file: {}",
         out.stderr
     );
     let err = serve_refused(&["--data-dir", &dir]);
     assert!(err.contains("--db-key-file"), "{err}");
     // With another key: refused, naming that key; nothing is created or changed.
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "audit",
         "verify",
         "--data-dir",
         &dir,
         "--db-key-file",
-        s(&other),
+        path_str(&other),
     ]);
     assert!(!out.ok);
     assert!(
-        out.stderr.contains(s(&other)) && out.stderr.contains("not the key"),
+        out.stderr.contains(path_str(&other)) && out.stderr.contains("not the key"),
         "{}",
         out.stderr
     );
-    let err = serve_refused(&["--data-dir", &dir, "--db-key-file", s(&other)]);
-    assert!(err.contains(s(&other)), "{err}");
+    let err = serve_refused(&["--data-dir", &dir, "--db-key-file", path_str(&other)]);
+    assert!(err.contains(path_str(&other)), "{err}");
     assert_eq!(std::fs::metadata(&db).unwrap().len(), size);
     // A plaintext database given a key is refused too, naming what to run.
     drop(plain.start());
-    let err = serve_refused(&["--data-dir", s(plain.data_dir()), "--db-key-file", s(&key)]);
+    let err = serve_refused(&[
+        "--data-dir",
+        path_str(plain.data_dir()),
+        "--db-key-file",
+        path_str(&key),
+    ]);
     assert!(
         err.contains("is not encrypted") && err.contains("wardline encrypt-db"),
         "{err}"
@@ -216,14 +194,14 @@ fn an_encrypted_sqlite_database_reads_only_with_its_key() {
     // and restores and serves with it only.
     let backups = tempfile::tempdir().unwrap();
     let file = backups.path().join("b.db");
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "backup",
         "--out",
-        s(&file),
+        path_str(&file),
         "--data-dir",
         &dir,
         "--db-key-file",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(out.ok, "backup: {}", out.stderr);
     let bytes = std::fs::read(&file).unwrap();
@@ -235,23 +213,23 @@ fn an_encrypted_sqlite_database_reads_only_with_its_key() {
     .unwrap();
     assert_eq!(manifest["database_encryption"], "sqlcipher");
     let target = Env::sqlite();
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "--from",
-        s(&file),
+        path_str(&file),
         "--data-dir",
-        s(target.data_dir()),
+        path_str(target.data_dir()),
     ]);
     assert!(!out.ok);
     assert!(out.stderr.contains("--db-key-file"), "{}", out.stderr);
     assert!(!target.data_dir().join("wardline.db").exists());
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "drill",
         "--from",
-        s(&file),
+        path_str(&file),
         "--db-key-file",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(
         out.ok && out.stdout.contains("restore drill OK"),
@@ -259,14 +237,14 @@ fn an_encrypted_sqlite_database_reads_only_with_its_key() {
         out.stdout,
         out.stderr
     );
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "--from",
-        s(&file),
+        path_str(&file),
         "--data-dir",
-        s(target.data_dir()),
+        path_str(target.data_dir()),
         "--db-key-file",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(out.ok, "restore: {}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("audit chain: intact"), "{}", out.stdout);
@@ -319,27 +297,27 @@ fn a_plaintext_database_converted_keeps_every_resource_and_its_chain() {
     assert!(plain_bytes.starts_with(b"SQLite format 3\0"));
 
     let converted = Env::sqlite();
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "encrypt-db",
         "--data-dir",
-        s(env.data_dir()),
+        path_str(env.data_dir()),
         "--out-data-dir",
-        s(converted.data_dir()),
+        path_str(converted.data_dir()),
         "--db-key-file",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(out.ok, "encrypt-db: {}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("audit chain intact"), "{}", out.stdout);
     assert_unreadable(converted.data_dir(), &[&seed], true);
     // Into a directory that is not empty: refused.
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "encrypt-db",
         "--data-dir",
-        s(env.data_dir()),
+        path_str(env.data_dir()),
         "--out-data-dir",
-        s(converted.data_dir()),
+        path_str(converted.data_dir()),
         "--db-key-file",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(
         !out.ok && out.stderr.contains("not empty"),
@@ -482,14 +460,14 @@ fn secrets_case(env: Env) {
         None => {
             // SQLite: the key means an encrypted file; the conversion seals.
             let converted = Env::sqlite();
-            let out = wardline(&[
+            let out = wardline_cli(&[
                 "encrypt-db",
                 "--data-dir",
-                s(env.data_dir()),
+                path_str(env.data_dir()),
                 "--out-data-dir",
-                s(converted.data_dir()),
+                path_str(converted.data_dir()),
                 "--db-key-file",
-                s(&key),
+                path_str(&key),
             ]);
             assert!(out.ok, "encrypt-db: {}{}", out.stdout, out.stderr);
             converted.use_db_key_file(&key);
@@ -535,7 +513,7 @@ fn secrets_sealed(env: &Env, key: &Path, seed: &str, pg: Option<&mut postgres::C
         let run = |args: &[String]| {
             let mut all = vec!["audit".to_owned(), "verify".to_owned()];
             all.extend(args.iter().cloned());
-            wardline(&all.iter().map(String::as_str).collect::<Vec<_>>())
+            wardline_cli(&all.iter().map(String::as_str).collect::<Vec<_>>())
         };
         let out = run(&args);
         assert!(!out.ok);
@@ -547,11 +525,11 @@ fn secrets_sealed(env: &Env, key: &Path, seed: &str, pg: Option<&mut postgres::C
         let keys = tempfile::tempdir().unwrap();
         let other = new_key(keys.path(), "other.key");
         args.push("--db-key-file".into());
-        args.push(s(&other).into());
+        args.push(path_str(&other).into());
         let out = run(&args);
         assert!(!out.ok);
         assert!(
-            out.stderr.contains("another key") && out.stderr.contains(s(&other)),
+            out.stderr.contains("another key") && out.stderr.contains(path_str(&other)),
             "{}",
             out.stderr
         );

@@ -10,41 +10,15 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::Mutex;
 
-use common::Env;
+use common::{Env, path_str, wardline_cli};
 use serde_json::{Value, json};
 
 const WRITERS: usize = 8;
 /// Patients per writer (each with one Observation).
 const PER_WRITER: usize = 40;
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn wardline(args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_wardline"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("WARDLINE_DATABASE")
-        .env_remove("WARDLINE_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run wardline");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn created_id(r: &common::Resp, rt: &str) -> Option<String> {
     if let Some(id) = r.body.get("id").and_then(Value::as_str) {
@@ -111,7 +85,13 @@ fn backup_while_eight_clients_write_then_restore_verifies() {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         before_backup = acked.lock().unwrap().clone();
-        let out = wardline(&["backup", "--data-dir", s(env.data_dir()), "--out", s(&file)]);
+        let out = wardline_cli(&[
+            "backup",
+            "--data-dir",
+            path_str(env.data_dir()),
+            "--out",
+            path_str(&file),
+        ]);
         assert!(out.ok, "backup failed: {}{}", out.stdout, out.stderr);
         assert!(
             out.stderr.contains("VACUUM INTO") && out.stderr.contains("computing the manifest"),
@@ -135,7 +115,13 @@ fn backup_while_eight_clients_write_then_restore_verifies() {
     // Restore to a new directory: verified, and every write acknowledged
     // before the backup began is there.
     let restored = scratch.path().join("restored");
-    let out = wardline(&["restore", "--from", s(&file), "--data-dir", s(&restored)]);
+    let out = wardline_cli(&[
+        "restore",
+        "--from",
+        path_str(&file),
+        "--data-dir",
+        path_str(&restored),
+    ]);
     assert!(out.ok, "restore failed: {}{}", out.stdout, out.stderr);
     for want in [
         "file checksum: OK",
@@ -159,7 +145,7 @@ fn backup_while_eight_clients_write_then_restore_verifies() {
     );
     drop(conn);
     // The restored copy serves, and `audit verify` agrees.
-    let verify = wardline(&["audit", "verify", "--data-dir", s(&restored)]);
+    let verify = wardline_cli(&["audit", "verify", "--data-dir", path_str(&restored)]);
     assert!(
         verify.ok,
         "audit verify: {}{}",
@@ -190,15 +176,21 @@ fn small_backup(dir: &Path) -> (PathBuf, PathBuf) {
         lines.push('\n');
     }
     std::fs::write(input.join("small.ndjson"), lines).unwrap();
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "import",
-        s(&input.join("small.ndjson")),
+        path_str(&input.join("small.ndjson")),
         "--data-dir",
-        s(&data),
+        path_str(&data),
     ]);
     assert!(out.ok, "import: {}{}", out.stdout, out.stderr);
     let file = dir.join("small.db");
-    let out = wardline(&["backup", "--data-dir", s(&data), "--out", s(&file)]);
+    let out = wardline_cli(&[
+        "backup",
+        "--data-dir",
+        path_str(&data),
+        "--out",
+        path_str(&file),
+    ]);
     assert!(out.ok, "backup: {}{}", out.stdout, out.stderr);
     (data, file)
 }
@@ -231,7 +223,13 @@ fn a_tampered_backup_is_refused_naming_what_differs() {
          WHERE res_type = 'Patient' AND res_id = 'p1'",
     );
     let target = dir.path().join("r1");
-    let out = wardline(&["restore", "--from", s(&edited), "--data-dir", s(&target)]);
+    let out = wardline_cli(&[
+        "restore",
+        "--from",
+        path_str(&edited),
+        "--data-dir",
+        path_str(&target),
+    ]);
     assert!(!out.ok, "a changed resource restored: {}", out.stdout);
     assert!(
         out.stdout
@@ -256,12 +254,12 @@ fn a_tampered_backup_is_refused_naming_what_differs() {
         "deleted.db",
         "DELETE FROM resources WHERE res_type = 'Observation' AND res_id = 'o2'",
     );
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "--from",
-        s(&deleted),
+        path_str(&deleted),
         "--data-dir",
-        s(&dir.path().join("r2")),
+        path_str(&dir.path().join("r2")),
     ]);
     assert!(!out.ok, "a deleted row restored: {}", out.stdout);
     assert!(
@@ -271,7 +269,7 @@ fn a_tampered_backup_is_refused_naming_what_differs() {
         out.stdout
     );
     // The drill fails the same way, and removes its scratch copy.
-    let out = wardline(&["restore", "drill", "--from", s(&deleted)]);
+    let out = wardline_cli(&["restore", "drill", "--from", path_str(&deleted)]);
     assert!(!out.ok, "drill of a tampered backup: {}", out.stdout);
     assert!(
         out.stdout.contains("restore drill FAILED"),
@@ -292,7 +290,13 @@ fn restore_refuses_a_non_empty_directory_and_the_drill_reports_ok() {
     let (data, file) = small_backup(dir.path());
     // Into the live data directory (not empty): refused, nothing changed.
     let before = std::fs::read(data.join("wardline.db")).unwrap();
-    let out = wardline(&["restore", "--from", s(&file), "--data-dir", s(&data)]);
+    let out = wardline_cli(&[
+        "restore",
+        "--from",
+        path_str(&file),
+        "--data-dir",
+        path_str(&data),
+    ]);
     assert!(!out.ok, "restore over a database: {}", out.stdout);
     assert!(
         out.stderr.contains("refusing to restore into") && out.stderr.contains("not empty"),
@@ -303,21 +307,33 @@ fn restore_refuses_a_non_empty_directory_and_the_drill_reports_ok() {
     // Into an empty directory that exists: fine.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let out = wardline(&["restore", "--from", s(&file), "--data-dir", s(&empty)]);
+    let out = wardline_cli(&[
+        "restore",
+        "--from",
+        path_str(&file),
+        "--data-dir",
+        path_str(&empty),
+    ]);
     assert!(
         out.ok,
         "restore into an empty dir: {}{}",
         out.stdout, out.stderr
     );
     // The backup is never overwritten.
-    let out = wardline(&["backup", "--data-dir", s(&data), "--out", s(&file)]);
+    let out = wardline_cli(&[
+        "backup",
+        "--data-dir",
+        path_str(&data),
+        "--out",
+        path_str(&file),
+    ]);
     assert!(
         !out.ok && out.stderr.contains("never overwrites"),
         "{}",
         out.stderr
     );
     // The drill.
-    let out = wardline(&["restore", "drill", "--from", s(&file)]);
+    let out = wardline_cli(&["restore", "drill", "--from", path_str(&file)]);
     assert!(out.ok, "drill: {}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("restore drill OK"), "{}", out.stdout);
     assert!(out.stdout.contains("audit chain: intact"), "{}", out.stdout);
@@ -335,12 +351,12 @@ fn restore_refuses_a_non_empty_directory_and_the_drill_reports_ok() {
 #[test]
 fn backup_of_an_unreachable_postgresql_fails_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "backup",
         "--database",
         "postgres://nobody@127.0.0.1:1/none",
         "--out",
-        s(&dir.path().join("pg")),
+        path_str(&dir.path().join("pg")),
     ]);
     assert!(!out.ok);
     assert!(
@@ -359,7 +375,7 @@ fn an_encrypted_backup_restores_only_with_its_key() {
     let keys = dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
     let key = keys.join("backup.key");
-    let out = wardline(&["backup", "key", "init", "--out", s(&key)]);
+    let out = wardline_cli(&["backup", "key", "init", "--out", path_str(&key)]);
     assert!(out.ok, "key init: {}{}", out.stdout, out.stderr);
     #[cfg(unix)]
     {
@@ -367,7 +383,7 @@ fn an_encrypted_backup_restores_only_with_its_key() {
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the key is readable by its owner only");
     }
-    let out = wardline(&["backup", "key", "init", "--out", s(&key)]);
+    let out = wardline_cli(&["backup", "key", "init", "--out", path_str(&key)]);
     assert!(!out.ok, "a key is never overwritten");
     // Encrypt to the public key alone: the backup host needs no secret.
     let text = std::fs::read_to_string(&key).unwrap();
@@ -378,14 +394,14 @@ fn an_encrypted_backup_restores_only_with_its_key() {
     let public_file = dir.path().join("backup.pub");
     std::fs::write(&public_file, format!("{public}\n")).unwrap();
     let file = dir.path().join("encrypted.db");
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "backup",
         "--data-dir",
-        s(&data),
+        path_str(&data),
         "--out",
-        s(&file),
+        path_str(&file),
         "--encrypt-to",
-        s(&public_file),
+        path_str(&public_file),
     ]);
     assert!(out.ok, "encrypted backup: {}{}", out.stdout, out.stderr);
     let bytes = std::fs::read(&file).unwrap();
@@ -405,7 +421,13 @@ fn an_encrypted_backup_restores_only_with_its_key() {
     assert!(leftovers.is_empty(), "no plaintext copy left behind");
     // Without the key: refused, naming --identity.
     let target = dir.path().join("r");
-    let out = wardline(&["restore", "--from", s(&file), "--data-dir", s(&target)]);
+    let out = wardline_cli(&[
+        "restore",
+        "--from",
+        path_str(&file),
+        "--data-dir",
+        path_str(&target),
+    ]);
     assert!(
         !out.ok && out.stderr.contains("--identity"),
         "{}",
@@ -413,15 +435,15 @@ fn an_encrypted_backup_restores_only_with_its_key() {
     );
     // With another key: refused, nothing left.
     let other = keys.join("other.key");
-    assert!(wardline(&["backup", "key", "init", "--out", s(&other)]).ok);
-    let out = wardline(&[
+    assert!(wardline_cli(&["backup", "key", "init", "--out", path_str(&other)]).ok);
+    let out = wardline_cli(&[
         "restore",
         "--from",
-        s(&file),
+        path_str(&file),
         "--data-dir",
-        s(&target),
+        path_str(&target),
         "--identity",
-        s(&other),
+        path_str(&other),
     ]);
     assert!(
         !out.ok && out.stderr.contains("cannot decrypt"),
@@ -430,14 +452,14 @@ fn an_encrypted_backup_restores_only_with_its_key() {
     );
     assert!(!target.join("wardline.db").exists());
     // With its key: decrypted and verified.
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "--from",
-        s(&file),
+        path_str(&file),
         "--data-dir",
-        s(&target),
+        path_str(&target),
         "--identity",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(out.ok, "restore: {}{}", out.stdout, out.stderr);
     assert!(
@@ -445,13 +467,13 @@ fn an_encrypted_backup_restores_only_with_its_key() {
         "{}",
         out.stdout
     );
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "drill",
         "--from",
-        s(&file),
+        path_str(&file),
         "--identity",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(
         out.ok && out.stdout.contains("restore drill OK"),

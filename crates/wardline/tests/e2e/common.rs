@@ -806,3 +806,89 @@ impl Checks {
         }
     }
 }
+
+/// What a `wardline` command printed, and whether it succeeded.
+pub struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `wardline` binary with `args` and nothing from the environment
+/// that would choose a store or a key for it.
+pub fn wardline_cli(args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_wardline"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("WARDLINE_DATABASE")
+        .env_remove("WARDLINE_DATA_DIR")
+        .env_remove("WARDLINE_DB_KEY_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wardline");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A path as the `&str` a command line takes.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Private PostgreSQL servers that tests start, stop and promote themselves
+/// (Debian's server binaries; run as the `postgres` user when root).
+pub mod private_pg {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    pub fn as_root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    }
+
+    /// The newest server binaries, or `None` (printing SKIPPED) when there
+    /// are none and PostgreSQL is not required.
+    pub fn bin() -> Option<PathBuf> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").is_file())
+            .max();
+        if bin.is_none() {
+            let required = std::env::var(wardline_store_postgres::testenv::REQUIRE_VAR)
+                .is_ok_and(|v| !v.trim().is_empty() && v.trim() != "0");
+            assert!(
+                !required,
+                "PostgreSQL is required but its server binaries (initdb) are not installed"
+            );
+            println!("SKIPPED: no PostgreSQL server binaries under /usr/lib/postgresql");
+        }
+        bin
+    }
+
+    /// Runs a PostgreSQL program (as the `postgres` user when root: the
+    /// server refuses to run as root).
+    pub fn run(bin: &Path, prog: &str, args: &[&str]) -> std::process::Output {
+        let exe = bin.join(prog);
+        let mut cmd = if as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", exe.display()))
+    }
+}

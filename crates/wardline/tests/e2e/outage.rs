@@ -26,11 +26,11 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, free_port};
+use common::{Env, free_port, private_pg};
 use serde_json::json;
 use wardline_store::{Store, StoreError};
 
@@ -43,55 +43,13 @@ struct PrivatePg {
     port: u16,
 }
 
-fn as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// Runs a PostgreSQL program (as the `postgres` user when root: the server
-/// refuses to run as root).
-fn pg_run(bin: &Path, prog: &str, args: &[&str]) -> std::process::Output {
-    let exe = bin.join(prog);
-    let mut cmd = if as_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(&exe);
-        c
-    } else {
-        Command::new(&exe)
-    };
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", exe.display()))
-}
-
 impl PrivatePg {
     /// `None` (printing SKIPPED) when there is no `initdb` and PostgreSQL is
     /// not required.
     fn start() -> Option<PrivatePg> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .filter(|b| b.join("initdb").is_file())
-            .max();
-        let Some(bin) = bin else {
-            let required = std::env::var(wardline_store_postgres::testenv::REQUIRE_VAR)
-                .is_ok_and(|v| !v.trim().is_empty() && v.trim() != "0");
-            assert!(
-                !required,
-                "PostgreSQL is required but its server binaries (initdb) are not installed"
-            );
-            println!("SKIPPED: no PostgreSQL server binaries under /usr/lib/postgresql");
-            return None;
-        };
+        let bin = private_pg::bin()?;
         let dir = tempfile::tempdir().expect("tempdir");
-        if as_root() {
+        if private_pg::as_root() {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
                 .arg(dir.path())
@@ -101,7 +59,7 @@ impl PrivatePg {
             assert!(ok, "chown the cluster directory to postgres");
         }
         let data = dir.path().join("data");
-        let out = pg_run(
+        let out = private_pg::run(
             &bin,
             "initdb",
             &[
@@ -141,7 +99,7 @@ impl PrivatePg {
             self.port,
             self.dir.path().display()
         );
-        let out = pg_run(
+        let out = private_pg::run(
             &self.bin,
             "pg_ctl",
             &[
@@ -167,7 +125,7 @@ impl PrivatePg {
 
     /// `pg_ctl stop -m immediate` (a crash: no checkpoint) and start again.
     fn restart_immediately(&self) {
-        let out = pg_run(
+        let out = private_pg::run(
             &self.bin,
             "pg_ctl",
             &[
@@ -190,7 +148,7 @@ impl PrivatePg {
     }
 
     fn down(&self) {
-        let out = pg_run(
+        let out = private_pg::run(
             &self.bin,
             "pg_ctl",
             &["-D", &self.data(), "-m", "fast", "-w", "-t", "60", "stop"],
@@ -222,7 +180,7 @@ impl PrivatePg {
 
 impl Drop for PrivatePg {
     fn drop(&mut self) {
-        let _ = pg_run(
+        let _ = private_pg::run(
             &self.bin,
             "pg_ctl",
             &["-D", &self.data(), "-m", "immediate", "-w", "stop"],

@@ -27,57 +27,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, free_port, with_dbname};
+use common::{Env, free_port, path_str, private_pg, wardline_cli, with_dbname};
 use serde_json::json;
 use wardline_store::{Reader, Store};
 
 /// The bounded waits (generous: the machine is shared).
 const WAIT: Duration = Duration::from_secs(120);
-
-fn as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn pg_bin() -> Option<PathBuf> {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|b| b.join("initdb").is_file())
-        .max();
-    if bin.is_none() {
-        let required = std::env::var(wardline_store_postgres::testenv::REQUIRE_VAR)
-            .is_ok_and(|v| !v.trim().is_empty() && v.trim() != "0");
-        assert!(
-            !required,
-            "PostgreSQL is required but its server binaries (initdb) are not installed"
-        );
-        println!("SKIPPED: no PostgreSQL server binaries under /usr/lib/postgresql");
-    }
-    bin
-}
-
-/// Runs a PostgreSQL program (as the `postgres` user when root).
-fn pg_run(bin: &Path, prog: &str, args: &[&str]) -> std::process::Output {
-    let exe = bin.join(prog);
-    let mut cmd = if as_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(&exe);
-        c
-    } else {
-        Command::new(&exe)
-    };
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", exe.display()))
-}
 
 fn ok(out: &std::process::Output, what: &str) {
     assert!(
@@ -91,7 +46,7 @@ fn ok(out: &std::process::Output, what: &str) {
 /// A directory the `postgres` user owns (when root).
 fn pg_dir(path: &Path) {
     std::fs::create_dir_all(path).expect("mkdir");
-    if as_root() {
+    if private_pg::as_root() {
         let ok = Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(path)
@@ -127,7 +82,7 @@ impl Cluster {
     fn init(bin: &Path, data: PathBuf, settings: &[String]) -> Cluster {
         let c = Cluster::new(bin, data, settings);
         ok(
-            &pg_run(
+            &private_pg::run(
                 bin,
                 "initdb",
                 &[
@@ -160,7 +115,7 @@ impl Cluster {
         for s in &self.settings {
             opts.push_str(&format!(" -c {s}"));
         }
-        let out = pg_run(
+        let out = private_pg::run(
             &self.bin,
             "pg_ctl",
             &[
@@ -186,7 +141,7 @@ impl Cluster {
 
     fn stop(&self, mode: &str) {
         ok(
-            &pg_run(
+            &private_pg::run(
                 &self.bin,
                 "pg_ctl",
                 &["-D", &self.data_s(), "-m", mode, "-w", "-t", "120", "stop"],
@@ -206,38 +161,12 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = pg_run(
+        let _ = private_pg::run(
             &self.bin,
             "pg_ctl",
             &["-D", &self.data_s(), "-m", "immediate", "-w", "stop"],
         );
     }
-}
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn wardline(args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_wardline"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("WARDLINE_DATABASE")
-        .env_remove("WARDLINE_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run wardline");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn patient(id: &str, family: &str) -> serde_json::Value {
@@ -260,7 +189,7 @@ fn now_ms() -> i64 {
 
 #[test]
 fn point_in_time_restore_to_a_chosen_instant() {
-    let Some(bin) = pg_bin() else { return };
+    let Some(bin) = private_pg::bin() else { return };
     let root = tempfile::tempdir().expect("tempdir");
     pg_dir(root.path());
     let archive = root.path().join("wal-archive");
@@ -268,7 +197,7 @@ fn point_in_time_restore_to_a_chosen_instant() {
     let archive_command = format!(
         "archive_command='{} wal-archive --to {} %p %f'",
         env!("CARGO_BIN_EXE_wardline"),
-        s(&archive)
+        path_str(&archive)
     );
     let pg = Cluster::init(
         &bin,
@@ -289,17 +218,17 @@ fn point_in_time_restore_to_a_chosen_instant() {
     let keys = root.path().join("keys");
     std::fs::create_dir(&keys).expect("mkdir");
     let key = keys.join("backup.key");
-    let out = wardline(&["backup", "key", "init", "--out", s(&key)]);
+    let out = wardline_cli(&["backup", "key", "init", "--out", path_str(&key)]);
     assert!(out.ok, "key init: {}", out.stderr);
     let bk = root.path().join("backup");
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "backup",
         "--database",
         &url,
         "--out",
-        s(&bk),
+        path_str(&bk),
         "--encrypt-to",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(out.ok, "backup: {}{}", out.stdout, out.stderr);
     assert!(bk.join("base.tar.age").is_file() && !bk.join("base.tar").exists());
@@ -346,16 +275,16 @@ fn point_in_time_restore_to_a_chosen_instant() {
     }
 
     // An instant without its offset is refused (it would be the wrong one).
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "--from",
-        s(&bk),
+        path_str(&bk),
         "--data-dir",
-        s(&root.path().join("never")),
+        path_str(&root.path().join("never")),
         "--identity",
-        s(&key),
+        path_str(&key),
         "--wal-archive",
-        s(&archive),
+        path_str(&archive),
         "--to-time",
         "2026-12-04T18:00:00",
     ]);
@@ -365,16 +294,16 @@ fn point_in_time_restore_to_a_chosen_instant() {
     // The restore to the instant, left running for the checks.
     let restored = root.path().join("restored");
     let port = free_port();
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "--from",
-        s(&bk),
+        path_str(&bk),
         "--data-dir",
-        s(&restored),
+        path_str(&restored),
         "--identity",
-        s(&key),
+        path_str(&key),
         "--wal-archive",
-        s(&archive),
+        path_str(&archive),
         "--to-time",
         &target,
         "--pg-port",
@@ -421,12 +350,19 @@ fn point_in_time_restore_to_a_chosen_instant() {
         assert!(chain.findings.is_empty(), "{:?}", chain.findings);
         assert!(store.audit_head().expect("head").seq > 0);
     }
-    let out = wardline(&["audit", "verify", "--database", &restored_url]);
+    let out = wardline_cli(&["audit", "verify", "--database", &restored_url]);
     assert!(out.ok, "audit verify: {}{}", out.stdout, out.stderr);
     restored_pg.stop("fast");
 
     // The drill of the same backup (to the end of its own WAL).
-    let out = wardline(&["restore", "drill", "--from", s(&bk), "--identity", s(&key)]);
+    let out = wardline_cli(&[
+        "restore",
+        "drill",
+        "--from",
+        path_str(&bk),
+        "--identity",
+        path_str(&key),
+    ]);
     assert!(out.ok, "drill: {}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("restore drill OK"), "{}", out.stdout);
     let scratch = out
@@ -442,14 +378,14 @@ fn point_in_time_restore_to_a_chosen_instant() {
     let mut changed = manifest.clone();
     changed["files"]["base.tar"]["sha256"] = json!("0".repeat(64));
     std::fs::write(&mpath, changed.to_string()).expect("write manifest");
-    let out = wardline(&[
+    let out = wardline_cli(&[
         "restore",
         "--from",
-        s(&bk),
+        path_str(&bk),
         "--data-dir",
-        s(&root.path().join("damaged")),
+        path_str(&root.path().join("damaged")),
         "--identity",
-        s(&key),
+        path_str(&key),
     ]);
     assert!(!out.ok, "a damaged backup is refused: {}", out.stdout);
     assert!(
@@ -472,7 +408,13 @@ impl Serve {
     fn start(data_dir: &Path, database: &str, log: PathBuf) -> Serve {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_wardline"))
-            .args(["serve", "--data-dir", s(data_dir), "--database", database])
+            .args([
+                "serve",
+                "--data-dir",
+                path_str(data_dir),
+                "--database",
+                database,
+            ])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
@@ -532,7 +474,7 @@ fn replica_searches(server: &common::Server) -> u64 {
 
 #[test]
 fn a_read_replica_serves_searches_and_takes_over_with_nothing_lost() {
-    let Some(bin) = pg_bin() else { return };
+    let Some(bin) = private_pg::bin() else { return };
     let root = tempfile::tempdir().expect("tempdir");
     pg_dir(root.path());
     let primary = Cluster::init(&bin, root.path().join("primary"), &[]);
@@ -544,7 +486,7 @@ fn a_read_replica_serves_searches_and_takes_over_with_nothing_lost() {
     let standby_data = root.path().join("standby");
     let standby = Cluster::new(&bin, standby_data.clone(), &[]);
     ok(
-        &pg_run(
+        &private_pg::run(
             &bin,
             "pg_basebackup",
             &[
@@ -631,7 +573,7 @@ fn a_read_replica_serves_searches_and_takes_over_with_nothing_lost() {
     // Failover: the primary crashes; the standby is promoted.
     primary.stop("immediate");
     ok(
-        &pg_run(&bin, "pg_ctl", &["-D", &standby.data_s(), "-w", "promote"]),
+        &private_pg::run(&bin, "pg_ctl", &["-D", &standby.data_s(), "-w", "promote"]),
         "pg_ctl promote",
     );
     let token = server.token.clone();
@@ -660,7 +602,7 @@ fn a_read_replica_serves_searches_and_takes_over_with_nothing_lost() {
         "the promoted standby takes writes: {}",
         r.status()
     );
-    let out = wardline(&["audit", "verify", "--database", &replica_url]);
+    let out = wardline_cli(&["audit", "verify", "--database", &replica_url]);
     assert!(out.ok, "audit verify: {}{}", out.stdout, out.stderr);
     drop(srv);
     drop(standby);
