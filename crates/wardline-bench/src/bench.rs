@@ -137,7 +137,7 @@ pub struct BenchArgs {
     /// Ingest: patient bundles are loaded by this many threads at once
     /// (the support bundles first, by one).
     #[arg(long, default_value_t = 1)]
-    clients: usize,
+    ingest_clients: usize,
 }
 
 #[derive(Args)]
@@ -255,11 +255,11 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Ingest(a) => {
             let (service, _dir) = fresh_service(&a)?;
             let data = a.data.clone().unwrap_or_else(default_data);
-            let (n, secs) = ingest(&service, &data, a.clients)?;
+            let (n, secs) = ingest(&service, &data, a.ingest_clients)?;
             println!(
                 "ingest [{}, {} clients]: {n} resources in {secs:.2} s = {:.0} resources/s",
                 service.backend(),
-                a.clients.max(1),
+                a.ingest_clients.max(1),
                 n as f64 / secs
             );
         }
