@@ -49,7 +49,12 @@ test('a form posted during downtime is refused, saying nothing was saved', async
   let status = 0
   for (let i = 0; i < 40 && status !== 503; i++) {
     if (i > 0) {
-      await page.goto(server.url + '/ui/patients/new')
+      // A redirect after the last post may still be navigating: wait for it
+      // rather than interrupt it.
+      await page.goto(server.url + '/ui/patients/new').catch(async () => {
+        await page.waitForLoadState()
+        await page.goto(server.url + '/ui/patients/new')
+      })
       // Once the page knows, the form is hidden; post it from the script.
       if (!(await page.locator('main form[method="post"]').first().isVisible())) {
         const res = await page.evaluate(async () => {
